@@ -1,0 +1,521 @@
+//! The care file: profile edits, records, the file view, conflicts and their resolution.
+
+use automerge::ROOT;
+use serde::Serialize;
+
+use super::Archive;
+use crate::dates::parse_date;
+use crate::doc::access::{map_at, put_scalar, read_field, write_field};
+use crate::doc::conflicts::{self, Conflict};
+use crate::doc::{self, DocId};
+use crate::error::{Error, Result};
+use crate::forms::{FieldValue, parse_fields};
+use crate::id_card::IdCardNumber;
+use crate::ids::{ChildId, RecordId};
+use crate::kinds::{DocPart, PROGRESS_FIELDS, RecordKind, SECTIONS, Section, section};
+use crate::records::{self, NewRecord, RecordView, ShownField};
+use crate::school::Member;
+
+/// A record as a person enters it: raw strings, validated by [`Archive::add_record`].
+#[derive(Debug, Clone, Default)]
+pub struct RecordInput {
+    pub kind: String,
+    /// Child id, 学籍号 or name (for child and private records).
+    pub child: Option<String>,
+    /// Class id or name (for class records).
+    pub class: Option<String>,
+    /// The date it happened.
+    pub date: String,
+    /// `(field key or label, value)`.
+    pub fields: Vec<(String, String)>,
+}
+
+/// A section of the file as shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SectionView {
+    pub key: String,
+    pub label: String,
+    pub fields: Vec<ShownField>,
+}
+
+/// One change in a file's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// Device clock in seconds (advisory).
+    pub time: i64,
+    pub member: String,
+    pub message: String,
+}
+
+/// A child's whole file, as the member using this device may see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChildFile {
+    pub id: ChildId,
+    pub name: String,
+    pub class_name: Option<String>,
+    pub sections: Vec<SectionView>,
+    pub records: Vec<RecordView>,
+    /// Open conflicts, with the document they are in.
+    pub conflicts: Vec<(String, Conflict)>,
+    pub history: Vec<HistoryEntry>,
+    /// Whether the private part was available to show.
+    pub private_shown: bool,
+}
+
+/// A child in a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChildRow {
+    pub id: ChildId,
+    pub name: String,
+    pub class_name: Option<String>,
+    pub sex: Option<String>,
+    pub parents_away: Option<String>,
+    pub flags: Vec<&'static str>,
+    pub records: i64,
+    pub last_record: Option<String>,
+}
+
+fn doc_for(part: DocPart, child: &ChildId) -> DocId {
+    match part {
+        DocPart::Private => DocId::Private(child.clone()),
+        _ => DocId::Child(child.clone()),
+    }
+}
+
+impl Archive {
+    /// Edits fields of one section of a child's file (`guardian`, `father`, `flags`, …).
+    pub fn edit_child(
+        &mut self,
+        child: &str,
+        section_key: &str,
+        raw: &[(String, String)],
+    ) -> Result<()> {
+        let sec = section(section_key).ok_or_else(|| {
+            let names: Vec<String> = SECTIONS
+                .iter()
+                .map(|s| format!("{}({})", s.key, s.label))
+                .collect();
+            Error::invalid(
+                "栏目",
+                format!("没有“{section_key}”，可选：{}", names.join("、")),
+            )
+        })?;
+        let child = self.find_child(child)?;
+        let me = self.me()?;
+        let doc_id = doc_for(sec.part, &child);
+        self.require_care(&me, &doc_id)?;
+        let mut values = parse_fields(sec.fields, raw, true)?;
+        if values.is_empty() {
+            return Err(Error::Missing("要修改的内容".into()));
+        }
+        for (spec, v) in &mut values {
+            match (spec.key, &*v) {
+                ("id_card", FieldValue::Str(s)) => {
+                    *v = FieldValue::Str(IdCardNumber::parse(s)?.as_str().to_owned());
+                }
+                ("class_id", FieldValue::Str(s)) => {
+                    *v = FieldValue::Str(self.find_class(s)?.id.0);
+                }
+                _ => {}
+            }
+        }
+        let message = format!("修改{}", sec.label);
+        self.store.write(|b| {
+            b.change(&doc_id, false, &message, |tx| {
+                let obj =
+                    map_at(tx, &ROOT, sec.key).ok_or_else(|| Error::Corrupt("档案结构".into()))?;
+                for (spec, v) in &values {
+                    write_field(tx, &obj, spec, v)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn writer_role(&self, me: &Member, kind: RecordKind) -> Result<crate::roles::Role> {
+        me.roles
+            .iter()
+            .copied()
+            .find(|r| kind.writers().contains(r))
+            .or_else(|| me.roles.iter().copied().find(|r| r.administers()))
+            .ok_or_else(|| {
+                Error::NotPermitted(format!("{}不能填写{}", me.role_labels(), kind.label()))
+            })
+    }
+
+    /// Validates and writes a new record. Returns its id.
+    pub fn add_record(&mut self, input: &RecordInput) -> Result<RecordId> {
+        let kind = RecordKind::parse(&input.kind).ok_or_else(|| {
+            let names: Vec<&str> = RecordKind::ALL.iter().map(|k| k.label()).collect();
+            Error::invalid(
+                "记录类型",
+                format!("没有“{}”，可选：{}", input.kind, names.join("、")),
+            )
+        })?;
+        let happened_on = parse_date("日期", &input.date)?;
+        let fields = parse_fields(kind.fields(), &input.fields, false)?;
+        let me = self.me()?;
+        let author_role = self.writer_role(&me, kind)?;
+        let (doc_id, child) = match kind.part() {
+            DocPart::Class => {
+                let class = input
+                    .class
+                    .as_deref()
+                    .ok_or_else(|| Error::Missing("班级".into()))?;
+                (DocId::Class(self.find_class(class)?.id), None)
+            }
+            part => {
+                let child = input
+                    .child
+                    .as_deref()
+                    .ok_or_else(|| Error::Missing("学生".into()))?;
+                let child = self.find_child(child)?;
+                (doc_for(part, &child), Some(child))
+            }
+        };
+        self.require_care(&me, &doc_id)?;
+        let rec = NewRecord {
+            kind,
+            child,
+            happened_on,
+            author: me.id.clone(),
+            author_role,
+            device: self.device.clone(),
+            fields,
+        };
+        let message = format!("新增{}", kind.label());
+        self.store.write(|b| {
+            let now = b.now_ms();
+            let id = RecordId::new(now);
+            b.change(&doc_id, true, &message, |tx| {
+                records::insert(tx, &id, &rec, now)
+            })?;
+            Ok(id)
+        })
+    }
+
+    fn record_for_edit(&mut self, record: &str) -> Result<(RecordId, DocId, RecordKind)> {
+        let (rid, doc_id) = self.find_record(record)?;
+        let me = self.me()?;
+        self.require_care(&me, &doc_id)?;
+        let doc = self
+            .store
+            .doc(&doc_id)?
+            .ok_or_else(|| Error::not_found("记录", &rid))?;
+        let meta = records::metas(doc)
+            .into_iter()
+            .find(|m| m.id == rid)
+            .ok_or_else(|| Error::not_found("记录", &rid))?;
+        let kind = meta
+            .kind()
+            .ok_or_else(|| Error::NotPermitted("这条记录来自新版本，请升级后再修改".into()))?;
+        let own = meta.author == me.id.as_str();
+        let senior = me.roles.iter().any(|r| r.sees_private());
+        if !own && !senior {
+            return Err(Error::NotPermitted("只能修改自己填写的记录".into()));
+        }
+        Ok((rid, doc_id, kind))
+    }
+
+    /// Edits fields (and optionally the date) of a record.
+    pub fn edit_record(
+        &mut self,
+        record: &str,
+        date: Option<&str>,
+        raw: &[(String, String)],
+    ) -> Result<()> {
+        let (rid, doc_id, kind) = self.record_for_edit(record)?;
+        let date = date.map(|d| parse_date("日期", d)).transpose()?;
+        let fields = parse_fields(kind.fields(), raw, true)?;
+        if fields.is_empty() && date.is_none() {
+            return Err(Error::Missing("要修改的内容".into()));
+        }
+        let message = format!("修改{}", kind.label());
+        self.store.write(|b| {
+            b.change(&doc_id, false, &message, |tx| {
+                records::edit(tx, &rid, date, &fields)
+            })
+        })
+    }
+
+    /// Voids (作废) a record with a reason. It stays in the file, marked.
+    pub fn void_record(&mut self, record: &str, reason: &str) -> Result<()> {
+        let (rid, doc_id, kind) = self.record_for_edit(record)?;
+        let me = self.me.clone();
+        let message = format!("作废{}", kind.label());
+        self.store.write(|b| {
+            let now = b.now_ms();
+            b.change(&doc_id, false, &message, |tx| {
+                records::void(tx, &rid, &me, now, reason)
+            })
+        })
+    }
+
+    /// Adds a 进步档案 entry to a 学习帮扶计划.
+    pub fn add_progress(
+        &mut self,
+        plan: &str,
+        date: &str,
+        raw: &[(String, String)],
+    ) -> Result<RecordId> {
+        let (rid, doc_id, kind) = self.record_for_edit(plan)?;
+        if kind != RecordKind::StudyPlan {
+            return Err(Error::NotPermitted(
+                "只有学习帮扶计划可以添加进步档案".into(),
+            ));
+        }
+        let date = parse_date("日期", date)?;
+        let fields = parse_fields(PROGRESS_FIELDS, raw, false)?;
+        let me = self.me.clone();
+        self.store.write(|b| {
+            let now = b.now_ms();
+            let entry = RecordId::new(now);
+            b.change(&doc_id, false, "新增进步档案", |tx| {
+                records::add_progress(tx, &rid, &entry, date, &me, now, &fields)
+            })?;
+            Ok(entry)
+        })
+    }
+
+    /// A child's file as this member may see it.
+    pub fn child_file(&mut self, child: &str) -> Result<ChildFile> {
+        let child = self.find_child(child)?;
+        let me = self.me()?;
+        let school = self.school()?;
+        let shared = DocId::Child(child.clone());
+        self.require_care(&me, &shared)?;
+        let private = DocId::Private(child.clone());
+        let private_shown = self.may_see(&me, &private)? && self.store.doc(&private)?.is_some();
+        let mut docs = vec![shared];
+        if private_shown {
+            docs.push(private);
+        }
+        let mut file = ChildFile {
+            id: child.clone(),
+            name: String::new(),
+            class_name: None,
+            sections: Vec::new(),
+            records: Vec::new(),
+            conflicts: Vec::new(),
+            history: Vec::new(),
+            private_shown,
+        };
+        let devices: std::collections::HashMap<String, String> = school
+            .devices
+            .iter()
+            .map(|d| (d.id.0.clone(), school.member_name(d.member.as_str())))
+            .collect();
+        for id in &docs {
+            let Some(doc) = self.store.doc(id)? else {
+                continue;
+            };
+            for sec in SECTIONS.iter().filter(|s| doc_for(s.part, &child) == *id) {
+                file.sections.push(section_view(doc, sec));
+            }
+            file.records.extend(records::views(doc));
+            file.conflicts
+                .extend(conflicts::list(doc).into_iter().map(|c| (id.key(), c)));
+            for meta in doc.get_changes_meta(&[]) {
+                let Some(message) = meta.message.as_ref().map(|m| m.to_string()) else {
+                    continue;
+                };
+                let actor = meta.actor.to_hex_string();
+                file.history.push(HistoryEntry {
+                    time: meta.timestamp,
+                    member: devices
+                        .get(&actor)
+                        .cloned()
+                        .unwrap_or_else(|| "未知设备".into()),
+                    message,
+                });
+            }
+        }
+        file.records.sort_by(|a, b| {
+            (&a.meta.happened_on, a.meta.written_at, &a.meta.id).cmp(&(
+                &b.meta.happened_on,
+                b.meta.written_at,
+                &b.meta.id,
+            ))
+        });
+        file.history.sort_by_key(|h| h.time);
+        let profile = file.sections.first();
+        file.name = profile
+            .and_then(|p| p.fields.iter().find(|f| f.key == "name"))
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        file.class_name = self
+            .class_of(&child)?
+            .and_then(|c| school.class(&c).map(|c| c.name.clone()));
+        for sec in &mut file.sections {
+            for f in &mut sec.fields {
+                if f.key == "class_id" {
+                    if let Some(c) = school.classes.iter().find(|c| c.id.as_str() == f.value) {
+                        f.value = c.name.clone();
+                    }
+                } else if f.key == "id_card"
+                    && let Ok(id) = IdCardNumber::parse(&f.value)
+                {
+                    f.value = id.masked();
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Resolves a conflict at `path` (`guardian.phone`) in a child's file, either by picking one
+    /// of the values shown (1-based) or with a new value.
+    pub fn resolve(
+        &mut self,
+        child: &str,
+        path: &str,
+        pick: Option<usize>,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let child = self.find_child(child)?;
+        let me = self.me()?;
+        let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
+        let mut target = None;
+        for id in [DocId::Child(child.clone()), DocId::Private(child.clone())] {
+            if !self.may_see(&me, &id)? {
+                continue;
+            }
+            if let Some(doc) = self.store.doc(&id)?
+                && conflicts::list(doc).iter().any(|c| c.path == parts)
+            {
+                target = Some(id);
+                break;
+            }
+        }
+        let doc_id = target.ok_or_else(|| Error::not_found("冲突", path))?;
+        let doc = self.store.doc(&doc_id)?.ok_or(Error::NotInitialised)?;
+        let chosen = match (pick, value) {
+            (Some(n), None) => {
+                let values = conflicts::values_at(doc, &parts);
+                n.checked_sub(1)
+                    .and_then(|i| values.get(i).cloned())
+                    .ok_or_else(|| {
+                        Error::invalid("选择", format!("请填1到{}之间的数字", values.len()))
+                    })?
+            }
+            (None, Some(v)) => conflicts::parse_for_path(doc, &parts, v)?,
+            _ => {
+                return Err(Error::invalid(
+                    "解决冲突",
+                    "请选择一个已有的值，或填写新值（二选一）",
+                ));
+            }
+        };
+        let label = conflicts::spec_for_path(doc, &parts).1;
+        let (last, parents) = parts
+            .split_last()
+            .ok_or_else(|| Error::invalid("字段", path))?;
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let message = format!("解决冲突：{label}");
+        self.store.write(|b| {
+            b.change(&doc_id, false, &message, |tx| {
+                let obj =
+                    doc::map_at_path(tx, &parents).ok_or_else(|| Error::not_found("字段", path))?;
+                put_scalar(tx, &obj, last, &chosen)
+            })
+        })
+    }
+
+    /// Children on this device, optionally only one class or only those this member cares for.
+    pub fn children(&mut self, class: Option<&str>, mine_only: bool) -> Result<Vec<ChildRow>> {
+        let class = class.map(|c| self.find_class(c)).transpose()?;
+        let school = self.school()?;
+        let me = self.me()?;
+        struct Row {
+            id: String,
+            name: String,
+            class_id: Option<String>,
+            sex: Option<String>,
+            away: Option<String>,
+            flags: [Option<bool>; 3],
+            records: i64,
+            last: Option<String>,
+        }
+        let rows: Vec<Row> = {
+            let mut stmt = self.store.conn().prepare_cached(
+                "SELECT c.child_id, c.name, c.class_id, c.sex, c.parents_away, c.hardship, c.talent, c.special,
+                        (SELECT count(*) FROM p_records r WHERE r.child_id = c.child_id AND r.voided = 0),
+                        (SELECT max(happened_on) FROM p_records r WHERE r.child_id = c.child_id AND r.voided = 0)
+                 FROM p_children c
+                 WHERE (?1 IS NULL OR c.class_id = ?1)
+                 ORDER BY c.class_id, c.name",
+            )?;
+            stmt.query_map([class.as_ref().map(|c| c.id.as_str())], |r| {
+                Ok(Row {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    class_id: r.get(2)?,
+                    sex: r.get(3)?,
+                    away: r.get(4)?,
+                    flags: [r.get(5)?, r.get(6)?, r.get(7)?],
+                    records: r.get(8)?,
+                    last: r.get(9)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::new();
+        for Row {
+            id,
+            name,
+            class_id,
+            sex,
+            away,
+            flags,
+            records,
+            last,
+        } in rows
+        {
+            let child = ChildId(id);
+            if mine_only && !self.cares_for(&me, &child)? {
+                continue;
+            }
+            let labels = ["特困生", "特长生", "特殊学生"];
+            out.push(ChildRow {
+                class_name: class_id
+                    .as_deref()
+                    .and_then(|c| school.classes.iter().find(|k| k.id.as_str() == c))
+                    .map(|c| c.name.clone()),
+                flags: flags
+                    .iter()
+                    .zip(labels)
+                    .filter(|(f, _)| **f == Some(true))
+                    .map(|(_, l)| l)
+                    .collect(),
+                id: child,
+                name,
+                sex,
+                parents_away: away,
+                records,
+                last_record: last,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn section_view(doc: &automerge::Automerge, sec: &Section) -> SectionView {
+    let fields = map_at(doc, &ROOT, sec.key)
+        .map(|obj| {
+            sec.fields
+                .iter()
+                .filter_map(|f| {
+                    read_field(doc, &obj, f).map(|v| ShownField {
+                        key: f.key.to_owned(),
+                        label: f.label.to_owned(),
+                        value: f.display(&v),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    SectionView {
+        key: sec.key.to_owned(),
+        label: sec.label.to_owned(),
+        fields,
+    }
+}

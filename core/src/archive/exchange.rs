@@ -1,0 +1,190 @@
+//! Exchanging changes by file: export and import bundles, and setting up a second device from
+//! one.
+
+use std::path::Path;
+
+use automerge::ReadDoc;
+use serde::Serialize;
+
+use super::{Archive, META_DEVICE, META_MEMBER, META_SCHOOL, is_initialised};
+use crate::bundle::{Bundle, Entry};
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+use crate::ids::DeviceId;
+use crate::school::{self, Device};
+use crate::store::{Batch, Store};
+
+/// What importing a bundle did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Documents in the bundle.
+    pub documents: usize,
+    /// Documents that gained changes.
+    pub changed: usize,
+    /// Changes that were new to this device.
+    pub new_changes: usize,
+}
+
+/// Merges every entry; refuses the lot if any document would be left missing changes it
+/// depends on (a bundle cut short, or one made "since" a state this device does not have).
+fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
+    let mut report = ImportReport {
+        documents: entries.len(),
+        changed: 0,
+        new_changes: 0,
+    };
+    for e in entries {
+        let before = b.doc(&e.doc)?.map(|d| d.get_heads()).unwrap_or_default();
+        b.merge_bytes(&e.doc, &e.data)?;
+        let doc = b
+            .doc(&e.doc)?
+            .ok_or_else(|| Error::not_found("档案", &e.doc))?;
+        if !doc.get_missing_deps(&[]).is_empty() {
+            return Err(Error::Corrupt(format!(
+                "{} 缺少之前的修改，请先导入更早的文件或导出完整文件",
+                e.doc
+            )));
+        }
+        let new = doc.get_changes(&before).len();
+        if new > 0 {
+            report.changed += 1;
+            report.new_changes += new;
+        }
+    }
+    Ok(report)
+}
+
+impl Archive {
+    /// Encodes the documents `for_member` may see (everything this device has, if `None`). With
+    /// `since`, a document the receiver already had at those heads carries only what came
+    /// after.
+    pub fn export_bundle(
+        &mut self,
+        for_member: Option<&str>,
+        since: Option<&Bundle>,
+    ) -> Result<Vec<u8>> {
+        let member = for_member.map(|m| self.find_member(m)).transpose()?;
+        let since_heads = since.map(Bundle::heads).unwrap_or_default();
+        if let Some(s) = since
+            && s.school != self.school_id
+        {
+            return Err(Error::WrongSchool);
+        }
+        let mut entries = Vec::new();
+        for id in self.store.doc_ids()? {
+            if let Some(m) = &member
+                && !self.may_see(m, &id)?
+            {
+                continue;
+            }
+            let Some(doc) = self.store.doc(&id)? else {
+                continue;
+            };
+            let heads = doc.get_heads();
+            let data = match since_heads.get(&id) {
+                Some(h) if *h == heads => continue,
+                Some(h) if h.iter().all(|x| doc.get_change_by_hash(x).is_some()) => {
+                    doc.save_after(h)
+                }
+                _ => doc.save(),
+            };
+            entries.push(Entry {
+                doc: id,
+                heads,
+                data,
+            });
+        }
+        Bundle {
+            school: self.school_id.clone(),
+            entries,
+        }
+        .encode()
+    }
+
+    /// Verifies and merges a bundle in one transaction. A bundle from another school, or a
+    /// damaged one, is refused whole; importing the same bundle again writes nothing.
+    pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport> {
+        let bundle = Bundle::decode(bytes)?;
+        if bundle.school != self.school_id {
+            return Err(Error::WrongSchool);
+        }
+        self.store.write(|b| merge_entries(b, &bundle.entries))
+    }
+
+    /// Sets up a new device at `path` from a bundle that holds the school document, for the
+    /// member named `member` (id or name). Nothing is left at `path` if it fails.
+    pub fn join(
+        path: &Path,
+        bundle_bytes: &[u8],
+        member: &str,
+        device_label: &str,
+    ) -> Result<Archive> {
+        if is_initialised(path)? {
+            return Err(Error::NotPermitted(format!(
+                "{} 已经是一个档案库",
+                path.display()
+            )));
+        }
+        let bundle = Bundle::decode(bundle_bytes)?;
+        if !bundle.entries.iter().any(|e| e.doc == DocId::School) {
+            return Err(Error::invalid(
+                "学校文件",
+                "文件里没有学校信息，请让管理员导出完整文件",
+            ));
+        }
+        let existed = path.exists();
+        let result = (|| {
+            let mut store = Store::open(path)?;
+            let device = DeviceId::random();
+            store.set_actor(device.actor());
+            let me = store.write(|b| {
+                merge_entries(b, &bundle.entries)?;
+                let doc = b.doc(&DocId::School)?.ok_or(Error::NotInitialised)?;
+                let view = school::read(doc);
+                let found: Vec<_> = view
+                    .members
+                    .iter()
+                    .filter(|m| m.id.as_str() == member.trim() || m.name == member.trim())
+                    .collect();
+                let me = match found.as_slice() {
+                    [one] => (*one).clone(),
+                    [] => return Err(Error::not_found("成员", member)),
+                    _ => {
+                        return Err(Error::Ambiguous {
+                            what: "成员",
+                            key: member.to_owned(),
+                        });
+                    }
+                };
+                b.change(&DocId::School, false, "登记设备", |tx| {
+                    school::add_device(
+                        tx,
+                        &Device {
+                            id: device.clone(),
+                            member: me.id.clone(),
+                            label: device_label.to_owned(),
+                        },
+                    )
+                })?;
+                b.set_meta(META_SCHOOL, bundle.school.as_str());
+                b.set_meta(META_DEVICE, device.as_str());
+                b.set_meta(META_MEMBER, me.id.as_str());
+                Ok(me)
+            })?;
+            Ok(Archive {
+                store,
+                school_id: bundle.school.clone(),
+                device,
+                me: me.id,
+            })
+        })();
+        if result.is_err() && !existed {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,169 @@
+//! Finding what a person names (by id, 学籍号 or name) and deciding what they may touch.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::Archive;
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+use crate::ids::{ChildId, ClassId, RecordId};
+use crate::roles::Role;
+use crate::school::{ClassInfo, Member};
+
+impl Archive {
+    /// A member by id or by name.
+    pub fn find_member(&mut self, key: &str) -> Result<Member> {
+        let key = key.trim();
+        let school = self.school()?;
+        if let Some(m) = school.members.iter().find(|m| m.id.as_str() == key) {
+            return Ok(m.clone());
+        }
+        let named: Vec<&Member> = school.members.iter().filter(|m| m.name == key).collect();
+        match named.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::not_found("成员", key)),
+            _ => Err(Error::Ambiguous {
+                what: "成员",
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    /// A class by id or name.
+    pub fn find_class(&mut self, key: &str) -> Result<ClassInfo> {
+        let key = key.trim();
+        self.school()?
+            .classes
+            .into_iter()
+            .find(|c| c.id.as_str() == key || c.name == key)
+            .ok_or_else(|| Error::not_found("班级", key))
+    }
+
+    /// A child by id, 学籍号 or name (a name must be unique in the school).
+    pub fn find_child(&mut self, key: &str) -> Result<ChildId> {
+        let key = key.trim();
+        let conn = self.store.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT child_id FROM p_children WHERE child_id = ?1 OR student_no = ?1
+             UNION SELECT child_id FROM p_children WHERE name = ?1",
+        )?;
+        let ids: Vec<String> = stmt
+            .query_map([key], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        match ids.as_slice() {
+            [one] => Ok(ChildId(one.clone())),
+            [] => Err(Error::not_found("学生", key)),
+            _ => {
+                // An exact id or 学籍号 wins over a name shared by several children.
+                let exact: Option<String> = conn
+                    .query_row(
+                        "SELECT child_id FROM p_children WHERE child_id = ?1 OR student_no = ?1",
+                        [key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                exact.map(ChildId).ok_or_else(|| Error::Ambiguous {
+                    what: "学生",
+                    key: key.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// The document holding a record, by the record's id or a unique prefix of it (≥ 6 chars).
+    pub fn find_record(&mut self, key: &str) -> Result<(RecordId, DocId)> {
+        let key = key.trim();
+        if key.len() < 6 || !key.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::invalid("记录编号", "至少填写编号的前6位"));
+        }
+        let mut stmt = self.store.conn().prepare_cached(
+            "SELECT record_id, doc_id FROM p_records WHERE record_id >= ?1 AND record_id < ?2 LIMIT 2",
+        )?;
+        let hi = format!("{key}g");
+        let rows: Vec<(String, String)> = stmt
+            .query_map(params![key, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        match rows.as_slice() {
+            [(rid, doc)] => Ok((
+                RecordId(rid.clone()),
+                DocId::parse(doc).ok_or_else(|| Error::Corrupt("记录索引".into()))?,
+            )),
+            [] => Err(Error::not_found("记录", key)),
+            _ => Err(Error::Ambiguous {
+                what: "记录",
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    /// The class a child is in, per the projection.
+    pub(crate) fn class_of(&self, child: &ChildId) -> Result<Option<ClassId>> {
+        Ok(self
+            .store
+            .conn()
+            .query_row(
+                "SELECT class_id FROM p_children WHERE child_id = ?1",
+                [child.as_str()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten()
+            .map(ClassId))
+    }
+
+    /// Whether `member` cares for `child`: leadership and the archivist care for every child,
+    /// a 班主任 for the children of their class, anyone for the children they are paired with.
+    pub fn cares_for(&mut self, member: &Member, child: &ChildId) -> Result<bool> {
+        if member.roles.iter().any(|r| r.administers()) {
+            return Ok(true);
+        }
+        if member.has(Role::HeadTeacher) {
+            let class = self.class_of(child)?;
+            let heads = self.school()?.classes.into_iter().any(|c| {
+                Some(&c.id) == class.as_ref() && c.head_teacher.as_ref() == Some(&member.id)
+            });
+            if heads || (class.is_some() && class == member.class_id) {
+                return Ok(true);
+            }
+        }
+        let paired: Option<i64> = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT 1 FROM p_pairings WHERE carer = ?1 AND child_id = ?2 AND active = 1",
+                params![member.id.as_str(), child.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(paired.is_some())
+    }
+
+    /// Whether `member` may see and write the document `doc` (DOMAIN.md §5.3): the school
+    /// document everyone; a care file its carers; a private file only carers who hold a role
+    /// that sees private data; a class log its teachers and the school's leaders.
+    pub fn may_see(&mut self, member: &Member, doc: &DocId) -> Result<bool> {
+        Ok(match doc {
+            DocId::School => true,
+            DocId::Child(c) => self.cares_for(member, c)?,
+            DocId::Private(c) => {
+                member.roles.iter().any(|r| r.sees_private()) && self.cares_for(member, c)?
+            }
+            DocId::Class(k) => {
+                member.roles.iter().any(|r| r.administers())
+                    || member.class_id.as_ref() == Some(k)
+                    || member.roles.iter().any(|r| r.is_teacher())
+            }
+        })
+    }
+
+    pub(crate) fn require_care(&mut self, member: &Member, doc: &DocId) -> Result<()> {
+        if self.may_see(member, doc)? {
+            Ok(())
+        } else {
+            Err(Error::NotPermitted(format!(
+                "{}（{}）不负责这名学生的这部分档案",
+                member.name,
+                member.role_labels()
+            )))
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! [`Archive`]: one device's care archive, the API the CLI and the phone apps use.
+//!
+//! An archive is a [`Store`] plus who is holding the device: the school, the device id (the
+//! automerge actor of everything written here) and the member using it. Every method validates
+//! its input completely, checks that the member may do it, and then writes in one durable
+//! transaction, so a refused call leaves nothing behind.
+
+mod admin;
+mod care;
+mod exchange;
+mod lookup;
+
+use std::path::Path;
+
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, MemberId, SchoolId};
+use crate::roles::Role;
+use crate::school::{self, Device, Member, SchoolView};
+use crate::store::Store;
+
+pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
+pub use exchange::ImportReport;
+
+/// What it takes to start a school's archive on its first device.
+#[derive(Debug, Clone)]
+pub struct SchoolSetup {
+    pub name: String,
+    pub town: String,
+    pub hotline: Option<String>,
+    pub admin_name: String,
+    pub admin_role: Role,
+    pub device_label: String,
+}
+
+/// A device's archive.
+#[derive(Debug)]
+pub struct Archive {
+    store: Store,
+    school_id: SchoolId,
+    device: DeviceId,
+    me: MemberId,
+}
+
+const META_SCHOOL: &str = "school_id";
+const META_DEVICE: &str = "device_id";
+const META_MEMBER: &str = "member_id";
+
+fn is_initialised(path: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    Ok(Store::open(path)?.meta(META_SCHOOL)?.is_some())
+}
+
+impl Archive {
+    /// Creates a school's archive on its first device, with its administrator as the member.
+    pub fn create_school(path: &Path, setup: &SchoolSetup) -> Result<Archive> {
+        let name = setup.name.trim();
+        if name.is_empty() {
+            return Err(Error::Missing("学校名称".into()));
+        }
+        if setup.admin_name.trim().is_empty() {
+            return Err(Error::Missing("管理员姓名".into()));
+        }
+        if let Some(h) = &setup.hotline {
+            crate::forms::parse_phone("亲情电话", h)?;
+        }
+        if is_initialised(path)? {
+            return Err(Error::NotPermitted(format!(
+                "{} 已经是一个档案库",
+                path.display()
+            )));
+        }
+        let school_id = SchoolId::random();
+        let device = DeviceId::random();
+        let me = MemberId::random();
+        let mut store = Store::open(path)?;
+        store.set_actor(device.actor());
+        let admin = Member {
+            id: me.clone(),
+            name: setup.admin_name.trim().to_owned(),
+            roles: vec![setup.admin_role],
+            class_id: None,
+            phone: None,
+            active: true,
+        };
+        store.write(|b| {
+            b.change(&DocId::School, true, "创建学校", |tx| {
+                school::set_profile(tx, name, setup.town.trim(), setup.hotline.as_deref())?;
+                school::add_member(tx, &admin)?;
+                school::add_device(
+                    tx,
+                    &Device {
+                        id: device.clone(),
+                        member: me.clone(),
+                        label: setup.device_label.clone(),
+                    },
+                )
+            })?;
+            b.set_meta(META_SCHOOL, school_id.as_str());
+            b.set_meta(META_DEVICE, device.as_str());
+            b.set_meta(META_MEMBER, me.as_str());
+            Ok(())
+        })?;
+        Ok(Archive {
+            store,
+            school_id,
+            device,
+            me,
+        })
+    }
+
+    /// Opens an existing archive.
+    pub fn open(path: &Path) -> Result<Archive> {
+        if !path.exists() {
+            return Err(Error::NotInitialised);
+        }
+        let mut store = Store::open(path)?;
+        let get = |k: &str| store.meta(k).and_then(|v| v.ok_or(Error::NotInitialised));
+        let school_id = SchoolId(get(META_SCHOOL)?);
+        let device = DeviceId(get(META_DEVICE)?);
+        let me = MemberId(get(META_MEMBER)?);
+        store.set_actor(device.actor());
+        Ok(Archive {
+            store,
+            school_id,
+            device,
+            me,
+        })
+    }
+
+    /// The school this archive belongs to.
+    pub fn school_id(&self) -> &SchoolId {
+        &self.school_id
+    }
+
+    /// This device.
+    pub fn device(&self) -> &DeviceId {
+        &self.device
+    }
+
+    /// The member using this device.
+    pub fn me_id(&self) -> &MemberId {
+        &self.me
+    }
+
+    /// The underlying store (benchmarks and tests look inside).
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// The school document, read.
+    pub fn school(&mut self) -> Result<SchoolView> {
+        let doc = self
+            .store
+            .doc(&DocId::School)?
+            .ok_or(Error::NotInitialised)?;
+        Ok(school::read(doc))
+    }
+
+    /// The member using this device.
+    pub fn me(&mut self) -> Result<Member> {
+        let me = self.me.clone();
+        self.school()?
+            .member(&me)
+            .cloned()
+            .ok_or_else(|| Error::not_found("成员", me))
+    }
+
+    /// Folds documents with many loose changes into snapshots (safe at any time).
+    pub fn compact(&mut self) -> Result<usize> {
+        self.store.compact(crate::store::COMPACT_AFTER)
+    }
+
+    fn require_admin(&mut self) -> Result<Member> {
+        let me = self.me()?;
+        if me.roles.iter().any(|r| r.administers()) {
+            Ok(me)
+        } else {
+            Err(Error::NotPermitted(format!(
+                "{}（{}）不能管理学校设置，需要校长或档案管理员",
+                me.name,
+                me.role_labels()
+            )))
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Bundle files: a device's changes on a USB stick or sent over 微信.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! "SWBUNDLE"           8 bytes magic
+//! version              u8 (1)
+//! school id            u8 length, then UTF-8
+//! payload length       u32 little-endian
+//! payload              zstd-compressed entries
+//! checksum             SHA-256 of every byte before it
+//! ```
+//!
+//! The payload is a sequence of entries, each: document key (u16 length, UTF-8), the document's
+//! heads when exported (u16 count, then 32-byte hashes), and automerge bytes (u32 length): a
+//! whole saved document, or only the changes after heads the receiver is known to have.
+//!
+//! Decoding checks everything before anything is applied: magic, version, lengths, checksum,
+//! the decompressed size (at most [`MAX_PAYLOAD`]), every document key. A truncated or altered
+//! file is refused as a whole. Applying a bundle twice changes nothing: automerge ignores
+//! changes it already has, and the store writes nothing when no document's heads moved.
+
+use std::collections::BTreeMap;
+
+use automerge::ChangeHash;
+use sha2::{Digest, Sha256};
+
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+use crate::ids::SchoolId;
+
+const MAGIC: &[u8; 8] = b"SWBUNDLE";
+const VERSION: u8 = 1;
+/// Largest decompressed payload accepted.
+pub const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
+
+/// One document's part of a bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub doc: DocId,
+    pub heads: Vec<ChangeHash>,
+    pub data: Vec<u8>,
+}
+
+/// A decoded bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bundle {
+    pub school: SchoolId,
+    pub entries: Vec<Entry>,
+}
+
+impl Bundle {
+    /// The heads per document, to export only what came after ("since this bundle").
+    pub fn heads(&self) -> BTreeMap<DocId, Vec<ChangeHash>> {
+        self.entries
+            .iter()
+            .map(|e| (e.doc.clone(), e.heads.clone()))
+            .collect()
+    }
+
+    /// Encodes the bundle.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut payload = Vec::new();
+        for e in &self.entries {
+            let key = e.doc.key();
+            payload.extend_from_slice(&(key.len() as u16).to_le_bytes());
+            payload.extend_from_slice(key.as_bytes());
+            payload.extend_from_slice(&(e.heads.len() as u16).to_le_bytes());
+            for h in &e.heads {
+                payload.extend_from_slice(h.as_ref());
+            }
+            let len = u32::try_from(e.data.len())
+                .map_err(|_| Error::invalid("导出文件", "单个档案太大"))?;
+            payload.extend_from_slice(&len.to_le_bytes());
+            payload.extend_from_slice(&e.data);
+        }
+        let compressed = zstd::bulk::compress(&payload, 9)?;
+        let mut out = Vec::with_capacity(compressed.len() + 80);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        let school = self.school.as_str().as_bytes();
+        out.push(u8::try_from(school.len()).map_err(|_| Error::Corrupt("学校编号太长".into()))?);
+        out.extend_from_slice(school);
+        let plen =
+            u32::try_from(compressed.len()).map_err(|_| Error::invalid("导出文件", "太大"))?;
+        out.extend_from_slice(&plen.to_le_bytes());
+        out.extend_from_slice(&compressed);
+        let sum = Sha256::digest(&out);
+        out.extend_from_slice(&sum);
+        Ok(out)
+    }
+
+    /// Decodes and verifies a bundle. Any defect refuses the whole file.
+    pub fn decode(bytes: &[u8]) -> Result<Bundle> {
+        let bad = |what: &str| Error::Corrupt(format!("不是有效的守望数据文件（{what}）"));
+        if bytes.len() < MAGIC.len() + 2 + 4 + 32 || &bytes[..8] != MAGIC {
+            return Err(bad("文件头不对"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 32);
+        if Sha256::digest(body).as_slice() != sum {
+            return Err(bad("校验失败，文件不完整或被改动"));
+        }
+        let mut r = Cursor { buf: &body[8..] };
+        if r.u8()? != VERSION {
+            return Err(bad("版本不支持，请升级守望"));
+        }
+        let slen = r.u8()? as usize;
+        let school = std::str::from_utf8(r.take(slen)?).map_err(|_| bad("学校编号"))?;
+        let plen = r.u32()? as usize;
+        let compressed = r.take(plen)?;
+        if !r.buf.is_empty() {
+            return Err(bad("多余的数据"));
+        }
+        let payload =
+            zstd::bulk::decompress(compressed, MAX_PAYLOAD).map_err(|_| bad("解压失败"))?;
+        let mut r = Cursor { buf: &payload };
+        let mut entries = Vec::new();
+        while !r.buf.is_empty() {
+            let klen = r.u16()? as usize;
+            let key = std::str::from_utf8(r.take(klen)?).map_err(|_| bad("档案编号"))?;
+            let doc = DocId::parse(key).ok_or_else(|| bad("未知的档案"))?;
+            let n = r.u16()? as usize;
+            let mut heads = Vec::with_capacity(n);
+            for _ in 0..n {
+                let h = ChangeHash::try_from(r.take(32)?).map_err(|_| bad("版本号"))?;
+                heads.push(h);
+            }
+            let dlen = r.u32()? as usize;
+            let data = r.take(dlen)?.to_vec();
+            entries.push(Entry { doc, heads, data });
+        }
+        Ok(Bundle {
+            school: SchoolId::from(school),
+            entries,
+        })
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.buf.len() < n {
+            return Err(Error::Corrupt(
+                "不是有效的守望数据文件（内容被截断）".into(),
+            ));
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ChildId;
+
+    fn sample() -> Bundle {
+        Bundle {
+            school: SchoolId::from("s1"),
+            entries: vec![
+                Entry {
+                    doc: DocId::School,
+                    heads: vec![ChangeHash([7u8; 32])],
+                    data: vec![1, 2, 3],
+                },
+                Entry {
+                    doc: DocId::Child(ChildId::from("c1")),
+                    heads: vec![],
+                    data: vec![9; 1000],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn roundtrips() {
+        let b = sample();
+        assert_eq!(Bundle::decode(&b.encode().unwrap()).unwrap(), b);
+    }
+
+    #[test]
+    fn every_truncation_and_every_flipped_byte_is_refused() {
+        let bytes = sample().encode().unwrap();
+        for cut in 0..bytes.len() {
+            assert!(Bundle::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(Bundle::decode(&b).is_err(), "flip at {i}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Key names of the document layout, kept in one place.
+
+/// Root: schema version the document was last written with.
+pub const SCHEMA: &str = "schema";
+/// Root: document kind (`school`, `child`, `child_private`, `class`).
+pub const KIND: &str = "kind";
+/// Root map of care records, keyed by [`crate::ids::RecordId`].
+pub const RECORDS: &str = "records";
+
+/// School: profile map.
+pub const SCHOOL_PROFILE: &str = "school";
+/// School: classes by id.
+pub const CLASSES: &str = "classes";
+/// School: members by id.
+pub const MEMBERS: &str = "members";
+/// School: enrolled devices by id.
+pub const DEVICES: &str = "devices";
+/// School: pairings (结对帮扶) by id.
+pub const PAIRINGS: &str = "pairings";
+/// School: rule settings, by rule key.
+pub const RULES: &str = "rules";
+
+/// Record: kind key.
+pub const R_KIND: &str = "kind";
+/// Record: the date it happened, `YYYY-MM-DD`, entered by the user.
+pub const R_HAPPENED: &str = "happened_on";
+/// Record: author member id.
+pub const R_AUTHOR: &str = "author";
+/// Record: the role the author wrote in.
+pub const R_ROLE: &str = "author_role";
+/// Record: device id.
+pub const R_DEVICE: &str = "device";
+/// Record: device clock when written, ms since the epoch. Shown, never trusted for ordering.
+pub const R_WRITTEN: &str = "written_at";
+/// Record: the child (for class records, absent).
+pub const R_CHILD: &str = "child";
+/// Record: map of form fields.
+pub const R_FIELDS: &str = "fields";
+/// Record: void map (`by`, `at`, `reason`), empty while the record stands.
+pub const R_VOID: &str = "void";
+/// Record: 进步档案 entries of a study plan, by id.
+pub const R_PROGRESS: &str = "progress";

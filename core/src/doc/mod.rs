@@ -1,0 +1,195 @@
+//! The care archive as automerge documents.
+//!
+//! # Documents
+//!
+//! One document per unit of sharing (DESIGN.md): [`DocId::School`], [`DocId::Child`],
+//! [`DocId::Private`] and [`DocId::Class`]. Every document starts with a *genesis change*: the
+//! same operations, by the same fixed actor, at time 0, so it has the same hash on every device.
+//! It creates every nested map the document will ever have at its top level (`profile`,
+//! `guardian`, `records` …). Two devices that create "the same" document while apart (both import
+//! a roster with the same 学籍号) therefore share one genesis and merge into one document; no
+//! device ever creates a top-level map concurrently with another, so no map can shadow another.
+//!
+//! # Merge rules
+//!
+//! - Each field is its own map key: edits of different fields never interfere.
+//! - A scalar field edited concurrently keeps every value: [`conflicts::list`] reports it, and
+//!   writing the field again (a resolution) supersedes every value it saw, like any edit.
+//! - Free text is automerge Text, edited with a diff, so concurrent edits merge character-wise.
+//! - Records live in a `records` map under time-ordered ids; each record's nested maps
+//!   (`fields`, `void`, `progress`) are created by the one device that creates the record.
+//! - A record is voided by writing its `void` map (who, when, why), never deleted. Void and a
+//!   concurrent edit of the same record both survive the merge: the record stays voided, and its
+//!   fields show the edit, so nothing anyone wrote is lost and nothing voided counts.
+//! - Keys this version does not know (written by a newer app) are never touched, so they survive
+//!   every read-modify-write.
+
+pub mod access;
+pub mod conflicts;
+pub mod layout;
+
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, Automerge, ObjType, ROOT, transaction::Transactable};
+
+use crate::ids::{ChildId, ClassId};
+
+pub use layout::*;
+
+/// The schema version this build writes. Readers accept newer documents and keep what they do
+/// not understand.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Identifies a document in a store, a bundle and (later) on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocId {
+    /// The school: profile, classes, members, devices, pairings, rule settings.
+    School,
+    /// A child's care file, shared with the child's carers.
+    Child(ChildId),
+    /// The private part of a child's file.
+    Private(ChildId),
+    /// A class-level log.
+    Class(ClassId),
+}
+
+impl DocId {
+    /// `school`, `child/<id>`, `child/<id>/private`, `class/<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            DocId::School => "school".to_owned(),
+            DocId::Child(c) => format!("child/{c}"),
+            DocId::Private(c) => format!("child/{c}/private"),
+            DocId::Class(c) => format!("class/{c}"),
+        }
+    }
+
+    /// Parses [`DocId::key`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<DocId> {
+        let valid = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            ["school"] => Some(DocId::School),
+            ["child", id] if valid(id) => Some(DocId::Child(ChildId::from(*id))),
+            ["child", id, "private"] if valid(id) => Some(DocId::Private(ChildId::from(*id))),
+            ["class", id] if valid(id) => Some(DocId::Class(ClassId::from(*id))),
+            _ => None,
+        }
+    }
+
+    /// The child this document is about, if any.
+    pub fn child(&self) -> Option<&ChildId> {
+        match self {
+            DocId::Child(c) | DocId::Private(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            DocId::School => "school",
+            DocId::Child(_) => "child",
+            DocId::Private(_) => "child_private",
+            DocId::Class(_) => "class",
+        }
+    }
+
+    /// The top-level maps the genesis change creates.
+    fn maps(&self) -> &'static [&'static str] {
+        match self {
+            DocId::School => &[SCHOOL_PROFILE, CLASSES, MEMBERS, DEVICES, PAIRINGS, RULES],
+            DocId::Child(_) => &["profile", "father", "mother", "guardian", "flags", RECORDS],
+            DocId::Private(_) => &["identity", "private_flags", RECORDS],
+            DocId::Class(_) => &["profile", RECORDS],
+        }
+    }
+}
+
+impl std::fmt::Display for DocId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// The actor of every genesis change: fixed, so genesis changes are identical everywhere.
+fn genesis_actor() -> ActorId {
+    ActorId::from(&b"shouwang-genesis"[..])
+}
+
+/// Creates a document holding only its genesis change, then switches to `actor` for everything
+/// written after.
+pub fn genesis(id: &DocId, actor: ActorId) -> Result<Automerge, automerge::AutomergeError> {
+    let mut doc = Automerge::new().with_actor(genesis_actor());
+    let mut tx = doc.transaction();
+    tx.put(ROOT, SCHEMA, SCHEMA_VERSION)?;
+    tx.put(ROOT, KIND, id.kind())?;
+    for map in id.maps() {
+        tx.put_object(ROOT, *map, ObjType::Map)?;
+    }
+    tx.commit_with(CommitOptions::default().with_time(0));
+    doc.set_actor(actor);
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::ReadDoc;
+
+    #[test]
+    fn doc_ids_roundtrip_and_reject_junk() {
+        for id in [
+            DocId::School,
+            DocId::Child(ChildId::from("ab12")),
+            DocId::Private(ChildId::from("ab12")),
+            DocId::Class(ClassId::from("k1")),
+        ] {
+            assert_eq!(DocId::parse(&id.key()), Some(id));
+        }
+        for junk in [
+            "",
+            "child",
+            "child/../x",
+            "child/a/b",
+            "teacher/1",
+            "child/a b",
+        ] {
+            assert_eq!(DocId::parse(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn genesis_is_identical_on_two_devices_and_merges_to_one_change() {
+        let id = DocId::Child(ChildId::from("c1"));
+        let mut a = genesis(&id, ActorId::random()).unwrap();
+        let mut b = genesis(&id, ActorId::random()).unwrap();
+        assert_eq!(a.get_heads(), b.get_heads());
+        let mut tx = a.transaction();
+        let profile = tx.get(ROOT, "profile").unwrap().unwrap().1;
+        tx.put(&profile, "name", "甲").unwrap();
+        tx.commit();
+        let mut tx = b.transaction();
+        let profile = tx.get(ROOT, "profile").unwrap().unwrap().1;
+        tx.put(&profile, "sex", "male").unwrap();
+        tx.commit();
+        a.merge(&mut b).unwrap();
+        assert_eq!(a.get_changes(&[]).len(), 3);
+        let profile = a.get(ROOT, "profile").unwrap().unwrap().1;
+        assert_eq!(a.get_all(&ROOT, "profile").unwrap().len(), 1);
+        assert_eq!(a.keys(&profile).count(), 2);
+    }
+}
+
+/// The map reached by following `path` from the root.
+pub fn map_at_path<D: automerge::ReadDoc>(doc: &D, path: &[&str]) -> Option<automerge::ObjId> {
+    let mut obj = ROOT;
+    for key in path {
+        obj = access::map_at(doc, &obj, key)?;
+    }
+    Some(obj)
+}

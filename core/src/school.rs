@@ -1,0 +1,287 @@
+//! The `school` document: profile, classes, members, devices, pairings and rule settings.
+
+use automerge::transaction::Transactable;
+use automerge::{ObjId, ObjType, ROOT, ReadDoc};
+use serde::Serialize;
+
+use crate::doc::access::{get_bool, get_i64, get_str, map_at, put_str};
+use crate::doc::layout::*;
+use crate::error::{Error, Result};
+use crate::ids::{ChildId, ClassId, DeviceId, MemberId, PairingId};
+use crate::roles::Role;
+use crate::rules::RuleSettings;
+
+/// A class (班级).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassInfo {
+    pub id: ClassId,
+    pub name: String,
+    pub head_teacher: Option<MemberId>,
+}
+
+/// A member of the school.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    pub id: MemberId,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub class_id: Option<ClassId>,
+    pub phone: Option<String>,
+    pub active: bool,
+}
+
+impl Member {
+    /// Whether the member holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The member's roles in Chinese, joined.
+    pub fn role_labels(&self) -> String {
+        self.roles
+            .iter()
+            .map(|r| r.label())
+            .collect::<Vec<_>>()
+            .join("、")
+    }
+}
+
+/// A pairing (结对帮扶): a carer looks after a child in a role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pairing {
+    pub id: PairingId,
+    pub carer: MemberId,
+    pub child: ChildId,
+    pub role: Role,
+    pub active: bool,
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Device {
+    pub id: DeviceId,
+    pub member: MemberId,
+    pub label: String,
+}
+
+/// The whole school document, read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchoolView {
+    pub name: String,
+    pub town: String,
+    pub hotline: Option<String>,
+    pub classes: Vec<ClassInfo>,
+    pub members: Vec<Member>,
+    pub pairings: Vec<Pairing>,
+    pub devices: Vec<Device>,
+    pub rules: RuleSettings,
+}
+
+impl SchoolView {
+    /// A member by id.
+    pub fn member(&self, id: &MemberId) -> Option<&Member> {
+        self.members.iter().find(|m| &m.id == id)
+    }
+
+    /// A member's name, or the id if unknown.
+    pub fn member_name(&self, id: &str) -> String {
+        self.members
+            .iter()
+            .find(|m| m.id.as_str() == id)
+            .map_or_else(|| id.to_owned(), |m| m.name.clone())
+    }
+
+    /// A class by id.
+    pub fn class(&self, id: &ClassId) -> Option<&ClassInfo> {
+        self.classes.iter().find(|c| &c.id == id)
+    }
+}
+
+fn entries<D: ReadDoc>(doc: &D, key: &str) -> Vec<(String, ObjId)> {
+    let Some(m) = map_at(doc, &ROOT, key) else {
+        return Vec::new();
+    };
+    doc.map_range(&m, ..)
+        .filter(|i| matches!(i.value, automerge::ValueRef::Object(ObjType::Map)))
+        .map(|i| (i.key.to_string(), i.id()))
+        .collect()
+}
+
+/// Reads the school document.
+pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
+    let profile = map_at(doc, &ROOT, SCHOOL_PROFILE);
+    let p = |k: &str| profile.as_ref().and_then(|o| get_str(doc, o, k));
+    let classes = entries(doc, CLASSES)
+        .into_iter()
+        .map(|(id, o)| ClassInfo {
+            name: get_str(doc, &o, "name").unwrap_or_else(|| id.clone()),
+            head_teacher: get_str(doc, &o, "head_teacher").map(MemberId),
+            id: ClassId(id),
+        })
+        .collect();
+    let members = entries(doc, MEMBERS)
+        .into_iter()
+        .map(|(id, o)| {
+            let roles = map_at(doc, &o, "roles")
+                .map(|r| {
+                    Role::ALL
+                        .into_iter()
+                        .filter(|role| get_bool(doc, &r, role.key()) == Some(true))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Member {
+                name: get_str(doc, &o, "name").unwrap_or_else(|| id.clone()),
+                roles,
+                class_id: get_str(doc, &o, "class_id").map(ClassId),
+                phone: get_str(doc, &o, "phone"),
+                active: get_bool(doc, &o, "active").unwrap_or(true),
+                id: MemberId(id),
+            }
+        })
+        .collect();
+    let pairings = entries(doc, PAIRINGS)
+        .into_iter()
+        .filter_map(|(id, o)| {
+            Some(Pairing {
+                carer: MemberId(get_str(doc, &o, "carer")?),
+                child: ChildId(get_str(doc, &o, "child")?),
+                role: Role::parse(&get_str(doc, &o, "role")?).ok()?,
+                active: get_bool(doc, &o, "active").unwrap_or(true),
+                id: PairingId(id),
+            })
+        })
+        .collect();
+    let devices = entries(doc, DEVICES)
+        .into_iter()
+        .map(|(id, o)| Device {
+            member: MemberId(get_str(doc, &o, "member").unwrap_or_default()),
+            label: get_str(doc, &o, "label").unwrap_or_default(),
+            id: DeviceId(id),
+        })
+        .collect();
+    let rules_obj = map_at(doc, &ROOT, RULES);
+    let rules = RuleSettings::from_lookup(|k| rules_obj.as_ref().and_then(|o| get_i64(doc, o, k)));
+    SchoolView {
+        name: p("name").unwrap_or_default(),
+        town: p("town").unwrap_or_default(),
+        hotline: p("hotline"),
+        classes,
+        members,
+        pairings,
+        devices,
+        rules,
+    }
+}
+
+fn top<T: Transactable + ReadDoc>(tx: &T, key: &str) -> Result<ObjId> {
+    map_at(tx, &ROOT, key).ok_or_else(|| Error::Corrupt(format!("学校档案缺少{key}")))
+}
+
+/// Sets the school's profile.
+pub fn set_profile<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    name: &str,
+    town: &str,
+    hotline: Option<&str>,
+) -> Result<()> {
+    let p = top(tx, SCHOOL_PROFILE)?;
+    put_str(tx, &p, "name", name)?;
+    put_str(tx, &p, "town", town)?;
+    if let Some(h) = hotline {
+        put_str(tx, &p, "hotline", h)?;
+    }
+    Ok(())
+}
+
+/// Adds a class, or updates its head teacher. A class's id derives from its name, so the same
+/// class added on two devices is one class.
+pub fn put_class<T: Transactable + ReadDoc>(tx: &mut T, class: &ClassInfo) -> Result<()> {
+    let classes = top(tx, CLASSES)?;
+    let obj = match map_at(tx, &classes, class.id.as_str()) {
+        Some(o) => o,
+        None => tx.put_object(&classes, class.id.as_str(), ObjType::Map)?,
+    };
+    put_str(tx, &obj, "name", &class.name)?;
+    if let Some(h) = &class.head_teacher {
+        put_str(tx, &obj, "head_teacher", h.as_str())?;
+    }
+    Ok(())
+}
+
+/// Adds a member.
+pub fn add_member<T: Transactable + ReadDoc>(tx: &mut T, m: &Member) -> Result<()> {
+    let members = top(tx, MEMBERS)?;
+    if map_at(tx, &members, m.id.as_str()).is_some() {
+        return Err(Error::NotPermitted("成员编号已存在".into()));
+    }
+    let obj = tx.put_object(&members, m.id.as_str(), ObjType::Map)?;
+    tx.put(&obj, "name", m.name.as_str())?;
+    let roles = tx.put_object(&obj, "roles", ObjType::Map)?;
+    for r in &m.roles {
+        tx.put(&roles, r.key(), true)?;
+    }
+    if let Some(c) = &m.class_id {
+        tx.put(&obj, "class_id", c.as_str())?;
+    }
+    if let Some(p) = &m.phone {
+        tx.put(&obj, "phone", p.as_str())?;
+    }
+    tx.put(&obj, "active", true)?;
+    Ok(())
+}
+
+/// Gives a member a further role.
+pub fn grant_role<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    member: &MemberId,
+    role: Role,
+) -> Result<()> {
+    let members = top(tx, MEMBERS)?;
+    let obj =
+        map_at(tx, &members, member.as_str()).ok_or_else(|| Error::not_found("成员", member))?;
+    let roles = map_at(tx, &obj, "roles").ok_or_else(|| Error::Corrupt("成员缺少角色表".into()))?;
+    if get_bool(tx, &roles, role.key()) != Some(true) {
+        tx.put(&roles, role.key(), true)?;
+    }
+    Ok(())
+}
+
+/// Records a pairing (idempotent: the same carer, child and role is one pairing).
+pub fn put_pairing<T: Transactable + ReadDoc>(tx: &mut T, p: &Pairing) -> Result<()> {
+    let pairings = top(tx, PAIRINGS)?;
+    let obj = match map_at(tx, &pairings, p.id.as_str()) {
+        Some(o) => o,
+        None => {
+            let o = tx.put_object(&pairings, p.id.as_str(), ObjType::Map)?;
+            tx.put(&o, "carer", p.carer.as_str())?;
+            tx.put(&o, "child", p.child.as_str())?;
+            tx.put(&o, "role", p.role.key())?;
+            o
+        }
+    };
+    if get_bool(tx, &obj, "active") != Some(p.active) {
+        tx.put(&obj, "active", p.active)?;
+    }
+    Ok(())
+}
+
+/// Registers a device for a member.
+pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<()> {
+    let devices = top(tx, DEVICES)?;
+    if map_at(tx, &devices, d.id.as_str()).is_none() {
+        let o = tx.put_object(&devices, d.id.as_str(), ObjType::Map)?;
+        tx.put(&o, "member", d.member.as_str())?;
+        tx.put(&o, "label", d.label.as_str())?;
+    }
+    Ok(())
+}
+
+/// Sets one rule.
+pub fn set_rule<T: Transactable + ReadDoc>(tx: &mut T, key: &str, value: i64) -> Result<()> {
+    let rules = top(tx, RULES)?;
+    if get_i64(tx, &rules, key) != Some(value) {
+        tx.put(&rules, key, value)?;
+    }
+    Ok(())
+}

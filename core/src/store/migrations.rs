@@ -1,0 +1,126 @@
+//! Schema migrations, kept together as data.
+//!
+//! Each [`Migration`] is a version, the SQL that takes the store from the previous version to
+//! this one, and whether the query projections must be rebuilt from the documents afterwards
+//! (documents are the truth; projections can always be recomputed). The version applied is kept
+//! in `PRAGMA user_version`. A store newer than this build is refused, never "downgraded".
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// One step of the schema.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+    /// Rebuild every projection from the documents after this step.
+    pub rebuild_projections: bool,
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE docs (
+    doc_id   TEXT PRIMARY KEY,
+    snapshot BLOB,
+    heads    TEXT NOT NULL DEFAULT '',
+    updated  INTEGER NOT NULL
+);
+CREATE TABLE changes (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL,
+    hash   BLOB NOT NULL,
+    bytes  BLOB NOT NULL
+);
+CREATE UNIQUE INDEX changes_by_doc ON changes (doc_id, hash);
+CREATE TABLE p_classes (class_id TEXT PRIMARY KEY, name TEXT NOT NULL, head_teacher TEXT);
+CREATE TABLE p_members (
+    member_id TEXT PRIMARY KEY,
+    name      TEXT NOT NULL,
+    roles     TEXT NOT NULL,
+    class_id  TEXT,
+    active    INTEGER NOT NULL
+);
+CREATE TABLE p_children (
+    child_id     TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    sex          TEXT,
+    birth_date   TEXT,
+    class_id     TEXT,
+    parents_away TEXT,
+    boarding     INTEGER,
+    hardship     INTEGER,
+    talent       INTEGER,
+    special      INTEGER
+);
+CREATE INDEX p_children_by_class ON p_children (class_id, name);
+CREATE TABLE p_pairings (
+    pairing_id TEXT PRIMARY KEY,
+    carer      TEXT NOT NULL,
+    child_id   TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    active     INTEGER NOT NULL
+);
+CREATE INDEX p_pairings_by_carer ON p_pairings (carer, child_id);
+CREATE TABLE p_records (
+    record_id   TEXT PRIMARY KEY,
+    doc_id      TEXT NOT NULL,
+    child_id    TEXT,
+    kind        TEXT NOT NULL,
+    happened_on TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    written_at  INTEGER NOT NULL,
+    voided      INTEGER NOT NULL
+);
+CREATE INDEX p_records_by_child ON p_records (child_id, happened_on);
+CREATE INDEX p_records_by_author ON p_records (author, kind, happened_on);
+CREATE INDEX p_records_by_kind ON p_records (kind, happened_on);
+CREATE INDEX p_records_by_doc ON p_records (doc_id);
+"#,
+        rebuild_projections: false,
+    },
+    Migration {
+        version: 2,
+        // The role a record was written in (谈心 by the 班主任 vs. by the 爱心妈妈 count
+        // towards different rules), and the 学籍号 for finding a child by registry number.
+        sql: r#"
+ALTER TABLE p_records ADD COLUMN author_role TEXT NOT NULL DEFAULT '';
+ALTER TABLE p_children ADD COLUMN student_no TEXT;
+CREATE INDEX p_children_by_student_no ON p_children (student_no);
+"#,
+        rebuild_projections: true,
+    },
+];
+
+/// The newest schema version this build knows.
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Applies every migration above the store's version up to `target`, each in its own
+/// transaction. Returns whether projections must be rebuilt.
+pub fn apply(conn: &mut Connection, target: i64) -> Result<bool> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > latest() {
+        return Err(Error::StoreTooNew {
+            found: current,
+            supported: latest(),
+        });
+    }
+    let mut rebuild = false;
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m.sql)?;
+        tx.pragma_update(None, "user_version", m.version)?;
+        tx.commit()?;
+        rebuild |= m.rebuild_projections && current > 0;
+    }
+    Ok(rebuild)
+}

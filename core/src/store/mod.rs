@@ -1,0 +1,418 @@
+//! The durable store: automerge documents in SQLite, with query projections.
+//!
+//! # Layout
+//!
+//! - `docs`: one row per document: its latest compacted snapshot (may be empty) and its heads.
+//! - `changes`: every change since the snapshot, appended as automerge's own encoding, unique by
+//!   `(doc_id, hash)` so a change received twice is stored once.
+//! - `p_*`: projections (children by class, pairings by carer, records by child, author, kind and
+//!   date) that lists and due work query without loading any document.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode with `synchronous = FULL`: when [`Store::write`] returns, the
+//! new changes and their projections are on disk in one SQLite transaction. A failure anywhere in
+//! a write (bad input found late, a full disk) rolls everything back and drops the affected
+//! documents from memory, so memory never holds what the disk does not.
+//!
+//! # Compaction
+//!
+//! [`Store::compact`] folds a document's changes into a new snapshot, verifies that the snapshot
+//! loads back with the same heads, and only then replaces the changes, in one transaction. It
+//! never changes what the document contains.
+
+pub mod migrations;
+pub mod projection;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, ChangeHash};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::doc::{self, DocId};
+use crate::error::{Error, Result};
+
+/// Compact a document once it has this many changes outside its snapshot.
+pub const COMPACT_AFTER: i64 = 64;
+
+/// A device's store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    docs: HashMap<DocId, Automerge>,
+    actor: ActorId,
+}
+
+/// The documents one [`Store::write`] touches; persisted together or not at all.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    conn: &'a Connection,
+    docs: &'a mut HashMap<DocId, Automerge>,
+    actor: &'a ActorId,
+    touched: Vec<(DocId, Vec<ChangeHash>)>,
+    meta: Vec<(String, String)>,
+    now_ms: i64,
+}
+
+fn heads_text(heads: &[ChangeHash]) -> String {
+    let mut hs: Vec<String> = heads.iter().map(ChangeHash::to_string).collect();
+    hs.sort();
+    hs.join(",")
+}
+
+fn load_doc(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Automerge>> {
+    let key = id.key();
+    let snapshot: Option<Option<Vec<u8>>> = conn
+        .query_row("SELECT snapshot FROM docs WHERE doc_id = ?1", [&key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(None);
+    };
+    let mut doc = match snapshot {
+        Some(bytes) if !bytes.is_empty() => {
+            Automerge::load(&bytes).map_err(|e| Error::Corrupt(format!("{key}: {e}")))?
+        }
+        _ => Automerge::new(),
+    };
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([&key])?;
+    let mut buf = Vec::new();
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        buf.extend_from_slice(&bytes);
+    }
+    if !buf.is_empty() {
+        doc.load_incremental(&buf)
+            .map_err(|e| Error::Corrupt(format!("{key}: {e}")))?;
+    }
+    doc.set_actor(actor.clone());
+    Ok(Some(doc))
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let rebuild = migrations::apply(&mut conn, migrations::latest())?;
+        let actor = match meta_get(&conn, "device_id")? {
+            Some(d) => crate::ids::DeviceId(d).actor(),
+            None => ActorId::random(),
+        };
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            docs: HashMap::new(),
+            actor,
+        };
+        if rebuild {
+            store.rebuild_projections()?;
+        }
+        Ok(store)
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The SQLite connection, for projection queries.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Sets the automerge actor for everything written from now on (the device id).
+    pub fn set_actor(&mut self, actor: ActorId) {
+        for doc in self.docs.values_mut() {
+            doc.set_actor(actor.clone());
+        }
+        self.actor = actor;
+    }
+
+    /// A value from the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        meta_get(&self.conn, key)
+    }
+
+    /// Every document id in the store.
+    pub fn doc_ids(&self) -> Result<Vec<DocId>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc_id FROM docs ORDER BY doc_id")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .filter_map(|k| k.ok().and_then(|k| DocId::parse(&k)))
+            .collect();
+        Ok(ids)
+    }
+
+    /// The heads of a document as stored, sorted, comma-separated (empty if absent).
+    pub fn heads(&self, id: &DocId) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT heads FROM docs WHERE doc_id = ?1",
+                [id.key()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// A document, loaded on first use.
+    pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
+        if !self.docs.contains_key(id) {
+            match load_doc(&self.conn, id, &self.actor)? {
+                Some(d) => {
+                    self.docs.insert(id.clone(), d);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.docs.get(id))
+    }
+
+    /// Forgets every cached document (they are reloaded from disk on next use).
+    pub fn clear_cache(&mut self) {
+        self.docs.clear();
+    }
+
+    /// Runs `f` over a [`Batch`] and persists everything it changed in one durable transaction.
+    /// If `f` or the persisting fails, nothing is written and the touched documents are dropped
+    /// from memory.
+    pub fn write<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> Result<R>) -> Result<R> {
+        let mut batch = Batch {
+            conn: &self.conn,
+            docs: &mut self.docs,
+            actor: &self.actor,
+            touched: Vec::new(),
+            meta: Vec::new(),
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let result = f(&mut batch);
+        let touched = std::mem::take(&mut batch.touched);
+        let meta = std::mem::take(&mut batch.meta);
+        let outcome = result.and_then(|r| self.persist(&touched, &meta).map(|()| r));
+        if outcome.is_err() {
+            for (id, _) in &touched {
+                self.docs.remove(id);
+            }
+        }
+        outcome
+    }
+
+    fn persist(
+        &mut self,
+        touched: &[(DocId, Vec<ChangeHash>)],
+        meta: &[(String, String)],
+    ) -> Result<()> {
+        let changed: Vec<&(DocId, Vec<ChangeHash>)> = touched
+            .iter()
+            .filter(|(id, before)| {
+                self.docs
+                    .get(id)
+                    .is_some_and(|d| d.get_heads() != *before || before.is_empty())
+            })
+            .collect();
+        if changed.is_empty() && meta.is_empty() {
+            return Ok(());
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let tx = self.conn.transaction()?;
+        for (k, v) in meta {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )?;
+        }
+        for (id, before) in changed {
+            let Some(doc) = self.docs.get(id) else {
+                continue;
+            };
+            let key = id.key();
+            tx.execute(
+                "INSERT INTO docs (doc_id, heads, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads, updated = excluded.updated",
+                params![key, heads_text(&doc.get_heads()), now],
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)",
+            )?;
+            for change in doc.get_changes(before) {
+                insert.execute(params![key, change.hash().as_ref(), change.raw_bytes()])?;
+            }
+            projection::project(&tx, id, doc)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Rebuilds every projection from the documents (after a migration that needs it).
+    pub fn rebuild_projections(&mut self) -> Result<()> {
+        let ids = self.doc_ids()?;
+        for id in &ids {
+            self.doc(id)?;
+        }
+        let tx = self.conn.transaction()?;
+        projection::clear(&tx)?;
+        for id in &ids {
+            if let Some(doc) = self.docs.get(id) {
+                projection::project(&tx, id, doc)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Compacts every document with at least `threshold` loose changes. Returns how many were
+    /// compacted.
+    pub fn compact(&mut self, threshold: i64) -> Result<usize> {
+        let ids: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT doc_id FROM changes GROUP BY doc_id HAVING count(*) >= ?1")?;
+            stmt.query_map([threshold], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut done = 0;
+        for key in ids {
+            let Some(id) = DocId::parse(&key) else {
+                continue;
+            };
+            let Some(doc) = load_doc(&self.conn, &id, &self.actor)? else {
+                continue;
+            };
+            let snapshot = doc.save();
+            let check = Automerge::load(&snapshot)?;
+            if check.get_heads() != doc.get_heads() {
+                return Err(Error::Corrupt(format!("{key}: 压缩校验失败")));
+            }
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "UPDATE docs SET snapshot = ?2 WHERE doc_id = ?1",
+                params![key, snapshot],
+            )?;
+            tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&key])?;
+            tx.commit()?;
+            self.docs.insert(id, doc);
+            done += 1;
+        }
+        Ok(done)
+    }
+}
+
+fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+impl Batch<'_> {
+    /// The device clock at the start of the batch, ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// Records a `meta` value to write with the batch.
+    pub fn set_meta(&mut self, key: &str, value: &str) {
+        self.meta.push((key.to_owned(), value.to_owned()));
+    }
+
+    fn ensure(&mut self, id: &DocId, create: bool) -> Result<bool> {
+        if !self.docs.contains_key(id) {
+            match load_doc(self.conn, id, self.actor)? {
+                Some(d) => {
+                    self.docs.insert(id.clone(), d);
+                }
+                None if create => {
+                    self.docs
+                        .insert(id.clone(), doc::genesis(id, self.actor.clone())?);
+                    self.touched.push((id.clone(), Vec::new()));
+                    return Ok(true);
+                }
+                None => return Ok(false),
+            }
+        }
+        if !self.touched.iter().any(|(t, _)| t == id)
+            && let Some(d) = self.docs.get(id)
+        {
+            self.touched.push((id.clone(), d.get_heads()));
+        }
+        Ok(true)
+    }
+
+    /// A document, if the store has it.
+    pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
+        if !self.docs.contains_key(id)
+            && let Some(d) = load_doc(self.conn, id, self.actor)?
+        {
+            self.docs.insert(id.clone(), d);
+        }
+        Ok(self.docs.get(id))
+    }
+
+    /// Whether the store has the document.
+    pub fn has(&mut self, id: &DocId) -> Result<bool> {
+        Ok(self.doc(id)?.is_some())
+    }
+
+    /// Applies `f` to a document in one automerge change (creating the document from its genesis
+    /// if `create` and it does not exist). An error from `f` rolls the change back.
+    /// `message` is kept with the change and shown in the file's history.
+    pub fn change<R>(
+        &mut self,
+        id: &DocId,
+        create: bool,
+        message: &str,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<R>,
+    ) -> Result<R> {
+        if !self.ensure(id, create)? {
+            return Err(Error::not_found("档案", id.key()));
+        }
+        let secs = self.now_ms / 1000;
+        let doc = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("档案", id.key()))?;
+        doc.transact_with(
+            |_| {
+                CommitOptions::default()
+                    .with_time(secs)
+                    .with_message(message)
+            },
+            f,
+        )
+        .map(|s| s.result)
+        .map_err(|f| f.error)
+    }
+
+    /// Merges encoded changes or a saved document into a document (creating it if absent).
+    /// Changes already present have no effect.
+    pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<()> {
+        if !self.docs.contains_key(id) && load_doc(self.conn, id, self.actor)?.is_none() {
+            let mut doc = Automerge::new();
+            doc.set_actor(self.actor.clone());
+            self.docs.insert(id.clone(), doc);
+            self.touched.push((id.clone(), Vec::new()));
+        } else {
+            self.ensure(id, false)?;
+        }
+        let doc = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("档案", id.key()))?;
+        doc.load_incremental(bytes)
+            .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! Query projections: indexed rows derived from documents, rewritten in the same transaction as
+//! the changes that produced them. Documents are the truth; every row here can be rebuilt.
+
+use automerge::{Automerge, ROOT};
+use rusqlite::{Transaction, params};
+
+use crate::doc::DocId;
+use crate::doc::access::{get_bool, get_str, map_at};
+use crate::error::Result;
+use crate::records;
+use crate::school;
+
+/// Empties every projection table.
+pub fn clear(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute_batch(
+        "DELETE FROM p_classes; DELETE FROM p_members; DELETE FROM p_children;
+         DELETE FROM p_pairings; DELETE FROM p_records;",
+    )?;
+    Ok(())
+}
+
+/// Rewrites the rows that derive from one document.
+pub fn project(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
+    match id {
+        DocId::School => project_school(tx, doc)?,
+        DocId::Child(child) => {
+            let profile = map_at(doc, &ROOT, "profile");
+            let flags = map_at(doc, &ROOT, "flags");
+            let s = |k: &str| profile.as_ref().and_then(|o| get_str(doc, o, k));
+            let b = |o: &Option<automerge::ObjId>, k: &str| {
+                o.as_ref().and_then(|o| get_bool(doc, o, k))
+            };
+            tx.execute(
+                "INSERT INTO p_children (child_id, name, sex, birth_date, class_id, parents_away,
+                                         boarding, hardship, talent, special)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (child_id) DO UPDATE SET name = excluded.name, sex = excluded.sex,
+                    birth_date = excluded.birth_date, class_id = excluded.class_id,
+                    parents_away = excluded.parents_away, boarding = excluded.boarding,
+                    hardship = excluded.hardship, talent = excluded.talent,
+                    special = excluded.special",
+                params![
+                    child.as_str(),
+                    s("name").unwrap_or_default(),
+                    s("sex"),
+                    s("birth_date"),
+                    s("class_id"),
+                    s("parents_away"),
+                    b(&profile, "boarding"),
+                    b(&flags, "hardship"),
+                    b(&flags, "talent"),
+                    b(&flags, "special_needs"),
+                ],
+            )?;
+            project_records(tx, id, doc)?;
+        }
+        DocId::Private(child) => {
+            let student_no =
+                map_at(doc, &ROOT, "identity").and_then(|o| get_str(doc, &o, "student_no"));
+            tx.execute(
+                "UPDATE p_children SET student_no = ?2 WHERE child_id = ?1",
+                params![child.as_str(), student_no],
+            )?;
+            project_records(tx, id, doc)?;
+        }
+        DocId::Class(_) => project_records(tx, id, doc)?,
+    }
+    Ok(())
+}
+
+fn project_school(tx: &Transaction<'_>, doc: &Automerge) -> Result<()> {
+    let view = school::read(doc);
+    tx.execute_batch("DELETE FROM p_classes; DELETE FROM p_members; DELETE FROM p_pairings;")?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO p_classes (class_id, name, head_teacher) VALUES (?1, ?2, ?3)",
+    )?;
+    for c in &view.classes {
+        ins.execute(params![
+            c.id.as_str(),
+            c.name,
+            c.head_teacher.as_ref().map(|m| m.as_str())
+        ])?;
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO p_members (member_id, name, roles, class_id, active) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for m in &view.members {
+        let roles: Vec<&str> = m.roles.iter().map(|r| r.key()).collect();
+        ins.execute(params![
+            m.id.as_str(),
+            m.name,
+            roles.join(","),
+            m.class_id.as_ref().map(|c| c.as_str()),
+            m.active
+        ])?;
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO p_pairings (pairing_id, carer, child_id, role, active) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for p in &view.pairings {
+        ins.execute(params![
+            p.id.as_str(),
+            p.carer.as_str(),
+            p.child.as_str(),
+            p.role.key(),
+            p.active
+        ])?;
+    }
+    Ok(())
+}
+
+fn project_records(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
+    let key = id.key();
+    tx.execute("DELETE FROM p_records WHERE doc_id = ?1", [&key])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR REPLACE INTO p_records
+            (record_id, doc_id, child_id, kind, happened_on, author, author_role, written_at, voided)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let child = id.child().map(|c| c.as_str().to_owned());
+    for m in records::metas(doc) {
+        ins.execute(params![
+            m.id.as_str(),
+            key,
+            m.child.clone().or_else(|| child.clone()),
+            m.kind_key,
+            m.happened_on,
+            m.author,
+            m.author_role,
+            m.written_at,
+            m.voided
+        ])?;
+    }
+    Ok(())
+}
