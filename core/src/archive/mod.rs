@@ -19,6 +19,7 @@ use crate::roles::Role;
 use crate::school::{self, Device, Member, SchoolView};
 use crate::store::Store;
 
+pub use admin::RosterReport;
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use exchange::ImportReport;
 
@@ -184,5 +185,35 @@ impl Archive {
                 me.role_labels()
             )))
         }
+    }
+}
+
+impl Archive {
+    /// What a member (this device's member if `None`) owes on `today`.
+    pub fn due(
+        &mut self,
+        member: Option<&str>,
+        today: chrono::NaiveDate,
+        include_done: bool,
+    ) -> Result<Vec<crate::due::DueItem>> {
+        let m = match member {
+            Some(k) => self.find_member(k)?,
+            None => self.me()?,
+        };
+        let school = self.school()?;
+        crate::due::due_for(self.store.conn(), &school, &m, today, include_done)
+    }
+
+    /// The school's compliance per rule over `[from, to]`.
+    pub fn compliance(
+        &mut self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<crate::due::ComplianceRow>> {
+        if to < from {
+            return Err(Error::invalid("日期范围", "结束日期早于开始日期"));
+        }
+        let school = self.school()?;
+        crate::due::compliance(self.store.conn(), &school, from, to)
     }
 }

@@ -136,6 +136,15 @@ pub fn genesis(id: &DocId, actor: ActorId) -> Result<Automerge, automerge::Autom
     Ok(doc)
 }
 
+/// The map reached by following `path` from the root.
+pub fn map_at_path<D: automerge::ReadDoc>(doc: &D, path: &[&str]) -> Option<automerge::ObjId> {
+    let mut obj = ROOT;
+    for key in path {
+        obj = access::map_at(doc, &obj, key)?;
+    }
+    Some(obj)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,13 +192,4 @@ mod tests {
         assert_eq!(a.get_all(&ROOT, "profile").unwrap().len(), 1);
         assert_eq!(a.keys(&profile).count(), 2);
     }
-}
-
-/// The map reached by following `path` from the root.
-pub fn map_at_path<D: automerge::ReadDoc>(doc: &D, path: &[&str]) -> Option<automerge::ObjId> {
-    let mut obj = ROOT;
-    for key in path {
-        obj = access::map_at(doc, &obj, key)?;
-    }
-    Some(obj)
 }
