@@ -115,8 +115,8 @@ fn scalar(value: &FieldValue) -> ScalarValue {
 }
 
 /// Writes a field. Text goes into the field's Text object (created if missing) as a diff; a
-/// scalar is written unless it already holds exactly this one value. Writing a scalar that is in
-/// conflict always writes, which resolves the conflict.
+/// scalar is written unless every value it holds is already this one. Writing a scalar whose
+/// values differ always writes, which resolves the conflict.
 pub fn write_field<T: Transactable + ReadDoc>(
     tx: &mut T,
     obj: &ObjId,
@@ -136,8 +136,12 @@ pub fn write_field<T: Transactable + ReadDoc>(
     }
     let new = scalar(value);
     let current = tx.get_all(obj, spec.key)?;
-    let same =
-        current.len() == 1 && matches!(&current[0].0, Value::Scalar(s) if s.as_ref() == &new);
+    // Identical values written concurrently (two devices importing the same roster) are not a
+    // conflict and need no new write.
+    let same = !current.is_empty()
+        && current
+            .iter()
+            .all(|(v, _)| matches!(v, Value::Scalar(s) if s.as_ref() == &new));
     if !same {
         tx.put(obj, spec.key, new)?;
     }
@@ -164,10 +168,38 @@ pub fn put_str<T: Transactable + ReadDoc>(
     value: &str,
 ) -> Result<()> {
     let current = tx.get_all(obj, key)?;
-    let same = current.len() == 1
-        && matches!(&current[0].0, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(t) if t.as_str() == value));
+    let same = !current.is_empty()
+        && current.iter().all(|(v, _)| {
+            matches!(v, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(t) if t.as_str() == value))
+        });
     if !same {
         tx.put(obj, key, value)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::{ActorId, Automerge, ROOT};
+
+    #[test]
+    fn identical_concurrent_values_need_no_write() {
+        let spec = FieldSpec::opt("name", "姓名", FieldKind::Line);
+        let mut a = Automerge::new().with_actor(ActorId::random());
+        let mut b = Automerge::new().with_actor(ActorId::random());
+        for d in [&mut a, &mut b] {
+            let mut tx = d.transaction();
+            write_field(&mut tx, &ROOT, &spec, &FieldValue::Str("陈思远".into())).unwrap();
+            tx.commit();
+        }
+        a.merge(&mut b).unwrap();
+        let all = a.get_all(ROOT, "name").unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let heads = a.get_heads();
+        let mut tx = a.transaction();
+        write_field(&mut tx, &ROOT, &spec, &FieldValue::Str("陈思远".into())).unwrap();
+        tx.commit();
+        assert_eq!(a.get_heads(), heads);
+    }
 }

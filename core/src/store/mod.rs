@@ -44,6 +44,7 @@ pub struct Store {
     path: PathBuf,
     docs: HashMap<DocId, Automerge>,
     actor: ActorId,
+    clock_skew_ms: i64,
 }
 
 /// The documents one [`Store::write`] touches; persisted together or not at all.
@@ -113,6 +114,7 @@ impl Store {
             path: path.to_owned(),
             docs: HashMap::new(),
             actor,
+            clock_skew_ms: 0,
         };
         if rebuild {
             store.rebuild_projections()?;
@@ -136,6 +138,12 @@ impl Store {
             doc.set_actor(actor.clone());
         }
         self.actor = actor;
+    }
+
+    /// Makes this store's clock wrong by `ms` (a phone whose clock was never set): used by tests
+    /// that show wrong clocks cannot break ordering or due work.
+    pub fn set_clock_skew(&mut self, ms: i64) {
+        self.clock_skew_ms = ms;
     }
 
     /// A value from the `meta` table.
@@ -196,7 +204,7 @@ impl Store {
             actor: &self.actor,
             touched: Vec::new(),
             meta: Vec::new(),
-            now_ms: chrono::Utc::now().timestamp_millis(),
+            now_ms: chrono::Utc::now().timestamp_millis() + self.clock_skew_ms,
         };
         let result = f(&mut batch);
         let touched = std::mem::take(&mut batch.touched);

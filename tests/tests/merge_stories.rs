@@ -1,0 +1,397 @@
+//! Merge semantics, told as numbered stories. Devices are real stores in their own directories
+//! and exchange real bundle files.
+
+mod common;
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ROOT, ReadDoc};
+use common::*;
+use shouwang_core::doc::DocId;
+use shouwang_core::ids::ChildId;
+
+const CHILD: &str = "王小雨";
+
+/// 1. The 班主任 updates the guardian's health while the 爱心妈妈 records where the father works:
+///    different fields, both kept, no conflict.
+#[test]
+fn story_1_different_fields_are_both_kept() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    teacher
+        .archive
+        .edit_child(CHILD, "guardian", &kv(&[("health", "高血压，行动不便")]))
+        .unwrap();
+    mother
+        .archive
+        .edit_child(
+            CHILD,
+            "father",
+            &kv(&[("work_place", "浙江宁波"), ("employer", "某服装厂")]),
+        )
+        .unwrap();
+    sync(&mut teacher, &mut mother);
+    for d in [&mut teacher, &mut mother] {
+        let f = d.file(CHILD);
+        assert_eq!(field(&f, "guardian", "health"), Some("高血压，行动不便"));
+        assert_eq!(field(&f, "father", "work_place"), Some("浙江宁波"));
+        assert_eq!(field(&f, "father", "employer"), Some("某服装厂"));
+        assert!(f.conflicts.is_empty(), "{:?}", f.conflicts);
+    }
+    assert_eq!(heads(&mut teacher), heads(&mut mother));
+}
+
+/// 2. Both change the grandmother's phone while apart: both numbers are kept and listed as a
+///    conflict; the 班主任 picks one; the resolution itself merges to the other device. Two
+///    different resolutions made apart are themselves a conflict again, never a silent loss.
+#[test]
+fn story_2_same_field_conflict_is_listed_and_resolved() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    teacher
+        .archive
+        .edit_child(CHILD, "guardian", &kv(&[("phone", "13800001111")]))
+        .unwrap();
+    mother
+        .archive
+        .edit_child(CHILD, "监护人", &kv(&[("电话", "13900002222")]))
+        .unwrap();
+    sync(&mut teacher, &mut mother);
+    for d in [&mut teacher, &mut mother] {
+        let f = d.file(CHILD);
+        assert_eq!(f.conflicts.len(), 1, "{:?}", f.conflicts);
+        let (doc, c) = &f.conflicts[0];
+        assert!(doc.starts_with("child/") && !doc.ends_with("private"));
+        assert_eq!(c.dotted(), "guardian.phone");
+        assert_eq!(c.label, "监护人·电话");
+        let mut values = c.values.clone();
+        values.sort();
+        assert_eq!(values, ["13800001111", "13900002222"]);
+    }
+    // The teacher picks the 爱心妈妈's number.
+    let f = teacher.file(CHILD);
+    let pick = f.conflicts[0]
+        .1
+        .values
+        .iter()
+        .position(|v| v == "13900002222")
+        .unwrap()
+        + 1;
+    teacher
+        .archive
+        .resolve(CHILD, "guardian.phone", Some(pick), None)
+        .unwrap();
+    assert!(teacher.file(CHILD).conflicts.is_empty());
+    sync(&mut teacher, &mut mother);
+    for d in [&mut teacher, &mut mother] {
+        let f = d.file(CHILD);
+        assert!(f.conflicts.is_empty());
+        assert_eq!(field(&f, "guardian", "phone"), Some("13900002222"));
+    }
+    // Apart again, each sets a different number: a new conflict between the two resolutions.
+    teacher
+        .archive
+        .edit_child(CHILD, "guardian", &kv(&[("phone", "13700003333")]))
+        .unwrap();
+    mother
+        .archive
+        .edit_child(CHILD, "guardian", &kv(&[("phone", "13600004444")]))
+        .unwrap();
+    sync(&mut teacher, &mut mother);
+    let f = mother.file(CHILD);
+    assert_eq!(f.conflicts.len(), 1);
+    assert_eq!(f.conflicts[0].1.values.len(), 2);
+    // A resolution with a new value is validated like any input: a bad number changes nothing.
+    let before = fingerprint(&mut mother);
+    let e = mother
+        .archive
+        .resolve(CHILD, "guardian.phone", None, Some("12ab"))
+        .unwrap_err();
+    assert!(e.to_string().contains("电话"), "{e}");
+    assert_eq!(before, fingerprint(&mut mother));
+}
+
+/// 3. Both devices add records while apart; bundles are exchanged twice and one is imported
+///    twice: every record is there exactly once.
+#[test]
+fn story_3_records_from_both_devices_are_all_kept_once() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let mut ids = Vec::new();
+    for (i, date) in ["2026-11-16", "2026-11-18", "2026-11-20"]
+        .iter()
+        .enumerate()
+    {
+        ids.push(teacher.record(
+            "家访",
+            CHILD,
+            date,
+            &[("notes", &format!("第{}次家访：奶奶身体尚可", i + 1))],
+        ));
+        ids.push(mother.record(
+            "谈心",
+            CHILD,
+            date,
+            &[
+                ("notes", "聊了这一周的学习和朋友"),
+                ("emotion", "想妈妈，但情绪稳定"),
+            ],
+        ));
+    }
+    let file = mother.export_file("mother");
+    sync(&mut teacher, &mut mother);
+    sync(&mut teacher, &mut mother);
+    let again = teacher.import_file(&file);
+    assert_eq!(again.new_changes, 0);
+    for d in [&mut teacher, &mut mother] {
+        let f = d.file(CHILD);
+        let mut got: Vec<String> = f.records.iter().map(|r| r.meta.id.0.clone()).collect();
+        got.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(got, want);
+        // Ordered by the date they happened.
+        let dates: Vec<&str> = f
+            .records
+            .iter()
+            .map(|r| r.meta.happened_on.as_str())
+            .collect();
+        let mut sorted = dates.clone();
+        sorted.sort();
+        assert_eq!(dates, sorted);
+    }
+    assert_eq!(heads(&mut teacher), heads(&mut mother));
+}
+
+/// 4. The 班主任 adds a sentence at the end of a visit note on her phone while the principal
+///    corrects a word at its start on the office computer: the note keeps both edits.
+#[test]
+fn story_4_the_same_note_merges_character_wise() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let id = teacher.record(
+        "家访",
+        CHILD,
+        "2026-11-20",
+        &[("notes", "奶奶说孩子最近作业按时完成。")],
+    );
+    sync(&mut teacher, &mut admin);
+    teacher
+        .archive
+        .edit_record(
+            &id,
+            None,
+            &kv(&[(
+                "notes",
+                "奶奶说孩子最近作业按时完成。建议周末多打视频电话。",
+            )]),
+        )
+        .unwrap();
+    admin
+        .archive
+        .edit_record(&id, None, &kv(&[("notes", "外婆说孩子最近作业按时完成。")]))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    for d in [&mut teacher, &mut admin] {
+        let f = d.file(CHILD);
+        let r = f.records.iter().find(|r| r.meta.id.0 == id).unwrap();
+        let notes = r.fields.iter().find(|f| f.key == "notes").unwrap();
+        assert_eq!(
+            notes.value,
+            "外婆说孩子最近作业按时完成。建议周末多打视频电话。"
+        );
+        assert!(f.conflicts.is_empty());
+    }
+}
+
+/// 5. Void vs. edit: the principal voids a duplicate record while its author, apart, adds to its
+///    notes. After the merge the record is voided (who, when, why kept) *and* shows the edit;
+///    it no longer counts anywhere.
+#[test]
+fn story_5_void_and_concurrent_edit_both_survive_and_the_record_stays_voided() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let id = teacher.record("家访", CHILD, "2026-11-20", &[("notes", "重复录入")]);
+    sync(&mut teacher, &mut admin);
+    admin
+        .archive
+        .void_record(&id, "与11月20日的记录重复")
+        .unwrap();
+    teacher
+        .archive
+        .edit_record(&id, None, &kv(&[("notes", "重复录入，已补充接待人")]))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    for d in [&mut teacher, &mut admin] {
+        let f = d.file(CHILD);
+        let r = f.records.iter().find(|r| r.meta.id.0 == id).unwrap();
+        let void = r.void.as_ref().expect("voided");
+        assert_eq!(void.reason, "与11月20日的记录重复");
+        assert!(r.meta.voided);
+        assert_eq!(
+            r.fields.iter().find(|f| f.key == "notes").unwrap().value,
+            "重复录入，已补充接待人"
+        );
+        let row = d
+            .archive
+            .children(None, false)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == CHILD)
+            .unwrap();
+        assert_eq!(row.records, 0, "a voided record is not counted");
+    }
+}
+
+/// 6. Two administrators import the same roster while apart: one child file per 学籍号, no
+///    duplicates and no conflicts, because a child's id and its document's first change are the
+///    same everywhere.
+#[test]
+fn story_6_the_same_roster_imported_twice_apart_is_one_child_each() {
+    let mut admin = school();
+    let mut archivist = join(&mut admin, "晁月静");
+    admin.archive.add_class("四年级(2)班", None).unwrap();
+    sync(&mut admin, &mut archivist);
+    let table: Vec<Vec<String>> = vec![
+        vec![
+            "学籍号".into(),
+            "姓名".into(),
+            "班级".into(),
+            "联系电话".into(),
+        ],
+        vec![
+            "G340321201401".into(),
+            "陈思远".into(),
+            "四年级(2)班".into(),
+            "13805641234".into(),
+        ],
+        vec![
+            "G340321201402".into(),
+            "黄雨桐".into(),
+            "四年级(2)班".into(),
+            "13805645678".into(),
+        ],
+    ];
+    let rows = shouwang_core::roster::parse_table(&table).unwrap();
+    admin.archive.import_roster(&rows).unwrap();
+    archivist.archive.import_roster(&rows).unwrap();
+    sync(&mut admin, &mut archivist);
+    let kids = admin.archive.children(Some("四年级(2)班"), false).unwrap();
+    assert_eq!(kids.len(), 2);
+    let f = admin.file("陈思远");
+    assert!(f.conflicts.is_empty(), "{:?}", f.conflicts);
+    assert_eq!(heads(&mut admin), heads(&mut archivist));
+    // Importing again changes nothing at all.
+    let before = fingerprint(&mut admin);
+    admin.archive.import_roster(&rows).unwrap();
+    assert_eq!(before, fingerprint(&mut admin));
+}
+
+/// 7. A newer app version wrote a field and a record kind this version does not know. Editing
+///    the record and the profile here keeps them, and they reach the other device intact.
+#[test]
+fn story_7_fields_from_a_newer_version_survive_read_modify_write() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let id = teacher.record("家访", CHILD, "2026-11-20", &[("notes", "第一次家访")]);
+    let child = ChildId(teacher.archive.find_child(CHILD).unwrap().0);
+    // "The newer app" on the admin device writes unknown keys through automerge directly.
+    sync(&mut teacher, &mut admin);
+    admin
+        .archive
+        .store()
+        .write(|b| {
+            b.change(
+                &DocId::Child(child.clone()),
+                false,
+                "新版本写入",
+                |tx| {
+                    let profile = tx.get(ROOT, "profile")?.unwrap().1;
+                    tx.put(&profile, "hukou_type", "农业户口")?;
+                    let records = tx.get(ROOT, "records")?.unwrap().1;
+                    let rec = tx.get(&records, id.as_str())?.unwrap().1;
+                    let fields = tx.get(&rec, "fields")?.unwrap().1;
+                    tx.put(&fields, "weather", "雨天，山路泥泞")?;
+                    let future = tx.put_object(&records, "ffffffffffff00000000", ObjType::Map)?;
+                    tx.put(&future, "kind", "bus_register")?;
+                    tx.put(&future, "happened_on", "2026-11-21")?;
+                    tx.put(&future, "author", "m-future")?;
+                    Ok(())
+                },
+            )
+        })
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    teacher
+        .archive
+        .edit_record(&id, None, &kv(&[("notes", "第一次家访，孩子不在家")]))
+        .unwrap();
+    teacher
+        .archive
+        .edit_child(CHILD, "profile", &kv(&[("address", "郭庄村三组")]))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    for d in [&mut teacher, &mut admin] {
+        let f = d.file(CHILD);
+        let r = f.records.iter().find(|r| r.meta.id.0 == id).unwrap();
+        assert_eq!(r.other_fields.len(), 1);
+        assert_eq!(r.other_fields[0].value, "雨天，山路泥泞");
+        let unknown = f
+            .records
+            .iter()
+            .find(|r| r.meta.kind_key == "bus_register")
+            .unwrap();
+        assert_eq!(unknown.kind_label, "未知类型");
+        let doc = d
+            .archive
+            .store()
+            .doc(&DocId::Child(child.clone()))
+            .unwrap()
+            .unwrap();
+        let profile = doc.get(ROOT, "profile").unwrap().unwrap().1;
+        assert_eq!(
+            doc.get(&profile, "hukou_type").unwrap().unwrap().0.to_str(),
+            Some("农业户口")
+        );
+    }
+}
+
+/// 8. A truncated bundle, a corrupted one and one from another school are refused with one
+///    Chinese sentence each, and the store is left exactly as it was.
+#[test]
+fn story_8_bad_bundles_change_nothing() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    teacher.record("家访", CHILD, "2026-11-20", &[("notes", "正常记录")]);
+    let good = teacher.archive.export_bundle(None, None).unwrap();
+    let mut other = school();
+    let foreign = other.archive.export_bundle(None, None).unwrap();
+    let before = fingerprint(&mut admin);
+    let mut corrupted = good.clone();
+    let mid = corrupted.len() / 2;
+    corrupted[mid] ^= 0xff;
+    for (bytes, want) in [
+        (&good[..good.len() - 10], "文件已损坏或不完整"),
+        (&corrupted[..], "文件已损坏或不完整"),
+        (&foreign[..], "另一所学校"),
+        (&b"hello"[..], "文件已损坏或不完整"),
+    ] {
+        let e = admin.archive.import_bundle(bytes).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(!e.contains('\n'));
+        assert_eq!(before, fingerprint(&mut admin));
+    }
+    // A bundle made "since" a state the receiver does not have is refused whole, not half-applied.
+    let base = shouwang_core::bundle::Bundle::decode(&good).unwrap();
+    teacher.record("谈心", CHILD, "2026-11-21", &[("notes", "之后的记录")]);
+    let delta = teacher.archive.export_bundle(None, Some(&base)).unwrap();
+    let mut fresh = school();
+    let e = fresh.archive.import_bundle(&delta).unwrap_err().to_string();
+    assert!(e.contains("另一所学校") || e.contains("缺少"), "{e}");
+    // The right receiver takes the delta.
+    admin.archive.import_bundle(&good).unwrap();
+    let report = admin.archive.import_bundle(&delta).unwrap();
+    assert_eq!(report.changed, 1);
+}
