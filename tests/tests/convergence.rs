@@ -1,0 +1,196 @@
+//! Property: 3–5 replicas apply random operations of every kind and exchange bundles in random
+//! orders and topologies; after a final exchange they hold identical documents, identical
+//! projections and identical due lists, every record anyone wrote is there once, and a refused
+//! operation or import changed nothing.
+
+mod common;
+
+use chrono::NaiveDate;
+use common::*;
+use proptest::prelude::*;
+use shouwang_core::bundle::Bundle;
+
+const MEMBERS: [&str; 4] = [HEAD_TEACHER, LOVE_MOTHER, PAIRING_TEACHER, "晁月静"];
+const FIELDS: [(&str, &str); 4] = [
+    ("guardian", "phone"),
+    ("guardian", "health"),
+    ("father", "work_place"),
+    ("profile", "address"),
+];
+const VALUES: [&str; 4] = ["13800001111", "13900002222", "13700003333", "13600004444"];
+const TEXTS: [&str; 4] = ["身体不错", "浙江宁波", "郭庄村三组", "腿脚不便"];
+const KINDS: [&str; 4] = ["家访", "谈心", "电话记录", "亲情电话"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Record { r: usize, kind: usize, child: usize, day: u32 },
+    Edit { r: usize, field: usize, value: usize },
+    Note { r: usize, record: usize, suffix: usize },
+    Void { r: usize, record: usize },
+    Resolve { r: usize, pick: usize },
+    Sync { from: usize, to: usize, delta: bool },
+}
+
+fn op(n: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..n, 0..4usize, 0..4usize, 1..28u32).prop_map(|(r, kind, child, day)| Op::Record { r, kind, child, day }),
+        2 => (0..n, 0..4usize, 0..4usize).prop_map(|(r, field, value)| Op::Edit { r, field, value }),
+        2 => (0..n, 0..8usize, 0..4usize).prop_map(|(r, record, suffix)| Op::Note { r, record, suffix }),
+        1 => (0..n, 0..8usize).prop_map(|(r, record)| Op::Void { r, record }),
+        1 => (0..n, 1..3usize).prop_map(|(r, pick)| Op::Resolve { r, pick }),
+        3 => (0..n, 0..n, any::<bool>()).prop_map(|(from, to, delta)| Op::Sync { from, to, delta }),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = (usize, Vec<Op>)> {
+    (3..=5usize).prop_flat_map(|n| (Just(n), prop::collection::vec(op(n), 5..40)))
+}
+
+fn rows(d: &mut Device, sql: &str) -> Vec<String> {
+    let conn = d.archive.store().conn();
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Runs `f`; if it fails, the store must be exactly as before.
+fn attempt<T>(d: &mut Device, f: impl FnOnce(&mut Device) -> shouwang_core::Result<T>) -> Option<T> {
+    let before = fingerprint(d);
+    match f(d) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            assert_eq!(before, fingerprint(d), "a refused operation changed the store");
+            None
+        }
+    }
+}
+
+fn run(n: usize, ops: &[Op]) {
+    let mut admin = school();
+    let mut devices = Vec::new();
+    for m in MEMBERS.iter().take(n - 1) {
+        devices.push(join(&mut admin, m));
+    }
+    devices.insert(0, admin);
+    let children: Vec<&str> = CHILDREN.iter().map(|(_, name)| *name).collect();
+    let mut written: Vec<String> = Vec::new();
+    // What each replica last received from each other replica, for "since" exports.
+    let mut last_from: Vec<Vec<Option<Vec<u8>>>> = vec![vec![None; n]; n];
+    for op in ops {
+        match *op {
+            Op::Record { r, kind, child, day } => {
+                let date = format!("2026-11-{day:02}");
+                let fields = if KINDS[kind] == "电话记录" {
+                    kv(&[("with_whom", "母亲"), ("notes", "电话里说了学习情况")])
+                } else {
+                    kv(&[("notes", "记录内容")])
+                };
+                let input = shouwang_core::RecordInput {
+                    kind: KINDS[kind].into(),
+                    child: Some(children[child].into()),
+                    class: None,
+                    date,
+                    fields,
+                };
+                if let Some(id) = attempt(&mut devices[r], |d| d.archive.add_record(&input)) {
+                    written.push(id.0);
+                }
+            }
+            Op::Edit { r, field, value } => {
+                let (section, key) = FIELDS[field];
+                let v = if key == "phone" { VALUES[value] } else { TEXTS[value] };
+                attempt(&mut devices[r], |d| d.archive.edit_child(children[0], section, &kv(&[(key, v)])));
+            }
+            Op::Note { r, record, suffix } => {
+                if let Some(id) = written.get(record).cloned() {
+                    attempt(&mut devices[r], |d| {
+                        d.archive
+                            .edit_record(&id, None, &kv(&[("notes", &format!("记录内容{}", TEXTS[suffix]))]))
+                    });
+                }
+            }
+            Op::Void { r, record } => {
+                if let Some(id) = written.get(record).cloned() {
+                    attempt(&mut devices[r], |d| d.archive.void_record(&id, "重复"));
+                }
+            }
+            Op::Resolve { r, pick } => {
+                attempt(&mut devices[r], |d| {
+                    let file = d.archive.child_file(children[0])?;
+                    match file.conflicts.first() {
+                        Some((_, c)) => d.archive.resolve(children[0], &c.dotted(), Some(pick), None),
+                        None => Err(shouwang_core::Error::Missing("冲突".into())),
+                    }
+                });
+            }
+            Op::Sync { from, to, delta } => {
+                if from == to {
+                    continue;
+                }
+                let since = if delta {
+                    last_from[from][to].as_deref().map(|b| Bundle::decode(b).unwrap())
+                } else {
+                    None
+                };
+                let bytes = devices[from].archive.export_bundle(None, since.as_ref()).unwrap();
+                if attempt(&mut devices[to], |d| d.archive.import_bundle(&bytes)).is_some() {
+                    last_from[to][from] = Some(bytes);
+                }
+            }
+        }
+    }
+    // Final exchange: everyone with the first, twice around.
+    for _ in 0..2 {
+        for i in 1..n {
+            let (a, b) = devices.split_at_mut(i);
+            sync(&mut a[0], &mut b[0]);
+        }
+    }
+    let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let reference = {
+        let d = &mut devices[0];
+        (
+            heads(d),
+            rows(d, "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1"),
+            rows(d, "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1"),
+            rows(d, "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1"),
+            MEMBERS
+                .iter()
+                .map(|m| format!("{:?}", d.archive.due(Some(m), today, true).unwrap()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut ids = reference.1.iter().map(|r| r[..20].to_owned()).collect::<Vec<_>>();
+    ids.sort();
+    let mut want = written.clone();
+    want.sort();
+    assert_eq!(ids, want, "every record written is present exactly once");
+    for d in devices.iter_mut().skip(1) {
+        let got = (
+            heads(d),
+            rows(d, "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1"),
+            rows(d, "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1"),
+            rows(d, "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1"),
+            MEMBERS
+                .iter()
+                .map(|m| format!("{:?}", d.archive.due(Some(m), today, true).unwrap()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(got, reference, "replica {} differs", d.name);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if std::env::var("CI").is_ok() { 24 } else { 32 },
+        max_shrink_iters: 200,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn replicas_converge_whatever_the_order((n, ops) in scenario()) {
+        run(n, &ops);
+    }
+}
