@@ -199,6 +199,13 @@ fn each_record<D: ReadDoc>(doc: &D) -> Vec<(String, ObjId)> {
         .collect()
 }
 
+/// The meta of one record, if the document has it.
+pub fn meta<D: ReadDoc>(doc: &D, id: &str) -> Option<RecordMeta> {
+    let records = map_at(doc, &ROOT, RECORDS)?;
+    let obj = map_at(doc, &records, id)?;
+    Some(meta_of(doc, id, &obj))
+}
+
 /// The meta of every record in a document.
 pub fn metas<D: ReadDoc>(doc: &D) -> Vec<RecordMeta> {
     each_record(doc)

@@ -176,6 +176,7 @@ impl Archive {
                 school_id: bundle.school.clone(),
                 device,
                 me: me.id,
+                school_cache: None,
             })
         })();
         if result.is_err() && !existed {

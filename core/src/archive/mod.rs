@@ -41,6 +41,8 @@ pub struct Archive {
     school_id: SchoolId,
     device: DeviceId,
     me: MemberId,
+    /// The school document as last read, with the heads it was read at.
+    school_cache: Option<(Vec<automerge::ChangeHash>, SchoolView)>,
 }
 
 const META_SCHOOL: &str = "school_id";
@@ -109,6 +111,7 @@ impl Archive {
             school_id,
             device,
             me,
+            school_cache: None,
         })
     }
 
@@ -128,6 +131,7 @@ impl Archive {
             school_id,
             device,
             me,
+            school_cache: None,
         })
     }
 
@@ -151,13 +155,21 @@ impl Archive {
         &mut self.store
     }
 
-    /// The school document, read.
+    /// The school document, read (re-read only when it has changed).
     pub fn school(&mut self) -> Result<SchoolView> {
         let doc = self
             .store
             .doc(&DocId::School)?
             .ok_or(Error::NotInitialised)?;
-        Ok(school::read(doc))
+        let heads = doc.get_heads();
+        if let Some((h, view)) = &self.school_cache
+            && *h == heads
+        {
+            return Ok(view.clone());
+        }
+        let view = school::read(doc);
+        self.school_cache = Some((heads, view.clone()));
+        Ok(view)
     }
 
     /// The member using this device.

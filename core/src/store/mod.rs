@@ -37,6 +37,9 @@ use crate::error::{Error, Result};
 /// Compact a document once it has this many changes outside its snapshot.
 pub const COMPACT_AFTER: i64 = 64;
 
+/// WAL pages before SQLite checkpoints on a write (16 MiB at 4 KiB pages).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
+
 /// A device's store.
 #[derive(Debug)]
 pub struct Store {
@@ -103,6 +106,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoint the WAL rarely on the write path; `compact` checkpoints in the background.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let rebuild = migrations::apply(&mut conn, migrations::latest())?;
         let actor = match meta_get(&conn, "device_id")? {
@@ -259,7 +264,7 @@ impl Store {
             for change in doc.get_changes(before) {
                 insert.execute(params![key, change.hash().as_ref(), change.raw_bytes()])?;
             }
-            projection::project(&tx, id, doc)?;
+            projection::project_since(&tx, id, doc, before)?;
         }
         tx.commit()?;
         Ok(())
@@ -315,6 +320,9 @@ impl Store {
             self.docs.insert(id, doc);
             done += 1;
         }
+        // Fold the WAL back into the database file while nobody waits on it.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(done)
     }
 }

@@ -1,7 +1,9 @@
 //! Query projections: indexed rows derived from documents, rewritten in the same transaction as
 //! the changes that produced them. Documents are the truth; every row here can be rebuilt.
 
-use automerge::{Automerge, ROOT};
+use std::collections::BTreeSet;
+
+use automerge::{Automerge, ChangeHash, PatchAction, Prop, ROOT};
 use rusqlite::{Transaction, params};
 
 use crate::doc::DocId;
@@ -19,8 +21,66 @@ pub fn clear(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites the rows that derive from one document.
+/// Rewrites the rows that derive from what changed in a document since `before`: only the
+/// records the changes touched (found from automerge's diff), and the child's row if anything
+/// outside `records` changed. With no `before` (a new document), everything.
+pub fn project_since(
+    tx: &Transaction<'_>,
+    id: &DocId,
+    doc: &Automerge,
+    before: &[ChangeHash],
+) -> Result<()> {
+    if before.is_empty() || *id == DocId::School {
+        return project(tx, id, doc);
+    }
+    let mut touched = BTreeSet::new();
+    let mut outside_records = false;
+    for patch in doc.diff(before, &doc.get_heads()) {
+        match patch.path.first() {
+            Some((_, Prop::Map(k))) if k == crate::doc::RECORDS => match patch.path.get(1) {
+                Some((_, Prop::Map(rid))) => {
+                    touched.insert(rid.clone());
+                }
+                _ => match &patch.action {
+                    PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
+                        touched.insert(key.clone());
+                    }
+                    _ => outside_records = true,
+                },
+            },
+            Some(_) => outside_records = true,
+            None => match &patch.action {
+                PatchAction::PutMap { key, .. } if key == crate::doc::RECORDS => {
+                    return project(tx, id, doc);
+                }
+                _ => outside_records = true,
+            },
+        }
+    }
+    if outside_records {
+        project_subject(tx, id, doc)?;
+    }
+    let key = id.key();
+    for rid in touched {
+        tx.execute("DELETE FROM p_records WHERE record_id = ?1", [&rid])?;
+        if let Some(m) = records::meta(doc, &rid) {
+            insert_record(tx, &key, id, &m)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every row that derives from one document.
 pub fn project(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
+    project_subject(tx, id, doc)?;
+    if *id != DocId::School {
+        project_records(tx, id, doc)?;
+    }
+    Ok(())
+}
+
+/// The rows about what the document describes (the school, a child), not its records.
+fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
     match id {
         DocId::School => project_school(tx, doc)?,
         DocId::Child(child) => {
@@ -52,7 +112,6 @@ pub fn project(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> 
                     b(&flags, "special_needs"),
                 ],
             )?;
-            project_records(tx, id, doc)?;
         }
         DocId::Private(child) => {
             let student_no =
@@ -61,9 +120,8 @@ pub fn project(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> 
                 "UPDATE p_children SET student_no = ?2 WHERE child_id = ?1",
                 params![child.as_str(), student_no],
             )?;
-            project_records(tx, id, doc)?;
         }
-        DocId::Class(_) => project_records(tx, id, doc)?,
+        DocId::Class(_) => {}
     }
     Ok(())
 }
@@ -109,27 +167,31 @@ fn project_school(tx: &Transaction<'_>, doc: &Automerge) -> Result<()> {
     Ok(())
 }
 
-fn project_records(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
-    let key = id.key();
-    tx.execute("DELETE FROM p_records WHERE doc_id = ?1", [&key])?;
+fn insert_record(tx: &Transaction<'_>, key: &str, id: &DocId, m: &records::RecordMeta) -> Result<()> {
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO p_records
             (record_id, doc_id, child_id, kind, happened_on, author, author_role, written_at, voided)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    let child = id.child().map(|c| c.as_str().to_owned());
+    ins.execute(params![
+        m.id.as_str(),
+        key,
+        m.child.clone().or_else(|| id.child().map(|c| c.as_str().to_owned())),
+        m.kind_key,
+        m.happened_on,
+        m.author,
+        m.author_role,
+        m.written_at,
+        m.voided
+    ])?;
+    Ok(())
+}
+
+fn project_records(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
+    let key = id.key();
+    tx.execute("DELETE FROM p_records WHERE doc_id = ?1", [&key])?;
     for m in records::metas(doc) {
-        ins.execute(params![
-            m.id.as_str(),
-            key,
-            m.child.clone().or_else(|| child.clone()),
-            m.kind_key,
-            m.happened_on,
-            m.author,
-            m.author_role,
-            m.written_at,
-            m.voided
-        ])?;
+        insert_record(tx, &key, id, &m)?;
     }
     Ok(())
 }
