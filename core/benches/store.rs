@@ -43,11 +43,16 @@ fn setup_school(path: &Path, children: usize) -> Archive {
         },
     )
     .unwrap();
-    a.add_member(TEACHER, &[Role::HeadTeacher], None, None).unwrap();
+    a.add_member(TEACHER, &[Role::HeadTeacher], None, None)
+        .unwrap();
     a.add_class(CLASS, Some(TEACHER)).unwrap();
     let mut table = vec![vec!["学籍号".to_owned(), "姓名".into(), "班级".into()]];
     for i in 0..children {
-        table.push(vec![format!("G34032120150{i:03}"), format!("学生{i:03}"), CLASS.into()]);
+        table.push(vec![
+            format!("G34032120150{i:03}"),
+            format!("学生{i:03}"),
+            CLASS.into(),
+        ]);
     }
     a.import_roster(&parse_table(&table).unwrap()).unwrap();
     a
@@ -57,7 +62,12 @@ fn setup_school(path: &Path, children: usize) -> Archive {
 fn fill(a: &mut Archive, per_child: usize, start: NaiveDate) {
     let author = a.find_member(TEACHER).unwrap().id;
     let device = a.device().clone();
-    let ids: Vec<ChildId> = a.children(None, false).unwrap().into_iter().map(|c| c.id).collect();
+    let ids: Vec<ChildId> = a
+        .children(None, false)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let notes = RecordKind::HomeVisit
         .fields()
         .iter()
@@ -69,7 +79,11 @@ fn fill(a: &mut Archive, per_child: usize, start: NaiveDate) {
                 let now = b.now_ms();
                 b.change(&DocId::Child(child.clone()), false, "fixture", |tx| {
                     for i in 0..per_child {
-                        let kind = [RecordKind::HomeVisit, RecordKind::Talk, RecordKind::ParentCall][i % 3];
+                        let kind = [
+                            RecordKind::HomeVisit,
+                            RecordKind::Talk,
+                            RecordKind::ParentCall,
+                        ][i % 3];
                         let mut fields = vec![(notes, FieldValue::Text(NOTE.into()))];
                         if kind == RecordKind::ParentCall {
                             let w = kind.fields().iter().find(|f| f.key == "with_whom").unwrap();
@@ -100,7 +114,10 @@ fn visit(child: &str) -> RecordInput {
         child: Some(child.into()),
         class: None,
         date: "2026-11-20".into(),
-        fields: vec![("notes".into(), NOTE.into()), ("met_with".into(), "奶奶".into())],
+        fields: vec![
+            ("notes".into(), NOTE.into()),
+            ("met_with".into(), "奶奶".into()),
+        ],
     }
 }
 
@@ -108,8 +125,10 @@ fn bare_table(path: &Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, child TEXT, body BLOB)")
-        .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, child TEXT, body BLOB)",
+    )
+    .unwrap();
     conn
 }
 
@@ -129,8 +148,11 @@ fn write_percentiles() {
         a.add_record(&visit(&format!("学生{:03}", i % 40))).unwrap();
         ours.push(t.elapsed());
         let t = Instant::now();
-        bare.execute("INSERT INTO t (child, body) VALUES (?1, ?2)", rusqlite::params![i, blob])
-            .unwrap();
+        bare.execute(
+            "INSERT INTO t (child, body) VALUES (?1, ?2)",
+            rusqlite::params![i, blob],
+        )
+        .unwrap();
         theirs.push(t.elapsed());
     }
     ours.sort();
@@ -178,11 +200,12 @@ fn benches(c: &mut Criterion) {
         fill(&mut a, 100, NaiveDate::from_ymd_opt(2025, 11, 24).unwrap());
         let teacher = a.find_member(TEACHER).unwrap().id;
         // The teacher's own device: same store, acting as the 班主任.
-        a.store().write(|b| {
-            b.set_meta("member_id", teacher.as_str());
-            Ok(())
-        })
-        .unwrap();
+        a.store()
+            .write(|b| {
+                b.set_meta("member_id", teacher.as_str());
+                Ok(())
+            })
+            .unwrap();
     }
     let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
     let mut g = c.benchmark_group("open_and_due_40x100");
@@ -196,11 +219,18 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let conn = Connection::open(&path).unwrap();
             let mut stmt = conn
-                .prepare("SELECT child_id, kind, happened_on, author FROM p_records WHERE voided = 0")
+                .prepare(
+                    "SELECT child_id, kind, happened_on, author FROM p_records WHERE voided = 0",
+                )
                 .unwrap();
             let n = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
                 })
                 .unwrap()
                 .count();
@@ -218,14 +248,20 @@ fn benches(c: &mut Criterion) {
     drop(hub);
     let teacher_path = dir.path().join("teacher.db");
     let mut teacher = Archive::join(&teacher_path, &full, TEACHER, "phone").unwrap();
-    let base = shouwang_core::bundle::Bundle::decode(&teacher.export_bundle(None, None).unwrap()).unwrap();
+    let base =
+        shouwang_core::bundle::Bundle::decode(&teacher.export_bundle(None, None).unwrap()).unwrap();
     for i in 0..10 {
-        teacher.add_record(&visit(&format!("学生{:03}", i))).unwrap();
+        teacher
+            .add_record(&visit(&format!("学生{:03}", i)))
+            .unwrap();
         teacher
             .add_record(&RecordInput {
                 kind: "谈心".into(),
                 date: "2026-11-19".into(),
-                fields: vec![("notes".into(), NOTE.into()), ("emotion".into(), "想妈妈".into())],
+                fields: vec![
+                    ("notes".into(), NOTE.into()),
+                    ("emotion".into(), "想妈妈".into()),
+                ],
                 ..visit(&format!("学生{:03}", i + 10))
             })
             .unwrap();
@@ -234,7 +270,10 @@ fn benches(c: &mut Criterion) {
         teacher
             .add_record(&RecordInput {
                 kind: "电话记录".into(),
-                fields: vec![("notes".into(), NOTE.into()), ("with_whom".into(), "母亲".into())],
+                fields: vec![
+                    ("notes".into(), NOTE.into()),
+                    ("with_whom".into(), "母亲".into()),
+                ],
                 ..visit(&format!("学生{:03}", i + 20))
             })
             .unwrap();

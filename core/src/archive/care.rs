@@ -121,6 +121,7 @@ impl Archive {
         }
         let message = format!("修改{}", sec.label);
         self.store.write(|b| {
+            b.touched_subject(&doc_id);
             b.change(&doc_id, false, &message, |tx| {
                 let obj =
                     map_at(tx, &ROOT, sec.key).ok_or_else(|| Error::Corrupt("档案结构".into()))?;
@@ -187,6 +188,7 @@ impl Archive {
         self.store.write(|b| {
             let now = b.now_ms();
             let id = RecordId::new(now);
+            b.touched_record(&doc_id, &id);
             b.change(&doc_id, true, &message, |tx| {
                 records::insert(tx, &id, &rec, now)
             })?;
@@ -232,6 +234,7 @@ impl Archive {
         }
         let message = format!("修改{}", kind.label());
         self.store.write(|b| {
+            b.touched_record(&doc_id, &rid);
             b.change(&doc_id, false, &message, |tx| {
                 records::edit(tx, &rid, date, &fields)
             })
@@ -245,6 +248,7 @@ impl Archive {
         let message = format!("作废{}", kind.label());
         self.store.write(|b| {
             let now = b.now_ms();
+            b.touched_record(&doc_id, &rid);
             b.change(&doc_id, false, &message, |tx| {
                 records::void(tx, &rid, &me, now, reason)
             })
@@ -270,6 +274,7 @@ impl Archive {
         self.store.write(|b| {
             let now = b.now_ms();
             let entry = RecordId::new(now);
+            b.touched_record(&doc_id, &rid);
             b.change(&doc_id, false, "新增进步档案", |tx| {
                 records::add_progress(tx, &rid, &entry, date, &me, now, &fields)
             })?;
@@ -412,6 +417,12 @@ impl Archive {
         let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
         let message = format!("解决冲突：{label}");
         self.store.write(|b| {
+            match parts.as_slice() {
+                [records, rid, ..] if records == doc::RECORDS => {
+                    b.touched_record(&doc_id, &RecordId(rid.clone()))
+                }
+                _ => b.touched_subject(&doc_id),
+            }
             b.change(&doc_id, false, &message, |tx| {
                 let obj =
                     doc::map_at_path(tx, &parents).ok_or_else(|| Error::not_found("字段", path))?;

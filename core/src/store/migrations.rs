@@ -78,7 +78,6 @@ CREATE TABLE p_records (
 );
 CREATE INDEX p_records_by_child ON p_records (child_id, happened_on);
 CREATE INDEX p_records_by_author ON p_records (author, kind, happened_on);
-CREATE INDEX p_records_by_kind ON p_records (kind, happened_on);
 CREATE INDEX p_records_by_doc ON p_records (doc_id);
 "#,
         rebuild_projections: false,

@@ -33,6 +33,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::doc::{self, DocId};
 use crate::error::{Error, Result};
+use crate::ids::RecordId;
+use projection::Touched;
 
 /// Compact a document once it has this many changes outside its snapshot.
 pub const COMPACT_AFTER: i64 = 64;
@@ -57,6 +59,7 @@ pub struct Batch<'a> {
     docs: &'a mut HashMap<DocId, Automerge>,
     actor: &'a ActorId,
     touched: Vec<(DocId, Vec<ChangeHash>)>,
+    hints: HashMap<DocId, Touched>,
     meta: Vec<(String, String)>,
     now_ms: i64,
 }
@@ -208,13 +211,15 @@ impl Store {
             docs: &mut self.docs,
             actor: &self.actor,
             touched: Vec::new(),
+            hints: HashMap::new(),
             meta: Vec::new(),
             now_ms: chrono::Utc::now().timestamp_millis() + self.clock_skew_ms,
         };
         let result = f(&mut batch);
         let touched = std::mem::take(&mut batch.touched);
+        let hints = std::mem::take(&mut batch.hints);
         let meta = std::mem::take(&mut batch.meta);
-        let outcome = result.and_then(|r| self.persist(&touched, &meta).map(|()| r));
+        let outcome = result.and_then(|r| self.persist(&touched, &hints, &meta).map(|()| r));
         if outcome.is_err() {
             for (id, _) in &touched {
                 self.docs.remove(id);
@@ -226,6 +231,7 @@ impl Store {
     fn persist(
         &mut self,
         touched: &[(DocId, Vec<ChangeHash>)],
+        hints: &HashMap<DocId, Touched>,
         meta: &[(String, String)],
     ) -> Result<()> {
         let changed: Vec<&(DocId, Vec<ChangeHash>)> = touched
@@ -264,7 +270,10 @@ impl Store {
             for change in doc.get_changes(before) {
                 insert.execute(params![key, change.hash().as_ref(), change.raw_bytes()])?;
             }
-            projection::project_since(&tx, id, doc, before)?;
+            match hints.get(id) {
+                Some(t) if !before.is_empty() => projection::project_touched(&tx, id, doc, t)?,
+                _ => projection::project(&tx, id, doc)?,
+            }
         }
         tx.commit()?;
         Ok(())
@@ -337,6 +346,22 @@ impl Batch<'_> {
     /// The device clock at the start of the batch, ms since the epoch.
     pub fn now_ms(&self) -> i64 {
         self.now_ms
+    }
+
+    /// Tells the store that this batch changed only `record` in `doc` (plus anything else
+    /// declared), so only its projection row is rewritten. Documents changed without a
+    /// declaration are re-projected whole, which is always correct.
+    pub fn touched_record(&mut self, doc: &DocId, record: &RecordId) {
+        self.hints
+            .entry(doc.clone())
+            .or_default()
+            .records
+            .insert(record.0.clone());
+    }
+
+    /// Tells the store that this batch changed what `doc` describes (profile, contact card).
+    pub fn touched_subject(&mut self, doc: &DocId) {
+        self.hints.entry(doc.clone()).or_default().subject = true;
     }
 
     /// Records a `meta` value to write with the batch.

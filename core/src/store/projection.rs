@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use automerge::{Automerge, ChangeHash, PatchAction, Prop, ROOT};
+use automerge::{Automerge, ROOT};
 use rusqlite::{Transaction, params};
 
 use crate::doc::DocId;
@@ -21,49 +21,29 @@ pub fn clear(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites the rows that derive from what changed in a document since `before`: only the
-/// records the changes touched (found from automerge's diff), and the child's row if anything
-/// outside `records` changed. With no `before` (a new document), everything.
-pub fn project_since(
+/// What a write is known to have touched in a document, so only those rows are rewritten.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Something outside `records` (the profile, contact card, flags).
+    pub subject: bool,
+    /// Record ids.
+    pub records: BTreeSet<String>,
+}
+
+/// Rewrites only the rows `touched` names.
+pub fn project_touched(
     tx: &Transaction<'_>,
     id: &DocId,
     doc: &Automerge,
-    before: &[ChangeHash],
+    touched: &Touched,
 ) -> Result<()> {
-    if before.is_empty() || *id == DocId::School {
-        return project(tx, id, doc);
-    }
-    let mut touched = BTreeSet::new();
-    let mut outside_records = false;
-    for patch in doc.diff(before, &doc.get_heads()) {
-        match patch.path.first() {
-            Some((_, Prop::Map(k))) if k == crate::doc::RECORDS => match patch.path.get(1) {
-                Some((_, Prop::Map(rid))) => {
-                    touched.insert(rid.clone());
-                }
-                _ => match &patch.action {
-                    PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
-                        touched.insert(key.clone());
-                    }
-                    _ => outside_records = true,
-                },
-            },
-            Some(_) => outside_records = true,
-            None => match &patch.action {
-                PatchAction::PutMap { key, .. } if key == crate::doc::RECORDS => {
-                    return project(tx, id, doc);
-                }
-                _ => outside_records = true,
-            },
-        }
-    }
-    if outside_records {
+    if touched.subject || *id == DocId::School {
         project_subject(tx, id, doc)?;
     }
     let key = id.key();
-    for rid in touched {
-        tx.execute("DELETE FROM p_records WHERE record_id = ?1", [&rid])?;
-        if let Some(m) = records::meta(doc, &rid) {
+    for rid in &touched.records {
+        tx.execute("DELETE FROM p_records WHERE record_id = ?1", [rid])?;
+        if let Some(m) = records::meta(doc, rid) {
             insert_record(tx, &key, id, &m)?;
         }
     }
@@ -167,7 +147,12 @@ fn project_school(tx: &Transaction<'_>, doc: &Automerge) -> Result<()> {
     Ok(())
 }
 
-fn insert_record(tx: &Transaction<'_>, key: &str, id: &DocId, m: &records::RecordMeta) -> Result<()> {
+fn insert_record(
+    tx: &Transaction<'_>,
+    key: &str,
+    id: &DocId,
+    m: &records::RecordMeta,
+) -> Result<()> {
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO p_records
             (record_id, doc_id, child_id, kind, happened_on, author, author_role, written_at, voided)
@@ -176,7 +161,9 @@ fn insert_record(tx: &Transaction<'_>, key: &str, id: &DocId, m: &records::Recor
     ins.execute(params![
         m.id.as_str(),
         key,
-        m.child.clone().or_else(|| id.child().map(|c| c.as_str().to_owned())),
+        m.child
+            .clone()
+            .or_else(|| id.child().map(|c| c.as_str().to_owned())),
         m.kind_key,
         m.happened_on,
         m.author,
