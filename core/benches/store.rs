@@ -8,6 +8,8 @@
 //!
 //! Run with `cargo bench -p shouwang-core --bench store`; the percentile table is printed first.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failure
+
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};

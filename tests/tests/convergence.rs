@@ -3,6 +3,8 @@
 //! projections and identical due lists, every record anyone wrote is there once, and a refused
 //! operation or import changed nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failure
+
 mod common;
 
 use chrono::NaiveDate;
@@ -23,12 +25,35 @@ const KINDS: [&str; 4] = ["家访", "谈心", "电话记录", "亲情电话"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Record { r: usize, kind: usize, child: usize, day: u32 },
-    Edit { r: usize, field: usize, value: usize },
-    Note { r: usize, record: usize, suffix: usize },
-    Void { r: usize, record: usize },
-    Resolve { r: usize, pick: usize },
-    Sync { from: usize, to: usize, delta: bool },
+    Record {
+        r: usize,
+        kind: usize,
+        child: usize,
+        day: u32,
+    },
+    Edit {
+        r: usize,
+        field: usize,
+        value: usize,
+    },
+    Note {
+        r: usize,
+        record: usize,
+        suffix: usize,
+    },
+    Void {
+        r: usize,
+        record: usize,
+    },
+    Resolve {
+        r: usize,
+        pick: usize,
+    },
+    Sync {
+        from: usize,
+        to: usize,
+        delta: bool,
+    },
 }
 
 fn op(n: usize) -> impl Strategy<Value = Op> {
@@ -56,12 +81,19 @@ fn rows(d: &mut Device, sql: &str) -> Vec<String> {
 }
 
 /// Runs `f`; if it fails, the store must be exactly as before.
-fn attempt<T>(d: &mut Device, f: impl FnOnce(&mut Device) -> shouwang_core::Result<T>) -> Option<T> {
+fn attempt<T>(
+    d: &mut Device,
+    f: impl FnOnce(&mut Device) -> shouwang_core::Result<T>,
+) -> Option<T> {
     let before = fingerprint(d);
     match f(d) {
         Ok(t) => Some(t),
         Err(_) => {
-            assert_eq!(before, fingerprint(d), "a refused operation changed the store");
+            assert_eq!(
+                before,
+                fingerprint(d),
+                "a refused operation changed the store"
+            );
             None
         }
     }
@@ -80,7 +112,12 @@ fn run(n: usize, ops: &[Op]) {
     let mut last_from: Vec<Vec<Option<Vec<u8>>>> = vec![vec![None; n]; n];
     for op in ops {
         match *op {
-            Op::Record { r, kind, child, day } => {
+            Op::Record {
+                r,
+                kind,
+                child,
+                day,
+            } => {
                 let date = format!("2026-11-{day:02}");
                 let fields = if KINDS[kind] == "电话记录" {
                     kv(&[("with_whom", "母亲"), ("notes", "电话里说了学习情况")])
@@ -100,14 +137,23 @@ fn run(n: usize, ops: &[Op]) {
             }
             Op::Edit { r, field, value } => {
                 let (section, key) = FIELDS[field];
-                let v = if key == "phone" { VALUES[value] } else { TEXTS[value] };
-                attempt(&mut devices[r], |d| d.archive.edit_child(children[0], section, &kv(&[(key, v)])));
+                let v = if key == "phone" {
+                    VALUES[value]
+                } else {
+                    TEXTS[value]
+                };
+                attempt(&mut devices[r], |d| {
+                    d.archive.edit_child(children[0], section, &kv(&[(key, v)]))
+                });
             }
             Op::Note { r, record, suffix } => {
                 if let Some(id) = written.get(record).cloned() {
                     attempt(&mut devices[r], |d| {
-                        d.archive
-                            .edit_record(&id, None, &kv(&[("notes", &format!("记录内容{}", TEXTS[suffix]))]))
+                        d.archive.edit_record(
+                            &id,
+                            None,
+                            &kv(&[("notes", &format!("记录内容{}", TEXTS[suffix]))]),
+                        )
                     });
                 }
             }
@@ -120,7 +166,10 @@ fn run(n: usize, ops: &[Op]) {
                 attempt(&mut devices[r], |d| {
                     let file = d.archive.child_file(children[0])?;
                     match file.conflicts.first() {
-                        Some((_, c)) => d.archive.resolve(children[0], &c.dotted(), Some(pick), None),
+                        Some((_, c)) => {
+                            d.archive
+                                .resolve(children[0], &c.dotted(), Some(pick), None)
+                        }
                         None => Err(shouwang_core::Error::Missing("冲突".into())),
                     }
                 });
@@ -130,11 +179,16 @@ fn run(n: usize, ops: &[Op]) {
                     continue;
                 }
                 let since = if delta {
-                    last_from[from][to].as_deref().map(|b| Bundle::decode(b).unwrap())
+                    last_from[from][to]
+                        .as_deref()
+                        .map(|b| Bundle::decode(b).unwrap())
                 } else {
                     None
                 };
-                let bytes = devices[from].archive.export_bundle(None, since.as_ref()).unwrap();
+                let bytes = devices[from]
+                    .archive
+                    .export_bundle(None, since.as_ref())
+                    .unwrap();
                 if attempt(&mut devices[to], |d| d.archive.import_bundle(&bytes)).is_some() {
                     last_from[to][from] = Some(bytes);
                 }
@@ -153,16 +207,29 @@ fn run(n: usize, ops: &[Op]) {
         let d = &mut devices[0];
         (
             heads(d),
-            rows(d, "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1"),
-            rows(d, "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1"),
-            rows(d, "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1"),
+            rows(
+                d,
+                "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1",
+            ),
+            rows(
+                d,
+                "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1",
+            ),
+            rows(
+                d,
+                "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1",
+            ),
             MEMBERS
                 .iter()
                 .map(|m| format!("{:?}", d.archive.due(Some(m), today, true).unwrap()))
                 .collect::<Vec<_>>(),
         )
     };
-    let mut ids = reference.1.iter().map(|r| r[..20].to_owned()).collect::<Vec<_>>();
+    let mut ids = reference
+        .1
+        .iter()
+        .map(|r| r[..20].to_owned())
+        .collect::<Vec<_>>();
     ids.sort();
     let mut want = written.clone();
     want.sort();
@@ -170,9 +237,18 @@ fn run(n: usize, ops: &[Op]) {
     for d in devices.iter_mut().skip(1) {
         let got = (
             heads(d),
-            rows(d, "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1"),
-            rows(d, "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1"),
-            rows(d, "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1"),
+            rows(
+                d,
+                "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1",
+            ),
+            rows(
+                d,
+                "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1",
+            ),
+            rows(
+                d,
+                "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1",
+            ),
             MEMBERS
                 .iter()
                 .map(|m| format!("{:?}", d.archive.due(Some(m), today, true).unwrap()))

@@ -1,6 +1,8 @@
 //! Merge semantics, told as numbered stories. Devices are real stores in their own directories
 //! and exchange real bundle files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failure
+
 mod common;
 
 use automerge::transaction::Transactable;
@@ -352,7 +354,7 @@ fn story_7_fields_from_a_newer_version_survive_read_modify_write() {
             .unwrap();
         let profile = doc.get(ROOT, "profile").unwrap().unwrap().1;
         assert_eq!(
-            doc.get(&profile, "hukou_type").unwrap().unwrap().0.to_str(),
+            doc.get(&profile, "hukou_type").unwrap().unwrap().0.as_str(),
             Some("农业户口")
         );
     }

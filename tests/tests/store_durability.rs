@@ -1,6 +1,8 @@
 //! The store on disk: migrations from an older schema, compaction that keeps everything, and
 //! reopening after every write.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failure
+
 mod common;
 
 use common::*;
@@ -13,11 +15,20 @@ fn every_write_is_on_disk_when_the_call_returns() {
     let mut admin = school();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     let path = teacher.path();
-    let id = teacher.record("家访", "王小雨", "2026-11-20", &[("notes", "雨天，山路泥泞")]);
+    let id = teacher.record(
+        "家访",
+        "王小雨",
+        "2026-11-20",
+        &[("notes", "雨天，山路泥泞")],
+    );
     // A second process (a fresh connection) sees the record and its projection immediately.
     let conn = Connection::open(&path).unwrap();
     let kind: String = conn
-        .query_row("SELECT kind FROM p_records WHERE record_id = ?1", [&id], |r| r.get(0))
+        .query_row(
+            "SELECT kind FROM p_records WHERE record_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(kind, "home_visit");
     let mut again = Archive::open(&path).unwrap();
@@ -31,7 +42,12 @@ fn compaction_keeps_every_change_and_reopens_identically() {
     let mut admin = school();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     for i in 0..80 {
-        teacher.record("谈心", "王小雨", "2026-11-20", &[("notes", &format!("第{i}次"))]);
+        teacher.record(
+            "谈心",
+            "王小雨",
+            "2026-11-20",
+            &[("notes", &format!("第{i}次"))],
+        );
     }
     let before_heads = heads(&mut teacher);
     let before_file = teacher.file("王小雨");
@@ -62,7 +78,10 @@ fn compaction_keeps_every_change_and_reopens_identically() {
     assert_eq!(reopened.archive.child_file("王小雨").unwrap(), before_file);
     // Writing after compaction appends as usual.
     reopened.record("谈心", "王小雨", "2026-11-21", &[("notes", "压缩之后")]);
-    assert_eq!(reopened.archive.child_file("王小雨").unwrap().records.len(), 81);
+    assert_eq!(
+        reopened.archive.child_file("王小雨").unwrap().records.len(),
+        81
+    );
 }
 
 #[test]
@@ -71,13 +90,20 @@ fn a_store_written_by_schema_version_1_opens_and_is_upgraded() {
     // schema version 1, as an older app would have left it.
     let mut admin = school();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
-    teacher.record("家访", "王小雨", "2026-11-20", &[("notes", "旧版本写的记录")]);
+    teacher.record(
+        "家访",
+        "王小雨",
+        "2026-11-20",
+        &[("notes", "旧版本写的记录")],
+    );
     let src = Connection::open(teacher.path()).unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     let old_path = dir.path().join("old.db");
     let mut old = Connection::open(&old_path).unwrap();
     migrations::apply(&mut old, 1).unwrap();
-    let v: i64 = old.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: i64 = old
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(v, 1);
     let has_role: i64 = old
         .query_row(
@@ -88,27 +114,53 @@ fn a_store_written_by_schema_version_1_opens_and_is_upgraded() {
         .unwrap();
     assert_eq!(has_role, 0, "version 1 has no author_role column");
     let mut stmt = src.prepare("SELECT key, value FROM meta").unwrap();
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).unwrap() {
-        let (k, v) = row.unwrap();
-        old.execute("INSERT INTO meta VALUES (?1, ?2)", [k, v]).unwrap();
-    }
-    let mut stmt = src.prepare("SELECT doc_id, heads, updated FROM docs").unwrap();
     for row in stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (k, v) = row.unwrap();
+        old.execute("INSERT INTO meta VALUES (?1, ?2)", [k, v])
+            .unwrap();
+    }
+    let mut stmt = src
+        .prepare("SELECT doc_id, heads, updated FROM docs")
+        .unwrap();
+    for row in stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .unwrap()
     {
         let (d, h, u) = row.unwrap();
-        old.execute("INSERT INTO docs (doc_id, heads, updated) VALUES (?1, ?2, ?3)", rusqlite::params![d, h, u])
-            .unwrap();
+        old.execute(
+            "INSERT INTO docs (doc_id, heads, updated) VALUES (?1, ?2, ?3)",
+            rusqlite::params![d, h, u],
+        )
+        .unwrap();
     }
-    let mut stmt = src.prepare("SELECT doc_id, hash, bytes FROM changes ORDER BY seq").unwrap();
+    let mut stmt = src
+        .prepare("SELECT doc_id, hash, bytes FROM changes ORDER BY seq")
+        .unwrap();
     for row in stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
         .unwrap()
     {
         let (d, h, b) = row.unwrap();
-        old.execute("INSERT INTO changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)", rusqlite::params![d, h, b])
-            .unwrap();
+        old.execute(
+            "INSERT INTO changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)",
+            rusqlite::params![d, h, b],
+        )
+        .unwrap();
     }
     drop(old);
     // Today's code opens it: migrates, rebuilds projections, and everything is findable.

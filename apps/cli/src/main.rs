@@ -1,1 +1,93 @@
-fn main() {}
+//! `shouwang`: one device's care archive from the terminal.
+//!
+//! This file only parses the command line and dispatches; the commands live in `commands/`.
+
+mod cli;
+mod commands;
+mod demo;
+mod error;
+mod output;
+mod prompt;
+mod usage;
+
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{
+    BundleCmd, ChildCmd, ClassCmd, Cli, Command, MemberCmd, RecordAction, RosterCmd, RulesCmd,
+};
+use commands::{Ctx, bundle, care, children, school, work};
+use error::Result;
+
+fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
+    match command {
+        Command::InitSchool(a) => school::init_school(ctx, a),
+        Command::Join(a) => school::join(ctx, a),
+        Command::Info => school::info(ctx),
+        Command::Class(ClassCmd::Add { name, head }) => {
+            school::class_add(ctx, name, head.as_deref())
+        }
+        Command::Class(ClassCmd::List) => school::class_list(ctx),
+        Command::Member(MemberCmd::Add(a)) => school::member_add(ctx, a),
+        Command::Member(MemberCmd::List) => school::member_list(ctx),
+        Command::Pair(a) => school::pair(ctx, a),
+        Command::Rules(RulesCmd::Show) => school::rules_show(ctx),
+        Command::Rules(RulesCmd::Set { key, value }) => school::rules_set(ctx, key, value),
+        Command::Roster(RosterCmd::Import { file }) => school::roster_import(ctx, file),
+        Command::Children(a) => children::list(ctx, a.class.as_deref(), a.mine),
+        Command::Child(ChildCmd::Show { child }) => children::show(ctx, child),
+        Command::Child(ChildCmd::Edit {
+            child,
+            section,
+            fields,
+        }) => children::edit(ctx, child, section, fields),
+        Command::Record(r) => match &r.action {
+            None => care::add(ctx, &r.add),
+            Some(RecordAction::Edit { id, date, fields }) => {
+                care::edit(ctx, id, date.as_deref(), fields)
+            }
+            Some(RecordAction::Void { id, reason }) => care::void(ctx, id, reason),
+            Some(RecordAction::Progress { plan, date, fields }) => {
+                care::progress(ctx, plan, date.as_deref(), fields)
+            }
+        },
+        Command::Conflicts(a) => children::conflicts(ctx, &a.child),
+        Command::Resolve(a) => {
+            children::resolve(ctx, &a.child, &a.path, a.pick, a.value.as_deref())
+        }
+        Command::Due(a) => work::due(ctx, a),
+        Command::Compliance(a) => work::compliance(ctx, &a.from, &a.to),
+        Command::Bundle(BundleCmd::Export {
+            out,
+            for_member,
+            since,
+        }) => bundle::export(ctx, out, for_member.as_deref(), since.as_deref()),
+        Command::Bundle(BundleCmd::Import { file }) => bundle::import(ctx, file),
+        Command::Demo(a) => demo::run(ctx, a.dir.as_deref()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage::report(&e),
+    };
+    let mut ctx = Ctx {
+        store: cli.store_path(),
+        json: cli.json,
+        out: Box::new(BufWriter::new(std::io::stdout())),
+    };
+    let result = dispatch(&mut ctx, &cli.command).and_then(|()| Ok(ctx.out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = ctx.out.flush();
+            let msg = e.to_string().replace(['\r', '\n'], " ");
+            eprintln!("错误：{}", msg.trim());
+            ExitCode::FAILURE
+        }
+    }
+}

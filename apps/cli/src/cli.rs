@@ -1,0 +1,435 @@
+//! Command-line syntax: the clap types. Every text a user sees here is Chinese; clap's own fixed
+//! English words (headings, `Print help`) are replaced when help is rendered (see `main.rs`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use shouwang_core::kinds::{RecordKind, SECTIONS};
+use shouwang_core::roles::Role;
+
+/// The default store file, in the current directory.
+pub const DEFAULT_STORE: &str = "shouwang.db";
+/// Environment variable naming the store.
+pub const STORE_ENV: &str = "SHOUWANG_STORE";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shouwang",
+    version,
+    about = "守望：农村留守儿童关爱档案（离线优先，多台设备通过数据文件同步）",
+    arg_required_else_help = true,
+    after_help = "先用 init-school 创建学校，或用 join 从管理员导出的数据文件加入；\n用 shouwang <命令> --help 查看每个命令的用法。"
+)]
+pub struct Cli {
+    #[arg(
+        long,
+        global = true,
+        help_heading = "通用选项",
+        value_name = "文件",
+        help = "档案库文件（也可用环境变量 SHOUWANG_STORE 指定；默认为当前目录下的 shouwang.db）"
+    )]
+    pub store: Option<PathBuf>,
+
+    #[arg(
+        long,
+        global = true,
+        help_heading = "通用选项",
+        help = "以 JSON 格式输出（列表和查看类命令）"
+    )]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The store path: `--store`, else `$SHOUWANG_STORE`, else `shouwang.db`.
+    pub fn store_path(&self) -> PathBuf {
+        self.store
+            .clone()
+            .or_else(|| {
+                std::env::var_os(STORE_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(about = "在这台设备上创建学校档案库（第一台设备）")]
+    InitSchool(InitSchoolArgs),
+    #[command(about = "用管理员导出的数据文件在新设备上建立档案库")]
+    Join(JoinArgs),
+    #[command(about = "查看学校和本设备使用者")]
+    Info,
+    #[command(subcommand, about = "班级：添加、列出")]
+    Class(ClassCmd),
+    #[command(subcommand, about = "成员（教师、爱心妈妈等）：添加、列出")]
+    Member(MemberCmd),
+    #[command(about = "结对帮扶：把一名成员和一名学生结成对子")]
+    Pair(PairArgs),
+    #[command(subcommand, about = "工作规则（家访、谈心次数等）：查看、修改")]
+    Rules(RulesCmd),
+    #[command(subcommand, about = "学生名单（学籍表）")]
+    Roster(RosterCmd),
+    #[command(about = "列出学生")]
+    Children(ChildrenArgs),
+    #[command(subcommand, about = "一名学生的档案：查看、修改")]
+    Child(ChildCmd),
+    #[command(about = "填写关爱记录（家访、谈心、电话记录等），以及修改、作废、进步档案")]
+    Record(RecordCmd),
+    #[command(about = "列出一名学生档案中未解决的冲突")]
+    Conflicts(ConflictsArgs),
+    #[command(about = "解决冲突：选用其中一个值，或填写新值")]
+    Resolve(ResolveArgs),
+    #[command(about = "待办：本期要完成和已逾期的工作")]
+    Due(DueArgs),
+    #[command(about = "全校各项规则的完成情况")]
+    Compliance(ComplianceArgs),
+    #[command(subcommand, about = "数据文件：在设备之间交换档案")]
+    Bundle(BundleCmd),
+    #[command(about = "生成一所示范学校并演示两台设备离线记录、交换和冲突")]
+    Demo(DemoArgs),
+}
+
+fn role_names() -> String {
+    Role::ALL
+        .iter()
+        .map(|r| r.label())
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
+#[derive(Debug, Args)]
+pub struct InitSchoolArgs {
+    #[arg(long, value_name = "校名", help = "学校名称，如 郭庄小学")]
+    pub name: String,
+    #[arg(long, value_name = "乡镇", help = "所在乡镇，如 丁里镇")]
+    pub town: String,
+    #[arg(long, value_name = "电话", help = "亲情电话号码（可选）")]
+    pub hotline: Option<String>,
+    #[arg(long, value_name = "姓名", help = "管理员（本设备使用者）姓名")]
+    pub admin: String,
+    #[arg(
+        long,
+        value_name = "角色",
+        default_value = "档案管理员",
+        help = "管理员角色：校长 或 档案管理员"
+    )]
+    pub admin_role: String,
+    #[arg(long, value_name = "名称", help = "本设备名称（可选）")]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    #[arg(long, value_name = "文件", help = "管理员导出的数据文件")]
+    pub bundle: PathBuf,
+    #[arg(long, value_name = "姓名", help = "使用这台设备的成员（姓名或编号）")]
+    pub member: String,
+    #[arg(long, value_name = "名称", help = "本设备名称（可选）")]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClassCmd {
+    #[command(about = "添加班级")]
+    Add {
+        #[arg(value_name = "班级", help = "班级名称，如 三年级(1)班")]
+        name: String,
+        #[arg(long, value_name = "姓名", help = "班主任（已添加的成员）")]
+        head: Option<String>,
+    },
+    #[command(about = "列出班级")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    #[command(about = "添加成员")]
+    Add(MemberAddArgs),
+    #[command(about = "列出成员")]
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberAddArgs {
+    #[arg(value_name = "姓名", help = "成员姓名")]
+    pub name: String,
+    #[arg(
+        long = "role",
+        value_name = "角色",
+        required = true,
+        help = format!("角色，可填多个（中文名或英文键）：{}", role_names())
+    )]
+    pub roles: Vec<String>,
+    #[arg(long, value_name = "班级", help = "所在班级（班主任填写所带班级）")]
+    pub class: Option<String>,
+    #[arg(long, value_name = "电话", help = "联系电话")]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    #[arg(long, value_name = "成员", help = "帮扶人（姓名或编号）")]
+    pub carer: String,
+    #[arg(long, value_name = "学生", help = "学生（姓名、学籍号或编号）")]
+    pub child: String,
+    #[arg(
+        long,
+        value_name = "角色",
+        help = "以什么角色帮扶（默认为帮扶人的角色）"
+    )]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCmd {
+    #[command(about = "查看规则")]
+    Show,
+    #[command(about = "修改规则")]
+    Set {
+        #[arg(value_name = "规则", help = "规则键或名称，见 rules show")]
+        key: String,
+        #[arg(value_name = "数值", help = "新的数值（0 表示不检查这条规则）")]
+        value: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RosterCmd {
+    #[command(
+        about = "从 .xlsx 或 .csv 导入学生名单",
+        after_help = "表头列：学籍号、姓名、性别、出生日期、身份证号、班级、家庭住址、监护人、与监护人关系、联系电话、\n父亲姓名、父亲电话、母亲姓名、母亲电话、外出务工（父亲/母亲/父母）、寄宿（是/否）。\n姓名和班级必填；整个文件校验无误后才会导入，任何一行有误都不会写入。"
+    )]
+    Import {
+        #[arg(value_name = "文件", help = "名单文件（.xlsx 或 .csv）")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ChildrenArgs {
+    #[arg(long, value_name = "班级", help = "只列出这个班级")]
+    pub class: Option<String>,
+    #[arg(long, help = "只列出我负责的学生")]
+    pub mine: bool,
+}
+
+/// The sections and their fields, for `child edit --help`.
+fn sections_help() -> String {
+    let mut s = String::from("栏目和字段（键 = 名称）：\n");
+    for sec in SECTIONS {
+        let fields: Vec<String> = sec
+            .fields
+            .iter()
+            .map(|f| format!("{}={}", f.key, f.label))
+            .collect();
+        s.push_str(&format!(
+            "  {}（{}）：{}\n",
+            sec.key,
+            sec.label,
+            fields.join("，")
+        ));
+    }
+    s.push_str("例：shouwang child edit 王小明 guardian phone=13956241178 relation=奶奶");
+    s
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChildCmd {
+    #[command(about = "查看一名学生的完整档案")]
+    Show {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+    },
+    #[command(about = "修改档案中一个栏目的字段", after_help = sections_help())]
+    Edit {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+        #[arg(value_name = "栏目", help = "栏目键或名称，如 guardian 或 监护人")]
+        section: String,
+        #[arg(
+            value_name = "键=值",
+            required = true,
+            help = "要修改的字段，如 phone=13956241178"
+        )]
+        fields: Vec<String>,
+    },
+}
+
+/// Every record kind with its fields, for `record --help`.
+fn kinds_help() -> String {
+    let mut s = String::from("记录类型及字段（* 为必填）：\n");
+    for k in RecordKind::ALL {
+        let fields: Vec<String> = k
+            .fields()
+            .iter()
+            .map(|f| format!("{}{}={}", if f.required { "*" } else { "" }, f.key, f.label))
+            .collect();
+        s.push_str(&format!(
+            "  {}（{}）：{}\n",
+            k.label(),
+            k.key(),
+            fields.join("，")
+        ));
+    }
+    s.push_str(
+        "例：shouwang record 家访 --child 王小明 --date 2025-11-18 --field notes=\"……\" met_with=奶奶\n\
+         在终端里使用时，缺少的日期和必填项会逐项提示输入。",
+    );
+    s
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = kinds_help()
+)]
+pub struct RecordCmd {
+    #[command(subcommand)]
+    pub action: Option<RecordAction>,
+    #[command(flatten)]
+    pub add: RecordAddArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordAddArgs {
+    #[arg(
+        value_name = "类型",
+        help = "记录类型：中文名（家访、谈心、电话记录……）或英文键"
+    )]
+    pub kind: Option<String>,
+    #[arg(long, value_name = "学生", help = "学生（姓名、学籍号或编号）")]
+    pub child: Option<String>,
+    #[arg(long, value_name = "班级", help = "班级（班级关爱活动记录）")]
+    pub class: Option<String>,
+    #[arg(long, value_name = "日期", help = "发生日期，如 2025-11-18")]
+    pub date: Option<String>,
+    #[arg(
+        long = "field",
+        short = 'f',
+        value_name = "键=值",
+        num_args = 1..,
+        help = "字段，可填多个：--field notes=…… study=……"
+    )]
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordAction {
+    #[command(about = "修改一条记录（只能修改自己填写的）")]
+    Edit {
+        #[arg(value_name = "编号", help = "记录编号（至少前6位）")]
+        id: String,
+        #[arg(long, value_name = "日期", help = "新的发生日期")]
+        date: Option<String>,
+        #[arg(long = "field", short = 'f', value_name = "键=值", num_args = 1.., help = "要修改的字段")]
+        fields: Vec<String>,
+    },
+    #[command(about = "作废一条记录（记录保留并标明已作废）")]
+    Void {
+        #[arg(value_name = "编号", help = "记录编号（至少前6位）")]
+        id: String,
+        #[arg(long, value_name = "原因", help = "作废原因")]
+        reason: String,
+    },
+    #[command(about = "为学习帮扶计划添加进步档案")]
+    Progress {
+        #[arg(value_name = "计划编号", help = "学习帮扶计划的记录编号")]
+        plan: String,
+        #[arg(long, value_name = "日期", help = "日期，如 2025-11-18")]
+        date: Option<String>,
+        #[arg(
+            long = "field",
+            short = 'f',
+            value_name = "键=值",
+            num_args = 1..,
+            help = "字段：result=阶段成绩，notes=进步情况（必填）"
+        )]
+        fields: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConflictsArgs {
+    #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+    pub child: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("choice").required(true).args(["pick", "value"]))]
+pub struct ResolveArgs {
+    #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+    pub child: String,
+    #[arg(
+        value_name = "字段",
+        help = "冲突字段，如 guardian.phone（见 conflicts）"
+    )]
+    pub path: String,
+    #[arg(long, value_name = "序号", help = "选用第几个值（从1开始）")]
+    pub pick: Option<usize>,
+    #[arg(long, value_name = "值", help = "改为填写一个新值")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DueArgs {
+    #[arg(
+        long,
+        value_name = "成员",
+        help = "查看哪位成员的待办（默认为本设备使用者）"
+    )]
+    pub member: Option<String>,
+    #[arg(long, value_name = "日期", help = "按哪一天计算（默认为今天）")]
+    pub date: Option<String>,
+    #[arg(long, help = "也列出已完成的")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ComplianceArgs {
+    #[arg(long, value_name = "日期", help = "开始日期")]
+    pub from: String,
+    #[arg(long, value_name = "日期", help = "结束日期（含）")]
+    pub to: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCmd {
+    #[command(about = "导出数据文件")]
+    Export {
+        #[arg(long, value_name = "文件", help = "写到哪个文件")]
+        out: PathBuf,
+        #[arg(
+            long = "for",
+            value_name = "成员",
+            help = "只导出这位成员可以看到的档案（默认全部）"
+        )]
+        for_member: Option<String>,
+        #[arg(
+            long,
+            value_name = "旧文件",
+            help = "对方已导入过的旧数据文件：只导出其后的新内容"
+        )]
+        since: Option<PathBuf>,
+    },
+    #[command(about = "导入数据文件（重复导入不会改变档案）")]
+    Import {
+        #[arg(value_name = "文件", help = "数据文件")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(
+        long,
+        value_name = "目录",
+        help = "放演示数据的目录（默认新建临时目录）"
+    )]
+    pub dir: Option<PathBuf>,
+}

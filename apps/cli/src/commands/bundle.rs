@@ -1,0 +1,259 @@
+//! Bundle files: export, and import with a report of what was new.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::Serialize;
+use shouwang_core::bundle::Bundle;
+use shouwang_core::doc::{DocId, conflicts};
+use shouwang_core::records::metas;
+use shouwang_core::{Archive, Error};
+
+use super::Ctx;
+use crate::error::{Result, read_file, write_file_atomic};
+use crate::output::role_label;
+
+/// What an export wrote.
+#[derive(Debug, Serialize)]
+pub struct Exported {
+    pub file: String,
+    pub bytes: usize,
+    pub documents: usize,
+    pub children: usize,
+}
+
+/// Reads and verifies a bundle file.
+fn load_bundle(what: &str, path: &Path) -> Result<(Vec<u8>, Bundle)> {
+    let bytes = read_file(what, path)?;
+    let bundle = Bundle::decode(&bytes)?;
+    Ok((bytes, bundle))
+}
+
+/// Exports a bundle to `out` (whole or not at all).
+pub fn export_to(
+    a: &mut Archive,
+    out: &Path,
+    for_member: Option<&str>,
+    since: Option<&Path>,
+) -> Result<Exported> {
+    let since = since
+        .map(|p| load_bundle("旧数据文件", p).map(|(_, b)| b))
+        .transpose()?;
+    let bytes = a.export_bundle(for_member, since.as_ref())?;
+    let decoded = Bundle::decode(&bytes)?;
+    write_file_atomic("数据文件", out, &bytes)?;
+    Ok(Exported {
+        file: out.display().to_string(),
+        bytes: bytes.len(),
+        documents: decoded.entries.len(),
+        children: decoded
+            .entries
+            .iter()
+            .filter(|e| matches!(e.doc, DocId::Child(_)))
+            .count(),
+    })
+}
+
+pub fn export(
+    ctx: &mut Ctx,
+    out: &Path,
+    for_member: Option<&str>,
+    since: Option<&Path>,
+) -> Result<()> {
+    let mut a = ctx.open()?;
+    let done = export_to(&mut a, out, for_member, since)?;
+    if ctx.json {
+        return ctx.json(&done);
+    }
+    let whom = for_member.map_or_else(String::new, |m| format!("（给 {}）", m.trim()));
+    ctx.line(format!(
+        "已导出{}：{} 份档案（其中学生档案 {} 份），{} 字节 → {}",
+        whom,
+        done.documents,
+        done.children,
+        done.bytes,
+        out.display()
+    ))
+}
+
+/// A record that arrived with an import.
+#[derive(Debug, Serialize)]
+pub struct NewRecord {
+    pub id: String,
+    pub date: String,
+    pub kind: String,
+    pub child: String,
+    pub author: String,
+    pub role: String,
+}
+
+/// A conflict that arrived with an import.
+#[derive(Debug, Serialize)]
+pub struct NewConflict {
+    pub child: String,
+    pub path: String,
+    pub label: String,
+    pub values: Vec<String>,
+}
+
+/// What an import did, in detail.
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    pub documents: usize,
+    pub changed: usize,
+    pub new_changes: usize,
+    pub school_changed: bool,
+    pub new_children: Vec<String>,
+    pub new_records: Vec<NewRecord>,
+    pub new_conflicts: Vec<NewConflict>,
+}
+
+/// Record ids and conflict paths of a document, before an import.
+type Snapshot = (HashSet<String>, HashSet<String>);
+
+/// Imports a bundle file and works out what was new.
+pub fn import_from(a: &mut Archive, path: &Path) -> Result<Imported> {
+    let (bytes, bundle) = load_bundle("数据文件", path)?;
+    import_bundle(a, &bytes, &bundle)
+}
+
+/// Imports a decoded bundle (`bytes` are its encoding) and works out what was new.
+fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Imported> {
+    if &bundle.school != a.school_id() {
+        return Err(Error::WrongSchool.into());
+    }
+    let mut before: HashMap<DocId, Option<Snapshot>> = HashMap::new();
+    for e in &bundle.entries {
+        let snap = a.store().doc(&e.doc)?.map(|d| {
+            (
+                metas(d).into_iter().map(|m| m.id.0).collect(),
+                conflicts::list(d).iter().map(|c| c.dotted()).collect(),
+            )
+        });
+        before.insert(e.doc.clone(), snap);
+    }
+    let school_heads = a.store().heads(&DocId::School)?;
+    let report = a.import_bundle(bytes)?;
+    let mut out = Imported {
+        documents: report.documents,
+        changed: report.changed,
+        new_changes: report.new_changes,
+        school_changed: a.store().heads(&DocId::School)? != school_heads,
+        new_children: Vec::new(),
+        new_records: Vec::new(),
+        new_conflicts: Vec::new(),
+    };
+    if report.new_changes == 0 {
+        return Ok(out);
+    }
+    let school = a.school()?;
+    let names: HashMap<String, String> = a
+        .children(None, false)?
+        .into_iter()
+        .map(|c| (c.id.0, c.name))
+        .collect();
+    let name_of = |id: Option<&str>| {
+        id.and_then(|i| names.get(i).cloned())
+            .unwrap_or_else(|| "—".to_owned())
+    };
+    let mut ids: Vec<&DocId> = before.keys().collect();
+    ids.sort();
+    for id in ids {
+        let old = before.get(id).cloned().flatten();
+        if old.is_none()
+            && let DocId::Child(c) = id
+        {
+            out.new_children.push(name_of(Some(c.as_str())));
+        }
+        let (old_records, old_conflicts) = old.unwrap_or_default();
+        let Some(doc) = a.store().doc(id)? else {
+            continue;
+        };
+        for m in metas(doc) {
+            if old_records.contains(m.id.as_str()) {
+                continue;
+            }
+            out.new_records.push(NewRecord {
+                kind: m.kind().map_or("未知类型", |k| k.label()).to_owned(),
+                child: name_of(m.child.as_deref()),
+                author: school.member_name(&m.author),
+                role: role_label(&m.author_role),
+                date: m.happened_on.clone(),
+                id: m.id.0,
+            });
+        }
+        for c in conflicts::list(doc) {
+            if old_conflicts.contains(&c.dotted()) {
+                continue;
+            }
+            out.new_conflicts.push(NewConflict {
+                child: name_of(id.child().map(|c| c.as_str())),
+                path: c.dotted(),
+                label: c.label,
+                values: c.values,
+            });
+        }
+    }
+    out.new_records
+        .sort_by(|x, y| (&x.date, &x.id).cmp(&(&y.date, &y.id)));
+    Ok(out)
+}
+
+/// The import report as text.
+pub fn render_import(r: &Imported) -> String {
+    if r.new_changes == 0 {
+        return format!(
+            "没有新内容：文件中的 {} 份档案本机都已是最新，档案未改变。\n",
+            r.documents
+        );
+    }
+    let mut s = format!(
+        "导入完成：文件中有 {} 份档案，其中 {} 份有新内容（共 {} 处修改）。\n",
+        r.documents, r.changed, r.new_changes
+    );
+    if r.school_changed {
+        s.push_str("学校信息有更新（成员、班级、结对或规则）。\n");
+    }
+    if !r.new_children.is_empty() {
+        s.push_str(&format!(
+            "新增学生档案 {} 份：{}\n",
+            r.new_children.len(),
+            r.new_children.join("、")
+        ));
+    }
+    if !r.new_records.is_empty() {
+        s.push_str(&format!("新增记录 {} 条：\n", r.new_records.len()));
+        for n in &r.new_records {
+            s.push_str(&format!(
+                "  {} {} · {} · {}（{}）\n",
+                n.date, n.kind, n.child, n.author, n.role
+            ));
+        }
+    }
+    if !r.new_conflicts.is_empty() {
+        s.push_str(&format!(
+            "出现冲突 {} 处（两边的值都已保留，请核实后用 resolve 解决）：\n",
+            r.new_conflicts.len()
+        ));
+        for c in &r.new_conflicts {
+            s.push_str(&format!(
+                "  {} {}：{}\n",
+                c.child,
+                c.label,
+                c.values.join(" / ")
+            ));
+        }
+    }
+    s
+}
+
+pub fn import(ctx: &mut Ctx, path: &Path) -> Result<()> {
+    // Read and verify the file before the store is opened.
+    let (bytes, bundle) = load_bundle("数据文件", path)?;
+    let mut a = ctx.open()?;
+    let r = import_bundle(&mut a, &bytes, &bundle)?;
+    if ctx.json {
+        return ctx.json(&r);
+    }
+    ctx.text(render_import(&r))
+}

@@ -1,0 +1,278 @@
+//! Children and their files: children, child show, child edit, conflicts, resolve.
+
+use serde_json::Value;
+use shouwang_core::archive::ChildFile;
+use shouwang_core::kinds::section;
+use shouwang_core::school::SchoolView;
+
+use super::{Ctx, key_values};
+use crate::error::{CliError, Result};
+use crate::output::{Table, away_label, local_time, role_label, sex_label};
+
+pub fn list(ctx: &mut Ctx, class: Option<&str>, mine: bool) -> Result<()> {
+    let mut a = ctx.open()?;
+    let rows = a.children(class, mine)?;
+    if ctx.json {
+        return ctx.json(&rows);
+    }
+    if rows.is_empty() {
+        return ctx.line(if mine {
+            "没有由你负责的学生。"
+        } else {
+            "没有学生。用 roster import 导入名单。"
+        });
+    }
+    let mut t = Table::new(&[
+        "姓名",
+        "班级",
+        "性别",
+        "外出务工",
+        "三特",
+        "记录",
+        "最近记录",
+        "编号",
+    ]);
+    for c in &rows {
+        t.row(vec![
+            c.name.clone(),
+            c.class_name.clone().unwrap_or_default(),
+            sex_label(c.sex.as_deref()),
+            away_label(c.parents_away.as_deref()),
+            c.flags.join("、"),
+            c.records.to_string(),
+            c.last_record.clone().unwrap_or_default(),
+            c.id.to_string(),
+        ]);
+    }
+    ctx.text(t.render())?;
+    ctx.line(format!("共 {} 名学生", rows.len()))
+}
+
+/// The file as JSON, with the names of the members its ids refer to.
+fn file_json(file: &ChildFile, school: &SchoolView) -> Result<Value> {
+    let mut v = serde_json::to_value(file)?;
+    let names: serde_json::Map<String, Value> = school
+        .members
+        .iter()
+        .map(|m| (m.id.to_string(), Value::String(m.name.clone())))
+        .collect();
+    if let Value::Object(o) = &mut v {
+        o.insert("member_names".into(), Value::Object(names));
+    }
+    Ok(v)
+}
+
+/// The whole file as text.
+pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
+    let mut s = String::new();
+    let mut push = |line: String| {
+        s.push_str(&line);
+        s.push('\n');
+    };
+    push(format!(
+        "━━ {}（{}）的档案 ━━  编号 {}",
+        file.name,
+        file.class_name.as_deref().unwrap_or("未分班"),
+        file.id
+    ));
+    let conflicted: Vec<String> = file.conflicts.iter().map(|(_, c)| c.dotted()).collect();
+    for sec in &file.sections {
+        if sec.fields.is_empty() {
+            continue;
+        }
+        push(format!("【{}】", sec.label));
+        for f in &sec.fields {
+            let mark = if conflicted.contains(&format!("{}.{}", sec.key, f.key)) {
+                "  ⚠ 有冲突，见下"
+            } else {
+                ""
+            };
+            push(format!("  {}：{}{}", f.label, f.value, mark));
+        }
+    }
+    if !file.private_shown {
+        push("【身份信息、特别关注】仅班主任、校领导和档案管理员可见".to_owned());
+    }
+    push(format!("【关爱记录】共 {} 条", file.records.len()));
+    for (i, r) in file.records.iter().enumerate() {
+        let voided = if r.void.is_some() {
+            "【已作废】"
+        } else {
+            ""
+        };
+        push(format!(
+            "  {}. {}{} {} · {}（{}） 编号 {}",
+            i + 1,
+            voided,
+            r.meta.happened_on,
+            r.kind_label,
+            school.member_name(&r.meta.author),
+            role_label(&r.meta.author_role),
+            r.meta.id
+        ));
+        for f in r.fields.iter().chain(&r.other_fields) {
+            push(format!(
+                "       {}：{}",
+                f.label,
+                f.value.replace('\n', "\n         ")
+            ));
+        }
+        for p in &r.progress {
+            let text: Vec<String> = p
+                .fields
+                .iter()
+                .map(|f| format!("{}：{}", f.label, f.value))
+                .collect();
+            push(format!(
+                "       进步档案 {} · {}：{}",
+                p.date,
+                school.member_name(&p.author),
+                text.join("；")
+            ));
+        }
+        if let Some(v) = &r.void {
+            push(format!(
+                "       作废：{}，原因：{}",
+                school.member_name(&v.by),
+                v.reason
+            ));
+        }
+    }
+    if file.conflicts.is_empty() {
+        push("【冲突】无".to_owned());
+    } else {
+        push(format!("【未解决的冲突】{} 处", file.conflicts.len()));
+        for (_, c) in &file.conflicts {
+            push(format!("  {}（{}）", c.label, c.dotted()));
+            for (i, v) in c.values.iter().enumerate() {
+                push(format!("    {}) {}", i + 1, v));
+            }
+        }
+    }
+    push(format!("【修改历史】{} 次", file.history.len()));
+    for h in &file.history {
+        push(format!(
+            "  {} {} {}",
+            local_time(h.time),
+            h.member,
+            h.message
+        ));
+    }
+    s
+}
+
+pub fn show(ctx: &mut Ctx, child: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let file = a.child_file(child)?;
+    let school = a.school()?;
+    if ctx.json {
+        let v = file_json(&file, &school)?;
+        return ctx.json(&v);
+    }
+    ctx.text(render_file(&file, &school))
+}
+
+pub fn edit(ctx: &mut Ctx, child: &str, sec: &str, fields: &[String]) -> Result<()> {
+    let kv = key_values(fields)?;
+    let mut a = ctx.open()?;
+    a.edit_child(child, sec, &kv)?;
+    let label = section(sec).map_or(sec, |s| s.label);
+    let keys: Vec<&str> = kv.iter().map(|(k, _)| k.as_str()).collect();
+    if ctx.json {
+        return ctx.json(&serde_json::json!({ "section": sec, "fields": keys }));
+    }
+    ctx.line(format!("已修改{}：{}", label, keys.join("、")))
+}
+
+/// Lines describing a file's open conflicts and how to resolve them.
+pub fn render_conflicts(file: &ChildFile, child_arg: &str) -> String {
+    if file.conflicts.is_empty() {
+        return format!("{} 的档案没有未解决的冲突。\n", file.name);
+    }
+    let mut s = format!(
+        "{} 的档案有 {} 处冲突（两台设备离线时改成了不同的值，都已保留）：\n",
+        file.name,
+        file.conflicts.len()
+    );
+    for (_, c) in &file.conflicts {
+        s.push_str(&format!("  {}（{}）\n", c.label, c.dotted()));
+        for (i, v) in c.values.iter().enumerate() {
+            s.push_str(&format!("    {}) {}\n", i + 1, v));
+        }
+        s.push_str(&format!(
+            "    解决：shouwang resolve {} {} --pick 序号（或 --value 新值）\n",
+            child_arg,
+            c.dotted()
+        ));
+    }
+    s
+}
+
+pub fn conflicts(ctx: &mut Ctx, child: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let file = a.child_file(child)?;
+    if ctx.json {
+        let list: Vec<Value> = file
+            .conflicts
+            .iter()
+            .map(|(doc, c)| {
+                serde_json::json!({
+                    "doc": doc,
+                    "path": c.dotted(),
+                    "label": c.label,
+                    "values": c.values,
+                })
+            })
+            .collect();
+        return ctx.json(&list);
+    }
+    ctx.text(render_conflicts(&file, child))
+}
+
+pub fn resolve(
+    ctx: &mut Ctx,
+    child: &str,
+    path: &str,
+    pick: Option<usize>,
+    value: Option<&str>,
+) -> Result<()> {
+    let mut a = ctx.open()?;
+    let before = a.child_file(child)?;
+    let conflict = before
+        .conflicts
+        .iter()
+        .map(|(_, c)| c)
+        .find(|c| c.dotted() == path.trim())
+        .ok_or_else(|| CliError::Core(shouwang_core::Error::not_found("冲突", path.trim())))?
+        .clone();
+    a.resolve(child, path.trim(), pick, value)?;
+    // Show the value as stored now (a typed phone number loses its spaces, a choice its key).
+    let after = a.child_file(child)?;
+    let stored = match conflict.path.as_slice() {
+        [sec, key] => after
+            .sections
+            .iter()
+            .filter(|s| &s.key == sec)
+            .flat_map(|s| &s.fields)
+            .find(|f| &f.key == key)
+            .map(|f| f.value.clone()),
+        _ => None,
+    };
+    let chosen = match (stored, pick, value) {
+        (Some(v), _, _) => v,
+        (None, Some(n), _) => conflict
+            .values
+            .get(n.saturating_sub(1))
+            .cloned()
+            .unwrap_or_default(),
+        (None, None, Some(v)) => v.trim().to_owned(),
+        (None, None, None) => String::new(),
+    };
+    if ctx.json {
+        return ctx.json(&serde_json::json!({ "path": conflict.dotted(), "value": chosen }));
+    }
+    ctx.line(format!(
+        "已解决冲突：{} 的{}采用“{}”",
+        before.name, conflict.label, chosen
+    ))
+}

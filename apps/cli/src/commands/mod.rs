@@ -1,0 +1,90 @@
+//! The commands. Each module takes parsed arguments and a [`Ctx`], calls the core, and prints.
+
+pub mod bundle;
+pub mod care;
+pub mod children;
+pub mod school;
+pub mod work;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use shouwang_core::Archive;
+
+use crate::error::{CliError, Result};
+
+/// What every command gets: where the store is, how to print, and where to print.
+pub struct Ctx {
+    pub store: PathBuf,
+    pub json: bool,
+    pub out: Box<dyn Write>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("store", &self.store)
+            .field("json", &self.json)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ctx {
+    /// Opens the existing archive. A missing store is reported, never created.
+    pub fn open(&self) -> Result<Archive> {
+        if self.store.is_dir() {
+            return Err(CliError::msg(format!(
+                "档案库应是一个文件，这里是目录：{}",
+                self.store.display()
+            )));
+        }
+        Archive::open(&self.store).map_err(|e| match e {
+            shouwang_core::Error::NotInitialised => {
+                CliError::msg(format!("{e}（档案库：{}）", self.store.display()))
+            }
+            e => CliError::Core(e),
+        })
+    }
+
+    /// Writes a line of text.
+    pub fn line(&mut self, s: impl AsRef<str>) -> Result<()> {
+        writeln!(self.out, "{}", s.as_ref())?;
+        Ok(())
+    }
+
+    /// Writes text as it is.
+    pub fn text(&mut self, s: impl AsRef<str>) -> Result<()> {
+        write!(self.out, "{}", s.as_ref())?;
+        Ok(())
+    }
+
+    /// Writes a value as JSON.
+    pub fn json<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
+        crate::output::json(&mut *self.out, v)
+    }
+}
+
+/// Splits `key=value` arguments (the value may itself contain `=`).
+pub fn key_values(args: &[String]) -> Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+            _ => Err(CliError::msg(format!(
+                "“{a}”应写成 键=值，例如 notes=孩子最近很开朗"
+            ))),
+        })
+        .collect()
+}
+
+/// Today's date on this device, `YYYY-MM-DD`.
+pub fn today() -> chrono::NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+/// Parses an optional date argument, defaulting to today.
+pub fn date_or_today(field: &str, raw: Option<&str>) -> Result<chrono::NaiveDate> {
+    match raw {
+        Some(s) => Ok(shouwang_core::dates::parse_date(field, s)?),
+        None => Ok(today()),
+    }
+}

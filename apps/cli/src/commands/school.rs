@@ -1,0 +1,344 @@
+//! Setting up and running the school: init-school, join, info, class, member, pair, rules,
+//! roster.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+use shouwang_core::roles::Role;
+use shouwang_core::rules::RULES;
+use shouwang_core::{Archive, SchoolSetup, roster};
+
+use super::Ctx;
+use crate::cli::{InitSchoolArgs, JoinArgs, MemberAddArgs, PairArgs};
+use crate::error::{CliError, Result, read_file};
+use crate::output::{Table, roles_label};
+
+/// Refuses a store path whose directory does not exist or that is a directory.
+fn check_new_store(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(CliError::msg(format!(
+            "档案库应是一个文件，这里是目录：{}",
+            path.display()
+        )));
+    }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        return Err(CliError::msg(format!("目录不存在：{}", dir.display())));
+    }
+    Ok(())
+}
+
+/// Parses roles given as repeated flags or joined with `,` / `、`.
+pub fn parse_roles(raw: &[String]) -> Result<Vec<Role>> {
+    let mut roles = Vec::new();
+    for part in raw
+        .iter()
+        .flat_map(|r| r.split([',', '，', '、']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let r = Role::parse(part)?;
+        if !roles.contains(&r) {
+            roles.push(r);
+        }
+    }
+    Ok(roles)
+}
+
+#[derive(Serialize)]
+struct Created<'a> {
+    school: &'a str,
+    member: &'a str,
+    device: &'a str,
+}
+
+pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
+    check_new_store(&ctx.store)?;
+    let role = Role::parse(&a.admin_role)?;
+    if !role.administers() {
+        return Err(CliError::msg(format!(
+            "创建学校的管理员应为校长或档案管理员，不能是{}",
+            role.label()
+        )));
+    }
+    let setup = SchoolSetup {
+        name: a.name.clone(),
+        town: a.town.clone(),
+        hotline: a.hotline.clone().filter(|h| !h.trim().is_empty()),
+        admin_name: a.admin.clone(),
+        admin_role: role,
+        device_label: a
+            .device
+            .clone()
+            .unwrap_or_else(|| format!("{}的设备", a.admin.trim())),
+    };
+    let mut archive = Archive::create_school(&ctx.store, &setup)?;
+    let school = archive.school()?;
+    let me = archive.me()?;
+    if ctx.json {
+        return ctx.json(&Created {
+            school: archive.school_id().as_str(),
+            member: me.id.as_str(),
+            device: archive.device().as_str(),
+        });
+    }
+    ctx.line(format!(
+        "已创建学校：{}（{}），档案库：{}",
+        school.name,
+        school.town,
+        ctx.store.display()
+    ))?;
+    ctx.line(format!(
+        "本设备使用者：{}（{}）。下一步：class add 添加班级，member add 添加成员，roster import 导入名单。",
+        me.name,
+        me.role_labels()
+    ))
+}
+
+pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
+    check_new_store(&ctx.store)?;
+    let bytes = read_file("数据文件", &a.bundle)?;
+    let label = a
+        .device
+        .clone()
+        .unwrap_or_else(|| format!("{}的设备", a.member.trim()));
+    let mut archive = Archive::join(&ctx.store, &bytes, &a.member, &label)?;
+    let school = archive.school()?;
+    let me = archive.me()?;
+    let children = archive.children(None, false)?.len();
+    if ctx.json {
+        return ctx.json(&Created {
+            school: archive.school_id().as_str(),
+            member: me.id.as_str(),
+            device: archive.device().as_str(),
+        });
+    }
+    ctx.line(format!(
+        "已加入{}：本设备使用者 {}（{}），收到 {} 名学生的档案。档案库：{}",
+        school.name,
+        me.name,
+        me.role_labels(),
+        children,
+        ctx.store.display()
+    ))
+}
+
+#[derive(Serialize)]
+struct Info {
+    school_id: String,
+    school: String,
+    town: String,
+    hotline: Option<String>,
+    member: shouwang_core::school::Member,
+    device: String,
+    classes: usize,
+    members: usize,
+    children: usize,
+}
+
+pub fn info(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let school = a.school()?;
+    let me = a.me()?;
+    let info = Info {
+        school_id: a.school_id().to_string(),
+        school: school.name.clone(),
+        town: school.town.clone(),
+        hotline: school.hotline.clone(),
+        member: me,
+        device: a.device().to_string(),
+        classes: school.classes.len(),
+        members: school.members.len(),
+        children: a.children(None, false)?.len(),
+    };
+    if ctx.json {
+        return ctx.json(&info);
+    }
+    ctx.line(format!("学校：{}（{}）", info.school, info.town))?;
+    if let Some(h) = &info.hotline {
+        ctx.line(format!("亲情电话：{h}"))?;
+    }
+    ctx.line(format!(
+        "本设备使用者：{}（{}）",
+        info.member.name,
+        info.member.role_labels()
+    ))?;
+    ctx.line(format!(
+        "班级 {} 个，成员 {} 人，本机学生档案 {} 份",
+        info.classes, info.members, info.children
+    ))?;
+    ctx.line(format!("档案库：{}", ctx.store.display()))
+}
+
+pub fn class_add(ctx: &mut Ctx, name: &str, head: Option<&str>) -> Result<()> {
+    let mut a = ctx.open()?;
+    let id = a.add_class(name, head)?;
+    if ctx.json {
+        return ctx.json(&serde_json::json!({ "id": id }));
+    }
+    ctx.line(format!("已添加班级：{}", name.trim()))
+}
+
+pub fn class_list(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let school = a.school()?;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for c in a.children(None, false)? {
+        *counts.entry(c.class_name.unwrap_or_default()).or_default() += 1;
+    }
+    if ctx.json {
+        return ctx.json(&school.classes);
+    }
+    let mut t = Table::new(&["班级", "班主任", "学生数", "编号"]);
+    for c in &school.classes {
+        t.row(vec![
+            c.name.clone(),
+            c.head_teacher
+                .as_ref()
+                .map(|h| school.member_name(h.as_str()))
+                .unwrap_or_default(),
+            counts.get(&c.name).copied().unwrap_or(0).to_string(),
+            c.id.to_string(),
+        ]);
+    }
+    if t.is_empty() {
+        return ctx.line("还没有班级。用 class add 添加。");
+    }
+    ctx.text(t.render())
+}
+
+pub fn member_add(ctx: &mut Ctx, m: &MemberAddArgs) -> Result<()> {
+    let roles = parse_roles(&m.roles)?;
+    let mut a = ctx.open()?;
+    let id = a.add_member(&m.name, &roles, m.class.as_deref(), m.phone.as_deref())?;
+    if ctx.json {
+        return ctx.json(&serde_json::json!({ "id": id }));
+    }
+    ctx.line(format!(
+        "已添加成员：{}（{}）",
+        m.name.trim(),
+        roles_label(&roles)
+    ))
+}
+
+pub fn member_list(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let school = a.school()?;
+    if ctx.json {
+        return ctx.json(&school.members);
+    }
+    let mut paired: HashMap<&str, usize> = HashMap::new();
+    for p in school.pairings.iter().filter(|p| p.active) {
+        *paired.entry(p.carer.as_str()).or_default() += 1;
+    }
+    let mut t = Table::new(&["姓名", "角色", "班级", "电话", "结对学生", "编号"]);
+    for m in &school.members {
+        t.row(vec![
+            m.name.clone(),
+            m.role_labels(),
+            m.class_id
+                .as_ref()
+                .and_then(|c| school.class(c))
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            m.phone.clone().unwrap_or_default(),
+            paired.get(m.id.as_str()).copied().unwrap_or(0).to_string(),
+            m.id.to_string(),
+        ]);
+    }
+    ctx.text(t.render())
+}
+
+pub fn pair(ctx: &mut Ctx, p: &PairArgs) -> Result<()> {
+    let role = p.role.as_deref().map(Role::parse).transpose()?;
+    let mut a = ctx.open()?;
+    let id = a.pair(&p.carer, &p.child, role)?;
+    if ctx.json {
+        return ctx.json(&serde_json::json!({ "id": id }));
+    }
+    let school = a.school()?;
+    let pairing = school.pairings.iter().find(|x| x.id == id);
+    let role = pairing.map_or("帮扶", |x| x.role.label());
+    let file = a.child_file(&p.child).ok();
+    let child = file.map_or_else(|| p.child.clone(), |f| f.name);
+    ctx.line(format!(
+        "已结对：{}（{}）帮扶 {}",
+        p.carer.trim(),
+        role,
+        child
+    ))
+}
+
+#[derive(Serialize)]
+struct RuleRow {
+    key: &'static str,
+    label: &'static str,
+    value: i64,
+    default: i64,
+    min: i64,
+    max: i64,
+    source: &'static str,
+}
+
+pub fn rules_show(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let settings = a.school()?.rules;
+    let rows: Vec<RuleRow> = RULES
+        .iter()
+        .map(|r| RuleRow {
+            key: r.key,
+            label: r.label,
+            value: settings.get(r.key).unwrap_or(r.default),
+            default: r.default,
+            min: r.min,
+            max: r.max,
+            source: r.source,
+        })
+        .collect();
+    if ctx.json {
+        return ctx.json(&rows);
+    }
+    let mut t = Table::new(&["规则", "说明", "当前", "默认", "依据"]);
+    for r in &rows {
+        t.row(vec![
+            r.key.to_owned(),
+            r.label.to_owned(),
+            r.value.to_string(),
+            r.default.to_string(),
+            r.source.to_owned(),
+        ]);
+    }
+    ctx.text(t.render())?;
+    ctx.line("数值为 0 表示不检查这条规则。用 rules set 规则 数值 修改。")
+}
+
+pub fn rules_set(ctx: &mut Ctx, key: &str, value: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    a.set_rule(key, value)?;
+    let (def, n) = shouwang_core::rules::parse_rule(key, value)?;
+    if ctx.json {
+        return ctx.json(&serde_json::json!({ "key": def.key, "value": n }));
+    }
+    ctx.line(format!("已修改规则：{} = {}", def.label, n))
+}
+
+pub fn roster_import(ctx: &mut Ctx, file: &Path) -> Result<()> {
+    if !file.is_file() {
+        return Err(CliError::msg(format!("找不到名单文件：{}", file.display())));
+    }
+    let mut a = ctx.open()?;
+    let rows = roster::read_file(file)?;
+    let report = a.import_roster(&rows)?;
+    if ctx.json {
+        return ctx.json(&report);
+    }
+    ctx.line(format!(
+        "已导入名单：{} 行，新建学生档案 {} 份，已有档案 {} 份（按名单核对更新）。",
+        report.rows,
+        report.new_children,
+        report.rows - report.new_children
+    ))
+}

@@ -1,0 +1,119 @@
+//! The CLI's error: a core error, or a message of the CLI's own. Both display as one Chinese
+//! sentence; `main` prints it after `错误：`.
+
+use std::fmt;
+use std::path::Path;
+
+/// Result alias for the CLI.
+pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// Something that stops a command.
+#[derive(Debug)]
+pub enum CliError {
+    /// From the core; its `Display` is already a Chinese sentence.
+    Core(shouwang_core::Error),
+    /// A message of the CLI's own, in Chinese.
+    Msg(String),
+    /// Writing to the terminal failed (a closed pipe): nothing useful left to say.
+    Output(std::io::Error),
+}
+
+impl CliError {
+    /// A message of the CLI's own.
+    pub fn msg(s: impl Into<String>) -> Self {
+        CliError::Msg(s.into())
+    }
+
+    /// Whether the output pipe was closed (the reader went away): exit quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Core(e) => write!(f, "{e}"),
+            CliError::Msg(s) => f.write_str(s),
+            CliError::Output(e) => write!(f, "无法输出结果：{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<shouwang_core::Error> for CliError {
+    fn from(e: shouwang_core::Error) -> Self {
+        CliError::Core(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Output(e)
+    }
+}
+
+impl From<serde_json::Error> for CliError {
+    fn from(e: serde_json::Error) -> Self {
+        if e.is_io() {
+            CliError::Output(std::io::Error::from(e))
+        } else {
+            CliError::Msg(format!("生成 JSON 失败：{e}"))
+        }
+    }
+}
+
+/// Describes a failed file operation in Chinese, naming the file.
+pub fn file_error(what: &str, path: &Path, e: &std::io::Error) -> CliError {
+    use std::io::ErrorKind::*;
+    let p = path.display();
+    CliError::Msg(match e.kind() {
+        NotFound => format!("找不到{what}：{p}"),
+        PermissionDenied => format!("没有权限访问{what}：{p}"),
+        IsADirectory => format!("{what}是一个目录，不是文件：{p}"),
+        AlreadyExists => format!("{what}已经存在：{p}"),
+        _ => format!("无法读写{what}：{p}"),
+    })
+}
+
+/// Reads a whole file, with a Chinese error naming it.
+pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(CliError::msg(format!(
+            "{what}是一个目录，不是文件：{}",
+            path.display()
+        )));
+    }
+    std::fs::read(path).map_err(|e| file_error(what, path, &e))
+}
+
+/// Writes a file whole or not at all: into a temporary file beside it, then renamed over it.
+pub fn write_file_atomic(what: &str, path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(CliError::msg(format!("目录不存在：{}", dir.display())));
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| CliError::msg(format!("{what}的文件名不正确：{}", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(file_error(what, path, &e));
+    }
+    Ok(())
+}
