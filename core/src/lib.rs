@@ -27,6 +27,7 @@ pub mod roster;
 pub mod rules;
 pub mod school;
 pub mod store;
+pub mod sync;
 
 pub use archive::{Archive, RecordInput, SchoolSetup};
 pub use error::{Error, Result};

@@ -93,6 +93,27 @@ CREATE INDEX p_children_by_student_no ON p_children (student_no);
 "#,
         rebuild_projections: true,
     },
+    Migration {
+        version: 3,
+        // Per-peer, per-document sync state: the heads both sides are known to share, so a
+        // reconnect names only documents that changed since, and automerge's sync starts from
+        // there instead of a bloom filter over the whole history.
+        sql: r#"
+CREATE TABLE sync_state (
+    peer         TEXT NOT NULL,
+    doc_id       TEXT NOT NULL,
+    shared_heads TEXT NOT NULL,
+    state        BLOB NOT NULL,
+    PRIMARY KEY (peer, doc_id)
+);
+CREATE TABLE sync_peers (
+    peer         TEXT PRIMARY KEY,
+    last_success INTEGER,
+    last_error   TEXT
+);
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.

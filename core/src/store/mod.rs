@@ -61,10 +61,12 @@ pub struct Batch<'a> {
     touched: Vec<(DocId, Vec<ChangeHash>)>,
     hints: HashMap<DocId, Touched>,
     meta: Vec<(String, String)>,
+    sync_states: Vec<(String, DocId, String, Vec<u8>)>,
     now_ms: i64,
 }
 
-fn heads_text(heads: &[ChangeHash]) -> String {
+/// Heads as stored: sorted hex hashes joined by commas.
+pub fn heads_text(heads: &[ChangeHash]) -> String {
     let mut hs: Vec<String> = heads.iter().map(ChangeHash::to_string).collect();
     hs.sort();
     hs.join(",")
@@ -213,13 +215,18 @@ impl Store {
             touched: Vec::new(),
             hints: HashMap::new(),
             meta: Vec::new(),
+            sync_states: Vec::new(),
             now_ms: chrono::Utc::now().timestamp_millis() + self.clock_skew_ms,
         };
         let result = f(&mut batch);
         let touched = std::mem::take(&mut batch.touched);
         let hints = std::mem::take(&mut batch.hints);
         let meta = std::mem::take(&mut batch.meta);
-        let outcome = result.and_then(|r| self.persist(&touched, &hints, &meta).map(|()| r));
+        let sync_states = std::mem::take(&mut batch.sync_states);
+        let outcome = result.and_then(|r| {
+            self.persist(&touched, &hints, &meta, &sync_states)
+                .map(|()| r)
+        });
         if outcome.is_err() {
             for (id, _) in &touched {
                 self.docs.remove(id);
@@ -233,6 +240,7 @@ impl Store {
         touched: &[(DocId, Vec<ChangeHash>)],
         hints: &HashMap<DocId, Touched>,
         meta: &[(String, String)],
+        sync_states: &[(String, DocId, String, Vec<u8>)],
     ) -> Result<()> {
         let changed: Vec<&(DocId, Vec<ChangeHash>)> = touched
             .iter()
@@ -242,7 +250,7 @@ impl Store {
                     .is_some_and(|d| d.get_heads() != *before || before.is_empty())
             })
             .collect();
-        if changed.is_empty() && meta.is_empty() {
+        if changed.is_empty() && meta.is_empty() && sync_states.is_empty() {
             return Ok(());
         }
         let now = chrono::Utc::now().timestamp_millis();
@@ -252,6 +260,14 @@ impl Store {
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 params![k, v],
+            )?;
+        }
+        for (peer, id, shared, state) in sync_states {
+            tx.execute(
+                "INSERT INTO sync_state (peer, doc_id, shared_heads, state) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (peer, doc_id) DO UPDATE
+                 SET shared_heads = excluded.shared_heads, state = excluded.state",
+                params![peer, id.key(), shared, state],
             )?;
         }
         for (id, before) in changed {
@@ -276,6 +292,61 @@ impl Store {
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Every document's heads, as stored.
+    pub fn all_heads(&self) -> Result<Vec<(DocId, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc_id, heads FROM docs ORDER BY doc_id")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .filter_map(|row| {
+                let (k, h) = row.ok()?;
+                Some((DocId::parse(&k)?, h))
+            })
+            .collect();
+        Ok(rows)
+    }
+
+    /// The persisted sync state with `peer`: per document, the heads both sides shared at the
+    /// end of the last exchange and automerge's encoded sync state.
+    pub fn sync_states(&self, peer: &str) -> Result<HashMap<DocId, (String, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc_id, shared_heads, state FROM sync_state WHERE peer = ?1")?;
+        let rows = stmt
+            .query_map([peer], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .filter_map(|row| {
+                let (k, h, s) = row.ok()?;
+                Some((DocId::parse(&k)?, (h, s)))
+            })
+            .collect();
+        Ok(rows)
+    }
+
+    /// Records how the last exchange with `peer` ended.
+    pub fn record_sync_result(&mut self, peer: &str, error: Option<&str>) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_millis() + self.clock_skew_ms;
+        match error {
+            None => self.conn.execute(
+                "INSERT INTO sync_peers (peer, last_success, last_error) VALUES (?1, ?2, NULL)
+                 ON CONFLICT (peer) DO UPDATE SET last_success = excluded.last_success, last_error = NULL",
+                params![peer, now],
+            )?,
+            Some(e) => self.conn.execute(
+                "INSERT INTO sync_peers (peer, last_error) VALUES (?1, ?2)
+                 ON CONFLICT (peer) DO UPDATE SET last_error = excluded.last_error",
+                params![peer, e],
+            )?,
+        };
         Ok(())
     }
 
@@ -435,6 +506,49 @@ impl Batch<'_> {
         )
         .map(|s| s.result)
         .map_err(|f| f.error)
+    }
+
+    /// Applies one automerge sync message from a peer to a document (creating the document if
+    /// absent and `create`), and queues the updated sync state to be saved with the batch.
+    pub fn sync_receive(
+        &mut self,
+        peer: &str,
+        id: &DocId,
+        state: &mut automerge::sync::State,
+        message: automerge::sync::Message,
+    ) -> Result<()> {
+        use automerge::sync::SyncDoc;
+        if !self.docs.contains_key(id) && load_doc(self.conn, id, self.actor)?.is_none() {
+            let mut doc = Automerge::new();
+            doc.set_actor(self.actor.clone());
+            self.docs.insert(id.clone(), doc);
+            self.touched.push((id.clone(), Vec::new()));
+        } else {
+            self.ensure(id, false)?;
+        }
+        let doc = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("档案", id.key()))?;
+        doc.receive_sync_message(state, message)
+            .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+        self.sync_states.push((
+            peer.to_owned(),
+            id.clone(),
+            heads_text(&state.shared_heads),
+            state.encode(),
+        ));
+        Ok(())
+    }
+
+    /// Queues a sync state to be saved with the batch (heads known to be shared with `peer`).
+    pub fn save_sync_state(&mut self, peer: &str, id: &DocId, state: &automerge::sync::State) {
+        self.sync_states.push((
+            peer.to_owned(),
+            id.clone(),
+            heads_text(&state.shared_heads),
+            state.encode(),
+        ));
     }
 
     /// Merges encoded changes or a saved document into a document (creating it if absent).

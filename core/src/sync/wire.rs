@@ -1,0 +1,275 @@
+//! The wire format of `shouwang/sync/1` frames.
+//!
+//! ```text
+//! frame  = version:u8 (1) | kind:u8 | flags:u8 | body
+//! flags  = bit 0: body is zstd-compressed
+//! Hello     = digest:[u8; 16] | docs          (the sender's digest, and the documents it changed)
+//! Inventory = docs                            (every document in scope, the fallback)
+//! Doc       = key | automerge sync message    (one document's sync message)
+//! Idle      = (empty)                         (the sender has nothing more to send)
+//! Error     = UTF-8 text
+//! docs      = count:u32 | (key | n:u8 | n × hash:[u8; 32])*
+//! key       = len:u16 | UTF-8 document key
+//! ```
+//!
+//! Decoding is bounded: a frame over [`MAX_FRAME`] bytes, a body that decompresses past
+//! [`MAX_BODY`], a list longer than [`MAX_DOCS`], an unknown document key or any truncation is
+//! an error, never a panic and never an unbounded allocation.
+
+use automerge::ChangeHash;
+
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+
+/// Protocol version carried in every frame.
+pub const VERSION: u8 = 1;
+/// Largest frame accepted.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Largest decompressed body accepted.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Most documents named in one list.
+pub const MAX_DOCS: usize = 200_000;
+/// Bodies larger than this are compressed.
+const COMPRESS_OVER: usize = 200;
+
+/// One document and its heads.
+pub type DocHeads = (DocId, Vec<ChangeHash>);
+
+/// A protocol message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Hello {
+        digest: [u8; 16],
+        changed: Vec<DocHeads>,
+    },
+    Inventory(Vec<DocHeads>),
+    Doc {
+        doc: DocId,
+        payload: Vec<u8>,
+    },
+    Idle,
+    Error(String),
+}
+
+fn bad(what: &str) -> Error {
+    Error::Corrupt(format!("同步消息无效（{what}）"))
+}
+
+fn put_key(buf: &mut Vec<u8>, doc: &DocId) {
+    let key = doc.key();
+    buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    buf.extend_from_slice(key.as_bytes());
+}
+
+fn put_docs(buf: &mut Vec<u8>, docs: &[DocHeads]) {
+    buf.extend_from_slice(&(docs.len() as u32).to_le_bytes());
+    for (doc, heads) in docs {
+        put_key(buf, doc);
+        buf.push(heads.len().min(255) as u8);
+        for h in heads.iter().take(255) {
+            buf.extend_from_slice(h.as_ref());
+        }
+    }
+}
+
+impl Message {
+    fn kind(&self) -> u8 {
+        match self {
+            Message::Hello { .. } => 1,
+            Message::Inventory(_) => 2,
+            Message::Doc { .. } => 3,
+            Message::Idle => 4,
+            Message::Error(_) => 5,
+        }
+    }
+
+    /// Encodes the message as one frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        match self {
+            Message::Hello { digest, changed } => {
+                body.extend_from_slice(digest);
+                put_docs(&mut body, changed);
+            }
+            Message::Inventory(docs) => put_docs(&mut body, docs),
+            Message::Doc { doc, payload } => {
+                put_key(&mut body, doc);
+                body.extend_from_slice(payload);
+            }
+            Message::Idle => {}
+            Message::Error(text) => body.extend_from_slice(text.as_bytes()),
+        }
+        let mut flags = 0u8;
+        if body.len() > COMPRESS_OVER
+            && let Ok(z) = zstd::bulk::compress(&body, 3)
+            && z.len() < body.len()
+        {
+            body = z;
+            flags |= 1;
+        }
+        let mut frame = Vec::with_capacity(body.len() + 3);
+        frame.extend_from_slice(&[VERSION, self.kind(), flags]);
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    /// Decodes one frame.
+    pub fn decode(frame: &[u8]) -> Result<Message> {
+        if frame.len() > MAX_FRAME {
+            return Err(bad("过大"));
+        }
+        let [version, kind, flags, rest @ ..] = frame else {
+            return Err(bad("过短"));
+        };
+        if *version != VERSION {
+            return Err(Error::NotPermitted(
+                "对方的守望版本不同，请两边都升级到最新版本".into(),
+            ));
+        }
+        let owned;
+        let body: &[u8] = if flags & 1 == 1 {
+            owned = zstd::bulk::decompress(rest, MAX_BODY).map_err(|_| bad("解压失败"))?;
+            &owned
+        } else {
+            rest
+        };
+        let mut r = Reader { buf: body };
+        let msg = match kind {
+            1 => {
+                let digest: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("摘要"))?;
+                Message::Hello {
+                    digest,
+                    changed: r.docs()?,
+                }
+            }
+            2 => Message::Inventory(r.docs()?),
+            3 => {
+                let doc = r.key()?;
+                Message::Doc {
+                    doc,
+                    payload: r.buf.to_vec(),
+                }
+            }
+            4 => Message::Idle,
+            5 => Message::Error(String::from_utf8_lossy(body).chars().take(500).collect()),
+            _ => return Err(bad("未知类型")),
+        };
+        if !matches!(msg, Message::Doc { .. } | Message::Error(_)) && !r.buf.is_empty() {
+            return Err(bad("多余数据"));
+        }
+        Ok(msg)
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.buf.len() < n {
+            return Err(bad("被截断"));
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+
+    fn key(&mut self) -> Result<DocId> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| bad("长度"))?) as usize;
+        let key = std::str::from_utf8(self.take(len)?).map_err(|_| bad("档案编号"))?;
+        DocId::parse(key).ok_or_else(|| bad("未知档案"))
+    }
+
+    fn docs(&mut self) -> Result<Vec<DocHeads>> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| bad("长度"))?) as usize;
+        if n > MAX_DOCS {
+            return Err(bad("档案太多"));
+        }
+        // Each entry takes at least 3 bytes: refuse a count the body cannot hold before
+        // allocating for it.
+        if n.saturating_mul(3) > self.buf.len() {
+            return Err(bad("被截断"));
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let doc = self.key()?;
+            let k = self.take(1)?[0] as usize;
+            let mut heads = Vec::with_capacity(k);
+            for _ in 0..k {
+                heads.push(ChangeHash::try_from(self.take(32)?).map_err(|_| bad("版本号"))?);
+            }
+            out.push((doc, heads));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ChildId;
+
+    fn samples() -> Vec<Message> {
+        let docs: Vec<DocHeads> = (0..50)
+            .map(|i| {
+                (
+                    DocId::Child(ChildId(format!("c{i}"))),
+                    vec![ChangeHash([i as u8; 32])],
+                )
+            })
+            .collect();
+        vec![
+            Message::Hello {
+                digest: [9; 16],
+                changed: docs.clone(),
+            },
+            Message::Hello {
+                digest: [1; 16],
+                changed: vec![],
+            },
+            Message::Inventory(docs),
+            Message::Doc {
+                doc: DocId::School,
+                payload: vec![1, 2, 3],
+            },
+            Message::Idle,
+            Message::Error("拒绝".into()),
+        ]
+    }
+
+    #[test]
+    fn roundtrips_and_an_empty_hello_is_tiny() {
+        for m in samples() {
+            assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        }
+        let hello = Message::Hello {
+            digest: [0; 16],
+            changed: vec![],
+        };
+        assert_eq!(hello.encode().len(), 3 + 16 + 4);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for m in samples() {
+            let f = m.encode();
+            for cut in 0..f.len() {
+                let _ = Message::decode(&f[..cut]);
+            }
+            for i in 0..f.len() {
+                let mut g = f.clone();
+                g[i] ^= 0x5a;
+                let _ = Message::decode(&g);
+            }
+        }
+        // A count far beyond the body is refused before allocating.
+        let mut f = vec![VERSION, 2, 0];
+        f.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Message::decode(&f).is_err());
+        let mut f = vec![VERSION, 2, 0];
+        f.extend_from_slice(&100_000u32.to_le_bytes());
+        assert!(Message::decode(&f).is_err());
+        assert!(Message::decode(&[2, 4, 0]).is_err());
+    }
+}

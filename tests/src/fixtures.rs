@@ -1,0 +1,226 @@
+//! Shared fixtures: a small school drawn from DOMAIN.md (郭庄小学, 丁里镇) and devices that
+//! exchange bundle files through a real directory.
+
+use std::path::{Path, PathBuf};
+
+use shouwang_core::archive::ChildFile;
+use shouwang_core::roles::Role;
+use shouwang_core::roster::parse_table;
+use shouwang_core::{Archive, RecordInput, SchoolSetup};
+use tempfile::TempDir;
+
+/// One device: an archive in its own directory.
+#[derive(Debug)]
+pub struct Device {
+    pub name: &'static str,
+    pub archive: Archive,
+    pub dir: TempDir,
+}
+
+impl Device {
+    /// The archive, read-only.
+    pub fn archive_ref(&self) -> &Archive {
+        &self.archive
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("shouwang.db")
+    }
+
+    /// Writes a bundle of everything this device has to a file and returns its path.
+    pub fn export_file(&mut self, label: &str) -> PathBuf {
+        let bytes = self.archive.export_bundle(None, None).unwrap();
+        let path = self.dir.path().join(format!("{label}.swb"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    pub fn import_file(&mut self, path: &Path) -> shouwang_core::archive::ImportReport {
+        let bytes = std::fs::read(path).unwrap();
+        self.archive.import_bundle(&bytes).unwrap()
+    }
+
+    pub fn file(&mut self, child: &str) -> ChildFile {
+        self.archive.child_file(child).unwrap()
+    }
+
+    pub fn record(
+        &mut self,
+        kind: &str,
+        child: &str,
+        date: &str,
+        fields: &[(&str, &str)],
+    ) -> String {
+        self.archive
+            .add_record(&RecordInput {
+                kind: kind.into(),
+                child: Some(child.into()),
+                class: None,
+                date: date.into(),
+                fields: kv(fields),
+            })
+            .unwrap()
+            .0
+    }
+}
+
+pub fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+pub const CLASS: &str = "三年级(1)班";
+/// Invented children (never the names in DOMAIN.md §8.3).
+pub const CHILDREN: [(&str, &str); 4] = [
+    ("G340321201501", "王小雨"),
+    ("G340321201502", "赵子涵"),
+    ("G340321201503", "孙浩然"),
+    ("G340321201504", "周欣怡"),
+];
+pub const HEAD_TEACHER: &str = "王瑞侠";
+pub const PAIRING_TEACHER: &str = "武秀梅";
+pub const LOVE_MOTHER: &str = "刘桂兰";
+pub const COUNSELLOR: &str = "杨彬";
+
+/// The admin's device with the school, one class, four children, the carers and pairings.
+pub fn school() -> Device {
+    let dir = TempDir::new().unwrap();
+    let mut a = Archive::create_school(
+        &dir.path().join("shouwang.db"),
+        &SchoolSetup {
+            name: "郭庄小学".into(),
+            town: "丁里镇".into(),
+            hotline: Some("0564-4552466".into()),
+            admin_name: "张长友".into(),
+            admin_role: Role::Leadership,
+            device_label: "校长办公室电脑".into(),
+        },
+    )
+    .unwrap();
+    a.add_member(
+        HEAD_TEACHER,
+        &[Role::HeadTeacher],
+        None,
+        Some("13805640001"),
+    )
+    .unwrap();
+    a.add_class(CLASS, Some(HEAD_TEACHER)).unwrap();
+    a.add_member(PAIRING_TEACHER, &[Role::PairingTeacher], None, None)
+        .unwrap();
+    a.add_member(LOVE_MOTHER, &[Role::LoveMother], None, None)
+        .unwrap();
+    a.add_member(COUNSELLOR, &[Role::Counsellor], None, None)
+        .unwrap();
+    a.add_member("晁月静", &[Role::Archivist], None, None)
+        .unwrap();
+    let mut table = vec![
+        [
+            "学籍号",
+            "姓名",
+            "性别",
+            "出生日期",
+            "班级",
+            "监护人",
+            "与监护人关系",
+            "联系电话",
+            "外出务工",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for (no, name) in CHILDREN {
+        table.push(
+            [
+                no,
+                name,
+                "女",
+                "2017-03-05",
+                CLASS,
+                "王秀英",
+                "奶奶",
+                "13905640000",
+                "父母",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+    }
+    a.import_roster(&parse_table(&table).unwrap()).unwrap();
+    a.pair(LOVE_MOTHER, CHILDREN[0].1, None).unwrap();
+    a.pair(PAIRING_TEACHER, CHILDREN[0].1, None).unwrap();
+    a.pair(PAIRING_TEACHER, CHILDREN[1].1, None).unwrap();
+    a.pair(COUNSELLOR, CHILDREN[2].1, None).unwrap();
+    Device {
+        name: "admin",
+        archive: a,
+        dir,
+    }
+}
+
+/// A new device for `member`, set up from a full bundle of `from`.
+pub fn join(from: &mut Device, member: &'static str) -> Device {
+    let bundle = from.archive.export_bundle(None, None).unwrap();
+    let dir = TempDir::new().unwrap();
+    let archive = Archive::join(&dir.path().join("shouwang.db"), &bundle, member, member).unwrap();
+    let mut d = Device {
+        name: member,
+        archive,
+        dir,
+    };
+    // The admin learns of the device too.
+    let back = d.export_file("enrol");
+    from.import_file(&back);
+    d
+}
+
+/// Both directions, through files.
+pub fn sync(a: &mut Device, b: &mut Device) {
+    let fa = a.export_file("to-peer");
+    let fb = b.export_file("to-peer");
+    b.import_file(&fa);
+    a.import_file(&fb);
+}
+
+/// The heads of every document, for comparing replicas.
+pub fn heads(d: &mut Device) -> Vec<(String, String)> {
+    let store = d.archive.store();
+    let ids = store.doc_ids().unwrap();
+    ids.iter()
+        .map(|id| (id.key(), store.heads(id).unwrap()))
+        .collect()
+}
+
+/// A byte-level fingerprint of the store: every change and projection row.
+pub fn fingerprint(d: &mut Device) -> String {
+    let conn = d.archive.store().conn();
+    let mut out = String::new();
+    for q in [
+        "SELECT doc_id || ':' || hex(hash) FROM changes ORDER BY seq",
+        "SELECT doc_id || ':' || heads FROM docs ORDER BY doc_id",
+        "SELECT record_id || ':' || kind || ':' || voided FROM p_records ORDER BY record_id",
+        "SELECT child_id || ':' || name FROM p_children ORDER BY child_id",
+        "SELECT key || ':' || value FROM meta ORDER BY key",
+    ] {
+        let mut stmt = conn.prepare(q).unwrap();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        out.push_str(&rows.join("\n"));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn field<'a>(file: &'a ChildFile, section: &str, key: &str) -> Option<&'a str> {
+    file.sections
+        .iter()
+        .find(|s| s.key == section)?
+        .fields
+        .iter()
+        .find(|f| f.key == key)
+        .map(|f| f.value.as_str())
+}

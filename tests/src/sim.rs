@@ -1,0 +1,259 @@
+//! A deterministic multi-peer sync simulation.
+//!
+//! Peers are real devices (real SQLite stores); links carry the real `shouwang/sync/1` frames
+//! between two [`Session`]s, one at each end, through an in-memory queue. Everything that
+//! happens is decided by a seeded RNG, so a failing schedule replays exactly.
+//!
+//! - [`Net::connect`] opens a link (both sessions start and send their Hello);
+//!   [`Net::disconnect`] cuts it, losing whatever was in flight; [`Net::partition`] cuts every
+//!   link between two groups.
+//! - [`Faults`] drop, duplicate, reorder and corrupt frames while they are set.
+//! - [`Net::run_until_quiescent`] delivers frames until none is in flight. A session that fails
+//!   (a corrupted frame, a refused document) closes its link, as the transport would.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use shouwang_core::doc::DocId;
+use shouwang_core::sync::{Event, Scope, Session};
+
+use crate::fixtures::Device;
+
+/// Fault probabilities applied to each frame in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    pub drop: f64,
+    pub duplicate: f64,
+    pub reorder: f64,
+    pub corrupt: f64,
+}
+
+#[derive(Debug)]
+struct Link {
+    sessions: [Session; 2],
+    /// Frames in flight: (receiving end 0 or 1, bytes).
+    queue: VecDeque<(usize, Vec<u8>)>,
+    caught_up: [bool; 2],
+}
+
+/// What happened on the network, for assertions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub frames: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub session_errors: u64,
+}
+
+/// The simulated network.
+#[derive(Debug)]
+pub struct Net {
+    pub peers: Vec<Device>,
+    links: BTreeMap<(usize, usize), Link>,
+    rng: StdRng,
+    pub faults: Faults,
+    pub stats: Stats,
+    scopes: BTreeMap<(usize, usize), Scope>,
+}
+
+fn key(a: usize, b: usize) -> (usize, usize) {
+    if a < b { (a, b) } else { (b, a) }
+}
+
+impl Net {
+    /// A network of `peers` with a seeded schedule.
+    pub fn new(peers: Vec<Device>, seed: u64) -> Net {
+        Net {
+            peers,
+            links: BTreeMap::new(),
+            rng: StdRng::seed_from_u64(seed),
+            faults: Faults::default(),
+            stats: Stats::default(),
+            scopes: BTreeMap::new(),
+        }
+    }
+
+    /// Limits what `from` offers to and accepts from `to` (default: everything).
+    pub fn set_scope(&mut self, from: usize, to: usize, scope: Scope) {
+        self.scopes.insert((from, to), scope);
+    }
+
+    fn peer_id(&self, i: usize) -> String {
+        self.peers[i].archive_ref().device().to_string()
+    }
+
+    /// Opens a link between `a` and `b`; both send their opening frame.
+    pub fn connect(&mut self, a: usize, b: usize) {
+        let (x, y) = key(a, b);
+        if x == y || self.links.contains_key(&(x, y)) {
+            return;
+        }
+        let scope =
+            |from: usize, to: usize| self.scopes.get(&(from, to)).cloned().unwrap_or(Scope::All);
+        let mut link = Link {
+            sessions: [
+                Session::new(self.peer_id(y), scope(x, y)),
+                Session::new(self.peer_id(x), scope(y, x)),
+            ],
+            queue: VecDeque::new(),
+            caught_up: [false; 2],
+        };
+        for (end, peer) in [(0usize, x), (1usize, y)] {
+            let store = self.peers[peer].archive.store();
+            let out = link.sessions[end]
+                .handle(store, Event::Start)
+                .expect("start");
+            for f in out.frames {
+                link.queue.push_back((1 - end, f));
+            }
+        }
+        self.links.insert((x, y), link);
+    }
+
+    /// Cuts the link; frames in flight are lost.
+    pub fn disconnect(&mut self, a: usize, b: usize) {
+        self.links.remove(&key(a, b));
+    }
+
+    /// Cuts every link between the two groups.
+    pub fn partition(&mut self, left: &[usize], right: &[usize]) {
+        for &a in left {
+            for &b in right {
+                self.disconnect(a, b);
+            }
+        }
+    }
+
+    /// Whether `a` and `b` are linked.
+    pub fn connected(&self, a: usize, b: usize) -> bool {
+        self.links.contains_key(&key(a, b))
+    }
+
+    /// Whether both ends of the link reported caught-up at their last frame.
+    pub fn caught_up(&self, a: usize, b: usize) -> bool {
+        self.links
+            .get(&key(a, b))
+            .is_some_and(|l| l.caught_up[0] && l.caught_up[1])
+    }
+
+    /// Tells every open session of `peer` that `doc` changed locally (live mode).
+    pub fn local_change(&mut self, peer: usize, doc: &DocId) {
+        let keys: Vec<(usize, usize)> = self
+            .links
+            .keys()
+            .copied()
+            .filter(|(x, y)| *x == peer || *y == peer)
+            .collect();
+        for k in keys {
+            let end = if k.0 == peer { 0 } else { 1 };
+            let store = self.peers[peer].archive.store();
+            let Some(link) = self.links.get_mut(&k) else {
+                continue;
+            };
+            match link.sessions[end].handle(store, Event::LocalChange(doc)) {
+                Ok(out) => {
+                    link.caught_up[end] = out.caught_up;
+                    for f in out.frames {
+                        link.queue.push_back((1 - end, f));
+                    }
+                }
+                Err(_) => {
+                    self.stats.session_errors += 1;
+                    self.links.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Delivers one frame somewhere. Returns false when nothing is in flight.
+    pub fn step(&mut self) -> bool {
+        let busy: Vec<(usize, usize)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| !l.queue.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        if busy.is_empty() {
+            return false;
+        }
+        let k = busy[self.rng.random_range(0..busy.len())];
+        let faults = self.faults;
+        let Some(link) = self.links.get_mut(&k) else {
+            return true;
+        };
+        let idx = if link.queue.len() > 1 && self.rng.random_bool(faults.reorder) {
+            self.rng.random_range(0..link.queue.len())
+        } else {
+            0
+        };
+        let Some((end, mut frame)) = link.queue.remove(idx) else {
+            return true;
+        };
+        if self.rng.random_bool(faults.drop) {
+            self.stats.dropped += 1;
+            return true;
+        }
+        if self.rng.random_bool(faults.duplicate) {
+            link.queue.push_back((end, frame.clone()));
+        }
+        if !frame.is_empty() && self.rng.random_bool(faults.corrupt) {
+            let i = self.rng.random_range(0..frame.len());
+            frame[i] ^= 1 << self.rng.random_range(0..8);
+        }
+        self.stats.frames += 1;
+        self.stats.bytes += frame.len() as u64;
+        let peer = if end == 0 { k.0 } else { k.1 };
+        let store = self.peers[peer].archive.store();
+        match link.sessions[end].handle(store, Event::Frame(&frame)) {
+            Ok(out) => {
+                link.caught_up[end] = out.caught_up;
+                for f in out.frames {
+                    link.queue.push_back((1 - end, f));
+                }
+            }
+            Err(_) => {
+                // The transport closes a connection whose session failed.
+                self.stats.session_errors += 1;
+                self.links.remove(&k);
+            }
+        }
+        true
+    }
+
+    /// Delivers frames until none is in flight, or `max_steps` frames (an endless exchange is a
+    /// bug: returns an error).
+    pub fn run_until_quiescent(&mut self, max_steps: usize) -> Result<usize, String> {
+        for n in 0..max_steps {
+            if !self.step() {
+                return Ok(n);
+            }
+        }
+        Err(format!("still exchanging after {max_steps} frames"))
+    }
+
+    /// Cuts and reopens every given link, then runs until quiescent.
+    pub fn reconnect_all(
+        &mut self,
+        pairs: &[(usize, usize)],
+        max_steps: usize,
+    ) -> Result<usize, String> {
+        for &(a, b) in pairs {
+            self.disconnect(a, b);
+            self.connect(a, b);
+        }
+        self.run_until_quiescent(max_steps)
+    }
+
+    /// Frames and bytes exchanged on the link so far (both directions).
+    pub fn link_traffic(&self, a: usize, b: usize) -> Option<(u64, u64)> {
+        self.links.get(&key(a, b)).map(|l| {
+            let p0 = l.sessions[0].progress();
+            let p1 = l.sessions[1].progress();
+            (
+                p0.frames_sent + p1.frames_sent,
+                p0.bytes_sent + p1.bytes_sent,
+            )
+        })
+    }
+}

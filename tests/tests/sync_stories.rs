@@ -1,0 +1,347 @@
+//! The sync protocol, told as numbered stories on the deterministic simulation: real stores,
+//! real frames, scheduled faults.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod common;
+
+use common::*;
+use shouwang_core::doc::DocId;
+use shouwang_core::sync::{Scope, wire::Message};
+use shouwang_tests::sim::{Faults, Net};
+
+const CHILD: &str = "王小雨";
+const STEPS: usize = 20_000;
+
+fn net(members: &[&'static str], seed: u64) -> Net {
+    let mut admin = school();
+    let mut peers = Vec::new();
+    for m in members {
+        peers.push(join(&mut admin, m));
+    }
+    peers.insert(0, admin);
+    Net::new(peers, seed)
+}
+
+fn same(net: &mut Net, a: usize, b: usize) {
+    let ha = heads(&mut net.peers[a]);
+    let hb = heads(&mut net.peers[b]);
+    assert_eq!(ha, hb, "peers {a} and {b} differ");
+}
+
+/// 1. A teacher's week offline reaches the office in one session, and the office's new pairing
+///    reaches her; nothing is duplicated.
+#[test]
+fn story_1_offline_week_syncs_both_ways() {
+    let mut n = net(&[HEAD_TEACHER], 1);
+    for day in 16..21 {
+        n.peers[1].record(
+            "家访",
+            CHILD,
+            &format!("2026-11-{day}"),
+            &[("notes", "例行家访")],
+        );
+    }
+    n.peers[0].archive.pair(COUNSELLOR, "赵子涵", None).unwrap();
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1));
+    same(&mut n, 0, 1);
+    assert_eq!(n.peers[0].file(CHILD).records.len(), 5);
+}
+
+/// 2. Reconnecting with nothing new costs one frame each way, a few dozen bytes, whether the
+///    school has 10 or 100 documents.
+#[test]
+fn story_2_a_no_op_reconnect_is_one_round_trip_and_tiny() {
+    for extra in [0usize, 45] {
+        let mut n = net(&[HEAD_TEACHER], 2);
+        if extra > 0 {
+            let mut table = vec![vec!["学籍号".to_owned(), "姓名".into(), "班级".into()]];
+            for i in 0..extra {
+                table.push(vec![format!("G99{i:04}"), format!("学生{i}"), CLASS.into()]);
+            }
+            let rows = shouwang_core::roster::parse_table(&table).unwrap();
+            n.peers[0].archive.import_roster(&rows).unwrap();
+        }
+        n.connect(0, 1);
+        n.run_until_quiescent(STEPS).unwrap();
+        same(&mut n, 0, 1);
+        let docs = n.peers[0].archive.store().doc_ids().unwrap().len();
+        assert!(docs >= 9 + 2 * extra, "{docs}");
+        n.disconnect(0, 1);
+        n.connect(0, 1);
+        n.run_until_quiescent(STEPS).unwrap();
+        let (frames, bytes) = n.link_traffic(0, 1).unwrap();
+        assert_eq!(frames, 2, "one Hello each way with {docs} documents");
+        assert!(bytes <= 512, "{bytes} bytes with {docs} documents");
+        assert!(n.caught_up(0, 1));
+    }
+}
+
+/// 3. Both edit the same child while apart; one session merges everything and the conflict is
+///    listed on both sides.
+#[test]
+fn story_3_concurrent_edits_merge_over_sync() {
+    let mut n = net(&[HEAD_TEACHER, LOVE_MOTHER], 3);
+    n.peers[1]
+        .archive
+        .edit_child(CHILD, "guardian", &kv(&[("phone", "13800001111")]))
+        .unwrap();
+    n.peers[2]
+        .archive
+        .edit_child(CHILD, "guardian", &kv(&[("phone", "13900002222")]))
+        .unwrap();
+    n.peers[2].record("谈心", CHILD, "2026-11-18", &[("notes", "每周谈心")]);
+    n.connect(1, 2);
+    n.run_until_quiescent(STEPS).unwrap();
+    same(&mut n, 1, 2);
+    for p in [1, 2] {
+        let f = n.peers[p].file(CHILD);
+        assert_eq!(f.conflicts.len(), 1);
+        assert_eq!(f.records.len(), 1);
+    }
+}
+
+/// 4. The link is cut after every few frames; each reconnect continues where the last stopped,
+///    and the transfer completes with nothing lost or doubled.
+#[test]
+fn story_4_a_cut_transfer_resumes() {
+    let mut n = net(&[HEAD_TEACHER], 4);
+    let mut written = Vec::new();
+    for i in 0..30 {
+        written.push(n.peers[1].record(
+            "谈心",
+            CHILD,
+            "2026-11-19",
+            &[("notes", &format!("第{i}次谈心，{}", "内容较长".repeat(20)))],
+        ));
+    }
+    let mut rounds = 0;
+    loop {
+        n.connect(0, 1);
+        for _ in 0..3 {
+            n.step();
+        }
+        n.disconnect(0, 1);
+        rounds += 1;
+        let have = n.peers[0].file(CHILD).records.len();
+        if have == written.len() || rounds > 100 {
+            break;
+        }
+    }
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    same(&mut n, 0, 1);
+    let mut got: Vec<String> = n.peers[0]
+        .file(CHILD)
+        .records
+        .iter()
+        .map(|r| r.meta.id.0.clone())
+        .collect();
+    got.sort();
+    written.sort();
+    assert_eq!(got, written);
+    assert!(rounds > 1, "the transfer really was cut");
+}
+
+/// 5. Frames duplicated and reordered: still converges, nothing duplicated.
+#[test]
+fn story_5_duplicates_and_reordering_change_nothing() {
+    let mut n = net(&[HEAD_TEACHER, LOVE_MOTHER], 5);
+    for i in 0..5 {
+        n.peers[1].record(
+            "家访",
+            CHILD,
+            "2026-11-17",
+            &[("notes", &format!("家访{i}"))],
+        );
+        n.peers[2].record(
+            "谈心",
+            CHILD,
+            "2026-11-18",
+            &[("notes", &format!("谈心{i}"))],
+        );
+    }
+    n.faults = Faults {
+        duplicate: 0.3,
+        reorder: 0.3,
+        ..Faults::default()
+    };
+    n.connect(1, 2);
+    n.run_until_quiescent(STEPS).unwrap();
+    n.faults = Faults::default();
+    n.reconnect_all(&[(1, 2)], STEPS).unwrap();
+    same(&mut n, 1, 2);
+    assert_eq!(n.peers[1].file(CHILD).records.len(), 10);
+}
+
+/// 6. A corrupted frame ends the session with an error (never a panic, never a half-applied
+///    message); the next session completes.
+#[test]
+fn story_6_corruption_ends_the_session_and_the_next_one_completes() {
+    let mut n = net(&[HEAD_TEACHER], 6);
+    for i in 0..10 {
+        n.peers[1].record(
+            "家访",
+            CHILD,
+            "2026-11-17",
+            &[("notes", &format!("家访{i}"))],
+        );
+    }
+    n.faults = Faults {
+        corrupt: 0.5,
+        ..Faults::default()
+    };
+    for _ in 0..5 {
+        n.reconnect_all(&[(0, 1)], STEPS).unwrap();
+    }
+    assert!(n.stats.session_errors > 0);
+    n.faults = Faults::default();
+    n.reconnect_all(&[(0, 1)], STEPS).unwrap();
+    same(&mut n, 0, 1);
+}
+
+/// 7. Lost frames stall a session but never make it loop: it goes quiet, and a reconnect
+///    finishes the job.
+#[test]
+fn story_7_lost_frames_stall_then_a_reconnect_finishes() {
+    let mut n = net(&[HEAD_TEACHER], 7);
+    for i in 0..10 {
+        n.peers[1].record(
+            "家访",
+            CHILD,
+            "2026-11-17",
+            &[("notes", &format!("家访{i}"))],
+        );
+    }
+    n.faults = Faults {
+        drop: 0.3,
+        ..Faults::default()
+    };
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS)
+        .expect("a lossy session goes quiet instead of looping");
+    n.faults = Faults::default();
+    n.reconnect_all(&[(0, 1)], STEPS).unwrap();
+    same(&mut n, 0, 1);
+}
+
+/// 8. Live mode: while connected and caught up, a new record flows to the other side in the
+///    same session, without a reconnect.
+#[test]
+fn story_8_live_changes_flow_while_connected() {
+    let mut n = net(&[HEAD_TEACHER], 8);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1));
+    let id = n.peers[1].record("家访", CHILD, "2026-11-20", &[("notes", "连着网时写的")]);
+    let child = n.peers[1].archive.find_child(CHILD).unwrap();
+    n.local_change(1, &DocId::Child(child));
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.connected(0, 1));
+    assert!(n.caught_up(0, 1));
+    assert!(
+        n.peers[0]
+            .file(CHILD)
+            .records
+            .iter()
+            .any(|r| r.meta.id.0 == id)
+    );
+}
+
+/// 9. Scope: the hub offers a 爱心妈妈 only her child's file and never private documents; a
+///    document she sends outside her scope ends the session.
+#[test]
+fn story_9_only_documents_in_scope_are_offered_or_accepted() {
+    let mut n = net(&[LOVE_MOTHER], 9);
+    let mother = n.peers[0].archive.find_member(LOVE_MOTHER).unwrap();
+    let mut allowed = std::collections::BTreeSet::new();
+    for id in n.peers[0].archive.store().doc_ids().unwrap() {
+        if n.peers[0].archive.may_see(&mother, &id).unwrap() {
+            allowed.insert(id);
+        }
+    }
+    assert!(allowed.iter().all(|d| !matches!(d, DocId::Private(_))));
+    n.set_scope(0, 1, Scope::Only(allowed.clone()));
+    n.set_scope(1, 0, Scope::Only(allowed.clone()));
+    // A record the office writes for another child must not reach her.
+    n.peers[0].record("家访", "周欣怡", "2026-11-20", &[("notes", "不属于她")]);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    let docs = n.peers[1].archive.store().doc_ids().unwrap();
+    let child = n.peers[0].archive.find_child("周欣怡").unwrap();
+    // She joined from a full bundle (a later issue scopes bundles too); the new record did not flow.
+    let her_copy = n.peers[1]
+        .archive
+        .store()
+        .doc(&DocId::Child(child.clone()))
+        .unwrap()
+        .map(|d| d.get_heads());
+    let office = n.peers[0]
+        .archive
+        .store()
+        .doc(&DocId::Child(child))
+        .unwrap()
+        .map(|d| d.get_heads());
+    assert_ne!(her_copy, office);
+    assert!(!docs.is_empty());
+    // A peer that sends a document outside the scope is refused.
+    let mut s = shouwang_core::sync::Session::new("x", Scope::Only(allowed));
+    let store = n.peers[0].archive.store();
+    s.handle(store, shouwang_core::sync::Event::Start).unwrap();
+    let bad = Message::Doc {
+        doc: DocId::School.clone(),
+        payload: vec![],
+    };
+    let bad = if s
+        .handle(store, shouwang_core::sync::Event::Frame(&bad.encode()))
+        .is_err()
+    {
+        true
+    } else {
+        let private = n.peers[0]
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .into_iter()
+            .find(|d| matches!(d, DocId::Private(_)))
+            .unwrap();
+        let store = n.peers[0].archive.store();
+        s.handle(
+            store,
+            shouwang_core::sync::Event::Frame(
+                &Message::Doc {
+                    doc: private,
+                    payload: vec![],
+                }
+                .encode(),
+            ),
+        )
+        .is_err()
+    };
+    assert!(bad);
+}
+
+/// 10. A teacher, a 爱心妈妈 and a subject teacher are never online together; each meets only
+///     the hub, at different times; all converge through it.
+#[test]
+fn story_10_never_online_together_converge_through_the_hub() {
+    let mut n = net(&[HEAD_TEACHER, LOVE_MOTHER, PAIRING_TEACHER], 10);
+    n.peers[1].record("家访", CHILD, "2026-11-17", &[("notes", "班主任家访")]);
+    n.peers[2].record("谈心", CHILD, "2026-11-18", &[("notes", "爱心妈妈谈心")]);
+    n.peers[3].record("家访", "赵子涵", "2026-11-19", &[("notes", "帮扶教师家访")]);
+    for round in 0..2 {
+        for p in 1..=3 {
+            n.connect(0, p);
+            n.run_until_quiescent(STEPS).unwrap();
+            n.disconnect(0, p);
+            let _ = round;
+        }
+    }
+    for p in 1..=3 {
+        same(&mut n, 0, p);
+    }
+    assert_eq!(n.peers[3].file(CHILD).records.len(), 2);
+}
