@@ -245,9 +245,11 @@ impl Store {
         let changed: Vec<&(DocId, Vec<ChangeHash>)> = touched
             .iter()
             .filter(|(id, before)| {
-                self.docs
-                    .get(id)
-                    .is_some_and(|d| d.get_heads() != *before || before.is_empty())
+                // An empty document (a peer asked about one this side never had) is not stored.
+                self.docs.get(id).is_some_and(|d| {
+                    let heads = d.get_heads();
+                    !heads.is_empty() && (heads != *before || before.is_empty())
+                })
             })
             .collect();
         if changed.is_empty() && meta.is_empty() && sync_states.is_empty() {

@@ -15,7 +15,12 @@
 //! 3. `Doc` frames carry automerge sync messages. Each received message is applied and its sync
 //!    state saved in one durable store write, so a cut transfer resumes where it stopped and a
 //!    message received twice has no effect.
-//! 4. A side with nothing more to send says `Idle`; when both have, the session is caught up.
+//! 4. A side with nothing more to send says `Idle { digest, seen }`: its digest now and how many
+//!    non-Idle frames it has received. The session is caught up when the peer has seen every
+//!    frame this side sent and their digests agree. If the peer has seen everything yet the
+//!    digests differ (shared state that was recorded but never reached the peer, after a cut),
+//!    this side sends its `Inventory` once and the differing documents are synced again, so the
+//!    session never ends believing it is in sync when it is not.
 //!    It stays open: [`Event::LocalChange`] (live mode) restarts the exchange for one document.
 //!
 //! Only documents in the session's [`Scope`] are offered or accepted; anything else from the
@@ -24,10 +29,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::sync::{Message as AmMessage, State, SyncDoc};
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, ChangeHash, ReadDoc};
 use sha2::{Digest, Sha256};
 
-use super::wire::{DocHeads, Message};
+use super::wire::{DocHeads, DocMark, Message};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -101,14 +106,19 @@ pub struct Session {
     scope: Scope,
     phase: Phase,
     digest: [u8; 16],
-    my_changed: Vec<DocHeads>,
+    my_changed: Vec<DocMark>,
     /// Documents being synced, with automerge's per-peer state.
     docs: BTreeMap<DocId, State>,
     settled: BTreeSet<DocId>,
     changed_here: BTreeSet<DocId>,
     sent_inventory: bool,
-    sent_idle: bool,
-    peer_idle: bool,
+    /// The last Idle sent (digest, frames seen), if no state frame was sent since.
+    sent_idle: Option<([u8; 16], u64)>,
+    /// The peer's last Idle: its digest and how many of our non-Idle frames it had seen.
+    peer_idle: Option<([u8; 16], u64)>,
+    /// Non-Idle frames sent and received.
+    state_sent: u64,
+    state_received: u64,
     caught_up: bool,
     progress: Progress,
 }
@@ -118,6 +128,13 @@ fn parse_heads(text: &str) -> Vec<ChangeHash> {
         .filter(|s| !s.is_empty())
         .filter_map(|s| s.parse().ok())
         .collect()
+}
+
+/// A short digest of one document's heads as stored.
+fn mark_of(heads: &str) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    out.copy_from_slice(&Sha256::digest(heads.as_bytes())[..4]);
+    out
 }
 
 fn digest_of(heads: &[(DocId, String)]) -> [u8; 16] {
@@ -146,8 +163,10 @@ impl Session {
             settled: BTreeSet::new(),
             changed_here: BTreeSet::new(),
             sent_inventory: false,
-            sent_idle: false,
-            peer_idle: false,
+            sent_idle: None,
+            peer_idle: None,
+            state_sent: 0,
+            state_received: 0,
             caught_up: false,
             progress: Progress::default(),
         }
@@ -182,6 +201,9 @@ impl Session {
                 self.progress.frames_received += 1;
                 self.progress.bytes_received += bytes.len() as u64;
                 let msg = Message::decode(bytes)?;
+                if !matches!(msg, Message::Idle { .. }) {
+                    self.state_received += 1;
+                }
                 self.on_message(store, msg, &mut out)?;
             }
             Event::LocalChange(doc) => {
@@ -193,6 +215,10 @@ impl Session {
                 }
             }
         }
+        self.state_sent += out
+            .iter()
+            .filter(|m| !matches!(m, Message::Idle { .. }))
+            .count() as u64;
         let frames: Vec<Vec<u8>> = out.iter().map(Message::encode).collect();
         self.progress.frames_sent += frames.len() as u64;
         self.progress.bytes_sent += frames.iter().map(|f| f.len() as u64).sum::<u64>();
@@ -217,7 +243,7 @@ impl Session {
         self.my_changed = heads
             .iter()
             .filter(|(d, h)| states.get(d).is_none_or(|(shared, _)| shared != h))
-            .map(|(d, h)| (d.clone(), parse_heads(h)))
+            .map(|(d, h)| (d.clone(), mark_of(h)))
             .collect();
         self.phase = Phase::AwaitHello;
         out.push(Message::Hello {
@@ -239,42 +265,82 @@ impl Session {
                     return Ok(()); // a duplicate
                 }
                 self.phase = Phase::Syncing;
+                let mine: HashMap<DocId, String> = self.scoped_heads(store)?.into_iter().collect();
                 if digest == self.digest {
                     // Everything in scope is shared: remember it, so the next Hello lists nothing.
-                    let shared = std::mem::take(&mut self.my_changed);
+                    let shared = std::mem::take(&mut self.my_changed)
+                        .into_iter()
+                        .filter_map(|(d, _)| Some((d.clone(), parse_heads(mine.get(&d)?))))
+                        .collect();
                     self.mark_shared(store, shared)?;
                     self.caught_up = true;
                     return Ok(());
                 }
-                let mine: HashMap<DocId, Vec<ChangeHash>> = self
-                    .scoped_heads(store)?
-                    .into_iter()
-                    .map(|(d, h)| (d, parse_heads(&h)))
-                    .collect();
+                let theirs: HashMap<DocId, [u8; 4]> = changed.into_iter().collect();
                 let mut candidates = BTreeSet::new();
                 let mut already_shared = Vec::new();
-                for (doc, heads) in changed.iter().chain(self.my_changed.iter()) {
+                for doc in theirs.keys().chain(self.my_changed.iter().map(|(d, _)| d)) {
                     if !self.scope.allows(doc) {
                         continue;
                     }
-                    let mut theirs = heads.clone();
-                    theirs.sort();
-                    let mut ours = mine.get(doc).cloned().unwrap_or_default();
-                    ours.sort();
-                    if theirs != ours || !changed.iter().any(|(d, _)| d == doc) {
-                        candidates.insert(doc.clone());
-                    } else if !ours.is_empty() {
-                        already_shared.push((doc.clone(), ours));
+                    let ours = mine.get(doc);
+                    match (theirs.get(doc), ours) {
+                        (Some(mark), Some(h)) if *mark == mark_of(h) => {
+                            already_shared.push((doc.clone(), parse_heads(h)));
+                        }
+                        _ => {
+                            candidates.insert(doc.clone());
+                        }
                     }
                 }
-                already_shared.retain(|(d, _)| !candidates.contains(d));
                 self.mark_shared(store, already_shared)?;
                 if candidates.is_empty() {
                     self.send_inventory(store, out)?;
                 } else {
-                    for doc in candidates {
-                        self.step_doc(store, &doc, out)?;
+                    self.send_deltas(store, &candidates, out)?;
+                }
+                self.maybe_idle(store, out)?;
+            }
+            Message::Changes(docs) => {
+                if let Some((doc, _)) = docs.iter().find(|(d, _)| !self.scope.allows(d)) {
+                    return Err(Error::NotPermitted(format!(
+                        "对方发来了无权同步的档案 {doc}"
+                    )));
+                }
+                self.caught_up = false;
+                self.peer_idle = None;
+                let before: HashMap<DocId, String> = docs
+                    .iter()
+                    .map(|(d, _)| Ok((d.clone(), store.heads(d)?)))
+                    .collect::<Result<_>>()?;
+                let incomplete = store.write(|b| {
+                    let mut incomplete = Vec::new();
+                    for (doc, bytes) in &docs {
+                        b.merge_bytes(doc, bytes)?;
+                        let missing = b
+                            .doc(doc)?
+                            .is_some_and(|d| !d.get_missing_deps(&[]).is_empty());
+                        if missing {
+                            incomplete.push(doc.clone());
+                        }
                     }
+                    Ok(incomplete)
+                })?;
+                let mut shared = Vec::new();
+                for (doc, _) in &docs {
+                    let now = store.heads(doc)?;
+                    if before.get(doc) != Some(&now) {
+                        self.changed_here.insert(doc.clone());
+                    }
+                    if !incomplete.contains(doc) {
+                        shared.push((doc.clone(), parse_heads(&now)));
+                    }
+                }
+                self.mark_shared(store, shared)?;
+                // A delta built on heads this side does not have: fall back to automerge's sync,
+                // which asks for exactly what is missing.
+                for doc in incomplete {
+                    self.step_doc(store, &doc, out)?;
                 }
                 self.maybe_idle(store, out)?;
             }
@@ -319,7 +385,7 @@ impl Session {
                 let message = AmMessage::decode(&payload)
                     .map_err(|e| Error::Corrupt(format!("同步消息无效：{e}")))?;
                 self.caught_up = false;
-                self.peer_idle = false;
+                self.peer_idle = None;
                 self.settled.remove(&doc);
                 let mut state = self.state_for(store, &doc)?;
                 let before = store.heads(&doc)?;
@@ -332,8 +398,8 @@ impl Session {
                 self.step_doc(store, &doc, out)?;
                 self.maybe_idle(store, out)?;
             }
-            Message::Idle => {
-                self.peer_idle = true;
+            Message::Idle { digest, seen } => {
+                self.peer_idle = Some((digest, seen));
                 self.maybe_idle(store, out)?;
             }
             Message::Error(text) => {
@@ -359,6 +425,65 @@ impl Session {
             }
             Ok(())
         })
+    }
+
+    /// For each candidate document, sends the changes the peer lacks when this side knows what
+    /// the peer has (the heads shared at the end of the last exchange, all known here), all in
+    /// one compressed `Changes` frame; the others go through automerge's sync protocol.
+    fn send_deltas(
+        &mut self,
+        store: &mut Store,
+        candidates: &BTreeSet<DocId>,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        let states = store.sync_states(&self.peer)?;
+        let mut deltas = Vec::new();
+        let mut shared = Vec::new();
+        let mut slow = Vec::new();
+        for doc in candidates {
+            let base = states.get(doc).map(|(h, _)| parse_heads(h));
+            let Some(am) = store.doc(doc)? else {
+                if base.is_none() {
+                    slow.push(doc.clone());
+                }
+                continue; // nothing to offer; the peer sends what it has
+            };
+            match base {
+                Some(base)
+                    if !base.is_empty()
+                        && base.iter().all(|h| am.get_change_by_hash(h).is_some()) =>
+                {
+                    let heads = am.get_heads();
+                    if heads != base {
+                        deltas.push((doc.clone(), am.save_after(&base)));
+                        shared.push((doc.clone(), heads));
+                    }
+                }
+                _ => slow.push(doc.clone()),
+            }
+        }
+        if !deltas.is_empty() {
+            self.sent_idle = None;
+            // Keep frames well under the limit: split large batches.
+            let mut batch = Vec::new();
+            let mut size = 0;
+            for (doc, bytes) in deltas {
+                size += bytes.len();
+                batch.push((doc, bytes));
+                if size > 4 * 1024 * 1024 {
+                    out.push(Message::Changes(std::mem::take(&mut batch)));
+                    size = 0;
+                }
+            }
+            if !batch.is_empty() {
+                out.push(Message::Changes(batch));
+            }
+        }
+        self.mark_shared(store, shared)?;
+        for doc in slow {
+            self.step_doc(store, &doc, out)?;
+        }
+        Ok(())
     }
 
     fn send_inventory(&mut self, store: &Store, out: &mut Vec<Message>) -> Result<()> {
@@ -395,7 +520,7 @@ impl Session {
         };
         match am.generate_sync_message(&mut state) {
             Some(m) => {
-                self.sent_idle = false;
+                self.sent_idle = None;
                 self.caught_up = false;
                 out.push(Message::Doc {
                     doc: doc.clone(),
@@ -430,12 +555,24 @@ impl Session {
         if out.iter().any(|m| matches!(m, Message::Doc { .. })) {
             return Ok(());
         }
-        if !self.sent_idle {
-            self.sent_idle = true;
-            out.push(Message::Idle);
+        let digest = digest_of(&self.scoped_heads(store)?);
+        if self.sent_idle != Some((digest, self.state_received)) {
+            self.sent_idle = Some((digest, self.state_received));
+            out.push(Message::Idle {
+                digest,
+                seen: self.state_received,
+            });
         }
-        if self.peer_idle {
-            self.caught_up = true;
+        if let Some((theirs, seen)) = self.peer_idle
+            && seen == self.state_sent
+        {
+            if theirs == digest {
+                self.caught_up = true;
+            } else if !self.sent_inventory {
+                // The peer has everything this side sent, yet the two differ.
+                self.send_inventory(store, out)?;
+                self.sent_idle = None;
+            }
         }
         Ok(())
     }

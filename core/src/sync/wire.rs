@@ -1,13 +1,19 @@
 //! The wire format of `shouwang/sync/1` frames.
 //!
 //! ```text
-//! frame  = version:u8 (1) | kind:u8 | flags:u8 | body
+//! frame  = version:u8 (1) | kind:u8 | flags:u8 | check:[u8; 4] | body
 //! flags  = bit 0: body is zstd-compressed
-//! Hello     = digest:[u8; 16] | docs          (the sender's digest, and the documents it changed)
+//! check  = the first 4 bytes of SHA-256(kind | flags | body): a damaged frame is refused
+//!          rather than applied
+//! Hello     = digest:[u8; 16] | marks         (the sender's digest, and the documents it changed)
 //! Inventory = docs                            (every document in scope, the fallback)
 //! Doc       = key | automerge sync message    (one document's sync message)
-//! Idle      = (empty)                         (the sender has nothing more to send)
+//! Changes   = count:u32 | (key | len:u32 | automerge changes)*
+//!                                             (the changes the peer lacks, for many documents)
+//! Idle      = digest:[u8; 16] | seen:u64      (nothing more to send: the sender's digest now,
+//!                                              and how many non-Idle frames it has received)
 //! Error     = UTF-8 text
+//! marks     = count:u32 | (key | heads digest:[u8; 4])*
 //! docs      = count:u32 | (key | n:u8 | n × hash:[u8; 32])*
 //! key       = len:u16 | UTF-8 document key
 //! ```
@@ -31,23 +37,32 @@ pub const MAX_BODY: usize = 64 * 1024 * 1024;
 pub const MAX_DOCS: usize = 200_000;
 /// Bodies larger than this are compressed.
 const COMPRESS_OVER: usize = 200;
+/// zstd level: frames are small and links are slow, so spend CPU on bytes.
+const COMPRESSION_LEVEL: i32 = 15;
 
 /// One document and its heads.
 pub type DocHeads = (DocId, Vec<ChangeHash>);
+
+/// One document and a short digest of its heads (enough to tell equal heads apart).
+pub type DocMark = (DocId, [u8; 4]);
 
 /// A protocol message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Hello {
         digest: [u8; 16],
-        changed: Vec<DocHeads>,
+        changed: Vec<DocMark>,
     },
     Inventory(Vec<DocHeads>),
     Doc {
         doc: DocId,
         payload: Vec<u8>,
     },
-    Idle,
+    Changes(Vec<(DocId, Vec<u8>)>),
+    Idle {
+        digest: [u8; 16],
+        seen: u64,
+    },
     Error(String),
 }
 
@@ -78,8 +93,9 @@ impl Message {
             Message::Hello { .. } => 1,
             Message::Inventory(_) => 2,
             Message::Doc { .. } => 3,
-            Message::Idle => 4,
+            Message::Idle { .. } => 4,
             Message::Error(_) => 5,
+            Message::Changes(_) => 6,
         }
     }
 
@@ -89,26 +105,42 @@ impl Message {
         match self {
             Message::Hello { digest, changed } => {
                 body.extend_from_slice(digest);
-                put_docs(&mut body, changed);
+                body.extend_from_slice(&(changed.len() as u32).to_le_bytes());
+                for (doc, mark) in changed {
+                    put_key(&mut body, doc);
+                    body.extend_from_slice(mark);
+                }
+            }
+            Message::Changes(docs) => {
+                body.extend_from_slice(&(docs.len() as u32).to_le_bytes());
+                for (doc, bytes) in docs {
+                    put_key(&mut body, doc);
+                    body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                    body.extend_from_slice(bytes);
+                }
             }
             Message::Inventory(docs) => put_docs(&mut body, docs),
             Message::Doc { doc, payload } => {
                 put_key(&mut body, doc);
                 body.extend_from_slice(payload);
             }
-            Message::Idle => {}
+            Message::Idle { digest, seen } => {
+                body.extend_from_slice(digest);
+                body.extend_from_slice(&seen.to_le_bytes());
+            }
             Message::Error(text) => body.extend_from_slice(text.as_bytes()),
         }
         let mut flags = 0u8;
         if body.len() > COMPRESS_OVER
-            && let Ok(z) = zstd::bulk::compress(&body, 3)
+            && let Ok(z) = zstd::bulk::compress(&body, COMPRESSION_LEVEL)
             && z.len() < body.len()
         {
             body = z;
             flags |= 1;
         }
-        let mut frame = Vec::with_capacity(body.len() + 3);
+        let mut frame = Vec::with_capacity(body.len() + 7);
         frame.extend_from_slice(&[VERSION, self.kind(), flags]);
+        frame.extend_from_slice(&check(self.kind(), flags, &body));
         frame.extend_from_slice(&body);
         frame
     }
@@ -118,13 +150,16 @@ impl Message {
         if frame.len() > MAX_FRAME {
             return Err(bad("过大"));
         }
-        let [version, kind, flags, rest @ ..] = frame else {
+        let [version, kind, flags, c0, c1, c2, c3, rest @ ..] = frame else {
             return Err(bad("过短"));
         };
         if *version != VERSION {
             return Err(Error::NotPermitted(
                 "对方的守望版本不同，请两边都升级到最新版本".into(),
             ));
+        }
+        if check(*kind, *flags, rest) != [*c0, *c1, *c2, *c3] {
+            return Err(bad("校验失败"));
         }
         let owned;
         let body: &[u8] = if flags & 1 == 1 {
@@ -139,9 +174,10 @@ impl Message {
                 let digest: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("摘要"))?;
                 Message::Hello {
                     digest,
-                    changed: r.docs()?,
+                    changed: r.marks()?,
                 }
             }
+            6 => Message::Changes(r.changes()?),
             2 => Message::Inventory(r.docs()?),
             3 => {
                 let doc = r.key()?;
@@ -150,7 +186,11 @@ impl Message {
                     payload: r.buf.to_vec(),
                 }
             }
-            4 => Message::Idle,
+            4 => {
+                let digest: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("摘要"))?;
+                let seen = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| bad("计数"))?);
+                Message::Idle { digest, seen }
+            }
             5 => Message::Error(String::from_utf8_lossy(body).chars().take(500).collect()),
             _ => return Err(bad("未知类型")),
         };
@@ -159,6 +199,15 @@ impl Message {
         }
         Ok(msg)
     }
+}
+
+fn check(kind: u8, flags: u8, body: &[u8]) -> [u8; 4] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update([kind, flags]);
+    h.update(body);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
 }
 
 struct Reader<'a> {
@@ -179,6 +228,37 @@ impl<'a> Reader<'a> {
         let len = u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| bad("长度"))?) as usize;
         let key = std::str::from_utf8(self.take(len)?).map_err(|_| bad("档案编号"))?;
         DocId::parse(key).ok_or_else(|| bad("未知档案"))
+    }
+
+    fn count(&mut self, min_entry: usize) -> Result<usize> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| bad("长度"))?) as usize;
+        if n > MAX_DOCS || n.saturating_mul(min_entry) > self.buf.len() {
+            return Err(bad("数量不对"));
+        }
+        Ok(n)
+    }
+
+    fn marks(&mut self) -> Result<Vec<DocMark>> {
+        let n = self.count(6)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let doc = self.key()?;
+            let mark: [u8; 4] = self.take(4)?.try_into().map_err(|_| bad("摘要"))?;
+            out.push((doc, mark));
+        }
+        Ok(out)
+    }
+
+    fn changes(&mut self) -> Result<Vec<(DocId, Vec<u8>)>> {
+        let n = self.count(6)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let doc = self.key()?;
+            let len =
+                u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| bad("长度"))?) as usize;
+            out.push((doc, self.take(len)?.to_vec()));
+        }
+        Ok(out)
     }
 
     fn docs(&mut self) -> Result<Vec<DocHeads>> {
@@ -222,8 +302,13 @@ mod tests {
         vec![
             Message::Hello {
                 digest: [9; 16],
-                changed: docs.clone(),
+                changed: docs.iter().map(|(d, _)| (d.clone(), [7; 4])).collect(),
             },
+            Message::Changes(
+                docs.iter()
+                    .map(|(d, _)| (d.clone(), vec![1, 2, 3]))
+                    .collect(),
+            ),
             Message::Hello {
                 digest: [1; 16],
                 changed: vec![],
@@ -233,7 +318,10 @@ mod tests {
                 doc: DocId::School,
                 payload: vec![1, 2, 3],
             },
-            Message::Idle,
+            Message::Idle {
+                digest: [3; 16],
+                seen: 42,
+            },
             Message::Error("拒绝".into()),
         ]
     }
@@ -247,7 +335,7 @@ mod tests {
             digest: [0; 16],
             changed: vec![],
         };
-        assert_eq!(hello.encode().len(), 3 + 16 + 4);
+        assert_eq!(hello.encode().len(), 3 + 4 + 16 + 4);
     }
 
     #[test]
@@ -260,16 +348,18 @@ mod tests {
             for i in 0..f.len() {
                 let mut g = f.clone();
                 g[i] ^= 0x5a;
-                let _ = Message::decode(&g);
+                assert!(Message::decode(&g).is_err(), "flipped byte {i} accepted");
             }
         }
         // A count far beyond the body is refused before allocating.
-        let mut f = vec![VERSION, 2, 0];
-        f.extend_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Message::decode(&f).is_err());
-        let mut f = vec![VERSION, 2, 0];
-        f.extend_from_slice(&100_000u32.to_le_bytes());
-        assert!(Message::decode(&f).is_err());
-        assert!(Message::decode(&[2, 4, 0]).is_err());
+        for count in [u32::MAX, 100_000] {
+            let body = count.to_le_bytes();
+            let mut f = vec![VERSION, 2, 0];
+            f.extend_from_slice(&check(2, 0, &body));
+            f.extend_from_slice(&body);
+            assert!(Message::decode(&f).is_err());
+        }
+        assert!(Message::decode(&[2, 4, 0, 0, 0, 0, 0]).is_err());
+        assert!(Message::decode(&[VERSION, 4, 0, 0, 0, 0, 0]).is_err());
     }
 }
