@@ -43,11 +43,26 @@ fn story_1_offline_week_syncs_both_ways() {
         );
     }
     n.peers[0].archive.pair(COUNSELLOR, "赵子涵", None).unwrap();
+    let hub = n.peers[0].archive.device().to_string();
+    let before = n.peers[1].archive.sync_status(&hub).unwrap();
+    assert!(
+        before
+            .pending
+            .iter()
+            .any(|(_, label)| label == "王小雨的档案")
+    );
+    assert_eq!(before.records_since, 5);
     n.connect(0, 1);
     n.run_until_quiescent(STEPS).unwrap();
     assert!(n.caught_up(0, 1));
     same(&mut n, 0, 1);
     assert_eq!(n.peers[0].file(CHILD).records.len(), 5);
+    // `shouwang status`: nothing is left that the hub has not confirmed.
+    n.peers[1].archive.record_sync_result(&hub, None).unwrap();
+    let after = n.peers[1].archive.sync_status(&hub).unwrap();
+    assert!(after.pending.is_empty(), "{:?}", after.pending);
+    assert!(after.last_success.is_some());
+    assert_eq!(after.records_since, 0);
 }
 
 /// 2. Reconnecting with nothing new costs one frame each way, a few dozen bytes, whether the

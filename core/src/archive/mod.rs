@@ -9,6 +9,7 @@ mod admin;
 mod care;
 mod exchange;
 mod lookup;
+mod syncing;
 
 use std::path::Path;
 
@@ -22,6 +23,7 @@ use crate::store::Store;
 pub use admin::RosterReport;
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use exchange::ImportReport;
+pub use syncing::SyncStatus;
 
 /// What it takes to start a school's archive on its first device.
 #[derive(Debug, Clone)]
