@@ -10,6 +10,7 @@
 //! - [`due`]: what is due and overdue, and compliance figures.
 //! - [`bundle`]: files that carry changes between devices.
 //! - [`roster`]: class rosters from .xlsx/.csv.
+//! - [`membership`]: the school's signing key, invites and membership certificates.
 
 pub mod archive;
 pub mod bundle;
@@ -21,6 +22,7 @@ pub mod forms;
 pub mod id_card;
 pub mod ids;
 pub mod kinds;
+pub mod membership;
 pub mod records;
 pub mod roles;
 pub mod roster;

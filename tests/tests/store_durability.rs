@@ -198,3 +198,35 @@ fn a_store_from_a_newer_app_is_refused_untouched() {
         .unwrap();
     assert_eq!(tables, 0);
 }
+
+#[test]
+fn two_connections_writing_the_same_child_lose_nothing() {
+    // The hub serves several phones at once, each session on its own connection.
+    let mut admin = school();
+    let path = admin.path();
+    let mut a = Archive::open(&path).unwrap();
+    let mut b = Archive::open(&path).unwrap();
+    for i in 0..5 {
+        for (n, arch) in [(0, &mut a), (1, &mut b)] {
+            arch.add_record(&shouwang_core::RecordInput {
+                kind: "家访".into(),
+                child: Some("王小雨".into()),
+                class: None,
+                date: "2026-11-20".into(),
+                fields: kv(&[("notes", &format!("连接{n}第{i}次"))]),
+            })
+            .unwrap();
+        }
+    }
+    let mut fresh = Archive::open(&path).unwrap();
+    assert_eq!(fresh.child_file("王小雨").unwrap().records.len(), 10);
+    assert_eq!(a.child_file("王小雨").unwrap().records.len(), 10);
+    // The stored heads are the document's real heads.
+    let child = fresh.find_child("王小雨").unwrap();
+    let id = shouwang_core::doc::DocId::Child(child);
+    let stored = fresh.store().heads(&id).unwrap();
+    let real =
+        shouwang_core::store::heads_text(&fresh.store().doc(&id).unwrap().unwrap().get_heads());
+    assert_eq!(stored, real);
+    let _ = admin.file("王小雨");
+}

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::doc::{self, DocId};
 use crate::error::{Error, Result};
@@ -188,6 +188,11 @@ impl Store {
 
     /// A document, loaded on first use.
     pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
+        if let Some(d) = self.docs.get(id)
+            && !is_fresh(&self.conn, id, d)?
+        {
+            self.docs.remove(id);
+        }
         if !self.docs.contains_key(id) {
             match load_doc(&self.conn, id, &self.actor)? {
                 Some(d) => {
@@ -208,93 +213,43 @@ impl Store {
     /// If `f` or the persisting fails, nothing is written and the touched documents are dropped
     /// from memory.
     pub fn write<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> Result<R>) -> Result<R> {
+        let Store {
+            conn,
+            docs,
+            actor,
+            clock_skew_ms,
+            ..
+        } = self;
+        // Take the write lock first: another connection (the hub's other sessions, the CLI
+        // while a phone syncs) cannot commit between reading a document and writing it.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut batch = Batch {
-            conn: &self.conn,
-            docs: &mut self.docs,
-            actor: &self.actor,
+            conn: &tx,
+            docs,
+            actor,
             touched: Vec::new(),
             hints: HashMap::new(),
             meta: Vec::new(),
             sync_states: Vec::new(),
-            now_ms: chrono::Utc::now().timestamp_millis() + self.clock_skew_ms,
+            now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
         };
         let result = f(&mut batch);
-        let touched = std::mem::take(&mut batch.touched);
-        let hints = std::mem::take(&mut batch.hints);
-        let meta = std::mem::take(&mut batch.meta);
-        let sync_states = std::mem::take(&mut batch.sync_states);
-        let outcome = result.and_then(|r| {
-            self.persist(&touched, &hints, &meta, &sync_states)
-                .map(|()| r)
-        });
+        let Batch {
+            touched,
+            hints,
+            meta,
+            sync_states,
+            ..
+        } = batch;
+        let outcome = result
+            .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
+            .and_then(|r| tx.commit().map(|()| r).map_err(Error::from));
         if outcome.is_err() {
             for (id, _) in &touched {
-                self.docs.remove(id);
+                docs.remove(id);
             }
         }
         outcome
-    }
-
-    fn persist(
-        &mut self,
-        touched: &[(DocId, Vec<ChangeHash>)],
-        hints: &HashMap<DocId, Touched>,
-        meta: &[(String, String)],
-        sync_states: &[(String, DocId, String, Vec<u8>)],
-    ) -> Result<()> {
-        let changed: Vec<&(DocId, Vec<ChangeHash>)> = touched
-            .iter()
-            .filter(|(id, before)| {
-                // An empty document (a peer asked about one this side never had) is not stored.
-                self.docs.get(id).is_some_and(|d| {
-                    let heads = d.get_heads();
-                    !heads.is_empty() && (heads != *before || before.is_empty())
-                })
-            })
-            .collect();
-        if changed.is_empty() && meta.is_empty() && sync_states.is_empty() {
-            return Ok(());
-        }
-        let now = chrono::Utc::now().timestamp_millis();
-        let tx = self.conn.transaction()?;
-        for (k, v) in meta {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![k, v],
-            )?;
-        }
-        for (peer, id, shared, state) in sync_states {
-            tx.execute(
-                "INSERT INTO sync_state (peer, doc_id, shared_heads, state) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (peer, doc_id) DO UPDATE
-                 SET shared_heads = excluded.shared_heads, state = excluded.state",
-                params![peer, id.key(), shared, state],
-            )?;
-        }
-        for (id, before) in changed {
-            let Some(doc) = self.docs.get(id) else {
-                continue;
-            };
-            let key = id.key();
-            tx.execute(
-                "INSERT INTO docs (doc_id, heads, updated) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads, updated = excluded.updated",
-                params![key, heads_text(&doc.get_heads()), now],
-            )?;
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)",
-            )?;
-            for change in doc.get_changes(before) {
-                insert.execute(params![key, change.hash().as_ref(), change.raw_bytes()])?;
-            }
-            match hints.get(id) {
-                Some(t) if !before.is_empty() => projection::project_touched(&tx, id, doc, t)?,
-                _ => projection::project(&tx, id, doc)?,
-            }
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Every document's heads, as stored.
@@ -409,6 +364,76 @@ impl Store {
     }
 }
 
+/// Writes a batch's new changes, projections, sync states and meta values inside `tx`.
+fn persist(
+    tx: &rusqlite::Transaction<'_>,
+    docs: &HashMap<DocId, Automerge>,
+    touched: &[(DocId, Vec<ChangeHash>)],
+    hints: &HashMap<DocId, Touched>,
+    meta: &[(String, String)],
+    sync_states: &[(String, DocId, String, Vec<u8>)],
+) -> Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    for (k, v) in meta {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![k, v],
+        )?;
+    }
+    for (peer, id, shared, state) in sync_states {
+        tx.execute(
+            "INSERT INTO sync_state (peer, doc_id, shared_heads, state) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (peer, doc_id) DO UPDATE
+             SET shared_heads = excluded.shared_heads, state = excluded.state",
+            params![peer, id.key(), shared, state],
+        )?;
+    }
+    for (id, before) in touched {
+        let Some(doc) = docs.get(id) else {
+            continue;
+        };
+        let heads = doc.get_heads();
+        // An empty document (a peer asked about one this side never had) is not stored.
+        if heads.is_empty() || (heads == *before && !before.is_empty()) {
+            continue;
+        }
+        let key = id.key();
+        tx.execute(
+            "INSERT INTO docs (doc_id, heads, updated) VALUES (?1, ?2, ?3)
+             ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads, updated = excluded.updated",
+            params![key, heads_text(&heads), now],
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)",
+        )?;
+        for change in doc.get_changes(before) {
+            insert.execute(params![key, change.hash().as_ref(), change.raw_bytes()])?;
+        }
+        match hints.get(id) {
+            Some(t) if !before.is_empty() => projection::project_touched(tx, id, doc, t)?,
+            _ => projection::project(tx, id, doc)?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether the cached copy of a document is what the database holds (another connection may
+/// have written since it was loaded).
+fn is_fresh(conn: &Connection, id: &DocId, doc: &Automerge) -> Result<bool> {
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT heads FROM docs WHERE doc_id = ?1",
+            [id.key()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match stored {
+        Some(h) => h == heads_text(&doc.get_heads()),
+        None => true,
+    })
+}
+
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -443,6 +468,7 @@ impl Batch<'_> {
     }
 
     fn ensure(&mut self, id: &DocId, create: bool) -> Result<bool> {
+        self.refresh(id)?;
         if !self.docs.contains_key(id) {
             match load_doc(self.conn, id, self.actor)? {
                 Some(d) => {
@@ -465,8 +491,23 @@ impl Batch<'_> {
         Ok(true)
     }
 
+    /// Drops a cached document that another connection has written since (not one this batch
+    /// has already changed).
+    fn refresh(&mut self, id: &DocId) -> Result<()> {
+        if self.touched.iter().any(|(t, _)| t == id) {
+            return Ok(());
+        }
+        if let Some(d) = self.docs.get(id)
+            && !is_fresh(self.conn, id, d)?
+        {
+            self.docs.remove(id);
+        }
+        Ok(())
+    }
+
     /// A document, if the store has it.
     pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
+        self.refresh(id)?;
         if !self.docs.contains_key(id)
             && let Some(d) = load_doc(self.conn, id, self.actor)?
         {
@@ -520,6 +561,7 @@ impl Batch<'_> {
         message: automerge::sync::Message,
     ) -> Result<()> {
         use automerge::sync::SyncDoc;
+        self.refresh(id)?;
         if !self.docs.contains_key(id) && load_doc(self.conn, id, self.actor)?.is_none() {
             let mut doc = Automerge::new();
             doc.set_actor(self.actor.clone());
@@ -556,6 +598,7 @@ impl Batch<'_> {
     /// Merges encoded changes or a saved document into a document (creating it if absent).
     /// Changes already present have no effect.
     pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<()> {
+        self.refresh(id)?;
         if !self.docs.contains_key(id) && load_doc(self.conn, id, self.actor)?.is_none() {
             let mut doc = Automerge::new();
             doc.set_actor(self.actor.clone());

@@ -1,0 +1,147 @@
+//! What the `shouwang-relay` subcommands do, returning the text they print (so they can be
+//! tested without a terminal). `main.rs` only parses flags and loads the configuration.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use shouwang_core::archive::SchoolSetup;
+use shouwang_core::roles::Role;
+
+use super::hub::unix_now;
+use super::{DataDir, HubContact, ServerConfig, ServerError, init_school, issue_invite};
+use super::{qr_png, qr_terminal};
+
+/// `init-school`: the archive and both keys; returns the report to print.
+pub fn init_school_command(
+    config: &ServerConfig,
+    name: &str,
+    town: &str,
+    admin: &str,
+    admin_role: &str,
+    hotline: Option<&str>,
+) -> Result<String, ServerError> {
+    let data = DataDir::new(&config.data_dir);
+    let setup = SchoolSetup {
+        name: name.to_owned(),
+        town: town.to_owned(),
+        hotline: hotline.map(str::to_owned),
+        admin_name: admin.to_owned(),
+        admin_role: Role::parse(admin_role)?,
+        device_label: "学校服务器".into(),
+    };
+    let archive = init_school(&data, &setup)?;
+    let hub = data.hub_key()?.public();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "已建立学校：{}（编号 {}）",
+        setup.name,
+        archive.school_id()
+    );
+    let _ = writeln!(out, "数据目录：{}", data.root().display());
+    let _ = writeln!(
+        out,
+        "学校签名密钥：{}（只有本机用户可读，请妥善备份）",
+        data.root().join("school.key").display()
+    );
+    let _ = writeln!(out, "服务器编号：{hub}");
+    let _ = writeln!(
+        out,
+        "下一步：shouwang-relay invite --role 班主任 --member 姓名"
+    );
+    Ok(out)
+}
+
+/// `invite`: issues an invite from the configuration's addresses, writes the PNG, and returns
+/// the report (ticket and terminal QR code) to print.
+pub fn invite_command(
+    config: &ServerConfig,
+    member: &str,
+    role: &str,
+    days: Option<u32>,
+    png: Option<PathBuf>,
+) -> Result<String, ServerError> {
+    let data = DataDir::new(&config.data_dir);
+    let role = Role::parse(role)?;
+    let days = days.unwrap_or(config.invite_days).max(1);
+    let contact = HubContact {
+        relay_url: config.relay_url(),
+        addrs: config.public_addrs(),
+    };
+    let now = unix_now();
+    let issued = issue_invite(
+        &data,
+        &contact,
+        member,
+        role,
+        now,
+        now + i64::from(days) * 86_400,
+    )?;
+    let png = png.unwrap_or_else(|| {
+        data.root().join("invites").join(format!(
+            "邀请-{}-{}.png",
+            issued.member_name, issued.invite.member
+        ))
+    });
+    qr_png(&issued.ticket, &png, 8)?;
+    let mut out = String::new();
+    if issued.member_added {
+        let _ = writeln!(
+            out,
+            "已把 {}（{}）加入学校",
+            issued.member_name,
+            role.label()
+        );
+    }
+    if contact.addrs.is_empty() {
+        let _ = writeln!(
+            out,
+            "提示：配置里没有服务器的公网地址（[hub] public_addrs），设备将经中继连接"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} 的邀请码（{} 天内有效，只能用于一台设备）：\n\n{}\n",
+        issued.member_name, days, issued.ticket
+    );
+    let _ = writeln!(out, "{}", qr_terminal(&issued.ticket)?);
+    let _ = writeln!(out, "二维码图片：{}", png.display());
+    let _ = writeln!(out, "在设备上运行：shouwang join <邀请码>");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use shouwang_core::membership::Invite;
+
+    #[test]
+    fn init_then_invite_prints_a_ticket_a_qr_code_and_writes_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::new(dir.path().join("hub"));
+        let out =
+            init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None).unwrap();
+        assert!(out.contains("已建立学校：郭庄小学"), "{out}");
+        let again = init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None);
+        assert!(again.is_err());
+
+        let png = dir.path().join("qr.png");
+        let out = invite_command(&config, "刘桂兰", "爱心妈妈", None, Some(png.clone())).unwrap();
+        assert!(out.contains("已把 刘桂兰（爱心妈妈）加入学校"), "{out}");
+        assert!(out.contains('█') || out.contains('▀'), "{out}");
+        let ticket = out.lines().find(|l| l.starts_with("shouwang1")).unwrap();
+        let invite = Invite::decode(ticket).unwrap();
+        assert_eq!(invite.role, Role::LoveMother);
+        assert_eq!(invite.relay_url.as_deref(), Some("http://127.0.0.1:3340/"));
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+
+        // The member exists now: a second invite does not add her again.
+        let out = invite_command(&config, "刘桂兰", "爱心妈妈", Some(1), Some(png)).unwrap();
+        assert!(!out.contains("加入学校"), "{out}");
+        let bad = invite_command(&config, "刘桂兰", "园长", None, None).unwrap_err();
+        assert!(bad.to_string().contains("角色"), "{bad}");
+    }
+}

@@ -1,0 +1,211 @@
+//! `/health` and Prometheus-format `/metrics`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::oneshot;
+
+use super::hub::HubMetrics;
+use super::{OwnedTask, ServerError};
+use crate::transport::TransportMetrics;
+
+/// What the HTTP handlers read.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpState {
+    pub transport: Arc<TransportMetrics>,
+    pub hub: Arc<HubMetrics>,
+    pub archive: std::path::PathBuf,
+    pub school_id: String,
+    pub hub_id: String,
+}
+
+/// The running HTTP server; dropping it aborts it.
+#[derive(Debug)]
+pub(crate) struct HttpServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: OwnedTask,
+}
+
+impl HttpServer {
+    pub async fn start(bind: SocketAddr, state: HttpState) -> Result<HttpServer, ServerError> {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| ServerError::Bind(format!("HTTP {bind}：{e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::Bind(e.to_string()))?;
+        let app = axum::Router::new()
+            .route("/health", get(health))
+            .route("/metrics", get(metrics))
+            .with_state(state);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = OwnedTask::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!("http server: {e}");
+            }
+        });
+        Ok(HttpServer {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops accepting, finishes requests in flight, and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.join().await;
+    }
+}
+
+/// Counts the documents in the archive (a fresh read: another process may have written).
+fn count_documents(path: &std::path::Path) -> Option<usize> {
+    let store = shouwang_core::store::Store::open(path).ok()?;
+    store.doc_ids().ok().map(|ids| ids.len())
+}
+
+async fn health(State(s): State<HttpState>) -> impl IntoResponse {
+    let path = s.archive.clone();
+    let docs = tokio::task::spawn_blocking(move || count_documents(&path))
+        .await
+        .ok()
+        .flatten();
+    let ok = docs.is_some();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "archive unavailable" },
+        "school": s.school_id,
+        "hub": s.hub_id,
+        "documents": docs,
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+}
+
+async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    let path = s.archive.clone();
+    let docs = tokio::task::spawn_blocking(move || count_documents(&path))
+        .await
+        .ok()
+        .flatten();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render_metrics(&s.transport, &s.hub, docs),
+    )
+}
+
+/// The Prometheus text exposition of the hub's counters.
+pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<usize>) -> String {
+    let g = TransportMetrics::get;
+    let mut out = String::new();
+    let mut put = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    put(
+        "shouwang_connected_devices",
+        "gauge",
+        "Devices connected to the hub now.",
+        g(&t.connections_open),
+    );
+    if let Some(d) = documents {
+        put(
+            "shouwang_documents",
+            "gauge",
+            "Documents in the hub's archive.",
+            d as u64,
+        );
+    }
+    put(
+        "shouwang_connections_total",
+        "counter",
+        "Connections accepted.",
+        g(&t.connections_total),
+    );
+    put(
+        "shouwang_sync_sessions_total",
+        "counter",
+        "Sessions that ended, successful or not.",
+        g(&t.conversations_done) + g(&t.conversations_failed),
+    );
+    put(
+        "shouwang_sync_sessions_completed_total",
+        "counter",
+        "Sessions that ended with both sides done.",
+        g(&t.conversations_done),
+    );
+    put(
+        "shouwang_errors_total",
+        "counter",
+        "Sessions that ended in an error (refused, idle, broken, bad frames).",
+        g(&t.conversations_failed),
+    );
+    put(
+        "shouwang_refused_total",
+        "counter",
+        "Devices refused before any record.",
+        g(&t.refused),
+    );
+    put(
+        "shouwang_idle_closed_total",
+        "counter",
+        "Connections closed for being idle.",
+        g(&t.idle_closed),
+    );
+    put(
+        "shouwang_oversized_frames_total",
+        "counter",
+        "Connections closed for a frame over the size limit.",
+        g(&t.oversized),
+    );
+    put(
+        "shouwang_enrollments_total",
+        "counter",
+        "Devices enrolled with an invite.",
+        g(&h.enrollments),
+    );
+    put(
+        "shouwang_bytes_received_total",
+        "counter",
+        "Frame bytes received.",
+        g(&t.bytes_in),
+    );
+    put(
+        "shouwang_bytes_sent_total",
+        "counter",
+        "Frame bytes sent.",
+        g(&t.bytes_out),
+    );
+    put(
+        "shouwang_frames_received_total",
+        "counter",
+        "Frames received.",
+        g(&t.frames_in),
+    );
+    put(
+        "shouwang_frames_sent_total",
+        "counter",
+        "Frames sent.",
+        g(&t.frames_out),
+    );
+    out
+}

@@ -1,0 +1,210 @@
+//! The hub's side of a connection: enrollment and certificate checks before anything else.
+//!
+//! The hub opens its archive afresh for each enrollment and greeting, so members that
+//! `shouwang-relay invite` added from another process are seen at once.
+//! TODO(sync): after [`Message::Welcome`], hand the connection to the sync `Session`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use shouwang_core::Archive;
+use shouwang_core::Error;
+use shouwang_core::ids::{MemberId, SchoolId};
+use shouwang_core::membership::{
+    Certificate, CertificateBody, DeviceKey, InviteSecret, SchoolKey, SchoolPublicKey,
+};
+use tracing::info;
+
+use super::data::DataDir;
+use crate::handshake::{CHUNK, Message};
+use crate::transport::{Conversation, ConversationFactory, EndpointId, Reply, TransportMetrics};
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Counters of the hub's own events (the transport counts bytes and connections).
+#[derive(Debug, Default)]
+pub struct HubMetrics {
+    /// Devices enrolled (certificates issued).
+    pub enrollments: AtomicU64,
+    /// Devices whose certificate verified.
+    pub greetings: AtomicU64,
+    /// Devices refused: bad or spent invites, bad certificates.
+    pub refusals: AtomicU64,
+}
+
+/// What every hub conversation shares.
+#[derive(Debug)]
+pub struct HubState {
+    pub(crate) data: DataDir,
+    pub(crate) school_id: SchoolId,
+    pub(crate) school_key: SchoolKey,
+    pub(crate) certificate_days: u32,
+    pub(crate) metrics: Arc<HubMetrics>,
+}
+
+impl HubState {
+    /// The school's public key.
+    pub fn school_public(&self) -> SchoolPublicKey {
+        self.school_key.public()
+    }
+
+    /// The school.
+    pub fn school_id(&self) -> &SchoolId {
+        &self.school_id
+    }
+
+    /// The hub's own counters.
+    pub fn metrics(&self) -> &Arc<HubMetrics> {
+        &self.metrics
+    }
+
+    fn open_archive(&self) -> Result<Archive, Error> {
+        Archive::open(&self.data.archive())
+    }
+
+    /// Checks an invite presented by `device` and returns its certificate and the member's
+    /// bundle. The invite is spent only when everything else succeeded.
+    pub fn enroll(
+        &self,
+        device: DeviceKey,
+        member: &MemberId,
+        secret: &InviteSecret,
+        now: i64,
+    ) -> Result<(Certificate, Vec<u8>), Error> {
+        let Some(issued) = self.data.find_invite(secret)? else {
+            return Err(Error::NotPermitted(
+                "邀请码无效，请核对或让管理员重新生成".into(),
+            ));
+        };
+        if issued.member != *member {
+            return Err(Error::NotPermitted("邀请码与成员不符".into()));
+        }
+        if now > issued.expires_at {
+            return Err(Error::NotPermitted(
+                "邀请码已过期，请让管理员重新生成邀请码".into(),
+            ));
+        }
+        let mut archive = self.open_archive()?;
+        let m = archive.find_member(member.as_str())?;
+        if !m.active {
+            return Err(Error::NotPermitted("这位成员已停用".into()));
+        }
+        let certificate = self.school_key.issue(CertificateBody {
+            school_id: self.school_id.clone(),
+            member: m.id.clone(),
+            roles: m.roles.clone(),
+            device,
+            issued_at: now,
+            expires_at: now + i64::from(self.certificate_days) * 86_400,
+        })?;
+        let bundle = archive.export_bundle(Some(m.id.as_str()), None)?;
+        self.data.spend(secret, &device, now)?;
+        info!(member = %m.id, device = %device, "enrolled");
+        Ok((certificate, bundle))
+    }
+
+    /// Checks a certificate presented by `device`.
+    pub fn check_certificate(
+        &self,
+        device: DeviceKey,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<Certificate, Error> {
+        let cert = Certificate::from_bytes(bytes)?;
+        cert.verify(&self.school_id, &self.school_key.public(), &device, now)?;
+        let mut archive = self.open_archive()?;
+        let m = archive.find_member(cert.body().member.as_str())?;
+        if !m.active {
+            return Err(Error::NotPermitted("这位成员已停用".into()));
+        }
+        Ok(cert)
+    }
+}
+
+/// Makes a [`HubConversation`] per connection.
+#[derive(Debug, Clone)]
+pub struct HubFactory {
+    state: Arc<HubState>,
+}
+
+impl HubFactory {
+    /// A factory over shared hub state.
+    pub fn new(state: Arc<HubState>) -> HubFactory {
+        HubFactory { state }
+    }
+}
+
+impl ConversationFactory for HubFactory {
+    fn start(&self, remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>> {
+        Ok(Box::new(HubConversation {
+            state: self.state.clone(),
+            device: DeviceKey(*remote.as_bytes()),
+            answered: false,
+        }))
+    }
+}
+
+/// The hub's side: the device's first frame decides everything.
+#[derive(Debug)]
+pub struct HubConversation {
+    state: Arc<HubState>,
+    device: DeviceKey,
+    answered: bool,
+}
+
+impl HubConversation {
+    fn answer(&mut self, frame: &[u8]) -> Result<Reply, Error> {
+        let now = unix_now();
+        match Message::decode(frame)? {
+            Message::Enroll { member, secret } => {
+                let (cert, bundle) = self.state.enroll(self.device, &member, &secret, now)?;
+                TransportMetrics::add(&self.state.metrics.enrollments, 1);
+                let mut frames = vec![Message::Certificate(cert.to_bytes()).encode()];
+                for chunk in bundle.chunks(CHUNK) {
+                    frames.push(Message::BundleChunk(chunk.to_vec()).encode());
+                }
+                frames.push(Message::BundleEnd(bundle.len() as u64).encode());
+                Ok(Reply::finish(frames))
+            }
+            Message::Hello(bytes) => {
+                let cert = self.state.check_certificate(self.device, &bytes, now)?;
+                TransportMetrics::add(&self.state.metrics.greetings, 1);
+                info!(member = %cert.body().member, device = %self.device, "welcomed");
+                Ok(Reply::finish(vec![
+                    Message::Welcome(self.state.school_id.clone()).encode(),
+                ]))
+            }
+            _ => Err(Error::NotPermitted("请先出示成员证书或邀请码".into())),
+        }
+    }
+}
+
+impl Conversation for HubConversation {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        // The device speaks first.
+        Ok(Reply::nothing())
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        if self.answered {
+            return Err(Error::NotPermitted("握手已经完成".into()));
+        }
+        self.answered = true;
+        let r = self.answer(frame);
+        if r.is_err() {
+            TransportMetrics::add(&self.state.metrics.refusals, 1);
+        }
+        r
+    }
+
+    fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {
+        Some(Message::Refused(error.to_string()).encode())
+    }
+}

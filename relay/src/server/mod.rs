@@ -1,0 +1,326 @@
+//! The `shouwang-relay` server: an iroh relay, the school hub, and `/health` + `/metrics`.
+//!
+//! [`Server::start`] runs all three from a [`ServerConfig`]; tests start it in-process with
+//! [`ServerConfig::loopback`]. Dropping a [`Server`] aborts every task it owns;
+//! [`Server::shutdown`] stops them gracefully (conversations end after their current frame,
+//! whose writes are already durable).
+
+pub mod commands;
+mod config;
+mod data;
+mod http;
+mod hub;
+mod invite;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shouwang_core::Archive;
+use shouwang_core::roles::Role;
+
+pub use config::{DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig};
+pub use data::{DataDir, IssuedInvite, Spend};
+pub use http::render_metrics;
+pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
+pub use invite::{HubContact, NewInvite, init_school, issue_invite, qr_png, qr_terminal};
+
+use crate::transport::{
+    ConversationOptions, EndpointAddr, EndpointId, Node, NodeConfig, RelayUrl, TransportMetrics,
+};
+
+/// Why the server could not start or act. `Display` is a Chinese sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Core(Box<shouwang_core::Error>),
+    #[error("{0}")]
+    Transport(Box<crate::transport::TransportError>),
+    #[error("配置有误：{0}")]
+    Config(String),
+    #[error("无法监听 {0}")]
+    Bind(String),
+    #[error("中继服务无法启动：{0}")]
+    Relay(String),
+}
+
+impl From<shouwang_core::Error> for ServerError {
+    fn from(e: shouwang_core::Error) -> Self {
+        ServerError::Core(Box::new(e))
+    }
+}
+
+impl From<crate::transport::TransportError> for ServerError {
+    fn from(e: crate::transport::TransportError) -> Self {
+        ServerError::Transport(Box::new(e))
+    }
+}
+
+/// A spawned task that is aborted when dropped.
+#[derive(Debug)]
+pub(crate) struct OwnedTask(Option<tokio::task::JoinHandle<()>>);
+
+impl OwnedTask {
+    pub fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> OwnedTask {
+        OwnedTask(Some(tokio::spawn(fut)))
+    }
+
+    /// Waits for the task to end by itself.
+    pub async fn join(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+/// The running server.
+#[derive(Debug)]
+pub struct Server {
+    relay: Option<iroh_relay::server::Server>,
+    relay_url: Option<RelayUrl>,
+    hub: Node,
+    http: Option<http::HttpServer>,
+    state: Arc<HubState>,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Starts the relay (if configured), the hub and the HTTP server.
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        config.check()?;
+        let data = DataDir::new(&config.data_dir);
+        let school_key = data.school_key()?;
+        let hub_key = data.hub_key()?;
+        let school_id = {
+            let archive = data.archive();
+            tokio::task::spawn_blocking(move || {
+                Archive::open(&archive).map(|a| a.school_id().clone())
+            })
+            .await
+            .map_err(|e| ServerError::Bind(e.to_string()))??
+        };
+
+        let (relay, relay_url) = match config.relay_bind {
+            Some(bind) => {
+                let mut relay_config = iroh_relay::server::ServerConfig::default();
+                relay_config.relay = Some(iroh_relay::server::RelayConfig::new(bind));
+                let relay = iroh_relay::server::Server::spawn(relay_config)
+                    .await
+                    .map_err(|e| ServerError::Relay(e.to_string()))?;
+                let port = relay.http_addr().map(|a| a.port()).unwrap_or(bind.port());
+                let url = match &config.relay_url {
+                    Some(u) => u.clone(),
+                    None => config::default_relay_url(bind, port),
+                };
+                (Some(relay), Some(config::parse_relay_url(&url)?))
+            }
+            None => (
+                None,
+                config
+                    .relay_url
+                    .as_deref()
+                    .map(config::parse_relay_url)
+                    .transpose()?,
+            ),
+        };
+
+        let hub_metrics = Arc::new(HubMetrics::default());
+        let state = Arc::new(HubState {
+            data: data.clone(),
+            school_id: school_id.clone(),
+            school_key,
+            certificate_days: config.certificate_days,
+            metrics: hub_metrics.clone(),
+        });
+        let node_config = NodeConfig {
+            secret_key: hub_key,
+            relays: relay_url.iter().cloned().collect(),
+            bind: config.hub_bind.clone(),
+            lan_discovery: false,
+        };
+        let opts = ConversationOptions {
+            idle_timeout: config.idle_timeout,
+            max_frame: config.max_frame,
+            ..ConversationOptions::default()
+        };
+        let transport_metrics = Arc::new(TransportMetrics::default());
+        let hub = Node::serve(
+            node_config,
+            Arc::new(HubFactory::new(state.clone())),
+            opts,
+            transport_metrics.clone(),
+        )
+        .await?;
+        if relay_url.is_some() && !hub.wait_for_relay(Duration::from_secs(10)).await {
+            tracing::warn!("hub is not connected to its relay yet; devices behind NAT must wait");
+        }
+
+        let http = match config.http_bind {
+            Some(bind) => Some(
+                http::HttpServer::start(
+                    bind,
+                    http::HttpState {
+                        transport: transport_metrics,
+                        hub: hub_metrics,
+                        archive: data.archive(),
+                        school_id: school_id.to_string(),
+                        hub_id: hub.id().to_string(),
+                    },
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        tracing::info!(
+            hub = %hub.id(),
+            relay = ?relay_url.as_ref().map(|u| u.to_string()),
+            sockets = ?hub.bound_sockets(),
+            http = ?http.as_ref().map(|h| h.addr),
+            "shouwang-relay serving"
+        );
+        Ok(Server {
+            relay,
+            relay_url,
+            hub,
+            http,
+            state,
+            config,
+        })
+    }
+
+    /// The relay URL devices use.
+    pub fn relay_url(&self) -> Option<&RelayUrl> {
+        self.relay_url.as_ref()
+    }
+
+    /// Where the embedded relay listens.
+    pub fn relay_addr(&self) -> Option<SocketAddr> {
+        self.relay.as_ref().and_then(|r| r.http_addr())
+    }
+
+    /// The hub's endpoint id.
+    pub fn hub_id(&self) -> EndpointId {
+        self.hub.id()
+    }
+
+    /// The hub's address: its relay and its UDP sockets.
+    pub fn hub_addr(&self) -> EndpointAddr {
+        let mut addr = EndpointAddr::new(self.hub.id());
+        if let Some(url) = &self.relay_url {
+            addr = addr.with_relay_url(url.clone());
+        }
+        for a in self.hub_direct_addrs() {
+            addr = addr.with_ip_addr(a);
+        }
+        addr
+    }
+
+    /// The direct addresses put in invites: configured ones, else the bound sockets that are
+    /// specific addresses.
+    pub fn hub_direct_addrs(&self) -> Vec<SocketAddr> {
+        if !self.config.hub_public_addrs.is_empty() {
+            return self.config.hub_public_addrs.clone();
+        }
+        self.hub
+            .bound_sockets()
+            .into_iter()
+            .filter(|a| !a.ip().is_unspecified())
+            .collect()
+    }
+
+    /// Where `/health` and `/metrics` listen.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.addr)
+    }
+
+    /// The hub's state (school, keys, data directory).
+    pub fn hub_state(&self) -> &Arc<HubState> {
+        &self.state
+    }
+
+    /// The hub node.
+    pub fn hub(&self) -> &Node {
+        &self.hub
+    }
+
+    /// The transport counters.
+    pub fn transport_metrics(&self) -> Option<&Arc<TransportMetrics>> {
+        self.hub.metrics()
+    }
+
+    /// Issues an invite naming this running hub's actual addresses.
+    pub fn invite(
+        &self,
+        member: &str,
+        role: Role,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<NewInvite, ServerError> {
+        let contact = HubContact {
+            relay_url: self.relay_url.as_ref().map(|u| u.to_string()),
+            addrs: self.hub_direct_addrs(),
+        };
+        Ok(issue_invite(
+            &self.state.data,
+            &contact,
+            member,
+            role,
+            now,
+            expires_at,
+        )?)
+    }
+
+    /// Stops everything gracefully: the HTTP server, then the hub (its router and endpoint),
+    /// then the relay.
+    pub async fn shutdown(self) {
+        if let Some(http) = self.http {
+            http.shutdown().await;
+        }
+        self.hub.shutdown().await;
+        if let Some(relay) = self.relay
+            && let Err(e) = relay.shutdown().await
+        {
+            tracing::warn!("relay shutdown: {e}");
+        }
+    }
+}
+
+/// Runs the server until ctrl-c or SIGTERM, then shuts it down gracefully.
+pub async fn serve_until_signal(config: ServerConfig) -> Result<(), ServerError> {
+    let server = Server::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,296 @@
+//! The frame loop both sides run over one bidirectional stream (see the module docs of
+//! [`crate::transport`]).
+
+use std::sync::Arc;
+
+use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{FrameReader, HEADER_LEN, write_frame};
+use super::{
+    Conversation, ConversationOptions, Reply, Stats, TransportError, TransportMetrics, close,
+};
+
+/// The longest close reason sent (QUIC packets are small; reasons are one sentence).
+const MAX_REASON: usize = 400;
+
+/// One side of a conversation in progress.
+pub(crate) struct Driver<'a, C> {
+    pub conn: &'a Connection,
+    pub send: SendStream,
+    pub recv: RecvStream,
+    pub opts: &'a ConversationOptions,
+    pub metrics: Option<&'a TransportMetrics>,
+    /// Cancelled when the node shuts down.
+    pub shutdown: Option<CancellationToken>,
+    /// `Some` while the conversation is not on the blocking pool.
+    pub conversation: Option<C>,
+    pub stats: Stats,
+    pub side: Side,
+    /// Our conversation has nothing more to send.
+    pub local_done: bool,
+    /// We have read the peer's end of stream.
+    pub remote_done: bool,
+    /// Our half of the stream is finished.
+    pub finished: bool,
+}
+
+/// Which end of the connection a driver is; decides who closes a finished conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Dialer,
+    Acceptor,
+}
+
+fn is_done(closed: &ConnectionError) -> bool {
+    matches!(closed, ConnectionError::ApplicationClosed(ac)
+        if ac.error_code.into_inner() == u64::from(close::DONE))
+}
+
+impl<'a, C: Conversation> Driver<'a, C> {
+    /// Runs the conversation to its end. On success the conversation is handed back.
+    pub async fn run(mut self) -> Result<(C, Stats), TransportError> {
+        let result = self.run_inner().await;
+        if let Some(m) = self.metrics {
+            m.ended(result.as_ref().map(|_| ()));
+        }
+        let stats = result?;
+        match self.conversation.take() {
+            Some(c) => Ok((c, stats)),
+            None => Err(TransportError::io("会话状态丢失")),
+        }
+    }
+
+    async fn run_inner(&mut self) -> Result<Stats, TransportError> {
+        let reply = self.call(|c| c.opening()).await;
+        self.after(reply).await?;
+        let mut reader = FrameReader::new(self.opts.max_frame);
+        let shutdown = self.shutdown.clone().unwrap_or_default();
+        let wake = self
+            .opts
+            .wake
+            .clone()
+            .unwrap_or_else(|| Arc::new(Notify::new()));
+        let has_wake = self.opts.wake.is_some();
+        let mut deadline = Instant::now() + self.opts.idle_timeout;
+        let conn = self.conn;
+        loop {
+            if self.local_done && self.remote_done && self.side == Side::Dialer {
+                // The acceptor finished only after reading all of ours, and we have read all
+                // of its: nothing is in flight.
+                conn.close(VarInt::from_u32(close::DONE), b"done");
+                return Ok(self.stats);
+            }
+            tokio::select! {
+                biased;
+                closed = conn.closed() => {
+                    if self.local_done && self.remote_done && is_done(&closed) {
+                        return Ok(self.stats);
+                    }
+                    // The peer closed while we still had something to say or hear.
+                    return Err(peer_close(conn).unwrap_or_else(|| TransportError::io(closed)));
+                }
+                _ = shutdown.cancelled() => {
+                    conn.close(VarInt::from_u32(close::SHUTDOWN), "服务器正在关闭".as_bytes());
+                    return Err(TransportError::ShuttingDown);
+                }
+                read = reader.next(&mut self.recv), if !self.remote_done => {
+                    match read {
+                        Ok(Some(frame)) => {
+                            self.count_in(frame.len());
+                            let reply = self.call(move |c| c.on_frame(&frame)).await;
+                            self.after(reply).await?;
+                            deadline = Instant::now() + self.opts.idle_timeout;
+                        }
+                        Ok(None) => {
+                            self.remote_done = true;
+                            self.finish_if_due();
+                        }
+                        Err(e) => return Err(self.read_failed(e)),
+                    }
+                }
+                _ = wake.notified(), if has_wake && !self.local_done => {
+                    let reply = self.call(|c| c.on_wake()).await;
+                    self.after(reply).await?;
+                    deadline = Instant::now() + self.opts.idle_timeout;
+                }
+                _ = sleep_until(deadline) => {
+                    conn.close(VarInt::from_u32(close::IDLE), "空闲超时".as_bytes());
+                    return Err(TransportError::Idle);
+                }
+            }
+        }
+    }
+
+    /// Finishes our half of the stream when the close rule allows: the dialer as soon as its
+    /// conversation is done; the acceptor only once it has also read the dialer's end, so that
+    /// the dialer, on reading the acceptor's end, knows both sides have everything.
+    fn finish_if_due(&mut self) {
+        if self.local_done && !self.finished && (self.side == Side::Dialer || self.remote_done) {
+            self.finished = true;
+            // Only fails if already finished, which `finished` rules out.
+            let _ = self.send.finish();
+        }
+    }
+
+    /// Runs a conversation callback on the blocking pool.
+    async fn call<F>(&mut self, f: F) -> shouwang_core::Result<Reply>
+    where
+        F: FnOnce(&mut C) -> shouwang_core::Result<Reply> + Send + 'static,
+    {
+        let Some(mut conv) = self.conversation.take() else {
+            return Err(shouwang_core::Error::NotPermitted("会话已结束".into()));
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = f(&mut conv);
+            (conv, r)
+        })
+        .await;
+        match joined {
+            Ok((conv, r)) => {
+                self.conversation = Some(conv);
+                r
+            }
+            Err(e) => Err(shouwang_core::Error::NotPermitted(format!(
+                "会话内部出错：{e}"
+            ))),
+        }
+    }
+
+    /// Sends a reply, or refuses the peer if the conversation failed.
+    async fn after(&mut self, reply: shouwang_core::Result<Reply>) -> Result<(), TransportError> {
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(e).await),
+        };
+        if self.local_done && !reply.frames.is_empty() {
+            self.abort(close::PROTOCOL, "会话结束后仍要发送消息");
+            return Err(TransportError::Protocol("会话结束后仍要发送消息".into()));
+        }
+        for f in &reply.frames {
+            if let Err(e) = write_frame(&mut self.send, f, self.opts.max_frame).await {
+                return Err(self.write_failed(e));
+            }
+            self.count_out(f.len());
+        }
+        if reply.done {
+            self.local_done = true;
+            self.finish_if_due();
+        }
+        Ok(())
+    }
+
+    /// Sends the conversation's error frame and closes with the error as the reason.
+    async fn refuse(&mut self, error: shouwang_core::Error) -> TransportError {
+        let frame = self
+            .conversation
+            .as_mut()
+            .and_then(|c| c.error_frame(&error));
+        if !self.finished {
+            if !self.local_done
+                && let Some(f) = frame
+                && write_frame(&mut self.send, &f, self.opts.max_frame)
+                    .await
+                    .is_ok()
+            {
+                self.count_out(f.len());
+            }
+            self.local_done = true;
+            self.finished = true;
+            let _ = self.send.finish();
+            // Give the peer a moment to read the error frame before the close discards it.
+            let _ = timeout(self.opts.close_timeout, self.send.stopped()).await;
+        }
+        self.abort(close::REFUSED, &error.to_string());
+        TransportError::Conversation(error)
+    }
+
+    fn abort(&self, code: u32, reason: &str) {
+        self.conn.close(
+            VarInt::from_u32(code),
+            truncate(reason, MAX_REASON).as_bytes(),
+        );
+    }
+
+    fn read_failed(&mut self, e: TransportError) -> TransportError {
+        match e {
+            TransportError::FrameTooLarge { .. } => {
+                self.abort(close::TOO_LARGE, &e.to_string());
+                e
+            }
+            other => {
+                let from_peer = peer_close(self.conn);
+                if from_peer.is_none() {
+                    self.abort(close::PROTOCOL, &other.to_string());
+                }
+                from_peer.unwrap_or(other)
+            }
+        }
+    }
+
+    fn write_failed(&mut self, e: TransportError) -> TransportError {
+        if let TransportError::FrameTooLarge { .. } = e {
+            // Our own conversation produced it: a bug on this side, but the peer must not
+            // wait for a frame that never comes.
+            self.abort(close::PROTOCOL, "消息过大");
+            return e;
+        }
+        peer_close(self.conn).unwrap_or(e)
+    }
+
+    fn count_in(&mut self, len: usize) {
+        let bytes = (len + HEADER_LEN) as u64;
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += bytes;
+        if let Some(m) = self.metrics {
+            TransportMetrics::add(&m.frames_in, 1);
+            TransportMetrics::add(&m.bytes_in, bytes);
+        }
+    }
+
+    fn count_out(&mut self, len: usize) {
+        let bytes = (len + HEADER_LEN) as u64;
+        self.stats.frames_out += 1;
+        self.stats.bytes_out += bytes;
+        if let Some(m) = self.metrics {
+            TransportMetrics::add(&m.frames_out, 1);
+            TransportMetrics::add(&m.bytes_out, bytes);
+        }
+    }
+}
+
+/// How the peer closed the connection, if it did, as an error.
+pub(crate) fn peer_close(conn: &Connection) -> Option<TransportError> {
+    match conn.close_reason()? {
+        ConnectionError::ApplicationClosed(ac) => {
+            let reason = String::from_utf8_lossy(&ac.reason).into_owned();
+            let code = ac.error_code.into_inner();
+            Some(match u32::try_from(code).unwrap_or(u32::MAX) {
+                close::DONE => TransportError::Io("对方已结束会话".into()),
+                close::IDLE => TransportError::Idle,
+                close::REFUSED => TransportError::Refused(reason),
+                close::SHUTDOWN => TransportError::ShuttingDown,
+                close::TOO_LARGE => {
+                    TransportError::Protocol(format!("对方拒收过大的消息：{reason}"))
+                }
+                close::PROTOCOL => TransportError::Protocol(reason),
+                _ => TransportError::Io(format!("对方以代码 {code} 关闭：{reason}")),
+            })
+        }
+        ConnectionError::LocallyClosed => None,
+        other => Some(TransportError::io(other)),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

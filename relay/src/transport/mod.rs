@@ -1,0 +1,266 @@
+//! The transport: iroh endpoints speaking `shouwang/sync/1`.
+//!
+//! One [`Node`] (one iroh endpoint) per device. A connection carries one bidirectional QUIC
+//! stream of length-prefixed frames ([`frame`]). What the frames mean is up to a
+//! [`Conversation`]: the transport only moves them, so the sync protocol plugs in without
+//! touching the network code. Both sides run the same loop ([`driver`]):
+//!
+//! 1. the side that connects opens the stream and sends its conversation's opening frames (it
+//!    must have at least one: QUIC only shows a stream to the peer once data flows); the side
+//!    that accepts sends its own opening frames as soon as the stream arrives;
+//! 2. every frame received goes to [`Conversation::on_frame`]; the frames of its [`Reply`] are
+//!    sent back; [`Conversation::on_wake`] runs when the owner pokes the conversation (live
+//!    mode: a record was written locally);
+//! 3. a reply with `done` finishes this side's half of the stream. When both halves are
+//!    finished and the peer has received everything, the connection is closed with
+//!    [`close::DONE`];
+//! 4. an error from the conversation sends its [`Conversation::error_frame`] (if any) and closes
+//!    with [`close::REFUSED`] and the Chinese message as the reason; an oversized frame closes
+//!    with [`close::TOO_LARGE`]; no frame in either direction for
+//!    [`ConversationOptions::idle_timeout`] closes with [`close::IDLE`], so phones can sleep.
+//!
+//! Conversation callbacks run on tokio's blocking pool: they may read and write the SQLite
+//! store without stalling the network.
+//!
+//! No third-party infrastructure is contacted: the relay map and the peers' addresses come
+//! only from configuration or an invite, there is no DNS or pkarr address lookup, and the port
+//! mapper (which would probe the LAN gateway) is not compiled in. See [`NodeConfig`].
+
+mod accept;
+mod driver;
+pub mod frame;
+mod node;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use accept::SyncProtocol;
+pub use frame::MAX_FRAME;
+pub use iroh::{EndpointAddr, EndpointId, RelayUrl, SecretKey};
+pub use node::{Node, NodeConfig};
+
+/// The ALPN of the protocol, versioned.
+pub const ALPN: &[u8] = b"shouwang/sync/1";
+
+/// Application close codes of a `shouwang/sync/1` connection.
+pub mod close {
+    /// Both sides finished.
+    pub const DONE: u32 = 0;
+    /// Nothing was sent for too long.
+    pub const IDLE: u32 = 1;
+    /// The peer broke the framing (truncated frame, data after it finished).
+    pub const PROTOCOL: u32 = 2;
+    /// The conversation refused the peer; the reason is the Chinese message.
+    pub const REFUSED: u32 = 3;
+    /// The node is shutting down.
+    pub const SHUTDOWN: u32 = 4;
+    /// A frame was over the size limit.
+    pub const TOO_LARGE: u32 = 5;
+}
+
+/// What a conversation wants sent after an event.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Frames to send, in order.
+    pub frames: Vec<Vec<u8>>,
+    /// This side has nothing more to send: its half of the stream is finished after `frames`.
+    pub done: bool,
+}
+
+impl Reply {
+    /// Nothing to send; not finished.
+    pub fn nothing() -> Reply {
+        Reply::default()
+    }
+
+    /// Frames to send; not finished.
+    pub fn send(frames: Vec<Vec<u8>>) -> Reply {
+        Reply {
+            frames,
+            done: false,
+        }
+    }
+
+    /// Last frames: this side is finished after them.
+    pub fn finish(frames: Vec<Vec<u8>>) -> Reply {
+        Reply { frames, done: true }
+    }
+}
+
+/// The protocol spoken over one connection, without IO. Both sides implement it.
+///
+/// Errors are [`shouwang_core::Error`]s: their Chinese message becomes the close reason the peer
+/// sees.
+pub trait Conversation: Send + 'static {
+    /// Frames to send when the stream opens. The connecting side must send at least one.
+    fn opening(&mut self) -> shouwang_core::Result<Reply>;
+
+    /// A frame arrived from the peer.
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply>;
+
+    /// The owner woke the conversation (see [`ConversationOptions::wake`]).
+    fn on_wake(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(Reply::nothing())
+    }
+
+    /// The frame to send the peer before closing because of `error`, if the protocol has one.
+    fn error_frame(&mut self, error: &shouwang_core::Error) -> Option<Vec<u8>> {
+        let _ = error;
+        None
+    }
+}
+
+impl Conversation for Box<dyn Conversation> {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        (**self).opening()
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        (**self).on_frame(frame)
+    }
+
+    fn on_wake(&mut self) -> shouwang_core::Result<Reply> {
+        (**self).on_wake()
+    }
+
+    fn error_frame(&mut self, error: &shouwang_core::Error) -> Option<Vec<u8>> {
+        (**self).error_frame(error)
+    }
+}
+
+/// Makes the conversation for each accepted connection.
+pub trait ConversationFactory: Send + Sync + fmt::Debug + 'static {
+    /// A conversation with `remote`, whose endpoint id the QUIC handshake has authenticated.
+    /// An error refuses the connection.
+    fn start(&self, remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>>;
+}
+
+/// Settings of the frame loop.
+#[derive(Debug, Clone)]
+pub struct ConversationOptions {
+    /// Close the connection after this long with no frame in either direction.
+    pub idle_timeout: Duration,
+    /// Largest frame accepted or sent.
+    pub max_frame: usize,
+    /// Longest wait for the peer to acknowledge the last frames before closing.
+    pub close_timeout: Duration,
+    /// Longest wait to reach a peer.
+    pub connect_timeout: Duration,
+    /// Pokes the conversation: [`Conversation::on_wake`] runs once per notification.
+    pub wake: Option<std::sync::Arc<tokio::sync::Notify>>,
+}
+
+impl Default for ConversationOptions {
+    fn default() -> Self {
+        ConversationOptions {
+            idle_timeout: Duration::from_secs(60),
+            max_frame: MAX_FRAME,
+            close_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(30),
+            wake: None,
+        }
+    }
+}
+
+/// What one conversation moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub remote: EndpointId,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    /// Payload and length prefixes received.
+    pub bytes_in: u64,
+    /// Payload and length prefixes sent.
+    pub bytes_out: u64,
+}
+
+/// Counters shared by every connection of a node (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct TransportMetrics {
+    /// Connections accepted or opened, ever.
+    pub connections_total: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Conversations that ended with both sides done.
+    pub conversations_done: AtomicU64,
+    /// Conversations that ended in an error (refusals, idle, broken links, bad frames).
+    pub conversations_failed: AtomicU64,
+    /// Of those, refusals by our conversation.
+    pub refused: AtomicU64,
+    /// Of those, idle timeouts.
+    pub idle_closed: AtomicU64,
+    /// Of those, oversized frames from the peer.
+    pub oversized: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+impl TransportMetrics {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    fn ended(&self, result: Result<(), &TransportError>) {
+        match result {
+            Ok(_) => Self::add(&self.conversations_done, 1),
+            Err(e) => {
+                Self::add(&self.conversations_failed, 1);
+                match e {
+                    TransportError::Conversation(_) => Self::add(&self.refused, 1),
+                    TransportError::Idle => Self::add(&self.idle_closed, 1),
+                    TransportError::FrameTooLarge { .. } => Self::add(&self.oversized, 1),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Why a connection or conversation failed. `Display` is a Chinese sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Our own conversation refused or failed.
+    #[error("{0}")]
+    Conversation(#[from] shouwang_core::Error),
+    /// The peer refused us.
+    #[error("对方拒绝了连接：{0}")]
+    Refused(String),
+    /// A frame over the limit, from either side.
+    #[error("消息过大（{len} 字节，上限 {max} 字节）")]
+    FrameTooLarge { len: usize, max: usize },
+    /// The stream ended in the middle of a frame.
+    #[error("连接在消息中途断开")]
+    Truncated,
+    /// The peer broke the protocol.
+    #[error("对方不符合通信协议：{0}")]
+    Protocol(String),
+    /// No frame in either direction for too long.
+    #[error("连接长时间没有活动，已断开")]
+    Idle,
+    /// The node (ours or the peer's) is shutting down.
+    #[error("连接因关机而断开")]
+    ShuttingDown,
+    /// The peer could not be reached.
+    #[error("连接不上对方：{0}")]
+    Connect(String),
+    /// The connection broke.
+    #[error("连接中断：{0}")]
+    Io(String),
+    /// The endpoint could not start.
+    #[error("无法启动网络端点：{0}")]
+    Bind(String),
+}
+
+impl TransportError {
+    pub(crate) fn io(e: impl fmt::Display) -> Self {
+        TransportError::Io(e.to_string())
+    }
+}

@@ -1,0 +1,297 @@
+//! [`Node`]: a device's (or the hub's) one iroh endpoint, configured to contact nothing but
+//! what it is told.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use iroh::endpoint::{BindOpts, PortmapperConfig, VarInt, presets};
+use iroh::protocol::Router;
+use iroh::{
+    Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
+};
+use tokio::time::timeout;
+
+use super::driver::{Driver, Side};
+use super::{
+    ALPN, Conversation, ConversationFactory, ConversationOptions, Reply, Stats, SyncProtocol,
+    TransportError, TransportMetrics, close,
+};
+
+/// How a [`Node`] is set up. Nothing outside these settings is contacted.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node's identity; its public half is the endpoint id (the device key).
+    pub secret_key: iroh::SecretKey,
+    /// Relays to use (from the hub's configuration or an invite). Empty: no relay at all.
+    pub relays: Vec<RelayUrl>,
+    /// UDP sockets to bind for direct connections. Empty: relay only.
+    pub bind: Vec<SocketAddr>,
+    /// Find and announce peers on the local network by mDNS (needs the `mdns` feature).
+    pub lan_discovery: bool,
+}
+
+impl NodeConfig {
+    /// Every interface on a random port, no relay, no LAN discovery.
+    pub fn new(secret_key: iroh::SecretKey) -> NodeConfig {
+        NodeConfig {
+            secret_key,
+            relays: Vec::new(),
+            bind: vec![
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+            ],
+            lan_discovery: false,
+        }
+    }
+
+    /// Loopback only (tests).
+    pub fn loopback(secret_key: iroh::SecretKey) -> NodeConfig {
+        NodeConfig {
+            bind: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+            ..NodeConfig::new(secret_key)
+        }
+    }
+
+    /// Adds a relay.
+    pub fn with_relay(mut self, url: RelayUrl) -> NodeConfig {
+        if !self.relays.contains(&url) {
+            self.relays.push(url);
+        }
+        self
+    }
+}
+
+/// One iroh endpoint, and the router accepting `shouwang/sync/1` if it serves.
+///
+/// Dropping a node aborts its tasks and frees its sockets; [`Node::shutdown`] closes
+/// connections gracefully first.
+#[derive(Debug)]
+pub struct Node {
+    endpoint: Endpoint,
+    router: Option<Router>,
+    protocol: Option<SyncProtocol>,
+    #[cfg(feature = "mdns")]
+    lan: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
+}
+
+/// The mDNS service name: only 守望 devices answer each other.
+#[cfg(feature = "mdns")]
+const MDNS_SERVICE: &str = "shouwang";
+
+async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> {
+    let bind_err = |e: &dyn std::fmt::Display| TransportError::Bind(e.to_string());
+    // `Minimal` sets only the TLS crypto provider: no address lookup (no DNS, no pkarr), and
+    // relays stay disabled unless configured below.
+    // The captive-portal check would fetch `http://<relay host>/generate_204` on port 80,
+    // which our relays (on their own port) do not serve.
+    let mut net_report = NetReportConfig::default();
+    net_report.captive_portal_check = false;
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(config.secret_key.clone())
+        .portmapper_config(PortmapperConfig::Disabled)
+        .net_report_config(net_report)
+        .clear_ip_transports();
+    for (i, addr) in config.bind.iter().enumerate() {
+        // The first socket must bind; more (IPv6 on a host without it) may fail.
+        let opts = BindOpts::default().set_is_required(i == 0);
+        builder = builder
+            .bind_addr_with_opts(*addr, opts)
+            .map_err(|e| bind_err(&e))?;
+    }
+    if !config.relays.is_empty() {
+        // QUIC address discovery needs the relay's TLS certificate; a plain-HTTP relay (ours,
+        // by default) has none, so it is not asked.
+        let map: RelayMap = config
+            .relays
+            .iter()
+            .map(|url| RelayConfig::new(url.clone(), None))
+            .collect();
+        builder = builder.relay_mode(RelayMode::Custom(map));
+    }
+    builder.bind().await.map_err(|e| bind_err(&e))
+}
+
+impl Node {
+    /// A node that connects to peers and accepts nothing.
+    pub async fn bind(config: NodeConfig) -> Result<Node, TransportError> {
+        let endpoint = bind_endpoint(&config).await?;
+        Node::finish(endpoint, None, None, &config)
+    }
+
+    /// A node that accepts `shouwang/sync/1` connections, one conversation from `factory` each.
+    pub async fn serve(
+        config: NodeConfig,
+        factory: Arc<dyn ConversationFactory>,
+        opts: ConversationOptions,
+        metrics: Arc<TransportMetrics>,
+    ) -> Result<Node, TransportError> {
+        let endpoint = bind_endpoint(&config).await?;
+        let protocol = SyncProtocol::new(factory, opts, metrics);
+        let router = Router::builder(endpoint.clone())
+            .accept(ALPN, protocol.clone())
+            .spawn();
+        Node::finish(endpoint, Some(router), Some(protocol), &config)
+    }
+
+    fn finish(
+        endpoint: Endpoint,
+        router: Option<Router>,
+        protocol: Option<SyncProtocol>,
+        config: &NodeConfig,
+    ) -> Result<Node, TransportError> {
+        #[cfg(feature = "mdns")]
+        let lan = if config.lan_discovery {
+            let mdns = iroh_mdns_address_lookup::MdnsAddressLookup::builder()
+                .service_name(MDNS_SERVICE)
+                .build(endpoint.id())
+                .map_err(|e| TransportError::Bind(format!("局域网发现无法启动：{e}")))?;
+            endpoint
+                .address_lookup()
+                .map_err(TransportError::io)?
+                .add(mdns.clone());
+            Some(mdns)
+        } else {
+            None
+        };
+        #[cfg(not(feature = "mdns"))]
+        if config.lan_discovery {
+            return Err(TransportError::Bind(
+                "这个版本没有编入局域网发现（mdns）".into(),
+            ));
+        }
+        Ok(Node {
+            endpoint,
+            router,
+            protocol,
+            #[cfg(feature = "mdns")]
+            lan,
+        })
+    }
+
+    /// The endpoint id (the device key).
+    pub fn id(&self) -> EndpointId {
+        self.endpoint.id()
+    }
+
+    /// The iroh endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// How peers can reach this node now: its relay and its direct addresses.
+    pub fn addr(&self) -> EndpointAddr {
+        self.endpoint.addr()
+    }
+
+    /// The UDP sockets the node is bound to.
+    pub fn bound_sockets(&self) -> Vec<SocketAddr> {
+        self.endpoint.bound_sockets()
+    }
+
+    /// Waits (at most `limit`) until the node is connected to one of its relays. Returns
+    /// whether it is.
+    pub async fn wait_for_relay(&self, limit: Duration) -> bool {
+        timeout(limit, self.endpoint.online()).await.is_ok()
+    }
+
+    /// The counters of accepted connections, if the node serves.
+    pub fn metrics(&self) -> Option<&Arc<TransportMetrics>> {
+        self.protocol.as_ref().map(SyncProtocol::metrics)
+    }
+
+    /// Local-network discovery, if enabled: subscribe to it to list peers nearby.
+    #[cfg(feature = "mdns")]
+    pub fn lan(&self) -> Option<&iroh_mdns_address_lookup::MdnsAddressLookup> {
+        self.lan.as_ref()
+    }
+
+    /// Connects to `peer` and runs `conversation` to its end. On success the conversation is
+    /// handed back with what was moved.
+    pub async fn converse<C: Conversation>(
+        &self,
+        peer: EndpointAddr,
+        mut conversation: C,
+        opts: &ConversationOptions,
+    ) -> Result<(C, Stats), TransportError> {
+        let remote = peer.id;
+        // QUIC shows the stream to the peer only once data flows: the opening must not be empty.
+        let opening = conversation.opening()?;
+        if opening.frames.is_empty() {
+            return Err(TransportError::Protocol(
+                "发起连接的一方必须先发送消息".into(),
+            ));
+        }
+        let conn = timeout(opts.connect_timeout, self.endpoint.connect(peer, ALPN))
+            .await
+            .map_err(|_| TransportError::Connect("超时".into()))?
+            .map_err(|e| TransportError::Connect(e.to_string()))?;
+        let (send, recv) = conn.open_bi().await.map_err(TransportError::io)?;
+        let driver = Driver {
+            conn: &conn,
+            send,
+            recv,
+            opts,
+            metrics: None,
+            shutdown: None,
+            conversation: Some(Opened {
+                inner: conversation,
+                opening: Some(opening),
+            }),
+            stats: Stats {
+                remote,
+                frames_in: 0,
+                frames_out: 0,
+                bytes_in: 0,
+                bytes_out: 0,
+            },
+            side: Side::Dialer,
+            local_done: false,
+            remote_done: false,
+            finished: false,
+        };
+        let result = driver.run().await.map(|(c, s)| (c.inner, s));
+        if conn.close_reason().is_none() {
+            conn.close(VarInt::from_u32(close::PROTOCOL), b"");
+        }
+        result
+    }
+
+    /// Closes every connection (conversations in progress end with [`close::SHUTDOWN`] after
+    /// their current frame), the router and the endpoint.
+    pub async fn shutdown(self) {
+        match &self.router {
+            Some(router) => {
+                if let Err(e) = router.shutdown().await {
+                    tracing::warn!("router shutdown: {e}");
+                }
+            }
+            None => self.endpoint.close().await,
+        }
+    }
+}
+
+/// A conversation whose opening frames were already produced (to check them before the
+/// stream opened).
+struct Opened<C> {
+    inner: C,
+    opening: Option<Reply>,
+}
+
+impl<C: Conversation> Conversation for Opened<C> {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(self.opening.take().unwrap_or_default())
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        self.inner.on_frame(frame)
+    }
+
+    fn on_wake(&mut self) -> shouwang_core::Result<Reply> {
+        self.inner.on_wake()
+    }
+
+    fn error_frame(&mut self, error: &shouwang_core::Error) -> Option<Vec<u8>> {
+        self.inner.error_frame(error)
+    }
+}

@@ -1,0 +1,380 @@
+//! The server started in-process on 127.0.0.1: the relay, the hub and `/health` + `/metrics`,
+//! with real iroh endpoints as devices.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use iroh::endpoint::ConnectionError;
+use shouwang_core::Archive;
+use shouwang_core::archive::SchoolSetup;
+use shouwang_core::membership::{CertificateBody, DeviceKey, SchoolKey};
+use shouwang_core::roles::Role;
+use shouwang_relay::handshake::{self, Enrolled};
+use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::transport::{
+    ALPN, ConversationOptions, EndpointAddr, MAX_FRAME, Node, NodeConfig, SecretKey,
+    TransportError, TransportMetrics, close,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+const WEEK: i64 = 7 * 86_400;
+
+fn init(dir: &std::path::Path) -> DataDir {
+    let data = DataDir::new(dir.join("hub"));
+    server::init_school(
+        &data,
+        &SchoolSetup {
+            name: "郭庄小学".into(),
+            town: "丁里镇".into(),
+            hotline: None,
+            admin_name: "张长友".into(),
+            admin_role: Role::Leadership,
+            device_label: "学校服务器".into(),
+        },
+    )
+    .unwrap();
+    data
+}
+
+async fn start(dir: &std::path::Path) -> Server {
+    init(dir);
+    Server::start(ServerConfig::loopback(dir.join("hub")))
+        .await
+        .unwrap()
+}
+
+async fn device(server: &Server) -> Node {
+    let config =
+        NodeConfig::loopback(SecretKey::generate()).with_relay(server.relay_url().unwrap().clone());
+    Node::bind(config).await.unwrap()
+}
+
+fn opts() -> ConversationOptions {
+    ConversationOptions::default()
+}
+
+async fn enroll(server: &Server, node: &Node, member: &str, role: Role) -> Enrolled {
+    let invite = server
+        .invite(member, role, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    handshake::enroll(node, &invite, now(), &opts())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_enroll_and_a_stranger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let school = server.hub_state().school_public();
+
+    // 王瑞侠 (班主任) and 刘桂兰 (爱心妈妈) enroll their phones.
+    let phone_a = device(&server).await;
+    let phone_b = device(&server).await;
+    let a = enroll(&server, &phone_a, "王瑞侠", Role::HeadTeacher).await;
+    let b = enroll(&server, &phone_b, "刘桂兰", Role::LoveMother).await;
+    for (enrolled, node, role) in [
+        (&a, &phone_a, Role::HeadTeacher),
+        (&b, &phone_b, Role::LoveMother),
+    ] {
+        let body = enrolled.certificate.body();
+        assert_eq!(body.roles, vec![role]);
+        let device = DeviceKey(*node.id().as_bytes());
+        enrolled
+            .certificate
+            .verify(&body.school_id, &school, &device, now())
+            .unwrap();
+        // The bundle sets up the phone's archive.
+        let path = dir.path().join(format!("{}.db", body.member));
+        let archive = Archive::join(&path, &enrolled.bundle, body.member.as_str(), "手机").unwrap();
+        assert_eq!(archive.me_id(), &body.member);
+    }
+
+    // With their certificates they are welcomed.
+    let school_id = handshake::greet(&phone_a, server.hub_addr(), &a.certificate, &opts())
+        .await
+        .unwrap();
+    assert_eq!(school_id, a.certificate.body().school_id);
+
+    // A stranger: no invite, and a certificate that is not its own.
+    let stranger = device(&server).await;
+    let err = handshake::greet(&stranger, server.hub_addr(), &a.certificate, &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("不属于这台设备"), "{err}");
+
+    // A certificate signed by another school's key.
+    let forged = SchoolKey::generate()
+        .issue(CertificateBody {
+            device: DeviceKey(*stranger.id().as_bytes()),
+            ..a.certificate.body().clone()
+        })
+        .unwrap();
+    let err = handshake::greet(&stranger, server.hub_addr(), &forged, &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("签名无效"), "{err}");
+
+    // An invite already spent by another device, and an expired one.
+    let spent = server
+        .invite("李老师", Role::SubjectTeacher, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    handshake::enroll(&phone_b, &spent, now(), &opts())
+        .await
+        .unwrap();
+    let err = handshake::enroll(&stranger, &spent, now(), &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("用过"), "{err}");
+    let expired = server
+        .invite("李老师", Role::SubjectTeacher, now() - WEEK, now() - 60)
+        .unwrap()
+        .invite;
+    // The device checks the expiry itself; a device with a wrong clock is refused by the hub.
+    let err = handshake::enroll(&stranger, &expired, now(), &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("过期"), "{err}");
+    let err = handshake::enroll(&stranger, &expired, now() - WEEK, &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("拒绝"), "{err}");
+
+    let m = server.transport_metrics().unwrap();
+    eventually(|| TransportMetrics::get(&m.refused) == 4).await;
+    let hub = server.hub_state().metrics();
+    assert_eq!(TransportMetrics::get(&hub.enrollments), 3);
+    assert_eq!(TransportMetrics::get(&hub.refusals), 4);
+    server.shutdown().await;
+}
+
+async fn eventually(check: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(check(), "condition never held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_with_only_the_relay_reaches_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let relay = server.relay_url().unwrap().clone();
+    // No UDP socket at all: every packet goes through the relay over TCP.
+    let config = NodeConfig {
+        bind: vec![],
+        ..NodeConfig::new(SecretKey::generate()).with_relay(relay.clone())
+    };
+    let phone = Node::bind(config).await.unwrap();
+    assert!(phone.bound_sockets().is_empty());
+    assert!(phone.wait_for_relay(Duration::from_secs(10)).await);
+    let mut invite = server
+        .invite("王瑞侠", Role::HeadTeacher, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    invite.hub_addrs.clear();
+    assert_eq!(invite.relay_url.as_deref(), Some(relay.as_str()));
+    let enrolled = handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .unwrap();
+    let hub_by_relay = EndpointAddr::new(server.hub_id()).with_relay_url(relay);
+    handshake::greet(&phone, hub_by_relay, &enrolled.certificate, &opts())
+        .await
+        .unwrap();
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
+/// One HTTP/1.1 GET over a plain TCP connection: (status, body).
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let status = raw[9..12].parse().unwrap();
+    let body = raw.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_answer_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let http = server.http_addr().unwrap();
+    assert!(http.ip().is_loopback());
+
+    let (status, body) = get(http, "/health").await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["hub"], server.hub_id().to_string());
+
+    let phone = device(&server).await;
+    enroll(&server, &phone, "王瑞侠", Role::HeadTeacher).await;
+    let m = server.transport_metrics().unwrap();
+    eventually(|| TransportMetrics::get(&m.conversations_done) == 1).await;
+
+    let (status, text) = get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("# TYPE shouwang_connected_devices gauge"),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "shouwang_enrollments_total"), 1);
+    assert_eq!(metric(&text, "shouwang_sync_sessions_total"), 1);
+    assert_eq!(metric(&text, "shouwang_errors_total"), 0);
+    assert_eq!(metric(&text, "shouwang_connected_devices"), 0);
+    assert!(metric(&text, "shouwang_documents") >= 1);
+    assert!(
+        metric(&text, "shouwang_bytes_sent_total") > metric(&text, "shouwang_bytes_received_total")
+    );
+
+    let (status, _) = get(http, "/nothing").await;
+    assert_eq!(status, 404);
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
+/// Opens a raw `shouwang/sync/1` stream and writes `bytes`; returns how the hub closed.
+async fn raw(server: &Server, bytes: &[u8]) -> ConnectionError {
+    let phone = device(server).await;
+    let conn = phone
+        .endpoint()
+        .connect(server.hub_addr(), ALPN)
+        .await
+        .unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(bytes).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(30), conn.closed())
+        .await
+        .unwrap();
+    phone.shutdown().await;
+    reason
+}
+
+fn app_code(e: &ConnectionError) -> u32 {
+    match e {
+        ConnectionError::ApplicationClosed(ac) => ac.error_code.into_inner() as u32,
+        other => panic!("expected an application close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_and_idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let config = ServerConfig {
+        idle_timeout: Duration::from_secs(1),
+        ..ServerConfig::loopback(dir.path().join("hub"))
+    };
+    let server = Server::start(config).await.unwrap();
+
+    // A length prefix one byte over the limit: refused before any allocation.
+    let header = ((MAX_FRAME + 1) as u32).to_le_bytes();
+    let closed = raw(&server, &header).await;
+    assert_eq!(app_code(&closed), close::TOO_LARGE);
+
+    // Half a length prefix, then silence.
+    let closed = raw(&server, &[1, 0]).await;
+    assert_eq!(app_code(&closed), close::IDLE);
+
+    // Garbage that is a whole frame: refused by the hub's conversation, with a reason.
+    let mut frame = 3u32.to_le_bytes().to_vec();
+    frame.extend_from_slice(b"hi!");
+    let closed = raw(&server, &frame).await;
+    assert_eq!(app_code(&closed), close::REFUSED);
+
+    let m = server.transport_metrics().unwrap();
+    eventually(|| TransportMetrics::get(&m.conversations_failed) == 3).await;
+    assert_eq!(TransportMetrics::get(&m.oversized), 1);
+    assert_eq!(TransportMetrics::get(&m.idle_closed), 1);
+    assert_eq!(TransportMetrics::get(&m.refused), 1);
+    server.shutdown().await;
+}
+
+async fn free_again(tcp: &[SocketAddr], udp: &[SocketAddr]) {
+    for _ in 0..100 {
+        let tcp_free = tcp.iter().all(|a| std::net::TcpListener::bind(a).is_ok());
+        let udp_free = udp.iter().all(|a| std::net::UdpSocket::bind(a).is_ok());
+        if tcp_free && udp_free {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ports still in use: {tcp:?} {udp:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_or_shutting_down_the_server_frees_every_port() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let config = ServerConfig::loopback(dir.path().join("hub"));
+
+    for graceful in [false, true] {
+        let server = Server::start(config.clone()).await.unwrap();
+        let phone = device(&server).await;
+        enroll(&server, &phone, "王瑞侠", Role::HeadTeacher).await;
+        let tcp = vec![server.relay_addr().unwrap(), server.http_addr().unwrap()];
+        let udp = server.hub().bound_sockets();
+        assert!(!udp.is_empty());
+        // Nothing of ours is listening on anything but loopback.
+        for a in tcp.iter().chain(&udp) {
+            assert!(a.ip().is_loopback(), "{a}");
+        }
+        phone.shutdown().await;
+        if graceful {
+            server.shutdown().await;
+        } else {
+            drop(server);
+        }
+        free_again(&tcp, &udp).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_is_refused_gets_no_records() {
+    // A refusal arrives as the only frame: nothing of the school is sent before it.
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let phone = device(&server).await;
+    let mut invite = server
+        .invite("王瑞侠", Role::HeadTeacher, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    invite.secret = shouwang_core::membership::InviteSecret::random();
+    let conv = handshake::Enrollment::new(invite.clone(), phone.id(), now());
+    let err = phone
+        .converse(handshake::hub_addr(&invite).unwrap(), conv, &opts())
+        .await
+        .unwrap_err();
+    match err {
+        TransportError::Conversation(e) => assert!(e.to_string().contains("邀请码无效"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    phone.shutdown().await;
+    server.shutdown().await;
+}

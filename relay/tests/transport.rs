@@ -1,0 +1,301 @@
+//! The frame loop between two real iroh endpoints on 127.0.0.1: no relay, no server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shouwang_core::Error;
+use shouwang_relay::transport::{
+    Conversation, ConversationFactory, ConversationOptions, EndpointId, Node, NodeConfig, Reply,
+    SecretKey, TransportError, TransportMetrics,
+};
+
+/// Counts down: each side answers a number with the number minus one; whoever sends or
+/// receives 0 is done.
+#[derive(Debug)]
+struct Countdown {
+    start: Option<u32>,
+    seen: Vec<u32>,
+}
+
+impl Conversation for Countdown {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(match self.start.take() {
+            Some(n) => Reply::send(vec![n.to_le_bytes().to_vec()]),
+            None => Reply::nothing(),
+        })
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        let n = u32::from_le_bytes(
+            frame
+                .try_into()
+                .map_err(|_| Error::Corrupt("not a number".into()))?,
+        );
+        self.seen.push(n);
+        Ok(match n {
+            0 => Reply::finish(vec![]),
+            1 => Reply::finish(vec![0u32.to_le_bytes().to_vec()]),
+            n => Reply::send(vec![(n - 1).to_le_bytes().to_vec()]),
+        })
+    }
+}
+
+/// Makes countdowns and remembers who connected and what they saw.
+#[derive(Debug, Default)]
+struct Factory {
+    remotes: Mutex<Vec<EndpointId>>,
+    refuse_with: Option<String>,
+}
+
+impl ConversationFactory for Factory {
+    fn start(&self, remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>> {
+        self.remotes.lock().unwrap().push(remote);
+        if let Some(reason) = &self.refuse_with {
+            return Err(Error::NotPermitted(reason.clone()));
+        }
+        Ok(Box::new(Countdown {
+            start: None,
+            seen: vec![],
+        }))
+    }
+}
+
+/// Refuses whatever it hears with a Chinese reason.
+#[derive(Debug)]
+struct Grumpy;
+
+impl Conversation for Grumpy {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(Reply::nothing())
+    }
+
+    fn on_frame(&mut self, _frame: &[u8]) -> shouwang_core::Result<Reply> {
+        Err(Error::NotPermitted("不认识你".into()))
+    }
+}
+
+#[derive(Debug)]
+struct GrumpyFactory;
+
+impl ConversationFactory for GrumpyFactory {
+    fn start(&self, _remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>> {
+        Ok(Box::new(Grumpy))
+    }
+}
+
+async fn server(factory: Arc<dyn ConversationFactory>, opts: ConversationOptions) -> Node {
+    Node::serve(
+        NodeConfig::loopback(SecretKey::generate()),
+        factory,
+        opts,
+        Arc::new(TransportMetrics::default()),
+    )
+    .await
+    .unwrap()
+}
+
+async fn client() -> Node {
+    Node::bind(NodeConfig::loopback(SecretKey::generate()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_run_the_same_loop_and_close_cleanly() {
+    let factory = Arc::new(Factory::default());
+    let hub = server(factory.clone(), ConversationOptions::default()).await;
+    let phone = client().await;
+    let conv = Countdown {
+        start: Some(9),
+        seen: vec![],
+    };
+    let (conv, stats) = phone
+        .converse(hub.addr(), conv, &ConversationOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(conv.seen, vec![8, 6, 4, 2, 0]);
+    assert_eq!(stats.frames_out, 5);
+    assert_eq!(stats.frames_in, 5);
+    assert_eq!(stats.bytes_in, 5 * 8);
+    assert_eq!(stats.remote, hub.id());
+    // The factory saw the authenticated endpoint id of the phone.
+    assert_eq!(*factory.remotes.lock().unwrap(), vec![phone.id()]);
+    let m = hub.metrics().unwrap().clone();
+    // The hub counts the conversation once its side has closed too.
+    for _ in 0..50 {
+        if TransportMetrics::get(&m.conversations_done) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(TransportMetrics::get(&m.conversations_done), 1);
+    assert_eq!(TransportMetrics::get(&m.conversations_failed), 0);
+    assert_eq!(TransportMetrics::get(&m.frames_in), 5);
+    phone.shutdown().await;
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_reaches_the_peer_with_its_reason() {
+    let hub = server(Arc::new(GrumpyFactory), ConversationOptions::default()).await;
+    let phone = client().await;
+    let conv = Countdown {
+        start: Some(3),
+        seen: vec![],
+    };
+    let err = phone
+        .converse(hub.addr(), conv, &ConversationOptions::default())
+        .await
+        .unwrap_err();
+    match &err {
+        TransportError::Refused(reason) => assert!(reason.contains("不认识你"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(err.to_string().contains("对方拒绝"), "{err}");
+
+    // A factory that refuses before any frame is answered the same way.
+    let factory = Arc::new(Factory {
+        refuse_with: Some("今天不营业".into()),
+        ..Factory::default()
+    });
+    let hub2 = server(factory, ConversationOptions::default()).await;
+    let conv = Countdown {
+        start: Some(3),
+        seen: vec![],
+    };
+    let err = phone
+        .converse(hub2.addr(), conv, &ConversationOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("今天不营业"), "{err}");
+    phone.shutdown().await;
+    hub.shutdown().await;
+    hub2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connecting_side_must_open_with_a_frame() {
+    let hub = server(Arc::new(Factory::default()), ConversationOptions::default()).await;
+    let phone = client().await;
+    let conv = Countdown {
+        start: None,
+        seen: vec![],
+    };
+    let err = phone
+        .converse(hub.addr(), conv, &ConversationOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Protocol(_)), "{err:?}");
+    phone.shutdown().await;
+    hub.shutdown().await;
+}
+
+/// Says hello, then waits; every wake sends one more frame; the third wake finishes.
+#[derive(Debug, Default)]
+struct Live {
+    wakes: u32,
+}
+
+impl Conversation for Live {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(Reply::send(vec![b"hello".to_vec()]))
+    }
+
+    fn on_frame(&mut self, _frame: &[u8]) -> shouwang_core::Result<Reply> {
+        Ok(Reply::nothing())
+    }
+
+    fn on_wake(&mut self) -> shouwang_core::Result<Reply> {
+        self.wakes += 1;
+        let frame = vec![self.wakes as u8];
+        Ok(if self.wakes == 3 {
+            Reply::finish(vec![frame])
+        } else {
+            Reply::send(vec![frame])
+        })
+    }
+}
+
+/// Counts what it hears and finishes when the peer has finished.
+#[derive(Debug, Default)]
+struct Listener {
+    heard: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Conversation for Listener {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(Reply::nothing())
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        self.heard.lock().unwrap().push(frame.to_vec());
+        Ok(if frame == [3] {
+            Reply::finish(vec![])
+        } else {
+            Reply::nothing()
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct ListenerFactory {
+    heard: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl ConversationFactory for ListenerFactory {
+    fn start(&self, _remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>> {
+        Ok(Box::new(Listener {
+            heard: self.heard.clone(),
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waking_a_conversation_sends_live_frames_and_idle_ones_are_closed() {
+    let factory = Arc::new(ListenerFactory::default());
+    let short = ConversationOptions {
+        idle_timeout: Duration::from_millis(1500),
+        ..ConversationOptions::default()
+    };
+    let hub = server(factory.clone(), short.clone()).await;
+    let phone = client().await;
+
+    // Live: three wakes, three frames.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let opts = ConversationOptions {
+        wake: Some(wake.clone()),
+        ..ConversationOptions::default()
+    };
+    let poker = {
+        let wake = wake.clone();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                wake.notify_one();
+            }
+        })
+    };
+    let (live, _) = phone
+        .converse(hub.addr(), Live::default(), &opts)
+        .await
+        .unwrap();
+    poker.await.unwrap();
+    assert_eq!(live.wakes, 3);
+    assert_eq!(
+        *factory.heard.lock().unwrap(),
+        vec![b"hello".to_vec(), vec![1], vec![2], vec![3]]
+    );
+
+    // Idle: nobody wakes the conversation, so the hub closes it after its idle timeout.
+    let err = phone
+        .converse(hub.addr(), Live::default(), &ConversationOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Idle), "{err:?}");
+    let m = hub.metrics().unwrap();
+    assert_eq!(TransportMetrics::get(&m.idle_closed), 1);
+    phone.shutdown().await;
+    hub.shutdown().await;
+}
