@@ -34,7 +34,8 @@ use crate::transport::{
     TransportError,
 };
 
-const MAGIC: u8 = 0xA7;
+/// First byte of every handshake frame (sync frames start with their version, 1).
+pub const MAGIC: u8 = 0xA7;
 const VERSION: u8 = 1;
 /// Bundle bytes per chunk frame.
 pub const CHUNK: usize = 1024 * 1024;
@@ -266,6 +267,10 @@ impl Conversation for Greeting {
     }
 
     fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        if self.school.is_some() && frame.first() != Some(&MAGIC) {
+            // The hub starts syncing after its welcome; a greeting only wanted the welcome.
+            return Ok(Reply::nothing());
+        }
         match Message::decode(frame)? {
             Message::Welcome(school) if self.school.is_none() => {
                 self.school = Some(school);

@@ -14,4 +14,5 @@
 pub mod handshake;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod syncing;
 pub mod transport;

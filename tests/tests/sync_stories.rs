@@ -360,3 +360,32 @@ fn story_10_never_online_together_converge_through_the_hub() {
     }
     assert_eq!(n.peers[3].file(CHILD).records.len(), 2);
 }
+
+/// 11. A 爱心妈妈's phone set up from her scoped enrollment bundle syncs with a hub that scopes
+///     her session; she offers everything she has, the hub only what she may see.
+#[test]
+fn story_11_a_scoped_phone_from_an_enrollment_bundle() {
+    let mut admin = school();
+    let mother = admin.archive.find_member(LOVE_MOTHER).unwrap();
+    let bundle = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let archive =
+        shouwang_core::Archive::join(&dir.path().join("m.db"), &bundle, LOVE_MOTHER, "phone")
+            .unwrap();
+    let phone = Device {
+        name: "phone",
+        archive,
+        dir,
+    };
+    let mut n = Net::new(vec![admin, phone], 11);
+    n.peers[1].record("谈心", CHILD, "2026-11-18", &[("notes", "每周谈心")]);
+    let scope = n.peers[0].archive.scope_for(&mother).unwrap();
+    n.set_scope(0, 1, scope);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
+    assert_eq!(n.peers[0].file(CHILD).records.len(), 1);
+}

@@ -2,7 +2,9 @@
 //!
 //! The hub opens its archive afresh for each enrollment and greeting, so members that
 //! `shouwang-relay invite` added from another process are seen at once.
-//! TODO(sync): after [`Message::Welcome`], hand the connection to the sync `Session`.
+//! After [`Message::Welcome`] the connection carries the sync protocol: the hub runs a
+//! [`Session`] scoped to what the certificate's member may see. The device decides when the
+//! exchange is over; the hub never finishes first.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -14,10 +16,11 @@ use shouwang_core::ids::{MemberId, SchoolId};
 use shouwang_core::membership::{
     Certificate, CertificateBody, DeviceKey, InviteSecret, SchoolKey, SchoolPublicKey,
 };
+use shouwang_core::sync::{Event, Session};
 use tracing::info;
 
 use super::data::DataDir;
-use crate::handshake::{CHUNK, Message};
+use crate::handshake::{CHUNK, MAGIC, Message};
 use crate::transport::{Conversation, ConversationFactory, EndpointId, Reply, TransportMetrics};
 
 /// Unix seconds now.
@@ -147,6 +150,7 @@ impl ConversationFactory for HubFactory {
             state: self.state.clone(),
             device: DeviceKey(*remote.as_bytes()),
             answered: false,
+            sync: None,
         }))
     }
 }
@@ -157,6 +161,8 @@ pub struct HubConversation {
     state: Arc<HubState>,
     device: DeviceKey,
     answered: bool,
+    /// After the handshake: the hub's archive and the session with this device.
+    sync: Option<(Archive, Session)>,
 }
 
 impl HubConversation {
@@ -177,9 +183,14 @@ impl HubConversation {
                 let cert = self.state.check_certificate(self.device, &bytes, now)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 info!(member = %cert.body().member, device = %self.device, "welcomed");
-                Ok(Reply::finish(vec![
-                    Message::Welcome(self.state.school_id.clone()).encode(),
-                ]))
+                let mut archive = self.state.open_archive()?;
+                let member = archive.find_member(cert.body().member.as_str())?;
+                let mut session = archive.session(&self.device.to_string(), Some(&member))?;
+                let out = session.handle(archive.store(), Event::Start)?;
+                let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
+                frames.extend(out.frames);
+                self.sync = Some((archive, session));
+                Ok(Reply::send(frames))
             }
             _ => Err(Error::NotPermitted("请先出示成员证书或邀请码".into())),
         }
@@ -193,6 +204,15 @@ impl Conversation for HubConversation {
     }
 
     fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        if let Some((archive, session)) = self.sync.as_mut()
+            && frame.first() != Some(&MAGIC)
+        {
+            let out = session.handle(archive.store(), Event::Frame(frame))?;
+            if out.caught_up {
+                archive.record_sync_result(session.peer(), None)?;
+            }
+            return Ok(Reply::send(out.frames));
+        }
         if self.answered {
             return Err(Error::NotPermitted("握手已经完成".into()));
         }

@@ -106,6 +106,11 @@ impl<'a, C: Conversation> Driver<'a, C> {
                         }
                         Ok(None) => {
                             self.remote_done = true;
+                            // The dialer decides when a conversation is over: once it has
+                            // finished, the acceptor has answered everything it sent.
+                            if self.side == Side::Acceptor {
+                                self.local_done = true;
+                            }
                             self.finish_if_due();
                         }
                         Err(e) => return Err(self.read_failed(e)),

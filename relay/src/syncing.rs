@@ -1,0 +1,161 @@
+//! The sync protocol on a connection: after the handshake, both sides run a
+//! [`shouwang_core::sync::Session`] over their archive.
+//!
+//! The device greets the hub with its certificate; on `Welcome` it starts its session and the
+//! hub starts its own, scoped to what the certificate's member may see. The device finishes its
+//! half when both sessions are caught up (one-shot sync) — or, with `live`, stays connected and
+//! sends changes made meanwhile when woken ([`crate::transport::ConversationOptions::wake`]).
+
+use shouwang_core::Archive;
+use shouwang_core::Error;
+use shouwang_core::doc::DocId;
+use shouwang_core::membership::Certificate;
+use shouwang_core::sync::{Event, Progress, Session};
+
+use crate::handshake::{MAGIC, Message, refused};
+use crate::transport::{Conversation, Reply};
+
+/// The device's side of a sync with the hub.
+#[derive(Debug)]
+pub struct DeviceSync {
+    archive: Archive,
+    certificate: Vec<u8>,
+    hub: String,
+    session: Option<Session>,
+    live: bool,
+    caught_up: bool,
+    /// Documents changed locally while connected, to announce on the next wake.
+    pending_local: Vec<DocId>,
+}
+
+impl DeviceSync {
+    /// A sync of `archive` with the hub whose endpoint id is `hub`.
+    pub fn new(
+        archive: Archive,
+        certificate: &Certificate,
+        hub: impl Into<String>,
+        live: bool,
+    ) -> DeviceSync {
+        DeviceSync {
+            archive,
+            certificate: certificate.to_bytes(),
+            hub: hub.into(),
+            session: None,
+            live,
+            caught_up: false,
+            pending_local: Vec::new(),
+        }
+    }
+
+    /// Progress so far.
+    pub fn progress(&self) -> Progress {
+        self.session
+            .as_ref()
+            .map(Session::progress)
+            .unwrap_or_default()
+    }
+
+    /// Whether the last exchange ended with both sides in sync.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
+    /// The archive back, after the conversation.
+    pub fn into_archive(self) -> Archive {
+        self.archive
+    }
+
+    /// Queues a locally changed document to send on the next wake (live mode).
+    pub fn changed(&mut self, doc: DocId) {
+        self.pending_local.push(doc);
+    }
+
+    fn finish_if_done(
+        &mut self,
+        frames: Vec<Vec<u8>>,
+        caught_up: bool,
+    ) -> shouwang_core::Result<Reply> {
+        self.caught_up = caught_up;
+        if caught_up {
+            self.archive.record_sync_result(&self.hub, None)?;
+            if !self.live {
+                return Ok(Reply::finish(frames));
+            }
+        }
+        Ok(Reply::send(frames))
+    }
+}
+
+impl Conversation for DeviceSync {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(Reply::send(vec![
+            Message::Hello(self.certificate.clone()).encode(),
+        ]))
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        if frame.first() == Some(&MAGIC) {
+            return match Message::decode(frame)? {
+                Message::Welcome(school) if self.session.is_none() => {
+                    if &school != self.archive.school_id() {
+                        return Err(Error::WrongSchool);
+                    }
+                    let mut session = self.archive.session(&self.hub, None)?;
+                    let out = session.handle(self.archive.store(), Event::Start)?;
+                    self.session = Some(session);
+                    self.finish_if_done(out.frames, out.caught_up)
+                }
+                Message::Refused(reason) => {
+                    let _ = self.archive.record_sync_result(&self.hub, Some(&reason));
+                    Err(refused(&reason))
+                }
+                _ => Err(Error::Corrupt("握手顺序不对".into())),
+            };
+        }
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| Error::Corrupt("尚未握手就收到同步数据".into()))?;
+        let out = session.handle(self.archive.store(), Event::Frame(frame))?;
+        self.finish_if_done(out.frames, out.caught_up)
+    }
+
+    fn on_wake(&mut self) -> shouwang_core::Result<Reply> {
+        let Some(session) = self.session.as_mut() else {
+            return Ok(Reply::nothing());
+        };
+        let mut frames = Vec::new();
+        for doc in std::mem::take(&mut self.pending_local) {
+            let out = session.handle(self.archive.store(), Event::LocalChange(&doc))?;
+            frames.extend(out.frames);
+        }
+        Ok(Reply::send(frames))
+    }
+
+    fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {
+        let _ = self
+            .archive
+            .record_sync_result(&self.hub, Some(&error.to_string()));
+        Some(Message::Refused(error.to_string()).encode())
+    }
+}
+
+/// Syncs `archive` with the hub once: greets with the certificate, exchanges until both sides
+/// are caught up, and returns the archive with the session's counters.
+pub async fn sync_once(
+    node: &crate::transport::Node,
+    hub: crate::transport::EndpointAddr,
+    archive: Archive,
+    certificate: &Certificate,
+    opts: &crate::transport::ConversationOptions,
+) -> Result<(Archive, Progress), crate::transport::TransportError> {
+    let conv = DeviceSync::new(archive, certificate, hub.id.to_string(), false);
+    let (conv, _stats) = node.converse(hub, conv, opts).await?;
+    if !conv.caught_up() {
+        return Err(crate::transport::TransportError::Protocol(
+            "同步没有完成，请稍后再试".into(),
+        ));
+    }
+    let progress = conv.progress();
+    Ok((conv.into_archive(), progress))
+}

@@ -1,0 +1,209 @@
+//! Sync over real components: the relay and the hub started in-process on 127.0.0.1, real iroh
+//! endpoints for three phones, real SQLite stores. A 班主任, a 爱心妈妈 and a 任课教师 record
+//! offline, sync at different times, are never online together, and converge through the hub.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use shouwang_core::archive::SchoolSetup;
+use shouwang_core::doc::DocId;
+use shouwang_core::membership::Certificate;
+use shouwang_core::roles::Role;
+use shouwang_core::roster::parse_table;
+use shouwang_core::{Archive, RecordInput};
+use shouwang_relay::handshake;
+use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::syncing::sync_once;
+use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+struct Phone {
+    node: Node,
+    archive: Option<Archive>,
+    cert: Certificate,
+    _dir: tempfile::TempDir,
+}
+
+async fn phone(server: &Server, member: &str, role: Role) -> Phone {
+    let node = Node::bind(
+        NodeConfig::loopback(SecretKey::generate()).with_relay(server.relay_url().unwrap().clone()),
+    )
+    .await
+    .unwrap();
+    let invite = server
+        .invite(member, role, now(), now() + 86_400)
+        .unwrap()
+        .invite;
+    let enrolled = handshake::enroll(&node, &invite, now(), &ConversationOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = Archive::join(
+        &dir.path().join("phone.db"),
+        &enrolled.bundle,
+        invite.member.as_str(),
+        member,
+    )
+    .unwrap();
+    Phone {
+        node,
+        archive: Some(archive),
+        cert: enrolled.certificate,
+        _dir: dir,
+    }
+}
+
+impl Phone {
+    fn a(&mut self) -> &mut Archive {
+        self.archive.as_mut().unwrap()
+    }
+
+    fn record(&mut self, kind: &str, child: &str, notes: &str) -> String {
+        self.a()
+            .add_record(&RecordInput {
+                kind: kind.into(),
+                child: Some(child.into()),
+                class: None,
+                date: "2026-11-18".into(),
+                fields: vec![("notes".into(), notes.into())],
+            })
+            .unwrap()
+            .0
+    }
+
+    async fn sync(&mut self, server: &Server) -> shouwang_core::sync::Progress {
+        let archive = self.archive.take().unwrap();
+        let (archive, progress) = sync_once(
+            &self.node,
+            server.hub_addr(),
+            archive,
+            &self.cert,
+            &ConversationOptions::default(),
+        )
+        .await
+        .unwrap();
+        self.archive = Some(archive);
+        progress
+    }
+
+    fn records(&mut self, child: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .a()
+            .child_file(child)
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.meta.id.0)
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_devices_never_online_together_converge_through_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("hub"));
+    server::init_school(
+        &data,
+        &SchoolSetup {
+            name: "郭庄小学".into(),
+            town: "丁里镇".into(),
+            hotline: Some("0564-4552466".into()),
+            admin_name: "张长友".into(),
+            admin_role: Role::Leadership,
+            device_label: "学校服务器".into(),
+        },
+    )
+    .unwrap();
+    {
+        let mut office = Archive::open(&data.archive()).unwrap();
+        office
+            .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
+            .unwrap();
+        office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
+        office
+            .add_member("刘桂兰", &[Role::LoveMother], None, None)
+            .unwrap();
+        office
+            .add_member("武秀梅", &[Role::SubjectTeacher], None, None)
+            .unwrap();
+        let table: Vec<Vec<String>> = [
+            ["学籍号", "姓名", "班级"],
+            ["G1", "王小雨", "三年级(1)班"],
+            ["G2", "赵子涵", "三年级(1)班"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+        .collect();
+        office.import_roster(&parse_table(&table).unwrap()).unwrap();
+        office.pair("刘桂兰", "王小雨", None).unwrap();
+        office.pair("武秀梅", "赵子涵", None).unwrap();
+    }
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let mut teacher = phone(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mut mother = phone(&server, "刘桂兰", Role::LoveMother).await;
+    let mut subject = phone(&server, "武秀梅", Role::SubjectTeacher).await;
+
+    // Offline, each records.
+    let t = teacher.record("家访", "王小雨", "班主任家访：奶奶身体尚可");
+    let m = mother.record("谈心", "王小雨", "爱心妈妈每周谈心");
+    let s = subject.record("家访", "赵子涵", "任课教师家访：数学作业");
+
+    // One at a time, never two online together; twice around.
+    for _ in 0..2 {
+        teacher.sync(&server).await;
+        mother.sync(&server).await;
+        subject.sync(&server).await;
+    }
+
+    let mut hub = Archive::open(&data.archive()).unwrap();
+    let mut want = vec![t.clone(), m.clone()];
+    want.sort();
+    let mut hub_ids: Vec<String> = hub
+        .child_file("王小雨")
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| r.meta.id.0)
+        .collect();
+    hub_ids.sort();
+    assert_eq!(hub_ids, want);
+    assert_eq!(teacher.records("王小雨"), want);
+    assert_eq!(mother.records("王小雨"), want);
+    assert_eq!(teacher.records("赵子涵"), vec![s.clone()]);
+    assert_eq!(subject.records("赵子涵"), vec![s]);
+
+    // Scope: the 爱心妈妈 has her child's file only, and no private document at all.
+    let docs = mother.a().store().doc_ids().unwrap();
+    assert!(
+        docs.iter().all(|d| !matches!(d, DocId::Private(_))),
+        "{docs:?}"
+    );
+    let other = mother.a().find_child("赵子涵");
+    assert!(other.is_err(), "she must not have 赵子涵's file");
+
+    // Nothing new: a reconnect costs one Hello each way.
+    let p = teacher.sync(&server).await;
+    assert_eq!(p.frames_sent, 1, "{p:?}");
+    assert!(p.bytes_sent < 256, "{p:?}");
+    let status = teacher
+        .a()
+        .sync_status(&server.hub_addr().id.to_string())
+        .unwrap();
+    assert!(status.pending.is_empty(), "{:?}", status.pending);
+    assert!(status.last_success.is_some());
+
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .unwrap();
+}
