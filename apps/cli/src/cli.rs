@@ -62,6 +62,10 @@ pub enum Command {
     InitSchool(InitSchoolArgs),
     #[command(about = "用管理员导出的数据文件在新设备上建立档案库")]
     Join(JoinArgs),
+    #[command(about = "与学校服务器同步（需要先用邀请码 join）")]
+    Sync,
+    #[command(about = "同步状态：上次成功同步的时间，服务器还没有收到的修改")]
+    Status,
     #[command(about = "查看学校和本设备使用者")]
     Info,
     #[command(subcommand, about = "班级：添加、列出")]
@@ -125,10 +129,26 @@ pub struct InitSchoolArgs {
 
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    #[arg(long, value_name = "文件", help = "管理员导出的数据文件")]
-    pub bundle: PathBuf,
-    #[arg(long, value_name = "姓名", help = "使用这台设备的成员（姓名或编号）")]
-    pub member: String,
+    #[arg(
+        value_name = "邀请码",
+        help = "管理员用 shouwang-relay invite 生成的邀请码（shouwang1…），通过网络加入",
+        conflicts_with_all = ["bundle", "member"]
+    )]
+    pub ticket: Option<String>,
+    #[arg(
+        long,
+        value_name = "文件",
+        help = "管理员导出的数据文件（没有网络时用）",
+        requires = "member"
+    )]
+    pub bundle: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "姓名",
+        help = "使用这台设备的成员（姓名或编号）",
+        requires = "bundle"
+    )]
+    pub member: Option<String>,
     #[arg(long, value_name = "名称", help = "本设备名称（可选）")]
     pub device: Option<String>,
 }

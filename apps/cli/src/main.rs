@@ -18,13 +18,18 @@ use clap::Parser;
 use cli::{
     BundleCmd, ChildCmd, ClassCmd, Cli, Command, MemberCmd, RecordAction, RosterCmd, RulesCmd,
 };
-use commands::{Ctx, bundle, care, children, school, work};
+use commands::{Ctx, bundle, care, children, network, school, work};
 use error::Result;
 
 fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
     match command {
         Command::InitSchool(a) => school::init_school(ctx, a),
-        Command::Join(a) => school::join(ctx, a),
+        Command::Join(a) => match &a.ticket {
+            Some(ticket) => network::join(ctx, ticket, a.device.as_deref()),
+            None => school::join(ctx, a),
+        },
+        Command::Sync => network::sync(ctx),
+        Command::Status => network::status(ctx),
         Command::Info => school::info(ctx),
         Command::Class(ClassCmd::Add { name, head }) => {
             school::class_add(ctx, name, head.as_deref())

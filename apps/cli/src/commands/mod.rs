@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod care;
 pub mod children;
+pub mod network;
 pub mod school;
 pub mod work;
 

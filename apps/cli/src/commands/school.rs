@@ -15,7 +15,7 @@ use crate::error::{CliError, Result, read_file};
 use crate::output::{Table, roles_label};
 
 /// Refuses a store path whose directory does not exist or that is a directory.
-fn check_new_store(path: &Path) -> Result<()> {
+pub(crate) fn check_new_store(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Err(CliError::msg(format!(
             "档案库应是一个文件，这里是目录：{}",
@@ -100,12 +100,17 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
 
 pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
     check_new_store(&ctx.store)?;
-    let bytes = read_file("数据文件", &a.bundle)?;
+    let (Some(bundle), Some(member)) = (&a.bundle, &a.member) else {
+        return Err(CliError::msg(
+            "请提供邀请码，或者同时提供 --bundle 数据文件和 --member 成员",
+        ));
+    };
+    let bytes = read_file("数据文件", bundle)?;
     let label = a
         .device
         .clone()
-        .unwrap_or_else(|| format!("{}的设备", a.member.trim()));
-    let mut archive = Archive::join(&ctx.store, &bytes, &a.member, &label)?;
+        .unwrap_or_else(|| format!("{}的设备", member.trim()));
+    let mut archive = Archive::join(&ctx.store, &bytes, member, &label)?;
     let school = archive.school()?;
     let me = archive.me()?;
     let children = archive.children(None, false)?.len();
