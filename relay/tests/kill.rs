@@ -48,7 +48,7 @@ fn relay(config: &Path, args: &[&str]) -> String {
 }
 
 fn serve(config: &Path, http: u16) -> Child {
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("--config")
         .arg(config)
         .arg("serve")
@@ -64,6 +64,8 @@ fn serve(config: &Path, http: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not start");
 }
 
