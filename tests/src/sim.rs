@@ -151,18 +151,8 @@ impl Net {
             let Some(link) = self.links.get_mut(&k) else {
                 continue;
             };
-            match link.sessions[end].handle(store, Event::LocalChange(doc)) {
-                Ok(out) => {
-                    link.caught_up[end] = out.caught_up;
-                    for f in out.frames {
-                        link.queue.push_back((1 - end, f));
-                    }
-                }
-                Err(_) => {
-                    self.stats.session_errors += 1;
-                    self.links.remove(&k);
-                }
-            }
+            let result = link.sessions[end].handle(store, Event::LocalChange(doc));
+            self.deliver(k, end, result);
         }
     }
 
@@ -205,20 +195,33 @@ impl Net {
         self.stats.bytes += frame.len() as u64;
         let peer = if end == 0 { k.0 } else { k.1 };
         let store = self.peers[peer].archive.store();
-        match link.sessions[end].handle(store, Event::Frame(&frame)) {
+        let result = link.sessions[end].handle(store, Event::Frame(&frame));
+        self.deliver(k, end, result);
+        true
+    }
+
+    /// Queues what a session answered on the link, or closes the link if the session failed
+    /// (as the transport closes a connection).
+    fn deliver(
+        &mut self,
+        k: (usize, usize),
+        end: usize,
+        result: shouwang_core::Result<shouwang_core::sync::Output>,
+    ) {
+        match result {
             Ok(out) => {
-                link.caught_up[end] = out.caught_up;
-                for f in out.frames {
-                    link.queue.push_back((1 - end, f));
+                if let Some(link) = self.links.get_mut(&k) {
+                    link.caught_up[end] = out.caught_up;
+                    for f in out.frames {
+                        link.queue.push_back((1 - end, f));
+                    }
                 }
             }
             Err(_) => {
-                // The transport closes a connection whose session failed.
                 self.stats.session_errors += 1;
                 self.links.remove(&k);
             }
         }
-        true
     }
 
     /// Delivers frames until none is in flight, or `max_steps` frames (an endless exchange is a

@@ -99,6 +99,37 @@ fn attempt<T>(
     }
 }
 
+/// What must be identical on every replica: document heads, projection rows, due lists.
+type ReplicaState = (
+    Vec<(String, String)>,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+);
+
+fn replica_state(d: &mut Device, today: NaiveDate) -> ReplicaState {
+    (
+        heads(d),
+        rows(
+            d,
+            "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1",
+        ),
+        rows(
+            d,
+            "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1",
+        ),
+        rows(
+            d,
+            "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1",
+        ),
+        MEMBERS
+            .iter()
+            .map(|m| format!("{:?}", d.archive.due(Some(m), today, true).unwrap()))
+            .collect(),
+    )
+}
+
 fn run(n: usize, ops: &[Op]) {
     let mut admin = school();
     let mut devices = Vec::new();
@@ -203,28 +234,7 @@ fn run(n: usize, ops: &[Op]) {
         }
     }
     let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-    let reference = {
-        let d = &mut devices[0];
-        (
-            heads(d),
-            rows(
-                d,
-                "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1",
-            ),
-            rows(
-                d,
-                "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1",
-            ),
-            rows(
-                d,
-                "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1",
-            ),
-            MEMBERS
-                .iter()
-                .map(|m| format!("{:?}", d.archive.due(Some(m), today, true).unwrap()))
-                .collect::<Vec<_>>(),
-        )
-    };
+    let reference = replica_state(&mut devices[0], today);
     let mut ids = reference
         .1
         .iter()
@@ -235,25 +245,7 @@ fn run(n: usize, ops: &[Op]) {
     want.sort();
     assert_eq!(ids, want, "every record written is present exactly once");
     for d in devices.iter_mut().skip(1) {
-        let got = (
-            heads(d),
-            rows(
-                d,
-                "SELECT record_id || kind || happened_on || author || voided || author_role FROM p_records ORDER BY 1",
-            ),
-            rows(
-                d,
-                "SELECT child_id || name || ifnull(class_id, '') FROM p_children ORDER BY 1",
-            ),
-            rows(
-                d,
-                "SELECT pairing_id || carer || child_id FROM p_pairings ORDER BY 1",
-            ),
-            MEMBERS
-                .iter()
-                .map(|m| format!("{:?}", d.archive.due(Some(m), today, true).unwrap()))
-                .collect::<Vec<_>>(),
-        );
+        let got = replica_state(d, today);
         assert_eq!(got, reference, "replica {} differs", d.name);
     }
 }

@@ -561,27 +561,10 @@ impl Batch<'_> {
         message: automerge::sync::Message,
     ) -> Result<()> {
         use automerge::sync::SyncDoc;
-        self.refresh(id)?;
-        if !self.docs.contains_key(id) && load_doc(self.conn, id, self.actor)?.is_none() {
-            let mut doc = Automerge::new();
-            doc.set_actor(self.actor.clone());
-            self.docs.insert(id.clone(), doc);
-            self.touched.push((id.clone(), Vec::new()));
-        } else {
-            self.ensure(id, false)?;
-        }
-        let doc = self
-            .docs
-            .get_mut(id)
-            .ok_or_else(|| Error::not_found("档案", id.key()))?;
-        doc.receive_sync_message(state, message)
+        self.merge_target(id)?
+            .receive_sync_message(state, message)
             .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
-        self.sync_states.push((
-            peer.to_owned(),
-            id.clone(),
-            heads_text(&state.shared_heads),
-            state.encode(),
-        ));
+        self.save_sync_state(peer, id, state);
         Ok(())
     }
 
@@ -598,21 +581,23 @@ impl Batch<'_> {
     /// Merges encoded changes or a saved document into a document (creating it if absent).
     /// Changes already present have no effect.
     pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<()> {
-        self.refresh(id)?;
-        if !self.docs.contains_key(id) && load_doc(self.conn, id, self.actor)?.is_none() {
+        self.merge_target(id)?
+            .load_incremental(bytes)
+            .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+        Ok(())
+    }
+
+    /// The document to merge a peer's changes into: the stored one, or a new empty one (the
+    /// peer's changes bring its whole history, genesis included).
+    fn merge_target(&mut self, id: &DocId) -> Result<&mut Automerge> {
+        if !self.ensure(id, false)? {
             let mut doc = Automerge::new();
             doc.set_actor(self.actor.clone());
             self.docs.insert(id.clone(), doc);
             self.touched.push((id.clone(), Vec::new()));
-        } else {
-            self.ensure(id, false)?;
         }
-        let doc = self
-            .docs
+        self.docs
             .get_mut(id)
-            .ok_or_else(|| Error::not_found("档案", id.key()))?;
-        doc.load_incremental(bytes)
-            .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
-        Ok(())
+            .ok_or_else(|| Error::not_found("档案", id.key()))
     }
 }
