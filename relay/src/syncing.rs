@@ -15,8 +15,10 @@ use shouwang_core::sync::{Event, Progress, Session};
 use crate::handshake::{MAGIC, Message, refused};
 use crate::transport::{Conversation, Reply};
 
+/// Called with the session's counters after every frame (for a progress display).
+pub type ProgressHook = Box<dyn FnMut(&Progress) + Send>;
+
 /// The device's side of a sync with the hub.
-#[derive(Debug)]
 pub struct DeviceSync {
     archive: Archive,
     certificate: Vec<u8>,
@@ -26,6 +28,17 @@ pub struct DeviceSync {
     caught_up: bool,
     /// Documents changed locally while connected, to announce on the next wake.
     pending_local: Vec<DocId>,
+    hook: Option<ProgressHook>,
+}
+
+impl std::fmt::Debug for DeviceSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSync")
+            .field("hub", &self.hub)
+            .field("live", &self.live)
+            .field("caught_up", &self.caught_up)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DeviceSync {
@@ -44,7 +57,14 @@ impl DeviceSync {
             live,
             caught_up: false,
             pending_local: Vec::new(),
+            hook: None,
         }
+    }
+
+    /// Reports progress to `hook` after every frame.
+    pub fn with_progress(mut self, hook: ProgressHook) -> DeviceSync {
+        self.hook = Some(hook);
+        self
     }
 
     /// Progress so far.
@@ -149,7 +169,22 @@ pub async fn sync_once(
     certificate: &Certificate,
     opts: &crate::transport::ConversationOptions,
 ) -> Result<(Archive, Progress), crate::transport::TransportError> {
-    let conv = DeviceSync::new(archive, certificate, hub.id.to_string(), false);
+    sync_with_progress(node, hub, archive, certificate, opts, None).await
+}
+
+/// [`sync_once`], reporting progress after every frame.
+pub async fn sync_with_progress(
+    node: &crate::transport::Node,
+    hub: crate::transport::EndpointAddr,
+    archive: Archive,
+    certificate: &Certificate,
+    opts: &crate::transport::ConversationOptions,
+    hook: Option<ProgressHook>,
+) -> Result<(Archive, Progress), crate::transport::TransportError> {
+    let mut conv = DeviceSync::new(archive, certificate, hub.id.to_string(), false);
+    if let Some(hook) = hook {
+        conv = conv.with_progress(hook);
+    }
     let (conv, _stats) = node.converse(hub, conv, opts).await?;
     if !conv.caught_up() {
         return Err(crate::transport::TransportError::Protocol(

@@ -2,13 +2,14 @@
 //! sync status. The device's network identity (its iroh secret key, its membership
 //! certificate and the invite naming the hub and relay) is kept in the store's `meta` table.
 
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use shouwang_core::Archive;
 use shouwang_core::membership::{Certificate, Invite};
 use shouwang_relay::handshake;
-use shouwang_relay::syncing::sync_once;
+use shouwang_relay::syncing::{ProgressHook, sync_with_progress};
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey, TransportError};
 
 use super::Ctx;
@@ -149,9 +150,10 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
     if !ctx.json {
         eprintln!("正在连接学校服务器……");
     }
+    let hook = (!ctx.json && std::io::stderr().is_terminal()).then(|| progress_bar(start));
     let (_archive, p) = rt.block_on(async {
         let node = bind(id.secret.clone(), &id.invite).await?;
-        let r = sync_once(&node, hub, archive, &id.certificate, &opts())
+        let r = sync_with_progress(&node, hub, archive, &id.certificate, &opts(), hook)
             .await
             .map_err(net_error);
         node.shutdown().await;
@@ -168,6 +170,9 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
     if ctx.json {
         return ctx.json(&report);
     }
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
     ctx.line(format!(
         "同步完成：收到 {} 份档案的新内容；发送 {} 字节，接收 {} 字节；用时 {:.1} 秒。",
         report.documents_changed,
@@ -175,6 +180,30 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
         report.bytes_received,
         start.elapsed().as_secs_f64()
     ))
+}
+
+/// A one-line progress bar on stderr: documents settled of those being synced, bytes both
+/// ways, and the time left estimated from the share of documents done so far.
+fn progress_bar(start: Instant) -> ProgressHook {
+    Box::new(move |p| {
+        let total = p.docs_syncing.max(1);
+        let done = p.docs_settled.min(total);
+        let width = 20;
+        let filled = done * width / total;
+        let elapsed = start.elapsed().as_secs_f64();
+        let left = if done == 0 {
+            "估算中".to_owned()
+        } else {
+            format!("约 {:.0} 秒", elapsed * (total - done) as f64 / done as f64)
+        };
+        eprint!(
+            "\r[{}{}] 档案 {done}/{total}  收发 {} 字节  剩余 {left}   ",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            p.bytes_sent + p.bytes_received
+        );
+        let _ = std::io::stderr().flush();
+    })
 }
 
 /// `shouwang status`: when the last sync succeeded and what the hub has not confirmed.
