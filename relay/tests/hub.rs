@@ -3,46 +3,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::now;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use iroh::endpoint::ConnectionError;
 use shouwang_core::Archive;
-use shouwang_core::archive::SchoolSetup;
 use shouwang_core::membership::{CertificateBody, DeviceKey, SchoolKey};
 use shouwang_core::roles::Role;
 use shouwang_relay::handshake::{self, Enrolled};
-use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::transport::{
     ALPN, ConversationOptions, EndpointAddr, MAX_FRAME, Node, NodeConfig, SecretKey,
     TransportError, TransportMetrics, close,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 const WEEK: i64 = 7 * 86_400;
 
 fn init(dir: &std::path::Path) -> DataDir {
-    let data = DataDir::new(dir.join("hub"));
-    server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
-    data
+    common::init_school(dir)
 }
 
 async fn start(dir: &std::path::Path) -> Server {

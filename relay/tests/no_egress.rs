@@ -8,38 +8,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::now;
+
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
 use shouwang_relay::handshake;
-use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::server::{Server, ServerConfig};
 use shouwang_relay::transport::{ConversationOptions, EndpointAddr, Node, NodeConfig, SecretKey};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// The scenario under watch.
 async fn scenario(dir: &std::path::Path) {
-    let data = DataDir::new(dir.join("hub"));
-    server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
+    common::init_school(dir);
     let server = Server::start(ServerConfig::loopback(dir.join("hub")))
         .await
         .unwrap();

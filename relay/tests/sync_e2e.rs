@@ -4,25 +4,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::now;
+
 use std::time::Duration;
 
-use shouwang_core::archive::SchoolSetup;
 use shouwang_core::doc::DocId;
 use shouwang_core::membership::Certificate;
 use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::handshake;
-use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::server::{Server, ServerConfig};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 struct Phone {
     node: Node,
@@ -110,19 +106,7 @@ impl Phone {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_devices_never_online_together_converge_through_the_hub() {
     let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::new(dir.path().join("hub"));
-    server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: Some("0564-4552466".into()),
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
+    let data = common::init_school(dir.path());
     {
         let mut office = Archive::open(&data.archive()).unwrap();
         office

@@ -23,6 +23,18 @@ fn net(members: &[&'static str], seed: u64) -> Net {
     Net::new(peers, seed)
 }
 
+/// `n` home visits for the child on one peer.
+fn visits(net: &mut Net, peer: usize, n: usize) {
+    for i in 0..n {
+        net.peers[peer].record(
+            "家访",
+            CHILD,
+            "2026-11-17",
+            &[("notes", &format!("家访{i}"))],
+        );
+    }
+}
+
 fn same(net: &mut Net, a: usize, b: usize) {
     let ha = heads(&mut net.peers[a]);
     let hb = heads(&mut net.peers[b]);
@@ -196,14 +208,7 @@ fn story_5_duplicates_and_reordering_change_nothing() {
 #[test]
 fn story_6_corruption_ends_the_session_and_the_next_one_completes() {
     let mut n = net(&[HEAD_TEACHER], 6);
-    for i in 0..10 {
-        n.peers[1].record(
-            "家访",
-            CHILD,
-            "2026-11-17",
-            &[("notes", &format!("家访{i}"))],
-        );
-    }
+    visits(&mut n, 1, 10);
     n.faults = Faults {
         corrupt: 0.5,
         ..Faults::default()
@@ -222,14 +227,7 @@ fn story_6_corruption_ends_the_session_and_the_next_one_completes() {
 #[test]
 fn story_7_lost_frames_stall_then_a_reconnect_finishes() {
     let mut n = net(&[HEAD_TEACHER], 7);
-    for i in 0..10 {
-        n.peers[1].record(
-            "家访",
-            CHILD,
-            "2026-11-17",
-            &[("notes", &format!("家访{i}"))],
-        );
-    }
+    visits(&mut n, 1, 10);
     n.faults = Faults {
         drop: 0.3,
         ..Faults::default()
@@ -266,77 +264,72 @@ fn story_8_live_changes_flow_while_connected() {
 }
 
 /// 9. Scope: the hub offers a 爱心妈妈 only her child's file and never private documents; a
-///    document she sends outside her scope ends the session.
+///    well-formed document she sends outside her scope ends the session and changes nothing.
 #[test]
 fn story_9_only_documents_in_scope_are_offered_or_accepted() {
+    use automerge::sync::{State, SyncDoc};
+    use shouwang_core::sync::{Event, Session};
+
     let mut n = net(&[LOVE_MOTHER], 9);
     let mother = n.peers[0].archive.find_member(LOVE_MOTHER).unwrap();
-    let mut allowed = std::collections::BTreeSet::new();
-    for id in n.peers[0].archive.store().doc_ids().unwrap() {
-        if n.peers[0].archive.may_see(&mother, &id).unwrap() {
-            allowed.insert(id);
-        }
-    }
+    let scope = n.peers[0].archive.scope_for(&mother).unwrap();
+    let Scope::Only(allowed) = &scope else {
+        panic!("a 爱心妈妈 is scoped");
+    };
     assert!(allowed.iter().all(|d| !matches!(d, DocId::Private(_))));
-    n.set_scope(0, 1, Scope::Only(allowed.clone()));
-    n.set_scope(1, 0, Scope::Only(allowed.clone()));
-    // A record the office writes for another child must not reach her.
+    n.set_scope(0, 1, scope.clone());
+    n.set_scope(1, 0, scope.clone());
+    // A record the office writes for another child must not reach her (she joined from a full
+    // bundle here, so she has an old copy of that file; it must stay old).
     n.peers[0].record("家访", "周欣怡", "2026-11-20", &[("notes", "不属于她")]);
     n.connect(0, 1);
     n.run_until_quiescent(STEPS).unwrap();
-    let docs = n.peers[1].archive.store().doc_ids().unwrap();
-    let child = n.peers[0].archive.find_child("周欣怡").unwrap();
-    // She joined from a full bundle (a later issue scopes bundles too); the new record did not flow.
-    let her_copy = n.peers[1]
-        .archive
-        .store()
-        .doc(&DocId::Child(child.clone()))
-        .unwrap()
-        .map(|d| d.get_heads());
-    let office = n.peers[0]
-        .archive
-        .store()
-        .doc(&DocId::Child(child))
-        .unwrap()
-        .map(|d| d.get_heads());
-    assert_ne!(her_copy, office);
-    assert!(!docs.is_empty());
-    // A peer that sends a document outside the scope is refused.
-    let mut s = shouwang_core::sync::Session::new("x", Scope::Only(allowed));
-    let store = n.peers[0].archive.store();
-    s.handle(store, shouwang_core::sync::Event::Start).unwrap();
-    let bad = Message::Doc {
-        doc: DocId::School.clone(),
-        payload: vec![],
-    };
-    let bad = if s
-        .handle(store, shouwang_core::sync::Event::Frame(&bad.encode()))
-        .is_err()
-    {
-        true
-    } else {
-        let private = n.peers[0]
-            .archive
+    assert!(n.caught_up(0, 1));
+    let other = DocId::Child(n.peers[0].archive.find_child("周欣怡").unwrap());
+    let heads = |d: &mut Device| {
+        d.archive
             .store()
-            .doc_ids()
+            .doc(&other)
             .unwrap()
-            .into_iter()
-            .find(|d| matches!(d, DocId::Private(_)))
-            .unwrap();
-        let store = n.peers[0].archive.store();
-        s.handle(
-            store,
-            shouwang_core::sync::Event::Frame(
-                &Message::Doc {
-                    doc: private,
-                    payload: vec![],
-                }
-                .encode(),
-            ),
-        )
-        .is_err()
+            .map(|d| d.get_heads())
     };
-    assert!(bad);
+    assert_ne!(heads(&mut n.peers[1]), heads(&mut n.peers[0]));
+
+    // A peer sending a well-formed sync message or changes for a private file is refused.
+    let private = n.peers[0]
+        .archive
+        .store()
+        .doc_ids()
+        .unwrap()
+        .into_iter()
+        .find(|d| matches!(d, DocId::Private(_)))
+        .unwrap();
+    let am = n.peers[0]
+        .archive
+        .store()
+        .doc(&private)
+        .unwrap()
+        .unwrap()
+        .clone();
+    let payload = am
+        .generate_sync_message(&mut State::new())
+        .unwrap()
+        .encode();
+    let before = fingerprint(&mut n.peers[0]);
+    for frame in [
+        Message::Doc {
+            doc: private.clone(),
+            payload,
+        },
+        Message::Changes(vec![(private.clone(), am.save())]),
+    ] {
+        let mut s = Session::new("x", scope.clone());
+        let store = n.peers[0].archive.store();
+        s.handle(store, Event::Start).unwrap();
+        let e = s.handle(store, Event::Frame(&frame.encode())).unwrap_err();
+        assert!(e.to_string().contains("无权"), "{e}");
+    }
+    assert_eq!(before, fingerprint(&mut n.peers[0]));
 }
 
 /// 10. A teacher, a 爱心妈妈 and a subject teacher are never online together; each meets only

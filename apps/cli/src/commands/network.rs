@@ -13,7 +13,7 @@ use shouwang_relay::syncing::{ProgressHook, sync_with_progress};
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey, TransportError};
 
 use super::Ctx;
-use super::school::check_new_store;
+use super::school::{check_new_store, report_joined};
 use crate::error::{CliError, Result};
 
 const META_SECRET: &str = "net.secret";
@@ -75,33 +75,13 @@ pub fn join(ctx: &mut Ctx, ticket: &str, device: Option<&str>) -> Result<()> {
     let certificate = enrolled.certificate.encode();
     let ticket = ticket.trim().to_owned();
     archive.store().write(|b| {
-        b.set_meta(META_SECRET, &hex_encode(&secret.to_bytes()));
+        b.set_meta(META_SECRET, &hex::encode(secret.to_bytes()));
         b.set_meta(META_CERTIFICATE, &certificate);
         b.set_meta(META_INVITE, &ticket);
         Ok(())
     })?;
-    let me = archive.me()?;
-    let school = archive.school()?;
-    let children = archive.children(None, false)?.len();
-    ctx.line(format!(
-        "已加入{}：本设备使用者 {}（{}），收到 {} 名学生的档案。以后用 shouwang sync 同步。",
-        school.name,
-        me.name,
-        me.role_labels(),
-        children
-    ))
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(s: &str) -> Option<[u8; 32]> {
-    let bytes: Vec<u8> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<_>>()?;
-    bytes.try_into().ok()
+    report_joined(ctx, &mut archive)?;
+    ctx.line("以后联网时运行 shouwang sync 与学校服务器同步。")
 }
 
 struct Identity {
@@ -120,7 +100,9 @@ fn identity(archive: &mut Archive) -> Result<Identity> {
             "这台设备还没有通过邀请码加入学校服务器，请先运行 shouwang join <邀请码>",
         ));
     };
-    let secret = hex_decode(&secret)
+    let secret = hex::decode(&secret)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .map(|b| SecretKey::from_bytes(&b))
         .ok_or_else(|| CliError::msg("设备密钥已损坏，请重新加入"))?;
     Ok(Identity {

@@ -111,6 +111,11 @@ pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}的设备", member.trim()));
     let mut archive = Archive::join(&ctx.store, &bytes, member, &label)?;
+    report_joined(ctx, &mut archive)
+}
+
+/// What `join` prints, however the device joined (bundle file or invite ticket).
+pub(crate) fn report_joined(ctx: &mut Ctx, archive: &mut Archive) -> Result<()> {
     let school = archive.school()?;
     let me = archive.me()?;
     let children = archive.children(None, false)?.len();
