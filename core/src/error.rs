@@ -45,6 +45,10 @@ pub enum Error {
     #[error("数据库版本 {found} 比本程序支持的版本 {supported} 新，请升级守望")]
     StoreTooNew { found: i64, supported: i64 },
 
+    /// The store is encrypted and the key given does not open it (or none was given).
+    #[error("档案库已加密，密钥不对，无法打开")]
+    Locked,
+
     /// No store has been set up at this location yet.
     #[error("这台设备还没有建立档案库，请先创建学校或导入学校文件")]
     NotInitialised,

@@ -230,3 +230,59 @@ fn two_connections_writing_the_same_child_lose_nothing() {
     assert_eq!(stored, real);
     let _ = admin.file("王小雨");
 }
+
+#[test]
+fn an_encrypted_store_opens_only_with_its_key_and_shows_nothing_on_disk() {
+    use shouwang_core::store::StoreKey;
+    use shouwang_core::{Error, RecordInput};
+    let mut admin = school();
+    let bundle = admin.archive.export_bundle(None, None).unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("phone.db");
+    let key = StoreKey::generate();
+    let mut phone =
+        Archive::join_with(&path, Some(&key), &bundle, HEAD_TEACHER, "手机", &[]).unwrap();
+    let notes = "雨天山路泥泞，奶奶说孩子最近睡得晚";
+    phone
+        .add_record(&RecordInput {
+            kind: "家访".into(),
+            child: Some("王小雨".into()),
+            class: None,
+            date: "2026-11-20".into(),
+            fields: vec![("notes".into(), notes.into())],
+        })
+        .unwrap();
+    drop(phone);
+
+    // Nothing readable on disk: not the notes, not the school's name, not SQLite's header.
+    let mut bytes = std::fs::read(&path).unwrap();
+    for suffix in ["-wal"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        bytes.extend(std::fs::read(p).unwrap_or_default());
+    }
+    for plain in [notes.as_bytes(), "郭庄小学".as_bytes(), b"SQLite format 3"] {
+        assert!(
+            !bytes.windows(plain.len()).any(|w| w == plain),
+            "{} found in the file",
+            String::from_utf8_lossy(plain)
+        );
+    }
+    let before = std::fs::read(&path).unwrap();
+
+    // No key, or the wrong one: refused, and the file is untouched.
+    assert!(matches!(Archive::open(&path), Err(Error::Locked)));
+    let wrong = StoreKey::generate();
+    let err = Archive::open_with_key(&path, Some(&wrong)).unwrap_err();
+    assert!(matches!(err, Error::Locked), "{err}");
+    assert!(err.to_string().contains("密钥"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(Archive::exists(&path).unwrap());
+
+    // The right key: everything is there.
+    let mut again = Archive::open_with_key(&path, Some(&key)).unwrap();
+    let file = again.child_file("王小雨").unwrap();
+    assert_eq!(file.records.len(), 1);
+    assert_eq!(file.records[0].fields[0].value, notes);
+    assert!(StoreKey::from_bytes(&[1; 31]).is_err());
+}

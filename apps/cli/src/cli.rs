@@ -62,8 +62,12 @@ pub enum Command {
     InitSchool(InitSchoolArgs),
     #[command(about = "用管理员导出的数据文件在新设备上建立档案库")]
     Join(JoinArgs),
-    #[command(about = "与学校服务器同步（需要先用邀请码 join）")]
-    Sync,
+    #[command(
+        about = "同步：默认与学校服务器；也可以与附近的另一台设备直接同步（需要先用邀请码 join）"
+    )]
+    Sync(SyncArgs),
+    #[command(about = "列出同一局域网（同一 Wi-Fi 或手机热点）里正在等待同步的设备")]
+    Nearby(NearbyArgs),
     #[command(about = "同步状态：上次成功同步的时间，服务器还没有收到的修改")]
     Status,
     #[command(about = "查看学校和本设备使用者")]
@@ -125,6 +129,39 @@ pub struct InitSchoolArgs {
     pub admin_role: String,
     #[arg(long, value_name = "名称", help = "本设备名称（可选）")]
     pub device: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[arg(
+        long,
+        value_name = "设备码",
+        conflicts_with = "wait",
+        help = "与这台设备直接同步（不经过学校服务器）。设备码由对方的 shouwang sync --wait 显示；\
+                可写成 设备码@地址:端口；只写设备码时在局域网里寻找"
+    )]
+    pub peer: Option<String>,
+    #[arg(
+        long,
+        help = "等待附近的设备来同步（对方运行 shouwang sync --peer <本机设备码>）"
+    )]
+    pub wait: bool,
+    #[arg(
+        long,
+        value_name = "秒",
+        default_value_t = 300,
+        requires = "wait",
+        help = "最多等待多少秒"
+    )]
+    pub seconds: u64,
+    #[arg(long, requires = "wait", help = "完成一次同步后就结束等待")]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NearbyArgs {
+    #[arg(long, value_name = "秒", default_value_t = 5, help = "搜索多少秒")]
+    pub seconds: u64,
 }
 
 #[derive(Debug, Args)]

@@ -28,7 +28,12 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
             Some(ticket) => network::join(ctx, ticket, a.device.as_deref()),
             None => school::join(ctx, a),
         },
-        Command::Sync => network::sync(ctx),
+        Command::Sync(a) => match (&a.peer, a.wait) {
+            (Some(peer), _) => network::sync_peer(ctx, peer),
+            (None, true) => network::wait_for_peers(ctx, a.seconds, a.once),
+            (None, false) => network::sync(ctx),
+        },
+        Command::Nearby(a) => network::nearby(ctx, a.seconds),
         Command::Status => network::status(ctx),
         Command::Info => school::info(ctx),
         Command::Class(ClassCmd::Add { name, head }) => {

@@ -12,7 +12,7 @@ use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::school::{self, Device};
-use crate::store::{Batch, Store};
+use crate::store::{Batch, Store, StoreKey};
 
 /// What importing a bundle did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,6 +119,19 @@ impl Archive {
         member: &str,
         device_label: &str,
     ) -> Result<Archive> {
+        Archive::join_with(path, None, bundle_bytes, member, device_label, &[])
+    }
+
+    /// [`Archive::join`] into a store encrypted with `key` (if given), also writing `meta`
+    /// entries (a device's network identity) in the same transaction.
+    pub fn join_with(
+        path: &Path,
+        key: Option<&StoreKey>,
+        bundle_bytes: &[u8],
+        member: &str,
+        device_label: &str,
+        meta: &[(&str, &str)],
+    ) -> Result<Archive> {
         if is_initialised(path)? {
             return Err(Error::NotPermitted(format!(
                 "{} 已经是一个档案库",
@@ -134,7 +147,7 @@ impl Archive {
         }
         let existed = path.exists();
         let result = (|| {
-            let mut store = Store::open(path)?;
+            let mut store = Store::open_with_key(path, key)?;
             let device = DeviceId::random();
             store.set_actor(device.actor());
             let me = store.write(|b| {
@@ -169,6 +182,9 @@ impl Archive {
                 b.set_meta(META_SCHOOL, bundle.school.as_str());
                 b.set_meta(META_DEVICE, device.as_str());
                 b.set_meta(META_MEMBER, me.id.as_str());
+                for (key, value) in meta {
+                    b.set_meta(key, value);
+                }
                 Ok(me)
             })?;
             Ok(Archive {

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, MemberId, SchoolId};
 use crate::roles::Role;
 use crate::school::{self, Device, Member, SchoolView};
-use crate::store::Store;
+use crate::store::{Store, StoreKey};
 
 pub use admin::RosterReport;
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
@@ -55,10 +55,20 @@ fn is_initialised(path: &Path) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
-    Ok(Store::open(path)?.meta(META_SCHOOL)?.is_some())
+    match Store::open(path) {
+        Ok(store) => Ok(store.meta(META_SCHOOL)?.is_some()),
+        // Encrypted: certainly somebody's archive.
+        Err(Error::Locked) => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 impl Archive {
+    /// Whether a store at `path` has been set up (by creating a school or joining one).
+    pub fn exists(path: &Path) -> Result<bool> {
+        is_initialised(path)
+    }
+
     /// Creates a school's archive on its first device, with its administrator as the member.
     pub fn create_school(path: &Path, setup: &SchoolSetup) -> Result<Archive> {
         let name = setup.name.trim();
@@ -117,12 +127,17 @@ impl Archive {
         })
     }
 
-    /// Opens an existing archive.
+    /// Opens an existing unencrypted archive.
     pub fn open(path: &Path) -> Result<Archive> {
+        Archive::open_with_key(path, None)
+    }
+
+    /// Opens an existing archive, encrypted at rest with `key` if given.
+    pub fn open_with_key(path: &Path, key: Option<&StoreKey>) -> Result<Archive> {
         if !path.exists() {
             return Err(Error::NotInitialised);
         }
-        let mut store = Store::open(path)?;
+        let mut store = Store::open_with_key(path, key)?;
         let get = |k: &str| store.meta(k).and_then(|v| v.ok_or(Error::NotInitialised));
         let school_id = SchoolId(get(META_SCHOOL)?);
         let device = DeviceId(get(META_DEVICE)?);

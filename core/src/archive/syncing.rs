@@ -53,6 +53,20 @@ impl Archive {
         Ok(Session::new(peer, scope))
     }
 
+    /// A session with another member's device met directly (on the LAN, with no hub): only the
+    /// documents that both this device's member and `peer_member` may see are offered or
+    /// accepted.
+    pub fn peer_session(
+        &mut self,
+        peer: &str,
+        peer_member: &crate::school::Member,
+    ) -> Result<Session> {
+        let theirs = self.scope_for(peer_member)?;
+        let me = self.me()?;
+        let mine = self.scope_for(&me)?;
+        Ok(Session::new(peer, theirs.intersect(&mine)))
+    }
+
     /// Records how an exchange with `peer` ended.
     pub fn record_sync_result(&mut self, peer: &str, error: Option<&str>) -> Result<()> {
         self.store.record_sync_result(peer, error)

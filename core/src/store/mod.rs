@@ -104,10 +104,75 @@ fn load_doc(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Aut
     Ok(Some(doc))
 }
 
+/// The key that encrypts a store at rest (SQLCipher, a raw 256-bit key). On a phone the
+/// platform keystore holds it; it never leaves the device and is never written to the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<StoreKey> {
+        <[u8; 32]>::try_from(bytes)
+            .map(StoreKey)
+            .map_err(|_| Error::invalid("存储密钥", "必须是 32 字节"))
+    }
+
+    /// A new random key.
+    pub fn generate() -> StoreKey {
+        StoreKey(rand::random())
+    }
+
+    /// The key's bytes, for the platform keystore.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKey(…)")
+    }
+}
+
+/// Applies `key` to a freshly opened connection and checks that it opens the file.
+fn unlock(conn: &Connection, key: Option<&StoreKey>) -> Result<()> {
+    if let Some(key) = key {
+        let cipher: Option<String> = conn
+            .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+            .optional()?;
+        if cipher.is_none() {
+            return Err(Error::NotPermitted(
+                "这个版本没有编入加密存储，不能打开加密档案库".into(),
+            ));
+        }
+        // A wrong key is reported as `Error::Locked`, not logged to stderr by SQLCipher.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key.0)))?;
+    }
+    // The first read decrypts page 1: a wrong or missing key fails here.
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Err(Error::Locked)
+        }
+        other => Ok(other?),
+    }
+}
+
 impl Store {
-    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the unencrypted store at `path` and brings its schema up to
+    /// date.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_key(path, None)
+    }
+
+    /// Opens (creating if needed) the store at `path`, encrypted with `key` if given, and
+    /// brings its schema up to date. A wrong or missing key is [`Error::Locked`] and changes
+    /// nothing.
+    pub fn open_with_key(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
         let mut conn = Connection::open(path)?;
+        unlock(&conn, key)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -55,6 +55,14 @@ impl Scope {
             Scope::Only(set) => set.contains(doc),
         }
     }
+
+    /// The documents both scopes allow.
+    pub fn intersect(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (Scope::All, s) | (s, Scope::All) => s.clone(),
+            (Scope::Only(a), Scope::Only(b)) => Scope::Only(a.intersection(b).cloned().collect()),
+        }
+    }
 }
 
 /// Something that happened to the session.

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
@@ -20,16 +19,9 @@ use shouwang_core::sync::{Event, Session};
 use tracing::info;
 
 use super::data::DataDir;
+pub(crate) use crate::unix_now;
 use crate::handshake::{CHUNK, MAGIC, Message};
 use crate::transport::{Conversation, ConversationFactory, EndpointId, Reply, TransportMetrics};
-
-/// Unix seconds now.
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// Counters of the hub's own events (the transport counts bytes and connections).
 #[derive(Debug, Default)]

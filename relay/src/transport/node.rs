@@ -200,6 +200,35 @@ impl Node {
         self.protocol.as_ref().map(SyncProtocol::metrics)
     }
 
+    /// Devices of this app announcing themselves on the local network (mDNS), collected for
+    /// `within`. Empty when LAN discovery is off. Whether a device belongs to the same school
+    /// is learnt only when its certificate is checked on connecting.
+    #[cfg(feature = "mdns")]
+    pub async fn nearby(&self, within: Duration) -> Vec<EndpointAddr> {
+        use futures_util::StreamExt;
+        use iroh_mdns_address_lookup::DiscoveryEvent;
+        let Some(lan) = &self.lan else {
+            return Vec::new();
+        };
+        let mut events = lan.subscribe().await;
+        let mut found = std::collections::BTreeMap::new();
+        let _ = timeout(within, async {
+            while let Some(event) = events.next().await {
+                match event {
+                    DiscoveryEvent::Discovered { endpoint_info, .. } => {
+                        found.insert(endpoint_info.endpoint_id, endpoint_info.into_endpoint_addr());
+                    }
+                    DiscoveryEvent::Expired { endpoint_id } => {
+                        found.remove(&endpoint_id);
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        found.into_values().collect()
+    }
+
     /// Local-network discovery, if enabled: subscribe to it to list peers nearby.
     #[cfg(feature = "mdns")]
     pub fn lan(&self) -> Option<&iroh_mdns_address_lookup::MdnsAddressLookup> {

@@ -1,24 +1,23 @@
-//! Network commands: joining with an invite ticket, syncing with the school's hub, and the
-//! sync status. The device's network identity (its iroh secret key, its membership
-//! certificate and the invite naming the hub and relay) is kept in the store's `meta` table.
+//! Network commands: joining with an invite ticket, syncing with the school's hub or directly
+//! with another device, and the sync status. The device's network identity lives in the
+//! store (see `shouwang_relay::device`).
 
 use std::io::{IsTerminal, Write};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use shouwang_core::Archive;
-use shouwang_core::membership::{Certificate, Invite};
-use shouwang_relay::handshake;
-use shouwang_relay::syncing::{ProgressHook, sync_with_progress};
-use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey, TransportError};
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::peer::PeerFactory;
+use shouwang_relay::syncing::ProgressHook;
+use shouwang_relay::transport::{
+    ConversationOptions, EndpointAddr, EndpointId, Node, TransportError, TransportMetrics,
+};
 
 use super::Ctx;
 use super::school::{check_new_store, report_joined};
 use crate::error::{CliError, Result};
-
-const META_SECRET: &str = "net.secret";
-const META_CERTIFICATE: &str = "net.certificate";
-const META_INVITE: &str = "net.invite";
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -35,81 +34,32 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn net_error(e: TransportError) -> CliError {
     match e {
         TransportError::Conversation(core) => core.into(),
-        other => CliError::msg(format!("连接学校服务器失败：{other}。请检查网络后再试")),
+        other => CliError::msg(format!("连接失败：{other}。请检查网络后再试")),
     }
-}
-
-fn opts() -> ConversationOptions {
-    ConversationOptions {
-        connect_timeout: Duration::from_secs(30),
-        ..ConversationOptions::default()
-    }
-}
-
-async fn bind(secret: SecretKey, invite: &Invite) -> Result<Node> {
-    let mut config = NodeConfig::new(secret);
-    if let Some(relay) = handshake::invite_relay(invite)? {
-        config = config.with_relay(relay);
-    }
-    Node::bind(config).await.map_err(net_error)
 }
 
 /// `shouwang join <ticket>`: enrolls this device with the hub and sets up the store from the
 /// member's documents. Nothing is written if any step fails.
-pub fn join(ctx: &mut Ctx, ticket: &str, device: Option<&str>) -> Result<()> {
+pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
     check_new_store(&ctx.store)?;
-    let invite = Invite::decode(ticket.trim())?;
-    invite.check_valid(unix_now())?;
-    let secret = SecretKey::generate();
+    let label = label.unwrap_or("手机");
     let rt = runtime()?;
-    let enrolled = rt.block_on(async {
-        let node = bind(secret.clone(), &invite).await?;
-        let r = handshake::enroll(&node, &invite, unix_now(), &opts())
-            .await
-            .map_err(net_error);
-        node.shutdown().await;
-        r
-    })?;
-    let label = device.map_or_else(|| "手机".to_owned(), str::to_owned);
-    let mut archive = Archive::join(&ctx.store, &enrolled.bundle, invite.member.as_str(), &label)?;
-    let certificate = enrolled.certificate.encode();
-    let ticket = ticket.trim().to_owned();
-    archive.store().write(|b| {
-        b.set_meta(META_SECRET, &hex::encode(secret.to_bytes()));
-        b.set_meta(META_CERTIFICATE, &certificate);
-        b.set_meta(META_INVITE, &ticket);
-        Ok(())
-    })?;
+    let mut archive = rt
+        .block_on(device::join(
+            &ctx.store,
+            None,
+            ticket,
+            label,
+            unix_now(),
+            &device::default_options(),
+        ))
+        .map_err(net_error)?;
     report_joined(ctx, &mut archive)?;
     ctx.line("以后联网时运行 shouwang sync 与学校服务器同步。")
 }
 
-struct Identity {
-    secret: SecretKey,
-    certificate: Certificate,
-    invite: Invite,
-}
-
 fn identity(archive: &mut Archive) -> Result<Identity> {
-    let store = archive.store();
-    let get = |k: &str| store.meta(k);
-    let (Some(secret), Some(cert), Some(invite)) =
-        (get(META_SECRET)?, get(META_CERTIFICATE)?, get(META_INVITE)?)
-    else {
-        return Err(CliError::msg(
-            "这台设备还没有通过邀请码加入学校服务器，请先运行 shouwang join <邀请码>",
-        ));
-    };
-    let secret = hex::decode(&secret)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(|b| SecretKey::from_bytes(&b))
-        .ok_or_else(|| CliError::msg("设备密钥已损坏，请重新加入"))?;
-    Ok(Identity {
-        secret,
-        certificate: Certificate::decode(&cert)?,
-        invite: Invite::decode(&invite)?,
-    })
+    Ok(Identity::load(archive)?)
 }
 
 #[derive(Serialize)]
@@ -126,7 +76,6 @@ struct SyncReport {
 pub fn sync(ctx: &mut Ctx) -> Result<()> {
     let mut archive = ctx.open()?;
     let id = identity(&mut archive)?;
-    let hub = handshake::hub_addr(&id.invite)?;
     let rt = runtime()?;
     let start = Instant::now();
     if !ctx.json {
@@ -134,8 +83,8 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
     }
     let hook = (!ctx.json && std::io::stderr().is_terminal()).then(|| progress_bar(start));
     let (_archive, p) = rt.block_on(async {
-        let node = bind(id.secret.clone(), &id.invite).await?;
-        let r = sync_with_progress(&node, hub, archive, &id.certificate, &opts(), hook)
+        let node = id.bind(false).await.map_err(net_error)?;
+        let r = device::sync_hub(&node, &id, archive, &device::default_options(), hook)
             .await
             .map_err(net_error);
         node.shutdown().await;
@@ -192,7 +141,7 @@ fn progress_bar(start: Instant) -> ProgressHook {
 pub fn status(ctx: &mut Ctx) -> Result<()> {
     let mut archive = ctx.open()?;
     let id = identity(&mut archive)?;
-    let hub = handshake::hub_addr(&id.invite)?.id.to_string();
+    let hub = id.hub()?.id.to_string();
     let status = archive.sync_status(&hub)?;
     if ctx.json {
         return ctx.json(&status);
@@ -226,4 +175,172 @@ pub fn status(ctx: &mut Ctx) -> Result<()> {
         }
         ctx.line("联网后运行 shouwang sync。")
     }
+}
+
+/// Parses `设备码` or `设备码@地址:端口`.
+fn parse_peer(text: &str) -> Result<EndpointAddr> {
+    let bad = || CliError::msg("设备码填写有误：应是对方 shouwang sync --wait 显示的设备码");
+    let (code, addr) = match text.trim().split_once('@') {
+        Some((code, addr)) => (code, Some(addr)),
+        None => (text.trim(), None),
+    };
+    let id = EndpointId::from_str(code).map_err(|_| bad())?;
+    let mut peer = EndpointAddr::new(id);
+    if let Some(addr) = addr {
+        let addr = addr
+            .parse()
+            .map_err(|_| CliError::msg("地址填写有误：应写成 地址:端口，例如 192.168.43.1:4433"))?;
+        peer = peer.with_ip_addr(addr);
+    }
+    Ok(peer)
+}
+
+#[derive(Serialize)]
+struct PeerReport<'a> {
+    peer: &'a str,
+    documents_changed: usize,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+/// `shouwang sync --peer <设备码>`: syncs directly with another member's device, found on the
+/// local network by its code or at the address given.
+pub fn sync_peer(ctx: &mut Ctx, peer: &str) -> Result<()> {
+    let peer = parse_peer(peer)?;
+    let mut archive = ctx.open()?;
+    let id = identity(&mut archive)?;
+    let rt = runtime()?;
+    if !ctx.json {
+        eprintln!("正在连接对方设备……");
+    }
+    let (_archive, synced) = rt.block_on(async {
+        let node = id.bind(true).await.map_err(net_error)?;
+        let r = device::sync_peer(&node, &id, peer, archive, &device::default_options())
+            .await
+            .map_err(net_error);
+        node.shutdown().await;
+        r
+    })?;
+    let p = &synced.progress;
+    if ctx.json {
+        return ctx.json(&PeerReport {
+            peer: &synced.member.name,
+            documents_changed: p.docs_changed,
+            bytes_sent: p.bytes_sent,
+            bytes_received: p.bytes_received,
+        });
+    }
+    ctx.line(format!(
+        "已与{}的设备同步：收到 {} 份档案的新内容；发送 {} 字节，接收 {} 字节。",
+        synced.member.name, p.docs_changed, p.bytes_sent, p.bytes_received
+    ))
+}
+
+#[derive(Serialize)]
+struct Waiting {
+    device: String,
+    port: u16,
+}
+
+/// `shouwang sync --wait`: lets nearby devices sync with this one for `seconds` (or until the
+/// first completed exchange with `once`). Only members of the same school get in, and each
+/// sees only what both members may see.
+pub fn wait_for_peers(ctx: &mut Ctx, seconds: u64, once: bool) -> Result<()> {
+    let mut archive = ctx.open()?;
+    let id = identity(&mut archive)?;
+    drop(archive);
+    let rt = runtime()?;
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let factory = std::sync::Arc::new(PeerFactory::new(
+        ctx.store.clone(),
+        id.trust(),
+        Some(done_tx),
+    ));
+    let node = rt
+        .block_on(Node::serve(
+            id.node_config(true)?,
+            factory,
+            ConversationOptions::default(),
+            std::sync::Arc::new(TransportMetrics::default()),
+        ))
+        .map_err(net_error)?;
+    let port = node.bound_sockets().first().map_or(0, |a| a.port());
+    let waiting = Waiting {
+        device: id.device_code(),
+        port,
+    };
+    if ctx.json {
+        ctx.json(&waiting)?;
+    } else {
+        ctx.line(format!("本机设备码：{}", waiting.device))?;
+        ctx.line(format!(
+            "请对方在同一 Wi-Fi 或热点下运行：shouwang sync --peer {}（端口 {port}）",
+            waiting.device
+        ))?;
+    }
+    ctx.out.flush()?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut synced = 0usize;
+    rt.block_on(async {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, done_rx.recv()).await {
+                Ok(Some(outcome)) => {
+                    synced += 1;
+                    if !ctx.json {
+                        let _ = ctx.line(format!(
+                            "已与{}的设备同步：收到 {} 份档案的新内容。",
+                            outcome.member_name, outcome.progress.docs_changed
+                        ));
+                        let _ = ctx.out.flush();
+                    }
+                    if once {
+                        break;
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        node.shutdown().await;
+    });
+    if synced == 0 && !ctx.json {
+        ctx.line("等待结束，没有设备来同步。")?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct NearbyDevice {
+    device: String,
+    addresses: Vec<String>,
+}
+
+/// `shouwang nearby`: devices on the same network that are waiting to sync.
+pub fn nearby(ctx: &mut Ctx, seconds: u64) -> Result<()> {
+    let mut archive = ctx.open()?;
+    let id = identity(&mut archive)?;
+    let rt = runtime()?;
+    let found = rt.block_on(async {
+        let node = id.bind(true).await.map_err(net_error)?;
+        let found = node.nearby(Duration::from_secs(seconds)).await;
+        node.shutdown().await;
+        Ok::<_, CliError>(found)
+    })?;
+    let list: Vec<NearbyDevice> = found
+        .iter()
+        .map(|a| NearbyDevice {
+            device: a.id.to_string(),
+            addresses: a.ip_addrs().map(ToString::to_string).collect(),
+        })
+        .collect();
+    if ctx.json {
+        return ctx.json(&list);
+    }
+    if list.is_empty() {
+        return ctx.line("附近没有发现等待同步的设备。请让对方运行 shouwang sync --wait。");
+    }
+    for d in &list {
+        ctx.line(format!("{}  {}", d.device, d.addresses.join(", ")))?;
+    }
+    ctx.line("用 shouwang sync --peer <设备码> 与其中一台同步。")
 }

@@ -10,6 +10,8 @@ use shouwang_core::id_card::check_char;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shouwang");
 
+pub mod hub;
+
 /// Runs the binary with `args`, stdin closed, without the store environment variable.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)

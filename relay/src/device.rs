@@ -1,0 +1,172 @@
+//! A device's network life, shared by the CLI and the phone apps (through `shouwang-ffi`):
+//! its identity, enrolling with an invite ticket, syncing with the hub, and syncing with
+//! another device directly.
+//!
+//! The identity (the iroh secret key, the membership certificate and the invite that names
+//! the hub, relay and school key) lives in the store's `meta` table, written in the same
+//! transaction that sets the store up, so a device is either fully joined or not at all.
+
+use std::path::Path;
+use std::time::Duration;
+
+use shouwang_core::Archive;
+use shouwang_core::Error;
+use shouwang_core::membership::{Certificate, Invite};
+use shouwang_core::store::StoreKey;
+use shouwang_core::sync::Progress;
+
+use crate::handshake;
+use crate::peer::{PeerSynced, PeerTrust, sync_with_peer};
+use crate::syncing::{ProgressHook, sync_with_progress};
+use crate::transport::{
+    ConversationOptions, EndpointAddr, Node, NodeConfig, SecretKey, TransportError,
+};
+
+const META_SECRET: &str = "net.secret";
+const META_CERTIFICATE: &str = "net.certificate";
+const META_INVITE: &str = "net.invite";
+
+/// The error of a device that has not joined with an invite.
+pub fn not_enrolled() -> Error {
+    Error::NotPermitted(
+        "这台设备还没有通过邀请码加入学校服务器，请先用邀请码加入".into(),
+    )
+}
+
+/// How long a device waits to reach a peer or the hub: generous, for EDGE links.
+pub fn default_options() -> ConversationOptions {
+    ConversationOptions {
+        connect_timeout: Duration::from_secs(30),
+        ..ConversationOptions::default()
+    }
+}
+
+/// A device's network identity.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub secret: SecretKey,
+    pub certificate: Certificate,
+    pub invite: Invite,
+}
+
+impl Identity {
+    /// The identity stored in `archive`; [`not_enrolled`] if it joined without a ticket.
+    pub fn load(archive: &mut Archive) -> Result<Identity, Error> {
+        let store = archive.store();
+        let (Some(secret), Some(cert), Some(invite)) = (
+            store.meta(META_SECRET)?,
+            store.meta(META_CERTIFICATE)?,
+            store.meta(META_INVITE)?,
+        ) else {
+            return Err(not_enrolled());
+        };
+        let secret = hex::decode(&secret)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(|b| SecretKey::from_bytes(&b))
+            .ok_or_else(|| Error::Corrupt("设备密钥已损坏，请重新加入".into()))?;
+        Ok(Identity {
+            secret,
+            certificate: Certificate::decode(&cert)?,
+            invite: Invite::decode(&invite)?,
+        })
+    }
+
+    /// The hub's address, from the invite.
+    pub fn hub(&self) -> Result<EndpointAddr, Error> {
+        handshake::hub_addr(&self.invite)
+    }
+
+    /// What this device trusts when it meets another device directly.
+    pub fn trust(&self) -> PeerTrust {
+        PeerTrust::new(self.certificate.clone(), self.invite.school_key)
+    }
+
+    /// This device's endpoint id as text: the code another device names to sync with it.
+    pub fn device_code(&self) -> String {
+        self.secret.public().to_string()
+    }
+
+    /// The node settings of this device: every interface, the invite's relay, and mDNS when
+    /// `lan` is set (needs the `mdns` feature).
+    pub fn node_config(&self, lan: bool) -> Result<NodeConfig, Error> {
+        let mut config = NodeConfig::new(self.secret.clone());
+        if let Some(relay) = handshake::invite_relay(&self.invite)? {
+            config = config.with_relay(relay);
+        }
+        config.lan_discovery = lan;
+        Ok(config)
+    }
+
+    /// Binds this device's endpoint (it dials; it does not accept).
+    pub async fn bind(&self, lan: bool) -> Result<Node, TransportError> {
+        Node::bind(self.node_config(lan)?).await
+    }
+}
+
+/// Enrolls a new device at `store` (encrypted with `key` if given) with an invite `ticket`
+/// and sets the store up from the member's documents. Nothing is written at `store` if any step fails; the store is checked
+/// before the invite is spent on the hub.
+pub async fn join(
+    store: &Path,
+    key: Option<&StoreKey>,
+    ticket: &str,
+    device_label: &str,
+    now: i64,
+    opts: &ConversationOptions,
+) -> Result<Archive, TransportError> {
+    if Archive::exists(store)? {
+        return Err(Error::NotPermitted(format!("{} 已经是一个档案库", store.display())).into());
+    }
+    let ticket = ticket.trim();
+    let invite = Invite::decode(ticket)?;
+    invite.check_valid(now)?;
+    let secret = SecretKey::generate();
+    let node = {
+        let mut config = NodeConfig::new(secret.clone());
+        if let Some(relay) = handshake::invite_relay(&invite)? {
+            config = config.with_relay(relay);
+        }
+        Node::bind(config).await?
+    };
+    let enrolled = handshake::enroll(&node, &invite, now, opts).await;
+    node.shutdown().await;
+    let enrolled = enrolled?;
+    let certificate = enrolled.certificate.encode();
+    let secret = hex::encode(secret.to_bytes());
+    Ok(Archive::join_with(
+        store,
+        key,
+        &enrolled.bundle,
+        invite.member.as_str(),
+        device_label,
+        &[
+            (META_SECRET, secret.as_str()),
+            (META_CERTIFICATE, certificate.as_str()),
+            (META_INVITE, ticket),
+        ],
+    )?)
+}
+
+/// Syncs `archive` with the hub over `node` once, until both have everything.
+pub async fn sync_hub(
+    node: &Node,
+    identity: &Identity,
+    archive: Archive,
+    opts: &ConversationOptions,
+    hook: Option<ProgressHook>,
+) -> Result<(Archive, Progress), TransportError> {
+    let hub = identity.hub()?;
+    sync_with_progress(node, hub, archive, &identity.certificate, opts, hook).await
+}
+
+/// Syncs `archive` with another member's device at `peer` once (see [`crate::peer`]).
+pub async fn sync_peer(
+    node: &Node,
+    identity: &Identity,
+    peer: EndpointAddr,
+    archive: Archive,
+    opts: &ConversationOptions,
+) -> Result<(Archive, PeerSynced), TransportError> {
+    sync_with_peer(node, peer, archive, identity.trust(), opts).await
+}

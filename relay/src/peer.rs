@@ -1,0 +1,314 @@
+//! Device-to-device sync: two members' devices that meet (on one Wi-Fi or phone hotspot, or
+//! named explicitly) sync directly, with no hub.
+//!
+//! # Handshake
+//!
+//! Both sides present their membership certificate before any record flows:
+//!
+//! ```text
+//! dialer                                   acceptor
+//!   Hello(dialer's certificate)  ───────▶   verifies it (see below)
+//!                                ◀───────   Hello(acceptor's certificate), sync frames…
+//!   verifies it, sync frames…    ───────▶
+//! ```
+//!
+//! A certificate is accepted when it is signed by this device's school key (from the invite
+//! it joined with), names this school, is bound to the endpoint id the QUIC handshake
+//! authenticated (so it cannot be replayed by another device), has not expired, and names a
+//! member this device's copy of the school document knows and holds active (a member the
+//! school has deactivated is refused by every device that has heard of it).
+//!
+//! # Scope
+//!
+//! Each side runs a [`Session`] scoped by [`Archive::peer_session`]: only documents that both
+//! members may see are offered or accepted. A 爱心妈妈 and a 班主任 who meet exchange the files
+//! of the children they share and nothing else; the hub remains the only place where
+//! everything meets.
+//!
+//! The dialer ends the exchange once both sessions are caught up, as a device does with the
+//! hub; the acceptor never finishes first.
+
+use std::path::PathBuf;
+
+use shouwang_core::Archive;
+use shouwang_core::Error;
+use shouwang_core::ids::SchoolId;
+use shouwang_core::membership::{Certificate, DeviceKey, SchoolPublicKey};
+use shouwang_core::school::Member;
+use shouwang_core::sync::{Event, Progress, Session};
+use tokio::sync::mpsc;
+
+use crate::handshake::{MAGIC, Message, refused};
+use crate::transport::{
+    Conversation, ConversationFactory, ConversationOptions, EndpointAddr, EndpointId, Node, Reply,
+    TransportError,
+};
+
+/// What a device trusts: its school and the school's public key (from its invite), and its
+/// own certificate to present.
+#[derive(Debug, Clone)]
+pub struct PeerTrust {
+    pub school: SchoolId,
+    pub school_key: SchoolPublicKey,
+    pub certificate: Certificate,
+}
+
+impl PeerTrust {
+    /// Trust for a device holding `certificate`, of the school whose public key is
+    /// `school_key`.
+    pub fn new(certificate: Certificate, school_key: SchoolPublicKey) -> PeerTrust {
+        PeerTrust {
+            school: certificate.body().school_id.clone(),
+            school_key,
+            certificate,
+        }
+    }
+
+    /// Checks the certificate a peer presented from `device`: see the module docs.
+    fn check(
+        &self,
+        archive: &mut Archive,
+        device: &DeviceKey,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<Member, Error> {
+        let cert = Certificate::from_bytes(bytes)?;
+        cert.verify(&self.school, &self.school_key, device, now)?;
+        let member = archive
+            .find_member(cert.body().member.as_str())
+            .map_err(|_| Error::NotPermitted("对方不是本校已登记的成员".into()))?;
+        if !member.active {
+            return Err(Error::NotPermitted("对方成员已停用".into()));
+        }
+        Ok(member)
+    }
+}
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Dialer,
+    Acceptor,
+}
+
+/// One side of a device-to-device sync.
+pub struct PeerSync {
+    archive: Archive,
+    trust: PeerTrust,
+    remote: DeviceKey,
+    end: End,
+    now: i64,
+    session: Option<Session>,
+    peer_member: Option<Member>,
+    caught_up: bool,
+    done: Option<mpsc::UnboundedSender<PeerOutcome>>,
+}
+
+impl std::fmt::Debug for PeerSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSync")
+            .field("remote", &self.remote)
+            .field("end", &self.end)
+            .field("caught_up", &self.caught_up)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a sync with a peer ended, as the accepting side reports it.
+#[derive(Debug, Clone)]
+pub struct PeerOutcome {
+    /// The peer's member name (never a child's data).
+    pub member_name: String,
+    /// The peer's endpoint id.
+    pub device: String,
+    pub progress: Progress,
+}
+
+impl PeerSync {
+    fn new(archive: Archive, trust: PeerTrust, remote: EndpointId, end: End, now: i64) -> Self {
+        PeerSync {
+            archive,
+            trust,
+            remote: DeviceKey(*remote.as_bytes()),
+            end,
+            now,
+            session: None,
+            peer_member: None,
+            caught_up: false,
+            done: None,
+        }
+    }
+
+    /// The dialing side, syncing `archive` with the device `remote`.
+    pub fn dialer(archive: Archive, trust: PeerTrust, remote: EndpointId, now: i64) -> Self {
+        PeerSync::new(archive, trust, remote, End::Dialer, now)
+    }
+
+    /// Whether both sides were in sync when the exchange ended.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
+    /// The peer's member, once its certificate checked out.
+    pub fn peer_member(&self) -> Option<&Member> {
+        self.peer_member.as_ref()
+    }
+
+    /// Counters so far.
+    pub fn progress(&self) -> Progress {
+        self.session
+            .as_ref()
+            .map(Session::progress)
+            .unwrap_or_default()
+    }
+
+    /// The archive back, after the conversation.
+    pub fn into_archive(self) -> Archive {
+        self.archive
+    }
+
+    fn peer_key(&self) -> String {
+        self.remote.to_string()
+    }
+
+    fn greet(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+        let member = self
+            .trust
+            .check(&mut self.archive, &self.remote, bytes, self.now)?;
+        let mut session = self.archive.peer_session(&self.peer_key(), &member)?;
+        let out = session.handle(self.archive.store(), Event::Start)?;
+        self.session = Some(session);
+        self.peer_member = Some(member);
+        let mut frames = Vec::new();
+        if self.end == End::Acceptor {
+            frames.push(Message::Hello(self.trust.certificate.to_bytes()).encode());
+        }
+        frames.extend(out.frames);
+        self.caught_up = out.caught_up;
+        Ok(frames)
+    }
+
+    fn settle(&mut self, frames: Vec<Vec<u8>>, caught_up: bool) -> Result<Reply, Error> {
+        self.caught_up = caught_up;
+        if !caught_up {
+            return Ok(Reply::send(frames));
+        }
+        self.archive.record_sync_result(&self.peer_key(), None)?;
+        if let (Some(done), Some(m)) = (&self.done, &self.peer_member) {
+            let _ = done.send(PeerOutcome {
+                member_name: m.name.clone(),
+                device: self.peer_key(),
+                progress: self.progress(),
+            });
+        }
+        match self.end {
+            End::Dialer => Ok(Reply::finish(frames)),
+            End::Acceptor => Ok(Reply::send(frames)),
+        }
+    }
+}
+
+impl Conversation for PeerSync {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        match self.end {
+            End::Dialer => Ok(Reply::send(vec![
+                Message::Hello(self.trust.certificate.to_bytes()).encode(),
+            ])),
+            End::Acceptor => Ok(Reply::nothing()),
+        }
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        if frame.first() == Some(&MAGIC) {
+            return match Message::decode(frame)? {
+                Message::Hello(cert) if self.session.is_none() => {
+                    let frames = self.greet(&cert)?;
+                    let caught_up = self.caught_up;
+                    self.settle(frames, caught_up)
+                }
+                Message::Refused(reason) => {
+                    let _ = self.archive.record_sync_result(&self.peer_key(), Some(&reason));
+                    Err(refused(&reason))
+                }
+                _ => Err(Error::NotPermitted("请先出示成员证书".into())),
+            };
+        }
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| Error::NotPermitted("尚未出示成员证书就收到同步数据".into()))?;
+        let out = session.handle(self.archive.store(), Event::Frame(frame))?;
+        self.settle(out.frames, out.caught_up)
+    }
+
+    fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {
+        let _ = self
+            .archive
+            .record_sync_result(&self.peer_key(), Some(&error.to_string()));
+        Some(Message::Refused(error.to_string()).encode())
+    }
+}
+
+/// Accepts device-to-device syncs: each connection opens the store at `store` afresh, so
+/// records written meanwhile (by the app or the CLI) are offered.
+#[derive(Debug, Clone)]
+pub struct PeerFactory {
+    store: PathBuf,
+    trust: PeerTrust,
+    done: Option<mpsc::UnboundedSender<PeerOutcome>>,
+}
+
+impl PeerFactory {
+    /// A factory serving the store at `store`. Each completed sync is reported on `done`.
+    pub fn new(
+        store: impl Into<PathBuf>,
+        trust: PeerTrust,
+        done: Option<mpsc::UnboundedSender<PeerOutcome>>,
+    ) -> PeerFactory {
+        PeerFactory {
+            store: store.into(),
+            trust,
+            done,
+        }
+    }
+}
+
+impl ConversationFactory for PeerFactory {
+    fn start(&self, remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>> {
+        let archive = Archive::open(&self.store)?;
+        let mut conv = PeerSync::new(
+            archive,
+            self.trust.clone(),
+            remote,
+            End::Acceptor,
+            crate::unix_now(),
+        );
+        conv.done = self.done.clone();
+        Ok(Box::new(conv))
+    }
+}
+
+/// What a device-to-device sync moved, as the dialer sees it.
+#[derive(Debug, Clone)]
+pub struct PeerSynced {
+    /// The peer's member.
+    pub member: Member,
+    pub progress: Progress,
+}
+
+/// Syncs `archive` with the device at `peer` once, until both are caught up.
+pub async fn sync_with_peer(
+    node: &Node,
+    peer: EndpointAddr,
+    archive: Archive,
+    trust: PeerTrust,
+    opts: &ConversationOptions,
+) -> Result<(Archive, PeerSynced), TransportError> {
+    let conv = PeerSync::dialer(archive, trust, peer.id, crate::unix_now());
+    let (conv, _stats) = node.converse(peer, conv, opts).await?;
+    let (Some(member), true) = (conv.peer_member().cloned(), conv.caught_up()) else {
+        return Err(TransportError::Protocol("同步没有完成，请稍后再试".into()));
+    };
+    let progress = conv.progress();
+    Ok((conv.into_archive(), PeerSynced { member, progress }))
+}

@@ -1,0 +1,237 @@
+//! Device-to-device sync while the hub is down: real iroh endpoints on 127.0.0.1, real stores,
+//! devices enrolled through the real hub with invite tickets (`device::join`).
+//!
+//! 1. A 班主任 and a 爱心妈妈 meet with the hub down: each gets the other's records of the
+//!    child they share, and the 爱心妈妈 gets nothing else (no other child's file, no private
+//!    document).
+//! 2. A device of another school is refused before any record flows; neither store changes.
+//! 3. A certificate presented from a device it was not issued to is refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::now;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shouwang_core::doc::DocId;
+use shouwang_core::roles::Role;
+use shouwang_core::roster::parse_table;
+use shouwang_core::{Archive, RecordInput};
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::peer::{PeerFactory, PeerSynced};
+use shouwang_relay::server::{Server, ServerConfig};
+use shouwang_relay::transport::{
+    ConversationOptions, EndpointAddr, Node, NodeConfig, SecretKey, TransportError,
+    TransportMetrics,
+};
+
+struct Phone {
+    path: std::path::PathBuf,
+    id: Identity,
+    _dir: tempfile::TempDir,
+}
+
+async fn enroll(server: &Server, member: &str, role: Role) -> Phone {
+    let ticket = server
+        .invite(member, role, now(), now() + 86_400)
+        .unwrap()
+        .invite
+        .encode()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.db");
+    let opts = device::default_options();
+    let mut archive = device::join(&path, None, &ticket, member, now(), &opts)
+        .await
+        .unwrap();
+    let id = Identity::load(&mut archive).unwrap();
+    Phone {
+        path,
+        id,
+        _dir: dir,
+    }
+}
+
+impl Phone {
+    fn archive(&self) -> Archive {
+        Archive::open(&self.path).unwrap()
+    }
+
+    fn record(&self, kind: &str, child: &str, notes: &str) -> String {
+        self.archive()
+            .add_record(&RecordInput {
+                kind: kind.into(),
+                child: Some(child.into()),
+                class: None,
+                date: "2026-11-20".into(),
+                fields: vec![("notes".into(), notes.into())],
+            })
+            .unwrap()
+            .0
+    }
+
+    fn records(&self, child: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .archive()
+            .child_file(child)
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.meta.id.0)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Every document's heads, printed (a fingerprint of the whole store).
+    fn heads(&self) -> String {
+        let mut a = self.archive();
+        let mut heads: Vec<_> = a.store().all_heads().unwrap().into_iter().collect();
+        heads.sort();
+        format!("{heads:?}")
+    }
+
+    /// Waits for peers: a node serving this phone's store on 127.0.0.1.
+    async fn wait(&self) -> (Node, EndpointAddr) {
+        let node = Node::serve(
+            NodeConfig::loopback(self.id.secret.clone()),
+            Arc::new(PeerFactory::new(self.path.clone(), self.id.trust(), None)),
+            ConversationOptions::default(),
+            Arc::new(TransportMetrics::default()),
+        )
+        .await
+        .unwrap();
+        let addr = EndpointAddr::new(node.id()).with_ip_addr(node.bound_sockets()[0]);
+        (node, addr)
+    }
+
+    async fn dial(&self, peer: EndpointAddr) -> Result<PeerSynced, TransportError> {
+        let node = Node::bind(NodeConfig::loopback(self.id.secret.clone()))
+            .await
+            .unwrap();
+        let r = device::sync_peer(&node, &self.id, peer, self.archive(), &opts()).await;
+        node.shutdown().await;
+        r.map(|(_, synced)| synced)
+    }
+}
+
+fn opts() -> ConversationOptions {
+    ConversationOptions {
+        connect_timeout: Duration::from_secs(10),
+        ..ConversationOptions::default()
+    }
+}
+
+async fn school(dir: &std::path::Path) -> Server {
+    let data = common::init_school(dir);
+    {
+        let mut office = Archive::open(&data.archive()).unwrap();
+        office
+            .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
+            .unwrap();
+        office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
+        office
+            .add_member("刘桂兰", &[Role::LoveMother], None, None)
+            .unwrap();
+        let table: Vec<Vec<String>> = [
+            ["学籍号", "姓名", "班级"],
+            ["G1", "王小雨", "三年级(1)班"],
+            ["G2", "赵子涵", "三年级(1)班"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+        .collect();
+        office.import_roster(&parse_table(&table).unwrap()).unwrap();
+        office.pair("刘桂兰", "王小雨", None).unwrap();
+    }
+    Server::start(ServerConfig::loopback(dir.join("hub")))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_1_two_devices_sync_directly_while_the_hub_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .unwrap();
+
+    let visit = teacher.record("家访", "王小雨", "班主任家访：奶奶腿脚不便，孩子会自己做饭");
+    let other = teacher.record("家访", "赵子涵", "班主任家访：父母在外务工，爷爷照看");
+    let talk = mother.record("谈心", "王小雨", "爱心妈妈谈心：想妈妈了，约好周末视频");
+
+    let (waiting, addr) = mother.wait().await;
+    let synced = teacher.dial(addr).await.unwrap();
+    assert_eq!(synced.member.name, "刘桂兰");
+    waiting.shutdown().await;
+
+    let mut both = vec![visit, talk];
+    both.sort();
+    assert_eq!(teacher.records("王小雨"), both);
+    assert_eq!(mother.records("王小雨"), both);
+    assert_eq!(teacher.records("赵子涵"), vec![other]);
+    // Only what both may see: no other child's file, no private document.
+    let mut m = mother.archive();
+    assert!(m.find_child("赵子涵").is_err());
+    let docs = m.store().doc_ids().unwrap();
+    assert!(docs.iter().all(|d| !matches!(d, DocId::Private(_))), "{docs:?}");
+
+    // Meeting again with nothing new moves no documents.
+    let (waiting, addr) = mother.wait().await;
+    let again = teacher.dial(addr).await.unwrap();
+    assert_eq!(again.progress.docs_changed, 0, "{:?}", again.progress);
+    waiting.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_2_a_device_of_another_school_is_refused_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_server = school(other_dir.path()).await;
+    let stranger = enroll(&other_server, "王瑞侠", Role::HeadTeacher).await;
+    server.shutdown().await;
+    other_server.shutdown().await;
+    teacher.record("家访", "王小雨", "班主任家访：作业按时完成");
+    stranger.record("家访", "王小雨", "另一所学校的记录");
+    let (teacher_before, stranger_before) = (teacher.heads(), stranger.heads());
+
+    let (waiting, addr) = teacher.wait().await;
+    let err = stranger.dial(addr).await.unwrap_err().to_string();
+    assert!(err.contains("另一所学校"), "{err}");
+    waiting.shutdown().await;
+    assert_eq!(teacher.heads(), teacher_before);
+    assert_eq!(stranger.heads(), stranger_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_3_a_certificate_from_another_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    server.shutdown().await;
+    let before = teacher.heads();
+
+    // The 爱心妈妈's certificate, presented by a device with a different key.
+    let impostor = Phone {
+        path: mother.path.clone(),
+        id: Identity {
+            secret: SecretKey::generate(),
+            ..mother.id.clone()
+        },
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let (waiting, addr) = teacher.wait().await;
+    let err = impostor.dial(addr).await.unwrap_err().to_string();
+    assert!(err.contains("不属于这台设备"), "{err}");
+    waiting.shutdown().await;
+    assert_eq!(teacher.heads(), before);
+}
