@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+./scripts/setup.sh
 cargo build --release -p shouwang-relay -p shouwang-cli
 relay=target/release/shouwang-relay
 if [ ! -f shouwang-hub/school.key ]; then

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Debian packages the build and the tests need on a fresh machine, installed only when missing
+# (as root, or through sudo). Extra package names may be given as arguments.
+#   libssl-dev, pkg-config: SQLCipher (at-rest encryption) is built against libcrypto.
+#   iproute2, util-linux:  network-namespace tests (ip, unshare).
+#   strace:                the no-egress test watches the process's sockets.
+set -euo pipefail
+
+missing=()
+for pkg in libssl-dev pkg-config iproute2 util-linux strace "$@"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+echo "安装系统软件包：${missing[*]}" >&2
+if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}"; then
+  $sudo apt-get update
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
