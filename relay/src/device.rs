@@ -17,7 +17,7 @@ use shouwang_core::sync::Progress;
 
 use crate::handshake;
 use crate::peer::{PeerSynced, PeerTrust, sync_with_peer};
-use crate::syncing::{ProgressHook, sync_with_progress};
+use crate::syncing::{DeviceSync, ProgressHook, sync_with_progress};
 use crate::transport::{
     ConversationOptions, EndpointAddr, Node, NodeConfig, SecretKey, TransportError,
 };
@@ -28,9 +28,7 @@ const META_INVITE: &str = "net.invite";
 
 /// The error of a device that has not joined with an invite.
 pub fn not_enrolled() -> Error {
-    Error::NotPermitted(
-        "这台设备还没有通过邀请码加入学校服务器，请先用邀请码加入".into(),
-    )
+    Error::NotPermitted("这台设备还没有通过邀请码加入学校服务器，请先用邀请码加入".into())
 }
 
 /// How long a device waits to reach a peer or the hub: generous, for EDGE links.
@@ -169,4 +167,27 @@ pub async fn sync_peer(
     opts: &ConversationOptions,
 ) -> Result<(Archive, PeerSynced), TransportError> {
     sync_with_peer(node, peer, archive, identity.trust(), opts).await
+}
+
+/// Syncs `archive` with the hub and then stays connected (live mode): each time `opts.wake` is
+/// notified (the app notifies after every write it makes, through any connection to the
+/// store), whatever changed is sent at once. Returns when the connection has been idle for
+/// `opts.idle_timeout` (so a phone can sleep) — the caller reconnects when it likes — or with
+/// the error that broke it. Cancel it by dropping the future.
+pub async fn sync_hub_live(
+    node: &Node,
+    identity: &Identity,
+    archive: Archive,
+    opts: &ConversationOptions,
+    hook: Option<ProgressHook>,
+) -> Result<(), TransportError> {
+    let hub = identity.hub()?;
+    let mut conv = DeviceSync::new(archive, &identity.certificate, hub.id.to_string(), true);
+    if let Some(hook) = hook {
+        conv = conv.with_progress(hook);
+    }
+    match node.converse(hub, conv, opts).await {
+        Ok(_) | Err(TransportError::Idle) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

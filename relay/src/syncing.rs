@@ -96,6 +96,9 @@ impl DeviceSync {
         caught_up: bool,
     ) -> shouwang_core::Result<Reply> {
         self.caught_up = caught_up;
+        if let (Some(hook), Some(session)) = (self.hook.as_mut(), self.session.as_ref()) {
+            hook(&session.progress());
+        }
         if caught_up {
             self.archive.record_sync_result(&self.hub, None)?;
             if !self.live {
@@ -149,6 +152,9 @@ impl Conversation for DeviceSync {
             let out = session.handle(self.archive.store(), Event::LocalChange(&doc))?;
             frames.extend(out.frames);
         }
+        // Records the app wrote through its own connection to the store.
+        let out = session.handle(self.archive.store(), Event::Poll)?;
+        frames.extend(out.frames);
         Ok(Reply::send(frames))
     }
 

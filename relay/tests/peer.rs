@@ -180,7 +180,10 @@ async fn story_1_two_devices_sync_directly_while_the_hub_is_down() {
     let mut m = mother.archive();
     assert!(m.find_child("赵子涵").is_err());
     let docs = m.store().doc_ids().unwrap();
-    assert!(docs.iter().all(|d| !matches!(d, DocId::Private(_))), "{docs:?}");
+    assert!(
+        docs.iter().all(|d| !matches!(d, DocId::Private(_))),
+        "{docs:?}"
+    );
 
     // Meeting again with nothing new moves no documents.
     let (waiting, addr) = mother.wait().await;

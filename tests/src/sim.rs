@@ -139,6 +139,15 @@ impl Net {
 
     /// Tells every open session of `peer` that `doc` changed locally (live mode).
     pub fn local_change(&mut self, peer: usize, doc: &DocId) {
+        self.notify(peer, Event::LocalChange(doc));
+    }
+
+    /// Tells every open session of `peer` to look for documents another connection changed.
+    pub fn poll(&mut self, peer: usize) {
+        self.notify(peer, Event::Poll);
+    }
+
+    fn notify(&mut self, peer: usize, event: Event<'_>) {
         let keys: Vec<(usize, usize)> = self
             .links
             .keys()
@@ -151,7 +160,7 @@ impl Net {
             let Some(link) = self.links.get_mut(&k) else {
                 continue;
             };
-            let result = link.sessions[end].handle(store, Event::LocalChange(doc));
+            let result = link.sessions[end].handle(store, event);
             self.deliver(k, end, result);
         }
     }

@@ -263,6 +263,47 @@ fn story_8_live_changes_flow_while_connected() {
     );
 }
 
+/// 8b. Live mode with the app writing through its own connection: a poll finds the record
+///     another connection wrote and sends it; a poll with nothing new sends nothing.
+#[test]
+fn story_8b_a_poll_sends_what_another_connection_wrote() {
+    let mut n = net(&[HEAD_TEACHER], 81);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    let quiet = n.link_traffic(0, 1).unwrap();
+    n.poll(0);
+    n.poll(1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert_eq!(
+        n.link_traffic(0, 1).unwrap(),
+        quiet,
+        "nothing new, nothing sent"
+    );
+
+    // The app's own connection to peer 1's store.
+    let mut app = shouwang_core::Archive::open(&n.peers[1].path()).unwrap();
+    let id = app
+        .add_record(&shouwang_core::RecordInput {
+            kind: "家访".into(),
+            child: Some(CHILD.into()),
+            class: None,
+            date: "2026-11-20".into(),
+            fields: vec![("notes".into(), "后台同步时在应用里写的".into())],
+        })
+        .unwrap()
+        .0;
+    n.poll(1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1));
+    assert!(
+        n.peers[0]
+            .file(CHILD)
+            .records
+            .iter()
+            .any(|r| r.meta.id.0 == id)
+    );
+}
+
 /// 9. Scope: the hub offers a 爱心妈妈 only her child's file and never private documents; a
 ///    well-formed document she sends outside her scope ends the session and changes nothing.
 #[test]

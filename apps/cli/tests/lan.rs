@@ -46,7 +46,10 @@ fn rerun_in_namespace() -> bool {
         .arg(std::env::current_exe().unwrap())
         .status()
         .unwrap();
-    assert!(status.success(), "the test failed inside its network namespace");
+    assert!(
+        status.success(),
+        "the test failed inside its network namespace"
+    );
     true
 }
 
@@ -75,7 +78,13 @@ fn two_phones_sync_directly_on_the_lan_while_the_hub_is_down() {
         let (ok, _, err) = shouwang(
             store,
             &[
-                "record", kind, "--child", child, "--date", "2026-11-20", "--field",
+                "record",
+                kind,
+                "--child",
+                child,
+                "--date",
+                "2026-11-20",
+                "--field",
                 &format!("notes={notes}"),
             ],
         );

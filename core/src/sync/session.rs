@@ -21,7 +21,8 @@
 //!    digests differ (shared state that was recorded but never reached the peer, after a cut),
 //!    this side sends its `Inventory` once and the differing documents are synced again, so the
 //!    session never ends believing it is in sync when it is not.
-//!    It stays open: [`Event::LocalChange`] (live mode) restarts the exchange for one document.
+//!    It stays open: [`Event::LocalChange`] (live mode) restarts the exchange for one document,
+//!    and [`Event::Poll`] for every document another connection changed meanwhile.
 //!
 //! Only documents in the session's [`Scope`] are offered or accepted; anything else from the
 //! peer ends the session with an error.
@@ -74,6 +75,11 @@ pub enum Event<'a> {
     Frame(&'a [u8]),
     /// A document changed locally while connected (live mode).
     LocalChange(&'a DocId),
+    /// The store may have been written by another connection while connected (the app
+    /// writing while sync runs in the background): every document in scope whose heads moved
+    /// past what the peer is known to have, and that is not being exchanged right now, is
+    /// announced as by [`Event::LocalChange`]. Costs one read of the heads table.
+    Poll,
 }
 
 /// What the session wants done.
@@ -216,10 +222,19 @@ impl Session {
             }
             Event::LocalChange(doc) => {
                 if self.phase != Phase::New && self.scope.allows(doc) {
-                    self.caught_up = false;
-                    self.settled.remove(doc);
-                    self.step_doc(store, doc, &mut out)?;
+                    self.restart_doc(store, doc, &mut out)?;
                     self.maybe_idle(store, &mut out)?;
+                }
+            }
+            Event::Poll => {
+                if self.phase != Phase::New {
+                    let moved = self.moved_docs(store)?;
+                    for doc in &moved {
+                        self.restart_doc(store, doc, &mut out)?;
+                    }
+                    if !moved.is_empty() {
+                        self.maybe_idle(store, &mut out)?;
+                    }
                 }
             }
         }
@@ -516,6 +531,31 @@ impl Session {
     }
 
     /// Generates the next automerge sync message for `doc`, if there is one.
+    /// Starts exchanging `doc` again after it changed here.
+    fn restart_doc(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        self.caught_up = false;
+        self.settled.remove(doc);
+        self.step_doc(store, doc, out)
+    }
+
+    /// Documents in scope whose heads differ from those shared with the peer and that are not
+    /// in the middle of an exchange.
+    fn moved_docs(&self, store: &Store) -> Result<Vec<DocId>> {
+        let shared = store.sync_states(&self.peer)?;
+        Ok(self
+            .scoped_heads(store)?
+            .into_iter()
+            .filter(|(d, h)| shared.get(d).is_none_or(|(s, _)| s != h))
+            .filter(|(d, _)| !self.docs.contains_key(d) || self.settled.contains(d))
+            .map(|(d, _)| d)
+            .collect())
+    }
+
     fn step_doc(&mut self, store: &mut Store, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
         let mut state = self.state_for(store, doc)?;
         let empty;
