@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shouwang_core::roles::Role;
-use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::server::{Server, ServerConfig};
@@ -30,19 +29,7 @@ fn hub_has(path: &std::path::Path, record: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_written_while_connected_reaches_the_hub_without_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::init_school(dir.path());
-    {
-        let mut office = Archive::open(&data.archive()).unwrap();
-        office
-            .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
-            .unwrap();
-        office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
-        let table: Vec<Vec<String>> = [["学籍号", "姓名", "班级"], ["G1", "王小雨", "三年级(1)班"]]
-            .iter()
-            .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-            .collect();
-        office.import_roster(&parse_table(&table).unwrap()).unwrap();
-    }
+    let data = common::sample_school(dir.path());
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();

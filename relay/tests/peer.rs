@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use shouwang_core::doc::DocId;
 use shouwang_core::roles::Role;
-use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::peer::{PeerFactory, PeerSynced};
@@ -126,27 +125,7 @@ fn opts() -> ConversationOptions {
 }
 
 async fn school(dir: &std::path::Path) -> Server {
-    let data = common::init_school(dir);
-    {
-        let mut office = Archive::open(&data.archive()).unwrap();
-        office
-            .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
-            .unwrap();
-        office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
-        office
-            .add_member("刘桂兰", &[Role::LoveMother], None, None)
-            .unwrap();
-        let table: Vec<Vec<String>> = [
-            ["学籍号", "姓名", "班级"],
-            ["G1", "王小雨", "三年级(1)班"],
-            ["G2", "赵子涵", "三年级(1)班"],
-        ]
-        .iter()
-        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-        .collect();
-        office.import_roster(&parse_table(&table).unwrap()).unwrap();
-        office.pair("刘桂兰", "王小雨", None).unwrap();
-    }
+    common::sample_school(dir);
     Server::start(ServerConfig::loopback(dir.join("hub")))
         .await
         .unwrap()

@@ -13,7 +13,6 @@ use std::time::Duration;
 use shouwang_core::doc::DocId;
 use shouwang_core::membership::Certificate;
 use shouwang_core::roles::Role;
-use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::handshake;
 use shouwang_relay::server::{Server, ServerConfig};
@@ -106,31 +105,7 @@ impl Phone {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_devices_never_online_together_converge_through_the_hub() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::init_school(dir.path());
-    {
-        let mut office = Archive::open(&data.archive()).unwrap();
-        office
-            .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
-            .unwrap();
-        office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
-        office
-            .add_member("刘桂兰", &[Role::LoveMother], None, None)
-            .unwrap();
-        office
-            .add_member("武秀梅", &[Role::SubjectTeacher], None, None)
-            .unwrap();
-        let table: Vec<Vec<String>> = [
-            ["学籍号", "姓名", "班级"],
-            ["G1", "王小雨", "三年级(1)班"],
-            ["G2", "赵子涵", "三年级(1)班"],
-        ]
-        .iter()
-        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-        .collect();
-        office.import_roster(&parse_table(&table).unwrap()).unwrap();
-        office.pair("刘桂兰", "王小雨", None).unwrap();
-        office.pair("武秀梅", "赵子涵", None).unwrap();
-    }
+    let data = common::sample_school(dir.path());
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();

@@ -1,8 +1,10 @@
 //! Set-up shared by the relay's integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use shouwang_core::Archive;
 use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
+use shouwang_core::roster::parse_table;
 use shouwang_relay::server::{self, DataDir};
 
 /// Unix seconds now.
@@ -28,5 +30,34 @@ pub fn init_school(dir: &std::path::Path) -> DataDir {
         },
     )
     .unwrap();
+    data
+}
+
+/// [`init_school`] with 三年级(1)班: its 班主任 王瑞侠, a 爱心妈妈 刘桂兰 paired with 王小雨, a
+/// 任课教师 武秀梅 paired with 赵子涵.
+pub fn sample_school(dir: &std::path::Path) -> DataDir {
+    let data = init_school(dir);
+    let mut office = Archive::open(&data.archive()).unwrap();
+    office
+        .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
+    office
+        .add_member("刘桂兰", &[Role::LoveMother], None, None)
+        .unwrap();
+    office
+        .add_member("武秀梅", &[Role::SubjectTeacher], None, None)
+        .unwrap();
+    let table: Vec<Vec<String>> = [
+        ["学籍号", "姓名", "班级"],
+        ["G1", "王小雨", "三年级(1)班"],
+        ["G2", "赵子涵", "三年级(1)班"],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    office.import_roster(&parse_table(&table).unwrap()).unwrap();
+    office.pair("刘桂兰", "王小雨", None).unwrap();
+    office.pair("武秀梅", "赵子涵", None).unwrap();
     data
 }
