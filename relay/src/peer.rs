@@ -227,7 +227,9 @@ impl Conversation for PeerSync {
                     self.settle(frames, caught_up)
                 }
                 Message::Refused(reason) => {
-                    let _ = self.archive.record_sync_result(&self.peer_key(), Some(&reason));
+                    let _ = self
+                        .archive
+                        .record_sync_result(&self.peer_key(), Some(&reason));
                     Err(refused(&reason))
                 }
                 _ => Err(Error::NotPermitted("请先出示成员证书".into())),

@@ -19,9 +19,9 @@ use shouwang_core::sync::{Event, Session};
 use tracing::info;
 
 use super::data::DataDir;
-pub(crate) use crate::unix_now;
 use crate::handshake::{CHUNK, MAGIC, Message};
 use crate::transport::{Conversation, ConversationFactory, EndpointId, Reply, TransportMetrics};
+pub(crate) use crate::unix_now;
 
 /// Counters of the hub's own events (the transport counts bytes and connections).
 #[derive(Debug, Default)]

@@ -216,7 +216,10 @@ impl Node {
             while let Some(event) = events.next().await {
                 match event {
                     DiscoveryEvent::Discovered { endpoint_info, .. } => {
-                        found.insert(endpoint_info.endpoint_id, endpoint_info.into_endpoint_addr());
+                        found.insert(
+                            endpoint_info.endpoint_id,
+                            endpoint_info.into_endpoint_addr(),
+                        );
                     }
                     DiscoveryEvent::Expired { endpoint_id } => {
                         found.remove(&endpoint_id);
