@@ -25,6 +25,7 @@ use shouwang_core::kinds::RecordKind;
 use shouwang_core::records::{self, NewRecord};
 use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
+use shouwang_core::store::StoreKey;
 use shouwang_core::{RecordInput, SchoolSetup};
 use tempfile::TempDir;
 
@@ -124,7 +125,17 @@ fn visit(child: &str) -> RecordInput {
 }
 
 fn bare_table(path: &Path) -> Connection {
+    bare_table_with_key(path, None)
+}
+
+/// The bare table, encrypted by SQLCipher with `key` if given (as a phone's store is).
+fn bare_table_with_key(path: &Path, key: Option<&StoreKey>) -> Connection {
     let conn = Connection::open(path).unwrap();
+    if let Some(key) = key {
+        let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        conn.execute_batch(&format!("PRAGMA key = \"x'{hex}'\";"))
+            .unwrap();
+    }
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
     conn.execute_batch(
@@ -138,36 +149,61 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// p50/p99 of the durable write and of the bare insert, interleaved so both see the same disk.
+/// p50/p99 of the durable write and of the bare insert, interleaved so all see the same disk;
+/// then the same two on stores encrypted at rest (SQLCipher), as on a phone.
 fn write_percentiles() {
     let dir = TempDir::new().unwrap();
-    let mut a = setup_school(&dir.path().join("a.db"), 40);
+    let mut plain = setup_school(&dir.path().join("a.db"), 40);
+    let bundle = plain.export_bundle(None, None).unwrap();
+    let key = StoreKey::generate();
+    let mut encrypted = Archive::join_with(
+        &dir.path().join("phone.db"),
+        Some(&key),
+        &bundle,
+        "张长友",
+        "phone",
+        &[],
+    )
+    .unwrap();
     let bare = bare_table(&dir.path().join("bare.db"));
+    let bare_encrypted = bare_table_with_key(&dir.path().join("bare-enc.db"), Some(&key));
     let blob = vec![7u8; 600];
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut samples = [(); 4].map(|_| Vec::new());
     for i in 0..400 {
-        let t = Instant::now();
-        a.add_record(&visit(&format!("学生{:03}", i % 40))).unwrap();
-        ours.push(t.elapsed());
-        let t = Instant::now();
-        bare.execute(
-            "INSERT INTO t (child, body) VALUES (?1, ?2)",
-            rusqlite::params![i, blob],
-        )
-        .unwrap();
-        theirs.push(t.elapsed());
+        let child = format!("学生{:03}", i % 40);
+        for (n, a) in [(0, &mut plain), (2, &mut encrypted)] {
+            let t = Instant::now();
+            a.add_record(&visit(&child)).unwrap();
+            samples[n].push(t.elapsed());
+        }
+        for (n, conn) in [(1, &bare), (3, &bare_encrypted)] {
+            let t = Instant::now();
+            conn.execute(
+                "INSERT INTO t (child, body) VALUES (?1, ?2)",
+                rusqlite::params![i, blob],
+            )
+            .unwrap();
+            samples[n].push(t.elapsed());
+        }
     }
-    ours.sort();
-    theirs.sort();
-    println!("| durable 家访 write (400 samples) | ours | bare fsync'd insert | ratio |");
-    println!("|---|---|---|---|");
+    for s in &mut samples {
+        s.sort();
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| durable 家访 write (400 samples) | ours | bare fsync'd insert | ratio | ours, encrypted | bare, encrypted | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
-        let (o, t) = (percentile(&ours, p), percentile(&theirs, p));
+        let [o, t, oe, te] = [0, 1, 2, 3].map(|n| percentile(&samples[n], p));
         println!(
-            "| {label} | {:.3} ms | {:.3} ms | {:.2}× |",
-            o.as_secs_f64() * 1e3,
-            t.as_secs_f64() * 1e3,
-            o.as_secs_f64() / t.as_secs_f64()
+            "| {label} | {:.3} ms | {:.3} ms | {:.2}× | {:.3} ms | {:.3} ms | {:.2}× |",
+            ms(o),
+            ms(t),
+            ms(o) / ms(t),
+            ms(oe),
+            ms(te),
+            ms(oe) / ms(te)
         );
     }
 }

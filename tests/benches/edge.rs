@@ -1,0 +1,310 @@
+//! Benchmark 7a over an EDGE link (a bench binary; prints markdown tables for BENCHMARKS.md).
+//!
+//! A 班主任's offline week (10 家访, 10 谈心, 5 电话记录, 3 profile edits, on a school of 40
+//! children with a year of history) is synced to the real hub, started in-process, by a real
+//! device endpoint, through the userspace link emulator (`shouwang_tests::link`) at EDGE
+//! parameters: 420 ms ± 50 ms each way, 1.5 % loss, 200 kbit/s up, 240 kbit/s down. Every run
+//! starts from copies of the same hub and device stores. For each run it prints the bytes on
+//! the wire each way (UDP payload: QUIC, TLS and our frames), the wall time of the sync
+//! (connecting included), and the limit it is held to:
+//!
+//! ```text
+//! limit = 1 RTT (QUIC + TLS 1.3 handshake, no 0-RTT) + 2 RTT + sent up / rate up + sent down / rate down
+//! ```
+//!
+//! with the RTT measured through the same emulated link. Targets: wall ≤ 1.5 × limit, and
+//! the sync's frames ≤ 1.3 × the zstd-19 size of the new changes.
+//!
+//! Everything runs on loopback. The device binds only `[::1]` and the hub only `127.0.0.1`,
+//! so iroh's hole punching (the hub tells the device its own addresses) cannot find a path
+//! around the emulator: the only way between them is the link.
+//!
+//! Run with `cargo bench -p shouwang-tests --bench edge` (`SHOUWANG_EDGE_RUNS` sets the
+//! number of runs, 5 by default).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use shouwang_core::Archive;
+use shouwang_core::roles::Role;
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::server::{self, HubContact, Server, ServerConfig};
+use shouwang_relay::syncing::sync_with_progress;
+use shouwang_relay::transport::{ConversationOptions, EndpointAddr, Node, NodeConfig};
+use shouwang_tests::fixtures::HEAD_TEACHER;
+use shouwang_tests::link::{IPV4_UDP_OVERHEAD, Link, LinkConfig};
+use shouwang_tests::workload::{self, NewChanges};
+use tokio::net::UdpSocket;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn server_config(data: &Path, hub: SocketAddr) -> ServerConfig {
+    ServerConfig {
+        relay_bind: None,
+        relay_url: None,
+        http_bind: None,
+        hub_bind: vec![hub],
+        ..ServerConfig::loopback(data)
+    }
+}
+
+fn hub_socket(server: &Server) -> SocketAddr {
+    server.hub().bound_sockets()[0]
+}
+
+/// The hub's and the device's stores just before the sync, and what the week added.
+struct Start {
+    hub: std::path::PathBuf,
+    device: std::path::PathBuf,
+    week: NewChanges,
+}
+
+/// Builds the starting state: the hub with a year of history, a device that joined with an
+/// invite and synced once (directly, no emulator), then recorded the week offline.
+async fn prepare(dir: &Path) -> Start {
+    let hub_dir = dir.join("hub");
+    let data = tokio::task::block_in_place(|| workload::hub_with_history(&hub_dir));
+    let server = Server::start(server_config(&hub_dir, (Ipv4Addr::LOCALHOST, 0).into()))
+        .await
+        .unwrap();
+    let contact = HubContact {
+        relay_url: None,
+        addrs: vec![hub_socket(&server)],
+    };
+    let ticket = server::issue_invite(
+        &data,
+        &contact,
+        HEAD_TEACHER,
+        Role::HeadTeacher,
+        now(),
+        now() + 86_400,
+    )
+    .unwrap()
+    .ticket;
+    let device = dir.join("device.db");
+    let opts = device::default_options();
+    let mut archive = device::join(&device, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap();
+    let id = Identity::load(&mut archive).unwrap();
+    let node = Node::bind(NodeConfig::loopback(id.secret.clone()))
+        .await
+        .unwrap();
+    let (mut archive, _) = sync_with_progress(
+        &node,
+        server.hub_addr(),
+        archive,
+        &id.certificate,
+        &opts,
+        None,
+    )
+    .await
+    .unwrap();
+    node.shutdown().await;
+    let week = tokio::task::block_in_place(|| {
+        let base = workload::snapshot(&mut archive);
+        workload::teachers_week(&mut archive);
+        workload::new_changes(&mut archive, &base)
+    });
+    drop(archive);
+    server.shutdown().await;
+    Start {
+        hub: hub_dir,
+        device,
+        week,
+    }
+}
+
+/// The round-trip time through an EDGE link, median of small pings to an echo server.
+async fn measure_rtt() -> Duration {
+    let echo = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let target = echo.local_addr().unwrap();
+    let echo_task = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    let link = Link::start(LinkConfig::edge((Ipv4Addr::LOCALHOST, 0).into(), target))
+        .await
+        .unwrap();
+    let client = std::sync::Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap());
+    let start = Instant::now();
+    // Replies are timed as they arrive, while the pings go out.
+    let receiver = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut rtts = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_secs(3), client.recv_from(&mut buf)).await
+            {
+                if n >= 20 {
+                    let sent = u128::from_le_bytes(buf[4..20].try_into().unwrap());
+                    rtts.push(start.elapsed().as_nanos() - sent);
+                }
+            }
+            rtts
+        })
+    };
+    for seq in 0u32..30 {
+        let mut ping = vec![0u8; 64];
+        ping[..4].copy_from_slice(&seq.to_le_bytes());
+        ping[4..20].copy_from_slice(&start.elapsed().as_nanos().to_le_bytes());
+        client.send_to(&ping, link.addr()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut rtts = receiver.await.unwrap();
+    echo_task.abort();
+    rtts.sort_unstable();
+    Duration::from_nanos(rtts[rtts.len() / 2] as u64)
+}
+
+struct Run {
+    wall: Duration,
+    up_bytes: u64,
+    up_datagrams: u64,
+    down_bytes: u64,
+    down_datagrams: u64,
+    lost: u64,
+    frames_up: u64,
+    frames_down: u64,
+    limit: Duration,
+}
+
+/// One sync of the week over a fresh EDGE link, from copies of the starting stores.
+async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
+    let hub_dir = dir.join("hub");
+    let device = dir.join("device.db");
+    workload::copy_dir(&start.hub, &hub_dir);
+    workload::copy_store_files(&start.device, &device);
+    let server = Server::start(server_config(&hub_dir, (Ipv4Addr::LOCALHOST, 0).into()))
+        .await
+        .unwrap();
+    let mut config = LinkConfig::edge((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server));
+    config.seed = seed;
+    let link = Link::start(config).await.unwrap();
+    let mut archive = tokio::task::block_in_place(|| Archive::open(&device).unwrap());
+    let id = Identity::load(&mut archive).unwrap();
+    let node = Node::bind(NodeConfig {
+        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
+        ..NodeConfig::new(id.secret.clone())
+    })
+    .await
+    .unwrap();
+    let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
+    let opts = ConversationOptions {
+        connect_timeout: Duration::from_secs(60),
+        ..device::default_options()
+    };
+    let began = Instant::now();
+    let (_archive, progress) =
+        sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
+            .await
+            .unwrap();
+    let wall = began.elapsed();
+    let s = link.stats();
+    assert!(
+        s.up.delivered_bytes >= progress.bytes_sent,
+        "the sync went around the emulated link: {s:?} {progress:?}"
+    );
+    node.shutdown().await;
+    server.shutdown().await;
+    let cfg = link.config();
+    let limit = rtt * 3
+        + cfg.up.serialisation(
+            s.up.offered_bytes,
+            s.up.offered_datagrams,
+            IPV4_UDP_OVERHEAD,
+        )
+        + cfg.down.serialisation(
+            s.down.offered_bytes,
+            s.down.offered_datagrams,
+            IPV4_UDP_OVERHEAD,
+        );
+    Run {
+        wall,
+        up_bytes: s.up.offered_bytes,
+        up_datagrams: s.up.offered_datagrams,
+        down_bytes: s.down.offered_bytes,
+        down_datagrams: s.down.offered_datagrams,
+        lost: s.up.lost + s.down.lost,
+        frames_up: progress.bytes_sent,
+        frames_down: progress.bytes_received,
+        limit,
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let runs: u64 = std::env::var("SHOUWANG_EDGE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let start = rt.block_on(prepare(dir.path()));
+    let rtt = rt.block_on(measure_rtt());
+    let week = start.week;
+    println!("| a teacher's week over EDGE | value |");
+    println!("|---|---|");
+    println!("| documents changed | {} |", week.docs);
+    println!(
+        "| new changes, zstd -19 (floor) | {} bytes |",
+        week.compressed
+    );
+    println!(
+        "| measured RTT through the link | {:.0} ms |",
+        rtt.as_secs_f64() * 1e3
+    );
+    println!();
+    println!(
+        "| run | up: datagrams / bytes | down: datagrams / bytes | lost | sync frames up / down | frames up ÷ floor | wall | limit | wall ÷ limit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for i in 0..runs {
+        let run_dir = dir.path().join(format!("run{i}"));
+        let r = rt.block_on(run(&start, &run_dir, 1 + i, rtt));
+        let ratio = r.wall.as_secs_f64() / r.limit.as_secs_f64();
+        ratios.push(ratio);
+        println!(
+            "| {} | {} / {} | {} / {} | {} | {} / {} | {:.2}× | {} | {} | {:.2}× |",
+            i + 1,
+            r.up_datagrams,
+            r.up_bytes,
+            r.down_datagrams,
+            r.down_bytes,
+            r.lost,
+            r.frames_up,
+            r.frames_down,
+            r.frames_up as f64 / week.compressed as f64,
+            secs(r.wall),
+            secs(r.limit),
+            ratio
+        );
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "median wall ÷ limit: {:.2}× (target ≤ 1.5×); worst {:.2}×",
+        ratios[ratios.len() / 2],
+        ratios[ratios.len() - 1]
+    );
+}
