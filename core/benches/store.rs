@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use criterion::{BatchSize, Criterion, criterion_group};
 use rusqlite::Connection;
-use shouwang_core::archive::Archive;
+use shouwang_core::archive::{Archive, JoinOptions};
 use shouwang_core::doc::DocId;
 use shouwang_core::forms::FieldValue;
 use shouwang_core::ids::{ChildId, RecordId};
@@ -158,11 +158,13 @@ fn write_percentiles() {
     let key = StoreKey::generate();
     let mut encrypted = Archive::join_with(
         &dir.path().join("phone.db"),
-        Some(&key),
         &bundle,
         "张长友",
         "phone",
-        &[],
+        &JoinOptions {
+            key: Some(&key),
+            ..JoinOptions::default()
+        },
     )
     .unwrap();
     let bare = bare_table(&dir.path().join("bare.db"));

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
+use shouwang_core::archive::JoinOptions;
 use shouwang_core::membership::{Certificate, Invite};
 use shouwang_core::store::StoreKey;
 use shouwang_core::sync::Progress;
@@ -132,17 +133,21 @@ pub async fn join(
     let enrolled = enrolled?;
     let certificate = enrolled.certificate.encode();
     let secret = hex::encode(secret.to_bytes());
+    let hub = handshake::hub_addr(&invite)?.id.to_string();
     Ok(Archive::join_with(
         store,
-        key,
         &enrolled.bundle,
         invite.member.as_str(),
         device_label,
-        &[
-            (META_SECRET, secret.as_str()),
-            (META_CERTIFICATE, certificate.as_str()),
-            (META_INVITE, ticket),
-        ],
+        &JoinOptions {
+            key,
+            meta: &[
+                (META_SECRET, secret.as_str()),
+                (META_CERTIFICATE, certificate.as_str()),
+                (META_INVITE, ticket),
+            ],
+            shared_with: Some(&hub),
+        },
     )?)
 }
 

@@ -240,8 +240,17 @@ fn an_encrypted_store_opens_only_with_its_key_and_shows_nothing_on_disk() {
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("phone.db");
     let key = StoreKey::generate();
-    let mut phone =
-        Archive::join_with(&path, Some(&key), &bundle, HEAD_TEACHER, "手机", &[]).unwrap();
+    let mut phone = Archive::join_with(
+        &path,
+        &bundle,
+        HEAD_TEACHER,
+        "手机",
+        &shouwang_core::archive::JoinOptions {
+            key: Some(&key),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let notes = "雨天山路泥泞，奶奶说孩子最近睡得晚";
     phone
         .add_record(&RecordInput {

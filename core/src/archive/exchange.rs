@@ -27,6 +27,25 @@ pub struct ImportReport {
 
 /// Merges every entry; refuses the lot if any document would be left missing changes it
 /// depends on (a bundle cut short, or one made "since" a state this device does not have).
+/// How [`Archive::join_with`] sets a new device up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinOptions<'a> {
+    /// Encrypt the store at rest with this key (a phone's keystore holds it).
+    pub key: Option<&'a StoreKey>,
+    /// `meta` entries to write in the same transaction (the device's network identity).
+    pub meta: &'a [(&'a str, &'a str)],
+    /// The sync peer the bundle came from (the hub, at enrollment): it is recorded as having
+    /// every document of the bundle, so the first sync sends only what is new.
+    pub shared_with: Option<&'a str>,
+}
+
+/// A sync state recording that the peer has everything up to `heads`.
+pub(crate) fn shared_state(heads: Vec<automerge::ChangeHash>) -> automerge::sync::State {
+    let mut state = automerge::sync::State::new();
+    state.shared_heads = heads;
+    state
+}
+
 fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
     let mut report = ImportReport {
         documents: entries.len(),
@@ -101,6 +120,29 @@ impl Archive {
         .encode()
     }
 
+    /// [`Archive::export_bundle`] for `member`'s new device, the sync peer `peer`, at
+    /// enrollment: also records that the device will have every exported document as it was
+    /// before the export, so its first sync sends only what is new.
+    pub fn export_enrollment(&mut self, member: &str, peer: &str) -> Result<Vec<u8>> {
+        let before = self.store.all_heads()?;
+        let bytes = self.export_bundle(Some(member), None)?;
+        let sent: std::collections::BTreeSet<DocId> = Bundle::decode(&bytes)?
+            .entries
+            .into_iter()
+            .map(|e| e.doc)
+            .collect();
+        self.store.write(|b| {
+            for (doc, heads) in &before {
+                if sent.contains(doc) {
+                    let heads = heads.split(',').filter_map(|h| h.parse().ok()).collect();
+                    b.save_sync_state(peer, doc, &shared_state(heads));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(bytes)
+    }
+
     /// Verifies and merges a bundle in one transaction. A bundle from another school, or a
     /// damaged one, is refused whole; importing the same bundle again writes nothing.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport> {
@@ -119,19 +161,29 @@ impl Archive {
         member: &str,
         device_label: &str,
     ) -> Result<Archive> {
-        Archive::join_with(path, None, bundle_bytes, member, device_label, &[])
+        Archive::join_with(
+            path,
+            bundle_bytes,
+            member,
+            device_label,
+            &JoinOptions::default(),
+        )
     }
 
-    /// [`Archive::join`] into a store encrypted with `key` (if given), also writing `meta`
-    /// entries (a device's network identity) in the same transaction.
+    /// [`Archive::join`] with [`JoinOptions`]: encryption, a network identity, and the peer
+    /// the bundle came from.
     pub fn join_with(
         path: &Path,
-        key: Option<&StoreKey>,
         bundle_bytes: &[u8],
         member: &str,
         device_label: &str,
-        meta: &[(&str, &str)],
+        options: &JoinOptions<'_>,
     ) -> Result<Archive> {
+        let JoinOptions {
+            key,
+            meta,
+            shared_with,
+        } = *options;
         if is_initialised(path)? {
             return Err(Error::NotPermitted(format!(
                 "{} 已经是一个档案库",
@@ -152,6 +204,14 @@ impl Archive {
             store.set_actor(device.actor());
             let me = store.write(|b| {
                 merge_entries(b, &bundle.entries)?;
+                if let Some(peer) = shared_with {
+                    // The sender has everything it sent: the first sync starts from there
+                    // instead of from nothing.
+                    for e in &bundle.entries {
+                        let heads = b.doc(&e.doc)?.map(|d| d.get_heads()).unwrap_or_default();
+                        b.save_sync_state(peer, &e.doc, &shared_state(heads));
+                    }
+                }
                 let doc = b.doc(&DocId::School)?.ok_or(Error::NotInitialised)?;
                 let view = school::read(doc);
                 let found: Vec<_> = view

@@ -530,7 +530,6 @@ impl Session {
             .unwrap_or_default())
     }
 
-    /// Generates the next automerge sync message for `doc`, if there is one.
     /// Starts exchanging `doc` again after it changed here.
     fn restart_doc(
         &mut self,
@@ -556,6 +555,7 @@ impl Session {
             .collect())
     }
 
+    /// Generates the next automerge sync message for `doc`, if there is one.
     fn step_doc(&mut self, store: &mut Store, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
         let mut state = self.state_for(store, doc)?;
         let empty;

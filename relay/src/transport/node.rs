@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use iroh::endpoint::{BindOpts, PortmapperConfig, VarInt, presets};
+use iroh::endpoint::{BindOpts, PortmapperConfig, QuicTransportConfig, VarInt, presets};
 use iroh::protocol::Router;
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
@@ -87,8 +87,15 @@ async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> 
     // which our relays (on their own port) do not serve.
     let mut net_report = NetReportConfig::default();
     net_report.captive_portal_check = false;
+    // No path-MTU discovery: on the links this app lives on (EDGE, cell-edge 4G) a sync moves
+    // a few kilobytes, and the probes (≈1.4 KB each, several per connection) cost more bytes
+    // than larger packets would ever save. Datagrams stay at QUIC's safe 1200 bytes.
+    let transport = QuicTransportConfig::builder()
+        .mtu_discovery_config(None)
+        .build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(config.secret_key.clone())
+        .transport_config(transport)
         .portmapper_config(PortmapperConfig::Disabled)
         .net_report_config(net_report)
         .clear_ip_transports();
