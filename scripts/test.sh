@@ -9,3 +9,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
 cargo test --workspace
+
+# The Kotlin bindings on the JVM against the native library and a real hub (installs its own
+# Debian jars and the npm Kotlin compiler when missing).
+./mobile-ffi/scripts/kotlin-test.sh

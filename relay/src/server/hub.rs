@@ -1,13 +1,17 @@
 //! The hub's side of a connection: enrollment and certificate checks before anything else.
 //!
-//! The hub opens its archive afresh for each enrollment and greeting, so members that
-//! `shouwang-relay invite` added from another process are seen at once.
+//! Every conversation borrows one of a few archives the hub keeps open ([`ArchivePool`]) for
+//! the length of one callback. The store checks each cached document against the database on
+//! every use, so members that `shouwang-relay invite` added from another process are seen at
+//! once.
 //! After [`Message::Welcome`] the connection carries the sync protocol: the hub runs a
 //! [`Session`] scoped to what the certificate's member may see. The device decides when the
 //! exchange is over; the hub never finishes first.
 
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
@@ -15,6 +19,7 @@ use shouwang_core::ids::{MemberId, SchoolId};
 use shouwang_core::membership::{
     Certificate, CertificateBody, DeviceKey, InviteSecret, SchoolKey, SchoolPublicKey,
 };
+use shouwang_core::school::Member;
 use shouwang_core::sync::{Event, Session};
 use tracing::info;
 
@@ -34,6 +39,116 @@ pub struct HubMetrics {
     pub refusals: AtomicU64,
 }
 
+/// Archives the hub holds open at most: SQLite connections to `hub.db`, each caching every
+/// document it has loaded. Two keep both cores of a small server busy; more only add memory
+/// and reloads (a document one archive writes is reloaded by the others).
+pub(crate) const HUB_ARCHIVES: usize = 2;
+
+/// The hub's open archives, shared by every conversation. A conversation borrows one for the
+/// length of one callback and never holds two, so at most [`HUB_ARCHIVES`] connections contend
+/// for SQLite's write lock, and a document (the school document above all) is loaded once per
+/// archive, not once per connection. (With an archive per connection, opened twice per
+/// greeting, 200 phones syncing at once loaded the school document 400 times and waited on
+/// the write lock until SQLite gave up: `relay/benches/storm.rs`.)
+#[derive(Debug)]
+pub(crate) struct ArchivePool {
+    path: PathBuf,
+    max: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    idle: Vec<Archive>,
+    /// Archives open, idle or borrowed.
+    open: usize,
+}
+
+impl ArchivePool {
+    /// A pool over the archive at `path`, opening at most `max` (at least 1) archives.
+    pub(crate) fn new(path: PathBuf, max: usize) -> ArchivePool {
+        ArchivePool {
+            path,
+            max: max.max(1),
+            state: Mutex::new(PoolState::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Borrows an archive, opening one if fewer than `max` are open, else waiting for one.
+    /// Blocking: call it from a conversation callback (tokio's blocking pool).
+    pub(crate) fn get(&self) -> Result<PooledArchive<'_>, Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(archive) = state.idle.pop() {
+                return Ok(PooledArchive {
+                    pool: self,
+                    archive: Some(archive),
+                });
+            }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return match Archive::open(&self.path) {
+                    Ok(archive) => Ok(PooledArchive {
+                        pool: self,
+                        archive: Some(archive),
+                    }),
+                    Err(e) => {
+                        self.state
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .open -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            state = self
+                .freed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// An archive borrowed from an [`ArchivePool`]; it goes back when dropped. (A failed store
+/// write leaves it usable: the store drops what the write touched.)
+#[derive(Debug)]
+pub(crate) struct PooledArchive<'a> {
+    pool: &'a ArchivePool,
+    archive: Option<Archive>,
+}
+
+impl Deref for PooledArchive<'_> {
+    type Target = Archive;
+
+    fn deref(&self) -> &Archive {
+        self.archive.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for PooledArchive<'_> {
+    fn deref_mut(&mut self) -> &mut Archive {
+        self.archive.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PooledArchive<'_> {
+    fn drop(&mut self) {
+        if let Some(archive) = self.archive.take() {
+            self.pool
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .idle
+                .push(archive);
+            self.pool.freed.notify_one();
+        }
+    }
+}
+
 /// What every hub conversation shares.
 #[derive(Debug)]
 pub struct HubState {
@@ -42,6 +157,7 @@ pub struct HubState {
     pub(crate) school_key: SchoolKey,
     pub(crate) certificate_days: u32,
     pub(crate) metrics: Arc<HubMetrics>,
+    pub(crate) archives: ArchivePool,
 }
 
 impl HubState {
@@ -58,10 +174,6 @@ impl HubState {
     /// The hub's own counters.
     pub fn metrics(&self) -> &Arc<HubMetrics> {
         &self.metrics
-    }
-
-    fn open_archive(&self) -> Result<Archive, Error> {
-        Archive::open(&self.data.archive())
     }
 
     /// Checks an invite presented by `device` and returns its certificate and the member's
@@ -86,7 +198,7 @@ impl HubState {
                 "邀请码已过期，请让管理员重新生成邀请码".into(),
             ));
         }
-        let mut archive = self.open_archive()?;
+        let mut archive = self.archives.get()?;
         let m = archive.find_member(member.as_str())?;
         if !m.active {
             return Err(Error::NotPermitted("这位成员已停用".into()));
@@ -99,7 +211,7 @@ impl HubState {
             issued_at: now,
             expires_at: now + i64::from(self.certificate_days) * 86_400,
         })?;
-        let bundle = archive.export_bundle(Some(m.id.as_str()), None)?;
+        let bundle = archive.export_enrollment(m.id.as_str(), &device.to_string())?;
         self.data.spend(secret, &device, now)?;
         info!(member = %m.id, device = %device, "enrolled");
         Ok((certificate, bundle))
@@ -112,14 +224,26 @@ impl HubState {
         bytes: &[u8],
         now: i64,
     ) -> Result<Certificate, Error> {
+        let mut archive = self.archives.get()?;
+        self.check_member(&mut archive, device, bytes, now)
+            .map(|(cert, _)| cert)
+    }
+
+    /// Checks a certificate against the school key and the member's standing in `archive`.
+    fn check_member(
+        &self,
+        archive: &mut Archive,
+        device: DeviceKey,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<(Certificate, Member), Error> {
         let cert = Certificate::from_bytes(bytes)?;
         cert.verify(&self.school_id, &self.school_key.public(), &device, now)?;
-        let mut archive = self.open_archive()?;
         let m = archive.find_member(cert.body().member.as_str())?;
         if !m.active {
             return Err(Error::NotPermitted("这位成员已停用".into()));
         }
-        Ok(cert)
+        Ok((cert, m))
     }
 }
 
@@ -153,8 +277,8 @@ pub struct HubConversation {
     state: Arc<HubState>,
     device: DeviceKey,
     answered: bool,
-    /// After the handshake: the hub's archive and the session with this device.
-    sync: Option<(Archive, Session)>,
+    /// After the handshake: the session with this device.
+    sync: Option<Session>,
 }
 
 impl HubConversation {
@@ -172,16 +296,17 @@ impl HubConversation {
                 Ok(Reply::finish(frames))
             }
             Message::Hello(bytes) => {
-                let cert = self.state.check_certificate(self.device, &bytes, now)?;
+                let mut archive = self.state.archives.get()?;
+                let (cert, member) =
+                    self.state
+                        .check_member(&mut archive, self.device, &bytes, now)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 info!(member = %cert.body().member, device = %self.device, "welcomed");
-                let mut archive = self.state.open_archive()?;
-                let member = archive.find_member(cert.body().member.as_str())?;
                 let mut session = archive.session(&self.device.to_string(), Some(&member))?;
                 let out = session.handle(archive.store(), Event::Start)?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
                 frames.extend(out.frames);
-                self.sync = Some((archive, session));
+                self.sync = Some(session);
                 Ok(Reply::send(frames))
             }
             _ => Err(Error::NotPermitted("请先出示成员证书或邀请码".into())),
@@ -196,10 +321,20 @@ impl Conversation for HubConversation {
     }
 
     fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
-        if let Some((archive, session)) = self.sync.as_mut()
+        if let Some(session) = self.sync.as_mut()
             && frame.first() != Some(&MAGIC)
         {
-            let out = session.handle(archive.store(), Event::Frame(frame))?;
+            let mut archive = self.state.archives.get()?;
+            let mut out = session.handle(archive.store(), Event::Frame(frame))?;
+            if !out.caught_up {
+                // Other connections write the same documents meanwhile (several carers of one
+                // child syncing at once): announce what they wrote. Without this, a digest
+                // that includes their changes can leave both sides waiting for each other
+                // until the idle timeout.
+                let polled = session.handle(archive.store(), Event::Poll)?;
+                out.frames.extend(polled.frames);
+                out.caught_up = polled.caught_up;
+            }
             if out.caught_up {
                 archive.record_sync_result(session.peer(), None)?;
             }

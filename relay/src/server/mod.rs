@@ -140,6 +140,7 @@ impl Server {
             school_key,
             certificate_days: config.certificate_days,
             metrics: hub_metrics.clone(),
+            archives: hub::ArchivePool::new(data.archive(), hub::HUB_ARCHIVES),
         });
         let node_config = NodeConfig {
             secret_key: hub_key,

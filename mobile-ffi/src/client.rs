@@ -1,0 +1,572 @@
+//! [`ShouwangClient`]: one device's archive, as the app sees it.
+//!
+//! A thin exported object over [`Inner`]. The inner object holds the store path, its key, and
+//! the app's connection to the store ([`Archive`] is not `Sync`: it sits behind a mutex that
+//! is never held across an await). Syncs open a second connection to the same store, so the
+//! app keeps reading and writing while a sync runs; the store is safe across connections
+//! (every write takes SQLite's write lock and reloads documents another connection changed).
+//! Syncs of one client run one at a time.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use shouwang_core::Archive;
+use shouwang_core::RecordInput;
+use shouwang_core::dates::parse_date;
+use shouwang_core::store::StoreKey;
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::syncing::ProgressHook;
+use shouwang_relay::transport::{EndpointAddr, EndpointId};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::ShouwangError;
+use crate::runtime::{blocking, run, runtime};
+use crate::tasks::{ChangeListener, SyncListener, SyncUpdates, TaskHandle, sync_pump};
+use crate::types::{
+    ChangeEvent, ChangeOrigin, ChildFile, ChildSummary, ComplianceRow, DueItem, FieldInput, Me,
+    NearbyPeer, PeerSyncReport, RecordDraft, Resolution, SyncProgress, SyncReport, SyncState,
+    SyncUpdate, child_file, pairs,
+};
+
+type Result<T, E = ShouwangError> = std::result::Result<T, E>;
+
+/// After a local write wakes background sync, wait this long for more writes (a form saved
+/// field by field, a burst of records) before syncing.
+const WRITE_SETTLE: Duration = Duration::from_secs(2);
+
+/// How many change events a slow listener may fall behind before it misses some (it is then
+/// told about the next one, which is enough to reload).
+const CHANGE_BACKLOG: usize = 256;
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn store_key(bytes: &[u8]) -> Result<StoreKey> {
+    Ok(StoreKey::from_bytes(bytes)?)
+}
+
+/// One device's archive: open it with [`ShouwangClient::open`] or enroll a new device with
+/// [`ShouwangClient::join`]. Every method may be called from any thread; the blocking ones
+/// (all but the `async` ones) touch only the local store and return in milliseconds, so call
+/// them off the UI thread (Kotlin: `Dispatchers.IO`). Close the client when done (`close()`
+/// in Kotlin, or `use { }`); closing frees the store connection once in-flight calls return.
+#[derive(Debug, uniffi::Object)]
+pub struct ShouwangClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    key: StoreKey,
+    archive: Mutex<Archive>,
+    /// Change events for [`ChangeListener`]s.
+    changes: broadcast::Sender<ChangeEvent>,
+    /// Counts local writes: wakes background sync.
+    writes: watch::Sender<u64>,
+    /// One sync at a time per client.
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+impl Inner {
+    fn new(path: PathBuf, key: StoreKey, archive: Archive) -> Inner {
+        Inner {
+            path,
+            key,
+            archive: Mutex::new(archive),
+            changes: broadcast::channel(CHANGE_BACKLOG).0,
+            writes: watch::channel(0).0,
+            sync_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Runs `f` on the app's connection. Never called across an await.
+    fn with_archive<T>(
+        &self,
+        f: impl FnOnce(&mut Archive) -> shouwang_core::Result<T>,
+    ) -> Result<T> {
+        let mut archive = self.archive.lock().map_err(|_| ShouwangError::internal())?;
+        Ok(f(&mut archive)?)
+    }
+
+    /// Tells the change listeners (and background sync, for local writes).
+    fn changed(&self, origin: ChangeOrigin, documents: u64) {
+        // No subscriber is not an error.
+        let _ = self.changes.send(ChangeEvent { origin, documents });
+        if origin == ChangeOrigin::Local {
+            self.writes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Runs a write on the app's connection and tells the listeners.
+    fn write<T>(&self, f: impl FnOnce(&mut Archive) -> shouwang_core::Result<T>) -> Result<T> {
+        let out = self.with_archive(f)?;
+        self.changed(ChangeOrigin::Local, 1);
+        Ok(out)
+    }
+
+    fn identity(&self) -> Result<Identity> {
+        self.with_archive(Identity::load)
+    }
+
+    /// A second connection to the store and the device's identity, for a sync.
+    async fn open_for_sync(&self) -> Result<(Archive, Identity)> {
+        let (path, key) = (self.path.clone(), self.key.clone());
+        blocking(move || {
+            let mut archive = Archive::open_with_key(&path, Some(&key))?;
+            let identity = Identity::load(&mut archive)?;
+            Ok((archive, identity))
+        })
+        .await
+    }
+
+    /// Best effort: keeps why the last attempt failed, for [`ShouwangClient::sync_state`].
+    fn note_failure(&self, identity: Option<&Identity>, error: &ShouwangError) {
+        if matches!(error, ShouwangError::Cancelled { .. }) {
+            return;
+        }
+        if let Some(hub) = identity.and_then(|i| i.hub().ok()) {
+            let _ = self
+                .with_archive(|a| a.record_sync_result(&hub.id.to_string(), Some(error.message())));
+        }
+    }
+
+    /// One sync with the hub, reporting to `updates`. Failures are returned, not reported.
+    async fn sync_hub(&self, updates: Option<&SyncUpdates>) -> Result<SyncReport> {
+        let _one_at_a_time = self.sync_lock.lock().await;
+        let send = |u: SyncUpdate| {
+            if let Some(tx) = updates {
+                let _ = tx.send(u);
+            }
+        };
+        send(SyncUpdate::Connecting);
+        let started = Instant::now();
+        let (archive, identity) = self.open_for_sync().await?;
+        let hook: Option<ProgressHook> = updates.map(|tx| {
+            let tx = tx.clone();
+            Box::new(move |p: &shouwang_core::sync::Progress| {
+                let _ = tx.send(SyncUpdate::Progress {
+                    progress: SyncProgress::from(p),
+                });
+            }) as ProgressHook
+        });
+        let synced = async {
+            let node = identity.bind(false).await?;
+            let result =
+                device::sync_hub(&node, &identity, archive, &device::default_options(), hook).await;
+            node.shutdown().await;
+            let (mut archive, progress) = result?;
+            let hub = identity.hub()?.id.to_string();
+            let status = blocking(move || Ok(archive.sync_status(&hub)?)).await?;
+            Ok::<_, ShouwangError>(SyncReport {
+                progress: SyncProgress::from(&progress),
+                last_success_ms: status
+                    .last_success
+                    .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })
+        }
+        .await;
+        match synced {
+            Ok(report) => {
+                if report.progress.documents_changed > 0 {
+                    self.changed(ChangeOrigin::Hub, report.progress.documents_changed);
+                }
+                send(SyncUpdate::Succeeded { report });
+                Ok(report)
+            }
+            Err(e) => {
+                self.note_failure(Some(&identity), &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// One sync with another member's device.
+    async fn sync_peer(&self, peer: EndpointAddr) -> Result<PeerSyncReport> {
+        let _one_at_a_time = self.sync_lock.lock().await;
+        let (archive, identity) = self.open_for_sync().await?;
+        let node = identity.bind(true).await?;
+        let result =
+            device::sync_peer(&node, &identity, peer, archive, &device::default_options()).await;
+        node.shutdown().await;
+        let (_archive, synced) = result?;
+        let progress = SyncProgress::from(&synced.progress);
+        if progress.documents_changed > 0 {
+            self.changed(ChangeOrigin::Peer, progress.documents_changed);
+        }
+        Ok(PeerSyncReport {
+            peer_name: synced.member.name,
+            progress,
+        })
+    }
+}
+
+/// Whether background sync should give up after `e` rather than try again later.
+fn is_final(e: &ShouwangError) -> bool {
+    matches!(
+        e,
+        ShouwangError::NotEnrolled { .. }
+            | ShouwangError::Locked { .. }
+            | ShouwangError::Cancelled { .. }
+    )
+}
+
+fn parse_peer(device_code: &str, addresses: &[String]) -> Result<EndpointAddr> {
+    let id = EndpointId::from_str(device_code.trim()).map_err(|_| {
+        ShouwangError::invalid(
+            "设备码",
+            "设备码填写有误：请核对对方设备上显示的设备码".into(),
+        )
+    })?;
+    let mut peer = EndpointAddr::new(id);
+    for a in addresses {
+        let addr = a.trim().parse().map_err(|_| {
+            ShouwangError::invalid(
+                "地址",
+                "地址填写有误：应写成 地址:端口，例如 192.168.43.1:4433".into(),
+            )
+        })?;
+        peer = peer.with_ip_addr(addr);
+    }
+    Ok(peer)
+}
+
+impl ShouwangClient {
+    fn new(path: String, key: StoreKey, archive: Archive) -> Arc<ShouwangClient> {
+        Arc::new(ShouwangClient {
+            inner: Arc::new(Inner::new(PathBuf::from(path), key, archive)),
+        })
+    }
+}
+
+#[uniffi::export]
+impl ShouwangClient {
+    /// Opens the store at `path` with its 32-byte `key` (from the platform keystore). No store
+    /// there: [`ShouwangError::NotEnrolled`] (join first); the wrong key:
+    /// [`ShouwangError::Locked`], and nothing is changed.
+    #[uniffi::constructor]
+    pub fn open(path: String, key: Vec<u8>) -> Result<Arc<ShouwangClient>> {
+        let key = store_key(&key)?;
+        let archive = Archive::open_with_key(Path::new(&path), Some(&key))?;
+        Ok(ShouwangClient::new(path, key, archive))
+    }
+
+    /// Enrolls this device with an invite `ticket` (the text of the school's QR code), creating
+    /// the store at `path` encrypted with `key`, and receives the member's documents.
+    /// `device_label` names the device in the school's list (`王老师的手机`). Nothing is written
+    /// at `path` if any step fails.
+    #[uniffi::constructor]
+    pub async fn join(
+        path: String,
+        key: Vec<u8>,
+        ticket: String,
+        device_label: String,
+    ) -> Result<Arc<ShouwangClient>> {
+        let key = store_key(&key)?;
+        let (store, store_key) = (PathBuf::from(&path), key.clone());
+        let archive = run(async move {
+            Ok(device::join(
+                &store,
+                Some(&store_key),
+                &ticket,
+                &device_label,
+                unix_now(),
+                &device::default_options(),
+            )
+            .await?)
+        })
+        .await?;
+        Ok(ShouwangClient::new(path, key, archive))
+    }
+
+    /// The member using this device, and the school.
+    pub fn me(&self) -> Result<Me> {
+        self.inner.with_archive(|a| {
+            let member = a.me()?;
+            let school = a.school()?;
+            Ok(Me::new(member, a.school_id().0.clone(), &school))
+        })
+    }
+
+    /// Children on this device: with `mine_only`, those this member cares for (a 班主任's
+    /// class, a volunteer's paired children).
+    pub fn children(&self, mine_only: bool) -> Result<Vec<ChildSummary>> {
+        self.inner.with_archive(|a| {
+            Ok(a.children(None, mine_only)?
+                .into_iter()
+                .map(ChildSummary::from)
+                .collect())
+        })
+    }
+
+    /// What this member owes: the current period's unmet work (待完成) and the previous
+    /// period's (已逾期); with `include_done`, met work too. `today` is `YYYY-MM-DD`, or the
+    /// device's date if absent.
+    pub fn due(&self, today: Option<String>, include_done: bool) -> Result<Vec<DueItem>> {
+        let today = match today {
+            Some(d) => parse_date("日期", &d)?,
+            None => chrono::Local::now().date_naive(),
+        };
+        self.inner.with_archive(|a| {
+            Ok(a.due(None, today, include_done)?
+                .into_iter()
+                .map(DueItem::from)
+                .collect())
+        })
+    }
+
+    /// The school's compliance per rule over the complete periods within `[from, to]`.
+    pub fn compliance(&self, from: String, to: String) -> Result<Vec<ComplianceRow>> {
+        let from = parse_date("开始日期", &from)?;
+        let to = parse_date("结束日期", &to)?;
+        self.inner.with_archive(|a| {
+            Ok(a.compliance(from, to)?
+                .into_iter()
+                .map(ComplianceRow::from)
+                .collect())
+        })
+    }
+
+    /// A child's file: sections, every record, open conflicts and history.
+    pub fn child_file(&self, child_id: String) -> Result<ChildFile> {
+        self.inner.with_archive(|a| {
+            let file = a.child_file(&child_id)?;
+            let school = a.school()?;
+            Ok(child_file(file, &school))
+        })
+    }
+
+    /// Writes a new record. Returns its id.
+    pub fn add_record(&self, draft: RecordDraft) -> Result<String> {
+        let input = RecordInput {
+            kind: draft.kind,
+            child: draft.child_id,
+            class: draft.class_id,
+            date: draft.date,
+            fields: pairs(draft.fields),
+        };
+        self.inner.write(|a| Ok(a.add_record(&input)?.0))
+    }
+
+    /// Changes some fields of a record (and its date, if given). Fields not named stay.
+    pub fn edit_record(
+        &self,
+        record_id: String,
+        date: Option<String>,
+        fields: Vec<FieldInput>,
+    ) -> Result<()> {
+        let fields = pairs(fields);
+        self.inner
+            .write(|a| a.edit_record(&record_id, date.as_deref(), &fields))
+    }
+
+    /// Voids (作废) a record with a reason: it stays in the file, marked, and counts nowhere.
+    pub fn void_record(&self, record_id: String, reason: String) -> Result<()> {
+        self.inner.write(|a| a.void_record(&record_id, &reason))
+    }
+
+    /// Adds a 进步档案 entry to a 学习帮扶计划. Returns the entry's id.
+    pub fn add_progress(
+        &self,
+        plan_id: String,
+        date: String,
+        fields: Vec<FieldInput>,
+    ) -> Result<String> {
+        let fields = pairs(fields);
+        self.inner
+            .write(|a| Ok(a.add_progress(&plan_id, &date, &fields)?.0))
+    }
+
+    /// Changes fields of a section of a child's file (`guardian`, `father`, `flags`, …).
+    pub fn edit_child(
+        &self,
+        child_id: String,
+        section: String,
+        fields: Vec<FieldInput>,
+    ) -> Result<()> {
+        let fields = pairs(fields);
+        self.inner
+            .write(|a| a.edit_child(&child_id, &section, &fields))
+    }
+
+    /// Resolves the conflict at `path` (from [`crate::types::Conflict::path`]) in a child's
+    /// file.
+    pub fn resolve_conflict(
+        &self,
+        child_id: String,
+        path: String,
+        resolution: Resolution,
+    ) -> Result<()> {
+        let (pick, value) = match resolution {
+            Resolution::Keep { index } => {
+                let pick = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| i.checked_add(1))
+                    .ok_or_else(|| ShouwangError::invalid("选择", "选择超出范围".into()))?;
+                (Some(pick), None)
+            }
+            Resolution::NewValue { value } => (None, Some(value)),
+        };
+        self.inner
+            .write(|a| a.resolve(&child_id, &path, pick, value.as_deref()))
+    }
+
+    /// Folds documents with many small changes into snapshots; call when the app is idle.
+    pub fn compact(&self) -> Result<u64> {
+        self.inner.with_archive(|a| Ok(a.compact()? as u64))
+    }
+
+    /// How this device stands with the school server: the last success, the last error and
+    /// what the server has not received yet. [`ShouwangError::NotEnrolled`] if the device
+    /// never joined with an invite.
+    pub fn sync_state(&self) -> Result<SyncState> {
+        self.inner.with_archive(|a| {
+            let hub = Identity::load(a)?.hub()?.id.to_string();
+            let s = a.sync_status(&hub)?;
+            Ok(SyncState {
+                last_success_ms: s.last_success,
+                last_error: s.last_error,
+                pending: s.pending.into_iter().map(|(_, label)| label).collect(),
+                records_since: s.records_since,
+            })
+        })
+    }
+
+    /// This device's code: what another device needs to sync with it directly.
+    pub fn device_code(&self) -> Result<String> {
+        Ok(self.inner.identity()?.device_code())
+    }
+
+    /// Syncs with the school server now, until both sides have everything. `listener`, if
+    /// given, receives the progress and the outcome; every update is delivered before this
+    /// returns. Cancelling the calling coroutine stops the sync at once; what was received
+    /// so far is kept and the next sync resumes from there.
+    pub async fn sync_now(&self, listener: Option<Box<dyn SyncListener>>) -> Result<SyncReport> {
+        let inner = self.inner.clone();
+        let (updates, delivery) = match listener.and_then(sync_pump) {
+            Some((tx, task)) => (Some(tx), Some(task)),
+            None => (None, None),
+        };
+        let result = run(async move {
+            let result = inner.sync_hub(updates.as_ref()).await;
+            if let (Err(e), Some(tx)) = (&result, &updates) {
+                let _ = tx.send(SyncUpdate::Failed {
+                    message: e.message().to_owned(),
+                    retry_in_secs: None,
+                });
+            }
+            result
+        })
+        .await;
+        if let Some(delivery) = delivery {
+            let _ = delivery.await;
+        }
+        result
+    }
+
+    /// Syncs with the school server every `interval_secs` seconds, and soon after each local
+    /// write, reporting every attempt to `listener`, until the returned handle is closed or
+    /// the client is. A failed attempt is retried at the next interval; it stops for good if
+    /// the device is not enrolled or the key is wrong.
+    pub fn start_background_sync(
+        &self,
+        interval_secs: u32,
+        listener: Box<dyn SyncListener>,
+    ) -> Result<Arc<TaskHandle>> {
+        let rt = runtime()?;
+        let (updates, _delivery) = sync_pump(listener).ok_or_else(ShouwangError::internal)?;
+        let client = Arc::downgrade(&self.inner);
+        let mut writes = self.inner.writes.subscribe();
+        let interval = Duration::from_secs(u64::from(interval_secs.max(1)));
+        let task = rt.spawn(async move {
+            loop {
+                let Some(inner) = Weak::upgrade(&client) else {
+                    break;
+                };
+                // Writes from now on are not necessarily in this sync: they wake the next.
+                writes.borrow_and_update();
+                let result = inner.sync_hub(Some(&updates)).await;
+                drop(inner);
+                if let Err(e) = result {
+                    let last = is_final(&e);
+                    let _ = updates.send(SyncUpdate::Failed {
+                        message: e.message().to_owned(),
+                        retry_in_secs: (!last).then_some(interval_secs.max(1)),
+                    });
+                    if last {
+                        break;
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    changed = writes.changed() => {
+                        if changed.is_err() {
+                            break; // the client was closed
+                        }
+                        tokio::time::sleep(WRITE_SETTLE).await;
+                    }
+                }
+            }
+        });
+        Ok(TaskHandle::new(&task))
+    }
+
+    /// Calls `listener` after every write through this client and every sync that brought
+    /// changes, until the returned handle is closed.
+    pub fn subscribe_changes(&self, listener: Box<dyn ChangeListener>) -> Result<Arc<TaskHandle>> {
+        let rt = runtime()?;
+        let mut events = self.inner.changes.subscribe();
+        let listener: Arc<dyn ChangeListener> = Arc::from(listener);
+        let task = rt.spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let listener = listener.clone();
+                let _ = tokio::task::spawn_blocking(move || listener.on_change(event)).await;
+            }
+        });
+        Ok(TaskHandle::new(&task))
+    }
+
+    /// Devices of this app announcing themselves on the same Wi-Fi or hotspot, listened for
+    /// `within_secs` seconds (at most 60).
+    pub async fn nearby_peers(&self, within_secs: u32) -> Result<Vec<NearbyPeer>> {
+        let inner = self.inner.clone();
+        run(async move {
+            let identity = inner.identity()?;
+            let node = identity.bind(true).await?;
+            let found = node
+                .nearby(Duration::from_secs(u64::from(within_secs.clamp(1, 60))))
+                .await;
+            node.shutdown().await;
+            Ok(found
+                .into_iter()
+                .map(|a| NearbyPeer {
+                    device_code: a.id.to_string(),
+                    addresses: a.ip_addrs().map(ToString::to_string).collect(),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Syncs directly with another member's device (found with
+    /// [`ShouwangClient::nearby_peers`], or by its code and addresses): only what both members
+    /// may see is exchanged. Cancellable like [`ShouwangClient::sync_now`].
+    pub async fn sync_with_peer(
+        &self,
+        device_code: String,
+        addresses: Vec<String>,
+    ) -> Result<PeerSyncReport> {
+        let peer = parse_peer(&device_code, &addresses)?;
+        let inner = self.inner.clone();
+        run(async move { inner.sync_peer(peer).await }).await
+    }
+}

@@ -1,0 +1,175 @@
+//! [`ShouwangError`]: the one error the apps see, converted from the core's and the
+//! transport's errors here and nowhere else.
+//!
+//! Each variant says what the app should do; `msg` is always a complete Simplified Chinese
+//! sentence that can be shown as it is. It never carries personal data: the core's messages
+//! name the field or file at fault, never the value a person typed into a phone or ID field,
+//! and network failures are reduced to fixed sentences (the transport's own details are in
+//! English and may name addresses).
+
+use shouwang_core::Error as CoreError;
+use shouwang_relay::device;
+use shouwang_relay::transport::TransportError;
+
+/// Why a call failed. In Kotlin this is `ShouwangException` with one subclass per variant;
+/// `e.msg` (and `toString()`) is the Chinese sentence to show. (uniffi's generated `message`
+/// property lists the fields as `name=value` and is meant for logs.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi::export(Display)]
+pub enum ShouwangError {
+    /// A value entered is not acceptable (a bad date, an ID-card number failing its check
+    /// digit, a required field left empty). `field` is the Chinese label of the field at
+    /// fault: show the message beside it. Nothing was written.
+    #[error("{msg}")]
+    InvalidInput { field: String, msg: String },
+    /// The child, record, class or conflict named does not exist on this device (or no
+    /// longer does): refresh the screen.
+    #[error("{msg}")]
+    NotFound { msg: String },
+    /// This device has not joined the school server with an invite (or has no store yet):
+    /// ask for an invite and call `ShouwangClient.join`.
+    #[error("{msg}")]
+    NotEnrolled { msg: String },
+    /// This member may not do this (another teacher's record, a private file, a kind of
+    /// record the role does not write), or the school server refused the device.
+    #[error("{msg}")]
+    NotPermitted { msg: String },
+    /// The key does not open the store: the keystore's key was lost or is not this store's.
+    #[error("{msg}")]
+    Locked { msg: String },
+    /// The store could not be read or written (disk full, damaged file, a newer app's
+    /// store). Nothing was written.
+    #[error("{msg}")]
+    Storage { msg: String },
+    /// The school server or the other device could not be reached, or the connection broke.
+    /// Everything received so far is kept; try again later.
+    #[error("{msg}")]
+    Network { msg: String },
+    /// The operation was stopped before it finished (the client was closing). Everything
+    /// written so far is consistent.
+    #[error("{msg}")]
+    Cancelled { msg: String },
+    /// A bug: please report it.
+    #[error("{msg}")]
+    Internal { msg: String },
+}
+
+impl ShouwangError {
+    pub(crate) fn cancelled() -> ShouwangError {
+        ShouwangError::Cancelled {
+            msg: "操作已取消".into(),
+        }
+    }
+
+    pub(crate) fn internal() -> ShouwangError {
+        ShouwangError::Internal {
+            msg: "内部错误，请重试；如果反复出现，请联系学校管理员".into(),
+        }
+    }
+
+    pub(crate) fn invalid(field: &str, msg: String) -> ShouwangError {
+        ShouwangError::InvalidInput {
+            field: field.to_owned(),
+            msg,
+        }
+    }
+
+    /// The Chinese message (every variant has one).
+    pub fn message(&self) -> &str {
+        match self {
+            ShouwangError::InvalidInput { msg, .. }
+            | ShouwangError::NotFound { msg }
+            | ShouwangError::NotEnrolled { msg }
+            | ShouwangError::NotPermitted { msg }
+            | ShouwangError::Locked { msg }
+            | ShouwangError::Storage { msg }
+            | ShouwangError::Network { msg }
+            | ShouwangError::Cancelled { msg }
+            | ShouwangError::Internal { msg } => msg,
+        }
+    }
+}
+
+impl From<CoreError> for ShouwangError {
+    fn from(e: CoreError) -> Self {
+        let msg = e.to_string();
+        match e {
+            CoreError::InvalidInput { field, .. } => ShouwangError::InvalidInput { field, msg },
+            CoreError::Missing(field) => ShouwangError::InvalidInput { field, msg },
+            CoreError::Ambiguous { what, .. } => ShouwangError::InvalidInput {
+                field: what.to_owned(),
+                msg,
+            },
+            CoreError::NotFound { .. } => ShouwangError::NotFound { msg },
+            CoreError::NotPermitted(_) if msg == device::not_enrolled().to_string() => {
+                ShouwangError::NotEnrolled { msg }
+            }
+            CoreError::NotPermitted(_) | CoreError::WrongSchool => {
+                ShouwangError::NotPermitted { msg }
+            }
+            CoreError::NotInitialised => ShouwangError::NotEnrolled { msg },
+            CoreError::Locked => ShouwangError::Locked { msg },
+            CoreError::Corrupt(_)
+            | CoreError::StoreTooNew { .. }
+            | CoreError::Storage(_)
+            | CoreError::Document(_)
+            | CoreError::Io(_) => ShouwangError::Storage { msg },
+        }
+    }
+}
+
+impl From<TransportError> for ShouwangError {
+    fn from(e: TransportError) -> Self {
+        let network = |m: &str| ShouwangError::Network { msg: m.into() };
+        match e {
+            TransportError::Conversation(core) => core.into(),
+            TransportError::Refused(reason) => ShouwangError::NotPermitted {
+                msg: format!("对方拒绝了连接：{reason}"),
+            },
+            TransportError::Connect(_) => network("连接不上学校服务器或对方设备，请检查网络后再试"),
+            TransportError::Bind(_) => network("无法使用网络，请检查手机的网络设置后再试"),
+            TransportError::Io(_) | TransportError::Truncated => {
+                network("连接中断，已收到的内容都已保存，请稍后再试")
+            }
+            TransportError::Idle => network("连接长时间没有活动，已断开，请稍后再试"),
+            TransportError::ShuttingDown => network("对方正在关闭，请稍后再试"),
+            e @ (TransportError::Protocol(_) | TransportError::FrameTooLarge { .. }) => {
+                ShouwangError::Network { msg: e.to_string() }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_errors_map_to_actionable_variants_with_the_core_message() {
+        let e: ShouwangError = CoreError::invalid("日期", "“2026-02-30”不是有效日期").into();
+        assert_eq!(
+            e,
+            ShouwangError::InvalidInput {
+                field: "日期".into(),
+                msg: "日期填写有误：“2026-02-30”不是有效日期".into()
+            }
+        );
+        let e: ShouwangError = CoreError::Missing("情况记录".into()).into();
+        assert!(matches!(e, ShouwangError::InvalidInput { ref field, .. } if field == "情况记录"));
+        let e: ShouwangError = device::not_enrolled().into();
+        assert!(matches!(e, ShouwangError::NotEnrolled { .. }), "{e:?}");
+        let e: ShouwangError = CoreError::NotPermitted("只能修改自己填写的记录".into()).into();
+        assert!(matches!(e, ShouwangError::NotPermitted { .. }));
+        let e: ShouwangError = CoreError::Locked.into();
+        assert_eq!(e.message(), "档案库已加密，密钥不对，无法打开");
+    }
+
+    #[test]
+    fn network_errors_are_fixed_chinese_sentences() {
+        let e: ShouwangError = TransportError::Connect("timed out at 10.0.0.1:3341".into()).into();
+        assert!(matches!(e, ShouwangError::Network { .. }));
+        assert!(!e.message().contains("10.0.0.1"), "{e}");
+        let e: ShouwangError = TransportError::Refused("邀请码已经用过".into()).into();
+        assert!(matches!(e, ShouwangError::NotPermitted { .. }));
+    }
+}

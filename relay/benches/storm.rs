@@ -1,0 +1,1569 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Benchmark 7c of issue 3: a reconnect storm.
+//!
+//! 郭庄小学 has 200 members (班主任, 任课教师, 帮扶教师, 爱心妈妈, 代理家长, 爱心辅导员), each
+//! with a phone enrolled through a real invite and `handshake::enroll`. Every phone has synced
+//! before; then, offline, each writes 20 new records (家访 and 谈心) for the children it cares
+//! for. All 200 phones are released at once against the real `shouwang-relay serve` binary,
+//! each with its own iroh endpoint, each running `sync_once`. A phone whose sync fails waits and
+//! retries, as the app does. Afterwards the hub is stopped and its store is checked to hold
+//! every record exactly once.
+//!
+//! The figures sit beside references measured in the same run on the same disk:
+//! - bare durable SQLite inserts of the same change bytes: one transaction per record, and one
+//!   transaction per phone (the hub commits one phone's push in one transaction);
+//! - the same work one phone at a time: the state before the storm is copied aside and
+//!   replayed with one sync in flight;
+//! - a no-op reconnect storm (200 phones, nothing new): the cost of 200 connections, TLS and
+//!   certificate checks and one `Hello` each way.
+//!
+//! Run: `cargo bench -p shouwang-relay --bench storm`. Cargo builds the `shouwang-relay`
+//! binary with the bench (`CARGO_BIN_EXE_shouwang-relay`). Everything listens on 127.0.0.1.
+//! `STORM_DEVICES` and `STORM_RECORDS` shrink the run for a quick look; `STORM_HUB_BIN` runs
+//! another build of the server (before/after a change); `STORM_PERF=<file>` records a `perf`
+//! profile of the hub during each storm. Needs Linux (`/proc`) and about 3,000 file
+//! descriptors.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shouwang_core::archive::SchoolSetup;
+use shouwang_core::membership::{Certificate, Invite};
+use shouwang_core::roles::Role;
+use shouwang_core::roster::parse_table;
+use shouwang_core::{Archive, RecordInput};
+use shouwang_relay::handshake;
+use shouwang_relay::server::{self, DataDir, HubContact};
+use shouwang_relay::syncing::sync_once;
+use shouwang_relay::transport::{
+    ConversationOptions, EndpointAddr, Node, NodeConfig, RelayUrl, SecretKey,
+};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
+
+/// The server binary: the one Cargo built with the bench, or `STORM_HUB_BIN` (to compare
+/// another build of the hub under the same storm).
+fn hub_bin() -> PathBuf {
+    std::env::var_os("STORM_HUB_BIN").map_or_else(|| PathBuf::from(BIN), PathBuf::from)
+}
+
+/// A phone gives up after this many attempts.
+const MAX_ATTEMPTS: u32 = 8;
+
+// ---------------------------------------------------------------------------------------------
+// The school: names, roles, pairings, content.
+// ---------------------------------------------------------------------------------------------
+
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林",
+    "何", "郭", "马", "罗", "宋", "郑", "谢", "韩", "唐", "冯", "于", "董", "程", "曹", "袁", "邓",
+    "许", "沈", "彭", "吕", "苏", "卢", "蒋", "蔡", "贾", "丁", "魏", "薛", "叶", "余", "潘", "杜",
+    "戴", "夏", "钟", "汪", "田", "任", "姜", "范", "方", "石", "姚", "谭",
+];
+/// Women's given names (爱心妈妈, and some teachers).
+const WOMEN: &[&str] = &[
+    "桂兰", "秀英", "玉梅", "丽娟", "春燕", "红霞", "淑芬", "美玲", "海燕", "凤英", "金凤", "秀珍",
+    "雪梅", "晓红", "玉兰", "素芳", "月娥", "翠萍", "荣华", "玉珍", "巧云", "兰英", "小燕", "慧敏",
+    "爱华", "秋菊", "冬梅", "彩霞", "红梅", "丽萍",
+];
+/// Men's given names.
+const MEN: &[&str] = &[
+    "建国", "志强", "国庆", "文斌", "海涛", "永军", "明亮", "建华", "春生", "立新", "卫东", "德胜",
+    "光明", "晓东", "宏伟", "家明", "少华", "振宇", "学军", "忠良", "长青", "志刚", "小军", "新民",
+    "世平", "保国", "如海", "广平", "宏亮", "俊峰",
+];
+/// Children's given names (disjoint from the adults').
+const CHILDREN: &[&str] = &[
+    "子涵", "雨桐", "浩然", "梓萱", "欣怡", "一诺", "宇轩", "思远", "俊杰", "佳怡", "梦琪", "嘉豪",
+    "天佑", "雨泽", "诗涵", "若曦", "晨阳", "家乐", "可馨", "博文", "子墨", "明轩", "欣然", "语嫣",
+    "浩宇", "紫萱", "俊熙", "乐瑶", "锦程", "雨萱", "思琪", "一鸣", "安琪", "梓航", "文博", "昊天",
+    "欣妍", "子轩", "舒窈", "沐阳",
+];
+/// DOMAIN.md §8.3: real people in sensitive narratives, never fixtures.
+const FORBIDDEN: &[&str] = &["柳宏斌", "张冬月", "梁秋丽", "邱兰", "李素华"];
+
+const GRADES: &[&str] = &["一", "二", "三", "四", "五", "六"];
+const CLASSES: usize = 12;
+const CHILDREN_PER_CLASS: usize = 20;
+
+/// A small deterministic generator (xorshift64*), so every run has the same school.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+fn unique_name(rng: &mut Rng, given: &[&str], taken: &mut HashSet<String>) -> String {
+    loop {
+        let name = format!("{}{}", rng.pick(SURNAMES), rng.pick(given));
+        if !FORBIDDEN.contains(&name.as_str()) && taken.insert(name.clone()) {
+            return name;
+        }
+    }
+}
+
+fn class_name(i: usize) -> String {
+    format!("{}年级({})班", GRADES[i / 2], i % 2 + 1)
+}
+
+fn student_no(child: usize) -> String {
+    format!("G34152220{:05}", 15_000 + child * 7)
+}
+
+/// One member of staff or volunteer, and the children they record for.
+#[derive(Debug, Clone)]
+struct MemberPlan {
+    name: String,
+    role: Role,
+    /// The class a 班主任 heads.
+    class: Option<usize>,
+    /// Children (indexes) this member writes records for.
+    children: Vec<usize>,
+}
+
+struct SchoolPlan {
+    children: Vec<String>,
+    members: Vec<MemberPlan>,
+}
+
+/// 200 members: 12 班主任 (one per class), 24 任课教师, 24 帮扶教师, 80 爱心妈妈 (one per child),
+/// 30 代理家长 and 30 爱心辅导员; 240 children in 12 classes. The members are interleaved by
+/// role so that the first N of them (`STORM_DEVICES`) are a mix.
+fn plan_school() -> SchoolPlan {
+    let mut rng = Rng(0x5EED_2026_1123);
+    let mut adults = HashSet::from(["张长友".to_owned()]);
+    let mut kids = HashSet::new();
+    let n_children = CLASSES * CHILDREN_PER_CLASS;
+    let children: Vec<String> = (0..n_children)
+        .map(|_| unique_name(&mut rng, CHILDREN, &mut kids))
+        .collect();
+    let mut groups: Vec<Vec<MemberPlan>> = Vec::new();
+    let mut add = |role: Role, n: usize, per: usize, stride: usize, offset: usize| {
+        let mut g = Vec::new();
+        for k in 0..n {
+            let given = if role == Role::LoveMother || k % 2 == 1 {
+                WOMEN
+            } else {
+                MEN
+            };
+            let name = unique_name(&mut rng, given, &mut adults);
+            let (class, kids) = if role == Role::HeadTeacher {
+                let c: Vec<usize> =
+                    (k * CHILDREN_PER_CLASS..(k + 1) * CHILDREN_PER_CLASS).collect();
+                (Some(k), c)
+            } else {
+                let c = (0..per)
+                    .map(|j| (offset + k * per * stride + j * stride) % n_children)
+                    .collect();
+                (None, c)
+            };
+            g.push(MemberPlan {
+                name,
+                role,
+                class,
+                children: kids,
+            });
+        }
+        groups.push(g);
+    };
+    add(Role::HeadTeacher, CLASSES, 0, 0, 0);
+    add(Role::SubjectTeacher, 24, 2, 5, 3);
+    add(Role::PairingTeacher, 24, 3, 3, 1);
+    add(Role::LoveMother, 80, 3, 1, 0);
+    add(Role::ProxyParent, 30, 2, 4, 2);
+    add(Role::Counsellor, 30, 2, 4, 0);
+    // Interleave: one of each group in turn.
+    let mut members = Vec::new();
+    let mut iters: Vec<_> = groups.into_iter().map(Vec::into_iter).collect();
+    loop {
+        let mut any = false;
+        for it in &mut iters {
+            if let Some(m) = it.next() {
+                members.push(m);
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    for n in children.iter().chain(members.iter().map(|m| &m.name)) {
+        assert!(!FORBIDDEN.contains(&n.as_str()));
+    }
+    SchoolPlan { children, members }
+}
+
+const VISIT_PURPOSE: &[&str] = &[
+    "了解孩子国庆后的学习和生活情况",
+    "反馈期中考试成绩，商量下一步学习安排",
+    "天气转凉，看看孩子的衣被是否备齐",
+    "孩子最近上课走神，了解家里的情况",
+    "核实监护人电话，更新联系卡",
+    "了解孩子周末在家的作息",
+];
+const VISIT_MET: &[&str] = &["奶奶", "爷爷", "外婆", "外公", "姑姑", "母亲"];
+const VISIT_LIVES: &[&str] = &["爷爷奶奶", "外公外婆", "母亲", "姑姑一家", "奶奶"];
+const VISIT_SITUATION: &[&str] = &[
+    "父母在外务工，家里种着几亩小麦，奶奶身体尚可",
+    "父亲在合肥建筑工地，母亲在苏州电子厂，爷爷腿脚不便",
+    "父母离家三年，过年才回来，外婆一人照顾两个孩子",
+    "母亲在家照顾弟弟，父亲在浙江打工，家里新盖了平房",
+    "爷爷奶奶年纪大，家里养了两头猪，经济比较紧张",
+];
+const VISIT_NOTES: &[&str] = &[
+    "走了四十分钟田埂路到家，孩子正在写作业。",
+    "奶奶说孩子晚上看电视到很晚，已提醒控制时间。",
+    "孩子的数学作业订正得认真，语文背诵还需加强。",
+    "家里新装了宽带，每周日晚上和妈妈视频。",
+    "孩子说想爸爸了，约好期末爸爸回来开家长会。",
+    "屋里收拾得干净，孩子的床铺换了厚被子。",
+    "爷爷不识字，作业签字请邻居帮忙，已和班主任商量改为电话反馈。",
+    "孩子主动拿出奖状给我看，情绪比上次开朗。",
+    "孩子不在家，去地里帮奶奶收花生，向邻居了解了近况。",
+    "外婆反映孩子放学后常去村口小卖部玩手机游戏。",
+];
+const VISIT_FEEDBACK: &[&str] = &[
+    "建议每天固定时间完成作业，周末多读课外书。",
+    "已把孩子在校表现告诉奶奶，请家里多鼓励。",
+    "提醒注意用电用火安全，冬季不要让孩子独自在家。",
+    "下次家访带几本适合孩子年级的课外书。",
+    "请监护人每周和孩子父母通一次电话，说说孩子的进步。",
+];
+const TALK_STUDY: &[&str] = &[
+    "这周数学单元测验考了86分，比上次进步",
+    "英语单词默写错得多，约好每天课间背五个",
+    "作文《我的妈妈》写得很用心，在班上读了",
+    "上课举手比以前多了，字也写得工整了",
+    "科学课做实验很积极，回家讲给奶奶听",
+];
+const TALK_LIFE: &[&str] = &[
+    "住校生活已经适应，会自己洗袜子",
+    "奶奶生病住院几天，这周自己做早饭",
+    "周末帮爷爷剥花生、喂鸡",
+    "天冷了，早上起不来，迟到过一次",
+];
+const TALK_EMOTION: &[&str] = &[
+    "提到爸爸过年不回来，情绪有些低落",
+    "心情不错，说起班里的拔河比赛很兴奋",
+    "和同桌闹了别扭，有点委屈",
+    "说想妈妈，哭了一会儿，后来平静下来",
+];
+const TALK_FRIENDS: &[&str] = &[
+    "和同村的两个同学一起上下学",
+    "交了新朋友，课间一起跳绳",
+    "不太爱说话，课间常一个人",
+];
+const TALK_HEALTH: &[&str] = &[
+    "感冒刚好，还有点咳嗽",
+    "身体健康，饭量正常",
+    "视力有下降，建议去镇卫生院检查",
+];
+const TALK_NOTES: &[&str] = &[
+    "在留守儿童之家谈了二十分钟。",
+    "约定下周一起读完《小英雄雨来》。",
+    "鼓励孩子有心事就写在心理信箱里。",
+    "帮孩子用亲情电话给妈妈打了电话，说了十分钟。",
+    "表扬了孩子这周按时交作业，孩子很高兴。",
+    "提醒孩子放学路上不要去河边玩水。",
+    "孩子说奶奶的腿疼又犯了，放学后要早点回家帮忙。",
+];
+
+fn sentence(rng: &mut Rng, from: &[&str], n: usize) -> String {
+    let mut out = String::new();
+    let start = rng.below(from.len());
+    for i in 0..n {
+        out.push_str(from[(start + i * 3) % from.len()]);
+    }
+    out
+}
+
+/// The `k`-th new record of a member: teachers mostly visit, 爱心妈妈 mostly talk.
+fn record_input(rng: &mut Rng, m: &MemberPlan, k: usize, child: &str) -> RecordInput {
+    let visits = match m.role {
+        Role::LoveMother => k.is_multiple_of(4),
+        Role::Counsellor | Role::ProxyParent => k.is_multiple_of(2),
+        _ => k % 3 != 2,
+    };
+    let date = format!("2026-11-{:02}", 2 + (k * 19 / 20));
+    let f = |k: &str, v: String| (k.to_owned(), v);
+    let fields = if visits {
+        vec![
+            f("purpose", rng.pick(VISIT_PURPOSE).to_owned()),
+            f("met_with", rng.pick(VISIT_MET).to_owned()),
+            f(
+                "child_present",
+                if rng.below(5) == 0 { "否" } else { "是" }.to_owned(),
+            ),
+            f("lives_with", rng.pick(VISIT_LIVES).to_owned()),
+            f("situation", rng.pick(VISIT_SITUATION).to_owned()),
+            f("notes", sentence(rng, VISIT_NOTES, 3)),
+            f("feedback", rng.pick(VISIT_FEEDBACK).to_owned()),
+        ]
+    } else {
+        vec![
+            f("study", rng.pick(TALK_STUDY).to_owned()),
+            f("life", rng.pick(TALK_LIFE).to_owned()),
+            f("emotion", rng.pick(TALK_EMOTION).to_owned()),
+            f("friends", rng.pick(TALK_FRIENDS).to_owned()),
+            f("health", rng.pick(TALK_HEALTH).to_owned()),
+            f("notes", sentence(rng, TALK_NOTES, 2)),
+        ]
+    };
+    RecordInput {
+        kind: if visits { "家访" } else { "谈心" }.into(),
+        child: Some(child.to_owned()),
+        class: None,
+        date,
+        fields,
+    }
+}
+
+/// Creates the school in the hub's data directory, with classes, members, the roster and
+/// pairings. Returns the member ids in plan order.
+fn set_up_school(data: &DataDir, plan: &SchoolPlan) -> Vec<String> {
+    let mut office = server::init_school(
+        data,
+        &SchoolSetup {
+            name: "郭庄小学".into(),
+            town: "丁里镇".into(),
+            hotline: Some("0564-4552466".into()),
+            admin_name: "张长友".into(),
+            admin_role: Role::Leadership,
+            device_label: "学校服务器".into(),
+        },
+    )
+    .unwrap();
+    let mut ids = vec![String::new(); plan.members.len()];
+    // 班主任 first: a class names its head teacher.
+    for (i, m) in plan.members.iter().enumerate() {
+        if m.role == Role::HeadTeacher {
+            ids[i] = office.add_member(&m.name, &[m.role], None, None).unwrap().0;
+            office
+                .add_class(&class_name(m.class.unwrap()), Some(&ids[i]))
+                .unwrap();
+        }
+    }
+    for (i, m) in plan.members.iter().enumerate() {
+        if m.role != Role::HeadTeacher {
+            ids[i] = office.add_member(&m.name, &[m.role], None, None).unwrap().0;
+        }
+    }
+    let mut rng = Rng(0xC0FF_EE00_0564);
+    let mut table = vec![
+        [
+            "学籍号",
+            "姓名",
+            "班级",
+            "性别",
+            "家庭住址",
+            "监护人",
+            "与监护人关系",
+            "外出务工",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for (c, name) in plan.children.iter().enumerate() {
+        let relation = ["祖母", "祖父", "外祖母", "母亲"][rng.below(4)];
+        table.push(vec![
+            student_no(c),
+            name.clone(),
+            class_name(c / CHILDREN_PER_CLASS),
+            if rng.below(2) == 0 { "男" } else { "女" }.into(),
+            format!("丁里镇郭庄村{}组", 1 + rng.below(9)),
+            format!("{}{}", rng.pick(SURNAMES), rng.pick(WOMEN)),
+            relation.into(),
+            ["父亲外出", "母亲外出", "父母均外出"][rng.below(3)].into(),
+        ]);
+    }
+    office.import_roster(&parse_table(&table).unwrap()).unwrap();
+    for (i, m) in plan.members.iter().enumerate() {
+        if m.role == Role::HeadTeacher {
+            continue;
+        }
+        for &c in &m.children {
+            office.pair(&ids[i], &student_no(c), Some(m.role)).unwrap();
+        }
+    }
+    ids
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hub process and /proc.
+// ---------------------------------------------------------------------------------------------
+
+fn free_tcp() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A value in kB from `/proc/<pid>/status` (`pid` may be "self").
+fn status_kb(pid: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets a process's peak RSS (VmHWM) to its current RSS. Linux ≥ 4.0.
+fn reset_peak(pid: &str) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// User + system CPU seconds a process has used.
+fn cpu_seconds(pid: &str, ticks: f64) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some((_, rest)) = text.rsplit_once(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (t(11) + t(12)) as f64 / ticks
+}
+
+fn mib(kb: u64) -> String {
+    format!("{:.1} MiB", kb as f64 / 1024.0)
+}
+
+/// The real `shouwang-relay serve`, in its own process.
+struct Hub {
+    child: Child,
+    config: PathBuf,
+    http: u16,
+    log: PathBuf,
+}
+
+impl Hub {
+    fn start(config: &Path, http: u16, log: &Path) -> Hub {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(hub_bin())
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("shouwang-relay binary");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", http)).is_ok() {
+                return Hub {
+                    child,
+                    config: config.to_owned(),
+                    http,
+                    log: log.to_owned(),
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("hub exited ({status}): {}", tail(log));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("hub did not start: {}", tail(log));
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `/metrics` as name → value.
+    fn metrics(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.http)) else {
+            return out;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ =
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        for line in text.lines().filter(|l| l.starts_with("shouwang_")) {
+            if let Some((k, v)) = line.rsplit_once(' ')
+                && let Ok(v) = v.parse()
+            {
+                out.insert(k.to_owned(), v);
+            }
+        }
+        out
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 20 s).
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("hub did not stop on SIGTERM; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(self) -> Hub {
+        let (config, http, log) = (self.config.clone(), self.http, self.log.clone());
+        self.stop();
+        Hub::start(&config, http, &log)
+    }
+}
+
+impl Drop for Hub {
+    /// A bench that panics must not leave the server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Samples a process's RSS every 20 ms on its own thread; the highest value seen.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    threads: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(pid: String) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let threads = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::spawn({
+            let (stop, peak, threads) = (stop.clone(), peak.clone(), threads.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(status_kb(&pid, "VmRSS"), Ordering::Relaxed);
+                    threads.fetch_max(status_kb(&pid, "Threads"), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        Sampler {
+            stop,
+            peak,
+            threads,
+            thread: Some(thread),
+        }
+    }
+
+    /// (peak RSS in kB, most threads seen).
+    fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (
+            self.peak.load(Ordering::Relaxed),
+            self.threads.load(Ordering::Relaxed),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phones.
+// ---------------------------------------------------------------------------------------------
+
+struct Phone {
+    idx: usize,
+    plan: MemberPlan,
+    member_id: String,
+    secret: SecretKey,
+    cert: Option<Certificate>,
+    path: PathBuf,
+    archive: Option<Archive>,
+    /// Records written for the storm.
+    storm_records: Vec<String>,
+    /// The change bytes of those records, as the hub stores them (doc key, bytes).
+    storm_changes: Vec<(String, Vec<u8>)>,
+}
+
+impl Phone {
+    fn cert(&self) -> &Certificate {
+        self.cert.as_ref().unwrap()
+    }
+
+    /// The phone's endpoint (a future that does not borrow the phone, which is not `Sync`).
+    fn bind(&self, relay: &RelayUrl) -> impl Future<Output = Node> + Send + use<> {
+        let config = NodeConfig::loopback(self.secret.clone()).with_relay(relay.clone());
+        async move { Node::bind(config).await.unwrap() }
+    }
+
+    /// The archive, reopened if a failed sync consumed it.
+    async fn take_archive(&mut self) -> Archive {
+        match self.archive.take() {
+            Some(a) => a,
+            None => {
+                let path = self.path.clone();
+                tokio::task::spawn_blocking(move || Archive::open(&path))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        }
+    }
+
+    /// Writes `n` new records, offline; remembers their ids and change bytes.
+    /// (A phone names the child: only 班主任 and leaders see 学籍号, which are private.)
+    fn write_records(&mut self, children: &[String], n: usize, seed: u64) -> Vec<String> {
+        let a = self.archive.as_mut().unwrap();
+        let mark: i64 = a
+            .store()
+            .conn()
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut rng = Rng(seed ^ (self.idx as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut ids = Vec::new();
+        for k in 0..n {
+            let child = self.plan.children[k % self.plan.children.len()];
+            let input = record_input(&mut rng, &self.plan, k, &children[child]);
+            ids.push(a.add_record(&input).unwrap().0);
+        }
+        let mut stmt = a
+            .store()
+            .conn()
+            .prepare("SELECT doc_id, bytes FROM changes WHERE seq > ?1 ORDER BY seq")
+            .unwrap();
+        self.storm_changes = stmt
+            .query_map([mark], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(self.storm_changes.len(), n, "one change per record");
+        ids
+    }
+}
+
+fn opts() -> ConversationOptions {
+    ConversationOptions::default()
+}
+
+/// Runs `f` over every phone with at most `limit` at a time; the phones come back in order.
+async fn each<T, F, Fut>(phones: Vec<Phone>, limit: usize, f: F) -> Vec<(Phone, T)>
+where
+    T: Send + 'static,
+    F: Fn(Phone) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (Phone, T)> + Send + 'static,
+{
+    let sem = Arc::new(Semaphore::new(limit));
+    let mut set = JoinSet::new();
+    for p in phones {
+        let (sem, f) = (sem.clone(), f.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.unwrap();
+            f(p).await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap());
+    }
+    out.sort_by_key(|(p, _)| p.idx);
+    out
+}
+
+/// One sync; the phone keeps its archive.
+async fn sync_phone(mut p: Phone, node: &Node, hub: EndpointAddr) -> (Phone, Result<u64, String>) {
+    let archive = p.take_archive().await;
+    match sync_once(node, hub, archive, p.cert(), &opts()).await {
+        Ok((a, progress)) => {
+            p.archive = Some(a);
+            (p, Ok(progress.frames_sent))
+        }
+        Err(e) => (p, Err(e.to_string())),
+    }
+}
+
+/// Syncs every phone (`limit` at a time) until a whole round is a no-op for all of them (one
+/// `Hello` each way): then every phone and the hub hold the same documents.
+async fn settle(
+    mut phones: Vec<Phone>,
+    relay: &RelayUrl,
+    hub: &EndpointAddr,
+    limit: usize,
+) -> Vec<Phone> {
+    for round in 1..=10 {
+        let t = Instant::now();
+        let (relay, hub) = (relay.clone(), hub.clone());
+        let done = each(phones, limit, move |p| {
+            let (relay, hub) = (relay.clone(), hub.clone());
+            async move {
+                let node = p.bind(&relay).await;
+                let mut errors = Vec::new();
+                let mut r = sync_phone(p, &node, hub.clone()).await;
+                while let Err(e) = &r.1
+                    && errors.len() < 5
+                {
+                    errors.push(e.clone());
+                    r = sync_phone(r.0, &node, hub.clone()).await;
+                }
+                node.shutdown().await;
+                (r.0, (r.1, errors))
+            }
+        })
+        .await;
+        let quiet = done
+            .iter()
+            .filter(|(_, (r, e))| *r == Ok(1) && e.is_empty())
+            .count();
+        let failed: Vec<String> = done
+            .iter()
+            .filter_map(|(_, (r, _))| r.as_ref().err().cloned())
+            .collect();
+        let retried: Vec<String> = done.iter().flat_map(|(_, (_, e))| e.clone()).collect();
+        phones = done.into_iter().map(|(p, _)| p).collect();
+        eprintln!(
+            "  settle round {round}: {} phones, {quiet} already in sync, {} attempts failed, {:.1} s",
+            phones.len(),
+            retried.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &retried {
+            *reasons.entry(e.as_str()).or_default() += 1;
+        }
+        for (e, n) in reasons {
+            eprintln!("    {n} × {e}");
+        }
+        // A phone still failing is synced again in the next round.
+        if failed.is_empty() && quiet == phones.len() {
+            return phones;
+        }
+    }
+    panic!("phones did not settle");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The storm.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    ok: bool,
+    attempts: u32,
+    errors: Vec<String>,
+    /// From the release to success.
+    latency: Duration,
+    /// The successful attempt alone.
+    sync_time: Duration,
+    frames_sent: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+struct StormResult {
+    wall: Duration,
+    outcomes: Vec<Outcome>,
+    hub_rss_before: u64,
+    hub_peak: u64,
+    hub_peak_sampled: u64,
+    hub_threads: u64,
+    hub_rss_after: u64,
+    hub_peak_is_storm_only: bool,
+    hub_cpu: f64,
+    bench_rss_before: u64,
+    bench_peak: u64,
+    bench_cpu: f64,
+    hub_metrics: BTreeMap<String, f64>,
+}
+
+/// Binds every phone's endpoint, waits until all are online, then releases every sync at
+/// once. A failed phone waits (1 s, 2 s, … plus jitter) and tries again.
+async fn storm(
+    phones: Vec<Phone>,
+    hub: &mut Hub,
+    relay: &RelayUrl,
+    hub_addr: &EndpointAddr,
+    one_at_a_time: bool,
+) -> (Vec<Phone>, StormResult) {
+    let n = phones.len();
+    let ticks = clock_ticks();
+    let (go_tx, go_rx) = watch::channel::<Option<Instant>>(None);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(n);
+    let mut set = JoinSet::new();
+    let bind_limit = Arc::new(Semaphore::new(16));
+    // One sync in flight at a time (in the order the phones ask), or all at once.
+    let gate = Arc::new(Semaphore::new(if one_at_a_time { 1 } else { n }));
+    for mut p in phones {
+        let (relay, hub_addr) = (relay.clone(), hub_addr.clone());
+        let (mut go, ready, bind_limit) = (go_rx.clone(), ready_tx.clone(), bind_limit.clone());
+        let gate = gate.clone();
+        set.spawn(async move {
+            let node = {
+                let _permit = bind_limit.acquire_owned().await.unwrap();
+                let node = p.bind(&relay).await;
+                node.wait_for_relay(Duration::from_secs(20)).await;
+                node
+            };
+            // The phone's app has its store open.
+            let archive = p.take_archive().await;
+            p.archive = Some(archive);
+            ready.send(()).await.unwrap();
+            let t0 = go.wait_for(Option::is_some).await.unwrap().unwrap();
+            let mut out = Outcome::default();
+            let mut rng = Rng(0xBAD5_EED0 + p.idx as u64);
+            while out.attempts < MAX_ATTEMPTS {
+                out.attempts += 1;
+                let archive = p.take_archive().await;
+                let permit = gate.acquire().await.unwrap();
+                let t = Instant::now();
+                let result = sync_once(&node, hub_addr.clone(), archive, p.cert(), &opts()).await;
+                drop(permit);
+                match result {
+                    Ok((a, progress)) => {
+                        p.archive = Some(a);
+                        out.ok = true;
+                        out.sync_time = t.elapsed();
+                        out.latency = t0.elapsed();
+                        out.frames_sent = progress.frames_sent;
+                        out.bytes_sent = progress.bytes_sent;
+                        out.bytes_received = progress.bytes_received;
+                        break;
+                    }
+                    Err(e) => {
+                        out.errors.push(e.to_string());
+                        let wait = 1000 * u64::from(out.attempts) + rng.below(500) as u64;
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                }
+            }
+            if !out.ok {
+                out.latency = t0.elapsed();
+            }
+            node.shutdown().await;
+            (p, out)
+        });
+    }
+    drop(ready_tx);
+    for _ in 0..n {
+        ready_rx.recv().await.unwrap();
+    }
+    // Let the relay connections and the hub settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = hub.pid();
+    let hub_peak_is_storm_only = reset_peak(&pid);
+    reset_peak("self");
+    let hub_rss_before = status_kb(&pid, "VmRSS");
+    let bench_rss_before = status_kb("self", "VmRSS");
+    let hub_cpu0 = cpu_seconds(&pid, ticks);
+    let bench_cpu0 = cpu_seconds("self", ticks);
+    let sampler = Sampler::start(pid.clone());
+    // STORM_PERF=<file>: profile the hub during the storm with `perf record`.
+    let perf = std::env::var_os("STORM_PERF").and_then(|out| {
+        Command::new("perf")
+            .args(["record", "-F", "999", "-g", "-p", &pid, "-o"])
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    });
+    let t0 = Instant::now();
+    go_tx.send(Some(t0)).unwrap();
+    let mut results = Vec::new();
+    while let Some(r) = set.join_next().await {
+        results.push(r.unwrap());
+    }
+    let wall = results
+        .iter()
+        .map(|(_, o)| o.latency)
+        .max()
+        .unwrap_or_default();
+    let (hub_peak_sampled, hub_threads) = sampler.finish();
+    if let Some(mut perf) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
+    let hub_peak = status_kb(&pid, "VmHWM");
+    let hub_rss_after = status_kb(&pid, "VmRSS");
+    let bench_peak = status_kb("self", "VmHWM");
+    let hub_cpu = cpu_seconds(&pid, ticks) - hub_cpu0;
+    let bench_cpu = cpu_seconds("self", ticks) - bench_cpu0;
+    assert!(hub.alive(), "the hub died: {}", tail(&hub.log));
+    let hub_metrics = hub.metrics();
+    results.sort_by_key(|(p, _)| p.idx);
+    let (phones, outcomes): (Vec<Phone>, Vec<Outcome>) = results.into_iter().unzip();
+    (
+        phones,
+        StormResult {
+            wall,
+            outcomes,
+            hub_rss_before,
+            hub_peak,
+            hub_peak_sampled,
+            hub_threads,
+            hub_rss_after,
+            hub_peak_is_storm_only,
+            hub_cpu,
+            bench_rss_before,
+            bench_peak,
+            bench_cpu,
+            hub_metrics,
+        },
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn thousands(n: f64) -> String {
+    let n = n.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn summarize(label: &str, r: &StormResult) {
+    let mut lat: Vec<Duration> = r.outcomes.iter().map(|o| o.latency).collect();
+    lat.sort();
+    let ok = r.outcomes.iter().filter(|o| o.ok).count();
+    let retried = r.outcomes.iter().filter(|o| o.attempts > 1).count();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for o in &r.outcomes {
+        for e in &o.errors {
+            *reasons.entry(e.clone()).or_default() += 1;
+        }
+    }
+    eprintln!(
+        "  {label}: {ok}/{} ok, {retried} retried, wall {}, p50 {}, p99 {}, hub peak {} (sampled {}), hub cpu {:.1} s",
+        r.outcomes.len(),
+        secs(r.wall),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        mib(r.hub_peak),
+        mib(r.hub_peak_sampled),
+        r.hub_cpu
+    );
+    for (e, n) in &reasons {
+        eprintln!("    {n} × {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bare references.
+// ---------------------------------------------------------------------------------------------
+
+/// Durable inserts of the same change bytes into a bare WAL table with `synchronous = FULL`,
+/// `per_tx` rows per transaction. Returns the time for all of them.
+fn bare_inserts(path: &Path, rows: &[(String, Vec<u8>)], per_tx: usize) -> Duration {
+    let _ = std::fs::remove_file(path);
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE changes (seq INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, bytes BLOB NOT NULL)",
+    )
+    .unwrap();
+    let t = Instant::now();
+    for chunk in rows.chunks(per_tx) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO changes (doc_id, bytes) VALUES (?1, ?2)")
+                .unwrap();
+            for (doc, bytes) in chunk {
+                stmt.execute(rusqlite::params![doc, bytes]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    t.elapsed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification.
+// ---------------------------------------------------------------------------------------------
+
+/// Opens the stopped hub's store and checks that every record the phones wrote is there exactly
+/// once, both in the documents and in the projection, and nothing else is. Returns how many
+/// of `written` were found.
+fn verify(hub_db: &Path, plan: &SchoolPlan, written: &[String], total_expected: usize) -> usize {
+    let mut hub = Archive::open(hub_db).unwrap();
+    let mut in_docs: HashMap<String, usize> = HashMap::new();
+    for c in 0..plan.children.len() {
+        for r in hub.child_file(&student_no(c)).unwrap().records {
+            *in_docs.entry(r.meta.id.0).or_default() += 1;
+        }
+    }
+    let mut in_rows: HashMap<String, usize> = HashMap::new();
+    {
+        let conn = hub.store().conn();
+        let mut stmt = conn.prepare("SELECT record_id FROM p_records").unwrap();
+        for id in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+            *in_rows.entry(id.unwrap()).or_default() += 1;
+        }
+    }
+    let mut once = 0;
+    for id in written {
+        let d = in_docs.get(id).copied().unwrap_or(0);
+        let p = in_rows.get(id).copied().unwrap_or(0);
+        assert_eq!((d, p), (1, 1), "record {id}: {d} in documents, {p} rows");
+        once += 1;
+    }
+    let total: usize = in_docs.values().sum();
+    assert_eq!(total, total_expected, "records in the hub's documents");
+    assert!(in_docs.values().all(|&n| n == 1), "a record is duplicated");
+    assert_eq!(in_rows.len(), total_expected, "records in p_records");
+    once
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter that is not "storm" skips the run.
+    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
+        && !"storm".contains(filter.as_str())
+    {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let devices = env_usize("STORM_DEVICES", 200).clamp(1, 200);
+    let per_device = env_usize("STORM_RECORDS", 20).max(1);
+    let started = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("shouwang-storm")
+        .tempdir_in(std::env::var_os("STORM_DIR").unwrap_or_else(|| std::env::temp_dir().into()))
+        .unwrap();
+    eprintln!(
+        "storm: {devices} phones × {per_device} records, hub binary {}, data in {}",
+        hub_bin().display(),
+        dir.path().display()
+    );
+
+    // The school, on the hub's disk.
+    let plan = plan_school();
+    let data = DataDir::new(dir.path().join("hub"));
+    let t = Instant::now();
+    let member_ids = {
+        let data = data.clone();
+        let plan_members = plan.members.clone();
+        let children = plan.children.clone();
+        tokio::task::spawn_blocking(move || {
+            set_up_school(
+                &data,
+                &SchoolPlan {
+                    children,
+                    members: plan_members,
+                },
+            )
+        })
+        .await
+        .unwrap()
+    };
+    eprintln!(
+        "  school: {} members, {} children, {} pairings, {:.1} s",
+        plan.members.len(),
+        plan.children.len(),
+        plan.members.iter().map(|m| m.children.len()).sum::<usize>(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // The hub, as deployed: relay + hub + /health, on loopback ports.
+    let (relay_port, hub_port, http) = (free_tcp(), free_udp(), free_tcp());
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[relay]\nbind = \"127.0.0.1:{relay_port}\"\n[hub]\nbind = [\"127.0.0.1:{hub_port}\"]\n[http]\nbind = \"127.0.0.1:{http}\"\n",
+            data.root().display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("hub.log");
+    let mut hub = Hub::start(&config, http, &log);
+    let contact = HubContact {
+        relay_url: Some(format!("http://127.0.0.1:{relay_port}/")),
+        addrs: vec![SocketAddr::from(([127, 0, 0, 1], hub_port))],
+    };
+
+    // Invites, then enrollment over the network, then each phone's store from its bundle.
+    let t = Instant::now();
+    let mut invites: Vec<Invite> = Vec::new();
+    for (i, id) in member_ids.iter().enumerate().take(devices) {
+        let issued = server::issue_invite(
+            &data,
+            &contact,
+            id,
+            plan.members[i].role,
+            now(),
+            now() + 86_400,
+        )
+        .unwrap();
+        invites.push(issued.invite);
+    }
+    let relay = handshake::invite_relay(&invites[0]).unwrap().unwrap();
+    let hub_addr = handshake::hub_addr(&invites[0]).unwrap();
+    let phones_dir = dir.path().join("phones");
+    std::fs::create_dir_all(&phones_dir).unwrap();
+    let phones: Vec<Phone> = (0..devices)
+        .map(|i| Phone {
+            idx: i,
+            plan: plan.members[i].clone(),
+            member_id: member_ids[i].clone(),
+            secret: SecretKey::generate(),
+            cert: None,
+            path: phones_dir.join(format!("phone{i:03}.db")),
+            archive: None,
+            storm_records: Vec::new(),
+            storm_changes: Vec::new(),
+        })
+        .collect();
+    let invites = Arc::new(invites);
+    let phones: Vec<Phone> = each(phones, 8, {
+        let relay = relay.clone();
+        move |mut p| {
+            let (relay, invites) = (relay.clone(), invites.clone());
+            async move {
+                let node = p.bind(&relay).await;
+                let invite = &invites[p.idx];
+                let enrolled = handshake::enroll(&node, invite, now(), &opts())
+                    .await
+                    .unwrap();
+                node.shutdown().await;
+                let (path, member) = (p.path.clone(), p.member_id.clone());
+                let label = format!("{}的手机", p.plan.name);
+                let archive = tokio::task::spawn_blocking(move || {
+                    Archive::join(&path, &enrolled.bundle, &member, &label)
+                })
+                .await
+                .unwrap()
+                .unwrap();
+                p.cert = Some(enrolled.certificate);
+                p.archive = Some(archive);
+                (p, ())
+            }
+        }
+    })
+    .await
+    .into_iter()
+    .map(|(p, ())| p)
+    .collect();
+    eprintln!(
+        "  enrolled {} phones with invites: {:.1} s",
+        phones.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // Every phone has synced before (its device registration reaches the hub, and it learns
+    // the others').
+    let t = Instant::now();
+    let mut phones = settle(phones, &relay, &hub_addr, 8).await;
+    eprintln!("  first syncs done: {:.1} s", t.elapsed().as_secs_f64());
+
+    // Reference: a no-op reconnect storm, with a freshly started hub.
+    hub = hub.restart();
+    let (back, noop) = storm(phones, &mut hub, &relay, &hub_addr, false).await;
+    phones = back;
+    summarize("no-op storm", &noop);
+
+    // Offline, every phone writes its records.
+    let t = Instant::now();
+    let children = Arc::new(plan.children.clone());
+    let done = each(phones, 2, move |mut p| {
+        let children = children.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let ids = p.write_records(&children, per_device, 0x5707_2026);
+                (p, ids)
+            })
+            .await
+            .unwrap()
+        }
+    })
+    .await;
+    phones = done
+        .into_iter()
+        .map(|(mut p, ids)| {
+            p.storm_records = ids;
+            p
+        })
+        .collect();
+    let written: Vec<String> = phones
+        .iter()
+        .flat_map(|p| p.storm_records.iter().cloned())
+        .collect();
+    let changes: Vec<(String, Vec<u8>)> = phones
+        .iter()
+        .flat_map(|p| p.storm_changes.iter().cloned())
+        .collect();
+    let payload: usize = changes.iter().map(|(_, b)| b.len()).sum();
+    eprintln!(
+        "  {} records written offline ({} bytes of changes): {:.1} s",
+        written.len(),
+        payload,
+        t.elapsed().as_secs_f64()
+    );
+
+    // References on the same disk: bare durable inserts of the same bytes.
+    let bare_path = dir.path().join("bare.db");
+    let (bare_each, bare_phone) = tokio::task::block_in_place(|| {
+        (
+            bare_inserts(&bare_path, &changes, 1),
+            bare_inserts(&bare_path, &changes, per_device),
+        )
+    });
+    eprintln!(
+        "  bare inserts: {} one per transaction, {} {per_device} per transaction",
+        secs(bare_each),
+        secs(bare_phone)
+    );
+
+    // Keep the state before the storm (hub and phones, stores closed), to replay the same work
+    // one phone at a time afterwards.
+    hub.stop();
+    for p in &mut phones {
+        p.archive = None;
+    }
+    let snapshot = dir.path().join("before-storm");
+    copy_dir(data.root(), &snapshot.join("hub"));
+    copy_dir(&phones_dir, &snapshot.join("phones"));
+
+    // The storm, with a freshly started hub.
+    let mut hub = Hub::start(&config, http, &log);
+    let (back, result) = storm(phones, &mut hub, &relay, &hub_addr, false).await;
+    phones = back;
+    summarize("storm", &result);
+    hub.stop();
+    let t = Instant::now();
+    let verified = check_hub(&data, &written).await;
+    eprintln!(
+        "  verified: all {verified} records in the hub's store exactly once: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Reference: the same state, the same work, one phone at a time.
+    for p in &mut phones {
+        p.archive = None;
+    }
+    std::fs::remove_dir_all(data.root()).unwrap();
+    std::fs::remove_dir_all(&phones_dir).unwrap();
+    copy_dir(&snapshot.join("hub"), data.root());
+    copy_dir(&snapshot.join("phones"), &phones_dir);
+    let mut hub = Hub::start(&config, http, &log);
+    let (phones, serial) = storm(phones, &mut hub, &relay, &hub_addr, true).await;
+    summarize("one at a time", &serial);
+    hub.stop();
+    check_hub(&data, &written).await;
+    drop(phones);
+
+    report(&Report {
+        devices,
+        per_device,
+        payload,
+        bare_each,
+        bare_phone,
+        storm: &result,
+        serial: &serial,
+        noop: &noop,
+    });
+    eprintln!("total bench time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// Copies a directory of files (no subdirectories but one level).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Checks the stopped hub's store: every record written, exactly once, and nothing else.
+async fn check_hub(data: &DataDir, written: &[String]) -> usize {
+    let (db, written) = (data.archive(), written.to_vec());
+    tokio::task::spawn_blocking(move || verify(&db, &plan_school(), &written, written.len()))
+        .await
+        .unwrap()
+}
+
+struct Report<'a> {
+    devices: usize,
+    per_device: usize,
+    payload: usize,
+    bare_each: Duration,
+    bare_phone: Duration,
+    storm: &'a StormResult,
+    serial: &'a StormResult,
+    noop: &'a StormResult,
+}
+
+struct Column {
+    done: usize,
+    failed: usize,
+    retried: usize,
+    latency: Vec<Duration>,
+    sync_time: Vec<Duration>,
+}
+
+fn column(r: &StormResult) -> Column {
+    let mut latency: Vec<Duration> = r.outcomes.iter().map(|o| o.latency).collect();
+    latency.sort();
+    let mut sync_time: Vec<Duration> = r.outcomes.iter().map(|o| o.sync_time).collect();
+    sync_time.sort();
+    Column {
+        done: r.outcomes.iter().filter(|o| o.ok).count(),
+        failed: r.outcomes.iter().map(|o| o.errors.len()).sum(),
+        retried: r.outcomes.iter().filter(|o| o.attempts > 1).count(),
+        latency,
+        sync_time,
+    }
+}
+
+fn report(r: &Report<'_>) {
+    let n_records = (r.devices * r.per_device) as f64;
+    let (st, se, no) = (column(r.storm), column(r.serial), column(r.noop));
+    let rate = |x: &StormResult| n_records / x.wall.as_secs_f64();
+    let m = |x: &StormResult, k: &str| x.hub_metrics.get(k).copied().unwrap_or(0.0);
+    let p = |v: &[Duration]| {
+        format!(
+            "{} / {} / {}",
+            ms(percentile(v, 0.5)),
+            ms(percentile(v, 0.99)),
+            ms(v.last().copied().unwrap_or_default())
+        )
+    };
+    let row = |label: &str, f: &dyn Fn(&StormResult, &Column) -> String| {
+        println!(
+            "| {label} | {} | {} | {} |",
+            f(r.storm, &st),
+            f(r.serial, &se),
+            f(r.noop, &no)
+        );
+    };
+    let (d, k) = (r.devices, r.per_device);
+    println!();
+    println!("## Reconnect storm: {d} phones × {k} new records, released at once");
+    println!();
+    println!(
+        "Hub: the `shouwang-relay serve` binary in its own process (relay + hub + HTTP), \
+         restarted before each run. Phones: {d} iroh endpoints with real stores in the bench \
+         process, sharing the machine's 2 cores with the hub. Everything on 127.0.0.1. \
+         \"One at a time\" replays the same state and the same {} records with one sync in \
+         flight; \"no-op\" is the same storm with nothing new.",
+        thousands(n_records)
+    );
+    println!();
+    println!("| | storm | one at a time (same work) | no-op storm |");
+    println!("|---|---|---|---|");
+    row("phones done", &|_, c| format!("{} of {d}", c.done));
+    row("failed attempts, retried (phones)", &|_, c| {
+        format!("{} ({})", c.failed, c.retried)
+    });
+    row("wall time, release → last phone done", &|x, _| {
+        secs(x.wall)
+    });
+    row("records/s", &|x, _| {
+        if std::ptr::eq(x, r.noop) {
+            "—".into()
+        } else {
+            format!("**{}**", thousands(rate(x)))
+        }
+    });
+    row(
+        "per-phone latency from release, p50 / p99 / max",
+        &|_, c| p(&c.latency),
+    );
+    row("one sync, p50 / p99 / max", &|_, c| p(&c.sync_time));
+    row("hub RSS before (phones connected to its relay)", &|x, _| {
+        mib(x.hub_rss_before)
+    });
+    row(
+        if r.storm.hub_peak_is_storm_only {
+            "hub peak RSS (VmHWM, reset at release)"
+        } else {
+            "hub peak RSS (VmHWM since start)"
+        },
+        &|x, _| format!("**{}**", mib(x.hub_peak)),
+    );
+    row("hub RSS when the last phone is done", &|x, _| {
+        mib(x.hub_rss_after)
+    });
+    row("hub threads, most seen", &|x, _| x.hub_threads.to_string());
+    row("hub CPU, user + system", &|x, _| {
+        format!("{:.1} s", x.hub_cpu)
+    });
+    row("phones' process: CPU, RSS before → peak", &|x, _| {
+        format!(
+            "{:.1} s, {} → {}",
+            x.bench_cpu,
+            mib(x.bench_rss_before),
+            mib(x.bench_peak)
+        )
+    });
+    row("sync bytes up / down, all phones", &|x, _| {
+        let up: u64 = x.outcomes.iter().map(|o| o.bytes_sent).sum();
+        let down: u64 = x.outcomes.iter().map(|o| o.bytes_received).sum();
+        format!("{} / {}", thousands(up as f64), thousands(down as f64))
+    });
+    row("hub sessions started / completed / errors", &|x, _| {
+        format!(
+            "{} / {} / {}",
+            m(x, "shouwang_sync_sessions_total"),
+            m(x, "shouwang_sync_sessions_completed_total"),
+            m(x, "shouwang_errors_total")
+        )
+    });
+    println!(
+        "| hub store afterwards | all {} records, each exactly once | the same | — |",
+        thousands(n_records)
+    );
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &r.storm.outcomes {
+        for e in &o.errors {
+            *reasons.entry(e.as_str()).or_default() += 1;
+        }
+    }
+    if !reasons.is_empty() {
+        println!();
+        println!("Failed attempts in the storm (each phone retried after 1 s, 2 s, …):");
+        println!();
+        for (e, n) in reasons {
+            println!("- {n} × {e}");
+        }
+    }
+    let limit = |label: String, t: Duration| {
+        let lr = n_records / t.as_secs_f64();
+        println!(
+            "| {label} | {} | {} | {:.3}× |",
+            secs(t),
+            thousands(lr),
+            rate(r.storm) / lr
+        );
+    };
+    println!();
+    println!(
+        "References, same run, same disk: the same change bytes ({} bytes, {:.0} a record) \
+         inserted into a bare WAL table with `synchronous = FULL`.",
+        thousands(r.payload as f64),
+        r.payload as f64 / n_records
+    );
+    println!();
+    println!(
+        "| reference | time for {} records | records/s | storm ÷ reference |",
+        thousands(n_records)
+    );
+    println!("|---|---|---|---|");
+    limit(
+        "bare durable INSERT, one transaction (fsync) per record".into(),
+        r.bare_each,
+    );
+    limit(
+        format!("bare durable INSERT, one transaction per phone ({k} rows)"),
+        r.bare_phone,
+    );
+    limit(
+        "the hub, the same work one phone at a time".into(),
+        r.serial.wall,
+    );
+}
