@@ -256,12 +256,13 @@ pub fn wait_for_peers(ctx: &mut Ctx, seconds: u64, once: bool) -> Result<()> {
         id.trust(),
         Some(done_tx),
     ));
+    let metrics = std::sync::Arc::new(TransportMetrics::default());
     let node = rt
         .block_on(Node::serve(
             id.node_config(true)?,
             factory,
             ConversationOptions::default(),
-            std::sync::Arc::new(TransportMetrics::default()),
+            metrics.clone(),
         ))
         .map_err(net_error)?;
     let port = node.bound_sockets().first().map_or(0, |a| a.port());
@@ -300,6 +301,12 @@ pub fn wait_for_peers(ctx: &mut Ctx, seconds: u64, once: bool) -> Result<()> {
                 }
                 Ok(None) | Err(_) => break,
             }
+        }
+        // Our side is caught up before the peer has read our last frames: let its connection
+        // close on its own (briefly) instead of cutting it by shutting down.
+        let grace = Instant::now() + Duration::from_secs(5);
+        while TransportMetrics::get(&metrics.connections_open) > 0 && Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         node.shutdown().await;
     });
