@@ -6,7 +6,9 @@
 //!   authenticated), the school's documents this member may see as [`Message::BundleChunk`]s,
 //!   and [`Message::BundleEnd`]; then both sides are done.
 //! - [`Message::Hello`]: "here is my certificate". The hub verifies it against the school key
-//!   and answers [`Message::Welcome`]; the sync session follows (for now both sides finish).
+//!   and answers [`Message::Welcome`]; the sync session follows. A device that stays connected
+//!   (live mode) sends [`Message::Live`] right after its Hello: the hub then passes on, as they
+//!   arrive, the changes other devices bring. Without it the device finishes once caught up.
 //!
 //! A hub that refuses sends [`Message::Refused`] with a Chinese reason and closes; nothing else
 //! has been sent.
@@ -19,6 +21,7 @@
 //! BundleChunk (4) = bytes
 //! BundleEnd   (5) = total length:u64 LE
 //! Welcome     (6) = school id (UTF-8)
+//! Live        (7) = (empty)
 //! Refused    (15) = reason (UTF-8)
 //! ```
 //!
@@ -56,6 +59,8 @@ pub enum Message {
     BundleChunk(Vec<u8>),
     BundleEnd(u64),
     Welcome(SchoolId),
+    /// The device stays connected after catching up: send it what others write.
+    Live,
     Refused(String),
 }
 
@@ -80,6 +85,7 @@ impl Message {
             Message::BundleChunk(c) => (4, c.clone()),
             Message::BundleEnd(n) => (5, n.to_le_bytes().to_vec()),
             Message::Welcome(s) => (6, s.as_str().as_bytes().to_vec()),
+            Message::Live => (7, Vec::new()),
             Message::Refused(r) => (15, r.as_bytes().to_vec()),
         };
         let mut f = Vec::with_capacity(3 + body.len());
@@ -130,6 +136,7 @@ impl Message {
                 Message::BundleEnd(u64::from_le_bytes(b))
             }
             6 => Message::Welcome(SchoolId(text(body)?)),
+            7 if body.is_empty() => Message::Live,
             15 => {
                 let cut = &body[..body.len().min(MAX_REASON)];
                 Message::Refused(String::from_utf8_lossy(cut).into_owned())
@@ -352,6 +359,7 @@ mod tests {
             Message::BundleChunk(vec![9; 100]),
             Message::BundleEnd(123_456),
             Message::Welcome(SchoolId("abc".into())),
+            Message::Live,
             Message::Refused("成员证书已过期".into()),
         ];
         for m in all {
@@ -364,6 +372,7 @@ mod tests {
         assert!(Message::decode(&[MAGIC, VERSION, 99]).is_err());
         assert!(Message::decode(&[1, 1, 1, 0]).is_err());
         assert!(Message::decode(&[MAGIC, VERSION, 5, 1, 2]).is_err());
+        assert!(Message::decode(&[MAGIC, VERSION, 7, 0]).is_err());
         assert!(Message::decode(&[MAGIC, VERSION, 1, 3, b'a']).is_err());
         let newer = Message::decode(&[MAGIC, 2, 1]).unwrap_err().to_string();
         assert!(newer.contains("升级"), "{newer}");

@@ -3,12 +3,17 @@
 //!
 //! The device greets the hub with its certificate; on `Welcome` it starts its session and the
 //! hub starts its own, scoped to what the certificate's member may see. The device finishes its
-//! half when both sessions are caught up (one-shot sync) — or, with `live`, stays connected and
-//! sends changes made meanwhile when woken ([`crate::transport::ConversationOptions::wake`]).
+//! half when both sessions are caught up (one-shot sync) — or, with `live`, says
+//! [`Message::Live`], stays connected, sends changes made meanwhile when woken
+//! ([`crate::transport::ConversationOptions::wake`]) and takes in what the hub passes on from
+//! other devices.
+//!
+//! A one-shot sync that has finished ignores frames still on their way from the hub (changes
+//! another device brought in the last moment): its half is closed, so it could not answer them,
+//! and the next sync fetches them.
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
-use shouwang_core::doc::DocId;
 use shouwang_core::membership::Certificate;
 use shouwang_core::sync::{Event, Progress, Session};
 
@@ -26,8 +31,8 @@ pub struct DeviceSync {
     session: Option<Session>,
     live: bool,
     caught_up: bool,
-    /// Documents changed locally while connected, to announce on the next wake.
-    pending_local: Vec<DocId>,
+    /// One-shot: this side's half is finished.
+    finished: bool,
     hook: Option<ProgressHook>,
 }
 
@@ -56,7 +61,7 @@ impl DeviceSync {
             session: None,
             live,
             caught_up: false,
-            pending_local: Vec::new(),
+            finished: false,
             hook: None,
         }
     }
@@ -85,11 +90,6 @@ impl DeviceSync {
         self.archive
     }
 
-    /// Queues a locally changed document to send on the next wake (live mode).
-    pub fn changed(&mut self, doc: DocId) {
-        self.pending_local.push(doc);
-    }
-
     fn finish_if_done(
         &mut self,
         frames: Vec<Vec<u8>>,
@@ -102,6 +102,7 @@ impl DeviceSync {
         if caught_up {
             self.archive.record_sync_result(&self.hub, None)?;
             if !self.live {
+                self.finished = true;
                 return Ok(Reply::finish(frames));
             }
         }
@@ -111,9 +112,11 @@ impl DeviceSync {
 
 impl Conversation for DeviceSync {
     fn opening(&mut self) -> shouwang_core::Result<Reply> {
-        Ok(Reply::send(vec![
-            Message::Hello(self.certificate.clone()).encode(),
-        ]))
+        let mut frames = vec![Message::Hello(self.certificate.clone()).encode()];
+        if self.live {
+            frames.push(Message::Live.encode());
+        }
+        Ok(Reply::send(frames))
     }
 
     fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
@@ -135,6 +138,9 @@ impl Conversation for DeviceSync {
                 _ => Err(Error::Corrupt("握手顺序不对".into())),
             };
         }
+        if self.finished {
+            return Ok(Reply::nothing());
+        }
         let session = self
             .session
             .as_mut()
@@ -147,15 +153,9 @@ impl Conversation for DeviceSync {
         let Some(session) = self.session.as_mut() else {
             return Ok(Reply::nothing());
         };
-        let mut frames = Vec::new();
-        for doc in std::mem::take(&mut self.pending_local) {
-            let out = session.handle(self.archive.store(), Event::LocalChange(&doc))?;
-            frames.extend(out.frames);
-        }
         // Records the app wrote through its own connection to the store.
         let out = session.handle(self.archive.store(), Event::Poll)?;
-        frames.extend(out.frames);
-        Ok(Reply::send(frames))
+        Ok(Reply::send(out.frames))
     }
 
     fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {

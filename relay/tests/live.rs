@@ -1,6 +1,10 @@
-//! Live mode over the real hub: a phone stays connected after catching up; a record the app
-//! writes through its own connection to the store reaches the hub as soon as the app wakes the
-//! sync, with no reconnect; an idle live connection ends by itself so the phone can sleep.
+//! Live mode over the real hub.
+//!
+//! 1. A phone stays connected after catching up; a record the app writes through its own
+//!    connection to the store reaches the hub as soon as the app wakes the sync, with no
+//!    reconnect; an idle live connection ends by itself so the phone can sleep.
+//! 2. Two phones connected live at once: a 谈心 the 爱心妈妈 records reaches the 班主任's phone
+//!    through the hub, which passes it on as it arrives, with no reconnect on either side.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +12,7 @@ mod common;
 
 use common::now;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,74 +20,128 @@ use shouwang_core::roles::Role;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig};
+use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, Wake};
+use tokio::task::JoinHandle;
 
-fn hub_has(path: &std::path::Path, record: &str) -> bool {
-    let mut hub = Archive::open(path).unwrap();
-    hub.child_file("王小雨")
+fn has_record(path: &Path, child: &str, record: &str) -> bool {
+    let mut archive = Archive::open(path).unwrap();
+    archive
+        .child_file(child)
         .unwrap()
         .records
         .iter()
         .any(|r| r.meta.id.0 == record)
 }
 
+fn write_record(phone: &Path, kind: &str, notes: &str) -> String {
+    Archive::open(phone)
+        .unwrap()
+        .add_record(&RecordInput {
+            kind: kind.into(),
+            child: Some("王小雨".into()),
+            class: None,
+            date: "2026-11-20".into(),
+            fields: vec![("notes".into(), notes.into())],
+        })
+        .unwrap()
+        .0
+}
+
+/// An enrolled phone: its store, identity and endpoint.
+struct Phone {
+    store: PathBuf,
+    id: Identity,
+    node: Arc<Node>,
+}
+
+impl Phone {
+    async fn enroll(server: &Server, dir: &Path, member: &str, role: Role) -> Phone {
+        let ticket = server
+            .invite(member, role, now(), now() + 86_400)
+            .unwrap()
+            .invite
+            .encode()
+            .unwrap();
+        let store = dir.join(format!("{member}.db"));
+        let mut archive = device::join(
+            &store,
+            None,
+            &ticket,
+            "手机",
+            now(),
+            &device::default_options(),
+        )
+        .await
+        .unwrap();
+        let id = Identity::load(&mut archive).unwrap();
+        let node = Arc::new(
+            Node::bind(NodeConfig::loopback(id.secret.clone()))
+                .await
+                .unwrap(),
+        );
+        Phone { store, id, node }
+    }
+
+    /// Starts a live sync with the hub, woken by `wake`.
+    fn go_live(
+        &self,
+        wake: &Wake,
+    ) -> JoinHandle<Result<(), shouwang_relay::transport::TransportError>> {
+        let opts = ConversationOptions {
+            wake: Some(wake.clone()),
+            ..ConversationOptions::default()
+        };
+        let archive = Archive::open(&self.store).unwrap();
+        let (node, id) = (self.node.clone(), self.id.clone());
+        tokio::spawn(async move { device::sync_hub_live(&node, &id, archive, &opts, None).await })
+    }
+
+    /// Waits until the phone's first exchange with the hub completed.
+    async fn caught_up(
+        &self,
+        live: &JoinHandle<Result<(), shouwang_relay::transport::TransportError>>,
+    ) {
+        let hub = self.id.hub().unwrap().id.to_string();
+        let started = Instant::now();
+        loop {
+            let status = Archive::open(&self.store)
+                .unwrap()
+                .sync_status(&hub)
+                .unwrap();
+            if status.last_success.is_some() {
+                return;
+            }
+            assert!(
+                !live.is_finished(),
+                "the live sync ended before catching up"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the first exchange never completed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_written_while_connected_reaches_the_hub_without_a_reconnect() {
+async fn story_1_a_record_written_while_connected_reaches_the_hub_without_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::sample_school(dir.path());
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();
-    let ticket = server
-        .invite("王瑞侠", Role::HeadTeacher, now(), now() + 86_400)
-        .unwrap()
-        .invite
-        .encode()
-        .unwrap();
-    let phone = dir.path().join("phone.db");
-    let mut archive = device::join(
-        &phone,
-        None,
-        &ticket,
-        "手机",
-        now(),
-        &device::default_options(),
-    )
-    .await
-    .unwrap();
-    let id = Identity::load(&mut archive).unwrap();
-    let node = Arc::new(
-        Node::bind(NodeConfig::loopback(id.secret.clone()))
-            .await
-            .unwrap(),
-    );
+    let phone = Phone::enroll(&server, dir.path(), "王瑞侠", Role::HeadTeacher).await;
 
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let opts = ConversationOptions {
-        wake: Some(wake.clone()),
-        ..ConversationOptions::default()
-    };
-    let live = {
-        let (node, id) = (node.clone(), id.clone());
-        tokio::spawn(async move { device::sync_hub_live(&node, &id, archive, &opts, None).await })
-    };
-    // Let the first exchange finish, then the app writes through its own connection.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let record = Archive::open(&phone)
-        .unwrap()
-        .add_record(&RecordInput {
-            kind: "家访".into(),
-            child: Some("王小雨".into()),
-            class: None,
-            date: "2026-11-20".into(),
-            fields: vec![("notes".into(), "连着网时写的家访".into())],
-        })
-        .unwrap()
-        .0;
+    let wake = Wake::new();
+    let live = phone.go_live(&wake);
+    phone.caught_up(&live).await;
+    // The app writes through its own connection to the store, then wakes the sync.
+    let record = write_record(&phone.store, "家访", "连着网时写的家访");
     let written = Instant::now();
-    wake.notify_one();
+    wake.wake();
     let hub_db = data.archive();
-    while !hub_has(&hub_db, &record) {
+    while !has_record(&hub_db, "王小雨", &record) {
         assert!(
             written.elapsed() < Duration::from_secs(20),
             "the record never reached the hub"
@@ -98,17 +157,74 @@ async fn a_record_written_while_connected_reaches_the_hub_without_a_reconnect() 
     live.abort();
 
     // An idle live connection ends by itself.
-    let archive = Archive::open(&phone).unwrap();
+    let archive = Archive::open(&phone.store).unwrap();
     let short = ConversationOptions {
         idle_timeout: Duration::from_secs(2),
         ..ConversationOptions::default()
     };
     tokio::time::timeout(
         Duration::from_secs(30),
-        device::sync_hub_live(&node, &id, archive, &short, None),
+        device::sync_hub_live(&phone.node, &phone.id, archive, &short, None),
     )
     .await
     .expect("an idle live sync ends")
     .unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_2_the_hub_passes_a_talk_on_to_another_connected_phone_as_it_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let teacher = Phone::enroll(&server, dir.path(), "王瑞侠", Role::HeadTeacher).await;
+    let mother = Phone::enroll(&server, dir.path(), "刘桂兰", Role::LoveMother).await;
+
+    // Both connected, both caught up; only the 爱心妈妈's app ever wakes its sync.
+    let (teacher_wake, mother_wake) = (Wake::new(), Wake::new());
+    let teacher_live = teacher.go_live(&teacher_wake);
+    let mother_live = mother.go_live(&mother_wake);
+    teacher.caught_up(&teacher_live).await;
+    mother.caught_up(&mother_live).await;
+
+    let talk = write_record(
+        &mother.store,
+        "谈心",
+        "爱心妈妈谈心：想妈妈了，约好周末视频",
+    );
+    let written = Instant::now();
+    mother_wake.wake();
+    // The connections stay up for a minute with nothing sent (the idle timeout): the talk
+    // can only arrive before then if the hub pushes it.
+    while !has_record(&teacher.store, "王小雨", &talk) {
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "the talk never reached the 班主任's phone"
+        );
+        assert!(!teacher_live.is_finished(), "{:?}", teacher_live.await);
+        assert!(!mother_live.is_finished(), "{:?}", mother_live.await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "the talk reached the other phone after {:?}",
+        written.elapsed()
+    );
+    assert!(!teacher_live.is_finished() && !mother_live.is_finished());
+
+    // And back: the 班主任's reply to the same child reaches the 爱心妈妈.
+    let visit = write_record(&teacher.store, "家访", "班主任家访：和奶奶说了周末视频的事");
+    teacher_wake.wake();
+    let written = Instant::now();
+    while !has_record(&mother.store, "王小雨", &visit) {
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "the visit never reached the 爱心妈妈's phone"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    teacher_live.abort();
+    mother_live.abort();
     server.shutdown().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use shouwang_core::Error;
 use shouwang_relay::transport::{
     Conversation, ConversationFactory, ConversationOptions, EndpointId, Node, NodeConfig, Reply,
-    SecretKey, TransportError, TransportMetrics,
+    SecretKey, TransportError, TransportMetrics, Wake,
 };
 
 /// Counts down: each side answers a number with the number minus one; whoever sends or
@@ -263,17 +263,21 @@ async fn waking_a_conversation_sends_live_frames_and_idle_ones_are_closed() {
     let phone = client().await;
 
     // Live: three wakes, three frames.
-    let wake = Arc::new(tokio::sync::Notify::new());
+    let wake = Wake::new();
     let opts = ConversationOptions {
         wake: Some(wake.clone()),
         ..ConversationOptions::default()
     };
     let poker = {
-        let wake = wake.clone();
+        let (wake, heard) = (wake.clone(), factory.clone());
         tokio::spawn(async move {
+            // Wakes count once the conversation is under way (the hub heard its opening).
+            while heard.heard.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             for _ in 0..3 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                wake.notify_one();
+                wake.wake();
             }
         })
     };

@@ -89,6 +89,9 @@ pub struct Output {
     pub frames: Vec<Vec<u8>>,
     /// Both sides have nothing more to send.
     pub caught_up: bool,
+    /// Changes from the peer were written to the store by this event: other sessions over the
+    /// same store (a hub's other connections) should [`Event::Poll`] to pass them on.
+    pub wrote: bool,
 }
 
 /// Counters for progress displays and metrics.
@@ -134,6 +137,8 @@ pub struct Session {
     state_sent: u64,
     state_received: u64,
     caught_up: bool,
+    /// Events so far that wrote the peer's changes to the store.
+    writes: u64,
     progress: Progress,
 }
 
@@ -182,6 +187,7 @@ impl Session {
             state_sent: 0,
             state_received: 0,
             caught_up: false,
+            writes: 0,
             progress: Progress::default(),
         }
     }
@@ -209,6 +215,7 @@ impl Session {
     /// Feeds one event; returns the frames to send.
     pub fn handle(&mut self, store: &mut Store, event: Event<'_>) -> Result<Output> {
         let mut out = Vec::new();
+        let writes = self.writes;
         match event {
             Event::Start => self.start(store, &mut out)?,
             Event::Frame(bytes) => {
@@ -248,6 +255,7 @@ impl Session {
         Ok(Output {
             frames,
             caught_up: self.caught_up,
+            wrote: self.writes != writes,
         })
     }
 
@@ -354,6 +362,7 @@ impl Session {
                     let now = store.heads(doc)?;
                     if before.get(doc) != Some(&now) {
                         self.changed_here.insert(doc.clone());
+                        self.writes += 1;
                     }
                     if !incomplete.contains(doc) {
                         shared.push((doc.clone(), parse_heads(&now)));
@@ -416,6 +425,7 @@ impl Session {
                 store.write(|b| b.sync_receive(&peer, &doc, &mut state, message))?;
                 if store.heads(&doc)? != before {
                     self.changed_here.insert(doc.clone());
+                    self.writes += 1;
                 }
                 self.docs.insert(doc.clone(), state);
                 self.step_doc(store, &doc, out)?;

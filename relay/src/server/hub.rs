@@ -7,6 +7,12 @@
 //! After [`Message::Welcome`] the connection carries the sync protocol: the hub runs a
 //! [`Session`] scoped to what the certificate's member may see. The device decides when the
 //! exchange is over; the hub never finishes first.
+//!
+//! Live devices ([`Message::Live`]) hear at once what other devices bring: a conversation whose
+//! frame wrote changes to the hub's store wakes every conversation ([`HubState::changed`]), and
+//! each live one announces, with [`Event::Poll`], the documents in its member's scope that
+//! moved. A conversation in mid-exchange polls after every frame anyway and takes the wake only
+//! once caught up; one-shot conversations never take it.
 
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
@@ -25,7 +31,9 @@ use tracing::info;
 
 use super::data::DataDir;
 use crate::handshake::{CHUNK, MAGIC, Message};
-use crate::transport::{Conversation, ConversationFactory, EndpointId, Reply, TransportMetrics};
+use crate::transport::{
+    Conversation, ConversationFactory, EndpointId, Reply, TransportMetrics, Wake,
+};
 pub(crate) use crate::unix_now;
 
 /// Counters of the hub's own events (the transport counts bytes and connections).
@@ -158,6 +166,8 @@ pub struct HubState {
     pub(crate) certificate_days: u32,
     pub(crate) metrics: Arc<HubMetrics>,
     pub(crate) archives: ArchivePool,
+    /// Woken whenever a conversation writes a device's changes to the store.
+    pub(crate) changed: Wake,
 }
 
 impl HubState {
@@ -169,6 +179,12 @@ impl HubState {
     /// The school.
     pub fn school_id(&self) -> &SchoolId {
         &self.school_id
+    }
+
+    /// Wakes every hub conversation when one wrote changes (give it to the accepting side's
+    /// [`crate::transport::ConversationOptions::wake`]).
+    pub fn changed(&self) -> &Wake {
+        &self.changed
     }
 
     /// The hub's own counters.
@@ -267,6 +283,7 @@ impl ConversationFactory for HubFactory {
             device: DeviceKey(*remote.as_bytes()),
             answered: false,
             sync: None,
+            live: false,
         }))
     }
 }
@@ -279,6 +296,8 @@ pub struct HubConversation {
     answered: bool,
     /// After the handshake: the session with this device.
     sync: Option<Session>,
+    /// The device stays connected: pass on what other devices write.
+    live: bool,
 }
 
 impl HubConversation {
@@ -338,9 +357,16 @@ impl Conversation for HubConversation {
             if out.caught_up {
                 archive.record_sync_result(session.peer(), None)?;
             }
+            if out.wrote {
+                self.state.changed.wake();
+            }
             return Ok(Reply::send(out.frames));
         }
         if self.answered {
+            if self.sync.is_some() && Message::decode(frame)? == Message::Live {
+                self.live = true;
+                return Ok(Reply::nothing());
+            }
             return Err(Error::NotPermitted("握手已经完成".into()));
         }
         self.answered = true;
@@ -349,6 +375,20 @@ impl Conversation for HubConversation {
             TransportMetrics::add(&self.state.metrics.refusals, 1);
         }
         r
+    }
+
+    fn listening(&self) -> bool {
+        // Mid-exchange, the hub polls after every frame; a wake then waits until caught up.
+        self.live && self.sync.as_ref().is_some_and(Session::is_caught_up)
+    }
+
+    fn on_wake(&mut self) -> shouwang_core::Result<Reply> {
+        let Some(session) = self.sync.as_mut() else {
+            return Ok(Reply::nothing());
+        };
+        let mut archive = self.state.archives.get()?;
+        let out = session.handle(archive.store(), Event::Poll)?;
+        Ok(Reply::send(out.frames))
     }
 
     fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {

@@ -28,6 +28,7 @@ pub use invite::{HubContact, NewInvite, init_school, issue_invite, qr_png, qr_te
 
 use crate::transport::{
     ConversationOptions, EndpointAddr, EndpointId, Node, NodeConfig, RelayUrl, TransportMetrics,
+    Wake,
 };
 
 /// Why the server could not start or act. `Display` is a Chinese sentence.
@@ -141,6 +142,7 @@ impl Server {
             certificate_days: config.certificate_days,
             metrics: hub_metrics.clone(),
             archives: hub::ArchivePool::new(data.archive(), hub::HUB_ARCHIVES),
+            changed: Wake::new(),
         });
         let node_config = NodeConfig {
             secret_key: hub_key,
@@ -151,6 +153,7 @@ impl Server {
         let opts = ConversationOptions {
             idle_timeout: config.idle_timeout,
             max_frame: config.max_frame,
+            wake: Some(state.changed().clone()),
             ..ConversationOptions::default()
         };
         let transport_metrics = Arc::new(TransportMetrics::default());

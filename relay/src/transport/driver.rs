@@ -1,16 +1,14 @@
 //! The frame loop both sides run over one bidirectional stream (see the module docs of
 //! [`crate::transport`]).
 
-use std::sync::Arc;
-
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{FrameReader, HEADER_LEN, write_frame};
 use super::{
-    Conversation, ConversationOptions, Reply, Stats, TransportError, TransportMetrics, close,
+    Conversation, ConversationOptions, Reply, Stats, TransportError, TransportMetrics, Wake, close,
 };
 
 /// The longest close reason sent (QUIC packets are small; reasons are one sentence).
@@ -44,6 +42,17 @@ pub(crate) enum Side {
     Acceptor,
 }
 
+/// Resolves at the next wake; never, without a listener or once the [`Wake`] is gone.
+async fn woken(wake: &mut Option<watch::Receiver<u64>>) {
+    if let Some(listener) = wake.as_mut()
+        && listener.changed().await.is_ok()
+    {
+        return;
+    }
+    *wake = None;
+    std::future::pending::<()>().await
+}
+
 fn is_done(closed: &ConnectionError) -> bool {
     matches!(closed, ConnectionError::ApplicationClosed(ac)
         if ac.error_code.into_inner() == u64::from(close::DONE))
@@ -64,16 +73,12 @@ impl<'a, C: Conversation> Driver<'a, C> {
     }
 
     async fn run_inner(&mut self) -> Result<Stats, TransportError> {
+        // Wakes from here on count: the opening covers everything before.
+        let mut wake = self.opts.wake.as_ref().map(Wake::listen);
         let reply = self.call(|c| c.opening()).await;
         self.after(reply).await?;
         let mut reader = FrameReader::new(self.opts.max_frame);
         let shutdown = self.shutdown.clone().unwrap_or_default();
-        let wake = self
-            .opts
-            .wake
-            .clone()
-            .unwrap_or_else(|| Arc::new(Notify::new()));
-        let has_wake = self.opts.wake.is_some();
         let mut deadline = Instant::now() + self.opts.idle_timeout;
         let conn = self.conn;
         loop {
@@ -116,7 +121,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
                         Err(e) => return Err(self.read_failed(e)),
                     }
                 }
-                _ = wake.notified(), if has_wake && !self.local_done => {
+                _ = woken(&mut wake), if wake.is_some() && !self.local_done && self.listening() => {
                     let reply = self.call(|c| c.on_wake()).await;
                     self.after(reply).await?;
                     deadline = Instant::now() + self.opts.idle_timeout;
@@ -138,6 +143,11 @@ impl<'a, C: Conversation> Driver<'a, C> {
             // Only fails if already finished, which `finished` rules out.
             let _ = self.send.finish();
         }
+    }
+
+    /// Whether the conversation takes wakes now (see [`Conversation::listening`]).
+    fn listening(&self) -> bool {
+        self.conversation.as_ref().is_some_and(C::listening)
     }
 
     /// Runs a conversation callback on the blocking pool.

@@ -10,7 +10,7 @@
 //!    that accepts sends its own opening frames as soon as the stream arrives;
 //! 2. every frame received goes to [`Conversation::on_frame`]; the frames of its [`Reply`] are
 //!    sent back; [`Conversation::on_wake`] runs when the owner pokes the conversation (live
-//!    mode: a record was written locally);
+//!    mode: the app wrote a record; on the hub, another connection brought changes);
 //! 3. a reply with `done` finishes this side's half of the stream. When both halves are
 //!    finished and the peer has received everything, the connection is closed with
 //!    [`close::DONE`];
@@ -104,6 +104,12 @@ pub trait Conversation: Send + 'static {
         Ok(Reply::nothing())
     }
 
+    /// Whether [`Conversation::on_wake`] has anything to do now. While it is false, wakes
+    /// wait, folded into one, and are delivered once it turns true.
+    fn listening(&self) -> bool {
+        true
+    }
+
     /// The frame to send the peer before closing because of `error`, if the protocol has one.
     fn error_frame(&mut self, error: &shouwang_core::Error) -> Option<Vec<u8>> {
         let _ = error;
@@ -122,6 +128,10 @@ impl Conversation for Box<dyn Conversation> {
 
     fn on_wake(&mut self) -> shouwang_core::Result<Reply> {
         (**self).on_wake()
+    }
+
+    fn listening(&self) -> bool {
+        (**self).listening()
     }
 
     fn error_frame(&mut self, error: &shouwang_core::Error) -> Option<Vec<u8>> {
@@ -147,8 +157,8 @@ pub struct ConversationOptions {
     pub close_timeout: Duration,
     /// Longest wait to reach a peer.
     pub connect_timeout: Duration,
-    /// Pokes the conversation: [`Conversation::on_wake`] runs once per notification.
-    pub wake: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// Pokes the conversation: [`Conversation::on_wake`] runs after each [`Wake::wake`].
+    pub wake: Option<Wake>,
 }
 
 impl Default for ConversationOptions {
@@ -160,6 +170,37 @@ impl Default for ConversationOptions {
             connect_timeout: Duration::from_secs(30),
             wake: None,
         }
+    }
+}
+
+/// Pokes every conversation running with a clone of it: each runs
+/// [`Conversation::on_wake`] once after every [`Wake::wake`]. Wakes that come while a
+/// conversation is busy are folded into one, never lost. (A phone's app wakes its live sync
+/// after each record it writes; the hub wakes every live connection when one of them brought
+/// changes.)
+#[derive(Debug, Clone)]
+pub struct Wake(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Wake {
+    /// A wake nobody listens to yet.
+    pub fn new() -> Wake {
+        Wake(std::sync::Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+
+    /// Wakes every conversation listening now.
+    pub fn wake(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A listener that sees the wakes from now on.
+    pub(crate) fn listen(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        Wake::new()
     }
 }
 
