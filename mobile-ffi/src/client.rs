@@ -23,7 +23,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::ShouwangError;
 use crate::runtime::{blocking, run, runtime};
-use crate::tasks::{ChangeListener, SyncListener, SyncUpdates, TaskHandle, sync_pump};
+use crate::tasks::{
+    ChangeListener, PeerListener, SyncListener, SyncUpdates, TaskHandle, sync_pump,
+};
 use crate::types::{
     ChangeEvent, ChangeOrigin, ChildFile, ChildSummary, ComplianceRow, DueItem, FieldInput, Me,
     NearbyPeer, PeerSyncReport, RecordDraft, Resolution, SyncProgress, SyncReport, SyncState,
@@ -555,6 +557,58 @@ impl ShouwangClient {
                 .collect())
         })
         .await
+    }
+
+    /// Lets other members' devices of the school sync directly with this one, with no
+    /// internet, until the returned handle is closed (or the client is): the phone announces
+    /// itself on the Wi-Fi or hotspot, where [`ShouwangClient::nearby_peers`] on the other
+    /// device finds it. `listener` hears when the phone can be reached and after every
+    /// completed exchange; change listeners hear of what arrived. Each side receives only what
+    /// both members may see, and only devices holding a certificate of this school get in.
+    pub async fn accept_peers(&self, listener: Box<dyn PeerListener>) -> Result<Arc<TaskHandle>> {
+        let inner = self.inner.clone();
+        let (mut server, code) = run(async move {
+            let identity = inner.identity()?;
+            let server =
+                device::serve_peers(&identity, &inner.path, Some(inner.key.clone()), true).await?;
+            Ok((server, identity.device_code()))
+        })
+        .await?;
+        let listener: Arc<dyn PeerListener> = Arc::from(listener);
+        let client = Arc::downgrade(&self.inner);
+        // Ends with an error once the client is gone.
+        let mut closed = self.inner.writes.subscribe();
+        let task = runtime()?.spawn(async move {
+            let port = server.port();
+            let ready = listener.clone();
+            let _ = tokio::task::spawn_blocking(move || ready.on_ready(code, port)).await;
+            loop {
+                let outcome = tokio::select! {
+                    outcome = server.synced.recv() => outcome,
+                    gone = closed.changed() => match gone {
+                        Ok(()) => continue,
+                        Err(_) => None,
+                    },
+                };
+                let Some(outcome) = outcome else { break };
+                let progress = SyncProgress::from(&outcome.progress);
+                match Weak::upgrade(&client) {
+                    Some(inner) if progress.documents_changed > 0 => {
+                        inner.changed(ChangeOrigin::Peer, progress.documents_changed);
+                    }
+                    Some(_) => {}
+                    None => break, // the client was closed
+                }
+                let report = PeerSyncReport {
+                    peer_name: outcome.member_name,
+                    progress,
+                };
+                let listener = listener.clone();
+                let _ = tokio::task::spawn_blocking(move || listener.on_synced(report)).await;
+            }
+            server.shutdown().await;
+        });
+        Ok(TaskHandle::new(&task))
     }
 
     /// Syncs directly with another member's device (found with

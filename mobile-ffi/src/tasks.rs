@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::runtime::runtime;
-use crate::types::{ChangeEvent, SyncUpdate};
+use crate::types::{ChangeEvent, PeerSyncReport, SyncUpdate};
 
 /// Receives the status of a sync: progress, success (with the time of the last success),
 /// failures.
@@ -29,6 +29,17 @@ pub trait SyncListener: Send + Sync {
 #[uniffi::export(callback_interface)]
 pub trait ChangeListener: Send + Sync {
     fn on_change(&self, event: ChangeEvent);
+}
+
+/// Told about direct syncs other members' devices make with this one (see
+/// [`crate::ShouwangClient::accept_peers`]).
+#[uniffi::export(callback_interface)]
+pub trait PeerListener: Send + Sync {
+    /// Other devices can reach this one now: its device code, and the UDP port it listens on
+    /// (on every network the phone is on).
+    fn on_ready(&self, device_code: String, port: u16);
+    /// An exchange with another member's device completed.
+    fn on_synced(&self, report: PeerSyncReport);
 }
 
 /// A running subscription or background task. Dropping it ends it.

@@ -7,7 +7,8 @@
 //! transaction that sets the store up, so a device is either fully joined or not at all.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
@@ -17,10 +18,11 @@ use shouwang_core::store::StoreKey;
 use shouwang_core::sync::Progress;
 
 use crate::handshake;
-use crate::peer::{PeerSynced, PeerTrust, sync_with_peer};
+use crate::peer::{PeerFactory, PeerOutcome, PeerSynced, PeerTrust, sync_with_peer};
 use crate::syncing::{DeviceSync, ProgressHook, sync_with_progress};
 use crate::transport::{
     ConversationOptions, EndpointAddr, Node, NodeConfig, SecretKey, TransportError,
+    TransportMetrics,
 };
 
 const META_SECRET: &str = "net.secret";
@@ -196,4 +198,58 @@ pub async fn sync_hub_live(
         Ok(_) | Err(TransportError::Idle) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// A device waiting for other members' devices to sync with it directly (see [`serve_peers`]).
+#[derive(Debug)]
+pub struct PeerServer {
+    node: Node,
+    metrics: Arc<TransportMetrics>,
+    /// One report per completed exchange.
+    pub synced: tokio::sync::mpsc::UnboundedReceiver<PeerOutcome>,
+}
+
+impl PeerServer {
+    /// The UDP port devices reach this one on (every interface).
+    pub fn port(&self) -> u16 {
+        self.node.bound_sockets().first().map_or(0, |a| a.port())
+    }
+
+    /// Stops accepting. Connections whose exchange this side has finished get a moment (up to
+    /// five seconds) to close on their own: this side is caught up before the peer has read its
+    /// last frames, and shutting down under them would fail the peer's sync.
+    pub async fn shutdown(self) {
+        let grace = Instant::now() + Duration::from_secs(5);
+        while TransportMetrics::get(&self.metrics.connections_open) > 0 && Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.node.shutdown().await;
+    }
+}
+
+/// Lets other members' devices of the school sync with this one directly, announcing it on
+/// the local network (mDNS) when `lan` is set: each connection opens the store at `store`
+/// (with `key`, if encrypted) and exchanges only what both members may see (see
+/// [`crate::peer`]).
+pub async fn serve_peers(
+    identity: &Identity,
+    store: &Path,
+    key: Option<StoreKey>,
+    lan: bool,
+) -> Result<PeerServer, TransportError> {
+    let (done, synced) = tokio::sync::mpsc::unbounded_channel();
+    let factory = Arc::new(PeerFactory::new(store, key, identity.trust(), Some(done)));
+    let metrics = Arc::new(TransportMetrics::default());
+    let node = Node::serve(
+        identity.node_config(lan)?,
+        factory,
+        default_options(),
+        metrics.clone(),
+    )
+    .await?;
+    Ok(PeerServer {
+        node,
+        metrics,
+        synced,
+    })
 }

@@ -35,6 +35,7 @@ use shouwang_core::Error;
 use shouwang_core::ids::SchoolId;
 use shouwang_core::membership::{Certificate, DeviceKey, SchoolPublicKey};
 use shouwang_core::school::Member;
+use shouwang_core::store::StoreKey;
 use shouwang_core::sync::{Event, Progress, Session};
 use tokio::sync::mpsc;
 
@@ -251,24 +252,37 @@ impl Conversation for PeerSync {
     }
 }
 
-/// Accepts device-to-device syncs: each connection opens the store at `store` afresh, so
-/// records written meanwhile (by the app or the CLI) are offered.
-#[derive(Debug, Clone)]
+/// Accepts device-to-device syncs: each connection opens the store at `store` (with its key,
+/// if encrypted) afresh, so records written meanwhile (by the app or the CLI) are offered.
+#[derive(Clone)]
 pub struct PeerFactory {
     store: PathBuf,
+    key: Option<StoreKey>,
     trust: PeerTrust,
     done: Option<mpsc::UnboundedSender<PeerOutcome>>,
 }
 
+impl std::fmt::Debug for PeerFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerFactory")
+            .field("store", &self.store)
+            .field("encrypted", &self.key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PeerFactory {
-    /// A factory serving the store at `store`. Each completed sync is reported on `done`.
+    /// A factory serving the store at `store`, opened with `key` if it is encrypted. Each
+    /// completed sync is reported on `done`.
     pub fn new(
         store: impl Into<PathBuf>,
+        key: Option<StoreKey>,
         trust: PeerTrust,
         done: Option<mpsc::UnboundedSender<PeerOutcome>>,
     ) -> PeerFactory {
         PeerFactory {
             store: store.into(),
+            key,
             trust,
             done,
         }
@@ -277,7 +291,7 @@ impl PeerFactory {
 
 impl ConversationFactory for PeerFactory {
     fn start(&self, remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>> {
-        let archive = Archive::open(&self.store)?;
+        let archive = Archive::open_with_key(&self.store, self.key.as_ref())?;
         let mut conv = PeerSync::new(
             archive,
             self.trust.clone(),

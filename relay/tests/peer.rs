@@ -97,7 +97,12 @@ impl Phone {
     async fn wait(&self) -> (Node, EndpointAddr) {
         let node = Node::serve(
             NodeConfig::loopback(self.id.secret.clone()),
-            Arc::new(PeerFactory::new(self.path.clone(), self.id.trust(), None)),
+            Arc::new(PeerFactory::new(
+                self.path.clone(),
+                None,
+                self.id.trust(),
+                None,
+            )),
             ConversationOptions::default(),
             Arc::new(TransportMetrics::default()),
         )

@@ -318,6 +318,40 @@ fun backgroundSyncReportsUntilItsHandleIsClosed(c: Ctx) {
     check(c.teacher.syncState().pending.isEmpty()) { c.teacher.syncState().toString() }
 }
 
+class PeerHeard : PeerListener {
+    val ready = CompletableDeferred<Pair<String, UShort>>()
+    val synced = Heard<PeerSyncReport>()
+    override fun onReady(deviceCode: String, port: UShort) {
+        ready.complete(deviceCode to port)
+    }
+    override fun onSynced(report: PeerSyncReport) {
+        synced.all.add(report)
+    }
+}
+
+fun twoPhonesSyncDirectlyWithoutTheHub(c: Ctx) {
+    val heard = PeerHeard()
+    val changes = ChangeHeard()
+    c.mother.subscribeChanges(changes).use {
+        runBlocking { c.mother.acceptPeers(heard) }.use {
+            val (code, port) = runBlocking { withTimeout(10_000) { heard.ready.await() } }
+            check(code == c.mother.deviceCode()) { "$code != ${c.mother.deviceCode()}" }
+            val visit = c.teacher.addRecord(
+                homeVisit(c.childId, "2026-11-21", "在村口碰到刘妈妈，当面把这次家访同步给她。"),
+            )
+            val report = runBlocking { c.teacher.syncWithPeer(code, listOf("127.0.0.1:$port")) }
+            check(report.peerName == "刘桂兰") { report.toString() }
+            val theirs = heard.synced.await(10) { it.peerName == "王瑞侠" }
+            check(theirs.progress.documentsChanged >= 1u) { theirs.toString() }
+            changes.heard.await(5) { it.origin == ChangeOrigin.PEER }
+            val record = recordsOf(c.mother, c.childId).firstOrNull { it.id == visit }
+            check(record != null && record.fields.any { it.value.contains("村口碰到刘妈妈") }) {
+                "$record"
+            }
+        }
+    }
+}
+
 fun callsFromManyThreadsAtOnce(c: Ctx) {
     val children = c.teacher.children(true)
     val before = children.associate { it.id to recordsOf(c.teacher, it.id).size }
@@ -402,6 +436,7 @@ fun main() {
         "cancel stops a hanging sync; the client still works" to ::cancelStopsASyncThatHangsAndTheClientStillWorks,
         "cancel during a transfer leaves the store consistent" to ::cancelDuringATransferLeavesTheStoreConsistent,
         "background sync reports until its handle is closed" to ::backgroundSyncReportsUntilItsHandleIsClosed,
+        "two phones sync directly without the hub" to ::twoPhonesSyncDirectlyWithoutTheHub,
         "calls from many threads at once" to ::callsFromManyThreadsAtOnce,
         "the wrong key is Locked" to ::theWrongKeyIsLocked,
         "open and close 1,000 times without memory growth" to ::opensAndClosesAThousandTimesWithoutGrowing,

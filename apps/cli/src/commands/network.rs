@@ -9,11 +9,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use shouwang_core::Archive;
 use shouwang_relay::device::{self, Identity};
-use shouwang_relay::peer::PeerFactory;
 use shouwang_relay::syncing::ProgressHook;
-use shouwang_relay::transport::{
-    ConversationOptions, EndpointAddr, EndpointId, Node, TransportError, TransportMetrics,
-};
+use shouwang_relay::transport::{EndpointAddr, EndpointId, TransportError};
 
 use super::Ctx;
 use super::school::{check_new_store, report_joined};
@@ -250,22 +247,10 @@ pub fn wait_for_peers(ctx: &mut Ctx, seconds: u64, once: bool) -> Result<()> {
     let id = identity(&mut archive)?;
     drop(archive);
     let rt = runtime()?;
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let factory = std::sync::Arc::new(PeerFactory::new(
-        ctx.store.clone(),
-        id.trust(),
-        Some(done_tx),
-    ));
-    let metrics = std::sync::Arc::new(TransportMetrics::default());
-    let node = rt
-        .block_on(Node::serve(
-            id.node_config(true)?,
-            factory,
-            ConversationOptions::default(),
-            metrics.clone(),
-        ))
+    let mut server = rt
+        .block_on(device::serve_peers(&id, &ctx.store, None, true))
         .map_err(net_error)?;
-    let port = node.bound_sockets().first().map_or(0, |a| a.port());
+    let port = server.port();
     let waiting = Waiting {
         device: id.device_code(),
         port,
@@ -285,7 +270,7 @@ pub fn wait_for_peers(ctx: &mut Ctx, seconds: u64, once: bool) -> Result<()> {
     rt.block_on(async {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, done_rx.recv()).await {
+            match tokio::time::timeout(left, server.synced.recv()).await {
                 Ok(Some(outcome)) => {
                     synced += 1;
                     if !ctx.json {
@@ -302,13 +287,7 @@ pub fn wait_for_peers(ctx: &mut Ctx, seconds: u64, once: bool) -> Result<()> {
                 Ok(None) | Err(_) => break,
             }
         }
-        // Our side is caught up before the peer has read our last frames: let its connection
-        // close on its own (briefly) instead of cutting it by shutting down.
-        let grace = Instant::now() + Duration::from_secs(5);
-        while TransportMetrics::get(&metrics.connections_open) > 0 && Instant::now() < grace {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        node.shutdown().await;
+        server.shutdown().await;
     });
     if synced == 0 && !ctx.json {
         ctx.line("等待结束，没有设备来同步。")?;
