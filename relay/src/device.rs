@@ -135,6 +135,7 @@ pub async fn join(
     let enrolled = enrolled?;
     let certificate = enrolled.certificate.encode();
     let secret = hex::encode(secret.to_bytes());
+    let hub = handshake::hub_addr(&invite)?.id.to_string();
     Ok(Archive::join_with(
         store,
         &enrolled.bundle,
@@ -147,9 +148,9 @@ pub async fn join(
                 (META_CERTIFICATE, certificate.as_str()),
                 (META_INVITE, ticket),
             ],
-            // Not yet: recording the enrollment bundle as shared made a sync cut by a flapping
-            // link resume at 17× the bytes of a clean one (see the issue note).
-            shared_with: None,
+            // The hub had every document of the bundle when it sent it: the first sync sends
+            // only what this device wrote since.
+            shared_with: Some(&hub),
         },
     )?)
 }

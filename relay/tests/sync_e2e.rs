@@ -166,3 +166,45 @@ async fn three_devices_never_online_together_converge_through_the_hub() {
         .await
         .unwrap();
 }
+
+/// A phone just enrolled holds exactly what the hub sent it, and knows the hub has it: its
+/// first sync sends only what it wrote since (its own registration as a device), not an offer
+/// of every document of the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_sync_after_joining_sends_only_what_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let ticket = server
+        .invite("王瑞侠", Role::HeadTeacher, now(), now() + 86_400)
+        .unwrap()
+        .invite
+        .encode()
+        .unwrap();
+    let phone = dir.path().join("phone.db");
+    let opts = shouwang_relay::device::default_options();
+    let mut archive = shouwang_relay::device::join(&phone, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap();
+    let documents = archive.store().doc_ids().unwrap().len();
+    let id = shouwang_relay::device::Identity::load(&mut archive).unwrap();
+    let node = Node::bind(NodeConfig::loopback(id.secret.clone()))
+        .await
+        .unwrap();
+    let (_, progress) = shouwang_relay::device::sync_hub(&node, &id, archive, &opts, None)
+        .await
+        .unwrap();
+    eprintln!(
+        "first sync after joining: {} bytes up, {} down, {documents} documents on the phone",
+        progress.bytes_sent, progress.bytes_received
+    );
+    assert!(documents >= 5, "{documents}");
+    // One Hello, one delta of the school document and an Idle; an offer of every document
+    // would be an automerge sync message (heads, bloom filter) for each of them.
+    assert!(progress.docs_syncing <= 1, "{progress:?}");
+    assert!(progress.bytes_sent < 1500, "{progress:?}");
+    node.shutdown().await;
+    server.shutdown().await;
+}

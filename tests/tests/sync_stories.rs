@@ -172,6 +172,58 @@ fn story_4_a_cut_transfer_resumes() {
     assert!(rounds > 1, "the transfer really was cut");
 }
 
+/// 4b. The link drops right after the teacher's changes leave her phone, before they reach the
+///     office. The next session costs no more than a clean one would have: her phone never
+///     recorded as shared what it had only sent, so it offers those changes again from the
+///     last agreed heads instead of both sides falling back to a full comparison.
+#[test]
+fn story_4b_changes_lost_in_a_cut_cost_only_themselves_next_time() {
+    let week = |n: &mut Net| {
+        n.connect(0, 1);
+        n.run_until_quiescent(STEPS).unwrap();
+        n.disconnect(0, 1);
+        for i in 0..10 {
+            n.peers[1].record(
+                "家访",
+                CHILD,
+                "2026-11-18",
+                &[("notes", &format!("第{i}次家访：奶奶说孩子晚上按时睡觉"))],
+            );
+        }
+    };
+    // The reference: the same week synced over a clean link.
+    let mut clean = net(&[HEAD_TEACHER], 41);
+    week(&mut clean);
+    clean.connect(0, 1);
+    clean.run_until_quiescent(STEPS).unwrap();
+    let (_, clean_bytes) = clean.link_traffic(0, 1).unwrap();
+
+    let mut n = net(&[HEAD_TEACHER], 41);
+    week(&mut n);
+    n.connect(0, 1);
+    // Both Hellos arrive; the teacher answers with her changes, which the cut swallows.
+    assert!(n.step() && n.step());
+    n.faults = Faults {
+        drop: 1.0,
+        ..Faults::default()
+    };
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.stats.dropped >= 1, "the changes were in flight");
+    assert_eq!(n.peers[0].file(CHILD).records.len(), 0, "none arrived");
+    n.disconnect(0, 1);
+
+    n.faults = Faults::default();
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    same(&mut n, 0, 1);
+    assert_eq!(n.peers[0].file(CHILD).records.len(), 10);
+    let (_, resumed_bytes) = n.link_traffic(0, 1).unwrap();
+    assert!(
+        resumed_bytes <= clean_bytes + clean_bytes / 10,
+        "resuming took {resumed_bytes} bytes, a clean sync {clean_bytes}"
+    );
+}
+
 /// 5. Frames duplicated and reordered: still converges, nothing duplicated.
 #[test]
 fn story_5_duplicates_and_reordering_change_nothing() {

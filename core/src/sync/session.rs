@@ -23,6 +23,11 @@
 //!    session never ends believing it is in sync when it is not.
 //!    It stays open: [`Event::LocalChange`] (live mode) restarts the exchange for one document,
 //!    and [`Event::Poll`] for every document another connection changed meanwhile.
+//! 5. Shared heads are recorded only when known to hold on both sides: equal marks in the
+//!    Hellos, equal digests, a received delta that left none of this side's own heads standing,
+//!    or automerge's own sync state. A sender never records what it has just sent: if the
+//!    frame is lost (a link cut), the next session still offers it from the last agreed heads,
+//!    and at once re-sends just those changes.
 //!
 //! Only documents in the session's [`Scope`] are offered or accepted; anything else from the
 //! peer ends the session with an error.
@@ -364,7 +369,15 @@ impl Session {
                         self.changed_here.insert(doc.clone());
                         self.writes += 1;
                     }
-                    if !incomplete.contains(doc) {
+                    // The sender has exactly these heads only if the delta moved ours and none
+                    // of ours survived as a head (a change of ours the sender lacks). Otherwise
+                    // wait for the end of the exchange: recording heads the peer may never
+                    // receive would poison the next session.
+                    let agreed = before.get(doc).is_some_and(|b| {
+                        let (b, n) = (parse_heads(b), parse_heads(&now));
+                        n != b && !n.iter().any(|h| b.contains(h))
+                    });
+                    if !incomplete.contains(doc) && agreed {
                         shared.push((doc.clone(), parse_heads(&now)));
                     }
                 }
@@ -442,6 +455,19 @@ impl Session {
         Ok(())
     }
 
+    /// Both sides hold the same heads for every document in scope (their digests agree):
+    /// records them as shared where the saved state says otherwise.
+    fn mark_agreed(&mut self, store: &mut Store) -> Result<()> {
+        let states = store.sync_states(&self.peer)?;
+        let differing = self
+            .scoped_heads(store)?
+            .into_iter()
+            .filter(|(d, h)| states.get(d).is_none_or(|(shared, _)| shared != h))
+            .map(|(d, h)| (d, parse_heads(&h)))
+            .collect();
+        self.mark_shared(store, differing)
+    }
+
     /// Records that both sides have these heads (learned from a Hello, not from a sync).
     fn mark_shared(&mut self, store: &mut Store, docs: Vec<DocHeads>) -> Result<()> {
         if docs.is_empty() {
@@ -471,7 +497,6 @@ impl Session {
     ) -> Result<()> {
         let states = store.sync_states(&self.peer)?;
         let mut deltas = Vec::new();
-        let mut shared = Vec::new();
         let mut slow = Vec::new();
         for doc in candidates {
             let base = states.get(doc).map(|(h, _)| parse_heads(h));
@@ -486,10 +511,10 @@ impl Session {
                     if !base.is_empty()
                         && base.iter().all(|h| am.get_change_by_hash(h).is_some()) =>
                 {
-                    let heads = am.get_heads();
-                    if heads != base {
+                    // Not recorded as shared yet: the frame may never arrive. The peer records
+                    // it on receipt, this side once the exchange ends in agreement.
+                    if am.get_heads() != base {
                         deltas.push((doc.clone(), am.save_after(&base)));
-                        shared.push((doc.clone(), heads));
                     }
                 }
                 _ => slow.push(doc.clone()),
@@ -512,7 +537,6 @@ impl Session {
                 out.push(Message::Changes(batch));
             }
         }
-        self.mark_shared(store, shared)?;
         for doc in slow {
             self.step_doc(store, &doc, out)?;
         }
@@ -625,6 +649,9 @@ impl Session {
             && seen == self.state_sent
         {
             if theirs == digest {
+                if !self.caught_up {
+                    self.mark_agreed(store)?;
+                }
                 self.caught_up = true;
             } else if !self.sent_inventory {
                 // The peer has everything this side sent, yet the two differ.
