@@ -10,12 +10,9 @@
 
 use std::time::Instant;
 
-use shouwang_core::Archive;
-use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
-use shouwang_core::roster::parse_table;
 use shouwang_ffi::ShouwangClient;
-use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::server::{Server, ServerConfig};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -27,39 +24,9 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
-fn school(dir: &std::path::Path) {
-    let data = DataDir::new(dir.join("hub"));
-    server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
-    let mut office = Archive::open(&data.archive()).unwrap();
-    office
-        .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
-    let table: Vec<Vec<String>> = [
-        ["学籍号", "姓名", "班级"],
-        ["G1", "王小雨", "三年级(1)班"],
-        ["G2", "赵子涵", "三年级(1)班"],
-    ]
-    .iter()
-    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-    .collect();
-    office.import_roster(&parse_table(&table).unwrap()).unwrap();
-}
-
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    school(dir.path());
+    shouwang_tests::fixtures::small_hub(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt
         .block_on(Server::start(ServerConfig::loopback(

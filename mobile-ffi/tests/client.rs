@@ -6,13 +6,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use shouwang_core::Archive;
-use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
-use shouwang_core::roster::parse_table;
 use shouwang_ffi::types::{ChangeEvent, ChangeOrigin, FieldInput, RecordDraft, SyncUpdate};
 use shouwang_ffi::{ChangeListener, ShouwangClient, ShouwangError, SyncListener};
-use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::server::{Server, ServerConfig};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -52,33 +49,7 @@ fn field(key: &str, value: &str) -> FieldInput {
 }
 
 fn school(dir: &std::path::Path) {
-    let data = DataDir::new(dir.join("hub"));
-    server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
-    let mut office = Archive::open(&data.archive()).unwrap();
-    office
-        .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
-    office
-        .add_member("刘桂兰", &[Role::LoveMother], None, None)
-        .unwrap();
-    let table: Vec<Vec<String>> = [["学籍号", "姓名", "班级"], ["G1", "王小雨", "三年级(1)班"]]
-        .iter()
-        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-        .collect();
-    office.import_roster(&parse_table(&table).unwrap()).unwrap();
-    office.pair("刘桂兰", "王小雨", None).unwrap();
+    shouwang_tests::fixtures::small_hub(dir);
 }
 
 #[test]
@@ -116,8 +87,13 @@ fn two_phones_join_record_offline_sync_and_see_each_other() {
         ("王瑞侠", "郭庄小学")
     );
     let children = teacher.children(true).unwrap();
-    assert_eq!(children.len(), 1);
-    let child = children[0].id.clone();
+    assert_eq!(children.len(), 2, "王瑞侠's class");
+    let child = children
+        .iter()
+        .find(|c| c.name == "王小雨")
+        .unwrap()
+        .id
+        .clone();
 
     // Offline: a 家访 is written and the change listener hears of it.
     let changes = Heard::<ChangeEvent>::new();

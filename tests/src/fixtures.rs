@@ -224,3 +224,41 @@ pub fn field<'a>(file: &'a ChildFile, section: &str, key: &str) -> Option<&'a st
         .find(|f| f.key == key)
         .map(|f| f.value.as_str())
 }
+
+/// A hub data directory under `dir/hub` (`shouwang-relay init-school`) holding 郭庄小学, run by
+/// 张长友, with 三年级(1)班: its 班主任 王瑞侠, the children 王小雨 and 赵子涵, and the 爱心妈妈
+/// 刘桂兰 paired with 王小雨 only. For tests that start the real hub on it.
+pub fn small_hub(dir: &Path) -> shouwang_relay::server::DataDir {
+    let data = shouwang_relay::server::DataDir::new(dir.join("hub"));
+    shouwang_relay::server::init_school(
+        &data,
+        &SchoolSetup {
+            name: "郭庄小学".into(),
+            town: "丁里镇".into(),
+            hotline: None,
+            admin_name: "张长友".into(),
+            admin_role: Role::Leadership,
+            device_label: "学校服务器".into(),
+        },
+    )
+    .unwrap();
+    let mut office = Archive::open(&data.archive()).unwrap();
+    office
+        .add_member(HEAD_TEACHER, &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office.add_class(CLASS, Some(HEAD_TEACHER)).unwrap();
+    office
+        .add_member(LOVE_MOTHER, &[Role::LoveMother], None, None)
+        .unwrap();
+    let table: Vec<Vec<String>> = [
+        ["学籍号", "姓名", "班级"],
+        ["G1", "王小雨", CLASS],
+        ["G2", "赵子涵", CLASS],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    office.import_roster(&parse_table(&table).unwrap()).unwrap();
+    office.pair(LOVE_MOTHER, "王小雨", None).unwrap();
+    data
+}

@@ -5,11 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use shouwang_core::Archive;
-use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
-use shouwang_core::roster::parse_table;
-use shouwang_relay::server::{self, DataDir, Server, ServerConfig};
+use shouwang_relay::server::{DataDir, Server, ServerConfig};
 
 /// Runs the real binary on `store`: (success, stdout, stderr).
 pub fn shouwang(store: &Path, args: &[&str]) -> (bool, String, String) {
@@ -34,38 +31,7 @@ pub fn now() -> i64 {
 
 /// The school's data directory under `dir/hub`, set up as the module docs say.
 pub fn init_school(dir: &Path) -> DataDir {
-    let data = DataDir::new(dir.join("hub"));
-    server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
-    let mut office = Archive::open(&data.archive()).unwrap();
-    office
-        .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
-    office
-        .add_member("刘桂兰", &[Role::LoveMother], None, None)
-        .unwrap();
-    let table: Vec<Vec<String>> = [
-        ["学籍号", "姓名", "班级"],
-        ["G1", "王小雨", "三年级(1)班"],
-        ["G2", "赵子涵", "三年级(1)班"],
-    ]
-    .iter()
-    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-    .collect();
-    office.import_roster(&parse_table(&table).unwrap()).unwrap();
-    office.pair("刘桂兰", "王小雨", None).unwrap();
-    data
+    shouwang_tests::fixtures::small_hub(dir)
 }
 
 /// The hub serving `dir/hub`, on a runtime the caller keeps.
