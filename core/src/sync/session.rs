@@ -132,6 +132,9 @@ pub struct Session {
     /// Documents being synced, with automerge's per-peer state.
     docs: BTreeMap<DocId, State>,
     settled: BTreeSet<DocId>,
+    /// Documents sent or received as one-frame deltas (`Changes`), for progress.
+    sent_deltas: BTreeSet<DocId>,
+    received_deltas: BTreeSet<DocId>,
     changed_here: BTreeSet<DocId>,
     sent_inventory: bool,
     /// The last Idle sent (digest, frames seen), if no state frame was sent since.
@@ -185,6 +188,8 @@ impl Session {
             my_changed: Vec::new(),
             docs: BTreeMap::new(),
             settled: BTreeSet::new(),
+            sent_deltas: BTreeSet::new(),
+            received_deltas: BTreeSet::new(),
             changed_here: BTreeSet::new(),
             sent_inventory: false,
             sent_idle: None,
@@ -202,11 +207,22 @@ impl Session {
         &self.peer
     }
 
-    /// Counters so far.
+    /// Counters so far. A document sent as a delta counts as settled once the session is
+    /// caught up; one received as a delta, once merged.
     pub fn progress(&self) -> Progress {
+        let fast: BTreeSet<&DocId> = self
+            .sent_deltas
+            .iter()
+            .chain(&self.received_deltas)
+            .filter(|d| !self.docs.contains_key(*d))
+            .collect();
+        let fast_settled = fast
+            .iter()
+            .filter(|d| self.caught_up || !self.sent_deltas.contains(**d))
+            .count();
         Progress {
-            docs_syncing: self.docs.len(),
-            docs_settled: self.settled.len(),
+            docs_syncing: self.docs.len() + fast.len(),
+            docs_settled: self.settled.len() + fast_settled,
             docs_changed: self.changed_here.len(),
             ..self.progress
         }
@@ -380,6 +396,7 @@ impl Session {
                     if !incomplete.contains(doc) && agreed {
                         shared.push((doc.clone(), parse_heads(&now)));
                     }
+                    self.received_deltas.insert(doc.clone());
                 }
                 self.mark_shared(store, shared)?;
                 // A delta built on heads this side does not have: fall back to automerge's sync,
@@ -515,6 +532,7 @@ impl Session {
                     // it on receipt, this side once the exchange ends in agreement.
                     if am.get_heads() != base {
                         deltas.push((doc.clone(), am.save_after(&base)));
+                        self.sent_deltas.insert(doc.clone());
                     }
                 }
                 _ => slow.push(doc.clone()),
