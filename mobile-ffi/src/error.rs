@@ -100,7 +100,11 @@ impl From<CoreError> for ShouwangError {
                 field: what.to_owned(),
                 msg,
             },
-            CoreError::NotFound { .. } => ShouwangError::NotFound { msg },
+            // The core names the key looked up; to a person an id means nothing, and a name
+            // would be personal data.
+            CoreError::NotFound { what, .. } => ShouwangError::NotFound {
+                msg: format!("找不到这个{what}，可能已被删除或还没有同步到本机，请刷新后再试"),
+            },
             CoreError::NotPermitted(_) if msg == device::not_enrolled().to_string() => {
                 ShouwangError::NotEnrolled { msg }
             }
@@ -160,6 +164,13 @@ mod tests {
         assert!(matches!(e, ShouwangError::NotEnrolled { .. }), "{e:?}");
         let e: ShouwangError = CoreError::NotPermitted("只能修改自己填写的记录".into()).into();
         assert!(matches!(e, ShouwangError::NotPermitted { .. }));
+        let e: ShouwangError = CoreError::not_found("学生", "c1f0e2d3王小雨").into();
+        assert!(matches!(e, ShouwangError::NotFound { .. }), "{e:?}");
+        assert!(e.message().contains("学生"), "{e}");
+        assert!(
+            !e.message().contains("王小雨") && !e.message().contains("c1f0"),
+            "{e}"
+        );
         let e: ShouwangError = CoreError::Locked.into();
         assert_eq!(e.message(), "档案库已加密，密钥不对，无法打开");
     }
