@@ -106,8 +106,14 @@ impl Identity {
 }
 
 /// Enrolls a new device at `store` (encrypted with `key` if given) with an invite `ticket`
-/// and sets the store up from the member's documents. Nothing is written at `store` if any step fails; the store is checked
-/// before the invite is spent on the hub.
+/// and sets the store up from the member's documents. Nothing is written at `store` if any
+/// step fails; the store path is checked before the invite is spent on the hub.
+///
+/// The hub spends the invite for this device's key. A join cut after that (the app closed,
+/// the battery died, the store could not be written) would leave the member's invite spent
+/// for a key nobody has. So the key is generated once and kept beside the store
+/// ([`pending_key_path`]) until the store exists: a retry with the same ticket presents the
+/// same key, and the hub lets the same device enroll again.
 pub async fn join(
     store: &Path,
     key: Option<&StoreKey>,
@@ -116,27 +122,12 @@ pub async fn join(
     now: i64,
     opts: &ConversationOptions,
 ) -> Result<Archive, TransportError> {
-    if Archive::exists(store)? {
-        return Err(Error::NotPermitted(format!("{} 已经是一个档案库", store.display())).into());
-    }
+    let (invite, secret, enrolled) = enroll(store, ticket, now, opts).await?;
     let ticket = ticket.trim();
-    let invite = Invite::decode(ticket)?;
-    invite.check_valid(now)?;
-    let secret = SecretKey::generate();
-    let node = {
-        let mut config = NodeConfig::new(secret.clone());
-        if let Some(relay) = handshake::invite_relay(&invite)? {
-            config = config.with_relay(relay);
-        }
-        Node::bind(config).await?
-    };
-    let enrolled = handshake::enroll(&node, &invite, now, opts).await;
-    node.shutdown().await;
-    let enrolled = enrolled?;
     let certificate = enrolled.certificate.encode();
     let secret = hex::encode(secret.to_bytes());
     let hub = handshake::hub_addr(&invite)?.id.to_string();
-    Ok(Archive::join_with(
+    let archive = Archive::join_with(
         store,
         &enrolled.bundle,
         invite.member.as_str(),
@@ -152,7 +143,83 @@ pub async fn join(
             // only what this device wrote since.
             shared_with: Some(&hub),
         },
-    )?)
+    )?;
+    // The key is in the store now. (Left behind, the file would only be reused by the next
+    // join at this path.)
+    let _ = std::fs::remove_file(pending_key_path(store));
+    Ok(archive)
+}
+
+/// The first half of [`join`]: checks the ticket and the store path, and enrolls with the
+/// hub under the device key kept at [`pending_key_path`].
+pub async fn enroll(
+    store: &Path,
+    ticket: &str,
+    now: i64,
+    opts: &ConversationOptions,
+) -> Result<(Invite, SecretKey, handshake::Enrolled), TransportError> {
+    if Archive::exists(store)? {
+        return Err(Error::NotPermitted(format!("{} 已经是一个档案库", store.display())).into());
+    }
+    let invite = Invite::decode(ticket.trim())?;
+    invite.check_valid(now)?;
+    let secret = pending_key(store)?;
+    let node = {
+        let mut config = NodeConfig::new(secret.clone());
+        if let Some(relay) = handshake::invite_relay(&invite)? {
+            config = config.with_relay(relay);
+        }
+        Node::bind(config).await?
+    };
+    let enrolled = handshake::enroll(&node, &invite, now, opts).await;
+    node.shutdown().await;
+    match enrolled {
+        Ok(enrolled) => Ok((invite, secret, enrolled)),
+        Err(e) => {
+            // A refusal spent nothing for this key: nothing to keep it for.
+            if matches!(
+                e,
+                TransportError::Refused(_) | TransportError::Conversation(Error::NotPermitted(_))
+            ) {
+                let _ = std::fs::remove_file(pending_key_path(store));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Where a join in progress keeps its device key: `<store>.joining`, beside the store.
+pub fn pending_key_path(store: &Path) -> std::path::PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".joining");
+    name.into()
+}
+
+/// The device key of a join in progress at `store`: the one an earlier, cut attempt kept, or
+/// a new one, written (owner-only, synced to disk) before it is used.
+fn pending_key(store: &Path) -> Result<SecretKey, Error> {
+    let path = pending_key_path(store);
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(bytes) = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    {
+        return Ok(SecretKey::from_bytes(&bytes));
+    }
+    let secret = SecretKey::generate();
+    let tmp = path.with_extension("joining.tmp");
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(hex::encode(secret.to_bytes()).as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(secret)
 }
 
 /// Syncs `archive` with the hub over `node` once, until both have everything.

@@ -213,3 +213,50 @@ async fn the_first_sync_after_joining_sends_only_what_is_new() {
     node.shutdown().await;
     server.shutdown().await;
 }
+
+/// The phone dies right after the hub spent the invite, before the store was written. The
+/// teacher scans the same QR code again: the phone presents the same device key, kept beside
+/// the store, and the hub lets it enroll again. Another phone with the same ticket is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_cut_after_the_invite_was_spent_can_be_retried() {
+    use shouwang_relay::device;
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let ticket = server
+        .invite("王瑞侠", Role::HeadTeacher, now(), now() + 86_400)
+        .unwrap()
+        .invite
+        .encode()
+        .unwrap();
+    let opts = device::default_options();
+    let phone = dir.path().join("phone.db");
+
+    // The cut: enrolled (the invite is spent), the store never written.
+    let (_, key, _) = device::enroll(&phone, &ticket, now(), &opts).await.unwrap();
+    assert!(!phone.exists());
+    assert!(device::pending_key_path(&phone).exists());
+
+    let mut archive = device::join(&phone, None, &ticket, "手机", now(), &opts)
+        .await
+        .expect("the same phone may enroll again with its ticket");
+    let id = device::Identity::load(&mut archive).unwrap();
+    assert_eq!(id.device_code(), key.public().to_string());
+    assert!(
+        !device::pending_key_path(&phone).exists(),
+        "the key is in the store now"
+    );
+
+    // Another phone with the same ticket is refused, and keeps nothing.
+    let other = dir.path().join("other.db");
+    let err = device::join(&other, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("另一台设备"), "{err}");
+    assert!(!other.exists());
+    assert!(!device::pending_key_path(&other).exists());
+    server.shutdown().await;
+}
