@@ -132,11 +132,12 @@ pub struct InitSchoolArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("stay").args(["wait", "live"]))]
 pub struct SyncArgs {
     #[arg(
         long,
         value_name = "设备码",
-        conflicts_with = "wait",
+        conflicts_with = "stay",
         help = "与这台设备直接同步（不经过学校服务器）。设备码由对方的 shouwang sync --wait 显示；\
                 可写成 设备码@地址:端口；只写设备码时在局域网里寻找"
     )]
@@ -148,10 +149,15 @@ pub struct SyncArgs {
     pub wait: bool,
     #[arg(
         long,
+        help = "与学校服务器保持连接：本机的新记录随时发出，其他设备同步到服务器的记录随时收到"
+    )]
+    pub live: bool,
+    #[arg(
+        long,
         value_name = "秒",
         default_value_t = 300,
-        requires = "wait",
-        help = "最多等待多少秒"
+        requires = "stay",
+        help = "--wait 最多等待多少秒；--live 保持连接多少秒"
     )]
     pub seconds: u64,
     #[arg(long, requires = "wait", help = "完成一次同步后就结束等待")]

@@ -28,10 +28,11 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
             Some(ticket) => network::join(ctx, ticket, a.device.as_deref()),
             None => school::join(ctx, a),
         },
-        Command::Sync(a) => match (&a.peer, a.wait) {
-            (Some(peer), _) => network::sync_peer(ctx, peer),
-            (None, true) => network::wait_for_peers(ctx, a.seconds, a.once),
-            (None, false) => network::sync(ctx),
+        Command::Sync(a) => match (&a.peer, a.wait, a.live) {
+            (Some(peer), _, _) => network::sync_peer(ctx, peer),
+            (None, true, _) => network::wait_for_peers(ctx, a.seconds, a.once),
+            (None, false, true) => network::sync_live(ctx, a.seconds),
+            (None, false, false) => network::sync(ctx),
         },
         Command::Nearby(a) => network::nearby(ctx, a.seconds),
         Command::Status => network::status(ctx),

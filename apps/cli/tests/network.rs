@@ -71,3 +71,89 @@ fn two_phones_join_with_tickets_and_sync_through_the_hub() {
     assert!(!ok && err.starts_with("错误："), "{err}");
     rt.block_on(server.shutdown());
 }
+
+/// `shouwang sync --live` on the 班主任's computer: a 谈心 the 爱心妈妈 syncs reaches it with no
+/// command run on it, and a 家访 another `shouwang` command writes to its store goes out to the
+/// hub on its own.
+#[test]
+fn a_live_sync_sends_and_receives_while_it_runs() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = hub::init_school(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = hub::start(&rt, dir.path());
+    let teacher = dir.path().join("teacher.db");
+    let mother = dir.path().join("mother.db");
+    hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
+    hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+
+    let mut live = Command::new(common::BIN)
+        .arg("--store")
+        .arg(&teacher)
+        .args(["sync", "--live", "--seconds", "60"])
+        .env_remove("SHOUWANG_STORE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let record = |store: &std::path::Path, kind: &str, notes: &str| {
+        let (ok, _, err) = shouwang(
+            store,
+            &[
+                "record",
+                kind,
+                "--child",
+                "王小雨",
+                "--date",
+                "2026-11-20",
+                "--field",
+                &format!("notes={notes}"),
+            ],
+        );
+        assert!(ok, "{err}");
+    };
+    let wait_for = |what: &str, found: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !found() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{what} never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("{what}: {:?}", started.elapsed());
+    };
+
+    // The 爱心妈妈's talk, synced by her: the teacher's store receives it by itself.
+    record(&mother, "谈心", "爱心妈妈谈心：想妈妈了，约好周末视频");
+    let (ok, _, err) = shouwang(&mother, &["sync"]);
+    assert!(ok, "{err}");
+    wait_for("the talk on the live computer", &|| {
+        shouwang(&teacher, &["child", "show", "王小雨"])
+            .1
+            .contains("约好周末视频")
+    });
+
+    // A visit written by another command on the teacher's store: it goes out on its own.
+    record(&teacher, "家访", "班主任家访：和奶奶说了周末视频的事");
+    wait_for("the visit at the hub", &|| {
+        let mut hub = shouwang_core::Archive::open(&data.archive()).unwrap();
+        hub.child_file("王小雨")
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.fields.iter().any(|f| f.value.contains("周末视频的事")))
+    });
+    assert!(
+        live.try_wait().unwrap().is_none(),
+        "the live sync was still running"
+    );
+    live.kill().unwrap();
+    let out = live.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("已连接学校服务器"), "{stdout}");
+    assert!(stdout.contains("收到其他设备的新内容"), "{stdout}");
+    rt.block_on(server.shutdown());
+}

@@ -10,7 +10,9 @@ use serde::Serialize;
 use shouwang_core::Archive;
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::syncing::ProgressHook;
-use shouwang_relay::transport::{EndpointAddr, EndpointId, TransportError};
+use shouwang_relay::transport::{
+    ConversationOptions, EndpointAddr, EndpointId, TransportError, Wake,
+};
 
 use super::Ctx;
 use super::school::{check_new_store, report_joined};
@@ -108,6 +110,100 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
         report.bytes_received,
         start.elapsed().as_secs_f64()
     ))
+}
+
+/// How often `sync --live` looks for records other `shouwang` processes wrote to the store.
+const LIVE_LOOK: Duration = Duration::from_secs(1);
+
+/// `shouwang sync --live`: stays connected to the hub for `seconds`. Records written to this
+/// store (by other `shouwang` commands) go out within about a second; what other devices bring
+/// to the hub arrives as it comes. The hub closes a connection idle for a minute; this one then
+/// reconnects at once (one small frame each way).
+pub fn sync_live(ctx: &mut Ctx, seconds: u64) -> Result<()> {
+    let mut archive = ctx.open()?;
+    let id = identity(&mut archive)?;
+    drop(archive);
+    let rt = runtime()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    if !ctx.json {
+        ctx.line(format!(
+            "已连接学校服务器，保持同步 {seconds} 秒：本机的新记录随时发出，其他设备的记录随时收到。按 Ctrl-C 结束。"
+        ))?;
+        ctx.out.flush()?;
+    }
+    let wake = Wake::new();
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let mut failures = 0u32;
+    rt.block_on(async {
+        let node = id.bind(false).await.map_err(net_error)?;
+        let looker = {
+            let wake = wake.clone();
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LIVE_LOOK).await;
+                    wake.wake();
+                }
+            }))
+        };
+        let opts = ConversationOptions {
+            wake: Some(wake.clone()),
+            ..device::default_options()
+        };
+        let result = loop {
+            let archive = match Archive::open(&ctx.store) {
+                Ok(a) => a,
+                Err(e) => break Err(e.into()),
+            };
+            // Reports each time a frame brought changes to more documents.
+            let arrived_tx = arrived_tx.clone();
+            let mut seen = 0;
+            let hook: ProgressHook = Box::new(move |p| {
+                if p.docs_changed > seen {
+                    let _ = arrived_tx.send(p.docs_changed - seen);
+                    seen = p.docs_changed;
+                }
+            });
+            let session = device::sync_hub_live(&node, &id, archive, &opts, Some(hook));
+            tokio::pin!(session);
+            let ended = loop {
+                tokio::select! {
+                    ended = &mut session => break Some(ended),
+                    () = tokio::time::sleep_until(deadline) => break None,
+                    Some(n) = arrived.recv() => {
+                        if !ctx.json {
+                            let _ = ctx.line(format!(
+                                "{} 收到其他设备的新内容：{n} 份档案。",
+                                chrono::Local::now().format("%H:%M:%S")
+                            ));
+                            let _ = ctx.out.flush();
+                        }
+                    }
+                }
+            };
+            match ended {
+                None => break Ok(()),
+                Some(Ok(())) => failures = 0, // idle: reconnect
+                Some(Err(e)) => {
+                    failures += 1;
+                    if failures >= 3 {
+                        break Err(net_error(e));
+                    }
+                    eprintln!("连接中断：{e}，5 秒后重连");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Ok(());
+            }
+        };
+        drop(looker);
+        node.shutdown().await;
+        result
+    })?;
+    if !ctx.json {
+        ctx.line("保持同步结束。")?;
+    }
+    Ok(())
 }
 
 /// A one-line progress bar on stderr: documents settled of those being synced, bytes both
