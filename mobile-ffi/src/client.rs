@@ -57,18 +57,18 @@ fn store_key(bytes: &[u8]) -> Result<StoreKey> {
 /// in Kotlin, or `use { }`); closing frees the store connection once in-flight calls return.
 #[derive(Debug, uniffi::Object)]
 pub struct ShouwangClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    path: PathBuf,
-    key: StoreKey,
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) key: StoreKey,
     archive: Mutex<Archive>,
     /// Change events for [`ChangeListener`]s.
-    changes: broadcast::Sender<ChangeEvent>,
+    pub(crate) changes: broadcast::Sender<ChangeEvent>,
     /// Counts local writes: wakes background sync.
-    writes: watch::Sender<u64>,
+    pub(crate) writes: watch::Sender<u64>,
     /// One sync at a time per client.
     sync_lock: tokio::sync::Mutex<()>,
 }
@@ -110,7 +110,7 @@ impl Inner {
         Ok(out)
     }
 
-    fn identity(&self) -> Result<Identity> {
+    pub(crate) fn identity(&self) -> Result<Identity> {
         self.with_archive(Identity::load)
     }
 
@@ -208,7 +208,7 @@ impl Inner {
 }
 
 /// Whether background sync should give up after `e` rather than try again later.
-fn is_final(e: &ShouwangError) -> bool {
+pub(crate) fn is_final(e: &ShouwangError) -> bool {
     matches!(
         e,
         ShouwangError::NotEnrolled { .. }

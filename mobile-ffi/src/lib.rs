@@ -25,6 +25,7 @@ uniffi::setup_scaffolding!();
 pub mod client;
 pub mod error;
 pub mod forms;
+pub mod live;
 pub mod runtime;
 pub mod tasks;
 pub mod types;

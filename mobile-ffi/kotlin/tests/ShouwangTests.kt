@@ -352,6 +352,46 @@ fun twoPhonesSyncDirectlyWithoutTheHub(c: Ctx) {
     }
 }
 
+/** Waits up to `seconds` for `p`. */
+fun eventually(seconds: Int, what: String, p: () -> Boolean) {
+    val deadline = System.nanoTime() + seconds * 1_000_000_000L
+    while (!p()) {
+        check(System.nanoTime() < deadline) { "${seconds} 秒内没有等到：$what" }
+        Thread.sleep(50)
+    }
+}
+
+fun liveSyncSendsAndReceivesAsRecordsAreWritten(c: Ctx) {
+    val heard = SyncHeard()
+    val changes = ChangeHeard()
+    val before = c.teacher.syncState().lastSuccessMs
+    c.teacher.subscribeChanges(changes).use {
+        c.teacher.startLiveSync(heard).use {
+            // Connected, and the first exchange is done.
+            eventually(15, "首次同步完成") { c.teacher.syncState().lastSuccessMs != before }
+            check(heard.heard.all.first() == SyncUpdate.Connecting) { heard.heard.all.toString() }
+
+            // The volunteer's talk reaches the teacher's phone with no sync called on it.
+            val talkId = c.mother.addRecord(talk(c.childId, "2026-11-22", "周末和妈妈视频了，很开心。"))
+            runBlocking { c.mother.syncNow(null) }
+            eventually(15, "爱心妈妈的谈心记录到达班主任的手机") {
+                recordsOf(c.teacher, c.childId).any { it.id == talkId }
+            }
+            changes.heard.await(5) { it.origin == ChangeOrigin.HUB }
+
+            // The teacher's visit goes out by itself: the volunteer's next sync has it.
+            val visitId = c.teacher.addRecord(
+                homeVisit(c.childId, "2026-11-22", "孩子说周末和妈妈视频了，情绪明显好转。"),
+            )
+            eventually(15, "班主任的家访到达学校服务器") {
+                runBlocking { c.mother.syncNow(null) }
+                recordsOf(c.mother, c.childId).any { it.id == visitId }
+            }
+            check(heard.heard.all.none { it is SyncUpdate.Failed }) { heard.heard.all.toString() }
+        }
+    }
+}
+
 fun callsFromManyThreadsAtOnce(c: Ctx) {
     val children = c.teacher.children(true)
     val before = children.associate { it.id to recordsOf(c.teacher, it.id).size }
@@ -437,6 +477,7 @@ fun main() {
         "cancel during a transfer leaves the store consistent" to ::cancelDuringATransferLeavesTheStoreConsistent,
         "background sync reports until its handle is closed" to ::backgroundSyncReportsUntilItsHandleIsClosed,
         "two phones sync directly without the hub" to ::twoPhonesSyncDirectlyWithoutTheHub,
+        "live sync sends and receives as records are written" to ::liveSyncSendsAndReceivesAsRecordsAreWritten,
         "calls from many threads at once" to ::callsFromManyThreadsAtOnce,
         "the wrong key is Locked" to ::theWrongKeyIsLocked,
         "open and close 1,000 times without memory growth" to ::opensAndClosesAThousandTimesWithoutGrowing,
