@@ -53,18 +53,20 @@ impl ShouwangClient {
                 let _ = updates.send(SyncUpdate::Connecting);
                 let progress = updates.clone();
                 let arrivals = changes.clone();
-                let mut seen = 0;
+                let (mut seen, mut docs) = (0, 0);
                 let hook: ProgressHook = Box::new(move |p| {
                     let _ = progress.send(SyncUpdate::Progress {
                         progress: SyncProgress::from(p),
                     });
-                    if p.docs_changed > seen {
+                    // Every frame that brought changes, also a second one for a document
+                    // already changed in this connection.
+                    if p.arrivals > seen {
                         // No subscriber is not an error.
                         let _ = arrivals.send(ChangeEvent {
                             origin: ChangeOrigin::Hub,
-                            documents: (p.docs_changed - seen) as u64,
+                            documents: (p.docs_changed - docs).max(1) as u64,
                         });
-                        seen = p.docs_changed;
+                        (seen, docs) = (p.arrivals, p.docs_changed);
                     }
                 });
                 let (path, key, identity, opts) = (path.clone(), key.clone(), &identity, &opts);

@@ -98,6 +98,26 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // What it prints, line by line, as it prints it.
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let printed = printed.clone();
+        let stdout = live.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                printed.lock().unwrap().push(line.unwrap());
+            }
+        })
+    };
+    let arrivals = || {
+        printed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("收到其他设备的新内容"))
+            .count()
+    };
     let record = |store: &std::path::Path, kind: &str, notes: &str| {
         let (ok, _, err) = shouwang(
             store,
@@ -135,6 +155,18 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
             .1
             .contains("约好周末视频")
     });
+    wait_for("the talk reported", &|| arrivals() >= 1);
+    let reported = arrivals();
+    // A second one for the same child, in the same connection: reported too.
+    record(&mother, "谈心", "爱心妈妈谈心：视频后情绪好多了");
+    let (ok, _, err) = shouwang(&mother, &["sync"]);
+    assert!(ok, "{err}");
+    wait_for("the second talk on the live computer", &|| {
+        shouwang(&teacher, &["child", "show", "王小雨"])
+            .1
+            .contains("视频后情绪好多了")
+    });
+    wait_for("the second talk reported", &|| arrivals() > reported);
 
     // A visit written by another command on the teacher's store: it goes out on its own.
     record(&teacher, "家访", "班主任家访：和奶奶说了周末视频的事");
@@ -151,9 +183,11 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
         "the live sync was still running"
     );
     live.kill().unwrap();
-    let out = live.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("已连接学校服务器"), "{stdout}");
-    assert!(stdout.contains("收到其他设备的新内容"), "{stdout}");
+    live.wait().unwrap();
+    reader.join().unwrap();
+    assert!(
+        printed.lock().unwrap()[0].contains("已连接学校服务器"),
+        "{printed:?}"
+    );
     rt.block_on(server.shutdown());
 }

@@ -112,6 +112,9 @@ pub struct Progress {
     pub bytes_received: u64,
     /// Documents that gained changes from the peer.
     pub docs_changed: usize,
+    /// Frames whose changes from the peer moved a document here: grows with every arrival,
+    /// also a second one for a document already counted in `docs_changed` (live mode).
+    pub arrivals: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +227,7 @@ impl Session {
             docs_syncing: self.docs.len() + fast.len(),
             docs_settled: self.settled.len() + fast_settled,
             docs_changed: self.changed_here.len(),
+            arrivals: self.writes,
             ..self.progress
         }
     }

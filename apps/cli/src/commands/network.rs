@@ -154,13 +154,14 @@ pub fn sync_live(ctx: &mut Ctx, seconds: u64) -> Result<()> {
                 Ok(a) => a,
                 Err(e) => break Err(e.into()),
             };
-            // Reports each time a frame brought changes to more documents.
+            // Reports each frame that brought changes: how many documents are new to the
+            // count (at least the one changed again).
             let arrived_tx = arrived_tx.clone();
-            let mut seen = 0;
+            let (mut arrivals, mut docs) = (0, 0);
             let hook: ProgressHook = Box::new(move |p| {
-                if p.docs_changed > seen {
-                    let _ = arrived_tx.send(p.docs_changed - seen);
-                    seen = p.docs_changed;
+                if p.arrivals > arrivals {
+                    let _ = arrived_tx.send((p.docs_changed - docs).max(1));
+                    (arrivals, docs) = (p.arrivals, p.docs_changed);
                 }
             });
             let session = device::sync_hub_live(&node, &id, archive, &opts, Some(hook));
