@@ -1,9 +1,11 @@
-//! The hub killed with SIGKILL in the middle of a sync and restarted: everything converges and
-//! nothing the phone wrote is lost. The server is the real `shouwang-relay` binary in its own
+//! The hub stopped in the middle of a sync, by SIGKILL or by a graceful SIGTERM, and restarted:
+//! no write the hub confirmed is missing from its disk, everything converges, and nothing the
+//! phone wrote is lost or duplicated. The server is the real `shouwang-relay` binary in its own
 //! process, on loopback ports; the phone is an in-process iroh endpoint with a real store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -77,11 +79,97 @@ fn opts() -> ConversationOptions {
     }
 }
 
-#[test]
-fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
+/// How the hub is stopped in the middle of a sync.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    /// SIGKILL: the process dies between two instructions.
+    Kill,
+    /// SIGTERM: the server shuts down gracefully and exits with status 0.
+    Term,
+}
+
+impl Stop {
+    fn apply(self, server: &mut Child) {
+        match self {
+            Stop::Kill => {
+                server.kill().unwrap();
+                server.wait().unwrap();
+            }
+            Stop::Term => {
+                let sent = Command::new("kill")
+                    .args(["-TERM", &server.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(sent.success(), "kill -TERM failed");
+                // A liveness bound, not a timing target: a hung shutdown fails here.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let status = loop {
+                    if let Some(status) = server.try_wait().unwrap() {
+                        break status;
+                    }
+                    if Instant::now() >= deadline {
+                        let _ = server.kill();
+                        panic!("the hub did not shut down within 60 s of SIGTERM");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+                assert!(status.success(), "graceful shutdown exited with {status}");
+            }
+        }
+    }
+}
+
+/// Every record the phone counts as delivered (its document is not in `sync_status`'s
+/// pending list: the hub confirmed holding its heads) is in `hub.db`, read while the hub is
+/// down. Returns how many documents were confirmed.
+fn assert_confirmed_records_are_on_the_hub(phone: &mut Archive, hub_db: &Path, hub: &str) -> usize {
+    let pending: BTreeSet<String> = phone
+        .sync_status(hub)
+        .unwrap()
+        .pending
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    let mut office = Archive::open(hub_db).unwrap();
+    let mut confirmed = 0;
+    for i in 0..CHILDREN {
+        let name = format!("学生{i:02}");
+        let mine = phone.child_file(&name).unwrap();
+        if pending.contains(&format!("child/{}", mine.id)) {
+            continue;
+        }
+        confirmed += 1;
+        let at_hub: BTreeSet<String> = office
+            .child_file(&name)
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.meta.id.0)
+            .collect();
+        for r in mine.records {
+            assert!(
+                at_hub.contains(&r.meta.id.0),
+                "{name}'s file is confirmed by the hub but its record {} is not in hub.db",
+                r.meta.id.0
+            );
+        }
+    }
+    confirmed
+}
+
+const CHILDREN: usize = 40;
+
+/// The story both tests tell: 郭庄小学's hub in its own process; a 班主任's phone enrolls, writes
+/// a month of 家访 offline (400 long records), and syncs; the hub is stopped (`stop`) while the
+/// sync runs, and restarted; the phone writes 40 more and syncs again, and the hub is stopped a
+/// little later each time. While the hub is down, every document the phone believes delivered
+/// must be in `hub.db`. At the end the phone syncs once more, and the hub holds every record
+/// exactly once.
+fn the_hub_stopped_mid_sync(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let (relay_port, hub_port, http) = (free_tcp(), free_udp(), free_tcp());
     let config = dir.path().join("hub.toml");
+    let hub_db = dir.path().join("hub/hub.db");
     std::fs::write(
         &config,
         format!(
@@ -103,7 +191,7 @@ fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
         ],
     );
     {
-        let mut office = Archive::open(&dir.path().join("hub/hub.db")).unwrap();
+        let mut office = Archive::open(&hub_db).unwrap();
         office
             .add_member(
                 "王瑞侠",
@@ -114,7 +202,7 @@ fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
             .unwrap();
         office.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
         let mut table = vec![vec!["学籍号".to_owned(), "姓名".into(), "班级".into()]];
-        for i in 0..40 {
+        for i in 0..CHILDREN {
             table.push(vec![
                 format!("G{i:03}"),
                 format!("学生{i:02}"),
@@ -153,35 +241,41 @@ fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
         .block_on(handshake::enroll(&node, &invite, now, &opts()))
         .unwrap();
     let phone_dir = tempfile::tempdir().unwrap();
-    let mut archive = Archive::join(
-        &phone_dir.path().join("phone.db"),
-        &enrolled.bundle,
-        invite.member.as_str(),
-        "phone",
-    )
-    .unwrap();
-    // A month offline: 400 long records across the class.
+    let phone_db = phone_dir.path().join("phone.db");
+    let mut archive =
+        Archive::join(&phone_db, &enrolled.bundle, invite.member.as_str(), "phone").unwrap();
+    // A month offline: 400 long records across the class; then 40 more before every later
+    // attempt, so each one has something to deliver.
     let note =
         "家访：走了四十分钟田埂路，奶奶身体尚可，孩子作业按时完成，周末和妈妈视频。".repeat(6);
     let mut written = Vec::new();
-    for i in 0..400 {
-        let id = archive
-            .add_record(&RecordInput {
-                kind: "家访".into(),
-                child: Some(format!("学生{:02}", i % 40)),
-                class: None,
-                date: format!("2026-10-{:02}", 1 + i % 28),
-                fields: vec![("notes".into(), format!("第{i}次{note}"))],
-            })
-            .unwrap();
-        written.push(id.0);
-    }
+    let mut write = |archive: &mut Archive, count: usize| {
+        for _ in 0..count {
+            let i = written.len();
+            let id = archive
+                .add_record(&RecordInput {
+                    kind: "家访".into(),
+                    child: Some(format!("学生{:02}", i % CHILDREN)),
+                    class: None,
+                    date: format!("2026-10-{:02}", 1 + i % 28),
+                    fields: vec![("notes".into(), format!("第{i}次{note}"))],
+                })
+                .unwrap();
+            written.push(id.0);
+        }
+    };
+    write(&mut archive, 400);
     let hub = handshake::hub_addr(&invite).unwrap();
+    let hub_key = hub.id.to_string();
 
-    // Sync, and SIGKILL the server while it runs; retry with longer delays until a kill lands
-    // mid-sync.
-    let mut killed_mid_sync = false;
-    for delay_ms in [5u64, 15, 40, 100, 250] {
+    // Sync, and stop the server while it runs, after longer and longer delays: the early stops
+    // land mid-sync, the late ones after the hub confirmed what it received. Each time, while
+    // the hub is down, what it confirmed must be on its disk.
+    let (mut cuts, mut confirmed_at_most) = (0, 0);
+    for (round, delay_ms) in [5u64, 15, 40, 100, 250, 600, 1500].into_iter().enumerate() {
+        if round > 0 {
+            write(&mut archive, CHILDREN);
+        }
         let task = rt.spawn({
             let node = node.clone();
             let hub = hub.clone();
@@ -189,17 +283,23 @@ fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
             async move { sync_once(&node, hub, archive, &cert, &opts()).await }
         });
         std::thread::sleep(Duration::from_millis(delay_ms));
-        server.kill().unwrap(); // SIGKILL
-        server.wait().unwrap();
+        stop.apply(&mut server);
         let result = rt.block_on(task).unwrap();
-        archive = Archive::open(&phone_dir.path().join("phone.db")).unwrap();
+        archive = Archive::open(&phone_db).unwrap();
+        let confirmed = assert_confirmed_records_are_on_the_hub(&mut archive, &hub_db, &hub_key);
+        eprintln!(
+            "{stop:?} after {delay_ms} ms: sync {}, {confirmed} of {CHILDREN} files confirmed",
+            if result.is_ok() { "finished" } else { "cut" }
+        );
+        confirmed_at_most = confirmed_at_most.max(confirmed);
+        cuts += usize::from(result.is_err());
         server = serve(&config, http);
-        if result.is_err() {
-            killed_mid_sync = true;
-            break;
-        }
     }
-    assert!(killed_mid_sync, "no kill landed during a sync");
+    assert!(cuts > 0, "no {stop:?} landed during a sync");
+    assert!(
+        confirmed_at_most > 0,
+        "the hub never confirmed a file before it was stopped, so nothing was checked"
+    );
     // After the restart: sync until done.
     let (mut archive, _) = rt
         .block_on(sync_once(
@@ -210,11 +310,10 @@ fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
             &opts(),
         ))
         .unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
-    let mut office = Archive::open(&dir.path().join("hub/hub.db")).unwrap();
+    stop.apply(&mut server);
+    let mut office = Archive::open(&hub_db).unwrap();
     let mut at_hub = Vec::new();
-    for i in 0..40 {
+    for i in 0..CHILDREN {
         at_hub.extend(
             office
                 .child_file(&format!("学生{i:02}"))
@@ -227,6 +326,20 @@ fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
     at_hub.sort();
     written.sort();
     assert_eq!(at_hub, written, "every record reached the hub exactly once");
-    let status = archive.sync_status(&hub.id.to_string()).unwrap();
+    let status = archive.sync_status(&hub_key).unwrap();
     assert!(status.pending.is_empty(), "{:?}", status.pending);
+    assert_eq!(
+        assert_confirmed_records_are_on_the_hub(&mut archive, &hub_db, &hub_key),
+        CHILDREN
+    );
+}
+
+#[test]
+fn the_hub_killed_mid_sync_restarts_and_everything_converges() {
+    the_hub_stopped_mid_sync(Stop::Kill);
+}
+
+#[test]
+fn the_hub_shut_down_gracefully_mid_sync_loses_no_confirmed_write() {
+    the_hub_stopped_mid_sync(Stop::Term);
 }
