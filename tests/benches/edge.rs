@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use shouwang_core::Archive;
 use shouwang_core::roles::Role;
+use shouwang_core::sync::Progress;
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::server::{self, HubContact, Server, ServerConfig};
 use shouwang_relay::syncing::sync_with_progress;
@@ -184,6 +185,32 @@ struct Run {
     empty_up_bytes: u64,
 }
 
+/// One sync of the device store at `device` with the hub through `link`, on a fresh endpoint
+/// with the device's key; returns its progress and wall time (connecting included).
+async fn sync_over(
+    link: &Link,
+    server: &Server,
+    device: &Path,
+    opts: &ConversationOptions,
+) -> (Progress, Duration) {
+    let mut archive = tokio::task::block_in_place(|| Archive::open(device).unwrap());
+    let id = Identity::load(&mut archive).unwrap();
+    let node = Node::bind(NodeConfig {
+        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
+        ..NodeConfig::new(id.secret.clone())
+    })
+    .await
+    .unwrap();
+    let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
+    let began = Instant::now();
+    let (_archive, progress) = sync_with_progress(&node, hub, archive, &id.certificate, opts, None)
+        .await
+        .unwrap();
+    let wall = began.elapsed();
+    node.shutdown().await;
+    (progress, wall)
+}
+
 /// One sync of the week over a fresh EDGE link, from copies of the starting stores.
 async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
     let hub_dir = dir.join("hub");
@@ -196,48 +223,21 @@ async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
     let mut config = LinkConfig::edge((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server));
     config.seed = seed;
     let link = Link::start(config).await.unwrap();
-    let mut archive = tokio::task::block_in_place(|| Archive::open(&device).unwrap());
-    let id = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig {
-        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
-        ..NodeConfig::new(id.secret.clone())
-    })
-    .await
-    .unwrap();
-    let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
     let opts = ConversationOptions {
         connect_timeout: Duration::from_secs(60),
         ..device::default_options()
     };
-    let began = Instant::now();
-    let (_archive, progress) =
-        sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
-            .await
-            .unwrap();
-    let wall = began.elapsed();
+    let (progress, wall) = sync_over(&link, &server, &device, &opts).await;
     let s = link.stats();
     assert!(
         s.up.delivered_bytes >= progress.bytes_sent,
         "the sync went around the emulated link: {s:?} {progress:?}"
     );
-    node.shutdown().await;
-
-    // What a connection costs on this link when it carries nothing new: the same device key
-    // on a fresh endpoint (so no TLS session ticket shortens the handshake).
-    let node = Node::bind(NodeConfig {
-        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
-        ..NodeConfig::new(id.secret.clone())
-    })
-    .await
-    .unwrap();
-    let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
-    let archive = tokio::task::block_in_place(|| Archive::open(&device).unwrap());
-    let (_archive, empty) = sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
-        .await
-        .unwrap();
+    // What a connection costs on this link when it carries nothing new (a fresh endpoint
+    // again, so no TLS session ticket shortens the handshake).
+    let (empty, _) = sync_over(&link, &server, &device, &opts).await;
     assert_eq!(empty.docs_syncing, 0, "the second sync had work: {empty:?}");
     let empty_up_bytes = link.stats().since(&s).up.offered_bytes;
-    node.shutdown().await;
     server.shutdown().await;
     let cfg = link.config();
     let limit = rtt * 3
