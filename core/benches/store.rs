@@ -154,7 +154,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn write_percentiles() {
     let dir = TempDir::new().unwrap();
     let mut plain = setup_school(&dir.path().join("a.db"), 40);
-    let bundle = plain.export_bundle(None, None).unwrap();
+    let (_, bundle) = plain.export_new_device("张长友", "phone").unwrap();
     let key = StoreKey::generate();
     let mut encrypted = Archive::join_with(
         &dir.path().join("phone.db"),
@@ -284,10 +284,11 @@ fn benches(c: &mut Criterion) {
     let hub_path = dir.path().join("hub.db");
     let mut hub = setup_school(&hub_path, 40);
     fill(&mut hub, 25, NaiveDate::from_ymd_opt(2026, 6, 1).unwrap());
-    let full = hub.export_bundle(None, None).unwrap();
+    let (_, to_teacher) = hub.export_new_device(TEACHER, "phone").unwrap();
+    let (_, full) = hub.export_new_device("张长友", "hub").unwrap();
     drop(hub);
     let teacher_path = dir.path().join("teacher.db");
-    let mut teacher = Archive::join(&teacher_path, &full, TEACHER, "phone").unwrap();
+    let mut teacher = Archive::join(&teacher_path, &to_teacher, TEACHER, "phone").unwrap();
     let base =
         shouwang_core::bundle::Bundle::decode(&teacher.export_bundle(None, None).unwrap()).unwrap();
     for i in 0..10 {

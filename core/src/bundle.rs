@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! "SWBUNDLE"           8 bytes magic
-//! version              u8 (1)
+//! version              u8 (2; version 1 files, without the next field, are still read)
 //! school id            u8 length, then UTF-8
+//! new device           u8 length (0: none), then UTF-8: the device this bundle enrolls
 //! payload length       u32 little-endian
 //! payload              zstd-compressed entries
 //! checksum             SHA-256 of every byte before it
@@ -27,10 +28,10 @@ use sha2::{Digest, Sha256};
 
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::ids::SchoolId;
+use crate::ids::{DeviceId, SchoolId};
 
 const MAGIC: &[u8; 8] = b"SWBUNDLE";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Largest decompressed payload accepted.
 pub const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
 
@@ -46,6 +47,9 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bundle {
     pub school: SchoolId,
+    /// The device an administrator registered for the member this bundle is for: a new device
+    /// set up from the bundle takes this id (and its automerge actor).
+    pub device: Option<DeviceId>,
     pub entries: Vec<Entry>,
 }
 
@@ -81,6 +85,12 @@ impl Bundle {
         let school = self.school.as_str().as_bytes();
         out.push(u8::try_from(school.len()).map_err(|_| Error::Corrupt("学校编号太长".into()))?);
         out.extend_from_slice(school);
+        let device = self
+            .device
+            .as_ref()
+            .map_or(&[][..], |d| d.as_str().as_bytes());
+        out.push(u8::try_from(device.len()).map_err(|_| Error::Corrupt("设备编号太长".into()))?);
+        out.extend_from_slice(device);
         let plen =
             u32::try_from(compressed.len()).map_err(|_| Error::invalid("导出文件", "太大"))?;
         out.extend_from_slice(&plen.to_le_bytes());
@@ -101,11 +111,22 @@ impl Bundle {
             return Err(bad("校验失败，文件不完整或被改动"));
         }
         let mut r = Cursor { buf: &body[8..] };
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if !(1..=VERSION).contains(&version) {
             return Err(bad("版本不支持，请升级守望"));
         }
         let slen = r.u8()? as usize;
         let school = std::str::from_utf8(r.take(slen)?).map_err(|_| bad("学校编号"))?;
+        let device = if version >= 2 {
+            let dlen = r.u8()? as usize;
+            let d = std::str::from_utf8(r.take(dlen)?).map_err(|_| bad("设备编号"))?;
+            if !d.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad("设备编号"));
+            }
+            (!d.is_empty()).then(|| DeviceId::from(d))
+        } else {
+            None
+        };
         let plen = r.u32()? as usize;
         let compressed = r.take(plen)?;
         if !r.buf.is_empty() {
@@ -131,6 +152,7 @@ impl Bundle {
         }
         Ok(Bundle {
             school: SchoolId::from(school),
+            device,
             entries,
         })
     }
@@ -172,6 +194,7 @@ mod tests {
     fn sample() -> Bundle {
         Bundle {
             school: SchoolId::from("s1"),
+            device: Some(DeviceId::from("0a1b")),
             entries: vec![
                 Entry {
                     doc: DocId::School,

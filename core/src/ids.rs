@@ -97,6 +97,12 @@ impl DeviceId {
         DeviceId(random_hex(16))
     }
 
+    /// The device id of a device whose network key (its iroh endpoint id) is `key`: the first
+    /// 16 bytes, so the hub can register the device it enrolls before the device writes.
+    pub fn from_key(key: &[u8; 32]) -> Self {
+        DeviceId(hex::encode(&key[..16]))
+    }
+
     /// The automerge actor for this device.
     pub fn actor(&self) -> automerge::ActorId {
         match hex::decode(&self.0) {

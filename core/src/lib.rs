@@ -30,6 +30,7 @@ pub mod rules;
 pub mod school;
 pub mod store;
 pub mod sync;
+pub mod trust;
 
 pub use archive::{Archive, RecordInput, SchoolSetup};
 pub use error::{Error, Result};

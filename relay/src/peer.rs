@@ -35,7 +35,7 @@ use shouwang_core::Error;
 use shouwang_core::ids::SchoolId;
 use shouwang_core::membership::{Certificate, DeviceKey, SchoolPublicKey};
 use shouwang_core::school::Member;
-use shouwang_core::store::StoreKey;
+use shouwang_core::store::{Sender, StoreKey};
 use shouwang_core::sync::{Event, Progress, Session};
 use tokio::sync::mpsc;
 
@@ -72,7 +72,7 @@ impl PeerTrust {
         device: &DeviceKey,
         bytes: &[u8],
         now: i64,
-    ) -> Result<Member, Error> {
+    ) -> Result<(Member, Vec<shouwang_core::roles::Role>), Error> {
         let cert = Certificate::from_bytes(bytes)?;
         cert.verify(&self.school, &self.school_key, device, now)?;
         let member = archive
@@ -81,7 +81,7 @@ impl PeerTrust {
         if !member.active {
             return Err(Error::NotPermitted("对方成员已停用".into()));
         }
-        Ok(member)
+        Ok((member, cert.body().roles.clone()))
     }
 }
 
@@ -173,10 +173,15 @@ impl PeerSync {
     }
 
     fn greet(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-        let member = self
+        let (member, roles) = self
             .trust
             .check(&mut self.archive, &self.remote, bytes, self.now)?;
-        let mut session = self.archive.peer_session(&self.peer_key(), &member)?;
+        // Only what the peer's own device made is taken from it (crate docs of
+        // `shouwang_core::trust`): it authenticated as this key, nothing more.
+        let mut session = self
+            .archive
+            .peer_session(&self.peer_key(), &member)?
+            .with_sender(Sender::for_device(&self.remote.0, &member, &roles));
         let out = session.handle(self.archive.store(), Event::Start)?;
         self.session = Some(session);
         self.peer_member = Some(member);

@@ -113,9 +113,18 @@ async fn two_devices_enroll_and_a_stranger_is_refused() {
         .invite("李老师", Role::SubjectTeacher, now(), now() + WEEK)
         .unwrap()
         .invite;
-    handshake::enroll(&phone_b, &spent, now(), &opts())
+    // (A third phone: a device, once enrolled for 刘桂兰, stays hers.)
+    let phone_c = device(&server).await;
+    handshake::enroll(&phone_c, &spent, now(), &opts())
         .await
         .unwrap();
+    let err = handshake::enroll(&phone_b, &spent, now(), &opts())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("用过") || err.to_string().contains("另一位成员"),
+        "{err}"
+    );
     let err = handshake::enroll(&stranger, &spent, now(), &opts())
         .await
         .unwrap_err();
@@ -135,10 +144,10 @@ async fn two_devices_enroll_and_a_stranger_is_refused() {
     assert!(err.to_string().contains("拒绝"), "{err}");
 
     let m = server.transport_metrics().unwrap();
-    eventually(|| TransportMetrics::get(&m.refused) == 4).await;
+    eventually(|| TransportMetrics::get(&m.refused) == 5).await;
     let hub = server.hub_state().metrics();
     assert_eq!(TransportMetrics::get(&hub.enrollments), 3);
-    assert_eq!(TransportMetrics::get(&hub.refusals), 4);
+    assert_eq!(TransportMetrics::get(&hub.refusals), 5);
     server.shutdown().await;
 }
 

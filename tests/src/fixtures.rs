@@ -161,7 +161,7 @@ pub fn school() -> Device {
 
 /// A new device for `member`, set up from a full bundle of `from`.
 pub fn join(from: &mut Device, member: &'static str) -> Device {
-    let bundle = from.archive.export_bundle(None, None).unwrap();
+    let (_, bundle) = from.archive.export_new_device(member, member).unwrap();
     let dir = TempDir::new().unwrap();
     let archive = Archive::join(&dir.path().join("shouwang.db"), &bundle, member, member).unwrap();
     let mut d = Device {

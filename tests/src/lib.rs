@@ -4,6 +4,7 @@
 //! or flapping UDP path) and private network namespaces for tests over real links.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a test failure
 
+pub mod attack;
 pub mod fixtures;
 pub mod link;
 pub mod netns;

@@ -167,8 +167,9 @@ fn story_3_records_from_both_devices_are_all_kept_once() {
     assert_eq!(heads(&mut teacher), heads(&mut mother));
 }
 
-/// 4. The 班主任 adds a sentence at the end of a visit note on her phone while the principal
-///    corrects a word at its start on the office computer: the note keeps both edits.
+/// 4. The 班主任 adds a sentence at the end of a visit note on her phone while she
+///    corrects a word at its start on her tablet (a record is edited only by its author): the
+///    note keeps both edits.
 #[test]
 fn story_4_the_same_note_merges_character_wise() {
     let mut admin = school();
@@ -180,6 +181,8 @@ fn story_4_the_same_note_merges_character_wise() {
         &[("notes", "奶奶说孩子最近作业按时完成。")],
     );
     sync(&mut teacher, &mut admin);
+    // Her own tablet: a record is edited only by its author, on any of her devices.
+    let mut tablet = join(&mut admin, HEAD_TEACHER);
     teacher
         .archive
         .edit_record(
@@ -191,10 +194,12 @@ fn story_4_the_same_note_merges_character_wise() {
             )]),
         )
         .unwrap();
-    admin
+    tablet
         .archive
         .edit_record(&id, None, &kv(&[("notes", "外婆说孩子最近作业按时完成。")]))
         .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut tablet, &mut admin);
     sync(&mut teacher, &mut admin);
     for d in [&mut teacher, &mut admin] {
         let f = d.file(CHILD);
@@ -299,9 +304,13 @@ fn story_7_fields_from_a_newer_version_survive_read_modify_write() {
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     let id = teacher.record("家访", CHILD, "2026-11-20", &[("notes", "第一次家访")]);
     let child = ChildId(teacher.archive.find_child(CHILD).unwrap().0);
-    // "The newer app" on the admin device writes unknown keys through automerge directly.
+    // "The newer app" on the teacher's tablet writes unknown keys through automerge directly.
+    let mut newer = join(&mut admin, HEAD_TEACHER);
     sync(&mut teacher, &mut admin);
-    admin
+    sync(&mut newer, &mut admin);
+    let me = newer.archive.me_id().to_string();
+    let device = newer.archive.device().to_string();
+    newer
         .archive
         .store()
         .write(|b| {
@@ -319,12 +328,16 @@ fn story_7_fields_from_a_newer_version_survive_read_modify_write() {
                     let future = tx.put_object(&records, "ffffffffffff00000000", ObjType::Map)?;
                     tx.put(&future, "kind", "bus_register")?;
                     tx.put(&future, "happened_on", "2026-11-21")?;
-                    tx.put(&future, "author", "m-future")?;
+                    tx.put(&future, "author", me.as_str())?;
+                    tx.put(&future, "author_role", "head_teacher")?;
+                    tx.put(&future, "device", device.as_str())?;
+                    tx.put(&future, "child", child.as_str())?;
                     Ok(())
                 },
             )
         })
         .unwrap();
+    sync(&mut newer, &mut admin);
     sync(&mut teacher, &mut admin);
     teacher
         .archive

@@ -236,7 +236,10 @@ fn an_encrypted_store_opens_only_with_its_key_and_shows_nothing_on_disk() {
     use shouwang_core::store::StoreKey;
     use shouwang_core::{Error, RecordInput};
     let mut admin = school();
-    let bundle = admin.archive.export_bundle(None, None).unwrap();
+    let (_, bundle) = admin
+        .archive
+        .export_new_device(HEAD_TEACHER, "手机")
+        .unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("phone.db");
     let key = StoreKey::generate();

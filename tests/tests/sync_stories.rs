@@ -453,9 +453,9 @@ fn story_10_never_online_together_converge_through_the_hub() {
 fn story_11_a_scoped_phone_from_an_enrollment_bundle() {
     let mut admin = school();
     let mother = admin.archive.find_member(LOVE_MOTHER).unwrap();
-    let bundle = admin
+    let (_, bundle) = admin
         .archive
-        .export_bundle(Some(LOVE_MOTHER), None)
+        .export_new_device(LOVE_MOTHER, "phone")
         .unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     let archive =

@@ -98,6 +98,10 @@ pub enum Command {
     Compliance(ComplianceArgs),
     #[command(subcommand, about = "数据文件：在设备之间交换档案")]
     Bundle(BundleCmd),
+    #[command(subcommand, about = "设备：为成员的新设备导出登记文件")]
+    Device(DeviceCmd),
+    #[command(about = "列出被拒绝的修改（来自其他设备、不符合权限规则、已隔离）")]
+    Quarantine,
     #[command(about = "生成一所示范学校并演示两台设备离线记录、交换和冲突")]
     Demo(DemoArgs),
 }
@@ -181,19 +185,33 @@ pub struct JoinArgs {
     #[arg(
         long,
         value_name = "文件",
-        help = "管理员导出的数据文件（没有网络时用）",
-        requires = "member"
+        help = "管理员用 device add 为这台设备导出的数据文件（没有网络时用）"
     )]
     pub bundle: Option<PathBuf>,
     #[arg(
         long,
         value_name = "姓名",
-        help = "使用这台设备的成员（姓名或编号）",
+        help = "使用这台设备的成员（可选，用来核对文件是为谁导出的）",
         requires = "bundle"
     )]
     pub member: Option<String>,
     #[arg(long, value_name = "名称", help = "本设备名称（可选）")]
     pub device: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    #[command(
+        about = "为成员的新设备登记并导出数据文件（新设备用 join --bundle 加入；仅校长或档案管理员）"
+    )]
+    Add {
+        #[arg(long, value_name = "成员", help = "使用新设备的成员（姓名或编号）")]
+        member: String,
+        #[arg(long, value_name = "名称", help = "设备名称，如 王老师的手机（可选）")]
+        label: Option<String>,
+        #[arg(long, value_name = "文件", help = "写到哪个文件")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{
-    BundleCmd, ChildCmd, ClassCmd, Cli, Command, MemberCmd, RecordAction, RosterCmd, RulesCmd,
+    BundleCmd, ChildCmd, ClassCmd, Cli, Command, DeviceCmd, MemberCmd, RecordAction, RosterCmd,
+    RulesCmd,
 };
 use commands::{Ctx, bundle, care, children, network, school, work};
 use error::Result;
@@ -76,6 +77,10 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
             since,
         }) => bundle::export(ctx, out, for_member.as_deref(), since.as_deref()),
         Command::Bundle(BundleCmd::Import { file }) => bundle::import(ctx, file),
+        Command::Device(DeviceCmd::Add { member, label, out }) => {
+            bundle::device_add(ctx, member, label.as_deref(), out)
+        }
+        Command::Quarantine => bundle::quarantine(ctx),
         Command::Demo(a) => demo::run(ctx, a.dir.as_deref()),
     }
 }

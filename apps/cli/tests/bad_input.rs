@@ -278,7 +278,7 @@ fn broken_bundles_and_bundles_from_another_school() {
 fn a_failed_join_leaves_no_store() {
     let s = School::new();
     let all = s.path("all.swb");
-    s.ok(&["bundle", "export", "--out", arg(&all)]);
+    s.ok(&["device", "add", "--member", "王瑞侠", "--out", arg(&all)]);
     let bytes = std::fs::read(&all).unwrap();
     let cut = s.path("cut.swb");
     std::fs::write(&cut, &bytes[..bytes.len() - 1]).unwrap();
@@ -358,7 +358,7 @@ fn command_line_mistakes_are_one_chinese_line() {
 fn refused_edits_by_members_without_the_right() {
     let s = School::new();
     let all = s.path("m.swb");
-    s.ok(&["bundle", "export", "--out", arg(&all), "--for", "刘桂兰"]);
+    s.ok(&["device", "add", "--member", "刘桂兰", "--out", arg(&all)]);
     let dev = s.path("mother.db");
     s.ok_on(&dev, &["join", "--bundle", arg(&all), "--member", "刘桂兰"]);
     let before = std::fs::read(&dev).unwrap();

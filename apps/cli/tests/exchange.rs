@@ -13,7 +13,7 @@ fn two_devices() -> (School, std::path::PathBuf, std::path::PathBuf) {
     let b = s.path("b.db");
     for (member, dev, file) in [(TEACHER, &a, "to-a.swb"), (MOTHER, &b, "to-b.swb")] {
         let bundle = s.path(file);
-        s.ok(&["bundle", "export", "--out", arg(&bundle), "--for", member]);
+        s.ok(&["device", "add", "--member", member, "--out", arg(&bundle)]);
         let out = s.ok_on(dev, &["join", "--bundle", arg(&bundle), "--member", member]);
         assert!(out.contains("已加入郭庄小学"), "{out}");
     }

@@ -171,7 +171,7 @@ fn edit_void_and_progress_show_in_the_file() {
 fn records_name_their_authors_on_every_device() {
     let s = School::new();
     let bundle = s.path("a.swb");
-    s.ok(&["bundle", "export", "--out", arg(&bundle), "--for", TEACHER]);
+    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&bundle)]);
     let a = s.path("a.db");
     s.ok_on(&a, &["join", "--bundle", arg(&bundle), "--member", TEACHER]);
     s.ok_on(
@@ -302,7 +302,7 @@ fn json_output_parses_for_every_listing_and_show_command() {
 fn due_list_counts_the_teachers_records() {
     let s = School::new();
     let bundle = s.path("a.swb");
-    s.ok(&["bundle", "export", "--out", arg(&bundle), "--for", TEACHER]);
+    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&bundle)]);
     let a = s.path("a.db");
     s.ok_on(&a, &["join", "--bundle", arg(&bundle), "--member", TEACHER]);
     let talks_due = |s: &School| -> Vec<String> {

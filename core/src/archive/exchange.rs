@@ -11,11 +11,11 @@ use crate::bundle::{Bundle, Entry};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
-use crate::school::{self, Device};
+use crate::school::{self, Device, Member};
 use crate::store::{Batch, Store, StoreKey};
 
 /// What importing a bundle did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
     /// Documents in the bundle.
     pub documents: usize,
@@ -23,6 +23,10 @@ pub struct ImportReport {
     pub changed: usize,
     /// Changes that were new to this device.
     pub new_changes: usize,
+    /// Changes not merged: refused by the trust rules, or depending on one that was.
+    pub refused: usize,
+    /// Why the first of them was not merged.
+    pub refused_reason: Option<String>,
 }
 
 /// Merges every entry; refuses the lot if any document would be left missing changes it
@@ -51,10 +55,21 @@ fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
         documents: entries.len(),
         changed: 0,
         new_changes: 0,
+        refused: 0,
+        refused_reason: None,
     };
-    for e in entries {
+    // The school document first: every other document is judged against it.
+    let ordered = entries
+        .iter()
+        .filter(|e| e.doc == DocId::School)
+        .chain(entries.iter().filter(|e| e.doc != DocId::School));
+    for e in ordered {
         let before = b.doc(&e.doc)?.map(|d| d.get_heads()).unwrap_or_default();
-        b.merge_bytes(&e.doc, &e.data)?;
+        let admission = b.merge_bytes(&e.doc, &e.data)?;
+        report.refused += admission.refused + admission.deferred;
+        if report.refused_reason.is_none() {
+            report.refused_reason = admission.reason;
+        }
         let doc = b
             .doc(&e.doc)?
             .ok_or_else(|| Error::not_found("档案", &e.doc))?;
@@ -115,22 +130,75 @@ impl Archive {
         }
         Bundle {
             school: self.school_id.clone(),
+            device: None,
             entries,
         }
         .encode()
     }
 
-    /// [`Archive::export_bundle`] for `member`'s new device, the sync peer `peer`, at
-    /// enrollment: also records that the device will have every exported document as it was
-    /// before the export, so its first sync sends only what is new.
-    pub fn export_enrollment(&mut self, member: &str, peer: &str) -> Result<Vec<u8>> {
+    /// Registers a new device for `member` in the school document (its id is its automerge
+    /// actor, so its changes are attributed to `member` everywhere). Administrators only.
+    fn register_device(&mut self, member: &str, device: &DeviceId, label: &str) -> Result<Member> {
+        self.require_admin()?;
+        let m = self.find_member(member)?;
+        if !m.active {
+            return Err(Error::NotPermitted(format!(
+                "{}已停用，不能登记新设备",
+                m.name
+            )));
+        }
+        let existing = self.school()?.devices.into_iter().find(|d| &d.id == device);
+        match existing {
+            Some(d) if d.member != m.id => {
+                return Err(Error::NotPermitted("这台设备已登记给另一位成员".into()));
+            }
+            Some(_) => {}
+            None => {
+                let record = Device {
+                    id: device.clone(),
+                    member: m.id.clone(),
+                    label: label.trim().to_owned(),
+                };
+                let message = format!("登记设备：{}", m.name);
+                self.store.write(|b| {
+                    b.change(&DocId::School, false, &message, |tx| {
+                        school::add_device(tx, &record)
+                    })
+                })?;
+            }
+        }
+        Ok(m)
+    }
+
+    /// A bundle that sets up a new device for `member` (`shouwang join --bundle`): registers
+    /// the device first, then exports what the member may see, naming the device.
+    /// Administrators only.
+    pub fn export_new_device(&mut self, member: &str, label: &str) -> Result<(DeviceId, Vec<u8>)> {
+        let device = DeviceId::random();
+        let m = self.register_device(member, &device, label)?;
+        let bytes = self.export_bundle(Some(m.id.as_str()), None)?;
+        let mut bundle = Bundle::decode(&bytes)?;
+        bundle.device = Some(device.clone());
+        Ok((device, bundle.encode()?))
+    }
+
+    /// [`Archive::export_bundle`] for `member`'s new device `device`, the sync peer `peer`, at
+    /// enrollment: registers the device, then records that it will have every exported
+    /// document as it was before the export, so its first sync sends only what is new.
+    pub fn export_enrollment(
+        &mut self,
+        member: &str,
+        peer: &str,
+        device: &DeviceId,
+        label: &str,
+    ) -> Result<Vec<u8>> {
+        self.register_device(member, device, label)?;
         let before = self.store.all_heads()?;
-        let bytes = self.export_bundle(Some(member), None)?;
-        let sent: std::collections::BTreeSet<DocId> = Bundle::decode(&bytes)?
-            .entries
-            .into_iter()
-            .map(|e| e.doc)
-            .collect();
+        let mut bundle = Bundle::decode(&self.export_bundle(Some(member), None)?)?;
+        bundle.device = Some(device.clone());
+        let bytes = bundle.encode()?;
+        let sent: std::collections::BTreeSet<DocId> =
+            bundle.entries.into_iter().map(|e| e.doc).collect();
         self.store.write(|b| {
             for (doc, heads) in &before {
                 if sent.contains(doc) {
@@ -150,7 +218,10 @@ impl Archive {
         if bundle.school != self.school_id {
             return Err(Error::WrongSchool);
         }
-        self.store.write(|b| merge_entries(b, &bundle.entries))
+        self.store.write(|b| {
+            b.set_source("bundle");
+            merge_entries(b, &bundle.entries)
+        })
     }
 
     /// Sets up a new device at `path` from a bundle that holds the school document, for the
@@ -197,12 +268,19 @@ impl Archive {
                 "文件里没有学校信息，请让管理员导出完整文件",
             ));
         }
+        let Some(device) = bundle.device.clone() else {
+            return Err(Error::invalid(
+                "学校文件",
+                "这个文件不能用来登记新设备，请让管理员用“shouwang device add”为你导出",
+            ));
+        };
+        let _ = device_label; // the label the administrator registered is the one shown
         let existed = path.exists();
         let result = (|| {
             let mut store = Store::open_with_key(path, key)?;
-            let device = DeviceId::random();
             store.set_actor(device.actor());
             let me = store.write(|b| {
+                b.set_source("bundle");
                 merge_entries(b, &bundle.entries)?;
                 if let Some(peer) = shared_with {
                     // The sender has everything it sent: the first sync starts from there
@@ -214,31 +292,26 @@ impl Archive {
                 }
                 let doc = b.doc(&DocId::School)?.ok_or(Error::NotInitialised)?;
                 let view = school::read(doc);
-                let found: Vec<_> = view
-                    .members
+                let registered = view
+                    .devices
                     .iter()
-                    .filter(|m| m.id.as_str() == member.trim() || m.name == member.trim())
-                    .collect();
-                let me = match found.as_slice() {
-                    [one] => (*one).clone(),
-                    [] => return Err(Error::not_found("成员", member)),
-                    _ => {
-                        return Err(Error::Ambiguous {
-                            what: "成员",
-                            key: member.to_owned(),
-                        });
-                    }
-                };
-                b.change(&DocId::School, false, "登记设备", |tx| {
-                    school::add_device(
-                        tx,
-                        &Device {
-                            id: device.clone(),
-                            member: me.id.clone(),
-                            label: device_label.to_owned(),
-                        },
-                    )
-                })?;
+                    .find(|d| d.id == device)
+                    .and_then(|d| view.member(&d.member))
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::NotPermitted(
+                            "学校信息里没有登记这台设备，请让管理员重新为你导出".into(),
+                        )
+                    })?;
+                let named = member.trim();
+                if !named.is_empty() && registered.id.as_str() != named && registered.name != named
+                {
+                    return Err(Error::NotPermitted(format!(
+                        "这个文件是为{}准备的，不是“{named}”",
+                        registered.name
+                    )));
+                }
+                let me = registered;
                 b.set_meta(META_SCHOOL, bundle.school.as_str());
                 b.set_meta(META_DEVICE, device.as_str());
                 b.set_meta(META_MEMBER, me.id.as_str());

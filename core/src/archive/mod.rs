@@ -23,7 +23,7 @@ use crate::store::{Store, StoreKey};
 pub use admin::RosterReport;
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use exchange::{ImportReport, JoinOptions};
-pub use syncing::SyncStatus;
+pub use syncing::{QuarantinedChange, SyncStatus};
 
 /// What it takes to start a school's archive on its first device.
 #[derive(Debug, Clone)]

@@ -21,6 +21,24 @@ pub struct SyncStatus {
     pub pending: Vec<(String, String)>,
     /// Records written on this device since the last completed exchange.
     pub records_since: i64,
+    /// Documents in which the peer refused changes from this device: (label, changes, the
+    /// Chinese reason). They are not offered again until the document changes here.
+    pub refused: Vec<(String, u32, String)>,
+}
+
+/// A change another device sent that the trust rules refused (kept in quarantine, never
+/// merged, never passed on).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuarantinedChange {
+    pub doc: String,
+    /// Who the change's device is registered to ("未登记的设备" if nobody).
+    pub member: String,
+    pub device: String,
+    pub reason: String,
+    /// Where it came from: a peer's device id, or `bundle`.
+    pub source: String,
+    /// Device clock when it was refused, seconds since the epoch.
+    pub at: i64,
 }
 
 impl Archive {
@@ -85,33 +103,20 @@ impl Archive {
             .optional()?
             .unwrap_or((None, None));
         let shared = self.store.sync_states(peer)?;
+        let held = self.store.held(peer)?;
         let mut pending = Vec::new();
         for (doc, heads) in self.store.all_heads()? {
             if shared.get(&doc).is_some_and(|(h, _)| *h == heads) {
                 continue;
             }
-            let label = match &doc {
-                DocId::School => "学校信息".to_owned(),
-                DocId::Child(c) | DocId::Private(c) => {
-                    let name: Option<String> = self
-                        .store
-                        .conn()
-                        .query_row(
-                            "SELECT name FROM p_children WHERE child_id = ?1",
-                            [c.as_str()],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    let part = if matches!(doc, DocId::Private(_)) {
-                        "（保密）"
-                    } else {
-                        ""
-                    };
-                    format!("{}的档案{part}", name.unwrap_or_else(|| c.to_string()))
-                }
-                DocId::Class(k) => format!("班级记录 {k}"),
-            };
-            pending.push((doc.key(), label));
+            if held.get(&doc).is_some_and(|h| *h == heads) {
+                continue; // refused there: listed below, not pending
+            }
+            pending.push((doc.key(), self.doc_label(&doc)?));
+        }
+        let mut refused = Vec::new();
+        for (doc, count, reason) in self.store.refusals(peer)? {
+            refused.push((self.doc_label(&doc)?, count, reason));
         }
         let records_since: i64 = self.store.conn().query_row(
             "SELECT count(*) FROM p_records WHERE author = ?1 AND written_at > ?2",
@@ -123,6 +128,70 @@ impl Archive {
             last_error,
             pending,
             records_since,
+            refused,
         })
+    }
+
+    /// A document as people name it: 学校信息, 王小雨的档案（保密）, 班级记录 ….
+    fn doc_label(&self, doc: &DocId) -> Result<String> {
+        Ok(match doc {
+            DocId::School => "学校信息".to_owned(),
+            DocId::Child(c) | DocId::Private(c) => {
+                let name: Option<String> = self
+                    .store
+                    .conn()
+                    .query_row(
+                        "SELECT name FROM p_children WHERE child_id = ?1",
+                        [c.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let part = if matches!(doc, DocId::Private(_)) {
+                    "（保密）"
+                } else {
+                    ""
+                };
+                format!("{}的档案{part}", name.unwrap_or_else(|| c.to_string()))
+            }
+            DocId::Class(k) => format!("班级记录 {k}"),
+        })
+    }
+
+    /// Changes other devices sent that were refused, newest first.
+    pub fn quarantined(&mut self) -> Result<Vec<QuarantinedChange>> {
+        let school = self.school()?;
+        let rows: Vec<(String, String, String, String, i64)> = {
+            let mut stmt = self.store.conn().prepare(
+                "SELECT doc_id, actor, reason, source, at FROM quarantine ORDER BY at DESC",
+            )?;
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::new();
+        for (doc, actor, reason, source, at) in rows {
+            let label = match DocId::parse(&doc) {
+                Some(d) => self.doc_label(&d)?,
+                None => doc,
+            };
+            let member = school
+                .devices
+                .iter()
+                .find(|d| d.id.as_str() == actor)
+                .map_or_else(
+                    || "未登记的设备".to_owned(),
+                    |d| school.member_name(d.member.as_str()),
+                );
+            out.push(QuarantinedChange {
+                doc: label,
+                member,
+                device: actor,
+                reason,
+                source,
+                at: at / 1000,
+            });
+        }
+        Ok(out)
     }
 }

@@ -114,6 +114,36 @@ CREATE TABLE sync_peers (
 "#,
         rebuild_projections: false,
     },
+    Migration {
+        version: 4,
+        sql: r#"
+CREATE TABLE quarantine (
+    doc_id  TEXT NOT NULL,
+    hash    BLOB NOT NULL,
+    actor   TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    bytes   BLOB NOT NULL,
+    PRIMARY KEY (doc_id, hash)
+);
+CREATE TABLE held (
+    peer    TEXT NOT NULL,
+    doc_id  TEXT NOT NULL,
+    heads   TEXT NOT NULL,
+    PRIMARY KEY (peer, doc_id)
+);
+CREATE TABLE refusals (
+    peer    TEXT NOT NULL,
+    doc_id  TEXT NOT NULL,
+    count   INTEGER NOT NULL,
+    reason  TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (peer, doc_id)
+);
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -21,8 +21,11 @@
 //! loads back with the same heads, and only then replaces the changes, in one transaction. It
 //! never changes what the document contains.
 
+mod admit;
 pub mod migrations;
 pub mod projection;
+
+pub use admit::{Admission, Sender};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +65,9 @@ pub struct Batch<'a> {
     hints: HashMap<DocId, Touched>,
     meta: Vec<(String, String)>,
     sync_states: Vec<(String, DocId, String, Vec<u8>)>,
+    quarantine: Vec<admit::Quarantined>,
+    source: String,
+    sender: Sender,
     now_ms: i64,
 }
 
@@ -296,6 +302,9 @@ impl Store {
             hints: HashMap::new(),
             meta: Vec::new(),
             sync_states: Vec::new(),
+            quarantine: Vec::new(),
+            source: String::new(),
+            sender: Sender::Relay,
             now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
         };
         let result = f(&mut batch);
@@ -304,10 +313,14 @@ impl Store {
             hints,
             meta,
             sync_states,
+            quarantine,
+            source,
+            now_ms,
             ..
         } = batch;
         let outcome = result
             .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
+            .and_then(|r| admit::persist_quarantine(&tx, &quarantine, &source, now_ms).map(|()| r))
             .and_then(|r| tx.commit().map(|()| r).map_err(Error::from));
         if outcome.is_err() {
             for (id, _) in &touched {
@@ -349,6 +362,81 @@ impl Store {
             .filter_map(|row| {
                 let (k, h, s) = row.ok()?;
                 Some((DocId::parse(&k)?, (h, s)))
+            })
+            .collect();
+        Ok(rows)
+    }
+
+    /// Documents held back with `peer` (a refusal either way): per document, this side's heads
+    /// when it was held. A document is exchanged again once its heads move.
+    pub fn held(&self, peer: &str) -> Result<HashMap<DocId, String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc_id, heads FROM held WHERE peer = ?1")?;
+        let rows = stmt
+            .query_map([peer], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .filter_map(|row| {
+                let (k, h) = row.ok()?;
+                Some((DocId::parse(&k)?, h))
+            })
+            .collect();
+        Ok(rows)
+    }
+
+    /// Holds `doc` back with `peer` at this side's current heads (or releases it: `None`).
+    pub fn set_held(&mut self, peer: &str, doc: &DocId, held: bool) -> Result<()> {
+        if held {
+            let heads = self.heads(doc)?;
+            self.conn.execute(
+                "INSERT INTO held (peer, doc_id, heads) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (peer, doc_id) DO UPDATE SET heads = excluded.heads",
+                params![peer, doc.key(), heads],
+            )?;
+        } else {
+            self.conn.execute(
+                "DELETE FROM held WHERE peer = ?1 AND doc_id = ?2",
+                params![peer, doc.key()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records that `peer` refused `count` changes of `doc` from this device, and why.
+    pub fn record_refusal(
+        &mut self,
+        peer: &str,
+        doc: &DocId,
+        count: u32,
+        reason: &str,
+    ) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_millis() + self.clock_skew_ms;
+        self.conn.execute(
+            "INSERT INTO refusals (peer, doc_id, count, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (peer, doc_id) DO UPDATE
+             SET count = excluded.count, reason = excluded.reason, at = excluded.at",
+            params![peer, doc.key(), count, reason, now],
+        )?;
+        Ok(())
+    }
+
+    /// What `peer` refused from this device: (document, changes, reason).
+    pub fn refusals(&self, peer: &str) -> Result<Vec<(DocId, u32, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT doc_id, count, reason FROM refusals WHERE peer = ?1 ORDER BY doc_id",
+        )?;
+        let rows = stmt
+            .query_map([peer], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .filter_map(|row| {
+                let (k, n, why) = row.ok()?;
+                Some((DocId::parse(&k)?, n, why))
             })
             .collect();
         Ok(rows)
@@ -596,6 +684,7 @@ impl Batch<'_> {
         message: &str,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<R>,
     ) -> Result<R> {
+        let message = self.declared_message(id, message)?;
         if !self.ensure(id, create)? {
             return Err(Error::not_found("档案", id.key()));
         }
@@ -608,7 +697,7 @@ impl Batch<'_> {
             |_| {
                 CommitOptions::default()
                     .with_time(secs)
-                    .with_message(message)
+                    .with_message(message.as_str())
             },
             f,
         )
@@ -616,20 +705,62 @@ impl Batch<'_> {
         .map_err(|f| f.error)
     }
 
+    /// A local change's message with the auth state it declares (see [`crate::trust`]): the
+    /// school heads this device holds, and for a private part the child file's heads.
+    fn declared_message(&mut self, id: &DocId, message: &str) -> Result<String> {
+        if *id == DocId::School {
+            return Ok(message.to_owned());
+        }
+        let Some(school) = self.doc(&DocId::School)?.map(Automerge::get_heads) else {
+            return Ok(message.to_owned());
+        };
+        let child = match id {
+            DocId::Private(c) => Some(
+                self.doc(&DocId::Child(c.clone()))?
+                    .map(Automerge::get_heads)
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
+        Ok(crate::trust::declare(message, &school, child.as_deref()))
+    }
+
     /// Applies one automerge sync message from a peer to a document (creating the document if
-    /// absent and `create`), and queues the updated sync state to be saved with the batch.
+    /// absent), judges every change it brought ([`crate::trust`]), and queues the updated sync
+    /// state to be saved with the batch. If a change was not accepted, the sync state starts
+    /// afresh (automerge's state would otherwise believe this side has it).
     pub fn sync_receive(
         &mut self,
         peer: &str,
         id: &DocId,
         state: &mut automerge::sync::State,
         message: automerge::sync::Message,
-    ) -> Result<()> {
+    ) -> Result<Admission> {
         use automerge::sync::SyncDoc;
+        let before = self.heads_before_merge(id)?;
         self.merge_target(id)?
             .receive_sync_message(state, message)
             .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+        let admission = self.admit(id, &before)?;
+        if !admission.is_clean() {
+            *state = automerge::sync::State::new();
+        }
         self.save_sync_state(peer, id, state);
+        Ok(admission)
+    }
+
+    fn heads_before_merge(&mut self, id: &DocId) -> Result<Vec<ChangeHash>> {
+        self.ensure_context(id)?;
+        Ok(self.doc(id)?.map(Automerge::get_heads).unwrap_or_default())
+    }
+
+    /// Loads what judging changes to `id` needs: the school document, and for a private part
+    /// the child's shared file.
+    fn ensure_context(&mut self, id: &DocId) -> Result<()> {
+        self.doc(&DocId::School)?;
+        if let DocId::Private(c) = id {
+            self.doc(&DocId::Child(c.clone()))?;
+        }
         Ok(())
     }
 
@@ -643,13 +774,15 @@ impl Batch<'_> {
         ));
     }
 
-    /// Merges encoded changes or a saved document into a document (creating it if absent).
-    /// Changes already present have no effect.
-    pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<()> {
+    /// Merges encoded changes or a saved document into a document (creating it if absent),
+    /// keeping only the changes [`crate::trust`] accepts. Changes already present have no
+    /// effect.
+    pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<Admission> {
+        let before = self.heads_before_merge(id)?;
         self.merge_target(id)?
             .load_incremental(bytes)
             .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
-        Ok(())
+        self.admit(id, &before)
     }
 
     /// The document to merge a peer's changes into: the stored one, or a new empty one (the

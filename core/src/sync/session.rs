@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 use super::wire::{DocHeads, DocMark, Message};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Sender, Store};
 
 /// Which documents a session may offer and accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +150,13 @@ pub struct Session {
     caught_up: bool,
     /// Events so far that wrote the peer's changes to the store.
     writes: u64,
+    /// Documents left out of this exchange: changes of them were not accepted, one way or the
+    /// other. Left out of digests and inventories on both sides, so the rest still catches up.
+    held: BTreeSet<DocId>,
+    /// Changes this side refused from the peer in this session.
+    refused_here: u64,
+    /// Who the peer is, for judging what it sends.
+    sender: Sender,
     progress: Progress,
 }
 
@@ -201,8 +208,18 @@ impl Session {
             state_received: 0,
             caught_up: false,
             writes: 0,
+            held: BTreeSet::new(),
+            refused_here: 0,
+            sender: Sender::Relay,
             progress: Progress::default(),
         }
+    }
+
+    /// Takes from the peer only what its own device made (see [`Sender`]); a session is a
+    /// trusted relay by default (a device talking to its school hub).
+    pub fn with_sender(mut self, sender: Sender) -> Session {
+        self.sender = sender;
+        self
     }
 
     /// The peer's id.
@@ -237,6 +254,76 @@ impl Session {
         self.caught_up
     }
 
+    /// Documents left out of this exchange because changes were not accepted.
+    pub fn held(&self) -> &BTreeSet<DocId> {
+        &self.held
+    }
+
+    /// Changes this side refused from the peer in this session.
+    pub fn refused_here(&self) -> u64 {
+        self.refused_here
+    }
+
+    /// Leaves `doc` out of the rest of the exchange (and, if `persist`, of later exchanges
+    /// until its heads move here).
+    fn hold(&mut self, store: &mut Store, doc: &DocId, persist: bool) -> Result<()> {
+        self.held.insert(doc.clone());
+        self.docs.remove(doc);
+        self.settled.remove(doc);
+        if persist {
+            store.set_held(&self.peer, doc, true)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `doc` back into the exchange (it changed since it was held).
+    fn release(&mut self, store: &mut Store, doc: &DocId) -> Result<()> {
+        if self.held.remove(doc) {
+            store.set_held(&self.peer, doc, false)?;
+        }
+        Ok(())
+    }
+
+    /// Releases every held document whose heads moved since it was held.
+    fn release_moved(&mut self, store: &mut Store) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let saved = store.held(&self.peer)?;
+        let moved: Vec<DocId> = self
+            .held
+            .iter()
+            .filter(|d| {
+                saved
+                    .get(*d)
+                    .is_some_and(|h| store.heads(d).is_ok_and(|now| now != *h))
+            })
+            .cloned()
+            .collect();
+        for d in moved {
+            self.release(store, &d)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the peer that changes of `doc` were not accepted, and leaves it out.
+    fn refuse(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        admission: &crate::store::Admission,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        self.refused_here += admission.refused as u64;
+        out.push(Message::Refused {
+            doc: doc.clone(),
+            deferred: admission.refused == 0,
+            count: u32::try_from(admission.refused + admission.deferred).unwrap_or(u32::MAX),
+            reason: admission.reason.clone().unwrap_or_default(),
+        });
+        self.hold(store, doc, admission.refused > 0)
+    }
+
     /// Feeds one event; returns the frames to send.
     pub fn handle(&mut self, store: &mut Store, event: Event<'_>) -> Result<Output> {
         let mut out = Vec::new();
@@ -253,12 +340,16 @@ impl Session {
                 self.on_message(store, msg, &mut out)?;
             }
             Event::LocalChange(doc) => {
+                if self.held.contains(doc) {
+                    self.release(store, doc)?;
+                }
                 if self.phase != Phase::New && self.scope.allows(doc) {
                     self.restart_doc(store, doc, &mut out)?;
                     self.maybe_idle(store, &mut out)?;
                 }
             }
             Event::Poll => {
+                self.release_moved(store)?;
                 if self.phase != Phase::New {
                     let moved = self.moved_docs(store)?;
                     for doc in &moved {
@@ -288,11 +379,19 @@ impl Session {
         Ok(store
             .all_heads()?
             .into_iter()
-            .filter(|(d, _)| self.scope.allows(d))
+            .filter(|(d, _)| self.scope.allows(d) && !self.held.contains(d))
             .collect())
     }
 
     fn start(&mut self, store: &mut Store, out: &mut Vec<Message>) -> Result<()> {
+        // Documents held back with this peer stay out while their heads have not moved.
+        for (doc, heads) in store.held(&self.peer)? {
+            if store.heads(&doc)? == heads {
+                self.held.insert(doc);
+            } else {
+                store.set_held(&self.peer, &doc, false)?;
+            }
+        }
         let heads = self.scoped_heads(store)?;
         let states = store.sync_states(&self.peer)?;
         self.digest = digest_of(&heads);
@@ -321,8 +420,17 @@ impl Session {
                     return Ok(()); // a duplicate
                 }
                 self.phase = Phase::Syncing;
+                // A held document the peer changed since: try it again.
+                let retry: Vec<DocId> = changed
+                    .iter()
+                    .map(|(d, _)| d.clone())
+                    .filter(|d| self.held.contains(d))
+                    .collect();
+                for d in &retry {
+                    self.release(store, d)?;
+                }
                 let mine: HashMap<DocId, String> = self.scoped_heads(store)?.into_iter().collect();
-                if digest == self.digest {
+                if digest == self.digest && retry.is_empty() {
                     // Everything in scope is shared: remember it, so the next Hello lists nothing.
                     let shared = std::mem::take(&mut self.my_changed)
                         .into_iter()
@@ -369,10 +477,20 @@ impl Session {
                     .iter()
                     .map(|(d, _)| Ok((d.clone(), store.heads(d)?)))
                     .collect::<Result<_>>()?;
-                let incomplete = store.write(|b| {
+                let peer = self.peer.clone();
+                let held = self.held.clone();
+                let sender = self.sender.clone();
+                let (incomplete, refused) = store.write(|b| {
+                    b.set_source(&peer);
+                    b.set_sender(sender);
                     let mut incomplete = Vec::new();
-                    for (doc, bytes) in &docs {
-                        b.merge_bytes(doc, bytes)?;
+                    let mut refused = Vec::new();
+                    for (doc, bytes) in docs.iter().filter(|(d, _)| !held.contains(d)) {
+                        let admission = b.merge_bytes(doc, bytes)?;
+                        if !admission.is_clean() {
+                            refused.push((doc.clone(), admission));
+                            continue;
+                        }
                         let missing = b
                             .doc(doc)?
                             .is_some_and(|d| !d.get_missing_deps(&[]).is_empty());
@@ -380,10 +498,13 @@ impl Session {
                             incomplete.push(doc.clone());
                         }
                     }
-                    Ok(incomplete)
+                    Ok((incomplete, refused))
                 })?;
+                for (doc, admission) in &refused {
+                    self.refuse(store, doc, admission, out)?;
+                }
                 let mut shared = Vec::new();
-                for (doc, _) in &docs {
+                for (doc, _) in docs.iter().filter(|(d, _)| !self.held.contains(d)) {
                     let now = store.heads(doc)?;
                     if before.get(doc) != Some(&now) {
                         self.changed_here.insert(doc.clone());
@@ -419,7 +540,7 @@ impl Session {
                     .collect();
                 let theirs: HashMap<DocId, Vec<ChangeHash>> = theirs
                     .into_iter()
-                    .filter(|(d, _)| self.scope.allows(d))
+                    .filter(|(d, _)| self.scope.allows(d) && !self.held.contains(d))
                     .collect();
                 let mut candidates = BTreeSet::new();
                 for doc in mine.keys().chain(theirs.keys()) {
@@ -448,6 +569,9 @@ impl Session {
                 if self.phase == Phase::AwaitHello {
                     self.phase = Phase::Syncing;
                 }
+                if self.held.contains(&doc) {
+                    return Ok(()); // left out of this exchange
+                }
                 let message = AmMessage::decode(&payload)
                     .map_err(|e| Error::Corrupt(format!("同步消息无效：{e}")))?;
                 self.caught_up = false;
@@ -456,10 +580,20 @@ impl Session {
                 let mut state = self.state_for(store, &doc)?;
                 let before = store.heads(&doc)?;
                 let peer = self.peer.clone();
-                store.write(|b| b.sync_receive(&peer, &doc, &mut state, message))?;
+                let sender = self.sender.clone();
+                let admission = store.write(|b| {
+                    b.set_source(&peer);
+                    b.set_sender(sender);
+                    b.sync_receive(&peer, &doc, &mut state, message)
+                })?;
                 if store.heads(&doc)? != before {
                     self.changed_here.insert(doc.clone());
                     self.writes += 1;
+                }
+                if !admission.is_clean() {
+                    self.refuse(store, &doc, &admission, out)?;
+                    self.maybe_idle(store, out)?;
+                    return Ok(());
                 }
                 self.docs.insert(doc.clone(), state);
                 self.step_doc(store, &doc, out)?;
@@ -471,6 +605,19 @@ impl Session {
             }
             Message::Error(text) => {
                 return Err(Error::NotPermitted(format!("对方结束了同步：{text}")));
+            }
+            Message::Refused {
+                doc,
+                deferred,
+                count,
+                reason,
+            } => {
+                if !deferred {
+                    store.record_refusal(&self.peer, &doc, count, &reason)?;
+                }
+                self.hold(store, &doc, !deferred)?;
+                self.caught_up = false;
+                self.maybe_idle(store, out)?;
             }
         }
         Ok(())
@@ -613,6 +760,9 @@ impl Session {
 
     /// Generates the next automerge sync message for `doc`, if there is one.
     fn step_doc(&mut self, store: &mut Store, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
+        if self.held.contains(doc) {
+            return Ok(());
+        }
         let mut state = self.state_for(store, doc)?;
         let empty;
         let am: &Automerge = match store.doc(doc)? {

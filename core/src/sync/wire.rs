@@ -13,6 +13,9 @@
 //! Idle      = digest:[u8; 16] | seen:u64      (nothing more to send: the sender's digest now,
 //!                                              and how many non-Idle frames it has received)
 //! Error     = UTF-8 text
+//! Refused   = key | deferred:u8 | count:u32 | UTF-8 reason
+//!                                             (changes of one document were not accepted: the
+//!                                              sender stops offering it for now)
 //! marks     = count:u32 | (key | heads digest:[u8; 4])*
 //! docs      = count:u32 | (key | n:u8 | n × hash:[u8; 32])*
 //! key       = len:u16 | UTF-8 document key
@@ -64,6 +67,15 @@ pub enum Message {
         seen: u64,
     },
     Error(String),
+    /// The receiver did not accept `count` changes of `doc` from the sender: refused by the
+    /// trust rules, or `deferred` (not judgeable yet). Both sides leave the document out of
+    /// the rest of the exchange.
+    Refused {
+        doc: DocId,
+        deferred: bool,
+        count: u32,
+        reason: String,
+    },
 }
 
 fn bad(what: &str) -> Error {
@@ -96,6 +108,7 @@ impl Message {
             Message::Idle { .. } => 4,
             Message::Error(_) => 5,
             Message::Changes(_) => 6,
+            Message::Refused { .. } => 7,
         }
     }
 
@@ -129,6 +142,17 @@ impl Message {
                 body.extend_from_slice(&seen.to_le_bytes());
             }
             Message::Error(text) => body.extend_from_slice(text.as_bytes()),
+            Message::Refused {
+                doc,
+                deferred,
+                count,
+                reason,
+            } => {
+                put_key(&mut body, doc);
+                body.push(u8::from(*deferred));
+                body.extend_from_slice(&count.to_le_bytes());
+                body.extend_from_slice(reason.as_bytes());
+            }
         }
         let mut flags = 0u8;
         if body.len() > COMPRESS_OVER
@@ -192,6 +216,19 @@ impl Message {
                 Message::Idle { digest, seen }
             }
             5 => Message::Error(String::from_utf8_lossy(body).chars().take(500).collect()),
+            7 => {
+                let doc = r.key()?;
+                let deferred = r.take(1)?[0] == 1;
+                let count = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| bad("计数"))?);
+                let reason = String::from_utf8_lossy(r.buf).chars().take(200).collect();
+                r.buf = &[];
+                Message::Refused {
+                    doc,
+                    deferred,
+                    count,
+                    reason,
+                }
+            }
             _ => return Err(bad("未知类型")),
         };
         if !matches!(msg, Message::Doc { .. } | Message::Error(_)) && !r.buf.is_empty() {
@@ -323,6 +360,12 @@ mod tests {
                 seen: 42,
             },
             Message::Error("拒绝".into()),
+            Message::Refused {
+                doc: DocId::School,
+                deferred: false,
+                count: 3,
+                reason: "修改来自未登记的设备".into(),
+            },
         ]
     }
 

@@ -21,11 +21,12 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
-use shouwang_core::ids::{MemberId, SchoolId};
+use shouwang_core::ids::{DeviceId, MemberId, SchoolId};
 use shouwang_core::membership::{
     Certificate, CertificateBody, DeviceKey, InviteSecret, SchoolKey, SchoolPublicKey,
 };
 use shouwang_core::school::Member;
+use shouwang_core::store::Sender;
 use shouwang_core::sync::{Event, Session};
 use tracing::info;
 
@@ -227,7 +228,15 @@ impl HubState {
             issued_at: now,
             expires_at: now + i64::from(self.certificate_days) * 86_400,
         })?;
-        let bundle = archive.export_enrollment(m.id.as_str(), &device.to_string())?;
+        // The hub registers the device (its id derives from the key the QUIC handshake
+        // authenticated) before the device writes anything: every change it makes is then
+        // attributed to this member on every device.
+        let bundle = archive.export_enrollment(
+            m.id.as_str(),
+            &device.to_string(),
+            &DeviceId::from_key(&device.0),
+            &format!("{}的设备", m.name),
+        )?;
         self.data.spend(secret, &device, now)?;
         info!(member = %m.id, device = %device, "enrolled");
         Ok((certificate, bundle))
@@ -321,7 +330,13 @@ impl HubConversation {
                         .check_member(&mut archive, self.device, &bytes, now)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 info!(member = %cert.body().member, device = %self.device, "welcomed");
-                let mut session = archive.session(&self.device.to_string(), Some(&member))?;
+                let mut session = archive
+                    .session(&self.device.to_string(), Some(&member))?
+                    .with_sender(Sender::for_device(
+                        &self.device.0,
+                        &member,
+                        &cert.body().roles,
+                    ));
                 let out = session.handle(archive.store(), Event::Start)?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
                 frames.extend(out.frames);

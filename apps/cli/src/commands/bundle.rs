@@ -54,6 +54,72 @@ pub fn export_to(
     })
 }
 
+/// Registers a new device for `member` and writes the bundle it joins with.
+pub fn export_new_device(
+    a: &mut Archive,
+    out: &Path,
+    member: &str,
+    label: &str,
+) -> Result<Exported> {
+    let (_, bytes) = a.export_new_device(member, label)?;
+    let decoded = Bundle::decode(&bytes)?;
+    write_file_atomic("数据文件", out, &bytes)?;
+    Ok(Exported {
+        file: out.display().to_string(),
+        bytes: bytes.len(),
+        documents: decoded.entries.len(),
+        children: decoded
+            .entries
+            .iter()
+            .filter(|e| matches!(e.doc, DocId::Child(_)))
+            .count(),
+    })
+}
+
+/// `shouwang device add`.
+pub fn device_add(ctx: &mut Ctx, member: &str, label: Option<&str>, out: &Path) -> Result<()> {
+    let mut a = ctx.open()?;
+    let label = label.map_or_else(|| format!("{}的设备", member.trim()), str::to_owned);
+    let done = export_new_device(&mut a, out, member, &label)?;
+    if ctx.json {
+        return ctx.json(&done);
+    }
+    ctx.line(format!(
+        "已为 {} 登记新设备“{}”，并导出 {} 份档案（其中学生档案 {} 份）→ {}\n在新设备上运行：shouwang join --bundle {}",
+        member.trim(),
+        label,
+        done.documents,
+        done.children,
+        out.display(),
+        out.display()
+    ))
+}
+
+/// `shouwang quarantine`: changes other devices sent that the trust rules refused.
+pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let rows = a.quarantined()?;
+    if ctx.json {
+        return ctx.json(&rows);
+    }
+    if rows.is_empty() {
+        return ctx.line("没有被拒绝的修改。");
+    }
+    ctx.line(format!("被拒绝并隔离的修改：{} 项", rows.len()))?;
+    for q in rows {
+        ctx.line(format!(
+            "{}  {}  {}（设备 {}）：{}  来源：{}",
+            crate::output::local_time(q.at),
+            q.doc,
+            q.member,
+            q.device,
+            q.reason,
+            q.source
+        ))?;
+    }
+    Ok(())
+}
+
 pub fn export(
     ctx: &mut Ctx,
     out: &Path,

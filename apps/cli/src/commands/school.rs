@@ -100,16 +100,14 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
 
 pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
     check_new_store(&ctx.store)?;
-    let (Some(bundle), Some(member)) = (&a.bundle, &a.member) else {
+    let Some(bundle) = &a.bundle else {
         return Err(CliError::msg(
-            "请提供邀请码，或者同时提供 --bundle 数据文件和 --member 成员",
+            "请提供邀请码，或者用 --bundle 提供管理员为这台设备导出的数据文件",
         ));
     };
     let bytes = read_file("数据文件", bundle)?;
-    let label = a
-        .device
-        .clone()
-        .unwrap_or_else(|| format!("{}的设备", member.trim()));
+    let member = a.member.as_deref().unwrap_or("");
+    let label = a.device.clone().unwrap_or_default();
     let mut archive = Archive::join(&ctx.store, &bytes, member, &label)?;
     report_joined(ctx, &mut archive)
 }

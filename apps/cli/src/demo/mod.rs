@@ -73,9 +73,9 @@ fn new_device(
         "school-to-{}.swb",
         if member == TEACHER_A { "a" } else { "b" }
     ));
-    let exported = bundle::export_to(from, &file, Some(member), None)?;
+    let exported = bundle::export_new_device(from, &file, member, &format!("{member}的手机"))?;
     let bytes = read_file("数据文件", &file)?;
-    let device = Archive::join(store, &bytes, member, &format!("{member}的手机"))?;
+    let device = Archive::join(store, &bytes, member, "")?;
     Ok((device, exported.children))
 }
 

@@ -1,0 +1,375 @@
+//! Admission: every change another device sent is judged ([`crate::trust::validate`]) before
+//! it stays in a document.
+//!
+//! The peer's bytes are applied to the cached document first (automerge needs the change in
+//! the document to locate what it writes). Each new change is then judged in causal order; a
+//! change that depends on a refused or deferred one shares its fate. If anything was not
+//! accepted, the document is rebuilt from its state before the merge plus only the accepted
+//! changes, so nothing refused is ever persisted, projected or passed on. Refused changes are
+//! kept in the `quarantine` table (bytes, reason, where they came from) for the administrator;
+//! deferred ones are dropped and come again with a later exchange.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use rusqlite::params;
+
+use super::{Batch, load_doc};
+use crate::doc::{self, DocId};
+use crate::error::Result;
+use crate::school::{self, SchoolView};
+use crate::trust::{self, AuthState, Declared, Verdict};
+
+/// What merging a peer's changes into one document did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// Changes merged.
+    pub accepted: usize,
+    /// Changes refused (quarantined), with the first reason.
+    pub refused: usize,
+    /// Changes that could not be judged yet (their auth state is not here).
+    pub deferred: usize,
+    /// The reason for the first change not accepted, in Chinese.
+    pub reason: Option<String>,
+}
+
+impl Admission {
+    /// Whether every change was merged.
+    pub fn is_clean(&self) -> bool {
+        self.refused == 0 && self.deferred == 0
+    }
+
+    /// Adds another document's admission to this one.
+    pub fn add(&mut self, other: &Admission) {
+        self.accepted += other.accepted;
+        self.refused += other.refused;
+        self.deferred += other.deferred;
+        if self.reason.is_none() {
+            self.reason.clone_from(&other.reason);
+        }
+    }
+}
+
+/// A row for the `quarantine` table.
+#[derive(Debug)]
+pub(super) struct Quarantined {
+    doc: DocId,
+    hash: ChangeHash,
+    actor: String,
+    reason: String,
+    bytes: Vec<u8>,
+}
+
+pub(super) fn persist_quarantine(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[Quarantined],
+    source: &str,
+    now: i64,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO quarantine (doc_id, hash, actor, reason, source, at, bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for q in rows {
+        insert.execute(params![
+            q.doc.key(),
+            q.hash.as_ref(),
+            q.actor,
+            q.reason,
+            source,
+            now,
+            q.bytes
+        ])?;
+    }
+    Ok(())
+}
+
+/// The genesis hash of a document.
+fn genesis_hash(id: &DocId) -> Option<ChangeHash> {
+    doc::genesis(id, automerge::ActorId::random())
+        .ok()?
+        .get_heads()
+        .first()
+        .copied()
+}
+
+/// The school document at `heads`, read (cached per heads for one admission).
+fn school_at(
+    school: &Automerge,
+    heads: &[ChangeHash],
+    cache: &mut HashMap<Vec<ChangeHash>, SchoolView>,
+) -> Option<SchoolView> {
+    let mut key = heads.to_vec();
+    key.sort();
+    if let Some(v) = cache.get(&key) {
+        return Some(v.clone());
+    }
+    if heads.iter().any(|h| school.get_change_by_hash(h).is_none()) {
+        return None;
+    }
+    let mut current = school.get_heads();
+    current.sort();
+    let view = if current == key {
+        school::read(school)
+    } else {
+        school::read(&school.fork_at(heads).ok()?)
+    };
+    cache.insert(key, view.clone());
+    Some(view)
+}
+
+/// The class a child file says its child is in, at `heads`.
+fn class_at(child_doc: &Automerge, heads: &[ChangeHash]) -> Option<crate::ids::ClassId> {
+    let profile = doc::map_at_path(child_doc, &["profile"])?;
+    match child_doc.get_at(&profile, "class_id", heads) {
+        Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+            automerge::ScalarValue::Str(c) => Some(crate::ids::ClassId(c.to_string())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Who hands this side the changes it merges, as far as the connection proves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Sender {
+    /// A relay this side trusts to have judged what it passes on: the school hub, an
+    /// administrator's device, the office's bundle at join.
+    #[default]
+    Relay,
+    /// Another member's device, authenticated by the connection: only changes made on it
+    /// (its own actor) are taken from it; changes of other devices it carries are deferred
+    /// until they arrive from their own device or through the hub, so a modified app cannot
+    /// pass off changes under another device's actor. Its own changes are also bounded by the
+    /// roles its certificate carries, whatever the school document it declares says.
+    Device {
+        device: crate::ids::DeviceId,
+        roles: Option<Vec<crate::roles::Role>>,
+    },
+}
+
+impl Sender {
+    /// The sender behind a connection from the device whose network key is `key`, used by
+    /// `member` with the roles its certificate carries: an administrator's device relays,
+    /// anyone else's is held to its own changes.
+    pub fn for_device(
+        key: &[u8; 32],
+        member: &school::Member,
+        cert_roles: &[crate::roles::Role],
+    ) -> Sender {
+        if member.roles.iter().any(|r| r.administers()) {
+            Sender::Relay
+        } else {
+            Sender::Device {
+                device: crate::ids::DeviceId::from_key(key),
+                roles: Some(cert_roles.to_vec()),
+            }
+        }
+    }
+}
+
+impl Batch<'_> {
+    /// Names where the changes merged by this batch come from (a peer's device id,
+    /// `bundle`), for the quarantine.
+    pub fn set_source(&mut self, source: &str) {
+        source.clone_into(&mut self.source);
+    }
+
+    /// Says who sends the changes this batch merges (see [`Sender`]).
+    pub fn set_sender(&mut self, sender: Sender) {
+        self.sender = sender;
+    }
+
+    /// Judges the changes `id` gained since `before` and keeps only the accepted ones.
+    pub(super) fn admit(&mut self, id: &DocId, before: &[ChangeHash]) -> Result<Admission> {
+        let Some(doc) = self.docs.get(id) else {
+            return Ok(Admission::default());
+        };
+        let new: Vec<Change> = doc.get_changes(before);
+        if new.is_empty() {
+            return Ok(Admission::default());
+        }
+        // The trust root: a school document arriving in a store that has none (creating or
+        // joining a school) is taken as it is, like the school key in an invite.
+        let has_school = if *id == DocId::School {
+            !before.is_empty()
+        } else {
+            self.docs.contains_key(&DocId::School) || self.has(&DocId::School)?
+        };
+        if !has_school {
+            return Ok(Admission {
+                accepted: new.len(),
+                ..Admission::default()
+            });
+        }
+        let known_bad = self.known_refused(id, &new)?;
+        let genesis = genesis_hash(id);
+        let mut cache = HashMap::new();
+        let mut not_ok: HashSet<ChangeHash> = HashSet::new();
+        let mut refused: HashSet<ChangeHash> = HashSet::new();
+        let mut accepted = Vec::new();
+        let mut admission = Admission::default();
+        let mut quarantined = Vec::new();
+        for change in &new {
+            let hash = change.hash();
+            let verdict = if Some(hash) == genesis {
+                Verdict::Accept
+            } else if known_bad.contains(&hash) {
+                Verdict::Refuse("这项修改此前已被拒绝".into())
+            } else if change.deps().iter().any(|d| refused.contains(d)) {
+                Verdict::Refuse("依赖一项被拒绝的修改".into())
+            } else if change.deps().iter().any(|d| not_ok.contains(d)) {
+                Verdict::Defer("依赖一项暂未接受的修改".into())
+            } else if let Sender::Device { device, .. } = &self.sender
+                && change.actor_id().to_hex_string() != device.as_str()
+            {
+                Verdict::Defer(
+                    "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
+                )
+            } else {
+                self.judge(id, change, &mut cache)
+            };
+            match verdict {
+                Verdict::Accept => {
+                    accepted.push(change.clone());
+                    admission.accepted += 1;
+                }
+                Verdict::Refuse(reason) => {
+                    not_ok.insert(hash);
+                    refused.insert(hash);
+                    admission.refused += 1;
+                    quarantined.push(Quarantined {
+                        doc: id.clone(),
+                        hash,
+                        actor: change.actor_id().to_hex_string(),
+                        reason: reason.clone(),
+                        bytes: change.raw_bytes().to_vec(),
+                    });
+                    admission.reason.get_or_insert(reason);
+                }
+                Verdict::Defer(reason) => {
+                    not_ok.insert(hash);
+                    admission.deferred += 1;
+                    admission.reason.get_or_insert(reason);
+                }
+            }
+        }
+        if not_ok.is_empty() {
+            return Ok(admission);
+        }
+        // Rebuild the document from what it was plus only the accepted changes.
+        let mut rebuilt = if before.is_empty() {
+            Automerge::new()
+        } else {
+            match self.docs.get(id) {
+                Some(d) => d.fork_at(before)?,
+                None => load_doc(self.conn, id, self.actor)?.unwrap_or_default(),
+            }
+        };
+        rebuilt.set_actor(self.actor.clone());
+        rebuilt.apply_changes(accepted)?;
+        self.docs.insert(id.clone(), rebuilt);
+        self.quarantine.extend(quarantined);
+        Ok(admission)
+    }
+
+    /// Changes already in the quarantine (refused before, from anyone).
+    fn known_refused(&self, id: &DocId, new: &[Change]) -> Result<HashSet<ChangeHash>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM quarantine WHERE doc_id = ?1 AND hash = ?2")?;
+        let mut out = HashSet::new();
+        let key = id.key();
+        for c in new {
+            if stmt.exists(params![key, c.hash().as_ref()])? {
+                out.insert(c.hash());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any of `hashes` of `doc` is in the quarantine.
+    fn is_quarantined(&self, doc: &DocId, hashes: &[ChangeHash]) -> bool {
+        let Ok(mut stmt) = self
+            .conn
+            .prepare_cached("SELECT 1 FROM quarantine WHERE doc_id = ?1 AND hash = ?2")
+        else {
+            return false;
+        };
+        let key = doc.key();
+        hashes
+            .iter()
+            .any(|h| stmt.exists(params![key, h.as_ref()]).unwrap_or(false))
+    }
+
+    /// The verdict on one change, against the auth state the trust module docs define.
+    fn judge(
+        &self,
+        id: &DocId,
+        change: &Change,
+        cache: &mut HashMap<Vec<ChangeHash>, SchoolView>,
+    ) -> Verdict {
+        let Some(doc) = self.docs.get(id) else {
+            return Verdict::Defer("档案不在本机".into());
+        };
+        let Some(school_doc) = self.docs.get(&DocId::School) else {
+            return Verdict::Defer("还没有学校信息".into());
+        };
+        let declared = Declared::parse(change.message());
+        let (school_heads, child_class) = match id {
+            DocId::School => (change.deps().to_vec(), None),
+            DocId::Child(_) => (
+                match declared.school {
+                    Some(h) => h,
+                    None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
+                },
+                class_at(doc, change.deps()),
+            ),
+            DocId::Private(c) => {
+                let (Some(s), Some(ch)) = (declared.school, declared.child) else {
+                    return Verdict::Refuse("修改没有注明依据的学校信息".into());
+                };
+                let Some(child_doc) = self.docs.get(&DocId::Child(c.clone())) else {
+                    return Verdict::Defer("还没有这名学生的档案".into());
+                };
+                if ch.iter().any(|h| child_doc.get_change_by_hash(h).is_none()) {
+                    return Verdict::Defer("还没有这名学生档案的相应版本".into());
+                }
+                (s, class_at(child_doc, &ch))
+            }
+            DocId::Class(_) => match declared.school {
+                Some(h) => (h, None),
+                None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
+            },
+        };
+        let Some(mut view) = school_at(school_doc, &school_heads, cache) else {
+            // A school state this side refused can never be reached: refuse what rests on it.
+            if self.is_quarantined(&DocId::School, &school_heads) {
+                return Verdict::Refuse("修改所依据的学校信息含有被拒绝的修改".into());
+            }
+            return Verdict::Defer("还没有修改所依据的学校信息".into());
+        };
+        // The sender's certificate bounds its own changes: roles it does not carry there are
+        // not its to use, whatever the school document it declares says.
+        if let Sender::Device {
+            device,
+            roles: Some(roles),
+        } = &self.sender
+            && let Some(d) = view.devices.iter().find(|d| &d.id == device)
+        {
+            let who = d.member.clone();
+            for m in view.members.iter_mut().filter(|m| m.id == who) {
+                m.roles.retain(|r| roles.contains(r));
+            }
+        }
+        trust::validate(
+            id,
+            doc,
+            change,
+            &AuthState {
+                school: &view,
+                child_class,
+            },
+        )
+    }
+}

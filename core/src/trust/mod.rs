@@ -1,0 +1,71 @@
+//! The write side of the trust model: every change that arrives from another device is judged
+//! before it is merged.
+//!
+//! Reads are guarded by scope (which documents a device may hold, [`crate::sync::Scope`]).
+//! Writes are guarded here: [`validate`] decides, for one automerge change and the school state
+//! it is judged against, whether the change may enter this replica. It is pure and
+//! deterministic: the same change and the same auth state give the same verdict on every
+//! device, so validation itself never makes honest replicas diverge.
+//!
+//! # Which school state a change is judged against
+//!
+//! - A change to the `school` document: the school document at the change's own dependencies
+//!   (its causal past), like a Matrix event judged against the auth events it references. The
+//!   dependencies are part of the change's hash, so every replica reconstructs the same state.
+//! - A change to any other document: the school document at the heads the change *declares*
+//!   in its message ([`auth::declare`]; every local write declares the school heads the device
+//!   held when it wrote). A change to a private part also declares the heads of the child's
+//!   shared file, which says which class the child is in. The declaration is hashed with the
+//!   change, so it cannot be altered in transit, and every replica that holds those heads
+//!   computes the same view. A replica that does not hold them yet defers the change (it is
+//!   neither merged nor refused; the next exchange brings the school document first).
+//! - The genesis change of every document (fixed actor, time 0) is accepted by its hash. The
+//!   school's founding change (the one that creates the first administrator) is the trust
+//!   root: accepted only into a store that has no school yet (creating or joining a school),
+//!   like the school key in an invite.
+//!
+//! What a declared state cannot express: a member whose role was removed can still declare a
+//! school state from before the removal. The certificate's signed roles bound what a session
+//! accepts from its own device (the first hop), and revocation (a later issue) cuts a device
+//! off at the hub.
+//!
+//! # Rules
+//!
+//! The actor of every change must be a device registered in the auth state
+//! (`school.devices/<device id>`, whose id is the actor), and the change is attributed to that
+//! device's member. Then, per operation, by the path of the object it writes:
+//!
+//! | document | path | who may write |
+//! |---|---|---|
+//! | any | root keys (`schema`, `kind`, top-level maps) | genesis only |
+//! | `school` | everything | 领导组, 档案管理员 |
+//! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
+//! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child |
+//! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers |
+//! | `child/<id>/private` | `identity`, `private_flags` | administrators; the 班主任 of the child's class |
+//! | `class/<id>` | `profile` | administrators; the class's 班主任 |
+//! | any | `records/<new id>` | a member who may write the kind in this document: `author` = the change's member, `device` = its device, `author_role` one of the member's roles that writes the kind, `child` = the file's child |
+//! | any | `records/<id>/void/*` | the record's author or an administrator; `by` = the change's member, `reason` not empty |
+//! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child; `author` = the change's member |
+//! | any | `records/<id>/progress/<id>/*` | the entry's author |
+//! | any | `records/<id>/fields/*`, `happened_on` | the record's author |
+//! | any | `records/<id>` author, kind, device, child, role, time | never after creation |
+//! | any | deleting a record | never |
+//!
+//! "Carers" are as for reading ([`crate::archive::Archive::may_see`]): administrators, the
+//! 班主任 of the child's class (the class the file says, at the change's dependencies), and
+//! members with an active pairing with the child. The author of an existing record is the
+//! member of the device that created the record's object (its object id carries the actor), so
+//! it never depends on what a later change wrote into `author`.
+//!
+//! A change larger than [`MAX_CHANGE_BYTES`] is refused whoever wrote it.
+
+pub mod auth;
+mod paths;
+mod rules;
+
+pub use auth::{Declared, declare, display_message};
+pub use rules::{AuthState, Verdict, may_edit_field, validate};
+
+/// The largest change accepted from another device.
+pub const MAX_CHANGE_BYTES: usize = 2 * 1024 * 1024;

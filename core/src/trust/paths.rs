@@ -1,0 +1,110 @@
+//! What a change writes, as paths of map keys from the document's root.
+//!
+//! An automerge operation names the object it writes by id (the operation that created it).
+//! Objects never move, so an object's path is where it was created, whatever happened to it
+//! since: [`ReadDoc::parents`] gives it for objects of any visibility. The change must already
+//! be applied to the document (objects it creates are then known too).
+
+use std::collections::HashMap;
+
+use automerge::{ActorId, Automerge, ObjId, ObjType, Prop, ReadDoc, ScalarValue, legacy};
+
+/// One operation of a change, located.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// Map keys from the root to the written key (for text and lists: to the sequence).
+    pub path: Vec<String>,
+    pub action: Action,
+    /// The objects reached along `path` (one per key, the last being the written object when
+    /// the path ends at an object).
+    pub objects: Vec<ObjId>,
+}
+
+/// What an operation does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Creates an object at the path.
+    Make(ObjType),
+    /// Puts a scalar at the path.
+    Put(ScalarValue),
+    /// Deletes the key at the path.
+    Delete,
+    /// Edits a sequence (text) at the path: inserts, deletions, counters, marks.
+    Edit,
+}
+
+/// The paths of every operation of `change`, which `doc` already holds. `None` if an object it
+/// names is unknown (a malformed change).
+pub fn writes(doc: &Automerge, change: &automerge::Change) -> Option<Vec<Write>> {
+    let expanded = change.decode();
+    type Located = (Vec<String>, Vec<ObjId>);
+    let mut cache: HashMap<(u64, ActorId), Located> = HashMap::new();
+    let mut out = Vec::with_capacity(expanded.operations.len());
+    for op in &expanded.operations {
+        let (mut path, objects) = match &op.obj {
+            legacy::ObjectId::Root => (Vec::new(), Vec::new()),
+            legacy::ObjectId::Id(id) => {
+                let key = (id.counter(), id.actor().clone());
+                if let Some(hit) = cache.get(&key) {
+                    hit.clone()
+                } else {
+                    let located = object_path(doc, id.counter(), id.actor())?;
+                    cache.insert(key, located.clone());
+                    located
+                }
+            }
+        };
+        let seq = matches!(op.key, legacy::Key::Seq(_));
+        if let legacy::Key::Map(k) = &op.key {
+            path.push(k.to_string());
+        }
+        let action = match &op.action {
+            _ if seq => Action::Edit,
+            legacy::OpType::Make(t) => Action::Make(*t),
+            legacy::OpType::Put(v) => Action::Put(v.clone()),
+            legacy::OpType::Delete => Action::Delete,
+            _ => Action::Edit,
+        };
+        out.push(Write {
+            path,
+            action,
+            objects,
+        });
+    }
+    Some(out)
+}
+
+/// The map keys leading to the object `counter@actor`, and the objects along them (the last
+/// is the object itself); `None` if it is not reached by map keys alone.
+fn object_path(
+    doc: &Automerge,
+    counter: u64,
+    actor: &ActorId,
+) -> Option<(Vec<String>, Vec<ObjId>)> {
+    let exid = doc
+        .import_obj(&format!("{counter}@{}", actor.to_hex_string()))
+        .ok()?;
+    let mut keys = Vec::new();
+    let mut objs = vec![exid.clone()];
+    for parent in doc.parents(&exid).ok()? {
+        match parent.prop {
+            Prop::Map(k) => keys.push(k),
+            // Objects inside lists do not occur in this layout.
+            Prop::Seq(_) => return None,
+        }
+        objs.push(parent.obj);
+    }
+    keys.reverse();
+    objs.reverse();
+    // `objs` now starts with the root; drop it so objs[i] is the object at keys[..=i].
+    objs.remove(0);
+    Some((keys, objs))
+}
+
+/// The actor that created an object.
+pub fn creator(obj: &ObjId) -> Option<&ActorId> {
+    match obj {
+        ObjId::Id(_, actor, _) => Some(actor),
+        ObjId::Root => None,
+    }
+}

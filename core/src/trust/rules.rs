@@ -1,0 +1,385 @@
+//! [`validate`]: the rules table of the module docs, as code.
+
+use automerge::{Automerge, ObjType, ScalarValue};
+
+use super::MAX_CHANGE_BYTES;
+use super::paths::{self, Action, Write};
+use crate::doc::{DocId, layout::*};
+use crate::ids::{ClassId, DeviceId, MemberId};
+use crate::kinds::{DocPart, RecordKind};
+use crate::roles::Role;
+use crate::school::{Member, SchoolView};
+
+/// The decision on one change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// Never merged, and never passed on; the reason is a Chinese sentence.
+    Refuse(String),
+    /// Cannot be judged yet: the auth state it declares is not here. Neither merged nor refused.
+    Defer(String),
+}
+
+/// The state a change is judged against (see the module docs for which one).
+#[derive(Debug, Clone)]
+pub struct AuthState<'a> {
+    pub school: &'a SchoolView,
+    /// The class the file's child is in, for a child's shared file or private part.
+    pub child_class: Option<ClassId>,
+}
+
+fn refuse(reason: impl Into<String>) -> Verdict {
+    Verdict::Refuse(reason.into())
+}
+
+/// The member a change's actor is registered to, and its device.
+pub fn author_of<'a>(
+    school: &'a SchoolView,
+    actor: &automerge::ActorId,
+) -> Option<(&'a Member, DeviceId)> {
+    let hex = actor.to_hex_string();
+    let device = school.devices.iter().find(|d| d.id.as_str() == hex)?;
+    Some((school.member(&device.member)?, device.id.clone()))
+}
+
+fn administers(m: &Member) -> bool {
+    m.roles.iter().any(|r| r.administers())
+}
+
+fn cares(auth: &AuthState<'_>, m: &Member, doc: &DocId) -> bool {
+    if administers(m) {
+        return true;
+    }
+    let Some(child) = doc.child() else {
+        return false;
+    };
+    if m.has(Role::HeadTeacher)
+        && let Some(class) = &auth.child_class
+    {
+        let heads = auth
+            .school
+            .class(class)
+            .is_some_and(|c| c.head_teacher.as_ref() == Some(&m.id));
+        if heads || m.class_id.as_ref() == Some(class) {
+            return true;
+        }
+    }
+    auth.school
+        .pairings
+        .iter()
+        .any(|p| p.active && &p.carer == &m.id && &p.child == child)
+}
+
+/// Whether `member` may write `field` of the section `section` in `doc` (the same rule the
+/// local API applies before writing, so an honest device never writes what others refuse).
+pub fn may_edit_field(
+    auth: &AuthState<'_>,
+    member: &Member,
+    doc: &DocId,
+    section: &str,
+    field: &str,
+) -> bool {
+    match doc {
+        DocId::School => administers(member),
+        DocId::Child(_) => match (section, field) {
+            ("profile", "class_id") => administers(member),
+            ("flags", _) => {
+                (member.roles.iter().any(|r| r.is_teacher()) || administers(member))
+                    && cares(auth, member, doc)
+            }
+            ("profile" | "father" | "mother" | "guardian", _) => cares(auth, member, doc),
+            _ => false,
+        },
+        DocId::Private(_) => {
+            matches!(section, "identity" | "private_flags")
+                && member.roles.iter().any(|r| r.sees_private())
+                && cares(auth, member, doc)
+        }
+        DocId::Class(k) => {
+            section == "profile"
+                && (administers(member)
+                    || auth
+                        .school
+                        .class(k)
+                        .is_some_and(|c| c.head_teacher.as_ref() == Some(&member.id)))
+        }
+    }
+}
+
+fn may_write_kind(auth: &AuthState<'_>, m: &Member, doc: &DocId, kind: RecordKind) -> bool {
+    let part_ok = matches!(
+        (kind.part(), doc),
+        (DocPart::Child, DocId::Child(_))
+            | (DocPart::Private, DocId::Private(_))
+            | (DocPart::Class, DocId::Class(_))
+    );
+    if !part_ok {
+        return false;
+    }
+    let role_ok = m
+        .roles
+        .iter()
+        .any(|r| kind.writers().contains(r) || r.administers());
+    let where_ok = match doc {
+        DocId::Class(k) => {
+            administers(m)
+                || m.class_id.as_ref() == Some(k)
+                || m.roles.iter().any(|r| r.is_teacher())
+        }
+        DocId::Private(_) => m.roles.iter().any(|r| r.sees_private()) && cares(auth, m, doc),
+        _ => cares(auth, m, doc),
+    };
+    role_ok && where_ok
+}
+
+fn str_of(v: &ScalarValue) -> Option<&str> {
+    match v {
+        ScalarValue::Str(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Judges one change to `doc_id`. `doc` already holds the change (and everything it depends
+/// on); `auth` is the state the module docs say it is judged against.
+pub fn validate(
+    doc_id: &DocId,
+    doc: &Automerge,
+    change: &automerge::Change,
+    auth: &AuthState<'_>,
+) -> Verdict {
+    if change.raw_bytes().len() > MAX_CHANGE_BYTES {
+        return refuse(format!(
+            "单次修改超过 {} MB 的上限",
+            MAX_CHANGE_BYTES / 1024 / 1024
+        ));
+    }
+    let Some((member, device)) = author_of(auth.school, change.actor_id()) else {
+        return refuse("修改来自未登记的设备");
+    };
+    if !member.active {
+        return refuse(format!("{}已停用，不能再修改档案", member.name));
+    }
+    let Some(writes) = paths::writes(doc, change) else {
+        return refuse("修改的结构无法识别");
+    };
+    let ctx = Ctx {
+        actor: change.actor_id(),
+        start_op: change.start_op().get(),
+        doc_id,
+        auth,
+        member,
+        device: &device,
+    };
+    for w in &writes {
+        if let Err(reason) = ctx.check(w) {
+            return refuse(reason);
+        }
+    }
+    if let Err(reason) = ctx.check_new_records(doc, &writes) {
+        return refuse(reason);
+    }
+    Verdict::Accept
+}
+
+struct Ctx<'a> {
+    actor: &'a automerge::ActorId,
+    start_op: u64,
+    doc_id: &'a DocId,
+    auth: &'a AuthState<'a>,
+    member: &'a Member,
+    device: &'a DeviceId,
+}
+
+type Check = Result<(), String>;
+
+impl Ctx<'_> {
+    fn who(&self) -> String {
+        format!("{}（{}）", self.member.name, self.member.role_labels())
+    }
+
+    fn author_of_object(&self, obj: Option<&automerge::ObjId>) -> Option<&MemberId> {
+        let actor = paths::creator(obj?)?;
+        author_of(self.auth.school, actor).map(|(m, _)| &m.id)
+    }
+
+    fn check(&self, w: &Write) -> Check {
+        let path: Vec<&str> = w.path.iter().map(String::as_str).collect();
+        let Some((&top, rest)) = path.split_first() else {
+            return Err("不允许修改档案结构".into());
+        };
+        if rest.is_empty() {
+            // A top-level key: only the genesis change writes these.
+            return Err("不允许修改档案结构".into());
+        }
+        if *self.doc_id == DocId::School {
+            return if administers(self.member) {
+                Ok(())
+            } else {
+                Err(format!("{}不能修改学校设置、成员、结对或设备", self.who()))
+            };
+        }
+        if top == RECORDS {
+            return self.check_record(w, rest);
+        }
+        let field = rest[0];
+        if may_edit_field(self.auth, self.member, self.doc_id, top, field) {
+            Ok(())
+        } else {
+            Err(format!("{}不能修改这份档案的“{top}.{field}”", self.who()))
+        }
+    }
+
+    fn check_record(&self, w: &Write, rest: &[&str]) -> Check {
+        let record_obj = w.objects.get(1);
+        match rest {
+            [_rid] => match &w.action {
+                Action::Make(ObjType::Map) => Ok(()), // checked with its contents below
+                Action::Delete => Err("记录不能删除，只能作废".into()),
+                _ => Err("记录结构无效".into()),
+            },
+            [_rid, ..] if record_obj.is_some_and(|o| self.created_here(o)) => {
+                Ok(()) // inside a record this change creates: checked below
+            }
+            [_rid, key, more @ ..] => {
+                let author = self.author_of_object(record_obj);
+                let own = author == Some(&self.member.id);
+                match (*key, more) {
+                    (R_VOID, [field]) => {
+                        if !own && !administers(self.member) {
+                            return Err(format!("{}不能作废别人的记录", self.who()));
+                        }
+                        match (*field, &w.action) {
+                            ("by", Action::Put(v))
+                                if str_of(v) == Some(self.member.id.as_str()) =>
+                            {
+                                Ok(())
+                            }
+                            ("by", _) => Err("作废人必须是修改者本人".into()),
+                            ("reason", Action::Put(v))
+                                if str_of(v).is_some_and(|s| !s.trim().is_empty()) =>
+                            {
+                                Ok(())
+                            }
+                            ("reason", _) => Err("作废必须写明原因".into()),
+                            ("at", Action::Put(_)) => Ok(()),
+                            _ => Err("记录的作废信息无效".into()),
+                        }
+                    }
+                    (R_PROGRESS, [_entry]) => {
+                        let kind_ok = RecordKind::StudyPlan
+                            .writers()
+                            .iter()
+                            .any(|r| self.member.has(*r))
+                            || administers(self.member);
+                        if matches!(w.action, Action::Make(ObjType::Map))
+                            && kind_ok
+                            && cares(self.auth, self.member, self.doc_id)
+                        {
+                            Ok(())
+                        } else {
+                            Err(format!("{}不能在这份计划里添加进步档案", self.who()))
+                        }
+                    }
+                    (R_PROGRESS, [_entry, field, ..]) => {
+                        let entry_obj = w.objects.get(3);
+                        if entry_obj.is_some_and(|o| self.created_here(o)) {
+                            if *field == R_AUTHOR
+                                && let Action::Put(v) = &w.action
+                                && str_of(v) != Some(self.member.id.as_str())
+                            {
+                                return Err("进步档案的作者必须是填写者本人".into());
+                            }
+                            return Ok(());
+                        }
+                        if self.author_of_object(entry_obj) == Some(&self.member.id)
+                            && *field != R_AUTHOR
+                        {
+                            Ok(())
+                        } else {
+                            Err("只能修改自己填写的进步档案".into())
+                        }
+                    }
+                    (R_FIELDS | R_HAPPENED, _) => {
+                        if own {
+                            Ok(())
+                        } else {
+                            Err(format!("{}只能修改自己填写的记录", self.who()))
+                        }
+                    }
+                    _ => Err("记录的作者、类型、设备和时间在填写后不能修改".into()),
+                }
+            }
+            [] => Err("记录结构无效".into()),
+        }
+    }
+
+    /// Whether `obj` was created by the change being judged (its id carries the change's actor
+    /// and a counter from the change's own range).
+    fn created_here(&self, obj: &automerge::ObjId) -> bool {
+        matches!(obj, automerge::ObjId::Id(counter, actor, _)
+            if actor == self.actor && *counter >= self.start_op)
+    }
+
+    /// Every record this change creates: its author, device, role, kind and child.
+    fn check_new_records(&self, doc: &Automerge, writes: &[Write]) -> Check {
+        use automerge::ReadDoc;
+        for w in writes {
+            let [top, rid] = w.path.as_slice() else {
+                continue;
+            };
+            if top != RECORDS || !matches!(w.action, Action::Make(ObjType::Map)) {
+                continue;
+            }
+            let get = |key: &str| -> Option<String> {
+                let records = crate::doc::map_at_path(doc, &[RECORDS])?;
+                // The record object this change made (not a concurrent one with the same id).
+                let obj = doc
+                    .get_all(&records, rid.as_str())
+                    .ok()?
+                    .into_iter()
+                    .map(|(_, id)| id)
+                    .find(|id| {
+                        paths::creator(id).is_some_and(|a| {
+                            author_of(self.auth.school, a).map(|(_, d)| d)
+                                == Some(self.device.clone())
+                        })
+                    })?;
+                crate::doc::access::get_str(doc, &obj, key)
+            };
+            if get(R_AUTHOR).as_deref() != Some(self.member.id.as_str()) {
+                return Err("记录的作者必须是填写者本人".into());
+            }
+            if get(R_DEVICE).as_deref() != Some(self.device.as_str()) {
+                return Err("记录的设备必须是写入它的设备".into());
+            }
+            let role = get(R_ROLE).and_then(|r| Role::parse(&r).ok());
+            let Some(kind) = get(R_KIND).and_then(|k| RecordKind::parse(&k)) else {
+                // A kind from a newer version: this version cannot know who may write it, so
+                // it asks what every record needs (a carer writing in a role of theirs).
+                if get(R_KIND).is_none()
+                    || !role.is_some_and(|r| self.member.has(r))
+                    || !cares(self.auth, self.member, self.doc_id)
+                {
+                    return Err("记录类型无效".into());
+                }
+                continue;
+            };
+            let role_ok = role.is_some_and(|r| {
+                self.member.has(r) && (kind.writers().contains(&r) || r.administers())
+            });
+            if !role_ok || !may_write_kind(self.auth, self.member, self.doc_id, kind) {
+                return Err(format!(
+                    "{}不能在这份档案里填写{}",
+                    self.who(),
+                    kind.label()
+                ));
+            }
+            if let Some(child) = self.doc_id.child()
+                && get(R_CHILD).as_deref() != Some(child.as_str())
+            {
+                return Err("记录所属的学生与档案不符".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,209 @@
+//! "A modified app": changes crafted below the API, as a device whose app was altered would
+//! make them. Every attack writes with the store's own machinery (so the change declares the
+//! device's school heads like an honest one) but skips every permission check the API makes.
+//! The trust tests send them over each path that merges changes and check they are refused.
+
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ActorId, ObjType, ROOT, ReadDoc};
+use shouwang_core::Archive;
+use shouwang_core::doc::DocId;
+use shouwang_core::ids::{ChildId, RecordId};
+use shouwang_core::sync::{Event, Scope, Session};
+
+/// The actor the archive writes as (its device's).
+pub fn actor_of(a: &Archive) -> ActorId {
+    a.device().actor()
+}
+
+/// Writes `f` into `doc` with no permission check, as `actor` (the device's own if `None`).
+/// Returns the hash of the forged change.
+pub fn forge(
+    a: &mut Archive,
+    doc: &DocId,
+    actor: Option<ActorId>,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<(), automerge::AutomergeError>,
+) -> automerge::ChangeHash {
+    let own = actor_of(a);
+    if let Some(actor) = actor {
+        a.store().set_actor(actor);
+    }
+    let result = a.store().write(|b| {
+        b.change(doc, true, "修改", |tx| f(tx).map_err(Into::into))?;
+        Ok(b.doc(doc)?.map(|d| d.get_heads()[0]))
+    });
+    a.store().set_actor(own);
+    result.unwrap().unwrap()
+}
+
+fn map(tx: &Transaction<'_>, path: &[&str]) -> automerge::ObjId {
+    let mut obj = ROOT;
+    for k in path {
+        obj = tx.get(&obj, *k).unwrap().unwrap().1;
+    }
+    obj
+}
+
+/// 1. Grants the device's member a role in the school document.
+pub fn self_grant(a: &mut Archive, role_key: &'static str) -> automerge::ChangeHash {
+    let me = a.me_id().to_string();
+    forge(a, &DocId::School, None, |tx| {
+        let roles = map(tx, &["members", &me, "roles"]);
+        tx.put(&roles, role_key, true)?;
+        Ok(())
+    })
+}
+
+/// 2. Pairs the device's member with a child.
+pub fn self_pair(a: &mut Archive, child: &ChildId) -> automerge::ChangeHash {
+    let me = a.me_id().to_string();
+    let child = child.to_string();
+    forge(a, &DocId::School, None, |tx| {
+        let pairings = map(tx, &["pairings"]);
+        let p = tx.put_object(&pairings, "forged-pairing", ObjType::Map)?;
+        tx.put(&p, "carer", me.as_str())?;
+        tx.put(&p, "child", child.as_str())?;
+        tx.put(&p, "role", "love_mother")?;
+        tx.put(&p, "active", true)?;
+        Ok(())
+    })
+}
+
+/// 3. Moves a child to another class (only administrators may).
+pub fn move_class(a: &mut Archive, child: &ChildId, class: &str) -> automerge::ChangeHash {
+    let class = class.to_owned();
+    forge(a, &DocId::Child(child.clone()), None, |tx| {
+        let profile = map(tx, &["profile"]);
+        tx.put(&profile, "class_id", class.as_str())?;
+        Ok(())
+    })
+}
+
+/// 4. Edits a field of someone else's record.
+pub fn edit_record(a: &mut Archive, child: &ChildId, record: &str) -> automerge::ChangeHash {
+    let record = record.to_owned();
+    forge(a, &DocId::Child(child.clone()), None, |tx| {
+        let fields = map(tx, &["records", &record, "fields"]);
+        tx.put(&fields, "met_with", "无人")?;
+        Ok(())
+    })
+}
+
+/// 5. Voids someone else's record "by" `by` (that member's id).
+pub fn void_as(a: &mut Archive, child: &ChildId, record: &str, by: &str) -> automerge::ChangeHash {
+    let (record, by) = (record.to_owned(), by.to_owned());
+    forge(a, &DocId::Child(child.clone()), None, |tx| {
+        let void = map(tx, &["records", &record, "void"]);
+        tx.put(&void, "by", by.as_str())?;
+        tx.put(&void, "at", 1_i64)?;
+        tx.put(&void, "reason", "重复录入")?;
+        Ok(())
+    })
+}
+
+/// 6. A record written under another device's actor, claiming that device's member as author
+///    (a stolen actor: its real next change would then clash on the sequence number).
+pub fn as_actor(
+    a: &mut Archive,
+    child: &ChildId,
+    actor: ActorId,
+    author: &str,
+    role: &str,
+) -> automerge::ChangeHash {
+    let (author, role, child_key) = (author.to_owned(), role.to_owned(), child.to_string());
+    let device = actor.to_hex_string();
+    forge(a, &DocId::Child(child.clone()), Some(actor), |tx| {
+        let records = map(tx, &["records"]);
+        let r = tx.put_object(
+            &records,
+            RecordId::new(1_700_000_000_000).as_str(),
+            ObjType::Map,
+        )?;
+        tx.put(&r, "kind", "home_visit")?;
+        tx.put(&r, "happened_on", "2026-11-20")?;
+        tx.put(&r, "author", author.as_str())?;
+        tx.put(&r, "author_role", role.as_str())?;
+        tx.put(&r, "device", device.as_str())?;
+        tx.put(&r, "written_at", 0_i64)?;
+        tx.put(&r, "child", child_key.as_str())?;
+        tx.put_object(&r, "fields", ObjType::Map)?;
+        tx.put_object(&r, "void", ObjType::Map)?;
+        Ok(())
+    })
+}
+
+/// 7. Writes into a child's private part (the 身份证号).
+pub fn write_private(a: &mut Archive, child: &ChildId, id_card: &str) -> automerge::ChangeHash {
+    let id_card = id_card.to_owned();
+    forge(a, &DocId::Private(child.clone()), None, |tx| {
+        let identity = map(tx, &["identity"]);
+        tx.put(&identity, "id_card", id_card.as_str())?;
+        Ok(())
+    })
+}
+
+/// 8. Pushes `bytes` of junk into the school profile.
+pub fn flood_school(a: &mut Archive, bytes: usize) -> automerge::ChangeHash {
+    // Incompressible: automerge would otherwise deflate a repetitive string to nothing.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let junk: String = (0..bytes)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect();
+    forge(a, &DocId::School, None, |tx| {
+        let profile = map(tx, &["school"]);
+        tx.put(&profile, "motto", junk.as_str())?;
+        Ok(())
+    })
+}
+
+/// Whether the archive holds the change.
+pub fn holds(a: &mut Archive, doc: &DocId, hash: &automerge::ChangeHash) -> bool {
+    a.store()
+        .doc(doc)
+        .unwrap()
+        .is_some_and(|d| d.get_change_by_hash(hash).is_some())
+}
+
+/// How many changes the archive keeps in quarantine.
+pub fn quarantined(a: &mut Archive) -> usize {
+    a.quarantined().unwrap().len()
+}
+
+/// Runs two in-process sessions over real stores until neither has anything to send: the
+/// device-to-device path without the network (the same `Session`s `relay::peer` drives).
+/// Returns how many frames went each way. Fails the test if it does not settle.
+pub fn pump(
+    a: &mut Archive,
+    mut sa: Session,
+    b: &mut Archive,
+    mut sb: Session,
+) -> (Session, Session) {
+    let mut to_b: Vec<Vec<u8>> = sa.handle(a.store(), Event::Start).unwrap().frames;
+    let mut to_a: Vec<Vec<u8>> = sb.handle(b.store(), Event::Start).unwrap().frames;
+    for _ in 0..200 {
+        if to_a.is_empty() && to_b.is_empty() {
+            return (sa, sb);
+        }
+        let mut next_a = Vec::new();
+        for f in to_b.drain(..) {
+            next_a.extend(sb.handle(b.store(), Event::Frame(&f)).unwrap().frames);
+        }
+        let mut next_b = Vec::new();
+        for f in to_a.drain(..) {
+            next_b.extend(sa.handle(a.store(), Event::Frame(&f)).unwrap().frames);
+        }
+        to_a = next_a;
+        to_b = next_b;
+    }
+    panic!("the sessions never settled");
+}
+
+/// A session of `a` with the peer `b_name`, scoped to everything (the trust rules, not the
+/// scope, are under test).
+pub fn session(peer: &str) -> Session {
+    Session::new(peer, Scope::All)
+}

@@ -1,0 +1,326 @@
+//! Trust: every change is judged where it arrives. "A modified app" (`shouwang_tests::attack`)
+//! crafts changes below the API; each story sends them over a path that merges changes
+//! (bundle import, device-to-device sessions over real stores) and checks they are refused,
+//! never merged, never passed on, that the sender is told, and that honest devices still
+//! converge. The real hub is in `relay/tests/trust.rs`.
+
+use shouwang_core::doc::DocId;
+use shouwang_core::ids::ChildId;
+use shouwang_core::roles::Role;
+use shouwang_core::store::Sender;
+use shouwang_tests::attack::{self, holds, quarantined};
+use shouwang_tests::fixtures::*;
+
+/// The 班主任 and the 爱心妈妈 of CHILDREN[0], each on a device, with one 家访 by the 班主任
+/// that everyone has.
+struct School {
+    admin: Device,
+    teacher: Device,
+    mother: Device,
+    child: ChildId,
+    visit: String,
+}
+
+fn school_with_a_visit() -> School {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let visit = teacher.record(
+        "家访",
+        CHILDREN[0].1,
+        "2026-11-20",
+        &[("notes", "奶奶在家")],
+    );
+    sync(&mut teacher, &mut admin);
+    sync(&mut mother, &mut admin);
+    School {
+        admin,
+        teacher,
+        mother,
+        child,
+        visit,
+    }
+}
+
+/// The attacks a 爱心妈妈's modified app makes, each with the document it lands in.
+type Attack = fn(&mut School) -> (DocId, automerge::ChangeHash);
+
+fn attacks() -> Vec<(&'static str, Attack)> {
+    vec![
+        ("self-granted 领导组", |s| {
+            (
+                DocId::School,
+                attack::self_grant(&mut s.mother.archive, "leadership"),
+            )
+        }),
+        ("self-made pairing", |s| {
+            let other = s.admin.archive.find_child(CHILDREN[3].1).unwrap();
+            (
+                DocId::School,
+                attack::self_pair(&mut s.mother.archive, &other),
+            )
+        }),
+        ("class move by a carer", |s| {
+            let c = s.child.clone();
+            (
+                DocId::Child(c.clone()),
+                attack::move_class(&mut s.mother.archive, &c, "k-other"),
+            )
+        }),
+        ("editing the 班主任's record", |s| {
+            let (c, v) = (s.child.clone(), s.visit.clone());
+            (
+                DocId::Child(c.clone()),
+                attack::edit_record(&mut s.mother.archive, &c, &v),
+            )
+        }),
+        ("voiding the 班主任's record under his name", |s| {
+            let (c, v) = (s.child.clone(), s.visit.clone());
+            let him = s.teacher.archive.me_id().to_string();
+            (
+                DocId::Child(c.clone()),
+                attack::void_as(&mut s.mother.archive, &c, &v, &him),
+            )
+        }),
+        ("voiding the 班主任's record as herself", |s| {
+            let (c, v) = (s.child.clone(), s.visit.clone());
+            let her = s.mother.archive.me_id().to_string();
+            (
+                DocId::Child(c.clone()),
+                attack::void_as(&mut s.mother.archive, &c, &v, &her),
+            )
+        }),
+        ("an unregistered actor", |s| {
+            let c = s.child.clone();
+            let her = s.mother.archive.me_id().to_string();
+            (
+                DocId::Child(c.clone()),
+                attack::as_actor(
+                    &mut s.mother.archive,
+                    &c,
+                    automerge::ActorId::random(),
+                    &her,
+                    "love_mother",
+                ),
+            )
+        }),
+        ("a write into the private part", |s| {
+            let c = s.child.clone();
+            (
+                DocId::Private(c.clone()),
+                attack::write_private(&mut s.mother.archive, &c, "34052120170305002X"),
+            )
+        }),
+        ("a 10 MB push into school", |s| {
+            (
+                DocId::School,
+                attack::flood_school(&mut s.mother.archive, 10 << 20),
+            )
+        }),
+    ]
+}
+
+/// 1. By bundle: the office imports the 爱心妈妈's file. Each forged change is refused and
+///    quarantined, nothing of it is merged, the import says so, and the office and the 班主任
+///    still converge.
+#[test]
+fn story_1_every_attack_by_bundle_is_refused_at_the_office() {
+    for (name, attack) in attacks() {
+        let mut s = school_with_a_visit();
+        let roles_before = s.admin.archive.find_member(LOVE_MOTHER).unwrap().roles;
+        let (doc, hash) = attack(&mut s);
+        let file = s.mother.export_file("forged");
+        let report = s.admin.import_file(&file);
+        assert!(report.refused >= 1, "{name}: {report:?}");
+        assert!(report.refused_reason.is_some(), "{name}");
+        assert!(!holds(&mut s.admin.archive, &doc, &hash), "{name}: merged");
+        assert_eq!(quarantined(&mut s.admin.archive), 1, "{name}");
+        assert_eq!(
+            s.admin.archive.find_member(LOVE_MOTHER).unwrap().roles,
+            roles_before,
+            "{name}"
+        );
+        // Honest devices converge, and the forged change is never passed on.
+        s.teacher.record(
+            "谈心",
+            CHILDREN[0].1,
+            "2026-11-21",
+            &[("notes", "按时完成作业")],
+        );
+        sync(&mut s.teacher, &mut s.admin);
+        sync(&mut s.teacher, &mut s.admin);
+        assert!(
+            !holds(&mut s.teacher.archive, &doc, &hash),
+            "{name}: passed on"
+        );
+        let shared = |d: &mut Device| {
+            heads(d)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("child/") && !k.ends_with("/private"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shared(&mut s.teacher), shared(&mut s.admin), "{name}");
+        // Importing it again refuses it again without a second quarantine row.
+        let again = s.admin.import_file(&file);
+        assert!(again.refused >= 1, "{name}");
+        assert_eq!(quarantined(&mut s.admin.archive), 1, "{name}");
+    }
+}
+
+/// 2. Device to device (the sessions `relay::peer` drives, over real stores): the 班主任's
+///    device refuses each forged change, tells the 爱心妈妈's device, and the exchange still
+///    ends; her device lists the refusal and does not offer it again.
+#[test]
+fn story_2_every_attack_between_devices_is_refused_and_the_sender_is_told() {
+    for (name, attack) in attacks() {
+        let mut s = school_with_a_visit();
+        let (doc, hash) = attack(&mut s);
+        let mother_id = s.mother.archive.device().clone();
+        let teacher_id = s.teacher.archive.device().clone();
+        let teacher_side = attack::session(mother_id.as_str()).with_sender(Sender::Device {
+            device: mother_id.clone(),
+            roles: Some(vec![Role::LoveMother]),
+        });
+        let mother_side = attack::session(teacher_id.as_str()).with_sender(Sender::Device {
+            device: teacher_id.clone(),
+            roles: Some(vec![Role::HeadTeacher]),
+        });
+        let (ts, ms) = attack::pump(
+            &mut s.teacher.archive,
+            teacher_side,
+            &mut s.mother.archive,
+            mother_side,
+        );
+        assert!(
+            !holds(&mut s.teacher.archive, &doc, &hash),
+            "{name}: merged"
+        );
+        assert!(ts.held().contains(&doc), "{name}");
+        assert!(ms.held().contains(&doc), "{name}: the sender is not told");
+        // A change of her own device is refused and listed; one under another actor is not
+        // even judged from her (deferred: it must come from its own device).
+        let status = s.mother.archive.sync_status(teacher_id.as_str()).unwrap();
+        let foreign = name == "an unregistered actor";
+        assert_eq!(status.refused.is_empty(), foreign, "{name}: {status:?}");
+        // The next exchange does not offer a refused change again: both sides leave the
+        // document out at once. (A deferred one is offered again: it may be judged later.)
+        let (ts, ms) = attack::pump(
+            &mut s.teacher.archive,
+            attack::session(mother_id.as_str()).with_sender(Sender::Device {
+                device: mother_id.clone(),
+                roles: Some(vec![Role::LoveMother]),
+            }),
+            &mut s.mother.archive,
+            attack::session(teacher_id.as_str()),
+        );
+        assert!(ts.is_caught_up() && ms.is_caught_up(), "{name}");
+        if !foreign {
+            assert_eq!(ts.progress().frames_received, 1, "{name}: offered again");
+        }
+        assert!(!holds(&mut s.teacher.archive, &doc, &hash), "{name}");
+    }
+}
+
+/// 3. A change under another device's actor (a stolen actor) handed over by a device that is
+///    not that device is not taken from it: it is deferred, so the real owner's next change
+///    never clashes with it.
+#[test]
+fn story_3_a_stolen_actor_is_not_taken_from_another_device() {
+    let mut s = school_with_a_visit();
+    let teacher_actor = attack::actor_of(&s.teacher.archive);
+    let his_id = s.teacher.archive.me_id().to_string();
+    let c = s.child.clone();
+    let hash = attack::as_actor(
+        &mut s.mother.archive,
+        &c,
+        teacher_actor,
+        &his_id,
+        "head_teacher",
+    );
+    let mother_id = s.mother.archive.device().clone();
+    let teacher_id = s.teacher.archive.device().clone();
+    let (_, _) = attack::pump(
+        &mut s.teacher.archive,
+        attack::session(mother_id.as_str()).with_sender(Sender::Device {
+            device: mother_id.clone(),
+            roles: Some(vec![Role::LoveMother]),
+        }),
+        &mut s.mother.archive,
+        attack::session(teacher_id.as_str()),
+    );
+    assert!(!holds(
+        &mut s.teacher.archive,
+        &DocId::Child(c.clone()),
+        &hash
+    ));
+    // The teacher's own next record is unaffected (no duplicate sequence number).
+    s.teacher
+        .record("家访", CHILDREN[0].1, "2026-11-22", &[("notes", "第二次")]);
+    sync(&mut s.teacher, &mut s.admin);
+    assert_eq!(
+        s.admin.file(CHILDREN[0].1).records.len(),
+        s.teacher.file(CHILDREN[0].1).records.len()
+    );
+}
+
+/// 4. What honest members do is accepted on arrival, row by row of the rules table: a 班主任's
+///    record, edit and void of his own; an administrator voiding it; the 爱心妈妈's talk; the
+///    archivist's class move; the 班主任 filling in the private part.
+#[test]
+fn story_4_honest_writes_are_accepted_on_every_device() {
+    let mut s = school_with_a_visit();
+    s.teacher
+        .archive
+        .edit_record(&s.visit, None, &kv(&[("notes", "奶奶在家，孩子在写作业")]))
+        .unwrap();
+    s.teacher
+        .archive
+        .edit_child(
+            CHILDREN[0].1,
+            "identity",
+            &kv(&[("id_card", "34052120170305002X")]),
+        )
+        .unwrap();
+    s.mother
+        .record("谈心", CHILDREN[0].1, "2026-11-21", &[("notes", "想妈妈")]);
+    sync(&mut s.teacher, &mut s.admin);
+    sync(&mut s.mother, &mut s.admin);
+    s.admin.archive.void_record(&s.visit, "重复录入").unwrap();
+    sync(&mut s.teacher, &mut s.admin);
+    sync(&mut s.mother, &mut s.admin);
+    for d in [&mut s.admin, &mut s.teacher, &mut s.mother] {
+        assert_eq!(quarantined(&mut d.archive), 0, "{}", d.name);
+        let f = d.file(CHILDREN[0].1);
+        assert_eq!(f.records.len(), 2, "{}", d.name);
+        assert!(f.records.iter().any(|r| r.void.is_some()), "{}", d.name);
+    }
+}
+
+/// 5. A refused document does not stop the others: the office refuses the 爱心妈妈's forged
+///    change to a child's file, and the school document (a new member) still reaches her in
+///    the same exchange.
+#[test]
+fn story_5_a_refused_document_does_not_stop_the_others() {
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    attack::move_class(&mut s.mother.archive, &c, "k-other");
+    s.admin
+        .archive
+        .add_member("韩老师", &[Role::SubjectTeacher], None, None)
+        .unwrap();
+    let mother_id = s.mother.archive.device().clone();
+    let admin_id = s.admin.archive.device().clone();
+    let (office, phone) = attack::pump(
+        &mut s.admin.archive,
+        attack::session(mother_id.as_str()).with_sender(Sender::Device {
+            device: mother_id.clone(),
+            roles: Some(vec![Role::LoveMother]),
+        }),
+        &mut s.mother.archive,
+        attack::session(admin_id.as_str()),
+    );
+    assert!(office.is_caught_up() && phone.is_caught_up());
+    assert!(office.held().contains(&DocId::Child(c)));
+    assert!(s.mother.archive.find_member("韩老师").is_ok());
+}

@@ -1,0 +1,189 @@
+//! Trust over the real hub: `shouwang-relay`'s server started in-process on 127.0.0.1, real
+//! iroh endpoints, real SQLite stores. A 爱心妈妈's modified app (`shouwang_tests::attack`)
+//! syncs forged changes; the hub refuses and quarantines them, tells her device, which lists
+//! them and does not offer them again, and the 班主任's phone keeps syncing as before.
+
+use automerge::ChangeHash;
+use shouwang_core::doc::DocId;
+use shouwang_core::membership::Certificate;
+use shouwang_core::roles::Role;
+use shouwang_core::{Archive, RecordInput};
+use shouwang_relay::handshake;
+use shouwang_relay::server::{Server, ServerConfig};
+use shouwang_relay::syncing::sync_once;
+use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
+use shouwang_tests::attack::{self, holds};
+use shouwang_tests::fixtures::{CLASS, HEAD_TEACHER, LOVE_MOTHER, small_hub};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+struct Phone {
+    node: Node,
+    archive: Option<Archive>,
+    cert: Certificate,
+    _dir: tempfile::TempDir,
+}
+
+async fn phone(server: &Server, member: &str, role: Role) -> Phone {
+    let node = Node::bind(
+        NodeConfig::loopback(SecretKey::generate()).with_relay(server.relay_url().unwrap().clone()),
+    )
+    .await
+    .unwrap();
+    let invite = server
+        .invite(member, role, now(), now() + 86_400)
+        .unwrap()
+        .invite;
+    let enrolled = handshake::enroll(&node, &invite, now(), &ConversationOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive =
+        Archive::join(&dir.path().join("phone.db"), &enrolled.bundle, member, "").unwrap();
+    Phone {
+        node,
+        archive: Some(archive),
+        cert: enrolled.certificate,
+        _dir: dir,
+    }
+}
+
+impl Phone {
+    fn a(&mut self) -> &mut Archive {
+        self.archive.as_mut().unwrap()
+    }
+
+    async fn sync(&mut self, server: &Server) -> shouwang_core::sync::Progress {
+        let archive = self.archive.take().unwrap();
+        let (archive, progress) = sync_once(
+            &self.node,
+            server.hub_addr(),
+            archive,
+            &self.cert,
+            &ConversationOptions::default(),
+        )
+        .await
+        .unwrap();
+        self.archive = Some(archive);
+        progress
+    }
+}
+
+/// What the hub's own store holds.
+fn hub_holds(server_dir: &std::path::Path, doc: &DocId, hash: &ChangeHash) -> bool {
+    let mut hub = Archive::open(&server_dir.join("hub").join("hub.db")).unwrap();
+    holds(&mut hub, doc, hash)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let hub_peer = server.hub_addr().id.to_string();
+    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut mother = phone(&server, LOVE_MOTHER, Role::LoveMother).await;
+    let visit = teacher
+        .a()
+        .add_record(&RecordInput {
+            kind: "家访".into(),
+            child: Some("王小雨".into()),
+            class: None,
+            date: "2026-11-20".into(),
+            fields: vec![("notes".into(), "奶奶在家".into())],
+        })
+        .unwrap()
+        .0;
+    teacher.sync(&server).await;
+    mother.sync(&server).await;
+    let child = mother.a().find_child("王小雨").unwrap();
+    let him = teacher.a().me_id().to_string();
+    let teacher_actor = attack::actor_of(teacher.a());
+
+    // Each forged change, synced: refused (or, under another device's actor, not taken from
+    // her device at all), never in hub.db, and the session still ends normally.
+    type Forge<'a> = Box<dyn FnOnce(&mut Archive) -> (DocId, ChangeHash) + 'a>;
+    let forged: Vec<(&str, bool, Forge<'_>)> = vec![
+        (
+            "self-granted 领导组",
+            true,
+            Box::new(|a| (DocId::School, attack::self_grant(a, "leadership"))),
+        ),
+        (
+            "class move",
+            true,
+            Box::new(|a| {
+                let c = child.clone();
+                (
+                    DocId::Child(c.clone()),
+                    attack::move_class(a, &c, "k-other"),
+                )
+            }),
+        ),
+        (
+            "a stolen actor",
+            false,
+            Box::new(|a| {
+                let c = child.clone();
+                (
+                    DocId::Child(c.clone()),
+                    attack::as_actor(a, &c, teacher_actor.clone(), &him, "head_teacher"),
+                )
+            }),
+        ),
+        (
+            "10 MB into school",
+            true,
+            Box::new(|a| (DocId::School, attack::flood_school(a, 10 << 20))),
+        ),
+    ];
+    let _ = (&visit, CLASS);
+    for (name, refused, forge) in forged {
+        let (doc, hash) = forge(mother.a());
+        mother.sync(&server).await;
+        assert!(
+            !hub_holds(dir.path(), &doc, &hash),
+            "{name}: the hub merged it"
+        );
+        let status = mother.a().sync_status(&hub_peer).unwrap();
+        if refused {
+            assert!(
+                status.refused.iter().any(|(_, _, why)| !why.is_empty()),
+                "{name}: her device was not told: {status:?}"
+            );
+            // The next sync does not offer it again.
+            let again = mother.sync(&server).await;
+            assert!(again.frames_sent <= 2, "{name}: offered again: {again:?}");
+        }
+        assert!(!hub_holds(dir.path(), &doc, &hash), "{name}");
+    }
+    // The hub's administrator can list what was refused.
+    let mut hub = Archive::open(&dir.path().join("hub").join("hub.db")).unwrap();
+    let q = hub.quarantined().unwrap();
+    assert!(q.len() >= 3, "{q:?}");
+    // Every one came from her device (one of them claims the 班主任's actor).
+    let hers = mother.node.id().to_string();
+    assert!(q.iter().all(|c| c.source == hers), "{q:?}");
+    drop(hub);
+
+    // The teacher's phone keeps syncing; his next record reaches the hub and never clashes
+    // with the change made under his actor.
+    teacher
+        .a()
+        .add_record(&RecordInput {
+            kind: "家访".into(),
+            child: Some("王小雨".into()),
+            class: None,
+            date: "2026-11-21".into(),
+            fields: vec![("notes".into(), "第二次家访".into())],
+        })
+        .unwrap();
+    teacher.sync(&server).await;
+    let mut hub = Archive::open(&dir.path().join("hub").join("hub.db")).unwrap();
+    assert_eq!(hub.child_file("王小雨").unwrap().records.len(), 2);
+    server.shutdown().await;
+}
