@@ -207,3 +207,62 @@ fn roster_reimport_lists_what_people_changed_and_applies_it_only_with_update() {
     );
     assert!(s.bytes() == before);
 }
+
+#[test]
+fn roster_reimport_lists_a_field_in_conflict_and_update_resolves_it() {
+    let s = School::new();
+    // The 班主任's device and the office change the same phone while apart: a conflict.
+    let to_teacher = s.path("teacher.swb");
+    s.ok(&[
+        "bundle",
+        "export",
+        "--out",
+        arg(&to_teacher),
+        "--for",
+        TEACHER,
+    ]);
+    let teacher = s.path("teacher.db");
+    s.ok_on(
+        &teacher,
+        &["join", "--bundle", arg(&to_teacher), "--member", TEACHER],
+    );
+    s.ok_on(
+        &teacher,
+        &["child", "edit", "王小雨", "guardian", "phone=13956241178"],
+    );
+    s.ok(&["child", "edit", "王小雨", "guardian", "phone=15855643290"]);
+    let back = s.path("back.swb");
+    s.ok_on(&teacher, &["bundle", "export", "--out", arg(&back)]);
+    s.ok(&["bundle", "import", arg(&back)]);
+    let conflicts = s.json(&["conflicts", "王小雨"]);
+    assert_eq!(conflicts.as_array().unwrap().len(), 1, "{conflicts}");
+
+    // The fixture's roster again: the phone is listed with both values, the conflict stays.
+    let roster = s.path("roster.csv");
+    let report = s.json(&["roster", "import", arg(&roster)]);
+    let diffs = report["differences"].as_array().unwrap();
+    assert_eq!(diffs.len(), 1, "{report}");
+    assert_eq!(diffs[0]["child"], "王小雨");
+    assert_eq!(diffs[0]["field"], "监护人·电话");
+    assert_eq!(diffs[0]["in_file"], "13800001111");
+    let in_archive = diffs[0]["in_archive"].as_str().unwrap();
+    assert!(
+        in_archive.contains("13956241178") && in_archive.contains("15855643290"),
+        "{in_archive}"
+    );
+    assert_eq!(
+        s.json(&["conflicts", "王小雨"]).as_array().unwrap().len(),
+        1
+    );
+
+    // --update writes the file's value, which resolves the conflict.
+    s.ok(&["roster", "import", "--update", arg(&roster)]);
+    assert_eq!(
+        s.json(&["conflicts", "王小雨"]).as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(
+        field(&s, "王小雨", "guardian", "phone").as_deref(),
+        Some("13800001111")
+    );
+}
