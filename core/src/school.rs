@@ -194,8 +194,10 @@ pub fn set_profile<T: Transactable + ReadDoc>(
     Ok(())
 }
 
-/// Adds a class, or updates its head teacher. A class's id derives from its name, so the same
-/// class added on two devices is one class.
+/// Writes a class: creates it, or sets its head teacher. A class's id derives from its name, so
+/// the same class added on two devices is one class. Callers decide whether replacing a head is
+/// intended (`Archive::add_class` refuses an existing class; `Archive::set_class_head` changes
+/// the head on purpose).
 pub fn put_class<T: Transactable + ReadDoc>(tx: &mut T, class: &ClassInfo) -> Result<()> {
     let classes = top(tx, CLASSES)?;
     let obj = match map_at(tx, &classes, class.id.as_str()) {
@@ -243,6 +245,33 @@ pub fn grant_role<T: Transactable + ReadDoc>(
     let roles = map_at(tx, &obj, "roles").ok_or_else(|| Error::Corrupt("成员缺少角色表".into()))?;
     if get_bool(tx, &roles, role.key()) != Some(true) {
         tx.put(&roles, role.key(), true)?;
+    }
+    Ok(())
+}
+
+/// Takes a role from a member (its key is set to `false`; readers count only `true`).
+pub fn revoke_role<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    member: &MemberId,
+    role: Role,
+) -> Result<()> {
+    let members = top(tx, MEMBERS)?;
+    let obj =
+        map_at(tx, &members, member.as_str()).ok_or_else(|| Error::not_found("成员", member))?;
+    let roles = map_at(tx, &obj, "roles").ok_or_else(|| Error::Corrupt("成员缺少角色表".into()))?;
+    if get_bool(tx, &roles, role.key()) != Some(false) {
+        tx.put(&roles, role.key(), false)?;
+    }
+    Ok(())
+}
+
+/// Removes a member's class (`class_id`).
+pub fn clear_member_class<T: Transactable + ReadDoc>(tx: &mut T, member: &MemberId) -> Result<()> {
+    let members = top(tx, MEMBERS)?;
+    let obj =
+        map_at(tx, &members, member.as_str()).ok_or_else(|| Error::not_found("成员", member))?;
+    if tx.get(&obj, "class_id")?.is_some() {
+        tx.delete(&obj, "class_id")?;
     }
     Ok(())
 }

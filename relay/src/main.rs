@@ -58,9 +58,9 @@ enum Command {
     },
     /// 生成邀请码（文字、终端二维码和 PNG），需要时把成员加入学校
     Invite {
-        /// 角色，如 班主任、爱心妈妈
+        /// 角色，如 班主任、爱心妈妈。新成员必填；已有成员只能填其现有角色（邀请不会改变角色），不填则按其现有角色
         #[arg(long)]
-        role: String,
+        role: Option<String>,
         /// 成员姓名或编号
         #[arg(long)]
         member: String,
@@ -136,7 +136,7 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
         } => {
             print!(
                 "{}",
-                commands::invite_command(&config, &member, &role, days, png)?
+                commands::invite_command(&config, &member, role.as_deref(), days, png)?
             );
             Ok(())
         }

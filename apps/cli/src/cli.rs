@@ -72,7 +72,7 @@ pub enum Command {
     Status,
     #[command(about = "查看学校和本设备使用者")]
     Info,
-    #[command(subcommand, about = "班级：添加、列出")]
+    #[command(subcommand, about = "班级：添加、更换班主任、列出")]
     Class(ClassCmd),
     #[command(subcommand, about = "成员（教师、爱心妈妈等）：添加、列出")]
     Member(MemberCmd),
@@ -216,12 +216,32 @@ pub enum DeviceCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ClassCmd {
-    #[command(about = "添加班级")]
+    #[command(
+        about = "添加班级",
+        after_help = "班级已经存在时不会做任何改动；要更换班主任，请用 class head。"
+    )]
     Add {
         #[arg(value_name = "班级", help = "班级名称，如 三年级(1)班")]
         name: String,
-        #[arg(long, value_name = "姓名", help = "班主任（已添加的成员）")]
+        #[arg(
+            long,
+            value_name = "姓名",
+            help = "班主任（已添加的成员；会获得班主任角色）"
+        )]
         head: Option<String>,
+    },
+    #[command(
+        about = "更换班级的班主任",
+        after_help = "新班主任获得班主任角色，可以查看和填写本班全部学生的档案（含私密部分）；\n\
+                      原班主任不再负责本班，不再能查看本班学生的档案（结对帮扶的学生除外），\n\
+                      如果不再担任其他班级的班主任，同时失去班主任角色。\n\
+                      例：shouwang class head '三年级(1)班' --head 王瑞侠"
+    )]
+    Head {
+        #[arg(value_name = "班级", help = "班级名称或编号")]
+        class: String,
+        #[arg(long, value_name = "姓名", help = "新的班主任（已添加的成员）")]
+        head: String,
     },
     #[command(about = "列出班级")]
     List,
@@ -283,11 +303,18 @@ pub enum RulesCmd {
 pub enum RosterCmd {
     #[command(
         about = "从 .xlsx 或 .csv 导入学生名单",
-        after_help = "表头列：学籍号、姓名、性别、出生日期、身份证号、班级、家庭住址、监护人、与监护人关系、联系电话、\n父亲姓名、父亲电话、母亲姓名、母亲电话、外出务工（父亲/母亲/父母）、寄宿（是/否）。\n姓名和班级必填；整个文件校验无误后才会导入，任何一行有误都不会写入。"
+        after_help = "表头列：学籍号、姓名、性别、出生日期、身份证号、班级、家庭住址、监护人、与监护人关系、联系电话、\n\
+                      父亲姓名、父亲电话、母亲姓名、母亲电话、外出务工（父亲/母亲/父母）、寄宿（是/否）。\n\
+                      姓名和班级必填；整个文件校验无误后才会导入，任何一行有误都不会写入。\n\n\
+                      再次导入时：新学生建立档案，档案里还空着的字段按名单填写；\n\
+                      档案里已有、但与名单不同的值（有人修改过、解决过冲突，或仍有冲突）一律不改，\n\
+                      逐项列出（学生、字段、名单中的值、档案中的值）。核对后确认以名单为准，再加 --update 导入。"
     )]
     Import {
         #[arg(value_name = "文件", help = "名单文件（.xlsx 或 .csv）")]
         file: PathBuf,
+        #[arg(long, help = "档案中与名单不同的值也改为名单中的值")]
+        update: bool,
     },
 }
 

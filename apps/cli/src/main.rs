@@ -41,13 +41,16 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         Command::Class(ClassCmd::Add { name, head }) => {
             school::class_add(ctx, name, head.as_deref())
         }
+        Command::Class(ClassCmd::Head { class, head }) => school::class_head(ctx, class, head),
         Command::Class(ClassCmd::List) => school::class_list(ctx),
         Command::Member(MemberCmd::Add(a)) => school::member_add(ctx, a),
         Command::Member(MemberCmd::List) => school::member_list(ctx),
         Command::Pair(a) => school::pair(ctx, a),
         Command::Rules(RulesCmd::Show) => school::rules_show(ctx),
         Command::Rules(RulesCmd::Set { key, value }) => school::rules_set(ctx, key, value),
-        Command::Roster(RosterCmd::Import { file }) => school::roster_import(ctx, file),
+        Command::Roster(RosterCmd::Import { file, update }) => {
+            school::roster_import(ctx, file, *update)
+        }
         Command::Children(a) => children::list(ctx, a.class.as_deref(), a.mine),
         Command::Child(ChildCmd::Show { child }) => children::show(ctx, child),
         Command::Child(ChildCmd::Edit {

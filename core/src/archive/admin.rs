@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::Archive;
 use crate::doc::DocId;
-use crate::doc::access::{map_at, write_field};
+use crate::doc::access::{map_at, read_all, write_field};
 use crate::error::{Error, Result};
 use crate::forms::{FieldSpec, FieldValue, parse_phone};
 use crate::ids::{ChildId, ClassId, MemberId, PairingId};
@@ -15,10 +15,57 @@ use crate::rules::parse_rule;
 use crate::school::{self, ClassInfo, Member, Pairing};
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RosterReport {
     pub rows: usize,
     pub new_children: usize,
+    /// Fields whose value in the archive differed from the file's. Left as they were, unless
+    /// the import was run with `update`.
+    pub differences: Vec<RosterDifference>,
+    /// How many differences were overwritten with the file's value (`update` only).
+    pub updated: usize,
+}
+
+/// One field where the roster file and the archive disagree.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RosterDifference {
+    /// The row's line in the file.
+    pub line: usize,
+    /// The child's name as the file gives it.
+    pub child: String,
+    pub student_no: Option<String>,
+    /// The field's Chinese label (`家庭住址`, `监护人·电话`).
+    pub field: String,
+    pub in_file: String,
+    /// The archive's value; several joined with ` / ` when the field is in conflict.
+    pub in_archive: String,
+}
+
+/// What [`Archive::set_class_head`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClassHeadChange {
+    pub class: String,
+    /// The children of the class, whose files (private parts included) the new head now sees.
+    pub children: usize,
+    pub new_head: String,
+    /// Whether the new head did not hold the 班主任 role before.
+    pub new_head_gains_role: bool,
+    pub old_head: Option<String>,
+    /// Whether the old head heads no other class and so loses the 班主任 role.
+    pub old_head_loses_role: bool,
+    /// False when the member named already headed the class: nothing was written.
+    pub changed: bool,
+}
+
+fn require_active(m: &Member) -> Result<()> {
+    if m.active {
+        Ok(())
+    } else {
+        Err(Error::NotPermitted(format!(
+            "{}已停用，不能担任班主任",
+            m.name
+        )))
+    }
 }
 
 fn spec(section: &Section, key: &str) -> Result<&'static FieldSpec> {
@@ -30,15 +77,30 @@ fn spec(section: &Section, key: &str) -> Result<&'static FieldSpec> {
 }
 
 impl Archive {
-    /// Adds a class (idempotent by name), optionally naming its 班主任.
+    /// Adds a class, optionally naming its 班主任 (who is given the role). A class that already
+    /// exists is refused, naming its current head: changing a head is [`Archive::set_class_head`].
     pub fn add_class(&mut self, name: &str, head_teacher: Option<&str>) -> Result<ClassId> {
         self.require_admin()?;
         let name = name.trim();
         if name.is_empty() {
             return Err(Error::Missing("班级名称".into()));
         }
-        let head = head_teacher.map(|h| self.find_member(h)).transpose()?;
         let id = ClassId::for_name(&self.school_id, name);
+        let school = self.school()?;
+        if let Some(existing) = school.class(&id) {
+            let head = existing.head_teacher.as_ref().map_or_else(
+                || "还没有班主任".to_owned(),
+                |h| format!("班主任是{}", school.member_name(h.as_str())),
+            );
+            return Err(Error::NotPermitted(format!(
+                "班级“{}”已经存在（{head}），没有改动；要更换班主任，请用 class head 命令",
+                existing.name
+            )));
+        }
+        let head = head_teacher.map(|h| self.find_member(h)).transpose()?;
+        if let Some(h) = &head {
+            require_active(h)?;
+        }
         let class = ClassInfo {
             id: id.clone(),
             name: name.to_owned(),
@@ -54,6 +116,70 @@ impl Archive {
             })
         })?;
         Ok(id)
+    }
+
+    /// Makes `head` the 班主任 of `class` on purpose, and says what changed hands: the new head
+    /// gains the 班主任 role and the files of the class's children (private parts included);
+    /// the old head stops heading the class, loses the 班主任 role when they head no other
+    /// class, and their `class_id` is cleared when it named this class, so they keep only the
+    /// children they are paired with. Naming the current head changes nothing.
+    pub fn set_class_head(&mut self, class: &str, head: &str) -> Result<ClassHeadChange> {
+        self.require_admin()?;
+        let class = self.find_class(class)?;
+        let new = self.find_member(head)?;
+        require_active(&new)?;
+        let school = self.school()?;
+        let children: i64 = self.store.conn().query_row(
+            "SELECT COUNT(*) FROM p_children WHERE class_id = ?1",
+            [class.id.as_str()],
+            |r| r.get(0),
+        )?;
+        let old = class
+            .head_teacher
+            .as_ref()
+            .and_then(|id| school.member(id))
+            .cloned();
+        let mut change = ClassHeadChange {
+            class: class.name.clone(),
+            children: usize::try_from(children).unwrap_or(0),
+            new_head: new.name.clone(),
+            new_head_gains_role: !new.has(Role::HeadTeacher),
+            old_head: old.as_ref().map(|m| m.name.clone()),
+            old_head_loses_role: false,
+            changed: false,
+        };
+        if old.as_ref().map(|m| &m.id) == Some(&new.id) {
+            return Ok(change);
+        }
+        if let Some(o) = &old {
+            let heads_another = school
+                .classes
+                .iter()
+                .any(|c| c.id != class.id && c.head_teacher.as_ref() == Some(&o.id));
+            change.old_head_loses_role = o.has(Role::HeadTeacher) && !heads_another;
+        }
+        change.changed = true;
+        let updated = ClassInfo {
+            head_teacher: Some(new.id.clone()),
+            ..class.clone()
+        };
+        let message = format!("更换班主任：{}", class.name);
+        self.store.write(|b| {
+            b.change(&DocId::School, false, &message, |tx| {
+                school::put_class(tx, &updated)?;
+                school::grant_role(tx, &new.id, Role::HeadTeacher)?;
+                if let Some(o) = &old {
+                    if o.class_id.as_ref() == Some(&class.id) {
+                        school::clear_member_class(tx, &o.id)?;
+                    }
+                    if change.old_head_loses_role {
+                        school::revoke_role(tx, &o.id, Role::HeadTeacher)?;
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        Ok(change)
     }
 
     /// Adds a member with one or more roles.
@@ -146,15 +272,31 @@ impl Archive {
         })
     }
 
-    /// Imports a validated roster: every row's class must exist; all rows are written in one
-    /// transaction or none. Importing the same roster again changes nothing.
+    /// Imports a validated roster without overwriting anything: see
+    /// [`Archive::import_roster_with`] with `update = false`.
     pub fn import_roster(&mut self, rows: &[RosterRow]) -> Result<RosterReport> {
+        self.import_roster_with(rows, false)
+    }
+
+    /// Imports a validated roster: every row's class must exist; all rows are written in one
+    /// transaction or none. New children are created and fields the archive holds no value for
+    /// are filled in. A field whose value in the archive differs from the file's (someone
+    /// edited it, resolved a conflict on it, or it is in conflict) is a difference: it is
+    /// listed in the report and left as it is, unless `update`, when the file's value is
+    /// written (which also resolves a conflict). Importing the same roster again changes
+    /// nothing.
+    pub fn import_roster_with(&mut self, rows: &[RosterRow], update: bool) -> Result<RosterReport> {
         self.require_admin()?;
         let school = self.school()?;
         let mut classes: HashMap<&str, ClassId> = HashMap::new();
         for c in &school.classes {
             classes.insert(c.name.as_str(), c.id.clone());
         }
+        let class_names: HashMap<String, String> = school
+            .classes
+            .iter()
+            .map(|c| (c.id.0.clone(), c.name.clone()))
+            .collect();
         let mut plan = Vec::with_capacity(rows.len());
         for row in rows {
             let class = classes
@@ -173,32 +315,41 @@ impl Archive {
             plan.push((id, class, row));
         }
         let mut new_children = 0;
+        let mut differences = Vec::new();
         self.store.write(|b| {
             for (id, class, row) in &plan {
                 let doc = DocId::Child(id.clone());
                 if !b.has(&doc)? {
                     new_children += 1;
                 }
+                let mut fill = Fill {
+                    update,
+                    row,
+                    class_names: &class_names,
+                    differences: &mut differences,
+                };
                 b.change(&doc, true, "导入名单", |tx| {
-                    write_roster_row(tx, class, row)
+                    write_roster_row(tx, class, row, &mut fill)
                 })?;
                 b.change(&DocId::Private(id.clone()), true, "导入名单", |tx| {
                     let identity = map_at(tx, &automerge::ROOT, IDENTITY.key)
                         .ok_or_else(|| Error::Corrupt("档案缺少身份信息".into()))?;
                     if let Some(no) = &row.student_no {
-                        write_field(
+                        fill.put(
                             tx,
                             &identity,
-                            spec(&IDENTITY, "student_no")?,
-                            &FieldValue::Str(no.clone()),
+                            &IDENTITY,
+                            "student_no",
+                            FieldValue::Str(no.clone()),
                         )?;
                     }
                     if let Some(card) = &row.id_card {
-                        write_field(
+                        fill.put(
                             tx,
                             &identity,
-                            spec(&IDENTITY, "id_card")?,
-                            &FieldValue::Str(card.clone()),
+                            &IDENTITY,
+                            "id_card",
+                            FieldValue::Str(card.clone()),
                         )?;
                     }
                     Ok(())
@@ -206,34 +357,109 @@ impl Archive {
             }
             Ok(())
         })?;
+        let updated = if update { differences.len() } else { 0 };
         Ok(RosterReport {
             rows: plan.len(),
             new_children,
+            differences,
+            updated,
         })
     }
+}
+
+/// Writes one roster row's fields into a child's documents, field by field: an empty field is
+/// filled, an equal one left alone, a different one listed (and written only when `update`).
+struct Fill<'a> {
+    update: bool,
+    row: &'a RosterRow,
+    class_names: &'a HashMap<String, String>,
+    differences: &'a mut Vec<RosterDifference>,
+}
+
+impl Fill<'_> {
+    fn put(
+        &mut self,
+        tx: &mut automerge::transaction::Transaction<'_>,
+        obj: &automerge::ObjId,
+        section: &Section,
+        key: &str,
+        value: FieldValue,
+    ) -> Result<()> {
+        let spec = spec(section, key)?;
+        let current = read_all(tx, obj, key, spec);
+        if current.is_empty() {
+            return write_field(tx, obj, spec, &value);
+        }
+        if current.len() == 1 && current[0] == value {
+            return Ok(());
+        }
+        let show = |v: &FieldValue| -> String {
+            match (section.key, key, v) {
+                ("profile", "class_id", FieldValue::Str(id)) => self
+                    .class_names
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| id.clone()),
+                ("identity", "id_card", v) => mask_id_card(&v.to_string()),
+                _ => spec.display(v),
+            }
+        };
+        let field = if section.key == PROFILE.key {
+            spec.label.to_owned()
+        } else {
+            format!("{}·{}", section.label, spec.label)
+        };
+        self.differences.push(RosterDifference {
+            line: self.row.line,
+            child: self.row.name.clone(),
+            student_no: self.row.student_no.clone(),
+            field,
+            in_file: show(&value),
+            in_archive: current.iter().map(show).collect::<Vec<_>>().join(" / "),
+        });
+        if self.update {
+            write_field(tx, obj, spec, &value)?;
+        }
+        Ok(())
+    }
+}
+
+/// An ID number with its middle hidden (`341302********0021`), for listings.
+fn mask_id_card(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 10 {
+        return "*".repeat(chars.len());
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < 6 || i >= chars.len() - 4 {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
 }
 
 fn write_roster_row(
     tx: &mut automerge::transaction::Transaction<'_>,
     class: &ClassId,
     row: &RosterRow,
+    fill: &mut Fill<'_>,
 ) -> Result<()> {
     use automerge::ROOT;
     let profile =
         map_at(tx, &ROOT, PROFILE.key).ok_or_else(|| Error::Corrupt("档案缺少基本情况".into()))?;
-    let put = |tx: &mut automerge::transaction::Transaction<'_>,
-               obj: &automerge::ObjId,
-               section: &Section,
-               key: &str,
-               v: FieldValue| { write_field(tx, obj, spec(section, key)?, &v) };
-    put(
+    fill.put(
         tx,
         &profile,
         &PROFILE,
         "name",
         FieldValue::Str(row.name.clone()),
     )?;
-    put(
+    fill.put(
         tx,
         &profile,
         &PROFILE,
@@ -241,13 +467,13 @@ fn write_roster_row(
         FieldValue::Str(class.0.clone()),
     )?;
     if let Some(s) = &row.sex {
-        put(tx, &profile, &PROFILE, "sex", FieldValue::Str(s.clone()))?;
+        fill.put(tx, &profile, &PROFILE, "sex", FieldValue::Str(s.clone()))?;
     }
     if let Some(d) = row.birth_date {
-        put(tx, &profile, &PROFILE, "birth_date", FieldValue::Date(d))?;
+        fill.put(tx, &profile, &PROFILE, "birth_date", FieldValue::Date(d))?;
     }
     if let Some(a) = &row.address {
-        put(
+        fill.put(
             tx,
             &profile,
             &PROFILE,
@@ -256,7 +482,7 @@ fn write_roster_row(
         )?;
     }
     if let Some(p) = &row.parents_away {
-        put(
+        fill.put(
             tx,
             &profile,
             &PROFILE,
@@ -265,7 +491,7 @@ fn write_roster_row(
         )?;
     }
     if let Some(bd) = row.boarding {
-        put(tx, &profile, &PROFILE, "boarding", FieldValue::Bool(bd))?;
+        fill.put(tx, &profile, &PROFILE, "boarding", FieldValue::Bool(bd))?;
     }
     let guardian =
         map_at(tx, &ROOT, GUARDIAN.key).ok_or_else(|| Error::Corrupt("档案缺少监护人".into()))?;
@@ -275,7 +501,7 @@ fn write_roster_row(
         ("phone", &row.guardian_phone),
     ] {
         if let Some(v) = v {
-            put(tx, &guardian, &GUARDIAN, key, FieldValue::Str(v.clone()))?;
+            fill.put(tx, &guardian, &GUARDIAN, key, FieldValue::Str(v.clone()))?;
         }
     }
     for (section, name, phone) in [
@@ -285,10 +511,10 @@ fn write_roster_row(
         let obj = map_at(tx, &ROOT, section.key)
             .ok_or_else(|| Error::Corrupt("档案缺少联系卡".into()))?;
         if let Some(n) = name {
-            put(tx, &obj, &section, "name", FieldValue::Str(n.clone()))?;
+            fill.put(tx, &obj, &section, "name", FieldValue::Str(n.clone()))?;
         }
         if let Some(p) = phone {
-            put(tx, &obj, &section, "phone", FieldValue::Str(p.clone()))?;
+            fill.put(tx, &obj, &section, "phone", FieldValue::Str(p.clone()))?;
         }
     }
     Ok(())

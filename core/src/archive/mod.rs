@@ -20,7 +20,7 @@ use crate::roles::Role;
 use crate::school::{self, Device, Member, SchoolView};
 use crate::store::{Store, StoreKey};
 
-pub use admin::RosterReport;
+pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use exchange::{ImportReport, JoinOptions};
 pub use syncing::{QuarantinedChange, SyncStatus};

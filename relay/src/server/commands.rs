@@ -8,7 +8,7 @@ use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
 
 use super::hub::unix_now;
-use super::{DataDir, HubContact, ServerConfig, ServerError, init_school, issue_invite};
+use super::{DataDir, HubContact, ServerConfig, ServerError, init_school, issue_member_invite};
 use super::{qr_png, qr_terminal};
 
 /// `init-school`: the archive and both keys; returns the report to print.
@@ -53,23 +53,24 @@ pub fn init_school_command(
 }
 
 /// `invite`: issues an invite from the configuration's addresses, writes the PNG, and returns
-/// the report (ticket and terminal QR code) to print.
+/// the report (ticket and terminal QR code) to print. `role` is required for a new member; for
+/// an existing one it must be a role they hold (see [`issue_member_invite`]).
 pub fn invite_command(
     config: &ServerConfig,
     member: &str,
-    role: &str,
+    role: Option<&str>,
     days: Option<u32>,
     png: Option<PathBuf>,
 ) -> Result<String, ServerError> {
     let data = DataDir::new(&config.data_dir);
-    let role = Role::parse(role)?;
+    let role = role.map(Role::parse).transpose()?;
     let days = days.unwrap_or(config.invite_days).max(1);
     let contact = HubContact {
         relay_url: config.relay_url(),
         addrs: config.public_addrs(),
     };
     let now = unix_now();
-    let issued = issue_invite(
+    let issued = issue_member_invite(
         &data,
         &contact,
         member,
@@ -90,7 +91,7 @@ pub fn invite_command(
             out,
             "已把 {}（{}）加入学校",
             issued.member_name,
-            role.label()
+            issued.invite.role.label()
         );
     }
     if contact.addrs.is_empty() {
@@ -128,7 +129,8 @@ mod tests {
         assert!(again.is_err());
 
         let png = dir.path().join("qr.png");
-        let out = invite_command(&config, "刘桂兰", "爱心妈妈", None, Some(png.clone())).unwrap();
+        let out =
+            invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png.clone())).unwrap();
         assert!(out.contains("已把 刘桂兰（爱心妈妈）加入学校"), "{out}");
         assert!(out.contains('█') || out.contains('▀'), "{out}");
         let ticket = out.lines().find(|l| l.starts_with("shouwang1")).unwrap();
@@ -139,9 +141,57 @@ mod tests {
         assert_eq!(&bytes[1..4], b"PNG");
 
         // The member exists now: a second invite does not add her again.
-        let out = invite_command(&config, "刘桂兰", "爱心妈妈", Some(1), Some(png)).unwrap();
+        let out = invite_command(&config, "刘桂兰", Some("爱心妈妈"), Some(1), Some(png)).unwrap();
         assert!(!out.contains("加入学校"), "{out}");
-        let bad = invite_command(&config, "刘桂兰", "园长", None, None).unwrap_err();
+        let bad = invite_command(&config, "刘桂兰", Some("园长"), None, None).unwrap_err();
         assert!(bad.to_string().contains("角色"), "{bad}");
+    }
+
+    fn files_in(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_invite_with_a_role_the_existing_member_does_not_hold_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::new(dir.path().join("hub"));
+        init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None).unwrap();
+        let png = dir.path().join("qr.png");
+        invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png.clone())).unwrap();
+        let data = DataDir::new(&config.data_dir);
+        let invites = files_in(&data.root().join("invites"));
+        let db = std::fs::read(data.archive()).unwrap();
+
+        // 校长 for a 爱心妈妈: refused, naming her current roles; no invite, no role written.
+        let bad =
+            invite_command(&config, "刘桂兰", Some("校长"), None, Some(png.clone())).unwrap_err();
+        let msg = bad.to_string();
+        assert!(msg.contains("刘桂兰"), "{msg}");
+        assert!(msg.contains("爱心妈妈"), "names her current roles: {msg}");
+        assert!(msg.contains("校长"), "{msg}");
+        assert_eq!(files_in(&data.root().join("invites")), invites);
+        assert_eq!(std::fs::read(data.archive()).unwrap(), db);
+        let mut archive = shouwang_core::Archive::open(&data.archive()).unwrap();
+        assert_eq!(
+            archive.find_member("刘桂兰").unwrap().roles,
+            [Role::LoveMother]
+        );
+
+        // A role she holds still works, and so does no role at all.
+        for role in [Some("爱心妈妈"), None] {
+            let out = invite_command(&config, "刘桂兰", role, None, Some(png.clone())).unwrap();
+            assert!(!out.contains("加入学校"), "{out}");
+            let ticket = out.lines().find(|l| l.starts_with("shouwang1")).unwrap();
+            assert_eq!(Invite::decode(ticket).unwrap().role, Role::LoveMother);
+        }
+        // A new member needs a role.
+        let e = invite_command(&config, "郭明", None, None, Some(png)).unwrap_err();
+        assert!(e.to_string().contains("--role"), "{e}");
+        let mut archive = shouwang_core::Archive::open(&data.archive()).unwrap();
+        assert!(archive.find_member("郭明").is_err());
     }
 }

@@ -46,7 +46,7 @@ pub struct NewInvite {
 }
 
 /// Issues an invite for the member named `member` (name or id; added with `role` if the
-/// school has no such member), valid until `expires_at`.
+/// school has no such member), valid until `expires_at`. See [`issue_member_invite`].
 pub fn issue_invite(
     data: &DataDir,
     contact: &HubContact,
@@ -55,14 +55,58 @@ pub fn issue_invite(
     now: i64,
     expires_at: i64,
 ) -> Result<NewInvite, Error> {
+    issue_member_invite(data, contact, member, Some(role), now, expires_at)
+}
+
+/// Issues an invite for the member named `member` (name or id), valid until `expires_at`.
+/// A member the school does not have is added with `role` (required then). An existing member
+/// is invited with `role` only if they already hold it (an invite never changes roles: the
+/// certificate carries the roles the school document gives), or, without `role`, with their
+/// first role; asking for a role they do not hold is refused with the roles they have, and
+/// nothing is written.
+pub fn issue_member_invite(
+    data: &DataDir,
+    contact: &HubContact,
+    member: &str,
+    role: Option<Role>,
+    now: i64,
+    expires_at: i64,
+) -> Result<NewInvite, Error> {
     let school_key = data.school_key()?;
     let hub = data.hub_key()?.public();
     let mut archive = Archive::open(&data.archive())?;
-    let (m, added) = match archive.find_member(member) {
-        Ok(m) => (m, false),
+    let (m, role, added) = match archive.find_member(member) {
+        Ok(m) => {
+            let role = match role {
+                Some(r) if m.has(r) => r,
+                Some(r) => {
+                    let held = if m.roles.is_empty() {
+                        "还没有任何角色".to_owned()
+                    } else {
+                        format!("现有角色：{}", m.role_labels())
+                    };
+                    return Err(Error::NotPermitted(format!(
+                        "{} 已是学校成员（{held}），没有“{}”角色；邀请不会改变角色，\
+                         请按现有角色邀请，或不写 --role",
+                        m.name,
+                        r.label()
+                    )));
+                }
+                None => *m.roles.first().ok_or_else(|| {
+                    Error::NotPermitted(format!("{} 还没有任何角色，不能邀请", m.name))
+                })?,
+            };
+            (m, role, false)
+        }
         Err(Error::NotFound { .. }) => {
+            let role = role.ok_or_else(|| {
+                Error::Missing(format!(
+                    "角色（“{}”还不是学校成员，请用 --role 指定）",
+                    member.trim()
+                ))
+            })?;
             let id = archive.add_member(member, &[role], None, None)?;
-            (archive.find_member(id.as_str())?, true)
+            (archive.find_member(id.as_str())?, role, true)
         }
         Err(e) => return Err(e),
     };

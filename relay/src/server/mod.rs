@@ -24,7 +24,9 @@ pub use config::{DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig};
 pub use data::{DataDir, IssuedInvite, Spend};
 pub use http::render_metrics;
 pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
-pub use invite::{HubContact, NewInvite, init_school, issue_invite, qr_png, qr_terminal};
+pub use invite::{
+    HubContact, NewInvite, init_school, issue_invite, issue_member_invite, qr_png, qr_terminal,
+};
 
 use crate::transport::{
     ConversationOptions, EndpointAddr, EndpointId, Node, NodeConfig, RelayUrl, TransportMetrics,

@@ -187,7 +187,50 @@ pub fn class_add(ctx: &mut Ctx, name: &str, head: Option<&str>) -> Result<()> {
     if ctx.json {
         return ctx.json(&serde_json::json!({ "id": id }));
     }
-    ctx.line(format!("已添加班级：{}", name.trim()))
+    ctx.line(format!("已添加班级：{}", name.trim()))?;
+    if let Some(h) = head {
+        let m = a.find_member(h)?;
+        ctx.line(format!(
+            "{} 是本班班主任（班主任角色），可以查看和填写本班学生的档案，含私密部分。",
+            m.name
+        ))?;
+    }
+    Ok(())
+}
+
+pub fn class_head(ctx: &mut Ctx, class: &str, head: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let c = a.set_class_head(class, head)?;
+    if ctx.json {
+        return ctx.json(&c);
+    }
+    if !c.changed {
+        return ctx.line(format!(
+            "{} 已经是{}的班主任，没有改动。",
+            c.new_head, c.class
+        ));
+    }
+    ctx.line(format!("已更换{}的班主任：{}", c.class, c.new_head))?;
+    let role = if c.new_head_gains_role {
+        "获得班主任角色，"
+    } else {
+        ""
+    };
+    ctx.line(format!(
+        "{} {}可以查看和填写本班 {} 名学生的档案，含私密部分（身份证号、心理辅导记录等）。",
+        c.new_head, role, c.children
+    ))?;
+    if let Some(old) = &c.old_head {
+        let role = if c.old_head_loses_role {
+            "，并失去班主任角色（不再担任其他班级的班主任）"
+        } else {
+            ""
+        };
+        ctx.line(format!(
+            "{old} 不再是本班班主任，不再能查看本班学生的档案（结对帮扶的学生除外）{role}。"
+        ))?;
+    }
+    Ok(())
 }
 
 pub fn class_list(ctx: &mut Ctx) -> Result<()> {
@@ -333,20 +376,53 @@ pub fn rules_set(ctx: &mut Ctx, key: &str, value: &str) -> Result<()> {
     ctx.line(format!("已修改规则：{} = {}", def.label, n))
 }
 
-pub fn roster_import(ctx: &mut Ctx, file: &Path) -> Result<()> {
+pub fn roster_import(ctx: &mut Ctx, file: &Path, update: bool) -> Result<()> {
     if !file.is_file() {
         return Err(CliError::msg(format!("找不到名单文件：{}", file.display())));
     }
     let mut a = ctx.open()?;
     let rows = roster::read_file(file)?;
-    let report = a.import_roster(&rows)?;
+    let report = a.import_roster_with(&rows, update)?;
     if ctx.json {
         return ctx.json(&report);
     }
     ctx.line(format!(
-        "已导入名单：{} 行，新建学生档案 {} 份，已有档案 {} 份（按名单核对更新）。",
+        "已导入名单：{} 行，新建学生档案 {} 份，已有档案 {} 份（空着的字段已按名单填写）。",
         report.rows,
         report.new_children,
         report.rows - report.new_children
-    ))
+    ))?;
+    if report.differences.is_empty() {
+        return Ok(());
+    }
+    let archive_value = if update {
+        "档案中原来的值"
+    } else {
+        "档案中的值"
+    };
+    let mut t = Table::new(&["行", "学生", "学籍号", "字段", "名单中的值", archive_value]);
+    for d in &report.differences {
+        t.row(vec![
+            d.line.to_string(),
+            d.child.clone(),
+            d.student_no.clone().unwrap_or_default(),
+            d.field.clone(),
+            d.in_file.clone(),
+            d.in_archive.clone(),
+        ]);
+    }
+    if update {
+        ctx.line(format!(
+            "以下 {} 处档案中的值与名单不同，已改为名单中的值：",
+            report.updated
+        ))?;
+        ctx.text(t.render())
+    } else {
+        ctx.line(format!(
+            "以下 {} 处档案中的值与名单不同（有人修改过或仍有冲突），没有改动：",
+            report.differences.len()
+        ))?;
+        ctx.text(t.render())?;
+        ctx.line("核对后如确认以名单为准，请加 --update 重新导入。")
+    }
 }
