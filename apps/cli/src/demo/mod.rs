@@ -73,7 +73,7 @@ fn new_device(
         "school-to-{}.swb",
         if member == TEACHER_A { "a" } else { "b" }
     ));
-    let exported = bundle::export_to(from, &file, Some(member), None)?;
+    let exported = bundle::export_to(from, &file, &bundle::Whom::Member(member.to_owned()), None)?;
     let bytes = read_file("数据文件", &file)?;
     let device = Archive::join(store, &bytes, member, &format!("{member}的手机"))?;
     Ok((device, exported.children))
@@ -168,8 +168,8 @@ pub fn run(ctx: &mut Ctx, dir: Option<&Path>) -> Result<()> {
     heading(ctx, "4. 再见面时，互相交换数据文件")?;
     let a_to_b = dir.join("a-to-b.swb");
     let b_to_a = dir.join("b-to-a.swb");
-    bundle::export_to(&mut dev_a, &a_to_b, Some(MOTHER_B), None)?;
-    bundle::export_to(&mut dev_b, &b_to_a, Some(TEACHER_A), None)?;
+    bundle::export_to(&mut dev_a, &a_to_b, &bundle::Whom::Member(MOTHER_B.to_owned()), None)?;
+    bundle::export_to(&mut dev_b, &b_to_a, &bundle::Whom::Member(TEACHER_A.to_owned()), None)?;
     let steps = [
         ("设备B导入设备A的文件：", &mut dev_b, &a_to_b),
         ("设备A导入设备B的文件：", &mut dev_a, &b_to_a),
