@@ -258,8 +258,15 @@ pub async fn sync_hub(
     archive.purge_out_of_scope()?;
     let mut retried = false;
     loop {
-        match sync_with_progress(node, hub.clone(), archive, &identity.certificate, opts, hook())
-            .await
+        match sync_with_progress(
+            node,
+            hub.clone(),
+            archive,
+            &identity.certificate,
+            opts,
+            hook(),
+        )
+        .await
         {
             Ok((mut archive, progress)) => {
                 archive.purge_out_of_scope()?;
@@ -267,7 +274,9 @@ pub async fn sync_hub(
             }
             Err(e) => {
                 // The failed conversation took the archive with it: open the store again.
-                let purged = reopen.open().and_then(|mut a| Ok((a.purge_out_of_scope()?, a)));
+                let purged = reopen
+                    .open()
+                    .and_then(|mut a| Ok((a.purge_out_of_scope()?, a)));
                 match purged {
                     Ok((n, a)) if n > 0 && !retried => archive = a,
                     _ => return Err(e),
@@ -321,7 +330,9 @@ pub async fn sync_hub_live(
             .open()
             .and_then(|mut a| Ok((a.purge_out_of_scope()?, a)));
         match (ended, purged) {
-            (Ok(()) | Err(TransportError::Idle), purged) => return purged.map(|_| ()).map_err(Into::into),
+            (Ok(()) | Err(TransportError::Idle), purged) => {
+                return purged.map(|_| ()).map_err(Into::into);
+            }
             (Err(_), Ok((n, a))) if n > 0 && !retried => {
                 archive = a;
                 retried = true;

@@ -34,10 +34,18 @@ fn holds(bytes: &[u8], text: &str) -> bool {
 
 /// The 爱心妈妈's device, set up from a bundle made for her.
 fn mother(admin: &mut Device) -> Device {
-    let bundle = admin.archive.export_bundle(Some(LOVE_MOTHER), None).unwrap();
+    let bundle = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
     let dir = tempfile::TempDir::new().unwrap();
-    let archive =
-        Archive::join(&dir.path().join("shouwang.db"), &bundle, LOVE_MOTHER, "手机").unwrap();
+    let archive = Archive::join(
+        &dir.path().join("shouwang.db"),
+        &bundle,
+        LOVE_MOTHER,
+        "手机",
+    )
+    .unwrap();
     Device {
         name: LOVE_MOTHER,
         archive,
@@ -50,7 +58,12 @@ fn a_pairing_ended_at_the_office_is_purged_by_the_next_import_even_with_the_stor
     let mut admin = school();
     let child = CHILDREN[0].1;
     let mut phone = mother(&mut admin);
-    phone.record("谈心", child, "2026-11-18", &[("notes", "说想妈妈了，约好周末视频")]);
+    phone.record(
+        "谈心",
+        child,
+        "2026-11-18",
+        &[("notes", "说想妈妈了，约好周末视频")],
+    );
     // The app's own connection, open the whole time, has read the child's file.
     let mut app = Archive::open(&phone.path()).unwrap();
     assert_eq!(app.child_file(child).unwrap().name, child);
@@ -69,7 +82,10 @@ fn a_pairing_ended_at_the_office_is_purged_by_the_next_import_even_with_the_stor
     // Both connections are still open: the WAL is still there, and holds nothing of her.
     let bytes = raw(&phone.path());
     for what in [child, "约好周末视频"] {
-        assert!(!holds(&bytes, what), "{what} is still in the store or its WAL");
+        assert!(
+            !holds(&bytes, what),
+            "{what} is still in the store or its WAL"
+        );
     }
     assert!(phone.archive.children(None, false).unwrap().is_empty());
     assert!(app.child_file(child).is_err(), "the app still shows her");
@@ -130,14 +146,9 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
     let everything = admin.archive.export_bundle(None, None).unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("shouwang.db");
-    let (mut phone, report) = Archive::join_with_report(
-        &path,
-        &everything,
-        LOVE_MOTHER,
-        "手机",
-        &Default::default(),
-    )
-    .unwrap();
+    let (mut phone, report) =
+        Archive::join_with_report(&path, &everything, LOVE_MOTHER, "手机", &Default::default())
+            .unwrap();
     // Four care files and four private parts; she keeps the school and 王小雨's care file.
     assert_eq!(report.documents, 9, "{report:?}");
     assert_eq!(report.dropped, 7, "{report:?}");

@@ -58,7 +58,13 @@ fn a_pairing_ended_on_the_hub_leaves_nothing_of_the_child_on_the_carers_phone() 
     ok(&office, &["pair", "--carer", "李娟", "--child", "王小雨"]);
     ok(
         &office,
-        &["child", "edit", "王小雨", "identity", &format!("id_card={id}")],
+        &[
+            "child",
+            "edit",
+            "王小雨",
+            "identity",
+            &format!("id_card={id}"),
+        ],
     );
     ok(
         &office,
@@ -109,7 +115,10 @@ fn a_pairing_ended_on_the_hub_leaves_nothing_of_the_child_on_the_carers_phone() 
     let out = ok(&phone, &["sync"]);
     assert!(out.contains("同步完成"), "{out}");
     let status = ok(&phone, &["status"]);
-    assert!(!status.contains("无权") && !status.contains("出错"), "{status}");
+    assert!(
+        !status.contains("无权") && !status.contains("出错"),
+        "{status}"
+    );
     assert!(status.contains("学校服务器已有本机的全部内容"), "{status}");
     rt.block_on(server.shutdown());
 }

@@ -42,7 +42,11 @@ const NOT_HERS: [&str; 2] = ["李明", "陈思涵"];
 fn assert_holds_only_hers(store: &Path) {
     let bytes = raw(store);
     for id in id_numbers() {
-        assert!(!holds(&bytes, &id), "an ID number is in {}", store.display());
+        assert!(
+            !holds(&bytes, &id),
+            "an ID number is in {}",
+            store.display()
+        );
     }
     for name in NOT_HERS {
         assert!(!holds(&bytes, name), "{name} is in {}", store.display());
@@ -62,14 +66,20 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
 
     // The check sees ID numbers where they are: a 班主任 of the class joined from the same file.
     let teacher = s.path("teacher.db");
-    s.ok_on(&teacher, &["join", "--bundle", arg(&all), "--member", TEACHER]);
+    s.ok_on(
+        &teacher,
+        &["join", "--bundle", arg(&all), "--member", TEACHER],
+    );
     let bytes = raw(&teacher);
     for id in id_numbers() {
         assert!(holds(&bytes, &id), "the 班主任's store should hold {id}");
     }
 
     let mother = s.path("mother.db");
-    let out = s.ok_on(&mother, &["join", "--bundle", arg(&all), "--member", MOTHER]);
+    let out = s.ok_on(
+        &mother,
+        &["join", "--bundle", arg(&all), "--member", MOTHER],
+    );
     let skipped: Vec<&str> = out.lines().filter(|l| l.contains("已略过")).collect();
     assert_eq!(skipped.len(), 1, "{out}");
     // Two other care files and three private parts.
@@ -89,7 +99,11 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
             .iter()
             .all(|e| !matches!(e.doc, DocId::Private(_))),
         "{:?}",
-        bundle.entries.iter().map(|e| e.doc.key()).collect::<Vec<_>>()
+        bundle
+            .entries
+            .iter()
+            .map(|e| e.doc.key())
+            .collect::<Vec<_>>()
     );
     assert_eq!(bundle.entries.len(), 2); // the school and 王小雨's care file
 }
@@ -148,7 +162,10 @@ fn a_school_wide_export_needs_an_administrator() {
     let file = s.path(&format!("{TEACHER}.swb"));
     s.ok(&["bundle", "export", "--out", arg(&file), "--for", TEACHER]);
     let teacher = s.path("teacher.db");
-    s.ok_on(&teacher, &["join", "--bundle", arg(&file), "--member", TEACHER]);
+    s.ok_on(
+        &teacher,
+        &["join", "--bundle", arg(&file), "--member", TEACHER],
+    );
 
     let all = s.path("all.swb");
     let args = [

@@ -36,9 +36,10 @@ pub(crate) fn cares_for(
     }
     if member.has(Role::HeadTeacher) {
         let class = class_of(child)?;
-        let heads = school.classes.iter().any(|c| {
-            Some(&c.id) == class.as_ref() && c.head_teacher.as_ref() == Some(&member.id)
-        });
+        let heads = school
+            .classes
+            .iter()
+            .any(|c| Some(&c.id) == class.as_ref() && c.head_teacher.as_ref() == Some(&member.id));
         if heads || (class.is_some() && class == member.class_id) {
             return Ok(true);
         }

@@ -111,13 +111,8 @@ pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
         .device
         .clone()
         .unwrap_or_else(|| format!("{}的设备", member.trim()));
-    let (mut archive, report) = Archive::join_with_report(
-        &ctx.store,
-        &bytes,
-        member,
-        &label,
-        &JoinOptions::default(),
-    )?;
+    let (mut archive, report) =
+        Archive::join_with_report(&ctx.store, &bytes, member, &label, &JoinOptions::default())?;
     report_joined(ctx, &mut archive)?;
     if report.dropped > 0 && !ctx.json {
         ctx.line(super::bundle::dropped_line(report.dropped))?;
@@ -281,7 +276,9 @@ pub fn pair(ctx: &mut Ctx, p: &PairArgs) -> Result<()> {
         if ctx.json {
             return ctx.json(&serde_json::json!({ "ended": ended }));
         }
-        let child = a.child_file(&p.child).map_or_else(|_| p.child.clone(), |f| f.name);
+        let child = a
+            .child_file(&p.child)
+            .map_or_else(|_| p.child.clone(), |f| f.name);
         return ctx.line(format!(
             "已结束结对：{} 不再帮扶 {}；对方设备下次同步或导入数据文件时会删除这名学生的档案",
             p.carer.trim(),
