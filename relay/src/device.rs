@@ -287,15 +287,20 @@ pub async fn sync_hub(
     }
 }
 
-/// Syncs `archive` with another member's device at `peer` once (see [`crate::peer`]).
+/// Syncs `archive` with another member's device at `peer` once (see [`crate::peer`]). As with
+/// the hub, documents outside this member's scope are purged before and after (the peer may
+/// bring a school document that narrows it).
 pub async fn sync_peer(
     node: &Node,
     identity: &Identity,
     peer: EndpointAddr,
-    archive: Archive,
+    mut archive: Archive,
     opts: &ConversationOptions,
 ) -> Result<(Archive, PeerSynced), TransportError> {
-    sync_with_peer(node, peer, archive, identity.trust(), opts).await
+    archive.purge_out_of_scope()?;
+    let (mut archive, synced) = sync_with_peer(node, peer, archive, identity.trust(), opts).await?;
+    archive.purge_out_of_scope()?;
+    Ok((archive, synced))
 }
 
 /// Syncs `archive` with the hub and then stays connected (live mode): each time `opts.wake` is

@@ -163,3 +163,46 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
     assert!(phone.export_school(None).is_err());
     assert!(admin.archive.export_school(None).is_ok());
 }
+
+#[test]
+fn an_encrypted_store_purges_and_reopens_with_its_key() {
+    use shouwang_core::archive::JoinOptions;
+    use shouwang_core::store::StoreKey;
+    let mut admin = school();
+    let child = CHILDREN[0].1;
+    let key = StoreKey::generate();
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("shouwang.db");
+    let bundle = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let (mut phone, _) = Archive::join_with_report(
+        &path,
+        &bundle,
+        LOVE_MOTHER,
+        "手机",
+        &JoinOptions {
+            key: Some(&key),
+            ..JoinOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(phone.children(None, false).unwrap().len(), 1);
+    admin.archive.end_pairing(LOVE_MOTHER, child).unwrap();
+    let news = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    assert_eq!(phone.import_bundle(&news).unwrap().purged, 1);
+    // A second connection opened the same way, with the key, after the purge.
+    let mut again = phone.reopen().open().unwrap();
+    assert!(again.children(None, false).unwrap().is_empty());
+    drop((phone, again));
+    assert!(matches!(
+        Archive::open(&path),
+        Err(shouwang_core::Error::Locked)
+    ));
+    let mut reopened = Archive::open_with_key(&path, Some(&key)).unwrap();
+    assert_eq!(reopened.store().doc_ids().unwrap(), vec![DocId::School]);
+}
