@@ -222,27 +222,85 @@ fn pending_key(store: &Path) -> Result<SecretKey, Error> {
     Ok(secret)
 }
 
+/// One progress hook shared by the attempts of one sync.
+fn shared_hook(hook: Option<ProgressHook>) -> impl Fn() -> Option<ProgressHook> {
+    let hook = hook.map(|h| Arc::new(std::sync::Mutex::new(h)));
+    move || {
+        hook.clone().map(|h| {
+            Box::new(move |p: &Progress| {
+                if let Ok(mut h) = h.lock() {
+                    h(p);
+                }
+            }) as ProgressHook
+        })
+    }
+}
+
 /// Syncs `archive` with the hub over `node` once, until both have everything.
+///
+/// The device holds only what its member may see: documents outside that (a pairing ended, a
+/// class handed over, the member deactivated) are purged before connecting, judged against
+/// the school document the device has, and again after the exchange, judged against the one
+/// the hub just sent. The hub refuses a session in which a device offers a document outside
+/// its member's scope; if that happens because the news came in this very session (the
+/// school document arrived before the refusal), the purge removes the document and the sync
+/// is tried once more.
 pub async fn sync_hub(
     node: &Node,
     identity: &Identity,
-    archive: Archive,
+    mut archive: Archive,
     opts: &ConversationOptions,
     hook: Option<ProgressHook>,
 ) -> Result<(Archive, Progress), TransportError> {
     let hub = identity.hub()?;
-    sync_with_progress(node, hub, archive, &identity.certificate, opts, hook).await
+    let hook = shared_hook(hook);
+    let reopen = archive.reopen();
+    archive.purge_out_of_scope()?;
+    let mut retried = false;
+    loop {
+        match sync_with_progress(
+            node,
+            hub.clone(),
+            archive,
+            &identity.certificate,
+            opts,
+            hook(),
+        )
+        .await
+        {
+            Ok((mut archive, progress)) => {
+                archive.purge_out_of_scope()?;
+                return Ok((archive, progress));
+            }
+            Err(e) => {
+                // The failed conversation took the archive with it: open the store again.
+                let purged = reopen
+                    .open()
+                    .and_then(|mut a| Ok((a.purge_out_of_scope()?, a)));
+                match purged {
+                    Ok((n, a)) if n > 0 && !retried => archive = a,
+                    _ => return Err(e),
+                }
+                retried = true;
+            }
+        }
+    }
 }
 
-/// Syncs `archive` with another member's device at `peer` once (see [`crate::peer`]).
+/// Syncs `archive` with another member's device at `peer` once (see [`crate::peer`]). As with
+/// the hub, documents outside this member's scope are purged before and after (the peer may
+/// bring a school document that narrows it).
 pub async fn sync_peer(
     node: &Node,
     identity: &Identity,
     peer: EndpointAddr,
-    archive: Archive,
+    mut archive: Archive,
     opts: &ConversationOptions,
 ) -> Result<(Archive, PeerSynced), TransportError> {
-    sync_with_peer(node, peer, archive, identity.trust(), opts).await
+    archive.purge_out_of_scope()?;
+    let (mut archive, synced) = sync_with_peer(node, peer, archive, identity.trust(), opts).await?;
+    archive.purge_out_of_scope()?;
+    Ok((archive, synced))
 }
 
 /// Syncs `archive` with the hub and then stays connected (live mode): each time `opts.wake` is
@@ -250,21 +308,42 @@ pub async fn sync_peer(
 /// store), whatever changed is sent at once. Returns when the connection has been idle for
 /// `opts.idle_timeout` (so a phone can sleep) — the caller reconnects when it likes — or with
 /// the error that broke it. Cancel it by dropping the future.
+///
+/// Out-of-scope documents are purged before connecting, after the connection ends, and (as
+/// in [`sync_hub`]) a refusal caused by news from this very connection is followed by one
+/// more attempt.
 pub async fn sync_hub_live(
     node: &Node,
     identity: &Identity,
-    archive: Archive,
+    mut archive: Archive,
     opts: &ConversationOptions,
     hook: Option<ProgressHook>,
 ) -> Result<(), TransportError> {
     let hub = identity.hub()?;
-    let mut conv = DeviceSync::new(archive, &identity.certificate, hub.id.to_string(), true);
-    if let Some(hook) = hook {
-        conv = conv.with_progress(hook);
-    }
-    match node.converse(hub, conv, opts).await {
-        Ok(_) | Err(TransportError::Idle) => Ok(()),
-        Err(e) => Err(e),
+    let hook = shared_hook(hook);
+    let reopen = archive.reopen();
+    archive.purge_out_of_scope()?;
+    let mut retried = false;
+    loop {
+        let mut conv = DeviceSync::new(archive, &identity.certificate, hub.id.to_string(), true);
+        if let Some(hook) = hook() {
+            conv = conv.with_progress(hook);
+        }
+        let ended = node.converse(hub.clone(), conv, opts).await.map(|_| ());
+        // The conversation took the archive with it: open the store again to purge.
+        let purged = reopen
+            .open()
+            .and_then(|mut a| Ok((a.purge_out_of_scope()?, a)));
+        match (ended, purged) {
+            (Ok(()) | Err(TransportError::Idle), purged) => {
+                return purged.map(|_| ()).map_err(Into::into);
+            }
+            (Err(_), Ok((n, a))) if n > 0 && !retried => {
+                archive = a;
+                retried = true;
+            }
+            (Err(e), _) => return Err(e),
+        }
     }
 }
 

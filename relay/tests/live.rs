@@ -228,3 +228,58 @@ async fn story_2_the_hub_passes_a_talk_on_to_another_connected_phone_as_it_arriv
     mother_live.abort();
     server.shutdown().await;
 }
+
+/// 3. The office ends the 爱心妈妈's pairing while her phone syncs live: the connection that
+///    brings the news, or the one after, purges the child from the phone (nothing of her name is
+///    left in the store file or its WAL), and live syncs go on working, with no 无权.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_3_a_pairing_ended_while_syncing_live_purges_the_child_and_syncs_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let mother = Phone::enroll(&server, dir.path(), "刘桂兰", Role::LoveMother).await;
+    write_record(&mother.store, "谈心", "周末视频后情绪好多了");
+    let short = ConversationOptions {
+        idle_timeout: Duration::from_secs(1),
+        ..ConversationOptions::default()
+    };
+    let live = async |phone: &Phone| {
+        let archive = Archive::open(&phone.store).unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            device::sync_hub_live(&phone.node, &phone.id, archive, &short, None),
+        )
+        .await
+        .expect("an idle live sync ends")
+    };
+    live(&mother).await.unwrap();
+    let raw = |store: &Path| {
+        let mut bytes = std::fs::read(store).unwrap();
+        bytes.extend(std::fs::read(format!("{}-wal", store.display())).unwrap_or_default());
+        bytes
+    };
+    let holds = |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(holds(&raw(&mother.store), "王小雨"));
+
+    Archive::open(&data.archive())
+        .unwrap()
+        .end_pairing("刘桂兰", "王小雨")
+        .unwrap();
+    live(&mother).await.expect("the sync that brings the news");
+    let bytes = raw(&mother.store);
+    assert!(!holds(&bytes, "王小雨"), "her name is still on the phone");
+    assert!(!holds(&bytes, "周末视频后情绪好多了"));
+    let mut archive = Archive::open(&mother.store).unwrap();
+    assert!(archive.children(None, false).unwrap().is_empty());
+    let hub = mother.id.hub().unwrap().id.to_string();
+    live(&mother).await.expect("the next live sync");
+    let status = Archive::open(&mother.store)
+        .unwrap()
+        .sync_status(&hub)
+        .unwrap();
+    assert_eq!(status.last_error, None, "{status:?}");
+    assert!(status.pending.is_empty(), "{status:?}");
+    server.shutdown().await;
+}

@@ -192,6 +192,22 @@ pub fn heads(d: &mut Device) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Document keys and heads, as [`heads`] lists them.
+pub type Heads = Vec<(String, String)>;
+
+/// The heads of the documents both devices hold, each device's own: equal when they agree on
+/// everything they share (a 爱心妈妈 holds only her children's care files).
+pub fn heads_in_common(a: &mut Device, b: &mut Device) -> (Heads, Heads) {
+    let (ha, hb) = (heads(a), heads(b));
+    let both = |x: &[(String, String)], y: &[(String, String)]| {
+        x.iter()
+            .filter(|(k, _)| y.iter().any(|(other, _)| other == k))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    (both(&ha, &hb), both(&hb, &ha))
+}
+
 /// A byte-level fingerprint of the store: every change and projection row.
 pub fn fingerprint(d: &mut Device) -> String {
     let conn = d.archive.store().conn();

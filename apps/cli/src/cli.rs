@@ -281,9 +281,15 @@ pub struct PairArgs {
     #[arg(
         long,
         value_name = "角色",
-        help = "以什么角色帮扶（默认为帮扶人的角色）"
+        help = "以什么角色帮扶（默认为帮扶人的角色）",
+        conflicts_with = "end"
     )]
     pub role: Option<String>,
+    #[arg(
+        long,
+        help = "结束这对结对帮扶：帮扶人的设备下次同步或导入时删除这名学生的档案"
+    )]
+    pub end: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -515,9 +521,15 @@ pub enum BundleCmd {
         #[arg(
             long = "for",
             value_name = "成员",
-            help = "只导出这位成员可以看到的档案（默认全部）"
+            help = "只导出这位成员可以看到的档案（默认为使用本设备的成员）"
         )]
         for_member: Option<String>,
+        #[arg(
+            long,
+            conflicts_with = "for_member",
+            help = "导出全校的档案（只限领导组或档案管理员）"
+        )]
+        all: bool,
         #[arg(
             long,
             value_name = "旧文件",

@@ -77,8 +77,16 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         Command::Bundle(BundleCmd::Export {
             out,
             for_member,
+            all,
             since,
-        }) => bundle::export(ctx, out, for_member.as_deref(), since.as_deref()),
+        }) => {
+            let whom = match (all, for_member) {
+                (true, _) => bundle::Whom::School,
+                (false, Some(m)) => bundle::Whom::Member(m.clone()),
+                (false, None) => bundle::Whom::Me,
+            };
+            bundle::export(ctx, out, &whom, since.as_deref())
+        }
         Command::Bundle(BundleCmd::Import { file }) => bundle::import(ctx, file),
         Command::Device(DeviceCmd::Add { member, label, out }) => {
             bundle::device_add(ctx, member, label.as_deref(), out)

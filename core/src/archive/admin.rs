@@ -261,6 +261,34 @@ impl Archive {
         Ok(id)
     }
 
+    /// Ends a carer's pairing with a child (every role they were paired in). The carer's
+    /// device purges the child's file at its next sync or bundle import. Returns how many
+    /// pairings ended.
+    pub fn end_pairing(&mut self, carer: &str, child: &str) -> Result<usize> {
+        self.require_admin()?;
+        let carer = self.find_member(carer)?;
+        let child = self.find_child(child)?;
+        let ending: Vec<Pairing> = self
+            .school()?
+            .pairings
+            .into_iter()
+            .filter(|p| p.active && p.carer == carer.id && p.child == child)
+            .map(|p| Pairing { active: false, ..p })
+            .collect();
+        if ending.is_empty() {
+            return Err(Error::NotPermitted(format!(
+                "{}没有与这名学生结对，无需结束",
+                carer.name
+            )));
+        }
+        self.store.write(|b| {
+            b.change(&DocId::School, false, "结束结对", |tx| {
+                ending.iter().try_for_each(|p| school::put_pairing(tx, p))
+            })
+        })?;
+        Ok(ending.len())
+    }
+
     /// Changes a rule setting.
     pub fn set_rule(&mut self, key: &str, value: &str) -> Result<()> {
         self.require_admin()?;

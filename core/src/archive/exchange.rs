@@ -6,7 +6,7 @@ use std::path::Path;
 use automerge::ReadDoc;
 use serde::Serialize;
 
-use super::{Archive, META_DEVICE, META_MEMBER, META_SCHOOL, is_initialised};
+use super::{Archive, META_DEVICE, META_MEMBER, META_SCHOOL, is_initialised, scope};
 use crate::bundle::{Bundle, Entry};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::school::{self, Device, Member};
 use crate::store::{Batch, Store, StoreKey};
 
 /// What importing a bundle did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
     /// Documents in the bundle.
     pub documents: usize,
@@ -27,6 +27,11 @@ pub struct ImportReport {
     pub refused: usize,
     /// Why the first of them was not merged.
     pub refused_reason: Option<String>,
+    /// Documents of the bundle left out because this device's member may not see them.
+    pub dropped: usize,
+    /// Documents this device held that its member may no longer see, once the bundle was
+    /// merged (a pairing ended at the office): purged.
+    pub purged: usize,
 }
 
 /// Merges every entry; refuses the lot if any document would be left missing changes it
@@ -55,8 +60,7 @@ fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
         documents: entries.len(),
         changed: 0,
         new_changes: 0,
-        refused: 0,
-        refused_reason: None,
+        ..ImportReport::default()
     };
     // The school document first: every other document is judged against it.
     let ordered = entries
@@ -136,6 +140,20 @@ impl Archive {
         .encode()
     }
 
+    /// Everything this device holds, for the whole school: only leadership (领导组) and the
+    /// archivist may export it.
+    pub fn export_school(&mut self, since: Option<&Bundle>) -> Result<Vec<u8>> {
+        let me = self.me()?;
+        if !(me.active && me.roles.iter().any(|r| r.administers())) {
+            return Err(Error::NotPermitted(format!(
+                "{}（{}）不能导出全校的档案：全校导出只限领导组或档案管理员，可以只导出自己负责的档案",
+                me.name,
+                me.role_labels()
+            )));
+        }
+        self.export_bundle(None, since)
+    }
+
     /// Registers a new device for `member` in the school document (its id is its automerge
     /// actor, so its changes are attributed to `member` everywhere). Administrators only.
     fn register_device(&mut self, member: &str, device: &DeviceId, label: &str) -> Result<Member> {
@@ -212,16 +230,27 @@ impl Archive {
     }
 
     /// Verifies and merges a bundle in one transaction. A bundle from another school, or a
-    /// damaged one, is refused whole; importing the same bundle again writes nothing.
+    /// damaged one, is refused whole; importing the same bundle again writes nothing. Only the
+    /// documents this device's member may see (judged against the school document as the
+    /// bundle leaves it) are merged; the rest are dropped before merging. Documents the member
+    /// may no longer see afterwards are purged.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport> {
         let bundle = Bundle::decode(bytes)?;
         if bundle.school != self.school_id {
             return Err(Error::WrongSchool);
         }
-        self.store.write(|b| {
+        let total = bundle.entries.len();
+        let me = self.me.clone();
+        let mut report = self.store.write(|b| {
             b.set_source("bundle");
-            merge_entries(b, &bundle.entries)
-        })
+            let (kept, dropped) = scope::entries_in_scope(b, &me, bundle.entries)?;
+            let mut report = merge_entries(b, &kept)?;
+            report.documents = total;
+            report.dropped = dropped;
+            Ok(report)
+        })?;
+        report.purged = self.purge_out_of_scope()?;
+        Ok(report)
     }
 
     /// Sets up a new device at `path` from a bundle that holds the school document, for the
@@ -250,6 +279,19 @@ impl Archive {
         device_label: &str,
         options: &JoinOptions<'_>,
     ) -> Result<Archive> {
+        Archive::join_with_report(path, bundle_bytes, member, device_label, options).map(|(a, _)| a)
+    }
+
+    /// [`Archive::join_with`], also saying what was merged: only the documents the member may
+    /// see are; the others (a school-wide bundle given to a volunteer) are dropped before
+    /// merging and counted in [`ImportReport::dropped`].
+    pub fn join_with_report(
+        path: &Path,
+        bundle_bytes: &[u8],
+        member: &str,
+        device_label: &str,
+        options: &JoinOptions<'_>,
+    ) -> Result<(Archive, ImportReport)> {
         let JoinOptions {
             key,
             meta,
@@ -276,22 +318,13 @@ impl Archive {
         };
         let _ = device_label; // the label the administrator registered is the one shown
         let existed = path.exists();
+        let total = bundle.entries.len();
         let result = (|| {
             let mut store = Store::open_with_key(path, key)?;
             store.set_actor(device.actor());
-            let me = store.write(|b| {
+            let (me, report) = store.write(|b| {
                 b.set_source("bundle");
-                merge_entries(b, &bundle.entries)?;
-                if let Some(peer) = shared_with {
-                    // The sender has everything it sent: the first sync starts from there
-                    // instead of from nothing.
-                    for e in &bundle.entries {
-                        let heads = b.doc(&e.doc)?.map(|d| d.get_heads()).unwrap_or_default();
-                        b.save_sync_state(peer, &e.doc, &shared_state(heads));
-                    }
-                }
-                let doc = b.doc(&DocId::School)?.ok_or(Error::NotInitialised)?;
-                let view = school::read(doc);
+                let view = scope::school_after(b, &bundle.entries)?;
                 let registered = view
                     .devices
                     .iter()
@@ -312,21 +345,36 @@ impl Archive {
                     )));
                 }
                 let me = registered;
+                let (kept, dropped) = scope::entries_in_scope(b, &me.id, bundle.entries)?;
+                let mut report = merge_entries(b, &kept)?;
+                report.documents = total;
+                report.dropped = dropped;
+                if let Some(peer) = shared_with {
+                    // The sender has everything it sent: the first sync starts from there
+                    // instead of from nothing.
+                    for e in &kept {
+                        let heads = b.doc(&e.doc)?.map(|d| d.get_heads()).unwrap_or_default();
+                        b.save_sync_state(peer, &e.doc, &shared_state(heads));
+                    }
+                }
                 b.set_meta(META_SCHOOL, bundle.school.as_str());
                 b.set_meta(META_DEVICE, device.as_str());
                 b.set_meta(META_MEMBER, me.id.as_str());
                 for (key, value) in meta {
                     b.set_meta(key, value);
                 }
-                Ok(me)
+                Ok((me, report))
             })?;
-            Ok(Archive {
-                store,
-                school_id: bundle.school.clone(),
-                device,
-                me: me.id,
-                school_cache: None,
-            })
+            Ok((
+                Archive {
+                    store,
+                    school_id: bundle.school.clone(),
+                    device,
+                    me: me.id,
+                    school_cache: None,
+                },
+                report,
+            ))
         })();
         if result.is_err() && !existed {
             for suffix in ["", "-wal", "-shm"] {

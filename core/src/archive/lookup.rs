@@ -6,7 +6,6 @@ use super::Archive;
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::ids::{ChildId, ClassId, RecordId};
-use crate::roles::Role;
 use crate::school::{ClassInfo, Member};
 
 impl Archive {
@@ -113,46 +112,17 @@ impl Archive {
     /// Whether `member` cares for `child`: leadership and the archivist care for every child,
     /// a 班主任 for the children of their class, anyone for the children they are paired with.
     pub fn cares_for(&mut self, member: &Member, child: &ChildId) -> Result<bool> {
-        if member.roles.iter().any(|r| r.administers()) {
-            return Ok(true);
-        }
-        if member.has(Role::HeadTeacher) {
-            let class = self.class_of(child)?;
-            let heads = self.school()?.classes.into_iter().any(|c| {
-                Some(&c.id) == class.as_ref() && c.head_teacher.as_ref() == Some(&member.id)
-            });
-            if heads || (class.is_some() && class == member.class_id) {
-                return Ok(true);
-            }
-        }
-        let paired: Option<i64> = self
-            .store
-            .conn()
-            .query_row(
-                "SELECT 1 FROM p_pairings WHERE carer = ?1 AND child_id = ?2 AND active = 1",
-                params![member.id.as_str(), child.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(paired.is_some())
+        let school = self.school()?;
+        super::scope::cares_for(&school, member, child, &mut |c| self.class_of(c))
     }
 
     /// Whether `member` may see and write the document `doc` (DOMAIN.md §5.3): the school
     /// document everyone; a care file its carers; a private file only carers who hold a role
-    /// that sees private data; a class log its teachers and the school's leaders.
+    /// that sees private data; a class log its teachers and the school's leaders. A member who
+    /// is no longer active sees the school document only.
     pub fn may_see(&mut self, member: &Member, doc: &DocId) -> Result<bool> {
-        Ok(match doc {
-            DocId::School => true,
-            DocId::Child(c) => self.cares_for(member, c)?,
-            DocId::Private(c) => {
-                member.roles.iter().any(|r| r.sees_private()) && self.cares_for(member, c)?
-            }
-            DocId::Class(k) => {
-                member.roles.iter().any(|r| r.administers())
-                    || member.class_id.as_ref() == Some(k)
-                    || member.roles.iter().any(|r| r.is_teacher())
-            }
-        })
+        let school = self.school()?;
+        super::scope::may_see(&school, member, doc, &mut |c| self.class_of(c))
     }
 
     pub(crate) fn require_care(&mut self, member: &Member, doc: &DocId) -> Result<()> {

@@ -9,6 +9,7 @@ mod admin;
 mod care;
 mod exchange;
 mod lookup;
+pub(crate) mod scope;
 mod syncing;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use crate::store::{Store, StoreKey};
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use exchange::{ImportReport, JoinOptions};
+pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
 
 /// What it takes to start a school's archive on its first device.

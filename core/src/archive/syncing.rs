@@ -44,12 +44,13 @@ pub struct QuarantinedChange {
 impl Archive {
     /// The documents `member` may receive from this device and send to it.
     pub fn scope_for(&mut self, member: &crate::school::Member) -> Result<Scope> {
-        if member.roles.iter().any(|r| r.administers()) {
+        if member.active && member.roles.iter().any(|r| r.administers()) {
             return Ok(Scope::All);
         }
+        let school = self.school()?;
         let mut docs = BTreeSet::new();
         for id in self.store.doc_ids()? {
-            if self.may_see(member, &id)? {
+            if super::scope::may_see(&school, member, &id, &mut |c| self.class_of(c))? {
                 docs.insert(id);
             }
         }

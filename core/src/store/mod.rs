@@ -20,6 +20,14 @@
 //! [`Store::compact`] folds a document's changes into a new snapshot, verifies that the snapshot
 //! loads back with the same heads, and only then replaces the changes, in one transaction. It
 //! never changes what the document contains.
+//!
+//! # Purging
+//!
+//! Every connection runs with `secure_delete = ON`: what SQLite deletes is overwritten with
+//! zeros, not left in free space. [`Store::purge`] removes whole documents (a child this device
+//! no longer cares for) with their changes, sync state and projection rows in one transaction,
+//! then rebuilds the file (`VACUUM`) and folds the WAL back and truncates it, so no byte of
+//! what was purged stays in the store file or its WAL.
 
 mod admit;
 pub mod migrations;
@@ -50,6 +58,8 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The key it was opened with, to open it again (a second connection).
+    key: Option<StoreKey>,
     docs: HashMap<DocId, Automerge>,
     actor: ActorId,
     clock_skew_ms: i64,
@@ -179,6 +189,8 @@ impl Store {
     pub fn open_with_key(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
         let mut conn = Connection::open(path)?;
         unlock(&conn, key)?;
+        // Deleted content is zeroed, never left readable in free pages (purged children).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -193,6 +205,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_owned(),
+            key: key.cloned(),
             docs: HashMap::new(),
             actor,
             clock_skew_ms: 0,
@@ -206,6 +219,11 @@ impl Store {
     /// Where the store lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key the store was opened with (`None`: not encrypted).
+    pub fn key(&self) -> Option<&StoreKey> {
+        self.key.as_ref()
     }
 
     /// The SQLite connection, for projection queries.
@@ -477,6 +495,49 @@ impl Store {
         Ok(())
     }
 
+    /// Removes documents for good: their rows, changes, sync state with every peer and
+    /// projection rows, in one transaction. Then the file is rebuilt (`VACUUM`) and the WAL
+    /// folded back and truncated, so that (with `secure_delete`) none of their bytes remain in
+    /// the store file or its WAL. Returns how many documents were removed.
+    ///
+    /// If another connection is reading at that moment, the WAL cannot be truncated yet; its
+    /// old frames are then overwritten by later writes and truncated at the next purge or
+    /// [`Store::compact`].
+    pub fn purge(&mut self, ids: &[DocId]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = 0;
+        for id in ids {
+            let key = id.key();
+            removed += tx.execute("DELETE FROM docs WHERE doc_id = ?1", [&key])?;
+            tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&key])?;
+            tx.execute("DELETE FROM sync_state WHERE doc_id = ?1", [&key])?;
+            projection::forget(&tx, id)?;
+        }
+        tx.commit()?;
+        for id in ids {
+            self.docs.remove(id);
+        }
+        if removed > 0 {
+            self.scrub()?;
+        }
+        Ok(removed)
+    }
+
+    /// Rewrites the database without its free pages (the temporary copy stays in memory, never
+    /// in a temporary file), then copies the WAL into it and truncates the WAL to nothing.
+    fn scrub(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("PRAGMA temp_store = MEMORY; VACUUM; PRAGMA temp_store = DEFAULT;")?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Compacts every document with at least `threshold` loose changes. Returns how many were
     /// compacted.
     pub fn compact(&mut self, threshold: i64) -> Result<usize> {
@@ -583,7 +644,8 @@ fn is_fresh(conn: &Connection, id: &DocId, doc: &Automerge) -> Result<bool> {
         .optional()?;
     Ok(match stored {
         Some(h) => h == heads_text(&doc.get_heads()),
-        None => true,
+        // Never stored (an empty document a peer asked about), or purged since it was loaded.
+        None => doc.get_heads().is_empty(),
     })
 }
 

@@ -21,6 +21,32 @@ pub fn clear(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Removes every row that derives from one document (the document is being purged).
+pub fn forget(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
+    tx.execute("DELETE FROM p_records WHERE doc_id = ?1", [id.key()])?;
+    match id {
+        DocId::School => {
+            tx.execute_batch(
+                "DELETE FROM p_classes; DELETE FROM p_members; DELETE FROM p_pairings;",
+            )?;
+        }
+        DocId::Child(child) => {
+            tx.execute(
+                "DELETE FROM p_children WHERE child_id = ?1",
+                [child.as_str()],
+            )?;
+        }
+        DocId::Private(child) => {
+            tx.execute(
+                "UPDATE p_children SET student_no = NULL WHERE child_id = ?1",
+                [child.as_str()],
+            )?;
+        }
+        DocId::Class(_) => {}
+    }
+    Ok(())
+}
+
 /// What a write is known to have touched in a document, so only those rows are rewritten.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Touched {

@@ -46,28 +46,15 @@ fn administers(m: &Member) -> bool {
     m.roles.iter().any(|r| r.administers())
 }
 
+/// Whether `m` cares for the file's child: the same rule as for reading
+/// ([`crate::archive::Archive::may_see`]), with the child's class as the auth state says.
 fn cares(auth: &AuthState<'_>, m: &Member, doc: &DocId) -> bool {
-    if administers(m) {
-        return true;
-    }
     let Some(child) = doc.child() else {
-        return false;
+        return administers(m);
     };
-    if m.has(Role::HeadTeacher)
-        && let Some(class) = &auth.child_class
-    {
-        let heads = auth
-            .school
-            .class(class)
-            .is_some_and(|c| c.head_teacher.as_ref() == Some(&m.id));
-        if heads || m.class_id.as_ref() == Some(class) {
-            return true;
-        }
-    }
-    auth.school
-        .pairings
-        .iter()
-        .any(|p| p.active && &p.carer == &m.id && &p.child == child)
+    let mut class_of = |_: &crate::ids::ChildId| Ok(auth.child_class.clone());
+    crate::archive::scope::may_see(auth.school, m, &DocId::Child(child.clone()), &mut class_of)
+        .unwrap_or(false)
 }
 
 /// Whether `member` may write `field` of the section `section` in `doc` (the same rule the

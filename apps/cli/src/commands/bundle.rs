@@ -29,17 +29,35 @@ fn load_bundle(what: &str, path: &Path) -> Result<(Vec<u8>, Bundle)> {
     Ok((bytes, bundle))
 }
 
+/// Whom an export is for.
+#[derive(Debug, Clone)]
+pub enum Whom {
+    /// The member using this device (no `--for`).
+    Me,
+    /// Another member (`--for`).
+    Member(String),
+    /// The whole school (`--all`; leadership and the archivist only).
+    School,
+}
+
 /// Exports a bundle to `out` (whole or not at all).
 pub fn export_to(
     a: &mut Archive,
     out: &Path,
-    for_member: Option<&str>,
+    whom: &Whom,
     since: Option<&Path>,
 ) -> Result<Exported> {
     let since = since
         .map(|p| load_bundle("旧数据文件", p).map(|(_, b)| b))
         .transpose()?;
-    let bytes = a.export_bundle(for_member, since.as_ref())?;
+    let bytes = match whom {
+        Whom::Me => {
+            let me = a.me_id().clone();
+            a.export_bundle(Some(me.as_str()), since.as_ref())?
+        }
+        Whom::Member(m) => a.export_bundle(Some(m), since.as_ref())?,
+        Whom::School => a.export_school(since.as_ref())?,
+    };
     let decoded = Bundle::decode(&bytes)?;
     write_file_atomic("数据文件", out, &bytes)?;
     Ok(Exported {
@@ -120,18 +138,17 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-pub fn export(
-    ctx: &mut Ctx,
-    out: &Path,
-    for_member: Option<&str>,
-    since: Option<&Path>,
-) -> Result<()> {
+pub fn export(ctx: &mut Ctx, out: &Path, whom: &Whom, since: Option<&Path>) -> Result<()> {
     let mut a = ctx.open()?;
-    let done = export_to(&mut a, out, for_member, since)?;
+    let done = export_to(&mut a, out, whom, since)?;
     if ctx.json {
         return ctx.json(&done);
     }
-    let whom = for_member.map_or_else(String::new, |m| format!("（给 {}）", m.trim()));
+    let whom = match whom {
+        Whom::Me => format!("（给 {}）", a.me()?.name),
+        Whom::Member(m) => format!("（给 {}）", m.trim()),
+        Whom::School => "（全校）".to_owned(),
+    };
     ctx.line(format!(
         "已导出{}：{} 份档案（其中学生档案 {} 份），{} 字节 → {}",
         whom,
@@ -168,6 +185,10 @@ pub struct Imported {
     pub documents: usize,
     pub changed: usize,
     pub new_changes: usize,
+    /// Documents of the file this device's member may not see: left out.
+    pub dropped: usize,
+    /// Documents this device held that its member may no longer see: purged.
+    pub purged: usize,
     pub school_changed: bool,
     pub new_children: Vec<String>,
     pub new_records: Vec<NewRecord>,
@@ -204,6 +225,8 @@ fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Impor
         documents: report.documents,
         changed: report.changed,
         new_changes: report.new_changes,
+        dropped: report.dropped,
+        purged: report.purged,
         school_changed: a.store().heads(&DocId::School)? != school_heads,
         new_children: Vec::new(),
         new_records: Vec::new(),
@@ -226,6 +249,10 @@ fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Impor
     ids.sort();
     for id in ids {
         let old = before.get(id).cloned().flatten();
+        // Left out of the import (not this member's), or purged after it.
+        if a.store().doc(id)?.is_none() {
+            continue;
+        }
         if old.is_none()
             && let DocId::Child(c) = id
         {
@@ -265,18 +292,35 @@ fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Impor
     Ok(out)
 }
 
+/// The line that says how many documents of a bundle were left out.
+pub fn dropped_line(n: usize) -> String {
+    format!("已略过 {n} 份此设备无权保存的档案（使用者无权查看，未写入本机）。")
+}
+
 /// The import report as text.
 pub fn render_import(r: &Imported) -> String {
-    if r.new_changes == 0 {
-        return format!(
-            "没有新内容：文件中的 {} 份档案本机都已是最新，档案未改变。\n",
-            r.documents
-        );
+    let mut s = String::new();
+    if r.dropped > 0 {
+        s.push_str(&dropped_line(r.dropped));
+        s.push('\n');
     }
-    let mut s = format!(
+    if r.purged > 0 {
+        s.push_str(&format!(
+            "已从本机删除 {} 份使用者不再负责的档案。\n",
+            r.purged
+        ));
+    }
+    if r.new_changes == 0 {
+        s.push_str(&format!(
+            "没有新内容：文件中的 {} 份档案本机都已是最新，档案未改变。\n",
+            r.documents - r.dropped
+        ));
+        return s;
+    }
+    s.push_str(&format!(
         "导入完成：文件中有 {} 份档案，其中 {} 份有新内容（共 {} 处修改）。\n",
         r.documents, r.changed, r.new_changes
-    );
+    ));
     if r.school_changed {
         s.push_str("学校信息有更新（成员、班级、结对或规则）。\n");
     }

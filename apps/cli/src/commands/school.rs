@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
+use shouwang_core::archive::JoinOptions;
 use shouwang_core::roles::Role;
 use shouwang_core::rules::RULES;
 use shouwang_core::{Archive, SchoolSetup, roster};
@@ -108,8 +109,13 @@ pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
     let bytes = read_file("数据文件", bundle)?;
     let member = a.member.as_deref().unwrap_or("");
     let label = a.device.clone().unwrap_or_default();
-    let mut archive = Archive::join(&ctx.store, &bytes, member, &label)?;
-    report_joined(ctx, &mut archive)
+    let (mut archive, report) =
+        Archive::join_with_report(&ctx.store, &bytes, member, &label, &JoinOptions::default())?;
+    report_joined(ctx, &mut archive)?;
+    if report.dropped > 0 && !ctx.json {
+        ctx.line(super::bundle::dropped_line(report.dropped))?;
+    }
+    Ok(())
 }
 
 /// What `join` prints, however the device joined (bundle file or invite ticket).
@@ -306,6 +312,20 @@ pub fn member_list(ctx: &mut Ctx) -> Result<()> {
 pub fn pair(ctx: &mut Ctx, p: &PairArgs) -> Result<()> {
     let role = p.role.as_deref().map(Role::parse).transpose()?;
     let mut a = ctx.open()?;
+    if p.end {
+        let ended = a.end_pairing(&p.carer, &p.child)?;
+        if ctx.json {
+            return ctx.json(&serde_json::json!({ "ended": ended }));
+        }
+        let child = a
+            .child_file(&p.child)
+            .map_or_else(|_| p.child.clone(), |f| f.name);
+        return ctx.line(format!(
+            "已结束结对：{} 不再帮扶 {}；对方设备下次同步或导入数据文件时会删除这名学生的档案",
+            p.carer.trim(),
+            child
+        ));
+    }
     let id = a.pair(&p.carer, &p.child, role)?;
     if ctx.json {
         return ctx.json(&serde_json::json!({ "id": id }));

@@ -168,8 +168,18 @@ pub fn run(ctx: &mut Ctx, dir: Option<&Path>) -> Result<()> {
     heading(ctx, "4. 再见面时，互相交换数据文件")?;
     let a_to_b = dir.join("a-to-b.swb");
     let b_to_a = dir.join("b-to-a.swb");
-    bundle::export_to(&mut dev_a, &a_to_b, Some(MOTHER_B), None)?;
-    bundle::export_to(&mut dev_b, &b_to_a, Some(TEACHER_A), None)?;
+    bundle::export_to(
+        &mut dev_a,
+        &a_to_b,
+        &bundle::Whom::Member(MOTHER_B.to_owned()),
+        None,
+    )?;
+    bundle::export_to(
+        &mut dev_b,
+        &b_to_a,
+        &bundle::Whom::Member(TEACHER_A.to_owned()),
+        None,
+    )?;
     let steps = [
         ("设备B导入设备A的文件：", &mut dev_b, &a_to_b),
         ("设备A导入设备B的文件：", &mut dev_a, &b_to_a),
@@ -218,6 +228,13 @@ pub fn run(ctx: &mut Ctx, dir: Option<&Path>) -> Result<()> {
         x.name
     ))?;
     ctx.line(format!("  shouwang --store {a} due --date {TODAY}"))?;
+    ctx.line(format!(
+        "  shouwang --store {a} bundle export --out 王老师.swb        # 只含{TEACHER_A}可以看到的档案"
+    ))?;
+    ctx.line(format!(
+        "  shouwang --store {} bundle export --all --out 全校.swb   # 全校导出只限领导组或档案管理员",
+        school_db.display()
+    ))?;
     ctx.line(format!(
         "  shouwang --store {} children --class '{}'",
         school_db.display(),

@@ -1,0 +1,193 @@
+//! Scope on every path (issue 9, point 4): a device joined or fed from a bundle holds only the
+//! documents its member may see, and a school-wide export needs an administrator. Checked on
+//! the raw bytes of the real SQLite files (and their WAL) the real binary writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{MOTHER, School, TEACHER, arg, array, assert_one_chinese_error, id_card};
+use shouwang_core::bundle::Bundle;
+use shouwang_core::doc::DocId;
+
+/// The store file and its WAL (if any), as they are on disk.
+fn raw(store: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(store).expect("read store");
+    let mut wal = store.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(more) = std::fs::read(wal) {
+        bytes.extend(more);
+    }
+    bytes
+}
+
+fn holds(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// The 18-digit ID numbers of the fixture's three children.
+fn id_numbers() -> [String; 3] {
+    [
+        id_card("20170305", 2),
+        id_card("20161102", 11),
+        id_card("20170618", 4),
+    ]
+}
+
+/// Children the 爱心妈妈 刘桂兰 is not paired with.
+const NOT_HERS: [&str; 2] = ["李明", "陈思涵"];
+
+fn assert_holds_only_hers(store: &Path) {
+    let bytes = raw(store);
+    for id in id_numbers() {
+        assert!(
+            !holds(&bytes, &id),
+            "an ID number is in {}",
+            store.display()
+        );
+    }
+    for name in NOT_HERS {
+        assert!(!holds(&bytes, name), "{name} is in {}", store.display());
+    }
+    assert!(
+        !holds(&bytes, "/private"),
+        "a private part is in {}",
+        store.display()
+    );
+}
+
+#[test]
+fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
+    let s = School::new();
+    let all = s.path("学校.swb");
+    s.ok(&["bundle", "export", "--out", arg(&all), "--all"]);
+
+    // The check sees ID numbers where they are: a 班主任 of the class joined from the same file.
+    let teacher = s.path("teacher.db");
+    s.ok_on(
+        &teacher,
+        &["join", "--bundle", arg(&all), "--member", TEACHER],
+    );
+    let bytes = raw(&teacher);
+    for id in id_numbers() {
+        assert!(holds(&bytes, &id), "the 班主任's store should hold {id}");
+    }
+
+    let mother = s.path("mother.db");
+    let out = s.ok_on(
+        &mother,
+        &["join", "--bundle", arg(&all), "--member", MOTHER],
+    );
+    let skipped: Vec<&str> = out.lines().filter(|l| l.contains("已略过")).collect();
+    assert_eq!(skipped.len(), 1, "{out}");
+    // Two other care files and three private parts.
+    assert!(skipped[0].contains("已略过 5 份"), "{out}");
+    assert_holds_only_hers(&mother);
+    let mine = array(&serde_json::from_str(&s.ok_on(&mother, &["--json", "children"])).unwrap());
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["name"], "王小雨");
+
+    // Her own export passes nothing private on.
+    let hers = s.path("hers.swb");
+    s.ok_on(&mother, &["bundle", "export", "--out", arg(&hers)]);
+    let bundle = Bundle::decode(&std::fs::read(&hers).unwrap()).unwrap();
+    assert!(
+        bundle
+            .entries
+            .iter()
+            .all(|e| !matches!(e.doc, DocId::Private(_))),
+        "{:?}",
+        bundle
+            .entries
+            .iter()
+            .map(|e| e.doc.key())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(bundle.entries.len(), 2); // the school and 王小雨's care file
+}
+
+#[test]
+fn importing_a_head_teachers_full_bundle_keeps_only_what_the_love_mother_may_see() {
+    let s = School::new();
+    let teacher = s.path("teacher.db");
+    let mother = s.path("mother.db");
+    for (store, member) in [(&teacher, TEACHER), (&mother, MOTHER)] {
+        let file = s.path(&format!("{member}.swb"));
+        s.ok(&["bundle", "export", "--out", arg(&file), "--for", member]);
+        s.ok_on(store, &["join", "--bundle", arg(&file), "--member", member]);
+    }
+    assert_holds_only_hers(&mother);
+    s.ok_on(
+        &teacher,
+        &[
+            "record",
+            "家访",
+            "--child",
+            "李明",
+            "--date",
+            "2026-11-20",
+            "--field",
+            "notes=爷爷说孩子周末在家写作业",
+        ],
+    );
+    // Everything the teacher has: her whole class, private parts included.
+    let full = s.path("teacher-full.swb");
+    s.ok_on(&teacher, &["bundle", "export", "--out", arg(&full)]);
+    assert!(
+        Bundle::decode(&std::fs::read(&full).unwrap())
+            .unwrap()
+            .entries
+            .iter()
+            .any(|e| matches!(e.doc, DocId::Private(_)))
+    );
+
+    let out = s.ok_on(&mother, &["bundle", "import", arg(&full)]);
+    let skipped: Vec<&str> = out.lines().filter(|l| l.contains("已略过")).collect();
+    assert_eq!(skipped.len(), 1, "{out}");
+    assert!(skipped[0].contains("已略过 5 份"), "{out}");
+    assert_holds_only_hers(&mother);
+    let v: serde_json::Value =
+        serde_json::from_str(&s.ok_on(&mother, &["--json", "bundle", "import", arg(&full)]))
+            .unwrap();
+    assert_eq!(v["dropped"], 5, "{v}");
+    let mine = array(&serde_json::from_str(&s.ok_on(&mother, &["--json", "children"])).unwrap());
+    assert_eq!(mine.len(), 1, "{mine:?}");
+}
+
+#[test]
+fn a_school_wide_export_needs_an_administrator() {
+    let s = School::new();
+    let file = s.path(&format!("{TEACHER}.swb"));
+    s.ok(&["bundle", "export", "--out", arg(&file), "--for", TEACHER]);
+    let teacher = s.path("teacher.db");
+    s.ok_on(
+        &teacher,
+        &["join", "--bundle", arg(&file), "--member", TEACHER],
+    );
+
+    let all = s.path("all.swb");
+    let args = [
+        "--store",
+        arg(&teacher),
+        "bundle",
+        "export",
+        "--out",
+        arg(&all),
+        "--all",
+    ];
+    let o = common::run_in(s.dir.path(), &args);
+    let line = assert_one_chinese_error(&o, &args);
+    assert!(
+        line.contains("领导组") && line.contains("档案管理员"),
+        "{line}"
+    );
+    assert!(!all.exists());
+
+    // The office may; without --all it exports for the member using the device.
+    s.ok(&["bundle", "export", "--out", arg(&all), "--all"]);
+    let mine = s.path("mine.swb");
+    let out = s.ok_on(&teacher, &["bundle", "export", "--out", arg(&mine)]);
+    assert!(out.contains(TEACHER), "{out}");
+}

@@ -1,0 +1,187 @@
+//! What a member may hold, on every path: the rule itself (judged against a school document
+//! and the class of each child), keeping a bundle's documents to it before they are merged,
+//! and purging what a device's member may no longer see.
+//!
+//! The rule is one function, [`may_see`], used by sync scopes, bundle export, bundle import,
+//! joining from a bundle and the purge, so they can never disagree.
+
+use std::collections::HashMap;
+
+use automerge::{Automerge, ROOT};
+
+use super::Archive;
+use crate::bundle::Entry;
+use crate::doc::DocId;
+use crate::doc::access::{get_str, map_at};
+use crate::error::{Error, Result};
+use crate::ids::{ChildId, ClassId, MemberId};
+use crate::roles::Role;
+use crate::school::{self, Member, SchoolView};
+use crate::store::{Batch, StoreKey};
+
+/// The class of a child, as the caller knows it (the projection, or a bundle's document).
+pub(crate) type ClassOf<'a> = dyn FnMut(&ChildId) -> Result<Option<ClassId>> + 'a;
+
+/// Whether `member` cares for `child` in `school`: leadership and the archivist care for every
+/// child, a 班主任 for the children of their class, anyone for the children they are paired
+/// with (an active pairing).
+pub(crate) fn cares_for(
+    school: &SchoolView,
+    member: &Member,
+    child: &ChildId,
+    class_of: &mut ClassOf<'_>,
+) -> Result<bool> {
+    if member.roles.iter().any(|r| r.administers()) {
+        return Ok(true);
+    }
+    if member.has(Role::HeadTeacher) {
+        let class = class_of(child)?;
+        let heads = school
+            .classes
+            .iter()
+            .any(|c| Some(&c.id) == class.as_ref() && c.head_teacher.as_ref() == Some(&member.id));
+        if heads || (class.is_some() && class == member.class_id) {
+            return Ok(true);
+        }
+    }
+    Ok(school
+        .pairings
+        .iter()
+        .any(|p| p.active && p.carer == member.id && p.child == *child))
+}
+
+/// Whether `member` may see and write `doc` in `school` (DOMAIN.md §5.3). A member who is no
+/// longer active sees the school document only.
+pub(crate) fn may_see(
+    school: &SchoolView,
+    member: &Member,
+    doc: &DocId,
+    class_of: &mut ClassOf<'_>,
+) -> Result<bool> {
+    if !member.active {
+        return Ok(*doc == DocId::School);
+    }
+    Ok(match doc {
+        DocId::School => true,
+        DocId::Child(c) => cares_for(school, member, c, class_of)?,
+        DocId::Private(c) => {
+            member.roles.iter().any(|r| r.sees_private()) && cares_for(school, member, c, class_of)?
+        }
+        DocId::Class(k) => {
+            member.roles.iter().any(|r| r.administers())
+                || member.class_id.as_ref() == Some(k)
+                || member.roles.iter().any(|r| r.is_teacher())
+        }
+    })
+}
+
+/// A document as it will be once `entry` (if any) is merged into what the batch holds,
+/// without merging it.
+fn merged(b: &mut Batch<'_>, id: &DocId, entry: Option<&Entry>) -> Result<Option<Automerge>> {
+    let mut doc = b.doc(id)?.cloned();
+    if let Some(e) = entry {
+        doc.get_or_insert_with(Automerge::new)
+            .load_incremental(&e.data)
+            .map_err(|err| Error::Corrupt(format!("{id}: {err}")))?;
+    }
+    Ok(doc)
+}
+
+/// The school document as it will be once the bundle is merged.
+pub(crate) fn school_after(b: &mut Batch<'_>, entries: &[Entry]) -> Result<SchoolView> {
+    let entry = entries.iter().find(|e| e.doc == DocId::School);
+    let doc = merged(b, &DocId::School, entry)?.ok_or(Error::NotInitialised)?;
+    Ok(school::read(&doc))
+}
+
+/// Keeps the entries of a bundle that `member` may see, judged against the school document and
+/// each child's class as they will be once the kept entries are merged; returns them and how
+/// many were dropped. Runs before anything is merged, so a dropped document never touches the
+/// store.
+pub(crate) fn entries_in_scope(
+    b: &mut Batch<'_>,
+    member: &MemberId,
+    entries: Vec<Entry>,
+) -> Result<(Vec<Entry>, usize)> {
+    let school = school_after(b, &entries)?;
+    let Some(me) = school.member(member).cloned() else {
+        return Err(Error::not_found("成员", member));
+    };
+    let by_doc: HashMap<DocId, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.doc.clone(), i))
+        .collect();
+    let mut classes: HashMap<ChildId, Option<ClassId>> = HashMap::new();
+    let mut keep = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let mut class_of = |c: &ChildId| -> Result<Option<ClassId>> {
+            if let Some(k) = classes.get(c) {
+                return Ok(k.clone());
+            }
+            let id = DocId::Child(c.clone());
+            let entry = by_doc.get(&id).map(|i| &entries[*i]);
+            let class = merged(b, &id, entry)?.and_then(|d| {
+                map_at(&d, &ROOT, "profile").and_then(|p| get_str(&d, &p, "class_id"))
+            });
+            let class = class.map(ClassId);
+            classes.insert(c.clone(), class.clone());
+            Ok(class)
+        };
+        keep.push(may_see(&school, &me, &e.doc, &mut class_of)?);
+    }
+    let dropped = keep.iter().filter(|k| !**k).count();
+    let kept = entries
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect();
+    Ok((kept, dropped))
+}
+
+/// Where an archive lives, to open it again later (after a sync that consumed it failed).
+#[derive(Debug, Clone)]
+pub struct Reopen {
+    path: std::path::PathBuf,
+    key: Option<StoreKey>,
+}
+
+impl Reopen {
+    /// Opens the archive again (a new connection to the same file).
+    pub fn open(&self) -> Result<Archive> {
+        Archive::open_with_key(&self.path, self.key.as_ref())
+    }
+}
+
+impl Archive {
+    /// How to open this archive again, with the same key.
+    pub fn reopen(&self) -> Reopen {
+        Reopen {
+            path: self.store.path().to_owned(),
+            key: self.store.key().cloned(),
+        }
+    }
+
+    /// Removes every document the member using this device may no longer see (a pairing
+    /// ended, their class changed, they were deactivated, a child left), judged against the
+    /// school document this device holds now: documents, changes, sync state and projection
+    /// rows, then the freed pages are overwritten (see [`crate::store::Store::purge`]). Returns
+    /// how many documents were removed. Changes made here to a purged document that no peer
+    /// has received are lost with it: no peer would accept them from this member any more.
+    pub fn purge_out_of_scope(&mut self) -> Result<usize> {
+        let school = self.school()?;
+        let me = school.member(&self.me).cloned();
+        let mut gone = Vec::new();
+        for id in self.store.doc_ids()? {
+            let keep = match &me {
+                Some(m) => may_see(&school, m, &id, &mut |c| self.class_of(c))?,
+                // No longer a member of this school: nothing but the school document.
+                None => id == DocId::School,
+            };
+            if !keep {
+                gone.push(id);
+            }
+        }
+        self.store.purge(&gone)
+    }
+}

@@ -1,0 +1,215 @@
+//! A member's scope shrinks and the device purges what it may no longer hold (issue 9, point
+//! 4), on real SQLite files: nothing of the purged child stays in the store file or its WAL,
+//! even while other connections (the phone app's) keep the store open, and those connections
+//! stop showing the child at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use automerge::ROOT;
+use automerge::transaction::Transactable;
+use common::*;
+use shouwang_core::Archive;
+use shouwang_core::doc::DocId;
+use shouwang_core::doc::access::map_at;
+use shouwang_core::doc::layout::MEMBERS;
+
+/// The store file and its WAL, as they are on disk now.
+fn raw(store: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(store).unwrap();
+    let mut wal = store.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(more) = std::fs::read(wal) {
+        bytes.extend(more);
+    }
+    bytes
+}
+
+fn holds(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// The 爱心妈妈's device, set up from a bundle made for her.
+fn mother(admin: &mut Device) -> Device {
+    let (_, bundle) = admin
+        .archive
+        .export_new_device(LOVE_MOTHER, "手机")
+        .unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let archive = Archive::join(
+        &dir.path().join("shouwang.db"),
+        &bundle,
+        LOVE_MOTHER,
+        "手机",
+    )
+    .unwrap();
+    Device {
+        name: LOVE_MOTHER,
+        archive,
+        dir,
+    }
+}
+
+#[test]
+fn a_pairing_ended_at_the_office_is_purged_by_the_next_import_even_with_the_store_open() {
+    let mut admin = school();
+    let child = CHILDREN[0].1;
+    let mut phone = mother(&mut admin);
+    phone.record(
+        "谈心",
+        child,
+        "2026-11-18",
+        &[("notes", "说想妈妈了，约好周末视频")],
+    );
+    // The app's own connection, open the whole time, has read the child's file.
+    let mut app = Archive::open(&phone.path()).unwrap();
+    assert_eq!(app.child_file(child).unwrap().name, child);
+    let bytes = raw(&phone.path());
+    assert!(holds(&bytes, child) && holds(&bytes, "约好周末视频"));
+
+    assert_eq!(admin.archive.end_pairing(LOVE_MOTHER, child).unwrap(), 1);
+    let news = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let report = phone.archive.import_bundle(&news).unwrap();
+    assert_eq!(report.purged, 1, "{report:?}");
+    assert_eq!(report.dropped, 0, "{report:?}");
+
+    // Both connections are still open: the WAL is still there, and holds nothing of her.
+    let bytes = raw(&phone.path());
+    for what in [child, "约好周末视频"] {
+        assert!(
+            !holds(&bytes, what),
+            "{what} is still in the store or its WAL"
+        );
+    }
+    assert!(phone.archive.children(None, false).unwrap().is_empty());
+    assert!(app.child_file(child).is_err(), "the app still shows her");
+    assert!(app.children(None, false).unwrap().is_empty());
+    let ids = phone.archive.store().doc_ids().unwrap();
+    assert_eq!(ids, vec![DocId::School]);
+    let synced: i64 = phone
+        .archive
+        .store()
+        .conn()
+        .query_row("SELECT count(*) FROM sync_state", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(synced, 0);
+
+    // The store keeps working: a new pairing brings her back.
+    admin.archive.pair(LOVE_MOTHER, child, None).unwrap();
+    let news = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let report = phone.archive.import_bundle(&news).unwrap();
+    assert_eq!(report.purged, 0);
+    assert_eq!(phone.file(child).name, child);
+}
+
+#[test]
+fn a_deactivated_member_keeps_only_the_school_document() {
+    let mut admin = school();
+    let mut phone = mother(&mut admin);
+    assert!(phone.archive.store().doc_ids().unwrap().len() > 1);
+    let me = admin.archive.find_member(LOVE_MOTHER).unwrap();
+    admin
+        .archive
+        .store()
+        .write(|b| {
+            b.change(&DocId::School, false, "停用成员", |tx| {
+                let members = map_at(tx, &ROOT, MEMBERS).unwrap();
+                let m = map_at(tx, &members, me.id.as_str()).unwrap();
+                tx.put(&m, "active", false)?;
+                Ok(())
+            })
+        })
+        .unwrap();
+    // Whatever bundle she is handed now, she keeps the school document only.
+    let everything = admin.archive.export_bundle(None, None).unwrap();
+    let report = phone.archive.import_bundle(&everything).unwrap();
+    assert!(report.dropped > 0 && report.purged > 0, "{report:?}");
+    assert_eq!(
+        phone.archive.store().doc_ids().unwrap(),
+        vec![DocId::School]
+    );
+    assert!(!holds(&raw(&phone.path()), CHILDREN[0].1));
+}
+
+#[test]
+fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
+    let mut admin = school();
+    // The whole school, in a file that enrolls her device (what `join --bundle 学校.swb`
+    // used to be).
+    let (device, _) = admin.archive.export_new_device(LOVE_MOTHER, "手机").unwrap();
+    let mut whole =
+        shouwang_core::bundle::Bundle::decode(&admin.archive.export_bundle(None, None).unwrap())
+            .unwrap();
+    whole.device = Some(device);
+    let everything = whole.encode().unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("shouwang.db");
+    let (mut phone, report) =
+        Archive::join_with_report(&path, &everything, LOVE_MOTHER, "手机", &Default::default())
+            .unwrap();
+    // Four care files and four private parts; she keeps the school and 王小雨's care file.
+    assert_eq!(report.documents, 9, "{report:?}");
+    assert_eq!(report.dropped, 7, "{report:?}");
+    let ids = phone.store().doc_ids().unwrap();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let bytes = raw(&path);
+    for (no, name) in &CHILDREN[1..] {
+        assert!(!holds(&bytes, name) && !holds(&bytes, no));
+    }
+    assert!(!holds(&bytes, CHILDREN[0].0), "her 学籍号 is private");
+    // The office's own export refuses nobody; hers can only pass on what she has.
+    assert!(phone.export_school(None).is_err());
+    assert!(admin.archive.export_school(None).is_ok());
+}
+
+#[test]
+fn an_encrypted_store_purges_and_reopens_with_its_key() {
+    use shouwang_core::archive::JoinOptions;
+    use shouwang_core::store::StoreKey;
+    let mut admin = school();
+    let child = CHILDREN[0].1;
+    let key = StoreKey::generate();
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("shouwang.db");
+    let (_, bundle) = admin
+        .archive
+        .export_new_device(LOVE_MOTHER, "手机")
+        .unwrap();
+    let (mut phone, _) = Archive::join_with_report(
+        &path,
+        &bundle,
+        LOVE_MOTHER,
+        "手机",
+        &JoinOptions {
+            key: Some(&key),
+            ..JoinOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(phone.children(None, false).unwrap().len(), 1);
+    admin.archive.end_pairing(LOVE_MOTHER, child).unwrap();
+    let news = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    assert_eq!(phone.import_bundle(&news).unwrap().purged, 1);
+    // A second connection opened the same way, with the key, after the purge.
+    let mut again = phone.reopen().open().unwrap();
+    assert!(again.children(None, false).unwrap().is_empty());
+    drop((phone, again));
+    assert!(matches!(
+        Archive::open(&path),
+        Err(shouwang_core::Error::Locked)
+    ));
+    let mut reopened = Archive::open_with_key(&path, Some(&key)).unwrap();
+    assert_eq!(reopened.store().doc_ids().unwrap(), vec![DocId::School]);
+}
