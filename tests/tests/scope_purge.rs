@@ -145,7 +145,10 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
     let mut admin = school();
     // The whole school, in a file that enrolls her device (what `join --bundle 学校.swb`
     // used to be).
-    let (device, _) = admin.archive.export_new_device(LOVE_MOTHER, "手机").unwrap();
+    let (device, _) = admin
+        .archive
+        .export_new_device(LOVE_MOTHER, "手机")
+        .unwrap();
     let mut whole =
         shouwang_core::bundle::Bundle::decode(&admin.archive.export_bundle(None, None).unwrap())
             .unwrap();

@@ -516,6 +516,9 @@ impl Store {
             removed += tx.execute("DELETE FROM docs WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM sync_state WHERE doc_id = ?1", [&key])?;
+            for table in ["held", "refusals", "quarantine"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
+            }
             projection::forget(&tx, id)?;
         }
         tx.commit()?;

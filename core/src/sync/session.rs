@@ -306,6 +306,19 @@ impl Session {
         Ok(())
     }
 
+    /// Tells the peer it may not send `doc` here at all, and leaves it out.
+    fn refuse_out_of_scope(&mut self, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
+        out.push(Message::Refused {
+            doc: doc.clone(),
+            deferred: false,
+            count: 0,
+            reason: "对方无权在这里同步这份档案".into(),
+        });
+        self.held.insert(doc.clone());
+        self.docs.remove(doc);
+        Ok(())
+    }
+
     /// Tells the peer that changes of `doc` were not accepted, and leaves it out.
     fn refuse(
         &mut self,
@@ -466,10 +479,12 @@ impl Session {
                 self.maybe_idle(store, out)?;
             }
             Message::Changes(docs) => {
-                if let Some((doc, _)) = docs.iter().find(|(d, _)| !self.scope.allows(d)) {
-                    return Err(Error::NotPermitted(format!(
-                        "对方发来了无权同步的档案 {doc}"
-                    )));
+                // A document outside the scope (the two sides see the school differently, or a
+                // modified app) is refused and left out; the others go on.
+                let (docs, outside): (Vec<_>, Vec<_>) =
+                    docs.into_iter().partition(|(d, _)| self.scope.allows(d));
+                for (doc, _) in &outside {
+                    self.refuse_out_of_scope(doc, out)?;
                 }
                 self.caught_up = false;
                 self.peer_idle = None;
@@ -562,9 +577,10 @@ impl Session {
             }
             Message::Doc { doc, payload } => {
                 if !self.scope.allows(&doc) {
-                    return Err(Error::NotPermitted(format!(
-                        "对方发来了无权同步的档案 {doc}"
-                    )));
+                    if !self.held.contains(&doc) {
+                        self.refuse_out_of_scope(&doc, out)?;
+                    }
+                    return Ok(());
                 }
                 if self.phase == Phase::AwaitHello {
                     self.phase = Phase::Syncing;
