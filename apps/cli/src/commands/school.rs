@@ -56,6 +56,7 @@ struct Created<'a> {
 }
 
 pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
+    ctx.no_key("init-school ")?;
     check_new_store(&ctx.store)?;
     let role = Role::parse(&a.admin_role)?;
     if !role.administers() {
@@ -110,6 +111,7 @@ pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
         .device
         .clone()
         .unwrap_or_else(|| format!("{}的设备", member.trim()));
+    ctx.no_key("从数据文件加入")?;
     let mut archive = Archive::join(&ctx.store, &bytes, member, &label)?;
     report_joined(ctx, &mut archive)
 }
