@@ -23,6 +23,7 @@ pub fn init_school(data: &DataDir, setup: &SchoolSetup) -> Result<Archive, Error
     refuse_if_initialised(data)?;
     // The school is made in memory first and copied, encrypted, into hub.db: no page of it is
     // ever written in clear, and a bad setup is refused before anything exists.
+    sqlcipher_ready()?;
     let mut school = Archive::create_school(Path::new(":memory:"), setup)?;
     adopt_archive(data, &mut school)
 }
@@ -33,6 +34,7 @@ pub fn init_school(data: &DataDir, setup: &SchoolSetup) -> Result<Archive, Error
 pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Error> {
     refuse_if_initialised(data)?;
     data.key_source().check_outside(data.root())?;
+    sqlcipher_ready()?;
     let (key, _) = data.key_source().load_or_create()?;
     data.create_root()?;
     let path = data.archive();
@@ -52,6 +54,22 @@ fn refuse_if_initialised(data: &DataDir) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Waits until SQLCipher has registered `sqlcipher_export` for new connections. It does so
+/// as an auto-extension at the end of its one-time initialisation, so a connection opened
+/// by another thread in the middle of that (tests in parallel) can lack it.
+fn sqlcipher_ready() -> Result<(), Error> {
+    for _ in 0..1000 {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        if conn.prepare("SELECT sqlcipher_export('main')").is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(Error::NotPermitted(
+        "这个版本没有编入加密存储，不能建立加密档案库".into(),
+    ))
 }
 
 /// Copies the database open on `conn` into the empty file at `path`, encrypted with `key`
