@@ -105,9 +105,15 @@ async fn after_a_phone_synced_no_name_is_in_clear_on_the_school_pc() {
         })
         .unwrap()
         .0;
-    let (phone, _) = sync_once(&node, server.hub_addr(), phone, &enrolled.certificate, &opts)
-        .await
-        .unwrap();
+    let (phone, _) = sync_once(
+        &node,
+        server.hub_addr(),
+        phone,
+        &enrolled.certificate,
+        &opts,
+    )
+    .await
+    .unwrap();
     drop(phone);
 
     // The record is on the hub (so the check below is about data that is really there).
@@ -118,7 +124,10 @@ async fn after_a_phone_synced_no_name_is_in_clear_on_the_school_pc() {
 
     // While the hub runs: hub.db and its WAL (which holds the newest pages) hold no name.
     let wal = dir.path().join("hub/hub.db-wal");
-    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "no WAL to check");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "no WAL to check"
+    );
     let check = |when: &str| {
         for path in walk(data.root()).into_iter().filter(|p| p.is_file()) {
             let bytes = std::fs::read(&path).unwrap();
@@ -288,7 +297,11 @@ fn init_school_then_serve_on_the_default_key_location_as_run_sh_does() {
         "张长友",
     ];
     let out = relay(home.path(), &[], &init);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     // The key is in the user's configuration directory, private, and init-school says where.
     let key = home.path().join("config/shouwang/hub-data.key");
@@ -356,7 +369,11 @@ fn init_school_then_serve_on_the_default_key_location_as_run_sh_does() {
     let hex_key = "ab".repeat(32);
     let env = [("SHOUWANG_HUB_KEY", hex_key.as_str())];
     let out = relay(home.path(), &env, &args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let invite = [
         "--config",
         config_arg,
@@ -367,9 +384,17 @@ fn init_school_then_serve_on_the_default_key_location_as_run_sh_does() {
         "王瑞侠",
     ];
     let out = relay(home.path(), &env, &invite);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let other = "cd".repeat(32);
-    let out = relay(home.path(), &[("SHOUWANG_HUB_KEY", other.as_str())], &invite);
+    let out = relay(
+        home.path(),
+        &[("SHOUWANG_HUB_KEY", other.as_str())],
+        &invite,
+    );
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("数据密钥不对"), "{err}");

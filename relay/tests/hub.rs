@@ -389,7 +389,11 @@ async fn before_welcome_a_frame_over_64_kib_is_refused_without_waiting_for_it() 
     let header = ((HANDSHAKE_MAX_FRAME + 1) as u32).to_le_bytes();
     let closed = raw(&server, &header).await;
     assert_eq!(app_code(&closed), close::TOO_LARGE);
-    assert!(began.elapsed() < Duration::from_secs(10), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
     // The largest MAX_FRAME allows, too.
     let closed = raw(&server, &(MAX_FRAME as u32).to_le_bytes()).await;
     assert_eq!(app_code(&closed), close::TOO_LARGE);

@@ -123,7 +123,11 @@ impl Stop {
 /// Every record the phone counts as delivered (its document is not in `sync_status`'s
 /// pending list: the hub confirmed holding its heads) is in `hub.db`, read while the hub is
 /// down. Returns how many documents were confirmed.
-fn assert_confirmed_records_are_on_the_hub(phone: &mut Archive, hub_db: &DataDir, hub: &str) -> usize {
+fn assert_confirmed_records_are_on_the_hub(
+    phone: &mut Archive,
+    hub_db: &DataDir,
+    hub: &str,
+) -> usize {
     let pending: BTreeSet<String> = phone
         .sync_status(hub)
         .unwrap()

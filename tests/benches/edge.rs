@@ -217,7 +217,10 @@ async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
     let device = dir.join("device.db");
     workload::copy_dir(&start.hub, &hub_dir);
     // The hub's data key lives beside its data directory, not in it.
-    let key = (start.hub.with_extension("key"), hub_dir.with_extension("key"));
+    let key = (
+        start.hub.with_extension("key"),
+        hub_dir.with_extension("key"),
+    );
     if key.0 != key.1 {
         std::fs::copy(&key.0, &key.1).unwrap();
     }

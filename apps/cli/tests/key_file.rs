@@ -13,9 +13,19 @@ fn the_office_opens_the_hubs_encrypted_archive_with_its_key_file_and_only_with_i
     let data = shouwang_tests::fixtures::small_hub(dir.path());
     let db = data.archive();
     let key = dir.path().join("hub.key");
-    assert!(key.exists(), "the hub's data key lives beside its data directory");
+    assert!(
+        key.exists(),
+        "the hub's data key lives beside its data directory"
+    );
 
-    let list = ["--store", arg(&db), "--key-file", arg(&key), "class", "list"];
+    let list = [
+        "--store",
+        arg(&db),
+        "--key-file",
+        arg(&key),
+        "class",
+        "list",
+    ];
     let out = run_in(dir.path(), &list);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(stdout(&out).contains("三年级(1)班"), "{}", stdout(&out));
@@ -32,7 +42,10 @@ fn the_office_opens_the_hubs_encrypted_archive_with_its_key_file_and_only_with_i
     ];
     let out = run_in(dir.path(), &add);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    data.open_archive().unwrap().find_class("四年级(2)班").unwrap();
+    data.open_archive()
+        .unwrap()
+        .find_class("四年级(2)班")
+        .unwrap();
 
     let before = std::fs::read(&db).unwrap();
     let no_key = ["--store", arg(&db), "class", "list"];
@@ -40,11 +53,25 @@ fn the_office_opens_the_hubs_encrypted_archive_with_its_key_file_and_only_with_i
     assert!(line.contains("--key-file"), "{line}");
     let wrong = dir.path().join("wrong.key");
     shouwang_relay::keyfile::create(&wrong, &[9; 32]).unwrap();
-    let wrong_key = ["--store", arg(&db), "--key-file", arg(&wrong), "class", "list"];
+    let wrong_key = [
+        "--store",
+        arg(&db),
+        "--key-file",
+        arg(&wrong),
+        "class",
+        "list",
+    ];
     let line = assert_one_chinese_error(&run_in(dir.path(), &wrong_key), &wrong_key);
     assert!(line.contains("密钥不对"), "{line}");
     let missing = dir.path().join("missing.key");
-    let no_file = ["--store", arg(&db), "--key-file", arg(&missing), "class", "list"];
+    let no_file = [
+        "--store",
+        arg(&db),
+        "--key-file",
+        arg(&missing),
+        "class",
+        "list",
+    ];
     let line = assert_one_chinese_error(&run_in(dir.path(), &no_file), &no_file);
     assert!(line.contains("找不到密钥文件"), "{line}");
     assert!(!missing.exists());

@@ -52,7 +52,11 @@ pub fn init_school_command(
         out,
         "数据密钥：{}{}（不在数据目录里；没有它谁也打不开这些数据，请另外妥善备份）",
         data.key_source(),
-        if key_existed { "，沿用已有的" } else { "，刚刚生成" }
+        if key_existed {
+            "，沿用已有的"
+        } else {
+            "，刚刚生成"
+        }
     );
     let _ = writeln!(out, "服务器编号：{hub}");
     let _ = writeln!(

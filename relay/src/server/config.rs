@@ -234,7 +234,11 @@ pub fn default_key_file(config_file: Option<&Path>) -> Option<PathBuf> {
         let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
         return Some(dir.unwrap_or(Path::new(".")).join(KEY_FILE_NAME));
     }
-    let env = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty()).map(PathBuf::from);
+    let env = |v: &str| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
     let config_home = env("XDG_CONFIG_HOME").or_else(|| env("HOME").map(|h| h.join(".config")))?;
     Some(config_home.join("shouwang").join(KEY_FILE_NAME))
 }

@@ -31,13 +31,13 @@ use tracing::info;
 
 use super::data::{DataDir, open_archive_with};
 use super::secrets::KeySource;
-use shouwang_core::store::StoreKey;
 use crate::handshake::{CHUNK, MAGIC, Message};
 use crate::transport::{
     Conversation, ConversationFactory, EndpointId, HANDSHAKE_MAX_FRAME, Reply, TransportMetrics,
     Wake,
 };
 pub(crate) use crate::unix_now;
+use shouwang_core::store::StoreKey;
 
 /// Counters of the hub's own events (the transport counts bytes and connections).
 #[derive(Debug, Default)]

@@ -22,12 +22,12 @@ use shouwang_core::roles::Role;
 
 pub use config::{DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig, default_key_file};
 pub use data::{DataDir, IssuedInvite, Spend};
-pub use secrets::{DataKey, KEY_CREDENTIAL, KEY_ENV, KEY_FILE_NAME, KeySource};
 pub use http::render_metrics;
 pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
 pub use invite::{
     HubContact, NewInvite, adopt_archive, init_school, issue_invite, qr_png, qr_terminal,
 };
+pub use secrets::{DataKey, KEY_CREDENTIAL, KEY_ENV, KEY_FILE_NAME, KeySource};
 
 use crate::transport::{
     ConversationOptions, EndpointAddr, EndpointId, Node, NodeConfig, RelayUrl, TransportMetrics,

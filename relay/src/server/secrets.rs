@@ -105,10 +105,7 @@ impl KeySource {
             KeySource::File(path) => keyfile::read(path)?,
             KeySource::Env(var) => match std::env::var(var) {
                 Ok(text) => Some(keyfile::parse(&text).ok_or_else(|| {
-                    Error::invalid(
-                        "数据密钥",
-                        format!("环境变量 {var} 应为 64 位十六进制数字"),
-                    )
+                    Error::invalid("数据密钥", format!("环境变量 {var} 应为 64 位十六进制数字"))
                 })?),
                 Err(_) => None,
             },

@@ -152,7 +152,7 @@ pub fn sync_live(ctx: &mut Ctx, seconds: u64) -> Result<()> {
         let result = loop {
             let archive = match ctx.open() {
                 Ok(a) => a,
-                Err(e) => break Err(e.into()),
+                Err(e) => break Err(e),
             };
             // Reports each frame that brought changes: how many documents are new to the
             // count (at least the one changed again).
