@@ -296,6 +296,14 @@ fn init_school_then_serve_on_the_default_key_location_as_run_sh_does() {
         "--admin",
         "张长友",
     ];
+    // Before init-school, serve says what to do, and creates neither the directory nor a key.
+    let out = relay(home.path(), &[], &["--data-dir", hub_arg, "serve"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("init-school"), "{err}");
+    assert!(!hub.exists() && !home.path().join("config").exists());
+
     let out = relay(home.path(), &[], &init);
     assert!(
         out.status.success(),

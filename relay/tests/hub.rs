@@ -541,6 +541,8 @@ async fn connections_beyond_the_limits_are_refused_at_once() {
         .unwrap();
     assert_eq!(app_code(&closed), close::BUSY);
     assert_eq!(TransportMetrics::get(&m.busy), 2);
+    let (_, text) = get(server.http_addr().unwrap(), "/metrics").await;
+    assert_eq!(metric(&text, "shouwang_busy_refused_total"), 2);
 
     // A place freed is a place taken: the refused endpoint gets in once one closes.
     a.close(0u32.into(), b"");

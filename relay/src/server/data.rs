@@ -150,6 +150,17 @@ impl DataDir {
         self.school_key_path().exists()
     }
 
+    /// Refuses, in Chinese, a directory where no school has been set up.
+    pub fn check_initialised(&self) -> Result<(), Error> {
+        if self.is_initialised() {
+            return Ok(());
+        }
+        Err(Error::NotPermitted(format!(
+            "{} 里还没有学校，请先运行 shouwang-relay init-school",
+            self.root.display()
+        )))
+    }
+
     /// Creates the directory (0700) and the two keys, sealed with `key`. Refuses if either
     /// key exists.
     pub fn create_keys(&self, key: &DataKey) -> Result<(SchoolKey, SecretKey), Error> {

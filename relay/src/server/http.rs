@@ -182,6 +182,12 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         g(&t.oversized),
     );
     put(
+        "shouwang_busy_refused_total",
+        "counter",
+        "Connections closed at once: too many open from that device or in total.",
+        g(&t.busy),
+    );
+    put(
         "shouwang_enrollments_total",
         "counter",
         "Devices enrolled with an invite.",

@@ -117,6 +117,7 @@ pub fn issue_invite(
     now: i64,
     expires_at: i64,
 ) -> Result<NewInvite, Error> {
+    data.check_initialised()?;
     let key = data.data_key()?;
     let school_key = data.school_key_with(&key)?;
     let hub = data.hub_key_with(&key)?.public();

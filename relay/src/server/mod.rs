@@ -104,6 +104,7 @@ impl Server {
         // The data key first: a wrong or missing one stops here, before any file is opened
         // for writing.
         let data = config.data();
+        data.check_initialised()?;
         let key = data.data_key()?;
         let school_key = data.school_key_with(&key)?;
         let hub_key = data.hub_key_with(&key)?;
