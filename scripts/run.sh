@@ -2,6 +2,8 @@
 # The main job on embedded defaults: the relay and the school hub for a sample school.
 # Creates ./shouwang-hub (郭庄小学, 丁里镇) on first run, then serves until Ctrl-C:
 # relay on TCP 3340, hub on UDP 3341, /health and /metrics on http://127.0.0.1:3342.
+# hub.db and the school's keys are encrypted with a data key kept outside ./shouwang-hub:
+# ~/.config/shouwang/hub-data.key ($XDG_CONFIG_HOME), created by init-school if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

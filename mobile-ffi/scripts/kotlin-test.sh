@@ -88,15 +88,17 @@ ticket() { "$R" --config "$CONFIG" invite --role "$1" --member "$2" --png "$SCRA
 TEACHER_TICKET="$(ticket 班主任 王瑞侠)"
 MOTHER_TICKET="$(ticket 爱心妈妈 刘桂兰)"
 HUB_DB="$SCRATCH/hub/hub.db"
-"$S" --store "$HUB_DB" class add '三年级(1)班' --head 王瑞侠 >/dev/null
+# hub.db is encrypted with the data key init-school put beside the configuration file.
+HUB_KEY="$SCRATCH/hub-data.key"
+"$S" --store "$HUB_DB" --key-file "$HUB_KEY" class add '三年级(1)班' --head 王瑞侠 >/dev/null
 cat >"$SCRATCH/roster.csv" <<'EOF'
 学籍号,姓名,性别,出生日期,班级,监护人,联系电话
 G340104201701010011,王小雨,女,2017-03-12,三年级(1)班,王桂芝,13805640101
 G340104201701010012,李明轩,男,2016-11-02,三年级(1)班,李德福,13805640102
 G340104201701010013,张思彤,女,2017-06-25,三年级(1)班,张秀英,13805640103
 EOF
-"$S" --store "$HUB_DB" roster import "$SCRATCH/roster.csv" >/dev/null
-"$S" --store "$HUB_DB" pair --carer 刘桂兰 --child 王小雨 >/dev/null
+"$S" --store "$HUB_DB" --key-file "$HUB_KEY" roster import "$SCRATCH/roster.csv" >/dev/null
+"$S" --store "$HUB_DB" --key-file "$HUB_KEY" pair --carer 刘桂兰 --child 王小雨 >/dev/null
 
 "$R" --config "$CONFIG" serve >"$SCRATCH/hub.log" 2>&1 &
 HUB_PID=$!

@@ -40,7 +40,7 @@ use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::handshake;
-use shouwang_relay::server::{self, DataDir, HubContact};
+use shouwang_relay::server::{self, DataDir, HubContact, KeySource};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{
     ConversationOptions, EndpointAddr, Node, NodeConfig, RelayUrl, SecretKey,
@@ -1062,8 +1062,8 @@ fn bare_inserts(path: &Path, rows: &[(String, Vec<u8>)], per_tx: usize) -> Durat
 /// Opens the stopped hub's store and checks that every record the phones wrote is there exactly
 /// once, both in the documents and in the projection, and nothing else is. Returns how many
 /// of `written` were found.
-fn verify(hub_db: &Path, plan: &SchoolPlan, written: &[String], total_expected: usize) -> usize {
-    let mut hub = Archive::open(hub_db).unwrap();
+fn verify(hub_db: &DataDir, plan: &SchoolPlan, written: &[String], total_expected: usize) -> usize {
+    let mut hub = hub_db.open_archive().unwrap();
     let mut in_docs: HashMap<String, usize> = HashMap::new();
     for c in 0..plan.children.len() {
         for r in hub.child_file(&student_no(c)).unwrap().records {
@@ -1170,8 +1170,12 @@ async fn run() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\n[relay]\nbind = \"127.0.0.1:{relay_port}\"\n[hub]\nbind = [\"127.0.0.1:{hub_port}\"]\n[http]\nbind = \"127.0.0.1:{http}\"\n",
-            data.root().display()
+            "data_dir = \"{}\"\n[data_key]\nfile = \"{}\"\n[relay]\nbind = \"127.0.0.1:{relay_port}\"\n[hub]\nbind = [\"127.0.0.1:{hub_port}\"]\n[http]\nbind = \"127.0.0.1:{http}\"\n",
+            data.root().display(),
+            match data.key_source() {
+                KeySource::File(k) => k.display().to_string(),
+                other => panic!("{other}"),
+            }
         ),
     )
     .unwrap();
@@ -1381,7 +1385,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Checks the stopped hub's store: every record written, exactly once, and nothing else.
 async fn check_hub(data: &DataDir, written: &[String]) -> usize {
-    let (db, written) = (data.archive(), written.to_vec());
+    let (db, written) = (data.clone(), written.to_vec());
     tokio::task::spawn_blocking(move || verify(&db, &plan_school(), &written, written.len()))
         .await
         .unwrap()

@@ -17,6 +17,7 @@
 
 pub mod device;
 pub mod handshake;
+pub mod keyfile;
 pub mod peer;
 #[cfg(feature = "server")]
 pub mod server;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shouwang_relay::server::{self, ServerConfig, ServerError, commands};
+use shouwang_relay::server::{self, KeySource, ServerConfig, ServerError, commands};
 
 /// 守望中继与学校服务器：iroh 中继 + 学校数据中心
 #[derive(Debug, Parser)]
@@ -17,6 +17,10 @@ struct Cli {
     /// 数据目录（覆盖配置文件；默认 ./shouwang-hub）
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// 数据密钥文件（加密 hub.db 和密钥文件；覆盖配置文件的 [data_key]；默认在配置文件旁，
+    /// 没有配置文件时在 ~/.config/shouwang/hub-data.key）
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,6 +89,14 @@ fn load_config(cli: &Cli) -> Result<ServerConfig, ServerError> {
     if let Some(d) = &cli.data_dir {
         config.data_dir = d.clone();
     }
+    if let Some(k) = &cli.key_file {
+        config.data_key = Some(KeySource::File(k.clone()));
+    } else if config.data_key.is_none()
+        && let Some(k) = server::default_key_file(cli.config.as_deref())
+    {
+        config.data_key = Some(KeySource::File(k));
+    }
+    config.check()?;
     Ok(config)
 }
 

@@ -41,8 +41,8 @@ use tokio::sync::mpsc;
 
 use crate::handshake::{MAGIC, Message, refused};
 use crate::transport::{
-    Conversation, ConversationFactory, ConversationOptions, EndpointAddr, EndpointId, Node, Reply,
-    TransportError,
+    Conversation, ConversationFactory, ConversationOptions, EndpointAddr, EndpointId,
+    HANDSHAKE_MAX_FRAME, Node, Reply, TransportError,
 };
 
 /// What a device trusts: its school and the school's public key (from its invite), and its
@@ -254,6 +254,11 @@ impl Conversation for PeerSync {
             .archive
             .record_sync_result(&self.peer_key(), Some(&error.to_string()));
         Some(Message::Refused(error.to_string()).encode())
+    }
+
+    fn max_frame(&self) -> Option<usize> {
+        // Until the peer's certificate checked out, as on the hub.
+        self.session.is_none().then_some(HANDSHAKE_MAX_FRAME)
     }
 }
 

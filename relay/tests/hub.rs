@@ -17,8 +17,8 @@ use shouwang_core::roles::Role;
 use shouwang_relay::handshake::{self, Enrolled};
 use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::transport::{
-    ALPN, ConversationOptions, EndpointAddr, MAX_FRAME, Node, NodeConfig, SecretKey,
-    TransportError, TransportMetrics, close,
+    ALPN, ConnectionLimits, ConversationOptions, EndpointAddr, HANDSHAKE_MAX_FRAME, MAX_FRAME,
+    Node, NodeConfig, SecretKey, TransportError, TransportMetrics, close,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -368,5 +368,204 @@ async fn a_device_that_is_refused_gets_no_records() {
         other => panic!("{other:?}"),
     }
     phone.shutdown().await;
+    server.shutdown().await;
+}
+
+/// Reads one frame (`u32` LE length + payload) from a raw stream.
+async fn read_frame(recv: &mut iroh::endpoint::RecvStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await.unwrap();
+    let mut frame = vec![0; u32::from_le_bytes(len) as usize];
+    recv.read_exact(&mut frame).await.unwrap();
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_welcome_a_frame_over_64_kib_is_refused_without_waiting_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    // A long idle timeout: the refusal must come from the length alone, not from waiting.
+    let config = ServerConfig {
+        idle_timeout: Duration::from_secs(60),
+        ..ServerConfig::loopback(dir.path().join("hub"))
+    };
+    let server = Server::start(config).await.unwrap();
+    assert_eq!(HANDSHAKE_MAX_FRAME, 64 * 1024);
+
+    // A first frame announcing 64 KiB + 1 (and far under MAX_FRAME), whose body never
+    // comes: closed at once, before the hub reserves anything for it.
+    let began = std::time::Instant::now();
+    let header = ((HANDSHAKE_MAX_FRAME + 1) as u32).to_le_bytes();
+    let closed = raw(&server, &header).await;
+    assert_eq!(app_code(&closed), close::TOO_LARGE);
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    // The largest MAX_FRAME allows, too.
+    let closed = raw(&server, &(MAX_FRAME as u32).to_le_bytes()).await;
+    assert_eq!(app_code(&closed), close::TOO_LARGE);
+    let m = server.transport_metrics().unwrap();
+    eventually(|| TransportMetrics::get(&m.oversized) == 2).await;
+
+    // Once welcomed, a device may send frames up to MAX_FRAME again: a 1 MiB frame reaches
+    // the sync session (which refuses the garbage), not the size check.
+    let phone = device(&server).await;
+    let enrolled = enroll(&server, &phone, "王瑞侠", Role::HeadTeacher).await;
+    let conn = phone
+        .endpoint()
+        .connect(server.hub_addr(), ALPN)
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let hello = handshake::Message::Hello(enrolled.certificate.to_bytes()).encode();
+    send.write_all(&(hello.len() as u32).to_le_bytes())
+        .await
+        .unwrap();
+    send.write_all(&hello).await.unwrap();
+    let first = read_frame(&mut recv).await;
+    assert!(matches!(
+        handshake::Message::decode(&first).unwrap(),
+        handshake::Message::Welcome(_)
+    ));
+    let big = vec![0u8; 1024 * 1024];
+    send.write_all(&(big.len() as u32).to_le_bytes())
+        .await
+        .unwrap();
+    send.write_all(&big).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(30), conn.closed())
+        .await
+        .unwrap();
+    assert_eq!(app_code(&closed), close::REFUSED);
+    assert_eq!(TransportMetrics::get(&m.oversized), 2);
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_is_checked_before_an_archive_is_borrowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let phone = device(&server).await;
+    let enrolled = enroll(&server, &phone, "王瑞侠", Role::HeadTeacher).await;
+    let state = server.hub_state().clone();
+    let before = state.archive_borrows();
+
+    // Garbage for a certificate, a certificate that is not this device's, one signed by
+    // another school's key: each refused without touching the archive.
+    let stranger = device(&server).await;
+    let closed = raw(&server, &{
+        let hello = handshake::Message::Hello(vec![1, 2, 3]).encode();
+        let mut f = (hello.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(&hello);
+        f
+    })
+    .await;
+    assert_eq!(app_code(&closed), close::REFUSED);
+    let err = handshake::greet(&stranger, server.hub_addr(), &enrolled.certificate, &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("不属于这台设备"), "{err}");
+    let forged = SchoolKey::generate()
+        .issue(CertificateBody {
+            device: DeviceKey(*stranger.id().as_bytes()),
+            ..enrolled.certificate.body().clone()
+        })
+        .unwrap();
+    let err = handshake::greet(&stranger, server.hub_addr(), &forged, &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("签名无效"), "{err}");
+    assert_eq!(state.archive_borrows(), before);
+
+    // The real device is welcomed, and that borrows one.
+    handshake::greet(&phone, server.hub_addr(), &enrolled.certificate, &opts())
+        .await
+        .unwrap();
+    assert!(state.archive_borrows() > before);
+    stranger.shutdown().await;
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
+/// Opens a raw connection from `node` and starts a frame that never ends, so the connection
+/// stays open on the hub until it is closed. (A refused one may be closed before the stream
+/// opens.)
+async fn hold(server: &Server, node: &Node) -> iroh::endpoint::Connection {
+    let conn = node
+        .endpoint()
+        .connect(server.hub_addr(), ALPN)
+        .await
+        .unwrap();
+    if let Ok((mut send, _recv)) = conn.open_bi().await
+        && send.write_all(&[1, 0]).await.is_ok()
+    {
+        // Keep the stream open: dropping the send half would finish it.
+        std::mem::forget(send);
+    }
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limits_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let config = ServerConfig {
+        limits: ConnectionLimits {
+            total: 3,
+            per_endpoint: 2,
+        },
+        ..ServerConfig::loopback(dir.path().join("hub"))
+    };
+    let server = Server::start(config).await.unwrap();
+    let m = server.transport_metrics().unwrap().clone();
+    let open = |n: u64| {
+        let m = m.clone();
+        move || TransportMetrics::get(&m.connections_open) == n
+    };
+
+    // One endpoint holds two connections; its third is closed with BUSY.
+    let flooder = device(&server).await;
+    let a = hold(&server, &flooder).await;
+    eventually(open(1)).await;
+    let b = hold(&server, &flooder).await;
+    eventually(open(2)).await;
+    let c = hold(&server, &flooder).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), c.closed())
+        .await
+        .unwrap();
+    assert_eq!(app_code(&closed), close::BUSY);
+    assert_eq!(TransportMetrics::get(&m.busy), 1);
+    assert!(a.close_reason().is_none() && b.close_reason().is_none());
+
+    // Another endpoint still gets in, up to the total; the next one is refused too.
+    let phone = device(&server).await;
+    let p = hold(&server, &phone).await;
+    eventually(open(3)).await;
+    let other = device(&server).await;
+    let o = hold(&server, &other).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), o.closed())
+        .await
+        .unwrap();
+    assert_eq!(app_code(&closed), close::BUSY);
+    assert_eq!(TransportMetrics::get(&m.busy), 2);
+    let (_, text) = get(server.http_addr().unwrap(), "/metrics").await;
+    assert_eq!(metric(&text, "shouwang_busy_refused_total"), 2);
+
+    // A place freed is a place taken: the refused endpoint gets in once one closes.
+    a.close(0u32.into(), b"");
+    eventually(open(2)).await;
+    let again = hold(&server, &other).await;
+    eventually(open(3)).await;
+    assert!(again.close_reason().is_none());
+    assert!(p.close_reason().is_none());
+    // Refused connections never reached a conversation: four were taken in, and only the
+    // one closed above ended.
+    assert_eq!(TransportMetrics::get(&m.connections_total), 4);
+    eventually(|| TransportMetrics::get(&m.conversations_failed) == 1).await;
+    for n in [flooder, phone, other] {
+        n.shutdown().await;
+    }
     server.shutdown().await;
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::handshake;
+use shouwang_relay::server::{DataDir, KeySource};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 
@@ -122,7 +123,11 @@ impl Stop {
 /// Every record the phone counts as delivered (its document is not in `sync_status`'s
 /// pending list: the hub confirmed holding its heads) is in `hub.db`, read while the hub is
 /// down. Returns how many documents were confirmed.
-fn assert_confirmed_records_are_on_the_hub(phone: &mut Archive, hub_db: &Path, hub: &str) -> usize {
+fn assert_confirmed_records_are_on_the_hub(
+    phone: &mut Archive,
+    hub_db: &DataDir,
+    hub: &str,
+) -> usize {
     let pending: BTreeSet<String> = phone
         .sync_status(hub)
         .unwrap()
@@ -130,7 +135,7 @@ fn assert_confirmed_records_are_on_the_hub(phone: &mut Archive, hub_db: &Path, h
         .into_iter()
         .map(|(key, _)| key)
         .collect();
-    let mut office = Archive::open(hub_db).unwrap();
+    let mut office = hub_db.open_archive().unwrap();
     let mut confirmed = 0;
     for i in 0..CHILDREN {
         let name = format!("学生{i:02}");
@@ -169,7 +174,11 @@ fn the_hub_stopped_mid_sync(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let (relay_port, hub_port, http) = (free_tcp(), free_udp(), free_tcp());
     let config = dir.path().join("hub.toml");
-    let hub_db = dir.path().join("hub/hub.db");
+    // The data key sits beside the configuration file (shouwang-relay's default).
+    let hub_db = DataDir::with_key(
+        dir.path().join("hub"),
+        KeySource::File(dir.path().join("hub-data.key")),
+    );
     std::fs::write(
         &config,
         format!(
@@ -191,7 +200,7 @@ fn the_hub_stopped_mid_sync(stop: Stop) {
         ],
     );
     {
-        let mut office = Archive::open(&hub_db).unwrap();
+        let mut office = hub_db.open_archive().unwrap();
         office
             .add_member(
                 "王瑞侠",
@@ -311,7 +320,7 @@ fn the_hub_stopped_mid_sync(stop: Stop) {
         ))
         .unwrap();
     stop.apply(&mut server);
-    let mut office = Archive::open(&hub_db).unwrap();
+    let mut office = hub_db.open_archive().unwrap();
     let mut at_hub = Vec::new();
     for i in 0..CHILDREN {
         at_hub.extend(

@@ -24,7 +24,10 @@ use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, Wake};
 use tokio::task::JoinHandle;
 
 fn has_record(path: &Path, child: &str, record: &str) -> bool {
-    let mut archive = Archive::open(path).unwrap();
+    has_record_in(Archive::open(path).unwrap(), child, record)
+}
+
+fn has_record_in(mut archive: Archive, child: &str, record: &str) -> bool {
     archive
         .child_file(child)
         .unwrap()
@@ -140,8 +143,7 @@ async fn story_1_a_record_written_while_connected_reaches_the_hub_without_a_reco
     let record = write_record(&phone.store, "家访", "连着网时写的家访");
     let written = Instant::now();
     wake.wake();
-    let hub_db = data.archive();
-    while !has_record(&hub_db, "王小雨", &record) {
+    while !has_record_in(data.open_archive().unwrap(), "王小雨", &record) {
         assert!(
             written.elapsed() < Duration::from_secs(20),
             "the record never reached the hub"

@@ -125,7 +125,7 @@ async fn three_devices_never_online_together_converge_through_the_hub() {
         subject.sync(&server).await;
     }
 
-    let mut hub = Archive::open(&data.archive()).unwrap();
+    let mut hub = data.open_archive().unwrap();
     let mut want = vec![t.clone(), m.clone()];
     want.sort();
     let mut hub_ids: Vec<String> = hub

@@ -216,6 +216,14 @@ async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
     let hub_dir = dir.join("hub");
     let device = dir.join("device.db");
     workload::copy_dir(&start.hub, &hub_dir);
+    // The hub's data key lives beside its data directory, not in it.
+    let key = (
+        start.hub.with_extension("key"),
+        hub_dir.with_extension("key"),
+    );
+    if key.0 != key.1 {
+        std::fs::copy(&key.0, &key.1).unwrap();
+    }
     workload::copy_store_files(&start.device, &device);
     let server = Server::start(server_config(&hub_dir, (Ipv4Addr::LOCALHOST, 0).into()))
         .await

@@ -258,7 +258,7 @@ pub fn small_hub(dir: &Path) -> shouwang_relay::server::DataDir {
         },
     )
     .unwrap();
-    let mut office = Archive::open(&data.archive()).unwrap();
+    let mut office = data.open_archive().unwrap();
     office
         .add_member(HEAD_TEACHER, &[Role::HeadTeacher], None, None)
         .unwrap();

@@ -308,8 +308,6 @@ pub fn hub_with_history(dir: &Path) -> shouwang_relay::server::DataDir {
     let (admin, teacher) = peers.split_at_mut(1);
     crate::fixtures::sync(&mut admin[0], &mut teacher[0]);
     let data = shouwang_relay::server::DataDir::new(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    copy_store(&mut admin[0].archive, &data.archive());
-    data.create_keys().unwrap();
+    shouwang_relay::server::adopt_archive(&data, &mut admin[0].archive).unwrap();
     data
 }

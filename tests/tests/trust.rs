@@ -190,7 +190,6 @@ fn story_2_every_attack_between_devices_is_refused_and_the_sender_is_told() {
     for (name, attack) in attacks() {
         let mut s = school_with_a_visit();
         let (doc, hash) = attack(&mut s);
-        let mother_id = s.mother.archive.device().clone();
         let teacher_id = s.teacher.archive.device().clone();
         let teacher_side = peer(&mut s.teacher, &mut s.mother);
         let mother_side = peer(&mut s.mother, &mut s.teacher);

@@ -34,6 +34,15 @@ pub struct Cli {
         long,
         global = true,
         help_heading = "通用选项",
+        value_name = "文件",
+        help = "加密档案库的密钥文件（64 位十六进制；如学校服务器的 hub-data.key）"
+    )]
+    pub key_file: Option<PathBuf>,
+
+    #[arg(
+        long,
+        global = true,
+        help_heading = "通用选项",
         help = "以 JSON 格式输出（列表和查看类命令）"
     )]
     pub json: bool,

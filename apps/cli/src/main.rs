@@ -14,6 +14,7 @@ use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use shouwang_core::store::StoreKey;
 
 use cli::{
     BundleCmd, ChildCmd, ClassCmd, Cli, Command, DeviceCmd, MemberCmd, RecordAction, RosterCmd,
@@ -96,13 +97,31 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
     }
 }
 
+/// The store key in a key file (see `shouwang_relay::keyfile`), which must exist.
+fn read_key(path: &std::path::Path) -> std::result::Result<StoreKey, String> {
+    match shouwang_relay::keyfile::read(path) {
+        Ok(Some(bytes)) => StoreKey::from_bytes(&bytes).map_err(|e| e.to_string()),
+        Ok(None) => Err(format!("找不到密钥文件 {}", path.display())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage::report(&e),
     };
+    let key = match cli.key_file.as_deref().map(read_key) {
+        None => None,
+        Some(Ok(key)) => Some(key),
+        Some(Err(msg)) => {
+            eprintln!("错误：{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut ctx = Ctx {
         store: cli.store_path(),
+        key,
         json: cli.json,
         out: Box::new(BufWriter::new(std::io::stdout())),
     };

@@ -74,6 +74,8 @@ impl Edge {
         };
         let dir = tempfile::tempdir().unwrap();
         workload::copy_dir(&template().join("hub"), &dir.path().join("hub"));
+        // The hub's data key lives beside its data directory, not in it.
+        std::fs::copy(template().join("hub.key"), dir.path().join("hub.key")).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -221,7 +223,7 @@ impl Edge {
     /// Checks the hub holds every record and edit of the week exactly once, and every record
     /// the phone has.
     fn assert_hub_has(&self, week: &[Entry]) {
-        let mut hub = Archive::open(&self.data().archive()).unwrap();
+        let mut hub = self.data().open_archive().unwrap();
         for e in week {
             match e {
                 Entry::Record {

@@ -171,7 +171,7 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
     // A visit written by another command on the teacher's store: it goes out on its own.
     record(&teacher, "家访", "班主任家访：和奶奶说了周末视频的事");
     wait_for("the visit at the hub", &|| {
-        let mut hub = shouwang_core::Archive::open(&data.archive()).unwrap();
+        let mut hub = data.open_archive().unwrap();
         hub.child_file("王小雨")
             .unwrap()
             .records

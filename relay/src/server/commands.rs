@@ -8,7 +8,7 @@ use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
 
 use super::hub::unix_now;
-use super::{DataDir, HubContact, ServerConfig, ServerError, init_school, issue_member_invite};
+use super::{HubContact, KeySource, ServerConfig, ServerError, init_school, issue_member_invite};
 use super::{qr_png, qr_terminal};
 
 /// `init-school`: the archive and both keys; returns the report to print.
@@ -20,7 +20,12 @@ pub fn init_school_command(
     admin_role: &str,
     hotline: Option<&str>,
 ) -> Result<String, ServerError> {
-    let data = DataDir::new(&config.data_dir);
+    config.check()?;
+    let data = config.data();
+    let key_existed = match data.key_source() {
+        KeySource::File(p) => p.exists(),
+        _ => true,
+    };
     let setup = SchoolSetup {
         name: name.to_owned(),
         town: town.to_owned(),
@@ -38,11 +43,20 @@ pub fn init_school_command(
         setup.name,
         archive.school_id()
     );
-    let _ = writeln!(out, "数据目录：{}", data.root().display());
     let _ = writeln!(
         out,
-        "学校签名密钥：{}（只有本机用户可读，请妥善备份）",
-        data.root().join("school.key").display()
+        "数据目录：{}（只有本机用户可读；档案库和密钥文件都已加密）",
+        data.root().display()
+    );
+    let _ = writeln!(
+        out,
+        "数据密钥：{}{}（不在数据目录里；没有它谁也打不开这些数据，请另外妥善备份）",
+        data.key_source(),
+        if key_existed {
+            "，沿用已有的"
+        } else {
+            "，刚刚生成"
+        }
     );
     let _ = writeln!(out, "服务器编号：{hub}");
     let _ = writeln!(
@@ -62,7 +76,7 @@ pub fn invite_command(
     days: Option<u32>,
     png: Option<PathBuf>,
 ) -> Result<String, ServerError> {
-    let data = DataDir::new(&config.data_dir);
+    let data = config.data();
     let role = role.map(Role::parse).transpose()?;
     let days = days.unwrap_or(config.invite_days).max(1);
     let contact = HubContact {
@@ -162,7 +176,7 @@ mod tests {
         init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None).unwrap();
         let png = dir.path().join("qr.png");
         invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png.clone())).unwrap();
-        let data = DataDir::new(&config.data_dir);
+        let data = config.data();
         let invites = files_in(&data.root().join("invites"));
         let db = std::fs::read(data.archive()).unwrap();
 
@@ -175,7 +189,7 @@ mod tests {
         assert!(msg.contains("校长"), "{msg}");
         assert_eq!(files_in(&data.root().join("invites")), invites);
         assert_eq!(std::fs::read(data.archive()).unwrap(), db);
-        let mut archive = shouwang_core::Archive::open(&data.archive()).unwrap();
+        let mut archive = data.open_archive().unwrap();
         assert_eq!(
             archive.find_member("刘桂兰").unwrap().roles,
             [Role::LoveMother]

@@ -3,6 +3,11 @@
 //! ```toml
 //! data_dir = "./shouwang-hub"
 //!
+//! [data_key]                      # the key that encrypts hub.db, school.key and hub.key;
+//! file = "/etc/shouwang/hub-data.key"     # one of: a key file outside the data directory
+//! # env = "SHOUWANG_HUB_KEY"              #   an environment variable (64 hex digits)
+//! # credential = "hub.key"                #   a systemd credential ($CREDENTIALS_DIRECTORY)
+//!
 //! [relay]                         # the embedded iroh relay (plain HTTP)
 //! enabled = true
 //! bind = "0.0.0.0:3340"
@@ -14,19 +19,29 @@
 //! idle_timeout_secs = 60
 //! certificate_days = 730
 //! invite_days = 7
+//! max_connections = 512                   # open at once, from everyone
+//! max_connections_per_endpoint = 4        # open at once, from one device
 //!
 //! [http]                          # /health and /metrics
 //! bind = "127.0.0.1:3342"
 //! ```
+//!
+//! Without `[data_key]`, `shouwang-relay` keeps the data key in `hub-data.key` beside the
+//! configuration file, or, with no configuration file, in `$XDG_CONFIG_HOME/shouwang/`
+//! (`~/.config/shouwang/`); `--key-file` overrides both. The library's default (tests) is the
+//! file beside the data directory, `<data_dir>.key`. A key file inside the data directory is
+//! refused.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ServerError;
-use crate::transport::{MAX_FRAME, RelayUrl};
+use super::data::DataDir;
+use super::secrets::{KEY_FILE_NAME, KeySource};
+use crate::transport::{ConnectionLimits, MAX_FRAME, RelayUrl};
 
 /// Default port of the embedded relay (TCP).
 pub const RELAY_PORT: u16 = 3340;
@@ -61,6 +76,10 @@ pub struct ServerConfig {
     pub certificate_days: u32,
     /// How long invites are valid.
     pub invite_days: u32,
+    /// Where the data key comes from; `None`: the key file beside the data directory.
+    pub data_key: Option<KeySource>,
+    /// Connections open at once, in total and per remote endpoint; more are refused at once.
+    pub limits: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -80,7 +99,21 @@ impl ServerConfig {
             max_frame: MAX_FRAME,
             certificate_days: 730,
             invite_days: 7,
+            data_key: None,
+            limits: ConnectionLimits::default(),
         }
+    }
+
+    /// Where the data key comes from.
+    pub fn key_source(&self) -> KeySource {
+        self.data_key
+            .clone()
+            .unwrap_or_else(|| KeySource::beside(&self.data_dir))
+    }
+
+    /// The data directory, with its key source.
+    pub fn data(&self) -> DataDir {
+        DataDir::with_key(&self.data_dir, self.key_source())
     }
 
     /// Everything on 127.0.0.1 with ports chosen by the system (tests).
@@ -121,6 +154,24 @@ impl ServerConfig {
             if let Some(d) = h.invite_days {
                 c.invite_days = d;
             }
+            if let Some(n) = h.max_connections {
+                c.limits.total = n;
+            }
+            if let Some(n) = h.max_connections_per_endpoint {
+                c.limits.per_endpoint = n;
+            }
+        }
+        if let Some(k) = file.data_key {
+            c.data_key = Some(match (k.file, k.env, k.credential) {
+                (Some(f), None, None) => KeySource::File(f),
+                (None, Some(v), None) => KeySource::Env(v),
+                (None, None, Some(n)) => KeySource::Credential(n),
+                _ => {
+                    return Err(ServerError::Config(
+                        "[data_key] 里 file、env、credential 必须只写一项".into(),
+                    ));
+                }
+            });
         }
         if let Some(h) = file.http {
             c.http_bind = if h.enabled == Some(false) {
@@ -146,6 +197,12 @@ impl ServerConfig {
         if self.certificate_days == 0 || self.invite_days == 0 {
             return Err(ServerError::Config("有效天数必须大于 0".into()));
         }
+        if self.limits.total == 0 || self.limits.per_endpoint == 0 {
+            return Err(ServerError::Config("连接数上限必须大于 0".into()));
+        }
+        self.key_source()
+            .check_outside(&self.data_dir)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         Ok(())
     }
 
@@ -169,6 +226,23 @@ impl ServerConfig {
     }
 }
 
+/// Where `shouwang-relay` keeps the data key when the configuration names no `[data_key]`:
+/// `hub-data.key` beside the configuration file, else in `$XDG_CONFIG_HOME/shouwang/` (or
+/// `$HOME/.config/shouwang/`); `None` if there is no such directory.
+pub fn default_key_file(config_file: Option<&Path>) -> Option<PathBuf> {
+    if let Some(file) = config_file {
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+        return Some(dir.unwrap_or(Path::new(".")).join(KEY_FILE_NAME));
+    }
+    let env = |v: &str| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
+    let config_home = env("XDG_CONFIG_HOME").or_else(|| env("HOME").map(|h| h.join(".config")))?;
+    Some(config_home.join("shouwang").join(KEY_FILE_NAME))
+}
+
 /// `http://` + the address (loopback for an unspecified address) and `port`.
 pub(crate) fn default_relay_url(bind: SocketAddr, port: u16) -> String {
     let ip = match bind.ip() {
@@ -188,6 +262,7 @@ pub(crate) fn parse_relay_url(url: &str) -> Result<RelayUrl, ServerError> {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    data_key: Option<KeySection>,
     relay: Option<RelaySection>,
     hub: Option<HubSection>,
     http: Option<HttpSection>,
@@ -209,6 +284,16 @@ struct HubSection {
     idle_timeout_secs: Option<u64>,
     certificate_days: Option<u32>,
     invite_days: Option<u32>,
+    max_connections: Option<usize>,
+    max_connections_per_endpoint: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySection {
+    file: Option<PathBuf>,
+    env: Option<String>,
+    credential: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,6 +317,25 @@ mod tests {
         assert_eq!(c.relay_url().unwrap(), "http://127.0.0.1:3340/");
         assert!(c.public_addrs().is_empty());
         assert_eq!(c.http_bind.unwrap().port(), HTTP_PORT);
+        assert_eq!(c.key_source(), KeySource::File("./shouwang-hub.key".into()));
+        assert_eq!(c.limits, ConnectionLimits::default());
+        assert_eq!(
+            default_key_file(Some(Path::new("/etc/shouwang/relay.toml"))).unwrap(),
+            PathBuf::from("/etc/shouwang/hub-data.key")
+        );
+    }
+
+    #[test]
+    fn the_data_key_comes_from_one_source_outside_the_data_directory() {
+        let c = ServerConfig::from_toml("[data_key]\nenv = \"SHOUWANG_HUB_KEY\"\n").unwrap();
+        assert_eq!(c.key_source(), KeySource::Env("SHOUWANG_HUB_KEY".into()));
+        let c = ServerConfig::from_toml("[data_key]\ncredential = \"hub.key\"\n").unwrap();
+        assert_eq!(c.key_source(), KeySource::Credential("hub.key".into()));
+        let two = "[data_key]\nenv = \"K\"\nfile = \"/k\"\n";
+        assert!(ServerConfig::from_toml(two).is_err());
+        let inside = "data_dir = \"/srv/hub\"\n[data_key]\nfile = \"/srv/hub/k.key\"\n";
+        let e = ServerConfig::from_toml(inside).unwrap_err();
+        assert!(e.to_string().contains("数据目录"), "{e}");
     }
 
     #[test]
@@ -246,6 +350,8 @@ mod tests {
             bind = ["0.0.0.0:9000"]
             public_addrs = ["203.0.113.5:9000"]
             idle_timeout_secs = 15
+            max_connections = 100
+            max_connections_per_endpoint = 2
             [http]
             enabled = false
             "#,
@@ -256,6 +362,8 @@ mod tests {
         assert_eq!(c.public_addrs(), vec!["203.0.113.5:9000".parse().unwrap()]);
         assert_eq!(c.idle_timeout, Duration::from_secs(15));
         assert!(c.http_bind.is_none());
+        assert_eq!(c.limits.total, 100);
+        assert_eq!(c.limits.per_endpoint, 2);
     }
 
     #[test]

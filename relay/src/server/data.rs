@@ -1,19 +1,22 @@
-//! The hub's data directory.
+//! The hub's data directory (mode 0700, every file in it 0600).
 //!
 //! ```text
-//! hub.db              the school's archive (shouwang-core Archive)
-//! school.key          the school's signing key            (mode 0600)
-//! hub.key             the hub endpoint's secret key       (mode 0600; its id is in invites)
+//! hub.db              the school's archive (shouwang-core Archive), SQLCipher-encrypted
+//! school.key          the school's signing key, sealed with the data key
+//! hub.key             the hub endpoint's secret key, sealed (its id is in invites)
 //! invites/<digest>.json   issued invites: member, role, expiry (digest = hash of the secret)
 //! spent/<digest>.json     spent invites: which device used it, when
 //! ```
+//!
+//! The data key that locks `hub.db`, `school.key` and `hub.key` is never in this directory
+//! (see [`super::secrets`]): a copy of the directory alone reveals no child's file.
 //!
 //! Spending an invite creates its `spent/` file with `create_new`, so two devices racing with
 //! one invite cannot both win, even across processes. The device that spent an invite may use
 //! it again (an enrollment cut off by a bad link can be retried); any other device is refused.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -22,10 +25,15 @@ use shouwang_core::ids::MemberId;
 use shouwang_core::membership::{DeviceKey, InviteSecret, SchoolKey};
 use shouwang_core::roles::Role;
 
+use shouwang_core::Archive;
+use shouwang_core::store::StoreKey;
+
+use super::secrets::{DataKey, KeySource};
+use crate::keyfile::{create_private_dir, write_private_new};
 use crate::transport::SecretKey;
 
-const SCHOOL_KEY_HEADER: &str = "shouwang school signing key v1";
-const HUB_KEY_HEADER: &str = "shouwang hub endpoint key v1";
+const SCHOOL_KEY_HEADER: &str = "shouwang school signing key v2 (sealed)";
+const HUB_KEY_HEADER: &str = "shouwang hub endpoint key v2 (sealed)";
 
 /// An invite the hub has issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,21 +68,56 @@ pub enum Spend {
     Again,
 }
 
-/// The paths of a hub's data directory.
+/// The paths of a hub's data directory, and where its data key comes from.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    key: KeySource,
 }
 
 impl DataDir {
-    /// The data directory at `root` (nothing is created).
+    /// The data directory at `root`, its data key in the key file beside it (`<root>.key`,
+    /// [`KeySource::beside`]). Nothing is created.
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
-        DataDir { root: root.into() }
+        let root = root.into();
+        let key = KeySource::beside(&root);
+        DataDir { root, key }
+    }
+
+    /// The data directory at `root` with its data key from `key`. Nothing is created.
+    pub fn with_key(root: impl Into<PathBuf>, key: KeySource) -> DataDir {
+        DataDir {
+            root: root.into(),
+            key,
+        }
     }
 
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the data key comes from.
+    pub fn key_source(&self) -> &KeySource {
+        &self.key
+    }
+
+    /// The data key (it must exist).
+    pub fn data_key(&self) -> Result<DataKey, Error> {
+        self.key.check_outside(&self.root)?;
+        self.key.load()
+    }
+
+    /// The SQLCipher key of `hub.db`.
+    pub fn store_key(&self) -> Result<StoreKey, Error> {
+        Ok(self.data_key()?.store_key())
+    }
+
+    /// Opens the archive with the data key. A wrong key is one Chinese sentence naming
+    /// where the key came from, and nothing is touched.
+    pub fn open_archive(&self) -> Result<Archive, Error> {
+        let key = self.data_key()?;
+        open_archive_with(&self.archive(), &key.store_key(), &self.key)
     }
 
     /// The archive.
@@ -107,9 +150,21 @@ impl DataDir {
         self.school_key_path().exists()
     }
 
-    /// Creates the directory and the two keys. Refuses if either key exists.
-    pub fn create_keys(&self) -> Result<(SchoolKey, SecretKey), Error> {
-        fs::create_dir_all(&self.root)?;
+    /// Refuses, in Chinese, a directory where no school has been set up.
+    pub fn check_initialised(&self) -> Result<(), Error> {
+        if self.is_initialised() {
+            return Ok(());
+        }
+        Err(Error::NotPermitted(format!(
+            "{} 里还没有学校，请先运行 shouwang-relay init-school",
+            self.root.display()
+        )))
+    }
+
+    /// Creates the directory (0700) and the two keys, sealed with `key`. Refuses if either
+    /// key exists.
+    pub fn create_keys(&self, key: &DataKey) -> Result<(SchoolKey, SecretKey), Error> {
+        self.create_root()?;
         if self.school_key_path().exists() || self.hub_key_path().exists() {
             return Err(Error::NotPermitted(format!(
                 "{} 里已经有学校密钥，不会覆盖",
@@ -118,25 +173,65 @@ impl DataDir {
         }
         let school = SchoolKey::generate();
         let hub = SecretKey::generate();
-        write_secret(
-            &self.school_key_path(),
-            SCHOOL_KEY_HEADER,
-            &school.secret_bytes(),
-        )?;
-        write_secret(&self.hub_key_path(), HUB_KEY_HEADER, &hub.to_bytes())?;
+        let sealed = key.seal(SCHOOL_KEY_HEADER, &school.secret_bytes())?;
+        write_private_new(&self.school_key_path(), sealed.as_bytes())?;
+        let sealed = key.seal(HUB_KEY_HEADER, &hub.to_bytes())?;
+        write_private_new(&self.hub_key_path(), sealed.as_bytes())?;
         Ok((school, hub))
+    }
+
+    /// Creates the data directory, owner only (0700), tightening an existing one.
+    pub(crate) fn create_root(&self) -> Result<(), Error> {
+        create_private_dir(&self.root)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 
     /// The school's signing key.
     pub fn school_key(&self) -> Result<SchoolKey, Error> {
-        let bytes = read_secret(&self.school_key_path(), SCHOOL_KEY_HEADER)?;
+        self.school_key_with(&self.data_key()?)
+    }
+
+    /// The school's signing key, unsealed with `key`.
+    pub fn school_key_with(&self, key: &DataKey) -> Result<SchoolKey, Error> {
+        let bytes = self.read_sealed(key, &self.school_key_path(), SCHOOL_KEY_HEADER)?;
         Ok(SchoolKey::from_secret_bytes(&bytes))
     }
 
     /// The hub endpoint's secret key.
     pub fn hub_key(&self) -> Result<SecretKey, Error> {
-        let bytes = read_secret(&self.hub_key_path(), HUB_KEY_HEADER)?;
+        self.hub_key_with(&self.data_key()?)
+    }
+
+    /// The hub endpoint's secret key, unsealed with `key`.
+    pub fn hub_key_with(&self, key: &DataKey) -> Result<SecretKey, Error> {
+        let bytes = self.read_sealed(key, &self.hub_key_path(), HUB_KEY_HEADER)?;
         Ok(SecretKey::from_bytes(&bytes))
+    }
+
+    fn read_sealed(&self, key: &DataKey, path: &Path, header: &str) -> Result<[u8; 32], Error> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::NotPermitted(format!(
+                    "找不到 {}，请先运行 shouwang-relay init-school",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match key.open(header, &text) {
+            Some(Some(bytes)) => Ok(bytes),
+            Some(None) => Err(wrong_key(&self.key)),
+            None => Err(Error::Corrupt(format!(
+                "{} 不是有效的密钥文件",
+                path.display()
+            ))),
+        }
     }
 
     /// Records an issued invite.
@@ -150,7 +245,7 @@ impl DataDir {
         };
         let json = serde_json::to_vec_pretty(&stored)
             .map_err(|e| Error::Corrupt(format!("邀请记录：{e}")))?;
-        write_new(&path, &json, false)
+        write_new(&path, &json)
     }
 
     /// The issued invite with this secret, if any.
@@ -184,7 +279,7 @@ impl DataDir {
             at: now,
         })
         .map_err(|e| Error::Corrupt(format!("邀请记录：{e}")))?;
-        match write_new(&path, &record, false) {
+        match write_new(&path, &record) {
             Ok(()) => Ok(Spend::Fresh),
             Err(Error::Io(e)) if e.kind() == ErrorKind::AlreadyExists => {
                 let bytes = fs::read(&path)?;
@@ -203,50 +298,32 @@ impl DataDir {
     }
 }
 
-/// Writes a key file readable only by its owner, never replacing one.
-fn write_secret(path: &Path, header: &str, bytes: &[u8; 32]) -> Result<(), Error> {
-    let text = format!("{header}\n{}\n", hex::encode(bytes));
-    write_new(path, text.as_bytes(), true)
+/// A wrong data key, as one Chinese sentence.
+pub(crate) fn wrong_key(source: &KeySource) -> Error {
+    Error::NotPermitted(format!(
+        "数据密钥不对（{source}），打不开学校服务器的数据；没有改动任何文件"
+    ))
 }
 
-fn read_secret(path: &Path, header: &str) -> Result<[u8; 32], Error> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::NotPermitted(format!(
-                "找不到 {}，请先运行 shouwang-relay init-school",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut lines = text.lines();
-    let bad = || Error::Corrupt(format!("{} 不是有效的密钥文件", path.display()));
-    if lines.next() != Some(header) {
-        return Err(bad());
-    }
-    let bytes = hex::decode(lines.next().unwrap_or("").trim()).map_err(|_| bad())?;
-    bytes.try_into().map_err(|_| bad())
+/// Opens the archive at `path` with `key`; a wrong key is [`wrong_key`].
+pub(crate) fn open_archive_with(
+    path: &Path,
+    key: &StoreKey,
+    source: &KeySource,
+) -> Result<Archive, Error> {
+    Archive::open_with_key(path, Some(key)).map_err(|e| match e {
+        Error::Locked => wrong_key(source),
+        e => e,
+    })
 }
 
-/// Creates `path` (and its directory) with `bytes`, failing if it exists; durable on return.
-fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error> {
+/// Creates `path` with `bytes` (mode 0600, its directory 0700), failing if it exists; durable
+/// on return.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut f = opts.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+    write_private_new(path, bytes)
 }
 
 #[cfg(test)]
@@ -259,10 +336,21 @@ mod tests {
     fn keys_are_created_once_private_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path().join("hub"));
-        let (school, hub) = data.create_keys().unwrap();
+        let (key, _) = data.key_source().load_or_create().unwrap();
+        let (school, hub) = data.create_keys(&key).unwrap();
         assert_eq!(data.school_key().unwrap().public(), school.public());
         assert_eq!(data.hub_key().unwrap().public(), hub.public());
-        assert!(data.create_keys().is_err());
+        assert!(data.create_keys(&key).is_err());
+        // Sealed: neither secret is in its file.
+        let text = fs::read_to_string(data.school_key_path()).unwrap();
+        assert!(!text.contains(&hex::encode(school.secret_bytes())));
+        let text = fs::read_to_string(data.hub_key_path()).unwrap();
+        assert!(!text.contains(&hex::encode(hub.to_bytes())));
+        // Another data key opens neither.
+        let other = DataDir::with_key(data.root(), KeySource::File(dir.path().join("other.key")));
+        other.key_source().load_or_create().unwrap();
+        let wrong = other.school_key().unwrap_err();
+        assert!(wrong.to_string().contains("数据密钥不对"), "{wrong}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -284,7 +372,7 @@ mod tests {
     #[test]
     fn an_invite_is_spent_once_but_its_device_may_retry() {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::new(dir.path());
+        let data = DataDir::new(dir.path().join("hub"));
         let secret = InviteSecret::random();
         assert!(data.find_invite(&secret).unwrap().is_none());
         let issued = IssuedInvite {
@@ -300,5 +388,17 @@ mod tests {
         assert_eq!(data.spend(&secret, &phone, 6).unwrap(), Spend::Again);
         let other = data.spend(&secret, &DeviceKey([2; 32]), 7).unwrap_err();
         assert!(other.to_string().contains("用过"), "{other}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            for d in ["invites", "spent"] {
+                let d = data.root().join(d);
+                assert_eq!(mode(&d), 0o700, "{}", d.display());
+                for f in fs::read_dir(&d).unwrap() {
+                    assert_eq!(mode(&f.unwrap().path()), 0o600);
+                }
+            }
+        }
     }
 }

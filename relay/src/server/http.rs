@@ -20,6 +20,7 @@ pub(crate) struct HttpState {
     pub transport: Arc<TransportMetrics>,
     pub hub: Arc<HubMetrics>,
     pub archive: std::path::PathBuf,
+    pub key: shouwang_core::store::StoreKey,
     pub school_id: String,
     pub hub_id: String,
 }
@@ -70,14 +71,17 @@ impl HttpServer {
 }
 
 /// Counts the documents in the archive (a fresh read: another process may have written).
-fn count_documents(path: &std::path::Path) -> Option<usize> {
-    let store = shouwang_core::store::Store::open(path).ok()?;
+fn count_documents(path: &std::path::Path, key: &shouwang_core::store::StoreKey) -> Option<usize> {
+    if !path.exists() {
+        return None;
+    }
+    let store = shouwang_core::store::Store::open_with_key(path, Some(key)).ok()?;
     store.doc_ids().ok().map(|ids| ids.len())
 }
 
 async fn health(State(s): State<HttpState>) -> impl IntoResponse {
-    let path = s.archive.clone();
-    let docs = tokio::task::spawn_blocking(move || count_documents(&path))
+    let (path, key) = (s.archive.clone(), s.key.clone());
+    let docs = tokio::task::spawn_blocking(move || count_documents(&path, &key))
         .await
         .ok()
         .flatten();
@@ -101,8 +105,8 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    let path = s.archive.clone();
-    let docs = tokio::task::spawn_blocking(move || count_documents(&path))
+    let (path, key) = (s.archive.clone(), s.key.clone());
+    let docs = tokio::task::spawn_blocking(move || count_documents(&path, &key))
         .await
         .ok()
         .flatten();
@@ -176,6 +180,12 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         "counter",
         "Connections closed for a frame over the size limit.",
         g(&t.oversized),
+    );
+    put(
+        "shouwang_busy_refused_total",
+        "counter",
+        "Connections closed at once: too many open from that device or in total.",
+        g(&t.busy),
     );
     put(
         "shouwang_enrollments_total",

@@ -30,12 +30,15 @@ use shouwang_core::store::Sender;
 use shouwang_core::sync::{Event, Session};
 use tracing::info;
 
-use super::data::DataDir;
+use super::data::{DataDir, open_archive_with};
+use super::secrets::KeySource;
 use crate::handshake::{CHUNK, MAGIC, Message};
 use crate::transport::{
-    Conversation, ConversationFactory, EndpointId, Reply, TransportMetrics, Wake,
+    Conversation, ConversationFactory, EndpointId, HANDSHAKE_MAX_FRAME, Reply, TransportMetrics,
+    Wake,
 };
 pub(crate) use crate::unix_now;
+use shouwang_core::store::StoreKey;
 
 /// Counters of the hub's own events (the transport counts bytes and connections).
 #[derive(Debug, Default)]
@@ -62,9 +65,13 @@ pub(crate) const HUB_ARCHIVES: usize = 2;
 #[derive(Debug)]
 pub(crate) struct ArchivePool {
     path: PathBuf,
+    key: StoreKey,
+    source: KeySource,
     max: usize,
     state: Mutex<PoolState>,
     freed: Condvar,
+    /// Archives lent, ever.
+    borrows: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -75,19 +82,24 @@ struct PoolState {
 }
 
 impl ArchivePool {
-    /// A pool over the archive at `path`, opening at most `max` (at least 1) archives.
-    pub(crate) fn new(path: PathBuf, max: usize) -> ArchivePool {
+    /// A pool over the archive at `path`, encrypted with `key` (from `source`), opening at
+    /// most `max` (at least 1) archives.
+    pub(crate) fn new(path: PathBuf, key: StoreKey, source: KeySource, max: usize) -> ArchivePool {
         ArchivePool {
             path,
+            key,
+            source,
             max: max.max(1),
             state: Mutex::new(PoolState::default()),
             freed: Condvar::new(),
+            borrows: AtomicU64::new(0),
         }
     }
 
     /// Borrows an archive, opening one if fewer than `max` are open, else waiting for one.
     /// Blocking: call it from a conversation callback (tokio's blocking pool).
     pub(crate) fn get(&self) -> Result<PooledArchive<'_>, Error> {
+        TransportMetrics::add(&self.borrows, 1);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(archive) = state.idle.pop() {
@@ -99,7 +111,7 @@ impl ArchivePool {
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match Archive::open(&self.path) {
+                return match open_archive_with(&self.path, &self.key, &self.source) {
                     Ok(archive) => Ok(PooledArchive {
                         pool: self,
                         archive: Some(archive),
@@ -193,6 +205,12 @@ impl HubState {
         &self.metrics
     }
 
+    /// How many times a conversation has borrowed one of the hub's archives. A device whose
+    /// invite or certificate does not verify never borrows one.
+    pub fn archive_borrows(&self) -> u64 {
+        TransportMetrics::get(&self.archives.borrows)
+    }
+
     /// Checks an invite presented by `device` and returns its certificate and the member's
     /// bundle. The invite is spent only when everything else succeeded.
     pub fn enroll(
@@ -249,26 +267,32 @@ impl HubState {
         bytes: &[u8],
         now: i64,
     ) -> Result<Certificate, Error> {
+        let cert = self.verify_certificate(device, bytes, now)?;
         let mut archive = self.archives.get()?;
-        self.check_member(&mut archive, device, bytes, now)
-            .map(|(cert, _)| cert)
+        self.check_member(&mut archive, &cert)?;
+        Ok(cert)
     }
 
-    /// Checks a certificate against the school key and the member's standing in `archive`.
-    fn check_member(
+    /// Checks a certificate's signature, school, device and validity: no archive needed, so
+    /// a stranger costs the hub no more than this.
+    fn verify_certificate(
         &self,
-        archive: &mut Archive,
         device: DeviceKey,
         bytes: &[u8],
         now: i64,
-    ) -> Result<(Certificate, Member), Error> {
+    ) -> Result<Certificate, Error> {
         let cert = Certificate::from_bytes(bytes)?;
         cert.verify(&self.school_id, &self.school_key.public(), &device, now)?;
+        Ok(cert)
+    }
+
+    /// The member a verified certificate names, if still active in `archive`.
+    fn check_member(&self, archive: &mut Archive, cert: &Certificate) -> Result<Member, Error> {
         let m = archive.find_member(cert.body().member.as_str())?;
         if !m.active {
             return Err(Error::NotPermitted("这位成员已停用".into()));
         }
-        Ok((cert, m))
+        Ok(m)
     }
 }
 
@@ -324,10 +348,9 @@ impl HubConversation {
                 Ok(Reply::finish(frames))
             }
             Message::Hello(bytes) => {
+                let cert = self.state.verify_certificate(self.device, &bytes, now)?;
                 let mut archive = self.state.archives.get()?;
-                let (cert, member) =
-                    self.state
-                        .check_member(&mut archive, self.device, &bytes, now)?;
+                let member = self.state.check_member(&mut archive, &cert)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 info!(member = %cert.body().member, device = %self.device, "welcomed");
                 let mut session = archive
@@ -408,5 +431,10 @@ impl Conversation for HubConversation {
 
     fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {
         Some(Message::Refused(error.to_string()).encode())
+    }
+
+    fn max_frame(&self) -> Option<usize> {
+        // Until the device is welcomed, nobody can make the hub reserve more than this.
+        self.sync.is_none().then_some(HANDSHAKE_MAX_FRAME)
     }
 }

@@ -10,20 +10,82 @@ use shouwang_core::membership::{DeviceKey, Invite, InviteSecret};
 use shouwang_core::roles::Role;
 use shouwang_core::{Archive, Error};
 
-use super::data::{DataDir, IssuedInvite};
+use shouwang_core::store::StoreKey;
 
-/// Sets up a school in a hub's data directory: the archive and both keys.
+use super::data::{DataDir, IssuedInvite, open_archive_with};
+use crate::keyfile::write_private_new;
+
+/// Sets up a school in a hub's data directory: the data key where its source says (a key
+/// file is created if missing; an environment variable or a credential must be set), the
+/// directory (0700), `hub.db` encrypted with the data key, and both keys sealed with it. A
+/// bad setup or a missing key is refused before any file is created.
 pub fn init_school(data: &DataDir, setup: &SchoolSetup) -> Result<Archive, Error> {
+    refuse_if_initialised(data)?;
+    // The school is made in memory first and copied, encrypted, into hub.db: no page of it is
+    // ever written in clear, and a bad setup is refused before anything exists.
+    sqlcipher_ready()?;
+    let mut school = Archive::create_school(Path::new(":memory:"), setup)?;
+    adopt_archive(data, &mut school)
+}
+
+/// Sets up a hub's data directory (as [`init_school`] does) around a copy of `source`, an
+/// office archive that already holds its school: the copy in `hub.db` is encrypted with the
+/// data key. `source` is not changed.
+pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Error> {
+    refuse_if_initialised(data)?;
+    data.key_source().check_outside(data.root())?;
+    sqlcipher_ready()?;
+    let (key, _) = data.key_source().load_or_create()?;
+    data.create_root()?;
+    let path = data.archive();
+    // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+    write_private_new(&path, b"")?;
+    let store_key = key.store_key();
+    export_encrypted(source.store().conn(), &path, &store_key)?;
+    data.create_keys(&key)?;
+    open_archive_with(&path, &store_key, data.key_source())
+}
+
+fn refuse_if_initialised(data: &DataDir) -> Result<(), Error> {
     if data.is_initialised() || data.archive().exists() {
         return Err(Error::NotPermitted(format!(
             "{} 里已经有一所学校",
             data.root().display()
         )));
     }
-    std::fs::create_dir_all(data.root())?;
-    let archive = Archive::create_school(&data.archive(), setup)?;
-    data.create_keys()?;
-    Ok(archive)
+    Ok(())
+}
+
+/// Waits until SQLCipher has registered `sqlcipher_export` for new connections. It does so
+/// as an auto-extension at the end of its one-time initialisation, so a connection opened
+/// by another thread in the middle of that (tests in parallel) can lack it.
+fn sqlcipher_ready() -> Result<(), Error> {
+    for _ in 0..1000 {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        if conn.prepare("SELECT sqlcipher_export('main')").is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(Error::NotPermitted(
+        "这个版本没有编入加密存储，不能建立加密档案库".into(),
+    ))
+}
+
+/// Copies the database open on `conn` into the empty file at `path`, encrypted with `key`
+/// (SQLCipher's `sqlcipher_export`), schema version included.
+fn export_encrypted(conn: &rusqlite::Connection, path: &Path, key: &StoreKey) -> Result<(), Error> {
+    let file = path
+        .to_str()
+        .ok_or_else(|| Error::invalid("数据目录", "路径必须是 UTF-8"))?;
+    let raw = format!("x'{}'", hex::encode(key.as_bytes()));
+    conn.execute("ATTACH DATABASE ?1 AS sealed KEY ?2", [file, raw.as_str()])?;
+    let version: i64 = conn.query_row("PRAGMA main.user_version", [], |r| r.get(0))?;
+    conn.query_row("SELECT sqlcipher_export('sealed')", [], |_| Ok(()))?;
+    conn.execute_batch(&format!(
+        "PRAGMA sealed.user_version = {version}; DETACH DATABASE sealed;"
+    ))?;
+    Ok(())
 }
 
 /// Where devices reach the hub, for invites.
@@ -72,9 +134,11 @@ pub fn issue_member_invite(
     now: i64,
     expires_at: i64,
 ) -> Result<NewInvite, Error> {
-    let school_key = data.school_key()?;
-    let hub = data.hub_key()?.public();
-    let mut archive = Archive::open(&data.archive())?;
+    data.check_initialised()?;
+    let key = data.data_key()?;
+    let school_key = data.school_key_with(&key)?;
+    let hub = data.hub_key_with(&key)?.public();
+    let mut archive = open_archive_with(&data.archive(), &key.store_key(), data.key_source())?;
     let (m, role, added) = match archive.find_member(member) {
         Ok(m) => {
             let role = match role {
@@ -179,7 +243,15 @@ pub fn qr_png(ticket: &str, path: &Path, scale: usize) -> Result<(), Error> {
             pixels[row + x * scale..row + (x + 1) * scale].fill(0);
         }
     }
-    let file = std::fs::File::create(path)?;
+    // The ticket in it enrolls a device: owner only.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(path)?;
     let side32 = u32::try_from(side).map_err(|_| Error::invalid("二维码", "太大"))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), side32, side32);
     enc.set_color(png::ColorType::Grayscale);

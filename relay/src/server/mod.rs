@@ -11,22 +11,24 @@ mod data;
 mod http;
 mod hub;
 mod invite;
+mod secrets;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shouwang_core::Archive;
 use shouwang_core::roles::Role;
 
-pub use config::{DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig};
+pub use config::{DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig, default_key_file};
 pub use data::{DataDir, IssuedInvite, Spend};
 pub use http::render_metrics;
 pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
 pub use invite::{
-    HubContact, NewInvite, init_school, issue_invite, issue_member_invite, qr_png, qr_terminal,
+    HubContact, NewInvite, adopt_archive, init_school, issue_invite, issue_member_invite, qr_png,
+    qr_terminal,
 };
+pub use secrets::{DataKey, KEY_CREDENTIAL, KEY_ENV, KEY_FILE_NAME, KeySource};
 
 use crate::transport::{
     ConversationOptions, EndpointAddr, EndpointId, Node, NodeConfig, RelayUrl, TransportMetrics,
@@ -100,13 +102,20 @@ impl Server {
     /// Starts the relay (if configured), the hub and the HTTP server.
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         config.check()?;
-        let data = DataDir::new(&config.data_dir);
-        let school_key = data.school_key()?;
-        let hub_key = data.hub_key()?;
+        // The data key first: a wrong or missing one stops here, before any file is opened
+        // for writing.
+        let data = config.data();
+        data.check_initialised()?;
+        let key = data.data_key()?;
+        let school_key = data.school_key_with(&key)?;
+        let hub_key = data.hub_key_with(&key)?;
+        let store_key = key.store_key();
         let school_id = {
-            let archive = data.archive();
+            let (archive, store_key, source) =
+                (data.archive(), store_key.clone(), data.key_source().clone());
             tokio::task::spawn_blocking(move || {
-                Archive::open(&archive).map(|a| a.school_id().clone())
+                data::open_archive_with(&archive, &store_key, &source)
+                    .map(|a| a.school_id().clone())
             })
             .await
             .map_err(|e| ServerError::Bind(e.to_string()))??
@@ -143,7 +152,12 @@ impl Server {
             school_key,
             certificate_days: config.certificate_days,
             metrics: hub_metrics.clone(),
-            archives: hub::ArchivePool::new(data.archive(), hub::HUB_ARCHIVES),
+            archives: hub::ArchivePool::new(
+                data.archive(),
+                store_key.clone(),
+                data.key_source().clone(),
+                hub::HUB_ARCHIVES,
+            ),
             changed: Wake::new(),
         });
         let node_config = NodeConfig {
@@ -156,6 +170,7 @@ impl Server {
             idle_timeout: config.idle_timeout,
             max_frame: config.max_frame,
             wake: Some(state.changed().clone()),
+            limits: config.limits,
             ..ConversationOptions::default()
         };
         let transport_metrics = Arc::new(TransportMetrics::default());
@@ -178,6 +193,7 @@ impl Server {
                         transport: transport_metrics,
                         hub: hub_metrics,
                         archive: data.archive(),
+                        key: store_key,
                         school_id: school_id.to_string(),
                         hub_id: hub.id().to_string(),
                     },

@@ -1,9 +1,11 @@
 //! The accepting side: an iroh [`ProtocolHandler`] for `shouwang/sync/1`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use iroh::EndpointId;
 use iroh::endpoint::{Connection, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use tokio::time::timeout;
@@ -13,7 +15,8 @@ use tracing::{debug, info, warn};
 
 use super::driver::{Driver, Side};
 use super::{
-    ConversationFactory, ConversationOptions, Stats, TransportError, TransportMetrics, close,
+    ConnectionLimits, ConversationFactory, ConversationOptions, Stats, TransportError,
+    TransportMetrics, close,
 };
 
 /// How long shutdown waits for conversations to end before the endpoint closes under them.
@@ -33,6 +36,47 @@ struct Inner {
     metrics: Arc<TransportMetrics>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    open: Mutex<Open>,
+}
+
+/// Connections open now, in total and per remote endpoint.
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    by_remote: HashMap<EndpointId, usize>,
+}
+
+/// A connection's place under the [`ConnectionLimits`]; given back when dropped.
+struct Slot<'a> {
+    open: &'a Mutex<Open>,
+    remote: EndpointId,
+}
+
+impl<'a> Slot<'a> {
+    /// A place for one more connection from `remote`, if the limits allow it.
+    fn take(open: &'a Mutex<Open>, limits: ConnectionLimits, remote: EndpointId) -> Option<Self> {
+        let mut o = open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = o.by_remote.get(&remote).copied().unwrap_or(0);
+        if o.total >= limits.total || mine >= limits.per_endpoint {
+            return None;
+        }
+        o.total += 1;
+        o.by_remote.insert(remote, mine + 1);
+        Some(Slot { open, remote })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut o = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        o.total = o.total.saturating_sub(1);
+        if let Some(n) = o.by_remote.get_mut(&self.remote) {
+            *n -= 1;
+            if *n == 0 {
+                o.by_remote.remove(&self.remote);
+            }
+        }
+    }
 }
 
 impl SyncProtocol {
@@ -49,6 +93,7 @@ impl SyncProtocol {
                 metrics,
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                open: Mutex::new(Open::default()),
             }),
         }
     }
@@ -134,9 +179,19 @@ impl ProtocolHandler for SyncProtocol {
             );
             return Ok(());
         }
+        let remote = conn.remote_id();
+        // Before anything else, and cheaply: no stream, no conversation, no blocking task.
+        let Some(_slot) = Slot::take(&self.inner.open, self.inner.opts.limits, remote) else {
+            TransportMetrics::add(&self.inner.metrics.busy, 1);
+            debug!(remote = %remote.fmt_short(), "refused: too many connections");
+            conn.close(
+                VarInt::from_u32(close::BUSY),
+                "连接太多，请稍后再试".as_bytes(),
+            );
+            return Ok(());
+        };
         let _tracked = self.inner.tracker.token();
         let _open = OpenGuard::new(&self.inner.metrics);
-        let remote = conn.remote_id();
         match self.converse(&conn).await {
             Ok(stats) => debug!(
                 remote = %remote.fmt_short(),

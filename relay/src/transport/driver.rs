@@ -78,6 +78,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
         let reply = self.call(|c| c.opening()).await;
         self.after(reply).await?;
         let mut reader = FrameReader::new(self.opts.max_frame);
+        reader.set_max(self.frame_limit());
         let shutdown = self.shutdown.clone().unwrap_or_default();
         let mut deadline = Instant::now() + self.opts.idle_timeout;
         let conn = self.conn;
@@ -107,6 +108,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
                             self.count_in(frame.len());
                             let reply = self.call(move |c| c.on_frame(&frame)).await;
                             self.after(reply).await?;
+                            reader.set_max(self.frame_limit());
                             deadline = Instant::now() + self.opts.idle_timeout;
                         }
                         Ok(None) => {
@@ -143,6 +145,14 @@ impl<'a, C: Conversation> Driver<'a, C> {
             // Only fails if already finished, which `finished` rules out.
             let _ = self.send.finish();
         }
+    }
+
+    /// The largest frame the conversation accepts now.
+    fn frame_limit(&self) -> usize {
+        self.conversation
+            .as_ref()
+            .and_then(C::max_frame)
+            .map_or(self.opts.max_frame, |m| m.min(self.opts.max_frame))
     }
 
     /// Whether the conversation takes wakes now (see [`Conversation::listening`]).
@@ -287,6 +297,7 @@ pub(crate) fn peer_close(conn: &Connection) -> Option<TransportError> {
                 close::IDLE => TransportError::Idle,
                 close::REFUSED => TransportError::Refused(reason),
                 close::SHUTDOWN => TransportError::ShuttingDown,
+                close::BUSY => TransportError::Refused(reason),
                 close::TOO_LARGE => {
                     TransportError::Protocol(format!("对方拒收过大的消息：{reason}"))
                 }

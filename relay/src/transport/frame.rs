@@ -15,6 +15,11 @@ use super::TransportError;
 /// Largest frame payload accepted by default (16 MiB, the sync protocol's largest message).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
+/// Largest frame payload the hub accepts before it has welcomed the device (64 KiB): an
+/// unauthenticated peer can make it reserve no more. Enrollment and certificates are far
+/// smaller.
+pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
+
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
 
@@ -39,6 +44,11 @@ impl FrameReader {
             body: None,
             body_read: 0,
         }
+    }
+
+    /// Changes the limit for frames whose length has not been read yet.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 
     /// Whether a frame has been started but not finished.

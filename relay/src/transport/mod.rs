@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use accept::SyncProtocol;
-pub use frame::MAX_FRAME;
+pub use frame::{HANDSHAKE_MAX_FRAME, MAX_FRAME};
 pub use iroh::{EndpointAddr, EndpointId, RelayUrl, SecretKey};
 pub use node::{Node, NodeConfig};
 
@@ -57,6 +57,8 @@ pub mod close {
     pub const SHUTDOWN: u32 = 4;
     /// A frame was over the size limit.
     pub const TOO_LARGE: u32 = 5;
+    /// Too many connections at once (from this endpoint, or in total); try again later.
+    pub const BUSY: u32 = 6;
 }
 
 /// What a conversation wants sent after an event.
@@ -115,6 +117,13 @@ pub trait Conversation: Send + 'static {
         let _ = error;
         None
     }
+
+    /// The largest frame accepted from the peer now, if less than
+    /// [`ConversationOptions::max_frame`] (the hub: [`HANDSHAKE_MAX_FRAME`] until it has
+    /// welcomed the device). Asked before each frame's length is read.
+    fn max_frame(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl Conversation for Box<dyn Conversation> {
@@ -136,6 +145,10 @@ impl Conversation for Box<dyn Conversation> {
 
     fn error_frame(&mut self, error: &shouwang_core::Error) -> Option<Vec<u8>> {
         (**self).error_frame(error)
+    }
+
+    fn max_frame(&self) -> Option<usize> {
+        (**self).max_frame()
     }
 }
 
@@ -159,6 +172,8 @@ pub struct ConversationOptions {
     pub connect_timeout: Duration,
     /// Pokes the conversation: [`Conversation::on_wake`] runs after each [`Wake::wake`].
     pub wake: Option<Wake>,
+    /// Connections the accepting side holds open at once.
+    pub limits: ConnectionLimits,
 }
 
 impl Default for ConversationOptions {
@@ -169,6 +184,27 @@ impl Default for ConversationOptions {
             close_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(30),
             wake: None,
+            limits: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// How many connections an accepting node holds open at once. One more is closed with
+/// [`close::BUSY`] as soon as it arrives, before its stream is accepted or a conversation is
+/// made for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From everyone.
+    pub total: usize,
+    /// From one remote endpoint (a phone: one live connection, a sync, a retry).
+    pub per_endpoint: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            total: 512,
+            per_endpoint: 4,
         }
     }
 }
@@ -233,6 +269,9 @@ pub struct TransportMetrics {
     pub idle_closed: AtomicU64,
     /// Of those, oversized frames from the peer.
     pub oversized: AtomicU64,
+    /// Connections closed at once because too many were open (see [`ConnectionLimits`]);
+    /// not counted in `connections_total`.
+    pub busy: AtomicU64,
     pub frames_in: AtomicU64,
     pub frames_out: AtomicU64,
     pub bytes_in: AtomicU64,

@@ -1,7 +1,6 @@
 //! Set-up shared by the relay's integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use shouwang_core::Archive;
 use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
@@ -37,7 +36,7 @@ pub fn init_school(dir: &std::path::Path) -> DataDir {
 /// 任课教师 武秀梅 paired with 赵子涵.
 pub fn sample_school(dir: &std::path::Path) -> DataDir {
     let data = init_school(dir);
-    let mut office = Archive::open(&data.archive()).unwrap();
+    let mut office = data.open_archive().unwrap();
     office
         .add_member("王瑞侠", &[Role::HeadTeacher], None, None)
         .unwrap();

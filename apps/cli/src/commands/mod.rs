@@ -11,12 +11,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use shouwang_core::Archive;
+use shouwang_core::store::StoreKey;
 
 use crate::error::{CliError, Result};
 
 /// What every command gets: where the store is, how to print, and where to print.
 pub struct Ctx {
     pub store: PathBuf,
+    /// The store's key (`--key-file`), if it is encrypted.
+    pub key: Option<StoreKey>,
     pub json: bool,
     pub out: Box<dyn Write>,
 }
@@ -39,12 +42,27 @@ impl Ctx {
                 self.store.display()
             )));
         }
-        Archive::open(&self.store).map_err(|e| match e {
+        Archive::open_with_key(&self.store, self.key.as_ref()).map_err(|e| match e {
             shouwang_core::Error::NotInitialised => {
                 CliError::msg(format!("{e}（档案库：{}）", self.store.display()))
             }
+            shouwang_core::Error::Locked if self.key.is_none() => CliError::msg(format!(
+                "{e}：{} 是加密档案库，请用 --key-file 指定密钥文件",
+                self.store.display()
+            )),
             e => CliError::Core(e),
         })
+    }
+
+    /// Refuses a command that can only create an unencrypted store when `--key-file` is
+    /// given.
+    pub fn no_key(&self, what: &str) -> Result<()> {
+        match self.key {
+            Some(_) => Err(CliError::msg(format!(
+                "{what}还不能建立加密档案库，请去掉 --key-file"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Writes a line of text.

@@ -46,7 +46,7 @@ pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
     let mut archive = rt
         .block_on(device::join(
             &ctx.store,
-            None,
+            ctx.key.as_ref(),
             ticket,
             label,
             unix_now(),
@@ -150,9 +150,9 @@ pub fn sync_live(ctx: &mut Ctx, seconds: u64) -> Result<()> {
             ..device::default_options()
         };
         let result = loop {
-            let archive = match Archive::open(&ctx.store) {
+            let archive = match ctx.open() {
                 Ok(a) => a,
-                Err(e) => break Err(e.into()),
+                Err(e) => break Err(e),
             };
             // Reports each frame that brought changes: how many documents are new to the
             // count (at least the one changed again).
@@ -345,7 +345,7 @@ pub fn wait_for_peers(ctx: &mut Ctx, seconds: u64, once: bool) -> Result<()> {
     drop(archive);
     let rt = runtime()?;
     let mut server = rt
-        .block_on(device::serve_peers(&id, &ctx.store, None, true))
+        .block_on(device::serve_peers(&id, &ctx.store, ctx.key.clone(), true))
         .map_err(net_error)?;
     let port = server.port();
     let waiting = Waiting {

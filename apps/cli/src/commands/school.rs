@@ -57,6 +57,7 @@ struct Created<'a> {
 }
 
 pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
+    ctx.no_key("init-school ")?;
     check_new_store(&ctx.store)?;
     let role = Role::parse(&a.admin_role)?;
     if !role.administers() {
@@ -109,6 +110,7 @@ pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
     let bytes = read_file("数据文件", bundle)?;
     let member = a.member.as_deref().unwrap_or("");
     let label = a.device.clone().unwrap_or_default();
+    ctx.no_key("从数据文件加入")?;
     let (mut archive, report) =
         Archive::join_with_report(&ctx.store, &bytes, member, &label, &JoinOptions::default())?;
     report_joined(ctx, &mut archive)?;
