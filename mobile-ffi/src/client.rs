@@ -434,6 +434,11 @@ impl ShouwangClient {
                 last_error: s.last_error,
                 pending: s.pending.into_iter().map(|(_, label)| label).collect(),
                 records_since: s.records_since,
+                refused: s
+                    .refused
+                    .into_iter()
+                    .map(|(label, n, why)| format!("{label}：{n} 项修改被拒绝：{why}"))
+                    .collect(),
             })
         })
     }

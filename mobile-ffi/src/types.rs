@@ -487,6 +487,9 @@ pub struct SyncState {
     pub pending: Vec<String>,
     /// Records written on this device since the last completed sync.
     pub records_since: i64,
+    /// Changes the server refused from this device, one line per document in Chinese
+    /// (`王小雨的档案：1 项修改被拒绝：…`). They are not sent again.
+    pub refused: Vec<String>,
 }
 
 /// What changed, for a [`crate::ChangeListener`].

@@ -9,7 +9,7 @@ use shouwang_core::membership::Certificate;
 use shouwang_core::roles::Role;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::handshake;
-use shouwang_relay::server::{Server, ServerConfig};
+use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
@@ -72,15 +72,15 @@ impl Phone {
 }
 
 /// What the hub's own store holds.
-fn hub_holds(server_dir: &std::path::Path, doc: &DocId, hash: &ChangeHash) -> bool {
-    let mut hub = Archive::open(&server_dir.join("hub").join("hub.db")).unwrap();
+fn hub_holds(data: &DataDir, doc: &DocId, hash: &ChangeHash) -> bool {
+    let mut hub = data.open_archive().unwrap();
     holds(&mut hub, doc, hash)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
     let dir = tempfile::tempdir().unwrap();
-    small_hub(dir.path());
+    let data = small_hub(dir.path());
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();
@@ -146,7 +146,7 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
         let (doc, hash) = forge(mother.a());
         mother.sync(&server).await;
         assert!(
-            !hub_holds(dir.path(), &doc, &hash),
+            !hub_holds(&data, &doc, &hash),
             "{name}: the hub merged it"
         );
         let status = mother.a().sync_status(&hub_peer).unwrap();
@@ -159,10 +159,10 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
             let again = mother.sync(&server).await;
             assert!(again.frames_sent <= 2, "{name}: offered again: {again:?}");
         }
-        assert!(!hub_holds(dir.path(), &doc, &hash), "{name}");
+        assert!(!hub_holds(&data, &doc, &hash), "{name}");
     }
     // The hub's administrator can list what was refused.
-    let mut hub = Archive::open(&dir.path().join("hub").join("hub.db")).unwrap();
+    let mut hub = data.open_archive().unwrap();
     let q = hub.quarantined().unwrap();
     assert!(q.len() >= 3, "{q:?}");
     // Every one came from her device (one of them claims the 班主任's actor).
@@ -183,7 +183,7 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
         })
         .unwrap();
     teacher.sync(&server).await;
-    let mut hub = Archive::open(&dir.path().join("hub").join("hub.db")).unwrap();
+    let mut hub = data.open_archive().unwrap();
     assert_eq!(hub.child_file("王小雨").unwrap().records.len(), 2);
     server.shutdown().await;
 }

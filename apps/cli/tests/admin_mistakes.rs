@@ -101,7 +101,7 @@ fn class_head_changes_the_head_and_says_what_each_gains_and_loses() {
     // The old head heads no other class: the 班主任 role goes, and with it the class's files.
     assert!(!roles(&s, TEACHER).contains(&"head_teacher".to_owned()));
     let b = s.path("wang.swb");
-    s.ok(&["bundle", "export", "--out", arg(&b), "--for", TEACHER]);
+    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&b)]);
     let dev = s.path("wang.db");
     s.ok_on(&dev, &["join", "--bundle", arg(&b), "--member", TEACHER]);
     let kids: serde_json::Value =
@@ -213,14 +213,7 @@ fn roster_reimport_lists_a_field_in_conflict_and_update_resolves_it() {
     let s = School::new();
     // The 班主任's device and the office change the same phone while apart: a conflict.
     let to_teacher = s.path("teacher.swb");
-    s.ok(&[
-        "bundle",
-        "export",
-        "--out",
-        arg(&to_teacher),
-        "--for",
-        TEACHER,
-    ]);
+    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&to_teacher)]);
     let teacher = s.path("teacher.db");
     s.ok_on(
         &teacher,

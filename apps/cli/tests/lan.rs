@@ -72,6 +72,11 @@ fn two_phones_sync_directly_on_the_lan_while_the_hub_is_down() {
     let mother = dir.path().join("mother.db");
     hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
     hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+    // The 班主任 syncs once more while the hub is up: that is how her device learns that the
+    // 爱心妈妈's device was registered after hers (a peer takes only its own changes from a
+    // device, so registrations come from the hub).
+    let (ok, _, err) = shouwang(&teacher, &["sync"]);
+    assert!(ok, "{err}");
     rt.block_on(server.shutdown());
 
     let record = |store, kind, child, notes: &str| {

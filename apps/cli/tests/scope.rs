@@ -64,26 +64,26 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
     let all = s.path("学校.swb");
     s.ok(&["bundle", "export", "--out", arg(&all), "--all"]);
 
-    // The check sees ID numbers where they are: a 班主任 of the class joined from the same file.
+    // The check sees ID numbers where they are: a 班主任 of the class, set up from her file.
     let teacher = s.path("teacher.db");
-    s.ok_on(
-        &teacher,
-        &["join", "--bundle", arg(&all), "--member", TEACHER],
-    );
+    let to_teacher = s.path("teacher.swb");
+    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&to_teacher)]);
+    s.ok_on(&teacher, &["join", "--bundle", arg(&to_teacher)]);
     let bytes = raw(&teacher);
     for id in id_numbers() {
         assert!(holds(&bytes, &id), "the 班主任's store should hold {id}");
     }
 
+    // A school-wide file cannot set up a device at all: one Chinese line, nothing left.
     let mother = s.path("mother.db");
-    let out = s.ok_on(
-        &mother,
-        &["join", "--bundle", arg(&all), "--member", MOTHER],
-    );
-    let skipped: Vec<&str> = out.lines().filter(|l| l.contains("已略过")).collect();
-    assert_eq!(skipped.len(), 1, "{out}");
-    // Two other care files and three private parts.
-    assert!(skipped[0].contains("已略过 5 份"), "{out}");
+    let args = ["join", "--bundle", arg(&all), "--member", MOTHER];
+    let o = s.run_on(&mother, &args);
+    assert_one_chinese_error(&o, &args);
+    assert!(!mother.exists());
+    // Her own file holds only what she may see.
+    let to_mother = s.path("mother.swb");
+    s.ok(&["device", "add", "--member", MOTHER, "--out", arg(&to_mother)]);
+    s.ok_on(&mother, &["join", "--bundle", arg(&to_mother)]);
     assert_holds_only_hers(&mother);
     let mine = array(&serde_json::from_str(&s.ok_on(&mother, &["--json", "children"])).unwrap());
     assert_eq!(mine.len(), 1, "{mine:?}");
@@ -115,7 +115,7 @@ fn importing_a_head_teachers_full_bundle_keeps_only_what_the_love_mother_may_see
     let mother = s.path("mother.db");
     for (store, member) in [(&teacher, TEACHER), (&mother, MOTHER)] {
         let file = s.path(&format!("{member}.swb"));
-        s.ok(&["bundle", "export", "--out", arg(&file), "--for", member]);
+        s.ok(&["device", "add", "--member", member, "--out", arg(&file)]);
         s.ok_on(store, &["join", "--bundle", arg(&file), "--member", member]);
     }
     assert_holds_only_hers(&mother);
@@ -160,7 +160,7 @@ fn importing_a_head_teachers_full_bundle_keeps_only_what_the_love_mother_may_see
 fn a_school_wide_export_needs_an_administrator() {
     let s = School::new();
     let file = s.path(&format!("{TEACHER}.swb"));
-    s.ok(&["bundle", "export", "--out", arg(&file), "--for", TEACHER]);
+    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&file)]);
     let teacher = s.path("teacher.db");
     s.ok_on(
         &teacher,

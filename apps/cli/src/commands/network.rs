@@ -256,6 +256,12 @@ pub fn status(ctx: &mut Ctx) -> Result<()> {
     if let Some(e) = &status.last_error {
         ctx.line(format!("上次同步出错：{e}"))?;
     }
+    if !status.refused.is_empty() {
+        ctx.line("学校服务器拒绝了本机的这些修改（不会再发送）：")?;
+        for (label, n, why) in &status.refused {
+            ctx.line(format!("  {label}：{n} 项，{why}"))?;
+        }
+    }
     if status.pending.is_empty() {
         ctx.line("学校服务器已有本机的全部内容。")
     } else {
