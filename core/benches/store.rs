@@ -4,7 +4,9 @@
 //! 2. opening a store of 40 children with 4,000 records and listing the 班主任's due work vs.
 //!    a bare SQLite read of the same 4,000 rows (target ≤ 3×);
 //! 3. importing a bundle of a teacher's week (10 家访, 10 谈心, 5 电话记录) into the hub's
-//!    store.
+//!    store;
+//! 4. judging one incoming 谈心 change (`trust::validate`: locating its operations, the rules)
+//!    vs. automerge applying the same change to the same document.
 //!
 //! Run with `cargo bench -p shouwang-core --bench store`; the percentile table is printed first.
 
@@ -336,6 +338,46 @@ fn benches(c: &mut Criterion) {
                 fresh
             },
             BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    // 4. The trust rules on one change, beside automerge applying it.
+    let child = DocId::Child(teacher.find_child("学生010").unwrap());
+    let school = shouwang_core::school::read(teacher.store().doc(&DocId::School).unwrap().unwrap());
+    let doc = teacher.store().doc(&child).unwrap().unwrap().clone();
+    let change = doc.get_last_local_change().unwrap();
+    let before = doc.fork_at(change.deps()).unwrap();
+    let class = teacher
+        .store()
+        .conn()
+        .query_row(
+            "SELECT class_id FROM p_children WHERE child_id = ?1",
+            [child.child().unwrap().as_str()],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .unwrap()
+        .map(shouwang_core::ids::ClassId);
+    let auth = shouwang_core::trust::AuthState {
+        school: &school,
+        child_class: class,
+    };
+    assert_eq!(
+        shouwang_core::trust::validate(&child, &doc, &change, &auth),
+        shouwang_core::trust::Verdict::Accept
+    );
+    let mut g = c.benchmark_group("one_incoming_change");
+    g.bench_function("trust_validate", |b| {
+        b.iter(|| black_box(shouwang_core::trust::validate(&child, &doc, &change, &auth)))
+    });
+    g.bench_function("automerge_apply_reference", |b| {
+        b.iter_batched(
+            || before.clone(),
+            |mut d| {
+                d.load_incremental(change.raw_bytes()).unwrap();
+                d
+            },
+            BatchSize::SmallInput,
         )
     });
     g.finish();

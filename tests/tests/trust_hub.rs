@@ -145,10 +145,7 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
     for (name, refused, forge) in forged {
         let (doc, hash) = forge(mother.a());
         mother.sync(&server).await;
-        assert!(
-            !hub_holds(&data, &doc, &hash),
-            "{name}: the hub merged it"
-        );
+        assert!(!hub_holds(&data, &doc, &hash), "{name}: the hub merged it");
         let status = mother.a().sync_status(&hub_peer).unwrap();
         if refused {
             assert!(

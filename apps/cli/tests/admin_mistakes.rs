@@ -213,7 +213,14 @@ fn roster_reimport_lists_a_field_in_conflict_and_update_resolves_it() {
     let s = School::new();
     // The 班主任's device and the office change the same phone while apart: a conflict.
     let to_teacher = s.path("teacher.swb");
-    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&to_teacher)]);
+    s.ok(&[
+        "device",
+        "add",
+        "--member",
+        TEACHER,
+        "--out",
+        arg(&to_teacher),
+    ]);
     let teacher = s.path("teacher.db");
     s.ok_on(
         &teacher,

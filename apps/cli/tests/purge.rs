@@ -34,6 +34,14 @@ fn ok(store: &Path, args: &[&str]) -> String {
     out
 }
 
+/// [`ok`] on the hub's encrypted archive, opened with the hub's data key.
+fn ok_office(office: &Path, args: &[&str]) -> String {
+    let key = office.parent().unwrap().with_extension("key");
+    let mut all = vec!["--key-file", key.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ok(office, &all)
+}
+
 #[test]
 fn a_pairing_ended_on_the_hub_leaves_nothing_of_the_child_on_the_carers_phone() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,8 +50,8 @@ fn a_pairing_ended_on_the_hub_leaves_nothing_of_the_child_on_the_carers_phone() 
     // 李娟, 班主任 of another class, is paired with 王小雨: she sees the child's private part
     // (the ID number) as well as the care file.
     let id = id_card("20170305", 2);
-    ok(&office, &["class", "add", "四年级(2)班"]);
-    ok(
+    ok_office(&office, &["class", "add", "四年级(2)班"]);
+    ok_office(
         &office,
         &[
             "member",
@@ -55,8 +63,8 @@ fn a_pairing_ended_on_the_hub_leaves_nothing_of_the_child_on_the_carers_phone() 
             "四年级(2)班",
         ],
     );
-    ok(&office, &["pair", "--carer", "李娟", "--child", "王小雨"]);
-    ok(
+    ok_office(&office, &["pair", "--carer", "李娟", "--child", "王小雨"]);
+    ok_office(
         &office,
         &[
             "child",
@@ -66,7 +74,7 @@ fn a_pairing_ended_on_the_hub_leaves_nothing_of_the_child_on_the_carers_phone() 
             &format!("id_card={id}"),
         ],
     );
-    ok(
+    ok_office(
         &office,
         &["child", "edit", "王小雨", "guardian", "phone=13956241178"],
     );
@@ -96,7 +104,7 @@ fn a_pairing_ended_on_the_hub_leaves_nothing_of_the_child_on_the_carers_phone() 
     }
 
     // The office ends the pairing on the hub.
-    ok(
+    ok_office(
         &office,
         &["pair", "--end", "--carer", "李娟", "--child", "王小雨"],
     );

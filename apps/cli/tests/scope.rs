@@ -67,7 +67,14 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
     // The check sees ID numbers where they are: a 班主任 of the class, set up from her file.
     let teacher = s.path("teacher.db");
     let to_teacher = s.path("teacher.swb");
-    s.ok(&["device", "add", "--member", TEACHER, "--out", arg(&to_teacher)]);
+    s.ok(&[
+        "device",
+        "add",
+        "--member",
+        TEACHER,
+        "--out",
+        arg(&to_teacher),
+    ]);
     s.ok_on(&teacher, &["join", "--bundle", arg(&to_teacher)]);
     let bytes = raw(&teacher);
     for id in id_numbers() {
@@ -82,7 +89,14 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
     assert!(!mother.exists());
     // Her own file holds only what she may see.
     let to_mother = s.path("mother.swb");
-    s.ok(&["device", "add", "--member", MOTHER, "--out", arg(&to_mother)]);
+    s.ok(&[
+        "device",
+        "add",
+        "--member",
+        MOTHER,
+        "--out",
+        arg(&to_mother),
+    ]);
     s.ok_on(&mother, &["join", "--bundle", arg(&to_mother)]);
     assert_holds_only_hers(&mother);
     let mine = array(&serde_json::from_str(&s.ok_on(&mother, &["--json", "children"])).unwrap());
