@@ -265,7 +265,7 @@ async fn story_3_a_pairing_ended_while_syncing_live_purges_the_child_and_syncs_g
     let holds = |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
     assert!(holds(&raw(&mother.store), "王小雨"));
 
-    Archive::open(&data.archive())
+    data.open_archive()
         .unwrap()
         .end_pairing("刘桂兰", "王小雨")
         .unwrap();

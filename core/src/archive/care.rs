@@ -235,7 +235,8 @@ impl Archive {
         // A record is edited only by its author, and voided by its author or an administrator
         // (the rules every device checks, crate::trust).
         let own = meta.author == me.id.as_str();
-        if !own && !(voiding && me.roles.iter().any(|r| r.administers())) {
+        let admin_voiding = voiding && me.roles.iter().any(|r| r.administers());
+        if !(own || admin_voiding) {
             return Err(Error::NotPermitted(if voiding {
                 "只能作废自己填写的记录（校长或档案管理员可以作废任何记录）".into()
             } else {

@@ -205,7 +205,7 @@ mod tests {
         // A new member needs a role.
         let e = invite_command(&config, "郭明", None, None, Some(png)).unwrap_err();
         assert!(e.to_string().contains("--role"), "{e}");
-        let mut archive = shouwang_core::Archive::open(&data.archive()).unwrap();
+        let mut archive = data.open_archive().unwrap();
         assert!(archive.find_member("郭明").is_err());
     }
 }
