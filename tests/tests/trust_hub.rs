@@ -15,7 +15,7 @@ use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
-use shouwang_tests::fixtures::{CLASS, HEAD_TEACHER, LOVE_MOTHER, small_hub};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -127,6 +127,56 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
             }),
         ),
         (
+            "a self-made pairing",
+            true,
+            Box::new(|a| {
+                let c = child.clone();
+                (DocId::School, attack::self_pair(a, &c))
+            }),
+        ),
+        (
+            "editing the 班主任's record",
+            true,
+            Box::new(|a| {
+                let c = child.clone();
+                (DocId::Child(c.clone()), attack::edit_record(a, &c, &visit))
+            }),
+        ),
+        (
+            "voiding the 班主任's record under his name",
+            true,
+            Box::new(|a| {
+                let c = child.clone();
+                (
+                    DocId::Child(c.clone()),
+                    attack::void_as(a, &c, &visit, &him),
+                )
+            }),
+        ),
+        (
+            "an unregistered actor",
+            false,
+            Box::new(|a| {
+                let c = child.clone();
+                let her = a.me_id().to_string();
+                (
+                    DocId::Child(c.clone()),
+                    attack::as_actor(a, &c, automerge::ActorId::random(), &her, "love_mother"),
+                )
+            }),
+        ),
+        (
+            "a write into the private part",
+            false,
+            Box::new(|a| {
+                let c = child.clone();
+                (
+                    DocId::Private(c.clone()),
+                    attack::write_private(a, &c, "34052120170305002X"),
+                )
+            }),
+        ),
+        (
             "a stolen actor",
             false,
             Box::new(|a| {
@@ -143,7 +193,6 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
             Box::new(|a| (DocId::School, attack::flood_school(a, 10 << 20))),
         ),
     ];
-    let _ = (&visit, CLASS);
     for (name, refused, forge) in forged {
         let (doc, hash) = forge(mother.a());
         mother.sync(&server).await;
