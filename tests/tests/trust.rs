@@ -48,7 +48,12 @@ fn school_with_a_visit() -> School {
 /// `me`'s side of a direct session with `other`, as `relay::peer` makes it: what both may see,
 /// and only what `other`'s own device made.
 fn peer(me: &mut Device, other: &mut Device) -> shouwang_core::sync::Session {
-    let them = other.archive.me().unwrap();
+    // The peer as this device knows it (its certificate names the member; the roles are the
+    // ones this device's school document gives).
+    let them = me
+        .archive
+        .find_member(other.archive.me_id().as_str())
+        .unwrap();
     let device = other.archive.device().clone();
     me.archive
         .peer_session(device.as_str(), &them)

@@ -155,7 +155,7 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
         ),
         (
             "an unregistered actor",
-            false,
+            true,
             Box::new(|a| {
                 let c = child.clone();
                 let her = a.me_id().to_string();
@@ -177,6 +177,11 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
             }),
         ),
         (
+            "10 MB into school",
+            true,
+            Box::new(|a| (DocId::School, attack::flood_school(a, 10 << 20))),
+        ),
+        (
             "a stolen actor",
             false,
             Box::new(|a| {
@@ -186,11 +191,6 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
                     attack::as_actor(a, &c, teacher_actor.clone(), &him, "head_teacher"),
                 )
             }),
-        ),
-        (
-            "10 MB into school",
-            true,
-            Box::new(|a| (DocId::School, attack::flood_school(a, 10 << 20))),
         ),
     ];
     for (name, refused, forge) in forged {
@@ -233,5 +233,55 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
     teacher.sync(&server).await;
     let mut hub = data.open_archive().unwrap();
     assert_eq!(hub.child_file("王小雨").unwrap().records.len(), 2);
+    server.shutdown().await;
+}
+
+/// A child moved to another class: the move is in the child's file, which the hub no longer
+/// sends to the old 班主任. The hub tells her device the file is outside what it may hold; the
+/// device drops it (no byte of the name left in the store or its WAL) and its syncs go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    teacher.sync(&server).await;
+    assert!(teacher.a().find_child("赵子涵").is_ok());
+    {
+        let mut office = data.open_archive().unwrap();
+        office.add_class("三年级(2)班", None).unwrap();
+        office
+            .edit_child(
+                "赵子涵",
+                "profile",
+                &[("class_id".to_owned(), "三年级(2)班".to_owned())],
+            )
+            .unwrap();
+    }
+    teacher.sync(&server).await;
+    // (`device::sync_hub`, which the CLI and the apps use, purges after every sync.)
+    assert_eq!(teacher.a().purge_out_of_scope().unwrap(), 2);
+    let path = teacher._dir.path().join("phone.db");
+    let raw = || {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        bytes.extend(std::fs::read(wal).unwrap_or_default());
+        bytes
+    };
+    let name = "赵子涵".as_bytes();
+    assert!(teacher.a().find_child("赵子涵").is_err());
+    assert!(!raw().windows(name.len()).any(|w| w == name));
+    assert!(teacher.a().find_child("王小雨").is_ok());
+    // The next sync is a plain one: nothing refused, nothing pending.
+    teacher.sync(&server).await;
+    let hub = server.hub_addr().id.to_string();
+    let status = teacher.a().sync_status(&hub).unwrap();
+    assert!(
+        status.pending.is_empty() && status.last_error.is_none(),
+        "{status:?}"
+    );
     server.shutdown().await;
 }

@@ -182,6 +182,13 @@ impl Archive {
                 gone.push(id);
             }
         }
+        // What the hub said this device may no longer hold (a class it no longer heads: the
+        // move is in the child's file, which the hub no longer sends here).
+        for id in self.store.out_of_scope()? {
+            if id != DocId::School && !gone.contains(&id) {
+                gone.push(id);
+            }
+        }
         self.store.purge(&gone)
     }
 }

@@ -220,14 +220,20 @@ impl Batch<'_> {
                 Verdict::Refuse("依赖一项被拒绝的修改".into())
             } else if change.deps().iter().any(|d| not_ok.contains(d)) {
                 Verdict::Defer("依赖一项暂未接受的修改".into())
-            } else if let Sender::Device { device, .. } = &self.sender
-                && change.actor_id().to_hex_string() != device.as_str()
-            {
-                Verdict::Defer(
-                    "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
-                )
             } else {
-                self.judge(id, change, &mut cache)
+                match self.judge(id, change, &mut cache) {
+                    // The rules would take it, but not from this sender: it must come from its
+                    // own device or through a relay (a stolen actor never gets in this way).
+                    Verdict::Accept
+                        if matches!(&self.sender, Sender::Device { device, .. }
+                            if change.actor_id().to_hex_string() != device.as_str()) =>
+                    {
+                        Verdict::Defer(
+                            "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
+                        )
+                    }
+                    v => v,
+                }
             };
             match verdict {
                 Verdict::Accept => {

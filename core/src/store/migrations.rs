@@ -133,6 +133,7 @@ CREATE TABLE held (
     heads   TEXT NOT NULL,
     PRIMARY KEY (peer, doc_id)
 );
+CREATE TABLE out_of_scope (doc_id TEXT PRIMARY KEY);
 CREATE TABLE refusals (
     peer    TEXT NOT NULL,
     doc_id  TEXT NOT NULL,

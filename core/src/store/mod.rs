@@ -439,6 +439,28 @@ impl Store {
         Ok(())
     }
 
+    /// Records that the hub says this device may no longer hold `doc`: the next
+    /// [`crate::archive::Archive::purge_out_of_scope`] drops it.
+    pub fn mark_out_of_scope(&mut self, doc: &DocId) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO out_of_scope (doc_id) VALUES (?1)",
+            [doc.key()],
+        )?;
+        Ok(())
+    }
+
+    /// Documents the hub said this device may no longer hold.
+    pub fn out_of_scope(&self) -> Result<Vec<DocId>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc_id FROM out_of_scope")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .filter_map(|k| k.ok().and_then(|k| DocId::parse(&k)))
+            .collect();
+        Ok(rows)
+    }
+
     /// What `peer` refused from this device: (document, changes, reason).
     pub fn refusals(&self, peer: &str) -> Result<Vec<(DocId, u32, String)>> {
         let mut stmt = self.conn.prepare_cached(
@@ -516,7 +538,7 @@ impl Store {
             removed += tx.execute("DELETE FROM docs WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM sync_state WHERE doc_id = ?1", [&key])?;
-            for table in ["held", "refusals", "quarantine"] {
+            for table in ["held", "refusals", "quarantine", "out_of_scope"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
             }
             projection::forget(&tx, id)?;

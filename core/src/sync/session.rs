@@ -38,7 +38,7 @@ use automerge::sync::{Message as AmMessage, State, SyncDoc};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use sha2::{Digest, Sha256};
 
-use super::wire::{DocHeads, DocMark, Message};
+use super::wire::{DocHeads, DocMark, Message, Why};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::store::{Sender, Store};
@@ -310,7 +310,7 @@ impl Session {
     fn refuse_out_of_scope(&mut self, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
         out.push(Message::Refused {
             doc: doc.clone(),
-            deferred: false,
+            why: Why::OutOfScope,
             count: 0,
             reason: "对方无权在这里同步这份档案".into(),
         });
@@ -330,7 +330,11 @@ impl Session {
         self.refused_here += admission.refused as u64;
         out.push(Message::Refused {
             doc: doc.clone(),
-            deferred: admission.refused == 0,
+            why: if admission.refused == 0 {
+                Why::Deferred
+            } else {
+                Why::Refused
+            },
             count: u32::try_from(admission.refused + admission.deferred).unwrap_or(u32::MAX),
             reason: admission.reason.clone().unwrap_or_default(),
         });
@@ -553,6 +557,15 @@ impl Session {
                     .into_iter()
                     .map(|(d, h)| (d, parse_heads(&h)))
                     .collect();
+                // What the peer holds that it may no longer exchange here: say so, once.
+                let outside: Vec<DocId> = theirs
+                    .iter()
+                    .map(|(d, _)| d.clone())
+                    .filter(|d| !self.scope.allows(d) && !self.held.contains(d))
+                    .collect();
+                for doc in &outside {
+                    self.refuse_out_of_scope(doc, out)?;
+                }
                 let theirs: HashMap<DocId, Vec<ChangeHash>> = theirs
                     .into_iter()
                     .filter(|(d, _)| self.scope.allows(d) && !self.held.contains(d))
@@ -624,14 +637,19 @@ impl Session {
             }
             Message::Refused {
                 doc,
-                deferred,
+                why,
                 count,
                 reason,
             } => {
-                if !deferred {
-                    store.record_refusal(&self.peer, &doc, count, &reason)?;
+                match why {
+                    Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
+                    // Only a relay this side trusts (its hub) says what it may keep.
+                    Why::OutOfScope if self.sender == Sender::Relay => {
+                        store.mark_out_of_scope(&doc)?;
+                    }
+                    _ => {}
                 }
-                self.hold(store, &doc, !deferred)?;
+                self.hold(store, &doc, why != Why::Deferred)?;
                 self.caught_up = false;
                 self.maybe_idle(store, out)?;
             }

@@ -13,7 +13,8 @@
 //! Idle      = digest:[u8; 16] | seen:u64      (nothing more to send: the sender's digest now,
 //!                                              and how many non-Idle frames it has received)
 //! Error     = UTF-8 text
-//! Refused   = key | deferred:u8 | count:u32 | UTF-8 reason
+//! Refused   = key | why:u8 | count:u32 | UTF-8 reason    (why: 0 refused, 1 deferred,
+//!                                                          2 outside the receiver's scope)
 //!                                             (changes of one document were not accepted: the
 //!                                              sender stops offering it for now)
 //! marks     = count:u32 | (key | heads digest:[u8; 4])*
@@ -67,15 +68,26 @@ pub enum Message {
         seen: u64,
     },
     Error(String),
-    /// The receiver did not accept `count` changes of `doc` from the sender: refused by the
-    /// trust rules, or `deferred` (not judgeable yet). Both sides leave the document out of
-    /// the rest of the exchange.
+    /// The receiver did not accept `count` changes of `doc` from the sender (see [`Why`]).
+    /// Both sides leave the document out of the rest of the exchange.
     Refused {
         doc: DocId,
-        deferred: bool,
+        why: Why,
         count: u32,
         reason: String,
     },
+}
+
+/// Why changes were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Refused by the trust rules: quarantined, never to be accepted.
+    Refused,
+    /// Not judgeable yet (the auth state it declares is not there): offered again later.
+    Deferred,
+    /// The document is outside what the receiver exchanges with the sender at all (the sender's
+    /// member may no longer see it). From the hub, the device drops its copy.
+    OutOfScope,
 }
 
 fn bad(what: &str) -> Error {
@@ -144,12 +156,16 @@ impl Message {
             Message::Error(text) => body.extend_from_slice(text.as_bytes()),
             Message::Refused {
                 doc,
-                deferred,
+                why,
                 count,
                 reason,
             } => {
                 put_key(&mut body, doc);
-                body.push(u8::from(*deferred));
+                body.push(match why {
+                    Why::Refused => 0,
+                    Why::Deferred => 1,
+                    Why::OutOfScope => 2,
+                });
                 body.extend_from_slice(&count.to_le_bytes());
                 body.extend_from_slice(reason.as_bytes());
             }
@@ -218,13 +234,18 @@ impl Message {
             5 => Message::Error(String::from_utf8_lossy(body).chars().take(500).collect()),
             7 => {
                 let doc = r.key()?;
-                let deferred = r.take(1)?[0] == 1;
+                let why = match r.take(1)?[0] {
+                    0 => Why::Refused,
+                    1 => Why::Deferred,
+                    2 => Why::OutOfScope,
+                    _ => return Err(bad("拒绝原因")),
+                };
                 let count = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| bad("计数"))?);
                 let reason = String::from_utf8_lossy(r.buf).chars().take(200).collect();
                 r.buf = &[];
                 Message::Refused {
                     doc,
-                    deferred,
+                    why,
                     count,
                     reason,
                 }
@@ -362,7 +383,7 @@ mod tests {
             Message::Error("拒绝".into()),
             Message::Refused {
                 doc: DocId::School,
-                deferred: false,
+                why: Why::OutOfScope,
                 count: 3,
                 reason: "修改来自未登记的设备".into(),
             },
