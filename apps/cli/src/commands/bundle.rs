@@ -40,6 +40,22 @@ pub enum Whom {
     School,
 }
 
+/// Writes an encoded bundle to `out` (whole or not at all) and says what it holds.
+fn write_bundle(out: &Path, bytes: &[u8]) -> Result<Exported> {
+    let decoded = Bundle::decode(bytes)?;
+    write_file_atomic("数据文件", out, bytes)?;
+    Ok(Exported {
+        file: out.display().to_string(),
+        bytes: bytes.len(),
+        documents: decoded.entries.len(),
+        children: decoded
+            .entries
+            .iter()
+            .filter(|e| matches!(e.doc, DocId::Child(_)))
+            .count(),
+    })
+}
+
 /// Exports a bundle to `out` (whole or not at all).
 pub fn export_to(
     a: &mut Archive,
@@ -58,18 +74,7 @@ pub fn export_to(
         Whom::Member(m) => a.export_bundle(Some(m), since.as_ref())?,
         Whom::School => a.export_school(since.as_ref())?,
     };
-    let decoded = Bundle::decode(&bytes)?;
-    write_file_atomic("数据文件", out, &bytes)?;
-    Ok(Exported {
-        file: out.display().to_string(),
-        bytes: bytes.len(),
-        documents: decoded.entries.len(),
-        children: decoded
-            .entries
-            .iter()
-            .filter(|e| matches!(e.doc, DocId::Child(_)))
-            .count(),
-    })
+    write_bundle(out, &bytes)
 }
 
 /// Registers a new device for `member` and writes the bundle it joins with.
@@ -80,18 +85,7 @@ pub fn export_new_device(
     label: &str,
 ) -> Result<Exported> {
     let (_, bytes) = a.export_new_device(member, label)?;
-    let decoded = Bundle::decode(&bytes)?;
-    write_file_atomic("数据文件", out, &bytes)?;
-    Ok(Exported {
-        file: out.display().to_string(),
-        bytes: bytes.len(),
-        documents: decoded.entries.len(),
-        children: decoded
-            .entries
-            .iter()
-            .filter(|e| matches!(e.doc, DocId::Child(_)))
-            .count(),
-    })
+    write_bundle(out, &bytes)
 }
 
 /// `shouwang device add`.
