@@ -62,6 +62,10 @@ pub struct Device {
     pub id: DeviceId,
     pub member: MemberId,
     pub label: String,
+    /// Revoked by an administrator (a lost phone): its certificate is refused by the hub and
+    /// by peers that know, and no change it makes is accepted. Never undone: a found phone
+    /// enrolls again as a new device.
+    pub revoked: bool,
 }
 
 /// The whole school document, read.
@@ -155,6 +159,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let devices = entries(doc, DEVICES)
         .into_iter()
         .map(|(id, o)| Device {
+            revoked: get_bool(doc, &o, "revoked") == Some(true),
             member: MemberId(get_str(doc, &o, "member").unwrap_or_default()),
             label: get_str(doc, &o, "label").unwrap_or_default(),
             id: DeviceId(id),
@@ -302,6 +307,27 @@ pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<(
         let o = tx.put_object(&devices, d.id.as_str(), ObjType::Map)?;
         tx.put(&o, "member", d.member.as_str())?;
         tx.put(&o, "label", d.label.as_str())?;
+    }
+    Ok(())
+}
+
+/// Revokes a device (see [`Device::revoked`]).
+pub fn revoke_device<T: Transactable + ReadDoc>(tx: &mut T, id: &DeviceId) -> Result<()> {
+    let devices = top(tx, DEVICES)?;
+    let obj = map_at(tx, &devices, id.as_str()).ok_or_else(|| Error::not_found("设备", id))?;
+    if get_bool(tx, &obj, "revoked") != Some(true) {
+        tx.put(&obj, "revoked", true)?;
+    }
+    Ok(())
+}
+
+/// Deactivates a member: they see nothing but the school document, and their devices are
+/// refused.
+pub fn deactivate_member<T: Transactable + ReadDoc>(tx: &mut T, id: &MemberId) -> Result<()> {
+    let members = top(tx, MEMBERS)?;
+    let obj = map_at(tx, &members, id.as_str()).ok_or_else(|| Error::not_found("成员", id))?;
+    if get_bool(tx, &obj, "active") != Some(false) {
+        tx.put(&obj, "active", false)?;
     }
     Ok(())
 }

@@ -81,6 +81,9 @@ impl PeerTrust {
         if !member.active {
             return Err(Error::NotPermitted("对方成员已停用".into()));
         }
+        if archive.is_revoked(&device.0)? {
+            return Err(Error::NotPermitted("对方设备已被学校停用".into()));
+        }
         Ok((member, cert.body().roles.clone()))
     }
 }

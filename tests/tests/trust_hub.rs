@@ -285,3 +285,50 @@ async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
     );
     server.shutdown().await;
 }
+
+/// A lost phone: the office revokes the device; the hub refuses it at its next sync with one
+/// Chinese line, and every device that has synced since knows (its certificate is refused by
+/// peers too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut mother = phone(&server, LOVE_MOTHER, Role::LoveMother).await;
+    mother.sync(&server).await;
+    let key = *mother.node.id().as_bytes();
+    let row = {
+        let mut office = data.open_archive().unwrap();
+        let hers = office
+            .devices()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.member == LOVE_MOTHER)
+            .unwrap();
+        assert!(hers.last_sync.is_some(), "{hers:?}");
+        // A 班主任 cannot revoke anything.
+        assert!(teacher.a().revoke_device(&hers.id[..8]).is_err());
+        office.revoke_device(&hers.id[..8]).unwrap()
+    };
+    assert!(row.revoked);
+    let archive = mother.archive.take().unwrap();
+    let err = sync_once(
+        &mother.node,
+        server.hub_addr(),
+        archive,
+        &mother.cert,
+        &ConversationOptions::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("停用"), "{err}");
+    teacher.sync(&server).await;
+    assert!(teacher.a().is_revoked(&key).unwrap());
+    let own = *teacher.node.id().as_bytes();
+    assert!(!teacher.a().is_revoked(&own).unwrap());
+    server.shutdown().await;
+}

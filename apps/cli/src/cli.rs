@@ -221,6 +221,18 @@ pub enum DeviceCmd {
         #[arg(long, value_name = "文件", help = "写到哪个文件")]
         out: PathBuf,
     },
+    #[command(about = "列出已登记的设备：使用者、名称、是否停用、上次同步")]
+    List,
+    #[command(
+        about = "停用一台设备（手机丢失）：学校服务器和知道此事的设备都拒绝它（仅校长或档案管理员）"
+    )]
+    Revoke {
+        #[arg(
+            value_name = "设备",
+            help = "设备编号，或其前至少6位（见 device list）"
+        )]
+        device: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +274,13 @@ pub enum MemberCmd {
     Add(MemberAddArgs),
     #[command(about = "列出成员")]
     List,
+    #[command(
+        about = "停用成员（如离开的志愿者）：停用其全部设备，设备下次同步时删除档案（仅校长或档案管理员）"
+    )]
+    Deactivate {
+        #[arg(value_name = "成员", help = "成员姓名或编号")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -92,6 +92,9 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         Command::Device(DeviceCmd::Add { member, label, out }) => {
             bundle::device_add(ctx, member, label.as_deref(), out)
         }
+        Command::Device(DeviceCmd::List) => school::device_list(ctx),
+        Command::Device(DeviceCmd::Revoke { device }) => school::device_revoke(ctx, device),
+        Command::Member(MemberCmd::Deactivate { name }) => school::member_deactivate(ctx, name),
         Command::Quarantine => bundle::quarantine(ctx),
         Command::Demo(a) => demo::run(ctx, a.dir.as_deref()),
     }

@@ -176,6 +176,7 @@ impl Archive {
                     id: device.clone(),
                     member: m.id.clone(),
                     label: label.trim().to_owned(),
+                    revoked: false,
                 };
                 let message = format!("登记设备：{}", m.name);
                 self.store.write(|b| {

@@ -7,6 +7,7 @@
 
 mod admin;
 mod care;
+mod devices;
 mod exchange;
 mod lookup;
 pub(crate) mod scope;
@@ -23,6 +24,7 @@ use crate::store::{Store, StoreKey};
 
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
+pub use devices::DeviceRow;
 pub use exchange::{ImportReport, JoinOptions};
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
@@ -112,6 +114,7 @@ impl Archive {
                         id: device.clone(),
                         member: me.clone(),
                         label: setup.device_label.clone(),
+                        revoked: false,
                     },
                 )
             })?;

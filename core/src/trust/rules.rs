@@ -143,6 +143,14 @@ pub fn validate(
     let Some((member, device)) = author_of(auth.school, change.actor_id()) else {
         return refuse("修改来自未登记的设备");
     };
+    if auth
+        .school
+        .devices
+        .iter()
+        .any(|d| d.id == device && d.revoked)
+    {
+        return refuse("修改来自已停用的设备");
+    }
     if !member.active {
         return refuse(format!("{}已停用，不能再修改档案", member.name));
     }

@@ -292,6 +292,11 @@ impl HubState {
         if !m.active {
             return Err(Error::NotPermitted("这位成员已停用".into()));
         }
+        if archive.is_revoked(&cert.body().device.0)? {
+            return Err(Error::NotPermitted(
+                "这台设备已被学校停用，请联系学校管理员".into(),
+            ));
+        }
         Ok(m)
     }
 }

@@ -448,3 +448,47 @@ pub fn roster_import(ctx: &mut Ctx, file: &Path, update: bool) -> Result<()> {
         ctx.line("核对后如确认以名单为准，请加 --update 重新导入。")
     }
 }
+
+/// `shouwang device list`.
+pub fn device_list(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let rows = a.devices()?;
+    if ctx.json {
+        return ctx.json(&rows);
+    }
+    let mut t = Table::new(&["设备编号", "使用者", "名称", "状态", "上次同步"]);
+    for d in &rows {
+        t.row(vec![
+            d.id.clone(),
+            d.member.clone(),
+            d.label.clone(),
+            if d.revoked { "已停用" } else { "正常" }.to_owned(),
+            d.last_sync
+                .map_or_else(|| "—".to_owned(), |ms| crate::output::local_time(ms / 1000)),
+        ]);
+    }
+    ctx.line(t.render())
+}
+
+/// `shouwang device revoke`.
+pub fn device_revoke(ctx: &mut Ctx, device: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let d = a.revoke_device(device)?;
+    if ctx.json {
+        return ctx.json(&d);
+    }
+    ctx.line(format!(
+        "已停用 {} 的设备“{}”（{}）：学校服务器和同步过的设备都将拒绝它；它尚未同步的记录不会再被接收。",
+        d.member, d.label, d.id
+    ))
+}
+
+/// `shouwang member deactivate`.
+pub fn member_deactivate(ctx: &mut Ctx, name: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let n = a.deactivate_member(name)?;
+    ctx.line(format!(
+        "已停用成员 {}，并停用其 {n} 台设备：设备下次同步时将删除其中的学生档案。",
+        name.trim()
+    ))
+}

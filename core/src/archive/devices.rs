@@ -1,0 +1,138 @@
+//! Devices and members leaving: listing devices, revoking a lost phone, deactivating a member.
+//! Revocation is a fact in the school document that only administrators may write (the trust
+//! rules); the hub and every peer that knows it refuse the device's certificate, and no change
+//! of a revoked device is accepted against a school state that records the revocation.
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use super::Archive;
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+use crate::school;
+
+/// A registered device, as an administrator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceRow {
+    /// The device id (also its automerge actor); `device revoke` takes it or a prefix of it.
+    pub id: String,
+    pub member: String,
+    pub label: String,
+    pub revoked: bool,
+    /// When this store last completed a sync with it, ms since the epoch (the hub's view).
+    pub last_sync: Option<i64>,
+}
+
+impl Archive {
+    /// Every registered device, by member name.
+    pub fn devices(&mut self) -> Result<Vec<DeviceRow>> {
+        let school = self.school()?;
+        let mut rows = Vec::new();
+        for d in &school.devices {
+            // A device enrolled through the hub is its network key's first 16 bytes: the hub's
+            // sync record is keyed by the whole key.
+            let last_sync: Option<i64> = self
+                .store
+                .conn()
+                .query_row(
+                    "SELECT max(last_success) FROM sync_peers WHERE substr(peer, 1, ?2) = ?1",
+                    rusqlite::params![d.id.as_str(), d.id.as_str().len() as i64],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            rows.push(DeviceRow {
+                id: d.id.to_string(),
+                member: school.member_name(d.member.as_str()),
+                label: d.label.clone(),
+                revoked: d.revoked,
+                last_sync,
+            });
+        }
+        rows.sort_by(|a, b| (&a.member, &a.id).cmp(&(&b.member, &b.id)));
+        Ok(rows)
+    }
+
+    /// Whether the device whose network key is `key` has been revoked (a certificate it
+    /// presents is then refused, whatever its validity).
+    pub fn is_revoked(&mut self, key: &[u8; 32]) -> Result<bool> {
+        let id = crate::ids::DeviceId::from_key(key);
+        Ok(self
+            .school()?
+            .devices
+            .iter()
+            .any(|d| d.id == id && d.revoked))
+    }
+
+    /// Revokes the device whose id is `key` or starts with it (at least 6 characters).
+    /// Administrators only. Revoking an already revoked device changes nothing.
+    pub fn revoke_device(&mut self, key: &str) -> Result<DeviceRow> {
+        self.require_admin()?;
+        let key = key.trim().to_lowercase();
+        if key.len() < 6 {
+            return Err(Error::invalid("设备编号", "至少填写编号的前6位"));
+        }
+        let found: Vec<DeviceRow> = self
+            .devices()?
+            .into_iter()
+            .filter(|d| d.id.starts_with(&key))
+            .collect();
+        let row = match found.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(Error::not_found("设备", key)),
+            _ => {
+                return Err(Error::Ambiguous {
+                    what: "设备", key
+                });
+            }
+        };
+        if row.id == self.device.as_str() {
+            return Err(Error::NotPermitted("不能停用正在使用的这台设备".into()));
+        }
+        if !row.revoked {
+            let id = crate::ids::DeviceId(row.id.clone());
+            let message = format!("停用设备：{}的{}", row.member, row.label);
+            self.store.write(|b| {
+                b.change(&DocId::School, false, &message, |tx| {
+                    school::revoke_device(tx, &id)
+                })
+            })?;
+        }
+        Ok(DeviceRow {
+            revoked: true,
+            ..row
+        })
+    }
+
+    /// Deactivates a member (a volunteer who left) and revokes every device of theirs:
+    /// administrators only, and never the member using this device. Returns how many devices
+    /// were revoked.
+    pub fn deactivate_member(&mut self, name: &str) -> Result<usize> {
+        self.require_admin()?;
+        let m = self.find_member(name)?;
+        if m.id == self.me {
+            return Err(Error::NotPermitted("不能停用自己".into()));
+        }
+        let devices: Vec<_> = self
+            .school()?
+            .devices
+            .into_iter()
+            .filter(|d| d.member == m.id && !d.revoked)
+            .map(|d| d.id)
+            .collect();
+        if !m.active && devices.is_empty() {
+            return Ok(0);
+        }
+        let message = format!("停用成员：{}", m.name);
+        self.store.write(|b| {
+            b.change(&DocId::School, false, &message, |tx| {
+                school::deactivate_member(tx, &m.id)?;
+                for d in &devices {
+                    school::revoke_device(tx, d)?;
+                }
+                Ok(())
+            })
+        })?;
+        Ok(devices.len())
+    }
+}
