@@ -64,18 +64,21 @@ impl FieldSpec {
         }
     }
 
-    /// Parses what a person typed into a value of this field's kind.
+    /// Parses what a person typed into a value of this field's kind. Control characters (an
+    /// ANSI escape sequence, a stray newline in a one-line field) are refused: they would
+    /// rewrite the screen of whoever lists the value later.
     pub fn parse(&self, raw: &str) -> Result<FieldValue> {
         let s = raw.trim();
         if s.is_empty() && !matches!(self.kind, FieldKind::Text) {
             return Err(Error::Missing(self.label.to_owned()));
         }
         match self.kind {
-            FieldKind::Text => Ok(FieldValue::Text(raw.trim_end().to_owned())),
+            FieldKind::Text => {
+                check_text(self.label, raw)?;
+                Ok(FieldValue::Text(raw.trim_end().to_owned()))
+            }
             FieldKind::Line => {
-                if s.chars().count() > 200 {
-                    return Err(Error::invalid(self.label, "太长了，最多200个字"));
-                }
+                check_line(self.label, s, 200)?;
                 Ok(FieldValue::Str(s.to_owned()))
             }
             FieldKind::Phone => parse_phone(self.label, s).map(FieldValue::Str),
@@ -275,5 +278,45 @@ mod tests {
         assert_eq!(parse_phone("电话", "0564-4552466").unwrap(), "0564-4552466");
         assert!(parse_phone("电话", "1380000123").is_err());
         assert!(parse_phone("电话", "110").is_err());
+    }
+}
+
+/// Checks a one-line value a person typed (a name, a place): no control characters (newlines,
+/// ANSI escape sequences), at most `max` characters.
+pub fn check_line(label: &str, s: &str, max: usize) -> Result<()> {
+    if s.chars().any(char::is_control) {
+        return Err(Error::invalid(label, "不能含有换行或控制字符"));
+    }
+    if s.chars().count() > max {
+        return Err(Error::invalid(label, format!("太长了，最多{max}个字")));
+    }
+    Ok(())
+}
+
+/// Checks free text (a note): line breaks and tabs are fine, other control characters (an ANSI
+/// escape sequence) are not.
+pub fn check_text(label: &str, s: &str) -> Result<()> {
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(Error::invalid(label, "不能含有控制字符"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod hygiene {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_refused_where_people_would_see_them() {
+        assert!(check_line("姓名", "王瑞侠", 50).is_ok());
+        for bad in ["王\u{1b}[31m瑞侠", "王\n瑞侠", "王\t瑞侠", "\u{7}"] {
+            let e = check_line("姓名", bad, 50).unwrap_err().to_string();
+            assert!(e.contains("控制字符"), "{e}");
+        }
+        assert!(check_line("姓名", &"王".repeat(51), 50).is_err());
+        assert!(check_text("备注", "第一行\n第二行\t缩进").is_ok());
+        assert!(check_text("备注", "红字\u{1b}[31m").is_err());
     }
 }

@@ -391,3 +391,29 @@ fn the_store_comparison_sees_a_successful_write() {
     s.ok(&["child", "edit", "李明", "guardian", "phone=13900002222"]);
     assert!(s.bytes() != before);
 }
+
+#[test]
+fn control_characters_in_names_and_notes_are_refused() {
+    let s = School::new();
+    let before = s.bytes();
+    for args in [
+        vec!["member", "add", "王\u{1b}[31m老师", "--role", "班主任"],
+        vec!["member", "add", "王\n老师", "--role", "班主任"],
+        vec!["class", "add", "四年级\u{1b}[2J(1)班"],
+        vec![
+            "record",
+            "家访",
+            "--child",
+            "王小雨",
+            "--date",
+            "2026-11-20",
+            "--field",
+            "notes=红字\u{1b}[31m",
+        ],
+    ] {
+        let line = refused(&s, &args);
+        assert!(line.contains("控制字符"), "{args:?}: {line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+    }
+    assert_eq!(s.bytes(), before, "a refused input wrote something");
+}

@@ -85,6 +85,7 @@ impl Archive {
         if name.is_empty() {
             return Err(Error::Missing("班级名称".into()));
         }
+        crate::forms::check_line("班级名称", name, 50)?;
         let id = ClassId::for_name(&self.school_id, name);
         let school = self.school()?;
         if let Some(existing) = school.class(&id) {
@@ -195,6 +196,7 @@ impl Archive {
         if name.is_empty() {
             return Err(Error::Missing("姓名".into()));
         }
+        crate::forms::check_line("姓名", name, 50)?;
         if roles.is_empty() {
             return Err(Error::Missing("角色".into()));
         }

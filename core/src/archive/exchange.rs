@@ -158,6 +158,7 @@ impl Archive {
     /// actor, so its changes are attributed to `member` everywhere). Administrators only.
     fn register_device(&mut self, member: &str, device: &DeviceId, label: &str) -> Result<Member> {
         self.require_admin()?;
+        crate::forms::check_line("设备名称", label.trim(), 100)?;
         let m = self.find_member(member)?;
         if !m.active {
             return Err(Error::NotPermitted(format!(

@@ -82,6 +82,10 @@ impl Archive {
         if setup.admin_name.trim().is_empty() {
             return Err(Error::Missing("管理员姓名".into()));
         }
+        crate::forms::check_line("学校名称", name, 100)?;
+        crate::forms::check_line("乡镇", setup.town.trim(), 100)?;
+        crate::forms::check_line("管理员姓名", setup.admin_name.trim(), 50)?;
+        crate::forms::check_line("设备名称", setup.device_label.trim(), 100)?;
         if let Some(h) = &setup.hotline {
             crate::forms::parse_phone("亲情电话", h)?;
         }
