@@ -49,6 +49,11 @@ pub enum Error {
     #[error("档案库已加密，密钥不对，无法打开")]
     Locked,
 
+    /// The school revoked this device (a lost phone, a member who left): the hub refuses it,
+    /// and the device wipes its store.
+    #[error("这台设备已被学校停用，本机上的档案已清除；如有疑问请联系学校管理员")]
+    Revoked,
+
     /// No store has been set up at this location yet.
     #[error("这台设备还没有建立档案库，请先创建学校或导入学校文件")]
     NotInitialised,

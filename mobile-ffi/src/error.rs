@@ -34,6 +34,11 @@ pub enum ShouwangError {
     /// record the role does not write), or the school server refused the device.
     #[error("{msg}")]
     NotPermitted { msg: String },
+    /// The school revoked this device (reported as lost, or its member left): the store has
+    /// been wiped. Close the client, delete the store's key from the keystore and show the
+    /// message; the device can only enroll again with a new invite.
+    #[error("{msg}")]
+    Revoked { msg: String },
     /// The key does not open the store: the keystore's key was lost or is not this store's.
     #[error("{msg}")]
     Locked { msg: String },
@@ -82,6 +87,7 @@ impl ShouwangError {
             | ShouwangError::NotEnrolled { msg }
             | ShouwangError::NotPermitted { msg }
             | ShouwangError::Locked { msg }
+            | ShouwangError::Revoked { msg }
             | ShouwangError::Storage { msg }
             | ShouwangError::Network { msg }
             | ShouwangError::Cancelled { msg }
@@ -113,6 +119,7 @@ impl From<CoreError> for ShouwangError {
             }
             CoreError::NotInitialised => ShouwangError::NotEnrolled { msg },
             CoreError::Locked => ShouwangError::Locked { msg },
+            CoreError::Revoked => ShouwangError::Revoked { msg },
             CoreError::Corrupt(_)
             | CoreError::StoreTooNew { .. }
             | CoreError::Storage(_)

@@ -272,6 +272,12 @@ pub async fn sync_hub(
                 archive.purge_out_of_scope()?;
                 return Ok((archive, progress));
             }
+            Err(e) if is_revoked(&e) => {
+                // The school revoked this device: nothing of the children stays on it. (What
+                // it had not sent is lost with it; the office sees the device as revoked.)
+                reopen.wipe()?;
+                return Err(TransportError::Conversation(Error::Revoked));
+            }
             Err(e) => {
                 // The failed conversation took the archive with it: open the store again.
                 let purged = reopen
@@ -284,6 +290,15 @@ pub async fn sync_hub(
                 retried = true;
             }
         }
+    }
+}
+
+/// Whether the hub said this device is revoked (as a frame, or as the reason it closed with).
+fn is_revoked(e: &TransportError) -> bool {
+    match e {
+        TransportError::Conversation(Error::Revoked) => true,
+        TransportError::Refused(reason) => *reason == Error::Revoked.to_string(),
+        _ => false,
     }
 }
 

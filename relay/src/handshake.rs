@@ -61,6 +61,8 @@ pub enum Message {
     Welcome(SchoolId),
     /// The device stays connected after catching up: send it what others write.
     Live,
+    /// The school revoked this device: it wipes its store.
+    Revoked,
     Refused(String),
 }
 
@@ -86,6 +88,7 @@ impl Message {
             Message::BundleEnd(n) => (5, n.to_le_bytes().to_vec()),
             Message::Welcome(s) => (6, s.as_str().as_bytes().to_vec()),
             Message::Live => (7, Vec::new()),
+            Message::Revoked => (14, Vec::new()),
             Message::Refused(r) => (15, r.as_bytes().to_vec()),
         };
         let mut f = Vec::with_capacity(3 + body.len());
@@ -137,6 +140,7 @@ impl Message {
             }
             6 => Message::Welcome(SchoolId(text(body)?)),
             7 if body.is_empty() => Message::Live,
+            14 if body.is_empty() => Message::Revoked,
             15 => {
                 let cut = &body[..body.len().min(MAX_REASON)];
                 Message::Refused(String::from_utf8_lossy(cut).into_owned())
@@ -284,6 +288,7 @@ impl Conversation for Greeting {
                 Ok(Reply::finish(vec![]))
             }
             Message::Refused(reason) => Err(refused(&reason)),
+            Message::Revoked => Err(Error::Revoked),
             _ => Err(bad("顺序不对")),
         }
     }

@@ -135,6 +135,7 @@ impl Conversation for DeviceSync {
                     let _ = self.archive.record_sync_result(&self.hub, Some(&reason));
                     Err(refused(&reason))
                 }
+                Message::Revoked => Err(Error::Revoked),
                 _ => Err(Error::Corrupt("握手顺序不对".into())),
             };
         }

@@ -293,9 +293,7 @@ impl HubState {
             return Err(Error::NotPermitted("这位成员已停用".into()));
         }
         if archive.is_revoked(&cert.body().device.0)? {
-            return Err(Error::NotPermitted(
-                "这台设备已被学校停用，请联系学校管理员".into(),
-            ));
+            return Err(Error::Revoked);
         }
         Ok(m)
     }
@@ -435,6 +433,9 @@ impl Conversation for HubConversation {
     }
 
     fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {
+        if matches!(error, Error::Revoked) {
+            return Some(Message::Revoked.encode());
+        }
         Some(Message::Refused(error.to_string()).encode())
     }
 
