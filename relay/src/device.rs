@@ -26,7 +26,7 @@ use crate::transport::{
 };
 
 const META_SECRET: &str = "net.secret";
-const META_CERTIFICATE: &str = "net.certificate";
+pub(crate) const META_CERTIFICATE: &str = "net.certificate";
 const META_INVITE: &str = "net.invite";
 
 /// The error of a device that has not joined with an invite.

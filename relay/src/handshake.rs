@@ -287,6 +287,8 @@ impl Conversation for Greeting {
                 self.school = Some(school);
                 Ok(Reply::finish(vec![]))
             }
+            // A renewed certificate after the welcome: a greeting does not keep it.
+            Message::Certificate(_) if self.school.is_some() => Ok(Reply::nothing()),
             Message::Refused(reason) => Err(refused(&reason)),
             Message::Revoked => Err(Error::Revoked),
             _ => Err(bad("顺序不对")),

@@ -90,6 +90,28 @@ impl DeviceSync {
         self.archive
     }
 
+    /// Keeps a certificate the hub renewed (after its `Welcome`, over the authenticated
+    /// connection): the same school, member and device key, valid for longer. The user sees
+    /// nothing of it.
+    fn renewed(&mut self, bytes: &[u8]) -> shouwang_core::Result<()> {
+        let new = Certificate::from_bytes(bytes)?;
+        let old = Certificate::from_bytes(&self.certificate)?;
+        let (n, o) = (new.body(), old.body());
+        if n.school_id != o.school_id || n.member != o.member || n.device != o.device {
+            return Err(Error::Corrupt("学校服务器发来的新证书与本机不符".into()));
+        }
+        if n.expires_at <= o.expires_at {
+            return Ok(());
+        }
+        let text = new.encode();
+        self.archive.store().write(|b| {
+            b.set_meta(crate::device::META_CERTIFICATE, &text);
+            Ok(())
+        })?;
+        self.certificate = new.to_bytes();
+        Ok(())
+    }
+
     fn finish_if_done(
         &mut self,
         frames: Vec<Vec<u8>>,
@@ -136,6 +158,10 @@ impl Conversation for DeviceSync {
                     Err(refused(&reason))
                 }
                 Message::Revoked => Err(Error::Revoked),
+                Message::Certificate(bytes) if self.session.is_some() => {
+                    self.renewed(&bytes)?;
+                    Ok(Reply::nothing())
+                }
                 _ => Err(Error::Corrupt("握手顺序不对".into())),
             };
         }

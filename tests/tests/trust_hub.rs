@@ -332,3 +332,50 @@ async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
     assert!(!teacher.a().is_revoked(&own).unwrap());
     server.shutdown().await;
 }
+
+/// Certificates are short-lived and renewed by the hub at a sync once half their validity has
+/// passed, with the member's roles as the school document gives them then; the user sees
+/// nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let first = teacher.cert.body().expires_at;
+    assert!(first - now() <= 30 * 86_400 + 60, "the default is 30 days");
+    // Nothing to renew yet: the same certificate stays.
+    teacher.sync(&server).await;
+    assert_eq!(teacher.a().store().meta("net.certificate").unwrap(), None);
+    server.shutdown().await;
+
+    // The school lengthens validity to 90 days: the 30-day certificate is now past half.
+    let mut config = ServerConfig::loopback(dir.path().join("hub"));
+    config.certificate_days = 90;
+    let server = Server::start(config).await.unwrap();
+    teacher.sync(&server).await;
+    let text = teacher
+        .a()
+        .store()
+        .meta("net.certificate")
+        .unwrap()
+        .expect("a renewed certificate is kept");
+    let renewed = Certificate::decode(&text).unwrap();
+    assert_eq!(renewed.body().member, teacher.cert.body().member);
+    assert_eq!(renewed.body().device, teacher.cert.body().device);
+    assert!(
+        renewed.body().expires_at > first + 50 * 86_400,
+        "{renewed:?}"
+    );
+    renewed
+        .verify(
+            &renewed.body().school_id,
+            &server.hub_state().school_public(),
+            &renewed.body().device,
+            now(),
+        )
+        .unwrap();
+    server.shutdown().await;
+}

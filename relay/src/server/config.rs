@@ -17,7 +17,7 @@
 //! bind = ["0.0.0.0:3341", "[::]:3341"]    # UDP
 //! public_addrs = ["203.0.113.5:3341"]     # put in invites; default: `bind` if specific
 //! idle_timeout_secs = 60
-//! certificate_days = 730
+//! certificate_days = 30                 # renewed on every sync once half has passed
 //! invite_days = 7
 //! max_connections = 512                   # open at once, from everyone
 //! max_connections_per_endpoint = 4        # open at once, from one device
@@ -72,7 +72,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Largest frame accepted.
     pub max_frame: usize,
-    /// How long certificates are valid.
+    /// How long certificates are valid. The hub renews a device's certificate at a sync once
+    /// less than half of this is left, so a phone that never comes back (lost, its owner gone)
+    /// falls out of peer trust by itself within this many days.
     pub certificate_days: u32,
     /// How long invites are valid.
     pub invite_days: u32,
@@ -97,7 +99,7 @@ impl ServerConfig {
             http_bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, HTTP_PORT))),
             idle_timeout: Duration::from_secs(60),
             max_frame: MAX_FRAME,
-            certificate_days: 730,
+            certificate_days: 30,
             invite_days: 7,
             data_key: None,
             limits: ConnectionLimits::default(),

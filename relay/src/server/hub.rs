@@ -260,6 +260,28 @@ impl HubState {
         Ok((certificate, bundle))
     }
 
+    /// A fresh certificate for a device whose certificate has less than half its validity
+    /// left (renewed on every hub sync, so a phone that never comes back falls out of peer
+    /// trust by itself). It carries the member's roles as the school document gives them now.
+    fn renewal(
+        &self,
+        cert: &Certificate,
+        member: &Member,
+        now: i64,
+    ) -> Result<Option<Certificate>, Error> {
+        let validity = i64::from(self.certificate_days) * 86_400;
+        if cert.body().expires_at - now >= validity / 2 {
+            return Ok(None);
+        }
+        let renewed = self.school_key.issue(CertificateBody {
+            roles: member.roles.clone(),
+            issued_at: now,
+            expires_at: now + validity,
+            ..cert.body().clone()
+        })?;
+        Ok(Some(renewed))
+    }
+
     /// Checks a certificate presented by `device`.
     pub fn check_certificate(
         &self,
@@ -365,6 +387,9 @@ impl HubConversation {
                     ));
                 let out = session.handle(archive.store(), Event::Start)?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
+                if let Some(renewed) = self.state.renewal(&cert, &member, now)? {
+                    frames.push(Message::Certificate(renewed.to_bytes()).encode());
+                }
                 frames.extend(out.frames);
                 self.sync = Some(session);
                 Ok(Reply::send(frames))
