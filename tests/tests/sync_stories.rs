@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use shouwang_core::doc::DocId;
-use shouwang_core::sync::{Scope, wire::Message};
+use shouwang_core::sync::{Scope, Why, wire::Message};
 use shouwang_tests::sim::{Faults, Net};
 
 const CHILD: &str = "王小雨";
@@ -357,7 +357,8 @@ fn story_8b_a_poll_sends_what_another_connection_wrote() {
 }
 
 /// 9. Scope: the hub offers a 爱心妈妈 only her child's file and never private documents; a
-///    well-formed document she sends outside her scope ends the session and changes nothing.
+///    well-formed document she sends outside her scope is refused (`Refused`, out of scope) and
+///    changes nothing; the session goes on.
 #[test]
 fn story_9_only_documents_in_scope_are_offered_or_accepted() {
     use automerge::sync::{State, SyncDoc};
@@ -419,8 +420,15 @@ fn story_9_only_documents_in_scope_are_offered_or_accepted() {
         let mut s = Session::new("x", scope.clone());
         let store = n.peers[0].archive.store();
         s.handle(store, Event::Start).unwrap();
-        let e = s.handle(store, Event::Frame(&frame.encode())).unwrap_err();
-        assert!(e.to_string().contains("无权"), "{e}");
+        // Refused and left out, the session goes on: nothing of it is merged.
+        let out = s.handle(store, Event::Frame(&frame.encode())).unwrap();
+        let refused = out
+            .frames
+            .iter()
+            .map(|f| Message::decode(f).unwrap())
+            .any(|m| matches!(m, Message::Refused { ref doc, why: Why::OutOfScope, .. } if *doc == private));
+        assert!(refused, "{out:?}");
+        assert!(!out.wrote);
     }
     assert_eq!(before, fingerprint(&mut n.peers[0]));
 }
