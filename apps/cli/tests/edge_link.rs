@@ -451,9 +451,12 @@ fn a_sync_cut_by_a_flapping_link_resumes_and_converges() {
     assert!(status.contains("学校服务器已有本机的全部内容"), "{status}");
     edge.assert_hub_has(&week);
     // Resumed, not started over and over: everything the phone sent over all attempts is
-    // less than twice one clean sync.
+    // less than two and a half clean syncs. (A cut that lands after the whole week went up but
+    // before the hub confirmed it costs one full resend, since a sender never counts as shared
+    // what it only sent: just over 2× in one run of four. Starting over on every attempt would
+    // be 3× or more.)
     assert!(
-        total.up.delivered_bytes < 2 * clean.up.delivered_bytes,
+        2 * total.up.delivered_bytes < 5 * clean.up.delivered_bytes,
         "{} bytes up over all attempts, {} for one clean sync",
         total.up.delivered_bytes,
         clean.up.delivered_bytes
