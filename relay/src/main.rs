@@ -75,6 +75,16 @@ enum Command {
         #[arg(long)]
         png: Option<PathBuf>,
     },
+    /// 停用丢失的设备或离开的成员：服务器从此拒绝它们，设备下次连上时清除本机档案
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["device", "member"])))]
+    Revoke {
+        /// 设备码（shouwang sync --wait 显示的）或设备编号（至少前 6 位，见 shouwang device list）
+        #[arg(long)]
+        device: Option<String>,
+        /// 成员姓名或编号：停用该成员及其全部设备
+        #[arg(long)]
+        member: Option<String>,
+    },
 }
 
 fn load_config(cli: &Cli) -> Result<ServerConfig, ServerError> {
@@ -149,6 +159,13 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
             print!(
                 "{}",
                 commands::invite_command(&config, &member, role.as_deref(), days, png)?
+            );
+            Ok(())
+        }
+        Command::Revoke { device, member } => {
+            print!(
+                "{}",
+                commands::revoke_command(&config, device.as_deref(), member.as_deref())?
             );
             Ok(())
         }

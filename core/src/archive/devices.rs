@@ -64,11 +64,15 @@ impl Archive {
             .any(|d| d.id == id && d.revoked))
     }
 
-    /// Revokes the device whose id is `key` or starts with it (at least 6 characters).
+    /// Revokes the device whose id is `key` or starts with it (at least 6 characters), or
+    /// whose device code (`sync --wait` prints it: the network key, 64 hex digits) is `key`.
     /// Administrators only. Revoking an already revoked device changes nothing.
     pub fn revoke_device(&mut self, key: &str) -> Result<DeviceRow> {
         self.require_admin()?;
-        let key = key.trim().to_lowercase();
+        let mut key = key.trim().to_lowercase();
+        if key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+            key.truncate(32);
+        }
         if key.len() < 6 {
             return Err(Error::invalid("设备编号", "至少填写编号的前6位"));
         }

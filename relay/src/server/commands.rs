@@ -66,6 +66,30 @@ pub fn init_school_command(
     Ok(out)
 }
 
+/// `revoke`: revokes a device (by its code or id) or deactivates a member with every device of
+/// theirs, in the hub's archive; returns what to print.
+pub fn revoke_command(
+    config: &ServerConfig,
+    device: Option<&str>,
+    member: Option<&str>,
+) -> Result<String, ServerError> {
+    let mut archive = config.data().open_archive()?;
+    Ok(match (device, member) {
+        (Some(code), _) => {
+            let d = archive.revoke_device(code)?;
+            format!(
+                "已停用 {} 的设备“{}”（{}）：服务器从此拒绝它，它下次连上时会清除本机档案。\n",
+                d.member, d.label, d.id
+            )
+        }
+        (None, Some(name)) => {
+            let n = archive.deactivate_member(name)?;
+            format!("已停用成员 {}，以及其 {n} 台设备。\n", name.trim())
+        }
+        (None, None) => String::new(),
+    })
+}
+
 /// `invite`: issues an invite from the configuration's addresses, writes the PNG, and returns
 /// the report (ticket and terminal QR code) to print. `role` is required for a new member; for
 /// an existing one it must be a role they hold (see [`issue_member_invite`]).
@@ -207,5 +231,20 @@ mod tests {
         assert!(e.to_string().contains("--role"), "{e}");
         let mut archive = data.open_archive().unwrap();
         assert!(archive.find_member("郭明").is_err());
+    }
+
+    #[test]
+    fn revoke_deactivates_a_member_and_refuses_an_unknown_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::new(dir.path().join("hub"));
+        init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None).unwrap();
+        let png = dir.path().join("qr.png");
+        invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png)).unwrap();
+        let out = revoke_command(&config, None, Some("刘桂兰")).unwrap();
+        assert!(out.contains("已停用成员 刘桂兰"), "{out}");
+        let mut archive = config.data().open_archive().unwrap();
+        assert!(!archive.find_member("刘桂兰").unwrap().active);
+        let e = revoke_command(&config, Some("abcdef12"), None).unwrap_err();
+        assert!(e.to_string().contains("找不到设备"), "{e}");
     }
 }
