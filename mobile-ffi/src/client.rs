@@ -427,9 +427,14 @@ impl ShouwangClient {
     /// never joined with an invite.
     pub fn sync_state(&self) -> Result<SyncState> {
         self.inner.with_archive(|a| {
-            let hub = Identity::load(a)?.hub()?.id.to_string();
+            let id = Identity::load(a)?;
+            let hub = id.hub()?.id.to_string();
             let s = a.sync_status(&hub)?;
+            let (certificate_expires_at, certificate_warning) =
+                id.certificate_warning(chrono::Utc::now().timestamp());
             Ok(SyncState {
+                certificate_expires_at,
+                certificate_warning,
                 last_success_ms: s.last_success,
                 last_error: s.last_error,
                 pending: s.pending.into_iter().map(|(_, label)| label).collect(),

@@ -490,6 +490,11 @@ pub struct SyncState {
     /// Changes the server refused from this device, one line per document in Chinese
     /// (`王小雨的档案：1 项修改被拒绝：…`). They are not sent again.
     pub refused: Vec<String>,
+    /// When the membership certificate expires (seconds since the epoch); renewed silently at
+    /// a sync with the school server.
+    pub certificate_expires_at: i64,
+    /// A Chinese warning when the certificate is near expiry or past it: show it.
+    pub certificate_warning: Option<String>,
 }
 
 /// What changed, for a [`crate::ChangeListener`].

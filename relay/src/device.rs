@@ -88,6 +88,27 @@ impl Identity {
         self.secret.public().to_string()
     }
 
+    /// The certificate's expiry, and a Chinese warning when it is near (under 7 days left) or
+    /// past: renewal is automatic at a hub sync, so the user only needs to get online.
+    pub fn certificate_warning(&self, now: i64) -> (i64, Option<String>) {
+        let expires = self.certificate.body().expires_at;
+        let day = chrono::DateTime::from_timestamp(expires, 0)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let warning = if expires <= now {
+            Some(format!(
+                "成员证书已于 {day} 过期：附近的设备不再与本机同步；联网与学校服务器同步一次即可自动续期"
+            ))
+        } else if expires - now < 7 * 86_400 {
+            Some(format!(
+                "成员证书将于 {day} 到期：请尽快联网与学校服务器同步，证书会自动续期"
+            ))
+        } else {
+            None
+        };
+        (expires, warning)
+    }
+
     /// The node settings of this device: every interface, the invite's relay, and mDNS when
     /// `lan` is set (needs the `mdns` feature).
     pub fn node_config(&self, lan: bool) -> Result<NodeConfig, Error> {

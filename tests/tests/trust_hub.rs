@@ -379,3 +379,31 @@ async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
         .unwrap();
     server.shutdown().await;
 }
+
+/// A certificate near its end is shown (status, the FFI's sync state) with what to do; none
+/// is shown while it has time left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_near_expiry_is_shown_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let ticket = server
+        .invite(HEAD_TEACHER, Role::HeadTeacher, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let path = dir.path().join("phone.db");
+    let opts = shouwang_relay::device::default_options();
+    let mut archive = shouwang_relay::device::join(&path, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap();
+    let id = shouwang_relay::device::Identity::load(&mut archive).unwrap();
+    let (expires, none) = id.certificate_warning(now());
+    assert!(none.is_none());
+    let (_, soon) = id.certificate_warning(expires - 3 * 86_400);
+    assert!(soon.unwrap().contains("将于"));
+    let (_, past) = id.certificate_warning(expires + 1);
+    assert!(past.unwrap().contains("已于"));
+    server.shutdown().await;
+}

@@ -237,8 +237,12 @@ pub fn status(ctx: &mut Ctx) -> Result<()> {
     let id = identity(&mut archive)?;
     let hub = id.hub()?.id.to_string();
     let status = archive.sync_status(&hub)?;
+    let (_, warning) = id.certificate_warning(chrono::Utc::now().timestamp());
     if ctx.json {
         return ctx.json(&status);
+    }
+    if let Some(w) = warning {
+        ctx.line(w)?;
     }
     match status.last_success {
         Some(ms) => {
