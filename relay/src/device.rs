@@ -366,6 +366,12 @@ pub async fn sync_hub_live(
             conv = conv.with_progress(hook);
         }
         let ended = node.converse(hub.clone(), conv, opts).await.map(|_| ());
+        if let Err(e) = &ended
+            && is_revoked(e)
+        {
+            reopen.wipe()?;
+            return Err(TransportError::Conversation(Error::Revoked));
+        }
         // The conversation took the archive with it: open the store again to purge.
         let purged = reopen
             .open()

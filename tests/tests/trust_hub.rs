@@ -407,3 +407,63 @@ async fn a_certificate_near_expiry_is_shown_with_what_to_do() {
     assert!(past.unwrap().contains("已于"));
     server.shutdown().await;
 }
+
+/// A phone connected live when the office revokes it: the hub's school watcher wakes its
+/// conversation, which ends with `Revoked`; the phone wipes its store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_connection_of_a_revoked_phone_is_closed_and_the_phone_wiped() {
+    use shouwang_relay::device;
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let ticket = server
+        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let path = dir.path().join("phone.db");
+    let opts = device::default_options();
+    let mut archive = device::join(&path, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap();
+    let id = device::Identity::load(&mut archive).unwrap();
+    let node = id.bind(false).await.unwrap();
+    let device_id = shouwang_core::ids::DeviceId::from_key(id.secret.public().as_bytes());
+    let live = tokio::spawn(async move {
+        let r = device::sync_hub_live(&node, &id, archive, &device::default_options(), None).await;
+        node.shutdown().await;
+        r
+    });
+    // Connected and caught up (the hub's record of the sync says so).
+    for _ in 0..100 {
+        let synced = data
+            .open_archive()
+            .unwrap()
+            .devices()
+            .unwrap()
+            .into_iter()
+            .any(|d| d.id == device_id.as_str() && d.last_sync.is_some());
+        if synced {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let revoked_at = std::time::Instant::now();
+    data.open_archive()
+        .unwrap()
+        .revoke_device(device_id.as_str())
+        .unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), live)
+        .await
+        .expect("the live connection ends")
+        .unwrap();
+    eprintln!(
+        "live connection ended {:.0} ms after the revocation",
+        revoked_at.elapsed().as_secs_f64() * 1000.0
+    );
+    let err = ended.unwrap_err().to_string();
+    assert!(err.contains("已被学校停用"), "{err}");
+    assert!(!path.exists(), "the store was not wiped");
+    server.shutdown().await;
+}

@@ -321,6 +321,43 @@ impl HubState {
     }
 }
 
+/// Whether the device (by its network key) may still sync: not revoked.
+fn check_standing(archive: &mut Archive, device: &DeviceKey) -> shouwang_core::Result<()> {
+    if archive.is_revoked(&device.0)? {
+        return Err(Error::Revoked);
+    }
+    Ok(())
+}
+
+/// Watches the school document in `hub.db` (written by this hub's conversations or by the
+/// office from another process: a revocation) and wakes every live conversation when it
+/// changes, so each re-checks its device's standing within `every`.
+pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duration) {
+    let mut last = String::new();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        let heads = tokio::task::spawn_blocking(move || {
+            s.archives
+                .get()
+                .ok()
+                .and_then(|mut a| a.store().heads(&shouwang_core::doc::DocId::School).ok())
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(h) = heads
+            && h != last
+        {
+            if !last.is_empty() {
+                state.changed.wake();
+            }
+            last = h;
+        }
+    }
+}
+
 /// Makes a [`HubConversation`] per connection.
 #[derive(Debug, Clone)]
 pub struct HubFactory {
@@ -410,6 +447,8 @@ impl Conversation for HubConversation {
             && frame.first() != Some(&MAGIC)
         {
             let mut archive = self.state.archives.get()?;
+            // Revoked since the welcome: refused at the next frame.
+            check_standing(&mut archive, &self.device)?;
             let mut out = session.handle(archive.store(), Event::Frame(frame))?;
             if !out.caught_up {
                 // Other connections write the same documents meanwhile (several carers of one
@@ -453,6 +492,9 @@ impl Conversation for HubConversation {
             return Ok(Reply::nothing());
         };
         let mut archive = self.state.archives.get()?;
+        // A live connection of a device revoked meanwhile ends here (the school watcher wakes
+        // every live conversation when the school document changes).
+        check_standing(&mut archive, &self.device)?;
         let out = session.handle(archive.store(), Event::Poll)?;
         Ok(Reply::send(out.frames))
     }

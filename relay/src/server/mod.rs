@@ -96,6 +96,8 @@ pub struct Server {
     http: Option<http::HttpServer>,
     state: Arc<HubState>,
     config: ServerConfig,
+    /// Wakes live conversations when the school document changes (a revocation).
+    _school_watch: OwnedTask,
 }
 
 impl Server {
@@ -209,6 +211,8 @@ impl Server {
             http = ?http.as_ref().map(|h| h.addr),
             "shouwang-relay serving"
         );
+        let school_watch =
+            OwnedTask::spawn(hub::watch_school(state.clone(), Duration::from_millis(500)));
         Ok(Server {
             relay,
             relay_url,
@@ -216,6 +220,7 @@ impl Server {
             http,
             state,
             config,
+            _school_watch: school_watch,
         })
     }
 
