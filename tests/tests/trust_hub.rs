@@ -467,3 +467,68 @@ async fn a_live_connection_of_a_revoked_phone_is_closed_and_the_phone_wiped() {
     assert!(!path.exists(), "the store was not wiped");
     server.shutdown().await;
 }
+
+/// The hub takes at most a day's quota of change bytes from one member: the rest waits (it is
+/// deferred, not refused), and arrives once the quota allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_changes_over_the_daily_quota_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let mut config = ServerConfig::loopback(dir.path().join("hub"));
+    config.daily_change_bytes = 1024 * 1024;
+    let server = Server::start(config).await.unwrap();
+    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    teacher.sync(&server).await;
+    server.shutdown().await;
+    // Incompressible notes (automerge would deflate a repeated one to nothing).
+    let mut x: u32 = 7;
+    let mut note = || -> String {
+        (0..3000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                char::from_u32(0x4e00 + (x >> 16) % 0x5000).unwrap()
+            })
+            .collect()
+    };
+    for day in 1..=12 {
+        teacher
+            .a()
+            .add_record(&RecordInput {
+                kind: "家访".into(),
+                child: Some("王小雨".into()),
+                class: None,
+                date: format!("2026-11-{day:02}"),
+                fields: vec![("notes".into(), note())],
+            })
+            .unwrap();
+    }
+    // A quota of 40 KB today: part of the week waits.
+    let mut config = ServerConfig::loopback(dir.path().join("hub"));
+    config.daily_change_bytes = 40 * 1024;
+    let server = Server::start(config).await.unwrap();
+    teacher.sync(&server).await;
+    let on_hub = || {
+        data.open_archive()
+            .unwrap()
+            .child_file("王小雨")
+            .unwrap()
+            .records
+            .len()
+    };
+    let taken = on_hub();
+    assert!(taken > 0 && taken < 12, "{taken} of 12 records taken");
+    let hub_peer = server.hub_addr().id.to_string();
+    let status = teacher.a().sync_status(&hub_peer).unwrap();
+    assert!(
+        !status.pending.is_empty() && status.refused.is_empty(),
+        "{status:?}"
+    );
+    server.shutdown().await;
+    // The quota allows it (a new day, here a larger quota): the rest arrives.
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    teacher.sync(&server).await;
+    assert_eq!(on_hub(), 12);
+    server.shutdown().await;
+}

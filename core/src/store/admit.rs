@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Batch, load_doc};
 use crate::doc::{self, DocId};
@@ -58,6 +58,30 @@ pub(super) struct Quarantined {
     actor: String,
     reason: String,
     bytes: Vec<u8>,
+}
+
+/// The UTC day of a device clock reading, as stored in `intake`.
+fn day_of(now_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+pub(super) fn persist_intake(
+    tx: &rusqlite::Transaction<'_>,
+    quota: Option<&(crate::ids::MemberId, u64)>,
+    bytes: u64,
+    now_ms: i64,
+) -> Result<()> {
+    let (Some((member, _)), true) = (quota, bytes > 0) else {
+        return Ok(());
+    };
+    tx.execute(
+        "INSERT INTO intake (member, day, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (member, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+        params![member.as_str(), day_of(now_ms), bytes as i64],
+    )?;
+    Ok(())
 }
 
 pub(super) fn persist_quarantine(
@@ -180,6 +204,28 @@ impl Batch<'_> {
         self.sender = sender;
     }
 
+    /// Takes at most `bytes` of changes a day (UTC, by this store's clock) from `member`; what
+    /// is over is deferred until the next day (the hub's per-member quota).
+    pub fn set_daily_quota(&mut self, member: crate::ids::MemberId, bytes: u64) {
+        self.quota = Some((member, bytes));
+    }
+
+    /// Bytes of changes already taken from the quota's member today, this batch included.
+    fn taken_today(&self) -> Result<u64> {
+        let Some((member, _)) = &self.quota else {
+            return Ok(0);
+        };
+        let stored: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT bytes FROM intake WHERE member = ?1 AND day = ?2",
+                params![member.as_str(), day_of(self.now_ms)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(stored.unwrap_or(0).max(0) as u64 + self.intake)
+    }
+
     /// Judges the changes `id` gained since `before` and keeps only the accepted ones.
     pub(super) fn admit(&mut self, id: &DocId, before: &[ChangeHash]) -> Result<Admission> {
         let Some(doc) = self.docs.get(id) else {
@@ -234,6 +280,21 @@ impl Batch<'_> {
                     }
                     v => v,
                 }
+            };
+            let verdict = match (verdict, &self.quota) {
+                (Verdict::Accept, Some((_, limit))) => {
+                    let size = change.raw_bytes().len() as u64;
+                    if self.taken_today()? + size > *limit {
+                        Verdict::Defer(format!(
+                            "今天从这位成员收到的修改已超过每日上限（{} MB），明天再同步",
+                            limit / 1024 / 1024
+                        ))
+                    } else {
+                        self.intake += size;
+                        Verdict::Accept
+                    }
+                }
+                (v, _) => v,
             };
             match verdict {
                 Verdict::Accept => {

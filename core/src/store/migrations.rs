@@ -134,6 +134,12 @@ CREATE TABLE held (
     PRIMARY KEY (peer, doc_id)
 );
 CREATE TABLE out_of_scope (doc_id TEXT PRIMARY KEY);
+CREATE TABLE intake (
+    member  TEXT NOT NULL,
+    day     TEXT NOT NULL,
+    bytes   INTEGER NOT NULL,
+    PRIMARY KEY (member, day)
+);
 CREATE TABLE refusals (
     peer    TEXT NOT NULL,
     doc_id  TEXT NOT NULL,

@@ -78,6 +78,10 @@ pub struct Batch<'a> {
     quarantine: Vec<admit::Quarantined>,
     source: String,
     sender: Sender,
+    /// The sender's member and how many bytes of changes a day may be taken from them.
+    quota: Option<(crate::ids::MemberId, u64)>,
+    /// Bytes of changes this batch took from the quota's member.
+    intake: u64,
     now_ms: i64,
 }
 
@@ -323,6 +327,8 @@ impl Store {
             quarantine: Vec::new(),
             source: String::new(),
             sender: Sender::Relay,
+            quota: None,
+            intake: 0,
             now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
         };
         let result = f(&mut batch);
@@ -334,11 +340,14 @@ impl Store {
             quarantine,
             source,
             now_ms,
+            quota,
+            intake,
             ..
         } = batch;
         let outcome = result
             .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
             .and_then(|r| admit::persist_quarantine(&tx, &quarantine, &source, now_ms).map(|()| r))
+            .and_then(|r| admit::persist_intake(&tx, quota.as_ref(), intake, now_ms).map(|()| r))
             .and_then(|r| tx.commit().map(|()| r).map_err(Error::from));
         if outcome.is_err() {
             for (id, _) in &touched {

@@ -157,6 +157,8 @@ pub struct Session {
     refused_here: u64,
     /// Who the peer is, for judging what it sends.
     sender: Sender,
+    /// The peer's member and the bytes of changes a day taken from them.
+    quota: Option<(crate::ids::MemberId, u64)>,
     progress: Progress,
 }
 
@@ -211,6 +213,7 @@ impl Session {
             held: BTreeSet::new(),
             refused_here: 0,
             sender: Sender::Relay,
+            quota: None,
             progress: Progress::default(),
         }
     }
@@ -219,6 +222,13 @@ impl Session {
     /// trusted relay by default (a device talking to its school hub).
     pub fn with_sender(mut self, sender: Sender) -> Session {
         self.sender = sender;
+        self
+    }
+
+    /// Takes at most `bytes` of changes a day from the peer's `member` (the hub's quota); the
+    /// rest is deferred to the next day.
+    pub fn with_daily_quota(mut self, member: crate::ids::MemberId, bytes: u64) -> Session {
+        self.quota = Some((member, bytes));
         self
     }
 
@@ -499,9 +509,13 @@ impl Session {
                 let peer = self.peer.clone();
                 let held = self.held.clone();
                 let sender = self.sender.clone();
+                let quota = self.quota.clone();
                 let (incomplete, refused) = store.write(|b| {
                     b.set_source(&peer);
                     b.set_sender(sender);
+                    if let Some((m, q)) = quota {
+                        b.set_daily_quota(m, q);
+                    }
                     let mut incomplete = Vec::new();
                     let mut refused = Vec::new();
                     for (doc, bytes) in docs.iter().filter(|(d, _)| !held.contains(d)) {
@@ -610,9 +624,13 @@ impl Session {
                 let before = store.heads(&doc)?;
                 let peer = self.peer.clone();
                 let sender = self.sender.clone();
+                let quota = self.quota.clone();
                 let admission = store.write(|b| {
                     b.set_source(&peer);
                     b.set_sender(sender);
+                    if let Some((m, q)) = quota {
+                        b.set_daily_quota(m, q);
+                    }
                     b.sync_receive(&peer, &doc, &mut state, message)
                 })?;
                 if store.heads(&doc)? != before {

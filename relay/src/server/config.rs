@@ -18,6 +18,7 @@
 //! public_addrs = ["203.0.113.5:3341"]     # put in invites; default: `bind` if specific
 //! idle_timeout_secs = 60
 //! certificate_days = 30                 # renewed on every sync once half has passed
+//! daily_change_mib = 64                  # changes taken from one member a day
 //! invite_days = 7
 //! max_connections = 512                   # open at once, from everyone
 //! max_connections_per_endpoint = 4        # open at once, from one device
@@ -78,6 +79,9 @@ pub struct ServerConfig {
     pub certificate_days: u32,
     /// How long invites are valid.
     pub invite_days: u32,
+    /// Bytes of changes the hub takes from one member (not an administrator) a day; what is
+    /// over waits for the next day.
+    pub daily_change_bytes: u64,
     /// Where the data key comes from; `None`: the key file beside the data directory.
     pub data_key: Option<KeySource>,
     /// Connections open at once, in total and per remote endpoint; more are refused at once.
@@ -100,6 +104,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             max_frame: MAX_FRAME,
             certificate_days: 30,
+            daily_change_bytes: 64 * 1024 * 1024,
             invite_days: 7,
             data_key: None,
             limits: ConnectionLimits::default(),
@@ -155,6 +160,9 @@ impl ServerConfig {
             }
             if let Some(d) = h.invite_days {
                 c.invite_days = d;
+            }
+            if let Some(m) = h.daily_change_mib {
+                c.daily_change_bytes = m.saturating_mul(1024 * 1024);
             }
             if let Some(n) = h.max_connections {
                 c.limits.total = n;
@@ -286,6 +294,7 @@ struct HubSection {
     idle_timeout_secs: Option<u64>,
     certificate_days: Option<u32>,
     invite_days: Option<u32>,
+    daily_change_mib: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_endpoint: Option<usize>,
 }

@@ -177,6 +177,8 @@ pub struct HubState {
     pub(crate) school_id: SchoolId,
     pub(crate) school_key: SchoolKey,
     pub(crate) certificate_days: u32,
+    /// Bytes of changes taken from one (non-administrator) member a day.
+    pub(crate) daily_change_bytes: u64,
     pub(crate) metrics: Arc<HubMetrics>,
     pub(crate) archives: ArchivePool,
     /// Woken whenever a conversation writes a device's changes to the store.
@@ -422,6 +424,10 @@ impl HubConversation {
                         &member,
                         &cert.body().roles,
                     ));
+                if !member.roles.iter().any(|r| r.administers()) {
+                    session =
+                        session.with_daily_quota(member.id.clone(), self.state.daily_change_bytes);
+                }
                 let out = session.handle(archive.store(), Event::Start)?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
                 if let Some(renewed) = self.state.renewal(&cert, &member, now)? {

@@ -153,6 +153,7 @@ impl Server {
             school_id: school_id.clone(),
             school_key,
             certificate_days: config.certificate_days,
+            daily_change_bytes: config.daily_change_bytes,
             metrics: hub_metrics.clone(),
             archives: hub::ArchivePool::new(
                 data.archive(),
