@@ -532,3 +532,37 @@ async fn a_members_changes_over_the_daily_quota_wait() {
     assert_eq!(on_hub(), 12);
     server.shutdown().await;
 }
+
+/// The school's built-in relay carries traffic only for the hub and enrolled, unrevoked
+/// devices; while an invite is open, a device enrolling may use it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_serves_only_enrolled_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let relay = server.relay_url().unwrap().clone();
+    let teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let wait = std::time::Duration::from_secs(3);
+    assert!(teacher.node.wait_for_relay(wait).await, "an enrolled phone");
+    let stranger =
+        Node::bind(NodeConfig::loopback(SecretKey::generate()).with_relay(relay.clone()))
+            .await
+            .unwrap();
+    assert!(
+        !stranger.wait_for_relay(wait).await,
+        "a stranger was served"
+    );
+    stranger.shutdown().await;
+    // An open invite: whoever holds it may need the relay to enroll.
+    server
+        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
+        .unwrap();
+    let newcomer = Node::bind(NodeConfig::loopback(SecretKey::generate()).with_relay(relay))
+        .await
+        .unwrap();
+    assert!(newcomer.wait_for_relay(wait).await, "an enrolling phone");
+    newcomer.shutdown().await;
+    server.shutdown().await;
+}

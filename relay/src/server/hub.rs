@@ -97,9 +97,16 @@ impl ArchivePool {
     }
 
     /// Borrows an archive, opening one if fewer than `max` are open, else waiting for one.
-    /// Blocking: call it from a conversation callback (tokio's blocking pool).
+    /// Blocking: call it from a conversation callback (tokio's blocking pool). Counted in
+    /// [`HubState::archive_borrows`].
     pub(crate) fn get(&self) -> Result<PooledArchive<'_>, Error> {
         TransportMetrics::add(&self.borrows, 1);
+        self.get_quietly()
+    }
+
+    /// [`ArchivePool::get`] for the hub's own housekeeping (the school watcher, the relay's
+    /// access check), not counted as a conversation's borrow.
+    pub(crate) fn get_quietly(&self) -> Result<PooledArchive<'_>, Error> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(archive) = state.idle.pop() {
@@ -342,7 +349,7 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
         let s = state.clone();
         let heads = tokio::task::spawn_blocking(move || {
             s.archives
-                .get()
+                .get_quietly()
                 .ok()
                 .and_then(|mut a| a.store().heads(&shouwang_core::doc::DocId::School).ok())
         })
@@ -356,6 +363,53 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
                 state.changed.wake();
             }
             last = h;
+        }
+    }
+}
+
+/// Who may use the school's built-in relay: the hub itself, every registered device that is
+/// not revoked, and, while an invite is open, anyone (a device enrolling may need the relay to
+/// reach the hub). Everyone else is turned away before the relay carries a byte for them.
+#[derive(Debug, Clone)]
+pub(crate) struct EnrolledOnly {
+    /// Set once the hub's state exists (the relay starts first).
+    pub(crate) state: Arc<std::sync::OnceLock<(Arc<HubState>, EndpointId)>>,
+}
+
+impl EnrolledOnly {
+    fn decide(&self, endpoint: EndpointId) -> bool {
+        let Some((state, hub)) = self.state.get() else {
+            return false;
+        };
+        if endpoint == *hub || state.data.has_open_invite(unix_now()) {
+            return true;
+        }
+        let Ok(mut archive) = state.archives.get_quietly() else {
+            return false;
+        };
+        let id = DeviceId::from_key(endpoint.as_bytes());
+        archive
+            .school()
+            .is_ok_and(|s| s.devices.iter().any(|d| d.id == id && !d.revoked))
+    }
+}
+
+impl iroh_relay::server::AccessControl for EnrolledOnly {
+    async fn on_connect(
+        &self,
+        request: &iroh_relay::server::ClientRequest,
+    ) -> iroh_relay::server::Access {
+        let this = self.clone();
+        let endpoint = request.endpoint_id();
+        let allowed = tokio::task::spawn_blocking(move || this.decide(endpoint))
+            .await
+            .unwrap_or(false);
+        if allowed {
+            iroh_relay::server::Access::Allow
+        } else {
+            iroh_relay::server::Access::Deny {
+                reason: Some("not enrolled in this school".into()),
+            }
         }
     }
 }

@@ -123,10 +123,15 @@ impl Server {
             .map_err(|e| ServerError::Bind(e.to_string()))??
         };
 
+        let access = hub::EnrolledOnly {
+            state: Arc::new(std::sync::OnceLock::new()),
+        };
         let (relay, relay_url) = match config.relay_bind {
             Some(bind) => {
                 let mut relay_config = iroh_relay::server::ServerConfig::default();
-                relay_config.relay = Some(iroh_relay::server::RelayConfig::new(bind));
+                let mut relay_settings = iroh_relay::server::RelayConfig::new(bind);
+                relay_settings.access = Arc::new(access.clone());
+                relay_config.relay = Some(relay_settings);
                 let relay = iroh_relay::server::Server::spawn(relay_config)
                     .await
                     .map_err(|e| ServerError::Relay(e.to_string()))?;
@@ -163,6 +168,7 @@ impl Server {
             ),
             changed: Wake::new(),
         });
+        let _ = access.state.set((state.clone(), hub_key.public()));
         let node_config = NodeConfig {
             secret_key: hub_key,
             relays: relay_url.iter().cloned().collect(),
