@@ -238,20 +238,44 @@ pub fn add_member<T: Transactable + ReadDoc>(tx: &mut T, m: &Member) -> Result<(
     Ok(())
 }
 
+/// The map of the entry `id` in the top-level map `table` (`members`, `devices`).
+fn entry<T: Transactable + ReadDoc>(
+    tx: &T,
+    table: &str,
+    id: &str,
+    what: &'static str,
+) -> Result<ObjId> {
+    let all = top(tx, table)?;
+    map_at(tx, &all, id).ok_or_else(|| Error::not_found(what, id))
+}
+
+/// Sets a boolean unless it already has that value (no change, no conflict to resolve).
+fn set_flag<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: bool,
+) -> Result<()> {
+    if get_bool(tx, obj, key) != Some(value) {
+        tx.put(obj, key, value)?;
+    }
+    Ok(())
+}
+
+/// A member's roles map.
+fn roles_of<T: Transactable + ReadDoc>(tx: &T, member: &MemberId) -> Result<ObjId> {
+    let obj = entry(tx, MEMBERS, member.as_str(), "成员")?;
+    map_at(tx, &obj, "roles").ok_or_else(|| Error::Corrupt("成员缺少角色表".into()))
+}
+
 /// Gives a member a further role.
 pub fn grant_role<T: Transactable + ReadDoc>(
     tx: &mut T,
     member: &MemberId,
     role: Role,
 ) -> Result<()> {
-    let members = top(tx, MEMBERS)?;
-    let obj =
-        map_at(tx, &members, member.as_str()).ok_or_else(|| Error::not_found("成员", member))?;
-    let roles = map_at(tx, &obj, "roles").ok_or_else(|| Error::Corrupt("成员缺少角色表".into()))?;
-    if get_bool(tx, &roles, role.key()) != Some(true) {
-        tx.put(&roles, role.key(), true)?;
-    }
-    Ok(())
+    let roles = roles_of(tx, member)?;
+    set_flag(tx, &roles, role.key(), true)
 }
 
 /// Takes a role from a member (its key is set to `false`; readers count only `true`).
@@ -260,21 +284,13 @@ pub fn revoke_role<T: Transactable + ReadDoc>(
     member: &MemberId,
     role: Role,
 ) -> Result<()> {
-    let members = top(tx, MEMBERS)?;
-    let obj =
-        map_at(tx, &members, member.as_str()).ok_or_else(|| Error::not_found("成员", member))?;
-    let roles = map_at(tx, &obj, "roles").ok_or_else(|| Error::Corrupt("成员缺少角色表".into()))?;
-    if get_bool(tx, &roles, role.key()) != Some(false) {
-        tx.put(&roles, role.key(), false)?;
-    }
-    Ok(())
+    let roles = roles_of(tx, member)?;
+    set_flag(tx, &roles, role.key(), false)
 }
 
 /// Removes a member's class (`class_id`).
 pub fn clear_member_class<T: Transactable + ReadDoc>(tx: &mut T, member: &MemberId) -> Result<()> {
-    let members = top(tx, MEMBERS)?;
-    let obj =
-        map_at(tx, &members, member.as_str()).ok_or_else(|| Error::not_found("成员", member))?;
+    let obj = entry(tx, MEMBERS, member.as_str(), "成员")?;
     if tx.get(&obj, "class_id")?.is_some() {
         tx.delete(&obj, "class_id")?;
     }
@@ -294,10 +310,7 @@ pub fn put_pairing<T: Transactable + ReadDoc>(tx: &mut T, p: &Pairing) -> Result
             o
         }
     };
-    if get_bool(tx, &obj, "active") != Some(p.active) {
-        tx.put(&obj, "active", p.active)?;
-    }
-    Ok(())
+    set_flag(tx, &obj, "active", p.active)
 }
 
 /// Registers a device for a member.
@@ -313,23 +326,15 @@ pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<(
 
 /// Revokes a device (see [`Device::revoked`]).
 pub fn revoke_device<T: Transactable + ReadDoc>(tx: &mut T, id: &DeviceId) -> Result<()> {
-    let devices = top(tx, DEVICES)?;
-    let obj = map_at(tx, &devices, id.as_str()).ok_or_else(|| Error::not_found("设备", id))?;
-    if get_bool(tx, &obj, "revoked") != Some(true) {
-        tx.put(&obj, "revoked", true)?;
-    }
-    Ok(())
+    let obj = entry(tx, DEVICES, id.as_str(), "设备")?;
+    set_flag(tx, &obj, "revoked", true)
 }
 
 /// Deactivates a member: they see nothing but the school document, and their devices are
 /// refused.
 pub fn deactivate_member<T: Transactable + ReadDoc>(tx: &mut T, id: &MemberId) -> Result<()> {
-    let members = top(tx, MEMBERS)?;
-    let obj = map_at(tx, &members, id.as_str()).ok_or_else(|| Error::not_found("成员", id))?;
-    if get_bool(tx, &obj, "active") != Some(false) {
-        tx.put(&obj, "active", false)?;
-    }
-    Ok(())
+    let obj = entry(tx, MEMBERS, id.as_str(), "成员")?;
+    set_flag(tx, &obj, "active", false)
 }
 
 /// Sets one rule.

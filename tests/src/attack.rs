@@ -8,7 +8,7 @@ use automerge::{ActorId, ObjType, ROOT, ReadDoc};
 use shouwang_core::Archive;
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::{ChildId, RecordId};
-use shouwang_core::sync::{Event, Scope, Session};
+use shouwang_core::sync::{Event, Session};
 
 /// The actor the archive writes as (its device's).
 pub fn actor_of(a: &Archive) -> ActorId {
@@ -200,10 +200,4 @@ pub fn pump(
         to_b = next_b;
     }
     panic!("the sessions never settled");
-}
-
-/// A session of `a` with the peer `b_name`, scoped to everything (the trust rules, not the
-/// scope, are under test).
-pub fn session(peer: &str) -> Session {
-    Session::new(peer, Scope::All)
 }

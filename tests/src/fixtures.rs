@@ -278,3 +278,20 @@ pub fn small_hub(dir: &Path) -> shouwang_relay::server::DataDir {
     office.pair(LOVE_MOTHER, "王小雨", None).unwrap();
     data
 }
+
+/// A store file and its WAL (if any) as they are on disk: what a `strings` of the phone would
+/// see.
+pub fn raw_store(store: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(store).expect("read store");
+    let mut wal = store.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(more) = std::fs::read(wal) {
+        bytes.extend(more);
+    }
+    bytes
+}
+
+/// Whether `text` occurs in `bytes` (a name, an ID number in a raw store file).
+pub fn holds_text(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use automerge::ROOT;
 use automerge::transaction::Transactable;
 use common::*;
@@ -18,19 +16,7 @@ use shouwang_core::doc::access::map_at;
 use shouwang_core::doc::layout::MEMBERS;
 
 /// The store file and its WAL, as they are on disk now.
-fn raw(store: &Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(store).unwrap();
-    let mut wal = store.as_os_str().to_owned();
-    wal.push("-wal");
-    if let Ok(more) = std::fs::read(wal) {
-        bytes.extend(more);
-    }
-    bytes
-}
-
-fn holds(bytes: &[u8], text: &str) -> bool {
-    bytes.windows(text.len()).any(|w| w == text.as_bytes())
-}
+use shouwang_tests::fixtures::{holds_text as holds, raw_store as raw};
 
 /// The 爱心妈妈's device, set up from a bundle made for her.
 fn mother(admin: &mut Device) -> Device {

@@ -261,16 +261,13 @@ fn story_3_a_stolen_actor_is_not_taken_from_another_device() {
         &his_id,
         "head_teacher",
     );
-    let mother_id = s.mother.archive.device().clone();
-    let teacher_id = s.teacher.archive.device().clone();
-    let (_, _) = attack::pump(
+    let teacher_side = peer(&mut s.teacher, &mut s.mother);
+    let mother_side = peer(&mut s.mother, &mut s.teacher);
+    attack::pump(
         &mut s.teacher.archive,
-        attack::session(mother_id.as_str()).with_sender(Sender::Device {
-            device: mother_id.clone(),
-            roles: Some(vec![Role::LoveMother]),
-        }),
+        teacher_side,
         &mut s.mother.archive,
-        attack::session(teacher_id.as_str()),
+        mother_side,
     );
     assert!(!holds(
         &mut s.teacher.archive,
@@ -332,16 +329,13 @@ fn story_5_a_refused_document_does_not_stop_the_others() {
         .archive
         .add_member("韩老师", &[Role::SubjectTeacher], None, None)
         .unwrap();
-    let mother_id = s.mother.archive.device().clone();
-    let admin_id = s.admin.archive.device().clone();
+    let office_side = peer(&mut s.admin, &mut s.mother);
+    let mother_side = peer(&mut s.mother, &mut s.admin);
     let (office, phone) = attack::pump(
         &mut s.admin.archive,
-        attack::session(mother_id.as_str()).with_sender(Sender::Device {
-            device: mother_id.clone(),
-            roles: Some(vec![Role::LoveMother]),
-        }),
+        office_side,
         &mut s.mother.archive,
-        attack::session(admin_id.as_str()),
+        mother_side,
     );
     assert!(office.is_caught_up() && phone.is_caught_up());
     assert!(office.held().contains(&DocId::Child(c)));

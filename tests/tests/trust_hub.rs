@@ -15,7 +15,7 @@ use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -73,6 +73,16 @@ impl Phone {
     }
 }
 
+/// `small_hub` served on 127.0.0.1 with the default configuration.
+async fn hub() -> (tempfile::TempDir, DataDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    (dir, data, server)
+}
+
 /// What the hub's own store holds.
 fn hub_holds(data: &DataDir, doc: &DocId, hash: &ChangeHash) -> bool {
     let mut hub = data.open_archive().unwrap();
@@ -81,11 +91,7 @@ fn hub_holds(data: &DataDir, doc: &DocId, hash: &ChangeHash) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (_dir, data, server) = hub().await;
     let hub_peer = server.hub_addr().id.to_string();
     let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mut mother = phone(&server, LOVE_MOTHER, Role::LoveMother).await;
@@ -241,11 +247,7 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
 /// device drops it (no byte of the name left in the store or its WAL) and its syncs go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (_dir, data, server) = hub().await;
     let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     teacher.sync(&server).await;
     assert!(teacher.a().find_child("赵子涵").is_ok());
@@ -264,16 +266,8 @@ async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
     // (`device::sync_hub`, which the CLI and the apps use, purges after every sync.)
     assert_eq!(teacher.a().purge_out_of_scope().unwrap(), 2);
     let path = teacher._dir.path().join("phone.db");
-    let raw = || {
-        let mut bytes = std::fs::read(&path).unwrap();
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
-        bytes.extend(std::fs::read(wal).unwrap_or_default());
-        bytes
-    };
-    let name = "赵子涵".as_bytes();
     assert!(teacher.a().find_child("赵子涵").is_err());
-    assert!(!raw().windows(name.len()).any(|w| w == name));
+    assert!(!holds_text(&raw_store(&path), "赵子涵"));
     assert!(teacher.a().find_child("王小雨").is_ok());
     // The next sync is a plain one: nothing refused, nothing pending.
     teacher.sync(&server).await;
@@ -291,11 +285,7 @@ async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
 /// peers too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (_dir, data, server) = hub().await;
     let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mut mother = phone(&server, LOVE_MOTHER, Role::LoveMother).await;
     mother.sync(&server).await;
@@ -338,11 +328,7 @@ async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
 /// nothing of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
-    let dir = tempfile::tempdir().unwrap();
-    small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (dir, _data, server) = hub().await;
     let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let first = teacher.cert.body().expires_at;
     assert!(first - now() <= 30 * 86_400 + 60, "the default is 30 days");
@@ -384,11 +370,7 @@ async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
 /// is shown while it has time left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_near_expiry_is_shown_with_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (dir, _data, server) = hub().await;
     let ticket = server
         .invite(HEAD_TEACHER, Role::HeadTeacher, now(), now() + 86_400)
         .unwrap()
@@ -413,11 +395,7 @@ async fn a_certificate_near_expiry_is_shown_with_what_to_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_connection_of_a_revoked_phone_is_closed_and_the_phone_wiped() {
     use shouwang_relay::device;
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (dir, data, server) = hub().await;
     let ticket = server
         .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
         .unwrap()
@@ -537,11 +515,7 @@ async fn a_members_changes_over_the_daily_quota_wait() {
 /// devices; while an invite is open, a device enrolling may use it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_serves_only_enrolled_devices() {
-    let dir = tempfile::tempdir().unwrap();
-    small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (_dir, _data, server) = hub().await;
     let relay = server.relay_url().unwrap().clone();
     let teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let wait = std::time::Duration::from_secs(3);

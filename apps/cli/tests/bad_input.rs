@@ -417,3 +417,20 @@ fn control_characters_in_names_and_notes_are_refused() {
     }
     assert_eq!(s.bytes(), before, "a refused input wrote something");
 }
+
+#[test]
+fn device_add_to_a_missing_directory_registers_nothing() {
+    let s = School::new();
+    let line = refused(
+        &s,
+        &[
+            "device",
+            "add",
+            "--member",
+            "王瑞侠",
+            "--out",
+            "/不存在的目录/王.swb",
+        ],
+    );
+    assert!(line.contains("无法写入"), "{line}");
+}

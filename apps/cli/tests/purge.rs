@@ -13,20 +13,7 @@ use common::hub::{self, shouwang};
 use common::id_card;
 use shouwang_core::roles::Role;
 
-/// The store file and its WAL (if any), as they are on disk.
-fn raw(store: &Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(store).expect("read store");
-    let mut wal = store.as_os_str().to_owned();
-    wal.push("-wal");
-    if let Ok(more) = std::fs::read(wal) {
-        bytes.extend(more);
-    }
-    bytes
-}
-
-fn holds(bytes: &[u8], text: &str) -> bool {
-    bytes.windows(text.len()).any(|w| w == text.as_bytes())
-}
+use shouwang_tests::fixtures::{holds_text as holds, raw_store as raw};
 
 fn ok(store: &Path, args: &[&str]) -> String {
     let (ok, out, err) = shouwang(store, args);

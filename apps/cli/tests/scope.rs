@@ -12,20 +12,7 @@ use common::{MOTHER, School, TEACHER, arg, array, assert_one_chinese_error, id_c
 use shouwang_core::bundle::Bundle;
 use shouwang_core::doc::DocId;
 
-/// The store file and its WAL (if any), as they are on disk.
-fn raw(store: &Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(store).expect("read store");
-    let mut wal = store.as_os_str().to_owned();
-    wal.push("-wal");
-    if let Ok(more) = std::fs::read(wal) {
-        bytes.extend(more);
-    }
-    bytes
-}
-
-fn holds(bytes: &[u8], text: &str) -> bool {
-    bytes.windows(text.len()).any(|w| w == text.as_bytes())
-}
+use shouwang_tests::fixtures::{holds_text as holds, raw_store as raw};
 
 /// The 18-digit ID numbers of the fixture's three children.
 fn id_numbers() -> [String; 3] {

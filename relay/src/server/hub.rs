@@ -381,16 +381,18 @@ impl EnrolledOnly {
         let Some((state, hub)) = self.state.get() else {
             return false;
         };
-        if endpoint == *hub || state.data.has_open_invite(unix_now()) {
+        if endpoint == *hub {
             return true;
         }
-        let Ok(mut archive) = state.archives.get_quietly() else {
-            return false;
-        };
+        // Enrolled devices, the common case, first: the invite directory is read only for the
+        // others.
         let id = DeviceId::from_key(endpoint.as_bytes());
-        archive
-            .school()
-            .is_ok_and(|s| s.devices.iter().any(|d| d.id == id && !d.revoked))
+        let enrolled = state.archives.get_quietly().is_ok_and(|mut archive| {
+            archive
+                .school()
+                .is_ok_and(|s| s.devices.iter().any(|d| d.id == id && !d.revoked))
+        });
+        enrolled || state.data.has_open_invite(unix_now())
     }
 }
 

@@ -92,6 +92,18 @@ pub fn export_new_device(
 pub fn device_add(ctx: &mut Ctx, member: &str, label: Option<&str>, out: &Path) -> Result<()> {
     let mut a = ctx.open()?;
     let label = label.map_or_else(|| format!("{}的设备", member.trim()), str::to_owned);
+    // Registering writes the school document: check where the file goes first, so a bad
+    // path leaves no device registered without its file.
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() || out.is_dir() {
+        return Err(crate::error::CliError::msg(format!(
+            "无法写入数据文件：{}",
+            out.display()
+        )));
+    }
     let done = export_new_device(&mut a, out, member, &label)?;
     if ctx.json {
         return ctx.json(&done);
