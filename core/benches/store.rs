@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use criterion::{BatchSize, Criterion, criterion_group};
 use rusqlite::Connection;
-use shouwang_core::archive::{Archive, JoinOptions};
+use shouwang_core::archive::Archive;
 use shouwang_core::doc::DocId;
 use shouwang_core::forms::FieldValue;
 use shouwang_core::ids::{ChildId, RecordId};
@@ -156,17 +156,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn write_percentiles() {
     let dir = TempDir::new().unwrap();
     let mut plain = setup_school(&dir.path().join("a.db"), 40);
-    let (_, bundle) = plain.export_new_device("张长友", "phone").unwrap();
+    let new = plain.export_new_device("张长友", "phone").unwrap();
     let key = StoreKey::generate();
-    let mut encrypted = Archive::join_with(
+    let (mut encrypted, _) = Archive::join_file(
         &dir.path().join("phone.db"),
-        &bundle,
+        &new.bundle,
+        &new.passphrase,
         "张长友",
-        "phone",
-        &JoinOptions {
-            key: Some(&key),
-            ..JoinOptions::default()
-        },
+        Some(&key),
     )
     .unwrap();
     let bare = bare_table(&dir.path().join("bare.db"));
@@ -286,13 +283,22 @@ fn benches(c: &mut Criterion) {
     let hub_path = dir.path().join("hub.db");
     let mut hub = setup_school(&hub_path, 40);
     fill(&mut hub, 25, NaiveDate::from_ymd_opt(2026, 6, 1).unwrap());
-    let (_, to_teacher) = hub.export_new_device(TEACHER, "phone").unwrap();
-    let (_, full) = hub.export_new_device("张长友", "hub").unwrap();
+    let to_teacher = hub.export_new_device(TEACHER, "phone").unwrap();
+    let full = hub.export_new_device("张长友", "hub").unwrap();
+    // The teacher learns of the office's second device (registered after hers).
+    let news = hub.export_bundle(Some(TEACHER), None).unwrap();
     drop(hub);
     let teacher_path = dir.path().join("teacher.db");
-    let mut teacher = Archive::join(&teacher_path, &to_teacher, TEACHER, "phone").unwrap();
-    let base =
-        shouwang_core::bundle::Bundle::decode(&teacher.export_bundle(None, None).unwrap()).unwrap();
+    let mut teacher = Archive::join(
+        &teacher_path,
+        &to_teacher.bundle,
+        &to_teacher.passphrase,
+        TEACHER,
+    )
+    .unwrap();
+    teacher.import_bundle(&news).unwrap();
+    let everything = teacher.export_bundle(None, None).unwrap();
+    let base = teacher.open_bundle(&everything).unwrap();
     for i in 0..10 {
         teacher
             .add_record(&visit(&format!("学生{:03}", i)))
@@ -329,7 +335,7 @@ fn benches(c: &mut Criterion) {
             || {
                 let fresh = TempDir::new().unwrap();
                 let p = fresh.path().join("hub.db");
-                let mut h = Archive::join(&p, &full, "张长友", "hub").unwrap();
+                let mut h = Archive::join(&p, &full.bundle, &full.passphrase, "张长友").unwrap();
                 h.store().clear_cache();
                 (fresh, h)
             },

@@ -8,13 +8,15 @@
 //! - [`store`]: the durable SQLite store with query projections and migrations.
 //! - [`archive`]: one device's archive, the API the CLI and the apps call.
 //! - [`due`]: what is due and overdue, and compliance figures.
-//! - [`bundle`]: files that carry changes between devices.
+//! - [`bundle`]: files that carry changes between devices, sealed ([`bundle::seal`]) with the
+//!   keys of [`device_key`].
 //! - [`roster`]: class rosters from .xlsx/.csv.
 //! - [`membership`]: the school's signing key, invites and membership certificates.
 
 pub mod archive;
 pub mod bundle;
 pub mod dates;
+pub mod device_key;
 pub mod doc;
 pub mod due;
 pub mod error;

@@ -66,6 +66,20 @@ pub struct Device {
     /// by peers that know, and no change it makes is accepted. Never undone: a found phone
     /// enrolls again as a new device.
     pub revoked: bool,
+    /// The device's public key (64 hex digits), whose first 16 bytes are its id: it checks the
+    /// signature of the bundles the device exports, and bundles for the device are encrypted
+    /// to it (see [`crate::device_key`]). `None` for a device registered before keys were, or
+    /// an entry whose key does not match its id.
+    pub key: Option<String>,
+}
+
+impl Device {
+    /// The registered public key, if any.
+    pub fn public_key(&self) -> Option<crate::membership::DeviceKey> {
+        self.key
+            .as_deref()
+            .and_then(crate::device_key::parse_public)
+    }
 }
 
 /// The whole school document, read.
@@ -162,6 +176,10 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
             revoked: get_bool(doc, &o, "revoked") == Some(true),
             member: MemberId(get_str(doc, &o, "member").unwrap_or_default()),
             label: get_str(doc, &o, "label").unwrap_or_default(),
+            key: get_str(doc, &o, "key").filter(|k| {
+                crate::device_key::parse_public(k)
+                    .is_some_and(|key| DeviceId::from_key(&key.0).as_str() == id)
+            }),
             id: DeviceId(id),
         })
         .collect();
@@ -316,10 +334,23 @@ pub fn put_pairing<T: Transactable + ReadDoc>(tx: &mut T, p: &Pairing) -> Result
 /// Registers a device for a member.
 pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<()> {
     let devices = top(tx, DEVICES)?;
-    if map_at(tx, &devices, d.id.as_str()).is_none() {
-        let o = tx.put_object(&devices, d.id.as_str(), ObjType::Map)?;
-        tx.put(&o, "member", d.member.as_str())?;
-        tx.put(&o, "label", d.label.as_str())?;
+    match map_at(tx, &devices, d.id.as_str()) {
+        None => {
+            let o = tx.put_object(&devices, d.id.as_str(), ObjType::Map)?;
+            tx.put(&o, "member", d.member.as_str())?;
+            tx.put(&o, "label", d.label.as_str())?;
+            if let Some(key) = &d.key {
+                tx.put(&o, "key", key.as_str())?;
+            }
+        }
+        // A device registered before keys were gains its key; a registered key never changes.
+        Some(o) => {
+            if let Some(key) = &d.key
+                && get_str(tx, &o, "key").is_none()
+            {
+                tx.put(&o, "key", key.as_str())?;
+            }
+        }
     }
     Ok(())
 }

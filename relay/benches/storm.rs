@@ -1231,9 +1231,8 @@ async fn run() {
                     .unwrap();
                 node.shutdown().await;
                 let (path, member) = (p.path.clone(), p.member_id.clone());
-                let label = format!("{}的手机", p.plan.name);
                 let archive = tokio::task::spawn_blocking(move || {
-                    Archive::join(&path, &enrolled.bundle, &member, &label)
+                    Archive::join_enrolled(&path, &enrolled.bundle, &member, &Default::default())
                 })
                 .await
                 .unwrap()

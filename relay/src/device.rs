@@ -25,7 +25,7 @@ use crate::transport::{
     TransportMetrics,
 };
 
-const META_SECRET: &str = "net.secret";
+use shouwang_core::archive::META_NETWORK_KEY as META_SECRET;
 pub(crate) const META_CERTIFICATE: &str = "net.certificate";
 const META_INVITE: &str = "net.invite";
 
@@ -148,11 +148,11 @@ pub async fn join(
     let certificate = enrolled.certificate.encode();
     let secret = hex::encode(secret.to_bytes());
     let hub = handshake::hub_addr(&invite)?.id.to_string();
-    let archive = Archive::join_with(
+    let _ = device_label; // the hub registers the device under the member's name
+    let archive = Archive::join_enrolled(
         store,
         &enrolled.bundle,
         invite.member.as_str(),
-        device_label,
         &JoinOptions {
             key,
             meta: &[

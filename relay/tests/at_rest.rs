@@ -93,8 +93,13 @@ async fn after_a_phone_synced_no_name_is_in_clear_on_the_school_pc() {
         .await
         .unwrap();
     let phone_db = dir.path().join("phone.db");
-    let mut phone =
-        Archive::join(&phone_db, &enrolled.bundle, invite.member.as_str(), "手机").unwrap();
+    let mut phone = Archive::join_enrolled(
+        &phone_db,
+        &enrolled.bundle,
+        invite.member.as_str(),
+        &Default::default(),
+    )
+    .unwrap();
     let record = phone
         .add_record(&RecordInput {
             kind: "家访".into(),

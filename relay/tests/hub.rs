@@ -79,7 +79,13 @@ async fn two_devices_enroll_and_a_stranger_is_refused() {
             .unwrap();
         // The bundle sets up the phone's archive.
         let path = dir.path().join(format!("{}.db", body.member));
-        let archive = Archive::join(&path, &enrolled.bundle, body.member.as_str(), "手机").unwrap();
+        let archive = Archive::join_enrolled(
+            &path,
+            &enrolled.bundle,
+            body.member.as_str(),
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(archive.me_id(), &body.member);
     }
 

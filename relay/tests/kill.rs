@@ -251,8 +251,13 @@ fn the_hub_stopped_mid_sync(stop: Stop) {
         .unwrap();
     let phone_dir = tempfile::tempdir().unwrap();
     let phone_db = phone_dir.path().join("phone.db");
-    let mut archive =
-        Archive::join(&phone_db, &enrolled.bundle, invite.member.as_str(), "phone").unwrap();
+    let mut archive = Archive::join_enrolled(
+        &phone_db,
+        &enrolled.bundle,
+        invite.member.as_str(),
+        &Default::default(),
+    )
+    .unwrap();
     // A month offline: 400 long records across the class; then 40 more before every later
     // attempt, so each one has something to deliver.
     let note =

@@ -40,11 +40,11 @@ async fn phone(server: &Server, member: &str, role: Role) -> Phone {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let archive = Archive::join(
+    let archive = Archive::join_enrolled(
         &dir.path().join("phone.db"),
         &enrolled.bundle,
         invite.member.as_str(),
-        member,
+        &Default::default(),
     )
     .unwrap();
     Phone {

@@ -27,9 +27,21 @@ impl Device {
         self.dir.path().join("shouwang.db")
     }
 
-    /// Writes a bundle of everything this device has to a file and returns its path.
+    /// Writes a file of everything this device has, sealed to the school's administrators
+    /// (the office) and this device, and returns its path.
     pub fn export_file(&mut self, label: &str) -> PathBuf {
         let bytes = self.archive.export_bundle(None, None).unwrap();
+        self.write_file(label, &bytes)
+    }
+
+    /// Writes a file for `member` (what that member may see, sealed to that member's devices
+    /// and the office) and returns its path.
+    pub fn export_for(&mut self, label: &str, member: &str) -> PathBuf {
+        let bytes = self.archive.export_bundle(Some(member), None).unwrap();
+        self.write_file(label, &bytes)
+    }
+
+    fn write_file(&self, label: &str, bytes: &[u8]) -> PathBuf {
         let path = self.dir.path().join(format!("{label}.swb"));
         std::fs::write(&path, bytes).unwrap();
         path
@@ -161,9 +173,15 @@ pub fn school() -> Device {
 
 /// A new device for `member`, set up from a full bundle of `from`.
 pub fn join(from: &mut Device, member: &'static str) -> Device {
-    let (_, bundle) = from.archive.export_new_device(member, member).unwrap();
+    let new = from.archive.export_new_device(member, member).unwrap();
     let dir = TempDir::new().unwrap();
-    let archive = Archive::join(&dir.path().join("shouwang.db"), &bundle, member, member).unwrap();
+    let archive = Archive::join(
+        &dir.path().join("shouwang.db"),
+        &new.bundle,
+        &new.passphrase,
+        member,
+    )
+    .unwrap();
     let mut d = Device {
         name: member,
         archive,
@@ -175,10 +193,19 @@ pub fn join(from: &mut Device, member: &'static str) -> Device {
     d
 }
 
-/// Both directions, through files.
+/// The office's file for `to`'s member, imported: how a device learns of the devices
+/// registered after it joined (it needs their keys to seal files to them and check theirs).
+pub fn news(office: &mut Device, to: &mut Device) {
+    let member = to.archive.me_id().clone();
+    let file = office.export_for("news", member.as_str());
+    to.import_file(&file);
+}
+
+/// Both directions, through files sealed to each other's member.
 pub fn sync(a: &mut Device, b: &mut Device) {
-    let fa = a.export_file("to-peer");
-    let fb = b.export_file("to-peer");
+    let (ma, mb) = (a.archive.me_id().clone(), b.archive.me_id().clone());
+    let fa = a.export_for("to-peer", mb.as_str());
+    let fb = b.export_for("to-peer", ma.as_str());
     b.import_file(&fa);
     a.import_file(&fb);
 }

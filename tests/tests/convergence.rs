@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use common::*;
 use proptest::prelude::*;
-use shouwang_core::bundle::Bundle;
 
 const MEMBERS: [&str; 4] = [HEAD_TEACHER, LOVE_MOTHER, PAIRING_TEACHER, "晁月静"];
 const FIELDS: [(&str, &str); 4] = [
@@ -156,6 +155,12 @@ fn run(n: usize, ops: &[Op]) {
     for m in MEMBERS.iter().take(n - 1) {
         devices.push(join(&mut admin, m));
     }
+    // The office tells every device of the devices registered after it joined, so any two
+    // can seal files to each other and check each other's signatures.
+    for d in &mut devices {
+        let news = admin.export_for("news", d.archive.me_id().as_str());
+        d.import_file(&news);
+    }
     devices.insert(0, admin);
     let children: Vec<&str> = CHILDREN.iter().map(|(_, name)| *name).collect();
     let mut written: Vec<String> = Vec::new();
@@ -232,13 +237,14 @@ fn run(n: usize, ops: &[Op]) {
                 let since = if delta {
                     last_from[from][to]
                         .as_deref()
-                        .map(|b| Bundle::decode(b).unwrap())
+                        .map(|b| devices[from].archive.open_bundle(b).unwrap())
                 } else {
                     None
                 };
+                let receiver = devices[to].archive.me_id().clone();
                 let bytes = devices[from]
                     .archive
-                    .export_bundle(None, since.as_ref())
+                    .export_bundle(Some(receiver.as_str()), since.as_ref())
                     .unwrap();
                 if attempt(&mut devices[to], |d| d.archive.import_bundle(&bytes)).is_some() {
                     last_from[to][from] = Some(bytes);
@@ -246,12 +252,22 @@ fn run(n: usize, ops: &[Op]) {
             }
         }
     }
-    // Final exchange: everyone with the first, twice around.
-    for _ in 0..2 {
+    // Final exchange: everyone with the first, round after round until a round changes
+    // nothing. A member's file carries only what its own device made (see `Sender`), so a
+    // change that builds on another member's waits for that one to reach the office first:
+    // a chain of such changes takes a round per link.
+    let mut rounds = 0;
+    loop {
+        let before: Vec<_> = devices.iter_mut().map(heads).collect();
         for i in 1..n {
             let (a, b) = devices.split_at_mut(i);
             sync(&mut a[0], &mut b[0]);
         }
+        rounds += 1;
+        if devices.iter_mut().map(heads).collect::<Vec<_>>() == before {
+            break;
+        }
+        assert!(rounds <= ops.len() + 2, "no fixpoint after {rounds} rounds");
     }
     let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
     let everything: BTreeSet<String> = heads(&mut devices[0]).into_iter().map(|(k, _)| k).collect();

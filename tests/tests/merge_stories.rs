@@ -20,6 +20,7 @@ fn story_1_different_fields_are_both_kept() {
     let mut admin = school();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     let mut mother = join(&mut admin, LOVE_MOTHER);
+    news(&mut admin, &mut teacher);
     teacher
         .archive
         .edit_child(CHILD, "guardian", &kv(&[("health", "高血压，行动不便")]))
@@ -53,6 +54,7 @@ fn story_2_same_field_conflict_is_listed_and_resolved() {
     let mut admin = school();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     let mut mother = join(&mut admin, LOVE_MOTHER);
+    news(&mut admin, &mut teacher);
     teacher
         .archive
         .edit_child(CHILD, "guardian", &kv(&[("phone", "13800001111")]))
@@ -123,6 +125,7 @@ fn story_3_records_from_both_devices_are_all_kept_once() {
     let mut admin = school();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     let mut mother = join(&mut admin, LOVE_MOTHER);
+    news(&mut admin, &mut teacher);
     let mut ids = Vec::new();
     for (i, date) in ["2026-11-16", "2026-11-18", "2026-11-20"]
         .iter()
@@ -144,7 +147,7 @@ fn story_3_records_from_both_devices_are_all_kept_once() {
             ],
         ));
     }
-    let file = mother.export_file("mother");
+    let file = mother.export_for("mother", HEAD_TEACHER);
     sync(&mut teacher, &mut mother);
     sync(&mut teacher, &mut mother);
     let again = teacher.import_file(&file);
@@ -377,38 +380,78 @@ fn story_7_fields_from_a_newer_version_survive_read_modify_write() {
     }
 }
 
-/// 8. A truncated bundle, a corrupted one and one from another school are refused with one
-///    Chinese sentence each, and the store is left exactly as it was.
+/// 8. A truncated file, a tampered one, one from another school, one sealed to other
+///    devices, an old unsealed one and one signed by a device the office never registered are
+///    refused with one Chinese sentence each, and the store is left exactly as it was.
 #[test]
 fn story_8_bad_bundles_change_nothing() {
+    use shouwang_core::bundle::seal::{self, Lock};
+    use shouwang_core::device_key::DeviceSecret;
     let mut admin = school();
+    let mut laptop = join(&mut admin, "晁月静");
     let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let mut colleague = join(&mut admin, PAIRING_TEACHER);
+    for d in [&mut laptop, &mut teacher] {
+        news(&mut admin, d);
+    }
     teacher.record("家访", CHILD, "2026-11-20", &[("notes", "正常记录")]);
     let good = teacher.archive.export_bundle(None, None).unwrap();
+    let content = teacher.archive.open_bundle(&good).unwrap();
     let mut other = school();
     let foreign = other.archive.export_bundle(None, None).unwrap();
+    let to_her = teacher
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let unsealed = content.encode().unwrap();
+    // The same content, sealed to the office by a key no administrator ever registered.
+    let office_key = admin
+        .archive
+        .school()
+        .unwrap()
+        .devices
+        .iter()
+        .find(|d| &d.id == admin.archive.device())
+        .and_then(|d| d.public_key())
+        .unwrap();
+    let stranger = seal::seal(
+        &content,
+        &DeviceSecret::generate(),
+        None,
+        Lock::Devices(&[office_key]),
+    )
+    .unwrap();
     let before = fingerprint(&mut admin);
-    let mut corrupted = good.clone();
-    let mid = corrupted.len() / 2;
-    corrupted[mid] ^= 0xff;
+    let mut tampered = good.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0xff;
     for (bytes, want) in [
-        (&good[..good.len() - 10], "文件已损坏或不完整"),
-        (&corrupted[..], "文件已损坏或不完整"),
-        (&foreign[..], "另一所学校"),
-        (&b"hello"[..], "文件已损坏或不完整"),
+        (&good[..good.len() - 10], "已损坏或被改动"),
+        (&tampered[..], "已损坏或被改动"),
+        (&foreign[..], "不是发给本机的"),
+        (&unsealed[..], "未签名"),
+        (&stranger[..], "不在本机所知的学校登记里"),
+        (&b"hello"[..], "不是守望的数据文件"),
     ] {
         let e = admin.archive.import_bundle(bytes).unwrap_err().to_string();
-        assert!(e.contains(want), "{e}");
+        assert!(e.contains(want), "{want}: {e}");
         assert!(!e.contains('\n'));
         assert_eq!(before, fingerprint(&mut admin));
     }
-    // A bundle made "since" a state the receiver does not have is refused whole, not half-applied.
-    let base = shouwang_core::bundle::Bundle::decode(&good).unwrap();
+    // Sealed to the 爱心妈妈's devices and the office: another teacher's device cannot open it.
+    let e = laptop.archive.import_bundle(&to_her).map(|_| ());
+    assert!(e.is_ok(), "the archivist is an administrator: {e:?}");
+    mother.archive.import_bundle(&to_her).unwrap();
+    let e = colleague.archive.import_bundle(&to_her).unwrap_err();
+    assert!(e.to_string().contains("不是发给本机的"), "{e}");
+    // A file made "since" a state the receiver does not have is refused whole, not half-applied.
     teacher.record("谈心", CHILD, "2026-11-21", &[("notes", "之后的记录")]);
-    let delta = teacher.archive.export_bundle(None, Some(&base)).unwrap();
-    let mut fresh = school();
-    let e = fresh.archive.import_bundle(&delta).unwrap_err().to_string();
-    assert!(e.contains("另一所学校") || e.contains("缺少"), "{e}");
+    let delta = teacher.archive.export_bundle(None, Some(&content)).unwrap();
+    let before = fingerprint(&mut admin);
+    let e = admin.archive.import_bundle(&delta).unwrap_err().to_string();
+    assert!(e.contains("缺少"), "{e}");
+    assert_eq!(before, fingerprint(&mut admin));
     // The right receiver takes the delta.
     admin.archive.import_bundle(&good).unwrap();
     let report = admin.archive.import_bundle(&delta).unwrap();

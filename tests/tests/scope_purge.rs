@@ -20,16 +20,16 @@ use shouwang_tests::fixtures::{holds_text as holds, raw_store as raw};
 
 /// The 爱心妈妈's device, set up from a bundle made for her.
 fn mother(admin: &mut Device) -> Device {
-    let (_, bundle) = admin
+    let new = admin
         .archive
         .export_new_device(LOVE_MOTHER, "手机")
         .unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     let archive = Archive::join(
         &dir.path().join("shouwang.db"),
-        &bundle,
+        &new.bundle,
+        &new.passphrase,
         LOVE_MOTHER,
-        "手机",
     )
     .unwrap();
     Device {
@@ -115,10 +115,18 @@ fn a_deactivated_member_keeps_only_the_school_document() {
             })
         })
         .unwrap();
-    // Whatever bundle she is handed now, she keeps the school document only.
+    // The office's next file for her (sealed to her device still: it is not revoked) carries
+    // only the school document, and she keeps only that. A school-wide file is not even
+    // sealed to her device.
     let everything = admin.archive.export_bundle(None, None).unwrap();
-    let report = phone.archive.import_bundle(&everything).unwrap();
-    assert!(report.dropped > 0 && report.purged > 0, "{report:?}");
+    let e = phone.archive.import_bundle(&everything).unwrap_err();
+    assert!(e.to_string().contains("不是发给本机的"), "{e}");
+    let hers = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let report = phone.archive.import_bundle(&hers).unwrap();
+    assert!(report.purged > 0, "{report:?}");
     assert_eq!(
         phone.archive.store().doc_ids().unwrap(),
         vec![DocId::School]
@@ -131,20 +139,30 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
     let mut admin = school();
     // The whole school, in a file that enrolls her device (what `join --bundle 学校.swb`
     // used to be).
-    let (device, _) = admin
+    use shouwang_core::bundle::seal::{self, Lock, Unlock};
+    let new = admin
         .archive
         .export_new_device(LOVE_MOTHER, "手机")
         .unwrap();
-    let mut whole =
-        shouwang_core::bundle::Bundle::decode(&admin.archive.export_bundle(None, None).unwrap())
-            .unwrap();
-    whole.device = Some(device);
-    let everything = whole.encode().unwrap();
+    let her_key = seal::open(&new.bundle, Unlock::Passphrase(&new.passphrase))
+        .unwrap()
+        .new_device
+        .unwrap();
+    let school_wide = admin.archive.export_bundle(None, None).unwrap();
+    let mut whole = admin.archive.open_bundle(&school_wide).unwrap();
+    whole.device = Some(new.device);
+    let office = admin.archive.device_secret().unwrap();
+    let everything = seal::seal(
+        &whole,
+        &office,
+        Some(&her_key),
+        Lock::Passphrase(&new.passphrase),
+    )
+    .unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("shouwang.db");
     let (mut phone, report) =
-        Archive::join_with_report(&path, &everything, LOVE_MOTHER, "手机", &Default::default())
-            .unwrap();
+        Archive::join_file(&path, &everything, &new.passphrase, LOVE_MOTHER, None).unwrap();
     // Four care files and four private parts; she keeps the school and 王小雨's care file.
     assert_eq!(report.documents, 9, "{report:?}");
     assert_eq!(report.dropped, 7, "{report:?}");
@@ -162,28 +180,18 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
 
 #[test]
 fn an_encrypted_store_purges_and_reopens_with_its_key() {
-    use shouwang_core::archive::JoinOptions;
     use shouwang_core::store::StoreKey;
     let mut admin = school();
     let child = CHILDREN[0].1;
     let key = StoreKey::generate();
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("shouwang.db");
-    let (_, bundle) = admin
+    let new = admin
         .archive
         .export_new_device(LOVE_MOTHER, "手机")
         .unwrap();
-    let (mut phone, _) = Archive::join_with_report(
-        &path,
-        &bundle,
-        LOVE_MOTHER,
-        "手机",
-        &JoinOptions {
-            key: Some(&key),
-            ..JoinOptions::default()
-        },
-    )
-    .unwrap();
+    let (mut phone, _) =
+        Archive::join_file(&path, &new.bundle, &new.passphrase, LOVE_MOTHER, Some(&key)).unwrap();
     assert_eq!(phone.children(None, false).unwrap().len(), 1);
     admin.archive.end_pairing(LOVE_MOTHER, child).unwrap();
     let news = admin

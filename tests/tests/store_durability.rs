@@ -236,22 +236,19 @@ fn an_encrypted_store_opens_only_with_its_key_and_shows_nothing_on_disk() {
     use shouwang_core::store::StoreKey;
     use shouwang_core::{Error, RecordInput};
     let mut admin = school();
-    let (_, bundle) = admin
+    let new = admin
         .archive
         .export_new_device(HEAD_TEACHER, "手机")
         .unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("phone.db");
     let key = StoreKey::generate();
-    let mut phone = Archive::join_with(
+    let (mut phone, _) = Archive::join_file(
         &path,
-        &bundle,
+        &new.bundle,
+        &new.passphrase,
         HEAD_TEACHER,
-        "手机",
-        &shouwang_core::archive::JoinOptions {
-            key: Some(&key),
-            ..Default::default()
-        },
+        Some(&key),
     )
     .unwrap();
     let notes = "雨天山路泥泞，奶奶说孩子最近睡得晚";

@@ -461,14 +461,18 @@ fn story_10_never_online_together_converge_through_the_hub() {
 fn story_11_a_scoped_phone_from_an_enrollment_bundle() {
     let mut admin = school();
     let mother = admin.archive.find_member(LOVE_MOTHER).unwrap();
-    let (_, bundle) = admin
+    let new = admin
         .archive
         .export_new_device(LOVE_MOTHER, "phone")
         .unwrap();
     let dir = tempfile::TempDir::new().unwrap();
-    let archive =
-        shouwang_core::Archive::join(&dir.path().join("m.db"), &bundle, LOVE_MOTHER, "phone")
-            .unwrap();
+    let archive = shouwang_core::Archive::join(
+        &dir.path().join("m.db"),
+        &new.bundle,
+        &new.passphrase,
+        LOVE_MOTHER,
+    )
+    .unwrap();
     let phone = Device {
         name: "phone",
         archive,

@@ -284,6 +284,44 @@ fn story_3_a_stolen_actor_is_not_taken_from_another_device() {
     );
 }
 
+/// 3b. The same stolen actor in a file the 爱心妈妈's device signs: the office takes from her
+///     file only what her own device made, so the forged record is not merged (the import
+///     counts it as not taken), and the 班主任's next change still reaches the office.
+#[test]
+fn story_3b_a_stolen_actor_in_a_signed_file_is_not_taken() {
+    let mut s = school_with_a_visit();
+    let teacher_actor = attack::actor_of(&s.teacher.archive);
+    let his_id = s.teacher.archive.me_id().to_string();
+    let c = s.child.clone();
+    let hash = attack::as_actor(
+        &mut s.mother.archive,
+        &c,
+        teacher_actor,
+        &his_id,
+        "head_teacher",
+    );
+    let file = s.mother.export_file("forged");
+    let report = s.admin.import_file(&file);
+    assert!(report.refused >= 1, "{report:?}");
+    assert!(!holds(
+        &mut s.admin.archive,
+        &DocId::Child(c.clone()),
+        &hash
+    ));
+    let on_office = s.admin.file(CHILDREN[0].1);
+    s.teacher
+        .record("家访", CHILDREN[0].1, "2026-11-22", &[("notes", "第二次")]);
+    sync(&mut s.teacher, &mut s.admin);
+    assert_eq!(
+        s.admin.file(CHILDREN[0].1).records.len(),
+        on_office.records.len() + 1
+    );
+    assert_eq!(
+        s.admin.file(CHILDREN[0].1).records.len(),
+        s.teacher.file(CHILDREN[0].1).records.len()
+    );
+}
+
 /// 4. What honest members do is accepted on arrival, row by row of the rules table: a 班主任's
 ///    record, edit and void of his own; an administrator voiding it; the 爱心妈妈's talk; the
 ///    archivist's class move; the 班主任 filling in the private part.
@@ -379,7 +417,8 @@ mod property {
         if from == to {
             return;
         }
-        let file = device(s, from).export_file("swap");
+        let receiver = device(s, to).archive.me_id().clone();
+        let file = device(s, from).export_for("swap", receiver.as_str());
         let bytes = std::fs::read(&file).unwrap();
         // A 爱心妈妈's device is not handed what she may not hold (scope, not under test).
         let _ = device(s, to).archive.import_bundle(&bytes).unwrap();

@@ -29,8 +29,9 @@ struct Phone {
 }
 
 async fn phone(server: &Server, member: &str, role: Role) -> Phone {
+    let secret = SecretKey::generate();
     let node = Node::bind(
-        NodeConfig::loopback(SecretKey::generate()).with_relay(server.relay_url().unwrap().clone()),
+        NodeConfig::loopback(secret.clone()).with_relay(server.relay_url().unwrap().clone()),
     )
     .await
     .unwrap();
@@ -42,8 +43,18 @@ async fn phone(server: &Server, member: &str, role: Role) -> Phone {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let archive =
-        Archive::join(&dir.path().join("phone.db"), &enrolled.bundle, member, "").unwrap();
+    let network_key =
+        shouwang_core::device_key::DeviceSecret::from_bytes(&secret.to_bytes()).to_hex();
+    let archive = Archive::join_enrolled(
+        &dir.path().join("phone.db"),
+        &enrolled.bundle,
+        member,
+        &shouwang_core::archive::JoinOptions {
+            meta: &[(shouwang_core::archive::META_NETWORK_KEY, &network_key)],
+            ..Default::default()
+        },
+    )
+    .unwrap();
     Phone {
         node,
         archive: Some(archive),

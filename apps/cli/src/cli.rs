@@ -204,6 +204,13 @@ pub struct JoinArgs {
         requires = "bundle"
     )]
     pub member: Option<String>,
+    #[arg(
+        long,
+        value_name = "口令",
+        help = "管理员当面给你的 16 位数字口令（不写则在终端询问）",
+        requires = "bundle"
+    )]
+    pub passphrase: Option<String>,
     #[arg(long, value_name = "名称", help = "本设备名称（可选）")]
     pub device: Option<String>,
 }
@@ -549,13 +556,13 @@ pub enum BundleCmd {
         #[arg(
             long = "for",
             value_name = "成员",
-            help = "只导出这位成员可以看到的档案（默认为使用本设备的成员）"
+            help = "只导出这位成员可以看到的档案，文件加密给这位成员的设备和学校管理员（默认为使用本设备的成员）"
         )]
         for_member: Option<String>,
         #[arg(
             long,
             conflicts_with = "for_member",
-            help = "导出全校的档案（只限领导组或档案管理员）"
+            help = "导出全校的档案，文件只有学校管理员的设备能打开（只限领导组或档案管理员）"
         )]
         all: bool,
         #[arg(

@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use shouwang_core::bundle::seal::Passphrase;
 use shouwang_core::dates::parse_date;
 use shouwang_core::forms::{FieldKind, FieldSpec};
 
@@ -98,6 +99,14 @@ pub fn ask_field(spec: &FieldSpec) -> Result<String> {
 /// Asks for a free-form value (a child's name) that `check` verifies.
 pub fn ask_value(label: &str, check: impl FnMut(&str) -> Result<()>) -> Result<String> {
     ask_until(label, label, check)
+}
+
+/// Asks for the passphrase of a file that sets up a new device.
+pub fn ask_passphrase(label: &str) -> Result<Passphrase> {
+    let answer = ask_until(label, "口令", |s| {
+        Passphrase::parse(s).map(|_| ()).map_err(CliError::from)
+    })?;
+    Ok(Passphrase::parse(&answer)?)
 }
 
 /// Tells the person what is about to be asked.

@@ -17,6 +17,10 @@ fn two_devices() -> (School, std::path::PathBuf, std::path::PathBuf) {
         let out = s.ok_on(dev, &["join", "--bundle", arg(&bundle), "--member", member]);
         assert!(out.contains("已加入郭庄小学"), "{out}");
     }
+    // A joined before B was registered: the office's next file for A tells it of B's device.
+    let news = s.path("news-for-a.swb");
+    s.ok(&["bundle", "export", "--for", TEACHER, "--out", arg(&news)]);
+    s.ok_on(&a, &["bundle", "import", arg(&news)]);
     (s, a, b)
 }
 
@@ -192,7 +196,10 @@ fn resolve_by_pick_and_refusals() {
         &["child", "edit", "王小雨", "guardian", "relation=外婆"],
     );
     let f = s.path("b.swb");
-    s.ok_on(&b, &["bundle", "export", "--out", arg(&f)]);
+    s.ok_on(
+        &b,
+        &["bundle", "export", "--for", TEACHER, "--out", arg(&f)],
+    );
     s.ok_on(&a, &["bundle", "import", arg(&f)]);
     let before = std::fs::read(&a).unwrap();
     let o = s.run_on(

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::{MOTHER, School, TEACHER, arg, array, assert_one_chinese_error, id_card};
-use shouwang_core::bundle::Bundle;
+use shouwang_core::Archive;
 use shouwang_core::doc::DocId;
 
 use shouwang_tests::fixtures::{holds_text as holds, raw_store as raw};
@@ -93,7 +93,10 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
     // Her own export passes nothing private on.
     let hers = s.path("hers.swb");
     s.ok_on(&mother, &["bundle", "export", "--out", arg(&hers)]);
-    let bundle = Bundle::decode(&std::fs::read(&hers).unwrap()).unwrap();
+    let bundle = Archive::open(&mother)
+        .unwrap()
+        .open_bundle(&std::fs::read(&hers).unwrap())
+        .unwrap();
     assert!(
         bundle
             .entries
@@ -119,6 +122,10 @@ fn importing_a_head_teachers_full_bundle_keeps_only_what_the_love_mother_may_see
         s.ok(&["device", "add", "--member", member, "--out", arg(&file)]);
         s.ok_on(store, &["join", "--bundle", arg(&file), "--member", member]);
     }
+    // The teacher learns of the 爱心妈妈's device (registered after hers) from the office.
+    let news = s.path("news.swb");
+    s.ok(&["bundle", "export", "--for", TEACHER, "--out", arg(&news)]);
+    s.ok_on(&teacher, &["bundle", "import", arg(&news)]);
     assert_holds_only_hers(&mother);
     s.ok_on(
         &teacher,
@@ -133,26 +140,41 @@ fn importing_a_head_teachers_full_bundle_keeps_only_what_the_love_mother_may_see
             "notes=爷爷说孩子周末在家写作业",
         ],
     );
-    // Everything the teacher has: her whole class, private parts included.
+    // Everything the teacher has, her whole class with its private parts, is sealed to her
+    // devices and the office only: the 爱心妈妈's device cannot even open it.
     let full = s.path("teacher-full.swb");
     s.ok_on(&teacher, &["bundle", "export", "--out", arg(&full)]);
+    // Encrypted: no name or ID number in the bytes of the file on the USB stick.
+    let on_disk = std::fs::read(&full).unwrap();
+    for id in id_numbers() {
+        assert!(
+            !holds(&on_disk, &id),
+            "an ID number is readable in the file"
+        );
+    }
+    assert!(!holds(&on_disk, "王小雨") && !holds(&on_disk, "G001"));
     assert!(
-        Bundle::decode(&std::fs::read(&full).unwrap())
+        Archive::open(&teacher)
+            .unwrap()
+            .open_bundle(&std::fs::read(&full).unwrap())
             .unwrap()
             .entries
             .iter()
             .any(|e| matches!(e.doc, DocId::Private(_)))
     );
-
-    let out = s.ok_on(&mother, &["bundle", "import", arg(&full)]);
-    let skipped: Vec<&str> = out.lines().filter(|l| l.contains("已略过")).collect();
-    assert_eq!(skipped.len(), 1, "{out}");
-    assert!(skipped[0].contains("已略过 5 份"), "{out}");
+    let args = ["bundle", "import", arg(&full)];
+    let line = assert_one_chinese_error(&s.run_on(&mother, &args), &args);
+    assert!(line.contains("不是发给本机的"), "{line}");
     assert_holds_only_hers(&mother);
-    let v: serde_json::Value =
-        serde_json::from_str(&s.ok_on(&mother, &["--json", "bundle", "import", arg(&full)]))
-            .unwrap();
-    assert_eq!(v["dropped"], 5, "{v}");
+    // A file for her holds only what she may see.
+    let for_her = s.path("teacher-for-her.swb");
+    s.ok_on(
+        &teacher,
+        &["bundle", "export", "--for", MOTHER, "--out", arg(&for_her)],
+    );
+    let out = s.ok_on(&mother, &["bundle", "import", arg(&for_her)]);
+    assert!(!out.contains("已略过"), "{out}");
+    assert_holds_only_hers(&mother);
     let mine = array(&serde_json::from_str(&s.ok_on(&mother, &["--json", "children"])).unwrap());
     assert_eq!(mine.len(), 1, "{mine:?}");
 }

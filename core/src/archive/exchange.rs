@@ -1,18 +1,37 @@
 //! Exchanging changes by file: export and import bundles, and setting up a second device from
 //! one.
+//!
+//! Every file is sealed ([`crate::bundle::seal`]): signed with this device's key and encrypted
+//! to the devices that may read it. A file for a member (`bundle export`, with or without
+//! `--for`) opens on that member's registered devices, the administrators' devices (the
+//! office) and the exporting device; a school-wide file only on the administrators' devices
+//! and the exporting one. A file that sets up a new device opens with a passphrase the office
+//! gives in person.
+//!
+//! On import, the signer must be a registered, unrevoked device of an active member in the
+//! school document this device already holds (a device it has not heard of yet is refused
+//! until it syncs or imports the office's file), and the file is judged like a connection from
+//! that device (see [`crate::store::Sender`]): an administrator's file relays others' changes,
+//! anyone else's carries only the changes made on the signing device.
 
 use std::path::Path;
 
 use automerge::ReadDoc;
 use serde::Serialize;
 
-use super::{Archive, META_DEVICE, META_MEMBER, META_SCHOOL, is_initialised, scope};
+use super::{
+    Archive, META_DEVICE, META_DEVICE_KEY, META_MEMBER, META_NETWORK_KEY, META_SCHOOL,
+    is_initialised, scope,
+};
+use crate::bundle::seal::{self, Lock, Passphrase, Unlock};
 use crate::bundle::{Bundle, Entry};
+use crate::device_key::DeviceSecret;
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::ids::DeviceId;
-use crate::school::{self, Device, Member};
-use crate::store::{Batch, Store, StoreKey};
+use crate::ids::{DeviceId, MemberId};
+use crate::membership::DeviceKey;
+use crate::school::{self, Device, Member, SchoolView};
+use crate::store::{Batch, Sender, Store, StoreKey};
 
 /// What importing a bundle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,9 +53,17 @@ pub struct ImportReport {
     pub purged: usize,
 }
 
-/// Merges every entry; refuses the lot if any document would be left missing changes it
-/// depends on (a bundle cut short, or one made "since" a state this device does not have).
-/// How [`Archive::join_with`] sets a new device up.
+/// A new device registered at the office (`shouwang device add`), and the file it joins with.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub device: DeviceId,
+    /// The sealed file, opened with [`NewDevice::passphrase`].
+    pub bundle: Vec<u8>,
+    /// Given in person, never sent with the file.
+    pub passphrase: Passphrase,
+}
+
+/// How [`Archive::join_enrolled`] sets a new device up.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JoinOptions<'a> {
     /// Encrypt the store at rest with this key (a phone's keystore holds it).
@@ -55,6 +82,8 @@ pub(crate) fn shared_state(heads: Vec<automerge::ChangeHash>) -> automerge::sync
     state
 }
 
+/// Merges every entry; refuses the lot if any document would be left missing changes it
+/// depends on (a bundle cut short, or one made "since" a state this device does not have).
 fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
     let mut report = ImportReport {
         documents: entries.len(),
@@ -92,16 +121,86 @@ fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
     Ok(report)
 }
 
+/// The registered device whose key is `key`, and its member, if both are in good standing.
+fn signer_in<'v>(view: &'v SchoolView, key: &DeviceKey) -> Result<(&'v Device, &'v Member)> {
+    let unknown = || {
+        Error::NotPermitted(
+            "导出这个文件的设备不在本机所知的学校登记里（或已停用）：请先与学校服务器同步，或导入管理员的最新文件后再试"
+                .into(),
+        )
+    };
+    let device = view
+        .devices
+        .iter()
+        .find(|d| d.public_key().as_ref() == Some(key))
+        .ok_or_else(unknown)?;
+    let member = view.member(&device.member).ok_or_else(unknown)?;
+    if device.revoked || !member.active {
+        return Err(unknown());
+    }
+    Ok((device, member))
+}
+
+/// What a new device takes from the file it joins with.
+struct Joining {
+    bundle: Bundle,
+    device: DeviceId,
+    /// The device's key, from a file sealed at the office.
+    secret: Option<DeviceSecret>,
+    /// Who signed the file: it must be an administrator's device in the file's school document.
+    signer: Option<DeviceKey>,
+}
+
 impl Archive {
-    /// Encodes the documents `for_member` may see (everything this device has, if `None`). With
-    /// `since`, a document the receiver already had at those heads carries only what came
-    /// after.
-    pub fn export_bundle(
-        &mut self,
-        for_member: Option<&str>,
-        since: Option<&Bundle>,
-    ) -> Result<Vec<u8>> {
-        let member = for_member.map(|m| self.find_member(m)).transpose()?;
+    /// This device's secret key: its network key if it enrolled over the network, else the
+    /// key it was given or made when it was set up.
+    pub fn device_secret(&mut self) -> Result<DeviceSecret> {
+        let store = self.store();
+        let text = match store.meta(META_DEVICE_KEY)? {
+            Some(t) => t,
+            None => store.meta(META_NETWORK_KEY)?.ok_or_else(|| {
+                Error::NotPermitted(
+                    "本机没有设备密钥（旧版建立的档案库），不能收发加密的数据文件：请管理员用“shouwang device add”为你重新登记"
+                        .into(),
+                )
+            })?,
+        };
+        let secret = DeviceSecret::from_hex(&text)?;
+        if secret.device_id() != self.device {
+            return Err(Error::Corrupt("本机的设备密钥与设备编号不符".into()));
+        }
+        Ok(secret)
+    }
+
+    /// The keys a file for `member` is sealed to: that member's devices (none for a
+    /// school-wide file), every active administrator's, and this device's own. Revoked
+    /// devices and devices registered without a key are left out.
+    fn recipients(&mut self, member: Option<&MemberId>, me: &DeviceKey) -> Result<Vec<DeviceKey>> {
+        let view = self.school()?;
+        let mut keys = vec![*me];
+        for d in &view.devices {
+            let Some(m) = view.member(&d.member) else {
+                continue;
+            };
+            // The member a file is for gets it even if deactivated: it then holds only the
+            // school document, which tells the device to purge what it held.
+            let wanted =
+                Some(&m.id) == member || (m.active && m.roles.iter().any(|r| r.administers()));
+            if let Some(k) = d.public_key()
+                && wanted
+                && !d.revoked
+                && !keys.contains(&k)
+            {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The plain bundle of the documents `member` may see (everything this device has, if
+    /// `None`). With `since`, a document the receiver already had at those heads carries only
+    /// what came after.
+    fn bundle_for(&mut self, member: Option<&Member>, since: Option<&Bundle>) -> Result<Bundle> {
         let since_heads = since.map(Bundle::heads).unwrap_or_default();
         if let Some(s) = since
             && s.school != self.school_id
@@ -110,7 +209,7 @@ impl Archive {
         }
         let mut entries = Vec::new();
         for id in self.store.doc_ids()? {
-            if let Some(m) = &member
+            if let Some(m) = member
                 && !self.may_see(m, &id)?
             {
                 continue;
@@ -132,16 +231,31 @@ impl Archive {
                 data,
             });
         }
-        Bundle {
+        Ok(Bundle {
             school: self.school_id.clone(),
             device: None,
             entries,
-        }
-        .encode()
+        })
     }
 
-    /// Everything this device holds, for the whole school: only leadership (领导组) and the
-    /// archivist may export it.
+    /// A sealed file of the documents `for_member` may see (everything this device has, if
+    /// `None`: see [`Archive::export_school`]), for that member's devices and the office. With
+    /// `since` (a file opened with [`Archive::open_bundle`]), a document the receiver already
+    /// had at those heads carries only what came after.
+    pub fn export_bundle(
+        &mut self,
+        for_member: Option<&str>,
+        since: Option<&Bundle>,
+    ) -> Result<Vec<u8>> {
+        let secret = self.device_secret()?;
+        let member = for_member.map(|m| self.find_member(m)).transpose()?;
+        let bundle = self.bundle_for(member.as_ref(), since)?;
+        let keys = self.recipients(member.as_ref().map(|m| &m.id), &secret.public())?;
+        seal::seal(&bundle, &secret, None, Lock::Devices(&keys))
+    }
+
+    /// Everything this device holds, for the whole school, sealed to the administrators'
+    /// devices: only leadership (领导组) and the archivist may export it.
     pub fn export_school(&mut self, since: Option<&Bundle>) -> Result<Vec<u8>> {
         let me = self.me()?;
         if !(me.active && me.roles.iter().any(|r| r.administers())) {
@@ -154,9 +268,22 @@ impl Archive {
         self.export_bundle(None, since)
     }
 
+    /// Opens a file sealed to this device and checks its signer against the school document
+    /// this device holds; merges nothing. For `bundle export --since` and for looking inside.
+    pub fn open_bundle(&mut self, bytes: &[u8]) -> Result<Bundle> {
+        let secret = self.device_secret()?;
+        let sealed = seal::open(bytes, Unlock::Device(&secret))?;
+        if sealed.bundle.school != self.school_id {
+            return Err(Error::WrongSchool);
+        }
+        let view = self.school()?;
+        signer_in(&view, &sealed.signer)?;
+        Ok(sealed.bundle)
+    }
+
     /// Registers a new device for `member` in the school document (its id is its automerge
     /// actor, so its changes are attributed to `member` everywhere). Administrators only.
-    fn register_device(&mut self, member: &str, device: &DeviceId, label: &str) -> Result<Member> {
+    fn register_device(&mut self, member: &str, key: &DeviceKey, label: &str) -> Result<Member> {
         self.require_admin()?;
         crate::forms::check_line("设备名称", label.trim(), 100)?;
         let m = self.find_member(member)?;
@@ -166,18 +293,20 @@ impl Archive {
                 m.name
             )));
         }
-        let existing = self.school()?.devices.into_iter().find(|d| &d.id == device);
+        let device = DeviceId::from_key(&key.0);
+        let existing = self.school()?.devices.into_iter().find(|d| d.id == device);
         match existing {
             Some(d) if d.member != m.id => {
                 return Err(Error::NotPermitted("这台设备已登记给另一位成员".into()));
             }
-            Some(_) => {}
-            None => {
+            Some(d) if d.key.is_some() => {}
+            _ => {
                 let record = Device {
-                    id: device.clone(),
+                    id: device,
                     member: m.id.clone(),
                     label: label.trim().to_owned(),
                     revoked: false,
+                    key: Some(key.to_hex()),
                 };
                 let message = format!("登记设备：{}", m.name);
                 self.store.write(|b| {
@@ -190,32 +319,44 @@ impl Archive {
         Ok(m)
     }
 
-    /// A bundle that sets up a new device for `member` (`shouwang join --bundle`): registers
-    /// the device first, then exports what the member may see, naming the device.
-    /// Administrators only.
-    pub fn export_new_device(&mut self, member: &str, label: &str) -> Result<(DeviceId, Vec<u8>)> {
-        let device = DeviceId::random();
-        let m = self.register_device(member, &device, label)?;
-        let bytes = self.export_bundle(Some(m.id.as_str()), None)?;
-        let mut bundle = Bundle::decode(&bytes)?;
-        bundle.device = Some(device.clone());
-        Ok((device, bundle.encode()?))
+    /// A file that sets up a new device for `member` (`shouwang join --bundle`): makes the
+    /// device's key, registers the device, then exports what the member may see with the key
+    /// inside, sealed to a new passphrase. Administrators only.
+    pub fn export_new_device(&mut self, member: &str, label: &str) -> Result<NewDevice> {
+        let signer = self.device_secret()?;
+        let secret = DeviceSecret::generate();
+        let m = self.register_device(member, &secret.public(), label)?;
+        let mut bundle = self.bundle_for(Some(&m), None)?;
+        bundle.device = Some(secret.device_id());
+        let passphrase = Passphrase::generate();
+        let file = seal::seal(
+            &bundle,
+            &signer,
+            Some(&secret),
+            Lock::Passphrase(&passphrase),
+        )?;
+        Ok(NewDevice {
+            device: secret.device_id(),
+            bundle: file,
+            passphrase,
+        })
     }
 
-    /// [`Archive::export_bundle`] for `member`'s new device `device`, the sync peer `peer`, at
-    /// enrollment: registers the device, then records that it will have every exported
-    /// document as it was before the export, so its first sync sends only what is new.
+    /// The plain bundle for `member`'s new device whose network key is `key`, sent by the hub
+    /// over the enrollment connection (`peer` is the hub's sync peer name for the device):
+    /// registers the device, then records that it will have every exported document as it was
+    /// before the export, so its first sync sends only what is new.
     pub fn export_enrollment(
         &mut self,
         member: &str,
         peer: &str,
-        device: &DeviceId,
+        key: &DeviceKey,
         label: &str,
     ) -> Result<Vec<u8>> {
-        self.register_device(member, device, label)?;
+        let m = self.register_device(member, key, label)?;
         let before = self.store.all_heads()?;
-        let mut bundle = Bundle::decode(&self.export_bundle(Some(member), None)?)?;
-        bundle.device = Some(device.clone());
+        let mut bundle = self.bundle_for(Some(&m), None)?;
+        bundle.device = Some(DeviceId::from_key(&key.0));
         let bytes = bundle.encode()?;
         let sent: std::collections::BTreeSet<DocId> =
             bundle.entries.into_iter().map(|e| e.doc).collect();
@@ -231,20 +372,28 @@ impl Archive {
         Ok(bytes)
     }
 
-    /// Verifies and merges a bundle in one transaction. A bundle from another school, or a
-    /// damaged one, is refused whole; importing the same bundle again writes nothing. Only the
-    /// documents this device's member may see (judged against the school document as the
-    /// bundle leaves it) are merged; the rest are dropped before merging. Documents the member
-    /// may no longer see afterwards are purged.
+    /// Opens, verifies and merges a sealed file in one transaction. A file not sealed to this
+    /// device, from another school, signed by a device this device does not know as registered
+    /// and in good standing, or damaged in any byte, is refused whole; importing the same file
+    /// again writes nothing. The signer's changes are judged as a connection from that device
+    /// would be (see the module docs). Only the documents this device's member may see are
+    /// merged; the rest are dropped before merging. Documents the member may no longer see
+    /// afterwards are purged.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport> {
-        let bundle = Bundle::decode(bytes)?;
+        let secret = self.device_secret()?;
+        let sealed = seal::open(bytes, Unlock::Device(&secret))?;
+        let bundle = sealed.bundle;
         if bundle.school != self.school_id {
             return Err(Error::WrongSchool);
         }
+        let view = self.school()?;
+        let (_, signer) = signer_in(&view, &sealed.signer)?;
+        let sender = Sender::for_device(&sealed.signer.0, signer, &signer.roles);
         let total = bundle.entries.len();
         let me = self.me.clone();
         let mut report = self.store.write(|b| {
             b.set_source("bundle");
+            b.set_sender(sender);
             let (kept, dropped) = scope::entries_in_scope(b, &me, bundle.entries)?;
             let mut report = merge_entries(b, &kept)?;
             report.documents = total;
@@ -255,50 +404,66 @@ impl Archive {
         Ok(report)
     }
 
-    /// Sets up a new device at `path` from a bundle that holds the school document, for the
-    /// member named `member` (id or name). Nothing is left at `path` if it fails.
+    /// Sets up a new device at `path` from the file the office made for it with
+    /// [`Archive::export_new_device`], opened with the passphrase given with it. `member`, if
+    /// not empty, must name the member the file is for. Nothing is left at `path` if it fails.
     pub fn join(
         path: &Path,
-        bundle_bytes: &[u8],
+        file: &[u8],
+        passphrase: &Passphrase,
         member: &str,
-        device_label: &str,
     ) -> Result<Archive> {
-        Archive::join_with(
-            path,
-            bundle_bytes,
-            member,
-            device_label,
-            &JoinOptions::default(),
-        )
+        Archive::join_file(path, file, passphrase, member, None).map(|(a, _)| a)
     }
 
-    /// [`Archive::join`] with [`JoinOptions`]: encryption, a network identity, and the peer
-    /// the bundle came from.
-    pub fn join_with(
+    /// [`Archive::join`], with the store encrypted at rest with `key` if given, also saying
+    /// what was merged: only the documents the member may see are; the others are dropped
+    /// before merging and counted in [`ImportReport::dropped`].
+    pub fn join_file(
         path: &Path,
-        bundle_bytes: &[u8],
+        file: &[u8],
+        passphrase: &Passphrase,
         member: &str,
-        device_label: &str,
-        options: &JoinOptions<'_>,
-    ) -> Result<Archive> {
-        Archive::join_with_report(path, bundle_bytes, member, device_label, options).map(|(a, _)| a)
-    }
-
-    /// [`Archive::join_with`], also saying what was merged: only the documents the member may
-    /// see are; the others (a school-wide bundle given to a volunteer) are dropped before
-    /// merging and counted in [`ImportReport::dropped`].
-    pub fn join_with_report(
-        path: &Path,
-        bundle_bytes: &[u8],
-        member: &str,
-        device_label: &str,
-        options: &JoinOptions<'_>,
+        key: Option<&StoreKey>,
     ) -> Result<(Archive, ImportReport)> {
-        let JoinOptions {
+        if is_initialised(path)? {
+            return Err(Error::NotPermitted(format!(
+                "{} 已经是一个档案库",
+                path.display()
+            )));
+        }
+        let sealed = seal::open(file, Unlock::Passphrase(passphrase))?;
+        let Some(secret) = sealed.new_device else {
+            return Err(Error::invalid(
+                "学校文件",
+                "这个文件不能用来登记新设备，请让管理员用“shouwang device add”为你导出",
+            ));
+        };
+        if sealed.bundle.device.as_ref() != Some(&secret.device_id()) {
+            return Err(Error::Corrupt("文件里的设备编号与设备密钥不符".into()));
+        }
+        let joining = Joining {
+            device: secret.device_id(),
+            bundle: sealed.bundle,
+            secret: Some(secret),
+            signer: Some(sealed.signer),
+        };
+        let options = JoinOptions {
             key,
-            meta,
-            shared_with,
-        } = *options;
+            ..JoinOptions::default()
+        };
+        Archive::join_from(path, joining, member, &options)
+    }
+
+    /// Sets up a new device at `path` from the plain bundle the hub sent at enrollment, over a
+    /// connection that authenticated the hub (never from a file: a file is sealed, see
+    /// [`Archive::join`]). `options` carry the device's network identity.
+    pub fn join_enrolled(
+        path: &Path,
+        bundle_bytes: &[u8],
+        member: &str,
+        options: &JoinOptions<'_>,
+    ) -> Result<Archive> {
         if is_initialised(path)? {
             return Err(Error::NotPermitted(format!(
                 "{} 已经是一个档案库",
@@ -306,19 +471,44 @@ impl Archive {
             )));
         }
         let bundle = Bundle::decode(bundle_bytes)?;
+        let Some(device) = bundle.device.clone() else {
+            return Err(Error::invalid(
+                "学校文件",
+                "学校服务器发来的文件没有登记这台设备",
+            ));
+        };
+        let joining = Joining {
+            bundle,
+            device,
+            secret: None,
+            signer: None,
+        };
+        Archive::join_from(path, joining, member, options).map(|(a, _)| a)
+    }
+
+    fn join_from(
+        path: &Path,
+        joining: Joining,
+        member: &str,
+        options: &JoinOptions<'_>,
+    ) -> Result<(Archive, ImportReport)> {
+        let JoinOptions {
+            key,
+            meta,
+            shared_with,
+        } = *options;
+        let Joining {
+            bundle,
+            device,
+            secret,
+            signer,
+        } = joining;
         if !bundle.entries.iter().any(|e| e.doc == DocId::School) {
             return Err(Error::invalid(
                 "学校文件",
                 "文件里没有学校信息，请让管理员导出完整文件",
             ));
         }
-        let Some(device) = bundle.device.clone() else {
-            return Err(Error::invalid(
-                "学校文件",
-                "这个文件不能用来登记新设备，请让管理员用“shouwang device add”为你导出",
-            ));
-        };
-        let _ = device_label; // the label the administrator registered is the one shown
         let existed = path.exists();
         let total = bundle.entries.len();
         let result = (|| {
@@ -327,10 +517,20 @@ impl Archive {
             let (me, report) = store.write(|b| {
                 b.set_source("bundle");
                 let view = scope::school_after(b, &bundle.entries)?;
+                if let Some(signer) = &signer {
+                    // The school document this file carries is the new device's trust root:
+                    // only an administrator sets a device up from a file.
+                    let (_, by) = signer_in(&view, signer)?;
+                    if !by.roles.iter().any(|r| r.administers()) {
+                        return Err(Error::NotPermitted(
+                            "这个文件不是学校管理员导出的，不能用来登记新设备".into(),
+                        ));
+                    }
+                }
                 let registered = view
                     .devices
                     .iter()
-                    .find(|d| d.id == device)
+                    .find(|d| d.id == device && !d.revoked)
                     .and_then(|d| view.member(&d.member))
                     .cloned()
                     .ok_or_else(|| {
@@ -362,6 +562,9 @@ impl Archive {
                 b.set_meta(META_SCHOOL, bundle.school.as_str());
                 b.set_meta(META_DEVICE, device.as_str());
                 b.set_meta(META_MEMBER, me.id.as_str());
+                if let Some(secret) = &secret {
+                    b.set_meta(META_DEVICE_KEY, &secret.to_hex());
+                }
                 for (key, value) in meta {
                     b.set_meta(key, value);
                 }

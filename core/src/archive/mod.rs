@@ -25,7 +25,7 @@ use crate::store::{Store, StoreKey};
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use devices::DeviceRow;
-pub use exchange::{ImportReport, JoinOptions};
+pub use exchange::{ImportReport, JoinOptions, NewDevice};
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
 
@@ -54,6 +54,11 @@ pub struct Archive {
 const META_SCHOOL: &str = "school_id";
 const META_DEVICE: &str = "device_id";
 const META_MEMBER: &str = "member_id";
+/// This device's secret key (see [`crate::device_key`]), on a device that has no network key.
+pub const META_DEVICE_KEY: &str = "device.key";
+/// This device's network (iroh endpoint) secret key, on a device that enrolled over the
+/// network: it is also its device key.
+pub const META_NETWORK_KEY: &str = "net.secret";
 
 fn is_initialised(path: &Path) -> Result<bool> {
     if !path.exists() {
@@ -96,7 +101,8 @@ impl Archive {
             )));
         }
         let school_id = SchoolId::random();
-        let device = DeviceId::random();
+        let secret = crate::device_key::DeviceSecret::generate();
+        let device = secret.device_id();
         let me = MemberId::random();
         let mut store = Store::open(path)?;
         store.set_actor(device.actor());
@@ -119,9 +125,11 @@ impl Archive {
                         member: me.clone(),
                         label: setup.device_label.clone(),
                         revoked: false,
+                        key: Some(secret.public().to_hex()),
                     },
                 )
             })?;
+            b.set_meta(META_DEVICE_KEY, &secret.to_hex());
             b.set_meta(META_SCHOOL, school_id.as_str());
             b.set_meta(META_DEVICE, device.as_str());
             b.set_meta(META_MEMBER, me.as_str());

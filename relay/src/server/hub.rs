@@ -261,7 +261,7 @@ impl HubState {
         let bundle = archive.export_enrollment(
             m.id.as_str(),
             &device.to_string(),
-            &DeviceId::from_key(&device.0),
+            &device,
             &format!("{}的设备", m.name),
         )?;
         self.data.spend(secret, &device, now)?;

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde::Serialize;
-use shouwang_core::bundle::Bundle;
+use shouwang_core::bundle::{Bundle, seal};
 use shouwang_core::doc::{DocId, conflicts};
 use shouwang_core::records::metas;
 use shouwang_core::{Archive, Error};
@@ -22,10 +22,10 @@ pub struct Exported {
     pub children: usize,
 }
 
-/// Reads and verifies a bundle file.
-fn load_bundle(what: &str, path: &Path) -> Result<(Vec<u8>, Bundle)> {
+/// Reads a file sealed to this device, and opens and verifies it.
+fn load_bundle(a: &mut Archive, what: &str, path: &Path) -> Result<(Vec<u8>, Bundle)> {
     let bytes = read_file(what, path)?;
-    let bundle = Bundle::decode(&bytes)?;
+    let bundle = a.open_bundle(&bytes)?;
     Ok((bytes, bundle))
 }
 
@@ -40,9 +40,9 @@ pub enum Whom {
     School,
 }
 
-/// Writes an encoded bundle to `out` (whole or not at all) and says what it holds.
-fn write_bundle(out: &Path, bytes: &[u8]) -> Result<Exported> {
-    let decoded = Bundle::decode(bytes)?;
+/// Writes a sealed file to `out` (whole or not at all) and says what `decoded`, its content,
+/// holds.
+fn write_bundle(out: &Path, bytes: &[u8], decoded: &Bundle) -> Result<Exported> {
     write_file_atomic("数据文件", out, bytes)?;
     Ok(Exported {
         file: out.display().to_string(),
@@ -64,7 +64,7 @@ pub fn export_to(
     since: Option<&Path>,
 ) -> Result<Exported> {
     let since = since
-        .map(|p| load_bundle("旧数据文件", p).map(|(_, b)| b))
+        .map(|p| load_bundle(a, "旧数据文件", p).map(|(_, b)| b))
         .transpose()?;
     let bytes = match whom {
         Whom::Me => {
@@ -74,18 +74,35 @@ pub fn export_to(
         Whom::Member(m) => a.export_bundle(Some(m), since.as_ref())?,
         Whom::School => a.export_school(since.as_ref())?,
     };
-    write_bundle(out, &bytes)
+    // This device is always among a file's recipients: open it to say what it holds.
+    let decoded = a.open_bundle(&bytes)?;
+    write_bundle(out, &bytes, &decoded)
 }
 
-/// Registers a new device for `member` and writes the bundle it joins with.
+/// What `device add` wrote.
+#[derive(Debug, Serialize)]
+pub struct DeviceAdded {
+    #[serde(flatten)]
+    pub exported: Exported,
+    pub device: String,
+    /// Opens the file on the new device; given in person, never sent with the file.
+    pub passphrase: String,
+}
+
+/// Registers a new device for `member` and writes the file it joins with.
 pub fn export_new_device(
     a: &mut Archive,
     out: &Path,
     member: &str,
     label: &str,
-) -> Result<Exported> {
-    let (_, bytes) = a.export_new_device(member, label)?;
-    write_bundle(out, &bytes)
+) -> Result<DeviceAdded> {
+    let new = a.export_new_device(member, label)?;
+    let decoded = seal::open(&new.bundle, seal::Unlock::Passphrase(&new.passphrase))?.bundle;
+    Ok(DeviceAdded {
+        exported: write_bundle(out, &new.bundle, &decoded)?,
+        device: new.device.to_string(),
+        passphrase: new.passphrase.to_string(),
+    })
 }
 
 /// `shouwang device add`.
@@ -109,12 +126,16 @@ pub fn device_add(ctx: &mut Ctx, member: &str, label: Option<&str>, out: &Path) 
         return ctx.json(&done);
     }
     ctx.line(format!(
-        "已为 {} 登记新设备“{}”，并导出 {} 份档案（其中学生档案 {} 份）→ {}\n在新设备上运行：shouwang join --bundle {}",
+        "已为 {} 登记新设备“{}”，并导出 {} 份档案（其中学生档案 {} 份）→ {}\n\
+         口令：{}\n\
+         请把口令当面告诉对方（不要和文件一起发送）；文件已加密，没有口令打不开。\n\
+         在新设备上运行：shouwang join --bundle {}",
         member.trim(),
         label,
-        done.documents,
-        done.children,
+        done.exported.documents,
+        done.exported.children,
         out.display(),
+        done.passphrase,
         out.display()
     ))
 }
@@ -206,7 +227,7 @@ type Snapshot = (HashSet<String>, HashSet<String>);
 
 /// Imports a bundle file and works out what was new.
 pub fn import_from(a: &mut Archive, path: &Path) -> Result<Imported> {
-    let (bytes, bundle) = load_bundle("数据文件", path)?;
+    let (bytes, bundle) = load_bundle(a, "数据文件", path)?;
     import_bundle(a, &bytes, &bundle)
 }
 
@@ -364,9 +385,8 @@ pub fn render_import(r: &Imported) -> String {
 }
 
 pub fn import(ctx: &mut Ctx, path: &Path) -> Result<()> {
-    // Read and verify the file before the store is opened.
-    let (bytes, bundle) = load_bundle("数据文件", path)?;
     let mut a = ctx.open()?;
+    let (bytes, bundle) = load_bundle(&mut a, "数据文件", path)?;
     let r = import_bundle(&mut a, &bytes, &bundle)?;
     if ctx.json {
         return ctx.json(&r);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
-use shouwang_core::archive::JoinOptions;
+use shouwang_core::bundle::seal::Passphrase;
 use shouwang_core::roles::Role;
 use shouwang_core::rules::RULES;
 use shouwang_core::{Archive, SchoolSetup, roster};
@@ -109,10 +109,19 @@ pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
     };
     let bytes = read_file("数据文件", bundle)?;
     let member = a.member.as_deref().unwrap_or("");
-    let label = a.device.clone().unwrap_or_default();
     ctx.no_key("从数据文件加入")?;
-    let (mut archive, report) =
-        Archive::join_with_report(&ctx.store, &bytes, member, &label, &JoinOptions::default())?;
+    let passphrase = match &a.passphrase {
+        Some(p) => Passphrase::parse(p)?,
+        None if crate::prompt::interactive() => {
+            crate::prompt::ask_passphrase("口令（管理员当面给你的 16 位数字）")?
+        }
+        None => {
+            return Err(CliError::msg(
+                "请用 --passphrase 提供管理员当面给你的口令（16 位数字）",
+            ));
+        }
+    };
+    let (mut archive, report) = Archive::join_file(&ctx.store, &bytes, &passphrase, member, None)?;
     report_joined(ctx, &mut archive)?;
     if report.dropped > 0 && !ctx.json {
         ctx.line(super::bundle::dropped_line(report.dropped))?;

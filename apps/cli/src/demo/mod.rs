@@ -12,6 +12,7 @@ mod story;
 
 use std::path::{Path, PathBuf};
 
+use shouwang_core::bundle::seal::Passphrase;
 use shouwang_core::roles::Role;
 use shouwang_core::{Archive, SchoolSetup};
 
@@ -73,10 +74,11 @@ fn new_device(
         "school-to-{}.swb",
         if member == TEACHER_A { "a" } else { "b" }
     ));
-    let exported = bundle::export_new_device(from, &file, member, &format!("{member}的手机"))?;
+    let added = bundle::export_new_device(from, &file, member, &format!("{member}的手机"))?;
     let bytes = read_file("数据文件", &file)?;
-    let device = Archive::join(store, &bytes, member, "")?;
-    Ok((device, exported.children))
+    let passphrase = Passphrase::parse(&added.passphrase)?;
+    let device = Archive::join(store, &bytes, &passphrase, member)?;
+    Ok((device, added.exported.children))
 }
 
 pub fn run(ctx: &mut Ctx, dir: Option<&Path>) -> Result<()> {
@@ -149,6 +151,17 @@ pub fn run(ctx: &mut Ctx, dir: Option<&Path>) -> Result<()> {
     ctx.line(format!(
         "设备B：爱心妈妈{MOTHER_B}，收到结对的 {n} 名学生的档案"
     ))?;
+    // Device A joined before B was registered: the office's next file for A tells it of B, so
+    // A can seal files to B and check B's signature.
+    let news = dir.join("school-to-a-news.swb");
+    bundle::export_to(
+        &mut admin,
+        &news,
+        &bundle::Whom::Member(TEACHER_A.to_owned()),
+        None,
+    )?;
+    bundle::import_from(&mut dev_a, &news)?;
+    ctx.line("设备A导入办公室的更新文件，得知设备B已登记")?;
     drop(admin);
 
     heading(ctx, "3. 两台设备各自离线填写记录")?;

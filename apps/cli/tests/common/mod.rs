@@ -68,6 +68,10 @@ pub fn assert_one_chinese_error(o: &Output, args: &[&str]) -> String {
 pub struct School {
     pub dir: tempfile::TempDir,
     pub store: PathBuf,
+    /// The passphrase `device add` printed for each file it wrote: the harness plays the
+    /// person who reads it off the office screen and types it at `join --bundle` (unless the
+    /// test gives `--passphrase` itself).
+    passphrases: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 pub const CLASS: &str = "三年级(1)班";
@@ -79,7 +83,11 @@ impl School {
     pub fn empty() -> School {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("school.db");
-        School { dir, store }
+        School {
+            dir,
+            store,
+            passphrases: Default::default(),
+        }
     }
 
     /// The standard fixture.
@@ -133,7 +141,45 @@ impl School {
     pub fn run_on(&self, store: &Path, args: &[&str]) -> Output {
         let mut all = vec!["--store", store.to_str().expect("utf-8 path")];
         all.extend_from_slice(args);
-        run_in(self.dir.path(), &all)
+        let value_of = |flag: &str| {
+            args.iter()
+                .position(|a| *a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map(|v| (*v).to_owned())
+        };
+        let typed = match (args.first(), value_of("--bundle")) {
+            (Some(&"join"), Some(file)) if value_of("--passphrase").is_none() => {
+                self.passphrases.borrow().get(&file).cloned()
+            }
+            _ => None,
+        };
+        if let Some(p) = &typed {
+            all.extend_from_slice(&["--passphrase", p]);
+        }
+        let o = run_in(self.dir.path(), &all);
+        if args.starts_with(&["device", "add"])
+            && let Some(out) = value_of("--out")
+        {
+            let text = stdout(&o);
+            let pass = text
+                .lines()
+                .find_map(|l| l.strip_prefix("口令："))
+                .map(str::to_owned)
+                .or_else(|| {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v["passphrase"].as_str().map(str::to_owned))
+                });
+            if let Some(p) = pass {
+                self.passphrases.borrow_mut().insert(out, p);
+            }
+        }
+        o
+    }
+
+    /// The passphrase `device add` printed for the file `out`.
+    pub fn passphrase(&self, out: &Path) -> String {
+        self.passphrases.borrow()[arg(out)].clone()
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -1,6 +1,11 @@
-//! Bundle files: a device's changes on a USB stick or sent over 微信.
+//! Bundles: a device's changes on a USB stick or sent over 微信.
 //!
-//! # Format (version 1)
+//! A bundle *file* is always sealed ([`seal`]): signed by the device that exported it and
+//! encrypted to the devices that may read it. This module is the plain encoding inside the
+//! seal, also sent as it is over a connection both ends have authenticated (the hub's
+//! enrollment).
+//!
+//! # Plain format (version 2)
 //!
 //! ```text
 //! "SWBUNDLE"           8 bytes magic
@@ -20,6 +25,8 @@
 //! the decompressed size (at most [`MAX_PAYLOAD`]), every document key. A truncated or altered
 //! file is refused as a whole. Applying a bundle twice changes nothing: automerge ignores
 //! changes it already has, and the store writes nothing when no document's heads moved.
+
+pub mod seal;
 
 use std::collections::BTreeMap;
 
