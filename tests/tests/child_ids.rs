@@ -60,7 +60,8 @@ fn secret_in_store(a: &mut Archive) -> Option<Vec<u8>> {
 /// Whether any 32 bytes of `raw` (a store file and its WAL) key `student_no` to `child`: what
 /// a member who copies her phone's store could try.
 fn derivable_from(raw: &[u8], school: &str, student_no: &str, child: &str) -> bool {
-    raw.windows(32).any(|w| keyed(w, school, student_no) == child)
+    raw.windows(32)
+        .any(|w| keyed(w, school, student_no) == child)
 }
 
 fn doc_keys(a: &mut Archive) -> Vec<String> {
@@ -169,6 +170,7 @@ async fn story_1_a_volunteers_phone_holds_nothing_to_derive_a_child_id_from() {
     assert_eq!(mother.a().find_child("王小雨").unwrap().as_str(), child);
     assert!(!doc_keys(mother.a()).contains(&"school/keys".to_owned()));
     assert_eq!(secret_in_store(mother.a()), None);
+    assert_eq!(mother.a().school_secret().unwrap(), None);
     let raw = raw_store(&mother.path());
     assert!(!derivable_from(&raw, &school, "G1", &child));
     assert!(!raw.windows(32).any(|w| w == secret.as_slice()));
@@ -177,6 +179,10 @@ async fn story_1_a_volunteers_phone_holds_nothing_to_derive_a_child_id_from() {
     let mut archivist = Phone::enroll(&server, "晁月静", Role::Archivist).await;
     archivist.sync(&server).await;
     assert_eq!(secret_in_store(archivist.a()), Some(secret.clone()));
+    assert_eq!(
+        archivist.a().school_secret().unwrap().unwrap().as_bytes(),
+        secret.as_slice()
+    );
     assert!(derivable_from(
         &raw_store(&archivist.path()),
         &school,
@@ -267,6 +273,19 @@ fn story_3_an_old_school_keeps_its_children_and_a_reimport_does_not_duplicate_th
         .collect();
     assert_eq!(secret_in_store(&mut office.archive), None);
 
+    // A roster refused for a bad row changes nothing, not even the secret.
+    let bad: Vec<Vec<String>> = [
+        ["学籍号", "姓名", "班级"],
+        ["G340321201509", "郑一鸣", "五年级(9)班"],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    let mut with_bad = rows.clone();
+    with_bad.extend(parse_table(&bad).unwrap());
+    assert!(office.archive.import_roster(&with_bad).is_err());
+    assert_eq!(secret_in_store(&mut office.archive), None);
+
     let report = office.archive.import_roster(&rows).unwrap();
     assert_eq!(report.new_children, 0);
     let report = office.archive.import_roster_with(&rows, true).unwrap();
@@ -305,7 +324,50 @@ fn story_3_an_old_school_keeps_its_children_and_a_reimport_does_not_duplicate_th
 
     let mut mother = join(&mut office, LOVE_MOTHER);
     assert_eq!(secret_in_store(&mut mother.archive), None);
+    assert_eq!(mother.archive.school_secret().unwrap(), None);
     assert!(!doc_keys(&mut mother.archive).contains(&"school/keys".to_owned()));
     let raw = raw_store(&mother.path());
     assert!(!raw.windows(32).any(|w| w == secret.as_slice()));
+
+    // An administrator who leaves loses the secret with everything else at the next import.
+    office.archive.deactivate_member("晁月静").unwrap();
+    let file = office.export_file("after-deactivation");
+    laptop.import_file(&file);
+    assert_eq!(laptop.archive.school_secret().unwrap(), None);
+    assert!(!doc_keys(&mut laptop.archive).contains(&"school/keys".to_owned()));
+}
+
+/// 4. The secret is written only by administrators, and only in its form: a 班主任's device
+///    that writes one (a modified app) and an administrator's device that writes a malformed
+///    one are both refused where their files arrive; the office's secret stays as it was.
+#[test]
+fn story_4_only_administrators_write_the_secret_and_only_as_32_bytes() {
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let mut laptop = join(&mut office, "晁月静");
+    let secret = secret_in_store(&mut office.archive).unwrap();
+
+    let forged = shouwang_tests::attack::forge_secret(&mut teacher.archive);
+    let report = office.import_file(&teacher.export_file("forged"));
+    assert!(report.refused >= 1, "{report:?}");
+    assert!(!shouwang_tests::attack::holds(
+        &mut office.archive,
+        &DocId::Keys,
+        &forged
+    ));
+
+    let short = shouwang_tests::attack::forge(&mut laptop.archive, &DocId::Keys, None, |tx| {
+        use automerge::transaction::Transactable;
+        let keys = tx.get(ROOT, "keys").unwrap().unwrap().1;
+        tx.put(&keys, "child_id", ScalarValue::Bytes(vec![1; 5]))?;
+        Ok(())
+    });
+    let report = office.import_file(&laptop.export_file("short"));
+    assert!(report.refused >= 1, "{report:?}");
+    assert!(!shouwang_tests::attack::holds(
+        &mut office.archive,
+        &DocId::Keys,
+        &short
+    ));
+    assert_eq!(secret_in_store(&mut office.archive), Some(secret));
 }

@@ -134,10 +134,7 @@ fn attacks() -> Vec<(&'static str, Attack)> {
             )
         }),
         ("a forged school secret", |s| {
-            (
-                DocId::parse("school/keys").unwrap(),
-                attack::forge_secret(&mut s.mother.archive),
-            )
+            (DocId::Keys, attack::forge_secret(&mut s.mother.archive))
         }),
         ("a 10 MB push into school", |s| {
             (

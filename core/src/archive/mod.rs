@@ -9,6 +9,7 @@ mod admin;
 mod care;
 mod devices;
 mod exchange;
+mod keys;
 mod lookup;
 pub(crate) mod scope;
 mod syncing;
@@ -121,6 +122,11 @@ impl Archive {
                         revoked: false,
                     },
                 )
+            })?;
+            // The secret that keys child ids, for administrators only (`keys.rs`).
+            let secret = crate::ids::SchoolSecret::generate();
+            b.change(&DocId::Keys, true, keys::CREATE_MESSAGE, |tx| {
+                keys::write_secret(tx, &secret)
             })?;
             b.set_meta(META_SCHOOL, school_id.as_str());
             b.set_meta(META_DEVICE, device.as_str());
