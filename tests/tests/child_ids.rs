@@ -371,3 +371,50 @@ fn story_4_only_administrators_write_the_secret_and_only_as_32_bytes() {
     ));
     assert_eq!(secret_in_store(&mut office.archive), Some(secret));
 }
+
+/// 5. Two administrators' devices of an old school, apart, each create a secret with their
+///    first import after the upgrade (the limit ARCHITECTURE.md names: a child new to both
+///    gets a file on each). Once they meet, both read the same secret, and importing the
+///    roster again on either device creates nothing more: every child is found by 学籍号.
+#[test]
+fn story_5_two_secrets_made_apart_settle_on_one_and_nothing_multiplies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut office = Device {
+        name: "office",
+        archive: old_office(dir.path()),
+        dir,
+    };
+    let mut laptop = join(&mut office, "晁月静");
+    assert_eq!(secret_in_store(&mut laptop.archive), None);
+    let mut rows = old_roster();
+    let new: Vec<Vec<String>> = [
+        ["学籍号", "姓名", "班级"],
+        ["G340321201508", "马晓东", "三年级(1)班"],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    rows.extend(parse_table(&new).unwrap());
+    for d in [&mut office, &mut laptop] {
+        assert_eq!(d.archive.import_roster(&rows).unwrap().new_children, 1);
+    }
+    let (a, b) = (
+        secret_in_store(&mut office.archive).unwrap(),
+        secret_in_store(&mut laptop.archive).unwrap(),
+    );
+    assert_ne!(a, b);
+    sync(&mut office, &mut laptop);
+    sync(&mut office, &mut laptop);
+    let settled = secret_in_store(&mut office.archive).unwrap();
+    assert!(settled == a || settled == b);
+    assert_eq!(secret_in_store(&mut laptop.archive), Some(settled));
+    let files = child_docs(&mut office.archive);
+    assert_eq!(files, old_roster().len() + 2, "the documented duplicate");
+    for d in [&mut office, &mut laptop] {
+        assert_eq!(d.archive.import_roster(&rows).unwrap().new_children, 0);
+    }
+    sync(&mut office, &mut laptop);
+    assert_eq!(child_docs(&mut office.archive), files);
+    assert_eq!(child_docs(&mut laptop.archive), files);
+    assert_eq!(heads(&mut office), heads(&mut laptop));
+}
