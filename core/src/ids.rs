@@ -6,9 +6,19 @@
 //!   devices. Ordering *for people* never relies on it (see [`crate::records`]).
 //! - A [`ChildId`] is derived from the school and the child's 学籍号 when there is one, so two
 //!   devices importing the same roster produce the same document instead of a duplicate child.
+//!   The derivation is keyed: HMAC-SHA256 with the [`SchoolSecret`] over the school id and the
+//!   trimmed 学籍号, truncated to 8 bytes (16 hex digits). A 学籍号 is usually "G" + 身份证号,
+//!   so an unkeyed hash would let anyone who holds a child id test ID numbers against it; the
+//!   secret is held only by administrators' devices and the hub (the admin-only document
+//!   `school/keys`, see [`crate::archive::Archive::school_secret`]), so a teacher or volunteer
+//!   who holds a child's id cannot. Children of a school created before ids were keyed keep
+//!   their unkeyed ids: deriving an id always looks for a child whose file holds the 学籍号
+//!   first (`Archive::import_roster_with`). A device without the secret (a member who is not
+//!   an administrator) gives a new child a random id.
 //! - [`DeviceId`] is 16 random bytes; it is also the automerge actor of everything the device
 //!   writes.
 
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -112,10 +122,48 @@ impl DeviceId {
     }
 }
 
+/// The school secret that keys child ids: 32 random bytes, created with the school, held only
+/// by administrators' devices and the hub. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SchoolSecret([u8; 32]);
+
+impl SchoolSecret {
+    /// A new random secret (the operating system's generator, through `rand`).
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        SchoolSecret(bytes)
+    }
+
+    /// A secret as stored; `None` unless exactly 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(SchoolSecret)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SchoolSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SchoolSecret(…)")
+    }
+}
+
 impl ChildId {
-    /// The id of a child known to the school registry: the same on every device.
-    pub fn for_student(school: &SchoolId, student_no: &str) -> Self {
-        ChildId(digest_hex(&["child", &school.0, student_no.trim()], 8))
+    /// The id of a child known to the school registry: the same on every device that holds
+    /// the school secret, and not computable without it.
+    pub fn for_student(secret: &SchoolSecret, school: &SchoolId, student_no: &str) -> Self {
+        type HmacSha256 = Hmac<Sha256>;
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        for part in ["child", school.0.as_str(), student_no.trim()] {
+            mac.update(part.as_bytes());
+            mac.update(&[0u8]);
+        }
+        ChildId(hex::encode(&mac.finalize().into_bytes()[..8]))
     }
 
     /// A new random id for a child with no 学籍号 yet.
@@ -171,16 +219,37 @@ mod tests {
     }
 
     #[test]
-    fn child_id_is_stable_per_school_and_student_number() {
+    fn child_id_is_stable_per_secret_school_and_student_number() {
         let s = SchoolId::from("s1");
-        assert_eq!(
-            ChildId::for_student(&s, "G3403212015"),
-            ChildId::for_student(&s, " G3403212015 ")
+        let k = SchoolSecret::generate();
+        let id = ChildId::for_student(&k, &s, "G3403212015");
+        assert_eq!(id, ChildId::for_student(&k, &s, " G3403212015 "));
+        assert_eq!(id.0.len(), 16);
+        assert_ne!(
+            id,
+            ChildId::for_student(&k, &SchoolId::from("s2"), "G3403212015")
         );
         assert_ne!(
-            ChildId::for_student(&s, "G3403212015"),
-            ChildId::for_student(&SchoolId::from("s2"), "G3403212015")
+            id,
+            ChildId::for_student(&SchoolSecret::generate(), &s, "G3403212015")
         );
+    }
+
+    #[test]
+    fn child_id_is_not_the_unkeyed_hash_and_hides_the_secret() {
+        let s = SchoolId::from("s1");
+        let k = SchoolSecret::from_bytes(&[7u8; 32]).unwrap();
+        // HMAC-SHA256 (RFC 2104), as an independent reference would compute it.
+        assert_eq!(
+            ChildId::for_student(&k, &s, "G3403212015").0,
+            "68ab4e67b8218cba"
+        );
+        assert_ne!(
+            ChildId::for_student(&k, &s, "G3403212015").0,
+            digest_hex(&["child", "s1", "G3403212015"], 8)
+        );
+        assert_eq!(format!("{k:?}"), "SchoolSecret(…)");
+        assert!(SchoolSecret::from_bytes(&[7u8; 31]).is_none());
     }
 
     #[test]

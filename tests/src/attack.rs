@@ -160,6 +160,16 @@ pub fn flood_school(a: &mut Archive, bytes: usize) -> automerge::ChangeHash {
     })
 }
 
+/// 9. Writes a school secret of its own into the admin-only document `school/keys` (with it,
+///    ids derived from 学籍号 would be hers to compute).
+pub fn forge_secret(a: &mut Archive) -> automerge::ChangeHash {
+    forge(a, &DocId::Keys, None, |tx| {
+        let map = map(tx, &["keys"]);
+        tx.put(&map, "child_id", automerge::ScalarValue::Bytes(vec![7; 32]))?;
+        Ok(())
+    })
+}
+
 /// Whether the archive holds the change.
 pub fn holds(a: &mut Archive, doc: &DocId, hash: &automerge::ChangeHash) -> bool {
     a.store()

@@ -163,11 +163,13 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
     let path = dir.path().join("shouwang.db");
     let (mut phone, report) =
         Archive::join_file(&path, &everything, &new.passphrase, LOVE_MOTHER, None).unwrap();
-    // Four care files and four private parts; she keeps the school and 王小雨's care file.
-    assert_eq!(report.documents, 9, "{report:?}");
-    assert_eq!(report.dropped, 7, "{report:?}");
+    // Four care files, four private parts and the school secret; she keeps the school and
+    // 王小雨's care file.
+    assert_eq!(report.documents, 10, "{report:?}");
+    assert_eq!(report.dropped, 8, "{report:?}");
     let ids = phone.store().doc_ids().unwrap();
     assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(!ids.contains(&DocId::Keys), "{ids:?}");
     let bytes = raw(&path);
     for (no, name) in &CHILDREN[1..] {
         assert!(!holds(&bytes, name) && !holds(&bytes, no));

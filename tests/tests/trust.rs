@@ -133,6 +133,9 @@ fn attacks() -> Vec<(&'static str, Attack)> {
                 attack::write_private(&mut s.mother.archive, &c, "34052120170305002X"),
             )
         }),
+        ("a forged school secret", |s| {
+            (DocId::Keys, attack::forge_secret(&mut s.mother.archive))
+        }),
         ("a 10 MB push into school", |s| {
             (
                 DocId::School,
@@ -224,7 +227,13 @@ fn story_2_every_attack_between_devices_is_refused_and_the_sender_is_told() {
             assert!(ms.held().contains(&doc), "{name}: the sender is not told");
         }
         assert!(
-            offered || ["class move by a carer", "a write into the private part"].contains(&name),
+            offered
+                || [
+                    "class move by a carer",
+                    "a write into the private part",
+                    "a forged school secret"
+                ]
+                .contains(&name),
             "{name}"
         );
         // The next exchange does not offer a refused change again: both sides leave the

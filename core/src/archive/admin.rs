@@ -327,7 +327,7 @@ impl Archive {
             .iter()
             .map(|c| (c.id.0.clone(), c.name.clone()))
             .collect();
-        let mut plan = Vec::with_capacity(rows.len());
+        let mut checked = Vec::with_capacity(rows.len());
         for row in rows {
             let class = classes
                 .get(row.class_name.as_str())
@@ -338,8 +338,19 @@ impl Archive {
                         format!("找不到班级“{}”，请先添加这个班级", row.class_name),
                     )
                 })?;
+            checked.push((class, row));
+        }
+        // Only once every row is valid: deriving an id may create the school secret (a school
+        // from before ids were keyed), see `keys.rs`.
+        let secret = if rows.iter().any(|r| r.student_no.is_some()) {
+            self.secret_for_new_children()?
+        } else {
+            None
+        };
+        let mut plan = Vec::with_capacity(rows.len());
+        for (class, row) in checked {
             let id = match &row.student_no {
-                Some(no) => ChildId::for_student(&self.school_id, no),
+                Some(no) => self.child_id_for(no, secret.as_ref())?,
                 None => ChildId::random(),
             };
             plan.push((id, class, row));

@@ -154,16 +154,19 @@ struct Joining {
 impl Archive {
     /// This device's secret key: its network key if it enrolled over the network, else the
     /// key it was given or made when it was set up.
+    ///
+    /// A device set up by an earlier version from a file has no key. An administrator's such
+    /// device (the office computer) gets one here, under a new device id registered for the
+    /// same member: its old id stays registered, so what it wrote before still checks.
+    /// Anyone else's is re-registered at the office (`device add`).
     pub fn device_secret(&mut self) -> Result<DeviceSecret> {
         let store = self.store();
         let text = match store.meta(META_DEVICE_KEY)? {
             Some(t) => t,
-            None => store.meta(META_NETWORK_KEY)?.ok_or_else(|| {
-                Error::NotPermitted(
-                    "本机没有设备密钥（旧版建立的档案库），不能收发加密的数据文件：请管理员用“shouwang device add”为你重新登记"
-                        .into(),
-                )
-            })?,
+            None => match store.meta(META_NETWORK_KEY)? {
+                Some(t) => t,
+                None => return self.upgrade_to_a_device_key(),
+            },
         };
         let secret = DeviceSecret::from_hex(&text)?;
         if secret.device_id() != self.device {
@@ -172,9 +175,48 @@ impl Archive {
         Ok(secret)
     }
 
+    /// See [`Archive::device_secret`].
+    fn upgrade_to_a_device_key(&mut self) -> Result<DeviceSecret> {
+        let me = self.me()?;
+        if !(me.active && me.roles.iter().any(|r| r.administers())) {
+            return Err(Error::NotPermitted(
+                "本机没有设备密钥（旧版建立的档案库），不能收发加密的数据文件：请管理员用“shouwang device add”为你重新登记"
+                    .into(),
+            ));
+        }
+        let label = self
+            .school()?
+            .devices
+            .into_iter()
+            .find(|d| d.id == self.device)
+            .map_or_else(|| "办公室电脑".to_owned(), |d| d.label);
+        let secret = DeviceSecret::generate();
+        let device = secret.device_id();
+        let record = Device {
+            id: device.clone(),
+            member: me.id.clone(),
+            label,
+            revoked: false,
+            key: Some(secret.public().to_hex()),
+        };
+        let message = format!("登记设备密钥：{}", me.name);
+        self.store.write(|b| {
+            b.change(&DocId::School, false, &message, |tx| {
+                school::add_device(tx, &record)
+            })?;
+            b.set_meta(META_DEVICE_KEY, &secret.to_hex());
+            b.set_meta(META_DEVICE, device.as_str());
+            Ok(())
+        })?;
+        self.store.set_actor(device.actor());
+        self.device = device;
+        Ok(secret)
+    }
+
     /// The keys a file for `member` is sealed to: that member's devices (none for a
     /// school-wide file), every active administrator's, and this device's own. Revoked
-    /// devices and devices registered without a key are left out.
+    /// devices (but those of a deactivated member, for whom the file holds only the school
+    /// document) and devices registered without a key are left out.
     fn recipients(&mut self, member: Option<&MemberId>, me: &DeviceKey) -> Result<Vec<DeviceKey>> {
         let view = self.school()?;
         let mut keys = vec![*me];
@@ -182,13 +224,13 @@ impl Archive {
             let Some(m) = view.member(&d.member) else {
                 continue;
             };
-            // The member a file is for gets it even if deactivated: it then holds only the
-            // school document, which tells the device to purge what it held.
-            let wanted =
-                Some(&m.id) == member || (m.active && m.roles.iter().any(|r| r.administers()));
+            // A deactivated member's devices (revoked with them) still get a file for that
+            // member: it holds only the school document, which tells them to purge what they
+            // held. A revoked device of an active member (a lost phone) never gets one.
+            let for_member = Some(&m.id) == member && (!d.revoked || !m.active);
+            let office = m.active && !d.revoked && m.roles.iter().any(|r| r.administers());
             if let Some(k) = d.public_key()
-                && wanted
-                && !d.revoked
+                && (for_member || office)
                 && !keys.contains(&k)
             {
                 keys.push(k);

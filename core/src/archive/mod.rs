@@ -9,6 +9,7 @@ mod admin;
 mod care;
 mod devices;
 mod exchange;
+mod keys;
 mod lookup;
 pub(crate) mod scope;
 mod syncing;
@@ -101,8 +102,8 @@ impl Archive {
             )));
         }
         let school_id = SchoolId::random();
-        let secret = crate::device_key::DeviceSecret::generate();
-        let device = secret.device_id();
+        let device_secret = crate::device_key::DeviceSecret::generate();
+        let device = device_secret.device_id();
         let me = MemberId::random();
         let mut store = Store::open(path)?;
         store.set_actor(device.actor());
@@ -125,11 +126,16 @@ impl Archive {
                         member: me.clone(),
                         label: setup.device_label.clone(),
                         revoked: false,
-                        key: Some(secret.public().to_hex()),
+                        key: Some(device_secret.public().to_hex()),
                     },
                 )
             })?;
-            b.set_meta(META_DEVICE_KEY, &secret.to_hex());
+            b.set_meta(META_DEVICE_KEY, &device_secret.to_hex());
+            // The secret that keys child ids, for administrators only (`keys.rs`).
+            let secret = crate::ids::SchoolSecret::generate();
+            b.change(&DocId::Keys, true, keys::CREATE_MESSAGE, |tx| {
+                keys::write_secret(tx, &secret)
+            })?;
             b.set_meta(META_SCHOOL, school_id.as_str());
             b.set_meta(META_DEVICE, device.as_str());
             b.set_meta(META_MEMBER, me.as_str());

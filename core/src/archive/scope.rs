@@ -51,7 +51,7 @@ pub(crate) fn cares_for(
 }
 
 /// Whether `member` may see and write `doc` in `school` (DOMAIN.md §5.3). A member who is no
-/// longer active sees the school document only.
+/// longer active sees the school document only; `school/keys` is for administrators only.
 pub(crate) fn may_see(
     school: &SchoolView,
     member: &Member,
@@ -72,6 +72,9 @@ pub(crate) fn may_see(
                 || member.class_id.as_ref() == Some(k)
                 || member.roles.iter().any(|r| r.is_teacher())
         }
+        // The school secret that keys child ids: administrators (and the hub, whose member is
+        // the founding administrator) only.
+        DocId::Keys => member.roles.iter().any(|r| r.administers()),
     })
 }
 

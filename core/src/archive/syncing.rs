@@ -155,6 +155,7 @@ impl Archive {
                 format!("{}的档案{part}", name.unwrap_or_else(|| c.to_string()))
             }
             DocId::Class(k) => format!("班级记录 {k}"),
+            DocId::Keys => "学校密钥".to_owned(),
         })
     }
 

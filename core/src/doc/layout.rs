@@ -20,6 +20,11 @@ pub const PAIRINGS: &str = "pairings";
 /// School: rule settings, by rule key.
 pub const RULES: &str = "rules";
 
+/// School keys (`school/keys`, administrators only): the map of secrets.
+pub const KEYS: &str = "keys";
+/// School keys: the [`crate::ids::SchoolSecret`] that keys child ids, 32 bytes.
+pub const K_CHILD_ID: &str = "child_id";
+
 /// Record: kind key.
 pub const R_KIND: &str = "kind";
 /// Record: the date it happened, `YYYY-MM-DD`, entered by the user.

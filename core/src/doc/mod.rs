@@ -3,7 +3,8 @@
 //! # Documents
 //!
 //! One document per unit of sharing (DESIGN.md): [`DocId::School`], [`DocId::Child`],
-//! [`DocId::Private`] and [`DocId::Class`]. Every document starts with a *genesis change*: the
+//! [`DocId::Private`], [`DocId::Class`] and [`DocId::Keys`] (the school secret, administrators
+//! only). Every document starts with a *genesis change*: the
 //! same operations, by the same fixed actor, at time 0, so it has the same hash on every device.
 //! It creates every nested map the document will ever have at its top level (`profile`,
 //! `guardian`, `records` …). Two devices that create "the same" document while apart (both import
@@ -50,16 +51,20 @@ pub enum DocId {
     Private(ChildId),
     /// A class-level log.
     Class(ClassId),
+    /// The school's secrets (the one that keys child ids): administrators' devices and the hub
+    /// only, never offered to or accepted by anyone else's.
+    Keys,
 }
 
 impl DocId {
-    /// `school`, `child/<id>`, `child/<id>/private`, `class/<id>`.
+    /// `school`, `child/<id>`, `child/<id>/private`, `class/<id>`, `school/keys`.
     pub fn key(&self) -> String {
         match self {
             DocId::School => "school".to_owned(),
             DocId::Child(c) => format!("child/{c}"),
             DocId::Private(c) => format!("child/{c}/private"),
             DocId::Class(c) => format!("class/{c}"),
+            DocId::Keys => "school/keys".to_owned(),
         }
     }
 
@@ -75,6 +80,7 @@ impl DocId {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             ["school"] => Some(DocId::School),
+            ["school", "keys"] => Some(DocId::Keys),
             ["child", id] if valid(id) => Some(DocId::Child(ChildId::from(*id))),
             ["child", id, "private"] if valid(id) => Some(DocId::Private(ChildId::from(*id))),
             ["class", id] if valid(id) => Some(DocId::Class(ClassId::from(*id))),
@@ -96,6 +102,7 @@ impl DocId {
             DocId::Child(_) => "child",
             DocId::Private(_) => "child_private",
             DocId::Class(_) => "class",
+            DocId::Keys => "school_keys",
         }
     }
 
@@ -106,6 +113,7 @@ impl DocId {
             DocId::Child(_) => &["profile", "father", "mother", "guardian", "flags", RECORDS],
             DocId::Private(_) => &["identity", "private_flags", RECORDS],
             DocId::Class(_) => &["profile", RECORDS],
+            DocId::Keys => &[KEYS],
         }
     }
 }
@@ -157,6 +165,7 @@ mod tests {
             DocId::Child(ChildId::from("ab12")),
             DocId::Private(ChildId::from("ab12")),
             DocId::Class(ClassId::from("k1")),
+            DocId::Keys,
         ] {
             assert_eq!(DocId::parse(&id.key()), Some(id));
         }
@@ -167,6 +176,8 @@ mod tests {
             "child/a/b",
             "teacher/1",
             "child/a b",
+            "school/other",
+            "school/keys/x",
         ] {
             assert_eq!(DocId::parse(junk), None, "{junk}");
         }

@@ -44,6 +44,7 @@
 //! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers |
 //! | `child/<id>/private` | `identity`, `private_flags` | administrators; the 班主任 of the child's class |
 //! | `class/<id>` | `profile` | administrators; the class's 班主任 |
+//! | `school/keys` | `keys.child_id`, exactly 32 bytes; nothing else | 领导组, 档案管理员 |
 //! | any | `records/<new id>` | a member who may write the kind in this document: `author` = the change's member, `device` = its device, `author_role` one of the member's roles that writes the kind, `child` = the file's child |
 //! | any | `records/<id>/void/*` | the record's author or an administrator; `by` = the change's member, `reason` not empty |
 //! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child; `author` = the change's member |

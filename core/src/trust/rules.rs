@@ -67,7 +67,7 @@ pub fn may_edit_field(
     field: &str,
 ) -> bool {
     match doc {
-        DocId::School => administers(member),
+        DocId::School | DocId::Keys => administers(member),
         DocId::Child(_) => match (section, field) {
             ("profile", "class_id") => administers(member),
             ("flags", _) => {
@@ -213,6 +213,9 @@ impl Ctx<'_> {
                 Err(format!("{}不能修改学校设置、成员、结对或设备", self.who()))
             };
         }
+        if *self.doc_id == DocId::Keys {
+            return self.check_keys(w, &path);
+        }
         if top == RECORDS {
             return self.check_record(w, rest);
         }
@@ -221,6 +224,17 @@ impl Ctx<'_> {
             Ok(())
         } else {
             Err(format!("{}不能修改这份档案的“{top}.{field}”", self.who()))
+        }
+    }
+
+    /// `school/keys`: administrators only, and only the child-id secret, 32 bytes.
+    fn check_keys(&self, w: &Write, path: &[&str]) -> Check {
+        if !administers(self.member) {
+            return Err(format!("{}不能修改学校密钥", self.who()));
+        }
+        match (path, &w.action) {
+            ([KEYS, K_CHILD_ID], Action::Put(ScalarValue::Bytes(b))) if b.len() == 32 => Ok(()),
+            _ => Err("学校密钥的格式无效".into()),
         }
     }
 
