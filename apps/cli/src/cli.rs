@@ -111,6 +111,10 @@ pub enum Command {
     Device(DeviceCmd),
     #[command(about = "列出被拒绝的修改（来自其他设备、不符合权限规则、已隔离）")]
     Quarantine,
+    #[command(
+        about = "查阅记录：谁在哪台设备上何时查看了保密档案、导出了数据文件（并检查记录是否被改动）"
+    )]
+    Audit(AuditArgs),
     #[command(about = "生成一所示范学校并演示两台设备离线记录、交换和冲突")]
     Demo(DemoArgs),
 }
@@ -393,6 +397,8 @@ pub enum ChildCmd {
     Show {
         #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
         child: String,
+        #[arg(long, value_name = "理由", help = "查看保密部分的理由（记入查阅记录）")]
+        why: Option<String>,
     },
     #[command(about = "修改档案中一个栏目的字段", after_help = sections_help())]
     Edit {
@@ -587,4 +593,16 @@ pub struct DemoArgs {
         help = "放演示数据的目录（默认新建临时目录）"
     )]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long, value_name = "成员", help = "只看这位成员的记录（姓名或编号）")]
+    pub member: Option<String>,
+    #[arg(
+        long,
+        value_name = "学生",
+        help = "只看与这名学生有关的记录（姓名、学籍号或编号）"
+    )]
+    pub child: Option<String>,
 }

@@ -53,7 +53,7 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
             school::roster_import(ctx, file, *update)
         }
         Command::Children(a) => children::list(ctx, a.class.as_deref(), a.mine),
-        Command::Child(ChildCmd::Show { child }) => children::show(ctx, child),
+        Command::Child(ChildCmd::Show { child, why }) => children::show(ctx, child, why.as_deref()),
         Command::Child(ChildCmd::Edit {
             child,
             section,
@@ -96,6 +96,7 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         Command::Device(DeviceCmd::Revoke { device }) => school::device_revoke(ctx, device),
         Command::Member(MemberCmd::Deactivate { name }) => school::member_deactivate(ctx, name),
         Command::Quarantine => bundle::quarantine(ctx),
+        Command::Audit(args) => bundle::audit(ctx, args),
         Command::Demo(a) => demo::run(ctx, a.dir.as_deref()),
     }
 }

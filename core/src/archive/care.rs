@@ -334,6 +334,12 @@ impl Archive {
 
     /// A child's file as this member may see it.
     pub fn child_file(&mut self, child: &str) -> Result<ChildFile> {
+        self.child_file_for(child, None)
+    }
+
+    /// [`Archive::child_file`], saying why when the private part is shown: opening a private
+    /// part is recorded in this device's access log first (see `audit.rs`).
+    pub fn child_file_for(&mut self, child: &str, why: Option<&str>) -> Result<ChildFile> {
         let child = self.find_child(child)?;
         let me = self.me()?;
         let school = self.school()?;
@@ -341,6 +347,9 @@ impl Archive {
         self.require_care(&me, &shared)?;
         let private = DocId::Private(child.clone());
         let private_shown = self.may_see(&me, &private)? && self.store.doc(&private)?.is_some();
+        if private_shown {
+            self.audit(super::audit_kind::PRIVATE_VIEW, child.as_str(), why)?;
+        }
         let mut docs = vec![shared];
         if private_shown {
             docs.push(private);

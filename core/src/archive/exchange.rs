@@ -293,7 +293,10 @@ impl Archive {
         let member = for_member.map(|m| self.find_member(m)).transpose()?;
         let bundle = self.bundle_for(member.as_ref(), since)?;
         let keys = self.recipients(member.as_ref().map(|m| &m.id), &secret.public())?;
-        seal::seal(&bundle, &secret, None, Lock::Devices(&keys))
+        let file = seal::seal(&bundle, &secret, None, Lock::Devices(&keys))?;
+        let target = member.as_ref().map_or("school", |m| m.id.as_str());
+        self.audit(super::audit_kind::BUNDLE_EXPORT, target, None)?;
+        Ok(file)
     }
 
     /// Everything this device holds, for the whole school, sealed to the administrators'
@@ -377,6 +380,7 @@ impl Archive {
             Some(&secret),
             Lock::Passphrase(&passphrase),
         )?;
+        self.audit(super::audit_kind::DEVICE_FILE, m.id.as_str(), None)?;
         Ok(NewDevice {
             device: secret.device_id(),
             bundle: file,

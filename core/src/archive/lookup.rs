@@ -9,6 +9,18 @@ use crate::ids::{ChildId, ClassId, RecordId};
 use crate::school::{ClassInfo, Member};
 
 impl Archive {
+    /// The name of the child with id `id`, if this device holds the child's file.
+    pub fn child_name(&mut self, id: &str) -> Option<String> {
+        self.store
+            .conn()
+            .query_row(
+                "SELECT name FROM p_children WHERE child_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .ok()
+    }
+
     /// A member by id or by name.
     pub fn find_member(&mut self, key: &str) -> Result<Member> {
         let key = key.trim();

@@ -6,6 +6,7 @@
 //! transaction, so a refused call leaves nothing behind.
 
 mod admin;
+mod audit;
 mod care;
 mod devices;
 mod exchange;
@@ -24,6 +25,7 @@ use crate::school::{self, Device, Member, SchoolView};
 use crate::store::{Store, StoreKey};
 
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
+pub use audit::{AuditEntry, AuditLog, what as audit_kind};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use devices::DeviceRow;
 pub use exchange::{ImportReport, JoinOptions, NewDevice};

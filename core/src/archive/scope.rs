@@ -75,6 +75,14 @@ pub(crate) fn may_see(
         // The school secret that keys child ids: administrators (and the hub, whose member is
         // the founding administrator) only.
         DocId::Keys => member.roles.iter().any(|r| r.administers()),
+        // A device's access log: administrators, and the member whose device it is.
+        DocId::Audit(d) => {
+            member.roles.iter().any(|r| r.administers())
+                || school
+                    .devices
+                    .iter()
+                    .any(|x| &x.id == d && x.member == member.id)
+        }
     })
 }
 

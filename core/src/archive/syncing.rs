@@ -156,6 +156,9 @@ impl Archive {
             }
             DocId::Class(k) => format!("班级记录 {k}"),
             DocId::Keys => "学校密钥".to_owned(),
+            DocId::Audit(d) => {
+                format!("设备 {} 的查阅记录", &d.as_str()[..d.as_str().len().min(8)])
+            }
         })
     }
 

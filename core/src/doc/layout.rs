@@ -22,6 +22,8 @@ pub const RULES: &str = "rules";
 
 /// School keys (`school/keys`, administrators only): the map of secrets.
 pub const KEYS: &str = "keys";
+/// `audit/<device>`: the entries of a device's access log, keyed by zero-padded sequence number.
+pub const AUDIT_ENTRIES: &str = "entries";
 /// School keys: the [`crate::ids::SchoolSecret`] that keys child ids, 32 bytes.
 pub const K_CHILD_ID: &str = "child_id";
 

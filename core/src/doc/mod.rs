@@ -32,7 +32,7 @@ pub mod layout;
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge, ObjType, ROOT, transaction::Transactable};
 
-use crate::ids::{ChildId, ClassId};
+use crate::ids::{ChildId, ClassId, DeviceId};
 
 pub use layout::*;
 
@@ -54,10 +54,14 @@ pub enum DocId {
     /// The school's secrets (the one that keys child ids): administrators' devices and the hub
     /// only, never offered to or accepted by anyone else's.
     Keys,
+    /// A device's access log (who opened which private part, exported which file): appended
+    /// only by that device, read by administrators and the device's own member.
+    Audit(DeviceId),
 }
 
 impl DocId {
-    /// `school`, `child/<id>`, `child/<id>/private`, `class/<id>`, `school/keys`.
+    /// `school`, `child/<id>`, `child/<id>/private`, `class/<id>`, `school/keys`,
+    /// `audit/<device>`.
     pub fn key(&self) -> String {
         match self {
             DocId::School => "school".to_owned(),
@@ -65,6 +69,7 @@ impl DocId {
             DocId::Private(c) => format!("child/{c}/private"),
             DocId::Class(c) => format!("class/{c}"),
             DocId::Keys => "school/keys".to_owned(),
+            DocId::Audit(d) => format!("audit/{d}"),
         }
     }
 
@@ -84,6 +89,9 @@ impl DocId {
             ["child", id] if valid(id) => Some(DocId::Child(ChildId::from(*id))),
             ["child", id, "private"] if valid(id) => Some(DocId::Private(ChildId::from(*id))),
             ["class", id] if valid(id) => Some(DocId::Class(ClassId::from(*id))),
+            ["audit", id] if valid(id) && id.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Some(DocId::Audit(DeviceId::from(*id)))
+            }
             _ => None,
         }
     }
@@ -103,6 +111,7 @@ impl DocId {
             DocId::Private(_) => "child_private",
             DocId::Class(_) => "class",
             DocId::Keys => "school_keys",
+            DocId::Audit(_) => "audit",
         }
     }
 
@@ -114,6 +123,7 @@ impl DocId {
             DocId::Private(_) => &["identity", "private_flags", RECORDS],
             DocId::Class(_) => &["profile", RECORDS],
             DocId::Keys => &[KEYS],
+            DocId::Audit(_) => &[AUDIT_ENTRIES],
         }
     }
 }
@@ -166,6 +176,7 @@ mod tests {
             DocId::Private(ChildId::from("ab12")),
             DocId::Class(ClassId::from("k1")),
             DocId::Keys,
+            DocId::Audit(DeviceId::from("0a1b2c")),
         ] {
             assert_eq!(DocId::parse(&id.key()), Some(id));
         }

@@ -404,7 +404,7 @@ impl Batch<'_> {
                 }
                 (s, class_at(child_doc, &ch))
             }
-            DocId::Class(_) | DocId::Keys => match declared.school {
+            DocId::Class(_) | DocId::Keys | DocId::Audit(_) => match declared.school {
                 Some(h) => (h, None),
                 None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
             },

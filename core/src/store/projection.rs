@@ -42,7 +42,7 @@ pub fn forget(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
                 [child.as_str()],
             )?;
         }
-        DocId::Class(_) | DocId::Keys => {}
+        DocId::Class(_) | DocId::Keys | DocId::Audit(_) => {}
     }
     Ok(())
 }
@@ -79,7 +79,7 @@ pub fn project_touched(
 /// Rewrites every row that derives from one document.
 pub fn project(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
     project_subject(tx, id, doc)?;
-    if !matches!(id, DocId::School | DocId::Keys) {
+    if !matches!(id, DocId::School | DocId::Keys | DocId::Audit(_)) {
         project_records(tx, id, doc)?;
     }
     Ok(())
@@ -127,7 +127,7 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
                 params![child.as_str(), student_no],
             )?;
         }
-        DocId::Class(_) | DocId::Keys => {}
+        DocId::Class(_) | DocId::Keys | DocId::Audit(_) => {}
     }
     Ok(())
 }

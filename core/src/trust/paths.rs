@@ -18,6 +18,9 @@ pub struct Write {
     /// The objects reached along `path` (one per key, the last being the written object when
     /// the path ends at an object).
     pub objects: Vec<ObjId>,
+    /// The operation supersedes values already there (automerge's `pred`): an overwrite, as
+    /// opposed to writing a key for the first time.
+    pub replaces: bool,
 }
 
 /// What an operation does.
@@ -69,6 +72,7 @@ pub fn writes(doc: &Automerge, change: &automerge::Change) -> Option<Vec<Write>>
             path,
             action,
             objects,
+            replaces: !op.pred.is_empty(),
         });
     }
     Some(out)

@@ -68,6 +68,8 @@ pub fn may_edit_field(
 ) -> bool {
     match doc {
         DocId::School | DocId::Keys => administers(member),
+        // Written only by `Archive::audit`, never edited through fields.
+        DocId::Audit(_) => false,
         DocId::Child(_) => match (section, field) {
             ("profile", "class_id") => administers(member),
             ("flags", _) => {
@@ -216,6 +218,9 @@ impl Ctx<'_> {
         if *self.doc_id == DocId::Keys {
             return self.check_keys(w, &path);
         }
+        if let DocId::Audit(device) = self.doc_id {
+            return self.check_audit(w, &path, device);
+        }
         if top == RECORDS {
             return self.check_record(w, rest);
         }
@@ -238,10 +243,30 @@ impl Ctx<'_> {
         }
     }
 
+    /// `audit/<device>`: appended to by that device only, one new entry at a time; nothing in
+    /// it is ever overwritten or deleted.
+    fn check_audit(&self, w: &Write, path: &[&str], device: &DeviceId) -> Check {
+        if self.device != device {
+            return Err("只有设备本身能写它的查阅记录".into());
+        }
+        let fresh = !w.replaces;
+        match (path, &w.action) {
+            ([AUDIT_ENTRIES, _seq], Action::Make(ObjType::Map)) if fresh => Ok(()),
+            ([AUDIT_ENTRIES, _seq, _field], Action::Put(_))
+                if fresh && w.objects.get(1).is_some_and(|o| self.created_here(o)) =>
+            {
+                Ok(())
+            }
+            _ => Err("查阅记录只能追加，不能修改或删除".into()),
+        }
+    }
+
     fn check_record(&self, w: &Write, rest: &[&str]) -> Check {
         let record_obj = w.objects.get(1);
         match rest {
             [_rid] => match &w.action {
+                // A record id already taken is never written over (that would hide the record).
+                Action::Make(_) if w.replaces => Err("不能覆盖已有的记录".into()),
                 Action::Make(ObjType::Map) => Ok(()), // checked with its contents below
                 Action::Delete => Err("记录不能删除，只能作废".into()),
                 _ => Err("记录结构无效".into()),

@@ -161,9 +161,9 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
     s
 }
 
-pub fn show(ctx: &mut Ctx, child: &str) -> Result<()> {
+pub fn show(ctx: &mut Ctx, child: &str, why: Option<&str>) -> Result<()> {
     let mut a = ctx.open()?;
-    let file = a.child_file(child)?;
+    let file = a.child_file_for(child, why)?;
     let school = a.school()?;
     if ctx.json {
         let v = file_json(&file, &school)?;

@@ -1,0 +1,204 @@
+//! The access log (《儿童个人信息网络保护规定》第15条: staff access approved and recorded).
+//!
+//! Every opening of a child's private part (身份证号, 心理辅导记录, 个别教育管理方案, the
+//! 涉嫌违法/纪律处分/心理问题 flags) and every export of a file that carries personal data is
+//! recorded on the device that did it, in that device's own document `audit/<device>`:
+//!
+//! ```text
+//! entries/<seq, 8 digits> = { at, member, device, what, target, why, prev, hash }
+//! hash = hex SHA-256( prev "\n" seq "\n" at "\n" member "\n" device "\n" what "\n" target "\n" why )
+//! ```
+//!
+//! `prev` is the previous entry's hash (empty for the first), so the entries form a chain.
+//! The document syncs like any other, to the hub and the administrators' devices (and the
+//! device's own member), and the trust rules let only the device itself append to it, one new
+//! entry at a time, never overwriting or deleting one. So its user cannot edit or drop what
+//! has reached the hub: a modified app's edit is refused there, and an edit of the raw store
+//! breaks the chain, which [`Archive::audit_log`] reports. Entries written after the last sync
+//! are only on the device until its next sync.
+
+use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::Archive;
+use crate::doc::DocId;
+use crate::doc::access::{get_i64, get_str, map_at};
+use crate::doc::layout::AUDIT_ENTRIES;
+use crate::error::Result;
+use crate::ids::DeviceId;
+
+/// What an entry records.
+pub mod what {
+    /// A child's private part was opened.
+    pub const PRIVATE_VIEW: &str = "private_view";
+    /// A file of records was exported (`bundle export`).
+    pub const BUNDLE_EXPORT: &str = "bundle_export";
+    /// A file that sets up a new device was exported (`device add`).
+    pub const DEVICE_FILE: &str = "device_file";
+}
+
+/// One entry of a device's access log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub device: String,
+    pub seq: u64,
+    /// Unix seconds, by the device's clock.
+    pub at: i64,
+    /// The member using the device (id).
+    pub member: String,
+    pub what: String,
+    /// What was opened or exported: a child id, a member, `school`.
+    pub target: String,
+    pub why: Option<String>,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl AuditEntry {
+    fn digest(&self) -> String {
+        let text = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.prev,
+            self.seq,
+            self.at,
+            self.member,
+            self.device,
+            self.what,
+            self.target,
+            self.why.as_deref().unwrap_or("")
+        );
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+}
+
+/// Every access log this device holds, checked.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntry>,
+    /// Where a chain is broken (an entry altered, missing or written twice), in Chinese.
+    pub problems: Vec<String>,
+}
+
+fn seq_key(seq: u64) -> String {
+    format!("{seq:08}")
+}
+
+/// The entries of one device's log, in order, and what is wrong with its chain.
+fn read_log(device: &DeviceId, doc: &automerge::Automerge) -> (Vec<AuditEntry>, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    let short = &device.as_str()[..device.as_str().len().min(8)];
+    let Some(list) = map_at(doc, &ROOT, AUDIT_ENTRIES) else {
+        return (entries, problems);
+    };
+    let mut expected_prev = String::new();
+    for (i, item) in doc.map_range(&list, ..).enumerate() {
+        let seq = i as u64 + 1;
+        if item.key != seq_key(seq) {
+            problems.push(format!(
+                "设备 {short} 的查阅记录在第 {seq} 条处不连续（缺少或多出记录）"
+            ));
+            break;
+        }
+        if doc
+            .get_all(&list, item.key.as_ref())
+            .map(|v| v.len())
+            .unwrap_or(0)
+            > 1
+        {
+            problems.push(format!("设备 {short} 的查阅记录第 {seq} 条被写了两次"));
+        }
+        let o = item.id();
+        let entry = AuditEntry {
+            device: device.to_string(),
+            seq,
+            at: get_i64(doc, &o, "at").unwrap_or_default(),
+            member: get_str(doc, &o, "member").unwrap_or_default(),
+            what: get_str(doc, &o, "what").unwrap_or_default(),
+            target: get_str(doc, &o, "target").unwrap_or_default(),
+            why: get_str(doc, &o, "why"),
+            prev: get_str(doc, &o, "prev").unwrap_or_default(),
+            hash: get_str(doc, &o, "hash").unwrap_or_default(),
+        };
+        if entry.prev != expected_prev || entry.hash != entry.digest() {
+            problems.push(format!("设备 {short} 的查阅记录第 {seq} 条被改动过"));
+        }
+        expected_prev.clone_from(&entry.hash);
+        entries.push(entry);
+    }
+    (entries, problems)
+}
+
+impl Archive {
+    /// Appends an entry to this device's access log, durably, before the access it records
+    /// is shown or written.
+    pub(crate) fn audit(&mut self, what: &str, target: &str, why: Option<&str>) -> Result<()> {
+        let device = self.device.clone();
+        let doc_id = DocId::Audit(device.clone());
+        let (last_seq, prev) = match self.store.doc(&doc_id)? {
+            Some(doc) => {
+                let (entries, _) = read_log(&device, doc);
+                entries
+                    .last()
+                    .map_or((0, String::new()), |e| (e.seq, e.hash.clone()))
+            }
+            None => (0, String::new()),
+        };
+        let mut entry = AuditEntry {
+            device: device.to_string(),
+            seq: last_seq + 1,
+            at: chrono::Utc::now().timestamp(),
+            member: self.me.to_string(),
+            what: what.to_owned(),
+            target: target.to_owned(),
+            why: why
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned),
+            prev,
+            hash: String::new(),
+        };
+        entry.hash = entry.digest();
+        self.store.write(|b| {
+            b.change(&doc_id, true, "查阅记录", |tx| {
+                let list = match map_at(tx, &ROOT, AUDIT_ENTRIES) {
+                    Some(l) => l,
+                    None => tx.put_object(&ROOT, AUDIT_ENTRIES, ObjType::Map)?,
+                };
+                let o = tx.put_object(&list, seq_key(entry.seq), ObjType::Map)?;
+                tx.put(&o, "at", entry.at)?;
+                tx.put(&o, "member", entry.member.as_str())?;
+                tx.put(&o, "device", entry.device.as_str())?;
+                tx.put(&o, "what", entry.what.as_str())?;
+                tx.put(&o, "target", entry.target.as_str())?;
+                if let Some(why) = &entry.why {
+                    tx.put(&o, "why", why.as_str())?;
+                }
+                tx.put(&o, "prev", entry.prev.as_str())?;
+                tx.put(&o, "hash", entry.hash.as_str())?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Every access log this device holds (its own; on an administrator's device and the hub,
+    /// every device's that has synced), each chain checked.
+    pub fn audit_log(&mut self) -> Result<AuditLog> {
+        let mut log = AuditLog::default();
+        for id in self.store.doc_ids()? {
+            let DocId::Audit(device) = &id else {
+                continue;
+            };
+            let Some(doc) = self.store.doc(&id)? else {
+                continue;
+            };
+            let (entries, problems) = read_log(device, doc);
+            log.entries.extend(entries);
+            log.problems.extend(problems);
+        }
+        log.entries
+            .sort_by(|a, b| (a.at, &a.device, a.seq).cmp(&(b.at, &b.device, b.seq)));
+        Ok(log)
+    }
+}

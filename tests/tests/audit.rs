@@ -1,0 +1,102 @@
+//! The access log (issue 11, point 2): opening a private part and exporting a file are
+//! recorded on the device, reach the office with the device's next file, and cannot be edited
+//! or dropped: a modified app's deletion is refused where it arrives, and an entry altered in
+//! the device's own store breaks the chain, which the log reports.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod common;
+
+use automerge::ReadDoc;
+use automerge::transaction::Transactable;
+use common::*;
+use shouwang_core::archive::audit_kind;
+use shouwang_core::doc::DocId;
+use shouwang_tests::attack;
+
+/// 1. The 班主任 opens a child's file (private part included) with a reason and exports her
+///    week; the office imports it and lists both, with the reason, the chain intact.
+#[test]
+fn story_1_private_views_and_exports_are_recorded_and_reach_the_office() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let file = teacher
+        .archive
+        .child_file_for(CHILDREN[0].1, Some("准备家访"))
+        .unwrap();
+    assert!(file.private_shown);
+    let week = teacher.export_file("week");
+    let own = teacher.archive.audit_log().unwrap();
+    let count = |log: &shouwang_core::archive::AuditLog, what: &str| {
+        log.entries.iter().filter(|e| e.what == what).count()
+    };
+    assert_eq!(count(&own, audit_kind::PRIVATE_VIEW), 1, "{own:?}");
+    let exports = count(&own, audit_kind::BUNDLE_EXPORT);
+    admin.import_file(&week);
+    let log = admin.archive.audit_log().unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    let view = log
+        .entries
+        .iter()
+        .find(|e| e.what == audit_kind::PRIVATE_VIEW)
+        .expect("the view reached the office");
+    assert_eq!(view.target, child.as_str());
+    assert_eq!(view.why.as_deref(), Some("准备家访"));
+    assert_eq!(view.member, teacher.archive.me_id().as_str());
+    // The export itself is recorded after the file is sealed: it arrives with the next one.
+    assert_eq!(count(&log, audit_kind::BUNDLE_EXPORT), exports - 1);
+    let next = teacher.export_file("next");
+    admin.import_file(&next);
+    let log = admin.archive.audit_log().unwrap();
+    assert_eq!(count(&log, audit_kind::BUNDLE_EXPORT), exports);
+    // A 爱心妈妈 opening her child's shared file sees no private part, and nothing is logged.
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let f = mother.archive.child_file(CHILDREN[0].1).unwrap();
+    assert!(!f.private_shown);
+    let hers = mother.archive.audit_log().unwrap();
+    assert_eq!(count(&hers, audit_kind::PRIVATE_VIEW), 0, "{hers:?}");
+}
+
+/// 2. A modified app deletes its own log entry and the deletion travels in its next file: the
+///    office refuses it and keeps the entry. An entry altered in place in the device's own
+///    store (below the API) breaks the chain, and the log says so.
+#[test]
+fn story_2_the_log_cannot_be_edited_or_dropped() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    teacher.archive.child_file(CHILDREN[0].1).unwrap();
+    let first = teacher.export_file("first");
+    admin.import_file(&first);
+    let audit = DocId::Audit(teacher.archive.device().clone());
+    attack::forge(&mut teacher.archive, &audit, None, |tx| {
+        let entries = tx.get(automerge::ROOT, "entries")?.unwrap().1;
+        tx.delete(&entries, "00000001")?;
+        Ok(())
+    });
+    let forged = teacher.export_file("forged");
+    let report = admin.import_file(&forged);
+    assert!(report.refused >= 1, "{report:?}");
+    let log = admin.archive.audit_log().unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert!(
+        log.entries
+            .iter()
+            .any(|e| e.seq == 1 && e.device == teacher.archive.device().as_str())
+    );
+
+    // Altered in place on the device itself (a modified app writing its own store): the
+    // chain no longer holds, and the log says so.
+    attack::forge(&mut teacher.archive, &audit, None, |tx| {
+        let entries = tx.get(automerge::ROOT, "entries")?.unwrap().1;
+        let first = tx.get(&entries, "00000002")?.unwrap().1;
+        tx.put(&first, "target", "别的学生")?;
+        Ok(())
+    });
+    let log = teacher.archive.audit_log().unwrap();
+    assert!(
+        log.problems.iter().any(|p| p.contains("被改动")),
+        "{:?}",
+        log.problems
+    );
+}
