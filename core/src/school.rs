@@ -82,6 +82,18 @@ impl Device {
     }
 }
 
+/// An erased child's file: the only trace the school keeps of the child (issue 11). Every
+/// device drops the child's documents when it learns of it and refuses them afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Erasure {
+    pub child: ChildId,
+    /// `YYYY-MM-DD`, the eraser's device date.
+    pub on: String,
+    pub reason: String,
+    /// The administrator who erased it.
+    pub by: MemberId,
+}
+
 /// The whole school document, read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SchoolView {
@@ -93,6 +105,7 @@ pub struct SchoolView {
     pub pairings: Vec<Pairing>,
     pub devices: Vec<Device>,
     pub rules: RuleSettings,
+    pub erasures: Vec<Erasure>,
 }
 
 impl SchoolView {
@@ -113,6 +126,26 @@ impl SchoolView {
     pub fn class(&self, id: &ClassId) -> Option<&ClassInfo> {
         self.classes.iter().find(|c| &c.id == id)
     }
+
+    /// Whether the child's file was erased.
+    pub fn is_erased(&self, child: &ChildId) -> bool {
+        self.erasures.iter().any(|e| &e.child == child)
+    }
+}
+
+/// The ids of every erased child, read straight from the school document (cheaper than
+/// [`read`], for the checks on every change and frame).
+pub fn erased_children<D: ReadDoc>(doc: &D) -> std::collections::BTreeSet<ChildId> {
+    let Some(m) = map_at(doc, &ROOT, ERASURES) else {
+        return Default::default();
+    };
+    doc.keys(&m).map(ChildId).collect()
+}
+
+/// Whether the school document records the child's file as erased.
+pub fn is_erased<D: ReadDoc>(doc: &D, child: &ChildId) -> bool {
+    map_at(doc, &ROOT, ERASURES)
+        .is_some_and(|m| doc.get(&m, child.as_str()).ok().flatten().is_some())
 }
 
 fn entries<D: ReadDoc>(doc: &D, key: &str) -> Vec<(String, ObjId)> {
@@ -183,6 +216,15 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
             id: DeviceId(id),
         })
         .collect();
+    let erasures = entries(doc, ERASURES)
+        .into_iter()
+        .map(|(id, o)| Erasure {
+            on: get_str(doc, &o, "on").unwrap_or_default(),
+            reason: get_str(doc, &o, "reason").unwrap_or_default(),
+            by: MemberId(get_str(doc, &o, "by").unwrap_or_default()),
+            child: ChildId(id),
+        })
+        .collect();
     let rules_obj = map_at(doc, &ROOT, RULES);
     let rules = RuleSettings::from_lookup(|k| rules_obj.as_ref().and_then(|o| get_i64(doc, o, k)));
     SchoolView {
@@ -194,6 +236,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
         pairings,
         devices,
         rules,
+        erasures,
     }
 }
 
@@ -366,6 +409,20 @@ pub fn revoke_device<T: Transactable + ReadDoc>(tx: &mut T, id: &DeviceId) -> Re
 pub fn deactivate_member<T: Transactable + ReadDoc>(tx: &mut T, id: &MemberId) -> Result<()> {
     let obj = entry(tx, MEMBERS, id.as_str(), "成员")?;
     set_flag(tx, &obj, "active", false)
+}
+
+/// Records a child's file as erased (never undone). A second erasure of the same child keeps
+/// the first record.
+pub fn put_erasure<T: Transactable + ReadDoc>(tx: &mut T, e: &Erasure) -> Result<()> {
+    let all = top(tx, ERASURES)?;
+    if map_at(tx, &all, e.child.as_str()).is_some() {
+        return Ok(());
+    }
+    let o = tx.put_object(&all, e.child.as_str(), ObjType::Map)?;
+    tx.put(&o, "on", e.on.as_str())?;
+    tx.put(&o, "reason", e.reason.as_str())?;
+    tx.put(&o, "by", e.by.as_str())?;
+    Ok(())
 }
 
 /// Sets one rule.

@@ -8,6 +8,7 @@
 mod admin;
 mod care;
 mod devices;
+mod erasure;
 mod exchange;
 mod keys;
 mod lookup;
@@ -26,6 +27,7 @@ use crate::store::{Store, StoreKey};
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use devices::DeviceRow;
+pub use erasure::ErasureReport;
 pub use exchange::{ImportReport, JoinOptions, NewDevice};
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};

@@ -51,13 +51,17 @@ pub(crate) fn cares_for(
 }
 
 /// Whether `member` may see and write `doc` in `school` (DOMAIN.md §5.3). A member who is no
-/// longer active sees the school document only; `school/keys` is for administrators only.
+/// longer active sees the school document only; `school/keys` is for administrators only; an
+/// erased child's documents nobody may hold.
 pub(crate) fn may_see(
     school: &SchoolView,
     member: &Member,
     doc: &DocId,
     class_of: &mut ClassOf<'_>,
 ) -> Result<bool> {
+    if doc.child().is_some_and(|c| school.is_erased(c)) {
+        return Ok(false);
+    }
     if !member.active {
         return Ok(*doc == DocId::School);
     }

@@ -19,6 +19,8 @@ pub const DEVICES: &str = "devices";
 pub const PAIRINGS: &str = "pairings";
 /// School: rule settings, by rule key.
 pub const RULES: &str = "rules";
+/// School: erased children's files, by child id (date, reason, who): the only trace kept.
+pub const ERASURES: &str = "erasures";
 
 /// School keys (`school/keys`, administrators only): the map of secrets.
 pub const KEYS: &str = "keys";

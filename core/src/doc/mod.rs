@@ -109,7 +109,15 @@ impl DocId {
     /// The top-level maps the genesis change creates.
     fn maps(&self) -> &'static [&'static str] {
         match self {
-            DocId::School => &[SCHOOL_PROFILE, CLASSES, MEMBERS, DEVICES, PAIRINGS, RULES],
+            DocId::School => &[
+                SCHOOL_PROFILE,
+                CLASSES,
+                MEMBERS,
+                DEVICES,
+                PAIRINGS,
+                RULES,
+                ERASURES,
+            ],
             DocId::Child(_) => &["profile", "father", "mother", "guardian", "flags", RECORDS],
             DocId::Private(_) => &["identity", "private_flags", RECORDS],
             DocId::Class(_) => &["profile", RECORDS],

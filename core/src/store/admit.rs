@@ -50,6 +50,9 @@ impl Admission {
     }
 }
 
+/// Why a change to an erased child's document is refused.
+pub const ERASED: &str = "这名学生的档案已由学校删除，不再接收";
+
 /// A row for the `quarantine` table.
 #[derive(Debug)]
 pub(super) struct Quarantined {
@@ -192,6 +195,16 @@ impl Sender {
     }
 }
 
+impl super::Store {
+    /// The children whose files the school erased, as this store's school document says.
+    pub fn erased_children(&mut self) -> Result<std::collections::BTreeSet<crate::ids::ChildId>> {
+        Ok(self
+            .doc(&DocId::School)?
+            .map(school::erased_children)
+            .unwrap_or_default())
+    }
+}
+
 impl Batch<'_> {
     /// Names where the changes merged by this batch come from (a peer's device id,
     /// `bundle`), for the quarantine.
@@ -248,6 +261,14 @@ impl Batch<'_> {
                 ..Admission::default()
             });
         }
+        // An erased child's documents are refused from anyone, whatever school state their
+        // changes declare (the erasure is final). Nothing of them is kept, not even in the
+        // quarantine: that would keep the very bytes the erasure removes.
+        let erased = id.child().is_some_and(|c| {
+            self.docs
+                .get(&DocId::School)
+                .is_some_and(|s| school::is_erased(s, c))
+        });
         let known_bad = self.known_refused(id, &new)?;
         let genesis = genesis_hash(id);
         let mut cache = HashMap::new();
@@ -258,7 +279,9 @@ impl Batch<'_> {
         let mut quarantined = Vec::new();
         for change in &new {
             let hash = change.hash();
-            let verdict = if Some(hash) == genesis {
+            let verdict = if erased {
+                Verdict::Refuse(ERASED.into())
+            } else if Some(hash) == genesis {
                 Verdict::Accept
             } else if known_bad.contains(&hash) {
                 Verdict::Refuse("这项修改此前已被拒绝".into())
@@ -305,13 +328,15 @@ impl Batch<'_> {
                     not_ok.insert(hash);
                     refused.insert(hash);
                     admission.refused += 1;
-                    quarantined.push(Quarantined {
-                        doc: id.clone(),
-                        hash,
-                        actor: change.actor_id().to_hex_string(),
-                        reason: reason.clone(),
-                        bytes: change.raw_bytes().to_vec(),
-                    });
+                    if !erased {
+                        quarantined.push(Quarantined {
+                            doc: id.clone(),
+                            hash,
+                            actor: change.actor_id().to_hex_string(),
+                            reason: reason.clone(),
+                            bytes: change.raw_bytes().to_vec(),
+                        });
+                    }
                     admission.reason.get_or_insert(reason);
                 }
                 Verdict::Defer(reason) => {

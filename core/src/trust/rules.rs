@@ -207,6 +207,9 @@ impl Ctx<'_> {
             return Err("不允许修改档案结构".into());
         }
         if *self.doc_id == DocId::School {
+            if top == ERASURES && matches!(w.action, Action::Delete) {
+                return Err("学生档案删除后不能撤销".into());
+            }
             return if administers(self.member) {
                 Ok(())
             } else {
