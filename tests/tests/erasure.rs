@@ -79,11 +79,11 @@ fn three_devices() -> (Device, Device, Device, ChildId, String) {
 #[test]
 fn an_erased_child_leaves_every_device_at_its_next_import_and_no_byte_of_her_stays() {
     let (mut admin, mut teacher, mut mother, child, id_no) = three_devices();
-    let name = CHILDREN[0].1;
-    let secrets = [name, id_no.as_str(), NOTE];
+    let (student_no, name) = CHILDREN[0];
+    let secrets = [name, id_no.as_str(), student_no, NOTE];
     assert_eq!(
         leaks(&teacher, &secrets).len(),
-        3,
+        4,
         "the 班主任 holds it all"
     );
     assert!(!leaks(&mother, &[name, NOTE]).is_empty());
@@ -221,6 +221,26 @@ fn erasing_needs_an_administrator_and_a_reason_that_does_not_name_the_child() {
         "a refused erasure writes nothing"
     );
     assert!(admin.archive.find_child(name).is_ok());
+
+    // Once erased, the registry line that would create her file again is refused, whole.
+    admin.archive.erase_child(name, REASON).unwrap();
+    let before = heads(&mut admin);
+    let table: Vec<Vec<String>> = [
+        ["学籍号", "姓名", "班级"],
+        ["G340321201509", "吴思远", CLASS],
+        [CHILDREN[0].0, name, CLASS],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    let rows = shouwang_core::roster::parse_table(&table).unwrap();
+    let e = admin.archive.import_roster(&rows).unwrap_err().to_string();
+    assert!(e.contains("第3行") && e.contains("已于"), "{e}");
+    assert_eq!(
+        heads(&mut admin),
+        before,
+        "nothing of the roster was written"
+    );
 }
 
 /// The trust rows: a member who does not administer cannot record an erasure (her forged one

@@ -39,6 +39,8 @@
 //! |---|---|---|
 //! | any | root keys (`schema`, `kind`, top-level maps) | genesis only |
 //! | `school` | everything | 领导组, 档案管理员 |
+//! | `school` | `erasures/<child id>` (an erased child's file: date, reason, who) | 领导组, 档案管理员; deleting it: nobody |
+//! | `child/<id>`, `child/<id>/private` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
 //! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
 //! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child |
 //! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers |
