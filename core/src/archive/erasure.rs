@@ -43,14 +43,7 @@ impl Archive {
         }
         crate::forms::check_line("删除原因", reason, 200)?;
         let child = self.find_child(child)?;
-        for value in self.identifying_values(&child)? {
-            if reason.contains(value.as_str()) {
-                return Err(Error::invalid(
-                    "删除原因",
-                    "原因里不能写学生的姓名、身份证号或学籍号：删除记录会一直留在学校信息里",
-                ));
-            }
-        }
+        self.check_reason(&child, "删除原因", reason)?;
         let erasure = Erasure {
             child: child.clone(),
             on: chrono::Local::now().date_naive().to_string(),
@@ -100,6 +93,24 @@ impl Archive {
             .filter(|d| d.child().is_some_and(|c| erased.contains(c)))
             .collect();
         self.store.purge(&gone)
+    }
+
+    /// Refuses a reason that names the child (it stays in the school document for good).
+    pub(crate) fn check_reason(
+        &mut self,
+        child: &ChildId,
+        field: &str,
+        reason: &str,
+    ) -> Result<()> {
+        for value in self.identifying_values(child)? {
+            if reason.contains(value.as_str()) {
+                return Err(Error::invalid(
+                    field,
+                    "原因里不能写学生的姓名、身份证号或学籍号：这条记录会一直留在学校信息里",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The child's name, 身份证号 and 学籍号, as far as this device holds them.

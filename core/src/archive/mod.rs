@@ -12,6 +12,7 @@ mod erasure;
 mod exchange;
 mod keys;
 mod lookup;
+mod rebase;
 pub(crate) mod scope;
 mod syncing;
 
@@ -29,6 +30,7 @@ pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use devices::DeviceRow;
 pub use erasure::ErasureReport;
 pub use exchange::{ImportReport, JoinOptions, NewDevice};
+pub use rebase::RebaseReport;
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
 

@@ -223,6 +223,20 @@ impl Archive {
                 gone.push(id);
             }
         }
+        // Copies of an older generation of a re-based document (the base change has not come
+        // here yet): they hold the history the re-basing removed, and the next sync brings the
+        // current generation.
+        for r in &school.rebases {
+            let Some(id) = DocId::parse(&r.doc) else {
+                continue;
+            };
+            if !gone.contains(&id)
+                && let Some(doc) = self.store.doc(&id)?
+                && super::rebase::is_stale(&id, doc, r)
+            {
+                gone.push(id);
+            }
+        }
         self.store.purge(&gone)
     }
 }

@@ -117,6 +117,7 @@ impl DocId {
                 PAIRINGS,
                 RULES,
                 ERASURES,
+                REBASES,
             ],
             DocId::Child(_) => &["profile", "father", "mother", "guardian", "flags", RECORDS],
             DocId::Private(_) => &["identity", "private_flags", RECORDS],

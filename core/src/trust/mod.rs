@@ -68,7 +68,7 @@ mod paths;
 mod rules;
 
 pub use auth::{Declared, declare, display_message};
-pub use rules::{AuthState, Verdict, may_edit_field, validate};
+pub use rules::{AuthState, Verdict, device_of_actor, may_edit_field, validate};
 
 /// The largest change accepted from another device.
 pub const MAX_CHANGE_BYTES: usize = 2 * 1024 * 1024;
