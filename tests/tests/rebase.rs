@@ -89,6 +89,11 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
         .rebase_child(NEW_NAME, "更正身份证号和姓名")
         .unwrap();
     assert_eq!(report.documents, 2, "{report:?}");
+    assert_eq!(
+        admin.archive.purge_out_of_scope().unwrap(),
+        0,
+        "the new generation is kept"
+    );
     assert!(
         leaks(&mut admin, &old).is_empty(),
         "{:?}",

@@ -422,6 +422,19 @@ pub enum ChildCmd {
     },
     #[command(about = "列出已删除的学生档案（删除记录）")]
     Erased,
+    #[command(
+        about = "重建一名学生的档案，去掉修改历史（仅校长、档案管理员）",
+        long_about = "重建一名学生的档案，去掉修改历史（仅校长、档案管理员）：更正了姓名或身份证号后，旧值仍留在档案的修改历史里；\n\
+                      重建后档案只保留现在的内容，各设备下次同步或导入数据文件时换成新档案，旧版本的修改不再接收。\n\
+                      请在各设备都同步过之后再重建：尚未同步到本机的修改会丢失。",
+        after_help = "例：shouwang child rebase 王小明 --reason \"更正身份证号\""
+    )]
+    Rebase {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+        #[arg(long, value_name = "原因", help = "重建原因（必填）")]
+        reason: String,
+    },
 }
 
 /// Every record kind with its fields, for `record --help`.

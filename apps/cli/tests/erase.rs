@@ -121,3 +121,38 @@ fn erase_refuses_bad_input_and_changes_nothing() {
     assert!(!holds(&raw(&s.store), "王小雨"));
     assert!(s.ok(&["children"]).contains("李明"));
 }
+
+#[test]
+fn a_corrected_id_number_leaves_the_store_after_child_rebase() {
+    let s = School::new();
+    let wrong = id_card("20170305", 7);
+    let right = id_card("20170305", 2);
+    s.ok(&[
+        "child",
+        "edit",
+        "王小雨",
+        "identity",
+        &format!("id_card={wrong}"),
+    ]);
+    s.ok(&[
+        "child",
+        "edit",
+        "王小雨",
+        "identity",
+        &format!("id_card={right}"),
+    ]);
+    assert!(
+        holds(&raw(&s.store), &wrong),
+        "the history holds the old number"
+    );
+    let o = s.run(&["child", "rebase", "王小雨", "--reason", " "]);
+    assert_one_chinese_error(&o, &["child", "rebase"]);
+    let out = s.ok(&["child", "rebase", "王小雨", "--reason", "更正身份证号"]);
+    assert!(out.contains("已重建王小雨的档案"), "{out}");
+    assert!(
+        !holds(&raw(&s.store), &wrong),
+        "the old number is still in the store"
+    );
+    let file = s.ok(&["child", "show", "王小雨"]);
+    assert!(file.contains(&right[14..]), "{file}");
+}

@@ -29,6 +29,9 @@ pub struct Admission {
     pub refused: usize,
     /// Changes that could not be judged yet (their auth state is not here).
     pub deferred: usize,
+    /// Of the refused changes, those of an older generation of a re-based document (the
+    /// sender's copy is out of date and is replaced once it receives the current one).
+    pub stale: usize,
     /// The reason for the first change not accepted, in Chinese.
     pub reason: Option<String>,
 }
@@ -44,6 +47,7 @@ impl Admission {
         self.accepted += other.accepted;
         self.refused += other.refused;
         self.deferred += other.deferred;
+        self.stale += other.stale;
         if self.reason.is_none() {
             self.reason.clone_from(&other.reason);
         }
@@ -320,6 +324,7 @@ impl Batch<'_> {
                 && !change.deps().iter().all(|d| current.contains(d))
             {
                 old_generation.insert(hash);
+                admission.stale += 1;
                 Verdict::Refuse(OLD_GENERATION.into())
             } else if known_bad.contains(&hash) {
                 Verdict::Refuse("这项修改此前已被拒绝".into())

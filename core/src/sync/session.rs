@@ -505,8 +505,11 @@ impl Session {
             Message::Changes(docs) => {
                 // A document outside the scope (the two sides see the school differently, or a
                 // modified app) is refused and left out; the others go on.
-                let (docs, outside): (Vec<_>, Vec<_>) =
+                let (mut docs, outside): (Vec<_>, Vec<_>) =
                     docs.into_iter().partition(|(d, _)| self.allows(d));
+                // The school document first (then care files before private parts): what the
+                // others are judged against may arrive in the same frame.
+                docs.sort_by(|a, b| a.0.cmp(&b.0));
                 for (doc, _) in &outside {
                     self.refuse_out_of_scope(doc, out)?;
                 }

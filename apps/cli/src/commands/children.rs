@@ -1,5 +1,5 @@
 //! Children and their files: children, child show, child edit, child erase, child erased,
-//! conflicts, resolve.
+//! child rebase, conflicts, resolve.
 
 use serde_json::Value;
 use shouwang_core::archive::ChildFile;
@@ -315,4 +315,20 @@ pub fn erased(ctx: &mut Ctx) -> Result<()> {
         ]);
     }
     ctx.text(t.render())
+}
+
+pub fn rebase(ctx: &mut Ctx, child: &str, reason: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let report = a.rebase_child(child, reason)?;
+    if ctx.json {
+        return ctx.json(&report);
+    }
+    let name = a
+        .child_file(child)
+        .map_or_else(|_| child.to_owned(), |f| f.name);
+    ctx.line(format!(
+        "已重建{name}的档案：{} 份文件只保留现在的内容，去掉了 {} 项修改历史。\n\
+         其他设备下次同步或导入数据文件时换成新档案，旧版本的修改不再接收。",
+        report.documents, report.dropped_changes
+    ))
 }
