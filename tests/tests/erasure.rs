@@ -9,7 +9,6 @@
 
 use automerge::ROOT;
 use automerge::transaction::Transactable;
-use shouwang_core::bundle::Bundle;
 use shouwang_core::doc::DocId;
 use shouwang_core::doc::access::map_at;
 use shouwang_core::doc::layout::ERASURES;
@@ -49,9 +48,10 @@ fn docs_of(d: &mut Device, child: &ChildId) -> Vec<DocId> {
         .collect()
 }
 
-/// Whether a bundle carries any document of the child, or any of `what` in its documents.
-fn bundle_leaks(bytes: &[u8], child: &ChildId, what: &[&str]) -> bool {
-    let b = Bundle::decode(bytes).unwrap();
+/// Whether a bundle (sealed: opened by a device it is sealed to) carries any document of the
+/// child, or any of `what` in its documents.
+fn bundle_leaks(opener: &mut Device, bytes: &[u8], child: &ChildId, what: &[&str]) -> bool {
+    let b = opener.archive.open_bundle(bytes).unwrap();
     b.entries
         .iter()
         .any(|e| e.doc.child() == Some(child) || what.iter().any(|w| holds_text(&e.data, w)))
@@ -113,7 +113,7 @@ fn an_erased_child_leaves_every_device_at_its_next_import_and_no_byte_of_her_sta
 
     for d in [&mut teacher, &mut mother] {
         let news = admin.archive.export_bundle(Some(d.name), None).unwrap();
-        assert!(!bundle_leaks(&news, &child, &secrets));
+        assert!(!bundle_leaks(d, &news, &child, &secrets));
         let r = d.archive.import_bundle(&news).unwrap();
         assert!(r.purged >= 1, "{}: {r:?}", d.name);
         assert!(docs_of(d, &child).is_empty(), "{}", d.name);
@@ -124,7 +124,7 @@ fn an_erased_child_leaves_every_device_at_its_next_import_and_no_byte_of_her_sta
         assert!(leaks(d, &secrets).is_empty(), "{:?}", leaks(d, &secrets));
         // Whatever the device exports from now on carries nothing of her.
         let out = d.archive.export_bundle(None, None).unwrap();
-        assert!(!bundle_leaks(&out, &child, &secrets), "{}", d.name);
+        assert!(!bundle_leaks(d, &out, &child, &secrets), "{}", d.name);
     }
     // The others' files are untouched.
     assert!(teacher.archive.find_child(CHILDREN[1].1).is_ok());
@@ -146,7 +146,7 @@ fn a_modified_app_resending_the_erased_file_is_refused_and_nothing_of_it_is_kept
 
     // Straight into the store's merge, below every scope check: refused from anyone, the
     // reason in Chinese, nothing stored, not even in the quarantine.
-    let entries = Bundle::decode(&stale).unwrap().entries;
+    let entries = admin.archive.open_bundle(&stale).unwrap().entries;
     for e in entries.iter().filter(|e| e.doc.child() == Some(&child)) {
         let admission = admin
             .archive
@@ -283,4 +283,39 @@ fn only_administrators_record_an_erasure_and_nobody_takes_one_back() {
     assert!(reason.contains("不能撤销"), "{reason}");
     assert!(!attack::holds(&mut admin.archive, &DocId::School, &undo));
     assert_eq!(admin.archive.erasures().unwrap().len(), 1);
+}
+
+/// A school made by an older build has no `erasures` map in its genesis: the first erasure
+/// adds it with the layout upgrade (the same change on every device), which the other devices
+/// accept; the erasure then works as in a new school.
+#[test]
+fn an_old_school_erases_after_its_layout_upgrade() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
+    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
+    let mut office = Device {
+        name: "office",
+        archive,
+        dir,
+    };
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let name = "王小雨";
+    let child = office.archive.find_child(name).unwrap();
+    assert!(!leaks(&teacher, &[name]).is_empty());
+    let report = office.archive.erase_child(name, REASON).unwrap();
+    assert_eq!(report.purged, 2, "{report:?}");
+    assert!(leaks(&office, &[name]).is_empty());
+    let news = office
+        .archive
+        .export_bundle(Some(HEAD_TEACHER), None)
+        .unwrap();
+    let r = teacher.archive.import_bundle(&news).unwrap();
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(r.purged >= 1, "{r:?}");
+    assert!(docs_of(&mut teacher, &child).is_empty());
+    assert!(leaks(&teacher, &[name]).is_empty());
+    let school = |d: &mut Device| d.archive.store().heads(&DocId::School).unwrap();
+    assert_eq!(school(&mut teacher), school(&mut office));
 }

@@ -58,6 +58,7 @@ impl Archive {
             .map(|p| Pairing { active: false, ..p })
             .collect();
         self.store.write(|b| {
+            b.upgrade_layout(&DocId::School)?;
             b.change(&DocId::School, false, "删除学生档案", |tx| {
                 school::put_erasure(tx, &erasure)?;
                 ending.iter().try_for_each(|p| school::put_pairing(tx, p))

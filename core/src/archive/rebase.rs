@@ -162,6 +162,7 @@ impl Archive {
             };
             dropped += old.get_changes(&[]).len().saturating_sub(2);
             self.store.write(|b| {
+                b.upgrade_layout(&DocId::School)?;
                 b.change(&DocId::School, false, "重建档案", |tx| {
                     school::put_rebase(tx, &record)
                 })?;

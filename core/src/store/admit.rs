@@ -278,6 +278,20 @@ impl Batch<'_> {
         });
         let known_bad = self.known_refused(id, &new)?;
         let genesis = genesis_hash(id);
+        // A layout upgrade of a document made by an older build is, like genesis, the same
+        // change everywhere (`doc::layout_upgrade`): accepted by its hash.
+        let upgrade = if new.iter().any(|c| *c.actor_id() == doc::genesis_actor()) {
+            self.docs
+                .get(id)
+                .and_then(|d| {
+                    doc::layout_upgrade(id, &d.fork_at(before).ok()?)
+                        .ok()
+                        .flatten()
+                })
+                .map(|c| c.hash())
+        } else {
+            None
+        };
         // A re-based document: only its current generation's base change and what descends
         // from it are taken (see `archive::rebase`). `current` holds the changes of that
         // generation known so far; the copy held before this merge is of it only if it holds
@@ -317,7 +331,7 @@ impl Batch<'_> {
             let hash = change.hash();
             let verdict = if erased {
                 Verdict::Refuse(ERASED.into())
-            } else if Some(hash) == genesis {
+            } else if Some(hash) == genesis || Some(hash) == upgrade {
                 Verdict::Accept
             } else if let Some(g) = &generation
                 && !g.is_base(change, genesis)

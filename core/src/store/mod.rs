@@ -811,6 +811,21 @@ impl Batch<'_> {
         }
     }
 
+    /// Adds the layout upgrade ([`doc::layout_upgrade`]) to a document made by an older build,
+    /// so the maps this version's genesis creates exist. Nothing if none are missing.
+    pub fn upgrade_layout(&mut self, id: &DocId) -> Result<()> {
+        if !self.ensure(id, false)? {
+            return Ok(());
+        }
+        let Some(doc) = self.docs.get_mut(id) else {
+            return Ok(());
+        };
+        if let Some(change) = doc::layout_upgrade(id, doc)? {
+            doc.apply_changes([change])?;
+        }
+        Ok(())
+    }
+
     /// Whether the store has the document.
     pub fn has(&mut self, id: &DocId) -> Result<bool> {
         Ok(self.doc(id)?.is_some())
