@@ -200,7 +200,7 @@ fn duties(conn: &Connection, school: &SchoolView, m: &Member) -> Result<Vec<Duty
     for p in school
         .pairings
         .iter()
-        .filter(|p| p.carer == m.id && p.active)
+        .filter(|p| p.carer == m.id && p.active && !school.is_erased(&p.child))
     {
         let (rule, cadence, required) = match p.role {
             Role::LoveMother => (

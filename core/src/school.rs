@@ -82,6 +82,38 @@ impl Device {
     }
 }
 
+/// An erased child's file: the only trace the school keeps of the child (issue 11). Every
+/// device drops the child's documents when it learns of it and refuses them afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Erasure {
+    pub child: ChildId,
+    /// `YYYY-MM-DD`, the eraser's device date.
+    pub on: String,
+    pub reason: String,
+    /// The administrator who erased it.
+    pub by: MemberId,
+}
+
+/// A document re-based on its current state, its history dropped (a corrected 身份证号 or
+/// name no longer anywhere): its new generation starts with one *base change* made by `actor`
+/// on the genesis change alone, ending at op `max_op`. Changes of an older generation are
+/// refused by every replica that knows (see [`crate::store`] admission).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rebase {
+    /// The document's key (`child/<id>`, `child/<id>/private`).
+    pub doc: String,
+    /// The generation's tag (16 hex digits, random): in this generation every device writes
+    /// under the actor `<device id><tag>`, so no change of it can collide with an older
+    /// generation's (actor, seq).
+    pub generation: String,
+    /// The base change's actor (the re-basing device's, with the tag).
+    pub actor: String,
+    pub max_op: u64,
+    pub on: String,
+    pub reason: String,
+    pub by: MemberId,
+}
+
 /// The whole school document, read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SchoolView {
@@ -93,6 +125,8 @@ pub struct SchoolView {
     pub pairings: Vec<Pairing>,
     pub devices: Vec<Device>,
     pub rules: RuleSettings,
+    pub erasures: Vec<Erasure>,
+    pub rebases: Vec<Rebase>,
 }
 
 impl SchoolView {
@@ -113,6 +147,32 @@ impl SchoolView {
     pub fn class(&self, id: &ClassId) -> Option<&ClassInfo> {
         self.classes.iter().find(|c| &c.id == id)
     }
+
+    /// The latest re-basing of a document, if any.
+    pub fn rebase_of(&self, doc: &crate::doc::DocId) -> Option<&Rebase> {
+        let key = doc.key();
+        self.rebases.iter().find(|r| r.doc == key)
+    }
+
+    /// Whether the child's file was erased.
+    pub fn is_erased(&self, child: &ChildId) -> bool {
+        self.erasures.iter().any(|e| &e.child == child)
+    }
+}
+
+/// The ids of every erased child, read straight from the school document (cheaper than
+/// [`read`], for the checks on every change and frame).
+pub fn erased_children<D: ReadDoc>(doc: &D) -> std::collections::BTreeSet<ChildId> {
+    let Some(m) = map_at(doc, &ROOT, ERASURES) else {
+        return Default::default();
+    };
+    doc.keys(&m).map(ChildId).collect()
+}
+
+/// Whether the school document records the child's file as erased.
+pub fn is_erased<D: ReadDoc>(doc: &D, child: &ChildId) -> bool {
+    map_at(doc, &ROOT, ERASURES)
+        .is_some_and(|m| doc.get(&m, child.as_str()).ok().flatten().is_some())
 }
 
 fn entries<D: ReadDoc>(doc: &D, key: &str) -> Vec<(String, ObjId)> {
@@ -183,6 +243,27 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
             id: DeviceId(id),
         })
         .collect();
+    let erasures = entries(doc, ERASURES)
+        .into_iter()
+        .map(|(id, o)| Erasure {
+            on: get_str(doc, &o, "on").unwrap_or_default(),
+            reason: get_str(doc, &o, "reason").unwrap_or_default(),
+            by: MemberId(get_str(doc, &o, "by").unwrap_or_default()),
+            child: ChildId(id),
+        })
+        .collect();
+    let rebases = entries(doc, REBASES)
+        .into_iter()
+        .map(|(key, o)| Rebase {
+            generation: get_str(doc, &o, "generation").unwrap_or_default(),
+            actor: get_str(doc, &o, "actor").unwrap_or_default(),
+            max_op: get_i64(doc, &o, "max_op").unwrap_or(0).max(0) as u64,
+            on: get_str(doc, &o, "on").unwrap_or_default(),
+            reason: get_str(doc, &o, "reason").unwrap_or_default(),
+            by: MemberId(get_str(doc, &o, "by").unwrap_or_default()),
+            doc: key,
+        })
+        .collect();
     let rules_obj = map_at(doc, &ROOT, RULES);
     let rules = RuleSettings::from_lookup(|k| rules_obj.as_ref().and_then(|o| get_i64(doc, o, k)));
     SchoolView {
@@ -194,6 +275,8 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
         pairings,
         devices,
         rules,
+        erasures,
+        rebases,
     }
 }
 
@@ -366,6 +449,76 @@ pub fn revoke_device<T: Transactable + ReadDoc>(tx: &mut T, id: &DeviceId) -> Re
 pub fn deactivate_member<T: Transactable + ReadDoc>(tx: &mut T, id: &MemberId) -> Result<()> {
     let obj = entry(tx, MEMBERS, id.as_str(), "成员")?;
     set_flag(tx, &obj, "active", false)
+}
+
+/// Records a child's file as erased (never undone). A second erasure of the same child keeps
+/// the first record.
+pub fn put_erasure<T: Transactable + ReadDoc>(tx: &mut T, e: &Erasure) -> Result<()> {
+    let all = top(tx, ERASURES)?;
+    if map_at(tx, &all, e.child.as_str()).is_some() {
+        return Ok(());
+    }
+    let o = tx.put_object(&all, e.child.as_str(), ObjType::Map)?;
+    tx.put(&o, "on", e.on.as_str())?;
+    tx.put(&o, "reason", e.reason.as_str())?;
+    tx.put(&o, "by", e.by.as_str())?;
+    Ok(())
+}
+
+/// Records the latest re-basing of a document (replacing an earlier one: the newest
+/// generation is the only one accepted).
+pub fn put_rebase<T: Transactable + ReadDoc>(tx: &mut T, r: &Rebase) -> Result<()> {
+    let all = top(tx, REBASES)?;
+    let o = tx.put_object(&all, r.doc.as_str(), ObjType::Map)?;
+    tx.put(&o, "generation", r.generation.as_str())?;
+    tx.put(&o, "actor", r.actor.as_str())?;
+    tx.put(&o, "max_op", r.max_op as i64)?;
+    tx.put(&o, "on", r.on.as_str())?;
+    tx.put(&o, "reason", r.reason.as_str())?;
+    tx.put(&o, "by", r.by.as_str())?;
+    Ok(())
+}
+
+/// A document's current generation, as the school document records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    /// The tag devices append to their actor in this generation.
+    pub tag: String,
+    /// The base change: its actor (hex) and last op.
+    pub actor: String,
+    pub max_op: u64,
+}
+
+impl Generation {
+    /// Whether `change` is this generation's base change (made on the genesis change alone).
+    pub fn is_base(
+        &self,
+        change: &automerge::Change,
+        genesis: Option<automerge::ChangeHash>,
+    ) -> bool {
+        change.actor_id().to_hex_string() == self.actor
+            && change.max_op() == self.max_op
+            && genesis.is_some_and(|g| change.deps() == [g])
+    }
+
+    /// The actor `device` writes under in this generation.
+    pub fn actor_of(&self, device: &automerge::ActorId) -> automerge::ActorId {
+        let mut bytes = device.to_bytes().to_vec();
+        bytes.extend(hex::decode(&self.tag).unwrap_or_default());
+        automerge::ActorId::from(bytes)
+    }
+}
+
+/// The current generation of a document re-based by the school, read straight from the school
+/// document (for admission and local writes).
+pub fn generation<D: ReadDoc>(doc: &D, id: &crate::doc::DocId) -> Option<Generation> {
+    let all = map_at(doc, &ROOT, REBASES)?;
+    let o = map_at(doc, &all, &id.key())?;
+    Some(Generation {
+        tag: get_str(doc, &o, "generation")?,
+        actor: get_str(doc, &o, "actor")?,
+        max_op: get_i64(doc, &o, "max_op")?.max(0) as u64,
+    })
 }
 
 /// Sets one rule.

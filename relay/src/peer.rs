@@ -203,6 +203,12 @@ impl PeerSync {
             return Ok(Reply::send(frames));
         }
         self.archive.record_sync_result(&self.peer_key(), None)?;
+        if self.end == End::Acceptor {
+            // The peer may have brought a school document that narrows this member's scope
+            // (an erasure, a pairing ended): the dialer purges after the exchange
+            // (`device::sync_peer`), this side at once.
+            self.archive.purge_out_of_scope()?;
+        }
         if let (Some(done), Some(m)) = (&self.done, &self.peer_member) {
             let _ = done.send(PeerOutcome {
                 member_name: m.name.clone(),

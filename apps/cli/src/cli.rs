@@ -413,6 +413,34 @@ pub enum ChildCmd {
         )]
         fields: Vec<String>,
     },
+    #[command(
+        about = "删除一名学生的全部档案（仅校长、档案管理员）",
+        long_about = "删除一名学生的全部档案（仅校长、档案管理员）：用于监护人申请删除、转学后档案已移交，或保存期满。\n\
+                      本机立即清除；其他设备下次与学校服务器或管理员设备同步、或导入数据文件时清除，之后不再接收。\n\
+                      学校只保留一条删除记录：学生编号、日期、原因、操作人。原因里不要写学生的姓名或证件号。",
+        after_help = "例：shouwang child erase 王小明 --reason \"监护人书面申请（申请表 2026-031 号）\""
+    )]
+    Erase {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+        #[arg(long, value_name = "原因", help = "删除原因（必填）")]
+        reason: String,
+    },
+    #[command(about = "列出已删除的学生档案（删除记录）")]
+    Erased,
+    #[command(
+        about = "重建一名学生的档案，去掉修改历史（仅校长、档案管理员）",
+        long_about = "重建一名学生的档案，去掉修改历史（仅校长、档案管理员）：更正了姓名或身份证号后，旧值仍留在档案的修改历史里；\n\
+                      重建后档案只保留现在的内容，各设备下次同步或导入数据文件时换成新档案，旧版本的修改不再接收。\n\
+                      请在各设备都同步过之后再重建：尚未同步到本机的修改会丢失。",
+        after_help = "例：shouwang child rebase 王小明 --reason \"更正身份证号\""
+    )]
+    Rebase {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+        #[arg(long, value_name = "原因", help = "重建原因（必填）")]
+        reason: String,
+    },
 }
 
 /// Every record kind with its fields, for `record --help`.

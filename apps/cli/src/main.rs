@@ -59,6 +59,9 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
             section,
             fields,
         }) => children::edit(ctx, child, section, fields),
+        Command::Child(ChildCmd::Erase { child, reason }) => children::erase(ctx, child, reason),
+        Command::Child(ChildCmd::Erased) => children::erased(ctx),
+        Command::Child(ChildCmd::Rebase { child, reason }) => children::rebase(ctx, child, reason),
         Command::Record(r) => match &r.action {
             None => care::add(ctx, &r.add),
             Some(RecordAction::Edit { id, date, fields }) => {

@@ -353,6 +353,15 @@ impl Archive {
                 Some(no) => self.child_id_for(no, secret.as_ref())?,
                 None => ChildId::random(),
             };
+            if let Some(e) = school.erasures.iter().find(|e| e.child == id) {
+                return Err(Error::invalid(
+                    format!("第{}行", row.line),
+                    format!(
+                        "这名学生的档案已于{}删除，不能用同一学籍号重新建档；请从名单中去掉这一行",
+                        e.on
+                    ),
+                ));
+            }
             plan.push((id, class, row));
         }
         let mut new_children = 0;

@@ -387,11 +387,11 @@ impl Archive {
                 else {
                     continue;
                 };
-                let actor = meta.actor.to_hex_string();
+                let device = crate::trust::device_of_actor(&school, &meta.actor);
                 file.history.push(HistoryEntry {
                     time: meta.timestamp,
-                    member: devices
-                        .get(&actor)
+                    member: device
+                        .and_then(|d| devices.get(d.as_str()))
                         .cloned()
                         .unwrap_or_else(|| "未知设备".into()),
                     message,

@@ -9,9 +9,11 @@ mod admin;
 mod audit;
 mod care;
 mod devices;
+mod erasure;
 mod exchange;
 mod keys;
 mod lookup;
+mod rebase;
 pub(crate) mod scope;
 mod syncing;
 
@@ -28,7 +30,9 @@ pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
 pub use audit::{AuditEntry, AuditLog, what as audit_kind};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use devices::DeviceRow;
+pub use erasure::ErasureReport;
 pub use exchange::{ImportReport, JoinOptions, NewDevice};
+pub use rebase::RebaseReport;
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
 

@@ -51,13 +51,17 @@ pub(crate) fn cares_for(
 }
 
 /// Whether `member` may see and write `doc` in `school` (DOMAIN.md §5.3). A member who is no
-/// longer active sees the school document only; `school/keys` is for administrators only.
+/// longer active sees the school document only; `school/keys` is for administrators only; an
+/// erased child's documents nobody may hold.
 pub(crate) fn may_see(
     school: &SchoolView,
     member: &Member,
     doc: &DocId,
     class_of: &mut ClassOf<'_>,
 ) -> Result<bool> {
+    if doc.child().is_some_and(|c| school.is_erased(c)) {
+        return Ok(false);
+    }
     if !member.active {
         return Ok(*doc == DocId::School);
     }
@@ -224,6 +228,20 @@ impl Archive {
         // move is in the child's file, which the hub no longer sends here).
         for id in self.store.out_of_scope()? {
             if id != DocId::School && !gone.contains(&id) {
+                gone.push(id);
+            }
+        }
+        // Copies of an older generation of a re-based document (the base change has not come
+        // here yet): they hold the history the re-basing removed, and the next sync brings the
+        // current generation.
+        for r in &school.rebases {
+            let Some(id) = DocId::parse(&r.doc) else {
+                continue;
+            };
+            if !gone.contains(&id)
+                && let Some(doc) = self.store.doc(&id)?
+                && super::rebase::is_stale(&id, doc, r)
+            {
                 gone.push(id);
             }
         }

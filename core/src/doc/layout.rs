@@ -19,6 +19,11 @@ pub const DEVICES: &str = "devices";
 pub const PAIRINGS: &str = "pairings";
 /// School: rule settings, by rule key.
 pub const RULES: &str = "rules";
+/// School: erased children's files, by child id (date, reason, who): the only trace kept.
+pub const ERASURES: &str = "erasures";
+/// School: documents re-based on their current state (history dropped), by document key: the
+/// base change's actor and last op, date, reason, who.
+pub const REBASES: &str = "rebases";
 
 /// School keys (`school/keys`, administrators only): the map of secrets.
 pub const KEYS: &str = "keys";

@@ -118,7 +118,16 @@ impl DocId {
     /// The top-level maps the genesis change creates.
     fn maps(&self) -> &'static [&'static str] {
         match self {
-            DocId::School => &[SCHOOL_PROFILE, CLASSES, MEMBERS, DEVICES, PAIRINGS, RULES],
+            DocId::School => &[
+                SCHOOL_PROFILE,
+                CLASSES,
+                MEMBERS,
+                DEVICES,
+                PAIRINGS,
+                RULES,
+                ERASURES,
+                REBASES,
+            ],
             DocId::Child(_) => &["profile", "father", "mother", "guardian", "flags", RECORDS],
             DocId::Private(_) => &["identity", "private_flags", RECORDS],
             DocId::Class(_) => &["profile", RECORDS],
@@ -135,7 +144,7 @@ impl std::fmt::Display for DocId {
 }
 
 /// The actor of every genesis change: fixed, so genesis changes are identical everywhere.
-fn genesis_actor() -> ActorId {
+pub(crate) fn genesis_actor() -> ActorId {
     ActorId::from(&b"shouwang-genesis"[..])
 }
 
@@ -152,6 +161,43 @@ pub fn genesis(id: &DocId, actor: ActorId) -> Result<Automerge, automerge::Autom
     tx.commit_with(CommitOptions::default().with_time(0));
     doc.set_actor(actor);
     Ok(doc)
+}
+
+/// For a document made by an older build, whose genesis change lacks top-level maps this
+/// version's genesis has (a school made before `erasures` and `rebases`): the *layout upgrade*,
+/// a change by the genesis actor at time 0, on the genesis change alone, creating the missing
+/// maps. It is the same on every device (same actor, seq, deps, time and ops), so devices that
+/// upgrade apart make one change and never create a map concurrently. `None` if nothing is
+/// missing or the document has no genesis change.
+pub fn layout_upgrade(
+    id: &DocId,
+    doc: &Automerge,
+) -> Result<Option<automerge::Change>, automerge::AutomergeError> {
+    use automerge::ReadDoc;
+    let genesis = genesis_actor();
+    let Some(first) = doc
+        .get_changes(&[])
+        .into_iter()
+        .find(|c| *c.actor_id() == genesis && c.seq() == 1)
+    else {
+        return Ok(None);
+    };
+    let mut base = doc.fork_at(&[first.hash()])?.with_actor(genesis);
+    let missing: Vec<&str> = id
+        .maps()
+        .iter()
+        .copied()
+        .filter(|m| base.get(ROOT, *m).ok().flatten().is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let mut tx = base.transaction();
+    for map in missing {
+        tx.put_object(ROOT, map, ObjType::Map)?;
+    }
+    tx.commit_with(CommitOptions::default().with_time(0));
+    Ok(base.get_changes(&[first.hash()]).into_iter().next())
 }
 
 /// The map reached by following `path` from the root.

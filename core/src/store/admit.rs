@@ -29,6 +29,9 @@ pub struct Admission {
     pub refused: usize,
     /// Changes that could not be judged yet (their auth state is not here).
     pub deferred: usize,
+    /// Of the refused changes, those of an older generation of a re-based document (the
+    /// sender's copy is out of date and is replaced once it receives the current one).
+    pub stale: usize,
     /// The reason for the first change not accepted, in Chinese.
     pub reason: Option<String>,
 }
@@ -44,11 +47,18 @@ impl Admission {
         self.accepted += other.accepted;
         self.refused += other.refused;
         self.deferred += other.deferred;
+        self.stale += other.stale;
         if self.reason.is_none() {
             self.reason.clone_from(&other.reason);
         }
     }
 }
+
+/// Why a change to an erased child's document is refused.
+pub const ERASED: &str = "这名学生的档案已由学校删除，不再接收";
+
+/// Why a change of an older generation of a re-based document is refused.
+pub const OLD_GENERATION: &str = "这份档案已由学校重建（去掉了修改历史），旧版本的修改不再接收";
 
 /// A row for the `quarantine` table.
 #[derive(Debug)]
@@ -192,6 +202,16 @@ impl Sender {
     }
 }
 
+impl super::Store {
+    /// The children whose files the school erased, as this store's school document says.
+    pub fn erased_children(&mut self) -> Result<std::collections::BTreeSet<crate::ids::ChildId>> {
+        Ok(self
+            .doc(&DocId::School)?
+            .map(school::erased_children)
+            .unwrap_or_default())
+    }
+}
+
 impl Batch<'_> {
     /// Names where the changes merged by this batch come from (a peer's device id,
     /// `bundle`), for the quarantine.
@@ -248,8 +268,59 @@ impl Batch<'_> {
                 ..Admission::default()
             });
         }
+        // An erased child's documents are refused from anyone, whatever school state their
+        // changes declare (the erasure is final). Nothing of them is kept, not even in the
+        // quarantine: that would keep the very bytes the erasure removes.
+        let erased = id.child().is_some_and(|c| {
+            self.docs
+                .get(&DocId::School)
+                .is_some_and(|s| school::is_erased(s, c))
+        });
         let known_bad = self.known_refused(id, &new)?;
         let genesis = genesis_hash(id);
+        // A layout upgrade of a document made by an older build is, like genesis, the same
+        // change everywhere (`doc::layout_upgrade`): accepted by its hash.
+        let upgrade = if new.iter().any(|c| *c.actor_id() == doc::genesis_actor()) {
+            self.docs
+                .get(id)
+                .and_then(|d| {
+                    doc::layout_upgrade(id, &d.fork_at(before).ok()?)
+                        .ok()
+                        .flatten()
+                })
+                .map(|c| c.hash())
+        } else {
+            None
+        };
+        // A re-based document: only its current generation's base change and what descends
+        // from it are taken (see `archive::rebase`). `current` holds the changes of that
+        // generation known so far; the copy held before this merge is of it only if it holds
+        // the base change.
+        let generation = match id {
+            DocId::School => None,
+            _ => self
+                .docs
+                .get(&DocId::School)
+                .and_then(|s| school::generation(s, id)),
+        };
+        let (mut current, held_current) = match (&generation, self.docs.get(id)) {
+            (Some(g), Some(doc)) => {
+                let arriving: HashSet<ChangeHash> = new.iter().map(Change::hash).collect();
+                let held: Vec<Change> = doc
+                    .get_changes(&[])
+                    .into_iter()
+                    .filter(|c| !arriving.contains(&c.hash()))
+                    .collect();
+                if held.iter().any(|c| g.is_base(c, genesis)) {
+                    let set = held.iter().map(Change::hash);
+                    (set.filter(|h| Some(*h) != genesis).collect(), true)
+                } else {
+                    (HashSet::new(), false)
+                }
+            }
+            _ => (HashSet::new(), true),
+        };
+        let mut old_generation: HashSet<ChangeHash> = HashSet::new();
         let mut cache = HashMap::new();
         let mut not_ok: HashSet<ChangeHash> = HashSet::new();
         let mut refused: HashSet<ChangeHash> = HashSet::new();
@@ -258,8 +329,17 @@ impl Batch<'_> {
         let mut quarantined = Vec::new();
         for change in &new {
             let hash = change.hash();
-            let verdict = if Some(hash) == genesis {
+            let verdict = if erased {
+                Verdict::Refuse(ERASED.into())
+            } else if Some(hash) == genesis || Some(hash) == upgrade {
                 Verdict::Accept
+            } else if let Some(g) = &generation
+                && !g.is_base(change, genesis)
+                && !change.deps().iter().all(|d| current.contains(d))
+            {
+                old_generation.insert(hash);
+                admission.stale += 1;
+                Verdict::Refuse(OLD_GENERATION.into())
             } else if known_bad.contains(&hash) {
                 Verdict::Refuse("这项修改此前已被拒绝".into())
             } else if change.deps().iter().any(|d| refused.contains(d)) {
@@ -267,12 +347,22 @@ impl Batch<'_> {
             } else if change.deps().iter().any(|d| not_ok.contains(d)) {
                 Verdict::Defer("依赖一项暂未接受的修改".into())
             } else {
-                match self.judge(id, change, &mut cache) {
+                // A base change is what an administrator recorded as the generation: taken as
+                // it is (it copies records of many authors).
+                let judged = if generation
+                    .as_ref()
+                    .is_some_and(|g| g.is_base(change, genesis))
+                {
+                    Verdict::Accept
+                } else {
+                    self.judge(id, change, &mut cache)
+                };
+                match judged {
                     // The rules would take it, but not from this sender: it must come from its
                     // own device or through a relay (a stolen actor never gets in this way).
                     Verdict::Accept
                         if matches!(&self.sender, Sender::Device { device, .. }
-                            if change.actor_id().to_hex_string() != device.as_str()) =>
+                            if !change.actor_id().to_hex_string().starts_with(device.as_str())) =>
                     {
                         Verdict::Defer(
                             "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
@@ -300,18 +390,23 @@ impl Batch<'_> {
                 Verdict::Accept => {
                     accepted.push(change.clone());
                     admission.accepted += 1;
+                    if generation.is_some() {
+                        current.insert(hash);
+                    }
                 }
                 Verdict::Refuse(reason) => {
                     not_ok.insert(hash);
                     refused.insert(hash);
                     admission.refused += 1;
-                    quarantined.push(Quarantined {
-                        doc: id.clone(),
-                        hash,
-                        actor: change.actor_id().to_hex_string(),
-                        reason: reason.clone(),
-                        bytes: change.raw_bytes().to_vec(),
-                    });
+                    if !erased && !old_generation.contains(&hash) {
+                        quarantined.push(Quarantined {
+                            doc: id.clone(),
+                            hash,
+                            actor: change.actor_id().to_hex_string(),
+                            reason: reason.clone(),
+                            bytes: change.raw_bytes().to_vec(),
+                        });
+                    }
                     admission.reason.get_or_insert(reason);
                 }
                 Verdict::Defer(reason) => {
@@ -320,6 +415,21 @@ impl Batch<'_> {
                     admission.reason.get_or_insert(reason);
                 }
             }
+        }
+        // The current generation's base change reached a copy of an older one: the copy is
+        // replaced whole (its history is what the re-basing removes), never merged.
+        if let Some(g) = &generation
+            && !held_current
+            && accepted.iter().any(|c| g.is_base(c, genesis))
+        {
+            let first = genesis
+                .and_then(|h| self.docs.get(id).and_then(|d| d.get_change_by_hash(&h)))
+                .filter(|c| !accepted.iter().any(|a| a.hash() == c.hash()));
+            let mut fresh = Automerge::new();
+            fresh.apply_changes(first.into_iter().chain(accepted))?;
+            self.replace(id, fresh);
+            self.quarantine.extend(quarantined);
+            return Ok(admission);
         }
         if not_ok.is_empty() {
             return Ok(admission);

@@ -83,6 +83,9 @@ pub struct Batch<'a> {
     /// Bytes of changes this batch took from the quota's member.
     intake: u64,
     now_ms: i64,
+    /// Documents replaced whole (a new generation): their stored changes, sync state and
+    /// quarantine go, and the file is scrubbed after the commit.
+    replaced: Vec<DocId>,
 }
 
 /// Heads as stored: sorted hex hashes joined by commas.
@@ -330,6 +333,7 @@ impl Store {
             quota: None,
             intake: 0,
             now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
+            replaced: Vec::new(),
         };
         let result = f(&mut batch);
         let Batch {
@@ -342,9 +346,11 @@ impl Store {
             now_ms,
             quota,
             intake,
+            replaced,
             ..
         } = batch;
         let outcome = result
+            .and_then(|r| forget_replaced(&tx, &replaced).map(|()| r))
             .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
             .and_then(|r| admit::persist_quarantine(&tx, &quarantine, &source, now_ms).map(|()| r))
             .and_then(|r| admit::persist_intake(&tx, quota.as_ref(), intake, now_ms).map(|()| r))
@@ -353,6 +359,11 @@ impl Store {
             for (id, _) in &touched {
                 docs.remove(id);
             }
+            return outcome;
+        }
+        if !replaced.is_empty() {
+            // No byte of the old generation may stay in free pages or the WAL.
+            self.scrub()?;
         }
         outcome
     }
@@ -612,6 +623,27 @@ impl Store {
     }
 }
 
+/// Removes everything stored of the documents a batch replaced whole; `persist` then writes
+/// the new generation as a new document.
+fn forget_replaced(tx: &rusqlite::Transaction<'_>, replaced: &[DocId]) -> Result<()> {
+    for id in replaced {
+        let key = id.key();
+        for table in [
+            "docs",
+            "changes",
+            "sync_state",
+            "held",
+            "refusals",
+            "quarantine",
+            "out_of_scope",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
+        }
+        projection::forget(tx, id)?;
+    }
+    Ok(())
+}
+
 /// Writes a batch's new changes, projections, sync states and meta values inside `tx`.
 fn persist(
     tx: &rusqlite::Transaction<'_>,
@@ -765,6 +797,35 @@ impl Batch<'_> {
         Ok(self.docs.get(id))
     }
 
+    /// Replaces a document whole with `doc` (a new generation, see [`crate::school::Rebase`]):
+    /// its stored changes, sync state and quarantine are removed in this batch, and the store
+    /// file is scrubbed after the commit, so nothing of the old history remains.
+    pub fn replace(&mut self, id: &DocId, mut doc: Automerge) {
+        doc.set_actor(self.actor.clone());
+        self.docs.insert(id.clone(), doc);
+        self.touched.retain(|(t, _)| t != id);
+        self.touched.push((id.clone(), Vec::new()));
+        self.hints.remove(id);
+        if !self.replaced.contains(id) {
+            self.replaced.push(id.clone());
+        }
+    }
+
+    /// Adds the layout upgrade ([`doc::layout_upgrade`]) to a document made by an older build,
+    /// so the maps this version's genesis creates exist. Nothing if none are missing.
+    pub fn upgrade_layout(&mut self, id: &DocId) -> Result<()> {
+        if !self.ensure(id, false)? {
+            return Ok(());
+        }
+        let Some(doc) = self.docs.get_mut(id) else {
+            return Ok(());
+        };
+        if let Some(change) = doc::layout_upgrade(id, doc)? {
+            doc.apply_changes([change])?;
+        }
+        Ok(())
+    }
+
     /// Whether the store has the document.
     pub fn has(&mut self, id: &DocId) -> Result<bool> {
         Ok(self.doc(id)?.is_some())
@@ -785,10 +846,17 @@ impl Batch<'_> {
             return Err(Error::not_found("档案", id.key()));
         }
         let secs = self.now_ms / 1000;
+        // In a re-based document this device writes under its actor for that generation.
+        let actor = match self.docs.get(&DocId::School) {
+            Some(s) if *id != DocId::School => crate::school::generation(s, id)
+                .map_or_else(|| self.actor.clone(), |g| g.actor_of(self.actor)),
+            _ => self.actor.clone(),
+        };
         let doc = self
             .docs
             .get_mut(id)
             .ok_or_else(|| Error::not_found("档案", id.key()))?;
+        doc.set_actor(actor);
         doc.transact_with(
             |_| {
                 CommitOptions::default()

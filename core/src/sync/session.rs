@@ -159,6 +159,9 @@ pub struct Session {
     sender: Sender,
     /// The peer's member and the bytes of changes a day taken from them.
     quota: Option<(crate::ids::MemberId, u64)>,
+    /// Children whose files the school erased (as this side's school document says, read at
+    /// every event): their documents are out of every scope, whatever `scope` says.
+    erased: BTreeSet<crate::ids::ChildId>,
     progress: Progress,
 }
 
@@ -214,8 +217,14 @@ impl Session {
             refused_here: 0,
             sender: Sender::Relay,
             quota: None,
+            erased: BTreeSet::new(),
             progress: Progress::default(),
         }
+    }
+
+    /// Whether `doc` is exchanged in this session: in scope, and not an erased child's.
+    fn allows(&self, doc: &DocId) -> bool {
+        self.scope.allows(doc) && !doc.child().is_some_and(|c| self.erased.contains(c))
     }
 
     /// Takes from the peer only what its own device made (see [`Sender`]); a session is a
@@ -355,6 +364,7 @@ impl Session {
     pub fn handle(&mut self, store: &mut Store, event: Event<'_>) -> Result<Output> {
         let mut out = Vec::new();
         let writes = self.writes;
+        self.erased = store.erased_children()?;
         match event {
             Event::Start => self.start(store, &mut out)?,
             Event::Frame(bytes) => {
@@ -370,7 +380,7 @@ impl Session {
                 if self.held.contains(doc) {
                     self.release(store, doc)?;
                 }
-                if self.phase != Phase::New && self.scope.allows(doc) {
+                if self.phase != Phase::New && self.allows(doc) {
                     self.restart_doc(store, doc, &mut out)?;
                     self.maybe_idle(store, &mut out)?;
                 }
@@ -406,7 +416,7 @@ impl Session {
         Ok(store
             .all_heads()?
             .into_iter()
-            .filter(|(d, _)| self.scope.allows(d) && !self.held.contains(d))
+            .filter(|(d, _)| self.allows(d) && !self.held.contains(d))
             .collect())
     }
 
@@ -471,7 +481,7 @@ impl Session {
                 let mut candidates = BTreeSet::new();
                 let mut already_shared = Vec::new();
                 for doc in theirs.keys().chain(self.my_changed.iter().map(|(d, _)| d)) {
-                    if !self.scope.allows(doc) {
+                    if !self.allows(doc) {
                         continue;
                     }
                     let ours = mine.get(doc);
@@ -495,8 +505,11 @@ impl Session {
             Message::Changes(docs) => {
                 // A document outside the scope (the two sides see the school differently, or a
                 // modified app) is refused and left out; the others go on.
-                let (docs, outside): (Vec<_>, Vec<_>) =
-                    docs.into_iter().partition(|(d, _)| self.scope.allows(d));
+                let (mut docs, outside): (Vec<_>, Vec<_>) =
+                    docs.into_iter().partition(|(d, _)| self.allows(d));
+                // The school document first (then care files before private parts): what the
+                // others are judged against may arrive in the same frame.
+                docs.sort_by(|a, b| a.0.cmp(&b.0));
                 for (doc, _) in &outside {
                     self.refuse_out_of_scope(doc, out)?;
                 }
@@ -533,6 +546,8 @@ impl Session {
                     }
                     Ok((incomplete, refused))
                 })?;
+                // The school document may have brought an erasure.
+                self.erased = store.erased_children()?;
                 for (doc, admission) in &refused {
                     self.refuse(store, doc, admission, out)?;
                 }
@@ -575,14 +590,14 @@ impl Session {
                 let outside: Vec<DocId> = theirs
                     .iter()
                     .map(|(d, _)| d.clone())
-                    .filter(|d| !self.scope.allows(d) && !self.held.contains(d))
+                    .filter(|d| !self.allows(d) && !self.held.contains(d))
                     .collect();
                 for doc in &outside {
                     self.refuse_out_of_scope(doc, out)?;
                 }
                 let theirs: HashMap<DocId, Vec<ChangeHash>> = theirs
                     .into_iter()
-                    .filter(|(d, _)| self.scope.allows(d) && !self.held.contains(d))
+                    .filter(|(d, _)| self.allows(d) && !self.held.contains(d))
                     .collect();
                 let mut candidates = BTreeSet::new();
                 for doc in mine.keys().chain(theirs.keys()) {
@@ -603,7 +618,7 @@ impl Session {
                 self.maybe_idle(store, out)?;
             }
             Message::Doc { doc, payload } => {
-                if !self.scope.allows(&doc) {
+                if !self.allows(&doc) {
                     if !self.held.contains(&doc) {
                         self.refuse_out_of_scope(&doc, out)?;
                     }
@@ -633,6 +648,9 @@ impl Session {
                     }
                     b.sync_receive(&peer, &doc, &mut state, message)
                 })?;
+                if doc == DocId::School {
+                    self.erased = store.erased_children()?;
+                }
                 if store.heads(&doc)? != before {
                     self.changed_here.insert(doc.clone());
                     self.writes += 1;

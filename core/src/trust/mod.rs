@@ -39,6 +39,11 @@
 //! |---|---|---|
 //! | any | root keys (`schema`, `kind`, top-level maps) | genesis only |
 //! | `school` | everything | 领导组, 档案管理员 |
+//! | `school` | `erasures/<child id>` (an erased child's file: date, reason, who) | 领导组, 档案管理员; deleting it: nobody |
+//! | `school` | `rebases/<doc key>` (a re-based document's generation) | 领导组, 档案管理员 |
+//! | a re-based document | its base change (as the school records it) | taken as recorded; the records it copies keep their `author` |
+//! | a re-based document | a change not descending from the base change | nobody (admission, against this replica's school document) |
+//! | `child/<id>`, `child/<id>/private` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
 //! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
 //! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child |
 //! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers |
@@ -66,7 +71,7 @@ mod paths;
 mod rules;
 
 pub use auth::{Declared, declare, display_message};
-pub use rules::{AuthState, Verdict, may_edit_field, validate};
+pub use rules::{AuthState, Verdict, device_of_actor, may_edit_field, validate};
 
 /// The largest change accepted from another device.
 pub const MAX_CHANGE_BYTES: usize = 2 * 1024 * 1024;

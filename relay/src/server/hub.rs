@@ -339,23 +339,35 @@ fn check_standing(archive: &mut Archive, device: &DeviceKey) -> shouwang_core::R
 }
 
 /// Watches the school document in `hub.db` (written by this hub's conversations or by the
-/// office from another process: a revocation) and wakes every live conversation when it
-/// changes, so each re-checks its device's standing within `every`.
+/// office from another process: a revocation, an erasure) and, when it changes, purges the
+/// documents of children the school erased and wakes every live conversation, so each
+/// re-checks its device's standing within `every`.
 pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duration) {
     let mut last = String::new();
+    // The heads at which erased children's documents were last purged (a purge that failed,
+    // the store busy, is tried again at the next tick).
+    let mut purged_at = String::new();
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let s = state.clone();
-        let heads = tokio::task::spawn_blocking(move || {
-            s.archives
-                .get_quietly()
-                .ok()
-                .and_then(|mut a| a.store().heads(&shouwang_core::doc::DocId::School).ok())
+        let done = purged_at.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            let mut a = s.archives.get_quietly().ok()?;
+            let heads = a.store().heads(&shouwang_core::doc::DocId::School).ok()?;
+            // Nothing of an erased child stays on the hub but the school's record of it.
+            let purged = heads == done || a.purge_erased().is_ok();
+            Some((heads, purged))
         })
         .await
         .ok()
         .flatten();
+        let heads = seen.map(|(h, purged)| {
+            if purged {
+                purged_at.clone_from(&h);
+            }
+            h
+        });
         if let Some(h) = heads
             && h != last
         {

@@ -1,4 +1,5 @@
-//! Children and their files: children, child show, child edit, conflicts, resolve.
+//! Children and their files: children, child show, child edit, child erase, child erased,
+//! child rebase, conflicts, resolve.
 
 use serde_json::Value;
 use shouwang_core::archive::ChildFile;
@@ -274,5 +275,60 @@ pub fn resolve(
     ctx.line(format!(
         "已解决冲突：{} 的{}采用“{}”",
         before.name, conflict.label, chosen
+    ))
+}
+
+pub fn erase(ctx: &mut Ctx, child: &str, reason: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let name = a
+        .child_file(child)
+        .map_or_else(|_| child.to_owned(), |f| f.name);
+    let report = a.erase_child(child, reason)?;
+    if ctx.json {
+        return ctx.json(&report);
+    }
+    ctx.line(format!(
+        "已删除{name}的档案：本机已清除 {} 份文件，结束结对 {} 个。\n\
+         其他设备下次与学校服务器或管理员设备同步、或导入数据文件时清除，之后不再接收。\n\
+         学校只保留删除记录（编号 {}、日期、原因、操作人）。",
+        report.purged, report.pairings_ended, report.child
+    ))
+}
+
+pub fn erased(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let rows = a.erasures()?;
+    if ctx.json {
+        return ctx.json(&rows);
+    }
+    if rows.is_empty() {
+        return ctx.line("没有删除过学生档案。");
+    }
+    let school = a.school()?;
+    let mut t = Table::new(&["学生编号", "日期", "原因", "操作人"]);
+    for e in &rows {
+        t.row(vec![
+            e.child.to_string(),
+            e.on.clone(),
+            e.reason.clone(),
+            school.member_name(e.by.as_str()),
+        ]);
+    }
+    ctx.text(t.render())
+}
+
+pub fn rebase(ctx: &mut Ctx, child: &str, reason: &str) -> Result<()> {
+    let mut a = ctx.open()?;
+    let report = a.rebase_child(child, reason)?;
+    if ctx.json {
+        return ctx.json(&report);
+    }
+    let name = a
+        .child_file(child)
+        .map_or_else(|_| child.to_owned(), |f| f.name);
+    ctx.line(format!(
+        "已重建{name}的档案：{} 份文件只保留现在的内容，去掉了 {} 项修改历史。\n\
+         其他设备下次同步或导入数据文件时换成新档案，旧版本的修改不再接收。",
+        report.documents, report.dropped_changes
     ))
 }

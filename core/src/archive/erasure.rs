@@ -1,0 +1,137 @@
+//! Erasing a child's file (issue 11): on a guardian's request, after 转学 once the file is
+//! handed over, or at the end of retention.
+//!
+//! The erasure is a school fact, `school.erasures/<child id> = {on, reason, by}`, written by an
+//! administrator (the trust rules refuse it from anyone else, and refuse deleting it). It is the
+//! only trace of the child the school keeps: the child id, the date, the reason and who. Once a
+//! device's school document records it, the child's documents are outside every member's scope
+//! ([`super::scope::may_see`]): the device purges them ([`crate::store::Store::purge`], the
+//! freed pages overwritten), sessions neither offer nor accept them, bundle imports drop them,
+//! and a change into them is refused from anyone, whatever school state it declares.
+
+use automerge::ROOT;
+use serde::Serialize;
+
+use super::Archive;
+use crate::doc::DocId;
+use crate::doc::access::{get_str, map_at};
+use crate::error::{Error, Result};
+use crate::ids::ChildId;
+use crate::school::{self, Erasure, Pairing};
+
+/// What erasing a child's file did on this device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErasureReport {
+    pub child: ChildId,
+    /// Active pairings with the child, now ended.
+    pub pairings_ended: usize,
+    /// Documents removed from this device.
+    pub purged: usize,
+}
+
+impl Archive {
+    /// Erases a child's file: records the erasure in the school document, ends the child's
+    /// pairings, and purges the child's documents from this device. Every other device drops
+    /// them when it learns of the erasure (the hub, a bundle, an administrator's device).
+    /// Administrators only; the reason is required and may not name the child (it stays in
+    /// the school document).
+    pub fn erase_child(&mut self, child: &str, reason: &str) -> Result<ErasureReport> {
+        let me = self.require_admin()?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::Missing("删除原因".into()));
+        }
+        crate::forms::check_line("删除原因", reason, 200)?;
+        let child = self.find_child(child)?;
+        self.check_reason(&child, "删除原因", reason)?;
+        let erasure = Erasure {
+            child: child.clone(),
+            on: chrono::Local::now().date_naive().to_string(),
+            reason: reason.to_owned(),
+            by: me.id.clone(),
+        };
+        let ending: Vec<Pairing> = self
+            .school()?
+            .pairings
+            .into_iter()
+            .filter(|p| p.active && p.child == child)
+            .map(|p| Pairing { active: false, ..p })
+            .collect();
+        self.store.write(|b| {
+            b.upgrade_layout(&DocId::School)?;
+            b.change(&DocId::School, false, "删除学生档案", |tx| {
+                school::put_erasure(tx, &erasure)?;
+                ending.iter().try_for_each(|p| school::put_pairing(tx, p))
+            })
+        })?;
+        let purged = self.purge_erased()?;
+        Ok(ErasureReport {
+            child,
+            pairings_ended: ending.len(),
+            purged,
+        })
+    }
+
+    /// The erased children's records (id, date, reason, who), as the school document holds
+    /// them.
+    pub fn erasures(&mut self) -> Result<Vec<Erasure>> {
+        Ok(self.school()?.erasures)
+    }
+
+    /// Purges every document of an erased child this device still holds (see
+    /// [`crate::store::Store::purge`]). Returns how many were removed. The hub runs it when its
+    /// school document changes; devices purge them with everything else out of scope
+    /// ([`Archive::purge_out_of_scope`]).
+    pub fn purge_erased(&mut self) -> Result<usize> {
+        let erased = self.store.erased_children()?;
+        if erased.is_empty() {
+            return Ok(0);
+        }
+        let gone: Vec<DocId> = self
+            .store
+            .doc_ids()?
+            .into_iter()
+            .filter(|d| d.child().is_some_and(|c| erased.contains(c)))
+            .collect();
+        self.store.purge(&gone)
+    }
+
+    /// Refuses a reason that names the child (it stays in the school document for good).
+    pub(crate) fn check_reason(
+        &mut self,
+        child: &ChildId,
+        field: &str,
+        reason: &str,
+    ) -> Result<()> {
+        for value in self.identifying_values(child)? {
+            if reason.contains(value.as_str()) {
+                return Err(Error::invalid(
+                    field,
+                    "原因里不能写学生的姓名、身份证号或学籍号：这条记录会一直留在学校信息里",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The child's name, 身份证号 and 学籍号, as far as this device holds them.
+    fn identifying_values(&mut self, child: &ChildId) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut read = |doc: &DocId, section: &str, keys: &[&str]| -> Result<()> {
+            if let Some(d) = self.store.doc(doc)?
+                && let Some(obj) = map_at(d, &ROOT, section)
+            {
+                out.extend(keys.iter().filter_map(|k| get_str(d, &obj, k)));
+            }
+            Ok(())
+        };
+        read(&DocId::Child(child.clone()), "profile", &["name"])?;
+        read(
+            &DocId::Private(child.clone()),
+            "identity",
+            &["id_card", "student_no"],
+        )?;
+        out.retain(|v| !v.trim().is_empty());
+        Ok(out)
+    }
+}

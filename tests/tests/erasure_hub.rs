@@ -1,0 +1,318 @@
+//! Erasing a child's file over the real hub and device to device (issue 11, point 3): the
+//! hub (`shouwang-relay`'s server in-process on 127.0.0.1), phones enrolled with invite
+//! tickets (`device::join`), real iroh endpoints and SQLite stores.
+//!
+//! The office's phone erases 王小雨 and syncs. The hub drops her documents and keeps only the
+//! erasure record; the 班主任's phone drops them at its next sync; the 爱心妈妈's phone, offline
+//! all along, drops them when the office's phone meets it directly. Afterwards no store file
+//! or WAL holds a byte of her name, her 身份证号 or the 谈心 written about her (the hub's
+//! SQLCipher file is searched through its key, table by table), and a modified app that kept
+//! her file and sends it again, with a new change, is refused: the hub keeps nothing of it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::time::Duration;
+
+use shouwang_core::Archive;
+use shouwang_core::doc::DocId;
+use shouwang_core::ids::ChildId;
+use shouwang_core::roles::Role;
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::peer::PeerFactory;
+use shouwang_relay::server::{DataDir, Server, ServerConfig};
+use shouwang_relay::transport::{
+    ConversationOptions, EndpointAddr, Node, NodeConfig, TransportMetrics,
+};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
+
+const CHILD: &str = "王小雨";
+const NOTE: &str = "说想妈妈了，约好周末视频";
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn id_number() -> String {
+    let first = "34032120170305123";
+    format!(
+        "{first}{}",
+        shouwang_core::id_card::check_char(first).unwrap()
+    )
+}
+
+fn opts() -> ConversationOptions {
+    ConversationOptions {
+        connect_timeout: Duration::from_secs(10),
+        ..ConversationOptions::default()
+    }
+}
+
+struct Phone {
+    name: &'static str,
+    path: std::path::PathBuf,
+    id: Identity,
+    _dir: tempfile::TempDir,
+}
+
+async fn enroll(server: &Server, name: &'static str, role: Role) -> Phone {
+    let ticket = server
+        .invite(name, role, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.db");
+    let mut archive = device::join(&path, None, &ticket, name, now(), &opts())
+        .await
+        .unwrap();
+    let id = Identity::load(&mut archive).unwrap();
+    Phone {
+        name,
+        path,
+        id,
+        _dir: dir,
+    }
+}
+
+impl Phone {
+    fn archive(&self) -> Archive {
+        Archive::open(&self.path).unwrap()
+    }
+
+    async fn sync_hub(&self) {
+        let node = self.id.bind(false).await.unwrap();
+        device::sync_hub(&node, &self.id, self.archive(), &opts(), None)
+            .await
+            .unwrap();
+        node.shutdown().await;
+    }
+
+    /// Waits for a peer: a node serving this phone's store on 127.0.0.1.
+    async fn wait(&self) -> (Node, EndpointAddr) {
+        let node = Node::serve(
+            NodeConfig::loopback(self.id.secret.clone()),
+            std::sync::Arc::new(PeerFactory::new(
+                self.path.clone(),
+                None,
+                self.id.trust(),
+                None,
+            )),
+            opts(),
+            std::sync::Arc::new(TransportMetrics::default()),
+        )
+        .await
+        .unwrap();
+        let addr = EndpointAddr::new(node.id()).with_ip_addr(node.bound_sockets()[0]);
+        (node, addr)
+    }
+
+    async fn dial(&self, peer: EndpointAddr) {
+        let node = Node::bind(NodeConfig::loopback(self.id.secret.clone()))
+            .await
+            .unwrap();
+        device::sync_peer(&node, &self.id, peer, self.archive(), &opts())
+            .await
+            .unwrap();
+        node.shutdown().await;
+    }
+
+    fn docs_of(&self, child: &ChildId) -> Vec<DocId> {
+        docs_of(&mut self.archive(), child)
+    }
+
+    /// Which of `what` the store file or its WAL still holds.
+    fn leaks(&self, what: &[&str]) -> Vec<String> {
+        let bytes = raw_store(&self.path);
+        what.iter()
+            .filter(|w| holds_text(&bytes, w))
+            .map(|w| format!("{}: {w}", self.name))
+            .collect()
+    }
+}
+
+fn docs_of(a: &mut Archive, child: &ChildId) -> Vec<DocId> {
+    a.store()
+        .doc_ids()
+        .unwrap()
+        .into_iter()
+        .filter(|id| id.child() == Some(child))
+        .collect()
+}
+
+/// Which of `what` any row of any table of the hub's store holds, read through its key (the
+/// file itself is SQLCipher: a raw search of it would find nothing whatever it held).
+fn hub_leaks(data: &DataDir, what: &[&str]) -> Vec<String> {
+    let mut hub = data.open_archive().unwrap();
+    let conn = hub.store().conn();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..n {
+                let bytes: Vec<u8> = match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        b.to_vec()
+                    }
+                    _ => continue,
+                };
+                for w in what {
+                    if holds_text(&bytes, w) {
+                        out.push(format!("hub {t}: {w}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Waits (up to 10 s) for the hub to hold no document of the child.
+async fn hub_drops(data: &DataDir, child: &ChildId) -> bool {
+    for _ in 0..100 {
+        if docs_of(&mut data.open_archive().unwrap(), child).is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_reaches_the_hub_a_phone_at_its_next_sync_and_an_offline_phone_through_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let office = enroll(&server, "张长友", Role::Leadership).await;
+    let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
+    let id_no = id_number();
+    office
+        .archive()
+        .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
+        .unwrap();
+    mother
+        .archive()
+        .add_record(&shouwang_core::RecordInput {
+            kind: "谈心".into(),
+            child: Some(CHILD.into()),
+            class: None,
+            date: "2026-11-18".into(),
+            fields: vec![("notes".into(), NOTE.into())],
+        })
+        .unwrap();
+    for p in [&office, &mother, &teacher, &office] {
+        p.sync_hub().await;
+    }
+    let secrets = [CHILD, id_no.as_str(), NOTE];
+    assert_eq!(teacher.leaks(&secrets).len(), 3, "the 班主任 holds it all");
+    assert_eq!(office.leaks(&secrets).len(), 3, "the office holds it all");
+    assert_eq!(mother.leaks(&[CHILD, NOTE]).len(), 2);
+    let on_hub = hub_leaks(&data, &secrets);
+    for w in secrets {
+        assert!(on_hub.iter().any(|l| l.ends_with(w)), "{w}: {on_hub:?}");
+    }
+    let child = office.archive().find_child(CHILD).unwrap();
+    // A modified 班主任's app keeps a copy of the store it will never purge.
+    let stale_dir = tempfile::tempdir().unwrap();
+    let stale_path = stale_dir.path().join("phone.db");
+    {
+        let mut a = teacher.archive();
+        a.compact().unwrap();
+        a.store()
+            .conn()
+            .execute("VACUUM INTO ?1", [stale_path.to_str().unwrap()])
+            .unwrap();
+    }
+
+    // The office erases her and syncs; the 爱心妈妈's phone stays offline.
+    let report = office
+        .archive()
+        .erase_child(CHILD, "监护人书面申请删除")
+        .unwrap();
+    assert_eq!(report.purged, 2, "{report:?}");
+    office.sync_hub().await;
+    assert!(
+        hub_drops(&data, &child).await,
+        "the hub still holds her file"
+    );
+    let erasures = data.open_archive().unwrap().erasures().unwrap();
+    assert_eq!(erasures.len(), 1, "the hub keeps the erasure record");
+    assert_eq!(erasures[0].child, child);
+
+    teacher.sync_hub().await;
+    assert!(teacher.docs_of(&child).is_empty());
+    assert!(
+        teacher.archive().find_child("赵子涵").is_ok(),
+        "the others stay"
+    );
+
+    // The office's phone meets the 爱心妈妈's directly, with the hub out of reach.
+    assert!(!mother.docs_of(&child).is_empty());
+    let (node, addr) = mother.wait().await;
+    office.dial(addr).await;
+    node.shutdown().await;
+    assert!(
+        mother.docs_of(&child).is_empty(),
+        "the offline phone kept her"
+    );
+    assert_eq!(mother.archive().erasures().unwrap().len(), 1);
+
+    let mut leaks = hub_leaks(&data, &secrets);
+    for p in [&office, &teacher, &mother] {
+        leaks.extend(p.leaks(&secrets));
+    }
+    assert!(leaks.is_empty(), "{leaks:?}");
+
+    // The modified app sends her file again, with a new 家访, as the 班主任's device.
+    let (stale, hash) = {
+        let mut a = Archive::open(&stale_path).unwrap();
+        assert!(!docs_of(&mut a, &child).is_empty());
+        let doc = DocId::Child(child.clone());
+        let hash = shouwang_tests::attack::forge(&mut a, &doc, None, |tx| {
+            use automerge::ReadDoc;
+            use automerge::transaction::Transactable;
+            let guardian = tx.get(automerge::ROOT, "guardian")?.unwrap().1;
+            tx.put(&guardian, "health", "奶奶在家，作业认真")?;
+            Ok(())
+        });
+        (a, hash)
+    };
+    let node = teacher.id.bind(false).await.unwrap();
+    let _ = shouwang_relay::syncing::sync_once(
+        &node,
+        server.hub_addr(),
+        stale,
+        &teacher.id.certificate,
+        &opts(),
+    )
+    .await;
+    node.shutdown().await;
+    let mut hub = data.open_archive().unwrap();
+    assert!(
+        docs_of(&mut hub, &child).is_empty(),
+        "the hub took her file back"
+    );
+    assert!(!shouwang_tests::attack::holds(
+        &mut hub,
+        &DocId::Child(child.clone()),
+        &hash
+    ));
+    drop(hub);
+    let leaks = hub_leaks(&data, &[CHILD, id_no.as_str(), NOTE, "作业认真"]);
+    assert!(leaks.is_empty(), "{leaks:?}");
+    // And the phones that sync afterwards get nothing of it.
+    teacher.sync_hub().await;
+    assert!(teacher.docs_of(&child).is_empty());
+    assert!(teacher.leaks(&secrets).is_empty());
+    server.shutdown().await;
+}
