@@ -79,7 +79,14 @@ pub struct Node {
 #[cfg(feature = "mdns")]
 const MDNS_SERVICE: &str = "shouwang";
 
-async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> {
+/// Receive window of an accepting node, per stream and per connection. Before a device is
+/// authenticated, whatever a stranger sends is buffered up to this much (QUIC's default, 1.25
+/// MB a stream and no connection limit, let 100 strangers opening with a 16 MiB frame make
+/// the hub buffer 113 MiB: `relay/tests/flood.rs`). It still carries ≈ 1.3 MB/s at 100 ms of
+/// RTT, more than any phone link.
+const ACCEPT_WINDOW: u32 = 128 * 1024;
+
+async fn bind_endpoint(config: &NodeConfig, accepts: bool) -> Result<Endpoint, TransportError> {
     let bind_err = |e: &dyn std::fmt::Display| TransportError::Bind(e.to_string());
     // `Minimal` sets only the TLS crypto provider: no address lookup (no DNS, no pkarr), and
     // relays stay disabled unless configured below.
@@ -90,9 +97,17 @@ async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> 
     // No path-MTU discovery: on the links this app lives on (EDGE, cell-edge 4G) a sync moves
     // a few kilobytes, and the probes (≈1.4 KB each, several per connection) cost more bytes
     // than larger packets would ever save. Datagrams stay at QUIC's safe 1200 bytes.
-    let transport = QuicTransportConfig::builder()
-        .mtu_discovery_config(None)
-        .build();
+    let mut transport = QuicTransportConfig::builder().mtu_discovery_config(None);
+    if accepts {
+        // A conversation is one bidirectional stream the dialer opens; nobody opens more.
+        // Streams the acceptor never reads would be buffered for nothing.
+        transport = transport
+            .max_concurrent_bidi_streams(VarInt::from_u32(1))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .stream_receive_window(VarInt::from_u32(ACCEPT_WINDOW))
+            .receive_window(VarInt::from_u32(ACCEPT_WINDOW));
+    }
+    let transport = transport.build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(config.secret_key.clone())
         .transport_config(transport)
@@ -122,7 +137,7 @@ async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> 
 impl Node {
     /// A node that connects to peers and accepts nothing.
     pub async fn bind(config: NodeConfig) -> Result<Node, TransportError> {
-        let endpoint = bind_endpoint(&config).await?;
+        let endpoint = bind_endpoint(&config, false).await?;
         Node::finish(endpoint, None, None, &config)
     }
 
@@ -133,7 +148,7 @@ impl Node {
         opts: ConversationOptions,
         metrics: Arc<TransportMetrics>,
     ) -> Result<Node, TransportError> {
-        let endpoint = bind_endpoint(&config).await?;
+        let endpoint = bind_endpoint(&config, true).await?;
         let protocol = SyncProtocol::new(factory, opts, metrics);
         let router = Router::builder(endpoint.clone())
             .accept(ALPN, protocol.clone())
