@@ -90,6 +90,20 @@ pub fn revoke_command(
     })
 }
 
+/// `devices`: every registered device with its member, name and standing (a revoked device
+/// that reached the hub and wiped itself shows what it had not delivered); one line each.
+pub fn devices_command(config: &ServerConfig) -> Result<String, ServerError> {
+    let mut archive = config.data().open_archive()?;
+    let mut out = String::new();
+    for d in archive.devices()? {
+        let _ = writeln!(out, "{}  {}  {}  {}", d.id, d.member, d.label, d.status());
+    }
+    if out.is_empty() {
+        out.push_str("还没有登记的设备。\n");
+    }
+    Ok(out)
+}
+
 /// `invite`: issues an invite from the configuration's addresses, writes the PNG, and returns
 /// the report (ticket and terminal QR code) to print. `role` is required for a new member; for
 /// an existing one it must be a role they hold (see [`issue_member_invite`]).
