@@ -90,6 +90,22 @@ pub fn revoke_command(
     })
 }
 
+/// `encrypt-data`: converts a data directory from before encryption at rest, in place, with
+/// the data key where the configuration puts it (see [`super::encrypt_data`]).
+pub fn encrypt_data_command(config: &ServerConfig) -> Result<String, ServerError> {
+    let data = config.data();
+    Ok(match super::encrypt_data(&data)? {
+        super::Converted::Encrypted { documents } => format!(
+            "已把 {} 转换为加密格式：{documents} 份档案，数据密钥在{}。旧的未加密文件已清除。\n",
+            data.root().display(),
+            data.key_source()
+        ),
+        super::Converted::AlreadyEncrypted => {
+            format!("{} 已经是加密格式，无需转换。\n", data.root().display())
+        }
+    })
+}
+
 /// `devices`: every registered device with its member, name and standing (a revoked device
 /// that reached the hub and wiped itself shows what it had not delivered); one line each.
 pub fn devices_command(config: &ServerConfig) -> Result<String, ServerError> {
