@@ -72,7 +72,7 @@ impl Flood {
         let mut tasks = JoinSet::new();
         for (i, node) in bound.into_iter().enumerate() {
             for k in 0..per_endpoint {
-                let big = (i * per_endpoint + k) % 2 == 0;
+                let big = (i * per_endpoint + k).is_multiple_of(2);
                 let (node, hub, stats) = (node.clone(), hub.clone(), stats.clone());
                 tasks.spawn(async move {
                     loop {

@@ -9,6 +9,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{FrameReader, HANDSHAKE_TIMEOUT, HEADER_LEN, write_frame};
+use super::node::AUTHENTICATED_WINDOW;
 use super::{
     Conversation, ConversationOptions, Reply, Stats, TransportError, TransportMetrics, Wake, close,
 };
@@ -83,6 +84,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
         reader.set_max(self.frame_limit());
         let shutdown = self.shutdown.clone().unwrap_or_default();
         let mut deadline = Instant::now() + self.quiet_limit();
+        let mut widened = false;
         let conn = self.conn;
         loop {
             if self.local_done && self.remote_done && self.side == Side::Dialer {
@@ -111,6 +113,11 @@ impl<'a, C: Conversation> Driver<'a, C> {
                             let reply = self.call(move |c| c.on_frame(&frame)).await;
                             self.after(reply).await?;
                             reader.set_max(self.frame_limit());
+                            if !widened && self.side == Side::Acceptor && self.authenticated() {
+                                // Authenticated: the connection may use a full window now.
+                                conn.set_receive_window(VarInt::from_u32(AUTHENTICATED_WINDOW));
+                                widened = true;
+                            }
                             deadline = Instant::now() + self.quiet_limit();
                         }
                         Ok(None) => {
@@ -156,12 +163,18 @@ impl<'a, C: Conversation> Driver<'a, C> {
     /// (Once this side has finished, say after sending an enrolling device its bundle, the
     /// device may take long to read it over EDGE: the idle timeout applies.)
     fn quiet_limit(&self) -> Duration {
-        let unauthenticated = self.conversation.as_ref().and_then(C::max_frame).is_some();
-        if unauthenticated && !self.local_done {
+        if !self.authenticated() && !self.local_done {
             self.opts.idle_timeout.min(HANDSHAKE_TIMEOUT)
         } else {
             self.opts.idle_timeout
         }
+    }
+
+    /// Whether the conversation has authenticated the peer (it no longer limits frames).
+    fn authenticated(&self) -> bool {
+        self.conversation
+            .as_ref()
+            .is_some_and(|c| c.max_frame().is_none())
     }
 
     fn frame_limit(&self) -> usize {

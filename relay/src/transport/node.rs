@@ -79,12 +79,16 @@ pub struct Node {
 #[cfg(feature = "mdns")]
 const MDNS_SERVICE: &str = "shouwang";
 
-/// Receive window of an accepting node, per stream and per connection. Before a device is
-/// authenticated, whatever a stranger sends is buffered up to this much (QUIC's default, 1.25
-/// MB a stream and no connection limit, let 100 strangers opening with a 16 MiB frame make
-/// the hub buffer 113 MiB: `relay/tests/flood.rs`). It still carries ≈ 1.3 MB/s at 100 ms of
-/// RTT, more than any phone link.
-const ACCEPT_WINDOW: u32 = 128 * 1024;
+/// Receive window of an accepting node's connections until the peer is authenticated: one
+/// handshake frame and its header, with room to spare. Whatever a stranger sends is buffered
+/// up to this much and no more (QUIC's default, 1.25 MB a stream and no connection limit, let
+/// 100 strangers opening with a 16 MiB frame make the hub buffer 113 MiB:
+/// `relay/tests/flood.rs`). The driver widens it to [`AUTHENTICATED_WINDOW`] once the
+/// conversation stops limiting frames (the hub's `Welcome`, a peer's certificate checked).
+pub(crate) const UNAUTHENTICATED_WINDOW: u32 = 80 * 1024;
+/// Receive window of an authenticated connection (and of each stream on an accepting node):
+/// ≈ 10 MB/s at 100 ms of RTT, more than any phone link.
+pub(crate) const AUTHENTICATED_WINDOW: u32 = 1024 * 1024;
 
 async fn bind_endpoint(config: &NodeConfig, accepts: bool) -> Result<Endpoint, TransportError> {
     let bind_err = |e: &dyn std::fmt::Display| TransportError::Bind(e.to_string());
@@ -104,8 +108,8 @@ async fn bind_endpoint(config: &NodeConfig, accepts: bool) -> Result<Endpoint, T
         transport = transport
             .max_concurrent_bidi_streams(VarInt::from_u32(1))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
-            .stream_receive_window(VarInt::from_u32(ACCEPT_WINDOW))
-            .receive_window(VarInt::from_u32(ACCEPT_WINDOW));
+            .stream_receive_window(VarInt::from_u32(AUTHENTICATED_WINDOW))
+            .receive_window(VarInt::from_u32(UNAUTHENTICATED_WINDOW));
     }
     let transport = transport.build();
     let mut builder = Endpoint::builder(presets::Minimal)
