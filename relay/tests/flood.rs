@@ -192,7 +192,14 @@ async fn a_phone_syncs_through_a_flood_and_the_hub_keeps_its_memory() {
         .expect("the phone's sync did not end")
         .expect("the phone's sync failed under the flood");
     drop(archive);
-    // The flood really ran: every flooding connection was made at least once.
+    // The flood really ran: the hub refused 16 MiB first frames, and every flooding
+    // connection was made at least once.
+    assert!(
+        metrics
+            .get("shouwang_oversized_frames_total")
+            .is_some_and(|n| *n >= 1.0),
+        "{metrics:?}"
+    );
     assert!(
         connected >= (flooders() * PER_FLOODER) as u64,
         "only {connected} flooding connections were made"

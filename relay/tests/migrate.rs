@@ -152,9 +152,13 @@ async fn a_plain_hub_is_refused_then_encrypted_in_place_and_serves_a_phone() {
         assert_eq!(mode(&root.join("hub.db")), 0o600);
         assert_eq!(mode(&root.join("hub.key")), 0o600);
     }
-    // Twice is harmless.
+    // Twice is harmless; and a run that crashed after the swap, leaving the old plain
+    // directory beside the new one, has it wiped by the next.
+    std::fs::create_dir(dir.path().join("hub.encrypting")).unwrap();
+    std::fs::write(dir.path().join("hub.encrypting/hub.db"), &plain_db).unwrap();
     let out = relay(&root, &["encrypt-data"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("已经是加密格式"));
+    assert!(!dir.path().join("hub.encrypting").exists());
 
     // The hub serves it under the same endpoint key; a phone enrolls and syncs.
     let server = Server::start(ServerConfig::loopback(&root)).await.unwrap();
