@@ -116,6 +116,12 @@ async fn a_revoked_phone_reports_what_it_had_not_delivered_before_wiping() {
         line.contains("未送达 4 项修改（其中新记录 3 条）"),
         "{listed}"
     );
+    // A second report (a modified app reporting in a loop) changes nothing.
+    shouwang_relay::handshake::report_undelivered(&node, identity.hub().unwrap(), 1, 1, &opts)
+        .await
+        .unwrap();
+    let again = commands::devices_command(&config).unwrap();
+    assert_eq!(again, listed);
     node.shutdown().await;
     server.shutdown().await;
 }

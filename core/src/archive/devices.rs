@@ -129,8 +129,10 @@ impl Archive {
 
     /// Records what the revoked device `id` reported it had not delivered before wiping
     /// itself (the hub calls it when the device reports). Administrators only (the hub's
-    /// device is one); refused for a device that is not revoked. Writes nothing if the school
-    /// already records the same counts.
+    /// device is one); refused for a device that is not revoked. Only the first report is
+    /// kept: an honest device reports once (again only if its wipe failed, with the same
+    /// counts), and a modified one cannot make the school document grow by reporting in a
+    /// loop.
     pub fn record_undelivered(
         &mut self,
         id: &crate::ids::DeviceId,
@@ -147,7 +149,7 @@ impl Archive {
             .store
             .doc(&DocId::School)?
             .and_then(|doc| school::undelivered(doc, id));
-        if known == Some(undelivered) {
+        if known.is_some() {
             return Ok(());
         }
         let message = format!(
