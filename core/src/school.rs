@@ -444,6 +444,41 @@ pub fn revoke_device<T: Transactable + ReadDoc>(tx: &mut T, id: &DeviceId) -> Re
     set_flag(tx, &obj, "revoked", true)
 }
 
+/// What a revoked device said, before wiping itself, it had not delivered to the hub:
+/// changes it had made that the hub had not confirmed, and records among them that the hub
+/// never received. Lost with the device; the office sees the counts (`device list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Undelivered {
+    pub changes: u64,
+    pub records: u64,
+}
+
+/// Records what a revoked device had not delivered (the hub writes it, as an administrator's
+/// device, when the device reports before wiping). A later report replaces an earlier one.
+pub fn set_undelivered<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    id: &DeviceId,
+    undelivered: Undelivered,
+) -> Result<()> {
+    let obj = entry(tx, DEVICES, id.as_str(), "设备")?;
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    tx.put(&obj, "undelivered_changes", n(undelivered.changes))?;
+    tx.put(&obj, "undelivered_records", n(undelivered.records))?;
+    Ok(())
+}
+
+/// What the device `id` reported it had not delivered, if it did.
+pub fn undelivered<D: ReadDoc>(doc: &D, id: &DeviceId) -> Option<Undelivered> {
+    let (_, o) = entries(doc, DEVICES)
+        .into_iter()
+        .find(|(k, _)| k == id.as_str())?;
+    let n = |key| get_i64(doc, &o, key).and_then(|v| u64::try_from(v).ok());
+    Some(Undelivered {
+        changes: n("undelivered_changes")?,
+        records: n("undelivered_records").unwrap_or(0),
+    })
+}
+
 /// Deactivates a member: they see nothing but the school document, and their devices are
 /// refused.
 pub fn deactivate_member<T: Transactable + ReadDoc>(tx: &mut T, id: &MemberId) -> Result<()> {

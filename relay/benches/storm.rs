@@ -26,12 +26,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shouwang_core::archive::SchoolSetup;
@@ -44,6 +42,10 @@ use shouwang_relay::server::{self, DataDir, HubContact, KeySource};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{
     ConversationOptions, EndpointAddr, Node, NodeConfig, RelayUrl, SecretKey,
+};
+use shouwang_tests::hub_process::{
+    HubPorts, HubProcess, Sampler, clock_ticks, cpu_seconds, free_tcp, free_udp, mib, reset_peak,
+    status_kb,
 };
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -411,216 +413,10 @@ fn set_up_school(data: &DataDir, plan: &SchoolPlan) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The hub process and /proc.
+// The hub process and /proc: `shouwang_tests::hub_process`.
 // ---------------------------------------------------------------------------------------------
 
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A value in kB from `/proc/<pid>/status` (`pid` may be "self").
-fn status_kb(pid: &str, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resets a process's peak RSS (VmHWM) to its current RSS. Linux ≥ 4.0.
-fn reset_peak(pid: &str) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// User + system CPU seconds a process has used.
-fn cpu_seconds(pid: &str, ticks: f64) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some((_, rest)) = text.rsplit_once(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (t(11) + t(12)) as f64 / ticks
-}
-
-fn mib(kb: u64) -> String {
-    format!("{:.1} MiB", kb as f64 / 1024.0)
-}
-
-/// The real `shouwang-relay serve`, in its own process.
-struct Hub {
-    child: Child,
-    config: PathBuf,
-    http: u16,
-    log: PathBuf,
-}
-
-impl Hub {
-    fn start(config: &Path, http: u16, log: &Path) -> Hub {
-        let err = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let mut child = Command::new(hub_bin())
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("shouwang-relay binary");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", http)).is_ok() {
-                return Hub {
-                    child,
-                    config: config.to_owned(),
-                    http,
-                    log: log.to_owned(),
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("hub exited ({status}): {}", tail(log));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("hub did not start: {}", tail(log));
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// `/metrics` as name → value.
-    fn metrics(&self) -> BTreeMap<String, f64> {
-        let mut out = BTreeMap::new();
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.http)) else {
-            return out;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ =
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        for line in text.lines().filter(|l| l.starts_with("shouwang_")) {
-            if let Some((k, v)) = line.rsplit_once(' ')
-                && let Ok(v) = v.parse()
-            {
-                out.insert(k.to_owned(), v);
-            }
-        }
-        out
-    }
-
-    /// SIGTERM, then wait (SIGKILL after 20 s).
-    fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.pid()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("hub did not stop on SIGTERM; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(self) -> Hub {
-        let (config, http, log) = (self.config.clone(), self.http, self.log.clone());
-        self.stop();
-        Hub::start(&config, http, &log)
-    }
-}
-
-impl Drop for Hub {
-    /// A bench that panics must not leave the server running.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
-/// Samples a process's RSS every 20 ms on its own thread; the highest value seen.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    threads: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sampler {
-    fn start(pid: String) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let threads = Arc::new(AtomicU64::new(0));
-        let thread = std::thread::spawn({
-            let (stop, peak, threads) = (stop.clone(), peak.clone(), threads.clone());
-            move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(status_kb(&pid, "VmRSS"), Ordering::Relaxed);
-                    threads.fetch_max(status_kb(&pid, "Threads"), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        });
-        Sampler {
-            stop,
-            peak,
-            threads,
-            thread: Some(thread),
-        }
-    }
-
-    /// (peak RSS in kB, most threads seen).
-    fn finish(mut self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        (
-            self.peak.load(Ordering::Relaxed),
-            self.threads.load(Ordering::Relaxed),
-        )
-    }
-}
+type Hub = HubProcess;
 
 // ---------------------------------------------------------------------------------------------
 // Phones.
@@ -945,7 +741,7 @@ async fn storm(
     let bench_peak = status_kb("self", "VmHWM");
     let hub_cpu = cpu_seconds(&pid, ticks) - hub_cpu0;
     let bench_cpu = cpu_seconds("self", ticks) - bench_cpu0;
-    assert!(hub.alive(), "the hub died: {}", tail(&hub.log));
+    assert!(hub.alive(), "the hub died: {}", hub.log_tail());
     let hub_metrics = hub.metrics();
     results.sort_by_key(|(p, _)| p.idx);
     let (phones, outcomes): (Vec<Phone>, Vec<Outcome>) = results.into_iter().unzip();
@@ -1180,7 +976,13 @@ async fn run() {
     )
     .unwrap();
     let log = dir.path().join("hub.log");
-    let mut hub = Hub::start(&config, http, &log);
+    let ports = HubPorts {
+        config,
+        relay: relay_port,
+        hub: hub_port,
+        http,
+    };
+    let mut hub = Hub::start(&hub_bin(), &ports, &log);
     let contact = HubContact {
         relay_url: Some(format!("http://127.0.0.1:{relay_port}/")),
         addrs: vec![SocketAddr::from(([127, 0, 0, 1], hub_port))],
@@ -1328,7 +1130,7 @@ async fn run() {
     copy_dir(&phones_dir, &snapshot.join("phones"));
 
     // The storm, with a freshly started hub.
-    let mut hub = Hub::start(&config, http, &log);
+    let mut hub = Hub::start(&hub_bin(), &ports, &log);
     let (back, result) = storm(phones, &mut hub, &relay, &hub_addr, false).await;
     phones = back;
     summarize("storm", &result);
@@ -1348,7 +1150,7 @@ async fn run() {
     std::fs::remove_dir_all(&phones_dir).unwrap();
     copy_dir(&snapshot.join("hub"), data.root());
     copy_dir(&snapshot.join("phones"), &phones_dir);
-    let mut hub = Hub::start(&config, http, &log);
+    let mut hub = Hub::start(&hub_bin(), &ports, &log);
     let (phones, serial) = storm(phones, &mut hub, &relay, &hub_addr, true).await;
     summarize("one at a time", &serial);
     hub.stop();

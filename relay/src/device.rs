@@ -294,10 +294,9 @@ pub async fn sync_hub(
                 return Ok((archive, progress));
             }
             Err(e) if is_revoked(&e) => {
-                // The school revoked this device: nothing of the children stays on it. (What
-                // it had not sent is lost with it; the office sees the device as revoked.)
-                reopen.wipe()?;
-                return Err(TransportError::Conversation(Error::Revoked));
+                // The school revoked this device: nothing of the children stays on it. What
+                // it had not sent is lost with it; the office sees how much.
+                return Err(wipe_revoked(node, &hub, &reopen, opts).await);
             }
             Err(e) => {
                 // The failed conversation took the archive with it: open the store again.
@@ -311,6 +310,49 @@ pub async fn sync_hub(
                 retried = true;
             }
         }
+    }
+}
+
+/// How long a revoked device tries to tell the hub what it had not delivered before it wipes
+/// itself anyway.
+const REPORT_WAIT: Duration = Duration::from_secs(15);
+
+/// A revoked device's end: it tells the hub how many of its changes (and new records) the hub
+/// had not confirmed ([`Archive::undelivered`], reported with [`handshake::Farewell`]; the
+/// office sees the counts in `device list`), then overwrites its store with zeros and deletes
+/// it. The report is best effort, at most [`REPORT_WAIT`]: the store is wiped whatever
+/// happens to it. Returns the error the sync reports: [`Error::Revoked`], or why the wipe
+/// failed.
+async fn wipe_revoked(
+    node: &Node,
+    hub: &EndpointAddr,
+    reopen: &shouwang_core::archive::Reopen,
+    opts: &ConversationOptions,
+) -> TransportError {
+    let counted = reopen
+        .open()
+        .and_then(|mut archive| archive.undelivered(&hub.id.to_string()));
+    match counted {
+        Ok(u) => {
+            let report =
+                handshake::report_undelivered(node, hub.clone(), u.changes, u.records, opts);
+            match tokio::time::timeout(REPORT_WAIT, report).await {
+                Ok(Ok(())) => {
+                    tracing::info!(
+                        changes = u.changes,
+                        records = u.records,
+                        "undelivered reported"
+                    )
+                }
+                Ok(Err(e)) => tracing::warn!("could not report what was undelivered: {e}"),
+                Err(_) => tracing::warn!("could not report what was undelivered: timed out"),
+            }
+        }
+        Err(e) => tracing::warn!("could not count what was undelivered: {e}"),
+    }
+    match reopen.wipe() {
+        Ok(()) => TransportError::Conversation(Error::Revoked),
+        Err(e) => e.into(),
     }
 }
 
@@ -369,8 +411,7 @@ pub async fn sync_hub_live(
         if let Err(e) = &ended
             && is_revoked(e)
         {
-            reopen.wipe()?;
-            return Err(TransportError::Conversation(Error::Revoked));
+            return Err(wipe_revoked(node, &hub, &reopen, opts).await);
         }
         // The conversation took the archive with it: open the store again to purge.
         let purged = reopen

@@ -10,6 +10,12 @@
 //!   (live mode) sends [`Message::Live`] right after its Hello: the hub then passes on, as they
 //!   arrive, the changes other devices bring. Without it the device finishes once caught up.
 //!
+//! - [`Message::Undelivered`]: "the hub told me I am revoked; before I wipe myself, here is
+//!   what I had not delivered" (changes and records). The hub records the counts against the
+//!   device in the school document, where the office sees them, and answers
+//!   [`Message::Revoked`]. Only a revoked device may send it; QUIC has authenticated which.
+//!   A hub from before this message refuses it as an unknown kind (the device wipes anyway).
+//!
 //! A hub that refuses sends [`Message::Refused`] with a Chinese reason and closes; nothing else
 //! has been sent.
 //!
@@ -22,6 +28,8 @@
 //! BundleEnd   (5) = total length:u64 LE
 //! Welcome     (6) = school id (UTF-8)
 //! Live        (7) = (empty)
+//! Undelivered (8) = changes:u64 LE | records:u64 LE
+//! Revoked    (14) = (empty)
 //! Refused    (15) = reason (UTF-8)
 //! ```
 //!
@@ -61,6 +69,11 @@ pub enum Message {
     Welcome(SchoolId),
     /// The device stays connected after catching up: send it what others write.
     Live,
+    /// A revoked device's last word: what it had not delivered when it wiped itself.
+    Undelivered {
+        changes: u64,
+        records: u64,
+    },
     /// The school revoked this device: it wipes its store.
     Revoked,
     Refused(String),
@@ -88,6 +101,11 @@ impl Message {
             Message::BundleEnd(n) => (5, n.to_le_bytes().to_vec()),
             Message::Welcome(s) => (6, s.as_str().as_bytes().to_vec()),
             Message::Live => (7, Vec::new()),
+            Message::Undelivered { changes, records } => {
+                let mut b = changes.to_le_bytes().to_vec();
+                b.extend_from_slice(&records.to_le_bytes());
+                (8, b)
+            }
             Message::Revoked => (14, Vec::new()),
             Message::Refused(r) => (15, r.as_bytes().to_vec()),
         };
@@ -140,6 +158,15 @@ impl Message {
             }
             6 => Message::Welcome(SchoolId(text(body)?)),
             7 if body.is_empty() => Message::Live,
+            8 => {
+                let b: [u8; 16] = body.try_into().map_err(|_| bad("未送达报告"))?;
+                let (c, r) = b.split_at(8);
+                let n = |x: &[u8]| u64::from_le_bytes(x.try_into().unwrap_or([0; 8]));
+                Message::Undelivered {
+                    changes: n(c),
+                    records: n(r),
+                }
+            }
             14 if body.is_empty() => Message::Revoked,
             15 => {
                 let cut = &body[..body.len().min(MAX_REASON)];
@@ -296,6 +323,72 @@ impl Conversation for Greeting {
     }
 }
 
+/// The device side of a revoked device's last connection: reports what it had not delivered
+/// ([`Message::Undelivered`]) and expects the hub's [`Message::Revoked`] as the receipt.
+#[derive(Debug)]
+pub struct Farewell {
+    changes: u64,
+    records: u64,
+    acknowledged: bool,
+}
+
+impl Farewell {
+    /// A report of `changes` undelivered changes, `records` of them new records.
+    pub fn new(changes: u64, records: u64) -> Farewell {
+        Farewell {
+            changes,
+            records,
+            acknowledged: false,
+        }
+    }
+
+    /// Whether the hub took the report.
+    pub fn acknowledged(&self) -> bool {
+        self.acknowledged
+    }
+}
+
+impl Conversation for Farewell {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(Reply::send(vec![
+            Message::Undelivered {
+                changes: self.changes,
+                records: self.records,
+            }
+            .encode(),
+        ]))
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> shouwang_core::Result<Reply> {
+        match Message::decode(frame)? {
+            Message::Revoked => {
+                self.acknowledged = true;
+                Ok(Reply::finish(vec![]))
+            }
+            Message::Refused(reason) => Err(refused(&reason)),
+            _ => Err(bad("顺序不对")),
+        }
+    }
+}
+
+/// Tells the hub what this revoked device had not delivered; `Ok` once the hub recorded it.
+pub async fn report_undelivered(
+    node: &Node,
+    hub: EndpointAddr,
+    changes: u64,
+    records: u64,
+    opts: &ConversationOptions,
+) -> Result<(), TransportError> {
+    let (conv, _stats) = node
+        .converse(hub, Farewell::new(changes, records), opts)
+        .await?;
+    if conv.acknowledged() {
+        Ok(())
+    } else {
+        Err(TransportError::Protocol("服务器没有回应".into()))
+    }
+}
+
 /// The hub's address as an invite gives it.
 pub fn hub_addr(invite: &Invite) -> shouwang_core::Result<EndpointAddr> {
     let id = EndpointId::from_bytes(&invite.hub.0)
@@ -367,6 +460,11 @@ mod tests {
             Message::BundleEnd(123_456),
             Message::Welcome(SchoolId("abc".into())),
             Message::Live,
+            Message::Undelivered {
+                changes: 12,
+                records: u64::MAX,
+            },
+            Message::Revoked,
             Message::Refused("成员证书已过期".into()),
         ];
         for m in all {
@@ -380,6 +478,7 @@ mod tests {
         assert!(Message::decode(&[1, 1, 1, 0]).is_err());
         assert!(Message::decode(&[MAGIC, VERSION, 5, 1, 2]).is_err());
         assert!(Message::decode(&[MAGIC, VERSION, 7, 0]).is_err());
+        assert!(Message::decode(&[MAGIC, VERSION, 8, 1, 2, 3]).is_err());
         assert!(Message::decode(&[MAGIC, VERSION, 1, 3, b'a']).is_err());
         let newer = Message::decode(&[MAGIC, 2, 1]).unwrap_err().to_string();
         assert!(newer.contains("升级"), "{newer}");

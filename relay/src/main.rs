@@ -75,6 +75,10 @@ enum Command {
         #[arg(long)]
         png: Option<PathBuf>,
     },
+    /// 把旧版未加密的数据目录就地转换为加密格式（数据密钥按配置的 [data_key] 存放）
+    EncryptData,
+    /// 列出登记的设备及其状态（已停用的设备清除本机档案时未送达多少修改）
+    Devices,
     /// 停用丢失的设备或离开的成员：服务器从此拒绝它们，设备下次连上时清除本机档案
     #[command(group(clap::ArgGroup::new("which").required(true).args(["device", "member"])))]
     Revoke {
@@ -160,6 +164,14 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
                 "{}",
                 commands::invite_command(&config, &member, role.as_deref(), days, png)?
             );
+            Ok(())
+        }
+        Command::EncryptData => {
+            print!("{}", commands::encrypt_data_command(&config)?);
+            Ok(())
+        }
+        Command::Devices => {
+            print!("{}", commands::devices_command(&config)?);
             Ok(())
         }
         Command::Revoke { device, member } => {

@@ -1,11 +1,14 @@
 //! Test support for cross-crate scenarios: fixtures (a small school drawn from DOMAIN.md and
 //! devices exchanging real files), a deterministic multi-peer sync simulation, a teacher's
 //! offline week on a school with a year of history, a userspace link emulator (an EDGE-like
-//! or flapping UDP path) and private network namespaces for tests over real links.
+//! or flapping UDP path), private network namespaces for tests over real links, the real hub in
+//! its own process with what `/proc` says about it, and a flood of unauthenticated connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a test failure
 
 pub mod attack;
 pub mod fixtures;
+pub mod flood;
+pub mod hub_process;
 pub mod link;
 pub mod netns;
 pub mod sim;

@@ -21,12 +21,30 @@ pub struct DeviceRow {
     pub revoked: bool,
     /// When this store last completed a sync with it, ms since the epoch (the hub's view).
     pub last_sync: Option<i64>,
+    /// For a revoked device that reached the hub and wiped itself: what it had not delivered.
+    pub undelivered: Option<school::Undelivered>,
+}
+
+impl DeviceRow {
+    /// Its standing in one Chinese phrase: 正常, 已停用, or, once a revoked device has
+    /// reached the hub and wiped itself, what it had not delivered.
+    pub fn status(&self) -> String {
+        match (self.revoked, self.undelivered) {
+            (false, _) => "正常".to_owned(),
+            (true, None) => "已停用".to_owned(),
+            (true, Some(u)) => format!(
+                "已停用，已清除本机档案；未送达 {} 项修改（其中新记录 {} 条）",
+                u.changes, u.records
+            ),
+        }
+    }
 }
 
 impl Archive {
     /// Every registered device, by member name.
     pub fn devices(&mut self) -> Result<Vec<DeviceRow>> {
         let school = self.school()?;
+        let doc = self.store.doc(&DocId::School)?.cloned();
         let mut rows = Vec::new();
         for d in &school.devices {
             // A device enrolled through the hub is its network key's first 16 bytes: the hub's
@@ -47,6 +65,7 @@ impl Archive {
                 label: d.label.clone(),
                 revoked: d.revoked,
                 last_sync,
+                undelivered: doc.as_ref().and_then(|doc| school::undelivered(doc, &d.id)),
             });
         }
         rows.sort_by(|a, b| (&a.member, &a.id).cmp(&(&b.member, &b.id)));
@@ -106,6 +125,43 @@ impl Archive {
             revoked: true,
             ..row
         })
+    }
+
+    /// Records what the revoked device `id` reported it had not delivered before wiping
+    /// itself (the hub calls it when the device reports). Administrators only (the hub's
+    /// device is one); refused for a device that is not revoked. Only the first report is
+    /// kept: an honest device reports once (again only if its wipe failed, with the same
+    /// counts), and a modified one cannot make the school document grow by reporting in a
+    /// loop.
+    pub fn record_undelivered(
+        &mut self,
+        id: &crate::ids::DeviceId,
+        undelivered: school::Undelivered,
+    ) -> Result<()> {
+        self.require_admin()?;
+        let Some(device) = self.school()?.devices.into_iter().find(|d| d.id == *id) else {
+            return Err(Error::not_found("设备", id.as_str()));
+        };
+        if !device.revoked {
+            return Err(Error::NotPermitted("这台设备没有被停用".into()));
+        }
+        let known = self
+            .store
+            .doc(&DocId::School)?
+            .and_then(|doc| school::undelivered(doc, id));
+        if known.is_some() {
+            return Ok(());
+        }
+        let message = format!(
+            "停用设备未送达：{} 项修改，{} 条记录",
+            undelivered.changes, undelivered.records
+        );
+        self.store.write(|b| {
+            b.change(&DocId::School, false, &message, |tx| {
+                school::set_undelivered(tx, id, undelivered)
+            })
+        })?;
+        Ok(())
     }
 
     /// Deactivates a member (a volunteer who left) and revokes every device of theirs:

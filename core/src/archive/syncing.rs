@@ -91,6 +91,60 @@ impl Archive {
         self.store.record_sync_result(peer, error)
     }
 
+    /// What this device made that `peer` (the hub) has not confirmed: its own changes after
+    /// the heads it shares with the peer, and the records among them the peer never had
+    /// (created here, absent at the shared heads). A revoked device reports this before it
+    /// wipes itself, so the office knows what was lost with it. Changes other devices made
+    /// are not counted: they are theirs to deliver.
+    pub fn undelivered(&mut self, peer: &str) -> Result<crate::school::Undelivered> {
+        use automerge::{ChangeHash, ObjType, ROOT, ReadDoc, Value};
+        let shared = self.store.sync_states(peer)?;
+        let me = self.device.actor();
+        let mut out = crate::school::Undelivered {
+            changes: 0,
+            records: 0,
+        };
+        for id in self.store.doc_ids()? {
+            let heads: Vec<ChangeHash> = shared
+                .get(&id)
+                .map(|(h, _)| {
+                    h.split(',')
+                        .filter(|s| !s.is_empty())
+                        .filter_map(|s| s.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let Some(doc) = self.store.doc(&id)? else {
+                continue;
+            };
+            let mine = doc
+                .get_changes(&heads)
+                .iter()
+                .filter(|c| *c.actor_id() == me)
+                .count();
+            if mine == 0 {
+                continue;
+            }
+            out.changes += mine as u64;
+            let Ok(Some((Value::Object(ObjType::Map), records))) =
+                doc.get(ROOT, crate::doc::layout::RECORDS)
+            else {
+                continue;
+            };
+            for key in doc.keys(&records) {
+                let known = doc.get_at(&records, &key, &heads).ok().flatten().is_some();
+                let created_here = matches!(
+                    doc.get(&records, &key),
+                    Ok(Some((_, automerge::ObjId::Id(_, actor, _)))) if actor == me
+                );
+                if created_here && !known {
+                    out.records += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// What `peer` has not confirmed yet, and when the last exchange completed.
     pub fn sync_status(&mut self, peer: &str) -> Result<SyncStatus> {
         let (last_success, last_error): (Option<i64>, Option<String>) = self

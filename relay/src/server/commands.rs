@@ -90,6 +90,36 @@ pub fn revoke_command(
     })
 }
 
+/// `encrypt-data`: converts a data directory from before encryption at rest, in place, with
+/// the data key where the configuration puts it (see [`super::encrypt_data`]).
+pub fn encrypt_data_command(config: &ServerConfig) -> Result<String, ServerError> {
+    let data = config.data();
+    Ok(match super::encrypt_data(&data)? {
+        super::Converted::Encrypted { documents } => format!(
+            "已把 {} 转换为加密格式：{documents} 份档案，数据密钥在{}。旧的未加密文件已清除。\n",
+            data.root().display(),
+            data.key_source()
+        ),
+        super::Converted::AlreadyEncrypted => {
+            format!("{} 已经是加密格式，无需转换。\n", data.root().display())
+        }
+    })
+}
+
+/// `devices`: every registered device with its member, name and standing (a revoked device
+/// that reached the hub and wiped itself shows what it had not delivered); one line each.
+pub fn devices_command(config: &ServerConfig) -> Result<String, ServerError> {
+    let mut archive = config.data().open_archive()?;
+    let mut out = String::new();
+    for d in archive.devices()? {
+        let _ = writeln!(out, "{}  {}  {}  {}", d.id, d.member, d.label, d.status());
+    }
+    if out.is_empty() {
+        out.push_str("还没有登记的设备。\n");
+    }
+    Ok(out)
+}
+
 /// `invite`: issues an invite from the configuration's addresses, writes the PNG, and returns
 /// the report (ticket and terminal QR code) to print. `role` is required for a new member; for
 /// an existing one it must be a role they hold (see [`issue_member_invite`]).

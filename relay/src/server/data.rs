@@ -32,8 +32,8 @@ use super::secrets::{DataKey, KeySource};
 use crate::keyfile::{create_private_dir, write_private_new};
 use crate::transport::SecretKey;
 
-const SCHOOL_KEY_HEADER: &str = "shouwang school signing key v2 (sealed)";
-const HUB_KEY_HEADER: &str = "shouwang hub endpoint key v2 (sealed)";
+pub(crate) const SCHOOL_KEY_HEADER: &str = "shouwang school signing key v2 (sealed)";
+pub(crate) const HUB_KEY_HEADER: &str = "shouwang hub endpoint key v2 (sealed)";
 
 /// An invite the hub has issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +172,10 @@ impl DataDir {
     /// Refuses, in Chinese, a directory where no school has been set up.
     pub fn check_initialised(&self) -> Result<(), Error> {
         if self.is_initialised() {
+            // A directory from before encryption at rest is converted first, by its own command.
+            if super::migrate::is_plain(self) {
+                return Err(super::migrate::plain_refusal(self));
+            }
             return Ok(());
         }
         Err(Error::NotPermitted(format!(

@@ -25,7 +25,7 @@ use shouwang_core::ids::{DeviceId, MemberId, SchoolId};
 use shouwang_core::membership::{
     Certificate, CertificateBody, DeviceKey, InviteSecret, SchoolKey, SchoolPublicKey,
 };
-use shouwang_core::school::Member;
+use shouwang_core::school::{Member, Undelivered};
 use shouwang_core::store::Sender;
 use shouwang_core::sync::{Event, Session};
 use tracing::info;
@@ -504,6 +504,17 @@ impl HubConversation {
                 frames.extend(out.frames);
                 self.sync = Some(session);
                 Ok(Reply::send(frames))
+            }
+            Message::Undelivered { changes, records } => {
+                // The device is the one QUIC authenticated; `record_undelivered` refuses it
+                // unless the school has revoked it.
+                let id = DeviceId::from_key(&self.device.0);
+                let mut archive = self.state.archives.get()?;
+                archive.record_undelivered(&id, Undelivered { changes, records })?;
+                info!(device = %id, changes, records, "revoked device wiped; undelivered reported");
+                // The school document changed: administrators' live devices hear it.
+                self.state.changed.wake();
+                Ok(Reply::finish(vec![Message::Revoked.encode()]))
             }
             _ => Err(Error::NotPermitted("请先出示成员证书或邀请码".into())),
         }

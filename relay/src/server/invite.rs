@@ -59,7 +59,7 @@ fn refuse_if_initialised(data: &DataDir) -> Result<(), Error> {
 /// Waits until SQLCipher has registered `sqlcipher_export` for new connections. It does so
 /// as an auto-extension at the end of its one-time initialisation, so a connection opened
 /// by another thread in the middle of that (tests in parallel) can lack it.
-fn sqlcipher_ready() -> Result<(), Error> {
+pub(crate) fn sqlcipher_ready() -> Result<(), Error> {
     for _ in 0..1000 {
         let conn = rusqlite::Connection::open_in_memory()?;
         if conn.prepare("SELECT sqlcipher_export('main')").is_ok() {
@@ -74,7 +74,11 @@ fn sqlcipher_ready() -> Result<(), Error> {
 
 /// Copies the database open on `conn` into the empty file at `path`, encrypted with `key`
 /// (SQLCipher's `sqlcipher_export`), schema version included.
-fn export_encrypted(conn: &rusqlite::Connection, path: &Path, key: &StoreKey) -> Result<(), Error> {
+pub(crate) fn export_encrypted(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    key: &StoreKey,
+) -> Result<(), Error> {
     let file = path
         .to_str()
         .ok_or_else(|| Error::invalid("数据目录", "路径必须是 UTF-8"))?;

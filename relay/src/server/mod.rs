@@ -11,6 +11,7 @@ mod data;
 mod http;
 mod hub;
 mod invite;
+mod migrate;
 mod secrets;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ pub use invite::{
     HubContact, NewInvite, adopt_archive, init_school, issue_invite, issue_member_invite, qr_png,
     qr_terminal,
 };
+pub use migrate::{Converted, encrypt_data, is_plain};
 pub use secrets::{DataKey, KEY_CREDENTIAL, KEY_ENV, KEY_FILE_NAME, KeySource};
 
 use crate::transport::{

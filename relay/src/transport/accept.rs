@@ -107,7 +107,8 @@ impl SyncProtocol {
         let inner = &self.inner;
         let remote = conn.remote_id();
         // The stream appears once the peer sends its opening frames.
-        let (send, recv) = match timeout(inner.opts.idle_timeout, conn.accept_bi()).await {
+        let wait = inner.opts.idle_timeout.min(super::frame::HANDSHAKE_TIMEOUT);
+        let (send, recv) = match timeout(wait, conn.accept_bi()).await {
             Ok(Ok(streams)) => streams,
             Ok(Err(e)) => return Err(TransportError::io(e)),
             Err(_) => {

@@ -2,11 +2,14 @@
 //! [`crate::transport`]).
 
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
+use std::time::Duration;
 use tokio::sync::watch;
+
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{FrameReader, HEADER_LEN, write_frame};
+use super::frame::{FrameReader, HANDSHAKE_TIMEOUT, HEADER_LEN, write_frame};
+use super::node::AUTHENTICATED_WINDOW;
 use super::{
     Conversation, ConversationOptions, Reply, Stats, TransportError, TransportMetrics, Wake, close,
 };
@@ -80,7 +83,8 @@ impl<'a, C: Conversation> Driver<'a, C> {
         let mut reader = FrameReader::new(self.opts.max_frame);
         reader.set_max(self.frame_limit());
         let shutdown = self.shutdown.clone().unwrap_or_default();
-        let mut deadline = Instant::now() + self.opts.idle_timeout;
+        let mut deadline = Instant::now() + self.quiet_limit();
+        let mut widened = false;
         let conn = self.conn;
         loop {
             if self.local_done && self.remote_done && self.side == Side::Dialer {
@@ -109,7 +113,12 @@ impl<'a, C: Conversation> Driver<'a, C> {
                             let reply = self.call(move |c| c.on_frame(&frame)).await;
                             self.after(reply).await?;
                             reader.set_max(self.frame_limit());
-                            deadline = Instant::now() + self.opts.idle_timeout;
+                            if !widened && self.side == Side::Acceptor && self.authenticated() {
+                                // Authenticated: the connection may use a full window now.
+                                conn.set_receive_window(VarInt::from_u32(AUTHENTICATED_WINDOW));
+                                widened = true;
+                            }
+                            deadline = Instant::now() + self.quiet_limit();
                         }
                         Ok(None) => {
                             self.remote_done = true;
@@ -126,7 +135,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
                 _ = woken(&mut wake), if wake.is_some() && !self.local_done && self.listening() => {
                     let reply = self.call(|c| c.on_wake()).await;
                     self.after(reply).await?;
-                    deadline = Instant::now() + self.opts.idle_timeout;
+                    deadline = Instant::now() + self.quiet_limit();
                 }
                 _ = sleep_until(deadline) => {
                     conn.close(VarInt::from_u32(close::IDLE), "空闲超时".as_bytes());
@@ -148,6 +157,26 @@ impl<'a, C: Conversation> Driver<'a, C> {
     }
 
     /// The largest frame the conversation accepts now.
+    /// How long the connection may stay quiet: the idle timeout, or, while the conversation
+    /// has not authenticated the peer (it limits frames to the handshake's size), at most
+    /// [`HANDSHAKE_TIMEOUT`], so a stranger holds a connection slot for seconds, not a minute.
+    /// (Once this side has finished, say after sending an enrolling device its bundle, the
+    /// device may take long to read it over EDGE: the idle timeout applies.)
+    fn quiet_limit(&self) -> Duration {
+        if !self.authenticated() && !self.local_done {
+            self.opts.idle_timeout.min(HANDSHAKE_TIMEOUT)
+        } else {
+            self.opts.idle_timeout
+        }
+    }
+
+    /// Whether the conversation has authenticated the peer (it no longer limits frames).
+    fn authenticated(&self) -> bool {
+        self.conversation
+            .as_ref()
+            .is_some_and(|c| c.max_frame().is_none())
+    }
+
     fn frame_limit(&self) -> usize {
         self.conversation
             .as_ref()

@@ -22,6 +22,11 @@ pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
 
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
+/// How long an accepting side waits for an unauthenticated peer (a stream not yet opened, or
+/// a conversation still limiting frames to [`HANDSHAKE_MAX_FRAME`]) before closing as idle.
+/// An honest device sends its certificate or invite in its first packet after the QUIC
+/// handshake; ten seconds covers an EDGE link losing a few of them.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads frames from a stream, one at a time.
 #[derive(Debug)]

@@ -79,7 +79,18 @@ pub struct Node {
 #[cfg(feature = "mdns")]
 const MDNS_SERVICE: &str = "shouwang";
 
-async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> {
+/// Receive window of an accepting node's connections until the peer is authenticated: one
+/// handshake frame and its header, with room to spare. Whatever a stranger sends is buffered
+/// up to this much and no more (QUIC's default, 1.25 MB a stream and no connection limit, let
+/// 100 strangers opening with a 16 MiB frame make the hub buffer 113 MiB:
+/// `relay/tests/flood.rs`). The driver widens it to [`AUTHENTICATED_WINDOW`] once the
+/// conversation stops limiting frames (the hub's `Welcome`, a peer's certificate checked).
+pub(crate) const UNAUTHENTICATED_WINDOW: u32 = 80 * 1024;
+/// Receive window of an authenticated connection (and of each stream on an accepting node):
+/// ≈ 10 MB/s at 100 ms of RTT, more than any phone link.
+pub(crate) const AUTHENTICATED_WINDOW: u32 = 1024 * 1024;
+
+async fn bind_endpoint(config: &NodeConfig, accepts: bool) -> Result<Endpoint, TransportError> {
     let bind_err = |e: &dyn std::fmt::Display| TransportError::Bind(e.to_string());
     // `Minimal` sets only the TLS crypto provider: no address lookup (no DNS, no pkarr), and
     // relays stay disabled unless configured below.
@@ -90,9 +101,17 @@ async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> 
     // No path-MTU discovery: on the links this app lives on (EDGE, cell-edge 4G) a sync moves
     // a few kilobytes, and the probes (≈1.4 KB each, several per connection) cost more bytes
     // than larger packets would ever save. Datagrams stay at QUIC's safe 1200 bytes.
-    let transport = QuicTransportConfig::builder()
-        .mtu_discovery_config(None)
-        .build();
+    let mut transport = QuicTransportConfig::builder().mtu_discovery_config(None);
+    if accepts {
+        // A conversation is one bidirectional stream the dialer opens; nobody opens more.
+        // Streams the acceptor never reads would be buffered for nothing.
+        transport = transport
+            .max_concurrent_bidi_streams(VarInt::from_u32(1))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .stream_receive_window(VarInt::from_u32(AUTHENTICATED_WINDOW))
+            .receive_window(VarInt::from_u32(UNAUTHENTICATED_WINDOW));
+    }
+    let transport = transport.build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(config.secret_key.clone())
         .transport_config(transport)
@@ -122,7 +141,7 @@ async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint, TransportError> 
 impl Node {
     /// A node that connects to peers and accepts nothing.
     pub async fn bind(config: NodeConfig) -> Result<Node, TransportError> {
-        let endpoint = bind_endpoint(&config).await?;
+        let endpoint = bind_endpoint(&config, false).await?;
         Node::finish(endpoint, None, None, &config)
     }
 
@@ -133,7 +152,7 @@ impl Node {
         opts: ConversationOptions,
         metrics: Arc<TransportMetrics>,
     ) -> Result<Node, TransportError> {
-        let endpoint = bind_endpoint(&config).await?;
+        let endpoint = bind_endpoint(&config, true).await?;
         let protocol = SyncProtocol::new(factory, opts, metrics);
         let router = Router::builder(endpoint.clone())
             .accept(ALPN, protocol.clone())

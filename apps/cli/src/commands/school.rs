@@ -471,7 +471,7 @@ pub fn device_list(ctx: &mut Ctx) -> Result<()> {
             d.id.clone(),
             d.member.clone(),
             d.label.clone(),
-            if d.revoked { "已停用" } else { "正常" }.to_owned(),
+            d.status(),
             d.last_sync
                 .map_or_else(|| "—".to_owned(), |ms| crate::output::local_time(ms / 1000)),
         ]);

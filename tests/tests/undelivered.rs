@@ -1,0 +1,173 @@
+//! A revoked phone's unsent work (issue 10): when the hub tells a revoked phone so, the phone
+//! reports how many of its changes (and new records) the hub had not confirmed, then wipes its
+//! store; the hub records the counts against the device in the school document, and the
+//! office's device list (`shouwang device list`, `shouwang-relay devices`) shows them.
+//!
+//! Real components: the hub's server started in-process on 127.0.0.1, a phone store joined
+//! with a real invite (`device::join`), real iroh endpoints.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use shouwang_core::ids::DeviceId;
+use shouwang_core::roles::Role;
+use shouwang_core::school::Undelivered;
+use shouwang_core::{Archive, RecordInput};
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::server::{Server, ServerConfig, commands};
+use shouwang_tests::fixtures::{LOVE_MOTHER, small_hub};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn talk(phone: &mut Archive, day: u32, note: &str) -> String {
+    phone
+        .add_record(&RecordInput {
+            kind: "谈心".into(),
+            child: Some("王小雨".into()),
+            class: None,
+            date: format!("2026-11-{day:02}"),
+            fields: vec![("notes".into(), note.into())],
+        })
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_phone_reports_what_it_had_not_delivered_before_wiping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let config = ServerConfig::loopback(dir.path().join("hub"));
+    let server = Server::start(config.clone()).await.unwrap();
+    let ticket = server
+        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let path = dir.path().join("phone.db");
+    let opts = device::default_options();
+    let mut phone = device::join(&path, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap();
+    let identity = Identity::load(&mut phone).unwrap();
+    let node = identity.bind(false).await.unwrap();
+    let id = DeviceId::from_key(identity.secret.public().as_bytes());
+
+    // Delivered: two talks the hub confirms.
+    let delivered = talk(&mut phone, 2, "聊了学校的运动会");
+    talk(&mut phone, 3, "她说想念在外打工的妈妈");
+    let (mut phone, _) = device::sync_hub(&node, &identity, phone, &opts, None)
+        .await
+        .unwrap();
+    // Offline: three new talks and an edit of a delivered one, four changes in all.
+    for day in 10..13 {
+        talk(&mut phone, day, "作业按时完成，情绪稳定");
+    }
+    phone
+        .edit_record(
+            &delivered,
+            None,
+            &[("notes".into(), "聊了学校的运动会，她跑了第二名".into())],
+        )
+        .unwrap();
+    assert_eq!(
+        phone
+            .undelivered(&identity.hub().unwrap().id.to_string())
+            .unwrap(),
+        Undelivered {
+            changes: 4,
+            records: 3
+        }
+    );
+
+    // The office revokes the phone; the phone connects.
+    let row = data
+        .open_archive()
+        .unwrap()
+        .revoke_device(id.as_str())
+        .unwrap();
+    assert!(row.revoked && row.undelivered.is_none());
+    let err = device::sync_hub(&node, &identity, phone, &opts, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("已被学校停用"), "{err}");
+    assert!(!path.exists(), "the store was not wiped");
+
+    // The hub recorded what was lost, in the school document the office reads.
+    let row = data
+        .open_archive()
+        .unwrap()
+        .devices()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == id.as_str())
+        .unwrap();
+    assert_eq!(
+        row.undelivered,
+        Some(Undelivered {
+            changes: 4,
+            records: 3
+        }),
+        "{row:?}"
+    );
+    let listed = commands::devices_command(&config).unwrap();
+    let line = listed.lines().find(|l| l.starts_with(id.as_str())).unwrap();
+    assert!(
+        line.contains("未送达 4 项修改（其中新记录 3 条）"),
+        "{listed}"
+    );
+    // A second report (a modified app reporting in a loop) changes nothing.
+    shouwang_relay::handshake::report_undelivered(&node, identity.hub().unwrap(), 1, 1, &opts)
+        .await
+        .unwrap();
+    let again = commands::devices_command(&config).unwrap();
+    assert_eq!(again, listed);
+    node.shutdown().await;
+    server.shutdown().await;
+}
+
+/// Only a revoked device may report: a device in good standing that sends the report is
+/// refused and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_in_good_standing_cannot_report_undelivered_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let ticket = server
+        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let opts = device::default_options();
+    let mut phone = device::join(
+        &dir.path().join("phone.db"),
+        None,
+        &ticket,
+        "手机",
+        now(),
+        &opts,
+    )
+    .await
+    .unwrap();
+    let identity = Identity::load(&mut phone).unwrap();
+    let node = identity.bind(false).await.unwrap();
+    let err =
+        shouwang_relay::handshake::report_undelivered(&node, identity.hub().unwrap(), 99, 9, &opts)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("没有被停用"), "{err}");
+    let id = DeviceId::from_key(identity.secret.public().as_bytes());
+    let row = data
+        .open_archive()
+        .unwrap()
+        .devices()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == id.as_str())
+        .unwrap();
+    assert_eq!(row.undelivered, None);
+    node.shutdown().await;
+    server.shutdown().await;
+}
