@@ -14,6 +14,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod consent;
 pub mod dates;
 pub mod doc;
 pub mod due;

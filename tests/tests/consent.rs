@@ -110,7 +110,10 @@ fn story_1_the_private_part_waits_for_consent() {
             .archive
             .record_consent(CHILDREN[0].1, &bad)
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidInput { .. } | Error::Missing(_)), "{err}");
+        assert!(
+            matches!(err, Error::InvalidInput { .. } | Error::Missing(_)),
+            "{err}"
+        );
     }
     assert_eq!(heads(&mut teacher), before, "bad input changed nothing");
 
@@ -135,7 +138,10 @@ fn story_1_the_private_part_waits_for_consent() {
     assert_eq!(quarantined(&mut admin.archive), 0);
     assert_eq!(quarantined(&mut mother.archive), 0);
     assert!(admin.file(CHILDREN[0].1).consent.is_some());
-    assert_eq!(field(&admin.file(CHILDREN[0].1), "identity", "id_card").map(str::len), Some(18));
+    assert_eq!(
+        field(&admin.file(CHILDREN[0].1), "identity", "id_card").map(str::len),
+        Some(18)
+    );
 }
 
 /// 2. A withdrawal stops new records of what it covers, refused with a Chinese reason that
@@ -169,11 +175,20 @@ fn story_2_a_withdrawal_stops_new_records_and_points_to_erasure() {
     assert!(
         teacher
             .archive
-            .edit_child(CHILDREN[1].1, "private_flags", &kv(&[("psychological", "是")]))
+            .edit_child(
+                CHILDREN[1].1,
+                "private_flags",
+                &kv(&[("psychological", "是")])
+            )
             .is_err()
     );
     // The basic file is still covered: a 家访 is fine. Then that is withdrawn too.
-    teacher.record("家访", CHILDREN[1].1, "2026-11-19", &[("notes", "奶奶在家")]);
+    teacher.record(
+        "家访",
+        CHILDREN[1].1,
+        "2026-11-19",
+        &[("notes", "奶奶在家")],
+    );
     teacher
         .archive
         .withdraw_consent(
@@ -226,8 +241,16 @@ fn story_3_a_modified_app_writing_without_consent_is_refused_on_arrival() {
     });
     admin.import_file(&teacher.export_file("forged"));
     admin.import_file(&mother.export_file("forged"));
-    assert!(!holds(&mut admin.archive, &DocId::Private(c.clone()), &forged));
-    assert!(!holds(&mut admin.archive, &DocId::Child(c.clone()), &fake_consent));
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Private(c.clone()),
+        &forged
+    ));
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Child(c.clone()),
+        &fake_consent
+    ));
     let reasons: Vec<String> = admin
         .archive
         .quarantined()
@@ -256,7 +279,9 @@ fn story_3_a_modified_app_writing_without_consent_is_refused_on_arrival() {
 
 fn roster_with_new_child() -> Vec<shouwang_core::roster::RosterRow> {
     parse_table(&[
-        ["学籍号", "姓名", "班级", "身份证号"].map(String::from).to_vec(),
+        ["学籍号", "姓名", "班级", "身份证号"]
+            .map(String::from)
+            .to_vec(),
         ["G340521201703060033", "陈思远", CLASS, NEW_CHILD_ID_CARD]
             .map(String::from)
             .to_vec(),
@@ -271,7 +296,10 @@ fn roster_with_new_child() -> Vec<shouwang_core::roster::RosterRow> {
 fn story_4_roster_id_numbers_wait_for_consent() {
     let mut admin = school();
     admin.archive.require_consent().unwrap();
-    let report = admin.archive.import_roster(&roster_with_new_child()).unwrap();
+    let report = admin
+        .archive
+        .import_roster(&roster_with_new_child())
+        .unwrap();
     assert_eq!(report.new_children, 1);
     assert_eq!(report.withheld.len(), 1);
     assert_eq!(report.withheld[0].child, "陈思远");
@@ -279,14 +307,24 @@ fn story_4_roster_id_numbers_wait_for_consent() {
     assert_eq!(field(&f, "identity", "id_card"), None);
     assert_eq!(field(&f, "identity", "student_no"), None);
     let raw = raw_store(&admin.path());
-    assert!(!holds_text(&raw, NEW_CHILD_ID_CARD), "not stored before consent");
-    assert_eq!(consent_due(&mut admin).len(), 0, "the 班主任's duty, not the principal's");
+    assert!(
+        !holds_text(&raw, NEW_CHILD_ID_CARD),
+        "not stored before consent"
+    );
+    assert_eq!(
+        consent_due(&mut admin).len(),
+        0,
+        "the 班主任's duty, not the principal's"
+    );
 
     admin
         .archive
         .record_consent("陈思远", &consent("basic,private"))
         .unwrap();
-    let report = admin.archive.import_roster(&roster_with_new_child()).unwrap();
+    let report = admin
+        .archive
+        .import_roster(&roster_with_new_child())
+        .unwrap();
     assert_eq!(report.new_children, 0);
     assert!(report.withheld.is_empty());
     let f = admin.file("陈思远");
@@ -321,7 +359,12 @@ fn story_5_the_privacy_officer_is_named_by_administrators() {
     assert!(matches!(err, Error::NotPermitted(_)), "{err}");
     let before = heads(&mut admin);
     assert!(admin.archive.set_privacy_officer("王玉波", "12").is_err());
-    assert!(admin.archive.set_privacy_officer(" ", "13805640099").is_err());
+    assert!(
+        admin
+            .archive
+            .set_privacy_officer(" ", "13805640099")
+            .is_err()
+    );
     assert_eq!(heads(&mut admin), before);
 }
 
@@ -343,8 +386,18 @@ fn story_6_a_lost_phone_report_lists_the_children_it_held() {
     assert!(report.registered_at.is_some());
     let names: Vec<&str> = report.children.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec![CHILDREN[0].1]);
-    assert!(!report.children[0].private, "a 爱心妈妈 never holds the private part");
-    assert!(admin.archive.devices().unwrap().iter().any(|d| d.id == device && d.revoked));
+    assert!(
+        !report.children[0].private,
+        "a 爱心妈妈 never holds the private part"
+    );
+    assert!(
+        admin
+            .archive
+            .devices()
+            .unwrap()
+            .iter()
+            .any(|d| d.id == device && d.revoked)
+    );
 
     let teachers = teacher.archive.device().to_string();
     let report = admin.archive.report_lost_device(&teachers).unwrap();

@@ -60,6 +60,12 @@ pub struct ChildFile {
     pub history: Vec<HistoryEntry>,
     /// Whether the private part was available to show.
     pub private_shown: bool,
+    /// The guardian consent the file records (`None`: none recorded).
+    pub consent: Option<crate::consent::Consent>,
+    /// Whether the school requires consent for the private part.
+    pub consent_required: bool,
+    /// The school's 个人信息保护负责人, shown at the foot of the file.
+    pub privacy_officer: Option<crate::school::PrivacyOfficer>,
 }
 
 /// A child in a list.
@@ -73,6 +79,16 @@ pub struct ChildRow {
     pub flags: Vec<&'static str>,
     pub records: i64,
     pub last_record: Option<String>,
+}
+
+/// The error a write refused by consent gives: the reason, and what to do about it.
+pub(super) fn consent_error(reason: &str, auth: &crate::trust::AuthState<'_>) -> Error {
+    let next = if auth.consent.as_ref().is_some_and(|c| c.withdrawn.is_some()) {
+        "已有内容如需删除，请管理员使用 shouwang child erase <学生> 删除这名学生的档案"
+    } else {
+        "请班主任或管理员先登记监护人同意书：shouwang consent record <学生> --guardian … --relation … --date … --covers basic,private --form <编号>"
+    };
+    Error::NotPermitted(format!("{reason}。{next}"))
 }
 
 fn doc_for(part: DocPart, child: &ChildId) -> DocId {
@@ -113,7 +129,11 @@ impl Archive {
         let auth = crate::trust::AuthState {
             school: &school,
             child_class: self.class_of(&child)?,
+            consent: self.consent_of(&child)?,
         };
+        if let Some(reason) = crate::trust::consent_refusal(&auth, &doc_id) {
+            return Err(consent_error(&reason, &auth));
+        }
         for (spec, _) in &values {
             if !crate::trust::may_edit_field(&auth, &me, &doc_id, sec.key, spec.key) {
                 return Err(Error::NotPermitted(format!(
@@ -192,6 +212,9 @@ impl Archive {
             }
         };
         self.require_care(&me, &doc_id)?;
+        if let Some(child) = &child {
+            self.require_consent_for(child, &doc_id)?;
+        }
         let rec = NewRecord {
             kind,
             child,
@@ -354,6 +377,9 @@ impl Archive {
             conflicts: Vec::new(),
             history: Vec::new(),
             private_shown,
+            consent: self.consent_of(&child)?,
+            consent_required: school.consent_required,
+            privacy_officer: school.privacy_officer.clone(),
         };
         let devices: std::collections::HashMap<String, String> = school
             .devices

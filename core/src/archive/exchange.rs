@@ -178,9 +178,14 @@ impl Archive {
                     member: m.id.clone(),
                     label: label.trim().to_owned(),
                     revoked: false,
+                    registered_at: None,
                 };
                 let message = format!("登记设备：{}", m.name);
                 self.store.write(|b| {
+                    let record = Device {
+                        registered_at: Some(b.now_ms()),
+                        ..record
+                    };
                     b.change(&DocId::School, false, &message, |tx| {
                         school::add_device(tx, &record)
                     })

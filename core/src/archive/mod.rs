@@ -7,10 +7,12 @@
 
 mod admin;
 mod care;
+mod consent;
 mod devices;
 mod exchange;
 mod keys;
 mod lookup;
+mod lost;
 pub(crate) mod scope;
 mod syncing;
 
@@ -23,10 +25,12 @@ use crate::roles::Role;
 use crate::school::{self, Device, Member, SchoolView};
 use crate::store::{Store, StoreKey};
 
-pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
+pub use admin::{ClassHeadChange, RosterDifference, RosterReport, Withheld};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
+pub use consent::{ConsentInput, WithdrawalInput};
 pub use devices::DeviceRow;
 pub use exchange::{ImportReport, JoinOptions};
+pub use lost::{HeldChild, LostDeviceReport};
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
 
@@ -110,6 +114,7 @@ impl Archive {
             active: true,
         };
         store.write(|b| {
+            let now = b.now_ms();
             b.change(&DocId::School, true, "创建学校", |tx| {
                 school::set_profile(tx, name, setup.town.trim(), setup.hotline.as_deref())?;
                 school::add_member(tx, &admin)?;
@@ -120,6 +125,7 @@ impl Archive {
                         member: me.clone(),
                         label: setup.device_label.clone(),
                         revoked: false,
+                        registered_at: Some(now),
                     },
                 )
             })?;

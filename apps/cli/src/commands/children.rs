@@ -149,6 +149,10 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
             }
         }
     }
+    push(format!(
+        "【监护人同意】{}",
+        super::privacy::consent_line(file.consent.as_ref(), file.consent_required)
+    ));
     push(format!("【修改历史】{} 次", file.history.len()));
     for h in &file.history {
         push(format!(
@@ -158,6 +162,10 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
             h.message
         ));
     }
+    push(format!(
+        "━━ {}",
+        super::privacy::officer_line(file.privacy_officer.as_ref())
+    ));
     s
 }
 
