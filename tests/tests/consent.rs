@@ -316,6 +316,35 @@ fn story_4_roster_id_numbers_wait_for_consent() {
         0,
         "the 班主任's duty, not the principal's"
     );
+    // A child whose 学籍号 was stored before consent was required: the same 学籍号 again is not
+    // news, a 身份证号 is.
+    let known = |card: &str| {
+        let mut header = vec!["学籍号", "姓名", "班级"];
+        let mut row = vec![CHILDREN[0].0, CHILDREN[0].1, CLASS];
+        if !card.is_empty() {
+            header.push("身份证号");
+            row.push(card);
+        }
+        parse_table(&[
+            header.into_iter().map(String::from).collect(),
+            row.into_iter().map(String::from).collect(),
+        ])
+        .unwrap()
+    };
+    assert!(
+        admin
+            .archive
+            .import_roster(&known(""))
+            .unwrap()
+            .withheld
+            .is_empty()
+    );
+    let report = admin.archive.import_roster(&known(ID_CARD)).unwrap();
+    assert_eq!(report.withheld.len(), 1);
+    assert_eq!(
+        field(&admin.file(CHILDREN[0].1), "identity", "id_card"),
+        None
+    );
 
     admin
         .archive
@@ -369,23 +398,40 @@ fn story_5_the_privacy_officer_is_named_by_administrators() {
 }
 
 /// 6. A lost phone: the 爱心妈妈's device is reported lost. It is revoked, and the report lists
-///    exactly the child she cares for (the 班主任's phone would list her whole class), with the
-///    device's registration as the earliest it could have held them.
+///    exactly the child she cares for now, the child of her ended pairing apart (held until its
+///    next sync), and the device's registration as the earliest it could have held them; the
+///    班主任's phone lists her whole class with its private parts.
 #[test]
 fn story_6_a_lost_phone_report_lists_the_children_it_held() {
     let mut admin = school();
-    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let mother = join(&mut admin, LOVE_MOTHER);
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     let device = mother.archive.device().to_string();
     let err = teacher.archive.report_lost_device(&device).unwrap_err();
     assert!(matches!(err, Error::NotPermitted(_)), "{err}");
 
+    // She now cares for another child; her pairing with the first ended (her phone dropped
+    // that file at its next sync, if it synced since).
+    admin
+        .archive
+        .pair(LOVE_MOTHER, CHILDREN[3].1, None)
+        .unwrap();
+    admin
+        .archive
+        .end_pairing(LOVE_MOTHER, CHILDREN[0].1)
+        .unwrap();
     let report = admin.archive.report_lost_device(&device).unwrap();
     assert_eq!(report.member, LOVE_MOTHER);
     assert!(report.newly_revoked);
     assert!(report.registered_at.is_some());
     let names: Vec<&str> = report.children.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, vec![CHILDREN[0].1]);
+    assert_eq!(names, vec![CHILDREN[3].1]);
+    let ended: Vec<&str> = report
+        .ended_pairings
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(ended, vec![CHILDREN[0].1]);
     assert!(
         !report.children[0].private,
         "a 爱心妈妈 never holds the private part"

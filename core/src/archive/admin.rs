@@ -383,6 +383,7 @@ impl Archive {
                 consent: auth_consent,
             };
             if let Some(reason) = crate::trust::consent_refusal(&auth, &DocId::Private(id.clone()))
+                && !self.holds_identity(id, row)?
             {
                 withheld.push(Withheld {
                     line: row.line,

@@ -225,4 +225,30 @@ impl Archive {
             )
         })
     }
+
+    /// Whether the child's private part already holds exactly the row's 学籍号 and 身份证号
+    /// (so withholding them changes nothing and is not worth reporting).
+    pub(super) fn holds_identity(
+        &mut self,
+        id: &ChildId,
+        row: &crate::roster::RosterRow,
+    ) -> Result<bool> {
+        let Some(doc) = self.store.doc(&DocId::Private(id.clone()))? else {
+            return Ok(false);
+        };
+        let identity = map_at(doc, &ROOT, crate::kinds::IDENTITY.key);
+        let held = |k: &str| {
+            identity
+                .as_ref()
+                .and_then(|o| crate::doc::access::get_str(doc, o, k))
+        };
+        Ok(row
+            .student_no
+            .as_ref()
+            .is_none_or(|v| held("student_no").as_ref() == Some(v))
+            && row
+                .id_card
+                .as_ref()
+                .is_none_or(|v| held("id_card").as_ref() == Some(v)))
+    }
 }

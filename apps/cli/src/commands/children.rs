@@ -90,8 +90,17 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
             push(format!("  {}：{}{}", f.label, f.value, mark));
         }
     }
+    let waits_for_consent = file.consent_required
+        && !file
+            .consent
+            .as_ref()
+            .is_some_and(|c| c.covers(shouwang_core::consent::Cover::Private));
     if !file.private_shown {
-        push("【身份信息、特别关注】仅班主任、校领导和档案管理员可见".to_owned());
+        push(if waits_for_consent {
+            "【身份信息、特别关注】待监护人同意后才能填写".to_owned()
+        } else {
+            "【身份信息、特别关注】仅班主任、校领导和档案管理员可见".to_owned()
+        });
     }
     push(format!("【关爱记录】共 {} 条", file.records.len()));
     for (i, r) in file.records.iter().enumerate() {

@@ -97,7 +97,10 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
         "本设备使用者：{}（{}）。下一步：class add 添加班级，member add 添加成员，roster import 导入名单。",
         me.name,
         me.role_labels()
-    ))
+    ))?;
+    ctx.line(
+        "个人信息保护：请用 school privacy-officer 指定负责人，用 consent require 要求档案隐私部分先取得监护人同意。",
+    )
 }
 
 pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
