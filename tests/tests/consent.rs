@@ -189,6 +189,16 @@ fn story_2_a_withdrawal_stops_new_records_and_points_to_erasure() {
         "2026-11-19",
         &[("notes", "奶奶在家")],
     );
+    let plan = teacher.record(
+        "学习帮扶计划",
+        CHILDREN[1].1,
+        "2026-11-19",
+        &[
+            ("subject", "数学"),
+            ("schedule", "每周三"),
+            ("notes", "口算"),
+        ],
+    );
     teacher
         .archive
         .withdraw_consent(
@@ -211,8 +221,13 @@ fn story_2_a_withdrawal_stops_new_records_and_points_to_erasure() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("撤回"), "{err}");
+    let err = teacher
+        .archive
+        .add_progress(&plan, "2026-11-20", &kv(&[("notes", "进步了")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
     let f = teacher.file(CHILDREN[1].1);
-    assert_eq!(f.records.len(), 2, "what was recorded before stays");
+    assert_eq!(f.records.len(), 3, "what was recorded before stays");
     let c = f.consent.unwrap();
     assert!(c.withdrawn.is_some());
     assert!(consent_due(&mut teacher).contains(&CHILDREN[1].1.to_owned()));
@@ -454,4 +469,86 @@ fn story_6_a_lost_phone_report_lists_the_children_it_held() {
     assert!(!again.newly_revoked);
     assert_eq!(again.children.len(), CHILDREN.len());
     let _ = mother;
+}
+
+/// 7. Resolving a conflict is a write like any other: after the guardian withdrew consent to
+///    the private part, a conflict in it cannot be resolved (every device would refuse it), and
+///    only the 班主任 or an administrator may settle a conflict in the consent itself.
+#[test]
+fn story_7_resolving_a_conflict_obeys_consent() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    teacher
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    // Apart: both set the flag differently, and both record the form with another number.
+    teacher
+        .archive
+        .edit_child(
+            CHILDREN[0].1,
+            "private_flags",
+            &kv(&[("psychological", "是")]),
+        )
+        .unwrap();
+    admin
+        .archive
+        .edit_child(
+            CHILDREN[0].1,
+            "private_flags",
+            &kv(&[("psychological", "否")]),
+        )
+        .unwrap();
+    teacher
+        .archive
+        .record_consent(
+            CHILDREN[0].1,
+            &ConsentInput {
+                form: "TY-2026-018".into(),
+                ..consent("basic,private")
+            },
+        )
+        .unwrap();
+    admin
+        .archive
+        .record_consent(
+            CHILDREN[0].1,
+            &ConsentInput {
+                form: "TY-2026-019".into(),
+                ..consent("basic,private")
+            },
+        )
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut mother, &mut admin);
+    let err = mother
+        .archive
+        .resolve(CHILDREN[0].1, "profile.consent_form", Some(1), None)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotPermitted(_)), "{err}");
+    teacher
+        .archive
+        .withdraw_consent(
+            CHILDREN[0].1,
+            &WithdrawalInput {
+                date: "2026-11-18".into(),
+                by: "王秀英".into(),
+                covers: "private".into(),
+            },
+        )
+        .unwrap();
+    let err = teacher
+        .archive
+        .resolve(CHILDREN[0].1, "private_flags.psychological", Some(1), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
+    teacher
+        .archive
+        .resolve(CHILDREN[0].1, "profile.consent_form", Some(1), None)
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
 }

@@ -341,6 +341,9 @@ impl Archive {
                 "只有学习帮扶计划可以添加进步档案".into(),
             ));
         }
+        if let Some(child) = doc_id.child() {
+            self.require_consent_for(&child.clone(), &doc_id)?;
+        }
         let date = parse_date("日期", date)?;
         let fields = parse_fields(PROGRESS_FIELDS, raw, false)?;
         let me = self.me.clone();
@@ -472,6 +475,29 @@ impl Archive {
             }
         }
         let doc_id = target.ok_or_else(|| Error::not_found("冲突", path))?;
+        // A field of a section: the rule every other device applies to the change.
+        if let [section, field] = parts.as_slice()
+            && section != doc::RECORDS
+        {
+            let school = self.school()?;
+            let auth = crate::trust::AuthState {
+                school: &school,
+                child_class: self.class_of(&child)?,
+                consent: self.consent_of(&child)?,
+            };
+            if !crate::trust::may_edit_field(&auth, &me, &doc_id, section, field) {
+                return Err(match crate::trust::consent_refusal(&auth, &doc_id) {
+                    Some(reason) if !field.starts_with(crate::consent::PREFIX) => {
+                        consent_error(&reason, &auth)
+                    }
+                    _ => Error::NotPermitted(format!(
+                        "{}（{}）不能修改“{path}”",
+                        me.name,
+                        me.role_labels()
+                    )),
+                });
+            }
+        }
         let doc = self.store.doc(&doc_id)?.ok_or(Error::NotInitialised)?;
         let chosen = match (pick, value) {
             (Some(n), None) => {

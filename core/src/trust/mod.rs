@@ -49,7 +49,7 @@
 //! | `child/<id>`, `child/<id>/private` | `records/<new id>` | as the next row, and only while consent allows it: not after a withdrawal of what covers the document; in the private part, only with consent covering it once the school requires consent |
 //! | any | `records/<new id>` | a member who may write the kind in this document: `author` = the change's member, `device` = its device, `author_role` one of the member's roles that writes the kind, `child` = the file's child |
 //! | any | `records/<id>/void/*` | the record's author or an administrator; `by` = the change's member, `reason` not empty |
-//! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child; `author` = the change's member |
+//! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child, while consent to the basic file is not withdrawn; `author` = the change's member |
 //! | any | `records/<id>/progress/<id>/*` | the entry's author |
 //! | any | `records/<id>/fields/*`, `happened_on` | the record's author |
 //! | any | `records/<id>` author, kind, device, child, role, time | never after creation |

@@ -319,7 +319,9 @@ impl Ctx<'_> {
                             .iter()
                             .any(|r| self.member.has(*r))
                             || administers(self.member);
-                        if matches!(w.action, Action::Make(ObjType::Map))
+                        if let Some(reason) = consent_refusal(self.auth, self.doc_id) {
+                            Err(reason)
+                        } else if matches!(w.action, Action::Make(ObjType::Map))
                             && kind_ok
                             && cares(self.auth, self.member, self.doc_id)
                         {
