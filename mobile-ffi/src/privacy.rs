@@ -99,6 +99,8 @@ pub struct HeldChild {
     pub class_name: Option<String>,
     /// Whether the private part was in scope too.
     pub private: bool,
+    /// Whether the hub's sync record shows the file reached the device (exact).
+    pub synced: bool,
 }
 
 impl From<CoreHeld> for HeldChild {
@@ -108,6 +110,7 @@ impl From<CoreHeld> for HeldChild {
             name: c.name,
             class_name: c.class_name,
             private: c.private,
+            synced: c.synced,
         }
     }
 }

@@ -441,6 +441,7 @@ fn story_6_a_lost_phone_report_lists_the_children_it_held() {
     assert!(report.registered_at.is_some());
     let names: Vec<&str> = report.children.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec![CHILDREN[3].1]);
+    assert!(!report.children[0].synced, "bundles leave no sync record");
     let ended: Vec<&str> = report
         .ended_pairings
         .iter()

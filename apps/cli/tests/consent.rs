@@ -280,6 +280,8 @@ fn story_3_a_lost_phone_report_at_the_office() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["王小雨"], "{out}");
+    assert_eq!(r["children"][0]["synced"], true, "the hub sent it: {out}");
+    assert_eq!(r["children"][0]["private"], false, "{out}");
     assert!(r["registered_at"].as_i64().is_some(), "{out}");
     assert!(r["last_sync"].as_i64().is_some(), "the hub knows: {out}");
     assert_eq!(r["newly_revoked"], true);
@@ -289,6 +291,7 @@ fn story_3_a_lost_phone_report_at_the_office() {
     assert!(out.contains("此前已停用 刘桂兰"), "{out}");
     assert!(out.contains("王小雨"), "{out}");
     assert!(!out.contains("赵子涵"), "{out}");
+    assert!(out.contains("服务器记录显示已同步到这台设备"), "{out}");
     assert!(
         out.contains("登记时间") && out.contains("最后一次与本机同步"),
         "{out}"

@@ -2,7 +2,11 @@
 //! may have held, and since when, for the school's duty to notify.
 //!
 //! What is known, and how exactly:
-//! - *which files*: those the device's member may hold under the school document now
+//! - *which files, exactly*: on the hub's store, the documents the hub has synced with the
+//!   device (its `sync_state` rows for that device: both sides held the file at the end of an
+//!   exchange). `HeldChild::synced` marks them; it is exact about what reached the phone
+//!   through the hub, whatever the scope is now.
+//! - *which files, at most*: those the device's member may hold under the school document now
 //!   ([`super::scope::may_see`], the rule sync and bundles obey), as if the member were still
 //!   active, plus the children of pairings of theirs that have ended (the device dropped those
 //!   at its first sync after the end, so it may still hold them if it has not synced since).
@@ -28,8 +32,11 @@ pub struct HeldChild {
     pub id: ChildId,
     pub name: String,
     pub class_name: Option<String>,
-    /// Whether the private part (身份证号, 心理辅导记录, …) was in scope too.
+    /// Whether the private part (身份证号, 心理辅导记录, …) was in scope too, or synced.
     pub private: bool,
+    /// Whether this store's sync record shows the file reached the device (exact; on the
+    /// hub's store).
+    pub synced: bool,
 }
 
 /// The lost-phone report.
@@ -44,7 +51,8 @@ pub struct LostDeviceReport {
     pub registered_at: Option<i64>,
     /// The last sync this store completed with it, ms since the epoch (the hub knows).
     pub last_sync: Option<i64>,
-    /// Files in its member's scope: what it may have held (an upper bound).
+    /// Files in its member's scope, and files the hub synced with it: what it may have held
+    /// (an upper bound; `synced` marks the ones known to have reached it).
     pub children: Vec<HeldChild>,
     /// Children of ended pairings: dropped at its first sync after the end, if there was one.
     pub ended_pairings: Vec<HeldChild>,
@@ -80,12 +88,29 @@ impl Archive {
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<_>>()?
         };
+        // The hub keys its sync record by the device's whole network key; the device id is its
+        // first 16 bytes.
+        let synced: std::collections::HashSet<String> = {
+            let mut stmt = self
+                .store
+                .conn()
+                .prepare("SELECT DISTINCT doc_id FROM sync_state WHERE substr(peer, 1, ?2) = ?1")?;
+            stmt.query_map(
+                rusqlite::params![row.id.as_str(), row.id.len() as i64],
+                |r| r.get(0),
+            )?
+            .collect::<rusqlite::Result<_>>()?
+        };
         let mut children = Vec::new();
         let mut ended_pairings = Vec::new();
         for (id, name, class) in rows {
             let id = ChildId(id);
+            let private_doc = DocId::Private(id.clone());
+            let got = synced.contains(&DocId::Child(id.clone()).key());
             let held = HeldChild {
-                private: self.may_see(&member, &DocId::Private(id.clone()))?,
+                synced: got,
+                private: synced.contains(&private_doc.key())
+                    || self.may_see(&member, &private_doc)?,
                 class_name: class.and_then(|c| {
                     school
                         .classes
@@ -96,7 +121,7 @@ impl Archive {
                 name,
                 id: id.clone(),
             };
-            if self.may_see(&member, &DocId::Child(id.clone()))? {
+            if got || self.may_see(&member, &DocId::Child(id.clone()))? {
                 children.push(held);
             } else if school
                 .pairings

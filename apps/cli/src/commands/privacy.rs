@@ -147,11 +147,16 @@ fn render_lost(r: &LostDeviceReport) -> String {
     ));
     for c in &r.children {
         push(format!(
-            "  {}（{}）{}",
+            "  {}（{}）{}{}",
             c.name,
             c.class_name.as_deref().unwrap_or("未分班"),
             if c.private {
                 "，含隐私部分（身份证号、心理辅导记录等）"
+            } else {
+                ""
+            },
+            if c.synced {
+                "，服务器记录显示已同步到这台设备"
             } else {
                 ""
             }
