@@ -292,6 +292,52 @@ fn story_3_a_modified_app_writing_without_consent_is_refused_on_arrival() {
     assert!(field(&admin.file(CHILDREN[0].1), "identity", "id_card").is_some());
 }
 
+/// `me`'s side of a direct session with `other`, as `relay::peer` makes it (the same helper
+/// as in `trust.rs`).
+fn peer(me: &mut Device, other: &mut Device) -> shouwang_core::sync::Session {
+    let them = me
+        .archive
+        .find_member(other.archive.me_id().as_str())
+        .unwrap();
+    let device = other.archive.device().clone();
+    me.archive
+        .peer_session(device.as_str(), &them)
+        .unwrap()
+        .with_sender(shouwang_core::store::Sender::Device {
+            device,
+            roles: Some(them.roles.clone()),
+        })
+}
+
+/// 3b. The same forged private write handed over directly, device to device (a 班主任's phone
+///     meeting the office computer on the school Wi-Fi): refused where it arrives, and the
+///     phone is told why.
+#[test]
+fn story_3b_between_devices_the_forged_private_write_is_refused_and_the_sender_told() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let c = teacher.archive.find_child(CHILDREN[2].1).unwrap();
+    let forged = attack::write_private(&mut teacher.archive, &c, ID_CARD);
+    let admin_id = admin.archive.device().clone();
+    let admin_side = peer(&mut admin, &mut teacher);
+    let teacher_side = peer(&mut teacher, &mut admin);
+    attack::pump(
+        &mut admin.archive,
+        admin_side,
+        &mut teacher.archive,
+        teacher_side,
+    );
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Private(c.clone()),
+        &forged
+    ));
+    let status = teacher.archive.sync_status(admin_id.as_str()).unwrap();
+    assert_eq!(status.refused.len(), 1, "{status:?}");
+    assert!(status.refused[0].2.contains("监护人"), "{status:?}");
+}
+
 fn roster_with_new_child() -> Vec<shouwang_core::roster::RosterRow> {
     parse_table(&[
         ["学籍号", "姓名", "班级", "身份证号"]

@@ -199,6 +199,12 @@ fn story_2_a_withdrawal_then_an_attempted_record() {
         file.contains("李建国 于 2026-11-10 撤回：隐私部分"),
         "{file}"
     );
+    let shown = s.json(&["consent", "show", "李明"]);
+    assert_eq!(
+        shown["consent"]["withdrawn"]["covers"][0], "private",
+        "{shown}"
+    );
+    assert_eq!(shown["required"], true);
     // The responsible person's phone is checked like any phone.
     let args = [
         "school",
