@@ -138,6 +138,17 @@ fn story_1_the_private_part_waits_for_consent() {
     assert_eq!(quarantined(&mut admin.archive), 0);
     assert_eq!(quarantined(&mut mother.archive), 0);
     assert!(admin.file(CHILDREN[0].1).consent.is_some());
+    // The office's projection follows the merged consent: its view of her 待办 agrees.
+    let hers: Vec<String> = admin
+        .archive
+        .due(Some(HEAD_TEACHER), today(), false)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.label == "缺监护人同意")
+        .filter_map(|i| i.child_name)
+        .collect();
+    assert_eq!(hers.len(), CHILDREN.len() - 1, "{hers:?}");
+    assert!(!hers.contains(&CHILDREN[0].1.to_owned()));
     assert_eq!(
         field(&admin.file(CHILDREN[0].1), "identity", "id_card").map(str::len),
         Some(18)
