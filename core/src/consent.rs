@@ -74,8 +74,8 @@ impl Cover {
             .find(|c| c.key() == s || c.label() == s)
     }
 
-    /// A comma-separated list (`basic,private`, `基本档案、隐私部分`); `None` names the first
-    /// entry that is not one.
+    /// A comma-separated list (`basic,private`, `基本档案、隐私部分`), sorted and without
+    /// repeats; the error is the first entry that is not one.
     pub fn parse_list(s: &str) -> Result<Vec<Cover>, String> {
         let mut out = Vec::new();
         for part in s
