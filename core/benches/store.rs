@@ -367,6 +367,7 @@ fn benches(c: &mut Criterion) {
     let auth = shouwang_core::trust::AuthState {
         school: &school,
         child_class: class,
+        consent: None,
     };
     assert_eq!(
         shouwang_core::trust::validate(&child, &doc, &change, &auth),

@@ -61,6 +61,9 @@ pub enum Rule {
     CounsellorVisits,
     ParentContact,
     ProxyParentVisits,
+    /// The private part of a child's file waits for the guardian's consent (once the school
+    /// requires it, `crate::consent`): the 班主任's to obtain.
+    GuardianConsent,
 }
 
 impl Rule {
@@ -73,6 +76,7 @@ impl Rule {
             Rule::CounsellorVisits => "爱心辅导员每月走访",
             Rule::ParentContact => "与外出家长电话联系",
             Rule::ProxyParentVisits => "代理家长家访",
+            Rule::GuardianConsent => "缺监护人同意",
         }
     }
 
@@ -82,6 +86,8 @@ impl Rule {
             Rule::HeadTeacherTalks | Rule::LoveMotherTalks => RecordKind::Talk,
             Rule::CounsellorVisits => RecordKind::FieldVisit,
             Rule::ParentContact => RecordKind::ParentCall,
+            // Not counted from records (see `missing_consent`); never a duty.
+            Rule::GuardianConsent => RecordKind::Talk,
         }
     }
 }
@@ -309,6 +315,51 @@ fn item(duty: &Duty, period: Period, done: i64, status: Status) -> DueItem {
     }
 }
 
+/// The children of the classes `m` heads whose consent does not cover the private part: one
+/// standing item each, due now, while the school requires consent.
+fn missing_consent(
+    conn: &Connection,
+    school: &SchoolView,
+    m: &Member,
+    today: NaiveDate,
+) -> Result<Vec<DueItem>> {
+    if !school.consent_required || !m.active || !m.has(Role::HeadTeacher) {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT child_id, name FROM p_children
+         WHERE class_id = ?1 AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,private,%'
+         ORDER BY name",
+    )?;
+    let mut out = Vec::new();
+    for class in school
+        .classes
+        .iter()
+        .filter(|c| c.head_teacher.as_ref() == Some(&m.id) || m.class_id.as_ref() == Some(&c.id))
+    {
+        let rows: Vec<(String, String)> = stmt
+            .query_map([class.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, name) in rows {
+            out.push(DueItem {
+                rule: Rule::GuardianConsent,
+                label: Rule::GuardianConsent.label(),
+                member: m.id.clone(),
+                child: Some(ChildId(id)),
+                child_name: Some(name),
+                period: Period {
+                    start: today,
+                    end: today + Days::new(1),
+                },
+                required: 1,
+                done: 0,
+                status: Status::Due,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What `member` owes on `today`: unmet obligations of the current period (待完成) and of the
 /// previous one (已逾期), overdue first. With `include_done`, met ones too.
 pub fn due_for(
@@ -325,7 +376,7 @@ pub fn due_for(
         from,
         to: today + Days::new(100),
     };
-    let mut out = Vec::new();
+    let mut out = missing_consent(conn, school, member, today)?;
     for duty in &duties {
         let current = duty.cadence.period_of(today);
         let previous = duty.cadence.period_of(current.start - Days::new(1));

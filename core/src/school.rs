@@ -71,6 +71,9 @@ pub struct Device {
     /// to it (see [`crate::device_key`]). `None` for a device registered before keys were, or
     /// an entry whose key does not match its id.
     pub key: Option<String>,
+    /// When an administrator (or the hub, at enrollment) registered it, ms since the epoch
+    /// by the registering device's clock. Absent for devices registered before this was kept.
+    pub registered_at: Option<i64>,
 }
 
 impl Device {
@@ -114,12 +117,24 @@ pub struct Rebase {
     pub by: MemberId,
 }
 
+/// The school's 个人信息保护负责人 (《儿童个人信息网络保护规定》第8条).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrivacyOfficer {
+    pub name: String,
+    pub phone: Option<String>,
+}
+
 /// The whole school document, read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SchoolView {
     pub name: String,
     pub town: String,
     pub hotline: Option<String>,
+    /// The school's 个人信息保护负责人 and how to reach them.
+    pub privacy_officer: Option<PrivacyOfficer>,
+    /// Whether the private part of a child's file needs guardian consent (see
+    /// [`crate::consent`]). Set by an administrator; never unset.
+    pub consent_required: bool,
     pub classes: Vec<ClassInfo>,
     pub members: Vec<Member>,
     pub pairings: Vec<Pairing>,
@@ -240,6 +255,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
                 crate::device_key::parse_public(k)
                     .is_some_and(|key| DeviceId::from_key(&key.0).as_str() == id)
             }),
+            registered_at: get_i64(doc, &o, "registered_at"),
             id: DeviceId(id),
         })
         .collect();
@@ -270,6 +286,14 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
         name: p("name").unwrap_or_default(),
         town: p("town").unwrap_or_default(),
         hotline: p("hotline"),
+        privacy_officer: p("privacy_officer").map(|name| PrivacyOfficer {
+            name,
+            phone: p("privacy_phone"),
+        }),
+        consent_required: profile
+            .as_ref()
+            .and_then(|o| get_bool(doc, o, "consent_required"))
+            == Some(true),
         classes,
         members,
         pairings,
@@ -296,6 +320,28 @@ pub fn set_profile<T: Transactable + ReadDoc>(
     put_str(tx, &p, "town", town)?;
     if let Some(h) = hotline {
         put_str(tx, &p, "hotline", h)?;
+    }
+    Ok(())
+}
+
+/// Names the school's 个人信息保护负责人.
+pub fn set_privacy_officer<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    officer: &PrivacyOfficer,
+) -> Result<()> {
+    let p = top(tx, SCHOOL_PROFILE)?;
+    put_str(tx, &p, "privacy_officer", &officer.name)?;
+    if let Some(phone) = &officer.phone {
+        put_str(tx, &p, "privacy_phone", phone)?;
+    }
+    Ok(())
+}
+
+/// From now on the private part of a child's file needs guardian consent.
+pub fn require_consent<T: Transactable + ReadDoc>(tx: &mut T) -> Result<()> {
+    let p = top(tx, SCHOOL_PROFILE)?;
+    if get_bool(tx, &p, "consent_required") != Some(true) {
+        tx.put(&p, "consent_required", true)?;
     }
     Ok(())
 }
@@ -424,6 +470,9 @@ pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<(
             tx.put(&o, "label", d.label.as_str())?;
             if let Some(key) = &d.key {
                 tx.put(&o, "key", key.as_str())?;
+            }
+            if let Some(at) = d.registered_at {
+                tx.put(&o, "registered_at", at)?;
             }
         }
         // A device registered before keys were gains its key; a registered key never changes.

@@ -86,7 +86,7 @@ impl Inner {
     }
 
     /// Runs `f` on the app's connection. Never called across an await.
-    fn with_archive<T>(
+    pub(crate) fn with_archive<T>(
         &self,
         f: impl FnOnce(&mut Archive) -> shouwang_core::Result<T>,
     ) -> Result<T> {
@@ -104,7 +104,10 @@ impl Inner {
     }
 
     /// Runs a write on the app's connection and tells the listeners.
-    fn write<T>(&self, f: impl FnOnce(&mut Archive) -> shouwang_core::Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Archive) -> shouwang_core::Result<T>,
+    ) -> Result<T> {
         let out = self.with_archive(f)?;
         self.changed(ChangeOrigin::Local, 1);
         Ok(out)

@@ -9,6 +9,7 @@
 //!   a child's file, records, conflicts, sync with the hub or a nearby device, listeners.
 //! - [`ShouwangError`] ([`error`]): the one error enum; every message is a Chinese sentence
 //!   with no personal data.
+//! - [`privacy`]: guardian consent, the school's 个人信息保护负责人, the lost-phone report.
 //! - [`TaskHandle`] ([`tasks`]): what a listener registration returns; dropping or closing it
 //!   ends the subscription.
 //! - [`record_kinds`], [`profile_sections`], [`progress_form`] ([`forms`]): the forms, so the
@@ -26,6 +27,7 @@ pub mod client;
 pub mod error;
 pub mod forms;
 pub mod live;
+pub mod privacy;
 pub mod runtime;
 pub mod tasks;
 pub mod types;

@@ -71,6 +71,10 @@ pub struct Me {
     pub town: String,
     /// The school's 亲情电话, if set.
     pub hotline: Option<String>,
+    /// The school's 个人信息保护负责人, if named.
+    pub privacy_officer: Option<crate::privacy::PrivacyOfficer>,
+    /// Whether private parts need the guardian's consent.
+    pub consent_required: bool,
 }
 
 impl Me {
@@ -83,6 +87,8 @@ impl Me {
             school_name: school.name.clone(),
             town: school.town.clone(),
             hotline: school.hotline.clone(),
+            privacy_officer: school.privacy_officer.clone().map(Into::into),
+            consent_required: school.consent_required,
         }
     }
 }
@@ -128,6 +134,8 @@ pub enum DueRule {
     CounsellorVisits,
     ParentContact,
     ProxyParentVisits,
+    /// 缺监护人同意: a child of the 班主任's class whose private part waits for consent.
+    GuardianConsent,
 }
 
 impl From<due::Rule> for DueRule {
@@ -139,6 +147,7 @@ impl From<due::Rule> for DueRule {
             due::Rule::CounsellorVisits => DueRule::CounsellorVisits,
             due::Rule::ParentContact => DueRule::ParentContact,
             due::Rule::ProxyParentVisits => DueRule::ProxyParentVisits,
+            due::Rule::GuardianConsent => DueRule::GuardianConsent,
         }
     }
 }
@@ -381,6 +390,12 @@ pub struct ChildFile {
     pub history: Vec<HistoryEntry>,
     /// Whether the private part (身份信息, 特别关注, private records) is included.
     pub private_shown: bool,
+    /// The guardian's consent (`None`: none recorded).
+    pub consent: Option<crate::privacy::GuardianConsent>,
+    /// Whether the school requires consent for the private part.
+    pub consent_required: bool,
+    /// The school's 个人信息保护负责人, for the file's footer.
+    pub privacy_officer: Option<crate::privacy::PrivacyOfficer>,
 }
 
 pub(crate) fn child_file(f: CoreFile, school: &SchoolView) -> ChildFile {
@@ -414,6 +429,9 @@ pub(crate) fn child_file(f: CoreFile, school: &SchoolView) -> ChildFile {
             .collect(),
         history: f.history.into_iter().map(HistoryEntry::from).collect(),
         private_shown: f.private_shown,
+        consent: f.consent.map(Into::into),
+        consent_required: f.consent_required,
+        privacy_officer: f.privacy_officer.map(Into::into),
     }
 }
 

@@ -115,6 +115,13 @@ pub enum Command {
         about = "查阅记录：谁在哪台设备上何时查看了保密档案、导出了数据文件（并检查记录是否被改动）"
     )]
     Audit(AuditArgs),
+    #[command(
+        subcommand,
+        about = "监护人同意：登记、撤回；要求全校的隐私部分先取得同意"
+    )]
+    Consent(ConsentCmd),
+    #[command(subcommand, about = "学校设置：个人信息保护负责人")]
+    School(SchoolCmd),
     #[command(about = "生成一所示范学校并演示两台设备离线记录、交换和冲突")]
     Demo(DemoArgs),
 }
@@ -243,6 +250,67 @@ pub enum DeviceCmd {
             help = "设备编号，或其前至少6位（见 device list）"
         )]
         device: String,
+    },
+    #[command(
+        about = "报告设备丢失：停用它，并列出它可能保存过哪些学生的档案、自何时起（供学校履行告知义务；仅校长或档案管理员）"
+    )]
+    Lost {
+        #[arg(
+            value_name = "设备",
+            help = "设备编号，或其前至少6位（见 device list）"
+        )]
+        device: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCmd {
+    #[command(
+        about = "登记监护人同意书（班主任、校长或档案管理员）",
+        after_help = "同意范围：basic(基本档案)、private(隐私部分：身份证号、学籍号、特别关注、心理辅导记录、个别教育管理方案)、photos(照片)，用逗号分隔。\n再次登记会替换原来的同意，并取消撤回。"
+    )]
+    Record {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+        #[arg(long, value_name = "姓名", help = "签字的监护人")]
+        guardian: String,
+        #[arg(long, value_name = "关系", help = "与学生的关系，如 奶奶")]
+        relation: String,
+        #[arg(long, value_name = "日期", help = "同意书上的日期，如 2026-09-01")]
+        date: String,
+        #[arg(long, value_name = "范围", help = "同意范围，如 basic,private")]
+        covers: String,
+        #[arg(long, value_name = "编号", help = "纸质同意书编号")]
+        form: String,
+    },
+    #[command(about = "登记监护人撤回同意：此后不能再新增所撤回范围的内容")]
+    Withdraw {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+        #[arg(long, value_name = "日期", help = "撤回日期")]
+        date: String,
+        #[arg(long, value_name = "姓名", help = "撤回的监护人")]
+        by: String,
+        #[arg(long, value_name = "范围", help = "撤回范围，如 private")]
+        covers: String,
+    },
+    #[command(about = "要求全校学生档案的隐私部分先取得监护人同意（仅校长或档案管理员；不可撤销）")]
+    Require,
+    #[command(about = "查看一名学生的监护人同意")]
+    Show {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchoolCmd {
+    #[command(about = "设置学校的个人信息保护负责人及联系电话（仅校长或档案管理员）")]
+    PrivacyOfficer {
+        #[arg(long, value_name = "姓名", help = "负责人姓名")]
+        name: String,
+        #[arg(long, value_name = "电话", help = "联系电话")]
+        phone: String,
     },
 }
 

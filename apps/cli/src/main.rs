@@ -17,10 +17,10 @@ use clap::Parser;
 use shouwang_core::store::StoreKey;
 
 use cli::{
-    BundleCmd, ChildCmd, ClassCmd, Cli, Command, DeviceCmd, MemberCmd, RecordAction, RosterCmd,
-    RulesCmd,
+    BundleCmd, ChildCmd, ClassCmd, Cli, Command, ConsentCmd, DeviceCmd, MemberCmd, RecordAction,
+    RosterCmd, RulesCmd, SchoolCmd,
 };
-use commands::{Ctx, bundle, care, children, network, school, work};
+use commands::{Ctx, bundle, care, children, network, privacy, school, work};
 use error::Result;
 
 fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
@@ -98,8 +98,46 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         Command::Device(DeviceCmd::List) => school::device_list(ctx),
         Command::Device(DeviceCmd::Revoke { device }) => school::device_revoke(ctx, device),
         Command::Member(MemberCmd::Deactivate { name }) => school::member_deactivate(ctx, name),
+        Command::Device(DeviceCmd::Lost { device }) => privacy::device_lost(ctx, device),
         Command::Quarantine => bundle::quarantine(ctx),
         Command::Audit(args) => bundle::audit(ctx, args),
+        Command::Consent(ConsentCmd::Record {
+            child,
+            guardian,
+            relation,
+            date,
+            covers,
+            form,
+        }) => privacy::consent_record(
+            ctx,
+            child,
+            &shouwang_core::archive::ConsentInput {
+                guardian: guardian.clone(),
+                relation: relation.clone(),
+                date: date.clone(),
+                covers: covers.clone(),
+                form: form.clone(),
+            },
+        ),
+        Command::Consent(ConsentCmd::Withdraw {
+            child,
+            date,
+            by,
+            covers,
+        }) => privacy::consent_withdraw(
+            ctx,
+            child,
+            &shouwang_core::archive::WithdrawalInput {
+                date: date.clone(),
+                by: by.clone(),
+                covers: covers.clone(),
+            },
+        ),
+        Command::Consent(ConsentCmd::Require) => privacy::consent_require(ctx),
+        Command::Consent(ConsentCmd::Show { child }) => privacy::consent_show(ctx, child),
+        Command::School(SchoolCmd::PrivacyOfficer { name, phone }) => {
+            privacy::privacy_officer(ctx, name, phone)
+        }
         Command::Demo(a) => demo::run(ctx, a.dir.as_deref()),
     }
 }

@@ -24,6 +24,19 @@ pub struct RosterReport {
     pub differences: Vec<RosterDifference>,
     /// How many differences were overwritten with the file's value (`update` only).
     pub updated: usize,
+    /// Rows whose 身份证号 and 学籍号 were not stored because the child's guardian has not
+    /// consented to the private part (or withdrew consent): they are in no document, and the
+    /// same roster imported again once consent is recorded stores them.
+    pub withheld: Vec<Withheld>,
+}
+
+/// A roster row whose identity numbers were not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Withheld {
+    pub line: usize,
+    pub child: String,
+    /// Why, in Chinese.
+    pub reason: String,
 }
 
 /// One field where the roster file and the archive disagree.
@@ -364,6 +377,34 @@ impl Archive {
             }
             plan.push((id, class, row));
         }
+        // The private part waits for consent (`crate::consent`): a child without it gets a
+        // file, and its 身份证号 and 学籍号 stay in the roster file only.
+        let mut withheld = Vec::new();
+        let mut basic_closed = Vec::new();
+        for (id, _, row) in &plan {
+            if row.student_no.is_none() && row.id_card.is_none() {
+                continue;
+            }
+            let auth_consent = self.consent_of(id)?;
+            let auth = crate::trust::AuthState {
+                school: &school,
+                child_class: None,
+                consent: auth_consent,
+            };
+            if let Some(reason) = crate::trust::consent_refusal(&auth, &DocId::Private(id.clone()))
+                && !self.holds_identity(id, row)?
+            {
+                withheld.push(Withheld {
+                    line: row.line,
+                    child: row.name.clone(),
+                    reason,
+                });
+            }
+            if crate::trust::consent_refusal(&auth, &DocId::Child(id.clone())).is_some() {
+                basic_closed.push(id.clone());
+            }
+        }
+        let private_ok = |line: usize| !withheld.iter().any(|w: &Withheld| w.line == line);
         let mut new_children = 0;
         let mut differences = Vec::new();
         self.store.write(|b| {
@@ -378,9 +419,14 @@ impl Archive {
                     class_names: &class_names,
                     differences: &mut differences,
                 };
-                b.change(&doc, true, "导入名单", |tx| {
-                    write_roster_row(tx, class, row, &mut fill)
-                })?;
+                if !basic_closed.contains(id) {
+                    b.change(&doc, true, "导入名单", |tx| {
+                        write_roster_row(tx, class, row, &mut fill)
+                    })?;
+                }
+                if !private_ok(row.line) {
+                    continue;
+                }
                 b.change(&DocId::Private(id.clone()), true, "导入名单", |tx| {
                     let identity = map_at(tx, &automerge::ROOT, IDENTITY.key)
                         .ok_or_else(|| Error::Corrupt("档案缺少身份信息".into()))?;
@@ -413,6 +459,7 @@ impl Archive {
             new_children,
             differences,
             updated,
+            withheld,
         })
     }
 }

@@ -60,6 +60,12 @@ pub struct ChildFile {
     pub history: Vec<HistoryEntry>,
     /// Whether the private part was available to show.
     pub private_shown: bool,
+    /// The guardian consent the file records (`None`: none recorded).
+    pub consent: Option<crate::consent::Consent>,
+    /// Whether the school requires consent for the private part.
+    pub consent_required: bool,
+    /// The school's 个人信息保护负责人, shown at the foot of the file.
+    pub privacy_officer: Option<crate::school::PrivacyOfficer>,
 }
 
 /// A child in a list.
@@ -73,6 +79,16 @@ pub struct ChildRow {
     pub flags: Vec<&'static str>,
     pub records: i64,
     pub last_record: Option<String>,
+}
+
+/// The error a write refused by consent gives: the reason, and what to do about it.
+pub(super) fn consent_error(reason: &str, auth: &crate::trust::AuthState<'_>) -> Error {
+    let next = if auth.consent.as_ref().is_some_and(|c| c.withdrawn.is_some()) {
+        "已有内容如需删除，请管理员使用 shouwang child erase <学生> 删除这名学生的档案"
+    } else {
+        "请班主任或管理员先登记监护人同意书：shouwang consent record <学生> --guardian … --relation … --date … --covers basic,private --form <编号>"
+    };
+    Error::NotPermitted(format!("{reason}。{next}"))
 }
 
 fn doc_for(part: DocPart, child: &ChildId) -> DocId {
@@ -113,7 +129,11 @@ impl Archive {
         let auth = crate::trust::AuthState {
             school: &school,
             child_class: self.class_of(&child)?,
+            consent: self.consent_of(&child)?,
         };
+        if let Some(reason) = crate::trust::consent_refusal(&auth, &doc_id) {
+            return Err(consent_error(&reason, &auth));
+        }
         for (spec, _) in &values {
             if !crate::trust::may_edit_field(&auth, &me, &doc_id, sec.key, spec.key) {
                 return Err(Error::NotPermitted(format!(
@@ -192,6 +212,9 @@ impl Archive {
             }
         };
         self.require_care(&me, &doc_id)?;
+        if let Some(child) = &child {
+            self.require_consent_for(child, &doc_id)?;
+        }
         let rec = NewRecord {
             kind,
             child,
@@ -318,6 +341,9 @@ impl Archive {
                 "只有学习帮扶计划可以添加进步档案".into(),
             ));
         }
+        if let Some(child) = doc_id.child() {
+            self.require_consent_for(&child.clone(), &doc_id)?;
+        }
         let date = parse_date("日期", date)?;
         let fields = parse_fields(PROGRESS_FIELDS, raw, false)?;
         let me = self.me.clone();
@@ -363,6 +389,9 @@ impl Archive {
             conflicts: Vec::new(),
             history: Vec::new(),
             private_shown,
+            consent: self.consent_of(&child)?,
+            consent_required: school.consent_required,
+            privacy_officer: school.privacy_officer.clone(),
         };
         let devices: std::collections::HashMap<String, String> = school
             .devices
@@ -455,6 +484,29 @@ impl Archive {
             }
         }
         let doc_id = target.ok_or_else(|| Error::not_found("冲突", path))?;
+        // A field of a section: the rule every other device applies to the change.
+        if let [section, field] = parts.as_slice()
+            && section != doc::RECORDS
+        {
+            let school = self.school()?;
+            let auth = crate::trust::AuthState {
+                school: &school,
+                child_class: self.class_of(&child)?,
+                consent: self.consent_of(&child)?,
+            };
+            if !crate::trust::may_edit_field(&auth, &me, &doc_id, section, field) {
+                return Err(match crate::trust::consent_refusal(&auth, &doc_id) {
+                    Some(reason) if !field.starts_with(crate::consent::PREFIX) => {
+                        consent_error(&reason, &auth)
+                    }
+                    _ => Error::NotPermitted(format!(
+                        "{}（{}）不能修改“{path}”",
+                        me.name,
+                        me.role_labels()
+                    )),
+                });
+            }
+        }
         let doc = self.store.doc(&doc_id)?.ok_or(Error::NotInitialised)?;
         let chosen = match (pick, value) {
             (Some(n), None) => {

@@ -198,9 +198,14 @@ impl Archive {
             label,
             revoked: false,
             key: Some(secret.public().to_hex()),
+            registered_at: None,
         };
         let message = format!("登记设备密钥：{}", me.name);
         self.store.write(|b| {
+            let record = Device {
+                registered_at: Some(b.now_ms()),
+                ..record
+            };
             b.change(&DocId::School, false, &message, |tx| {
                 school::add_device(tx, &record)
             })?;
@@ -352,9 +357,14 @@ impl Archive {
                     label: label.trim().to_owned(),
                     revoked: false,
                     key: Some(key.to_hex()),
+                    registered_at: None,
                 };
                 let message = format!("登记设备：{}", m.name);
                 self.store.write(|b| {
+                    let record = Device {
+                        registered_at: Some(b.now_ms()),
+                        ..record
+                    };
                     b.change(&DocId::School, false, &message, |tx| {
                         school::add_device(tx, &record)
                     })

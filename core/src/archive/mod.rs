@@ -8,12 +8,14 @@
 mod admin;
 mod audit;
 mod care;
+mod consent;
 mod devices;
 mod erasure;
 mod exchange;
 mod keys;
 mod lookup;
 mod rebase;
+mod lost;
 pub(crate) mod scope;
 mod syncing;
 
@@ -26,13 +28,15 @@ use crate::roles::Role;
 use crate::school::{self, Device, Member, SchoolView};
 use crate::store::{Store, StoreKey};
 
-pub use admin::{ClassHeadChange, RosterDifference, RosterReport};
+pub use admin::{ClassHeadChange, RosterDifference, RosterReport, Withheld};
 pub use audit::{AuditEntry, AuditLog, what as audit_kind};
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
+pub use consent::{ConsentInput, WithdrawalInput};
 pub use devices::DeviceRow;
 pub use erasure::ErasureReport;
 pub use exchange::{ImportReport, JoinOptions, NewDevice};
 pub use rebase::RebaseReport;
+pub use lost::{HeldChild, LostDeviceReport};
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
 
@@ -122,6 +126,7 @@ impl Archive {
             active: true,
         };
         store.write(|b| {
+            let now = b.now_ms();
             b.change(&DocId::School, true, "创建学校", |tx| {
                 school::set_profile(tx, name, setup.town.trim(), setup.hotline.as_deref())?;
                 school::add_member(tx, &admin)?;
@@ -133,6 +138,7 @@ impl Archive {
                         label: setup.device_label.clone(),
                         revoked: false,
                         key: Some(device_secret.public().to_hex()),
+                        registered_at: Some(now),
                     },
                 )
             })?;

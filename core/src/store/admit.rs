@@ -493,15 +493,19 @@ impl Batch<'_> {
             return Verdict::Defer("还没有学校信息".into());
         };
         let declared = Declared::parse(change.message());
+        let mut consent = None;
         let (school_heads, child_class) = match id {
             DocId::School => (change.deps().to_vec(), None),
-            DocId::Child(_) => (
-                match declared.school {
-                    Some(h) => h,
-                    None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
-                },
-                class_at(doc, change.deps()),
-            ),
+            DocId::Child(_) => {
+                consent = crate::consent::read(doc, Some(change.deps()));
+                (
+                    match declared.school {
+                        Some(h) => h,
+                        None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
+                    },
+                    class_at(doc, change.deps()),
+                )
+            }
             DocId::Private(c) => {
                 let (Some(s), Some(ch)) = (declared.school, declared.child) else {
                     return Verdict::Refuse("修改没有注明依据的学校信息".into());
@@ -512,6 +516,7 @@ impl Batch<'_> {
                 if ch.iter().any(|h| child_doc.get_change_by_hash(h).is_none()) {
                     return Verdict::Defer("还没有这名学生档案的相应版本".into());
                 }
+                consent = crate::consent::read(child_doc, Some(&ch));
                 (s, class_at(child_doc, &ch))
             }
             DocId::Class(_) | DocId::Keys | DocId::Audit(_) => match declared.school {
@@ -546,6 +551,7 @@ impl Batch<'_> {
             &AuthState {
                 school: &view,
                 child_class,
+                consent,
             },
         )
     }

@@ -151,6 +151,13 @@ CREATE TABLE refusals (
 "#,
         rebuild_projections: false,
     },
+    Migration {
+        version: 5,
+        // What the guardian's consent covers now (`basic,private`; `crate::consent`), for due
+        // work ("缺监护人同意") without opening every file.
+        sql: "ALTER TABLE p_children ADD COLUMN consent TEXT;",
+        rebuild_projections: true,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -98,13 +98,13 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
             };
             tx.execute(
                 "INSERT INTO p_children (child_id, name, sex, birth_date, class_id, parents_away,
-                                         boarding, hardship, talent, special)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                         boarding, hardship, talent, special, consent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (child_id) DO UPDATE SET name = excluded.name, sex = excluded.sex,
                     birth_date = excluded.birth_date, class_id = excluded.class_id,
                     parents_away = excluded.parents_away, boarding = excluded.boarding,
                     hardship = excluded.hardship, talent = excluded.talent,
-                    special = excluded.special",
+                    special = excluded.special, consent = excluded.consent",
                 params![
                     child.as_str(),
                     s("name").unwrap_or_default(),
@@ -116,6 +116,8 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
                     b(&flags, "hardship"),
                     b(&flags, "talent"),
                     b(&flags, "special_needs"),
+                    crate::consent::read(doc, None)
+                        .map(|c| crate::consent::Cover::join(&c.effective())),
                 ],
             )?;
         }

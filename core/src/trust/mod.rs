@@ -46,13 +46,15 @@
 //! | `child/<id>`, `child/<id>/private` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
 //! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
 //! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child |
-//! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers |
-//! | `child/<id>/private` | `identity`, `private_flags` | administrators; the 班主任 of the child's class |
+//! | `child/<id>` | `profile.consent_*` (guardian consent, [`crate::consent`]) | administrators; the 班主任 of the child's class |
+//! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers, unless the guardian withdrew consent to the basic file |
+//! | `child/<id>/private` | `identity`, `private_flags` | administrators; the 班主任 of the child's class; only with consent covering the private part (below) |
 //! | `class/<id>` | `profile` | administrators; the class's 班主任 |
 //! | `school/keys` | `keys.child_id`, exactly 32 bytes; nothing else | 领导组, 档案管理员 |
+//! | `child/<id>`, `child/<id>/private` | `records/<new id>` | as the next row, and only while consent allows it: not after a withdrawal of what covers the document; in the private part, only with consent covering it once the school requires consent |
 //! | any | `records/<new id>` | a member who may write the kind in this document: `author` = the change's member, `device` = its device, `author_role` one of the member's roles that writes the kind, `child` = the file's child |
 //! | any | `records/<id>/void/*` | the record's author or an administrator; `by` = the change's member, `reason` not empty |
-//! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child; `author` = the change's member |
+//! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child, while consent to the basic file is not withdrawn; `author` = the change's member |
 //! | any | `records/<id>/progress/<id>/*` | the entry's author |
 //! | any | `records/<id>/fields/*`, `happened_on` | the record's author |
 //! | any | `records/<id>` author, kind, device, child, role, time | never after creation |
@@ -64,6 +66,13 @@
 //! member of the device that created the record's object (its object id carries the actor), so
 //! it never depends on what a later change wrote into `author`.
 //!
+//! **Consent** ([`crate::consent::gate`]) is read from the child's shared file: for a change to
+//! the shared file at the change's own dependencies, for a change to the private part at the
+//! child heads it declares (`␞c=`), both hashed with the change, so every replica decides the
+//! same. Whether consent is required is read from the declared school state
+//! (`school.consent_required`): private parts written before an administrator required it
+//! stay acceptable everywhere, which is what lets an existing school's files keep syncing.
+//!
 //! A change larger than [`MAX_CHANGE_BYTES`] is refused whoever wrote it.
 
 pub mod auth;
@@ -71,7 +80,10 @@ mod paths;
 mod rules;
 
 pub use auth::{Declared, declare, display_message};
-pub use rules::{AuthState, Verdict, device_of_actor, may_edit_field, validate};
+pub use rules::{
+    AuthState, Verdict, consent_refusal, device_of_actor, may_edit_field, may_record_consent,
+    validate,
+};
 
 /// The largest change accepted from another device.
 pub const MAX_CHANGE_BYTES: usize = 2 * 1024 * 1024;

@@ -26,6 +26,9 @@ pub struct AuthState<'a> {
     pub school: &'a SchoolView,
     /// The class the file's child is in, for a child's shared file or private part.
     pub child_class: Option<ClassId>,
+    /// The guardian consent the child's shared file records (for a change to the shared file:
+    /// at the change's dependencies; to the private part: at the child heads it declares).
+    pub consent: Option<crate::consent::Consent>,
 }
 
 fn refuse(reason: impl Into<String>) -> Verdict {
@@ -59,6 +62,30 @@ fn administers(m: &Member) -> bool {
     m.roles.iter().any(|r| r.administers())
 }
 
+/// Whether `m` may record or withdraw a child's guardian consent: administrators and the
+/// 班主任 of the child's class (heading it, or with it as their class, as for reading).
+pub fn may_record_consent(auth: &AuthState<'_>, m: &Member) -> bool {
+    administers(m)
+        || (m.has(Role::HeadTeacher)
+            && auth.child_class.as_ref().is_some_and(|k| {
+                m.class_id.as_ref() == Some(k)
+                    || auth
+                        .school
+                        .class(k)
+                        .is_some_and(|c| c.head_teacher.as_ref() == Some(&m.id))
+            }))
+}
+
+/// Why the guardian consent does not allow new content in `doc` (see [`crate::consent::gate`]).
+pub fn consent_refusal(auth: &AuthState<'_>, doc: &DocId) -> Option<String> {
+    let cover = match doc {
+        DocId::Child(_) => crate::consent::Cover::Basic,
+        DocId::Private(_) => crate::consent::Cover::Private,
+        _ => return None,
+    };
+    crate::consent::gate(auth.school.consent_required, auth.consent.as_ref(), cover)
+}
+
 /// Whether `m` cares for the file's child: the same rule as for reading
 /// ([`crate::archive::Archive::may_see`]), with the child's class as the auth state says.
 fn cares(auth: &AuthState<'_>, m: &Member, doc: &DocId) -> bool {
@@ -85,6 +112,10 @@ pub fn may_edit_field(
         DocId::Audit(_) => false,
         DocId::Child(_) => match (section, field) {
             ("profile", "class_id") => administers(member),
+            ("profile", f) if f.starts_with(crate::consent::PREFIX) => {
+                may_record_consent(auth, member)
+            }
+            _ if consent_refusal(auth, doc).is_some() => false,
             ("flags", _) => {
                 (member.roles.iter().any(|r| r.is_teacher()) || administers(member))
                     && cares(auth, member, doc)
@@ -94,6 +125,7 @@ pub fn may_edit_field(
         },
         DocId::Private(_) => {
             matches!(section, "identity" | "private_flags")
+                && consent_refusal(auth, doc).is_none()
                 && member.roles.iter().any(|r| r.sees_private())
                 && cares(auth, member, doc)
         }
@@ -260,6 +292,10 @@ impl Ctx<'_> {
         let field = rest[0];
         if may_edit_field(self.auth, self.member, self.doc_id, top, field) {
             Ok(())
+        } else if !(top == "profile" && field.starts_with(crate::consent::PREFIX))
+            && let Some(reason) = consent_refusal(self.auth, self.doc_id)
+        {
+            Err(reason)
         } else {
             Err(format!("{}不能修改这份档案的“{top}.{field}”", self.who()))
         }
@@ -300,7 +336,10 @@ impl Ctx<'_> {
             [_rid] => match &w.action {
                 // A record id already taken is never written over (that would hide the record).
                 Action::Make(_) if w.replaces => Err("不能覆盖已有的记录".into()),
-                Action::Make(ObjType::Map) => Ok(()), // checked with its contents below
+                Action::Make(ObjType::Map) => match consent_refusal(self.auth, self.doc_id) {
+                    Some(reason) => Err(reason),
+                    None => Ok(()), // checked with its contents below
+                },
                 Action::Delete => Err("记录不能删除，只能作废".into()),
                 _ => Err("记录结构无效".into()),
             },
@@ -338,7 +377,9 @@ impl Ctx<'_> {
                             .iter()
                             .any(|r| self.member.has(*r))
                             || administers(self.member);
-                        if matches!(w.action, Action::Make(ObjType::Map))
+                        if let Some(reason) = consent_refusal(self.auth, self.doc_id) {
+                            Err(reason)
+                        } else if matches!(w.action, Action::Make(ObjType::Map))
                             && kind_ok
                             && cares(self.auth, self.member, self.doc_id)
                         {

@@ -91,8 +91,17 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
             push(format!("  {}：{}{}", f.label, f.value, mark));
         }
     }
+    let waits_for_consent = file.consent_required
+        && !file
+            .consent
+            .as_ref()
+            .is_some_and(|c| c.covers(shouwang_core::consent::Cover::Private));
     if !file.private_shown {
-        push("【身份信息、特别关注】仅班主任、校领导和档案管理员可见".to_owned());
+        push(if waits_for_consent {
+            "【身份信息、特别关注】待监护人同意后才能填写".to_owned()
+        } else {
+            "【身份信息、特别关注】仅班主任、校领导和档案管理员可见".to_owned()
+        });
     }
     push(format!("【关爱记录】共 {} 条", file.records.len()));
     for (i, r) in file.records.iter().enumerate() {
@@ -150,6 +159,10 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
             }
         }
     }
+    push(format!(
+        "【监护人同意】{}",
+        super::privacy::consent_line(file.consent.as_ref(), file.consent_required)
+    ));
     push(format!("【修改历史】{} 次", file.history.len()));
     for h in &file.history {
         push(format!(
@@ -159,6 +172,10 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
             h.message
         ));
     }
+    push(format!(
+        "━━ {}",
+        super::privacy::officer_line(file.privacy_officer.as_ref())
+    ));
     s
 }
 

@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod care;
 pub mod children;
 pub mod network;
+pub mod privacy;
 pub mod school;
 pub mod work;
 

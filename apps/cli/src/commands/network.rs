@@ -260,6 +260,9 @@ pub fn status(ctx: &mut Ctx) -> Result<()> {
     if let Some(e) = &status.last_error {
         ctx.line(format!("上次同步出错：{e}"))?;
     }
+    // Where a user who worries about a lost phone or a leak looks first.
+    let officer = archive.school()?.privacy_officer;
+    ctx.line(super::privacy::officer_line(officer.as_ref()))?;
     if !status.refused.is_empty() {
         ctx.line("学校服务器拒绝了本机的这些修改（不会再发送）：")?;
         for (label, n, why) in &status.refused {

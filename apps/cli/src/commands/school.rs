@@ -97,7 +97,10 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
         "本设备使用者：{}（{}）。下一步：class add 添加班级，member add 添加成员，roster import 导入名单。",
         me.name,
         me.role_labels()
-    ))
+    ))?;
+    ctx.line(
+        "个人信息保护：请用 school privacy-officer 指定负责人，用 consent require 要求档案隐私部分先取得监护人同意。",
+    )
 }
 
 pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
@@ -157,6 +160,8 @@ struct Info {
     school: String,
     town: String,
     hotline: Option<String>,
+    privacy_officer: Option<shouwang_core::school::PrivacyOfficer>,
+    consent_required: bool,
     member: shouwang_core::school::Member,
     device: String,
     classes: usize,
@@ -173,6 +178,8 @@ pub fn info(ctx: &mut Ctx) -> Result<()> {
         school: school.name.clone(),
         town: school.town.clone(),
         hotline: school.hotline.clone(),
+        privacy_officer: school.privacy_officer.clone(),
+        consent_required: school.consent_required,
         member: me,
         device: a.device().to_string(),
         classes: school.classes.len(),
@@ -185,6 +192,10 @@ pub fn info(ctx: &mut Ctx) -> Result<()> {
     ctx.line(format!("学校：{}（{}）", info.school, info.town))?;
     if let Some(h) = &info.hotline {
         ctx.line(format!("亲情电话：{h}"))?;
+    }
+    ctx.line(super::privacy::officer_line(info.privacy_officer.as_ref()))?;
+    if info.consent_required {
+        ctx.line("档案隐私部分须先取得监护人同意")?;
     }
     ctx.line(format!(
         "本设备使用者：{}（{}）",
@@ -423,6 +434,15 @@ pub fn roster_import(ctx: &mut Ctx, file: &Path, update: bool) -> Result<()> {
         report.new_children,
         report.rows - report.new_children
     ))?;
+    if !report.withheld.is_empty() {
+        ctx.line(format!(
+            "以下 {} 名学生尚无监护人对隐私部分的同意，身份证号和学籍号没有保存（只在名单文件里）；登记同意（shouwang consent record）后请重新导入同一名单：",
+            report.withheld.len()
+        ))?;
+        for w in &report.withheld {
+            ctx.line(format!("  第{}行 {}：{}", w.line, w.child, w.reason))?;
+        }
+    }
     if report.differences.is_empty() {
         return Ok(());
     }

@@ -1,0 +1,612 @@
+//! Guardian consent, the school's 个人信息保护负责人 and the lost-phone report (issue 11, points 1
+//! and 5), on real stores exchanging real bundle files. A story per duty.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use chrono::NaiveDate;
+use shouwang_core::archive::{ConsentInput, WithdrawalInput};
+use shouwang_core::doc::DocId;
+use shouwang_core::roster::parse_table;
+use shouwang_core::{Error, RecordInput};
+use shouwang_tests::attack::{self, holds, quarantined};
+use shouwang_tests::fixtures::*;
+
+const ID_CARD: &str = "34052120170305002X";
+const NEW_CHILD_ID_CARD: &str = "340521201703060033";
+
+fn consent(covers: &str) -> ConsentInput {
+    ConsentInput {
+        guardian: "王秀英".into(),
+        relation: "奶奶".into(),
+        date: "2026-09-01".into(),
+        covers: covers.into(),
+        form: "TY-2026-017".into(),
+    }
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
+}
+
+fn consent_due(d: &mut Device) -> Vec<String> {
+    d.archive
+        .due(None, today(), false)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.label == "缺监护人同意")
+        .map(|i| i.child_name.unwrap_or_default())
+        .collect()
+}
+
+fn counselling(d: &mut Device, child: &str) -> Result<String, Error> {
+    d.archive
+        .add_record(&RecordInput {
+            kind: "心理辅导记录".into(),
+            child: Some(child.into()),
+            class: None,
+            date: "2026-11-19".into(),
+            fields: kv(&[("notes", "情绪低落，约定下周再谈")]),
+        })
+        .map(|id| id.0)
+}
+
+/// 1. Once the school requires consent, the private part waits for it: the 班主任 cannot fill
+///    in the 身份证号, `due` lists 缺监护人同意 for each child of her class; she records the
+///    grandmother's paper form, and then she can. A 爱心妈妈 may not record consent, and bad
+///    input changes nothing. What private parts already held stays readable.
+#[test]
+fn story_1_the_private_part_waits_for_consent() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    // Existing private parts (the 学籍号 the roster stored before consent was required) are
+    // still accepted on arrival and shown.
+    let f = teacher.file(CHILDREN[0].1);
+    assert!(f.private_shown);
+    assert_eq!(field(&f, "identity", "student_no"), Some(CHILDREN[0].0));
+    assert_eq!(quarantined(&mut teacher.archive), 0);
+
+    let err = teacher
+        .archive
+        .edit_child(CHILDREN[0].1, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotPermitted(_)), "{err}");
+    assert!(err.to_string().contains("监护人同意"), "{err}");
+    assert!(counselling(&mut teacher, CHILDREN[0].1).is_err());
+    let mut due = consent_due(&mut teacher);
+    due.sort();
+    let mut all: Vec<String> = CHILDREN.iter().map(|(_, n)| (*n).to_owned()).collect();
+    all.sort();
+    assert_eq!(due, all);
+    assert!(consent_due(&mut mother).is_empty());
+
+    // Who may record it, and bad input.
+    let err = mother
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotPermitted(_)), "{err}");
+    let before = heads(&mut teacher);
+    for bad in [
+        ConsentInput {
+            covers: "basic,everything".into(),
+            ..consent("")
+        },
+        ConsentInput {
+            date: "2026-13-01".into(),
+            ..consent("private")
+        },
+        ConsentInput {
+            guardian: " ".into(),
+            ..consent("private")
+        },
+        ConsentInput {
+            form: "".into(),
+            ..consent("private")
+        },
+    ] {
+        let err = teacher
+            .archive
+            .record_consent(CHILDREN[0].1, &bad)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidInput { .. } | Error::Missing(_)),
+            "{err}"
+        );
+    }
+    assert_eq!(heads(&mut teacher), before, "bad input changed nothing");
+
+    teacher
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    teacher
+        .archive
+        .edit_child(CHILDREN[0].1, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap();
+    counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    assert!(!consent_due(&mut teacher).contains(&CHILDREN[0].1.to_owned()));
+    assert_eq!(consent_due(&mut teacher).len(), CHILDREN.len() - 1);
+    let f = teacher.file(CHILDREN[0].1);
+    let c = f.consent.expect("the file shows the consent");
+    assert_eq!(c.guardian, "王秀英");
+    assert_eq!(c.form, "TY-2026-017");
+    // Everyone else accepts it.
+    sync(&mut teacher, &mut admin);
+    sync(&mut mother, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
+    assert_eq!(quarantined(&mut mother.archive), 0);
+    assert!(admin.file(CHILDREN[0].1).consent.is_some());
+    // The office's projection follows the merged consent: its view of her 待办 agrees.
+    let hers: Vec<String> = admin
+        .archive
+        .due(Some(HEAD_TEACHER), today(), false)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.label == "缺监护人同意")
+        .filter_map(|i| i.child_name)
+        .collect();
+    assert_eq!(hers.len(), CHILDREN.len() - 1, "{hers:?}");
+    assert!(!hers.contains(&CHILDREN[0].1.to_owned()));
+    assert_eq!(
+        field(&admin.file(CHILDREN[0].1), "identity", "id_card").map(str::len),
+        Some(18)
+    );
+}
+
+/// 2. A withdrawal stops new records of what it covers, refused with a Chinese reason that
+///    points to erasure; what was recorded before stays.
+#[test]
+fn story_2_a_withdrawal_stops_new_records_and_points_to_erasure() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    teacher
+        .archive
+        .record_consent(CHILDREN[1].1, &consent("basic,private"))
+        .unwrap();
+    counselling(&mut teacher, CHILDREN[1].1).unwrap();
+    let hint = teacher
+        .archive
+        .withdraw_consent(
+            CHILDREN[1].1,
+            &WithdrawalInput {
+                date: "2026-11-18".into(),
+                by: "王秀英".into(),
+                covers: "private".into(),
+            },
+        )
+        .unwrap();
+    assert!(hint.contains("child erase"), "{hint}");
+    let err = counselling(&mut teacher, CHILDREN[1].1).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("撤回"), "{msg}");
+    assert!(msg.contains("child erase"), "{msg}");
+    assert!(
+        teacher
+            .archive
+            .edit_child(
+                CHILDREN[1].1,
+                "private_flags",
+                &kv(&[("psychological", "是")])
+            )
+            .is_err()
+    );
+    // The basic file is still covered: a 家访 is fine. Then that is withdrawn too.
+    teacher.record(
+        "家访",
+        CHILDREN[1].1,
+        "2026-11-19",
+        &[("notes", "奶奶在家")],
+    );
+    let plan = teacher.record(
+        "学习帮扶计划",
+        CHILDREN[1].1,
+        "2026-11-19",
+        &[
+            ("subject", "数学"),
+            ("schedule", "每周三"),
+            ("notes", "口算"),
+        ],
+    );
+    teacher
+        .archive
+        .withdraw_consent(
+            CHILDREN[1].1,
+            &WithdrawalInput {
+                date: "2026-11-19".into(),
+                by: "王秀英".into(),
+                covers: "basic".into(),
+            },
+        )
+        .unwrap();
+    let err = teacher
+        .archive
+        .add_record(&RecordInput {
+            kind: "家访".into(),
+            child: Some(CHILDREN[1].1.into()),
+            class: None,
+            date: "2026-11-20".into(),
+            fields: kv(&[("notes", "再访")]),
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
+    let err = teacher
+        .archive
+        .add_progress(&plan, "2026-11-20", &kv(&[("notes", "进步了")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
+    let f = teacher.file(CHILDREN[1].1);
+    assert_eq!(f.records.len(), 3, "what was recorded before stays");
+    let c = f.consent.unwrap();
+    assert!(c.withdrawn.is_some());
+    assert!(consent_due(&mut teacher).contains(&CHILDREN[1].1.to_owned()));
+    sync(&mut teacher, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
+}
+
+/// 3. A modified app writes the private part of a child without consent, and records consent
+///    as a 爱心妈妈: both are refused where they arrive (the office), never merged. After the
+///    班主任 records consent, her honest write is accepted.
+#[test]
+fn story_3_a_modified_app_writing_without_consent_is_refused_on_arrival() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let c = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let forged = attack::write_private(&mut teacher.archive, &c, ID_CARD);
+    let fake_consent = attack::forge(&mut mother.archive, &DocId::Child(c.clone()), None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        tx.put(&profile, "consent_covers", "basic,private")?;
+        tx.put(&profile, "consent_guardian", "某人")?;
+        Ok(())
+    });
+    admin.import_file(&teacher.export_file("forged"));
+    admin.import_file(&mother.export_file("forged"));
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Private(c.clone()),
+        &forged
+    ));
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Child(c.clone()),
+        &fake_consent
+    ));
+    let reasons: Vec<String> = admin
+        .archive
+        .quarantined()
+        .unwrap()
+        .into_iter()
+        .map(|q| q.reason)
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("监护人")), "{reasons:?}");
+
+    // The same write by an honest device after consent is accepted.
+    let mut teacher2 = join(&mut admin, HEAD_TEACHER);
+    teacher2
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("private"))
+        .unwrap();
+    teacher2
+        .archive
+        .edit_child(CHILDREN[0].1, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap();
+    let before = quarantined(&mut admin.archive);
+    sync(&mut teacher2, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), before);
+    assert!(field(&admin.file(CHILDREN[0].1), "identity", "id_card").is_some());
+}
+
+/// `me`'s side of a direct session with `other`, as `relay::peer` makes it (the same helper
+/// as in `trust.rs`).
+fn peer(me: &mut Device, other: &mut Device) -> shouwang_core::sync::Session {
+    let them = me
+        .archive
+        .find_member(other.archive.me_id().as_str())
+        .unwrap();
+    let device = other.archive.device().clone();
+    me.archive
+        .peer_session(device.as_str(), &them)
+        .unwrap()
+        .with_sender(shouwang_core::store::Sender::Device {
+            device,
+            roles: Some(them.roles.clone()),
+        })
+}
+
+/// 3b. The same forged private write handed over directly, device to device (a 班主任's phone
+///     meeting the office computer on the school Wi-Fi): refused where it arrives, and the
+///     phone is told why.
+#[test]
+fn story_3b_between_devices_the_forged_private_write_is_refused_and_the_sender_told() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let c = teacher.archive.find_child(CHILDREN[2].1).unwrap();
+    let forged = attack::write_private(&mut teacher.archive, &c, ID_CARD);
+    let admin_id = admin.archive.device().clone();
+    let admin_side = peer(&mut admin, &mut teacher);
+    let teacher_side = peer(&mut teacher, &mut admin);
+    attack::pump(
+        &mut admin.archive,
+        admin_side,
+        &mut teacher.archive,
+        teacher_side,
+    );
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Private(c.clone()),
+        &forged
+    ));
+    let status = teacher.archive.sync_status(admin_id.as_str()).unwrap();
+    assert_eq!(status.refused.len(), 1, "{status:?}");
+    assert!(status.refused[0].2.contains("监护人"), "{status:?}");
+}
+
+fn roster_with_new_child() -> Vec<shouwang_core::roster::RosterRow> {
+    parse_table(&[
+        ["学籍号", "姓名", "班级", "身份证号"]
+            .map(String::from)
+            .to_vec(),
+        ["G340521201703060033", "陈思远", CLASS, NEW_CHILD_ID_CARD]
+            .map(String::from)
+            .to_vec(),
+    ])
+    .unwrap()
+}
+
+/// 4. A roster with the 身份证号 of a child without consent: the child's file is created, the
+///    number (and the 学籍号, which holds it) is not stored anywhere and the report says so;
+///    once consent is recorded, importing the same roster again stores it.
+#[test]
+fn story_4_roster_id_numbers_wait_for_consent() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let report = admin
+        .archive
+        .import_roster(&roster_with_new_child())
+        .unwrap();
+    assert_eq!(report.new_children, 1);
+    assert_eq!(report.withheld.len(), 1);
+    assert_eq!(report.withheld[0].child, "陈思远");
+    let f = admin.file("陈思远");
+    assert_eq!(field(&f, "identity", "id_card"), None);
+    assert_eq!(field(&f, "identity", "student_no"), None);
+    let raw = raw_store(&admin.path());
+    assert!(
+        !holds_text(&raw, NEW_CHILD_ID_CARD),
+        "not stored before consent"
+    );
+    assert_eq!(
+        consent_due(&mut admin).len(),
+        0,
+        "the 班主任's duty, not the principal's"
+    );
+    // A child whose 学籍号 was stored before consent was required: the same 学籍号 again is not
+    // news, a 身份证号 is.
+    let known = |card: &str| {
+        let mut header = vec!["学籍号", "姓名", "班级"];
+        let mut row = vec![CHILDREN[0].0, CHILDREN[0].1, CLASS];
+        if !card.is_empty() {
+            header.push("身份证号");
+            row.push(card);
+        }
+        parse_table(&[
+            header.into_iter().map(String::from).collect(),
+            row.into_iter().map(String::from).collect(),
+        ])
+        .unwrap()
+    };
+    assert!(
+        admin
+            .archive
+            .import_roster(&known(""))
+            .unwrap()
+            .withheld
+            .is_empty()
+    );
+    let report = admin.archive.import_roster(&known(ID_CARD)).unwrap();
+    assert_eq!(report.withheld.len(), 1);
+    assert_eq!(
+        field(&admin.file(CHILDREN[0].1), "identity", "id_card"),
+        None
+    );
+
+    admin
+        .archive
+        .record_consent("陈思远", &consent("basic,private"))
+        .unwrap();
+    let report = admin
+        .archive
+        .import_roster(&roster_with_new_child())
+        .unwrap();
+    assert_eq!(report.new_children, 0);
+    assert!(report.withheld.is_empty());
+    let f = admin.file("陈思远");
+    assert_eq!(field(&f, "identity", "id_card").map(str::len), Some(18));
+    assert_eq!(
+        field(&f, "identity", "student_no"),
+        Some("G340521201703060033")
+    );
+}
+
+/// 5. The responsible person: administrators name the school's 个人信息保护负责人, everyone
+///    sees it (school view, child file), and a 班主任 cannot change it.
+#[test]
+fn story_5_the_privacy_officer_is_named_by_administrators() {
+    let mut admin = school();
+    admin
+        .archive
+        .set_privacy_officer("王玉波", "13805640099")
+        .unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let officer = teacher.archive.school().unwrap().privacy_officer.unwrap();
+    assert_eq!(officer.name, "王玉波");
+    assert_eq!(officer.phone.as_deref(), Some("13805640099"));
+    assert_eq!(
+        teacher.file(CHILDREN[0].1).privacy_officer.unwrap().name,
+        "王玉波"
+    );
+    let err = teacher
+        .archive
+        .set_privacy_officer("王瑞侠", "13805640001")
+        .unwrap_err();
+    assert!(matches!(err, Error::NotPermitted(_)), "{err}");
+    let before = heads(&mut admin);
+    assert!(admin.archive.set_privacy_officer("王玉波", "12").is_err());
+    assert!(
+        admin
+            .archive
+            .set_privacy_officer(" ", "13805640099")
+            .is_err()
+    );
+    assert_eq!(heads(&mut admin), before);
+}
+
+/// 6. A lost phone: the 爱心妈妈's device is reported lost. It is revoked, and the report lists
+///    exactly the child she cares for now, the child of her ended pairing apart (held until its
+///    next sync), and the device's registration as the earliest it could have held them; the
+///    班主任's phone lists her whole class with its private parts.
+#[test]
+fn story_6_a_lost_phone_report_lists_the_children_it_held() {
+    let mut admin = school();
+    let mother = join(&mut admin, LOVE_MOTHER);
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let device = mother.archive.device().to_string();
+    let err = teacher.archive.report_lost_device(&device).unwrap_err();
+    assert!(matches!(err, Error::NotPermitted(_)), "{err}");
+
+    // She now cares for another child; her pairing with the first ended (her phone dropped
+    // that file at its next sync, if it synced since).
+    admin
+        .archive
+        .pair(LOVE_MOTHER, CHILDREN[3].1, None)
+        .unwrap();
+    admin
+        .archive
+        .end_pairing(LOVE_MOTHER, CHILDREN[0].1)
+        .unwrap();
+    let report = admin.archive.report_lost_device(&device).unwrap();
+    assert_eq!(report.member, LOVE_MOTHER);
+    assert!(report.newly_revoked);
+    assert!(report.registered_at.is_some());
+    let names: Vec<&str> = report.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec![CHILDREN[3].1]);
+    assert!(!report.children[0].synced, "bundles leave no sync record");
+    let ended: Vec<&str> = report
+        .ended_pairings
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(ended, vec![CHILDREN[0].1]);
+    assert!(
+        !report.children[0].private,
+        "a 爱心妈妈 never holds the private part"
+    );
+    assert!(
+        admin
+            .archive
+            .devices()
+            .unwrap()
+            .iter()
+            .any(|d| d.id == device && d.revoked)
+    );
+
+    let teachers = teacher.archive.device().to_string();
+    let report = admin.archive.report_lost_device(&teachers).unwrap();
+    assert_eq!(report.children.len(), CHILDREN.len());
+    assert!(report.children.iter().all(|c| c.private));
+    // Reporting again says it was already revoked and still lists the files.
+    let again = admin.archive.report_lost_device(&teachers).unwrap();
+    assert!(!again.newly_revoked);
+    assert_eq!(again.children.len(), CHILDREN.len());
+    let _ = mother;
+}
+
+/// 7. Resolving a conflict is a write like any other: after the guardian withdrew consent to
+///    the private part, a conflict in it cannot be resolved (every device would refuse it), and
+///    only the 班主任 or an administrator may settle a conflict in the consent itself.
+#[test]
+fn story_7_resolving_a_conflict_obeys_consent() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    teacher
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    // Apart: both set the flag differently, and both record the form with another number.
+    teacher
+        .archive
+        .edit_child(
+            CHILDREN[0].1,
+            "private_flags",
+            &kv(&[("psychological", "是")]),
+        )
+        .unwrap();
+    admin
+        .archive
+        .edit_child(
+            CHILDREN[0].1,
+            "private_flags",
+            &kv(&[("psychological", "否")]),
+        )
+        .unwrap();
+    teacher
+        .archive
+        .record_consent(
+            CHILDREN[0].1,
+            &ConsentInput {
+                form: "TY-2026-018".into(),
+                ..consent("basic,private")
+            },
+        )
+        .unwrap();
+    admin
+        .archive
+        .record_consent(
+            CHILDREN[0].1,
+            &ConsentInput {
+                form: "TY-2026-019".into(),
+                ..consent("basic,private")
+            },
+        )
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut mother, &mut admin);
+    let err = mother
+        .archive
+        .resolve(CHILDREN[0].1, "profile.consent_form", Some(1), None)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotPermitted(_)), "{err}");
+    teacher
+        .archive
+        .withdraw_consent(
+            CHILDREN[0].1,
+            &WithdrawalInput {
+                date: "2026-11-18".into(),
+                by: "王秀英".into(),
+                covers: "private".into(),
+            },
+        )
+        .unwrap();
+    let err = teacher
+        .archive
+        .resolve(CHILDREN[0].1, "private_flags.psychological", Some(1), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
+    teacher
+        .archive
+        .resolve(CHILDREN[0].1, "profile.consent_form", Some(1), None)
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
+}
