@@ -339,7 +339,7 @@ impl ShouwangClient {
     /// A child's file: sections, every record, open conflicts and history.
     pub fn child_file(&self, child_id: String) -> Result<ChildFile> {
         self.inner.with_archive(|a| {
-            let file = a.child_file(&child_id)?;
+            let file = a.child_file_for(&child_id, None)?;
             let school = a.school()?;
             Ok(child_file(file, &school))
         })

@@ -287,6 +287,10 @@ fn run(n: usize, ops: &[Op]) {
         let member = office.archive.find_member(d.name).unwrap();
         let mut scope = BTreeSet::new();
         for id in office.archive.store().doc_ids().unwrap() {
+            // Access logs are compared by their own tests (`heads` leaves them out).
+            if matches!(id, shouwang_core::doc::DocId::Audit(_)) {
+                continue;
+            }
             if office.archive.may_see(&member, &id).unwrap() {
                 scope.insert(id.key());
             }

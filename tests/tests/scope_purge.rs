@@ -163,10 +163,10 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
     let path = dir.path().join("shouwang.db");
     let (mut phone, report) =
         Archive::join_file(&path, &everything, &new.passphrase, LOVE_MOTHER, None).unwrap();
-    // Four care files, four private parts and the school secret; she keeps the school and
-    // 王小雨's care file.
-    assert_eq!(report.documents, 10, "{report:?}");
-    assert_eq!(report.dropped, 8, "{report:?}");
+    // Four care files, four private parts, the school secret and the office's access log;
+    // she keeps the school and 王小雨's care file.
+    assert_eq!(report.documents, 11, "{report:?}");
+    assert_eq!(report.dropped, 9, "{report:?}");
     let ids = phone.store().doc_ids().unwrap();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(!ids.contains(&DocId::Keys), "{ids:?}");

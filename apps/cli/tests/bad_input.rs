@@ -9,9 +9,10 @@ use common::{CLASS, School, assert_one_chinese_error, id_card, run_in, stderr};
 /// Runs `args` against the fixture and checks the failure and that the store and the directory
 /// are exactly as before. Returns the error line.
 fn refused(s: &School, args: &[&str]) -> String {
+    // Opening the file is itself recorded in the access log: read it before taking the bytes.
+    let dump = s.json(&["child", "show", "王小雨"]);
     let before = s.bytes();
     let files = s.files();
-    let dump = s.json(&["child", "show", "王小雨"]);
     let o = s.run(args);
     let line = assert_one_chinese_error(&o, args);
     assert!(s.bytes() == before, "{args:?} changed the store");
@@ -431,7 +432,8 @@ fn control_characters_in_names_and_notes_are_refused() {
         assert!(line.contains("控制字符"), "{args:?}: {line}");
         assert!(!line.contains('\u{1b}'), "{line}");
     }
-    assert_eq!(s.bytes(), before, "a refused input wrote something");
+    // `refused` checked the store bytes around each command (its `child show` is logged).
+    let _ = before;
 }
 
 #[test]

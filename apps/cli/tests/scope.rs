@@ -109,7 +109,14 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
             .map(|e| e.doc.key())
             .collect::<Vec<_>>()
     );
-    assert_eq!(bundle.entries.len(), 2); // the school and 王小雨's care file
+    // The school, 王小雨's care file and her own access log (the export itself is logged).
+    let docs: Vec<_> = bundle.entries.iter().map(|e| e.doc.key()).collect();
+    assert_eq!(docs.len(), 3, "{docs:?}");
+    assert_eq!(
+        docs.iter().filter(|d| d.starts_with("audit/")).count(),
+        1,
+        "{docs:?}"
+    );
 }
 
 #[test]

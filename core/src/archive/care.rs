@@ -359,13 +359,19 @@ impl Archive {
     }
 
     /// A child's file as this member may see it.
+    /// For the device's own checks (conflicts, what changed): not recorded in the access log;
+    /// a person opening the file goes through [`Archive::child_file_for`].
     pub fn child_file(&mut self, child: &str) -> Result<ChildFile> {
-        self.child_file_for(child, None)
+        self.read_child_file(child, None)
     }
 
-    /// [`Archive::child_file`], saying why when the private part is shown: opening a private
-    /// part is recorded in this device's access log first (see `audit.rs`).
+    /// A child's file opened by a person (`why`, if asked): opening a private part is recorded
+    /// in this device's access log first (see `audit.rs`).
     pub fn child_file_for(&mut self, child: &str, why: Option<&str>) -> Result<ChildFile> {
+        self.read_child_file(child, Some(why))
+    }
+
+    fn read_child_file(&mut self, child: &str, opened: Option<Option<&str>>) -> Result<ChildFile> {
         let child = self.find_child(child)?;
         let me = self.me()?;
         let school = self.school()?;
@@ -373,7 +379,7 @@ impl Archive {
         self.require_care(&me, &shared)?;
         let private = DocId::Private(child.clone());
         let private_shown = self.may_see(&me, &private)? && self.store.doc(&private)?.is_some();
-        if private_shown {
+        if private_shown && let Some(why) = opened {
             self.audit(super::audit_kind::PRIVATE_VIEW, child.as_str(), why)?;
         }
         let mut docs = vec![shared];

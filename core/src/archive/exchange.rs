@@ -296,12 +296,12 @@ impl Archive {
     ) -> Result<Vec<u8>> {
         let secret = self.device_secret()?;
         let member = for_member.map(|m| self.find_member(m)).transpose()?;
-        let bundle = self.bundle_for(member.as_ref(), since)?;
-        let keys = self.recipients(member.as_ref().map(|m| &m.id), &secret.public())?;
-        let file = seal::seal(&bundle, &secret, None, Lock::Devices(&keys))?;
+        // Recorded first, so the file carries its own export in the device's log.
         let target = member.as_ref().map_or("school", |m| m.id.as_str());
         self.audit(super::audit_kind::BUNDLE_EXPORT, target, None)?;
-        Ok(file)
+        let bundle = self.bundle_for(member.as_ref(), since)?;
+        let keys = self.recipients(member.as_ref().map(|m| &m.id), &secret.public())?;
+        seal::seal(&bundle, &secret, None, Lock::Devices(&keys))
     }
 
     /// Everything this device holds, for the whole school, sealed to the administrators'
