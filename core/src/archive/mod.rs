@@ -14,8 +14,8 @@ mod erasure;
 mod exchange;
 mod keys;
 mod lookup;
-mod rebase;
 mod lost;
+mod rebase;
 pub(crate) mod scope;
 mod syncing;
 
@@ -35,8 +35,8 @@ pub use consent::{ConsentInput, WithdrawalInput};
 pub use devices::DeviceRow;
 pub use erasure::ErasureReport;
 pub use exchange::{ImportReport, JoinOptions, NewDevice};
-pub use rebase::RebaseReport;
 pub use lost::{HeldChild, LostDeviceReport};
+pub use rebase::RebaseReport;
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, SyncStatus};
 
