@@ -371,7 +371,9 @@ async fn a_device_that_is_refused_gets_no_records() {
         .await
         .unwrap_err();
     match err {
+        // As the refusal frame, or (when the close overtakes it) as the close reason.
         TransportError::Conversation(e) => assert!(e.to_string().contains("邀请码无效"), "{e}"),
+        TransportError::Refused(why) => assert!(why.contains("邀请码无效"), "{why}"),
         other => panic!("{other:?}"),
     }
     phone.shutdown().await;

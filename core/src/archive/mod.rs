@@ -38,7 +38,7 @@ pub use exchange::{ImportReport, JoinOptions, NewDevice};
 pub use lost::{HeldChild, LostDeviceReport};
 pub use rebase::RebaseReport;
 pub use scope::Reopen;
-pub use syncing::{QuarantinedChange, SyncStatus};
+pub use syncing::{QuarantinedChange, RelayedChange, SyncStatus};
 
 /// What it takes to start a school's archive on its first device.
 #[derive(Debug, Clone)]

@@ -41,6 +41,22 @@ pub struct QuarantinedChange {
     pub at: i64,
 }
 
+/// A change of a revoked device that another device handed on and this side accepted: the
+/// revoked device will never send it itself, and the other device's own work may rest on it.
+/// Listed for an administrator to review (and void what should not stand).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelayedChange {
+    pub doc: String,
+    /// Who the revoked device is registered to, and the device.
+    pub member: String,
+    pub device: String,
+    /// The member and device that handed it on.
+    pub via_member: String,
+    pub via_device: String,
+    /// Device clock when it was accepted, seconds since the epoch.
+    pub at: i64,
+}
+
 impl Archive {
     /// The documents `member` may receive from this device and send to it.
     pub fn scope_for(&mut self, member: &crate::school::Member) -> Result<Scope> {
@@ -248,6 +264,45 @@ impl Archive {
                 device: actor,
                 reason,
                 source,
+                at: at / 1000,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Changes of revoked devices accepted from other devices, newest first.
+    pub fn relayed_from_revoked(&mut self) -> Result<Vec<RelayedChange>> {
+        let school = self.school()?;
+        let rows: Vec<(String, String, String, i64)> = {
+            let mut stmt = self
+                .store
+                .conn()
+                .prepare("SELECT doc_id, actor, source, at FROM relayed ORDER BY at DESC")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let name_of = |device: &str| {
+            school
+                .devices
+                .iter()
+                .find(|d| device.starts_with(d.id.as_str()))
+                .map_or_else(
+                    || "未登记的设备".to_owned(),
+                    |d| school.member_name(d.member.as_str()),
+                )
+        };
+        let mut out = Vec::new();
+        for (doc, actor, source, at) in rows {
+            let label = match DocId::parse(&doc) {
+                Some(d) => self.doc_label(&d)?,
+                None => doc,
+            };
+            out.push(RelayedChange {
+                doc: label,
+                member: name_of(&actor),
+                device: actor,
+                via_member: name_of(&source),
+                via_device: source,
                 at: at / 1000,
             });
         }

@@ -118,6 +118,23 @@ pub(super) fn persist_quarantine(
     Ok(())
 }
 
+/// Records the changes of revoked devices accepted from another device, for review.
+pub(super) fn persist_relayed(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[Quarantined],
+    source: &str,
+    now: i64,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO relayed (doc_id, hash, actor, source, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for q in rows {
+        insert.execute(params![q.doc.key(), q.hash.as_ref(), q.actor, source, now])?;
+    }
+    Ok(())
+}
+
 /// The genesis hash of a document.
 fn genesis_hash(id: &DocId) -> Option<ChangeHash> {
     doc::genesis(id, automerge::ActorId::random())
@@ -173,7 +190,8 @@ pub enum Sender {
     Relay,
     /// Another member's device, authenticated by the connection: only changes made on it
     /// (its own actor) are taken from it; changes of other devices it carries are deferred
-    /// until they arrive from their own device or through the hub, so a modified app cannot
+    /// until they arrive from their own device or through the hub (unless that device is
+    /// revoked: see `Batch::admit`), so a modified app cannot
     /// pass off changes under another device's actor. Its own changes are also bounded by the
     /// roles its certificate carries, whatever the school document it declares says.
     Device {
@@ -327,6 +345,7 @@ impl Batch<'_> {
         let mut accepted = Vec::new();
         let mut admission = Admission::default();
         let mut quarantined = Vec::new();
+        let mut relayed = Vec::new();
         for change in &new {
             let hash = change.hash();
             let verdict = if erased {
@@ -357,16 +376,28 @@ impl Batch<'_> {
                 } else {
                     self.judge(id, change, &mut cache)
                 };
+                let foreign = matches!(&self.sender, Sender::Device { device, .. }
+                    if !change.actor_id().to_hex_string().starts_with(device.as_str()));
                 match judged {
                     // The rules would take it, but not from this sender: it must come from its
-                    // own device or through a relay (a stolen actor never gets in this way).
-                    Verdict::Accept
-                        if matches!(&self.sender, Sender::Device { device, .. }
-                            if !change.actor_id().to_hex_string().starts_with(device.as_str())) =>
-                    {
+                    // own device or through a relay (a stolen actor never gets in this way)...
+                    Verdict::Accept if foreign && !self.revoked_now(change, &mut cache) => {
                         Verdict::Defer(
                             "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
                         )
+                    }
+                    // ...unless that device is revoked: it will never send it itself, and the
+                    // sender's own work may rest on it. Taken, and listed for review with who
+                    // handed it on (the rules above judged it as the revoked device's).
+                    Verdict::Accept if foreign => {
+                        relayed.push(Quarantined {
+                            doc: id.clone(),
+                            hash,
+                            actor: change.actor_id().to_hex_string(),
+                            reason: String::new(),
+                            bytes: Vec::new(),
+                        });
+                        Verdict::Accept
                     }
                     v => v,
                 }
@@ -429,8 +460,10 @@ impl Batch<'_> {
             fresh.apply_changes(first.into_iter().chain(accepted))?;
             self.replace(id, fresh);
             self.quarantine.extend(quarantined);
+            self.relayed.extend(relayed);
             return Ok(admission);
         }
+        self.relayed.extend(relayed);
         if not_ok.is_empty() {
             return Ok(admission);
         }
@@ -480,6 +513,25 @@ impl Batch<'_> {
     }
 
     /// The verdict on one change, against the auth state the trust module docs define.
+    /// Whether the device whose actor made `change` is revoked in this side's current school
+    /// state. (Deciding *from whom* a change is taken may depend on what this side knows now;
+    /// whether it is allowed at all never does: that is `judge`, against declared state.)
+    fn revoked_now(
+        &self,
+        change: &Change,
+        cache: &mut HashMap<Vec<ChangeHash>, SchoolView>,
+    ) -> bool {
+        let Some(school_doc) = self.docs.get(&DocId::School) else {
+            return false;
+        };
+        let Some(view) = school_at(school_doc, &school_doc.get_heads(), cache) else {
+            return false;
+        };
+        trust::device_of_actor(&view, change.actor_id())
+            .and_then(|d| view.devices.iter().find(|x| x.id == d))
+            .is_some_and(|d| d.revoked)
+    }
+
     fn judge(
         &self,
         id: &DocId,

@@ -158,6 +158,23 @@ CREATE TABLE refusals (
         sql: "ALTER TABLE p_children ADD COLUMN consent TEXT;",
         rebuild_projections: true,
     },
+    Migration {
+        version: 6,
+        // Changes of a revoked device that another device handed on and this side accepted
+        // (`store::admit`): merged, and listed for an administrator to review, with who
+        // handed them on.
+        sql: r#"
+CREATE TABLE relayed (
+    doc_id  TEXT NOT NULL,
+    hash    BLOB NOT NULL,
+    actor   TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, hash)
+);
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -76,6 +76,8 @@ pub struct Batch<'a> {
     meta: Vec<(String, String)>,
     sync_states: Vec<(String, DocId, String, Vec<u8>)>,
     quarantine: Vec<admit::Quarantined>,
+    /// Changes of revoked devices accepted from another device (see `admit`).
+    relayed: Vec<admit::Quarantined>,
     source: String,
     sender: Sender,
     /// The sender's member and how many bytes of changes a day may be taken from them.
@@ -328,6 +330,7 @@ impl Store {
             meta: Vec::new(),
             sync_states: Vec::new(),
             quarantine: Vec::new(),
+            relayed: Vec::new(),
             source: String::new(),
             sender: Sender::Relay,
             quota: None,
@@ -342,6 +345,7 @@ impl Store {
             meta,
             sync_states,
             quarantine,
+            relayed,
             source,
             now_ms,
             quota,
@@ -353,6 +357,7 @@ impl Store {
             .and_then(|r| forget_replaced(&tx, &replaced).map(|()| r))
             .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
             .and_then(|r| admit::persist_quarantine(&tx, &quarantine, &source, now_ms).map(|()| r))
+            .and_then(|r| admit::persist_relayed(&tx, &relayed, &source, now_ms).map(|()| r))
             .and_then(|r| admit::persist_intake(&tx, quota.as_ref(), intake, now_ms).map(|()| r))
             .and_then(|r| tx.commit().map(|()| r).map_err(Error::from));
         if outcome.is_err() {
@@ -558,7 +563,7 @@ impl Store {
             removed += tx.execute("DELETE FROM docs WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM sync_state WHERE doc_id = ?1", [&key])?;
-            for table in ["held", "refusals", "quarantine", "out_of_scope"] {
+            for table in ["held", "refusals", "quarantine", "relayed", "out_of_scope"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
             }
             projection::forget(&tx, id)?;
@@ -635,6 +640,7 @@ fn forget_replaced(tx: &rusqlite::Transaction<'_>, replaced: &[DocId]) -> Result
             "held",
             "refusals",
             "quarantine",
+            "relayed",
             "out_of_scope",
         ] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;

@@ -143,15 +143,17 @@ pub fn device_add(ctx: &mut Ctx, member: &str, label: Option<&str>, out: &Path) 
 /// `shouwang quarantine`: changes other devices sent that the trust rules refused.
 pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
     let mut a = ctx.open()?;
-    let rows = a.quarantined()?;
+    let refused = a.quarantined()?;
+    let relayed = a.relayed_from_revoked()?;
     if ctx.json {
-        return ctx.json(&rows);
+        return ctx.json(&serde_json::json!({ "refused": refused, "relayed": relayed }));
     }
-    if rows.is_empty() {
-        return ctx.line("没有被拒绝的修改。");
+    if refused.is_empty() {
+        ctx.line("没有被拒绝的修改。")?;
+    } else {
+        ctx.line(format!("被拒绝并隔离的修改：{} 项", refused.len()))?;
     }
-    ctx.line(format!("被拒绝并隔离的修改：{} 项", rows.len()))?;
-    for q in rows {
+    for q in refused {
         ctx.line(format!(
             "{}  {}  {}（设备 {}）：{}  来源：{}",
             crate::output::local_time(q.at),
@@ -160,6 +162,23 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
             q.device,
             q.reason,
             q.source
+        ))?;
+    }
+    if !relayed.is_empty() {
+        ctx.line(format!(
+            "已停用设备的修改，由其他设备转交后已接收（请核实，不应保留的记录可作废）：{} 项",
+            relayed.len()
+        ))?;
+    }
+    for r in relayed {
+        ctx.line(format!(
+            "{}  {}  {}（已停用设备 {}），由 {}（设备 {}）转交",
+            crate::output::local_time(r.at),
+            r.doc,
+            r.member,
+            r.device,
+            r.via_member,
+            r.via_device
         ))?;
     }
     Ok(())

@@ -184,6 +184,10 @@ pub fn sync_live(ctx: &mut Ctx, seconds: u64) -> Result<()> {
             match ended {
                 None => break Ok(()),
                 Some(Ok(())) => failures = 0, // idle: reconnect
+                // The school revoked this device and its store is wiped: nothing to retry.
+                Some(Err(e @ TransportError::Conversation(shouwang_core::Error::Revoked))) => {
+                    break Err(net_error(e));
+                }
                 Some(Err(e)) => {
                     failures += 1;
                     if failures >= 3 {
