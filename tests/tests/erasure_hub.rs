@@ -316,3 +316,126 @@ async fn an_erasure_reaches_the_hub_a_phone_at_its_next_sync_and_an_offline_phon
     assert!(teacher.leaks(&secrets).is_empty());
     server.shutdown().await;
 }
+
+/// Everything `p`'s store holds of `what`: in the raw file and WAL, or in the decoded
+/// operations of any change it keeps (automerge deflates large changes).
+fn history_leaks(p: &Phone, what: &[&str]) -> Vec<String> {
+    let mut out = p.leaks(what);
+    let mut a = p.archive();
+    let store = a.store();
+    let mut history = String::new();
+    for id in store.doc_ids().unwrap() {
+        for c in store.doc(&id).unwrap().unwrap().get_changes(&[]) {
+            history.push_str(&format!("{:?}", c.decode()));
+        }
+    }
+    out.extend(
+        what.iter()
+            .filter(|w| history.contains(*w))
+            .map(|w| format!("{} history: {w}", p.name)),
+    );
+    out
+}
+
+/// A correction purged from history through the hub: the office corrects a wrong 身份证号 and
+/// re-bases the file; every phone replaces its copy at its next sync with the hub, keeps the
+/// 家访 written before, and goes on recording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebased_file_replaces_every_phones_copy_through_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let office = enroll(&server, "张长友", Role::Leadership).await;
+    let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
+    let wrong = id_number();
+    let right = {
+        let first = "34032120170305124";
+        format!(
+            "{first}{}",
+            shouwang_core::id_card::check_char(first).unwrap()
+        )
+    };
+    let edit = |field: &str, section: &str, value: &str| {
+        office
+            .archive()
+            .edit_child(CHILD, section, &[(field.to_owned(), value.to_owned())])
+            .unwrap();
+    };
+    edit("id_card", "identity", &wrong);
+    teacher
+        .archive()
+        .add_record(&shouwang_core::RecordInput {
+            kind: "家访".into(),
+            child: Some(CHILD.into()),
+            class: None,
+            date: "2026-11-18".into(),
+            fields: vec![("notes".into(), NOTE.into())],
+        })
+        .unwrap();
+    for p in [&office, &teacher, &mother, &office] {
+        p.sync_hub().await;
+    }
+    edit("id_card", "identity", &right);
+    for p in [&office, &teacher, &mother] {
+        p.sync_hub().await;
+    }
+    assert!(
+        !history_leaks(&teacher, &[&wrong]).is_empty(),
+        "the 班主任's history holds it"
+    );
+
+    let report = office
+        .archive()
+        .rebase_child(CHILD, "更正身份证号")
+        .unwrap();
+    assert_eq!(report.documents, 2, "{report:?}");
+    let synced = async {
+        for p in [&office, &teacher, &mother] {
+            p.sync_hub().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), synced)
+        .await
+        .expect("the syncs after the re-basing never ended");
+
+    let mut leaks = hub_leaks(&data, &[&wrong]);
+    for p in [&office, &teacher, &mother] {
+        leaks.extend(history_leaks(p, &[&wrong]));
+    }
+    assert!(leaks.is_empty(), "{leaks:?}");
+    let file = teacher.archive().child_file(CHILD).unwrap();
+    assert_eq!(file.records.len(), 1, "the 家访 stays");
+    let privately = teacher
+        .archive()
+        .child_file_for(CHILD, Some("核对更正"))
+        .unwrap();
+    // Shown masked: the corrected number's last digits.
+    assert!(
+        format!("{privately:?}").contains(&right[14..]),
+        "{privately:?}"
+    );
+
+    // Work goes on: a 谈心 after the re-basing reaches the office.
+    mother
+        .archive()
+        .add_record(&shouwang_core::RecordInput {
+            kind: "谈心".into(),
+            child: Some(CHILD.into()),
+            class: None,
+            date: "2026-11-25".into(),
+            fields: vec![("notes".into(), "说这周考试进步了".into())],
+        })
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        mother.sync_hub().await;
+        office.sync_hub().await;
+    })
+    .await
+    .expect("a sync after the re-basing never ended");
+    let file = office.archive().child_file(CHILD).unwrap();
+    assert_eq!(file.records.len(), 2, "{:?}", file.records);
+    server.shutdown().await;
+}

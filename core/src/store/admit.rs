@@ -32,6 +32,8 @@ pub struct Admission {
     /// Of the refused changes, those of an older generation of a re-based document (the
     /// sender's copy is out of date and is replaced once it receives the current one).
     pub stale: usize,
+    /// Documents whose copy here was replaced whole by a newer generation.
+    pub replaced: usize,
     /// The reason for the first change not accepted, in Chinese.
     pub reason: Option<String>,
 }
@@ -42,12 +44,20 @@ impl Admission {
         self.refused == 0 && self.deferred == 0
     }
 
+    /// Whether the only changes not merged are of an older generation of a re-based
+    /// document: the sender replaces its copy once it receives the current one, so the
+    /// exchange must go on (holding the document back would keep that from it).
+    pub fn only_stale(&self) -> bool {
+        self.refused > 0 && self.refused == self.stale && self.deferred == 0
+    }
+
     /// Adds another document's admission to this one.
     pub fn add(&mut self, other: &Admission) {
         self.accepted += other.accepted;
         self.refused += other.refused;
         self.deferred += other.deferred;
         self.stale += other.stale;
+        self.replaced += other.replaced;
         if self.reason.is_none() {
             self.reason.clone_from(&other.reason);
         }
@@ -461,6 +471,7 @@ impl Batch<'_> {
             self.replace(id, fresh);
             self.quarantine.extend(quarantined);
             self.relayed.extend(relayed);
+            admission.replaced = 1;
             return Ok(admission);
         }
         self.relayed.extend(relayed);

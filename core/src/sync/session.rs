@@ -325,6 +325,37 @@ impl Session {
         Ok(())
     }
 
+    /// The peer sent changes of an older generation of `doc` (re-based here, see
+    /// `archive::rebase`): automerge's sync would go on asking it for them, so send it the
+    /// whole current generation instead (its base change makes the peer replace its copy)
+    /// and start this document's sync over.
+    fn send_generation(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        let Some(whole) = store.doc(doc)?.map(Automerge::save) else {
+            return Ok(());
+        };
+        out.push(Message::Changes(vec![(doc.clone(), whole)]));
+        self.docs.insert(doc.clone(), State::new());
+        self.settled.insert(doc.clone());
+        Ok(())
+    }
+
+    /// This side's copy of `doc` was just replaced by a newer generation: what the sync state
+    /// knew of the old one no longer holds, so the document's sync starts over.
+    fn restart_generation(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        self.docs.insert(doc.clone(), State::new());
+        self.restart_doc(store, doc, out)
+    }
+
     /// Tells the peer it may not send `doc` here at all, and leaves it out.
     fn refuse_out_of_scope(&mut self, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
         out.push(Message::Refused {
@@ -537,6 +568,9 @@ impl Session {
                             refused.push((doc.clone(), admission));
                             continue;
                         }
+                        if admission.replaced > 0 {
+                            refused.push((doc.clone(), admission));
+                        }
                         let missing = b
                             .doc(doc)?
                             .is_some_and(|d| !d.get_missing_deps(&[]).is_empty());
@@ -549,7 +583,13 @@ impl Session {
                 // The school document may have brought an erasure.
                 self.erased = store.erased_children()?;
                 for (doc, admission) in &refused {
-                    self.refuse(store, doc, admission, out)?;
+                    if admission.replaced > 0 {
+                        self.restart_generation(store, doc, out)?;
+                    } else if admission.only_stale() {
+                        self.send_generation(store, doc, out)?;
+                    } else {
+                        self.refuse(store, doc, admission, out)?;
+                    }
                 }
                 let mut shared = Vec::new();
                 for (doc, _) in docs.iter().filter(|(d, _)| !self.held.contains(d)) {
@@ -655,8 +695,18 @@ impl Session {
                     self.changed_here.insert(doc.clone());
                     self.writes += 1;
                 }
+                if admission.only_stale() {
+                    self.send_generation(store, &doc, out)?;
+                    self.maybe_idle(store, out)?;
+                    return Ok(());
+                }
                 if !admission.is_clean() {
                     self.refuse(store, &doc, &admission, out)?;
+                    self.maybe_idle(store, out)?;
+                    return Ok(());
+                }
+                if admission.replaced > 0 {
+                    self.restart_generation(store, &doc, out)?;
                     self.maybe_idle(store, out)?;
                     return Ok(());
                 }
