@@ -4,10 +4,11 @@
 #   libssl-dev, pkg-config: SQLCipher (at-rest encryption) is built against libcrypto.
 #   iproute2, util-linux:  network-namespace tests (ip, unshare).
 #   strace:                the no-egress test watches the process's sockets.
+#   faketime:              the wrong-clock tests run the CLI with its clock off by years.
 set -euo pipefail
 
 missing=()
-for pkg in libssl-dev pkg-config iproute2 util-linux strace "$@"; do
+for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -45,6 +45,25 @@ pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate> {
     Ok(date)
 }
 
+/// Parses the date something happened (see [`parse_date`]) and refuses one after `today`
+/// (the device's local date; `None` when its clock cannot be trusted): a record of what has
+/// not happened yet is a typing mistake, or the phone's clock is wrong, and the message says
+/// both.
+pub fn parse_past_date(field: &str, raw: &str, today: Option<NaiveDate>) -> Result<NaiveDate> {
+    let date = parse_date(field, raw)?;
+    if let Some(today) = today
+        && date > today
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{date} 晚于今天（{today}），不能记录还没发生的事；如果手机日期不对，请先改正手机时间"
+            ),
+        ));
+    }
+    Ok(date)
+}
+
 /// A half-open range of days `[start, end)`: one week, one month or a fixed number of days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Period {

@@ -104,12 +104,19 @@ fn excel_date(serial: f64) -> String {
 }
 
 fn read_sheet(path: &Path) -> Result<Vec<Vec<String>>> {
-    let mut wb = open_workbook_auto(path)
-        .map_err(|e| Error::invalid("名单文件", format!("无法读取表格：{e}")))?;
+    // calamine's own messages are English and technical ("Zip error: invalid Zip archive"):
+    // the person needs to know the file is not a readable spreadsheet, and what to do.
+    let unreadable = |_| {
+        Error::invalid(
+            "名单文件",
+            "无法读取这个表格：文件不是有效的 Excel 文件（.xlsx/.xls），或已损坏。请用 Excel 或 WPS 打开后另存为 .xlsx 或 .csv 再导入",
+        )
+    };
+    let mut wb = open_workbook_auto(path).map_err(unreadable)?;
     let range = wb
         .worksheet_range_at(0)
         .ok_or_else(|| Error::invalid("名单文件", "表格里没有工作表"))?
-        .map_err(|e| Error::invalid("名单文件", format!("无法读取工作表：{e}")))?;
+        .map_err(|_| Error::invalid("名单文件", "无法读取第一张工作表：表格可能已损坏"))?;
     if range.height() > MAX_ROWS {
         return Err(Error::invalid("名单文件", "行数太多"));
     }

@@ -121,6 +121,7 @@ impl From<CoreError> for ShouwangError {
             CoreError::Locked => ShouwangError::Locked { msg },
             CoreError::Revoked => ShouwangError::Revoked { msg },
             CoreError::Corrupt(_)
+            | CoreError::NotAStore
             | CoreError::StoreTooNew { .. }
             | CoreError::Storage(_)
             | CoreError::Document(_)

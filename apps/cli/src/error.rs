@@ -35,7 +35,7 @@ impl fmt::Display for CliError {
         match self {
             CliError::Core(e) => write!(f, "{e}"),
             CliError::Msg(s) => f.write_str(s),
-            CliError::Output(e) => write!(f, "无法输出结果：{e}"),
+            CliError::Output(e) => write!(f, "无法输出结果：{}", shouwang_core::error::io_text(e)),
         }
     }
 }

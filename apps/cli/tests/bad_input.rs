@@ -452,3 +452,74 @@ fn device_add_to_a_missing_directory_registers_nothing() {
     );
     assert!(line.contains("无法写入"), "{line}");
 }
+
+#[test]
+fn a_date_in_the_future_is_refused() {
+    let s = School::new();
+    let line = refused(
+        &s,
+        &[
+            "record",
+            "家访",
+            "--child",
+            "王小雨",
+            "--date",
+            "2030-01-01",
+            "--field",
+            "notes=奶奶在家",
+        ],
+    );
+    assert!(
+        line.contains("2030-01-01") && line.contains("晚于今天"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_second_member_of_the_same_name_is_refused_at_creation() {
+    let s = School::new();
+    let line = refused(
+        &s,
+        &["member", "add", common::TEACHER, "--role", "爱心妈妈"],
+    );
+    assert!(
+        line.contains("已有同名成员") && line.contains("（二）"),
+        "{line}"
+    );
+}
+
+#[test]
+fn files_that_are_not_stores_are_named_and_left_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.db");
+    std::fs::write(&text, "家访名单\n王小雨\n").unwrap();
+    for (file, says) in [(&empty, "还没有建立档案库"), (&text, "不是守望的档案库")]
+    {
+        let before = std::fs::read(file).unwrap();
+        for args in [vec!["children"], vec!["due"], vec!["member", "list"]] {
+            let mut all = vec!["--store", arg(file)];
+            all.extend(args);
+            let o = run_in(dir.path(), &all);
+            let line = assert_one_chinese_error(&o, &all);
+            assert!(line.contains(says), "{line}");
+            assert_eq!(std::fs::read(file).unwrap(), before, "{all:?} changed it");
+        }
+    }
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["empty.db", "notes.db"], "files were left behind");
+}
+
+#[test]
+fn a_spreadsheet_that_is_not_one_is_named_in_chinese() {
+    let s = School::new();
+    let path = s.path("名单.xlsx");
+    std::fs::write(&path, b"PK\x03\x04 not really a workbook").unwrap();
+    let line = refused(&s, &["roster", "import", arg(&path)]);
+    assert!(line.contains("不是有效的 Excel 文件"), "{line}");
+}

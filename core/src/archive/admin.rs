@@ -213,6 +213,19 @@ impl Archive {
         if roles.is_empty() {
             return Err(Error::Missing("角色".into()));
         }
+        // Two people of one name would be told apart only at the next lookup, by an id
+        // nobody knows: refuse at creation and say how to make the name distinct.
+        let school = self.school()?;
+        if let Some(same) = school.members.iter().find(|m| m.active && m.name == name) {
+            let roles: Vec<&str> = same.roles.iter().map(|r| r.label()).collect();
+            return Err(Error::invalid(
+                "姓名",
+                format!(
+                    "已有同名成员“{name}”（{}）；如是另一个人，请在名字后加区分，例如“{name}（二）”",
+                    roles.join("、")
+                ),
+            ));
+        }
         let class = class.map(|c| self.find_class(c)).transpose()?;
         let phone = phone.map(|p| parse_phone("电话", p)).transpose()?;
         let m = Member {

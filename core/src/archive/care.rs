@@ -4,7 +4,7 @@ use automerge::ROOT;
 use serde::Serialize;
 
 use super::Archive;
-use crate::dates::parse_date;
+use crate::dates::parse_past_date;
 use crate::doc::access::{map_at, put_scalar, read_field, write_field};
 use crate::doc::conflicts::{self, Conflict};
 use crate::doc::{self, DocId};
@@ -190,7 +190,7 @@ impl Archive {
                 format!("没有“{}”，可选：{}", input.kind, names.join("、")),
             )
         })?;
-        let happened_on = parse_date("日期", &input.date)?;
+        let happened_on = parse_past_date("日期", &input.date, self.latest_allowed_date())?;
         let fields = parse_fields(kind.fields(), &input.fields, false)?;
         let me = self.me()?;
         let author_role = self.writer_role(&me, kind)?;
@@ -277,7 +277,10 @@ impl Archive {
         raw: &[(String, String)],
     ) -> Result<()> {
         let (rid, doc_id, kind) = self.record_for_edit(record, false)?;
-        let date = date.map(|d| parse_date("日期", d)).transpose()?;
+        let today = self.latest_allowed_date();
+        let date = date
+            .map(|d| parse_past_date("日期", d, today))
+            .transpose()?;
         let fields = parse_fields(kind.fields(), raw, true)?;
         if fields.is_empty() && date.is_none() {
             return Err(Error::Missing("要修改的内容".into()));
@@ -344,7 +347,7 @@ impl Archive {
         if let Some(child) = doc_id.child() {
             self.require_consent_for(&child.clone(), &doc_id)?;
         }
-        let date = parse_date("日期", date)?;
+        let date = parse_past_date("日期", date, self.latest_allowed_date())?;
         let fields = parse_fields(PROGRESS_FIELDS, raw, false)?;
         let me = self.me.clone();
         self.store.write(|b| {

@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod care;
+mod clock;
 mod consent;
 mod devices;
 mod erasure;
@@ -168,8 +169,18 @@ impl Archive {
     }
 
     /// Opens an existing archive, encrypted at rest with `key` if given.
+    /// Today's date by this device's clock, in its time zone: what "not in the future" means
+    /// for a date a person enters.
+    pub fn today(&self) -> chrono::NaiveDate {
+        chrono::DateTime::from_timestamp_millis(self.store.clock_ms()).map_or_else(
+            || chrono::Local::now().date_naive(),
+            |t| t.with_timezone(&chrono::Local).date_naive(),
+        )
+    }
+
     pub fn open_with_key(path: &Path, key: Option<&StoreKey>) -> Result<Archive> {
-        if !path.exists() {
+        // A missing or empty file holds no archive: say so without making it a database.
+        if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
             return Err(Error::NotInitialised);
         }
         let mut store = Store::open_with_key(path, key)?;

@@ -179,10 +179,23 @@ fn unlock(conn: &Connection, key: Option<&StoreKey>) -> Result<()> {
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::NotADatabase =>
         {
-            Err(Error::Locked)
+            Err(if looks_encrypted(conn) {
+                Error::Locked
+            } else {
+                Error::NotAStore
+            })
         }
         other => Ok(other?),
     }
+}
+
+/// Whether a file SQLite cannot read could be an encrypted store: SQLCipher writes whole
+/// pages (at least 1 KiB each), so a text file, a spreadsheet or a truncated copy is not one.
+fn looks_encrypted(conn: &Connection) -> bool {
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    std::fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 1024 == 0)
 }
 
 impl Store {
@@ -252,6 +265,11 @@ impl Store {
     /// that show wrong clocks cannot break ordering or due work.
     pub fn set_clock_skew(&mut self, ms: i64) {
         self.clock_skew_ms = ms;
+    }
+
+    /// This store's clock (the device's, with any skew set for tests), ms since the epoch.
+    pub fn clock_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis() + self.clock_skew_ms
     }
 
     /// A value from the `meta` table.

@@ -319,8 +319,9 @@ pub enum TransportError {
     /// The stream ended in the middle of a frame.
     #[error("连接在消息中途断开")]
     Truncated,
-    /// The peer broke the protocol.
-    #[error("对方不符合通信协议：{0}")]
+    /// The peer broke the protocol. (The detail, English from the network stack, is for the
+    /// logs: `Debug`; people see what it means, in Chinese.)
+    #[error("对方不符合通信协议（{}）", plain(.0))]
     Protocol(String),
     /// No frame in either direction for too long.
     #[error("连接长时间没有活动，已断开")]
@@ -329,14 +330,44 @@ pub enum TransportError {
     #[error("连接因关机而断开")]
     ShuttingDown,
     /// The peer could not be reached.
-    #[error("连接不上对方：{0}")]
+    #[error("连接不上对方（{}）", plain(.0))]
     Connect(String),
     /// The connection broke.
-    #[error("连接中断：{0}")]
+    #[error("连接中断（{}）", plain(.0))]
     Io(String),
     /// The endpoint could not start.
-    #[error("无法启动网络端点：{0}")]
+    #[error("无法启动网络端点（{}）", plain(.0))]
     Bind(String),
+}
+
+/// What an error text of the network stack (English) means, in Chinese words a teacher can
+/// act on.
+fn plain(detail: &str) -> &'static str {
+    let d = detail.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| d.contains(w));
+    if has(&["timed out", "timeout", "deadline"]) {
+        "等待超时：网络不通、信号太弱，或对方不在线"
+    } else if has(&["address in use", "addrinuse"]) {
+        "端口已被占用"
+    } else if has(&["permission", "denied", "not permitted"]) {
+        "系统不允许使用网络"
+    } else if has(&[
+        "unreachable",
+        "no route",
+        "network is down",
+        "dns",
+        "resolve",
+    ]) {
+        "网络不通"
+    } else if has(&["refused"]) {
+        "对方拒绝连接"
+    } else if has(&["reset", "closed", "lost", "aborted", "broken pipe", "eof"]) {
+        "连接被断开"
+    } else if has(&["alpn", "tls", "crypto", "certificate", "handshake"]) {
+        "加密握手失败，双方版本可能不一致"
+    } else {
+        "网络出错"
+    }
 }
 
 impl TransportError {

@@ -47,6 +47,9 @@ impl Ctx {
             shouwang_core::Error::NotInitialised => {
                 CliError::msg(format!("{e}（档案库：{}）", self.store.display()))
             }
+            shouwang_core::Error::NotAStore => {
+                CliError::msg(format!("{e}（{}）", self.store.display()))
+            }
             shouwang_core::Error::Locked if self.key.is_none() => CliError::msg(format!(
                 "{e}：{} 是加密档案库，请用 --key-file 指定密钥文件",
                 self.store.display()

@@ -27,7 +27,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CliError::msg(format!("无法启动网络：{e}")))
+        .map_err(|e| {
+            CliError::msg(format!(
+                "无法启动网络：{}",
+                shouwang_core::error::io_text(&e)
+            ))
+        })
 }
 
 fn net_error(e: TransportError) -> CliError {
@@ -193,7 +198,7 @@ pub fn sync_live(ctx: &mut Ctx, seconds: u64) -> Result<()> {
                     if failures >= 3 {
                         break Err(net_error(e));
                     }
-                    eprintln!("连接中断：{e}，5 秒后重连");
+                    eprintln!("{e}，5 秒后重连");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }
@@ -246,6 +251,9 @@ pub fn status(ctx: &mut Ctx) -> Result<()> {
         return ctx.json(&status);
     }
     if let Some(w) = warning {
+        ctx.line(w)?;
+    }
+    if let Some(w) = archive.clock_warning()? {
         ctx.line(w)?;
     }
     match status.last_success {

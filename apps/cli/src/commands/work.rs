@@ -66,6 +66,12 @@ pub fn due(ctx: &mut Ctx, args: &DueArgs) -> Result<()> {
     if ctx.json {
         return ctx.json(&items);
     }
+    // Due work counts from today: a wrong clock moves every deadline.
+    if args.date.is_none()
+        && let Some(w) = a.clock_warning()?
+    {
+        ctx.line(w)?;
+    }
     ctx.line(format!(
         "{}（{}）截至 {} 的待办：",
         member.name,

@@ -61,7 +61,77 @@ pub fn assert_one_chinese_error(o: &Output, args: &[&str]) -> String {
         "{args:?}: message should be Chinese: {line}"
     );
     assert!(stdout(o).is_empty(), "{args:?}: stdout {:?}", stdout(o));
+    assert_no_english(line, args);
     line.to_owned()
+}
+
+/// Fails on English that reached a user: words of the error texts of SQLite, the system, zip
+/// and network libraries. The arguments the test gave (paths, names) and `--flags` are left
+/// out first, as they are the user's own words.
+pub fn assert_no_english(line: &str, args: &[&str]) {
+    const ENGLISH: &[&str] = &[
+        "error",
+        "failed",
+        "failure",
+        "invalid",
+        "cannot",
+        "could",
+        "unable",
+        "not",
+        "found",
+        "such",
+        "denied",
+        "permission",
+        "readonly",
+        "attempt",
+        "write",
+        "database",
+        "timed",
+        "timeout",
+        "zip",
+        "eocd",
+        "unexpected",
+        "expected",
+        "malformed",
+        "corrupt",
+        "disk",
+        "space",
+        "refused",
+        "connection",
+        "reset",
+        "broken",
+        "pipe",
+        "os",
+        "no",
+        "the",
+        "is",
+        "of",
+        "to",
+        "file",
+        "directory",
+        "argument",
+        "missing",
+        "unknown",
+    ];
+    let mut rest = line.to_owned();
+    for a in args {
+        if !a.is_empty() {
+            rest = rest.replace(a, " ");
+        }
+    }
+    let words: Vec<String> = rest
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+        .filter(|w| !w.starts_with("--") && !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let bad: Vec<&String> = words
+        .iter()
+        .filter(|w| ENGLISH.contains(&w.as_str()))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{args:?}: English reached the user ({bad:?}): {line}"
+    );
 }
 
 /// A school set up through the CLI: one class, a 班主任, an 爱心妈妈, three children.

@@ -1,0 +1,74 @@
+//! Whether this device's clock is plainly wrong. A phone whose battery ran flat may come back
+//! in 1970 or years ahead; dates people enter are what every rule counts, so a wrong clock
+//! does not break records or due work, but it does refuse a date "in the future" and stamps
+//! the time a record was written. The checks use only what the store holds.
+
+use super::Archive;
+use crate::error::Result;
+
+/// No clock reading before this is plausible: the app did not exist.
+pub(crate) const EARLIEST_YEAR: i32 = 2026;
+/// How far past the newest record anyone wrote a clock may be before it looks wrong.
+const AHEAD_DAYS: i64 = 366;
+
+impl Archive {
+    /// The latest date a person may enter for something that happened: today by this device's
+    /// clock, or `None` when the clock is plainly wrong (before the app existed), since then
+    /// nothing says what today is and the date the person entered is all there is.
+    pub fn latest_allowed_date(&self) -> Option<chrono::NaiveDate> {
+        use chrono::Datelike;
+        let today = self.today();
+        (today.year() >= EARLIEST_YEAR).then_some(today)
+    }
+
+    /// A Chinese warning if this device's clock is plainly wrong: before the app existed,
+    /// before the latest date anyone entered for a record, or more than a year past the
+    /// newest record anyone wrote. `None` if it looks right.
+    pub fn clock_warning(&self) -> Result<Option<String>> {
+        use chrono::Datelike;
+        let now = self.store.clock_ms();
+        let shown = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| {
+                    t.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        let today = self.today();
+        let fix = "请在手机设置里改正日期和时间（可打开“自动设置时间”）";
+        if today.year() < EARLIEST_YEAR {
+            return Ok(Some(format!("本机时间是 {today}，明显不对；{fix}")));
+        }
+        let conn = self.store.conn();
+        // Dates people enter match real days (and no date after today is taken), so a clock
+        // behind the latest of them is wrong. (Not the clock stamps of records: one written
+        // while the clock was ahead would make a right clock look behind for years.)
+        let latest: Option<String> = conn.query_row(
+            "SELECT max(happened_on) FROM p_records WHERE voided = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        if let Some(d) = latest
+            .as_deref()
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            && today < d - chrono::Days::new(1)
+        {
+            return Ok(Some(format!(
+                "本机时间是 {today}，比学校已有记录的日期（{d}）还早，时间可能不对；{fix}"
+            )));
+        }
+        let newest: Option<i64> =
+            conn.query_row("SELECT max(written_at) FROM p_records", [], |r| r.get(0))?;
+        if let Some(n) = newest
+            && now > n + AHEAD_DAYS * 24 * 3600 * 1000
+        {
+            return Ok(Some(format!(
+                "本机时间是 {today}，比学校最新的记录（{}）晚了一年以上，时间可能不对；{fix}",
+                shown(n)
+            )));
+        }
+        Ok(None)
+    }
+}
