@@ -129,7 +129,11 @@ impl Archive {
         let mut documents = 0;
         let mut dropped = 0;
         // The care file first: the private part's base change declares its new heads.
-        for id in [DocId::Child(child.clone()), DocId::Private(child.clone())] {
+        for id in [
+            DocId::Child(child.clone()),
+            DocId::Private(child.clone()),
+            DocId::Staff(child.clone()),
+        ] {
             let Some(old) = self.store.doc(&id)?.cloned() else {
                 continue;
             };
@@ -168,7 +172,9 @@ impl Archive {
                 })?;
                 let school_heads = b.doc(&DocId::School)?.map(Automerge::get_heads);
                 let child_heads = match &id {
-                    DocId::Private(c) => b.doc(&DocId::Child(c.clone()))?.map(Automerge::get_heads),
+                    DocId::Private(c) | DocId::Staff(c) => {
+                        b.doc(&DocId::Child(c.clone()))?.map(Automerge::get_heads)
+                    }
                     _ => None,
                 };
                 let message = crate::trust::declare(
