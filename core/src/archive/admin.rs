@@ -503,6 +503,9 @@ impl Fill<'_> {
                     .cloned()
                     .unwrap_or_else(|| id.clone()),
                 ("identity", "id_card", v) => mask_id_card(&v.to_string()),
+                ("identity", "student_no", v) => {
+                    super::care::mask_identity("student_no", &v.to_string())
+                }
                 _ => spec.display(v),
             }
         };
@@ -514,7 +517,11 @@ impl Fill<'_> {
         self.differences.push(RosterDifference {
             line: self.row.line,
             child: self.row.name.clone(),
-            student_no: self.row.student_no.clone(),
+            student_no: self
+                .row
+                .student_no
+                .as_deref()
+                .map(|no| super::care::mask_identity("student_no", no)),
             field,
             in_file: show(&value),
             in_archive: current.iter().map(show).collect::<Vec<_>>().join(" / "),
