@@ -120,7 +120,10 @@ pub enum Command {
         about = "监护人同意：登记、撤回；要求全校的隐私部分先取得同意"
     )]
     Consent(ConsentCmd),
-    #[command(subcommand, about = "学校设置：个人信息保护负责人；按角色拆分旧学校的档案")]
+    #[command(
+        subcommand,
+        about = "学校设置：个人信息保护负责人；按角色拆分旧学校的档案"
+    )]
     School(SchoolCmd),
     #[command(about = "生成一所示范学校并演示两台设备离线记录、交换和冲突")]
     Demo(DemoArgs),

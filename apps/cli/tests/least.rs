@@ -26,10 +26,28 @@ fn join(s: &School, member: &str, name: &str) -> std::path::PathBuf {
 fn a_love_mother_receives_what_she_needs_and_nothing_more() {
     let s = School::new();
     s.ok(&[
-        "member", "add", "吴腊芝", "--role", "任课教师", "--phone", OTHER_PHONE,
+        "member",
+        "add",
+        "吴腊芝",
+        "--role",
+        "任课教师",
+        "--phone",
+        OTHER_PHONE,
     ]);
-    s.ok(&["child", "edit", "王小雨", "guardian", "health=高血压需常服药"]);
-    s.ok(&["child", "edit", "王小雨", "father", &format!("employer={EMPLOYER}")]);
+    s.ok(&[
+        "child",
+        "edit",
+        "王小雨",
+        "guardian",
+        "health=高血压需常服药",
+    ]);
+    s.ok(&[
+        "child",
+        "edit",
+        "王小雨",
+        "father",
+        &format!("employer={EMPLOYER}"),
+    ]);
     s.ok(&["child", "edit", "王小雨", "flags", "hardship=是"]);
     let mother = join(&s, MOTHER, "mother");
     let bytes = raw(&mother);

@@ -111,7 +111,7 @@ pub(crate) fn is_stale(id: &DocId, doc: &Automerge, r: &Rebase) -> bool {
 }
 
 impl Archive {
-    /// Re-bases a child's care file and private part on their current state, so that values
+    /// Re-bases a child's care file, private part and staff part on their current state, so that values
     /// corrected since (a 身份证号, a name) leave every device's history. Administrators only;
     /// the reason is required and may not contain the child's name or ID numbers. Changes
     /// other devices have not synced yet are lost: re-base right after a sync.

@@ -54,6 +54,23 @@ impl Archive {
                 docs.insert(id);
             }
         }
+        // The parts of a child's file a 班主任 may create on her phone (the first 三特 flag or
+        // employer written for a child whose staff part nobody made yet) are in scope before
+        // they exist here, so the hub takes them.
+        let children: Vec<_> = docs
+            .iter()
+            .filter_map(|d| match d {
+                DocId::Child(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        for c in children {
+            for id in [DocId::Staff(c.clone()), DocId::Private(c)] {
+                if super::scope::may_see(&school, member, &id, &mut |c| self.class_of(c))? {
+                    docs.insert(id);
+                }
+            }
+        }
         // A member's own new documents (a class log) are theirs to send.
         Ok(Scope::Only(docs))
     }

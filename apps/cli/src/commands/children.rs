@@ -184,7 +184,9 @@ pub fn show(ctx: &mut Ctx, child: &str, why: Option<&str>, reveal_id: bool) -> R
     let file = match (reveal_id, why) {
         (true, Some(why)) => a.reveal_id(child, why)?,
         (true, None) => {
-            return Err(shouwang_core::Error::Missing("查看完整身份证号的原因（--why）".into()).into());
+            return Err(
+                shouwang_core::Error::Missing("查看完整身份证号的原因（--why）".into()).into(),
+            );
         }
         (false, _) => a.child_file_for(child, why)?,
     };
