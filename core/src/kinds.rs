@@ -35,6 +35,9 @@ pub enum DocPart {
     Child,
     /// `child/<id>/private`: 班主任, leadership and the archivist only.
     Private,
+    /// `child/<id>/staff`: 班主任, leadership and the archivist only, under the basic consent
+    /// (fields a carer does not need: see [`Section::staff`]).
+    Staff,
     /// `class/<id>`: class-level logs.
     Class,
 }
@@ -48,6 +51,23 @@ pub struct Section {
     pub part: DocPart,
     #[serde(skip)]
     pub fields: &'static [F],
+    /// Fields of a shared section kept in the staff part instead (least collection per role,
+    /// ARCHITECTURE.md "Who receives what").
+    #[serde(skip)]
+    pub staff: &'static [&'static str],
+}
+
+impl Section {
+    /// The part of the file `field` lives in. `split`: whether the school's files are split by
+    /// role (`school.split_for_roles`); before, a school made by an older build keeps every
+    /// field of the shared sections in the shared file.
+    pub fn part_of(&self, field: &str, split: bool) -> DocPart {
+        match self.part {
+            DocPart::Staff if !split => DocPart::Child,
+            DocPart::Child if split && self.staff.contains(&field) => DocPart::Staff,
+            p => p,
+        }
+    }
 }
 
 impl PartialEq for Section {
@@ -73,7 +93,12 @@ pub const PROFILE: Section = Section {
         F::opt("address", "家庭住址", K::Line),
         F::opt("lives_with", "与谁生活", K::Line),
     ],
+    staff: &[],
 };
+
+/// The parents' employer details: the 班主任 and administrators need them (DOMAIN.md §1.1 field
+/// list B, §5.1), a carer who phones the parents does not.
+const PARENT_STAFF: &[&str] = &["work_place", "employer", "employer_phone"];
 
 const PARENT_FIELDS: &[F] = &[
     F::opt("name", "姓名", K::Line),
@@ -89,6 +114,7 @@ pub const FATHER: Section = Section {
     label: "父亲",
     part: DocPart::Child,
     fields: PARENT_FIELDS,
+    staff: PARENT_STAFF,
 };
 
 /// 联系卡: mother.
@@ -97,6 +123,7 @@ pub const MOTHER: Section = Section {
     label: "母亲",
     part: DocPart::Child,
     fields: PARENT_FIELDS,
+    staff: PARENT_STAFF,
 };
 
 /// 联系卡: guardian or entrusted guardian (§1.1 field list B).
@@ -113,18 +140,22 @@ pub const GUARDIAN: Section = Section {
         F::opt("age", "年龄", K::Int { min: 14, max: 110 }),
         F::opt("health", "身体状况", K::Line),
     ],
+    // The guardian's personal data (DOMAIN.md §5.1): a carer visiting needs the name, relation,
+    // address and phone only.
+    staff: &["occupation", "age", "health"],
 };
 
 /// 三特 (§1.16): three independent flags.
 pub const SANTE: Section = Section {
     key: "flags",
     label: "三特",
-    part: DocPart::Child,
+    part: DocPart::Staff,
     fields: &[
         F::opt("hardship", "特困生", K::Bool),
         F::opt("talent", "特长生", K::Bool),
         F::opt("special_needs", "残障生/特殊学生", K::Bool),
     ],
+    staff: &[],
 };
 
 /// Private identity (§1.2, §5.1).
@@ -136,6 +167,7 @@ pub const IDENTITY: Section = Section {
         F::opt("id_card", "身份证号", K::Line),
         F::opt("student_no", "学籍号", K::Line),
     ],
+    staff: &[],
 };
 
 /// Private flags (§1.4, §5.1).
@@ -149,6 +181,7 @@ pub const PRIVATE_FLAGS: Section = Section {
         F::opt("psychological", "心理问题", K::Bool),
         F::opt("study_decline", "学习严重滑坡", K::Bool),
     ],
+    staff: &[],
 };
 
 /// Every section, in display order.

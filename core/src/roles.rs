@@ -104,6 +104,13 @@ impl Role {
         matches!(self, Role::Leadership | Role::Archivist | Role::HeadTeacher)
     }
 
+    /// Whether the role may hold `child/<id>/staff` (the 三特 flags, the parents' employers, the
+    /// guardian's health, age and occupation): the same roles as the private part today, under
+    /// the basic consent rather than the private one, and not logged on opening.
+    pub fn sees_staff(self) -> bool {
+        matches!(self, Role::Leadership | Role::Archivist | Role::HeadTeacher)
+    }
+
     /// Whether the role runs the school (members, classes, rules, roster).
     pub fn administers(self) -> bool {
         matches!(self, Role::Leadership | Role::Archivist)

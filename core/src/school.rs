@@ -135,6 +135,11 @@ pub struct SchoolView {
     /// Whether the private part of a child's file needs guardian consent (see
     /// [`crate::consent`]). Set by an administrator; never unset.
     pub consent_required: bool,
+    /// Whether the school's files are split by role (`school.split_for_roles`): the staff part
+    /// of each child's file and the members' contact documents hold what the shared file and
+    /// this document held before (see [`crate::kinds::Section::part_of`]). Set when a school
+    /// is created, and by `Archive::split_for_roles` for a school made by an older build.
+    pub split_for_roles: bool,
     pub classes: Vec<ClassInfo>,
     pub members: Vec<Member>,
     pub pairings: Vec<Pairing>,
@@ -294,6 +299,10 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
             .as_ref()
             .and_then(|o| get_bool(doc, o, "consent_required"))
             == Some(true),
+        split_for_roles: profile
+            .as_ref()
+            .and_then(|o| get_bool(doc, o, SPLIT_FOR_ROLES))
+            == Some(true),
         classes,
         members,
         pairings,
@@ -333,6 +342,15 @@ pub fn set_privacy_officer<T: Transactable + ReadDoc>(
     put_str(tx, &p, "privacy_officer", &officer.name)?;
     if let Some(phone) = &officer.phone {
         put_str(tx, &p, "privacy_phone", phone)?;
+    }
+    Ok(())
+}
+
+/// From now on the school's files are split by role (see [`SchoolView::split_for_roles`]).
+pub fn split_for_roles<T: Transactable + ReadDoc>(tx: &mut T) -> Result<()> {
+    let p = top(tx, SCHOOL_PROFILE)?;
+    if get_bool(tx, &p, SPLIT_FOR_ROLES) != Some(true) {
+        tx.put(&p, SPLIT_FOR_ROLES, true)?;
     }
     Ok(())
 }

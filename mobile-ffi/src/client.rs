@@ -345,6 +345,16 @@ impl ShouwangClient {
         })
     }
 
+    /// A child's file with the ID numbers in full (`child_file` masks them): for the 班主任 and
+    /// administrators, with a reason, recorded in the device's access log first.
+    pub fn reveal_id(&self, child_id: String, why: String) -> Result<ChildFile> {
+        self.inner.with_archive(|a| {
+            let file = a.reveal_id(&child_id, &why)?;
+            let school = a.school()?;
+            Ok(child_file(file, &school))
+        })
+    }
+
     /// Writes a new record. Returns its id.
     pub fn add_record(&self, draft: RecordDraft) -> Result<String> {
         let input = RecordInput {

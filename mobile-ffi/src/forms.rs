@@ -62,7 +62,8 @@ pub enum RecordTarget {
 impl From<DocPart> for RecordTarget {
     fn from(p: DocPart) -> Self {
         match p {
-            DocPart::Child => RecordTarget::Child,
+            // No record kind lives in the staff part (it holds fields only).
+            DocPart::Child | DocPart::Staff => RecordTarget::Child,
             DocPart::Private => RecordTarget::PrivateFile,
             DocPart::Class => RecordTarget::Class,
         }

@@ -430,6 +430,13 @@ fn story_4_roster_id_numbers_wait_for_consent() {
     assert!(report.withheld.is_empty());
     let f = admin.file("陈思远");
     assert_eq!(field(&f, "identity", "id_card").map(str::len), Some(18));
+    // Shown masked (a 学籍号 that embeds the ID number, issue 11 point 6); in full on a
+    // recorded reveal.
+    assert_eq!(
+        field(&f, "identity", "student_no"),
+        Some("G340521********0033")
+    );
+    let f = admin.archive.reveal_id("陈思远", "核对学籍").unwrap();
     assert_eq!(
         field(&f, "identity", "student_no"),
         Some("G340521201703060033")

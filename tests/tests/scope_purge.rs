@@ -62,7 +62,8 @@ fn a_pairing_ended_at_the_office_is_purged_by_the_next_import_even_with_the_stor
         .export_bundle(Some(LOVE_MOTHER), None)
         .unwrap();
     let report = phone.archive.import_bundle(&news).unwrap();
-    assert_eq!(report.purged, 1, "{report:?}");
+    // Her file of the child, and the phone of the child's 班主任 (she no longer needs it).
+    assert_eq!(report.purged, 2, "{report:?}");
     assert_eq!(report.dropped, 0, "{report:?}");
 
     // Both connections are still open: the WAL is still there, and holds nothing of her.
@@ -163,12 +164,13 @@ fn a_school_wide_bundle_joined_by_a_love_mother_holds_only_her_children() {
     let path = dir.path().join("shouwang.db");
     let (mut phone, report) =
         Archive::join_file(&path, &everything, &new.passphrase, LOVE_MOTHER, None).unwrap();
-    // Four care files, four private parts, the school secret and the office's access log;
-    // she keeps the school and 王小雨's care file.
-    assert_eq!(report.documents, 11, "{report:?}");
+    // Four care files, four private parts, the school secret, the office's access log and the
+    // 班主任's contact document; she keeps the school, 王小雨's care file and the phone of
+    // 王小雨's 班主任.
+    assert_eq!(report.documents, 12, "{report:?}");
     assert_eq!(report.dropped, 9, "{report:?}");
     let ids = phone.store().doc_ids().unwrap();
-    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids.len(), 3, "{ids:?}");
     assert!(!ids.contains(&DocId::Keys), "{ids:?}");
     let bytes = raw(&path);
     for (no, name) in &CHILDREN[1..] {
@@ -200,7 +202,8 @@ fn an_encrypted_store_purges_and_reopens_with_its_key() {
         .archive
         .export_bundle(Some(LOVE_MOTHER), None)
         .unwrap();
-    assert_eq!(phone.import_bundle(&news).unwrap().purged, 1);
+    // Her file of the child and the phone of its 班主任.
+    assert_eq!(phone.import_bundle(&news).unwrap().purged, 2);
     // A second connection opened the same way, with the key, after the purge.
     let mut again = phone.reopen().open().unwrap();
     assert!(again.children(None, false).unwrap().is_empty());

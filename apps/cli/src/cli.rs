@@ -120,7 +120,10 @@ pub enum Command {
         about = "监护人同意：登记、撤回；要求全校的隐私部分先取得同意"
     )]
     Consent(ConsentCmd),
-    #[command(subcommand, about = "学校设置：个人信息保护负责人")]
+    #[command(
+        subcommand,
+        about = "学校设置：个人信息保护负责人；按角色拆分旧学校的档案"
+    )]
     School(SchoolCmd),
     #[command(about = "生成一所示范学校并演示两台设备离线记录、交换和冲突")]
     Demo(DemoArgs),
@@ -312,6 +315,11 @@ pub enum SchoolCmd {
         #[arg(long, value_name = "电话", help = "联系电话")]
         phone: String,
     },
+    #[command(
+        about = "按角色拆分旧学校的档案（仅校长或档案管理员）",
+        long_about = "把旧版本建立的学校档案按角色拆分：三特、父母务工单位、监护人健康状况等移入只有班主任和管理员持有的部分，成员电话移出人人持有的学校信息，并重建每名学生的档案，使其他设备的副本不再保留这些内容。"
+    )]
+    Split,
 }
 
 #[derive(Debug, Subcommand)]
@@ -467,6 +475,12 @@ pub enum ChildCmd {
         child: String,
         #[arg(long, value_name = "理由", help = "查看保密部分的理由（记入查阅记录）")]
         why: Option<String>,
+        #[arg(
+            long,
+            requires = "why",
+            help = "显示完整的身份证号和学籍号（仅班主任、校长、档案管理员；须用 --why 写明理由，记入查阅记录）"
+        )]
+        reveal_id: bool,
     },
     #[command(about = "修改档案中一个栏目的字段", after_help = sections_help())]
     Edit {

@@ -53,7 +53,11 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
             school::roster_import(ctx, file, *update)
         }
         Command::Children(a) => children::list(ctx, a.class.as_deref(), a.mine),
-        Command::Child(ChildCmd::Show { child, why }) => children::show(ctx, child, why.as_deref()),
+        Command::Child(ChildCmd::Show {
+            child,
+            why,
+            reveal_id,
+        }) => children::show(ctx, child, why.as_deref(), *reveal_id),
         Command::Child(ChildCmd::Edit {
             child,
             section,
@@ -138,6 +142,7 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         Command::School(SchoolCmd::PrivacyOfficer { name, phone }) => {
             privacy::privacy_officer(ctx, name, phone)
         }
+        Command::School(SchoolCmd::Split) => school::split(ctx),
         Command::Demo(a) => demo::run(ctx, a.dir.as_deref()),
     }
 }

@@ -109,9 +109,15 @@ fn a_love_mother_joined_from_a_school_wide_bundle_holds_no_private_part() {
             .map(|e| e.doc.key())
             .collect::<Vec<_>>()
     );
-    // The school, 王小雨's care file and her own access log (the export itself is logged).
+    // The school, 王小雨's care file, her own access log (the export itself is logged) and the
+    // contact document of 王小雨's 班主任 (the one phone number she holds).
     let docs: Vec<_> = bundle.entries.iter().map(|e| e.doc.key()).collect();
-    assert_eq!(docs.len(), 3, "{docs:?}");
+    assert_eq!(docs.len(), 4, "{docs:?}");
+    assert_eq!(
+        docs.iter().filter(|d| d.starts_with("contact/")).count(),
+        1,
+        "{docs:?}"
+    );
     assert_eq!(
         docs.iter().filter(|d| d.starts_with("audit/")).count(),
         1,

@@ -228,16 +228,21 @@ impl Archive {
         }
         let class = class.map(|c| self.find_class(c)).transpose()?;
         let phone = phone.map(|p| parse_phone("电话", p)).transpose()?;
+        // A split school keeps phones out of the school document (`least.rs`).
+        let split = self.school()?.split_for_roles;
         let m = Member {
             id: MemberId::random(),
             name: name.to_owned(),
             roles: roles.to_vec(),
             class_id: class.as_ref().map(|c| c.id.clone()),
-            phone,
+            phone: if split { None } else { phone.clone() },
             active: true,
         };
         let id = m.id.clone();
         self.store.write(|b| {
+            if split && let Some(p) = &phone {
+                super::least::write_contact(b, &m.id, p)?;
+            }
             b.change(&DocId::School, false, "添加成员", |tx| {
                 school::add_member(tx, &m)?;
                 // A 班主任 named with a class becomes that class's head teacher.
@@ -511,6 +516,9 @@ impl Fill<'_> {
                     .cloned()
                     .unwrap_or_else(|| id.clone()),
                 ("identity", "id_card", v) => mask_id_card(&v.to_string()),
+                ("identity", "student_no", v) => {
+                    super::care::mask_identity("student_no", &v.to_string())
+                }
                 _ => spec.display(v),
             }
         };
@@ -522,7 +530,11 @@ impl Fill<'_> {
         self.differences.push(RosterDifference {
             line: self.row.line,
             child: self.row.name.clone(),
-            student_no: self.row.student_no.clone(),
+            student_no: self
+                .row
+                .student_no
+                .as_deref()
+                .map(|no| super::care::mask_identity("student_no", no)),
             field,
             in_file: show(&value),
             in_archive: current.iter().map(show).collect::<Vec<_>>().join(" / "),

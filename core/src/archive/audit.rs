@@ -36,6 +36,8 @@ pub mod what {
     pub const BUNDLE_EXPORT: &str = "bundle_export";
     /// A file that sets up a new device was exported (`device add`).
     pub const DEVICE_FILE: &str = "device_file";
+    /// A child's ID numbers were shown in full (`child show --reveal-id --why …`).
+    pub const ID_REVEAL: &str = "id_reveal";
 }
 
 /// One entry of a device's access log.

@@ -94,7 +94,25 @@ pub(super) fn consent_error(reason: &str, auth: &crate::trust::AuthState<'_>) ->
 fn doc_for(part: DocPart, child: &ChildId) -> DocId {
     match part {
         DocPart::Private => DocId::Private(child.clone()),
+        DocPart::Staff => DocId::Staff(child.clone()),
         _ => DocId::Child(child.clone()),
+    }
+}
+
+/// Shows an identity field masked: a 身份证号, and a 学籍号 that embeds one ("G" + the number).
+pub(crate) fn mask_identity(key: &str, value: &str) -> String {
+    match key {
+        "id_card" => IdCardNumber::parse(value)
+            .map(|id| id.masked())
+            .unwrap_or_else(|_| value.to_owned()),
+        "student_no" => {
+            let digits = value.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+            match IdCardNumber::parse(digits) {
+                Ok(id) => format!("{}{}", &value[..value.len() - digits.len()], id.masked()),
+                Err(_) => value.to_owned(),
+            }
+        }
+        _ => value.to_owned(),
     }
 }
 
@@ -118,23 +136,33 @@ impl Archive {
         })?;
         let child = self.find_child(child)?;
         let me = self.me()?;
-        let doc_id = doc_for(sec.part, &child);
-        self.require_care(&me, &doc_id)?;
+        let school = self.school()?;
         let mut values = parse_fields(sec.fields, raw, true)?;
         if values.is_empty() {
             return Err(Error::Missing("要修改的内容".into()));
         }
+        // Each field goes to the part of the file its readers hold (least collection).
+        let mut docs: Vec<DocId> = Vec::new();
+        for (spec, _) in &values {
+            let id = doc_for(sec.part_of(spec.key, school.split_for_roles), &child);
+            if !docs.contains(&id) {
+                docs.push(id);
+            }
+        }
         // The same rule every other device applies to this change when it arrives.
-        let school = self.school()?;
         let auth = crate::trust::AuthState {
             school: &school,
             child_class: self.class_of(&child)?,
             consent: self.consent_of(&child)?,
         };
-        if let Some(reason) = crate::trust::consent_refusal(&auth, &doc_id) {
-            return Err(consent_error(&reason, &auth));
+        for doc_id in &docs {
+            self.require_care(&me, doc_id)?;
+            if let Some(reason) = crate::trust::consent_refusal(&auth, doc_id) {
+                return Err(consent_error(&reason, &auth));
+            }
         }
         for (spec, _) in &values {
+            let doc_id = doc_for(sec.part_of(spec.key, school.split_for_roles), &child);
             if !crate::trust::may_edit_field(&auth, &me, &doc_id, sec.key, spec.key) {
                 return Err(Error::NotPermitted(format!(
                     "{}（{}）不能修改{}的“{}”",
@@ -157,16 +185,23 @@ impl Archive {
             }
         }
         let message = format!("修改{}", sec.label);
+        let split = school.split_for_roles;
         self.store.write(|b| {
-            b.touched_subject(&doc_id);
-            b.change(&doc_id, false, &message, |tx| {
-                let obj =
-                    map_at(tx, &ROOT, sec.key).ok_or_else(|| Error::Corrupt("档案结构".into()))?;
-                for (spec, v) in &values {
-                    write_field(tx, &obj, spec, v)?;
-                }
-                Ok(())
-            })
+            for doc_id in &docs {
+                b.touched_subject(doc_id);
+                let staff = matches!(doc_id, DocId::Staff(_));
+                b.change(doc_id, staff, &message, |tx| {
+                    let obj = map_at(tx, &ROOT, sec.key)
+                        .ok_or_else(|| Error::Corrupt("档案结构".into()))?;
+                    for (spec, v) in &values {
+                        if doc_for(sec.part_of(spec.key, split), &child) == *doc_id {
+                            write_field(tx, &obj, spec, v)?;
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
         })
     }
 
@@ -365,16 +400,27 @@ impl Archive {
     /// For the device's own checks (conflicts, what changed): not recorded in the access log;
     /// a person opening the file goes through [`Archive::child_file_for`].
     pub fn child_file(&mut self, child: &str) -> Result<ChildFile> {
-        self.read_child_file(child, None)
+        self.read_child_file(child, None, false)
     }
 
     /// A child's file opened by a person (`why`, if asked): opening a private part is recorded
     /// in this device's access log first (see `audit.rs`).
     pub fn child_file_for(&mut self, child: &str, why: Option<&str>) -> Result<ChildFile> {
-        self.read_child_file(child, Some(why))
+        self.read_child_file(child, Some(why), false)
     }
 
-    fn read_child_file(&mut self, child: &str, opened: Option<Option<&str>>) -> Result<ChildFile> {
+    /// The file with its ID numbers shown in full ([`Archive::reveal_id`] checks and records
+    /// the request first).
+    pub(super) fn child_file_revealed(&mut self, child: &str) -> Result<ChildFile> {
+        self.read_child_file(child, None, true)
+    }
+
+    fn read_child_file(
+        &mut self,
+        child: &str,
+        opened: Option<Option<&str>>,
+        reveal: bool,
+    ) -> Result<ChildFile> {
         let child = self.find_child(child)?;
         let me = self.me()?;
         let school = self.school()?;
@@ -385,9 +431,14 @@ impl Archive {
         if private_shown && let Some(why) = opened {
             self.audit(super::audit_kind::PRIVATE_VIEW, child.as_str(), why)?;
         }
+        let staff = DocId::Staff(child.clone());
+        let staff_shown = self.may_see(&me, &staff)? && self.store.doc(&staff)?.is_some();
         let mut docs = vec![shared];
         if private_shown {
             docs.push(private);
+        }
+        if staff_shown {
+            docs.push(staff);
         }
         let mut file = ChildFile {
             id: child.clone(),
@@ -407,13 +458,32 @@ impl Archive {
             .iter()
             .map(|d| (d.id.0.clone(), school.member_name(d.member.as_str())))
             .collect();
+        for sec in &SECTIONS {
+            let mut view = SectionView {
+                key: sec.key.to_owned(),
+                label: sec.label.to_owned(),
+                fields: Vec::new(),
+            };
+            let mut held = false;
+            for f in sec.fields {
+                let id = doc_for(sec.part_of(f.key, school.split_for_roles), &child);
+                if !docs.contains(&id) {
+                    continue;
+                }
+                let Some(doc) = self.store.doc(&id)? else {
+                    continue;
+                };
+                held = true;
+                view.fields.extend(section_field(doc, sec, f));
+            }
+            if held {
+                file.sections.push(view);
+            }
+        }
         for id in &docs {
             let Some(doc) = self.store.doc(id)? else {
                 continue;
             };
-            for sec in SECTIONS.iter().filter(|s| doc_for(s.part, &child) == *id) {
-                file.sections.push(section_view(doc, sec));
-            }
             file.records.extend(records::views(doc));
             file.conflicts
                 .extend(conflicts::list(doc).into_iter().map(|c| (id.key(), c)));
@@ -458,10 +528,8 @@ impl Archive {
                     if let Some(c) = school.classes.iter().find(|c| c.id.as_str() == f.value) {
                         f.value = c.name.clone();
                     }
-                } else if f.key == "id_card"
-                    && let Ok(id) = IdCardNumber::parse(&f.value)
-                {
-                    f.value = id.masked();
+                } else if !reveal && sec.key == "identity" {
+                    f.value = mask_identity(&f.key, &f.value);
                 }
             }
         }
@@ -481,7 +549,11 @@ impl Archive {
         let me = self.me()?;
         let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
         let mut target = None;
-        for id in [DocId::Child(child.clone()), DocId::Private(child.clone())] {
+        for id in [
+            DocId::Child(child.clone()),
+            DocId::Staff(child.clone()),
+            DocId::Private(child.clone()),
+        ] {
             if !self.may_see(&me, &id)? {
                 continue;
             }
@@ -633,24 +705,15 @@ impl Archive {
     }
 }
 
-fn section_view(doc: &automerge::Automerge, sec: &Section) -> SectionView {
-    let fields = map_at(doc, &ROOT, sec.key)
-        .map(|obj| {
-            sec.fields
-                .iter()
-                .filter_map(|f| {
-                    read_field(doc, &obj, f).map(|v| ShownField {
-                        key: f.key.to_owned(),
-                        label: f.label.to_owned(),
-                        value: f.display(&v),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    SectionView {
-        key: sec.key.to_owned(),
-        label: sec.label.to_owned(),
-        fields,
-    }
+fn section_field(
+    doc: &automerge::Automerge,
+    sec: &Section,
+    f: &crate::forms::FieldSpec,
+) -> Option<ShownField> {
+    let obj = map_at(doc, &ROOT, sec.key)?;
+    read_field(doc, &obj, f).map(|v| ShownField {
+        key: f.key.to_owned(),
+        label: f.label.to_owned(),
+        value: f.display(&v),
+    })
 }

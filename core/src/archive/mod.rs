@@ -14,6 +14,7 @@ mod devices;
 mod erasure;
 mod exchange;
 mod keys;
+mod least;
 mod lookup;
 mod lost;
 mod rebase;
@@ -36,6 +37,7 @@ pub use consent::{ConsentInput, WithdrawalInput};
 pub use devices::DeviceRow;
 pub use erasure::ErasureReport;
 pub use exchange::{ImportReport, JoinOptions, NewDevice};
+pub use least::{ContactRow, SplitReport};
 pub use lost::{HeldChild, LostDeviceReport};
 pub use rebase::RebaseReport;
 pub use scope::Reopen;
@@ -130,6 +132,7 @@ impl Archive {
             let now = b.now_ms();
             b.change(&DocId::School, true, "创建学校", |tx| {
                 school::set_profile(tx, name, setup.town.trim(), setup.hotline.as_deref())?;
+                school::split_for_roles(tx)?;
                 school::add_member(tx, &admin)?;
                 school::add_device(
                     tx,

@@ -111,7 +111,7 @@ pub(crate) fn is_stale(id: &DocId, doc: &Automerge, r: &Rebase) -> bool {
 }
 
 impl Archive {
-    /// Re-bases a child's care file and private part on their current state, so that values
+    /// Re-bases a child's care file, private part and staff part on their current state, so that values
     /// corrected since (a 身份证号, a name) leave every device's history. Administrators only;
     /// the reason is required and may not contain the child's name or ID numbers. Changes
     /// other devices have not synced yet are lost: re-base right after a sync.
@@ -129,7 +129,11 @@ impl Archive {
         let mut documents = 0;
         let mut dropped = 0;
         // The care file first: the private part's base change declares its new heads.
-        for id in [DocId::Child(child.clone()), DocId::Private(child.clone())] {
+        for id in [
+            DocId::Child(child.clone()),
+            DocId::Private(child.clone()),
+            DocId::Staff(child.clone()),
+        ] {
             let Some(old) = self.store.doc(&id)?.cloned() else {
                 continue;
             };
@@ -168,7 +172,9 @@ impl Archive {
                 })?;
                 let school_heads = b.doc(&DocId::School)?.map(Automerge::get_heads);
                 let child_heads = match &id {
-                    DocId::Private(c) => b.doc(&DocId::Child(c.clone()))?.map(Automerge::get_heads),
+                    DocId::Private(c) | DocId::Staff(c) => {
+                        b.doc(&DocId::Child(c.clone()))?.map(Automerge::get_heads)
+                    }
                     _ => None,
                 };
                 let message = crate::trust::declare(

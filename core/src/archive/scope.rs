@@ -71,6 +71,10 @@ pub(crate) fn may_see(
         DocId::Private(c) => {
             member.roles.iter().any(|r| r.sees_private()) && cares_for(school, member, c, class_of)?
         }
+        DocId::Staff(c) => {
+            member.roles.iter().any(|r| r.sees_staff()) && cares_for(school, member, c, class_of)?
+        }
+        DocId::Contact(m) => may_reach(school, member, m, class_of)?,
         DocId::Class(k) => {
             member.roles.iter().any(|r| r.administers())
                 || member.class_id.as_ref() == Some(k)
@@ -88,6 +92,59 @@ pub(crate) fn may_see(
                     .any(|x| &x.id == d && x.member == member.id)
         }
     })
+}
+
+/// Whether `member` may hold the contact details of `other` (ARCHITECTURE.md "Who receives
+/// what"): administrators hold everyone's; everyone holds their own and the administrators'
+/// (whom they report to); a carer holds the 班主任's of each child they care for; a 班主任
+/// holds those of the carers paired with the children of their class. Nobody else's.
+fn may_reach(
+    school: &SchoolView,
+    member: &Member,
+    other: &MemberId,
+    class_of: &mut ClassOf<'_>,
+) -> Result<bool> {
+    if member.roles.iter().any(|r| r.administers()) || member.id == *other {
+        return Ok(true);
+    }
+    let Some(them) = school.member(other) else {
+        return Ok(false);
+    };
+    if !them.active {
+        return Ok(false);
+    }
+    if them.roles.iter().any(|r| r.administers()) {
+        return Ok(true);
+    }
+    // The classes `m` heads as 班主任.
+    let heads = |m: &Member| -> Vec<ClassId> {
+        if !m.has(Role::HeadTeacher) {
+            return Vec::new();
+        }
+        let mut out: Vec<ClassId> = school
+            .classes
+            .iter()
+            .filter(|c| c.head_teacher.as_ref() == Some(&m.id))
+            .map(|c| c.id.clone())
+            .collect();
+        out.extend(m.class_id.clone());
+        out
+    };
+    let (theirs, mine) = (heads(them), heads(member));
+    for p in school.pairings.iter().filter(|p| p.active) {
+        let toward_them = p.carer == member.id && !theirs.is_empty();
+        let toward_me = p.carer == *other && !mine.is_empty();
+        if !toward_them && !toward_me {
+            continue;
+        }
+        let Some(class) = class_of(&p.child)? else {
+            continue;
+        };
+        if (toward_them && theirs.contains(&class)) || (toward_me && mine.contains(&class)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A document as it will be once `entry` (if any) is merged into what the batch holds,

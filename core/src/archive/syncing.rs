@@ -70,6 +70,23 @@ impl Archive {
                 docs.insert(id);
             }
         }
+        // The parts of a child's file a 班主任 may create on her phone (the first 三特 flag or
+        // employer written for a child whose staff part nobody made yet) are in scope before
+        // they exist here, so the hub takes them.
+        let children: Vec<_> = docs
+            .iter()
+            .filter_map(|d| match d {
+                DocId::Child(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        for c in children {
+            for id in [DocId::Staff(c.clone()), DocId::Private(c)] {
+                if super::scope::may_see(&school, member, &id, &mut |c| self.class_of(c))? {
+                    docs.insert(id);
+                }
+            }
+        }
         // A member's own new documents (a class log) are theirs to send.
         Ok(Scope::Only(docs))
     }
@@ -207,7 +224,7 @@ impl Archive {
     fn doc_label(&self, doc: &DocId) -> Result<String> {
         Ok(match doc {
             DocId::School => "学校信息".to_owned(),
-            DocId::Child(c) | DocId::Private(c) => {
+            DocId::Child(c) | DocId::Private(c) | DocId::Staff(c) => {
                 let name: Option<String> = self
                     .store
                     .conn()
@@ -217,15 +234,27 @@ impl Archive {
                         |r| r.get(0),
                     )
                     .optional()?;
-                let part = if matches!(doc, DocId::Private(_)) {
-                    "（保密）"
-                } else {
-                    ""
+                let part = match doc {
+                    DocId::Private(_) => "（保密）",
+                    DocId::Staff(_) => "（教师部分）",
+                    _ => "",
                 };
                 format!("{}的档案{part}", name.unwrap_or_else(|| c.to_string()))
             }
             DocId::Class(k) => format!("班级记录 {k}"),
             DocId::Keys => "学校密钥".to_owned(),
+            DocId::Contact(m) => {
+                let name: Option<String> = self
+                    .store
+                    .conn()
+                    .query_row(
+                        "SELECT name FROM p_members WHERE member_id = ?1",
+                        [m.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                format!("{}的联系方式", name.unwrap_or_else(|| m.to_string()))
+            }
             DocId::Audit(d) => {
                 format!("设备 {} 的查阅记录", &d.as_str()[..d.as_str().len().min(8)])
             }

@@ -25,6 +25,12 @@ pub const ERASURES: &str = "erasures";
 /// base change's actor and last op, date, reason, who.
 pub const REBASES: &str = "rebases";
 
+/// `contact/<member>`: the member's contact details (`phone`).
+pub const CONTACT: &str = "contact";
+/// School profile: set once the school's files are split by role (the staff part and the
+/// members' contact documents hold what the shared file and the school document no longer do).
+pub const SPLIT_FOR_ROLES: &str = "split_for_roles";
+
 /// School keys (`school/keys`, administrators only): the map of secrets.
 pub const KEYS: &str = "keys";
 /// `audit/<device>`: the entries of a device's access log, keyed by zero-padded sequence number.

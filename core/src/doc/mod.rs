@@ -3,8 +3,8 @@
 //! # Documents
 //!
 //! One document per unit of sharing (DESIGN.md): [`DocId::School`], [`DocId::Child`],
-//! [`DocId::Private`], [`DocId::Class`] and [`DocId::Keys`] (the school secret, administrators
-//! only). Every document starts with a *genesis change*: the
+//! [`DocId::Private`], [`DocId::Staff`], [`DocId::Contact`], [`DocId::Class`] and
+//! [`DocId::Keys`] (the school secret, administrators only). Every document starts with a *genesis change*: the
 //! same operations, by the same fixed actor, at time 0, so it has the same hash on every device.
 //! It creates every nested map the document will ever have at its top level (`profile`,
 //! `guardian`, `records` …). Two devices that create "the same" document while apart (both import
@@ -32,7 +32,7 @@ pub mod layout;
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge, ObjType, ROOT, transaction::Transactable};
 
-use crate::ids::{ChildId, ClassId, DeviceId};
+use crate::ids::{ChildId, ClassId, DeviceId, MemberId};
 
 pub use layout::*;
 
@@ -49,6 +49,11 @@ pub enum DocId {
     Child(ChildId),
     /// The private part of a child's file.
     Private(ChildId),
+    /// The staff part of a child's file: the fields only the 班主任 and administrators need
+    /// (三特 flags, the parents' employers, the guardian's health, age and occupation).
+    Staff(ChildId),
+    /// A member's contact details (phone), out of the school document every member holds.
+    Contact(MemberId),
     /// A class-level log.
     Class(ClassId),
     /// The school's secrets (the one that keys child ids): administrators' devices and the hub
@@ -67,6 +72,8 @@ impl DocId {
             DocId::School => "school".to_owned(),
             DocId::Child(c) => format!("child/{c}"),
             DocId::Private(c) => format!("child/{c}/private"),
+            DocId::Staff(c) => format!("child/{c}/staff"),
+            DocId::Contact(m) => format!("contact/{m}"),
             DocId::Class(c) => format!("class/{c}"),
             DocId::Keys => "school/keys".to_owned(),
             DocId::Audit(d) => format!("audit/{d}"),
@@ -88,6 +95,8 @@ impl DocId {
             ["school", "keys"] => Some(DocId::Keys),
             ["child", id] if valid(id) => Some(DocId::Child(ChildId::from(*id))),
             ["child", id, "private"] if valid(id) => Some(DocId::Private(ChildId::from(*id))),
+            ["child", id, "staff"] if valid(id) => Some(DocId::Staff(ChildId::from(*id))),
+            ["contact", id] if valid(id) => Some(DocId::Contact(MemberId(id.to_string()))),
             ["class", id] if valid(id) => Some(DocId::Class(ClassId::from(*id))),
             ["audit", id] if valid(id) && id.chars().all(|c| c.is_ascii_hexdigit()) => {
                 Some(DocId::Audit(DeviceId::from(*id)))
@@ -99,7 +108,7 @@ impl DocId {
     /// The child this document is about, if any.
     pub fn child(&self) -> Option<&ChildId> {
         match self {
-            DocId::Child(c) | DocId::Private(c) => Some(c),
+            DocId::Child(c) | DocId::Private(c) | DocId::Staff(c) => Some(c),
             _ => None,
         }
     }
@@ -109,6 +118,8 @@ impl DocId {
             DocId::School => "school",
             DocId::Child(_) => "child",
             DocId::Private(_) => "child_private",
+            DocId::Staff(_) => "child_staff",
+            DocId::Contact(_) => "contact",
             DocId::Class(_) => "class",
             DocId::Keys => "school_keys",
             DocId::Audit(_) => "audit",
@@ -130,6 +141,8 @@ impl DocId {
             ],
             DocId::Child(_) => &["profile", "father", "mother", "guardian", "flags", RECORDS],
             DocId::Private(_) => &["identity", "private_flags", RECORDS],
+            DocId::Staff(_) => &["flags", "father", "mother", "guardian"],
+            DocId::Contact(_) => &[CONTACT],
             DocId::Class(_) => &["profile", RECORDS],
             DocId::Keys => &[KEYS],
             DocId::Audit(_) => &[AUDIT_ENTRIES],
@@ -220,6 +233,8 @@ mod tests {
             DocId::School,
             DocId::Child(ChildId::from("ab12")),
             DocId::Private(ChildId::from("ab12")),
+            DocId::Staff(ChildId::from("ab12")),
+            DocId::Contact(MemberId("m1".into())),
             DocId::Class(ClassId::from("k1")),
             DocId::Keys,
             DocId::Audit(DeviceId::from("0a1b2c")),

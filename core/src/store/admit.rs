@@ -569,7 +569,7 @@ impl Batch<'_> {
                     class_at(doc, change.deps()),
                 )
             }
-            DocId::Private(c) => {
+            DocId::Private(c) | DocId::Staff(c) => {
                 let (Some(s), Some(ch)) = (declared.school, declared.child) else {
                     return Verdict::Refuse("修改没有注明依据的学校信息".into());
                 };
@@ -582,10 +582,12 @@ impl Batch<'_> {
                 consent = crate::consent::read(child_doc, Some(&ch));
                 (s, class_at(child_doc, &ch))
             }
-            DocId::Class(_) | DocId::Keys | DocId::Audit(_) => match declared.school {
-                Some(h) => (h, None),
-                None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
-            },
+            DocId::Class(_) | DocId::Keys | DocId::Audit(_) | DocId::Contact(_) => {
+                match declared.school {
+                    Some(h) => (h, None),
+                    None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
+                }
+            }
         };
         let Some(mut view) = school_at(school_doc, &school_heads, cache) else {
             // A school state this side refused can never be reached: refuse what rests on it.

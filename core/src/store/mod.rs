@@ -903,7 +903,7 @@ impl Batch<'_> {
             return Ok(message.to_owned());
         };
         let child = match id {
-            DocId::Private(c) => Some(
+            DocId::Private(c) | DocId::Staff(c) => Some(
                 self.doc(&DocId::Child(c.clone()))?
                     .map(Automerge::get_heads)
                     .unwrap_or_default(),
@@ -946,7 +946,7 @@ impl Batch<'_> {
     /// the child's shared file.
     fn ensure_context(&mut self, id: &DocId) -> Result<()> {
         self.doc(&DocId::School)?;
-        if let DocId::Private(c) = id {
+        if let DocId::Private(c) | DocId::Staff(c) = id {
             self.doc(&DocId::Child(c.clone()))?;
         }
         Ok(())

@@ -42,7 +42,14 @@ pub fn forget(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
                 [child.as_str()],
             )?;
         }
-        DocId::Class(_) | DocId::Keys | DocId::Audit(_) => {}
+        DocId::Staff(child) => {
+            tx.execute(
+                "UPDATE p_children SET hardship = NULL, talent = NULL, special = NULL
+                 WHERE child_id = ?1",
+                [child.as_str()],
+            )?;
+        }
+        DocId::Class(_) | DocId::Keys | DocId::Audit(_) | DocId::Contact(_) => {}
     }
     Ok(())
 }
@@ -79,7 +86,10 @@ pub fn project_touched(
 /// Rewrites every row that derives from one document.
 pub fn project(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
     project_subject(tx, id, doc)?;
-    if !matches!(id, DocId::School | DocId::Keys | DocId::Audit(_)) {
+    if !matches!(
+        id,
+        DocId::School | DocId::Keys | DocId::Audit(_) | DocId::Staff(_) | DocId::Contact(_)
+    ) {
         project_records(tx, id, doc)?;
     }
     Ok(())
@@ -103,8 +113,10 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
                  ON CONFLICT (child_id) DO UPDATE SET name = excluded.name, sex = excluded.sex,
                     birth_date = excluded.birth_date, class_id = excluded.class_id,
                     parents_away = excluded.parents_away, boarding = excluded.boarding,
-                    hardship = excluded.hardship, talent = excluded.talent,
-                    special = excluded.special, consent = excluded.consent",
+                    hardship = coalesce(excluded.hardship, p_children.hardship),
+                    talent = coalesce(excluded.talent, p_children.talent),
+                    special = coalesce(excluded.special, p_children.special),
+                    consent = excluded.consent",
                 params![
                     child.as_str(),
                     s("name").unwrap_or_default(),
@@ -129,7 +141,25 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
                 params![child.as_str(), student_no],
             )?;
         }
-        DocId::Class(_) | DocId::Keys | DocId::Audit(_) => {}
+        DocId::Staff(child) => {
+            // The 三特 flags of a split school: a row with no name until the shared file
+            // (which every holder of the staff part also holds) is projected.
+            let flags = map_at(doc, &ROOT, "flags");
+            let b = |k: &str| flags.as_ref().and_then(|o| get_bool(doc, o, k));
+            tx.execute(
+                "INSERT INTO p_children (child_id, name, hardship, talent, special)
+                 VALUES (?1, '', ?2, ?3, ?4)
+                 ON CONFLICT (child_id) DO UPDATE SET hardship = excluded.hardship,
+                    talent = excluded.talent, special = excluded.special",
+                params![
+                    child.as_str(),
+                    b("hardship"),
+                    b("talent"),
+                    b("special_needs")
+                ],
+            )?;
+        }
+        DocId::Class(_) | DocId::Keys | DocId::Audit(_) | DocId::Contact(_) => {}
     }
     Ok(())
 }

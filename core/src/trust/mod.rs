@@ -43,9 +43,12 @@
 //! | `school` | `rebases/<doc key>` (a re-based document's generation) | 领导组, 档案管理员 |
 //! | a re-based document | its base change (as the school records it) | taken as recorded; the records it copies keep their `author` |
 //! | a re-based document | a change not descending from the base change | nobody (admission, against this replica's school document) |
-//! | `child/<id>`, `child/<id>/private` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
+//! | `child/<id>`, `child/<id>/private`, `child/<id>/staff` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
 //! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
-//! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child |
+//! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child; nobody once the declared school is split by role (`school.split_for_roles`) |
+//! | `child/<id>` | the staff fields of `father`, `mother` (`work_place`, `employer`, `employer_phone`), `guardian` (`occupation`, `age`, `health`) | the child's carers; once the declared school is split by role: nobody, except an administrator deleting one (the split moving it) |
+//! | `child/<id>/staff` | `flags` (三特) and the staff fields above, nothing else | administrators; the 班主任 of the child's class; unless the guardian withdrew consent to the basic file |
+//! | `contact/<member>` | `contact.phone` | administrators |
 //! | `child/<id>` | `profile.consent_*` (guardian consent, [`crate::consent`]) | administrators; the 班主任 of the child's class |
 //! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers, unless the guardian withdrew consent to the basic file |
 //! | `child/<id>/private` | `identity`, `private_flags` | administrators; the 班主任 of the child's class; only with consent covering the private part (below) |

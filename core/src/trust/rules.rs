@@ -79,7 +79,7 @@ pub fn may_record_consent(auth: &AuthState<'_>, m: &Member) -> bool {
 /// Why the guardian consent does not allow new content in `doc` (see [`crate::consent::gate`]).
 pub fn consent_refusal(auth: &AuthState<'_>, doc: &DocId) -> Option<String> {
     let cover = match doc {
-        DocId::Child(_) => crate::consent::Cover::Basic,
+        DocId::Child(_) | DocId::Staff(_) => crate::consent::Cover::Basic,
         DocId::Private(_) => crate::consent::Cover::Private,
         _ => return None,
     };
@@ -116,6 +116,8 @@ pub fn may_edit_field(
                 may_record_consent(auth, member)
             }
             _ if consent_refusal(auth, doc).is_some() => false,
+            // Once the school is split by role, the staff fields live in the staff part only.
+            (s, f) if auth.school.split_for_roles && is_staff_field(s, f) => false,
             ("flags", _) => {
                 (member.roles.iter().any(|r| r.is_teacher()) || administers(member))
                     && cares(auth, member, doc)
@@ -123,6 +125,14 @@ pub fn may_edit_field(
             ("profile" | "father" | "mother" | "guardian", _) => cares(auth, member, doc),
             _ => false,
         },
+        DocId::Staff(_) => {
+            is_staff_field(section, field)
+                && consent_refusal(auth, doc).is_none()
+                && member.roles.iter().any(|r| r.sees_staff())
+                && cares(auth, member, doc)
+        }
+        // Administrators only (the office keeps the members' phone numbers).
+        DocId::Contact(_) => section == CONTACT && administers(member),
         DocId::Private(_) => {
             matches!(section, "identity" | "private_flags")
                 && consent_refusal(auth, doc).is_none()
@@ -138,6 +148,12 @@ pub fn may_edit_field(
                         .is_some_and(|c| c.head_teacher.as_ref() == Some(&member.id)))
         }
     }
+}
+
+/// Whether `field` of `section` belongs in the staff part of a split school's file.
+pub fn is_staff_field(section: &str, field: &str) -> bool {
+    crate::kinds::section(section)
+        .is_some_and(|s| s.key == section && s.part_of(field, true) == DocPart::Staff)
 }
 
 fn may_write_kind(auth: &AuthState<'_>, m: &Member, doc: &DocId, kind: RecordKind) -> bool {
@@ -290,6 +306,15 @@ impl Ctx<'_> {
             return self.check_record(w, rest);
         }
         let field = rest[0];
+        if matches!(self.doc_id, DocId::Child(_))
+            && matches!(w.action, Action::Delete)
+            && rest.len() == 1
+            && is_staff_field(top, field)
+            && administers(self.member)
+        {
+            // The split moving a field into the staff part (`archive/least.rs`).
+            return Ok(());
+        }
         if may_edit_field(self.auth, self.member, self.doc_id, top, field) {
             Ok(())
         } else if !(top == "profile" && field.starts_with(crate::consent::PREFIX))

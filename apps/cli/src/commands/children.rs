@@ -179,9 +179,17 @@ pub fn render_file(file: &ChildFile, school: &SchoolView) -> String {
     s
 }
 
-pub fn show(ctx: &mut Ctx, child: &str, why: Option<&str>) -> Result<()> {
+pub fn show(ctx: &mut Ctx, child: &str, why: Option<&str>, reveal_id: bool) -> Result<()> {
     let mut a = ctx.open()?;
-    let file = a.child_file_for(child, why)?;
+    let file = match (reveal_id, why) {
+        (true, Some(why)) => a.reveal_id(child, why)?,
+        (true, None) => {
+            return Err(
+                shouwang_core::Error::Missing("查看完整身份证号的原因（--why）".into()).into(),
+            );
+        }
+        (false, _) => a.child_file_for(child, why)?,
+    };
     let school = a.school()?;
     if ctx.json {
         let v = file_json(&file, &school)?;

@@ -306,15 +306,30 @@ pub fn member_add(ctx: &mut Ctx, m: &MemberAddArgs) -> Result<()> {
 pub fn member_list(ctx: &mut Ctx) -> Result<()> {
     let mut a = ctx.open()?;
     let school = a.school()?;
+    // Phones as this device holds them (a split school keeps each in the member's contact
+    // document, which only those who need it receive).
+    let phones: HashMap<String, String> = a
+        .contacts()?
+        .into_iter()
+        .filter_map(|c| Some((c.member.to_string(), c.phone?)))
+        .collect();
+    let members: Vec<shouwang_core::school::Member> = school
+        .members
+        .iter()
+        .map(|m| shouwang_core::school::Member {
+            phone: phones.get(m.id.as_str()).cloned(),
+            ..m.clone()
+        })
+        .collect();
     if ctx.json {
-        return ctx.json(&school.members);
+        return ctx.json(&members);
     }
     let mut paired: HashMap<&str, usize> = HashMap::new();
     for p in school.pairings.iter().filter(|p| p.active) {
         *paired.entry(p.carer.as_str()).or_default() += 1;
     }
     let mut t = Table::new(&["姓名", "角色", "班级", "电话", "结对学生", "编号"]);
-    for m in &school.members {
+    for m in &members {
         t.row(vec![
             m.name.clone(),
             m.role_labels(),
@@ -519,5 +534,17 @@ pub fn member_deactivate(ctx: &mut Ctx, name: &str) -> Result<()> {
     ctx.line(format!(
         "已停用成员 {}，并停用其 {n} 台设备：设备下次同步时将删除其中的学生档案。",
         name.trim()
+    ))
+}
+
+pub fn split(ctx: &mut Ctx) -> Result<()> {
+    let mut a = ctx.open()?;
+    let report = a.split_for_roles()?;
+    if ctx.json {
+        return ctx.json(&report);
+    }
+    ctx.line(format!(
+        "已按角色拆分档案：{} 名学生的教师部分已移出共享档案并重建，{} 名成员的电话已移出学校信息。其他设备下次同步或导入时更新。",
+        report.children, report.phones
     ))
 }

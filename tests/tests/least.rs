@@ -1,0 +1,292 @@
+//! Least collection per role (issue 11, point 6), on real SQLite files: a 爱心妈妈's store
+//! holds none of the fields her role does not need (the 三特 flags, the guardian's health, age
+//! and occupation, the parents' employer details) nor other members' phone numbers; the
+//! 班主任 still sees them; a forged write into the staff part is refused on arrival; an old
+//! school's files are split and the moved values purged from the 爱心妈妈's copy; ID numbers
+//! are masked unless revealed, and a reveal is recorded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use shouwang_core::doc::DocId;
+use shouwang_core::error::Error;
+use shouwang_core::roles::Role;
+use shouwang_tests::attack::{self, holds};
+use shouwang_tests::fixtures::{holds_text, raw_store};
+
+const EMPLOYER: &str = "华伟集团五金厂";
+const EMPLOYER_PHONE: &str = "0571-86112233";
+const HEALTH: &str = "腿脚不便需常服药";
+const OCCUPATION: &str = "务农兼做零工";
+const OTHER_PHONE: &str = "13805640077";
+const HEAD_PHONE: &str = "13805640001";
+const ID_CARD: &str = "34052120150305005X";
+
+/// The staff fields of the first child, written by the office.
+fn fill_staff_fields(admin: &mut Device) {
+    let child = CHILDREN[0].1;
+    let a = &mut admin.archive;
+    a.edit_child(child, "flags", &kv(&[("hardship", "是")]))
+        .unwrap();
+    a.edit_child(
+        child,
+        "father",
+        &kv(&[
+            ("name", "王大山"),
+            ("employer", EMPLOYER),
+            ("employer_phone", EMPLOYER_PHONE),
+        ]),
+    )
+    .unwrap();
+    a.edit_child(
+        child,
+        "guardian",
+        &kv(&[
+            ("health", HEALTH),
+            ("occupation", OCCUPATION),
+            ("age", "68"),
+        ]),
+    )
+    .unwrap();
+}
+
+fn leaks(d: &Device, what: &[&str]) -> Vec<String> {
+    let bytes = raw_store(&d.path());
+    what.iter()
+        .filter(|w| holds_text(&bytes, w))
+        .map(|w| (*w).to_owned())
+        .collect()
+}
+
+#[test]
+fn a_love_mother_holds_neither_staff_fields_nor_other_members_phones() {
+    let mut admin = school();
+    admin
+        .archive
+        .add_member("吴腊芝", &[Role::SubjectTeacher], None, Some(OTHER_PHONE))
+        .unwrap();
+    fill_staff_fields(&mut admin);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+
+    assert_eq!(
+        leaks(
+            &mother,
+            &[EMPLOYER, EMPLOYER_PHONE, HEALTH, OCCUPATION, OTHER_PHONE]
+        ),
+        Vec::<String>::new()
+    );
+    let c = mother.archive.find_child(child).unwrap();
+    let docs = mother.archive.store().doc_ids().unwrap();
+    assert!(!docs.contains(&DocId::Staff(c.clone())), "{docs:?}");
+    // What she needs stays: the child, the guardian's name and phone, the father's name.
+    let file = mother.file(child);
+    assert_eq!(field(&file, "guardian", "phone"), Some("13905640000"));
+    assert_eq!(field(&file, "father", "name"), Some("王大山"));
+    assert_eq!(field(&file, "guardian", "health"), None);
+    assert_eq!(field(&file, "father", "employer"), None);
+    assert!(file.sections.iter().all(|s| s.key != "flags"), "{file:?}");
+    assert!(
+        mother.archive.children(None, false).unwrap()[0]
+            .flags
+            .is_empty()
+    );
+    // She can reach the 班主任 of the child she cares for, and nobody else's number is here.
+    let phones = mother.archive.contacts().unwrap();
+    assert!(
+        phones
+            .iter()
+            .any(|c| c.name == HEAD_TEACHER && c.phone.as_deref() == Some(HEAD_PHONE)),
+        "{phones:?}"
+    );
+    assert!(phones.iter().all(|c| c.name != "吴腊芝"), "{phones:?}");
+
+    // The 班主任 still sees everything the file holds for his class.
+    let file = teacher.file(child);
+    assert_eq!(field(&file, "father", "employer"), Some(EMPLOYER));
+    assert_eq!(field(&file, "guardian", "health"), Some(HEALTH));
+    assert_eq!(field(&file, "flags", "hardship"), Some("是"));
+    let rows = teacher.archive.children(None, false).unwrap();
+    let row = rows.iter().find(|r| r.name == child).unwrap();
+    assert_eq!(row.flags, vec!["特困生"]);
+    assert!(leaks(&teacher, &[OTHER_PHONE]).is_empty());
+    // The office holds every phone.
+    let all = admin.archive.contacts().unwrap();
+    assert!(all.iter().any(|c| c.phone.as_deref() == Some(OTHER_PHONE)));
+}
+
+#[test]
+fn the_school_document_of_a_new_school_holds_no_phone_number() {
+    let mut admin = school();
+    let school = admin.archive.store().doc(&DocId::School).unwrap().unwrap();
+    let bytes = school.save();
+    let mut doc = automerge::Automerge::load(&bytes).unwrap();
+    let all: Vec<u8> = doc
+        .get_changes(&[])
+        .iter()
+        .flat_map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let _ = &mut doc;
+    assert!(!holds_text(&all, HEAD_PHONE));
+}
+
+#[test]
+fn a_forged_staff_write_by_a_love_mother_is_refused_on_arrival() {
+    let mut admin = school();
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let c = mother.archive.find_child(CHILDREN[0].1).unwrap();
+    let staff = attack::forge(&mut mother.archive, &DocId::Staff(c.clone()), None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let flags = tx.get(&automerge::ROOT, "flags").unwrap().unwrap().1;
+        tx.put(&flags, "special_needs", true)?;
+        Ok(())
+    });
+    // The moved fields cannot be written into the shared file either.
+    let shared = attack::forge(&mut mother.archive, &DocId::Child(c.clone()), None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let g = tx.get(&automerge::ROOT, "guardian").unwrap().unwrap().1;
+        tx.put(&g, "health", HEALTH)?;
+        Ok(())
+    });
+    let before = attack::quarantined(&mut admin.archive);
+    admin.import_file(&mother.export_file("forged"));
+    assert!(!holds(&mut admin.archive, &DocId::Staff(c.clone()), &staff));
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Child(c.clone()),
+        &shared
+    ));
+    assert!(attack::quarantined(&mut admin.archive) > before);
+    assert!(admin.file(CHILDREN[0].1).sections.iter().all(|s| {
+        s.fields
+            .iter()
+            .all(|f| f.value != HEALTH && f.key != "special_needs")
+    }));
+    // Through the API she is told no, and nothing is written.
+    let e = mother
+        .archive
+        .edit_child(CHILDREN[0].1, "guardian", &kv(&[("health", HEALTH)]))
+        .unwrap_err();
+    assert!(matches!(e, Error::NotPermitted(_)), "{e}");
+}
+
+/// A school made by an older build keeps every field in the shared file and every phone in the
+/// school document. `split_for_roles` moves them (the staff part, the members' contacts) and
+/// re-bases each child's file, so a 爱心妈妈's copy loses the old values at her next import.
+#[test]
+fn an_old_school_is_split_and_the_love_mother_purges_the_moved_fields() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
+    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
+    let mut office = Device {
+        name: "office",
+        archive,
+        dir,
+    };
+    // Before the split, the old layout: the values go into the shared file.
+    fill_staff_fields(&mut office);
+    let mut mother = join(&mut office, LOVE_MOTHER);
+    assert!(!leaks(&mother, &[HEALTH, EMPLOYER]).is_empty());
+
+    let report = office.archive.split_for_roles().unwrap();
+    assert!(report.children >= 1, "{report:?}");
+    let news = office
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let r = mother.archive.import_bundle(&news).unwrap();
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert_eq!(
+        leaks(&mother, &[HEALTH, EMPLOYER, OCCUPATION]),
+        Vec::<String>::new()
+    );
+    let file = mother.file(CHILDREN[0].1);
+    assert_eq!(field(&file, "guardian", "health"), None);
+    assert_eq!(field(&file, "profile", "name"), Some(CHILDREN[0].1));
+
+    // The office and a 班主任 joining now read the moved values from the staff part.
+    let file = office.file(CHILDREN[0].1);
+    assert_eq!(field(&file, "guardian", "health"), Some(HEALTH));
+    assert_eq!(field(&file, "flags", "hardship"), Some("是"));
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    assert_eq!(
+        field(&teacher.file(CHILDREN[0].1), "father", "employer"),
+        Some(EMPLOYER)
+    );
+    // A second run has nothing left to move; new edits go to the staff part.
+    assert_eq!(office.archive.split_for_roles().unwrap().children, 0);
+    teacher
+        .archive
+        .edit_child(CHILDREN[1].1, "guardian", &kv(&[("health", "良好")]))
+        .unwrap();
+    let c = teacher.archive.find_child(CHILDREN[1].1).unwrap();
+    assert!(
+        teacher
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&DocId::Staff(c))
+    );
+}
+
+#[test]
+fn id_numbers_are_masked_unless_revealed_and_a_reveal_is_recorded() {
+    let mut admin = school();
+    let child = CHILDREN[0].1;
+    admin
+        .archive
+        .edit_child(child, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let file = teacher.archive.child_file_for(child, None).unwrap();
+    assert_eq!(
+        field(&file, "identity", "id_card"),
+        Some("340521********005X")
+    );
+    // The 学籍号 is not an ID number here ("G" + a short number): shown as it is.
+    assert_eq!(field(&file, "identity", "student_no"), Some(CHILDREN[0].0));
+
+    // A reveal needs a reason, is recorded, and shows the number.
+    let e = teacher.archive.reveal_id(child, "  ").unwrap_err();
+    assert!(
+        matches!(e, Error::Missing(_) | Error::InvalidInput { .. }),
+        "{e}"
+    );
+    let file = teacher.archive.reveal_id(child, "学籍系统核对").unwrap();
+    assert_eq!(field(&file, "identity", "id_card"), Some(ID_CARD));
+    let log = teacher.archive.audit_log().unwrap();
+    assert!(
+        log.entries
+            .iter()
+            .any(|e| e.what == "id_reveal" && e.why.as_deref() == Some("学籍系统核对")),
+        "{log:?}"
+    );
+
+    // A 学籍号 that embeds an ID number is masked like one.
+    admin
+        .archive
+        .edit_child(
+            child,
+            "identity",
+            &kv(&[("student_no", &format!("G{ID_CARD}"))]),
+        )
+        .unwrap();
+    let file = admin.archive.child_file_for(child, None).unwrap();
+    assert_eq!(
+        field(&file, "identity", "student_no"),
+        Some("G340521********005X")
+    );
+
+    // A 爱心妈妈 has no ID numbers to reveal.
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let e = mother.archive.reveal_id(child, "核对").unwrap_err();
+    assert!(matches!(e, Error::NotPermitted(_)), "{e}");
+}
