@@ -189,6 +189,27 @@ async fn a_child_leaves_the_carers_phones_drop_her_file_the_office_keeps_it_unti
             .any(|d| d.device == mother_device && d.doc == format!("child/{child}/private")),
         "never her private part"
     );
+    // `shouwang-relay deliveries --device <prefix> --child 王小雨`, as the server's admin runs it.
+    let config = ServerConfig::loopback(dir.path().join("hub"));
+    let printed = shouwang_relay::server::commands::deliveries_command(
+        &config,
+        Some(&teacher_device[..8]),
+        Some(CHILD),
+        None,
+    )
+    .unwrap();
+    assert!(
+        printed.contains(HEAD_TEACHER) && printed.contains(&format!("child/{child}/private")),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains(LOVE_MOTHER) && !printed.contains(CHILD),
+        "{printed}"
+    );
+    assert!(
+        shouwang_relay::server::commands::deliveries_command(&config, Some("xyz"), None, None)
+            .is_err()
+    );
     // A carer cannot read the hub's delivery log.
     assert!(
         teacher
@@ -359,4 +380,81 @@ async fn a_child_leaves_the_carers_phones_drop_her_file_the_office_keeps_it_unti
             .is_empty()
     );
     server.shutdown().await;
+}
+
+/// The trust rule behind the scope: once a leave is in the school state a change declares,
+/// the child's carers may not write into the file. A 班主任's modified app that received the
+/// leave (a direct session with the office, before any purge) and still writes into the file
+/// sends it to the office in a file made for the office: the office refuses it on arrival.
+#[test]
+fn a_carer_who_knows_of_the_leave_cannot_write_into_the_file() {
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    admin
+        .archive
+        .leave_child(CHILDREN[0].1, &leave("2026-11-20"))
+        .unwrap();
+    // The leave reaches her device in a direct session; nothing purges yet.
+    let peer = |me: &mut shouwang_tests::fixtures::Device,
+                other: &shouwang_tests::fixtures::Device| {
+        let them = me
+            .archive
+            .find_member(other.archive.me_id().as_str())
+            .unwrap();
+        let device = other.archive.device().clone();
+        me.archive
+            .peer_session(device.as_str(), &them)
+            .unwrap()
+            .with_sender(shouwang_core::store::Sender::Device {
+                device,
+                roles: Some(them.roles.clone()),
+            })
+    };
+    let a = peer(&mut admin, &teacher);
+    let t = peer(&mut teacher, &admin);
+    shouwang_tests::attack::pump(&mut admin.archive, a, &mut teacher.archive, t);
+    assert_eq!(teacher.archive.departures().unwrap().len(), 1);
+    assert_eq!(
+        docs_of(&mut teacher.archive, &child).len(),
+        2,
+        "not purged yet"
+    );
+    // Her app refuses to write; a modified one writes anyway.
+    assert!(
+        teacher
+            .archive
+            .edit_child(
+                CHILDREN[0].1,
+                "guardian",
+                &[("health".into(), "良好".into())]
+            )
+            .is_err()
+    );
+    let doc = DocId::Child(child.clone());
+    let hash = shouwang_tests::attack::forge(&mut teacher.archive, &doc, None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let guardian = tx.get(automerge::ROOT, "guardian")?.unwrap().1;
+        tx.put(&guardian, "health", "奶奶腿脚不便")?;
+        Ok(())
+    });
+    let office = admin.archive.me_id().to_string();
+    let file = teacher.export_for("forged", &office);
+    let report = admin.import_file(&file);
+    assert!(report.refused >= 1, "{report:?}");
+    assert!(!shouwang_tests::attack::holds(
+        &mut admin.archive,
+        &doc,
+        &hash
+    ));
+    let q = admin.archive.quarantined().unwrap();
+    assert!(
+        q.iter().any(|q| q.reason.contains("不能修改这份档案")),
+        "{q:?}"
+    );
+    // Her device purges the file at the next import from the office.
+    shouwang_tests::fixtures::news(&mut admin, &mut teacher);
+    assert!(docs_of(&mut teacher.archive, &child).is_empty());
 }
