@@ -457,4 +457,13 @@ fn a_carer_who_knows_of_the_leave_cannot_write_into_the_file() {
     // Her device purges the file at the next import from the office.
     shouwang_tests::fixtures::news(&mut admin, &mut teacher);
     assert!(docs_of(&mut teacher.archive, &child).is_empty());
+    // Her phone lost: the report still names the left child's file it may have held.
+    let device = teacher.archive.device().to_string();
+    let lost = admin.archive.report_lost_device(&device).unwrap();
+    let held = lost
+        .ended_pairings
+        .iter()
+        .find(|c| c.id == child)
+        .unwrap_or_else(|| panic!("{lost:?}"));
+    assert!(held.private, "a 班主任 held the private part too");
 }
