@@ -181,7 +181,11 @@ fn duties(conn: &Connection, school: &SchoolView, m: &Member) -> Result<Vec<Duty
             .map(|c| c.id.as_str())
             .collect();
         for class in classes {
-            for child in children_of_class(conn, class)? {
+            // A child who left the school is nobody's duty any more.
+            for child in children_of_class(conn, class)?
+                .into_iter()
+                .filter(|(c, _)| !school.has_left(c))
+            {
                 if r.head_teacher_talks_per_month > 0 {
                     out.push(Duty {
                         rule: Rule::HeadTeacherTalks,
@@ -203,11 +207,9 @@ fn duties(conn: &Connection, school: &SchoolView, m: &Member) -> Result<Vec<Duty
             }
         }
     }
-    for p in school
-        .pairings
-        .iter()
-        .filter(|p| p.carer == m.id && p.active && !school.is_erased(&p.child))
-    {
+    for p in school.pairings.iter().filter(|p| {
+        p.carer == m.id && p.active && !school.is_erased(&p.child) && !school.has_left(&p.child)
+    }) {
         let (rule, cadence, required) = match p.role {
             Role::LoveMother => (
                 Rule::LoveMotherTalks,
@@ -341,6 +343,9 @@ fn missing_consent(
             .query_map([class.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         for (id, name) in rows {
+            if school.has_left(&ChildId(id.clone())) {
+                continue;
+            }
             out.push(DueItem {
                 rule: Rule::GuardianConsent,
                 label: Rule::GuardianConsent.label(),

@@ -20,7 +20,7 @@ pub struct RuleDef {
 }
 
 /// Every rule.
-pub const RULES: [RuleDef; 6] = [
+pub const RULES: [RuleDef; 7] = [
     RuleDef {
         key: "home_visits_per_week",
         label: "每位教师每周家访次数",
@@ -69,9 +69,18 @@ pub const RULES: [RuleDef; 6] = [
         max: 90,
         source: "代理家长每两个星期家访一次 (002-4 L113)",
     },
+    RuleDef {
+        key: "retention_years",
+        label: "离校学生档案保存年限(年)",
+        default: 3,
+        min: 1,
+        max: 30,
+        source: "DOMAIN.md 没有规定；默认离校后保存 3 年再审核删除 (ARCHITECTURE.md)",
+    },
 ];
 
-/// The rules in force at a school. A value of 0 turns a rule off.
+/// The rules in force at a school. A value of 0 turns a due-work rule off (the retention has
+/// no off: its minimum is 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleSettings {
     pub home_visits_per_week: i64,
@@ -80,6 +89,9 @@ pub struct RuleSettings {
     pub counsellor_visits_per_month: i64,
     pub parent_contact_days: i64,
     pub proxy_parent_visit_days: i64,
+    /// How many years a left child's file is kept after the leave date before it is listed
+    /// for review and erasure (`Archive::due_for_erasure`). Not a due-work rule.
+    pub retention_years: i64,
 }
 
 impl Default for RuleSettings {
@@ -105,6 +117,7 @@ impl RuleSettings {
             counsellor_visits_per_month: v(3),
             parent_contact_days: v(4),
             proxy_parent_visit_days: v(5),
+            retention_years: v(6),
         }
     }
 
@@ -117,6 +130,7 @@ impl RuleSettings {
             "counsellor_visits_per_month" => self.counsellor_visits_per_month,
             "parent_contact_days" => self.parent_contact_days,
             "proxy_parent_visit_days" => self.proxy_parent_visit_days,
+            "retention_years" => self.retention_years,
             _ => return None,
         })
     }

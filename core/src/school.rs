@@ -117,6 +117,101 @@ pub struct Rebase {
     pub by: MemberId,
 }
 
+/// Why a child left the school (the labels DOMAIN.md's school records use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// 转学: moved to another school (the file is handed over, then erased).
+    Transfer,
+    /// 毕业: finished the school.
+    Graduated,
+    /// 辍学: dropped out.
+    Dropout,
+    /// 其他.
+    Other,
+}
+
+impl LeaveReason {
+    pub const ALL: [LeaveReason; 4] = [
+        LeaveReason::Transfer,
+        LeaveReason::Graduated,
+        LeaveReason::Dropout,
+        LeaveReason::Other,
+    ];
+
+    /// The Chinese label, as stored and shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            LeaveReason::Transfer => "转学",
+            LeaveReason::Graduated => "毕业",
+            LeaveReason::Dropout => "辍学",
+            LeaveReason::Other => "其他",
+        }
+    }
+
+    /// Parses a Chinese label (or the English key).
+    pub fn parse(s: &str) -> Result<LeaveReason> {
+        let s = s.trim();
+        LeaveReason::ALL
+            .into_iter()
+            .find(|r| {
+                r.label() == s
+                    || serde_json::to_value(r)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        == Some(s.to_owned())
+            })
+            .ok_or_else(|| {
+                let all: Vec<&str> = LeaveReason::ALL.iter().map(|r| r.label()).collect();
+                Error::invalid("离校原因", format!("应为{}之一", all.join("、")))
+            })
+    }
+}
+
+/// A child who left the school (转学, 毕业, 辍学): out of every carer's scope, kept only by
+/// administrators until erased (see `archive/departure.rs`). Undone when the child returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Departure {
+    pub child: ChildId,
+    /// `YYYY-MM-DD`, the day the child left (entered by the administrator).
+    pub on: String,
+    pub reason: LeaveReason,
+    /// The school the child moved to, if known.
+    pub to: Option<String>,
+    /// The administrator who recorded it.
+    pub by: MemberId,
+}
+
+/// The key of a child's departure in the school profile: one scalar per child (a JSON
+/// string), so two administrators recording it apart make a conflict automerge resolves the
+/// same everywhere, never a nested map that hides another.
+fn departure_key(child: &ChildId) -> String {
+    format!("{DEPARTURE_PREFIX}{child}")
+}
+
+/// Prefix of the school profile's departure keys.
+pub const DEPARTURE_PREFIX: &str = "left:";
+
+#[derive(serde::Deserialize, Serialize)]
+struct StoredDeparture {
+    on: String,
+    reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    by: String,
+}
+
+fn parse_departure(child: &str, json: &str) -> Option<Departure> {
+    let d: StoredDeparture = serde_json::from_str(json).ok()?;
+    Some(Departure {
+        child: ChildId(child.to_owned()),
+        on: d.on,
+        reason: LeaveReason::parse(&d.reason).unwrap_or(LeaveReason::Other),
+        to: d.to,
+        by: MemberId(d.by),
+    })
+}
+
 /// The school's 个人信息保护负责人 (《儿童个人信息网络保护规定》第8条).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PrivacyOfficer {
@@ -147,9 +242,21 @@ pub struct SchoolView {
     pub rules: RuleSettings,
     pub erasures: Vec<Erasure>,
     pub rebases: Vec<Rebase>,
+    /// Children who left the school (erased ones excluded), by child id.
+    pub departures: Vec<Departure>,
 }
 
 impl SchoolView {
+    /// The child's departure, if the child left the school (and was not erased).
+    pub fn departure(&self, child: &ChildId) -> Option<&Departure> {
+        self.departures.iter().find(|d| &d.child == child)
+    }
+
+    /// Whether the child left the school.
+    pub fn has_left(&self, child: &ChildId) -> bool {
+        self.departure(child).is_some()
+    }
+
     /// A member by id.
     pub fn member(&self, id: &MemberId) -> Option<&Member> {
         self.members.iter().find(|m| &m.id == id)
@@ -264,7 +371,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
             id: DeviceId(id),
         })
         .collect();
-    let erasures = entries(doc, ERASURES)
+    let erasures: Vec<Erasure> = entries(doc, ERASURES)
         .into_iter()
         .map(|(id, o)| Erasure {
             on: get_str(doc, &o, "on").unwrap_or_default(),
@@ -285,6 +392,21 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
             doc: key,
         })
         .collect();
+    let departures = profile
+        .as_ref()
+        .map(|o| {
+            doc.map_range(o, DEPARTURE_PREFIX.to_owned()..)
+                .map(|i| i.key.to_string())
+                .take_while(|k| k.starts_with(DEPARTURE_PREFIX))
+                .filter_map(|k| {
+                    let child = &k[DEPARTURE_PREFIX.len()..];
+                    let json = get_str(doc, o, &k)?;
+                    parse_departure(child, &json)
+                })
+                .filter(|d| !erasures.iter().any(|e: &Erasure| e.child == d.child))
+                .collect()
+        })
+        .unwrap_or_default();
     let rules_obj = map_at(doc, &ROOT, RULES);
     let rules = RuleSettings::from_lookup(|k| rules_obj.as_ref().and_then(|o| get_i64(doc, o, k)));
     SchoolView {
@@ -310,6 +432,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
         rules,
         erasures,
         rebases,
+        departures,
     }
 }
 
@@ -564,6 +687,29 @@ pub fn put_erasure<T: Transactable + ReadDoc>(tx: &mut T, e: &Erasure) -> Result
     tx.put(&o, "on", e.on.as_str())?;
     tx.put(&o, "reason", e.reason.as_str())?;
     tx.put(&o, "by", e.by.as_str())?;
+    Ok(())
+}
+
+/// Records that a child left the school (replacing an earlier record for the child).
+pub fn put_departure<T: Transactable + ReadDoc>(tx: &mut T, d: &Departure) -> Result<()> {
+    let p = top(tx, SCHOOL_PROFILE)?;
+    let json = serde_json::to_string(&StoredDeparture {
+        on: d.on.clone(),
+        reason: d.reason.label().to_owned(),
+        to: d.to.clone(),
+        by: d.by.to_string(),
+    })
+    .map_err(|e| Error::Corrupt(e.to_string()))?;
+    put_str(tx, &p, &departure_key(&d.child), &json)
+}
+
+/// Removes a child's departure record (the child came back, or the file is erased).
+pub fn remove_departure<T: Transactable + ReadDoc>(tx: &mut T, child: &ChildId) -> Result<()> {
+    let p = top(tx, SCHOOL_PROFILE)?;
+    let key = departure_key(child);
+    if tx.get(&p, key.as_str())?.is_some() {
+        tx.delete(&p, key.as_str())?;
+    }
     Ok(())
 }
 

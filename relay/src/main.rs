@@ -79,6 +79,18 @@ enum Command {
     EncryptData,
     /// 列出登记的设备及其状态（已停用的设备清除本机档案时未送达多少修改）
     Devices,
+    /// 发送记录：服务器把哪些档案在何时发给了哪台设备（最新的在前；只记编号，不记内容）
+    Deliveries {
+        /// 只看这台设备（设备编号或其前至少 6 位）
+        #[arg(long)]
+        device: Option<String>,
+        /// 只看这名学生的档案（姓名、学籍号或编号；已删除的学生用编号）
+        #[arg(long)]
+        child: Option<String>,
+        /// 最多列出多少条（默认 200）
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// 停用丢失的设备或离开的成员：服务器从此拒绝它们，设备下次连上时清除本机档案
     #[command(group(clap::ArgGroup::new("which").required(true).args(["device", "member"])))]
     Revoke {
@@ -172,6 +184,17 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
         }
         Command::Devices => {
             print!("{}", commands::devices_command(&config)?);
+            Ok(())
+        }
+        Command::Deliveries {
+            device,
+            child,
+            limit,
+        } => {
+            print!(
+                "{}",
+                commands::deliveries_command(&config, device.as_deref(), child.as_deref(), limit)?
+            );
             Ok(())
         }
         Command::Revoke { device, member } => {

@@ -415,7 +415,10 @@ pub enum RulesCmd {
     Set {
         #[arg(value_name = "规则", help = "规则键或名称，见 rules show")]
         key: String,
-        #[arg(value_name = "数值", help = "新的数值（0 表示不检查这条规则）")]
+        #[arg(
+            value_name = "数值",
+            help = "新的数值（0 表示不检查这条规则；档案保存年限至少 1 年）"
+        )]
         value: String,
     },
 }
@@ -445,6 +448,12 @@ pub struct ChildrenArgs {
     pub class: Option<String>,
     #[arg(long, help = "只列出我负责的学生")]
     pub mine: bool,
+    #[arg(
+        long,
+        conflicts_with_all = ["class", "mine"],
+        help = "列出已离校的学生（离校日期、原因、档案保存期限；仅校长或档案管理员）"
+    )]
+    pub left: bool,
 }
 
 /// The sections and their fields, for `child edit --help`.
@@ -510,6 +519,43 @@ pub enum ChildCmd {
     },
     #[command(about = "列出已删除的学生档案（删除记录）")]
     Erased,
+    #[command(
+        about = "登记学生离校（转学、毕业、辍学；仅校长、档案管理员）",
+        long_about = "登记学生离校（转学、毕业、辍学；仅校长、档案管理员）：从此这名学生不再由班主任、爱心妈妈等负责，\n\
+                      他们的设备下次同步或导入数据文件时删除这份档案；结对帮扶随之结束，不再列入待办和完成情况。\n\
+                      只有管理员保留档案，保存到离校后的保存年限（规则 retention_years，默认 3 年），\n\
+                      之后由 child retention 列出，审核后用 child erase 删除。学生回校用 child return。",
+        after_help = "例：shouwang child leave 王小明 --date 2026-07-01 --reason 转学 --to 丁里镇中心小学"
+    )]
+    Leave {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+        #[arg(
+            long,
+            value_name = "日期",
+            help = "离校日期，如 2026-07-01（不能晚于今天）"
+        )]
+        date: String,
+        #[arg(long, value_name = "原因", help = "转学、毕业、辍学 或 其他")]
+        reason: String,
+        #[arg(long, value_name = "学校", help = "转入的学校（可选）")]
+        to: Option<String>,
+    },
+    #[command(
+        about = "学生回校：撤销离校登记，班主任的设备下次同步时重新收到档案（仅校长、档案管理员）"
+    )]
+    Return {
+        #[arg(value_name = "学生", help = "姓名、学籍号或编号")]
+        child: String,
+    },
+    #[command(
+        about = "列出超过保存期限、待审核删除的离校学生档案（仅校长、档案管理员）",
+        after_help = "保存年限是规则 retention_years（rules show 查看，rules set retention_years 年数 修改）。"
+    )]
+    Retention {
+        #[arg(long, value_name = "日期", help = "按哪一天计算（默认为今天）")]
+        date: Option<String>,
+    },
     #[command(
         about = "重建一名学生的档案，去掉修改历史（仅校长、档案管理员）",
         long_about = "重建一名学生的档案，去掉修改历史（仅校长、档案管理员）：更正了姓名或身份证号后，旧值仍留在档案的修改历史里；\n\

@@ -20,7 +20,7 @@ use cli::{
     BundleCmd, ChildCmd, ClassCmd, Cli, Command, ConsentCmd, DeviceCmd, MemberCmd, RecordAction,
     RosterCmd, RulesCmd, SchoolCmd,
 };
-use commands::{Ctx, bundle, care, children, network, privacy, school, work};
+use commands::{Ctx, bundle, care, children, departure, network, privacy, school, work};
 use error::Result;
 
 fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
@@ -52,6 +52,7 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         Command::Roster(RosterCmd::Import { file, update }) => {
             school::roster_import(ctx, file, *update)
         }
+        Command::Children(a) if a.left => departure::left_list(ctx),
         Command::Children(a) => children::list(ctx, a.class.as_deref(), a.mine),
         Command::Child(ChildCmd::Show {
             child,
@@ -65,6 +66,14 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         }) => children::edit(ctx, child, section, fields),
         Command::Child(ChildCmd::Erase { child, reason }) => children::erase(ctx, child, reason),
         Command::Child(ChildCmd::Erased) => children::erased(ctx),
+        Command::Child(ChildCmd::Leave {
+            child,
+            date,
+            reason,
+            to,
+        }) => departure::leave(ctx, child, date, reason, to.as_deref()),
+        Command::Child(ChildCmd::Return { child }) => departure::return_(ctx, child),
+        Command::Child(ChildCmd::Retention { date }) => departure::retention(ctx, date.as_deref()),
         Command::Child(ChildCmd::Rebase { child, reason }) => children::rebase(ctx, child, reason),
         Command::Record(r) => match &r.action {
             None => care::add(ctx, &r.add),
@@ -174,6 +183,7 @@ fn main() -> ExitCode {
         key,
         json: cli.json,
         out: Box::new(BufWriter::new(std::io::stdout())),
+        command: commands::command_line(std::env::args().skip(1)),
     };
     let result = dispatch(&mut ctx, &cli.command).and_then(|()| Ok(ctx.out.flush()?));
     match result {

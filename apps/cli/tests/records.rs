@@ -261,7 +261,11 @@ fn json_output_parses_for_every_listing_and_show_command() {
     assert_eq!(classes[0]["name"], CLASS);
 
     let rules = s.json(&["rules", "show"]);
-    assert_eq!(rules.as_array().unwrap().len(), 6);
+    assert_eq!(
+        rules.as_array().unwrap().len(),
+        7,
+        "six due-work rules and the retention"
+    );
     s.ok(&["rules", "set", "home_visits_per_week", "3"]);
     let rules = s.json(&["rules", "show"]);
     let hv = rules

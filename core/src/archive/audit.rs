@@ -38,6 +38,9 @@ pub mod what {
     pub const DEVICE_FILE: &str = "device_file";
     /// A child's ID numbers were shown in full (`child show --reveal-id --why …`).
     pub const ID_REVEAL: &str = "id_reveal";
+    /// A report listing children's personal data was printed or exported in bulk (the
+    /// command, and how many children it named).
+    pub const REPORT: &str = "report";
 }
 
 /// One entry of a device's access log.
@@ -182,6 +185,19 @@ impl Archive {
                 Ok(())
             })
         })
+    }
+
+    /// Records a report that lists children's personal data in bulk (a whole-school list,
+    /// any `--json` export of a list): `command` is what was run, without the store's path.
+    /// Which reports the CLI records is its policy (ARCHITECTURE.md, "Access records").
+    pub fn log_report(&mut self, command: &str, children: usize) -> Result<()> {
+        let command = command.trim();
+        let command: String = command.chars().take(200).collect();
+        self.audit(
+            what::REPORT,
+            &format!("{command}（{children} 名学生）"),
+            None,
+        )
     }
 
     /// Every access log this device holds (its own; on an administrator's device and the hub,

@@ -628,6 +628,7 @@ impl Archive {
     }
 
     /// Children on this device, optionally only one class or only those this member cares for.
+    /// Children who left the school are not listed (see [`Archive::left_children`]).
     pub fn children(&mut self, class: Option<&str>, mine_only: bool) -> Result<Vec<ChildRow>> {
         let class = class.map(|c| self.find_class(c)).transpose()?;
         let school = self.school()?;
@@ -678,7 +679,8 @@ impl Archive {
         } in rows
         {
             let child = ChildId(id);
-            if mine_only && !self.cares_for(&me, &child)? {
+            // A child who left the school is listed only on request (`left_children`).
+            if school.has_left(&child) || (mine_only && !self.cares_for(&me, &child)?) {
                 continue;
             }
             let labels = ["特困生", "特长生", "特殊学生"];

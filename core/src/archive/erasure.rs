@@ -61,6 +61,8 @@ impl Archive {
             b.upgrade_layout(&DocId::School)?;
             b.change(&DocId::School, false, "删除学生档案", |tx| {
                 school::put_erasure(tx, &erasure)?;
+                // The leave record goes with the file: the erasure is the only trace kept.
+                school::remove_departure(tx, &erasure.child)?;
                 ending.iter().try_for_each(|p| school::put_pairing(tx, p))
             })
         })?;

@@ -425,6 +425,14 @@ impl Archive {
             }
             Ok(())
         })?;
+        // The hub's delivery log: what the new device receives with its enrollment.
+        let sent: Vec<DocId> = sent.into_iter().collect();
+        self.store.log_deliveries(
+            DeviceId::from_key(&key.0).as_str(),
+            m.id.as_str(),
+            &sent,
+            chrono::Utc::now().timestamp(),
+        )?;
         Ok(bytes)
     }
 

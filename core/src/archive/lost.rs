@@ -54,7 +54,8 @@ pub struct LostDeviceReport {
     /// Files in its member's scope, and files the hub synced with it: what it may have held
     /// (an upper bound; `synced` marks the ones known to have reached it).
     pub children: Vec<HeldChild>,
-    /// Children of ended pairings: dropped at its first sync after the end, if there was one.
+    /// Children of ended pairings, and children who left the school whose files its member
+    /// had: dropped at its first sync after the end, if there was one.
     pub ended_pairings: Vec<HeldChild>,
 }
 
@@ -132,6 +133,22 @@ impl Archive {
                     private: false,
                     ..held
                 });
+            } else if school.has_left(&id) {
+                // A child who left: the device held the file if its member cared for the
+                // child before (until its first sync after the leave).
+                let mut before = school.clone();
+                before.departures.retain(|d| d.child != id);
+                let mut class_of = |c: &ChildId| self.class_of(c);
+                if super::scope::may_see(
+                    &before,
+                    &member,
+                    &DocId::Child(id.clone()),
+                    &mut class_of,
+                )? {
+                    let private =
+                        super::scope::may_see(&before, &member, &private_doc, &mut class_of)?;
+                    ended_pairings.push(HeldChild { private, ..held });
+                }
             }
         }
         Ok(LostDeviceReport {

@@ -52,7 +52,8 @@ pub(crate) fn cares_for(
 
 /// Whether `member` may see and write `doc` in `school` (DOMAIN.md §5.3). A member who is no
 /// longer active sees the school document only; `school/keys` is for administrators only; an
-/// erased child's documents nobody may hold.
+/// erased child's documents nobody may hold; a child who left the school has no carers but
+/// the administrators (whatever class or pairing the school document still names).
 pub(crate) fn may_see(
     school: &SchoolView,
     member: &Member,
@@ -64,6 +65,11 @@ pub(crate) fn may_see(
     }
     if !member.active {
         return Ok(*doc == DocId::School);
+    }
+    if doc.child().is_some_and(|c| school.has_left(c))
+        && !member.roles.iter().any(|r| r.administers())
+    {
+        return Ok(false);
     }
     Ok(match doc {
         DocId::School => true,

@@ -175,6 +175,23 @@ CREATE TABLE relayed (
 "#,
         rebuild_projections: false,
     },
+    Migration {
+        version: 7,
+        // The hub's delivery log: which documents a session sent to which device, and when
+        // (`store/deliveries.rs`). Ids only, bounded in rows.
+        sql: r#"
+CREATE TABLE deliveries (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    member TEXT NOT NULL,
+    doc_id TEXT NOT NULL
+);
+CREATE INDEX deliveries_by_device ON deliveries (device, id);
+CREATE INDEX deliveries_by_doc ON deliveries (doc_id, id);
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.

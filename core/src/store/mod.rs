@@ -30,6 +30,7 @@
 //! what was purged stays in the store file or its WAL.
 
 mod admit;
+mod deliveries;
 pub mod migrations;
 pub mod projection;
 
@@ -45,6 +46,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::doc::{self, DocId};
 use crate::error::{Error, Result};
 use crate::ids::RecordId;
+pub use deliveries::MAX_DELIVERIES;
 use projection::Touched;
 
 /// Compact a document once it has this many changes outside its snapshot.

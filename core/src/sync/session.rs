@@ -97,6 +97,9 @@ pub struct Output {
     /// Changes from the peer were written to the store by this event: other sessions over the
     /// same store (a hub's other connections) should [`Event::Poll`] to pass them on.
     pub wrote: bool,
+    /// Documents whose changes this event's frames carry to the peer (a `Changes` delta, or
+    /// an automerge sync message holding changes): the hub's delivery log.
+    pub delivered: Vec<DocId>,
 }
 
 /// Counters for progress displays and metrics.
@@ -137,6 +140,8 @@ pub struct Session {
     settled: BTreeSet<DocId>,
     /// Documents sent or received as one-frame deltas (`Changes`), for progress.
     sent_deltas: BTreeSet<DocId>,
+    /// Documents whose changes the current event's frames carry ([`Output::delivered`]).
+    delivering: BTreeSet<DocId>,
     received_deltas: BTreeSet<DocId>,
     changed_here: BTreeSet<DocId>,
     sent_inventory: bool,
@@ -204,6 +209,7 @@ impl Session {
             docs: BTreeMap::new(),
             settled: BTreeSet::new(),
             sent_deltas: BTreeSet::new(),
+            delivering: BTreeSet::new(),
             received_deltas: BTreeSet::new(),
             changed_here: BTreeSet::new(),
             sent_inventory: false,
@@ -433,6 +439,7 @@ impl Session {
             .iter()
             .filter(|m| !matches!(m, Message::Idle { .. }))
             .count() as u64;
+        let delivered = std::mem::take(&mut self.delivering).into_iter().collect();
         let frames: Vec<Vec<u8>> = out.iter().map(Message::encode).collect();
         self.progress.frames_sent += frames.len() as u64;
         self.progress.bytes_sent += frames.iter().map(|f| f.len() as u64).sum::<u64>();
@@ -440,6 +447,7 @@ impl Session {
             frames,
             caught_up: self.caught_up,
             wrote: self.writes != writes,
+            delivered,
         })
     }
 
@@ -804,6 +812,7 @@ impl Session {
                     if am.get_heads() != base {
                         deltas.push((doc.clone(), am.save_after(&base)));
                         self.sent_deltas.insert(doc.clone());
+                        self.delivering.insert(doc.clone());
                     }
                 }
                 _ => slow.push(doc.clone()),
@@ -896,6 +905,9 @@ impl Session {
             Some(m) => {
                 self.sent_idle = None;
                 self.caught_up = false;
+                if !m.changes.is_empty() {
+                    self.delivering.insert(doc.clone());
+                }
                 out.push(Message::Doc {
                     doc: doc.clone(),
                     payload: m.encode(),

@@ -41,6 +41,8 @@
 //! | `school` | everything | 领导组, 档案管理员 |
 //! | `school` | `erasures/<child id>` (an erased child's file: date, reason, who) | 领导组, 档案管理员; deleting it: nobody |
 //! | `school` | `rebases/<doc key>` (a re-based document's generation) | 领导组, 档案管理员 |
+//! | `school` | `school.left:<child id>` (a child who left: date, reason, school moved to, who; deleting it: the child returned) | 领导组, 档案管理员 |
+//! | `child/<id>`, `child/<id>/private` of a child who left (in the declared state) | anything | administrators only: the child has no other carers |
 //! | a re-based document | its base change (as the school records it) | taken as recorded; the records it copies keep their `author` |
 //! | a re-based document | a change not descending from the base change | nobody (admission, against this replica's school document) |
 //! | `child/<id>`, `child/<id>/private`, `child/<id>/staff` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
@@ -65,7 +67,8 @@
 //!
 //! "Carers" are as for reading ([`crate::archive::Archive::may_see`]): administrators, the
 //! 班主任 of the child's class (the class the file says, at the change's dependencies), and
-//! members with an active pairing with the child. The author of an existing record is the
+//! members with an active pairing with the child; for a child who left the school (in the
+//! state the change declares), administrators only. The author of an existing record is the
 //! member of the device that created the record's object (its object id carries the actor), so
 //! it never depends on what a later change wrote into `author`.
 //!

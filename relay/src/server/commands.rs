@@ -120,6 +120,40 @@ pub fn devices_command(config: &ServerConfig) -> Result<String, ServerError> {
     Ok(out)
 }
 
+/// `deliveries`: the hub's delivery log (which documents went to which device, and when),
+/// newest first, optionally of one device and of one child's documents. Member names come
+/// from the school document; a child is shown by id (the log holds ids only).
+pub fn deliveries_command(
+    config: &ServerConfig,
+    device: Option<&str>,
+    child: Option<&str>,
+    limit: Option<usize>,
+) -> Result<String, ServerError> {
+    let mut archive = config.data().open_archive()?;
+    let rows = archive.deliveries(&shouwang_core::archive::DeliveryFilter {
+        device: device.map(str::to_owned),
+        child: child.map(str::to_owned),
+        limit,
+    })?;
+    let mut out = String::new();
+    for d in &rows {
+        let at = chrono::DateTime::from_timestamp(d.at, 0)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(out, "{at}  {}  {}  {}", d.device, d.member_name, d.doc);
+    }
+    if out.is_empty() {
+        out.push_str("没有符合条件的发送记录。\n");
+    } else {
+        let _ = writeln!(out, "共 {} 条（最新的在前）", rows.len());
+    }
+    Ok(out)
+}
+
 /// `invite`: issues an invite from the configuration's addresses, writes the PNG, and returns
 /// the report (ticket and terminal QR code) to print. `role` is required for a new member; for
 /// an existing one it must be a role they hold (see [`issue_member_invite`]).

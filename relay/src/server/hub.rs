@@ -449,6 +449,8 @@ impl ConversationFactory for HubFactory {
             answered: false,
             sync: None,
             live: false,
+            member: None,
+            logged: std::collections::BTreeSet::new(),
         }))
     }
 }
@@ -463,6 +465,40 @@ pub struct HubConversation {
     sync: Option<Session>,
     /// The device stays connected: pass on what other devices write.
     live: bool,
+    /// The member the welcomed certificate names.
+    member: Option<MemberId>,
+    /// Documents already in the delivery log for the current exchange (cleared once caught
+    /// up, so a live connection logs each later delivery again).
+    logged: std::collections::BTreeSet<shouwang_core::doc::DocId>,
+}
+
+/// Logs the documents `out` sends to `device` (the hub's delivery log, issue 11), before the
+/// frames leave: if the log cannot be written, the frames are not sent. `logged` holds what the
+/// current exchange already logged (cleared once caught up, so a live connection logs each
+/// later delivery again).
+fn log_deliveries(
+    logged: &mut std::collections::BTreeSet<shouwang_core::doc::DocId>,
+    member: Option<&MemberId>,
+    device: &DeviceKey,
+    archive: &mut Archive,
+    out: &shouwang_core::sync::Output,
+) -> Result<(), Error> {
+    let new: Vec<_> = out
+        .delivered
+        .iter()
+        .filter(|d| logged.insert((*d).clone()))
+        .cloned()
+        .collect();
+    if out.caught_up {
+        logged.clear();
+    }
+    let Some(member) = member else {
+        return Ok(());
+    };
+    let device = DeviceId::from_key(&device.0);
+    archive
+        .store()
+        .log_deliveries(device.as_str(), member.as_str(), &new, unix_now())
 }
 
 impl HubConversation {
@@ -497,6 +533,14 @@ impl HubConversation {
                         session.with_daily_quota(member.id.clone(), self.state.daily_change_bytes);
                 }
                 let out = session.handle(archive.store(), Event::Start)?;
+                self.member = Some(member.id.clone());
+                log_deliveries(
+                    &mut self.logged,
+                    self.member.as_ref(),
+                    &self.device,
+                    &mut archive,
+                    &out,
+                )?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
                 if let Some(renewed) = self.state.renewal(&cert, &member, now)? {
                     frames.push(Message::Certificate(renewed.to_bytes()).encode());
@@ -543,7 +587,15 @@ impl Conversation for HubConversation {
                 let polled = session.handle(archive.store(), Event::Poll)?;
                 out.frames.extend(polled.frames);
                 out.caught_up = polled.caught_up;
+                out.delivered.extend(polled.delivered);
             }
+            log_deliveries(
+                &mut self.logged,
+                self.member.as_ref(),
+                &self.device,
+                &mut archive,
+                &out,
+            )?;
             if out.caught_up {
                 archive.record_sync_result(session.peer(), None)?;
             }
@@ -581,6 +633,13 @@ impl Conversation for HubConversation {
         // every live conversation when the school document changes).
         check_standing(&mut archive, &self.device)?;
         let out = session.handle(archive.store(), Event::Poll)?;
+        log_deliveries(
+            &mut self.logged,
+            self.member.as_ref(),
+            &self.device,
+            &mut archive,
+            &out,
+        )?;
         Ok(Reply::send(out.frames))
     }
 

@@ -445,12 +445,14 @@ pub fn audit(ctx: &mut Ctx, args: &crate::cli::AuditArgs) -> Result<()> {
             shouwang_core::archive::audit_kind::PRIVATE_VIEW => "查看保密档案",
             shouwang_core::archive::audit_kind::BUNDLE_EXPORT => "导出数据文件",
             shouwang_core::archive::audit_kind::DEVICE_FILE => "导出新设备登记文件",
+            shouwang_core::archive::audit_kind::REPORT => "导出或打印名单",
             other => other,
         };
         let target = match e.what.as_str() {
             shouwang_core::archive::audit_kind::PRIVATE_VIEW => {
                 a.child_name(&e.target).unwrap_or_else(|| e.target.clone())
             }
+            shouwang_core::archive::audit_kind::REPORT => e.target.clone(),
             _ if e.target == "school" => "全校".to_owned(),
             _ => school.member_name(&e.target),
         };

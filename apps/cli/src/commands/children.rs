@@ -13,6 +13,12 @@ use crate::output::{Table, away_label, local_time, role_label, sex_label};
 pub fn list(ctx: &mut Ctx, class: Option<&str>, mine: bool) -> Result<()> {
     let mut a = ctx.open()?;
     let rows = a.children(class, mine)?;
+    // A report: any JSON export of the list, and an administrator's whole-school list on
+    // screen. A carer's own list, or one class on screen, is ordinary use.
+    let admin = a.me()?.roles.iter().any(|r| r.administers());
+    if ctx.json || (admin && class.is_none() && !mine) {
+        ctx.log_report(&mut a, rows.len())?;
+    }
     if ctx.json {
         return ctx.json(&rows);
     }

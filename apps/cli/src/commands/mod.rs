@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod care;
 pub mod children;
+pub mod departure;
 pub mod network;
 pub mod privacy;
 pub mod school;
@@ -23,6 +24,30 @@ pub struct Ctx {
     pub key: Option<StoreKey>,
     pub json: bool,
     pub out: Box<dyn Write>,
+    /// The command as typed, without the store and key file (for the access log).
+    pub command: String,
+}
+
+/// The command line as typed, for the access log: the arguments after the program, leaving
+/// out `--store` and `--key-file` with their values (paths say nothing about the report).
+pub fn command_line(args: impl IntoIterator<Item = String>) -> String {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == "--store" || a == "--key-file" {
+            skip = true;
+            continue;
+        }
+        if a.starts_with("--store=") || a.starts_with("--key-file=") {
+            continue;
+        }
+        out.push(a);
+    }
+    out.join(" ")
 }
 
 impl std::fmt::Debug for Ctx {
@@ -67,6 +92,15 @@ impl Ctx {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Records a report that names `children` children in the device's access log, before it
+    /// is printed (see ARCHITECTURE.md, "Access records": which reports are logged).
+    pub fn log_report(&self, a: &mut Archive, children: usize) -> Result<()> {
+        if children > 0 {
+            a.log_report(&self.command, children)?;
+        }
+        Ok(())
     }
 
     /// Writes a line of text.

@@ -180,6 +180,8 @@ fn render_lost(r: &LostDeviceReport) -> String {
 pub fn device_lost(ctx: &mut Ctx, device: &str) -> Result<()> {
     let mut a = ctx.open()?;
     let r = a.report_lost_device(device)?;
+    // A report naming the children whose files the phone held.
+    ctx.log_report(&mut a, r.children.len() + r.ended_pairings.len())?;
     if ctx.json {
         return ctx.json(&r);
     }

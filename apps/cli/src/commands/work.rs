@@ -63,7 +63,12 @@ pub fn due(ctx: &mut Ctx, args: &DueArgs) -> Result<()> {
         None => a.me()?,
     };
     let items = a.due(Some(member.id.as_str()), today, args.all)?;
+    let retention = super::departure::retention_line(&mut a, today)?;
     if ctx.json {
+        // An export of the list: in the access log if it names children.
+        let named: std::collections::BTreeSet<_> =
+            items.iter().filter_map(|i| i.child.as_ref()).collect();
+        ctx.log_report(&mut a, named.len())?;
         return ctx.json(&items);
     }
     // Due work counts from today: a wrong clock moves every deadline.
@@ -79,10 +84,15 @@ pub fn due(ctx: &mut Ctx, args: &DueArgs) -> Result<()> {
         today.format("%Y-%m-%d")
     ))?;
     if items.is_empty() {
-        return ctx.line("  没有待办，规定的工作都已完成。");
+        ctx.line("  没有待办，规定的工作都已完成。")?;
+    } else {
+        ctx.text(due_table(&items).render())?;
+        ctx.text(due_summary(&items))?;
     }
-    ctx.text(due_table(&items).render())?;
-    ctx.text(due_summary(&items))
+    match retention {
+        Some(line) => ctx.line(line),
+        None => Ok(()),
+    }
 }
 
 pub fn compliance(ctx: &mut Ctx, from: &str, to: &str) -> Result<()> {
