@@ -58,6 +58,11 @@ pub enum Error {
     #[error("这台设备已被学校停用，本机上的档案已清除；如有疑问请联系学校管理员")]
     Revoked,
 
+    /// One document in this device's store is damaged (its bytes no longer load): the rest of
+    /// the store is readable, and a sync with the hub fetches the document again.
+    #[error("本机档案库中的{what}已损坏，其他档案不受影响；联网同步后会从学校服务器重新取回")]
+    Damaged { what: String, doc: String },
+
     /// No store has been set up at this location yet.
     #[error("这台设备还没有建立档案库，请先创建学校或导入学校文件")]
     NotInitialised,

@@ -122,6 +122,7 @@ impl From<CoreError> for ShouwangError {
             CoreError::Revoked => ShouwangError::Revoked { msg },
             CoreError::Corrupt(_)
             | CoreError::NotAStore
+            | CoreError::Damaged { .. }
             | CoreError::StoreTooNew { .. }
             | CoreError::Storage(_)
             | CoreError::Document(_)

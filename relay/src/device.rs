@@ -276,6 +276,8 @@ pub async fn sync_hub(
     let hub = identity.hub()?;
     let hook = shared_hook(hook);
     let reopen = archive.reopen();
+    // Damaged documents go first: the hub sends them again whole.
+    archive.drop_damaged()?;
     archive.purge_out_of_scope()?;
     let mut retried = false;
     loop {
@@ -400,6 +402,8 @@ pub async fn sync_hub_live(
     let hub = identity.hub()?;
     let hook = shared_hook(hook);
     let reopen = archive.reopen();
+    // Damaged documents go first: the hub sends them again whole.
+    archive.drop_damaged()?;
     archive.purge_out_of_scope()?;
     let mut retried = false;
     loop {

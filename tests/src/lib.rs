@@ -11,5 +11,6 @@ pub mod flood;
 pub mod hub_process;
 pub mod link;
 pub mod netns;
+pub mod phone;
 pub mod sim;
 pub mod workload;

@@ -12,25 +12,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
-use std::time::Duration;
-
 use chrono::NaiveDate;
 use shouwang_core::Archive;
 use shouwang_core::archive::{DeliveryFilter, LeaveInput};
 use shouwang_core::doc::DocId;
-use shouwang_core::ids::ChildId;
 use shouwang_core::roles::Role;
-use shouwang_relay::device::{self, Identity};
 use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_relay::transport::ConversationOptions;
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
+use shouwang_tests::phone::{docs_of, enroll, opts};
 
 const CHILD: &str = "王小雨";
 const NOTE: &str = "说想妈妈了，约好周末视频";
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -42,74 +34,6 @@ fn id_number() -> String {
         "{first}{}",
         shouwang_core::id_card::check_char(first).unwrap()
     )
-}
-
-fn opts() -> ConversationOptions {
-    ConversationOptions {
-        connect_timeout: Duration::from_secs(10),
-        ..ConversationOptions::default()
-    }
-}
-
-struct Phone {
-    name: &'static str,
-    path: std::path::PathBuf,
-    id: Identity,
-    _dir: tempfile::TempDir,
-}
-
-async fn enroll(server: &Server, name: &'static str, role: Role) -> Phone {
-    let ticket = server
-        .invite(name, role, now(), now() + 86_400)
-        .unwrap()
-        .ticket;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("phone.db");
-    let mut archive = device::join(&path, None, &ticket, name, now(), &opts())
-        .await
-        .unwrap();
-    let id = Identity::load(&mut archive).unwrap();
-    Phone {
-        name,
-        path,
-        id,
-        _dir: dir,
-    }
-}
-
-impl Phone {
-    fn archive(&self) -> Archive {
-        Archive::open(&self.path).unwrap()
-    }
-
-    async fn sync_hub(&self) {
-        let node = self.id.bind(false).await.unwrap();
-        device::sync_hub(&node, &self.id, self.archive(), &opts(), None)
-            .await
-            .unwrap();
-        node.shutdown().await;
-    }
-
-    fn docs_of(&self, child: &ChildId) -> Vec<DocId> {
-        docs_of(&mut self.archive(), child)
-    }
-
-    fn leaks(&self, what: &[&str]) -> Vec<String> {
-        let bytes = raw_store(&self.path);
-        what.iter()
-            .filter(|w| holds_text(&bytes, w))
-            .map(|w| format!("{}: {w}", self.name))
-            .collect()
-    }
-}
-
-fn docs_of(a: &mut Archive, child: &ChildId) -> Vec<DocId> {
-    a.store()
-        .doc_ids()
-        .unwrap()
-        .into_iter()
-        .filter(|id| id.child() == Some(child))
-        .collect()
 }
 
 fn leave(date: &str) -> LeaveInput {

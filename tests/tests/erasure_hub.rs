@@ -17,20 +17,12 @@ use shouwang_core::Archive;
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::ChildId;
 use shouwang_core::roles::Role;
-use shouwang_relay::device::{self, Identity};
-use shouwang_relay::peer::PeerFactory;
 use shouwang_relay::server::{DataDir, Server, ServerConfig};
-use shouwang_relay::transport::{
-    ConversationOptions, EndpointAddr, Node, NodeConfig, TransportMetrics,
-};
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, small_hub};
+use shouwang_tests::phone::{Phone, docs_of, enroll, opts};
 
 const CHILD: &str = "王小雨";
 const NOTE: &str = "说想妈妈了，约好周末视频";
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn id_number() -> String {
     let first = "34032120170305123";
@@ -38,104 +30,6 @@ fn id_number() -> String {
         "{first}{}",
         shouwang_core::id_card::check_char(first).unwrap()
     )
-}
-
-fn opts() -> ConversationOptions {
-    ConversationOptions {
-        connect_timeout: Duration::from_secs(10),
-        ..ConversationOptions::default()
-    }
-}
-
-struct Phone {
-    name: &'static str,
-    path: std::path::PathBuf,
-    id: Identity,
-    _dir: tempfile::TempDir,
-}
-
-async fn enroll(server: &Server, name: &'static str, role: Role) -> Phone {
-    let ticket = server
-        .invite(name, role, now(), now() + 86_400)
-        .unwrap()
-        .ticket;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("phone.db");
-    let mut archive = device::join(&path, None, &ticket, name, now(), &opts())
-        .await
-        .unwrap();
-    let id = Identity::load(&mut archive).unwrap();
-    Phone {
-        name,
-        path,
-        id,
-        _dir: dir,
-    }
-}
-
-impl Phone {
-    fn archive(&self) -> Archive {
-        Archive::open(&self.path).unwrap()
-    }
-
-    async fn sync_hub(&self) {
-        let node = self.id.bind(false).await.unwrap();
-        device::sync_hub(&node, &self.id, self.archive(), &opts(), None)
-            .await
-            .unwrap();
-        node.shutdown().await;
-    }
-
-    /// Waits for a peer: a node serving this phone's store on 127.0.0.1.
-    async fn wait(&self) -> (Node, EndpointAddr) {
-        let node = Node::serve(
-            NodeConfig::loopback(self.id.secret.clone()),
-            std::sync::Arc::new(PeerFactory::new(
-                self.path.clone(),
-                None,
-                self.id.trust(),
-                None,
-            )),
-            opts(),
-            std::sync::Arc::new(TransportMetrics::default()),
-        )
-        .await
-        .unwrap();
-        let addr = EndpointAddr::new(node.id()).with_ip_addr(node.bound_sockets()[0]);
-        (node, addr)
-    }
-
-    async fn dial(&self, peer: EndpointAddr) {
-        let node = Node::bind(NodeConfig::loopback(self.id.secret.clone()))
-            .await
-            .unwrap();
-        device::sync_peer(&node, &self.id, peer, self.archive(), &opts())
-            .await
-            .unwrap();
-        node.shutdown().await;
-    }
-
-    fn docs_of(&self, child: &ChildId) -> Vec<DocId> {
-        docs_of(&mut self.archive(), child)
-    }
-
-    /// Which of `what` the store file or its WAL still holds.
-    fn leaks(&self, what: &[&str]) -> Vec<String> {
-        let bytes = raw_store(&self.path);
-        what.iter()
-            .filter(|w| holds_text(&bytes, w))
-            .map(|w| format!("{}: {w}", self.name))
-            .collect()
-    }
-}
-
-fn docs_of(a: &mut Archive, child: &ChildId) -> Vec<DocId> {
-    a.store()
-        .doc_ids()
-        .unwrap()
-        .into_iter()
-        .filter(|id| id.child() == Some(child))
-        .collect()
 }
 
 /// Which of `what` any row of any table of the hub's store holds, read through its key (the

@@ -20,6 +20,7 @@ mod least;
 mod lookup;
 mod lost;
 mod rebase;
+mod repair;
 pub(crate) mod scope;
 mod syncing;
 

@@ -99,14 +99,44 @@ pub fn heads_text(heads: &[ChangeHash]) -> String {
     hs.join(",")
 }
 
+/// A document whose stored bytes no longer load (see [`Error::Damaged`]).
+fn damaged(id: &DocId) -> Error {
+    let what = match id {
+        DocId::School => "学校信息".to_owned(),
+        DocId::Child(c) => format!("学生档案（编号 {}）", c.as_str()),
+        DocId::Private(c) => format!("学生档案（编号 {}）的隐私部分", c.as_str()),
+        other => format!("档案 {}", other.key()),
+    };
+    Error::Damaged {
+        what,
+        doc: id.key(),
+    }
+}
+
+/// Loads a document, reporting damaged bytes (an automerge checksum or a damaged SQLite page
+/// under its rows) as [`Error::Damaged`] for that document alone.
 fn load_doc(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Automerge>> {
+    load_doc_raw(conn, id, actor).map_err(|e| match e {
+        Error::Corrupt(_) => damaged(id),
+        Error::Storage(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
+        {
+            damaged(id)
+        }
+        other => other,
+    })
+}
+
+fn load_doc_raw(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Automerge>> {
     let key = id.key();
-    let snapshot: Option<Option<Vec<u8>>> = conn
-        .query_row("SELECT snapshot FROM docs WHERE doc_id = ?1", [&key], |r| {
-            r.get(0)
-        })
+    let row: Option<(Option<Vec<u8>>, String)> = conn
+        .query_row(
+            "SELECT snapshot, heads FROM docs WHERE doc_id = ?1",
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    let Some(snapshot) = snapshot else {
+    let Some((snapshot, stored_heads)) = row else {
         return Ok(None);
     };
     let mut doc = match snapshot {
@@ -115,17 +145,30 @@ fn load_doc(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Aut
         }
         _ => Automerge::new(),
     };
+    // Each row is one change, parsed (and its checksum checked) on its own: automerge's
+    // `load_incremental` stops at the first bad chunk and keeps what came before without an
+    // error, which would show a damaged file as a silently shorter one.
     let mut stmt =
         conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
     let mut rows = stmt.query([&key])?;
-    let mut buf = Vec::new();
+    let mut changes = Vec::new();
     while let Some(row) = rows.next()? {
         let bytes: Vec<u8> = row.get(0)?;
-        buf.extend_from_slice(&bytes);
+        changes.push(
+            automerge::Change::from_bytes(bytes)
+                .map_err(|e| Error::Corrupt(format!("{key}: {e}")))?,
+        );
     }
-    if !buf.is_empty() {
-        doc.load_incremental(&buf)
+    if !changes.is_empty() {
+        doc.apply_changes(changes)
             .map_err(|e| Error::Corrupt(format!("{key}: {e}")))?;
+    }
+    // The heads are hashes over every change's content: a damaged byte anywhere in what was
+    // loaded gives other heads than those written with it.
+    if !stored_heads.is_empty() && heads_text(&doc.get_heads()) != stored_heads {
+        return Err(Error::Corrupt(format!(
+            "{key}: heads differ from those stored"
+        )));
     }
     doc.set_actor(actor.clone());
     Ok(Some(doc))
@@ -320,6 +363,22 @@ impl Store {
             }
         }
         Ok(self.docs.get(id))
+    }
+
+    /// The documents whose stored bytes no longer load (tries every document not in memory).
+    pub fn damaged_docs(&mut self) -> Result<Vec<DocId>> {
+        let mut out = Vec::new();
+        for id in self.doc_ids()? {
+            if self.docs.contains_key(&id) {
+                continue;
+            }
+            match load_doc(&self.conn, &id, &self.actor) {
+                Err(Error::Damaged { .. }) => out.push(id),
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets every cached document (they are reloaded from disk on next use).

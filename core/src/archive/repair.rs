@@ -1,0 +1,30 @@
+//! A damaged store (issue 12, point 6). A document whose bytes no longer load (a bad flash
+//! page under it, a torn write the file system did not protect) is reported as
+//! [`Error::Damaged`] naming that document, while every other document stays readable: each
+//! is loaded on its own, and lists read projections. Before a sync with the hub the device
+//! drops the damaged documents, so the hub sends them again whole; what this device had
+//! written into one of them and not yet sent is lost with it (the bytes cannot be read).
+
+use super::Archive;
+use crate::error::{Error, Result};
+
+impl Archive {
+    /// Drops every document of this store whose bytes no longer load (its rows, sync state
+    /// and holds), so the next sync fetches it again. Returns what was dropped, in Chinese.
+    pub fn drop_damaged(&mut self) -> Result<Vec<String>> {
+        let damaged = self.store.damaged_docs()?;
+        if damaged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let what = damaged
+            .iter()
+            .map(|id| match self.store.doc(id) {
+                Err(Error::Damaged { what, .. }) => what,
+                _ => id.key(),
+            })
+            .collect();
+        self.store.purge(&damaged)?;
+        self.school_cache = None;
+        Ok(what)
+    }
+}

@@ -1,0 +1,137 @@
+//! A phone enrolled with the school hub (the real server in-process, real iroh endpoints and
+//! SQLite stores): join with an invite ticket, sync with the hub, wait for or dial a peer, and
+//! look into its store file. Shared by the stories that run over the real hub.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shouwang_core::Archive;
+use shouwang_core::doc::DocId;
+use shouwang_core::ids::ChildId;
+use shouwang_core::roles::Role;
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::peer::PeerFactory;
+use shouwang_relay::server::Server;
+use shouwang_relay::transport::{
+    ConversationOptions, EndpointAddr, Node, NodeConfig, TransportMetrics,
+};
+
+use crate::fixtures::{holds_text, raw_store};
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Conversation options for loopback tests (a generous connect timeout on a loaded machine).
+pub fn opts() -> ConversationOptions {
+    ConversationOptions {
+        connect_timeout: Duration::from_secs(10),
+        ..ConversationOptions::default()
+    }
+}
+
+pub struct Phone {
+    pub name: &'static str,
+    pub path: PathBuf,
+    pub id: Identity,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phone")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Enrolls a new phone for `name` with a fresh invite from `server`.
+pub async fn enroll(server: &Server, name: &'static str, role: Role) -> Phone {
+    let ticket = server
+        .invite(name, role, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.db");
+    let mut archive = device::join(&path, None, &ticket, name, now(), &opts())
+        .await
+        .unwrap();
+    let id = Identity::load(&mut archive).unwrap();
+    Phone {
+        name,
+        path,
+        id,
+        _dir: dir,
+    }
+}
+
+impl Phone {
+    pub fn archive(&self) -> Archive {
+        Archive::open(&self.path).unwrap()
+    }
+
+    /// One sync with the hub; panics on failure.
+    pub async fn sync_hub(&self) {
+        let node = self.id.bind(false).await.unwrap();
+        device::sync_hub(&node, &self.id, self.archive(), &opts(), None)
+            .await
+            .unwrap();
+        node.shutdown().await;
+    }
+
+    /// Waits for a peer: a node serving this phone's store on 127.0.0.1.
+    pub async fn wait(&self) -> (Node, EndpointAddr) {
+        let node = Node::serve(
+            NodeConfig::loopback(self.id.secret.clone()),
+            std::sync::Arc::new(PeerFactory::new(
+                self.path.clone(),
+                None,
+                self.id.trust(),
+                None,
+            )),
+            opts(),
+            std::sync::Arc::new(TransportMetrics::default()),
+        )
+        .await
+        .unwrap();
+        let addr = EndpointAddr::new(node.id()).with_ip_addr(node.bound_sockets()[0]);
+        (node, addr)
+    }
+
+    /// Dials `peer` and syncs with it; panics on failure.
+    pub async fn dial(&self, peer: EndpointAddr) {
+        let node = Node::bind(NodeConfig::loopback(self.id.secret.clone()))
+            .await
+            .unwrap();
+        device::sync_peer(&node, &self.id, peer, self.archive(), &opts())
+            .await
+            .unwrap();
+        node.shutdown().await;
+    }
+
+    /// The documents of `child` this phone holds.
+    pub fn docs_of(&self, child: &ChildId) -> Vec<DocId> {
+        docs_of(&mut self.archive(), child)
+    }
+
+    /// Which of `what` the store file or its WAL still holds.
+    pub fn leaks(&self, what: &[&str]) -> Vec<String> {
+        let bytes = raw_store(&self.path);
+        what.iter()
+            .filter(|w| holds_text(&bytes, w))
+            .map(|w| format!("{}: {w}", self.name))
+            .collect()
+    }
+}
+
+/// The documents of `child` in `a`.
+pub fn docs_of(a: &mut Archive, child: &ChildId) -> Vec<DocId> {
+    a.store()
+        .doc_ids()
+        .unwrap()
+        .into_iter()
+        .filter(|id| id.child() == Some(child))
+        .collect()
+}
