@@ -769,6 +769,15 @@ impl Session {
         if docs.is_empty() {
             return Ok(());
         }
+        // A document still in the middle of an automerge exchange saves its in-memory state
+        // with every message it receives: that state must know the heads are shared too, or a
+        // late message would write older shared heads over these (the document then shows as
+        // not delivered although the peer has it).
+        for (doc, heads) in &docs {
+            if let Some(state) = self.docs.get_mut(doc) {
+                state.shared_heads = heads.clone();
+            }
+        }
         let peer = self.peer.clone();
         store.write(|b| {
             for (doc, heads) in &docs {
