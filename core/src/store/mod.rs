@@ -254,6 +254,60 @@ impl Store {
     /// brings its schema up to date. A wrong or missing key is [`Error::Locked`] and changes
     /// nothing.
     pub fn open_with_key(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
+        match Store::open_writable(path, key) {
+            Err(Error::Storage(rusqlite::Error::SqliteFailure(f, _)))
+                if path.exists()
+                    && matches!(
+                        f.code,
+                        rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+                    ) =>
+            {
+                Store::open_read_only(path, key)
+            }
+            other => other,
+        }
+    }
+
+    /// Opens a store on a medium this process cannot write (a write-protected card, a
+    /// read-only mount, a file without write permission): read commands work, and every write
+    /// fails with SQLite's read-only error, which says so in Chinese. The file is opened as
+    /// immutable (no `-shm` can be made there), so a WAL left by a crash is not read; a store
+    /// closed cleanly has none.
+    fn open_read_only(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let mut uri = String::from("file:");
+        for c in path.to_string_lossy().chars() {
+            match c {
+                '?' | '#' | '%' => uri.push_str(&format!("%{:02X}", c as u32)),
+                _ => uri.push(c),
+            }
+        }
+        let conn = Connection::open_with_flags(
+            format!("{uri}?immutable=1"),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        unlock(&conn, key)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != migrations::latest() {
+            return Err(Error::NotPermitted(
+                "档案库文件是只读的，又需要升级到新版本，无法打开；请把它放到可写的位置".into(),
+            ));
+        }
+        let actor = match meta_get(&conn, "device_id")? {
+            Some(d) => crate::ids::DeviceId(d).actor(),
+            None => ActorId::random(),
+        };
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            key: key.cloned(),
+            docs: HashMap::new(),
+            actor,
+            clock_skew_ms: 0,
+        })
+    }
+
+    fn open_writable(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
         let mut conn = Connection::open(path)?;
         unlock(&conn, key)?;
         // Deleted content is zeroed, never left readable in free pages (purged children).
