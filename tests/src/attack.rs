@@ -4,7 +4,7 @@
 //! The trust tests send them over each path that merges changes and check they are refused.
 
 use automerge::transaction::{Transactable, Transaction};
-use automerge::{ActorId, ObjType, ROOT, ReadDoc};
+use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc};
 use shouwang_core::Archive;
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::{ChildId, RecordId};
@@ -28,8 +28,17 @@ pub fn forge(
         a.store().set_actor(actor);
     }
     let result = a.store().write(|b| {
+        let before = b.doc(doc)?.map(Automerge::get_heads).unwrap_or_default();
         b.change(doc, true, "修改", |tx| f(tx).map_err(Into::into))?;
-        Ok(b.doc(doc)?.map(|d| d.get_heads()[0]))
+        // The change made here is the head that was not there before. A write automerge found
+        // to change nothing (the same forgery twice) makes no change: the zero hash, which no
+        // document holds.
+        Ok(b.doc(doc)?.map(|d| {
+            d.get_heads()
+                .into_iter()
+                .find(|h| !before.contains(h))
+                .unwrap_or(automerge::ChangeHash([0; 32]))
+        }))
     });
     a.store().set_actor(own);
     result.unwrap().unwrap()

@@ -464,8 +464,9 @@ mod property {
                     }
                     Step::Forge { attack } => {
                         // The 10 MB push is left to the stories: it would slow every case.
-                        let (_, f) = attacks[*attack % (attacks.len() - 1)];
-                        forged.push(f(&mut s));
+                        let (name, f) = attacks[*attack % (attacks.len() - 1)];
+                        let (doc, hash) = f(&mut s);
+                        forged.push((name, doc, hash));
                     }
                     Step::Swap { from, to } => swap(&mut s, *from, *to),
                 }
@@ -474,9 +475,9 @@ mod property {
                 swap(&mut s, from, to);
             }
             // Never held by an honest replica.
-            for (doc, hash) in &forged {
-                prop_assert!(!holds(&mut s.admin.archive, doc, hash));
-                prop_assert!(!holds(&mut s.teacher.archive, doc, hash));
+            for (name, doc, hash) in &forged {
+                prop_assert!(!holds(&mut s.admin.archive, doc, hash), "the office holds {name} in {doc:?}");
+                prop_assert!(!holds(&mut s.teacher.archive, doc, hash), "the teacher holds {name} in {doc:?}");
             }
             // The office and the teacher agree on everything they both hold.
             let (a, t) = heads_in_common(&mut s.admin, &mut s.teacher);
