@@ -193,6 +193,32 @@ fn a_phone_joins_over_the_school_pcs_lan_address() {
             .all(|(p, _)| !p.ends_with("hub-data.key"))
     );
 
+    // On a terminal (util-linux `script` gives it one), init-school lists the PC's addresses
+    // and asks; Enter takes the first, no public name, and confirms.
+    let asked = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{BIN} --config {0}/relay.toml --data-dir {0}/hub init-school --name 郭庄小学 \
+         --town 丁里镇 --admin 张长友",
+        asked.path().display()
+    );
+    let mut tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", asked.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut tty.stdin.take().unwrap(), b"\n\ny\n").unwrap();
+    let out = tty.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains(&format!("1) {LAN}（sw0）")), "{shown}");
+    let text = std::fs::read_to_string(asked.path().join("relay.toml")).unwrap();
+    assert!(
+        text.contains(&format!("public_addrs = [\"{LAN}:3341\"]")),
+        "{text}"
+    );
+
     // With the LAN address: the school, and a configuration that says where phones reach it.
     let out = ok(&init(&["--lan-addr", LAN]));
     assert!(out.contains(LAN), "{out}");
