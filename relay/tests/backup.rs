@@ -145,6 +145,12 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
     ));
     assert!(err.contains("已存在"), "{err}");
     assert_eq!(std::fs::read(&backup).unwrap(), bytes);
+    let nowhere = dir.path().join("U盘").join("x.backup");
+    let err = refused(relay(
+        &ports.config,
+        &["backup", "--out", nowhere.to_str().unwrap()],
+    ));
+    assert!(err.contains("没有目录"), "{err}");
 
     // The phone goes on: a record the backup does not hold reaches the old hub.
     home_visit(&store, AFTER);

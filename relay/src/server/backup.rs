@@ -20,6 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 use shouwang_core::Error;
 use shouwang_core::store::StoreKey;
 
+use super::ServerError;
 use super::data::{DataDir, HUB_KEY_HEADER, SCHOOL_KEY_HEADER, open_archive_with, wrong_key};
 use super::invite::sqlcipher_ready;
 use super::secrets::DataKey;
@@ -118,12 +119,22 @@ fn allowed(path: &str) -> bool {
 }
 
 /// Backs the hub's data directory up into `out`, which must not exist.
-pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, Error> {
+pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
     data.check_initialised()?;
     if out.exists() {
-        return Err(Error::NotPermitted(format!(
+        return Err(ServerError::Refused(format!(
             "{} 已存在，不会覆盖；请换一个文件名",
             out.display()
+        )));
+    }
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(ServerError::Refused(format!(
+            "没有目录 {}，请先建好它（或插好 U 盘）再备份",
+            dir.display()
         )));
     }
     let key = data.data_key()?;
@@ -136,10 +147,6 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, Error> {
     )
     .map_err(|e| locked(e, data))?;
     let school = data.open_archive()?.school()?.name;
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.partial",
         out.file_name()
@@ -182,7 +189,7 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, Error> {
     Ok(BackupReport {
         school,
         files,
-        bytes: fs::metadata(out)?.len(),
+        bytes: fs::metadata(out).map_err(Error::from)?.len(),
     })
 }
 
@@ -194,7 +201,7 @@ fn locked(e: Error, data: &DataDir) -> Error {
 }
 
 /// Restores the backup `from` into the data directory, which must not exist or be empty.
-pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, Error> {
+pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError> {
     let root = data.root();
     // An existing directory (a package's /var/lib/shouwang, made for the service's user) must
     // be empty; a `.restoring` left by an interrupted restore does not count.
@@ -205,13 +212,13 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, Error> {
                 .any(|e| e.file_name() != STAGING_INSIDE)
         });
     if occupied {
-        return Err(Error::NotPermitted(format!(
+        return Err(ServerError::Refused(format!(
             "{} 里已有数据，不会覆盖；请恢复到一个新的（或空的）数据目录",
             root.display()
         )));
     }
     let not_backup = || {
-        Error::NotPermitted(format!(
+        ServerError::Refused(format!(
             "{} 不是守望学校服务器的备份（shouwang-relay backup 做的文件）",
             from.display()
         ))
@@ -225,14 +232,14 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, Error> {
     let source = match open_keyed(from, &store_key, OpenFlags::SQLITE_OPEN_READ_ONLY) {
         Ok(c) => c,
         Err(Error::Locked) => {
-            return Err(Error::NotPermitted(format!(
+            return Err(ServerError::Refused(format!(
                 "数据密钥不对（{}），打不开备份 {}；没有改动任何文件",
                 data.key_source(),
                 from.display()
             )));
         }
         Err(Error::NotAStore) => return Err(not_backup()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let files = read_files(&source).map_err(|_| not_backup())?;
     check_files(&key, &files)?;
@@ -246,7 +253,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, Error> {
         with_suffix(root, ".restoring")
     };
     if staging.exists() {
-        fs::remove_dir_all(&staging)?;
+        fs::remove_dir_all(&staging).map_err(Error::from)?;
     }
     let result = (|| -> Result<String, Error> {
         if in_place {
@@ -296,7 +303,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, Error> {
     Ok(BackupReport {
         school: result?,
         files: files.len(),
-        bytes: fs::metadata(from)?.len(),
+        bytes: fs::metadata(from).map_err(Error::from)?.len(),
     })
 }
 
