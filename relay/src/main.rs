@@ -1,17 +1,20 @@
 //! `shouwang-relay`: parses flags and the configuration, then hands over to the library.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use shouwang_relay::server::reach::{self, Reach};
 use shouwang_relay::server::{self, KeySource, ServerConfig, ServerError, commands};
 
 /// 守望中继与学校服务器：iroh 中继 + 学校数据中心
 #[derive(Debug, Parser)]
 #[command(name = "shouwang-relay", version)]
 struct Cli {
-    /// 配置文件（TOML，可选；不写则用内置默认值）
+    /// 配置文件（TOML；不写则用环境变量 SHOUWANG_RELAY_CONFIG，再不然用
+    /// ~/.config/shouwang/relay.toml，没有这个文件时用内置默认值）
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// 数据目录（覆盖配置文件；默认 ./shouwang-hub）
@@ -59,6 +62,15 @@ enum Command {
         /// 亲情电话
         #[arg(long)]
         hotline: Option<String>,
+        #[command(flatten)]
+        reach: ReachArgs,
+    },
+    /// 设置手机连接本服务器用的地址（写入配置文件，serve 和 invite 都读它）
+    #[command(group(clap::ArgGroup::new("where").required(true).multiple(true)
+        .args(["lan_addr", "public_addr", "local_only"])))]
+    Address {
+        #[command(flatten)]
+        reach: ReachArgs,
     },
     /// 生成邀请码（文字、终端二维码和 PNG），需要时把成员加入学校
     Invite {
@@ -74,6 +86,18 @@ enum Command {
         /// 二维码图片的保存位置（默认在数据目录的 invites/ 里）
         #[arg(long)]
         png: Option<PathBuf>,
+    },
+    /// 备份学校服务器的数据（服务器运行时也可以；备份文件用数据密钥加密，不含数据密钥）
+    Backup {
+        /// 备份文件（不会覆盖已有的文件）
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// 从备份恢复到一个新的（或空的）数据目录（不会覆盖已有的数据；需要同一把数据密钥）
+    Restore {
+        /// backup 做的备份文件
+        #[arg(long)]
+        from: PathBuf,
     },
     /// 把旧版未加密的数据目录就地转换为加密格式（数据密钥按配置的 [data_key] 存放）
     EncryptData,
@@ -103,14 +127,58 @@ enum Command {
     },
 }
 
-fn load_config(cli: &Cli) -> Result<ServerConfig, ServerError> {
-    let mut config = match &cli.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ServerError::Config(format!("{}：{e}", path.display())))?;
-            ServerConfig::from_toml(&text)?
+/// Where phones reach the hub (`init-school`, `address`).
+#[derive(Debug, clap::Args)]
+struct ReachArgs {
+    /// 本机的局域网地址：手机在学校里用它连接（不写时在终端里询问；检测到的地址会列出）
+    #[arg(long)]
+    lan_addr: Option<IpAddr>,
+    /// 县里给的公网域名或地址（可选）：手机在校外经它连接中继
+    #[arg(long)]
+    public_addr: Option<String>,
+    /// 只在本机演示：全部监听 127.0.0.1，别的设备连不上
+    #[arg(long, conflicts_with_all = ["lan_addr", "public_addr"])]
+    local_only: bool,
+}
+
+/// The configuration file: `--config`, else `$SHOUWANG_RELAY_CONFIG`, else the user's
+/// default (`~/.config/shouwang/relay.toml`), which is read only if it exists.
+fn config_file(cli: &Cli) -> Option<(PathBuf, bool)> {
+    if let Some(p) = &cli.config {
+        return Some((p.clone(), true));
+    }
+    if let Some(p) = std::env::var_os("SHOUWANG_RELAY_CONFIG").filter(|v| !v.is_empty()) {
+        return Some((PathBuf::from(p), true));
+    }
+    server::default_config_file().map(|p| (p, false))
+}
+
+/// The settings and the configuration file they came from (`None`: embedded defaults) with
+/// its text. `creating`: a named file that does not exist yet is not an error (`init-school`
+/// and `address` write it).
+fn load_config(
+    cli: &Cli,
+    creating: bool,
+) -> Result<(ServerConfig, Option<PathBuf>, String), ServerError> {
+    let file = config_file(cli);
+    let (mut config, path, text) = match &file {
+        Some((path, named)) if *named || creating || path.exists() => {
+            match std::fs::read_to_string(path) {
+                Ok(text) => (ServerConfig::from_toml(&text)?, Some(path.clone()), text),
+                Err(e) if creating && e.kind() == std::io::ErrorKind::NotFound => (
+                    ServerConfig::new(server::DATA_DIR),
+                    Some(path.clone()),
+                    String::new(),
+                ),
+                Err(e) => {
+                    return Err(ServerError::Config(format!(
+                        "读不了配置文件 {}：{e}",
+                        path.display()
+                    )));
+                }
+            }
         }
-        None => ServerConfig::new(server::DATA_DIR),
+        _ => (ServerConfig::new(server::DATA_DIR), None, String::new()),
     };
     if let Some(d) = &cli.data_dir {
         config.data_dir = d.clone();
@@ -118,17 +186,109 @@ fn load_config(cli: &Cli) -> Result<ServerConfig, ServerError> {
     if let Some(k) = &cli.key_file {
         config.data_key = Some(KeySource::File(k.clone()));
     } else if config.data_key.is_none()
-        && let Some(k) = server::default_key_file(cli.config.as_deref())
+        && let Some(k) = server::default_key_file(path.as_deref())
     {
         config.data_key = Some(KeySource::File(k));
     }
     config.check()?;
-    Ok(config)
+    Ok((config, path, text))
+}
+
+/// Decides where phones reach the hub: the flags, else (when the settings do not already
+/// reach beyond loopback) a question on the terminal; `Ok(None)`: nothing to change.
+fn choose_reach(args: &ReachArgs, config: &ServerConfig) -> Result<Option<Reach>, ServerError> {
+    if let Some(r) = reach::from_flags(args.lan_addr, args.public_addr.as_deref(), args.local_only)?
+    {
+        return Ok(Some(r));
+    }
+    if config.check_reachable().is_ok() {
+        return Ok(None);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(reach::not_given());
+    }
+    let chosen = reach::ask(&mut std::io::stdin().lock(), &mut std::io::stderr())?;
+    chosen
+        .map(Some)
+        .ok_or_else(|| ServerError::Refused("已取消，没有改动任何文件".into()))
+}
+
+/// The configuration with `reach` written in, as (settings, file text); `None` if the reach is
+/// already what the settings say.
+fn with_reach(
+    cli: &Cli,
+    config: &ServerConfig,
+    path: Option<&Path>,
+    text: &str,
+    reach: &Reach,
+) -> Result<(ServerConfig, PathBuf, String), ServerError> {
+    let path = path.map(Path::to_owned).ok_or_else(|| {
+        ServerError::Refused("找不到配置目录（没有 HOME），请用 --config 指定配置文件".into())
+    })?;
+    let new = text.trim().is_empty();
+    let key = config.key_source();
+    let pinned = reach::Pinned {
+        data_dir: (new || cli.data_dir.is_some()).then_some(config.data_dir.as_path()),
+        key: (new || cli.key_file.is_some()).then_some(&key),
+    };
+    let text = reach::apply(text, reach, config, &pinned)?;
+    let mut updated = ServerConfig::from_toml(&text)?;
+    updated.data_key = Some(updated.data_key.unwrap_or(key));
+    updated.check()?;
+    updated.check_reachable()?;
+    Ok((updated, path, text))
 }
 
 async fn run(cli: Cli) -> Result<(), ServerError> {
-    let mut config = load_config(&cli)?;
+    let creating = matches!(
+        cli.command,
+        Command::InitSchool { .. } | Command::Address { .. }
+    );
+    let (mut config, path, text) = load_config(&cli, creating)?;
+    match &cli.command {
+        Command::InitSchool { reach, .. } => {
+            let mut written = None;
+            if let Some(r) = choose_reach(reach, &config)? {
+                let (updated, path, text) = with_reach(&cli, &config, path.as_deref(), &text, &r)?;
+                config = updated;
+                written = Some((path, text, r));
+            }
+            let Command::InitSchool {
+                name,
+                town,
+                admin,
+                admin_role,
+                hotline,
+                ..
+            } = &cli.command
+            else {
+                unreachable!()
+            };
+            let mut out = commands::init_school_command(
+                &config,
+                name,
+                town,
+                admin,
+                admin_role,
+                hotline.as_deref(),
+            )?;
+            if let Some((path, text, r)) = written {
+                out.push_str(&commands::write_config(&path, &text, &r)?);
+            }
+            print!("{out}");
+            return Ok(());
+        }
+        Command::Address { reach } => {
+            let r = choose_reach(reach, &config)?
+                .ok_or_else(|| ServerError::Refused("没有给出地址".into()))?;
+            let (_, path, text) = with_reach(&cli, &config, path.as_deref(), &text, &r)?;
+            print!("{}", commands::write_config(&path, &text, &r)?);
+            return Ok(());
+        }
+        _ => {}
+    }
     match cli.command {
+        Command::InitSchool { .. } | Command::Address { .. } => Ok(()),
         Command::Serve {
             relay_bind,
             no_relay,
@@ -148,24 +308,6 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
             }
             server::serve_until_signal(config).await
         }
-        Command::InitSchool {
-            name,
-            town,
-            admin,
-            admin_role,
-            hotline,
-        } => {
-            let out = commands::init_school_command(
-                &config,
-                &name,
-                &town,
-                &admin,
-                &admin_role,
-                hotline.as_deref(),
-            )?;
-            print!("{out}");
-            Ok(())
-        }
         Command::Invite {
             role,
             member,
@@ -176,6 +318,14 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
                 "{}",
                 commands::invite_command(&config, &member, role.as_deref(), days, png)?
             );
+            Ok(())
+        }
+        Command::Backup { out } => {
+            print!("{}", commands::backup_command(&config, &out)?);
+            Ok(())
+        }
+        Command::Restore { from } => {
+            print!("{}", commands::restore_command(&config, &from)?);
             Ok(())
         }
         Command::EncryptData => {
@@ -213,7 +363,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -300,6 +300,7 @@ fn init_school_then_serve_on_the_default_key_location_as_run_sh_does() {
         "丁里镇",
         "--admin",
         "张长友",
+        "--local-only",
     ];
     // Before init-school, serve says what to do, and creates neither the directory nor a key.
     let out = relay(home.path(), &[], &["--data-dir", hub_arg, "serve"]);

@@ -2,12 +2,13 @@
 //! tested without a terminal). `main.rs` only parses flags and loads the configuration.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
 
 use super::hub::unix_now;
+use super::reach::{Reach, summary};
 use super::{HubContact, KeySource, ServerConfig, ServerError, init_school, issue_member_invite};
 use super::{qr_png, qr_terminal};
 
@@ -64,6 +65,80 @@ pub fn init_school_command(
         "下一步：shouwang-relay invite --role 班主任 --member 姓名"
     );
     Ok(out)
+}
+
+/// Writes a configuration file's new text (from [`super::reach::apply`]) in place of the
+/// old one, atomically (a temporary file beside it, renamed over it; the old file's mode
+/// kept, 0644 for a new one); returns what to print.
+pub fn write_config(path: &Path, text: &str, reach: &Reach) -> Result<String, ServerError> {
+    let io =
+        |e: std::io::Error| ServerError::Refused(format!("写不了配置文件 {}：{e}", path.display()));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mode = std::fs::metadata(path).map_or(0o644, |m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    });
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)?;
+    Ok(format!(
+        "已写入配置 {}：手机经 {} 连接服务器（serve 和 invite 都读这个文件）\n",
+        path.display(),
+        summary(reach)
+    ))
+}
+
+/// `backup --out FILE`: a consistent copy of the data directory while the server runs.
+pub fn backup_command(config: &ServerConfig, out: &Path) -> Result<String, ServerError> {
+    let data = config.data();
+    let r = super::backup(&data, out)?;
+    Ok(format!(
+        "已把{}的学校服务器数据备份到 {}（{} 字节，另含 {} 个密钥和邀请文件）。\n\
+         备份用数据密钥加密（{}）；恢复时需要同一把数据密钥，请把密钥另外妥善保存，不要和备份放在一起。\n",
+        r.school,
+        out.display(),
+        r.bytes,
+        r.files,
+        data.key_source()
+    ))
+}
+
+/// `restore --from FILE`: the data directory from a backup, into a fresh directory.
+pub fn restore_command(config: &ServerConfig, from: &Path) -> Result<String, ServerError> {
+    let data = config.data();
+    let r = super::restore(&data, from)?;
+    Ok(format!(
+        "已从 {} 恢复{}的学校服务器数据到 {}。\n\
+         下一步：shouwang-relay serve；设备下次同步时会把备份之后的修改补交给服务器。\n",
+        from.display(),
+        r.school,
+        data.root().display()
+    ))
 }
 
 /// `revoke`: revokes a device (by its code or id) or deactivates a member with every device of
@@ -164,6 +239,7 @@ pub fn invite_command(
     days: Option<u32>,
     png: Option<PathBuf>,
 ) -> Result<String, ServerError> {
+    config.check_reachable()?;
     let data = config.data();
     let role = role.map(Role::parse).transpose()?;
     let days = days.unwrap_or(config.invite_days).max(1);
@@ -223,14 +299,21 @@ mod tests {
     #[test]
     fn init_then_invite_prints_a_ticket_a_qr_code_and_writes_a_png() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig::new(dir.path().join("hub"));
+        let mut config = ServerConfig::new(dir.path().join("hub"));
         let out =
             init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None).unwrap();
         assert!(out.contains("已建立学校：郭庄小学"), "{out}");
         let again = init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None);
         assert!(again.is_err());
 
+        // With the defaults, the ticket would carry only 127.0.0.1: refused, nothing written.
         let png = dir.path().join("qr.png");
+        let e = invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png.clone()));
+        assert!(e.unwrap_err().to_string().contains("--lan-addr"));
+        assert!(!png.exists() && !config.data().root().join("invites").exists());
+        config.relay_url = Some("http://10.0.0.5:3340/".into());
+        config.hub_public_addrs = vec!["10.0.0.5:3341".parse().unwrap()];
+
         let out =
             invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png.clone())).unwrap();
         assert!(out.contains("已把 刘桂兰（爱心妈妈）加入学校"), "{out}");
@@ -238,7 +321,8 @@ mod tests {
         let ticket = out.lines().find(|l| l.starts_with("shouwang1")).unwrap();
         let invite = Invite::decode(ticket).unwrap();
         assert_eq!(invite.role, Role::LoveMother);
-        assert_eq!(invite.relay_url.as_deref(), Some("http://127.0.0.1:3340/"));
+        assert_eq!(invite.relay_url.as_deref(), Some("http://10.0.0.5:3340/"));
+        assert_eq!(invite.hub_addrs, config.hub_public_addrs);
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
 
@@ -249,7 +333,7 @@ mod tests {
         assert!(bad.to_string().contains("角色"), "{bad}");
     }
 
-    fn files_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    fn files_in(dir: &Path) -> Vec<PathBuf> {
         let mut v: Vec<_> = std::fs::read_dir(dir)
             .map(|d| d.map(|e| e.unwrap().path()).collect())
             .unwrap_or_default();
@@ -260,7 +344,7 @@ mod tests {
     #[test]
     fn an_invite_with_a_role_the_existing_member_does_not_hold_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig::new(dir.path().join("hub"));
+        let config = ServerConfig::loopback(dir.path().join("hub"));
         init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None).unwrap();
         let png = dir.path().join("qr.png");
         invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png.clone())).unwrap();
@@ -300,7 +384,7 @@ mod tests {
     #[test]
     fn revoke_deactivates_a_member_and_refuses_an_unknown_device() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig::new(dir.path().join("hub"));
+        let config = ServerConfig::loopback(dir.path().join("hub"));
         init_school_command(&config, "郭庄小学", "丁里镇", "张长友", "校长", None).unwrap();
         let png = dir.path().join("qr.png");
         invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png)).unwrap();

@@ -27,6 +27,13 @@
 //! bind = "127.0.0.1:3342"
 //! ```
 //!
+//! `url` and `public_addrs` are where phones reach the hub; `init-school` and
+//! `shouwang-relay address` write them (`super::reach`), and `serve` and `invite` refuse
+//! invites that would carry only loopback addresses from a server listening beyond loopback
+//! ([`ServerConfig::check_reachable`]). The binary reads `--config`, else
+//! `$SHOUWANG_RELAY_CONFIG`, else `~/.config/shouwang/relay.toml` if it exists
+//! ([`default_config_file`]).
+//!
 //! Without `[data_key]`, `shouwang-relay` keeps the data key in `hub-data.key` beside the
 //! configuration file, or, with no configuration file, in `$XDG_CONFIG_HOME/shouwang/`
 //! (`~/.config/shouwang/`); `--key-file` overrides both. The library's default (tests) is the
@@ -216,6 +223,35 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// Refuses settings whose invites would carry only loopback addresses (or none) while the
+    /// server listens beyond loopback: phones could never reach it (the relay URL defaults to
+    /// 127.0.0.1 when the relay listens on every interface). A server bound to loopback only
+    /// (`init-school --local-only`, the tests) is local on purpose and passes.
+    pub fn check_reachable(&self) -> Result<(), ServerError> {
+        let beyond = self.relay_bind.is_some_and(|b| !b.ip().is_loopback())
+            || self.hub_bind.iter().any(|b| !b.ip().is_loopback());
+        if !beyond {
+            return Ok(());
+        }
+        let url = self.relay_url();
+        let by_relay = url.as_deref().is_some_and(|u| !url_is_local(u));
+        let direct = self
+            .public_addrs()
+            .iter()
+            .any(|a| !a.ip().is_loopback() && !a.ip().is_unspecified());
+        if by_relay || direct {
+            return Ok(());
+        }
+        let mut shown: Vec<String> = url.into_iter().collect();
+        shown.extend(self.public_addrs().iter().map(|a| a.to_string()));
+        if shown.is_empty() {
+            shown.push("没有地址".into());
+        }
+        Err(ServerError::Refused(super::reach::unreachable_hint(
+            &shown.join("、"),
+        )))
+    }
+
     /// The relay URL devices are given, from the settings alone (before anything runs).
     pub fn relay_url(&self) -> Option<String> {
         self.relay_url
@@ -251,6 +287,32 @@ pub fn default_key_file(config_file: Option<&Path>) -> Option<PathBuf> {
     };
     let config_home = env("XDG_CONFIG_HOME").or_else(|| env("HOME").map(|h| h.join(".config")))?;
     Some(config_home.join("shouwang").join(KEY_FILE_NAME))
+}
+
+/// The configuration file `shouwang-relay` reads when none is named (`--config`,
+/// `$SHOUWANG_RELAY_CONFIG`) and `init-school` writes: `relay.toml` in
+/// `$XDG_CONFIG_HOME/shouwang/` (or `$HOME/.config/shouwang/`), beside the default data key.
+pub fn default_config_file() -> Option<PathBuf> {
+    let key = default_key_file(None)?;
+    Some(key.with_file_name(CONFIG_FILE_NAME))
+}
+
+/// The file name of the default configuration file.
+pub const CONFIG_FILE_NAME: &str = "relay.toml";
+
+/// Whether a relay URL names this machine (a loopback address, an unspecified one, or
+/// `localhost`).
+fn url_is_local(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback() || ip.is_unspecified(),
+        Err(_) => host.eq_ignore_ascii_case("localhost") || host.is_empty(),
+    }
 }
 
 /// `http://` + the address (loopback for an unspecified address) and `port`.
@@ -375,6 +437,33 @@ mod tests {
         assert!(c.http_bind.is_none());
         assert_eq!(c.limits.total, 100);
         assert_eq!(c.limits.per_endpoint, 2);
+    }
+
+    #[test]
+    fn loopback_only_invites_are_refused_unless_everything_listens_on_loopback() {
+        let e = ServerConfig::new("hub").check_reachable().unwrap_err();
+        assert!(e.to_string().contains("http://127.0.0.1:3340/"), "{e}");
+        assert!(e.to_string().contains("--lan-addr"), "{e}");
+        ServerConfig::loopback("hub").check_reachable().unwrap();
+        let named = "[relay]\nurl = \"http://xuexiao.example.cn:3340\"\n";
+        ServerConfig::from_toml(named)
+            .unwrap()
+            .check_reachable()
+            .unwrap();
+        let local = "[relay]\nurl = \"http://localhost:3340\"\n";
+        assert!(
+            ServerConfig::from_toml(local)
+                .unwrap()
+                .check_reachable()
+                .is_err()
+        );
+        let direct = "[relay]\nenabled = false\n[hub]\npublic_addrs = [\"[fd00::5]:3341\"]\n";
+        ServerConfig::from_toml(direct)
+            .unwrap()
+            .check_reachable()
+            .unwrap();
+        assert!(url_is_local("http://[::1]:3340/"));
+        assert!(!url_is_local("http://[fd00::5]:3340/"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`Server::shutdown`] stops them gracefully (conversations end after their current frame,
 //! whose writes are already durable).
 
+mod backup;
 pub mod commands;
 mod config;
 mod data;
@@ -12,6 +13,7 @@ mod http;
 mod hub;
 mod invite;
 mod migrate;
+pub mod reach;
 mod secrets;
 
 use std::future::Future;
@@ -21,7 +23,10 @@ use std::time::Duration;
 
 use shouwang_core::roles::Role;
 
-pub use config::{DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig, default_key_file};
+pub use backup::{BackupReport, backup, restore};
+pub use config::{
+    DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig, default_config_file, default_key_file,
+};
 pub use data::{DataDir, IssuedInvite, Spend};
 pub use http::render_metrics;
 pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
@@ -50,6 +55,9 @@ pub enum ServerError {
     Bind(String),
     #[error("中继服务无法启动：{0}")]
     Relay(String),
+    /// Refused as it stands (the sentence says why and what to do).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<shouwang_core::Error> for ServerError {
@@ -110,6 +118,7 @@ impl Server {
         // for writing.
         let data = config.data();
         data.check_initialised()?;
+        config.check_reachable()?;
         let key = data.data_key()?;
         let school_key = data.school_key_with(&key)?;
         let hub_key = data.hub_key_with(&key)?;

@@ -1,0 +1,377 @@
+//! Backing up a hub while it serves, and restoring it into a fresh data directory.
+//!
+//! A backup is one file: a SQLCipher database under the hub's data key, made by SQLite's
+//! online backup API from `hub.db` in a single step (one read transaction, so it is
+//! consistent while `serve` goes on writing: WAL readers do not block the writer), plus a table
+//! `backup_files(path, bytes)` holding the rest of the data directory: `school.key` and
+//! `hub.key` (already sealed with the data key) and the invite records. The data key itself is
+//! never in it: a backup alone reveals nothing, and restoring needs the same key (keep a copy
+//! of the key file apart from the backups).
+//!
+//! `restore` refuses a data directory that holds anything, builds the new one beside it
+//! (`<dir>.restoring`) and renames it into place only once every file is written and the
+//! archive opens; a wrong key or a file that is not a backup changes nothing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+use shouwang_core::Error;
+use shouwang_core::store::StoreKey;
+
+use super::ServerError;
+use super::data::{DataDir, HUB_KEY_HEADER, SCHOOL_KEY_HEADER, open_archive_with, wrong_key};
+use super::invite::sqlcipher_ready;
+use super::secrets::DataKey;
+use crate::keyfile::{create_private_dir, write_private_new};
+
+const FILES_TABLE: &str = "backup_files";
+/// Where a restore into an existing (empty) data directory is built.
+const STAGING_INSIDE: &str = ".restoring";
+
+/// What a backup or a restore did.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The school's name.
+    pub school: String,
+    /// Files of the data directory besides `hub.db`.
+    pub files: usize,
+    /// Bytes of the backup file.
+    pub bytes: u64,
+}
+
+/// Opens the SQLCipher file at `path` with `key` (never creating it); a wrong key is
+/// `Error::Locked`, a file that is no database `Error::NotAStore`.
+fn open_keyed(path: &Path, key: &StoreKey, flags: OpenFlags) -> Result<Connection, Error> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        hex::encode(key.as_bytes())
+    ))?;
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            let encrypted =
+                fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 1024 == 0);
+            Err(if encrypted {
+                Error::Locked
+            } else {
+                Error::NotAStore
+            })
+        }
+        other => {
+            other?;
+            Ok(conn)
+        }
+    }
+}
+
+/// Copies every page of `from` into `to` in one step (retrying while the source is busy).
+fn copy_pages(from: &Connection, to: &mut Connection) -> Result<(), Error> {
+    let backup = Backup::new(from, to)?;
+    for _ in 0..200 {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More | StepResult::Busy | StepResult::Locked => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            _ => {}
+        }
+    }
+    Err(Error::NotPermitted(
+        "服务器一直在写档案库，备份没能完成，请稍后再试".into(),
+    ))
+}
+
+/// The files of the data directory a backup carries, relative to it.
+fn carried_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut out = vec![PathBuf::from("school.key"), PathBuf::from("hub.key")];
+    for sub in ["invites", "spent"] {
+        let Ok(entries) = fs::read_dir(root.join(sub)) else {
+            continue;
+        };
+        for e in entries {
+            let name = e?.file_name();
+            if name.to_string_lossy().ends_with(".json") {
+                out.push(Path::new(sub).join(name));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a path from a backup names a file `restore` may write: `school.key`, `hub.key`, or
+/// `invites/` or `spent/` + a digest `.json`.
+fn allowed(path: &str) -> bool {
+    match path.split_once('/') {
+        None => path == "school.key" || path == "hub.key",
+        Some((dir, name)) => {
+            (dir == "invites" || dir == "spent")
+                && name
+                    .strip_suffix(".json")
+                    .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_hexdigit()))
+        }
+    }
+}
+
+/// Backs the hub's data directory up into `out`, which must not exist.
+pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
+    data.check_initialised()?;
+    if out.exists() {
+        return Err(ServerError::Refused(format!(
+            "{} 已存在，不会覆盖；请换一个文件名",
+            out.display()
+        )));
+    }
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(ServerError::Refused(format!(
+            "没有目录 {}，请先建好它（或插好 U 盘）再备份",
+            dir.display()
+        )));
+    }
+    let key = data.data_key()?;
+    let store_key = key.store_key();
+    sqlcipher_ready()?;
+    let source = open_keyed(
+        &data.archive(),
+        &store_key,
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+    )
+    .map_err(|e| locked(e, data))?;
+    let school = data.open_archive()?.school()?.name;
+    let tmp = dir.join(format!(
+        ".{}.partial",
+        out.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let _ = fs::remove_file(&tmp);
+    write_private_new(&tmp, b"")?;
+    let result = (|| -> Result<usize, Error> {
+        let mut copy = open_keyed(&tmp, &store_key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        copy_pages(&source, &mut copy)?;
+        drop(source);
+        copy.execute_batch(&format!(
+            "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;
+             CREATE TABLE {FILES_TABLE} (path TEXT PRIMARY KEY, bytes BLOB NOT NULL);"
+        ))?;
+        let files = carried_files(data.root())?;
+        let tx = copy.transaction()?;
+        for f in &files {
+            let bytes = fs::read(data.root().join(f))?;
+            tx.execute(
+                &format!("INSERT INTO {FILES_TABLE} (path, bytes) VALUES (?1, ?2)"),
+                rusqlite::params![f.to_string_lossy(), bytes],
+            )?;
+        }
+        tx.commit()?;
+        let check: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(Error::Corrupt(format!("备份文件校验失败：{check}")));
+        }
+        drop(copy);
+        fs::File::open(&tmp)?.sync_all()?;
+        // A hard link never replaces an existing file.
+        fs::hard_link(&tmp, out)?;
+        fs::File::open(dir)?.sync_all()?;
+        Ok(files.len())
+    })();
+    let _ = fs::remove_file(&tmp);
+    let files = result?;
+    Ok(BackupReport {
+        school,
+        files,
+        bytes: fs::metadata(out).map_err(Error::from)?.len(),
+    })
+}
+
+fn locked(e: Error, data: &DataDir) -> Error {
+    match e {
+        Error::Locked => wrong_key(data.key_source()),
+        e => e,
+    }
+}
+
+/// Restores the backup `from` into the data directory, which must not exist or be empty.
+pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError> {
+    let root = data.root();
+    // An existing directory (a package's /var/lib/shouwang, made for the service's user) must
+    // be empty; a `.restoring` left by an interrupted restore does not count.
+    let in_place = root.exists();
+    let occupied = in_place
+        && fs::read_dir(root).map_or(true, |d| {
+            d.filter_map(|e| e.ok())
+                .any(|e| e.file_name() != STAGING_INSIDE)
+        });
+    if occupied {
+        return Err(ServerError::Refused(format!(
+            "{} 里已有数据，不会覆盖；请恢复到一个新的（或空的）数据目录",
+            root.display()
+        )));
+    }
+    let not_backup = || {
+        ServerError::Refused(format!(
+            "{} 不是守望学校服务器的备份（shouwang-relay backup 做的文件）",
+            from.display()
+        ))
+    };
+    if !from.is_file() {
+        return Err(not_backup());
+    }
+    let key = data.data_key()?;
+    let store_key = key.store_key();
+    sqlcipher_ready()?;
+    let source = match open_keyed(from, &store_key, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(c) => c,
+        Err(Error::Locked) => {
+            return Err(ServerError::Refused(format!(
+                "数据密钥不对（{}），打不开备份 {}；没有改动任何文件",
+                data.key_source(),
+                from.display()
+            )));
+        }
+        Err(Error::NotAStore) => return Err(not_backup()),
+        Err(e) => return Err(e.into()),
+    };
+    let files = read_files(&source).map_err(|_| not_backup())?;
+    check_files(&key, &files)?;
+
+    // Built beside the directory and renamed into place; into an existing (empty) directory,
+    // whose parent the service's user may not write, built inside it and moved up, the school
+    // key last (until it is there the directory is not a school).
+    let staging = if in_place {
+        root.join(STAGING_INSIDE)
+    } else {
+        with_suffix(root, ".restoring")
+    };
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(Error::from)?;
+    }
+    let result = (|| -> Result<String, Error> {
+        if in_place {
+            data.create_root()?;
+        }
+        let stage = DataDir::with_key(&staging, data.key_source().clone());
+        stage.create_root()?;
+        let db = stage.archive();
+        write_private_new(&db, b"")?;
+        let mut copy = open_keyed(&db, &store_key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        copy_pages(&source, &mut copy)?;
+        copy.execute_batch(&format!(
+            "PRAGMA secure_delete = ON; DROP TABLE {FILES_TABLE}; PRAGMA journal_mode = WAL;"
+        ))?;
+        drop(copy);
+        for (path, bytes) in &files {
+            let target = staging.join(path);
+            if let Some(parent) = target.parent() {
+                create_private_dir(parent)?;
+            }
+            write_private_new(&target, bytes)?;
+        }
+        let school = open_archive_with(&db, &store_key, data.key_source())?
+            .school()?
+            .name;
+        if in_place {
+            let mut names: Vec<_> = fs::read_dir(&staging)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()?;
+            names.sort_by_key(|n| n == "school.key");
+            for n in names {
+                fs::rename(staging.join(&n), root.join(&n))?;
+            }
+            fs::remove_dir(&staging)?;
+            fs::File::open(root)?.sync_all()?;
+        } else {
+            fs::rename(&staging, root)?;
+        }
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(school)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    Ok(BackupReport {
+        school: result?,
+        files: files.len(),
+        bytes: fs::metadata(from).map_err(Error::from)?.len(),
+    })
+}
+
+fn read_files(conn: &Connection) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT path, bytes FROM {FILES_TABLE} ORDER BY path"
+    ))?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Refuses a backup whose files are not what a data directory holds, or whose keys the data
+/// key does not open.
+fn check_files(key: &DataKey, files: &[(String, Vec<u8>)]) -> Result<(), Error> {
+    let bad = |why: String| Error::Corrupt(format!("备份已损坏：{why}"));
+    if let Some((p, _)) = files.iter().find(|(p, _)| !allowed(p)) {
+        return Err(bad(format!("含有不该有的文件 {p}")));
+    }
+    for (name, header) in [
+        ("school.key", SCHOOL_KEY_HEADER),
+        ("hub.key", HUB_KEY_HEADER),
+    ] {
+        let (_, bytes) = files
+            .iter()
+            .find(|(p, _)| p == name)
+            .ok_or_else(|| bad(format!("缺少 {name}")))?;
+        let text = String::from_utf8_lossy(bytes);
+        match key.open(header, &text) {
+            Some(Some(_)) => {}
+            _ => return Err(bad(format!("{name} 打不开"))),
+        }
+    }
+    Ok(())
+}
+
+fn with_suffix(root: &Path, suffix: &str) -> PathBuf {
+    let mut name = root
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "shouwang-hub".into());
+    name.push(suffix);
+    root.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_files_of_a_data_directory_are_restored() {
+        for ok in [
+            "school.key",
+            "hub.key",
+            "invites/ab12.json",
+            "spent/00ff.json",
+        ] {
+            assert!(allowed(ok), "{ok}");
+        }
+        for bad in [
+            "hub.db",
+            "../x",
+            "/etc/passwd",
+            "invites/../../x.json",
+            "invites/.json",
+            "spent/a/b.json",
+            "invites/ab.txt",
+        ] {
+            assert!(!allowed(bad), "{bad}");
+        }
+    }
+}

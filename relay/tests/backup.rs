@@ -1,0 +1,261 @@
+//! `shouwang-relay backup` while `serve` runs, and `restore` into a fresh data directory that a
+//! phone then syncs against, keeping every record it wrote (issue 13). The real
+//! `shouwang-relay` and `shouwang` binaries (the latter from the same target directory:
+//! `cargo test --workspace` builds both), real iroh on loopback, real SQLCipher files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use shouwang_relay::keyfile;
+use shouwang_relay::server::{DataDir, KeySource};
+use shouwang_tests::hub_process::{HubPorts, HubProcess};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
+const BEFORE: &str = "备份前的家访：奶奶腿脚不便";
+const AFTER: &str = "备份后的家访：爷爷外出务工";
+
+fn phone_bin() -> PathBuf {
+    let bin = Path::new(BIN).parent().unwrap().join("shouwang");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p shouwang-cli, or cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+fn run(bin: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env_remove("SHOUWANG_STORE")
+        .env_remove("SHOUWANG_RELAY_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn refused(out: Output) -> String {
+    assert!(!out.status.success(), "expected a refusal");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("错误："), "{err}");
+    err
+}
+
+fn relay(config: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(Path::new(BIN), &all)
+}
+
+fn phone(store: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--store", store.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ok(run(&phone_bin(), &all))
+}
+
+fn home_visit(store: &Path, notes: &str) {
+    phone(
+        store,
+        &[
+            "record",
+            "家访",
+            "--child",
+            "王小雨",
+            "--date",
+            "2026-11-20",
+            "--field",
+            &format!("notes={notes}"),
+        ],
+    );
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Every file under `root` with its bytes (an absent root: none).
+fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if root.is_dir() {
+        for e in std::fs::read_dir(root).unwrap() {
+            out.extend(files(&e.unwrap().path()));
+        }
+    } else if root.exists() {
+        out.push((root.to_owned(), std::fs::read(root).unwrap()));
+    }
+    out.sort();
+    out
+}
+
+/// The school's copy of 王小雨's file, as text.
+fn at_hub(data: &DataDir) -> String {
+    let mut archive = data.open_archive().unwrap();
+    format!("{:?}", archive.child_file("王小雨").unwrap())
+}
+
+#[test]
+fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+
+    // A 班主任's phone joins, writes a 家访 and syncs it.
+    let out = ok(relay(
+        &ports.config,
+        &["invite", "--role", "班主任", "--member", "王瑞侠"],
+    ));
+    let ticket = out.lines().find(|l| l.starts_with("shouwang1")).unwrap();
+    let store = dir.path().join("phone.db");
+    phone(&store, &["join", ticket]);
+    home_visit(&store, BEFORE);
+    phone(&store, &["sync"]);
+
+    // The backup, while serve runs: one file, encrypted, never over an existing one.
+    let backup = dir.path().join("郭庄小学.backup");
+    let out = ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    assert!(out.contains(backup.to_str().unwrap()), "{out}");
+    let bytes = std::fs::read(&backup).unwrap();
+    for clear in ["王小雨", "郭庄小学", "王瑞侠", BEFORE, "SQLite format 3"] {
+        assert!(!contains(&bytes, clear), "{clear} in clear in the backup");
+    }
+    let err = refused(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    assert!(err.contains("已存在"), "{err}");
+    assert_eq!(std::fs::read(&backup).unwrap(), bytes);
+    let nowhere = dir.path().join("U盘").join("x.backup");
+    let err = refused(relay(
+        &ports.config,
+        &["backup", "--out", nowhere.to_str().unwrap()],
+    ));
+    assert!(err.contains("没有目录"), "{err}");
+
+    // The phone goes on: a record the backup does not hold reaches the old hub.
+    home_visit(&store, AFTER);
+    phone(&store, &["sync"]);
+    server.stop();
+
+    // Restoring over the running school's directory is refused and changes nothing.
+    let before = files(data.root());
+    let err = refused(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    assert!(err.contains("不会覆盖"), "{err}");
+    assert_eq!(files(data.root()), before);
+
+    // A fresh directory, same data key (the key is never in the backup): a wrong key is
+    // refused before anything is created.
+    let fresh = dir.path().join("hub2");
+    let text = std::fs::read_to_string(&ports.config).unwrap().replace(
+        &format!("data_dir = \"{}\"", data.root().display()),
+        &format!("data_dir = \"{}\"", fresh.display()),
+    );
+    let config2 = dir.path().join("hub2.toml");
+    std::fs::write(&config2, text).unwrap();
+    let other = dir.path().join("other.key");
+    keyfile::create(&other, &[7; 32]).unwrap();
+    let err = refused(relay(
+        &config2,
+        &[
+            "--key-file",
+            other.to_str().unwrap(),
+            "restore",
+            "--from",
+            backup.to_str().unwrap(),
+        ],
+    ));
+    assert!(err.contains("数据密钥不对"), "{err}");
+    assert!(!fresh.exists());
+    let not_a_backup = dir.path().join("hub.log");
+    let err = refused(relay(
+        &config2,
+        &["restore", "--from", not_a_backup.to_str().unwrap()],
+    ));
+    assert!(err.contains("备份"), "{err}");
+    assert!(!fresh.exists());
+
+    let out = ok(relay(
+        &config2,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    assert!(out.contains("郭庄小学"), "{out}");
+    let key = match data.key_source() {
+        KeySource::File(k) => k.clone(),
+        other => panic!("{other}"),
+    };
+    let restored = DataDir::with_key(&fresh, KeySource::File(key));
+    let school = at_hub(&restored);
+    assert!(school.contains(BEFORE), "the backup holds the first record");
+    assert!(
+        !school.contains(AFTER),
+        "the backup was taken before the second"
+    );
+    let err = refused(relay(
+        &config2,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    assert!(err.contains("不会覆盖"), "{err}");
+
+    // Into an existing empty directory (as a package makes /var/lib/shouwang) too.
+    let empty = dir.path().join("hub3");
+    std::fs::create_dir(&empty).unwrap();
+    let config3 = dir.path().join("hub3.toml");
+    let text = std::fs::read_to_string(&ports.config).unwrap().replace(
+        &format!("data_dir = \"{}\"", data.root().display()),
+        &format!("data_dir = \"{}\"", empty.display()),
+    );
+    std::fs::write(&config3, text).unwrap();
+    ok(relay(
+        &config3,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    let mut names: Vec<_> = std::fs::read_dir(&empty)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["hub.db", "hub.key", "invites", "school.key", "spent"]
+    );
+
+    // serve on the restored directory, on the same addresses: the phone syncs and gives the
+    // hub back what the backup missed; it keeps both of its records.
+    let ports2 = HubPorts {
+        config: config2,
+        ..ports.clone()
+    };
+    let server = HubProcess::start(Path::new(BIN), &ports2, &log);
+    phone(&store, &["sync"]);
+    let mine = phone(&store, &["child", "show", "王小雨"]);
+    assert!(mine.contains(BEFORE) && mine.contains(AFTER), "{mine}");
+    server.stop();
+    let school = at_hub(&restored);
+    assert!(
+        school.contains(BEFORE) && school.contains(AFTER),
+        "{school}"
+    );
+}
