@@ -1,0 +1,78 @@
+//! Bundle files: decoding and importing. The first byte picks the path:
+//! - 0: the bytes are a file handed to the office (`Archive::import_bundle`: age, the
+//!   signature, the bundle inside, admission);
+//! - 1: the bytes are a bundle's entries: wrapped as `Bundle::encode` would
+//!   (`shouwang_fuzz::bundle_around`: compressed, checksummed), decoded, then sealed by
+//!   刘桂兰's device to the office's and imported, so whatever decodes reaches the import's
+//!   scope checks and the trust rules as it would from a real file;
+//! - 2: the entries of the plain bundle a hub sends at enrollment (`Archive::join_enrolled`
+//!   into a new store);
+//! - 3: the bytes are a plain bundle as they come (`Bundle::decode`: header, checksum).
+//!
+//! A refused file changes nothing; a refused join leaves no store.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use shouwang_core::Archive;
+use shouwang_core::archive::JoinOptions;
+use shouwang_core::bundle::Bundle;
+use shouwang_core::bundle::seal::{self, Lock};
+use shouwang_fuzz::{World, bundle_around, enrolled_device_id, fingerprint};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
+    let world = World::get();
+    let school = world.school.as_str();
+    match mode % 4 {
+        0 => import(world, rest),
+        1 => {
+            let Ok(bundle) = Bundle::decode(&bundle_around(school, None, rest)) else {
+                return;
+            };
+            round_trip(&bundle);
+            let keys = [world.admin_device];
+            let signer = world.mother_secret();
+            if let Ok(file) = seal::seal(&bundle, &signer, None, Lock::Devices(&keys)) {
+                import(world, &file);
+            }
+        }
+        2 => {
+            let device = enrolled_device_id();
+            let plain = bundle_around(school, Some(device.as_str()), rest);
+            let Ok(dir) = tempfile::TempDir::new() else {
+                return;
+            };
+            let path = dir.path().join("shouwang.db");
+            let options = JoinOptions {
+                key: None,
+                meta: &[],
+                shared_with: Some("hub"),
+            };
+            if Archive::join_enrolled(&path, &plain, world.mother.id.as_str(), &options).is_err() {
+                assert!(!path.exists(), "a refused join left a store behind");
+            }
+        }
+        _ => {
+            if let Ok(bundle) = Bundle::decode(rest) {
+                round_trip(&bundle);
+            }
+        }
+    }
+});
+
+fn round_trip(bundle: &Bundle) {
+    if let Ok(again) = bundle.encode() {
+        let twice = Bundle::decode(&again).map(|b| b.encode().ok());
+        assert_eq!(twice.ok().flatten(), Some(again), "a bundle re-encodes the same");
+    }
+}
+
+fn import(world: &World, file: &[u8]) {
+    let mut opened = world.open_admin();
+    let before = fingerprint(&mut opened.archive);
+    if opened.archive.import_bundle(file).is_err() {
+        assert_eq!(before, fingerprint(&mut opened.archive), "a refused file changed the store");
+    }
+}
