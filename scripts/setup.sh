@@ -5,10 +5,12 @@
 #   iproute2, util-linux:  network-namespace tests (ip, unshare).
 #   strace:                the no-egress test watches the process's sockets.
 #   faketime:              the wrong-clock tests run the CLI with its clock off by years.
+#   g++:                   the fuzz targets link libFuzzer, which libfuzzer-sys compiles from
+#                          its C++ source (scripts/fuzz.sh).
 set -euo pipefail
 
 missing=()
-for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime "$@"; do
+for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime g++ "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -416,3 +416,119 @@ pub fn bundle_payload(plain: &[u8]) -> Option<Vec<u8>> {
 pub fn enrolled_device_id() -> shouwang_core::ids::DeviceId {
     shouwang_core::ids::DeviceId::from_key(device_endpoint().as_bytes())
 }
+
+/// A school hub's data directory (the test fixtures' `small_hub`: 郭庄小学 with 王瑞侠's class,
+/// 王小雨 and 赵子涵, and 刘桂兰 paired with 王小雨), with an open invite for 刘桂兰 and a
+/// certificate for her device ([`device_endpoint`]), kept as bytes like [`World`]'s stores.
+#[derive(Debug)]
+pub struct Hub {
+    /// Every file under the temporary directory the hub was made in, by relative path.
+    files: Vec<(std::path::PathBuf, Vec<u8>)>,
+    pub member: MemberId,
+    pub secret: InviteSecret,
+    pub certificate: Certificate,
+}
+
+/// A hub opened for one input.
+#[derive(Debug)]
+pub struct OpenedHub {
+    pub state: std::sync::Arc<shouwang_relay::server::HubState>,
+    pub dir: TempDir,
+}
+
+impl Hub {
+    /// The hub, built on first use.
+    pub fn get() -> &'static Hub {
+        static HUB: OnceLock<Hub> = OnceLock::new();
+        HUB.get_or_init(Hub::build)
+    }
+
+    #[allow(clippy::unwrap_used)]
+    fn build() -> Hub {
+        use shouwang_relay::server::{HubContact, issue_invite};
+        let dir = TempDir::new().unwrap();
+        let data = fixtures::small_hub(dir.path());
+        let now = chrono::Utc::now().timestamp();
+        let contact = HubContact {
+            relay_url: None,
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 3341))],
+        };
+        let issued = issue_invite(
+            &data,
+            &contact,
+            fixtures::LOVE_MOTHER,
+            Role::LoveMother,
+            now,
+            now + 10 * 365 * 86_400,
+        )
+        .unwrap();
+        let key = data.data_key().unwrap();
+        let school_key = data.school_key_with(&key).unwrap();
+        let member = issued.invite.member.clone();
+        let certificate = school_key
+            .issue(CertificateBody {
+                school_id: issued.invite.school_id.clone(),
+                member: member.clone(),
+                roles: vec![Role::LoveMother],
+                device: DeviceKey(*device_endpoint().as_bytes()),
+                issued_at: now - 86_400,
+                expires_at: now + 10 * 365 * 86_400,
+            })
+            .unwrap();
+        let mut files = Vec::new();
+        collect(dir.path(), dir.path(), &mut files);
+        Hub {
+            files,
+            member,
+            secret: issued.invite.secret,
+            certificate,
+        }
+    }
+
+    /// The hub, fresh for one input.
+    #[allow(clippy::expect_used)]
+    pub fn open(&self) -> OpenedHub {
+        let dir = TempDir::new().expect("temporary directory");
+        for (rel, bytes) in &self.files {
+            let path = dir.path().join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("hub directory");
+                set_mode(parent, 0o700);
+            }
+            std::fs::write(&path, bytes).expect("hub file");
+            set_mode(&path, 0o600);
+        }
+        let config = shouwang_relay::server::ServerConfig::new(dir.path().join("hub"));
+        let state = shouwang_relay::server::HubState::open(&config).expect("open the hub copy");
+        OpenedHub { state, dir }
+    }
+
+    /// A conversation of the hub with [`device_endpoint`], as its transport makes one.
+    #[allow(clippy::expect_used)]
+    pub fn conversation(
+        opened: &OpenedHub,
+    ) -> Box<dyn shouwang_relay::transport::Conversation> {
+        use shouwang_relay::transport::ConversationFactory;
+        shouwang_relay::server::HubFactory::new(opened.state.clone())
+            .start(device_endpoint())
+            .expect("a hub conversation")
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+#[allow(clippy::expect_used)]
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).expect("read the hub directory") {
+        let path = entry.expect("hub entry").path();
+        if path.is_dir() {
+            collect(root, &path, out);
+        } else {
+            let rel = path.strip_prefix(root).expect("under the root").to_path_buf();
+            out.push((rel, std::fs::read(&path).expect("read a hub file")));
+        }
+    }
+}

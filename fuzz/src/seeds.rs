@@ -9,7 +9,7 @@ use shouwang_core::membership::DeviceKey;
 use shouwang_core::sync::Event;
 use shouwang_relay::handshake::Message;
 
-use crate::{World, bundle_payload, device_endpoint, join_frames, uncompressed_sync_frame};
+use crate::{Hub, World, bundle_payload, device_endpoint, join_frames, uncompressed_sync_frame};
 
 /// The roster table of the test fixtures' school, with every column the importer reads.
 fn roster_table() -> Vec<Vec<String>> {
@@ -231,6 +231,9 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
     s.put_mode("membership", "cert-text", 2, cert.encode().as_bytes())?;
     s.put_mode("membership", "cert-bytes", 3, &cert.to_bytes())?;
 
+    // The hub: an enrollment with the open invite, and a welcomed device's whole sync.
+    hub_seeds(&mut s)?;
+
     // Rosters.
     let table = roster_table();
     let csv: String = table.iter().map(|r| r.join(",") + "\r\n").collect();
@@ -243,6 +246,84 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
     s.put("roster_xlsx", "roster.xlsx", &xlsx(&table))?;
 
     Ok(s.count)
+}
+
+/// What a device sends the hub: its enrollment, then (with the store it enrolled into and one
+/// new 谈心 record) its greeting, `Live` and every sync frame of a real exchange.
+fn hub_seeds(s: &mut Seeds<'_>) -> io::Result<()> {
+    use shouwang_core::archive::JoinOptions;
+    use shouwang_relay::handshake::MAGIC;
+
+    let hub = Hub::get();
+    let opened = hub.open();
+    let enroll = Message::Enroll {
+        member: hub.member.clone(),
+        secret: hub.secret.clone(),
+    }
+    .encode();
+    s.put("hub_handshake", "enroll", &join_frames(&[&enroll]))?;
+    let reply = Hub::conversation(&opened).on_frame(&enroll).unwrap();
+    let mut bundle = Vec::new();
+    for f in &reply.frames {
+        if let Ok(Message::BundleChunk(b)) = Message::decode(f) {
+            bundle.extend_from_slice(&b);
+        }
+    }
+    let dir = tempfile::TempDir::new()?;
+    let mut phone = shouwang_core::Archive::join_enrolled(
+        &dir.path().join("shouwang.db"),
+        &bundle,
+        hub.member.as_str(),
+        &JoinOptions {
+            key: None,
+            meta: &[],
+            shared_with: Some("hub"),
+        },
+    )
+    .unwrap();
+    phone
+        .add_record(&shouwang_core::RecordInput {
+            kind: "谈心".into(),
+            child: Some(shouwang_tests::fixtures::CHILDREN[0].1.into()),
+            class: None,
+            date: "2026-11-20".into(),
+            fields: vec![("notes".into(), "聊了这一周的学习和朋友".into())],
+        })
+        .unwrap();
+
+    let mut conv = Hub::conversation(&opened);
+    let hello = Message::Hello(hub.certificate.to_bytes()).encode();
+    let mut sent = vec![hello.clone(), Message::Live.encode()];
+    let mut to_phone = conv.on_frame(&hello).unwrap().frames;
+    conv.on_frame(&Message::Live.encode()).unwrap();
+    let mut session = phone.session("hub", None).unwrap();
+    let mut to_hub = session.handle(phone.store(), Event::Start).unwrap().frames;
+    for _ in 0..100 {
+        if to_hub.is_empty() && to_phone.is_empty() {
+            break;
+        }
+        let mut next_hub = Vec::new();
+        for f in to_phone.drain(..) {
+            if f.first() != Some(&MAGIC) {
+                next_hub.extend(session.handle(phone.store(), Event::Frame(&f)).unwrap().frames);
+            }
+        }
+        let mut next_phone = Vec::new();
+        for f in to_hub.drain(..) {
+            next_phone.extend(conv.on_frame(&f).unwrap().frames);
+            sent.push(uncompressed_sync_frame(&f));
+        }
+        to_hub = next_hub;
+        to_phone = next_phone;
+    }
+    s.put("hub_handshake", "welcomed-sync", &join_frames(&sent))?;
+    let undelivered = Message::Undelivered {
+        changes: 2,
+        records: 1,
+    }
+    .encode();
+    s.put("hub_handshake", "undelivered", &join_frames(&[&undelivered]))?;
+    Ok(())
 }
 
 fn xlsx(table: &[Vec<String>]) -> Vec<u8> {
@@ -286,7 +367,7 @@ mod tests {
         .filter_map(|l| l.strip_prefix("path = \"fuzz_targets/"))
         .map(|l| l.trim_end_matches(".rs\"").to_owned())
         .collect();
-        assert_eq!(targets.len(), 9, "{targets:?}");
+        assert_eq!(targets.len(), 10, "{targets:?}");
         for t in targets {
             let seeds = std::fs::read_dir(dir.path().join(&t)).map_or(0, |d| d.count());
             assert!(seeds > 0, "no seeds for {t}");

@@ -97,6 +97,49 @@ impl Drop for OwnedTask {
     }
 }
 
+impl HubState {
+    fn new(
+        data: &DataDir,
+        school_id: shouwang_core::ids::SchoolId,
+        school_key: shouwang_core::membership::SchoolKey,
+        store_key: &shouwang_core::store::StoreKey,
+        config: &ServerConfig,
+    ) -> HubState {
+        HubState {
+            data: data.clone(),
+            school_id,
+            school_key,
+            certificate_days: config.certificate_days,
+            daily_change_bytes: config.daily_change_bytes,
+            metrics: Arc::new(HubMetrics::default()),
+            archives: hub::ArchivePool::new(
+                data.archive(),
+                store_key.clone(),
+                data.key_source().clone(),
+                hub::HUB_ARCHIVES,
+            ),
+            changed: Wake::new(),
+        }
+    }
+
+    /// The hub's state over the initialised data directory `config` names, opened with its
+    /// data key, without the network: what [`Server::start`] serves, for driving
+    /// [`HubFactory`]'s conversations directly (the fuzz targets, `fuzz/`).
+    pub fn open(config: &ServerConfig) -> Result<Arc<HubState>, ServerError> {
+        let data = config.data();
+        data.check_initialised()?;
+        let key = data.data_key()?;
+        let school_key = data.school_key_with(&key)?;
+        let store_key = key.store_key();
+        let school_id = data::open_archive_with(&data.archive(), &store_key, data.key_source())?
+            .school_id()
+            .clone();
+        Ok(Arc::new(HubState::new(
+            &data, school_id, school_key, &store_key, config,
+        )))
+    }
+}
+
 /// The running server.
 #[derive(Debug)]
 pub struct Server {
@@ -163,22 +206,14 @@ impl Server {
             ),
         };
 
-        let hub_metrics = Arc::new(HubMetrics::default());
-        let state = Arc::new(HubState {
-            data: data.clone(),
-            school_id: school_id.clone(),
+        let state = Arc::new(HubState::new(
+            &data,
+            school_id.clone(),
             school_key,
-            certificate_days: config.certificate_days,
-            daily_change_bytes: config.daily_change_bytes,
-            metrics: hub_metrics.clone(),
-            archives: hub::ArchivePool::new(
-                data.archive(),
-                store_key.clone(),
-                data.key_source().clone(),
-                hub::HUB_ARCHIVES,
-            ),
-            changed: Wake::new(),
-        });
+            &store_key,
+            &config,
+        ));
+        let hub_metrics = state.metrics().clone();
         let _ = access.state.set((state.clone(), hub_key.public()));
         let node_config = NodeConfig {
             secret_key: hub_key,
