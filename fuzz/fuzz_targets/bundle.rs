@@ -65,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
 fn round_trip(bundle: &Bundle) {
     if let Ok(again) = bundle.encode() {
         let twice = Bundle::decode(&again).map(|b| b.encode().ok());
-        assert_eq!(twice.ok().flatten(), Some(again), "a bundle re-encodes the same");
+        assert_eq!(
+            twice.ok().flatten(),
+            Some(again),
+            "a bundle re-encodes the same"
+        );
     }
 }
 
@@ -73,6 +77,10 @@ fn import(world: &World, file: &[u8]) {
     let mut opened = world.open_admin();
     let before = fingerprint(&mut opened.archive);
     if opened.archive.import_bundle(file).is_err() {
-        assert_eq!(before, fingerprint(&mut opened.archive), "a refused file changed the store");
+        assert_eq!(
+            before,
+            fingerprint(&mut opened.archive),
+            "a refused file changed the store"
+        );
     }
 }

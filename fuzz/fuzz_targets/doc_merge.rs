@@ -22,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
         b.merge_bytes(doc, bytes)
     });
     if result.is_err() {
-        assert_eq!(before, fingerprint(&mut opened.archive), "a refused merge changed the store");
+        assert_eq!(
+            before,
+            fingerprint(&mut opened.archive),
+            "a refused merge changed the store"
+        );
     }
 });

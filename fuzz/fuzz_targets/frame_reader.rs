@@ -37,6 +37,10 @@ fuzz_target!(|data: &[u8]| {
         for f in &read {
             write_frame(&mut written, f, max).await.ok();
         }
-        assert_eq!(&written[..], &stream[..written.len()], "frames write back the same");
+        assert_eq!(
+            &written[..],
+            &stream[..written.len()],
+            "frames write back the same"
+        );
     });
 });

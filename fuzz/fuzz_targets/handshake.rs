@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
                 // becomes U+FFFD, longer): it need not come back the same, only decode.
                 assert!(again.is_ok(), "a decoded refusal re-encodes");
             } else {
-                assert_eq!(again.ok().as_ref(), Some(&m), "a decoded frame re-encodes the same");
+                assert_eq!(
+                    again.ok().as_ref(),
+                    Some(&m),
+                    "a decoded frame re-encodes the same"
+                );
             }
         }
     }

@@ -32,14 +32,22 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(cert) = Certificate::decode(&text) {
                 check(&cert);
                 let again = Certificate::decode(&cert.encode());
-                assert_eq!(again.ok().as_ref(), Some(&cert), "a certificate round-trips");
+                assert_eq!(
+                    again.ok().as_ref(),
+                    Some(&cert),
+                    "a certificate round-trips"
+                );
             }
         }
         _ => {
             if let Ok(cert) = Certificate::from_bytes(rest) {
                 check(&cert);
                 let again = Certificate::from_bytes(&cert.to_bytes());
-                assert_eq!(again.ok().as_ref(), Some(&cert), "a certificate round-trips");
+                assert_eq!(
+                    again.ok().as_ref(),
+                    Some(&cert),
+                    "a certificate round-trips"
+                );
             }
         }
     }

@@ -90,9 +90,17 @@ impl World {
         let school = admin.archive.school_id().clone();
         let (admin_path, mother_path) = (admin.path(), mother.path());
         // Closing the last connection checkpoints the WAL into the file.
-        let fixtures::Device { archive, dir: admin_dir, .. } = admin;
+        let fixtures::Device {
+            archive,
+            dir: admin_dir,
+            ..
+        } = admin;
         drop(archive);
-        let fixtures::Device { archive, dir: mother_dir, .. } = mother;
+        let fixtures::Device {
+            archive,
+            dir: mother_dir,
+            ..
+        } = mother;
         drop(archive);
         let world = World {
             admin_db: read_store(&admin_path),
@@ -277,7 +285,6 @@ pub fn fingerprint(archive: &mut Archive) -> String {
     }
     out
 }
-
 
 /// The iroh endpoint id of the device in the handshake targets (a fixed key).
 pub fn device_endpoint() -> shouwang_relay::transport::EndpointId {
@@ -505,9 +512,7 @@ impl Hub {
 
     /// A conversation of the hub with [`device_endpoint`], as its transport makes one.
     #[allow(clippy::expect_used)]
-    pub fn conversation(
-        opened: &OpenedHub,
-    ) -> Box<dyn shouwang_relay::transport::Conversation> {
+    pub fn conversation(opened: &OpenedHub) -> Box<dyn shouwang_relay::transport::Conversation> {
         use shouwang_relay::transport::ConversationFactory;
         shouwang_relay::server::HubFactory::new(opened.state.clone())
             .start(device_endpoint())
@@ -527,7 +532,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>
         if path.is_dir() {
             collect(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).expect("under the root").to_path_buf();
+            let rel = path
+                .strip_prefix(root)
+                .expect("under the root")
+                .to_path_buf();
             out.push((rel, std::fs::read(&path).expect("read a hub file")));
         }
     }

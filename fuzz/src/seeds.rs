@@ -60,8 +60,14 @@ fn real_sync(world: &World) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut so = world.office_session(&mut office.archive);
     let mut sp = world.mother_session(&mut phone.archive);
     let (mut from_phone, mut from_office) = (Vec::new(), Vec::new());
-    let mut to_office = sp.handle(phone.archive.store(), Event::Start).unwrap().frames;
-    let mut to_phone = so.handle(office.archive.store(), Event::Start).unwrap().frames;
+    let mut to_office = sp
+        .handle(phone.archive.store(), Event::Start)
+        .unwrap()
+        .frames;
+    let mut to_phone = so
+        .handle(office.archive.store(), Event::Start)
+        .unwrap()
+        .frames;
     for _ in 0..100 {
         if to_office.is_empty() && to_phone.is_empty() {
             break;
@@ -125,17 +131,39 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
         fs.iter().map(|f| uncompressed_sync_frame(f)).collect()
     };
     for (i, f) in from_phone.iter().chain(&from_office).enumerate() {
-        s.put("wire_frame", &format!("plain-{i:02}"), &uncompressed_sync_frame(f))?;
+        s.put(
+            "wire_frame",
+            &format!("plain-{i:02}"),
+            &uncompressed_sync_frame(f),
+        )?;
     }
-    s.put_mode("session", "phone-to-office", 0, &join_frames(&plain(&from_phone)))?;
-    s.put_mode("session", "office-to-phone", 1, &join_frames(&plain(&from_office)))?;
+    s.put_mode(
+        "session",
+        "phone-to-office",
+        0,
+        &join_frames(&plain(&from_phone)),
+    )?;
+    s.put_mode(
+        "session",
+        "office-to-phone",
+        1,
+        &join_frames(&plain(&from_office)),
+    )?;
     let mut stream = Vec::new();
     for f in from_phone.iter().chain(&from_office) {
         stream.extend_from_slice(&(f.len() as u32).to_le_bytes());
         stream.extend_from_slice(f);
     }
-    s.put("frame_reader", "sync-stream", &[[3, 255].as_slice(), &stream].concat())?;
-    s.put("frame_reader", "small-limit", &[[0, 1].as_slice(), &stream].concat())?;
+    s.put(
+        "frame_reader",
+        "sync-stream",
+        &[[3, 255].as_slice(), &stream].concat(),
+    )?;
+    s.put(
+        "frame_reader",
+        "small-limit",
+        &[[0, 1].as_slice(), &stream].concat(),
+    )?;
 
     // Documents 刘桂兰's phone holds, whole and as the changes the office lacks.
     let mut office = world.open_admin();
@@ -184,7 +212,12 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
             "刘桂兰的手机",
         )
         .unwrap();
-    s.put_mode("bundle", "enrollment", 2, &bundle_payload(&enrollment).unwrap())?;
+    s.put_mode(
+        "bundle",
+        "enrollment",
+        2,
+        &bundle_payload(&enrollment).unwrap(),
+    )?;
 
     // Handshake: what a hub answers an enrollment and a greeting.
     let cert = world.certificate(DeviceKey(*device.as_bytes()));
@@ -220,7 +253,12 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
 
     // Membership: an invite and a certificate, as text and as bytes.
     let invite = world.invite();
-    s.put_mode("membership", "invite-text", 0, invite.encode().unwrap().as_bytes())?;
+    s.put_mode(
+        "membership",
+        "invite-text",
+        0,
+        invite.encode().unwrap().as_bytes(),
+    )?;
     s.put_mode(
         "membership",
         "invite-qr",
@@ -305,7 +343,12 @@ fn hub_seeds(s: &mut Seeds<'_>) -> io::Result<()> {
         let mut next_hub = Vec::new();
         for f in to_phone.drain(..) {
             if f.first() != Some(&MAGIC) {
-                next_hub.extend(session.handle(phone.store(), Event::Frame(&f)).unwrap().frames);
+                next_hub.extend(
+                    session
+                        .handle(phone.store(), Event::Frame(&f))
+                        .unwrap()
+                        .frames,
+                );
             }
         }
         let mut next_phone = Vec::new();
@@ -322,7 +365,11 @@ fn hub_seeds(s: &mut Seeds<'_>) -> io::Result<()> {
         records: 1,
     }
     .encode();
-    s.put("hub_handshake", "undelivered", &join_frames(&[&undelivered]))?;
+    s.put(
+        "hub_handshake",
+        "undelivered",
+        &join_frames(&[&undelivered]),
+    )?;
     Ok(())
 }
 
@@ -359,14 +406,13 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let n = write_all(dir.path()).unwrap();
         assert!(n >= 20, "{n} seeds");
-        let targets: Vec<String> = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"),
-        )
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("path = \"fuzz_targets/"))
-        .map(|l| l.trim_end_matches(".rs\"").to_owned())
-        .collect();
+        let targets: Vec<String> =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.strip_prefix("path = \"fuzz_targets/"))
+                .map(|l| l.trim_end_matches(".rs\"").to_owned())
+                .collect();
         assert_eq!(targets.len(), 10, "{targets:?}");
         for t in targets {
             let seeds = std::fs::read_dir(dir.path().join(&t)).map_or(0, |d| d.count());
