@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use calamine::{Data, Reader, open_workbook_auto};
+use calamine::{Data, Reader, Xlsx, open_workbook, open_workbook_auto};
 use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
@@ -43,6 +43,10 @@ pub struct RosterRow {
 }
 
 const MAX_ROWS: usize = 20_000;
+/// Widest sheet read: a roster has a few dozen columns.
+const MAX_COLS: usize = 200;
+/// Excel's last day, 9999-12-31.
+const MAX_EXCEL_SERIAL: f64 = 2_958_465.0;
 
 /// Reads a roster file by its extension.
 pub fn read_file(path: &Path) -> Result<Vec<RosterRow>> {
@@ -53,7 +57,7 @@ pub fn read_file(path: &Path) -> Result<Vec<RosterRow>> {
         .unwrap_or_default();
     let table = match ext.as_str() {
         "csv" | "txt" => read_csv(path)?,
-        "xlsx" | "xls" | "xlsm" | "ods" => read_sheet(path)?,
+        "xlsx" | "xls" | "xlsm" | "ods" => read_sheet(path, &ext)?,
         _ => {
             return Err(Error::invalid(
                 "名单文件",
@@ -95,28 +99,51 @@ fn cell_text(c: &Data) -> String {
     }
 }
 
-/// An Excel serial date (days since 1899-12-30) as `YYYY-MM-DD`.
+/// An Excel serial date (days since 1899-12-30) as `YYYY-MM-DD`. A serial outside Excel's
+/// calendar (negative, past 9999-12-31, not a number) is no date: it is kept as the number, so
+/// the date's own check names the row.
 fn excel_date(serial: f64) -> String {
+    let days = serial.floor();
+    if !(0.0..=MAX_EXCEL_SERIAL).contains(&days) {
+        return format!("{serial}");
+    }
     NaiveDate::from_ymd_opt(1899, 12, 30)
-        .and_then(|base| base.checked_add_signed(chrono::Duration::days(serial.floor() as i64)))
+        .and_then(|base| base.checked_add_signed(chrono::Duration::days(days as i64)))
         .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
+        .unwrap_or_else(|| format!("{serial}"))
 }
 
-fn read_sheet(path: &Path) -> Result<Vec<Vec<String>>> {
-    // calamine's own messages are English and technical ("Zip error: invalid Zip archive"):
-    // the person needs to know the file is not a readable spreadsheet, and what to do.
-    let unreadable = |_| {
-        Error::invalid(
-            "名单文件",
-            "无法读取这个表格：文件不是有效的 Excel 文件（.xlsx/.xls），或已损坏。请用 Excel 或 WPS 打开后另存为 .xlsx 或 .csv 再导入",
-        )
-    };
-    let mut wb = open_workbook_auto(path).map_err(unreadable)?;
+/// calamine's own messages are English and technical ("Zip error: invalid Zip archive"): the
+/// person needs to know the file is not a readable spreadsheet, and what to do.
+fn unreadable() -> Error {
+    Error::invalid(
+        "名单文件",
+        "无法读取这个表格：文件不是有效的 Excel 文件（.xlsx/.xls），或已损坏。请用 Excel 或 WPS 打开后另存为 .xlsx 或 .csv 再导入",
+    )
+}
+
+fn bad_sheet() -> Error {
+    Error::invalid("名单文件", "无法读取第一张工作表：表格可能已损坏")
+}
+
+fn too_big() -> Error {
+    Error::invalid(
+        "名单文件",
+        format!(
+            "表格太大：最多 {MAX_ROWS} 行、{MAX_COLS} 列，请删掉多余的行列（包括远处的空格子）后再导入"
+        ),
+    )
+}
+
+fn read_sheet(path: &Path, ext: &str) -> Result<Vec<Vec<String>>> {
+    if matches!(ext, "xlsx" | "xlsm") {
+        return read_xlsx(path);
+    }
+    let mut wb = open_workbook_auto(path).map_err(|_| unreadable())?;
     let range = wb
         .worksheet_range_at(0)
         .ok_or_else(|| Error::invalid("名单文件", "表格里没有工作表"))?
-        .map_err(|_| Error::invalid("名单文件", "无法读取第一张工作表：表格可能已损坏"))?;
+        .map_err(|_| bad_sheet())?;
     if range.height() > MAX_ROWS {
         return Err(Error::invalid("名单文件", "行数太多"));
     }
@@ -124,6 +151,47 @@ fn read_sheet(path: &Path) -> Result<Vec<Vec<String>>> {
         .rows()
         .map(|r| r.iter().map(cell_text).collect())
         .collect())
+}
+
+/// The first sheet of an .xlsx, cell by cell. calamine's `worksheet_range` allocates the box
+/// from the first used cell to the last before anything can be checked: one cell in the sheet's
+/// far corner (XFD1048576) asks for 512 GiB and aborts the process. Here the box is checked as
+/// the cells come ([`MAX_ROWS`] × [`MAX_COLS`]) and only the cells present are kept. The table
+/// starts at the first used row and column, as a range does.
+fn read_xlsx(path: &Path) -> Result<Vec<Vec<String>>> {
+    let mut wb: Xlsx<_> = open_workbook(path).map_err(|_| unreadable())?;
+    let Some(name) = wb.sheet_names().first().cloned() else {
+        return Err(Error::invalid("名单文件", "表格里没有工作表"));
+    };
+    let mut reader = wb.worksheet_cells_reader(&name).map_err(|_| bad_sheet())?;
+    let mut cells: Vec<(u32, u32, String)> = Vec::new();
+    let (mut top, mut bottom, mut left, mut right) = (u32::MAX, 0u32, u32::MAX, 0u32);
+    while let Some(cell) = reader.next_cell().map_err(|_| bad_sheet())? {
+        let value = Data::from(cell.get_value().clone());
+        if value == Data::Empty {
+            continue;
+        }
+        let (row, col) = cell.get_position();
+        (top, bottom) = (top.min(row), bottom.max(row));
+        (left, right) = (left.min(col), right.max(col));
+        if (bottom - top) as usize >= MAX_ROWS || (right - left) as usize >= MAX_COLS {
+            return Err(too_big());
+        }
+        cells.push((row, col, cell_text(&value)));
+    }
+    if cells.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut table = vec![Vec::<String>::new(); (bottom - top) as usize + 1];
+    for (row, col, text) in cells {
+        let line = &mut table[(row - top) as usize];
+        let at = (col - left) as usize;
+        if line.len() <= at {
+            line.resize(at + 1, String::new());
+        }
+        line[at] = text;
+    }
+    Ok(table)
 }
 
 fn col(header: &[String], names: &[&str]) -> Option<usize> {
@@ -307,5 +375,70 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("缺少“班级”列"), "{e}");
+    }
+    /// An .xlsx with the fixtures' header and one row whose 出生日期 cell is `date` with a date
+    /// format, and optionally a cell at `far` (row, column).
+    fn xlsx(date: f64, far: Option<(u32, u16)>) -> (tempfile::TempDir, std::path::PathBuf) {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (c, h) in ["姓名", "班级", "出生日期"].iter().enumerate() {
+            ws.write_string(0, c as u16, *h).unwrap();
+        }
+        ws.write_string(1, 0, "甲").unwrap();
+        ws.write_string(1, 1, "一班").unwrap();
+        let format = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+        ws.write_number_with_format(1, 2, date, &format).unwrap();
+        if let Some((r, c)) = far {
+            ws.write_string(r, c, "备注").unwrap();
+        }
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("名单.xlsx");
+        wb.save(&path).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn xlsx_dates_are_read_as_dates() {
+        let (_dir, path) = xlsx(42_799.0, None);
+        let rows = read_file(&path).unwrap();
+        assert_eq!(rows[0].birth_date, NaiveDate::from_ymd_opt(2017, 3, 5));
+    }
+
+    /// Fuzzing (RELIABILITY.md): a date cell whose serial is past any calendar panicked in
+    /// `chrono::Duration::days` ("TimeDelta::days out of bounds"). Now the row is refused.
+    #[test]
+    fn an_xlsx_date_past_excels_calendar_is_an_error_not_a_panic() {
+        for serial in [1e20, -1e20, 2_958_466.0, -1.0, f64::MAX] {
+            let (_dir, path) = xlsx(serial, None);
+            let e = read_file(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("第2行") && e.contains("出生日期"),
+                "{serial}: {e}"
+            );
+        }
+        for serial in [f64::NAN, f64::INFINITY, -0.5, 1e300] {
+            let text = excel_date(serial);
+            assert!(parse_date_text(&text).is_none(), "{serial} → {text}");
+        }
+    }
+
+    fn parse_date_text(text: &str) -> Option<NaiveDate> {
+        crate::dates::parse_date("出生日期", text).ok()
+    }
+
+    /// Fuzzing (RELIABILITY.md): one cell in the sheet's far corner (a 5 KB file) made calamine
+    /// allocate the whole box, 512 GiB, and abort the process. Now it is refused as too large,
+    /// and a sheet as wide as a roster can be still reads.
+    #[test]
+    fn an_xlsx_cell_in_the_far_corner_is_refused_without_allocating() {
+        for far in [(1_048_575, 16_383), (1, 16_383), (25_000, 0)] {
+            let (_dir, path) = xlsx(42_799.0, Some(far));
+            let e = read_file(&path).unwrap_err().to_string();
+            assert!(e.contains("表格太大"), "{far:?}: {e}");
+        }
+        let (_dir, path) = xlsx(42_799.0, Some((1, 150)));
+        let rows = read_file(&path).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].name, "甲");
     }
 }

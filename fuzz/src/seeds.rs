@@ -282,6 +282,9 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
         format!("\u{feff}{csv}").as_bytes(),
     )?;
     s.put("roster_xlsx", "roster.xlsx", &xlsx(&table))?;
+    for (name, bytes) in xlsx_edges(&table) {
+        s.put("roster_xlsx", name, &bytes)?;
+    }
 
     Ok(s.count)
 }
@@ -395,6 +398,32 @@ fn xlsx(table: &[Vec<String>]) -> Vec<u8> {
         }
     }
     wb.save_to_buffer().unwrap()
+}
+
+/// Rosters at the edges of what a spreadsheet can hold: a date cell whose serial is far past
+/// any calendar, and a cell in the sheet's last row and column (a file a person's Excel could
+/// save after a stray keystroke).
+fn xlsx_edges(table: &[Vec<String>]) -> Vec<(&'static str, Vec<u8>)> {
+    let date = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    let mut far_date = rust_xlsxwriter::Workbook::new();
+    let ws = far_date.add_worksheet();
+    for (c, h) in table[0].iter().enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    for (c, v) in table[1].iter().enumerate() {
+        ws.write_string(1, c as u16, v).unwrap();
+    }
+    ws.write_number_with_format(1, 3, 1e20, &date).unwrap();
+    let mut far_cell = rust_xlsxwriter::Workbook::new();
+    let ws = far_cell.add_worksheet();
+    for (c, h) in table[0].iter().enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    ws.write_string(1_048_575, 16_383, "备注").unwrap();
+    vec![
+        ("far-date.xlsx", far_date.save_to_buffer().unwrap()),
+        ("far-cell.xlsx", far_cell.save_to_buffer().unwrap()),
+    ]
 }
 
 #[cfg(test)]
