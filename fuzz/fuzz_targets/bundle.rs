@@ -1,7 +1,8 @@
 //! Bundle files: decoding and importing. The first byte picks the path:
 //! - 0: the bytes are a file handed to the office (`Archive::import_bundle`: age, the
 //!   signature, the bundle inside, admission);
-//! - 1: the bytes are a bundle's entries: wrapped as `Bundle::encode` would
+//! - 1: the bytes are a bundle's entries (the checksums of the automerge chunks in them made
+//!   right, `with_automerge_checksums`): wrapped as `Bundle::encode` would
 //!   (`shouwang_fuzz::bundle_around`: compressed, checksummed), decoded, then sealed by
 //!   刘桂兰's device to the office's and imported, so whatever decodes reaches the import's
 //!   scope checks and the trust rules as it would from a real file;
@@ -17,7 +18,9 @@ use shouwang_core::Archive;
 use shouwang_core::archive::JoinOptions;
 use shouwang_core::bundle::Bundle;
 use shouwang_core::bundle::seal::{self, Lock};
-use shouwang_fuzz::{World, bundle_around, enrolled_device_id, fingerprint};
+use shouwang_fuzz::{
+    World, bundle_around, enrolled_device_id, fingerprint, with_automerge_checksums,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((mode, rest)) = data.split_first() else {
@@ -25,10 +28,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let world = World::get();
     let school = world.school.as_str();
+    // Entries carry automerge chunks: their checksums made right, changes reach the merge.
+    let entries = with_automerge_checksums(rest);
     match mode % 4 {
         0 => import(world, rest),
         1 => {
-            let Ok(bundle) = Bundle::decode(&bundle_around(school, None, rest)) else {
+            let Ok(bundle) = Bundle::decode(&bundle_around(school, None, &entries)) else {
                 return;
             };
             round_trip(&bundle);
@@ -40,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             let device = enrolled_device_id();
-            let plain = bundle_around(school, Some(device.as_str()), rest);
+            let plain = bundle_around(school, Some(device.as_str()), &entries);
             let Ok(dir) = tempfile::TempDir::new() else {
                 return;
             };

@@ -2,14 +2,15 @@
 //! temporary directory): the office's session with 刘桂兰's device as the hub makes it (her
 //! scope, her device held to its own changes), or, by the input's first bit, her phone's
 //! session with the office met directly. The input is the peer's frames
-//! (`shouwang_fuzz::split_frames`), each with its check made right (`with_sync_check`: a
-//! damaged check is the `wire_frame` target's). A frame that is refused ends the session with
+//! (`shouwang_fuzz::split_frames`), each with the checksums of the automerge chunks inside and
+//! its own check made right (`with_automerge_checksums`, `with_sync_check`: a damaged check is
+//! the `wire_frame` target's). A frame that is refused ends the session with
 //! an error and leaves the store as it was before that frame.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shouwang_core::sync::Event;
-use shouwang_fuzz::{World, fingerprint, split_frames, with_sync_check};
+use shouwang_fuzz::{World, fingerprint, split_frames, with_automerge_checksums, with_sync_check};
 
 fuzz_target!(|data: &[u8]| {
     let Some((mode, rest)) = data.split_first() else {
@@ -31,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     }
     for frame in split_frames(rest) {
         let before = fingerprint(&mut opened.archive);
-        let frame = with_sync_check(frame);
+        let frame = with_sync_check(&with_automerge_checksums(frame));
         let result = session.handle(opened.archive.store(), Event::Frame(&frame));
         if result.is_err() {
             assert_eq!(

@@ -540,3 +540,46 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>
         }
     }
 }
+
+/// `bytes` with the checksum of every automerge chunk found in it made right (the first 4
+/// bytes of SHA-256 over the chunk's type, its LEB128 length and its data, as automerge checks
+/// on load), wherever the chunk sits: a saved document, changes, or changes inside a sync frame
+/// or a bundle's entries. So the fuzzer's changes reach automerge's decoders and the trust
+/// rules behind them rather than stopping at the checksum. Compressed chunks (type 2, whose
+/// checksum covers the uncompressed change) are left as they are.
+pub fn with_automerge_checksums(bytes: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + 9 <= out.len() {
+        if out[at..at + 4] != MAGIC || out[at + 8] == 2 {
+            at += 1;
+            continue;
+        }
+        // LEB128 length, at most 10 bytes.
+        let (mut len, mut shift, mut i) = (0u64, 0u32, at + 9);
+        let mut complete = false;
+        while let Some(&b) = out.get(i) {
+            i += 1;
+            if shift < 64 {
+                len |= u64::from(b & 0x7f) << shift;
+            }
+            shift += 7;
+            if b & 0x80 == 0 {
+                complete = true;
+                break;
+            }
+            if shift >= 70 {
+                break;
+            }
+        }
+        let end = i.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+        if complete && end <= out.len() {
+            let d = Sha256::digest(&out[at + 8..end]);
+            out[at + 4..at + 8].copy_from_slice(&d[..4]);
+        }
+        at += 1;
+    }
+    out
+}
