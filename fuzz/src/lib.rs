@@ -71,6 +71,7 @@ impl World {
 
     #[allow(clippy::unwrap_used)]
     fn build() -> World {
+        let_caught_panics_be();
         let mut admin = fixtures::school();
         let mut mother = fixtures::join(&mut admin, fixtures::LOVE_MOTHER);
         mother.record(
@@ -232,6 +233,15 @@ fn open_copy(bytes: &[u8]) -> Opened {
     std::fs::write(&path, bytes).expect("write the store");
     let archive = Archive::open(&path).expect("open the store copy");
     Opened { archive, dir }
+}
+
+/// libfuzzer-sys's panic hook aborts at any panic, caught or not. The store catches automerge's
+/// panics on damaged bytes and turns them into errors (`core::store::from_peer`), so the targets
+/// that reach automerge replace the hook with one that only prints: a panic that reaches the
+/// target is still a crash (libfuzzer-sys catches it and aborts), one the product catches is
+/// not.
+fn let_caught_panics_be() {
+    std::panic::set_hook(Box::new(|info| eprintln!("{info}")));
 }
 
 /// Splits an input into frames: each is a little-endian `u32` length and that many bytes (a
@@ -452,6 +462,7 @@ impl Hub {
 
     #[allow(clippy::unwrap_used)]
     fn build() -> Hub {
+        let_caught_panics_be();
         use shouwang_relay::server::{HubContact, issue_invite};
         let dir = TempDir::new().unwrap();
         let data = fixtures::small_hub(dir.path());

@@ -158,9 +158,8 @@ fn may_reach(
 fn merged(b: &mut Batch<'_>, id: &DocId, entry: Option<&Entry>) -> Result<Option<Automerge>> {
     let mut doc = b.doc(id)?.cloned();
     if let Some(e) = entry {
-        doc.get_or_insert_with(Automerge::new)
-            .load_incremental(&e.data)
-            .map_err(|err| Error::Corrupt(format!("{id}: {err}")))?;
+        let target = doc.get_or_insert_with(Automerge::new);
+        crate::store::from_peer(id, || target.load_incremental(&e.data))?;
     }
     Ok(doc)
 }

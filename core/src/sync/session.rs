@@ -678,8 +678,9 @@ impl Session {
                 if self.held.contains(&doc) {
                     return Ok(()); // left out of this exchange
                 }
-                let message = AmMessage::decode(&payload)
-                    .map_err(|e| Error::Corrupt(format!("同步消息无效：{e}")))?;
+                let message = crate::store::from_peer(&doc, || {
+                    AmMessage::decode(&payload).map_err(|e| format!("同步消息无效：{e}"))
+                })?;
                 self.caught_up = false;
                 self.peer_idle = None;
                 self.settled.remove(&doc);
