@@ -165,6 +165,10 @@ async fn a_phone_syncs_through_a_flood_and_the_hub_keeps_its_memory() {
         .expect("the phone's sync did not end")
         .expect("the phone's sync failed under the flood");
     let gated = hub.metrics();
+    eprintln!(
+        "hub RSS peak so far (no invite open): {}",
+        mib(status_kb(&pid, "VmHWM"))
+    );
 
     // 2. An invite open: strangers get past the gate, a few at a time.
     server::issue_invite(

@@ -10,12 +10,14 @@
 //! (9.5 s at worst) instead of 0.1 s, and the hub held ≈ 3,000 of them (BENCHMARKS.md §10).
 //!
 //! So the node holds at most [`HANDSHAKE_BUDGET`] connection states it has not admitted:
-//! handshakes in progress, connections refused by the hook while iroh still holds them, and
+//! handshakes in progress, connections refused by the hook while iroh still holds them,
 //! connections whose handshake failed or was abandoned by the client (each counted for
-//! [`DRAIN_HOLD`]). A connection attempt beyond it is ignored before any state exists for it (`Incoming::ignore`: no packet is
-//! sent back, nothing is kept); the client's QUIC stack sends its first packet again after its
-//! probe timeout (≈ 1 s). Connections past their handshake and admitted (enrolled devices)
-//! leave the budget at once: the conversation's own limits ([`super::ConnectionLimits`])
+//! [`DRAIN_HOLD`]), and strangers let in (the hub, while an invite is open) until their
+//! connection has ended, then for [`DRAIN_HOLD`]. A connection attempt beyond it is ignored
+//! before any state exists for it (`Incoming::ignore`: no packet is sent back, nothing is
+//! kept); the client's QUIC stack sends its first packet again after its probe timeout
+//! (≈ 1 s). Connections from devices the node knows (enrolled ones) leave the budget once
+//! their handshake is done: the conversation's own limits ([`super::ConnectionLimits`])
 //! govern them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +31,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::{ALPN, SyncProtocol, TransportMetrics};
+use super::{ALPN, Admission, SyncProtocol, TransportMetrics};
 
 /// Connection states an accepting node holds at once for connections it has not admitted:
 /// handshakes in progress (≈ 80 KB of QUIC and TLS state each), connections refused after
@@ -138,6 +140,7 @@ pub(crate) async fn accept_loop(
     endpoint: Endpoint,
     protocol: SyncProtocol,
     budget: Arc<HandshakeBudget>,
+    admission: Option<Arc<dyn Admission>>,
     metrics: Arc<TransportMetrics>,
     cancel: CancellationToken,
 ) {
@@ -158,6 +161,7 @@ pub(crate) async fn accept_loop(
                 };
                 let protocol = protocol.clone();
                 let handlers = handlers.clone();
+                let admission = admission.clone();
                 tasks.spawn(async move {
                     let connected = match incoming.accept() {
                         Ok(accepting) => accepting.await,
@@ -169,10 +173,7 @@ pub(crate) async fn accept_loop(
                     // Past the handshake: admitted, refused by the admission hook (which
                     // counted it), or failed.
                     let conn = match connected {
-                        Ok(conn) => {
-                            handshake.ended(false);
-                            conn
-                        }
+                        Ok(conn) => conn,
                         Err(e) => {
                             let refused = matches!(e, ConnectingError::LocallyRejected { .. });
                             handshake.ended(!refused);
@@ -180,10 +181,17 @@ pub(crate) async fn accept_loop(
                             return;
                         }
                     };
-                    if conn.alpn() != ALPN {
-                        return;
+                    // A device the node knows leaves the budget now: its connection is the
+                    // conversation's limits' to bound. A stranger let in (the hub, while an
+                    // invite is open) keeps its place until its connection has ended and
+                    // drained, like a refused one.
+                    let known = admission.as_ref().is_none_or(|a| a.knows(&conn.remote_id()));
+                    if known {
+                        handshake.ended(false);
                     }
-                    let _ = handlers.run_until_cancelled(protocol.accept(conn)).await;
+                    if conn.alpn() == ALPN {
+                        let _ = handlers.run_until_cancelled(protocol.accept(conn)).await;
+                    }
                 });
             }
         }

@@ -120,7 +120,8 @@ struct Gatekeeper {
 }
 
 /// The close reason a stranger reads.
-const STRANGER_REASON: &str = "这台设备没有在本校登记，服务器不接受它的连接";
+/// (With no invite open, this is also what a second phone scanning a spent invite reads.)
+const STRANGER_REASON: &str = "这台设备没有在本校登记，也没有可用的邀请码（可能已被另一台设备用过或已过期），服务器不接受它的连接";
 
 impl EndpointHooks for Gatekeeper {
     async fn after_handshake<'a>(&'a self, conn: &'a Connection) -> AfterHandshakeOutcome {
@@ -206,6 +207,7 @@ impl Node {
         metrics: Arc<TransportMetrics>,
     ) -> Result<Node, TransportError> {
         let budget = Arc::new(HandshakeBudget::default());
+        let opts_admission = opts.admission.clone();
         let gate = opts.admission.clone().map(|admission| Gatekeeper {
             admission,
             metrics: metrics.clone(),
@@ -219,6 +221,7 @@ impl Node {
             endpoint.clone(),
             protocol.clone(),
             budget,
+            opts_admission,
             metrics,
             cancel.clone(),
         ));
