@@ -630,7 +630,7 @@ pub struct HubConversation {
     member: Option<MemberId>,
     /// Documents already in the delivery log for the current exchange (cleared once caught
     /// up, so a live connection logs each later delivery again).
-    logged: std::collections::BTreeSet<shouwang_core::doc::DocId>,
+    logged: std::collections::BTreeSet<DocId>,
 }
 
 /// Logs the documents `out` sends to `device` (the hub's delivery log, issue 11), before the
@@ -638,7 +638,7 @@ pub struct HubConversation {
 /// current exchange already logged (cleared once caught up, so a live connection logs each
 /// later delivery again).
 fn log_deliveries(
-    logged: &mut std::collections::BTreeSet<shouwang_core::doc::DocId>,
+    logged: &mut std::collections::BTreeSet<DocId>,
     member: Option<&MemberId>,
     device: &DeviceKey,
     archive: &mut Archive,
