@@ -31,6 +31,15 @@ pub fn opts() -> ConversationOptions {
     }
 }
 
+/// A valid 18-digit 身份证号 of a child born 2017-03-05, told apart by `seq` (three digits).
+pub fn id_number(seq: &str) -> String {
+    let first = format!("34032120170305{seq}");
+    format!(
+        "{first}{}",
+        shouwang_core::id_card::check_char(&first).unwrap()
+    )
+}
+
 pub struct Phone {
     pub name: &'static str,
     pub path: PathBuf,
@@ -70,6 +79,19 @@ pub async fn enroll(server: &Server, name: &'static str, role: Role) -> Phone {
 impl Phone {
     pub fn archive(&self) -> Archive {
         Archive::open(&self.path).unwrap()
+    }
+
+    /// Writes a record of `kind` about `child` with these notes; panics on failure.
+    pub fn record(&self, kind: &str, child: &str, date: &str, notes: &str) {
+        self.archive()
+            .add_record(&shouwang_core::RecordInput {
+                kind: kind.into(),
+                child: Some(child.into()),
+                class: None,
+                date: date.into(),
+                fields: vec![("notes".into(), notes.into())],
+            })
+            .unwrap();
     }
 
     /// One sync with the hub; panics on failure.

@@ -62,16 +62,7 @@ async fn a_damaged_file_is_named_the_rest_reads_and_the_hub_sends_it_again() {
         shouwang_core::roles::Role::HeadTeacher,
     )
     .await;
-    office
-        .archive()
-        .add_record(&shouwang_core::RecordInput {
-            kind: "家访".into(),
-            child: Some(CHILD.into()),
-            class: None,
-            date: "2026-11-20".into(),
-            fields: vec![("notes".into(), NOTE.into())],
-        })
-        .unwrap();
+    office.record("家访", CHILD, "2026-11-20", NOTE);
     office.sync_hub().await;
     teacher.sync_hub().await;
     let child = teacher.archive().find_child(CHILD).unwrap();

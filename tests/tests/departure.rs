@@ -19,21 +19,13 @@ use shouwang_core::doc::DocId;
 use shouwang_core::roles::Role;
 use shouwang_relay::server::{Server, ServerConfig};
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
-use shouwang_tests::phone::{docs_of, enroll, opts};
+use shouwang_tests::phone::{docs_of, enroll, id_number, opts};
 
 const CHILD: &str = "王小雨";
 const NOTE: &str = "说想妈妈了，约好周末视频";
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn id_number() -> String {
-    let first = "34032120170305123";
-    format!(
-        "{first}{}",
-        shouwang_core::id_card::check_char(first).unwrap()
-    )
 }
 
 fn leave(date: &str) -> LeaveInput {
@@ -54,21 +46,12 @@ async fn a_child_leaves_the_carers_phones_drop_her_file_the_office_keeps_it_unti
     let office = enroll(&server, "张长友", Role::Leadership).await;
     let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
-    let id_no = id_number();
+    let id_no = id_number("123");
     office
         .archive()
         .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
         .unwrap();
-    mother
-        .archive()
-        .add_record(&shouwang_core::RecordInput {
-            kind: "谈心".into(),
-            child: Some(CHILD.into()),
-            class: None,
-            date: "2026-11-18".into(),
-            fields: vec![("notes".into(), NOTE.into())],
-        })
-        .unwrap();
+    mother.record("谈心", CHILD, "2026-11-18", NOTE);
     for p in [&office, &mother, &teacher, &office] {
         p.sync_hub().await;
     }

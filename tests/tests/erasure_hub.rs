@@ -19,18 +19,10 @@ use shouwang_core::ids::ChildId;
 use shouwang_core::roles::Role;
 use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, small_hub};
-use shouwang_tests::phone::{Phone, docs_of, enroll, opts};
+use shouwang_tests::phone::{Phone, docs_of, enroll, id_number, opts};
 
 const CHILD: &str = "王小雨";
 const NOTE: &str = "说想妈妈了，约好周末视频";
-
-fn id_number() -> String {
-    let first = "34032120170305123";
-    format!(
-        "{first}{}",
-        shouwang_core::id_card::check_char(first).unwrap()
-    )
-}
 
 /// Which of `what` any row of any table of the hub's store holds, read through its key (the
 /// file itself is SQLCipher: a raw search of it would find nothing whatever it held).
@@ -89,21 +81,12 @@ async fn an_erasure_reaches_the_hub_a_phone_at_its_next_sync_and_an_offline_phon
     let office = enroll(&server, "张长友", Role::Leadership).await;
     let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
-    let id_no = id_number();
+    let id_no = id_number("123");
     office
         .archive()
         .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
         .unwrap();
-    mother
-        .archive()
-        .add_record(&shouwang_core::RecordInput {
-            kind: "谈心".into(),
-            child: Some(CHILD.into()),
-            class: None,
-            date: "2026-11-18".into(),
-            fields: vec![("notes".into(), NOTE.into())],
-        })
-        .unwrap();
+    mother.record("谈心", CHILD, "2026-11-18", NOTE);
     for p in [&office, &mother, &teacher, &office] {
         p.sync_hub().await;
     }
@@ -244,14 +227,8 @@ async fn a_rebased_file_replaces_every_phones_copy_through_the_hub() {
     let office = enroll(&server, "张长友", Role::Leadership).await;
     let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
-    let wrong = id_number();
-    let right = {
-        let first = "34032120170305124";
-        format!(
-            "{first}{}",
-            shouwang_core::id_card::check_char(first).unwrap()
-        )
-    };
+    let wrong = id_number("123");
+    let right = id_number("124");
     let edit = |field: &str, section: &str, value: &str| {
         office
             .archive()
@@ -259,16 +236,7 @@ async fn a_rebased_file_replaces_every_phones_copy_through_the_hub() {
             .unwrap();
     };
     edit("id_card", "identity", &wrong);
-    teacher
-        .archive()
-        .add_record(&shouwang_core::RecordInput {
-            kind: "家访".into(),
-            child: Some(CHILD.into()),
-            class: None,
-            date: "2026-11-18".into(),
-            fields: vec![("notes".into(), NOTE.into())],
-        })
-        .unwrap();
+    teacher.record("家访", CHILD, "2026-11-18", NOTE);
     for p in [&office, &teacher, &mother, &office] {
         p.sync_hub().await;
     }
@@ -313,16 +281,7 @@ async fn a_rebased_file_replaces_every_phones_copy_through_the_hub() {
     );
 
     // Work goes on: a 谈心 after the re-basing reaches the office.
-    mother
-        .archive()
-        .add_record(&shouwang_core::RecordInput {
-            kind: "谈心".into(),
-            child: Some(CHILD.into()),
-            class: None,
-            date: "2026-11-25".into(),
-            fields: vec![("notes".into(), "说这周考试进步了".into())],
-        })
-        .unwrap();
+    mother.record("谈心", CHILD, "2026-11-25", "说这周考试进步了");
     tokio::time::timeout(Duration::from_secs(60), async {
         mother.sync_hub().await;
         office.sync_hub().await;
