@@ -200,6 +200,12 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         g(&t.handshakes_ignored),
     );
     put(
+        "shouwang_handshakes_known_total",
+        "counter",
+        "Connection attempts recognised before their handshake as coming from a registered device (through the relay, or from an address it connected from), which do not wait behind strangers.",
+        g(&t.handshakes_known),
+    );
+    put(
         "shouwang_enrollments_total",
         "counter",
         "Devices enrolled with an invite.",

@@ -39,7 +39,7 @@ use std::time::Duration;
 pub use accept::SyncProtocol;
 pub use frame::{HANDSHAKE_MAX_FRAME, MAX_FRAME};
 pub use iroh::{EndpointAddr, EndpointId, RelayUrl, SecretKey};
-pub use listen::{DRAIN_HOLD, HANDSHAKE_BUDGET};
+pub use listen::{DRAIN_HOLD, HANDSHAKE_BUDGET, KNOWN_ADDR_TTL, KNOWN_BUDGET};
 pub use node::{Node, NodeConfig};
 
 /// The ALPN of the protocol, versioned.
@@ -312,6 +312,9 @@ pub struct TransportMetrics {
     /// [`HANDSHAKE_BUDGET`] handshakes and unadmitted connections draining (the client tries
     /// again).
     pub handshakes_ignored: AtomicU64,
+    /// Handshakes started in the known devices' lane ([`KNOWN_BUDGET`]): a first packet
+    /// through the relay from an enrolled device, or from an address one connected from.
+    pub handshakes_known: AtomicU64,
     pub frames_in: AtomicU64,
     pub frames_out: AtomicU64,
     pub bytes_in: AtomicU64,

@@ -15,7 +15,7 @@ use iroh::{
 use tokio::time::timeout;
 
 use super::driver::{Driver, Side};
-use super::listen::{HandshakeBudget, accept_loop};
+use super::listen::{HandshakeBudget, Lanes, accept_loop};
 use super::{
     ALPN, Admission, Conversation, ConversationFactory, ConversationOptions, Reply, Stats,
     SyncProtocol, TransportError, TransportMetrics, close,
@@ -206,12 +206,12 @@ impl Node {
         opts: ConversationOptions,
         metrics: Arc<TransportMetrics>,
     ) -> Result<Node, TransportError> {
-        let budget = Arc::new(HandshakeBudget::default());
+        let lanes = Arc::new(Lanes::default());
         let opts_admission = opts.admission.clone();
         let gate = opts.admission.clone().map(|admission| Gatekeeper {
             admission,
             metrics: metrics.clone(),
-            budget: budget.clone(),
+            budget: lanes.strangers.clone(),
         });
         let endpoint = bind_endpoint(&config, true, gate).await?;
         endpoint.set_alpns(vec![ALPN.to_vec()]);
@@ -220,7 +220,7 @@ impl Node {
         let task = tokio::spawn(accept_loop(
             endpoint.clone(),
             protocol.clone(),
-            budget,
+            lanes,
             opts_admission,
             metrics,
             cancel.clone(),
