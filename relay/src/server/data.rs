@@ -125,6 +125,12 @@ impl DataDir {
         self.root.join("hub.db")
     }
 
+    /// Present while the hub is rebuilt from a restored backup: written by `restore`, removed
+    /// once an administrator's device has synced (see `hub::Enrolled::rebuilding`).
+    pub fn rebuilding_marker(&self) -> PathBuf {
+        self.root.join("rebuilding")
+    }
+
     fn school_key_path(&self) -> PathBuf {
         self.root.join("school.key")
     }

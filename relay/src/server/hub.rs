@@ -57,6 +57,10 @@ pub struct HubMetrics {
 /// and reloads (a document one archive writes is reloaded by the others).
 pub(crate) const HUB_ARCHIVES: usize = 2;
 
+/// What a device reads while the hub rebuilds from a backup and cannot take it yet.
+const REBUILDING: &str =
+    "学校服务器刚从备份恢复，正在等管理员的设备先同步一次；请过一会儿再同步（本机的记录都还在）";
+
 /// The hub's open archives, shared by every conversation. A conversation borrows one for the
 /// length of one callback and never holds two, so at most [`HUB_ARCHIVES`] connections contend
 /// for SQLite's write lock, and a document (the school document above all) is loaded once per
@@ -297,6 +301,23 @@ impl HubState {
         Ok(Some(renewed))
     }
 
+    /// While the hub rebuilds from a backup, an unregistered device may sync only if its
+    /// certificate is an administrator's: its school document brings back the devices, members
+    /// and pairings of the time since the backup. Anyone else's changes would be refused as an
+    /// unregistered device's, so it waits.
+    fn check_rebuild(&self, device: &DeviceKey, cert: &Certificate) -> Result<(), Error> {
+        if !self.enrolled.rebuilding()
+            || self
+                .enrolled
+                .standing(&DeviceId::from_key(&device.0))
+                .is_some()
+            || cert.body().roles.iter().any(|r| r.administers())
+        {
+            return Ok(());
+        }
+        Err(Error::NotPermitted(REBUILDING.into()))
+    }
+
     /// Checks a certificate presented by `device`.
     pub fn check_certificate(
         &self,
@@ -407,11 +428,17 @@ pub(crate) enum Standing {
 /// directory changes (their modification times, one `stat` each) or the invite that kept it
 /// open expires, so an invite issued from another process (`shouwang-relay invite`) opens the
 /// door at the next connection.
+///
+/// A hub restored from a backup is *rebuilding* until an administrator's device has synced:
+/// anyone gets past the gate meanwhile (as with an invite open), because the devices enrolled
+/// since the backup are not in the restored school document; at `Hello` only an
+/// administrator's certificate is taken from an unregistered device ([`HubState::check_rebuild`]).
 #[derive(Debug, Default)]
 pub(crate) struct Enrolled {
     data: Option<DataDir>,
     devices: std::sync::RwLock<Registered>,
     invites: Mutex<InviteCache>,
+    rebuilding: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -431,9 +458,30 @@ struct InviteCache {
 
 impl Enrolled {
     pub(crate) fn new(data: DataDir) -> Enrolled {
+        let rebuilding = data.rebuilding_marker().exists();
         Enrolled {
             data: Some(data),
+            rebuilding: rebuilding.into(),
             ..Enrolled::default()
+        }
+    }
+
+    /// Whether the hub is rebuilding from a restored backup.
+    pub(crate) fn rebuilding(&self) -> bool {
+        self.rebuilding.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// An administrator's device has synced: the school document is whole again.
+    fn rebuilt(&self) {
+        if self
+            .rebuilding
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Some(data) = &self.data
+        {
+            if let Err(e) = std::fs::remove_file(data.rebuilding_marker()) {
+                tracing::warn!("rebuilding marker: {e}");
+            }
+            info!("rebuilt: an administrator's device has synced since the restore");
         }
     }
 
@@ -537,7 +585,7 @@ impl Enrolled {
 
 impl crate::transport::Admission for Enrolled {
     fn admits(&self, remote: &EndpointId) -> bool {
-        self.knows(remote) || self.invite_open()
+        self.knows(remote) || self.invite_open() || self.rebuilding()
     }
 
     fn knows(&self, remote: &EndpointId) -> bool {
@@ -565,7 +613,9 @@ impl EnrolledOnly {
         }
         // From memory ([`Enrolled`]): no archive is borrowed for a stranger.
         let id = DeviceId::from_key(endpoint.as_bytes());
-        state.enrolled.standing(&id) == Some(Standing::Active) || state.enrolled.invite_open()
+        state.enrolled.standing(&id) == Some(Standing::Active)
+            || state.enrolled.invite_open()
+            || state.enrolled.rebuilding()
     }
 }
 
@@ -611,6 +661,7 @@ impl ConversationFactory for HubFactory {
             sync: None,
             live: false,
             member: None,
+            admin: false,
             logged: std::collections::BTreeSet::new(),
         }))
     }
@@ -628,6 +679,8 @@ pub struct HubConversation {
     live: bool,
     /// The member the welcomed certificate names.
     member: Option<MemberId>,
+    /// That member administers the school (its sync ends a rebuild).
+    admin: bool,
     /// Documents already in the delivery log for the current exchange (cleared once caught
     /// up, so a live connection logs each later delivery again).
     logged: std::collections::BTreeSet<DocId>,
@@ -667,6 +720,9 @@ impl HubConversation {
         let now = unix_now();
         match Message::decode(frame)? {
             Message::Enroll { member, secret } => {
+                if self.state.enrolled.rebuilding() {
+                    return Err(Error::NotPermitted(REBUILDING.into()));
+                }
                 let (cert, bundle) = self.state.enroll(self.device, &member, &secret, now)?;
                 TransportMetrics::add(&self.state.metrics.enrollments, 1);
                 let mut frames = vec![Message::Certificate(cert.to_bytes()).encode()];
@@ -680,6 +736,7 @@ impl HubConversation {
                 let cert = self.state.verify_certificate(self.device, &bytes, now)?;
                 let mut archive = self.state.archives.get()?;
                 let member = self.state.check_member(&mut archive, &cert)?;
+                self.state.check_rebuild(&self.device, &cert)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 info!(member = %cert.body().member, device = %self.device, "welcomed");
                 let mut session = archive
@@ -695,6 +752,7 @@ impl HubConversation {
                 }
                 let out = session.handle(archive.store(), Event::Start)?;
                 self.member = Some(member.id.clone());
+                self.admin = member.roles.iter().any(|r| r.administers());
                 log_deliveries(
                     &mut self.logged,
                     self.member.as_ref(),
@@ -759,6 +817,10 @@ impl Conversation for HubConversation {
             )?;
             if out.caught_up {
                 archive.record_sync_result(session.peer(), None)?;
+                if self.admin && self.state.enrolled.rebuilding() {
+                    self.state.enrolled.refresh(&mut archive);
+                    self.state.enrolled.rebuilt();
+                }
             }
             if out.wrote {
                 // A device registered by the office (a bundle-joined phone) may connect as

@@ -38,6 +38,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn net_error(e: TransportError) -> CliError {
     match e {
         TransportError::Conversation(core) => core.into(),
+        // The network worked: the other side said why it refused.
+        refused @ TransportError::Refused(_) => CliError::msg(refused.to_string()),
         other => CliError::msg(format!("连接失败：{other}。请检查网络后再试")),
     }
 }
