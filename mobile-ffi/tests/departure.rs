@@ -6,49 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shouwang_core::roles::Role;
-use shouwang_ffi::departure::LeaveDraft;
-use shouwang_ffi::{ShouwangClient, ShouwangError};
-use shouwang_relay::server::{Server, ServerConfig};
+mod common;
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
+use shouwang_core::roles::Role;
+use shouwang_ffi::ShouwangError;
+use shouwang_ffi::departure::LeaveDraft;
 
 #[test]
 fn a_child_leaves_and_returns_through_the_app_api() {
-    let dir = tempfile::tempdir().unwrap();
-    shouwang_tests::fixtures::small_hub(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(Server::start(ServerConfig::loopback(
-            dir.path().join("hub"),
-        )))
-        .unwrap();
-    let ticket = server
-        .invite("王瑞侠", Role::HeadTeacher, now(), now() + 86_400)
-        .unwrap()
-        .ticket;
-    let hub_key = shouwang_relay::keyfile::read(&dir.path().join("hub.key"))
-        .unwrap()
-        .unwrap();
-    let office = ShouwangClient::open(
-        dir.path()
-            .join("hub")
-            .join("hub.db")
-            .to_string_lossy()
-            .into_owned(),
-        hub_key.to_vec(),
-    )
-    .unwrap();
-    let teacher = rt
-        .block_on(ShouwangClient::join(
-            dir.path().join("t.db").to_string_lossy().into_owned(),
-            shouwang_ffi::generate_store_key(),
-            ticket,
-            "王老师的手机".into(),
-        ))
-        .unwrap();
+    let hub = common::Hub::start();
+    let office = hub.office();
+    let teacher = hub.join("t.db", "王瑞侠", Role::HeadTeacher, "王老师的手机");
     let holds = |name: &str| {
         teacher
             .children(true)
@@ -116,7 +84,7 @@ fn a_child_leaves_and_returns_through_the_app_api() {
         Err(ShouwangError::NotPermitted { .. })
     ));
 
-    rt.block_on(teacher.sync_now(None)).unwrap();
+    hub.block_on(teacher.sync_now(None)).unwrap();
     assert!(
         !holds("王小雨"),
         "the 班主任 still holds a left child's file"
@@ -128,8 +96,7 @@ fn a_child_leaves_and_returns_through_the_app_api() {
         office.return_child(child.clone()),
         Err(ShouwangError::NotPermitted { .. })
     ));
-    rt.block_on(teacher.sync_now(None)).unwrap();
+    hub.block_on(teacher.sync_now(None)).unwrap();
     assert!(holds("王小雨"), "the returned child's file is not back");
     drop((teacher, office));
-    rt.block_on(server.shutdown());
 }
