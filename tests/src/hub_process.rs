@@ -196,6 +196,8 @@ impl HubProcess {
             .arg("--config")
             .arg(&ports.config)
             .arg("serve")
+            // As the systemd unit runs it (relay/deploy/shouwang-relay.service).
+            .env("MALLOC_ARENA_MAX", "2")
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()

@@ -356,7 +356,11 @@ impl Node {
             .await
             .map_err(|_| TransportError::Connect("超时".into()))?
             .map_err(|e| TransportError::Connect(e.to_string()))?;
-        let (send, recv) = conn.open_bi().await.map_err(TransportError::io)?;
+        // A hub that turns this device away right after the handshake (a stranger, a spent
+        // invite) may close before the stream opens: its reason is the error, not "cut".
+        let (send, recv) = conn.open_bi().await.map_err(|e| {
+            super::driver::peer_close(&conn).unwrap_or_else(|| TransportError::io(e))
+        })?;
         let driver = Driver {
             conn: &conn,
             send,
