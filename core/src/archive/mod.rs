@@ -7,6 +7,7 @@
 
 mod admin;
 mod audit;
+mod behalf;
 mod care;
 mod clock;
 mod consent;
@@ -35,6 +36,7 @@ use crate::store::{Store, StoreKey};
 
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport, Withheld};
 pub use audit::{AuditEntry, AuditLog, what as audit_kind};
+pub use behalf::OnBehalf;
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use consent::{ConsentInput, WithdrawalInput};
 pub use deliveries::{Delivery, DeliveryFilter};
