@@ -172,28 +172,34 @@ fn render(a: &mut Archive, v: &Viewer) -> Result<String, OfficeError> {
     }
     body.push_str("</section>");
 
-    // This month's compliance, school-wide (administrators).
+    // This month's compliance so far and last month's, school-wide (administrators).
     if v.admin {
-        let from = today.with_day(1).unwrap_or(today);
-        let rows = a.compliance(from, today)?;
-        let bars: Vec<Bar> = rows
-            .iter()
-            .filter(|r| r.obligations > 0)
-            .map(|r| Bar {
-                label: r.label.to_owned(),
-                value: r.percent(),
-                text: format!("{:.0}%（{}/{}）", r.percent(), r.met, r.obligations),
-            })
-            .collect();
-        let chart = if bars.is_empty() {
-            "<p>本月还没有已结束的考核周期。</p>".to_owned()
-        } else {
-            chart::bars("本月各项规定的达标率", &bars, 100.0, Some(80.0))
-        };
-        let _ = write!(
-            body,
-            "<section><h2>本月达标情况（{from} 至 {today}，只计已结束的周期）</h2>{chart}</section>"
-        );
+        let first = today.with_day(1).unwrap_or(today);
+        let last_month = first.pred_opt().unwrap_or(first);
+        let months = [
+            ("本月", first, today),
+            ("上月", last_month.with_day(1).unwrap_or(last_month), last_month),
+        ];
+        body.push_str("<section><h2>各项规定的达标情况（DOMAIN.md §3，只计已结束的考核周期）</h2>");
+        for (name, from, to) in months {
+            let rows = a.compliance(from, to)?;
+            let bars: Vec<Bar> = rows
+                .iter()
+                .filter(|r| r.obligations > 0)
+                .map(|r| Bar {
+                    label: r.label.to_owned(),
+                    value: r.percent(),
+                    text: format!("{:.0}%（{}/{}）", r.percent(), r.met, r.obligations),
+                })
+                .collect();
+            let chart = if bars.is_empty() {
+                "<p>这段时间还没有已结束的考核周期。</p>".to_owned()
+            } else {
+                chart::bars(&format!("{name}各项规定的达标率"), &bars, 100.0, Some(80.0))
+            };
+            let _ = write!(body, "<h3>{name}（{from} 至 {to}）</h3>{chart}");
+        }
+        body.push_str("</section>");
     }
 
     // Devices and their last sync.

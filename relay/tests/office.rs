@@ -1,0 +1,774 @@
+//! The office console on the real `shouwang-relay serve`, driven over HTTP from another
+//! process as a browser would (cookies, forms, CSRF tokens), and one page loaded in a real
+//! headless Chromium.
+//!
+//! The school: 郭庄小学 from `shouwang_tests::fixtures` (三年级(1)班, its 班主任 王瑞侠, four
+//! children) plus 四年级(2)班 with its 班主任 姬广奎 and one child, and an open conflict on
+//! 王小雨's guardian phone (王瑞侠's phone and the office wrote different numbers apart). The
+//! office archive becomes the hub's (`adopt_archive`), as a school that started in the office
+//! does.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use shouwang_core::Archive;
+use shouwang_core::roles::Role;
+use shouwang_core::roster::parse_table;
+use shouwang_relay::server::{DataDir, adopt_archive};
+use shouwang_tests::fixtures::{CHILDREN, CLASS, HEAD_TEACHER, join, kv, school, sync};
+use shouwang_tests::hub_process::{HubPorts, HubProcess};
+use shouwang_tests::phone::id_number;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
+const OTHER_CLASS: &str = "四年级(2)班";
+const OTHER_HEAD: &str = "姬广奎";
+const OTHER_CHILD: &str = "李思远";
+const PASSWORD: &str = "郭庄小学2026办公室";
+
+/// A hub serving the sample school, and where its data is.
+struct Hub {
+    _process: HubProcess,
+    data: DataDir,
+    ports: HubPorts,
+    _dir: tempfile::TempDir,
+}
+
+impl Hub {
+    fn start() -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let mut admin = school();
+        let mut teacher = join(&mut admin, HEAD_TEACHER);
+        let a = &mut admin.archive;
+        a.add_member(OTHER_HEAD, &[Role::HeadTeacher], None, None)
+            .unwrap();
+        a.add_class(OTHER_CLASS, Some(OTHER_HEAD)).unwrap();
+        let table: Vec<Vec<String>> = [
+            vec!["学籍号", "姓名", "性别", "出生日期", "班级", "身份证号", "外出务工"],
+            vec![
+                CHILDREN[0].0,
+                CHILDREN[0].1,
+                "女",
+                "2017-03-05",
+                CLASS,
+                &id_number("001"),
+                "父母",
+            ],
+            vec![
+                "G340321201601",
+                OTHER_CHILD,
+                "男",
+                "2017-03-05",
+                OTHER_CLASS,
+                &id_number("101"),
+                "父亲",
+            ],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+        .collect();
+        a.import_roster(&parse_table(&table).unwrap()).unwrap();
+        a.edit_child(CHILDREN[1].1, "flags", &kv(&[("hardship", "是")]))
+            .unwrap();
+        // A conflict: the 班主任 and the office change the guardian's phone apart.
+        teacher
+            .archive
+            .edit_child(CHILDREN[0].1, "guardian", &kv(&[("phone", "13800001111")]))
+            .unwrap();
+        admin
+            .archive
+            .edit_child(CHILDREN[0].1, "guardian", &kv(&[("phone", "13900002222")]))
+            .unwrap();
+        sync(&mut admin, &mut teacher);
+        assert_eq!(admin.file(CHILDREN[0].1).conflicts.len(), 1);
+
+        let data = DataDir::new(dir.path().join("hub"));
+        adopt_archive(&data, &mut admin.archive).unwrap();
+        let ports = HubPorts::write(dir.path(), &data, "");
+        let process = HubProcess::start(Path::new(BIN), &ports, &dir.path().join("hub.log"));
+        Hub {
+            _process: process,
+            data,
+            ports,
+            _dir: dir,
+        }
+    }
+
+    /// `shouwang-relay office-password --member <member>` with the password on stdin.
+    fn set_password(&self, member: &str, password: &str) -> (bool, String) {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.ports.config)
+            .args(["office-password", "--member", member])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    fn archive(&self) -> Archive {
+        self.data.open_archive().unwrap()
+    }
+
+    fn browser(&self) -> Client {
+        Client {
+            port: self.ports.http,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports.http)
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A minimal HTTP/1.1 client with a cookie jar (one request per connection).
+#[derive(Debug, Clone)]
+struct Client {
+    port: u16,
+    cookies: BTreeMap<String, String>,
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The value of the hidden field `name` in the first form that has it.
+fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle).expect(name) + needle.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+impl Client {
+    fn request(&mut self, method: &str, path: &str, body: Option<&str>, extra: &str) -> Response {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let cookie = if self.cookies.is_empty() {
+            String::new()
+        } else {
+            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("Cookie: {}\r\n", c.join("; "))
+        };
+        let body = body.unwrap_or("");
+        let content = if method == "POST" {
+            format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+        } else {
+            String::new()
+        };
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}{content}{extra}\r\n{body}"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+        let mut body = raw[split + 4..].to_vec();
+        let mut lines = head.lines();
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        if headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+        }) {
+            body = dechunk(&body);
+        }
+        let r = Response {
+            status,
+            headers,
+            body,
+        };
+        for c in r.set_cookies() {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        r
+    }
+
+    fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, None, "")
+    }
+
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.request("POST", path, Some(&form(fields)), "")
+    }
+
+    /// Opens the login page and logs in.
+    fn login(&mut self, name: &str, password: &str) -> Response {
+        let page = self.get("/login");
+        assert_eq!(page.status, 200);
+        let token = hidden(&page.text(), "csrf");
+        self.post(
+            "/login",
+            &[("name", name), ("password", password), ("csrf", &token)],
+        )
+    }
+
+    /// The CSRF token of the logged-in session (from any page's logout form).
+    fn csrf(&mut self) -> String {
+        hidden(&self.get("/").text(), "csrf")
+    }
+}
+
+/// The access-log entries written since `before` (entries sort by second, so new ones are
+/// found by device and sequence number, not by position).
+fn new_entries(
+    a: &mut Archive,
+    before: &[shouwang_core::archive::AuditEntry],
+) -> Vec<shouwang_core::archive::AuditEntry> {
+    let log = a.audit_log().unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    let mut new: Vec<_> = log
+        .entries
+        .into_iter()
+        .filter(|e| !before.iter().any(|b| b.device == e.device && b.seq == e.seq))
+        .collect();
+    new.sort_by_key(|e| (e.device.clone(), e.seq));
+    new
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[end + 2..end + 2 + n]);
+        b = &b[end + 2 + n + 2..];
+    }
+}
+
+#[test]
+fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
+    let hub = Hub::start();
+    let mut web = hub.browser();
+    // No session: every page sends to the login page.
+    let r = web.get("/");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/login"));
+    assert_eq!(web.get("/students").status, 303);
+
+    // Passwords are set with the CLI; a 爱心妈妈 cannot log in, a short password is refused.
+    let (ok, out) = hub.set_password("刘桂兰", PASSWORD);
+    assert!(!ok, "{out}");
+    assert!(out.contains("不能登录办公室网页"), "{out}");
+    let (ok, out) = hub.set_password("张长友", "short");
+    assert!(!ok && out.contains("至少 8 个字符"), "{out}");
+    let (ok, out) = hub.set_password("张长友", PASSWORD);
+    assert!(ok, "{out}");
+    assert!(out.contains("已设置 张长友"), "{out}");
+    let (ok, out) = hub.set_password(HEAD_TEACHER, PASSWORD);
+    assert!(ok, "{out}");
+
+    // A login form without its CSRF cookie is refused.
+    let mut stranger = hub.browser();
+    let r = stranger.post(
+        "/login",
+        &[("name", "张长友"), ("password", PASSWORD), ("csrf", "x")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!stranger.cookies.contains_key("sw_session"));
+
+    // A wrong password.
+    let r = web.login("张长友", "not the password");
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("姓名或密码不对"));
+    assert!(!web.cookies.contains_key("sw_session"));
+    let r = web.login("没有这个人", PASSWORD);
+    assert_eq!(r.status, 401);
+
+    // The right one: a session cookie that scripts cannot read and other sites cannot send.
+    let r = web.login("张长友", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("sw_session="))
+        .unwrap()
+        .to_owned();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+    let page = web.get("/");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.contains("概览") && text.contains(CLASS) && text.contains(OTHER_CLASS));
+    assert!(text.contains("<svg"), "the compliance chart is inline SVG");
+
+    // Behind TLS (a proxy says so), the cookie is Secure.
+    let mut tls = hub.browser();
+    let page = tls.request("GET", "/login", None, "X-Forwarded-Proto: https\r\n");
+    let token = hidden(&page.text(), "csrf");
+    let r = tls.request(
+        "POST",
+        "/login",
+        Some(&form(&[("name", "张长友"), ("password", PASSWORD), ("csrf", &token)])),
+        "X-Forwarded-Proto: https\r\n",
+    );
+    assert!(
+        r.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("sw_session=") && c.contains("; Secure")),
+        "{:?}",
+        r.headers
+    );
+
+    // A form without the session's CSRF token changes nothing.
+    let r = web.post(
+        "/members/invite",
+        &[("csrf", "forged"), ("member", "陈华"), ("role", "班主任")],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("没有做任何改动"), "{}", r.text());
+    assert!(hub.archive().find_member("陈华").is_err());
+    let r = web.post("/logout", &[("csrf", "forged")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(web.get("/").status, 200, "still logged in");
+
+    // Five failures lock that name from this address, even for the right password; another
+    // name is not locked.
+    let mut attacker = hub.browser();
+    for _ in 0..5 {
+        assert_eq!(attacker.login(HEAD_TEACHER, "guess").status, 401);
+    }
+    let r = attacker.login(HEAD_TEACHER, PASSWORD);
+    assert_eq!(r.status, 429);
+    assert!(r.text().contains("锁定"), "{}", r.text());
+    assert!(!attacker.cookies.contains_key("sw_session"));
+    assert_eq!(attacker.login("张长友", PASSWORD).status, 303);
+
+    // Logging out ends the session.
+    let token = web.csrf();
+    assert_eq!(web.post("/logout", &[("csrf", &token)]).status, 303);
+    assert_eq!(web.get("/").status, 303);
+}
+
+#[test]
+fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
+    let hub = Hub::start();
+    assert!(hub.set_password(HEAD_TEACHER, PASSWORD).0);
+    let mut web = hub.browser();
+    assert_eq!(web.login(HEAD_TEACHER, PASSWORD).status, 303);
+    let mut a = hub.archive();
+    let me = a.find_member(HEAD_TEACHER).unwrap().id;
+    let child = a.find_child(CHILDREN[0].1).unwrap();
+    let other = a.find_child(OTHER_CHILD).unwrap();
+
+    let list = web.get("/students").text();
+    for (_, name) in CHILDREN {
+        assert!(list.contains(name), "{name} missing: {list}");
+    }
+    assert!(!list.contains(OTHER_CHILD), "{list}");
+    let overview = web.get("/").text();
+    assert!(overview.contains(CLASS) && !overview.contains(OTHER_CLASS));
+    // Another class's child, the members and the reports: refused on the server.
+    let r = web.get(&format!("/students/{}", other.as_str()));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains(&id_number("101")));
+    assert_eq!(web.get("/members").status, 403);
+    assert_eq!(web.get("/reports/registry").status, 403);
+    assert!(web.get("/reports").text().contains("需要校长/领导组或档案管理员"));
+
+    // His child's file: the ID number masked, and the opening of the private part logged.
+    let before = a.audit_log().unwrap().entries;
+    let r = web.get(&format!("/students/{}", child.as_str()));
+    assert_eq!(r.status, 200);
+    let page = r.text();
+    assert!(page.contains("身份信息") && page.contains("13800001111"));
+    assert!(!page.contains(&id_number("001")), "the ID is masked");
+    let opened = new_entries(&mut a, &before);
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0].what, "private_view");
+    assert_eq!(opened[0].member, me.as_str());
+    assert_eq!(opened[0].target, child.as_str());
+
+    // The ID in full needs a reason (refused without, nothing logged), then is logged first.
+    let token = hidden(&page, "csrf");
+    let path = format!("/students/{}/reveal", child.as_str());
+    let r = web.post(&path, &[("csrf", &token), ("why", " ")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("原因"));
+    let r = web.post(&path, &[("csrf", "forged"), ("why", "核对学籍")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(new_entries(&mut a, &before).len(), 1);
+    let r = web.post(&path, &[("csrf", &token), ("why", "核对学籍")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(&id_number("001")));
+    let new = new_entries(&mut a, &before);
+    assert_eq!(new.len(), 2, "{new:?}");
+    let last = &new[1];
+    assert_eq!(last.what, "id_reveal");
+    assert_eq!(last.member, me.as_str());
+    assert_eq!(last.target, child.as_str());
+    assert_eq!(last.why.as_deref(), Some("核对学籍"));
+    assert_eq!(last.device, a.device().as_str(), "the hub's device showed it");
+}
+
+#[test]
+fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports() {
+    use calamine::{Data, Reader, Xlsx};
+
+    let hub = Hub::start();
+    assert!(hub.set_password("晁月静", PASSWORD).0);
+    let mut web = hub.browser();
+    assert_eq!(web.login("晁月静", PASSWORD).status, 303);
+
+    // 冲突: listed with both values; a bad pick changes nothing; a good one resolves it.
+    let page = web.get("/conflicts").text();
+    assert!(page.contains("13800001111") && page.contains("13900002222"), "{page}");
+    let token = hidden(&page, "csrf");
+    let child = hidden(&page, "child");
+    let r = web.post(
+        "/conflicts/resolve",
+        &[("csrf", &token), ("child", &child), ("path", "guardian.phone"), ("pick", "9")],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("请填1到2之间的数字"), "{}", r.text());
+    assert_eq!(hub.archive().child_file(&child).unwrap().conflicts.len(), 1);
+    let r = web.post(
+        "/conflicts/resolve",
+        &[("csrf", &token), ("child", &child), ("path", "guardian.phone"), ("value", "13700003333")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let file = hub.archive().child_file(&child).unwrap();
+    assert!(file.conflicts.is_empty());
+    let guardian = file.sections.iter().find(|s| s.key == "guardian").unwrap();
+    assert!(guardian.fields.iter().any(|f| f.value == "13700003333"));
+
+    // 成员与设备: an invite for a new 班主任, with its QR code drawn inline.
+    let page = web.get("/members").text();
+    assert!(page.contains(HEAD_TEACHER) && page.contains("最近同步"));
+    let r = web.post(
+        "/members/invite",
+        &[("csrf", &token), ("member", "陈华"), ("role", "班主任"), ("days", "abc")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(hub.archive().find_member("陈华").is_err());
+    let r = web.post(
+        "/members/invite",
+        &[("csrf", &token), ("member", "陈华"), ("role", "班主任"), ("days", "3")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    assert!(page.contains("<svg") && page.contains("已把 陈华"), "{page}");
+    let start = page.find("shouwang1").unwrap();
+    let ticket: String = page[start..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let invite = shouwang_core::membership::Invite::decode(&ticket).unwrap();
+    assert_eq!(invite.role, Role::HeadTeacher);
+    assert!(hub.archive().find_member("陈华").is_ok());
+
+    // 报表: each download parses and matches the archive cell by cell.
+    let mut a = hub.archive();
+    let before = a.audit_log().unwrap().entries;
+    let r = web.get("/reports/registry");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("content-disposition").unwrap().contains("attachment"));
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| match c {
+            Data::Float(f) => f.to_string(),
+            other => other.to_string(),
+        }).collect())
+        .collect();
+    assert!(rows[0][0].contains("留守儿童基本情况登记表"));
+    assert_eq!(&rows[1][..4], ["序号", "学籍号", "姓名", "性别"]);
+    let children = a.children(None, false).unwrap();
+    assert_eq!(rows.len(), 2 + children.len());
+    for (row, c) in rows[2..].iter().zip(&children) {
+        let file = a.child_file(c.id.as_str()).unwrap();
+        let id = file
+            .sections
+            .iter()
+            .find(|s| s.key == "identity")
+            .and_then(|s| s.fields.iter().find(|f| f.key == "id_card"))
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        assert_eq!(row[2], c.name);
+        assert_eq!(row[5], c.class_name.clone().unwrap_or_default());
+        assert_eq!(row[6], id, "masked as the file shows it");
+    }
+    let text = rows.concat().join(" ");
+    assert!(!text.contains(&id_number("001")) && !text.contains(&id_number("101")));
+    assert!(text.contains(OTHER_CHILD));
+    let new = new_entries(&mut a, &before);
+    assert_eq!(new.len(), 1, "{new:?}");
+    let last = &new[0];
+    assert_eq!(last.what, "report");
+    assert_eq!(last.member, a.find_member("晁月静").unwrap().id.as_str());
+    assert!(last.target.contains("基本情况登记表"), "{}", last.target);
+
+    let r = web.get("/reports/summary");
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let total = sheet.rows().last().unwrap().to_vec();
+    assert_eq!(total[1].to_string(), "合计");
+    assert_eq!(total[3], Data::Float(children.len() as f64));
+    let r = web.get("/reports/sante");
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<_> = sheet.rows().collect();
+    assert_eq!(rows.len(), 3, "one 特困生");
+    assert_eq!(rows[2][1].to_string(), CHILDREN[1].1);
+    assert_eq!(rows[2][4].to_string(), "是");
+    let r = web.get("/reports/contacts?month=2026-13");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("月份“2026-13”填写有误"));
+    assert_eq!(web.get("/reports/contacts?month=2026-11").status, 200);
+    assert_eq!(web.get("/reports/pairings").status, 200);
+}
+
+/// Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`: commands
+/// on fd 3, answers on fd 4, each message ended by a NUL), the pipes being two FIFOs the shell
+/// opens for it.
+struct Chromium {
+    child: std::process::Child,
+    to: std::fs::File,
+    from: std::io::BufReader<std::fs::File>,
+    next: u64,
+    session: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Chromium {
+    fn start(bin: &str) -> Chromium {
+        let dir = tempfile::tempdir().unwrap();
+        let (inp, out) = (dir.path().join("in"), dir.path().join("out"));
+        for f in [&inp, &out] {
+            assert!(Command::new("mkfifo").arg(f).status().unwrap().success());
+        }
+        let profile = dir.path().join("profile");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec {bin} --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions --remote-debugging-pipe --user-data-dir='{}' --window-size=1280,1000 about:blank 3<'{}' 4>'{}'",
+                profile.display(),
+                inp.display(),
+                out.display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let to = std::fs::OpenOptions::new().write(true).open(&inp).unwrap();
+        let from = std::io::BufReader::new(std::fs::File::open(&out).unwrap());
+        let mut c = Chromium {
+            child,
+            to,
+            from,
+            next: 0,
+            session: None,
+            _dir: dir,
+        };
+        let target = c.call("Target.createTarget", serde_json::json!({"url": "about:blank"}));
+        let id = target["targetId"].as_str().unwrap().to_owned();
+        let attached = c.call(
+            "Target.attachToTarget",
+            serde_json::json!({"targetId": id, "flatten": true}),
+        );
+        c.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        c.call("Page.enable", serde_json::json!({}));
+        c
+    }
+
+    /// Sends a command (to the page once attached) and returns its result.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::BufRead;
+        self.next += 1;
+        let mut msg = serde_json::json!({"id": self.next, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = serde_json::Value::String(s.clone());
+        }
+        let mut bytes = serde_json::to_vec(&msg).unwrap();
+        bytes.push(0);
+        self.to.write_all(&bytes).unwrap();
+        loop {
+            let mut buf = Vec::new();
+            let n = self.from.read_until(0, &mut buf).unwrap();
+            assert!(n > 0, "chromium closed its pipe");
+            buf.pop();
+            let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            if v["id"].as_u64() == Some(self.next) {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates `js` in the page and returns its value.
+    fn eval(&mut self, js: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": js, "returnByValue": true}),
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Navigates to `url` and waits until the page at `path` has loaded.
+    fn open(&mut self, url: &str, path: &str) -> String {
+        self.call("Page.navigate", serde_json::json!({"url": url}));
+        self.wait_for(path)
+    }
+
+    /// Waits (at most 30 s) for a loaded page whose path is `path`; returns its HTML.
+    fn wait_for(&mut self, path: &str) -> String {
+        for _ in 0..300 {
+            let state = self.eval("location.pathname + '|' + document.readyState");
+            if state.as_str() == Some(&format!("{path}|complete")) {
+                return self
+                    .eval("document.documentElement.outerHTML")
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the page {path} did not load");
+    }
+
+    fn screenshot(&mut self, file: &Path) -> Vec<u8> {
+        let r = self.call("Page.captureScreenshot", serde_json::json!({"format": "png"}));
+        let png = data_encoding::BASE64
+            .decode(r["data"].as_str().unwrap().as_bytes())
+            .unwrap();
+        std::fs::write(file, &png).unwrap();
+        png
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The console in a real browser: Debian's Chromium, headless, logs in through the login form
+/// (cookies, CSRF token and all), sees 概览 with its chart and 学生, and screenshots are
+/// saved under the target directory. Chromium missing is a failure, never a skip.
+#[test]
+fn the_console_works_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or_else(|| {
+            panic!("chromium is not installed: run scripts/setup.sh (it installs Debian's chromium)")
+        });
+    let hub = Hub::start();
+    assert!(hub.set_password("张长友", PASSWORD).0);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("office-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let mut browser = Chromium::start(chromium);
+    // No session: the console sends the browser to the login form.
+    let page = browser.open(&hub.url("/"), "/login");
+    assert!(page.contains("办公室登录") && page.contains("type=\"password\""), "{page}");
+    browser.screenshot(&shots.join("login.png"));
+    // A wrong password, typed into the form.
+    let fill = |name: &str, password: &str| {
+        format!(
+            "document.querySelector('input[name=name]').value = {}; document.querySelector('input[name=password]').value = {}; document.querySelector('form.login').submit(); true",
+            serde_json::Value::String(name.into()),
+            serde_json::Value::String(password.into())
+        )
+    };
+    browser.eval(&fill("张长友", "wrong password"));
+    std::thread::sleep(Duration::from_millis(300));
+    let page = browser.wait_for("/login");
+    assert!(page.contains("姓名或密码不对"), "{page}");
+    // The right one.
+    browser.eval(&fill("张长友", PASSWORD));
+    let page = browser.wait_for("/");
+    assert!(page.contains("各班学生") && page.contains(CLASS), "{page}");
+    assert!(page.contains("<svg"), "{page}");
+    let cookie_visible = browser.eval("document.cookie");
+    assert!(
+        !cookie_visible.as_str().unwrap_or("").contains("sw_session"),
+        "the session cookie is HttpOnly: {cookie_visible}"
+    );
+    let png = browser.screenshot(&shots.join("overview.png"));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    let page = browser.open(&hub.url("/students"), "/students");
+    assert!(page.contains(CHILDREN[0].1) && page.contains(OTHER_CHILD), "{page}");
+    browser.screenshot(&shots.join("students.png"));
+    eprintln!("screenshots: {}", shots.display());
+}
