@@ -41,7 +41,7 @@ enum Command {
         /// 学校服务器的 UDP 地址（可重复；默认 0.0.0.0:3341 和 [::]:3341）
         #[arg(long)]
         hub_bind: Vec<SocketAddr>,
-        /// /health 与 /metrics 的监听地址（默认 127.0.0.1:3342）
+        /// /health、/metrics 和办公室网页的监听地址（默认 127.0.0.1:3342；学校局域网用 0.0.0.0:3342）
         #[arg(long)]
         http_bind: Option<SocketAddr>,
     },

@@ -48,7 +48,15 @@ impl Hub {
             .unwrap();
         a.add_class(OTHER_CLASS, Some(OTHER_HEAD)).unwrap();
         let table: Vec<Vec<String>> = [
-            vec!["学籍号", "姓名", "性别", "出生日期", "班级", "身份证号", "外出务工"],
+            vec![
+                "学籍号",
+                "姓名",
+                "性别",
+                "出生日期",
+                "班级",
+                "身份证号",
+                "外出务工",
+            ],
             vec![
                 CHILDREN[0].0,
                 CHILDREN[0].1,
@@ -207,7 +215,11 @@ impl Client {
         let cookie = if self.cookies.is_empty() {
             String::new()
         } else {
-            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             format!("Cookie: {}\r\n", c.join("; "))
         };
         let body = body.unwrap_or("");
@@ -230,7 +242,14 @@ impl Client {
         let head = String::from_utf8(raw[..split].to_vec()).unwrap();
         let mut body = raw[split + 4..].to_vec();
         let mut lines = head.lines();
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -293,7 +312,11 @@ fn new_entries(
     let mut new: Vec<_> = log
         .entries
         .into_iter()
-        .filter(|e| !before.iter().any(|b| b.device == e.device && b.seq == e.seq))
+        .filter(|e| {
+            !before
+                .iter()
+                .any(|b| b.device == e.device && b.seq == e.seq)
+        })
         .collect();
     new.sort_by_key(|e| (e.device.clone(), e.seq));
     new
@@ -360,7 +383,10 @@ fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
         .find(|c| c.starts_with("sw_session="))
         .unwrap()
         .to_owned();
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
     assert!(!session.contains("Secure"), "plain HTTP: {session}");
     let page = web.get("/");
     assert_eq!(page.status, 200);
@@ -375,7 +401,11 @@ fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
     let r = tls.request(
         "POST",
         "/login",
-        Some(&form(&[("name", "张长友"), ("password", PASSWORD), ("csrf", &token)])),
+        Some(&form(&[
+            ("name", "张长友"),
+            ("password", PASSWORD),
+            ("csrf", &token),
+        ])),
         "X-Forwarded-Proto: https\r\n",
     );
     assert!(
@@ -440,7 +470,11 @@ fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
     assert!(!r.text().contains(&id_number("101")));
     assert_eq!(web.get("/members").status, 403);
     assert_eq!(web.get("/reports/registry").status, 403);
-    assert!(web.get("/reports").text().contains("需要校长/领导组或档案管理员"));
+    assert!(
+        web.get("/reports")
+            .text()
+            .contains("需要校长/领导组或档案管理员")
+    );
 
     // His child's file: the ID number masked, and the opening of the private part logged.
     let before = a.audit_log().unwrap().entries;
@@ -474,7 +508,11 @@ fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
     assert_eq!(last.member, me.as_str());
     assert_eq!(last.target, child.as_str());
     assert_eq!(last.why.as_deref(), Some("核对学籍"));
-    assert_eq!(last.device, a.device().as_str(), "the hub's device showed it");
+    assert_eq!(
+        last.device,
+        a.device().as_str(),
+        "the hub's device showed it"
+    );
 }
 
 #[test]
@@ -488,19 +526,32 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
 
     // 冲突: listed with both values; a bad pick changes nothing; a good one resolves it.
     let page = web.get("/conflicts").text();
-    assert!(page.contains("13800001111") && page.contains("13900002222"), "{page}");
+    assert!(
+        page.contains("13800001111") && page.contains("13900002222"),
+        "{page}"
+    );
     let token = hidden(&page, "csrf");
     let child = hidden(&page, "child");
     let r = web.post(
         "/conflicts/resolve",
-        &[("csrf", &token), ("child", &child), ("path", "guardian.phone"), ("pick", "9")],
+        &[
+            ("csrf", &token),
+            ("child", &child),
+            ("path", "guardian.phone"),
+            ("pick", "9"),
+        ],
     );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("请填1到2之间的数字"), "{}", r.text());
     assert_eq!(hub.archive().child_file(&child).unwrap().conflicts.len(), 1);
     let r = web.post(
         "/conflicts/resolve",
-        &[("csrf", &token), ("child", &child), ("path", "guardian.phone"), ("value", "13700003333")],
+        &[
+            ("csrf", &token),
+            ("child", &child),
+            ("path", "guardian.phone"),
+            ("value", "13700003333"),
+        ],
     );
     assert_eq!(r.status, 303, "{}", r.text());
     let file = hub.archive().child_file(&child).unwrap();
@@ -513,19 +564,35 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     assert!(page.contains(HEAD_TEACHER) && page.contains("最近同步"));
     let r = web.post(
         "/members/invite",
-        &[("csrf", &token), ("member", "陈华"), ("role", "班主任"), ("days", "abc")],
+        &[
+            ("csrf", &token),
+            ("member", "陈华"),
+            ("role", "班主任"),
+            ("days", "abc"),
+        ],
     );
     assert_eq!(r.status, 400);
     assert!(hub.archive().find_member("陈华").is_err());
     let r = web.post(
         "/members/invite",
-        &[("csrf", &token), ("member", "陈华"), ("role", "班主任"), ("days", "3")],
+        &[
+            ("csrf", &token),
+            ("member", "陈华"),
+            ("role", "班主任"),
+            ("days", "3"),
+        ],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let page = r.text();
-    assert!(page.contains("<svg") && page.contains("已把 陈华"), "{page}");
+    assert!(
+        page.contains("<svg") && page.contains("已把 陈华"),
+        "{page}"
+    );
     let start = page.find("shouwang1").unwrap();
-    let ticket: String = page[start..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let ticket: String = page[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
     let invite = shouwang_core::membership::Invite::decode(&ticket).unwrap();
     assert_eq!(invite.role, Role::HeadTeacher);
     assert!(hub.archive().find_member("陈华").is_ok());
@@ -535,15 +602,23 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     let before = a.audit_log().unwrap().entries;
     let r = web.get("/reports/registry");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.header("content-disposition").unwrap().contains("attachment"));
+    assert!(
+        r.header("content-disposition")
+            .unwrap()
+            .contains("attachment")
+    );
     let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
     let sheet = book.worksheet_range_at(0).unwrap().unwrap();
     let rows: Vec<Vec<String>> = sheet
         .rows()
-        .map(|r| r.iter().map(|c| match c {
-            Data::Float(f) => f.to_string(),
-            other => other.to_string(),
-        }).collect())
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Data::Float(f) => f.to_string(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
         .collect();
     assert!(rows[0][0].contains("留守儿童基本情况登记表"));
     assert_eq!(&rows[1][..4], ["序号", "学籍号", "姓名", "性别"]);
@@ -575,7 +650,7 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     let r = web.get("/reports/summary");
     let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
     let sheet = book.worksheet_range_at(0).unwrap().unwrap();
-    let total = sheet.rows().last().unwrap().to_vec();
+    let total = sheet.rows().next_back().unwrap().to_vec();
     assert_eq!(total[1].to_string(), "合计");
     assert_eq!(total[3], Data::Float(children.len() as f64));
     let r = web.get("/reports/sante");
@@ -634,7 +709,10 @@ impl Chromium {
             session: None,
             _dir: dir,
         };
-        let target = c.call("Target.createTarget", serde_json::json!({"url": "about:blank"}));
+        let target = c.call(
+            "Target.createTarget",
+            serde_json::json!({"url": "about:blank"}),
+        );
         let id = target["targetId"].as_str().unwrap().to_owned();
         let attached = c.call(
             "Target.attachToTarget",
@@ -701,7 +779,10 @@ impl Chromium {
     }
 
     fn screenshot(&mut self, file: &Path) -> Vec<u8> {
-        let r = self.call("Page.captureScreenshot", serde_json::json!({"format": "png"}));
+        let r = self.call(
+            "Page.captureScreenshot",
+            serde_json::json!({"format": "png"}),
+        );
         let png = data_encoding::BASE64
             .decode(r["data"].as_str().unwrap().as_bytes())
             .unwrap();
@@ -731,7 +812,9 @@ fn the_console_works_in_headless_chromium() {
                 .is_ok_and(|o| o.status.success())
         })
         .unwrap_or_else(|| {
-            panic!("chromium is not installed: run scripts/setup.sh (it installs Debian's chromium)")
+            panic!(
+                "chromium is not installed: run scripts/setup.sh (it installs Debian's chromium)"
+            )
         });
     let hub = Hub::start();
     assert!(hub.set_password("张长友", PASSWORD).0);
@@ -741,7 +824,10 @@ fn the_console_works_in_headless_chromium() {
     let mut browser = Chromium::start(chromium);
     // No session: the console sends the browser to the login form.
     let page = browser.open(&hub.url("/"), "/login");
-    assert!(page.contains("办公室登录") && page.contains("type=\"password\""), "{page}");
+    assert!(
+        page.contains("办公室登录") && page.contains("type=\"password\""),
+        "{page}"
+    );
     browser.screenshot(&shots.join("login.png"));
     // A wrong password, typed into the form.
     let fill = |name: &str, password: &str| {
@@ -766,9 +852,16 @@ fn the_console_works_in_headless_chromium() {
         "the session cookie is HttpOnly: {cookie_visible}"
     );
     let png = browser.screenshot(&shots.join("overview.png"));
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
     let page = browser.open(&hub.url("/students"), "/students");
-    assert!(page.contains(CHILDREN[0].1) && page.contains(OTHER_CHILD), "{page}");
+    assert!(
+        page.contains(CHILDREN[0].1) && page.contains(OTHER_CHILD),
+        "{page}"
+    );
     browser.screenshot(&shots.join("students.png"));
     eprintln!("screenshots: {}", shots.display());
 }

@@ -14,12 +14,12 @@
 //! - Every form carries the session's CSRF token (the login form a token that is also in a
 //!   cookie of its own), compared on the server before anything is done.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 use rand::RngCore;
 use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
@@ -71,7 +71,10 @@ pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Resu
         ));
     }
     if password.chars().count() > 200 || password.chars().any(char::is_control) {
-        return Err(Error::invalid("密码", "不能超过 200 个字符，也不能含控制字符"));
+        return Err(Error::invalid(
+            "密码",
+            "不能超过 200 个字符，也不能含控制字符",
+        ));
     }
     let hash = hash_password(password)?;
     let conn = archive.store().conn();
@@ -167,9 +170,7 @@ impl Viewer {
 
 /// The member whose session the request carries; [`OfficeError::NotLoggedIn`] if none is valid.
 pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeError> {
-    let token = ctx
-        .cookie(SESSION_COOKIE)
-        .ok_or(OfficeError::NotLoggedIn)?;
+    let token = ctx.cookie(SESSION_COOKIE).ok_or(OfficeError::NotLoggedIn)?;
     let found: Option<(String, String)> = archive
         .store()
         .conn()
@@ -250,7 +251,11 @@ enum Outcome {
 }
 
 /// `POST /login`.
-pub(crate) async fn login(State(office): State<Office>, ctx: Ctx, Form(form): Form<LoginForm>) -> Response {
+pub(crate) async fn login(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let expected = ctx.cookie(LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(&expected, form.csrf.trim()) {
         return login_response(
@@ -262,7 +267,12 @@ pub(crate) async fn login(State(office): State<Office>, ctx: Ctx, Form(form): Fo
     }
     let name = form.name.trim().to_owned();
     if name.is_empty() || form.password.is_empty() {
-        return login_response(&ctx, StatusCode::BAD_REQUEST, &name, Some("请填写姓名和密码"));
+        return login_response(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            &name,
+            Some("请填写姓名和密码"),
+        );
     }
     let source = ctx.source.to_string();
     let (n, password) = (name.clone(), form.password);
@@ -299,7 +309,12 @@ pub(crate) async fn login(State(office): State<Office>, ctx: Ctx, Form(form): Fo
 }
 
 /// Checks the lock-out, then the password; records a failure or opens a session.
-fn attempt(a: &mut Archive, name: &str, password: &str, source: &str) -> Result<Outcome, OfficeError> {
+fn attempt(
+    a: &mut Archive,
+    name: &str,
+    password: &str,
+    source: &str,
+) -> Result<Outcome, OfficeError> {
     let t = now();
     let conn = a.store().conn();
     conn.execute(

@@ -71,7 +71,10 @@ mod tests {
             Some(80.0),
         );
         assert!(svg.contains("width=\"210\""), "{svg}");
-        assert!(svg.contains("width=\"420\" height=\"20\" class=\"bar\""), "{svg}");
+        assert!(
+            svg.contains("width=\"420\" height=\"20\" class=\"bar\""),
+            "{svg}"
+        );
         assert!(svg.contains("bar warn"));
         assert!(svg.contains("本周家访&lt;x&gt;"));
         assert!(!svg.contains("<x>"));

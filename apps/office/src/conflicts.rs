@@ -140,5 +140,9 @@ pub async fn resolve(
             Ok(())
         })
         .await?;
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/conflicts?done=1")]).into_response())
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, "/conflicts?done=1")],
+    )
+        .into_response())
 }

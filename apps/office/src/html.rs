@@ -184,6 +184,9 @@ mod tests {
             esc("<script>\"a\"&'b'</script>"),
             "&lt;script&gt;&quot;a&quot;&amp;&#39;b&#39;&lt;/script&gt;"
         );
-        assert_eq!(url("三年级(1)班"), "%E4%B8%89%E5%B9%B4%E7%BA%A7%281%29%E7%8F%AD");
+        assert_eq!(
+            url("三年级(1)班"),
+            "%E4%B8%89%E5%B9%B4%E7%BA%A7%281%29%E7%8F%AD"
+        );
     }
 }

@@ -115,10 +115,7 @@ impl Office {
     ) -> Result<T, OfficeError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut slot = inner
-                .archive
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut slot = inner.archive.lock().unwrap_or_else(PoisonError::into_inner);
             if slot.is_none() {
                 *slot = Some(inner.hub.open_archive()?);
             }

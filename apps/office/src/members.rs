@@ -31,7 +31,15 @@ pub async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                     .collect::<rusqlite::Result<_>>()?
             };
             let mut body = invite_form(&v.csrf);
-            let mut t = Table::new(&["姓名", "角色", "班级", "结对学生", "设备", "办公室登录", "状态"]);
+            let mut t = Table::new(&[
+                "姓名",
+                "角色",
+                "班级",
+                "结对学生",
+                "设备",
+                "办公室登录",
+                "状态",
+            ]);
             for m in &school.members {
                 let classes: Vec<&str> = school
                     .classes
@@ -81,7 +89,13 @@ pub async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                 devices.len(),
                 t.finish()
             );
-            Ok(html::page(&v, &school.name, "成员与设备", "/members", &body))
+            Ok(html::page(
+                &v,
+                &school.name,
+                "成员与设备",
+                "/members",
+                &body,
+            ))
         })
         .await
 }
@@ -89,7 +103,12 @@ pub async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
 fn invite_form(csrf: &str) -> String {
     let mut roles = String::from("<option value=\"\">按其现有角色</option>");
     for r in Role::ALL {
-        let _ = write!(roles, "<option value=\"{}\">{}</option>", r.key(), esc(r.label()));
+        let _ = write!(
+            roles,
+            "<option value=\"{}\">{}</option>",
+            r.key(),
+            esc(r.label())
+        );
     }
     format!(
         "<section><h2>邀请设备</h2><form method=\"post\" action=\"/members/invite\" class=\"filters\">{}<label>成员姓名<input name=\"member\" required maxlength=\"50\"></label><label>角色（新成员必填）<select name=\"role\">{roles}</select></label><label>有效天数<input name=\"days\" value=\"7\" size=\"3\" inputmode=\"numeric\"></label><button type=\"submit\">生成邀请码</button></form><p class=\"hint\">新成员会以所选角色加入学校；已有成员的邀请不会改变其角色。邀请码只能用于一台设备。</p></section>",
@@ -195,7 +214,10 @@ mod tests {
     fn the_qr_code_has_a_quiet_zone_and_dark_modules() {
         let svg = qr_svg("shouwang1abcdefghijklmnopqrstuvwxyz0123456789").unwrap();
         assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("M4 4h1v1h-1z"), "the finder pattern starts at the quiet zone");
+        assert!(
+            svg.contains("M4 4h1v1h-1z"),
+            "the finder pattern starts at the quiet zone"
+        );
         assert!(!svg.contains("M0 0h1"));
     }
 }

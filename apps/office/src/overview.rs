@@ -71,7 +71,11 @@ fn render(a: &mut Archive, v: &Viewer) -> Result<String, OfficeError> {
         body,
         "<p class=\"lead\">今天 {today} · {} 名学生{}</p>",
         children.len(),
-        if v.admin { "（全校）" } else { "（你负责的）" }
+        if v.admin {
+            "（全校）"
+        } else {
+            "（你负责的）"
+        }
     );
 
     // Children by class.
@@ -102,14 +106,25 @@ fn render(a: &mut Archive, v: &Viewer) -> Result<String, OfficeError> {
         t.row_html(&cells);
     }
     let mut cells = vec!["<b>合计</b>".to_owned(), total.children.to_string()];
-    cells.extend(total.away.iter().chain(&total.flags).map(ToString::to_string));
+    cells.extend(
+        total
+            .away
+            .iter()
+            .chain(&total.flags)
+            .map(ToString::to_string),
+    );
     t.row_html(&cells);
     let _ = write!(body, "<section><h2>各班学生</h2>{}</section>", t.finish());
 
     // Due and overdue per member.
     let school = a.school()?;
     let members: Vec<_> = if v.admin {
-        school.members.iter().filter(|m| m.active).cloned().collect()
+        school
+            .members
+            .iter()
+            .filter(|m| m.active)
+            .cloned()
+            .collect()
     } else {
         vec![v.member.clone()]
     };
@@ -178,9 +193,13 @@ fn render(a: &mut Archive, v: &Viewer) -> Result<String, OfficeError> {
         let last_month = first.pred_opt().unwrap_or(first);
         let months = [
             ("本月", first, today),
-            ("上月", last_month.with_day(1).unwrap_or(last_month), last_month),
+            (
+                "上月",
+                last_month.with_day(1).unwrap_or(last_month),
+                last_month,
+            ),
         ];
-        body.push_str("<section><h2>各项规定的达标情况（DOMAIN.md §3，只计已结束的考核周期）</h2>");
+        body.push_str("<section><h2>各项规定的达标情况（只计已结束的考核周期）</h2>");
         for (name, from, to) in months {
             let rows = a.compliance(from, to)?;
             let bars: Vec<Bar> = rows
@@ -211,16 +230,17 @@ fn render(a: &mut Archive, v: &Viewer) -> Result<String, OfficeError> {
         .map(|d| d.id.to_string())
         .collect();
     let mut t = Table::new(&["成员", "设备", "状态", "最近同步"]);
-    for d in devices
-        .iter()
-        .filter(|d| v.admin || mine.contains(&d.id))
-    {
+    for d in devices.iter().filter(|d| v.admin || mine.contains(&d.id)) {
         let last = d
             .last_sync
             .map(|ms| html::time(ms.div_euclid(1000)))
             .unwrap_or_else(|| "从未同步".into());
         t.row(&[&d.member, &d.label, &d.status(), &last]);
     }
-    let _ = write!(body, "<section><h2>设备最近同步</h2>{}</section>", t.finish());
+    let _ = write!(
+        body,
+        "<section><h2>设备最近同步</h2>{}</section>",
+        t.finish()
+    );
     Ok(body)
 }

@@ -71,7 +71,10 @@ pub struct Sheet {
 pub fn parse_month(s: &str) -> Result<(NaiveDate, NaiveDate), OfficeError> {
     let bad = || OfficeError::BadInput(format!("月份“{s}”填写有误，格式如 2026-11"));
     let (y, m) = s.trim().split_once('-').ok_or_else(bad)?;
-    let (y, m) = (y.parse::<i32>().map_err(|_| bad())?, m.parse::<u32>().map_err(|_| bad())?);
+    let (y, m) = (
+        y.parse::<i32>().map_err(|_| bad())?,
+        m.parse::<u32>().map_err(|_| bad())?,
+    );
     let first = NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(bad)?;
     let next = if m == 12 {
         NaiveDate::from_ymd_opt(y + 1, 1, 1)
@@ -99,8 +102,16 @@ pub fn build(a: &mut Archive, key: &str, month: Option<&str>) -> Result<Sheet, O
     match key {
         "summary" => {
             sheet.rows.push(s(&[
-                "学校", "班级", "班主任", "留守儿童人数", "父亲外出", "母亲外出", "父母均外出", "特困生",
-                "特长生", "特殊学生",
+                "学校",
+                "班级",
+                "班主任",
+                "留守儿童人数",
+                "父亲外出",
+                "母亲外出",
+                "父母均外出",
+                "特困生",
+                "特长生",
+                "特殊学生",
             ]));
             let mut by: BTreeMap<String, [usize; 7]> = BTreeMap::new();
             for c in &children {
@@ -143,9 +154,25 @@ pub fn build(a: &mut Archive, key: &str, month: Option<&str>) -> Result<Sheet, O
         }
         "registry" => {
             sheet.rows.push(s(&[
-                "序号", "学籍号", "姓名", "性别", "出生日期", "班级", "身份证号", "家庭住址", "外出务工",
-                "父亲姓名", "父亲电话", "父亲务工地址", "母亲姓名", "母亲电话", "母亲务工地址",
-                "监护人", "与监护人关系", "监护人电话", "与谁生活",
+                "序号",
+                "学籍号",
+                "姓名",
+                "性别",
+                "出生日期",
+                "班级",
+                "身份证号",
+                "家庭住址",
+                "外出务工",
+                "父亲姓名",
+                "父亲电话",
+                "父亲务工地址",
+                "母亲姓名",
+                "母亲电话",
+                "母亲务工地址",
+                "监护人",
+                "与监护人关系",
+                "监护人电话",
+                "与谁生活",
             ]));
             for (i, c) in children.iter().enumerate() {
                 let file = a.child_file(c.id.as_str())?;
@@ -183,7 +210,14 @@ pub fn build(a: &mut Archive, key: &str, month: Option<&str>) -> Result<Sheet, O
         }
         "sante" => {
             sheet.rows.push(s(&[
-                "序号", "姓名", "班级", "性别", "特困生", "特长生", "特殊学生", "外出务工",
+                "序号",
+                "姓名",
+                "班级",
+                "性别",
+                "特困生",
+                "特长生",
+                "特殊学生",
+                "外出务工",
             ]));
             let mut n = 0;
             for c in children.iter().filter(|c| !c.flags.is_empty()) {
@@ -203,7 +237,9 @@ pub fn build(a: &mut Archive, key: &str, month: Option<&str>) -> Result<Sheet, O
             sheet.children = n;
         }
         "pairings" => {
-            sheet.rows.push(s(&["序号", "帮扶人", "帮扶角色", "学生", "班级"]));
+            sheet
+                .rows
+                .push(s(&["序号", "帮扶人", "帮扶角色", "学生", "班级"]));
             let mut n = 0;
             for p in school.pairings.iter().filter(|p| p.active) {
                 let Some(c) = children.iter().find(|c| c.id == p.child) else {
@@ -275,7 +311,8 @@ pub fn xlsx(sheet: &Sheet, school: &str) -> Result<Vec<u8>, OfficeError> {
         for (c, cell) in row.iter().enumerate() {
             let c = u16::try_from(c).map_err(|_| OfficeError::Internal("列数太多".into()))?;
             if r == 1 {
-                ws.write_string_with_format(r, c, cell, &bold).map_err(err)?;
+                ws.write_string_with_format(r, c, cell, &bold)
+                    .map_err(err)?;
             } else if let Ok(n) = cell.parse::<i64>()
                 && n.to_string() == *cell
                 && cell.len() < 8
@@ -341,8 +378,10 @@ pub(crate) async fn download(
             let sheet = build(a, &name, month.as_deref())?;
             let school = a.school()?;
             let bytes = xlsx(&sheet, &school.name)?;
-            a.on_behalf(&v.member.id)?
-                .log_report(&format!("办公室网页下载报表 {}", sheet.title), sheet.children)?;
+            a.on_behalf(&v.member.id)?.log_report(
+                &format!("办公室网页下载报表 {}", sheet.title),
+                sheet.children,
+            )?;
             Ok((bytes, sheet.title))
         })
         .await?;
@@ -355,11 +394,65 @@ pub(crate) async fn download(
             ),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"report.xlsx\"; filename*=UTF-8''{}", html::url(&file)),
+                format!(
+                    "attachment; filename=\"report.xlsx\"; filename*=UTF-8''{}",
+                    html::url(&file)
+                ),
             ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         bytes,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_month_is_its_first_and_last_day_and_a_bad_one_is_refused_in_chinese() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(
+            parse_month("2026-11").unwrap(),
+            (d(2026, 11, 1), d(2026, 11, 30))
+        );
+        assert_eq!(
+            parse_month("2026-12").unwrap(),
+            (d(2026, 12, 1), d(2026, 12, 31))
+        );
+        assert_eq!(parse_month("2028-02").unwrap().1, d(2028, 2, 29));
+        for bad in ["2026-13", "2026", "十一月", ""] {
+            let e = parse_month(bad).unwrap_err().to_string();
+            assert!(e.contains("填写有误"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_sheet_becomes_a_workbook_with_counts_as_numbers_and_ids_as_text() {
+        use calamine::{Data, Reader, Xlsx};
+        let sheet = Sheet {
+            title: "三特儿童登记表".into(),
+            rows: vec![
+                vec!["序号".into(), "学籍号".into(), "姓名".into()],
+                vec!["1".into(), "G340321201501".into(), "王小雨".into()],
+                vec!["2".into(), "00123".into(), "赵子涵".into()],
+            ],
+            children: 2,
+        };
+        let bytes = xlsx(&sheet, "郭庄小学").unwrap();
+        let mut book = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let range = book.worksheet_range_at(0).unwrap().unwrap();
+        let rows: Vec<_> = range.rows().collect();
+        assert_eq!(rows[0][0], Data::String("郭庄小学 三特儿童登记表".into()));
+        assert_eq!(rows[2][0], Data::Float(1.0));
+        assert_eq!(rows[2][1], Data::String("G340321201501".into()));
+        assert_eq!(
+            rows[3][1],
+            Data::String("00123".into()),
+            "leading zeros kept"
+        );
+    }
 }

@@ -53,11 +53,22 @@ pub async fn list(
                 .filter(|r| f.away.is_empty() || r.parents_away.as_deref() == Some(&f.away))
                 .filter(|r| f.flag.is_empty() || r.flags.iter().any(|x| *x == f.flag))
                 .collect();
-            let mut classes: Vec<&str> = rows.iter().filter_map(|r| r.class_name.as_deref()).collect();
+            let mut classes: Vec<&str> = rows
+                .iter()
+                .filter_map(|r| r.class_name.as_deref())
+                .collect();
             classes.sort_unstable();
             classes.dedup();
             let mut body = filter_form(&f, &classes);
-            let mut t = Table::new(&["姓名", "班级", "性别", "外出务工", "三特", "记录", "最近记录"]);
+            let mut t = Table::new(&[
+                "姓名",
+                "班级",
+                "性别",
+                "外出务工",
+                "三特",
+                "记录",
+                "最近记录",
+            ]);
             for r in &shown {
                 t.row_html(&[
                     format!(
@@ -67,7 +78,10 @@ pub async fn list(
                     ),
                     esc(r.class_name.as_deref().unwrap_or("")),
                     esc(&html::profile_choice("sex", r.sex.as_deref())),
-                    esc(&html::profile_choice("parents_away", r.parents_away.as_deref())),
+                    esc(&html::profile_choice(
+                        "parents_away",
+                        r.parents_away.as_deref(),
+                    )),
                     esc(&r.flags.join("、")),
                     r.records.to_string(),
                     esc(r.last_record.as_deref().unwrap_or("")),
@@ -99,7 +113,11 @@ fn filter_form(f: &Filter, classes: &[&str]) -> String {
         class_opts.push_str(&option(c, c, &f.class));
     }
     let mut away_opts = option("", "不限", &f.away);
-    for (k, l) in [("father", "父亲外出"), ("mother", "母亲外出"), ("both", "父母均外出")] {
+    for (k, l) in [
+        ("father", "父亲外出"),
+        ("mother", "母亲外出"),
+        ("both", "父母均外出"),
+    ] {
         away_opts.push_str(&option(k, l, &f.away));
     }
     let mut flag_opts = option("", "不限", &f.flag);
@@ -125,7 +143,13 @@ pub async fn file(
             let file = a.on_behalf(&v.member.id)?.child_file_for(&id, None)?;
             let school = a.school()?;
             let body = render_file(&file, &school, Some(&v.csrf), false);
-            Ok(html::page(&v, &school.name, &format!("{}的档案", file.name), "/students", &body))
+            Ok(html::page(
+                &v,
+                &school.name,
+                &format!("{}的档案", file.name),
+                "/students",
+                &body,
+            ))
         })
         .await
 }
@@ -215,7 +239,11 @@ pub(crate) fn render_file(
     let conflicted: Vec<String> = file.conflicts.iter().map(|(_, c)| c.dotted()).collect();
     s.push_str("<div class=\"sections\">");
     for sec in file.sections.iter().filter(|s| !s.fields.is_empty()) {
-        let _ = write!(s, "<section class=\"card\"><h2>{}</h2><dl>", esc(&sec.label));
+        let _ = write!(
+            s,
+            "<section class=\"card\"><h2>{}</h2><dl>",
+            esc(&sec.label)
+        );
         for f in &sec.fields {
             let mark = if conflicted.contains(&format!("{}.{}", sec.key, f.key)) {
                 " <span class=\"warn\">⚠ 有冲突</span>"
@@ -253,7 +281,11 @@ pub(crate) fn render_file(
             "<p class=\"muted\">【身份信息、特别关注】仅班主任、校领导和档案管理员可见</p>"
         });
     }
-    let _ = write!(s, "<section><h2>关爱记录（共 {} 条）</h2>", file.records.len());
+    let _ = write!(
+        s,
+        "<section><h2>关爱记录（共 {} 条）</h2>",
+        file.records.len()
+    );
     let mut t = Table::new(&["日期", "类型", "记录人", "内容"]);
     for r in &file.records {
         let mut content = String::new();
@@ -292,13 +324,21 @@ pub(crate) fn render_file(
         t.row_html(&[
             esc(&r.meta.happened_on),
             esc(&r.kind_label),
-            format!("{}（{}）", esc(&school.member_name(&r.meta.author)), esc(&role)),
+            format!(
+                "{}（{}）",
+                esc(&school.member_name(&r.meta.author)),
+                esc(&role)
+            ),
             content,
         ]);
     }
     s.push_str(&t.finish());
     s.push_str("</section>");
-    let _ = write!(s, "<section><h2>未解决的冲突（{} 处）</h2>", file.conflicts.len());
+    let _ = write!(
+        s,
+        "<section><h2>未解决的冲突（{} 处）</h2>",
+        file.conflicts.len()
+    );
     if file.conflicts.is_empty() {
         s.push_str("<p>无</p>");
     }
