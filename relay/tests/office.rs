@@ -662,9 +662,25 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     assert_eq!(rows[2][4].to_string(), "是");
     let r = web.get("/reports/contacts?month=2026-13");
     assert_eq!(r.status, 400);
-    assert!(r.text().contains("月份“2026-13”填写有误"));
+    assert!(r.text().contains("不是有效的月份"), "{}", r.text());
     assert_eq!(web.get("/reports/contacts?month=2026-11").status, 200);
     assert_eq!(web.get("/reports/pairings").status, 200);
+    // One child's 六项基本档案, linked from the child's page.
+    let page = web.get(&format!("/students/{child}")).text();
+    assert!(
+        page.contains(&format!("/reports/child?child={child}")),
+        "{page}"
+    );
+    let r = web.get(&format!("/reports/child?child={child}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    assert_eq!(book.sheet_names().len(), 6);
+    let basic = book.worksheet_range_at(0).unwrap().unwrap();
+    assert!(
+        basic
+            .rows()
+            .any(|r| r[0].to_string() == "基本情况·姓名" && r[1].to_string() == CHILDREN[0].1)
+    );
 }
 
 /// Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`: commands

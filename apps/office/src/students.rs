@@ -142,7 +142,13 @@ pub async fn file(
             let v = viewer(a, &ctx)?;
             let file = a.on_behalf(&v.member.id)?.child_file_for(&id, None)?;
             let school = a.school()?;
-            let body = render_file(&file, &school, Some(&v.csrf), false);
+            let mut body = render_file(&file, &school, Some(&v.csrf), false);
+            if v.admin {
+                body.push_str(&format!(
+                    "<p><a href=\"/reports/child?child={}\">下载六项基本档案（.xlsx）</a></p>",
+                    html::url(file.id.as_str())
+                ));
+            }
             Ok(html::page(
                 &v,
                 &school.name,
@@ -231,8 +237,8 @@ pub(crate) fn render_file(
             String::new()
         } else {
             format!(
-                " · <a href=\"/print/{}\">打印版</a>",
-                html::url(file.id.as_str())
+                " · <a href=\"/print/{id}\">打印版</a>",
+                id = html::url(file.id.as_str())
             )
         }
     );

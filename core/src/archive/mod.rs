@@ -22,6 +22,7 @@ mod lookup;
 mod lost;
 mod rebase;
 mod repair;
+mod reports;
 pub(crate) mod scope;
 mod syncing;
 
