@@ -597,6 +597,72 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     assert_eq!(invite.role, Role::HeadTeacher);
     assert!(hub.archive().find_member("陈华").is_ok());
 
+    // Members, classes and pairings, through the core's paths; bad input changes nothing.
+    let r = web.post(
+        "/members/add",
+        &[
+            ("csrf", &token),
+            ("name", "朱安喜"),
+            ("role", "班主任"),
+            ("phone", "12"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("电话"), "{}", r.text());
+    assert!(hub.archive().find_member("朱安喜").is_err());
+    let r = web.post(
+        "/members/add",
+        &[
+            ("csrf", &token),
+            ("name", "朱安喜"),
+            ("role", "班主任"),
+            ("phone", "13805640002"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = web.post(
+        "/members/class",
+        &[
+            ("csrf", &token),
+            ("name", "五年级(1)班"),
+            ("head", "朱安喜"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = web.post(
+        "/members/pair",
+        &[
+            ("csrf", &token),
+            ("carer", "朱安喜"),
+            ("child", OTHER_CHILD),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        web.get("/members?done=pair")
+            .text()
+            .contains("已建立结对帮扶")
+    );
+    let school = hub.archive().school().unwrap();
+    let zhu = school.members.iter().find(|m| m.name == "朱安喜").unwrap();
+    assert!(
+        school
+            .classes
+            .iter()
+            .any(|c| c.name == "五年级(1)班" && c.head_teacher.as_ref() == Some(&zhu.id))
+    );
+    assert!(
+        school
+            .pairings
+            .iter()
+            .any(|p| p.carer == zhu.id && p.active)
+    );
+    let r = web.post(
+        "/members/class",
+        &[("csrf", &token), ("name", "五年级(1)班")],
+    );
+    assert_eq!(r.status, 403, "a class that exists: {}", r.text());
+
     // 报表: each download parses and matches the archive cell by cell.
     let mut a = hub.archive();
     let before = a.audit_log().unwrap().entries;

@@ -167,7 +167,10 @@ fn every_report_reads_back_cell_by_cell_as_the_archive_says() {
     ]);
     let rows = &read(&out)[0].1;
     assert_eq!(rows[1][..4], ["学校", "班级", "班主任", "留守儿童人数"]);
-    assert_eq!(rows[2][..7], ["郭庄小学", CLASS, TEACHER, "3", "2", "0", "1"]);
+    assert_eq!(
+        rows[2][..7],
+        ["郭庄小学", CLASS, TEACHER, "3", "2", "0", "1"]
+    );
     assert_eq!(rows[2][7..], ["1", "1", "0"]);
     assert_eq!(rows[3][1], "合计");
 

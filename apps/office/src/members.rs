@@ -1,13 +1,15 @@
-//! 成员与设备 (administrators): members and their classes, devices and their last sync, and
-//! invites: the hub issues one (adding a new member with the role asked for, as
-//! `shouwang-relay invite` does) and the page shows it as text and as a QR code (inline SVG)
-//! for the teacher's phone to scan.
+//! 成员与设备 (administrators): members and their classes, devices and their last sync;
+//! adding a member, a class or a pairing (the core's `add_member`, `add_class`, `pair`, as
+//! `shouwang member add`, `class add` and `pair` on the hub's store); and invites: the hub
+//! issues one (adding a new member with the role asked for, as `shouwang-relay invite` does)
+//! and the page shows it as text and as a QR code (inline SVG) for the teacher's phone to scan.
 
 use std::fmt::Write as _;
 
 use axum::Form;
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use qrcode::{Color, EcLevel, QrCode};
 use serde::Deserialize;
 use shouwang_core::roles::Role;
@@ -16,12 +18,29 @@ use crate::auth::viewer;
 use crate::html::{self, Table, csrf_field, esc};
 use crate::{Ctx, Office, OfficeError};
 
+/// What was just done (a fixed code, so a link cannot put words on the page).
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: String,
+}
+
 /// `GET /members`.
-pub async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, OfficeError> {
+pub async fn page(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Query(done): Query<Done>,
+) -> Result<Response, OfficeError> {
     office
         .with_archive(move |a, _| {
             let v = viewer(a, &ctx)?;
             v.require_admin()?;
+            let notice = match done.done.as_str() {
+                "member" => "<div class=\"notice\">已添加成员。</div>",
+                "class" => "<div class=\"notice\">已添加班级。</div>",
+                "pair" => "<div class=\"notice\">已建立结对帮扶。</div>",
+                _ => "",
+            };
             let school = a.school()?;
             let devices = a.devices()?;
             let with_password: Vec<String> = {
@@ -30,7 +49,11 @@ pub async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                 stmt.query_map([], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?
             };
-            let mut body = invite_form(&v.csrf);
+            let mut body = format!(
+                "{notice}{}{}",
+                invite_form(&v.csrf),
+                add_forms(&v.csrf, &school)
+            );
             let mut t = Table::new(&[
                 "姓名",
                 "角色",
@@ -96,6 +119,138 @@ pub async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                 "/members",
                 &body,
             ))
+        })
+        .await
+}
+
+fn add_forms(csrf: &str, school: &shouwang_core::school::SchoolView) -> String {
+    let mut roles = String::new();
+    for r in Role::ALL {
+        let _ = write!(
+            roles,
+            "<option value=\"{}\">{}</option>",
+            r.key(),
+            esc(r.label())
+        );
+    }
+    let mut classes = String::from("<option value=\"\">（无）</option>");
+    for c in &school.classes {
+        let _ = write!(classes, "<option>{}</option>", esc(&c.name));
+    }
+    let token = csrf_field(csrf);
+    format!(
+        "<section><h2>添加成员、班级、结对</h2>\
+<form method=\"post\" action=\"/members/add\" class=\"filters\">{token}<label>姓名<input name=\"name\" required maxlength=\"50\"></label><label>角色<select name=\"role\">{roles}</select></label><label>班级（班主任填）<select name=\"class\">{classes}</select></label><label>电话<input name=\"phone\" maxlength=\"20\"></label><button type=\"submit\">添加成员</button></form>\
+<form method=\"post\" action=\"/members/class\" class=\"filters\">{token}<label>班级名称<input name=\"name\" required maxlength=\"50\" placeholder=\"三年级(2)班\"></label><label>班主任（可不填）<input name=\"head\" maxlength=\"50\"></label><button type=\"submit\">添加班级</button></form>\
+<form method=\"post\" action=\"/members/pair\" class=\"filters\">{token}<label>帮扶人<input name=\"carer\" required maxlength=\"50\"></label><label>学生（姓名、学籍号或编号）<input name=\"child\" required maxlength=\"50\"></label><button type=\"submit\">建立结对</button></form></section>"
+    )
+}
+
+/// The add-a-member form.
+#[derive(Debug, Deserialize)]
+pub struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    class: String,
+    #[serde(default)]
+    phone: String,
+}
+
+fn done(what: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/members?done={what}"))],
+    )
+        .into_response()
+}
+
+fn optional(s: &str) -> Option<&str> {
+    Some(s.trim()).filter(|s| !s.is_empty())
+}
+
+/// `POST /members/add`: `shouwang member add`.
+pub async fn add_member(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<MemberForm>,
+) -> Result<Response, OfficeError> {
+    office
+        .with_archive(move |a, _| {
+            let v = viewer(a, &ctx)?;
+            v.check_csrf(&form.csrf)?;
+            v.require_admin()?;
+            let role = Role::parse(&form.role)?;
+            a.add_member(
+                &form.name,
+                &[role],
+                optional(&form.class),
+                optional(&form.phone),
+            )?;
+            tracing::info!(by = %v.member.id, "office: member added");
+            Ok(done("member"))
+        })
+        .await
+}
+
+/// The add-a-class form.
+#[derive(Debug, Deserialize)]
+pub struct ClassForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    head: String,
+}
+
+/// `POST /members/class`: `shouwang class add`.
+pub async fn add_class(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<ClassForm>,
+) -> Result<Response, OfficeError> {
+    office
+        .with_archive(move |a, _| {
+            let v = viewer(a, &ctx)?;
+            v.check_csrf(&form.csrf)?;
+            v.require_admin()?;
+            a.add_class(&form.name, optional(&form.head))?;
+            tracing::info!(by = %v.member.id, "office: class added");
+            Ok(done("class"))
+        })
+        .await
+}
+
+/// The pairing form.
+#[derive(Debug, Deserialize)]
+pub struct PairForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    carer: String,
+    #[serde(default)]
+    child: String,
+}
+
+/// `POST /members/pair`: `shouwang pair`.
+pub async fn pair(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<PairForm>,
+) -> Result<Response, OfficeError> {
+    office
+        .with_archive(move |a, _| {
+            let v = viewer(a, &ctx)?;
+            v.check_csrf(&form.csrf)?;
+            v.require_admin()?;
+            a.pair(form.carer.trim(), form.child.trim(), None)?;
+            tracing::info!(by = %v.member.id, "office: pairing added");
+            Ok(done("pair"))
         })
         .await
 }
