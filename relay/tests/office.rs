@@ -829,6 +829,14 @@ impl Chromium {
         }
     }
 
+    /// Sends a command to the browser itself (not the page).
+    fn call_browser(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let session = self.session.take();
+        let r = self.call(method, params);
+        self.session = session;
+        r
+    }
+
     /// Evaluates `js` in the page and returns its value.
     fn eval(&mut self, js: &str) -> serde_json::Value {
         let r = self.call(
@@ -871,6 +879,29 @@ impl Chromium {
         std::fs::write(file, &png).unwrap();
         png
     }
+}
+
+/// The text of the QR code in a PNG screenshot.
+fn read_qr(png_bytes: &[u8]) -> String {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let samples = info.color_type.samples();
+    let line = info.line_size;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        let p = &buf[y * line + x * samples..];
+        if samples >= 3 {
+            ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 3) as u8
+        } else {
+            p[0]
+        }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the screenshot");
+    grids[0].decode().unwrap().1
 }
 
 impl Drop for Chromium {
@@ -945,5 +976,82 @@ fn the_console_works_in_headless_chromium() {
         "{page}"
     );
     browser.screenshot(&shots.join("students.png"));
+
+    // 冲突: pick the 班主任's number on the page.
+    let page = browser.open(&hub.url("/conflicts"), "/conflicts");
+    assert!(
+        page.contains("共 1 处") && page.contains("13800001111"),
+        "{page}"
+    );
+    browser.screenshot(&shots.join("conflicts.png"));
+    browser.eval(
+        "const f = document.querySelector('.conflict form'); \
+         [...f.querySelectorAll('input[name=pick]')].find(i => i.parentElement.textContent.includes('13800001111')).checked = true; \
+         f.submit(); true",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let page = browser.wait_for("/conflicts");
+    assert!(page.contains("共 0 处"), "{page}");
+    let file = hub.archive().child_file(CHILDREN[0].1).unwrap();
+    assert!(file.conflicts.is_empty());
+    let guardian = file.sections.iter().find(|s| s.key == "guardian").unwrap();
+    assert!(guardian.fields.iter().any(|f| f.value == "13800001111"));
+
+    // 成员与设备: an invite for a new 班主任; its QR code, read back from the screenshot, is the
+    // ticket, and the ticket is the hub's.
+    browser.open(&hub.url("/members"), "/members");
+    browser.eval(
+        "const f = document.querySelector('form[action=\"/members/invite\"]'); \
+         f.querySelector('input[name=member]').value = '陈华'; \
+         f.querySelector('select[name=role]').value = 'head_teacher'; \
+         f.submit(); true",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let page = browser.wait_for("/members/invite");
+    assert!(page.contains("已把 陈华"), "{page}");
+    let png = browser.screenshot(&shots.join("invite.png"));
+    let scanned = read_qr(&png);
+    let invite = shouwang_core::membership::Invite::decode(&scanned.to_ascii_lowercase())
+        .unwrap_or_else(|e| panic!("{e}: {scanned}"));
+    assert_eq!(invite.role, Role::HeadTeacher);
+    assert_eq!(
+        hub.archive().find_member("陈华").unwrap().id,
+        invite.member,
+        "the ticket is for the member the page added"
+    );
+
+    // 报表: a download, read back.
+    let downloads = shots.join("downloads");
+    let _ = std::fs::remove_dir_all(&downloads);
+    std::fs::create_dir_all(&downloads).unwrap();
+    browser.call_browser(
+        "Browser.setDownloadBehavior",
+        serde_json::json!({"behavior": "allow", "downloadPath": downloads.display().to_string()}),
+    );
+    browser.open(&hub.url("/reports"), "/reports");
+    browser.call(
+        "Page.navigate",
+        serde_json::json!({"url": hub.url("/reports/summary")}),
+    );
+    let mut file = None;
+    for _ in 0..100 {
+        file = std::fs::read_dir(&downloads)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "xlsx"));
+        if file.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let file = file.expect("the browser saved the report");
+    {
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> = calamine::open_workbook(&file).unwrap();
+        let range = book.worksheet_range_at(0).unwrap().unwrap();
+        let last = range.rows().next_back().unwrap().to_vec();
+        assert_eq!(last[1].to_string(), "合计");
+        assert_eq!(last[3], calamine::Data::Float(5.0));
+    }
     eprintln!("screenshots: {}", shots.display());
 }
