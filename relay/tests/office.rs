@@ -9,9 +9,7 @@
 //! does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -21,6 +19,7 @@ use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
 use shouwang_relay::server::{DataDir, adopt_archive};
 use shouwang_tests::fixtures::{CHILDREN, CLASS, HEAD_TEACHER, join, kv, school, sync};
+use shouwang_tests::http::{Client, form, hidden};
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
 use shouwang_tests::phone::id_number;
 
@@ -134,170 +133,11 @@ impl Hub {
     }
 
     fn browser(&self) -> Client {
-        Client {
-            port: self.ports.http,
-            cookies: BTreeMap::new(),
-        }
+        Client::new(self.ports.http)
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ports.http)
-    }
-}
-
-/// An HTTP response.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn set_cookies(&self) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// A minimal HTTP/1.1 client with a cookie jar (one request per connection).
-#[derive(Debug, Clone)]
-struct Client {
-    port: u16,
-    cookies: BTreeMap<String, String>,
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// The value of the hidden field `name` in the first form that has it.
-fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle).expect(name) + needle.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-impl Client {
-    fn request(&mut self, method: &str, path: &str, body: Option<&str>, extra: &str) -> Response {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let cookie = if self.cookies.is_empty() {
-            String::new()
-        } else {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            format!("Cookie: {}\r\n", c.join("; "))
-        };
-        let body = body.unwrap_or("");
-        let content = if method == "POST" {
-            format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                body.len()
-            )
-        } else {
-            String::new()
-        };
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}{content}{extra}\r\n{body}"
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-        let mut body = raw[split + 4..].to_vec();
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        if headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-        }) {
-            body = dechunk(&body);
-        }
-        let r = Response {
-            status,
-            headers,
-            body,
-        };
-        for c in r.set_cookies() {
-            let pair = c.split(';').next().unwrap();
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || c.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        r
-    }
-
-    fn get(&mut self, path: &str) -> Response {
-        self.request("GET", path, None, "")
-    }
-
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
-        self.request("POST", path, Some(&form(fields)), "")
-    }
-
-    /// Opens the login page and logs in.
-    fn login(&mut self, name: &str, password: &str) -> Response {
-        let page = self.get("/login");
-        assert_eq!(page.status, 200);
-        let token = hidden(&page.text(), "csrf");
-        self.post(
-            "/login",
-            &[("name", name), ("password", password), ("csrf", &token)],
-        )
-    }
-
-    /// The CSRF token of the logged-in session (from any page's logout form).
-    fn csrf(&mut self) -> String {
-        hidden(&self.get("/").text(), "csrf")
     }
 }
 
@@ -320,19 +160,6 @@ fn new_entries(
         .collect();
     new.sort_by_key(|e| (e.device.clone(), e.seq));
     new
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[end + 2..end + 2 + n]);
-        b = &b[end + 2 + n + 2..];
-    }
 }
 
 #[test]

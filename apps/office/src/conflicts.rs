@@ -62,20 +62,29 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
             let v = viewer(a, &ctx)?;
             let school = a.school()?;
             let children = a.on_behalf(&v.member.id)?.children(None)?;
+            let docs: Vec<(usize, DocId)> = children
+                .iter()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    [
+                        DocId::Child(c.id.clone()),
+                        DocId::Staff(c.id.clone()),
+                        DocId::Private(c.id.clone()),
+                    ]
+                    .map(|d| (i, d))
+                })
+                .collect();
+            let ids: Vec<DocId> = docs.iter().map(|(_, d)| d.clone()).collect();
+            let visible = a.on_behalf(&v.member.id)?.may_see_all(&ids)?;
             let mut found = Vec::new();
-            for c in &children {
-                for doc in [
-                    DocId::Child(c.id.clone()),
-                    DocId::Staff(c.id.clone()),
-                    DocId::Private(c.id.clone()),
-                ] {
-                    if !a.on_behalf(&v.member.id)?.may_see(&doc)? {
-                        continue;
-                    }
-                    if let Some(d) = a.store().doc(&doc)? {
-                        for k in conflicts::list(d) {
-                            found.push((c.id.to_string(), c.name.clone(), k));
-                        }
+            for ((i, doc), shown) in docs.iter().zip(visible) {
+                if !shown {
+                    continue;
+                }
+                if let Some(d) = a.store().doc(doc)? {
+                    let c = &children[*i];
+                    for k in conflicts::list(d) {
+                        found.push((c.id.to_string(), c.name.clone(), k));
                     }
                 }
             }

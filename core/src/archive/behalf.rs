@@ -99,6 +99,16 @@ impl OnBehalf<'_> {
         self.archive.may_see(&me, doc)
     }
 
+    /// Which of `docs` this member may see (the school document read once, for long lists).
+    pub fn may_see_all(&mut self, docs: &[DocId]) -> Result<Vec<bool>> {
+        let school = self.archive.school()?;
+        let me = self.archive.me()?;
+        let archive = &mut *self.archive;
+        docs.iter()
+            .map(|d| super::scope::may_see(&school, &me, d, &mut |c| archive.class_of(c)))
+            .collect()
+    }
+
     /// Resolves a conflict in a child's file if this member may write the field
     /// ([`Archive::resolve`]).
     pub fn resolve(

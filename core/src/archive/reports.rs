@@ -90,7 +90,7 @@ impl Archive {
                     "与谁生活",
                 ])];
                 for (i, c) in children.iter().enumerate() {
-                    let f = self.child_file(c.id.as_str())?;
+                    let f = self.child_sections(c.id.as_str())?;
                     rows.push(vec![
                         (i + 1).to_string(),
                         field(&f, "identity", "student_no"),
