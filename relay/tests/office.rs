@@ -39,6 +39,12 @@ struct Hub {
 
 impl Hub {
     fn start() -> Hub {
+        Hub::start_with(0)
+    }
+
+    /// The sample school with `extra` more children in six more classes (the browser test
+    /// runs on a school of 340).
+    fn start_with(extra: usize) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let mut admin = school();
         let mut teacher = join(&mut admin, HEAD_TEACHER);
@@ -79,6 +85,44 @@ impl Hub {
         .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
         .collect();
         a.import_roster(&parse_table(&table).unwrap()).unwrap();
+        if extra > 0 {
+            let (surnames, given, last) = (
+                [
+                    "王", "李", "张", "刘", "陈", "杨", "黄", "吴", "徐", "胡", "朱", "高",
+                ],
+                [
+                    "梓", "一", "思", "佳", "俊", "语", "明", "诗", "宇", "可", "博", "若",
+                ],
+                ["轩", "诺", "远", "怡", "杰", "桐", "涵", "琪", "航", "馨"],
+            );
+            let classes: Vec<String> = (1..=6)
+                .map(|k| format!("{}年级({})班", 4 + k / 4, 1 + k % 4))
+                .collect();
+            for c in &classes {
+                a.add_class(c, None).unwrap();
+            }
+            let mut table = vec![
+                ["学籍号", "姓名", "性别", "出生日期", "班级", "外出务工"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for i in 0..extra {
+                table.push(vec![
+                    format!("G3403212015{i:05}"),
+                    format!(
+                        "{}{}{}",
+                        surnames[i % 12],
+                        given[(i / 12) % 12],
+                        last[(i / 144) % 10]
+                    ),
+                    ["女", "男"][i % 2].to_owned(),
+                    "2015-09-01".to_owned(),
+                    classes[i % classes.len()].clone(),
+                    ["父母", "父亲", "母亲"][i % 3].to_owned(),
+                ]);
+            }
+            a.import_roster(&parse_table(&table).unwrap()).unwrap();
+        }
         a.edit_child(CHILDREN[1].1, "flags", &kv(&[("hardship", "是")]))
             .unwrap();
         // A conflict: the 班主任 and the office change the guardian's phone apart.
@@ -490,6 +534,16 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     );
     assert_eq!(r.status, 403, "a class that exists: {}", r.text());
 
+    // The print view: the file on A4, no forms.
+    let r = web.get(&format!("/print/{child}"));
+    assert_eq!(r.status, 200);
+    let page = r.text();
+    assert!(
+        page.contains("class=\"print\"") && page.contains("留守儿童档案"),
+        "{page}"
+    );
+    assert!(!page.contains("<form"), "{page}");
+
     // 报表: each download parses and matches the archive cell by cell.
     let mut a = hub.archive();
     let before = a.audit_log().unwrap().entries;
@@ -756,7 +810,9 @@ fn the_console_works_in_headless_chromium() {
                 "chromium is not installed: run scripts/setup.sh (it installs Debian's chromium)"
             )
         });
-    let hub = Hub::start();
+    // 郭庄小学 as DOMAIN.md counts it (002-1: 340 left-behind children).
+    let hub = Hub::start_with(335);
+    assert_eq!(hub.archive().children(None, false).unwrap().len(), 340);
     assert!(hub.set_password("张长友", PASSWORD).0);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("office-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -785,6 +841,14 @@ fn the_console_works_in_headless_chromium() {
     browser.eval(&fill("张长友", PASSWORD));
     let page = browser.wait_for("/");
     assert!(page.contains("各班学生") && page.contains(CLASS), "{page}");
+    assert!(page.contains("340 名学生"), "{page}");
+    // The due list per member: 王瑞侠 owes this month's talks with his children.
+    let due = &page[page.find("待完成与逾期").unwrap()..];
+    let due = &due[..due.find("</table>").unwrap()];
+    assert!(
+        due.contains(HEAD_TEACHER) && due.contains("班主任"),
+        "{due}"
+    );
     assert!(page.contains("<svg"), "{page}");
     let cookie_visible = browser.eval("document.cookie");
     assert!(
@@ -855,30 +919,62 @@ fn the_console_works_in_headless_chromium() {
         "Browser.setDownloadBehavior",
         serde_json::json!({"behavior": "allow", "downloadPath": downloads.display().to_string()}),
     );
-    browser.open(&hub.url("/reports"), "/reports");
-    browser.call(
-        "Page.navigate",
-        serde_json::json!({"url": hub.url("/reports/summary")}),
-    );
-    let mut file = None;
-    for _ in 0..100 {
-        file = std::fs::read_dir(&downloads)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "xlsx"));
-        if file.is_some() {
-            break;
+    let page = browser.open(&hub.url("/reports"), "/reports");
+    browser.screenshot(&shots.join("reports.png"));
+    let child = hub.archive().find_child(CHILDREN[0].1).unwrap();
+    let mut saved = Vec::new();
+    for (link, sheets, first) in [
+        ("/reports/summary".to_owned(), 1, "留守儿童信息汇总表"),
+        ("/reports/registry".to_owned(), 1, "留守儿童基本情况登记表"),
+        ("/reports/sante".to_owned(), 1, "三特儿童登记表"),
+        ("/reports/pairings".to_owned(), 1, "结对帮扶登记表"),
+        (
+            "/reports/contacts?month=2026-11".to_owned(),
+            1,
+            "家访、谈心、电话记录月统计",
+        ),
+        (
+            format!("/reports/child?child={}", child.as_str()),
+            6,
+            "基本情况登记表",
+        ),
+    ] {
+        let path = link.split('?').next().unwrap();
+        assert!(
+            path == "/reports/child"
+                || page.contains(&format!("action=\"{path}\""))
+                || page.contains(&format!("href=\"{path}\"")),
+            "{path} is offered: {page}"
+        );
+        browser.call("Page.navigate", serde_json::json!({"url": hub.url(&link)}));
+        let mut file = None;
+        for _ in 0..100 {
+            file = std::fs::read_dir(&downloads)
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == "xlsx") && !saved.contains(p));
+            if file.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let file = file.expect("the browser saved the report");
-    {
+        let file = file.unwrap_or_else(|| panic!("the browser saved no file for {link}"));
+        std::thread::sleep(Duration::from_millis(200));
         use calamine::Reader;
         let mut book: calamine::Xlsx<_> = calamine::open_workbook(&file).unwrap();
+        assert_eq!(book.sheet_names().len(), sheets, "{link}");
         let range = book.worksheet_range_at(0).unwrap().unwrap();
-        let last = range.rows().next_back().unwrap().to_vec();
-        assert_eq!(last[1].to_string(), "合计");
-        assert_eq!(last[3], calamine::Data::Float(5.0));
+        let title = range.rows().next().unwrap()[0].to_string();
+        assert!(title.contains(first), "{link}: {title}");
+        if link == "/reports/summary" {
+            let last = range.rows().next_back().unwrap().to_vec();
+            assert_eq!(last[1].to_string(), "合计");
+            assert_eq!(last[3], calamine::Data::Float(340.0));
+        }
+        if link == "/reports/registry" {
+            assert_eq!(range.rows().count(), 2 + 340);
+        }
+        saved.push(file);
     }
     eprintln!("screenshots: {}", shots.display());
 }
