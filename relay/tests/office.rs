@@ -626,7 +626,7 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     assert!(
         basic
             .rows()
-            .any(|r| r[0].to_string() == "基本情况·姓名" && r[1].to_string() == CHILDREN[0].1)
+            .any(|r| r[0] == "基本情况·姓名" && r[1] == CHILDREN[0].1)
     );
 }
 

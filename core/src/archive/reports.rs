@@ -266,10 +266,10 @@ impl Archive {
                 .collect()
         };
         let mut class_log = Vec::new();
-        if let Some(class) = self.class_of(&file.id)? {
-            if let Some(doc) = self.store.doc(&DocId::Class(class))? {
-                class_log = crate::records::views(doc);
-            }
+        if let Some(class) = self.class_of(&file.id)?
+            && let Some(doc) = self.store.doc(&DocId::Class(class))?
+        {
+            class_log = crate::records::views(doc);
         }
         class_log.retain(|r| r.void.is_none());
         let class_log: Vec<&RecordView> = class_log.iter().collect();
