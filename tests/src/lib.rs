@@ -3,10 +3,11 @@
 //! offline week on a school with a year of history, a userspace link emulator (an EDGE-like
 //! or flapping UDP path), private network namespaces for tests over real links, the real hub in
 //! its own process with what `/proc` says about it, a flood of unauthenticated connections, and
-//! a small HTTP client for the office console.
+//! for the office console a small HTTP client and headless Chromium.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a test failure
 
 pub mod attack;
+pub mod chromium;
 pub mod fixtures;
 pub mod flood;
 pub mod http;
