@@ -660,13 +660,10 @@ fn the_console_works_in_headless_chromium() {
             serde_json::Value::String(password.into())
         )
     };
-    browser.eval(&fill("张长友", "wrong password"));
-    std::thread::sleep(Duration::from_millis(300));
-    let page = browser.wait_for("/login");
+    let page = browser.submit(&fill("张长友", "wrong password"), "/login");
     assert!(page.contains("姓名或密码不对"), "{page}");
     // The right one.
-    browser.eval(&fill("张长友", PASSWORD));
-    let page = browser.wait_for("/");
+    let page = browser.submit(&fill("张长友", PASSWORD), "/");
     assert!(page.contains("各班学生") && page.contains(CLASS), "{page}");
     assert!(page.contains("340 名学生"), "{page}");
     // The due list per member: 王瑞侠 owes this month's talks with his children.
@@ -702,13 +699,12 @@ fn the_console_works_in_headless_chromium() {
         "{page}"
     );
     browser.screenshot(&shots.join("conflicts.png"));
-    browser.eval(
-        "const f = document.querySelector('.conflict form'); \
+    let page = browser.submit(
+        "{ const f = document.querySelector('.conflict form'); \
          [...f.querySelectorAll('input[name=pick]')].find(i => i.parentElement.textContent.includes('13800001111')).checked = true; \
-         f.submit(); true",
+         f.submit(); }",
+        "/conflicts",
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let page = browser.wait_for("/conflicts");
     assert!(page.contains("共 0 处"), "{page}");
     let file = hub.archive().child_file(CHILDREN[0].1).unwrap();
     assert!(file.conflicts.is_empty());
@@ -718,14 +714,13 @@ fn the_console_works_in_headless_chromium() {
     // 成员与设备: an invite for a new 班主任; its QR code, read back from the screenshot, is the
     // ticket, and the ticket is the hub's.
     browser.open(&hub.url("/members"), "/members");
-    browser.eval(
-        "const f = document.querySelector('form[action=\"/members/invite\"]'); \
+    let page = browser.submit(
+        "{ const f = document.querySelector('form[action=\"/members/invite\"]'); \
          f.querySelector('input[name=member]').value = '陈华'; \
          f.querySelector('select[name=role]').value = 'head_teacher'; \
-         f.submit(); true",
+         f.submit(); }",
+        "/members/invite",
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let page = browser.wait_for("/members/invite");
     assert!(page.contains("已把 陈华"), "{page}");
     let png = browser.screenshot(&shots.join("invite.png"));
     let scanned = read_qr(&png);

@@ -132,10 +132,22 @@ impl Chromium {
         self.wait_for(path)
     }
 
-    /// Waits (at most 30 s) for a loaded page whose path is `path`; returns its HTML.
+    /// Runs `js` (which submits a form or follows a link) and waits for the *next* page, at
+    /// `path`, to load: the page it leaves is marked first, so it is never taken for the new
+    /// one. Returns the new page's HTML.
+    pub fn submit(&mut self, js: &str, path: &str) -> String {
+        self.eval("window.__swLeaving = true");
+        self.eval(js);
+        self.wait_for(path)
+    }
+
+    /// Waits (at most 30 s) for a loaded page whose path is `path` (not one [`Chromium::submit`]
+    /// is leaving); returns its HTML.
     pub fn wait_for(&mut self, path: &str) -> String {
         for _ in 0..300 {
-            let state = self.eval("location.pathname + '|' + document.readyState");
+            let state = self.eval(
+                "location.pathname + '|' + document.readyState + (window.__swLeaving ? '|old' : '')",
+            );
             if state.as_str() == Some(&format!("{path}|complete")) {
                 return self
                     .eval("document.documentElement.outerHTML")
