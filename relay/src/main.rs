@@ -422,6 +422,9 @@ fn prompt_hidden(prompt: &str) -> Result<String, ServerError> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// Threads of tokio's blocking pool in the `shouwang-relay` process.
+const HUB_BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -431,8 +434,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    // Conversation callbacks run on tokio's blocking pool and mostly wait there for one of the
+    // hub's two archives; with tokio's default of up to 512 threads, 200 phones syncing at once
+    // made the hub start over 200 threads (BENCHMARKS.md §7). Sixteen keep both archives busy;
+    // the rest of the callbacks wait in tokio's queue instead of in a thread each.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(HUB_BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

@@ -276,6 +276,19 @@ impl HubProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGKILL: the process dies between two instructions; waits until it is gone.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills it (SIGKILL) and starts it again with the same settings.
+    pub fn kill_and_restart(self) -> HubProcess {
+        let (bin, ports, log) = (self.bin.clone(), self.ports.clone(), self.log.clone());
+        self.kill();
+        HubProcess::start(&bin, &ports, &log)
+    }
+
     /// Stops it and starts it again with the same settings.
     pub fn restart(self) -> HubProcess {
         let (bin, ports, log) = (self.bin.clone(), self.ports.clone(), self.log.clone());

@@ -230,6 +230,24 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         g(&t.busy),
     );
     put(
+        "shouwang_strangers_refused_total",
+        "counter",
+        "Connections closed right after the QUIC handshake: the device is not registered in this school and no invite is open.",
+        g(&t.strangers),
+    );
+    put(
+        "shouwang_handshakes_ignored_total",
+        "counter",
+        "Connection attempts ignored before their handshake: the hub already held its budget of handshakes and refused connections (the device's QUIC stack tries again).",
+        g(&t.handshakes_ignored),
+    );
+    put(
+        "shouwang_handshakes_known_total",
+        "counter",
+        "Connection attempts recognised before their handshake as coming from a registered device (through the relay, or from an address it connected from), which do not wait behind strangers.",
+        g(&t.handshakes_known),
+    );
+    put(
         "shouwang_enrollments_total",
         "counter",
         "Devices enrolled with an invite.",

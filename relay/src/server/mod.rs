@@ -178,7 +178,19 @@ impl Server {
                 hub::HUB_ARCHIVES,
             ),
             changed: Wake::new(),
+            enrolled: Arc::new(hub::Enrolled::new(data.clone())),
         });
+        // The registered devices, before the hub accepts anyone.
+        {
+            let s = state.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut archive = s.archives.get_quietly()?;
+                s.enrolled.refresh(&mut archive);
+                Ok::<_, shouwang_core::Error>(())
+            })
+            .await
+            .map_err(|e| ServerError::Bind(e.to_string()))??;
+        }
         let _ = access.state.set((state.clone(), hub_key.public()));
         let node_config = NodeConfig {
             secret_key: hub_key,
@@ -191,6 +203,7 @@ impl Server {
             max_frame: config.max_frame,
             wake: Some(state.changed().clone()),
             limits: config.limits,
+            admission: Some(state.enrolled.clone()),
             ..ConversationOptions::default()
         };
         let transport_metrics = Arc::new(TransportMetrics::default());

@@ -73,7 +73,7 @@ pub fn due(ctx: &mut Ctx, args: &DueArgs) -> Result<()> {
     }
     // Due work counts from today: a wrong clock moves every deadline.
     if args.date.is_none()
-        && let Some(w) = a.clock_warning()?
+        && let Some(w) = super::network::clock_warning(&mut a)?
     {
         ctx.line(w)?;
     }
