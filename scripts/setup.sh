@@ -5,10 +5,12 @@
 #   iproute2, util-linux:  network-namespace tests (ip, unshare).
 #   strace:                the no-egress test watches the process's sockets.
 #   faketime:              the wrong-clock tests run the CLI with its clock off by years.
+#   chromium, fonts-noto-cjk: the office console's browser test loads its pages headless
+#                          (the font, so Chinese renders in its screenshots).
 set -euo pipefail
 
 missing=()
-for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime "$@"; do
+for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime chromium fonts-noto-cjk "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

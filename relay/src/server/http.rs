@@ -1,4 +1,6 @@
-//! `/health` and Prometheus-format `/metrics`.
+//! `/health`, Prometheus-format `/metrics`, and the office console (`shouwang-office`), whose
+//! archive is the hub's: [`OfficeHub`] lends it `hub.db` (with the data key) and invites
+//! naming this running hub's addresses.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -25,6 +27,39 @@ pub(crate) struct HttpState {
     pub hub_id: String,
 }
 
+/// What the office console gets from the hub: its archive and its invites.
+#[derive(Debug, Clone)]
+pub(crate) struct OfficeHub {
+    pub data: super::DataDir,
+    pub key: shouwang_core::store::StoreKey,
+    pub contact: super::HubContact,
+}
+
+impl shouwang_office::Hub for OfficeHub {
+    fn open_archive(&self) -> Result<shouwang_core::Archive, shouwang_core::Error> {
+        super::data::open_archive_with(&self.data.archive(), &self.key, self.data.key_source())
+    }
+
+    fn invite(
+        &self,
+        member: &str,
+        role: Option<shouwang_core::roles::Role>,
+        days: u32,
+    ) -> Result<shouwang_office::Ticket, shouwang_core::Error> {
+        let now = chrono::Utc::now().timestamp();
+        let expires_at = now + i64::from(days.max(1)) * 86_400;
+        let issued =
+            super::issue_member_invite(&self.data, &self.contact, member, role, now, expires_at)?;
+        Ok(shouwang_office::Ticket {
+            ticket: issued.ticket,
+            member_name: issued.member_name,
+            role: issued.invite.role,
+            member_added: issued.member_added,
+            expires_at,
+        })
+    }
+}
+
 /// The running HTTP server; dropping it aborts it.
 #[derive(Debug)]
 pub(crate) struct HttpServer {
@@ -34,7 +69,11 @@ pub(crate) struct HttpServer {
 }
 
 impl HttpServer {
-    pub async fn start(bind: SocketAddr, state: HttpState) -> Result<HttpServer, ServerError> {
+    pub async fn start(
+        bind: SocketAddr,
+        state: HttpState,
+        office: OfficeHub,
+    ) -> Result<HttpServer, ServerError> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| ServerError::Bind(format!("HTTP {bind}：{e}")))?;
@@ -44,9 +83,12 @@ impl HttpServer {
         let app = axum::Router::new()
             .route("/health", get(health))
             .route("/metrics", get(metrics))
-            .with_state(state);
+            .with_state(state)
+            .merge(shouwang_office::Office::new(office).router());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = OwnedTask::spawn(async move {
+            // The console's lock-out counts failures per source address.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stopped.await;
             });

@@ -218,6 +218,14 @@ impl Server {
             tracing::warn!("hub is not connected to its relay yet; devices behind NAT must wait");
         }
 
+        let office = http::OfficeHub {
+            data: data.clone(),
+            key: store_key.clone(),
+            contact: HubContact {
+                relay_url: relay_url.as_ref().map(|u| u.to_string()),
+                addrs: direct_addrs(&config, &hub),
+            },
+        };
         let http = match config.http_bind {
             Some(bind) => Some(
                 http::HttpServer::start(
@@ -230,6 +238,7 @@ impl Server {
                         school_id: school_id.to_string(),
                         hub_id: hub.id().to_string(),
                     },
+                    office,
                 )
                 .await?,
             ),
@@ -285,14 +294,7 @@ impl Server {
     /// The direct addresses put in invites: configured ones, else the bound sockets that are
     /// specific addresses.
     pub fn hub_direct_addrs(&self) -> Vec<SocketAddr> {
-        if !self.config.hub_public_addrs.is_empty() {
-            return self.config.hub_public_addrs.clone();
-        }
-        self.hub
-            .bound_sockets()
-            .into_iter()
-            .filter(|a| !a.ip().is_unspecified())
-            .collect()
+        direct_addrs(&self.config, &self.hub)
     }
 
     /// Where `/health` and `/metrics` listen.
@@ -350,6 +352,18 @@ impl Server {
             tracing::warn!("relay shutdown: {e}");
         }
     }
+}
+
+/// The direct addresses put in invites: configured ones, else the bound sockets that are
+/// specific addresses.
+fn direct_addrs(config: &ServerConfig, hub: &Node) -> Vec<SocketAddr> {
+    if !config.hub_public_addrs.is_empty() {
+        return config.hub_public_addrs.clone();
+    }
+    hub.bound_sockets()
+        .into_iter()
+        .filter(|a| !a.ip().is_unspecified())
+        .collect()
 }
 
 /// Runs the server until ctrl-c or SIGTERM, then shuts it down gracefully.
