@@ -144,6 +144,19 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
         "{early}"
     );
 
+    // Nor does the hub write under its own name meanwhile: an invite that would add a member
+    // waits too.
+    let out = relay(
+        &ports.config,
+        &["invite", "--role", "爱心妈妈", "--member", "周红梅"],
+    );
+    assert!(
+        !out.status.success(),
+        "an invite was issued while rebuilding"
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("管理员的设备先同步"), "{err}");
+
     // 5. The office's device first, then 6. the phones.
     phone(&office, &["sync"]);
     assert!(
@@ -152,6 +165,8 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
     );
     phone(&teacher, &["sync"]);
     phone(&mother, &["sync"]);
+
+    invite(&ports.config, "爱心妈妈", "周红梅");
 
     // 7. Nothing lost, and work goes on.
     record(&teacher, "家访", "王小雨", "2026-11-25", LATER);

@@ -131,6 +131,16 @@ impl DataDir {
         self.root.join("rebuilding")
     }
 
+    /// Refuses what would write to the hub's archive under its own actor while it rebuilds
+    /// from a backup (an invite that adds a member, the office console): the sequence numbers
+    /// its lost copy had used come back with the administrator's device.
+    pub fn check_not_rebuilding(&self) -> Result<(), Error> {
+        if self.rebuilding_marker().exists() {
+            return Err(Error::NotPermitted(super::hub::REBUILDING.into()));
+        }
+        Ok(())
+    }
+
     fn school_key_path(&self) -> PathBuf {
         self.root.join("school.key")
     }

@@ -37,6 +37,8 @@ pub(crate) struct OfficeHub {
 
 impl shouwang_office::Hub for OfficeHub {
     fn open_archive(&self) -> Result<shouwang_core::Archive, shouwang_core::Error> {
+        // Even its reads are logged (access records) under the hub's actor.
+        self.data.check_not_rebuilding()?;
         super::data::open_archive_with(&self.data.archive(), &self.key, self.data.key_source())
     }
 

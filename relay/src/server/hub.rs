@@ -58,7 +58,7 @@ pub struct HubMetrics {
 pub(crate) const HUB_ARCHIVES: usize = 2;
 
 /// What a device reads while the hub rebuilds from a backup and cannot take it yet.
-const REBUILDING: &str =
+pub(crate) const REBUILDING: &str =
     "学校服务器刚从备份恢复，正在等管理员的设备先同步一次；请过一会儿再同步（本机的记录都还在）";
 
 /// The hub's open archives, shared by every conversation. A conversation borrows one for the

@@ -139,6 +139,7 @@ pub fn issue_member_invite(
     expires_at: i64,
 ) -> Result<NewInvite, Error> {
     data.check_initialised()?;
+    data.check_not_rebuilding()?;
     let key = data.data_key()?;
     let school_key = data.school_key_with(&key)?;
     let hub = data.hub_key_with(&key)?.public();
