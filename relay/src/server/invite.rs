@@ -41,7 +41,12 @@ pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Er
     // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
     write_private_new(&path, b"")?;
     let store_key = key.store_key();
-    export_encrypted(source.store().conn(), &path, &store_key)?;
+    // From a connection opened now: one opened while SQLCipher was still initialising (in
+    // another thread) lacks `sqlcipher_export` for good, and the source's may be one.
+    let store = source.store();
+    let fresh = reopen(store.path(), store.key())?;
+    export_encrypted(&fresh, &path, &store_key)?;
+    drop(fresh);
     data.create_keys(&key)?;
     open_archive_with(&path, &store_key, data.key_source())
 }
@@ -70,6 +75,21 @@ pub(crate) fn sqlcipher_ready() -> Result<(), Error> {
     Err(Error::NotPermitted(
         "这个版本没有编入加密存储，不能建立加密档案库".into(),
     ))
+}
+
+/// A second connection to the store at `path` (opened with `key` when it is encrypted).
+fn reopen(path: &Path, key: Option<&StoreKey>) -> Result<rusqlite::Connection, Error> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    if let Some(key) = key {
+        conn.execute_batch(&format!(
+            "PRAGMA key = \"x'{}'\";",
+            hex::encode(key.as_bytes())
+        ))?;
+    }
+    Ok(conn)
 }
 
 /// Copies the database open on `conn` into the empty file at `path`, encrypted with `key`
