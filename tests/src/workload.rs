@@ -239,14 +239,17 @@ pub struct NewChanges {
 /// The new changes of `archive` since `base`.
 pub fn new_changes(archive: &mut Archive, base: &Bundle) -> NewChanges {
     let delta = archive.export_bundle(None, Some(base)).unwrap();
-    let decoded = Bundle::decode(&delta).unwrap();
-    let raw: Vec<u8> = decoded
+    let decoded = archive.open_bundle(&delta).unwrap();
+    // Exporting appends to the device's access log (`audit/<device>`): that is the measuring,
+    // not the week.
+    let entries: Vec<_> = decoded
         .entries
         .iter()
-        .flat_map(|e| e.data.clone())
+        .filter(|e| !matches!(e.doc, shouwang_core::doc::DocId::Audit(_)))
         .collect();
+    let raw: Vec<u8> = entries.iter().flat_map(|e| e.data.clone()).collect();
     NewChanges {
-        docs: decoded.entries.len(),
+        docs: entries.len(),
         raw: raw.len(),
         compressed: zstd::bulk::compress(&raw, 19).unwrap().len(),
     }
@@ -254,7 +257,9 @@ pub fn new_changes(archive: &mut Archive, base: &Bundle) -> NewChanges {
 
 /// A bundle of everything in `archive`, decoded: the base for [`new_changes`].
 pub fn snapshot(archive: &mut Archive) -> Bundle {
-    Bundle::decode(&archive.export_bundle(None, None).unwrap()).unwrap()
+    // Bundle files are sealed: the exporting device opens its own.
+    let sealed = archive.export_bundle(None, None).unwrap();
+    archive.open_bundle(&sealed).unwrap()
 }
 
 /// Copies `archive`'s store into one consistent file at `to` (which must not exist).
