@@ -12,8 +12,9 @@
 //!   connects again on a fresh endpoint (no TLS session to resume) and syncs nothing.
 //!
 //! Run with `cargo bench -p shouwang-tests --bench peers` (or through `tests/peers/run.sh`).
-//! `PEERS_NOOP` (`10,100,1000` by default) chooses the no-op sizes; `PEERS_EDGE=0` skips the
-//! EDGE run.
+//! `PEERS_RUNS` (3) sets the number of loopback runs of the week, each from copies of the same
+//! stores; `PEERS_NOOP` (`10,100,1000` by default) chooses the no-op sizes; `PEERS_EDGE=0` skips
+//! the EDGE run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
 
@@ -150,7 +151,11 @@ async fn run(start: &Start, dir: &Path, link: impl FnOnce(SocketAddr) -> LinkCon
     let device = dir.join("device.db");
     workload::copy_dir(&start.hub, &hub_dir);
     // The hub's data key lives beside its data directory, not in it.
-    std::fs::copy(start.hub.with_extension("key"), hub_dir.with_extension("key")).unwrap();
+    std::fs::copy(
+        start.hub.with_extension("key"),
+        hub_dir.with_extension("key"),
+    )
+    .unwrap();
     workload::copy_store_files(&start.device, &device);
     let server = Server::start(server_config(&hub_dir)).await.unwrap();
     let link = Link::start(link(hub_socket(&server))).await.unwrap();
@@ -193,8 +198,16 @@ async fn bench() -> Value {
     let week_dir = dir.path().join("week");
     let start = prepare(&week_dir, workload::hub_with_history, true).await;
     let week = start.week.unwrap();
-    let loopback = run(&start, &dir.path().join("week-loopback"), ideal).await;
-    // A sync with nothing new right after (the same hub and device, fresh endpoint).
+    let runs: usize = std::env::var("PEERS_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut loopback = Vec::new();
+    for i in 0..runs {
+        let d = dir.path().join(format!("week-loopback-{i}"));
+        loopback.push(run(&start, &d, ideal).await);
+        let _ = std::fs::remove_dir_all(&d);
+    }
     out.insert(
         "week".into(),
         json!({

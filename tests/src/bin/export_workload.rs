@@ -91,7 +91,11 @@ fn main() {
     let mut new_records = Vec::new();
     for (b, a) in before.iter().zip(&after) {
         let known: BTreeSet<&str> = b.records.iter().map(|r| r.meta.id.0.as_str()).collect();
-        for r in a.records.iter().filter(|r| !known.contains(r.meta.id.0.as_str())) {
+        for r in a
+            .records
+            .iter()
+            .filter(|r| !known.contains(r.meta.id.0.as_str()))
+        {
             new_records.push(json!({ "child": a.id.to_string(), "record": record(r) }));
         }
     }
@@ -103,7 +107,12 @@ fn main() {
                 section,
                 fields,
             } => {
-                let id = after.iter().find(|f| &f.name == child).unwrap().id.to_string();
+                let id = after
+                    .iter()
+                    .find(|f| &f.name == child)
+                    .unwrap()
+                    .id
+                    .to_string();
                 let m: Map<String, Value> = fields
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
