@@ -6,7 +6,8 @@
 //!   documents): the real hub started in-process on 127.0.0.1, a real device that joined with
 //!   an invite and synced once, then wrote the week offline, synced through a counting UDP
 //!   forwarder on loopback ([`LinkConfig::ideal`]: no delay, no loss) and, in a second run
-//!   from copies of the same stores, through the EDGE emulator of §6. Bytes are UDP payload:
+//!   from copies of the same stores, through the EDGE emulator of §6 without loss or jitter
+//!   (as the peers' TCP proxy emulates it: 420 ms each way, 200 / 240 kbit/s). Bytes are UDP payload:
 //!   QUIC, TLS and our frames. Wall time is the whole sync, connecting included.
 //! - A no-op reconnect at about 10, 100 and 1,000 documents: a device in sync with the hub
 //!   connects again on a fresh endpoint (no TLS session to resume) and syncs nothing.
@@ -185,9 +186,14 @@ fn ideal(target: SocketAddr) -> LinkConfig {
     LinkConfig::ideal((Ipv6Addr::LOCALHOST, 0).into(), target)
 }
 
+/// The EDGE link of §6 without its loss and jitter: what the peers' TCP proxy emulates
+/// (`tests/peers/proxy.mjs`), so that the three are compared on the same link.
 fn edge(target: SocketAddr) -> LinkConfig {
     let mut config = LinkConfig::edge((Ipv6Addr::LOCALHOST, 0).into(), target);
-    config.seed = 1;
+    for d in [&mut config.up, &mut config.down] {
+        d.loss = 0.0;
+        d.jitter = Duration::ZERO;
+    }
     config
 }
 

@@ -49,9 +49,9 @@ async function phone(dir) {
   });
 }
 
-export async function week(workload, work, tls = null, run = 0) {
+export async function week(workload, work, tls = null, run = 0, link = null) {
   const tag = `${tls ? "tls" : "plain"}-${run}`;
-  const server = await startServer("am-server.mjs", path.join(work, `am-server-${tag}`), { ws: true }, tls);
+  const server = await startServer("am-server.mjs", path.join(work, `am-server-${tag}`), { ws: true, link }, tls);
   const repo = await phone(path.join(work, `am-phone-${tag}`));
   const handles = new Map();
   for (const c of workload.children) {
@@ -80,6 +80,7 @@ export async function week(workload, work, tls = null, run = 0) {
   await repo.flush();
   log("week written");
 
+  server.proxy.shape(true); // the link, if any, from here on
   const base = server.proxy.snapshot();
   const t0 = performance.now();
   adapter = connect(repo, server);

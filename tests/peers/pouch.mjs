@@ -51,9 +51,9 @@ async function sync(local, server) {
   return { pushed: push.docs_written, pulled: pull.docs_written };
 }
 
-export async function week(workload, work, tls = null, run = 0) {
+export async function week(workload, work, tls = null, run = 0, link = null) {
   const tag = `${tls ? "tls" : "plain"}-${run}`;
-  const server = await startServer("pouch-server.mjs", path.join(work, `pouch-server-${tag}`), { http: true }, tls);
+  const server = await startServer("pouch-server.mjs", path.join(work, `pouch-server-${tag}`), { http: true, link }, tls);
   const local = new PouchDB(path.join(work, `pouch-phone-${tag}`));
   const docs = [];
   for (const c of workload.children) {
@@ -72,6 +72,7 @@ export async function week(workload, work, tls = null, run = 0) {
     await local.put(p);
   }
 
+  server.proxy.shape(true); // the link, if any, from here on
   const base = server.proxy.snapshot();
   const t0 = performance.now();
   const result = await sync(local, server);

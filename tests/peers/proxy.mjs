@@ -5,9 +5,30 @@
 // server (a request and its answer, however many segments each takes). With `ws: true` it
 // also parses WebSocket frames after the HTTP upgrade and counts messages each way; with
 // `http: true` it counts HTTP requests (request lines) and responses (status lines).
+//
+// With `link` ({ delayMs, upBps, downBps }) it also emulates a slow link, like the EDGE
+// settings of tests/src/link.rs but for TCP and without loss: each direction delays every
+// chunk by delayMs and serialises it at its rate (with 40 bytes of TCP/IP header per 1,460
+// bytes of payload), and a connection's first data up waits one round trip (the TCP
+// handshake the proxy, which accepts at once, would otherwise hide). The link applies to
+// connections opened after `shape(true)`, so that the set-up before a measurement runs fast.
 import net from "node:net";
 
-export async function startProxy(targetPort, { ws = false, http = false } = {}) {
+const TCP_OVERHEAD = (bytes) => Math.ceil(bytes / 1460) * 40;
+
+// Delivers chunks in order after the link's delay and its serialisation at `bps`.
+function shaper(link, bps, readyAt) {
+  let free = readyAt;
+  return (buf, write) => {
+    if (!link) return write(buf);
+    const now = performance.now();
+    const start = Math.max(now, free);
+    free = start + ((buf.length + TCP_OVERHEAD(buf.length)) * 8 * 1000) / bps;
+    setTimeout(() => write(buf), free + link.delayMs - now);
+  };
+}
+
+export async function startProxy(targetPort, { ws = false, http = false, link = null } = {}) {
   const stats = {
     connections: 0,
     up_bytes: 0,
@@ -18,6 +39,7 @@ export async function startProxy(targetPort, { ws = false, http = false } = {}) 
   };
   const sockets = new Set();
   let lastAt = 0; // performance.now() of the last byte either way
+  let shaping = false;
   const server = net.createServer((client) => {
     stats.connections += 1;
     const upstream = net.connect(targetPort, "127.0.0.1");
@@ -26,13 +48,17 @@ export async function startProxy(targetPort, { ws = false, http = false } = {}) 
     sockets.add(client);
     sockets.add(upstream);
     let last = null; // "up" or "down": the direction of the last data on this connection
+    const opened = performance.now();
+    const l = shaping ? link : null;
+    const up = shaper(l, l?.upBps, opened + 2 * (l?.delayMs ?? 0));
+    const down = shaper(l, l?.downBps, opened);
     const parsers = { up: frameCounter(ws, http, "up"), down: frameCounter(ws, http, "down") };
     client.on("data", (buf) => {
       stats.up_bytes += buf.length;
       lastAt = performance.now();
       last = "up";
       stats.up_messages += parsers.up(buf);
-      upstream.write(buf);
+      up(buf, (b) => upstream.writable && upstream.write(b));
     });
     upstream.on("data", (buf) => {
       stats.down_bytes += buf.length;
@@ -40,7 +66,7 @@ export async function startProxy(targetPort, { ws = false, http = false } = {}) 
       if (last === "up") stats.round_trips += 1;
       last = "down";
       stats.down_messages += parsers.down(buf);
-      client.write(buf);
+      down(buf, (b) => client.writable && client.write(b));
     });
     const close = () => {
       client.destroy();
@@ -58,6 +84,7 @@ export async function startProxy(targetPort, { ws = false, http = false } = {}) 
     port: server.address().port,
     snapshot: () => ({ ...stats }),
     lastAt: () => lastAt,
+    shape: (on) => (shaping = on),
     since(earlier) {
       const out = {};
       for (const k of Object.keys(stats)) out[k] = stats[k] - earlier[k];

@@ -21,7 +21,7 @@ export async function startServer(script, dataDir, proxyOptions, tls = null) {
     });
     child.on("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
   });
-  const proxy = await startProxy(port, tls ? {} : proxyOptions);
+  const proxy = await startProxy(port, tls ? { link: proxyOptions.link } : proxyOptions);
   return {
     port,
     proxy,
