@@ -13,8 +13,8 @@
 //!   connects again on a fresh endpoint (no TLS session to resume) and syncs nothing.
 //!
 //! Run with `cargo bench -p shouwang-tests --bench peers` (or through `tests/peers/run.sh`).
-//! `PEERS_RUNS` (3) sets the number of loopback runs of the week, each from copies of the same
-//! stores; `PEERS_NOOP` (`10,100,1000` by default) chooses the no-op sizes; `PEERS_EDGE=0` skips
+//! `PEERS_RUNS` (3) sets the number of loopback runs of the week and of each no-op reconnect,
+//! each from copies of the same stores; `PEERS_NOOP` (`10,100,1000` by default) chooses the no-op sizes; `PEERS_EDGE=0` skips
 //! the EDGE run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
@@ -250,10 +250,14 @@ async fn bench() -> Value {
             false,
         )
         .await;
-        let mut r = run(&start, &d.join("run"), ideal).await;
-        r["target"] = json!(target);
-        r["docs_on_device"] = json!(start.docs);
-        noop.push(r);
+        let mut results = Vec::new();
+        for k in 0..runs {
+            let mut r = run(&start, &d.join(format!("run{k}")), ideal).await;
+            r["target"] = json!(target);
+            r["docs_on_device"] = json!(start.docs);
+            results.push(r);
+        }
+        noop.push(Value::Array(results));
         let _ = std::fs::remove_dir_all(&d);
     }
     out.insert("noop".into(), Value::Array(noop));

@@ -94,7 +94,7 @@ export async function week(workload, work, tls = null, run = 0, link = null) {
   return { ...counts, wall_ms: done, server_peak_rss: rss };
 }
 
-export async function noop(workload, work, n, tls = null) {
+export async function noop(workload, work, n, tls = null, runs = 1) {
   const tag = `${tls ? "tls" : "plain"}-${n}`;
   const server = await startServer("am-server.mjs", path.join(work, `am-server-${tag}`), { ws: true }, tls);
   const repo = await phone(path.join(work, `am-phone-${tag}`));
@@ -106,17 +106,22 @@ export async function noop(workload, work, n, tls = null) {
   let adapter = connect(repo, server);
   await synced(repo, handles);
   await quiescent(server.proxy, server.proxy.snapshot(), 0);
-  disconnect(repo, adapter);
-  await repo.flush();
-  await sleep(200);
-  const base = server.proxy.snapshot();
-  const t0 = performance.now();
-  adapter = connect(repo, server);
-  const counts = await quiescent(server.proxy, base, t0);
+  // `runs` reconnects, each measured on its own.
+  const results = [];
+  for (let r = 0; r < runs; r++) {
+    disconnect(repo, adapter);
+    await repo.flush();
+    await sleep(200);
+    const base = server.proxy.snapshot();
+    const t0 = performance.now();
+    adapter = connect(repo, server);
+    const counts = await quiescent(server.proxy, base, t0);
+    results.push({ ...counts, wall_ms: counts.last_byte_ms, docs: n });
+  }
   disconnect(repo, adapter);
   await repo.shutdown();
   await server.stop();
-  return { ...counts, wall_ms: counts.last_byte_ms, docs: n };
+  return results;
 }
 
 // For a quick look: node automerge.mjs workload.json
@@ -124,7 +129,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const workload = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
   const work = fs.mkdtempSync("/tmp/peers-am-");
   console.log(await week(workload, work));
-  console.log(await noop(workload, work, 10));
+  console.log(await noop(workload, work, 10, null, 2));
   fs.rmSync(work, { recursive: true, force: true });
   process.exit(0);
 }

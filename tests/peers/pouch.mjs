@@ -84,7 +84,7 @@ export async function week(workload, work, tls = null, run = 0, link = null) {
   return { ...counts, wall_ms: done, pushed: result.pushed, server_peak_rss: rss };
 }
 
-export async function noop(workload, work, n, tls = null) {
+export async function noop(workload, work, n, tls = null, runs = 1) {
   const tag = `${tls ? "tls" : "plain"}-${n}`;
   const server = await startServer("pouch-server.mjs", path.join(work, `pouch-server-${tag}`), { http: true }, tls);
   const local = new PouchDB(path.join(work, `pouch-phone-${tag}`));
@@ -92,22 +92,27 @@ export async function noop(workload, work, n, tls = null) {
   for (let i = 0; i < n; i++) docs.push(person(workload.children[i % workload.children.length], i));
   await local.bulkDocs(docs);
   await sync(local, server);
-  await sleep(200);
-  const base = server.proxy.snapshot();
-  const t0 = performance.now();
-  await sync(local, server);
-  const done = performance.now() - t0;
-  const counts = await quiescent(server.proxy, base, t0);
+  // `runs` syncs with nothing new, each on a new connection, each measured on its own.
+  const results = [];
+  for (let r = 0; r < runs; r++) {
+    await sleep(200);
+    const base = server.proxy.snapshot();
+    const t0 = performance.now();
+    await sync(local, server);
+    const done = performance.now() - t0;
+    const counts = await quiescent(server.proxy, base, t0);
+    results.push({ ...counts, wall_ms: done, docs: n });
+  }
   await local.close();
   await server.stop();
-  return { ...counts, wall_ms: done, docs: n };
+  return results;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const workload = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
   const work = fs.mkdtempSync("/tmp/peers-pouch-");
   console.log(await week(workload, work));
-  console.log(await noop(workload, work, 10));
+  console.log(await noop(workload, work, 10, null, 2));
   fs.rmSync(work, { recursive: true, force: true });
   process.exit(0);
 }

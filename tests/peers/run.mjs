@@ -1,6 +1,6 @@
 // Runs automerge-repo and PouchDB on the exported workload and prints their figures as JSON.
 //   node run.mjs WORKLOAD.json [NOOP_SIZES, default 10,100,1000] > peers.json
-// PEERS_RUNS (3) runs of the week per system and mode. With PEERS_CERT and PEERS_KEY (a
+// PEERS_RUNS (3) runs of the week and of each no-op reconnect per system and mode. With PEERS_CERT and PEERS_KEY (a
 // self-signed certificate for 127.0.0.1, trusted through NODE_EXTRA_CA_CERTS), every
 // measurement is also made over TLS (wss://, https://), as a deployment would run them.
 // Then the week once through an EDGE-like link (PEERS_EDGE=0 skips it).
@@ -30,7 +30,7 @@ try {
       const noop = [];
       for (const n of sizes) {
         console.error(`${name} (${mode}): no-op reconnect, ${n} documents`);
-        noop.push(await system.noop(workload, work, n, t));
+        noop.push(await system.noop(workload, work, n, t, runs));
       }
       out[name][mode] = { week, noop };
     }

@@ -12,7 +12,11 @@ out="${PEERS_OUT:-$root/target/peers}"
 mkdir -p "$out"
 
 command -v node >/dev/null && command -v npm >/dev/null || "$root/scripts/setup.sh" nodejs npm
-(cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+# `npm ci` refuses this lock where the registry lacks cbor-extract's optional prebuilt
+# packages (@cbor-extract/*, which automerge-repo's cbor-x can do without): `npm install`
+# then installs the same locked versions, skipping them.
+(cd "$here" && { npm ci --no-audit --no-fund --loglevel=silent 2>/dev/null ||
+  npm install --no-audit --no-fund --loglevel=error; })
 
 # A self-signed certificate for 127.0.0.1, so that the peers can also be measured over TLS
 # (our QUIC connection always is).

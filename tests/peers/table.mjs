@@ -1,6 +1,6 @@
 // Prints the markdown table of BENCHMARKS §11 from one run's figures.
 //   node table.mjs ours.json peers.json
-// Each week figure is the median over the run's repetitions; the no-op reconnects ran once.
+// Each figure is the median over the run's repetitions (PEERS_RUNS).
 import fs from "node:fs";
 import os from "node:os";
 
@@ -122,13 +122,14 @@ if (ours.week.edge && am.edge && pd.edge) {
     "< 1×",
   ]);
 }
-for (const [i, o] of ours.noop.entries()) {
+for (const [i, runs] of ours.noop.entries()) {
   if (!am.plain.noop[i] || !pd.plain.noop[i]) continue; // sizes not run for the peers
-  const a = { plain: am.plain.noop[i], tls: hasTls && am.tls.noop[i] };
-  const p = { plain: pd.plain.noop[i], tls: hasTls && pd.tls.noop[i] };
+  const a = { plain: med(am.plain.noop[i]), tls: hasTls && med(am.tls.noop[i]) };
+  const p = { plain: med(pd.plain.noop[i]), tls: hasTls && med(pd.tls.noop[i]) };
+  const o = med(runs);
   const oWire = both(o);
   row([
-    `no-op reconnect, ${n(o.docs_on_device)} / ${n(a.plain.docs)} / ${n(p.plain.docs)} documents: bytes both ways`,
+    `no-op reconnect, ${n(o.docs_on_device)} / ${n(a.plain.docs)} / ${n(p.plain.docs)} documents (median of ${runs.length} / ${am.plain.noop[i].length} / ${pd.plain.noop[i].length}): bytes both ways`,
     n(oWire),
     n(o.frame_bytes_up + o.frame_bytes_down),
     tp(a, (r) => n(both(r))),
