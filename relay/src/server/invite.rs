@@ -41,12 +41,20 @@ pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Er
     // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
     write_private_new(&path, b"")?;
     let store_key = key.store_key();
-    // From a connection opened now: one opened while SQLCipher was still initialising (in
-    // another thread) lacks `sqlcipher_export` for good, and the source's may be one.
+    // A connection opened while SQLCipher was still initialising (in another thread) lacks
+    // `sqlcipher_export` for good: the source's may be one, and is then opened again (a store
+    // in memory, made after `sqlcipher_ready`, never is).
     let store = source.store();
-    let fresh = reopen(store.path(), store.key())?;
-    export_encrypted(&fresh, &path, &store_key)?;
-    drop(fresh);
+    if store
+        .conn()
+        .prepare("SELECT sqlcipher_export('main')")
+        .is_ok()
+    {
+        export_encrypted(store.conn(), &path, &store_key)?;
+    } else {
+        let fresh = reopen(store.path(), store.key())?;
+        export_encrypted(&fresh, &path, &store_key)?;
+    }
     data.create_keys(&key)?;
     open_archive_with(&path, &store_key, data.key_source())
 }
