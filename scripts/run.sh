@@ -27,4 +27,6 @@ if [ ! -f shouwang-hub/school.key ]; then
 elif [ ${#reach[@]} -gt 0 ]; then
   "$relay" --data-dir shouwang-hub address "${reach[@]}"
 fi
+# Two malloc arenas, as the systemd unit sets (relay/deploy/shouwang-relay.service).
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 exec "$relay" --data-dir shouwang-hub serve

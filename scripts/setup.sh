@@ -7,10 +7,12 @@
 #   faketime:              the wrong-clock tests run the CLI with its clock off by years.
 #   g++:                   the fuzz targets link libFuzzer, which libfuzzer-sys compiles from
 #                          its C++ source (scripts/fuzz.sh).
+#   chromium, fonts-noto-cjk: the office console's browser test loads its pages headless
+#                          (the font, so Chinese renders in its screenshots).
 set -euo pipefail
 
 missing=()
-for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime g++ "$@"; do
+for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime g++ chromium fonts-noto-cjk "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod kinds;
 pub mod membership;
 pub mod records;
+pub mod reports;
 pub mod roles;
 pub mod roster;
 pub mod rules;

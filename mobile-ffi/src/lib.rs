@@ -24,6 +24,7 @@
 uniffi::setup_scaffolding!();
 
 pub mod client;
+pub mod departure;
 pub mod error;
 pub mod forms;
 pub mod live;

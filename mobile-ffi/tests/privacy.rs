@@ -6,66 +6,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use shouwang_core::roles::Role;
+use shouwang_ffi::ShouwangError;
 use shouwang_ffi::privacy::{ConsentDraft, WithdrawalDraft};
 use shouwang_ffi::types::{DueRule, FieldInput, RecordDraft};
-use shouwang_ffi::{ShouwangClient, ShouwangError};
-use shouwang_relay::server::{Server, ServerConfig};
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 #[test]
 fn consent_officer_and_a_lost_phone_through_the_app_api() {
-    let dir = tempfile::tempdir().unwrap();
-    shouwang_tests::fixtures::small_hub(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(Server::start(ServerConfig::loopback(
-            dir.path().join("hub"),
-        )))
-        .unwrap();
-    let ticket = |member: &str, role: Role| {
-        server
-            .invite(member, role, now(), now() + 86_400)
-            .unwrap()
-            .ticket
-    };
-    let hub_key = shouwang_relay::keyfile::read(&dir.path().join("hub.key"))
-        .unwrap()
-        .unwrap();
-    let office = ShouwangClient::open(
-        dir.path()
-            .join("hub")
-            .join("hub.db")
-            .to_string_lossy()
-            .into_owned(),
-        hub_key.to_vec(),
-    )
-    .unwrap();
+    let hub = common::Hub::start();
+    let office = hub.office();
     office
         .set_privacy_officer("王玉波".into(), "13805640099".into())
         .unwrap();
     office.require_consent().unwrap();
-
-    let key = shouwang_ffi::generate_store_key();
-    let teacher = rt
-        .block_on(ShouwangClient::join(
-            dir.path().join("t.db").to_string_lossy().into_owned(),
-            key.clone(),
-            ticket("王瑞侠", Role::HeadTeacher),
-            "王老师的手机".into(),
-        ))
-        .unwrap();
-    let mother = rt
-        .block_on(ShouwangClient::join(
-            dir.path().join("m.db").to_string_lossy().into_owned(),
-            key.clone(),
-            ticket("刘桂兰", Role::LoveMother),
-            "刘桂兰的手机".into(),
-        ))
-        .unwrap();
+    let teacher = hub.join("t.db", "王瑞侠", Role::HeadTeacher, "王老师的手机");
+    let mother = hub.join("m.db", "刘桂兰", Role::LoveMother, "刘桂兰的手机");
     let me = teacher.me().unwrap();
     assert_eq!(me.privacy_officer.unwrap().name, "王玉波");
     assert!(me.consent_required);
@@ -140,5 +97,4 @@ fn consent_officer_and_a_lost_phone_through_the_app_api() {
     assert_eq!(names, ["王小雨"]);
     assert!(report.registered_at.is_some());
     drop((teacher, mother, office));
-    rt.block_on(server.shutdown());
 }

@@ -98,7 +98,10 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_hub(dir.path());
     let ports = HubPorts::write(dir.path(), &data, "");
-    let hub = HubProcess::start(Path::new(BIN), &ports, &dir.path().join("hub.log"));
+    // FLOOD_HUB_BIN: another build of the server, or a wrapper (a profiler).
+    let bin =
+        std::env::var_os("FLOOD_HUB_BIN").map_or_else(|| BIN.into(), std::path::PathBuf::from);
+    let hub = HubProcess::start(&bin, &ports, &dir.path().join("hub.log"));
     let pid = hub.pid();
     let ticket = server::issue_invite(
         &data,
@@ -164,7 +167,15 @@ async fn main() {
         FloodStats::get(&stats.failed),
         FloodStats::get(&stats.closed),
     );
+    let metrics = hub.metrics();
     drop(flood);
+    // How fast the flood's memory goes back once it stops (held state, or the allocator's).
+    let mut after = Vec::new();
+    for wait in [0u64, 1, 2, 5, 10] {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        after.push(status_kb(&pid, "VmRSS"));
+    }
+    // The peak over the flood and the seconds after it (the hub still drains then).
     let (peak, _) = sampler.finish();
     drop(hub);
 
@@ -202,9 +213,25 @@ async fn main() {
         peak as f64 / idle.max(1) as f64
     );
     println!(
+        "hub RSS after the flood stopped, +0 / +1 / +3 / +8 / +18 s: {}",
+        after
+            .iter()
+            .map(|&kb| mib(kb))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
+    println!(
         "flood: {connected} connections made, {failed} dials failed, {closed} closed by the hub; \
          phone syncs failed under the flood: {}",
         failures.len()
+    );
+    let m = |k: &str| metrics.get(k).copied().unwrap_or(0.0);
+    println!(
+        "hub: {} strangers closed after their handshake, {} connection attempts ignored before \
+         it (budget full), {} frames too large",
+        m("shouwang_strangers_refused_total"),
+        m("shouwang_handshakes_ignored_total"),
+        m("shouwang_oversized_frames_total"),
     );
     for f in failures.iter().take(3) {
         println!("  failed: {f}");

@@ -179,6 +179,8 @@ impl Message {
 
 /// The error a device reports when the hub refuses it.
 pub fn refused(reason: &str) -> Error {
+    // The hub's own refusals are `NotPermitted` too: their prefix is said once.
+    let reason = reason.strip_prefix("不允许此操作：").unwrap_or(reason);
     Error::NotPermitted(format!("学校服务器拒绝了这台设备：{reason}"))
 }
 

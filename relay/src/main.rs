@@ -41,7 +41,7 @@ enum Command {
         /// 学校服务器的 UDP 地址（可重复；默认 0.0.0.0:3341 和 [::]:3341）
         #[arg(long)]
         hub_bind: Vec<SocketAddr>,
-        /// /health 与 /metrics 的监听地址（默认 127.0.0.1:3342）
+        /// /health、/metrics 和办公室网页的监听地址（默认 127.0.0.1:3342；学校局域网用 0.0.0.0:3342）
         #[arg(long)]
         http_bind: Option<SocketAddr>,
     },
@@ -114,6 +114,13 @@ enum Command {
         /// 最多列出多少条（默认 200）
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// 设置办公室网页的登录密码（校长/领导组、档案管理员、班主任）：在终端上输入两次（不显示），
+    /// 或从标准输入读一行
+    OfficePassword {
+        /// 成员姓名或编号
+        #[arg(long)]
+        member: String,
     },
     /// 停用丢失的设备或离开的成员：服务器从此拒绝它们，设备下次连上时清除本机档案
     #[command(group(clap::ArgGroup::new("which").required(true).args(["device", "member"])))]
@@ -347,6 +354,14 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
             );
             Ok(())
         }
+        Command::OfficePassword { member } => {
+            let password = read_password()?;
+            print!(
+                "{}",
+                commands::office_password_command(&config, &member, &password)?
+            );
+            Ok(())
+        }
         Command::Revoke { device, member } => {
             print!(
                 "{}",
@@ -357,6 +372,59 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
     }
 }
 
+/// The new office password: typed twice on a terminal (not shown), else one line of stdin.
+fn read_password() -> Result<String, ServerError> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| ServerError::Refused(format!("读不了密码：{e}")))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = prompt_hidden("新密码（至少 8 个字符，输入时不显示）：")?;
+    let second = prompt_hidden("再输入一次：")?;
+    if first != second {
+        return Err(ServerError::Refused(
+            "两次输入的密码不一致，没有改动任何设置".into(),
+        ));
+    }
+    Ok(first)
+}
+
+/// Reads one line from the terminal with echo off (restored afterwards).
+fn prompt_hidden(prompt: &str) -> Result<String, ServerError> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    #[cfg(target_os = "linux")]
+    let saved = {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let saved = tcgetattr(&stdin).ok();
+        if let Some(old) = &saved {
+            let mut quiet = old.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            let _ = tcsetattr(&stdin, OptionalActions::Now, &quiet);
+        }
+        saved
+    };
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    #[cfg(target_os = "linux")]
+    if let Some(old) = saved {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &old);
+    }
+    eprintln!();
+    read.map_err(|e| ServerError::Refused(format!("读不了密码：{e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Threads of tokio's blocking pool in the `shouwang-relay` process.
+const HUB_BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -366,8 +434,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    // Conversation callbacks run on tokio's blocking pool and mostly wait there for one of the
+    // hub's two archives; with tokio's default of up to 512 threads, 200 phones syncing at once
+    // made the hub start over 200 threads (BENCHMARKS.md §7). Sixteen keep both archives busy;
+    // the rest of the callbacks wait in tokio's queue instead of in a thread each.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(HUB_BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

@@ -7,65 +7,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
 use shouwang_relay::keyfile;
 use shouwang_relay::server::{DataDir, KeySource};
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
+use common::cli::{BIN, contains, files, invite, ok, phone, refused, relay};
+
 const BEFORE: &str = "备份前的家访：奶奶腿脚不便";
 const AFTER: &str = "备份后的家访：爷爷外出务工";
-
-fn phone_bin() -> PathBuf {
-    let bin = Path::new(BIN).parent().unwrap().join("shouwang");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build -p shouwang-cli, or cargo test --workspace)",
-        bin.display()
-    );
-    bin
-}
-
-fn run(bin: &Path, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env_remove("SHOUWANG_STORE")
-        .env_remove("SHOUWANG_RELAY_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn refused(out: Output) -> String {
-    assert!(!out.status.success(), "expected a refusal");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("错误："), "{err}");
-    err
-}
-
-fn relay(config: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["--config", config.to_str().unwrap()];
-    all.extend_from_slice(args);
-    run(Path::new(BIN), &all)
-}
-
-fn phone(store: &Path, args: &[&str]) -> String {
-    let mut all = vec!["--store", store.to_str().unwrap()];
-    all.extend_from_slice(args);
-    ok(run(&phone_bin(), &all))
-}
 
 fn home_visit(store: &Path, notes: &str) {
     phone(
@@ -83,26 +34,6 @@ fn home_visit(store: &Path, notes: &str) {
     );
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
-/// Every file under `root` with its bytes (an absent root: none).
-fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    if root.is_dir() {
-        for e in std::fs::read_dir(root).unwrap() {
-            out.extend(files(&e.unwrap().path()));
-        }
-    } else if root.exists() {
-        out.push((root.to_owned(), std::fs::read(root).unwrap()));
-    }
-    out.sort();
-    out
-}
-
 /// The school's copy of 王小雨's file, as text.
 fn at_hub(data: &DataDir) -> String {
     let mut archive = data.open_archive().unwrap();
@@ -118,13 +49,9 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
     let server = HubProcess::start(Path::new(BIN), &ports, &log);
 
     // A 班主任's phone joins, writes a 家访 and syncs it.
-    let out = ok(relay(
-        &ports.config,
-        &["invite", "--role", "班主任", "--member", "王瑞侠"],
-    ));
-    let ticket = out.lines().find(|l| l.starts_with("shouwang1")).unwrap();
+    let ticket = invite(&ports.config, "班主任", "王瑞侠");
     let store = dir.path().join("phone.db");
-    phone(&store, &["join", ticket]);
+    phone(&store, &["join", &ticket]);
     home_visit(&store, BEFORE);
     phone(&store, &["sync"]);
 
@@ -239,7 +166,14 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
     names.sort();
     assert_eq!(
         names,
-        ["hub.db", "hub.key", "invites", "school.key", "spent"]
+        [
+            "hub.db",
+            "hub.key",
+            "invites",
+            "rebuilding",
+            "school.key",
+            "spent"
+        ]
     );
 
     // serve on the restored directory, on the same addresses: the phone syncs and gives the

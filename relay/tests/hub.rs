@@ -28,11 +28,24 @@ fn init(dir: &std::path::Path) -> DataDir {
     common::init_school(dir)
 }
 
+/// A hub with an invite open that no test spends: devices that are not registered (the
+/// strangers of these tests) get past the gate, as they do while a device enrolls, so the
+/// conversation's own checks are what is tested. With no invite open, strangers are closed
+/// right after the QUIC handshake: `with_no_invite_open_a_stranger_is_closed_after_its_handshake`.
 async fn start(dir: &std::path::Path) -> Server {
     init(dir);
-    Server::start(ServerConfig::loopback(dir.join("hub")))
+    let server = Server::start(ServerConfig::loopback(dir.join("hub")))
         .await
-        .unwrap()
+        .unwrap();
+    open_door(&server);
+    server
+}
+
+/// Leaves an invite open, so that unregistered devices get past the gate (see [`start`]).
+fn open_door(server: &Server) {
+    server
+        .invite("武秀梅", Role::SubjectTeacher, now(), now() + WEEK)
+        .unwrap();
 }
 
 async fn device(server: &Server) -> Node {
@@ -291,6 +304,7 @@ async fn oversized_frames_and_idle_connections_are_closed() {
         ..ServerConfig::loopback(dir.path().join("hub"))
     };
     let server = Server::start(config).await.unwrap();
+    open_door(&server);
 
     // A length prefix one byte over the limit: refused before any allocation.
     let header = ((MAX_FRAME + 1) as u32).to_le_bytes();
@@ -399,6 +413,7 @@ async fn before_welcome_a_frame_over_64_kib_is_refused_without_waiting_for_it() 
         ..ServerConfig::loopback(dir.path().join("hub"))
     };
     let server = Server::start(config).await.unwrap();
+    open_door(&server);
     assert_eq!(HANDSHAKE_MAX_FRAME, 64 * 1024);
 
     // A first frame announcing 64 KiB + 1 (and far under MAX_FRAME), whose body never
@@ -517,6 +532,72 @@ async fn hold(server: &Server, node: &Node) -> iroh::endpoint::Connection {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_invite_open_a_stranger_is_closed_after_its_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = init(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let m = server.transport_metrics().unwrap().clone();
+    let state = server.hub_state().clone();
+
+    // No invite is open: a device the school does not know is closed as soon as QUIC has
+    // authenticated it, before any stream, conversation, connection slot or archive.
+    let stranger_is_closed = |n: u64| {
+        let (server, m) = (&server, m.clone());
+        async move {
+            let stranger = device(server).await;
+            let conn = stranger
+                .endpoint()
+                .connect(server.hub_addr(), ALPN)
+                .await
+                .unwrap();
+            let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+                .await
+                .unwrap();
+            assert_eq!(app_code(&closed), close::STRANGER);
+            assert_eq!(TransportMetrics::get(&m.strangers), n);
+            stranger.shutdown().await;
+        }
+    };
+    stranger_is_closed(1).await;
+    assert_eq!(TransportMetrics::get(&m.connections_total), 0);
+    assert_eq!(state.archive_borrows(), 0);
+    let (_, text) = get(server.http_addr().unwrap(), "/metrics").await;
+    assert_eq!(metric(&text, "shouwang_strangers_refused_total"), 1);
+
+    // An invite written to the data directory (as `shouwang-relay invite` does from another
+    // process) opens the gate at once: the invitee enrolls.
+    let invite = shouwang_relay::server::issue_invite(
+        &data,
+        &shouwang_relay::server::HubContact {
+            relay_url: server.relay_url().map(|u| u.to_string()),
+            addrs: server.hub_direct_addrs(),
+        },
+        "王瑞侠",
+        Role::HeadTeacher,
+        now(),
+        now() + WEEK,
+    )
+    .unwrap()
+    .invite;
+    let phone = device(&server).await;
+    let enrolled = handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .unwrap();
+
+    // The invite spent, the gate is shut again for strangers, and open for the device the
+    // hub has just registered.
+    stranger_is_closed(2).await;
+    handshake::greet(&phone, server.hub_addr(), &enrolled.certificate, &opts())
+        .await
+        .unwrap();
+    assert_eq!(TransportMetrics::get(&m.strangers), 2);
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_limits_are_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path());
@@ -524,10 +605,14 @@ async fn connections_beyond_the_limits_are_refused_at_once() {
         limits: ConnectionLimits {
             total: 3,
             per_endpoint: 2,
+            ..ConnectionLimits::default()
         },
         ..ServerConfig::loopback(dir.path().join("hub"))
     };
     let server = Server::start(config).await.unwrap();
+    // An invite open: the unregistered endpoints below get past the gate (and count as
+    // strangers: at most `strangers` of them at once, 16 here).
+    open_door(&server);
     let m = server.transport_metrics().unwrap().clone();
     let open = |n: u64| {
         let m = m.clone();

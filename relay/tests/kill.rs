@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,24 +15,9 @@ use shouwang_relay::handshake;
 use shouwang_relay::server::{DataDir, KeySource};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
+use shouwang_tests::hub_process::{free_tcp, free_udp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
-
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn relay(config: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)

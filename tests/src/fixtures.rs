@@ -325,3 +325,14 @@ pub fn raw_store(store: &Path) -> Vec<u8> {
 pub fn holds_text(bytes: &[u8], text: &str) -> bool {
     bytes.windows(text.len()).any(|w| w == text.as_bytes())
 }
+
+/// How many cases a property test runs: `PROPTEST_CASES` when set (a long run, e.g.
+/// `PROPTEST_CASES=2000 cargo test -p shouwang-tests --test trust property`), else
+/// `default` (sized for CI: each case builds real SQLite stores; RELIABILITY.md gives the
+/// counts and the time per case).
+pub fn property_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -196,6 +196,8 @@ impl HubProcess {
             .arg("--config")
             .arg(&ports.config)
             .arg("serve")
+            // As the systemd unit runs it (relay/deploy/shouwang-relay.service).
+            .env("MALLOC_ARENA_MAX", "2")
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()
@@ -274,6 +276,19 @@ impl HubProcess {
         eprintln!("hub did not stop on SIGTERM; killing it");
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGKILL: the process dies between two instructions; waits until it is gone.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills it (SIGKILL) and starts it again with the same settings.
+    pub fn kill_and_restart(self) -> HubProcess {
+        let (bin, ports, log) = (self.bin.clone(), self.ports.clone(), self.log.clone());
+        self.kill();
+        HubProcess::start(&bin, &ports, &log)
     }
 
     /// Stops it and starts it again with the same settings.

@@ -2,12 +2,15 @@
 //! devices exchanging real files), a deterministic multi-peer sync simulation, a teacher's
 //! offline week on a school with a year of history, a userspace link emulator (an EDGE-like
 //! or flapping UDP path), private network namespaces for tests over real links, the real hub in
-//! its own process with what `/proc` says about it, and a flood of unauthenticated connections.
+//! its own process with what `/proc` says about it, a flood of unauthenticated connections, and
+//! for the office console a small HTTP client and headless Chromium.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a test failure
 
 pub mod attack;
+pub mod chromium;
 pub mod fixtures;
 pub mod flood;
+pub mod http;
 pub mod hub_process;
 pub mod link;
 pub mod netns;

@@ -5,9 +5,11 @@
 //! The children are invented (never the names of DOMAIN.md §8.3): the four of
 //! [`crate::fixtures::CHILDREN`] and 36 more from [`child_name`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use shouwang_core::bundle::Bundle;
+use automerge::ChangeHash;
+use shouwang_core::doc::DocId;
 use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput};
 
@@ -236,25 +238,47 @@ pub struct NewChanges {
     pub compressed: usize,
 }
 
-/// The new changes of `archive` since `base`.
-pub fn new_changes(archive: &mut Archive, base: &Bundle) -> NewChanges {
-    let delta = archive.export_bundle(None, Some(base)).unwrap();
-    let decoded = Bundle::decode(&delta).unwrap();
-    let raw: Vec<u8> = decoded
-        .entries
-        .iter()
-        .flat_map(|e| e.data.clone())
-        .collect();
+/// The heads of every document of an archive: the base for [`new_changes`].
+pub type Snapshot = BTreeMap<DocId, Vec<ChangeHash>>;
+
+/// The new changes of `archive` since `base`: for each document whose heads moved, what an
+/// exported bundle would carry for it (`save_after` the base heads, as `Archive::export_bundle`
+/// does), read straight from the store. Exporting a bundle would append to the device's access
+/// log, which is the measuring, not the week.
+pub fn new_changes(archive: &mut Archive, base: &Snapshot) -> NewChanges {
+    let store = archive.store();
+    let mut docs = 0;
+    let mut raw = Vec::new();
+    for id in store.doc_ids().unwrap() {
+        let Some(doc) = store.doc(&id).unwrap() else {
+            continue;
+        };
+        let heads = doc.get_heads();
+        let data = match base.get(&id) {
+            Some(h) if *h == heads => continue,
+            Some(h) => doc.save_after(h),
+            None => doc.save(),
+        };
+        docs += 1;
+        raw.extend(data);
+    }
     NewChanges {
-        docs: decoded.entries.len(),
+        docs,
         raw: raw.len(),
         compressed: zstd::bulk::compress(&raw, 19).unwrap().len(),
     }
 }
 
-/// A bundle of everything in `archive`, decoded: the base for [`new_changes`].
-pub fn snapshot(archive: &mut Archive) -> Bundle {
-    Bundle::decode(&archive.export_bundle(None, None).unwrap()).unwrap()
+/// The heads of every document in `archive`, read from the store (nothing is written).
+pub fn snapshot(archive: &mut Archive) -> Snapshot {
+    let store = archive.store();
+    let mut heads = Snapshot::new();
+    for id in store.doc_ids().unwrap() {
+        if let Some(doc) = store.doc(&id).unwrap() {
+            heads.insert(id, doc.get_heads());
+        }
+    }
+    heads
 }
 
 /// Copies `archive`'s store into one consistent file at `to` (which must not exist).

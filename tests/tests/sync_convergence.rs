@@ -134,7 +134,7 @@ fn run(n: usize, seed: u64, ops: &[Op]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: if std::env::var("CI").is_ok() { 24 } else { 32 },
+        cases: property_cases(if std::env::var("CI").is_ok() { 24 } else { 32 }),
         max_shrink_iters: 100,
         ..ProptestConfig::default()
     })]

@@ -415,6 +415,8 @@ mod property {
         Forge { attack: usize },
         /// A bundle from one device to another (0 office, 1 teacher, 2 爱心妈妈).
         Swap { from: usize, to: usize },
+        /// The office revokes the 爱心妈妈's phone (lost); she goes on writing on it.
+        Revoke,
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -422,6 +424,7 @@ mod property {
             3 => (0..2usize, 1..28u32).prop_map(|(who, day)| Step::Honest { who, day }),
             1 => (0..7usize).prop_map(|attack| Step::Forge { attack }),
             3 => (0..3usize, 0..3usize).prop_map(|(from, to)| Step::Swap { from, to }),
+            1 => Just(Step::Revoke),
         ]
     }
 
@@ -433,19 +436,38 @@ mod property {
         }
     }
 
-    fn swap(s: &mut School, from: usize, to: usize) {
+    /// A bundle from `from` to `to`. Once the phone is revoked, a device that knows it refuses
+    /// the phone's bundle whole, and no longer seals bundles for it; neither changes anything.
+    fn swap(s: &mut School, from: usize, to: usize, revoked: bool) {
         if from == to {
             return;
         }
         let receiver = device(s, to).archive.me_id().clone();
         let file = device(s, from).export_for("swap", receiver.as_str());
         let bytes = std::fs::read(&file).unwrap();
+        let before = heads(device(s, to));
         // A 爱心妈妈's device is not handed what she may not hold (scope, not under test).
-        let _ = device(s, to).archive.import_bundle(&bytes).unwrap();
+        match device(s, to).archive.import_bundle(&bytes) {
+            Ok(_) => {}
+            // Refused from the revoked phone, and not sealed for it any more (a sender that
+            // knows of the revocation seals only to the member's devices in good standing).
+            Err(shouwang_core::Error::NotPermitted(m))
+                if revoked
+                    && (from == 2 && m.contains("已停用")
+                        || to == 2 && m.contains("不是发给本机")) =>
+            {
+                assert_eq!(
+                    heads(device(s, to)),
+                    before,
+                    "a refused bundle changed the store"
+                );
+            }
+            Err(e) => panic!("bundle {from} → {to}: {e}"),
+        }
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: property_cases(12), ..ProptestConfig::default() })]
         #[test]
         fn honest_replicas_converge_and_never_hold_a_refused_change(
             steps in prop::collection::vec(step(), 4..24)
@@ -454,25 +476,38 @@ mod property {
             let mut forged = Vec::new();
             let mut honest = Vec::new();
             let attacks = attacks();
+            let mut revoked = false;
+            // Her records written on the phone after the office revoked it.
+            let mut after_revocation = Vec::new();
             for st in &steps {
                 match st {
                     Step::Honest { who, day } => {
                         let d = if *who == 0 { &mut s.teacher } else { &mut s.mother };
                         let kind = if *who == 0 { "家访" } else { "谈心" };
                         let date = format!("2026-11-{day:02}");
-                        honest.push((*who, d.record(kind, CHILDREN[0].1, &date, &[("notes", "按时")])));
+                        let id = d.record(kind, CHILDREN[0].1, &date, &[("notes", "按时")]);
+                        if *who == 1 && revoked {
+                            after_revocation.push(id.clone());
+                        }
+                        honest.push((*who, id));
                     }
+                    Step::Revoke if !revoked => {
+                        let device = s.mother.archive.device().as_str().to_owned();
+                        s.admin.archive.revoke_device(&device).unwrap();
+                        revoked = true;
+                    }
+                    Step::Revoke => {}
                     Step::Forge { attack } => {
                         // The 10 MB push is left to the stories: it would slow every case.
                         let (name, f) = attacks[*attack % (attacks.len() - 1)];
                         let (doc, hash) = f(&mut s);
                         forged.push((name, doc, hash));
                     }
-                    Step::Swap { from, to } => swap(&mut s, *from, *to),
+                    Step::Swap { from, to } => swap(&mut s, *from, *to, revoked),
                 }
             }
             for (from, to) in [(1, 0), (2, 0), (0, 1), (0, 2), (1, 0), (0, 1)] {
-                swap(&mut s, from, to);
+                swap(&mut s, from, to, revoked);
             }
             // Never held by an honest replica.
             for (name, doc, hash) in &forged {
@@ -495,6 +530,13 @@ mod property {
                 if *who == 0 {
                     prop_assert!(office.contains(id), "the teacher's {id} is missing");
                 }
+            }
+            // What the revoked phone wrote afterwards reaches the office only handed on by the
+            // teacher's phone before it learned of the revocation, and is then listed for the
+            // office to review; never from the phone itself.
+            if after_revocation.iter().any(|id| office.contains(id)) {
+                let relayed = s.admin.archive.relayed_from_revoked().unwrap();
+                prop_assert!(!relayed.is_empty(), "the revoked phone's records reached the office unlisted");
             }
         }
     }

@@ -105,6 +105,8 @@ pub enum Command {
     Due(DueArgs),
     #[command(about = "全校各项规则的完成情况")]
     Compliance(ComplianceArgs),
+    #[command(about = "报表：学校的登记表和统计表导出为 .xlsx（校长/领导组、档案管理员）")]
+    Report(ReportArgs),
     #[command(subcommand, about = "数据文件：在设备之间交换档案")]
     Bundle(BundleCmd),
     #[command(subcommand, about = "设备：为成员的新设备导出登记文件")]
@@ -707,6 +709,29 @@ pub struct ComplianceArgs {
     pub from: String,
     #[arg(long, value_name = "日期", help = "结束日期（含）")]
     pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(
+        value_name = "名称",
+        help = "summary（留守儿童信息汇总表）、registry（留守儿童基本情况登记表）、sante（三特儿童登记表）、pairings（结对帮扶登记表）、contacts（家访、谈心、电话记录月统计）、child（一名学生的六项基本档案）；也可用中文名称"
+    )]
+    pub name: String,
+    #[arg(
+        long,
+        value_name = "月份",
+        help = "月份，如 2026-11（contacts 用，默认本月）"
+    )]
+    pub month: Option<String>,
+    #[arg(long, value_name = "学生", help = "学生姓名、学籍号或编号（child 用）")]
+    pub child: Option<String>,
+    #[arg(
+        long,
+        value_name = "文件",
+        help = "写到哪个 .xlsx 文件（不会覆盖已有的文件）"
+    )]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -91,6 +91,7 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
         }
         Command::Due(a) => work::due(ctx, a),
         Command::Compliance(a) => work::compliance(ctx, &a.from, &a.to),
+        Command::Report(a) => work::report(ctx, a),
         Command::Bundle(BundleCmd::Export {
             out,
             for_member,

@@ -4,6 +4,10 @@
 //! - a full disk (issue 12, point 3): the school's store on a 16 MiB tmpfs; with the disk full
 //!   a 谈心 and a roster import fail with one Chinese line each and leave the store's bytes as
 //!   they were; once space is freed the same commands succeed and the integrity check is ok;
+//! - a sync into a full disk (point 3): the hub (on the real disk, in the test's process)
+//!   holds a month of 家访 the phone lacks; the sync fails with a Chinese line naming the
+//!   storage, the phone's store passes the integrity check, and once space is freed the same
+//!   sync brings everything;
 //! - a read-only medium (point 7): the store's directory bind-mounted read-only; read
 //!   commands work, a write says in Chinese that the store is read-only and changes nothing.
 
@@ -172,4 +176,90 @@ fn a_read_only_store_serves_reads_and_says_why_it_cannot_write() {
     let line = assert_one_chinese_error(&o, &talk);
     assert!(line.contains("只读"), "{line}");
     assert!(s.bytes() == before, "the read-only store changed");
+}
+
+#[test]
+fn a_sync_into_a_full_disk_fails_in_chinese_and_resumes_once_freed() {
+    let Some(disk) = std::env::var_os(MOUNTED).map(std::path::PathBuf::from) else {
+        let test = "a_sync_into_a_full_disk_fails_in_chinese_and_resumes_once_freed";
+        if !rerun_in_mount_namespace(test, "mount -t tmpfs -o size=16m tmpfs $D") {
+            skipped();
+        }
+        return;
+    };
+    // The hub on the real disk, in this process, on loopback; the 班主任's phone on the small
+    // one.
+    let hub_dir = tempfile::Builder::new()
+        .prefix("hub")
+        .tempdir_in(std::env::var_os("CARGO_TARGET_TMPDIR").unwrap_or_else(|| "/var/tmp".into()))
+        .unwrap();
+    let data = common::hub::init_school(hub_dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = common::hub::start(&rt, hub_dir.path());
+    let phone = disk.join("teacher.db");
+    common::hub::join(
+        &server,
+        &phone,
+        common::TEACHER,
+        shouwang_core::roles::Role::HeadTeacher,
+    );
+    // While the phone is away, the office writes a term of 家访 for her class (as much as
+    // the phone will then lack room for).
+    {
+        let mut office = data.open_archive().unwrap();
+        let notes = "奶奶说孩子最近按时完成作业，周末跟着爷爷下地，".repeat(40);
+        for day in 1..=28 {
+            for child in ["王小雨", "赵子涵"] {
+                office
+                    .add_record(&shouwang_core::RecordInput {
+                        kind: "家访".into(),
+                        child: Some(child.into()),
+                        class: None,
+                        date: format!("2026-11-{day:02}"),
+                        fields: vec![("notes".into(), format!("{notes}{day}"))],
+                    })
+                    .unwrap();
+            }
+        }
+    }
+    let sync = |store: &std::path::Path| {
+        Command::new(common::BIN)
+            .arg("--store")
+            .arg(store)
+            .arg("sync")
+            .env_remove("SHOUWANG_STORE")
+            .output()
+            .unwrap()
+    };
+    let filler = fill(&disk);
+    let o = sync(&phone);
+    assert!(!o.status.success(), "a sync into a full disk succeeded");
+    let err = common::stderr(&o);
+    let line = err.lines().last().unwrap_or_default();
+    println!("sync on a full disk: {line}");
+    assert!(line.starts_with("错误："), "{err}");
+    assert!(line.contains("空间") || line.contains("存储"), "{line}");
+    common::assert_no_english(line, &[]);
+    let check = |store: &std::path::Path| -> String {
+        let mut archive = Archive::open(store).unwrap();
+        archive
+            .store()
+            .conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Nothing corrupted (what a failed write began is rolled back); the phone still reads.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(check(&phone), "ok");
+
+    let o = sync(&phone);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let (ok, file, err) = common::hub::shouwang(&phone, &["child", "show", "赵子涵"]);
+    assert!(ok, "{err}");
+    assert!(
+        file.contains("周末跟着爷爷下地") && file.contains("28"),
+        "{file}"
+    );
+    assert_eq!(check(&phone), "ok");
+    drop(server);
 }

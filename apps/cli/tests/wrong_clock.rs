@@ -92,3 +92,74 @@ fn a_clock_ten_years_off_is_named_and_breaks_nothing() {
     );
     assert!(s.bytes() == before, "the refused record changed the store");
 }
+
+/// `shouwang --store <store> <args>` with the clock moved by `offset`. The monotonic clock is
+/// left alone (libfaketime would move it too): only the wall clock of a phone is ever wrong.
+fn phone_at(store: &std::path::Path, offset: &str, args: &[&str]) -> Output {
+    Command::new("faketime")
+        .arg("-f")
+        .arg(offset)
+        .arg(common::BIN)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("SHOUWANG_STORE")
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .output()
+        .expect("faketime is installed by scripts/setup.sh")
+}
+
+/// The hub's copy of 王小雨's file, as text.
+fn at_hub(dir: &std::path::Path) -> String {
+    let data = shouwang_relay::server::DataDir::new(dir.join("hub"));
+    let mut archive = data.open_archive().unwrap();
+    format!("{:?}", archive.child_file("王小雨").unwrap())
+}
+
+#[test]
+fn a_phone_whose_clock_is_ten_years_off_still_syncs_and_the_hub_judges_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    common::hub::init_school(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = common::hub::start(&rt, dir.path());
+    let phone = dir.path().join("teacher.db");
+    common::hub::join(
+        &server,
+        &phone,
+        common::TEACHER,
+        shouwang_core::roles::Role::HeadTeacher,
+    );
+    let today = chrono::Local::now().date_naive().to_string();
+
+    for (offset, note) in [
+        ("-3650d", "手机时间慢了十年时的谈心"),
+        ("+3650d", "手机时间快了十年时的谈心"),
+    ] {
+        let args = talk(&today, note);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = phone_at(&phone, offset, &args);
+        assert!(o.status.success(), "{offset}: {}", common::stderr(&o));
+        // The hub checks the certificate against its own clock: the phone's does not matter.
+        let o = phone_at(&phone, offset, &["sync"]);
+        assert!(o.status.success(), "{offset}: {}", common::stderr(&o));
+        assert!(
+            at_hub(dir.path()).contains(note),
+            "{offset}: not on the hub"
+        );
+        // Where the phone shows its own certificate, it says its clock is wrong rather than
+        // that the certificate expired (or is not valid yet).
+        let o = phone_at(&phone, offset, &["status"]);
+        assert!(o.status.success(), "{offset}: {}", common::stderr(&o));
+        let status = stdout(&o);
+        assert!(
+            status.contains("时间") && status.contains("不对"),
+            "{offset}: {status}"
+        );
+        assert!(!status.contains("证书已过期"), "{offset}: {status}");
+    }
+    // The clock right again: nothing pending, no warning.
+    let status = stdout(&phone_at(&phone, "+0d", &["status"]));
+    assert!(status.contains("学校服务器已有本机的全部内容"), "{status}");
+    assert!(!status.contains("不对"), "{status}");
+    drop(server);
+}

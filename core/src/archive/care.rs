@@ -400,39 +400,56 @@ impl Archive {
     /// For the device's own checks (conflicts, what changed): not recorded in the access log;
     /// a person opening the file goes through [`Archive::child_file_for`].
     pub fn child_file(&mut self, child: &str) -> Result<ChildFile> {
-        self.read_child_file(child, None, false)
+        self.read_child_file(child, None, false, true)
     }
 
     /// A child's file opened by a person (`why`, if asked): opening a private part is recorded
     /// in this device's access log first (see `audit.rs`).
     pub fn child_file_for(&mut self, child: &str, why: Option<&str>) -> Result<ChildFile> {
-        self.read_child_file(child, Some(why), false)
+        self.read_child_file(child, Some(why), false, true)
     }
 
     /// The file with its ID numbers shown in full ([`Archive::reveal_id`] checks and records
     /// the request first).
     pub(super) fn child_file_revealed(&mut self, child: &str) -> Result<ChildFile> {
-        self.read_child_file(child, None, true)
+        self.read_child_file(child, None, true, true)
     }
 
+    /// The file's sections only (ID numbers masked; no records, conflicts or history), for a
+    /// report that lists many children (`reports.rs` records the report itself).
+    pub(super) fn child_sections(&mut self, child: &str) -> Result<ChildFile> {
+        self.read_child_file(child, None, false, false)
+    }
+
+    /// `full`: with the records, conflicts and history (else the sections only).
     fn read_child_file(
         &mut self,
         child: &str,
         opened: Option<Option<&str>>,
         reveal: bool,
+        full: bool,
     ) -> Result<ChildFile> {
         let child = self.find_child(child)?;
-        let me = self.me()?;
+        // The school view once, not once per check: a report reads thousands of files.
         let school = self.school()?;
+        let me = school
+            .member(&self.me)
+            .cloned()
+            .ok_or_else(|| Error::not_found("成员", self.me.clone()))?;
         let shared = DocId::Child(child.clone());
-        self.require_care(&me, &shared)?;
+        if !super::scope::may_see(&school, &me, &shared, &mut |c| self.class_of(c))? {
+            self.require_care(&me, &shared)?;
+        }
         let private = DocId::Private(child.clone());
-        let private_shown = self.may_see(&me, &private)? && self.store.doc(&private)?.is_some();
+        let sees =
+            |doc: &DocId| super::scope::may_see(&school, &me, doc, &mut |c| self.class_of(c));
+        let (sees_private, sees_staff) = (sees(&private)?, sees(&DocId::Staff(child.clone()))?);
+        let private_shown = sees_private && self.store.doc(&private)?.is_some();
         if private_shown && let Some(why) = opened {
             self.audit(super::audit_kind::PRIVATE_VIEW, child.as_str(), why)?;
         }
         let staff = DocId::Staff(child.clone());
-        let staff_shown = self.may_see(&me, &staff)? && self.store.doc(&staff)?.is_some();
+        let staff_shown = sees_staff && self.store.doc(&staff)?.is_some();
         let mut docs = vec![shared];
         if private_shown {
             docs.push(private);
@@ -458,29 +475,36 @@ impl Archive {
             .iter()
             .map(|d| (d.id.0.clone(), school.member_name(d.member.as_str())))
             .collect();
-        for sec in &SECTIONS {
-            let mut view = SectionView {
-                key: sec.key.to_owned(),
-                label: sec.label.to_owned(),
-                fields: Vec::new(),
+        // Each document once (a field's document is looked up per field otherwise), then the
+        // fields in the form's order.
+        let mut shown: Vec<Vec<Option<ShownField>>> = SECTIONS
+            .iter()
+            .map(|sec| sec.fields.iter().map(|_| None).collect())
+            .collect();
+        let mut held = [false; SECTIONS.len()];
+        for id in &docs {
+            let Some(doc) = self.store.doc(id)? else {
+                continue;
             };
-            let mut held = false;
-            for f in sec.fields {
-                let id = doc_for(sec.part_of(f.key, school.split_for_roles), &child);
-                if !docs.contains(&id) {
-                    continue;
+            for (si, sec) in SECTIONS.iter().enumerate() {
+                for (fi, f) in sec.fields.iter().enumerate() {
+                    if doc_for(sec.part_of(f.key, school.split_for_roles), &child) == *id {
+                        held[si] = true;
+                        shown[si][fi] = section_field(doc, sec, f);
+                    }
                 }
-                let Some(doc) = self.store.doc(&id)? else {
-                    continue;
-                };
-                held = true;
-                view.fields.extend(section_field(doc, sec, f));
-            }
-            if held {
-                file.sections.push(view);
             }
         }
-        for id in &docs {
+        for ((sec, fields), held) in SECTIONS.iter().zip(shown).zip(held) {
+            if held {
+                file.sections.push(SectionView {
+                    key: sec.key.to_owned(),
+                    label: sec.label.to_owned(),
+                    fields: fields.into_iter().flatten().collect(),
+                });
+            }
+        }
+        for id in docs.iter().filter(|_| full) {
             let Some(doc) = self.store.doc(id)? else {
                 continue;
             };

@@ -23,8 +23,16 @@ impl Archive {
 
     /// A Chinese warning if this device's clock is plainly wrong: before the app existed,
     /// before the latest date anyone entered for a record, or more than a year past the
-    /// newest record anyone wrote. `None` if it looks right.
+    /// newest record anyone else wrote. `None` if it looks right.
     pub fn clock_warning(&self) -> Result<Option<String>> {
+        self.clock_warning_since(None)
+    }
+
+    /// [`Archive::clock_warning`], also counting `trusted_ms` as a time that has certainly
+    /// passed, read from another clock: the hub's, when it issued this device's certificate
+    /// (renewed at every sync once half its validity is gone). A clock more than a year past
+    /// it is plainly wrong even when no one else's record is on this device yet.
+    pub fn clock_warning_since(&self, trusted_ms: Option<i64>) -> Result<Option<String>> {
         use chrono::Datelike;
         let now = self.store.clock_ms();
         let shown = |ms: i64| {
@@ -59,14 +67,36 @@ impl Archive {
                 "本机时间是 {today}，比学校已有记录的日期（{d}）还早，时间可能不对；{fix}"
             )));
         }
-        let newest: Option<i64> =
-            conn.query_row("SELECT max(written_at) FROM p_records", [], |r| r.get(0))?;
-        if let Some(n) = newest
-            && now > n + AHEAD_DAYS * 24 * 3600 * 1000
+        // Ahead: more than a year past the newest time known to have passed. Records this
+        // member wrote carry this clock's own stamps (a clock ahead would vouch for itself), so
+        // only other people's count, with the latest date anyone entered (dates of real
+        // events, none after the real today) and the hub's time.
+        let me = self.store.meta(super::META_MEMBER)?.unwrap_or_default();
+        let others: Option<i64> = conn.query_row(
+            "SELECT max(written_at) FROM p_records WHERE author != ?1",
+            [&me],
+            |r| r.get(0),
+        )?;
+        let day_ms = 24 * 3600 * 1000;
+        let entered = latest
+            .as_deref()
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_millis() + day_ms);
+        let known = [
+            (others, "学校最新的记录"),
+            (entered, "最近一条记录的日期"),
+            (trusted_ms, "学校服务器上次给本机发证书的时间"),
+        ]
+        .into_iter()
+        .filter_map(|(t, what)| t.map(|t| (t, what)))
+        .max_by_key(|(t, _)| *t);
+        if let Some((t, what)) = known
+            && now > t + AHEAD_DAYS * day_ms
         {
             return Ok(Some(format!(
-                "本机时间是 {today}，比学校最新的记录（{}）晚了一年以上，时间可能不对；{fix}",
-                shown(n)
+                "本机时间是 {today}，比{what}（{}）晚了一年以上，时间可能不对；{fix}",
+                shown(t)
             )));
         }
         Ok(None)

@@ -53,6 +53,14 @@ impl Archive {
     pub fn find_child(&mut self, key: &str) -> Result<ChildId> {
         let key = key.trim();
         let conn = self.store.conn();
+        // An exact id wins (below), and is one indexed lookup: reports name thousands.
+        let exact: Option<String> = conn
+            .prepare_cached("SELECT child_id FROM p_children WHERE child_id = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = exact {
+            return Ok(ChildId(id));
+        }
         let mut stmt = conn.prepare_cached(
             "SELECT child_id FROM p_children WHERE child_id = ?1 OR student_no = ?1
              UNION SELECT child_id FROM p_children WHERE name = ?1",

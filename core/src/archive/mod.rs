@@ -7,6 +7,7 @@
 
 mod admin;
 mod audit;
+mod behalf;
 mod care;
 mod clock;
 mod consent;
@@ -21,6 +22,7 @@ mod lookup;
 mod lost;
 mod rebase;
 mod repair;
+mod reports;
 pub(crate) mod scope;
 mod syncing;
 
@@ -35,6 +37,7 @@ use crate::store::{Store, StoreKey};
 
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport, Withheld};
 pub use audit::{AuditEntry, AuditLog, what as audit_kind};
+pub use behalf::OnBehalf;
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use consent::{ConsentInput, WithdrawalInput};
 pub use deliveries::{Delivery, DeliveryFilter};

@@ -9,7 +9,8 @@
 //! kept in the `quarantine` table (bytes, reason, where they came from) for the administrator;
 //! deferred ones are dropped and come again with a later exchange.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{OptionalExtension, params};
@@ -154,29 +155,44 @@ fn genesis_hash(id: &DocId) -> Option<ChangeHash> {
         .copied()
 }
 
-/// The school document at `heads`, read (cached per heads for one admission).
-fn school_at(
-    school: &Automerge,
-    heads: &[ChangeHash],
-    cache: &mut HashMap<Vec<ChangeHash>, SchoolView>,
-) -> Option<SchoolView> {
-    let mut key = heads.to_vec();
-    key.sort();
-    if let Some(v) = cache.get(&key) {
-        return Some(v.clone());
+/// The school as read at given heads, for the changes that declare them: a few views, the
+/// most recently used first. Heads fix a document's content, so a view stays true for as long
+/// as the store is open, across writes and sessions: on the hub, two hundred phones that
+/// synced the same school declare the same heads, and the school (hundreds of members and
+/// pairings) is read once for all of them rather than once per document each merges.
+#[derive(Debug, Default)]
+pub(crate) struct SchoolViews {
+    views: Vec<(Vec<ChangeHash>, Arc<SchoolView>)>,
+}
+
+/// Views kept: the current school and the few states phones that are behind still declare.
+const SCHOOL_VIEWS: usize = 8;
+
+impl SchoolViews {
+    /// The school document at `heads` (None: this side lacks one of them).
+    fn at(&mut self, school: &Automerge, heads: &[ChangeHash]) -> Option<Arc<SchoolView>> {
+        let mut key = heads.to_vec();
+        key.sort();
+        if let Some(i) = self.views.iter().position(|(k, _)| *k == key) {
+            let hit = self.views.remove(i);
+            let view = hit.1.clone();
+            self.views.insert(0, hit);
+            return Some(view);
+        }
+        if heads.iter().any(|h| school.get_change_by_hash(h).is_none()) {
+            return None;
+        }
+        let mut current = school.get_heads();
+        current.sort();
+        let view = Arc::new(if current == key {
+            school::read(school)
+        } else {
+            school::read(&school.fork_at(heads).ok()?)
+        });
+        self.views.insert(0, (key, view.clone()));
+        self.views.truncate(SCHOOL_VIEWS);
+        Some(view)
     }
-    if heads.iter().any(|h| school.get_change_by_hash(h).is_none()) {
-        return None;
-    }
-    let mut current = school.get_heads();
-    current.sort();
-    let view = if current == key {
-        school::read(school)
-    } else {
-        school::read(&school.fork_at(heads).ok()?)
-    };
-    cache.insert(key, view.clone());
-    Some(view)
 }
 
 /// The class a child file says its child is in, at `heads`.
@@ -349,7 +365,6 @@ impl Batch<'_> {
             _ => (HashSet::new(), true),
         };
         let mut old_generation: HashSet<ChangeHash> = HashSet::new();
-        let mut cache = HashMap::new();
         let mut not_ok: HashSet<ChangeHash> = HashSet::new();
         let mut refused: HashSet<ChangeHash> = HashSet::new();
         let mut accepted = Vec::new();
@@ -384,18 +399,16 @@ impl Batch<'_> {
                 {
                     Verdict::Accept
                 } else {
-                    self.judge(id, change, &mut cache)
+                    self.judge(id, change)
                 };
                 let foreign = matches!(&self.sender, Sender::Device { device, .. }
                     if !change.actor_id().to_hex_string().starts_with(device.as_str()));
                 match judged {
                     // The rules would take it, but not from this sender: it must come from its
                     // own device or through a relay (a stolen actor never gets in this way)...
-                    Verdict::Accept if foreign && !self.revoked_now(change, &mut cache) => {
-                        Verdict::Defer(
-                            "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
-                        )
-                    }
+                    Verdict::Accept if foreign && !self.revoked_now(change) => Verdict::Defer(
+                        "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
+                    ),
                     // ...unless that device is revoked: it will never send it itself, and the
                     // sender's own work may rest on it. Taken, and listed for review with who
                     // handed it on (the rules above judged it as the revoked device's).
@@ -527,15 +540,11 @@ impl Batch<'_> {
     /// Whether the device whose actor made `change` is revoked in this side's current school
     /// state. (Deciding *from whom* a change is taken may depend on what this side knows now;
     /// whether it is allowed at all never does: that is `judge`, against declared state.)
-    fn revoked_now(
-        &self,
-        change: &Change,
-        cache: &mut HashMap<Vec<ChangeHash>, SchoolView>,
-    ) -> bool {
+    fn revoked_now(&mut self, change: &Change) -> bool {
         let Some(school_doc) = self.docs.get(&DocId::School) else {
             return false;
         };
-        let Some(view) = school_at(school_doc, &school_doc.get_heads(), cache) else {
+        let Some(view) = self.school_views.at(school_doc, &school_doc.get_heads()) else {
             return false;
         };
         trust::device_of_actor(&view, change.actor_id())
@@ -543,12 +552,7 @@ impl Batch<'_> {
             .is_some_and(|d| d.revoked)
     }
 
-    fn judge(
-        &self,
-        id: &DocId,
-        change: &Change,
-        cache: &mut HashMap<Vec<ChangeHash>, SchoolView>,
-    ) -> Verdict {
+    fn judge(&mut self, id: &DocId, change: &Change) -> Verdict {
         let Some(doc) = self.docs.get(id) else {
             return Verdict::Defer("档案不在本机".into());
         };
@@ -589,7 +593,7 @@ impl Batch<'_> {
                 }
             }
         };
-        let Some(mut view) = school_at(school_doc, &school_heads, cache) else {
+        let Some(mut view) = self.school_views.at(school_doc, &school_heads) else {
             // A school state this side refused can never be reached: refuse what rests on it.
             if self.is_quarantined(&DocId::School, &school_heads) {
                 return Verdict::Refuse("修改所依据的学校信息含有被拒绝的修改".into());
@@ -598,6 +602,7 @@ impl Batch<'_> {
         };
         // The sender's certificate bounds its own changes: roles it does not carry there are
         // not its to use, whatever the school document it declares says.
+        // (The shared view is copied only when the certificate does take a role away.)
         if let Sender::Device {
             device,
             roles: Some(roles),
@@ -605,8 +610,16 @@ impl Batch<'_> {
             && let Some(d) = view.devices.iter().find(|d| &d.id == device)
         {
             let who = d.member.clone();
-            for m in view.members.iter_mut().filter(|m| m.id == who) {
-                m.roles.retain(|r| roles.contains(r));
+            let beyond =
+                |m: &school::Member| m.id == who && m.roles.iter().any(|r| !roles.contains(r));
+            if view.members.iter().any(beyond) {
+                for m in Arc::make_mut(&mut view)
+                    .members
+                    .iter_mut()
+                    .filter(|m| m.id == who)
+                {
+                    m.roles.retain(|r| roles.contains(r));
+                }
             }
         }
         trust::validate(

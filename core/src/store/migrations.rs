@@ -192,6 +192,35 @@ CREATE INDEX deliveries_by_doc ON deliveries (doc_id, id);
 "#,
         rebuild_projections: false,
     },
+    Migration {
+        version: 8,
+        // The office console on the hub (`apps/office`): members' password hashes (argon2id,
+        // PHC strings), sessions (the SHA-256 of the cookie's token, never the token) and
+        // failed logins (for the lock-out). Only the hub's store has rows in them; they live
+        // here so that they are encrypted with hub.db and copied by its backup.
+        sql: r#"
+CREATE TABLE office_passwords (
+    member_id TEXT PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    set_at    INTEGER NOT NULL
+);
+CREATE TABLE office_sessions (
+    token_hash TEXT PRIMARY KEY,
+    member_id  TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    created    INTEGER NOT NULL,
+    expires    INTEGER NOT NULL
+);
+CREATE INDEX office_sessions_by_member ON office_sessions (member_id);
+CREATE TABLE office_failures (
+    member_key TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE INDEX office_failures_by_key ON office_failures (member_key, source, at);
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.

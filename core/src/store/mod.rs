@@ -65,6 +65,8 @@ pub struct Store {
     docs: HashMap<DocId, Automerge>,
     actor: ActorId,
     clock_skew_ms: i64,
+    /// The school as read at heads changes declared, kept across writes (see `admit`).
+    school_views: admit::SchoolViews,
 }
 
 /// The documents one [`Store::write`] touches; persisted together or not at all.
@@ -73,6 +75,7 @@ pub struct Batch<'a> {
     conn: &'a Connection,
     docs: &'a mut HashMap<DocId, Automerge>,
     actor: &'a ActorId,
+    school_views: &'a mut admit::SchoolViews,
     touched: Vec<(DocId, Vec<ChangeHash>)>,
     hints: HashMap<DocId, Touched>,
     meta: Vec<(String, String)>,
@@ -322,6 +325,7 @@ impl Store {
             docs: HashMap::new(),
             actor,
             clock_skew_ms: 0,
+            school_views: admit::SchoolViews::default(),
         })
     }
 
@@ -348,6 +352,7 @@ impl Store {
             docs: HashMap::new(),
             actor,
             clock_skew_ms: 0,
+            school_views: admit::SchoolViews::default(),
         };
         if rebuild {
             store.rebuild_projections()?;
@@ -467,6 +472,7 @@ impl Store {
             docs,
             actor,
             clock_skew_ms,
+            school_views,
             ..
         } = self;
         // Take the write lock first: another connection (the hub's other sessions, the CLI
@@ -476,6 +482,7 @@ impl Store {
             conn: &tx,
             docs,
             actor,
+            school_views,
             touched: Vec::new(),
             hints: HashMap::new(),
             meta: Vec::new(),

@@ -203,7 +203,17 @@ impl Message {
         }
         let owned;
         let body: &[u8] = if flags & 1 == 1 {
-            owned = zstd::bulk::decompress(rest, MAX_BODY).map_err(|_| bad("解压失败"))?;
+            // The frame header says how large the body is (our encoder always writes it):
+            // allocate that, not `MAX_BODY`. A 64 MiB buffer per frame cost the hub a 64 MiB
+            // mapping and unmapping for every frame of every phone (`relay/benches/storm.rs`).
+            // A body that lies about its size fails to decompress; one that does not say is
+            // given the bound.
+            let capacity = match zstd::zstd_safe::get_frame_content_size(rest) {
+                Ok(Some(n)) if n <= MAX_BODY as u64 => n as usize,
+                Ok(Some(_)) => return Err(bad("解压后过大")),
+                _ => MAX_BODY,
+            };
+            owned = zstd::bulk::decompress(rest, capacity).map_err(|_| bad("解压失败"))?;
             &owned
         } else {
             rest

@@ -8,6 +8,12 @@
 //! never in it: a backup alone reveals nothing, and restoring needs the same key (keep a copy
 //! of the key file apart from the backups).
 //!
+//! A restored hub is *rebuilding* (a `rebuilding` file in the data directory) until an
+//! administrator's device has synced with it: the devices hold everything written since the
+//! backup, the office's device the whole school document (members, pairings, devices enrolled
+//! and revoked since), so the hub takes that first and enrolls no one meanwhile (its own
+//! writes would reuse sequence numbers its lost copy had already used).
+//!
 //! `restore` refuses a data directory that holds anything, builds the new one beside it
 //! (`<dir>.restoring`) and renames it into place only once every file is written and the
 //! archive opens; a wrong key or a file that is not a backup changes nothing.
@@ -295,6 +301,10 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::File::open(parent)?.sync_all()?;
         }
+        // The devices hold what happened since the backup: the hub lets an administrator's
+        // device in first, unregistered as it may be, and writes nothing of its own until it
+        // has synced (`hub::Enrolled::rebuilding`).
+        write_private_new(&data.rebuilding_marker(), b"")?;
         Ok(school)
     })();
     if result.is_err() {

@@ -289,6 +289,28 @@ pub fn invite_command(
     Ok(out)
 }
 
+/// `office-password`: sets the office console password of a member who may log in (their
+/// sessions end), stored hashed in `hub.db`.
+pub fn office_password_command(
+    config: &ServerConfig,
+    member: &str,
+    password: &str,
+) -> Result<String, ServerError> {
+    let data = config.data();
+    data.check_initialised()?;
+    let mut archive = data.open_archive()?;
+    let m = shouwang_office::auth::set_password(&mut archive, member, password)?;
+    let place = match config.http_bind {
+        Some(bind) => format!("在浏览器打开 http://{bind}/ 登录（学校局域网里用本机的局域网地址）"),
+        None => "配置里没有 [http] bind，办公室网页没有开启".to_owned(),
+    };
+    Ok(format!(
+        "已设置 {}（{}）的办公室网页密码，此前的登录已失效；{place}\n",
+        m.name,
+        m.role_labels()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -22,6 +22,8 @@
 //! invite_days = 7
 //! max_connections = 512                   # open at once, from everyone
 //! max_connections_per_endpoint = 4        # open at once, from one device
+//! max_stranger_connections = 16           # open at once, from unregistered devices (an
+//!                                         # invite open; else they are refused at once)
 //!
 //! [http]                          # /health and /metrics
 //! bind = "127.0.0.1:3342"
@@ -177,6 +179,9 @@ impl ServerConfig {
             if let Some(n) = h.max_connections_per_endpoint {
                 c.limits.per_endpoint = n;
             }
+            if let Some(n) = h.max_stranger_connections {
+                c.limits.strangers = n;
+            }
         }
         if let Some(k) = file.data_key {
             c.data_key = Some(match (k.file, k.env, k.credential) {
@@ -214,7 +219,7 @@ impl ServerConfig {
         if self.certificate_days == 0 || self.invite_days == 0 {
             return Err(ServerError::Config("有效天数必须大于 0".into()));
         }
-        if self.limits.total == 0 || self.limits.per_endpoint == 0 {
+        if self.limits.total == 0 || self.limits.per_endpoint == 0 || self.limits.strangers == 0 {
             return Err(ServerError::Config("连接数上限必须大于 0".into()));
         }
         self.key_source()
@@ -359,6 +364,7 @@ struct HubSection {
     daily_change_mib: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_endpoint: Option<usize>,
+    max_stranger_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

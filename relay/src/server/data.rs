@@ -125,6 +125,22 @@ impl DataDir {
         self.root.join("hub.db")
     }
 
+    /// Present while the hub is rebuilt from a restored backup: written by `restore`, removed
+    /// once an administrator's device has synced (see `hub::Enrolled::rebuilding`).
+    pub fn rebuilding_marker(&self) -> PathBuf {
+        self.root.join("rebuilding")
+    }
+
+    /// Refuses what would write to the hub's archive under its own actor while it rebuilds
+    /// from a backup (an invite that adds a member, the office console): the sequence numbers
+    /// its lost copy had used come back with the administrator's device.
+    pub fn check_not_rebuilding(&self) -> Result<(), Error> {
+        if self.rebuilding_marker().exists() {
+            return Err(Error::NotPermitted(super::hub::REBUILDING.into()));
+        }
+        Ok(())
+    }
+
     fn school_key_path(&self) -> PathBuf {
         self.root.join("school.key")
     }
@@ -142,20 +158,27 @@ impl DataDir {
     /// Whether an invite is open at `now`: issued, not yet spent, not expired. While one is,
     /// a device that has not enrolled yet may need the relay to reach the hub.
     pub fn has_open_invite(&self, now: i64) -> bool {
-        let Ok(entries) = fs::read_dir(self.root.join("invites")) else {
-            return false;
-        };
-        entries.filter_map(|e| e.ok()).any(|e| {
-            let name = e.file_name();
-            if !name.to_string_lossy().ends_with(".json") {
-                return false;
-            }
-            let open = fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<StoredInvite>(&b).ok())
-                .is_some_and(|s| s.expires_at > now);
-            open && !self.root.join("spent").join(&name).exists()
-        })
+        self.open_invites_until(now).is_some()
+    }
+
+    /// The latest expiry among the invites open at `now` (issued, unspent, unexpired), if any.
+    pub fn open_invites_until(&self, now: i64) -> Option<i64> {
+        let entries = fs::read_dir(self.root.join("invites")).ok()?;
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                if !name.to_string_lossy().ends_with(".json") {
+                    return None;
+                }
+                let expires = fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<StoredInvite>(&b).ok())
+                    .map(|s| s.expires_at)
+                    .filter(|&at| at > now)?;
+                (!self.root.join("spent").join(&name).exists()).then_some(expires)
+            })
+            .max()
     }
 
     fn spent_path(&self, secret: &InviteSecret) -> PathBuf {

@@ -1,4 +1,6 @@
-//! `/health` and Prometheus-format `/metrics`.
+//! `/health`, Prometheus-format `/metrics`, and the office console (`shouwang-office`), whose
+//! archive is the hub's: [`OfficeHub`] lends it `hub.db` (with the data key) and invites
+//! naming this running hub's addresses.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -25,6 +27,41 @@ pub(crate) struct HttpState {
     pub hub_id: String,
 }
 
+/// What the office console gets from the hub: its archive and its invites.
+#[derive(Debug, Clone)]
+pub(crate) struct OfficeHub {
+    pub data: super::DataDir,
+    pub key: shouwang_core::store::StoreKey,
+    pub contact: super::HubContact,
+}
+
+impl shouwang_office::Hub for OfficeHub {
+    fn open_archive(&self) -> Result<shouwang_core::Archive, shouwang_core::Error> {
+        // Even its reads are logged (access records) under the hub's actor.
+        self.data.check_not_rebuilding()?;
+        super::data::open_archive_with(&self.data.archive(), &self.key, self.data.key_source())
+    }
+
+    fn invite(
+        &self,
+        member: &str,
+        role: Option<shouwang_core::roles::Role>,
+        days: u32,
+    ) -> Result<shouwang_office::Ticket, shouwang_core::Error> {
+        let now = chrono::Utc::now().timestamp();
+        let expires_at = now + i64::from(days.max(1)) * 86_400;
+        let issued =
+            super::issue_member_invite(&self.data, &self.contact, member, role, now, expires_at)?;
+        Ok(shouwang_office::Ticket {
+            ticket: issued.ticket,
+            member_name: issued.member_name,
+            role: issued.invite.role,
+            member_added: issued.member_added,
+            expires_at,
+        })
+    }
+}
+
 /// The running HTTP server; dropping it aborts it.
 #[derive(Debug)]
 pub(crate) struct HttpServer {
@@ -34,7 +71,11 @@ pub(crate) struct HttpServer {
 }
 
 impl HttpServer {
-    pub async fn start(bind: SocketAddr, state: HttpState) -> Result<HttpServer, ServerError> {
+    pub async fn start(
+        bind: SocketAddr,
+        state: HttpState,
+        office: OfficeHub,
+    ) -> Result<HttpServer, ServerError> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| ServerError::Bind(format!("HTTP {bind}：{e}")))?;
@@ -44,9 +85,12 @@ impl HttpServer {
         let app = axum::Router::new()
             .route("/health", get(health))
             .route("/metrics", get(metrics))
-            .with_state(state);
+            .with_state(state)
+            .merge(shouwang_office::Office::new(office).router());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = OwnedTask::spawn(async move {
+            // The console's lock-out counts failures per source address.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stopped.await;
             });
@@ -186,6 +230,24 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         "counter",
         "Connections closed at once: too many open from that device or in total.",
         g(&t.busy),
+    );
+    put(
+        "shouwang_strangers_refused_total",
+        "counter",
+        "Connections closed right after the QUIC handshake: the device is not registered in this school and no invite is open.",
+        g(&t.strangers),
+    );
+    put(
+        "shouwang_handshakes_ignored_total",
+        "counter",
+        "Connection attempts ignored before their handshake: the hub already held its budget of handshakes and refused connections (the device's QUIC stack tries again).",
+        g(&t.handshakes_ignored),
+    );
+    put(
+        "shouwang_handshakes_known_total",
+        "counter",
+        "Connection attempts recognised before their handshake as coming from a registered device (through the relay, or from an address it connected from), which do not wait behind strangers.",
+        g(&t.handshakes_known),
     );
     put(
         "shouwang_enrollments_total",

@@ -21,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
+use shouwang_core::doc::DocId;
 use shouwang_core::ids::{DeviceId, MemberId, SchoolId};
 use shouwang_core::membership::{
     Certificate, CertificateBody, DeviceKey, InviteSecret, SchoolKey, SchoolPublicKey,
@@ -55,6 +56,10 @@ pub struct HubMetrics {
 /// document it has loaded. Two keep both cores of a small server busy; more only add memory
 /// and reloads (a document one archive writes is reloaded by the others).
 pub(crate) const HUB_ARCHIVES: usize = 2;
+
+/// What a device reads while the hub rebuilds from a backup and cannot take it yet.
+pub(crate) const REBUILDING: &str =
+    "学校服务器刚从备份恢复，正在等管理员的设备先同步一次；请过一会儿再同步（本机的记录都还在）";
 
 /// The hub's open archives, shared by every conversation. A conversation borrows one for the
 /// length of one callback and never holds two, so at most [`HUB_ARCHIVES`] connections contend
@@ -190,6 +195,8 @@ pub struct HubState {
     pub(crate) archives: ArchivePool,
     /// Woken whenever a conversation writes a device's changes to the store.
     pub(crate) changed: Wake,
+    /// Who may connect at all: registered devices, and anyone while an invite is open.
+    pub(crate) enrolled: Arc<Enrolled>,
 }
 
 impl HubState {
@@ -265,6 +272,9 @@ impl HubState {
             &format!("{}的设备", m.name),
         )?;
         self.data.spend(secret, &device, now)?;
+        // Its next connection (the first sync, at once) must get past the gate before the
+        // school watcher has seen the registration.
+        self.enrolled.register(DeviceId::from_key(&device.0));
         info!(member = %m.id, device = %device, "enrolled");
         Ok((certificate, bundle))
     }
@@ -289,6 +299,23 @@ impl HubState {
             ..cert.body().clone()
         })?;
         Ok(Some(renewed))
+    }
+
+    /// While the hub rebuilds from a backup, an unregistered device may sync only if its
+    /// certificate is an administrator's: its school document brings back the devices, members
+    /// and pairings of the time since the backup. Anyone else's changes would be refused as an
+    /// unregistered device's, so it waits.
+    fn check_rebuild(&self, device: &DeviceKey, cert: &Certificate) -> Result<(), Error> {
+        if !self.enrolled.rebuilding()
+            || self
+                .enrolled
+                .standing(&DeviceId::from_key(&device.0))
+                .is_some()
+            || cert.body().roles.iter().any(|r| r.administers())
+        {
+            return Ok(());
+        }
+        Err(Error::NotPermitted(REBUILDING.into()))
     }
 
     /// Checks a certificate presented by `device`.
@@ -354,7 +381,10 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
         let done = purged_at.clone();
         let seen = tokio::task::spawn_blocking(move || {
             let mut a = s.archives.get_quietly().ok()?;
-            let heads = a.store().heads(&shouwang_core::doc::DocId::School).ok()?;
+            let heads = a.store().heads(&DocId::School).ok()?;
+            if heads != s.enrolled.seen_heads() {
+                s.enrolled.refresh(&mut a);
+            }
             // Nothing of an erased child stays on the hub but the school's record of it.
             let purged = heads == done || a.purge_erased().is_ok();
             Some((heads, purged))
@@ -379,6 +409,191 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
     }
 }
 
+/// A registered device's standing, as the school document says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    Active,
+    Revoked,
+}
+
+/// Who may connect to the hub at all, kept in memory so that turning a stranger away costs no
+/// archive, no blocking task and no store read: the devices the school document registers
+/// (revoked ones too: a revoked phone that connects must be told, and wipes itself), and,
+/// while an invite is open (issued, unspent, unexpired), anyone, since the device enrolling
+/// has no registration yet.
+///
+/// The devices are read from the school document when the hub starts and whenever the school
+/// watcher ([`watch_school`], every 500 ms) sees its heads move; a device the hub enrolls is
+/// added at once. Whether an invite is open is recomputed only when the `invites/` or `spent/`
+/// directory changes (their modification times, one `stat` each) or the invite that kept it
+/// open expires, so an invite issued from another process (`shouwang-relay invite`) opens the
+/// door at the next connection.
+///
+/// A hub restored from a backup is *rebuilding* until an administrator's device has synced:
+/// anyone gets past the gate meanwhile (as with an invite open), because the devices enrolled
+/// since the backup are not in the restored school document; at `Hello` only an
+/// administrator's certificate is taken from an unregistered device ([`HubState::check_rebuild`]).
+#[derive(Debug, Default)]
+pub(crate) struct Enrolled {
+    data: Option<DataDir>,
+    devices: std::sync::RwLock<Registered>,
+    invites: Mutex<InviteCache>,
+    rebuilding: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Registered {
+    /// The school document's heads they were read at.
+    heads: String,
+    devices: std::collections::HashMap<DeviceId, Standing>,
+}
+
+#[derive(Debug, Default)]
+struct InviteCache {
+    /// Modification times of `invites/` and `spent/` when last computed.
+    stamp: Option<(Option<std::time::SystemTime>, Option<std::time::SystemTime>)>,
+    /// Open until then (the latest expiry of an open invite), or closed.
+    open_until: Option<i64>,
+}
+
+impl Enrolled {
+    pub(crate) fn new(data: DataDir) -> Enrolled {
+        let rebuilding = data.rebuilding_marker().exists();
+        Enrolled {
+            data: Some(data),
+            rebuilding: rebuilding.into(),
+            ..Enrolled::default()
+        }
+    }
+
+    /// Whether the hub is rebuilding from a restored backup.
+    pub(crate) fn rebuilding(&self) -> bool {
+        self.rebuilding.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// An administrator's device has synced: the school document is whole again.
+    fn rebuilt(&self) {
+        if self
+            .rebuilding
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Some(data) = &self.data
+        {
+            if let Err(e) = std::fs::remove_file(data.rebuilding_marker()) {
+                tracing::warn!("rebuilding marker: {e}");
+            }
+            info!("rebuilt: an administrator's device has synced since the restore");
+        }
+    }
+
+    /// Reads the registered devices from `archive`'s school document.
+    pub(crate) fn refresh(&self, archive: &mut Archive) {
+        let Ok(heads) = archive.store().heads(&DocId::School) else {
+            return;
+        };
+        let Ok(school) = archive.school() else {
+            return;
+        };
+        let devices = school
+            .devices
+            .iter()
+            .map(|d| {
+                let standing = if d.revoked {
+                    Standing::Revoked
+                } else {
+                    Standing::Active
+                };
+                (d.id.clone(), standing)
+            })
+            .collect();
+        let mut r = self.devices.write().unwrap_or_else(PoisonError::into_inner);
+        // A device enrolled since the document was read stays (its registration is in the
+        // document by now, or will be at the next refresh).
+        let enrolled_meanwhile: Vec<DeviceId> = r
+            .devices
+            .iter()
+            .filter(|(_, s)| **s == Standing::Active)
+            .map(|(id, _)| id.clone())
+            .collect();
+        r.devices = devices;
+        for id in enrolled_meanwhile {
+            r.devices.entry(id).or_insert(Standing::Active);
+        }
+        r.heads = heads;
+    }
+
+    /// The heads of the school document last read.
+    pub(crate) fn seen_heads(&self) -> String {
+        self.devices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .heads
+            .clone()
+    }
+
+    /// A device just enrolled by this hub.
+    pub(crate) fn register(&self, id: DeviceId) {
+        self.devices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .devices
+            .entry(id)
+            .or_insert(Standing::Active);
+    }
+
+    /// The device's standing, if registered.
+    pub(crate) fn standing(&self, id: &DeviceId) -> Option<Standing> {
+        self.devices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .devices
+            .get(id)
+            .copied()
+    }
+
+    /// Whether an invite is open now.
+    pub(crate) fn invite_open(&self) -> bool {
+        let Some(data) = &self.data else {
+            return false;
+        };
+        let now = unix_now();
+        let mtime = |dir: &str| {
+            std::fs::metadata(data.root().join(dir))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let stamp = (mtime("invites"), mtime("spent"));
+        // A directory's time has the kernel's coarse clock: two changes a few milliseconds
+        // apart may leave it unchanged, so a stamp this recent is not trusted.
+        let settled = |t: Option<std::time::SystemTime>| {
+            t.is_none_or(|t| {
+                t.elapsed()
+                    .is_ok_and(|e| e > std::time::Duration::from_secs(1))
+            })
+        };
+        let mut cache = self.invites.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = cache.stamp == Some(stamp)
+            && settled(stamp.0)
+            && settled(stamp.1)
+            && cache.open_until.is_none_or(|until| until > now);
+        if !fresh {
+            cache.open_until = data.open_invites_until(now);
+            cache.stamp = Some(stamp);
+        }
+        cache.open_until.is_some_and(|until| until > now)
+    }
+}
+
+impl crate::transport::Admission for Enrolled {
+    fn admits(&self, remote: &EndpointId) -> bool {
+        self.knows(remote) || self.invite_open() || self.rebuilding()
+    }
+
+    fn knows(&self, remote: &EndpointId) -> bool {
+        self.standing(&DeviceId::from_key(remote.as_bytes()))
+            .is_some()
+    }
+}
+
 /// Who may use the school's built-in relay: the hub itself, every registered device that is
 /// not revoked, and, while an invite is open, anyone (a device enrolling may need the relay to
 /// reach the hub). Everyone else is turned away before the relay carries a byte for them.
@@ -396,15 +611,11 @@ impl EnrolledOnly {
         if endpoint == *hub {
             return true;
         }
-        // Enrolled devices, the common case, first: the invite directory is read only for the
-        // others.
+        // From memory ([`Enrolled`]): no archive is borrowed for a stranger.
         let id = DeviceId::from_key(endpoint.as_bytes());
-        let enrolled = state.archives.get_quietly().is_ok_and(|mut archive| {
-            archive
-                .school()
-                .is_ok_and(|s| s.devices.iter().any(|d| d.id == id && !d.revoked))
-        });
-        enrolled || state.data.has_open_invite(unix_now())
+        state.enrolled.standing(&id) == Some(Standing::Active)
+            || state.enrolled.invite_open()
+            || state.enrolled.rebuilding()
     }
 }
 
@@ -450,6 +661,7 @@ impl ConversationFactory for HubFactory {
             sync: None,
             live: false,
             member: None,
+            admin: false,
             logged: std::collections::BTreeSet::new(),
         }))
     }
@@ -467,9 +679,11 @@ pub struct HubConversation {
     live: bool,
     /// The member the welcomed certificate names.
     member: Option<MemberId>,
+    /// That member administers the school (its sync ends a rebuild).
+    admin: bool,
     /// Documents already in the delivery log for the current exchange (cleared once caught
     /// up, so a live connection logs each later delivery again).
-    logged: std::collections::BTreeSet<shouwang_core::doc::DocId>,
+    logged: std::collections::BTreeSet<DocId>,
 }
 
 /// Logs the documents `out` sends to `device` (the hub's delivery log, issue 11), before the
@@ -477,7 +691,7 @@ pub struct HubConversation {
 /// current exchange already logged (cleared once caught up, so a live connection logs each
 /// later delivery again).
 fn log_deliveries(
-    logged: &mut std::collections::BTreeSet<shouwang_core::doc::DocId>,
+    logged: &mut std::collections::BTreeSet<DocId>,
     member: Option<&MemberId>,
     device: &DeviceKey,
     archive: &mut Archive,
@@ -506,6 +720,9 @@ impl HubConversation {
         let now = unix_now();
         match Message::decode(frame)? {
             Message::Enroll { member, secret } => {
+                if self.state.enrolled.rebuilding() {
+                    return Err(Error::NotPermitted(REBUILDING.into()));
+                }
                 let (cert, bundle) = self.state.enroll(self.device, &member, &secret, now)?;
                 TransportMetrics::add(&self.state.metrics.enrollments, 1);
                 let mut frames = vec![Message::Certificate(cert.to_bytes()).encode()];
@@ -519,6 +736,7 @@ impl HubConversation {
                 let cert = self.state.verify_certificate(self.device, &bytes, now)?;
                 let mut archive = self.state.archives.get()?;
                 let member = self.state.check_member(&mut archive, &cert)?;
+                self.state.check_rebuild(&self.device, &cert)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 info!(member = %cert.body().member, device = %self.device, "welcomed");
                 let mut session = archive
@@ -534,6 +752,7 @@ impl HubConversation {
                 }
                 let out = session.handle(archive.store(), Event::Start)?;
                 self.member = Some(member.id.clone());
+                self.admin = member.roles.iter().any(|r| r.administers());
                 log_deliveries(
                     &mut self.logged,
                     self.member.as_ref(),
@@ -598,8 +817,20 @@ impl Conversation for HubConversation {
             )?;
             if out.caught_up {
                 archive.record_sync_result(session.peer(), None)?;
+                if self.admin && self.state.enrolled.rebuilding() {
+                    self.state.enrolled.refresh(&mut archive);
+                    self.state.enrolled.rebuilt();
+                }
             }
             if out.wrote {
+                // A device registered by the office (a bundle-joined phone) may connect as
+                // soon as the office's sync has brought its registration: the gate learns it
+                // now, not at the watcher's next tick.
+                if archive.store().heads(&DocId::School).ok().as_ref()
+                    != Some(&self.state.enrolled.seen_heads())
+                {
+                    self.state.enrolled.refresh(&mut archive);
+                }
                 self.state.changed.wake();
             }
             return Ok(Reply::send(out.frames));

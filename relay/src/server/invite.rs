@@ -41,7 +41,20 @@ pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Er
     // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
     write_private_new(&path, b"")?;
     let store_key = key.store_key();
-    export_encrypted(source.store().conn(), &path, &store_key)?;
+    // A connection opened while SQLCipher was still initialising (in another thread) lacks
+    // `sqlcipher_export` for good: the source's may be one, and is then opened again (a store
+    // in memory, made after `sqlcipher_ready`, never is).
+    let store = source.store();
+    if store
+        .conn()
+        .prepare("SELECT sqlcipher_export('main')")
+        .is_ok()
+    {
+        export_encrypted(store.conn(), &path, &store_key)?;
+    } else {
+        let fresh = reopen(store.path(), store.key())?;
+        export_encrypted(&fresh, &path, &store_key)?;
+    }
     data.create_keys(&key)?;
     open_archive_with(&path, &store_key, data.key_source())
 }
@@ -70,6 +83,21 @@ pub(crate) fn sqlcipher_ready() -> Result<(), Error> {
     Err(Error::NotPermitted(
         "这个版本没有编入加密存储，不能建立加密档案库".into(),
     ))
+}
+
+/// A second connection to the store at `path` (opened with `key` when it is encrypted).
+fn reopen(path: &Path, key: Option<&StoreKey>) -> Result<rusqlite::Connection, Error> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    if let Some(key) = key {
+        conn.execute_batch(&format!(
+            "PRAGMA key = \"x'{}'\";",
+            hex::encode(key.as_bytes())
+        ))?;
+    }
+    Ok(conn)
 }
 
 /// Copies the database open on `conn` into the empty file at `path`, encrypted with `key`
@@ -139,6 +167,7 @@ pub fn issue_member_invite(
     expires_at: i64,
 ) -> Result<NewInvite, Error> {
     data.check_initialised()?;
+    data.check_not_rebuilding()?;
     let key = data.data_key()?;
     let school_key = data.school_key_with(&key)?;
     let hub = data.hub_key_with(&key)?.public();

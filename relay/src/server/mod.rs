@@ -119,6 +119,7 @@ impl HubState {
                 hub::HUB_ARCHIVES,
             ),
             changed: Wake::new(),
+            enrolled: Arc::new(hub::Enrolled::new(data.clone())),
         }
     }
 
@@ -134,9 +135,14 @@ impl HubState {
         let school_id = data::open_archive_with(&data.archive(), &store_key, data.key_source())?
             .school_id()
             .clone();
-        Ok(Arc::new(HubState::new(
+        let state = Arc::new(HubState::new(
             &data, school_id, school_key, &store_key, config,
-        )))
+        ));
+        // The registered devices, as `Server::start` reads them before accepting anyone.
+        let mut archive = state.archives.get_quietly()?;
+        state.enrolled.refresh(&mut archive);
+        drop(archive);
+        Ok(state)
     }
 }
 
@@ -214,6 +220,17 @@ impl Server {
             &config,
         ));
         let hub_metrics = state.metrics().clone();
+        // The registered devices, before the hub accepts anyone.
+        {
+            let s = state.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut archive = s.archives.get_quietly()?;
+                s.enrolled.refresh(&mut archive);
+                Ok::<_, shouwang_core::Error>(())
+            })
+            .await
+            .map_err(|e| ServerError::Bind(e.to_string()))??;
+        }
         let _ = access.state.set((state.clone(), hub_key.public()));
         let node_config = NodeConfig {
             secret_key: hub_key,
@@ -226,6 +243,7 @@ impl Server {
             max_frame: config.max_frame,
             wake: Some(state.changed().clone()),
             limits: config.limits,
+            admission: Some(state.enrolled.clone()),
             ..ConversationOptions::default()
         };
         let transport_metrics = Arc::new(TransportMetrics::default());
@@ -240,6 +258,14 @@ impl Server {
             tracing::warn!("hub is not connected to its relay yet; devices behind NAT must wait");
         }
 
+        let office = http::OfficeHub {
+            data: data.clone(),
+            key: store_key.clone(),
+            contact: HubContact {
+                relay_url: relay_url.as_ref().map(|u| u.to_string()),
+                addrs: direct_addrs(&config, &hub),
+            },
+        };
         let http = match config.http_bind {
             Some(bind) => Some(
                 http::HttpServer::start(
@@ -252,6 +278,7 @@ impl Server {
                         school_id: school_id.to_string(),
                         hub_id: hub.id().to_string(),
                     },
+                    office,
                 )
                 .await?,
             ),
@@ -307,14 +334,7 @@ impl Server {
     /// The direct addresses put in invites: configured ones, else the bound sockets that are
     /// specific addresses.
     pub fn hub_direct_addrs(&self) -> Vec<SocketAddr> {
-        if !self.config.hub_public_addrs.is_empty() {
-            return self.config.hub_public_addrs.clone();
-        }
-        self.hub
-            .bound_sockets()
-            .into_iter()
-            .filter(|a| !a.ip().is_unspecified())
-            .collect()
+        direct_addrs(&self.config, &self.hub)
     }
 
     /// Where `/health` and `/metrics` listen.
@@ -372,6 +392,18 @@ impl Server {
             tracing::warn!("relay shutdown: {e}");
         }
     }
+}
+
+/// The direct addresses put in invites: configured ones, else the bound sockets that are
+/// specific addresses.
+fn direct_addrs(config: &ServerConfig, hub: &Node) -> Vec<SocketAddr> {
+    if !config.hub_public_addrs.is_empty() {
+        return config.hub_public_addrs.clone();
+    }
+    hub.bound_sockets()
+        .into_iter()
+        .filter(|a| !a.ip().is_unspecified())
+        .collect()
 }
 
 /// Runs the server until ctrl-c or SIGTERM, then shuts it down gracefully.

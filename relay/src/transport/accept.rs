@@ -43,6 +43,8 @@ struct Inner {
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
+    /// Of those, from remotes the admission does not know.
+    strangers: usize,
     by_remote: HashMap<EndpointId, usize>,
 }
 
@@ -50,19 +52,33 @@ struct Open {
 struct Slot<'a> {
     open: &'a Mutex<Open>,
     remote: EndpointId,
+    stranger: bool,
 }
 
 impl<'a> Slot<'a> {
     /// A place for one more connection from `remote`, if the limits allow it.
-    fn take(open: &'a Mutex<Open>, limits: ConnectionLimits, remote: EndpointId) -> Option<Self> {
+    fn take(
+        open: &'a Mutex<Open>,
+        limits: ConnectionLimits,
+        remote: EndpointId,
+        stranger: bool,
+    ) -> Option<Self> {
         let mut o = open.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = o.by_remote.get(&remote).copied().unwrap_or(0);
-        if o.total >= limits.total || mine >= limits.per_endpoint {
+        if o.total >= limits.total
+            || mine >= limits.per_endpoint
+            || (stranger && o.strangers >= limits.strangers)
+        {
             return None;
         }
         o.total += 1;
+        o.strangers += usize::from(stranger);
         o.by_remote.insert(remote, mine + 1);
-        Some(Slot { open, remote })
+        Some(Slot {
+            open,
+            remote,
+            stranger,
+        })
     }
 }
 
@@ -70,6 +86,7 @@ impl Drop for Slot<'_> {
     fn drop(&mut self) {
         let mut o = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         o.total = o.total.saturating_sub(1);
+        o.strangers = o.strangers.saturating_sub(usize::from(self.stranger));
         if let Some(n) = o.by_remote.get_mut(&self.remote) {
             *n -= 1;
             if *n == 0 {
@@ -182,7 +199,14 @@ impl ProtocolHandler for SyncProtocol {
         }
         let remote = conn.remote_id();
         // Before anything else, and cheaply: no stream, no conversation, no blocking task.
-        let Some(_slot) = Slot::take(&self.inner.open, self.inner.opts.limits, remote) else {
+        let stranger = self
+            .inner
+            .opts
+            .admission
+            .as_ref()
+            .is_some_and(|a| !a.knows(&remote));
+        let Some(_slot) = Slot::take(&self.inner.open, self.inner.opts.limits, remote, stranger)
+        else {
             TransportMetrics::add(&self.inner.metrics.busy, 1);
             debug!(remote = %remote.fmt_short(), "refused: too many connections");
             conn.close(

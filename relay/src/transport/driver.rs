@@ -326,7 +326,7 @@ pub(crate) fn peer_close(conn: &Connection) -> Option<TransportError> {
                 close::IDLE => TransportError::Idle,
                 close::REFUSED => TransportError::Refused(reason),
                 close::SHUTDOWN => TransportError::ShuttingDown,
-                close::BUSY => TransportError::Refused(reason),
+                close::BUSY | close::STRANGER => TransportError::Refused(reason),
                 close::TOO_LARGE => {
                     TransportError::Protocol(format!("对方拒收过大的消息：{reason}"))
                 }

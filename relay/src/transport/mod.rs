@@ -29,6 +29,7 @@
 mod accept;
 mod driver;
 pub mod frame;
+mod listen;
 mod node;
 
 use std::fmt;
@@ -38,6 +39,7 @@ use std::time::Duration;
 pub use accept::SyncProtocol;
 pub use frame::{HANDSHAKE_MAX_FRAME, MAX_FRAME};
 pub use iroh::{EndpointAddr, EndpointId, RelayUrl, SecretKey};
+pub use listen::{DRAIN_HOLD, HANDSHAKE_BUDGET, KNOWN_ADDR_TTL, KNOWN_BUDGET};
 pub use node::{Node, NodeConfig};
 
 /// The ALPN of the protocol, versioned.
@@ -59,6 +61,9 @@ pub mod close {
     pub const TOO_LARGE: u32 = 5;
     /// Too many connections at once (from this endpoint, or in total); try again later.
     pub const BUSY: u32 = 6;
+    /// The accepting node does not take connections from this endpoint (see
+    /// [`super::Admission`]): closed right after the QUIC handshake.
+    pub const STRANGER: u32 = 7;
 }
 
 /// What a conversation wants sent after an event.
@@ -152,6 +157,26 @@ impl Conversation for Box<dyn Conversation> {
     }
 }
 
+/// Which remote endpoints an accepting node keeps, decided right after the QUIC handshake
+/// (iroh's `EndpointHooks::after_handshake`), before any stream, conversation or blocking
+/// task exists for the connection. A connection it does not admit is closed at once with
+/// [`close::STRANGER`] and costs nothing more than its handshake and QUIC's short drain.
+///
+/// It runs on the network's threads for every connection, strangers included: it must answer
+/// from memory (or a stat) and never block on the store.
+pub trait Admission: Send + Sync + fmt::Debug + 'static {
+    /// Whether a connection from `remote` (authenticated by the handshake) is kept.
+    fn admits(&self, remote: &EndpointId) -> bool;
+
+    /// Whether `remote` is one the node knows (the hub: a registered device), as opposed to a
+    /// stranger it admits for now (the hub, while an invite is open: a device enrolling).
+    /// Strangers' connections count against [`ConnectionLimits::strangers`].
+    fn knows(&self, remote: &EndpointId) -> bool {
+        let _ = remote;
+        true
+    }
+}
+
 /// Makes the conversation for each accepted connection.
 pub trait ConversationFactory: Send + Sync + fmt::Debug + 'static {
     /// A conversation with `remote`, whose endpoint id the QUIC handshake has authenticated.
@@ -174,6 +199,9 @@ pub struct ConversationOptions {
     pub wake: Option<Wake>,
     /// Connections the accepting side holds open at once.
     pub limits: ConnectionLimits,
+    /// Whom the accepting side keeps after the QUIC handshake; `None`: everyone (a peer
+    /// checks certificates in its conversation instead).
+    pub admission: Option<std::sync::Arc<dyn Admission>>,
 }
 
 impl Default for ConversationOptions {
@@ -185,6 +213,7 @@ impl Default for ConversationOptions {
             connect_timeout: Duration::from_secs(30),
             wake: None,
             limits: ConnectionLimits::default(),
+            admission: None,
         }
     }
 }
@@ -198,6 +227,9 @@ pub struct ConnectionLimits {
     pub total: usize,
     /// From one remote endpoint (a phone: one live connection, a sync, a retry).
     pub per_endpoint: usize,
+    /// From remotes the [`Admission`] admits without knowing them (the hub, while an invite
+    /// is open: devices enrolling, and anyone else who tries), all together.
+    pub strangers: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -205,6 +237,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             total: 512,
             per_endpoint: 4,
+            strangers: 16,
         }
     }
 }
@@ -272,6 +305,16 @@ pub struct TransportMetrics {
     /// Connections closed at once because too many were open (see [`ConnectionLimits`]);
     /// not counted in `connections_total`.
     pub busy: AtomicU64,
+    /// Connections closed right after the QUIC handshake because [`Admission`] did not admit
+    /// the remote; not counted in `connections_total`.
+    pub strangers: AtomicU64,
+    /// Connection attempts ignored before their handshake because the node already held
+    /// [`HANDSHAKE_BUDGET`] handshakes and unadmitted connections draining (the client tries
+    /// again).
+    pub handshakes_ignored: AtomicU64,
+    /// Handshakes started in the known devices' lane ([`KNOWN_BUDGET`]): a first packet
+    /// through the relay from an enrolled device, or from an address one connected from.
+    pub handshakes_known: AtomicU64,
     pub frames_in: AtomicU64,
     pub frames_out: AtomicU64,
     pub bytes_in: AtomicU64,

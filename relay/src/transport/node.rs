@@ -5,17 +5,20 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use iroh::endpoint::{BindOpts, PortmapperConfig, QuicTransportConfig, VarInt, presets};
-use iroh::protocol::Router;
+use iroh::endpoint::{
+    AfterHandshakeOutcome, BindOpts, Connection, EndpointHooks, PortmapperConfig,
+    QuicTransportConfig, Side as QuicSide, VarInt, presets,
+};
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
 };
 use tokio::time::timeout;
 
 use super::driver::{Driver, Side};
+use super::listen::{HandshakeBudget, Lanes, accept_loop};
 use super::{
-    ALPN, Conversation, ConversationFactory, ConversationOptions, Reply, Stats, SyncProtocol,
-    TransportError, TransportMetrics, close,
+    ALPN, Admission, Conversation, ConversationFactory, ConversationOptions, Reply, Stats,
+    SyncProtocol, TransportError, TransportMetrics, close,
 };
 
 /// How a [`Node`] is set up. Nothing outside these settings is contacted.
@@ -62,14 +65,14 @@ impl NodeConfig {
     }
 }
 
-/// One iroh endpoint, and the router accepting `shouwang/sync/1` if it serves.
+/// One iroh endpoint, and the loop accepting `shouwang/sync/1` if it serves.
 ///
 /// Dropping a node aborts its tasks and frees its sockets; [`Node::shutdown`] closes
 /// connections gracefully first.
 #[derive(Debug)]
 pub struct Node {
     endpoint: Endpoint,
-    router: Option<Router>,
+    acceptor: Option<Acceptor>,
     protocol: Option<SyncProtocol>,
     #[cfg(feature = "mdns")]
     lan: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
@@ -90,7 +93,55 @@ pub(crate) const UNAUTHENTICATED_WINDOW: u32 = 80 * 1024;
 /// ≈ 10 MB/s at 100 ms of RTT, more than any phone link.
 pub(crate) const AUTHENTICATED_WINDOW: u32 = 1024 * 1024;
 
-async fn bind_endpoint(config: &NodeConfig, accepts: bool) -> Result<Endpoint, TransportError> {
+/// The accept loop of a serving node; aborted when dropped.
+#[derive(Debug)]
+struct Acceptor {
+    cancel: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Closes, right after the QUIC handshake, every incoming connection whose remote the
+/// [`Admission`] does not admit: before the accept loop hands it to the protocol, so a
+/// stranger never gets a stream, a conversation, a connection slot or a blocking task. Its
+/// draining state counts against the accept loop's budget (`listen.rs`).
+#[derive(Debug)]
+struct Gatekeeper {
+    admission: Arc<dyn Admission>,
+    metrics: Arc<TransportMetrics>,
+    budget: Arc<HandshakeBudget>,
+}
+
+/// The close reason a stranger reads.
+/// (With no invite open, this is also what a second phone scanning a spent invite reads.)
+const STRANGER_REASON: &str = "这台设备没有在本校登记，也没有可用的邀请码（可能已被另一台设备用过或已过期），服务器不接受它的连接";
+
+impl EndpointHooks for Gatekeeper {
+    async fn after_handshake<'a>(&'a self, conn: &'a Connection) -> AfterHandshakeOutcome {
+        if conn.side() == QuicSide::Client || self.admission.admits(&conn.remote_id()) {
+            return AfterHandshakeOutcome::Accept;
+        }
+        TransportMetrics::add(&self.metrics.strangers, 1);
+        self.budget.refused(conn.weak_handle());
+        AfterHandshakeOutcome::Reject {
+            error_code: VarInt::from_u32(close::STRANGER),
+            reason: STRANGER_REASON.as_bytes().to_vec(),
+        }
+    }
+}
+
+async fn bind_endpoint(
+    config: &NodeConfig,
+    accepts: bool,
+    gate: Option<Gatekeeper>,
+) -> Result<Endpoint, TransportError> {
     let bind_err = |e: &dyn std::fmt::Display| TransportError::Bind(e.to_string());
     // `Minimal` sets only the TLS crypto provider: no address lookup (no DNS, no pkarr), and
     // relays stay disabled unless configured below.
@@ -118,6 +169,9 @@ async fn bind_endpoint(config: &NodeConfig, accepts: bool) -> Result<Endpoint, T
         .portmapper_config(PortmapperConfig::Disabled)
         .net_report_config(net_report)
         .clear_ip_transports();
+    if let Some(gate) = gate {
+        builder = builder.hooks(gate);
+    }
     for (i, addr) in config.bind.iter().enumerate() {
         // The first socket must bind; more (IPv6 on a host without it) may fail.
         let opts = BindOpts::default().set_is_required(i == 0);
@@ -141,7 +195,7 @@ async fn bind_endpoint(config: &NodeConfig, accepts: bool) -> Result<Endpoint, T
 impl Node {
     /// A node that connects to peers and accepts nothing.
     pub async fn bind(config: NodeConfig) -> Result<Node, TransportError> {
-        let endpoint = bind_endpoint(&config, false).await?;
+        let endpoint = bind_endpoint(&config, false, None).await?;
         Node::finish(endpoint, None, None, &config)
     }
 
@@ -152,17 +206,35 @@ impl Node {
         opts: ConversationOptions,
         metrics: Arc<TransportMetrics>,
     ) -> Result<Node, TransportError> {
-        let endpoint = bind_endpoint(&config, true).await?;
-        let protocol = SyncProtocol::new(factory, opts, metrics);
-        let router = Router::builder(endpoint.clone())
-            .accept(ALPN, protocol.clone())
-            .spawn();
-        Node::finish(endpoint, Some(router), Some(protocol), &config)
+        let lanes = Arc::new(Lanes::default());
+        let opts_admission = opts.admission.clone();
+        let gate = opts.admission.clone().map(|admission| Gatekeeper {
+            admission,
+            metrics: metrics.clone(),
+            budget: lanes.strangers.clone(),
+        });
+        let endpoint = bind_endpoint(&config, true, gate).await?;
+        endpoint.set_alpns(vec![ALPN.to_vec()]);
+        let protocol = SyncProtocol::new(factory, opts, metrics.clone());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(accept_loop(
+            endpoint.clone(),
+            protocol.clone(),
+            lanes,
+            opts_admission,
+            metrics,
+            cancel.clone(),
+        ));
+        let acceptor = Acceptor {
+            cancel,
+            task: Some(task),
+        };
+        Node::finish(endpoint, Some(acceptor), Some(protocol), &config)
     }
 
     fn finish(
         endpoint: Endpoint,
-        router: Option<Router>,
+        acceptor: Option<Acceptor>,
         protocol: Option<SyncProtocol>,
         config: &NodeConfig,
     ) -> Result<Node, TransportError> {
@@ -188,7 +260,7 @@ impl Node {
         }
         Ok(Node {
             endpoint,
-            router,
+            acceptor,
             protocol,
             #[cfg(feature = "mdns")]
             lan,
@@ -284,7 +356,11 @@ impl Node {
             .await
             .map_err(|_| TransportError::Connect("超时".into()))?
             .map_err(|e| TransportError::Connect(e.to_string()))?;
-        let (send, recv) = conn.open_bi().await.map_err(TransportError::io)?;
+        // A hub that turns this device away right after the handshake (a stranger, a spent
+        // invite) may close before the stream opens: its reason is the error, not "cut".
+        let (send, recv) = conn.open_bi().await.map_err(|e| {
+            super::driver::peer_close(&conn).unwrap_or_else(|| TransportError::io(e))
+        })?;
         let driver = Driver {
             conn: &conn,
             send,
@@ -316,12 +392,15 @@ impl Node {
     }
 
     /// Closes every connection (conversations in progress end with [`close::SHUTDOWN`] after
-    /// their current frame), the router and the endpoint.
-    pub async fn shutdown(self) {
-        match &self.router {
-            Some(router) => {
-                if let Err(e) = router.shutdown().await {
-                    tracing::warn!("router shutdown: {e}");
+    /// their current frame), the accept loop and the endpoint.
+    pub async fn shutdown(mut self) {
+        match self.acceptor.as_mut() {
+            Some(acceptor) => {
+                acceptor.cancel.cancel();
+                if let Some(task) = acceptor.task.take()
+                    && let Err(e) = task.await
+                {
+                    tracing::warn!("accept loop: {e}");
                 }
             }
             None => self.endpoint.close().await,

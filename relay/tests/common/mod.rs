@@ -1,6 +1,8 @@
 //! Set-up shared by the relay's integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cli;
+
 use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;

@@ -38,6 +38,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn net_error(e: TransportError) -> CliError {
     match e {
         TransportError::Conversation(core) => core.into(),
+        // The network worked: the other side said why it refused.
+        refused @ TransportError::Refused(_) => CliError::msg(refused.to_string()),
         other => CliError::msg(format!("连接失败：{other}。请检查网络后再试")),
     }
 }
@@ -64,6 +66,15 @@ pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
 
 fn identity(archive: &mut Archive) -> Result<Identity> {
     Ok(Identity::load(archive)?)
+}
+
+/// The clock warning, counting the hub's time on the device's certificate as passed (an
+/// enrolled device; see `Archive::clock_warning_since`).
+pub(crate) fn clock_warning(archive: &mut Archive) -> Result<Option<String>> {
+    let issued = Identity::load(archive)
+        .ok()
+        .map(|id| id.certificate.body().issued_at * 1000);
+    Ok(archive.clock_warning_since(issued)?)
 }
 
 #[derive(Serialize)]
@@ -250,11 +261,17 @@ pub fn status(ctx: &mut Ctx) -> Result<()> {
     if ctx.json {
         return ctx.json(&status);
     }
-    if let Some(w) = warning {
-        ctx.line(w)?;
-    }
-    if let Some(w) = archive.clock_warning()? {
-        ctx.line(w)?;
+    // With the clock plainly wrong, the certificate's dates say nothing (the hub judges it by
+    // its own clock): the clock is what to fix.
+    match clock_warning(&mut archive)? {
+        Some(w) => ctx.line(format!(
+            "{w}（证书有效期和同步时间都按本机时间显示，也不准）"
+        ))?,
+        None => {
+            if let Some(w) = warning {
+                ctx.line(w)?;
+            }
+        }
     }
     match status.last_success {
         Some(ms) => {

@@ -1,10 +1,10 @@
-//! Due work and compliance.
+//! Due work, compliance and the reports.
 
 use shouwang_core::dates::parse_date;
 use shouwang_core::due::{DueItem, Status};
 
 use super::{Ctx, date_or_today};
-use crate::cli::DueArgs;
+use crate::cli::{DueArgs, ReportArgs};
 use crate::error::Result;
 use crate::output::Table;
 
@@ -73,7 +73,7 @@ pub fn due(ctx: &mut Ctx, args: &DueArgs) -> Result<()> {
     }
     // Due work counts from today: a wrong clock moves every deadline.
     if args.date.is_none()
-        && let Some(w) = a.clock_warning()?
+        && let Some(w) = super::network::clock_warning(&mut a)?
     {
         ctx.line(w)?;
     }
@@ -129,4 +129,53 @@ pub fn compliance(ctx: &mut Ctx, from: &str, to: &str) -> Result<()> {
         ]);
     }
     ctx.text(t.render())
+}
+
+/// `shouwang report`: a report as .xlsx (administrators), recorded in the access log as a
+/// report naming how many children it lists before the file is written; an existing file is
+/// never overwritten.
+pub fn report(ctx: &mut Ctx, args: &ReportArgs) -> Result<()> {
+    use std::io::Write as _;
+    let mut a = ctx.open()?;
+    let opts = shouwang_core::reports::ReportOptions {
+        month: args.month.clone(),
+        child: args.child.clone(),
+    };
+    let book = a.report(&args.name, &opts)?;
+    let school = a.school()?;
+    let bytes = shouwang_core::reports::to_xlsx(&book, &school.name)?;
+    if args.out.exists() {
+        return Err(shouwang_core::Error::NotPermitted(format!(
+            "{} 已经存在，不会覆盖；请换一个文件名",
+            args.out.display()
+        ))
+        .into());
+    }
+    ctx.log_report(&mut a, book.children)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&args.out)
+        .map_err(shouwang_core::Error::Io)?;
+    file.write_all(&bytes).map_err(shouwang_core::Error::Io)?;
+    file.sync_all().map_err(shouwang_core::Error::Io)?;
+    let rows: usize = book
+        .sheets
+        .iter()
+        .map(|s| s.rows.len().saturating_sub(1))
+        .sum();
+    if ctx.json {
+        return ctx.json(&serde_json::json!({
+            "title": book.title,
+            "out": args.out,
+            "rows": rows,
+            "children": book.children,
+        }));
+    }
+    ctx.line(format!(
+        "已导出{}：{}（{} 行）",
+        book.title,
+        args.out.display(),
+        rows
+    ))
 }

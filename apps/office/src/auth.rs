@@ -1,0 +1,438 @@
+//! Who is using the console: passwords, sessions, lock-out and CSRF tokens.
+//!
+//! - A password is set with `shouwang-relay office-password --member 名字` ([`set_password`])
+//!   for a member who may log in ([`may_log_in`]: 校长/领导组, 档案管理员, 班主任), hashed with
+//!   argon2id (a PHC string with its own random salt) into the hub's `office_passwords`.
+//!   Setting it again ends the member's sessions.
+//! - Logging in checks the lock-out first: 5 failures for one name from one address within 15
+//!   minutes lock that name from that address for 15 minutes after the last of them, whatever
+//!   the password (an unknown name counts too, and fails the same way and takes as long).
+//! - A session is a random 32-byte token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
+//!   when the request came over TLS); the hub keeps only its SHA-256, with the member, its own
+//!   CSRF token and its expiry (12 hours). Every request re-reads the member from the school
+//!   document, so a deactivated member or one who lost the role is out at once.
+//! - Every form carries the session's CSRF token (the login form a token that is also in a
+//!   cookie of its own), compared on the server before anything is done.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rand::RngCore;
+use rusqlite::{OptionalExtension, params};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use shouwang_core::roles::Role;
+use shouwang_core::school::Member;
+use shouwang_core::{Archive, Error};
+
+use crate::html::{self, esc};
+use crate::{Ctx, Office, OfficeError, now};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "sw_session";
+/// The login form's CSRF cookie.
+pub const LOGIN_COOKIE: &str = "sw_login";
+/// Failures that lock a name from an address.
+pub const LOCK_FAILURES: i64 = 5;
+/// How long failures count, and how long a lock lasts, in seconds.
+pub const LOCK_SECONDS: i64 = 15 * 60;
+/// How long a session lasts, in seconds.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// The shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Whether `member` may log in to the console: the roles that hold the archive together.
+pub fn may_log_in(member: &Member) -> bool {
+    member.active
+        && member
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Leadership | Role::Archivist | Role::HeadTeacher))
+}
+
+/// Sets (or replaces) the console password of the member named `member` (name or id), and
+/// ends their sessions. Returns the member.
+pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Result<Member, Error> {
+    let m = archive.find_member(member)?;
+    if !may_log_in(&m) {
+        return Err(Error::NotPermitted(format!(
+            "{}（{}）不能登录办公室网页：只有校长/领导组、档案管理员和班主任可以",
+            m.name,
+            m.role_labels()
+        )));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::invalid(
+            "密码",
+            format!("至少 {MIN_PASSWORD_CHARS} 个字符"),
+        ));
+    }
+    if password.chars().count() > 200 || password.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "密码",
+            "不能超过 200 个字符，也不能含控制字符",
+        ));
+    }
+    let hash = hash_password(password)?;
+    let conn = archive.store().conn();
+    conn.execute(
+        "INSERT INTO office_passwords (member_id, hash, set_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (member_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+        params![m.id.as_str(), hash, now()],
+    )?;
+    conn.execute(
+        "DELETE FROM office_sessions WHERE member_id = ?1",
+        [m.id.as_str()],
+    )?;
+    Ok(m)
+}
+
+/// An argon2id hash of `password` with a fresh random salt, as a PHC string.
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::invalid("密码", e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::invalid("密码", e.to_string()))
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A hash no password matches, verified for unknown names so that they take as long.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&random_hex()).unwrap_or_default())
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Compares two tokens in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The member a request is for, with their session's CSRF token.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub member: Member,
+    pub csrf: String,
+    /// Whether the member administers the school (sees every child, members, reports).
+    pub admin: bool,
+}
+
+impl Viewer {
+    /// Refuses a form whose CSRF token is not this session's.
+    pub fn check_csrf(&self, token: &str) -> Result<(), OfficeError> {
+        if same(&self.csrf, token.trim()) {
+            Ok(())
+        } else {
+            Err(OfficeError::Csrf)
+        }
+    }
+
+    /// Refuses a member who does not administer the school.
+    pub fn require_admin(&self) -> Result<(), OfficeError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(OfficeError::Forbidden(format!(
+                "{}（{}）不能查看这一页：需要校长/领导组或档案管理员",
+                self.member.name,
+                self.member.role_labels()
+            )))
+        }
+    }
+}
+
+/// The member whose session the request carries; [`OfficeError::NotLoggedIn`] if none is valid.
+pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeError> {
+    let token = ctx.cookie(SESSION_COOKIE).ok_or(OfficeError::NotLoggedIn)?;
+    let found: Option<(String, String)> = archive
+        .store()
+        .conn()
+        .query_row(
+            "SELECT member_id, csrf FROM office_sessions WHERE token_hash = ?1 AND expires > ?2",
+            params![digest(&token), now()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (member_id, csrf) = found.ok_or(OfficeError::NotLoggedIn)?;
+    let school = archive.school()?;
+    let member = school
+        .members
+        .iter()
+        .find(|m| m.id.as_str() == member_id)
+        .filter(|m| may_log_in(m))
+        .cloned()
+        .ok_or(OfficeError::NotLoggedIn)?;
+    let admin = member.roles.iter().any(|r| r.administers());
+    Ok(Viewer {
+        member,
+        csrf,
+        admin,
+    })
+}
+
+fn cookie(name: &str, value: &str, max_age: i64, tls: bool) -> HeaderValue {
+    let secure = if tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn login_form(token: &str, name: &str, message: Option<&str>) -> String {
+    let message = message
+        .map(|m| format!("<div class=\"error\" role=\"alert\">{}</div>", esc(m)))
+        .unwrap_or_default();
+    format!(
+        "{message}<form method=\"post\" action=\"/login\" class=\"login\"><input type=\"hidden\" name=\"csrf\" value=\"{token}\"><label>姓名<input name=\"name\" value=\"{name}\" required autocomplete=\"username\"></label><label>密码<input name=\"password\" type=\"password\" required autocomplete=\"current-password\"></label><button type=\"submit\">登录</button></form><p class=\"hint\">密码由管理员在学校服务器上用 <code>shouwang-relay office-password --member 姓名</code> 设置。</p>",
+        token = esc(token),
+        name = esc(name),
+    )
+}
+
+fn login_response(ctx: &Ctx, status: StatusCode, name: &str, message: Option<&str>) -> Response {
+    let token = random_hex();
+    let mut res = html::bare_page("守望 · 办公室登录", &login_form(&token, name, message));
+    *res.status_mut() = status;
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(LOGIN_COOKIE, &token, 3600, ctx.tls),
+    );
+    res
+}
+
+/// `GET /login`.
+pub(crate) async fn login_page(ctx: Ctx) -> Response {
+    login_response(&ctx, StatusCode::OK, "", None)
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// What a login attempt came to.
+enum Outcome {
+    In { token: String },
+    Wrong,
+    Locked { minutes: i64 },
+}
+
+/// `POST /login`.
+pub(crate) async fn login(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = ctx.cookie(LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(&expected, form.csrf.trim()) {
+        return login_response(
+            &ctx,
+            StatusCode::FORBIDDEN,
+            &form.name,
+            Some(&OfficeError::Csrf.to_string()),
+        );
+    }
+    let name = form.name.trim().to_owned();
+    if name.is_empty() || form.password.is_empty() {
+        return login_response(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            &name,
+            Some("请填写姓名和密码"),
+        );
+    }
+    let source = ctx.source.to_string();
+    let (n, password) = (name.clone(), form.password);
+    let outcome = office
+        .with_archive(move |a, _| attempt(a, &n, &password, &source))
+        .await;
+    match outcome {
+        Ok(Outcome::In { token }) => {
+            let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                cookie(SESSION_COOKIE, &token, SESSION_SECONDS, ctx.tls),
+            );
+            res.headers_mut()
+                .append(header::SET_COOKIE, cookie(LOGIN_COOKIE, "", 0, ctx.tls));
+            res
+        }
+        Ok(Outcome::Wrong) => login_response(
+            &ctx,
+            StatusCode::UNAUTHORIZED,
+            &name,
+            Some("姓名或密码不对"),
+        ),
+        Ok(Outcome::Locked { minutes }) => login_response(
+            &ctx,
+            StatusCode::TOO_MANY_REQUESTS,
+            &name,
+            Some(&format!(
+                "登录失败次数太多，这个姓名在这台电脑上暂时锁定，请 {minutes} 分钟后再试"
+            )),
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks the lock-out, then the password; records a failure or opens a session.
+fn attempt(
+    a: &mut Archive,
+    name: &str,
+    password: &str,
+    source: &str,
+) -> Result<Outcome, OfficeError> {
+    let t = now();
+    let conn = a.store().conn();
+    conn.execute(
+        "DELETE FROM office_failures WHERE at <= ?1",
+        [t - LOCK_SECONDS],
+    )?;
+    let (failures, last): (i64, Option<i64>) = conn.query_row(
+        "SELECT count(*), max(at) FROM office_failures WHERE member_key = ?1 AND source = ?2 AND at > ?3",
+        params![name, source, t - LOCK_SECONDS],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if failures >= LOCK_FAILURES {
+        let left = last.unwrap_or(t) + LOCK_SECONDS - t;
+        return Ok(Outcome::Locked {
+            minutes: (left + 59).div_euclid(60).max(1),
+        });
+    }
+    let member = a.find_member(name).ok().filter(may_log_in);
+    let stored: Option<String> = match &member {
+        Some(m) => a
+            .store()
+            .conn()
+            .query_row(
+                "SELECT hash FROM office_passwords WHERE member_id = ?1",
+                [m.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?,
+        None => None,
+    };
+    let ok = match &stored {
+        Some(h) => verify_password(h, password),
+        None => {
+            let _ = verify_password(decoy_hash(), password);
+            false
+        }
+    };
+    let conn = a.store().conn();
+    match (ok, member) {
+        (true, Some(m)) => {
+            conn.execute(
+                "DELETE FROM office_failures WHERE member_key = ?1 AND source = ?2",
+                params![name, source],
+            )?;
+            conn.execute("DELETE FROM office_sessions WHERE expires <= ?1", [t])?;
+            let token = random_hex();
+            conn.execute(
+                "INSERT INTO office_sessions (token_hash, member_id, csrf, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![digest(&token), m.id.as_str(), random_hex(), t, t + SESSION_SECONDS],
+            )?;
+            tracing::info!(member = %m.id, "office login");
+            Ok(Outcome::In { token })
+        }
+        _ => {
+            conn.execute(
+                "INSERT INTO office_failures (member_key, source, at) VALUES (?1, ?2, ?3)",
+                params![name, source, t],
+            )?;
+            tracing::info!(source, "office login failed");
+            Ok(Outcome::Wrong)
+        }
+    }
+}
+
+/// The logout form.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: ends the session (its CSRF token checked).
+pub(crate) async fn logout(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, OfficeError> {
+    let token = ctx.cookie(SESSION_COOKIE).unwrap_or_default();
+    let c = ctx.clone();
+    office
+        .with_archive(move |a, _| {
+            let v = viewer(a, &c)?;
+            v.check_csrf(&form.csrf)?;
+            a.store().conn().execute(
+                "DELETE FROM office_sessions WHERE token_hash = ?1",
+                [digest(&token)],
+            )?;
+            Ok(())
+        })
+        .await?;
+    let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", 0, ctx.tls));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_and_a_wrong_one_does_not() {
+        let h = hash_password("长友的密码2026").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password(&h, "长友的密码2026"));
+        assert!(!verify_password(&h, "长友的密码2025"));
+        assert!(!verify_password("not a hash", "x"));
+        // A fresh salt every time.
+        assert_ne!(h, hash_password("长友的密码2026").unwrap());
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(!same("", "a"));
+    }
+}

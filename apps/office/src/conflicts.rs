@@ -1,0 +1,157 @@
+//! 冲突: the open conflicts in every file the member may see, resolved from the page through
+//! the core's `resolve` (the member's right to the field checked first, as the CLI does).
+
+use std::fmt::Write as _;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use shouwang_core::doc::DocId;
+use shouwang_core::doc::conflicts::{self, Conflict};
+
+use crate::auth::viewer;
+use crate::html::{self, csrf_field, esc};
+use crate::{Ctx, Office, OfficeError};
+
+/// One conflict's values, with a form to pick one or enter a new value (`csrf`: none on
+/// paper).
+pub(crate) fn conflict_form(child: &str, name: &str, c: &Conflict, csrf: Option<&str>) -> String {
+    let mut s = format!(
+        "<div class=\"conflict\"><p><b>{}</b> · {}（<code>{}</code>）</p>",
+        esc(name),
+        esc(&c.label),
+        esc(&c.dotted())
+    );
+    match csrf {
+        Some(token) => {
+            let _ = write!(
+                s,
+                "<form method=\"post\" action=\"/conflicts/resolve\">{}<input type=\"hidden\" name=\"child\" value=\"{}\"><input type=\"hidden\" name=\"path\" value=\"{}\">",
+                csrf_field(token),
+                esc(child),
+                esc(&c.dotted())
+            );
+            for (i, v) in c.values.iter().enumerate() {
+                let _ = write!(
+                    s,
+                    "<label class=\"pick\"><input type=\"radio\" name=\"pick\" value=\"{}\"> {}</label>",
+                    i + 1,
+                    esc(v)
+                );
+            }
+            s.push_str("<label class=\"pick\">或填新值 <input name=\"value\" maxlength=\"200\"></label><button type=\"submit\">解决冲突</button></form>");
+        }
+        None => {
+            s.push_str("<ol>");
+            for v in &c.values {
+                let _ = write!(s, "<li>{}</li>", esc(v));
+            }
+            s.push_str("</ol>");
+        }
+    }
+    s.push_str("</div>");
+    s
+}
+
+/// `GET /conflicts`.
+pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, OfficeError> {
+    office
+        .with_archive(move |a, _| {
+            let v = viewer(a, &ctx)?;
+            let school = a.school()?;
+            let children = a.on_behalf(&v.member.id)?.children(None)?;
+            let docs: Vec<(usize, DocId)> = children
+                .iter()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    [
+                        DocId::Child(c.id.clone()),
+                        DocId::Staff(c.id.clone()),
+                        DocId::Private(c.id.clone()),
+                    ]
+                    .map(|d| (i, d))
+                })
+                .collect();
+            let ids: Vec<DocId> = docs.iter().map(|(_, d)| d.clone()).collect();
+            let visible = a.on_behalf(&v.member.id)?.may_see_all(&ids)?;
+            let mut found = Vec::new();
+            for ((i, doc), shown) in docs.iter().zip(visible) {
+                if !shown {
+                    continue;
+                }
+                if let Some(d) = a.store().doc(doc)? {
+                    let c = &children[*i];
+                    for k in conflicts::list(d) {
+                        found.push((c.id.to_string(), c.name.clone(), k));
+                    }
+                }
+            }
+            let mut body = format!(
+                "<p class=\"lead\">两台设备离线时把同一项改成了不同的值，两个值都保留着，等人来决定。共 {} 处。</p>",
+                found.len()
+            );
+            for (id, name, c) in &found {
+                body.push_str(&conflict_form(id, name, c, Some(&v.csrf)));
+            }
+            Ok(html::page(&v, &school.name, "冲突", "/conflicts", &body))
+        })
+        .await
+}
+
+/// The resolve form.
+#[derive(Debug, Deserialize)]
+pub struct ResolveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    child: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    pick: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// `POST /conflicts/resolve`: one value picked (1-based) or a new one; back to the list.
+pub async fn resolve(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<ResolveForm>,
+) -> Result<Response, OfficeError> {
+    office
+        .with_archive(move |a, _| {
+            let v = viewer(a, &ctx)?;
+            v.check_csrf(&form.csrf)?;
+            let value = form.value.trim();
+            let pick = match (form.pick.trim(), value) {
+                ("", "") => {
+                    return Err(OfficeError::BadInput(
+                        "请选择一个已有的值，或填写新值".into(),
+                    ));
+                }
+                ("", _) => None,
+                (p, "") => Some(p.parse::<usize>().map_err(|_| {
+                    OfficeError::BadInput(format!("“{p}”不是有效的选项"))
+                })?),
+                _ => {
+                    return Err(OfficeError::BadInput(
+                        "选择已有的值和填写新值只能二选一".into(),
+                    ));
+                }
+            };
+            let value = (!value.is_empty()).then_some(value);
+            a.on_behalf(&v.member.id)?
+                .resolve(&form.child, &form.path, pick, value)?;
+            tracing::info!(member = %v.member.id, child = %form.child, path = %form.path, "office: conflict resolved");
+            Ok(())
+        })
+        .await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, "/conflicts?done=1")],
+    )
+        .into_response())
+}

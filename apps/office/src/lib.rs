@@ -1,0 +1,206 @@
+//! 守望 office console: the school hub's web pages for the people who hold the archive
+//! together (校长/领导组, 档案管理员, and 班主任 for their own classes).
+//!
+//! Server-rendered zh-CN HTML, every asset embedded (the school LAN has no internet). The
+//! hub's archive is the only data source: [`Office::router`] gives the routes `shouwang-relay
+//! serve` mounts on its HTTP port, and the hub lends what the console needs through [`Hub`]
+//! (opening its archive, issuing invites).
+//!
+//! Who may do what is decided on the server for every request: a session names a member
+//! ([`auth`]), every read goes through [`shouwang_core::archive::OnBehalf`] (the core's scope
+//! rules applied to that member), and every write through the core's ordinary paths. Module
+//! map: `auth` (passwords, sessions, lock-out, CSRF), `html` (layout and escaping), `chart`
+//! (inline SVG), `overview` (概览), `students` (学生), `conflicts` (冲突), `members` (成员与设备,
+//! invites with QR codes), `reports` (报表, .xlsx).
+
+pub mod auth;
+mod chart;
+mod conflicts;
+mod error;
+mod html;
+mod members;
+mod overview;
+pub mod reports;
+mod students;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use shouwang_core::roles::Role;
+use shouwang_core::{Archive, Error};
+
+pub use error::OfficeError;
+
+/// What the hub lends the console.
+pub trait Hub: Send + Sync + 'static {
+    /// Opens the hub's archive (`hub.db`, with the data key).
+    fn open_archive(&self) -> Result<Archive, Error>;
+    /// Issues an invite for `member` (a name; added to the school with `role` if new), valid
+    /// for `days`, with the hub's reachable addresses in it.
+    fn invite(&self, member: &str, role: Option<Role>, days: u32) -> Result<Ticket, Error>;
+}
+
+/// An invite just issued by the hub.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The text ticket (`shouwang1…`), also drawn as a QR code.
+    pub ticket: String,
+    pub member_name: String,
+    pub role: Role,
+    /// Whether the member was added to the school for it.
+    pub member_added: bool,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The console: the hub, and the one archive its requests take turns with (a school office
+/// has a handful of users; the store sees what the hub's conversations write).
+#[derive(Clone)]
+pub struct Office {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hub: Box<dyn Hub>,
+    archive: Mutex<Option<Archive>>,
+}
+
+impl std::fmt::Debug for Office {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Office").finish_non_exhaustive()
+    }
+}
+
+impl Office {
+    /// A console over `hub`.
+    pub fn new(hub: impl Hub) -> Office {
+        Office {
+            inner: Arc::new(Inner {
+                hub: Box::new(hub),
+                archive: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The console's routes (`/`, `/login`, `/students`, …), to merge into the hub's router.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/", get(overview::page))
+            .route("/login", get(auth::login_page).post(auth::login))
+            .route("/logout", post(auth::logout))
+            .route("/students", get(students::list))
+            .route("/students/{id}", get(students::file))
+            .route("/students/{id}/reveal", post(students::reveal))
+            .route("/conflicts", get(conflicts::list))
+            .route("/conflicts/resolve", post(conflicts::resolve))
+            .route("/members", get(members::page))
+            .route("/members/invite", post(members::invite))
+            .route("/members/add", post(members::add_member))
+            .route("/members/class", post(members::add_class))
+            .route("/members/pair", post(members::pair))
+            .route("/reports", get(reports::page))
+            .route("/reports/{name}", get(reports::download))
+            .route("/print/{id}", get(students::print))
+            .route("/assets/style.css", get(style))
+            .with_state(self.clone())
+    }
+
+    /// Runs `f` with the archive on tokio's blocking pool (opening it on first use). A failed
+    /// storage call closes it, so the next request opens it afresh.
+    pub(crate) async fn with_archive<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Archive, &dyn Hub) -> Result<T, OfficeError> + Send + 'static,
+    ) -> Result<T, OfficeError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = inner.archive.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = Some(inner.hub.open_archive()?);
+            }
+            let Some(archive) = slot.as_mut() else {
+                return Err(OfficeError::Internal("档案库没有打开".into()));
+            };
+            let out = f(archive, inner.hub.as_ref());
+            if let Err(OfficeError::Core(e)) = &out
+                && matches!(**e, Error::Storage(_) | Error::Io(_))
+            {
+                *slot = None;
+            }
+            out
+        })
+        .await
+        .map_err(|e| OfficeError::Internal(e.to_string()))?
+    }
+}
+
+/// What every handler needs from the request: its cookies, where it came from, whether it
+/// came over TLS (a proxy in front says so with `X-Forwarded-Proto: https`).
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub headers: HeaderMap,
+    pub source: IpAddr,
+    pub tls: bool,
+}
+
+impl Ctx {
+    /// The value of the cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Ctx, Self::Rejection> {
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let tls = parts.uri.scheme_str() == Some("https")
+            || parts
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        Ok(Ctx {
+            headers: parts.headers.clone(),
+            source,
+            tls,
+        })
+    }
+}
+
+const STYLE: &str = include_str!("../assets/style.css");
+
+async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+}
+
+/// Today by the hub's clock, in its time zone.
+pub(crate) fn today() -> chrono::NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

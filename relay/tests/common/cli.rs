@@ -1,0 +1,96 @@
+//! Running the real binaries from a test: `shouwang-relay` (this crate's) and the phone's
+//! `shouwang` from the same target directory (`cargo test --workspace` builds both).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The server binary Cargo built for this test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
+
+/// The phone's CLI, beside the server binary.
+pub fn phone_bin() -> PathBuf {
+    let bin = Path::new(BIN).parent().unwrap().join("shouwang");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p shouwang-cli, or cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `bin` with `args`, no store or config from the environment, no input.
+pub fn run(bin: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env_remove("SHOUWANG_STORE")
+        .env_remove("SHOUWANG_RELAY_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The standard output of a command that must succeed.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The one Chinese error line of a command that must fail.
+pub fn refused(out: Output) -> String {
+    assert!(!out.status.success(), "expected a refusal");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("错误："), "{err}");
+    err
+}
+
+/// `shouwang-relay --config <config> <args>`.
+pub fn relay(config: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(Path::new(BIN), &all)
+}
+
+/// `shouwang --store <store> <args>`, which must succeed.
+pub fn phone(store: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--store", store.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ok(run(&phone_bin(), &all))
+}
+
+/// The ticket line of `shouwang-relay invite`'s output.
+pub fn invite(config: &Path, role: &str, member: &str) -> String {
+    let out = ok(relay(
+        config,
+        &["invite", "--role", role, "--member", member],
+    ));
+    out.lines()
+        .find(|l| l.starts_with("shouwang1"))
+        .unwrap()
+        .to_owned()
+}
+
+/// Whether `haystack` holds the UTF-8 bytes of `needle`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Every file under `root` with its bytes (an absent root: none).
+pub fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if root.is_dir() {
+        for e in std::fs::read_dir(root).unwrap() {
+            out.extend(files(&e.unwrap().path()));
+        }
+    } else if root.exists() {
+        out.push((root.to_owned(), std::fs::read(root).unwrap()));
+    }
+    out.sort();
+    out
+}

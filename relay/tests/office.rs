@@ -1,0 +1,802 @@
+//! The office console on the real `shouwang-relay serve`, driven over HTTP from another
+//! process as a browser would (cookies, forms, CSRF tokens), and one page loaded in a real
+//! headless Chromium.
+//!
+//! The school: 郭庄小学 from `shouwang_tests::fixtures` (三年级(1)班, its 班主任 王瑞侠, four
+//! children) plus 四年级(2)班 with its 班主任 姬广奎 and one child, and an open conflict on
+//! 王小雨's guardian phone (王瑞侠's phone and the office wrote different numbers apart). The
+//! office archive becomes the hub's (`adopt_archive`), as a school that started in the office
+//! does.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use shouwang_core::Archive;
+use shouwang_core::roles::Role;
+use shouwang_core::roster::parse_table;
+use shouwang_relay::server::{DataDir, adopt_archive};
+use shouwang_tests::chromium::{Chromium, find_chromium, read_qr};
+use shouwang_tests::fixtures::{CHILDREN, CLASS, HEAD_TEACHER, join, kv, school, sync};
+use shouwang_tests::http::{Client, form, hidden};
+use shouwang_tests::hub_process::{HubPorts, HubProcess};
+use shouwang_tests::phone::id_number;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
+const OTHER_CLASS: &str = "四年级(2)班";
+const OTHER_HEAD: &str = "姬广奎";
+const OTHER_CHILD: &str = "李思远";
+const PASSWORD: &str = "郭庄小学2026办公室";
+
+/// A hub serving the sample school, and where its data is.
+struct Hub {
+    _process: HubProcess,
+    data: DataDir,
+    ports: HubPorts,
+    _dir: tempfile::TempDir,
+}
+
+impl Hub {
+    fn start() -> Hub {
+        Hub::start_with(0)
+    }
+
+    /// The sample school with `extra` more children in six more classes (the browser test
+    /// runs on a school of 340).
+    fn start_with(extra: usize) -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let mut admin = school();
+        let mut teacher = join(&mut admin, HEAD_TEACHER);
+        let a = &mut admin.archive;
+        a.add_member(OTHER_HEAD, &[Role::HeadTeacher], None, None)
+            .unwrap();
+        a.add_class(OTHER_CLASS, Some(OTHER_HEAD)).unwrap();
+        let table: Vec<Vec<String>> = [
+            vec![
+                "学籍号",
+                "姓名",
+                "性别",
+                "出生日期",
+                "班级",
+                "身份证号",
+                "外出务工",
+            ],
+            vec![
+                CHILDREN[0].0,
+                CHILDREN[0].1,
+                "女",
+                "2017-03-05",
+                CLASS,
+                &id_number("001"),
+                "父母",
+            ],
+            vec![
+                "G340321201601",
+                OTHER_CHILD,
+                "男",
+                "2017-03-05",
+                OTHER_CLASS,
+                &id_number("101"),
+                "父亲",
+            ],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+        .collect();
+        a.import_roster(&parse_table(&table).unwrap()).unwrap();
+        if extra > 0 {
+            let (surnames, given, last) = (
+                [
+                    "王", "李", "张", "刘", "陈", "杨", "黄", "吴", "徐", "胡", "朱", "高",
+                ],
+                [
+                    "梓", "一", "思", "佳", "俊", "语", "明", "诗", "宇", "可", "博", "若",
+                ],
+                ["轩", "诺", "远", "怡", "杰", "桐", "涵", "琪", "航", "馨"],
+            );
+            let classes: Vec<String> = (1..=6)
+                .map(|k| format!("{}年级({})班", 4 + k / 4, 1 + k % 4))
+                .collect();
+            for c in &classes {
+                a.add_class(c, None).unwrap();
+            }
+            let mut table = vec![
+                ["学籍号", "姓名", "性别", "出生日期", "班级", "外出务工"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for i in 0..extra {
+                table.push(vec![
+                    format!("G3403212015{i:05}"),
+                    format!(
+                        "{}{}{}",
+                        surnames[i % 12],
+                        given[(i / 12) % 12],
+                        last[(i / 144) % 10]
+                    ),
+                    ["女", "男"][i % 2].to_owned(),
+                    "2015-09-01".to_owned(),
+                    classes[i % classes.len()].clone(),
+                    ["父母", "父亲", "母亲"][i % 3].to_owned(),
+                ]);
+            }
+            a.import_roster(&parse_table(&table).unwrap()).unwrap();
+        }
+        a.edit_child(CHILDREN[1].1, "flags", &kv(&[("hardship", "是")]))
+            .unwrap();
+        // A conflict: the 班主任 and the office change the guardian's phone apart.
+        teacher
+            .archive
+            .edit_child(CHILDREN[0].1, "guardian", &kv(&[("phone", "13800001111")]))
+            .unwrap();
+        admin
+            .archive
+            .edit_child(CHILDREN[0].1, "guardian", &kv(&[("phone", "13900002222")]))
+            .unwrap();
+        sync(&mut admin, &mut teacher);
+        assert_eq!(admin.file(CHILDREN[0].1).conflicts.len(), 1);
+
+        let data = DataDir::new(dir.path().join("hub"));
+        adopt_archive(&data, &mut admin.archive).unwrap();
+        let ports = HubPorts::write(dir.path(), &data, "");
+        let process = HubProcess::start(Path::new(BIN), &ports, &dir.path().join("hub.log"));
+        Hub {
+            _process: process,
+            data,
+            ports,
+            _dir: dir,
+        }
+    }
+
+    /// `shouwang-relay office-password --member <member>` with the password on stdin.
+    fn set_password(&self, member: &str, password: &str) -> (bool, String) {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.ports.config)
+            .args(["office-password", "--member", member])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    fn archive(&self) -> Archive {
+        self.data.open_archive().unwrap()
+    }
+
+    fn browser(&self) -> Client {
+        Client::new(self.ports.http)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports.http)
+    }
+}
+
+/// The access-log entries written since `before` (entries sort by second, so new ones are
+/// found by device and sequence number, not by position).
+fn new_entries(
+    a: &mut Archive,
+    before: &[shouwang_core::archive::AuditEntry],
+) -> Vec<shouwang_core::archive::AuditEntry> {
+    let log = a.audit_log().unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    let mut new: Vec<_> = log
+        .entries
+        .into_iter()
+        .filter(|e| {
+            !before
+                .iter()
+                .any(|b| b.device == e.device && b.seq == e.seq)
+        })
+        .collect();
+    new.sort_by_key(|e| (e.device.clone(), e.seq));
+    new
+}
+
+#[test]
+fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
+    let hub = Hub::start();
+    let mut web = hub.browser();
+    // No session: every page sends to the login page.
+    let r = web.get("/");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/login"));
+    assert_eq!(web.get("/students").status, 303);
+
+    // Passwords are set with the CLI; a 爱心妈妈 cannot log in, a short password is refused.
+    let (ok, out) = hub.set_password("刘桂兰", PASSWORD);
+    assert!(!ok, "{out}");
+    assert!(out.contains("不能登录办公室网页"), "{out}");
+    let (ok, out) = hub.set_password("张长友", "short");
+    assert!(!ok && out.contains("至少 8 个字符"), "{out}");
+    let (ok, out) = hub.set_password("张长友", PASSWORD);
+    assert!(ok, "{out}");
+    assert!(out.contains("已设置 张长友"), "{out}");
+    let (ok, out) = hub.set_password(HEAD_TEACHER, PASSWORD);
+    assert!(ok, "{out}");
+
+    // A login form without its CSRF cookie is refused.
+    let mut stranger = hub.browser();
+    let r = stranger.post(
+        "/login",
+        &[("name", "张长友"), ("password", PASSWORD), ("csrf", "x")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!stranger.cookies.contains_key("sw_session"));
+
+    // A wrong password.
+    let r = web.login("张长友", "not the password");
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("姓名或密码不对"));
+    assert!(!web.cookies.contains_key("sw_session"));
+    let r = web.login("没有这个人", PASSWORD);
+    assert_eq!(r.status, 401);
+
+    // The right one: a session cookie that scripts cannot read and other sites cannot send.
+    let r = web.login("张长友", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("sw_session="))
+        .unwrap()
+        .to_owned();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+    let page = web.get("/");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.contains("概览") && text.contains(CLASS) && text.contains(OTHER_CLASS));
+    assert!(text.contains("<svg"), "the compliance chart is inline SVG");
+
+    // Behind TLS (a proxy says so), the cookie is Secure.
+    let mut tls = hub.browser();
+    let page = tls.request("GET", "/login", None, "X-Forwarded-Proto: https\r\n");
+    let token = hidden(&page.text(), "csrf");
+    let r = tls.request(
+        "POST",
+        "/login",
+        Some(&form(&[
+            ("name", "张长友"),
+            ("password", PASSWORD),
+            ("csrf", &token),
+        ])),
+        "X-Forwarded-Proto: https\r\n",
+    );
+    assert!(
+        r.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("sw_session=") && c.contains("; Secure")),
+        "{:?}",
+        r.headers
+    );
+
+    // A form without the session's CSRF token changes nothing.
+    let r = web.post(
+        "/members/invite",
+        &[("csrf", "forged"), ("member", "陈华"), ("role", "班主任")],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("没有做任何改动"), "{}", r.text());
+    assert!(hub.archive().find_member("陈华").is_err());
+    let r = web.post("/logout", &[("csrf", "forged")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(web.get("/").status, 200, "still logged in");
+
+    // Five failures lock that name from this address, even for the right password; another
+    // name is not locked.
+    let mut attacker = hub.browser();
+    for _ in 0..5 {
+        assert_eq!(attacker.login(HEAD_TEACHER, "guess").status, 401);
+    }
+    let r = attacker.login(HEAD_TEACHER, PASSWORD);
+    assert_eq!(r.status, 429);
+    assert!(r.text().contains("锁定"), "{}", r.text());
+    assert!(!attacker.cookies.contains_key("sw_session"));
+    assert_eq!(attacker.login("张长友", PASSWORD).status, 303);
+
+    // Logging out ends the session.
+    let token = web.csrf();
+    assert_eq!(web.post("/logout", &[("csrf", &token)]).status, 303);
+    assert_eq!(web.get("/").status, 303);
+}
+
+#[test]
+fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
+    let hub = Hub::start();
+    assert!(hub.set_password(HEAD_TEACHER, PASSWORD).0);
+    let mut web = hub.browser();
+    assert_eq!(web.login(HEAD_TEACHER, PASSWORD).status, 303);
+    let mut a = hub.archive();
+    let me = a.find_member(HEAD_TEACHER).unwrap().id;
+    let child = a.find_child(CHILDREN[0].1).unwrap();
+    let other = a.find_child(OTHER_CHILD).unwrap();
+
+    let list = web.get("/students").text();
+    for (_, name) in CHILDREN {
+        assert!(list.contains(name), "{name} missing: {list}");
+    }
+    assert!(!list.contains(OTHER_CHILD), "{list}");
+    let overview = web.get("/").text();
+    assert!(overview.contains(CLASS) && !overview.contains(OTHER_CLASS));
+    // Another class's child, the members and the reports: refused on the server.
+    let r = web.get(&format!("/students/{}", other.as_str()));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains(&id_number("101")));
+    assert_eq!(web.get("/members").status, 403);
+    assert_eq!(web.get("/reports/registry").status, 403);
+    assert!(
+        web.get("/reports")
+            .text()
+            .contains("需要校长/领导组或档案管理员")
+    );
+
+    // His child's file: the ID number masked, and the opening of the private part logged.
+    let before = a.audit_log().unwrap().entries;
+    let r = web.get(&format!("/students/{}", child.as_str()));
+    assert_eq!(r.status, 200);
+    let page = r.text();
+    assert!(page.contains("身份信息") && page.contains("13800001111"));
+    assert!(!page.contains(&id_number("001")), "the ID is masked");
+    let opened = new_entries(&mut a, &before);
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0].what, "private_view");
+    assert_eq!(opened[0].member, me.as_str());
+    assert_eq!(opened[0].target, child.as_str());
+
+    // The ID in full needs a reason (refused without, nothing logged), then is logged first.
+    let token = hidden(&page, "csrf");
+    let path = format!("/students/{}/reveal", child.as_str());
+    let r = web.post(&path, &[("csrf", &token), ("why", " ")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("原因"));
+    let r = web.post(&path, &[("csrf", "forged"), ("why", "核对学籍")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(new_entries(&mut a, &before).len(), 1);
+    let r = web.post(&path, &[("csrf", &token), ("why", "核对学籍")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(&id_number("001")));
+    let new = new_entries(&mut a, &before);
+    assert_eq!(new.len(), 2, "{new:?}");
+    let last = &new[1];
+    assert_eq!(last.what, "id_reveal");
+    assert_eq!(last.member, me.as_str());
+    assert_eq!(last.target, child.as_str());
+    assert_eq!(last.why.as_deref(), Some("核对学籍"));
+    assert_eq!(
+        last.device,
+        a.device().as_str(),
+        "the hub's device showed it"
+    );
+}
+
+#[test]
+fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports() {
+    use calamine::{Data, Reader, Xlsx};
+
+    let hub = Hub::start();
+    assert!(hub.set_password("晁月静", PASSWORD).0);
+    let mut web = hub.browser();
+    assert_eq!(web.login("晁月静", PASSWORD).status, 303);
+
+    // 冲突: listed with both values; a bad pick changes nothing; a good one resolves it.
+    let page = web.get("/conflicts").text();
+    assert!(
+        page.contains("13800001111") && page.contains("13900002222"),
+        "{page}"
+    );
+    let token = hidden(&page, "csrf");
+    let child = hidden(&page, "child");
+    let r = web.post(
+        "/conflicts/resolve",
+        &[
+            ("csrf", &token),
+            ("child", &child),
+            ("path", "guardian.phone"),
+            ("pick", "9"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("请填1到2之间的数字"), "{}", r.text());
+    assert_eq!(hub.archive().child_file(&child).unwrap().conflicts.len(), 1);
+    let r = web.post(
+        "/conflicts/resolve",
+        &[
+            ("csrf", &token),
+            ("child", &child),
+            ("path", "guardian.phone"),
+            ("value", "13700003333"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let file = hub.archive().child_file(&child).unwrap();
+    assert!(file.conflicts.is_empty());
+    let guardian = file.sections.iter().find(|s| s.key == "guardian").unwrap();
+    assert!(guardian.fields.iter().any(|f| f.value == "13700003333"));
+
+    // 成员与设备: an invite for a new 班主任, with its QR code drawn inline.
+    let page = web.get("/members").text();
+    assert!(page.contains(HEAD_TEACHER) && page.contains("最近同步"));
+    let r = web.post(
+        "/members/invite",
+        &[
+            ("csrf", &token),
+            ("member", "陈华"),
+            ("role", "班主任"),
+            ("days", "abc"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(hub.archive().find_member("陈华").is_err());
+    let r = web.post(
+        "/members/invite",
+        &[
+            ("csrf", &token),
+            ("member", "陈华"),
+            ("role", "班主任"),
+            ("days", "3"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    assert!(
+        page.contains("<svg") && page.contains("已把 陈华"),
+        "{page}"
+    );
+    let start = page.find("shouwang1").unwrap();
+    let ticket: String = page[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let invite = shouwang_core::membership::Invite::decode(&ticket).unwrap();
+    assert_eq!(invite.role, Role::HeadTeacher);
+    assert!(hub.archive().find_member("陈华").is_ok());
+
+    // Members, classes and pairings, through the core's paths; bad input changes nothing.
+    let r = web.post(
+        "/members/add",
+        &[
+            ("csrf", &token),
+            ("name", "朱安喜"),
+            ("role", "班主任"),
+            ("phone", "12"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("电话"), "{}", r.text());
+    assert!(hub.archive().find_member("朱安喜").is_err());
+    let r = web.post(
+        "/members/add",
+        &[
+            ("csrf", &token),
+            ("name", "朱安喜"),
+            ("role", "班主任"),
+            ("phone", "13805640002"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = web.post(
+        "/members/class",
+        &[
+            ("csrf", &token),
+            ("name", "五年级(1)班"),
+            ("head", "朱安喜"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = web.post(
+        "/members/pair",
+        &[
+            ("csrf", &token),
+            ("carer", "朱安喜"),
+            ("child", OTHER_CHILD),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        web.get("/members?done=pair")
+            .text()
+            .contains("已建立结对帮扶")
+    );
+    let school = hub.archive().school().unwrap();
+    let zhu = school.members.iter().find(|m| m.name == "朱安喜").unwrap();
+    assert!(
+        school
+            .classes
+            .iter()
+            .any(|c| c.name == "五年级(1)班" && c.head_teacher.as_ref() == Some(&zhu.id))
+    );
+    assert!(
+        school
+            .pairings
+            .iter()
+            .any(|p| p.carer == zhu.id && p.active)
+    );
+    let r = web.post(
+        "/members/class",
+        &[("csrf", &token), ("name", "五年级(1)班")],
+    );
+    assert_eq!(r.status, 403, "a class that exists: {}", r.text());
+
+    // The print view: the file on A4, no forms.
+    let r = web.get(&format!("/print/{child}"));
+    assert_eq!(r.status, 200);
+    let page = r.text();
+    assert!(
+        page.contains("class=\"print\"") && page.contains("留守儿童档案"),
+        "{page}"
+    );
+    assert!(!page.contains("<form"), "{page}");
+
+    // 报表: each download parses and matches the archive cell by cell.
+    let mut a = hub.archive();
+    let before = a.audit_log().unwrap().entries;
+    let r = web.get("/reports/registry");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-disposition")
+            .unwrap()
+            .contains("attachment")
+    );
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Data::Float(f) => f.to_string(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    assert!(rows[0][0].contains("留守儿童基本情况登记表"));
+    assert_eq!(&rows[1][..4], ["序号", "学籍号", "姓名", "性别"]);
+    let children = a.children(None, false).unwrap();
+    assert_eq!(rows.len(), 2 + children.len());
+    for (row, c) in rows[2..].iter().zip(&children) {
+        let file = a.child_file(c.id.as_str()).unwrap();
+        let id = file
+            .sections
+            .iter()
+            .find(|s| s.key == "identity")
+            .and_then(|s| s.fields.iter().find(|f| f.key == "id_card"))
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        assert_eq!(row[2], c.name);
+        assert_eq!(row[5], c.class_name.clone().unwrap_or_default());
+        assert_eq!(row[6], id, "masked as the file shows it");
+    }
+    let text = rows.concat().join(" ");
+    assert!(!text.contains(&id_number("001")) && !text.contains(&id_number("101")));
+    assert!(text.contains(OTHER_CHILD));
+    let new = new_entries(&mut a, &before);
+    assert_eq!(new.len(), 1, "{new:?}");
+    let last = &new[0];
+    assert_eq!(last.what, "report");
+    assert_eq!(last.member, a.find_member("晁月静").unwrap().id.as_str());
+    assert!(last.target.contains("基本情况登记表"), "{}", last.target);
+
+    let r = web.get("/reports/summary");
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let total = sheet.rows().next_back().unwrap().to_vec();
+    assert_eq!(total[1].to_string(), "合计");
+    assert_eq!(total[3], Data::Float(children.len() as f64));
+    let r = web.get("/reports/sante");
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<_> = sheet.rows().collect();
+    assert_eq!(rows.len(), 3, "one 特困生");
+    assert_eq!(rows[2][1].to_string(), CHILDREN[1].1);
+    assert_eq!(rows[2][4].to_string(), "是");
+    let r = web.get("/reports/contacts?month=2026-13");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("不是有效的月份"), "{}", r.text());
+    assert_eq!(web.get("/reports/contacts?month=2026-11").status, 200);
+    assert_eq!(web.get("/reports/pairings").status, 200);
+    // One child's 六项基本档案, linked from the child's page.
+    let page = web.get(&format!("/students/{child}")).text();
+    assert!(
+        page.contains(&format!("/reports/child?child={child}")),
+        "{page}"
+    );
+    let r = web.get(&format!("/reports/child?child={child}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut book = Xlsx::new(std::io::Cursor::new(r.body.clone())).unwrap();
+    assert_eq!(book.sheet_names().len(), 6);
+    let basic = book.worksheet_range_at(0).unwrap().unwrap();
+    assert!(
+        basic
+            .rows()
+            .any(|r| r[0] == "基本情况·姓名" && r[1] == CHILDREN[0].1)
+    );
+}
+
+/// The console in a real browser: Debian's Chromium, headless, logs in through the login form
+/// (cookies, CSRF token and all), sees 概览 with its chart and 学生, and screenshots are
+/// saved under the target directory. Chromium missing is a failure, never a skip.
+#[test]
+fn the_console_works_in_headless_chromium() {
+    let chromium = find_chromium();
+    // 郭庄小学 as DOMAIN.md counts it (002-1: 340 left-behind children).
+    let hub = Hub::start_with(335);
+    assert_eq!(hub.archive().children(None, false).unwrap().len(), 340);
+    assert!(hub.set_password("张长友", PASSWORD).0);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("office-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let mut browser = Chromium::start(&chromium);
+    // No session: the console sends the browser to the login form.
+    let page = browser.open(&hub.url("/"), "/login");
+    assert!(
+        page.contains("办公室登录") && page.contains("type=\"password\""),
+        "{page}"
+    );
+    browser.screenshot(&shots.join("login.png"));
+    // A wrong password, typed into the form.
+    let fill = |name: &str, password: &str| {
+        format!(
+            "document.querySelector('input[name=name]').value = {}; document.querySelector('input[name=password]').value = {}; document.querySelector('form.login').submit(); true",
+            serde_json::Value::String(name.into()),
+            serde_json::Value::String(password.into())
+        )
+    };
+    let page = browser.submit(&fill("张长友", "wrong password"), "/login");
+    assert!(page.contains("姓名或密码不对"), "{page}");
+    // The right one.
+    let page = browser.submit(&fill("张长友", PASSWORD), "/");
+    assert!(page.contains("各班学生") && page.contains(CLASS), "{page}");
+    assert!(page.contains("340 名学生"), "{page}");
+    // The due list per member: 王瑞侠 owes this month's talks with his children.
+    let due = &page[page.find("待完成与逾期").unwrap()..];
+    let due = &due[..due.find("</table>").unwrap()];
+    assert!(
+        due.contains(HEAD_TEACHER) && due.contains("班主任"),
+        "{due}"
+    );
+    assert!(page.contains("<svg"), "{page}");
+    let cookie_visible = browser.eval("document.cookie");
+    assert!(
+        !cookie_visible.as_str().unwrap_or("").contains("sw_session"),
+        "the session cookie is HttpOnly: {cookie_visible}"
+    );
+    let png = browser.screenshot(&shots.join("overview.png"));
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    let page = browser.open(&hub.url("/students"), "/students");
+    assert!(
+        page.contains(CHILDREN[0].1) && page.contains(OTHER_CHILD),
+        "{page}"
+    );
+    browser.screenshot(&shots.join("students.png"));
+
+    // 冲突: pick the 班主任's number on the page.
+    let page = browser.open(&hub.url("/conflicts"), "/conflicts");
+    assert!(
+        page.contains("共 1 处") && page.contains("13800001111"),
+        "{page}"
+    );
+    browser.screenshot(&shots.join("conflicts.png"));
+    let page = browser.submit(
+        "{ const f = document.querySelector('.conflict form'); \
+         [...f.querySelectorAll('input[name=pick]')].find(i => i.parentElement.textContent.includes('13800001111')).checked = true; \
+         f.submit(); }",
+        "/conflicts",
+    );
+    assert!(page.contains("共 0 处"), "{page}");
+    let file = hub.archive().child_file(CHILDREN[0].1).unwrap();
+    assert!(file.conflicts.is_empty());
+    let guardian = file.sections.iter().find(|s| s.key == "guardian").unwrap();
+    assert!(guardian.fields.iter().any(|f| f.value == "13800001111"));
+
+    // 成员与设备: an invite for a new 班主任; its QR code, read back from the screenshot, is the
+    // ticket, and the ticket is the hub's.
+    browser.open(&hub.url("/members"), "/members");
+    let page = browser.submit(
+        "{ const f = document.querySelector('form[action=\"/members/invite\"]'); \
+         f.querySelector('input[name=member]').value = '陈华'; \
+         f.querySelector('select[name=role]').value = 'head_teacher'; \
+         f.submit(); }",
+        "/members/invite",
+    );
+    assert!(page.contains("已把 陈华"), "{page}");
+    let png = browser.screenshot(&shots.join("invite.png"));
+    let scanned = read_qr(&png);
+    let invite = shouwang_core::membership::Invite::decode(&scanned.to_ascii_lowercase())
+        .unwrap_or_else(|e| panic!("{e}: {scanned}"));
+    assert_eq!(invite.role, Role::HeadTeacher);
+    assert_eq!(
+        hub.archive().find_member("陈华").unwrap().id,
+        invite.member,
+        "the ticket is for the member the page added"
+    );
+
+    // 报表: a download, read back.
+    let downloads = shots.join("downloads");
+    let _ = std::fs::remove_dir_all(&downloads);
+    std::fs::create_dir_all(&downloads).unwrap();
+    browser.call_browser(
+        "Browser.setDownloadBehavior",
+        serde_json::json!({"behavior": "allow", "downloadPath": downloads.display().to_string()}),
+    );
+    let page = browser.open(&hub.url("/reports"), "/reports");
+    browser.screenshot(&shots.join("reports.png"));
+    let child = hub.archive().find_child(CHILDREN[0].1).unwrap();
+    let mut saved = Vec::new();
+    for (link, sheets, first) in [
+        ("/reports/summary".to_owned(), 1, "留守儿童信息汇总表"),
+        ("/reports/registry".to_owned(), 1, "留守儿童基本情况登记表"),
+        ("/reports/sante".to_owned(), 1, "三特儿童登记表"),
+        ("/reports/pairings".to_owned(), 1, "结对帮扶登记表"),
+        (
+            "/reports/contacts?month=2026-11".to_owned(),
+            1,
+            "家访、谈心、电话记录月统计",
+        ),
+        (
+            format!("/reports/child?child={}", child.as_str()),
+            6,
+            "基本情况登记表",
+        ),
+    ] {
+        let path = link.split('?').next().unwrap();
+        assert!(
+            path == "/reports/child"
+                || page.contains(&format!("action=\"{path}\""))
+                || page.contains(&format!("href=\"{path}\"")),
+            "{path} is offered: {page}"
+        );
+        browser.call("Page.navigate", serde_json::json!({"url": hub.url(&link)}));
+        let mut file = None;
+        for _ in 0..100 {
+            file = std::fs::read_dir(&downloads)
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == "xlsx") && !saved.contains(p));
+            if file.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let file = file.unwrap_or_else(|| panic!("the browser saved no file for {link}"));
+        std::thread::sleep(Duration::from_millis(200));
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> = calamine::open_workbook(&file).unwrap();
+        assert_eq!(book.sheet_names().len(), sheets, "{link}");
+        let range = book.worksheet_range_at(0).unwrap().unwrap();
+        let title = range.rows().next().unwrap()[0].to_string();
+        assert!(title.contains(first), "{link}: {title}");
+        if link == "/reports/summary" {
+            let last = range.rows().next_back().unwrap().to_vec();
+            assert_eq!(last[1].to_string(), "合计");
+            assert_eq!(last[3], calamine::Data::Float(340.0));
+        }
+        if link == "/reports/registry" {
+            assert_eq!(range.rows().count(), 2 + 340);
+        }
+        saved.push(file);
+    }
+    eprintln!("screenshots: {}", shots.display());
+}

@@ -1,0 +1,191 @@
+//! The hub's disk dies, and the school rebuilds it from its last backup and the devices
+//! (issue 12, point 5; the procedure is in the README, "学校电脑的硬盘坏了"). The real
+//! `shouwang-relay` and `shouwang` binaries, real iroh on loopback, real SQLCipher files.
+//!
+//! 1. The school is set up and backed up at once (as `init-school` tells the office to).
+//! 2. After the backup, the office's own device (张长友, 领导组) joins, adds a 爱心妈妈 and pairs
+//!    her with a child; the 班主任 and the new 爱心妈妈 join and record; everyone syncs, the
+//!    office last (its end-of-day sync). The 班主任 then records offline.
+//! 3. The disk dies: the data directory is gone.
+//! 4. The backup is restored into a new data directory (same data key), and `serve` starts.
+//!    A phone that syncs before the office's device is asked to wait, and keeps its records.
+//! 5. The office's device syncs first: it gives the hub back the school as it stands, with
+//!    the members, the pairing and the devices registered after the backup.
+//! 6. The phones enrolled after the backup are recognised, and sync; their records are back.
+//! 7. Nothing any device held is lost: every record is on the hub, and each phone still has
+//!    its own; a record written after the rebuild reaches the office.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use shouwang_relay::server::{DataDir, KeySource};
+use shouwang_tests::hub_process::{HubPorts, HubProcess};
+
+use common::cli::{BIN, invite, ok, phone, phone_bin, relay, run};
+
+const VISIT: &str = "家访：奶奶说王小雨最近按时完成作业";
+const TALK: &str = "谈心：赵子涵想爸爸，约好周末视频";
+const UNSENT: &str = "家访：赵子涵的外婆说孩子晚上睡得好";
+const LATER: &str = "重建后的家访：爷爷的腿好些了";
+
+fn record(store: &Path, kind: &str, child: &str, date: &str, notes: &str) {
+    phone(
+        store,
+        &[
+            "record",
+            kind,
+            "--child",
+            child,
+            "--date",
+            date,
+            "--field",
+            &format!("notes={notes}"),
+        ],
+    );
+}
+
+/// The school's copy: every member, every child file's records, as text.
+fn at_hub(data: &DataDir) -> String {
+    let mut archive = data.open_archive().unwrap();
+    let school = archive.school().unwrap();
+    let files: Vec<String> = ["王小雨", "赵子涵"]
+        .iter()
+        .map(|c| format!("{:?}", archive.child_file(c).unwrap()))
+        .collect();
+    format!("{school:?}\n{}", files.join("\n"))
+}
+
+#[test]
+fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+
+    // 1. Backed up as soon as it is set up.
+    let backup = dir.path().join("郭庄小学-开学.backup");
+    ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+
+    // 2. A term's work after the backup.
+    let office = dir.path().join("office.db");
+    phone(
+        &office,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+    phone(&office, &["member", "add", "--role", "爱心妈妈", "李芳"]);
+    phone(&office, &["pair", "--carer", "李芳", "--child", "赵子涵"]);
+    phone(&office, &["sync"]);
+    let teacher = dir.path().join("teacher.db");
+    phone(
+        &teacher,
+        &["join", &invite(&ports.config, "班主任", "王瑞侠")],
+    );
+    record(&teacher, "家访", "王小雨", "2026-11-18", VISIT);
+    phone(&teacher, &["sync"]);
+    let mother = dir.path().join("mother.db");
+    phone(
+        &mother,
+        &["join", &invite(&ports.config, "爱心妈妈", "李芳")],
+    );
+    record(&mother, "谈心", "赵子涵", "2026-11-19", TALK);
+    phone(&mother, &["sync"]);
+    // The office's device syncs at the end of the day (or stays connected with
+    // `sync --live`): it holds the school as the hub had it, new devices included.
+    phone(&office, &["sync"]);
+    let before = at_hub(&data);
+    for text in [VISIT, TALK, "李芳"] {
+        assert!(before.contains(text), "{text} is not on the hub before");
+    }
+    // The next morning the 班主任 records offline; the disk dies before she syncs.
+    record(&teacher, "家访", "赵子涵", "2026-11-21", UNSENT);
+
+    // 3. The disk dies.
+    server.stop();
+    std::fs::remove_dir_all(data.root()).unwrap();
+
+    // 4. The backup into a new directory, with the data key kept apart from the PC's disk.
+    ok(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    let key = match data.key_source() {
+        KeySource::File(k) => k.clone(),
+        other => panic!("{other}"),
+    };
+    let restored = DataDir::with_key(data.root(), KeySource::File(key));
+    let old = at_hub(&restored);
+    for text in [VISIT, TALK, "李芳"] {
+        assert!(!old.contains(text), "the backup already held {text}");
+    }
+    assert!(
+        data.rebuilding_marker().exists(),
+        "restore did not mark the hub as rebuilding"
+    );
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+
+    // A phone enrolled since the backup that comes before the office's device is told to
+    // wait, in Chinese; it keeps everything.
+    let early = run(
+        &phone_bin(),
+        &["--store", teacher.to_str().unwrap(), "sync"],
+    );
+    assert!(!early.status.success());
+    let early = String::from_utf8(early.stderr).unwrap();
+    let last = early.lines().last().unwrap();
+    assert!(
+        last.starts_with("错误：") && last.contains("拒绝") && last.contains("管理员的设备先同步"),
+        "{early}"
+    );
+
+    // Nor does the hub write under its own name meanwhile: an invite that would add a member
+    // waits too.
+    let out = relay(
+        &ports.config,
+        &["invite", "--role", "爱心妈妈", "--member", "周红梅"],
+    );
+    assert!(
+        !out.status.success(),
+        "an invite was issued while rebuilding"
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("管理员的设备先同步"), "{err}");
+
+    // 5. The office's device first, then 6. the phones.
+    phone(&office, &["sync"]);
+    assert!(
+        !data.rebuilding_marker().exists(),
+        "the hub still rebuilds after the office's sync"
+    );
+    phone(&teacher, &["sync"]);
+    phone(&mother, &["sync"]);
+
+    invite(&ports.config, "爱心妈妈", "周红梅");
+
+    // 7. Nothing lost, and work goes on.
+    record(&teacher, "家访", "王小雨", "2026-11-25", LATER);
+    phone(&teacher, &["sync"]);
+    phone(&office, &["sync"]);
+    server.stop();
+    let after = at_hub(&restored);
+    for text in [VISIT, TALK, UNSENT, LATER, "李芳"] {
+        assert!(after.contains(text), "{text} is not on the rebuilt hub");
+    }
+    let at_office = phone(&office, &["child", "show", "王小雨"]);
+    assert!(
+        at_office.contains(VISIT) && at_office.contains(LATER),
+        "{at_office}"
+    );
+    let hers = phone(&mother, &["child", "show", "赵子涵"]);
+    assert!(hers.contains(TALK), "{hers}");
+    let devices = phone(&office, &["device", "list"]);
+    for label in ["王瑞侠", "李芳", "张长友"] {
+        assert!(devices.contains(label), "{label} not in {devices}");
+    }
+}

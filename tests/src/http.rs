@@ -1,0 +1,192 @@
+//! A minimal HTTP/1.1 client for the office console's tests and benchmark: one request per
+//! connection (`Connection: close`), a cookie jar, form encoding, and reading a hidden form
+//! field out of a page. Only what the console's server sends is understood (a body with a
+//! length, or chunked).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A minimal HTTP/1.1 client with a cookie jar (one request per connection).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub port: u16,
+    pub cookies: BTreeMap<String, String>,
+}
+
+pub fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The value of the hidden field `name` in the first form that has it.
+pub fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle).expect(name) + needle.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+impl Client {
+    /// A client of the server on 127.0.0.1:`port`, with no cookies.
+    pub fn new(port: u16) -> Client {
+        Client {
+            port,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        extra: &str,
+    ) -> Response {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let cookie = if self.cookies.is_empty() {
+            String::new()
+        } else {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("Cookie: {}\r\n", c.join("; "))
+        };
+        let body = body.unwrap_or("");
+        let content = if method == "POST" {
+            format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+        } else {
+            String::new()
+        };
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}{content}{extra}\r\n{body}"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+        let mut body = raw[split + 4..].to_vec();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        if headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+        }) {
+            body = dechunk(&body);
+        }
+        let r = Response {
+            status,
+            headers,
+            body,
+        };
+        for c in r.set_cookies() {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        r
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, None, "")
+    }
+
+    pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.request("POST", path, Some(&form(fields)), "")
+    }
+
+    /// Opens the login page and logs in.
+    pub fn login(&mut self, name: &str, password: &str) -> Response {
+        let page = self.get("/login");
+        assert_eq!(page.status, 200);
+        let token = hidden(&page.text(), "csrf");
+        self.post(
+            "/login",
+            &[("name", name), ("password", password), ("csrf", &token)],
+        )
+    }
+
+    /// The CSRF token of the logged-in session (from any page's logout form).
+    pub fn csrf(&mut self) -> String {
+        hidden(&self.get("/").text(), "csrf")
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[end + 2..end + 2 + n]);
+        b = &b[end + 2 + n + 2..];
+    }
+}
