@@ -54,6 +54,8 @@ run() {
   local seeds=()
   [ -d "$SEEDS_DIR/$target" ] && seeds=("$SEEDS_DIR/$target")
   local args=(-artifact_prefix="$artifacts/" -print_final_stats=1 -rss_limit_mb=4096 -timeout=30)
+  # In CI a fixed seed, so that a failure names an input a second run can find again.
+  [ -n "${CI:-}" ] && args+=(-seed=1)
   if [ "$#" -gt 0 ] && [ -f "$1" ]; then
     # Reproduce: run the given inputs only.
     "$BIN_DIR/$target" "${args[@]}" "$@"

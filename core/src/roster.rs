@@ -159,6 +159,13 @@ fn read_sheet(path: &Path, ext: &str) -> Result<Vec<Vec<String>>> {
 /// the cells come ([`MAX_ROWS`] × [`MAX_COLS`]) and only the cells present are kept. The table
 /// starts at the first used row and column, as a range does.
 fn read_xlsx(path: &Path) -> Result<Vec<Vec<String>>> {
+    // calamine can panic on a hostile sheet: a cell reference whose column overflows its
+    // arithmetic (found by the `roster_xlsx` fuzz target in a build with overflow checks). A
+    // panic there is a damaged file, refused like one.
+    std::panic::catch_unwind(|| read_xlsx_cells(path)).unwrap_or_else(|_| Err(bad_sheet()))
+}
+
+fn read_xlsx_cells(path: &Path) -> Result<Vec<Vec<String>>> {
     let mut wb: Xlsx<_> = open_workbook(path).map_err(|_| unreadable())?;
     let Some(name) = wb.sheet_names().first().cloned() else {
         return Err(Error::invalid("名单文件", "表格里没有工作表"));
@@ -429,6 +436,21 @@ mod tests {
     /// Fuzzing (RELIABILITY.md): one cell in the sheet's far corner (a 5 KB file) made calamine
     /// allocate the whole box, 512 GiB, and abort the process. Now it is refused as too large,
     /// and a sheet as wide as a roster can be still reads.
+    #[test]
+    fn an_xlsx_cell_reference_that_overflows_calamine_is_refused_not_a_panic() {
+        // The input the CI fuzz run of 2026-12-03 found (calamine's `get_row_and_optional_column`:
+        // attempt to multiply with overflow).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("名单.xlsx");
+        std::fs::write(
+            &path,
+            include_bytes!("../testdata/roster-cell-reference-overflow.xlsx"),
+        )
+        .unwrap();
+        let e = read_file(&path).unwrap_err().to_string();
+        assert!(e.contains("名单"), "{e}");
+    }
+
     #[test]
     fn an_xlsx_cell_in_the_far_corner_is_refused_without_allocating() {
         for far in [(1_048_575, 16_383), (1, 16_383), (25_000, 0)] {
