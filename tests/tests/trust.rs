@@ -400,6 +400,80 @@ fn story_5_a_refused_document_does_not_stop_the_others() {
     assert!(s.mother.archive.find_member("韩老师").is_ok());
 }
 
+/// 6. A member whose standing shrank while she was offline: the office gives the class to a new
+///    班主任 and ends the 爱心妈妈's pairing while both phones are away. Offline, the old
+///    班主任 corrects a child's 身份证号 and records a 家访, and the 爱心妈妈 records a 谈心:
+///    each declares the school state they knew, where it was theirs to write. Every replica
+///    takes them (the verdict depends only on the change, so honest replicas cannot diverge),
+///    and a replica that knows of the change of standing lists them for an administrator to
+///    review, with what the member may no longer write. Work the member may still do (a 谈心
+///    for a child she is still paired with) is not listed.
+#[test]
+fn story_6_writes_made_after_losing_standing_are_listed_for_review() {
+    let mut s = school_with_a_visit();
+    s.admin
+        .archive
+        .add_member("韩老师", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    s.admin.archive.set_class_head(CLASS, "韩老师").unwrap();
+    s.admin
+        .archive
+        .end_pairing(LOVE_MOTHER, CHILDREN[0].1)
+        .unwrap();
+    s.admin
+        .archive
+        .pair(LOVE_MOTHER, CHILDREN[3].1, None)
+        .unwrap();
+    // Offline, each phone still holds the school as it was.
+    s.teacher
+        .archive
+        .edit_child(
+            CHILDREN[1].1,
+            "identity",
+            &kv(&[("id_card", "34052120170305002X")]),
+        )
+        .unwrap();
+    s.teacher.record(
+        "家访",
+        CHILDREN[1].1,
+        "2026-11-22",
+        &[("notes", "爷爷在家")],
+    );
+    s.mother
+        .record("谈心", CHILDREN[0].1, "2026-11-22", &[("notes", "想爸爸")]);
+    sync(&mut s.teacher, &mut s.admin);
+    sync(&mut s.mother, &mut s.admin);
+    // Taken everywhere: nothing refused, the office holds all three.
+    for d in [&mut s.admin, &mut s.teacher, &mut s.mother] {
+        assert_eq!(quarantined(&mut d.archive), 0, "{}", d.name);
+    }
+    let file = s.admin.file(CHILDREN[1].1);
+    assert!(
+        file.records
+            .iter()
+            .any(|r| r.meta.happened_on.to_string() == "2026-11-22")
+    );
+    assert_eq!(s.admin.file(CHILDREN[0].1).records.len(), 2);
+    // Listed at the office, by member, with what she may no longer write.
+    let review = s.admin.archive.outdated_standing().unwrap();
+    let by = |who: &str| review.iter().filter(|r| r.member == who).count();
+    assert!(by(HEAD_TEACHER) >= 2, "{review:#?}");
+    assert_eq!(by(LOVE_MOTHER), 1, "{review:#?}");
+    assert!(review.iter().all(|r| !r.reason.is_empty()), "{review:#?}");
+    // The 爱心妈妈's new pairing is hers: her 谈心 there is not listed.
+    s.mother.record(
+        "谈心",
+        CHILDREN[3].1,
+        "2026-11-23",
+        &[("notes", "作业写完了")],
+    );
+    sync(&mut s.mother, &mut s.admin);
+    assert_eq!(
+        s.admin.archive.outdated_standing().unwrap().len(),
+        review.len()
+    );
+}
+
 mod property {
     //! Random honest and malicious writers exchanging bundles in random orders: the honest
     //! replicas always converge and never hold a refused change.

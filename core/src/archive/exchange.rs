@@ -452,7 +452,16 @@ impl Archive {
         }
         let view = self.school()?;
         let (_, signer) = signer_in(&view, &sealed.signer)?;
-        let sender = Sender::for_device(&sealed.signer.0, signer, &signer.roles);
+        // A file carries no certificate to bound the signer's roles with. Bounding them by the
+        // roles this device's school gives the signer *now* would make the verdict depend on
+        // what the receiver has heard (a 班主任 who lost her class while offline: her files
+        // refused at the office, her changes taken through the hub), so a file's changes are
+        // judged against the school state they declare, like every change, and listed for
+        // review where the signer's standing has shrunk since (`trust::standing`).
+        let mut sender = Sender::for_device(&sealed.signer.0, signer, &signer.roles);
+        if let Sender::Device { roles, .. } = &mut sender {
+            *roles = None;
+        }
         let total = bundle.entries.len();
         let me = self.me.clone();
         let mut report = self.store.write(|b| {

@@ -27,7 +27,8 @@ pub struct SyncStatus {
 }
 
 /// A change another device sent that the trust rules refused (kept in quarantine, never
-/// merged, never passed on).
+/// merged, never passed on), or one taken on a standing its member has lost since (listed for
+/// review: [`Archive::outdated_standing`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuarantinedChange {
     pub doc: String,
@@ -263,11 +264,24 @@ impl Archive {
 
     /// Changes other devices sent that were refused, newest first.
     pub fn quarantined(&mut self) -> Result<Vec<QuarantinedChange>> {
+        self.listed_changes("quarantine")
+    }
+
+    /// Changes taken at the school state they declare that their member's standing here and
+    /// now would not allow (written on a phone that had not yet heard that a class, a pairing
+    /// or a role was taken away: `trust::standing`), newest first, for an administrator to
+    /// review. The reason says what the member lost and what it no longer allows.
+    pub fn outdated_standing(&mut self) -> Result<Vec<QuarantinedChange>> {
+        self.listed_changes("outdated")
+    }
+
+    /// The rows of `quarantine` or `outdated`, labelled for people.
+    fn listed_changes(&mut self, table: &str) -> Result<Vec<QuarantinedChange>> {
         let school = self.school()?;
         let rows: Vec<(String, String, String, String, i64)> = {
-            let mut stmt = self.store.conn().prepare(
-                "SELECT doc_id, actor, reason, source, at FROM quarantine ORDER BY at DESC",
-            )?;
+            let mut stmt = self.store.conn().prepare(&format!(
+                "SELECT doc_id, actor, reason, source, at FROM {table} ORDER BY at DESC"
+            ))?;
             stmt.query_map([], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
@@ -279,10 +293,11 @@ impl Archive {
                 Some(d) => self.doc_label(&d)?,
                 None => doc,
             };
+            // An actor is the device id, plus a generation tag in a re-based document.
             let member = school
                 .devices
                 .iter()
-                .find(|d| d.id.as_str() == actor)
+                .find(|d| actor.starts_with(d.id.as_str()))
                 .map_or_else(
                     || "未登记的设备".to_owned(),
                     |d| school.member_name(d.member.as_str()),

@@ -68,6 +68,9 @@ impl Admission {
 /// Why a change to an erased child's document is refused.
 pub const ERASED: &str = "这名学生的档案已由学校删除，不再接收";
 
+/// Why a change that declares no school state is refused.
+const NO_DECLARED: &str = "修改没有注明依据的学校信息";
+
 /// Why a change of an older generation of a re-based document is refused.
 pub const OLD_GENERATION: &str = "这份档案已由学校重建（去掉了修改历史），旧版本的修改不再接收";
 
@@ -142,6 +145,30 @@ pub(super) fn persist_relayed(
     )?;
     for q in rows {
         insert.execute(params![q.doc.key(), q.hash.as_ref(), q.actor, source, now])?;
+    }
+    Ok(())
+}
+
+/// Records the changes accepted on a standing their member has lost since, for review.
+pub(super) fn persist_outdated(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[Quarantined],
+    source: &str,
+    now: i64,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outdated (doc_id, hash, actor, reason, source, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for q in rows {
+        insert.execute(params![
+            q.doc.key(),
+            q.hash.as_ref(),
+            q.actor,
+            q.reason,
+            source,
+            now
+        ])?;
     }
     Ok(())
 }
@@ -371,6 +398,7 @@ impl Batch<'_> {
         let mut admission = Admission::default();
         let mut quarantined = Vec::new();
         let mut relayed = Vec::new();
+        let mut outdated = Vec::new();
         for change in &new {
             let hash = change.hash();
             let verdict = if erased {
@@ -399,7 +427,17 @@ impl Batch<'_> {
                 {
                     Verdict::Accept
                 } else {
-                    self.judge(id, change)
+                    let (verdict, lost) = self.judge(id, change);
+                    if let Some(reason) = lost {
+                        outdated.push(Quarantined {
+                            doc: id.clone(),
+                            hash,
+                            actor: change.actor_id().to_hex_string(),
+                            reason,
+                            bytes: Vec::new(),
+                        });
+                    }
+                    verdict
                 };
                 let foreign = matches!(&self.sender, Sender::Device { device, .. }
                     if !change.actor_id().to_hex_string().starts_with(device.as_str()));
@@ -484,10 +522,12 @@ impl Batch<'_> {
             self.replace(id, fresh);
             self.quarantine.extend(quarantined);
             self.relayed.extend(relayed);
+            self.keep_outdated(outdated, &not_ok);
             admission.replaced = 1;
             return Ok(admission);
         }
         self.relayed.extend(relayed);
+        self.keep_outdated(outdated, &not_ok);
         if not_ok.is_empty() {
             return Ok(admission);
         }
@@ -505,6 +545,13 @@ impl Batch<'_> {
         self.docs.insert(id.clone(), rebuilt);
         self.quarantine.extend(quarantined);
         Ok(admission)
+    }
+
+    /// Lists for review the changes taken on a standing their member has lost (those that
+    /// were deferred or refused for another reason are not taken, so not listed).
+    fn keep_outdated(&mut self, outdated: Vec<Quarantined>, not_ok: &HashSet<ChangeHash>) {
+        self.outdated
+            .extend(outdated.into_iter().filter(|q| !not_ok.contains(&q.hash)));
     }
 
     /// Changes already in the quarantine (refused before, from anyone).
@@ -552,12 +599,15 @@ impl Batch<'_> {
             .is_some_and(|d| d.revoked)
     }
 
-    fn judge(&mut self, id: &DocId, change: &Change) -> Verdict {
+    /// The verdict on one change, against the auth state the trust module docs define; for an
+    /// accepted change whose member has lost part of that standing in this side's school
+    /// state now, also why it is listed for review (`trust::standing`).
+    fn judge(&mut self, id: &DocId, change: &Change) -> (Verdict, Option<String>) {
         let Some(doc) = self.docs.get(id) else {
-            return Verdict::Defer("档案不在本机".into());
+            return (Verdict::Defer("档案不在本机".into()), None);
         };
         let Some(school_doc) = self.docs.get(&DocId::School) else {
-            return Verdict::Defer("还没有学校信息".into());
+            return (Verdict::Defer("还没有学校信息".into()), None);
         };
         let declared = Declared::parse(change.message());
         let mut consent = None;
@@ -568,20 +618,20 @@ impl Batch<'_> {
                 (
                     match declared.school {
                         Some(h) => h,
-                        None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
+                        None => return (Verdict::Refuse(NO_DECLARED.into()), None),
                     },
                     class_at(doc, change.deps()),
                 )
             }
             DocId::Private(c) | DocId::Staff(c) => {
                 let (Some(s), Some(ch)) = (declared.school, declared.child) else {
-                    return Verdict::Refuse("修改没有注明依据的学校信息".into());
+                    return (Verdict::Refuse(NO_DECLARED.into()), None);
                 };
                 let Some(child_doc) = self.docs.get(&DocId::Child(c.clone())) else {
-                    return Verdict::Defer("还没有这名学生的档案".into());
+                    return (Verdict::Defer("还没有这名学生的档案".into()), None);
                 };
                 if ch.iter().any(|h| child_doc.get_change_by_hash(h).is_none()) {
-                    return Verdict::Defer("还没有这名学生档案的相应版本".into());
+                    return (Verdict::Defer("还没有这名学生档案的相应版本".into()), None);
                 }
                 consent = crate::consent::read(child_doc, Some(&ch));
                 (s, class_at(child_doc, &ch))
@@ -589,16 +639,19 @@ impl Batch<'_> {
             DocId::Class(_) | DocId::Keys | DocId::Audit(_) | DocId::Contact(_) => {
                 match declared.school {
                     Some(h) => (h, None),
-                    None => return Verdict::Refuse("修改没有注明依据的学校信息".into()),
+                    None => return (Verdict::Refuse(NO_DECLARED.into()), None),
                 }
             }
         };
         let Some(mut view) = self.school_views.at(school_doc, &school_heads) else {
             // A school state this side refused can never be reached: refuse what rests on it.
             if self.is_quarantined(&DocId::School, &school_heads) {
-                return Verdict::Refuse("修改所依据的学校信息含有被拒绝的修改".into());
+                return (
+                    Verdict::Refuse("修改所依据的学校信息含有被拒绝的修改".into()),
+                    None,
+                );
             }
-            return Verdict::Defer("还没有修改所依据的学校信息".into());
+            return (Verdict::Defer("还没有修改所依据的学校信息".into()), None);
         };
         // The sender's certificate bounds its own changes: roles it does not carry there are
         // not its to use, whatever the school document it declares says.
@@ -622,15 +675,54 @@ impl Batch<'_> {
                 }
             }
         }
-        trust::validate(
+        let verdict = trust::validate(
             id,
             doc,
             change,
             &AuthState {
                 school: &view,
-                child_class,
-                consent,
+                child_class: child_class.clone(),
+                consent: consent.clone(),
             },
-        )
+        );
+        if verdict != Verdict::Accept {
+            return (verdict, None);
+        }
+        // Taken, whatever this side knows now (replicas must not diverge); listed for review
+        // when the member's standing here and now would not have allowed it. (Not for the
+        // school document itself: its current state already holds the changes this merge is
+        // judging, and only administrators write it, whose standing shrinks by deactivation,
+        // which revokes their devices.)
+        if *id == DocId::School {
+            return (verdict, None);
+        }
+        let Some(now) = self.school_views.at(school_doc, &school_doc.get_heads()) else {
+            return (verdict, None);
+        };
+        if Arc::ptr_eq(&now, &view) {
+            return (verdict, None);
+        }
+        let Some((member, _)) = trust::author_of(&now, change.actor_id()) else {
+            return (verdict, None);
+        };
+        let Some((cut, lost)) = trust::standing::as_of(&view, &now, &member.id) else {
+            return (verdict, None);
+        };
+        let auth = AuthState {
+            school: &cut,
+            child_class,
+            consent,
+        };
+        match trust::validate(id, doc, change, &auth) {
+            Verdict::Refuse(why) => (
+                verdict,
+                Some(format!(
+                    "修改时{}还有这项权限，现在{}：{why}",
+                    member.name,
+                    lost.join("，")
+                )),
+            ),
+            _ => (verdict, None),
+        }
     }
 }

@@ -221,6 +221,25 @@ CREATE INDEX office_failures_by_key ON office_failures (member_key, source, at);
 "#,
         rebuild_projections: false,
     },
+    Migration {
+        version: 9,
+        // Changes accepted at the school state they declare that their member's standing here
+        // and now would not allow (made while the member did not yet know of a class given to
+        // another head, an ended pairing or a lost role): merged, and listed for an
+        // administrator to review (`store::admit`, "Standing lost while offline").
+        sql: r#"
+CREATE TABLE outdated (
+    doc_id  TEXT NOT NULL,
+    hash    BLOB NOT NULL,
+    actor   TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, hash)
+);
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.

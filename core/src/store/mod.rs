@@ -83,6 +83,9 @@ pub struct Batch<'a> {
     quarantine: Vec<admit::Quarantined>,
     /// Changes of revoked devices accepted from another device (see `admit`).
     relayed: Vec<admit::Quarantined>,
+    /// Changes accepted at the school state they declare that their member's standing now
+    /// would not allow (see `admit`).
+    outdated: Vec<admit::Quarantined>,
     source: String,
     sender: Sender,
     /// The sender's member and how many bytes of changes a day may be taken from them.
@@ -489,6 +492,7 @@ impl Store {
             sync_states: Vec::new(),
             quarantine: Vec::new(),
             relayed: Vec::new(),
+            outdated: Vec::new(),
             source: String::new(),
             sender: Sender::Relay,
             quota: None,
@@ -504,6 +508,7 @@ impl Store {
             sync_states,
             quarantine,
             relayed,
+            outdated,
             source,
             now_ms,
             quota,
@@ -516,6 +521,7 @@ impl Store {
             .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
             .and_then(|r| admit::persist_quarantine(&tx, &quarantine, &source, now_ms).map(|()| r))
             .and_then(|r| admit::persist_relayed(&tx, &relayed, &source, now_ms).map(|()| r))
+            .and_then(|r| admit::persist_outdated(&tx, &outdated, &source, now_ms).map(|()| r))
             .and_then(|r| admit::persist_intake(&tx, quota.as_ref(), intake, now_ms).map(|()| r))
             .and_then(|r| tx.commit().map(|()| r).map_err(Error::from));
         if outcome.is_err() {
@@ -721,7 +727,14 @@ impl Store {
             removed += tx.execute("DELETE FROM docs WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&key])?;
             tx.execute("DELETE FROM sync_state WHERE doc_id = ?1", [&key])?;
-            for table in ["held", "refusals", "quarantine", "relayed", "out_of_scope"] {
+            for table in [
+                "held",
+                "refusals",
+                "quarantine",
+                "relayed",
+                "outdated",
+                "out_of_scope",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
             }
             projection::forget(&tx, id)?;
@@ -799,6 +812,7 @@ fn forget_replaced(tx: &rusqlite::Transaction<'_>, replaced: &[DocId]) -> Result
             "refusals",
             "quarantine",
             "relayed",
+            "outdated",
             "out_of_scope",
         ] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;

@@ -30,7 +30,10 @@
 //!    and at once re-sends just those changes.
 //!
 //! Only documents in the session's [`Scope`] are offered or accepted; anything else from the
-//! peer ends the session with an error.
+//! peer is answered `Refused { OutOfScope }` and left out. A side that may hold every document
+//! (the hub, [`Session::taking_hand_ins`]) still takes the peer's own changes to such a
+//! document from a `Changes` frame, sending nothing of it back: the work a member did before
+//! hearing that the document is no longer theirs reaches the school before the device drops it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -167,6 +170,9 @@ pub struct Session {
     /// Children whose files the school erased (as this side's school document says, read at
     /// every event): their documents are out of every scope, whatever `scope` says.
     erased: BTreeSet<crate::ids::ChildId>,
+    /// Whether this side takes the peer's own changes to documents outside the scope
+    /// ([`Session::taking_hand_ins`]).
+    hand_ins: bool,
     progress: Progress,
 }
 
@@ -224,8 +230,22 @@ impl Session {
             sender: Sender::Relay,
             quota: None,
             erased: BTreeSet::new(),
+            hand_ins: false,
             progress: Progress::default(),
         }
+    }
+
+    /// Takes, from the peer, its changes to documents outside the scope, sending nothing of
+    /// them back: for a side that may hold every document (the hub). A document leaves a
+    /// device's scope when its member's standing shrinks (the class given to another head, a
+    /// pairing ended, the child left); work the member did on it before hearing would be lost
+    /// when the device drops its copy. The changes are judged like any others (the sender's
+    /// own only, against the school state they declare, listed for review where the standing
+    /// was lost: `trust::standing`), and the document is still answered `Refused {
+    /// OutOfScope }`, so the device drops it. An erased child's documents are never taken.
+    pub fn taking_hand_ins(mut self) -> Session {
+        self.hand_ins = true;
+        self
     }
 
     /// Whether `doc` is exchanged in this session: in scope, and not an erased child's.
@@ -546,6 +566,14 @@ impl Session {
                 // modified app) is refused and left out; the others go on.
                 let (mut docs, outside): (Vec<_>, Vec<_>) =
                     docs.into_iter().partition(|(d, _)| self.allows(d));
+                let hand_ins: Vec<&(DocId, Vec<u8>)> = outside
+                    .iter()
+                    .filter(|(d, _)| {
+                        self.hand_ins
+                            && !self.held.contains(d)
+                            && !d.child().is_some_and(|c| self.erased.contains(c))
+                    })
+                    .collect();
                 // The school document first (then care files before private parts): what the
                 // others are judged against may arrive in the same frame.
                 docs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -567,6 +595,11 @@ impl Session {
                     b.set_sender(sender);
                     if let Some((m, q)) = quota {
                         b.set_daily_quota(m, q);
+                    }
+                    // Handed in from outside the scope: judged and kept, nothing sent back
+                    // (the refusal above tells the device to drop its copy).
+                    for (doc, bytes) in &hand_ins {
+                        b.merge_bytes(doc, bytes)?;
                     }
                     let mut incomplete = Vec::new();
                     let mut refused = Vec::new();

@@ -24,10 +24,12 @@
 //!   root: accepted only into a store that has no school yet (creating or joining a school),
 //!   like the school key in an invite.
 //!
-//! What a declared state cannot express: a member whose role was removed can still declare a
-//! school state from before the removal. The certificate's signed roles bound what a session
-//! accepts from its own device (the first hop), and revocation (a later issue) cuts a device
-//! off at the hub.
+//! What a declared state cannot express: a member whose standing shrank (a role removed, a
+//! class given to another head, a pairing ended) can still declare a school state from before,
+//! as an honest phone that has not heard does. The certificate's signed roles bound what a
+//! session accepts from its own device (the first hop), revocation cuts a device off, and a
+//! replica that knows of the change of standing takes such a change (so replicas cannot
+//! diverge) but lists it for an administrator's review ([`standing`]).
 //!
 //! # Rules
 //!
@@ -84,11 +86,12 @@
 pub mod auth;
 mod paths;
 mod rules;
+pub mod standing;
 
 pub use auth::{Declared, declare, display_message};
 pub use rules::{
-    AuthState, Verdict, consent_refusal, device_of_actor, may_edit_field, may_record_consent,
-    validate,
+    AuthState, Verdict, author_of, consent_refusal, device_of_actor, may_edit_field,
+    may_record_consent, validate,
 };
 
 /// The largest change accepted from another device.

@@ -741,6 +741,7 @@ impl HubConversation {
                 info!(member = %cert.body().member, device = %self.device, "welcomed");
                 let mut session = archive
                     .session(&self.device.to_string(), Some(&member))?
+                    .taking_hand_ins()
                     .with_sender(Sender::for_device(
                         &self.device.0,
                         &member,

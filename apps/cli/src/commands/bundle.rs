@@ -145,8 +145,13 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
     let mut a = ctx.open()?;
     let refused = a.quarantined()?;
     let relayed = a.relayed_from_revoked()?;
+    let outdated = a.outdated_standing()?;
     if ctx.json {
-        return ctx.json(&serde_json::json!({ "refused": refused, "relayed": relayed }));
+        return ctx.json(&serde_json::json!({
+            "refused": refused,
+            "relayed": relayed,
+            "outdated": outdated,
+        }));
     }
     if refused.is_empty() {
         ctx.line("没有被拒绝的修改。")?;
@@ -179,6 +184,23 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
             r.device,
             r.via_member,
             r.via_device
+        ))?;
+    }
+    if !outdated.is_empty() {
+        ctx.line(format!(
+            "成员在得知自己的职责调整之前（离线时）所做的修改，已接收（请核实，不应保留的记录可作废）：{} 项",
+            outdated.len()
+        ))?;
+    }
+    for q in outdated {
+        ctx.line(format!(
+            "{}  {}  {}（设备 {}）：{}  来源：{}",
+            crate::output::local_time(q.at),
+            q.doc,
+            q.member,
+            q.device,
+            q.reason,
+            q.source
         ))?;
     }
     Ok(())
