@@ -29,102 +29,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use shouwang_core::Archive;
-use shouwang_core::roles::Role;
-use shouwang_core::sync::Progress;
-use shouwang_relay::device::{self, Identity};
-use shouwang_relay::server::{self, HubContact, Server, ServerConfig};
-use shouwang_relay::syncing::sync_with_progress;
-use shouwang_relay::transport::{ConversationOptions, EndpointAddr, Node, NodeConfig};
-use shouwang_tests::fixtures::HEAD_TEACHER;
 use shouwang_tests::link::{IPV4_UDP_OVERHEAD, Link, LinkConfig};
-use shouwang_tests::workload::{self, NewChanges};
+use shouwang_tests::link_hub::{self, Start, hub_socket, sync_over};
+use shouwang_tests::workload;
 use tokio::net::UdpSocket;
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn server_config(data: &Path, hub: SocketAddr) -> ServerConfig {
-    ServerConfig {
-        relay_bind: None,
-        relay_url: None,
-        http_bind: None,
-        hub_bind: vec![hub],
-        ..ServerConfig::loopback(data)
-    }
-}
-
-fn hub_socket(server: &Server) -> SocketAddr {
-    server.hub().bound_sockets()[0]
-}
-
-/// The hub's and the device's stores just before the sync, and what the week added.
-struct Start {
-    hub: std::path::PathBuf,
-    device: std::path::PathBuf,
-    week: NewChanges,
-}
-
-/// Builds the starting state: the hub with a year of history, a device that joined with an
-/// invite and synced once (directly, no emulator), then recorded the week offline.
-async fn prepare(dir: &Path) -> Start {
-    let hub_dir = dir.join("hub");
-    let data = tokio::task::block_in_place(|| workload::hub_with_history(&hub_dir));
-    let server = Server::start(server_config(&hub_dir, (Ipv4Addr::LOCALHOST, 0).into()))
-        .await
-        .unwrap();
-    let contact = HubContact {
-        relay_url: None,
-        addrs: vec![hub_socket(&server)],
-    };
-    let ticket = server::issue_invite(
-        &data,
-        &contact,
-        HEAD_TEACHER,
-        Role::HeadTeacher,
-        now(),
-        now() + 86_400,
-    )
-    .unwrap()
-    .ticket;
-    let device = dir.join("device.db");
-    let opts = device::default_options();
-    let mut archive = device::join(&device, None, &ticket, "手机", now(), &opts)
-        .await
-        .unwrap();
-    let id = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig::loopback(id.secret.clone()))
-        .await
-        .unwrap();
-    let (mut archive, _) = sync_with_progress(
-        &node,
-        server.hub_addr(),
-        archive,
-        &id.certificate,
-        &opts,
-        None,
-    )
-    .await
-    .unwrap();
-    node.shutdown().await;
-    let week = tokio::task::block_in_place(|| {
-        let base = workload::snapshot(&mut archive);
-        workload::teachers_week(&mut archive);
-        workload::new_changes(&mut archive, &base)
-    });
-    drop(archive);
-    server.shutdown().await;
-    Start {
-        hub: hub_dir,
-        device,
-        week,
-    }
-}
 
 /// The round-trip time through an EDGE link, median of small pings to an echo server.
 async fn measure_rtt() -> Duration {
@@ -185,57 +97,13 @@ struct Run {
     empty_up_bytes: u64,
 }
 
-/// One sync of the device store at `device` with the hub through `link`, on a fresh endpoint
-/// with the device's key; returns its progress and wall time (connecting included).
-async fn sync_over(
-    link: &Link,
-    server: &Server,
-    device: &Path,
-    opts: &ConversationOptions,
-) -> (Progress, Duration) {
-    let mut archive = tokio::task::block_in_place(|| Archive::open(device).unwrap());
-    let id = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig {
-        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
-        ..NodeConfig::new(id.secret.clone())
-    })
-    .await
-    .unwrap();
-    let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
-    let began = Instant::now();
-    let (_archive, progress) = sync_with_progress(&node, hub, archive, &id.certificate, opts, None)
-        .await
-        .unwrap();
-    let wall = began.elapsed();
-    node.shutdown().await;
-    (progress, wall)
-}
-
 /// One sync of the week over a fresh EDGE link, from copies of the starting stores.
 async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
-    let hub_dir = dir.join("hub");
-    let device = dir.join("device.db");
-    workload::copy_dir(&start.hub, &hub_dir);
-    // The hub's data key lives beside its data directory, not in it.
-    let key = (
-        start.hub.with_extension("key"),
-        hub_dir.with_extension("key"),
-    );
-    if key.0 != key.1 {
-        std::fs::copy(&key.0, &key.1).unwrap();
-    }
-    workload::copy_store_files(&start.device, &device);
-    let server = Server::start(server_config(&hub_dir, (Ipv4Addr::LOCALHOST, 0).into()))
-        .await
-        .unwrap();
+    let (server, device) = link_hub::restart(start, dir).await;
     let mut config = LinkConfig::edge((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server));
     config.seed = seed;
     let link = Link::start(config).await.unwrap();
-    let opts = ConversationOptions {
-        connect_timeout: Duration::from_secs(60),
-        ..device::default_options()
-    };
-    let (progress, wall) = sync_over(&link, &server, &device, &opts).await;
+    let (progress, wall) = sync_over(&link, &server, &device).await;
     let s = link.stats();
     assert!(
         s.up.delivered_bytes >= progress.bytes_sent,
@@ -243,7 +111,7 @@ async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
     );
     // What a connection costs on this link when it carries nothing new (a fresh endpoint
     // again, so no TLS session ticket shortens the handshake).
-    let (empty, _) = sync_over(&link, &server, &device, &opts).await;
+    let (empty, _) = sync_over(&link, &server, &device).await;
     assert_eq!(empty.docs_syncing, 0, "the second sync had work: {empty:?}");
     let empty_up_bytes = link.stats().since(&s).up.offered_bytes;
     server.shutdown().await;
@@ -291,9 +159,13 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let start = rt.block_on(prepare(dir.path()));
+    let start = rt.block_on(link_hub::prepare(
+        dir.path(),
+        workload::hub_with_history,
+        true,
+    ));
     let rtt = rt.block_on(measure_rtt());
-    let week = start.week;
+    let week = start.week.unwrap();
     println!("| a teacher's week over EDGE | value |");
     println!("|---|---|");
     println!("| documents changed | {} |", week.docs);

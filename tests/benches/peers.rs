@@ -19,146 +19,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use shouwang_core::Archive;
-use shouwang_core::roles::Role;
-use shouwang_core::sync::Progress;
-use shouwang_relay::device::{self, Identity};
-use shouwang_relay::server::{self, DataDir, HubContact, Server, ServerConfig};
-use shouwang_relay::syncing::sync_with_progress;
-use shouwang_relay::transport::{ConversationOptions, EndpointAddr, Node, NodeConfig};
-use shouwang_tests::fixtures::HEAD_TEACHER;
+use shouwang_relay::server::{self, DataDir};
 use shouwang_tests::link::{Link, LinkConfig};
-use shouwang_tests::workload::{self, NewChanges};
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn server_config(data: &Path) -> ServerConfig {
-    ServerConfig {
-        relay_bind: None,
-        relay_url: None,
-        http_bind: None,
-        hub_bind: vec![(Ipv4Addr::LOCALHOST, 0).into()],
-        ..ServerConfig::loopback(data)
-    }
-}
-
-fn hub_socket(server: &Server) -> SocketAddr {
-    server.hub().bound_sockets()[0]
-}
-
-/// A hub's data directory and a device store in sync with it (plus, for the week, the week
-/// written offline on the device).
-struct Start {
-    hub: PathBuf,
-    device: PathBuf,
-    docs: usize,
-    week: Option<NewChanges>,
-}
-
-/// The hub made by `make_hub` at `dir/hub`; a 班主任's device joins with a real invite and
-/// syncs once directly; then, with `week`, writes the week of §5 offline.
-async fn prepare(dir: &Path, make_hub: impl FnOnce(&Path) -> DataDir, week: bool) -> Start {
-    let hub_dir = dir.join("hub");
-    let data = tokio::task::block_in_place(|| make_hub(&hub_dir));
-    let server = Server::start(server_config(&hub_dir)).await.unwrap();
-    let contact = HubContact {
-        relay_url: None,
-        addrs: vec![hub_socket(&server)],
-    };
-    let ticket = server::issue_invite(
-        &data,
-        &contact,
-        HEAD_TEACHER,
-        Role::HeadTeacher,
-        now(),
-        now() + 86_400,
-    )
-    .unwrap()
-    .ticket;
-    let device = dir.join("device.db");
-    let opts = device::default_options();
-    let mut archive = device::join(&device, None, &ticket, "手机", now(), &opts)
-        .await
-        .unwrap();
-    let id = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig::loopback(id.secret.clone()))
-        .await
-        .unwrap();
-    let (mut archive, _) = sync_with_progress(
-        &node,
-        server.hub_addr(),
-        archive,
-        &id.certificate,
-        &opts,
-        None,
-    )
-    .await
-    .unwrap();
-    node.shutdown().await;
-    let docs = archive.store().doc_ids().unwrap().len();
-    let week = week.then(|| {
-        tokio::task::block_in_place(|| {
-            let base = workload::snapshot(&mut archive);
-            workload::teachers_week(&mut archive);
-            workload::new_changes(&mut archive, &base)
-        })
-    });
-    drop(archive);
-    server.shutdown().await;
-    Start {
-        hub: hub_dir,
-        device,
-        docs,
-        week,
-    }
-}
-
-/// One sync of the device store at `device` through `link`, on a fresh endpoint with the
-/// device's key: its progress and wall time (connecting included).
-async fn sync_over(link: &Link, server: &Server, device: &Path) -> (Progress, Duration) {
-    let opts = ConversationOptions {
-        connect_timeout: Duration::from_secs(60),
-        ..device::default_options()
-    };
-    let mut archive = tokio::task::block_in_place(|| Archive::open(device).unwrap());
-    let id = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig {
-        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
-        ..NodeConfig::new(id.secret.clone())
-    })
-    .await
-    .unwrap();
-    let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
-    let began = Instant::now();
-    let (_archive, progress) =
-        sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
-            .await
-            .unwrap();
-    let wall = began.elapsed();
-    node.shutdown().await;
-    (progress, wall)
-}
+use shouwang_tests::link_hub::{self, Start, hub_socket, sync_over};
+use shouwang_tests::workload;
 
 /// Copies the starting stores into `dir` and runs one sync through a link made by `link`.
 async fn run(start: &Start, dir: &Path, link: impl FnOnce(SocketAddr) -> LinkConfig) -> Value {
-    let hub_dir = dir.join("hub");
-    let device = dir.join("device.db");
-    workload::copy_dir(&start.hub, &hub_dir);
-    // The hub's data key lives beside its data directory, not in it.
-    std::fs::copy(
-        start.hub.with_extension("key"),
-        hub_dir.with_extension("key"),
-    )
-    .unwrap();
-    workload::copy_store_files(&start.device, &device);
-    let server = Server::start(server_config(&hub_dir)).await.unwrap();
+    let (server, device) = link_hub::restart(start, dir).await;
     let link = Link::start(link(hub_socket(&server))).await.unwrap();
     let (progress, wall) = sync_over(&link, &server, &device).await;
     let s = link.stats();
@@ -202,7 +75,7 @@ async fn bench() -> Value {
     let mut out = serde_json::Map::new();
 
     let week_dir = dir.path().join("week");
-    let start = prepare(&week_dir, workload::hub_with_history, true).await;
+    let start = link_hub::prepare(&week_dir, workload::hub_with_history, true).await;
     let week = start.week.unwrap();
     let runs: usize = std::env::var("PEERS_RUNS")
         .ok()
@@ -239,7 +112,7 @@ async fn bench() -> Value {
         // 4 fixture children = 9 documents; each roster child adds 2.
         let extra = target.saturating_sub(9).div_ceil(2);
         let d = dir.path().join(format!("noop{target}"));
-        let start = prepare(
+        let start = link_hub::prepare(
             &d,
             |hub| {
                 let mut peers = workload::school_with(extra);

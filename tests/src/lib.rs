@@ -13,6 +13,7 @@ pub mod flood;
 pub mod http;
 pub mod hub_process;
 pub mod link;
+pub mod link_hub;
 pub mod netns;
 pub mod phone;
 pub mod sim;

@@ -451,7 +451,7 @@ fn story_6_writes_made_after_losing_standing_are_listed_for_review() {
     assert!(
         file.records
             .iter()
-            .any(|r| r.meta.happened_on.to_string() == "2026-11-22")
+            .any(|r| r.meta.happened_on == "2026-11-22")
     );
     assert_eq!(s.admin.file(CHILDREN[0].1).records.len(), 2);
     // Listed at the office, by member, with what she may no longer write.

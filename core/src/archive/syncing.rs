@@ -117,7 +117,15 @@ impl Archive {
         let theirs = self.scope_for(peer_member)?;
         let me = self.me()?;
         let mine = self.scope_for(&me)?;
-        Ok(Session::new(peer, theirs.intersect(&mine)))
+        // A device that may hold every document (an administrator's) takes the peer's own
+        // work on documents that left the peer's scope (see `Session::taking_hand_ins`).
+        let everything = mine == Scope::All;
+        let session = Session::new(peer, theirs.intersect(&mine));
+        Ok(if everything {
+            session.taking_hand_ins()
+        } else {
+            session
+        })
     }
 
     /// Records how an exchange with `peer` ended.

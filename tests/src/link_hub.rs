@@ -1,0 +1,162 @@
+//! The real hub reachable only through a link emulator ([`crate::link`]), for the benchmarks
+//! that measure a sync on the wire (`tests/benches/edge.rs`, `tests/benches/peers.rs`).
+//!
+//! The hub is started in-process and binds only `127.0.0.1` (no relay, no HTTP); the device
+//! binds only `[::1]`. iroh's hole punching (the hub tells the device its own addresses) then
+//! cannot find a path around the emulator: the only way between them is the link. Every run
+//! starts from copies of the same starting stores ([`Start`]), so runs differ only by the link.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use shouwang_core::Archive;
+use shouwang_core::roles::Role;
+use shouwang_core::sync::Progress;
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::server::{self, DataDir, HubContact, Server, ServerConfig};
+use shouwang_relay::syncing::sync_with_progress;
+use shouwang_relay::transport::{ConversationOptions, EndpointAddr, Node, NodeConfig};
+
+use crate::fixtures::HEAD_TEACHER;
+use crate::link::Link;
+use crate::phone::now;
+use crate::workload::{self, NewChanges};
+
+/// The hub serving `data` on an ephemeral port of 127.0.0.1 only: no relay, no HTTP.
+pub fn hub_only(data: &Path) -> ServerConfig {
+    ServerConfig {
+        relay_bind: None,
+        relay_url: None,
+        http_bind: None,
+        hub_bind: vec![(Ipv4Addr::LOCALHOST, 0).into()],
+        ..ServerConfig::loopback(data)
+    }
+}
+
+/// The UDP socket the hub listens on.
+pub fn hub_socket(server: &Server) -> SocketAddr {
+    server.hub().bound_sockets()[0]
+}
+
+/// A hub's data directory and a 班主任's device store in sync with it, plus, when asked, the
+/// week of BENCHMARKS §5 written offline on the device since.
+#[derive(Debug)]
+pub struct Start {
+    pub hub: PathBuf,
+    pub device: PathBuf,
+    /// Documents on the device.
+    pub docs: usize,
+    pub week: Option<NewChanges>,
+}
+
+/// Builds the starting state in `dir`: the hub made by `make_hub` at `dir/hub`, a 班主任's
+/// device that joins it with a real invite and syncs once directly (no emulator), then, with
+/// `week`, writes the week of BENCHMARKS §5 offline.
+pub async fn prepare(dir: &Path, make_hub: impl FnOnce(&Path) -> DataDir, week: bool) -> Start {
+    let hub_dir = dir.join("hub");
+    let data = tokio::task::block_in_place(|| make_hub(&hub_dir));
+    let server = Server::start(hub_only(&hub_dir)).await.unwrap();
+    let contact = HubContact {
+        relay_url: None,
+        addrs: vec![hub_socket(&server)],
+    };
+    let ticket = server::issue_invite(
+        &data,
+        &contact,
+        HEAD_TEACHER,
+        Role::HeadTeacher,
+        now(),
+        now() + 86_400,
+    )
+    .unwrap()
+    .ticket;
+    let device = dir.join("device.db");
+    let opts = device::default_options();
+    let archive = device::join(&device, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap();
+    let mut archive = sync_direct(&server, archive, &opts).await;
+    let docs = archive.store().doc_ids().unwrap().len();
+    let week = week.then(|| {
+        tokio::task::block_in_place(|| {
+            let base = workload::snapshot(&mut archive);
+            workload::teachers_week(&mut archive);
+            workload::new_changes(&mut archive, &base)
+        })
+    });
+    drop(archive);
+    server.shutdown().await;
+    Start {
+        hub: hub_dir,
+        device,
+        docs,
+        week,
+    }
+}
+
+/// One sync of `archive` with `server`, straight to the hub's address.
+async fn sync_direct(server: &Server, archive: Archive, opts: &ConversationOptions) -> Archive {
+    let mut archive = archive;
+    let id = Identity::load(&mut archive).unwrap();
+    let node = Node::bind(NodeConfig::loopback(id.secret.clone()))
+        .await
+        .unwrap();
+    let (archive, _) = sync_with_progress(
+        &node,
+        server.hub_addr(),
+        archive,
+        &id.certificate,
+        opts,
+        None,
+    )
+    .await
+    .unwrap();
+    node.shutdown().await;
+    archive
+}
+
+/// Copies the starting stores into `dir` (the hub's data key, which lives beside its data
+/// directory, too) and starts the hub on the copy; returns it and the device store's copy.
+pub async fn restart(start: &Start, dir: &Path) -> (Server, PathBuf) {
+    let hub_dir = dir.join("hub");
+    let device = dir.join("device.db");
+    workload::copy_dir(&start.hub, &hub_dir);
+    let key = (
+        start.hub.with_extension("key"),
+        hub_dir.with_extension("key"),
+    );
+    if key.0 != key.1 {
+        std::fs::copy(&key.0, &key.1).unwrap();
+    }
+    workload::copy_store_files(&start.device, &device);
+    let server = Server::start(hub_only(&hub_dir)).await.unwrap();
+    (server, device)
+}
+
+/// One sync of the device store at `device` with `server` through `link`, on a fresh endpoint
+/// with the device's key (so no TLS session ticket shortens the handshake): its progress and
+/// wall time, connecting included.
+pub async fn sync_over(link: &Link, server: &Server, device: &Path) -> (Progress, Duration) {
+    let opts = ConversationOptions {
+        connect_timeout: Duration::from_secs(60),
+        ..device::default_options()
+    };
+    let mut archive = tokio::task::block_in_place(|| Archive::open(device).unwrap());
+    let id = Identity::load(&mut archive).unwrap();
+    let node = Node::bind(NodeConfig {
+        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
+        ..NodeConfig::new(id.secret.clone())
+    })
+    .await
+    .unwrap();
+    let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
+    let began = Instant::now();
+    let (_archive, progress) =
+        sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
+            .await
+            .unwrap();
+    let wall = began.elapsed();
+    node.shutdown().await;
+    (progress, wall)
+}
