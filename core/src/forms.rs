@@ -75,7 +75,17 @@ impl FieldSpec {
         match self.kind {
             FieldKind::Text => {
                 check_text(self.label, raw)?;
-                Ok(FieldValue::Text(raw.trim_end().to_owned()))
+                let text = raw.trim_end();
+                if text.chars().count() > MAX_NOTE_CHARS {
+                    return Err(Error::invalid(
+                        self.label,
+                        format!(
+                            "太长了（{} 字），一项最多{MAX_NOTE_CHARS}字；可以分成几条记录",
+                            text.chars().count()
+                        ),
+                    ));
+                }
+                Ok(FieldValue::Text(text.to_owned()))
             }
             FieldKind::Line => {
                 check_line(self.label, s, 200)?;
@@ -152,6 +162,12 @@ pub fn parse_phone(label: &str, s: &str) -> Result<String> {
     Ok(compact)
 }
 
+/// The longest note (one free-text field of a record), in characters. A 家访 or 谈心 on the
+/// seeds' paper forms fills one page, a few hundred characters; 5,000 is several pages, and
+/// keeps a year of a child's records small enough to open at once on a cheap phone
+/// (BENCHMARKS §13).
+pub const MAX_NOTE_CHARS: usize = 5_000;
+
 /// A typed value of a field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -162,6 +178,13 @@ pub enum FieldValue {
     F64(f64),
     Bool(bool),
     Date(NaiveDate),
+}
+
+impl FieldValue {
+    /// Whether this is an empty string (a note left blank or cleared).
+    pub fn is_empty_text(&self) -> bool {
+        matches!(self, FieldValue::Text(t) | FieldValue::Str(t) if t.is_empty())
+    }
 }
 
 impl std::fmt::Display for FieldValue {
@@ -270,6 +293,15 @@ mod tests {
         assert_eq!(e.to_string(), "年龄填写有误：应在0到120之间");
         let e = parse_fields(&FORM, &kv(&[("notes", "x"), ("phone", "12ab")]), false).unwrap_err();
         assert!(e.to_string().starts_with("电话填写有误"), "{e}");
+    }
+
+    #[test]
+    fn a_note_longer_than_the_cap_is_refused_in_chinese() {
+        let spec = FieldSpec::req("notes", "情况记录", FieldKind::Text);
+        let at_cap = "字".repeat(MAX_NOTE_CHARS);
+        assert_eq!(spec.parse(&at_cap).unwrap(), FieldValue::Text(at_cap.clone()));
+        let e = spec.parse(&format!("{at_cap}多")).unwrap_err().to_string();
+        assert!(e.starts_with("情况记录填写有误：太长了（5001 字）"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::doc::access::{get_i64, get_str, map_at, put_str, read_field, write_field};
 use crate::doc::layout::*;
 use crate::error::{Error, Result};
-use crate::forms::{FieldKind, FieldSpec, FieldValue};
+use crate::forms::{FieldSpec, FieldValue};
 use crate::ids::{ChildId, DeviceId, MemberId, RecordId};
 use crate::kinds::{PROGRESS_FIELDS, RecordKind};
 use crate::roles::Role;
@@ -70,12 +70,11 @@ pub fn insert<T: Transactable + ReadDoc>(
     if rec.kind == RecordKind::StudyPlan {
         tx.put_object(&obj, R_PROGRESS, ObjType::Map)?;
     }
-    // Every text field gets its Text object now, so later edits on two devices edit one object.
     for spec in rec.kind.fields() {
-        if let Some((_, v)) = rec.fields.iter().find(|(s, _)| s.key == spec.key) {
+        if let Some((_, v)) = rec.fields.iter().find(|(s, _)| s.key == spec.key)
+            && !v.is_empty_text()
+        {
             write_field(tx, &fields, spec, v)?;
-        } else if spec.kind == FieldKind::Text {
-            write_field(tx, &fields, spec, &FieldValue::Text(String::new()))?;
         }
     }
     Ok(())
@@ -138,13 +137,10 @@ pub fn add_progress<T: Transactable + ReadDoc>(
     tx.put(&e, R_AUTHOR, author.as_str())?;
     tx.put(&e, R_WRITTEN, now_ms)?;
     for spec in PROGRESS_FIELDS {
-        let v = fields
-            .iter()
-            .find(|(s, _)| s.key == spec.key)
-            .map(|(_, v)| v.clone())
-            .or_else(|| (spec.kind == FieldKind::Text).then(|| FieldValue::Text(String::new())));
-        if let Some(v) = v {
-            write_field(tx, &e, spec, &v)?;
+        if let Some((_, v)) = fields.iter().find(|(s, _)| s.key == spec.key)
+            && !v.is_empty_text()
+        {
+            write_field(tx, &e, spec, v)?;
         }
     }
     Ok(())
@@ -262,7 +258,7 @@ fn shown<D: ReadDoc>(
     let mut known = Vec::new();
     for spec in form {
         if let Some(v) = read_field(doc, obj, spec) {
-            if matches!(&v, FieldValue::Text(t) if t.is_empty()) {
+            if v.is_empty_text() {
                 continue;
             }
             known.push(ShownField {
