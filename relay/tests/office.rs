@@ -1177,6 +1177,13 @@ fn an_administrator_deactivates_a_member_after_a_confirmation_page() {
     assert_eq!(devices(&hub), (false, vec![true]));
     // His console session is over.
     assert_eq!(teacher.get("/").status, 303);
+    // Again: nothing left to do, and the page says so.
+    let r = web.post(
+        "/members/deactivate",
+        &[("csrf", &token), ("member", HEAD_TEACHER), ("confirm", "1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("已经停用，没有改动"), "{}", r.text());
     assert!(web.get("/members").text().contains("已停用"));
 }
 

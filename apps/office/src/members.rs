@@ -397,13 +397,21 @@ pub(crate) fn deactivate(
             m.name
         )));
     }
+    let devices = a
+        .school()?
+        .devices
+        .iter()
+        .filter(|d| d.member == m.id && !d.revoked)
+        .count();
+    if !m.active && devices == 0 {
+        return result_page(
+            a,
+            v,
+            "停用成员",
+            &[format!("{} 已经停用，没有改动。", m.name)],
+        );
+    }
     if f.confirm != "1" {
-        let devices = a
-            .school()?
-            .devices
-            .iter()
-            .filter(|d| d.member == m.id && !d.revoked)
-            .count();
         let lines = [
             format!("停用 {}（{}）？", m.name, m.role_labels()),
             format!(
