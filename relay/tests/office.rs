@@ -1366,3 +1366,39 @@ fn a_member_changes_their_own_password_and_their_other_sessions_end() {
     assert_ne!(hash(&hub, HEAD_TEACHER), teacher_hash);
     assert_eq!(hash(&hub, "晁月静"), stored);
 }
+
+#[test]
+fn wrong_current_passwords_count_towards_the_lock_out() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, HEAD_TEACHER);
+    let new = "王老师的新密码2027";
+    for _ in 0..5 {
+        let r = web.post(
+            "/password",
+            &[
+                ("csrf", &token),
+                ("current", "猜一个密码"),
+                ("new", new),
+                ("again", new),
+            ],
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(r.text().contains("当前密码不对"), "{}", r.text());
+    }
+    // Locked now, even with the right password; and a login for that name from here too.
+    let r = web.post(
+        "/password",
+        &[
+            ("csrf", &token),
+            ("current", PASSWORD),
+            ("new", new),
+            ("again", new),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("分钟后再试"), "{}", r.text());
+    assert_eq!(hub.browser().login(HEAD_TEACHER, PASSWORD).status, 429);
+    assert_eq!(hub.browser().login(HEAD_TEACHER, new).status, 429);
+    // The password did not change: the lock ends with the old one still valid.
+    assert_eq!(web.get("/").status, 200, "the session goes on");
+}
