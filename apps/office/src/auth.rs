@@ -3,7 +3,9 @@
 //! - A password is set with `shouwang-relay office-password --member 名字` ([`set_password`])
 //!   for a member who may log in ([`may_log_in`]: 校长/领导组, 档案管理员, 班主任), hashed with
 //!   argon2id (a PHC string with its own random salt) into the hub's `office_passwords`.
-//!   Setting it again ends the member's sessions.
+//!   Setting it again ends the member's sessions. A member logged in changes their own at
+//!   `/password` (`change_password`): the current password first (a wrong one counts towards
+//!   the lock-out below), then the same rules; their other sessions end, this one goes on.
 //! - Logging in checks the lock-out first: 5 failures for one name from one address within 15
 //!   minutes lock that name from that address for 15 minutes after the last of them, whatever
 //!   the password (an unknown name counts too, and fails the same way and takes as long).

@@ -1,8 +1,16 @@
-//! 成员与设备 (administrators): members and their classes, devices and their last sync;
-//! adding a member, a class or a pairing (the core's `add_member`, `add_class`, `pair`, as
-//! `shouwang member add`, `class add` and `pair` on the hub's store); and invites: the hub
-//! issues one (adding a new member with the role asked for, as `shouwang-relay invite` does)
-//! and the page shows it as text and as a QR code (inline SVG) for the teacher's phone to scan.
+//! 成员与设备 (administrators): members and their classes, devices and their last sync; the
+//! school's membership changed through the core's own calls, as the CLI on the hub's store
+//! would: adding a member, a class or a pairing (`add_member`, `add_class`, `pair`: `shouwang
+//! member add`, `class add`, `pair`), ending a pairing (`end_pairing`: `pair --end`), changing a
+//! class's head (`set_class_head`: `class head`) and deactivating a member with their devices
+//! (`deactivate_member`: `member deactivate`), the last two after a page that says what will
+//! happen; and invites: the hub issues one (adding a new member with the role asked for, as
+//! `shouwang-relay invite` does) and the page shows it as text and as a QR code (inline SVG)
+//! for the teacher's phone to scan.
+//!
+//! Each action is a plain function of the archive, the hub, the member and the form, routed
+//! with `action` in `lib.rs`, which checks the session, the CSRF token and the administrator's
+//! role before it runs.
 
 use std::fmt::Write as _;
 
