@@ -733,6 +733,39 @@ fn the_console_works_in_headless_chromium() {
         "the ticket is for the member the page added"
     );
 
+    // 更换班主任 in the browser: the confirmation page, then its button.
+    browser.open(&hub.url("/members"), "/members");
+    let page = browser.submit(
+        &format!(
+            "{{ const f = document.querySelector('form[action=\"/members/head\"]'); \
+             f.querySelector('select[name=class]').value = {}; \
+             f.querySelector('input[name=head]').value = {}; \
+             f.submit(); }}",
+            serde_json::Value::String(OTHER_CLASS.into()),
+            serde_json::Value::String(HEAD_TEACHER.into())
+        ),
+        "/members/head",
+    );
+    assert!(page.contains("确认更换班主任"), "{page}");
+    browser.screenshot(&shots.join("class-head.png"));
+    let head_is = |name: &str| {
+        let mut a = hub.archive();
+        a.find_class(OTHER_CLASS).unwrap().head_teacher == Some(a.find_member(name).unwrap().id)
+    };
+    assert!(
+        head_is(OTHER_HEAD),
+        "nothing changed before the confirmation"
+    );
+    let page = browser.submit(
+        "document.querySelector('form[action=\"/members/head\"]').submit(); true",
+        "/members/head",
+    );
+    assert!(
+        page.contains(&format!("已更换{OTHER_CLASS}的班主任：{HEAD_TEACHER}")),
+        "{page}"
+    );
+    assert!(head_is(HEAD_TEACHER));
+
     // 报表: a download, read back.
     let downloads = shots.join("downloads");
     let _ = std::fs::remove_dir_all(&downloads);
@@ -799,4 +832,573 @@ fn the_console_works_in_headless_chromium() {
         saved.push(file);
     }
     eprintln!("screenshots: {}", shots.display());
+}
+
+/// Logs `member` in (their password set first) and returns the browser with the session's
+/// CSRF token.
+fn logged_in(hub: &Hub, member: &str) -> (Client, String) {
+    assert!(hub.set_password(member, PASSWORD).0);
+    let mut web = hub.browser();
+    assert_eq!(web.login(member, PASSWORD).status, 303);
+    let token = web.csrf();
+    (web, token)
+}
+
+/// The active pairings, as (carer name, child name).
+fn active_pairings(hub: &Hub) -> Vec<(String, String)> {
+    let mut a = hub.archive();
+    let school = a.school().unwrap();
+    let mut out: Vec<(String, String)> = school
+        .pairings
+        .iter()
+        .filter(|p| p.active)
+        .map(|p| {
+            (
+                school.member_name(p.carer.as_str()),
+                a.child_file(p.child.as_str()).unwrap().name,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The name of the head teacher of `class`.
+fn head_of(hub: &Hub, class: &str) -> Option<String> {
+    let school = hub.archive().school().unwrap();
+    let c = school.classes.iter().find(|c| c.name == class).unwrap();
+    c.head_teacher
+        .as_ref()
+        .map(|h| school.member_name(h.as_str()))
+}
+
+#[test]
+fn an_administrator_ends_a_pairing_from_the_console() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, "晁月静");
+    let page = web.get("/members").text();
+    assert!(page.contains("action=\"/members/unpair\""), "{page}");
+    let before = active_pairings(&hub);
+    let pair = ("武秀梅".to_owned(), CHILDREN[1].1.to_owned());
+    assert!(before.contains(&pair), "{before:?}");
+
+    // Refused without the session's token, and with none at all: nothing changed.
+    let r = web.post(
+        "/members/unpair",
+        &[
+            ("csrf", "forged"),
+            ("carer", "武秀梅"),
+            ("child", CHILDREN[1].1),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("没有做任何改动"), "{}", r.text());
+    let r = web.post(
+        "/members/unpair",
+        &[("carer", "武秀梅"), ("child", CHILDREN[1].1)],
+    );
+    assert_eq!(r.status, 403);
+    // Bad input: a carer not paired with the child, an unknown child, an empty field.
+    let r = web.post(
+        "/members/unpair",
+        &[
+            ("csrf", &token),
+            ("carer", "刘桂兰"),
+            ("child", CHILDREN[1].1),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("没有与这名学生结对"), "{}", r.text());
+    let r = web.post(
+        "/members/unpair",
+        &[
+            ("csrf", &token),
+            ("carer", "武秀梅"),
+            ("child", "没有这个学生"),
+        ],
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = web.post(
+        "/members/unpair",
+        &[("csrf", &token), ("carer", " "), ("child", CHILDREN[1].1)],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("帮扶人"), "{}", r.text());
+    assert_eq!(active_pairings(&hub), before);
+
+    // The pairing ends, and the page says what follows.
+    let r = web.post(
+        "/members/unpair",
+        &[
+            ("csrf", &token),
+            ("carer", "武秀梅"),
+            ("child", CHILDREN[1].1),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains(&format!("已结束结对：武秀梅 不再帮扶 {}", CHILDREN[1].1)),
+        "{text}"
+    );
+    assert!(text.contains("下次同步"), "{text}");
+    let after = active_pairings(&hub);
+    assert!(!after.contains(&pair), "{after:?}");
+    assert_eq!(after.len(), before.len() - 1, "only that pairing ended");
+    // Ending it again is refused as the CLI refuses it.
+    let r = web.post(
+        "/members/unpair",
+        &[
+            ("csrf", &token),
+            ("carer", "武秀梅"),
+            ("child", CHILDREN[1].1),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("没有与这名学生结对"), "{}", r.text());
+}
+
+#[test]
+fn an_administrator_changes_a_class_head_after_a_confirmation_page() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, "晁月静");
+    let page = web.get("/members").text();
+    assert!(page.contains("action=\"/members/head\""), "{page}");
+    assert_eq!(head_of(&hub, CLASS).as_deref(), Some(HEAD_TEACHER));
+
+    // Adding a class that exists points to the console's own way of changing its head.
+    let r = web.post("/members/class", &[("csrf", &token), ("name", CLASS)]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("更换班主任") && !r.text().contains("class head"),
+        "{}",
+        r.text()
+    );
+
+    // Bad input and forged forms change nothing, confirmed or not.
+    for (fields, status, says) in [
+        (
+            vec![
+                ("csrf", "forged"),
+                ("class", CLASS),
+                ("head", OTHER_HEAD),
+                ("confirm", "1"),
+            ],
+            403,
+            "没有做任何改动",
+        ),
+        (
+            vec![("class", CLASS), ("head", OTHER_HEAD), ("confirm", "1")],
+            403,
+            "没有做任何改动",
+        ),
+        (
+            vec![
+                ("csrf", &token),
+                ("class", "九年级(9)班"),
+                ("head", OTHER_HEAD),
+                ("confirm", "1"),
+            ],
+            404,
+            "九年级(9)班",
+        ),
+        (
+            vec![
+                ("csrf", &token),
+                ("class", CLASS),
+                ("head", "没有这个人"),
+                ("confirm", "1"),
+            ],
+            404,
+            "没有这个人",
+        ),
+        (
+            vec![
+                ("csrf", &token),
+                ("class", CLASS),
+                ("head", ""),
+                ("confirm", "1"),
+            ],
+            400,
+            "新班主任",
+        ),
+    ] {
+        let r = web.post("/members/head", &fields);
+        assert_eq!(r.status, status, "{fields:?}: {}", r.text());
+        assert!(r.text().contains(says), "{fields:?}: {}", r.text());
+        assert_eq!(head_of(&hub, CLASS).as_deref(), Some(HEAD_TEACHER));
+    }
+
+    // The first post asks: the page says what the new head gains and the old one loses, and
+    // changes nothing yet.
+    let r = web.post(
+        "/members/head",
+        &[("csrf", &token), ("class", CLASS), ("head", OTHER_HEAD)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    assert!(page.contains("确认更换班主任"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "{OTHER_HEAD} 将可以查看和填写本班 4 名学生的档案，含私密部分"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("{HEAD_TEACHER} 将不再是本班班主任"))
+            && page.contains("失去班主任角色"),
+        "{page}"
+    );
+    assert_eq!(hidden(&page, "confirm"), "1");
+    assert_eq!(head_of(&hub, CLASS).as_deref(), Some(HEAD_TEACHER));
+
+    // Confirmed: the class changes hands.
+    let r = web.post(
+        "/members/head",
+        &[
+            ("csrf", &token),
+            ("class", CLASS),
+            ("head", OTHER_HEAD),
+            ("confirm", "1"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text()
+            .contains(&format!("已更换{CLASS}的班主任：{OTHER_HEAD}")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(head_of(&hub, CLASS).as_deref(), Some(OTHER_HEAD));
+    let old = hub.archive().find_member(HEAD_TEACHER).unwrap();
+    assert!(!old.has(Role::HeadTeacher), "{old:?}");
+    // Naming the head again changes nothing, and says so.
+    let r = web.post(
+        "/members/head",
+        &[
+            ("csrf", &token),
+            ("class", CLASS),
+            ("head", OTHER_HEAD),
+            ("confirm", "1"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("没有改动"), "{}", r.text());
+}
+
+#[test]
+fn an_administrator_deactivates_a_member_after_a_confirmation_page() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, "晁月静");
+    // 王瑞侠 is logged in too, and has a phone enrolled.
+    let (mut teacher, _) = logged_in(&hub, HEAD_TEACHER);
+    let devices = |hub: &Hub| {
+        let school = hub.archive().school().unwrap();
+        let m = school
+            .members
+            .iter()
+            .find(|m| m.name == HEAD_TEACHER)
+            .unwrap()
+            .clone();
+        let revoked: Vec<bool> = school
+            .devices
+            .iter()
+            .filter(|d| d.member == m.id)
+            .map(|d| d.revoked)
+            .collect();
+        (m.active, revoked)
+    };
+    assert_eq!(devices(&hub), (true, vec![false]));
+    let page = web.get("/members").text();
+    assert!(page.contains("action=\"/members/deactivate\""), "{page}");
+
+    for (fields, status, says) in [
+        (
+            vec![
+                ("csrf", "forged"),
+                ("member", HEAD_TEACHER),
+                ("confirm", "1"),
+            ],
+            403,
+            "没有做任何改动",
+        ),
+        (
+            vec![("member", HEAD_TEACHER), ("confirm", "1")],
+            403,
+            "没有做任何改动",
+        ),
+        (
+            vec![("csrf", &token), ("member", "没有这个人"), ("confirm", "1")],
+            404,
+            "没有这个人",
+        ),
+        (
+            vec![("csrf", &token), ("member", " "), ("confirm", "1")],
+            400,
+            "成员",
+        ),
+        (
+            vec![("csrf", &token), ("member", "晁月静"), ("confirm", "1")],
+            403,
+            "不能停用自己",
+        ),
+    ] {
+        let r = web.post("/members/deactivate", &fields);
+        assert_eq!(r.status, status, "{fields:?}: {}", r.text());
+        assert!(r.text().contains(says), "{fields:?}: {}", r.text());
+        assert_eq!(devices(&hub), (true, vec![false]));
+    }
+    assert!(hub.archive().find_member("晁月静").unwrap().active);
+
+    // The first post asks, naming what will happen; nothing changes yet.
+    let r = web.post(
+        "/members/deactivate",
+        &[("csrf", &token), ("member", HEAD_TEACHER)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    assert!(page.contains("确认停用成员"), "{page}");
+    assert!(page.contains("1 台设备"), "{page}");
+    assert_eq!(hidden(&page, "confirm"), "1");
+    assert_eq!(devices(&hub), (true, vec![false]));
+    assert_eq!(teacher.get("/").status, 200);
+
+    let r = web.post(
+        "/members/deactivate",
+        &[("csrf", &token), ("member", HEAD_TEACHER), ("confirm", "1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text()
+            .contains(&format!("已停用成员 {HEAD_TEACHER}，并停用其 1 台设备")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(devices(&hub), (false, vec![true]));
+    // His console session is over.
+    assert_eq!(teacher.get("/").status, 303);
+    // Again: nothing left to do, and the page says so.
+    let r = web.post(
+        "/members/deactivate",
+        &[("csrf", &token), ("member", HEAD_TEACHER), ("confirm", "1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("已经停用，没有改动"), "{}", r.text());
+    assert!(web.get("/members").text().contains("已停用"));
+}
+
+#[test]
+fn a_head_teacher_cannot_end_pairings_change_heads_or_deactivate_members() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, HEAD_TEACHER);
+    let before = active_pairings(&hub);
+    for (path, fields) in [
+        (
+            "/members/unpair",
+            vec![
+                ("csrf", token.as_str()),
+                ("carer", "武秀梅"),
+                ("child", CHILDREN[1].1),
+            ],
+        ),
+        (
+            "/members/head",
+            vec![
+                ("csrf", token.as_str()),
+                ("class", OTHER_CLASS),
+                ("head", HEAD_TEACHER),
+            ],
+        ),
+        (
+            "/members/head",
+            vec![
+                ("csrf", token.as_str()),
+                ("class", OTHER_CLASS),
+                ("head", HEAD_TEACHER),
+                ("confirm", "1"),
+            ],
+        ),
+        (
+            "/members/deactivate",
+            vec![("csrf", token.as_str()), ("member", OTHER_HEAD)],
+        ),
+        (
+            "/members/deactivate",
+            vec![
+                ("csrf", token.as_str()),
+                ("member", OTHER_HEAD),
+                ("confirm", "1"),
+            ],
+        ),
+    ] {
+        let r = web.post(path, &fields);
+        assert_eq!(r.status, 403, "{path} {fields:?}: {}", r.text());
+        assert!(
+            r.text().contains("需要校长/领导组或档案管理员"),
+            "{path}: {}",
+            r.text()
+        );
+        assert!(!r.text().contains("确认"), "{path}: {}", r.text());
+    }
+    assert_eq!(active_pairings(&hub), before);
+    assert_eq!(head_of(&hub, OTHER_CLASS).as_deref(), Some(OTHER_HEAD));
+    assert!(hub.archive().find_member(OTHER_HEAD).unwrap().active);
+    let page = web.get("/").text();
+    assert!(!page.contains("/members/unpair") && !page.contains("/members/deactivate"));
+}
+
+#[test]
+fn a_member_changes_their_own_password_and_their_other_sessions_end() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, "晁月静");
+    let mut other = hub.browser();
+    assert_eq!(other.login("晁月静", PASSWORD).status, 303);
+    let (mut teacher, teacher_token) = logged_in(&hub, HEAD_TEACHER);
+    let new = "新的办公室密码2027";
+    let hash = |hub: &Hub, member: &str| -> String {
+        let mut a = hub.archive();
+        let id = a.find_member(member).unwrap().id;
+        a.store()
+            .conn()
+            .query_row(
+                "SELECT hash FROM office_passwords WHERE member_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let old_hash = hash(&hub, "晁月静");
+
+    let page = web.get("/password");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("当前密码"), "{}", page.text());
+    assert!(web.get("/").text().contains("href=\"/password\""));
+
+    for (fields, status, says) in [
+        (
+            vec![
+                ("csrf", "forged"),
+                ("current", PASSWORD),
+                ("new", new),
+                ("again", new),
+            ],
+            403,
+            "没有做任何改动",
+        ),
+        (
+            vec![("current", PASSWORD), ("new", new), ("again", new)],
+            403,
+            "没有做任何改动",
+        ),
+        (
+            vec![
+                ("csrf", &token),
+                ("current", "不是这个密码"),
+                ("new", new),
+                ("again", new),
+            ],
+            403,
+            "当前密码不对",
+        ),
+        (
+            vec![
+                ("csrf", &token),
+                ("current", PASSWORD),
+                ("new", "short"),
+                ("again", "short"),
+            ],
+            400,
+            "至少 8 个字符",
+        ),
+        (
+            vec![
+                ("csrf", &token),
+                ("current", PASSWORD),
+                ("new", new),
+                ("again", "别的密码12345"),
+            ],
+            400,
+            "两次输入的新密码不一致",
+        ),
+    ] {
+        let r = web.post("/password", &fields);
+        assert_eq!(r.status, status, "{fields:?}: {}", r.text());
+        assert!(r.text().contains(says), "{fields:?}: {}", r.text());
+        assert_eq!(hash(&hub, "晁月静"), old_hash, "{fields:?}");
+    }
+    assert_eq!(other.get("/").status, 200, "nothing ended yet");
+
+    let r = web.post(
+        "/password",
+        &[
+            ("csrf", &token),
+            ("current", PASSWORD),
+            ("new", new),
+            ("again", new),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("已修改密码"), "{}", r.text());
+    let stored = hash(&hub, "晁月静");
+    assert!(
+        stored.starts_with("$argon2id$") && stored != old_hash,
+        "{stored}"
+    );
+    // This session goes on; the other one is over.
+    assert_eq!(web.get("/").status, 200);
+    assert_eq!(other.get("/").status, 303);
+    assert_eq!(hub.browser().login("晁月静", PASSWORD).status, 401);
+    assert_eq!(hub.browser().login("晁月静", new).status, 303);
+
+    // A 班主任 changes only his own: a member named in the form is ignored.
+    let teacher_hash = hash(&hub, HEAD_TEACHER);
+    let r = teacher.post(
+        "/password",
+        &[
+            ("csrf", &teacher_token),
+            ("member", "晁月静"),
+            ("current", PASSWORD),
+            ("new", "王老师的新密码2027"),
+            ("again", "王老师的新密码2027"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(hash(&hub, HEAD_TEACHER), teacher_hash);
+    assert_eq!(hash(&hub, "晁月静"), stored);
+}
+
+#[test]
+fn wrong_current_passwords_count_towards_the_lock_out() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, HEAD_TEACHER);
+    let new = "王老师的新密码2027";
+    for _ in 0..5 {
+        let r = web.post(
+            "/password",
+            &[
+                ("csrf", &token),
+                ("current", "猜一个密码"),
+                ("new", new),
+                ("again", new),
+            ],
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(r.text().contains("当前密码不对"), "{}", r.text());
+    }
+    // Locked now, even with the right password; and a login for that name from here too.
+    let r = web.post(
+        "/password",
+        &[
+            ("csrf", &token),
+            ("current", PASSWORD),
+            ("new", new),
+            ("again", new),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("分钟后再试"), "{}", r.text());
+    assert_eq!(hub.browser().login(HEAD_TEACHER, PASSWORD).status, 429);
+    assert_eq!(hub.browser().login(HEAD_TEACHER, new).status, 429);
+    // The password did not change: the lock ends with the old one still valid.
+    assert_eq!(web.get("/").status, 200, "the session goes on");
 }

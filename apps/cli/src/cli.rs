@@ -450,9 +450,19 @@ pub struct ChildrenArgs {
     pub class: Option<String>,
     #[arg(long, help = "只列出我负责的学生")]
     pub mine: bool,
+    #[arg(long, value_name = "文字", help = "只列出姓名或编号含这段文字的学生")]
+    pub search: Option<String>,
+    #[arg(long, value_name = "父亲|母亲|父母", help = "只列出这样外出务工的学生")]
+    pub away: Option<String>,
     #[arg(
         long,
-        conflicts_with_all = ["class", "mine"],
+        value_name = "特困生|特长生|特殊学生",
+        help = "只列出有这项三特标记的学生"
+    )]
+    pub flag: Option<String>,
+    #[arg(
+        long,
+        conflicts_with_all = ["class", "mine", "search", "away", "flag"],
         help = "列出已离校的学生（离校日期、原因、档案保存期限；仅校长或档案管理员）"
     )]
     pub left: bool,

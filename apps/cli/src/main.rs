@@ -53,7 +53,7 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<()> {
             school::roster_import(ctx, file, *update)
         }
         Command::Children(a) if a.left => departure::left_list(ctx),
-        Command::Children(a) => children::list(ctx, a.class.as_deref(), a.mine),
+        Command::Children(a) => children::list(ctx, a),
         Command::Child(ChildCmd::Show {
             child,
             why,

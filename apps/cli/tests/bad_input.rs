@@ -523,3 +523,39 @@ fn a_spreadsheet_that_is_not_one_is_named_in_chinese() {
     let line = refused(&s, &["roster", "import", arg(&path)]);
     assert!(line.contains("不是有效的 Excel 文件"), "{line}");
 }
+
+/// `children` narrowed with the console's filter: by text, by parents away, by a 三特 flag;
+/// an unknown word for either is one Chinese line and changes nothing.
+#[test]
+fn children_filters_narrow_the_list_and_refuse_unknown_words() {
+    let s = School::new();
+    let all = s.ok(&["children"]);
+    assert!(all.contains("共 3 名学生"), "{all}");
+    assert_eq!(
+        s.ok(&["children", "--class", CLASS]),
+        all,
+        "one class is all"
+    );
+    let away = s.ok(&["children", "--away", "父亲"]);
+    assert!(
+        away.contains("李明") && away.contains("陈思涵") && !away.contains("王小雨"),
+        "{away}"
+    );
+    assert!(away.contains("共 2 名学生"), "{away}");
+    assert_eq!(s.ok(&["children", "--away", "father"]), away);
+    let found = s.ok(&["children", "--search", "小", "--class", CLASS]);
+    assert!(
+        found.contains("王小雨") && found.contains("共 1 名学生"),
+        "{found}"
+    );
+    let json = s.json(&["children", "--away", "父母"]);
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(
+        s.ok(&["children", "--flag", "特困生"]).trim(),
+        "没有符合条件的学生。"
+    );
+    let line = refused(&s, &["children", "--away", "奶奶"]);
+    assert!(line.contains("父亲、母亲 或 父母"), "{line}");
+    let line = refused(&s, &["children", "--flag", "三好学生"]);
+    assert!(line.contains("特困生"), "{line}");
+}

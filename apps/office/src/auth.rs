@@ -3,7 +3,9 @@
 //! - A password is set with `shouwang-relay office-password --member 名字` ([`set_password`])
 //!   for a member who may log in ([`may_log_in`]: 校长/领导组, 档案管理员, 班主任), hashed with
 //!   argon2id (a PHC string with its own random salt) into the hub's `office_passwords`.
-//!   Setting it again ends the member's sessions.
+//!   Setting it again ends the member's sessions. A member logged in changes their own at
+//!   `/password` (`change_password`): the current password first (a wrong one counts towards
+//!   the lock-out below), then the same rules; their other sessions end, this one goes on.
 //! - Logging in checks the lock-out first: 5 failures for one name from one address within 15
 //!   minutes lock that name from that address for 15 minutes after the last of them, whatever
 //!   the password (an unknown name counts too, and fails the same way and takes as long).
@@ -29,7 +31,7 @@ use shouwang_core::school::Member;
 use shouwang_core::{Archive, Error};
 
 use crate::html::{self, esc};
-use crate::{Ctx, Office, OfficeError, now};
+use crate::{Ctx, Office, OfficeError, Posted, Who, now};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "sw_session";
@@ -64,6 +66,12 @@ pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Resu
             m.role_labels()
         )));
     }
+    store_password(archive, &m, password, None)?;
+    Ok(m)
+}
+
+/// Refuses a password too short, too long or with control characters.
+fn check_new_password(password: &str) -> Result<(), Error> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(Error::invalid(
             "密码",
@@ -76,6 +84,18 @@ pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Resu
             "不能超过 200 个字符，也不能含控制字符",
         ));
     }
+    Ok(())
+}
+
+/// Checks `password`, stores its hash for `m`, and ends `m`'s sessions except the one whose
+/// token hashes to `keep`.
+fn store_password(
+    archive: &mut Archive,
+    m: &Member,
+    password: &str,
+    keep: Option<&str>,
+) -> Result<(), Error> {
+    check_new_password(password)?;
     let hash = hash_password(password)?;
     let conn = archive.store().conn();
     conn.execute(
@@ -84,10 +104,10 @@ pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Resu
         params![m.id.as_str(), hash, now()],
     )?;
     conn.execute(
-        "DELETE FROM office_sessions WHERE member_id = ?1",
-        [m.id.as_str()],
+        "DELETE FROM office_sessions WHERE member_id = ?1 AND token_hash IS NOT ?2",
+        params![m.id.as_str(), keep],
     )?;
-    Ok(m)
+    Ok(())
 }
 
 /// An argon2id hash of `password` with a fresh random salt, as a PHC string.
@@ -154,13 +174,19 @@ impl Viewer {
         }
     }
 
-    /// Refuses a member who does not administer the school.
+    /// Refuses a member who does not administer the school a page.
     pub fn require_admin(&self) -> Result<(), OfficeError> {
+        self.require_admin_to("查看这一页")
+    }
+
+    /// Refuses a member who does not administer the school; `what` is what they tried
+    /// (`查看这一页`, `做这项修改`).
+    pub fn require_admin_to(&self, what: &str) -> Result<(), OfficeError> {
         if self.admin {
             Ok(())
         } else {
             Err(OfficeError::Forbidden(format!(
-                "{}（{}）不能查看这一页：需要校长/领导组或档案管理员",
+                "{}（{}）不能{what}：需要校长/领导组或档案管理员",
                 self.member.name,
                 self.member.role_labels()
             )))
@@ -233,13 +259,11 @@ pub(crate) async fn login_page(ctx: Ctx) -> Response {
 }
 
 /// The login form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct LoginForm {
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     csrf: String,
 }
 
@@ -316,33 +340,12 @@ fn attempt(
     source: &str,
 ) -> Result<Outcome, OfficeError> {
     let t = now();
-    let conn = a.store().conn();
-    conn.execute(
-        "DELETE FROM office_failures WHERE at <= ?1",
-        [t - LOCK_SECONDS],
-    )?;
-    let (failures, last): (i64, Option<i64>) = conn.query_row(
-        "SELECT count(*), max(at) FROM office_failures WHERE member_key = ?1 AND source = ?2 AND at > ?3",
-        params![name, source, t - LOCK_SECONDS],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if failures >= LOCK_FAILURES {
-        let left = last.unwrap_or(t) + LOCK_SECONDS - t;
-        return Ok(Outcome::Locked {
-            minutes: (left + 59).div_euclid(60).max(1),
-        });
+    if let Some(minutes) = locked(a, name, source)? {
+        return Ok(Outcome::Locked { minutes });
     }
     let member = a.find_member(name).ok().filter(may_log_in);
-    let stored: Option<String> = match &member {
-        Some(m) => a
-            .store()
-            .conn()
-            .query_row(
-                "SELECT hash FROM office_passwords WHERE member_id = ?1",
-                [m.id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?,
+    let stored = match &member {
+        Some(m) => stored_hash(a, m)?,
         None => None,
     };
     let ok = match &stored {
@@ -369,35 +372,68 @@ fn attempt(
             Ok(Outcome::In { token })
         }
         _ => {
-            conn.execute(
-                "INSERT INTO office_failures (member_key, source, at) VALUES (?1, ?2, ?3)",
-                params![name, source, t],
-            )?;
+            record_failure(a, name, source)?;
             tracing::info!(source, "office login failed");
             Ok(Outcome::Wrong)
         }
     }
 }
 
-/// The logout form.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
+/// Minutes left of the lock on `name` from `source`, if it is locked (forgetting failures
+/// older than the window first).
+fn locked(a: &mut Archive, name: &str, source: &str) -> Result<Option<i64>, OfficeError> {
+    let t = now();
+    let conn = a.store().conn();
+    conn.execute(
+        "DELETE FROM office_failures WHERE at <= ?1",
+        [t - LOCK_SECONDS],
+    )?;
+    let (failures, last): (i64, Option<i64>) = conn.query_row(
+        "SELECT count(*), max(at) FROM office_failures WHERE member_key = ?1 AND source = ?2 AND at > ?3",
+        params![name, source, t - LOCK_SECONDS],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((failures >= LOCK_FAILURES).then(|| {
+        let left = last.unwrap_or(t) + LOCK_SECONDS - t;
+        (left + 59).div_euclid(60).max(1)
+    }))
 }
+
+/// The stored password hash of `m`, if they have one.
+fn stored_hash(a: &mut Archive, m: &Member) -> Result<Option<String>, OfficeError> {
+    Ok(a.store()
+        .conn()
+        .query_row(
+            "SELECT hash FROM office_passwords WHERE member_id = ?1",
+            [m.id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Counts a wrong password for `name` from `source`.
+fn record_failure(a: &mut Archive, name: &str, source: &str) -> Result<(), OfficeError> {
+    a.store().conn().execute(
+        "INSERT INTO office_failures (member_key, source, at) VALUES (?1, ?2, ?3)",
+        params![name, source, now()],
+    )?;
+    Ok(())
+}
+
+/// A form with no fields of its own (logout).
+#[derive(Debug, Deserialize)]
+pub struct NoFields {}
 
 /// `POST /logout`: ends the session (its CSRF token checked).
 pub(crate) async fn logout(
     State(office): State<Office>,
     ctx: Ctx,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<Posted<NoFields>>,
 ) -> Result<Response, OfficeError> {
     let token = ctx.cookie(SESSION_COOKIE).unwrap_or_default();
-    let c = ctx.clone();
+    let tls = ctx.tls;
     office
-        .with_archive(move |a, _| {
-            let v = viewer(a, &c)?;
-            v.check_csrf(&form.csrf)?;
+        .post_form(ctx, Who::Member, form, move |a, _, _, _| {
             a.store().conn().execute(
                 "DELETE FROM office_sessions WHERE token_hash = ?1",
                 [digest(&token)],
@@ -407,8 +443,78 @@ pub(crate) async fn logout(
         .await?;
     let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
     res.headers_mut()
-        .append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", 0, ctx.tls));
+        .append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", 0, tls));
     Ok(res)
+}
+
+/// `GET /password`: the form to change one's own password.
+pub(crate) async fn password_page(
+    State(office): State<Office>,
+    ctx: Ctx,
+) -> Result<Response, OfficeError> {
+    office
+        .with_archive(move |a, _| {
+            let v = viewer(a, &ctx)?;
+            let school = a.school()?;
+            let body = format!(
+                "<form method=\"post\" action=\"/password\" class=\"login\">{}<label>当前密码<input name=\"current\" type=\"password\" required autocomplete=\"current-password\"></label><label>新密码（至少 {MIN_PASSWORD_CHARS} 个字符）<input name=\"new\" type=\"password\" required autocomplete=\"new-password\"></label><label>再输一次新密码<input name=\"again\" type=\"password\" required autocomplete=\"new-password\"></label><button type=\"submit\">修改密码</button></form><p class=\"hint\">修改后，你在其他电脑或浏览器上的登录会退出，这里的登录保留。</p>",
+                html::csrf_field(&v.csrf)
+            );
+            Ok(html::page(&v, &school.name, "修改密码", "/password", &body))
+        })
+        .await
+}
+
+/// The change-password form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    current: String,
+    new: String,
+    again: String,
+}
+
+/// `POST /password`: the logged-in member's own password, the current one checked first (a
+/// wrong one counts towards the lock-out as a failed login does); the member's other
+/// sessions end, this one goes on.
+pub(crate) async fn change_password(
+    State(office): State<Office>,
+    ctx: Ctx,
+    Form(form): Form<Posted<PasswordForm>>,
+) -> Result<Response, OfficeError> {
+    let keep = ctx.cookie(SESSION_COOKIE).map(|t| digest(&t));
+    let source = ctx.source.to_string();
+    office
+        .post_form(ctx, Who::Member, form, move |a, _, v, f| {
+            let name = v.member.name.as_str();
+            if let Some(minutes) = locked(a, name, &source)? {
+                return Err(OfficeError::Forbidden(format!(
+                    "密码错误次数太多，请 {minutes} 分钟后再试，没有做任何改动"
+                )));
+            }
+            if !stored_hash(a, &v.member)?.is_some_and(|h| verify_password(&h, &f.current)) {
+                record_failure(a, name, &source)?;
+                return Err(OfficeError::Forbidden(
+                    "当前密码不对，没有做任何改动".into(),
+                ));
+            }
+            if f.new != f.again {
+                return Err(OfficeError::BadInput(
+                    "两次输入的新密码不一致，没有做任何改动".into(),
+                ));
+            }
+            store_password(a, &v.member, &f.new, keep.as_deref())?;
+            tracing::info!(member = %v.member.id, "office: password changed");
+            let school = a.school()?;
+            Ok(html::page(
+                v,
+                &school.name,
+                "修改密码",
+                "/password",
+                "<div class=\"notice\">已修改密码。你在其他电脑或浏览器上的登录已退出。</div><p><a href=\"/\">回到概览</a></p>",
+            ))
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,9 +10,11 @@ use serde::Deserialize;
 use shouwang_core::doc::DocId;
 use shouwang_core::doc::conflicts::{self, Conflict};
 
-use crate::auth::viewer;
+use shouwang_core::Archive;
+
+use crate::auth::{Viewer, viewer};
 use crate::html::{self, csrf_field, esc};
-use crate::{Ctx, Office, OfficeError};
+use crate::{Ctx, Hub, Office, OfficeError};
 
 /// One conflict's values, with a form to pick one or enter a new value (`csrf`: none on
 /// paper).
@@ -101,54 +102,44 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
 }
 
 /// The resolve form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ResolveForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     child: String,
-    #[serde(default)]
     path: String,
-    #[serde(default)]
     pick: String,
-    #[serde(default)]
     value: String,
 }
 
 /// `POST /conflicts/resolve`: one value picked (1-based) or a new one; back to the list.
-pub async fn resolve(
-    State(office): State<Office>,
-    ctx: Ctx,
-    Form(form): Form<ResolveForm>,
+pub(crate) fn resolve(
+    a: &mut Archive,
+    _: &dyn Hub,
+    v: &Viewer,
+    form: ResolveForm,
 ) -> Result<Response, OfficeError> {
-    office
-        .with_archive(move |a, _| {
-            let v = viewer(a, &ctx)?;
-            v.check_csrf(&form.csrf)?;
-            let value = form.value.trim();
-            let pick = match (form.pick.trim(), value) {
-                ("", "") => {
-                    return Err(OfficeError::BadInput(
-                        "请选择一个已有的值，或填写新值".into(),
-                    ));
-                }
-                ("", _) => None,
-                (p, "") => Some(p.parse::<usize>().map_err(|_| {
-                    OfficeError::BadInput(format!("“{p}”不是有效的选项"))
-                })?),
-                _ => {
-                    return Err(OfficeError::BadInput(
-                        "选择已有的值和填写新值只能二选一".into(),
-                    ));
-                }
-            };
-            let value = (!value.is_empty()).then_some(value);
-            a.on_behalf(&v.member.id)?
-                .resolve(&form.child, &form.path, pick, value)?;
-            tracing::info!(member = %v.member.id, child = %form.child, path = %form.path, "office: conflict resolved");
-            Ok(())
-        })
-        .await?;
+    let value = form.value.trim();
+    let pick = match (form.pick.trim(), value) {
+        ("", "") => {
+            return Err(OfficeError::BadInput(
+                "请选择一个已有的值，或填写新值".into(),
+            ));
+        }
+        ("", _) => None,
+        (p, "") => Some(
+            p.parse::<usize>()
+                .map_err(|_| OfficeError::BadInput(format!("“{p}”不是有效的选项")))?,
+        ),
+        _ => {
+            return Err(OfficeError::BadInput(
+                "选择已有的值和填写新值只能二选一".into(),
+            ));
+        }
+    };
+    let value = (!value.is_empty()).then_some(value);
+    a.on_behalf(&v.member.id)?
+        .resolve(&form.child, &form.path, pick, value)?;
+    tracing::info!(member = %v.member.id, child = %form.child, path = %form.path, "office: conflict resolved");
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, "/conflicts?done=1")],

@@ -80,7 +80,7 @@ pub fn page(viewer: &Viewer, school: &str, title: &str, current: &str, body: &st
         let _ = write!(nav, "<a href=\"{path}\"{class}>{label}</a>");
     }
     let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title} · {school} · 守望</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head><body><header class=\"top\"><span class=\"brand\">守望 · {school}</span><nav>{nav}</nav><form method=\"post\" action=\"/logout\" class=\"logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><span>{name}（{roles}）</span><button type=\"submit\">退出</button></form></header><main><h1>{title}</h1>{body}</main></body></html>",
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title} · {school} · 守望</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head><body><header class=\"top\"><span class=\"brand\">守望 · {school}</span><nav>{nav}</nav><form method=\"post\" action=\"/logout\" class=\"logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><span>{name}（{roles}）</span><a href=\"/password\">修改密码</a><button type=\"submit\">退出</button></form></header><main><h1>{title}</h1>{body}</main></body></html>",
         title = esc(title),
         school = esc(school),
         csrf = esc(&viewer.csrf),

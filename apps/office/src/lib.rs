@@ -26,7 +26,8 @@ mod students;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::Form;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
@@ -97,12 +98,25 @@ impl Office {
             .route("/students/{id}", get(students::file))
             .route("/students/{id}/reveal", post(students::reveal))
             .route("/conflicts", get(conflicts::list))
-            .route("/conflicts/resolve", post(conflicts::resolve))
+            .route(
+                "/conflicts/resolve",
+                action(Who::Member, conflicts::resolve),
+            )
             .route("/members", get(members::page))
-            .route("/members/invite", post(members::invite))
-            .route("/members/add", post(members::add_member))
-            .route("/members/class", post(members::add_class))
-            .route("/members/pair", post(members::pair))
+            .route("/members/invite", action(Who::Admin, members::invite))
+            .route("/members/add", action(Who::Admin, members::add_member))
+            .route("/members/class", action(Who::Admin, members::add_class))
+            .route("/members/pair", action(Who::Admin, members::pair))
+            .route("/members/unpair", action(Who::Admin, members::unpair))
+            .route("/members/head", action(Who::Admin, members::class_head))
+            .route(
+                "/members/deactivate",
+                action(Who::Admin, members::deactivate),
+            )
+            .route(
+                "/password",
+                get(auth::password_page).post(auth::change_password),
+            )
             .route("/reports", get(reports::page))
             .route("/reports/{name}", get(reports::download))
             .route("/print/{id}", get(students::print))
@@ -136,6 +150,80 @@ impl Office {
         .await
         .map_err(|e| OfficeError::Internal(e.to_string()))?
     }
+}
+
+/// Who may post a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// Any member logged in (the core's rules still apply to what they do).
+    Member,
+    /// Administrators only (校长/领导组, 档案管理员).
+    Admin,
+}
+
+/// A posted form: the session's CSRF token beside the form's own fields.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Posted<T> {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+impl Office {
+    /// Runs one posted form, the same way for every form: the session's member is found (or
+    /// the browser is sent to log in), the CSRF token is checked, then the member's right to
+    /// post it (`who`), all before `act` runs with the archive, the hub, the member and the
+    /// form's fields. Nothing is written until `act` writes; `act` refuses bad input before it
+    /// does.
+    pub(crate) async fn post_form<T, R>(
+        &self,
+        ctx: Ctx,
+        who: Who,
+        form: Posted<T>,
+        act: impl FnOnce(&mut Archive, &dyn Hub, &auth::Viewer, T) -> Result<R, OfficeError>
+        + Send
+        + 'static,
+    ) -> Result<R, OfficeError>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        self.with_archive(move |a, hub| {
+            let v = auth::viewer(a, &ctx)?;
+            v.check_csrf(&form.csrf)?;
+            if who == Who::Admin {
+                v.require_admin_to("做这项修改")?;
+            }
+            act(a, hub, &v, form.fields)
+        })
+        .await
+    }
+}
+
+/// The route for a form that needs nothing from the request but the form: `POST` runs `act`
+/// through [`Office::post_form`], so an action is written as a plain function of the archive,
+/// the hub, the member and the form's fields.
+fn action<T, A>(who: Who, act: A) -> axum::routing::MethodRouter<Office>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+    A: Fn(
+            &mut Archive,
+            &dyn Hub,
+            &auth::Viewer,
+            T,
+        ) -> Result<axum::response::Response, OfficeError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    post(
+        move |State(office): State<Office>, ctx: Ctx, Form(form): Form<Posted<T>>| {
+            let act = act.clone();
+            async move { office.post_form(ctx, who, form, act).await }
+        },
+    )
 }
 
 /// What every handler needs from the request: its cookies, where it came from, whether it

@@ -44,11 +44,10 @@ pub(crate) async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Respo
 
 /// The month asked for.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ReportQuery {
-    #[serde(default)]
     month: String,
     /// The child of a per-child report.
-    #[serde(default)]
     child: String,
 }
 

@@ -10,27 +10,24 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
-use shouwang_core::archive::ChildFile;
+use shouwang_core::archive::{ChildFile, ChildFilter};
 use shouwang_core::school::SchoolView;
 
 use crate::auth::viewer;
 use crate::html::{self, Table, csrf_field, esc};
-use crate::{Ctx, Office, OfficeError};
+use crate::{Ctx, Office, OfficeError, Posted, Who};
 
 /// The list's filters.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Filter {
     /// Name or 编号, part of it.
-    #[serde(default)]
     q: String,
     /// Class name.
-    #[serde(default)]
     class: String,
     /// `father`, `mother`, `both`.
-    #[serde(default)]
     away: String,
     /// 特困生, 特长生, 特殊学生.
-    #[serde(default)]
     flag: String,
 }
 
@@ -45,14 +42,15 @@ pub async fn list(
             let v = viewer(a, &ctx)?;
             let school = a.school()?;
             let rows = a.on_behalf(&v.member.id)?.children(None)?;
-            let q = f.q.trim();
-            let shown: Vec<_> = rows
-                .iter()
-                .filter(|r| q.is_empty() || r.name.contains(q) || r.id.as_str().contains(q))
-                .filter(|r| f.class.is_empty() || r.class_name.as_deref() == Some(&f.class))
-                .filter(|r| f.away.is_empty() || r.parents_away.as_deref() == Some(&f.away))
-                .filter(|r| f.flag.is_empty() || r.flags.iter().any(|x| *x == f.flag))
-                .collect();
+            // The page's own choices, so a value no child has shows nobody rather than an
+            // error.
+            let filter = ChildFilter {
+                text: Some(f.q.clone()),
+                class: Some(f.class.clone()),
+                away: Some(f.away.clone()),
+                flag: Some(f.flag.clone()),
+            };
+            let shown: Vec<_> = rows.iter().filter(|r| filter.matches(r)).collect();
             let mut classes: Vec<&str> = rows
                 .iter()
                 .filter_map(|r| r.class_name.as_deref())
@@ -161,11 +159,9 @@ pub async fn file(
 }
 
 /// The reveal form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RevealForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     why: String,
 }
 
@@ -174,12 +170,10 @@ pub async fn reveal(
     State(office): State<Office>,
     ctx: Ctx,
     Path(id): Path<String>,
-    Form(form): Form<RevealForm>,
+    Form(form): Form<Posted<RevealForm>>,
 ) -> Result<Response, OfficeError> {
     office
-        .with_archive(move |a, _| {
-            let v = viewer(a, &ctx)?;
-            v.check_csrf(&form.csrf)?;
+        .post_form(ctx, Who::Member, form, move |a, _, v, form| {
             let file = a.on_behalf(&v.member.id)?.reveal_id(&id, &form.why)?;
             let school = a.school()?;
             let body = format!(
@@ -187,7 +181,7 @@ pub async fn reveal(
                 esc(form.why.trim()),
                 render_file(&file, &school, None, true)
             );
-            Ok(html::page(&v, &school.name, &format!("{}的档案", file.name), "/students", &body))
+            Ok(html::page(v, &school.name, &format!("{}的档案", file.name), "/students", &body))
         })
         .await
 }

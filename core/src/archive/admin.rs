@@ -70,6 +70,14 @@ pub struct ClassHeadChange {
     pub changed: bool,
 }
 
+/// A head change worked out, before it is written.
+struct HeadPlan {
+    change: ClassHeadChange,
+    class: ClassInfo,
+    new: Member,
+    old: Option<Member>,
+}
+
 fn require_active(m: &Member) -> Result<()> {
     if m.active {
         Ok(())
@@ -132,12 +140,14 @@ impl Archive {
         Ok(id)
     }
 
-    /// Makes `head` the 班主任 of `class` on purpose, and says what changed hands: the new head
-    /// gains the 班主任 role and the files of the class's children (private parts included);
-    /// the old head stops heading the class, loses the 班主任 role when they head no other
-    /// class, and their `class_id` is cleared when it named this class, so they keep only the
-    /// children they are paired with. Naming the current head changes nothing.
-    pub fn set_class_head(&mut self, class: &str, head: &str) -> Result<ClassHeadChange> {
+    /// What [`Archive::set_class_head`] would do, without writing anything (`changed`: whether
+    /// it would write): for a page that says what changes hands before it is confirmed. The
+    /// same checks and refusals as `set_class_head`.
+    pub fn class_head_change(&mut self, class: &str, head: &str) -> Result<ClassHeadChange> {
+        Ok(self.plan_class_head(class, head)?.change)
+    }
+
+    fn plan_class_head(&mut self, class: &str, head: &str) -> Result<HeadPlan> {
         self.require_admin()?;
         let class = self.find_class(class)?;
         let new = self.find_member(head)?;
@@ -162,17 +172,39 @@ impl Archive {
             old_head_loses_role: false,
             changed: false,
         };
-        if old.as_ref().map(|m| &m.id) == Some(&new.id) {
+        if old.as_ref().map(|m| &m.id) != Some(&new.id) {
+            if let Some(o) = &old {
+                let heads_another = school
+                    .classes
+                    .iter()
+                    .any(|c| c.id != class.id && c.head_teacher.as_ref() == Some(&o.id));
+                change.old_head_loses_role = o.has(Role::HeadTeacher) && !heads_another;
+            }
+            change.changed = true;
+        }
+        Ok(HeadPlan {
+            change,
+            class,
+            new,
+            old,
+        })
+    }
+
+    /// Makes `head` the 班主任 of `class` on purpose, and says what changed hands: the new head
+    /// gains the 班主任 role and the files of the class's children (private parts included);
+    /// the old head stops heading the class, loses the 班主任 role when they head no other
+    /// class, and their `class_id` is cleared when it named this class, so they keep only the
+    /// children they are paired with. Naming the current head changes nothing.
+    pub fn set_class_head(&mut self, class: &str, head: &str) -> Result<ClassHeadChange> {
+        let HeadPlan {
+            change,
+            class,
+            new,
+            old,
+        } = self.plan_class_head(class, head)?;
+        if !change.changed {
             return Ok(change);
         }
-        if let Some(o) = &old {
-            let heads_another = school
-                .classes
-                .iter()
-                .any(|c| c.id != class.id && c.head_teacher.as_ref() == Some(&o.id));
-            change.old_head_loses_role = o.has(Role::HeadTeacher) && !heads_another;
-        }
-        change.changed = true;
         let updated = ClassInfo {
             head_teacher: Some(new.id.clone()),
             ..class.clone()
@@ -640,4 +672,46 @@ fn write_roster_row(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::SchoolSetup;
+
+    #[test]
+    fn the_head_change_is_said_before_it_is_made_and_the_preview_writes_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut a = Archive::create_school(
+            &dir.path().join("shouwang.db"),
+            &SchoolSetup {
+                name: "郭庄小学".into(),
+                town: "丁里镇".into(),
+                hotline: None,
+                admin_name: "张长友".into(),
+                admin_role: Role::Leadership,
+                device_label: "校长办公室电脑".into(),
+            },
+        )
+        .unwrap();
+        a.add_member("王瑞侠", &[Role::HeadTeacher], None, None)
+            .unwrap();
+        a.add_class("三年级(1)班", Some("王瑞侠")).unwrap();
+        a.add_member("姬广奎", &[Role::SubjectTeacher], None, None)
+            .unwrap();
+        let before = a.store().all_heads().unwrap();
+        let preview = a.class_head_change("三年级(1)班", "姬广奎").unwrap();
+        assert_eq!(a.store().all_heads().unwrap(), before, "nothing written");
+        assert!(preview.changed && preview.new_head_gains_role && preview.old_head_loses_role);
+        assert_eq!(preview.old_head.as_deref(), Some("王瑞侠"));
+        // The change itself is what the preview said.
+        assert_eq!(a.set_class_head("三年级(1)班", "姬广奎").unwrap(), preview);
+        let again = a.class_head_change("三年级(1)班", "姬广奎").unwrap();
+        assert!(!again.changed);
+        // The same refusals as the change.
+        assert!(a.class_head_change("九年级(9)班", "姬广奎").is_err());
+        assert!(a.class_head_change("三年级(1)班", "不存在").is_err());
+    }
 }

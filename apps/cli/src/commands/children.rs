@@ -2,17 +2,29 @@
 //! child rebase, conflicts, resolve.
 
 use serde_json::Value;
-use shouwang_core::archive::ChildFile;
+use shouwang_core::archive::{ChildFile, ChildFilter};
 use shouwang_core::kinds::section;
 use shouwang_core::school::SchoolView;
 
 use super::{Ctx, key_values};
+use crate::cli::ChildrenArgs;
 use crate::error::{CliError, Result};
 use crate::output::{Table, away_label, local_time, role_label, sex_label};
 
-pub fn list(ctx: &mut Ctx, class: Option<&str>, mine: bool) -> Result<()> {
+/// `shouwang children`: the children this device holds, narrowed by the same [`ChildFilter`]
+/// the office console's 学生 page uses.
+pub fn list(ctx: &mut Ctx, args: &ChildrenArgs) -> Result<()> {
+    let (class, mine) = (args.class.as_deref(), args.mine);
     let mut a = ctx.open()?;
-    let rows = a.children(class, mine)?;
+    // The class by name (an unknown one refused as before), so the filter can match rows.
+    let class_name = class.map(|c| a.find_class(c)).transpose()?.map(|c| c.name);
+    let filter = ChildFilter::parse(
+        args.search.as_deref(),
+        class_name.as_deref(),
+        args.away.as_deref(),
+        args.flag.as_deref(),
+    )?;
+    let rows = filter.apply(a.children(None, mine)?);
     // A report: any JSON export of the list, and an administrator's whole-school list on
     // screen. A carer's own list, or one class on screen, is ordinary use.
     let admin = a.me()?.roles.iter().any(|r| r.administers());
@@ -23,7 +35,14 @@ pub fn list(ctx: &mut Ctx, class: Option<&str>, mine: bool) -> Result<()> {
         return ctx.json(&rows);
     }
     if rows.is_empty() {
-        return ctx.line(if mine {
+        let narrowed = !ChildFilter {
+            class: None,
+            ..filter
+        }
+        .is_empty();
+        return ctx.line(if narrowed {
+            "没有符合条件的学生。"
+        } else if mine {
             "没有由你负责的学生。"
         } else {
             "没有学生。用 roster import 导入名单。"
