@@ -299,7 +299,10 @@ mod tests {
     fn a_note_longer_than_the_cap_is_refused_in_chinese() {
         let spec = FieldSpec::req("notes", "情况记录", FieldKind::Text);
         let at_cap = "字".repeat(MAX_NOTE_CHARS);
-        assert_eq!(spec.parse(&at_cap).unwrap(), FieldValue::Text(at_cap.clone()));
+        assert_eq!(
+            spec.parse(&at_cap).unwrap(),
+            FieldValue::Text(at_cap.clone())
+        );
         let e = spec.parse(&format!("{at_cap}多")).unwrap_err().to_string();
         assert!(e.starts_with("情况记录填写有误：太长了（5001 字）"), "{e}");
     }

@@ -213,7 +213,13 @@ mod tests {
         tx.splice_text(&text, 0, 0, "奶奶在家").unwrap();
         let new = tx.put_object(ROOT, "new", ObjType::Map).unwrap();
         write_field(&mut tx, &new, &spec, &FieldValue::Text("爷爷在家".into())).unwrap();
-        write_field(&mut tx, &old, &spec, &FieldValue::Text("奶奶和爷爷在家".into())).unwrap();
+        write_field(
+            &mut tx,
+            &old,
+            &spec,
+            &FieldValue::Text("奶奶和爷爷在家".into()),
+        )
+        .unwrap();
         tx.commit();
         // The new note: one scalar, read back as the text typed.
         assert!(matches!(
