@@ -378,10 +378,9 @@ fn read_password() -> Result<String, ServerError> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         let mut line = String::new();
-        stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| ServerError::Refused(format!("读不了密码：{e}")))?;
+        stdin.lock().read_line(&mut line).map_err(|e| {
+            ServerError::Refused(format!("读不了密码：{}", shouwang_core::error::io_text(&e)))
+        })?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
     let first = prompt_hidden("新密码（至少 8 个字符，输入时不显示）：")?;
@@ -418,7 +417,9 @@ fn prompt_hidden(prompt: &str) -> Result<String, ServerError> {
         let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &old);
     }
     eprintln!();
-    read.map_err(|e| ServerError::Refused(format!("读不了密码：{e}")))?;
+    read.map_err(|e| {
+        ServerError::Refused(format!("读不了密码：{}", shouwang_core::error::io_text(&e)))
+    })?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 

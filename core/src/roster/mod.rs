@@ -81,7 +81,17 @@ fn read_csv(path: &Path) -> Result<Vec<Vec<String>>> {
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| Error::invalid("名单文件", format!("CSV格式有误：{e}")))?;
+        // The csv crate's own text is English: say where, in Chinese.
+        let rec = rec.map_err(|e| {
+            let at = e
+                .position()
+                .map(|p| format!("（第{}行附近）", p.line()))
+                .unwrap_or_default();
+            Error::invalid(
+                "名单文件",
+                format!("CSV格式有误{at}，请在 Excel 或 WPS 中打开后另存为“CSV UTF-8”再导入"),
+            )
+        })?;
         rows.push(rec.iter().map(str::to_owned).collect());
         if rows.len() > MAX_ROWS {
             return Err(Error::invalid("名单文件", "行数太多"));

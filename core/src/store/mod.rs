@@ -1188,6 +1188,22 @@ mod tests {
     use crate::roles::Role;
     use crate::{Archive, SchoolSetup};
 
+    /// A school with its leadership's device, in `dir`.
+    pub(super) fn school(dir: &Path) -> Archive {
+        Archive::create_school(
+            &dir.join("shouwang.db"),
+            &SchoolSetup {
+                name: "郭庄小学".into(),
+                town: "丁里镇".into(),
+                hotline: None,
+                admin_name: "张长友".into(),
+                admin_role: Role::Leadership,
+                device_label: "校长办公室电脑".into(),
+            },
+        )
+        .unwrap()
+    }
+
     /// A damaged automerge document chunk, checksum right (fuzz target `doc_merge`, its
     /// crash-5c2985c2 with the chunk checksum fixed as the target does; RELIABILITY.md).
     pub(super) const HEXANE_PANIC: &[&str] = &[
@@ -1213,18 +1229,7 @@ mod tests {
     fn a_document_that_makes_automerge_panic_is_refused_and_changes_nothing() {
         let bytes = hex::decode(HEXANE_PANIC.concat()).unwrap();
         let dir = tempfile::TempDir::new().unwrap();
-        let mut a = Archive::create_school(
-            &dir.path().join("shouwang.db"),
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "校长办公室电脑".into(),
-            },
-        )
-        .unwrap();
+        let mut a = school(dir.path());
         let device = a.device().clone();
         let before = a.store().all_heads().unwrap();
         for doc in [
@@ -1256,8 +1261,6 @@ mod panic_output {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::roles::Role;
-    use crate::{Archive, SchoolSetup};
 
     const CHILD: &str = "SHOUWANG_PEER_PANIC_CHILD";
 
@@ -1277,21 +1280,6 @@ mod panic_output {
         stderr
     }
 
-    fn school(dir: &Path) -> Archive {
-        Archive::create_school(
-            &dir.join("shouwang.db"),
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "校长办公室电脑".into(),
-            },
-        )
-        .unwrap()
-    }
-
     /// The child: merges a document that makes automerge panic (mode `panic`) or bytes automerge
     /// refuses with its own English error (mode `refused`), and prints the error as the CLI
     /// does. In mode `elsewhere` it then panics outside `from_peer` (caught here), which must
@@ -1302,7 +1290,7 @@ mod panic_output {
             return;
         };
         let dir = tempfile::TempDir::new().unwrap();
-        let mut a = school(dir.path());
+        let mut a = tests::school(dir.path());
         let bytes = hex::decode(tests::HEXANE_PANIC.concat()).unwrap();
         let err = if mode == "refused" {
             // A sync message automerge cannot decode, as a session decodes a peer's.
