@@ -137,3 +137,34 @@ fn files_that_are_not_what_they_claim_are_named_in_chinese() {
         assert_one_chinese_error(&s.run(&args), &args);
     }
 }
+
+/// The school's hub is down: `sync` and `join` with a ticket to it fail in Chinese (the
+/// network stack's `timed out`, `connection refused` do not reach the user). Each waits for the
+/// transport's connect timeout (30 s), which no option shortens.
+#[test]
+fn a_hub_that_is_down_is_named_in_chinese() {
+    use common::hub;
+    use shouwang_core::roles::Role;
+
+    let dir = tempfile::tempdir().unwrap();
+    hub::init_school(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = hub::start(&rt, dir.path());
+    let phone = dir.path().join("phone.db");
+    hub::join(&server, &phone, "王瑞侠", Role::HeadTeacher);
+    let ticket = server
+        .invite("刘桂兰", Role::LoveMother, hub::now(), hub::now() + 86_400)
+        .unwrap()
+        .ticket;
+    drop(server);
+    drop(rt);
+    let late = dir.path().join("late.db");
+    for (store, args) in [(&phone, vec!["sync"]), (&late, vec!["join", &ticket])] {
+        let mut all = vec!["--store", arg(store)];
+        all.extend(args);
+        let o = run_in(dir.path(), &all);
+        assert!(!o.status.success(), "{all:?}");
+        // `sync` says on stderr that it is connecting, then the error line.
+        check(&o, &all);
+    }
+}
