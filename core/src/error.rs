@@ -192,8 +192,8 @@ pub const ALLOWED_TERMS: &[&str] = &[
 ///
 /// The text must hold at least one Chinese character. Then every ASCII word must be one of:
 /// a proper term of [`ALLOWED_TERMS`]; a single letter; a word with a digit in it (a number, an
-/// id, `G101`, an invite's `shouwang1`); a long hex id. A run of ASCII characters with a `/` or
-/// `\\` is a path or an address, a run starting with `-` a command-line flag (`--store`), one
+/// id, `G101`, an invite's `shouwang1`); a long hex id. A run of characters between spaces and
+/// Chinese punctuation with a `/` or `\\` is a path or an address, a run starting with `-` a command-line flag (`--store`), one
 /// in capitals with `_` an environment variable (`SHOUWANG_STORE`), one ending in a dot and a
 /// known extension a file name (`hub-data.key`): all are what the user types or sees on disk as
 /// they are. Anything else, `error`, `timed`, `readonly`, `school`, is English that reached the
@@ -203,7 +203,9 @@ pub fn untranslated(text: &str) -> Vec<String> {
     if !text.chars().any(is_chinese) {
         found.push(format!("(no Chinese) {text}"));
     }
-    for chunk in text.split(|c: char| !c.is_ascii_graphic()) {
+    // Chunks end at spaces and Chinese punctuation (a path runs on through the Chinese in a
+    // file name: `/tmp/郭庄小学.backup`).
+    for chunk in text.split(|c: char| c.is_whitespace() || is_chinese_punctuation(c)) {
         let env_var = chunk.contains('_')
             && chunk
                 .bytes()
@@ -279,6 +281,43 @@ pub fn input_keys() -> Vec<&'static str> {
     keys
 }
 
+/// [`untranslated`], with the user's own words left out first: what the person typed (names,
+/// paths, `key=value`'s key), commands' names, [`input_keys`]. Each is taken out where it stands
+/// as a whole word (`-f` is not taken out of `--field`), longest first.
+pub fn untranslated_except(text: &str, words: &[&str]) -> Vec<String> {
+    let mut words: Vec<&str> = words.iter().copied().filter(|w| !w.is_empty()).collect();
+    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    let rest = words
+        .iter()
+        .fold(text.to_owned(), |t, w| without_word(&t, w));
+    untranslated(&rest)
+}
+
+/// `text` with each whole-word occurrence of `word` blanked.
+fn without_word(text: &str, word: &str) -> String {
+    let wordy = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let (starts_wordy, ends_wordy) = (wordy(word.chars().next()), wordy(word.chars().last()));
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().last().or_else(|| out.chars().last());
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if (starts_wordy && wordy(before)) || (ends_wordy && wordy(after)) {
+            out.push_str(word);
+        } else {
+            out.push(' ');
+        }
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_chinese_punctuation(c: char) -> bool {
+    matches!(c, '\u{2010}'..='\u{206f}' | '\u{3000}'..='\u{303f}' | '\u{ff00}'..='\u{ffef}')
+}
+
 fn is_chinese(c: char) -> bool {
     ('\u{4e00}'..='\u{9fff}').contains(&c)
 }
@@ -297,6 +336,13 @@ mod tests {
         assert!(untranslated("学生档案（编号 0a1b2c3d4e5f6a7b）已损坏").is_empty());
         assert!(untranslated("也可用环境变量 SHOUWANG_STORE 指定").is_empty());
         assert!(untranslated("如学校服务器的 hub-data.key").is_empty());
+        assert!(untranslated("错误：/tmp/x/郭庄小学.backup 已存在，不会覆盖").is_empty());
+        assert!(!untranslated("郭庄小学.backup 已存在").is_empty());
+        assert!(!untranslated("文档出错：invalid op").is_empty());
+        assert!(!untranslated("shoe填写有误").is_empty());
+        assert!(untranslated_except("shoe填写有误", &["shoe"]).is_empty());
+        assert!(untranslated_except("（请用 --field notes=… 填写）", &["-f", "notes"]).is_empty());
+        assert!(!untranslated_except("shoes填写有误", &["shoe"]).is_empty());
         assert!(!untranslated("如学校服务器的 hub-data").is_empty());
         for (text, word) in [
             ("存储出错：attempt to write a readonly database", "readonly"),

@@ -179,8 +179,9 @@ fn load_config(
                 ),
                 Err(e) => {
                     return Err(ServerError::Config(format!(
-                        "读不了配置文件 {}：{e}",
-                        path.display()
+                        "读不了配置文件 {}：{}",
+                        path.display(),
+                        shouwang_core::error::io_text(&e)
                     )));
                 }
             }
@@ -446,7 +447,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("错误：无法启动运行时：{e}");
+            eprintln!(
+                "错误：无法启动运行时：{}",
+                shouwang_core::error::io_text(&e)
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -66,28 +66,20 @@ pub fn assert_one_chinese_error(o: &Output, args: &[&str]) -> String {
 }
 
 /// Fails on English that reached a user, by the rule of `shouwang_core::error::untranslated`
-/// (the one rule every crate's tests apply). The arguments the test gave (paths, names) are
-/// left out first, as they are the user's own words.
+/// (the one rule every crate's tests apply). The arguments the test gave (paths, names, the key
+/// of a `key=value`), the commands' names and the keys a person types are the user's own words,
+/// left out first.
 pub fn assert_no_english(line: &str, args: &[&str]) {
-    let mut given: Vec<&str> = args.iter().copied().filter(|a| !a.is_empty()).collect();
-    // `key=value` arguments: the key alone is the user's too.
+    let mut given: Vec<&str> = args.to_vec();
     given.extend(
         args.iter()
             .filter_map(|a| a.split_once('=').map(|(k, _)| k)),
     );
-    // The commands' names and the keys the user types, which messages name
-    // (`请用 class head 命令`, `可填：purpose、met_with…`).
     given.extend(cli_words());
     given.extend(shouwang_core::error::input_keys());
-    // Longest first, so a name is not cut by a shorter argument inside it.
-    given.sort_by_key(|a| std::cmp::Reverse(a.len()));
-    let mut rest = line.to_owned();
-    for a in given {
-        rest = without_word(&rest, a);
-    }
     // The rule also wants Chinese: `line` is checked for that by the callers that need it
     // (what is left once the arguments are out may be only punctuation).
-    let english: Vec<String> = shouwang_core::error::untranslated(&rest)
+    let english: Vec<String> = shouwang_core::error::untranslated_except(line, &given)
         .into_iter()
         .filter(|w| !w.starts_with("(no Chinese)"))
         .collect();
@@ -95,29 +87,6 @@ pub fn assert_no_english(line: &str, args: &[&str]) {
         english.is_empty(),
         "English reached the user ({english:?}): {line}\n(the test's words: {args:?})"
     );
-}
-
-/// `text` with each whole-word occurrence of `word` blanked: not inside a longer ASCII word (the
-/// test's `-f` is not taken out of `--field`).
-fn without_word(text: &str, word: &str) -> String {
-    let wordy = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(word) {
-        let before = rest[..at].chars().last().or_else(|| out.chars().last());
-        let after = rest[at + word.len()..].chars().next();
-        let starts_wordy = wordy(word.chars().next());
-        let ends_wordy = wordy(word.chars().last());
-        out.push_str(&rest[..at]);
-        if (starts_wordy && wordy(before)) || (ends_wordy && wordy(after)) {
-            out.push_str(word);
-        } else {
-            out.push(' ');
-        }
-        rest = &rest[at + word.len()..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Every command's name, found once from the binary's help.
