@@ -154,37 +154,13 @@ impl Error {
 
 /// Proper terms a Chinese message may carry as they are: file formats and their extensions,
 /// programs and standards a teacher meets by these names. Matched case-insensitively.
+#[rustfmt::skip]
 pub const ALLOWED_TERMS: &[&str] = &[
-    "CSV",
-    "UTF",
-    "Excel",
-    "WPS",
-    "xlsx",
-    "xls",
-    "xlsm",
-    "ods",
-    "txt",
-    "JSON",
-    "ID",
-    "SQLite",
-    "SQLCipher",
-    "Wi",
-    "Fi",
-    "IP",
-    "HTTP",
-    "HTTPS",
-    "URL",
-    "QR",
-    "USB",
-    "PDF",
-    "swb",
-    "db",
-    "key",
-    "toml",
-    "shouwang",
-    "GB",
-    "MB",
-    "KB",
+    "CSV", "UTF", "Excel", "WPS", "xlsx", "xls", "xlsm", "ods", "txt", "JSON", "TOML", "ID",
+    "SQLite", "SQLCipher", "Wi", "Fi", "IP", "HTTP", "HTTPS", "URL", "QR", "PNG", "USB", "PDF",
+    "swb", "db", "key", "toml", "shouwang", "GB", "MB", "KB",
+    // The school server's parts and signals its operator meets by these names.
+    "iroh", "hub", "Ctrl", "SIGTERM", "UDP", "TCP",
 ];
 
 /// The English in a message meant for a person, by the rule every crate's tests apply
@@ -222,6 +198,8 @@ pub fn untranslated(text: &str) -> Vec<String> {
         {
             continue;
         }
+        // Flags inside a chunk (`<--lan-addr <地址>|--local-only>`, `--field=…`).
+        let chunk = without_flags(chunk);
         for word in chunk.split(|c: char| !c.is_ascii_alphanumeric()) {
             let hex_id = word.len() >= 8 && word.bytes().all(|b| b.is_ascii_hexdigit());
             if word.len() <= 1
@@ -314,6 +292,22 @@ fn without_word(text: &str, word: &str) -> String {
     out
 }
 
+/// `chunk` without its `--flag`s.
+fn without_flags(chunk: &str) -> String {
+    let mut out = String::new();
+    let mut rest = chunk;
+    while let Some(at) = rest.find("--") {
+        out.push_str(&rest[..at]);
+        let flag = rest[at..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(rest.len() - at);
+        out.push(' ');
+        rest = &rest[at + flag..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn is_chinese_punctuation(c: char) -> bool {
     matches!(c, '\u{2010}'..='\u{206f}' | '\u{3000}'..='\u{303f}' | '\u{ff00}'..='\u{ffef}')
 }
@@ -340,6 +334,7 @@ mod tests {
         assert!(!untranslated("郭庄小学.backup 已存在").is_empty());
         assert!(!untranslated("文档出错：invalid op").is_empty());
         assert!(!untranslated("shoe填写有误").is_empty());
+        assert!(untranslated("用法：shouwang <--pick <序号>|--value <值>>").is_empty());
         assert!(untranslated_except("shoe填写有误", &["shoe"]).is_empty());
         assert!(untranslated_except("（请用 --field notes=… 填写）", &["-f", "notes"]).is_empty());
         assert!(!untranslated_except("shoes填写有误", &["shoe"]).is_empty());

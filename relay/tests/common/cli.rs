@@ -46,8 +46,8 @@ pub fn refused(out: Output) -> String {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("错误："), "{err}");
-    let commands = relay_commands();
-    let words: Vec<&str> = commands.iter().map(String::as_str).collect();
+    let words = operator_words();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let english = shouwang_core::error::untranslated_except(&err, &words);
     assert!(
         english.is_empty(),
@@ -56,9 +56,28 @@ pub fn refused(out: Output) -> String {
     err
 }
 
+/// The operator's own words in a help or a message: the binary's and commands' names, the
+/// configuration's settings the text names (`[data_key]`), and the phone's commands it points
+/// to (`shouwang device list`).
+pub fn operator_words() -> Vec<String> {
+    let mut words = relay_commands();
+    words.extend(
+        [
+            "data_key",
+            "data_dir",
+            "relay_url",
+            "sync",
+            "device",
+            "list",
+        ]
+        .map(str::to_owned),
+    );
+    words
+}
+
 /// `shouwang-relay` and its commands' names, which its messages tell the operator to type
 /// (`shouwang-relay backup 做的文件`), from its own help.
-fn relay_commands() -> Vec<String> {
+pub fn relay_commands() -> Vec<String> {
     let help = String::from_utf8(run(Path::new(BIN), &["--help"]).stdout).unwrap();
     let mut words = vec!["shouwang-relay".to_owned()];
     let listed = help
