@@ -159,7 +159,7 @@ fn read_sheet(path: &Path, ext: &str) -> Result<Vec<Vec<String>>> {
         "ods" => bounds::check_ods(path)?,
         _ => {}
     }
-    let range = std::panic::catch_unwind(|| {
+    let range = crate::panics::catch_quietly(|| {
         let mut wb = open_workbook_auto(path).map_err(|_| unreadable())?;
         wb.worksheet_range_at(0)
             .ok_or_else(|| Error::invalid("名单文件", "表格里没有工作表"))?
@@ -183,8 +183,8 @@ fn read_sheet(path: &Path, ext: &str) -> Result<Vec<Vec<String>>> {
 fn read_xlsx(path: &Path) -> Result<Vec<Vec<String>>> {
     // calamine can panic on a hostile sheet: a cell reference whose column overflows its
     // arithmetic (found by the `roster_xlsx` fuzz target in a build with overflow checks). A
-    // panic there is a damaged file, refused like one.
-    std::panic::catch_unwind(|| read_xlsx_cells(path)).unwrap_or_else(|_| Err(bad_sheet()))
+    // panic there is a damaged file, refused like one (without calamine's English message).
+    crate::panics::catch_quietly(|| read_xlsx_cells(path)).unwrap_or_else(|_| Err(bad_sheet()))
 }
 
 fn read_xlsx_cells(path: &Path) -> Result<Vec<Vec<String>>> {

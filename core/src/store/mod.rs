@@ -105,17 +105,13 @@ pub struct Batch<'a> {
 /// The user sees one Chinese sentence naming the document. automerge's own text (its error's
 /// `Display`, the panic's message) is English and goes only to the developer log (`tracing`,
 /// at debug level; the CLI installs no subscriber, the hub's log shows it when asked). The
-/// panic hook prints nothing for a panic caught here ([`quiet_peer_panics`]).
+/// panic prints nothing ([`crate::panics::catch_quietly`]).
 pub(crate) fn from_peer<T, E: std::fmt::Display>(
     id: &DocId,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> Result<T> {
-    quiet_peer_panics();
-    let was = CATCHING_PEER_PANIC.with(|c| c.replace(true));
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    CATCHING_PEER_PANIC.with(|c| c.set(was));
     let label = doc_label(id);
-    match caught {
+    match crate::panics::catch_quietly(f) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
             tracing::debug!(doc = %id, error = %e, "automerge refused a peer's bytes");
@@ -124,39 +120,13 @@ pub(crate) fn from_peer<T, E: std::fmt::Display>(
             )))
         }
         Err(payload) => {
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let text = crate::panics::message(payload.as_ref());
             tracing::debug!(doc = %id, panic = %text, "automerge panicked on a peer's bytes");
             Err(Error::Corrupt(format!(
                 "{label}：对方发来的档案数据已损坏，无法读取"
             )))
         }
     }
-}
-
-thread_local! {
-    /// Set while this thread runs automerge inside [`from_peer`]'s catch.
-    static CATCHING_PEER_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Installs, once per process, a panic hook that stays silent for a panic raised while this
-/// thread is inside [`from_peer`]'s catch (the default hook would print automerge's English
-/// message and a backtrace on stderr before the Chinese error) and hands every other panic to
-/// the hook that was installed before, so a genuine bug elsewhere still prints as it did.
-/// A hook installed after this one (a fuzz harness's) replaces it; that is its owner's choice.
-fn quiet_peer_panics() {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !CATCHING_PEER_PANIC.with(std::cell::Cell::get) {
-                previous(info);
-            }
-        }));
-    });
 }
 
 /// A document named in Chinese for the user, by what it holds (its key is for developers).
@@ -1252,10 +1222,10 @@ mod tests {
     }
 }
 
-/// What the user sees when automerge panics on another device's bytes: no English panic text
-/// from the default hook, only the Chinese error. The merge runs in a child process (this test
-/// binary again, running `peer_panic_child` alone with its output not captured), since libtest
-/// captures a panic message printed inside a test.
+/// What the user sees when automerge (or calamine, reading a roster) panics on hostile bytes:
+/// no English panic text from the default hook, only the Chinese error (`crate::panics`). The
+/// work runs in a child process (this test binary again, running `peer_panic_child` alone with
+/// its output not captured), since libtest captures a panic message printed inside a test.
 #[cfg(test)]
 mod panic_output {
     #![allow(clippy::unwrap_used)]
@@ -1292,7 +1262,17 @@ mod panic_output {
         let dir = tempfile::TempDir::new().unwrap();
         let mut a = tests::school(dir.path());
         let bytes = hex::decode(tests::HEXANE_PANIC.concat()).unwrap();
-        let err = if mode == "refused" {
+        let err = if mode == "roster" {
+            // calamine panics on this .xlsx in a build with overflow checks (the fuzz build's
+            // find; a test build has them too): the roster catches it.
+            let path = dir.path().join("名单.xlsx");
+            std::fs::write(
+                &path,
+                include_bytes!("../../testdata/roster-cell-reference-overflow.xlsx"),
+            )
+            .unwrap();
+            crate::roster::read_file(&path).unwrap_err()
+        } else if mode == "refused" {
             // A sync message automerge cannot decode, as a session decodes a peer's.
             from_peer(&DocId::School, || automerge::sync::Message::decode(&bytes)).unwrap_err()
         } else {
@@ -1334,6 +1314,16 @@ mod panic_output {
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "one line: {err}");
         assert!(lines[0].starts_with("错误：文件已损坏"), "{err}");
+        assert!(!has_english(lines[0]), "{err}");
+    }
+
+    #[test]
+    fn a_caught_calamine_panic_prints_only_the_chinese_error() {
+        let err = run_child("store::panic_output::peer_panic_child", "roster");
+        assert!(!err.contains("panicked"), "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        assert!(lines[0].starts_with("错误：名单文件"), "{err}");
         assert!(!has_english(lines[0]), "{err}");
     }
 
