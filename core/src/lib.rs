@@ -26,6 +26,7 @@ pub mod id_card;
 pub mod ids;
 pub mod kinds;
 pub mod membership;
+mod panics;
 pub mod records;
 pub mod reports;
 pub mod roles;

@@ -192,4 +192,86 @@ mod tests {
         let e: ShouwangError = TransportError::Refused("邀请码已经用过".into()).into();
         assert!(matches!(e, ShouwangError::NotPermitted { .. }));
     }
+
+    /// Every variant the apps see, produced from the core's and the transport's errors as they
+    /// happen (the wrapped ones with their libraries' English), held to the one rule of
+    /// `shouwang_core::error::untranslated`. The `match` lists every variant, so adding one
+    /// without a case does not compile; the test fails if a variant is never produced.
+    #[test]
+    fn every_error_reads_in_chinese() {
+        let core = vec![
+            CoreError::invalid("日期", "“2026-02-30”不是有效日期"),
+            CoreError::Missing("情况记录".into()),
+            CoreError::not_found("学生", "王小雨"),
+            CoreError::Ambiguous {
+                what: "学生",
+                key: "王小雨".into(),
+            },
+            CoreError::NotPermitted("只能修改自己填写的记录".into()),
+            device::not_enrolled(),
+            CoreError::Corrupt("数据文件不完整".into()),
+            CoreError::WrongSchool,
+            CoreError::StoreTooNew {
+                found: 99,
+                supported: 9,
+            },
+            CoreError::Locked,
+            CoreError::NotAStore,
+            CoreError::Revoked,
+            CoreError::Damaged {
+                what: "学校信息".into(),
+                doc: "school".into(),
+            },
+            CoreError::NotInitialised,
+            // The core's own test holds every SQLite and automerge failure to the rule; the
+            // message here is the core's (`msg = e.to_string()`).
+            CoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out",
+            )),
+            CoreError::Io(std::io::Error::from_raw_os_error(28)),
+        ];
+        let mut all: Vec<ShouwangError> = core.into_iter().map(ShouwangError::from).collect();
+        for detail in [
+            "timed out",
+            "connection lost",
+            "Address already in use",
+            "tls alert",
+        ] {
+            all.extend([
+                TransportError::Protocol(detail.into()).into(),
+                TransportError::Connect(detail.into()).into(),
+                TransportError::Io(detail.into()).into(),
+                TransportError::Bind(detail.into()).into(),
+            ]);
+        }
+        all.extend([
+            TransportError::Conversation(CoreError::Revoked).into(),
+            TransportError::Refused("邀请码已经用过".into()).into(),
+            TransportError::FrameTooLarge { len: 9, max: 1 }.into(),
+            TransportError::Truncated.into(),
+            TransportError::Idle.into(),
+            TransportError::ShuttingDown.into(),
+            ShouwangError::cancelled(),
+            ShouwangError::internal(),
+        ]);
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &all {
+            seen.insert(match e {
+                ShouwangError::InvalidInput { .. } => "InvalidInput",
+                ShouwangError::NotFound { .. } => "NotFound",
+                ShouwangError::NotEnrolled { .. } => "NotEnrolled",
+                ShouwangError::NotPermitted { .. } => "NotPermitted",
+                ShouwangError::Revoked { .. } => "Revoked",
+                ShouwangError::Locked { .. } => "Locked",
+                ShouwangError::Storage { .. } => "Storage",
+                ShouwangError::Network { .. } => "Network",
+                ShouwangError::Cancelled { .. } => "Cancelled",
+                ShouwangError::Internal { .. } => "Internal",
+            });
+            assert_eq!(e.message(), e.to_string());
+        }
+        shouwang_core::error::check_translated(&all).unwrap();
+        assert_eq!(seen.len(), 10, "variants never produced: {seen:?}");
+    }
 }

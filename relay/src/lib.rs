@@ -23,6 +23,8 @@ pub mod peer;
 pub mod server;
 pub mod syncing;
 pub mod transport;
+#[cfg(feature = "usage")]
+pub mod usage;
 
 /// Unix seconds now (0 if the clock is before 1970).
 pub(crate) fn unix_now() -> i64 {

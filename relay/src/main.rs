@@ -15,14 +15,14 @@ use shouwang_relay::server::{self, KeySource, ServerConfig, ServerError, command
 struct Cli {
     /// 配置文件（TOML；不写则用环境变量 SHOUWANG_RELAY_CONFIG，再不然用
     /// ~/.config/shouwang/relay.toml，没有这个文件时用内置默认值）
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "文件")]
     config: Option<PathBuf>,
     /// 数据目录（覆盖配置文件；默认 ./shouwang-hub）
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "目录")]
     data_dir: Option<PathBuf>,
     /// 数据密钥文件（加密 hub.db 和密钥文件；覆盖配置文件的 [data_key]；默认在配置文件旁，
     /// 没有配置文件时在 ~/.config/shouwang/hub-data.key）
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "文件")]
     key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -33,34 +33,34 @@ enum Command {
     /// 运行中继和学校服务器，直到收到 Ctrl-C 或 SIGTERM
     Serve {
         /// 中继监听地址（默认 0.0.0.0:3340）
-        #[arg(long)]
+        #[arg(long, value_name = "地址:端口")]
         relay_bind: Option<SocketAddr>,
         /// 不运行内置中继
         #[arg(long)]
         no_relay: bool,
         /// 学校服务器的 UDP 地址（可重复；默认 0.0.0.0:3341 和 [::]:3341）
-        #[arg(long)]
+        #[arg(long, value_name = "地址:端口")]
         hub_bind: Vec<SocketAddr>,
         /// /health、/metrics 和办公室网页的监听地址（默认 127.0.0.1:3342；学校局域网用 0.0.0.0:3342）
-        #[arg(long)]
+        #[arg(long, value_name = "地址:端口")]
         http_bind: Option<SocketAddr>,
     },
     /// 在数据目录里建立学校：档案库和学校签名密钥
     InitSchool {
         /// 学校名称
-        #[arg(long)]
+        #[arg(long, value_name = "校名")]
         name: String,
         /// 所在乡镇
-        #[arg(long)]
+        #[arg(long, value_name = "乡镇")]
         town: String,
         /// 管理员姓名
-        #[arg(long)]
+        #[arg(long, value_name = "姓名")]
         admin: String,
         /// 管理员角色（校长或档案管理员）
-        #[arg(long, default_value = "校长")]
+        #[arg(long, default_value = "校长", value_name = "角色")]
         admin_role: String,
         /// 亲情电话
-        #[arg(long)]
+        #[arg(long, value_name = "电话")]
         hotline: Option<String>,
         #[command(flatten)]
         reach: ReachArgs,
@@ -75,28 +75,28 @@ enum Command {
     /// 生成邀请码（文字、终端二维码和 PNG），需要时把成员加入学校
     Invite {
         /// 角色，如 班主任、爱心妈妈。新成员必填；已有成员只能填其现有角色（邀请不会改变角色），不填则按其现有角色
-        #[arg(long)]
+        #[arg(long, value_name = "角色")]
         role: Option<String>,
         /// 成员姓名或编号
-        #[arg(long)]
+        #[arg(long, value_name = "成员")]
         member: String,
         /// 有效天数（默认 7 天）
-        #[arg(long)]
+        #[arg(long, value_name = "天数")]
         days: Option<u32>,
         /// 二维码图片的保存位置（默认在数据目录的 invites/ 里）
-        #[arg(long)]
+        #[arg(long, value_name = "文件")]
         png: Option<PathBuf>,
     },
     /// 备份学校服务器的数据（服务器运行时也可以；备份文件用数据密钥加密，不含数据密钥）
     Backup {
         /// 备份文件（不会覆盖已有的文件）
-        #[arg(long)]
+        #[arg(long, value_name = "文件")]
         out: PathBuf,
     },
     /// 从备份恢复到一个新的（或空的）数据目录（不会覆盖已有的数据；需要同一把数据密钥）
     Restore {
         /// backup 做的备份文件
-        #[arg(long)]
+        #[arg(long, value_name = "文件")]
         from: PathBuf,
     },
     /// 把旧版未加密的数据目录就地转换为加密格式（数据密钥按配置的 [data_key] 存放）
@@ -106,30 +106,30 @@ enum Command {
     /// 发送记录：服务器把哪些档案在何时发给了哪台设备（最新的在前；只记编号，不记内容）
     Deliveries {
         /// 只看这台设备（设备编号或其前至少 6 位）
-        #[arg(long)]
+        #[arg(long, value_name = "设备")]
         device: Option<String>,
         /// 只看这名学生的档案（姓名、学籍号或编号；已删除的学生用编号）
-        #[arg(long)]
+        #[arg(long, value_name = "学生")]
         child: Option<String>,
         /// 最多列出多少条（默认 200）
-        #[arg(long)]
+        #[arg(long, value_name = "条数")]
         limit: Option<usize>,
     },
     /// 设置办公室网页的登录密码（校长/领导组、档案管理员、班主任）：在终端上输入两次（不显示），
     /// 或从标准输入读一行
     OfficePassword {
         /// 成员姓名或编号
-        #[arg(long)]
+        #[arg(long, value_name = "成员")]
         member: String,
     },
     /// 停用丢失的设备或离开的成员：服务器从此拒绝它们，设备下次连上时清除本机档案
     #[command(group(clap::ArgGroup::new("which").required(true).args(["device", "member"])))]
     Revoke {
         /// 设备码（shouwang sync --wait 显示的）或设备编号（至少前 6 位，见 shouwang device list）
-        #[arg(long)]
+        #[arg(long, value_name = "设备")]
         device: Option<String>,
         /// 成员姓名或编号：停用该成员及其全部设备
-        #[arg(long)]
+        #[arg(long, value_name = "成员")]
         member: Option<String>,
     },
 }
@@ -138,10 +138,10 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ReachArgs {
     /// 本机的局域网地址：手机在学校里用它连接（不写时在终端里询问；检测到的地址会列出）
-    #[arg(long)]
+    #[arg(long, value_name = "地址")]
     lan_addr: Option<IpAddr>,
     /// 县里给的公网域名或地址（可选）：手机在校外经它连接中继
-    #[arg(long)]
+    #[arg(long, value_name = "地址")]
     public_addr: Option<String>,
     /// 只在本机演示：全部监听 127.0.0.1，别的设备连不上
     #[arg(long, conflicts_with_all = ["lan_addr", "public_addr"])]
@@ -179,8 +179,9 @@ fn load_config(
                 ),
                 Err(e) => {
                     return Err(ServerError::Config(format!(
-                        "读不了配置文件 {}：{e}",
-                        path.display()
+                        "读不了配置文件 {}：{}",
+                        path.display(),
+                        shouwang_core::error::io_text(&e)
                     )));
                 }
             }
@@ -378,10 +379,9 @@ fn read_password() -> Result<String, ServerError> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         let mut line = String::new();
-        stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| ServerError::Refused(format!("读不了密码：{e}")))?;
+        stdin.lock().read_line(&mut line).map_err(|e| {
+            ServerError::Refused(format!("读不了密码：{}", shouwang_core::error::io_text(&e)))
+        })?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
     let first = prompt_hidden("新密码（至少 8 个字符，输入时不显示）：")?;
@@ -418,7 +418,9 @@ fn prompt_hidden(prompt: &str) -> Result<String, ServerError> {
         let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &old);
     }
     eprintln!();
-    read.map_err(|e| ServerError::Refused(format!("读不了密码：{e}")))?;
+    read.map_err(|e| {
+        ServerError::Refused(format!("读不了密码：{}", shouwang_core::error::io_text(&e)))
+    })?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -426,7 +428,10 @@ fn prompt_hidden(prompt: &str) -> Result<String, ServerError> {
 const HUB_BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return shouwang_relay::usage::report(&e, "shouwang-relay"),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -445,7 +450,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("错误：无法启动运行时：{e}");
+            eprintln!(
+                "错误：无法启动运行时：{}",
+                shouwang_core::error::io_text(&e)
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -59,7 +59,8 @@ impl From<serde_json::Error> for CliError {
         if e.is_io() {
             CliError::Output(std::io::Error::from(e))
         } else {
-            CliError::Msg(format!("生成 JSON 失败：{e}"))
+            // serde_json's own text is English and about our types: a bug, not the user's.
+            CliError::Msg("生成 JSON 失败（程序错误），请联系学校管理员".into())
         }
     }
 }
@@ -116,4 +117,52 @@ pub fn write_file_atomic(what: &str, path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(file_error(what, path, &e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// One error of every variant the CLI shows, with the foreign errors it converts (the
+    /// core's are covered by the core's own test, `error::tests::every_error_reads_in_chinese`).
+    /// The `match` lists every variant: adding one without a case here does not compile.
+    fn every_error() -> Vec<CliError> {
+        use std::io::ErrorKind as K;
+        let dir = Path::new("/tmp/不存在的目录");
+        let mut all = vec![
+            CliError::Core(shouwang_core::Error::NotInitialised),
+            CliError::msg("找不到数据文件：/tmp/x.swb"),
+            CliError::from(serde_json::from_str::<u8>("not json").unwrap_err()),
+        ];
+        for kind in [
+            K::BrokenPipe,
+            K::NotFound,
+            K::PermissionDenied,
+            K::StorageFull,
+            K::Other,
+            K::TimedOut,
+        ] {
+            all.push(CliError::from(std::io::Error::new(kind, "timed out")));
+            all.push(file_error(
+                "数据文件",
+                &dir.join("x.swb"),
+                &std::io::Error::new(kind, "Permission denied (os error 13)"),
+            ));
+        }
+        all.push(read_file("数据文件", dir).unwrap_err());
+        all.push(write_file_atomic("数据文件", &dir.join("x.swb"), b"x").unwrap_err());
+        for e in &all {
+            match e {
+                CliError::Core(_) | CliError::Msg(_) | CliError::Output(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_error_reads_in_chinese() {
+        shouwang_core::error::check_translated(every_error()).unwrap();
+    }
 }

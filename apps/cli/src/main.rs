@@ -8,7 +8,6 @@ mod demo;
 mod error;
 mod output;
 mod prompt;
-mod usage;
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
@@ -169,7 +168,7 @@ fn read_key(path: &std::path::Path) -> std::result::Result<StoreKey, String> {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage::report(&e),
+        Err(e) => return shouwang_relay::usage::report(&e, "shouwang"),
     };
     let key = match cli.key_file.as_deref().map(read_key) {
         None => None,

@@ -9,30 +9,7 @@ use shouwang_core::roles::Role;
 
 use crate::error::Result;
 
-/// Display width of a character in a terminal: 2 for CJK and full-width forms, else 1.
-fn char_width(c: char) -> usize {
-    let u = c as u32;
-    let wide = matches!(u,
-        0x1100..=0x115F
-        | 0x2E80..=0x303E
-        | 0x3041..=0x33FF
-        | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF
-        | 0xA000..=0xA4CF
-        | 0xAC00..=0xD7A3
-        | 0xF900..=0xFAFF
-        | 0xFE30..=0xFE4F
-        | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6
-        | 0x1F300..=0x1F64F
-        | 0x20000..=0x3FFFD);
-    if wide { 2 } else { 1 }
-}
-
-/// Display width of a string.
-pub fn width(s: &str) -> usize {
-    s.chars().map(char_width).sum()
-}
+pub use shouwang_relay::usage::width;
 
 /// A table with a header row, printed with columns aligned by display width.
 #[derive(Debug, Default)]

@@ -104,15 +104,45 @@ pub struct Batch<'a> {
 /// changes of a damaged document chunk (found by fuzzing, `fuzz/`, RELIABILITY.md). Such a panic
 /// is taken as what it is, damaged bytes: an error, so the batch fails, the document it left
 /// half-merged is dropped from memory, and nothing is written.
+///
+/// The user sees one Chinese sentence naming the document. automerge's own text (its error's
+/// `Display`, the panic's message) is English and goes only to the developer log (`tracing`,
+/// at debug level; the CLI installs no subscriber, the hub's log shows it when asked). The
+/// panic prints nothing ([`crate::panics::catch_quietly`]).
 pub(crate) fn from_peer<T, E: std::fmt::Display>(
     id: &DocId,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(result) => result.map_err(|e| Error::Corrupt(format!("{id}: {e}"))),
-        Err(_) => Err(Error::Corrupt(format!(
-            "{id}：对方发来的档案数据已损坏，无法读取"
-        ))),
+    let label = doc_label(id);
+    match crate::panics::catch_quietly(f) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            tracing::debug!(doc = %id, error = %e, "automerge refused a peer's bytes");
+            Err(Error::Corrupt(format!(
+                "{label}：对方发来的档案数据格式不对，无法读取"
+            )))
+        }
+        Err(payload) => {
+            let text = crate::panics::message(payload.as_ref());
+            tracing::debug!(doc = %id, panic = %text, "automerge panicked on a peer's bytes");
+            Err(Error::Corrupt(format!(
+                "{label}：对方发来的档案数据已损坏，无法读取"
+            )))
+        }
+    }
+}
+
+/// A document named in Chinese for the user, by what it holds (its key is for developers).
+pub(crate) fn doc_label(id: &DocId) -> String {
+    match id {
+        DocId::School => "学校信息".to_owned(),
+        DocId::Child(c) => format!("学生档案（编号 {}）", c.as_str()),
+        DocId::Private(c) => format!("学生档案（编号 {}）的隐私部分", c.as_str()),
+        DocId::Staff(c) => format!("学生档案（编号 {}）的教师部分", c.as_str()),
+        DocId::Contact(m) => format!("成员（编号 {}）的联系方式", m.as_str()),
+        DocId::Class(c) => format!("班级记录（编号 {}）", c.as_str()),
+        DocId::Keys => "学校密钥".to_owned(),
+        DocId::Audit(d) => format!("设备（编号 {}）的访问记录", d.as_str()),
     }
 }
 
@@ -125,14 +155,8 @@ pub fn heads_text(heads: &[ChangeHash]) -> String {
 
 /// A document whose stored bytes no longer load (see [`Error::Damaged`]).
 fn damaged(id: &DocId) -> Error {
-    let what = match id {
-        DocId::School => "学校信息".to_owned(),
-        DocId::Child(c) => format!("学生档案（编号 {}）", c.as_str()),
-        DocId::Private(c) => format!("学生档案（编号 {}）的隐私部分", c.as_str()),
-        other => format!("档案 {}", other.key()),
-    };
     Error::Damaged {
-        what,
+        what: doc_label(id),
         doc: id.key(),
     }
 }
@@ -1148,9 +1172,25 @@ mod tests {
     use crate::roles::Role;
     use crate::{Archive, SchoolSetup};
 
+    /// A school with its leadership's device, in `dir`.
+    pub(super) fn school(dir: &Path) -> Archive {
+        Archive::create_school(
+            &dir.join("shouwang.db"),
+            &SchoolSetup {
+                name: "郭庄小学".into(),
+                town: "丁里镇".into(),
+                hotline: None,
+                admin_name: "张长友".into(),
+                admin_role: Role::Leadership,
+                device_label: "校长办公室电脑".into(),
+            },
+        )
+        .unwrap()
+    }
+
     /// A damaged automerge document chunk, checksum right (fuzz target `doc_merge`, its
     /// crash-5c2985c2 with the chunk checksum fixed as the target does; RELIABILITY.md).
-    const HEXANE_PANIC: &[&str] = &[
+    pub(super) const HEXANE_PANIC: &[&str] = &[
         "856f4a832851733e00dd03021073686f7577616e672d67656e6573697310ff7605130bcc9bee66b5b471eb12",
         "c8e301366c6110ff0c45129d1b40a23889eed6c883b5d93ced6fe0646d138ad4c97dea080103030313032307",
         "34534003430256020a0106020615452104230d3401420856105789018001027e00017e01007e03087e00ceed",
@@ -1173,18 +1213,7 @@ mod tests {
     fn a_document_that_makes_automerge_panic_is_refused_and_changes_nothing() {
         let bytes = hex::decode(HEXANE_PANIC.concat()).unwrap();
         let dir = tempfile::TempDir::new().unwrap();
-        let mut a = Archive::create_school(
-            &dir.path().join("shouwang.db"),
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "校长办公室电脑".into(),
-            },
-        )
-        .unwrap();
+        let mut a = school(dir.path());
         let device = a.device().clone();
         let before = a.store().all_heads().unwrap();
         for doc in [
@@ -1204,5 +1233,119 @@ mod tests {
         }
         // The store still works: the next write goes through.
         a.add_class("三年级(1)班", None).unwrap();
+    }
+}
+
+/// What the user sees when automerge (or calamine, reading a roster) panics on hostile bytes:
+/// no English panic text from the default hook, only the Chinese error (`crate::panics`). The
+/// work runs in a child process (this test binary again, running `peer_panic_child` alone with
+/// its output not captured), since libtest captures a panic message printed inside a test.
+#[cfg(test)]
+mod panic_output {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const CHILD: &str = "SHOUWANG_PEER_PANIC_CHILD";
+
+    /// Runs one test of this binary in a child process; returns its stderr.
+    fn run_child(test: &str, mode: &str) -> String {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, mode)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "{test} failed: {stderr}{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+
+    /// The child: merges a document that makes automerge panic (mode `panic`) or bytes automerge
+    /// refuses with its own English error (mode `refused`), and prints the error as the CLI
+    /// does. In mode `elsewhere` it then panics outside `from_peer` (caught here), which must
+    /// still be printed.
+    #[test]
+    fn peer_panic_child() {
+        let Some(mode) = std::env::var_os(CHILD) else {
+            return;
+        };
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut a = tests::school(dir.path());
+        let bytes = hex::decode(tests::HEXANE_PANIC.concat()).unwrap();
+        let err = if mode == "roster" {
+            // calamine panics on this .xlsx in a build with overflow checks (the fuzz build's
+            // find; a test build has them too): the roster catches it.
+            let path = dir.path().join("名单.xlsx");
+            std::fs::write(
+                &path,
+                include_bytes!("../../testdata/roster-cell-reference-overflow.xlsx"),
+            )
+            .unwrap();
+            crate::roster::read_file(&path).unwrap_err()
+        } else if mode == "refused" {
+            // A sync message automerge cannot decode, as a session decodes a peer's.
+            from_peer(&DocId::School, || automerge::sync::Message::decode(&bytes)).unwrap_err()
+        } else {
+            a.store()
+                .write(|b| b.merge_bytes(&DocId::School, &bytes))
+                .unwrap_err()
+        };
+        eprintln!("错误：{err}");
+        if mode == "elsewhere" {
+            let caught = std::panic::catch_unwind(|| panic!("a bug elsewhere"));
+            assert!(caught.is_err());
+        }
+    }
+
+    /// True if `text` holds a run of two or more ASCII words (English prose), e.g.
+    /// "thread 'x' panicked at", "invalid magic bytes".
+    fn has_english(text: &str) -> bool {
+        let words: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| w.len() > 1)
+            .collect();
+        !words.is_empty()
+    }
+
+    #[test]
+    fn a_caught_automerge_panic_prints_only_the_chinese_error() {
+        let err = run_child("store::panic_output::peer_panic_child", "panic");
+        assert!(!err.contains("panicked"), "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        assert!(lines[0].starts_with("错误：文件已损坏"), "{err}");
+        assert!(lines[0].contains("学校信息"), "{err}");
+        assert!(!has_english(lines[0]), "{err}");
+    }
+
+    #[test]
+    fn automerges_own_error_reaches_the_user_in_chinese() {
+        let err = run_child("store::panic_output::peer_panic_child", "refused");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        assert!(lines[0].starts_with("错误：文件已损坏"), "{err}");
+        assert!(!has_english(lines[0]), "{err}");
+    }
+
+    #[test]
+    fn a_caught_calamine_panic_prints_only_the_chinese_error() {
+        let err = run_child("store::panic_output::peer_panic_child", "roster");
+        assert!(!err.contains("panicked"), "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        assert!(lines[0].starts_with("错误：名单文件"), "{err}");
+        assert!(!has_english(lines[0]), "{err}");
+    }
+
+    #[test]
+    fn a_panic_elsewhere_is_still_printed() {
+        let err = run_child("store::panic_output::peer_panic_child", "elsewhere");
+        assert!(err.contains("a bug elsewhere"), "{err}");
+        assert!(err.contains("panicked"), "{err}");
+        assert_eq!(err.matches("panicked").count(), 1, "{err}");
     }
 }

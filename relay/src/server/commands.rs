@@ -71,8 +71,13 @@ pub fn init_school_command(
 /// old one, atomically (a temporary file beside it, renamed over it; the old file's mode
 /// kept, 0644 for a new one); returns what to print.
 pub fn write_config(path: &Path, text: &str, reach: &Reach) -> Result<String, ServerError> {
-    let io =
-        |e: std::io::Error| ServerError::Refused(format!("写不了配置文件 {}：{e}", path.display()));
+    let io = |e: std::io::Error| {
+        ServerError::Refused(format!(
+            "写不了配置文件 {}：{}",
+            path.display(),
+            shouwang_core::error::io_text(&e)
+        ))
+    };
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -145,8 +145,7 @@ impl ServerConfig {
 
     /// The defaults overlaid with a TOML file's settings.
     pub fn from_toml(text: &str) -> Result<ServerConfig, ServerError> {
-        let file: FileConfig =
-            toml::from_str(text).map_err(|e| ServerError::Config(e.to_string()))?;
+        let file: FileConfig = toml::from_str(text).map_err(|e| toml_error(text, e.span()))?;
         let mut c = ServerConfig::new(file.data_dir.unwrap_or_else(|| DATA_DIR.into()));
         if let Some(r) = file.relay {
             if r.enabled == Some(false) {
@@ -380,6 +379,23 @@ struct KeySection {
 struct HttpSection {
     enabled: Option<bool>,
     bind: Option<SocketAddr>,
+}
+
+/// A configuration file TOML cannot read, named by its line (the TOML library's own text is
+/// English: it goes to `Debug` only through the span it gives).
+pub(crate) fn toml_error(text: &str, span: Option<std::ops::Range<usize>>) -> ServerError {
+    match span {
+        Some(span) => {
+            let line = text
+                .get(..span.start.min(text.len()))
+                .map_or(0, |t| t.matches('\n').count())
+                + 1;
+            ServerError::Config(format!(
+                "配置文件第 {line} 行格式不对，或有不认识的设置，请对照说明修改"
+            ))
+        }
+        None => ServerError::Config("配置文件格式不对，请对照说明修改".into()),
+    }
 }
 
 #[cfg(test)]

@@ -290,7 +290,7 @@ impl DataDir {
             expires_at: invite.expires_at,
         };
         let json = serde_json::to_vec_pretty(&stored)
-            .map_err(|e| Error::Corrupt(format!("邀请记录：{e}")))?;
+            .map_err(|_| Error::Corrupt("邀请记录无法写入".into()))?;
         write_new(&path, &json)
     }
 
@@ -324,7 +324,7 @@ impl DataDir {
             device: device.to_hex(),
             at: now,
         })
-        .map_err(|e| Error::Corrupt(format!("邀请记录：{e}")))?;
+        .map_err(|_| Error::Corrupt("邀请记录无法写入".into()))?;
         match write_new(&path, &record) {
             Ok(()) => Ok(Spend::Fresh),
             Err(Error::Io(e)) if e.kind() == ErrorKind::AlreadyExists => {

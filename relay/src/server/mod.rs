@@ -51,9 +51,11 @@ pub enum ServerError {
     Transport(Box<crate::transport::TransportError>),
     #[error("配置有误：{0}")]
     Config(String),
-    #[error("无法监听 {0}")]
+    /// The detail (English from the system or the network stack) is for the logs: `Debug`.
+    #[error("无法监听网络端口（{}）", crate::transport::plain(.0))]
     Bind(String),
-    #[error("中继服务无法启动：{0}")]
+    /// The detail is for the logs, as for `Bind`.
+    #[error("中继服务无法启动（{}）", crate::transport::plain(.0))]
     Relay(String),
     /// Refused as it stands (the sentence says why and what to do).
     #[error("{0}")]
@@ -434,5 +436,86 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod untranslated {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::transport::TransportError;
+
+    /// What the network stack and the system say, in English.
+    const DETAILS: &[&str] = &[
+        "timed out",
+        "connection lost",
+        "Address already in use (os error 98)",
+        "Permission denied (os error 13)",
+        "no route to host",
+        "connection refused",
+        "tls handshake failure",
+        "something else entirely",
+    ];
+
+    /// One error of every variant the hub's operator (`shouwang-relay`) or a device (through
+    /// the CLI and the FFI) is shown, the wrapped ones with real English details. The `match`es
+    /// list every variant: adding one without a case here does not compile.
+    fn every_error() -> Vec<ServerError> {
+        let mut transport = vec![
+            TransportError::Conversation(shouwang_core::Error::Revoked),
+            TransportError::Refused("邀请码已用过".into()),
+            TransportError::FrameTooLarge { len: 9, max: 1 },
+            TransportError::Truncated,
+            TransportError::Idle,
+            TransportError::ShuttingDown,
+        ];
+        for d in DETAILS {
+            transport.push(TransportError::Protocol((*d).into()));
+            transport.push(TransportError::Connect((*d).into()));
+            transport.push(TransportError::Io((*d).into()));
+            transport.push(TransportError::Bind((*d).into()));
+        }
+        for e in &transport {
+            match e {
+                TransportError::Conversation(_)
+                | TransportError::Refused(_)
+                | TransportError::FrameTooLarge { .. }
+                | TransportError::Truncated
+                | TransportError::Protocol(_)
+                | TransportError::Idle
+                | TransportError::ShuttingDown
+                | TransportError::Connect(_)
+                | TransportError::Io(_)
+                | TransportError::Bind(_) => {}
+            }
+        }
+        let mut all: Vec<ServerError> = transport.into_iter().map(ServerError::from).collect();
+        all.push(ServerError::from(shouwang_core::Error::NotInitialised));
+        // A configuration file TOML cannot read, and one with a setting it does not know.
+        for text in ["data_dir = [", "no_such_setting = 1\n", "relay_bind = 5\n"] {
+            all.push(ServerConfig::from_toml(text).unwrap_err());
+        }
+        for d in DETAILS {
+            all.push(ServerError::Bind((*d).into()));
+            all.push(ServerError::Relay((*d).into()));
+        }
+        all.push(ServerError::Refused("已取消，没有改动任何文件".into()));
+        for e in &all {
+            match e {
+                ServerError::Core(_)
+                | ServerError::Transport(_)
+                | ServerError::Config(_)
+                | ServerError::Bind(_)
+                | ServerError::Relay(_)
+                | ServerError::Refused(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_error_reads_in_chinese() {
+        shouwang_core::error::check_translated(every_error()).unwrap();
     }
 }

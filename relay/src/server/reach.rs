@@ -165,7 +165,12 @@ pub fn not_given() -> ServerError {
 /// public name (Enter for none), then confirms. `None` if the user declines.
 pub fn ask(input: &mut impl BufRead, out: &mut impl Write) -> Result<Option<Reach>, ServerError> {
     let local = local_addrs();
-    let io = |e: std::io::Error| ServerError::Refused(format!("无法读取输入：{e}"));
+    let io = |e: std::io::Error| {
+        ServerError::Refused(format!(
+            "无法读取输入：{}",
+            shouwang_core::error::io_text(&e)
+        ))
+    };
     let mut line = String::new();
     let read = |input: &mut dyn BufRead, line: &mut String| -> Result<String, ServerError> {
         line.clear();
@@ -240,7 +245,7 @@ pub fn apply(
 ) -> Result<String, ServerError> {
     let mut doc: DocumentMut = text
         .parse()
-        .map_err(|e: toml_edit::TomlError| ServerError::Config(e.to_string()))?;
+        .map_err(|e: toml_edit::TomlError| super::config::toml_error(text, e.span()))?;
     if text.trim().is_empty() {
         doc.decor_mut().set_prefix(
             "# shouwang-relay 的配置：数据目录、数据密钥，以及手机连接服务器用的地址。\n\

@@ -385,12 +385,12 @@ pub enum TransportError {
 
 /// What an error text of the network stack (English) means, in Chinese words a teacher can
 /// act on.
-fn plain(detail: &str) -> &'static str {
+pub(crate) fn plain(detail: &str) -> &'static str {
     let d = detail.to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| d.contains(w));
     if has(&["timed out", "timeout", "deadline"]) {
         "等待超时：网络不通、信号太弱，或对方不在线"
-    } else if has(&["address in use", "addrinuse"]) {
+    } else if has(&["address in use", "addrinuse", "address already in use"]) {
         "端口已被占用"
     } else if has(&["permission", "denied", "not permitted"]) {
         "系统不允许使用网络"

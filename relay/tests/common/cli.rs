@@ -39,13 +39,55 @@ pub fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The one Chinese error line of a command that must fail.
+/// The one Chinese error line of a command that must fail, held to the rule every crate's
+/// tests apply (`shouwang_core::error::untranslated`: no English reaches the user).
 pub fn refused(out: Output) -> String {
     assert!(!out.status.success(), "expected a refusal");
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("错误："), "{err}");
+    let words = operator_words();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let english = shouwang_core::error::untranslated_except(&err, &words);
+    assert!(
+        english.is_empty(),
+        "English reached the user ({english:?}): {err}"
+    );
     err
+}
+
+/// The operator's own words in a help or a message: the binary's and commands' names, the
+/// configuration's settings the text names (`[data_key]`), and the phone's commands it points
+/// to (`shouwang device list`).
+pub fn operator_words() -> Vec<String> {
+    let mut words = relay_commands();
+    words.extend(
+        [
+            "data_key",
+            "data_dir",
+            "relay_url",
+            "sync",
+            "device",
+            "list",
+        ]
+        .map(str::to_owned),
+    );
+    words
+}
+
+/// `shouwang-relay` and its commands' names, which its messages tell the operator to type
+/// (`shouwang-relay backup 做的文件`), from its own help.
+pub fn relay_commands() -> Vec<String> {
+    let help = String::from_utf8(run(Path::new(BIN), &["--help"]).stdout).unwrap();
+    let mut words = vec!["shouwang-relay".to_owned()];
+    let listed = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:") && !l.starts_with("命令："))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "));
+    words.extend(listed.filter_map(|l| l.split_whitespace().next().map(str::to_owned)));
+    assert!(words.len() > 5, "no commands in the help: {help}");
+    words
 }
 
 /// `shouwang-relay --config <config> <args>`.

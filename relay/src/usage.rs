@@ -1,4 +1,4 @@
-//! Help and command-line mistakes, in Chinese.
+//! Help and command-line mistakes, in Chinese, for both binaries (`shouwang`, `shouwang-relay`).
 //!
 //! clap renders help with a few fixed English words; they are replaced here. A command-line
 //! mistake becomes one Chinese line on stderr, like every other error.
@@ -7,7 +7,30 @@ use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-use crate::output::width;
+/// Display width of a character in a terminal: 2 for CJK and full-width forms, else 1.
+fn char_width(c: char) -> usize {
+    let u = c as u32;
+    let wide = matches!(u,
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x20000..=0x3FFFD);
+    if wide { 2 } else { 1 }
+}
+
+/// Display width of a string.
+pub fn width(s: &str) -> usize {
+    s.chars().map(char_width).sum()
+}
 
 /// clap's fixed English words and their Chinese replacements, longest first.
 const WORDS: &[(&str, &str)] = &[
@@ -85,8 +108,8 @@ fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
     })
 }
 
-/// The Chinese sentence for a command-line mistake.
-pub fn message(e: &clap::Error) -> String {
+/// The Chinese sentence for a command-line mistake of the binary `bin`.
+pub fn message(e: &clap::Error, bin: &str) -> String {
     let arg = context(e, ContextKind::InvalidArg).unwrap_or_default();
     let value = context(e, ContextKind::InvalidValue).unwrap_or_default();
     let arg = localise(&arg);
@@ -94,7 +117,7 @@ pub fn message(e: &clap::Error) -> String {
         ErrorKind::InvalidSubcommand => {
             let suggestion = context(e, ContextKind::SuggestedSubcommand)
                 .map(|s| format!("，是不是要用 {s}？"))
-                .unwrap_or_else(|| "，请用 shouwang --help 查看可用命令".to_owned());
+                .unwrap_or_else(|| format!("，请用 {bin} --help 查看可用命令"));
             let name = context(e, ContextKind::InvalidSubcommand).unwrap_or(value);
             format!("没有“{}”这个命令{}", name.trim(), suggestion)
         }
@@ -131,8 +154,9 @@ pub fn message(e: &clap::Error) -> String {
     }
 }
 
-/// Prints help, the version, or a one-line mistake, and returns the exit code.
-pub fn report(e: &clap::Error) -> ExitCode {
+/// Prints help, the version, or a one-line mistake of the binary `bin`, and returns the exit
+/// code.
+pub fn report(e: &clap::Error, bin: &str) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             print!("{}", localise(&e.render().to_string()));
@@ -143,7 +167,7 @@ pub fn report(e: &clap::Error) -> ExitCode {
             ExitCode::from(2)
         }
         _ => {
-            eprintln!("错误：{}", message(e).replace(['\r', '\n'], " "));
+            eprintln!("错误：{}", message(e, bin).replace(['\r', '\n'], " "));
             ExitCode::from(2)
         }
     }

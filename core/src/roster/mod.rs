@@ -1,4 +1,4 @@
-//! Class rosters from the school registry (学籍名单), as .csv or .xlsx.
+//! Class rosters from the school registry (学籍名单), as .csv, .xlsx, .xls or .ods.
 //!
 //! The header row names the columns; order does not matter and unknown columns are ignored.
 //! Required: 姓名, 班级. Understood: 学籍号, 性别, 出生日期, 身份证号, 家庭住址, 监护人,
@@ -7,6 +7,8 @@
 //!
 //! Every row is validated before anything is written; the first bad row is reported with its
 //! line number, and nothing from the file is imported.
+
+mod bounds;
 
 use std::path::Path;
 
@@ -79,7 +81,17 @@ fn read_csv(path: &Path) -> Result<Vec<Vec<String>>> {
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| Error::invalid("名单文件", format!("CSV格式有误：{e}")))?;
+        // The csv crate's own text is English: say where, in Chinese.
+        let rec = rec.map_err(|e| {
+            let at = e
+                .position()
+                .map(|p| format!("（第{}行附近）", p.line()))
+                .unwrap_or_default();
+            Error::invalid(
+                "名单文件",
+                format!("CSV格式有误{at}，请在 Excel 或 WPS 中打开后另存为“CSV UTF-8”再导入"),
+            )
+        })?;
         rows.push(rec.iter().map(str::to_owned).collect());
         if rows.len() > MAX_ROWS {
             return Err(Error::invalid("名单文件", "行数太多"));
@@ -139,11 +151,21 @@ fn read_sheet(path: &Path, ext: &str) -> Result<Vec<Vec<String>>> {
     if matches!(ext, "xlsx" | "xlsm") {
         return read_xlsx(path);
     }
-    let mut wb = open_workbook_auto(path).map_err(|_| unreadable())?;
-    let range = wb
-        .worksheet_range_at(0)
-        .ok_or_else(|| Error::invalid("名单文件", "表格里没有工作表"))?
-        .map_err(|_| bad_sheet())?;
+    // calamine reads every sheet of an .xls or .ods whole when it opens it, sized by what the
+    // file claims: measure first (`bounds`), then let calamine read, a panic in it being a
+    // damaged file as for .xlsx.
+    match ext {
+        "xls" => bounds::check_xls(path)?,
+        "ods" => bounds::check_ods(path)?,
+        _ => {}
+    }
+    let range = crate::panics::catch_quietly(|| {
+        let mut wb = open_workbook_auto(path).map_err(|_| unreadable())?;
+        wb.worksheet_range_at(0)
+            .ok_or_else(|| Error::invalid("名单文件", "表格里没有工作表"))?
+            .map_err(|_| bad_sheet())
+    })
+    .unwrap_or_else(|_| Err(bad_sheet()))?;
     if range.height() > MAX_ROWS {
         return Err(Error::invalid("名单文件", "行数太多"));
     }
@@ -161,8 +183,8 @@ fn read_sheet(path: &Path, ext: &str) -> Result<Vec<Vec<String>>> {
 fn read_xlsx(path: &Path) -> Result<Vec<Vec<String>>> {
     // calamine can panic on a hostile sheet: a cell reference whose column overflows its
     // arithmetic (found by the `roster_xlsx` fuzz target in a build with overflow checks). A
-    // panic there is a damaged file, refused like one.
-    std::panic::catch_unwind(|| read_xlsx_cells(path)).unwrap_or_else(|_| Err(bad_sheet()))
+    // panic there is a damaged file, refused like one (without calamine's English message).
+    crate::panics::catch_quietly(|| read_xlsx_cells(path)).unwrap_or_else(|_| Err(bad_sheet()))
 }
 
 fn read_xlsx_cells(path: &Path) -> Result<Vec<Vec<String>>> {
@@ -444,7 +466,7 @@ mod tests {
         let path = dir.path().join("名单.xlsx");
         std::fs::write(
             &path,
-            include_bytes!("../testdata/roster-cell-reference-overflow.xlsx"),
+            include_bytes!("../../testdata/roster-cell-reference-overflow.xlsx"),
         )
         .unwrap();
         let e = read_file(&path).unwrap_err().to_string();
@@ -462,5 +484,141 @@ mod tests {
         let rows = read_file(&path).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].name, "甲");
+    }
+
+    fn sheet_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        (dir, path)
+    }
+
+    fn xls(sheet: &[Vec<u8>]) -> (tempfile::TempDir, std::path::PathBuf) {
+        use bounds::tests::{compound_file, workbook};
+        sheet_file("名单.xls", &compound_file(&workbook(sheet)))
+    }
+
+    #[test]
+    fn an_xls_roster_reads() {
+        use bounds::tests::{dimensions, label};
+        let (_dir, path) = xls(&[
+            dimensions(0, 2, 0, 2),
+            label(0, 0, "姓名"),
+            label(0, 1, "班级"),
+            label(1, 0, "甲"),
+            label(1, 1, "一班"),
+        ]);
+        let rows = read_file(&path).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].name.as_str(), rows[0].class_name.as_str()),
+            ("甲", "一班")
+        );
+        // The same workbook with its stream past 4,096 bytes, out of the mini stream.
+        let mut stream = bounds::tests::workbook(&[
+            dimensions(0, 2, 0, 2),
+            label(0, 0, "姓名"),
+            label(0, 1, "班级"),
+            label(1, 0, "乙"),
+            label(1, 1, "一班"),
+        ]);
+        stream.resize(5000, 0);
+        let (_dir, path) = sheet_file("名单.xls", &bounds::tests::compound_file(&stream));
+        assert_eq!(read_file(&path).unwrap()[0].name, "乙");
+    }
+
+    /// A 5 KB .xls can claim a sheet of billions of cells: calamine reserves room for the box a
+    /// DIMENSIONS record names (4 billion rows × 256 columns here, about 40 TB) and lays out
+    /// the box from the first cell to the last (65,536 × 65,536), all when it opens the file;
+    /// the allocation fails and aborts the process. Now the sheet is measured first.
+    #[test]
+    fn an_xls_claiming_a_huge_sheet_is_refused_without_allocating() {
+        use bounds::tests::{dimensions, label};
+        let header = [label(0, 0, "姓名"), label(0, 1, "班级")];
+        for (what, extra, says) in [
+            // Beyond what an .xls can hold: a damaged sheet.
+            ("dimensions", dimensions(0, u32::MAX, 0, 256), "已损坏"),
+            ("far corner", label(65_535, 65_535, "备注"), "已损坏"),
+            // Within it, beyond a roster.
+            ("many rows", dimensions(0, 65_536, 0, 256), "表格太大"),
+            ("far row", label(25_000, 0, "备注"), "表格太大"),
+            ("far column", label(1, 250, "备注"), "表格太大"),
+        ] {
+            let mut sheet = header.to_vec();
+            sheet.push(extra);
+            let (_dir, path) = xls(&sheet);
+            let e = read_file(&path).unwrap_err().to_string();
+            assert!(e.contains(says), "{what}: {e}");
+        }
+    }
+
+    fn ods(rows: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        sheet_file("名单.ods", &bounds::tests::ods(rows))
+    }
+
+    #[test]
+    fn an_ods_roster_reads() {
+        use bounds::tests::ods_row;
+        // LibreOffice writes the formatted rest of a sheet as empty rows and cells repeated to
+        // its last row and column: they are not cells.
+        let rest = r#"<table:table-row table:number-rows-repeated="1048573"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#;
+        let (_dir, path) = ods(&format!(
+            "{}{}{rest}",
+            ods_row(&["姓名", "班级"]),
+            ods_row(&["甲", "一班"])
+        ));
+        let rows = read_file(&path).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].name.as_str(), rows[0].class_name.as_str()),
+            ("甲", "一班")
+        );
+    }
+
+    /// An .ods row or cell can say it repeats a million times: calamine expands it (up to 100
+    /// million cells, gigabytes, before its own limit). Now the sheet is measured first.
+    #[test]
+    fn an_ods_claiming_a_huge_sheet_is_refused_without_allocating() {
+        use bounds::tests::ods_row;
+        let header = ods_row(&["姓名", "班级"]);
+        let cell = |cols: u32| {
+            format!(
+                r#"<table:table-cell table:number-columns-repeated="{cols}" office:value-type="string"><text:p>甲</text:p></table:table-cell>"#
+            )
+        };
+        for (what, rows) in [
+            (
+                "rows and columns",
+                format!(
+                    r#"<table:table-row table:number-rows-repeated="1000000">{}</table:table-row>"#,
+                    cell(16_384)
+                ),
+            ),
+            (
+                "rows",
+                format!(
+                    r#"<table:table-row table:number-rows-repeated="30000">{}</table:table-row>"#,
+                    cell(2)
+                ),
+            ),
+            (
+                "far column",
+                format!(
+                    r#"<table:table-row><table:table-cell table:number-columns-repeated="300"/>{}</table:table-row>"#,
+                    cell(1)
+                ),
+            ),
+            (
+                "count past u64",
+                format!(
+                    r#"<table:table-row table:number-rows-repeated="99999999999999999999999">{}</table:table-row>"#,
+                    cell(1)
+                ),
+            ),
+        ] {
+            let (_dir, path) = ods(&format!("{header}{rows}"));
+            let e = read_file(&path).unwrap_err().to_string();
+            assert!(e.contains("表格太大"), "{what}: {e}");
+        }
     }
 }
