@@ -51,7 +51,7 @@ fn note(seed: usize, chars: usize) -> String {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let r = (x >> 33) as usize;
-        s.push(if r % 8 == 0 {
+        s.push(if r.is_multiple_of(8) {
             char::from_u32(0x4E00 + (r / 8 % 20_000) as u32).unwrap_or('字')
         } else {
             common[r / 8 % common.len()]
