@@ -271,7 +271,44 @@ fn main() {
         );
     }
 
-    let store = dir.path().join("notes.db");
+    // Where a plain-string load goes: the same bytes saved without deflate, and loaded without
+    // recomputing every change's hash.
+    let saved = layout_doc(n, false);
+    let raw = automerge::Automerge::load(&saved)
+        .unwrap()
+        .save_nocompress();
+    let time = |bytes: &[u8], mode: automerge::VerificationMode| {
+        median(
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(
+                        automerge::Automerge::load_with_options(
+                            bytes,
+                            automerge::LoadOptions::new().verification_mode(mode),
+                        )
+                        .unwrap(),
+                    );
+                    t.elapsed()
+                })
+                .collect(),
+        )
+    };
+    println!(
+        "| plain string, saved without deflate | {:.2} MB | {} | | | |",
+        raw.len() as f64 / 1e6,
+        ms(time(&raw, automerge::VerificationMode::Check))
+    );
+    println!(
+        "| plain string, loaded without checking change hashes | | {} | | | |",
+        ms(time(&saved, automerge::VerificationMode::DontCheck))
+    );
+    println!();
+
+    // NOTES_STORE=<path>: build the store there and keep it (to profile the fresh process:
+    // `NOTES_MODE=ours NOTES_FILE=<path> perf record <this binary>`).
+    let store = std::env::var_os("NOTES_STORE")
+        .map_or_else(|| dir.path().join("notes.db"), std::path::PathBuf::from);
     let built = Instant::now();
     school(&store, n);
     let built = built.elapsed();
