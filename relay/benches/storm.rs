@@ -15,14 +15,21 @@
 //! - the same work one phone at a time: the state before the storm is copied aside and
 //!   replayed with one sync in flight;
 //! - a no-op reconnect storm (200 phones, nothing new): the cost of 200 connections, TLS and
-//!   certificate checks and one `Hello` each way.
+//!   certificate checks and one `Hello` each way;
+//! - the encrypted hub against a plain one (issue 10): built with the feature
+//!   `bench-plain-store` (benchmarks only, never deployed), the bench also decrypts the state
+//!   before the storm into a plain `hub.db` (same documents, same keys) and runs the storm
+//!   against the encrypted hub and the plain one alternately, `STORM_PAIRS` (default 2) times
+//!   each, every storm from the same state with the same records; each is verified like the
+//!   first. Without the feature only the encrypted hub runs.
 //!
-//! Run: `cargo bench -p shouwang-relay --bench storm`. Cargo builds the `shouwang-relay`
-//! binary with the bench (`CARGO_BIN_EXE_shouwang-relay`). Everything listens on 127.0.0.1.
+//! Run: `cargo bench -p shouwang-relay --bench storm --features bench-plain-store` (or without
+//! the feature). Cargo builds the `shouwang-relay` binary with the bench
+//! (`CARGO_BIN_EXE_shouwang-relay`, with the same features). Everything listens on 127.0.0.1.
 //! `STORM_DEVICES` and `STORM_RECORDS` shrink the run for a quick look; `STORM_HUB_BIN` runs
-//! another build of the server (before/after a change); `STORM_PERF=<file>` records a `perf`
-//! profile of the hub during each storm. Needs Linux (`/proc`) and about 3,000 file
-//! descriptors.
+//! another build of the server (before/after a change; a plain store needs that build to have
+//! the feature); `STORM_PERF=<file>` records a `perf` profile of the hub during each storm.
+//! Needs Linux (`/proc`) and about 3,000 file descriptors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -1119,8 +1126,8 @@ async fn run() {
         secs(bare_phone)
     );
 
-    // Keep the state before the storm (hub and phones, stores closed), to replay the same work
-    // one phone at a time afterwards.
+    // Keep the state before the storm (hub and phones, stores closed): every storm below, and
+    // the same work one phone at a time, starts from it.
     hub.stop();
     for p in &mut phones {
         p.archive = None;
@@ -1128,33 +1135,35 @@ async fn run() {
     let snapshot = dir.path().join("before-storm");
     copy_dir(data.root(), &snapshot.join("hub"));
     copy_dir(&phones_dir, &snapshot.join("phones"));
+    let replay = Replay {
+        snapshot,
+        data: data.clone(),
+        phones_dir: phones_dir.clone(),
+        ports: ports.clone(),
+        log: log.clone(),
+        relay: relay.clone(),
+        hub_addr: hub_addr.clone(),
+        written: written.clone(),
+    };
 
-    // The storm, with a freshly started hub.
-    let mut hub = Hub::start(&hub_bin(), &ports, &log);
-    let (back, result) = storm(phones, &mut hub, &relay, &hub_addr, false).await;
-    phones = back;
-    summarize("storm", &result);
-    hub.stop();
-    let t = Instant::now();
-    let verified = check_hub(&data, &written).await;
-    eprintln!(
-        "  verified: all {verified} records in the hub's store exactly once: {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-
-    // Reference: the same state, the same work, one phone at a time.
-    for p in &mut phones {
-        p.archive = None;
+    // The storm: the encrypted hub and, in a `bench-plain-store` build, the same hub with a
+    // plain `hub.db`, alternating, each from the same state with the same records.
+    let kinds = replay.prepare_kinds();
+    let pairs = env_usize("STORM_PAIRS", 2).max(1);
+    let mut rounds: Vec<(HubStore, StormResult)> = Vec::new();
+    for round in 0..pairs {
+        for &kind in &kinds {
+            let (back, result) = replay.run(phones, kind, false).await;
+            phones = back;
+            summarize(&format!("storm, {} hub, round {}", kind.label(), round + 1), &result);
+            rounds.push((kind, result));
+        }
     }
-    std::fs::remove_dir_all(data.root()).unwrap();
-    std::fs::remove_dir_all(&phones_dir).unwrap();
-    copy_dir(&snapshot.join("hub"), data.root());
-    copy_dir(&snapshot.join("phones"), &phones_dir);
-    let mut hub = Hub::start(&hub_bin(), &ports, &log);
-    let (phones, serial) = storm(phones, &mut hub, &relay, &hub_addr, true).await;
+    let result = rounds.remove(0).1;
+
+    // Reference: the same state, the same work, one phone at a time (the encrypted hub).
+    let (phones, serial) = replay.run(phones, HubStore::Encrypted, true).await;
     summarize("one at a time", &serial);
-    hub.stop();
-    check_hub(&data, &written).await;
     drop(phones);
 
     report(&Report {
@@ -1167,7 +1176,228 @@ async fn run() {
         serial: &serial,
         noop: &noop,
     });
+    rounds.insert(0, (HubStore::Encrypted, result));
+    report_stores(devices * per_device, &rounds);
     eprintln!("total bench time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The encrypted hub and the plain one.
+// ---------------------------------------------------------------------------------------------
+
+/// How the hub keeps `hub.db` in a storm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HubStore {
+    /// SQLCipher under the data key, as deployed.
+    Encrypted,
+    /// Plain SQLite: the same archive decrypted, served by a `bench-plain-store` build with
+    /// `[bench] plain_store = true` (never deployed; `relay/src/server/data.rs`).
+    Plain,
+}
+
+impl HubStore {
+    fn label(self) -> &'static str {
+        match self {
+            HubStore::Encrypted => "encrypted",
+            HubStore::Plain => "plain",
+        }
+    }
+
+    /// Where its copy of the hub's data directory is kept in the snapshot.
+    fn snapshot_dir(self) -> &'static str {
+        match self {
+            HubStore::Encrypted => "hub",
+            HubStore::Plain => "hub-plain",
+        }
+    }
+}
+
+/// Replays the state before the storm: the hub's data directory and every phone's store are
+/// put back from the snapshot, then one storm (or the same work one phone at a time) runs
+/// against a freshly started hub, which is stopped and whose store is checked afterwards.
+struct Replay {
+    snapshot: PathBuf,
+    data: DataDir,
+    phones_dir: PathBuf,
+    ports: HubPorts,
+    log: PathBuf,
+    relay: RelayUrl,
+    hub_addr: EndpointAddr,
+    written: Vec<String>,
+}
+
+impl Replay {
+    /// The hubs this build can compare. With `bench-plain-store`, the snapshot's `hub.db` is
+    /// also decrypted (`sqlcipher_export` into a plain file: the same pages' content, the same
+    /// documents and heads, the same sealed keys) and a configuration naming the plain store is
+    /// written beside the hub's.
+    fn prepare_kinds(&self) -> Vec<HubStore> {
+        #[cfg(feature = "bench-plain-store")]
+        {
+            let from = self.snapshot.join(HubStore::Encrypted.snapshot_dir());
+            let to = self.snapshot.join(HubStore::Plain.snapshot_dir());
+            decrypted_copy(&self.data, &from, &to);
+            let mut text = std::fs::read_to_string(&self.ports.config).unwrap();
+            text.push_str("[bench]\nplain_store = true\n");
+            std::fs::write(self.config(HubStore::Plain), text).unwrap();
+            vec![HubStore::Encrypted, HubStore::Plain]
+        }
+        #[cfg(not(feature = "bench-plain-store"))]
+        {
+            eprintln!(
+                "  the encrypted hub only: build with `--features bench-plain-store` to put a \
+                 plain one beside it"
+            );
+            vec![HubStore::Encrypted]
+        }
+    }
+
+    fn config(&self, kind: HubStore) -> PathBuf {
+        match kind {
+            HubStore::Encrypted => self.ports.config.clone(),
+            HubStore::Plain => self.ports.config.with_file_name("hub-plain.toml"),
+        }
+    }
+
+    /// The data directory as the hub of `kind` opens it.
+    fn data(&self, kind: HubStore) -> DataDir {
+        match kind {
+            HubStore::Encrypted => self.data.clone(),
+            #[cfg(feature = "bench-plain-store")]
+            HubStore::Plain => self.data.clone().with_plain_store_for_bench(),
+            #[cfg(not(feature = "bench-plain-store"))]
+            HubStore::Plain => unreachable!("a plain store needs the bench-plain-store feature"),
+        }
+    }
+
+    async fn run(
+        &self,
+        mut phones: Vec<Phone>,
+        kind: HubStore,
+        one_at_a_time: bool,
+    ) -> (Vec<Phone>, StormResult) {
+        for p in &mut phones {
+            p.archive = None;
+        }
+        for dir in [self.data.root(), self.phones_dir.as_path()] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).unwrap();
+            }
+        }
+        copy_dir(&self.snapshot.join(kind.snapshot_dir()), self.data.root());
+        copy_dir(&self.snapshot.join("phones"), &self.phones_dir);
+        let ports = HubPorts {
+            config: self.config(kind),
+            ..self.ports.clone()
+        };
+        let mut hub = Hub::start(&hub_bin(), &ports, &self.log);
+        let (phones, result) =
+            storm(phones, &mut hub, &self.relay, &self.hub_addr, one_at_a_time).await;
+        hub.stop();
+        let t = Instant::now();
+        let verified = check_hub(&self.data(kind), &self.written).await;
+        eprintln!(
+            "  verified ({} hub): all {verified} records in the hub's store exactly once: {:.1} s",
+            kind.label(),
+            t.elapsed().as_secs_f64()
+        );
+        (phones, result)
+    }
+}
+
+/// Copies the hub's data directory `from` to `to` with `hub.db` decrypted into plain SQLite
+/// (`sqlcipher_export` into a database attached with the empty key), its schema version kept.
+#[cfg(feature = "bench-plain-store")]
+fn decrypted_copy(data: &DataDir, from: &Path, to: &Path) {
+    copy_dir(from, to);
+    for name in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+        let _ = std::fs::remove_file(to.join(name));
+    }
+    let key = data.data_key().unwrap().store_key();
+    let conn = rusqlite::Connection::open(from.join("hub.db")).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        hex::encode(key.as_bytes())
+    ))
+    .unwrap();
+    let plain = to.join("hub.db");
+    conn.execute(
+        "ATTACH DATABASE ?1 AS plain KEY ''",
+        [plain.to_str().unwrap()],
+    )
+    .unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA main.user_version", [], |r| r.get(0))
+        .unwrap();
+    conn.query_row("SELECT sqlcipher_export('plain')", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA plain.user_version = {version}; DETACH DATABASE plain;"
+    ))
+    .unwrap();
+    drop(conn);
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open(&plain).unwrap(), &mut head).unwrap();
+    assert_eq!(&head, b"SQLite format 3\0", "the copy is plain SQLite");
+}
+
+/// The encrypted and the plain hub side by side, one column per storm in the order they ran,
+/// then the means and their ratio.
+fn report_stores(n_records: usize, rounds: &[(HubStore, StormResult)]) {
+    let n = n_records as f64;
+    let rate = |r: &StormResult| n / r.wall.as_secs_f64();
+    println!();
+    println!("## The encrypted hub and the plain one, same run ({n_records} records each storm)");
+    println!();
+    let head: Vec<String> = rounds
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| format!("{} ({})", k.label(), i + 1))
+        .collect();
+    println!("| | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(rounds.len()));
+    let row = |label: &str, f: &dyn Fn(&StormResult) -> String| {
+        let cells: Vec<String> = rounds.iter().map(|(_, r)| f(r)).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    };
+    row("phones done", &|r| {
+        r.outcomes.iter().filter(|o| o.ok).count().to_string()
+    });
+    row("failed attempts", &|r| {
+        r.outcomes
+            .iter()
+            .map(|o| o.errors.len())
+            .sum::<usize>()
+            .to_string()
+    });
+    row("wall time", &|r| secs(r.wall));
+    row("records/s", &|r| thousands(rate(r)));
+    row("hub CPU, user + system", &|r| format!("{:.1} s", r.hub_cpu));
+    row("hub peak RSS (VmHWM)", &|r| mib(r.hub_peak));
+    row("hub threads, most seen", &|r| r.hub_threads.to_string());
+    let mean = |kind: HubStore, f: &dyn Fn(&StormResult) -> f64| {
+        let v: Vec<f64> = rounds
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, r)| f(r))
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let figures: [(&str, &dyn Fn(&StormResult) -> f64); 3] = [
+        ("records/s", &|r| rate(r)),
+        ("hub CPU (s)", &|r| r.hub_cpu),
+        ("hub peak RSS (MiB)", &|r| r.hub_peak as f64 / 1024.0),
+    ];
+    println!();
+    println!("| mean | encrypted | plain | encrypted ÷ plain |");
+    println!("|---|---|---|---|");
+    for (label, f) in figures {
+        match (mean(HubStore::Encrypted, f), mean(HubStore::Plain, f)) {
+            (Some(e), Some(p)) => println!("| {label} | {e:.1} | {p:.1} | {:.2}× |", e / p),
+            (Some(e), None) => println!("| {label} | {e:.1} | — | — |"),
+            _ => {}
+        }
+    }
 }
 
 /// Copies a directory of files (no subdirectories but one level).
