@@ -1161,7 +1161,10 @@ async fn run() {
         for kind in order {
             let (back, result) = replay.run(phones, kind, false).await;
             phones = back;
-            summarize(&format!("storm, {} hub, round {}", kind.label(), round + 1), &result);
+            summarize(
+                &format!("storm, {} hub, round {}", kind.label(), round + 1),
+                &result,
+            );
             rounds.push((kind, result));
         }
     }

@@ -439,7 +439,12 @@ mod tests {
         #[cfg(not(feature = "bench-plain-store"))]
         assert!(ServerConfig::from_toml(text).is_err());
         #[cfg(feature = "bench-plain-store")]
-        assert!(ServerConfig::from_toml(text).unwrap().data().is_plain_store());
+        assert!(
+            ServerConfig::from_toml(text)
+                .unwrap()
+                .data()
+                .is_plain_store()
+        );
         assert!(!ServerConfig::from_toml("").unwrap().data().is_plain_store());
     }
 
