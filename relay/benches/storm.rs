@@ -1350,6 +1350,9 @@ fn decrypted_copy(data: &DataDir, from: &Path, to: &Path) {
     assert_eq!(&head, b"SQLite format 3\0", "the copy is plain SQLite");
 }
 
+/// One figure of a storm, as a number.
+type Figure<'a> = &'a dyn Fn(&StormResult) -> f64;
+
 /// The encrypted and the plain hub side by side, one column per storm in the order they ran,
 /// then the means and their ratio.
 fn report_stores(n_records: usize, rounds: &[(HubStore, StormResult)]) {
@@ -1395,7 +1398,7 @@ fn report_stores(n_records: usize, rounds: &[(HubStore, StormResult)]) {
             .collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    let figures: [(&str, &dyn Fn(&StormResult) -> f64); 3] = [
+    let figures: [(&str, Figure<'_>); 3] = [
         ("records/s", &rate),
         ("hub CPU (s)", &|r| r.hub_cpu),
         ("hub peak RSS (MiB)", &|r| r.hub_peak as f64 / 1024.0),
