@@ -22,22 +22,13 @@ use shouwang_relay::device::{self, Identity};
 use shouwang_relay::handshake;
 use shouwang_relay::server;
 use shouwang_relay::transport::{EndpointAddr, Node};
+use shouwang_tests::figures::{env_usize, ms};
 use shouwang_tests::fixtures::{HEAD_TEACHER, small_hub};
 use shouwang_tests::flood::{Flood, FloodStats};
 use shouwang_tests::hub_process::{HubPorts, HubProcess, Sampler, mib, status_kb};
+use shouwang_tests::phone::now;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn write_week(phone: &mut Archive, n: usize, run: usize) {
     for i in 0..n {
@@ -79,10 +70,6 @@ async fn timed_sync(
         }
         Err(e) => Err(e.to_string()),
     }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn summary(times: &[Duration]) -> (Duration, Duration, Duration) {

@@ -22,6 +22,7 @@ use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput, SchoolSetup};
 use shouwang_relay::server::{DataDir, adopt_archive};
+use shouwang_tests::figures::env_usize;
 use shouwang_tests::http::Client;
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
 
@@ -37,13 +38,6 @@ const LAST: [&str; 20] = [
     "轩", "诺", "远", "怡", "杰", "桐", "涵", "琪", "航", "馨", "文", "曦", "然", "悦", "晨", "欣",
     "宁", "安", "乐", "阳",
 ];
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The `i`-th invented child's name (distinct for `i` < 2,880).
 fn name(i: usize) -> String {

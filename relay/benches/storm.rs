@@ -15,38 +15,47 @@
 //! - the same work one phone at a time: the state before the storm is copied aside and
 //!   replayed with one sync in flight;
 //! - a no-op reconnect storm (200 phones, nothing new): the cost of 200 connections, TLS and
-//!   certificate checks and one `Hello` each way.
+//!   certificate checks and one `Hello` each way;
+//! - the encrypted hub against a plain one (issue 10): built with the feature
+//!   `bench-plain-store` (benchmarks only, never deployed), the bench also decrypts the state
+//!   before the storm into a plain `hub.db` (same documents, same keys) and runs the storm
+//!   against the encrypted hub and the plain one alternately, `STORM_PAIRS` (default 2) times
+//!   each (E P, then P E, …), every storm from the same state with the same records; each is
+//!   verified like the first. Without the feature only the encrypted hub runs.
 //!
-//! Run: `cargo bench -p shouwang-relay --bench storm`. Cargo builds the `shouwang-relay`
-//! binary with the bench (`CARGO_BIN_EXE_shouwang-relay`). Everything listens on 127.0.0.1.
+//! Run: `cargo bench -p shouwang-relay --bench storm --features bench-plain-store` (or without
+//! the feature). Cargo builds the `shouwang-relay` binary with the bench
+//! (`CARGO_BIN_EXE_shouwang-relay`, with the same features). Everything listens on 127.0.0.1.
 //! `STORM_DEVICES` and `STORM_RECORDS` shrink the run for a quick look; `STORM_HUB_BIN` runs
-//! another build of the server (before/after a change); `STORM_PERF=<file>` records a `perf`
-//! profile of the hub during each storm. Needs Linux (`/proc`) and about 3,000 file
-//! descriptors.
+//! another build of the server (before/after a change; a plain store needs that build to have
+//! the feature); `STORM_PERF=<file>` records a `perf` profile of the hub during each storm.
+//! Needs Linux (`/proc`) and about 3,000 file descriptors.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shouwang_core::archive::SchoolSetup;
+use shouwang_core::Archive;
 use shouwang_core::membership::{Certificate, Invite};
-use shouwang_core::roles::Role;
-use shouwang_core::roster::parse_table;
-use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::handshake;
-use shouwang_relay::server::{self, DataDir, HubContact, KeySource};
+use shouwang_relay::server::{self, DataDir};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{
     ConversationOptions, EndpointAddr, Node, NodeConfig, RelayUrl, SecretKey,
 };
-use shouwang_tests::hub_process::{
-    HubPorts, HubProcess, Sampler, clock_ticks, cpu_seconds, free_tcp, free_udp, mib, reset_peak,
-    status_kb,
+use shouwang_tests::big_school::{
+    MemberPlan, plan_school, record_input, set_up_school, verify_records,
 };
+use shouwang_tests::figures::{env_usize, ms, percentile, secs, thousands};
+use shouwang_tests::hub_process::{
+    HubPorts, HubProcess, Sampler, clock_ticks, cpu_seconds, mib, reset_peak, status_kb,
+};
+use shouwang_tests::phone::now;
+use shouwang_tests::seeded::Xorshift;
+use shouwang_tests::workload::copy_dir;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -62,358 +71,8 @@ fn hub_bin() -> PathBuf {
 const MAX_ATTEMPTS: u32 = 8;
 
 // ---------------------------------------------------------------------------------------------
-// The school: names, roles, pairings, content.
-// ---------------------------------------------------------------------------------------------
-
-const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林",
-    "何", "郭", "马", "罗", "宋", "郑", "谢", "韩", "唐", "冯", "于", "董", "程", "曹", "袁", "邓",
-    "许", "沈", "彭", "吕", "苏", "卢", "蒋", "蔡", "贾", "丁", "魏", "薛", "叶", "余", "潘", "杜",
-    "戴", "夏", "钟", "汪", "田", "任", "姜", "范", "方", "石", "姚", "谭",
-];
-/// Women's given names (爱心妈妈, and some teachers).
-const WOMEN: &[&str] = &[
-    "桂兰", "秀英", "玉梅", "丽娟", "春燕", "红霞", "淑芬", "美玲", "海燕", "凤英", "金凤", "秀珍",
-    "雪梅", "晓红", "玉兰", "素芳", "月娥", "翠萍", "荣华", "玉珍", "巧云", "兰英", "小燕", "慧敏",
-    "爱华", "秋菊", "冬梅", "彩霞", "红梅", "丽萍",
-];
-/// Men's given names.
-const MEN: &[&str] = &[
-    "建国", "志强", "国庆", "文斌", "海涛", "永军", "明亮", "建华", "春生", "立新", "卫东", "德胜",
-    "光明", "晓东", "宏伟", "家明", "少华", "振宇", "学军", "忠良", "长青", "志刚", "小军", "新民",
-    "世平", "保国", "如海", "广平", "宏亮", "俊峰",
-];
-/// Children's given names (disjoint from the adults').
-const CHILDREN: &[&str] = &[
-    "子涵", "雨桐", "浩然", "梓萱", "欣怡", "一诺", "宇轩", "思远", "俊杰", "佳怡", "梦琪", "嘉豪",
-    "天佑", "雨泽", "诗涵", "若曦", "晨阳", "家乐", "可馨", "博文", "子墨", "明轩", "欣然", "语嫣",
-    "浩宇", "紫萱", "俊熙", "乐瑶", "锦程", "雨萱", "思琪", "一鸣", "安琪", "梓航", "文博", "昊天",
-    "欣妍", "子轩", "舒窈", "沐阳",
-];
-/// DOMAIN.md §8.3: real people in sensitive narratives, never fixtures.
-const FORBIDDEN: &[&str] = &["柳宏斌", "张冬月", "梁秋丽", "邱兰", "李素华"];
-
-const GRADES: &[&str] = &["一", "二", "三", "四", "五", "六"];
-const CLASSES: usize = 12;
-const CHILDREN_PER_CLASS: usize = 20;
-
-/// A small deterministic generator (xorshift64*), so every run has the same school.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.below(from.len())]
-    }
-}
-
-fn unique_name(rng: &mut Rng, given: &[&str], taken: &mut HashSet<String>) -> String {
-    loop {
-        let name = format!("{}{}", rng.pick(SURNAMES), rng.pick(given));
-        if !FORBIDDEN.contains(&name.as_str()) && taken.insert(name.clone()) {
-            return name;
-        }
-    }
-}
-
-fn class_name(i: usize) -> String {
-    format!("{}年级({})班", GRADES[i / 2], i % 2 + 1)
-}
-
-fn student_no(child: usize) -> String {
-    format!("G34152220{:05}", 15_000 + child * 7)
-}
-
-/// One member of staff or volunteer, and the children they record for.
-#[derive(Debug, Clone)]
-struct MemberPlan {
-    name: String,
-    role: Role,
-    /// The class a 班主任 heads.
-    class: Option<usize>,
-    /// Children (indexes) this member writes records for.
-    children: Vec<usize>,
-}
-
-struct SchoolPlan {
-    children: Vec<String>,
-    members: Vec<MemberPlan>,
-}
-
-/// 200 members: 12 班主任 (one per class), 24 任课教师, 24 帮扶教师, 80 爱心妈妈 (one per child),
-/// 30 代理家长 and 30 爱心辅导员; 240 children in 12 classes. The members are interleaved by
-/// role so that the first N of them (`STORM_DEVICES`) are a mix.
-fn plan_school() -> SchoolPlan {
-    let mut rng = Rng(0x5EED_2026_1123);
-    let mut adults = HashSet::from(["张长友".to_owned()]);
-    let mut kids = HashSet::new();
-    let n_children = CLASSES * CHILDREN_PER_CLASS;
-    let children: Vec<String> = (0..n_children)
-        .map(|_| unique_name(&mut rng, CHILDREN, &mut kids))
-        .collect();
-    let mut groups: Vec<Vec<MemberPlan>> = Vec::new();
-    let mut add = |role: Role, n: usize, per: usize, stride: usize, offset: usize| {
-        let mut g = Vec::new();
-        for k in 0..n {
-            let given = if role == Role::LoveMother || k % 2 == 1 {
-                WOMEN
-            } else {
-                MEN
-            };
-            let name = unique_name(&mut rng, given, &mut adults);
-            let (class, kids) = if role == Role::HeadTeacher {
-                let c: Vec<usize> =
-                    (k * CHILDREN_PER_CLASS..(k + 1) * CHILDREN_PER_CLASS).collect();
-                (Some(k), c)
-            } else {
-                let c = (0..per)
-                    .map(|j| (offset + k * per * stride + j * stride) % n_children)
-                    .collect();
-                (None, c)
-            };
-            g.push(MemberPlan {
-                name,
-                role,
-                class,
-                children: kids,
-            });
-        }
-        groups.push(g);
-    };
-    add(Role::HeadTeacher, CLASSES, 0, 0, 0);
-    add(Role::SubjectTeacher, 24, 2, 5, 3);
-    add(Role::PairingTeacher, 24, 3, 3, 1);
-    add(Role::LoveMother, 80, 3, 1, 0);
-    add(Role::ProxyParent, 30, 2, 4, 2);
-    add(Role::Counsellor, 30, 2, 4, 0);
-    // Interleave: one of each group in turn.
-    let mut members = Vec::new();
-    let mut iters: Vec<_> = groups.into_iter().map(Vec::into_iter).collect();
-    loop {
-        let mut any = false;
-        for it in &mut iters {
-            if let Some(m) = it.next() {
-                members.push(m);
-                any = true;
-            }
-        }
-        if !any {
-            break;
-        }
-    }
-    for n in children.iter().chain(members.iter().map(|m| &m.name)) {
-        assert!(!FORBIDDEN.contains(&n.as_str()));
-    }
-    SchoolPlan { children, members }
-}
-
-const VISIT_PURPOSE: &[&str] = &[
-    "了解孩子国庆后的学习和生活情况",
-    "反馈期中考试成绩，商量下一步学习安排",
-    "天气转凉，看看孩子的衣被是否备齐",
-    "孩子最近上课走神，了解家里的情况",
-    "核实监护人电话，更新联系卡",
-    "了解孩子周末在家的作息",
-];
-const VISIT_MET: &[&str] = &["奶奶", "爷爷", "外婆", "外公", "姑姑", "母亲"];
-const VISIT_LIVES: &[&str] = &["爷爷奶奶", "外公外婆", "母亲", "姑姑一家", "奶奶"];
-const VISIT_SITUATION: &[&str] = &[
-    "父母在外务工，家里种着几亩小麦，奶奶身体尚可",
-    "父亲在合肥建筑工地，母亲在苏州电子厂，爷爷腿脚不便",
-    "父母离家三年，过年才回来，外婆一人照顾两个孩子",
-    "母亲在家照顾弟弟，父亲在浙江打工，家里新盖了平房",
-    "爷爷奶奶年纪大，家里养了两头猪，经济比较紧张",
-];
-const VISIT_NOTES: &[&str] = &[
-    "走了四十分钟田埂路到家，孩子正在写作业。",
-    "奶奶说孩子晚上看电视到很晚，已提醒控制时间。",
-    "孩子的数学作业订正得认真，语文背诵还需加强。",
-    "家里新装了宽带，每周日晚上和妈妈视频。",
-    "孩子说想爸爸了，约好期末爸爸回来开家长会。",
-    "屋里收拾得干净，孩子的床铺换了厚被子。",
-    "爷爷不识字，作业签字请邻居帮忙，已和班主任商量改为电话反馈。",
-    "孩子主动拿出奖状给我看，情绪比上次开朗。",
-    "孩子不在家，去地里帮奶奶收花生，向邻居了解了近况。",
-    "外婆反映孩子放学后常去村口小卖部玩手机游戏。",
-];
-const VISIT_FEEDBACK: &[&str] = &[
-    "建议每天固定时间完成作业，周末多读课外书。",
-    "已把孩子在校表现告诉奶奶，请家里多鼓励。",
-    "提醒注意用电用火安全，冬季不要让孩子独自在家。",
-    "下次家访带几本适合孩子年级的课外书。",
-    "请监护人每周和孩子父母通一次电话，说说孩子的进步。",
-];
-const TALK_STUDY: &[&str] = &[
-    "这周数学单元测验考了86分，比上次进步",
-    "英语单词默写错得多，约好每天课间背五个",
-    "作文《我的妈妈》写得很用心，在班上读了",
-    "上课举手比以前多了，字也写得工整了",
-    "科学课做实验很积极，回家讲给奶奶听",
-];
-const TALK_LIFE: &[&str] = &[
-    "住校生活已经适应，会自己洗袜子",
-    "奶奶生病住院几天，这周自己做早饭",
-    "周末帮爷爷剥花生、喂鸡",
-    "天冷了，早上起不来，迟到过一次",
-];
-const TALK_EMOTION: &[&str] = &[
-    "提到爸爸过年不回来，情绪有些低落",
-    "心情不错，说起班里的拔河比赛很兴奋",
-    "和同桌闹了别扭，有点委屈",
-    "说想妈妈，哭了一会儿，后来平静下来",
-];
-const TALK_FRIENDS: &[&str] = &[
-    "和同村的两个同学一起上下学",
-    "交了新朋友，课间一起跳绳",
-    "不太爱说话，课间常一个人",
-];
-const TALK_HEALTH: &[&str] = &[
-    "感冒刚好，还有点咳嗽",
-    "身体健康，饭量正常",
-    "视力有下降，建议去镇卫生院检查",
-];
-const TALK_NOTES: &[&str] = &[
-    "在留守儿童之家谈了二十分钟。",
-    "约定下周一起读完《小英雄雨来》。",
-    "鼓励孩子有心事就写在心理信箱里。",
-    "帮孩子用亲情电话给妈妈打了电话，说了十分钟。",
-    "表扬了孩子这周按时交作业，孩子很高兴。",
-    "提醒孩子放学路上不要去河边玩水。",
-    "孩子说奶奶的腿疼又犯了，放学后要早点回家帮忙。",
-];
-
-fn sentence(rng: &mut Rng, from: &[&str], n: usize) -> String {
-    let mut out = String::new();
-    let start = rng.below(from.len());
-    for i in 0..n {
-        out.push_str(from[(start + i * 3) % from.len()]);
-    }
-    out
-}
-
-/// The `k`-th new record of a member: teachers mostly visit, 爱心妈妈 mostly talk.
-fn record_input(rng: &mut Rng, m: &MemberPlan, k: usize, child: &str) -> RecordInput {
-    let visits = match m.role {
-        Role::LoveMother => k.is_multiple_of(4),
-        Role::Counsellor | Role::ProxyParent => k.is_multiple_of(2),
-        _ => k % 3 != 2,
-    };
-    let date = format!("2026-11-{:02}", 2 + (k * 19 / 20));
-    let f = |k: &str, v: String| (k.to_owned(), v);
-    let fields = if visits {
-        vec![
-            f("purpose", rng.pick(VISIT_PURPOSE).to_owned()),
-            f("met_with", rng.pick(VISIT_MET).to_owned()),
-            f(
-                "child_present",
-                if rng.below(5) == 0 { "否" } else { "是" }.to_owned(),
-            ),
-            f("lives_with", rng.pick(VISIT_LIVES).to_owned()),
-            f("situation", rng.pick(VISIT_SITUATION).to_owned()),
-            f("notes", sentence(rng, VISIT_NOTES, 3)),
-            f("feedback", rng.pick(VISIT_FEEDBACK).to_owned()),
-        ]
-    } else {
-        vec![
-            f("study", rng.pick(TALK_STUDY).to_owned()),
-            f("life", rng.pick(TALK_LIFE).to_owned()),
-            f("emotion", rng.pick(TALK_EMOTION).to_owned()),
-            f("friends", rng.pick(TALK_FRIENDS).to_owned()),
-            f("health", rng.pick(TALK_HEALTH).to_owned()),
-            f("notes", sentence(rng, TALK_NOTES, 2)),
-        ]
-    };
-    RecordInput {
-        kind: if visits { "家访" } else { "谈心" }.into(),
-        child: Some(child.to_owned()),
-        class: None,
-        date,
-        fields,
-    }
-}
-
-/// Creates the school in the hub's data directory, with classes, members, the roster and
-/// pairings. Returns the member ids in plan order.
-fn set_up_school(data: &DataDir, plan: &SchoolPlan) -> Vec<String> {
-    let mut office = server::init_school(
-        data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: Some("0564-4552466".into()),
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
-    let mut ids = vec![String::new(); plan.members.len()];
-    // 班主任 first: a class names its head teacher.
-    for (i, m) in plan.members.iter().enumerate() {
-        if m.role == Role::HeadTeacher {
-            ids[i] = office.add_member(&m.name, &[m.role], None, None).unwrap().0;
-            office
-                .add_class(&class_name(m.class.unwrap()), Some(&ids[i]))
-                .unwrap();
-        }
-    }
-    for (i, m) in plan.members.iter().enumerate() {
-        if m.role != Role::HeadTeacher {
-            ids[i] = office.add_member(&m.name, &[m.role], None, None).unwrap().0;
-        }
-    }
-    let mut rng = Rng(0xC0FF_EE00_0564);
-    let mut table = vec![
-        [
-            "学籍号",
-            "姓名",
-            "班级",
-            "性别",
-            "家庭住址",
-            "监护人",
-            "与监护人关系",
-            "外出务工",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
-    for (c, name) in plan.children.iter().enumerate() {
-        let relation = ["祖母", "祖父", "外祖母", "母亲"][rng.below(4)];
-        table.push(vec![
-            student_no(c),
-            name.clone(),
-            class_name(c / CHILDREN_PER_CLASS),
-            if rng.below(2) == 0 { "男" } else { "女" }.into(),
-            format!("丁里镇郭庄村{}组", 1 + rng.below(9)),
-            format!("{}{}", rng.pick(SURNAMES), rng.pick(WOMEN)),
-            relation.into(),
-            ["父亲外出", "母亲外出", "父母均外出"][rng.below(3)].into(),
-        ]);
-    }
-    office.import_roster(&parse_table(&table).unwrap()).unwrap();
-    for (i, m) in plan.members.iter().enumerate() {
-        if m.role == Role::HeadTeacher {
-            continue;
-        }
-        for &c in &m.children {
-            office.pair(&ids[i], &student_no(c), Some(m.role)).unwrap();
-        }
-    }
-    ids
-}
-
-// ---------------------------------------------------------------------------------------------
-// The hub process and /proc: `shouwang_tests::hub_process`.
+// The school (`shouwang_tests::big_school`), the hub process and /proc
+// (`shouwang_tests::hub_process`).
 // ---------------------------------------------------------------------------------------------
 
 type Hub = HubProcess;
@@ -472,7 +131,7 @@ impl Phone {
                 r.get(0)
             })
             .unwrap();
-        let mut rng = Rng(seed ^ (self.idx as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = Xorshift(seed ^ (self.idx as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut ids = Vec::new();
         for k in 0..n {
             let child = self.plan.children[k % self.plan.children.len()];
@@ -661,7 +320,7 @@ async fn storm(
             ready.send(()).await.unwrap();
             let t0 = go.wait_for(Option::is_some).await.unwrap().unwrap();
             let mut out = Outcome::default();
-            let mut rng = Rng(0xBAD5_EED0 + p.idx as u64);
+            let mut rng = Xorshift(0xBAD5_EED0 + p.idx as u64);
             while out.attempts < MAX_ATTEMPTS {
                 out.attempts += 1;
                 let archive = p.take_archive().await;
@@ -765,35 +424,6 @@ async fn storm(
     )
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn thousands(n: f64) -> String {
-    let n = n.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn summarize(label: &str, r: &StormResult) {
     let mut lat: Vec<Duration> = r.outcomes.iter().map(|o| o.latency).collect();
     lat.sort();
@@ -851,59 +481,6 @@ fn bare_inserts(path: &Path, rows: &[(String, Vec<u8>)], per_tx: usize) -> Durat
     t.elapsed()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Verification.
-// ---------------------------------------------------------------------------------------------
-
-/// Opens the stopped hub's store and checks that every record the phones wrote is there exactly
-/// once, both in the documents and in the projection, and nothing else is. Returns how many
-/// of `written` were found.
-fn verify(hub_db: &DataDir, plan: &SchoolPlan, written: &[String], total_expected: usize) -> usize {
-    let mut hub = hub_db.open_archive().unwrap();
-    let mut in_docs: HashMap<String, usize> = HashMap::new();
-    for c in 0..plan.children.len() {
-        for r in hub.child_file(&student_no(c)).unwrap().records {
-            *in_docs.entry(r.meta.id.0).or_default() += 1;
-        }
-    }
-    let mut in_rows: HashMap<String, usize> = HashMap::new();
-    {
-        let conn = hub.store().conn();
-        let mut stmt = conn.prepare("SELECT record_id FROM p_records").unwrap();
-        for id in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-            *in_rows.entry(id.unwrap()).or_default() += 1;
-        }
-    }
-    let mut once = 0;
-    for id in written {
-        let d = in_docs.get(id).copied().unwrap_or(0);
-        let p = in_rows.get(id).copied().unwrap_or(0);
-        assert_eq!((d, p), (1, 1), "record {id}: {d} in documents, {p} rows");
-        once += 1;
-    }
-    let total: usize = in_docs.values().sum();
-    assert_eq!(total, total_expected, "records in the hub's documents");
-    assert!(in_docs.values().all(|&n| n == 1), "a record is duplicated");
-    assert_eq!(in_rows.len(), total_expected, "records in p_records");
-    once
-}
-
-// ---------------------------------------------------------------------------------------------
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; a filter that is not "storm" skips the run.
     if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
@@ -937,20 +514,10 @@ async fn run() {
     let data = DataDir::new(dir.path().join("hub"));
     let t = Instant::now();
     let member_ids = {
-        let data = data.clone();
-        let plan_members = plan.members.clone();
-        let children = plan.children.clone();
-        tokio::task::spawn_blocking(move || {
-            set_up_school(
-                &data,
-                &SchoolPlan {
-                    children,
-                    members: plan_members,
-                },
-            )
-        })
-        .await
-        .unwrap()
+        let (data, plan) = (data.clone(), plan.clone());
+        tokio::task::spawn_blocking(move || set_up_school(&data, &plan))
+            .await
+            .unwrap()
     };
     eprintln!(
         "  school: {} members, {} children, {} pairings, {:.1} s",
@@ -961,32 +528,10 @@ async fn run() {
     );
 
     // The hub, as deployed: relay + hub + /health, on loopback ports.
-    let (relay_port, hub_port, http) = (free_tcp(), free_udp(), free_tcp());
-    let config = dir.path().join("hub.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[data_key]\nfile = \"{}\"\n[relay]\nbind = \"127.0.0.1:{relay_port}\"\n[hub]\nbind = [\"127.0.0.1:{hub_port}\"]\n[http]\nbind = \"127.0.0.1:{http}\"\n",
-            data.root().display(),
-            match data.key_source() {
-                KeySource::File(k) => k.display().to_string(),
-                other => panic!("{other}"),
-            }
-        ),
-    )
-    .unwrap();
+    let ports = HubPorts::write(dir.path(), &data, "");
     let log = dir.path().join("hub.log");
-    let ports = HubPorts {
-        config,
-        relay: relay_port,
-        hub: hub_port,
-        http,
-    };
     let mut hub = Hub::start(&hub_bin(), &ports, &log);
-    let contact = HubContact {
-        relay_url: Some(format!("http://127.0.0.1:{relay_port}/")),
-        addrs: vec![SocketAddr::from(([127, 0, 0, 1], hub_port))],
-    };
+    let contact = ports.contact();
 
     // Invites, then enrollment over the network, then each phone's store from its bundle.
     let t = Instant::now();
@@ -1119,8 +664,8 @@ async fn run() {
         secs(bare_phone)
     );
 
-    // Keep the state before the storm (hub and phones, stores closed), to replay the same work
-    // one phone at a time afterwards.
+    // Keep the state before the storm (hub and phones, stores closed): every storm below, and
+    // the same work one phone at a time, starts from it.
     hub.stop();
     for p in &mut phones {
         p.archive = None;
@@ -1128,33 +673,44 @@ async fn run() {
     let snapshot = dir.path().join("before-storm");
     copy_dir(data.root(), &snapshot.join("hub"));
     copy_dir(&phones_dir, &snapshot.join("phones"));
+    let replay = Replay {
+        snapshot,
+        data: data.clone(),
+        phones_dir: phones_dir.clone(),
+        ports: ports.clone(),
+        log: log.clone(),
+        relay: relay.clone(),
+        hub_addr: hub_addr.clone(),
+        written: written.clone(),
+    };
 
-    // The storm, with a freshly started hub.
-    let mut hub = Hub::start(&hub_bin(), &ports, &log);
-    let (back, result) = storm(phones, &mut hub, &relay, &hub_addr, false).await;
-    phones = back;
-    summarize("storm", &result);
-    hub.stop();
-    let t = Instant::now();
-    let verified = check_hub(&data, &written).await;
-    eprintln!(
-        "  verified: all {verified} records in the hub's store exactly once: {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-
-    // Reference: the same state, the same work, one phone at a time.
-    for p in &mut phones {
-        p.archive = None;
+    // The storm: the encrypted hub and, in a `bench-plain-store` build, the same hub with a
+    // plain `hub.db`, alternating, each from the same state with the same records.
+    let kinds = replay.prepare_kinds();
+    let pairs = env_usize("STORM_PAIRS", 2).max(1);
+    let mut rounds: Vec<(HubStore, StormResult)> = Vec::new();
+    for round in 0..pairs {
+        // Encrypted first in odd rounds, plain first in even ones (E P P E E P …), so that
+        // neither runs first in every pair.
+        let mut order = kinds.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for kind in order {
+            let (back, result) = replay.run(phones, kind, false).await;
+            phones = back;
+            summarize(
+                &format!("storm, {} hub, round {}", kind.label(), round + 1),
+                &result,
+            );
+            rounds.push((kind, result));
+        }
     }
-    std::fs::remove_dir_all(data.root()).unwrap();
-    std::fs::remove_dir_all(&phones_dir).unwrap();
-    copy_dir(&snapshot.join("hub"), data.root());
-    copy_dir(&snapshot.join("phones"), &phones_dir);
-    let mut hub = Hub::start(&hub_bin(), &ports, &log);
-    let (phones, serial) = storm(phones, &mut hub, &relay, &hub_addr, true).await;
+    let result = rounds.remove(0).1;
+
+    // Reference: the same state, the same work, one phone at a time (the encrypted hub).
+    let (phones, serial) = replay.run(phones, HubStore::Encrypted, true).await;
     summarize("one at a time", &serial);
-    hub.stop();
-    check_hub(&data, &written).await;
     drop(phones);
 
     report(&Report {
@@ -1167,19 +723,232 @@ async fn run() {
         serial: &serial,
         noop: &noop,
     });
+    rounds.insert(0, (HubStore::Encrypted, result));
+    report_stores(devices * per_device, &rounds);
     eprintln!("total bench time {:.0} s", started.elapsed().as_secs_f64());
 }
 
-/// Copies a directory of files (no subdirectories but one level).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
+// ---------------------------------------------------------------------------------------------
+// The encrypted hub and the plain one.
+// ---------------------------------------------------------------------------------------------
+
+/// How the hub keeps `hub.db` in a storm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HubStore {
+    /// SQLCipher under the data key, as deployed.
+    Encrypted,
+    /// Plain SQLite: the same archive decrypted, served by a `bench-plain-store` build with
+    /// `[bench] plain_store = true` (never deployed; `relay/src/server/data.rs`).
+    Plain,
+}
+
+impl HubStore {
+    fn label(self) -> &'static str {
+        match self {
+            HubStore::Encrypted => "encrypted",
+            HubStore::Plain => "plain",
+        }
+    }
+
+    /// Where its copy of the hub's data directory is kept in the snapshot.
+    fn snapshot_dir(self) -> &'static str {
+        match self {
+            HubStore::Encrypted => "hub",
+            HubStore::Plain => "hub-plain",
+        }
+    }
+}
+
+/// Replays the state before the storm: the hub's data directory and every phone's store are
+/// put back from the snapshot, then one storm (or the same work one phone at a time) runs
+/// against a freshly started hub, which is stopped and whose store is checked afterwards.
+struct Replay {
+    snapshot: PathBuf,
+    data: DataDir,
+    phones_dir: PathBuf,
+    ports: HubPorts,
+    log: PathBuf,
+    relay: RelayUrl,
+    hub_addr: EndpointAddr,
+    written: Vec<String>,
+}
+
+impl Replay {
+    /// The hubs this build can compare. With `bench-plain-store`, the snapshot's `hub.db` is
+    /// also decrypted (`sqlcipher_export` into a plain file: the same pages' content, the same
+    /// documents and heads, the same sealed keys) and a configuration naming the plain store is
+    /// written beside the hub's.
+    fn prepare_kinds(&self) -> Vec<HubStore> {
+        #[cfg(feature = "bench-plain-store")]
+        {
+            let from = self.snapshot.join(HubStore::Encrypted.snapshot_dir());
+            let to = self.snapshot.join(HubStore::Plain.snapshot_dir());
+            decrypted_copy(&self.data, &from, &to);
+            let mut text = std::fs::read_to_string(&self.ports.config).unwrap();
+            text.push_str("[bench]\nplain_store = true\n");
+            std::fs::write(self.config(HubStore::Plain), text).unwrap();
+            vec![HubStore::Encrypted, HubStore::Plain]
+        }
+        #[cfg(not(feature = "bench-plain-store"))]
+        {
+            eprintln!(
+                "  the encrypted hub only: build with `--features bench-plain-store` to put a \
+                 plain one beside it"
+            );
+            vec![HubStore::Encrypted]
+        }
+    }
+
+    fn config(&self, kind: HubStore) -> PathBuf {
+        match kind {
+            HubStore::Encrypted => self.ports.config.clone(),
+            HubStore::Plain => self.ports.config.with_file_name("hub-plain.toml"),
+        }
+    }
+
+    /// The data directory as the hub of `kind` opens it.
+    fn data(&self, kind: HubStore) -> DataDir {
+        match kind {
+            HubStore::Encrypted => self.data.clone(),
+            #[cfg(feature = "bench-plain-store")]
+            HubStore::Plain => self.data.clone().with_plain_store_for_bench(),
+            #[cfg(not(feature = "bench-plain-store"))]
+            HubStore::Plain => unreachable!("a plain store needs the bench-plain-store feature"),
+        }
+    }
+
+    async fn run(
+        &self,
+        mut phones: Vec<Phone>,
+        kind: HubStore,
+        one_at_a_time: bool,
+    ) -> (Vec<Phone>, StormResult) {
+        for p in &mut phones {
+            p.archive = None;
+        }
+        for dir in [self.data.root(), self.phones_dir.as_path()] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).unwrap();
+            }
+        }
+        copy_dir(&self.snapshot.join(kind.snapshot_dir()), self.data.root());
+        copy_dir(&self.snapshot.join("phones"), &self.phones_dir);
+        let ports = HubPorts {
+            config: self.config(kind),
+            ..self.ports.clone()
+        };
+        let mut hub = Hub::start(&hub_bin(), &ports, &self.log);
+        let (phones, result) =
+            storm(phones, &mut hub, &self.relay, &self.hub_addr, one_at_a_time).await;
+        hub.stop();
+        let t = Instant::now();
+        let verified = check_hub(&self.data(kind), &self.written).await;
+        eprintln!(
+            "  verified ({} hub): all {verified} records in the hub's store exactly once: {:.1} s",
+            kind.label(),
+            t.elapsed().as_secs_f64()
+        );
+        (phones, result)
+    }
+}
+
+/// Copies the hub's data directory `from` to `to` with `hub.db` decrypted into plain SQLite
+/// (`sqlcipher_export` into a database attached with the empty key), its schema version kept.
+#[cfg(feature = "bench-plain-store")]
+fn decrypted_copy(data: &DataDir, from: &Path, to: &Path) {
+    copy_dir(from, to);
+    for name in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+        let _ = std::fs::remove_file(to.join(name));
+    }
+    let key = data.data_key().unwrap().store_key();
+    let conn = rusqlite::Connection::open(from.join("hub.db")).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        hex::encode(key.as_bytes())
+    ))
+    .unwrap();
+    let plain = to.join("hub.db");
+    conn.execute(
+        "ATTACH DATABASE ?1 AS plain KEY ''",
+        [plain.to_str().unwrap()],
+    )
+    .unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA main.user_version", [], |r| r.get(0))
+        .unwrap();
+    conn.query_row("SELECT sqlcipher_export('plain')", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA plain.user_version = {version}; DETACH DATABASE plain;"
+    ))
+    .unwrap();
+    drop(conn);
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open(&plain).unwrap(), &mut head).unwrap();
+    assert_eq!(&head, b"SQLite format 3\0", "the copy is plain SQLite");
+}
+
+/// One figure of a storm, as a number.
+type Figure<'a> = &'a dyn Fn(&StormResult) -> f64;
+
+/// The encrypted and the plain hub side by side, one column per storm in the order they ran,
+/// then the means and their ratio.
+fn report_stores(n_records: usize, rounds: &[(HubStore, StormResult)]) {
+    let n = n_records as f64;
+    let rate = |r: &StormResult| n / r.wall.as_secs_f64();
+    println!();
+    println!(
+        "## The encrypted hub and the plain one, same run ({} records each storm)",
+        thousands(n)
+    );
+    println!();
+    let head: Vec<String> = rounds
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| format!("{} ({})", k.label(), i + 1))
+        .collect();
+    println!("| | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(rounds.len()));
+    let row = |label: &str, f: &dyn Fn(&StormResult) -> String| {
+        let cells: Vec<String> = rounds.iter().map(|(_, r)| f(r)).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    };
+    row("phones done", &|r| {
+        r.outcomes.iter().filter(|o| o.ok).count().to_string()
+    });
+    row("failed attempts", &|r| {
+        r.outcomes
+            .iter()
+            .map(|o| o.errors.len())
+            .sum::<usize>()
+            .to_string()
+    });
+    row("wall time", &|r| secs(r.wall));
+    row("records/s", &|r| thousands(rate(r)));
+    row("hub CPU, user + system", &|r| format!("{:.1} s", r.hub_cpu));
+    row("hub peak RSS (VmHWM)", &|r| mib(r.hub_peak));
+    row("hub threads, most seen", &|r| r.hub_threads.to_string());
+    let mean = |kind: HubStore, f: &dyn Fn(&StormResult) -> f64| {
+        let v: Vec<f64> = rounds
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, r)| f(r))
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let figures: [(&str, Figure<'_>); 3] = [
+        ("records/s", &rate),
+        ("hub CPU (s)", &|r| r.hub_cpu),
+        ("hub peak RSS (MiB)", &|r| r.hub_peak as f64 / 1024.0),
+    ];
+    println!();
+    println!("| mean | encrypted | plain | encrypted ÷ plain |");
+    println!("|---|---|---|---|");
+    for (label, f) in figures {
+        match (mean(HubStore::Encrypted, f), mean(HubStore::Plain, f)) {
+            (Some(e), Some(p)) => println!("| {label} | {e:.1} | {p:.1} | {:.2}× |", e / p),
+            (Some(e), None) => println!("| {label} | {e:.1} | — | — |"),
+            _ => {}
         }
     }
 }
@@ -1187,9 +956,11 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Checks the stopped hub's store: every record written, exactly once, and nothing else.
 async fn check_hub(data: &DataDir, written: &[String]) -> usize {
     let (db, written) = (data.clone(), written.to_vec());
-    tokio::task::spawn_blocking(move || verify(&db, &plan_school(), &written, written.len()))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        verify_records(&db, &plan_school(), &written, written.len())
+    })
+    .await
+    .unwrap()
 }
 
 struct Report<'a> {

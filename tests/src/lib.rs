@@ -2,12 +2,15 @@
 //! devices exchanging real files), a deterministic multi-peer sync simulation, a teacher's
 //! offline week on a school with a year of history, a userspace link emulator (an EDGE-like
 //! or flapping UDP path), private network namespaces for tests over real links, the real hub in
-//! its own process with what `/proc` says about it, a flood of unauthenticated connections, and
-//! for the office console a small HTTP client and headless Chromium.
+//! its own process with what `/proc` says about it, a flood of unauthenticated connections, for
+//! the office console a small HTTP client and headless Chromium, and for the reconnect storm a
+//! seeded school of 200 members (`big_school`, drawn with `seeded`) and the benches' figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a test failure
 
 pub mod attack;
+pub mod big_school;
 pub mod chromium;
+pub mod figures;
 pub mod fixtures;
 pub mod flood;
 pub mod http;
@@ -16,5 +19,6 @@ pub mod link;
 pub mod link_hub;
 pub mod netns;
 pub mod phone;
+pub mod seeded;
 pub mod sim;
 pub mod workload;

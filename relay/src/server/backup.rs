@@ -282,7 +282,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
             }
             write_private_new(&target, bytes)?;
         }
-        let school = open_archive_with(&db, &store_key, data.key_source())?
+        let school = open_archive_with(&db, Some(&store_key), data.key_source())?
             .school()?
             .name;
         if in_place {

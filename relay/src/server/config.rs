@@ -41,6 +41,10 @@
 //! (`~/.config/shouwang/`); `--key-file` overrides both. The library's default (tests) is the
 //! file beside the data directory, `<data_dir>.key`. A key file inside the data directory is
 //! refused.
+//!
+//! A build with the cargo feature `bench-plain-store` (benchmarks only, never deployed) also
+//! takes `[bench] plain_store = true`: `hub.db` is plain SQLite (`super::data`, "Bench only").
+//! Any other build refuses the section as an unknown key.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -95,6 +99,9 @@ pub struct ServerConfig {
     pub data_key: Option<KeySource>,
     /// Connections open at once, in total and per remote endpoint; more are refused at once.
     pub limits: ConnectionLimits,
+    /// `hub.db` is plain SQLite, for the storm bench only (`super::data`, "Bench only").
+    #[cfg(feature = "bench-plain-store")]
+    pub bench_plain_store: bool,
 }
 
 impl ServerConfig {
@@ -117,6 +124,8 @@ impl ServerConfig {
             invite_days: 7,
             data_key: None,
             limits: ConnectionLimits::default(),
+            #[cfg(feature = "bench-plain-store")]
+            bench_plain_store: false,
         }
     }
 
@@ -129,7 +138,12 @@ impl ServerConfig {
 
     /// The data directory, with its key source.
     pub fn data(&self) -> DataDir {
-        DataDir::with_key(&self.data_dir, self.key_source())
+        let data = DataDir::with_key(&self.data_dir, self.key_source());
+        #[cfg(feature = "bench-plain-store")]
+        if self.bench_plain_store {
+            return data.with_plain_store_for_bench();
+        }
+        data
     }
 
     /// Everything on 127.0.0.1 with ports chosen by the system (tests).
@@ -193,6 +207,10 @@ impl ServerConfig {
                     ));
                 }
             });
+        }
+        #[cfg(feature = "bench-plain-store")]
+        if let Some(b) = file.bench {
+            c.bench_plain_store = b.plain_store.unwrap_or(false);
         }
         if let Some(h) = file.http {
             c.http_bind = if h.enabled == Some(false) {
@@ -342,6 +360,16 @@ struct FileConfig {
     relay: Option<RelaySection>,
     hub: Option<HubSection>,
     http: Option<HttpSection>,
+    #[cfg(feature = "bench-plain-store")]
+    bench: Option<BenchSection>,
+}
+
+/// `[bench]`: settings for benchmarks only (feature `bench-plain-store`).
+#[cfg(feature = "bench-plain-store")]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenchSection {
+    plain_store: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -418,6 +446,22 @@ mod tests {
             default_key_file(Some(Path::new("/etc/shouwang/relay.toml"))).unwrap(),
             PathBuf::from("/etc/shouwang/hub-data.key")
         );
+    }
+
+    /// The bench-only plain store cannot be asked for by a normal build's configuration.
+    #[test]
+    fn a_plain_store_is_only_for_a_bench_build() {
+        let text = "[bench]\nplain_store = true\n";
+        #[cfg(not(feature = "bench-plain-store"))]
+        assert!(ServerConfig::from_toml(text).is_err());
+        #[cfg(feature = "bench-plain-store")]
+        assert!(
+            ServerConfig::from_toml(text)
+                .unwrap()
+                .data()
+                .is_plain_store()
+        );
+        assert!(!ServerConfig::from_toml("").unwrap().data().is_plain_store());
     }
 
     #[test]

@@ -11,6 +11,19 @@
 //! The data key that locks `hub.db`, `school.key` and `hub.key` is never in this directory
 //! (see [`super::secrets`]): a copy of the directory alone reveals no child's file.
 //!
+//! **Bench only: a plain store.** A build with the cargo feature `bench-plain-store` (off by
+//! default; never for deployment) can mark a `DataDir` as holding `hub.db` as plain SQLite
+//! (`DataDir::with_plain_store_for_bench`, which `[bench] plain_store = true` in the
+//! configuration file sets): every opener of the archive then passes no SQLCipher key
+//! ([`DataDir::archive_key`] is `None`), `init_school` exports the school into a plain
+//! `hub.db`, and [`DataDir::check_initialised`] takes such a directory. `school.key` and
+//! `hub.key` stay sealed with the data key. It exists to measure SQLCipher's cost in the
+//! reconnect storm (`relay/benches/storm.rs`, BENCHMARKS §7) with everything else equal.
+//! `backup`, `restore` and `encrypt-data` do not know such a directory. Without the feature
+//! the method and the setting do not exist (the configuration key is refused as unknown),
+//! and a plain `hub.db` is refused by every command, as from the release before encryption at
+//! rest.
+//!
 //! Spending an invite creates its `spent/` file with `create_new`, so two devices racing with
 //! one invite cannot both win, even across processes. The device that spent an invite may use
 //! it again (an enrollment cut off by a bad link can be retried); any other device is refused.
@@ -73,6 +86,9 @@ pub enum Spend {
 pub struct DataDir {
     root: PathBuf,
     key: KeySource,
+    /// `hub.db` is plain SQLite (see the module docs: bench only).
+    #[cfg(feature = "bench-plain-store")]
+    plain_store: bool,
 }
 
 impl DataDir {
@@ -81,7 +97,7 @@ impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
         let root = root.into();
         let key = KeySource::beside(&root);
-        DataDir { root, key }
+        DataDir::with_key(root, key)
     }
 
     /// The data directory at `root` with its data key from `key`. Nothing is created.
@@ -89,7 +105,26 @@ impl DataDir {
         DataDir {
             root: root.into(),
             key,
+            #[cfg(feature = "bench-plain-store")]
+            plain_store: false,
         }
+    }
+
+    /// The same directory with `hub.db` as plain SQLite, no SQLCipher key (see the module
+    /// docs). **Bench only**: to compare the encrypted hub with a plain one; never deploy it.
+    #[cfg(feature = "bench-plain-store")]
+    pub fn with_plain_store_for_bench(mut self) -> DataDir {
+        self.plain_store = true;
+        self
+    }
+
+    /// Whether `hub.db` is plain SQLite here (only ever in a `bench-plain-store` build).
+    pub fn is_plain_store(&self) -> bool {
+        #[cfg(feature = "bench-plain-store")]
+        if self.plain_store {
+            return true;
+        }
+        false
     }
 
     /// The directory.
@@ -108,16 +143,22 @@ impl DataDir {
         self.key.load()
     }
 
-    /// The SQLCipher key of `hub.db`.
-    pub fn store_key(&self) -> Result<StoreKey, Error> {
-        Ok(self.data_key()?.store_key())
+    /// The SQLCipher key of `hub.db`, derived from `key` (the data key): always `Some`, but
+    /// for a bench-only plain store (module docs).
+    pub fn archive_key(&self, key: &DataKey) -> Option<StoreKey> {
+        (!self.is_plain_store()).then(|| key.store_key())
+    }
+
+    /// The SQLCipher key of `hub.db` ([`DataDir::archive_key`] of the data key).
+    pub fn store_key(&self) -> Result<Option<StoreKey>, Error> {
+        Ok(self.archive_key(&self.data_key()?))
     }
 
     /// Opens the archive with the data key. A wrong key is one Chinese sentence naming
     /// where the key came from, and nothing is touched.
     pub fn open_archive(&self) -> Result<Archive, Error> {
-        let key = self.data_key()?;
-        open_archive_with(&self.archive(), &key.store_key(), &self.key)
+        let key = self.store_key()?;
+        open_archive_with(&self.archive(), key.as_ref(), &self.key)
     }
 
     /// The archive.
@@ -195,8 +236,9 @@ impl DataDir {
     /// Refuses, in Chinese, a directory where no school has been set up.
     pub fn check_initialised(&self) -> Result<(), Error> {
         if self.is_initialised() {
-            // A directory from before encryption at rest is converted first, by its own command.
-            if super::migrate::is_plain(self) {
+            // A directory from before encryption at rest is converted first, by its own command
+            // (a bench-only plain store is plain on purpose: module docs).
+            if !self.is_plain_store() && super::migrate::is_plain(self) {
                 return Err(super::migrate::plain_refusal(self));
             }
             return Ok(());
@@ -351,13 +393,14 @@ pub(crate) fn wrong_key(source: &KeySource) -> Error {
     ))
 }
 
-/// Opens the archive at `path` with `key`; a wrong key is [`wrong_key`].
+/// Opens the archive at `path` with `key` (`None`: a bench-only plain store, module docs); a
+/// wrong key is [`wrong_key`].
 pub(crate) fn open_archive_with(
     path: &Path,
-    key: &StoreKey,
+    key: Option<&StoreKey>,
     source: &KeySource,
 ) -> Result<Archive, Error> {
-    Archive::open_with_key(path, Some(key)).map_err(|e| match e {
+    Archive::open_with_key(path, key).map_err(|e| match e {
         Error::Locked => wrong_key(source),
         e => e,
     })
@@ -413,6 +456,30 @@ mod tests {
         }
         fs::write(data.school_key_path(), "garbage").unwrap();
         assert!(data.school_key().is_err());
+    }
+
+    /// A plain `hub.db` beside sealed keys (what a `bench-plain-store` build makes) is refused
+    /// by a directory not marked as plain, which is every directory of a normal build.
+    #[test]
+    fn a_plain_hub_db_is_refused_unless_marked_for_the_bench() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().join("hub"));
+        let (key, _) = data.key_source().load_or_create().unwrap();
+        data.create_keys(&key).unwrap();
+        let conn = rusqlite::Connection::open(data.archive()).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        drop(conn);
+        assert!(!data.is_plain_store());
+        assert!(data.archive_key(&key).is_some());
+        let e = data.check_initialised().unwrap_err();
+        assert!(e.to_string().contains("encrypt-data"), "{e}");
+        #[cfg(feature = "bench-plain-store")]
+        {
+            let plain = data.clone().with_plain_store_for_bench();
+            assert!(plain.is_plain_store() && plain.archive_key(&key).is_none());
+            plain.check_initialised().unwrap();
+        }
     }
 
     #[test]

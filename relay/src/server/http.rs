@@ -22,7 +22,8 @@ pub(crate) struct HttpState {
     pub transport: Arc<TransportMetrics>,
     pub hub: Arc<HubMetrics>,
     pub archive: std::path::PathBuf,
-    pub key: shouwang_core::store::StoreKey,
+    /// `None`: a bench-only plain store (`super::data`).
+    pub key: Option<shouwang_core::store::StoreKey>,
     pub school_id: String,
     pub hub_id: String,
 }
@@ -31,7 +32,7 @@ pub(crate) struct HttpState {
 #[derive(Debug, Clone)]
 pub(crate) struct OfficeHub {
     pub data: super::DataDir,
-    pub key: shouwang_core::store::StoreKey,
+    pub key: Option<shouwang_core::store::StoreKey>,
     pub contact: super::HubContact,
 }
 
@@ -39,7 +40,11 @@ impl shouwang_office::Hub for OfficeHub {
     fn open_archive(&self) -> Result<shouwang_core::Archive, shouwang_core::Error> {
         // Even its reads are logged (access records) under the hub's actor.
         self.data.check_not_rebuilding()?;
-        super::data::open_archive_with(&self.data.archive(), &self.key, self.data.key_source())
+        super::data::open_archive_with(
+            &self.data.archive(),
+            self.key.as_ref(),
+            self.data.key_source(),
+        )
     }
 
     fn invite(
@@ -115,17 +120,20 @@ impl HttpServer {
 }
 
 /// Counts the documents in the archive (a fresh read: another process may have written).
-fn count_documents(path: &std::path::Path, key: &shouwang_core::store::StoreKey) -> Option<usize> {
+fn count_documents(
+    path: &std::path::Path,
+    key: Option<&shouwang_core::store::StoreKey>,
+) -> Option<usize> {
     if !path.exists() {
         return None;
     }
-    let store = shouwang_core::store::Store::open_with_key(path, Some(key)).ok()?;
+    let store = shouwang_core::store::Store::open_with_key(path, key).ok()?;
     store.doc_ids().ok().map(|ids| ids.len())
 }
 
 async fn health(State(s): State<HttpState>) -> impl IntoResponse {
     let (path, key) = (s.archive.clone(), s.key.clone());
-    let docs = tokio::task::spawn_blocking(move || count_documents(&path, &key))
+    let docs = tokio::task::spawn_blocking(move || count_documents(&path, key.as_ref()))
         .await
         .ok()
         .flatten();
@@ -150,7 +158,7 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
     let (path, key) = (s.archive.clone(), s.key.clone());
-    let docs = tokio::task::spawn_blocking(move || count_documents(&path, &key))
+    let docs = tokio::task::spawn_blocking(move || count_documents(&path, key.as_ref()))
         .await
         .ok()
         .flatten();

@@ -70,7 +70,8 @@ pub(crate) const REBUILDING: &str =
 #[derive(Debug)]
 pub(crate) struct ArchivePool {
     path: PathBuf,
-    key: StoreKey,
+    /// `None`: a bench-only plain store (`super::data`).
+    key: Option<StoreKey>,
     source: KeySource,
     max: usize,
     state: Mutex<PoolState>,
@@ -89,7 +90,12 @@ struct PoolState {
 impl ArchivePool {
     /// A pool over the archive at `path`, encrypted with `key` (from `source`), opening at
     /// most `max` (at least 1) archives.
-    pub(crate) fn new(path: PathBuf, key: StoreKey, source: KeySource, max: usize) -> ArchivePool {
+    pub(crate) fn new(
+        path: PathBuf,
+        key: Option<StoreKey>,
+        source: KeySource,
+        max: usize,
+    ) -> ArchivePool {
         ArchivePool {
             path,
             key,
@@ -123,7 +129,7 @@ impl ArchivePool {
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match open_archive_with(&self.path, &self.key, &self.source) {
+                return match open_archive_with(&self.path, self.key.as_ref(), &self.source) {
                     Ok(archive) => Ok(PooledArchive {
                         pool: self,
                         archive: Some(archive),

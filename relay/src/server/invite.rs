@@ -30,7 +30,7 @@ pub fn init_school(data: &DataDir, setup: &SchoolSetup) -> Result<Archive, Error
 
 /// Sets up a hub's data directory (as [`init_school`] does) around a copy of `source`, an
 /// office archive that already holds its school: the copy in `hub.db` is encrypted with the
-/// data key. `source` is not changed.
+/// data key (plain for a bench-only plain store, `super::data`). `source` is not changed.
 pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Error> {
     refuse_if_initialised(data)?;
     data.key_source().check_outside(data.root())?;
@@ -40,7 +40,7 @@ pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Er
     let path = data.archive();
     // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
     write_private_new(&path, b"")?;
-    let store_key = key.store_key();
+    let store_key = data.archive_key(&key);
     // A connection opened while SQLCipher was still initialising (in another thread) lacks
     // `sqlcipher_export` for good: the source's may be one, and is then opened again (a store
     // in memory, made after `sqlcipher_ready`, never is).
@@ -50,13 +50,13 @@ pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Er
         .prepare("SELECT sqlcipher_export('main')")
         .is_ok()
     {
-        export_encrypted(store.conn(), &path, &store_key)?;
+        export_encrypted(store.conn(), &path, store_key.as_ref())?;
     } else {
         let fresh = reopen(store.path(), store.key())?;
-        export_encrypted(&fresh, &path, &store_key)?;
+        export_encrypted(&fresh, &path, store_key.as_ref())?;
     }
     data.create_keys(&key)?;
-    open_archive_with(&path, &store_key, data.key_source())
+    open_archive_with(&path, store_key.as_ref(), data.key_source())
 }
 
 fn refuse_if_initialised(data: &DataDir) -> Result<(), Error> {
@@ -101,16 +101,17 @@ fn reopen(path: &Path, key: Option<&StoreKey>) -> Result<rusqlite::Connection, E
 }
 
 /// Copies the database open on `conn` into the empty file at `path`, encrypted with `key`
-/// (SQLCipher's `sqlcipher_export`), schema version included.
+/// (SQLCipher's `sqlcipher_export`), schema version included. `None` (only for a bench-only
+/// plain store, `super::data`) attaches with SQLCipher's empty key: a plain SQLite file.
 pub(crate) fn export_encrypted(
     conn: &rusqlite::Connection,
     path: &Path,
-    key: &StoreKey,
+    key: Option<&StoreKey>,
 ) -> Result<(), Error> {
     let file = path
         .to_str()
         .ok_or_else(|| Error::invalid("数据目录", "路径必须是 UTF-8"))?;
-    let raw = format!("x'{}'", hex::encode(key.as_bytes()));
+    let raw = key.map_or_else(String::new, |k| format!("x'{}'", hex::encode(k.as_bytes())));
     conn.execute("ATTACH DATABASE ?1 AS sealed KEY ?2", [file, raw.as_str()])?;
     let version: i64 = conn.query_row("PRAGMA main.user_version", [], |r| r.get(0))?;
     conn.query_row("SELECT sqlcipher_export('sealed')", [], |_| Ok(()))?;
@@ -171,7 +172,8 @@ pub fn issue_member_invite(
     let key = data.data_key()?;
     let school_key = data.school_key_with(&key)?;
     let hub = data.hub_key_with(&key)?.public();
-    let mut archive = open_archive_with(&data.archive(), &key.store_key(), data.key_source())?;
+    let store_key = data.archive_key(&key);
+    let mut archive = open_archive_with(&data.archive(), store_key.as_ref(), data.key_source())?;
     let (m, role, added) = match archive.find_member(member) {
         Ok(m) => {
             let role = match role {

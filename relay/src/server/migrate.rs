@@ -116,7 +116,7 @@ fn build(data: &DataDir, staging: &Path, key: &DataKey) -> Result<usize, Error> 
     let before = heads(&old)?;
     let new_db = staging.join("hub.db");
     write_private_new(&new_db, b"")?;
-    export_encrypted(&old, &new_db, &key.store_key())?;
+    export_encrypted(&old, &new_db, Some(&key.store_key()))?;
     drop(old);
     fs::File::open(&new_db)?.sync_all()?;
     // Both keys, sealed.

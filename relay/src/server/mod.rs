@@ -104,7 +104,7 @@ impl HubState {
         data: &DataDir,
         school_id: shouwang_core::ids::SchoolId,
         school_key: shouwang_core::membership::SchoolKey,
-        store_key: &shouwang_core::store::StoreKey,
+        store_key: Option<&shouwang_core::store::StoreKey>,
         config: &ServerConfig,
     ) -> HubState {
         HubState {
@@ -116,7 +116,7 @@ impl HubState {
             metrics: Arc::new(HubMetrics::default()),
             archives: hub::ArchivePool::new(
                 data.archive(),
-                store_key.clone(),
+                store_key.cloned(),
                 data.key_source().clone(),
                 hub::HUB_ARCHIVES,
             ),
@@ -133,12 +133,17 @@ impl HubState {
         data.check_initialised()?;
         let key = data.data_key()?;
         let school_key = data.school_key_with(&key)?;
-        let store_key = key.store_key();
-        let school_id = data::open_archive_with(&data.archive(), &store_key, data.key_source())?
-            .school_id()
-            .clone();
+        let store_key = data.archive_key(&key);
+        let school_id =
+            data::open_archive_with(&data.archive(), store_key.as_ref(), data.key_source())?
+                .school_id()
+                .clone();
         let state = Arc::new(HubState::new(
-            &data, school_id, school_key, &store_key, config,
+            &data,
+            school_id,
+            school_key,
+            store_key.as_ref(),
+            config,
         ));
         // The registered devices, as `Server::start` reads them before accepting anyone.
         let mut archive = state.archives.get_quietly()?;
@@ -173,12 +178,12 @@ impl Server {
         let key = data.data_key()?;
         let school_key = data.school_key_with(&key)?;
         let hub_key = data.hub_key_with(&key)?;
-        let store_key = key.store_key();
+        let store_key = data.archive_key(&key);
         let school_id = {
             let (archive, store_key, source) =
                 (data.archive(), store_key.clone(), data.key_source().clone());
             tokio::task::spawn_blocking(move || {
-                data::open_archive_with(&archive, &store_key, &source)
+                data::open_archive_with(&archive, store_key.as_ref(), &source)
                     .map(|a| a.school_id().clone())
             })
             .await
@@ -218,7 +223,7 @@ impl Server {
             &data,
             school_id.clone(),
             school_key,
-            &store_key,
+            store_key.as_ref(),
             &config,
         ));
         let hub_metrics = state.metrics().clone();
