@@ -169,18 +169,50 @@ impl RecordMeta {
 }
 
 fn meta_of<D: ReadDoc>(doc: &D, id: &str, obj: &ObjId) -> RecordMeta {
-    let voided = map_at(doc, obj, R_VOID).is_some_and(|v| get_str(doc, &v, "reason").is_some());
-    RecordMeta {
+    // One pass over the record's keys (their winning values), rather than a seek per key: a
+    // file of 500 records is read whole each time it is shown.
+    let mut meta = RecordMeta {
         id: RecordId(id.to_owned()),
-        kind_key: get_str(doc, obj, R_KIND).unwrap_or_default(),
-        happened_on: get_str(doc, obj, R_HAPPENED).unwrap_or_default(),
-        author: get_str(doc, obj, R_AUTHOR).unwrap_or_default(),
-        author_role: get_str(doc, obj, R_ROLE).unwrap_or_default(),
-        device: get_str(doc, obj, R_DEVICE).unwrap_or_default(),
-        written_at: get_i64(doc, obj, R_WRITTEN).unwrap_or_default(),
-        child: get_str(doc, obj, R_CHILD),
-        voided,
+        kind_key: String::new(),
+        happened_on: String::new(),
+        author: String::new(),
+        author_role: String::new(),
+        device: String::new(),
+        written_at: 0,
+        child: None,
+        voided: false,
+    };
+    for item in doc.map_range(obj, ..) {
+        let text = || match &item.value {
+            automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => Some(s.to_string()),
+            _ => None,
+        };
+        match item.key.as_ref() {
+            R_KIND => meta.kind_key = text().unwrap_or_default(),
+            R_HAPPENED => meta.happened_on = text().unwrap_or_default(),
+            R_AUTHOR => meta.author = text().unwrap_or_default(),
+            R_ROLE => meta.author_role = text().unwrap_or_default(),
+            R_DEVICE => meta.device = text().unwrap_or_default(),
+            R_CHILD => meta.child = text(),
+            R_WRITTEN => {
+                meta.written_at = match &item.value {
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(n))
+                    | automerge::ValueRef::Scalar(automerge::ScalarValueRef::Timestamp(n)) => *n,
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Uint(n)) => {
+                        i64::try_from(*n).unwrap_or_default()
+                    }
+                    _ => 0,
+                }
+            }
+            R_VOID => {
+                if let automerge::ValueRef::Object(ObjType::Map) = item.value {
+                    meta.voided = get_str(doc, &item.id(), "reason").is_some();
+                }
+            }
+            _ => {}
+        }
     }
+    meta
 }
 
 fn each_record<D: ReadDoc>(doc: &D) -> Vec<(String, ObjId)> {
