@@ -140,6 +140,19 @@ pub fn device_add(ctx: &mut Ctx, member: &str, label: Option<&str>, out: &Path) 
     ))
 }
 
+/// One refused change, or one taken on a lost standing: when, what, whose, why, from where.
+fn listed(q: &shouwang_core::archive::QuarantinedChange) -> String {
+    format!(
+        "{}  {}  {}（设备 {}）：{}  来源：{}",
+        crate::output::local_time(q.at),
+        q.doc,
+        q.member,
+        q.device,
+        q.reason,
+        q.source
+    )
+}
+
 /// `shouwang quarantine`: changes other devices sent that the trust rules refused.
 pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
     let mut a = ctx.open()?;
@@ -159,15 +172,7 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
         ctx.line(format!("被拒绝并隔离的修改：{} 项", refused.len()))?;
     }
     for q in refused {
-        ctx.line(format!(
-            "{}  {}  {}（设备 {}）：{}  来源：{}",
-            crate::output::local_time(q.at),
-            q.doc,
-            q.member,
-            q.device,
-            q.reason,
-            q.source
-        ))?;
+        ctx.line(listed(&q))?;
     }
     if !relayed.is_empty() {
         ctx.line(format!(
@@ -193,15 +198,7 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
         ))?;
     }
     for q in outdated {
-        ctx.line(format!(
-            "{}  {}  {}（设备 {}）：{}  来源：{}",
-            crate::output::local_time(q.at),
-            q.doc,
-            q.member,
-            q.device,
-            q.reason,
-            q.source
-        ))?;
+        ctx.line(listed(&q))?;
     }
     Ok(())
 }
