@@ -596,11 +596,6 @@ impl Session {
                     if let Some((m, q)) = quota {
                         b.set_daily_quota(m, q);
                     }
-                    // Handed in from outside the scope: judged and kept, nothing sent back
-                    // (the refusal above tells the device to drop its copy).
-                    for (doc, bytes) in &hand_ins {
-                        b.merge_bytes(doc, bytes)?;
-                    }
                     let mut incomplete = Vec::new();
                     let mut refused = Vec::new();
                     for (doc, bytes) in docs.iter().filter(|(d, _)| !held.contains(d)) {
@@ -618,6 +613,13 @@ impl Session {
                         if missing {
                             incomplete.push(doc.clone());
                         }
+                    }
+                    // Handed in from outside the scope, after the documents in scope (the
+                    // school document they are judged against may be among those): judged and
+                    // kept, nothing sent back (the refusal above tells the device to drop its
+                    // copy).
+                    for (doc, bytes) in &hand_ins {
+                        b.merge_bytes(doc, bytes)?;
                     }
                     Ok((incomplete, refused))
                 })?;
