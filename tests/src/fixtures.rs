@@ -309,6 +309,42 @@ pub fn small_hub(dir: &Path) -> shouwang_relay::server::DataDir {
     data
 }
 
+/// Which of `what` any row of any table of the hub's store holds, read through its key (the
+/// file itself is SQLCipher: a raw search of it would find nothing whatever it held).
+pub fn hub_leaks(data: &shouwang_relay::server::DataDir, what: &[&str]) -> Vec<String> {
+    let mut hub = data.open_archive().unwrap();
+    let conn = hub.store().conn();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..n {
+                let bytes: Vec<u8> = match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        b.to_vec()
+                    }
+                    _ => continue,
+                };
+                for w in what {
+                    if holds_text(&bytes, w) {
+                        out.push(format!("hub {t}: {w}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A store file and its WAL (if any) as they are on disk: what a `strings` of the phone would
 /// see.
 pub fn raw_store(store: &Path) -> Vec<u8> {

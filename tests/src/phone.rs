@@ -157,3 +157,23 @@ pub fn docs_of(a: &mut Archive, child: &ChildId) -> Vec<DocId> {
         .filter(|id| id.child() == Some(child))
         .collect()
 }
+
+/// Everything `p`'s store holds of `what`: in the raw file and WAL, or in the decoded
+/// operations of any change it keeps (automerge deflates large changes).
+pub fn history_leaks(p: &Phone, what: &[&str]) -> Vec<String> {
+    let mut out = p.leaks(what);
+    let mut a = p.archive();
+    let store = a.store();
+    let mut history = String::new();
+    for id in store.doc_ids().unwrap() {
+        for c in store.doc(&id).unwrap().unwrap().get_changes(&[]) {
+            history.push_str(&format!("{:?}", c.decode()));
+        }
+    }
+    out.extend(
+        what.iter()
+            .filter(|w| history.contains(*w))
+            .map(|w| format!("{} history: {w}", p.name)),
+    );
+    out
+}

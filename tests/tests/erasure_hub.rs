@@ -18,47 +18,11 @@ use shouwang_core::doc::DocId;
 use shouwang_core::ids::ChildId;
 use shouwang_core::roles::Role;
 use shouwang_relay::server::{DataDir, Server, ServerConfig};
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, small_hub};
-use shouwang_tests::phone::{Phone, docs_of, enroll, id_number, opts};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, hub_leaks, small_hub};
+use shouwang_tests::phone::{docs_of, enroll, history_leaks, id_number, opts};
 
 const CHILD: &str = "王小雨";
 const NOTE: &str = "说想妈妈了，约好周末视频";
-
-/// Which of `what` any row of any table of the hub's store holds, read through its key (the
-/// file itself is SQLCipher: a raw search of it would find nothing whatever it held).
-fn hub_leaks(data: &DataDir, what: &[&str]) -> Vec<String> {
-    let mut hub = data.open_archive().unwrap();
-    let conn = hub.store().conn();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut out = Vec::new();
-    for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..n {
-                let bytes: Vec<u8> = match row.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
-                        b.to_vec()
-                    }
-                    _ => continue,
-                };
-                for w in what {
-                    if holds_text(&bytes, w) {
-                        out.push(format!("hub {t}: {w}"));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
 
 /// Waits (up to 10 s) for the hub to hold no document of the child.
 async fn hub_drops(data: &DataDir, child: &ChildId) -> bool {
@@ -192,26 +156,6 @@ async fn an_erasure_reaches_the_hub_a_phone_at_its_next_sync_and_an_offline_phon
     assert!(teacher.docs_of(&child).is_empty());
     assert!(teacher.leaks(&secrets).is_empty());
     server.shutdown().await;
-}
-
-/// Everything `p`'s store holds of `what`: in the raw file and WAL, or in the decoded
-/// operations of any change it keeps (automerge deflates large changes).
-fn history_leaks(p: &Phone, what: &[&str]) -> Vec<String> {
-    let mut out = p.leaks(what);
-    let mut a = p.archive();
-    let store = a.store();
-    let mut history = String::new();
-    for id in store.doc_ids().unwrap() {
-        for c in store.doc(&id).unwrap().unwrap().get_changes(&[]) {
-            history.push_str(&format!("{:?}", c.decode()));
-        }
-    }
-    out.extend(
-        what.iter()
-            .filter(|w| history.contains(*w))
-            .map(|w| format!("{} history: {w}", p.name)),
-    );
-    out
 }
 
 /// A correction purged from history through the hub: the office corrects a wrong 身份证号 and

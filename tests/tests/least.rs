@@ -52,6 +52,36 @@ fn fill_staff_fields(admin: &mut Device) {
     .unwrap();
 }
 
+/// The office of a school made by an older build (`tests/fixtures/old-school`), not yet split.
+fn old_school_office() -> Device {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
+    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
+    Device {
+        name: "office",
+        archive,
+        dir,
+    }
+}
+
+/// Whether any change in the history of `d`'s school document holds `text`.
+fn school_history_holds(d: &mut Device, text: &str) -> bool {
+    let doc = d.archive.store().doc(&DocId::School).unwrap().unwrap();
+    doc.get_changes(&[]).iter().any(|c| {
+        holds_text(
+            &c.decode()
+                .operations
+                .iter()
+                .map(|o| format!("{:?}", o.action))
+                .collect::<String>()
+                .into_bytes(),
+            text,
+        )
+    })
+}
+
 fn leaks(d: &Device, what: &[&str]) -> Vec<String> {
     let bytes = raw_store(&d.path());
     what.iter()
@@ -180,16 +210,7 @@ fn a_forged_staff_write_by_a_love_mother_is_refused_on_arrival() {
 /// re-bases each child's file, so a 爱心妈妈's copy loses the old values at her next import.
 #[test]
 fn an_old_school_is_split_and_the_love_mother_purges_the_moved_fields() {
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
-    let dir = tempfile::TempDir::new().unwrap();
-    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
-    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
-    let mut office = Device {
-        name: "office",
-        archive,
-        dir,
-    };
+    let mut office = old_school_office();
     // Before the split, the old layout: the values go into the shared file.
     fill_staff_fields(&mut office);
     let mut mother = join(&mut office, LOVE_MOTHER);
@@ -235,6 +256,80 @@ fn an_old_school_is_split_and_the_love_mother_purges_the_moved_fields() {
             .unwrap()
             .contains(&DocId::Staff(c))
     );
+}
+
+/// An old school's members' phone numbers were written into the school document, which every
+/// member holds; the split moves them out of its state, and then out of its history: the
+/// office rewrites the history without them, a 爱心妈妈's copy switches at her next import, her
+/// 谈心 written before the split (declaring the school as it was) still reaches the office, and
+/// a device enrolled afterwards takes every older change of the file.
+#[test]
+fn an_old_schools_phone_numbers_leave_the_school_history_in_every_copy() {
+    let mut office = old_school_office();
+    office
+        .archive
+        .add_member("陈桂芝", &[Role::PairingTeacher], None, Some(OTHER_PHONE))
+        .unwrap();
+    let mut mother = join(&mut office, LOVE_MOTHER);
+    assert_eq!(leaks(&mother, &[OTHER_PHONE]), vec![OTHER_PHONE]);
+
+    // Before she hears of the split.
+    mother.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-12-01",
+        &[("notes", "说想妈妈了")],
+    );
+
+    let report = office.archive.split_for_roles().unwrap();
+    assert!(report.history > 0, "{report:?}");
+    assert!(!school_history_holds(&mut office, OTHER_PHONE));
+    assert_eq!(
+        office
+            .archive
+            .contacts()
+            .unwrap()
+            .iter()
+            .find(|c| c.name == "陈桂芝")
+            .and_then(|c| c.phone.as_deref()),
+        Some(OTHER_PHONE)
+    );
+
+    // Her next import switches her copy.
+    let news = office
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    let r = mother.archive.import_bundle(&news).unwrap();
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(!school_history_holds(&mut mother, OTHER_PHONE));
+    assert_eq!(leaks(&mother, &[OTHER_PHONE]), Vec::<String>::new());
+
+    // Her 谈心 declares the school heads from before: the office resolves them.
+    let r = office.import_file(&mother.export_file("talk"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    let talks = |d: &mut Device| {
+        d.file(CHILDREN[0].1)
+            .records
+            .iter()
+            .filter(|r| r.kind_label == "谈心记录")
+            .count()
+    };
+    assert_eq!(talks(&mut office), 1);
+
+    // A device enrolled now holds only the rewritten history, and takes the file's older
+    // changes, which declare the original one.
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    assert_eq!(talks(&mut teacher), 1);
+    assert!(!school_history_holds(&mut teacher, OTHER_PHONE));
+    teacher.record(
+        "家访",
+        CHILDREN[0].1,
+        "2026-12-02",
+        &[("notes", "奶奶身体还好")],
+    );
+    let r = office.import_file(&teacher.export_file("visit"));
+    assert_eq!(r.refused, 0, "{r:?}");
 }
 
 #[test]

@@ -16,8 +16,9 @@
 //! split`): it marks the school split, moves the phones into contact documents, moves each
 //! child's staff fields into the staff part and re-bases the child's file (`rebase.rs`), so
 //! the moved values leave the history every carer's copy holds; each device replaces its copy
-//! at its next sync or import. The school document's history still holds the old phone
-//! numbers: re-basing the school document (the trust root) is not built.
+//! at its next sync or import. The phone numbers also leave the school document's history: it
+//! is rewritten change by change without them (`store::school_history`), and every replica
+//! switches to the rewritten history when it meets one that has.
 
 use automerge::ROOT;
 use serde::Serialize;
@@ -48,6 +49,9 @@ pub struct SplitReport {
     pub children: usize,
     /// Members whose phone moved out of the school document.
     pub phones: usize,
+    /// Changes of the school document's history rewritten without the phone numbers
+    /// (`store::school_history`).
+    pub history: usize,
 }
 
 /// The reason recorded for the re-basing a split makes.
@@ -128,6 +132,8 @@ impl Archive {
             })?;
             report.phones = phones.len();
         }
+        // The numbers leave the school document's history too, in every copy that meets this one.
+        report.history = self.store.write(|b| b.purge_school_history())?;
         let children: Vec<DocId> = self
             .store
             .doc_ids()?

@@ -156,6 +156,15 @@ fn may_reach(
 /// A document as it will be once `entry` (if any) is merged into what the batch holds,
 /// without merging it.
 fn merged(b: &mut Batch<'_>, id: &DocId, entry: Option<&Entry>) -> Result<Option<Automerge>> {
+    if let Some(e) = entry {
+        crate::store::bounded(id, &e.data)?;
+    }
+    if *id == DocId::School
+        && let Some(e) = entry
+    {
+        let current = b.doc(id)?;
+        return crate::store::school_history::preview(current, &e.data).map(Some);
+    }
     let mut doc = b.doc(id)?.cloned();
     if let Some(e) = entry {
         let target = doc.get_or_insert_with(Automerge::new);

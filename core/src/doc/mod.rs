@@ -26,6 +26,7 @@
 //!   every read-modify-write.
 
 pub mod access;
+pub mod bounds;
 pub mod conflicts;
 pub mod layout;
 

@@ -606,9 +606,9 @@ impl Batch<'_> {
         let Some(doc) = self.docs.get(id) else {
             return (Verdict::Defer("档案不在本机".into()), None);
         };
-        let Some(school_doc) = self.docs.get(&DocId::School) else {
+        if !self.docs.contains_key(&DocId::School) {
             return (Verdict::Defer("还没有学校信息".into()), None);
-        };
+        }
         let declared = Declared::parse(change.message());
         let mut consent = None;
         let (school_heads, child_class) = match id {
@@ -642,6 +642,10 @@ impl Batch<'_> {
                     None => return (Verdict::Refuse(NO_DECLARED.into()), None),
                 }
             }
+        };
+        let school_heads = self.resolve_school_heads(school_heads);
+        let Some(school_doc) = self.docs.get(&DocId::School) else {
+            return (Verdict::Defer("还没有学校信息".into()), None);
         };
         let Some(mut view) = self.school_views.at(school_doc, &school_heads) else {
             // A school state this side refused can never be reached: refuse what rests on it.

@@ -240,6 +240,19 @@ CREATE TABLE outdated (
 "#,
         rebuild_projections: false,
     },
+    // The school document's history without the members' phone numbers
+    // (`store::school_history`): each rewritten change's original hash, so that what older
+    // changes declare still resolves.
+    Migration {
+        version: 10,
+        sql: r#"
+CREATE TABLE school_history (
+    old BLOB PRIMARY KEY,
+    new BLOB NOT NULL
+) WITHOUT ROWID;
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -33,6 +33,7 @@ mod admit;
 mod deliveries;
 pub mod migrations;
 pub mod projection;
+pub mod school_history;
 
 pub use admit::{Admission, Sender};
 
@@ -130,6 +131,19 @@ pub(crate) fn from_peer<T, E: std::fmt::Display>(
             )))
         }
     }
+}
+
+/// Refuses a peer's automerge bytes that claim far more than they hold (a run of billions in
+/// a few bytes, a compressed part that inflates a thousandfold: [`doc::bounds`]) before
+/// automerge reads them, as its allocation would abort the process.
+pub(crate) fn bounded(id: &DocId, bytes: &[u8]) -> Result<()> {
+    doc::bounds::check(bytes).map_err(|e| {
+        tracing::debug!(doc = %id, bounds = ?e, "a peer's automerge bytes claim too much");
+        Error::Corrupt(format!(
+            "{}：对方发来的档案数据声称的内容远超其大小，没有读取",
+            doc_label(id)
+        ))
+    })
 }
 
 /// A document named in Chinese for the user, by what it holds (its key is for developers).
@@ -1103,9 +1117,24 @@ impl Batch<'_> {
         message: automerge::sync::Message,
     ) -> Result<Admission> {
         use automerge::sync::SyncDoc;
+        for chunk in message.changes.iter() {
+            bounded(id, chunk)?;
+        }
         let before = self.heads_before_merge(id)?;
         let target = self.merge_target(id)?;
-        from_peer(id, || target.receive_sync_message(state, message))?;
+        let kept = (*id == DocId::School).then(|| message.clone());
+        let outcome = from_peer(id, || target.receive_sync_message(state, message));
+        if let Some(message) = kept
+            && self.school_misfit(&outcome)
+            && let Some(admission) = self.school_mismatch(&before, &|d| {
+                d.receive_sync_message(&mut automerge::sync::State::new(), message.clone())
+            })?
+        {
+            *state = automerge::sync::State::new();
+            self.save_sync_state(peer, id, state);
+            return Ok(admission);
+        }
+        outcome?;
         let admission = self.admit(id, &before)?;
         if !admission.is_clean() {
             *state = automerge::sync::State::new();
@@ -1143,10 +1172,29 @@ impl Batch<'_> {
     /// keeping only the changes [`crate::trust`] accepts. Changes already present have no
     /// effect.
     pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<Admission> {
+        bounded(id, bytes)?;
         let before = self.heads_before_merge(id)?;
         let target = self.merge_target(id)?;
-        from_peer(id, || target.load_incremental(bytes))?;
+        let outcome = from_peer(id, || target.load_incremental(bytes));
+        if *id == DocId::School
+            && self.school_misfit(&outcome)
+            && let Some(admission) =
+                self.school_mismatch(&before, &|d| d.load_incremental(bytes).map(|_| ()))?
+        {
+            return Ok(admission);
+        }
+        outcome?;
         self.admit(id, &before)
+    }
+
+    /// Whether a peer's school changes did not fit this copy: automerge refused them, or they
+    /// left dependencies missing (see [`school_history`]).
+    fn school_misfit<T>(&self, outcome: &Result<T>) -> bool {
+        outcome.is_err()
+            || self
+                .docs
+                .get(&DocId::School)
+                .is_some_and(|d| !automerge::ReadDoc::get_missing_deps(d, &[]).is_empty())
     }
 
     /// The document to merge a peer's changes into: the stored one, or a new empty one (the
@@ -1165,7 +1213,7 @@ impl Batch<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
@@ -1173,7 +1221,7 @@ mod tests {
     use crate::{Archive, SchoolSetup};
 
     /// A school with its leadership's device, in `dir`.
-    pub(super) fn school(dir: &Path) -> Archive {
+    pub(crate) fn school(dir: &Path) -> Archive {
         Archive::create_school(
             &dir.join("shouwang.db"),
             &SchoolSetup {
@@ -1205,6 +1253,39 @@ mod tests {
         "740b0001",
     ];
 
+    /// The fuzzer's input that claimed 2⁴⁰ actors in its change columns (RELIABILITY.md crash 5).
+    const RUN_OF_BILLIONS: [&str; 29] = [
+        "856f4a836a5ecbe000d909021015b960bf5b02e46216b8b0c9f00bca7c1073686f7577616e672d67656e6573",
+        "6973013fa0061a9b504685209567d9d98a4b860eb6c297aab4593984cd382b088ff68e080104030513072309",
+        "35604004430456020a010602321ddf022105235a3401422756625fe5028001037f010c007e0100ffffffffff",
+        "ffff1f057e00cef4c5d8060b0000017d0ce5889be5bbbae5ada6e6a0a10ce6b7bbe58aa0e68890e591980ce6",
+        "b7bbe58aa0e78fade7baa7040ce6b7bbe58aa0e68890e59198040ce7bb93e5afb9e5b8aee689b67f18e799bb",
+        "e8aeb0e8aebee5a487efbc9ae58898e6a182e585b07f000c017f000b010d07000a11013200000a04037f0406",
+        "0502060407030f7f11041403197f1b021e03217f2303267f28032b7f2d03307f320435043a043f04440449ad",
+        "914d6edc300c8581663c4ee31ab9428ea01f5b1e5da55d181449c5c24896217926e8ed8b499ad504e8a62b02",
+        "7c1f09bec79f2d46a8956b4b7c0dc8f5910bd44be17a388795dac4c971a98f1b8412d6d7da167650b936e512",
+        "b91e2b2e9ce056728eed92f718563eac90f8b96e31ecaecf652e39723decf96dedcea4251069ebb94b4a49e3",
+        "26ef0d7649ab69242bb5365dd2c69d3c1932d4a50158b055e45597268b445e5b945d723c213a63a57991a3b3",
+        "46383f3aa17830b7a52727d07a211cc2842f2349e587411b406b88fc20e464c8681ab47108aadf249c9c0710",
+        "7a24d96ffae4941e951b41d87e9ba48093d5931b90fb0d0da332dab9c1b823e01eae1f769b77934f9181b8d4",
+        "256c0f67fedd44701c8f1f19f6855f43ddb930cdb0dfcf7efbb130d0bc33e0c2e5d7bb724f3dff7dc427774f",
+        "74315f794e79ff527dc27c592bc798bf10bf43c1255c43fd3caf41285c1a5c42a4c30df95ffd7fa4f3070a01",
+        "c3000063040203790302037e79020a7e037e120d76050a5f0a7b357605767b5e7d02017f05027f7d03057d02",
+        "017c047f067d02017e067d02017e067d02017e067d02017e067d02017e067d02017e067d02017e067d02017f",
+        "05027f7f034d03007f0104007e010004010d0002017f0007017f0005017f0003017f0003017f0003017f0015",
+        "0103007f6604007e140002c6017e0296010d006f02960100028608d602b601640296010002b601f601029601",
+        "0002027e96010002027e660002027e96010002026db6018602b60102b6018602f60102b6018602f60102b601",
+        "8602a60186089601b601645d90dd4a55411480e96dec229859336bcdccd3c85e6b665238db2d47eb3ad38396",
+        "e241505250395aa8179ef0a2c0a49f87e80de2ccdeedb708bb90f2fee383ef5b9185a6193c5148f69945044b",
+        "d4af4fcbdd46b91997e9c5ec76addfdce90f36cbd7497ff0a38cb7357220c5195941b2049ad8b392909562a9",
+        "9cc4e0238b67e35d5409d028a3bdf108c67a0d60dac9d9bde8ed69195d978f1fbafdcfbf37f66a1724c66c82",
+        "e8e3f577bfdedb6e77bbdb3b9d7d9fd49c9c0853d035bb7d53be7ceaee2ee7f4d36e3c6da717dde5abf67c54",
+        "b60edbb3d76574d39e5c956fd7edd15a7bbcd59f1cd586d8e7489122649114588893b10a71d0bc4cf375b3ba",
+        "9086b50187316863e831b55c2d0e17979ecfafa64afe27192c644c21137867133d26e17e8bcb998413a266a7",
+        "9c05b43a69695e2cada4c1a01962d490ad355449a018b355da512413ad21960a107d0230016236603d861c9c",
+        "525ea3ca3e54953c64ffd3f9f3efbc3fcd00000c",
+    ];
+
     /// Fuzzing found that this document, sent by another device, made automerge 0.12 panic
     /// while loading it ("RawColumnIter::take would cross slab boundary", in hexane): a bundle
     /// or a sync frame carrying it killed the app or the hub's connection task. Now the merge is
@@ -1232,6 +1313,50 @@ mod tests {
             assert_eq!(a.store().all_heads().unwrap(), before, "{doc}");
         }
         // The store still works: the next write goes through.
+        a.add_class("三年级(1)班", None).unwrap();
+    }
+
+    /// Fuzzing found that this 1,252-byte document chunk, sent by another device, made
+    /// automerge 0.12 allocate more than 4 GB (an RLE run of 2⁴⁰ actors) and the process abort,
+    /// which no catch can stop. Now it is refused before automerge reads it (`doc::bounds`),
+    /// with one Chinese line, and the store is as it was, through each path a peer's bytes
+    /// take: a bundle's entry or a `Changes` frame, a sync message, the scope check of a bundle.
+    #[test]
+    fn a_document_claiming_billions_of_rows_is_refused_before_automerge_reads_it() {
+        let bytes = hex::decode(RUN_OF_BILLIONS.concat()).unwrap();
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut a = school(dir.path());
+        let before = a.store().all_heads().unwrap();
+        for doc in [DocId::School, DocId::Child(crate::ids::ChildId::from("c1"))] {
+            let err = a
+                .store()
+                .write(|b| b.merge_bytes(&doc, &bytes))
+                .unwrap_err();
+            assert!(matches!(err, Error::Corrupt(_)), "{doc}: {err}");
+            assert!(err.to_string().contains("远超其大小"), "{err}");
+            assert_eq!(a.store().all_heads().unwrap(), before, "{doc}");
+        }
+        let message = automerge::sync::Message {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![bytes.clone()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        };
+        let err = a
+            .store()
+            .write(|b| {
+                b.sync_receive(
+                    "peer",
+                    &DocId::School,
+                    &mut automerge::sync::State::new(),
+                    message,
+                )
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("远超其大小"), "{err}");
+        assert_eq!(a.store().all_heads().unwrap(), before);
         a.add_class("三年级(1)班", None).unwrap();
     }
 }

@@ -18,7 +18,10 @@
 //!   shared file, which says which class the child is in. The declaration is hashed with the
 //!   change, so it cannot be altered in transit, and every replica that holds those heads
 //!   computes the same view. A replica that does not hold them yet defers the change (it is
-//!   neither merged nor refused; the next exchange brings the school document first).
+//!   neither merged nor refused; the next exchange brings the school document first). A head
+//!   of the school's history from before its phone numbers were purged is resolved to its
+//!   rewritten hash, at which the school state is the same less the phones
+//!   ([`crate::store::school_history`]).
 //! - The genesis change of every document (fixed actor, time 0) is accepted by its hash. The
 //!   school's founding change (the one that creates the first administrator) is the trust
 //!   root: accepted only into a store that has no school yet (creating or joining a school),

@@ -544,7 +544,13 @@ pub fn split(ctx: &mut Ctx) -> Result<()> {
         return ctx.json(&report);
     }
     ctx.line(format!(
-        "已按角色拆分档案：{} 名学生的教师部分已移出共享档案并重建，{} 名成员的电话已移出学校信息。其他设备下次同步或导入时更新。",
-        report.children, report.phones
+        "已按角色拆分档案：{} 名学生的教师部分已移出共享档案并重建，{} 名成员的电话已移出学校信息{}。其他设备下次同步或导入时更新。",
+        report.children,
+        report.phones,
+        if report.history > 0 {
+            format!("，学校信息的修改历史中也已清除（改写了 {} 项修改）", report.history)
+        } else {
+            String::new()
+        }
     ))
 }

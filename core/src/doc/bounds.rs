@@ -1,0 +1,448 @@
+//! Bounds on automerge chunks a peer sent, checked before automerge reads them.
+//!
+//! automerge stores its columns run-length encoded: a run says "this value, N times" in a few
+//! bytes, and its loaders collect each column into a vector. A chunk of 3 KB claiming a run of
+//! 2³³ actors made automerge 0.12 ask for more than 4 GB and the process abort (found by
+//! fuzzing, RELIABILITY.md crash 5); a compressed column or change can likewise inflate a
+//! thousandfold. An allocation failure aborts the process: it cannot be caught, so a modified
+//! app could take the hub down with one small file. [`check`] therefore walks every chunk of a
+//! peer's bytes (document, change, compressed change and bundle chunks, as in automerge's
+//! binary format) and every column in them, counting the rows each column claims and the bytes
+//! each compressed part inflates to, without building anything:
+//!
+//! - a column may claim at most [`MAX_ROWS`] rows plus [`ROWS_PER_BYTE`] per byte of its
+//!   chunk, and all columns of one input together at most that for the whole input;
+//! - a compressed column or change may inflate to at most [`MAX_INFLATED`] bytes plus
+//!   [`INFLATE_RATIO`] times its own size.
+//!
+//! Real documents stay far below: an op costs at least a byte in some column, and the largest
+//! file the benchmarks build (500 records with 1,000-character notes, held as automerge Text by
+//! older builds: one op per character) has about 600,000 ops in 0.8 MB. Bytes this walk cannot
+//! follow (not a chunk, cut short) are left to automerge, which refuses them; only what it can
+//! follow and finds too large is refused here.
+
+use std::io::Read;
+
+/// Rows any column may claim whatever its size.
+pub const MAX_ROWS: u64 = 1 << 20;
+/// Rows a column may claim per byte of the chunk that holds it, beyond [`MAX_ROWS`].
+pub const ROWS_PER_BYTE: u64 = 64;
+/// Bytes any compressed part may inflate to whatever its size.
+pub const MAX_INFLATED: u64 = 16 << 20;
+/// How many times its own size a compressed part may inflate to, beyond [`MAX_INFLATED`].
+pub const INFLATE_RATIO: u64 = 64;
+
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const DEFLATE: u32 = 0b1000;
+
+/// Why a peer's bytes were not given to automerge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TooLarge {
+    /// A column (or all of them together) claims more rows than the bytes could hold.
+    Rows { claimed: u64, allowed: u64 },
+    /// A compressed part inflates to more than its size allows.
+    Inflated { allowed: u64 },
+}
+
+/// Checks every chunk in `bytes` (see the module docs).
+pub fn check(bytes: &[u8]) -> Result<(), TooLarge> {
+    let mut walk = Walk {
+        total: 0,
+        allowed_total: allowed_rows(bytes.len()),
+    };
+    let mut rest = bytes;
+    while let Some(next) = walk.chunk(rest)? {
+        rest = next;
+    }
+    Ok(())
+}
+
+fn allowed_rows(len: usize) -> u64 {
+    MAX_ROWS.saturating_add(ROWS_PER_BYTE.saturating_mul(len as u64))
+}
+
+/// Reading position in a byte slice; `None` when the bytes end or are malformed (then the walk
+/// stops, and automerge refuses them).
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+
+    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
+        let n = usize::try_from(n).ok()?;
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn uleb(&mut self) -> Option<u64> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn sleb(&mut self) -> Option<i64> {
+        let mut value: i64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let b = self.byte()?;
+            if shift >= 64 {
+                return None;
+            }
+            value |= i64::from(b & 0x7f).checked_shl(shift)?;
+            shift += 7;
+            if b & 0x80 == 0 {
+                if shift < 64 && b & 0x40 != 0 {
+                    value |= -1i64 << shift;
+                }
+                return Some(value);
+            }
+        }
+    }
+
+    /// A length-prefixed byte string.
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.uleb()?;
+        self.take(n)
+    }
+
+    /// `count` items of `size` bytes each, after a count.
+    fn fixed_items(&mut self, size: u64) -> Option<()> {
+        let n = self.uleb()?;
+        self.take(n.checked_mul(size)?).map(|_| ())
+    }
+
+    /// Length-prefixed byte strings, after a count.
+    fn strings(&mut self) -> Option<()> {
+        let n = self.uleb()?;
+        for _ in 0..n {
+            self.bytes()?;
+        }
+        Some(())
+    }
+}
+
+struct Walk {
+    total: u64,
+    allowed_total: u64,
+}
+
+/// What a malformed part means for the walk: stop, automerge will refuse it.
+type Step<T> = Result<Option<T>, TooLarge>;
+
+impl Walk {
+    /// Checks the chunk at the start of `bytes`; the bytes after it, or `None` to stop.
+    fn chunk<'a>(&mut self, bytes: &'a [u8]) -> Step<&'a [u8]> {
+        let mut r = Reader(bytes);
+        let Some(magic) = r.take(4) else {
+            return Ok(None);
+        };
+        if magic != MAGIC {
+            return Ok(None);
+        }
+        let (Some(_checksum), Some(kind), Some(len)) = (r.take(4), r.byte(), r.uleb()) else {
+            return Ok(None);
+        };
+        let Some(body) = r.take(len) else {
+            return Ok(None);
+        };
+        let allowed = allowed_rows(body.len());
+        let done = match kind {
+            0 => self.document(body, allowed)?,
+            1 => self.change(body, allowed)?,
+            2 => {
+                let inflated = inflate(body)?;
+                self.change(&inflated, allowed)?
+            }
+            3 => self.bundle(body, allowed)?,
+            _ => None,
+        };
+        Ok(done.map(|()| r.0))
+    }
+
+    /// Actors, heads, the metadata of the change columns and of the op columns, then the
+    /// data of each.
+    fn document(&mut self, body: &[u8], allowed: u64) -> Step<()> {
+        let mut r = Reader(body);
+        let Some((changes, ops)) = r
+            .strings()
+            .and_then(|()| r.fixed_items(32))
+            .and_then(|()| Some((meta(&mut r)?, meta(&mut r)?)))
+        else {
+            return Ok(None);
+        };
+        if self.data(&mut r, changes, allowed)?.is_none() {
+            return Ok(None);
+        }
+        self.data(&mut r, ops, allowed)
+    }
+
+    /// Dependencies, actor, sequence number, first op, time, message, other actors, then the op
+    /// columns.
+    fn change(&mut self, body: &[u8], allowed: u64) -> Step<()> {
+        let mut r = Reader(body);
+        let Some(ops) = r
+            .fixed_items(32)
+            .and_then(|()| r.bytes())
+            .and_then(|_| r.uleb())
+            .and_then(|_| r.uleb())
+            .and_then(|_| r.sleb())
+            .and_then(|_| r.bytes())
+            .and_then(|_| r.strings())
+            .and_then(|()| meta(&mut r))
+        else {
+            return Ok(None);
+        };
+        self.data(&mut r, ops, allowed)
+    }
+
+    /// Dependencies, actors, then the change columns and the op columns, each with its data.
+    fn bundle(&mut self, body: &[u8], allowed: u64) -> Step<()> {
+        let mut r = Reader(body);
+        let Some(changes) = r
+            .fixed_items(32)
+            .and_then(|()| r.strings())
+            .and_then(|()| meta(&mut r))
+        else {
+            return Ok(None);
+        };
+        if self.data(&mut r, changes, allowed)?.is_none() {
+            return Ok(None);
+        }
+        let Some(ops) = meta(&mut r) else {
+            return Ok(None);
+        };
+        self.data(&mut r, ops, allowed)
+    }
+
+    /// The data of the columns `specs` describes, each counted against `allowed`.
+    fn data(&mut self, r: &mut Reader<'_>, specs: Vec<(u32, u64)>, allowed: u64) -> Step<()> {
+        for (spec, len) in specs {
+            let Some(data) = r.take(len) else {
+                return Ok(None);
+            };
+            let rows = if spec & DEFLATE != 0 {
+                rows_of(spec & 0b111, &inflate(data)?)
+            } else {
+                rows_of(spec & 0b111, data)
+            };
+            if rows > allowed {
+                return Err(TooLarge::Rows {
+                    claimed: rows,
+                    allowed,
+                });
+            }
+            self.total = self.total.saturating_add(rows);
+            if self.total > self.allowed_total {
+                return Err(TooLarge::Rows {
+                    claimed: self.total,
+                    allowed: self.allowed_total,
+                });
+            }
+        }
+        Ok(Some(()))
+    }
+}
+
+/// A set of columns' metadata: how many, then each one's spec and length.
+fn meta(r: &mut Reader<'_>) -> Option<Vec<(u32, u64)>> {
+    let n = r.uleb()?;
+    let mut specs = Vec::new();
+    for _ in 0..n {
+        let spec = u32::try_from(r.uleb()?).ok()?;
+        specs.push((spec, r.uleb()?));
+    }
+    Some(specs)
+}
+
+/// The rows a column of this type claims (as far as its bytes can be followed).
+fn rows_of(kind: u32, data: &[u8]) -> u64 {
+    let mut r = Reader(data);
+    let mut rows: u64 = 0;
+    match kind {
+        // Boolean: alternating run lengths.
+        4 => {
+            while let Some(n) = r.uleb() {
+                rows = rows.saturating_add(n);
+            }
+        }
+        // Raw values: counted through their metadata column.
+        7 => {}
+        // Run-length encoded: group, actor, unsigned, delta, string, value metadata.
+        _ => {
+            let value = |r: &mut Reader<'_>| -> Option<()> {
+                match kind {
+                    3 => r.sleb().map(|_| ()),
+                    5 => r.bytes().map(|_| ()),
+                    _ => r.uleb().map(|_| ()),
+                }
+            };
+            while let Some(n) = r.sleb() {
+                let more = match n {
+                    0 => r.uleb(),
+                    n if n > 0 => value(&mut r).map(|()| n.unsigned_abs()),
+                    n => {
+                        let literals = n.unsigned_abs();
+                        let mut read = 0;
+                        while read < literals && value(&mut r).is_some() {
+                            read += 1;
+                        }
+                        Some(read)
+                    }
+                };
+                let Some(more) = more else { break };
+                rows = rows.saturating_add(more);
+            }
+        }
+    }
+    rows
+}
+
+/// Inflates a compressed part (raw DEFLATE, as automerge writes it), refusing it once it
+/// passes its bound.
+fn inflate(data: &[u8]) -> Result<Vec<u8>, TooLarge> {
+    let allowed = MAX_INFLATED.saturating_add(INFLATE_RATIO.saturating_mul(data.len() as u64));
+    let mut out = Vec::new();
+    let mut reader = flate2::read::DeflateDecoder::new(data).take(allowed.saturating_add(1));
+    // Bytes that do not inflate are automerge's to refuse: the walk sees what came out.
+    let _ = reader.read_to_end(&mut out);
+    if out.len() as u64 > allowed {
+        return Err(TooLarge::Inflated { allowed });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{Automerge, ROOT};
+
+    fn uleb(mut v: u64, out: &mut Vec<u8>) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    fn sleb(mut v: i64, out: &mut Vec<u8>) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    /// A document chunk (with its checksum right) whose change columns claim `runs` actors in
+    /// one run: what the fuzzer found.
+    fn claiming(runs: i64) -> Vec<u8> {
+        let mut body = Vec::new();
+        uleb(1, &mut body); // one actor
+        uleb(2, &mut body);
+        body.extend_from_slice(&[0xaa, 0xbb]);
+        uleb(0, &mut body); // no heads
+        let mut actor_col = Vec::new();
+        sleb(runs, &mut actor_col);
+        uleb(0, &mut actor_col);
+        uleb(1, &mut body); // one change column: the actor column (id 0, type 1)
+        uleb(1, &mut body);
+        uleb(actor_col.len() as u64, &mut body);
+        uleb(0, &mut body); // no op columns
+        body.extend_from_slice(&actor_col);
+        let mut hashed = vec![0u8];
+        uleb(body.len() as u64, &mut hashed);
+        hashed.extend_from_slice(&body);
+        use sha2::Digest;
+        let sum = sha2::Sha256::digest(&hashed);
+        let mut chunk = MAGIC.to_vec();
+        chunk.extend_from_slice(&sum[..4]);
+        chunk.extend_from_slice(&hashed);
+        chunk
+    }
+
+    #[test]
+    fn a_run_of_billions_in_a_few_bytes_is_refused() {
+        let bomb = claiming(1 << 33);
+        assert!(bomb.len() < 40);
+        assert!(matches!(check(&bomb), Err(TooLarge::Rows { .. })));
+        // The walk reads the chunk as automerge does: a modest claim passes it (automerge then
+        // refuses the chunk for its missing columns).
+        assert_eq!(check(&claiming(1000)), Ok(()));
+    }
+
+    #[test]
+    fn real_documents_changes_and_sync_messages_pass() {
+        let mut doc = Automerge::new();
+        for i in 0..200 {
+            let mut tx = doc.transaction();
+            let text = tx
+                .put_object(&ROOT, format!("note{i}"), automerge::ObjType::Text)
+                .unwrap();
+            tx.splice_text(&text, 0, 0, &"留守儿童谈心记录".repeat(20))
+                .unwrap();
+            tx.put(&ROOT, "count", i).unwrap();
+            tx.commit();
+        }
+        assert_eq!(check(&doc.save()), Ok(()));
+        assert_eq!(check(&doc.save_nocompress()), Ok(()));
+        for c in doc.get_changes(&[]) {
+            assert_eq!(check(c.raw_bytes()), Ok(()));
+            assert_eq!(check(c.clone().bytes().as_ref()), Ok(()));
+        }
+        use automerge::sync::SyncDoc;
+        let mut state = automerge::sync::State::new();
+        let mut other = automerge::sync::State::new();
+        let mut empty = Automerge::new();
+        let mut rounds = 0;
+        while rounds < 10 {
+            rounds += 1;
+            if let Some(m) = doc.generate_sync_message(&mut state) {
+                for chunk in m.changes.iter() {
+                    assert_eq!(check(chunk), Ok(()));
+                }
+                empty.receive_sync_message(&mut other, m).unwrap();
+            }
+            if let Some(m) = empty.generate_sync_message(&mut other) {
+                doc.receive_sync_message(&mut state, m).unwrap();
+            }
+        }
+        assert_eq!(empty.get_heads(), doc.get_heads());
+    }
+
+    #[test]
+    fn a_compressed_part_that_inflates_too_far_is_refused() {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        // 64 MB of zeros pack into about 64 KB: far past 16 MB + 64 × 64 KB.
+        std::io::Write::write_all(&mut e, &vec![0u8; 64 << 20]).unwrap();
+        let packed = e.finish().unwrap();
+        assert!(packed.len() < 128 << 10);
+        assert!(matches!(inflate(&packed), Err(TooLarge::Inflated { .. })));
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut e, &[7u8; 4096]).unwrap();
+        assert_eq!(inflate(&e.finish().unwrap()).unwrap().len(), 4096);
+    }
+}

@@ -1,0 +1,114 @@
+//! Least collection per role over the real hub (issue 11, point 6): the phone numbers an old
+//! school wrote into its school document leave the history of every copy, the hub's and each
+//! phone's, once the office splits the school; work written offline before the split still
+//! arrives, and a phone enrolled afterwards takes every older change of a file.
+//!
+//! The hub (`shouwang-relay`'s server in-process on 127.0.0.1), phones enrolled with invite
+//! tickets, real iroh endpoints and SQLite stores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use shouwang_core::doc::DocId;
+use shouwang_core::roles::Role;
+use shouwang_relay::server::{DataDir, Server, ServerConfig};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
+use shouwang_tests::phone::{Phone, enroll, history_leaks};
+
+const CHILD: &str = "王小雨";
+const PHONE: &str = "13805640077";
+const NOTE: &str = "说想妈妈了，约好周末视频";
+
+/// Turns the hub's school back into the layout of an older build (phones in the school
+/// document) and adds a member with a phone number, as such a school did.
+fn make_old_school(data: &DataDir) {
+    let mut hub = data.open_archive().unwrap();
+    hub.store()
+        .write(|b| {
+            b.change(&DocId::School, false, "旧版学校", |tx| {
+                use automerge::ReadDoc;
+                use automerge::transaction::Transactable;
+                let profile = tx.get(automerge::ROOT, "school")?.unwrap().1;
+                tx.put(&profile, "split_for_roles", false)?;
+                Ok(())
+            })
+        })
+        .unwrap();
+    hub.add_member("陈桂芝", &[Role::PairingTeacher], None, Some(PHONE))
+        .unwrap();
+    assert!(!hub.school().unwrap().split_for_roles);
+}
+
+/// Whether any change of `archive`'s school document holds `what`.
+fn school_history_holds(mut archive: shouwang_core::Archive, what: &str) -> bool {
+    let store = archive.store();
+    let doc = store.doc(&DocId::School).unwrap().unwrap();
+    doc.get_changes(&[])
+        .iter()
+        .any(|c| format!("{:?}", c.decode()).contains(what))
+}
+
+fn talks(p: &Phone) -> usize {
+    p.archive()
+        .child_file(CHILD)
+        .unwrap()
+        .records
+        .iter()
+        .filter(|r| r.kind_label == "谈心记录")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_schools_phone_numbers_leave_every_copy_of_the_school_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    make_old_school(&data);
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let office = enroll(&server, "张长友", Role::Leadership).await;
+    let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
+    for p in [&office, &teacher, &mother] {
+        p.sync_hub().await;
+        assert_eq!(history_leaks(p, &[PHONE]).len(), 2, "{}", p.name);
+    }
+
+    // Offline, before she hears of the split.
+    mother.record("谈心", CHILD, "2026-12-01", NOTE);
+
+    let report = office.archive().split_for_roles().unwrap();
+    assert!(report.history > 0, "{report:?}");
+    assert!(!school_history_holds(office.archive(), PHONE));
+    office.sync_hub().await;
+    assert!(
+        !school_history_holds(data.open_archive().unwrap(), PHONE),
+        "the hub kept the old history"
+    );
+    teacher.sync_hub().await;
+    assert_eq!(history_leaks(&teacher, &[PHONE]), Vec::<String>::new());
+
+    // Her 谈心 declares the school as it was; the hub resolves it, and she switches.
+    mother.sync_hub().await;
+    assert_eq!(history_leaks(&mother, &[PHONE]), Vec::<String>::new());
+    office.sync_hub().await;
+    assert_eq!(talks(&office), 1);
+    assert_eq!(
+        data.open_archive().unwrap().quarantined().unwrap().len(),
+        0,
+        "the hub refused something"
+    );
+
+    // Enrolled afterwards: only the rewritten history, and the file's older changes taken.
+    let archivist = enroll(&server, "晁月静", Role::Archivist).await;
+    archivist.sync_hub().await;
+    assert_eq!(talks(&archivist), 1);
+    assert!(!school_history_holds(archivist.archive(), PHONE));
+    teacher.record("家访", CHILD, "2026-12-02", "奶奶身体还好");
+    teacher.sync_hub().await;
+    archivist.sync_hub().await;
+    assert_eq!(
+        archivist.archive().child_file(CHILD).unwrap().records.len(),
+        2
+    );
+    server.shutdown().await;
+}
