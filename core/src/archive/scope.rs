@@ -291,7 +291,11 @@ impl Archive {
                 // No longer a member of this school: nothing but the school document.
                 None => id == DocId::School,
             };
-            if !keep {
+            // Work this device did on it before hearing it is no longer its member's (from a
+            // peer, or a file from the office) stays until the school holds it: the hub takes
+            // it as a hand-in at the next sync and then answers `OutOfScope` (below).
+            let erased = id.child().is_some_and(|c| school.is_erased(c));
+            if !keep && (me.is_none() || erased || !self.holds_unsent_work(&school, &id)?) {
                 gone.push(id);
             }
         }
@@ -317,5 +321,39 @@ impl Archive {
             }
         }
         self.store.purge(&gone)
+    }
+
+    /// Whether `id` holds changes this device made that no administrator's device (the hub,
+    /// the office's) is known to hold: the heads this store shares with each such peer are
+    /// in its sync state, and a change of this device outside all of them is not there yet.
+    fn holds_unsent_work(&mut self, school: &SchoolView, id: &DocId) -> Result<bool> {
+        let mine = self.device.as_str().to_owned();
+        let relays: Vec<String> = school
+            .devices
+            .iter()
+            .filter(|d| {
+                school
+                    .member(&d.member)
+                    .is_some_and(|m| m.roles.iter().any(|r| r.administers()))
+            })
+            .map(|d| d.id.as_str().to_owned())
+            .collect();
+        let shared: Vec<Vec<automerge::ChangeHash>> = self
+            .store
+            .shared_heads_of(id)?
+            .into_iter()
+            .filter(|(peer, _)| relays.iter().any(|r| peer.starts_with(r.as_str())))
+            .map(|(_, heads)| heads)
+            .collect();
+        let Some(doc) = self.store.doc(id)? else {
+            return Ok(false);
+        };
+        let own = |c: &automerge::Change| c.actor_id().to_hex_string().starts_with(&mine);
+        if !doc.get_changes(&[]).iter().any(own) {
+            return Ok(false);
+        }
+        Ok(!shared
+            .iter()
+            .any(|heads| !doc.get_changes(heads).iter().any(own)))
     }
 }

@@ -612,6 +612,29 @@ impl Store {
         Ok(rows)
     }
 
+    /// Every peer this store has a sync state with for `doc`, and the heads they are known to
+    /// share.
+    pub fn shared_heads_of(&self, doc: &DocId) -> Result<Vec<(String, Vec<ChangeHash>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT peer, shared_heads FROM sync_state WHERE doc_id = ?1")?;
+        let rows = stmt
+            .query_map([doc.key()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .filter_map(|row| {
+                let (peer, heads) = row.ok()?;
+                let heads = heads
+                    .split(',')
+                    .filter(|h| !h.is_empty())
+                    .filter_map(|h| h.parse().ok())
+                    .collect();
+                Some((peer, heads))
+            })
+            .collect();
+        Ok(rows)
+    }
+
     /// Documents held back with `peer` (a refusal either way): per document, this side's heads
     /// when it was held. A document is exchanged again once its heads move.
     pub fn held(&self, peer: &str) -> Result<HashMap<DocId, String>> {

@@ -241,8 +241,10 @@ impl Session {
     /// pairing ended, the child left); work the member did on it before hearing would be lost
     /// when the device drops its copy. The changes are judged like any others (the sender's
     /// own only, against the school state they declare, listed for review where the standing
-    /// was lost: `trust::standing`), and the document is still answered `Refused {
-    /// OutOfScope }`, so the device drops it. An erased child's documents are never taken.
+    /// was lost: `trust::standing`). Once merged, the document is answered `Refused {
+    /// OutOfScope }`, so the device drops it; a hand-in not taken whole (deferred: the daily
+    /// quota, a missing dependency) is answered `Deferred`, so the device keeps its work for
+    /// the next sync. An erased child's documents are never taken.
     pub fn taking_hand_ins(mut self) -> Session {
         self.hand_ins = true;
         self
@@ -577,7 +579,12 @@ impl Session {
                 // The school document first (then care files before private parts): what the
                 // others are judged against may arrive in the same frame.
                 docs.sort_by(|a, b| a.0.cmp(&b.0));
-                for (doc, _) in &outside {
+                // A hand-in is answered once it is merged (below): a device drops its copy on
+                // `OutOfScope`, so that answer waits until nothing of it is left to take.
+                for (doc, _) in outside
+                    .iter()
+                    .filter(|(d, _)| !hand_ins.iter().any(|(h, _)| h == d))
+                {
                     self.refuse_out_of_scope(doc, out)?;
                 }
                 self.caught_up = false;
@@ -590,7 +597,7 @@ impl Session {
                 let held = self.held.clone();
                 let sender = self.sender.clone();
                 let quota = self.quota.clone();
-                let (incomplete, refused) = store.write(|b| {
+                let (incomplete, refused, taken) = store.write(|b| {
                     b.set_source(&peer);
                     b.set_sender(sender);
                     if let Some((m, q)) = quota {
@@ -618,11 +625,23 @@ impl Session {
                     // school document they are judged against may be among those): judged and
                     // kept, nothing sent back (the refusal above tells the device to drop its
                     // copy).
+                    let mut taken = Vec::new();
                     for (doc, bytes) in &hand_ins {
-                        b.merge_bytes(doc, bytes)?;
+                        taken.push((doc.clone(), b.merge_bytes(doc, bytes)?));
                     }
-                    Ok((incomplete, refused))
+                    Ok((incomplete, refused, taken))
                 })?;
+                // A hand-in taken whole (accepted, or refused into the quarantine, where an
+                // administrator sees it) lets the device drop its copy; one deferred (the daily
+                // quota, a dependency not here yet) is answered `Deferred`, so the device keeps
+                // its work and offers it again at its next sync.
+                for (doc, admission) in &taken {
+                    if admission.deferred > 0 {
+                        self.refuse(store, doc, admission, out)?;
+                    } else {
+                        self.refuse_out_of_scope(doc, out)?;
+                    }
+                }
                 // The school document may have brought an erasure.
                 self.erased = store.erased_children()?;
                 for (doc, admission) in &refused {
