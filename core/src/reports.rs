@@ -93,6 +93,10 @@ pub struct ReportOptions {
     pub month: Option<String>,
     /// The child (name, 学籍号 or 编号) of a per-child report.
     pub child: Option<String>,
+    /// Why ID numbers must be shown in full (a registry reported upward needs them): the
+    /// request is recorded in the device's access log before the report is built. `None`:
+    /// masked, as everywhere.
+    pub reveal_ids: Option<String>,
 }
 
 /// One sheet: a title line, then a header row and data rows.

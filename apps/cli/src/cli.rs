@@ -742,6 +742,18 @@ pub struct ReportArgs {
         help = "写到哪个 .xlsx 文件（不会覆盖已有的文件）"
     )]
     pub out: PathBuf,
+    #[arg(
+        long,
+        requires = "why",
+        help = "报表中显示完整的身份证号（如上报需要；须用 --why 写明理由，记入查阅记录）"
+    )]
+    pub reveal_id: bool,
+    #[arg(
+        long,
+        value_name = "理由",
+        help = "显示完整身份证号的理由（记入查阅记录）"
+    )]
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -274,3 +274,50 @@ fn every_report_reads_back_cell_by_cell_as_the_archive_says() {
     let e = assert_one_chinese_error(&o, &["report", "registry"]);
     assert!(e.contains("不会覆盖"), "{e}");
 }
+
+/// A registry reported upward needs the ID numbers in full: `--reveal-id --why 理由` shows
+/// them, after recording the request (an ID reveal naming the report, with the reason) in the
+/// device's access log; without a reason it is refused and no file is written.
+#[test]
+fn a_registry_with_full_id_numbers_needs_a_reason_and_is_recorded() {
+    let s = School::new();
+    let out = s.path("上报.xlsx");
+    let path = out.to_str().unwrap();
+    let o = s.run(&["report", "registry", "--out", path, "--reveal-id"]);
+    assert_one_chinese_error(&o, &["report", "registry", "--out", path, "--reveal-id"]);
+    assert!(!out.exists());
+    let before = Archive::open(&s.store)
+        .unwrap()
+        .audit_log()
+        .unwrap()
+        .entries
+        .len();
+
+    let why = "县教育局年度留守儿童信息上报";
+    s.ok(&[
+        "report",
+        "registry",
+        "--out",
+        path,
+        "--reveal-id",
+        "--why",
+        why,
+    ]);
+    let all = read(&out)[0].1.concat().join(" ");
+    for full in [id_card("20170305", 2), id_card("20161102", 11)] {
+        assert!(all.contains(&full), "{full} not in full: {all}");
+    }
+    let log = Archive::open(&s.store).unwrap().audit_log().unwrap();
+    assert_eq!(log.entries.len(), before + 2, "the reveal and the report");
+    let reveal = log
+        .entries
+        .iter()
+        .find(|e| e.what == "id_reveal")
+        .expect("the reveal is recorded");
+    assert!(
+        reveal.target.contains("留守儿童基本情况登记表"),
+        "{}",
+        reveal.target
+    );
+    assert_eq!(reveal.why.as_deref(), Some(why));
+}

@@ -65,6 +65,7 @@ pub(crate) async fn download(
             let opts = ReportOptions {
                 month: Some(q.month.trim().to_owned()).filter(|m| !m.is_empty()),
                 child: Some(q.child.trim().to_owned()).filter(|c| !c.is_empty()),
+                reveal_ids: None,
             };
             let book = a.report(&name, &opts)?;
             let school = a.school()?;

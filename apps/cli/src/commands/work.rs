@@ -140,6 +140,7 @@ pub fn report(ctx: &mut Ctx, args: &ReportArgs) -> Result<()> {
     let opts = shouwang_core::reports::ReportOptions {
         month: args.month.clone(),
         child: args.child.clone(),
+        reveal_ids: args.reveal_id.then(|| args.why.clone().unwrap_or_default()),
     };
     let book = a.report(&args.name, &opts)?;
     let school = a.school()?;
