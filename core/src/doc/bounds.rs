@@ -11,7 +11,9 @@
 //! each compressed part inflates to, without building anything:
 //!
 //! - a column may claim at most [`MAX_ROWS`] rows plus [`ROWS_PER_BYTE`] per byte of its
-//!   chunk, and all columns of one input together at most that for the whole input;
+//!   chunk, and never more than [`MAX_COLUMN_ROWS`]; all columns of one input together at
+//!   most that for the whole input, and never more than [`MAX_TOTAL_ROWS`] (a chunk may be the
+//!   output of a decompression, so its own size is not a bound);
 //! - a compressed column or change may inflate to at most [`MAX_INFLATED`] bytes plus
 //!   [`INFLATE_RATIO`] times its own size.
 //!
@@ -26,7 +28,12 @@ use std::io::Read;
 /// Rows any column may claim whatever its size.
 pub const MAX_ROWS: u64 = 1 << 20;
 /// Rows a column may claim per byte of the chunk that holds it, beyond [`MAX_ROWS`].
-pub const ROWS_PER_BYTE: u64 = 64;
+pub const ROWS_PER_BYTE: u64 = 8;
+/// Rows no column may claim, however large its chunk: a chunk can itself be the output of a
+/// decompression (a bundle's zstd payload, a sync frame's body), so its size proves little.
+pub const MAX_COLUMN_ROWS: u64 = 1 << 23;
+/// Rows all the columns of one input may claim together, however large it is.
+pub const MAX_TOTAL_ROWS: u64 = 1 << 25;
 /// Bytes any compressed part may inflate to whatever its size.
 pub const MAX_INFLATED: u64 = 16 << 20;
 /// How many times its own size a compressed part may inflate to, beyond [`MAX_INFLATED`].
@@ -48,7 +55,7 @@ pub enum TooLarge {
 pub fn check(bytes: &[u8]) -> Result<(), TooLarge> {
     let mut walk = Walk {
         total: 0,
-        allowed_total: allowed_rows(bytes.len()),
+        allowed_total: allowed_rows(bytes.len()).min(MAX_TOTAL_ROWS),
     };
     let mut rest = bytes;
     while let Some(next) = walk.chunk(rest)? {
@@ -159,7 +166,7 @@ impl Walk {
         let Some(body) = r.take(len) else {
             return Ok(None);
         };
-        let allowed = allowed_rows(body.len());
+        let allowed = allowed_rows(body.len()).min(MAX_COLUMN_ROWS);
         let done = match kind {
             0 => self.document(body, allowed)?,
             1 => self.change(body, allowed)?,
