@@ -1402,3 +1402,76 @@ fn wrong_current_passwords_count_towards_the_lock_out() {
     // The password did not change: the lock ends with the old one still valid.
     assert_eq!(web.get("/").status, 200, "the session goes on");
 }
+
+/// 查阅记录: an administrator reads the access log the devices keep (the 班主任's opening of a
+/// private part and her reveal of an ID number, with its reason), filters it by member and by
+/// child (with where the child's documents were sent), and is warned when a chain was altered;
+/// a 班主任 may not open it.
+#[test]
+fn the_access_log_page_lists_filters_and_reports_tampering() {
+    let hub = Hub::start();
+    let mut a = hub.archive();
+    let child = a.find_child(CHILDREN[0].1).unwrap();
+    drop(a);
+    let (mut teacher, token) = logged_in(&hub, HEAD_TEACHER);
+    assert_eq!(
+        teacher.get(&format!("/students/{}", child.as_str())).status,
+        200
+    );
+    let r = teacher.post(
+        &format!("/students/{}/reveal", child.as_str()),
+        &[("csrf", &token), ("why", "核对学籍")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(teacher.get("/audit").status, 403);
+
+    let (mut office, _) = logged_in(&hub, "张长友");
+    let page = office.get("/audit").text();
+    for expected in [
+        "核对无误",
+        "查看保密档案",
+        "查看完整身份证号",
+        HEAD_TEACHER,
+        CHILDREN[0].1,
+        "核对学籍",
+    ] {
+        assert!(page.contains(expected), "{expected} missing: {page}");
+    }
+    assert!(!page.contains("id_reveal") && !page.contains("private_view"));
+    let page = office.get(&format!("/audit?member={OTHER_HEAD}")).text();
+    assert!(
+        page.contains("共 0 条") && !page.contains("核对学籍"),
+        "{page}"
+    );
+    let page = office
+        .get(&format!("/audit?child={}", CHILDREN[0].0))
+        .text();
+    assert!(
+        page.contains("核对学籍") && page.contains("发往了哪些设备"),
+        "{page}"
+    );
+
+    // Someone with the hub's files alters the reason of an entry.
+    let mut a = hub.archive();
+    let device = a.device().clone();
+    a.store()
+        .write(|b| {
+            b.change(
+                &shouwang_core::doc::DocId::Audit(device),
+                false,
+                "改动",
+                |tx| {
+                    use automerge::ReadDoc;
+                    use automerge::transaction::Transactable;
+                    let entries = tx.get(automerge::ROOT, "entries")?.unwrap().1;
+                    let keys: Vec<String> = tx.keys(&entries).collect();
+                    let last = tx.get(&entries, keys.last().unwrap().as_str())?.unwrap().1;
+                    tx.put(&last, "why", "例行检查")?;
+                    Ok(())
+                },
+            )
+        })
+        .unwrap();
+    let page = office.get("/audit").text();
+    assert!(page.contains("查阅记录有被改动的迹象"), "{page}");
+}

@@ -104,6 +104,14 @@ fn child_show_masks_the_id_number_unless_revealed_with_a_reason() {
             .any(|e| e["what"] == "id_reveal" && e["why"] == "学籍系统核对"),
         "{log:?}"
     );
+    // As a person reads it: in Chinese, naming the child.
+    let text = s.ok(&["audit"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("查看完整身份证号：王小雨") && l.contains("学籍系统核对")),
+        "{text}"
+    );
+    common::assert_no_english(&text, &["audit"]);
 
     // A 爱心妈妈 has none to reveal: one Chinese line.
     let mother = join(&s, MOTHER, "mother");

@@ -57,12 +57,13 @@ pub fn respond(html: String) -> Response {
 }
 
 /// The navigation entries: (path, label, administrators only).
-const NAV: [(&str, &str, bool); 5] = [
+const NAV: [(&str, &str, bool); 6] = [
     ("/", "概览", false),
     ("/students", "学生", false),
     ("/conflicts", "冲突", false),
     ("/members", "成员与设备", true),
     ("/reports", "报表", true),
+    ("/audit", "查阅记录", true),
 ];
 
 /// A page with the navigation for `viewer`; `current` is the path of the active entry.

@@ -13,6 +13,7 @@
 //! (inline SVG), `overview` (概览), `students` (学生), `conflicts` (冲突), `members` (成员与设备,
 //! invites with QR codes), `reports` (报表, .xlsx).
 
+mod audit;
 pub mod auth;
 mod chart;
 mod conflicts;
@@ -118,6 +119,7 @@ impl Office {
                 get(auth::password_page).post(auth::change_password),
             )
             .route("/reports", get(reports::page))
+            .route("/audit", get(audit::page))
             .route("/reports/{name}", get(reports::download))
             .route("/print/{id}", get(students::print))
             .route("/assets/style.css", get(style))

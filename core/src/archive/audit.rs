@@ -85,6 +85,79 @@ pub struct AuditLog {
     pub problems: Vec<String>,
 }
 
+/// An access-log entry as a person reads it (the CLI's `audit` and the office console).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditLine {
+    /// Unix seconds, by the device's clock.
+    pub at: i64,
+    pub member: String,
+    /// What was done, in Chinese.
+    pub what: String,
+    /// What it was done to: a child's name, a member's, a report, 全校.
+    pub target: String,
+    /// The device, by the first 8 digits of its id.
+    pub device: String,
+    pub why: Option<String>,
+}
+
+/// What an entry's `what` means, in Chinese.
+pub fn what_label(what: &str) -> &'static str {
+    match what {
+        what::PRIVATE_VIEW => "查看保密档案",
+        what::BUNDLE_EXPORT => "导出数据文件",
+        what::DEVICE_FILE => "导出新设备登记文件",
+        what::ID_REVEAL => "查看完整身份证号",
+        what::REPORT => "导出或打印名单",
+        _ => "其他操作",
+    }
+}
+
+impl Archive {
+    /// The access log ([`Archive::audit_log`]) as a person reads it, optionally only the
+    /// entries of one member (name or id) or about one child (name, 学籍号 or id); with what is
+    /// wrong with any chain.
+    pub fn audit_lines(
+        &mut self,
+        member: Option<&str>,
+        child: Option<&str>,
+    ) -> Result<(Vec<AuditLine>, Vec<String>)> {
+        let mut log = self.audit_log()?;
+        if let Some(m) = member {
+            let id = self.find_member(m)?.id;
+            log.entries.retain(|e| e.member == id.as_str());
+        }
+        if let Some(c) = child {
+            let id = self.find_child(c)?;
+            log.entries.retain(|e| e.target == id.as_str());
+        }
+        let school = self.school()?;
+        let mut lines = Vec::with_capacity(log.entries.len());
+        for e in log.entries {
+            let target = if e.target == "school" {
+                "全校".to_owned()
+            } else if let Some(name) = self.child_name(&e.target) {
+                name
+            } else if school
+                .member(&crate::ids::MemberId(e.target.clone()))
+                .is_some()
+            {
+                school.member_name(&e.target)
+            } else {
+                e.target.clone()
+            };
+            lines.push(AuditLine {
+                at: e.at,
+                member: school.member_name(&e.member),
+                what: what_label(&e.what).to_owned(),
+                target,
+                device: e.device.chars().take(8).collect(),
+                why: e.why,
+            });
+        }
+        Ok((lines, log.problems))
+    }
+}
+
 fn seq_key(seq: u64) -> String {
     format!("{seq:08}")
 }

@@ -147,7 +147,7 @@ pub(crate) fn bounded(id: &DocId, bytes: &[u8]) -> Result<()> {
 }
 
 /// A document named in Chinese for the user, by what it holds (its key is for developers).
-pub(crate) fn doc_label(id: &DocId) -> String {
+pub fn doc_label(id: &DocId) -> String {
     match id {
         DocId::School => "学校信息".to_owned(),
         DocId::Child(c) => format!("学生档案（编号 {}）", c.as_str()),

@@ -435,46 +435,28 @@ pub fn import(ctx: &mut Ctx, path: &Path) -> Result<()> {
 /// `shouwang audit`: the access logs this device holds, checked.
 pub fn audit(ctx: &mut Ctx, args: &crate::cli::AuditArgs) -> Result<()> {
     let mut a = ctx.open()?;
-    let mut log = a.audit_log()?;
-    if let Some(m) = &args.member {
-        let id = a.find_member(m)?.id;
-        log.entries.retain(|e| e.member == id.as_str());
-    }
-    if let Some(c) = &args.child {
-        let id = a.find_child(c)?;
-        log.entries.retain(|e| e.target == id.as_str());
-    }
     if ctx.json {
+        let mut log = a.audit_log()?;
+        if let Some(m) = &args.member {
+            let id = a.find_member(m)?.id;
+            log.entries.retain(|e| e.member == id.as_str());
+        }
+        if let Some(c) = &args.child {
+            let id = a.find_child(c)?;
+            log.entries.retain(|e| e.target == id.as_str());
+        }
         return ctx.json(&log);
     }
-    let school = a.school()?;
-    if log.problems.is_empty() {
+    let (lines, problems) = a.audit_lines(args.member.as_deref(), args.child.as_deref())?;
+    if problems.is_empty() {
         ctx.line(format!(
             "查阅记录 {} 条，核对无误（未被改动）。",
-            log.entries.len()
+            lines.len()
         ))?;
     } else {
-        ctx.line(format!(
-            "⚠ 查阅记录有被改动的迹象：{}",
-            log.problems.join("；")
-        ))?;
+        ctx.line(format!("⚠ 查阅记录有被改动的迹象：{}", problems.join("；")))?;
     }
-    for e in &log.entries {
-        let what = match e.what.as_str() {
-            shouwang_core::archive::audit_kind::PRIVATE_VIEW => "查看保密档案",
-            shouwang_core::archive::audit_kind::BUNDLE_EXPORT => "导出数据文件",
-            shouwang_core::archive::audit_kind::DEVICE_FILE => "导出新设备登记文件",
-            shouwang_core::archive::audit_kind::REPORT => "导出或打印名单",
-            other => other,
-        };
-        let target = match e.what.as_str() {
-            shouwang_core::archive::audit_kind::PRIVATE_VIEW => {
-                a.child_name(&e.target).unwrap_or_else(|| e.target.clone())
-            }
-            shouwang_core::archive::audit_kind::REPORT => e.target.clone(),
-            _ if e.target == "school" => "全校".to_owned(),
-            _ => school.member_name(&e.target),
-        };
+    for e in &lines {
         let why = e
             .why
             .as_deref()
@@ -483,10 +465,10 @@ pub fn audit(ctx: &mut Ctx, args: &crate::cli::AuditArgs) -> Result<()> {
         ctx.line(format!(
             "{}  {}  {}：{}（设备 {}）{why}",
             crate::output::local_time(e.at),
-            school.member_name(&e.member),
-            what,
-            target,
-            &e.device[..e.device.len().min(8)],
+            e.member,
+            e.what,
+            e.target,
+            e.device,
         ))?;
     }
     Ok(())
