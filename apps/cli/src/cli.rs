@@ -47,11 +47,33 @@ pub struct Cli {
     )]
     pub json: bool,
 
+    #[arg(
+        long,
+        global = true,
+        help_heading = "通用选项",
+        value_name = "秒",
+        help = "连接学校服务器或另一台设备时最多等多少秒（1–600，默认 30；网络很慢时可调大）"
+    )]
+    pub connect_timeout: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 impl Cli {
+    /// How long a network command waits to reach its peer: `--connect-timeout`, else 30 s.
+    pub fn connect_timeout(&self) -> Result<std::time::Duration, String> {
+        let Some(text) = self.connect_timeout.as_deref() else {
+            return Ok(std::time::Duration::from_secs(30));
+        };
+        match text.trim().parse::<u64>() {
+            Ok(secs @ 1..=600) => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(format!(
+                "--connect-timeout 应为 1 到 600 之间的秒数，而不是“{text}”"
+            )),
+        }
+    }
+
     /// The store path: `--store`, else `$SHOUWANG_STORE`, else `shouwang.db`.
     pub fn store_path(&self) -> PathBuf {
         self.store

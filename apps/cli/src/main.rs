@@ -178,7 +178,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let connect_timeout = match cli.connect_timeout() {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("错误：{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut ctx = Ctx {
+        connect_timeout,
         store: cli.store_path(),
         key,
         json: cli.json,

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub out: Box<dyn Write>,
     /// The command as typed, without the store and key file (for the access log).
     pub command: String,
+    /// How long a network command waits to reach its peer (`--connect-timeout`).
+    pub connect_timeout: std::time::Duration,
 }
 
 /// The command line as typed, for the access log: the arguments after the program, leaving
@@ -60,6 +62,14 @@ impl std::fmt::Debug for Ctx {
 }
 
 impl Ctx {
+    /// The transport's options for a network command, with the `--connect-timeout` asked for.
+    pub fn conversation_options(&self) -> shouwang_relay::transport::ConversationOptions {
+        shouwang_relay::transport::ConversationOptions {
+            connect_timeout: self.connect_timeout,
+            ..shouwang_relay::device::default_options()
+        }
+    }
+
     /// Opens the existing archive. A missing store is reported, never created.
     pub fn open(&self) -> Result<Archive> {
         if self.store.is_dir() {

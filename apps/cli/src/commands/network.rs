@@ -57,7 +57,7 @@ pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
             ticket,
             label,
             unix_now(),
-            &device::default_options(),
+            &ctx.conversation_options(),
         ))
         .map_err(net_error)?;
     report_joined(ctx, &mut archive)?;
@@ -99,7 +99,7 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
     let hook = (!ctx.json && std::io::stderr().is_terminal()).then(|| progress_bar(start));
     let (_archive, p) = rt.block_on(async {
         let node = id.bind(false).await.map_err(net_error)?;
-        let r = device::sync_hub(&node, &id, archive, &device::default_options(), hook)
+        let r = device::sync_hub(&node, &id, archive, &ctx.conversation_options(), hook)
             .await
             .map_err(net_error);
         node.shutdown().await;
@@ -163,7 +163,7 @@ pub fn sync_live(ctx: &mut Ctx, seconds: u64) -> Result<()> {
         };
         let opts = ConversationOptions {
             wake: Some(wake.clone()),
-            ..device::default_options()
+            ..ctx.conversation_options()
         };
         let result = loop {
             let archive = match ctx.open() {
@@ -351,7 +351,7 @@ pub fn sync_peer(ctx: &mut Ctx, peer: &str) -> Result<()> {
     }
     let (_archive, synced) = rt.block_on(async {
         let node = id.bind(true).await.map_err(net_error)?;
-        let r = device::sync_peer(&node, &id, peer, archive, &device::default_options())
+        let r = device::sync_peer(&node, &id, peer, archive, &ctx.conversation_options())
             .await
             .map_err(net_error);
         node.shutdown().await;
