@@ -285,6 +285,9 @@ struct Pipe {
     counters: Counters,
     gate: Arc<Gate>,
     queue: mpsc::UnboundedSender<Packet>,
+    /// A schedule to start once this direction has delivered so many bytes in all
+    /// ([`Link::flap_after`]): the cut comes at a byte, not at whenever a test polls.
+    trigger: Mutex<Option<(u64, Flapping)>>,
 }
 
 impl Pipe {
@@ -308,6 +311,7 @@ impl Pipe {
             counters: Counters::default(),
             gate,
             queue,
+            trigger: Mutex::new(None),
         };
         (Arc::new(pipe), rx)
     }
@@ -356,6 +360,17 @@ impl Pipe {
         });
     }
 
+    /// Starts the armed schedule once this direction has delivered its bytes.
+    fn maybe_trigger(&self) {
+        let mut trigger = self.trigger.lock().unwrap();
+        if let Some((bytes, schedule)) = *trigger
+            && self.counters.delivered_bytes.load(Ordering::Relaxed) >= bytes
+        {
+            *trigger = None;
+            *self.gate.schedule.lock().unwrap() = Some((Instant::now(), schedule));
+        }
+    }
+
     /// Sends each datagram when it is due.
     async fn deliver(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Packet>) {
         while let Some(p) = rx.recv().await {
@@ -369,6 +384,7 @@ impl Pipe {
             if p.socket.send_to(&p.data, p.dst).await.is_ok() {
                 bump(&self.counters.delivered_datagrams, 1);
                 bump(&self.counters.delivered_bytes, p.data.len() as u64);
+                self.maybe_trigger();
             }
         }
     }
@@ -488,6 +504,18 @@ impl Link {
     /// Starts `schedule` now, beginning with its down phase.
     pub fn flap(&self, schedule: Flapping) {
         *self.gate.schedule.lock().unwrap() = Some((Instant::now(), schedule));
+    }
+
+    /// Starts `schedule` (beginning with its down phase) as soon as the upward direction has
+    /// delivered `more` bytes beyond what it has delivered so far.
+    pub fn flap_after(&self, more: u64, schedule: Flapping) {
+        let at = self.up.counters.delivered_bytes.load(Ordering::Relaxed) + more;
+        *self.up.trigger.lock().unwrap() = Some((at, schedule));
+    }
+
+    /// Whether a schedule is running (started by [`Link::flap`] or [`Link::flap_after`]).
+    pub fn is_flapping(&self) -> bool {
+        self.gate.schedule.lock().unwrap().is_some()
     }
 
     /// Whether the link is up now.
