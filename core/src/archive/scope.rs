@@ -293,9 +293,14 @@ impl Archive {
             };
             // Work this device did on it before hearing it is no longer its member's (from a
             // peer, or a file from the office) stays until the school holds it: the hub takes
-            // it as a hand-in at the next sync and then answers `OutOfScope` (below).
-            let erased = id.child().is_some_and(|c| school.is_erased(c));
-            if !keep && (me.is_none() || erased || !self.holds_unsent_work(&school, &id)?) {
+            // it as a hand-in at the next sync and then answers `OutOfScope` (below). Not for
+            // an erased child's file (the erasure is final) nor one who left the school (the
+            // file leaves every carer's device; what was not sent is listed by the lost-phone
+            // report's kind of count, not kept).
+            let gone_for_good = id
+                .child()
+                .is_some_and(|c| school.is_erased(c) || school.has_left(c));
+            if !keep && (me.is_none() || gone_for_good || !self.holds_unsent_work(&school, &id)?) {
                 gone.push(id);
             }
         }
