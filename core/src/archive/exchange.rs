@@ -221,9 +221,9 @@ impl Archive {
 
     /// The keys a file for `member` is sealed to: that member's devices (none for a
     /// school-wide file), every active administrator's, and this device's own. Console devices
-    /// (nobody holds their secret), revoked
-    /// devices (but those of a deactivated member, for whom the file holds only the school
-    /// document) and devices registered without a key are left out.
+    /// (nobody holds their secret), revoked devices (but those of a deactivated member, for
+    /// whom the file holds only the school document) and devices registered without a key are
+    /// left out.
     fn recipients(&mut self, member: Option<&MemberId>, me: &DeviceKey) -> Result<Vec<DeviceKey>> {
         let view = self.school()?;
         let mut keys = vec![*me];
