@@ -74,6 +74,10 @@ pub struct Device {
     /// When an administrator (or the hub, at enrollment) registered it, ms since the epoch
     /// by the registering device's clock. Absent for devices registered before this was kept.
     pub registered_at: Option<i64>,
+    /// A member's console device (`console = true`): the office console writes what that
+    /// member does there under it ([`crate::archive::Archive::write_as_member`]). It never
+    /// syncs, signs or opens a file: no secret of its key is kept anywhere.
+    pub console: bool,
 }
 
 impl Device {
@@ -368,6 +372,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
                     .is_some_and(|key| DeviceId::from_key(&key.0).as_str() == id)
             }),
             registered_at: get_i64(doc, &o, "registered_at"),
+            console: get_bool(doc, &o, "console") == Some(true),
             id: DeviceId(id),
         })
         .collect();
@@ -614,6 +619,9 @@ pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<(
             }
             if let Some(at) = d.registered_at {
                 tx.put(&o, "registered_at", at)?;
+            }
+            if d.console {
+                tx.put(&o, "console", true)?;
             }
         }
         // A device registered before keys were gains its key; a registered key never changes.

@@ -62,9 +62,14 @@ pub async fn enroll(server: &Server, name: &'static str, role: Role) -> Phone {
         .invite(name, role, now(), now() + 86_400)
         .unwrap()
         .ticket;
+    join_with(&ticket, name).await
+}
+
+/// Enrolls a new phone for `name` with the invite `ticket` (from a hub in another process).
+pub async fn join_with(ticket: &str, name: &'static str) -> Phone {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone.db");
-    let mut archive = device::join(&path, None, &ticket, name, now(), &opts())
+    let mut archive = device::join(&path, None, ticket, name, now(), &opts())
         .await
         .unwrap();
     let id = Identity::load(&mut archive).unwrap();

@@ -137,8 +137,9 @@ pub(crate) fn resolve(
         }
     };
     let value = (!value.is_empty()).then_some(value);
-    a.on_behalf(&v.member.id)?
-        .resolve(&form.child, &form.path, pick, value)?;
+    a.write_as_member(&v.member.id, |a| {
+        a.resolve(&form.child, &form.path, pick, value)
+    })?;
     tracing::info!(member = %v.member.id, child = %form.child, path = %form.path, "office: conflict resolved");
     Ok((
         StatusCode::SEE_OTHER,

@@ -8,7 +8,8 @@
 //!
 //! Who may do what is decided on the server for every request: a session names a member
 //! ([`auth`]), every read goes through [`shouwang_core::archive::OnBehalf`] (the core's scope
-//! rules applied to that member), and every write through the core's ordinary paths. Module
+//! rules applied to that member), and every write through the core's ordinary paths as that
+//! member (`Archive::write_as_member`: under the member's own console device). Module
 //! map: `auth` (passwords, sessions, lock-out, CSRF), `html` (layout and escaping), `chart`
 //! (inline SVG), `overview` (概览), `students` (学生), `conflicts` (冲突), `members` (成员与设备,
 //! invites with QR codes), `reports` (报表, .xlsx).

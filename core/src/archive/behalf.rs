@@ -9,11 +9,9 @@
 //! log entry names the member who opened the private part (on the hub device's log, the
 //! device that showed it). When the loan ends, the archive's own member is back.
 //!
-//! Writes stay with the archive's own member: a change is judged on every other device by the
-//! member its device is registered to, so a record written by the hub's device under another
-//! member's name would be refused there. The one write lent here, [`OnBehalf::resolve`],
-//! checks the lent member's right to the field first and writes no author (a resolution is a
-//! value, as with the CLI's `resolve`).
+//! Writes are not lent here: a change is judged on every other device by the member its
+//! device is registered to, so the console writes as a member through that member's own
+//! console device ([`Archive::write_as_member`], `console.rs`).
 
 use super::{Archive, ChildFile, ChildRow};
 use crate::doc::DocId;
@@ -107,17 +105,5 @@ impl OnBehalf<'_> {
         docs.iter()
             .map(|d| super::scope::may_see(&school, &me, d, &mut |c| archive.class_of(c)))
             .collect()
-    }
-
-    /// Resolves a conflict in a child's file if this member may write the field
-    /// ([`Archive::resolve`]).
-    pub fn resolve(
-        &mut self,
-        child: &str,
-        path: &str,
-        pick: Option<usize>,
-        value: Option<&str>,
-    ) -> Result<()> {
-        self.archive.resolve(child, path, pick, value)
     }
 }

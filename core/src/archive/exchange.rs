@@ -199,6 +199,7 @@ impl Archive {
             revoked: false,
             key: Some(secret.public().to_hex()),
             registered_at: None,
+            console: false,
         };
         let message = format!("登记设备密钥：{}", me.name);
         self.store.write(|b| {
@@ -219,13 +220,18 @@ impl Archive {
     }
 
     /// The keys a file for `member` is sealed to: that member's devices (none for a
-    /// school-wide file), every active administrator's, and this device's own. Revoked
-    /// devices (but those of a deactivated member, for whom the file holds only the school
-    /// document) and devices registered without a key are left out.
+    /// school-wide file), every active administrator's, and this device's own. Console devices
+    /// (nobody holds their secret), revoked devices (but those of a deactivated member, for
+    /// whom the file holds only the school document) and devices registered without a key are
+    /// left out.
     fn recipients(&mut self, member: Option<&MemberId>, me: &DeviceKey) -> Result<Vec<DeviceKey>> {
         let view = self.school()?;
         let mut keys = vec![*me];
         for d in &view.devices {
+            // A console device has no secret to open a file with.
+            if d.console {
+                continue;
+            }
             let Some(m) = view.member(&d.member) else {
                 continue;
             };
@@ -358,6 +364,7 @@ impl Archive {
                     revoked: false,
                     key: Some(key.to_hex()),
                     registered_at: None,
+                    console: false,
                 };
                 let message = format!("登记设备：{}", m.name);
                 self.store.write(|b| {

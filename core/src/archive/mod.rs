@@ -11,6 +11,7 @@ mod behalf;
 mod care;
 mod clock;
 mod consent;
+mod console;
 mod deliveries;
 mod departure;
 mod devices;
@@ -41,6 +42,7 @@ pub use audit::{AuditEntry, AuditLog, what as audit_kind};
 pub use behalf::OnBehalf;
 pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView};
 pub use consent::{ConsentInput, WithdrawalInput};
+pub use console::CONSOLE_DEVICE_LABEL;
 pub use deliveries::{Delivery, DeliveryFilter};
 pub use departure::{LeaveInput, LeaveReport, LeftChild};
 pub use devices::DeviceRow;
@@ -153,6 +155,7 @@ impl Archive {
                         revoked: false,
                         key: Some(device_secret.public().to_hex()),
                         registered_at: Some(now),
+                        console: false,
                     },
                 )
             })?;

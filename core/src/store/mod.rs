@@ -416,6 +416,11 @@ impl Store {
         &self.conn
     }
 
+    /// The automerge actor everything is written under (the device id).
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
     /// Sets the automerge actor for everything written from now on (the device id).
     pub fn set_actor(&mut self, actor: ActorId) {
         for doc in self.docs.values_mut() {

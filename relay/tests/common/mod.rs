@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod cli;
+pub mod office;
 
 use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
