@@ -487,3 +487,36 @@ fn story_11_a_scoped_phone_from_an_enrollment_bundle() {
     assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
     assert_eq!(n.peers[0].file(CHILD).records.len(), 1);
 }
+
+/// 12. While a teacher's phone is connected, the office pairs a counsellor and writes a home
+///     visit; the app announces the child's file before the school document. The phone cannot
+///     judge the visit yet (it rests on a school state not here) and defers it; once the school
+///     document arrives in the same session, the visit is taken up again at once: the session
+///     does not end caught up with the file still apart.
+#[test]
+fn story_12_a_deferred_change_is_taken_up_when_its_school_state_arrives() {
+    let mut n = net(&[HEAD_TEACHER], 12);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1));
+
+    n.peers[0].archive.pair(COUNSELLOR, "赵子涵", None).unwrap();
+    let id = n.peers[0].record("家访", CHILD, "2026-11-20", &[("notes", "结对之后的家访")]);
+    let child = n.peers[0].archive.find_child(CHILD).unwrap();
+    n.local_change(0, &DocId::Child(child));
+    n.run_until_quiescent(STEPS).unwrap();
+    n.local_change(0, &DocId::School);
+    n.run_until_quiescent(STEPS).unwrap();
+
+    assert!(n.connected(0, 1));
+    assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
+    assert!(
+        n.peers[1]
+            .file(CHILD)
+            .records
+            .iter()
+            .any(|r| r.meta.id.0 == id),
+        "the deferred visit reached the phone in the same session"
+    );
+    same(&mut n, 0, 1);
+}

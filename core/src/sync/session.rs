@@ -29,6 +29,14 @@
 //!    frame is lost (a link cut), the next session still offers it from the last agreed heads,
 //!    and at once re-sends just those changes.
 //!
+//! 6. A document whose changes cannot be judged yet (the school state they declare is not
+//!    here) is answered `Refused { Deferred }` and both sides leave it out of the exchange, so
+//!    the rest can catch up. As soon as the school document gains changes in the same
+//!    session, the side that deferred starts the document over, and the peer takes it up
+//!    again; before, it waited for the next session, and a session could end caught up with
+//!    that document still apart (found by the convergence property; `sync_stories` story 12
+//!    tells the case).
+//!
 //! Only documents in the session's [`Scope`] are offered or accepted; anything else from the
 //! peer is answered `Refused { OutOfScope }` and left out. A side that may hold every document
 //! (the hub, [`Session::taking_hand_ins`]) still takes the peer's own changes to such a
@@ -161,6 +169,13 @@ pub struct Session {
     /// Documents left out of this exchange: changes of them were not accepted, one way or the
     /// other. Left out of digests and inventories on both sides, so the rest still catches up.
     held: BTreeSet<DocId>,
+    /// Of the held documents, those this side answered `Deferred` (what their changes rest on
+    /// was not here yet, typically the school state they declare): taken up again in this
+    /// session as soon as the school document gains changes ([`Session::retry_deferred`]).
+    deferred_here: BTreeSet<DocId>,
+    /// Of the held documents, those the peer answered `Deferred`: taken up again when the peer
+    /// starts them over with a `Doc` frame.
+    deferred_there: BTreeSet<DocId>,
     /// Changes this side refused from the peer in this session.
     refused_here: u64,
     /// Who the peer is, for judging what it sends.
@@ -226,6 +241,8 @@ impl Session {
             caught_up: false,
             writes: 0,
             held: BTreeSet::new(),
+            deferred_here: BTreeSet::new(),
+            deferred_there: BTreeSet::new(),
             refused_here: 0,
             sender: Sender::Relay,
             quota: None,
@@ -416,7 +433,25 @@ impl Session {
             count: u32::try_from(admission.refused + admission.deferred).unwrap_or(u32::MAX),
             reason: admission.reason.clone().unwrap_or_default(),
         });
+        if admission.refused == 0 {
+            self.deferred_here.insert(doc.clone());
+        }
         self.hold(store, doc, admission.refused > 0)
+    }
+
+    /// The school document gained changes in this event: documents this side deferred (their
+    /// changes declare a school state that was not here) are taken up again at once, from a
+    /// fresh automerge state, so the peer sends them again. Without this they waited for the
+    /// next session, and a session could end caught up with them still apart.
+    fn retry_deferred(&mut self, store: &mut Store, out: &mut Vec<Message>) -> Result<()> {
+        for doc in std::mem::take(&mut self.deferred_here) {
+            if !self.held.remove(&doc) {
+                continue;
+            }
+            self.docs.insert(doc.clone(), State::new());
+            self.restart_doc(store, &doc, out)?;
+        }
+        Ok(())
     }
 
     /// Feeds one event; returns the frames to send.
@@ -424,6 +459,11 @@ impl Session {
         let mut out = Vec::new();
         let writes = self.writes;
         self.erased = store.erased_children()?;
+        let school_before = if self.deferred_here.is_empty() {
+            None
+        } else {
+            Some(store.heads(&DocId::School)?)
+        };
         match event {
             Event::Start => self.start(store, &mut out)?,
             Event::Frame(bytes) => {
@@ -456,6 +496,11 @@ impl Session {
                     }
                 }
             }
+        }
+        if let Some(before) = school_before
+            && store.heads(&DocId::School)? != before
+        {
+            self.retry_deferred(store, &mut out)?;
         }
         self.state_sent += out
             .iter()
@@ -730,7 +775,12 @@ impl Session {
                     self.phase = Phase::Syncing;
                 }
                 if self.held.contains(&doc) {
-                    return Ok(()); // left out of this exchange
+                    // The peer deferred it and now starts it over: take it up again.
+                    if !self.deferred_there.remove(&doc) {
+                        return Ok(()); // left out of this exchange
+                    }
+                    self.held.remove(&doc);
+                    self.docs.insert(doc.clone(), State::new());
                 }
                 let message = crate::store::from_peer(&doc, || {
                     AmMessage::decode(&payload).map_err(|e| format!("同步消息无效：{e}"))
@@ -797,6 +847,9 @@ impl Session {
                         store.mark_out_of_scope(&doc)?;
                     }
                     _ => {}
+                }
+                if why == Why::Deferred {
+                    self.deferred_there.insert(doc.clone());
                 }
                 self.hold(store, &doc, why != Why::Deferred)?;
                 self.caught_up = false;
