@@ -21,6 +21,8 @@ pub struct ReportKind {
     pub monthly: bool,
     /// Whether it is one child's (`--child 学生`).
     pub per_child: bool,
+    /// Whether it lists ID numbers (masked unless shown in full with a recorded reason).
+    pub lists_ids: bool,
 }
 
 /// Every report, in the order they are listed.
@@ -30,36 +32,42 @@ pub const REPORTS: [ReportKind; 6] = [
         title: "留守儿童信息汇总表",
         monthly: false,
         per_child: false,
+        lists_ids: false,
     },
     ReportKind {
         key: "registry",
         title: "留守儿童基本情况登记表",
         monthly: false,
         per_child: false,
+        lists_ids: true,
     },
     ReportKind {
         key: "sante",
         title: "三特儿童登记表",
         monthly: false,
         per_child: false,
+        lists_ids: false,
     },
     ReportKind {
         key: "pairings",
         title: "结对帮扶登记表",
         monthly: false,
         per_child: false,
+        lists_ids: false,
     },
     ReportKind {
         key: "contacts",
         title: "家访、谈心、电话记录月统计",
         monthly: true,
         per_child: false,
+        lists_ids: false,
     },
     ReportKind {
         key: "child",
         title: "留守儿童档案（六项基本档案）",
         monthly: false,
         per_child: true,
+        lists_ids: true,
     },
 ];
 

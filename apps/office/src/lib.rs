@@ -122,6 +122,7 @@ impl Office {
             .route("/reports", get(reports::page))
             .route("/audit", get(audit::page))
             .route("/reports/{name}", get(reports::download))
+            .route("/reports/{name}/reveal", post(reports::reveal))
             .route("/print/{id}", get(students::print))
             .route("/assets/style.css", get(style))
             .with_state(self.clone())

@@ -85,6 +85,16 @@ impl OnBehalf<'_> {
         self.archive.due(None, today, include_done)
     }
 
+    /// A report built as this member may build it, ID numbers shown in full only with a reason,
+    /// recorded first naming this member ([`Archive::report`]).
+    pub fn report(
+        &mut self,
+        name: &str,
+        opts: &crate::reports::ReportOptions,
+    ) -> Result<crate::reports::Workbook> {
+        self.archive.report(name, opts)
+    }
+
     /// Records a report listing children's personal data in bulk, naming this member
     /// ([`Archive::log_report`]).
     pub fn log_report(&mut self, command: &str, children: usize) -> Result<()> {

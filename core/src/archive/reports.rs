@@ -56,13 +56,21 @@ impl Archive {
     /// Builds the report `name` (key or Chinese title; see [`crate::reports::REPORTS`]).
     /// Administrators only; ID numbers are masked as the child file shows them, unless
     /// `opts.reveal_ids` gives a reason, which is recorded in this device's access log
-    /// (`id_reveal`, naming the report) before anything is built.
+    /// (`id_reveal`, naming the report) before anything is built. A report that lists no ID
+    /// numbers ([`crate::reports::ReportKind::lists_ids`]) refuses the request, so that no
+    /// reveal is recorded for nothing.
     pub fn report(&mut self, name: &str, opts: &ReportOptions) -> Result<Workbook> {
         let kind = find(name)?;
         self.require_admin()?;
         let reveal = match opts.reveal_ids.as_deref().map(str::trim) {
             None => false,
             Some("") => return Err(Error::Missing("显示完整身份证号的原因".into())),
+            Some(_) if !kind.lists_ids => {
+                return Err(Error::NotPermitted(format!(
+                    "《{}》不含身份证号，不需要显示完整身份证号",
+                    kind.title
+                )));
+            }
             Some(why) => {
                 crate::forms::check_line("原因", why, 200)?;
                 self.audit(
