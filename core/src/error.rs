@@ -160,7 +160,7 @@ pub const ALLOWED_TERMS: &[&str] = &[
     "SQLite", "SQLCipher", "Wi", "Fi", "IP", "HTTP", "HTTPS", "URL", "QR", "PNG", "USB", "PDF",
     "swb", "db", "key", "toml", "shouwang", "GB", "MB", "KB",
     // The school server's parts and signals its operator meets by these names.
-    "iroh", "hub", "Ctrl", "SIGTERM", "UDP", "TCP",
+    "iroh", "hub", "Ctrl", "SIGTERM", "UDP", "TCP", "TLS", "PEM", "SHA",
 ];
 
 /// The English in a message meant for a person, by the rule every crate's tests apply

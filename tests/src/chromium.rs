@@ -87,6 +87,18 @@ impl Chromium {
 
     /// Sends a command (to the page once attached) and returns its result.
     pub fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        match self.try_call(method, params) {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// Sends a command and returns its result, or the error the browser answered.
+    pub fn try_call(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Value> {
         use std::io::BufRead;
         self.next += 1;
         let mut msg = serde_json::json!({"id": self.next, "method": method, "params": params});
@@ -103,8 +115,10 @@ impl Chromium {
             buf.pop();
             let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
             if v["id"].as_u64() == Some(self.next) {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(error) => Err(error.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -145,9 +159,18 @@ impl Chromium {
     /// is leaving); returns its HTML.
     pub fn wait_for(&mut self, path: &str) -> String {
         for _ in 0..300 {
-            let state = self.eval(
-                "location.pathname + '|' + document.readyState + (window.__swLeaving ? '|old' : '')",
-            );
+            // Asked while the page navigates, the browser may answer that the page it was
+            // evaluating in is gone ("Inspected target navigated or closed"): not loaded yet.
+            let state = self
+                .try_call(
+                    "Runtime.evaluate",
+                    serde_json::json!({
+                        "expression": "location.pathname + '|' + document.readyState + (window.__swLeaving ? '|old' : '')",
+                        "returnByValue": true
+                    }),
+                )
+                .map(|r| r["result"]["value"].clone())
+                .unwrap_or_default();
             if state.as_str() == Some(&format!("{path}|complete")) {
                 return self
                     .eval("document.documentElement.outerHTML")

@@ -1,12 +1,16 @@
 //! A minimal HTTP/1.1 client for the office console's tests and benchmark: one request per
 //! connection (`Connection: close`), a cookie jar, form encoding, and reading a hidden form
-//! field out of a page. Only what the console's server sends is understood (a body with a
-//! length, or chunked).
+//! field out of a page, over plain TCP or over TLS trusting one certificate. Only what the
+//! console's server sends is understood (a body with a length, or chunked).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 /// An HTTP response.
 #[derive(Debug)]
@@ -42,6 +46,24 @@ impl Response {
 pub struct Client {
     pub port: u16,
     pub cookies: BTreeMap<String, String>,
+    /// Over TLS, trusting only the certificate given to [`Client::over_tls`].
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS client configuration that trusts the certificates of `pem` and nothing else.
+pub fn trusting(pem: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 pub fn form(fields: &[(&str, &str)]) -> String {
@@ -77,7 +99,46 @@ impl Client {
         Client {
             port,
             cookies: BTreeMap::new(),
+            tls: None,
         }
+    }
+
+    /// A client of the server on 127.0.0.1:`port` over TLS (server name `localhost`), trusting
+    /// only `config`'s certificates ([`trusting`]).
+    pub fn over_tls(port: u16, config: Arc<rustls::ClientConfig>) -> Client {
+        Client {
+            tls: Some(config),
+            ..Client::new(port)
+        }
+    }
+
+    /// Sends `request` on a new connection and reads until the server closes it. Over TLS a
+    /// failed handshake is an `Err`.
+    pub fn exchange(&self, request: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut raw = Vec::new();
+        match &self.tls {
+            None => {
+                s.write_all(request)?;
+                s.read_to_end(&mut raw)?;
+            }
+            Some(config) => {
+                let name = ServerName::try_from("localhost").unwrap();
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(std::io::Error::other)?;
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                tls.write_all(request)?;
+                tls.flush()?;
+                match tls.read_to_end(&mut raw) {
+                    Ok(_) => {}
+                    // A server that closes without close_notify after the whole response.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(raw)
     }
 
     pub fn request(
@@ -87,8 +148,6 @@ impl Client {
         body: Option<&str>,
         extra: &str,
     ) -> Response {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let cookie = if self.cookies.is_empty() {
             String::new()
         } else {
@@ -108,13 +167,10 @@ impl Client {
         } else {
             String::new()
         };
-        write!(
-            s,
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}{content}{extra}\r\n{body}"
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
+        );
+        let raw = self.exchange(request.as_bytes()).unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
         let head = String::from_utf8(raw[..split].to_vec()).unwrap();
         let mut body = raw[split + 4..].to_vec();

@@ -230,8 +230,14 @@ where
     )
 }
 
+/// Marks a request that came over the hub's own TLS (a request extension the server that
+/// terminates TLS adds to each request): the console's cookies are then `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedOverTls;
+
 /// What every handler needs from the request: its cookies, where it came from, whether it
-/// came over TLS (a proxy in front says so with `X-Forwarded-Proto: https`).
+/// came over TLS (the hub's own, [`ServedOverTls`], or a proxy's in front, which says so with
+/// `X-Forwarded-Proto: https`).
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
     pub headers: HeaderMap,
@@ -261,7 +267,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        let tls = parts.uri.scheme_str() == Some("https")
+        let tls = parts.extensions.get::<ServedOverTls>().is_some()
+            || parts.uri.scheme_str() == Some("https")
             || parts
                 .headers
                 .get("x-forwarded-proto")

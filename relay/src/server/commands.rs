@@ -306,6 +306,9 @@ pub fn office_password_command(
     let mut archive = data.open_archive()?;
     let m = shouwang_office::auth::set_password(&mut archive, member, password)?;
     let place = match config.http_bind {
+        Some(bind) if config.console_tls() => format!(
+            "在浏览器打开 https://{bind}/ 登录（学校局域网里用本机的局域网地址；浏览器提示证书时，核对 serve 启动时显示的证书指纹）"
+        ),
         Some(bind) => format!("在浏览器打开 http://{bind}/ 登录（学校局域网里用本机的局域网地址）"),
         None => "配置里没有 [http] bind，办公室网页没有开启".to_owned(),
     };

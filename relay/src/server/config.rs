@@ -25,8 +25,11 @@
 //! max_stranger_connections = 16           # open at once, from unregistered devices (an
 //!                                         # invite open; else they are refused at once)
 //!
-//! [http]                          # /health and /metrics
+//! [http]                          # /health, /metrics and the office console
 //! bind = "127.0.0.1:3342"
+//! tls = "auto"                    # TLS unless on loopback (`super::tls`); or true, false
+//! # cert = "/etc/shouwang/console.pem"    # a certificate chain (PEM) instead of the console's
+//! # key = "/etc/shouwang/console.key"     #   own self-signed one, with its key
 //! ```
 //!
 //! `url` and `public_addrs` are where phones reach the hub; `init-school` and
@@ -55,6 +58,7 @@ use serde::Deserialize;
 use super::ServerError;
 use super::data::DataDir;
 use super::secrets::{KEY_FILE_NAME, KeySource};
+use super::tls::{CertFiles, HttpTls};
 use crate::transport::{ConnectionLimits, MAX_FRAME, RelayUrl};
 
 /// Default port of the embedded relay (TCP).
@@ -80,8 +84,12 @@ pub struct ServerConfig {
     pub hub_bind: Vec<SocketAddr>,
     /// Direct addresses put in invites. Default: the hub's specific bind addresses.
     pub hub_public_addrs: Vec<SocketAddr>,
-    /// Where `/health` and `/metrics` listen; `None` serves neither.
+    /// Where `/health`, `/metrics` and the office console listen; `None` serves none.
     pub http_bind: Option<SocketAddr>,
+    /// Whether they are served over TLS ([`HttpTls::Auto`]: when not on loopback).
+    pub http_tls: HttpTls,
+    /// The certificate to serve them with; `None`: the console's own, made on first start.
+    pub http_cert: Option<CertFiles>,
     /// Connections with no frame for this long are closed.
     pub idle_timeout: Duration,
     /// Largest frame accepted.
@@ -122,6 +130,8 @@ impl ServerConfig {
             certificate_days: 30,
             daily_change_bytes: 64 * 1024 * 1024,
             invite_days: 7,
+            http_tls: HttpTls::Auto,
+            http_cert: None,
             data_key: None,
             limits: ConnectionLimits::default(),
             #[cfg(feature = "bench-plain-store")]
@@ -218,6 +228,31 @@ impl ServerConfig {
             } else {
                 h.bind.or(c.http_bind)
             };
+            c.http_tls = match h.tls {
+                None => HttpTls::Auto,
+                Some(TlsSetting::Switch(true)) => HttpTls::On,
+                Some(TlsSetting::Switch(false)) => HttpTls::Off,
+                Some(TlsSetting::Word(w)) if w == "auto" => HttpTls::Auto,
+                Some(TlsSetting::Word(w)) => {
+                    return Err(ServerError::Config(format!(
+                        "[http] tls 只能是 \"auto\"、true 或 false，不能是“{w}”"
+                    )));
+                }
+            };
+            c.http_cert = match (h.cert, h.key) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some(CertFiles { cert, key }),
+                _ => {
+                    return Err(ServerError::Config(
+                        "[http] 的 cert 和 key 要一起写：证书和它的私钥".into(),
+                    ));
+                }
+            };
+            if c.http_tls == HttpTls::Off && c.http_cert.is_some() {
+                return Err(ServerError::Config(
+                    "[http] 写了证书却又写了 tls = false：要用证书请删掉 tls = false".into(),
+                ));
+            }
         }
         c.check()?;
         Ok(c)
@@ -279,6 +314,33 @@ impl ServerConfig {
         self.relay_url
             .clone()
             .or_else(|| self.relay_bind.map(|b| default_relay_url(b, b.port())))
+    }
+
+    /// Whether the console is served over TLS (`super::tls`, point 1).
+    pub fn console_tls(&self) -> bool {
+        self.http_bind
+            .is_some_and(|b| self.http_tls.on_for(b, self.http_cert.is_some()))
+    }
+
+    /// The names and addresses the console's own certificate is made for: where the console
+    /// listens if that is one address, and where phones are told to reach the hub.
+    pub fn console_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Some(b) = self.http_bind.filter(|b| !b.ip().is_unspecified()) {
+            names.push(b.ip().to_string());
+        }
+        names.extend(self.public_addrs().iter().map(|a| a.ip().to_string()));
+        if let Some(url) = self.relay_url() {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let host = match rest.strip_prefix('[') {
+                Some(v6) => v6.split(']').next(),
+                None => rest.split(['/', ':']).next(),
+            };
+            names.extend(host.map(str::to_owned));
+        }
+        names.retain(|n| !n.is_empty() && n != "0.0.0.0" && n != "::");
+        names.dedup();
+        names
     }
 
     /// The direct addresses put in invites, from the settings alone.
@@ -407,6 +469,17 @@ struct KeySection {
 struct HttpSection {
     enabled: Option<bool>,
     bind: Option<SocketAddr>,
+    tls: Option<TlsSetting>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+/// `[http] tls`: `true`, `false` or `"auto"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TlsSetting {
+    Switch(bool),
+    Word(String),
 }
 
 /// A configuration file TOML cannot read, named by its line (the TOML library's own text is
@@ -431,6 +504,42 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_console_is_served_over_tls_once_it_leaves_loopback() {
+        let c = ServerConfig::from_toml("").unwrap();
+        assert!(!c.console_tls(), "127.0.0.1 by default: plain HTTP");
+        let c = ServerConfig::from_toml(
+            "[hub]\npublic_addrs = [\"192.168.1.20:3341\"]\n[relay]\nurl = \"http://xuexiao.example.cn:3340\"\n[http]\nbind = \"0.0.0.0:3342\"\n",
+        )
+        .unwrap();
+        assert!(c.console_tls());
+        assert_eq!(c.console_names(), ["192.168.1.20", "xuexiao.example.cn"]);
+        let c = ServerConfig::from_toml("[http]\nbind = \"0.0.0.0:3342\"\ntls = false\n").unwrap();
+        assert!(!c.console_tls(), "a proxy in front terminates TLS");
+        let c = ServerConfig::from_toml(
+            "[http]\ncert = \"/etc/shouwang/c.pem\"\nkey = \"/etc/shouwang/c.key\"\n",
+        )
+        .unwrap();
+        assert!(
+            c.console_tls(),
+            "a configured certificate is used even on loopback"
+        );
+        for (toml, says) in [
+            ("[http]\ntls = \"sometimes\"\n", "只能是"),
+            ("[http]\ncert = \"/etc/shouwang/c.pem\"\n", "要一起写"),
+            (
+                "[http]\ntls = false\ncert = \"/a.pem\"\nkey = \"/a.key\"\n",
+                "tls = false",
+            ),
+        ] {
+            let e = ServerConfig::from_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(says), "{toml}: {e}");
+            let keys = ["tls", "cert", "key", "auto", "true", "false", "sometimes"];
+            let english = shouwang_core::error::untranslated_except(&e, &keys);
+            assert!(english.is_empty(), "{e}: {english:?}");
+        }
+    }
 
     #[test]
     fn an_empty_file_gives_the_embedded_defaults() {

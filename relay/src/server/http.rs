@@ -1,6 +1,6 @@
 //! `/health`, Prometheus-format `/metrics`, and the office console (`shouwang-office`), whose
 //! archive is the hub's: [`OfficeHub`] lends it `hub.db` (with the data key) and invites
-//! naming this running hub's addresses.
+//! naming this running hub's addresses. Served over TLS when `super::tls` says so.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -10,9 +10,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 
 use super::hub::HubMetrics;
+use super::tls::{ConsoleCert, ServedOverTls, TlsListener};
 use super::{OwnedTask, ServerError};
 use crate::transport::TransportMetrics;
 
@@ -71,15 +73,20 @@ impl shouwang_office::Hub for OfficeHub {
 #[derive(Debug)]
 pub(crate) struct HttpServer {
     pub addr: SocketAddr,
+    /// The certificate's fingerprint when served over TLS, and whether it is the console's own
+    /// self-signed one.
+    pub fingerprint: Option<(String, bool)>,
     stop: Option<oneshot::Sender<()>>,
     task: OwnedTask,
 }
 
 impl HttpServer {
+    /// Serves on `bind`, over TLS with `tls` (`super::tls`), else plain HTTP.
     pub async fn start(
         bind: SocketAddr,
         state: HttpState,
         office: OfficeHub,
+        tls: Option<&ConsoleCert>,
     ) -> Result<HttpServer, ServerError> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
@@ -93,18 +100,37 @@ impl HttpServer {
             .with_state(state)
             .merge(shouwang_office::Office::new(office).router());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = OwnedTask::spawn(async move {
-            // The console's lock-out counts failures per source address.
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!("http server: {e}");
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        // The console's lock-out counts failures per source address.
+        let task = match tls {
+            None => OwnedTask::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                if let Err(e) = serve.await {
+                    tracing::warn!("http server: {e}");
+                }
+            }),
+            Some(cert) => {
+                // `tap_io` only to have axum's connect info (the peer address) for a listener
+                // of our own.
+                let listener = TlsListener::new(listener, cert)
+                    .map_err(|e| ServerError::Bind(e.to_string()))?
+                    .tap_io(|_| {});
+                let app = app.layer(axum::Extension(ServedOverTls));
+                OwnedTask::spawn(async move {
+                    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                    if let Err(e) = serve.await {
+                        tracing::warn!("https server: {e}");
+                    }
+                })
             }
-        });
+        };
         Ok(HttpServer {
             addr,
+            fingerprint: tls.map(|c| (c.fingerprint.clone(), c.own)),
             stop: Some(stop),
             task,
         })

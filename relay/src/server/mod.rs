@@ -15,6 +15,7 @@ mod invite;
 mod migrate;
 pub mod reach;
 mod secrets;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -273,6 +274,15 @@ impl Server {
                 addrs: direct_addrs(&config, &hub),
             },
         };
+        let console_cert = if config.console_tls() {
+            Some(tls::ConsoleCert::load(
+                config.http_cert.as_ref(),
+                &config.data_dir,
+                &config.console_names(),
+            )?)
+        } else {
+            None
+        };
         let http = match config.http_bind {
             Some(bind) => Some(
                 http::HttpServer::start(
@@ -286,6 +296,7 @@ impl Server {
                         hub_id: hub.id().to_string(),
                     },
                     office,
+                    console_cert.as_ref(),
                 )
                 .await?,
             ),
@@ -347,6 +358,31 @@ impl Server {
     /// Where `/health` and `/metrics` listen.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().map(|h| h.addr)
+    }
+
+    /// The SHA-256 fingerprint of the office console's certificate, when it is served over
+    /// TLS (`tls`).
+    pub fn console_fingerprint(&self) -> Option<&str> {
+        self.http
+            .as_ref()
+            .and_then(|h| h.fingerprint.as_ref().map(|(f, _)| f.as_str()))
+    }
+
+    /// One Chinese line saying where the office console is (and, over TLS, the fingerprint to
+    /// compare when the browser first warns about the certificate).
+    pub fn console_line(&self) -> Option<String> {
+        let http = self.http.as_ref()?;
+        Some(match &http.fingerprint {
+            Some((f, true)) => format!(
+                "办公室网页：https://{}/ （本机自签证书，浏览器第一次打开会提示证书不受信任；请核对证书指纹 SHA-256 {f} 一致后再继续）",
+                http.addr
+            ),
+            Some((f, false)) => format!(
+                "办公室网页：https://{}/ （证书指纹 SHA-256 {f}）",
+                http.addr
+            ),
+            None => format!("办公室网页：http://{}/", http.addr),
+        })
     }
 
     /// The hub's state (school, keys, data directory).
@@ -416,6 +452,9 @@ fn direct_addrs(config: &ServerConfig, hub: &Node) -> Vec<SocketAddr> {
 /// Runs the server until ctrl-c or SIGTERM, then shuts it down gracefully.
 pub async fn serve_until_signal(config: ServerConfig) -> Result<(), ServerError> {
     let server = Server::start(config).await?;
+    if let Some(line) = server.console_line() {
+        eprintln!("{line}");
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;

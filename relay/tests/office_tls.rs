@@ -1,0 +1,163 @@
+//! The office console over TLS on the real `shouwang-relay serve`: what a school gets when it
+//! opens the console to its network (`server::tls`). Everything on 127.0.0.1, with `[http] tls
+//! = true` standing in for a LAN address.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use shouwang_relay::server::tls::{CERT_FILE_NAME, fingerprint};
+use shouwang_tests::fixtures::small_hub;
+use shouwang_tests::http::{Client, trusting};
+use shouwang_tests::hub_process::{HubPorts, HubProcess, tail};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
+const PASSWORD: &str = "郭庄小学2026办公室";
+
+/// `shouwang-relay office-password` with the password on stdin: its output.
+fn set_password(ports: &HubPorts, member: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&ports.config)
+        .args(["office-password", "--member", member])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The `n`-th fingerprint `serve` printed for the administrator (one per start), from its log.
+fn printed_fingerprint(log: &std::path::Path, port: u16, n: usize) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("办公室网页：https://127.0.0.1:{port}/")))
+            .collect();
+        if let Some(line) = lines.get(n) {
+            assert!(line.contains("核对证书指纹"), "{line}");
+            return line
+                .split("SHA-256 ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", tail(log));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A school opens its console to the network: it is served over TLS with a certificate of its
+/// own, whose fingerprint `serve` prints for the administrator to compare and which stays the
+/// same across restarts; the session cookie is `Secure`; plain HTTP gets no page; a client
+/// that connects and says nothing holds up no one; and a client that trusts another
+/// certificate does not get through.
+#[test]
+fn the_console_on_the_school_network_is_served_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&ports.config)
+        .unwrap();
+    writeln!(config, "tls = true").unwrap();
+    drop(config);
+    let said = set_password(&ports, "张长友");
+    assert!(
+        said.contains(&format!("https://127.0.0.1:{}/", ports.http)),
+        "{said}"
+    );
+
+    let log = dir.path().join("hub.log");
+    let hub = HubProcess::start(BIN.as_ref(), &ports, &log);
+    let printed = printed_fingerprint(&log, ports.http, 0);
+    let pem = std::fs::read(data.root().join(CERT_FILE_NAME)).unwrap();
+    let der = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+        .next()
+        .map(|c: Result<rustls::pki_types::CertificateDer<'static>, _>| c.unwrap())
+        .unwrap();
+    assert_eq!(
+        printed,
+        fingerprint(&der),
+        "the certificate served is the one printed"
+    );
+
+    // Someone on the LAN opens a connection and sends nothing.
+    let _idle = TcpStream::connect(("127.0.0.1", ports.http)).unwrap();
+
+    let mut web = Client::over_tls(ports.http, trusting(&pem));
+    let r = web.login("张长友", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| !c.contains("Max-Age=0"))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+    let page = web.get("/").text();
+    assert!(page.contains("概览") && page.contains("张长友"), "{page}");
+    let health = web.get("/health");
+    assert_eq!(health.status, 200);
+
+    // Plain HTTP on the same port: no page, no password form.
+    let mut plain = TcpStream::connect(("127.0.0.1", ports.http)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    plain
+        .write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = plain.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        !raw.contains("HTTP/1.1 200") && !raw.contains("password"),
+        "{raw}"
+    );
+
+    // A client trusting some other certificate (a machine pretending to be the server, seen
+    // from the other side) does not complete the handshake.
+    let other = rcgen_like_other_certificate(dir.path());
+    let stranger = Client::over_tls(ports.http, trusting(&other));
+    assert!(
+        stranger
+            .exchange(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .is_err()
+    );
+
+    // A restart serves the same certificate.
+    let hub = hub.restart();
+    assert_eq!(printed_fingerprint(&log, ports.http, 1), printed);
+    let mut web = Client::over_tls(ports.http, trusting(&pem));
+    assert_eq!(web.login("张长友", PASSWORD).status, 303);
+    drop(hub);
+}
+
+/// Another certificate, made by another data directory's console.
+fn rcgen_like_other_certificate(dir: &std::path::Path) -> Vec<u8> {
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    shouwang_relay::server::tls::ConsoleCert::load(None, &other, &[]).unwrap();
+    std::fs::read(other.join(CERT_FILE_NAME)).unwrap()
+}
