@@ -8,48 +8,28 @@ use std::path::Path;
 use shouwang_core::membership::DeviceKey;
 use shouwang_core::sync::Event;
 use shouwang_relay::handshake::Message;
+use shouwang_tests::roster::{self, ChildRow, Column};
 
 use crate::{Hub, World, bundle_payload, device_endpoint, join_frames, uncompressed_sync_frame};
 
 /// The roster table of the test fixtures' school, with every column the importer reads.
 fn roster_table() -> Vec<Vec<String>> {
-    let mut table = vec![
-        [
-            "学籍号",
-            "姓名",
-            "性别",
-            "出生日期",
-            "班级",
-            "监护人",
-            "与监护人关系",
-            "联系电话",
-            "外出务工",
-            "身份证号",
-            "寄宿",
-        ]
-        .map(String::from)
-        .to_vec(),
-    ];
-    for (i, (no, name)) in shouwang_tests::fixtures::CHILDREN.iter().enumerate() {
-        table.push(
-            [
-                *no,
-                *name,
-                if i % 2 == 0 { "女" } else { "男" },
-                "2017-03-05",
-                shouwang_tests::fixtures::CLASS,
-                "王秀英",
-                "奶奶",
-                "13905640000",
-                ["父亲", "母亲", "父母"][i % 3],
-                "340321201703050023",
-                if i % 2 == 0 { "是" } else { "否" },
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
-    }
-    table
+    let columns = [
+        shouwang_tests::fixtures::ROSTER_COLUMNS.as_slice(),
+        &[Column::IdNumber, Column::Boarding],
+    ]
+    .concat();
+    let children = shouwang_tests::fixtures::CHILDREN
+        .iter()
+        .enumerate()
+        .map(|(i, &(no, name))| ChildRow {
+            sex: if i % 2 == 0 { "女" } else { "男" }.into(),
+            parents_away: ["父亲", "母亲", "父母"][i % 3].into(),
+            id_number: "340321201703050023".into(),
+            boarding: if i % 2 == 0 { "是" } else { "否" }.into(),
+            ..shouwang_tests::fixtures::roster_row(no, name)
+        });
+    roster::table(&columns, children)
 }
 
 /// Frames of a real exchange between the office and 刘桂兰's phone: (what her phone sent, what

@@ -25,6 +25,7 @@ use shouwang_relay::server::{DataDir, adopt_archive};
 use shouwang_tests::figures::env_usize;
 use shouwang_tests::http::Client;
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
+use shouwang_tests::roster::{self, ChildRow, Column};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
 const PASSWORD: &str = "郭庄小学2026办公室";
@@ -72,33 +73,32 @@ fn build(dir: &Path, children: usize, records: usize) -> DataDir {
         a.add_class(&format!("{}年级({})班", 1 + c / 7, 1 + c % 7), Some(&head))
             .unwrap();
     }
-    let mut table = vec![
-        [
-            "学籍号",
-            "姓名",
-            "性别",
-            "出生日期",
-            "班级",
-            "监护人",
-            "联系电话",
-            "外出务工",
-        ]
-        .map(String::from)
-        .to_vec(),
+    let columns = [
+        Column::StudentNo,
+        Column::Name,
+        Column::Sex,
+        Column::BirthDate,
+        Column::Class,
+        Column::Guardian,
+        Column::GuardianPhone,
+        Column::ParentsAway,
     ];
-    for i in 0..children {
+    let rows = (0..children).map(|i| {
         let c = i % classes;
-        table.push(vec![
-            format!("G3403212016{i:05}"),
-            name(i),
-            if i % 2 == 0 { "女" } else { "男" }.into(),
-            "2016-05-01".into(),
-            format!("{}年级({})班", 1 + c / 7, 1 + c % 7),
-            "王秀英".into(),
-            format!("139{:08}", i),
-            ["父母", "父亲", "母亲"][i % 3].into(),
-        ]);
-    }
+        ChildRow {
+            sex: if i % 2 == 0 { "女" } else { "男" }.into(),
+            birth_date: "2016-05-01".into(),
+            guardian: "王秀英".into(),
+            guardian_phone: format!("139{:08}", i),
+            parents_away: ["父母", "父亲", "母亲"][i % 3].into(),
+            ..ChildRow::new(
+                format!("G3403212016{i:05}"),
+                name(i),
+                format!("{}年级({})班", 1 + c / 7, 1 + c % 7),
+            )
+        }
+    });
+    let table = roster::table(&columns, rows);
     a.import_roster(&parse_table(&table).unwrap()).unwrap();
     let ids: Vec<String> = a
         .children(None, false)

@@ -16,6 +16,7 @@ use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
 use shouwang_relay::server::{self, DataDir};
 
+use crate::roster::{self, ChildRow, Column};
 use crate::seeded::Xorshift;
 
 const SURNAMES: &[&str] = &[
@@ -309,33 +310,32 @@ pub fn set_up_school(data: &DataDir, plan: &SchoolPlan) -> Vec<String> {
         }
     }
     let mut rng = Xorshift(0xC0FF_EE00_0564);
-    let mut table = vec![
-        [
-            "学籍号",
-            "姓名",
-            "班级",
-            "性别",
-            "家庭住址",
-            "监护人",
-            "与监护人关系",
-            "外出务工",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+    let columns = [
+        Column::StudentNo,
+        Column::Name,
+        Column::Class,
+        Column::Sex,
+        Column::Address,
+        Column::Guardian,
+        Column::GuardianRelation,
+        Column::ParentsAway,
     ];
-    for (c, name) in plan.children.iter().enumerate() {
+    let children = plan.children.iter().enumerate().map(|(c, name)| {
         let relation = ["祖母", "祖父", "外祖母", "母亲"][rng.below(4)];
-        table.push(vec![
-            student_no(c),
-            name.clone(),
-            class_name(c / CHILDREN_PER_CLASS),
-            if rng.below(2) == 0 { "男" } else { "女" }.into(),
-            format!("丁里镇郭庄村{}组", 1 + rng.below(9)),
-            format!("{}{}", rng.pick(SURNAMES), rng.pick(WOMEN)),
-            relation.into(),
-            ["父亲外出", "母亲外出", "父母均外出"][rng.below(3)].into(),
-        ]);
-    }
+        ChildRow {
+            sex: if rng.below(2) == 0 { "男" } else { "女" }.into(),
+            address: format!("丁里镇郭庄村{}组", 1 + rng.below(9)),
+            guardian: format!("{}{}", rng.pick(SURNAMES), rng.pick(WOMEN)),
+            guardian_relation: relation.into(),
+            parents_away: ["父亲外出", "母亲外出", "父母均外出"][rng.below(3)].into(),
+            ..ChildRow::new(
+                student_no(c),
+                name.clone(),
+                class_name(c / CHILDREN_PER_CLASS),
+            )
+        }
+    });
+    let table = roster::table(&columns, children);
     office.import_roster(&parse_table(&table).unwrap()).unwrap();
     for (i, m) in plan.members.iter().enumerate() {
         if m.role == Role::HeadTeacher {

@@ -9,6 +9,8 @@ use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput, SchoolSetup};
 use tempfile::TempDir;
 
+use crate::roster::{self, ChildRow, Column};
+
 /// One device: an archive in its own directory.
 #[derive(Debug)]
 pub struct Device {
@@ -96,6 +98,33 @@ pub const PAIRING_TEACHER: &str = "武秀梅";
 pub const LOVE_MOTHER: &str = "刘桂兰";
 pub const COUNSELLOR: &str = "杨彬";
 
+/// The columns of the school's roster table.
+pub const ROSTER_COLUMNS: [Column; 9] = [
+    Column::StudentNo,
+    Column::Name,
+    Column::Sex,
+    Column::BirthDate,
+    Column::Class,
+    Column::Guardian,
+    Column::GuardianRelation,
+    Column::GuardianPhone,
+    Column::ParentsAway,
+];
+
+/// A child's row in the school's roster: in [`CLASS`], a girl born 2017-03-05 whose parents
+/// both work away, cared for by her grandmother 王秀英 (13905640000).
+pub fn roster_row(student_no: &str, name: &str) -> ChildRow {
+    ChildRow {
+        sex: "女".into(),
+        birth_date: "2017-03-05".into(),
+        guardian: "王秀英".into(),
+        guardian_relation: "奶奶".into(),
+        guardian_phone: "13905640000".into(),
+        parents_away: "父母".into(),
+        ..ChildRow::new(student_no, name, CLASS)
+    }
+}
+
 /// The admin's device with the school, one class, four children, the carers and pairings.
 pub fn school() -> Device {
     let dir = TempDir::new().unwrap();
@@ -127,38 +156,10 @@ pub fn school() -> Device {
         .unwrap();
     a.add_member("晁月静", &[Role::Archivist], None, None)
         .unwrap();
-    let mut table = vec![
-        [
-            "学籍号",
-            "姓名",
-            "性别",
-            "出生日期",
-            "班级",
-            "监护人",
-            "与监护人关系",
-            "联系电话",
-            "外出务工",
-        ]
-        .map(String::from)
-        .to_vec(),
-    ];
-    for (no, name) in CHILDREN {
-        table.push(
-            [
-                no,
-                name,
-                "女",
-                "2017-03-05",
-                CLASS,
-                "王秀英",
-                "奶奶",
-                "13905640000",
-                "父母",
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
-    }
+    let table = roster::table(
+        &ROSTER_COLUMNS,
+        CHILDREN.iter().map(|&(no, name)| roster_row(no, name)),
+    );
     a.import_roster(&parse_table(&table).unwrap()).unwrap();
     a.pair(LOVE_MOTHER, CHILDREN[0].1, None).unwrap();
     a.pair(PAIRING_TEACHER, CHILDREN[0].1, None).unwrap();
@@ -296,14 +297,13 @@ pub fn small_hub(dir: &Path) -> shouwang_relay::server::DataDir {
     office
         .add_member(LOVE_MOTHER, &[Role::LoveMother], None, None)
         .unwrap();
-    let table: Vec<Vec<String>> = [
-        ["学籍号", "姓名", "班级"],
-        ["G1", "王小雨", CLASS],
-        ["G2", "赵子涵", CLASS],
-    ]
-    .iter()
-    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-    .collect();
+    let table = roster::table(
+        &Column::MINIMAL,
+        [
+            ChildRow::new("G1", "王小雨", CLASS),
+            ChildRow::new("G2", "赵子涵", CLASS),
+        ],
+    );
     office.import_roster(&parse_table(&table).unwrap()).unwrap();
     office.pair(LOVE_MOTHER, "王小雨", None).unwrap();
     data

@@ -14,6 +14,7 @@ use shouwang_core::roster::parse_table;
 use shouwang_core::{Archive, RecordInput};
 
 use crate::fixtures::{CLASS, Device, HEAD_TEACHER, join, kv, school};
+use crate::roster::{self, ChildRow, Column};
 
 /// Children of the benchmark school.
 pub const CHILDREN: usize = 40;
@@ -40,10 +41,10 @@ pub fn child_name(i: usize) -> String {
 pub fn school_with(extra: usize) -> Vec<Device> {
     let mut admin = school();
     if extra > 0 {
-        let mut table = vec![vec!["学籍号".to_owned(), "姓名".into(), "班级".into()]];
-        for i in 0..extra {
-            table.push(vec![format!("G88{i:05}"), child_name(i), CLASS.into()]);
-        }
+        let table = roster::table(
+            &Column::MINIMAL,
+            (0..extra).map(|i| ChildRow::new(format!("G88{i:05}"), child_name(i), CLASS)),
+        );
         admin
             .archive
             .import_roster(&parse_table(&table).unwrap())

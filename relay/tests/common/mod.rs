@@ -8,6 +8,7 @@ use shouwang_core::archive::SchoolSetup;
 use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
 use shouwang_relay::server::{self, DataDir};
+use shouwang_tests::roster::{self, ChildRow, Column};
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -50,14 +51,13 @@ pub fn sample_school(dir: &std::path::Path) -> DataDir {
     office
         .add_member("武秀梅", &[Role::SubjectTeacher], None, None)
         .unwrap();
-    let table: Vec<Vec<String>> = [
-        ["学籍号", "姓名", "班级"],
-        ["G1", "王小雨", "三年级(1)班"],
-        ["G2", "赵子涵", "三年级(1)班"],
-    ]
-    .iter()
-    .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-    .collect();
+    let table = roster::table(
+        &Column::MINIMAL,
+        [
+            ChildRow::new("G1", "王小雨", "三年级(1)班"),
+            ChildRow::new("G2", "赵子涵", "三年级(1)班"),
+        ],
+    );
     office.import_roster(&parse_table(&table).unwrap()).unwrap();
     office.pair("刘桂兰", "王小雨", None).unwrap();
     office.pair("武秀梅", "赵子涵", None).unwrap();

@@ -19,6 +19,7 @@ use shouwang_tests::fixtures::{CHILDREN, CLASS, HEAD_TEACHER, join, kv, school, 
 use shouwang_tests::http::Client;
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
 use shouwang_tests::phone::id_number;
+use shouwang_tests::roster::{self, ChildRow, Column};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
 pub const OTHER_CLASS: &str = "四年级(2)班";
@@ -49,38 +50,33 @@ impl Hub {
         a.add_member(OTHER_HEAD, &[Role::HeadTeacher], None, None)
             .unwrap();
         a.add_class(OTHER_CLASS, Some(OTHER_HEAD)).unwrap();
-        let table: Vec<Vec<String>> = [
-            vec![
-                "学籍号",
-                "姓名",
-                "性别",
-                "出生日期",
-                "班级",
-                "身份证号",
-                "外出务工",
+        let table = roster::table(
+            &[
+                Column::StudentNo,
+                Column::Name,
+                Column::Sex,
+                Column::BirthDate,
+                Column::Class,
+                Column::IdNumber,
+                Column::ParentsAway,
             ],
-            vec![
-                CHILDREN[0].0,
-                CHILDREN[0].1,
-                "女",
-                "2017-03-05",
-                CLASS,
-                &id_number("001"),
-                "父母",
+            [
+                ChildRow {
+                    sex: "女".into(),
+                    birth_date: "2017-03-05".into(),
+                    id_number: id_number("001"),
+                    parents_away: "父母".into(),
+                    ..ChildRow::new(CHILDREN[0].0, CHILDREN[0].1, CLASS)
+                },
+                ChildRow {
+                    sex: "男".into(),
+                    birth_date: "2017-03-05".into(),
+                    id_number: id_number("101"),
+                    parents_away: "父亲".into(),
+                    ..ChildRow::new("G340321201601", OTHER_CHILD, OTHER_CLASS)
+                },
             ],
-            vec![
-                "G340321201601",
-                OTHER_CHILD,
-                "男",
-                "2017-03-05",
-                OTHER_CLASS,
-                &id_number("101"),
-                "父亲",
-            ],
-        ]
-        .iter()
-        .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-        .collect();
+        );
         a.import_roster(&parse_table(&table).unwrap()).unwrap();
         if extra > 0 {
             let (surnames, given, last) = (
@@ -98,26 +94,31 @@ impl Hub {
             for c in &classes {
                 a.add_class(c, None).unwrap();
             }
-            let mut table = vec![
-                ["学籍号", "姓名", "性别", "出生日期", "班级", "外出务工"]
-                    .map(String::from)
-                    .to_vec(),
-            ];
-            for i in 0..extra {
-                table.push(vec![
-                    format!("G3403212015{i:05}"),
-                    format!(
-                        "{}{}{}",
-                        surnames[i % 12],
-                        given[(i / 12) % 12],
-                        last[(i / 144) % 10]
-                    ),
-                    ["女", "男"][i % 2].to_owned(),
-                    "2015-09-01".to_owned(),
-                    classes[i % classes.len()].clone(),
-                    ["父母", "父亲", "母亲"][i % 3].to_owned(),
-                ]);
-            }
+            let table = roster::table(
+                &[
+                    Column::StudentNo,
+                    Column::Name,
+                    Column::Sex,
+                    Column::BirthDate,
+                    Column::Class,
+                    Column::ParentsAway,
+                ],
+                (0..extra).map(|i| ChildRow {
+                    sex: ["女", "男"][i % 2].into(),
+                    birth_date: "2015-09-01".into(),
+                    parents_away: ["父母", "父亲", "母亲"][i % 3].into(),
+                    ..ChildRow::new(
+                        format!("G3403212015{i:05}"),
+                        format!(
+                            "{}{}{}",
+                            surnames[i % 12],
+                            given[(i / 12) % 12],
+                            last[(i / 144) % 10]
+                        ),
+                        classes[i % classes.len()].clone(),
+                    )
+                }),
+            );
             a.import_roster(&parse_table(&table).unwrap()).unwrap();
         }
         a.edit_child(CHILDREN[1].1, "flags", &kv(&[("hardship", "是")]))
