@@ -9,10 +9,12 @@
 #                          its C++ source (scripts/fuzz.sh).
 #   chromium, fonts-noto-cjk: the office console's browser test loads its pages headless
 #                          (the font, so Chinese renders in its screenshots).
+#   systemd, curl:         the Debian package's test checks its unit (systemd-analyze) and
+#                          asks the installed server for /health.
 set -euo pipefail
 
 missing=()
-for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime g++ chromium fonts-noto-cjk "$@"; do
+for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime g++ chromium fonts-noto-cjk systemd curl "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

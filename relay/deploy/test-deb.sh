@@ -7,8 +7,11 @@
 # up. Removes the package again (purge) and the directories a purge keeps.
 #
 # Needs root and apt-get. Refuses to run where shouwang-relay (or its user or directories)
-# already exists: it would replace a real installation. Run by the ignored test
-# `cargo test -p shouwang-relay --test deb -- --ignored`, or directly.
+# already exists: it would replace a real installation. Run by `scripts/test.sh` (with
+# SHOUWANG_DEB_PROFILE=dev: the package is made from the debug build the tests just built,
+# instead of a release build of several minutes; cargo-deb warns that it is meant for
+# releases), by the ignored test `cargo test -p shouwang-relay --test deb -- --ignored`, or
+# directly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +26,7 @@ done
 ! getent passwd shouwang >/dev/null || fail "the user shouwang exists; not touching it"
 
 relay/deploy/install-cargo-deb.sh
-cargo deb -p shouwang-relay
+cargo deb -p shouwang-relay --profile "${SHOUWANG_DEB_PROFILE:-release}"
 deb="$(ls -t target/debian/shouwang-relay_*.deb | head -n 1)"
 echo "test-deb.sh: built $deb"
 
