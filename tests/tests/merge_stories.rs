@@ -65,8 +65,12 @@ fn story_2_same_field_conflict_is_listed_and_resolved() {
         .archive
         .edit_child(CHILD, "监护人", &kv(&[("电话", "13900002222")]))
         .unwrap();
+    // Her own edit marks no document as holding a conflict; the merge does, on both sides.
+    assert_eq!(conflicted(&mut mother), Vec::<DocId>::new());
     sync(&mut teacher, &mut mother);
+    let child = DocId::Child(teacher.archive.find_child(CHILD).unwrap());
     for d in [&mut teacher, &mut mother] {
+        assert_eq!(conflicted(d), vec![child.clone()]);
         let f = d.file(CHILD);
         assert_eq!(f.conflicts.len(), 1, "{:?}", f.conflicts);
         let (doc, c) = &f.conflicts[0];
@@ -91,8 +95,10 @@ fn story_2_same_field_conflict_is_listed_and_resolved() {
         .resolve(CHILD, "guardian.phone", Some(pick), None)
         .unwrap();
     assert!(teacher.file(CHILD).conflicts.is_empty());
+    assert_eq!(conflicted(&mut teacher), Vec::<DocId>::new(), "resolved");
     sync(&mut teacher, &mut mother);
     for d in [&mut teacher, &mut mother] {
+        assert_eq!(conflicted(d), Vec::<DocId>::new());
         let f = d.file(CHILD);
         assert!(f.conflicts.is_empty());
         assert_eq!(field(&f, "guardian", "phone"), Some("13900002222"));
@@ -110,6 +116,15 @@ fn story_2_same_field_conflict_is_listed_and_resolved() {
     let f = mother.file(CHILD);
     assert_eq!(f.conflicts.len(), 1);
     assert_eq!(f.conflicts[0].1.values.len(), 2);
+    // The projection is rebuilt from the documents (as after a migration).
+    mother
+        .archive
+        .store()
+        .conn()
+        .execute("DELETE FROM p_conflicted", [])
+        .unwrap();
+    mother.archive.store().rebuild_projections().unwrap();
+    assert_eq!(conflicted(&mut mother), vec![child]);
     // A resolution with a new value is validated like any input: a bad number changes nothing.
     let before = fingerprint(&mut mother);
     let e = mother
@@ -118,6 +133,11 @@ fn story_2_same_field_conflict_is_listed_and_resolved() {
         .unwrap_err();
     assert!(e.to_string().contains("电话"), "{e}");
     assert_eq!(before, fingerprint(&mut mother));
+}
+
+/// The documents a device's store marks as holding a conflict.
+fn conflicted(d: &mut Device) -> Vec<DocId> {
+    d.archive.store().conflicted_docs().unwrap()
 }
 
 /// 3. Both devices add records while apart; bundles are exchanged twice and one is imported

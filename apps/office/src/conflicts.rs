@@ -63,6 +63,9 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
             let v = viewer(a, &ctx)?;
             let school = a.school()?;
             let children = a.on_behalf(&v.member.id)?.children(None)?;
+            // Only the documents known to hold a conflict are read (`Store::conflicted_docs`).
+            let conflicted: std::collections::BTreeSet<DocId> =
+                a.store().conflicted_docs()?.into_iter().collect();
             let docs: Vec<(usize, DocId)> = children
                 .iter()
                 .enumerate()
@@ -74,6 +77,7 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                     ]
                     .map(|d| (i, d))
                 })
+                .filter(|(_, d)| conflicted.contains(d))
                 .collect();
             let ids: Vec<DocId> = docs.iter().map(|(_, d)| d.clone()).collect();
             let visible = a.on_behalf(&v.member.id)?.may_see_all(&ids)?;

@@ -253,6 +253,15 @@ CREATE TABLE school_history (
 "#,
         rebuild_projections: false,
     },
+    // The child documents holding a conflict (`store::conflicted`), so a school-wide list of
+    // open conflicts reads only those; filled by the rebuild.
+    Migration {
+        version: 11,
+        sql: r#"
+CREATE TABLE p_conflicted (doc_id TEXT PRIMARY KEY) WITHOUT ROWID;
+"#,
+        rebuild_projections: true,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -30,6 +30,7 @@
 //! what was purged stays in the store file or its WAL.
 
 mod admit;
+mod conflicted;
 mod deliveries;
 pub mod migrations;
 pub mod projection;
@@ -766,10 +767,17 @@ impl Store {
         for id in &ids {
             if let Some(doc) = self.docs.get(id) {
                 projection::project(&tx, id, doc)?;
+                conflicted::update(&tx, id, doc, &[])?;
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The child documents that hold a conflict ([`crate::doc::conflicts::list`] not empty),
+    /// from their projection: a school-wide list of open conflicts reads only these.
+    pub fn conflicted_docs(&self) -> Result<Vec<DocId>> {
+        conflicted::list(&self.conn)
     }
 
     /// Removes documents for good: their rows, changes, sync state with every peer and
@@ -938,6 +946,7 @@ fn persist(
             Some(t) if !before.is_empty() => projection::project_touched(tx, id, doc, t)?,
             _ => projection::project(tx, id, doc)?,
         }
+        conflicted::update(tx, id, doc, before)?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::school;
 pub fn clear(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(
         "DELETE FROM p_classes; DELETE FROM p_members; DELETE FROM p_children;
-         DELETE FROM p_pairings; DELETE FROM p_records;",
+         DELETE FROM p_pairings; DELETE FROM p_records; DELETE FROM p_conflicted;",
     )?;
     Ok(())
 }
@@ -24,6 +24,7 @@ pub fn clear(tx: &Transaction<'_>) -> Result<()> {
 /// Removes every row that derives from one document (the document is being purged).
 pub fn forget(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
     tx.execute("DELETE FROM p_records WHERE doc_id = ?1", [id.key()])?;
+    tx.execute("DELETE FROM p_conflicted WHERE doc_id = ?1", [id.key()])?;
     match id {
         DocId::School => {
             tx.execute_batch(
