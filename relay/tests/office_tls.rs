@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use shouwang_relay::server::tls::{CERT_FILE_NAME, fingerprint};
@@ -15,28 +14,6 @@ use shouwang_tests::hub_process::{HubPorts, HubProcess, tail};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
 const PASSWORD: &str = "郭庄小学2026办公室";
-
-/// `shouwang-relay office-password` with the password on stdin: its output.
-fn set_password(ports: &HubPorts, member: &str) -> String {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&ports.config)
-        .args(["office-password", "--member", member])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 /// The `n`-th fingerprint `serve` printed for the administrator (one per start), from its log.
 fn printed_fingerprint(log: &std::path::Path, port: u16, n: usize) -> String {
@@ -79,7 +56,8 @@ fn the_console_on_the_school_network_is_served_over_tls() {
         .unwrap();
     writeln!(config, "tls = true").unwrap();
     drop(config);
-    let said = set_password(&ports, "张长友");
+    let (ok, said) = ports.office_password(BIN.as_ref(), "张长友", PASSWORD);
+    assert!(ok, "{said}");
     assert!(
         said.contains(&format!("https://127.0.0.1:{}/", ports.http)),
         "{said}"

@@ -165,6 +165,30 @@ impl HubPorts {
         }
     }
 
+    /// `bin --config <config> office-password --member <member>` with the password on stdin:
+    /// whether it succeeded, and what it printed (stdout, then stderr).
+    pub fn office_password(&self, bin: &Path, member: &str, password: &str) -> (bool, String) {
+        let mut child = Command::new(bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["office-password", "--member", member])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
     /// Where invites send devices: the relay and the hub's UDP socket.
     pub fn contact(&self) -> HubContact {
         HubContact {

@@ -7,9 +7,7 @@
 //! numbers apart). The office archive becomes the hub's (`adopt_archive`), as a school that
 //! started in the office does.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use shouwang_core::Archive;
 use shouwang_core::roles::Role;
@@ -149,25 +147,7 @@ impl Hub {
 
     /// `shouwang-relay office-password --member <member>` with the password on stdin.
     pub fn set_password(&self, member: &str, password: &str) -> (bool, String) {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.ports.config)
-            .args(["office-password", "--member", member])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        self.ports.office_password(BIN.as_ref(), member, password)
     }
 
     pub fn archive(&self) -> Archive {
