@@ -30,24 +30,32 @@ fn visits(p: &Phone) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_visit_written_before_hearing_of_a_new_head_reaches_the_school_before_the_file_goes() {
+/// The hub and two phones; what both stories start from.
+struct School {
+    _dir: tempfile::TempDir,
+    data: shouwang_relay::server::DataDir,
+    server: Server,
+    office: Phone,
+    teacher: Phone,
+    child: shouwang_core::ids::ChildId,
+}
+
+/// A hub (its settings changed by `configure`) with the office and the 班主任 enrolled and
+/// synced; then, offline, her 家访, while the office gives her class to another head and sends
+/// her the news as a file, which she imports.
+async fn visit_then_news_of_a_new_head(configure: impl FnOnce(&mut ServerConfig)) -> School {
     let dir = tempfile::tempdir().unwrap();
     let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let mut config = ServerConfig::loopback(dir.path().join("hub"));
+    configure(&mut config);
+    let server = Server::start(config).await.unwrap();
     let office = enroll(&server, "张长友", Role::Leadership).await;
     let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     for p in [&office, &teacher] {
         p.sync_hub().await;
     }
     let child = office.archive().find_child(CHILD).unwrap();
-
-    // Offline: her 家访.
     teacher.record("家访", CHILD, "2026-12-01", NOTE);
-
-    // The office gives her class to another head, and sends her the news as a file.
     {
         let mut a = office.archive();
         a.add_member("陈桂芝", &[Role::HeadTeacher], None, None)
@@ -60,6 +68,26 @@ async fn a_visit_written_before_hearing_of_a_new_head_reaches_the_school_before_
         .export_bundle(Some(HEAD_TEACHER), None)
         .unwrap();
     teacher.archive().import_bundle(&news).unwrap();
+    School {
+        _dir: dir,
+        data,
+        server,
+        office,
+        teacher,
+        child,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_written_before_hearing_of_a_new_head_reaches_the_school_before_the_file_goes() {
+    let School {
+        _dir,
+        data,
+        server,
+        office,
+        teacher,
+        child,
+    } = visit_then_news_of_a_new_head(|_| {}).await;
 
     // She may no longer see the file, but her phone keeps it: the school does not have her
     // work yet.
@@ -93,30 +121,14 @@ async fn a_visit_written_before_hearing_of_a_new_head_reaches_the_school_before_
 /// answers `Deferred` instead of `OutOfScope`, and her phone keeps the file for the next try.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_in_the_hub_defers_stays_on_the_phone() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let mut config = ServerConfig::loopback(dir.path().join("hub"));
-    config.daily_change_bytes = 1;
-    let server = Server::start(config).await.unwrap();
-    let office = enroll(&server, "张长友", Role::Leadership).await;
-    let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
-    for p in [&office, &teacher] {
-        p.sync_hub().await;
-    }
-    let child = office.archive().find_child(CHILD).unwrap();
-    teacher.record("家访", CHILD, "2026-12-01", NOTE);
-    {
-        let mut a = office.archive();
-        a.add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-            .unwrap();
-        a.set_class_head(CLASS, "陈桂芝").unwrap();
-    }
-    office.sync_hub().await;
-    let news = office
-        .archive()
-        .export_bundle(Some(HEAD_TEACHER), None)
-        .unwrap();
-    teacher.archive().import_bundle(&news).unwrap();
+    let School {
+        _dir,
+        data,
+        server,
+        office,
+        teacher,
+        child,
+    } = visit_then_news_of_a_new_head(|c| c.daily_change_bytes = 1).await;
 
     teacher.sync_hub().await;
     assert!(
