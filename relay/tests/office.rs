@@ -1340,6 +1340,15 @@ fn an_administrator_downloads_the_registry_with_id_numbers_in_full_and_it_is_rec
             vec![("csrf", token.as_str()), ("why", "上报教育局")],
             "不含身份证号",
         ),
+        (
+            "/reports/child/reveal",
+            vec![
+                ("csrf", token.as_str()),
+                ("why", "转学"),
+                ("child", "没有这个学生"),
+            ],
+            "找不到",
+        ),
     ] {
         let r = office.post(path, &fields);
         assert_ne!(r.status, 200, "{path} {fields:?}");

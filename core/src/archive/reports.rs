@@ -62,6 +62,14 @@ impl Archive {
     pub fn report(&mut self, name: &str, opts: &ReportOptions) -> Result<Workbook> {
         let kind = find(name)?;
         self.require_admin()?;
+        // The child is found before a reveal is recorded: a mistyped name records nothing.
+        if kind.per_child {
+            let child = opts
+                .child
+                .as_deref()
+                .ok_or_else(|| Error::Missing("学生（--child）".into()))?;
+            self.find_child(child)?;
+        }
         let reveal = match opts.reveal_ids.as_deref().map(str::trim) {
             None => false,
             Some("") => return Err(Error::Missing("显示完整身份证号的原因".into())),
