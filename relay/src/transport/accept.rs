@@ -166,6 +166,7 @@ impl SyncProtocol {
             local_done: false,
             remote_done: false,
             finished: false,
+            unread_out: 0,
         };
         driver.run().await.map(|(_, stats)| stats)
     }

@@ -14,6 +14,11 @@ use super::{
     Conversation, ConversationOptions, Reply, Stats, TransportError, TransportMetrics, Wake, close,
 };
 
+/// The slowest link a phone is expected to sync over, in bytes a second: 2G at its worst
+/// (GPRS gives 4 KB/s on a good day). What this side has sent may take this long to reach
+/// the peer, during which nothing moves on the connection that this side could observe.
+const SLOWEST_LINK: f64 = 1_000.0;
+
 /// The longest close reason sent (QUIC packets are small; reasons are one sentence).
 const MAX_REASON: usize = 400;
 
@@ -36,6 +41,9 @@ pub(crate) struct Driver<'a, C> {
     pub remote_done: bool,
     /// Our half of the stream is finished.
     pub finished: bool,
+    /// Bytes written since the last frame read: the peer may still be receiving them (see
+    /// [`Driver::quiet_limit`]).
+    pub unread_out: u64,
 }
 
 /// Which end of the connection a driver is; decides who closes a finished conversation.
@@ -43,6 +51,14 @@ pub(crate) struct Driver<'a, C> {
 pub(crate) enum Side {
     Dialer,
     Acceptor,
+}
+
+/// STREAM frames sent and received so far on `conn`: it moves while a frame is being
+/// delivered (the receiver gets data, the sender sends and resends it), and not for keep-alive
+/// pings or acknowledgements alone.
+fn stream_frames(conn: &Connection) -> u64 {
+    let stats = conn.stats();
+    stats.frame_rx.stream + stats.frame_tx.stream
 }
 
 /// Resolves at the next wake; never, without a listener or once the [`Wake`] is gone.
@@ -84,6 +100,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
         reader.set_max(self.frame_limit());
         let shutdown = self.shutdown.clone().unwrap_or_default();
         let mut deadline = Instant::now() + self.quiet_limit();
+        let mut last_moved = stream_frames(self.conn);
         let mut widened = false;
         let conn = self.conn;
         loop {
@@ -110,6 +127,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
                     match read {
                         Ok(Some(frame)) => {
                             self.count_in(frame.len());
+                            self.unread_out = 0;
                             let reply = self.call(move |c| c.on_frame(&frame)).await;
                             self.after(reply).await?;
                             reader.set_max(self.frame_limit());
@@ -138,6 +156,14 @@ impl<'a, C: Conversation> Driver<'a, C> {
                     deadline = Instant::now() + self.quiet_limit();
                 }
                 _ = sleep_until(deadline) => {
+                    // Quiet means no stream data moving either way, not "no whole frame":
+                    // on 2G one frame can take longer to cross than the idle timeout.
+                    let moved = stream_frames(conn);
+                    if self.trusts_slow_frames() && moved != last_moved {
+                        last_moved = moved;
+                        deadline = Instant::now() + self.quiet_limit();
+                        continue;
+                    }
                     conn.close(VarInt::from_u32(close::IDLE), "空闲超时".as_bytes());
                     return Err(TransportError::Idle);
                 }
@@ -162,12 +188,23 @@ impl<'a, C: Conversation> Driver<'a, C> {
     /// [`HANDSHAKE_TIMEOUT`], so a stranger holds a connection slot for seconds, not a minute.
     /// (Once this side has finished, say after sending an enrolling device its bundle, the
     /// device may take long to read it over EDGE: the idle timeout applies.)
+    ///
+    /// A trusted peer is also allowed the time what we sent since its last frame takes to
+    /// cross [`SLOWEST_LINK`]: once written, our frames sit in the network's buffers, and on
+    /// 2G a large one takes minutes to arrive while this side sees nothing move.
     fn quiet_limit(&self) -> Duration {
-        if !self.authenticated() && !self.local_done {
+        if !self.trusts_slow_frames() {
             self.opts.idle_timeout.min(HANDSHAKE_TIMEOUT)
         } else {
-            self.opts.idle_timeout
+            self.opts.idle_timeout + Duration::from_secs_f64(self.unread_out as f64 / SLOWEST_LINK)
         }
+    }
+
+    /// Whether stream data still moving keeps the connection from being idle: once the peer
+    /// is authenticated, or once this side has said all it had to. A stranger must finish its
+    /// small handshake frames within [`HANDSHAKE_TIMEOUT`], however slowly it trickles them.
+    fn trusts_slow_frames(&self) -> bool {
+        self.authenticated() || self.local_done
     }
 
     /// Whether the conversation has authenticated the peer (it no longer limits frames).
@@ -306,6 +343,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
 
     fn count_out(&mut self, len: usize) {
         let bytes = (len + HEADER_LEN) as u64;
+        self.unread_out += bytes;
         self.stats.frames_out += 1;
         self.stats.bytes_out += bytes;
         if let Some(m) = self.metrics {

@@ -16,8 +16,16 @@
 //!    [`close::DONE`];
 //! 4. an error from the conversation sends its [`Conversation::error_frame`] (if any) and closes
 //!    with [`close::REFUSED`] and the Chinese message as the reason; an oversized frame closes
-//!    with [`close::TOO_LARGE`]; no frame in either direction for
-//!    [`ConversationOptions::idle_timeout`] closes with [`close::IDLE`], so phones can sleep.
+//!    with [`close::TOO_LARGE`]; a quiet connection closes with [`close::IDLE`], so phones
+//!    can sleep (point 5).
+//! 5. *Quiet* means: no frame in either direction for [`ConversationOptions::idle_timeout`],
+//!    and, once the peer is authenticated (or this side has said everything), no stream data
+//!    moving either way either (QUIC STREAM frames sent or received; keep-alive pings and
+//!    acknowledgements do not count), and more than the time what this side sent since the
+//!    peer's last frame takes on the slowest link served (1 KB/s). On 2G a class's year of
+//!    records is one long transfer: the receiver sees it arriving, the sender knows how much
+//!    it put on the way. An unauthenticated peer gets no such allowance: it has
+//!    [`frame::HANDSHAKE_TIMEOUT`] for its small handshake frames, however slowly it trickles.
 //!
 //! Conversation callbacks run on tokio's blocking pool: they may read and write the SQLite
 //! store without stalling the network.

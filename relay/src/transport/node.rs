@@ -383,6 +383,7 @@ impl Node {
             local_done: false,
             remote_done: false,
             finished: false,
+            unread_out: 0,
         };
         let result = driver.run().await.map(|(c, s)| (c.inner, s));
         if conn.close_reason().is_none() {

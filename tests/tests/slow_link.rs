@@ -1,0 +1,126 @@
+//! Stories of a phone on a link so slow that one message takes longer to arrive than the
+//! connection may stay quiet: the real hub, a real device endpoint, and the userspace link
+//! emulator between them (`shouwang_tests::link`), on loopback only.
+//!
+//! The idle timeout (60 s by default on both sides) is there so that a phone can sleep and a
+//! hub can drop a vanished phone. It must count a message that is still arriving as activity:
+//! on 2G (about 4 KB/s) a class's year of records takes a minute or more to come down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::Ipv6Addr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shouwang_core::roles::Role;
+use shouwang_relay::device::{self, JoinSettings};
+use shouwang_relay::handshake::CHUNK;
+use shouwang_relay::server::{self, HubContact, Server, ServerConfig};
+use shouwang_relay::transport::ConversationOptions;
+use shouwang_tests::fixtures::HEAD_TEACHER;
+use shouwang_tests::link::{Direction, Link, LinkConfig};
+use shouwang_tests::link_hub::{hub_only, hub_socket};
+use shouwang_tests::phone::now;
+use shouwang_tests::workload;
+
+/// The idle timeout of both sides in these stories.
+const IDLE: Duration = Duration::from_secs(4);
+/// The link's rate each way: 4 KB/s, 2G's, so that a class's year of records outlasts [`IDLE`]
+/// several times over, while QUIC's handshake still takes well under it.
+const RATE_BPS: u64 = 32_000;
+
+/// 1. A new 班主任's phone joins over a link where her class's year of records (40 children)
+///    takes more than twice the idle timeout to come down. The join completes, the phone
+///    holds the class, and it was told, chunk by chunk, how much had arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_1_a_phone_joins_over_a_link_slower_than_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub_dir = dir.path().join("hub");
+    let data = tokio::task::block_in_place(|| workload::hub_with_history(&hub_dir));
+    let server = Server::start(ServerConfig {
+        idle_timeout: IDLE,
+        ..hub_only(&hub_dir)
+    })
+    .await
+    .unwrap();
+    let slow = Direction {
+        rate_bps: Some(RATE_BPS),
+        queue_bytes: 64 * 1024,
+        ..Direction::ideal()
+    };
+    let link = Link::start(LinkConfig {
+        up: slow.clone(),
+        down: slow,
+        ..LinkConfig::ideal((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server))
+    })
+    .await
+    .unwrap();
+    let contact = HubContact {
+        relay_url: None,
+        addrs: vec![link.addr()],
+    };
+    let ticket = server::issue_invite(
+        &data,
+        &contact,
+        HEAD_TEACHER,
+        Role::HeadTeacher,
+        now(),
+        now() + 86_400,
+    )
+    .unwrap()
+    .ticket;
+
+    let began = Instant::now();
+    let reports: Arc<Mutex<Vec<(Duration, u64)>>> = Arc::default();
+    let seen = reports.clone();
+    let opts = ConversationOptions {
+        idle_timeout: IDLE,
+        connect_timeout: Duration::from_secs(60),
+        ..device::default_options()
+    };
+    let path = dir.path().join("phone.db");
+    let joined = device::join_with(
+        &path,
+        None,
+        &ticket,
+        "手机",
+        now(),
+        &opts,
+        JoinSettings {
+            bind: Some(vec![(Ipv6Addr::LOCALHOST, 0).into()]),
+            progress: Some(Box::new(move |received| {
+                seen.lock().unwrap().push((began.elapsed(), received));
+            })),
+        },
+    )
+    .await;
+    let took = began.elapsed();
+    let mut archive = joined.unwrap_or_else(|e| {
+        panic!("the join over a slow link failed after {took:?}: {e}");
+    });
+    let down = link.stats().down;
+    // The story holds only if the link really was slower than the idle timeout.
+    let on_the_link = Duration::from_secs_f64(down.delivered_bytes as f64 * 8.0 / RATE_BPS as f64);
+    assert!(
+        on_the_link > IDLE * 2,
+        "the documents ({} bytes down) crossed the link in {on_the_link:?}: not slower than the idle timeout",
+        down.delivered_bytes
+    );
+    assert_eq!(
+        archive.children(None, true).unwrap().len(),
+        workload::CHILDREN,
+        "the phone holds its class"
+    );
+    let reports = reports.lock().unwrap().clone();
+    let received = reports.last().map_or(0, |r| r.1);
+    assert!(
+        reports.len() as u64 >= received.div_ceil(CHUNK as u64) && reports.len() >= 2,
+        "progress was reported {} times for {received} bytes: {reports:?}",
+        reports.len()
+    );
+    assert!(
+        reports.windows(2).all(|w| w[0].1 < w[1].1),
+        "progress went backwards: {reports:?}"
+    );
+    server.shutdown().await;
+}
