@@ -16,7 +16,8 @@ use shouwang_core::Archive;
 use shouwang_core::RecordInput;
 use shouwang_core::dates::parse_date;
 use shouwang_core::store::StoreKey;
-use shouwang_relay::device::{self, Identity};
+use shouwang_relay::device::{self, Identity, JoinSettings};
+use shouwang_relay::handshake::EnrollProgress;
 use shouwang_relay::syncing::ProgressHook;
 use shouwang_relay::transport::{EndpointAddr, EndpointId};
 use tokio::sync::{broadcast, watch};
@@ -24,7 +25,7 @@ use tokio::sync::{broadcast, watch};
 use crate::error::ShouwangError;
 use crate::runtime::{blocking, run, runtime};
 use crate::tasks::{
-    ChangeListener, PeerListener, SyncListener, SyncUpdates, TaskHandle, sync_pump,
+    ChangeListener, JoinListener, PeerListener, SyncListener, SyncUpdates, TaskHandle, sync_pump,
 };
 use crate::types::{
     ChangeEvent, ChangeOrigin, ChildFile, ChildSummary, ComplianceRow, DueItem, FieldInput, Me,
@@ -241,6 +242,35 @@ fn parse_peer(device_code: &str, addresses: &[String]) -> Result<EndpointAddr> {
 }
 
 impl ShouwangClient {
+    async fn join_reporting(
+        path: String,
+        key: Vec<u8>,
+        ticket: String,
+        device_label: String,
+        listener: Option<Box<dyn JoinListener>>,
+    ) -> Result<Arc<ShouwangClient>> {
+        let key = store_key(&key)?;
+        let (store, store_key) = (PathBuf::from(&path), key.clone());
+        let archive = run(async move {
+            let settings = JoinSettings {
+                progress: listener
+                    .map(|l| Box::new(move |bytes: u64| l.on_received(bytes)) as EnrollProgress),
+                ..JoinSettings::default()
+            };
+            Ok(device::join_with(
+                &store,
+                Some(&store_key),
+                &ticket,
+                &device_label,
+                unix_now(),
+                &device::default_options(),
+                settings,
+            )
+            .await?)
+        })
+        .await?;
+        Ok(ShouwangClient::new(path, key, archive))
+    }
     fn new(path: String, key: StoreKey, archive: Archive) -> Arc<ShouwangClient> {
         Arc::new(ShouwangClient {
             inner: Arc::new(Inner::new(PathBuf::from(path), key, archive)),
@@ -271,21 +301,20 @@ impl ShouwangClient {
         ticket: String,
         device_label: String,
     ) -> Result<Arc<ShouwangClient>> {
-        let key = store_key(&key)?;
-        let (store, store_key) = (PathBuf::from(&path), key.clone());
-        let archive = run(async move {
-            Ok(device::join(
-                &store,
-                Some(&store_key),
-                &ticket,
-                &device_label,
-                unix_now(),
-                &device::default_options(),
-            )
-            .await?)
-        })
-        .await?;
-        Ok(ShouwangClient::new(path, key, archive))
+        Self::join_reporting(path, key, ticket, device_label, None).await
+    }
+
+    /// [`ShouwangClient::join`], telling `listener` how much of the member's documents has
+    /// arrived as they come in (called on a background thread).
+    #[uniffi::constructor]
+    pub async fn join_with_progress(
+        path: String,
+        key: Vec<u8>,
+        ticket: String,
+        device_label: String,
+        listener: Box<dyn JoinListener>,
+    ) -> Result<Arc<ShouwangClient>> {
+        Self::join_reporting(path, key, ticket, device_label, Some(listener)).await
     }
 
     /// The member using this device, and the school.

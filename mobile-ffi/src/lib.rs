@@ -36,7 +36,7 @@ pub mod types;
 pub use client::ShouwangClient;
 pub use error::ShouwangError;
 pub use forms::{profile_sections, progress_form, record_kinds};
-pub use tasks::{ChangeListener, PeerListener, SyncListener, TaskHandle};
+pub use tasks::{ChangeListener, JoinListener, PeerListener, SyncListener, TaskHandle};
 
 use shouwang_core::store::StoreKey;
 

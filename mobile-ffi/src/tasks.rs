@@ -24,6 +24,14 @@ pub trait SyncListener: Send + Sync {
     fn on_update(&self, update: SyncUpdate);
 }
 
+/// Told how much of the member's documents a joining device has received, after every piece
+/// (on 2G, about every two seconds): show it, a year of a class takes a minute there.
+#[uniffi::export(callback_interface)]
+pub trait JoinListener: Send + Sync {
+    /// `bytes` of the school's documents for this member have arrived so far.
+    fn on_received(&self, bytes: u64);
+}
+
 /// Told when the store changed (a write through this client, or a sync that brought
 /// changes): reload what is shown.
 #[uniffi::export(callback_interface)]

@@ -143,7 +143,49 @@ pub async fn join(
     now: i64,
     opts: &ConversationOptions,
 ) -> Result<Archive, TransportError> {
-    let (invite, secret, enrolled) = enroll(store, ticket, now, opts).await?;
+    join_with(
+        store,
+        key,
+        ticket,
+        device_label,
+        now,
+        opts,
+        JoinSettings::default(),
+    )
+    .await
+}
+
+/// How a [`join_with`] runs, beyond the conversation options.
+#[derive(Default)]
+pub struct JoinSettings {
+    /// Where the device's endpoint binds; `None`: every interface. (Tests and benchmarks
+    /// bind one loopback address so that an emulated link is the only path to the hub.)
+    pub bind: Option<Vec<std::net::SocketAddr>>,
+    /// Called with the bytes of the member's documents received so far, as they arrive: on
+    /// 2G a year of a class takes a minute, and the teacher should see it move.
+    pub progress: Option<handshake::EnrollProgress>,
+}
+
+impl std::fmt::Debug for JoinSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinSettings")
+            .field("bind", &self.bind)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// [`join`], with [`JoinSettings`].
+pub async fn join_with(
+    store: &Path,
+    key: Option<&StoreKey>,
+    ticket: &str,
+    device_label: &str,
+    now: i64,
+    opts: &ConversationOptions,
+    settings: JoinSettings,
+) -> Result<Archive, TransportError> {
+    let (invite, secret, enrolled) = enroll_with(store, ticket, now, opts, settings).await?;
     let ticket = ticket.trim();
     let certificate = enrolled.certificate.encode();
     let secret = hex::encode(secret.to_bytes());
@@ -179,6 +221,16 @@ pub async fn enroll(
     now: i64,
     opts: &ConversationOptions,
 ) -> Result<(Invite, SecretKey, handshake::Enrolled), TransportError> {
+    enroll_with(store, ticket, now, opts, JoinSettings::default()).await
+}
+
+async fn enroll_with(
+    store: &Path,
+    ticket: &str,
+    now: i64,
+    opts: &ConversationOptions,
+    settings: JoinSettings,
+) -> Result<(Invite, SecretKey, handshake::Enrolled), TransportError> {
     if Archive::exists(store)? {
         return Err(Error::NotPermitted(format!("{} 已经是一个档案库", store.display())).into());
     }
@@ -190,9 +242,13 @@ pub async fn enroll(
         if let Some(relay) = handshake::invite_relay(&invite)? {
             config = config.with_relay(relay);
         }
+        if let Some(bind) = settings.bind {
+            config.bind = bind;
+        }
         Node::bind(config).await?
     };
-    let enrolled = handshake::enroll(&node, &invite, now, opts).await;
+    let enrolled =
+        handshake::enroll_with_progress(&node, &invite, now, opts, settings.progress).await;
     node.shutdown().await;
     match enrolled {
         Ok(enrolled) => Ok((invite, secret, enrolled)),

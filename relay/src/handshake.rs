@@ -48,8 +48,9 @@ use crate::transport::{
 /// First byte of every handshake frame (sync frames start with their version, 1).
 pub const MAGIC: u8 = 0xA7;
 const VERSION: u8 = 1;
-/// Bundle bytes per chunk frame.
-pub const CHUNK: usize = 1024 * 1024;
+/// Bundle bytes per chunk frame: small enough that a phone on 2G (about 4 KB/s) reports
+/// progress every two seconds, large enough that the 7 bytes of framing per chunk are noise.
+pub const CHUNK: usize = 8 * 1024;
 /// Largest bundle a device accepts at enrollment.
 pub const MAX_BUNDLE: usize = shouwang_core::bundle::MAX_PAYLOAD;
 /// Longest reason text kept from a refusal.
@@ -193,8 +194,10 @@ pub struct Enrolled {
     pub bundle: Vec<u8>,
 }
 
+/// Called with the bundle bytes received so far, after every chunk of an enrollment.
+pub type EnrollProgress = Box<dyn FnMut(u64) + Send>;
+
 /// The device side of enrollment.
-#[derive(Debug)]
 pub struct Enrollment {
     invite: Invite,
     device: DeviceKey,
@@ -202,6 +205,18 @@ pub struct Enrollment {
     certificate: Option<Certificate>,
     bundle: Vec<u8>,
     finished: bool,
+    progress: Option<EnrollProgress>,
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrollment")
+            .field("member", &self.invite.member)
+            .field("certificate", &self.certificate.is_some())
+            .field("bundle", &self.bundle.len())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Enrollment {
@@ -214,7 +229,14 @@ impl Enrollment {
             certificate: None,
             bundle: Vec::new(),
             finished: false,
+            progress: None,
         }
+    }
+
+    /// Reports the bundle bytes received after every chunk.
+    pub fn with_progress(mut self, progress: EnrollProgress) -> Enrollment {
+        self.progress = Some(progress);
+        self
     }
 
     /// The result, once the conversation is done.
@@ -262,6 +284,9 @@ impl Conversation for Enrollment {
                     return Err(Error::Corrupt("学校档案文件过大".into()));
                 }
                 self.bundle.extend_from_slice(&bytes);
+                if let Some(progress) = self.progress.as_mut() {
+                    progress(self.bundle.len() as u64);
+                }
                 Ok(Reply::nothing())
             }
             Message::BundleEnd(total) if self.certificate.is_some() => {
@@ -424,8 +449,22 @@ pub async fn enroll(
     now: i64,
     opts: &ConversationOptions,
 ) -> Result<Enrolled, TransportError> {
+    enroll_with_progress(node, invite, now, opts, None).await
+}
+
+/// [`enroll`], reporting the bundle bytes received after every chunk.
+pub async fn enroll_with_progress(
+    node: &Node,
+    invite: &Invite,
+    now: i64,
+    opts: &ConversationOptions,
+    progress: Option<EnrollProgress>,
+) -> Result<Enrolled, TransportError> {
     let addr = hub_addr(invite)?;
-    let conv = Enrollment::new(invite.clone(), node.id(), now);
+    let mut conv = Enrollment::new(invite.clone(), node.id(), now);
+    if let Some(progress) = progress {
+        conv = conv.with_progress(progress);
+    }
     let (conv, _stats) = node.converse(addr, conv, opts).await?;
     Ok(conv.result()?)
 }

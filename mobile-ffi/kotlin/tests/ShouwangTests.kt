@@ -52,6 +52,13 @@ class SyncHeard : SyncListener {
     }
 }
 
+class JoinHeard : JoinListener {
+    val bytes = java.util.concurrent.ConcurrentLinkedQueue<ULong>()
+    override fun onReceived(bytes: ULong) {
+        this.bytes.add(bytes)
+    }
+}
+
 class ChangeHeard : ChangeListener {
     val heard = Heard<ChangeEvent>()
     override fun onChange(event: ChangeEvent) {
@@ -161,11 +168,17 @@ fun joinsTheHubWithInvites(c: Ctx) {
     check(mine.size == 3) { mine.toString() }
     c.childId = mine.first { it.name == "王小雨" }.id
     check(storeExists(c.teacherPath)) { "storeExists" }
+    val received = JoinHeard()
     c.mother = runBlocking {
-        ShouwangClient.join(c.motherPath, c.motherKey, env("SHOUWANG_TICKET_MOTHER"), "刘妈妈的手机")
+        ShouwangClient.joinWithProgress(c.motherPath, c.motherKey, env("SHOUWANG_TICKET_MOTHER"), "刘妈妈的手机", received)
     }
     val hers = c.mother.children(true)
     check(hers.map { it.name } == listOf("王小雨")) { hers.toString() }
+    // Told as the documents came in: more each time, and something at all.
+    val heard = received.bytes.toList()
+    check(heard.isNotEmpty() && heard.zipWithNext().all { (a, b) -> a < b } && heard.last() > 0uL) {
+        heard.toString()
+    }
 }
 
 fun recordsAHomeVisitOffline(c: Ctx) {

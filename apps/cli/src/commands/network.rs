@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use shouwang_core::Archive;
-use shouwang_relay::device::{self, Identity};
+use shouwang_relay::device::{self, Identity, JoinSettings};
+use shouwang_relay::handshake::EnrollProgress;
 use shouwang_relay::syncing::ProgressHook;
 use shouwang_relay::transport::{
     ConversationOptions, EndpointAddr, EndpointId, TransportError, Wake,
@@ -50,16 +51,35 @@ pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
     check_new_store(&ctx.store)?;
     let label = label.unwrap_or("手机");
     let rt = runtime()?;
-    let mut archive = rt
-        .block_on(device::join(
-            &ctx.store,
-            ctx.key.as_ref(),
-            ticket,
-            label,
-            unix_now(),
-            &ctx.conversation_options(),
-        ))
-        .map_err(net_error)?;
+    let shown = !ctx.json && std::io::stderr().is_terminal();
+    if shown {
+        eprintln!("正在连接学校服务器……");
+    }
+    let settings = JoinSettings {
+        progress: shown.then(|| {
+            Box::new(|received: u64| {
+                eprint!(
+                    "\r正在接收学校档案：已收到 {:.1} KB   ",
+                    received as f64 / 1024.0
+                );
+                let _ = std::io::stderr().flush();
+            }) as EnrollProgress
+        }),
+        ..JoinSettings::default()
+    };
+    let joined = rt.block_on(device::join_with(
+        &ctx.store,
+        ctx.key.as_ref(),
+        ticket,
+        label,
+        unix_now(),
+        &ctx.conversation_options(),
+        settings,
+    ));
+    if shown {
+        eprintln!();
+    }
+    let mut archive = joined.map_err(net_error)?;
     report_joined(ctx, &mut archive)?;
     ctx.line("以后联网时运行 shouwang sync 与学校服务器同步。")
 }
