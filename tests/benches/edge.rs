@@ -31,57 +31,11 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use shouwang_tests::link::{IPV4_UDP_OVERHEAD, Link, LinkConfig};
+use shouwang_tests::link::{self, IPV4_UDP_OVERHEAD, Link, LinkConfig};
 use shouwang_tests::link_hub::{self, Start, hub_socket, sync_over};
 use shouwang_tests::workload;
-use tokio::net::UdpSocket;
-
-/// The round-trip time through an EDGE link, median of small pings to an echo server.
-async fn measure_rtt() -> Duration {
-    let echo = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let target = echo.local_addr().unwrap();
-    let echo_task = tokio::spawn(async move {
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
-            let _ = echo.send_to(&buf[..n], from).await;
-        }
-    });
-    let link = Link::start(LinkConfig::edge((Ipv4Addr::LOCALHOST, 0).into(), target))
-        .await
-        .unwrap();
-    let client = std::sync::Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap());
-    let start = Instant::now();
-    // Replies are timed as they arrive, while the pings go out.
-    let receiver = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let mut rtts = Vec::new();
-            let mut buf = [0u8; 2048];
-            while let Ok(Ok((n, _))) =
-                tokio::time::timeout(Duration::from_secs(3), client.recv_from(&mut buf)).await
-            {
-                if n >= 20 {
-                    let sent = u128::from_le_bytes(buf[4..20].try_into().unwrap());
-                    rtts.push(start.elapsed().as_nanos() - sent);
-                }
-            }
-            rtts
-        })
-    };
-    for seq in 0u32..30 {
-        let mut ping = vec![0u8; 64];
-        ping[..4].copy_from_slice(&seq.to_le_bytes());
-        ping[4..20].copy_from_slice(&start.elapsed().as_nanos().to_le_bytes());
-        client.send_to(&ping, link.addr()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut rtts = receiver.await.unwrap();
-    echo_task.abort();
-    rtts.sort_unstable();
-    Duration::from_nanos(rtts[rtts.len() / 2] as u64)
-}
 
 struct Run {
     wall: Duration,
@@ -164,7 +118,10 @@ fn main() {
         workload::hub_with_history,
         true,
     ));
-    let rtt = rt.block_on(measure_rtt());
+    let rtt = rt.block_on(link::round_trip(&LinkConfig::edge(
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        (Ipv4Addr::LOCALHOST, 0).into(),
+    )));
     let week = start.week.unwrap();
     println!("| a teacher's week over EDGE | value |");
     println!("|---|---|");

@@ -89,6 +89,16 @@ impl Direction {
         }
     }
 
+    /// A 2G (GPRS) direction: 650 ms ± 100 ms, 2 % loss, `rate_bps`, a queue of about 2.5 s.
+    pub fn gprs(rate_bps: u64) -> Direction {
+        Direction {
+            delay: Duration::from_millis(650),
+            jitter: Duration::from_millis(100),
+            loss: 0.02,
+            ..Direction::edge(rate_bps)
+        }
+    }
+
     /// How long the bottleneck takes to send `bytes` of payload in `datagrams` datagrams.
     pub fn serialisation(&self, bytes: u64, datagrams: u64, overhead: usize) -> Duration {
         match self.rate_bps {
@@ -159,6 +169,16 @@ impl LinkConfig {
         LinkConfig {
             up: Direction::edge(200_000),
             down: Direction::edge(240_000),
+            ..LinkConfig::ideal(listen, target)
+        }
+    }
+
+    /// The 2G link of issue 14: 650 ms ± 100 ms each way, 2 % loss each way, 32 kbit/s up
+    /// and 35 kbit/s down.
+    pub fn gprs(listen: SocketAddr, target: SocketAddr) -> LinkConfig {
+        LinkConfig {
+            up: Direction::gprs(32_000),
+            down: Direction::gprs(35_000),
             ..LinkConfig::ideal(listen, target)
         }
     }
@@ -522,6 +542,66 @@ impl Link {
     pub fn is_up(&self) -> bool {
         self.gate.is_up(Instant::now())
     }
+}
+
+/// The round-trip time through a link made from `config` (its `listen` and `target` are
+/// replaced): the median of 30 small pings, 100 ms apart, to an echo server behind it.
+pub async fn round_trip(config: &LinkConfig) -> Duration {
+    let echo = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot bind the echo socket: {e}");
+        });
+    let target = echo.local_addr().expect("the echo socket's address");
+    let echo_task = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    let link = Link::start(LinkConfig {
+        listen: (Ipv4Addr::LOCALHOST, 0).into(),
+        target,
+        ..config.clone()
+    })
+    .await
+    .expect("the link starts");
+    let client = Arc::new(
+        UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("the client socket binds"),
+    );
+    let start = std::time::Instant::now();
+    // Replies are timed as they arrive, while the pings go out.
+    let wait = config.up.delay + config.down.delay + Duration::from_secs(3);
+    let receiver = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut rtts = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(Ok((n, _))) = tokio::time::timeout(wait, client.recv_from(&mut buf)).await
+            {
+                if n >= 20 {
+                    let mut sent = [0u8; 16];
+                    sent.copy_from_slice(&buf[4..20]);
+                    rtts.push(start.elapsed().as_nanos() - u128::from_le_bytes(sent));
+                }
+            }
+            rtts
+        })
+    };
+    for seq in 0u32..30 {
+        let mut ping = vec![0u8; 64];
+        ping[..4].copy_from_slice(&seq.to_le_bytes());
+        ping[4..20].copy_from_slice(&start.elapsed().as_nanos().to_le_bytes());
+        let _ = client.send_to(&ping, link.addr()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut rtts = receiver.await.expect("the receiver task");
+    echo_task.abort();
+    assert!(!rtts.is_empty(), "no ping came back through the link");
+    rtts.sort_unstable();
+    Duration::from_nanos(rtts[rtts.len() / 2] as u64)
 }
 
 impl Drop for Link {
