@@ -33,6 +33,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
+use shouwang_tests::figures::{bench_runtime, env_usize, secs};
 use shouwang_tests::link::{self, IPV4_UDP_OVERHEAD, Link, LinkConfig};
 use shouwang_tests::link_hub::{self, Start, hub_socket, sync_over};
 use shouwang_tests::workload;
@@ -95,23 +96,12 @@ async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
     }
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    let runs: u64 = std::env::var("SHOUWANG_EDGE_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runs = env_usize("SHOUWANG_EDGE_RUNS", 5) as u64;
+    let rt = bench_runtime();
     let dir = tempfile::tempdir().unwrap();
     let start = rt.block_on(link_hub::prepare(
         dir.path(),

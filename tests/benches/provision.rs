@@ -32,17 +32,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use shouwang_core::roles::Role;
-use shouwang_relay::device::{self, JoinSettings};
-use shouwang_relay::server::{self, HubContact, Server};
+use shouwang_relay::device;
+use shouwang_relay::server::{self, Server};
 use shouwang_relay::transport::ConversationOptions;
-use shouwang_tests::fixtures::HEAD_TEACHER;
+use shouwang_tests::figures::{bench_runtime, env_usize, secs};
 use shouwang_tests::link::{self, IPV4_UDP_OVERHEAD, Link, LinkConfig};
-use shouwang_tests::link_hub::{hub_only, hub_socket, sync_over};
-use shouwang_tests::phone::now;
+use shouwang_tests::link_hub::{JoinOver, hub_only, hub_socket, join_over, sync_over};
 use shouwang_tests::workload::{self, Snapshot};
 
 struct Run {
@@ -85,45 +82,17 @@ async fn run(hub_src: &Path, dir: &Path, seed: u64, lossless: bool, rtt: Duratio
         config.down.loss = 0.0;
     }
     let link = Link::start(config).await.unwrap();
-    let contact = HubContact {
-        relay_url: None,
-        addrs: vec![link.addr()],
-    };
-    let ticket = server::issue_invite(
-        &server::DataDir::new(&hub_dir),
-        &contact,
-        HEAD_TEACHER,
-        Role::HeadTeacher,
-        now(),
-        now() + 86_400,
-    )
-    .unwrap()
-    .ticket;
     let opts = ConversationOptions {
         connect_timeout: Duration::from_secs(120),
         ..device::default_options()
     };
     let phone = dir.join("phone.db");
-    let began = Instant::now();
-    let reports: Arc<Mutex<Vec<(Duration, u64)>>> = Arc::default();
-    let seen = reports.clone();
-    let mut archive = device::join_with(
-        &phone,
-        None,
-        &ticket,
-        "手机",
-        now(),
-        &opts,
-        JoinSettings {
-            bind: Some(vec![(Ipv6Addr::LOCALHOST, 0).into()]),
-            progress: Some(Box::new(move |received| {
-                seen.lock().unwrap().push((began.elapsed(), received));
-            })),
-        },
-    )
-    .await
-    .unwrap();
-    let wall = began.elapsed();
+    let JoinOver {
+        joined,
+        wall,
+        reports,
+    } = join_over(&link, &server::DataDir::new(&hub_dir), &phone, &opts).await;
+    let mut archive = joined.unwrap();
     let joined = link.stats();
     assert!(
         joined.down.delivered_bytes > 0,
@@ -132,7 +101,6 @@ async fn run(hub_src: &Path, dir: &Path, seed: u64, lossless: bool, rtt: Duratio
     let received =
         tokio::task::block_in_place(|| workload::new_changes(&mut archive, &Snapshot::new()));
     drop(archive);
-    let reports = reports.lock().unwrap().clone();
     let first_report = reports.first().map_or(wall, |r| r.0);
     let mut marks: Vec<Duration> = reports.iter().map(|r| r.0).collect();
     marks.push(wall);
@@ -179,23 +147,12 @@ async fn run(hub_src: &Path, dir: &Path, seed: u64, lossless: bool, rtt: Duratio
     }
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    let runs: u64 = std::env::var("SHOUWANG_2G_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runs = env_usize("SHOUWANG_2G_RUNS", 3) as u64;
+    let rt = bench_runtime();
     let dir = tempfile::tempdir().unwrap();
     let hub = dir.path().join("hub");
     workload::hub_with_history(&hub);

@@ -8,15 +8,18 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shouwang_core::Archive;
 use shouwang_core::roles::Role;
 use shouwang_core::sync::Progress;
-use shouwang_relay::device::{self, Identity};
+use shouwang_relay::device::{self, Identity, JoinSettings};
 use shouwang_relay::server::{self, DataDir, HubContact, Server, ServerConfig};
 use shouwang_relay::syncing::sync_with_progress;
-use shouwang_relay::transport::{ConversationOptions, EndpointAddr, Node, NodeConfig};
+use shouwang_relay::transport::{
+    ConversationOptions, EndpointAddr, Node, NodeConfig, TransportError,
+};
 
 use crate::fixtures::HEAD_TEACHER;
 use crate::link::Link;
@@ -57,20 +60,7 @@ pub async fn prepare(dir: &Path, make_hub: impl FnOnce(&Path) -> DataDir, week: 
     let hub_dir = dir.join("hub");
     let data = tokio::task::block_in_place(|| make_hub(&hub_dir));
     let server = Server::start(hub_only(&hub_dir)).await.unwrap();
-    let contact = HubContact {
-        relay_url: None,
-        addrs: vec![hub_socket(&server)],
-    };
-    let ticket = server::issue_invite(
-        &data,
-        &contact,
-        HEAD_TEACHER,
-        Role::HeadTeacher,
-        now(),
-        now() + 86_400,
-    )
-    .unwrap()
-    .ticket;
+    let ticket = head_teacher_invite(&data, hub_socket(&server));
     let device = dir.join("device.db");
     let opts = device::default_options();
     let archive = device::join(&device, None, &ticket, "手机", now(), &opts)
@@ -159,4 +149,69 @@ pub async fn sync_over(link: &Link, server: &Server, device: &Path) -> (Progress
     let wall = began.elapsed();
     node.shutdown().await;
     (progress, wall)
+}
+
+/// A day's invite for the 班主任 of the hub of `data`, reaching it at `addr` only.
+fn head_teacher_invite(data: &DataDir, addr: SocketAddr) -> String {
+    let contact = HubContact {
+        relay_url: None,
+        addrs: vec![addr],
+    };
+    server::issue_invite(
+        data,
+        &contact,
+        HEAD_TEACHER,
+        Role::HeadTeacher,
+        now(),
+        now() + 86_400,
+    )
+    .unwrap()
+    .ticket
+}
+
+/// How a join through a link went ([`join_over`]).
+#[derive(Debug)]
+pub struct JoinOver {
+    pub joined: Result<Archive, TransportError>,
+    /// From the call to its return, connecting included.
+    pub wall: Duration,
+    /// Each progress report: when (since the call) and the bundle bytes received by then.
+    pub reports: Vec<(Duration, u64)>,
+}
+
+/// A new phone at `phone` joins the hub of `data` as its 班主任 through `link`, with a fresh
+/// invite naming the link's address; the phone binds only `[::1]`, so the link is its only
+/// path to the hub. Every progress report is kept.
+pub async fn join_over(
+    link: &Link,
+    data: &DataDir,
+    phone: &Path,
+    opts: &ConversationOptions,
+) -> JoinOver {
+    let ticket = head_teacher_invite(data, link.addr());
+    let began = Instant::now();
+    let reports: Arc<Mutex<Vec<(Duration, u64)>>> = Arc::default();
+    let seen = reports.clone();
+    let joined = device::join_with(
+        phone,
+        None,
+        &ticket,
+        "手机",
+        now(),
+        opts,
+        JoinSettings {
+            bind: Some(vec![(Ipv6Addr::LOCALHOST, 0).into()]),
+            progress: Some(Box::new(move |received| {
+                seen.lock().unwrap().push((began.elapsed(), received));
+            })),
+        },
+    )
+    .await;
+    let wall = began.elapsed();
+    let reports = reports.lock().unwrap().clone();
+    JoinOver {
+        joined,
+        wall,
+        reports,
+    }
 }

@@ -9,18 +9,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::Ipv6Addr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use shouwang_core::roles::Role;
-use shouwang_relay::device::{self, JoinSettings};
+use shouwang_relay::device;
 use shouwang_relay::handshake::CHUNK;
-use shouwang_relay::server::{self, HubContact, Server, ServerConfig};
+use shouwang_relay::server::{Server, ServerConfig};
 use shouwang_relay::transport::ConversationOptions;
-use shouwang_tests::fixtures::HEAD_TEACHER;
 use shouwang_tests::link::{Direction, Link, LinkConfig};
-use shouwang_tests::link_hub::{hub_only, hub_socket};
-use shouwang_tests::phone::now;
+use shouwang_tests::link_hub::{JoinOver, hub_only, hub_socket, join_over};
 use shouwang_tests::workload;
 
 /// The idle timeout of both sides in these stories.
@@ -55,46 +51,16 @@ async fn story_1_a_phone_joins_over_a_link_slower_than_the_idle_timeout() {
     })
     .await
     .unwrap();
-    let contact = HubContact {
-        relay_url: None,
-        addrs: vec![link.addr()],
-    };
-    let ticket = server::issue_invite(
-        &data,
-        &contact,
-        HEAD_TEACHER,
-        Role::HeadTeacher,
-        now(),
-        now() + 86_400,
-    )
-    .unwrap()
-    .ticket;
-
-    let began = Instant::now();
-    let reports: Arc<Mutex<Vec<(Duration, u64)>>> = Arc::default();
-    let seen = reports.clone();
     let opts = ConversationOptions {
         idle_timeout: IDLE,
         connect_timeout: Duration::from_secs(60),
         ..device::default_options()
     };
-    let path = dir.path().join("phone.db");
-    let joined = device::join_with(
-        &path,
-        None,
-        &ticket,
-        "手机",
-        now(),
-        &opts,
-        JoinSettings {
-            bind: Some(vec![(Ipv6Addr::LOCALHOST, 0).into()]),
-            progress: Some(Box::new(move |received| {
-                seen.lock().unwrap().push((began.elapsed(), received));
-            })),
-        },
-    )
-    .await;
-    let took = began.elapsed();
+    let JoinOver {
+        joined,
+        wall: took,
+        reports,
+    } = join_over(&link, &data, &dir.path().join("phone.db"), &opts).await;
     let mut archive = joined.unwrap_or_else(|e| {
         panic!("the join over a slow link failed after {took:?}: {e}");
     });
@@ -111,7 +77,6 @@ async fn story_1_a_phone_joins_over_a_link_slower_than_the_idle_timeout() {
         workload::CHILDREN,
         "the phone holds its class"
     );
-    let reports = reports.lock().unwrap().clone();
     let received = reports.last().map_or(0, |r| r.1);
     assert!(
         reports.len() as u64 >= received.div_ceil(CHUNK as u64) && reports.len() >= 2,
