@@ -28,7 +28,8 @@ pub trait SyncListener: Send + Sync {
 /// (on 2G, about every two seconds): show it, a year of a class takes a minute there.
 #[uniffi::export(callback_interface)]
 pub trait JoinListener: Send + Sync {
-    /// `bytes` of the school's documents for this member have arrived so far.
+    /// `bytes` of the school's documents for this member have arrived so far; 0 first, as soon
+    /// as the school has accepted the invite.
     fn on_received(&self, bytes: u64);
 }
 

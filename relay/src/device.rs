@@ -161,8 +161,9 @@ pub struct JoinSettings {
     /// Where the device's endpoint binds; `None`: every interface. (Tests and benchmarks
     /// bind one loopback address so that an emulated link is the only path to the hub.)
     pub bind: Option<Vec<std::net::SocketAddr>>,
-    /// Called with the bytes of the member's documents received so far, as they arrive: on
-    /// 2G a year of a class takes a minute, and the teacher should see it move.
+    /// Called with the bytes of the member's documents received so far: 0 once the hub has
+    /// accepted the invite, then as they arrive. On 2G a year of a class takes a minute, and
+    /// the teacher should see it move.
     pub progress: Option<handshake::EnrollProgress>,
 }
 

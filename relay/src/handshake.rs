@@ -194,7 +194,8 @@ pub struct Enrolled {
     pub bundle: Vec<u8>,
 }
 
-/// Called with the bundle bytes received so far, after every chunk of an enrollment.
+/// Called with the bundle bytes received so far during an enrollment: with 0 once the hub has
+/// accepted the invite (its certificate arrived), then after every chunk.
 pub type EnrollProgress = Box<dyn FnMut(u64) + Send>;
 
 /// The device side of enrollment.
@@ -233,7 +234,7 @@ impl Enrollment {
         }
     }
 
-    /// Reports the bundle bytes received after every chunk.
+    /// Reports progress to `progress` (see [`EnrollProgress`]).
     pub fn with_progress(mut self, progress: EnrollProgress) -> Enrollment {
         self.progress = Some(progress);
         self
@@ -277,6 +278,11 @@ impl Conversation for Enrollment {
                     return Err(Error::NotPermitted("证书上的成员与邀请码不符".into()));
                 }
                 self.certificate = Some(cert);
+                // The school took the invite: the documents come next. On 2G the first
+                // chunk is seconds away; say so now.
+                if let Some(progress) = self.progress.as_mut() {
+                    progress(0);
+                }
                 Ok(Reply::nothing())
             }
             Message::BundleChunk(bytes) if self.certificate.is_some() => {

@@ -58,6 +58,9 @@ pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
     let settings = JoinSettings {
         progress: shown.then(|| {
             Box::new(|received: u64| {
+                if received == 0 {
+                    eprintln!("学校已接受邀请码。");
+                }
                 eprint!(
                     "\r正在接收学校档案：已收到 {:.1} KB   ",
                     received as f64 / 1024.0
