@@ -308,20 +308,40 @@ pub fn copy_store_files(from: &Path, to: &Path) {
     }
 }
 
-/// Copies a directory tree of stores and small files that nothing has open (a hub's data
-/// directory), replacing what is at `to`. Shared-memory index files are left out.
+/// Copies a directory tree of stores and small files that nothing writes any more (a hub's
+/// data directory, its server stopped), replacing what is at `to`. Shared-memory index files
+/// are left out.
+///
+/// The hub's last SQLite connection may still be closing as the copy starts: SQLite then
+/// checkpoints the `-wal` file into the store and deletes it. A file that vanishes under the
+/// copy therefore starts the whole copy over (the store copied before the checkpoint would
+/// lack what the `-wal` held), a few times, 100 ms apart.
 pub fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&src, &dst);
-        } else if !src.to_string_lossy().ends_with("-shm") {
-            std::fs::copy(&src, &dst).unwrap();
+    for _ in 0..20 {
+        match try_copy_dir(from, to) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("copying {} failed: {e}", from.display()),
         }
     }
+    panic!("{} kept changing under the copy", from.display());
+}
+
+fn try_copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            try_copy_dir(&src, &dst)?;
+        } else if !src.to_string_lossy().ends_with("-shm") {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 /// A hub's data directory at `dir` whose archive is the school of [`school_with`]`(36)` (40
