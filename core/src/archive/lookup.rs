@@ -13,11 +13,8 @@ impl Archive {
     pub fn child_name(&mut self, id: &str) -> Option<String> {
         self.store
             .conn()
-            .query_row(
-                "SELECT name FROM p_children WHERE child_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT name FROM p_children WHERE child_id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
             .ok()
     }
 
@@ -61,30 +58,33 @@ impl Archive {
         if let Some(id) = exact {
             return Ok(ChildId(id));
         }
-        let mut stmt = conn.prepare_cached(
-            "SELECT child_id FROM p_children WHERE child_id = ?1 OR student_no = ?1
-             UNION SELECT child_id FROM p_children WHERE name = ?1",
-        )?;
-        let ids: Vec<String> = stmt
-            .query_map([key], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        // Two plain indexed lookups rather than one `OR … UNION` query: SQLite re-plans that
+        // query whenever the bound name changes, which cost a fresh parse on every 家访 saved.
+        let ids_where = |sql: &str| -> Result<Vec<String>> {
+            Ok(conn
+                .prepare_cached(sql)?
+                .query_map([key], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        };
+        let by_student_no = ids_where("SELECT child_id FROM p_children WHERE student_no = ?1")?;
+        let mut ids = by_student_no.clone();
+        for id in ids_where("SELECT child_id FROM p_children WHERE name = ?1")? {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         match ids.as_slice() {
             [one] => Ok(ChildId(one.clone())),
             [] => Err(Error::not_found("学生", key)),
-            _ => {
-                // An exact id or 学籍号 wins over a name shared by several children.
-                let exact: Option<String> = conn
-                    .query_row(
-                        "SELECT child_id FROM p_children WHERE child_id = ?1 OR student_no = ?1",
-                        [key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                exact.map(ChildId).ok_or_else(|| Error::Ambiguous {
+            // A 学籍号 wins over a name shared by several children.
+            _ => by_student_no
+                .into_iter()
+                .next()
+                .map(ChildId)
+                .ok_or_else(|| Error::Ambiguous {
                     what: "学生",
                     key: key.to_owned(),
-                })
-            }
+                }),
         }
     }
 
@@ -119,11 +119,8 @@ impl Archive {
         Ok(self
             .store
             .conn()
-            .query_row(
-                "SELECT class_id FROM p_children WHERE child_id = ?1",
-                [child.as_str()],
-                |r| r.get::<_, Option<String>>(0),
-            )
+            .prepare_cached("SELECT class_id FROM p_children WHERE child_id = ?1")?
+            .query_row([child.as_str()], |r| r.get::<_, Option<String>>(0))
             .optional()?
             .flatten()
             .map(ClassId))

@@ -104,7 +104,8 @@ pub fn read_all<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str, spec: &FieldSpec) -
     out
 }
 
-fn scalar(value: &FieldValue) -> ScalarValue {
+/// The scalar a field's value is stored as.
+pub fn scalar(value: &FieldValue) -> ScalarValue {
     match value {
         FieldValue::Text(s) | FieldValue::Str(s) => ScalarValue::Str(s.as_str().into()),
         FieldValue::Int(n) => ScalarValue::Int(*n),

@@ -100,11 +100,11 @@ pub(super) fn persist_intake(
     let (Some((member, _)), true) = (quota, bytes > 0) else {
         return Ok(());
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO intake (member, day, bytes) VALUES (?1, ?2, ?3)
          ON CONFLICT (member, day) DO UPDATE SET bytes = bytes + excluded.bytes",
-        params![member.as_str(), day_of(now_ms), bytes as i64],
-    )?;
+    )?
+    .execute(params![member.as_str(), day_of(now_ms), bytes as i64])?;
     Ok(())
 }
 
@@ -308,11 +308,8 @@ impl Batch<'_> {
         };
         let stored: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT bytes FROM intake WHERE member = ?1 AND day = ?2",
-                params![member.as_str(), day_of(self.now_ms)],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT bytes FROM intake WHERE member = ?1 AND day = ?2")?
+            .query_row(params![member.as_str(), day_of(self.now_ms)], |r| r.get(0))
             .optional()?;
         Ok(stored.unwrap_or(0).max(0) as u64 + self.intake)
     }

@@ -14,7 +14,7 @@
 //!    rebuild) is checked: one pass over its maps, reading again only the keys automerge says
 //!    hold more than one value.
 
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash};
 use rusqlite::{OptionalExtension, Transaction};
 
 use crate::doc::DocId;
@@ -26,45 +26,46 @@ fn tracked(id: &DocId) -> bool {
     matches!(id, DocId::Child(_) | DocId::Staff(_) | DocId::Private(_))
 }
 
-/// Brings `id`'s row up to date after its heads moved from `before` to `doc`'s.
+/// Brings `id`'s row up to date after its heads moved from `before` to `doc`'s by the changes
+/// `new` (in causal order: what `doc.get_changes(before)` returns).
 pub fn update(
     tx: &Transaction<'_>,
     id: &DocId,
     doc: &Automerge,
     before: &[ChangeHash],
+    new: &[Change],
 ) -> Result<()> {
     if !tracked(id) {
         return Ok(());
     }
     let key = id.key();
     let flagged = tx
-        .query_row(
-            "SELECT 1 FROM p_conflicted WHERE doc_id = ?1",
-            [&key],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM p_conflicted WHERE doc_id = ?1")?
+        .query_row([&key], |_| Ok(()))
         .optional()?
         .is_some();
-    if !flagged && extends_in_a_line(doc, before) {
+    if !flagged && extends_in_a_line(before, new) {
         return Ok(());
     }
     let conflicted = !conflicts::list(doc).is_empty();
     if conflicted && !flagged {
-        tx.execute("INSERT INTO p_conflicted (doc_id) VALUES (?1)", [&key])?;
+        tx.prepare_cached("INSERT INTO p_conflicted (doc_id) VALUES (?1)")?
+            .execute([&key])?;
     } else if flagged && !conflicted {
-        tx.execute("DELETE FROM p_conflicted WHERE doc_id = ?1", [&key])?;
+        tx.prepare_cached("DELETE FROM p_conflicted WHERE doc_id = ?1")?
+            .execute([&key])?;
     }
     Ok(())
 }
 
 /// Whether the changes after `before` form one line from exactly those heads (point 1).
-fn extends_in_a_line(doc: &Automerge, before: &[ChangeHash]) -> bool {
+fn extends_in_a_line(before: &[ChangeHash], new: &[Change]) -> bool {
     if before.is_empty() {
         return false;
     }
     let mut tip = before.to_vec();
     tip.sort_unstable();
-    for change in doc.get_changes(before) {
+    for change in new {
         let mut deps = change.deps().to_vec();
         deps.sort_unstable();
         if deps != tip {
@@ -116,8 +117,11 @@ mod tests {
             })
             .unwrap();
         }
-        assert!(extends_in_a_line(&a, &before));
-        assert!(!extends_in_a_line(&a, &[]), "a new document is checked");
+        assert!(extends_in_a_line(&before, &a.get_changes(&before)));
+        assert!(
+            !extends_in_a_line(&[], &a.get_changes(&[])),
+            "a new document is checked"
+        );
         b.transact::<_, _, automerge::AutomergeError>(|tx| {
             tx.put(ROOT, "phone", "13600004444")?;
             Ok(())
@@ -125,7 +129,10 @@ mod tests {
         .unwrap();
         let line = a.get_heads();
         a.merge(&mut b).unwrap();
-        assert!(!extends_in_a_line(&a, &line), "a merge is checked");
+        assert!(
+            !extends_in_a_line(&line, &a.get_changes(&line)),
+            "a merge is checked"
+        );
         assert_eq!(conflicts::list(&a).len(), 1);
     }
 }

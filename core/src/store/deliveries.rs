@@ -48,10 +48,10 @@ impl Store {
                 insert.execute(params![at, device, member, d.key()])?;
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "DELETE FROM deliveries WHERE id <= (SELECT max(id) FROM deliveries) - ?1",
-            [MAX_DELIVERIES],
-        )?;
+        )?
+        .execute([MAX_DELIVERIES])?;
         tx.commit()?;
         Ok(())
     }

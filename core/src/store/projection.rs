@@ -23,8 +23,10 @@ pub fn clear(tx: &Transaction<'_>) -> Result<()> {
 
 /// Removes every row that derives from one document (the document is being purged).
 pub fn forget(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
-    tx.execute("DELETE FROM p_records WHERE doc_id = ?1", [id.key()])?;
-    tx.execute("DELETE FROM p_conflicted WHERE doc_id = ?1", [id.key()])?;
+    tx.prepare_cached("DELETE FROM p_records WHERE doc_id = ?1")?
+        .execute([id.key()])?;
+    tx.prepare_cached("DELETE FROM p_conflicted WHERE doc_id = ?1")?
+        .execute([id.key()])?;
     match id {
         DocId::School => {
             tx.execute_batch(
@@ -32,23 +34,19 @@ pub fn forget(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
             )?;
         }
         DocId::Child(child) => {
-            tx.execute(
-                "DELETE FROM p_children WHERE child_id = ?1",
-                [child.as_str()],
-            )?;
+            tx.prepare_cached("DELETE FROM p_children WHERE child_id = ?1")?
+                .execute([child.as_str()])?;
         }
         DocId::Private(child) => {
-            tx.execute(
-                "UPDATE p_children SET student_no = NULL WHERE child_id = ?1",
-                [child.as_str()],
-            )?;
+            tx.prepare_cached("UPDATE p_children SET student_no = NULL WHERE child_id = ?1")?
+                .execute([child.as_str()])?;
         }
         DocId::Staff(child) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE p_children SET hardship = NULL, talent = NULL, special = NULL
                  WHERE child_id = ?1",
-                [child.as_str()],
-            )?;
+            )?
+            .execute([child.as_str()])?;
         }
         DocId::Class(_) | DocId::Keys | DocId::Audit(_) | DocId::Contact(_) => {}
     }
@@ -76,7 +74,8 @@ pub fn project_touched(
     }
     let key = id.key();
     for rid in &touched.records {
-        tx.execute("DELETE FROM p_records WHERE record_id = ?1", [rid])?;
+        tx.prepare_cached("DELETE FROM p_records WHERE record_id = ?1")?
+            .execute([rid])?;
         if let Some(m) = records::meta(doc, rid) {
             insert_record(tx, &key, id, &m)?;
         }
@@ -107,7 +106,7 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
             let b = |o: &Option<automerge::ObjId>, k: &str| {
                 o.as_ref().and_then(|o| get_bool(doc, o, k))
             };
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO p_children (child_id, name, sex, birth_date, class_id, parents_away,
                                          boarding, hardship, talent, special, consent)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -118,47 +117,45 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
                     talent = coalesce(excluded.talent, p_children.talent),
                     special = coalesce(excluded.special, p_children.special),
                     consent = excluded.consent",
-                params![
-                    child.as_str(),
-                    s("name").unwrap_or_default(),
-                    s("sex"),
-                    s("birth_date"),
-                    s("class_id"),
-                    s("parents_away"),
-                    b(&profile, "boarding"),
-                    b(&flags, "hardship"),
-                    b(&flags, "talent"),
-                    b(&flags, "special_needs"),
-                    crate::consent::read(doc, None)
-                        .map(|c| crate::consent::Cover::join(&c.effective())),
-                ],
-            )?;
+            )?
+            .execute(params![
+                child.as_str(),
+                s("name").unwrap_or_default(),
+                s("sex"),
+                s("birth_date"),
+                s("class_id"),
+                s("parents_away"),
+                b(&profile, "boarding"),
+                b(&flags, "hardship"),
+                b(&flags, "talent"),
+                b(&flags, "special_needs"),
+                crate::consent::read(doc, None)
+                    .map(|c| crate::consent::Cover::join(&c.effective())),
+            ])?;
         }
         DocId::Private(child) => {
             let student_no =
                 map_at(doc, &ROOT, "identity").and_then(|o| get_str(doc, &o, "student_no"));
-            tx.execute(
-                "UPDATE p_children SET student_no = ?2 WHERE child_id = ?1",
-                params![child.as_str(), student_no],
-            )?;
+            tx.prepare_cached("UPDATE p_children SET student_no = ?2 WHERE child_id = ?1")?
+                .execute(params![child.as_str(), student_no])?;
         }
         DocId::Staff(child) => {
             // The 三特 flags of a split school: a row with no name until the shared file
             // (which every holder of the staff part also holds) is projected.
             let flags = map_at(doc, &ROOT, "flags");
             let b = |k: &str| flags.as_ref().and_then(|o| get_bool(doc, o, k));
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO p_children (child_id, name, hardship, talent, special)
                  VALUES (?1, '', ?2, ?3, ?4)
                  ON CONFLICT (child_id) DO UPDATE SET hardship = excluded.hardship,
                     talent = excluded.talent, special = excluded.special",
-                params![
-                    child.as_str(),
-                    b("hardship"),
-                    b("talent"),
-                    b("special_needs")
-                ],
-            )?;
+            )?
+            .execute(params![
+                child.as_str(),
+                b("hardship"),
+                b("talent"),
+                b("special_needs")
+            ])?;
         }
         DocId::Class(_) | DocId::Keys | DocId::Audit(_) | DocId::Contact(_) => {}
     }
@@ -235,7 +232,8 @@ fn insert_record(
 
 fn project_records(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
     let key = id.key();
-    tx.execute("DELETE FROM p_records WHERE doc_id = ?1", [&key])?;
+    tx.prepare_cached("DELETE FROM p_records WHERE doc_id = ?1")?
+        .execute([&key])?;
     for m in records::metas(doc) {
         insert_record(tx, &key, id, &m)?;
     }

@@ -261,12 +261,8 @@ impl Batch<'_> {
                 }
                 let kept: Option<Vec<u8>> = self
                     .conn
-                    .query_row(
-                        "SELECT new FROM school_history WHERE old = ?1",
-                        [h.as_ref()],
-                        |r| r.get(0),
-                    )
-                    .optional()
+                    .prepare_cached("SELECT new FROM school_history WHERE old = ?1")
+                    .and_then(|mut s| s.query_row([h.as_ref()], |r| r.get(0)).optional())
                     .ok()
                     .flatten();
                 kept.and_then(|b| ChangeHash::try_from(b.as_slice()).ok())
@@ -296,11 +292,10 @@ impl Batch<'_> {
         let base = current.fork_at(before)?;
         let Some(redaction) = redact(&base)? else {
             let redacted = records_redaction(&base)
-                || self.conn.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM school_history)",
-                    [],
-                    |r| r.get::<_, bool>(0),
-                )?;
+                || self
+                    .conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM school_history)")?
+                    .query_row([], |r| r.get::<_, bool>(0))?;
             if !redacted {
                 return Ok(None);
             }
