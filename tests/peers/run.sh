@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The peers, side by side (BENCHMARKS §12): our sync, automerge-repo 2.x and PouchDB 9 on the
 # workload of §5, each through a counter on 127.0.0.1, in one run. Prints the table.
-#   tests/peers/run.sh            # figures and the table in target/peers/
+#   tests/peers/run.sh            # figures and the tables in target/peers/
 # Needs node and npm (installed from Debian's packages when missing) and the npm registry
 # for `npm ci` (the versions are pinned by package-lock.json). Loopback only.
 set -euo pipefail
@@ -35,3 +35,10 @@ echo "automerge-repo and PouchDB" >&2
 PEERS_CERT="$out/cert.pem" PEERS_KEY="$out/key.pem" NODE_EXTRA_CA_CERTS="$out/cert.pem" \
   node "$here/run.mjs" "$out/workload.json" "${PEERS_NOOP:-10,100,1000}" > "$out/peers.json"
 node "$here/table.mjs" "$out/ours.json" "$out/peers.json" | tee "$out/table.md"
+# The reconnect storm of §7 for the two peers (PEERS_STORM=0 skips it; ours is
+# `cargo bench -p shouwang-relay --bench storm`).
+if [ "${PEERS_STORM:-1}" != 0 ]; then
+  echo "automerge-repo and PouchDB: the reconnect storm" >&2
+  node "$here/storm.mjs" "$out/workload.json" > "$out/storm.json"
+  node "$here/storm.mjs" --table "$out/storm.json" | tee -a "$out/table.md"
+fi
