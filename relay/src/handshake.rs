@@ -290,7 +290,9 @@ impl Conversation for Enrollment {
                     return Err(Error::Corrupt("学校档案文件过大".into()));
                 }
                 self.bundle.extend_from_slice(&bytes);
-                if let Some(progress) = self.progress.as_mut() {
+                // Reports only bytes that arrived, so that they strictly increase (an empty
+                // chunk, which an honest hub never sends, reports nothing).
+                if let Some(progress) = self.progress.as_mut().filter(|_| !bytes.is_empty()) {
                     progress(self.bundle.len() as u64);
                 }
                 Ok(Reply::nothing())
@@ -529,5 +531,54 @@ mod tests {
         assert!(Message::decode(&[MAGIC, VERSION, 1, 3, b'a']).is_err());
         let newer = Message::decode(&[MAGIC, 2, 1]).unwrap_err().to_string();
         assert!(newer.contains("升级"), "{newer}");
+    }
+
+    #[test]
+    fn progress_reports_strictly_increasing_byte_counts() {
+        use shouwang_core::membership::{CertificateBody, SchoolKey};
+        use shouwang_core::roles::Role;
+        use std::sync::{Arc, Mutex};
+
+        let now = 1_790_000_000;
+        let school_key = SchoolKey::generate();
+        let device = crate::transport::SecretKey::from_bytes(&[3; 32]).public();
+        let invite = Invite {
+            school_id: SchoolId("s0a1b2c3d4e".into()),
+            school_name: "郭庄小学".into(),
+            school_key: school_key.public(),
+            hub: DeviceKey([9; 32]),
+            hub_addrs: vec![],
+            relay_url: None,
+            role: Role::LoveMother,
+            member: MemberId("m0a1b2c3d4e".into()),
+            secret: InviteSecret([5; 16]),
+            expires_at: now + 86_400,
+        };
+        let certificate = school_key
+            .issue(CertificateBody {
+                school_id: invite.school_id.clone(),
+                member: invite.member.clone(),
+                roles: vec![Role::LoveMother],
+                device: DeviceKey(*device.as_bytes()),
+                issued_at: now - 60,
+                expires_at: now + 30 * 86_400,
+            })
+            .unwrap();
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let seen = reports.clone();
+        let mut enrollment = Enrollment::new(invite, device, now)
+            .with_progress(Box::new(move |n| seen.lock().unwrap().push(n)));
+        enrollment.opening().unwrap();
+        for m in [
+            Message::Certificate(certificate.to_bytes()),
+            Message::BundleChunk(vec![1; 10]),
+            Message::BundleChunk(vec![]),
+            Message::BundleChunk(vec![2; 5]),
+            Message::BundleEnd(15),
+        ] {
+            enrollment.on_frame(&m.encode()).unwrap();
+        }
+        assert_eq!(*reports.lock().unwrap(), [0, 10, 15]);
+        assert_eq!(enrollment.result().unwrap().bundle.len(), 15);
     }
 }

@@ -182,12 +182,11 @@ impl<'a, C: Conversation> Driver<'a, C> {
         }
     }
 
-    /// The largest frame the conversation accepts now.
     /// How long the connection may stay quiet: the idle timeout, or, while the conversation
     /// has not authenticated the peer (it limits frames to the handshake's size), at most
     /// [`HANDSHAKE_TIMEOUT`], so a stranger holds a connection slot for seconds, not a minute.
     /// (Once this side has finished, say after sending an enrolling device its bundle, the
-    /// device may take long to read it over EDGE: the idle timeout applies.)
+    /// strict limit no longer applies, whatever the peer's standing.)
     ///
     /// A trusted peer is also allowed the time what we sent since its last frame takes to
     /// cross [`SLOWEST_LINK`]: once written, our frames sit in the network's buffers, and on
@@ -214,6 +213,7 @@ impl<'a, C: Conversation> Driver<'a, C> {
             .is_some_and(|c| c.max_frame().is_none())
     }
 
+    /// The largest frame the conversation accepts now.
     fn frame_limit(&self) -> usize {
         self.conversation
             .as_ref()
