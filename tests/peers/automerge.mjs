@@ -23,15 +23,15 @@ function disconnect(repo, adapter) {
 const same = (a, b) => a && b && a.length === b.length && a.every((h, i) => h === b[i]);
 
 // Resolves when the server (known by its storage id) has told the phone it holds the heads of
-// every handle.
-async function synced(repo, handles, timeoutMs = 600_000) {
+// every handle, looking every `pollMs`.
+export async function synced(repo, handles, timeoutMs = 600_000, pollMs = 2) {
   const began = performance.now();
   for (;;) {
     const server = repo.peers.find((p) => p === "storage-server");
     const sid = server && repo.getStorageIdOfPeer(server);
     if (sid && handles.every((h) => same(h.getSyncInfo(sid)?.lastHeads, h.heads()))) return;
     if (performance.now() - began > timeoutMs) throw new Error("automerge-repo: sync timed out");
-    await sleep(2);
+    await sleep(pollMs);
   }
 }
 

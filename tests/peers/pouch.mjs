@@ -19,7 +19,7 @@ function person(c, i) {
   };
 }
 
-function dataRecord(child, r) {
+export function dataRecord(child, r) {
   return {
     _id: r.id,
     type: "data_record",
@@ -40,13 +40,15 @@ function remote(server) {
 }
 
 // One sync: push with checkpoints on the phone (the source) and pull with checkpoints on
-// the phone (there the target), both in batches of 100, together.
-async function sync(local, server) {
+// the phone (there the target), both in batches of 100, together. `pullIds` limits the pull to
+// those documents (CHT filters by the user's place on the server; `doc_ids` is the nearest
+// PouchDB option).
+export async function sync(local, server, pullIds = null) {
   const db = remote(server);
   const opts = { batch_size: 100, batches_limit: 10 };
   const [push, pull] = await Promise.all([
     local.replicate.to(db, { ...opts, checkpoint: "source" }),
-    local.replicate.from(db, { ...opts, checkpoint: "target" }),
+    local.replicate.from(db, { ...opts, checkpoint: "target", ...(pullIds && { doc_ids: pullIds }) }),
   ]);
   return { pushed: push.docs_written, pulled: pull.docs_written };
 }

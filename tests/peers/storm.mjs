@@ -9,12 +9,13 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import http from "node:http";
 import PouchDB from "pouchdb";
 import { Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs";
 import { startServer, sleep } from "./servers.mjs";
+import { synced } from "./automerge.mjs";
+import { dataRecord, sync as pouchSync } from "./pouch.mjs";
 
 const CHILDREN = 240;
 const devices = Number(process.env.STORM_DEVICES || 200);
@@ -49,16 +50,8 @@ async function release(phones, together) {
 
 // ---- automerge-repo ----
 
-const same = (a, b) => a && b && a.length === b.length && a.every((h, i) => h === b[i]);
-
-async function amSynced(repo, handles) {
-  for (;;) {
-    const server = repo.peers.find((p) => p === "storage-server");
-    const sid = server && repo.getStorageIdOfPeer(server);
-    if (sid && handles.every((h) => same(h.getSyncInfo(sid)?.lastHeads, h.heads()))) return;
-    await sleep(20); // 200 phones polling: not every 2 ms
-  }
-}
+// 200 phones polling: every 20 ms, not every 2.
+const amSynced = (repo, handles) => synced(repo, handles, 600_000, 20);
 
 const wsUrl = (server) => `ws://${server.url}`;
 
@@ -121,34 +114,10 @@ async function automergeStorm(workload, work, together) {
 
 // ---- PouchDB ----
 
+const childIds = (i) => followed(i).map((n) => `child-${n}`);
+
 function person(c, n) {
   return { _id: `child-${n}`, type: "person", name: c.name, ...c.sections };
-}
-
-function dataRecord(child, r) {
-  return {
-    _id: r.id,
-    type: "data_record",
-    form: r.kind,
-    reported_date: r.written_at,
-    happened_on: r.happened_on,
-    contact: { _id: r.author, role: r.author_role, device: r.device },
-    fields: { patient_id: `child-${child}`, ...r.fields },
-  };
-}
-
-// As pouch.mjs: a keep-alive agent per connection attempt, push and pull together in batches
-// of 100, checkpoints on the phone. The pull takes the phone's own children (CHT filters by
-// the user's place on the server; `doc_ids` is the nearest PouchDB option).
-async function pouchSync(local, server, kids) {
-  const agent = new http.Agent({ keepAlive: true });
-  const db = new PouchDB(`http://${server.url}/medic`, { fetch: (u, o) => PouchDB.fetch(u, { ...o, agent }) });
-  const opts = { batch_size: 100, batches_limit: 10 };
-  await Promise.all([
-    local.replicate.to(db, { ...opts, checkpoint: "source" }),
-    local.replicate.from(db, { ...opts, checkpoint: "target", doc_ids: kids.map((n) => `child-${n}`) }),
-  ]);
-
 }
 
 async function pouchStorm(workload, work, together) {
@@ -162,17 +131,17 @@ async function pouchStorm(workload, work, together) {
   const phones = [];
   for (let i = 0; i < devices; i++) {
     const local = new PouchDB(path.join(work, `pouch-${tag}-${i}`));
-    await pouchSync(local, server, followed(i));
+    await pouchSync(local, server, childIds(i));
     phones.push(local);
   }
   log(`PouchDB (${tag}): ${devices} phones hold their children`);
   for (let i = 0; i < devices; i++) {
-    await phones[i].bulkDocs(recordsOf(workload, i).map(({ child, record }) => dataRecord(child, record)));
+    await phones[i].bulkDocs(recordsOf(workload, i).map(({ child, record }) => dataRecord(`child-${child}`, record)));
   }
   await sleep(500);
   const before = await server.peakRss();
   const wall = await release(
-    phones.map((local, i) => () => pouchSync(local, server, followed(i))),
+    phones.map((local, i) => () => pouchSync(local, server, childIds(i))),
     together,
   );
   const peak = await server.peakRss();
