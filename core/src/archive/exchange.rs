@@ -276,7 +276,10 @@ impl Archive {
                 Some(h) if h.iter().all(|x| doc.get_change_by_hash(x).is_some()) => {
                     doc.save_after(h)
                 }
-                _ => doc.save(),
+                // Uncompressed columns: the bundle's payload is compressed as a whole, and
+                // zstd over plain columns of every document is 0.6× the documents deflated
+                // one by one (BENCHMARKS §14).
+                _ => doc.save_nocompress(),
             };
             entries.push(Entry {
                 doc: id,

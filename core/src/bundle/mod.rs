@@ -19,7 +19,10 @@
 //!
 //! The payload is a sequence of entries, each: document key (u16 length, UTF-8), the document's
 //! heads when exported (u16 count, then 32-byte hashes), and automerge bytes (u32 length): a
-//! whole saved document, or only the changes after heads the receiver is known to have.
+//! whole saved document, or only the changes after heads the receiver is known to have. A
+//! whole document is saved without automerge's own deflate: zstd over the plain columns of all
+//! the documents together is about 0.6× the size of the deflated documents (a class's year:
+//! 21.9 KB against 36.2 KB). Either form is read.
 //!
 //! Decoding checks everything before anything is applied: magic, version, lengths, checksum,
 //! the decompressed size (at most [`MAX_PAYLOAD`]), every document key. A truncated or altered
