@@ -42,6 +42,20 @@ pub fn default_options() -> ConversationOptions {
     }
 }
 
+/// How long an app keeps its connection to the hub open after a sync (or after connecting
+/// ahead with [`Node::warm_up`]) for the next one: less than the hub's wait (its idle
+/// timeout, 60 s by default), so the device lets go first.
+pub const WARM: Duration = Duration::from_secs(45);
+
+/// [`default_options`] for an app that keeps one node while it is open: its syncs with the
+/// hub reuse a warm connection ([`WARM`]; `transport` module docs, point 6).
+pub fn warm_options() -> ConversationOptions {
+    ConversationOptions {
+        warm: WARM,
+        ..default_options()
+    }
+}
+
 /// A device's network identity.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -338,6 +352,9 @@ pub async fn sync_hub(
     archive.purge_out_of_scope()?;
     let mut retried = false;
     loop {
+        // A warm connection may have died unseen (the hub restarted, the phone changed
+        // networks): a sync cut on one is tried once more, on a new connection.
+        let warm = node.is_warm(hub.id);
         match sync_with_progress(
             node,
             hub.clone(),
@@ -363,7 +380,7 @@ pub async fn sync_hub(
                     .open()
                     .and_then(|mut a| Ok((a.purge_out_of_scope()?, a)));
                 match purged {
-                    Ok((n, a)) if n > 0 && !retried => archive = a,
+                    Ok((n, a)) if (n > 0 || (warm && is_cut(&e))) && !retried => archive = a,
                     _ => return Err(e),
                 }
                 retried = true;
@@ -413,6 +430,18 @@ async fn wipe_revoked(
         Ok(()) => TransportError::Conversation(Error::Revoked),
         Err(e) => e.into(),
     }
+}
+
+/// Whether the connection broke under the conversation (as opposed to a refusal or an error
+/// of ours).
+fn is_cut(e: &TransportError) -> bool {
+    matches!(
+        e,
+        TransportError::Io(_)
+            | TransportError::Truncated
+            | TransportError::Idle
+            | TransportError::ShuttingDown
+    )
 }
 
 /// Whether the hub said this device is revoked (as a frame, or as the reason it closed with).

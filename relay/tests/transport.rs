@@ -303,3 +303,100 @@ async fn waking_a_conversation_sends_live_frames_and_idle_ones_are_closed() {
     phone.shutdown().await;
     hub.shutdown().await;
 }
+
+/// Waits (at most 5 s) until `f` holds.
+async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_connection_carries_several_conversations_and_is_closed_when_idle() {
+    let factory = Arc::new(Factory::default());
+    let hub_opts = ConversationOptions {
+        warm: Duration::from_secs(2),
+        ..ConversationOptions::default()
+    };
+    let hub = server(factory.clone(), hub_opts).await;
+    let m = hub.metrics().unwrap().clone();
+    let phone = client().await;
+    let warm = ConversationOptions {
+        warm: Duration::from_secs(1),
+        ..ConversationOptions::default()
+    };
+    let countdown = |n| Countdown {
+        start: Some(n),
+        seen: vec![],
+    };
+
+    // 1. Connected ahead: the handshake is done, no conversation yet. (With no admission
+    //    every remote is known: the hub waits its warm time for the first stream too.)
+    phone.warm_up(hub.addr(), &warm).await.unwrap();
+    assert!(phone.is_warm(hub.id()));
+    assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 1).await);
+
+    // 2. Two syncs, one connection.
+    let (a, _) = phone
+        .converse(hub.addr(), countdown(9), &warm)
+        .await
+        .unwrap();
+    let (b, _) = phone
+        .converse(hub.addr(), countdown(5), &warm)
+        .await
+        .unwrap();
+    assert_eq!(a.seen, vec![8, 6, 4, 2, 0]);
+    assert_eq!(b.seen, vec![4, 2, 0]);
+    assert!(eventually(|| TransportMetrics::get(&m.conversations_done) == 2).await);
+    assert_eq!(TransportMetrics::get(&m.connections_total), 1);
+    assert_eq!(
+        factory.remotes.lock().unwrap().len(),
+        2,
+        "a conversation each"
+    );
+
+    // 3. Past the phone's warm time it connects anew; the hub closes the idle one.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!phone.is_warm(hub.id()));
+    let (c, _) = phone
+        .converse(hub.addr(), countdown(3), &warm)
+        .await
+        .unwrap();
+    assert_eq!(c.seen, vec![2, 0]);
+    assert_eq!(TransportMetrics::get(&m.connections_total), 2);
+
+    // 4. The hub's warm wait runs out: it closes the connection, and the phone, finding it
+    //    closed, connects anew without an error.
+    assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 0).await);
+    let long = ConversationOptions {
+        warm: Duration::from_secs(30),
+        ..ConversationOptions::default()
+    };
+    phone.warm_up(hub.addr(), &long).await.unwrap();
+    assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 1).await);
+    assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 0).await);
+    let (d, _) = phone
+        .converse(hub.addr(), countdown(1), &long)
+        .await
+        .unwrap();
+    assert_eq!(d.seen, vec![0]);
+    assert_eq!(TransportMetrics::get(&m.connections_total), 4);
+    assert_eq!(TransportMetrics::get(&m.conversations_failed), 0);
+
+    // 5. A phone that does not keep connections closes after its conversation, as before.
+    let other = client().await;
+    other
+        .converse(hub.addr(), countdown(3), &ConversationOptions::default())
+        .await
+        .unwrap();
+    assert!(!other.is_warm(hub.id()));
+    assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 1).await);
+    other.shutdown().await;
+    phone.shutdown().await;
+    assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 0).await);
+    hub.shutdown().await;
+}

@@ -22,7 +22,7 @@ use shouwang_relay::transport::{
 };
 
 use crate::fixtures::HEAD_TEACHER;
-use crate::link::Link;
+use crate::link::{Link, LinkStats};
 use crate::phone::now;
 use crate::workload::{self, NewChanges};
 
@@ -128,9 +128,37 @@ pub async fn restart(start: &Start, dir: &Path) -> (Server, PathBuf) {
 /// with the device's key (so no TLS session ticket shortens the handshake): its progress and
 /// wall time, connecting included.
 pub async fn sync_over(link: &Link, server: &Server, device: &Path) -> (Progress, Duration) {
+    let (progress, wall, _) = sync_through(link, server, device, false).await;
+    (progress, wall)
+}
+
+/// [`sync_over`] on a warm connection: the device's node connects ahead
+/// (`Node::warm_up`, as the app does when it opens), then syncs on that connection. Returns
+/// what the sync moved and its wall time (the tap on 同步 to done), and the link's counts at
+/// the end of the warm-up (so the sync's own bytes are `link.stats().since(&that)`).
+pub async fn sync_over_warm(
+    link: &Link,
+    server: &Server,
+    device: &Path,
+) -> (Progress, Duration, LinkStats) {
+    let (progress, wall, warmed) = sync_through(link, server, device, true).await;
+    (progress, wall, warmed.expect("warmed up"))
+}
+
+async fn sync_through(
+    link: &Link,
+    server: &Server,
+    device: &Path,
+    warm: bool,
+) -> (Progress, Duration, Option<LinkStats>) {
+    let base = if warm {
+        device::warm_options()
+    } else {
+        device::default_options()
+    };
     let opts = ConversationOptions {
         connect_timeout: Duration::from_secs(60),
-        ..device::default_options()
+        ..base
     };
     let mut archive = tokio::task::block_in_place(|| Archive::open(device).unwrap());
     let id = Identity::load(&mut archive).unwrap();
@@ -141,6 +169,12 @@ pub async fn sync_over(link: &Link, server: &Server, device: &Path) -> (Progress
     .await
     .unwrap();
     let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
+    let warmed = if warm {
+        node.warm_up(hub.clone(), &opts).await.unwrap();
+        Some(link.stats())
+    } else {
+        None
+    };
     let began = Instant::now();
     let (_archive, progress) =
         sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
@@ -148,7 +182,7 @@ pub async fn sync_over(link: &Link, server: &Server, device: &Path) -> (Progress
             .unwrap();
     let wall = began.elapsed();
     node.shutdown().await;
-    (progress, wall)
+    (progress, wall, warmed)
 }
 
 /// A day's invite for the 班主任 of the hub of `data`, reaching it at `addr` only.

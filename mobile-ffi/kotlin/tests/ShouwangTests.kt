@@ -202,6 +202,8 @@ fun recordsAHomeVisitOffline(c: Ctx) {
 
 fun syncReportsProgressAndCompletion(c: Ctx) {
     val listener = SyncHeard()
+    // Connected ahead, as the app does when it comes to the foreground: the sync reuses it.
+    runBlocking { c.teacher.prepareSync() }
     val report = runBlocking { c.teacher.syncNow(listener) }
     val seen = listener.heard.all.toList()
     check(seen.first() == SyncUpdate.Connecting) { seen.toString() }

@@ -90,7 +90,8 @@ pub struct ServerConfig {
     pub http_tls: HttpTls,
     /// The certificate to serve them with; `None`: the console's own, made on first start.
     pub http_cert: Option<CertFiles>,
-    /// Connections with no frame for this long are closed.
+    /// Connections with no frame for this long are closed; also how long a device's
+    /// connection is kept open, warm, for its next sync after one ends.
     pub idle_timeout: Duration,
     /// Largest frame accepted.
     pub max_frame: usize,

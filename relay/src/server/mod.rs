@@ -252,6 +252,8 @@ impl Server {
             wake: Some(state.changed().clone()),
             limits: config.limits,
             admission: Some(state.enrolled.clone()),
+            // A device's connection stays open this long after a sync for its next one.
+            warm: config.idle_timeout,
             ..ConversationOptions::default()
         };
         let transport_metrics = Arc::new(TransportMetrics::default());

@@ -22,7 +22,8 @@ use super::{
 /// How long shutdown waits for conversations to end before the endpoint closes under them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Accepts `shouwang/sync/1` connections and runs a conversation on each. Register it on an
+/// Accepts `shouwang/sync/1` connections and runs a conversation on each stream (one per
+/// connection, or several one after another on a warm one: module docs, point 6). Register it on an
 /// iroh router under [`super::ALPN`] (see [`super::Node::serve`]).
 #[derive(Debug, Clone)]
 pub struct SyncProtocol {
@@ -120,14 +121,60 @@ impl SyncProtocol {
         &self.inner.metrics
     }
 
-    async fn converse(&self, conn: &Connection) -> Result<Stats, TransportError> {
+    /// Runs the conversations of one connection: the first, then (if warm) the next ones,
+    /// until the dialer closes, the warm wait runs out, or a conversation fails.
+    async fn serve(&self, conn: &Connection, stranger: bool) -> Result<u64, TransportError> {
+        let opts = &self.inner.opts;
+        let strict = opts.idle_timeout.min(super::frame::HANDSHAKE_TIMEOUT);
+        let warm = !opts.warm.is_zero();
+        // A known device may connect ahead of its first conversation (point 6); a stranger
+        // must open its stream at once.
+        let mut wait = if warm && !stranger { opts.warm } else { strict };
+        let mut conversations = 0;
+        loop {
+            let Some(stats) = self.converse(conn, wait).await? else {
+                return Ok(conversations);
+            };
+            conversations += 1;
+            debug!(
+                remote = %stats.remote.fmt_short(),
+                frames_in = stats.frames_in,
+                frames_out = stats.frames_out,
+                "conversation done"
+            );
+            if !warm {
+                return Ok(conversations);
+            }
+            wait = opts.warm;
+        }
+    }
+
+    /// One conversation on the next stream the dialer opens within `wait`. `None`: the
+    /// dialer closed the connection after its last conversation, or opened no stream in time
+    /// after one (the connection is closed as idle).
+    async fn converse(
+        &self,
+        conn: &Connection,
+        wait: Duration,
+    ) -> Result<Option<Stats>, TransportError> {
         let inner = &self.inner;
         let remote = conn.remote_id();
         // The stream appears once the peer sends its opening frames.
-        let wait = inner.opts.idle_timeout.min(super::frame::HANDSHAKE_TIMEOUT);
-        let (send, recv) = match timeout(wait, conn.accept_bi()).await {
+        let accepted = tokio::select! {
+            accepted = timeout(wait, conn.accept_bi()) => accepted,
+            _ = inner.shutdown.cancelled() => {
+                conn.close(VarInt::from_u32(close::SHUTDOWN), "服务器正在关闭".as_bytes());
+                return Err(TransportError::ShuttingDown);
+            }
+        };
+        let (send, recv) = match accepted {
             Ok(Ok(streams)) => streams,
-            Ok(Err(e)) => return Err(TransportError::io(e)),
+            Ok(Err(e)) => {
+                return match conn.close_reason() {
+                    Some(closed) if super::driver::is_done(&closed) => Ok(None),
+                    _ => Err(TransportError::io(e)),
+                };
+            }
             Err(_) => {
                 conn.close(VarInt::from_u32(close::IDLE), "空闲超时".as_bytes());
                 return Err(TransportError::Idle);
@@ -167,8 +214,9 @@ impl SyncProtocol {
             remote_done: false,
             finished: false,
             unread_out: 0,
+            keep_open: !inner.opts.warm.is_zero(),
         };
-        driver.run().await.map(|(_, stats)| stats)
+        driver.run().await.map(|ended| Some(ended.stats))
     }
 }
 
@@ -218,16 +266,12 @@ impl ProtocolHandler for SyncProtocol {
         };
         let _tracked = self.inner.tracker.token();
         let _open = OpenGuard::new(&self.inner.metrics);
-        match self.converse(&conn).await {
-            Ok(stats) => debug!(
-                remote = %remote.fmt_short(),
-                frames_in = stats.frames_in,
-                frames_out = stats.frames_out,
-                "conversation done"
-            ),
+        match self.serve(&conn, stranger).await {
+            Ok(_) => {}
             Err(TransportError::Conversation(e)) => {
                 info!(remote = %remote.fmt_short(), "refused: {e}")
             }
+            Err(TransportError::Idle) => debug!(remote = %remote.fmt_short(), "closed as idle"),
             Err(e) => warn!(remote = %remote.fmt_short(), "conversation failed: {e}"),
         }
         // Every path above closes with a code; a connection merely dropped would close with

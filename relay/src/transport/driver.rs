@@ -44,6 +44,29 @@ pub(crate) struct Driver<'a, C> {
     /// Bytes written since the last frame read: the peer may still be receiving them (see
     /// [`Driver::quiet_limit`]).
     pub unread_out: u64,
+    /// Leave the connection open when the conversation ends, for the next one (a warm
+    /// connection, point 6 of the module docs).
+    pub keep_open: bool,
+}
+
+/// A conversation that ended well.
+pub(crate) struct Ended<C> {
+    pub conversation: C,
+    pub stats: Stats,
+    /// A dialer keeping its connection open returns as soon as its conversation is done and
+    /// its half of the stream finished: it has heard what it needed, and the close (the
+    /// acceptor reading our end, then finishing its own) would cost the user one more round
+    /// trip. What is left of the acceptor's half, answers to our last frames at most, is
+    /// read and dropped here in the background ([`drain`]), so the acceptor can finish.
+    pub unread: Option<RecvStream>,
+}
+
+/// Reads `recv` to its end (or for at most `limit`), dropping what comes.
+pub(crate) async fn drain(mut recv: RecvStream, limit: Duration) {
+    let _ = timeout(limit, async {
+        while let Ok(Some(_)) = recv.read_chunk(64 * 1024).await {}
+    })
+    .await;
 }
 
 /// Which end of the connection a driver is; decides who closes a finished conversation.
@@ -72,21 +95,28 @@ async fn woken(wake: &mut Option<watch::Receiver<u64>>) {
     std::future::pending::<()>().await
 }
 
-fn is_done(closed: &ConnectionError) -> bool {
+pub(crate) fn is_done(closed: &ConnectionError) -> bool {
     matches!(closed, ConnectionError::ApplicationClosed(ac)
         if ac.error_code.into_inner() == u64::from(close::DONE))
 }
 
 impl<'a, C: Conversation> Driver<'a, C> {
-    /// Runs the conversation to its end. On success the conversation is handed back.
-    pub async fn run(mut self) -> Result<(C, Stats), TransportError> {
+    /// Runs the conversation to its end. On success the conversation is handed back, and,
+    /// for a dialer keeping its connection open, the stream's receiving half if the
+    /// acceptor's end has not been read yet (see [`Ended::unread`]).
+    pub async fn run(mut self) -> Result<Ended<C>, TransportError> {
         let result = self.run_inner().await;
         if let Some(m) = self.metrics {
             m.ended(result.as_ref().map(|_| ()));
         }
         let stats = result?;
+        let unread = (!self.remote_done).then_some(self.recv);
         match self.conversation.take() {
-            Some(c) => Ok((c, stats)),
+            Some(conversation) => Ok(Ended {
+                conversation,
+                stats,
+                unread,
+            }),
             None => Err(TransportError::io("会话状态丢失")),
         }
     }
@@ -104,10 +134,23 @@ impl<'a, C: Conversation> Driver<'a, C> {
         let mut widened = false;
         let conn = self.conn;
         loop {
-            if self.local_done && self.remote_done && self.side == Side::Dialer {
-                // The acceptor finished only after reading all of ours, and we have read all
-                // of its: nothing is in flight.
-                conn.close(VarInt::from_u32(close::DONE), b"done");
+            if self.local_done && self.remote_done {
+                match self.side {
+                    // The acceptor finished only after reading all of ours, and we have read
+                    // all of its: nothing is in flight.
+                    Side::Dialer if !self.keep_open => {
+                        conn.close(VarInt::from_u32(close::DONE), b"done");
+                        return Ok(self.stats);
+                    }
+                    // Our end is on its way and the connection stays open to carry it: the
+                    // stream is over, the connection waits for the next one.
+                    Side::Dialer => return Ok(self.stats),
+                    Side::Acceptor if self.keep_open && self.finished => return Ok(self.stats),
+                    Side::Acceptor => {}
+                }
+            }
+            if self.local_done && self.finished && self.keep_open && self.side == Side::Dialer {
+                // See `Ended::unread`.
                 return Ok(self.stats);
             }
             tokio::select! {

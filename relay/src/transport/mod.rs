@@ -26,6 +26,22 @@
 //!    records is one long transfer: the receiver sees it arriving, the sender knows how much
 //!    it put on the way. An unauthenticated peer gets no such allowance: it has
 //!    [`frame::HANDSHAKE_TIMEOUT`] for its small handshake frames, however slowly it trickles.
+//! 6. *Warm connections* ([`ConversationOptions::warm`]). A connection may carry several
+//!    conversations, one after another, each on its own stream: a phone connects ahead (when
+//!    the app opens, or the network returns) with [`Node::warm_up`], or keeps the connection
+//!    of its last sync, and its next sync costs the protocol's round trips only, not QUIC's
+//!    handshake (on EDGE a lost handshake datagram alone costs seconds of probe timeouts).
+//!    When both halves of a stream are finished, the acceptor waits up to `warm` for the
+//!    next stream and closes with [`close::IDLE`] if none comes; the dialer keeps the
+//!    connection for `warm` and closes it with [`close::DONE`] when the node shuts down. A
+//!    warm dialer reports success once its conversation is done and its half finished,
+//!    without waiting for the acceptor's end (point 3's last round trip): the connection
+//!    stays open to deliver what it sent, and the rest of the acceptor's half is read and
+//!    dropped by a task of the node. Each
+//!    conversation starts from nothing: the hub checks the device's certificate again, and a
+//!    stranger's connection still gets [`frame::HANDSHAKE_TIMEOUT`] for its first stream. A
+//!    dialer with `warm` zero closes after its conversation, as before, so hubs and devices
+//!    of either kind talk to each other.
 //!
 //! Conversation callbacks run on tokio's blocking pool: they may read and write the SQLite
 //! store without stalling the network.
@@ -210,6 +226,12 @@ pub struct ConversationOptions {
     /// Whom the accepting side keeps after the QUIC handshake; `None`: everyone (a peer
     /// checks certificates in its conversation instead).
     pub admission: Option<std::sync::Arc<dyn Admission>>,
+    /// How long a connection stays open, warm, for another conversation after one ends
+    /// (point 6); zero: closed as soon as the conversation ends. The accepting side waits
+    /// this long for the next stream (a known remote also this long for its first); the
+    /// connecting side reuses the connection within this long (it should be shorter than
+    /// the acceptor's).
+    pub warm: Duration,
 }
 
 impl Default for ConversationOptions {
@@ -222,6 +244,7 @@ impl Default for ConversationOptions {
             wake: None,
             limits: ConnectionLimits::default(),
             admission: None,
+            warm: Duration::ZERO,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! [`Node`]: a device's (or the hub's) one iroh endpoint, configured to contact nothing but
 //! what it is told.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use iroh::endpoint::{
@@ -12,7 +13,7 @@ use iroh::endpoint::{
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
 };
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 use super::driver::{Driver, Side};
 use super::listen::{HandshakeBudget, Lanes, accept_loop};
@@ -74,8 +75,22 @@ pub struct Node {
     endpoint: Endpoint,
     acceptor: Option<Acceptor>,
     protocol: Option<SyncProtocol>,
+    /// Connections this node dialed and keeps for the next conversation, by peer (warm
+    /// connections: [`ConversationOptions::warm`]). A connection in use is taken out, so two
+    /// conversations at once never share one.
+    warm: Mutex<HashMap<EndpointId, Warm>>,
+    /// Reading the rest of finished streams on warm connections (`driver::Ended::unread`);
+    /// aborted when the node is dropped.
+    drains: Mutex<tokio::task::JoinSet<()>>,
     #[cfg(feature = "mdns")]
     lan: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
+}
+
+/// A dialed connection kept open for the next conversation, until `until`.
+#[derive(Debug)]
+struct Warm {
+    conn: Connection,
+    until: Instant,
 }
 
 /// The mDNS service name: only 守望 devices answer each other.
@@ -262,6 +277,8 @@ impl Node {
             endpoint,
             acceptor,
             protocol,
+            warm: Mutex::new(HashMap::new()),
+            drains: Mutex::new(tokio::task::JoinSet::new()),
             #[cfg(feature = "mdns")]
             lan,
         })
@@ -338,6 +355,10 @@ impl Node {
 
     /// Connects to `peer` and runs `conversation` to its end. On success the conversation is
     /// handed back with what was moved.
+    ///
+    /// With [`ConversationOptions::warm`], a connection to `peer` kept from an earlier
+    /// conversation (or [`Node::warm_up`]) is used if it is still open, and the connection is
+    /// kept again afterwards; one that turns out closed is replaced by a new one.
     pub async fn converse<C: Conversation>(
         &self,
         peer: EndpointAddr,
@@ -352,15 +373,29 @@ impl Node {
                 "发起连接的一方必须先发送消息".into(),
             ));
         }
-        let conn = timeout(opts.connect_timeout, self.endpoint.connect(peer, ALPN))
-            .await
-            .map_err(|_| TransportError::Connect("超时".into()))?
-            .map_err(|e| TransportError::Connect(e.to_string()))?;
-        // A hub that turns this device away right after the handshake (a stranger, a spent
-        // invite) may close before the stream opens: its reason is the error, not "cut".
-        let (send, recv) = conn.open_bi().await.map_err(|e| {
-            super::driver::peer_close(&conn).unwrap_or_else(|| TransportError::io(e))
-        })?;
+        let warm = !opts.warm.is_zero();
+        let kept = if warm { self.take_warm(remote) } else { None };
+        let mut streams = None;
+        if let Some(conn) = kept {
+            // Open only if the hub has not closed it meanwhile (its warm wait ran out, it
+            // restarted): then a new connection, as if there had been none.
+            if let Ok(Ok(s)) = timeout(opts.connect_timeout, conn.open_bi()).await {
+                streams = Some((conn, s));
+            }
+        }
+        let (conn, (send, recv)) = match streams {
+            Some(s) => s,
+            None => {
+                let conn = self.connect(peer, opts).await?;
+                // A hub that turns this device away right after the handshake (a stranger, a
+                // spent invite) may close before the stream opens: its reason is the error,
+                // not "cut".
+                let s = conn.open_bi().await.map_err(|e| {
+                    super::driver::peer_close(&conn).unwrap_or_else(|| TransportError::io(e))
+                })?;
+                (conn, s)
+            }
+        };
         let driver = Driver {
             conn: &conn,
             send,
@@ -384,17 +419,111 @@ impl Node {
             remote_done: false,
             finished: false,
             unread_out: 0,
+            keep_open: warm,
         };
-        let result = driver.run().await.map(|(c, s)| (c.inner, s));
-        if conn.close_reason().is_none() {
+        let result = driver.run().await.map(|ended| {
+            if let Some(recv) = ended.unread {
+                let mut drains = self.drains.lock().unwrap_or_else(PoisonError::into_inner);
+                while drains.try_join_next().is_some() {}
+                drains.spawn(super::driver::drain(recv, opts.idle_timeout));
+            }
+            (ended.conversation.inner, ended.stats)
+        });
+        if result.is_ok() && warm && conn.close_reason().is_none() {
+            self.keep_warm(conn, opts.warm);
+        } else if conn.close_reason().is_none() {
             conn.close(VarInt::from_u32(close::PROTOCOL), b"");
         }
         result
     }
 
+    /// Connects to `peer` now and keeps the connection for the next conversation with it
+    /// (for [`ConversationOptions::warm`]): the app calls it when it opens or the network
+    /// comes back, so that the QUIC handshake, and any handshake datagram lost on the way,
+    /// is over before the user taps 同步. Nothing if a warm connection to `peer` is open.
+    pub async fn warm_up(
+        &self,
+        peer: EndpointAddr,
+        opts: &ConversationOptions,
+    ) -> Result<(), TransportError> {
+        if opts.warm.is_zero() {
+            return Ok(());
+        }
+        if let Some(conn) = self.take_warm(peer.id) {
+            self.keep_warm(conn, opts.warm);
+            return Ok(());
+        }
+        let conn = self.connect(peer, opts).await?;
+        // The handshake is complete on our side once the hub's flight arrived, but confirmed
+        // only when the hub says so (HANDSHAKE_DONE): until then a lost datagram of ours
+        // (our Finished) would hold up the sync's first frames for a probe timeout. Waiting
+        // here keeps that in the connecting ahead.
+        let confirmed = async {
+            while conn.stats().frame_rx.handshake_done == 0 && conn.close_reason().is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = timeout(opts.connect_timeout, confirmed).await;
+        if let Some(e) = super::driver::peer_close(&conn) {
+            return Err(e);
+        }
+        self.keep_warm(conn, opts.warm);
+        Ok(())
+    }
+
+    /// Whether a warm connection to `peer` is open now.
+    pub fn is_warm(&self, peer: EndpointId) -> bool {
+        let warm = self.warm.lock().unwrap_or_else(PoisonError::into_inner);
+        warm.get(&peer)
+            .is_some_and(|w| w.until > Instant::now() && w.conn.close_reason().is_none())
+    }
+
+    async fn connect(
+        &self,
+        peer: EndpointAddr,
+        opts: &ConversationOptions,
+    ) -> Result<Connection, TransportError> {
+        timeout(opts.connect_timeout, self.endpoint.connect(peer, ALPN))
+            .await
+            .map_err(|_| TransportError::Connect("超时".into()))?
+            .map_err(|e| TransportError::Connect(e.to_string()))
+    }
+
+    /// The warm connection to `remote`, taken out for one conversation, if still usable.
+    fn take_warm(&self, remote: EndpointId) -> Option<Connection> {
+        let kept = self
+            .warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&remote)?;
+        if kept.until > Instant::now() && kept.conn.close_reason().is_none() {
+            return Some(kept.conn);
+        }
+        kept.conn.close(VarInt::from_u32(close::DONE), b"done");
+        None
+    }
+
+    /// Keeps `conn` for `warm`, closing any other connection kept for the same peer.
+    fn keep_warm(&self, conn: Connection, warm: Duration) {
+        let remote = conn.remote_id();
+        let until = Instant::now() + warm;
+        let old = self
+            .warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(remote, Warm { conn, until });
+        if let Some(old) = old {
+            old.conn.close(VarInt::from_u32(close::DONE), b"done");
+        }
+    }
+
     /// Closes every connection (conversations in progress end with [`close::SHUTDOWN`] after
     /// their current frame), the accept loop and the endpoint.
     pub async fn shutdown(mut self) {
+        let warm = std::mem::take(&mut *self.warm.lock().unwrap_or_else(PoisonError::into_inner));
+        for (_, w) in warm {
+            w.conn.close(VarInt::from_u32(close::DONE), b"done");
+        }
         match self.acceptor.as_mut() {
             Some(acceptor) => {
                 acceptor.cancel.cancel();
