@@ -474,8 +474,8 @@ impl Store {
 
     /// A document, loaded on first use.
     pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
-        if let Some(d) = self.docs.get(id)
-            && !is_fresh(&self.conn, id, d)?
+        if let Some(d) = self.docs.get_mut(id)
+            && !catch_up(&self.conn, id, d)?
         {
             self.docs.remove(id);
         }
@@ -954,18 +954,59 @@ fn persist(
     Ok(())
 }
 
-/// Whether the cached copy of a document is what the database holds (another connection may
-/// have written since it was loaded).
-fn is_fresh(conn: &Connection, id: &DocId, doc: &Automerge) -> Result<bool> {
+/// Brings the cached copy of a document up to what the database holds (another connection
+/// may have written since it was loaded): applies the stored changes the copy lacks, found by
+/// hash in `changes_by_doc`, rather than loading the document again. On the hub, whose
+/// archives write the same documents by turns, and on a phone after a sync on its second
+/// connection, that is a few changes against a whole document's load.
+///
+/// `false`: the copy cannot be brought up to date this way (the document was compacted or
+/// rewritten, purged, or a stored change does not parse) and must be loaded again, which
+/// reports any damage.
+fn catch_up(conn: &Connection, id: &DocId, doc: &mut Automerge) -> Result<bool> {
+    use automerge::ReadDoc as _;
+    let key = id.key();
     let stored: Option<String> = conn
         .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
-        .query_row([id.key()], |r| r.get(0))
+        .query_row([&key], |r| r.get(0))
         .optional()?;
-    Ok(match stored {
-        Some(h) => h == heads_text(&doc.get_heads()),
+    let Some(stored) = stored else {
         // Never stored (an empty document a peer asked about), or purged since it was loaded.
-        None => doc.get_heads().is_empty(),
-    })
+        return Ok(doc.get_heads().is_empty());
+    };
+    if stored == heads_text(&doc.get_heads()) {
+        return Ok(true);
+    }
+    let mut missing = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached("SELECT hash FROM changes WHERE doc_id = ?1")?;
+        let mut rows = stmt.query([&key])?;
+        while let Some(row) = rows.next()? {
+            let hash: Vec<u8> = row.get(0)?;
+            match ChangeHash::try_from(hash.as_slice()) {
+                Ok(h) if doc.get_change_by_hash(&h).is_some() => {}
+                Ok(_) => missing.push(hash),
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let mut changes = Vec::with_capacity(missing.len());
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND hash = ?2")?;
+    for hash in missing {
+        let bytes: Vec<u8> = stmt.query_row(rusqlite::params![&key, hash], |r| r.get(0))?;
+        match automerge::Change::from_bytes(bytes) {
+            Ok(c) => changes.push(c),
+            Err(_) => return Ok(false),
+        }
+    }
+    if doc.apply_changes(changes).is_err() {
+        return Ok(false);
+    }
+    Ok(stored == heads_text(&doc.get_heads()))
 }
 
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
@@ -1032,8 +1073,8 @@ impl Batch<'_> {
         if self.touched.iter().any(|(t, _)| t == id) {
             return Ok(());
         }
-        if let Some(d) = self.docs.get(id)
-            && !is_fresh(self.conn, id, d)?
+        if let Some(d) = self.docs.get_mut(id)
+            && !catch_up(self.conn, id, d)?
         {
             self.docs.remove(id);
         }

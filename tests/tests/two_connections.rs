@@ -1,0 +1,64 @@
+//! Two connections to one store (the phone app's and its sync's; the hub's two archives):
+//! each sees what the other wrote, whether its cached copy of a document is brought up to
+//! date change by change, or (after the other compacted the document) loaded again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shouwang_core::Archive;
+use shouwang_core::doc::DocId;
+use shouwang_tests::fixtures::{CHILDREN, school};
+
+fn notes(archive: &mut Archive, child: &str) -> Vec<String> {
+    let mut notes: Vec<String> = archive
+        .child_file(child)
+        .unwrap()
+        .records
+        .iter()
+        .flat_map(|r| r.fields.iter().filter(|f| f.key == "notes"))
+        .map(|f| f.value.clone())
+        .collect();
+    notes.sort();
+    notes
+}
+
+#[test]
+fn each_connection_sees_what_the_other_wrote() {
+    let mut office = school();
+    let (_, child) = CHILDREN[0];
+    let mut other = Archive::open(&office.path()).unwrap();
+    let id = DocId::Child(office.archive.child_file(child).unwrap().id);
+    // Both have the child's document cached.
+    assert!(notes(&mut other, child).is_empty());
+
+    let visit = |d: &mut shouwang_tests::fixtures::Device, note: &str| {
+        d.record("家访", child, "2026-11-20", &[("notes", note)]);
+    };
+    visit(&mut office, "第一次家访：奶奶说孩子作业按时完成。");
+    assert_eq!(
+        notes(&mut other, child),
+        ["第一次家访：奶奶说孩子作业按时完成。"]
+    );
+
+    // The other connection writes on its cached copy, brought up to date first.
+    other
+        .add_record(&shouwang_core::RecordInput {
+            kind: "谈心".into(),
+            child: Some(child.into()),
+            class: None,
+            date: "2026-11-21".into(),
+            fields: shouwang_tests::fixtures::kv(&[("notes", "谈心：想念在外打工的妈妈。")]),
+        })
+        .unwrap();
+    assert_eq!(notes(&mut office.archive, child).len(), 2);
+
+    // Compacted by one connection (its changes folded into a snapshot), then written again:
+    // the other's copy cannot catch up change by change and is loaded again.
+    visit(&mut office, "第二次家访：爷爷腿脚不便。");
+    assert!(office.archive.store().compact(1).unwrap() > 0);
+    visit(&mut office, "第三次家访：孩子周末帮奶奶喂鸡。");
+    let seen = notes(&mut other, child);
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen, notes(&mut office.archive, child));
+    let heads = |a: &mut Archive| a.store().doc(&id).unwrap().unwrap().get_heads();
+    assert_eq!(heads(&mut other), heads(&mut office.archive));
+}
