@@ -4,7 +4,8 @@
 //! the app's connection to the store ([`Archive`] is not `Sync`: it sits behind a mutex that
 //! is never held across an await). Syncs open a second connection to the same store, so the
 //! app keeps reading and writing while a sync runs; the store is safe across connections
-//! (every write takes SQLite's write lock and reloads documents another connection changed).
+//! (every write takes SQLite's write lock and catches up on documents another connection
+//! changed).
 //! Syncs of one client run one at a time.
 
 use std::path::{Path, PathBuf};
