@@ -132,8 +132,16 @@ impl SyncProtocol {
         let mut wait = if warm && !stranger { opts.warm } else { strict };
         let mut conversations = 0;
         loop {
-            let Some(stats) = self.converse(conn, wait).await? else {
-                return Ok(conversations);
+            let stats = match self.converse(conn, wait).await {
+                Ok(Some(stats)) => stats,
+                Ok(None) => return Ok(conversations),
+                // Between conversations a warm connection may just go (the app was closed,
+                // the phone lost its network): nothing was in progress.
+                Err(TransportError::Io(e)) if conversations > 0 => {
+                    debug!(remote = %conn.remote_id().fmt_short(), "warm connection lost: {e}");
+                    return Ok(conversations);
+                }
+                Err(e) => return Err(e),
             };
             conversations += 1;
             debug!(
