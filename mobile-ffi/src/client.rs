@@ -106,12 +106,13 @@ impl Inner {
     async fn hub_node(
         &self,
         identity: &Identity,
-    ) -> Result<tokio::sync::MutexGuard<'_, Option<Node>>> {
-        let mut node = self.hub_node.lock().await;
-        if node.is_none() {
-            *node = Some(identity.bind(false).await?);
+    ) -> Result<tokio::sync::MappedMutexGuard<'_, Node>> {
+        let mut slot = self.hub_node.lock().await;
+        if slot.is_none() {
+            *slot = Some(identity.bind(false).await?);
         }
-        Ok(node)
+        tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| ShouwangError::internal())
     }
 
     /// Connects to the hub ahead of the next sync (see [`ShouwangClient::prepare_sync`]).
@@ -119,10 +120,7 @@ impl Inner {
         let identity = self.identity()?;
         let hub = identity.hub()?;
         let node = self.hub_node(&identity).await?;
-        if let Some(node) = node.as_ref() {
-            node.warm_up(hub, &device::warm_options()).await?;
-        }
-        Ok(())
+        Ok(node.warm_up(hub, &device::warm_options()).await?)
     }
 
     /// Runs `f` on the app's connection. Never called across an await.
@@ -200,11 +198,8 @@ impl Inner {
         });
         let synced = async {
             let node = self.hub_node(&identity).await?;
-            let Some(node) = node.as_ref() else {
-                return Err(ShouwangError::internal());
-            };
             let (mut archive, progress) =
-                device::sync_hub(node, &identity, archive, &device::warm_options(), hook).await?;
+                device::sync_hub(&node, &identity, archive, &device::warm_options(), hook).await?;
             let hub = identity.hub()?.id.to_string();
             let status = blocking(move || Ok(archive.sync_status(&hub)?)).await?;
             Ok::<_, ShouwangError>(SyncReport {

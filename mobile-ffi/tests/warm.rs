@@ -76,13 +76,9 @@ fn a_phone_connected_ahead_syncs_twice_on_one_connection() {
     // Closing the client closes its connection ("done"), without waiting for the hub's
     // timeout.
     drop(teacher);
-    let mut open = TransportMetrics::get(&m.connections_open);
-    for _ in 0..100 {
-        if open == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        open = TransportMetrics::get(&m.connections_open);
-    }
-    assert_eq!(open, 0, "the warm connection was closed with the client");
+    let closed = hub.block_on(shouwang_tests::wait::eventually(
+        Duration::from_secs(5),
+        || TransportMetrics::get(&m.connections_open) == 0,
+    ));
+    assert!(closed, "the warm connection was closed with the client");
 }

@@ -171,13 +171,10 @@ async fn two_devices_enroll_and_a_stranger_is_refused() {
 }
 
 async fn eventually(check: impl Fn() -> bool) {
-    for _ in 0..100 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(check(), "condition never held");
+    assert!(
+        shouwang_tests::wait::eventually(Duration::from_secs(5), check).await,
+        "condition never held"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

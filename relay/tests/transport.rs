@@ -305,14 +305,8 @@ async fn waking_a_conversation_sends_live_frames_and_idle_ones_are_closed() {
 }
 
 /// Waits (at most 5 s) until `f` holds.
-async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f()
+async fn eventually(f: impl FnMut() -> bool) -> bool {
+    shouwang_tests::wait::eventually(Duration::from_secs(5), f).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,11 +35,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use shouwang_relay::server::Server;
 use shouwang_tests::figures::{bench_runtime, env_usize, secs};
-use shouwang_tests::link::{self, IPV4_UDP_OVERHEAD, Link, LinkConfig};
+use shouwang_tests::link::{self, Link, LinkConfig};
 use shouwang_tests::link_hub::{self, Start, hub_socket, sync_over, sync_over_warm};
 use shouwang_tests::workload;
 
@@ -55,6 +56,15 @@ struct Run {
     limit: Duration,
     /// Upward wire bytes of a sync with nothing new, on a fresh endpoint over the same link.
     empty_up_bytes: u64,
+}
+
+/// The hub and device from copies of the starting stores in `dir`, and a fresh EDGE link
+/// between them whose losses come from `seed`.
+async fn edge_link(start: &Start, dir: &Path, seed: u64) -> (Server, PathBuf, Link) {
+    let (server, device) = link_hub::restart(start, dir).await;
+    let mut config = LinkConfig::edge((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server));
+    config.seed = seed;
+    (server, device, Link::start(config).await.unwrap())
 }
 
 /// The week synced on a warm connection ([`sync_over_warm`]): what the sync itself moved
@@ -73,27 +83,13 @@ struct WarmRun {
 /// The week on a fresh EDGE link with the same seed, from copies of the starting stores, the
 /// device having connected ahead. Limit: the protocol's 2 RTT plus the sync's bytes.
 async fn warm_run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> WarmRun {
-    let (server, device) = link_hub::restart(start, dir).await;
-    let mut config = LinkConfig::edge((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server));
-    config.seed = seed;
-    let link = Link::start(config).await.unwrap();
+    let (server, device, link) = edge_link(start, dir, seed).await;
     let began = std::time::Instant::now();
     let (_, wall, warmed) = sync_over_warm(&link, &server, &device).await;
     let warm_up = began.elapsed().saturating_sub(wall);
     let s = link.stats().since(&warmed);
     server.shutdown().await;
-    let cfg = link.config();
-    let limit = rtt * 2
-        + cfg.up.serialisation(
-            s.up.offered_bytes,
-            s.up.offered_datagrams,
-            IPV4_UDP_OVERHEAD,
-        )
-        + cfg.down.serialisation(
-            s.down.offered_bytes,
-            s.down.offered_datagrams,
-            IPV4_UDP_OVERHEAD,
-        );
+    let limit = link.config().limit(2, rtt, &s);
     WarmRun {
         warm_up,
         wall,
@@ -107,10 +103,7 @@ async fn warm_run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> WarmRu
 
 /// One sync of the week over a fresh EDGE link, from copies of the starting stores.
 async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
-    let (server, device) = link_hub::restart(start, dir).await;
-    let mut config = LinkConfig::edge((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server));
-    config.seed = seed;
-    let link = Link::start(config).await.unwrap();
+    let (server, device, link) = edge_link(start, dir, seed).await;
     let (progress, wall) = sync_over(&link, &server, &device).await;
     let s = link.stats();
     assert!(
@@ -123,18 +116,7 @@ async fn run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> Run {
     assert_eq!(empty.docs_syncing, 0, "the second sync had work: {empty:?}");
     let empty_up_bytes = link.stats().since(&s).up.offered_bytes;
     server.shutdown().await;
-    let cfg = link.config();
-    let limit = rtt * 3
-        + cfg.up.serialisation(
-            s.up.offered_bytes,
-            s.up.offered_datagrams,
-            IPV4_UDP_OVERHEAD,
-        )
-        + cfg.down.serialisation(
-            s.down.offered_bytes,
-            s.down.offered_datagrams,
-            IPV4_UDP_OVERHEAD,
-        );
+    let limit = link.config().limit(3, rtt, &s);
     Run {
         wall,
         up_bytes: s.up.offered_bytes,

@@ -38,7 +38,7 @@ use shouwang_relay::device;
 use shouwang_relay::server::{self, Server};
 use shouwang_relay::transport::ConversationOptions;
 use shouwang_tests::figures::{bench_runtime, env_usize, secs};
-use shouwang_tests::link::{self, IPV4_UDP_OVERHEAD, Link, LinkConfig};
+use shouwang_tests::link::{self, Link, LinkConfig};
 use shouwang_tests::link_hub::{JoinOver, hub_only, hub_socket, join_over, sync_over};
 use shouwang_tests::workload::{self, Snapshot};
 
@@ -114,18 +114,7 @@ async fn run(hub_src: &Path, dir: &Path, seed: u64, lossless: bool, rtt: Duratio
     let synced = link.stats().since(&joined);
     server.shutdown().await;
 
-    let cfg = link.config();
-    let limit = rtt * 2
-        + cfg.up.serialisation(
-            joined.up.offered_bytes,
-            joined.up.offered_datagrams,
-            IPV4_UDP_OVERHEAD,
-        )
-        + cfg.down.serialisation(
-            joined.down.offered_bytes,
-            joined.down.offered_datagrams,
-            IPV4_UDP_OVERHEAD,
-        );
+    let limit = link.config().limit(2, rtt, &joined);
     Run {
         wall,
         limit,

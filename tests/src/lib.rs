@@ -23,4 +23,5 @@ pub mod phone;
 pub mod roster;
 pub mod seeded;
 pub mod sim;
+pub mod wait;
 pub mod workload;

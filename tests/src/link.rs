@@ -182,6 +182,23 @@ impl LinkConfig {
             ..LinkConfig::ideal(listen, target)
         }
     }
+
+    /// The least time a transfer that moved `moved` can take on this link: `round_trips`
+    /// round trips of `rtt`, plus what it offered each way at the link's rate (with
+    /// [`IPV4_UDP_OVERHEAD`] per datagram). The benches hold their wall times to it.
+    pub fn limit(&self, round_trips: u32, rtt: Duration, moved: &LinkStats) -> Duration {
+        rtt * round_trips
+            + self.up.serialisation(
+                moved.up.offered_bytes,
+                moved.up.offered_datagrams,
+                IPV4_UDP_OVERHEAD,
+            )
+            + self.down.serialisation(
+                moved.down.offered_bytes,
+                moved.down.offered_datagrams,
+                IPV4_UDP_OVERHEAD,
+            )
+    }
 }
 
 /// What one direction carried.

@@ -141,16 +141,17 @@ pub async fn sync_over_warm(
     server: &Server,
     device: &Path,
 ) -> (Progress, Duration, LinkStats) {
-    let (progress, wall, warmed) = sync_through(link, server, device, true).await;
-    (progress, wall, warmed.expect("warmed up"))
+    sync_through(link, server, device, true).await
 }
 
+/// One sync of `device` with the hub through `link`, connecting ahead if `warm`; the link's
+/// counts when the sync began are returned with it.
 async fn sync_through(
     link: &Link,
     server: &Server,
     device: &Path,
     warm: bool,
-) -> (Progress, Duration, Option<LinkStats>) {
+) -> (Progress, Duration, LinkStats) {
     let base = if warm {
         device::warm_options()
     } else {
@@ -169,12 +170,10 @@ async fn sync_through(
     .await
     .unwrap();
     let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
-    let warmed = if warm {
+    if warm {
         node.warm_up(hub.clone(), &opts).await.unwrap();
-        Some(link.stats())
-    } else {
-        None
-    };
+    }
+    let before = link.stats();
     let began = Instant::now();
     let (_archive, progress) =
         sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
@@ -182,7 +181,7 @@ async fn sync_through(
             .unwrap();
     let wall = began.elapsed();
     node.shutdown().await;
-    (progress, wall, warmed)
+    (progress, wall, before)
 }
 
 /// A day's invite for the 班主任 of the hub of `data`, reaching it at `addr` only.

@@ -14,20 +14,10 @@ use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, Transport
 use shouwang_tests::fixtures::{kv, small_hub};
 use shouwang_tests::link::{Link, LinkConfig};
 use shouwang_tests::link_hub::{JoinOver, hub_only, hub_socket, join_over};
+use shouwang_tests::wait::eventually;
 
 /// The hub's idle timeout here, and so how long it keeps a connection warm.
 const HUB_IDLE: Duration = Duration::from_secs(2);
-
-/// Waits (at most 10 s) until `f` holds.
-async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f()
-}
 
 /// 1. The hub lets a warm connection go while the phone's link is down, so the phone never
 ///    hears of it, and the phone's next sync starts on the dead connection. The sync is tried
@@ -72,12 +62,22 @@ async fn story_1_a_warm_connection_the_hub_closed_unheard_costs_the_phone_nothin
         .unwrap();
     assert!(node.is_warm(hub.id), "the phone keeps its connection");
     // The phone reports success before the hub has read its end of the stream.
-    assert!(eventually(|| TransportMetrics::get(&m.conversations_done) > done).await);
+    assert!(
+        eventually(Duration::from_secs(10), || TransportMetrics::get(
+            &m.conversations_done
+        ) > done)
+        .await
+    );
     assert_eq!(TransportMetrics::get(&m.connections_open), 1);
 
     // The link goes down for longer than the hub keeps the connection: its close is lost.
     link.set_up(false);
-    assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 0).await);
+    assert!(
+        eventually(Duration::from_secs(10), || TransportMetrics::get(
+            &m.connections_open
+        ) == 0)
+        .await
+    );
     link.set_up(true);
     assert!(node.is_warm(hub.id), "the phone did not hear the close");
 

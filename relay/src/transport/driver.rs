@@ -134,23 +134,16 @@ impl<'a, C: Conversation> Driver<'a, C> {
         let mut widened = false;
         let conn = self.conn;
         loop {
-            if self.local_done && self.remote_done {
-                match self.side {
-                    // The acceptor finished only after reading all of ours, and we have read
-                    // all of its: nothing is in flight.
-                    Side::Dialer if !self.keep_open => {
-                        conn.close(VarInt::from_u32(close::DONE), b"done");
-                        return Ok(self.stats);
-                    }
-                    // Our end is on its way and the connection stays open to carry it: the
-                    // stream is over, the connection waits for the next one.
-                    Side::Dialer => return Ok(self.stats),
-                    Side::Acceptor if self.keep_open && self.finished => return Ok(self.stats),
-                    Side::Acceptor => {}
-                }
+            if self.keep_open && self.local_done && self.finished {
+                // Our half is finished (the acceptor's only after reading all of ours) and the
+                // connection stays open to deliver it; a dialer leaves the rest of the
+                // acceptor's half to `Ended::unread`.
+                return Ok(self.stats);
             }
-            if self.local_done && self.finished && self.keep_open && self.side == Side::Dialer {
-                // See `Ended::unread`.
+            if self.local_done && self.remote_done && self.side == Side::Dialer {
+                // The acceptor finished only after reading all of ours, and we have read all
+                // of its: nothing is in flight.
+                conn.close(VarInt::from_u32(close::DONE), b"done");
                 return Ok(self.stats);
             }
             tokio::select! {

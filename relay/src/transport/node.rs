@@ -93,6 +93,13 @@ struct Warm {
     until: Instant,
 }
 
+impl Warm {
+    /// Still kept, and not closed by either side.
+    fn usable(&self) -> bool {
+        self.until > Instant::now() && self.conn.close_reason().is_none()
+    }
+}
+
 /// The mDNS service name: only 守望 devices answer each other.
 #[cfg(feature = "mdns")]
 const MDNS_SERVICE: &str = "shouwang";
@@ -474,8 +481,7 @@ impl Node {
     /// Whether a warm connection to `peer` is open now.
     pub fn is_warm(&self, peer: EndpointId) -> bool {
         let warm = self.warm.lock().unwrap_or_else(PoisonError::into_inner);
-        warm.get(&peer)
-            .is_some_and(|w| w.until > Instant::now() && w.conn.close_reason().is_none())
+        warm.get(&peer).is_some_and(Warm::usable)
     }
 
     async fn connect(
@@ -496,7 +502,7 @@ impl Node {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&remote)?;
-        if kept.until > Instant::now() && kept.conn.close_reason().is_none() {
+        if kept.usable() {
             return Some(kept.conn);
         }
         kept.conn.close(VarInt::from_u32(close::DONE), b"done");
