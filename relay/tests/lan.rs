@@ -36,11 +36,12 @@ struct Ping;
 
 impl Conversation for Ping {
     fn opening(&mut self) -> shouwang_core::Result<Reply> {
-        Ok(Reply::finish(vec![b"ping".to_vec()]))
+        Ok(Reply::send(vec![b"ping".to_vec()]))
     }
 
     fn on_frame(&mut self, _frame: &[u8]) -> shouwang_core::Result<Reply> {
-        Ok(Reply::nothing())
+        // Done once the answer came (a dialer returns as soon as it is done).
+        Ok(Reply::finish(vec![]))
     }
 }
 

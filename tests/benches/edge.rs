@@ -84,9 +84,8 @@ struct WarmRun {
 /// device having connected ahead. Limit: the protocol's 2 RTT plus the sync's bytes.
 async fn warm_run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> WarmRun {
     let (server, device, link) = edge_link(start, dir, seed).await;
-    let began = std::time::Instant::now();
-    let (_, wall, warmed) = sync_over_warm(&link, &server, &device).await;
-    let warm_up = began.elapsed().saturating_sub(wall);
+    let synced = sync_over_warm(&link, &server, &device).await;
+    let (wall, warm_up, warmed) = (synced.wall, synced.warm_up, synced.at_start);
     let s = link.stats().since(&warmed);
     server.shutdown().await;
     let limit = link.config().limit(2, rtt, &s);

@@ -128,30 +128,31 @@ pub async fn restart(start: &Start, dir: &Path) -> (Server, PathBuf) {
 /// with the device's key (so no TLS session ticket shortens the handshake): its progress and
 /// wall time, connecting included.
 pub async fn sync_over(link: &Link, server: &Server, device: &Path) -> (Progress, Duration) {
-    let (progress, wall, _) = sync_through(link, server, device, false).await;
-    (progress, wall)
+    let synced = sync_through(link, server, device, false).await;
+    (synced.progress, synced.wall)
+}
+
+/// A sync on a warm connection ([`sync_over_warm`]).
+#[derive(Debug)]
+pub struct WarmSync {
+    pub progress: Progress,
+    /// The tap on 同步 to done.
+    pub wall: Duration,
+    /// Connecting ahead (`Node::warm_up`), before the tap.
+    pub warm_up: Duration,
+    /// The link's counts when the sync began (so the sync's own bytes are
+    /// `link.stats().since(&that)`).
+    pub at_start: LinkStats,
 }
 
 /// [`sync_over`] on a warm connection: the device's node connects ahead
-/// (`Node::warm_up`, as the app does when it opens), then syncs on that connection. Returns
-/// what the sync moved and its wall time (the tap on 同步 to done), and the link's counts at
-/// the end of the warm-up (so the sync's own bytes are `link.stats().since(&that)`).
-pub async fn sync_over_warm(
-    link: &Link,
-    server: &Server,
-    device: &Path,
-) -> (Progress, Duration, LinkStats) {
+/// (`Node::warm_up`, as the app does when it opens), then syncs on that connection.
+pub async fn sync_over_warm(link: &Link, server: &Server, device: &Path) -> WarmSync {
     sync_through(link, server, device, true).await
 }
 
-/// One sync of `device` with the hub through `link`, connecting ahead if `warm`; the link's
-/// counts when the sync began are returned with it.
-async fn sync_through(
-    link: &Link,
-    server: &Server,
-    device: &Path,
-    warm: bool,
-) -> (Progress, Duration, LinkStats) {
+/// One sync of `device` with the hub through `link`, connecting ahead if `warm`.
+async fn sync_through(link: &Link, server: &Server, device: &Path, warm: bool) -> WarmSync {
     let base = if warm {
         device::warm_options()
     } else {
@@ -170,18 +171,26 @@ async fn sync_through(
     .await
     .unwrap();
     let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
+    let connecting = Instant::now();
     if warm {
         node.warm_up(hub.clone(), &opts).await.unwrap();
     }
-    let before = link.stats();
+    let warm_up = connecting.elapsed();
+    let at_start = link.stats();
     let began = Instant::now();
     let (_archive, progress) =
         sync_with_progress(&node, hub, archive, &id.certificate, &opts, None)
             .await
             .unwrap();
     let wall = began.elapsed();
+    // After the wall: the node reads the hub's end of the stream and closes.
     node.shutdown().await;
-    (progress, wall, before)
+    WarmSync {
+        progress,
+        wall,
+        warm_up,
+        at_start,
+    }
 }
 
 /// A day's invite for the 班主任 of the hub of `data`, reaching it at `addr` only.

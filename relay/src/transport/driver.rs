@@ -44,8 +44,10 @@ pub(crate) struct Driver<'a, C> {
     /// Bytes written since the last frame read: the peer may still be receiving them (see
     /// [`Driver::quiet_limit`]).
     pub unread_out: u64,
-    /// Leave the connection open when the conversation ends, for the next one (a warm
-    /// connection, point 6 of the module docs).
+    /// An acceptor's: leave the connection open when both halves are finished, for the next
+    /// stream (a warm connection, point 6 of the module docs), rather than wait for the
+    /// dialer's close. A dialer always returns once its own half is finished
+    /// ([`Ended::unread`]); its node keeps the connection or closes it.
     pub keep_open: bool,
 }
 
@@ -53,11 +55,12 @@ pub(crate) struct Driver<'a, C> {
 pub(crate) struct Ended<C> {
     pub conversation: C,
     pub stats: Stats,
-    /// A dialer keeping its connection open returns as soon as its conversation is done and
-    /// its half of the stream finished: it has heard what it needed, and the close (the
-    /// acceptor reading our end, then finishing its own) would cost the user one more round
-    /// trip. What is left of the acceptor's half, answers to our last frames at most, is
-    /// read and dropped here in the background ([`drain`]), so the acceptor can finish.
+    /// A dialer returns as soon as its conversation is done and its half of the stream
+    /// finished: it has heard what it needed, and the close (the acceptor reading our end,
+    /// then finishing its own) would cost the user one more round trip. What is left of the
+    /// acceptor's half, answers to our last frames at most, is read and dropped in the
+    /// background ([`drain`]) on the connection still open, so the acceptor can finish; a
+    /// connection not kept warm is closed after that.
     pub unread: Option<RecvStream>,
 }
 
@@ -102,8 +105,8 @@ pub(crate) fn is_done(closed: &ConnectionError) -> bool {
 
 impl<'a, C: Conversation> Driver<'a, C> {
     /// Runs the conversation to its end. On success the conversation is handed back, and,
-    /// for a dialer keeping its connection open, the stream's receiving half if the
-    /// acceptor's end has not been read yet (see [`Ended::unread`]).
+    /// for a dialer, the stream's receiving half if the acceptor's end has not been read yet
+    /// (see [`Ended::unread`]).
     pub async fn run(mut self) -> Result<Ended<C>, TransportError> {
         let result = self.run_inner().await;
         if let Some(m) = self.metrics {
@@ -134,16 +137,10 @@ impl<'a, C: Conversation> Driver<'a, C> {
         let mut widened = false;
         let conn = self.conn;
         loop {
-            if self.keep_open && self.local_done && self.finished {
+            if self.local_done && self.finished && (self.side == Side::Dialer || self.keep_open) {
                 // Our half is finished (the acceptor's only after reading all of ours) and the
                 // connection stays open to deliver it; a dialer leaves the rest of the
-                // acceptor's half to `Ended::unread`.
-                return Ok(self.stats);
-            }
-            if self.local_done && self.remote_done && self.side == Side::Dialer {
-                // The acceptor finished only after reading all of ours, and we have read all
-                // of its: nothing is in flight.
-                conn.close(VarInt::from_u32(close::DONE), b"done");
+                // acceptor's half to `Ended::unread`, and the connection to its node.
                 return Ok(self.stats);
             }
             tokio::select! {

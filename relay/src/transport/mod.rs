@@ -11,9 +11,14 @@
 //! 2. every frame received goes to [`Conversation::on_frame`]; the frames of its [`Reply`] are
 //!    sent back; [`Conversation::on_wake`] runs when the owner pokes the conversation (live
 //!    mode: the app wrote a record; on the hub, another connection brought changes);
-//! 3. a reply with `done` finishes this side's half of the stream. When both halves are
-//!    finished and the peer has received everything, the connection is closed with
-//!    [`close::DONE`];
+//! 3. a reply with `done` finishes this side's half of the stream; the acceptor finishes its
+//!    own only after reading the dialer's end. When both halves are finished and the peer has
+//!    received everything, the connection is closed with [`close::DONE`]. The dialer reports
+//!    success as soon as its conversation is done and its half finished, without waiting for
+//!    the acceptor's end (on EDGE that last round trip is a second of the teacher's wait):
+//!    the connection stays open to deliver what it sent, a task of its node reads and drops
+//!    the rest of the acceptor's half and then closes (or keeps the connection warm, point
+//!    6), and [`Node::shutdown`] waits briefly for those tasks;
 //! 4. an error from the conversation sends its [`Conversation::error_frame`] (if any) and closes
 //!    with [`close::REFUSED`] and the Chinese message as the reason; an oversized frame closes
 //!    with [`close::TOO_LARGE`]; a quiet connection closes with [`close::IDLE`], so phones
@@ -33,11 +38,7 @@
 //!    handshake (on EDGE a lost handshake datagram alone costs seconds of probe timeouts).
 //!    When both halves of a stream are finished, the acceptor waits up to `warm` for the
 //!    next stream and closes with [`close::IDLE`] if none comes; the dialer keeps the
-//!    connection for `warm` and closes it with [`close::DONE`] when the node shuts down. A
-//!    warm dialer reports success once its conversation is done and its half finished,
-//!    without waiting for the acceptor's end (point 3's last round trip): the connection
-//!    stays open to deliver what it sent, and the rest of the acceptor's half is read and
-//!    dropped by a task of the node. Each
+//!    connection for `warm` and closes it with [`close::DONE`] when the node shuts down. Each
 //!    conversation starts from nothing: the hub checks the device's certificate again, and a
 //!    stranger's connection still gets [`frame::HANDSHAKE_TIMEOUT`] for its first stream. A
 //!    dialer with `warm` zero closes after its conversation, as before, so hubs and devices
@@ -96,6 +97,8 @@ pub struct Reply {
     /// Frames to send, in order.
     pub frames: Vec<Vec<u8>>,
     /// This side has nothing more to send: its half of the stream is finished after `frames`.
+    /// A dialer also needs nothing more from the peer: it returns at once (point 3 of the
+    /// module docs), and what the peer still sends is dropped.
     pub done: bool,
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use iroh::endpoint::{
     AfterHandshakeOutcome, BindOpts, Connection, EndpointHooks, PortmapperConfig,
-    QuicTransportConfig, Side as QuicSide, VarInt, presets,
+    QuicTransportConfig, RecvStream, Side as QuicSide, VarInt, presets,
 };
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
@@ -79,8 +79,9 @@ pub struct Node {
     /// connections: [`ConversationOptions::warm`]). A connection in use is taken out, so two
     /// conversations at once never share one.
     warm: Mutex<HashMap<EndpointId, Warm>>,
-    /// Reading the rest of finished streams on warm connections (`driver::Ended::unread`);
-    /// aborted when the node is dropped.
+    /// Reading the rest of finished streams (`driver::Ended::unread`), then closing the
+    /// connections not kept warm; awaited (briefly) by [`Node::shutdown`], aborted when the
+    /// node is dropped.
     drains: Mutex<tokio::task::JoinSet<()>>,
     #[cfg(feature = "mdns")]
     lan: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
@@ -99,6 +100,11 @@ impl Warm {
         self.until > Instant::now() && self.conn.close_reason().is_none()
     }
 }
+
+/// How long [`Node::shutdown`] waits for the peers' ends of finished conversations (one
+/// round trip on the slowest link, with room for a lost datagram), so that they close with
+/// [`close::DONE`] rather than the endpoint's close.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 /// The mDNS service name: only 守望 devices answer each other.
 #[cfg(feature = "mdns")]
@@ -426,22 +432,44 @@ impl Node {
             remote_done: false,
             finished: false,
             unread_out: 0,
-            keep_open: warm,
+            keep_open: true,
         };
-        let result = driver.run().await.map(|ended| {
-            if let Some(recv) = ended.unread {
-                let mut drains = self.drains.lock().unwrap_or_else(PoisonError::into_inner);
-                while drains.try_join_next().is_some() {}
-                drains.spawn(super::driver::drain(recv, opts.idle_timeout));
+        let ended = match driver.run().await {
+            Ok(ended) => ended,
+            Err(e) => {
+                if conn.close_reason().is_none() {
+                    conn.close(VarInt::from_u32(close::PROTOCOL), b"");
+                }
+                return Err(e);
             }
-            (ended.conversation.inner, ended.stats)
-        });
-        if result.is_ok() && warm && conn.close_reason().is_none() {
-            self.keep_warm(conn, opts.warm);
-        } else if conn.close_reason().is_none() {
-            conn.close(VarInt::from_u32(close::PROTOCOL), b"");
+        };
+        // Done: the user hears so now. What is left of the acceptor's half is read in the
+        // background; a connection not kept warm is closed once that has come.
+        let keep = warm && conn.close_reason().is_none();
+        match (ended.unread, keep) {
+            (Some(recv), true) => self.drain(recv, None, opts.idle_timeout),
+            (Some(recv), false) => self.drain(recv, Some(conn.clone()), opts.idle_timeout),
+            (None, false) => conn.close(VarInt::from_u32(close::DONE), b"done"),
+            (None, true) => {}
         }
-        result
+        if keep {
+            self.keep_warm(conn, opts.warm);
+        }
+        Ok((ended.conversation.inner, ended.stats))
+    }
+
+    /// Reads the rest of the acceptor's half of a finished stream (`driver::Ended::unread`)
+    /// in a task of the node, then closes `close` (a connection not kept warm) with
+    /// [`close::DONE`]: by then the acceptor has read all this side sent.
+    fn drain(&self, recv: RecvStream, close: Option<Connection>, limit: Duration) {
+        let mut drains = self.drains.lock().unwrap_or_else(PoisonError::into_inner);
+        while drains.try_join_next().is_some() {}
+        drains.spawn(async move {
+            super::driver::drain(recv, limit).await;
+            if let Some(conn) = close {
+                conn.close(VarInt::from_u32(close::DONE), b"done");
+            }
+        });
     }
 
     /// Connects to `peer` now and keeps the connection for the next conversation with it
@@ -524,8 +552,16 @@ impl Node {
     }
 
     /// Closes every connection (conversations in progress end with [`close::SHUTDOWN`] after
-    /// their current frame), the accept loop and the endpoint.
+    /// their current frame), the accept loop and the endpoint; first waits, at most
+    /// [`SHUTDOWN_DRAIN`], for the peers' ends of the conversations just finished.
     pub async fn shutdown(mut self) {
+        // The hub reads the end of the last conversations (and closes them well) first.
+        let mut drains =
+            std::mem::take(&mut *self.drains.lock().unwrap_or_else(PoisonError::into_inner));
+        let _ = timeout(SHUTDOWN_DRAIN, async {
+            while drains.join_next().await.is_some() {}
+        })
+        .await;
         let warm = std::mem::take(&mut *self.warm.lock().unwrap_or_else(PoisonError::into_inner));
         for (_, w) in warm {
             w.conn.close(VarInt::from_u32(close::DONE), b"done");
