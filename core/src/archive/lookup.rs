@@ -1,5 +1,7 @@
 //! Finding what a person names (by id, 学籍号 or name) and deciding what they may touch.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::Archive;
@@ -112,6 +114,20 @@ impl Archive {
                 key: key.to_owned(),
             }),
         }
+    }
+
+    /// The class of every child in a class, per the projection: for questions about many
+    /// children at once (a sync's scope), one query where [`Archive::class_of`] would be one
+    /// per child.
+    pub(crate) fn classes_of_children(&self) -> Result<HashMap<ChildId, ClassId>> {
+        let mut stmt = self.store.conn().prepare_cached(
+            "SELECT child_id, class_id FROM p_children WHERE class_id IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .map(|row| row.map(|(c, k)| (ChildId(c), ClassId(k))))
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
     }
 
     /// The class a child is in, per the projection.

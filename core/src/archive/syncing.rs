@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::Archive;
 use crate::doc::DocId;
 use crate::error::Result;
+use crate::ids::ChildId;
 use crate::sync::{Scope, Session};
 
 /// How this device stands with one peer (the hub).
@@ -65,9 +66,11 @@ impl Archive {
             return Ok(Scope::All);
         }
         let school = self.school()?;
+        let classes = self.classes_of_children()?;
+        let mut class_of = |c: &ChildId| Ok(classes.get(c).cloned());
         let mut docs = BTreeSet::new();
         for id in self.store.doc_ids()? {
-            if super::scope::may_see(&school, member, &id, &mut |c| self.class_of(c))? {
+            if super::scope::may_see(&school, member, &id, &mut class_of)? {
                 docs.insert(id);
             }
         }
@@ -83,7 +86,7 @@ impl Archive {
             .collect();
         for c in children {
             for id in [DocId::Staff(c.clone()), DocId::Private(c)] {
-                if super::scope::may_see(&school, member, &id, &mut |c| self.class_of(c))? {
+                if super::scope::may_see(&school, member, &id, &mut class_of)? {
                     docs.insert(id);
                 }
             }
@@ -140,7 +143,7 @@ impl Archive {
     /// are not counted: they are theirs to deliver.
     pub fn undelivered(&mut self, peer: &str) -> Result<crate::school::Undelivered> {
         use automerge::{ChangeHash, ObjType, ROOT, ReadDoc, Value};
-        let shared = self.store.sync_states(peer)?;
+        let shared = self.store.shared_with(peer)?;
         let me = self.device.actor();
         let mut out = crate::school::Undelivered {
             changes: 0,
@@ -149,7 +152,7 @@ impl Archive {
         for id in self.store.doc_ids()? {
             let heads: Vec<ChangeHash> = shared
                 .get(&id)
-                .map(|(h, _)| {
+                .map(|h| {
                     h.split(',')
                         .filter(|s| !s.is_empty())
                         .filter_map(|s| s.parse().ok())
@@ -199,11 +202,11 @@ impl Archive {
             )
             .optional()?
             .unwrap_or((None, None));
-        let shared = self.store.sync_states(peer)?;
+        let shared = self.store.shared_with(peer)?;
         let held = self.store.held(peer)?;
         let mut pending = Vec::new();
         for (doc, heads) in self.store.all_heads()? {
-            if shared.get(&doc).is_some_and(|(h, _)| *h == heads) {
+            if shared.get(&doc).is_some_and(|h| *h == heads) {
                 continue;
             }
             if held.get(&doc).is_some_and(|h| *h == heads) {

@@ -597,26 +597,32 @@ impl Store {
         Ok(rows)
     }
 
-    /// The persisted sync state with `peer`: per document, the heads both sides shared at the
-    /// end of the last exchange and automerge's encoded sync state.
-    pub fn sync_states(&self, peer: &str) -> Result<HashMap<DocId, (String, Vec<u8>)>> {
+    /// The heads this store shares with `peer`, per document: as both sides held them at the
+    /// end of the last exchange (or learned from a Hello). Without automerge's sync states,
+    /// which a sync needs only for the documents it exchanges ([`Store::sync_state`]).
+    pub fn shared_with(&self, peer: &str) -> Result<HashMap<DocId, String>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT doc_id, shared_heads, state FROM sync_state WHERE peer = ?1")?;
+            .prepare_cached("SELECT doc_id, shared_heads FROM sync_state WHERE peer = ?1")?;
         let rows = stmt
             .query_map([peer], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })?
             .filter_map(|row| {
-                let (k, h, s) = row.ok()?;
-                Some((DocId::parse(&k)?, (h, s)))
+                let (k, h) = row.ok()?;
+                Some((DocId::parse(&k)?, h))
             })
             .collect();
         Ok(rows)
+    }
+
+    /// automerge's encoded sync state with `peer` for `doc`, as persisted.
+    pub fn sync_state(&self, peer: &str, doc: &DocId) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT state FROM sync_state WHERE peer = ?1 AND doc_id = ?2")?
+            .query_row([peer, doc.key().as_str()], |r| r.get(0))
+            .optional()?)
     }
 
     /// Every peer this store has a sync state with for `doc`, and the heads they are known to

@@ -7,7 +7,8 @@
 //!    document in scope; `changed` lists only documents whose heads moved since the last
 //!    exchange with this peer (from the persisted sync state), so a reconnect with nothing new
 //!    costs one small frame each way whatever the number of documents.
-//! 2. On the peer's `Hello`: equal digests mean nothing to do (caught up after one round trip).
+//! 2. On the peer's `Hello`: equal digests mean nothing to do (caught up after one round trip;
+//!    the heads this side's Hello covered are recorded as shared, and nothing is read again).
 //!    Otherwise the documents either side changed are synced with automerge's sync protocol,
 //!    starting from the persisted shared heads. If neither side changed anything yet the
 //!    digests differ (state lost, a restored phone), both send an `Inventory` of every document
@@ -146,6 +147,9 @@ pub struct Session {
     phase: Phase,
     digest: [u8; 16],
     my_changed: Vec<DocMark>,
+    /// The heads of `my_changed`'s documents when the Hello was sent: what is shared once the
+    /// digests agree.
+    changed_heads: Vec<DocHeads>,
     /// Documents being synced, with automerge's per-peer state.
     docs: BTreeMap<DocId, State>,
     settled: BTreeSet<DocId>,
@@ -227,6 +231,7 @@ impl Session {
             phase: Phase::New,
             digest: [0; 16],
             my_changed: Vec::new(),
+            changed_heads: Vec::new(),
             docs: BTreeMap::new(),
             settled: BTreeSet::new(),
             sent_deltas: BTreeSet::new(),
@@ -536,12 +541,19 @@ impl Session {
             }
         }
         let heads = self.scoped_heads(store)?;
-        let states = store.sync_states(&self.peer)?;
+        let shared = store.shared_with(&self.peer)?;
         self.digest = digest_of(&heads);
-        self.my_changed = heads
+        let changed: Vec<&(DocId, String)> = heads
             .iter()
-            .filter(|(d, h)| states.get(d).is_none_or(|(shared, _)| shared != h))
+            .filter(|(d, h)| shared.get(d) != Some(h))
+            .collect();
+        self.my_changed = changed
+            .iter()
             .map(|(d, h)| (d.clone(), mark_of(h)))
+            .collect();
+        self.changed_heads = changed
+            .into_iter()
+            .map(|(d, h)| (d.clone(), parse_heads(h)))
             .collect();
         self.phase = Phase::AwaitHello;
         out.push(Message::Hello {
@@ -572,17 +584,16 @@ impl Session {
                 for d in &retry {
                     self.release(store, d)?;
                 }
-                let mine: HashMap<DocId, String> = self.scoped_heads(store)?.into_iter().collect();
                 if digest == self.digest && retry.is_empty() {
-                    // Everything in scope is shared: remember it, so the next Hello lists nothing.
-                    let shared = std::mem::take(&mut self.my_changed)
-                        .into_iter()
-                        .filter_map(|(d, _)| Some((d.clone(), parse_heads(mine.get(&d)?))))
-                        .collect();
+                    // Everything in scope is shared, as both sides held it when they said
+                    // Hello: remember it, so the next Hello lists nothing.
+                    self.my_changed.clear();
+                    let shared = std::mem::take(&mut self.changed_heads);
                     self.mark_shared(store, shared)?;
                     self.caught_up = true;
                     return Ok(());
                 }
+                let mine: HashMap<DocId, String> = self.scoped_heads(store)?.into_iter().collect();
                 let theirs: HashMap<DocId, [u8; 4]> = changed.into_iter().collect();
                 let mut candidates = BTreeSet::new();
                 let mut already_shared = Vec::new();
@@ -862,11 +873,11 @@ impl Session {
     /// Both sides hold the same heads for every document in scope (their digests agree):
     /// records them as shared where the saved state says otherwise.
     fn mark_agreed(&mut self, store: &mut Store) -> Result<()> {
-        let states = store.sync_states(&self.peer)?;
+        let shared = store.shared_with(&self.peer)?;
         let differing = self
             .scoped_heads(store)?
             .into_iter()
-            .filter(|(d, h)| states.get(d).is_none_or(|(shared, _)| shared != h))
+            .filter(|(d, h)| shared.get(d) != Some(h))
             .map(|(d, h)| (d, parse_heads(&h)))
             .collect();
         self.mark_shared(store, differing)
@@ -908,11 +919,11 @@ impl Session {
         candidates: &BTreeSet<DocId>,
         out: &mut Vec<Message>,
     ) -> Result<()> {
-        let states = store.sync_states(&self.peer)?;
+        let shared = store.shared_with(&self.peer)?;
         let mut deltas = Vec::new();
         let mut slow = Vec::new();
         for doc in candidates {
-            let base = states.get(doc).map(|(h, _)| parse_heads(h));
+            let base = shared.get(doc).map(|h| parse_heads(h));
             let Some(am) = store.doc(doc)? else {
                 if base.is_none() {
                     slow.push(doc.clone());
@@ -973,9 +984,9 @@ impl Session {
         if let Some(s) = self.docs.remove(doc) {
             return Ok(s);
         }
-        let saved = store.sync_states(&self.peer)?.remove(doc);
+        let saved = store.sync_state(&self.peer, doc)?;
         Ok(saved
-            .and_then(|(_, bytes)| State::decode(&bytes).ok())
+            .and_then(|bytes| State::decode(&bytes).ok())
             .unwrap_or_default())
     }
 
@@ -994,11 +1005,11 @@ impl Session {
     /// Documents in scope whose heads differ from those shared with the peer and that are not
     /// in the middle of an exchange.
     fn moved_docs(&self, store: &Store) -> Result<Vec<DocId>> {
-        let shared = store.sync_states(&self.peer)?;
+        let shared = store.shared_with(&self.peer)?;
         Ok(self
             .scoped_heads(store)?
             .into_iter()
-            .filter(|(d, h)| shared.get(d).is_none_or(|(s, _)| s != h))
+            .filter(|(d, h)| shared.get(d) != Some(h))
             .filter(|(d, _)| !self.docs.contains_key(d) || self.settled.contains(d))
             .map(|(d, _)| d)
             .collect())
