@@ -70,6 +70,9 @@ pub struct Store {
     /// The key it was opened with, to open it again (a second connection).
     key: Option<StoreKey>,
     docs: HashMap<DocId, Automerge>,
+    /// Per cached document, a `changes.seq` up to which every stored change of it is in the
+    /// cached copy: [`catch_up`] then reads only the rows after it.
+    seen: HashMap<DocId, i64>,
     actor: ActorId,
     clock_skew_ms: i64,
     /// The school as read at heads changes declared, kept across writes (see `admit`).
@@ -81,6 +84,7 @@ pub struct Store {
 pub struct Batch<'a> {
     conn: &'a Connection,
     docs: &'a mut HashMap<DocId, Automerge>,
+    seen: &'a mut HashMap<DocId, i64>,
     actor: &'a ActorId,
     school_views: &'a mut admit::SchoolViews,
     touched: Vec<(DocId, Vec<ChangeHash>)>,
@@ -368,6 +372,7 @@ impl Store {
             path: path.to_owned(),
             key: key.cloned(),
             docs: HashMap::new(),
+            seen: HashMap::new(),
             actor,
             clock_skew_ms: 0,
             school_views: admit::SchoolViews::default(),
@@ -396,6 +401,7 @@ impl Store {
             path: path.to_owned(),
             key: key.cloned(),
             docs: HashMap::new(),
+            seen: HashMap::new(),
             actor,
             clock_skew_ms: 0,
             school_views: admit::SchoolViews::default(),
@@ -475,14 +481,16 @@ impl Store {
     /// A document, loaded on first use.
     pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
         if let Some(d) = self.docs.get_mut(id)
-            && !catch_up(&self.conn, id, d)?
+            && !catch_up(&self.conn, id, d, &mut self.seen)?
         {
             self.docs.remove(id);
         }
         if !self.docs.contains_key(id) {
+            let seq = last_change_seq(&self.conn)?;
             match load_doc(&self.conn, id, &self.actor)? {
                 Some(d) => {
                     self.docs.insert(id.clone(), d);
+                    self.seen.insert(id.clone(), seq);
                 }
                 None => return Ok(None),
             }
@@ -509,6 +517,7 @@ impl Store {
     /// Forgets every cached document (they are reloaded from disk on next use).
     pub fn clear_cache(&mut self) {
         self.docs.clear();
+        self.seen.clear();
     }
 
     /// Runs `f` over a [`Batch`] and persists everything it changed in one durable transaction.
@@ -518,6 +527,7 @@ impl Store {
         let Store {
             conn,
             docs,
+            seen,
             actor,
             clock_skew_ms,
             school_views,
@@ -529,6 +539,7 @@ impl Store {
         let mut batch = Batch {
             conn: &tx,
             docs,
+            seen,
             actor,
             school_views,
             touched: Vec::new(),
@@ -960,16 +971,36 @@ fn persist(
     Ok(())
 }
 
+/// The highest `changes.seq` stored now (0 if none): read before a document is loaded, every
+/// change of it up to this one is in the loaded copy.
+fn last_change_seq(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// Brings the cached copy of a document up to what the database holds (another connection
-/// may have written since it was loaded): applies the stored changes the copy lacks, found by
-/// hash in `changes_by_doc`, rather than loading the document again. On the hub, whose
-/// archives write the same documents by turns, and on a phone after a sync on its second
-/// connection, that is a few changes against a whole document's load.
+/// may have written since it was loaded): applies the stored changes the copy lacks rather
+/// than loading the document again. On the hub, whose archives write the same documents by
+/// turns, and on a phone after a sync on its second connection, that is a few changes against
+/// a whole document's load.
+///
+/// With a watermark in `seen` (every stored change of the document up to that `seq` is in the
+/// copy), only the rows after it are read, along the table's rowid: a few rows, however long
+/// the document's history (the school document's is thousands of changes). Without one, or if
+/// those rows do not bring the copy to the stored heads, every stored hash of the document is
+/// checked (`changes_by_doc`).
 ///
 /// `false`: the copy cannot be brought up to date this way (the document was compacted or
 /// rewritten, purged, or a stored change does not parse) and must be loaded again, which
-/// reports any damage.
-fn catch_up(conn: &Connection, id: &DocId, doc: &mut Automerge) -> Result<bool> {
+/// reports any damage. Whatever the watermark says, the copy is used only if it then has the
+/// stored heads.
+fn catch_up(
+    conn: &Connection,
+    id: &DocId,
+    doc: &mut Automerge,
+    seen: &mut HashMap<DocId, i64>,
+) -> Result<bool> {
     use automerge::ReadDoc as _;
     let key = id.key();
     let stored: Option<String> = conn
@@ -978,11 +1009,34 @@ fn catch_up(conn: &Connection, id: &DocId, doc: &mut Automerge) -> Result<bool> 
         .optional()?;
     let Some(stored) = stored else {
         // Never stored (an empty document a peer asked about), or purged since it was loaded.
+        seen.remove(id);
         return Ok(doc.get_heads().is_empty());
     };
     if stored == heads_text(&doc.get_heads()) {
         return Ok(true);
     }
+    if let Some(&from) = seen.get(id) {
+        // `+doc_id`: along the rowid from the watermark, not the index over the whole history.
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, bytes FROM changes WHERE seq > ?1 AND +doc_id = ?2")?;
+        let mut rows = stmt.query(rusqlite::params![from, &key])?;
+        let (mut changes, mut last) = (Vec::new(), from);
+        while let Some(row) = rows.next()? {
+            last = last.max(row.get::<_, i64>(0)?);
+            match automerge::Change::from_bytes(row.get::<_, Vec<u8>>(1)?) {
+                Ok(c) => changes.push(c),
+                Err(_) => return Ok(false),
+            }
+        }
+        if !changes.is_empty() && doc.apply_changes(changes).is_err() {
+            return Ok(false);
+        }
+        if stored == heads_text(&doc.get_heads()) {
+            seen.insert(id.clone(), last);
+            return Ok(true);
+        }
+    }
+    let watermark = last_change_seq(conn)?;
     let mut missing = Vec::new();
     {
         let mut stmt = conn.prepare_cached("SELECT hash FROM changes WHERE doc_id = ?1")?;
@@ -1012,7 +1066,11 @@ fn catch_up(conn: &Connection, id: &DocId, doc: &mut Automerge) -> Result<bool> 
     if doc.apply_changes(changes).is_err() {
         return Ok(false);
     }
-    Ok(stored == heads_text(&doc.get_heads()))
+    let current = stored == heads_text(&doc.get_heads());
+    if current {
+        seen.insert(id.clone(), watermark);
+    }
+    Ok(current)
 }
 
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
@@ -1052,9 +1110,11 @@ impl Batch<'_> {
     fn ensure(&mut self, id: &DocId, create: bool) -> Result<bool> {
         self.refresh(id)?;
         if !self.docs.contains_key(id) {
+            let seq = last_change_seq(self.conn)?;
             match load_doc(self.conn, id, self.actor)? {
                 Some(d) => {
                     self.docs.insert(id.clone(), d);
+                    self.seen.insert(id.clone(), seq);
                 }
                 None if create => {
                     self.docs
@@ -1080,7 +1140,7 @@ impl Batch<'_> {
             return Ok(());
         }
         if let Some(d) = self.docs.get_mut(id)
-            && !catch_up(self.conn, id, d)?
+            && !catch_up(self.conn, id, d, self.seen)?
         {
             self.docs.remove(id);
         }
@@ -1090,10 +1150,12 @@ impl Batch<'_> {
     /// A document, if the store has it.
     pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
         self.refresh(id)?;
-        if !self.docs.contains_key(id)
-            && let Some(d) = load_doc(self.conn, id, self.actor)?
-        {
-            self.docs.insert(id.clone(), d);
+        if !self.docs.contains_key(id) {
+            let seq = last_change_seq(self.conn)?;
+            if let Some(d) = load_doc(self.conn, id, self.actor)? {
+                self.docs.insert(id.clone(), d);
+                self.seen.insert(id.clone(), seq);
+            }
         }
         Ok(self.docs.get(id))
     }
