@@ -1016,11 +1016,14 @@ fn catch_up(
         return Ok(true);
     }
     if let Some(&from) = seen.get(id) {
+        // Read first: every row up to it is among those read below, so the watermark moves
+        // past the other documents' rows too (or the next catch-up would read them again).
+        let now = last_change_seq(conn)?;
         // `+doc_id`: along the rowid from the watermark, not the index over the whole history.
         let mut stmt =
             conn.prepare_cached("SELECT seq, bytes FROM changes WHERE seq > ?1 AND +doc_id = ?2")?;
         let mut rows = stmt.query(rusqlite::params![from, &key])?;
-        let (mut changes, mut last) = (Vec::new(), from);
+        let (mut changes, mut last) = (Vec::new(), now.max(from));
         while let Some(row) = rows.next()? {
             last = last.max(row.get::<_, i64>(0)?);
             match automerge::Change::from_bytes(row.get::<_, Vec<u8>>(1)?) {
