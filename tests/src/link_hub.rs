@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shouwang_core::Archive;
 use shouwang_core::roles::Role;
 use shouwang_core::sync::Progress;
+use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity, JoinSettings};
 use shouwang_relay::server::{self, DataDir, HubContact, Server, ServerConfig};
 use shouwang_relay::syncing::sync_with_progress;
@@ -22,7 +22,7 @@ use shouwang_relay::transport::{
 };
 
 use crate::fixtures::HEAD_TEACHER;
-use crate::link::{Link, LinkStats};
+use crate::link::{Link, LinkConfig, LinkStats};
 use crate::phone::now;
 use crate::workload::{self, NewChanges};
 
@@ -256,4 +256,80 @@ pub async fn join_over(
         wall,
         reports,
     }
+}
+
+/// A 班主任's phone joined to the real hub (started here on `data`, a small school) through
+/// a link emulator that starts ideal ([`LinkConfig::ideal`]): its store, identity and a node
+/// bound on `[::1]` only, so the link is its only path to the hub.
+#[derive(Debug)]
+pub struct PhoneOverLink {
+    pub data: DataDir,
+    pub server: Server,
+    pub link: Arc<Link>,
+    pub archive: Archive,
+    pub identity: Identity,
+    pub node: Node,
+    /// Holds the hub's and the phone's files; dropped last.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts the hub with `hub` applied to its configuration, the link in front of it, and joins
+/// a new phone over the link with `opts`.
+pub async fn phone_over_link(
+    hub: impl FnOnce(ServerConfig) -> ServerConfig,
+    opts: &ConversationOptions,
+) -> PhoneOverLink {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tokio::task::block_in_place(|| crate::fixtures::small_hub(dir.path()));
+    let server = Server::start(hub(hub_only(data.root()))).await.unwrap();
+    let link = Arc::new(
+        Link::start(LinkConfig::ideal(
+            (Ipv6Addr::LOCALHOST, 0).into(),
+            hub_socket(&server),
+        ))
+        .await
+        .unwrap(),
+    );
+    let JoinOver { joined, .. } = join_over(&link, &data, &dir.path().join("phone.db"), opts).await;
+    let mut archive = joined.unwrap();
+    let identity = Identity::load(&mut archive).unwrap();
+    let node = Node::bind(NodeConfig {
+        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
+        ..NodeConfig::new(identity.secret.clone())
+    })
+    .await
+    .unwrap();
+    PhoneOverLink {
+        data,
+        server,
+        link,
+        archive,
+        identity,
+        node,
+        dir,
+    }
+}
+
+/// Writes a 家访 with `notes` for the first child of the phone's class. Returns the child.
+pub fn write_home_visit(archive: &mut Archive, notes: &str) -> String {
+    let child = archive.children(None, true).unwrap()[0].name.clone();
+    archive
+        .add_record(&RecordInput {
+            kind: "家访".into(),
+            child: Some(child.clone()),
+            class: None,
+            date: "2026-11-20".into(),
+            fields: crate::fixtures::kv(&[("notes", notes)]),
+        })
+        .unwrap();
+    child
+}
+
+/// Whether the school's own archive holds a record of `child` with a field `value`.
+pub fn school_has(data: &DataDir, child: &str, value: &str) -> bool {
+    let mut office = data.open_archive().unwrap();
+    let file = office.child_file(child).unwrap();
+    file.records
+        .iter()
+        .any(|r| r.fields.iter().any(|f| f.value == value))
 }

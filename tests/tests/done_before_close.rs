@@ -5,17 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::Ipv6Addr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use shouwang_core::RecordInput;
-use shouwang_relay::device::{self, Identity};
-use shouwang_relay::server::Server;
-use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, TransportMetrics};
-use shouwang_tests::fixtures::{kv, small_hub};
-use shouwang_tests::link::{Link, LinkConfig};
-use shouwang_tests::link_hub::{JoinOver, hub_only, hub_socket, join_over};
+use shouwang_relay::device;
+use shouwang_relay::transport::{ConversationOptions, TransportMetrics};
+use shouwang_tests::link_hub::{PhoneOverLink, phone_over_link, school_has, write_home_visit};
 use shouwang_tests::wait::eventually;
 
 /// 1. The link goes down the moment the phone's sync is caught up (the hub has the 家访 and
@@ -24,17 +18,6 @@ use shouwang_tests::wait::eventually;
 ///    the hub's and closes the connection, and the hub counts the conversation done, not failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_1_the_phone_is_done_before_the_close_crosses_the_link() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = tokio::task::block_in_place(|| small_hub(dir.path()));
-    let server = Server::start(hub_only(data.root())).await.unwrap();
-    let link = Arc::new(
-        Link::start(LinkConfig::ideal(
-            (Ipv6Addr::LOCALHOST, 0).into(),
-            hub_socket(&server),
-        ))
-        .await
-        .unwrap(),
-    );
     let opts = ConversationOptions {
         // Longer than the test holds the link down: a sync that waited for the hub's end
         // would still be waiting, not failing as idle.
@@ -43,26 +26,17 @@ async fn story_1_the_phone_is_done_before_the_close_crosses_the_link() {
         ..device::default_options()
     };
     assert!(opts.warm.is_zero(), "a connection not kept warm");
-    let JoinOver { joined, .. } =
-        join_over(&link, &data, &dir.path().join("phone.db"), &opts).await;
-    let mut archive = joined.unwrap();
-    let identity = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig {
-        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
-        ..NodeConfig::new(identity.secret.clone())
-    })
-    .await
-    .unwrap();
-    let child = archive.children(None, true).unwrap()[0].name.clone();
-    archive
-        .add_record(&RecordInput {
-            kind: "家访".into(),
-            child: Some(child.clone()),
-            class: None,
-            date: "2026-11-20".into(),
-            fields: kv(&[("notes", "爷爷说孩子这周每天按时到校。")]),
-        })
-        .unwrap();
+    let PhoneOverLink {
+        data,
+        server,
+        link,
+        mut archive,
+        identity,
+        node,
+        dir: _dir,
+    } = phone_over_link(|hub| hub, &opts).await;
+    let notes = "爷爷说孩子这周每天按时到校。";
+    let child = write_home_visit(&mut archive, notes);
 
     let m = server.transport_metrics().unwrap().clone();
     let (done, failed) = (
@@ -85,15 +59,9 @@ async fn story_1_the_phone_is_done_before_the_close_crosses_the_link() {
     assert!(!link.is_up(), "the link went down before the sync returned");
     assert!(progress.bytes_sent > 0);
 
-    // The school has the 家访 already.
-    let mut office = data.open_archive().unwrap();
-    let file = office.child_file(&child).unwrap();
     assert!(
-        file.records.iter().any(|r| r
-            .fields
-            .iter()
-            .any(|f| f.value == "爷爷说孩子这周每天按时到校。")),
-        "the 家访 is at the school"
+        school_has(&data, &child, notes),
+        "the 家访 is at the school already"
     );
 
     link.set_up(true);

@@ -30,6 +30,7 @@
 //! what was purged stays in the store file or its WAL.
 
 mod admit;
+mod cache;
 mod conflicted;
 mod deliveries;
 pub mod migrations;
@@ -48,6 +49,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::doc::{self, DocId};
 use crate::error::{Error, Result};
 use crate::ids::RecordId;
+use cache::{DocCache, load_doc};
 pub use deliveries::MAX_DELIVERIES;
 use projection::Touched;
 
@@ -69,10 +71,8 @@ pub struct Store {
     path: PathBuf,
     /// The key it was opened with, to open it again (a second connection).
     key: Option<StoreKey>,
-    docs: HashMap<DocId, Automerge>,
-    /// Per cached document, a `changes.seq` up to which every stored change of it is in the
-    /// cached copy: [`catch_up`] then reads only the rows after it.
-    seen: HashMap<DocId, i64>,
+    /// The documents in memory, kept across writes.
+    docs: DocCache,
     actor: ActorId,
     clock_skew_ms: i64,
     /// The school as read at heads changes declared, kept across writes (see `admit`).
@@ -83,8 +83,7 @@ pub struct Store {
 #[derive(Debug)]
 pub struct Batch<'a> {
     conn: &'a Connection,
-    docs: &'a mut HashMap<DocId, Automerge>,
-    seen: &'a mut HashMap<DocId, i64>,
+    docs: &'a mut DocCache,
     actor: &'a ActorId,
     school_views: &'a mut admit::SchoolViews,
     touched: Vec<(DocId, Vec<ChangeHash>)>,
@@ -175,72 +174,6 @@ pub fn heads_text(heads: &[ChangeHash]) -> String {
     let mut hs: Vec<String> = heads.iter().map(ChangeHash::to_string).collect();
     hs.sort();
     hs.join(",")
-}
-
-/// A document whose stored bytes no longer load (see [`Error::Damaged`]).
-fn damaged(id: &DocId) -> Error {
-    Error::Damaged {
-        what: doc_label(id),
-        doc: id.key(),
-    }
-}
-
-/// Loads a document, reporting damaged bytes (an automerge checksum or a damaged SQLite page
-/// under its rows) as [`Error::Damaged`] for that document alone.
-fn load_doc(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Automerge>> {
-    load_doc_raw(conn, id, actor).map_err(|e| match e {
-        Error::Corrupt(_) => damaged(id),
-        Error::Storage(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
-        {
-            damaged(id)
-        }
-        other => other,
-    })
-}
-
-fn load_doc_raw(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Automerge>> {
-    let key = id.key();
-    let row: Option<(Option<Vec<u8>>, String)> = conn
-        .prepare_cached("SELECT snapshot, heads FROM docs WHERE doc_id = ?1")?
-        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((snapshot, stored_heads)) = row else {
-        return Ok(None);
-    };
-    let mut doc = match snapshot {
-        Some(bytes) if !bytes.is_empty() => {
-            Automerge::load(&bytes).map_err(|e| Error::Corrupt(format!("{key}: {e}")))?
-        }
-        _ => Automerge::new(),
-    };
-    // Each row is one change, parsed (and its checksum checked) on its own: automerge's
-    // `load_incremental` stops at the first bad chunk and keeps what came before without an
-    // error, which would show a damaged file as a silently shorter one.
-    let mut stmt =
-        conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
-    let mut rows = stmt.query([&key])?;
-    let mut changes = Vec::new();
-    while let Some(row) = rows.next()? {
-        let bytes: Vec<u8> = row.get(0)?;
-        changes.push(
-            automerge::Change::from_bytes(bytes)
-                .map_err(|e| Error::Corrupt(format!("{key}: {e}")))?,
-        );
-    }
-    if !changes.is_empty() {
-        doc.apply_changes(changes)
-            .map_err(|e| Error::Corrupt(format!("{key}: {e}")))?;
-    }
-    // The heads are hashes over every change's content: a damaged byte anywhere in what was
-    // loaded gives other heads than those written with it.
-    if !stored_heads.is_empty() && heads_text(&doc.get_heads()) != stored_heads {
-        return Err(Error::Corrupt(format!(
-            "{key}: heads differ from those stored"
-        )));
-    }
-    doc.set_actor(actor.clone());
-    Ok(Some(doc))
 }
 
 /// The key that encrypts a store at rest (SQLCipher, a raw 256-bit key). On a phone the
@@ -371,8 +304,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             key: key.cloned(),
-            docs: HashMap::new(),
-            seen: HashMap::new(),
+            docs: DocCache::default(),
             actor,
             clock_skew_ms: 0,
             school_views: admit::SchoolViews::default(),
@@ -400,8 +332,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             key: key.cloned(),
-            docs: HashMap::new(),
-            seen: HashMap::new(),
+            docs: DocCache::default(),
             actor,
             clock_skew_ms: 0,
             school_views: admit::SchoolViews::default(),
@@ -480,22 +411,7 @@ impl Store {
 
     /// A document, loaded on first use.
     pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
-        if let Some(d) = self.docs.get_mut(id)
-            && !catch_up(&self.conn, id, d, &mut self.seen)?
-        {
-            self.docs.remove(id);
-        }
-        if !self.docs.contains_key(id) {
-            let seq = last_change_seq(&self.conn)?;
-            match load_doc(&self.conn, id, &self.actor)? {
-                Some(d) => {
-                    self.docs.insert(id.clone(), d);
-                    self.seen.insert(id.clone(), seq);
-                }
-                None => return Ok(None),
-            }
-        }
-        Ok(self.docs.get(id))
+        self.docs.current(&self.conn, id, &self.actor)
     }
 
     /// The documents whose stored bytes no longer load (tries every document not in memory).
@@ -517,7 +433,6 @@ impl Store {
     /// Forgets every cached document (they are reloaded from disk on next use).
     pub fn clear_cache(&mut self) {
         self.docs.clear();
-        self.seen.clear();
     }
 
     /// Runs `f` over a [`Batch`] and persists everything it changed in one durable transaction.
@@ -527,7 +442,6 @@ impl Store {
         let Store {
             conn,
             docs,
-            seen,
             actor,
             clock_skew_ms,
             school_views,
@@ -539,7 +453,6 @@ impl Store {
         let mut batch = Batch {
             conn: &tx,
             docs,
-            seen,
             actor,
             school_views,
             touched: Vec::new(),
@@ -971,111 +884,6 @@ fn persist(
     Ok(())
 }
 
-/// The highest `changes.seq` stored now (0 if none): read before a document is loaded, every
-/// change of it up to this one is in the loaded copy.
-fn last_change_seq(conn: &Connection) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes")?
-        .query_row([], |r| r.get(0))?)
-}
-
-/// Brings the cached copy of a document up to what the database holds (another connection
-/// may have written since it was loaded): applies the stored changes the copy lacks rather
-/// than loading the document again. On the hub, whose archives write the same documents by
-/// turns, and on a phone after a sync on its second connection, that is a few changes against
-/// a whole document's load.
-///
-/// With a watermark in `seen` (every stored change of the document up to that `seq` is in the
-/// copy), only the rows after it are read, along the table's rowid: a few rows, however long
-/// the document's history (the school document's is thousands of changes). Without one, or if
-/// those rows do not bring the copy to the stored heads, every stored hash of the document is
-/// checked (`changes_by_doc`).
-///
-/// `false`: the copy cannot be brought up to date this way (the document was compacted or
-/// rewritten, purged, or a stored change does not parse) and must be loaded again, which
-/// reports any damage. Whatever the watermark says, the copy is used only if it then has the
-/// stored heads.
-fn catch_up(
-    conn: &Connection,
-    id: &DocId,
-    doc: &mut Automerge,
-    seen: &mut HashMap<DocId, i64>,
-) -> Result<bool> {
-    use automerge::ReadDoc as _;
-    let key = id.key();
-    let stored: Option<String> = conn
-        .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
-        .query_row([&key], |r| r.get(0))
-        .optional()?;
-    let Some(stored) = stored else {
-        // Never stored (an empty document a peer asked about), or purged since it was loaded.
-        seen.remove(id);
-        return Ok(doc.get_heads().is_empty());
-    };
-    if stored == heads_text(&doc.get_heads()) {
-        return Ok(true);
-    }
-    if let Some(&from) = seen.get(id) {
-        // Read first: every row up to it is among those read below, so the watermark moves
-        // past the other documents' rows too (or the next catch-up would read them again).
-        let now = last_change_seq(conn)?;
-        // `+doc_id`: along the rowid from the watermark, not the index over the whole history.
-        let mut stmt =
-            conn.prepare_cached("SELECT seq, bytes FROM changes WHERE seq > ?1 AND +doc_id = ?2")?;
-        let mut rows = stmt.query(rusqlite::params![from, &key])?;
-        let (mut changes, mut last) = (Vec::new(), now.max(from));
-        while let Some(row) = rows.next()? {
-            last = last.max(row.get::<_, i64>(0)?);
-            match automerge::Change::from_bytes(row.get::<_, Vec<u8>>(1)?) {
-                Ok(c) => changes.push(c),
-                Err(_) => return Ok(false),
-            }
-        }
-        if !changes.is_empty() && doc.apply_changes(changes).is_err() {
-            return Ok(false);
-        }
-        if stored == heads_text(&doc.get_heads()) {
-            seen.insert(id.clone(), last);
-            return Ok(true);
-        }
-    }
-    let watermark = last_change_seq(conn)?;
-    let mut missing = Vec::new();
-    {
-        let mut stmt = conn.prepare_cached("SELECT hash FROM changes WHERE doc_id = ?1")?;
-        let mut rows = stmt.query([&key])?;
-        while let Some(row) = rows.next()? {
-            let hash: Vec<u8> = row.get(0)?;
-            match ChangeHash::try_from(hash.as_slice()) {
-                Ok(h) if doc.get_change_by_hash(&h).is_some() => {}
-                Ok(_) => missing.push(hash),
-                Err(_) => return Ok(false),
-            }
-        }
-    }
-    if missing.is_empty() {
-        return Ok(false);
-    }
-    let mut changes = Vec::with_capacity(missing.len());
-    let mut stmt =
-        conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND hash = ?2")?;
-    for hash in missing {
-        let bytes: Vec<u8> = stmt.query_row(rusqlite::params![&key, hash], |r| r.get(0))?;
-        match automerge::Change::from_bytes(bytes) {
-            Ok(c) => changes.push(c),
-            Err(_) => return Ok(false),
-        }
-    }
-    if doc.apply_changes(changes).is_err() {
-        return Ok(false);
-    }
-    let current = stored == heads_text(&doc.get_heads());
-    if current {
-        seen.insert(id.clone(), watermark);
-    }
-    Ok(current)
-}
-
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
@@ -1112,21 +920,14 @@ impl Batch<'_> {
 
     fn ensure(&mut self, id: &DocId, create: bool) -> Result<bool> {
         self.refresh(id)?;
-        if !self.docs.contains_key(id) {
-            let seq = last_change_seq(self.conn)?;
-            match load_doc(self.conn, id, self.actor)? {
-                Some(d) => {
-                    self.docs.insert(id.clone(), d);
-                    self.seen.insert(id.clone(), seq);
-                }
-                None if create => {
-                    self.docs
-                        .insert(id.clone(), doc::genesis(id, self.actor.clone())?);
-                    self.touched.push((id.clone(), Vec::new()));
-                    return Ok(true);
-                }
-                None => return Ok(false),
+        if !self.docs.load(self.conn, id, self.actor)? {
+            if !create {
+                return Ok(false);
             }
+            self.docs
+                .insert(id.clone(), doc::genesis(id, self.actor.clone())?);
+            self.touched.push((id.clone(), Vec::new()));
+            return Ok(true);
         }
         if !self.touched.iter().any(|(t, _)| t == id)
             && let Some(d) = self.docs.get(id)
@@ -1142,24 +943,13 @@ impl Batch<'_> {
         if self.touched.iter().any(|(t, _)| t == id) {
             return Ok(());
         }
-        if let Some(d) = self.docs.get_mut(id)
-            && !catch_up(self.conn, id, d, self.seen)?
-        {
-            self.docs.remove(id);
-        }
-        Ok(())
+        self.docs.refresh(self.conn, id)
     }
 
     /// A document, if the store has it.
     pub fn doc(&mut self, id: &DocId) -> Result<Option<&Automerge>> {
         self.refresh(id)?;
-        if !self.docs.contains_key(id) {
-            let seq = last_change_seq(self.conn)?;
-            if let Some(d) = load_doc(self.conn, id, self.actor)? {
-                self.docs.insert(id.clone(), d);
-                self.seen.insert(id.clone(), seq);
-            }
-        }
+        self.docs.load(self.conn, id, self.actor)?;
         Ok(self.docs.get(id))
     }
 

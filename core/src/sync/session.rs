@@ -50,7 +50,7 @@ use automerge::sync::{Message as AmMessage, State, SyncDoc};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use sha2::{Digest, Sha256};
 
-use super::wire::{DocHeads, DocMark, Message, Why};
+use super::wire::{DocHeads, Message, Why};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::store::{Sender, Store};
@@ -146,10 +146,9 @@ pub struct Session {
     scope: Scope,
     phase: Phase,
     digest: [u8; 16],
-    my_changed: Vec<DocMark>,
-    /// The heads of `my_changed`'s documents when the Hello was sent: what is shared once the
-    /// digests agree.
-    changed_heads: Vec<DocHeads>,
+    /// The documents in scope whose heads are not known to be shared with the peer, with
+    /// those heads as the Hello listed them: what is shared once the digests agree.
+    my_changed: Vec<(DocId, String)>,
     /// Documents being synced, with automerge's per-peer state.
     docs: BTreeMap<DocId, State>,
     settled: BTreeSet<DocId>,
@@ -231,7 +230,6 @@ impl Session {
             phase: Phase::New,
             digest: [0; 16],
             my_changed: Vec::new(),
-            changed_heads: Vec::new(),
             docs: BTreeMap::new(),
             settled: BTreeSet::new(),
             sent_deltas: BTreeSet::new(),
@@ -543,22 +541,18 @@ impl Session {
         let heads = self.scoped_heads(store)?;
         let shared = store.shared_with(&self.peer)?;
         self.digest = digest_of(&heads);
-        let changed: Vec<&(DocId, String)> = heads
-            .iter()
-            .filter(|(d, h)| shared.get(d) != Some(h))
-            .collect();
-        self.my_changed = changed
-            .iter()
-            .map(|(d, h)| (d.clone(), mark_of(h)))
-            .collect();
-        self.changed_heads = changed
+        self.my_changed = heads
             .into_iter()
-            .map(|(d, h)| (d.clone(), parse_heads(h)))
+            .filter(|(d, h)| shared.get(d) != Some(h))
             .collect();
         self.phase = Phase::AwaitHello;
         out.push(Message::Hello {
             digest: self.digest,
-            changed: self.my_changed.clone(),
+            changed: self
+                .my_changed
+                .iter()
+                .map(|(d, h)| (d.clone(), mark_of(h)))
+                .collect(),
         });
         Ok(())
     }
@@ -587,8 +581,10 @@ impl Session {
                 if digest == self.digest && retry.is_empty() {
                     // Everything in scope is shared, as both sides held it when they said
                     // Hello: remember it, so the next Hello lists nothing.
-                    self.my_changed.clear();
-                    let shared = std::mem::take(&mut self.changed_heads);
+                    let shared = std::mem::take(&mut self.my_changed)
+                        .into_iter()
+                        .map(|(d, h)| (d, parse_heads(&h)))
+                        .collect();
                     self.mark_shared(store, shared)?;
                     self.caught_up = true;
                     return Ok(());

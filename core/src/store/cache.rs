@@ -1,0 +1,272 @@
+//! The documents a store holds in memory, and how each copy is kept true to the database.
+//!
+//! A copy is loaded once (snapshot plus stored changes) and kept across writes. Another
+//! connection to the same file (the hub's other archives, a phone's second connection during a
+//! sync, the CLI) may write the same document in between, so before a copy is used it is
+//! caught up with what the database holds ([`DocCache::refresh`]), and loaded again only when
+//! that fails. With each loaded copy goes a watermark: a `changes.seq` up to which every
+//! stored change of the document is in the copy, so a catch-up reads only the rows written
+//! after it.
+//!
+//! Correctness never rests on the watermark: a copy is used only when its heads are the
+//! stored heads. A wrong or missing watermark costs a scan of the document's hashes, or a
+//! reload.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+
+use automerge::{ActorId, Automerge, ChangeHash};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{doc_label, heads_text};
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+
+/// The cached copies, by document, with their watermarks. Reads and writes the copies as a
+/// map; a copy inserted that way (a new document, a new generation, a compaction) has the
+/// watermark of the copy it replaced, if any, which [`catch_up`] never trusts beyond checking
+/// the heads.
+#[derive(Debug, Default)]
+pub(super) struct DocCache {
+    docs: HashMap<DocId, Automerge>,
+    /// Per loaded copy, the `changes.seq` up to which every stored change of it is in the copy.
+    seen: HashMap<DocId, i64>,
+}
+
+impl Deref for DocCache {
+    type Target = HashMap<DocId, Automerge>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.docs
+    }
+}
+
+impl DerefMut for DocCache {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.docs
+    }
+}
+
+impl DocCache {
+    /// Brings the cached copy of `id`, if any, up to what the database holds, or drops it
+    /// (it is loaded again on next use, which reports any damage).
+    pub(super) fn refresh(&mut self, conn: &Connection, id: &DocId) -> Result<()> {
+        if let Some(d) = self.docs.get_mut(id)
+            && !catch_up(conn, id, d, &mut self.seen)?
+        {
+            self.docs.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Loads `id` from the database if no copy is cached. `false` if the store does not have
+    /// the document.
+    pub(super) fn load(&mut self, conn: &Connection, id: &DocId, actor: &ActorId) -> Result<bool> {
+        if self.docs.contains_key(id) {
+            return Ok(true);
+        }
+        // Read before the load: every change up to it is in what is loaded.
+        let seq = last_change_seq(conn)?;
+        match load_doc(conn, id, actor)? {
+            Some(d) => {
+                self.docs.insert(id.clone(), d);
+                self.seen.insert(id.clone(), seq);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A current copy of `id`: caught up, or loaded. `None` if the store does not have it.
+    pub(super) fn current(
+        &mut self,
+        conn: &Connection,
+        id: &DocId,
+        actor: &ActorId,
+    ) -> Result<Option<&Automerge>> {
+        self.refresh(conn, id)?;
+        self.load(conn, id, actor)?;
+        Ok(self.docs.get(id))
+    }
+
+    /// Forgets every copy (each is loaded again on next use).
+    pub(super) fn clear(&mut self) {
+        self.docs.clear();
+        self.seen.clear();
+    }
+}
+
+/// A document whose stored bytes no longer load (see [`Error::Damaged`]).
+fn damaged(id: &DocId) -> Error {
+    Error::Damaged {
+        what: doc_label(id),
+        doc: id.key(),
+    }
+}
+
+/// Loads a document, reporting damaged bytes (an automerge checksum or a damaged SQLite page
+/// under its rows) as [`Error::Damaged`] for that document alone.
+pub(super) fn load_doc(
+    conn: &Connection,
+    id: &DocId,
+    actor: &ActorId,
+) -> Result<Option<Automerge>> {
+    load_doc_raw(conn, id, actor).map_err(|e| match e {
+        Error::Corrupt(_) => damaged(id),
+        Error::Storage(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
+        {
+            damaged(id)
+        }
+        other => other,
+    })
+}
+
+fn load_doc_raw(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Automerge>> {
+    let key = id.key();
+    let row: Option<(Option<Vec<u8>>, String)> = conn
+        .prepare_cached("SELECT snapshot, heads FROM docs WHERE doc_id = ?1")?
+        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((snapshot, stored_heads)) = row else {
+        return Ok(None);
+    };
+    let mut doc = match snapshot {
+        Some(bytes) if !bytes.is_empty() => {
+            Automerge::load(&bytes).map_err(|e| Error::Corrupt(format!("{key}: {e}")))?
+        }
+        _ => Automerge::new(),
+    };
+    // Each row is one change, parsed (and its checksum checked) on its own: automerge's
+    // `load_incremental` stops at the first bad chunk and keeps what came before without an
+    // error, which would show a damaged file as a silently shorter one.
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([&key])?;
+    let mut changes = Vec::new();
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        changes.push(
+            automerge::Change::from_bytes(bytes)
+                .map_err(|e| Error::Corrupt(format!("{key}: {e}")))?,
+        );
+    }
+    if !changes.is_empty() {
+        doc.apply_changes(changes)
+            .map_err(|e| Error::Corrupt(format!("{key}: {e}")))?;
+    }
+    // The heads are hashes over every change's content: a damaged byte anywhere in what was
+    // loaded gives other heads than those written with it.
+    if !stored_heads.is_empty() && heads_text(&doc.get_heads()) != stored_heads {
+        return Err(Error::Corrupt(format!(
+            "{key}: heads differ from those stored"
+        )));
+    }
+    doc.set_actor(actor.clone());
+    Ok(Some(doc))
+}
+
+/// The highest `changes.seq` stored now (0 if none): read before a document is loaded, every
+/// change of it up to this one is in the loaded copy.
+fn last_change_seq(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Brings the cached copy of a document up to what the database holds (another connection
+/// may have written since it was loaded): applies the stored changes the copy lacks rather
+/// than loading the document again. On the hub, whose archives write the same documents by
+/// turns, and on a phone after a sync on its second connection, that is a few changes against
+/// a whole document's load.
+///
+/// With a watermark in `seen` (every stored change of the document up to that `seq` is in the
+/// copy), only the rows after it are read, along the table's rowid: a few rows, however long
+/// the document's history (the school document's is thousands of changes). Without one, or if
+/// those rows do not bring the copy to the stored heads, every stored hash of the document is
+/// checked (`changes_by_doc`).
+///
+/// `false`: the copy cannot be brought up to date this way (the document was compacted or
+/// rewritten, purged, or a stored change does not parse) and must be loaded again, which
+/// reports any damage. Whatever the watermark says, the copy is used only if it then has the
+/// stored heads.
+fn catch_up(
+    conn: &Connection,
+    id: &DocId,
+    doc: &mut Automerge,
+    seen: &mut HashMap<DocId, i64>,
+) -> Result<bool> {
+    use automerge::ReadDoc as _;
+    let key = id.key();
+    let stored: Option<String> = conn
+        .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
+        .query_row([&key], |r| r.get(0))
+        .optional()?;
+    let Some(stored) = stored else {
+        // Never stored (an empty document a peer asked about), or purged since it was loaded.
+        seen.remove(id);
+        return Ok(doc.get_heads().is_empty());
+    };
+    if stored == heads_text(&doc.get_heads()) {
+        return Ok(true);
+    }
+    if let Some(&from) = seen.get(id) {
+        // Read first: every row up to it is among those read below, so the watermark moves
+        // past the other documents' rows too (or the next catch-up would read them again).
+        let now = last_change_seq(conn)?;
+        // `+doc_id`: along the rowid from the watermark, not the index over the whole history.
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, bytes FROM changes WHERE seq > ?1 AND +doc_id = ?2")?;
+        let mut rows = stmt.query(rusqlite::params![from, &key])?;
+        let (mut changes, mut last) = (Vec::new(), now.max(from));
+        while let Some(row) = rows.next()? {
+            last = last.max(row.get::<_, i64>(0)?);
+            match automerge::Change::from_bytes(row.get::<_, Vec<u8>>(1)?) {
+                Ok(c) => changes.push(c),
+                Err(_) => return Ok(false),
+            }
+        }
+        if !changes.is_empty() && doc.apply_changes(changes).is_err() {
+            return Ok(false);
+        }
+        if stored == heads_text(&doc.get_heads()) {
+            seen.insert(id.clone(), last);
+            return Ok(true);
+        }
+    }
+    let watermark = last_change_seq(conn)?;
+    let mut missing = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached("SELECT hash FROM changes WHERE doc_id = ?1")?;
+        let mut rows = stmt.query([&key])?;
+        while let Some(row) = rows.next()? {
+            let hash: Vec<u8> = row.get(0)?;
+            match ChangeHash::try_from(hash.as_slice()) {
+                Ok(h) if doc.get_change_by_hash(&h).is_some() => {}
+                Ok(_) => missing.push(hash),
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let mut changes = Vec::with_capacity(missing.len());
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND hash = ?2")?;
+    for hash in missing {
+        let bytes: Vec<u8> = stmt.query_row(rusqlite::params![&key, hash], |r| r.get(0))?;
+        match automerge::Change::from_bytes(bytes) {
+            Ok(c) => changes.push(c),
+            Err(_) => return Ok(false),
+        }
+    }
+    if doc.apply_changes(changes).is_err() {
+        return Ok(false);
+    }
+    let current = stored == heads_text(&doc.get_heads());
+    if current {
+        seen.insert(id.clone(), watermark);
+    }
+    Ok(current)
+}
