@@ -10,7 +10,8 @@
 //!   (as the peers' TCP proxy emulates it: 420 ms each way, 200 / 240 kbit/s). Bytes are UDP payload:
 //!   QUIC, TLS and our frames. Wall time is the whole sync, connecting included.
 //! - A no-op reconnect at about 10, 100 and 1,000 documents: a device in sync with the hub
-//!   connects again on a fresh endpoint (no TLS session to resume) and syncs nothing.
+//!   connects again on a fresh endpoint (no TLS session to resume) and syncs nothing, to a hub
+//!   that has served a sync since it started, as the peers' servers have.
 //!
 //! Run with `cargo bench -p shouwang-tests --bench peers` (or through `tests/peers/run.sh`).
 //! `PEERS_RUNS` (3) sets the number of loopback runs of the week and of each no-op reconnect,
@@ -25,16 +26,36 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shouwang_relay::server::{self, DataDir};
-use shouwang_tests::link::{Link, LinkConfig};
+use shouwang_tests::link::{Link, LinkConfig, LinkStats};
 use shouwang_tests::link_hub::{self, Start, hub_socket, sync_over};
 use shouwang_tests::workload;
 
 /// Copies the starting stores into `dir` and runs one sync through a link made by `link`.
 async fn run(start: &Start, dir: &Path, link: impl FnOnce(SocketAddr) -> LinkConfig) -> Value {
+    run_on(start, dir, link, false).await
+}
+
+/// [`run`], on a hub that has served one sync already when `warm_hub`: the measured sync then
+/// meets the hub as a reconnect does in the field (archives open, documents and statements
+/// cached), as the peers' servers are met (`tests/peers/automerge.mjs`, `pouch.mjs`: one
+/// server process serves the first sync and every reconnect). The device still connects on a
+/// fresh endpoint each time. The first sync's wall is kept as `cold_hub_wall_ms`.
+async fn run_on(
+    start: &Start,
+    dir: &Path,
+    link: impl FnOnce(SocketAddr) -> LinkConfig,
+    warm_hub: bool,
+) -> Value {
     let (server, device) = link_hub::restart(start, dir).await;
     let link = Link::start(link(hub_socket(&server))).await.unwrap();
+    let (cold, base) = if warm_hub {
+        let (_, wall) = sync_over(&link, &server, &device).await;
+        (Some(wall), link.stats())
+    } else {
+        (None, LinkStats::default())
+    };
     let (progress, wall) = sync_over(&link, &server, &device).await;
-    let s = link.stats();
+    let s = link.stats().since(&base);
     assert!(
         s.up.delivered_bytes >= progress.bytes_sent,
         "the sync went around the counting link: {s:?} {progress:?}"
@@ -52,6 +73,7 @@ async fn run(start: &Start, dir: &Path, link: impl FnOnce(SocketAddr) -> LinkCon
         "frame_bytes_up": progress.bytes_sent,
         "frame_bytes_down": progress.bytes_received,
         "wall_ms": wall.as_secs_f64() * 1e3,
+        "cold_hub_wall_ms": cold.map(|w| w.as_secs_f64() * 1e3),
     })
 }
 
@@ -125,7 +147,7 @@ async fn bench() -> Value {
         .await;
         let mut results = Vec::new();
         for k in 0..runs {
-            let mut r = run(&start, &d.join(format!("run{k}")), ideal).await;
+            let mut r = run_on(&start, &d.join(format!("run{k}")), ideal, true).await;
             r["target"] = json!(target);
             r["docs_on_device"] = json!(start.docs);
             results.push(r);

@@ -411,7 +411,12 @@ impl Pipe {
     /// Sends each datagram when it is due.
     async fn deliver(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Packet>) {
         while let Some(p) = rx.recv().await {
-            sleep_until(p.due).await;
+            // Not through the timer when already due: tokio's timer fires on its next
+            // millisecond tick, which added about 1.1 ms to every datagram of a link meant to
+            // add nothing (`LinkConfig::ideal`), 9 ms of a 10 ms no-op reconnect.
+            if p.due > Instant::now() {
+                sleep_until(p.due).await;
+            }
             if !self.gate.is_up(Instant::now()) {
                 bump(&self.counters.dropped_down, 1);
                 continue;

@@ -508,36 +508,22 @@ impl Store {
 
     /// Every document's heads, as stored.
     pub fn all_heads(&self) -> Result<Vec<(DocId, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT doc_id, heads FROM docs ORDER BY doc_id")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            .filter_map(|row| {
-                let (k, h) = row.ok()?;
-                Some((DocId::parse(&k)?, h))
-            })
-            .collect();
-        Ok(rows)
+        doc_text_rows(
+            &self.conn,
+            "SELECT doc_id, heads FROM docs ORDER BY doc_id",
+            [],
+        )
     }
 
     /// The heads this store shares with `peer`, per document: as both sides held them at the
     /// end of the last exchange (or learned from a Hello). Without automerge's sync states,
     /// which a sync needs only for the documents it exchanges ([`Store::sync_state`]).
     pub fn shared_with(&self, peer: &str) -> Result<HashMap<DocId, String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT doc_id, shared_heads FROM sync_state WHERE peer = ?1")?;
-        let rows = stmt
-            .query_map([peer], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .filter_map(|row| {
-                let (k, h) = row.ok()?;
-                Some((DocId::parse(&k)?, h))
-            })
-            .collect();
-        Ok(rows)
+        doc_text_rows(
+            &self.conn,
+            "SELECT doc_id, shared_heads FROM sync_state WHERE peer = ?1",
+            [peer],
+        )
     }
 
     /// automerge's encoded sync state with `peer` for `doc`, as persisted.
@@ -575,19 +561,11 @@ impl Store {
     /// Documents held back with `peer` (a refusal either way): per document, this side's heads
     /// when it was held. A document is exchanged again once its heads move.
     pub fn held(&self, peer: &str) -> Result<HashMap<DocId, String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT doc_id, heads FROM held WHERE peer = ?1")?;
-        let rows = stmt
-            .query_map([peer], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .filter_map(|row| {
-                let (k, h) = row.ok()?;
-                Some((DocId::parse(&k)?, h))
-            })
-            .collect();
-        Ok(rows)
+        doc_text_rows(
+            &self.conn,
+            "SELECT doc_id, heads FROM held WHERE peer = ?1",
+            [peer],
+        )
     }
 
     /// Holds `doc` back with `peer` at this side's current heads (or releases it: `None`).
@@ -882,6 +860,24 @@ fn persist(
         conflicted::update(tx, id, doc, before, &new)?;
     }
     Ok(())
+}
+
+/// The `(doc_id, text)` rows `sql` reads: heads, per document. A row whose key is not a
+/// document id (written by a newer build) is left out; a row SQLite cannot read is an error.
+fn doc_text_rows<C: FromIterator<(DocId, String)>>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<C> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        if let Some(id) = DocId::parse(&row.get::<_, String>(0)?) {
+            out.push((id, row.get::<_, String>(1)?));
+        }
+    }
+    Ok(out.into_iter().collect())
 }
 
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
