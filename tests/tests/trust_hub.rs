@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+use std::time::Duration;
+
 use automerge::ChangeHash;
 use shouwang_core::doc::DocId;
 use shouwang_core::membership::Certificate;
@@ -16,6 +18,7 @@ use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
+use shouwang_tests::wait::eventually;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -301,15 +304,25 @@ async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
     let mut mother = phone(&server, LOVE_MOTHER, Role::LoveMother).await;
     mother.sync(&server).await;
     let key = *mother.node.id().as_bytes();
-    let row = {
-        let mut office = data.open_archive().unwrap();
-        let hers = office
+    let hers = || {
+        data.open_archive()
+            .unwrap()
             .devices()
             .unwrap()
             .into_iter()
             .find(|d| d.member == LOVE_MOTHER)
-            .unwrap();
-        assert!(hers.last_sync.is_some(), "{hers:?}");
+            .unwrap()
+    };
+    // The phone is done as soon as the hub holds everything (`transport`, point 3); the hub
+    // records the sync when it reads the phone's last frame, which may come a moment later.
+    assert!(
+        eventually(Duration::from_secs(10), || hers().last_sync.is_some()).await,
+        "{:?}",
+        hers()
+    );
+    let row = {
+        let mut office = data.open_archive().unwrap();
+        let hers = hers();
         // A 班主任 cannot revoke anything.
         assert!(teacher.a().revoke_device(&hers.id[..8]).is_err());
         office.revoke_device(&hers.id[..8]).unwrap()
@@ -436,14 +449,14 @@ async fn a_live_connection_of_a_revoked_phone_is_closed_and_the_phone_wiped() {
         if synced {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let revoked_at = std::time::Instant::now();
     data.open_archive()
         .unwrap()
         .revoke_device(device_id.as_str())
         .unwrap();
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), live)
+    let ended = tokio::time::timeout(Duration::from_secs(30), live)
         .await
         .expect("the live connection ends")
         .unwrap();
@@ -529,7 +542,7 @@ async fn the_relay_serves_only_enrolled_devices() {
     let (_dir, _data, server) = hub().await;
     let relay = server.relay_url().unwrap().clone();
     let teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
-    let wait = std::time::Duration::from_secs(3);
+    let wait = Duration::from_secs(3);
     assert!(teacher.node.wait_for_relay(wait).await, "an enrolled phone");
     let stranger =
         Node::bind(NodeConfig::loopback(SecretKey::generate()).with_relay(relay.clone()))

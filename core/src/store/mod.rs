@@ -515,6 +515,29 @@ impl Store {
         )
     }
 
+    /// The stored heads of each of `ids` the store has, in document key order (the order of
+    /// [`Store::all_heads`]): one indexed lookup per document, whatever the store holds.
+    pub fn heads_of<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a DocId>,
+    ) -> Result<Vec<(DocId, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?;
+        let mut out = Vec::new();
+        for id in ids {
+            let key = id.key();
+            if let Some(heads) = stmt
+                .query_row([&key], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                out.push((key, id.clone(), heads));
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out.into_iter().map(|(_, id, heads)| (id, heads)).collect())
+    }
+
     /// The heads this store shares with `peer`, per document: as both sides held them at the
     /// end of the last exchange (or learned from a Hello). Without automerge's sync states,
     /// which a sync needs only for the documents it exchanges ([`Store::sync_state`]).
@@ -1170,6 +1193,41 @@ pub(crate) mod tests {
             },
         )
         .unwrap()
+    }
+
+    /// `heads_of` reads what `all_heads` reads for the documents asked, in the same order (key
+    /// order, not `DocId`'s), and leaves out those the store does not have: the sync digest
+    /// of a scope of named documents is computed from it and must equal the peer's.
+    #[test]
+    fn heads_of_named_documents_match_all_heads() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut a = school(dir.path());
+        a.store()
+            .write(|b| {
+                for key in ["class/c3-1", "audit/d1", "contact/m-1"] {
+                    b.ensure(&DocId::parse(key).unwrap(), true)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let all = a.store().all_heads().unwrap();
+        assert!(all.len() >= 3, "{all:?}");
+        let mut asked: std::collections::BTreeSet<DocId> =
+            all.iter().map(|(d, _)| d.clone()).collect();
+        asked.insert(DocId::parse("child/not-here").unwrap());
+        let by_variant: Vec<DocId> = asked.iter().cloned().collect();
+        let by_key: Vec<DocId> = all.iter().map(|(d, _)| d.clone()).collect();
+        assert_ne!(
+            by_variant
+                .iter()
+                .filter(|d| by_key.contains(d))
+                .collect::<Vec<_>>(),
+            by_key.iter().collect::<Vec<_>>(),
+            "the fixture tells the two orders apart"
+        );
+        assert_eq!(a.store().heads_of(&asked).unwrap(), all);
+        let one = &all[1];
+        assert_eq!(a.store().heads_of([&one.0]).unwrap(), vec![one.clone()]);
     }
 
     /// A damaged automerge document chunk, checksum right (fuzz target `doc_merge`, its

@@ -521,9 +521,17 @@ impl Session {
         })
     }
 
+    /// The heads of every stored document in scope and not held back, in document key order
+    /// (the order [`digest_of`] needs on both sides). A scope of named documents (a phone's, on
+    /// the hub) reads just those: the hub runs this after every frame of every session, and
+    /// reading the whole school's heads each time was most of what a storm of phones cost it
+    /// beyond the changes themselves.
     fn scoped_heads(&self, store: &Store) -> Result<Vec<(DocId, String)>> {
-        Ok(store
-            .all_heads()?
+        let heads = match &self.scope {
+            Scope::All => store.all_heads()?,
+            Scope::Only(docs) => store.heads_of(docs)?,
+        };
+        Ok(heads
             .into_iter()
             .filter(|(d, _)| self.allows(d) && !self.held.contains(d))
             .collect())
