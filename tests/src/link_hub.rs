@@ -164,12 +164,7 @@ async fn sync_through(link: &Link, server: &Server, device: &Path, warm: bool) -
     };
     let mut archive = tokio::task::block_in_place(|| Archive::open(device).unwrap());
     let id = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig {
-        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
-        ..NodeConfig::new(id.secret.clone())
-    })
-    .await
-    .unwrap();
+    let node = device_node(&id).await;
     let hub = EndpointAddr::new(server.hub_id()).with_ip_addr(link.addr());
     let connecting = Instant::now();
     if warm {
@@ -191,6 +186,17 @@ async fn sync_through(link: &Link, server: &Server, device: &Path, warm: bool) -
         warm_up,
         at_start,
     }
+}
+
+/// A device's node with its key, bound on `[::1]` only: the hub (on 127.0.0.1) is then
+/// reachable only through a link.
+async fn device_node(identity: &Identity) -> Node {
+    Node::bind(NodeConfig {
+        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
+        ..NodeConfig::new(identity.secret.clone())
+    })
+    .await
+    .unwrap()
 }
 
 /// A day's invite for the 班主任 of the hub of `data`, reaching it at `addr` only.
@@ -293,12 +299,7 @@ pub async fn phone_over_link(
     let JoinOver { joined, .. } = join_over(&link, &data, &dir.path().join("phone.db"), opts).await;
     let mut archive = joined.unwrap();
     let identity = Identity::load(&mut archive).unwrap();
-    let node = Node::bind(NodeConfig {
-        bind: vec![(Ipv6Addr::LOCALHOST, 0).into()],
-        ..NodeConfig::new(identity.secret.clone())
-    })
-    .await
-    .unwrap();
+    let node = device_node(&identity).await;
     PhoneOverLink {
         data,
         server,
