@@ -177,7 +177,8 @@ fn merged(b: &mut Batch<'_>, id: &DocId, entry: Option<&Entry>) -> Result<Option
 pub(crate) fn school_after(b: &mut Batch<'_>, entries: &[Entry]) -> Result<SchoolView> {
     let entry = entries.iter().find(|e| e.doc == DocId::School);
     let doc = merged(b, &DocId::School, entry)?.ok_or(Error::NotInitialised)?;
-    Ok(school::read(&doc))
+    // Reading a document that holds a peer's bytes may panic in automerge: damaged bytes.
+    crate::store::peer_guarded(&DocId::School, || Ok(school::read(&doc)))
 }
 
 /// Keeps the entries of a bundle that `member` may see, judged against the school document and
@@ -207,9 +208,12 @@ pub(crate) fn entries_in_scope(
             }
             let id = DocId::Child(c.clone());
             let entry = by_doc.get(&id).map(|i| &entries[*i]);
-            let class = merged(b, &id, entry)?.and_then(|d| {
-                map_at(&d, &ROOT, "profile").and_then(|p| get_str(&d, &p, "class_id"))
-            });
+            let class = match merged(b, &id, entry)? {
+                Some(d) => crate::store::peer_guarded(&id, || {
+                    Ok(map_at(&d, &ROOT, "profile").and_then(|p| get_str(&d, &p, "class_id")))
+                })?,
+                None => None,
+            };
             let class = class.map(ClassId);
             classes.insert(c.clone(), class.clone());
             Ok(class)

@@ -315,7 +315,18 @@ impl Batch<'_> {
     }
 
     /// Judges the changes `id` gained since `before` and keeps only the accepted ones.
+    ///
+    /// This is the first place the merged document is read back, and a peer's bytes can make
+    /// that panic in automerge even after they loaded without error (a document whose change
+    /// metadata names operations it does not hold: `get_changes` unwraps `MissingOps`, found
+    /// by fuzzing). Judging runs under the same guard as the load ([`super::from_peer`]): such
+    /// a panic is the peer's damaged bytes, an error, and the batch fails, dropping the
+    /// half-merged document from memory; errors of the store itself pass through unchanged.
     pub(super) fn admit(&mut self, id: &DocId, before: &[ChangeHash]) -> Result<Admission> {
+        super::peer_guarded(id, || self.judge_merged(id, before))
+    }
+
+    fn judge_merged(&mut self, id: &DocId, before: &[ChangeHash]) -> Result<Admission> {
         let Some(doc) = self.docs.get(id) else {
             return Ok(Admission::default());
         };

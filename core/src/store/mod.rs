@@ -135,11 +135,29 @@ pub(crate) fn from_peer<T, E: std::fmt::Display>(
         Err(payload) => {
             let text = crate::panics::message(payload.as_ref());
             tracing::debug!(doc = %id, panic = %text, "automerge panicked on a peer's bytes");
-            Err(Error::Corrupt(format!(
-                "{label}：对方发来的档案数据已损坏，无法读取"
-            )))
+            Err(damaged_by_peer(id))
         }
     }
+}
+
+/// Runs a step that reads a document holding a peer's merged bytes: a panic there is taken as
+/// those bytes being damaged, like one in [`from_peer`]; the step's own errors pass through.
+pub(crate) fn peer_guarded<T>(id: &DocId, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match crate::panics::catch_quietly(f) {
+        Ok(result) => result,
+        Err(payload) => {
+            let text = crate::panics::message(payload.as_ref());
+            tracing::debug!(doc = %id, panic = %text, "automerge panicked reading a peer's bytes");
+            Err(damaged_by_peer(id))
+        }
+    }
+}
+
+fn damaged_by_peer(id: &DocId) -> Error {
+    Error::Corrupt(format!(
+        "{}：对方发来的档案数据已损坏，无法读取",
+        doc_label(id)
+    ))
 }
 
 /// Refuses a peer's automerge bytes that claim far more than they hold (a run of billions in
@@ -1308,6 +1326,31 @@ pub(crate) mod tests {
         }
         // The store still works: the next write goes through.
         a.add_class("三年级(1)班", None).unwrap();
+    }
+
+    /// Fuzzing (target `bundle`, 2026-12-04) found a 308-byte document that automerge 0.12
+    /// loads without complaint but whose change metadata names operations it does not hold:
+    /// reading its changes back (`get_changes`, which admission does to judge them) panicked
+    /// (`MissingOps` unwrapped in automerge's change collector), outside the guard around the
+    /// load, and took down the import or the hub's session. Now that is an error too, for a
+    /// new document and for one the store holds, and the store is as it was.
+    #[test]
+    fn a_document_whose_changes_cannot_be_read_back_is_refused_and_changes_nothing() {
+        let bytes = include_bytes!("../../testdata/missing-ops-contact.automerge");
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut a = school(dir.path());
+        let before = a.store().all_heads().unwrap();
+        let contact = DocId::Contact(crate::ids::MemberId::from("mf18fda5eab"));
+        for doc in [contact, DocId::School] {
+            let err = a.store().write(|b| b.merge_bytes(&doc, bytes)).unwrap_err();
+            assert!(matches!(err, Error::Corrupt(_)), "{doc}: {err}");
+            assert!(err.to_string().contains("已损坏"), "{err}");
+            assert_eq!(a.store().all_heads().unwrap(), before, "{doc}");
+        }
+        // The half-merged document did not stay in memory: the school reads as stored, and
+        // the next write goes through.
+        a.add_class("三年级(1)班", None).unwrap();
+        assert_eq!(a.store().all_heads().unwrap().len(), before.len());
     }
 
     /// Fuzzing found that this 1,252-byte document chunk, sent by another device, made
