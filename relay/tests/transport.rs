@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use shouwang_core::Error;
 use shouwang_relay::transport::{
-    Conversation, ConversationFactory, ConversationOptions, EndpointId, Node, NodeConfig, Reply,
-    SecretKey, TransportError, TransportMetrics, Wake,
+    Conversation, ConversationFactory, ConversationOptions, DATAGRAM_BUFFER, EndpointId, Node,
+    NodeConfig, PRIMING_DATAGRAMS, Reply, SecretKey, TransportError, TransportMetrics, Wake,
 };
 
 /// Counts down: each side answers a number with the number minus one; whoever sends or
@@ -333,6 +333,17 @@ async fn a_warm_connection_carries_several_conversations_and_is_closed_when_idle
     assert!(phone.is_warm(hub.id()));
     assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 1).await);
 
+    //    It has been primed: the one-byte datagrams went out and the hub sent each back, so
+    //    both ends' loss recovery has more round-trip samples than the handshake gave.
+    let primed = phone.warm_stats(hub.id()).unwrap();
+    assert_eq!(primed.frame_tx.datagram, PRIMING_DATAGRAMS);
+    let echoed = || {
+        phone
+            .warm_stats(hub.id())
+            .is_some_and(|s| s.frame_rx.datagram == PRIMING_DATAGRAMS)
+    };
+    assert!(echoed(), "the hub sent each datagram back");
+
     // 2. Two syncs, one connection.
     let (a, _) = phone
         .converse(hub.addr(), countdown(9), &warm)
@@ -372,6 +383,9 @@ async fn a_warm_connection_carries_several_conversations_and_is_closed_when_idle
     phone.warm_up(hub.addr(), &long).await.unwrap();
     assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 1).await);
     assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 0).await);
+    // The hub's close reaches the phone (a sync that raced it would fail, and the phone API
+    // would try it once more on a new connection: `tests/tests/warm_link.rs`).
+    assert!(eventually(|| !phone.is_warm(hub.id())).await);
     let (d, _) = phone
         .converse(hub.addr(), countdown(1), &long)
         .await
@@ -391,5 +405,26 @@ async fn a_warm_connection_carries_several_conversations_and_is_closed_when_idle
     other.shutdown().await;
     phone.shutdown().await;
     assert!(eventually(|| TransportMetrics::get(&m.connections_open) == 0).await);
+    hub.shutdown().await;
+}
+
+/// A node takes QUIC datagrams only as large as the one-byte ones that prime a connection made
+/// ahead: it never reads them, and QUIC's default would let every connection, a stranger's
+/// too, park 1.25 MB of them in the hub's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_takes_no_datagram_larger_than_what_primes_a_connection() {
+    let hub = server(Arc::new(Factory::default()), ConversationOptions::default()).await;
+    let stranger = client().await;
+    let conn = stranger
+        .endpoint()
+        .connect(hub.addr(), shouwang_relay::transport::ALPN)
+        .await
+        .unwrap();
+    let largest = conn.max_datagram_size().unwrap();
+    assert!(largest <= DATAGRAM_BUFFER, "{largest} bytes");
+    conn.send_datagram(vec![0u8; largest + 1].into())
+        .unwrap_err();
+    conn.send_datagram(vec![0u8].into()).unwrap();
+    stranger.shutdown().await;
     hub.shutdown().await;
 }

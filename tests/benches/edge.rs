@@ -70,8 +70,11 @@ async fn edge_link(start: &Start, dir: &Path, seed: u64) -> (Server, PathBuf, Li
 /// The week synced on a warm connection ([`sync_over_warm`]): what the sync itself moved
 /// and took, after the device had connected ahead.
 struct WarmRun {
-    /// Connecting ahead: the QUIC handshake and any of its datagrams lost.
+    /// Connecting ahead: the QUIC handshake (and any of its datagrams lost), then the
+    /// priming datagrams (`transport` module docs, point 7).
     warm_up: Duration,
+    warm_up_up_bytes: u64,
+    warm_up_down_bytes: u64,
     wall: Duration,
     up_bytes: u64,
     down_bytes: u64,
@@ -91,6 +94,8 @@ async fn warm_run(start: &Start, dir: &Path, seed: u64, rtt: Duration) -> WarmRu
     let limit = link.config().limit(2, rtt, &s);
     WarmRun {
         warm_up,
+        warm_up_up_bytes: warmed.up.offered_bytes,
+        warm_up_down_bytes: warmed.down.offered_bytes,
         wall,
         up_bytes: s.up.offered_bytes,
         down_bytes: s.down.offered_bytes,
@@ -193,7 +198,7 @@ fn main() {
     // The same seeds, the device having connected ahead (a warm connection).
     println!();
     println!(
-        "| run, warm | connecting ahead (lost) | sync: up / down bytes | lost | wall | limit (2 RTT + bytes) | wall ÷ limit |"
+        "| run, warm | connecting ahead: wall (lost), up / down bytes | sync: up / down bytes | lost | wall | limit (2 RTT + bytes) | wall ÷ limit |"
     );
     println!("|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
@@ -203,10 +208,12 @@ fn main() {
         let ratio = r.wall.as_secs_f64() / r.limit.as_secs_f64();
         ratios.push(ratio);
         println!(
-            "| {} | {} ({}) | {} / {} | {} | {} | {} | {:.2}× |",
+            "| {} | {} ({}), {} / {} | {} / {} | {} | {} | {} | {:.2}× |",
             i + 1,
             secs(r.warm_up),
             r.lost_in_warm_up,
+            r.warm_up_up_bytes,
+            r.warm_up_down_bytes,
             r.up_bytes,
             r.down_bytes,
             r.lost,

@@ -15,8 +15,8 @@ use tracing::{debug, info, warn};
 
 use super::driver::{Driver, Side};
 use super::{
-    ConnectionLimits, ConversationFactory, ConversationOptions, Stats, TransportError,
-    TransportMetrics, close,
+    ConnectionLimits, ConversationFactory, ConversationOptions, PRIMING_DATAGRAMS, Stats,
+    TransportError, TransportMetrics, close,
 };
 
 /// How long shutdown waits for conversations to end before the endpoint closes under them.
@@ -228,6 +228,25 @@ impl SyncProtocol {
     }
 }
 
+/// Sends back each of the first [`PRIMING_DATAGRAMS`] datagrams a known device sends, then
+/// waits for ever (the connection's end drops it).
+///
+/// A device primes a connection it makes ahead with a few one-byte datagrams
+/// (`node::prime_rtt`): their acknowledgements give its QUIC loss recovery round-trip samples.
+/// The hub's own recovery needs samples too, for the frames it sends during the sync: an echo
+/// is ack-eliciting, and the device's acknowledgements give them. Strangers get none.
+async fn echo_priming(conn: &Connection) -> std::convert::Infallible {
+    for _ in 0..PRIMING_DATAGRAMS {
+        let Ok(datagram) = conn.read_datagram().await else {
+            break;
+        };
+        if conn.send_datagram(datagram).is_err() {
+            break;
+        }
+    }
+    std::future::pending().await
+}
+
 /// Keeps the open-connections gauge right however a connection ends.
 struct OpenGuard<'a>(&'a TransportMetrics);
 
@@ -274,7 +293,15 @@ impl ProtocolHandler for SyncProtocol {
         };
         let _tracked = self.inner.tracker.token();
         let _open = OpenGuard::new(&self.inner.metrics);
-        match self.serve(&conn, stranger).await {
+        let served = if stranger {
+            self.serve(&conn, stranger).await
+        } else {
+            tokio::select! {
+                served = self.serve(&conn, stranger) => served,
+                never = echo_priming(&conn) => match never {},
+            }
+        };
+        match served {
             Ok(_) => {}
             Err(TransportError::Conversation(e)) => {
                 info!(remote = %remote.fmt_short(), "refused: {e}")

@@ -43,6 +43,16 @@
 //!    stranger's connection still gets [`frame::HANDSHAKE_TIMEOUT`] for its first stream. A
 //!    dialer with `warm` zero closes after its conversation, as before, so hubs and devices
 //!    of either kind talk to each other.
+//! 7. *Priming a connection made ahead.* After its handshake, QUIC's loss recovery has one or
+//!    two round-trip samples, and a lost datagram at the end of a flight waits a probe
+//!    timeout of about three round trips (RFC 9002 §6.2.1; 2.6 s on EDGE). Once
+//!    [`Node::warm_up`] has its handshake confirmed it sends [`PRIMING_DATAGRAMS`] one-byte
+//!    QUIC datagrams, spaced beyond the peer's ack delay, and waits one round trip; the hub
+//!    sends each back to a known device (never to a stranger). The acknowledgements of both
+//!    give each end's recovery more samples, so the probe timeout is nearer 1.6 round trips
+//!    when the sync starts. No node reads datagrams otherwise, and none buffers more than
+//!    [`DATAGRAM_BUFFER`] bytes of them (QUIC's default, 1.25 MB a connection, would let
+//!    a stranger's connections park memory on the hub).
 //!
 //! Conversation callbacks run on tokio's blocking pool: they may read and write the SQLite
 //! store without stalling the network.
@@ -65,7 +75,7 @@ pub use accept::SyncProtocol;
 pub use frame::{HANDSHAKE_MAX_FRAME, MAX_FRAME};
 pub use iroh::{EndpointAddr, EndpointId, RelayUrl, SecretKey};
 pub use listen::{DRAIN_HOLD, HANDSHAKE_BUDGET, KNOWN_ADDR_TTL, KNOWN_BUDGET};
-pub use node::{Node, NodeConfig};
+pub use node::{DATAGRAM_BUFFER, Node, NodeConfig, PRIMING_DATAGRAMS};
 
 /// The ALPN of the protocol, versioned.
 pub const ALPN: &[u8] = b"shouwang/sync/1";
