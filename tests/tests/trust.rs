@@ -615,3 +615,54 @@ mod property {
         }
     }
 }
+
+/// 7. A sync message whose bloom filter a modified app broke. automerge checks the peer's
+///    bloom filter (the changes it says it has) against every change it might send, with the
+///    filter's own parameters: a filter of one entry and no bits made it divide by zero and
+///    the session's thread panic (found by fuzzing, target `session`), and one that claims
+///    4 billion probes made it reserve 16 GiB. Either is refused as damaged when it arrives,
+///    in Chinese, before automerge uses it, and the store is as it was.
+#[test]
+fn story_7_a_sync_message_with_a_broken_bloom_filter_is_refused() {
+    use automerge::sync::{BloomFilter, Have, Message as SyncMessage, MessageVersion};
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let broken: [&[u8]; 2] = [
+        // one entry, 0 bits per entry, 7 probes: no bits at all
+        &[1, 0, 7],
+        // one entry, 10 bits per entry, u32::MAX probes, then its 2 bytes of bits
+        &[1, 10, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0],
+    ];
+    for bloom in broken {
+        let before = s.teacher.archive.store().all_heads().unwrap();
+        let mut session = peer(&mut s.teacher, &mut s.mother);
+        let store = s.teacher.archive.store();
+        session.handle(store, Event::Start).unwrap();
+        let message = SyncMessage {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: vec![Have {
+                last_sync: Vec::new(),
+                bloom: BloomFilter::try_from(bloom).unwrap(),
+            }],
+            changes: Vec::<Vec<u8>>::new().into(),
+            flags: None,
+            version: MessageVersion::V1,
+        };
+        let frame = Message::Doc {
+            doc: doc.clone(),
+            payload: message.encode(),
+        }
+        .encode();
+        let err = session.handle(store, Event::Frame(&frame)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("格式不对"), "{bloom:?}: {text}");
+        assert!(
+            shouwang_core::error::untranslated(&text).is_empty(),
+            "{text}"
+        );
+        assert_eq!(store.all_heads().unwrap(), before, "{bloom:?}");
+    }
+}

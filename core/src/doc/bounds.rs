@@ -332,11 +332,35 @@ fn inflate(data: &[u8]) -> Result<Vec<u8>, TooLarge> {
     Ok(out)
 }
 
+/// Probes per hash a peer's bloom filter may ask for (automerge's own filters use 7).
+pub const MAX_BLOOM_PROBES: u64 = 64;
+
+/// Whether a bloom filter from a peer's sync message (laid out as
+/// `automerge::sync::BloomFilter::to_bytes` does: entries, bits per entry, probes, the bits) is
+/// safe to hand to automerge. automerge checks every change it might send against the peer's
+/// filter with the filter's own parameters: a filter with entries but no bits made it divide by
+/// zero (a panic, found by fuzzing), and one claiming 4 billion probes makes it reserve 16 GiB
+/// for them (an abort). A filter with no entries is automerge's "none" and is never read.
+pub fn bloom_is_sound(bytes: &[u8]) -> bool {
+    let mut r = Reader(bytes);
+    if bytes.is_empty() {
+        return true;
+    }
+    let (Some(entries), Some(_bits_per_entry), Some(probes)) = (r.uleb(), r.uleb(), r.uleb())
+    else {
+        return false;
+    };
+    // automerge indexes the bits with a u32 (`8 * len`).
+    let bits = r.0.len() as u64;
+    entries == 0 || (probes <= MAX_BLOOM_PROBES && bits > 0 && bits <= u64::from(u32::MAX) / 8)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use automerge::sync::BloomFilter;
     use automerge::transaction::Transactable;
     use automerge::{Automerge, ROOT};
 
@@ -451,5 +475,29 @@ mod tests {
         let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut e, &[7u8; 4096]).unwrap();
         assert_eq!(inflate(&e.finish().unwrap()).unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn a_bloom_filter_without_bits_or_with_billions_of_probes_is_unsound() {
+        let hashes: Vec<automerge::ChangeHash> =
+            (0..40u8).map(|i| automerge::ChangeHash([i; 32])).collect();
+        for real in [
+            BloomFilter::default(),
+            BloomFilter::from_hashes(hashes[..1].iter()),
+            BloomFilter::from_hashes(hashes.iter()),
+        ] {
+            assert!(bloom_is_sound(&real.to_bytes()), "{real:?}");
+        }
+        let broken: [&[u8]; 4] = [
+            &[1, 0, 7],                                   // no bits
+            &[1, 10, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0], // u32::MAX probes
+            &[1, 10, 65, 0, 0],                           // one probe too many
+            &[1, 10],                                     // cut short
+        ];
+        for bytes in broken {
+            assert!(!bloom_is_sound(bytes), "{bytes:?}");
+        }
+        // No entries: automerge never reads the rest.
+        assert!(bloom_is_sound(&[0, 0, 0]));
     }
 }

@@ -1097,6 +1097,17 @@ impl Batch<'_> {
         for chunk in message.changes.iter() {
             bounded(id, chunk)?;
         }
+        if !message
+            .have
+            .iter()
+            .all(|h| doc::bounds::bloom_is_sound(&h.bloom.to_bytes()))
+        {
+            tracing::debug!(doc = %id, "a peer's sync message carries an unsound bloom filter");
+            return Err(Error::Corrupt(format!(
+                "{}：对方发来的同步数据格式不对，无法读取",
+                doc_label(id)
+            )));
+        }
         let before = self.heads_before_merge(id)?;
         let target = self.merge_target(id)?;
         let kept = (*id == DocId::School).then(|| message.clone());
