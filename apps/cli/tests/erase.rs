@@ -7,27 +7,11 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::hub::{self, shouwang};
+use common::hub::{self, ok, ok_office, shouwang};
 use common::{School, assert_one_chinese_error, id_card};
 use shouwang_core::roles::Role;
 
 use shouwang_tests::fixtures::{holds_text as holds, raw_store as raw};
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = shouwang(store, args);
-    assert!(ok, "{args:?}: {out}{err}");
-    out
-}
-
-/// [`ok`] on the hub's encrypted archive, opened with the hub's data key.
-fn ok_office(office: &Path, args: &[&str]) -> String {
-    let key = office.parent().unwrap().with_extension("key");
-    let mut all = vec!["--key-file", key.to_str().unwrap()];
-    all.extend_from_slice(args);
-    ok(office, &all)
-}
 
 #[test]
 fn the_office_erases_a_child_and_the_phone_keeps_nothing_of_her_after_its_next_sync() {

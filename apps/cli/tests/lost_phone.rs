@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::hub::{self, shouwang};
+use common::hub::{self, ok, shouwang};
 use shouwang_core::roles::Role;
 use shouwang_tests::fixtures::{holds_text, raw_store};
 
@@ -50,12 +50,6 @@ impl Office {
             .find(|id| !except.contains(id))
             .unwrap()
     }
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = shouwang(store, args);
-    assert!(ok, "{args:?}: {err}");
-    out
 }
 
 fn record_talk(store: &Path, notes: &str) {

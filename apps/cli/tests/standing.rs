@@ -11,15 +11,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::hub::{self, shouwang};
+use common::hub::{self, ok};
 use shouwang_core::roles::Role;
 use shouwang_tests::fixtures::{holds_text, raw_store};
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = shouwang(store, args);
-    assert!(ok, "{args:?}: {err}");
-    out
-}
 
 /// The office: the hub's own encrypted store, opened with its key.
 fn office(dir: &Path, args: &[&str]) -> String {

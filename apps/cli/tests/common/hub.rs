@@ -24,6 +24,21 @@ pub fn shouwang(store: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs the real binary on `store` and returns its output; fails the test if it fails.
+pub fn ok(store: &Path, args: &[&str]) -> String {
+    let (ok, out, err) = shouwang(store, args);
+    assert!(ok, "{args:?}: {out}{err}");
+    out
+}
+
+/// [`ok`] on the hub's encrypted archive (`DataDir::archive`), opened with the hub's data key.
+pub fn ok_office(office: &Path, args: &[&str]) -> String {
+    let key = office.parent().unwrap().with_extension("key");
+    let mut all = vec!["--key-file", key.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ok(office, &all)
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
