@@ -182,3 +182,52 @@ pub fn history_leaks(p: &Phone, what: &[&str]) -> Vec<String> {
     );
     out
 }
+
+/// The child the leaving and erasure stories follow, and the 谈心 her 爱心妈妈 wrote about her.
+pub const CHILD: &str = "王小雨";
+pub const TALK_NOTE: &str = "说想妈妈了，约好周末视频";
+
+/// The sample school on the real hub, with [`CHILD`]'s file everywhere: the office's phone
+/// (张长友) gave her a 身份证号, her 爱心妈妈 wrote a 谈心 ([`TALK_NOTE`]), and the office, the
+/// 爱心妈妈 and the 班主任 have synced with the hub (the office twice, so it holds it all).
+#[allow(missing_debug_implementations)] // the server and its data directory are not `Debug`
+pub struct ChildOnHub {
+    pub data: shouwang_relay::server::DataDir,
+    pub server: Server,
+    pub office: Phone,
+    pub teacher: Phone,
+    pub mother: Phone,
+    /// Her 身份证号.
+    pub id_no: String,
+}
+
+/// Sets up [`ChildOnHub`] in `dir`.
+pub async fn child_on_hub(dir: &std::path::Path) -> ChildOnHub {
+    use crate::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
+    use shouwang_relay::server::ServerConfig;
+
+    let data = small_hub(dir);
+    let server = Server::start(ServerConfig::loopback(dir.join("hub")))
+        .await
+        .unwrap();
+    let office = enroll(&server, "张长友", Role::Leadership).await;
+    let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
+    let id_no = id_number("123");
+    office
+        .archive()
+        .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
+        .unwrap();
+    mother.record("谈心", CHILD, "2026-11-18", TALK_NOTE);
+    for p in [&office, &mother, &teacher, &office] {
+        p.sync_hub().await;
+    }
+    ChildOnHub {
+        data,
+        server,
+        office,
+        teacher,
+        mother,
+        id_no,
+    }
+}

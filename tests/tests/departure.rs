@@ -16,13 +16,9 @@ use chrono::NaiveDate;
 use shouwang_core::Archive;
 use shouwang_core::archive::{DeliveryFilter, LeaveInput};
 use shouwang_core::doc::DocId;
-use shouwang_core::roles::Role;
-use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
-use shouwang_tests::phone::{docs_of, enroll, id_number, opts};
-
-const CHILD: &str = "王小雨";
-const NOTE: &str = "说想妈妈了，约好周末视频";
+use shouwang_relay::server::ServerConfig;
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER};
+use shouwang_tests::phone::{CHILD, ChildOnHub, TALK_NOTE, child_on_hub, docs_of, opts};
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -39,25 +35,17 @@ fn leave(date: &str) -> LeaveInput {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_leaves_the_carers_phones_drop_her_file_the_office_keeps_it_until_retention_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    let office = enroll(&server, "张长友", Role::Leadership).await;
-    let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
-    let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
-    let id_no = id_number("123");
-    office
-        .archive()
-        .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
-        .unwrap();
-    mother.record("谈心", CHILD, "2026-11-18", NOTE);
-    for p in [&office, &mother, &teacher, &office] {
-        p.sync_hub().await;
-    }
-    let secrets = [CHILD, id_no.as_str(), NOTE];
+    let ChildOnHub {
+        data,
+        server,
+        office,
+        teacher,
+        mother,
+        id_no,
+    } = child_on_hub(dir.path()).await;
+    let secrets = [CHILD, id_no.as_str(), TALK_NOTE];
     assert_eq!(teacher.leaks(&secrets).len(), 3, "the 班主任 holds it all");
-    assert_eq!(mother.leaks(&[CHILD, NOTE]).len(), 2);
+    assert_eq!(mother.leaks(&[CHILD, TALK_NOTE]).len(), 2);
     let child = office.archive().find_child(CHILD).unwrap();
 
     // The hub logged what it sent to the 班主任's phone: her file among it, by id only.

@@ -19,10 +19,9 @@ use shouwang_core::ids::ChildId;
 use shouwang_core::roles::Role;
 use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, hub_leaks, small_hub};
-use shouwang_tests::phone::{docs_of, enroll, history_leaks, id_number, opts};
-
-const CHILD: &str = "王小雨";
-const NOTE: &str = "说想妈妈了，约好周末视频";
+use shouwang_tests::phone::{
+    CHILD, ChildOnHub, TALK_NOTE, child_on_hub, docs_of, enroll, history_leaks, id_number, opts,
+};
 
 /// Waits (up to 10 s) for the hub to hold no document of the child.
 async fn hub_drops(data: &DataDir, child: &ChildId) -> bool {
@@ -38,26 +37,18 @@ async fn hub_drops(data: &DataDir, child: &ChildId) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_reaches_the_hub_a_phone_at_its_next_sync_and_an_offline_phone_through_a_peer() {
     let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    let office = enroll(&server, "张长友", Role::Leadership).await;
-    let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
-    let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
-    let id_no = id_number("123");
-    office
-        .archive()
-        .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
-        .unwrap();
-    mother.record("谈心", CHILD, "2026-11-18", NOTE);
-    for p in [&office, &mother, &teacher, &office] {
-        p.sync_hub().await;
-    }
-    let secrets = [CHILD, id_no.as_str(), NOTE];
+    let ChildOnHub {
+        data,
+        server,
+        office,
+        teacher,
+        mother,
+        id_no,
+    } = child_on_hub(dir.path()).await;
+    let secrets = [CHILD, id_no.as_str(), TALK_NOTE];
     assert_eq!(teacher.leaks(&secrets).len(), 3, "the 班主任 holds it all");
     assert_eq!(office.leaks(&secrets).len(), 3, "the office holds it all");
-    assert_eq!(mother.leaks(&[CHILD, NOTE]).len(), 2);
+    assert_eq!(mother.leaks(&[CHILD, TALK_NOTE]).len(), 2);
     let on_hub = hub_leaks(&data, &secrets);
     for w in secrets {
         assert!(on_hub.iter().any(|l| l.ends_with(w)), "{w}: {on_hub:?}");
@@ -149,7 +140,7 @@ async fn an_erasure_reaches_the_hub_a_phone_at_its_next_sync_and_an_offline_phon
         &hash
     ));
     drop(hub);
-    let leaks = hub_leaks(&data, &[CHILD, id_no.as_str(), NOTE, "作业认真"]);
+    let leaks = hub_leaks(&data, &[CHILD, id_no.as_str(), TALK_NOTE, "作业认真"]);
     assert!(leaks.is_empty(), "{leaks:?}");
     // And the phones that sync afterwards get nothing of it.
     teacher.sync_hub().await;
@@ -180,7 +171,7 @@ async fn a_rebased_file_replaces_every_phones_copy_through_the_hub() {
             .unwrap();
     };
     edit("id_card", "identity", &wrong);
-    teacher.record("家访", CHILD, "2026-11-18", NOTE);
+    teacher.record("家访", CHILD, "2026-11-18", TALK_NOTE);
     for p in [&office, &teacher, &mother, &office] {
         p.sync_hub().await;
     }
