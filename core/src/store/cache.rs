@@ -13,7 +13,6 @@
 //! reload.
 
 use std::collections::HashMap;
-use std::ops::{Deref, DerefMut};
 
 use automerge::{ActorId, Automerge, ChangeHash};
 use rusqlite::{Connection, OptionalExtension};
@@ -22,10 +21,7 @@ use super::{doc_label, heads_text};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 
-/// The cached copies, by document, with their watermarks. Reads and writes the copies as a
-/// map; a copy inserted that way (a new document, a new generation, a compaction) has the
-/// watermark of the copy it replaced, if any, which [`catch_up`] never trusts beyond checking
-/// the heads.
+/// The cached copies, by document, with their watermarks.
 #[derive(Debug, Default)]
 pub(super) struct DocCache {
     docs: HashMap<DocId, Automerge>,
@@ -33,21 +29,37 @@ pub(super) struct DocCache {
     seen: HashMap<DocId, i64>,
 }
 
-impl Deref for DocCache {
-    type Target = HashMap<DocId, Automerge>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.docs
-    }
-}
-
-impl DerefMut for DocCache {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.docs
-    }
-}
-
 impl DocCache {
+    /// The cached copy of `id`, as it is (use [`DocCache::current`] to read the database's).
+    pub(super) fn get(&self, id: &DocId) -> Option<&Automerge> {
+        self.docs.get(id)
+    }
+
+    pub(super) fn get_mut(&mut self, id: &DocId) -> Option<&mut Automerge> {
+        self.docs.get_mut(id)
+    }
+
+    pub(super) fn contains_key(&self, id: &DocId) -> bool {
+        self.docs.contains_key(id)
+    }
+
+    /// Caches `doc` as the copy of `id` (a new document, a new generation, a compaction, a
+    /// rebuilt one). It keeps the watermark of the copy it replaces, if any: [`catch_up`]
+    /// never trusts that beyond checking the heads.
+    pub(super) fn insert(&mut self, id: DocId, doc: Automerge) -> Option<Automerge> {
+        self.docs.insert(id, doc)
+    }
+
+    /// Forgets the copy of `id` and its watermark (it is loaded again on next use).
+    pub(super) fn remove(&mut self, id: &DocId) -> Option<Automerge> {
+        self.seen.remove(id);
+        self.docs.remove(id)
+    }
+
+    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Automerge> {
+        self.docs.values_mut()
+    }
+
     /// Brings the cached copy of `id`, if any, up to what the database holds, or drops it
     /// (it is loaded again on next use, which reports any damage).
     pub(super) fn refresh(&mut self, conn: &Connection, id: &DocId) -> Result<()> {

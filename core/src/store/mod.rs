@@ -850,7 +850,7 @@ fn forget_replaced(tx: &rusqlite::Transaction<'_>, replaced: &[DocId]) -> Result
 /// Writes a batch's new changes, projections, sync states and meta values inside `tx`.
 fn persist(
     tx: &rusqlite::Transaction<'_>,
-    docs: &HashMap<DocId, Automerge>,
+    docs: &DocCache,
     touched: &[(DocId, Vec<ChangeHash>)],
     hints: &HashMap<DocId, Touched>,
     meta: &[(String, String)],
