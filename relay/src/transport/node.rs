@@ -22,8 +22,9 @@ use super::{
     SyncProtocol, TransportError, TransportMetrics, close,
 };
 
-/// Ack-eliciting datagrams a connection made ahead sends once its handshake is confirmed, so
-/// that QUIC's probe timeout is short when the sync starts (see [`prime_rtt`]).
+/// Ack-eliciting datagrams a connection made ahead ([`Node::warm_up`]) sends once its handshake
+/// is confirmed, so that QUIC's probe timeout is short when the sync starts (transport module
+/// docs, point 7).
 pub const PRIMING_DATAGRAMS: u64 = 4;
 
 /// Spacing of the priming datagrams: longer than the peer's ack delay (25 ms), so that each is
@@ -38,8 +39,8 @@ const PRIMING_SLACK: Duration = Duration::from_millis(150);
 /// 2G's 1.3 s, and some).
 const PRIMING_WAIT: Duration = Duration::from_secs(3);
 
-/// What any node buffers of QUIC datagrams it never reads (only [`prime_rtt`]'s one-byte
-/// datagrams come; they are there to be acknowledged). QUIC's default, 1.25 MB per
+/// What any node buffers of QUIC datagrams it never reads (only the one-byte datagrams that
+/// prime a connection made ahead come; they are there to be acknowledged). QUIC's default, 1.25 MB per
 /// connection, would let a stranger's connections fill the hub's memory with datagrams nobody
 /// reads; the peer is told this as its largest datagram.
 pub const DATAGRAM_BUFFER: usize = 64;
@@ -51,8 +52,9 @@ pub const DATAGRAM_BUFFER: usize = 64;
 /// sample): on EDGE, a datagram of the sync lost at the end of a flight costs 2.6 s. Each
 /// further sample near the first shrinks `rttvar` by a quarter; four bring the timeout to about
 /// 1.6 round trips. The samples come from acknowledgements of one-byte datagrams (ack-eliciting,
-/// never read), a few dozen bytes each way, while the teacher has not tapped 同步 yet. Nothing
-/// happens if the peer takes no datagrams.
+/// never read), a few dozen bytes each way, while the teacher has not tapped 同步 yet; the hub
+/// sends each back (`accept::echo_priming`), so that its own recovery gets samples too.
+/// Nothing happens if the peer takes no datagrams.
 async fn prime_rtt(conn: &Connection) {
     for i in 0..PRIMING_DATAGRAMS {
         if i > 0 {
@@ -62,8 +64,8 @@ async fn prime_rtt(conn: &Connection) {
             return;
         }
     }
-    // The acknowledgements come a round trip after the last datagram (QUIC counts no ACK of
-    // one packet apart from the others, so the wait is the path's round trip, and some).
+    // Their acknowledgements come about a round trip after the last one. QUIC's counters do
+    // not tell which packet an acknowledgement was for, so wait that round trip, and some.
     let rtt = conn
         .paths()
         .iter()
