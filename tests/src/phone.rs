@@ -187,22 +187,32 @@ pub fn history_leaks(p: &Phone, what: &[&str]) -> Vec<String> {
 pub const CHILD: &str = "王小雨";
 pub const TALK_NOTE: &str = "说想妈妈了，约好周末视频";
 
-/// The sample school on the real hub, with [`CHILD`]'s file everywhere: the office's phone
-/// (张长友) gave her a 身份证号, her 爱心妈妈 wrote a 谈心 ([`TALK_NOTE`]), and the office, the
-/// 爱心妈妈 and the 班主任 have synced with the hub (the office twice, so it holds it all).
+/// The sample school on the real hub (`fixtures::small_hub`, in-process on 127.0.0.1) with
+/// three phones enrolled: the office's (张长友), the 班主任's and the 爱心妈妈's.
 #[allow(missing_debug_implementations)] // the server and its data directory are not `Debug`
-pub struct ChildOnHub {
+pub struct SchoolOnHub {
     pub data: shouwang_relay::server::DataDir,
     pub server: Server,
     pub office: Phone,
     pub teacher: Phone,
     pub mother: Phone,
-    /// Her 身份证号.
-    pub id_no: String,
 }
 
-/// Sets up [`ChildOnHub`] in `dir`.
-pub async fn child_on_hub(dir: &std::path::Path) -> ChildOnHub {
+impl SchoolOnHub {
+    /// Its parts, to bind by name: `let (data, server, office, teacher, mother) = …`.
+    pub fn parts(self) -> (shouwang_relay::server::DataDir, Server, Phone, Phone, Phone) {
+        (
+            self.data,
+            self.server,
+            self.office,
+            self.teacher,
+            self.mother,
+        )
+    }
+}
+
+/// Sets up [`SchoolOnHub`] in `dir`.
+pub async fn school_on_hub(dir: &std::path::Path) -> SchoolOnHub {
     use crate::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
     use shouwang_relay::server::ServerConfig;
 
@@ -213,21 +223,42 @@ pub async fn child_on_hub(dir: &std::path::Path) -> ChildOnHub {
     let office = enroll(&server, "张长友", Role::Leadership).await;
     let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mother = enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
-    let id_no = id_number("123");
-    office
-        .archive()
-        .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
-        .unwrap();
-    mother.record("谈心", CHILD, "2026-11-18", TALK_NOTE);
-    for p in [&office, &mother, &teacher, &office] {
-        p.sync_hub().await;
-    }
-    ChildOnHub {
+    SchoolOnHub {
         data,
         server,
         office,
         teacher,
         mother,
-        id_no,
     }
+}
+
+/// [`SchoolOnHub`] with [`CHILD`]'s file everywhere: the office gave her a 身份证号 (returned),
+/// her 爱心妈妈 wrote a 谈心 ([`TALK_NOTE`]), and the office, the 爱心妈妈 and the 班主任 have
+/// synced with the hub (the office twice, so it holds it all). Checks that the 班主任's store
+/// holds her name, number and the note, and the 爱心妈妈's her name and the note.
+pub async fn child_on_hub(dir: &std::path::Path) -> (SchoolOnHub, String) {
+    let school = school_on_hub(dir).await;
+    let id_no = id_number("123");
+    school
+        .office
+        .archive()
+        .edit_child(CHILD, "identity", &[("id_card".to_owned(), id_no.clone())])
+        .unwrap();
+    school.mother.record("谈心", CHILD, "2026-11-18", TALK_NOTE);
+    for p in [
+        &school.office,
+        &school.mother,
+        &school.teacher,
+        &school.office,
+    ] {
+        p.sync_hub().await;
+    }
+    let secrets = [CHILD, id_no.as_str(), TALK_NOTE];
+    assert_eq!(
+        school.teacher.leaks(&secrets).len(),
+        3,
+        "the 班主任 holds it all"
+    );
+    assert_eq!(school.mother.leaks(&[CHILD, TALK_NOTE]).len(), 2);
+    (school, id_no)
 }

@@ -342,10 +342,10 @@ pub const MAX_BLOOM_PROBES: u64 = 64;
 /// zero (a panic, found by fuzzing), and one claiming 4 billion probes makes it reserve 16 GiB
 /// for them (an abort). A filter with no entries is automerge's "none" and is never read.
 pub fn bloom_is_sound(bytes: &[u8]) -> bool {
-    let mut r = Reader(bytes);
     if bytes.is_empty() {
         return true;
     }
+    let mut r = Reader(bytes);
     let (Some(entries), Some(_bits_per_entry), Some(probes)) = (r.uleb(), r.uleb(), r.uleb())
     else {
         return false;

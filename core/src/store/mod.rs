@@ -123,21 +123,12 @@ pub(crate) fn from_peer<T, E: std::fmt::Display>(
     id: &DocId,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> Result<T> {
-    let label = doc_label(id);
-    match crate::panics::catch_quietly(f) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => {
+    peer_guarded(id, || {
+        f().map_err(|e| {
             tracing::debug!(doc = %id, error = %e, "automerge refused a peer's bytes");
-            Err(Error::Corrupt(format!(
-                "{label}：对方发来的档案数据格式不对，无法读取"
-            )))
-        }
-        Err(payload) => {
-            let text = crate::panics::message(payload.as_ref());
-            tracing::debug!(doc = %id, panic = %text, "automerge panicked on a peer's bytes");
-            Err(damaged_by_peer(id))
-        }
-    }
+            malformed_by_peer(id)
+        })
+    })
 }
 
 /// Runs a step that reads a document holding a peer's merged bytes: a panic there is taken as
@@ -147,15 +138,20 @@ pub(crate) fn peer_guarded<T>(id: &DocId, f: impl FnOnce() -> Result<T>) -> Resu
         Ok(result) => result,
         Err(payload) => {
             let text = crate::panics::message(payload.as_ref());
-            tracing::debug!(doc = %id, panic = %text, "automerge panicked reading a peer's bytes");
-            Err(damaged_by_peer(id))
+            tracing::debug!(doc = %id, panic = %text, "automerge panicked on a peer's bytes");
+            Err(Error::Corrupt(format!(
+                "{}：对方发来的档案数据已损坏，无法读取",
+                doc_label(id)
+            )))
         }
     }
 }
 
-fn damaged_by_peer(id: &DocId) -> Error {
+/// A peer's bytes for `id` that are not what they claim to be (automerge refused them, or a
+/// check before automerge did).
+fn malformed_by_peer(id: &DocId) -> Error {
     Error::Corrupt(format!(
-        "{}：对方发来的档案数据已损坏，无法读取",
+        "{}：对方发来的档案数据格式不对，无法读取",
         doc_label(id)
     ))
 }
@@ -1103,10 +1099,7 @@ impl Batch<'_> {
             .all(|h| doc::bounds::bloom_is_sound(&h.bloom.to_bytes()))
         {
             tracing::debug!(doc = %id, "a peer's sync message carries an unsound bloom filter");
-            return Err(Error::Corrupt(format!(
-                "{}：对方发来的同步数据格式不对，无法读取",
-                doc_label(id)
-            )));
+            return Err(malformed_by_peer(id));
         }
         let before = self.heads_before_merge(id)?;
         let target = self.merge_target(id)?;
