@@ -4,7 +4,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ROOT, ReadDoc};
 use serde::Serialize;
 
-use crate::doc::access::{get_bool, get_i64, get_str, map_at, put_str};
+use crate::doc::access::{Fields, get_bool, get_i64, get_str, map_at, put_str};
 use crate::doc::layout::*;
 use crate::error::{Error, Result};
 use crate::ids::{ChildId, ClassId, DeviceId, MemberId, PairingId};
@@ -316,35 +316,44 @@ fn entries<D: ReadDoc>(doc: &D, key: &str) -> Vec<(String, ObjId)> {
         .collect()
 }
 
-/// Reads the school document.
+/// Reads the school document. Each member, pairing, device, … is one map, read in one pass
+/// ([`Fields`]): this runs on every device whenever the school changes, and on the hub for every
+/// school state a phone's changes declare.
 pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let profile = map_at(doc, &ROOT, SCHOOL_PROFILE);
-    let p = |k: &str| profile.as_ref().and_then(|o| get_str(doc, o, k));
+    let profile_fields = profile.as_ref().map(|o| Fields::of(doc, o));
+    let p = |k: &str| profile_fields.as_ref().and_then(|f| f.str(k));
     let classes = entries(doc, CLASSES)
         .into_iter()
-        .map(|(id, o)| ClassInfo {
-            name: get_str(doc, &o, "name").unwrap_or_else(|| id.clone()),
-            head_teacher: get_str(doc, &o, "head_teacher").map(MemberId),
-            id: ClassId(id),
+        .map(|(id, o)| {
+            let f = Fields::of(doc, &o);
+            ClassInfo {
+                name: f.str("name").unwrap_or_else(|| id.clone()),
+                head_teacher: f.str("head_teacher").map(MemberId),
+                id: ClassId(id),
+            }
         })
         .collect();
     let members = entries(doc, MEMBERS)
         .into_iter()
         .map(|(id, o)| {
-            let roles = map_at(doc, &o, "roles")
+            let f = Fields::of(doc, &o);
+            let roles = f
+                .map("roles")
                 .map(|r| {
+                    let held = Fields::of(doc, &r);
                     Role::ALL
                         .into_iter()
-                        .filter(|role| get_bool(doc, &r, role.key()) == Some(true))
+                        .filter(|role| held.bool(role.key()) == Some(true))
                         .collect()
                 })
                 .unwrap_or_default();
             Member {
-                name: get_str(doc, &o, "name").unwrap_or_else(|| id.clone()),
+                name: f.str("name").unwrap_or_else(|| id.clone()),
                 roles,
-                class_id: get_str(doc, &o, "class_id").map(ClassId),
-                phone: get_str(doc, &o, "phone"),
-                active: get_bool(doc, &o, "active").unwrap_or(true),
+                class_id: f.str("class_id").map(ClassId),
+                phone: f.str("phone"),
+                active: f.bool("active").unwrap_or(true),
                 id: MemberId(id),
             }
         })
@@ -352,49 +361,59 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let pairings = entries(doc, PAIRINGS)
         .into_iter()
         .filter_map(|(id, o)| {
+            let f = Fields::of(doc, &o);
             Some(Pairing {
-                carer: MemberId(get_str(doc, &o, "carer")?),
-                child: ChildId(get_str(doc, &o, "child")?),
-                role: Role::parse(&get_str(doc, &o, "role")?).ok()?,
-                active: get_bool(doc, &o, "active").unwrap_or(true),
+                carer: MemberId(f.str("carer")?),
+                child: ChildId(f.str("child")?),
+                role: Role::parse(&f.str("role")?).ok()?,
+                active: f.bool("active").unwrap_or(true),
                 id: PairingId(id),
             })
         })
         .collect();
     let devices = entries(doc, DEVICES)
         .into_iter()
-        .map(|(id, o)| Device {
-            revoked: get_bool(doc, &o, "revoked") == Some(true),
-            member: MemberId(get_str(doc, &o, "member").unwrap_or_default()),
-            label: get_str(doc, &o, "label").unwrap_or_default(),
-            key: get_str(doc, &o, "key").filter(|k| {
-                crate::device_key::parse_public(k)
-                    .is_some_and(|key| DeviceId::from_key(&key.0).as_str() == id)
-            }),
-            registered_at: get_i64(doc, &o, "registered_at"),
-            console: get_bool(doc, &o, "console") == Some(true),
-            id: DeviceId(id),
+        .map(|(id, o)| {
+            let f = Fields::of(doc, &o);
+            Device {
+                revoked: f.bool("revoked") == Some(true),
+                member: MemberId(f.str("member").unwrap_or_default()),
+                label: f.str("label").unwrap_or_default(),
+                key: f.str("key").filter(|k| {
+                    crate::device_key::parse_public(k)
+                        .is_some_and(|key| DeviceId::from_key(&key.0).as_str() == id)
+                }),
+                registered_at: f.i64("registered_at"),
+                console: f.bool("console") == Some(true),
+                id: DeviceId(id),
+            }
         })
         .collect();
     let erasures: Vec<Erasure> = entries(doc, ERASURES)
         .into_iter()
-        .map(|(id, o)| Erasure {
-            on: get_str(doc, &o, "on").unwrap_or_default(),
-            reason: get_str(doc, &o, "reason").unwrap_or_default(),
-            by: MemberId(get_str(doc, &o, "by").unwrap_or_default()),
-            child: ChildId(id),
+        .map(|(id, o)| {
+            let f = Fields::of(doc, &o);
+            Erasure {
+                on: f.str("on").unwrap_or_default(),
+                reason: f.str("reason").unwrap_or_default(),
+                by: MemberId(f.str("by").unwrap_or_default()),
+                child: ChildId(id),
+            }
         })
         .collect();
     let rebases = entries(doc, REBASES)
         .into_iter()
-        .map(|(key, o)| Rebase {
-            generation: get_str(doc, &o, "generation").unwrap_or_default(),
-            actor: get_str(doc, &o, "actor").unwrap_or_default(),
-            max_op: get_i64(doc, &o, "max_op").unwrap_or(0).max(0) as u64,
-            on: get_str(doc, &o, "on").unwrap_or_default(),
-            reason: get_str(doc, &o, "reason").unwrap_or_default(),
-            by: MemberId(get_str(doc, &o, "by").unwrap_or_default()),
-            doc: key,
+        .map(|(key, o)| {
+            let f = Fields::of(doc, &o);
+            Rebase {
+                generation: f.str("generation").unwrap_or_default(),
+                actor: f.str("actor").unwrap_or_default(),
+                max_op: f.i64("max_op").unwrap_or(0).max(0) as u64,
+                on: f.str("on").unwrap_or_default(),
+                reason: f.str("reason").unwrap_or_default(),
+                by: MemberId(f.str("by").unwrap_or_default()),
+                doc: key,
+            }
         })
         .collect();
     let departures = profile
@@ -412,8 +431,8 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
                 .collect()
         })
         .unwrap_or_default();
-    let rules_obj = map_at(doc, &ROOT, RULES);
-    let rules = RuleSettings::from_lookup(|k| rules_obj.as_ref().and_then(|o| get_i64(doc, o, k)));
+    let rules_fields = map_at(doc, &ROOT, RULES).map(|o| Fields::of(doc, &o));
+    let rules = RuleSettings::from_lookup(|k| rules_fields.as_ref().and_then(|f| f.i64(k)));
     SchoolView {
         name: p("name").unwrap_or_default(),
         town: p("town").unwrap_or_default(),
@@ -422,13 +441,13 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
             name,
             phone: p("privacy_phone"),
         }),
-        consent_required: profile
+        consent_required: profile_fields
             .as_ref()
-            .and_then(|o| get_bool(doc, o, "consent_required"))
+            .and_then(|f| f.bool("consent_required"))
             == Some(true),
-        split_for_roles: profile
+        split_for_roles: profile_fields
             .as_ref()
-            .and_then(|o| get_bool(doc, o, SPLIT_FOR_ROLES))
+            .and_then(|f| f.bool(SPLIT_FOR_ROLES))
             == Some(true),
         classes,
         members,

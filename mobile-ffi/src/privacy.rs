@@ -185,8 +185,12 @@ impl ShouwangClient {
 
     /// The school's 个人信息保护负责人, if named.
     pub fn privacy_officer(&self) -> Result<Option<PrivacyOfficer>> {
-        self.inner
-            .with_archive(|a| Ok(a.school()?.privacy_officer.map(PrivacyOfficer::from)))
+        self.inner.with_archive(|a| {
+            Ok(a.school()?
+                .privacy_officer
+                .clone()
+                .map(PrivacyOfficer::from))
+        })
     }
 
     /// Names the school's 个人信息保护负责人 (administrators).

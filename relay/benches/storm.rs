@@ -367,16 +367,37 @@ async fn storm(
     let hub_cpu0 = cpu_seconds(&pid, ticks);
     let bench_cpu0 = cpu_seconds("self", ticks);
     let sampler = Sampler::start(pid.clone());
-    // STORM_PERF=<file>: profile the hub during the storm with `perf record`.
-    let perf = std::env::var_os("STORM_PERF").and_then(|out| {
+    // STORM_PERF=<file>: profile the hub (`<file>`) and the phones (`<file>.phones`) during
+    // the storm with `perf record`. DWARF call graphs: release builds keep no frame pointers.
+    let profile = |pid: &str, out: std::ffi::OsString| {
         Command::new("perf")
-            .args(["record", "-F", "999", "-g", "-p", &pid, "-o"])
+            .args([
+                "record",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+                pid,
+                "-o",
+            ])
             .arg(out)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .ok()
-    });
+    };
+    let perf: Vec<_> = std::env::var_os("STORM_PERF")
+        .map(|out| {
+            let mut phones = out.clone();
+            phones.push(".phones");
+            let me = std::process::id().to_string();
+            [profile(&pid, out), profile(&me, phones)]
+        })
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
     let t0 = Instant::now();
     go_tx.send(Some(t0)).unwrap();
     let mut results = Vec::new();
@@ -389,7 +410,7 @@ async fn storm(
         .max()
         .unwrap_or_default();
     let (hub_peak_sampled, hub_threads) = sampler.finish();
-    if let Some(mut perf) = perf {
+    for mut perf in perf {
         let _ = Command::new("kill")
             .args(["-INT", &perf.id().to_string()])
             .status();

@@ -93,9 +93,9 @@ fn console_devices(hub: &Hub, member: &str) -> Vec<(String, bool)> {
     a.school()
         .unwrap()
         .devices
-        .into_iter()
+        .iter()
         .filter(|d| d.console && d.member == id)
-        .map(|d| (d.label, d.revoked))
+        .map(|d| (d.label.clone(), d.revoked))
         .collect()
 }
 

@@ -453,7 +453,13 @@ fn story_5_the_privacy_officer_is_named_by_administrators() {
         .set_privacy_officer("王玉波", "13805640099")
         .unwrap();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
-    let officer = teacher.archive.school().unwrap().privacy_officer.unwrap();
+    let officer = teacher
+        .archive
+        .school()
+        .unwrap()
+        .privacy_officer
+        .clone()
+        .unwrap();
     assert_eq!(officer.name, "王玉波");
     assert_eq!(officer.phone.as_deref(), Some("13805640099"));
     assert_eq!(

@@ -57,7 +57,7 @@ pub async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
         .with_archive(move |a, _| {
             let v = viewer(a, &ctx)?;
             let body = render(a, &v)?;
-            let school = a.school()?.name;
+            let school = a.school()?.name.clone();
             Ok(html::page(&v, &school, "概览", "/", &body))
         })
         .await

@@ -336,9 +336,12 @@ impl Archive {
         let ending: Vec<Pairing> = self
             .school()?
             .pairings
-            .into_iter()
+            .iter()
             .filter(|p| p.active && p.carer == carer.id && p.child == child)
-            .map(|p| Pairing { active: false, ..p })
+            .map(|p| Pairing {
+                active: false,
+                ..p.clone()
+            })
             .collect();
         if ending.is_empty() {
             return Err(Error::NotPermitted(format!(

@@ -78,9 +78,9 @@ impl Archive {
         Ok(self
             .school()?
             .devices
-            .into_iter()
+            .iter()
             .find(|d| d.console && d.member == *member && !d.revoked)
-            .map(|d| d.id))
+            .map(|d| d.id.clone()))
     }
 
     /// Runs `f` with this archive written as `member` through their console device, registered
@@ -185,8 +185,9 @@ mod tests {
         a.school()
             .unwrap()
             .devices
-            .into_iter()
+            .iter()
             .filter(|d| d.console && d.member == *m)
+            .cloned()
             .collect()
     }
 

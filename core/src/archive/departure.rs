@@ -102,9 +102,12 @@ impl Archive {
         };
         let ending: Vec<Pairing> = school
             .pairings
-            .into_iter()
+            .iter()
             .filter(|p| p.active && p.child == child)
-            .map(|p| Pairing { active: false, ..p })
+            .map(|p| Pairing {
+                active: false,
+                ..p.clone()
+            })
             .collect();
         self.store.write(|b| {
             b.change(
@@ -147,7 +150,7 @@ impl Archive {
     /// excluded). Any member's device holds the school document, so this is ids and dates
     /// only; [`Archive::left_children`] adds the names on an administrator's device.
     pub fn departures(&mut self) -> Result<Vec<Departure>> {
-        Ok(self.school()?.departures)
+        Ok(self.school()?.departures.clone())
     }
 
     /// The left children whose files this device holds, with their retention on `today`:

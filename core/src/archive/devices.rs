@@ -139,7 +139,7 @@ impl Archive {
         undelivered: school::Undelivered,
     ) -> Result<()> {
         self.require_admin()?;
-        let Some(device) = self.school()?.devices.into_iter().find(|d| d.id == *id) else {
+        let Some(device) = self.school()?.devices.iter().find(|d| d.id == *id).cloned() else {
             return Err(Error::not_found("设备", id.as_str()));
         };
         if !device.revoked {
@@ -176,9 +176,9 @@ impl Archive {
         let devices: Vec<_> = self
             .school()?
             .devices
-            .into_iter()
+            .iter()
             .filter(|d| d.member == m.id && !d.revoked)
-            .map(|d| d.id)
+            .map(|d| d.id.clone())
             .collect();
         if !m.active && devices.is_empty() {
             return Ok(0);

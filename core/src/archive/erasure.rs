@@ -53,9 +53,12 @@ impl Archive {
         let ending: Vec<Pairing> = self
             .school()?
             .pairings
-            .into_iter()
+            .iter()
             .filter(|p| p.active && p.child == child)
-            .map(|p| Pairing { active: false, ..p })
+            .map(|p| Pairing {
+                active: false,
+                ..p.clone()
+            })
             .collect();
         self.store.write(|b| {
             b.upgrade_layout(&DocId::School)?;
@@ -77,7 +80,7 @@ impl Archive {
     /// The erased children's records (id, date, reason, who), as the school document holds
     /// them.
     pub fn erasures(&mut self) -> Result<Vec<Erasure>> {
-        Ok(self.school()?.erasures)
+        Ok(self.school()?.erasures.clone())
     }
 
     /// Purges every document of an erased child this device still holds (see

@@ -187,9 +187,9 @@ impl Archive {
         let label = self
             .school()?
             .devices
-            .into_iter()
+            .iter()
             .find(|d| d.id == self.device)
-            .map_or_else(|| "办公室电脑".to_owned(), |d| d.label);
+            .map_or_else(|| "办公室电脑".to_owned(), |d| d.label.clone());
         let secret = DeviceSecret::generate();
         let device = secret.device_id();
         let record = Device {
@@ -353,7 +353,12 @@ impl Archive {
             )));
         }
         let device = DeviceId::from_key(&key.0);
-        let existing = self.school()?.devices.into_iter().find(|d| d.id == device);
+        let existing = self
+            .school()?
+            .devices
+            .iter()
+            .find(|d| d.id == device)
+            .cloned();
         match existing {
             Some(d) if d.member != m.id => {
                 return Err(Error::NotPermitted("这台设备已登记给另一位成员".into()));
@@ -659,7 +664,6 @@ impl Archive {
                     school_id: bundle.school.clone(),
                     device,
                     me: me.id,
-                    school_cache: None,
                 },
                 report,
             ))

@@ -43,8 +43,9 @@ impl Archive {
         let key = key.trim();
         self.school()?
             .classes
-            .into_iter()
+            .iter()
             .find(|c| c.id.as_str() == key || c.name == key)
+            .cloned()
             .ok_or_else(|| Error::not_found("班级", key))
     }
 

@@ -136,7 +136,7 @@ impl Archive {
             } else if school.has_left(&id) {
                 // A child who left: the device held the file if its member cared for the
                 // child before (until its first sync after the leave).
-                let mut before = school.clone();
+                let mut before = crate::school::SchoolView::clone(&school);
                 before.departures.retain(|d| d.child != id);
                 let mut class_of = |c: &ChildId| self.class_of(c);
                 if super::scope::may_see(

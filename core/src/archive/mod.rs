@@ -29,6 +29,7 @@ pub(crate) mod scope;
 mod syncing;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::doc::DocId;
 use crate::error::{Error, Result};
@@ -73,8 +74,6 @@ pub struct Archive {
     school_id: SchoolId,
     device: DeviceId,
     me: MemberId,
-    /// The school document as last read, with the heads it was read at.
-    school_cache: Option<(Vec<automerge::ChangeHash>, SchoolView)>,
 }
 
 const META_SCHOOL: &str = "school_id";
@@ -175,7 +174,6 @@ impl Archive {
             school_id,
             device,
             me,
-            school_cache: None,
         })
     }
 
@@ -210,7 +208,6 @@ impl Archive {
             school_id,
             device,
             me,
-            school_cache: None,
         })
     }
 
@@ -234,21 +231,11 @@ impl Archive {
         &mut self.store
     }
 
-    /// The school document, read (re-read only when it has changed).
-    pub fn school(&mut self) -> Result<SchoolView> {
-        let doc = self
-            .store
-            .doc(&DocId::School)?
-            .ok_or(Error::NotInitialised)?;
-        let heads = doc.get_heads();
-        if let Some((h, view)) = &self.school_cache
-            && *h == heads
-        {
-            return Ok(view.clone());
-        }
-        let view = school::read(doc);
-        self.school_cache = Some((heads, view.clone()));
-        Ok(view)
+    /// The school document, read (re-read only when it has changed). One view per school
+    /// state, shared with the store's admission ([`Store::school_view`]): a device that has
+    /// just judged a peer's changes against today's school reads it no second time.
+    pub fn school(&mut self) -> Result<Arc<SchoolView>> {
+        self.store.school_view()?.ok_or(Error::NotInitialised)
     }
 
     /// The member using this device.

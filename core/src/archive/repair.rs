@@ -24,7 +24,6 @@ impl Archive {
             })
             .collect();
         self.store.purge(&damaged)?;
-        self.school_cache = None;
         Ok(what)
     }
 }

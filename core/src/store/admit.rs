@@ -197,7 +197,11 @@ const SCHOOL_VIEWS: usize = 8;
 
 impl SchoolViews {
     /// The school document at `heads` (None: this side lacks one of them).
-    fn at(&mut self, school: &Automerge, heads: &[ChangeHash]) -> Option<Arc<SchoolView>> {
+    pub(crate) fn at(
+        &mut self,
+        school: &Automerge,
+        heads: &[ChangeHash],
+    ) -> Option<Arc<SchoolView>> {
         let mut key = heads.to_vec();
         key.sort();
         if let Some(i) = self.views.iter().position(|(k, _)| *k == key) {

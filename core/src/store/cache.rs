@@ -10,7 +10,14 @@
 //!
 //! Correctness never rests on the watermark: a copy is used only when its heads are the
 //! stored heads. A wrong or missing watermark costs a scan of the document's hashes, or a
-//! reload.
+//! reload. The watermark moves whenever a copy is found current, not only when it gains
+//! changes: a catch-up then reads only what was written since this connection last looked at
+//! the document. (Before, a document the other archive wrote was read from the watermark of
+//! its last change here, through every row the storm had written since: BENCHMARKS §7.)
+//!
+//! A copy checked against the database is not checked again until something was committed:
+//! by another connection (`PRAGMA data_version` moved) or by this one (its count of changed
+//! rows moved). Reading a document nobody wrote since costs no query of its rows.
 
 use std::collections::HashMap;
 
@@ -27,6 +34,26 @@ pub(super) struct DocCache {
     docs: HashMap<DocId, Automerge>,
     /// Per loaded copy, the `changes.seq` up to which every stored change of it is in the copy.
     seen: HashMap<DocId, i64>,
+    /// Per copy, the database's [`Stamp`] when the copy was last found current.
+    checked: HashMap<DocId, Stamp>,
+}
+
+/// What has been committed to the database, as one connection can tell cheaply: commits of
+/// other connections (`PRAGMA data_version`) and rows this connection changed. Equal stamps:
+/// nothing was committed in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    others: i64,
+    mine: u64,
+}
+
+fn stamp(conn: &Connection) -> Result<Stamp> {
+    Ok(Stamp {
+        others: conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?,
+        mine: conn.total_changes(),
+    })
 }
 
 impl DocCache {
@@ -47,12 +74,14 @@ impl DocCache {
     /// rebuilt one). It keeps the watermark of the copy it replaces, if any: [`catch_up`]
     /// never trusts that beyond checking the heads.
     pub(super) fn insert(&mut self, id: DocId, doc: Automerge) -> Option<Automerge> {
+        self.checked.remove(&id);
         self.docs.insert(id, doc)
     }
 
     /// Forgets the copy of `id` and its watermark (it is loaded again on next use).
     pub(super) fn remove(&mut self, id: &DocId) -> Option<Automerge> {
         self.seen.remove(id);
+        self.checked.remove(id);
         self.docs.remove(id)
     }
 
@@ -63,10 +92,19 @@ impl DocCache {
     /// Brings the cached copy of `id`, if any, up to what the database holds, or drops it
     /// (it is loaded again on next use, which reports any damage).
     pub(super) fn refresh(&mut self, conn: &Connection, id: &DocId) -> Result<()> {
-        if let Some(d) = self.docs.get_mut(id)
-            && !catch_up(conn, id, d, &mut self.seen)?
-        {
-            self.docs.remove(id);
+        let Some(d) = self.docs.get_mut(id) else {
+            return Ok(());
+        };
+        // Read before the check: a commit after it moves the stamp, and the next use checks
+        // again.
+        let now = stamp(conn)?;
+        if self.checked.get(id) == Some(&now) {
+            return Ok(());
+        }
+        if catch_up(conn, id, d, &mut self.seen)? {
+            self.checked.insert(id.clone(), now);
+        } else {
+            self.remove(id);
         }
         Ok(())
     }
@@ -89,6 +127,12 @@ impl DocCache {
         }
     }
 
+    /// The watermark of the copy of `id` (tests).
+    #[cfg(test)]
+    pub(super) fn watermark(&self, id: &DocId) -> Option<i64> {
+        self.seen.get(id).copied()
+    }
+
     /// A current copy of `id`: caught up, or loaded. `None` if the store does not have it.
     pub(super) fn current(
         &mut self,
@@ -105,6 +149,7 @@ impl DocCache {
     pub(super) fn clear(&mut self) {
         self.docs.clear();
         self.seen.clear();
+        self.checked.clear();
     }
 }
 
@@ -180,7 +225,7 @@ fn load_doc_raw(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option
 
 /// The highest `changes.seq` stored now (0 if none): read before a document is loaded, every
 /// change of it up to this one is in the loaded copy.
-fn last_change_seq(conn: &Connection) -> Result<i64> {
+pub(super) fn last_change_seq(conn: &Connection) -> Result<i64> {
     Ok(conn
         .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes")?
         .query_row([], |r| r.get(0))?)
@@ -210,6 +255,8 @@ fn catch_up(
 ) -> Result<bool> {
     use automerge::ReadDoc as _;
     let key = id.key();
+    // Read before the heads: every change up to it is in what they name.
+    let before = last_change_seq(conn)?;
     let stored: Option<String> = conn
         .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
         .query_row([&key], |r| r.get(0))
@@ -220,6 +267,9 @@ fn catch_up(
         return Ok(doc.get_heads().is_empty());
     };
     if stored == heads_text(&doc.get_heads()) {
+        // Current: the next catch-up reads only what is written from here on.
+        let mark = seen.entry(id.clone()).or_insert(before);
+        *mark = (*mark).max(before);
         return Ok(true);
     }
     if let Some(&from) = seen.get(id) {

@@ -152,7 +152,7 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
         OpenFlags::SQLITE_OPEN_READ_WRITE,
     )
     .map_err(|e| locked(e, data))?;
-    let school = data.open_archive()?.school()?.name;
+    let school = data.open_archive()?.school()?.name.clone();
     let tmp = dir.join(format!(
         ".{}.partial",
         out.file_name()
@@ -284,7 +284,8 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         }
         let school = open_archive_with(&db, Some(&store_key), data.key_source())?
             .school()?
-            .name;
+            .name
+            .clone();
         if in_place {
             let mut names: Vec<_> = fs::read_dir(&staging)?
                 .map(|e| e.map(|e| e.file_name()))

@@ -313,7 +313,7 @@ pub fn status(ctx: &mut Ctx) -> Result<()> {
         ctx.line(format!("上次同步出错：{e}"))?;
     }
     // Where a user who worries about a lost phone or a leak looks first.
-    let officer = archive.school()?.privacy_officer;
+    let officer = archive.school()?.privacy_officer.clone();
     ctx.line(super::privacy::officer_line(officer.as_ref()))?;
     if !status.refused.is_empty() {
         ctx.line("学校服务器拒绝了本机的这些修改（不会再发送）：")?;

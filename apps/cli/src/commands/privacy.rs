@@ -104,7 +104,7 @@ pub fn consent_show(ctx: &mut Ctx, child: &str) -> Result<()> {
 pub fn privacy_officer(ctx: &mut Ctx, name: &str, phone: &str) -> Result<()> {
     let mut a = ctx.open()?;
     a.set_privacy_officer(name, phone)?;
-    let o = a.school()?.privacy_officer;
+    let o = a.school()?.privacy_officer.clone();
     if ctx.json {
         return ctx.json(&o);
     }

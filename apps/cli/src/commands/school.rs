@@ -393,7 +393,7 @@ struct RuleRow {
 
 pub fn rules_show(ctx: &mut Ctx) -> Result<()> {
     let mut a = ctx.open()?;
-    let settings = a.school()?.rules;
+    let settings = a.school()?.rules.clone();
     let rows: Vec<RuleRow> = RULES
         .iter()
         .map(|r| RuleRow {

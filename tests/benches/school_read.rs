@@ -1,0 +1,114 @@
+//! Reading the school document of 郭庄小学 (a bench binary; prints a markdown table for
+//! BENCHMARKS.md §7).
+//!
+//! The storm's school (`big_school`: 200 members, 240 children, 720 pairings) as the hub's
+//! office made it. Every device reads this document into a [`SchoolView`] whenever it changes,
+//! and judges every change another device sends against such a view (`store::admit`), so a
+//! phone syncing after the school changed reads it at least once.
+//!
+//! Beside it, in the same run, the floor for any reader over automerge: one walk of every map
+//! of the document (`map_range`, each value looked at once, nothing built).
+//!
+//! Run with `cargo bench -p shouwang-tests --bench school_read` (`SCHOOL_READ_RUNS`, 50 by
+//! default).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ValueRef};
+use shouwang_core::device_key::DeviceSecret;
+use shouwang_core::doc::DocId;
+use shouwang_core::school;
+use shouwang_relay::server::DataDir;
+use shouwang_tests::big_school::{plan_school, set_up_school};
+use shouwang_tests::figures::{env_usize, percentile};
+
+/// Visits every value of every map under `obj` once; returns how many.
+fn walk(doc: &Automerge, obj: &ObjId) -> usize {
+    doc.map_range(obj, ..)
+        .map(|item| match item.value {
+            ValueRef::Object(ObjType::Map) => 1 + walk(doc, &item.id()),
+            other => {
+                black_box(other);
+                1
+            }
+        })
+        .sum()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn timed(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    let mut out: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn main() {
+    let runs = env_usize("SCHOOL_READ_RUNS", 50).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("hub"));
+    let plan = plan_school();
+    set_up_school(&data, &plan);
+    let mut archive = data.open_archive().unwrap();
+    let mut doc = archive
+        .store()
+        .doc(&DocId::School)
+        .unwrap()
+        .unwrap()
+        .clone();
+    // Each member's phone, registered as the hub registers an enrolled device.
+    let view = school::read(&doc);
+    let mut tx = doc.transaction();
+    for (i, m) in view.members.iter().enumerate() {
+        let secret = DeviceSecret::generate();
+        let device = school::Device {
+            id: secret.device_id(),
+            member: m.id.clone(),
+            label: format!("手机{i}"),
+            revoked: false,
+            key: Some(secret.public().to_hex()),
+            registered_at: Some(1_764_806_400_000 + i as i64),
+            console: false,
+        };
+        school::add_device(&mut tx, &device).unwrap();
+    }
+    tx.commit();
+    let view = school::read(&doc);
+    let values = walk(&doc, &ROOT);
+    let read = timed(runs, || {
+        black_box(school::read(&doc));
+    });
+    let floor = timed(runs, || {
+        black_box(walk(&doc, &ROOT));
+    });
+    println!(
+        "school document: {} members, {} classes, {} pairings, {} devices; {values} values in its maps",
+        view.members.len(),
+        view.classes.len(),
+        view.pairings.len(),
+        view.devices.len()
+    );
+    println!();
+    println!("| {runs} reads | `school::read` | floor: one walk of every map | ratio |");
+    println!("|---|---|---|---|");
+    for (label, p) in [("median", 0.5), ("90th percentile", 0.9)] {
+        let (r, f) = (percentile(&read, p), percentile(&floor, p));
+        println!(
+            "| {label} | {} | {} | {:.1}× |",
+            ms(r),
+            ms(f),
+            r.as_secs_f64() / f.as_secs_f64()
+        );
+    }
+}
