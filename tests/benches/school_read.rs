@@ -92,6 +92,18 @@ fn main() {
     let floor = timed(runs, || {
         black_box(walk(&doc, &ROOT));
     });
+    // Opening it: from its changes one by one (as a store holds a document it received and
+    // never compacted), and from one saved snapshot (`Store::compact`).
+    let changes: Vec<automerge::Change> = doc.get_changes(&[]);
+    let snapshot = doc.save();
+    let from_changes = timed(runs.min(20), || {
+        let mut d = Automerge::new();
+        d.apply_changes(changes.iter().cloned()).unwrap();
+        black_box(d);
+    });
+    let from_snapshot = timed(runs.min(20), || {
+        black_box(Automerge::load(&snapshot).unwrap());
+    });
     println!(
         "school document: {} members, {} classes, {} pairings, {} devices; {values} values in its maps",
         view.members.len(),
@@ -111,4 +123,21 @@ fn main() {
             r.as_secs_f64() / f.as_secs_f64()
         );
     }
+    println!();
+    println!(
+        "| opening it ({} changes, snapshot {} bytes) | from its changes | from a snapshot | ratio |",
+        changes.len(),
+        snapshot.len()
+    );
+    println!("|---|---|---|---|");
+    let (c, l) = (
+        percentile(&from_changes, 0.5),
+        percentile(&from_snapshot, 0.5),
+    );
+    println!(
+        "| median | {} | {} | {:.1}× |",
+        ms(c),
+        ms(l),
+        c.as_secs_f64() / l.as_secs_f64()
+    );
 }

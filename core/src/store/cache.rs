@@ -223,6 +223,10 @@ fn load_doc_raw(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option
     Ok(Some(doc))
 }
 
+/// At most this many rows written since a copy's watermark, a catch-up reads them along the
+/// table (about four rows to a page); more, along the document's index entries.
+const ROWID_SCAN_ROWS: i64 = 32;
+
 /// The highest `changes.seq` stored now (0 if none): read before a document is loaded, every
 /// change of it up to this one is in the loaded copy.
 pub(super) fn last_change_seq(conn: &Connection) -> Result<i64> {
@@ -276,9 +280,17 @@ fn catch_up(
         // Read first: every row up to it is among those read below, so the watermark moves
         // past the other documents' rows too (or the next catch-up would read them again).
         let now = last_change_seq(conn)?;
-        // `+doc_id`: along the rowid from the watermark, not the index over the whole history.
-        let mut stmt =
-            conn.prepare_cached("SELECT seq, bytes FROM changes WHERE seq > ?1 AND +doc_id = ?2")?;
+        // A few rows since the watermark: read along the rowid (every document's rows, each
+        // with its bytes). More: along the document's own entries of `changes_by_doc` (its
+        // whole history, but small index entries), reading only its new rows' bytes. On the
+        // hub, whose archives write by turns, hundreds of rows can separate two looks at one
+        // document.
+        let sql = if now - from <= ROWID_SCAN_ROWS {
+            "SELECT seq, bytes FROM changes WHERE seq > ?1 AND +doc_id = ?2"
+        } else {
+            "SELECT seq, bytes FROM changes WHERE doc_id = ?2 AND +seq > ?1"
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query(rusqlite::params![from, &key])?;
         let (mut changes, mut last) = (Vec::new(), now.max(from));
         while let Some(row) = rows.next()? {

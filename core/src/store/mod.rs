@@ -1276,6 +1276,23 @@ pub(crate) mod tests {
         note(a.store(), &class, "四");
         assert_eq!(read(&mut other).as_deref(), Some("四"));
         assert_eq!(read(a.store()).as_deref(), Some("四"));
+        // Many rows since the watermark (read along the document's index entries), one of them
+        // this document's.
+        for i in 0..40 {
+            note(
+                &mut other,
+                &DocId::parse(&format!("class/d{i}")).unwrap(),
+                "五",
+            );
+            if i == 20 {
+                note(&mut other, &class, "六");
+            }
+        }
+        assert_eq!(read(a.store()).as_deref(), Some("六"));
+        assert_eq!(
+            a.store().docs.watermark(&class),
+            Some(last_change_seq(&a.store().conn).unwrap())
+        );
     }
 
     /// `heads_of` reads what `all_heads` reads for the documents asked, in the same order (key
