@@ -18,10 +18,11 @@
 //!   ([`crate::school::SchoolView::consent_required`], set by an administrator; a school's
 //!   private parts written before that stay as they are and are accepted on arrival).
 
-use automerge::{ChangeHash, ObjId, ReadDoc, ScalarValue, Value};
+use automerge::{ChangeHash, ReadDoc};
 use serde::Serialize;
 
 use crate::doc;
+use crate::doc::access::Fields;
 
 /// Profile keys of the consent.
 pub const GUARDIAN: &str = "consent_guardian";
@@ -162,30 +163,17 @@ pub fn gate(required: bool, consent: Option<&Consent>, cover: Cover) -> Option<S
     None
 }
 
-fn str_at<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-    heads: Option<&[ChangeHash]>,
-) -> Option<String> {
-    let got = match heads {
-        Some(h) => doc.get_at(obj, key, h),
-        None => doc.get(obj, key),
-    };
-    match got {
-        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-            ScalarValue::Str(s) => Some(s.to_string()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// The consent a child's shared file records, at `heads` (now if `None`). `None` if no
 /// consent was ever recorded.
 pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<Consent> {
     let profile = doc::map_at_path(child_doc, &["profile"])?;
-    let s = |k: &str| str_at(child_doc, &profile, k, heads);
+    // Every field below is read from one pass over the profile (`Fields`), not a seek each:
+    // this runs for every record written and every change judged.
+    let fields = match heads {
+        Some(h) => Fields::at(child_doc, &profile, h),
+        None => Fields::of(child_doc, &profile),
+    };
+    let s = |k: &str| fields.str(k);
     let list = |k: &str| {
         s(k).map(|v| {
             v.split(',')

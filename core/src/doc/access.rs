@@ -70,6 +70,13 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The fields of the map `obj` as they were at `heads`.
+    pub fn at<D: ReadDoc>(doc: &'a D, obj: &ObjId, heads: &[automerge::ChangeHash]) -> Fields<'a> {
+        Fields {
+            items: doc.map_range_at(obj, .., heads).collect(),
+        }
+    }
+
     fn scalar(&self, key: &str) -> Option<&ScalarValueRef<'a>> {
         match self.items.iter().find(|i| i.key == key).map(|i| &i.value) {
             Some(ValueRef::Scalar(s)) => Some(s),

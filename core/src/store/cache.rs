@@ -42,12 +42,12 @@ pub(super) struct DocCache {
 /// other connections (`PRAGMA data_version`) and rows this connection changed. Equal stamps:
 /// nothing was committed in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(super) struct Stamp {
     others: i64,
     mine: u64,
 }
 
-fn stamp(conn: &Connection) -> Result<Stamp> {
+pub(super) fn stamp(conn: &Connection) -> Result<Stamp> {
     Ok(Stamp {
         others: conn
             .prepare_cached("PRAGMA data_version")?
@@ -143,6 +143,29 @@ impl DocCache {
         self.refresh(conn, id)?;
         self.load(conn, id, actor)?;
         Ok(self.docs.get(id))
+    }
+
+    /// After this connection committed a write that began at `before` (read inside the write
+    /// transaction, so every other connection's commit up to the write lock is in it): the
+    /// documents it wrote are current, and so is every copy found current during or just
+    /// before it, since a write changes only the documents it touches. They are not checked
+    /// again until the next commit. (Without this, a device's own write made every copy be
+    /// checked again at the next read: two queries per document per 家访 saved.)
+    pub(super) fn committed(&mut self, before: Stamp, mine_after: u64, touched: &[DocId]) {
+        let after = Stamp {
+            others: before.others,
+            mine: mine_after,
+        };
+        for s in self.checked.values_mut() {
+            if s.others == before.others && (before.mine..=mine_after).contains(&s.mine) {
+                *s = after;
+            }
+        }
+        for id in touched {
+            if self.docs.contains_key(id) {
+                self.checked.insert(id.clone(), after);
+            }
+        }
     }
 
     /// Forgets every copy (each is loaded again on next use).

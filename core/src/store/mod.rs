@@ -474,6 +474,8 @@ impl Store {
         // Take the write lock first: another connection (the hub's other sessions, the CLI
         // while a phone syncs) cannot commit between reading a document and writing it.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Holding the write lock: every other connection's commit so far is in this stamp.
+        let before = cache::stamp(&tx)?;
         let mut batch = Batch {
             conn: &tx,
             docs,
@@ -523,6 +525,8 @@ impl Store {
             }
             return outcome;
         }
+        let written: Vec<DocId> = touched.into_iter().map(|(id, _)| id).collect();
+        docs.committed(before, conn.total_changes(), &written);
         if !replaced.is_empty() {
             // No byte of the old generation may stay in free pages or the WAL.
             self.scrub()?;
@@ -1250,7 +1254,7 @@ pub(crate) mod tests {
         };
         note(a.store(), &class, "一");
         assert!(a.store().doc(&class).unwrap().is_some());
-        let loaded = a.store().docs.watermark(&class).unwrap();
+        let loaded = a.store().docs.watermark(&class).unwrap_or(0);
         // The other connection writes other documents: many rows after the watermark.
         for i in 0..20 {
             note(
@@ -1293,6 +1297,16 @@ pub(crate) mod tests {
             a.store().docs.watermark(&class),
             Some(last_change_seq(&a.store().conn).unwrap())
         );
+        // This connection's own write keeps its copies current without checking them again,
+        // and the other connection's next commit is still seen.
+        let elsewhere = DocId::parse("class/c0").unwrap();
+        note(a.store(), &elsewhere, "七");
+        note(&mut other, &class, "八");
+        assert_eq!(read(a.store()).as_deref(), Some("八"));
+        note(a.store(), &class, "九");
+        note(&mut other, &elsewhere, "十");
+        assert_eq!(read(a.store()).as_deref(), Some("九"));
+        assert_eq!(read(&mut other).as_deref(), Some("九"));
     }
 
     /// `heads_of` reads what `all_heads` reads for the documents asked, in the same order (key
