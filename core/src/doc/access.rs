@@ -267,6 +267,7 @@ mod tests {
         tx.put(&roles, "care_mother", true).unwrap();
         tx.put_object(&m, "note", ObjType::Text).unwrap();
         tx.commit();
+        let first = a.get_heads();
         // Two devices write the same keys while apart: conflicts, one winner each.
         let mut b = a.fork().with_actor(ActorId::random());
         for (d, name, active) in [(&mut a, "刘桂英", false), (&mut b, "刘桂芳", true)] {
@@ -288,6 +289,27 @@ mod tests {
             assert_eq!(f.bool(key), get_bool(&a, &m, key), "{key}");
             assert_eq!(f.map(key), map_at(&a, &m, key), "{key}");
         }
+        // And as they were before the conflict, as the per-key reads at those heads.
+        let then = Fields::at(&a, &m, &first);
+        for key in ["name", "active", "count", "at", "roles", "none"] {
+            let get = |k: &str| match a.get_at(&m, k, &first) {
+                Ok(Some((Value::Scalar(s), _))) => Some(s.into_owned()),
+                _ => None,
+            };
+            let str_then = get(key).and_then(|s| s.as_str().map(str::to_owned));
+            assert_eq!(then.str(key), str_then, "{key}");
+            assert_eq!(
+                then.map(key),
+                a.get_at(&m, key, &first)
+                    .ok()
+                    .flatten()
+                    .and_then(|(v, id)| matches!(v, Value::Object(ObjType::Map)).then_some(id)),
+                "{key}"
+            );
+        }
+        assert_eq!(then.str("name").as_deref(), Some("刘桂兰"));
+        assert_eq!(then.bool("active"), Some(true));
+        assert_eq!(then.i64("count"), Some(7));
         assert_eq!(f.i64("at"), Some(1_764_806_400_000));
         assert_eq!(f.map("roles"), Some(roles.clone()));
         assert_eq!(Fields::of(&a, &roles).bool("care_mother"), Some(true));
