@@ -311,7 +311,7 @@ fn catch_up(
         let sql = if now - from <= ROWID_SCAN_ROWS {
             "SELECT seq, bytes FROM changes WHERE seq > ?1 AND +doc_id = ?2"
         } else {
-            "SELECT seq, bytes FROM changes WHERE doc_id = ?2 AND +seq > ?1"
+            "SELECT seq, bytes FROM changes WHERE doc_id = ?2 AND +seq > ?1 ORDER BY seq"
         };
         let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query(rusqlite::params![from, &key])?;

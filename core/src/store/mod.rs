@@ -1288,11 +1288,11 @@ pub(crate) mod tests {
                 &DocId::parse(&format!("class/d{i}")).unwrap(),
                 "五",
             );
-            if i == 20 {
-                note(&mut other, &class, "六");
+            if i == 20 || i == 30 {
+                note(&mut other, &class, if i == 20 { "六" } else { "六又六" });
             }
         }
-        assert_eq!(read(a.store()).as_deref(), Some("六"));
+        assert_eq!(read(a.store()).as_deref(), Some("六又六"));
         assert_eq!(
             a.store().docs.watermark(&class),
             Some(last_change_seq(&a.store().conn).unwrap())
