@@ -6,14 +6,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shouwang_core::Archive;
+use shouwang_core::archive::{JoinOptions, META_NETWORK_KEY};
+use shouwang_core::device_key::DeviceSecret;
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::ChildId;
+use shouwang_core::membership::Certificate;
 use shouwang_core::roles::Role;
+use shouwang_core::sync::Progress;
 use shouwang_relay::device::{self, Identity};
+use shouwang_relay::handshake;
 use shouwang_relay::peer::PeerFactory;
 use shouwang_relay::server::Server;
+use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{
-    ConversationOptions, EndpointAddr, Node, NodeConfig, TransportMetrics,
+    ConversationOptions, EndpointAddr, Node, NodeConfig, SecretKey, TransportMetrics,
 };
 
 use crate::fixtures::{holds_text, raw_store};
@@ -53,6 +59,82 @@ impl std::fmt::Debug for Phone {
             .field("name", &self.name)
             .field("path", &self.path)
             .finish_non_exhaustive()
+    }
+}
+
+/// A phone enrolled through `handshake::enroll` that keeps its archive open between syncs, as
+/// the app does, with its own node on 127.0.0.1 (its network key is its device key).
+pub struct EnrolledPhone {
+    pub node: Node,
+    /// The open archive; `None` while a sync holds it.
+    pub archive: Option<Archive>,
+    pub cert: Certificate,
+    pub dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for EnrolledPhone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrolledPhone")
+            .field("node", &self.node.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrolledPhone {
+    /// Enrolls a new phone for `member` with a fresh invite from `server`.
+    pub async fn enroll(server: &Server, member: &str, role: Role) -> EnrolledPhone {
+        let secret = SecretKey::generate();
+        let node = Node::bind(
+            NodeConfig::loopback(secret.clone()).with_relay(server.relay_url().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+        let invite = server
+            .invite(member, role, now(), now() + 86_400)
+            .unwrap()
+            .invite;
+        let enrolled = handshake::enroll(&node, &invite, now(), &opts())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let network_key = DeviceSecret::from_bytes(&secret.to_bytes()).to_hex();
+        let archive = Archive::join_enrolled(
+            &dir.path().join("phone.db"),
+            &enrolled.bundle,
+            member,
+            &JoinOptions {
+                meta: &[(META_NETWORK_KEY, &network_key)],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        EnrolledPhone {
+            node,
+            archive: Some(archive),
+            cert: enrolled.certificate,
+            dir,
+        }
+    }
+
+    /// The open archive.
+    pub fn a(&mut self) -> &mut Archive {
+        self.archive.as_mut().unwrap()
+    }
+
+    /// The store file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("phone.db")
+    }
+
+    /// One sync with `server`'s hub; panics on failure.
+    pub async fn sync(&mut self, server: &Server) -> Progress {
+        let archive = self.archive.take().unwrap();
+        let (archive, progress) =
+            sync_once(&self.node, server.hub_addr(), archive, &self.cert, &opts())
+                .await
+                .unwrap();
+        self.archive = Some(archive);
+        progress
     }
 }
 

@@ -5,21 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use automerge::{ROOT, ReadDoc, ScalarValue, Value};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use shouwang_core::Archive;
 use shouwang_core::doc::DocId;
-use shouwang_core::membership::Certificate;
 use shouwang_core::roles::Role;
 use shouwang_core::roster::{parse_table, read_file};
-use shouwang_relay::handshake;
 use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_relay::syncing::sync_once;
-use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::fixtures::*;
+use shouwang_tests::phone::EnrolledPhone as Phone;
 
 /// The id a child had before ids were keyed: SHA-256 of "child", school id and 学籍号.
 fn unkeyed(school: &str, student_no: &str) -> String {
@@ -78,72 +75,6 @@ fn child_docs(a: &mut Archive) -> usize {
         .iter()
         .filter(|k| k.starts_with("child/") && !k.ends_with("/private"))
         .count()
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// A phone enrolled at the real hub, as the app does it.
-struct Phone {
-    node: Node,
-    archive: Option<Archive>,
-    cert: Certificate,
-    dir: tempfile::TempDir,
-}
-
-impl Phone {
-    async fn enroll(server: &Server, member: &str, role: Role) -> Phone {
-        let node = Node::bind(
-            NodeConfig::loopback(SecretKey::generate())
-                .with_relay(server.relay_url().unwrap().clone()),
-        )
-        .await
-        .unwrap();
-        let invite = server
-            .invite(member, role, now(), now() + 86_400)
-            .unwrap()
-            .invite;
-        let enrolled = handshake::enroll(&node, &invite, now(), &ConversationOptions::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let archive = Archive::join_enrolled(
-            &dir.path().join("phone.db"),
-            &enrolled.bundle,
-            member,
-            &Default::default(),
-        )
-        .unwrap();
-        Phone {
-            node,
-            archive: Some(archive),
-            cert: enrolled.certificate,
-            dir,
-        }
-    }
-
-    fn a(&mut self) -> &mut Archive {
-        self.archive.as_mut().unwrap()
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("phone.db")
-    }
-
-    async fn sync(&mut self, server: &Server) {
-        let archive = self.archive.take().unwrap();
-        let (archive, _) = sync_once(
-            &self.node,
-            server.hub_addr(),
-            archive,
-            &self.cert,
-            &ConversationOptions::default(),
-        )
-        .await
-        .unwrap();
-        self.archive = Some(archive);
-    }
 }
 
 /// 1. A school set up on the hub has a secret from the start, and its child ids are keyed with

@@ -12,80 +12,13 @@ use shouwang_core::doc::DocId;
 use shouwang_core::membership::Certificate;
 use shouwang_core::roles::Role;
 use shouwang_core::{Archive, RecordInput};
-use shouwang_relay::handshake;
 use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
+use shouwang_tests::phone::{EnrolledPhone as Phone, now};
 use shouwang_tests::wait::eventually;
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-struct Phone {
-    node: Node,
-    archive: Option<Archive>,
-    cert: Certificate,
-    _dir: tempfile::TempDir,
-}
-
-async fn phone(server: &Server, member: &str, role: Role) -> Phone {
-    let secret = SecretKey::generate();
-    let node = Node::bind(
-        NodeConfig::loopback(secret.clone()).with_relay(server.relay_url().unwrap().clone()),
-    )
-    .await
-    .unwrap();
-    let invite = server
-        .invite(member, role, now(), now() + 86_400)
-        .unwrap()
-        .invite;
-    let enrolled = handshake::enroll(&node, &invite, now(), &ConversationOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let network_key =
-        shouwang_core::device_key::DeviceSecret::from_bytes(&secret.to_bytes()).to_hex();
-    let archive = Archive::join_enrolled(
-        &dir.path().join("phone.db"),
-        &enrolled.bundle,
-        member,
-        &shouwang_core::archive::JoinOptions {
-            meta: &[(shouwang_core::archive::META_NETWORK_KEY, &network_key)],
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    Phone {
-        node,
-        archive: Some(archive),
-        cert: enrolled.certificate,
-        _dir: dir,
-    }
-}
-
-impl Phone {
-    fn a(&mut self) -> &mut Archive {
-        self.archive.as_mut().unwrap()
-    }
-
-    async fn sync(&mut self, server: &Server) -> shouwang_core::sync::Progress {
-        let archive = self.archive.take().unwrap();
-        let (archive, progress) = sync_once(
-            &self.node,
-            server.hub_addr(),
-            archive,
-            &self.cert,
-            &ConversationOptions::default(),
-        )
-        .await
-        .unwrap();
-        self.archive = Some(archive);
-        progress
-    }
-}
 
 /// `small_hub` served on 127.0.0.1 with the default configuration.
 async fn hub() -> (tempfile::TempDir, DataDir, Server) {
@@ -107,8 +40,8 @@ fn hub_holds(data: &DataDir, doc: &DocId, hash: &ChangeHash) -> bool {
 async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
     let (_dir, data, server) = hub().await;
     let hub_peer = server.hub_addr().id.to_string();
-    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
-    let mut mother = phone(&server, LOVE_MOTHER, Role::LoveMother).await;
+    let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut mother = Phone::enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
     let visit = teacher
         .a()
         .add_record(&RecordInput {
@@ -262,7 +195,7 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
     let (_dir, data, server) = hub().await;
-    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     teacher.sync(&server).await;
     assert!(teacher.a().find_child("赵子涵").is_ok());
     {
@@ -279,7 +212,7 @@ async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
     teacher.sync(&server).await;
     // (`device::sync_hub`, which the CLI and the apps use, purges after every sync.)
     assert_eq!(teacher.a().purge_out_of_scope().unwrap(), 2);
-    let path = teacher._dir.path().join("phone.db");
+    let path = teacher.dir.path().join("phone.db");
     assert!(teacher.a().find_child("赵子涵").is_err());
     assert!(!holds_text(&raw_store(&path), "赵子涵"));
     assert!(teacher.a().find_child("王小雨").is_ok());
@@ -300,8 +233,8 @@ async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
     let (_dir, data, server) = hub().await;
-    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
-    let mut mother = phone(&server, LOVE_MOTHER, Role::LoveMother).await;
+    let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut mother = Phone::enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
     mother.sync(&server).await;
     let key = *mother.node.id().as_bytes();
     let hers = || {
@@ -353,7 +286,7 @@ async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
     let (dir, _data, server) = hub().await;
-    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let first = teacher.cert.body().expires_at;
     assert!(first - now() <= 30 * 86_400 + 60, "the default is 30 days");
     // Nothing to renew yet: the same certificate stays.
@@ -479,7 +412,7 @@ async fn a_members_changes_over_the_daily_quota_wait() {
     let mut config = ServerConfig::loopback(dir.path().join("hub"));
     config.daily_change_bytes = 1024 * 1024;
     let server = Server::start(config).await.unwrap();
-    let mut teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     teacher.sync(&server).await;
     server.shutdown().await;
     // Incompressible notes (automerge would deflate a repeated one to nothing).
@@ -541,7 +474,7 @@ async fn a_members_changes_over_the_daily_quota_wait() {
 async fn the_relay_serves_only_enrolled_devices() {
     let (_dir, _data, server) = hub().await;
     let relay = server.relay_url().unwrap().clone();
-    let teacher = phone(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let wait = Duration::from_secs(3);
     assert!(teacher.node.wait_for_relay(wait).await, "an enrolled phone");
     let stranger =
