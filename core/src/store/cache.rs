@@ -127,6 +127,17 @@ impl DocCache {
         }
     }
 
+    /// The stored heads of `id` as its copy knows them, if the copy was found current at
+    /// `now` (nothing committed since): `Some(None)` for a copy of a document the store does
+    /// not have. `None`: ask the database.
+    pub(super) fn known_heads(&self, id: &DocId, now: Stamp) -> Option<Option<String>> {
+        if self.checked.get(id) != Some(&now) {
+            return None;
+        }
+        let heads = self.docs.get(id)?.get_heads();
+        Some((!heads.is_empty()).then(|| heads_text(&heads)))
+    }
+
     /// The watermark of the copy of `id` (tests).
     #[cfg(test)]
     pub(super) fn watermark(&self, id: &DocId) -> Option<i64> {

@@ -544,21 +544,27 @@ impl Store {
     }
 
     /// The stored heads of each of `ids` the store has, in document key order (the order of
-    /// [`Store::all_heads`]): one indexed lookup per document, whatever the store holds.
+    /// [`Store::all_heads`]): from the cached copy when nothing was committed since it was found
+    /// current, else one indexed lookup per document, whatever the store holds. (The hub asks
+    /// this after every frame of every session, for every document in the phone's scope.)
     pub fn heads_of<'a>(
         &self,
         ids: impl IntoIterator<Item = &'a DocId>,
     ) -> Result<Vec<(DocId, String)>> {
+        let now = cache::stamp(&self.conn)?;
         let mut stmt = self
             .conn
             .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?;
         let mut out = Vec::new();
         for id in ids {
             let key = id.key();
-            if let Some(heads) = stmt
-                .query_row([&key], |r| r.get::<_, String>(0))
-                .optional()?
-            {
+            let heads = match self.docs.known_heads(id, now) {
+                Some(known) => known,
+                None => stmt
+                    .query_row([&key], |r| r.get::<_, String>(0))
+                    .optional()?,
+            };
+            if let Some(heads) = heads {
                 out.push((key, id.clone(), heads));
             }
         }
@@ -1342,6 +1348,23 @@ pub(crate) mod tests {
         assert_eq!(a.store().heads_of(&asked).unwrap(), all);
         let one = &all[1];
         assert_eq!(a.store().heads_of([&one.0]).unwrap(), vec![one.clone()]);
+        // Every copy read, then another connection writes one of them and makes a new one:
+        // its copies' heads are no longer taken as stored.
+        for (id, _) in &all {
+            a.store().doc(id).unwrap();
+        }
+        let mut other = Store::open(a.store().path()).unwrap();
+        other
+            .write(|b| {
+                b.change(&all[0].0, false, "测试", |tx| Ok(tx.put(ROOT, "x", 1)?))?;
+                b.ensure(&DocId::parse("class/c9-9").unwrap(), true)?;
+                Ok(())
+            })
+            .unwrap();
+        let now = a.store().all_heads().unwrap();
+        assert_ne!(now[0], all[0]);
+        asked.insert(DocId::parse("class/c9-9").unwrap());
+        assert_eq!(a.store().heads_of(&asked).unwrap(), now);
     }
 
     /// A damaged automerge document chunk, checksum right (fuzz target `doc_merge`, its
