@@ -494,7 +494,9 @@ impl ShouwangClient {
             .write(|a| a.resolve(&child_id, &path, pick, value.as_deref()))
     }
 
-    /// Folds documents with many small changes into snapshots; call when the app is idle.
+    /// Folds documents with many small changes into snapshots. Every write already folds a
+    /// document before its loose changes reach 64; this catches documents stored by an older
+    /// version of the app. Safe at any time.
     pub fn compact(&self) -> Result<u64> {
         self.inner.with_archive(|a| Ok(a.compact()? as u64))
     }

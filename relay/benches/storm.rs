@@ -38,7 +38,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use automerge::ChangeHash;
 use shouwang_core::Archive;
+use shouwang_core::doc::DocId;
 use shouwang_core::membership::{Certificate, Invite};
 use shouwang_relay::handshake;
 use shouwang_relay::server::{self, DataDir};
@@ -120,17 +122,12 @@ impl Phone {
         }
     }
 
-    /// Writes `n` new records, offline; remembers their ids and change bytes.
+    /// Writes `n` new records, offline; remembers their ids and change bytes (read from the
+    /// documents: a write may fold a document's change rows into its snapshot).
     /// (A phone names the child: only 班主任 and leaders see 学籍号, which are private.)
     fn write_records(&mut self, children: &[String], n: usize, seed: u64) -> Vec<String> {
         let a = self.archive.as_mut().unwrap();
-        let mark: i64 = a
-            .store()
-            .conn()
-            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let before: BTreeMap<DocId, String> = a.store().all_heads().unwrap().into_iter().collect();
         let mut rng = Xorshift(seed ^ (self.idx as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut ids = Vec::new();
         for k in 0..n {
@@ -138,16 +135,19 @@ impl Phone {
             let input = record_input(&mut rng, &self.plan, k, &children[child]);
             ids.push(a.add_record(&input).unwrap().0);
         }
-        let mut stmt = a
-            .store()
-            .conn()
-            .prepare("SELECT doc_id, bytes FROM changes WHERE seq > ?1 ORDER BY seq")
-            .unwrap();
-        self.storm_changes = stmt
-            .query_map([mark], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        self.storm_changes.clear();
+        for (id, heads) in a.store().all_heads().unwrap() {
+            let was: Vec<ChangeHash> = match before.get(&id) {
+                Some(h) if *h == heads => continue,
+                Some(h) => h.split(',').map(|x| x.parse().unwrap()).collect(),
+                None => Vec::new(),
+            };
+            let doc = a.store().doc(&id).unwrap().unwrap();
+            for change in doc.get_changes(&was) {
+                self.storm_changes
+                    .push((id.key(), change.raw_bytes().to_vec()));
+            }
+        }
         assert_eq!(self.storm_changes.len(), n, "one change per record");
         ids
     }

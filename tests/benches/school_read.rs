@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ValueRef};
 use shouwang_core::device_key::DeviceSecret;
@@ -23,7 +23,7 @@ use shouwang_core::doc::DocId;
 use shouwang_core::school;
 use shouwang_relay::server::DataDir;
 use shouwang_tests::big_school::{plan_school, set_up_school};
-use shouwang_tests::figures::{env_usize, percentile};
+use shouwang_tests::figures::{env_usize, percentile, timed};
 
 /// Visits every value of every map under `obj` once; returns how many.
 fn walk(doc: &Automerge, obj: &ObjId) -> usize {
@@ -40,18 +40,6 @@ fn walk(doc: &Automerge, obj: &ObjId) -> usize {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn timed(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
-    let mut out: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 fn main() {

@@ -2,7 +2,7 @@
 //! environment, percentiles of sorted durations, and seconds, milliseconds and counts as the
 //! BENCHMARKS tables write them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The number in the environment variable `key`, or `default` when it is unset or not a number.
 pub fn env_usize(key: &str, default: usize) -> usize {
@@ -28,6 +28,19 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs `f` `runs` times; the durations, sorted.
+pub fn timed(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    let mut out: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// `1.23 s`.

@@ -247,7 +247,9 @@ impl Archive {
             .ok_or_else(|| Error::not_found("成员", me))
     }
 
-    /// Folds documents with many loose changes into snapshots (safe at any time).
+    /// Folds documents with many loose changes into snapshots (safe at any time). Writes fold
+    /// a document as they go ([`crate::store::COMPACT_AFTER`]); this is for documents stored
+    /// before they did.
     pub fn compact(&mut self) -> Result<usize> {
         self.store.compact(crate::store::COMPACT_AFTER)
     }

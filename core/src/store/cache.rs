@@ -215,6 +215,17 @@ pub(super) fn load_doc(
 
 fn load_doc_raw(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<Automerge>> {
     let key = id.key();
+    // The snapshot, the heads and the change rows from one state of the database: read in
+    // separate statements, another connection's commit in between (a change added, the
+    // document folded into its snapshot) would give heads that do not match what was loaded,
+    // and a sound document would be reported damaged. Inside a write, the write's
+    // transaction already holds one state. (The read transaction only reads: dropping it
+    // rolls back nothing.)
+    let _one_state = if conn.is_autocommit() {
+        Some(conn.unchecked_transaction()?)
+    } else {
+        None
+    };
     let row: Option<(Option<Vec<u8>>, String)> = conn
         .prepare_cached("SELECT snapshot, heads FROM docs WHERE doc_id = ?1")?
         .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
