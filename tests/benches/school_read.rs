@@ -80,8 +80,9 @@ fn main() {
     let floor = timed(runs, || {
         black_box(walk(&doc, &ROOT));
     });
-    // Opening it: from its changes one by one (as a store holds a document it received and
-    // never compacted), and from one saved snapshot (`Store::compact`).
+    // Opening it: from its changes one by one (as stores held a document they received before
+    // writes folded documents into snapshots), and from one saved snapshot (as a store holds
+    // it now, `store::fold`).
     let changes: Vec<automerge::Change> = doc.get_changes(&[]);
     let snapshot = doc.save();
     let from_changes = timed(runs.min(20), || {
