@@ -10,56 +10,25 @@ use common::now;
 
 use std::time::Duration;
 
+use shouwang_core::RecordInput;
 use shouwang_core::doc::DocId;
-use shouwang_core::membership::Certificate;
 use shouwang_core::roles::Role;
-use shouwang_core::{Archive, RecordInput};
-use shouwang_relay::handshake;
 use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_relay::syncing::sync_once;
-use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
+use shouwang_relay::transport::{Node, NodeConfig};
+use shouwang_tests::phone::EnrolledPhone as Phone;
 
-struct Phone {
-    node: Node,
-    archive: Option<Archive>,
-    cert: Certificate,
-    _dir: tempfile::TempDir,
-}
-
+/// A phone enrolled with a fresh invite that keeps its archive open between syncs.
 async fn phone(server: &Server, member: &str, role: Role) -> Phone {
-    let node = Node::bind(
-        NodeConfig::loopback(SecretKey::generate()).with_relay(server.relay_url().unwrap().clone()),
-    )
-    .await
-    .unwrap();
-    let invite = server
-        .invite(member, role, now(), now() + 86_400)
-        .unwrap()
-        .invite;
-    let enrolled = handshake::enroll(&node, &invite, now(), &ConversationOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let archive = Archive::join_enrolled(
-        &dir.path().join("phone.db"),
-        &enrolled.bundle,
-        invite.member.as_str(),
-        &Default::default(),
-    )
-    .unwrap();
-    Phone {
-        node,
-        archive: Some(archive),
-        cert: enrolled.certificate,
-        _dir: dir,
-    }
+    Phone::enroll(server, member, role).await
 }
 
-impl Phone {
-    fn a(&mut self) -> &mut Archive {
-        self.archive.as_mut().unwrap()
-    }
+/// What these stories do on a phone beyond enrolling and syncing.
+trait Records {
+    fn record(&mut self, kind: &str, child: &str, notes: &str) -> String;
+    fn records(&mut self, child: &str) -> Vec<String>;
+}
 
+impl Records for Phone {
     fn record(&mut self, kind: &str, child: &str, notes: &str) -> String {
         self.a()
             .add_record(&RecordInput {
@@ -71,21 +40,6 @@ impl Phone {
             })
             .unwrap()
             .0
-    }
-
-    async fn sync(&mut self, server: &Server) -> shouwang_core::sync::Progress {
-        let archive = self.archive.take().unwrap();
-        let (archive, progress) = sync_once(
-            &self.node,
-            server.hub_addr(),
-            archive,
-            &self.cert,
-            &ConversationOptions::default(),
-        )
-        .await
-        .unwrap();
-        self.archive = Some(archive);
-        progress
     }
 
     fn records(&mut self, child: &str) -> Vec<String> {
