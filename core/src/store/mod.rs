@@ -818,19 +818,17 @@ impl Store {
             let Some(id) = DocId::parse(&key) else {
                 continue;
             };
-            let Some(doc) = load_doc(&self.conn, &id, &self.actor)? else {
+            // Loaded under the write lock: a change another connection commits after the
+            // load would otherwise be deleted with the rows without being in the snapshot.
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(doc) = load_doc(&tx, &id, &self.actor)? else {
                 continue;
             };
-            let snapshot = doc.save();
-            let check = Automerge::load(&snapshot)?;
-            if check.get_heads() != doc.get_heads() {
+            if !store_as_snapshot(&tx, &key, &doc)? {
                 return Err(Error::Corrupt(format!("{key}: 压缩校验失败")));
             }
-            let tx = self.conn.transaction()?;
-            tx.prepare_cached("UPDATE docs SET snapshot = ?2 WHERE doc_id = ?1")?
-                .execute(params![key, snapshot])?;
-            tx.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?
-                .execute([&key])?;
             tx.commit()?;
             self.docs.insert(id, doc);
             done += 1;
@@ -945,17 +943,25 @@ fn fold(tx: &rusqlite::Transaction<'_>, key: &str, doc: &Automerge, new: usize) 
     if loose.saturating_add(i64::try_from(new).unwrap_or(i64::MAX)) < COMPACT_AFTER {
         return Ok(false);
     }
+    if store_as_snapshot(tx, key, doc)? {
+        return Ok(true);
+    }
+    tracing::warn!(
+        doc = key,
+        "snapshot did not load back the same; changes kept as rows"
+    );
+    Ok(false)
+}
+
+/// Stores `doc` as the snapshot of `key` and deletes its change rows, inside `tx`, which must
+/// hold the write lock from before `doc` was read (or every change committed since would be
+/// deleted without being in the snapshot). `false`, and nothing written, if the saved
+/// snapshot does not load back to the same heads.
+fn store_as_snapshot(tx: &rusqlite::Transaction<'_>, key: &str, doc: &Automerge) -> Result<bool> {
     let snapshot = doc.save();
-    // The change rows go: the snapshot must hold every change first.
     match Automerge::load(&snapshot) {
         Ok(check) if check.get_heads() == doc.get_heads() => {}
-        _ => {
-            tracing::warn!(
-                doc = key,
-                "snapshot did not load back the same; changes kept as rows"
-            );
-            return Ok(false);
-        }
+        _ => return Ok(false),
     }
     tx.prepare_cached("UPDATE docs SET snapshot = ?2 WHERE doc_id = ?1")?
         .execute(params![key, snapshot])?;
@@ -1541,6 +1547,45 @@ pub(crate) mod tests {
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         let loads = reader.join().unwrap().unwrap();
         assert!(loads > 0);
+    }
+
+    /// Compacting on one connection while another writes the same document loses nothing:
+    /// the document is loaded under the write lock. (Loaded before it, a change committed in
+    /// between was deleted with the rows without being in the snapshot.)
+    #[test]
+    fn compacting_while_another_connection_writes_loses_no_change() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut a = school(dir.path());
+        let path = a.store().path().to_owned();
+        let class = DocId::parse("class/c3-1").unwrap();
+        let writes = 500;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let compactor = {
+            let (path, done) = (path.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.compact(1).unwrap();
+                }
+            })
+        };
+        for i in 0..writes {
+            a.store()
+                .write(|b| {
+                    b.change(&class, true, "测试", |tx| {
+                        Ok(tx.put(ROOT, format!("written_{i}"), i as i64)?)
+                    })
+                })
+                .unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        compactor.join().unwrap();
+        let mut reopened = Store::open(&path).unwrap();
+        let doc = reopened.doc(&class).unwrap().unwrap();
+        let keys = automerge::ReadDoc::keys(doc, ROOT)
+            .filter(|k| k.starts_with("written_"))
+            .count();
+        assert_eq!(keys, writes, "every change is in the store");
     }
 
     /// A damaged automerge document chunk, checksum right (fuzz target `doc_merge`, its
