@@ -4,7 +4,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ROOT, ReadDoc};
 use serde::Serialize;
 
-use crate::doc::access::{Fields, get_bool, get_i64, get_str, map_at, put_str};
+use crate::doc::access::{Version, get_bool, get_i64, get_str, map_at, put_str};
 use crate::doc::layout::*;
 use crate::error::{Error, Result};
 use crate::ids::{ChildId, ClassId, DeviceId, MemberId, PairingId};
@@ -306,8 +306,8 @@ pub fn is_erased<D: ReadDoc>(doc: &D, child: &ChildId) -> bool {
         .is_some_and(|m| doc.get(&m, child.as_str()).ok().flatten().is_some())
 }
 
-fn entries<D: ReadDoc>(doc: &D, key: &str) -> Vec<(String, ObjId)> {
-    let Some(m) = map_at(doc, &ROOT, key) else {
+fn entries<D: ReadDoc>(doc: Version<'_, D>, key: &str) -> Vec<(String, ObjId)> {
+    let Some(m) = doc.map(&ROOT, key) else {
         return Vec::new();
     };
     doc.map_range(&m, ..)
@@ -317,16 +317,26 @@ fn entries<D: ReadDoc>(doc: &D, key: &str) -> Vec<(String, ObjId)> {
 }
 
 /// Reads the school document. Each member, pairing, device, … is one map, read in one pass
-/// ([`Fields`]): this runs on every device whenever the school changes, and on the hub for every
+/// ([`Fields`](crate::doc::access::Fields)): this runs on every device whenever the school changes, and on the hub for every
 /// school state a phone's changes declare.
 pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
-    let profile = map_at(doc, &ROOT, SCHOOL_PROFILE);
-    let profile_fields = profile.as_ref().map(|o| Fields::of(doc, o));
+    read_version(Version::now(doc))
+}
+
+/// Reads the school document as it was at `heads` (each of which it must hold): what a change
+/// declaring those heads is judged against.
+pub fn read_at(doc: &automerge::Automerge, heads: &[automerge::ChangeHash]) -> SchoolView {
+    read_version(Version::at(doc, heads))
+}
+
+fn read_version<D: ReadDoc>(doc: Version<'_, D>) -> SchoolView {
+    let profile = doc.map(&ROOT, SCHOOL_PROFILE);
+    let profile_fields = profile.as_ref().map(|o| doc.fields(o));
     let p = |k: &str| profile_fields.as_ref().and_then(|f| f.str(k));
     let classes = entries(doc, CLASSES)
         .into_iter()
         .map(|(id, o)| {
-            let f = Fields::of(doc, &o);
+            let f = doc.fields(&o);
             ClassInfo {
                 name: f.str("name").unwrap_or_else(|| id.clone()),
                 head_teacher: f.str("head_teacher").map(MemberId),
@@ -337,11 +347,11 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let members = entries(doc, MEMBERS)
         .into_iter()
         .map(|(id, o)| {
-            let f = Fields::of(doc, &o);
+            let f = doc.fields(&o);
             let roles = f
                 .map("roles")
                 .map(|r| {
-                    let held = Fields::of(doc, &r);
+                    let held = doc.fields(&r);
                     Role::ALL
                         .into_iter()
                         .filter(|role| held.bool(role.key()) == Some(true))
@@ -361,7 +371,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let pairings = entries(doc, PAIRINGS)
         .into_iter()
         .filter_map(|(id, o)| {
-            let f = Fields::of(doc, &o);
+            let f = doc.fields(&o);
             Some(Pairing {
                 carer: MemberId(f.str("carer")?),
                 child: ChildId(f.str("child")?),
@@ -374,7 +384,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let devices = entries(doc, DEVICES)
         .into_iter()
         .map(|(id, o)| {
-            let f = Fields::of(doc, &o);
+            let f = doc.fields(&o);
             Device {
                 revoked: f.bool("revoked") == Some(true),
                 member: MemberId(f.str("member").unwrap_or_default()),
@@ -392,7 +402,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let erasures: Vec<Erasure> = entries(doc, ERASURES)
         .into_iter()
         .map(|(id, o)| {
-            let f = Fields::of(doc, &o);
+            let f = doc.fields(&o);
             Erasure {
                 on: f.str("on").unwrap_or_default(),
                 reason: f.str("reason").unwrap_or_default(),
@@ -404,7 +414,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     let rebases = entries(doc, REBASES)
         .into_iter()
         .map(|(key, o)| {
-            let f = Fields::of(doc, &o);
+            let f = doc.fields(&o);
             Rebase {
                 generation: f.str("generation").unwrap_or_default(),
                 actor: f.str("actor").unwrap_or_default(),
@@ -424,14 +434,14 @@ pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
                 .take_while(|k| k.starts_with(DEPARTURE_PREFIX))
                 .filter_map(|k| {
                     let child = &k[DEPARTURE_PREFIX.len()..];
-                    let json = get_str(doc, o, &k)?;
+                    let json = doc.str(o, &k)?;
                     parse_departure(child, &json)
                 })
                 .filter(|d| !erasures.iter().any(|e: &Erasure| e.child == d.child))
                 .collect()
         })
         .unwrap_or_default();
-    let rules_fields = map_at(doc, &ROOT, RULES).map(|o| Fields::of(doc, &o));
+    let rules_fields = doc.map(&ROOT, RULES).map(|o| doc.fields(&o));
     let rules = RuleSettings::from_lookup(|k| rules_fields.as_ref().and_then(|f| f.i64(k)));
     SchoolView {
         name: p("name").unwrap_or_default(),
@@ -686,7 +696,7 @@ pub fn set_undelivered<T: Transactable + ReadDoc>(
 
 /// What the device `id` reported it had not delivered, if it did.
 pub fn undelivered<D: ReadDoc>(doc: &D, id: &DeviceId) -> Option<Undelivered> {
-    let (_, o) = entries(doc, DEVICES)
+    let (_, o) = entries(Version::now(doc), DEVICES)
         .into_iter()
         .find(|(k, _)| k == id.as_str())?;
     let n = |key| get_i64(doc, &o, key).and_then(|v| u64::try_from(v).ok());

@@ -7,7 +7,10 @@
 //! phone syncing after the school changed reads it at least once.
 //!
 //! Beside it, in the same run, the floor for any reader over automerge: one walk of every map
-//! of the document (`map_range`, each value looked at once, nothing built).
+//! of the document (`map_range`, each value looked at once, nothing built). Then the school as
+//! it was before its phones were registered, read in place (`school::read_at`) and from a copy
+//! rebuilt up to those heads (`fork_at`); and opening the document from its changes and from a
+//! snapshot.
 //!
 //! Run with `cargo bench -p shouwang-tests --bench school_read` (`SCHOOL_READ_RUNS`, 50 by
 //! default).
@@ -57,6 +60,7 @@ fn main() {
         .clone();
     // Each member's phone, registered as the hub registers an enrolled device.
     let view = school::read(&doc);
+    let before_devices = doc.get_heads();
     let mut tx = doc.transaction();
     for (i, m) in view.members.iter().enumerate() {
         let secret = DeviceSecret::generate();
@@ -79,6 +83,20 @@ fn main() {
     });
     let floor = timed(runs, || {
         black_box(walk(&doc, &ROOT));
+    });
+    // As it was before the phones were registered: what a change from a phone that has not
+    // caught up declares, and what each school change a phone catches up on is judged against.
+    // Read in place with a clock (`school::read_at`, as admission does), and from a copy rebuilt
+    // from the history up to those heads (`fork_at`, as admission did before).
+    assert_eq!(
+        school::read_at(&doc, &before_devices),
+        school::read(&doc.fork_at(&before_devices).unwrap())
+    );
+    let past_in_place = timed(runs, || {
+        black_box(school::read_at(&doc, &before_devices));
+    });
+    let past_forked = timed(runs.min(20), || {
+        black_box(school::read(&doc.fork_at(&before_devices).unwrap()));
     });
     // Opening it: from its changes one by one (as stores held a document they received before
     // writes folded documents into snapshots), and from one saved snapshot (as a store holds
@@ -112,6 +130,22 @@ fn main() {
             r.as_secs_f64() / f.as_secs_f64()
         );
     }
+    println!();
+    println!(
+        "| as it was before its {} devices (median) | read in place (`read_at`) | from a fork (`fork_at`, then `read`) | ratio |",
+        view.devices.len()
+    );
+    println!("|---|---|---|---|");
+    let (i, f) = (
+        percentile(&past_in_place, 0.5),
+        percentile(&past_forked, 0.5),
+    );
+    println!(
+        "| median | {} | {} | {:.1}× |",
+        ms(i),
+        ms(f),
+        f.as_secs_f64() / i.as_secs_f64()
+    );
     println!();
     println!(
         "| opening it ({} changes, snapshot {} bytes) | from its changes | from a snapshot | ratio |",

@@ -95,7 +95,7 @@ impl Phone {
         for (id, heads) in a.store().all_heads().unwrap() {
             let was: Vec<ChangeHash> = match before.get(&id) {
                 Some(h) if *h == heads => continue,
-                Some(h) => h.split(',').map(|x| x.parse().unwrap()).collect(),
+                Some(h) => shouwang_core::store::parse_heads(h).expect("the store's own heads"),
                 None => Vec::new(),
             };
             let doc = a.store().doc(&id).unwrap().unwrap();

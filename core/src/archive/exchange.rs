@@ -434,7 +434,7 @@ impl Archive {
         self.store.write(|b| {
             for (doc, heads) in &before {
                 if sent.contains(doc) {
-                    let heads = heads.split(',').filter_map(|h| h.parse().ok()).collect();
+                    let heads = crate::store::stored_heads(heads);
                     b.save_sync_state(peer, doc, &shared_state(heads));
                 }
             }

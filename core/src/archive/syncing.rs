@@ -152,12 +152,7 @@ impl Archive {
         for id in self.store.doc_ids()? {
             let heads: Vec<ChangeHash> = shared
                 .get(&id)
-                .map(|h| {
-                    h.split(',')
-                        .filter(|s| !s.is_empty())
-                        .filter_map(|s| s.parse().ok())
-                        .collect()
-                })
+                .map(|h| crate::store::stored_heads(h))
                 .unwrap_or_default();
             let Some(doc) = self.store.doc(&id)? else {
                 continue;

@@ -53,6 +53,95 @@ pub fn get_bool<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Option<bool> {
     }
 }
 
+/// A document as it is, or as it was at some heads: the reads a view of it needs, either way.
+/// Reading a past state this way walks the document once with a clock, where
+/// `Automerge::fork_at` rebuilds the document from its history first (on a phone, a school
+/// document's fork cost more than the whole read of it, BENCHMARKS §7).
+#[derive(Debug)]
+pub struct Version<'a, D> {
+    doc: &'a D,
+    heads: Option<&'a [automerge::ChangeHash]>,
+}
+
+impl<D> Clone for Version<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D> Copy for Version<'_, D> {}
+
+impl<'a, D: ReadDoc> Version<'a, D> {
+    /// The document as it is.
+    pub fn now(doc: &'a D) -> Self {
+        Version { doc, heads: None }
+    }
+
+    /// The document as it was at `heads` (each of which it must hold).
+    pub fn at(doc: &'a D, heads: &'a [automerge::ChangeHash]) -> Self {
+        Version {
+            doc,
+            heads: Some(heads),
+        }
+    }
+
+    /// The value at `obj[key]` (automerge's winner among concurrent values).
+    pub fn get(&self, obj: &ObjId, key: &str) -> Option<(Value<'a>, ObjId)> {
+        match self.heads {
+            None => self.doc.get(obj, key),
+            Some(heads) => self.doc.get_at(obj, key, heads),
+        }
+        .ok()
+        .flatten()
+    }
+
+    /// The map at `parent[key]`, as [`map_at`].
+    pub fn map(&self, parent: &ObjId, key: &str) -> Option<ObjId> {
+        match self.get(parent, key) {
+            Some((Value::Object(ObjType::Map), id)) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The entries of the map `obj` whose keys fall in `range`.
+    pub fn map_range<R: std::ops::RangeBounds<String> + 'a>(
+        &self,
+        obj: &ObjId,
+        range: R,
+    ) -> automerge::iter::MapRange<'a> {
+        match self.heads {
+            None => self.doc.map_range(obj, range),
+            Some(heads) => self.doc.map_range_at(obj, range, heads),
+        }
+    }
+
+    /// The keys of the map `obj`.
+    pub fn keys(&self, obj: &ObjId) -> automerge::iter::Keys<'a> {
+        match self.heads {
+            None => self.doc.keys(obj),
+            Some(heads) => self.doc.keys_at(obj, heads),
+        }
+    }
+
+    /// The fields of the map `obj`, as [`Fields::of`].
+    pub fn fields(&self, obj: &ObjId) -> Fields<'a> {
+        Fields {
+            items: self.map_range(obj, ..).collect(),
+        }
+    }
+
+    /// A string scalar at `obj[key]`, as [`get_str`].
+    pub fn str(&self, obj: &ObjId, key: &str) -> Option<String> {
+        match self.get(obj, key)? {
+            (Value::Scalar(s), _) => match s.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// The fields of one map, read in one pass: for reading several fields of the same object.
 /// One `map_range` walks the map once; a `get` per field seeks it each time (reading the
 /// school document field by field cost six times a walk of it, BENCHMARKS §7). Each key holds

@@ -218,7 +218,7 @@ impl SchoolViews {
         let view = Arc::new(if current == key {
             school::read(school)
         } else {
-            school::read(&school.fork_at(heads).ok()?)
+            school::read_at(school, heads)
         });
         self.views.insert(0, (key, view.clone()));
         self.views.truncate(SCHOOL_VIEWS);

@@ -192,6 +192,22 @@ pub fn heads_text(heads: &[ChangeHash]) -> String {
     hs.join(",")
 }
 
+/// The heads in `text` as [`heads_text`] writes them, or `None` if any entry is not a change
+/// hash. Empty text is no heads. Text from another device (a change's declared heads) is read
+/// with this, so that a malformed declaration declares nothing rather than part of itself.
+pub fn parse_heads(text: &str) -> Option<Vec<ChangeHash>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',').map(|h| h.parse().ok()).collect()
+}
+
+/// The heads in `text` as this store wrote it ([`heads_text`]); an entry that is not a change
+/// hash is skipped (the store writes none).
+pub fn stored_heads(text: &str) -> Vec<ChangeHash> {
+    text.split(',').filter_map(|h| h.parse().ok()).collect()
+}
+
 /// The key that encrypts a store at rest (SQLCipher, a raw 256-bit key). On a phone the
 /// platform keystore holds it; it never leaves the device and is never written to the store.
 #[derive(Clone, PartialEq, Eq)]
@@ -606,12 +622,7 @@ impl Store {
             })?
             .filter_map(|row| {
                 let (peer, heads) = row.ok()?;
-                let heads = heads
-                    .split(',')
-                    .filter(|h| !h.is_empty())
-                    .filter_map(|h| h.parse().ok())
-                    .collect();
-                Some((peer, heads))
+                Some((peer, stored_heads(&heads)))
             })
             .collect();
         Ok(rows)

@@ -53,7 +53,7 @@ use sha2::{Digest, Sha256};
 use super::wire::{DocHeads, Message, Why};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::store::{Sender, Store};
+use crate::store::{Sender, Store, stored_heads};
 
 /// Which documents a session may offer and accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,13 +192,6 @@ pub struct Session {
     /// ([`Session::taking_hand_ins`]).
     hand_ins: bool,
     progress: Progress,
-}
-
-fn parse_heads(text: &str) -> Vec<ChangeHash> {
-    text.split(',')
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect()
 }
 
 /// A short digest of one document's heads as stored.
@@ -591,7 +584,7 @@ impl Session {
                     // Hello: remember it, so the next Hello lists nothing.
                     let shared = std::mem::take(&mut self.my_changed)
                         .into_iter()
-                        .map(|(d, h)| (d, parse_heads(&h)))
+                        .map(|(d, h)| (d, stored_heads(&h)))
                         .collect();
                     self.mark_shared(store, shared)?;
                     self.caught_up = true;
@@ -608,7 +601,7 @@ impl Session {
                     let ours = mine.get(doc);
                     match (theirs.get(doc), ours) {
                         (Some(mark), Some(h)) if *mark == mark_of(h) => {
-                            already_shared.push((doc.clone(), parse_heads(h)));
+                            already_shared.push((doc.clone(), stored_heads(h)));
                         }
                         _ => {
                             candidates.insert(doc.clone());
@@ -725,11 +718,11 @@ impl Session {
                     // wait for the end of the exchange: recording heads the peer may never
                     // receive would poison the next session.
                     let agreed = before.get(doc).is_some_and(|b| {
-                        let (b, n) = (parse_heads(b), parse_heads(&now));
+                        let (b, n) = (stored_heads(b), stored_heads(&now));
                         n != b && !n.iter().any(|h| b.contains(h))
                     });
                     if !incomplete.contains(doc) && agreed {
-                        shared.push((doc.clone(), parse_heads(&now)));
+                        shared.push((doc.clone(), stored_heads(&now)));
                     }
                     self.received_deltas.insert(doc.clone());
                 }
@@ -746,7 +739,7 @@ impl Session {
                 let mine: HashMap<DocId, Vec<ChangeHash>> = self
                     .scoped_heads(store)?
                     .into_iter()
-                    .map(|(d, h)| (d, parse_heads(&h)))
+                    .map(|(d, h)| (d, stored_heads(&h)))
                     .collect();
                 // What the peer holds that it may no longer exchange here: say so, once.
                 let outside: Vec<DocId> = theirs
@@ -882,7 +875,7 @@ impl Session {
             .scoped_heads(store)?
             .into_iter()
             .filter(|(d, h)| shared.get(d) != Some(h))
-            .map(|(d, h)| (d, parse_heads(&h)))
+            .map(|(d, h)| (d, stored_heads(&h)))
             .collect();
         self.mark_shared(store, differing)
     }
@@ -927,7 +920,7 @@ impl Session {
         let mut deltas = Vec::new();
         let mut slow = Vec::new();
         for doc in candidates {
-            let base = shared.get(doc).map(|h| parse_heads(h));
+            let base = shared.get(doc).map(|h| stored_heads(h));
             let Some(am) = store.doc(doc)? else {
                 if base.is_none() {
                     slow.push(doc.clone());
@@ -978,7 +971,7 @@ impl Session {
         let all = self
             .scoped_heads(store)?
             .into_iter()
-            .map(|(d, h)| (d, parse_heads(&h)))
+            .map(|(d, h)| (d, stored_heads(&h)))
             .collect();
         out.push(Message::Inventory(all));
         Ok(())

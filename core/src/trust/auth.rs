@@ -13,6 +13,8 @@
 
 use automerge::ChangeHash;
 
+use crate::store::{heads_text, parse_heads};
+
 const SEP: char = '\u{1e}';
 
 /// The heads a change declares.
@@ -24,12 +26,6 @@ pub struct Declared {
     pub child: Option<Vec<ChangeHash>>,
 }
 
-fn heads_text(heads: &[ChangeHash]) -> String {
-    let mut hs: Vec<String> = heads.iter().map(ChangeHash::to_string).collect();
-    hs.sort();
-    hs.join(",")
-}
-
 /// `message` with the declared heads appended.
 pub fn declare(message: &str, school: &[ChangeHash], child: Option<&[ChangeHash]>) -> String {
     let mut out = format!("{message}{SEP}s={}", heads_text(school));
@@ -39,13 +35,6 @@ pub fn declare(message: &str, school: &[ChangeHash], child: Option<&[ChangeHash]
         out.push_str(&heads_text(c));
     }
     out
-}
-
-fn parse_heads(text: &str) -> Option<Vec<ChangeHash>> {
-    if text.is_empty() {
-        return Some(Vec::new());
-    }
-    text.split(',').map(|h| h.parse().ok()).collect()
 }
 
 impl Declared {
