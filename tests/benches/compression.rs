@@ -28,7 +28,7 @@ use shouwang_tests::figures::{env_usize, percentile, thousands, timed};
 use shouwang_tests::fixtures::{CHILDREN, kv};
 use shouwang_tests::workload::{self, Snapshot, school_with};
 
-const LEVELS: [i32; 7] = [1, 3, 6, 9, 12, 15, 19];
+const LEVELS: [i32; 9] = [1, 3, 6, 9, 12, 13, 14, 15, 19];
 
 /// The changes of every document of `archive` that `base` lacks, as a `Changes` frame carries
 /// them.

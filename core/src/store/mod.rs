@@ -421,14 +421,7 @@ impl Store {
 
     /// Every document id in the store.
     pub fn doc_ids(&self) -> Result<Vec<DocId>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT doc_id FROM docs ORDER BY doc_id")?;
-        let ids = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .filter_map(|k| k.ok().and_then(|k| DocId::parse(&k)))
-            .collect();
-        Ok(ids)
+        doc_id_rows(&self.conn, "SELECT doc_id FROM docs ORDER BY doc_id")
     }
 
     /// The heads of a document as stored, sorted, comma-separated (empty if absent).
@@ -686,14 +679,7 @@ impl Store {
 
     /// Documents the hub said this device may no longer hold.
     pub fn out_of_scope(&self) -> Result<Vec<DocId>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT doc_id FROM out_of_scope")?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .filter_map(|k| k.ok().and_then(|k| DocId::parse(&k)))
-            .collect();
-        Ok(rows)
+        doc_id_rows(&self.conn, "SELECT doc_id FROM out_of_scope")
     }
 
     /// What `peer` refused from this device: (document, changes, reason).
@@ -979,6 +965,18 @@ fn store_as_snapshot(tx: &rusqlite::Transaction<'_>, key: &str, doc: &Automerge)
     tx.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?
         .execute([key])?;
     Ok(true)
+}
+
+/// The document ids in the first column of `sql`'s rows (a key this build does not know is
+/// skipped; a read error is an error).
+fn doc_id_rows(conn: &Connection, sql: &str) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.extend(DocId::parse(&row.get::<_, String>(0)?));
+    }
+    Ok(out)
 }
 
 /// The `(doc_id, text)` rows `sql` reads: heads, per document. A row whose key is not a
