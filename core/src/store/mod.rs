@@ -763,25 +763,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut removed = 0;
         for id in ids {
-            let key = id.key();
-            removed += tx
-                .prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
-                .execute([&key])?;
-            tx.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?
-                .execute([&key])?;
-            tx.prepare_cached("DELETE FROM sync_state WHERE doc_id = ?1")?
-                .execute([&key])?;
-            for table in [
-                "held",
-                "refusals",
-                "quarantine",
-                "relayed",
-                "outdated",
-                "out_of_scope",
-            ] {
-                tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
-            }
-            projection::forget(&tx, id)?;
+            removed += persist::forget(&tx, id)?;
         }
         tx.commit()?;
         for id in ids {

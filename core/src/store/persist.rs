@@ -17,23 +17,35 @@ use crate::error::Result;
 /// the new generation as a new document.
 pub(super) fn forget_replaced(tx: &rusqlite::Transaction<'_>, replaced: &[DocId]) -> Result<()> {
     for id in replaced {
-        let key = id.key();
-        for table in [
-            "docs",
-            "changes",
-            "sync_state",
-            "held",
-            "refusals",
-            "quarantine",
-            "relayed",
-            "outdated",
-            "out_of_scope",
-        ] {
-            tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
-        }
-        projection::forget(tx, id)?;
+        forget(tx, id)?;
     }
     Ok(())
+}
+
+/// Deletes every row this store keeps of document `id`, in every table (the purge of a
+/// document no longer cared for, an erasure, a document replaced whole): its snapshot and
+/// changes, sync state, what was held back or refused of it, its quarantine and review rows,
+/// and its projections. Returns how many `docs` rows went (0 or 1). A table that names a
+/// document is added here, or a purge leaves it behind.
+pub(super) fn forget(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<usize> {
+    let key = id.key();
+    let removed = tx
+        .prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
+        .execute([&key])?;
+    for table in [
+        "changes",
+        "sync_state",
+        "held",
+        "refusals",
+        "quarantine",
+        "relayed",
+        "outdated",
+        "out_of_scope",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
+    }
+    projection::forget(tx, id)?;
+    Ok(removed)
 }
 
 /// Writes a batch's new changes, projections, sync states and meta values inside `tx`.

@@ -469,3 +469,78 @@ fn a_document_claiming_billions_of_rows_is_refused_before_automerge_reads_it() {
     assert_eq!(a.store().all_heads().unwrap(), before);
     a.add_class("三年级(1)班", None).unwrap();
 }
+
+/// Forgetting a document (a purge, an erasure, a document replaced whole) deletes it from every
+/// table that names a document by `doc_id`, whatever table a later migration adds: the test
+/// puts one row naming the document in each such table of the current schema, and checks that
+/// none is left. The hub's delivery log is the one exception, kept by design (ids only;
+/// ARCHITECTURE, the delivery log).
+#[test]
+fn forgetting_a_document_leaves_no_row_naming_it_in_any_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = school(dir.path());
+    let id = DocId::parse("child/00c0ffee00c0ffee").unwrap();
+    let key = id.key();
+    let conn = &mut a.store().conn;
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c
+             WHERE m.type = 'table' AND c.name = 'doc_id' ORDER BY m.name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(tables.len() >= 10, "{tables:?}");
+    let tx = conn.transaction().unwrap();
+    for table in &tables {
+        // One row: `doc_id` names the document, every other column a value of its type.
+        let columns: Vec<(String, String, bool)> = tx
+            .prepare(&format!(
+                "SELECT name, type, pk > 0 FROM pragma_table_info('{table}')"
+            ))
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let values: Vec<String> = columns
+            .iter()
+            .map(
+                |(name, kind, pk)| match (name.as_str(), kind.as_str(), pk) {
+                    ("doc_id", _, _) => format!("'{key}'"),
+                    (_, "INTEGER", true) => "NULL".to_owned(),
+                    (_, "INTEGER", false) => "1".to_owned(),
+                    (_, "BLOB", _) => "x'00'".to_owned(),
+                    _ => "'forget-test'".to_owned(),
+                },
+            )
+            .collect();
+        let names: Vec<&str> = columns.iter().map(|(n, _, _)| n.as_str()).collect();
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                names.join(", "),
+                values.join(", ")
+            ),
+            [],
+        )
+        .unwrap();
+    }
+    assert_eq!(persist::forget(&tx, &id).unwrap(), 1);
+    let left: Vec<&String> = tables
+        .iter()
+        .filter(|t| {
+            let n: i64 = tx
+                .query_row(
+                    &format!("SELECT count(*) FROM {t} WHERE doc_id = ?1"),
+                    [&key],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            n > 0
+        })
+        .collect();
+    assert_eq!(left, vec!["deliveries"]);
+}
