@@ -9,4 +9,4 @@ pub mod session;
 pub mod wire;
 
 pub use session::{Event, Output, Progress, Scope, Session};
-pub use wire::{Message, Why};
+pub use wire::{Compression, Message, Why};

@@ -50,7 +50,7 @@ use automerge::sync::{Message as AmMessage, State, SyncDoc};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use sha2::{Digest, Sha256};
 
-use super::wire::{DocHeads, Message, Why};
+use super::wire::{Compression, DocHeads, Message, Why};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::store::{Sender, Store, stored_heads};
@@ -191,6 +191,8 @@ pub struct Session {
     /// Whether this side takes the peer's own changes to documents outside the scope
     /// ([`Session::taking_hand_ins`]).
     hand_ins: bool,
+    /// How this side's frames are compressed ([`Session::compressing_fast`]).
+    compression: Compression,
     progress: Progress,
 }
 
@@ -244,6 +246,7 @@ impl Session {
             quota: None,
             erased: BTreeSet::new(),
             hand_ins: false,
+            compression: Compression::Smallest,
             progress: Progress::default(),
         }
     }
@@ -266,6 +269,13 @@ impl Session {
     /// Whether `doc` is exchanged in this session: in scope, and not an erased child's.
     fn allows(&self, doc: &DocId) -> bool {
         self.scope.allows(doc) && !doc.child().is_some_and(|c| self.erased.contains(c))
+    }
+
+    /// Compresses this side's frames for speed rather than for the fewest bytes
+    /// ([`Compression::Fast`]): for the side that serves every device of the school (the hub).
+    pub fn compressing_fast(mut self) -> Session {
+        self.compression = Compression::Fast;
+        self
     }
 
     /// Takes from the peer only what its own device made (see [`Sender`]); a session is a
@@ -503,7 +513,10 @@ impl Session {
             .filter(|m| !matches!(m, Message::Idle { .. }))
             .count() as u64;
         let delivered = std::mem::take(&mut self.delivering).into_iter().collect();
-        let frames: Vec<Vec<u8>> = out.iter().map(Message::encode).collect();
+        let frames: Vec<Vec<u8>> = out
+            .iter()
+            .map(|m| m.encode_with(self.compression))
+            .collect();
         self.progress.frames_sent += frames.len() as u64;
         self.progress.bytes_sent += frames.iter().map(|f| f.len() as u64).sum::<u64>();
         Ok(Output {

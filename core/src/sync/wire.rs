@@ -22,6 +22,10 @@
 //! key       = len:u16 | UTF-8 document key
 //! ```
 //!
+//! A body over 200 bytes is compressed when that makes it smaller, at the level the sender
+//! chose ([`Compression`]: the fewest bytes on a phone, speed on the hub); the receiver needs
+//! no setting.
+//!
 //! Decoding is bounded: a frame over [`MAX_FRAME`] bytes, a body that decompresses past
 //! [`MAX_BODY`], a list longer than [`MAX_DOCS`], an unknown document key or any truncation is
 //! an error, never a panic and never an unbounded allocation.
@@ -41,8 +45,28 @@ pub const MAX_BODY: usize = 64 * 1024 * 1024;
 pub const MAX_DOCS: usize = 200_000;
 /// Bodies larger than this are compressed.
 const COMPRESS_OVER: usize = 200;
-/// zstd level: frames are small and links are slow, so spend CPU on bytes.
-const COMPRESSION_LEVEL: i32 = 15;
+/// How hard a frame's body is compressed (zstd). Measured on the frames sessions send
+/// (BENCHMARKS §5, `cargo bench -p shouwang-tests --bench compression`): level 15 takes 1–2 %
+/// fewer bytes than level 6 for about fifty times its CPU (2.4 ms against 47 µs a frame).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Fewest bytes (zstd level 15): a phone's frames, over EDGE or 2G where a byte costs more
+    /// than the CPU to save it.
+    #[default]
+    Smallest,
+    /// A fiftieth of the CPU for 1–2 % more bytes (zstd level 6): the hub's frames, which serve
+    /// every phone of the school and, in a reconnect storm, all of them at once.
+    Fast,
+}
+
+impl Compression {
+    fn level(self) -> i32 {
+        match self {
+            Compression::Smallest => 15,
+            Compression::Fast => 6,
+        }
+    }
+}
 
 /// One document and its heads.
 pub type DocHeads = (DocId, Vec<ChangeHash>);
@@ -124,8 +148,13 @@ impl Message {
         }
     }
 
-    /// Encodes the message as one frame.
+    /// Encodes the message as one frame, compressed for the fewest bytes.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(Compression::Smallest)
+    }
+
+    /// Encodes the message as one frame, its body compressed as `compression` says.
+    pub fn encode_with(&self, compression: Compression) -> Vec<u8> {
         let mut body = Vec::new();
         match self {
             Message::Hello { digest, changed } => {
@@ -172,7 +201,7 @@ impl Message {
         }
         let mut flags = 0u8;
         if body.len() > COMPRESS_OVER
-            && let Ok(z) = zstd::bulk::compress(&body, COMPRESSION_LEVEL)
+            && let Ok(z) = zstd::bulk::compress(&body, compression.level())
             && z.len() < body.len()
         {
             body = z;
@@ -410,6 +439,26 @@ mod tests {
             changed: vec![],
         };
         assert_eq!(hello.encode().len(), 3 + 4 + 16 + 4);
+    }
+
+    /// A frame compressed for speed (the hub's) decodes as any other: the receiver needs no
+    /// setting, and a compressed body is smaller than the plain one either way.
+    #[test]
+    fn frames_compressed_for_speed_decode_the_same() {
+        let changes = Message::Changes(vec![(
+            DocId::School,
+            "新增谈心记录：孩子这周情绪稳定，和奶奶一起完成了作业。"
+                .repeat(40)
+                .into_bytes(),
+        )]);
+        for m in samples().into_iter().chain([changes.clone()]) {
+            let fast = m.encode_with(Compression::Fast);
+            assert_eq!(Message::decode(&fast).unwrap(), m);
+        }
+        let [small, fast] =
+            [Compression::Smallest, Compression::Fast].map(|c| changes.encode_with(c).len());
+        let plain = "新增谈心记录：孩子这周情绪稳定，和奶奶一起完成了作业。".len() * 40;
+        assert!(small <= fast && fast < plain / 4, "{small} {fast} {plain}");
     }
 
     #[test]

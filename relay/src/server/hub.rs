@@ -748,6 +748,7 @@ impl HubConversation {
                 let mut session = archive
                     .session(&self.device.to_string(), Some(&member))?
                     .taking_hand_ins()
+                    .compressing_fast()
                     .with_sender(Sender::for_device(
                         &self.device.0,
                         &member,
