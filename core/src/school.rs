@@ -317,8 +317,9 @@ fn entries<D: ReadDoc>(doc: Version<'_, D>, key: &str) -> Vec<(String, ObjId)> {
 }
 
 /// Reads the school document. Each member, pairing, device, … is one map, read in one pass
-/// ([`Fields`](crate::doc::access::Fields)): this runs on every device whenever the school changes, and on the hub for every
-/// school state a phone's changes declare.
+/// ([`Fields`](crate::doc::access::Fields)): this runs on every device whenever the school
+/// changes, and on the hub for every school state a phone's changes declare (a past state is
+/// read in place with [`read_at`]).
 pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     read_version(Version::now(doc))
 }
