@@ -22,7 +22,7 @@ use automerge::{ChangeHash, ReadDoc};
 use serde::Serialize;
 
 use crate::doc;
-use crate::doc::access::Fields;
+use crate::doc::access::Version;
 
 /// Profile keys of the consent.
 pub const GUARDIAN: &str = "consent_guardian";
@@ -169,10 +169,7 @@ pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<C
     let profile = doc::map_at_path(child_doc, &["profile"])?;
     // Every field below is read from one pass over the profile (`Fields`), not a seek each:
     // this runs for every record written and every change judged.
-    let fields = match heads {
-        Some(h) => Fields::at(child_doc, &profile, h),
-        None => Fields::of(child_doc, &profile),
-    };
+    let fields = Version::of(child_doc, heads).fields(&profile);
     let s = |k: &str| fields.str(k);
     let list = |k: &str| {
         s(k).map(|v| {

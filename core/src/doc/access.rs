@@ -79,10 +79,12 @@ impl<'a, D: ReadDoc> Version<'a, D> {
 
     /// The document as it was at `heads` (each of which it must hold).
     pub fn at(doc: &'a D, heads: &'a [automerge::ChangeHash]) -> Self {
-        Version {
-            doc,
-            heads: Some(heads),
-        }
+        Version::of(doc, Some(heads))
+    }
+
+    /// The document at `heads`, or as it is if `None`.
+    pub fn of(doc: &'a D, heads: Option<&'a [automerge::ChangeHash]>) -> Self {
+        Version { doc, heads }
     }
 
     /// The value at `obj[key]` (automerge's winner among concurrent values).
@@ -152,18 +154,10 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// The fields of the map `obj` (none if it is not a map of `doc`).
+    /// The fields of the map `obj` (none if it is not a map of `doc`); at some heads, with
+    /// [`Version::fields`].
     pub fn of<D: ReadDoc>(doc: &'a D, obj: &ObjId) -> Fields<'a> {
-        Fields {
-            items: doc.map_range(obj, ..).collect(),
-        }
-    }
-
-    /// The fields of the map `obj` as they were at `heads`.
-    pub fn at<D: ReadDoc>(doc: &'a D, obj: &ObjId, heads: &[automerge::ChangeHash]) -> Fields<'a> {
-        Fields {
-            items: doc.map_range_at(obj, .., heads).collect(),
-        }
+        Version::now(doc).fields(obj)
     }
 
     fn scalar(&self, key: &str) -> Option<&ScalarValueRef<'a>> {
@@ -379,7 +373,7 @@ mod tests {
             assert_eq!(f.map(key), map_at(&a, &m, key), "{key}");
         }
         // And as they were before the conflict, as the per-key reads at those heads.
-        let then = Fields::at(&a, &m, &first);
+        let then = Version::at(&a, &first).fields(&m);
         for key in ["name", "active", "count", "at", "roles", "none"] {
             let get = |k: &str| match a.get_at(&m, k, &first) {
                 Ok(Some((Value::Scalar(s), _))) => Some(s.into_owned()),

@@ -809,7 +809,10 @@ impl Store {
                 continue;
             };
             if !store_as_snapshot(&tx, &key, &doc)? {
-                return Err(Error::Corrupt(format!("{key}: 压缩校验失败")));
+                return Err(Error::Corrupt(format!(
+                    "{}整理后未能通过校验，已保留原样，没有改动",
+                    doc_label(&id)
+                )));
             }
             tx.commit()?;
             self.docs.insert(id, doc);
