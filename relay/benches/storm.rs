@@ -86,6 +86,9 @@ struct Outcome {
     /// The successful attempt alone.
     sync_time: Duration,
     frames_sent: u64,
+    frames_received: u64,
+    /// Frames from the hub whose changes moved a document on the phone.
+    arrivals: u64,
     bytes_sent: u64,
     bytes_received: u64,
 }
@@ -155,6 +158,8 @@ async fn storm(
                         out.sync_time = t.elapsed();
                         out.latency = t0.elapsed();
                         out.frames_sent = progress.frames_sent;
+                        out.frames_received = progress.frames_received;
+                        out.arrivals = progress.arrivals;
                         out.bytes_sent = progress.bytes_sent;
                         out.bytes_received = progress.bytes_received;
                         break;
@@ -882,6 +887,18 @@ fn report(r: &Report<'_>) {
         let down: u64 = x.outcomes.iter().map(|o| o.bytes_received).sum();
         format!("{} / {}", thousands(up as f64), thousands(down as f64))
     });
+    row(
+        "sync frames up / down (of those, arrivals), all phones",
+        &|x, _| {
+            let sum = |f: fn(&Outcome) -> u64| x.outcomes.iter().map(f).sum::<u64>();
+            format!(
+                "{} / {} ({})",
+                thousands(sum(|o| o.frames_sent) as f64),
+                thousands(sum(|o| o.frames_received) as f64),
+                thousands(sum(|o| o.arrivals) as f64)
+            )
+        },
+    );
     row("hub sessions started / completed / errors", &|x, _| {
         format!(
             "{} / {} / {}",

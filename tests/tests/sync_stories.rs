@@ -315,6 +315,42 @@ fn story_8_live_changes_flow_while_connected() {
     );
 }
 
+/// 8a. A record written while connected crosses as one `Changes` frame, answered by an `Idle`
+///     each way: three frames in all, not automerge's rounds of heads and requests (the
+///     session knows what the peer holds). A second record then sends only itself.
+#[test]
+fn story_8a_a_live_change_is_one_delta() {
+    let mut n = net(&[HEAD_TEACHER], 82);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    for (i, note) in ["连着网时写的", "又写了一条"].into_iter().enumerate() {
+        let (frames, bytes) = n.link_traffic(0, 1).unwrap();
+        let id = n.peers[1].record("家访", CHILD, "2026-11-20", &[("notes", note)]);
+        n.poll(1);
+        n.run_until_quiescent(STEPS).unwrap();
+        assert!(n.caught_up(0, 1));
+        assert!(
+            n.peers[0]
+                .file(CHILD)
+                .records
+                .iter()
+                .any(|r| r.meta.id.0 == id)
+        );
+        let (after, after_bytes) = n.link_traffic(0, 1).unwrap();
+        assert_eq!(
+            after - frames,
+            3,
+            "record {i}: a Changes frame and an Idle each way"
+        );
+        assert!(
+            after_bytes - bytes < 2_000,
+            "record {i}: only the new record is sent ({} bytes)",
+            after_bytes - bytes
+        );
+    }
+    same(&mut n, 0, 1);
+}
+
 /// 8b. Live mode with the app writing through its own connection: a poll finds the record
 ///     another connection wrote and sends it; a poll with nothing new sends nothing.
 #[test]

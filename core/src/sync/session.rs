@@ -22,8 +22,14 @@
 //!    digests differ (shared state that was recorded but never reached the peer, after a cut),
 //!    this side sends its `Inventory` once and the differing documents are synced again, so the
 //!    session never ends believing it is in sync when it is not.
-//!    It stays open: [`Event::LocalChange`] (live mode) restarts the exchange for one document,
-//!    and [`Event::Poll`] for every document another connection changed meanwhile.
+//!    It stays open: [`Event::LocalChange`] (live mode) announces one document that moved, and
+//!    [`Event::Poll`] every document another connection changed meanwhile. A document the
+//!    session knows what the peer holds of (the shared heads stored, and whatever crossed in
+//!    this session either way) is sent as one `Changes` delta of just what is new, answered by
+//!    an `Idle`; only one in the middle of an automerge exchange goes on with it. (Before, every
+//!    such document went through automerge's rounds of heads and requests: in a storm of 200
+//!    phones, where each phone's children are written by two others syncing at once, that was
+//!    most of the frames.)
 //! 5. Shared heads are recorded only when known to hold on both sides: equal marks in the
 //!    Hellos, equal digests, a received delta that left none of this side's own heads standing,
 //!    or automerge's own sync state. A sender never records what it has just sent: if the
@@ -154,6 +160,13 @@ pub struct Session {
     settled: BTreeSet<DocId>,
     /// Documents sent or received as one-frame deltas (`Changes`), for progress.
     sent_deltas: BTreeSet<DocId>,
+    /// What the peer is known to hold of a document in this session beyond the shared heads
+    /// stored: the heads of every delta sent to it, and the tips of every delta taken from it
+    /// (its own changes). A document that moves again while the session is open (live mode,
+    /// or the hub's other connections writing it) is sent as one more delta of just what is
+    /// new, never again what already crossed. In memory only: what was sent is never recorded
+    /// as shared (point 5).
+    peer_has: HashMap<DocId, Vec<ChangeHash>>,
     /// Documents whose changes the current event's frames carry ([`Output::delivered`]).
     delivering: BTreeSet<DocId>,
     received_deltas: BTreeSet<DocId>,
@@ -228,6 +241,7 @@ impl Session {
             docs: BTreeMap::new(),
             settled: BTreeSet::new(),
             sent_deltas: BTreeSet::new(),
+            peer_has: HashMap::new(),
             delivering: BTreeSet::new(),
             received_deltas: BTreeSet::new(),
             changed_here: BTreeSet::new(),
@@ -340,6 +354,8 @@ impl Session {
         self.held.insert(doc.clone());
         self.docs.remove(doc);
         self.settled.remove(doc);
+        // What was sent of it may not have been taken.
+        self.peer_has.remove(doc);
         if persist {
             store.set_held(&self.peer, doc, true)?;
         }
@@ -390,6 +406,7 @@ impl Session {
             return Ok(());
         };
         out.push(Message::Changes(vec![(doc.clone(), whole)]));
+        self.peer_has.remove(doc);
         self.docs.insert(doc.clone(), State::new());
         self.settled.insert(doc.clone());
         Ok(())
@@ -403,6 +420,7 @@ impl Session {
         doc: &DocId,
         out: &mut Vec<Message>,
     ) -> Result<()> {
+        self.peer_has.remove(doc);
         self.docs.insert(doc.clone(), State::new());
         self.restart_doc(store, doc, out)
     }
@@ -486,7 +504,7 @@ impl Session {
                     self.release(store, doc)?;
                 }
                 if self.phase != Phase::New && self.allows(doc) {
-                    self.restart_doc(store, doc, &mut out)?;
+                    self.announce(store, std::slice::from_ref(doc), &mut out)?;
                     self.maybe_idle(store, &mut out)?;
                 }
             }
@@ -494,9 +512,7 @@ impl Session {
                 self.release_moved(store)?;
                 if self.phase != Phase::New {
                     let moved = self.moved_docs(store)?;
-                    for doc in &moved {
-                        self.restart_doc(store, doc, &mut out)?;
-                    }
+                    self.announce(store, &moved, &mut out)?;
                     if !moved.is_empty() {
                         self.maybe_idle(store, &mut out)?;
                     }
@@ -663,7 +679,7 @@ impl Session {
                 let held = self.held.clone();
                 let sender = self.sender.clone();
                 let quota = self.quota.clone();
-                let (incomplete, refused, taken) = store.write(|b| {
+                let (incomplete, refused, taken, tips) = store.write(|b| {
                     b.set_source(&peer);
                     b.set_sender(sender);
                     if let Some((m, q)) = quota {
@@ -671,7 +687,9 @@ impl Session {
                     }
                     let mut incomplete = Vec::new();
                     let mut refused = Vec::new();
+                    let mut tips = Vec::new();
                     for (doc, bytes) in docs.iter().filter(|(d, _)| !held.contains(d)) {
+                        let pre = b.doc(doc)?.map(Automerge::get_heads).unwrap_or_default();
                         let admission = b.merge_bytes(doc, bytes)?;
                         if !admission.is_clean() {
                             refused.push((doc.clone(), admission));
@@ -679,6 +697,14 @@ impl Session {
                         }
                         if admission.replaced > 0 {
                             refused.push((doc.clone(), admission));
+                        } else if let Some(d) = b.doc(doc)? {
+                            // The heads the delta added: the peer holds them (they are its).
+                            let new: Vec<ChangeHash> = d
+                                .get_heads()
+                                .into_iter()
+                                .filter(|h| !pre.contains(h))
+                                .collect();
+                            tips.push((doc.clone(), new));
                         }
                         let missing = b
                             .doc(doc)?
@@ -695,7 +721,7 @@ impl Session {
                     for (doc, bytes) in &hand_ins {
                         taken.push((doc.clone(), b.merge_bytes(doc, bytes)?));
                     }
-                    Ok((incomplete, refused, taken))
+                    Ok((incomplete, refused, taken, tips))
                 })?;
                 // A hand-in taken whole (accepted, or refused into the quarantine, where an
                 // administrator sees it) lets the device drop its copy; one deferred (the daily
@@ -740,6 +766,31 @@ impl Session {
                     self.received_deltas.insert(doc.clone());
                 }
                 self.mark_shared(store, shared)?;
+                // What the peer holds now: what it was known to hold, and what its delta added
+                // (less than all it holds, if some of its heads were already here: that only
+                // costs a change sent twice, never one not sent).
+                for (doc, _) in &tips {
+                    self.leave_automerge(doc);
+                }
+                let stored = if tips.iter().any(|(d, _)| !self.peer_has.contains_key(d)) {
+                    store.shared_with(&self.peer)?
+                } else {
+                    HashMap::new()
+                };
+                for (doc, new) in tips {
+                    if new.is_empty() || self.held.contains(&doc) || incomplete.contains(&doc) {
+                        continue;
+                    }
+                    let mut has = match self.peer_has.remove(&doc) {
+                        Some(has) => has,
+                        None => stored
+                            .get(&doc)
+                            .map(|h| stored_heads(h))
+                            .unwrap_or_default(),
+                    };
+                    has.extend(new);
+                    self.peer_has.insert(doc, has);
+                }
                 // A delta built on heads this side does not have: fall back to automerge's sync,
                 // which asks for exactly what is missing.
                 for doc in incomplete {
@@ -920,9 +971,57 @@ impl Session {
         })
     }
 
+    /// Announces documents that moved here while the session is open (live mode, or another
+    /// connection writing them): one in the middle of an automerge exchange goes on with it;
+    /// the others are sent as deltas from what the peer is known to hold.
+    fn announce(
+        &mut self,
+        store: &mut Store,
+        docs: &[DocId],
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        let (active, rest): (Vec<&DocId>, Vec<&DocId>) = docs
+            .iter()
+            .partition(|d| self.docs.contains_key(*d) && !self.settled.contains(*d));
+        for doc in active {
+            self.restart_doc(store, doc, out)?;
+        }
+        for doc in &rest {
+            self.leave_automerge(doc);
+        }
+        if !rest.is_empty() {
+            self.send_deltas(store, &rest.into_iter().cloned().collect(), out)?;
+        }
+        Ok(())
+    }
+
+    /// A document whose automerge exchange has settled goes on with deltas: what that
+    /// exchange learned the peer holds (the heads shared, and the peer's heads as it last
+    /// said them) joins [`Session::peer_has`], and automerge's state is let go (a later
+    /// exchange starts from the one saved in the store).
+    fn leave_automerge(&mut self, doc: &DocId) {
+        if !self.settled.remove(doc) {
+            return;
+        }
+        let Some(state) = self.docs.remove(doc) else {
+            return;
+        };
+        let has = self.peer_has.entry(doc.clone()).or_default();
+        let learned = state
+            .shared_heads
+            .into_iter()
+            .chain(state.their_heads.into_iter().flatten());
+        for h in learned {
+            if !has.contains(&h) {
+                has.push(h);
+            }
+        }
+    }
+
     /// For each candidate document, sends the changes the peer lacks when this side knows what
-    /// the peer has (the heads shared at the end of the last exchange, all known here), all in
-    /// one compressed `Changes` frame; the others go through automerge's sync protocol.
+    /// the peer has (the heads shared at the end of the last exchange, and what crossed in this
+    /// session: [`Session::peer_has`], all known here), all in one compressed `Changes` frame;
+    /// the others go through automerge's sync protocol.
     fn send_deltas(
         &mut self,
         store: &mut Store,
@@ -933,7 +1032,10 @@ impl Session {
         let mut deltas = Vec::new();
         let mut slow = Vec::new();
         for doc in candidates {
-            let base = shared.get(doc).map(|h| stored_heads(h));
+            let base = match self.peer_has.get(doc) {
+                Some(has) => Some(has.clone()),
+                None => shared.get(doc).map(|h| stored_heads(h)),
+            };
             let Some(am) = store.doc(doc)? else {
                 if base.is_none() {
                     slow.push(doc.clone());
@@ -947,10 +1049,14 @@ impl Session {
                 {
                     // Not recorded as shared yet: the frame may never arrive. The peer records
                     // it on receipt, this side once the exchange ends in agreement.
-                    if am.get_heads() != base {
+                    let heads = am.get_heads();
+                    if !heads.iter().all(|h| base.contains(h)) {
                         deltas.push((doc.clone(), am.save_after(&base)));
                         self.sent_deltas.insert(doc.clone());
                         self.delivering.insert(doc.clone());
+                        // Everything here is in the history of these heads, what the peer
+                        // held before included.
+                        self.peer_has.insert(doc.clone(), heads);
                     }
                 }
                 _ => slow.push(doc.clone()),
@@ -958,6 +1064,7 @@ impl Session {
         }
         if !deltas.is_empty() {
             self.sent_idle = None;
+            self.caught_up = false;
             // Keep frames well under the limit: split large batches.
             let mut batch = Vec::new();
             let mut size = 0;
@@ -1087,8 +1194,14 @@ impl Session {
                 seen: self.state_received,
             });
         }
+        // The peer cannot have seen the state frames this event is sending (a `Changes` delta,
+        // a `Refused`): its last Idle says nothing about them.
+        let sending = out
+            .iter()
+            .filter(|m| !matches!(m, Message::Idle { .. }))
+            .count() as u64;
         if let Some((theirs, seen)) = self.peer_idle
-            && seen == self.state_sent
+            && seen == self.state_sent + sending
         {
             if theirs == digest {
                 if !self.caught_up {

@@ -1,0 +1,92 @@
+//! Changes that cross: a phone and the hub both changed the same child's file since they last
+//! met. Each side's changes cross the link once. The real hub (`shouwang-relay`'s server,
+//! in-process on 127.0.0.1), real iroh endpoints, real SQLite stores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use shouwang_core::doc::DocId;
+use shouwang_core::kinds::RecordKind;
+use shouwang_core::roles::Role;
+use shouwang_core::sync::wire::Message;
+use shouwang_core::{Archive, RecordInput};
+use shouwang_relay::server::{Server, ServerConfig};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
+use shouwang_tests::phone::EnrolledPhone as Phone;
+
+const CHILD: &str = "王小雨";
+
+fn record(a: &mut Archive, kind: &str, date: &str, notes: &str) {
+    a.add_record(&RecordInput {
+        kind: kind.into(),
+        child: Some(CHILD.into()),
+        class: None,
+        date: date.into(),
+        fields: vec![("notes".into(), notes.into())],
+    })
+    .unwrap();
+}
+
+/// 1. The 班主任 writes five 家访 offline while the 爱心妈妈's 谈心 for the same child reaches
+///    the hub. At her next sync the hub's 谈心 and her 家访 cross: her phone sends its five
+///    records once (before, the hub then started automerge's own exchange for the file and
+///    her phone sent all five again), and both sides end with the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_1_changes_that_cross_are_sent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    let mut mother = Phone::enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
+    teacher.sync(&server).await;
+    mother.sync(&server).await;
+
+    let child = DocId::Child(teacher.a().find_child(CHILD).unwrap());
+    let before = teacher.a().store().heads(&child).unwrap();
+    let before = shouwang_core::store::parse_heads(&before).unwrap();
+    for day in 16..21 {
+        let notes =
+            format!("11月{day}日家访：奶奶身体还好，孩子作业按时完成，周末跟着奶奶去赶集。");
+        record(teacher.a(), "家访", &format!("2026-11-{day}"), &notes);
+    }
+    // Her records as one compressed frame would carry them once.
+    let doc = teacher.a().store().doc(&child).unwrap().unwrap();
+    let once = Message::Changes(vec![(child.clone(), doc.save_after(&before))])
+        .encode()
+        .len() as u64;
+    record(
+        mother.a(),
+        "谈心",
+        "2026-11-19",
+        "聊了学校运动会的事，孩子很开心。",
+    );
+    mother.sync(&server).await;
+
+    let progress = teacher.sync(&server).await;
+    assert!(
+        progress.bytes_sent < once + 400,
+        "her five records ({once} bytes in one frame) cross once, with a Hello and Idles \
+         besides: {progress:?}"
+    );
+    assert!(
+        progress.frames_sent <= 4,
+        "Hello, Changes and Idles only: {progress:?}"
+    );
+
+    // Both sides hold both sides' records.
+    let mut hub = data.open_archive().unwrap();
+    let mine = teacher.a().store().heads(&child).unwrap();
+    assert_eq!(hub.store().heads(&child).unwrap(), mine);
+    let kinds: Vec<Option<RecordKind>> = teacher
+        .a()
+        .child_file(CHILD)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| r.meta.kind())
+        .collect();
+    let count = |kind| kinds.iter().filter(|k| **k == Some(kind)).count();
+    assert_eq!(count(RecordKind::Talk), 1, "{kinds:?}");
+    assert_eq!(count(RecordKind::HomeVisit), 5, "{kinds:?}");
+}
