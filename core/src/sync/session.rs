@@ -679,7 +679,7 @@ impl Session {
                 let held = self.held.clone();
                 let sender = self.sender.clone();
                 let quota = self.quota.clone();
-                let (incomplete, refused, taken, tips) = store.write(|b| {
+                let (incomplete, refused, taken, tips, shared) = store.write(|b| {
                     b.set_source(&peer);
                     b.set_sender(sender);
                     if let Some((m, q)) = quota {
@@ -688,6 +688,7 @@ impl Session {
                     let mut incomplete = Vec::new();
                     let mut refused = Vec::new();
                     let mut tips = Vec::new();
+                    let mut shared = Vec::new();
                     for (doc, bytes) in docs.iter().filter(|(d, _)| !held.contains(d)) {
                         let pre = b.doc(doc)?.map(Automerge::get_heads).unwrap_or_default();
                         let admission = b.merge_bytes(doc, bytes)?;
@@ -706,11 +707,31 @@ impl Session {
                                 .collect();
                             tips.push((doc.clone(), new));
                         }
-                        let missing = b
-                            .doc(doc)?
-                            .is_some_and(|d| !d.get_missing_deps(&[]).is_empty());
-                        if missing {
+                        let Some(d) = b.doc(doc)? else {
+                            continue;
+                        };
+                        if !d.get_missing_deps(&[]).is_empty() {
                             incomplete.push(doc.clone());
+                            continue;
+                        }
+                        // The sender has exactly these heads only if the delta moved ours and
+                        // none of ours survived as a head (a change of ours the sender lacks):
+                        // recorded as shared in the same write as the merge. Otherwise wait for
+                        // the end of the exchange: recording heads the peer may never receive
+                        // would poison the next session.
+                        let mut now = d.get_heads();
+                        now.sort();
+                        let agreed = before.get(doc).is_some_and(|b| {
+                            let b = stored_heads(b);
+                            now != b && !now.iter().any(|h| b.contains(h))
+                        });
+                        if agreed {
+                            let state = State {
+                                shared_heads: now.clone(),
+                                ..State::new()
+                            };
+                            b.save_sync_state(&peer, doc, &state);
+                            shared.push((doc.clone(), now));
                         }
                     }
                     // Handed in from outside the scope, after the documents in scope (the
@@ -721,7 +742,7 @@ impl Session {
                     for (doc, bytes) in &hand_ins {
                         taken.push((doc.clone(), b.merge_bytes(doc, bytes)?));
                     }
-                    Ok((incomplete, refused, taken, tips))
+                    Ok((incomplete, refused, taken, tips, shared))
                 })?;
                 // A hand-in taken whole (accepted, or refused into the quarantine, where an
                 // administrator sees it) lets the device drop its copy; one deferred (the daily
@@ -745,27 +766,14 @@ impl Session {
                         self.refuse(store, doc, admission, out)?;
                     }
                 }
-                let mut shared = Vec::new();
+                self.note_shared(&shared);
                 for (doc, _) in docs.iter().filter(|(d, _)| !self.held.contains(d)) {
-                    let now = store.heads(doc)?;
-                    if before.get(doc) != Some(&now) {
+                    if before.get(doc) != Some(&store.heads(doc)?) {
                         self.changed_here.insert(doc.clone());
                         self.writes += 1;
                     }
-                    // The sender has exactly these heads only if the delta moved ours and none
-                    // of ours survived as a head (a change of ours the sender lacks). Otherwise
-                    // wait for the end of the exchange: recording heads the peer may never
-                    // receive would poison the next session.
-                    let agreed = before.get(doc).is_some_and(|b| {
-                        let (b, n) = (stored_heads(b), stored_heads(&now));
-                        n != b && !n.iter().any(|h| b.contains(h))
-                    });
-                    if !incomplete.contains(doc) && agreed {
-                        shared.push((doc.clone(), stored_heads(&now)));
-                    }
                     self.received_deltas.insert(doc.clone());
                 }
-                self.mark_shared(store, shared)?;
                 // What the peer holds now: what it was known to hold, and what its delta added
                 // (less than all it holds, if some of its heads were already here: that only
                 // costs a change sent twice, never one not sent).
@@ -949,15 +957,7 @@ impl Session {
         if docs.is_empty() {
             return Ok(());
         }
-        // A document still in the middle of an automerge exchange saves its in-memory state
-        // with every message it receives: that state must know the heads are shared too, or a
-        // late message would write older shared heads over these (the document then shows as
-        // not delivered although the peer has it).
-        for (doc, heads) in &docs {
-            if let Some(state) = self.docs.get_mut(doc) {
-                state.shared_heads = heads.clone();
-            }
-        }
+        self.note_shared(&docs);
         let peer = self.peer.clone();
         store.write(|b| {
             for (doc, heads) in &docs {
@@ -1014,6 +1014,18 @@ impl Session {
         for h in learned {
             if !has.contains(&h) {
                 has.push(h);
+            }
+        }
+    }
+
+    /// A document still in the middle of an automerge exchange saves its in-memory state with
+    /// every message it receives: that state must know the heads recorded as shared too, or a
+    /// late message would write older shared heads over these (the document then shows as not
+    /// delivered although the peer has it).
+    fn note_shared(&mut self, docs: &[DocHeads]) {
+        for (doc, heads) in docs {
+            if let Some(state) = self.docs.get_mut(doc) {
+                state.shared_heads = heads.clone();
             }
         }
     }
