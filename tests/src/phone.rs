@@ -126,6 +126,20 @@ impl EnrolledPhone {
         self.dir.path().join("phone.db")
     }
 
+    /// Writes a record of `kind` about `child` with these notes, offline; panics on failure.
+    pub fn record(&mut self, kind: &str, child: &str, date: &str, notes: &str) -> String {
+        self.a()
+            .add_record(&shouwang_core::RecordInput {
+                kind: kind.into(),
+                child: Some(child.into()),
+                class: None,
+                date: date.into(),
+                fields: vec![("notes".into(), notes.into())],
+            })
+            .unwrap()
+            .0
+    }
+
     /// One sync with `server`'s hub; panics on failure.
     pub async fn sync(&mut self, server: &Server) -> Progress {
         let archive = self.archive.take().unwrap();
@@ -136,6 +150,18 @@ impl EnrolledPhone {
         self.archive = Some(archive);
         progress
     }
+}
+
+/// [`crate::fixtures::small_hub`] served on 127.0.0.1 with the default configuration.
+pub async fn small_hub_served() -> (tempfile::TempDir, shouwang_relay::server::DataDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = crate::fixtures::small_hub(dir.path());
+    let server = Server::start(shouwang_relay::server::ServerConfig::loopback(
+        dir.path().join("hub"),
+    ))
+    .await
+    .unwrap();
+    (dir, data, server)
 }
 
 /// Enrolls a new phone for `name` with a fresh invite from `server`.

@@ -8,23 +8,10 @@ use shouwang_core::doc::DocId;
 use shouwang_core::kinds::RecordKind;
 use shouwang_core::roles::Role;
 use shouwang_core::sync::wire::Message;
-use shouwang_core::{Archive, RecordInput};
-use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
-use shouwang_tests::phone::EnrolledPhone as Phone;
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER};
+use shouwang_tests::phone::{EnrolledPhone as Phone, small_hub_served};
 
 const CHILD: &str = "王小雨";
-
-fn record(a: &mut Archive, kind: &str, date: &str, notes: &str) {
-    a.add_record(&RecordInput {
-        kind: kind.into(),
-        child: Some(CHILD.into()),
-        class: None,
-        date: date.into(),
-        fields: vec![("notes".into(), notes.into())],
-    })
-    .unwrap();
-}
 
 /// 1. The 班主任 writes five 家访 offline while the 爱心妈妈's 谈心 for the same child reaches
 ///    the hub. At her next sync the hub's 谈心 and her 家访 cross: her phone sends its five
@@ -32,11 +19,7 @@ fn record(a: &mut Archive, kind: &str, date: &str, notes: &str) {
 ///    her phone sent all five again), and both sides end with the same file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_1_changes_that_cross_are_sent_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (_dir, data, server) = small_hub_served().await;
     let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mut mother = Phone::enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
     teacher.sync(&server).await;
@@ -48,16 +31,16 @@ async fn story_1_changes_that_cross_are_sent_once() {
     for day in 16..21 {
         let notes =
             format!("11月{day}日家访：奶奶身体还好，孩子作业按时完成，周末跟着奶奶去赶集。");
-        record(teacher.a(), "家访", &format!("2026-11-{day}"), &notes);
+        teacher.record("家访", CHILD, &format!("2026-11-{day}"), &notes);
     }
     // Her records as one compressed frame would carry them once.
     let doc = teacher.a().store().doc(&child).unwrap().unwrap();
     let once = Message::Changes(vec![(child.clone(), doc.save_after(&before))])
         .encode()
         .len() as u64;
-    record(
-        mother.a(),
+    mother.record(
         "谈心",
+        CHILD,
         "2026-11-19",
         "聊了学校运动会的事，孩子很开心。",
     );

@@ -35,6 +35,15 @@ fn visits(net: &mut Net, peer: usize, n: usize) {
     }
 }
 
+/// Whether the child's file on `peer` holds the record `id`.
+fn holds_record(net: &mut Net, peer: usize, id: &str) -> bool {
+    net.peers[peer]
+        .file(CHILD)
+        .records
+        .iter()
+        .any(|r| r.meta.id.0 == id)
+}
+
 fn same(net: &mut Net, a: usize, b: usize) {
     let ha = heads(&mut net.peers[a]);
     let hb = heads(&mut net.peers[b]);
@@ -306,13 +315,7 @@ fn story_8_live_changes_flow_while_connected() {
     n.run_until_quiescent(STEPS).unwrap();
     assert!(n.connected(0, 1));
     assert!(n.caught_up(0, 1));
-    assert!(
-        n.peers[0]
-            .file(CHILD)
-            .records
-            .iter()
-            .any(|r| r.meta.id.0 == id)
-    );
+    assert!(holds_record(&mut n, 0, &id));
 }
 
 /// 8a. A record written while connected crosses as one `Changes` frame, answered by an `Idle`
@@ -329,13 +332,7 @@ fn story_8a_a_live_change_is_one_delta() {
         n.poll(1);
         n.run_until_quiescent(STEPS).unwrap();
         assert!(n.caught_up(0, 1));
-        assert!(
-            n.peers[0]
-                .file(CHILD)
-                .records
-                .iter()
-                .any(|r| r.meta.id.0 == id)
-        );
+        assert!(holds_record(&mut n, 0, &id));
         let (after, after_bytes) = n.link_traffic(0, 1).unwrap();
         assert_eq!(
             after - frames,
@@ -383,13 +380,7 @@ fn story_8b_a_poll_sends_what_another_connection_wrote() {
     n.poll(1);
     n.run_until_quiescent(STEPS).unwrap();
     assert!(n.caught_up(0, 1));
-    assert!(
-        n.peers[0]
-            .file(CHILD)
-            .records
-            .iter()
-            .any(|r| r.meta.id.0 == id)
-    );
+    assert!(holds_record(&mut n, 0, &id));
 }
 
 /// 9. Scope: the hub offers a 爱心妈妈 only her child's file and never private documents; a

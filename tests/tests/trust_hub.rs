@@ -17,18 +17,8 @@ use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
-use shouwang_tests::phone::{EnrolledPhone as Phone, now};
+use shouwang_tests::phone::{EnrolledPhone as Phone, now, small_hub_served};
 use shouwang_tests::wait::eventually;
-
-/// `small_hub` served on 127.0.0.1 with the default configuration.
-async fn hub() -> (tempfile::TempDir, DataDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    (dir, data, server)
-}
 
 /// What the hub's own store holds.
 fn hub_holds(data: &DataDir, doc: &DocId, hash: &ChangeHash) -> bool {
@@ -38,7 +28,7 @@ fn hub_holds(data: &DataDir, doc: &DocId, hash: &ChangeHash) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
-    let (_dir, data, server) = hub().await;
+    let (_dir, data, server) = small_hub_served().await;
     let hub_peer = server.hub_addr().id.to_string();
     let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mut mother = Phone::enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
@@ -194,7 +184,7 @@ async fn a_modified_app_is_refused_by_the_hub_and_told_so() {
 /// device drops it (no byte of the name left in the store or its WAL) and its syncs go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
-    let (_dir, data, server) = hub().await;
+    let (_dir, data, server) = small_hub_served().await;
     let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     teacher.sync(&server).await;
     assert!(teacher.a().find_child("赵子涵").is_ok());
@@ -232,7 +222,7 @@ async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
 /// peers too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
-    let (_dir, data, server) = hub().await;
+    let (_dir, data, server) = small_hub_served().await;
     let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let mut mother = Phone::enroll(&server, LOVE_MOTHER, Role::LoveMother).await;
     mother.sync(&server).await;
@@ -285,7 +275,7 @@ async fn a_revoked_phone_is_refused_by_the_hub_and_known_to_the_others() {
 /// nothing of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
-    let (dir, _data, server) = hub().await;
+    let (dir, _data, server) = small_hub_served().await;
     let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let first = teacher.cert.body().expires_at;
     assert!(first - now() <= 30 * 86_400 + 60, "the default is 30 days");
@@ -327,7 +317,7 @@ async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
 /// is shown while it has time left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_near_expiry_is_shown_with_what_to_do() {
-    let (dir, _data, server) = hub().await;
+    let (dir, _data, server) = small_hub_served().await;
     let ticket = server
         .invite(HEAD_TEACHER, Role::HeadTeacher, now(), now() + 86_400)
         .unwrap()
@@ -352,7 +342,7 @@ async fn a_certificate_near_expiry_is_shown_with_what_to_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_connection_of_a_revoked_phone_is_closed_and_the_phone_wiped() {
     use shouwang_relay::device;
-    let (dir, data, server) = hub().await;
+    let (dir, data, server) = small_hub_served().await;
     let ticket = server
         .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
         .unwrap()
@@ -472,7 +462,7 @@ async fn a_members_changes_over_the_daily_quota_wait() {
 /// devices; while an invite is open, a device enrolling may use it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_serves_only_enrolled_devices() {
-    let (_dir, _data, server) = hub().await;
+    let (_dir, _data, server) = small_hub_served().await;
     let relay = server.relay_url().unwrap().clone();
     let teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     let wait = Duration::from_secs(3);
