@@ -62,6 +62,22 @@ impl std::fmt::Debug for Phone {
     }
 }
 
+/// A record of `kind` about `child` on `date` with these notes, as a phone's form makes it.
+pub fn notes_record(
+    kind: &str,
+    child: &str,
+    date: &str,
+    notes: &str,
+) -> shouwang_core::RecordInput {
+    shouwang_core::RecordInput {
+        kind: kind.into(),
+        child: Some(child.into()),
+        class: None,
+        date: date.into(),
+        fields: vec![("notes".into(), notes.into())],
+    }
+}
+
 /// A phone enrolled through `handshake::enroll` that keeps its archive open between syncs, as
 /// the app does, with its own node on 127.0.0.1 (its network key is its device key).
 pub struct EnrolledPhone {
@@ -129,13 +145,7 @@ impl EnrolledPhone {
     /// Writes a record of `kind` about `child` with these notes, offline; panics on failure.
     pub fn record(&mut self, kind: &str, child: &str, date: &str, notes: &str) -> String {
         self.a()
-            .add_record(&shouwang_core::RecordInput {
-                kind: kind.into(),
-                child: Some(child.into()),
-                class: None,
-                date: date.into(),
-                fields: vec![("notes".into(), notes.into())],
-            })
+            .add_record(&notes_record(kind, child, date, notes))
             .unwrap()
             .0
     }
@@ -197,13 +207,7 @@ impl Phone {
     /// Writes a record of `kind` about `child` with these notes; panics on failure.
     pub fn record(&self, kind: &str, child: &str, date: &str, notes: &str) {
         self.archive()
-            .add_record(&shouwang_core::RecordInput {
-                kind: kind.into(),
-                child: Some(child.into()),
-                class: None,
-                date: date.into(),
-                fields: vec![("notes".into(), notes.into())],
-            })
+            .add_record(&notes_record(kind, child, date, notes))
             .unwrap();
     }
 
