@@ -164,13 +164,19 @@ impl EnrolledPhone {
 
 /// [`crate::fixtures::small_hub`] served on 127.0.0.1 with the default configuration.
 pub async fn small_hub_served() -> (tempfile::TempDir, shouwang_relay::server::DataDir, Server) {
+    small_hub_served_with(|_| {}).await
+}
+
+/// [`crate::fixtures::small_hub`] served on 127.0.0.1 with the loopback configuration as
+/// `configure` changes it.
+pub async fn small_hub_served_with(
+    configure: impl FnOnce(&mut shouwang_relay::server::ServerConfig),
+) -> (tempfile::TempDir, shouwang_relay::server::DataDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let data = crate::fixtures::small_hub(dir.path());
-    let server = Server::start(shouwang_relay::server::ServerConfig::loopback(
-        dir.path().join("hub"),
-    ))
-    .await
-    .unwrap();
+    let mut config = shouwang_relay::server::ServerConfig::loopback(dir.path().join("hub"));
+    configure(&mut config);
+    let server = Server::start(config).await.unwrap();
     (dir, data, server)
 }
 

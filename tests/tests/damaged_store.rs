@@ -8,9 +8,8 @@
 
 use shouwang_core::Error;
 use shouwang_core::doc::DocId;
-use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_tests::fixtures::{HEAD_TEACHER, small_hub};
-use shouwang_tests::phone::enroll;
+use shouwang_tests::fixtures::HEAD_TEACHER;
+use shouwang_tests::phone::{enroll, small_hub_served};
 
 const CHILD: &str = "王小雨";
 const OTHER: &str = "赵子涵";
@@ -50,11 +49,7 @@ fn damage(path: &std::path::Path, doc: &DocId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_file_is_named_the_rest_reads_and_the_hub_sends_it_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (_dir, data, server) = small_hub_served().await;
     let office = enroll(&server, "张长友", shouwang_core::roles::Role::Leadership).await;
     let teacher = enroll(
         &server,

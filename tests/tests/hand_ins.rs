@@ -11,8 +11,8 @@
 
 use shouwang_core::roles::Role;
 use shouwang_relay::server::{Server, ServerConfig};
-use shouwang_tests::fixtures::{CLASS, HEAD_TEACHER, small_hub};
-use shouwang_tests::phone::{Phone, enroll};
+use shouwang_tests::fixtures::{CLASS, HEAD_TEACHER};
+use shouwang_tests::phone::{Phone, enroll, small_hub_served_with};
 
 const CHILD: &str = "王小雨";
 const NOTE: &str = "奶奶说孩子最近作业按时完成";
@@ -44,11 +44,7 @@ struct School {
 /// synced; then, offline, her 家访, while the office gives her class to another head and sends
 /// her the news as a file, which she imports.
 async fn visit_then_news_of_a_new_head(configure: impl FnOnce(&mut ServerConfig)) -> School {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let mut config = ServerConfig::loopback(dir.path().join("hub"));
-    configure(&mut config);
-    let server = Server::start(config).await.unwrap();
+    let (dir, data, server) = small_hub_served_with(configure).await;
     let office = enroll(&server, "张长友", Role::Leadership).await;
     let teacher = enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     for p in [&office, &teacher] {

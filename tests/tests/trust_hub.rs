@@ -16,8 +16,8 @@ use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store, small_hub};
-use shouwang_tests::phone::{EnrolledPhone as Phone, now, small_hub_served};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store};
+use shouwang_tests::phone::{EnrolledPhone as Phone, now, small_hub_served, small_hub_served_with};
 use shouwang_tests::wait::eventually;
 
 /// What the hub's own store holds.
@@ -397,11 +397,8 @@ async fn a_live_connection_of_a_revoked_phone_is_closed_and_the_phone_wiped() {
 /// deferred, not refused), and arrives once the quota allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_changes_over_the_daily_quota_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let mut config = ServerConfig::loopback(dir.path().join("hub"));
-    config.daily_change_bytes = 1024 * 1024;
-    let server = Server::start(config).await.unwrap();
+    let (dir, data, server) =
+        small_hub_served_with(|config| config.daily_change_bytes = 1024 * 1024).await;
     let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     teacher.sync(&server).await;
     server.shutdown().await;

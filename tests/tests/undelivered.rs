@@ -15,6 +15,7 @@ use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::server::{Server, ServerConfig, commands};
 use shouwang_tests::fixtures::{LOVE_MOTHER, small_hub};
+use shouwang_tests::phone::small_hub_served;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -130,11 +131,7 @@ async fn a_revoked_phone_reports_what_it_had_not_delivered_before_wiping() {
 /// refused and nothing is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_in_good_standing_cannot_report_undelivered_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_hub(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
+    let (dir, data, server) = small_hub_served().await;
     let ticket = server
         .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
         .unwrap()

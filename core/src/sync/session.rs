@@ -27,9 +27,9 @@
 //!    session knows what the peer holds of (the shared heads stored, and whatever crossed in
 //!    this session either way) is sent as one `Changes` delta of just what is new, answered by
 //!    an `Idle`; only one in the middle of an automerge exchange goes on with it. (Before, every
-//!    such document went through automerge's rounds of heads and requests: in a storm of 200
-//!    phones, where each phone's children are written by two others syncing at once, that was
-//!    most of the frames.)
+//!    such document went through automerge's rounds of heads and requests, whose last round
+//!    carries every change since the heads last shared: a phone whose records crossed the hub's
+//!    changes to the same child sent them twice, BENCHMARKS §7.)
 //! 5. Shared heads are recorded only when known to hold on both sides: equal marks in the
 //!    Hellos, equal digests, a received delta that left none of this side's own heads standing,
 //!    or automerge's own sync state. A sender never records what it has just sent: if the
