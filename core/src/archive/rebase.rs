@@ -104,9 +104,7 @@ pub(crate) fn is_stale(id: &DocId, doc: &Automerge, r: &Rebase) -> bool {
         actor: r.actor.clone(),
         max_op: r.max_op,
     };
-    let genesis = doc::genesis(id, automerge::ActorId::random())
-        .ok()
-        .and_then(|d| d.get_heads().first().copied());
+    let genesis = doc::genesis_hash(id);
     !doc.get_changes(&[]).iter().any(|c| g.is_base(c, genesis))
 }
 

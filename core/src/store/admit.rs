@@ -173,15 +173,6 @@ pub(super) fn persist_outdated(
     Ok(())
 }
 
-/// The genesis hash of a document.
-fn genesis_hash(id: &DocId) -> Option<ChangeHash> {
-    doc::genesis(id, automerge::ActorId::random())
-        .ok()?
-        .get_heads()
-        .first()
-        .copied()
-}
-
 /// The school as read at given heads, for the changes that declare them: a few views, the
 /// most recently used first. Heads fix a document's content, so a view stays true for as long
 /// as the store is open, across writes and sessions: on the hub, two hundred phones that
@@ -360,7 +351,7 @@ impl Batch<'_> {
                 .is_some_and(|s| school::is_erased(s, c))
         });
         let known_bad = self.known_refused(id, &new)?;
-        let genesis = genesis_hash(id);
+        let genesis = doc::genesis_hash(id);
         // A layout upgrade of a document made by an older build is, like genesis, the same
         // change everywhere (`doc::layout_upgrade`): accepted by its hash.
         let upgrade = if new.iter().any(|c| *c.actor_id() == doc::genesis_actor()) {
