@@ -10,7 +10,6 @@ use common::now;
 
 use std::time::Duration;
 
-use shouwang_core::RecordInput;
 use shouwang_core::doc::DocId;
 use shouwang_core::roles::Role;
 use shouwang_relay::server::{Server, ServerConfig};
@@ -22,26 +21,12 @@ async fn phone(server: &Server, member: &str, role: Role) -> Phone {
     Phone::enroll(server, member, role).await
 }
 
-/// What these stories do on a phone beyond enrolling and syncing.
+/// What these stories read on a phone beyond enrolling, writing and syncing.
 trait Records {
-    fn record(&mut self, kind: &str, child: &str, notes: &str) -> String;
     fn records(&mut self, child: &str) -> Vec<String>;
 }
 
 impl Records for Phone {
-    fn record(&mut self, kind: &str, child: &str, notes: &str) -> String {
-        self.a()
-            .add_record(&RecordInput {
-                kind: kind.into(),
-                child: Some(child.into()),
-                class: None,
-                date: "2026-11-18".into(),
-                fields: vec![("notes".into(), notes.into())],
-            })
-            .unwrap()
-            .0
-    }
-
     fn records(&mut self, child: &str) -> Vec<String> {
         let mut ids: Vec<String> = self
             .a()
@@ -68,9 +53,9 @@ async fn three_devices_never_online_together_converge_through_the_hub() {
     let mut subject = phone(&server, "武秀梅", Role::SubjectTeacher).await;
 
     // Offline, each records.
-    let t = teacher.record("家访", "王小雨", "班主任家访：奶奶身体尚可");
-    let m = mother.record("谈心", "王小雨", "爱心妈妈每周谈心");
-    let s = subject.record("家访", "赵子涵", "任课教师家访：数学作业");
+    let t = teacher.record("家访", "王小雨", "2026-11-18", "班主任家访：奶奶身体尚可");
+    let m = mother.record("谈心", "王小雨", "2026-11-18", "爱心妈妈每周谈心");
+    let s = subject.record("家访", "赵子涵", "2026-11-18", "任课教师家访：数学作业");
 
     // One at a time, never two online together; twice around.
     for _ in 0..2 {
