@@ -696,16 +696,9 @@ impl Session {
                             refused.push((doc.clone(), admission));
                             continue;
                         }
-                        if admission.replaced > 0 {
+                        let replaced = admission.replaced > 0;
+                        if replaced {
                             refused.push((doc.clone(), admission));
-                        } else if let Some(d) = b.doc(doc)? {
-                            // The heads the delta added: the peer holds them (they are its).
-                            let new: Vec<ChangeHash> = d
-                                .get_heads()
-                                .into_iter()
-                                .filter(|h| !pre.contains(h))
-                                .collect();
-                            tips.push((doc.clone(), new));
                         }
                         let Some(d) = b.doc(doc)? else {
                             continue;
@@ -714,18 +707,19 @@ impl Session {
                             incomplete.push(doc.clone());
                             continue;
                         }
+                        let mut now = d.get_heads();
+                        now.sort();
+                        // The heads the delta added: the peer holds them (they are its).
+                        if !replaced {
+                            let new = now.iter().filter(|h| !pre.contains(h)).copied();
+                            tips.push((doc.clone(), new.collect::<Vec<_>>()));
+                        }
                         // The sender has exactly these heads only if the delta moved ours and
                         // none of ours survived as a head (a change of ours the sender lacks):
                         // recorded as shared in the same write as the merge. Otherwise wait for
                         // the end of the exchange: recording heads the peer may never receive
                         // would poison the next session.
-                        let mut now = d.get_heads();
-                        now.sort();
-                        let agreed = before.get(doc).is_some_and(|b| {
-                            let b = stored_heads(b);
-                            now != b && !now.iter().any(|h| b.contains(h))
-                        });
-                        if agreed {
+                        if now != pre && !now.iter().any(|h| pre.contains(h)) {
                             let state = State {
                                 shared_heads: now.clone(),
                                 ..State::new()
@@ -786,7 +780,7 @@ impl Session {
                     HashMap::new()
                 };
                 for (doc, new) in tips {
-                    if new.is_empty() || self.held.contains(&doc) || incomplete.contains(&doc) {
+                    if new.is_empty() {
                         continue;
                     }
                     let mut has = match self.peer_has.remove(&doc) {
