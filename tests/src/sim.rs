@@ -5,6 +5,10 @@
 //! happens is decided by a seeded RNG, so a failing schedule replays exactly.
 //!
 //! - [`Net::connect`] opens a link (both sessions start and send their Hello);
+//!   [`Net::connect_one_shot`] opens one as a phone's sync with the hub: the hub's end treats
+//!   the phone as syncing once ([`Session::one_shot_peer`]) and polls after every frame until
+//!   caught up, as the hub does; the phone's end stops once caught up and drops what arrives
+//!   after, as a phone that has finished its half of the stream does;
 //!   [`Net::disconnect`] cuts it, losing whatever was in flight; [`Net::partition`] cuts every
 //!   link between two groups.
 //! - [`Faults`] drop, duplicate, reorder and corrupt frames while they are set.
@@ -35,6 +39,11 @@ struct Link {
     /// Frames in flight: (receiving end 0 or 1, bytes).
     queue: VecDeque<(usize, Vec<u8>)>,
     caught_up: [bool; 2],
+    /// Ends that poll after every frame while not caught up (the hub's end of a phone's sync).
+    polls: [bool; 2],
+    /// Ends that stop once caught up (the phone's end of a one-shot sync), and whether they have.
+    one_shot: [bool; 2],
+    finished: [bool; 2],
 }
 
 /// What happened on the network, for assertions.
@@ -85,19 +94,36 @@ impl Net {
 
     /// Opens a link between `a` and `b`; both send their opening frame.
     pub fn connect(&mut self, a: usize, b: usize) {
+        self.open(a, b, None);
+    }
+
+    /// Opens a link for a phone's one-shot sync with `hub` (module docs).
+    pub fn connect_one_shot(&mut self, hub: usize, phone: usize) {
+        self.open(hub, phone, Some(hub));
+    }
+
+    fn open(&mut self, a: usize, b: usize, hub: Option<usize>) {
         let (x, y) = key(a, b);
         if x == y || self.links.contains_key(&(x, y)) {
             return;
         }
         let scope =
             |from: usize, to: usize| self.scopes.get(&(from, to)).cloned().unwrap_or(Scope::All);
+        let session = |me: usize, peer: usize| {
+            let s = Session::new(self.peer_id(peer), scope(me, peer));
+            if hub == Some(me) {
+                s.one_shot_peer()
+            } else {
+                s
+            }
+        };
         let mut link = Link {
-            sessions: [
-                Session::new(self.peer_id(y), scope(x, y)),
-                Session::new(self.peer_id(x), scope(y, x)),
-            ],
+            sessions: [session(x, y), session(y, x)],
             queue: VecDeque::new(),
             caught_up: [false; 2],
+            polls: [hub == Some(x), hub == Some(y)],
+            one_shot: [hub == Some(y), hub == Some(x)],
+            finished: [false; 2],
         };
         for (end, peer) in [(0usize, x), (1usize, y)] {
             let store = self.peers[peer].archive.store();
@@ -160,6 +186,9 @@ impl Net {
             let Some(link) = self.links.get_mut(&k) else {
                 continue;
             };
+            if link.finished[end] {
+                continue;
+            }
             let result = link.sessions[end].handle(store, event);
             self.deliver(k, end, result);
         }
@@ -189,6 +218,9 @@ impl Net {
         let Some((end, mut frame)) = link.queue.remove(idx) else {
             return true;
         };
+        if link.finished[end] {
+            return true; // the phone's half is closed: what comes now is read and dropped
+        }
         if self.rng.random_bool(faults.drop) {
             self.stats.dropped += 1;
             return true;
@@ -205,7 +237,13 @@ impl Net {
         let peer = if end == 0 { k.0 } else { k.1 };
         let store = self.peers[peer].archive.store();
         let result = link.sessions[end].handle(store, Event::Frame(&frame));
+        let polls = link.polls[end] && result.as_ref().is_ok_and(|o| !o.caught_up);
         self.deliver(k, end, result);
+        if polls && let Some(link) = self.links.get_mut(&k) {
+            let store = self.peers[peer].archive.store();
+            let result = link.sessions[end].handle(store, Event::Poll);
+            self.deliver(k, end, result);
+        }
         true
     }
 
@@ -221,6 +259,7 @@ impl Net {
             Ok(out) => {
                 if let Some(link) = self.links.get_mut(&k) {
                     link.caught_up[end] = out.caught_up;
+                    link.finished[end] |= link.one_shot[end] && out.caught_up;
                     for f in out.frames {
                         link.queue.push_back((1 - end, f));
                     }

@@ -1,7 +1,9 @@
 //! Property: over random topologies and fault schedules (links opening and closing, frames
 //! dropped, duplicated, reordered and corrupted), once the faults stop and every device meets
 //! the hub, every replica holds identical documents, every durable write is present, and
-//! nothing is duplicated.
+//! nothing is duplicated. Some of the syncs with the hub are one-shot (`Net::connect_one_shot`:
+//! the hub leaves what arrives meanwhile for the phone's next sync, and the phone stops once
+//! caught up).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
@@ -28,6 +30,8 @@ enum Op {
         value: usize,
     },
     Connect(usize, usize),
+    /// A phone's one-shot sync with the hub (peer 0).
+    ConnectOnce(usize),
     Disconnect(usize, usize),
     Run(usize),
     Faults(u8, u8, u8, u8),
@@ -38,6 +42,7 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
         3 => (0..n, 0..2usize, any::<bool>()).prop_map(|(peer, child, live)| Op::Write { peer, child, live }),
         1 => (0..n, 0..3usize).prop_map(|(peer, value)| Op::Edit { peer, value }),
         3 => (0..n, 0..n).prop_map(|(a, b)| Op::Connect(a, b)),
+        2 => (1..n).prop_map(Op::ConnectOnce),
         2 => (0..n, 0..n).prop_map(|(a, b)| Op::Disconnect(a, b)),
         3 => (1..60usize).prop_map(Op::Run),
         1 => (0..30u8, 0..30u8, 0..50u8, 0..10u8).prop_map(|(d, u, r, c)| Op::Faults(d, u, r, c)),
@@ -82,6 +87,7 @@ fn run(n: usize, seed: u64, ops: &[Op]) {
                 );
             }
             Op::Connect(a, b) => net.connect(a, b),
+            Op::ConnectOnce(phone) => net.connect_one_shot(0, phone),
             Op::Disconnect(a, b) => net.disconnect(a, b),
             Op::Run(k) => {
                 for _ in 0..k {

@@ -37,11 +37,7 @@ fn visits(net: &mut Net, peer: usize, n: usize) {
 
 /// Whether the child's file on `peer` holds the record `id`.
 fn holds_record(net: &mut Net, peer: usize, id: &str) -> bool {
-    net.peers[peer]
-        .file(CHILD)
-        .records
-        .iter()
-        .any(|r| r.meta.id.0 == id)
+    holds_record_of(net, peer, CHILD, id)
 }
 
 fn same(net: &mut Net, a: usize, b: usize) {
@@ -546,4 +542,131 @@ fn story_12_a_deferred_change_is_taken_up_when_its_school_state_arrives() {
         "the deferred visit reached the phone in the same session"
     );
     same(&mut n, 0, 1);
+}
+
+/// A record written to `peer`'s store through a connection of its own (another phone's
+/// changes being merged at the hub, the app writing while a sync runs): the sessions over the
+/// peer's store hear of it only by reading the store.
+fn written_elsewhere(n: &Net, peer: usize, child: &str, notes: &str) -> String {
+    let mut other = shouwang_core::Archive::open(&n.peers[peer].path()).unwrap();
+    other
+        .add_record(&shouwang_core::RecordInput {
+            kind: "家访".into(),
+            child: Some(child.into()),
+            class: None,
+            date: "2026-11-21".into(),
+            fields: vec![("notes".into(), notes.into())],
+        })
+        .unwrap()
+        .0
+}
+
+/// Whether `child`'s file on `peer` holds the record `id`.
+fn holds_record_of(net: &mut Net, peer: usize, child: &str, id: &str) -> bool {
+    net.peers[peer]
+        .file(child)
+        .records
+        .iter()
+        .any(|r| r.meta.id.0 == id)
+}
+
+/// Runs until quiescent; the first time `when` holds, `then` runs.
+fn run_and_once(n: &mut Net, when: impl Fn(&mut Net) -> bool, then: impl FnOnce(&mut Net)) {
+    let mut then = Some(then);
+    for _ in 0..STEPS {
+        if then.is_some() && when(n) {
+            (then.take().unwrap())(n);
+        }
+        if !n.step() {
+            assert!(then.is_none(), "the moment never came");
+            return;
+        }
+    }
+    panic!("still exchanging after {STEPS} frames");
+}
+
+/// 13. A phone's sync ends once it holds what the hub held: while the 班主任's three 家访
+///     cross to the hub, another teacher's 家访 for the same child and one for another child
+///     reach the hub through other connections. The sync ends caught up on both sides with
+///     her visits at the hub and neither of the others on her phone; they wait for her next
+///     sync, which brings just them: her own visits do not come back down.
+#[test]
+fn story_13_a_one_shot_sync_leaves_later_arrivals_for_the_next() {
+    let mut n = net(&[HEAD_TEACHER], 13);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    n.disconnect(0, 1);
+    let mine: Vec<String> = (0..3)
+        .map(|i| {
+            n.peers[1].record(
+                "家访",
+                CHILD,
+                "2026-11-20",
+                &[("notes", &format!("班主任家访{i}"))],
+            )
+        })
+        .collect();
+
+    n.connect_one_shot(0, 1);
+    let mut later = Vec::new();
+    run_and_once(
+        &mut n,
+        |n| holds_record(n, 0, &mine[0]),
+        |n| {
+            later.push(written_elsewhere(n, 0, CHILD, "另一位老师同时送来的家访"));
+            later.push(written_elsewhere(n, 0, "赵子涵", "另一个孩子的家访"));
+        },
+    );
+    assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
+    for id in &mine {
+        assert!(holds_record(&mut n, 0, id), "her visit {id} is at the hub");
+    }
+    assert!(
+        !holds_record(&mut n, 1, &later[0]),
+        "left for her next sync"
+    );
+    assert!(!holds_record_of(&mut n, 1, "赵子涵", &later[1]));
+
+    n.disconnect(0, 1);
+    n.connect_one_shot(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1));
+    assert!(holds_record(&mut n, 1, &later[0]));
+    same(&mut n, 0, 1);
+    let (frames, bytes) = n.link_traffic(0, 1).unwrap();
+    assert!(
+        bytes < 3_000,
+        "the next sync brings the two later visits, not hers back ({frames} frames, {bytes} bytes)"
+    );
+}
+
+/// 13a. The phone writes a record while its one-shot sync runs (the app's own connection, and
+///      no poll has told the session), to the very file the hub has left for later (another
+///      teacher's visit reached it just after its Hello). Before ending, the phone finds a
+///      head of its own there that the hub is not known to hold and sends it: the record is
+///      at the hub when the sync ends.
+#[test]
+fn story_13a_a_record_written_during_a_one_shot_sync_is_not_left_behind() {
+    let mut n = net(&[HEAD_TEACHER], 131);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    n.disconnect(0, 1);
+    let first = n.peers[1].record("家访", "赵子涵", "2026-11-20", &[("notes", "离线时写的")]);
+
+    n.connect_one_shot(0, 1);
+    let other = written_elsewhere(&n, 0, CHILD, "另一位老师同时送来的家访");
+    let mut during = String::new();
+    run_and_once(
+        &mut n,
+        |n| holds_record_of(n, 0, "赵子涵", &first),
+        |n| {
+            during = written_elsewhere(n, 1, CHILD, "同步时在应用里写的");
+        },
+    );
+    assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
+    assert!(
+        holds_record(&mut n, 0, &during),
+        "written during the sync, at the hub"
+    );
+    assert!(!holds_record(&mut n, 1, &other), "left for the next sync");
 }

@@ -10,8 +10,11 @@
 //! Doc       = key | automerge sync message    (one document's sync message)
 //! Changes   = count:u32 | (key | len:u32 | automerge changes)*
 //!                                             (the changes the peer lacks, for many documents)
-//! Idle      = digest:[u8; 16] | seen:u64      (nothing more to send: the sender's digest now,
-//!                                              and how many non-Idle frames it has received)
+//! Idle      = digest:[u8; 16] | seen:u64 | [later]
+//!                                             (nothing more to send: the sender's digest now,
+//!                                              and how many non-Idle frames it has received;
+//!                                              `later`, only when not empty: the documents left
+//!                                              out of the digest for the peer's next sync)
 //! Error     = UTF-8 text
 //! Refused   = key | why:u8 | count:u32 | UTF-8 reason    (why: 0 refused, 1 deferred,
 //!                                                          2 outside the receiver's scope)
@@ -19,6 +22,7 @@
 //!                                              sender stops offering it for now)
 //! marks     = count:u32 | (key | heads digest:[u8; 4])*
 //! docs      = count:u32 | (key | n:u8 | n × hash:[u8; 32])*
+//! later     = count:u32 | key*
 //! key       = len:u16 | UTF-8 document key
 //! ```
 //!
@@ -90,6 +94,11 @@ pub enum Message {
     Idle {
         digest: [u8; 16],
         seen: u64,
+        /// Documents left out of `digest`: they changed on the sender after its `Hello` and
+        /// wait for the peer's next sync, which syncs once (`Session::one_shot_peer`). The
+        /// receiver leaves them out of its own digest to compare. Empty in every other case,
+        /// and then not on the wire.
+        later: Vec<DocId>,
     },
     Error(String),
     /// The receiver did not accept `count` changes of `doc` from the sender (see [`Why`]).
@@ -178,9 +187,19 @@ impl Message {
                 put_key(&mut body, doc);
                 body.extend_from_slice(payload);
             }
-            Message::Idle { digest, seen } => {
+            Message::Idle {
+                digest,
+                seen,
+                later,
+            } => {
                 body.extend_from_slice(digest);
                 body.extend_from_slice(&seen.to_le_bytes());
+                if !later.is_empty() {
+                    body.extend_from_slice(&(later.len() as u32).to_le_bytes());
+                    for doc in later {
+                        put_key(&mut body, doc);
+                    }
+                }
             }
             Message::Error(text) => body.extend_from_slice(text.as_bytes()),
             Message::Refused {
@@ -268,7 +287,16 @@ impl Message {
             4 => {
                 let digest: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("摘要"))?;
                 let seen = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| bad("计数"))?);
-                Message::Idle { digest, seen }
+                let later = if r.buf.is_empty() {
+                    Vec::new()
+                } else {
+                    r.keys()?
+                };
+                Message::Idle {
+                    digest,
+                    seen,
+                    later,
+                }
             }
             5 => Message::Error(String::from_utf8_lossy(body).chars().take(500).collect()),
             7 => {
@@ -346,6 +374,15 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    fn keys(&mut self) -> Result<Vec<DocId>> {
+        let n = self.count(2)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.key()?);
+        }
+        Ok(out)
+    }
+
     fn changes(&mut self) -> Result<Vec<(DocId, Vec<u8>)>> {
         let n = self.count(6)?;
         let mut out = Vec::with_capacity(n);
@@ -418,6 +455,12 @@ mod tests {
             Message::Idle {
                 digest: [3; 16],
                 seen: 42,
+                later: vec![],
+            },
+            Message::Idle {
+                digest: [4; 16],
+                seen: 7,
+                later: vec![DocId::School, DocId::Child(ChildId("c1".into()))],
             },
             Message::Error("拒绝".into()),
             Message::Refused {
@@ -439,6 +482,13 @@ mod tests {
             changed: vec![],
         };
         assert_eq!(hello.encode().len(), 3 + 4 + 16 + 4);
+        // An Idle with nothing left for later is as it always was: digest and count.
+        let idle = Message::Idle {
+            digest: [0; 16],
+            seen: 1,
+            later: vec![],
+        };
+        assert_eq!(idle.encode().len(), 3 + 4 + 16 + 8);
     }
 
     /// A frame compressed for speed (the hub's) decodes as any other: the receiver needs no

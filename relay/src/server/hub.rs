@@ -12,7 +12,10 @@
 //! frame wrote changes to the hub's store wakes every conversation ([`HubState::changed`]), and
 //! each live one announces, with [`Event::Poll`], the documents in its member's scope that
 //! moved. A conversation in mid-exchange polls after every frame anyway and takes the wake only
-//! once caught up; one-shot conversations never take it.
+//! once caught up; one-shot conversations never take it. A one-shot device's session
+//! ([`Session::one_shot_peer`]) leaves what other devices bring after its `Hello` for its next
+//! sync: it ends as soon as it holds what the hub held, instead of taking in every record that
+//! arrives while it is connected.
 
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
@@ -749,6 +752,9 @@ impl HubConversation {
                     .session(&self.device.to_string(), Some(&member))?
                     .taking_hand_ins()
                     .compressing_fast()
+                    // Until it says `Live`: a device's sync ends once it holds what the hub
+                    // held, and what other phones bring meanwhile waits for its next sync.
+                    .one_shot_peer()
                     .with_sender(Sender::for_device(
                         &self.device.0,
                         &member,
@@ -844,8 +850,11 @@ impl Conversation for HubConversation {
             return Ok(Reply::send(out.frames));
         }
         if self.answered {
-            if self.sync.is_some() && Message::decode(frame)? == Message::Live {
+            if let Some(session) = self.sync.as_mut()
+                && Message::decode(frame)? == Message::Live
+            {
                 self.live = true;
+                session.peer_went_live();
                 return Ok(Reply::nothing());
             }
             return Err(Error::NotPermitted("握手已经完成".into()));

@@ -44,13 +44,30 @@
 //!    that document still apart (found by the convergence property; `sync_stories` story 12
 //!    tells the case).
 //!
+//! 7. *A peer that syncs once* ([`Session::one_shot_peer`]: a phone's sync, which closes once
+//!    caught up, unlike a live connection). A document that changes here after this side's
+//!    Hello, through another connection (the hub's other phones), is not sent to it: it is
+//!    left for the peer's next sync, as a one-shot pull in CouchDB-style replication takes
+//!    the changes up to where it started. Every `Idle` this side sends lists those documents
+//!    (`later`) and leaves them out of its digest; the peer leaves them out of its own digest
+//!    to compare, so the sync ends as soon as both hold the same of everything else. Before
+//!    ending, the peer checks that this side holds its own heads of each document left for
+//!    later (the peer has sent them; otherwise it sends them first): a record written on the
+//!    phone is never left behind. On ending, each side records as shared what it knows both
+//!    hold of those documents (what crossed in the session), so the next sync sends only the
+//!    rest. The peer may end on any recent `Idle` of this side, not only the last: this side
+//!    keeps the heads its last few Idles covered ([`IDLE_SNAPSHOTS`]) to record what was
+//!    agreed. (Before, in a storm of 200 phones, each phone's sync stayed open for seconds
+//!    while the records of the others caring for its children kept arriving, and took them
+//!    in one by one: BENCHMARKS §7.)
+//!
 //! Only documents in the session's [`Scope`] are offered or accepted; anything else from the
 //! peer is answered `Refused { OutOfScope }` and left out. A side that may hold every document
 //! (the hub, [`Session::taking_hand_ins`]) still takes the peer's own changes to such a
 //! document from a `Changes` frame, sending nothing of it back: the work a member did before
 //! hearing that the document is no longer theirs reaches the school before the device drops it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use automerge::sync::{Message as AmMessage, State, SyncDoc};
 use automerge::{Automerge, ChangeHash, ReadDoc};
@@ -60,6 +77,10 @@ use super::wire::{Compression, DocHeads, Message, Why};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::store::{Sender, Store, stored_heads};
+
+mod one_shot;
+
+pub use one_shot::IDLE_SNAPSHOTS;
 
 /// Which documents a session may offer and accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,8 +227,20 @@ pub struct Session {
     hand_ins: bool,
     /// How this side's frames are compressed ([`Session::compressing_fast`]).
     compression: Compression,
+    /// The peer syncs once and closes ([`Session::one_shot_peer`], point 7).
+    one_shot_peer: bool,
+    /// Documents that changed here after the Hello and wait for the peer's next sync (point 7).
+    later: BTreeSet<DocId>,
+    /// The documents the peer's last Idle left for this side's next sync.
+    peer_later: BTreeSet<DocId>,
+    /// The digests of the last Idles sent to a peer that syncs once, with the heads each
+    /// covered: the peer may end on any of them (point 7).
+    idle_snapshots: VecDeque<IdleSnapshot>,
     progress: Progress,
 }
+
+/// An Idle's digest and the heads (as stored) of the documents it covered.
+type IdleSnapshot = ([u8; 16], Vec<(DocId, String)>);
 
 /// A short digest of one document's heads as stored.
 fn mark_of(heads: &str) -> [u8; 4] {
@@ -261,6 +294,10 @@ impl Session {
             erased: BTreeSet::new(),
             hand_ins: false,
             compression: Compression::Smallest,
+            one_shot_peer: false,
+            later: BTreeSet::new(),
+            peer_later: BTreeSet::new(),
+            idle_snapshots: VecDeque::new(),
             progress: Progress::default(),
         }
     }
@@ -510,7 +547,13 @@ impl Session {
             }
             Event::Poll => {
                 self.release_moved(store)?;
-                if self.phase != Phase::New {
+                if self.one_shot_peer {
+                    // What moved here is left for the peer's next sync (point 7); an Idle
+                    // says so if it changes what this side's digest covers.
+                    if self.phase == Phase::Syncing {
+                        self.maybe_idle(store, &mut out)?;
+                    }
+                } else if self.phase != Phase::New {
                     let moved = self.moved_docs(store)?;
                     self.announce(store, &moved, &mut out)?;
                     if !moved.is_empty() {
@@ -901,8 +944,13 @@ impl Session {
                 self.step_doc(store, &doc, out)?;
                 self.maybe_idle(store, out)?;
             }
-            Message::Idle { digest, seen } => {
+            Message::Idle {
+                digest,
+                seen,
+                later,
+            } => {
                 self.peer_idle = Some((digest, seen));
+                self.peer_later = later.into_iter().filter(|d| self.allows(d)).collect();
                 self.maybe_idle(store, out)?;
             }
             Message::Error(text) => {
@@ -933,12 +981,11 @@ impl Session {
         Ok(())
     }
 
-    /// Both sides hold the same heads for every document in scope (their digests agree):
-    /// records them as shared where the saved state says otherwise.
-    fn mark_agreed(&mut self, store: &mut Store) -> Result<()> {
+    /// Both sides hold `agreed` (their digests agree over these documents): records them as
+    /// shared where the saved state says otherwise.
+    fn mark_agreed(&mut self, store: &mut Store, agreed: Vec<(DocId, String)>) -> Result<()> {
         let shared = store.shared_with(&self.peer)?;
-        let differing = self
-            .scoped_heads(store)?
+        let differing = agreed
             .into_iter()
             .filter(|(d, h)| shared.get(d) != Some(h))
             .map(|(d, h)| (d, stored_heads(&h)))
@@ -1058,6 +1105,7 @@ impl Session {
                     let heads = am.get_heads();
                     if !heads.iter().all(|h| base.contains(h)) {
                         deltas.push((doc.clone(), am.save_after(&base)));
+                        self.later.remove(doc);
                         self.sent_deltas.insert(doc.clone());
                         self.delivering.insert(doc.clone());
                         // Everything here is in the history of these heads, what the peer
@@ -1143,6 +1191,8 @@ impl Session {
         if self.held.contains(doc) {
             return Ok(());
         }
+        // Exchanged with automerge now: whatever it holds crosses, later arrivals included.
+        self.later.remove(doc);
         let mut state = self.state_for(store, doc)?;
         let empty;
         let am: &Automerge = match store.doc(doc)? {
@@ -1192,13 +1242,24 @@ impl Session {
         if out.iter().any(|m| matches!(m, Message::Doc { .. })) {
             return Ok(());
         }
-        let digest = digest_of(&self.scoped_heads(store)?);
+        let left_out = self.left_out(store, out)?;
+        if out.iter().any(|m| matches!(m, Message::Doc { .. })) {
+            return Ok(());
+        }
+        let covered: Vec<(DocId, String)> = self
+            .scoped_heads(store)?
+            .into_iter()
+            .filter(|(d, _)| !left_out.contains(d))
+            .collect();
+        let digest = digest_of(&covered);
         if self.sent_idle != Some((digest, self.state_received)) {
             self.sent_idle = Some((digest, self.state_received));
             out.push(Message::Idle {
                 digest,
                 seen: self.state_received,
+                later: left_out.iter().cloned().collect(),
             });
+            self.keep_snapshot(digest, &covered);
         }
         // The peer cannot have seen the state frames this event is sending (a `Changes` delta,
         // a `Refused`): its last Idle says nothing about them.
@@ -1209,11 +1270,20 @@ impl Session {
         if let Some((theirs, seen)) = self.peer_idle
             && seen == self.state_sent + sending
         {
-            if theirs == digest {
+            let agreed = if theirs == digest {
+                Some(covered)
+            } else {
+                self.snapshot(theirs)
+            };
+            if let Some(agreed) = agreed {
                 if !self.caught_up {
-                    self.mark_agreed(store)?;
+                    self.mark_agreed(store, agreed)?;
+                    self.mark_left_out(store, &left_out)?;
                 }
                 self.caught_up = true;
+            } else if self.one_shot_peer && self.peer_later != self.later {
+                // The peer had not heard yet which documents this side leaves for later: its
+                // digest covered them. Its answer to this side's last Idle will not.
             } else if !self.sent_inventory {
                 // The peer has everything this side sent, yet the two differ.
                 self.send_inventory(store, out)?;
