@@ -61,6 +61,11 @@
 //!    while the records of the others caring for its children kept arriving, and took them
 //!    in one by one: BENCHMARKS §7.)
 //!
+//! The parts: `hello.rs` (points 1 and 2), `deltas.rs` (the `Changes` path, points 2 and 5),
+//! `exchange.rs` (automerge's own sync and the `Inventory` fallback, points 2 to 4),
+//! `held.rs` (documents left out, point 6), `one_shot.rs` (point 7); this file holds the
+//! state, the event loop, the Idle and what is recorded as shared.
+//!
 //! Only documents in the session's [`Scope`] are offered or accepted; anything else from the
 //! peer is answered `Refused { OutOfScope }` and left out. A side that may hold every document
 //! (the hub, [`Session::taking_hand_ins`]) still takes the peer's own changes to such a
@@ -69,15 +74,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use automerge::sync::{Message as AmMessage, State, SyncDoc};
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::ChangeHash;
+use automerge::sync::State;
 use sha2::{Digest, Sha256};
 
-use super::wire::{Compression, DocHeads, Message, Why};
+use super::wire::{Compression, DocHeads, Message};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::store::{Sender, Store, stored_heads};
 
+mod deltas;
+mod exchange;
+mod held;
+mod hello;
 mod one_shot;
 
 pub use one_shot::IDLE_SNAPSHOTS;
@@ -385,136 +394,6 @@ impl Session {
         self.refused_here
     }
 
-    /// Leaves `doc` out of the rest of the exchange (and, if `persist`, of later exchanges
-    /// until its heads move here).
-    fn hold(&mut self, store: &mut Store, doc: &DocId, persist: bool) -> Result<()> {
-        self.held.insert(doc.clone());
-        self.docs.remove(doc);
-        self.settled.remove(doc);
-        // What was sent of it may not have been taken.
-        self.peer_has.remove(doc);
-        if persist {
-            store.set_held(&self.peer, doc, true)?;
-        }
-        Ok(())
-    }
-
-    /// Takes `doc` back into the exchange (it changed since it was held).
-    fn release(&mut self, store: &mut Store, doc: &DocId) -> Result<()> {
-        if self.held.remove(doc) {
-            store.set_held(&self.peer, doc, false)?;
-        }
-        Ok(())
-    }
-
-    /// Releases every held document whose heads moved since it was held.
-    fn release_moved(&mut self, store: &mut Store) -> Result<()> {
-        if self.held.is_empty() {
-            return Ok(());
-        }
-        let saved = store.held(&self.peer)?;
-        let moved: Vec<DocId> = self
-            .held
-            .iter()
-            .filter(|d| {
-                saved
-                    .get(*d)
-                    .is_some_and(|h| store.heads(d).is_ok_and(|now| now != *h))
-            })
-            .cloned()
-            .collect();
-        for d in moved {
-            self.release(store, &d)?;
-        }
-        Ok(())
-    }
-
-    /// The peer sent changes of an older generation of `doc` (re-based here, see
-    /// `archive::rebase`): automerge's sync would go on asking it for them, so send it the
-    /// whole current generation instead (its base change makes the peer replace its copy)
-    /// and start this document's sync over.
-    fn send_generation(
-        &mut self,
-        store: &mut Store,
-        doc: &DocId,
-        out: &mut Vec<Message>,
-    ) -> Result<()> {
-        let Some(whole) = store.doc(doc)?.map(Automerge::save) else {
-            return Ok(());
-        };
-        out.push(Message::Changes(vec![(doc.clone(), whole)]));
-        self.peer_has.remove(doc);
-        self.docs.insert(doc.clone(), State::new());
-        self.settled.insert(doc.clone());
-        Ok(())
-    }
-
-    /// This side's copy of `doc` was just replaced by a newer generation: what the sync state
-    /// knew of the old one no longer holds, so the document's sync starts over.
-    fn restart_generation(
-        &mut self,
-        store: &mut Store,
-        doc: &DocId,
-        out: &mut Vec<Message>,
-    ) -> Result<()> {
-        self.peer_has.remove(doc);
-        self.docs.insert(doc.clone(), State::new());
-        self.restart_doc(store, doc, out)
-    }
-
-    /// Tells the peer it may not send `doc` here at all, and leaves it out.
-    fn refuse_out_of_scope(&mut self, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
-        out.push(Message::Refused {
-            doc: doc.clone(),
-            why: Why::OutOfScope,
-            count: 0,
-            reason: "对方无权在这里同步这份档案".into(),
-        });
-        self.held.insert(doc.clone());
-        self.docs.remove(doc);
-        Ok(())
-    }
-
-    /// Tells the peer that changes of `doc` were not accepted, and leaves it out.
-    fn refuse(
-        &mut self,
-        store: &mut Store,
-        doc: &DocId,
-        admission: &crate::store::Admission,
-        out: &mut Vec<Message>,
-    ) -> Result<()> {
-        self.refused_here += admission.refused as u64;
-        out.push(Message::Refused {
-            doc: doc.clone(),
-            why: if admission.refused == 0 {
-                Why::Deferred
-            } else {
-                Why::Refused
-            },
-            count: u32::try_from(admission.refused + admission.deferred).unwrap_or(u32::MAX),
-            reason: admission.reason.clone().unwrap_or_default(),
-        });
-        if admission.refused == 0 {
-            self.deferred_here.insert(doc.clone());
-        }
-        self.hold(store, doc, admission.refused > 0)
-    }
-
-    /// The school document gained changes in this event: documents this side deferred (their
-    /// changes declare a school state that was not here) are taken up again at once, from a
-    /// fresh automerge state, so the peer sends them again. Without this they waited for the
-    /// next session, and a session could end caught up with them still apart.
-    fn retry_deferred(&mut self, store: &mut Store, out: &mut Vec<Message>) -> Result<()> {
-        for doc in std::mem::take(&mut self.deferred_here) {
-            if !self.held.remove(&doc) {
-                continue;
-            }
-            self.docs.insert(doc.clone(), State::new());
-            self.restart_doc(store, &doc, out)?;
-        }
-        Ok(())
-    }
-
     /// Feeds one event; returns the frames to send.
     pub fn handle(&mut self, store: &mut Store, event: Event<'_>) -> Result<Output> {
         let mut out = Vec::new();
@@ -602,34 +481,6 @@ impl Session {
             .collect())
     }
 
-    fn start(&mut self, store: &mut Store, out: &mut Vec<Message>) -> Result<()> {
-        // Documents held back with this peer stay out while their heads have not moved.
-        for (doc, heads) in store.held(&self.peer)? {
-            if store.heads(&doc)? == heads {
-                self.held.insert(doc);
-            } else {
-                store.set_held(&self.peer, &doc, false)?;
-            }
-        }
-        let heads = self.scoped_heads(store)?;
-        let shared = store.shared_with(&self.peer)?;
-        self.digest = digest_of(&heads);
-        self.my_changed = heads
-            .into_iter()
-            .filter(|(d, h)| shared.get(d) != Some(h))
-            .collect();
-        self.phase = Phase::AwaitHello;
-        out.push(Message::Hello {
-            digest: self.digest,
-            changed: self
-                .my_changed
-                .iter()
-                .map(|(d, h)| (d.clone(), mark_of(h)))
-                .collect(),
-        });
-        Ok(())
-    }
-
     fn on_message(
         &mut self,
         store: &mut Store,
@@ -637,313 +488,10 @@ impl Session {
         out: &mut Vec<Message>,
     ) -> Result<()> {
         match msg {
-            Message::Hello { digest, changed } => {
-                if self.phase != Phase::AwaitHello {
-                    return Ok(()); // a duplicate
-                }
-                self.phase = Phase::Syncing;
-                // A held document the peer changed since: try it again.
-                let retry: Vec<DocId> = changed
-                    .iter()
-                    .map(|(d, _)| d.clone())
-                    .filter(|d| self.held.contains(d))
-                    .collect();
-                for d in &retry {
-                    self.release(store, d)?;
-                }
-                if digest == self.digest && retry.is_empty() {
-                    // Everything in scope is shared, as both sides held it when they said
-                    // Hello: remember it, so the next Hello lists nothing.
-                    let shared = std::mem::take(&mut self.my_changed)
-                        .into_iter()
-                        .map(|(d, h)| (d, stored_heads(&h)))
-                        .collect();
-                    self.mark_shared(store, shared)?;
-                    self.caught_up = true;
-                    return Ok(());
-                }
-                let mine: HashMap<DocId, String> = self.scoped_heads(store)?.into_iter().collect();
-                let theirs: HashMap<DocId, [u8; 4]> = changed.into_iter().collect();
-                let mut candidates = BTreeSet::new();
-                let mut already_shared = Vec::new();
-                for doc in theirs.keys().chain(self.my_changed.iter().map(|(d, _)| d)) {
-                    if !self.allows(doc) {
-                        continue;
-                    }
-                    let ours = mine.get(doc);
-                    match (theirs.get(doc), ours) {
-                        (Some(mark), Some(h)) if *mark == mark_of(h) => {
-                            already_shared.push((doc.clone(), stored_heads(h)));
-                        }
-                        _ => {
-                            candidates.insert(doc.clone());
-                        }
-                    }
-                }
-                self.mark_shared(store, already_shared)?;
-                if candidates.is_empty() {
-                    self.send_inventory(store, out)?;
-                } else {
-                    self.send_deltas(store, &candidates, out)?;
-                }
-                self.maybe_idle(store, out)?;
-            }
-            Message::Changes(docs) => {
-                // A document outside the scope (the two sides see the school differently, or a
-                // modified app) is refused and left out; the others go on.
-                let (mut docs, outside): (Vec<_>, Vec<_>) =
-                    docs.into_iter().partition(|(d, _)| self.allows(d));
-                let hand_ins: Vec<&(DocId, Vec<u8>)> = outside
-                    .iter()
-                    .filter(|(d, _)| {
-                        self.hand_ins
-                            && !self.held.contains(d)
-                            && !d.child().is_some_and(|c| self.erased.contains(c))
-                    })
-                    .collect();
-                // The school document first (then care files before private parts): what the
-                // others are judged against may arrive in the same frame.
-                docs.sort_by(|a, b| a.0.cmp(&b.0));
-                // A hand-in is answered once it is merged (below): a device drops its copy on
-                // `OutOfScope`, so that answer waits until nothing of it is left to take.
-                for (doc, _) in outside
-                    .iter()
-                    .filter(|(d, _)| !hand_ins.iter().any(|(h, _)| h == d))
-                {
-                    self.refuse_out_of_scope(doc, out)?;
-                }
-                self.caught_up = false;
-                self.peer_idle = None;
-                let before: HashMap<DocId, String> = docs
-                    .iter()
-                    .map(|(d, _)| Ok((d.clone(), store.heads(d)?)))
-                    .collect::<Result<_>>()?;
-                let peer = self.peer.clone();
-                let held = self.held.clone();
-                let sender = self.sender.clone();
-                let quota = self.quota.clone();
-                let (incomplete, refused, taken, tips, shared) = store.write(|b| {
-                    b.set_source(&peer);
-                    b.set_sender(sender);
-                    if let Some((m, q)) = quota {
-                        b.set_daily_quota(m, q);
-                    }
-                    let mut incomplete = Vec::new();
-                    let mut refused = Vec::new();
-                    let mut tips = Vec::new();
-                    let mut shared = Vec::new();
-                    for (doc, bytes) in docs.iter().filter(|(d, _)| !held.contains(d)) {
-                        let pre = b.doc(doc)?.map(Automerge::get_heads).unwrap_or_default();
-                        let admission = b.merge_bytes(doc, bytes)?;
-                        if !admission.is_clean() {
-                            refused.push((doc.clone(), admission));
-                            continue;
-                        }
-                        let replaced = admission.replaced > 0;
-                        if replaced {
-                            refused.push((doc.clone(), admission));
-                        }
-                        let Some(d) = b.doc(doc)? else {
-                            continue;
-                        };
-                        if !d.get_missing_deps(&[]).is_empty() {
-                            incomplete.push(doc.clone());
-                            continue;
-                        }
-                        let mut now = d.get_heads();
-                        now.sort();
-                        // The heads the delta added: the peer holds them (they are its).
-                        if !replaced {
-                            let new = now.iter().filter(|h| !pre.contains(h)).copied();
-                            tips.push((doc.clone(), new.collect::<Vec<_>>()));
-                        }
-                        // The sender has exactly these heads only if the delta moved ours and
-                        // none of ours survived as a head (a change of ours the sender lacks):
-                        // recorded as shared in the same write as the merge. Otherwise wait for
-                        // the end of the exchange: recording heads the peer may never receive
-                        // would poison the next session.
-                        if now != pre && !now.iter().any(|h| pre.contains(h)) {
-                            let state = State {
-                                shared_heads: now.clone(),
-                                ..State::new()
-                            };
-                            b.save_sync_state(&peer, doc, &state);
-                            shared.push((doc.clone(), now));
-                        }
-                    }
-                    // Handed in from outside the scope, after the documents in scope (the
-                    // school document they are judged against may be among those): judged and
-                    // kept, nothing sent back (the refusal above tells the device to drop its
-                    // copy).
-                    let mut taken = Vec::new();
-                    for (doc, bytes) in &hand_ins {
-                        taken.push((doc.clone(), b.merge_bytes(doc, bytes)?));
-                    }
-                    Ok((incomplete, refused, taken, tips, shared))
-                })?;
-                // A hand-in taken whole (accepted, or refused into the quarantine, where an
-                // administrator sees it) lets the device drop its copy; one deferred (the daily
-                // quota, a dependency not here yet) is answered `Deferred`, so the device keeps
-                // its work and offers it again at its next sync.
-                for (doc, admission) in &taken {
-                    if admission.deferred > 0 {
-                        self.refuse(store, doc, admission, out)?;
-                    } else {
-                        self.refuse_out_of_scope(doc, out)?;
-                    }
-                }
-                // The school document may have brought an erasure.
-                self.erased = store.erased_children()?;
-                for (doc, admission) in &refused {
-                    if admission.replaced > 0 {
-                        self.restart_generation(store, doc, out)?;
-                    } else if admission.only_stale() {
-                        self.send_generation(store, doc, out)?;
-                    } else {
-                        self.refuse(store, doc, admission, out)?;
-                    }
-                }
-                self.note_shared(&shared);
-                for (doc, _) in docs.iter().filter(|(d, _)| !self.held.contains(d)) {
-                    if before.get(doc) != Some(&store.heads(doc)?) {
-                        self.changed_here.insert(doc.clone());
-                        self.writes += 1;
-                    }
-                    self.received_deltas.insert(doc.clone());
-                }
-                // What the peer holds now: what it was known to hold, and what its delta added
-                // (less than all it holds, if some of its heads were already here: that only
-                // costs a change sent twice, never one not sent).
-                for (doc, _) in &tips {
-                    self.leave_automerge(doc);
-                }
-                let stored = if tips.iter().any(|(d, _)| !self.peer_has.contains_key(d)) {
-                    store.shared_with(&self.peer)?
-                } else {
-                    HashMap::new()
-                };
-                for (doc, new) in tips {
-                    if new.is_empty() {
-                        continue;
-                    }
-                    let mut has = match self.peer_has.remove(&doc) {
-                        Some(has) => has,
-                        None => stored
-                            .get(&doc)
-                            .map(|h| stored_heads(h))
-                            .unwrap_or_default(),
-                    };
-                    has.extend(new);
-                    self.peer_has.insert(doc, has);
-                }
-                // A delta built on heads this side does not have: fall back to automerge's sync,
-                // which asks for exactly what is missing.
-                for doc in incomplete {
-                    self.step_doc(store, &doc, out)?;
-                }
-                self.maybe_idle(store, out)?;
-            }
-            Message::Inventory(theirs) => {
-                self.phase = Phase::Syncing;
-                let mine: HashMap<DocId, Vec<ChangeHash>> = self
-                    .scoped_heads(store)?
-                    .into_iter()
-                    .map(|(d, h)| (d, stored_heads(&h)))
-                    .collect();
-                // What the peer holds that it may no longer exchange here: say so, once.
-                let outside: Vec<DocId> = theirs
-                    .iter()
-                    .map(|(d, _)| d.clone())
-                    .filter(|d| !self.allows(d) && !self.held.contains(d))
-                    .collect();
-                for doc in &outside {
-                    self.refuse_out_of_scope(doc, out)?;
-                }
-                let theirs: HashMap<DocId, Vec<ChangeHash>> = theirs
-                    .into_iter()
-                    .filter(|(d, _)| self.allows(d) && !self.held.contains(d))
-                    .collect();
-                let mut candidates = BTreeSet::new();
-                for doc in mine.keys().chain(theirs.keys()) {
-                    let mut a = mine.get(doc).cloned().unwrap_or_default();
-                    let mut b = theirs.get(doc).cloned().unwrap_or_default();
-                    a.sort();
-                    b.sort();
-                    if a != b {
-                        candidates.insert(doc.clone());
-                    }
-                }
-                if !self.sent_inventory {
-                    self.send_inventory(store, out)?;
-                }
-                for doc in candidates {
-                    self.step_doc(store, &doc, out)?;
-                }
-                self.maybe_idle(store, out)?;
-            }
-            Message::Doc { doc, payload } => {
-                if !self.allows(&doc) {
-                    if !self.held.contains(&doc) {
-                        self.refuse_out_of_scope(&doc, out)?;
-                    }
-                    return Ok(());
-                }
-                if self.phase == Phase::AwaitHello {
-                    self.phase = Phase::Syncing;
-                }
-                if self.held.contains(&doc) {
-                    // The peer deferred it and now starts it over: take it up again.
-                    if !self.deferred_there.remove(&doc) {
-                        return Ok(()); // left out of this exchange
-                    }
-                    self.held.remove(&doc);
-                    self.docs.insert(doc.clone(), State::new());
-                }
-                let message = crate::store::from_peer(&doc, || {
-                    AmMessage::decode(&payload).map_err(|e| format!("同步消息无效：{e}"))
-                })?;
-                self.caught_up = false;
-                self.peer_idle = None;
-                self.settled.remove(&doc);
-                let mut state = self.state_for(store, &doc)?;
-                let before = store.heads(&doc)?;
-                let peer = self.peer.clone();
-                let sender = self.sender.clone();
-                let quota = self.quota.clone();
-                let admission = store.write(|b| {
-                    b.set_source(&peer);
-                    b.set_sender(sender);
-                    if let Some((m, q)) = quota {
-                        b.set_daily_quota(m, q);
-                    }
-                    b.sync_receive(&peer, &doc, &mut state, message)
-                })?;
-                if doc == DocId::School {
-                    self.erased = store.erased_children()?;
-                }
-                if store.heads(&doc)? != before {
-                    self.changed_here.insert(doc.clone());
-                    self.writes += 1;
-                }
-                if admission.only_stale() {
-                    self.send_generation(store, &doc, out)?;
-                    self.maybe_idle(store, out)?;
-                    return Ok(());
-                }
-                if !admission.is_clean() {
-                    self.refuse(store, &doc, &admission, out)?;
-                    self.maybe_idle(store, out)?;
-                    return Ok(());
-                }
-                if admission.replaced > 0 {
-                    self.restart_generation(store, &doc, out)?;
-                    self.maybe_idle(store, out)?;
-                    return Ok(());
-                }
-                self.docs.insert(doc.clone(), state);
-                self.step_doc(store, &doc, out)?;
-                self.maybe_idle(store, out)?;
-            }
+            Message::Hello { digest, changed } => self.on_hello(store, digest, changed, out)?,
+            Message::Changes(docs) => self.on_changes(store, docs, out)?,
+            Message::Inventory(theirs) => self.on_inventory(store, theirs, out)?,
+            Message::Doc { doc, payload } => self.on_doc(store, doc, payload, out)?,
             Message::Idle {
                 digest,
                 seen,
@@ -961,22 +509,7 @@ impl Session {
                 why,
                 count,
                 reason,
-            } => {
-                match why {
-                    Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
-                    // Only a relay this side trusts (its hub) says what it may keep.
-                    Why::OutOfScope if self.sender == Sender::Relay => {
-                        store.mark_out_of_scope(&doc)?;
-                    }
-                    _ => {}
-                }
-                if why == Why::Deferred {
-                    self.deferred_there.insert(doc.clone());
-                }
-                self.hold(store, &doc, why != Why::Deferred)?;
-                self.caught_up = false;
-                self.maybe_idle(store, out)?;
-            }
+            } => self.on_refused(store, doc, why, count, reason, out)?,
         }
         Ok(())
     }
@@ -1012,53 +545,6 @@ impl Session {
         })
     }
 
-    /// Announces documents that moved here while the session is open (live mode, or another
-    /// connection writing them): one in the middle of an automerge exchange goes on with it;
-    /// the others are sent as deltas from what the peer is known to hold.
-    fn announce(
-        &mut self,
-        store: &mut Store,
-        docs: &[DocId],
-        out: &mut Vec<Message>,
-    ) -> Result<()> {
-        let (active, rest): (Vec<&DocId>, Vec<&DocId>) = docs
-            .iter()
-            .partition(|d| self.docs.contains_key(*d) && !self.settled.contains(*d));
-        for doc in active {
-            self.restart_doc(store, doc, out)?;
-        }
-        for doc in &rest {
-            self.leave_automerge(doc);
-        }
-        if !rest.is_empty() {
-            self.send_deltas(store, &rest.into_iter().cloned().collect(), out)?;
-        }
-        Ok(())
-    }
-
-    /// A document whose automerge exchange has settled goes on with deltas: what that
-    /// exchange learned the peer holds (the heads shared, and the peer's heads as it last
-    /// said them) joins [`Session::peer_has`], and automerge's state is let go (a later
-    /// exchange starts from the one saved in the store).
-    fn leave_automerge(&mut self, doc: &DocId) {
-        if !self.settled.remove(doc) {
-            return;
-        }
-        let Some(state) = self.docs.remove(doc) else {
-            return;
-        };
-        let has = self.peer_has.entry(doc.clone()).or_default();
-        let learned = state
-            .shared_heads
-            .into_iter()
-            .chain(state.their_heads.into_iter().flatten());
-        for h in learned {
-            if !has.contains(&h) {
-                has.push(h);
-            }
-        }
-    }
-
     /// A document still in the middle of an automerge exchange saves its in-memory state with
     /// every message it receives: that state must know the heads recorded as shared too, or a
     /// late message would write older shared heads over these (the document then shows as not
@@ -1069,157 +555,6 @@ impl Session {
                 state.shared_heads = heads.clone();
             }
         }
-    }
-
-    /// For each candidate document, sends the changes the peer lacks when this side knows what
-    /// the peer has (the heads shared at the end of the last exchange, and what crossed in this
-    /// session: [`Session::peer_has`], all known here), all in one compressed `Changes` frame;
-    /// the others go through automerge's sync protocol.
-    fn send_deltas(
-        &mut self,
-        store: &mut Store,
-        candidates: &BTreeSet<DocId>,
-        out: &mut Vec<Message>,
-    ) -> Result<()> {
-        let shared = store.shared_with(&self.peer)?;
-        let mut deltas = Vec::new();
-        let mut slow = Vec::new();
-        for doc in candidates {
-            let base = match self.peer_has.get(doc) {
-                Some(has) => Some(has.clone()),
-                None => shared.get(doc).map(|h| stored_heads(h)),
-            };
-            let Some(am) = store.doc(doc)? else {
-                if base.is_none() {
-                    slow.push(doc.clone());
-                }
-                continue; // nothing to offer; the peer sends what it has
-            };
-            match base {
-                Some(base)
-                    if !base.is_empty()
-                        && base.iter().all(|h| am.get_change_by_hash(h).is_some()) =>
-                {
-                    // Not recorded as shared yet: the frame may never arrive. The peer records
-                    // it on receipt, this side once the exchange ends in agreement.
-                    let heads = am.get_heads();
-                    if !heads.iter().all(|h| base.contains(h)) {
-                        deltas.push((doc.clone(), am.save_after(&base)));
-                        self.later.remove(doc);
-                        self.sent_deltas.insert(doc.clone());
-                        self.delivering.insert(doc.clone());
-                        // Everything here is in the history of these heads, what the peer
-                        // held before included.
-                        self.peer_has.insert(doc.clone(), heads);
-                    }
-                }
-                _ => slow.push(doc.clone()),
-            }
-        }
-        if !deltas.is_empty() {
-            self.sent_idle = None;
-            self.caught_up = false;
-            // Keep frames well under the limit: split large batches.
-            let mut batch = Vec::new();
-            let mut size = 0;
-            for (doc, bytes) in deltas {
-                size += bytes.len();
-                batch.push((doc, bytes));
-                if size > 4 * 1024 * 1024 {
-                    out.push(Message::Changes(std::mem::take(&mut batch)));
-                    size = 0;
-                }
-            }
-            if !batch.is_empty() {
-                out.push(Message::Changes(batch));
-            }
-        }
-        for doc in slow {
-            self.step_doc(store, &doc, out)?;
-        }
-        Ok(())
-    }
-
-    fn send_inventory(&mut self, store: &Store, out: &mut Vec<Message>) -> Result<()> {
-        self.sent_inventory = true;
-        let all = self
-            .scoped_heads(store)?
-            .into_iter()
-            .map(|(d, h)| (d, stored_heads(&h)))
-            .collect();
-        out.push(Message::Inventory(all));
-        Ok(())
-    }
-
-    fn state_for(&mut self, store: &Store, doc: &DocId) -> Result<State> {
-        if let Some(s) = self.docs.remove(doc) {
-            return Ok(s);
-        }
-        let saved = store.sync_state(&self.peer, doc)?;
-        Ok(saved
-            .and_then(|bytes| State::decode(&bytes).ok())
-            .unwrap_or_default())
-    }
-
-    /// Starts exchanging `doc` again after it changed here.
-    fn restart_doc(
-        &mut self,
-        store: &mut Store,
-        doc: &DocId,
-        out: &mut Vec<Message>,
-    ) -> Result<()> {
-        self.caught_up = false;
-        self.settled.remove(doc);
-        self.step_doc(store, doc, out)
-    }
-
-    /// Documents in scope whose heads differ from those shared with the peer and that are not
-    /// in the middle of an exchange.
-    fn moved_docs(&self, store: &Store) -> Result<Vec<DocId>> {
-        let shared = store.shared_with(&self.peer)?;
-        Ok(self
-            .scoped_heads(store)?
-            .into_iter()
-            .filter(|(d, h)| shared.get(d) != Some(h))
-            .filter(|(d, _)| !self.docs.contains_key(d) || self.settled.contains(d))
-            .map(|(d, _)| d)
-            .collect())
-    }
-
-    /// Generates the next automerge sync message for `doc`, if there is one.
-    fn step_doc(&mut self, store: &mut Store, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
-        if self.held.contains(doc) {
-            return Ok(());
-        }
-        // Exchanged with automerge now: whatever it holds crosses, later arrivals included.
-        self.later.remove(doc);
-        let mut state = self.state_for(store, doc)?;
-        let empty;
-        let am: &Automerge = match store.doc(doc)? {
-            Some(d) => d,
-            None => {
-                empty = Automerge::new();
-                &empty
-            }
-        };
-        match am.generate_sync_message(&mut state) {
-            Some(m) => {
-                self.sent_idle = None;
-                self.caught_up = false;
-                if !m.changes.is_empty() {
-                    self.delivering.insert(doc.clone());
-                }
-                out.push(Message::Doc {
-                    doc: doc.clone(),
-                    payload: m.encode(),
-                });
-            }
-            None => {
-                self.settled.insert(doc.clone());
-            }
-        }
-        self.docs.insert(doc.clone(), state);
-        Ok(())
     }
 
     /// After handling a frame: if nothing is in flight from this side, say so once; when the

@@ -1,0 +1,178 @@
+//! Documents left out of an exchange (module docs, point 6): changes refused or deferred, a
+//! document outside the scope, one replaced by a new generation; and taking them up again.
+
+use automerge::Automerge;
+use automerge::sync::State;
+
+use super::Session;
+use crate::doc::DocId;
+use crate::error::Result;
+use crate::store::{Sender, Store};
+use crate::sync::wire::{Message, Why};
+
+impl Session {
+    /// Leaves `doc` out of the rest of the exchange (and, if `persist`, of later exchanges
+    /// until its heads move here).
+    pub(super) fn hold(&mut self, store: &mut Store, doc: &DocId, persist: bool) -> Result<()> {
+        self.held.insert(doc.clone());
+        self.docs.remove(doc);
+        self.settled.remove(doc);
+        // What was sent of it may not have been taken.
+        self.peer_has.remove(doc);
+        if persist {
+            store.set_held(&self.peer, doc, true)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `doc` back into the exchange (it changed since it was held).
+    pub(super) fn release(&mut self, store: &mut Store, doc: &DocId) -> Result<()> {
+        if self.held.remove(doc) {
+            store.set_held(&self.peer, doc, false)?;
+        }
+        Ok(())
+    }
+
+    /// Releases every held document whose heads moved since it was held.
+    pub(super) fn release_moved(&mut self, store: &mut Store) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let saved = store.held(&self.peer)?;
+        let moved: Vec<DocId> = self
+            .held
+            .iter()
+            .filter(|d| {
+                saved
+                    .get(*d)
+                    .is_some_and(|h| store.heads(d).is_ok_and(|now| now != *h))
+            })
+            .cloned()
+            .collect();
+        for d in moved {
+            self.release(store, &d)?;
+        }
+        Ok(())
+    }
+
+    /// The peer sent changes of an older generation of `doc` (re-based here, see
+    /// `archive::rebase`): automerge's sync would go on asking it for them, so send it the
+    /// whole current generation instead (its base change makes the peer replace its copy)
+    /// and start this document's sync over.
+    pub(super) fn send_generation(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        let Some(whole) = store.doc(doc)?.map(Automerge::save) else {
+            return Ok(());
+        };
+        out.push(Message::Changes(vec![(doc.clone(), whole)]));
+        self.peer_has.remove(doc);
+        self.docs.insert(doc.clone(), State::new());
+        self.settled.insert(doc.clone());
+        Ok(())
+    }
+
+    /// This side's copy of `doc` was just replaced by a newer generation: what the sync state
+    /// knew of the old one no longer holds, so the document's sync starts over.
+    pub(super) fn restart_generation(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        self.peer_has.remove(doc);
+        self.docs.insert(doc.clone(), State::new());
+        self.restart_doc(store, doc, out)
+    }
+
+    /// Tells the peer it may not send `doc` here at all, and leaves it out.
+    pub(super) fn refuse_out_of_scope(
+        &mut self,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        out.push(Message::Refused {
+            doc: doc.clone(),
+            why: Why::OutOfScope,
+            count: 0,
+            reason: "对方无权在这里同步这份档案".into(),
+        });
+        self.held.insert(doc.clone());
+        self.docs.remove(doc);
+        Ok(())
+    }
+
+    /// Tells the peer that changes of `doc` were not accepted, and leaves it out.
+    pub(super) fn refuse(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        admission: &crate::store::Admission,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        self.refused_here += admission.refused as u64;
+        out.push(Message::Refused {
+            doc: doc.clone(),
+            why: if admission.refused == 0 {
+                Why::Deferred
+            } else {
+                Why::Refused
+            },
+            count: u32::try_from(admission.refused + admission.deferred).unwrap_or(u32::MAX),
+            reason: admission.reason.clone().unwrap_or_default(),
+        });
+        if admission.refused == 0 {
+            self.deferred_here.insert(doc.clone());
+        }
+        self.hold(store, doc, admission.refused > 0)
+    }
+
+    /// The school document gained changes in this event: documents this side deferred (their
+    /// changes declare a school state that was not here) are taken up again at once, from a
+    /// fresh automerge state, so the peer sends them again. Without this they waited for the
+    /// next session, and a session could end caught up with them still apart.
+    pub(super) fn retry_deferred(
+        &mut self,
+        store: &mut Store,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        for doc in std::mem::take(&mut self.deferred_here) {
+            if !self.held.remove(&doc) {
+                continue;
+            }
+            self.docs.insert(doc.clone(), State::new());
+            self.restart_doc(store, &doc, out)?;
+        }
+        Ok(())
+    }
+
+    /// The peer did not accept changes of `doc`: it is left out of the rest of the exchange.
+    pub(super) fn on_refused(
+        &mut self,
+        store: &mut Store,
+        doc: DocId,
+        why: Why,
+        count: u32,
+        reason: String,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        match why {
+            Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
+            // Only a relay this side trusts (its hub) says what it may keep.
+            Why::OutOfScope if self.sender == Sender::Relay => {
+                store.mark_out_of_scope(&doc)?;
+            }
+            _ => {}
+        }
+        if why == Why::Deferred {
+            self.deferred_there.insert(doc.clone());
+        }
+        self.hold(store, &doc, why != Why::Deferred)?;
+        self.caught_up = false;
+        self.maybe_idle(store, out)?;
+        Ok(())
+    }
+}
