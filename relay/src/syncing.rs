@@ -8,9 +8,11 @@
 //! ([`crate::transport::ConversationOptions::wake`]) and takes in what the hub passes on from
 //! other devices.
 //!
-//! A one-shot sync that has finished ignores frames still on their way from the hub (changes
-//! another device brought in the last moment): its half is closed, so it could not answer them,
-//! and the next sync fetches them.
+//! A one-shot sync ends as soon as the device holds what the hub held and the hub holds what the
+//! device wrote: the hub leaves what other devices bring after the device's `Hello` for its next
+//! sync (`Session::one_shot_peer`; `shouwang_core::sync::session`, point 7), listing those documents in its `Idle`. A sync
+//! that has finished ignores frames still on their way from the hub: its half is closed, so it
+//! could not answer them, and the next sync fetches what they carried.
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
