@@ -362,17 +362,7 @@ fn story_8b_a_poll_sends_what_another_connection_wrote() {
     );
 
     // The app's own connection to peer 1's store.
-    let mut app = shouwang_core::Archive::open(&n.peers[1].path()).unwrap();
-    let id = app
-        .add_record(&shouwang_core::RecordInput {
-            kind: "家访".into(),
-            child: Some(CHILD.into()),
-            class: None,
-            date: "2026-11-20".into(),
-            fields: vec![("notes".into(), "后台同步时在应用里写的".into())],
-        })
-        .unwrap()
-        .0;
+    let id = written_elsewhere(&n, 1, CHILD, "后台同步时在应用里写的");
     n.poll(1);
     n.run_until_quiescent(STEPS).unwrap();
     assert!(n.caught_up(0, 1));
@@ -570,6 +560,15 @@ fn holds_record_of(net: &mut Net, peer: usize, child: &str, id: &str) -> bool {
         .any(|r| r.meta.id.0 == id)
 }
 
+/// A hub (peer 0) and a 班主任's phone (peer 1) that synced once and are apart again.
+fn in_sync_then_apart(seed: u64) -> Net {
+    let mut n = net(&[HEAD_TEACHER], seed);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    n.disconnect(0, 1);
+    n
+}
+
 /// Runs until quiescent; the first time `when` holds, `then` runs.
 fn run_and_once(n: &mut Net, when: impl Fn(&mut Net) -> bool, then: impl FnOnce(&mut Net)) {
     let mut then = Some(then);
@@ -592,10 +591,7 @@ fn run_and_once(n: &mut Net, when: impl Fn(&mut Net) -> bool, then: impl FnOnce(
 ///     sync, which brings just them: her own visits do not come back down.
 #[test]
 fn story_13_a_one_shot_sync_leaves_later_arrivals_for_the_next() {
-    let mut n = net(&[HEAD_TEACHER], 13);
-    n.connect(0, 1);
-    n.run_until_quiescent(STEPS).unwrap();
-    n.disconnect(0, 1);
+    let mut n = in_sync_then_apart(13);
     let mine: Vec<String> = (0..3)
         .map(|i| {
             n.peers[1].record(
@@ -647,10 +643,7 @@ fn story_13_a_one_shot_sync_leaves_later_arrivals_for_the_next() {
 ///      at the hub when the sync ends.
 #[test]
 fn story_13a_a_record_written_during_a_one_shot_sync_is_not_left_behind() {
-    let mut n = net(&[HEAD_TEACHER], 131);
-    n.connect(0, 1);
-    n.run_until_quiescent(STEPS).unwrap();
-    n.disconnect(0, 1);
+    let mut n = in_sync_then_apart(131);
     let first = n.peers[1].record("家访", "赵子涵", "2026-11-20", &[("notes", "离线时写的")]);
 
     n.connect_one_shot(0, 1);
