@@ -587,8 +587,9 @@ fn run_and_once(n: &mut Net, when: impl Fn(&mut Net) -> bool, then: impl FnOnce(
 /// 13. A phone's sync ends once it holds what the hub held: while the 班主任's three 家访
 ///     cross to the hub, another teacher's 家访 for the same child and one for another child
 ///     reach the hub through other connections. The sync ends caught up on both sides with
-///     her visits at the hub and neither of the others on her phone; they wait for her next
-///     sync, which brings just them: her own visits do not come back down.
+///     her visits at the hub and neither of the others on her phone (the hub, too, concludes:
+///     her phone ends on an Idle of the hub's that a later one has followed); they wait for
+///     her next sync, which brings just them: her own visits do not come back down.
 #[test]
 fn story_13_a_one_shot_sync_leaves_later_arrivals_for_the_next() {
     let mut n = in_sync_then_apart(13);

@@ -612,6 +612,12 @@ impl Session {
             };
             if let Some(agreed) = agreed {
                 if !self.caught_up {
+                    // An earlier Idle may have covered a document left out since: what it
+                    // agreed on is exact, and recorded rather than what is known to cross.
+                    let left_out: BTreeSet<DocId> = left_out
+                        .into_iter()
+                        .filter(|d| !agreed.iter().any(|(a, _)| a == d))
+                        .collect();
                     self.mark_agreed(store, agreed)?;
                     self.mark_left_out(store, &left_out)?;
                 }
