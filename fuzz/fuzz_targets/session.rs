@@ -1,7 +1,8 @@
 //! A sync `Session` receiving a peer's frames against a real store (a SQLite file in a
 //! temporary directory): the office's session with 刘桂兰's device as the hub makes it (her
-//! scope, her device held to its own changes), or, by the input's first bit, her phone's
-//! session with the office met directly. The input is the peer's frames
+//! scope, her device held to its own changes; by the input's second bit, her device syncing
+//! once, as the hub treats a device that has not said `Live`), or, by the input's first bit,
+//! her phone's session with the office met directly. The input is the peer's frames
 //! (`shouwang_fuzz::split_frames`), each with the checksums of the automerge chunks inside and
 //! its own check made right (`with_automerge_checksums`, `with_sync_check`: a damaged check is
 //! the `wire_frame` target's). A frame that is refused ends the session with
@@ -20,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let (mut opened, mut session) = if mode & 1 == 0 {
         let mut o = world.open_admin();
         let s = world.office_session(&mut o.archive);
+        let s = if mode & 2 == 0 { s } else { s.one_shot_peer() };
         (o, s)
     } else {
         let mut o = world.open_mother();
