@@ -39,10 +39,10 @@ struct Link {
     /// Frames in flight: (receiving end 0 or 1, bytes).
     queue: VecDeque<(usize, Vec<u8>)>,
     caught_up: [bool; 2],
-    /// Ends that poll after every frame while not caught up (the hub's end of a phone's sync).
-    polls: [bool; 2],
-    /// Ends that stop once caught up (the phone's end of a one-shot sync), and whether they have.
-    one_shot: [bool; 2],
+    /// For a phone's one-shot sync, the hub's end: it polls after every frame while not caught
+    /// up, and the other end stops once caught up.
+    hub_end: Option<usize>,
+    /// Ends that have stopped (the phone's end of a one-shot sync, once caught up).
     finished: [bool; 2],
 }
 
@@ -121,8 +121,7 @@ impl Net {
             sessions: [session(x, y), session(y, x)],
             queue: VecDeque::new(),
             caught_up: [false; 2],
-            polls: [hub == Some(x), hub == Some(y)],
-            one_shot: [hub == Some(y), hub == Some(x)],
+            hub_end: hub.map(|h| if h == x { 0 } else { 1 }),
             finished: [false; 2],
         };
         for (end, peer) in [(0usize, x), (1usize, y)] {
@@ -237,7 +236,7 @@ impl Net {
         let peer = if end == 0 { k.0 } else { k.1 };
         let store = self.peers[peer].archive.store();
         let result = link.sessions[end].handle(store, Event::Frame(&frame));
-        let polls = link.polls[end] && result.as_ref().is_ok_and(|o| !o.caught_up);
+        let polls = link.hub_end == Some(end) && result.as_ref().is_ok_and(|o| !o.caught_up);
         self.deliver(k, end, result);
         if polls && let Some(link) = self.links.get_mut(&k) {
             let store = self.peers[peer].archive.store();
@@ -259,7 +258,7 @@ impl Net {
             Ok(out) => {
                 if let Some(link) = self.links.get_mut(&k) {
                     link.caught_up[end] = out.caught_up;
-                    link.finished[end] |= link.one_shot[end] && out.caught_up;
+                    link.finished[end] |= link.hub_end == Some(1 - end) && out.caught_up;
                     for f in out.frames {
                         link.queue.push_back((1 - end, f));
                     }

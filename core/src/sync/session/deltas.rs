@@ -186,9 +186,8 @@ impl Session {
         docs: &[DocId],
         out: &mut Vec<Message>,
     ) -> Result<()> {
-        let (active, rest): (Vec<&DocId>, Vec<&DocId>) = docs
-            .iter()
-            .partition(|d| self.docs.contains_key(*d) && !self.settled.contains(*d));
+        let (active, rest): (Vec<&DocId>, Vec<&DocId>) =
+            docs.iter().partition(|d| self.mid_exchange(d));
         for doc in active {
             self.restart_doc(store, doc, out)?;
         }
@@ -293,16 +292,20 @@ impl Session {
         Ok(())
     }
 
-    /// Documents in scope whose heads differ from those shared with the peer and that are not
-    /// in the middle of an exchange.
-    pub(super) fn moved_docs(&self, store: &Store) -> Result<Vec<DocId>> {
-        let shared = store.shared_with(&self.peer)?;
-        Ok(self
-            .scoped_heads(store)?
-            .into_iter()
-            .filter(|(d, h)| shared.get(d) != Some(h))
-            .filter(|(d, _)| !self.docs.contains_key(d) || self.settled.contains(d))
-            .map(|(d, _)| d)
-            .collect())
+    /// Of `heads` (this side's, [`Session::scoped_heads`]), the documents whose heads differ
+    /// from those `shared` with the peer and that are not in the middle of an exchange.
+    pub(super) fn moved<'h>(
+        &self,
+        heads: &'h [(DocId, String)],
+        shared: &HashMap<DocId, String>,
+    ) -> impl Iterator<Item = &'h (DocId, String)> {
+        heads
+            .iter()
+            .filter(move |(d, h)| shared.get(d) != Some(h) && !self.mid_exchange(d))
+    }
+
+    /// Whether `doc` is in the middle of an automerge exchange.
+    pub(super) fn mid_exchange(&self, doc: &DocId) -> bool {
+        self.docs.contains_key(doc) && !self.settled.contains(doc)
     }
 }

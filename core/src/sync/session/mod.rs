@@ -433,7 +433,12 @@ impl Session {
                         self.maybe_idle(store, &mut out)?;
                     }
                 } else if self.phase != Phase::New {
-                    let moved = self.moved_docs(store)?;
+                    let heads = self.scoped_heads(store)?;
+                    let shared = store.shared_with(&self.peer)?;
+                    let moved: Vec<DocId> = self
+                        .moved(&heads, &shared)
+                        .map(|(d, _)| d.clone())
+                        .collect();
                     self.announce(store, &moved, &mut out)?;
                     if !moved.is_empty() {
                         self.maybe_idle(store, &mut out)?;
@@ -568,7 +573,7 @@ impl Session {
         let active: Vec<DocId> = self
             .docs
             .keys()
-            .filter(|d| !self.settled.contains(*d))
+            .filter(|d| self.mid_exchange(d))
             .cloned()
             .collect();
         for doc in active {
@@ -577,12 +582,12 @@ impl Session {
         if out.iter().any(|m| matches!(m, Message::Doc { .. })) {
             return Ok(());
         }
-        let left_out = self.left_out(store, out)?;
+        let heads = self.scoped_heads(store)?;
+        let left_out = self.left_out(store, &heads, out)?;
         if out.iter().any(|m| matches!(m, Message::Doc { .. })) {
             return Ok(());
         }
-        let covered: Vec<(DocId, String)> = self
-            .scoped_heads(store)?
+        let covered: Vec<(DocId, String)> = heads
             .into_iter()
             .filter(|(d, _)| !left_out.contains(d))
             .collect();

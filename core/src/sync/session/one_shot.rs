@@ -47,14 +47,16 @@ impl Session {
 
     /// The documents the next Idle leaves out of its digest. On the peer's side, first sends
     /// (into `out`) whatever of its own the other side may not hold in them.
+    /// `heads`: this side's, as [`Session::scoped_heads`] read them for this Idle.
     pub(super) fn left_out(
         &mut self,
         store: &mut Store,
+        heads: &[(DocId, String)],
         out: &mut Vec<Message>,
     ) -> Result<BTreeSet<DocId>> {
         if self.one_shot_peer {
             if self.phase == Phase::Syncing {
-                self.leave_for_later(store)?;
+                self.leave_for_later(store, heads)?;
             }
             return Ok(self.later.clone());
         }
@@ -76,26 +78,19 @@ impl Session {
         known
     }
 
-    fn mid_exchange(&self, doc: &DocId) -> bool {
-        self.docs.contains_key(doc) && !self.settled.contains(doc)
-    }
-
-    /// Adds to [`Session::later`] every document in scope whose heads here the peer is not
-    /// known to hold.
-    fn leave_for_later(&mut self, store: &Store) -> Result<()> {
+    /// Adds to [`Session::later`] every document that moved here ([`Session::moved`]) to heads
+    /// the peer is not known to hold.
+    fn leave_for_later(&mut self, store: &Store, heads: &[(DocId, String)]) -> Result<()> {
         let shared = store.shared_with(&self.peer)?;
-        for (doc, heads) in self.scoped_heads(store)? {
-            if self.later.contains(&doc)
-                || shared.get(&doc) == Some(&heads)
-                || self.mid_exchange(&doc)
-            {
-                continue;
-            }
-            let known = self.known_there(&doc, shared.get(&doc));
-            if !stored_heads(&heads).iter().all(|h| known.contains(h)) {
-                self.later.insert(doc);
-            }
-        }
+        let behind: Vec<DocId> = self
+            .moved(heads, &shared)
+            .filter(|(doc, h)| {
+                let known = self.known_there(doc, shared.get(doc));
+                !self.later.contains(doc) && !stored_heads(h).iter().all(|h| known.contains(h))
+            })
+            .map(|(doc, _)| doc.clone())
+            .collect();
+        self.later.extend(behind);
         Ok(())
     }
 
