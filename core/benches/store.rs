@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use criterion::{BatchSize, Criterion, criterion_group};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use shouwang_core::archive::Archive;
 use shouwang_core::doc::DocId;
 use shouwang_core::forms::FieldValue;
@@ -132,12 +132,7 @@ fn bare_table(path: &Path) -> Connection {
 
 /// The bare table, encrypted by SQLCipher with `key` if given (as a phone's store is).
 fn bare_table_with_key(path: &Path, key: Option<&StoreKey>) -> Connection {
-    let conn = Connection::open(path).unwrap();
-    if let Some(key) = key {
-        let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        conn.execute_batch(&format!("PRAGMA key = \"x'{hex}'\";"))
-            .unwrap();
-    }
+    let conn = shouwang_core::store::cipher::open(path, OpenFlags::default(), key).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
     conn.execute_batch(

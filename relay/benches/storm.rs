@@ -666,11 +666,11 @@ fn decrypted_copy(data: &DataDir, from: &Path, to: &Path) {
         let _ = std::fs::remove_file(to.join(name));
     }
     let key = data.data_key().unwrap().store_key();
-    let conn = rusqlite::Connection::open(from.join("hub.db")).unwrap();
-    conn.execute_batch(&format!(
-        "PRAGMA key = \"x'{}'\";",
-        hex::encode(key.as_bytes())
-    ))
+    let conn = shouwang_core::store::cipher::open(
+        &from.join("hub.db"),
+        rusqlite::OpenFlags::default(),
+        Some(&key),
+    )
     .unwrap();
     let plain = to.join("hub.db");
     conn.execute(

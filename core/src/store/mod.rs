@@ -34,6 +34,7 @@
 mod admit;
 mod batch;
 mod cache;
+pub mod cipher;
 mod conflicted;
 mod deliveries;
 pub mod migrations;
@@ -42,6 +43,7 @@ pub mod projection;
 pub mod school_history;
 
 pub use admit::{Admission, Sender};
+pub use cipher::StoreKey;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -211,75 +213,6 @@ pub fn stored_heads(text: &str) -> Vec<ChangeHash> {
     text.split(',').filter_map(|h| h.parse().ok()).collect()
 }
 
-/// The key that encrypts a store at rest (SQLCipher, a raw 256-bit key). On a phone the
-/// platform keystore holds it; it never leaves the device and is never written to the store.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StoreKey([u8; 32]);
-
-impl StoreKey {
-    /// A key from its 32 bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<StoreKey> {
-        <[u8; 32]>::try_from(bytes)
-            .map(StoreKey)
-            .map_err(|_| Error::invalid("存储密钥", "必须是 32 字节"))
-    }
-
-    /// A new random key.
-    pub fn generate() -> StoreKey {
-        StoreKey(rand::random())
-    }
-
-    /// The key's bytes, for the platform keystore.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for StoreKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoreKey(…)")
-    }
-}
-
-/// Applies `key` to a freshly opened connection and checks that it opens the file.
-fn unlock(conn: &Connection, key: Option<&StoreKey>) -> Result<()> {
-    if let Some(key) = key {
-        let cipher: Option<String> = conn
-            .query_row("PRAGMA cipher_version", [], |r| r.get(0))
-            .optional()?;
-        if cipher.is_none() {
-            return Err(Error::NotPermitted(
-                "这个版本没有编入加密存储，不能打开加密档案库".into(),
-            ));
-        }
-        // A wrong key is reported as `Error::Locked`, not logged to stderr by SQLCipher.
-        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key.0)))?;
-    }
-    // The first read decrypts page 1: a wrong or missing key fails here.
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::NotADatabase =>
-        {
-            Err(if looks_encrypted(conn) {
-                Error::Locked
-            } else {
-                Error::NotAStore
-            })
-        }
-        other => Ok(other?),
-    }
-}
-
-/// Whether a file SQLite cannot read could be an encrypted store: SQLCipher writes whole
-/// pages (at least 1 KiB each), so a text file, a spreadsheet or a truncated copy is not one.
-fn looks_encrypted(conn: &Connection) -> bool {
-    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
-        return false;
-    };
-    std::fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 1024 == 0)
-}
-
 impl Store {
     /// Opens (creating if needed) the unencrypted store at `path` and brings its schema up to
     /// date.
@@ -319,11 +252,11 @@ impl Store {
                 _ => uri.push(c),
             }
         }
-        let conn = Connection::open_with_flags(
-            format!("{uri}?immutable=1"),
+        let conn = cipher::open(
+            Path::new(&format!("{uri}?immutable=1")),
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            key,
         )?;
-        unlock(&conn, key)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version != migrations::latest() {
@@ -347,8 +280,7 @@ impl Store {
     }
 
     fn open_writable(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
-        let mut conn = Connection::open(path)?;
-        unlock(&conn, key)?;
+        let mut conn = cipher::open(path, rusqlite::OpenFlags::default(), key)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Deleted content is zeroed, never left readable in free pages (purged children).
         conn.pragma_update(None, "secure_delete", "ON")?;

@@ -24,11 +24,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use shouwang_core::Error;
-use shouwang_core::store::StoreKey;
+use shouwang_core::store::cipher;
 
 use super::ServerError;
 use super::data::{DataDir, HUB_KEY_HEADER, SCHOOL_KEY_HEADER, open_archive_with, wrong_key};
-use super::invite::sqlcipher_ready;
 use super::secrets::DataKey;
 use crate::keyfile::{create_private_dir, write_private_new};
 
@@ -45,34 +44,6 @@ pub struct BackupReport {
     pub files: usize,
     /// Bytes of the backup file.
     pub bytes: u64,
-}
-
-/// Opens the SQLCipher file at `path` with `key` (never creating it); a wrong key is
-/// `Error::Locked`, a file that is no database `Error::NotAStore`.
-fn open_keyed(path: &Path, key: &StoreKey, flags: OpenFlags) -> Result<Connection, Error> {
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-    conn.execute_batch(&format!(
-        "PRAGMA key = \"x'{}'\";",
-        hex::encode(key.as_bytes())
-    ))?;
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::NotADatabase =>
-        {
-            let encrypted =
-                fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 1024 == 0);
-            Err(if encrypted {
-                Error::Locked
-            } else {
-                Error::NotAStore
-            })
-        }
-        other => {
-            other?;
-            Ok(conn)
-        }
-    }
 }
 
 /// Copies every page of `from` into `to` in one step (retrying while the source is busy).
@@ -145,11 +116,10 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
     }
     let key = data.data_key()?;
     let store_key = key.store_key();
-    sqlcipher_ready()?;
-    let source = open_keyed(
+    let source = cipher::open(
         &data.archive(),
-        &store_key,
         OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Some(&store_key),
     )
     .map_err(|e| locked(e, data))?;
     let school = data.open_archive()?.school()?.name.clone();
@@ -162,7 +132,7 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
     let _ = fs::remove_file(&tmp);
     write_private_new(&tmp, b"")?;
     let result = (|| -> Result<usize, Error> {
-        let mut copy = open_keyed(&tmp, &store_key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let mut copy = cipher::open(&tmp, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(&store_key))?;
         copy_pages(&source, &mut copy)?;
         drop(source);
         copy.execute_batch(&format!(
@@ -234,8 +204,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
     }
     let key = data.data_key()?;
     let store_key = key.store_key();
-    sqlcipher_ready()?;
-    let source = match open_keyed(from, &store_key, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+    let source = match cipher::open(from, OpenFlags::SQLITE_OPEN_READ_ONLY, Some(&store_key)) {
         Ok(c) => c,
         Err(Error::Locked) => {
             return Err(ServerError::Refused(format!(
@@ -269,7 +238,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         stage.create_root()?;
         let db = stage.archive();
         write_private_new(&db, b"")?;
-        let mut copy = open_keyed(&db, &store_key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let mut copy = cipher::open(&db, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(&store_key))?;
         copy_pages(&source, &mut copy)?;
         copy.execute_batch(&format!(
             "PRAGMA secure_delete = ON; DROP TABLE {FILES_TABLE}; PRAGMA journal_mode = WAL;"

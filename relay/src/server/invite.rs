@@ -10,7 +10,7 @@ use shouwang_core::membership::{DeviceKey, Invite, InviteSecret};
 use shouwang_core::roles::Role;
 use shouwang_core::{Archive, Error};
 
-use shouwang_core::store::StoreKey;
+use shouwang_core::store::{StoreKey, cipher};
 
 use super::data::{DataDir, IssuedInvite, open_archive_with};
 use crate::keyfile::write_private_new;
@@ -23,7 +23,6 @@ pub fn init_school(data: &DataDir, setup: &SchoolSetup) -> Result<Archive, Error
     refuse_if_initialised(data)?;
     // The school is made in memory first and copied, encrypted, into hub.db: no page of it is
     // ever written in clear, and a bad setup is refused before anything exists.
-    sqlcipher_ready()?;
     let mut school = Archive::create_school(Path::new(":memory:"), setup)?;
     adopt_archive(data, &mut school)
 }
@@ -34,27 +33,17 @@ pub fn init_school(data: &DataDir, setup: &SchoolSetup) -> Result<Archive, Error
 pub fn adopt_archive(data: &DataDir, source: &mut Archive) -> Result<Archive, Error> {
     refuse_if_initialised(data)?;
     data.key_source().check_outside(data.root())?;
-    sqlcipher_ready()?;
+    // A build without SQLCipher is refused before any file is made.
+    cipher::ready()?;
     let (key, _) = data.key_source().load_or_create()?;
     data.create_root()?;
     let path = data.archive();
     // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
     write_private_new(&path, b"")?;
     let store_key = data.archive_key(&key);
-    // A connection opened while SQLCipher was still initialising (in another thread) lacks
-    // `sqlcipher_export` for good: the source's may be one, and is then opened again (a store
-    // in memory, made after `sqlcipher_ready`, never is).
-    let store = source.store();
-    if store
-        .conn()
-        .prepare("SELECT sqlcipher_export('main')")
-        .is_ok()
-    {
-        export_encrypted(store.conn(), &path, store_key.as_ref())?;
-    } else {
-        let fresh = reopen(store.path(), store.key())?;
-        export_encrypted(&fresh, &path, store_key.as_ref())?;
-    }
+    // Every store connection is opened after SQLCipher's set-up, so it has `sqlcipher_export`
+    // (`shouwang_core::store::cipher`).
+    export_encrypted(source.store().conn(), &path, store_key.as_ref())?;
     data.create_keys(&key)?;
     open_archive_with(&path, store_key.as_ref(), data.key_source())
 }
@@ -67,37 +56,6 @@ fn refuse_if_initialised(data: &DataDir) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-/// Waits until SQLCipher has registered `sqlcipher_export` for new connections. It does so
-/// as an auto-extension at the end of its one-time initialisation, so a connection opened
-/// by another thread in the middle of that (tests in parallel) can lack it.
-pub(crate) fn sqlcipher_ready() -> Result<(), Error> {
-    for _ in 0..1000 {
-        let conn = rusqlite::Connection::open_in_memory()?;
-        if conn.prepare("SELECT sqlcipher_export('main')").is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    Err(Error::NotPermitted(
-        "这个版本没有编入加密存储，不能建立加密档案库".into(),
-    ))
-}
-
-/// A second connection to the store at `path` (opened with `key` when it is encrypted).
-fn reopen(path: &Path, key: Option<&StoreKey>) -> Result<rusqlite::Connection, Error> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    if let Some(key) = key {
-        conn.execute_batch(&format!(
-            "PRAGMA key = \"x'{}'\";",
-            hex::encode(key.as_bytes())
-        ))?;
-    }
-    Ok(conn)
 }
 
 /// Copies the database open on `conn` into the empty file at `path`, encrypted with `key`

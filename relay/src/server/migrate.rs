@@ -24,7 +24,7 @@ use shouwang_core::Error;
 use shouwang_core::store::Store;
 
 use super::data::{DataDir, HUB_KEY_HEADER, SCHOOL_KEY_HEADER};
-use super::invite::{export_encrypted, sqlcipher_ready};
+use super::invite::export_encrypted;
 use super::secrets::DataKey;
 use crate::keyfile::{create_private_dir, write_private_new};
 
@@ -93,7 +93,7 @@ pub fn encrypt_data(data: &DataDir) -> Result<Converted, Error> {
         return Ok(Converted::AlreadyEncrypted);
     }
     data.key_source().check_outside(root)?;
-    sqlcipher_ready()?;
+    shouwang_core::store::cipher::ready()?;
     let (key, _) = data.key_source().load_or_create()?;
     // A half-built directory of a run that crashed before the swap: start again.
     if staging.exists() {

@@ -1,0 +1,129 @@
+//! The store's encryption at rest: its key, and how a connection is unlocked with it.
+//!
+//! Stores are SQLCipher files keyed with a raw 256-bit key ([`StoreKey`]). SQLCipher sets
+//! itself up once per process (`sqlcipher_extra_init`: the crypto provider and its random
+//! state) *after* SQLite has marked itself initialised, outside SQLite's init mutex; a
+//! connection another thread opens in that window is a working SQLite on which `PRAGMA key`
+//! fails. So every keyed connection first waits for that set-up ([`ready`]), once per process:
+//! an app that opens two stores as it starts (the phone's client and a background sync), or
+//! the hub's tests opening archives side by side, would otherwise be told a sound store cannot
+//! be opened (`core/tests/first_open.rs`).
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+
+/// Waits, once per process, until SQLCipher's one-time set-up is complete (see the module
+/// docs); every connection that is keyed or uses `sqlcipher_export` calls this first. SQLCipher
+/// registers `sqlcipher_export` for new connections as the last step of that set-up, after it
+/// marks itself ready, so a connection that has the function was opened after it. Other
+/// threads calling meanwhile wait for the first. An error: this build has no SQLCipher.
+pub fn ready() -> Result<()> {
+    static READY: OnceLock<bool> = OnceLock::new();
+    if *READY.get_or_init(wait_for_sqlcipher) {
+        Ok(())
+    } else {
+        Err(Error::NotPermitted(
+            "这个版本没有编入加密存储，无法建立或打开加密档案库".into(),
+        ))
+    }
+}
+
+fn wait_for_sqlcipher() -> bool {
+    // A build without SQLCipher answers no `cipher_version`: no need to wait a second for it.
+    let has_cipher = |conn: &Connection| {
+        conn.query_row("PRAGMA cipher_version", [], |r| r.get::<_, String>(0))
+            .optional()
+            .ok()
+            .flatten()
+            .is_some()
+    };
+    for _ in 0..1000 {
+        if let Ok(conn) = Connection::open_in_memory() {
+            if conn.prepare("SELECT sqlcipher_export('main')").is_ok() {
+                return true;
+            }
+            if !has_cipher(&conn) {
+                return false;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    false
+}
+
+/// The key that encrypts a store at rest (SQLCipher, a raw 256-bit key). On a phone the
+/// platform keystore holds it; it never leaves the device and is never written to the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<StoreKey> {
+        <[u8; 32]>::try_from(bytes)
+            .map(StoreKey)
+            .map_err(|_| Error::invalid("存储密钥", "必须是 32 字节"))
+    }
+
+    /// A new random key.
+    pub fn generate() -> StoreKey {
+        StoreKey(rand::random())
+    }
+
+    /// The key's bytes, for the platform keystore.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKey(…)")
+    }
+}
+
+/// Opens the SQLite file at `path` with `flags` and unlocks it with `key` (a plain file when
+/// `None`), checking that the key opens it: a wrong or missing key is [`Error::Locked`], a
+/// file that is no database [`Error::NotAStore`].
+///
+/// Waits for SQLCipher's set-up ([`ready`]) first, keyed or not: a connection opened before it
+/// completes lacks `sqlcipher_export` for good (the hub copies an office's plain store into its
+/// encrypted archive with it). Only a keyed connection needs SQLCipher itself.
+pub fn open(path: &Path, flags: OpenFlags, key: Option<&StoreKey>) -> Result<Connection> {
+    let cipher = ready();
+    let conn = Connection::open_with_flags(path, flags)?;
+    if let Some(key) = key {
+        cipher?;
+        // A wrong key is reported as `Error::Locked`, not logged to stderr by SQLCipher.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key.0)))?;
+    }
+    // The first read decrypts page 1: a wrong or missing key fails here.
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Err(if looks_encrypted(&conn) {
+                Error::Locked
+            } else {
+                Error::NotAStore
+            })
+        }
+        other => {
+            other?;
+            Ok(conn)
+        }
+    }
+}
+
+/// Whether a file SQLite cannot read could be an encrypted store: SQLCipher writes whole
+/// pages (at least 1 KiB each), so a text file, a spreadsheet or a truncated copy is not one.
+fn looks_encrypted(conn: &Connection) -> bool {
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    std::fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 1024 == 0)
+}
