@@ -8,7 +8,6 @@ mod common;
 
 use common::hub::{self, shouwang};
 use common::*;
-use shouwang_core::roles::Role;
 
 /// 1. The office requires consent; a roster's 身份证号 for a new child waits for it (not in the
 ///    store, and the import says so); the 班主任's 待办 lists 缺监护人同意; consent recorded from
@@ -234,25 +233,13 @@ fn holds(bytes: &[u8], text: &str) -> bool {
 ///    last synced, and the responsible person; the phone wipes itself at its next sync.
 #[test]
 fn story_3_a_lost_phone_report_at_the_office() {
-    let dir = tempfile::tempdir().unwrap();
-    hub::init_school(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = hub::start(&rt, dir.path());
-    let teacher = dir.path().join("teacher.db");
-    let mother = dir.path().join("mother.db");
-    hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
-    hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+    let mut school = hub::TwoPhones::join();
+    let (teacher, mother) = (school.teacher.clone(), school.mother.clone());
     let (ok, _, err) = shouwang(&mother, &["sync"]);
     assert!(ok, "{err}");
 
-    let office = dir.path().join("hub").join("hub.db");
-    let key = dir.path().join("hub.key");
-    let as_office = |args: &[&str]| {
-        let mut all = vec!["--key-file", key.to_str().unwrap()];
-        all.extend_from_slice(args);
-        shouwang(&office, &all)
-    };
-    let (ok, _, err) = as_office(&[
+    let office = school.office();
+    office.ok(&[
         "school",
         "privacy-officer",
         "--name",
@@ -260,24 +247,11 @@ fn story_3_a_lost_phone_report_at_the_office() {
         "--phone",
         "13805640099",
     ]);
-    assert!(ok, "{err}");
-    let (ok, out, err) = as_office(&["--json", "device", "list"]);
-    assert!(ok, "{err}");
-    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let hers = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["member"] == "刘桂兰")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hers = office.device_of("刘桂兰", &[]);
     let (ok, _, err) = shouwang(&teacher, &["device", "lost", &hers[..8]]);
     assert!(!ok && err.contains("不能管理学校设置"), "{err}");
 
-    let (ok, out, err) = as_office(&["--json", "device", "lost", &hers[..8]]);
-    assert!(ok, "{err}");
+    let out = office.ok(&["--json", "device", "lost", &hers[..8]]);
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     let names: Vec<&str> = r["children"]
         .as_array()
@@ -292,8 +266,7 @@ fn story_3_a_lost_phone_report_at_the_office() {
     assert!(r["last_sync"].as_i64().is_some(), "the hub knows: {out}");
     assert_eq!(r["newly_revoked"], true);
 
-    let (ok, out, err) = as_office(&["device", "lost", &hers[..8]]);
-    assert!(ok, "{err}");
+    let out = office.ok(&["device", "lost", &hers[..8]]);
     assert!(out.contains("此前已停用 刘桂兰"), "{out}");
     assert!(out.contains("王小雨"), "{out}");
     assert!(!out.contains("赵子涵"), "{out}");
@@ -310,5 +283,5 @@ fn story_3_a_lost_phone_report_at_the_office() {
     assert!(ok, "{err}");
     let (_, out2, _) = shouwang(&teacher, &["status"]);
     assert!(out2.contains("个人信息保护负责人：王玉波"), "{out}{out2}");
-    rt.block_on(server.shutdown());
+    school.stop_hub();
 }

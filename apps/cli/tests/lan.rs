@@ -14,8 +14,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::hub::{self, shouwang};
-use shouwang_core::roles::Role;
+use common::hub::{TwoPhones, record, shouwang};
 
 const TEST: &str = "two_phones_sync_directly_on_the_lan_while_the_hub_is_down";
 const SETUP: &str = "ip link set lo up && ip link set lo multicast on && \
@@ -64,37 +63,15 @@ fn two_phones_sync_directly_on_the_lan_while_the_hub_is_down() {
         }
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    hub::init_school(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = hub::start(&rt, dir.path());
-    let teacher = dir.path().join("teacher.db");
-    let mother = dir.path().join("mother.db");
-    hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
-    hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+    let mut school = TwoPhones::join();
+    let (teacher, mother) = (school.teacher.clone(), school.mother.clone());
     // The 班主任 syncs once more while the hub is up: that is how her device learns that the
     // 爱心妈妈's device was registered after hers (a peer takes only its own changes from a
     // device, so registrations come from the hub).
     let (ok, _, err) = shouwang(&teacher, &["sync"]);
     assert!(ok, "{err}");
-    rt.block_on(server.shutdown());
+    school.stop_hub();
 
-    let record = |store, kind, child, notes: &str| {
-        let (ok, _, err) = shouwang(
-            store,
-            &[
-                "record",
-                kind,
-                "--child",
-                child,
-                "--date",
-                "2026-11-20",
-                "--field",
-                &format!("notes={notes}"),
-            ],
-        );
-        assert!(ok, "{err}");
-    };
     record(&teacher, "家访", "王小雨", "班主任家访：奶奶腿脚不便");
     record(&teacher, "家访", "赵子涵", "班主任家访：爷爷照看");
     record(&mother, "谈心", "王小雨", "爱心妈妈谈心：约好周末视频");

@@ -11,62 +11,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::hub::{self, ok, shouwang};
+use common::hub::{self, Office, TwoPhones, ok, record, shouwang};
 use shouwang_core::roles::Role;
 use shouwang_tests::fixtures::{holds_text, raw_store};
-
-/// The office: the school's own archive (the hub's encrypted store), opened with its key.
-struct Office {
-    store: PathBuf,
-    key: PathBuf,
-}
-
-impl Office {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut all = vec!["--key-file", self.key.to_str().unwrap()];
-        all.extend_from_slice(args);
-        shouwang(&self.store, &all)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{args:?}: {err}");
-        out
-    }
-
-    /// The id of `member`'s device whose label or id is not in `except`.
-    fn device_of(&self, member: &str, except: &[String]) -> String {
-        let list: serde_json::Value =
-            serde_json::from_str(&self.ok(&["--json", "device", "list"])).unwrap();
-        list.as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["member"] == member)
-            .map(|d| d["id"].as_str().unwrap().to_owned())
-            .find(|id| !except.contains(id))
-            .unwrap()
-    }
-}
-
-fn record_talk(store: &Path, notes: &str) {
-    ok(
-        store,
-        &[
-            "record",
-            "谈心",
-            "--child",
-            "王小雨",
-            "--date",
-            "2026-11-20",
-            "--field",
-            &format!("notes={notes}"),
-        ],
-    );
-}
 
 /// `store` waits for one peer (`sync --wait --once`); returns the process and
 /// `设备码@127.0.0.1:端口` for the other side to dial.
@@ -105,25 +56,16 @@ fn one_error_line(err: &str) -> String {
 
 #[test]
 fn story_a_phone_lost_while_offline_is_refused_by_a_peer_that_learned_and_wiped_by_the_hub() {
-    let dir = tempfile::tempdir().unwrap();
-    hub::init_school(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = hub::start(&rt, dir.path());
-    let office = Office {
-        store: dir.path().join("hub").join("hub.db"),
-        key: dir.path().join("hub.key"),
-    };
-    let teacher = dir.path().join("teacher.db");
-    let mother = dir.path().join("mother.db");
-    hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
-    hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+    let mut school = TwoPhones::join();
+    let (teacher, mother) = (school.teacher.clone(), school.mother.clone());
+    let office = school.office();
     // The 班主任 learns of the 爱心妈妈's device, registered after hers.
     ok(&teacher, &["sync"]);
 
     // 1. Enrolled, she records and syncs; then she records while away from any network.
-    record_talk(&mother, "谈心：周末和妈妈视频");
+    record(&mother, "谈心", "王小雨", "谈心：周末和妈妈视频");
     ok(&mother, &["sync"]);
-    record_talk(&mother, "离线谈心：作业按时完成");
+    record(&mother, "谈心", "王小雨", "离线谈心：作业按时完成");
 
     // 2. The phone is reported lost while it is away: revoked, and the office learns which
     //    children's files it may hold, for the school's notification duty.
@@ -200,7 +142,7 @@ fn story_a_phone_lost_while_offline_is_refused_by_a_peer_that_learned_and_wiped_
     assert!(list.contains("其中新记录 1 条"), "{list}");
 
     // 7. No child's name in clear in the hub's store and WAL, nor in a bundle a phone makes.
-    let bundle = dir.path().join("teacher.swb");
+    let bundle = school.dir.path().join("teacher.swb");
     ok(
         &teacher,
         &["bundle", "export", "--out", bundle.to_str().unwrap()],
@@ -211,7 +153,7 @@ fn story_a_phone_lost_while_offline_is_refused_by_a_peer_that_learned_and_wiped_
         assert!(!holds_text(&hub_bytes, name), "hub.db holds {name}");
         assert!(!holds_text(&bytes, name), "the bundle holds {name}");
     }
-    rt.block_on(server.shutdown());
+    school.stop_hub();
 }
 
 #[test]

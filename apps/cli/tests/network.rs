@@ -80,14 +80,8 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = hub::init_school(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = hub::start(&rt, dir.path());
-    let teacher = dir.path().join("teacher.db");
-    let mother = dir.path().join("mother.db");
-    hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
-    hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+    let mut school = hub::TwoPhones::join();
+    let (teacher, mother) = (school.teacher.clone(), school.mother.clone());
 
     let mut live = Command::new(common::BIN)
         .arg("--store")
@@ -171,7 +165,7 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
     // A visit written by another command on the teacher's store: it goes out on its own.
     record(&teacher, "家访", "班主任家访：和奶奶说了周末视频的事");
     wait_for("the visit at the hub", &|| {
-        let mut hub = data.open_archive().unwrap();
+        let mut hub = school.data.open_archive().unwrap();
         hub.child_file("王小雨")
             .unwrap()
             .records
@@ -189,5 +183,5 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
         printed.lock().unwrap()[0].contains("已连接学校服务器"),
         "{printed:?}"
     );
-    rt.block_on(server.shutdown());
+    school.stop_hub();
 }

@@ -6,45 +6,21 @@
 
 mod common;
 
-use common::hub::{self, shouwang};
-use shouwang_core::roles::Role;
+use common::hub::{TwoPhones, shouwang};
 
 #[test]
 fn a_revoked_phone_is_refused_at_its_next_sync_and_wipes_its_store() {
-    let dir = tempfile::tempdir().unwrap();
-    hub::init_school(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = hub::start(&rt, dir.path());
-    let teacher = dir.path().join("teacher.db");
-    let mother = dir.path().join("mother.db");
-    hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
-    hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+    let mut school = TwoPhones::join();
+    let (teacher, mother) = (school.teacher.clone(), school.mother.clone());
     let (ok, _, err) = shouwang(&mother, &["sync"]);
     assert!(ok, "{err}");
 
-    let office = dir.path().join("hub").join("hub.db");
-    let key = dir.path().join("hub.key");
-    let as_office = |args: &[&str]| {
-        let mut all = vec!["--key-file", key.to_str().unwrap()];
-        all.extend_from_slice(args);
-        shouwang(&office, &all)
-    };
-    let (ok, out, err) = as_office(&["--json", "device", "list"]);
-    assert!(ok, "{err}");
-    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let hers = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["member"] == "刘桂兰")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let office = school.office();
+    let hers = office.device_of("刘桂兰", &[]);
     // Only an administrator revokes.
     let (ok, _, err) = shouwang(&teacher, &["device", "revoke", &hers[..8]]);
     assert!(!ok && err.contains("不能管理学校设置"), "{err}");
-    let (ok, out, err) = as_office(&["device", "revoke", &hers[..8]]);
+    let (ok, out, err) = office.run(&["device", "revoke", &hers[..8]]);
     assert!(ok, "{err}");
     assert!(out.contains("已停用 刘桂兰"), "{out}");
 
@@ -63,7 +39,7 @@ fn a_revoked_phone_is_refused_at_its_next_sync_and_wipes_its_store() {
     }
     let (ok, _, err) = shouwang(&teacher, &["sync"]);
     assert!(ok, "{err}");
-    let (ok, out, _) = as_office(&["device", "list"]);
+    let (ok, out, _) = office.run(&["device", "list"]);
     assert!(ok && out.contains("已停用"), "{out}");
-    rt.block_on(server.shutdown());
+    school.stop_hub();
 }

@@ -9,59 +9,20 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::hub::{self, ok};
-use shouwang_core::roles::Role;
+use common::hub::{TwoPhones, ok, record};
 use shouwang_tests::fixtures::{holds_text, raw_store};
-
-/// The office: the hub's own encrypted store, opened with its key.
-fn office(dir: &Path, args: &[&str]) -> String {
-    let store: PathBuf = dir.join("hub").join("hub.db");
-    let key = dir.join("hub.key");
-    let mut all = vec!["--key-file", key.to_str().unwrap()];
-    all.extend_from_slice(args);
-    ok(&store, &all)
-}
-
-fn record(store: &Path, kind: &str, child: &str, notes: &str) {
-    ok(
-        store,
-        &[
-            "record",
-            kind,
-            "--child",
-            child,
-            "--date",
-            "2026-11-20",
-            "--field",
-            &format!("notes={notes}"),
-        ],
-    );
-}
 
 #[test]
 fn story_work_done_offline_after_losing_a_class_or_a_pairing_reaches_the_school_for_review() {
-    let dir = tempfile::tempdir().unwrap();
-    hub::init_school(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = hub::start(&rt, dir.path());
-    let teacher = dir.path().join("teacher.db");
-    let mother = dir.path().join("mother.db");
-    hub::join(&server, &teacher, "王瑞侠", Role::HeadTeacher);
-    hub::join(&server, &mother, "刘桂兰", Role::LoveMother);
+    let school = TwoPhones::join();
+    let (teacher, mother) = (school.teacher.clone(), school.mother.clone());
+    let office = school.office();
 
     // 1. While both phones are away, the office gives the class to 韩老师 and ends the
     //    爱心妈妈's pairing with 王小雨.
-    office(dir.path(), &["member", "add", "韩老师", "--role", "班主任"]);
-    office(
-        dir.path(),
-        &["class", "head", "三年级(1)班", "--head", "韩老师"],
-    );
-    office(
-        dir.path(),
-        &["pair", "--carer", "刘桂兰", "--child", "王小雨", "--end"],
-    );
+    office.ok(&["member", "add", "韩老师", "--role", "班主任"]);
+    office.ok(&["class", "head", "三年级(1)班", "--head", "韩老师"]);
+    office.ok(&["pair", "--carer", "刘桂兰", "--child", "王小雨", "--end"]);
 
     // 2. Offline, each records as before.
     record(&teacher, "家访", "赵子涵", "离线家访：爷爷腿脚不好");
@@ -70,13 +31,13 @@ fn story_work_done_offline_after_losing_a_class_or_a_pairing_reaches_the_school_
     // 3. They sync: what they typed reaches the school.
     ok(&teacher, &["sync"]);
     ok(&mother, &["sync"]);
-    let visit = office(dir.path(), &["child", "show", "赵子涵"]);
+    let visit = office.ok(&["child", "show", "赵子涵"]);
     assert!(visit.contains("离线家访"), "{visit}");
-    let talk = office(dir.path(), &["child", "show", "王小雨"]);
+    let talk = office.ok(&["child", "show", "王小雨"]);
     assert!(talk.contains("离线谈心"), "{talk}");
 
     // 4. The office sees both, listed for review with what each no longer holds.
-    let review = office(dir.path(), &["quarantine"]);
+    let review = office.ok(&["quarantine"]);
     assert!(review.contains("职责调整"), "{review}");
     assert!(
         review.contains("王瑞侠") && review.contains("已不再是三年级(1)班的班主任"),
