@@ -588,8 +588,9 @@ impl Session {
             return Ok(());
         }
         let covered: Vec<(DocId, String)> = heads
-            .into_iter()
+            .iter()
             .filter(|(d, _)| !left_out.contains(d))
+            .cloned()
             .collect();
         let digest = digest_of(&covered);
         if self.sent_idle != Some((digest, self.state_received)) {
@@ -624,7 +625,7 @@ impl Session {
                         .filter(|d| !agreed.iter().any(|(a, _)| a == d))
                         .collect();
                     self.mark_agreed(store, agreed)?;
-                    self.mark_left_out(store, &left_out)?;
+                    self.mark_left_out(store, &left_out, &heads)?;
                 }
                 self.caught_up = true;
             } else if self.one_shot_peer && self.peer_later != self.later {

@@ -10,8 +10,10 @@
 //! - The peer leaves out what the other side's last Idle listed, once every head of its own in
 //!   those documents is known to be there; one that is not is sent first, as a delta.
 //! - On ending, the side whose peer syncs once records as shared what the peer is known to
-//!   hold of each document left out; the peer, its own heads (all of them are on the other
-//!   side: checked above).
+//!   hold of each document left out; the peer, its own heads as read for the Idle that
+//!   concluded, in the documents where all of them were checked to be on the other side (a
+//!   record the app writes while the session handles that Idle is in neither, and goes at the
+//!   next sync).
 
 use std::collections::BTreeSet;
 
@@ -47,7 +49,9 @@ impl Session {
 
     /// The documents the next Idle leaves out of its digest. On the peer's side, first sends
     /// (into `out`) whatever of its own the other side may not hold in them.
-    /// `heads`: this side's, as [`Session::scoped_heads`] read them for this Idle.
+    /// `heads`: this side's, as [`Session::scoped_heads`] read them for this Idle; what is
+    /// checked here and what [`Session::mark_left_out`] records on ending are both read from
+    /// them, so a record the app writes meanwhile is neither checked nor recorded.
     pub(super) fn left_out(
         &mut self,
         store: &mut Store,
@@ -63,7 +67,16 @@ impl Session {
         if self.peer_later.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let unsent = self.not_known_there(store)?;
+        let shared = store.shared_with(&self.peer)?;
+        let unsent: BTreeSet<DocId> = heads
+            .iter()
+            .filter(|(doc, here)| {
+                self.peer_later.contains(doc)
+                    && !self.mid_exchange(doc)
+                    && !self.all_known_there(doc, here, &shared)
+            })
+            .map(|(doc, _)| doc.clone())
+            .collect();
         if !unsent.is_empty() {
             self.send_deltas(store, &unsent, out)?;
         }
@@ -84,34 +97,22 @@ impl Session {
         let shared = store.shared_with(&self.peer)?;
         let behind: Vec<DocId> = self
             .moved(heads, &shared)
-            .filter(|(doc, h)| {
-                let known = self.known_there(doc, shared.get(doc));
-                !self.later.contains(doc) && !stored_heads(h).iter().all(|h| known.contains(h))
-            })
+            .filter(|(doc, h)| !self.later.contains(doc) && !self.all_known_there(doc, h, &shared))
             .map(|(doc, _)| doc.clone())
             .collect();
         self.later.extend(behind);
         Ok(())
     }
 
-    /// Of the documents the peer left for later, those where this side has heads the peer is
-    /// not known to hold (written here while the sync ran, or never sent).
-    fn not_known_there(&self, store: &Store) -> Result<BTreeSet<DocId>> {
-        let shared = store.shared_with(&self.peer)?;
-        let mut unsent = BTreeSet::new();
-        for doc in &self.peer_later {
-            if self.held.contains(doc) || self.mid_exchange(doc) {
-                continue;
-            }
-            let known = self.known_there(doc, shared.get(doc));
-            if !stored_heads(&store.heads(doc)?)
-                .iter()
-                .all(|h| known.contains(h))
-            {
-                unsent.insert(doc.clone());
-            }
-        }
-        Ok(unsent)
+    /// Whether every head `here` (this side's of `doc`, as stored) is known to the peer.
+    fn all_known_there(
+        &self,
+        doc: &DocId,
+        here: &str,
+        shared: &std::collections::HashMap<DocId, String>,
+    ) -> bool {
+        let known = self.known_there(doc, shared.get(doc));
+        stored_heads(here).iter().all(|h| known.contains(h))
     }
 
     /// Remembers what an Idle to a peer that syncs once covered.
@@ -135,11 +136,12 @@ impl Session {
     }
 
     /// On ending: records as shared what both sides are known to hold of the documents left
-    /// out of the digests.
+    /// out of the digests. `heads`: this side's, as read for the Idle that concluded.
     pub(super) fn mark_left_out(
         &mut self,
         store: &mut Store,
         left_out: &BTreeSet<DocId>,
+        heads: &[(DocId, String)],
     ) -> Result<()> {
         if left_out.is_empty() {
             return Ok(());
@@ -157,8 +159,15 @@ impl Session {
                     None => continue,
                 }
             } else {
-                // This side's own heads: all on the other side (`not_known_there`).
-                stored_heads(&store.heads(doc)?)
+                // This side's own heads, as checked to be on the other side (`left_out`).
+                match heads.iter().find(|(d, _)| d == doc) {
+                    Some((_, here))
+                        if !self.mid_exchange(doc) && self.all_known_there(doc, here, &shared) =>
+                    {
+                        stored_heads(here)
+                    }
+                    _ => continue,
+                }
             };
             // Sorted, as automerge's sync state keeps them.
             let mut heads = heads;
