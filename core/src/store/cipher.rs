@@ -4,55 +4,56 @@
 //! itself up once per process (`sqlcipher_extra_init`: the crypto provider and its random
 //! state) *after* SQLite has marked itself initialised, outside SQLite's init mutex; a
 //! connection another thread opens in that window is a working SQLite on which `PRAGMA key`
-//! fails. So every keyed connection first waits for that set-up ([`ready`]), once per process:
+//! fails. So every connection first waits for that set-up ([`ready`]) until it has been seen:
 //! an app that opens two stores as it starts (the phone's client and a background sync), or
 //! the hub's tests opening archives side by side, would otherwise be told a sound store cannot
 //! be opened (`core/tests/first_open.rs`).
 
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 
-/// Waits, once per process, until SQLCipher's one-time set-up is complete (see the module
-/// docs); every connection that is keyed or uses `sqlcipher_export` calls this first. SQLCipher
-/// registers `sqlcipher_export` for new connections as the last step of that set-up, after it
-/// marks itself ready, so a connection that has the function was opened after it. Other
-/// threads calling meanwhile wait for the first. An error: this build has no SQLCipher.
-pub fn ready() -> Result<()> {
-    static READY: OnceLock<bool> = OnceLock::new();
-    if *READY.get_or_init(wait_for_sqlcipher) {
-        Ok(())
-    } else {
-        Err(Error::NotPermitted(
-            "这个版本没有编入加密存储，无法建立或打开加密档案库".into(),
-        ))
-    }
-}
+/// How long [`ready`] waits for SQLCipher's set-up in another thread: far more than it takes
+/// (well under a millisecond here), so that only a set-up that failed ends the wait.
+const SET_UP_WAIT: Duration = Duration::from_secs(10);
 
-fn wait_for_sqlcipher() -> bool {
-    // A build without SQLCipher answers no `cipher_version`: no need to wait a second for it.
-    let has_cipher = |conn: &Connection| {
-        conn.query_row("PRAGMA cipher_version", [], |r| r.get::<_, String>(0))
-            .optional()
-            .ok()
-            .flatten()
-            .is_some()
-    };
-    for _ in 0..1000 {
-        if let Ok(conn) = Connection::open_in_memory() {
-            if conn.prepare("SELECT sqlcipher_export('main')").is_ok() {
-                return true;
-            }
-            if !has_cipher(&conn) {
-                return false;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+/// Waits until SQLCipher's one-time set-up is complete (see the module docs); every connection
+/// that is keyed or uses `sqlcipher_export` calls this first. SQLCipher registers
+/// `sqlcipher_export` for new connections as the last step of that set-up, after it marks
+/// itself ready, so a connection that has the function was opened after it. Once seen, it is
+/// not checked again in this process; a failure is not kept (the next call waits again).
+pub fn ready() -> Result<()> {
+    static READY: OnceLock<()> = OnceLock::new();
+    if READY.get().is_some() {
+        return Ok(());
     }
-    false
+    let deadline = Instant::now() + SET_UP_WAIT;
+    loop {
+        let conn = Connection::open_in_memory()?;
+        if conn.prepare("SELECT sqlcipher_export('main')").is_ok() {
+            let _ = READY.set(());
+            return Ok(());
+        }
+        // A build without SQLCipher answers no `cipher_version`: nothing to wait for.
+        let cipher: Option<String> = conn
+            .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+            .optional()?;
+        if cipher.is_none() {
+            return Err(Error::NotPermitted(
+                "这个版本没有编入加密存储，无法建立或打开加密档案库".into(),
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotPermitted(
+                "加密存储没能完成初始化，无法打开加密档案库；请关闭应用后重新打开".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The key that encrypts a store at rest (SQLCipher, a raw 256-bit key). On a phone the
