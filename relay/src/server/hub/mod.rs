@@ -17,10 +17,11 @@
 //! sync: it ends as soon as it holds what the hub held, instead of taking in every record that
 //! arrives while it is connected.
 
-use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
+mod gate;
+mod pool;
+
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
@@ -34,15 +35,15 @@ use shouwang_core::store::Sender;
 use shouwang_core::sync::{Event, Session};
 use tracing::info;
 
-use super::data::{DataDir, open_archive_with};
-use super::secrets::KeySource;
+use super::data::DataDir;
 use crate::handshake::{CHUNK, MAGIC, Message};
 use crate::transport::{
     Conversation, ConversationFactory, EndpointId, HANDSHAKE_MAX_FRAME, Reply, TransportMetrics,
     Wake,
 };
 pub(crate) use crate::unix_now;
-use shouwang_core::store::StoreKey;
+pub(crate) use gate::{Enrolled, EnrolledOnly};
+pub(crate) use pool::{ArchivePool, HUB_ARCHIVES};
 
 /// Counters of the hub's own events (the transport counts bytes and connections).
 #[derive(Debug, Default)]
@@ -55,141 +56,9 @@ pub struct HubMetrics {
     pub refusals: AtomicU64,
 }
 
-/// Archives the hub holds open at most: SQLite connections to `hub.db`, each caching every
-/// document it has loaded. Two keep both cores of a small server busy; more only add memory
-/// and reloads (a document one archive writes is reloaded by the others).
-pub(crate) const HUB_ARCHIVES: usize = 2;
-
 /// What a device reads while the hub rebuilds from a backup and cannot take it yet.
 pub(crate) const REBUILDING: &str =
     "学校服务器刚从备份恢复，正在等管理员的设备先同步一次；请过一会儿再同步（本机的记录都还在）";
-
-/// The hub's open archives, shared by every conversation. A conversation borrows one for the
-/// length of one callback and never holds two, so at most [`HUB_ARCHIVES`] connections contend
-/// for SQLite's write lock, and a document (the school document above all) is loaded once per
-/// archive, not once per connection. (With an archive per connection, opened twice per
-/// greeting, 200 phones syncing at once loaded the school document 400 times and waited on
-/// the write lock until SQLite gave up: `relay/benches/storm.rs`.)
-#[derive(Debug)]
-pub(crate) struct ArchivePool {
-    path: PathBuf,
-    /// `None`: a bench-only plain store (`super::data`).
-    key: Option<StoreKey>,
-    source: KeySource,
-    max: usize,
-    state: Mutex<PoolState>,
-    freed: Condvar,
-    /// Archives lent, ever.
-    borrows: AtomicU64,
-}
-
-#[derive(Debug, Default)]
-struct PoolState {
-    idle: Vec<Archive>,
-    /// Archives open, idle or borrowed.
-    open: usize,
-}
-
-impl ArchivePool {
-    /// A pool over the archive at `path`, encrypted with `key` (from `source`), opening at
-    /// most `max` (at least 1) archives.
-    pub(crate) fn new(
-        path: PathBuf,
-        key: Option<StoreKey>,
-        source: KeySource,
-        max: usize,
-    ) -> ArchivePool {
-        ArchivePool {
-            path,
-            key,
-            source,
-            max: max.max(1),
-            state: Mutex::new(PoolState::default()),
-            freed: Condvar::new(),
-            borrows: AtomicU64::new(0),
-        }
-    }
-
-    /// Borrows an archive, opening one if fewer than `max` are open, else waiting for one.
-    /// Blocking: call it from a conversation callback (tokio's blocking pool). Counted in
-    /// [`HubState::archive_borrows`].
-    pub(crate) fn get(&self) -> Result<PooledArchive<'_>, Error> {
-        TransportMetrics::add(&self.borrows, 1);
-        self.get_quietly()
-    }
-
-    /// [`ArchivePool::get`] for the hub's own housekeeping (the school watcher, the relay's
-    /// access check), not counted as a conversation's borrow.
-    pub(crate) fn get_quietly(&self) -> Result<PooledArchive<'_>, Error> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(archive) = state.idle.pop() {
-                return Ok(PooledArchive {
-                    pool: self,
-                    archive: Some(archive),
-                });
-            }
-            if state.open < self.max {
-                state.open += 1;
-                drop(state);
-                return match open_archive_with(&self.path, self.key.as_ref(), &self.source) {
-                    Ok(archive) => Ok(PooledArchive {
-                        pool: self,
-                        archive: Some(archive),
-                    }),
-                    Err(e) => {
-                        self.state
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .open -= 1;
-                        self.freed.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            state = self
-                .freed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
-/// An archive borrowed from an [`ArchivePool`]; it goes back when dropped. (A failed store
-/// write leaves it usable: the store drops what the write touched.)
-#[derive(Debug)]
-pub(crate) struct PooledArchive<'a> {
-    pool: &'a ArchivePool,
-    archive: Option<Archive>,
-}
-
-impl Deref for PooledArchive<'_> {
-    type Target = Archive;
-
-    fn deref(&self) -> &Archive {
-        self.archive.as_ref().unwrap_or_else(|| unreachable!())
-    }
-}
-
-impl DerefMut for PooledArchive<'_> {
-    fn deref_mut(&mut self) -> &mut Archive {
-        self.archive.as_mut().unwrap_or_else(|| unreachable!())
-    }
-}
-
-impl Drop for PooledArchive<'_> {
-    fn drop(&mut self) {
-        if let Some(archive) = self.archive.take() {
-            self.pool
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .idle
-                .push(archive);
-            self.pool.freed.notify_one();
-        }
-    }
-}
 
 /// What every hub conversation shares.
 #[derive(Debug)]
@@ -414,236 +283,6 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
                 state.changed.wake();
             }
             last = h;
-        }
-    }
-}
-
-/// A registered device's standing, as the school document says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Standing {
-    Active,
-    Revoked,
-}
-
-/// Who may connect to the hub at all, kept in memory so that turning a stranger away costs no
-/// archive, no blocking task and no store read: the devices the school document registers
-/// (revoked ones too: a revoked phone that connects must be told, and wipes itself), and,
-/// while an invite is open (issued, unspent, unexpired), anyone, since the device enrolling
-/// has no registration yet.
-///
-/// The devices are read from the school document when the hub starts and whenever the school
-/// watcher ([`watch_school`], every 500 ms) sees its heads move; a device the hub enrolls is
-/// added at once. Whether an invite is open is recomputed only when the `invites/` or `spent/`
-/// directory changes (their modification times, one `stat` each) or the invite that kept it
-/// open expires, so an invite issued from another process (`shouwang-relay invite`) opens the
-/// door at the next connection.
-///
-/// A hub restored from a backup is *rebuilding* until an administrator's device has synced:
-/// anyone gets past the gate meanwhile (as with an invite open), because the devices enrolled
-/// since the backup are not in the restored school document; at `Hello` only an
-/// administrator's certificate is taken from an unregistered device ([`HubState::check_rebuild`]).
-#[derive(Debug, Default)]
-pub(crate) struct Enrolled {
-    data: Option<DataDir>,
-    devices: std::sync::RwLock<Registered>,
-    invites: Mutex<InviteCache>,
-    rebuilding: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Debug, Default)]
-struct Registered {
-    /// The school document's heads they were read at.
-    heads: String,
-    devices: std::collections::HashMap<DeviceId, Standing>,
-}
-
-#[derive(Debug, Default)]
-struct InviteCache {
-    /// Modification times of `invites/` and `spent/` when last computed.
-    stamp: Option<(Option<std::time::SystemTime>, Option<std::time::SystemTime>)>,
-    /// Open until then (the latest expiry of an open invite), or closed.
-    open_until: Option<i64>,
-}
-
-impl Enrolled {
-    pub(crate) fn new(data: DataDir) -> Enrolled {
-        let rebuilding = data.rebuilding_marker().exists();
-        Enrolled {
-            data: Some(data),
-            rebuilding: rebuilding.into(),
-            ..Enrolled::default()
-        }
-    }
-
-    /// Whether the hub is rebuilding from a restored backup.
-    pub(crate) fn rebuilding(&self) -> bool {
-        self.rebuilding.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// An administrator's device has synced: the school document is whole again.
-    fn rebuilt(&self) {
-        if self
-            .rebuilding
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
-            && let Some(data) = &self.data
-        {
-            if let Err(e) = std::fs::remove_file(data.rebuilding_marker()) {
-                tracing::warn!("rebuilding marker: {e}");
-            }
-            info!("rebuilt: an administrator's device has synced since the restore");
-        }
-    }
-
-    /// Reads the registered devices from `archive`'s school document.
-    pub(crate) fn refresh(&self, archive: &mut Archive) {
-        let Ok(heads) = archive.store().heads(&DocId::School) else {
-            return;
-        };
-        let Ok(school) = archive.school() else {
-            return;
-        };
-        let devices = school
-            .devices
-            .iter()
-            .map(|d| {
-                let standing = if d.revoked {
-                    Standing::Revoked
-                } else {
-                    Standing::Active
-                };
-                (d.id.clone(), standing)
-            })
-            .collect();
-        let mut r = self.devices.write().unwrap_or_else(PoisonError::into_inner);
-        // A device enrolled since the document was read stays (its registration is in the
-        // document by now, or will be at the next refresh).
-        let enrolled_meanwhile: Vec<DeviceId> = r
-            .devices
-            .iter()
-            .filter(|(_, s)| **s == Standing::Active)
-            .map(|(id, _)| id.clone())
-            .collect();
-        r.devices = devices;
-        for id in enrolled_meanwhile {
-            r.devices.entry(id).or_insert(Standing::Active);
-        }
-        r.heads = heads;
-    }
-
-    /// The heads of the school document last read.
-    pub(crate) fn seen_heads(&self) -> String {
-        self.devices
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .heads
-            .clone()
-    }
-
-    /// A device just enrolled by this hub.
-    pub(crate) fn register(&self, id: DeviceId) {
-        self.devices
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .devices
-            .entry(id)
-            .or_insert(Standing::Active);
-    }
-
-    /// The device's standing, if registered.
-    pub(crate) fn standing(&self, id: &DeviceId) -> Option<Standing> {
-        self.devices
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .devices
-            .get(id)
-            .copied()
-    }
-
-    /// Whether an invite is open now.
-    pub(crate) fn invite_open(&self) -> bool {
-        let Some(data) = &self.data else {
-            return false;
-        };
-        let now = unix_now();
-        let mtime = |dir: &str| {
-            std::fs::metadata(data.root().join(dir))
-                .and_then(|m| m.modified())
-                .ok()
-        };
-        let stamp = (mtime("invites"), mtime("spent"));
-        // A directory's time has the kernel's coarse clock: two changes a few milliseconds
-        // apart may leave it unchanged, so a stamp this recent is not trusted.
-        let settled = |t: Option<std::time::SystemTime>| {
-            t.is_none_or(|t| {
-                t.elapsed()
-                    .is_ok_and(|e| e > std::time::Duration::from_secs(1))
-            })
-        };
-        let mut cache = self.invites.lock().unwrap_or_else(PoisonError::into_inner);
-        let fresh = cache.stamp == Some(stamp)
-            && settled(stamp.0)
-            && settled(stamp.1)
-            && cache.open_until.is_none_or(|until| until > now);
-        if !fresh {
-            cache.open_until = data.open_invites_until(now);
-            cache.stamp = Some(stamp);
-        }
-        cache.open_until.is_some_and(|until| until > now)
-    }
-}
-
-impl crate::transport::Admission for Enrolled {
-    fn admits(&self, remote: &EndpointId) -> bool {
-        self.knows(remote) || self.invite_open() || self.rebuilding()
-    }
-
-    fn knows(&self, remote: &EndpointId) -> bool {
-        self.standing(&DeviceId::from_key(remote.as_bytes()))
-            .is_some()
-    }
-}
-
-/// Who may use the school's built-in relay: the hub itself, every registered device that is
-/// not revoked, and, while an invite is open, anyone (a device enrolling may need the relay to
-/// reach the hub). Everyone else is turned away before the relay carries a byte for them.
-#[derive(Debug, Clone)]
-pub(crate) struct EnrolledOnly {
-    /// Set once the hub's state exists (the relay starts first).
-    pub(crate) state: Arc<std::sync::OnceLock<(Arc<HubState>, EndpointId)>>,
-}
-
-impl EnrolledOnly {
-    fn decide(&self, endpoint: EndpointId) -> bool {
-        let Some((state, hub)) = self.state.get() else {
-            return false;
-        };
-        if endpoint == *hub {
-            return true;
-        }
-        // From memory ([`Enrolled`]): no archive is borrowed for a stranger.
-        let id = DeviceId::from_key(endpoint.as_bytes());
-        state.enrolled.standing(&id) == Some(Standing::Active)
-            || state.enrolled.invite_open()
-            || state.enrolled.rebuilding()
-    }
-}
-
-impl iroh_relay::server::AccessControl for EnrolledOnly {
-    async fn on_connect(
-        &self,
-        request: &iroh_relay::server::ClientRequest,
-    ) -> iroh_relay::server::Access {
-        let this = self.clone();
-        let endpoint = request.endpoint_id();
-        let allowed = tokio::task::spawn_blocking(move || this.decide(endpoint))
-            .await
-            .unwrap_or(false);
-        if allowed {
-            iroh_relay::server::Access::Allow
-        } else {
-            iroh_relay::server::Access::Deny {
-                reason: Some("not enrolled in this school".into()),
-            }
         }
     }
 }

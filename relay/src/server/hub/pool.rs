@@ -1,0 +1,146 @@
+//! The hub's open archives ([`ArchivePool`]): a few SQLite connections to `hub.db`, lent to
+//! conversations one callback at a time.
+
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use shouwang_core::store::StoreKey;
+use shouwang_core::{Archive, Error};
+
+use super::super::data::open_archive_with;
+use super::super::secrets::KeySource;
+use crate::transport::TransportMetrics;
+
+/// Archives the hub holds open at most: SQLite connections to `hub.db`, each caching every
+/// document it has loaded. Two keep both cores of a small server busy; more only add memory
+/// and reloads (a document one archive writes is reloaded by the others).
+pub(crate) const HUB_ARCHIVES: usize = 2;
+
+/// The hub's open archives, shared by every conversation. A conversation borrows one for the
+/// length of one callback and never holds two, so at most [`HUB_ARCHIVES`] connections contend
+/// for SQLite's write lock, and a document (the school document above all) is loaded once per
+/// archive, not once per connection. (With an archive per connection, opened twice per
+/// greeting, 200 phones syncing at once loaded the school document 400 times and waited on
+/// the write lock until SQLite gave up: `relay/benches/storm.rs`.)
+#[derive(Debug)]
+pub(crate) struct ArchivePool {
+    path: PathBuf,
+    /// `None`: a bench-only plain store (`super::data`).
+    key: Option<StoreKey>,
+    source: KeySource,
+    max: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+    /// Archives lent, ever.
+    pub(super) borrows: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    idle: Vec<Archive>,
+    /// Archives open, idle or borrowed.
+    open: usize,
+}
+
+impl ArchivePool {
+    /// A pool over the archive at `path`, encrypted with `key` (from `source`), opening at
+    /// most `max` (at least 1) archives.
+    pub(crate) fn new(
+        path: PathBuf,
+        key: Option<StoreKey>,
+        source: KeySource,
+        max: usize,
+    ) -> ArchivePool {
+        ArchivePool {
+            path,
+            key,
+            source,
+            max: max.max(1),
+            state: Mutex::new(PoolState::default()),
+            freed: Condvar::new(),
+            borrows: AtomicU64::new(0),
+        }
+    }
+
+    /// Borrows an archive, opening one if fewer than `max` are open, else waiting for one.
+    /// Blocking: call it from a conversation callback (tokio's blocking pool). Counted in
+    /// [`super::HubState::archive_borrows`].
+    pub(crate) fn get(&self) -> Result<PooledArchive<'_>, Error> {
+        TransportMetrics::add(&self.borrows, 1);
+        self.get_quietly()
+    }
+
+    /// [`ArchivePool::get`] for the hub's own housekeeping (the school watcher, the relay's
+    /// access check), not counted as a conversation's borrow.
+    pub(crate) fn get_quietly(&self) -> Result<PooledArchive<'_>, Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(archive) = state.idle.pop() {
+                return Ok(PooledArchive {
+                    pool: self,
+                    archive: Some(archive),
+                });
+            }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return match open_archive_with(&self.path, self.key.as_ref(), &self.source) {
+                    Ok(archive) => Ok(PooledArchive {
+                        pool: self,
+                        archive: Some(archive),
+                    }),
+                    Err(e) => {
+                        self.state
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .open -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            state = self
+                .freed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// An archive borrowed from an [`ArchivePool`]; it goes back when dropped. (A failed store
+/// write leaves it usable: the store drops what the write touched.)
+#[derive(Debug)]
+pub(crate) struct PooledArchive<'a> {
+    pool: &'a ArchivePool,
+    archive: Option<Archive>,
+}
+
+impl Deref for PooledArchive<'_> {
+    type Target = Archive;
+
+    fn deref(&self) -> &Archive {
+        self.archive.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for PooledArchive<'_> {
+    fn deref_mut(&mut self) -> &mut Archive {
+        self.archive.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PooledArchive<'_> {
+    fn drop(&mut self) {
+        if let Some(archive) = self.archive.take() {
+            self.pool
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .idle
+                .push(archive);
+            self.pool.freed.notify_one();
+        }
+    }
+}
