@@ -38,9 +38,11 @@ pub mod cipher;
 mod conflicted;
 mod deliveries;
 pub mod migrations;
+mod peers;
 mod persist;
 pub mod projection;
 pub mod school_history;
+mod upkeep;
 
 pub use admit::{Admission, Sender};
 pub use cipher::StoreKey;
@@ -49,13 +51,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use automerge::{ActorId, Automerge, ChangeHash};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::doc::{self, DocId};
 use crate::error::{Error, Result};
 use cache::{DocCache, load_doc};
 pub use deliveries::MAX_DELIVERIES;
-use persist::{forget_replaced, persist, store_as_snapshot};
+use persist::{forget_replaced, persist};
 use projection::Touched;
 
 /// A document is folded into its snapshot by the write that brings it to this many changes
@@ -516,244 +518,6 @@ impl Store {
         }
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(out.into_iter().map(|(_, id, heads)| (id, heads)).collect())
-    }
-
-    /// The heads this store shares with `peer`, per document: as both sides held them at the
-    /// end of the last exchange (or learned from a Hello). Without automerge's sync states,
-    /// which a sync needs only for the documents it exchanges ([`Store::sync_state`]).
-    pub fn shared_with(&self, peer: &str) -> Result<HashMap<DocId, String>> {
-        doc_text_rows(
-            &self.conn,
-            "SELECT doc_id, shared_heads FROM sync_state WHERE peer = ?1",
-            [peer],
-        )
-    }
-
-    /// automerge's encoded sync state with `peer` for `doc`, as persisted.
-    pub fn sync_state(&self, peer: &str, doc: &DocId) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT state FROM sync_state WHERE peer = ?1 AND doc_id = ?2")?
-            .query_row([peer, doc.key().as_str()], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// Every peer this store has a sync state with for `doc`, and the heads they are known to
-    /// share.
-    pub fn shared_heads_of(&self, doc: &DocId) -> Result<Vec<(String, Vec<ChangeHash>)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT peer, shared_heads FROM sync_state WHERE doc_id = ?1")?;
-        let rows = stmt
-            .query_map([doc.key()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .filter_map(|row| {
-                let (peer, heads) = row.ok()?;
-                Some((peer, stored_heads(&heads)))
-            })
-            .collect();
-        Ok(rows)
-    }
-
-    /// Documents held back with `peer` (a refusal either way): per document, this side's heads
-    /// when it was held. A document is exchanged again once its heads move.
-    pub fn held(&self, peer: &str) -> Result<HashMap<DocId, String>> {
-        doc_text_rows(
-            &self.conn,
-            "SELECT doc_id, heads FROM held WHERE peer = ?1",
-            [peer],
-        )
-    }
-
-    /// Holds `doc` back with `peer` at this side's current heads (or releases it: `None`).
-    pub fn set_held(&mut self, peer: &str, doc: &DocId, held: bool) -> Result<()> {
-        if held {
-            let heads = self.heads(doc)?;
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO held (peer, doc_id, heads) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (peer, doc_id) DO UPDATE SET heads = excluded.heads",
-                )?
-                .execute(params![peer, doc.key(), heads])?;
-        } else {
-            self.conn
-                .prepare_cached("DELETE FROM held WHERE peer = ?1 AND doc_id = ?2")?
-                .execute(params![peer, doc.key()])?;
-        }
-        Ok(())
-    }
-
-    /// Records that `peer` refused `count` changes of `doc` from this device, and why.
-    pub fn record_refusal(
-        &mut self,
-        peer: &str,
-        doc: &DocId,
-        count: u32,
-        reason: &str,
-    ) -> Result<()> {
-        let now = chrono::Utc::now().timestamp_millis() + self.clock_skew_ms;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO refusals (peer, doc_id, count, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (peer, doc_id) DO UPDATE
-             SET count = excluded.count, reason = excluded.reason, at = excluded.at",
-            )?
-            .execute(params![peer, doc.key(), count, reason, now])?;
-        Ok(())
-    }
-
-    /// Records that the hub says this device may no longer hold `doc`: the next
-    /// [`crate::archive::Archive::purge_out_of_scope`] drops it.
-    pub fn mark_out_of_scope(&mut self, doc: &DocId) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO out_of_scope (doc_id) VALUES (?1)")?
-            .execute([doc.key()])?;
-        Ok(())
-    }
-
-    /// Documents the hub said this device may no longer hold.
-    pub fn out_of_scope(&self) -> Result<Vec<DocId>> {
-        doc_id_rows(&self.conn, "SELECT doc_id FROM out_of_scope")
-    }
-
-    /// What `peer` refused from this device: (document, changes, reason).
-    pub fn refusals(&self, peer: &str) -> Result<Vec<(DocId, u32, String)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT doc_id, count, reason FROM refusals WHERE peer = ?1 ORDER BY doc_id",
-        )?;
-        let rows = stmt
-            .query_map([peer], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .filter_map(|row| {
-                let (k, n, why) = row.ok()?;
-                Some((DocId::parse(&k)?, n, why))
-            })
-            .collect();
-        Ok(rows)
-    }
-
-    /// Records how the last exchange with `peer` ended.
-    pub fn record_sync_result(&mut self, peer: &str, error: Option<&str>) -> Result<()> {
-        let now = chrono::Utc::now().timestamp_millis() + self.clock_skew_ms;
-        match error {
-            None => self.conn.prepare_cached("INSERT INTO sync_peers (peer, last_success, last_error) VALUES (?1, ?2, NULL)
-                 ON CONFLICT (peer) DO UPDATE SET last_success = excluded.last_success, last_error = NULL")?.execute(
-                params![peer, now],
-            )?,
-            Some(e) => self.conn.prepare_cached("INSERT INTO sync_peers (peer, last_error) VALUES (?1, ?2)
-                 ON CONFLICT (peer) DO UPDATE SET last_error = excluded.last_error")?.execute(
-                params![peer, e],
-            )?,
-        };
-        Ok(())
-    }
-
-    /// Rebuilds every projection from the documents (after a migration that needs it).
-    pub fn rebuild_projections(&mut self) -> Result<()> {
-        let ids = self.doc_ids()?;
-        for id in &ids {
-            self.doc(id)?;
-        }
-        let tx = self.conn.transaction()?;
-        projection::clear(&tx)?;
-        for id in &ids {
-            if let Some(doc) = self.docs.get(id) {
-                projection::project(&tx, id, doc)?;
-                conflicted::update(&tx, id, doc, &[], &[])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The child documents that hold a conflict ([`crate::doc::conflicts::list`] not empty),
-    /// from their projection: a school-wide list of open conflicts reads only these.
-    pub fn conflicted_docs(&self) -> Result<Vec<DocId>> {
-        conflicted::list(&self.conn)
-    }
-
-    /// Removes documents for good: their rows, changes, sync state with every peer and
-    /// projection rows, in one transaction. Then the file is rebuilt (`VACUUM`) and the WAL
-    /// folded back and truncated, so that (with `secure_delete`) none of their bytes remain in
-    /// the store file or its WAL. Returns how many documents were removed.
-    ///
-    /// If another connection is reading at that moment, the WAL cannot be truncated yet; its
-    /// old frames are then overwritten by later writes and truncated at the next purge or
-    /// [`Store::compact`].
-    pub fn purge(&mut self, ids: &[DocId]) -> Result<usize> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut removed = 0;
-        for id in ids {
-            removed += persist::forget(&tx, id)?;
-        }
-        tx.commit()?;
-        for id in ids {
-            self.docs.remove(id);
-        }
-        if removed > 0 {
-            self.scrub()?;
-        }
-        Ok(removed)
-    }
-
-    /// Rewrites the database without its free pages (the temporary copy stays in memory, never
-    /// in a temporary file), then copies the WAL into it and truncates the WAL to nothing.
-    fn scrub(&mut self) -> Result<()> {
-        self.conn
-            .execute_batch("PRAGMA temp_store = MEMORY; VACUUM; PRAGMA temp_store = DEFAULT;")?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-
-    /// Compacts every document with at least `threshold` loose changes. Returns how many were
-    /// compacted.
-    pub fn compact(&mut self, threshold: i64) -> Result<usize> {
-        let ids: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT doc_id FROM changes GROUP BY doc_id HAVING count(*) >= ?1")?;
-            stmt.query_map([threshold], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
-        };
-        let mut done = 0;
-        for key in ids {
-            let Some(id) = DocId::parse(&key) else {
-                continue;
-            };
-            // Loaded under the write lock: a change another connection commits after the
-            // load would otherwise be deleted with the rows without being in the snapshot.
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(doc) = load_doc(&tx, &id, &self.actor)? else {
-                continue;
-            };
-            if !store_as_snapshot(&tx, &key, &doc)? {
-                return Err(Error::Corrupt(format!(
-                    "{}整理后未能通过校验，已保留原样，没有改动",
-                    doc_label(&id)
-                )));
-            }
-            tx.commit()?;
-            self.docs.insert(id, doc);
-            done += 1;
-        }
-        // Fold the WAL back into the database file while nobody waits on it.
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(done)
     }
 }
 
