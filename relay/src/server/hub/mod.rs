@@ -308,9 +308,12 @@ impl ConversationFactory for HubFactory {
             answered: false,
             sync: None,
             live: false,
-            member: None,
             admin: false,
-            logged: std::collections::BTreeSet::new(),
+            deliveries: DeliveryLog {
+                device: DeviceId::from_key(remote.as_bytes()),
+                member: None,
+                logged: std::collections::BTreeSet::new(),
+            },
         }))
     }
 }
@@ -325,42 +328,46 @@ pub struct HubConversation {
     sync: Option<Session>,
     /// The device stays connected: pass on what other devices write.
     live: bool,
-    /// The member the welcomed certificate names.
-    member: Option<MemberId>,
-    /// That member administers the school (its sync ends a rebuild).
+    /// The welcomed member administers the school (its sync ends a rebuild).
     admin: bool,
-    /// Documents already in the delivery log for the current exchange (cleared once caught
-    /// up, so a live connection logs each later delivery again).
+    deliveries: DeliveryLog,
+}
+
+/// What this connection has put in the hub's delivery log (issue 11).
+#[derive(Debug)]
+struct DeliveryLog {
+    device: DeviceId,
+    /// The member the welcomed certificate names (nothing is logged before).
+    member: Option<MemberId>,
+    /// Documents already logged for the current exchange (cleared once caught up, so a live
+    /// connection logs each later delivery again).
     logged: std::collections::BTreeSet<DocId>,
 }
 
-/// Logs the documents `out` sends to `device` (the hub's delivery log, issue 11), before the
-/// frames leave: if the log cannot be written, the frames are not sent. `logged` holds what the
-/// current exchange already logged (cleared once caught up, so a live connection logs each
-/// later delivery again).
-fn log_deliveries(
-    logged: &mut std::collections::BTreeSet<DocId>,
-    member: Option<&MemberId>,
-    device: &DeviceKey,
-    archive: &mut Archive,
-    out: &shouwang_core::sync::Output,
-) -> Result<(), Error> {
-    let new: Vec<_> = out
-        .delivered
-        .iter()
-        .filter(|d| logged.insert((*d).clone()))
-        .cloned()
-        .collect();
-    if out.caught_up {
-        logged.clear();
+impl DeliveryLog {
+    /// Logs the documents `out` sends to the device, before the frames leave: if the log
+    /// cannot be written, the frames are not sent.
+    fn record(
+        &mut self,
+        archive: &mut Archive,
+        out: &shouwang_core::sync::Output,
+    ) -> Result<(), Error> {
+        let new: Vec<_> = out
+            .delivered
+            .iter()
+            .filter(|d| self.logged.insert((*d).clone()))
+            .cloned()
+            .collect();
+        if out.caught_up {
+            self.logged.clear();
+        }
+        let Some(member) = &self.member else {
+            return Ok(());
+        };
+        archive
+            .store()
+            .log_deliveries(self.device.as_str(), member.as_str(), &new, unix_now())
     }
-    let Some(member) = member else {
-        return Ok(());
-    };
-    let device = DeviceId::from_key(&device.0);
-    archive
-        .store()
-        .log_deliveries(device.as_str(), member.as_str(), &new, unix_now())
 }
 
 impl HubConversation {
@@ -404,15 +411,9 @@ impl HubConversation {
                         session.with_daily_quota(member.id.clone(), self.state.daily_change_bytes);
                 }
                 let out = session.handle(archive.store(), Event::Start)?;
-                self.member = Some(member.id.clone());
+                self.deliveries.member = Some(member.id.clone());
                 self.admin = member.roles.iter().any(|r| r.administers());
-                log_deliveries(
-                    &mut self.logged,
-                    self.member.as_ref(),
-                    &self.device,
-                    &mut archive,
-                    &out,
-                )?;
+                self.deliveries.record(&mut archive, &out)?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
                 if let Some(renewed) = self.state.renewal(&cert, &member, now)? {
                     frames.push(Message::Certificate(renewed.to_bytes()).encode());
@@ -461,13 +462,7 @@ impl Conversation for HubConversation {
                 out.caught_up = polled.caught_up;
                 out.delivered.extend(polled.delivered);
             }
-            log_deliveries(
-                &mut self.logged,
-                self.member.as_ref(),
-                &self.device,
-                &mut archive,
-                &out,
-            )?;
+            self.deliveries.record(&mut archive, &out)?;
             if out.caught_up {
                 archive.record_sync_result(session.peer(), None)?;
                 if self.admin && self.state.enrolled.rebuilding() {
@@ -520,13 +515,7 @@ impl Conversation for HubConversation {
         // every live conversation when the school document changes).
         check_standing(&mut archive, &self.device)?;
         let out = session.handle(archive.store(), Event::Poll)?;
-        log_deliveries(
-            &mut self.logged,
-            self.member.as_ref(),
-            &self.device,
-            &mut archive,
-            &out,
-        )?;
+        self.deliveries.record(&mut archive, &out)?;
         Ok(Reply::send(out.frames))
     }
 
