@@ -9,8 +9,9 @@
 //! archive first thing) failed that way on a freshly booted machine.
 //!
 //! The window exists once per process, so the test runs its race in fresh processes: it starts
-//! its own binary again (`RACE_CHILD`), and each child opens eight new encrypted stores from
-//! eight threads released together.
+//! its own binary again (`RACE_CHILD`), and each child opens sixteen new encrypted stores from
+//! sixteen threads released together. Each child prints `RACED` once its race is over, and the
+//! parent requires it: a child whose filter matched no test would otherwise pass untested.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
@@ -21,6 +22,8 @@ use shouwang_core::store::{Store, StoreKey};
 
 const THREADS: usize = 16;
 const PROCESSES: usize = 150;
+/// What a child prints once all its threads opened their stores.
+const RACED: &str = "raced: every store opened";
 
 #[test]
 fn threads_opening_the_first_encrypted_stores_of_a_process_all_succeed() {
@@ -41,19 +44,24 @@ fn threads_opening_the_first_encrypted_stores_of_a_process_all_succeed() {
             .env("RACE_CHILD", "1")
             .output()
             .unwrap();
-        if !out.status.success() {
-            failed.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !stdout.contains(RACED) {
+            failed.push(format!(
+                "{}\nstdout:\n{stdout}\nstderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
     }
     assert!(
         failed.is_empty(),
-        "{} of {PROCESSES} processes failed to open a store; the first:\n{}",
+        "{} of {PROCESSES} child processes did not open all their stores (or ran no race); the first:\n{}",
         failed.len(),
         failed[0]
     );
 }
 
-/// In this (fresh) process: eight threads, released together, each open a new encrypted store.
+/// In this (fresh) process: sixteen threads, released together, each open a new encrypted store.
 fn race_once() {
     let dir = tempfile::tempdir().unwrap();
     let barrier = Arc::new(Barrier::new(THREADS));
@@ -74,4 +82,5 @@ fn race_once() {
         .map(|e| format!("{e:?}"))
         .collect();
     assert!(errors.is_empty(), "stores that did not open: {errors:#?}");
+    println!("{RACED}");
 }

@@ -19,19 +19,8 @@ const BEFORE: &str = "备份前的家访：奶奶腿脚不便";
 const AFTER: &str = "备份后的家访：爷爷外出务工";
 
 fn home_visit(store: &Path, notes: &str) {
-    phone(
-        store,
-        &[
-            "record",
-            "家访",
-            "--child",
-            "王小雨",
-            "--date",
-            "2026-11-20",
-            "--field",
-            &format!("notes={notes}"),
-        ],
-    );
+    let args = shouwang_tests::fixtures::record_args("家访", "王小雨", "2026-11-20", notes);
+    phone(store, &args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 /// The school's copy of 王小雨's file, as text.

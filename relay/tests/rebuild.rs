@@ -32,19 +32,8 @@ const UNSENT: &str = "家访：赵子涵的外婆说孩子晚上睡得好";
 const LATER: &str = "重建后的家访：爷爷的腿好些了";
 
 fn record(store: &Path, kind: &str, child: &str, date: &str, notes: &str) {
-    phone(
-        store,
-        &[
-            "record",
-            kind,
-            "--child",
-            child,
-            "--date",
-            date,
-            "--field",
-            &format!("notes={notes}"),
-        ],
-    );
+    let args = shouwang_tests::fixtures::record_args(kind, child, date, notes);
+    phone(store, &args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 /// The school's copy: every member, every child file's records, as text.

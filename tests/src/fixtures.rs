@@ -111,6 +111,23 @@ pub const ROSTER_COLUMNS: [Column; 9] = [
     Column::ParentsAway,
 ];
 
+/// The `shouwang` CLI's arguments for one dated record with notes: `record <kind> --child
+/// <child> --date <date> --field notes=<notes>` (`kind` is a record kind such as `家访`).
+pub fn record_args(kind: &str, child: &str, date: &str, notes: &str) -> Vec<String> {
+    [
+        "record",
+        kind,
+        "--child",
+        child,
+        "--date",
+        date,
+        "--field",
+        &format!("notes={notes}"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// A child's row in the school's roster: in [`CLASS`], a girl born 2017-03-05 whose parents
 /// both work away, cared for by her grandmother 王秀英 (13905640000).
 pub fn roster_row(student_no: &str, name: &str) -> ChildRow {

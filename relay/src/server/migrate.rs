@@ -21,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use shouwang_core::Error;
-use shouwang_core::store::Store;
+use shouwang_core::store::{Store, cipher};
 
 use super::data::{DataDir, HUB_KEY_HEADER, SCHOOL_KEY_HEADER};
 use super::invite::export_encrypted;
@@ -93,7 +93,7 @@ pub fn encrypt_data(data: &DataDir) -> Result<Converted, Error> {
         return Ok(Converted::AlreadyEncrypted);
     }
     data.key_source().check_outside(root)?;
-    shouwang_core::store::cipher::ready()?;
+    cipher::ready()?;
     let (key, _) = data.key_source().load_or_create()?;
     // A half-built directory of a run that crashed before the swap: start again.
     if staging.exists() {
@@ -111,8 +111,9 @@ fn build(data: &DataDir, staging: &Path, key: &DataKey) -> Result<usize, Error> 
     let root = data.root();
     create_private_dir(staging)?;
     // The archive: every page through SQLCipher, the schema version kept. Read with a bare
-    // connection, not a `Store`, which would migrate the old file in place.
-    let old = rusqlite::Connection::open(data.archive())?;
+    // connection, not a `Store`, which would migrate the old file in place. (Opened through
+    // the one opener, so SQLCipher's set-up, which `sqlcipher_export` needs, is done first.)
+    let old = cipher::open(&data.archive(), rusqlite::OpenFlags::default(), None)?;
     let before = heads(&old)?;
     let new_db = staging.join("hub.db");
     write_private_new(&new_db, b"")?;

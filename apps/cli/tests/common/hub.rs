@@ -156,17 +156,6 @@ impl Office {
 /// Records a `kind` (家访, 谈心) of 2026-11-20 for `child` on `store`, with `notes`; fails the
 /// test if it is refused.
 pub fn record(store: &Path, kind: &str, child: &str, notes: &str) {
-    ok(
-        store,
-        &[
-            "record",
-            kind,
-            "--child",
-            child,
-            "--date",
-            "2026-11-20",
-            "--field",
-            &format!("notes={notes}"),
-        ],
-    );
+    let args = shouwang_tests::fixtures::record_args(kind, child, "2026-11-20", notes);
+    ok(store, &args.iter().map(String::as_str).collect::<Vec<_>>());
 }

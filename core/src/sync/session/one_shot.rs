@@ -15,7 +15,7 @@
 //!   record the app writes while the session handles that Idle is in neither, and goes at the
 //!   next sync).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use automerge::ChangeHash;
 
@@ -105,12 +105,7 @@ impl Session {
     }
 
     /// Whether every head `here` (this side's of `doc`, as stored) is known to the peer.
-    fn all_known_there(
-        &self,
-        doc: &DocId,
-        here: &str,
-        shared: &std::collections::HashMap<DocId, String>,
-    ) -> bool {
+    fn all_known_there(&self, doc: &DocId, here: &str, shared: &HashMap<DocId, String>) -> bool {
         let known = self.known_there(doc, shared.get(doc));
         stored_heads(here).iter().all(|h| known.contains(h))
     }
