@@ -166,6 +166,19 @@ impl ChildId {
         ChildId(hex::encode(&mac.finalize().into_bytes()[..8]))
     }
 
+    /// The id a child with this 学籍号 had in a school made before ids were keyed: the first 8
+    /// bytes of SHA-256 over the same parts, no secret. Such children keep it; a roster import
+    /// checks it against the school's erasures too, since once an old child's file is erased
+    /// nothing else links its 学籍号 to that id.
+    pub fn before_keyed(school: &SchoolId, student_no: &str) -> Self {
+        let mut h = Sha256::new();
+        for part in ["child", school.0.as_str(), student_no.trim()] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        ChildId(hex::encode(&h.finalize()[..8]))
+    }
+
     /// A new random id for a child with no 学籍号 yet.
     pub fn random() -> Self {
         ChildId(random_hex(8))

@@ -394,6 +394,78 @@ async fn a_device_that_is_refused_gets_no_records() {
     server.shutdown().await;
 }
 
+/// The devices the hub's school document lists, as (id, revoked).
+fn registered(dir: &std::path::Path) -> Vec<(String, bool)> {
+    let mut archive = DataDir::new(dir.join("hub")).open_archive().unwrap();
+    archive
+        .devices()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.revoked))
+        .collect()
+}
+
+fn id_of(node: &Node) -> String {
+    shouwang_core::ids::DeviceId::from_key(node.id().as_bytes())
+        .as_str()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_invite_registers_no_device_and_a_revoked_phone_cannot_enroll_again() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    open_door(&server);
+    // 刘桂兰's phone enrolls with her invite; the invite stays valid for a week.
+    let invite = server
+        .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let phone = device(&server).await;
+    handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .unwrap();
+    let before = registered(dir.path());
+
+    // Someone who photographed the QR code presents it from another phone: refused, and the
+    // school document gains no device (every phone would download it; it would pass the gate).
+    let stranger = device(&server).await;
+    let err = handshake::enroll(&stranger, &invite, now(), &opts())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("用过"), "{err}");
+    assert_eq!(
+        registered(dir.path()),
+        before,
+        "a refused enrollment registered a device"
+    );
+    assert!(!before.iter().any(|(id, _)| *id == id_of(&stranger)));
+
+    // The phone is reported lost and revoked; its member stays. The modified app presents
+    // its invite again, from the same key: refused, and no certificate, no bundle.
+    DataDir::new(dir.path().join("hub"))
+        .open_archive()
+        .unwrap()
+        .revoke_device(&id_of(&phone))
+        .unwrap();
+    let err = handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .expect_err("a revoked phone enrolled again with its old invite");
+    assert!(err.to_string().contains("停用"), "{err}");
+    assert!(
+        registered(dir.path())
+            .iter()
+            .any(|(id, revoked)| *id == id_of(&phone) && *revoked),
+        "the phone is still revoked"
+    );
+    phone.shutdown().await;
+    stranger.shutdown().await;
+    server.shutdown().await;
+}
+
 /// Reads one frame (`u32` LE length + payload) from a raw stream.
 async fn read_frame(recv: &mut iroh::endpoint::RecvStream) -> Vec<u8> {
     let mut len = [0u8; 4];

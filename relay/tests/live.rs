@@ -5,6 +5,8 @@
 //!    reconnect; an idle live connection ends by itself so the phone can sleep.
 //! 2. Two phones connected live at once: a 谈心 the 爱心妈妈 records reaches the 班主任's phone
 //!    through the hub, which passes it on as it arrives, with no reconnect on either side.
+//! 3. A pairing ended while syncing live purges the child from the phone.
+//! 4. A connection that outlives the pairing it began with carries nothing of that child.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -283,5 +285,83 @@ async fn story_3_a_pairing_ended_while_syncing_live_purges_the_child_and_syncs_g
         .unwrap();
     assert_eq!(status.last_error, None, "{status:?}");
     assert!(status.pending.is_empty(), "{status:?}");
+    server.shutdown().await;
+}
+
+/// 4. Both phones live; the office ends the 爱心妈妈's pairing with 王小雨, then the 班主任 writes
+///    a 家访 for her. The 爱心妈妈's connection began when she could see 王小雨, and stays open:
+///    the hub checks each document as it leaves, so the 家访 never reaches her phone. Her next
+///    sync works, with no 无权.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_4_a_connection_that_outlives_a_pairing_carries_nothing_of_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let teacher = Phone::enroll(&server, dir.path(), "王瑞侠", Role::HeadTeacher).await;
+    let mother = Phone::enroll(&server, dir.path(), "刘桂兰", Role::LoveMother).await;
+    let (teacher_wake, mother_wake) = (Wake::new(), Wake::new());
+    let teacher_live = teacher.go_live(&teacher_wake);
+    let mother_live = mother.go_live(&mother_wake);
+    teacher.caught_up(&teacher_live).await;
+    mother.caught_up(&mother_live).await;
+
+    data.open_archive()
+        .unwrap()
+        .end_pairing("刘桂兰", "王小雨")
+        .unwrap();
+    let visit = write_record(&teacher.store, "家访", "结对结束以后写的家访：奶奶住院了");
+    teacher_wake.wake();
+    let written = Instant::now();
+    while !has_record_in(data.open_archive().unwrap(), "王小雨", &visit) {
+        assert!(
+            written.elapsed() < Duration::from_secs(20),
+            "the visit never reached the hub"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The hub passes a record on to a live phone within a second or so (story 2); give it
+    // five before concluding it did not.
+    let holds = |store: &Path| {
+        let mut bytes = std::fs::read(store).unwrap();
+        bytes.extend(std::fs::read(format!("{}-wal", store.display())).unwrap_or_default());
+        let text = "奶奶住院了".as_bytes();
+        bytes.windows(text.len()).any(|w| w == text)
+            || Archive::open(store)
+                .unwrap()
+                .child_file("王小雨")
+                .is_ok_and(|f| f.records.iter().any(|r| r.meta.id.0 == visit))
+    };
+    while written.elapsed() < Duration::from_secs(5) {
+        assert!(
+            !holds(&mother.store),
+            "the visit reached the unpaired 爱心妈妈's phone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    teacher_live.abort();
+    mother_live.abort();
+
+    // Her next sync starts from her scope as it is now.
+    let archive = Archive::open(&mother.store).unwrap();
+    let short = ConversationOptions {
+        idle_timeout: Duration::from_secs(1),
+        ..ConversationOptions::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        device::sync_hub_live(&mother.node, &mother.id, archive, &short, None),
+    )
+    .await
+    .expect("an idle live sync ends")
+    .unwrap();
+    assert!(!holds(&mother.store));
+    let hub = mother.id.hub().unwrap().id.to_string();
+    let status = Archive::open(&mother.store)
+        .unwrap()
+        .sync_status(&hub)
+        .unwrap();
+    assert_eq!(status.last_error, None, "{status:?}");
     server.shutdown().await;
 }

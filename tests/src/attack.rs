@@ -150,10 +150,10 @@ pub fn write_private(a: &mut Archive, child: &ChildId, id_card: &str) -> automer
     })
 }
 
-/// 8. Pushes `bytes` of junk into the school profile.
+/// 8. Pushes `bytes` of junk into the school profile (different junk each time).
 pub fn flood_school(a: &mut Archive, bytes: usize) -> automerge::ChangeHash {
     // Incompressible: automerge would otherwise deflate a repetitive string to nothing.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut x: u64 = rand::random::<u64>() | 1;
     let junk: String = (0..bytes)
         .map(|_| {
             x ^= x << 13;
@@ -175,6 +175,77 @@ pub fn forge_secret(a: &mut Archive) -> automerge::ChangeHash {
     forge(a, &DocId::Keys, None, |tx| {
         let map = map(tx, &["keys"]);
         tx.put(&map, "child_id", automerge::ScalarValue::Bytes(vec![7; 32]))?;
+        Ok(())
+    })
+}
+
+/// 10. A school change under an administrator's device's actor (changes are not signed: any
+///     app can name any actor): grants the device's member 领导组, and marks that
+///     administrator's device revoked in the same change, so that a side deciding from the
+///     merged document would take it as a revoked device's change handed on.
+pub fn as_revoking_admin(
+    a: &mut Archive,
+    admin_actor: ActorId,
+    admin_device: &str,
+) -> automerge::ChangeHash {
+    let me = a.me_id().to_string();
+    let admin_device = admin_device.to_owned();
+    forge(a, &DocId::School, Some(admin_actor), |tx| {
+        let roles = map(tx, &["members", &me, "roles"]);
+        tx.put(&roles, "leadership", true)?;
+        let device = map(tx, &["devices", &admin_device]);
+        tx.put(&device, "revoked", true)?;
+        Ok(())
+    })
+}
+
+/// 11. A record written as `author` in a role the device's member lacks, then "corrected" by
+///     a second change to the member's own name, role and a kind she may write: the second
+///     change is refused, and the first must not pass by reading the second's values.
+///     Returns the first change.
+pub fn record_then_reauthor(
+    a: &mut Archive,
+    child: &ChildId,
+    author: &str,
+    role: &str,
+) -> automerge::ChangeHash {
+    let (author, role, child_key) = (author.to_owned(), role.to_owned(), child.to_string());
+    let me = a.me_id().to_string();
+    let device = actor_of(a).to_hex_string();
+    let id = RecordId::new(1_700_000_000_001).as_str().to_owned();
+    let doc = DocId::Child(child.clone());
+    let first = forge(a, &doc, None, |tx| {
+        let records = map(tx, &["records"]);
+        let r = tx.put_object(&records, id.as_str(), ObjType::Map)?;
+        tx.put(&r, "kind", "counselling")?;
+        tx.put(&r, "happened_on", "2026-11-20")?;
+        tx.put(&r, "author", author.as_str())?;
+        tx.put(&r, "author_role", role.as_str())?;
+        tx.put(&r, "device", device.as_str())?;
+        tx.put(&r, "written_at", 0_i64)?;
+        tx.put(&r, "child", child_key.as_str())?;
+        tx.put_object(&r, "fields", ObjType::Map)?;
+        tx.put_object(&r, "void", ObjType::Map)?;
+        Ok(())
+    });
+    forge(a, &doc, None, |tx| {
+        let r = map(tx, &["records", &id]);
+        tx.put(&r, "author", me.as_str())?;
+        tx.put(&r, "author_role", "love_mother")?;
+        tx.put(&r, "kind", "talk")?;
+        Ok(())
+    });
+    first
+}
+
+/// 12. Maps nested `depth` deep under a field the carer may write (`guardian`): no layout has
+///     them, and every side that walks the document (its conflicts) would recurse that deep.
+pub fn nest(a: &mut Archive, child: &ChildId, depth: usize) -> automerge::ChangeHash {
+    forge(a, &DocId::Child(child.clone()), None, |tx| {
+        let mut obj = map(tx, &["guardian"]);
+        for _ in 0..depth {
+            obj = tx.put_object(&obj, "x", ObjType::Map)?;
+        }
         Ok(())
     })
 }

@@ -96,3 +96,37 @@ fn story_2_the_log_cannot_be_edited_or_dropped() {
         log.problems
     );
 }
+
+/// 3. A report is logged with the command that made it, and the log is append-only and
+///    outlives an erasure: the child's name, 学籍号 and any 身份证号 typed in the command are
+///    taken out before it is written (the office still sees who ran which report, for how
+///    many children).
+#[test]
+fn story_3_a_report_command_is_logged_without_what_names_a_child() {
+    let mut admin = school();
+    let (no, name) = CHILDREN[0];
+    let id_card = "34052120170305002X";
+    let command = format!(
+        "report child --child {name} --student-no {no} --id {id_card} --out {name}的档案.xlsx"
+    );
+    admin.archive.log_report(&command, 1).unwrap();
+    let log = admin.archive.audit_log().unwrap();
+    let entry = log
+        .entries
+        .iter()
+        .find(|e| e.what == audit_kind::REPORT)
+        .expect("the report is logged");
+    for secret in [name, no, id_card, "340521"] {
+        assert!(
+            !entry.target.contains(secret),
+            "{secret} in {}",
+            entry.target
+        );
+    }
+    assert!(
+        entry.target.starts_with("report child --child ＊"),
+        "{}",
+        entry.target
+    );
+    assert!(entry.target.contains("1 名学生"), "{}", entry.target);
+}

@@ -273,6 +273,30 @@ fn story_3_an_old_school_keeps_its_children_and_a_reimport_does_not_duplicate_th
     assert!(!doc_keys(&mut laptop.archive).contains(&"school/keys".to_owned()));
 }
 
+/// 3b. In a school made before ids were keyed, the office erases a child, and next term
+///     imports the county's roster again, which still lists her. Her file is gone, and with
+///     it what linked her 学籍号 to her old id; the import still recognises her (the old id is
+///     a hash of the 学籍号) and refuses the row, rather than make her file again.
+#[test]
+fn story_3b_an_old_schools_erased_child_is_not_made_again_by_a_roster_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut office = old_office(dir.path());
+    let rows = old_roster();
+    let (no, name) = {
+        let r = &rows[0];
+        (r.student_no.clone().unwrap(), r.name.clone())
+    };
+    office.erase_child(&no, "监护人要求删除").unwrap();
+    let children = office.children(None, false).unwrap().len();
+    let err = office.import_roster(&rows).unwrap_err().to_string();
+    assert!(err.contains("删除"), "{err}");
+    assert_eq!(office.children(None, false).unwrap().len(), children);
+    assert!(
+        office.find_child(&no).is_err(),
+        "{name}'s file was made again"
+    );
+}
+
 /// 4. The secret is written only by administrators, and only in its form: a 班主任's device
 ///    that writes one (a modified app) and an administrator's device that writes a malformed
 ///    one are both refused where their files arrive; the office's secret stays as it was.

@@ -493,3 +493,35 @@ fn story_8_bad_bundles_change_nothing() {
     // The care file, and the teacher's access log (the export itself is in it).
     assert_eq!(report.changed, 2, "{report:?}");
 }
+
+/// 2b. The office and the 班主任 each correct the child's 身份证号 while apart: both numbers are
+///     kept as a conflict, and shown masked, as the field itself is, wherever the file is
+///     shown without revealing it (revealing is what the access log records).
+#[test]
+fn story_2b_a_conflict_in_an_id_number_is_shown_masked() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let (one, other) = ("34052120170305002X", "340521201607120032");
+    admin
+        .archive
+        .edit_child(CHILD, "identity", &kv(&[("id_card", one)]))
+        .unwrap();
+    teacher
+        .archive
+        .edit_child(CHILD, "identity", &kv(&[("id_card", other)]))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    let f = teacher.file(CHILD);
+    let (_, c) = f
+        .conflicts
+        .iter()
+        .find(|(_, c)| c.dotted() == "identity.id_card")
+        .unwrap_or_else(|| panic!("{:?}", f.conflicts));
+    assert_eq!(c.values.len(), 2);
+    for v in &c.values {
+        assert!(
+            v != one && v != other && v.contains('*'),
+            "{v} shown in full"
+        );
+    }
+}

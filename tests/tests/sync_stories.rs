@@ -447,6 +447,42 @@ fn story_9_only_documents_in_scope_are_offered_or_accepted() {
     assert_eq!(before, fingerprint(&mut n.peers[0]));
 }
 
+/// 9b. A modified peer names documents by the thousand that the session does not exchange. A
+///     refusal of one is noise (this side never offered it): nothing is recorded of it. Each
+///     one it offers is answered `OutOfScope` and remembered for the session, up to
+///     `MAX_OUT_OF_SCOPE`; past that, the session ends, rather than remember without end.
+#[test]
+fn story_9b_documents_invented_outside_the_scope_are_bounded() {
+    use shouwang_core::ids::ChildId;
+    use shouwang_core::sync::{Event, MAX_OUT_OF_SCOPE, Session};
+
+    let mut n = net(&[LOVE_MOTHER], 9);
+    let mother = n.peers[0].archive.find_member(LOVE_MOTHER).unwrap();
+    let scope = n.peers[0].archive.scope_for(&mother).unwrap();
+    let invented = |i: usize| DocId::Child(ChildId(format!("c-invented-{i:05}")));
+    let store = n.peers[0].archive.store();
+    let mut s = Session::new("x", scope);
+    s.handle(store, Event::Start).unwrap();
+    for i in 0..2 * MAX_OUT_OF_SCOPE {
+        let frame = Message::Refused {
+            doc: invented(i),
+            why: Why::Refused,
+            count: 1,
+            reason: "x".repeat(200),
+        };
+        s.handle(store, Event::Frame(&frame.encode())).unwrap();
+    }
+    assert!(store.refusals("x").unwrap().is_empty());
+    let offer = |i: usize| Message::Changes(vec![(invented(i), Vec::new())]).encode();
+    for i in 0..MAX_OUT_OF_SCOPE {
+        s.handle(store, Event::Frame(&offer(i))).unwrap();
+    }
+    let err = s
+        .handle(store, Event::Frame(&offer(MAX_OUT_OF_SCOPE)))
+        .unwrap_err();
+    assert!(err.to_string().contains("太多"), "{err}");
+}
+
 /// 10. A teacher, a 爱心妈妈 and a subject teacher are never online together; each meets only
 ///     the hub, at different times; all converge through it.
 #[test]

@@ -666,3 +666,127 @@ fn story_7_a_sync_message_with_a_broken_bloom_filter_is_refused() {
         assert_eq!(store.all_heads().unwrap(), before, "{bloom:?}");
     }
 }
+
+/// The 爱心妈妈's modified app sends `hash` (in `doc`) to the 班主任's phone over a direct
+/// session; returns whether the 班主任's phone took it.
+fn taken_by_teacher(s: &mut School, doc: &DocId, hash: &automerge::ChangeHash) -> bool {
+    let teacher_side = peer(&mut s.teacher, &mut s.mother);
+    let mother_side = peer(&mut s.mother, &mut s.teacher);
+    attack::pump(
+        &mut s.teacher.archive,
+        teacher_side,
+        &mut s.mother.archive,
+        mother_side,
+    );
+    holds(&mut s.teacher.archive, doc, hash)
+}
+
+/// 8. A school change under the office's actor (changes are not signed), making the 爱心妈妈
+///    领导组 and marking the office's own device revoked in the same change. Judged at what it
+///    depends on, the office's device is an administrator's; it must not then be taken as a
+///    revoked device's change handed on, by reading the revocation it writes itself. No
+///    member's device hands on another device's changes to the school document.
+#[test]
+fn story_8_a_forged_administrator_change_that_revokes_its_own_device_is_not_taken() {
+    let mut s = school_with_a_visit();
+    let office_actor = attack::actor_of(&s.admin.archive);
+    let office_device = s.admin.archive.device().as_str().to_owned();
+    let hash = attack::as_revoking_admin(&mut s.mother.archive, office_actor, &office_device);
+    assert!(!taken_by_teacher(&mut s, &DocId::School, &hash));
+    let her = s.mother.archive.me_id().to_string();
+    let seen = s.teacher.archive.find_member(&her).unwrap();
+    assert_eq!(seen.roles, vec![Role::LoveMother]);
+    let office = s.teacher.archive.devices().unwrap();
+    assert!(
+        office.iter().any(|d| d.id == office_device && !d.revoked),
+        "the office's device is not revoked on the 班主任's phone"
+    );
+}
+
+/// 9. A 心理辅导记录 in the 班主任's name, then a second change rewriting its author, role and
+///    kind to the 爱心妈妈's own. The second is refused (a record's metadata is fixed); the
+///    first must be judged by what it wrote, not by the second's values merged beside it.
+#[test]
+fn story_9_a_record_is_judged_by_what_its_own_change_wrote() {
+    let mut s = school_with_a_visit();
+    let his = s.teacher.archive.me_id().to_string();
+    let c = s.child.clone();
+    let first = attack::record_then_reauthor(&mut s.mother.archive, &c, &his, "head_teacher");
+    assert!(!taken_by_teacher(&mut s, &DocId::Child(c), &first));
+    assert_eq!(
+        s.teacher.file(CHILDREN[0].1).records.len(),
+        1,
+        "only the 班主任's own 家访"
+    );
+}
+
+/// 10. Maps nested 20 deep under the guardian section, which the 爱心妈妈 may write: no layout
+///     is that deep (`trust::paths::MAX_DEPTH`), and a chain thousands deep would make every
+///     side that locates or walks it quadratic or recursive without bound. Refused.
+#[test]
+fn story_10_objects_nested_deeper_than_any_layout_are_refused() {
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    // Within the bound the same write is the section's business (taken): the bound is what
+    // refuses the deep one.
+    let shallow = attack::nest(&mut s.mother.archive, &c, 3);
+    assert!(taken_by_teacher(&mut s, &DocId::Child(c.clone()), &shallow));
+    let deep = attack::nest(&mut s.mother.archive, &c, 20);
+    assert!(!taken_by_teacher(&mut s, &DocId::Child(c), &deep));
+}
+
+/// 11. Refused changes count against the daily quota too. The receiving side keeps a refused
+///     change's bytes for review (its quarantine), so a modified app sending changes it knows
+///     will be refused would otherwise fill the hub's disk: ten 30 KB pushes into the school
+///     profile, taken as the hub takes a member's changes (her device, a 64 KB daily quota).
+///     What is kept stays within the quota; the rest waits on her phone (deferred).
+#[test]
+fn story_11_refused_changes_count_against_the_daily_quota() {
+    const QUOTA: u64 = 64 * 1024;
+    let mut s = school_with_a_visit();
+    let mut bytes = Vec::new();
+    for _ in 0..10 {
+        let hash = attack::flood_school(&mut s.mother.archive, 30 * 1024);
+        let doc = s
+            .mother
+            .archive
+            .store()
+            .doc(&DocId::School)
+            .unwrap()
+            .unwrap();
+        bytes.extend(
+            automerge::ReadDoc::get_change_by_hash(doc, &hash)
+                .unwrap()
+                .raw_bytes(),
+        );
+    }
+    let her = s.mother.archive.me_id().clone();
+    let device = s.mother.archive.device().clone();
+    let admission = s
+        .teacher
+        .archive
+        .store()
+        .write(|b| {
+            b.set_sender(Sender::Device {
+                device,
+                roles: Some(vec![Role::LoveMother]),
+            });
+            b.set_daily_quota(her, QUOTA);
+            b.merge_bytes(&DocId::School, &bytes)
+        })
+        .unwrap();
+    let kept: f64 = s
+        .teacher
+        .archive
+        .store()
+        .conn()
+        .query_row("SELECT total(length(bytes)) FROM quarantine", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        kept > 0.0 && kept as u64 <= QUOTA,
+        "kept {kept} bytes of refused changes, quota {QUOTA}: {admission:?}"
+    );
+    assert!(admission.deferred > 0, "{admission:?}");
+}

@@ -88,7 +88,8 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                 }
                 if let Some(d) = a.store().doc(doc)? {
                     let c = &children[*i];
-                    for k in conflicts::list(d) {
+                    for mut k in conflicts::list(d) {
+                        shouwang_core::archive::mask_conflict(&mut k);
                         found.push((c.id.to_string(), c.name.clone(), k));
                     }
                 }

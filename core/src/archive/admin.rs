@@ -419,7 +419,15 @@ impl Archive {
                 Some(no) => self.child_id_for(no, secret.as_ref())?,
                 None => ChildId::random(),
             };
-            if let Some(e) = school.erasures.iter().find(|e| e.child == id) {
+            let before_keyed = row
+                .student_no
+                .as_ref()
+                .map(|no| ChildId::before_keyed(&self.school_id, no));
+            if let Some(e) = school
+                .erasures
+                .iter()
+                .find(|e| e.child == id || Some(&e.child) == before_keyed.as_ref())
+            {
                 return Err(Error::invalid(
                     format!("第{}行", row.line),
                     format!(

@@ -263,14 +263,49 @@ impl Archive {
     /// Records a report that lists children's personal data in bulk (a whole-school list,
     /// any `--json` export of a list): `command` is what was run, without the store's path.
     /// Which reports the CLI records is its policy (ARCHITECTURE.md, "Access records").
+    ///
+    /// The access log is append-only and outlives a child's erasure, so what names a child
+    /// is taken out of the command first (`report child --child 王小雨 --out 王小雨.xlsx`, a
+    /// 学籍号, a 身份证号): every name and 学籍号 of a child this store holds, and every word of
+    /// 10 or more digits, become `＊`.
     pub fn log_report(&mut self, command: &str, children: usize) -> Result<()> {
-        let command = command.trim();
+        let command = self.without_children(command.trim())?;
         let command: String = command.chars().take(200).collect();
         self.audit(
             what::REPORT,
             &format!("{command}（{children} 名学生）"),
             None,
         )
+    }
+
+    /// `text` with what names a child taken out (see [`Archive::log_report`]).
+    fn without_children(&mut self, text: &str) -> Result<String> {
+        let mut names: Vec<String> = self
+            .store
+            .conn()
+            .prepare_cached("SELECT name, student_no FROM p_children")?
+            .query_map([], |r| {
+                Ok([
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                ])
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| n.chars().count() >= 2)
+            .collect();
+        // Longest first: a name inside a longer one is taken out with it.
+        names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        let mut out = text.to_owned();
+        for name in &names {
+            if out.contains(name.as_str()) {
+                out = out.replace(name.as_str(), "＊");
+            }
+        }
+        Ok(without_long_numbers(&out))
     }
 
     /// Every access log this device holds (its own; on an administrator's device and the hub,
@@ -292,4 +327,29 @@ impl Archive {
             .sort_by(|a, b| (a.at, &a.device, a.seq).cmp(&(b.at, &b.device, b.seq)));
         Ok(log)
     }
+}
+
+/// `text` with every word holding 10 or more digits (a 身份证号, a 学籍号, a phone number; a
+/// date has 8) replaced by `＊`.
+fn without_long_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().filter(char::is_ascii_digit).count() >= 10 {
+            out.push('＊');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }

@@ -116,6 +116,20 @@ pub(crate) fn mask_identity(key: &str, value: &str) -> String {
     }
 }
 
+/// Masks the values of a conflict in an identity field as the field's value is shown
+/// ([`mask_identity`]): every list of conflicts shown without revealing the private part (a
+/// child's file, the office's 冲突 page) passes through it.
+pub fn mask_conflict(c: &mut Conflict) {
+    if let [section, key] = c.path.as_slice()
+        && section == "identity"
+    {
+        let key = key.clone();
+        for v in &mut c.values {
+            *v = mask_identity(&key, v);
+        }
+    }
+}
+
 impl Archive {
     /// Edits fields of one section of a child's file (`guardian`, `father`, `flags`, …).
     pub fn edit_child(
@@ -561,6 +575,13 @@ impl Archive {
                 } else if !reveal && sec.key == "identity" {
                     f.value = mask_identity(&f.key, &f.value);
                 }
+            }
+        }
+        // A conflict shows every value of the field: an identity field's are masked as its
+        // value is (unless revealed, which the access log records).
+        if !reveal {
+            for (_, c) in &mut file.conflicts {
+                mask_conflict(c);
             }
         }
         Ok(file)

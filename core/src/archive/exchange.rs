@@ -151,6 +151,10 @@ struct Joining {
     signer: Option<DeviceKey>,
 }
 
+/// Why a revoked device cannot be registered again (by an invite or a set-up file).
+pub const REVOKED_DEVICE: &str =
+    "这台设备已被停用，不能再次登记；请换一台设备，或重新安装应用后用新的邀请码加入";
+
 impl Archive {
     /// This device's secret key: its network key if it enrolled over the network, else the
     /// key it was given or made when it was set up.
@@ -341,7 +345,9 @@ impl Archive {
     }
 
     /// Registers a new device for `member` in the school document (its id is its automerge
-    /// actor, so its changes are attributed to `member` everywhere). Administrators only.
+    /// actor, so its changes are attributed to `member` everywhere). Administrators only. A
+    /// device already registered to `member` is left as it is; a revoked one is refused
+    /// ([`REVOKED_DEVICE`]).
     fn register_device(&mut self, member: &str, key: &DeviceKey, label: &str) -> Result<Member> {
         self.require_admin()?;
         crate::forms::check_line("设备名称", label.trim(), 100)?;
@@ -362,6 +368,11 @@ impl Archive {
         match existing {
             Some(d) if d.member != m.id => {
                 return Err(Error::NotPermitted("这台设备已登记给另一位成员".into()));
+            }
+            // A revoked device stays revoked: re-registering it would hand a lost or stolen
+            // phone the member's files again.
+            Some(d) if d.revoked => {
+                return Err(Error::NotPermitted(REVOKED_DEVICE.into()));
             }
             Some(d) if d.key.is_some() => {}
             _ => {

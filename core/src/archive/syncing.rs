@@ -95,6 +95,33 @@ impl Archive {
         Ok(Scope::Only(docs))
     }
 
+    /// The first of `docs` that the member `member` may not see by this store's school and
+    /// classes as they are now (`None`: all of them). A session's scope is fixed when it
+    /// begins ([`Archive::session`]); the hub asks this of every document as it leaves for a
+    /// device, so a connection that outlives a pairing, a class handed over or a child's
+    /// departure carries nothing of that child from then on. A member the school no longer
+    /// lists may see none of them.
+    pub fn first_not_visible(
+        &mut self,
+        member: &crate::ids::MemberId,
+        docs: &[DocId],
+    ) -> Result<Option<DocId>> {
+        if docs.is_empty() {
+            return Ok(None);
+        }
+        let school = self.school()?;
+        let Some(m) = school.member(member) else {
+            return Ok(docs.first().cloned());
+        };
+        let mut class_of = |c: &ChildId| self.class_of(c);
+        for doc in docs {
+            if !super::scope::may_see(&school, m, doc, &mut class_of)? {
+                return Ok(Some(doc.clone()));
+            }
+        }
+        Ok(None)
+    }
+
     /// A session with the peer device `peer`, used by `member` (None: a peer with full access,
     /// such as the hub seen from a device).
     pub fn session(

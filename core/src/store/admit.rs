@@ -193,6 +193,11 @@ impl SchoolViews {
         school: &Automerge,
         heads: &[ChangeHash],
     ) -> Option<Arc<SchoolView>> {
+        // Checked before the cache too: a view read from a merged document whose changes were
+        // then refused is keyed by heads the rebuilt document no longer holds.
+        if heads.iter().any(|h| school.get_change_by_hash(h).is_none()) {
+            return None;
+        }
         let mut key = heads.to_vec();
         key.sort();
         if let Some(i) = self.views.iter().position(|(k, _)| *k == key) {
@@ -200,9 +205,6 @@ impl SchoolViews {
             let view = hit.1.clone();
             self.views.insert(0, hit);
             return Some(view);
-        }
-        if heads.iter().any(|h| school.get_change_by_hash(h).is_none()) {
-            return None;
         }
         let mut current = school.get_heads();
         current.sort();
@@ -445,6 +447,14 @@ impl Batch<'_> {
                 let foreign = matches!(&self.sender, Sender::Device { device, .. }
                     if !change.actor_id().to_hex_string().starts_with(device.as_str()));
                 match judged {
+                    // Documents only administrators write (the school's members, devices,
+                    // pairings; its secret; contacts) never come from a member's device in
+                    // another device's name, revoked or not: changes are not signed, so a
+                    // modified app can name any actor, and under an administrator's the rules
+                    // allow everything (an administrator's own device is a relay).
+                    Verdict::Accept if foreign && admin_only(id) => {
+                        Verdict::Defer(ADMIN_ONLY_FOREIGN.into())
+                    }
                     // The rules would take it, but not from this sender: it must come from its
                     // own device or through a relay (a stolen actor never gets in this way)...
                     Verdict::Accept if foreign && !self.revoked_now(change) => Verdict::Defer(
@@ -466,8 +476,11 @@ impl Batch<'_> {
                     v => v,
                 }
             };
+            // The daily quota counts what this side keeps of the member's changes: the ones it
+            // takes, and the refused ones whose bytes the quarantine keeps for review (else
+            // a modified app could fill the disk with changes it knows will be refused).
             let verdict = match (verdict, &self.quota) {
-                (Verdict::Accept, Some((_, limit))) => {
+                (v @ (Verdict::Accept | Verdict::Refuse(_)), Some((_, limit))) => {
                     let size = change.raw_bytes().len() as u64;
                     if self.taken_today()? + size > *limit {
                         Verdict::Defer(format!(
@@ -476,7 +489,7 @@ impl Batch<'_> {
                         ))
                     } else {
                         self.intake += size;
-                        Verdict::Accept
+                        v
                     }
                 }
                 (v, _) => v,
@@ -732,4 +745,15 @@ impl Batch<'_> {
             _ => (verdict, None),
         }
     }
+}
+
+/// Why another device's change to a document only administrators write is not taken from a
+/// member's device.
+const ADMIN_ONLY_FOREIGN: &str =
+    "学校设置、密钥和联系方式的修改只能由写入它的管理员设备本身或学校服务器同步过来";
+
+/// Whether only administrators write `id` (`trust::rules`): the school document, its secret,
+/// a member's contact details.
+fn admin_only(id: &DocId) -> bool {
+    matches!(id, DocId::School | DocId::Keys | DocId::Contact(_))
 }

@@ -8,5 +8,5 @@
 pub mod session;
 pub mod wire;
 
-pub use session::{Event, Output, Progress, Scope, Session};
+pub use session::{Event, MAX_OUT_OF_SCOPE, Output, Progress, Scope, Session};
 pub use wire::{Compression, Message, Why};

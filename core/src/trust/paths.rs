@@ -36,13 +36,29 @@ pub enum Action {
     Edit,
 }
 
+/// The deepest object any document's layout has, with room to spare (`doc::layout`: a record's
+/// field is `records/<id>/fields/<key>`; a progress entry's, `records/<id>/progress/<id>/<key>`).
+/// A change reaching deeper is not one of ours.
+pub const MAX_DEPTH: usize = 16;
+
+/// The longest map key any layout writes (ids, field names), with room to spare.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// The most path text one change may make this module hold (the sum over its operations of
+/// their paths' bytes). A long note in one change is about 60 bytes of path per character;
+/// without a bound, a small change nesting thousands of objects with long keys would make the
+/// paths quadratic in its size before any rule could refuse it.
+pub const MAX_PATH_BYTES: usize = 64 << 20;
+
 /// The paths of every operation of `change`, which `doc` already holds. `None` if an object it
-/// names is unknown (a malformed change).
+/// names is unknown, or the change does not fit any layout (deeper than [`MAX_DEPTH`], a key
+/// longer than [`MAX_KEY_BYTES`], more than [`MAX_PATH_BYTES`] of paths): a malformed change.
 pub fn writes(doc: &Automerge, change: &automerge::Change) -> Option<Vec<Write>> {
     let expanded = change.decode();
     type Located = (Vec<String>, Vec<ObjId>);
     let mut cache: HashMap<(u64, ActorId), Located> = HashMap::new();
     let mut out = Vec::with_capacity(expanded.operations.len());
+    let mut held = 0usize;
     for op in &expanded.operations {
         let (mut path, objects) = match &op.obj {
             legacy::ObjectId::Root => (Vec::new(), Vec::new()),
@@ -59,7 +75,14 @@ pub fn writes(doc: &Automerge, change: &automerge::Change) -> Option<Vec<Write>>
         };
         let seq = matches!(op.key, legacy::Key::Seq(_));
         if let legacy::Key::Map(k) = &op.key {
+            if k.len() > MAX_KEY_BYTES || path.len() >= MAX_DEPTH {
+                return None;
+            }
             path.push(k.to_string());
+        }
+        held += path.iter().map(|k| k.len() + 24).sum::<usize>();
+        if held > MAX_PATH_BYTES {
+            return None;
         }
         let action = match &op.action {
             _ if seq => Action::Edit,
@@ -91,7 +114,11 @@ fn object_path(
     let mut keys = Vec::new();
     let mut objs = vec![exid.clone()];
     for parent in doc.parents(&exid).ok()? {
+        if keys.len() >= MAX_DEPTH {
+            return None;
+        }
         match parent.prop {
+            Prop::Map(k) if k.len() > MAX_KEY_BYTES => return None,
             Prop::Map(k) => keys.push(k),
             // Objects inside lists do not occur in this layout.
             Prop::Seq(_) => return None,

@@ -4,6 +4,7 @@ use automerge::{Automerge, ObjType, ScalarValue};
 
 use super::MAX_CHANGE_BYTES;
 use super::paths::{self, Action, Write};
+use crate::doc::access::Version;
 use crate::doc::{DocId, layout::*};
 use crate::ids::{ClassId, DeviceId, MemberId};
 use crate::kinds::{DocPart, RecordKind};
@@ -220,8 +221,13 @@ pub fn validate(
     let Some(writes) = paths::writes(doc, change) else {
         return refuse("修改的结构无法识别");
     };
+    // Values are read as this change left them, with what it depends on: the document also
+    // holds the changes merged with it, judged after it and perhaps refused, and one of them
+    // must not make this change look allowed (a record's author overwritten by a later change).
+    let at = [change.hash()];
     let ctx = Ctx {
         doc,
+        at: &at,
         actor: change.actor_id(),
         start_op: change.start_op().get(),
         doc_id,
@@ -234,7 +240,7 @@ pub fn validate(
             return refuse(reason);
         }
     }
-    if let Err(reason) = ctx.check_new_records(doc, &writes) {
+    if let Err(reason) = ctx.check_new_records(&writes) {
         return refuse(reason);
     }
     Verdict::Accept
@@ -242,6 +248,8 @@ pub fn validate(
 
 struct Ctx<'a> {
     doc: &'a Automerge,
+    /// The change's own heads: what it and its dependencies wrote, nothing merged after it.
+    at: &'a [automerge::ChangeHash],
     actor: &'a automerge::ActorId,
     start_op: u64,
     doc_id: &'a DocId,
@@ -266,7 +274,7 @@ impl Ctx<'_> {
         {
             // Made by the base change of a re-based document, which copied the record with
             // its author: an administrator vouched for it by recording the generation.
-            let author = crate::doc::access::get_str(self.doc, obj, R_AUTHOR)?;
+            let author = Version::at(self.doc, self.at).str(obj, R_AUTHOR)?;
             return self
                 .auth
                 .school
@@ -396,6 +404,9 @@ impl Ctx<'_> {
                             _ => Err("记录的作废信息无效".into()),
                         }
                     }
+                    // An entry id already taken is never written over (that would hide
+                    // another carer's entry): `progress/<new id>` only.
+                    (R_PROGRESS, [_entry]) if w.replaces => Err("不能覆盖已有的进步档案".into()),
                     (R_PROGRESS, [_entry]) => {
                         let kind_ok = RecordKind::StudyPlan
                             .writers()
@@ -454,8 +465,9 @@ impl Ctx<'_> {
     }
 
     /// Every record this change creates: its author, device, role, kind and child.
-    fn check_new_records(&self, doc: &Automerge, writes: &[Write]) -> Check {
+    fn check_new_records(&self, writes: &[Write]) -> Check {
         use automerge::ReadDoc;
+        let version = Version::at(self.doc, self.at);
         for w in writes {
             let [top, rid] = w.path.as_slice() else {
                 continue;
@@ -464,10 +476,11 @@ impl Ctx<'_> {
                 continue;
             }
             let get = |key: &str| -> Option<String> {
-                let records = crate::doc::map_at_path(doc, &[RECORDS])?;
+                let records = version.map(&automerge::ROOT, RECORDS)?;
                 // The record object this change made (not a concurrent one with the same id).
-                let obj = doc
-                    .get_all(&records, rid.as_str())
+                let obj = self
+                    .doc
+                    .get_all_at(&records, rid.as_str(), self.at)
                     .ok()?
                     .into_iter()
                     .map(|(_, id)| id)
@@ -477,7 +490,7 @@ impl Ctx<'_> {
                                 == Some(self.device.clone())
                         })
                     })?;
-                crate::doc::access::get_str(doc, &obj, key)
+                version.str(&obj, key)
             };
             if get(R_AUTHOR).as_deref() != Some(self.member.id.as_str()) {
                 return Err("记录的作者必须是填写者本人".into());

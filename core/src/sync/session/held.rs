@@ -94,6 +94,12 @@ impl Session {
         doc: &DocId,
         out: &mut Vec<Message>,
     ) -> Result<()> {
+        self.out_of_scope += 1;
+        if self.out_of_scope > super::MAX_OUT_OF_SCOPE {
+            return Err(crate::error::Error::NotPermitted(
+                "对方发来太多无权同步的档案，同步已结束".into(),
+            ));
+        }
         out.push(Message::Refused {
             doc: doc.clone(),
             why: Why::OutOfScope,
@@ -159,6 +165,11 @@ impl Session {
         reason: String,
         out: &mut Vec<Message>,
     ) -> Result<()> {
+        // This side never offers a document outside the scope: a refusal of one is noise
+        // (from a modified app, it would add a row here for every document it invents).
+        if !self.allows(&doc) {
+            return Ok(());
+        }
         match why {
             Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
             // Only a relay this side trusts (its hub) says what it may keep.

@@ -175,6 +175,12 @@ enum Phase {
     Syncing,
 }
 
+/// The most documents a peer may try to exchange outside the scope in one session. An honest
+/// peer tries a few (a document that left its scope since its last sync, answered
+/// `OutOfScope` once); a modified app naming invented documents would otherwise make the
+/// session remember each one, without end.
+pub const MAX_OUT_OF_SCOPE: usize = 1024;
+
 /// A sync session with one peer.
 #[derive(Debug)]
 pub struct Session {
@@ -224,6 +230,9 @@ pub struct Session {
     deferred_there: BTreeSet<DocId>,
     /// Changes this side refused from the peer in this session.
     refused_here: u64,
+    /// Documents the peer tried to exchange outside the scope in this session (bounded by
+    /// [`MAX_OUT_OF_SCOPE`]).
+    out_of_scope: usize,
     /// Who the peer is, for judging what it sends.
     sender: Sender,
     /// The peer's member and the bytes of changes a day taken from them.
@@ -298,6 +307,7 @@ impl Session {
             deferred_here: BTreeSet::new(),
             deferred_there: BTreeSet::new(),
             refused_here: 0,
+            out_of_scope: 0,
             sender: Sender::Relay,
             quota: None,
             erased: BTreeSet::new(),

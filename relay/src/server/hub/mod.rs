@@ -25,6 +25,7 @@ use std::sync::atomic::AtomicU64;
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
+use shouwang_core::archive::REVOKED_DEVICE;
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::{DeviceId, MemberId, SchoolId};
 use shouwang_core::membership::{
@@ -106,7 +107,9 @@ impl HubState {
     }
 
     /// Checks an invite presented by `device` and returns its certificate and the member's
-    /// bundle. The invite is spent only when everything else succeeded.
+    /// bundle. The invite is spent once its checks pass and before the device is registered;
+    /// the same device may present it again until it expires (a retried enrollment), and a
+    /// revoked device never.
     pub fn enroll(
         &self,
         device: DeviceKey,
@@ -132,6 +135,13 @@ impl HubState {
         if !m.active {
             return Err(Error::NotPermitted("这位成员已停用".into()));
         }
+        if archive.is_revoked(&device.0)? {
+            return Err(Error::NotPermitted(REVOKED_DEVICE.into()));
+        }
+        // Spent before anything is written: a second device presenting the same invite is
+        // refused here, before it is registered in the school document. The device that spent
+        // it may present it again (`Spend::Again`) if what follows fails.
+        self.data.spend(secret, &device, now)?;
         let certificate = self.school_key.issue(CertificateBody {
             school_id: self.school_id.clone(),
             member: m.id.clone(),
@@ -149,7 +159,6 @@ impl HubState {
             &device,
             &format!("{}的设备", m.name),
         )?;
-        self.data.spend(secret, &device, now)?;
         // Its next connection (the first sync, at once) must get past the gate before the
         // school watcher has seen the registration.
         self.enrolled.register(DeviceId::from_key(&device.0));
@@ -333,6 +342,9 @@ pub struct HubConversation {
     deliveries: DeliveryLog,
 }
 
+/// Why a connection ended when a document it was about to send left its member's scope.
+const SCOPE_CHANGED: &str = "学校刚调整了你能查看的学生范围，这次同步已停止；请重新同步";
+
 /// What this connection has put in the hub's delivery log (issue 11).
 #[derive(Debug)]
 struct DeliveryLog {
@@ -345,13 +357,22 @@ struct DeliveryLog {
 }
 
 impl DeliveryLog {
-    /// Logs the documents `out` sends to the device, before the frames leave: if the log
-    /// cannot be written, the frames are not sent.
-    fn record(
+    /// Releases what `out` sends to the device, before the frames leave: checks that its
+    /// member may still see each document it carries (the session's scope was fixed at its
+    /// `Hello`; a live connection can outlive a pairing), then logs them. If either fails, the
+    /// frames are not sent and the conversation ends; the device's next sync starts from a
+    /// scope computed anew.
+    fn release(
         &mut self,
         archive: &mut Archive,
         out: &shouwang_core::sync::Output,
     ) -> Result<(), Error> {
+        if let Some(member) = &self.member
+            && let Some(doc) = archive.first_not_visible(member, &out.delivered)?
+        {
+            info!(device = %self.device, doc = %doc.key(), "left the member's scope mid-connection");
+            return Err(Error::NotPermitted(SCOPE_CHANGED.into()));
+        }
         let new: Vec<_> = out
             .delivered
             .iter()
@@ -413,7 +434,7 @@ impl HubConversation {
                 let out = session.handle(archive.store(), Event::Start)?;
                 self.deliveries.member = Some(member.id.clone());
                 self.admin = member.roles.iter().any(|r| r.administers());
-                self.deliveries.record(&mut archive, &out)?;
+                self.deliveries.release(&mut archive, &out)?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
                 if let Some(renewed) = self.state.renewal(&cert, &member, now)? {
                     frames.push(Message::Certificate(renewed.to_bytes()).encode());
@@ -462,7 +483,7 @@ impl Conversation for HubConversation {
                 out.caught_up = polled.caught_up;
                 out.delivered.extend(polled.delivered);
             }
-            self.deliveries.record(&mut archive, &out)?;
+            self.deliveries.release(&mut archive, &out)?;
             if out.caught_up {
                 archive.record_sync_result(session.peer(), None)?;
                 if self.admin && self.state.enrolled.rebuilding() {
@@ -515,7 +536,7 @@ impl Conversation for HubConversation {
         // every live conversation when the school document changes).
         check_standing(&mut archive, &self.device)?;
         let out = session.handle(archive.store(), Event::Poll)?;
-        self.deliveries.record(&mut archive, &out)?;
+        self.deliveries.release(&mut archive, &out)?;
         Ok(Reply::send(out.frames))
     }
 
