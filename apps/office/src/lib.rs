@@ -71,6 +71,11 @@ pub struct Office {
 struct Inner {
     hub: Box<dyn Hub>,
     archive: Mutex<Option<Archive>>,
+    /// Taken before a request goes to the blocking pool: requests waiting for the archive wait
+    /// here, as tasks, not on the blocking pool, which the hub's sync conversations share (a
+    /// flood of logins, each an argon2 check, held every blocking thread waiting for the
+    /// archive and stalled every phone's sync).
+    turn: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Office {
@@ -86,6 +91,7 @@ impl Office {
             inner: Arc::new(Inner {
                 hub: Box::new(hub),
                 archive: Mutex::new(None),
+                turn: Arc::new(tokio::sync::Semaphore::new(1)),
             }),
         }
     }
@@ -128,14 +134,25 @@ impl Office {
             .with_state(self.clone())
     }
 
-    /// Runs `f` with the archive on tokio's blocking pool (opening it on first use). A failed
+    /// Runs `f` with the archive on tokio's blocking pool (opening it on first use), one request
+    /// at a time: the others wait for their turn before they take a blocking thread. A failed
     /// storage call closes it, so the next request opens it afresh.
     pub(crate) async fn with_archive<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Archive, &dyn Hub) -> Result<T, OfficeError> + Send + 'static,
     ) -> Result<T, OfficeError> {
+        // Held by the blocking task itself: a request given up meanwhile (the browser closed)
+        // does not let the next one onto the pool while its work still runs.
+        let turn = self
+            .inner
+            .turn
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| OfficeError::Internal(e.to_string()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let mut slot = inner.archive.lock().unwrap_or_else(PoisonError::into_inner);
             if slot.is_none() {
                 *slot = Some(inner.hub.open_archive()?);
@@ -302,4 +319,89 @@ pub(crate) fn today() -> chrono::NaiveDate {
 /// Unix seconds now.
 pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use shouwang_core::archive::SchoolSetup;
+
+    use super::*;
+
+    struct TestHub(PathBuf);
+
+    impl Hub for TestHub {
+        fn open_archive(&self) -> Result<Archive, Error> {
+            Archive::open(&self.0)
+        }
+        fn invite(&self, _: &str, _: Option<Role>, _: u32) -> Result<Ticket, Error> {
+            Err(Error::NotPermitted("测试中不发邀请".into()))
+        }
+    }
+
+    /// Console requests wait for the archive as tasks, not on the blocking pool the hub's sync
+    /// conversations share. Sixty-four requests, each holding the archive for 20 ms (a login's
+    /// argon2 check), on a runtime with four blocking threads: a conversation's callback
+    /// queued after them runs while most of them still wait. (Before, the 64 requests took
+    /// every blocking thread waiting for the archive, and the callback ran after nearly all.)
+    #[test]
+    fn console_requests_queue_without_taking_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        Archive::create_school(
+            &path,
+            &SchoolSetup {
+                name: "郭庄小学".into(),
+                town: "丁里镇".into(),
+                hotline: None,
+                admin_name: "张长友".into(),
+                admin_role: Role::Leadership,
+                device_label: "学校服务器".into(),
+            },
+        )
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(4)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let office = Office::new(TestHub(path));
+            let done = Arc::new(AtomicUsize::new(0));
+            let requests: Vec<_> = (0..64)
+                .map(|_| {
+                    let (office, done) = (office.clone(), done.clone());
+                    tokio::spawn(async move {
+                        office
+                            .with_archive(|_, _| {
+                                std::thread::sleep(Duration::from_millis(20));
+                                Ok(())
+                            })
+                            .await
+                            .unwrap();
+                        done.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            // Let every request reach its wait.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let counted = done.clone();
+            let seen = tokio::task::spawn_blocking(move || counted.load(Ordering::SeqCst))
+                .await
+                .unwrap();
+            for r in requests {
+                r.await.unwrap();
+            }
+            assert!(
+                seen < 32,
+                "the callback ran only after {seen} of 64 console requests"
+            );
+        });
+    }
 }
