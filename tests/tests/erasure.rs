@@ -319,3 +319,42 @@ fn an_old_school_erases_after_its_layout_upgrade() {
     let school = |d: &mut Device| d.archive.store().heads(&DocId::School).unwrap();
     assert_eq!(school(&mut teacher), school(&mut office));
 }
+
+/// An erasure record is made whole, once, and never changed: an administrator's modified app
+/// that writes over it (a scalar where the record was) or edits its reason is refused where
+/// its file arrives, and the child stays erased on every reading of it. (Deleting it is
+/// refused too, above.)
+#[test]
+fn an_erasure_record_cannot_be_written_over_or_edited() {
+    type Edit = fn(&mut automerge::transaction::Transaction<'_>, &str);
+    let edits: [(&str, Edit); 2] = [
+        ("a scalar over the record", |tx, key| {
+            let all = map_at(tx, &ROOT, ERASURES).unwrap();
+            tx.put(&all, key, "撤销").unwrap();
+        }),
+        ("its reason edited", |tx, key| {
+            let all = map_at(tx, &ROOT, ERASURES).unwrap();
+            let record = map_at(tx, &all, key).unwrap();
+            tx.put(&record, "reason", "误删").unwrap();
+        }),
+    ];
+    for (what, edit) in edits {
+        let (mut admin, mut teacher, _mother, child, _) = three_devices();
+        admin.archive.erase_child(CHILDREN[0].1, REASON).unwrap();
+        sync(&mut admin, &mut teacher);
+        let key = child.to_string();
+        let hash = attack::forge(&mut admin.archive, &DocId::School, None, |tx| {
+            edit(tx, &key);
+            Ok(())
+        });
+        let file = admin.export_for("erasure-edit", teacher.archive.me_id().as_str());
+        teacher.import_file(&file);
+        assert!(
+            !attack::holds(&mut teacher.archive, &DocId::School, &hash),
+            "{what} was taken"
+        );
+        let school = teacher.archive.school().unwrap();
+        let e = school.erasures.iter().find(|e| e.child == child);
+        assert_eq!(e.map(|e| e.reason.as_str()), Some(REASON), "{what}");
+    }
+}

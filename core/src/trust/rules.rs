@@ -295,8 +295,20 @@ impl Ctx<'_> {
             return Err("不允许修改档案结构".into());
         }
         if *self.doc_id == DocId::School {
-            if top == ERASURES && matches!(w.action, Action::Delete) {
-                return Err("学生档案删除后不能撤销".into());
+            if top == ERASURES {
+                // Made whole, once, never changed: a record written over or edited would make
+                // the readers of "is she erased" disagree (a map, or any value at all).
+                let ok = match (rest, &w.action) {
+                    (_, Action::Delete) => return Err("学生档案删除后不能撤销".into()),
+                    ([_child], Action::Make(ObjType::Map)) => !w.replaces,
+                    ([_child, _field], Action::Put(_)) => {
+                        w.objects.get(1).is_some_and(|o| self.created_here(o)) && !w.replaces
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err("学生档案的删除记录写入后不能修改".into());
+                }
             }
             return if administers(self.member) {
                 Ok(())
