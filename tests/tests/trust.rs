@@ -790,3 +790,58 @@ fn story_11_refused_changes_count_against_the_daily_quota() {
     );
     assert!(admission.deferred > 0, "{admission:?}");
 }
+
+/// 12. The office records the guardian's withdrawal of consent to the private part while the
+///     班主任's phone is away; the phone, not knowing, writes the child's 身份证号. Taken (it
+///     declares the consent it knew, and every replica must decide the same), and listed at
+///     the office for review, with why: as a lost standing is (story 6).
+#[test]
+fn story_12_a_write_on_a_consent_withdrawn_meanwhile_is_listed_for_review() {
+    use shouwang_core::archive::{ConsentInput, WithdrawalInput};
+
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    admin
+        .archive
+        .record_consent(
+            CHILDREN[0].1,
+            &ConsentInput {
+                guardian: "王秀英".into(),
+                relation: "奶奶".into(),
+                date: "2026-09-01".into(),
+                covers: "basic,private".into(),
+                form: "TY-2026-017".into(),
+            },
+        )
+        .unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    admin
+        .archive
+        .withdraw_consent(
+            CHILDREN[0].1,
+            &WithdrawalInput {
+                date: "2026-11-18".into(),
+                by: "王秀英".into(),
+                covers: "private".into(),
+            },
+        )
+        .unwrap();
+    teacher
+        .archive
+        .edit_child(
+            CHILDREN[0].1,
+            "identity",
+            &kv(&[("id_card", "34052120170305002X")]),
+        )
+        .unwrap();
+    assert!(admin.archive.outdated_standing().unwrap().is_empty());
+    sync(&mut teacher, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
+    let review = admin.archive.outdated_standing().unwrap();
+    assert!(
+        review
+            .iter()
+            .any(|r| r.member == HEAD_TEACHER && r.reason.contains("撤回")),
+        "{review:#?}"
+    );
+}

@@ -719,27 +719,58 @@ impl Batch<'_> {
         let Some(now) = self.school_views.at(school_doc, &school_doc.get_heads()) else {
             return (verdict, None);
         };
-        if Arc::ptr_eq(&now, &view) {
+        if !Arc::ptr_eq(&now, &view)
+            && let Some((member, _)) = trust::author_of(&now, change.actor_id())
+            && let Some((cut, lost)) = trust::standing::as_of(&view, &now, &member.id)
+        {
+            let auth = AuthState {
+                school: &cut,
+                child_class: child_class.clone(),
+                consent: consent.clone(),
+            };
+            if let Verdict::Refuse(why) = trust::validate(id, doc, change, &auth) {
+                let reason = format!(
+                    "修改时{}还有这项权限，现在{}：{why}",
+                    member.name,
+                    lost.join("，")
+                );
+                return (verdict, Some(reason));
+            }
+        }
+        // The child's file as this side knew it before this batch: the change declared an
+        // older version of it (a phone that had not heard of a consent withdrawn or a class
+        // moved, or a modified app declaring old heads on purpose). Listed for review when
+        // that would refuse it. (Not the merged file: what arrives with the change, a
+        // withdrawal recorded after it on the same phone, is not what it ignored.)
+        let Some(child) = id.child().map(|c| DocId::Child(c.clone())) else {
+            return (verdict, None);
+        };
+        let Some(child_now) = self.docs.get(&child) else {
+            return (verdict, None);
+        };
+        let known = self
+            .touched
+            .iter()
+            .find(|(t, _)| *t == child)
+            .map_or_else(|| child_now.get_heads(), |(_, h)| h.clone());
+        if known.is_empty() {
             return (verdict, None);
         }
-        let Some((member, _)) = trust::author_of(&now, change.actor_id()) else {
+        let consent_now = crate::consent::read(child_now, Some(&known));
+        let class_now = class_at(child_now, &known);
+        if consent_now == consent && class_now == child_class {
             return (verdict, None);
-        };
-        let Some((cut, lost)) = trust::standing::as_of(&view, &now, &member.id) else {
-            return (verdict, None);
-        };
+        }
         let auth = AuthState {
-            school: &cut,
-            child_class,
-            consent,
+            school: &now,
+            child_class: class_now,
+            consent: consent_now,
         };
         match trust::validate(id, doc, change, &auth) {
             Verdict::Refuse(why) => (
                 verdict,
                 Some(format!(
-                    "修改时{}还有这项权限，现在{}：{why}",
-                    member.name,
-                    lost.join("，")
+                    "修改所依据的学生档案已有更新（同意书或班级），现在：{why}"
                 )),
             ),
             _ => (verdict, None),
