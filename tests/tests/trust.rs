@@ -845,3 +845,48 @@ fn story_12_a_write_on_a_consent_withdrawn_meanwhile_is_listed_for_review() {
         "{review:#?}"
     );
 }
+
+/// 13. The 班主任 adds a 进步档案 entry to his 学习帮扶计划; the pairing teacher, who may add
+///     entries there too, writes a new map over his entry's id (with her own name in it).
+///     Entries are added under new ids only: that would hide his. Refused at the office.
+#[test]
+fn story_13_another_carers_progress_entry_cannot_be_written_over() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    use shouwang_core::doc::access::map_at;
+
+    let mut s = school_with_a_visit();
+    let plan = s.teacher.record(
+        "学习帮扶计划",
+        CHILDREN[0].1,
+        "2026-11-20",
+        &[
+            ("subject", "数学"),
+            ("schedule", "每周三"),
+            ("notes", "乘法口诀"),
+        ],
+    );
+    s.teacher
+        .archive
+        .add_progress(&plan, "2026-11-21", &kv(&[("notes", "乘法口诀背熟了")]))
+        .unwrap();
+    sync(&mut s.teacher, &mut s.admin);
+    let mut helper = join(&mut s.admin, PAIRING_TEACHER);
+    let her = helper.archive.me_id().to_string();
+    let c = s.child.clone();
+    let hash = attack::forge(&mut helper.archive, &DocId::Child(c.clone()), None, |tx| {
+        let records = map_at(tx, &ROOT, "records").unwrap();
+        let progress = map_at(tx, &records, plan.as_str())
+            .and_then(|r| map_at(tx, &r, "progress"))
+            .unwrap();
+        let entry = tx.keys(&progress).next().unwrap();
+        let over = tx.put_object(&progress, entry.as_str(), ObjType::Map)?;
+        tx.put(&over, "author", her.as_str())?;
+        tx.put(&over, "notes", "没有进步")?;
+        Ok(())
+    });
+    let file = helper.export_for("over", s.admin.archive.me_id().as_str());
+    s.admin.import_file(&file);
+    assert!(!holds(&mut s.admin.archive, &DocId::Child(c), &hash));
+    assert!(quarantined(&mut s.admin.archive) > 0);
+}
