@@ -101,6 +101,22 @@ impl Phone {
         tokio::spawn(async move { device::sync_hub_live(&node, &id, archive, &opts, None).await })
     }
 
+    /// One live sync that ends by itself once the connection is idle for a second (within 30
+    /// seconds, or the test fails).
+    async fn sync_until_idle(&self) -> Result<(), shouwang_relay::transport::TransportError> {
+        let archive = Archive::open(&self.store).unwrap();
+        let short = ConversationOptions {
+            idle_timeout: Duration::from_secs(1),
+            ..ConversationOptions::default()
+        };
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            device::sync_hub_live(&self.node, &self.id, archive, &short, None),
+        )
+        .await
+        .expect("an idle live sync ends")
+    }
+
     /// Waits until the phone's first exchange with the hub completed.
     async fn caught_up(
         &self,
@@ -161,18 +177,7 @@ async fn story_1_a_record_written_while_connected_reaches_the_hub_without_a_reco
     live.abort();
 
     // An idle live connection ends by itself.
-    let archive = Archive::open(&phone.store).unwrap();
-    let short = ConversationOptions {
-        idle_timeout: Duration::from_secs(2),
-        ..ConversationOptions::default()
-    };
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        device::sync_hub_live(&phone.node, &phone.id, archive, &short, None),
-    )
-    .await
-    .expect("an idle live sync ends")
-    .unwrap();
+    phone.sync_until_idle().await.unwrap();
     server.shutdown().await;
 }
 
@@ -245,20 +250,7 @@ async fn story_3_a_pairing_ended_while_syncing_live_purges_the_child_and_syncs_g
         .unwrap();
     let mother = Phone::enroll(&server, dir.path(), "刘桂兰", Role::LoveMother).await;
     write_record(&mother.store, "谈心", "周末视频后情绪好多了");
-    let short = ConversationOptions {
-        idle_timeout: Duration::from_secs(1),
-        ..ConversationOptions::default()
-    };
-    let live = async |phone: &Phone| {
-        let archive = Archive::open(&phone.store).unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            device::sync_hub_live(&phone.node, &phone.id, archive, &short, None),
-        )
-        .await
-        .expect("an idle live sync ends")
-    };
-    live(&mother).await.unwrap();
+    mother.sync_until_idle().await.unwrap();
     let raw = |store: &Path| {
         let mut bytes = std::fs::read(store).unwrap();
         bytes.extend(std::fs::read(format!("{}-wal", store.display())).unwrap_or_default());
@@ -271,14 +263,17 @@ async fn story_3_a_pairing_ended_while_syncing_live_purges_the_child_and_syncs_g
         .unwrap()
         .end_pairing("刘桂兰", "王小雨")
         .unwrap();
-    live(&mother).await.expect("the sync that brings the news");
+    mother
+        .sync_until_idle()
+        .await
+        .expect("the sync that brings the news");
     let bytes = raw(&mother.store);
     assert!(!holds(&bytes, "王小雨"), "her name is still on the phone");
     assert!(!holds(&bytes, "周末视频后情绪好多了"));
     let mut archive = Archive::open(&mother.store).unwrap();
     assert!(archive.children(None, false).unwrap().is_empty());
     let hub = mother.id.hub().unwrap().id.to_string();
-    live(&mother).await.expect("the next live sync");
+    mother.sync_until_idle().await.expect("the next live sync");
     let status = Archive::open(&mother.store)
         .unwrap()
         .sync_status(&hub)
@@ -344,18 +339,7 @@ async fn story_4_a_connection_that_outlives_a_pairing_carries_nothing_of_the_chi
     mother_live.abort();
 
     // Her next sync starts from her scope as it is now.
-    let archive = Archive::open(&mother.store).unwrap();
-    let short = ConversationOptions {
-        idle_timeout: Duration::from_secs(1),
-        ..ConversationOptions::default()
-    };
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        device::sync_hub_live(&mother.node, &mother.id, archive, &short, None),
-    )
-    .await
-    .expect("an idle live sync ends")
-    .unwrap();
+    mother.sync_until_idle().await.unwrap();
     assert!(!holds(&mother.store));
     let hub = mother.id.hub().unwrap().id.to_string();
     let status = Archive::open(&mother.store)

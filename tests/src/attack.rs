@@ -118,26 +118,46 @@ pub fn as_actor(
     author: &str,
     role: &str,
 ) -> automerge::ChangeHash {
-    let (author, role, child_key) = (author.to_owned(), role.to_owned(), child.to_string());
-    let device = actor.to_hex_string();
+    let (author, role) = (author.to_owned(), role.to_owned());
+    let record = Forged {
+        id: RecordId::new(1_700_000_000_000).as_str().to_owned(),
+        kind: "home_visit",
+        author,
+        role,
+        device: actor.to_hex_string(),
+        child: child.to_string(),
+    };
     forge(a, &DocId::Child(child.clone()), Some(actor), |tx| {
+        record.put(tx)
+    })
+}
+
+/// A record's metadata as a modified app writes it, whatever the rules say.
+struct Forged {
+    id: String,
+    kind: &'static str,
+    author: String,
+    role: String,
+    device: String,
+    child: String,
+}
+
+impl Forged {
+    /// Writes the record (metadata, empty fields and void) into `records`.
+    fn put(&self, tx: &mut Transaction<'_>) -> Result<(), automerge::AutomergeError> {
         let records = map(tx, &["records"]);
-        let r = tx.put_object(
-            &records,
-            RecordId::new(1_700_000_000_000).as_str(),
-            ObjType::Map,
-        )?;
-        tx.put(&r, "kind", "home_visit")?;
+        let r = tx.put_object(&records, self.id.as_str(), ObjType::Map)?;
+        tx.put(&r, "kind", self.kind)?;
         tx.put(&r, "happened_on", "2026-11-20")?;
-        tx.put(&r, "author", author.as_str())?;
-        tx.put(&r, "author_role", role.as_str())?;
-        tx.put(&r, "device", device.as_str())?;
+        tx.put(&r, "author", self.author.as_str())?;
+        tx.put(&r, "author_role", self.role.as_str())?;
+        tx.put(&r, "device", self.device.as_str())?;
         tx.put(&r, "written_at", 0_i64)?;
-        tx.put(&r, "child", child_key.as_str())?;
+        tx.put(&r, "child", self.child.as_str())?;
         tx.put_object(&r, "fields", ObjType::Map)?;
         tx.put_object(&r, "void", ObjType::Map)?;
         Ok(())
-    })
+    }
 }
 
 /// 7. Writes into a child's private part (the 身份证号).
@@ -209,27 +229,19 @@ pub fn record_then_reauthor(
     author: &str,
     role: &str,
 ) -> automerge::ChangeHash {
-    let (author, role, child_key) = (author.to_owned(), role.to_owned(), child.to_string());
     let me = a.me_id().to_string();
-    let device = actor_of(a).to_hex_string();
-    let id = RecordId::new(1_700_000_000_001).as_str().to_owned();
+    let record = Forged {
+        id: RecordId::new(1_700_000_000_001).as_str().to_owned(),
+        kind: "counselling",
+        author: author.to_owned(),
+        role: role.to_owned(),
+        device: actor_of(a).to_hex_string(),
+        child: child.to_string(),
+    };
     let doc = DocId::Child(child.clone());
-    let first = forge(a, &doc, None, |tx| {
-        let records = map(tx, &["records"]);
-        let r = tx.put_object(&records, id.as_str(), ObjType::Map)?;
-        tx.put(&r, "kind", "counselling")?;
-        tx.put(&r, "happened_on", "2026-11-20")?;
-        tx.put(&r, "author", author.as_str())?;
-        tx.put(&r, "author_role", role.as_str())?;
-        tx.put(&r, "device", device.as_str())?;
-        tx.put(&r, "written_at", 0_i64)?;
-        tx.put(&r, "child", child_key.as_str())?;
-        tx.put_object(&r, "fields", ObjType::Map)?;
-        tx.put_object(&r, "void", ObjType::Map)?;
-        Ok(())
-    });
+    let first = forge(a, &doc, None, |tx| record.put(tx));
     forge(a, &doc, None, |tx| {
-        let r = map(tx, &["records", &id]);
+        let r = map(tx, &["records", &record.id]);
         tx.put(&r, "author", me.as_str())?;
         tx.put(&r, "author_role", "love_mother")?;
         tx.put(&r, "kind", "talk")?;
