@@ -890,3 +890,38 @@ fn story_13_another_carers_progress_entry_cannot_be_written_over() {
     assert!(!holds(&mut s.admin.archive, &DocId::Child(c), &hash));
     assert!(quarantined(&mut s.admin.archive) > 0);
 }
+
+/// 14. The office records that the child left the school (转学) while the 班主任's phone is
+///     away; the phone, not knowing, records a 家访 for her. Taken, on the school state it
+///     declares, and listed at the office for review.
+#[test]
+fn story_14_a_record_for_a_child_who_left_meanwhile_is_listed_for_review() {
+    use shouwang_core::archive::LeaveInput;
+
+    let mut s = school_with_a_visit();
+    s.admin
+        .archive
+        .leave_child(
+            CHILDREN[0].1,
+            &LeaveInput {
+                date: "2026-11-18".into(),
+                reason: "转学".into(),
+                to: Some("丁里镇中心小学".into()),
+            },
+        )
+        .unwrap();
+    s.teacher.record(
+        "家访",
+        CHILDREN[0].1,
+        "2026-11-22",
+        &[("notes", "还不知道她已经转学")],
+    );
+    assert!(s.admin.archive.outdated_standing().unwrap().is_empty());
+    sync(&mut s.teacher, &mut s.admin);
+    assert_eq!(quarantined(&mut s.admin.archive), 0);
+    let review = s.admin.archive.outdated_standing().unwrap();
+    assert!(
+        review.iter().any(|r| r.member == HEAD_TEACHER),
+        "{review:#?}"
+    );
+}

@@ -738,8 +738,8 @@ impl Batch<'_> {
             }
         }
         // The child's file as this side knew it before this batch: the change declared an
-        // older version of it (a phone that had not heard of a consent withdrawn or a class
-        // moved, or a modified app declaring old heads on purpose). Listed for review when
+        // older version of it (a phone that had not heard of a consent withdrawn, a class
+        // moved or the child's departure, or a modified app declaring old heads on purpose). Listed for review when
         // that would refuse it. (Not the merged file: what arrives with the change, a
         // withdrawal recorded after it on the same phone, is not what it ignored.)
         let Some(child) = id.child().map(|c| DocId::Child(c.clone())) else {
@@ -758,7 +758,9 @@ impl Batch<'_> {
         }
         let consent_now = crate::consent::read(child_now, Some(&known));
         let class_now = class_at(child_now, &known);
-        if consent_now == consent && class_now == child_class {
+        // A departure is the school's: declared away with the school state it rests on.
+        let left = |school: &SchoolView| id.child().is_some_and(|c| school.has_left(c));
+        if consent_now == consent && class_now == child_class && left(&now) == left(&view) {
             return (verdict, None);
         }
         let auth = AuthState {
