@@ -145,6 +145,26 @@ impl Phone {
     }
 }
 
+/// A live sync, as [`Phone::go_live`] starts it.
+type Live = JoinHandle<Result<(), shouwang_relay::transport::TransportError>>;
+
+/// The 班主任 王瑞侠 and the 爱心妈妈 刘桂兰 enrolled, each syncing live (woken by its own
+/// `Wake`) and caught up.
+async fn both_live(server: &Server, dir: &Path) -> [(Phone, Wake, Live); 2] {
+    let mut out = Vec::new();
+    for (member, role) in [("王瑞侠", Role::HeadTeacher), ("刘桂兰", Role::LoveMother)] {
+        let phone = Phone::enroll(server, dir, member, role).await;
+        let wake = Wake::new();
+        let live = phone.go_live(&wake);
+        out.push((phone, wake, live));
+    }
+    for (phone, _, live) in &out {
+        phone.caught_up(live).await;
+    }
+    out.try_into()
+        .unwrap_or_else(|_| unreachable!("two phones"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_1_a_record_written_while_connected_reaches_the_hub_without_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();
@@ -188,15 +208,11 @@ async fn story_2_the_hub_passes_a_talk_on_to_another_connected_phone_as_it_arriv
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();
-    let teacher = Phone::enroll(&server, dir.path(), "王瑞侠", Role::HeadTeacher).await;
-    let mother = Phone::enroll(&server, dir.path(), "刘桂兰", Role::LoveMother).await;
-
     // Both connected, both caught up; only the 爱心妈妈's app ever wakes its sync.
-    let (teacher_wake, mother_wake) = (Wake::new(), Wake::new());
-    let teacher_live = teacher.go_live(&teacher_wake);
-    let mother_live = mother.go_live(&mother_wake);
-    teacher.caught_up(&teacher_live).await;
-    mother.caught_up(&mother_live).await;
+    let [
+        (teacher, teacher_wake, teacher_live),
+        (mother, mother_wake, mother_live),
+    ] = both_live(&server, dir.path()).await;
 
     let talk = write_record(
         &mother.store,
@@ -294,13 +310,10 @@ async fn story_4_a_connection_that_outlives_a_pairing_carries_nothing_of_the_chi
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();
-    let teacher = Phone::enroll(&server, dir.path(), "王瑞侠", Role::HeadTeacher).await;
-    let mother = Phone::enroll(&server, dir.path(), "刘桂兰", Role::LoveMother).await;
-    let (teacher_wake, mother_wake) = (Wake::new(), Wake::new());
-    let teacher_live = teacher.go_live(&teacher_wake);
-    let mother_live = mother.go_live(&mother_wake);
-    teacher.caught_up(&teacher_live).await;
-    mother.caught_up(&mother_live).await;
+    let [
+        (teacher, teacher_wake, teacher_live),
+        (mother, _mother_wake, mother_live),
+    ] = both_live(&server, dir.path()).await;
 
     data.open_archive()
         .unwrap()

@@ -739,8 +739,8 @@ impl Batch<'_> {
         }
         // The child's file as this side knew it before this batch: the change declared an
         // older version of it (a phone that had not heard of a consent withdrawn, a class
-        // moved or the child's departure, or a modified app declaring old heads on purpose). Listed for review when
-        // that would refuse it. (Not the merged file: what arrives with the change, a
+        // moved or the child's departure, or a modified app declaring old heads on purpose).
+        // Listed for review when that would refuse it. (Not the merged file: what arrives with the change, a
         // withdrawal recorded after it on the same phone, is not what it ignored.)
         let Some(child) = id.child().map(|c| DocId::Child(c.clone())) else {
             return (verdict, None);
@@ -772,7 +772,7 @@ impl Batch<'_> {
             Verdict::Refuse(why) => (
                 verdict,
                 Some(format!(
-                    "修改所依据的学生档案已有更新（同意书或班级），现在：{why}"
+                    "修改所依据的学生档案已有更新（同意书、班级或离校），现在：{why}"
                 )),
             ),
             _ => (verdict, None),
