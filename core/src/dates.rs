@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 /// Earliest and latest dates accepted for anything that happened.
 const MIN_YEAR: i32 = 1990;
 const MAX_YEAR: i32 = 2099;
+/// No clock reading before this is plausible: the app did not exist.
+pub const EARLIEST_YEAR: i32 = 2026;
 
 /// Parses `2026-11-20`, `2026/11/20`, `2026.11.20`, `20261120` or `2026年11月20日`.
 pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate> {
@@ -43,6 +45,24 @@ pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate> {
         ));
     }
     Ok(date)
+}
+
+/// A date as records store it (`2026-11-20`, the one form the app writes), within the years
+/// [`parse_date`] accepts; `None` for anything else.
+pub fn stored_date(raw: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().filter(|d| {
+        (MIN_YEAR..=MAX_YEAR).contains(&d.year()) && d.format("%Y-%m-%d").to_string() == raw
+    })
+}
+
+/// The latest date a record made by a clock reading `made_at` (seconds since the epoch, a
+/// change's own time) can say something happened on: the day after that reading's UTC date
+/// (a local date runs at most a day ahead of UTC). `None` when the reading is before the app
+/// existed: the clock was plainly wrong, and the date entered is all there is
+/// (`Archive::latest_allowed_date`).
+pub fn latest_date_by_clock(made_at: i64) -> Option<NaiveDate> {
+    let made = chrono::DateTime::from_timestamp(made_at, 0)?.date_naive();
+    (made.year() >= EARLIEST_YEAR).then(|| made + Days::new(1))
 }
 
 /// Parses the date something happened (see [`parse_date`]) and refuses one after `today`

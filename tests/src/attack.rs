@@ -122,6 +122,7 @@ pub fn as_actor(
     let record = Forged {
         id: RecordId::new(1_700_000_000_000).as_str().to_owned(),
         kind: "home_visit",
+        happened_on: "2026-11-20".into(),
         author,
         role,
         device: actor.to_hex_string(),
@@ -136,6 +137,7 @@ pub fn as_actor(
 struct Forged {
     id: String,
     kind: &'static str,
+    happened_on: String,
     author: String,
     role: String,
     device: String,
@@ -148,7 +150,7 @@ impl Forged {
         let records = map(tx, &["records"]);
         let r = tx.put_object(&records, self.id.as_str(), ObjType::Map)?;
         tx.put(&r, "kind", self.kind)?;
-        tx.put(&r, "happened_on", "2026-11-20")?;
+        tx.put(&r, "happened_on", self.happened_on.as_str())?;
         tx.put(&r, "author", self.author.as_str())?;
         tx.put(&r, "author_role", self.role.as_str())?;
         tx.put(&r, "device", self.device.as_str())?;
@@ -233,6 +235,7 @@ pub fn record_then_reauthor(
     let record = Forged {
         id: RecordId::new(1_700_000_000_001).as_str().to_owned(),
         kind: "counselling",
+        happened_on: "2026-11-20".into(),
         author: author.to_owned(),
         role: role.to_owned(),
         device: actor_of(a).to_hex_string(),
@@ -248,6 +251,33 @@ pub fn record_then_reauthor(
         Ok(())
     });
     first
+}
+
+/// 13. A 谈心 by the device's own member, for her own child, "held" on `date` (any string:
+///     no honest app takes a date after its own today, `dates::parse_past_date`). With
+///     `clock_ms`, the change also carries that time, as a device whose clock was set there.
+pub fn talk_dated(
+    a: &mut Archive,
+    child: &ChildId,
+    date: &str,
+    clock_ms: Option<i64>,
+) -> automerge::ChangeHash {
+    let record = Forged {
+        id: RecordId::new(1_700_000_000_002).as_str().to_owned(),
+        kind: "talk",
+        happened_on: date.to_owned(),
+        author: a.me_id().to_string(),
+        role: "love_mother".to_owned(),
+        device: actor_of(a).to_hex_string(),
+        child: child.to_string(),
+    };
+    let skew = clock_ms.map(|t| t - chrono::Utc::now().timestamp_millis());
+    if let Some(skew) = skew {
+        a.store().set_clock_skew(skew);
+    }
+    let hash = forge(a, &DocId::Child(child.clone()), None, |tx| record.put(tx));
+    a.store().set_clock_skew(0);
+    hash
 }
 
 /// 12. Maps nested `depth` deep under a field the carer may write (`guardian`): no layout has

@@ -925,3 +925,46 @@ fn story_14_a_record_for_a_child_who_left_meanwhile_is_listed_for_review() {
         "{review:#?}"
     );
 }
+
+/// 15. Dates a modified app makes up. The 爱心妈妈's app writes a 谈心 "held" on 2099-01-01 in
+///     a change made today, and one on a date that is no date: no honest app writes either
+///     (`dates::parse_past_date`), and both are refused. With the phone's clock set to 2099 as
+///     well, the change keeps within the rules and is taken (replicas must agree), but it is
+///     listed for review as made by a clock far ahead, and the 班主任's phone does not take
+///     one member's dates as proof that its own clock is wrong.
+#[test]
+fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_clock() {
+    for date in ["2099-01-01", "下周三"] {
+        let mut s = school_with_a_visit();
+        let c = s.child.clone();
+        let forged = attack::talk_dated(&mut s.mother.archive, &c, date, None);
+        assert!(
+            !taken_by_teacher(&mut s, &DocId::Child(c), &forged),
+            "a 谈心 dated {date} in a change made today was taken"
+        );
+    }
+
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    assert_eq!(s.teacher.archive.clock_warning().unwrap(), None);
+    let in_2099 = chrono::NaiveDate::from_ymd_opt(2099, 1, 1)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    let forged = attack::talk_dated(&mut s.mother.archive, &c, "2099-01-01", Some(in_2099));
+    assert!(taken_by_teacher(&mut s, &DocId::Child(c), &forged));
+    let review = s.teacher.archive.outdated_standing().unwrap();
+    assert!(
+        review
+            .iter()
+            .any(|r| r.member == LOVE_MOTHER && r.reason.contains("2099-01-01")),
+        "{review:#?}"
+    );
+    assert_eq!(
+        s.teacher.archive.clock_warning().unwrap(),
+        None,
+        "one member's made-up date told the 班主任 his clock is wrong"
+    );
+}

@@ -3,11 +3,12 @@
 //! does not break records or due work, but it does refuse a date "in the future" and stamps
 //! the time a record was written. The checks use only what the store holds.
 
+use rusqlite::OptionalExtension;
+
 use super::Archive;
 use crate::error::Result;
 
-/// No clock reading before this is plausible: the app did not exist.
-pub(crate) const EARLIEST_YEAR: i32 = 2026;
+use crate::dates::EARLIEST_YEAR;
 /// How far past the newest record anyone wrote a clock may be before it looks wrong.
 const AHEAD_DAYS: i64 = 366;
 
@@ -50,37 +51,63 @@ impl Archive {
             return Ok(Some(format!("本机时间是 {today}，明显不对；{fix}")));
         }
         let conn = self.store.conn();
+        let me = self.store.meta(super::META_MEMBER)?.unwrap_or_default();
         // Dates people enter match real days (and no date after today is taken), so a clock
         // behind the latest of them is wrong. (Not the clock stamps of records: one written
-        // while the clock was ahead would make a right clock look behind for years.)
-        let latest: Option<String> = conn.query_row(
-            "SELECT max(happened_on) FROM p_records WHERE voided = 0",
-            [],
+        // while the clock was ahead would make a right clock look behind for years.) Another
+        // member's dates count only where a second member's reach as far: one modified app
+        // making up a date years ahead must not tell every phone its clock is wrong. This
+        // member's own were checked by this app when entered.
+        let own: Option<String> = conn.query_row(
+            "SELECT max(happened_on) FROM p_records WHERE voided = 0 AND author = ?1",
+            [&me],
             |r| r.get(0),
         )?;
-        if let Some(d) = latest
+        let others: Option<String> = conn
+            .query_row(
+                "SELECT d FROM (SELECT max(happened_on) AS d FROM p_records
+                  WHERE voided = 0 AND author != ?1 GROUP BY author)
+                 ORDER BY d DESC LIMIT 1 OFFSET 1",
+                [&me],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let latest = own
+            .max(others)
             .as_deref()
-            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(crate::dates::stored_date);
+        if let Some(d) = latest
             && today < d - chrono::Days::new(1)
         {
             return Ok(Some(format!(
                 "本机时间是 {today}，比学校已有记录的日期（{d}）还早，时间可能不对；{fix}"
             )));
         }
+        if let Some(t) = trusted_ms
+            && now < t - 24 * 3600 * 1000
+        {
+            return Ok(Some(format!(
+                "本机时间是 {today}，比学校服务器上次给本机发证书的时间（{}）还早，时间可能不对；{fix}",
+                shown(t)
+            )));
+        }
         // Ahead: more than a year past the newest time known to have passed. Records this
         // member wrote carry this clock's own stamps (a clock ahead would vouch for itself), so
-        // only other people's count, with the latest date anyone entered (dates of real
-        // events, none after the real today) and the hub's time.
-        let me = self.store.meta(super::META_MEMBER)?.unwrap_or_default();
-        let others: Option<i64> = conn.query_row(
-            "SELECT max(written_at) FROM p_records WHERE author != ?1",
-            [&me],
-            |r| r.get(0),
-        )?;
+        // only other people's count, again where two members' reach, with the latest date
+        // anyone entered (dates of real events, none after the real today) and the hub's time.
+        let others: Option<i64> = conn
+            .query_row(
+                "SELECT t FROM (SELECT max(written_at) AS t FROM p_records
+                  WHERE author != ?1 GROUP BY author)
+                 ORDER BY t DESC LIMIT 1 OFFSET 1",
+                [&me],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
         let day_ms = 24 * 3600 * 1000;
         let entered = latest
-            .as_deref()
-            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|t| t.and_utc().timestamp_millis() + day_ms);
         let known = [

@@ -433,7 +433,7 @@ impl Batch<'_> {
                     Verdict::Accept
                 } else {
                     let (verdict, lost) = self.judge(id, change);
-                    if let Some(reason) = lost {
+                    if let Some(reason) = lost.or_else(|| self.made_ahead(change)) {
                         outdated.push(Quarantined {
                             doc: id.clone(),
                             hash,
@@ -561,6 +561,23 @@ impl Batch<'_> {
         self.docs.insert(id.clone(), rebuilt);
         self.quarantine.extend(quarantined);
         Ok(admission)
+    }
+
+    /// Why a change is listed for review when its own clock reads more than a day past this
+    /// side's: the writing device's clock was far ahead, or a modified app made up the time
+    /// (and so perhaps the dates its records carry, which the rules bound by that time only).
+    /// The rules cannot read the receiver's clock, so the change is still judged as any; this
+    /// side says nothing when its own clock is plainly wrong (before the app existed).
+    fn made_ahead(&self, change: &Change) -> Option<String> {
+        use chrono::Datelike;
+        let now = chrono::DateTime::from_timestamp_millis(self.now_ms())?;
+        let made = chrono::DateTime::from_timestamp(change.timestamp(), 0)?;
+        (now.year() >= crate::dates::EARLIEST_YEAR && made > now + chrono::Days::new(1)).then(|| {
+            format!(
+                "修改上的时间（{}）比本机时间晚了一天以上：写入它的设备时钟不对，或应用被改动过",
+                made.date_naive()
+            )
+        })
     }
 
     /// Lists for review the changes taken on a standing their member has lost (those that

@@ -66,7 +66,7 @@
 //! | any | `records/<id>/void/*` | the record's author or an administrator; `by` = the change's member, `reason` not empty |
 //! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child, while consent to the basic file is not withdrawn; `author` = the change's member |
 //! | any | `records/<id>/progress/<id>/*` | the entry's author |
-//! | any | `records/<id>/fields/*`, `happened_on` | the record's author |
+//! | any | `records/<id>/fields/*`, `happened_on` | the record's author; `happened_on` (made or edited) a date as the app stores it (`2026-11-20`), not after the day after the change's own clock reading, unless that reading is before 2026 (a plainly wrong clock, on which an honest app takes the date entered) |
 //! | any | `records/<id>` author, kind, device, child, role, time | never after creation |
 //! | any | deleting a record | never |
 //!

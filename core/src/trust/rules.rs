@@ -230,6 +230,7 @@ pub fn validate(
         at: &at,
         actor: change.actor_id(),
         start_op: change.start_op().get(),
+        made_at: change.timestamp(),
         doc_id,
         auth,
         member,
@@ -252,6 +253,8 @@ struct Ctx<'a> {
     at: &'a [automerge::ChangeHash],
     actor: &'a automerge::ActorId,
     start_op: u64,
+    /// The change's own clock reading (seconds), as its device stamped it.
+    made_at: i64,
     doc_id: &'a DocId,
     auth: &'a AuthState<'a>,
     member: &'a Member,
@@ -377,6 +380,9 @@ impl Ctx<'_> {
 
     fn check_record(&self, w: &Write, rest: &[&str]) -> Check {
         let record_obj = w.objects.get(1);
+        if let [_rid, R_HAPPENED, ..] = rest {
+            self.check_happened_on(w, rest)?;
+        }
         match rest {
             [_rid] => match &w.action {
                 // A record id already taken is never written over (that would hide the record).
@@ -466,6 +472,27 @@ impl Ctx<'_> {
                 }
             }
             [] => Err("记录结构无效".into()),
+        }
+    }
+
+    /// The date a record happened on, made or edited: a date as the app stores it, and not
+    /// after the day the change was made by its own clock (no honest app takes a date after
+    /// its today, `dates::parse_past_date`). A clock before the app existed bounds nothing,
+    /// as on the honest phone; a clock set far ahead is listed for review where the change
+    /// arrives (`store::admit`), since the rules cannot read the receiver's clock.
+    fn check_happened_on(&self, w: &Write, rest: &[&str]) -> Check {
+        let date = match (&w.action, rest.len()) {
+            (Action::Put(v), 2) => str_of(v).and_then(crate::dates::stored_date),
+            _ => None,
+        };
+        let Some(date) = date else {
+            return Err("记录的日期无效".into());
+        };
+        match crate::dates::latest_date_by_clock(self.made_at) {
+            Some(latest) if date > latest => Err(format!(
+                "记录的日期 {date} 晚于写入它的时间，不能记录还没发生的事"
+            )),
+            _ => Ok(()),
         }
     }
 
