@@ -42,6 +42,21 @@ pub fn default_options() -> ConversationOptions {
     }
 }
 
+/// [`default_options`] for a phone waiting for other members' devices ([`serve_peers`]): a
+/// handful of connections at once, not a hub's hundreds. Each conversation opens the store
+/// only once its peer's certificate verified (`peer::PeerFactory`), so a crowd of devices
+/// that show none costs connections only, and these bound them.
+pub fn peer_options() -> ConversationOptions {
+    ConversationOptions {
+        limits: crate::transport::ConnectionLimits {
+            total: 16,
+            per_endpoint: 2,
+            strangers: 16,
+        },
+        ..default_options()
+    }
+}
+
 /// How long an app keeps its connection to the hub open after a sync (or after connecting
 /// ahead with [`Node::warm_up`]) for the next one: less than the hub's wait (its idle
 /// timeout, 60 s by default), so the device lets go first.
@@ -563,7 +578,7 @@ pub async fn serve_peers(
     let node = Node::serve(
         identity.node_config(lan)?,
         factory,
-        default_options(),
+        peer_options(),
         metrics.clone(),
     )
     .await?;

@@ -65,16 +65,22 @@ impl PeerTrust {
         }
     }
 
-    /// Checks the certificate a peer presented from `device`: see the module docs.
+    /// Checks the certificate a peer presented from `device` by itself: signed by this
+    /// school's key, naming this school, bound to the device, not expired. Needs no store.
+    fn verify(&self, device: &DeviceKey, bytes: &[u8], now: i64) -> Result<Certificate, Error> {
+        let cert = Certificate::from_bytes(bytes)?;
+        cert.verify(&self.school, &self.school_key, device, now)?;
+        Ok(cert)
+    }
+
+    /// Checks a verified certificate's member and device against this device's copy of the
+    /// school document: see the module docs.
     fn check(
         &self,
         archive: &mut Archive,
         device: &DeviceKey,
-        bytes: &[u8],
-        now: i64,
+        cert: &Certificate,
     ) -> Result<(Member, Vec<shouwang_core::roles::Role>), Error> {
-        let cert = Certificate::from_bytes(bytes)?;
-        cert.verify(&self.school, &self.school_key, device, now)?;
         let member = archive
             .find_member(cert.body().member.as_str())
             .map_err(|_| Error::NotPermitted("对方不是本校已登记的成员".into()))?;
@@ -97,7 +103,12 @@ enum End {
 
 /// One side of a device-to-device sync.
 pub struct PeerSync {
-    archive: Archive,
+    /// The dialer's store, or the acceptor's once the peer's certificate verified.
+    archive: Option<Archive>,
+    /// Where the acceptor opens its store from: only once the peer has shown a certificate
+    /// this school signed for its key, so a device that cannot costs no store opened and
+    /// nothing written (`PeerFactory`).
+    closed: Option<(PathBuf, Option<StoreKey>)>,
     trust: PeerTrust,
     remote: DeviceKey,
     end: End,
@@ -129,9 +140,16 @@ pub struct PeerOutcome {
 }
 
 impl PeerSync {
-    fn new(archive: Archive, trust: PeerTrust, remote: EndpointId, end: End, now: i64) -> Self {
+    fn new(
+        archive: Option<Archive>,
+        trust: PeerTrust,
+        remote: EndpointId,
+        end: End,
+        now: i64,
+    ) -> Self {
         PeerSync {
             archive,
+            closed: None,
             trust,
             remote: DeviceKey(*remote.as_bytes()),
             end,
@@ -145,7 +163,7 @@ impl PeerSync {
 
     /// The dialing side, syncing `archive` with the device `remote`.
     pub fn dialer(archive: Archive, trust: PeerTrust, remote: EndpointId, now: i64) -> Self {
-        PeerSync::new(archive, trust, remote, End::Dialer, now)
+        PeerSync::new(Some(archive), trust, remote, End::Dialer, now)
     }
 
     /// Whether both sides were in sync when the exchange ended.
@@ -166,9 +184,22 @@ impl PeerSync {
             .unwrap_or_default()
     }
 
-    /// The archive back, after the conversation.
-    pub fn into_archive(self) -> Archive {
+    /// The archive back, after the conversation (`None` on an accepting side that never
+    /// opened its store).
+    pub fn into_archive(self) -> Option<Archive> {
         self.archive
+    }
+
+    /// The store, opened now if this is the accepting side's first need of it.
+    fn archive(&mut self) -> Result<&mut Archive, Error> {
+        if self.archive.is_none()
+            && let Some((path, key)) = &self.closed
+        {
+            self.archive = Some(Archive::open_with_key(path, key.as_ref())?);
+        }
+        self.archive
+            .as_mut()
+            .ok_or_else(|| Error::NotPermitted("尚未出示成员证书".into()))
     }
 
     fn peer_key(&self) -> String {
@@ -176,16 +207,16 @@ impl PeerSync {
     }
 
     fn greet(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-        let (member, roles) = self
-            .trust
-            .check(&mut self.archive, &self.remote, bytes, self.now)?;
+        let cert = self.trust.verify(&self.remote, bytes, self.now)?;
+        let (trust, remote, peer_key) = (self.trust.clone(), self.remote, self.peer_key());
+        let archive = self.archive()?;
+        let (member, roles) = trust.check(archive, &remote, &cert)?;
         // Only what the peer's own device made is taken from it (crate docs of
         // `shouwang_core::trust`): it authenticated as this key, nothing more.
-        let mut session = self
-            .archive
-            .peer_session(&self.peer_key(), &member)?
-            .with_sender(Sender::for_device(&self.remote.0, &member, &roles));
-        let out = session.handle(self.archive.store(), Event::Start)?;
+        let mut session = archive
+            .peer_session(&peer_key, &member)?
+            .with_sender(Sender::for_device(&remote.0, &member, &roles));
+        let out = session.handle(archive.store(), Event::Start)?;
         self.session = Some(session);
         self.peer_member = Some(member);
         let mut frames = Vec::new();
@@ -202,12 +233,14 @@ impl PeerSync {
         if !caught_up {
             return Ok(Reply::send(frames));
         }
-        self.archive.record_sync_result(&self.peer_key(), None)?;
-        if self.end == End::Acceptor {
+        let (peer_key, end) = (self.peer_key(), self.end);
+        let archive = self.archive()?;
+        archive.record_sync_result(&peer_key, None)?;
+        if end == End::Acceptor {
             // The peer may have brought a school document that narrows this member's scope
             // (an erasure, a pairing ended): the dialer purges after the exchange
             // (`device::sync_peer`), this side at once.
-            self.archive.purge_out_of_scope()?;
+            archive.purge_out_of_scope()?;
         }
         if let (Some(done), Some(m)) = (&self.done, &self.peer_member) {
             let _ = done.send(PeerOutcome {
@@ -242,26 +275,29 @@ impl Conversation for PeerSync {
                     self.settle(frames, caught_up)
                 }
                 Message::Refused(reason) => {
-                    let _ = self
-                        .archive
-                        .record_sync_result(&self.peer_key(), Some(&reason));
+                    // Noted only in a store already open: an accepting side does not write
+                    // what a device that never showed a certificate says.
+                    let peer_key = self.peer_key();
+                    if let Some(archive) = self.archive.as_mut() {
+                        let _ = archive.record_sync_result(&peer_key, Some(&reason));
+                    }
                     Err(refused(&reason))
                 }
                 _ => Err(Error::NotPermitted("请先出示成员证书".into())),
             };
         }
-        let session = self
-            .session
-            .as_mut()
-            .ok_or_else(|| Error::NotPermitted("尚未出示成员证书就收到同步数据".into()))?;
-        let out = session.handle(self.archive.store(), Event::Frame(frame))?;
+        let (Some(session), Some(archive)) = (self.session.as_mut(), self.archive.as_mut()) else {
+            return Err(Error::NotPermitted("尚未出示成员证书就收到同步数据".into()));
+        };
+        let out = session.handle(archive.store(), Event::Frame(frame))?;
         self.settle(out.frames, out.caught_up)
     }
 
     fn error_frame(&mut self, error: &Error) -> Option<Vec<u8>> {
-        let _ = self
-            .archive
-            .record_sync_result(&self.peer_key(), Some(&error.to_string()));
+        let peer_key = self.peer_key();
+        if let Some(archive) = self.archive.as_mut() {
+            let _ = archive.record_sync_result(&peer_key, Some(&error.to_string()));
+        }
         Some(Message::Refused(error.to_string()).encode())
     }
 
@@ -272,7 +308,9 @@ impl Conversation for PeerSync {
 }
 
 /// Accepts device-to-device syncs: each connection opens the store at `store` (with its key,
-/// if encrypted) afresh, so records written meanwhile (by the app or the CLI) are offered.
+/// if encrypted) afresh, so records written meanwhile (by the app or the CLI) are offered,
+/// and only once the peer's certificate has verified: a device with none costs no store
+/// opened and leaves nothing written in it.
 #[derive(Clone)]
 pub struct PeerFactory {
     store: PathBuf,
@@ -310,14 +348,14 @@ impl PeerFactory {
 
 impl ConversationFactory for PeerFactory {
     fn start(&self, remote: EndpointId) -> shouwang_core::Result<Box<dyn Conversation>> {
-        let archive = Archive::open_with_key(&self.store, self.key.as_ref())?;
         let mut conv = PeerSync::new(
-            archive,
+            None,
             self.trust.clone(),
             remote,
             End::Acceptor,
             crate::unix_now(),
         );
+        conv.closed = Some((self.store.clone(), self.key.clone()));
         conv.done = self.done.clone();
         Ok(Box::new(conv))
     }
@@ -345,5 +383,8 @@ pub async fn sync_with_peer(
         return Err(TransportError::Protocol("同步没有完成，请稍后再试".into()));
     };
     let progress = conv.progress();
-    Ok((conv.into_archive(), PeerSynced { member, progress }))
+    let archive = conv
+        .into_archive()
+        .ok_or_else(|| TransportError::Protocol("同步没有完成，请稍后再试".into()))?;
+    Ok((archive, PeerSynced { member, progress }))
 }

@@ -574,6 +574,12 @@ async fn a_certificate_is_checked_before_an_archive_is_borrowed() {
         .unwrap_err();
     assert!(err.to_string().contains("签名无效"), "{err}");
     assert_eq!(state.archive_borrows(), before);
+    // A report of undelivered work, which only a revoked device makes, from a device the
+    // school never registered (the invite open lets it through the gate).
+    handshake::report_undelivered(&stranger, server.hub_addr(), 1, 1, &opts())
+        .await
+        .unwrap_err();
+    assert_eq!(state.archive_borrows(), before);
 
     // The real device is welcomed, and that borrows one.
     handshake::greet(&phone, server.hub_addr(), &enrolled.certificate, &opts())

@@ -6,6 +6,8 @@
 //!    document).
 //! 2. A device of another school is refused before any record flows; neither store changes.
 //! 3. A certificate presented from a device it was not issued to is refused.
+//! 4. Devices that show no certificate of the school cost the waiting phone no store opened
+//!    and leave nothing written in it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,11 +22,12 @@ use shouwang_core::doc::DocId;
 use shouwang_core::roles::Role;
 use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity};
+use shouwang_relay::handshake::Message;
 use shouwang_relay::peer::{PeerFactory, PeerSynced};
 use shouwang_relay::server::{Server, ServerConfig};
 use shouwang_relay::transport::{
-    ConversationOptions, EndpointAddr, Node, NodeConfig, SecretKey, TransportError,
-    TransportMetrics,
+    ALPN, Conversation, ConversationOptions, EndpointAddr, Node, NodeConfig, Reply, SecretKey,
+    TransportError, TransportMetrics,
 };
 
 struct Phone {
@@ -104,6 +107,11 @@ impl Phone {
 
     /// Waits for peers: a node serving this phone's store on 127.0.0.1.
     async fn wait(&self) -> (Node, EndpointAddr) {
+        self.wait_counted(Arc::default()).await
+    }
+
+    /// [`Phone::wait`], counting into `metrics`, with the limits a phone serves peers with.
+    async fn wait_counted(&self, metrics: Arc<TransportMetrics>) -> (Node, EndpointAddr) {
         let node = Node::serve(
             NodeConfig::loopback(self.id.secret.clone()),
             Arc::new(PeerFactory::new(
@@ -112,8 +120,8 @@ impl Phone {
                 self.id.trust(),
                 None,
             )),
-            ConversationOptions::default(),
-            Arc::new(TransportMetrics::default()),
+            device::peer_options(),
+            metrics,
         )
         .await
         .unwrap();
@@ -233,4 +241,105 @@ async fn story_3_a_certificate_from_another_device_is_refused() {
     assert!(err.contains("不属于这台设备"), "{err}");
     waiting.shutdown().await;
     assert_eq!(teacher.heads(), before);
+}
+
+/// A device that says `frames` and then ends, whatever it hears: a stranger's app.
+struct Says(Vec<Vec<u8>>);
+
+impl Conversation for Says {
+    fn opening(&mut self) -> shouwang_core::Result<Reply> {
+        Ok(Reply::send(std::mem::take(&mut self.0)))
+    }
+
+    fn on_frame(&mut self, _frame: &[u8]) -> shouwang_core::Result<Reply> {
+        Ok(Reply::finish(Vec::new()))
+    }
+}
+
+/// Files of this process open at `path` (the store and its journal).
+fn open_files(path: &std::path::Path) -> usize {
+    let path = path.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with(&path))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_4_devices_without_a_certificate_open_nothing_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    teacher.sync_hub().await;
+    server.shutdown().await;
+    let peers_noted = |p: &Phone| -> i64 {
+        p.archive()
+            .store()
+            .conn()
+            .query_row("SELECT count(*) FROM sync_peers", [], |r| r.get(0))
+            .unwrap()
+    };
+    let noted = peers_noted(&mother);
+    let metrics = Arc::new(TransportMetrics::default());
+    let (waiting, addr) = mother.wait_counted(metrics.clone()).await;
+
+    // Strangers holding connections open, each with a frame begun and never ended.
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let node = Node::bind(NodeConfig::loopback(SecretKey::generate()))
+            .await
+            .unwrap();
+        let conn = node.endpoint().connect(addr.clone(), ALPN).await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&[1, 0]).await.unwrap();
+        held.push((node, conn, send));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TransportMetrics::get(&metrics.connections_open) < 6
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(TransportMetrics::get(&metrics.connections_open), 6);
+    // What a conversation would open, it has opened by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        open_files(&mother.path),
+        0,
+        "devices that showed no certificate made the phone open its store"
+    );
+
+    // Junk for a certificate, and a refusal of the stranger's own, each from a new device.
+    let junk = [
+        Message::Hello(vec![1, 2, 3]).encode(),
+        Message::Refused("x".repeat(60_000)).encode(),
+    ];
+    for frame in junk {
+        let node = Node::bind(NodeConfig::loopback(SecretKey::generate()))
+            .await
+            .unwrap();
+        let _ = node
+            .converse(addr.clone(), Says(vec![frame]), &opts())
+            .await;
+        node.shutdown().await;
+    }
+    assert_eq!(
+        peers_noted(&mother),
+        noted,
+        "a device that showed no certificate left a row in the phone's store"
+    );
+    for (node, conn, send) in held {
+        drop(send);
+        conn.close(0u32.into(), b"");
+        node.shutdown().await;
+    }
+
+    // A member's device syncs as before, and is noted.
+    teacher.record("家访", "王小雨", "班主任家访：奶奶腿脚不便");
+    let synced = teacher.dial(addr).await.unwrap();
+    assert_eq!(synced.member.name, "刘桂兰");
+    waiting.shutdown().await;
+    assert_eq!(peers_noted(&mother), noted + 1);
 }

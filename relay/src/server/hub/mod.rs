@@ -445,8 +445,14 @@ impl HubConversation {
             }
             Message::Undelivered { changes, records } => {
                 // The device is the one QUIC authenticated; `record_undelivered` refuses it
-                // unless the school has revoked it.
+                // unless the school has revoked it. One the school never registered (an
+                // invite open lets any device through the gate) is refused from memory, the
+                // gate's list, before it borrows an archive. (Not "unless revoked" here: a
+                // revocation written by another process reaches that list a moment later.)
                 let id = DeviceId::from_key(&self.device.0);
+                if self.state.enrolled.standing(&id).is_none() {
+                    return Err(Error::not_found("设备", id.as_str()));
+                }
                 let mut archive = self.state.archives.get()?;
                 archive.record_undelivered(&id, Undelivered { changes, records })?;
                 info!(device = %id, changes, records, "revoked device wiped; undelivered reported");
