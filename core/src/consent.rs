@@ -6,8 +6,9 @@
 //! could create apart): who gave it (`consent_guardian`, `consent_relation`), when
 //! (`consent_date`), what it covers (`consent_covers`: `basic`, `private`, `photos`, joined by
 //! commas), the paper form's number (`consent_form`), and a withdrawal (`consent_withdrawn_on`,
-//! `consent_withdrawn_by`, `consent_withdrawn_covers`). Recording consent again replaces the
-//! grant and clears the withdrawal. Concurrent values are a conflict like any field's, and every
+//! `consent_withdrawn_by`, `consent_withdrawn_covers`). A withdrawal with no grant before it is
+//! a guardian's objection (拒绝): a guardian who never signed can still say no, and it binds as
+//! a withdrawal does. Recording consent again replaces the grant and clears the withdrawal. Concurrent values are a conflict like any field's, and every
 //! replica reads the same winner.
 //!
 //! [`gate`] is the one rule, applied by the local API before writing and by the trust rules on
@@ -143,6 +144,41 @@ impl Consent {
     pub fn effective(&self) -> Vec<Cover> {
         Cover::ALL.into_iter().filter(|c| self.covers(*c)).collect()
     }
+
+    /// Whether this is an objection: a withdrawal recorded with no grant before it.
+    pub fn is_objection(&self) -> bool {
+        self.covers.is_empty() && self.withdrawn.is_some()
+    }
+
+    /// The consent in one Chinese line, as a child's file shows it.
+    pub fn line(&self) -> String {
+        let mut s = if self.covers.is_empty() {
+            "未登记同意".to_owned()
+        } else {
+            format!(
+                "{}（{}）于 {} 同意：{}；同意书编号 {}",
+                self.guardian,
+                self.relation,
+                self.date,
+                Cover::labels(&self.covers),
+                self.form
+            )
+        };
+        if let Some(w) = &self.withdrawn {
+            let verb = if self.is_objection() {
+                "拒绝"
+            } else {
+                "撤回"
+            };
+            s.push_str(&format!(
+                "；{} 于 {} {verb}：{}",
+                w.by,
+                w.date,
+                Cover::labels(&w.covers)
+            ));
+        }
+        s
+    }
 }
 
 /// Why a write of `cover` for a child is not allowed, or `None` if it is. `required`: the
@@ -152,10 +188,17 @@ pub fn gate(required: bool, consent: Option<&Consent>, cover: Cover) -> Option<S
         && c.is_withdrawn(cover)
     {
         let w = c.withdrawn.as_ref().map(|w| w.date.as_str()).unwrap_or("");
-        return Some(format!(
-            "监护人已于{w}撤回对{}的同意，不能再新增或修改",
-            cover.label()
-        ));
+        return Some(if c.is_objection() {
+            format!(
+                "监护人已于{w}拒绝学校记录{}，不能再新增或修改",
+                cover.label()
+            )
+        } else {
+            format!(
+                "监护人已于{w}撤回对{}的同意，不能再新增或修改",
+                cover.label()
+            )
+        });
     }
     if required && cover == Cover::Private && !consent.is_some_and(|c| c.covers(cover)) {
         return Some(format!("这名学生还没有监护人对{}的同意", cover.label()));
@@ -163,8 +206,8 @@ pub fn gate(required: bool, consent: Option<&Consent>, cover: Cover) -> Option<S
     None
 }
 
-/// The consent a child's shared file records, at `heads` (now if `None`). `None` if no
-/// consent was ever recorded.
+/// The consent a child's shared file records, at `heads` (now if `None`). `None` if neither a
+/// consent nor an objection was ever recorded.
 pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<Consent> {
     let profile = doc::map_at_path(child_doc, &["profile"])?;
     // Every field below is read from one pass over the profile (`Fields`), not a seek each:
@@ -178,7 +221,10 @@ pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<C
                 .collect::<Vec<Cover>>()
         })
     };
-    let covers = list(COVERS)?;
+    let covers = list(COVERS).unwrap_or_default();
+    if s(COVERS).is_none() && s(WITHDRAWN_ON).is_none() {
+        return None;
+    }
     let withdrawn = s(WITHDRAWN_ON).map(|date| Withdrawal {
         date,
         by: s(WITHDRAWN_BY).unwrap_or_default(),
@@ -227,6 +273,13 @@ mod tests {
             "a withdrawal binds always"
         );
         assert!(gate(true, Some(&w), Basic).is_none());
+        let objection = consent(&[], &[Basic, Private]);
+        assert!(objection.is_objection());
+        assert!(
+            gate(false, Some(&objection), Basic).is_some(),
+            "an objection binds"
+        );
+        assert!(gate(false, Some(&objection), Photos).is_none());
         assert_eq!(
             Cover::parse_list("隐私部分, basic").unwrap(),
             vec![Basic, Private]

@@ -47,6 +47,10 @@ pub struct GuardianConsent {
     pub withdrawn_label: Option<String>,
     /// What is covered now (granted and not withdrawn): `basic`, `private`, `photos`.
     pub effective: Vec<String>,
+    /// The guardian objected without ever consenting (a withdrawal with no grant: 拒绝).
+    pub objection: bool,
+    /// The whole consent in one Chinese line, as the file shows it.
+    pub summary: String,
 }
 
 fn keys(list: &[Cover]) -> Vec<String> {
@@ -56,6 +60,8 @@ fn keys(list: &[Cover]) -> Vec<String> {
 impl From<Consent> for GuardianConsent {
     fn from(c: Consent) -> Self {
         GuardianConsent {
+            objection: c.is_objection(),
+            summary: c.line(),
             covers: keys(&c.covers),
             covers_label: Cover::labels(&c.covers),
             effective: keys(&c.effective()),

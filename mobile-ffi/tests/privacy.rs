@@ -84,6 +84,13 @@ fn consent_officer_and_a_lost_phone_through_the_app_api() {
         Err(ShouwangError::NotPermitted { msg }) => assert!(msg.contains("撤回"), "{msg}"),
         other => panic!("{other:?}"),
     }
+    let c = teacher.child_file(child.clone()).unwrap().consent.unwrap();
+    assert!(!c.objection);
+    assert!(
+        c.summary.contains("王秀英 于 2026-11-10 撤回：隐私部分"),
+        "{}",
+        c.summary
+    );
 
     // A lost phone: only administrators report it.
     let code = mother.device_code().unwrap();

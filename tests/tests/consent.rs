@@ -623,3 +623,72 @@ fn story_7_resolving_a_conflict_obeys_consent() {
     sync(&mut teacher, &mut admin);
     assert_eq!(quarantined(&mut admin.archive), 0);
 }
+
+/// 8. A guardian who never signed a consent objects to the school recording her grandchild's
+///    file (a school that does not require consent). The 班主任 records the objection: from
+///    then on no device writes what it covers, the file says 拒绝, what was recorded before
+///    stays, and a modified app's 谈心 on top of it is refused where it arrives. A consent
+///    signed later clears it.
+#[test]
+fn story_8_an_objection_without_a_grant_binds_like_a_withdrawal() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let child = CHILDREN[0].1;
+    teacher.record("家访", child, "2026-11-17", &[("notes", "奶奶在家")]);
+    let hint = teacher
+        .archive
+        .withdraw_consent(
+            child,
+            &WithdrawalInput {
+                date: "2026-11-18".into(),
+                by: "王秀英".into(),
+                covers: "basic,private".into(),
+            },
+        )
+        .unwrap();
+    assert!(hint.contains("拒绝"), "{hint}");
+    let visit = RecordInput {
+        kind: "家访".into(),
+        child: Some(child.into()),
+        class: None,
+        date: "2026-11-19".into(),
+        fields: kv(&[("notes", "再访")]),
+    };
+    let err = teacher.archive.add_record(&visit).unwrap_err();
+    assert!(err.to_string().contains("拒绝"), "{err}");
+    assert!(counselling(&mut teacher, child).is_err());
+    let f = teacher.file(child);
+    assert_eq!(f.records.len(), 1, "what was recorded before stays");
+    let c = f.consent.unwrap();
+    assert!(c.is_objection());
+    assert!(
+        c.line().contains("王秀英 于 2026-11-18 拒绝"),
+        "{}",
+        c.line()
+    );
+
+    sync(&mut teacher, &mut admin);
+    sync(&mut mother, &mut admin);
+    assert!(
+        mother
+            .archive
+            .add_record(&RecordInput {
+                kind: "谈心".into(),
+                ..visit.clone()
+            })
+            .is_err()
+    );
+    let c_id = mother.archive.find_child(child).unwrap();
+    let forged = attack::talk_dated(&mut mother.archive, &c_id, "2026-11-19", None);
+    sync(&mut mother, &mut admin);
+    assert!(!holds(&mut admin.archive, &DocId::Child(c_id), &forged));
+    assert_eq!(quarantined(&mut admin.archive), 1);
+
+    // She signs after all: the objection is cleared and the 班主任 writes again.
+    teacher
+        .archive
+        .record_consent(child, &consent("basic"))
+        .unwrap();
+    teacher.archive.add_record(&visit).unwrap();
+}

@@ -352,26 +352,7 @@ pub(crate) fn render_file(
     }
     s.push_str("</section>");
     let consent = match &file.consent {
-        Some(c) => {
-            let mut line = format!(
-                "{}（{}）于 {} 同意：{}；同意书编号 {}",
-                c.guardian,
-                c.relation,
-                c.date,
-                shouwang_core::consent::Cover::labels(&c.covers),
-                c.form
-            );
-            if let Some(w) = &c.withdrawn {
-                let _ = write!(
-                    line,
-                    "；{} 于 {} 撤回：{}",
-                    w.by,
-                    w.date,
-                    shouwang_core::consent::Cover::labels(&w.covers)
-                );
-            }
-            line
-        }
+        Some(c) => c.line(),
         None if file.consent_required => "未登记（隐私部分在登记前不能填写）".to_owned(),
         None => "未登记".to_owned(),
     };

@@ -149,24 +149,31 @@ impl Archive {
         })
     }
 
-    /// Records that the guardian withdrew consent (all or part of it): from then on nothing
-    /// new of what it covers is written, on any device. Returns the hint about erasing what
-    /// the file already holds (erasure itself is `child erase`).
+    /// Records that the guardian withdrew consent (all or part of it), or, where none was
+    /// recorded, objects to the school recording it (拒绝): from then on nothing new of what it
+    /// covers is written, on any device. Returns the hint about erasing what the file already
+    /// holds (erasure itself is `child erase`).
     pub fn withdraw_consent(&mut self, child: &str, input: &WithdrawalInput) -> Result<String> {
         let child = self.find_child(child)?;
         self.require_consent_recorder(&child)?;
         let date = parse_date("撤回日期", &input.date)?;
         let by = required("撤回人", &input.by)?;
         let mut list = covers("撤回范围", &input.covers)?;
-        let current = self
-            .consent_of(&child)?
-            .ok_or_else(|| Error::NotPermitted("这名学生还没有登记监护人同意，无需撤回".into()))?;
-        if let Some(w) = &current.withdrawn {
+        let current = self.consent_of(&child)?;
+        if let Some(w) = current.as_ref().and_then(|c| c.withdrawn.as_ref()) {
             list.extend(w.covers.iter().copied());
             list.sort();
             list.dedup();
         }
-        let message = format!("登记撤回同意：{}", Cover::labels(&list));
+        let granted = current.as_ref().is_some_and(|c| !c.covers.is_empty());
+        let (verb, message) = if granted {
+            ("撤回", format!("登记撤回同意：{}", Cover::labels(&list)))
+        } else {
+            (
+                "监护人拒绝",
+                format!("登记监护人拒绝：{}", Cover::labels(&list)),
+            )
+        };
         let doc = DocId::Child(child.clone());
         self.store.write(|b| {
             b.touched_subject(&doc);
@@ -184,7 +191,7 @@ impl Archive {
             })
         })?;
         Ok(format!(
-            "已登记撤回（{}）：此后不能再新增这些内容。监护人如要求删除已有内容，请管理员使用 shouwang child erase {} 删除这名学生的档案。",
+            "已登记{verb}（{}）：此后不能再新增这些内容。监护人如要求删除已有内容，请管理员使用 shouwang child erase {} 删除这名学生的档案。",
             Cover::labels(&list),
             child
         ))

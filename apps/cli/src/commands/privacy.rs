@@ -2,7 +2,7 @@
 //! lost-phone report.
 
 use shouwang_core::archive::{ConsentInput, LostDeviceReport, WithdrawalInput};
-use shouwang_core::consent::{Consent, Cover};
+use shouwang_core::consent::Consent;
 use shouwang_core::school::PrivacyOfficer;
 
 use super::Ctx;
@@ -18,23 +18,7 @@ pub fn consent_line(c: Option<&Consent>, required: bool) -> String {
             "未登记".to_owned()
         };
     };
-    let mut s = format!(
-        "{}（{}）于 {} 同意：{}；同意书编号 {}",
-        c.guardian,
-        c.relation,
-        c.date,
-        Cover::labels(&c.covers),
-        c.form
-    );
-    if let Some(w) = &c.withdrawn {
-        s.push_str(&format!(
-            "；{} 于 {} 撤回：{}",
-            w.by,
-            w.date,
-            Cover::labels(&w.covers)
-        ));
-    }
-    s
+    c.line()
 }
 
 /// The responsible person, for `info`, `status` and the file's footer.
