@@ -182,3 +182,51 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
         "{school}"
     );
 }
+
+/// An erasure made after a backup is not undone by restoring that backup. Each backup leaves
+/// the school document beside it (`school.ledger`, sealed like the backups, never rotated:
+/// school documents only grow), and a restore from an older backup in the same folder merges
+/// it, so every erasure made before the newest backup is there again and the child's file is
+/// purged before the hub serves anyone.
+#[test]
+fn restoring_an_older_backup_does_not_bring_an_erased_child_back() {
+    use shouwang_relay::server::{backup, restore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let old = backups.join("2026-12-01.backup");
+    backup(&data, &old).unwrap();
+    data.open_archive()
+        .unwrap()
+        .erase_child("王小雨", "监护人书面申请删除")
+        .unwrap();
+    // The next night's backup, later rotated away (or the disk it was on lost).
+    let newer = backups.join("2026-12-02.backup");
+    backup(&data, &newer).unwrap();
+    std::fs::remove_file(&newer).unwrap();
+    let ledger = std::fs::read(backups.join("school.ledger")).unwrap();
+    for clear in ["郭庄小学", "SQLite format 3"] {
+        assert!(!contains(&ledger, clear), "{clear} in clear in the ledger");
+    }
+
+    let restored = DataDir::with_key(dir.path().join("restored"), data.key_source().clone());
+    let report = restore(&restored, &old).unwrap();
+    assert_eq!(report.erasures, 1, "{report:?}");
+    let mut hub = restored.open_archive().unwrap();
+    assert_eq!(hub.erasures().unwrap().len(), 1);
+    assert!(hub.find_child("王小雨").is_err(), "her file is back");
+    assert!(hub.find_child("赵子涵").is_ok(), "the others stay");
+    drop(hub);
+    let leaks = shouwang_tests::fixtures::hub_leaks(&restored, &["王小雨"]);
+    assert!(leaks.is_empty(), "{leaks:?}");
+
+    // A ledger that does not open stops the restore before anything is created: restoring
+    // without it could bring her back.
+    std::fs::write(backups.join("school.ledger"), b"not a ledger").unwrap();
+    let elsewhere = DataDir::with_key(dir.path().join("again"), data.key_source().clone());
+    let err = restore(&elsewhere, &old).unwrap_err().to_string();
+    assert!(err.contains("school.ledger"), "{err}");
+    assert!(!elsewhere.root().exists());
+}

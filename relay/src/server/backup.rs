@@ -17,14 +17,26 @@
 //! `restore` refuses a data directory that holds anything, builds the new one beside it
 //! (`<dir>.restoring`) and renames it into place only once every file is written and the
 //! archive opens; a wrong key or a file that is not a backup changes nothing.
+//!
+//! # Erasures outlive old backups
+//!
+//! A backup taken before a child was erased holds her whole file. So each backup also merges
+//! the hub's school document into a *ledger* beside it (`school.ledger`, a SQLCipher file under
+//! the same key, never rotated: school documents only grow, and they hold no child's name or
+//! number, only ids, staff and the erasure records). Restoring any backup from that folder
+//! merges the ledger first (the hub's own changes, as they were: nothing is written under the
+//! hub's actor) and purges every erased child's documents before the hub serves anyone. What
+//! stays open: an erasure made after the newest backup comes back with the next administrator's
+//! device that syncs, as any later change does.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use shouwang_core::Error;
-use shouwang_core::store::cipher;
+use shouwang_core::doc::DocId;
+use shouwang_core::store::{StoreKey, cipher};
 
 use super::ServerError;
 use super::data::{DataDir, HUB_KEY_HEADER, SCHOOL_KEY_HEADER, open_archive_with, wrong_key};
@@ -32,6 +44,8 @@ use super::secrets::DataKey;
 use crate::keyfile::{create_private_dir, write_private_new};
 
 const FILES_TABLE: &str = "backup_files";
+/// The school ledger's file name, beside the backups.
+pub const LEDGER: &str = "school.ledger";
 /// Where a restore into an existing (empty) data directory is built.
 const STAGING_INSIDE: &str = ".restoring";
 
@@ -44,6 +58,10 @@ pub struct BackupReport {
     pub files: usize,
     /// Bytes of the backup file.
     pub bytes: u64,
+    /// A restore: erasures the restored hub holds (from the backup and its folder's ledger).
+    pub erasures: usize,
+    /// A backup: why the ledger beside it could not be updated (the backup itself is good).
+    pub ledger_problem: Option<String>,
 }
 
 /// Copies every page of `from` into `to` in one step (retrying while the source is busy).
@@ -162,11 +180,65 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
     })();
     let _ = fs::remove_file(&tmp);
     let files = result?;
+    let ledger_problem = data
+        .open_archive()
+        .and_then(|mut a| school_document(&mut a))
+        .and_then(|doc| keep_in_ledger(&dir.join(LEDGER), &store_key, &doc))
+        .err()
+        .map(|e| e.to_string());
     Ok(BackupReport {
         school,
         files,
         bytes: fs::metadata(out).map_err(Error::from)?.len(),
+        erasures: 0,
+        ledger_problem,
     })
+}
+
+/// The archive's school document, saved.
+fn school_document(archive: &mut shouwang_core::Archive) -> Result<Vec<u8>, Error> {
+    archive
+        .store()
+        .doc(&DocId::School)?
+        .map(|d| d.save())
+        .ok_or_else(|| Error::Corrupt("档案库里没有学校信息".into()))
+}
+
+/// Merges `school` (a saved school document) into the ledger at `path`, made if absent.
+fn keep_in_ledger(path: &Path, key: &StoreKey, school: &[u8]) -> Result<(), Error> {
+    if !path.exists() {
+        write_private_new(path, b"")?;
+    }
+    let mut conn = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(key))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;
+         CREATE TABLE IF NOT EXISTS school (id INTEGER PRIMARY KEY CHECK (id = 1), doc BLOB NOT NULL);",
+    )?;
+    let tx = conn.transaction()?;
+    let held: Option<Vec<u8>> = tx
+        .query_row("SELECT doc FROM school", [], |r| r.get(0))
+        .optional()?;
+    let doc = match held {
+        Some(held) => shouwang_core::doc::merge_saved(&held, school).map_err(ledger_damaged)?,
+        None => school.to_vec(),
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO school (id, doc) VALUES (1, ?1)",
+        [doc],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The school document the ledger at `path` holds.
+fn read_ledger(path: &Path, key: &StoreKey) -> Result<Vec<u8>, Error> {
+    let conn = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, Some(key))?;
+    conn.query_row("SELECT doc FROM school", [], |r| r.get(0))
+        .map_err(|e| ledger_damaged(e.to_string()))
+}
+
+fn ledger_damaged(e: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("学校记录文件 {LEDGER} 已损坏：{e}"))
 }
 
 fn locked(e: Error, data: &DataDir) -> Error {
@@ -230,7 +302,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(Error::from)?;
     }
-    let result = (|| -> Result<String, Error> {
+    let result = (|| -> Result<(String, usize), Error> {
         if in_place {
             data.create_root()?;
         }
@@ -251,10 +323,29 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
             }
             write_private_new(&target, bytes)?;
         }
-        let school = open_archive_with(&db, Some(&store_key), data.key_source())?
-            .school()?
-            .name
-            .clone();
+        let mut archive = open_archive_with(&db, Some(&store_key), data.key_source())?;
+        // The ledger beside the backup: every erasure made up to the newest backup, whose
+        // children's documents go before the hub serves anyone.
+        let ledger = from
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(LEDGER);
+        if ledger.is_file() {
+            let doc = read_ledger(&ledger, &store_key).map_err(|e| {
+                Error::NotPermitted(format!(
+                    "备份旁的 {} 打不开（{e}），恢复已停止、没有改动任何文件：它记着学校删除过哪些学生的档案。请用做备份时的数据密钥；确认不需要它时，把它移走后再恢复",
+                    ledger.display()
+                ))
+            })?;
+            archive
+                .store()
+                .write(|b| b.merge_bytes(&DocId::School, &doc).map(|_| ()))?;
+        }
+        archive.purge_erased()?;
+        let school = archive.school()?.name.clone();
+        let erasures = archive.erasures()?.len();
+        drop(archive);
         if in_place {
             let mut names: Vec<_> = fs::read_dir(&staging)?
                 .map(|e| e.map(|e| e.file_name()))
@@ -275,15 +366,18 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         // device in first, unregistered as it may be, and writes nothing of its own until it
         // has synced (`hub::Enrolled::rebuilding`).
         write_private_new(&data.rebuilding_marker(), b"")?;
-        Ok(school)
+        Ok((school, erasures))
     })();
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
     }
+    let (school, erasures) = result?;
     Ok(BackupReport {
-        school: result?,
+        school,
         files: files.len(),
         bytes: fs::metadata(from).map_err(Error::from)?.len(),
+        erasures,
+        ledger_problem: None,
     })
 }
 

@@ -122,6 +122,16 @@ pub fn write_config(path: &Path, text: &str, reach: &Reach) -> Result<String, Se
 pub fn backup_command(config: &ServerConfig, out: &Path) -> Result<String, ServerError> {
     let data = config.data();
     let r = super::backup(&data, out)?;
+    let ledger = match &r.ledger_problem {
+        None => format!(
+            "学校删除过哪些学生的档案，记在同一目录的 {}（恢复任何一份备份时都会用到，请不要删除它）。\n",
+            super::backup::LEDGER
+        ),
+        Some(why) => format!(
+            "注意：没能更新同一目录的 {}（{why}）；备份本身完好。恢复比这更早的备份时，之后删除的学生档案会先回来，直到管理员的设备同步。\n",
+            super::backup::LEDGER
+        ),
+    };
     Ok(format!(
         "已把{}的学校服务器数据备份到 {}（{} 字节，另含 {} 个密钥和邀请文件）。\n\
          备份用数据密钥加密（{}）；恢复时需要同一把数据密钥，请把密钥另外妥善保存，不要和备份放在一起。\n",
@@ -130,15 +140,23 @@ pub fn backup_command(config: &ServerConfig, out: &Path) -> Result<String, Serve
         r.bytes,
         r.files,
         data.key_source()
-    ))
+    ) + &ledger)
 }
 
 /// `restore --from FILE`: the data directory from a backup, into a fresh directory.
 pub fn restore_command(config: &ServerConfig, from: &Path) -> Result<String, ServerError> {
     let data = config.data();
     let r = super::restore(&data, from)?;
+    let erased = if r.erasures > 0 {
+        format!(
+            "学校删除过的 {} 名学生的档案不在恢复后的数据里（按备份目录里的删除记录）。\n",
+            r.erasures
+        )
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "已从 {} 恢复{}的学校服务器数据到 {}。\n\
+        "已从 {} 恢复{}的学校服务器数据到 {}。\n{erased}\
          下一步：shouwang-relay serve；设备下次同步时会把备份之后的修改补交给服务器。\n",
         from.display(),
         r.school,
