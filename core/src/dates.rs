@@ -62,7 +62,15 @@ pub fn stored_date(raw: &str) -> Option<NaiveDate> {
 /// (`Archive::latest_allowed_date`).
 pub fn latest_date_by_clock(made_at: i64) -> Option<NaiveDate> {
     let made = chrono::DateTime::from_timestamp(made_at, 0)?.date_naive();
-    (made.year() >= EARLIEST_YEAR).then(|| made + Days::new(1))
+    if made.year() < EARLIEST_YEAR {
+        return None;
+    }
+    // A reading past any date a record may carry bounds nothing either (and the next day of
+    // chrono's last date does not exist).
+    Some(
+        made.checked_add_days(Days::new(1))
+            .unwrap_or(NaiveDate::MAX),
+    )
 }
 
 /// Parses the date something happened (see [`parse_date`]) and refuses one after `today`
@@ -158,6 +166,25 @@ impl Period {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_clock_bounds_dates_and_never_panics() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // 2026-12-05 23:30 UTC: the next day, for a phone east of UTC.
+        assert_eq!(latest_date_by_clock(1_796_513_400), Some(d("2026-12-06")));
+        assert_eq!(
+            latest_date_by_clock(0),
+            None,
+            "a clock before the app existed"
+        );
+        assert_eq!(latest_date_by_clock(i64::MIN), None);
+        assert_eq!(latest_date_by_clock(i64::MAX), None);
+        // chrono's last representable day: no next day, and no panic.
+        assert_eq!(
+            latest_date_by_clock(8_210_266_790_400),
+            Some(NaiveDate::MAX)
+        );
+    }
 
     fn d(s: &str) -> NaiveDate {
         parse_date("日期", s).unwrap()

@@ -146,7 +146,7 @@ pub fn add_progress<T: Transactable + ReadDoc>(
     let progress = map_at(tx, &obj, R_PROGRESS)
         .ok_or_else(|| Error::NotPermitted("只有学习帮扶计划可以添加进步档案".into()))?;
     let e = tx.put_object(&progress, entry.as_str(), ObjType::Map)?;
-    tx.put(&e, "date", date.format("%Y-%m-%d").to_string())?;
+    tx.put(&e, R_PROGRESS_DATE, date.format("%Y-%m-%d").to_string())?;
     tx.put(&e, R_AUTHOR, author.as_str())?;
     tx.put(&e, R_WRITTEN, now_ms)?;
     for spec in PROGRESS_FIELDS {
@@ -370,7 +370,7 @@ pub fn views<D: ReadDoc>(doc: &D) -> Vec<RecordView> {
                             let eid = item.key.to_string();
                             let e = item.id();
                             Some(ProgressView {
-                                date: get_str(doc, &e, "date")?,
+                                date: get_str(doc, &e, R_PROGRESS_DATE)?,
                                 author: get_str(doc, &e, R_AUTHOR).unwrap_or_default(),
                                 fields: shown(doc, &e, PROGRESS_FIELDS).0,
                                 id: eid,

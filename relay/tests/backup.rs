@@ -230,3 +230,52 @@ fn restoring_an_older_backup_does_not_bring_an_erased_child_back() {
     assert!(err.contains("school.ledger"), "{err}");
     assert!(!elsewhere.root().exists());
 }
+
+/// The ledger follows a school split: the backup before the split left the school's old
+/// history (members' phone numbers in it) in the ledger; after `school split` rewrote that
+/// history on the hub, the next backup still merges into the ledger (redacting its old copy,
+/// as a replica switches), so an erasure made after the split is kept, and restoring the
+/// first backup gives a hub with neither the erased child nor the phone number. A ledger a
+/// backup left empty when it stopped is no ledger, not a reason to refuse.
+#[test]
+fn the_ledger_follows_a_school_split_and_a_half_made_one_does_not_stop_a_restore() {
+    use shouwang_relay::server::{backup, restore};
+    use shouwang_tests::fixtures::{hub_leaks, make_old_school};
+    const PHONE: &str = "13805640077";
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    make_old_school(&data, PHONE);
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let old = backups.join("2026-12-01.backup");
+    backup(&data, &old).unwrap();
+    {
+        let mut hub = data.open_archive().unwrap();
+        hub.split_for_roles().unwrap();
+        hub.erase_child("王小雨", "监护人书面申请删除").unwrap();
+    }
+    let newer = backups.join("2026-12-02.backup");
+    let report = backup(&data, &newer).unwrap();
+    assert_eq!(report.ledger_problem, None);
+    std::fs::remove_file(&newer).unwrap();
+
+    let restored = DataDir::with_key(dir.path().join("restored"), data.key_source().clone());
+    let report = restore(&restored, &old).unwrap();
+    assert_eq!(report.erasures, 1, "{report:?}");
+    assert!(
+        restored
+            .open_archive()
+            .unwrap()
+            .find_child("王小雨")
+            .is_err()
+    );
+    let leaks = hub_leaks(&restored, &["王小雨", PHONE]);
+    assert!(leaks.is_empty(), "{leaks:?}");
+
+    // A backup stopped while making the ledger leaves it empty.
+    std::fs::write(backups.join("school.ledger"), b"").unwrap();
+    let again = DataDir::with_key(dir.path().join("again"), data.key_source().clone());
+    let report = restore(&again, &old).unwrap();
+    assert_eq!(report.erasures, 0);
+}

@@ -280,6 +280,26 @@ pub fn talk_dated(
     hash
 }
 
+/// 14. A 进步档案 entry on the study plan `plan`, by the device's own member, dated `date`
+///     (any string) in a change made now.
+pub fn progress_dated(
+    a: &mut Archive,
+    child: &ChildId,
+    plan: &str,
+    date: &str,
+) -> automerge::ChangeHash {
+    let (me, plan, date) = (a.me_id().to_string(), plan.to_owned(), date.to_owned());
+    forge(a, &DocId::Child(child.clone()), None, |tx| {
+        let progress = map(tx, &["records", &plan, "progress"]);
+        let entry = RecordId::new(1_700_000_000_003);
+        let e = tx.put_object(&progress, entry.as_str(), ObjType::Map)?;
+        tx.put(&e, "date", date.as_str())?;
+        tx.put(&e, "author", me.as_str())?;
+        tx.put(&e, "written_at", 0_i64)?;
+        Ok(())
+    })
+}
+
 /// 12. Maps nested `depth` deep under a field the carer may write (`guardian`): no layout has
 ///     them, and every side that walks the document (its conflicts) would recurse that deep.
 pub fn nest(a: &mut Archive, child: &ChildId, depth: usize) -> automerge::ChangeHash {

@@ -289,6 +289,32 @@ pub fn field<'a>(file: &'a ChildFile, section: &str, key: &str) -> Option<&'a st
         .map(|f| f.value.as_str())
 }
 
+/// Turns the hub's school back into the layout of an older build (members' phone numbers in
+/// the school document) and adds a 结对帮扶教师 with the phone number `phone`, as such a school
+/// did; `school split` (`Archive::split_for_roles`) then rewrites that history.
+pub fn make_old_school(data: &shouwang_relay::server::DataDir, phone: &str) {
+    let mut hub = data.open_archive().unwrap();
+    hub.store()
+        .write(|b| {
+            b.change(
+                &shouwang_core::doc::DocId::School,
+                false,
+                "旧版学校",
+                |tx| {
+                    use automerge::ReadDoc;
+                    use automerge::transaction::Transactable;
+                    let profile = tx.get(automerge::ROOT, "school")?.unwrap().1;
+                    tx.put(&profile, "split_for_roles", false)?;
+                    Ok(())
+                },
+            )
+        })
+        .unwrap();
+    hub.add_member("陈桂芝", &[Role::PairingTeacher], None, Some(phone))
+        .unwrap();
+    assert!(!hub.school().unwrap().split_for_roles);
+}
+
 /// A hub data directory under `dir/hub` (`shouwang-relay init-school`) holding 郭庄小学, run by
 /// 张长友, with 三年级(1)班: its 班主任 王瑞侠, the children 王小雨 and 赵子涵, and the 爱心妈妈
 /// 刘桂兰 paired with 王小雨 only. For tests that start the real hub on it.

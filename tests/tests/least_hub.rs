@@ -10,33 +10,13 @@
 
 use shouwang_core::doc::DocId;
 use shouwang_core::roles::Role;
-use shouwang_relay::server::{DataDir, Server, ServerConfig};
-use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, small_hub};
+use shouwang_relay::server::{Server, ServerConfig};
+use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, make_old_school, small_hub};
 use shouwang_tests::phone::{Phone, enroll, history_leaks};
 
 const CHILD: &str = "王小雨";
 const PHONE: &str = "13805640077";
 const NOTE: &str = "说想妈妈了，约好周末视频";
-
-/// Turns the hub's school back into the layout of an older build (phones in the school
-/// document) and adds a member with a phone number, as such a school did.
-fn make_old_school(data: &DataDir) {
-    let mut hub = data.open_archive().unwrap();
-    hub.store()
-        .write(|b| {
-            b.change(&DocId::School, false, "旧版学校", |tx| {
-                use automerge::ReadDoc;
-                use automerge::transaction::Transactable;
-                let profile = tx.get(automerge::ROOT, "school")?.unwrap().1;
-                tx.put(&profile, "split_for_roles", false)?;
-                Ok(())
-            })
-        })
-        .unwrap();
-    hub.add_member("陈桂芝", &[Role::PairingTeacher], None, Some(PHONE))
-        .unwrap();
-    assert!(!hub.school().unwrap().split_for_roles);
-}
 
 /// Whether any change of `archive`'s school document holds `what`.
 fn school_history_holds(mut archive: shouwang_core::Archive, what: &str) -> bool {
@@ -61,7 +41,7 @@ fn talks(p: &Phone) -> usize {
 async fn an_old_schools_phone_numbers_leave_every_copy_of_the_school_history() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_hub(dir.path());
-    make_old_school(&data);
+    make_old_school(&data, PHONE);
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();

@@ -255,6 +255,67 @@ fn story_4_the_same_note_edited_on_two_devices_keeps_both_until_she_resolves_it(
     }
 }
 
+/// 4b. The date of her 家访 corrected on her phone and on her tablet apart: a conflict she
+///     resolves. A date typed there after today is refused as it is when a record is entered
+///     (every other device would refuse a record dated after the change that wrote it), and
+///     nothing is written; the date she keeps is taken everywhere.
+#[test]
+fn story_4b_a_date_resolved_after_today_is_refused_like_a_date_entered() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let id = teacher.record("家访", CHILD, "2026-11-20", &[("notes", "奶奶在家")]);
+    sync(&mut teacher, &mut admin);
+    let mut tablet = join(&mut admin, HEAD_TEACHER);
+    teacher
+        .archive
+        .edit_record(&id, Some("2026-11-18"), &[])
+        .unwrap();
+    tablet
+        .archive
+        .edit_record(&id, Some("2026-11-19"), &[])
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut tablet, &mut admin);
+    sync(&mut teacher, &mut admin);
+    let path = format!("records.{id}.happened_on");
+    let later = (chrono::Local::now().date_naive() + chrono::Days::new(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    let before = teacher.file(CHILD);
+    assert!(
+        before.conflicts.iter().any(|(_, c)| c.dotted() == path),
+        "{:?}",
+        before.conflicts
+    );
+    let err = teacher
+        .archive
+        .resolve(CHILD, &path, None, Some(&later))
+        .unwrap_err();
+    assert!(err.to_string().contains("晚于今天"), "{err}");
+    assert_eq!(format!("{:?}", teacher.file(CHILD)), format!("{before:?}"));
+    // She keeps the date shown (the value automerge picked): automerge writes that as a
+    // deletion of the other value, which every device takes from her.
+    let shown = before
+        .records
+        .iter()
+        .find(|r| r.meta.id.0 == id)
+        .unwrap()
+        .meta
+        .happened_on
+        .to_string();
+    teacher
+        .archive
+        .resolve(CHILD, &path, None, Some(&shown))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    let q = admin.archive.quarantined().unwrap();
+    assert!(q.is_empty(), "{q:#?}");
+    let f = admin.file(CHILD);
+    let r = f.records.iter().find(|r| r.meta.id.0 == id).unwrap();
+    assert_eq!(r.meta.happened_on.to_string(), shown);
+    assert!(f.conflicts.is_empty(), "{:?}", f.conflicts);
+}
+
 /// 5. Void vs. edit: the principal voids a duplicate record while its author, apart, adds to its
 ///    notes. After the merge the record is voided (who, when, why kept) *and* shows the edit;
 ///    it no longer counts anywhere.

@@ -967,4 +967,37 @@ fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_cl
         None,
         "one member's made-up date told the 班主任 his clock is wrong"
     );
+
+    // A change stamped 1970, which bounds nothing (an honest phone whose clock reset takes the
+    // date entered): taken, and listed for review by the receiver's own clock.
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    let forged = attack::talk_dated(&mut s.mother.archive, &c, "2099-12-31", Some(0));
+    assert!(taken_by_teacher(&mut s, &DocId::Child(c), &forged));
+    let review = s.teacher.archive.outdated_standing().unwrap();
+    assert!(
+        review
+            .iter()
+            .any(|r| r.member == LOVE_MOTHER && r.reason.contains("2099-12-31")),
+        "{review:#?}"
+    );
+
+    // A 进步档案 entry dated 2099 in a change made today, by the 班主任 on his own study
+    // plan: refused at the office like a record's date.
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    let plan = s.teacher.record(
+        "学习帮扶计划",
+        CHILDREN[0].1,
+        "2026-11-20",
+        &[
+            ("subject", "数学"),
+            ("schedule", "每周三"),
+            ("notes", "口算"),
+        ],
+    );
+    sync(&mut s.teacher, &mut s.admin);
+    let forged = attack::progress_dated(&mut s.teacher.archive, &c, &plan, "2099-01-01");
+    s.admin.import_file(&s.teacher.export_file("forged"));
+    assert!(!holds(&mut s.admin.archive, &DocId::Child(c), &forged));
 }

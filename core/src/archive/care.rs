@@ -639,6 +639,7 @@ impl Archive {
                 });
             }
         }
+        let latest = self.latest_allowed_date();
         let doc = self.store.doc(&doc_id)?.ok_or(Error::NotInitialised)?;
         let chosen = match (pick, value) {
             (Some(n), None) => {
@@ -657,6 +658,19 @@ impl Archive {
                 ));
             }
         };
+        // A record's date or a progress entry's, as when it is entered: not after today by
+        // this device's clock (every other device bounds it by the change's clock,
+        // `trust::rules`).
+        let keys: Vec<&str> = parts.iter().map(String::as_str).collect();
+        if let FieldValue::Date(d) = &chosen
+            && matches!(
+                keys.as_slice(),
+                [doc::RECORDS, _, doc::R_HAPPENED]
+                    | [doc::RECORDS, _, doc::R_PROGRESS, _, doc::R_PROGRESS_DATE]
+            )
+        {
+            parse_past_date("日期", &d.format("%Y-%m-%d").to_string(), latest)?;
+        }
         let label = conflicts::spec_for_path(doc, &parts).1;
         let (last, parents) = parts
             .split_last()

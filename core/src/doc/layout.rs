@@ -58,3 +58,5 @@ pub const R_FIELDS: &str = "fields";
 pub const R_VOID: &str = "void";
 /// Record: 进步档案 entries of a study plan, by id.
 pub const R_PROGRESS: &str = "progress";
+/// A progress entry's date (`records/<id>/progress/<entry>/date`).
+pub const R_PROGRESS_DATE: &str = "date";

@@ -238,14 +238,6 @@ pub fn layout_upgrade(
     Ok(base.get_changes(&[first.hash()]).into_iter().next())
 }
 
-/// Two saved copies of one document as one (every change of either), saved again: how a copy
-/// kept outside any store (the hub's school ledger beside its backups) takes a newer one.
-pub fn merge_saved(a: &[u8], b: &[u8]) -> Result<Vec<u8>, automerge::AutomergeError> {
-    let mut doc = Automerge::load(a)?;
-    doc.load_incremental(b)?;
-    Ok(doc.save())
-}
-
 /// The map reached by following `path` from the root.
 pub fn map_at_path<D: automerge::ReadDoc>(doc: &D, path: &[&str]) -> Option<automerge::ObjId> {
     let mut obj = ROOT;

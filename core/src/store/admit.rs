@@ -433,7 +433,7 @@ impl Batch<'_> {
                     Verdict::Accept
                 } else {
                     let (verdict, lost) = self.judge(id, change);
-                    if let Some(reason) = lost.or_else(|| self.made_ahead(change)) {
+                    if let Some(reason) = lost.or_else(|| self.made_ahead(id, change)) {
                         outdated.push(Quarantined {
                             doc: id.clone(),
                             hash,
@@ -563,19 +563,37 @@ impl Batch<'_> {
         Ok(admission)
     }
 
-    /// Why a change is listed for review when its own clock reads more than a day past this
-    /// side's: the writing device's clock was far ahead, or a modified app made up the time
-    /// (and so perhaps the dates its records carry, which the rules bound by that time only).
-    /// The rules cannot read the receiver's clock, so the change is still judged as any; this
-    /// side says nothing when its own clock is plainly wrong (before the app existed).
-    fn made_ahead(&self, change: &Change) -> Option<String> {
+    /// Why a change is listed for review by this side's clock (the rules cannot read it):
+    /// its own clock reads more than a day past this side's (the writing device's clock was
+    /// far ahead, or a modified app made up the time, and so perhaps the dates its records
+    /// carry, which the rules bound by that time); or its clock reading bounds nothing (before
+    /// the app existed, or past any date) and a record's date it writes is after this side's
+    /// tomorrow. Nothing is said when this side's own clock is plainly wrong.
+    fn made_ahead(&self, id: &DocId, change: &Change) -> Option<String> {
         use chrono::Datelike;
         let now = chrono::DateTime::from_timestamp_millis(self.now_ms())?;
-        let made = chrono::DateTime::from_timestamp(change.timestamp(), 0)?;
-        (now.year() >= crate::dates::EARLIEST_YEAR && made > now + chrono::Days::new(1)).then(|| {
-            format!(
+        if now.year() < crate::dates::EARLIEST_YEAR {
+            return None;
+        }
+        let made = chrono::DateTime::from_timestamp(change.timestamp(), 0);
+        if let Some(made) = made
+            && made > now + chrono::Days::new(1)
+        {
+            return Some(format!(
                 "修改上的时间（{}）比本机时间晚了一天以上：写入它的设备时钟不对，或应用被改动过",
                 made.date_naive()
+            ));
+        }
+        if crate::dates::latest_date_by_clock(change.timestamp()).is_some() {
+            return None;
+        }
+        let tomorrow = now.date_naive().checked_add_days(chrono::Days::new(1))?;
+        let doc = self.docs.get(id)?;
+        let latest = trust::dates_written(doc, change).into_iter().max()?;
+        (latest > tomorrow).then(|| {
+            format!(
+                "记录的日期（{latest}）晚于本机今天，而写入它的设备时钟不对（早于 {} 年或无法识别），或应用被改动过",
+                crate::dates::EARLIEST_YEAR
             )
         })
     }

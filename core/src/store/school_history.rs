@@ -76,6 +76,29 @@ pub struct Redaction {
     pub pairs: Vec<(ChangeHash, ChangeHash)>,
 }
 
+/// Two saved copies of a school document as one, saved again: every change of either. When
+/// one is a split school's rewritten history and the other is not (yet), the other is
+/// redacted first ([`redact`]), as a replica switches, so the result follows the split and
+/// keeps no phone number. (The hub's school ledger beside its backups takes the hub's copy
+/// this way at every backup.)
+pub fn merge_saved(held: &[u8], newer: &[u8]) -> Result<Vec<u8>> {
+    let fits = |mut doc: Automerge, other: &[u8]| -> Option<Vec<u8>> {
+        doc.load_incremental(other).ok()?;
+        doc.get_missing_deps(&[]).is_empty().then(|| doc.save())
+    };
+    if let Some(saved) = fits(Automerge::load(held)?, newer) {
+        return Ok(saved);
+    }
+    for (old, new) in [(held, newer), (newer, held)] {
+        if let Some(r) = redact(&Automerge::load(old)?)?
+            && let Some(saved) = fits(r.doc, new)
+        {
+            return Ok(saved);
+        }
+    }
+    Err(crate::Error::Corrupt("两份学校信息的修改历史对不上".into()))
+}
+
 /// Rewrites `doc`'s history without the members' phone numbers (see the module docs), or
 /// `None` when no change holds one and none needs rewriting.
 pub fn redact(doc: &Automerge) -> Result<Option<Redaction>> {

@@ -190,6 +190,27 @@ fn str_of(v: &ScalarValue) -> Option<&str> {
     }
 }
 
+/// The dates a change writes for records (a record's `happened_on`, a progress entry's
+/// `date`), as stored: what a receiver checks against its own clock when the change's clock
+/// reading bounds nothing or is far ahead (`store::admit`).
+pub fn dates_written(doc: &Automerge, change: &automerge::Change) -> Vec<chrono::NaiveDate> {
+    paths::writes(doc, change)
+        .unwrap_or_default()
+        .iter()
+        .filter(|w| {
+            let path: Vec<&str> = w.path.iter().map(String::as_str).collect();
+            matches!(
+                path.as_slice(),
+                [RECORDS, _, R_HAPPENED] | [RECORDS, _, R_PROGRESS, _, R_PROGRESS_DATE]
+            )
+        })
+        .filter_map(|w| match &w.action {
+            Action::Put(v) => str_of(v).and_then(crate::dates::stored_date),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Judges one change to `doc_id`. `doc` already holds the change (and everything it depends
 /// on); `auth` is the state the module docs say it is judged against.
 pub fn validate(
@@ -380,8 +401,12 @@ impl Ctx<'_> {
 
     fn check_record(&self, w: &Write, rest: &[&str]) -> Check {
         let record_obj = w.objects.get(1);
-        if let [_rid, R_HAPPENED, ..] = rest {
-            self.check_happened_on(w, rest)?;
+        match rest {
+            [_rid, R_HAPPENED, more @ ..] => self.check_date(w, more.is_empty())?,
+            [_rid, R_PROGRESS, _entry, R_PROGRESS_DATE, more @ ..] => {
+                self.check_date(w, more.is_empty())?;
+            }
+            _ => {}
         }
         match rest {
             [_rid] => match &w.action {
@@ -475,14 +500,19 @@ impl Ctx<'_> {
         }
     }
 
-    /// The date a record happened on, made or edited: a date as the app stores it, and not
-    /// after the day the change was made by its own clock (no honest app takes a date after
-    /// its today, `dates::parse_past_date`). A clock before the app existed bounds nothing,
-    /// as on the honest phone; a clock set far ahead is listed for review where the change
-    /// arrives (`store::admit`), since the rules cannot read the receiver's clock.
-    fn check_happened_on(&self, w: &Write, rest: &[&str]) -> Check {
-        let date = match (&w.action, rest.len()) {
-            (Action::Put(v), 2) => str_of(v).and_then(crate::dates::stored_date),
+    /// The date a record happened on or a progress entry's date, made or edited (`at_key`:
+    /// the write is the key itself, not something nested under it): a date as the app stores
+    /// it, and not after the day the change was made by its own clock (no honest app takes a
+    /// date after its today, `dates::parse_past_date`). A clock before the app existed bounds
+    /// nothing, as on the honest phone; that, and a clock set far ahead, is checked against
+    /// the receiver's clock where the change arrives and listed for review (`store::admit`),
+    /// since the rules cannot read the receiver's clock.
+    fn check_date(&self, w: &Write, at_key: bool) -> Check {
+        let date = match (&w.action, at_key) {
+            (Action::Put(v), true) => str_of(v).and_then(crate::dates::stored_date),
+            // automerge resolves a conflict in favour of the value that already wins by
+            // deleting the others: whose it is to do is checked with the key's writers.
+            (Action::Delete, true) => return Ok(()),
             _ => None,
         };
         let Some(date) = date else {

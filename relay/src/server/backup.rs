@@ -23,7 +23,9 @@
 //! A backup taken before a child was erased holds her whole file. So each backup also merges
 //! the hub's school document into a *ledger* beside it (`school.ledger`, a SQLCipher file under
 //! the same key, never rotated: school documents only grow, and they hold no child's name or
-//! number, only ids, staff and the erasure records). Restoring any backup from that folder
+//! number, only ids, staff and the erasure records; after `school split` the ledger's old
+//! copy is redacted as a replica's is, `school_history::merge_saved`, so it keeps no member's
+//! phone number either). Restoring any backup from that folder
 //! merges the ledger first (the hub's own changes, as they were: nothing is written under the
 //! hub's actor) and purges every erased child's documents before the hub serves anyone. What
 //! stays open: an erasure made after the newest backup comes back with the next administrator's
@@ -219,7 +221,12 @@ fn keep_in_ledger(path: &Path, key: &StoreKey, school: &[u8]) -> Result<(), Erro
         .query_row("SELECT doc FROM school", [], |r| r.get(0))
         .optional()?;
     let doc = match held {
-        Some(held) => shouwang_core::doc::merge_saved(&held, school).map_err(ledger_damaged)?,
+        Some(held) => shouwang_core::store::school_history::merge_saved(&held, school).map_err(
+            |e| match e {
+                Error::Corrupt(why) => ledger_damaged(why),
+                e => e,
+            },
+        )?,
         None => school.to_vec(),
     };
     tx.execute(
@@ -230,10 +237,24 @@ fn keep_in_ledger(path: &Path, key: &StoreKey, school: &[u8]) -> Result<(), Erro
     Ok(())
 }
 
-/// The school document the ledger at `path` holds.
-fn read_ledger(path: &Path, key: &StoreKey) -> Result<Vec<u8>, Error> {
-    let conn = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, Some(key))?;
+/// The school document the ledger at `path` holds: `None` for one a backup was still making
+/// when it stopped (empty, or no row yet). Opened for writing, so that SQLite rolls back a
+/// transaction such a backup left half done.
+fn read_ledger(path: &Path, key: &StoreKey) -> Result<Option<Vec<u8>>, Error> {
+    if fs::metadata(path)?.len() == 0 {
+        return Ok(None);
+    }
+    let conn = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(key))?;
+    let made: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'school')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !made {
+        return Ok(None);
+    }
     conn.query_row("SELECT doc FROM school", [], |r| r.get(0))
+        .optional()
         .map_err(|e| ledger_damaged(e.to_string()))
 }
 
@@ -331,13 +352,17 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .join(LEDGER);
-        if ledger.is_file() {
-            let doc = read_ledger(&ledger, &store_key).map_err(|e| {
+        let held = if ledger.is_file() {
+            read_ledger(&ledger, &store_key).map_err(|e| {
                 Error::NotPermitted(format!(
                     "备份旁的 {} 打不开（{e}），恢复已停止、没有改动任何文件：它记着学校删除过哪些学生的档案。请用做备份时的数据密钥；确认不需要它时，把它移走后再恢复",
                     ledger.display()
                 ))
-            })?;
+            })?
+        } else {
+            None
+        };
+        if let Some(doc) = held {
             archive
                 .store()
                 .write(|b| b.merge_bytes(&DocId::School, &doc).map(|_| ()))?;
