@@ -926,23 +926,41 @@ fn story_14_a_record_for_a_child_who_left_meanwhile_is_listed_for_review() {
     );
 }
 
-/// 15. Dates a modified app makes up. The 爱心妈妈's app writes a 谈心 "held" on 2099-01-01 in
-///     a change made today, and one on a date that is no date: no honest app writes either
-///     (`dates::parse_past_date`), and both are refused. With the phone's clock set to 2099 as
-///     well, the change keeps within the rules and is taken (replicas must agree), but it is
-///     listed for review as made by a clock far ahead, and the 班主任's phone does not take
-///     one member's dates as proof that its own clock is wrong.
+/// 15. Dates a modified app makes up. A 谈心 on a date that is no date is refused. One "held"
+///     on 2099-01-01 in a change made today is what no honest app of this version writes
+///     (`dates::parse_past_date`), but an older release took any date, and refusing it would
+///     refuse every later change of the file with it: it is taken and listed for review, and
+///     her next honest 谈心 is taken too. With the phone's clock set to 2099, or to 1970, the
+///     change is taken and listed by the receiver's own clock, and the 班主任's phone does not
+///     take one member's dates as proof that its own clock is wrong. A 进步档案 entry dated
+///     2099 is listed the same way.
 #[test]
 fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_clock() {
-    for date in ["2099-01-01", "下周三"] {
-        let mut s = school_with_a_visit();
-        let c = s.child.clone();
-        let forged = attack::talk_dated(&mut s.mother.archive, &c, date, None);
-        assert!(
-            !taken_by_teacher(&mut s, &DocId::Child(c), &forged),
-            "a 谈心 dated {date} in a change made today was taken"
-        );
-    }
+    let listed = |d: &mut Device, date: &str| {
+        let review = d.archive.outdated_standing().unwrap();
+        review.iter().any(|r| r.reason.contains(date))
+    };
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    let forged = attack::talk_dated(&mut s.mother.archive, &c, "下周三", None);
+    assert!(!taken_by_teacher(&mut s, &DocId::Child(c), &forged));
+
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    let forged = attack::talk_dated(&mut s.mother.archive, &c, "2099-01-01", None);
+    s.mother.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-11-21",
+        &[("notes", "说想妈妈了")],
+    );
+    assert!(taken_by_teacher(&mut s, &DocId::Child(c.clone()), &forged));
+    assert!(listed(&mut s.teacher, "2099-01-01"));
+    assert_eq!(
+        s.teacher.file(CHILDREN[0].1).records.len(),
+        3,
+        "her honest 谈心 after it is taken too"
+    );
 
     let mut s = school_with_a_visit();
     let c = s.child.clone();
@@ -999,5 +1017,6 @@ fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_cl
     sync(&mut s.teacher, &mut s.admin);
     let forged = attack::progress_dated(&mut s.teacher.archive, &c, &plan, "2099-01-01");
     s.admin.import_file(&s.teacher.export_file("forged"));
-    assert!(!holds(&mut s.admin.archive, &DocId::Child(c), &forged));
+    assert!(holds(&mut s.admin.archive, &DocId::Child(c), &forged));
+    assert!(listed(&mut s.admin, "2099-01-01"));
 }

@@ -39,6 +39,9 @@ const META_SPECS: &[FieldSpec] = &[
     FieldSpec::opt("phone", "电话", FieldKind::Phone),
 ];
 
+/// A 进步档案 entry's date, resolved as a record's date is.
+const PROGRESS_DATE: FieldSpec = FieldSpec::req(R_PROGRESS_DATE, "日期", FieldKind::Date);
+
 /// The field spec and Chinese label of a path, where this version knows it.
 pub fn spec_for_path<D: ReadDoc>(doc: &D, path: &[String]) -> (Option<&'static FieldSpec>, String) {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -49,6 +52,9 @@ pub fn spec_for_path<D: ReadDoc>(doc: &D, path: &[String]) -> (Option<&'static F
             {
                 return (Some(f), format!("{}·{}", s.label, f.label));
             }
+        }
+        [RECORDS, _, R_PROGRESS, _, R_PROGRESS_DATE] => {
+            return (Some(&PROGRESS_DATE), "进步档案·日期".to_owned());
         }
         [RECORDS, rid, R_FIELDS, key] | [RECORDS, rid, R_PROGRESS, _, key] => {
             let kind = super::map_at_path(doc, &[RECORDS, rid])

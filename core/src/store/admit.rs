@@ -432,8 +432,9 @@ impl Batch<'_> {
                 {
                     Verdict::Accept
                 } else {
-                    let (verdict, lost) = self.judge(id, change);
-                    if let Some(reason) = lost.or_else(|| self.made_ahead(id, change)) {
+                    let mut dated = None;
+                    let (verdict, lost) = self.judge(id, change, &mut dated);
+                    if let Some(reason) = lost.or_else(|| self.dated_ahead(change, dated)) {
                         outdated.push(Quarantined {
                             doc: id.clone(),
                             hash,
@@ -563,20 +564,19 @@ impl Batch<'_> {
         Ok(admission)
     }
 
-    /// Why a change is listed for review by this side's clock (the rules cannot read it):
-    /// its own clock reads more than a day past this side's (the writing device's clock was
-    /// far ahead, or a modified app made up the time, and so perhaps the dates its records
-    /// carry, which the rules bound by that time); or its clock reading bounds nothing (before
-    /// the app existed, or past any date) and a record's date it writes is after this side's
-    /// tomorrow. Nothing is said when this side's own clock is plainly wrong.
-    fn made_ahead(&self, id: &DocId, change: &Change) -> Option<String> {
+    /// Why a change is listed for review by the clocks (the rules take any stored date, see
+    /// `trust::rules`): its own clock reads more than a day past this side's (the writing
+    /// device's clock was far ahead, or a modified app made up the time); or a record date it
+    /// writes, `dated`, is after the day after its own clock reading (no honest app of this
+    /// version takes one; an older release did, or the app was modified), or, when that
+    /// reading bounds nothing (before the app existed, or past any date), after this side's
+    /// tomorrow. Nothing is said by this side's clock when it is plainly wrong itself.
+    fn dated_ahead(&self, change: &Change, dated: Option<chrono::NaiveDate>) -> Option<String> {
         use chrono::Datelike;
-        let now = chrono::DateTime::from_timestamp_millis(self.now_ms())?;
-        if now.year() < crate::dates::EARLIEST_YEAR {
-            return None;
-        }
+        let now = chrono::DateTime::from_timestamp_millis(self.now_ms())
+            .filter(|t| t.year() >= crate::dates::EARLIEST_YEAR);
         let made = chrono::DateTime::from_timestamp(change.timestamp(), 0);
-        if let Some(made) = made
+        if let (Some(now), Some(made)) = (now, made)
             && made > now + chrono::Days::new(1)
         {
             return Some(format!(
@@ -584,18 +584,20 @@ impl Batch<'_> {
                 made.date_naive()
             ));
         }
-        if crate::dates::latest_date_by_clock(change.timestamp()).is_some() {
-            return None;
+        let date = dated?;
+        match crate::dates::latest_date_by_clock(change.timestamp()) {
+            Some(bound) => (date > bound)
+                .then(|| format!("记录的日期（{date}）晚于写入它的时间，不是已经发生的事：请核对")),
+            None => {
+                let tomorrow = now?.date_naive().checked_add_days(chrono::Days::new(1))?;
+                (date > tomorrow).then(|| {
+                    format!(
+                        "记录的日期（{date}）晚于本机今天，而写入它的设备时钟不对（早于 {} 年或无法识别），或应用被改动过",
+                        crate::dates::EARLIEST_YEAR
+                    )
+                })
+            }
         }
-        let tomorrow = now.date_naive().checked_add_days(chrono::Days::new(1))?;
-        let doc = self.docs.get(id)?;
-        let latest = trust::dates_written(doc, change).into_iter().max()?;
-        (latest > tomorrow).then(|| {
-            format!(
-                "记录的日期（{latest}）晚于本机今天，而写入它的设备时钟不对（早于 {} 年或无法识别），或应用被改动过",
-                crate::dates::EARLIEST_YEAR
-            )
-        })
     }
 
     /// Lists for review the changes taken on a standing their member has lost (those that
@@ -653,7 +655,13 @@ impl Batch<'_> {
     /// The verdict on one change, against the auth state the trust module docs define; for an
     /// accepted change whose member has lost part of that standing in this side's school
     /// state now, also why it is listed for review (`trust::standing`).
-    fn judge(&mut self, id: &DocId, change: &Change) -> (Verdict, Option<String>) {
+    /// `dated`: set to the latest record date the change writes, once the rules took it.
+    fn judge(
+        &mut self,
+        id: &DocId,
+        change: &Change,
+        dated: &mut Option<chrono::NaiveDate>,
+    ) -> (Verdict, Option<String>) {
         let Some(doc) = self.docs.get(id) else {
             return (Verdict::Defer("档案不在本机".into()), None);
         };
@@ -730,7 +738,7 @@ impl Batch<'_> {
                 }
             }
         }
-        let verdict = trust::validate(
+        let (verdict, latest) = trust::validate_dated(
             id,
             doc,
             change,
@@ -743,6 +751,7 @@ impl Batch<'_> {
         if verdict != Verdict::Accept {
             return (verdict, None);
         }
+        *dated = latest;
         // Taken, whatever this side knows now (replicas must not diverge); listed for review
         // when the member's standing here and now would not have allowed it. (Not for the
         // school document itself: its current state already holds the changes this merge is

@@ -66,7 +66,7 @@
 //! | any | `records/<id>/void/*` | the record's author or an administrator; `by` = the change's member, `reason` not empty |
 //! | any | `records/<id>/progress/<new id>` | a writer of 学习帮扶计划 who cares for the child, while consent to the basic file is not withdrawn; `author` = the change's member |
 //! | any | `records/<id>/progress/<id>/*` | the entry's author |
-//! | any | `records/<id>/fields/*`, `happened_on` | the record's author; `happened_on` and a progress entry's `date` (made or edited) a date as the app stores it (`2026-11-20`), not after the day after the change's own clock reading, unless that reading is before 2026 (a plainly wrong clock, on which an honest app takes the date entered) |
+//! | any | `records/<id>/fields/*`, `happened_on` | the record's author; `happened_on` and a progress entry's `date` (made or edited) a date as the app stores it (`2026-11-20`). A date after the day after the change's own clock reading (or, when that reading is before 2026, after the receiver's tomorrow) is taken and listed for review, not refused: releases before `dates::parse_past_date` took any date |
 //! | any | `records/<id>` author, kind, device, child, role, time | never after creation |
 //! | any | deleting a record | never |
 //!
@@ -93,8 +93,8 @@ pub mod standing;
 
 pub use auth::{Declared, declare, display_message};
 pub use rules::{
-    AuthState, Verdict, author_of, consent_refusal, dates_written, device_of_actor, may_edit_field,
-    may_record_consent, validate,
+    AuthState, Verdict, author_of, consent_refusal, device_of_actor, may_edit_field,
+    may_record_consent, validate, validate_dated,
 };
 
 /// The largest change accepted from another device.

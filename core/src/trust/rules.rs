@@ -1,5 +1,7 @@
 //! [`validate`]: the rules table of the module docs, as code.
 
+use std::cell::Cell;
+
 use automerge::{Automerge, ObjType, ScalarValue};
 
 use super::MAX_CHANGE_BYTES;
@@ -190,27 +192,6 @@ fn str_of(v: &ScalarValue) -> Option<&str> {
     }
 }
 
-/// The dates a change writes for records (a record's `happened_on`, a progress entry's
-/// `date`), as stored: what a receiver checks against its own clock when the change's clock
-/// reading bounds nothing or is far ahead (`store::admit`).
-pub fn dates_written(doc: &Automerge, change: &automerge::Change) -> Vec<chrono::NaiveDate> {
-    paths::writes(doc, change)
-        .unwrap_or_default()
-        .iter()
-        .filter(|w| {
-            let path: Vec<&str> = w.path.iter().map(String::as_str).collect();
-            matches!(
-                path.as_slice(),
-                [RECORDS, _, R_HAPPENED] | [RECORDS, _, R_PROGRESS, _, R_PROGRESS_DATE]
-            )
-        })
-        .filter_map(|w| match &w.action {
-            Action::Put(v) => str_of(v).and_then(crate::dates::stored_date),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Judges one change to `doc_id`. `doc` already holds the change (and everything it depends
 /// on); `auth` is the state the module docs say it is judged against.
 pub fn validate(
@@ -218,6 +199,30 @@ pub fn validate(
     doc: &Automerge,
     change: &automerge::Change,
     auth: &AuthState<'_>,
+) -> Verdict {
+    validate_dated(doc_id, doc, change, auth).0
+}
+
+/// [`validate`], with the latest date the change writes for a record (a record's
+/// `happened_on`, a progress entry's `date`), which the receiver compares with the change's
+/// clock reading and its own (`store::admit`, listed for review: see [`Ctx::check_date`]).
+pub fn validate_dated(
+    doc_id: &DocId,
+    doc: &Automerge,
+    change: &automerge::Change,
+    auth: &AuthState<'_>,
+) -> (Verdict, Option<chrono::NaiveDate>) {
+    let dated = Cell::new(None);
+    let verdict = judge(doc_id, doc, change, auth, &dated);
+    (verdict, dated.get())
+}
+
+fn judge(
+    doc_id: &DocId,
+    doc: &Automerge,
+    change: &automerge::Change,
+    auth: &AuthState<'_>,
+    dated: &Cell<Option<chrono::NaiveDate>>,
 ) -> Verdict {
     if change.raw_bytes().len() > MAX_CHANGE_BYTES {
         return refuse(format!(
@@ -251,7 +256,7 @@ pub fn validate(
         at: &at,
         actor: change.actor_id(),
         start_op: change.start_op().get(),
-        made_at: change.timestamp(),
+        dated,
         doc_id,
         auth,
         member,
@@ -274,8 +279,8 @@ struct Ctx<'a> {
     at: &'a [automerge::ChangeHash],
     actor: &'a automerge::ActorId,
     start_op: u64,
-    /// The change's own clock reading (seconds), as its device stamped it.
-    made_at: i64,
+    /// The latest record date the change writes, so far.
+    dated: &'a Cell<Option<chrono::NaiveDate>>,
     doc_id: &'a DocId,
     auth: &'a AuthState<'a>,
     member: &'a Member,
@@ -502,11 +507,11 @@ impl Ctx<'_> {
 
     /// The date a record happened on or a progress entry's date, made or edited (`at_key`:
     /// the write is the key itself, not something nested under it): a date as the app stores
-    /// it, and not after the day the change was made by its own clock (no honest app takes a
-    /// date after its today, `dates::parse_past_date`). A clock before the app existed bounds
-    /// nothing, as on the honest phone; that, and a clock set far ahead, is checked against
-    /// the receiver's clock where the change arrives and listed for review (`store::admit`),
-    /// since the rules cannot read the receiver's clock.
+    /// it. Refused otherwise. Its bound, the day after the change's own clock reading (no
+    /// honest app takes a date after its today, `dates::parse_past_date`), is not a refusal:
+    /// releases before that check took any date, and a change refused for it would take every
+    /// later change of the file with it. The date is noted ([`validate_dated`]) and the
+    /// receiver lists a change past that bound, or past its own clock, for review.
     fn check_date(&self, w: &Write, at_key: bool) -> Check {
         let date = match (&w.action, at_key) {
             (Action::Put(v), true) => str_of(v).and_then(crate::dates::stored_date),
@@ -518,12 +523,10 @@ impl Ctx<'_> {
         let Some(date) = date else {
             return Err("记录的日期无效".into());
         };
-        match crate::dates::latest_date_by_clock(self.made_at) {
-            Some(latest) if date > latest => Err(format!(
-                "记录的日期 {date} 晚于写入它的时间，不能记录还没发生的事"
-            )),
-            _ => Ok(()),
+        if self.dated.get().is_none_or(|d| date > d) {
+            self.dated.set(Some(date));
         }
+        Ok(())
     }
 
     /// Whether `obj` was created by the change being judged (its id carries the change's actor
