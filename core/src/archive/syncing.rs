@@ -300,10 +300,11 @@ impl Archive {
         self.listed_changes("quarantine")
     }
 
-    /// Changes taken at the school state they declare that their member's standing here and
-    /// now would not allow (written on a phone that had not yet heard that a class, a pairing
-    /// or a role was taken away: `trust::standing`), newest first, for an administrator to
-    /// review. The reason says what the member lost and what it no longer allows.
+    /// Changes taken but listed for an administrator to review, newest first: ones their
+    /// member's standing here and now would not allow (written on a phone that had not yet
+    /// heard that a class, a pairing or a role was taken away: `trust::standing`), ones that
+    /// ignored a consent, class or departure known before, and ones whose record dates or
+    /// clock reading are past what a clock allows (`store::admit`). The reason says which.
     pub fn outdated_standing(&mut self) -> Result<Vec<QuarantinedChange>> {
         self.listed_changes("outdated")
     }

@@ -434,7 +434,11 @@ impl Batch<'_> {
                 } else {
                     let mut dated = None;
                     let (verdict, lost) = self.judge(id, change, &mut dated);
-                    if let Some(reason) = lost.or_else(|| self.dated_ahead(change, dated)) {
+                    let reason = match (lost, self.dated_ahead(change, dated)) {
+                        (Some(a), Some(b)) => Some(format!("{a}；{b}")),
+                        (a, b) => a.or(b),
+                    };
+                    if let Some(reason) = reason {
                         outdated.push(Quarantined {
                             doc: id.clone(),
                             hash,
@@ -577,7 +581,9 @@ impl Batch<'_> {
             .filter(|t| t.year() >= crate::dates::EARLIEST_YEAR);
         let made = chrono::DateTime::from_timestamp(change.timestamp(), 0);
         if let (Some(now), Some(made)) = (now, made)
-            && made > now + chrono::Days::new(1)
+            && now
+                .checked_add_days(chrono::Days::new(1))
+                .is_some_and(|limit| made > limit)
         {
             return Some(format!(
                 "修改上的时间（{}）比本机时间晚了一天以上：写入它的设备时钟不对，或应用被改动过",
