@@ -190,32 +190,20 @@ impl PeerSync {
         self.archive
     }
 
-    /// The store, opened now if this is the accepting side's first need of it.
-    fn archive(&mut self) -> Result<&mut Archive, Error> {
-        if self.archive.is_none()
-            && let Some((path, key)) = &self.closed
-        {
-            self.archive = Some(Archive::open_with_key(path, key.as_ref())?);
-        }
-        self.archive
-            .as_mut()
-            .ok_or_else(|| Error::NotPermitted("尚未出示成员证书".into()))
-    }
-
     fn peer_key(&self) -> String {
         self.remote.to_string()
     }
 
     fn greet(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         let cert = self.trust.verify(&self.remote, bytes, self.now)?;
-        let (trust, remote, peer_key) = (self.trust.clone(), self.remote, self.peer_key());
-        let archive = self.archive()?;
-        let (member, roles) = trust.check(archive, &remote, &cert)?;
+        let peer_key = self.peer_key();
+        let archive = opened(&mut self.archive, &self.closed)?;
+        let (member, roles) = self.trust.check(archive, &self.remote, &cert)?;
         // Only what the peer's own device made is taken from it (crate docs of
         // `shouwang_core::trust`): it authenticated as this key, nothing more.
         let mut session = archive
             .peer_session(&peer_key, &member)?
-            .with_sender(Sender::for_device(&remote.0, &member, &roles));
+            .with_sender(Sender::for_device(&self.remote.0, &member, &roles));
         let out = session.handle(archive.store(), Event::Start)?;
         self.session = Some(session);
         self.peer_member = Some(member);
@@ -233,10 +221,10 @@ impl PeerSync {
         if !caught_up {
             return Ok(Reply::send(frames));
         }
-        let (peer_key, end) = (self.peer_key(), self.end);
-        let archive = self.archive()?;
+        let peer_key = self.peer_key();
+        let archive = opened(&mut self.archive, &self.closed)?;
         archive.record_sync_result(&peer_key, None)?;
-        if end == End::Acceptor {
+        if self.end == End::Acceptor {
             // The peer may have brought a school document that narrows this member's scope
             // (an erasure, a pairing ended): the dialer purges after the exchange
             // (`device::sync_peer`), this side at once.
@@ -254,6 +242,22 @@ impl PeerSync {
             End::Acceptor => Ok(Reply::send(frames)),
         }
     }
+}
+
+/// The store, opened now if this is the accepting side's first need of it (`closed`: where
+/// it is; see [`PeerSync`]).
+fn opened<'a>(
+    archive: &'a mut Option<Archive>,
+    closed: &Option<(PathBuf, Option<StoreKey>)>,
+) -> Result<&'a mut Archive, Error> {
+    if archive.is_none()
+        && let Some((path, key)) = closed
+    {
+        *archive = Some(Archive::open_with_key(path, key.as_ref())?);
+    }
+    archive
+        .as_mut()
+        .ok_or_else(|| Error::NotPermitted("尚未出示成员证书".into()))
 }
 
 impl Conversation for PeerSync {

@@ -681,6 +681,20 @@ fn taken_by_teacher(s: &mut School, doc: &DocId, hash: &automerge::ChangeHash) -
     holds(&mut s.teacher.archive, doc, hash)
 }
 
+/// The 班主任's 学习帮扶计划 for CHILDREN[0] (its record id).
+fn study_plan(teacher: &mut Device) -> String {
+    teacher.record(
+        "学习帮扶计划",
+        CHILDREN[0].1,
+        "2026-11-20",
+        &[
+            ("subject", "数学"),
+            ("schedule", "每周三"),
+            ("notes", "乘法口诀"),
+        ],
+    )
+}
+
 /// 8. A school change under the office's actor (changes are not signed), making the 爱心妈妈
 ///    领导组 and marking the office's own device revoked in the same change. Judged at what it
 ///    depends on, the office's device is an administrator's; it must not then be taken as a
@@ -856,16 +870,7 @@ fn story_13_another_carers_progress_entry_cannot_be_written_over() {
     use shouwang_core::doc::access::map_at;
 
     let mut s = school_with_a_visit();
-    let plan = s.teacher.record(
-        "学习帮扶计划",
-        CHILDREN[0].1,
-        "2026-11-20",
-        &[
-            ("subject", "数学"),
-            ("schedule", "每周三"),
-            ("notes", "乘法口诀"),
-        ],
-    );
+    let plan = study_plan(&mut s.teacher);
     s.teacher
         .archive
         .add_progress(&plan, "2026-11-21", &kv(&[("notes", "乘法口诀背熟了")]))
@@ -1001,19 +1006,10 @@ fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_cl
     );
 
     // A 进步档案 entry dated 2099 in a change made today, by the 班主任 on his own study
-    // plan: refused at the office like a record's date.
+    // plan: taken and listed at the office like a record's date.
     let mut s = school_with_a_visit();
     let c = s.child.clone();
-    let plan = s.teacher.record(
-        "学习帮扶计划",
-        CHILDREN[0].1,
-        "2026-11-20",
-        &[
-            ("subject", "数学"),
-            ("schedule", "每周三"),
-            ("notes", "口算"),
-        ],
-    );
+    let plan = study_plan(&mut s.teacher);
     sync(&mut s.teacher, &mut s.admin);
     let forged = attack::progress_dated(&mut s.teacher.archive, &c, &plan, "2099-01-01");
     s.admin.import_file(&s.teacher.export_file("forged"));

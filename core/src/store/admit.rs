@@ -790,8 +790,9 @@ impl Batch<'_> {
         // The child's file as this side knew it before this batch: the change declared an
         // older version of it (a phone that had not heard of a consent withdrawn, a class
         // moved or the child's departure, or a modified app declaring old heads on purpose).
-        // Listed for review when that would refuse it. (Not the merged file: what arrives with the change, a
-        // withdrawal recorded after it on the same phone, is not what it ignored.)
+        // Listed for review when that would refuse it. (Not the merged file: what arrives
+        // with the change, a withdrawal recorded after it on the same phone, is not what it
+        // ignored.)
         let Some(child) = id.child().map(|c| DocId::Child(c.clone())) else {
             return (verdict, None);
         };

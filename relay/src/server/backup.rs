@@ -142,7 +142,8 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
         Some(&store_key),
     )
     .map_err(|e| locked(e, data))?;
-    let school = data.open_archive()?.school()?.name.clone();
+    let mut archive = data.open_archive()?;
+    let school = archive.school()?.name.clone();
     let tmp = dir.join(format!(
         ".{}.partial",
         out.file_name()
@@ -182,9 +183,7 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
     })();
     let _ = fs::remove_file(&tmp);
     let files = result?;
-    let ledger_problem = data
-        .open_archive()
-        .and_then(|mut a| school_document(&mut a))
+    let ledger_problem = school_document(&mut archive)
         .and_then(|doc| keep_in_ledger(&dir.join(LEDGER), &store_key, &doc))
         .err()
         .map(|e| e.to_string());
