@@ -28,8 +28,11 @@
 //! - **Up and down.** [`Link::set_up`] sets the state by hand; [`Link::flap`] starts a
 //!   [`Flapping`] schedule now: down for `down`, up for `up`, repeating, until the next
 //!   `set_up` or `flap`. [`LinkConfig::schedule`] starts one when the link starts.
+//! - **Chosen losses.** [`Link::lose_up`] drops one upward datagram picked by its order from
+//!   now (the second: a QUIC client's `Finished`), before the random loss is drawn.
 //! - **Counters** ([`LinkStats`]) per direction: datagrams and bytes offered and delivered
-//!   (UDP payload, without `overhead`), and drops by cause.
+//!   (UDP payload, without `overhead`), drops by cause, and the datagrams that begin with a
+//!   QUIC Initial packet (the datagrams of handshakes).
 //! - **Lifetime.** Everything runs as tokio tasks owned by the [`Link`]; dropping it aborts
 //!   them and closes the sockets. [`Link::start`] must run inside a tokio runtime.
 
@@ -214,6 +217,13 @@ pub struct DirStats {
     pub dropped_down: u64,
     /// Dropped because the bottleneck queue was full.
     pub dropped_queue: u64,
+    /// Dropped because a test chose it ([`Link::lose_up`]).
+    pub dropped_chosen: u64,
+    /// Offered datagrams that begin with a QUIC Initial packet (first byte `0b1100_xxxx`:
+    /// long header, fixed bit, type Initial; RFC 9000 §17.2.2). A client sends two of them
+    /// in a handshake without loss (its ClientHello, then its acknowledgement of the server's
+    /// Initial with its `Finished`), so more than two mean a handshake began again.
+    pub quic_initials: u64,
 }
 
 impl DirStats {
@@ -227,6 +237,8 @@ impl DirStats {
             lost: self.lost - earlier.lost,
             dropped_down: self.dropped_down - earlier.dropped_down,
             dropped_queue: self.dropped_queue - earlier.dropped_queue,
+            dropped_chosen: self.dropped_chosen - earlier.dropped_chosen,
+            quic_initials: self.quic_initials - earlier.quic_initials,
         }
     }
 }
@@ -259,6 +271,8 @@ struct Counters {
     lost: AtomicU64,
     dropped_down: AtomicU64,
     dropped_queue: AtomicU64,
+    dropped_chosen: AtomicU64,
+    quic_initials: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -276,6 +290,8 @@ impl Counters {
             lost: g(&self.lost),
             dropped_down: g(&self.dropped_down),
             dropped_queue: g(&self.dropped_queue),
+            dropped_chosen: g(&self.dropped_chosen),
+            quic_initials: g(&self.quic_initials),
         }
     }
 }
@@ -325,6 +341,9 @@ struct Pipe {
     /// A schedule to start once this direction has delivered so many bytes in all
     /// ([`Link::flap_after`]): the cut comes at a byte, not at whenever a test polls.
     trigger: Mutex<Option<(u64, Flapping)>>,
+    /// The index (in offered order, from 0) of a datagram to drop ([`Link::lose_up`]);
+    /// `u64::MAX`: none.
+    lose_at: AtomicU64,
 }
 
 impl Pipe {
@@ -349,6 +368,7 @@ impl Pipe {
             gate,
             queue,
             trigger: Mutex::new(None),
+            lose_at: AtomicU64::new(u64::MAX),
         };
         (Arc::new(pipe), rx)
     }
@@ -356,11 +376,18 @@ impl Pipe {
     /// A datagram enters this direction, to be sent from `socket` to `dst`.
     fn admit(&self, data: Vec<u8>, socket: &Arc<UdpSocket>, dst: SocketAddr) {
         let c = &self.counters;
-        bump(&c.offered_datagrams, 1);
+        let index = c.offered_datagrams.fetch_add(1, Ordering::Relaxed);
         bump(&c.offered_bytes, data.len() as u64);
+        if data.first().is_some_and(|b| b & 0xF0 == 0xC0) {
+            bump(&c.quic_initials, 1);
+        }
         let now = Instant::now();
         if !self.gate.is_up(now) {
             bump(&c.dropped_down, 1);
+            return;
+        }
+        if index == self.lose_at.load(Ordering::Relaxed) {
+            bump(&c.dropped_chosen, 1);
             return;
         }
         let mut s = self.state.lock().unwrap();
@@ -553,6 +580,12 @@ impl Link {
     pub fn flap_after(&self, more: u64, schedule: Flapping) {
         let at = self.up.counters.delivered_bytes.load(Ordering::Relaxed) + more;
         *self.up.trigger.lock().unwrap() = Some((at, schedule));
+    }
+
+    /// Drops the upward datagram that is the `nth` offered from now (0: the next one).
+    pub fn lose_up(&self, nth: u64) {
+        let at = self.up.counters.offered_datagrams.load(Ordering::Relaxed) + nth;
+        self.up.lose_at.store(at, Ordering::Relaxed);
     }
 
     /// Whether a schedule is running (started by [`Link::flap`] or [`Link::flap_after`]).

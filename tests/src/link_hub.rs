@@ -279,22 +279,29 @@ pub struct PhoneOverLink {
     pub dir: tempfile::TempDir,
 }
 
-/// Starts the hub with `hub` applied to its configuration, the link in front of it, and joins
-/// a new phone over the link with `opts`.
+/// Starts the hub with `hub` applied to its configuration, an ideal link in front of it, and
+/// joins a new phone over the link with `opts`.
 pub async fn phone_over_link(
     hub: impl FnOnce(ServerConfig) -> ServerConfig,
+    opts: &ConversationOptions,
+) -> PhoneOverLink {
+    phone_over_link_like(hub, LinkConfig::ideal, opts).await
+}
+
+/// [`phone_over_link`] through a link made by `link` (from where it listens and the hub's
+/// socket), such as [`LinkConfig::edge`].
+pub async fn phone_over_link_like(
+    hub: impl FnOnce(ServerConfig) -> ServerConfig,
+    link: impl FnOnce(SocketAddr, SocketAddr) -> LinkConfig,
     opts: &ConversationOptions,
 ) -> PhoneOverLink {
     let dir = tempfile::tempdir().unwrap();
     let data = tokio::task::block_in_place(|| crate::fixtures::small_hub(dir.path()));
     let server = Server::start(hub(hub_only(data.root()))).await.unwrap();
     let link = Arc::new(
-        Link::start(LinkConfig::ideal(
-            (Ipv6Addr::LOCALHOST, 0).into(),
-            hub_socket(&server),
-        ))
-        .await
-        .unwrap(),
+        Link::start(link((Ipv6Addr::LOCALHOST, 0).into(), hub_socket(&server)))
+            .await
+            .unwrap(),
     );
     let JoinOver { joined, .. } = join_over(&link, &data, &dir.path().join("phone.db"), opts).await;
     let mut archive = joined.unwrap();

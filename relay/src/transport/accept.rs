@@ -223,6 +223,7 @@ impl SyncProtocol {
             finished: false,
             unread_out: 0,
             keep_open: !inner.opts.warm.is_zero(),
+            redial_by: None,
         };
         driver.run().await.map(|ended| Some(ended.stats))
     }

@@ -49,6 +49,9 @@ pub(crate) struct Driver<'a, C> {
     /// dialer's close. A dialer always returns once its own half is finished
     /// ([`Ended::unread`]); its node keeps the connection or closes it.
     pub keep_open: bool,
+    /// A dialer on a connection it just made: if QUIC has not seen the handshake confirmed by
+    /// then, and no frame came, the driver returns [`Ended::redial`] (module docs, point 8).
+    pub redial_by: Option<Instant>,
 }
 
 /// A conversation that ended well.
@@ -62,6 +65,10 @@ pub(crate) struct Ended<C> {
     /// background ([`drain`]) on the connection still open, so the acceptor can finish; a
     /// connection not kept warm is closed after that.
     pub unread: Option<RecvStream>,
+    /// The handshake was not confirmed by [`Driver::redial_by`] and nothing came: the
+    /// conversation has sent its opening only, and its node runs it again, opening and all,
+    /// on a new connection. (Only ever set for a dialer given `redial_by`.)
+    pub redial: bool,
 }
 
 /// Reads `recv` to its end (or for at most `limit`), dropping what comes.
@@ -85,6 +92,12 @@ pub(crate) enum Side {
 fn stream_frames(conn: &Connection) -> u64 {
     let stats = conn.stats();
     stats.frame_rx.stream + stats.frame_tx.stream
+}
+
+/// Whether the peer has confirmed the QUIC handshake (a client hears HANDSHAKE_DONE; RFC 9001
+/// §4.1.2): until then a lost `Finished` of ours holds up everything we send.
+pub(crate) fn handshake_confirmed(conn: &Connection) -> bool {
+    conn.stats().frame_rx.handshake_done > 0
 }
 
 /// Resolves at the next wake; never, without a listener or once the [`Wake`] is gone.
@@ -112,19 +125,22 @@ impl<'a, C: Conversation> Driver<'a, C> {
         if let Some(m) = self.metrics {
             m.ended(result.as_ref().map(|_| ()));
         }
-        let stats = result?;
-        let unread = (!self.remote_done).then_some(self.recv);
+        let (stats, redial) = result?;
+        let unread = (!self.remote_done && !redial).then_some(self.recv);
         match self.conversation.take() {
             Some(conversation) => Ok(Ended {
                 conversation,
                 stats,
                 unread,
+                redial,
             }),
             None => Err(TransportError::io("会话状态丢失")),
         }
     }
 
-    async fn run_inner(&mut self) -> Result<Stats, TransportError> {
+    /// The conversation's stats, and whether it is to run again on a new connection
+    /// ([`Ended::redial`]).
+    async fn run_inner(&mut self) -> Result<(Stats, bool), TransportError> {
         // Wakes from here on count: the opening covers everything before.
         let mut wake = self.opts.wake.as_ref().map(Wake::listen);
         let reply = self.call(|c| c.opening()).await;
@@ -136,18 +152,19 @@ impl<'a, C: Conversation> Driver<'a, C> {
         let mut last_moved = stream_frames(self.conn);
         let mut widened = false;
         let conn = self.conn;
+        let mut redial_by = self.redial_by;
         loop {
             if self.local_done && self.finished && (self.side == Side::Dialer || self.keep_open) {
                 // Our half is finished (the acceptor's only after reading all of ours) and the
                 // connection stays open to deliver it; a dialer leaves the rest of the
                 // acceptor's half to `Ended::unread`, and the connection to its node.
-                return Ok(self.stats);
+                return Ok((self.stats, false));
             }
             tokio::select! {
                 biased;
                 closed = conn.closed() => {
                     if self.local_done && self.remote_done && is_done(&closed) {
-                        return Ok(self.stats);
+                        return Ok((self.stats, false));
                     }
                     // The peer closed while we still had something to say or hear.
                     return Err(peer_close(conn).unwrap_or_else(|| TransportError::io(closed)));
@@ -187,6 +204,13 @@ impl<'a, C: Conversation> Driver<'a, C> {
                     let reply = self.call(|c| c.on_wake()).await;
                     self.after(reply).await?;
                     deadline = Instant::now() + self.quiet_limit();
+                }
+                _ = sleep_until(redial_by.unwrap_or(deadline)), if redial_by.is_some() => {
+                    if handshake_confirmed(conn) || self.stats.frames_in > 0 {
+                        redial_by = None;
+                        continue;
+                    }
+                    return Ok((self.stats, true));
                 }
                 _ = sleep_until(deadline) => {
                     // Quiet means no stream data moving either way, not "no whole frame":
@@ -402,6 +426,7 @@ pub(crate) fn peer_close(conn: &Connection) -> Option<TransportError> {
                     TransportError::Protocol(format!("对方拒收过大的消息：{reason}"))
                 }
                 close::PROTOCOL => TransportError::Protocol(reason),
+                close::REDIAL => TransportError::Io("对方已换用新的连接".into()),
                 _ => TransportError::Io(format!("对方以代码 {code} 关闭：{reason}")),
             })
         }

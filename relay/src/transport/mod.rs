@@ -53,6 +53,21 @@
 //!    when the sync starts. No node reads datagrams otherwise, and none buffers more than
 //!    [`DATAGRAM_BUFFER`] bytes of them (QUIC's default, 1.25 MB a connection, would let
 //!    a stranger's connections park memory on the hub).
+//! 8. *Dialing again when the handshake is not confirmed.* `Endpoint::connect` returns once
+//!    the dialer has sent its `Finished`, and the dialer sends its opening at once; the
+//!    acceptor confirms the handshake (HANDSHAKE_DONE) when the `Finished` arrives, one round
+//!    trip later. If the `Finished` is lost, QUIC resends it only after a probe timeout of
+//!    about three round trips (RFC 9002 §6.2.1: one sample, `rttvar` half of it; 2.9 s on
+//!    EDGE), the acceptor drops the opening meanwhile, and that is resent later still: the
+//!    worst EDGE sync of the benches, 2.4× its limit. So a dialer on a connection it just made
+//!    waits one and a half round trips (and 150 ms, at least 1 s) for the confirmation or a
+//!    frame; without either, it closes the connection with [`close::REDIAL`] and runs the
+//!    conversation again, the same opening first, on a new connection, once. Its
+//!    conversation has then sent its opening and heard nothing, which is what it believes,
+//!    and an acceptor that did read the opening saw a conversation cut, which the sync
+//!    protocol resumes from. [`Node::warm_up`] does the same before it primes. On a fast link
+//!    QUIC's own probe timeout comes well within the 1 s, so only slow links dial again, and
+//!    only after a loss (`tests/tests/lost_handshake.rs`).
 //!
 //! Conversation callbacks run on tokio's blocking pool: they may read and write the SQLite
 //! store without stalling the network.
@@ -99,6 +114,9 @@ pub mod close {
     /// The accepting node does not take connections from this endpoint (see
     /// [`super::Admission`]): closed right after the QUIC handshake.
     pub const STRANGER: u32 = 7;
+    /// The dialer gave up on this connection's handshake, which the acceptor had not
+    /// confirmed in time, and dials again (point 8 of the module docs).
+    pub const REDIAL: u32 = 8;
 }
 
 /// What a conversation wants sent after an event.

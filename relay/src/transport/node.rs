@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use iroh::endpoint::{
     AfterHandshakeOutcome, BindOpts, Connection, ConnectionStats, EndpointHooks, PortmapperConfig,
-    QuicTransportConfig, RecvStream, Side as QuicSide, VarInt, presets,
+    QuicTransportConfig, RecvStream, SendStream, Side as QuicSide, VarInt, presets,
 };
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
@@ -45,6 +45,50 @@ const PRIMING_WAIT: Duration = Duration::from_secs(3);
 /// reads; the peer is told this as its largest datagram.
 pub const DATAGRAM_BUFFER: usize = 64;
 
+/// The least a dialer waits for its handshake to be confirmed before dialing again (point 8
+/// of the module docs). On a fast link QUIC's own probe timeout, a few round trips, resends a
+/// lost `Finished` well before this; dialing again is for slow links, where that timeout is
+/// seconds.
+const REDIAL_FLOOR: Duration = Duration::from_secs(1);
+
+/// How long past one and a half round trips a dialer waits for its handshake to be confirmed
+/// (the link's jitter, the peer's processing).
+const REDIAL_SLACK: Duration = Duration::from_millis(150);
+
+/// The round trip QUIC measured on `conn`'s path in use, if it has a sample.
+fn selected_rtt(conn: &Connection) -> Option<Duration> {
+    conn.paths()
+        .iter()
+        .find(|p| p.is_selected())
+        .map(|p| p.rtt())
+}
+
+/// When a dialer that has just connected on `conn` gives up on its handshake if the peer has
+/// not confirmed it: a round trip and a half from now, and some (point 8 of the module docs).
+///
+/// `Endpoint::connect` returns once the client has sent its `Finished`; the server confirms
+/// the handshake as soon as that arrives, so confirmation normally comes one round trip later.
+/// If the `Finished` was lost, QUIC resends it only after a probe timeout, which after the
+/// one round-trip sample of the handshake is about three round trips (RFC 9002 §6.2.1; 2.9 s
+/// on EDGE); meanwhile the server drops what we send, and that is resent later still. A new
+/// handshake costs one round trip.
+fn redial_at(conn: &Connection) -> Instant {
+    let rtt = selected_rtt(conn).unwrap_or(REDIAL_FLOOR);
+    Instant::now() + (rtt * 3 / 2 + REDIAL_SLACK).max(REDIAL_FLOOR)
+}
+
+/// Waits until the peer confirms `conn`'s handshake, `conn` closes, or `until`. Whether it
+/// was confirmed.
+async fn confirmed_by(conn: &Connection, until: Instant) -> bool {
+    let wait = async {
+        while !super::driver::handshake_confirmed(conn) && conn.close_reason().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let _ = tokio::time::timeout_at(until, wait).await;
+    super::driver::handshake_confirmed(conn)
+}
+
 /// Gives QUIC's loss recovery a few more round-trip samples on a connection made ahead.
 ///
 /// After the handshake the sender has one or two samples, and RFC 9002 (§5.3, §6.2.1) then
@@ -66,11 +110,7 @@ async fn prime_rtt(conn: &Connection) {
     }
     // Their acknowledgements come about a round trip after the last one. QUIC's counters do
     // not tell which packet an acknowledgement was for, so wait that round trip, and some.
-    let rtt = conn
-        .paths()
-        .iter()
-        .find(|p| p.is_selected())
-        .map_or(PRIMING_WAIT, |p| p.rtt());
+    let rtt = selected_rtt(conn).unwrap_or(PRIMING_WAIT);
     tokio::time::sleep((rtt + PRIMING_SLACK).min(PRIMING_WAIT)).await;
 }
 
@@ -434,7 +474,7 @@ impl Node {
     ) -> Result<(C, Stats), TransportError> {
         let remote = peer.id;
         // QUIC shows the stream to the peer only once data flows: the opening must not be empty.
-        let opening = conversation.opening()?;
+        let mut opening = conversation.opening()?;
         if opening.frames.is_empty() {
             return Err(TransportError::Protocol(
                 "发起连接的一方必须先发送消息".into(),
@@ -450,53 +490,28 @@ impl Node {
                 streams = Some((conn, s));
             }
         }
-        let (conn, (send, recv)) = match streams {
-            Some(s) => s,
+        // A new connection's handshake may not be confirmed yet: if it is not in time, the
+        // conversation runs again on another one (point 8 of the module docs), once.
+        let (mut conn, s, redial_by) = match streams {
+            Some((conn, s)) => (conn, s, None),
             None => {
-                let conn = self.connect(peer, opts).await?;
-                // A hub that turns this device away right after the handshake (a stranger, a
-                // spent invite) may close before the stream opens: its reason is the error,
-                // not "cut".
-                let s = conn.open_bi().await.map_err(|e| {
-                    super::driver::peer_close(&conn).unwrap_or_else(|| TransportError::io(e))
-                })?;
-                (conn, s)
+                let (conn, s) = self.open(peer.clone(), opts).await?;
+                let by = redial_at(&conn);
+                (conn, s, Some(by))
             }
         };
-        let driver = Driver {
-            conn: &conn,
-            send,
-            recv,
-            opts,
-            metrics: None,
-            shutdown: None,
-            conversation: Some(Opened {
-                inner: conversation,
-                opening: Some(opening),
-            }),
-            stats: Stats {
-                remote,
-                frames_in: 0,
-                frames_out: 0,
-                bytes_in: 0,
-                bytes_out: 0,
-            },
-            side: Side::Dialer,
-            local_done: false,
-            remote_done: false,
-            finished: false,
-            unread_out: 0,
-            keep_open: true,
+        let first = match redial_by {
+            Some(_) => opening.clone(),
+            None => std::mem::take(&mut opening),
         };
-        let ended = match driver.run().await {
-            Ok(ended) => ended,
-            Err(e) => {
-                if conn.close_reason().is_none() {
-                    conn.close(VarInt::from_u32(close::PROTOCOL), b"");
-                }
-                return Err(e);
-            }
-        };
+        let mut ended = dial(&conn, s, conversation, first, redial_by, opts).await?;
+        if ended.redial {
+            tracing::debug!("handshake with {remote} not confirmed in time; dialing again");
+            conn.close(VarInt::from_u32(close::REDIAL), b"");
+            let (again, s) = self.open(peer, opts).await?;
+            conn = again;
+            ended = dial(&conn, s, ended.conversation.inner, opening, None, opts).await?;
+        }
         // Done: the user hears so now. What is left of the acceptor's half is read in the
         // background; a connection not kept warm is closed once that has come.
         let keep = warm && conn.close_reason().is_none();
@@ -542,17 +557,21 @@ impl Node {
             self.keep_warm(conn, opts.warm);
             return Ok(());
         }
-        let conn = self.connect(peer, opts).await?;
+        let mut conn = self.connect(peer.clone(), opts).await?;
         // The handshake is complete on our side once the hub's flight arrived, but confirmed
         // only when the hub says so (HANDSHAKE_DONE): until then a lost datagram of ours
         // (our Finished) would hold up the sync's first frames for a probe timeout. Waiting
-        // here keeps that in the connecting ahead.
-        let confirmed = async {
-            while conn.stats().frame_rx.handshake_done == 0 && conn.close_reason().is_none() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        let _ = timeout(opts.connect_timeout, confirmed).await;
+        // here keeps that in the connecting ahead; if it does not come in time, a new
+        // handshake is quicker than QUIC's probe timeout (point 8 of the module docs).
+        if !confirmed_by(&conn, redial_at(&conn)).await && conn.close_reason().is_none() {
+            tracing::debug!(
+                "handshake with {} not confirmed in time; dialing again",
+                peer.id
+            );
+            conn.close(VarInt::from_u32(close::REDIAL), b"");
+            conn = self.connect(peer, opts).await?;
+        }
+        confirmed_by(&conn, Instant::now() + opts.connect_timeout).await;
         if let Some(e) = super::driver::peer_close(&conn) {
             return Err(e);
         }
@@ -574,6 +593,21 @@ impl Node {
         warm.get(&peer)
             .filter(|w| w.usable())
             .map(|w| w.conn.stats())
+    }
+
+    /// Connects to `peer` and opens the conversation's stream.
+    async fn open(
+        &self,
+        peer: EndpointAddr,
+        opts: &ConversationOptions,
+    ) -> Result<(Connection, (SendStream, RecvStream)), TransportError> {
+        let conn = self.connect(peer, opts).await?;
+        // A hub that turns this device away right after the handshake (a stranger, a spent
+        // invite) may close before the stream opens: its reason is the error, not "cut".
+        let s = conn.open_bi().await.map_err(|e| {
+            super::driver::peer_close(&conn).unwrap_or_else(|| TransportError::io(e))
+        })?;
+        Ok((conn, s))
     }
 
     async fn connect(
@@ -642,6 +676,49 @@ impl Node {
             None => self.endpoint.close().await,
         }
     }
+}
+
+/// Runs a dialer's `conversation`, whose `opening` was already produced, on `conn` and its
+/// `streams`; closes `conn` if it fails.
+async fn dial<C: Conversation>(
+    conn: &Connection,
+    (send, recv): (SendStream, RecvStream),
+    conversation: C,
+    opening: Reply,
+    redial_by: Option<Instant>,
+    opts: &ConversationOptions,
+) -> Result<super::driver::Ended<Opened<C>>, TransportError> {
+    let driver = Driver {
+        conn,
+        send,
+        recv,
+        opts,
+        metrics: None,
+        shutdown: None,
+        conversation: Some(Opened {
+            inner: conversation,
+            opening: Some(opening),
+        }),
+        stats: Stats {
+            remote: conn.remote_id(),
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        },
+        side: Side::Dialer,
+        local_done: false,
+        remote_done: false,
+        finished: false,
+        unread_out: 0,
+        keep_open: true,
+        redial_by,
+    };
+    driver.run().await.inspect_err(|_| {
+        if conn.close_reason().is_none() {
+            conn.close(VarInt::from_u32(close::PROTOCOL), b"");
+        }
+    })
 }
 
 /// A conversation whose opening frames were already produced (to check them before the

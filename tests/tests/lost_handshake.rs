@@ -1,0 +1,154 @@
+//! A phone whose last handshake datagram is lost dials again instead of waiting out QUIC's
+//! probe timeout (`transport` module docs, point 8), through the userspace link emulator on
+//! loopback: the real hub, a real device endpoint and store.
+//!
+//! The link has 300 ms each way and loses nothing at random; a story picks the one datagram
+//! it loses. A client sends two datagrams that begin with a QUIC Initial packet in a handshake
+//! without loss (its ClientHello, then its acknowledgement of the server's Initial beside its
+//! `Finished`); once the `Finished` is lost, QUIC alone resends it in Handshake packets, so a
+//! third Initial datagram means the phone began a new handshake.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shouwang_relay::device;
+use shouwang_relay::transport::ConversationOptions;
+use shouwang_tests::link::{Direction, LinkConfig};
+use shouwang_tests::link_hub::{PhoneOverLink, phone_over_link_like, school_has, write_home_visit};
+
+/// 300 ms each way, nothing lost at random: QUIC's probe timeout after one round-trip sample
+/// is then about 1.8 s.
+fn slow_link(listen: SocketAddr, target: SocketAddr) -> LinkConfig {
+    let slow = Direction {
+        delay: Duration::from_millis(300),
+        ..Direction::ideal()
+    };
+    LinkConfig {
+        up: slow.clone(),
+        down: slow,
+        ..LinkConfig::ideal(listen, target)
+    }
+}
+
+fn options(warm: bool) -> ConversationOptions {
+    ConversationOptions {
+        connect_timeout: Duration::from_secs(20),
+        ..if warm {
+            device::warm_options()
+        } else {
+            device::default_options()
+        }
+    }
+}
+
+/// 1. The phone's `Finished` is lost on a sync that connects anew (the CLI; the app's first
+///    sync after a while). The phone does not wait for QUIC to resend it: the hub has not
+///    confirmed the handshake a round trip and a half later, so it dials again, and the
+///    家访 reaches the school over the new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_1_a_lost_finished_is_dialed_again() {
+    let opts = options(false);
+    let PhoneOverLink {
+        data,
+        server: _server,
+        link,
+        mut archive,
+        identity,
+        node,
+        dir: _dir,
+    } = phone_over_link_like(|hub| hub, slow_link, &opts).await;
+    let notes = "妈妈在外打工，孩子跟外婆住，这周按时交了作业。";
+    let child = write_home_visit(&mut archive, notes);
+
+    let before = link.stats();
+    // The phone's second datagram: its acknowledgement of the hub's Initial and its Finished.
+    link.lose_up(1);
+    let (_archive, progress) = device::sync_hub(&node, &identity, archive, &opts, None)
+        .await
+        .unwrap_or_else(|e| panic!("the sync failed: {e}"));
+    let moved = link.stats().since(&before);
+    assert_eq!(
+        moved.up.dropped_chosen, 1,
+        "the Finished was lost: {moved:?}"
+    );
+    assert!(progress.bytes_sent > 0);
+    assert!(
+        moved.up.quic_initials > 2,
+        "the phone waited for QUIC to resend its Finished instead of dialing again: {moved:?}"
+    );
+    assert!(school_has(&data, &child, notes));
+}
+
+/// 2. On the same link with nothing lost, the phone makes one handshake: dialing again is for
+///    a handshake the hub did not confirm in time, not for a slow link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_2_a_slow_link_alone_is_not_dialed_again() {
+    let opts = options(false);
+    let PhoneOverLink {
+        data,
+        server: _server,
+        link,
+        mut archive,
+        identity,
+        node,
+        dir: _dir,
+    } = phone_over_link_like(|hub| hub, slow_link, &opts).await;
+    let notes = "孩子说想念爸爸，老师陪他打了电话。";
+    let child = write_home_visit(&mut archive, notes);
+
+    let before = link.stats();
+    let (_archive, progress) = device::sync_hub(&node, &identity, archive, &opts, None)
+        .await
+        .unwrap_or_else(|e| panic!("the sync failed: {e}"));
+    let moved = link.stats().since(&before);
+    assert!(progress.bytes_sent > 0);
+    assert_eq!(moved.up.quic_initials, 2, "one handshake: {moved:?}");
+    assert!(school_has(&data, &child, notes));
+}
+
+/// 3. Connecting ahead (the app opening) loses its `Finished` the same way: the connection
+///    made ahead dials again too, and the sync that follows runs on the new connection without
+///    another handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_3_connecting_ahead_dials_again_too() {
+    let opts = options(true);
+    let PhoneOverLink {
+        data,
+        server: _server,
+        link,
+        mut archive,
+        identity,
+        node,
+        dir: _dir,
+    } = phone_over_link_like(|hub| hub, slow_link, &opts).await;
+    let hub = identity.hub().unwrap();
+    let notes = "外婆说孩子这周咳嗽好了，按时上学。";
+    let child = write_home_visit(&mut archive, notes);
+
+    let before = link.stats();
+    link.lose_up(1);
+    node.warm_up(hub.clone(), &opts).await.unwrap();
+    assert!(node.is_warm(hub.id), "the connection made ahead is kept");
+    let warmed = link.stats().since(&before);
+    assert_eq!(
+        warmed.up.dropped_chosen, 1,
+        "the Finished was lost: {warmed:?}"
+    );
+    assert!(
+        warmed.up.quic_initials > 2,
+        "connecting ahead waited for QUIC to resend its Finished: {warmed:?}"
+    );
+
+    let at_sync = link.stats();
+    let (_archive, _) = device::sync_hub(&node, &identity, archive, &opts, None)
+        .await
+        .unwrap_or_else(|e| panic!("the sync failed: {e}"));
+    assert_eq!(
+        link.stats().since(&at_sync).up.quic_initials,
+        0,
+        "the sync ran on the connection made ahead"
+    );
+    assert!(school_has(&data, &child, notes));
+}
