@@ -1390,3 +1390,57 @@ fn an_administrator_downloads_the_registry_with_id_numbers_in_full_and_it_is_rec
         "{new:?}"
     );
 }
+
+/// Changes the trust rules refused or listed reach an administrator in the console, not only
+/// the CLI (`shouwang quarantine`): the 班主任's modified app writes a 谈心 as if he were a
+/// 爱心妈妈 (refused) and a 家访 dated 2099 (taken, listed for review). The overview says there is
+/// something to review; `/review` lists both, with the reason and where each came from; a
+/// 班主任 may not open it.
+#[test]
+fn an_administrator_reviews_the_changes_the_trust_rules_refused_or_listed() {
+    use shouwang_tests::attack;
+    use shouwang_tests::fixtures::{Device, join, sync};
+
+    let hub = Hub::start();
+    let (mut office, _) = logged_in(&hub, "张长友");
+    let page = office.get("/review").text();
+    assert!(page.contains("没有需要核实的修改"), "{page}");
+    assert!(!office.get("/").text().contains("需要核实"));
+
+    // A phone of the 班主任, set up from the hub's archive, whose app was modified.
+    let mut school = Device {
+        name: "hub",
+        archive: hub.archive(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let mut teacher = join(&mut school, HEAD_TEACHER);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    // The 家访 first: a change made after a refused one in the same file depends on it and is
+    // refused with it.
+    attack::home_visit_dated(&mut teacher.archive, &child, "2099-01-01");
+    attack::talk_dated(&mut teacher.archive, &child, "2026-11-20", None);
+    sync(&mut teacher, &mut school);
+    drop(school);
+
+    let overview = office.get("/").text();
+    assert!(
+        overview.contains("需要核实") && overview.contains("href=\"/review\""),
+        "{overview}"
+    );
+    let page = office.get("/review").text();
+    for expected in [
+        "已接收、需要核实的修改（1 项）",
+        "2099-01-01",
+        "被拒绝并隔离的修改（1 项）",
+        "不能在这份档案里填写谈心记录",
+        HEAD_TEACHER,
+        CHILDREN[0].1,
+        "数据文件",
+    ] {
+        assert!(page.contains(expected), "{expected} missing: {page}");
+    }
+
+    let (mut head, _) = logged_in(&hub, HEAD_TEACHER);
+    assert_eq!(head.get("/review").status, 403);
+    assert!(!head.get("/").text().contains("需要核实"));
+}

@@ -262,12 +262,36 @@ pub fn talk_dated(
     date: &str,
     clock_ms: Option<i64>,
 ) -> automerge::ChangeHash {
+    record_dated(a, child, ("talk", "love_mother"), date, clock_ms)
+}
+
+/// 13b. A 家访 by the device's own member as 班主任, for `child`, "held" on `date` (any string),
+///      in a change made now.
+pub fn home_visit_dated(a: &mut Archive, child: &ChildId, date: &str) -> automerge::ChangeHash {
+    record_dated(a, child, ("home_visit", "head_teacher"), date, None)
+}
+
+/// A record of `kind` written by the device's own member in `role`, dated `date`, the change
+/// stamped `clock_ms` if given.
+fn record_dated(
+    a: &mut Archive,
+    child: &ChildId,
+    (kind, role): (&'static str, &str),
+    date: &str,
+    clock_ms: Option<i64>,
+) -> automerge::ChangeHash {
+    // One id per kind, so that both can be forged into one file.
+    let id = if kind == "talk" {
+        1_700_000_000_002
+    } else {
+        1_700_000_000_004
+    };
     let record = Forged {
-        id: RecordId::new(1_700_000_000_002).as_str().to_owned(),
-        kind: "talk",
+        id: RecordId::new(id).as_str().to_owned(),
+        kind,
         happened_on: date.to_owned(),
         author: a.me_id().to_string(),
-        role: "love_mother".to_owned(),
+        role: role.to_owned(),
         device: actor_of(a).to_hex_string(),
         child: child.to_string(),
     };

@@ -57,13 +57,14 @@ pub fn respond(html: String) -> Response {
 }
 
 /// The navigation entries: (path, label, administrators only).
-const NAV: [(&str, &str, bool); 6] = [
+const NAV: [(&str, &str, bool); 7] = [
     ("/", "概览", false),
     ("/students", "学生", false),
     ("/conflicts", "冲突", false),
     ("/members", "成员与设备", true),
     ("/reports", "报表", true),
     ("/audit", "查阅记录", true),
+    ("/review", "待核实", true),
 ];
 
 /// A page with the navigation for `viewer`; `current` is the path of the active entry.

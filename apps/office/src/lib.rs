@@ -12,7 +12,8 @@
 //! member (`Archive::write_as_member`: under the member's own console device). Module
 //! map: `auth` (passwords, sessions, lock-out, CSRF), `html` (layout and escaping), `chart`
 //! (inline SVG), `overview` (概览), `students` (学生), `conflicts` (冲突), `members` (成员与设备,
-//! invites with QR codes), `reports` (报表, .xlsx).
+//! invites with QR codes), `reports` (报表, .xlsx), `audit` (查阅记录), `review` (待核实: changes
+//! the trust rules refused or listed).
 
 mod audit;
 pub mod auth;
@@ -23,6 +24,7 @@ mod html;
 mod members;
 mod overview;
 pub mod reports;
+mod review;
 mod students;
 
 use std::net::{IpAddr, SocketAddr};
@@ -127,6 +129,7 @@ impl Office {
             )
             .route("/reports", get(reports::page))
             .route("/audit", get(audit::page))
+            .route("/review", get(review::page))
             .route("/reports/{name}", get(reports::download))
             .route("/reports/{name}/reveal", post(reports::reveal))
             .route("/print/{id}", get(students::print))

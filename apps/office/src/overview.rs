@@ -77,6 +77,15 @@ fn render(a: &mut Archive, v: &Viewer) -> Result<String, OfficeError> {
             "（你负责的）"
         }
     );
+    if v.admin {
+        let waiting = a.to_review()?;
+        if waiting > 0 {
+            let _ = write!(
+                body,
+                "<p class=\"warn\">有 {waiting} 项同步来的修改需要核实或已被拒绝，请查看<a href=\"/review\">待核实</a>。</p>"
+            );
+        }
+    }
 
     // Children by class.
     let mut t = Table::new(&[

@@ -309,6 +309,19 @@ impl Archive {
         self.listed_changes("outdated")
     }
 
+    /// How many changes wait for an administrator's review: refused ([`Archive::quarantined`]),
+    /// taken but listed ([`Archive::outdated_standing`]), and relayed from revoked devices
+    /// ([`Archive::relayed_from_revoked`]).
+    pub fn to_review(&mut self) -> Result<usize> {
+        let n: i64 = self.store.conn().query_row(
+            "SELECT (SELECT COUNT(*) FROM quarantine) + (SELECT COUNT(*) FROM outdated)
+                  + (SELECT COUNT(*) FROM relayed)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// The rows of `quarantine` or `outdated`, labelled for people.
     fn listed_changes(&mut self, table: &str) -> Result<Vec<QuarantinedChange>> {
         let school = self.school()?;

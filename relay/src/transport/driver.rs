@@ -206,7 +206,9 @@ impl<'a, C: Conversation> Driver<'a, C> {
                     deadline = Instant::now() + self.quiet_limit();
                 }
                 _ = sleep_until(redial_by.unwrap_or(deadline)), if redial_by.is_some() => {
-                    if handshake_confirmed(conn) || self.stats.frames_in > 0 {
+                    // Any stream data from the peer (a large first frame still arriving) also
+                    // shows the handshake complete on its side.
+                    if handshake_confirmed(conn) || conn.stats().frame_rx.stream > 0 {
                         redial_by = None;
                         continue;
                     }
