@@ -1444,3 +1444,58 @@ fn an_administrator_reviews_the_changes_the_trust_rules_refused_or_listed() {
     assert_eq!(head.get("/review").status, 403);
     assert!(!head.get("/").text().contains("需要核实"));
 }
+
+/// A conflict in a child's private part (保密档案: here her 心理问题 flag set apart on the
+/// office's computer and the 班主任's phone) is counted on the 冲突 page, with a link to her
+/// file, and none of its values: the values are shown on her page, and opening it is in the
+/// access log. Reading the 冲突 page records nothing.
+#[test]
+fn a_conflict_in_a_private_part_is_shown_only_where_opening_it_is_logged() {
+    use shouwang_tests::fixtures::{Device, join, sync};
+
+    let hub = Hub::start();
+    let mut school = Device {
+        name: "hub",
+        archive: hub.archive(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let mut teacher = join(&mut school, HEAD_TEACHER);
+    for (d, value) in [(&mut teacher, "是"), (&mut school, "否")] {
+        d.archive
+            .edit_child(
+                CHILDREN[0].1,
+                "private_flags",
+                &shouwang_tests::fixtures::kv(&[("psychological", value)]),
+            )
+            .unwrap();
+    }
+    sync(&mut teacher, &mut school);
+    let child = school.archive.find_child(CHILDREN[0].1).unwrap();
+    drop(school);
+
+    let (mut office, _) = logged_in(&hub, "张长友");
+    let logged = |hub: &Hub| {
+        let mut a = hub.archive();
+        let log = a.audit_log().unwrap();
+        log.entries
+            .iter()
+            .filter(|e| e.what == "private_view" && e.target == child.as_str())
+            .count()
+    };
+    let before = logged(&hub);
+    let page = office.get("/conflicts").text();
+    assert!(
+        page.contains("保密档案里有 1 处冲突")
+            && page.contains(&format!("href=\"/students/{}\"", child.as_str())),
+        "{page}"
+    );
+    assert!(
+        !page.contains("心理问题") && !page.contains("private_flags"),
+        "a private value or field on the 冲突 page: {page}"
+    );
+    assert_eq!(logged(&hub), before, "the 冲突 page opened nothing");
+
+    let file = office.get(&format!("/students/{}", child.as_str())).text();
+    assert!(file.contains("心理问题"), "{file}");
+    assert_eq!(logged(&hub), before + 1, "opening her file is recorded");
+}

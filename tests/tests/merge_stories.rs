@@ -316,6 +316,52 @@ fn story_4b_a_date_resolved_after_today_is_refused_like_a_date_entered() {
     assert!(f.conflicts.is_empty(), "{:?}", f.conflicts);
 }
 
+/// 4c. The same conflict in her 家访's notes, seen by the principal on the office's archive:
+///     he may not resolve it (a record's fields are its author's, and every other device would
+///     refuse his change, and every later change of the file with it). He is told why, nothing
+///     is written, and she resolves it herself.
+#[test]
+fn story_4c_only_the_author_resolves_a_conflict_in_her_record() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let id = teacher.record("家访", CHILD, "2026-11-20", &[("notes", "奶奶在家")]);
+    sync(&mut teacher, &mut admin);
+    let mut tablet = join(&mut admin, HEAD_TEACHER);
+    for (d, text) in [
+        (&mut teacher, "奶奶在家，孩子在写作业"),
+        (&mut tablet, "外婆在家"),
+    ] {
+        d.archive
+            .edit_record(&id, None, &kv(&[("notes", text)]))
+            .unwrap();
+    }
+    sync(&mut teacher, &mut admin);
+    sync(&mut tablet, &mut admin);
+    let path = format!("records.{id}.fields.notes");
+    let before = admin.file(CHILD);
+    assert!(
+        before.conflicts.iter().any(|(_, c)| c.dotted() == path),
+        "{:?}",
+        before.conflicts
+    );
+    for (pick, value) in [(Some(1), None), (None, Some("外婆在家，孩子在写作业"))] {
+        let err = admin
+            .archive
+            .resolve(CHILD, &path, pick, value)
+            .unwrap_err();
+        assert!(err.to_string().contains("只能修改自己填写的记录"), "{err}");
+        assert_eq!(format!("{:?}", admin.file(CHILD)), format!("{before:?}"));
+    }
+    sync(&mut teacher, &mut admin);
+    teacher
+        .archive
+        .resolve(CHILD, &path, Some(1), None)
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    assert!(admin.archive.quarantined().unwrap().is_empty());
+    assert!(admin.file(CHILD).conflicts.is_empty());
+}
+
 /// 5. Void vs. edit: the principal voids a duplicate record while its author, apart, adds to its
 ///    notes. After the merge the record is voided (who, when, why kept) *and* shows the edit;
 ///    it no longer counts anywhere.

@@ -37,8 +37,11 @@ use crate::{Ctx, Office, OfficeError, Posted, Who, now};
 pub const SESSION_COOKIE: &str = "sw_session";
 /// The login form's CSRF cookie.
 pub const LOGIN_COOKIE: &str = "sw_login";
-/// Failures that lock a name from an address.
+/// Failures that lock a member (or a name no member has) from an address.
 pub const LOCK_FAILURES: i64 = 5;
+/// Failures, from every address together, that lock a member everywhere: an attacker who
+/// changes addresses (another computer, a new IPv6 address) gets no more guesses than this.
+pub const MEMBER_LOCK_FAILURES: i64 = 30;
 /// How long failures count, and how long a lock lasts, in seconds.
 pub const LOCK_SECONDS: i64 = 15 * 60;
 /// How long a session lasts, in seconds.
@@ -340,7 +343,8 @@ fn attempt(
     source: &str,
 ) -> Result<Outcome, OfficeError> {
     let t = now();
-    if let Some(minutes) = locked(a, name, source)? {
+    let key = failure_key(a, name);
+    if let Some(minutes) = locked(a, &key, source)? {
         return Ok(Outcome::Locked { minutes });
     }
     let member = a.find_member(name).ok().filter(may_log_in);
@@ -360,7 +364,7 @@ fn attempt(
         (true, Some(m)) => {
             conn.execute(
                 "DELETE FROM office_failures WHERE member_key = ?1 AND source = ?2",
-                params![name, source],
+                params![key, source],
             )?;
             conn.execute("DELETE FROM office_sessions WHERE expires <= ?1", [t])?;
             let token = random_hex();
@@ -372,31 +376,42 @@ fn attempt(
             Ok(Outcome::In { token })
         }
         _ => {
-            record_failure(a, name, source)?;
+            record_failure(a, &key, source)?;
             tracing::info!(source, "office login failed");
             Ok(Outcome::Wrong)
         }
     }
 }
 
-/// Minutes left of the lock on `name` from `source`, if it is locked (forgetting failures
-/// older than the window first).
-fn locked(a: &mut Archive, name: &str, source: &str) -> Result<Option<i64>, OfficeError> {
+/// What failed logins are counted by: the member a typed name or id resolves to (so that a
+/// member's name and id share one count), or the name as typed, trimmed, if it is nobody's.
+fn failure_key(a: &mut Archive, name: &str) -> String {
+    a.find_member(name)
+        .map_or_else(|_| name.trim().to_owned(), |m| m.id.to_string())
+}
+
+/// Minutes left of the lock on `key` ([`failure_key`]) from `source`, or from everywhere once
+/// [`MEMBER_LOCK_FAILURES`] came from all addresses together, if it is locked (forgetting
+/// failures older than the window first).
+fn locked(a: &mut Archive, key: &str, source: &str) -> Result<Option<i64>, OfficeError> {
     let t = now();
     let conn = a.store().conn();
     conn.execute(
         "DELETE FROM office_failures WHERE at <= ?1",
         [t - LOCK_SECONDS],
     )?;
-    let (failures, last): (i64, Option<i64>) = conn.query_row(
-        "SELECT count(*), max(at) FROM office_failures WHERE member_key = ?1 AND source = ?2 AND at > ?3",
-        params![name, source, t - LOCK_SECONDS],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+    let (here, everywhere, last): (i64, i64, Option<i64>) = conn.query_row(
+        "SELECT count(CASE WHEN source = ?2 THEN 1 END), count(*), max(at)
+         FROM office_failures WHERE member_key = ?1 AND at > ?3",
+        params![key, source, t - LOCK_SECONDS],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    Ok((failures >= LOCK_FAILURES).then(|| {
-        let left = last.unwrap_or(t) + LOCK_SECONDS - t;
-        (left + 59).div_euclid(60).max(1)
-    }))
+    Ok(
+        (here >= LOCK_FAILURES || everywhere >= MEMBER_LOCK_FAILURES).then(|| {
+            let left = last.unwrap_or(t) + LOCK_SECONDS - t;
+            (left + 59).div_euclid(60).max(1)
+        }),
+    )
 }
 
 /// The stored password hash of `m`, if they have one.
@@ -411,11 +426,11 @@ fn stored_hash(a: &mut Archive, m: &Member) -> Result<Option<String>, OfficeErro
         .optional()?)
 }
 
-/// Counts a wrong password for `name` from `source`.
-fn record_failure(a: &mut Archive, name: &str, source: &str) -> Result<(), OfficeError> {
+/// Counts a wrong password for `key` ([`failure_key`]) from `source`.
+fn record_failure(a: &mut Archive, key: &str, source: &str) -> Result<(), OfficeError> {
     a.store().conn().execute(
         "INSERT INTO office_failures (member_key, source, at) VALUES (?1, ?2, ?3)",
-        params![name, source, now()],
+        params![key, source, now()],
     )?;
     Ok(())
 }
@@ -486,14 +501,14 @@ pub(crate) async fn change_password(
     let source = ctx.source.to_string();
     office
         .post_form(ctx, Who::Member, form, move |a, _, v, f| {
-            let name = v.member.name.as_str();
-            if let Some(minutes) = locked(a, name, &source)? {
+            let key = v.member.id.to_string();
+            if let Some(minutes) = locked(a, &key, &source)? {
                 return Err(OfficeError::Forbidden(format!(
                     "密码错误次数太多，请 {minutes} 分钟后再试，没有做任何改动"
                 )));
             }
             if !stored_hash(a, &v.member)?.is_some_and(|h| verify_password(&h, &f.current)) {
-                record_failure(a, name, &source)?;
+                record_failure(a, &key, &source)?;
                 return Err(OfficeError::Forbidden(
                     "当前密码不对，没有做任何改动".into(),
                 ));
@@ -532,6 +547,66 @@ mod tests {
         assert!(!verify_password("not a hash", "x"));
         // A fresh salt every time.
         assert_ne!(h, hash_password("长友的密码2026").unwrap());
+    }
+
+    /// A member's failed logins count together whether her name or her id was typed, and
+    /// from every address together past [`MEMBER_LOCK_FAILURES`]; another member is not
+    /// locked by them.
+    #[test]
+    fn failures_count_by_member_and_across_addresses() {
+        use shouwang_core::archive::SchoolSetup;
+        use shouwang_core::roles::Role;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Archive::create_school(
+            &dir.path().join("hub.db"),
+            &SchoolSetup {
+                name: "郭庄小学".into(),
+                town: "丁里镇".into(),
+                hotline: None,
+                admin_name: "张长友".into(),
+                admin_role: Role::Leadership,
+                device_label: "学校服务器".into(),
+            },
+        )
+        .unwrap();
+        let right = "郭庄小学2026办公室";
+        let admin = set_password(&mut a, "张长友", right).unwrap();
+        a.add_member("王瑞侠", &[Role::HeadTeacher], None, None)
+            .unwrap();
+        set_password(&mut a, "王瑞侠", right).unwrap();
+        let id = admin.id.to_string();
+        let is_locked = |o: Outcome| matches!(o, Outcome::Locked { .. });
+
+        for name in ["张长友", id.as_str(), " 张长友 ", id.as_str(), "张长友"] {
+            let o = attempt(&mut a, name, "guess", "10.0.0.5").unwrap();
+            assert!(matches!(o, Outcome::Wrong));
+        }
+        assert!(is_locked(attempt(&mut a, &id, right, "10.0.0.5").unwrap()));
+        assert!(matches!(
+            attempt(&mut a, "张长友", right, "10.0.0.6").unwrap(),
+            Outcome::In { .. }
+        ));
+
+        // A new address for every five guesses: locked everywhere at the member's limit.
+        let mut guesses = LOCK_FAILURES;
+        let mut address = 10;
+        while guesses < MEMBER_LOCK_FAILURES {
+            let source = format!("10.0.1.{address}");
+            for _ in 0..LOCK_FAILURES {
+                let o = attempt(&mut a, "张长友", "guess", &source).unwrap();
+                assert!(matches!(o, Outcome::Wrong), "locked after {guesses}");
+                guesses += 1;
+            }
+            address += 1;
+        }
+        assert!(is_locked(
+            attempt(&mut a, "张长友", right, "10.0.9.9").unwrap()
+        ));
+        assert!(matches!(
+            attempt(&mut a, "王瑞侠", right, "10.0.9.9").unwrap(),
+            Outcome::In { .. }
+        ));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! 冲突: the open conflicts in every file the member may see, resolved from the page through
-//! the core's `resolve` (the member's right to the field checked first, as the CLI does).
+//! the core's `resolve` (the member's right to the field checked first, as the CLI does, and
+//! the change judged by the trust rules before it is kept). A conflict in a private part
+//! (保密档案) is only counted here, with a link to the child's page: its values are shown
+//! there, where opening the private part is recorded in the access log.
 
 use std::fmt::Write as _;
 
@@ -82,22 +85,40 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
             let ids: Vec<DocId> = docs.iter().map(|(_, d)| d.clone()).collect();
             let visible = a.on_behalf(&v.member.id)?.may_see_all(&ids)?;
             let mut found = Vec::new();
+            // Conflicts in a private part (保密档案), by child: their values are shown only on
+            // the child's page, whose opening is recorded in the access log.
+            let mut private = Vec::new();
             for ((i, doc), shown) in docs.iter().zip(visible) {
                 if !shown {
                     continue;
                 }
                 if let Some(d) = a.store().doc(doc)? {
                     let c = &children[*i];
-                    for mut k in conflicts::list(d) {
+                    let listed = conflicts::list(d);
+                    if matches!(doc, DocId::Private(_)) {
+                        if !listed.is_empty() {
+                            private.push((c.id.to_string(), c.name.clone(), listed.len()));
+                        }
+                        continue;
+                    }
+                    for mut k in listed {
                         shouwang_core::archive::mask_conflict(&mut k);
                         found.push((c.id.to_string(), c.name.clone(), k));
                     }
                 }
             }
+            let total = found.len() + private.iter().map(|(_, _, n)| n).sum::<usize>();
             let mut body = format!(
-                "<p class=\"lead\">两台设备离线时把同一项改成了不同的值，两个值都保留着，等人来决定。共 {} 处。</p>",
-                found.len()
+                "<p class=\"lead\">两台设备离线时把同一项改成了不同的值，两个值都保留着，等人来决定。共 {total} 处。</p>"
             );
+            for (id, name, n) in &private {
+                let _ = write!(
+                    body,
+                    "<div class=\"conflict\"><p><b>{}</b> · 保密档案里有 {n} 处冲突：<a href=\"/students/{}\">打开学生档案查看并解决</a>（打开保密档案会记入查阅记录）</p></div>",
+                    esc(name),
+                    html::url(id)
+                );
+            }
             for (id, name, c) in &found {
                 body.push_str(&conflict_form(id, name, c, Some(&v.csrf)));
             }

@@ -677,6 +677,15 @@ impl Archive {
             .ok_or_else(|| Error::invalid("字段", path))?;
         let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
         let message = format!("解决冲突：{label}");
+        // A conflict may sit anywhere in the file (a record's fields, a progress entry): the
+        // change is judged by the rules every other device applies to it before it is kept, so
+        // this device never holds a change the others refuse (and every later change of the
+        // file with it).
+        let (school, child_class, consent) = (
+            self.school()?,
+            self.class_of(&child)?,
+            self.consent_of(&child)?,
+        );
         self.store.write(|b| {
             match parts.as_slice() {
                 [records, rid, ..] if records == doc::RECORDS => {
@@ -684,11 +693,34 @@ impl Archive {
                 }
                 _ => b.touched_subject(&doc_id),
             }
+            let before = b.doc(&doc_id)?.map(automerge::Automerge::get_heads);
             b.change(&doc_id, false, &message, |tx| {
                 let obj =
                     doc::map_at_path(tx, &parents).ok_or_else(|| Error::not_found("字段", path))?;
                 put_scalar(tx, &obj, last, &chosen)
-            })
+            })?;
+            let doc = b.doc(&doc_id)?.ok_or(Error::NotInitialised)?;
+            if Some(doc.get_heads()) == before {
+                return Ok(());
+            }
+            let change = doc
+                .get_last_local_change()
+                .ok_or_else(|| Error::not_found("修改", path))?;
+            let auth = crate::trust::AuthState {
+                school: &school,
+                child_class: child_class.clone(),
+                consent: consent.clone(),
+            };
+            match crate::trust::validate(&doc_id, doc, &change, &auth) {
+                crate::trust::Verdict::Accept => Ok(()),
+                crate::trust::Verdict::Refuse(why) | crate::trust::Verdict::Defer(why) => {
+                    Err(Error::NotPermitted(format!(
+                        "{}（{}）不能这样解决这处冲突：{why}",
+                        me.name,
+                        me.role_labels()
+                    )))
+                }
+            }
         })
     }
 

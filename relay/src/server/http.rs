@@ -254,6 +254,12 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         g(&t.idle_closed),
     );
     put(
+        "shouwang_redialed_total",
+        "counter",
+        "Connections a device left for a new one: its handshake was not confirmed in time.",
+        g(&t.redialed),
+    );
+    put(
         "shouwang_oversized_frames_total",
         "counter",
         "Connections closed for a frame over the size limit.",

@@ -180,6 +180,12 @@ impl SyncProtocol {
             Ok(Err(e)) => {
                 return match conn.close_reason() {
                     Some(closed) if super::driver::is_done(&closed) => Ok(None),
+                    // The dialer gave up on this connection's handshake before its stream
+                    // showed (module docs, point 8): not a failure.
+                    Some(closed) if super::driver::is_closed_with(&closed, close::REDIAL) => {
+                        TransportMetrics::add(&inner.metrics.redialed, 1);
+                        Ok(None)
+                    }
                     _ => Err(TransportError::io(e)),
                 };
             }
@@ -308,6 +314,9 @@ impl ProtocolHandler for SyncProtocol {
                 info!(remote = %remote.fmt_short(), "refused: {e}")
             }
             Err(TransportError::Idle) => debug!(remote = %remote.fmt_short(), "closed as idle"),
+            Err(TransportError::Redialed) => {
+                debug!(remote = %remote.fmt_short(), "the dialer dials again")
+            }
             Err(e) => warn!(remote = %remote.fmt_short(), "conversation failed: {e}"),
         }
         // Every path above closes with a code; a connection merely dropped would close with

@@ -112,8 +112,13 @@ async fn woken(wake: &mut Option<watch::Receiver<u64>>) {
 }
 
 pub(crate) fn is_done(closed: &ConnectionError) -> bool {
+    is_closed_with(closed, close::DONE)
+}
+
+/// Whether the peer closed with `code`.
+pub(crate) fn is_closed_with(closed: &ConnectionError, code: u32) -> bool {
     matches!(closed, ConnectionError::ApplicationClosed(ac)
-        if ac.error_code.into_inner() == u64::from(close::DONE))
+        if ac.error_code.into_inner() == u64::from(code))
 }
 
 impl<'a, C: Conversation> Driver<'a, C> {
@@ -200,7 +205,8 @@ impl<'a, C: Conversation> Driver<'a, C> {
                         Err(e) => return Err(self.read_failed(e)),
                     }
                 }
-                _ = woken(&mut wake), if wake.is_some() && !self.local_done && self.listening() => {
+                // Not while a redial may come: only the opening may be replayed.
+                _ = woken(&mut wake), if wake.is_some() && redial_by.is_none() && !self.local_done && self.listening() => {
                     let reply = self.call(|c| c.on_wake()).await;
                     self.after(reply).await?;
                     deadline = Instant::now() + self.quiet_limit();
@@ -428,7 +434,7 @@ pub(crate) fn peer_close(conn: &Connection) -> Option<TransportError> {
                     TransportError::Protocol(format!("对方拒收过大的消息：{reason}"))
                 }
                 close::PROTOCOL => TransportError::Protocol(reason),
-                close::REDIAL => TransportError::Io("对方已换用新的连接".into()),
+                close::REDIAL => TransportError::Redialed,
                 _ => TransportError::Io(format!("对方以代码 {code} 关闭：{reason}")),
             })
         }

@@ -65,9 +65,14 @@
 //!    conversation again, the same opening first, on a new connection, once. Its
 //!    conversation has then sent its opening and heard nothing, which is what it believes,
 //!    and an acceptor that did read the opening saw a conversation cut, which the sync
-//!    protocol resumes from. [`Node::warm_up`] does the same before it primes. On a fast link
-//!    QUIC's own probe timeout comes well within the 1 s, so only slow links dial again, and
-//!    only after a loss (`tests/tests/lost_handshake.rs`).
+//!    protocol resumes from (it counts the conversation `redialed`, not failed).
+//!    [`Node::warm_up`] does the same before it primes. The round trip is path 0's, the
+//!    handshake's own sample; without one the dialer waits for QUIC. On a fast link QUIC's own
+//!    probe timeout comes well within the 1 s, so a dialer dials again after a loss on a slow
+//!    link, or when the acceptor takes longer than that to answer (an overloaded hub); each
+//!    attempt has its own [`ConversationOptions::connect_timeout`]. Wakes wait until the
+//!    handshake is confirmed, so nothing but the opening is ever replayed
+//!    (`tests/tests/lost_handshake.rs`; [`Node::redials`] counts them).
 //!
 //! Conversation callbacks run on tokio's blocking pool: they may read and write the SQLite
 //! store without stalling the network.
@@ -364,6 +369,10 @@ pub struct TransportMetrics {
     pub idle_closed: AtomicU64,
     /// Of those, oversized frames from the peer.
     pub oversized: AtomicU64,
+    /// Conversations the dialer gave up with [`close::REDIAL`] (its handshake was not
+    /// confirmed in time, point 8 of the module docs) to run again on a new connection; not
+    /// counted as failed.
+    pub redialed: AtomicU64,
     /// Connections closed at once because too many were open (see [`ConnectionLimits`]);
     /// not counted in `connections_total`.
     pub busy: AtomicU64,
@@ -396,6 +405,7 @@ impl TransportMetrics {
     fn ended(&self, result: Result<(), &TransportError>) {
         match result {
             Ok(_) => Self::add(&self.conversations_done, 1),
+            Err(TransportError::Redialed) => Self::add(&self.redialed, 1),
             Err(e) => {
                 Self::add(&self.conversations_failed, 1);
                 match e {
@@ -434,6 +444,9 @@ pub enum TransportError {
     /// The node (ours or the peer's) is shutting down.
     #[error("连接因关机而断开")]
     ShuttingDown,
+    /// The dialer left this connection for a new one (point 8 of the module docs).
+    #[error("对方已换用新的连接重试")]
+    Redialed,
     /// The peer could not be reached.
     #[error("连接不上对方（{}）", plain(.0))]
     Connect(String),

@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use iroh::endpoint::{
-    AfterHandshakeOutcome, BindOpts, Connection, ConnectionStats, EndpointHooks, PortmapperConfig,
-    QuicTransportConfig, RecvStream, SendStream, Side as QuicSide, VarInt, presets,
+    AfterHandshakeOutcome, BindOpts, Connection, ConnectionStats, EndpointHooks, PathId,
+    PortmapperConfig, QuicTransportConfig, RecvStream, SendStream, Side as QuicSide, VarInt,
+    presets,
 };
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
@@ -56,6 +58,9 @@ const REDIAL_FLOOR: Duration = Duration::from_secs(1);
 const REDIAL_SLACK: Duration = Duration::from_millis(150);
 
 /// The round trip QUIC measured on `conn`'s path in use, if it has a sample.
+///
+/// (iroh marks the path in use asynchronously; right after the handshake use
+/// [`redial_at`]'s, path 0's own sample.)
 fn selected_rtt(conn: &Connection) -> Option<Duration> {
     conn.paths()
         .iter()
@@ -72,9 +77,12 @@ fn selected_rtt(conn: &Connection) -> Option<Duration> {
 /// one round-trip sample of the handshake is about three round trips (RFC 9002 §6.2.1; 2.9 s
 /// on EDGE); meanwhile the server drops what we send, and that is resent later still. A new
 /// handshake costs one round trip.
-fn redial_at(conn: &Connection) -> Instant {
-    let rtt = selected_rtt(conn).unwrap_or(REDIAL_FLOOR);
-    Instant::now() + (rtt * 3 / 2 + REDIAL_SLACK).max(REDIAL_FLOOR)
+///
+/// The round trip is path 0's, the handshake's: the one QUIC sampled from the acceptor's
+/// Initial. `None` without one: then the dialer waits for QUIC.
+fn redial_at(conn: &Connection) -> Option<Instant> {
+    let rtt = conn.rtt(PathId::ZERO)?;
+    Some(Instant::now() + (rtt * 3 / 2 + REDIAL_SLACK).max(REDIAL_FLOOR))
 }
 
 /// Waits until the peer confirms `conn`'s handshake, `conn` closes, or `until`. Whether it
@@ -175,6 +183,9 @@ pub struct Node {
     /// connections not kept warm; awaited (briefly) by [`Node::shutdown`], aborted when the
     /// node is dropped.
     drains: Mutex<tokio::task::JoinSet<()>>,
+    /// Connections this node left for a new one because their handshake was not confirmed
+    /// in time ([`Node::redials`]).
+    redials: AtomicU64,
     #[cfg(feature = "mdns")]
     lan: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
 }
@@ -386,6 +397,7 @@ impl Node {
             protocol,
             warm: Mutex::new(HashMap::new()),
             drains: Mutex::new(tokio::task::JoinSet::new()),
+            redials: AtomicU64::new(0),
             #[cfg(feature = "mdns")]
             lan,
         })
@@ -497,7 +509,7 @@ impl Node {
             None => {
                 let (conn, s) = self.open(peer.clone(), opts).await?;
                 let by = redial_at(&conn);
-                (conn, s, Some(by))
+                (conn, s, by)
             }
         };
         let first = match redial_by {
@@ -507,6 +519,7 @@ impl Node {
         let mut ended = dial(&conn, s, conversation, first, redial_by, opts).await?;
         if ended.redial {
             tracing::debug!("handshake with {remote} not confirmed in time; dialing again");
+            self.redials.fetch_add(1, Ordering::Relaxed);
             conn.close(VarInt::from_u32(close::REDIAL), b"");
             let (again, s) = self.open(peer, opts).await?;
             conn = again;
@@ -563,7 +576,11 @@ impl Node {
         // (our Finished) would hold up the sync's first frames for a probe timeout. Waiting
         // here keeps that in the connecting ahead; if it does not come in time, a new
         // handshake is quicker than QUIC's probe timeout (point 8 of the module docs).
-        if !confirmed_by(&conn, redial_at(&conn)).await && conn.close_reason().is_none() {
+        if let Some(by) = redial_at(&conn)
+            && !confirmed_by(&conn, by).await
+            && conn.close_reason().is_none()
+        {
+            self.redials.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 "handshake with {} not confirmed in time; dialing again",
                 peer.id
@@ -578,6 +595,12 @@ impl Node {
         prime_rtt(&conn).await;
         self.keep_warm(conn, opts.warm);
         Ok(())
+    }
+
+    /// How many connections this node, dialing, left for a new one because the peer had not
+    /// confirmed their handshake in time (point 8 of the module docs): for diagnostics.
+    pub fn redials(&self) -> u64 {
+        self.redials.load(Ordering::Relaxed)
     }
 
     /// Whether a warm connection to `peer` is open now.
