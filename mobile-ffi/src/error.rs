@@ -141,7 +141,7 @@ impl From<TransportError> for ShouwangError {
             },
             TransportError::Connect(_) => network("连接不上学校服务器或对方设备，请检查网络后再试"),
             TransportError::Bind(_) => network("无法使用网络，请检查手机的网络设置后再试"),
-            TransportError::Io(_) | TransportError::Truncated => {
+            TransportError::Io(_) | TransportError::Truncated | TransportError::Redialed => {
                 network("连接中断，已收到的内容都已保存，请稍后再试")
             }
             TransportError::Idle => network("连接长时间没有活动，已断开，请稍后再试"),
