@@ -515,6 +515,7 @@ mod untranslated {
             TransportError::Truncated,
             TransportError::Idle,
             TransportError::ShuttingDown,
+            TransportError::Redialed,
         ];
         for d in DETAILS {
             transport.push(TransportError::Protocol((*d).into()));
@@ -531,6 +532,7 @@ mod untranslated {
                 | TransportError::Protocol(_)
                 | TransportError::Idle
                 | TransportError::ShuttingDown
+                | TransportError::Redialed
                 | TransportError::Connect(_)
                 | TransportError::Io(_)
                 | TransportError::Bind(_) => {}
