@@ -667,6 +667,83 @@ fn story_7_a_sync_message_with_a_broken_bloom_filter_is_refused() {
     }
 }
 
+/// 7b. A sync message whose lists claim more entries than its bytes could honestly hold.
+///     automerge's decoder keeps an entry for every item a count claims: a 64 MiB body (what
+///     a 2 KB compressed frame unpacks to) of empty `have` entries or empty changes made it
+///     hold 1.6–2.2 GiB, enough to end the hub or a phone. A message claiming 100,000 haves
+///     (automerge sends one), or 100,000 empty changes, is refused as damaged before automerge
+///     decodes it, and the store is as it was.
+#[test]
+fn story_7b_a_sync_message_claiming_more_than_its_bytes_hold_is_refused() {
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let count = |n: u64| {
+        let mut v = Vec::new();
+        let mut n = n;
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                v.push(b);
+                return v;
+            }
+            v.push(b | 0x80);
+        }
+    };
+    // type, no heads, no needs, 100,000 haves of no hashes and no filter, no changes
+    let mut haves = vec![0x42, 0, 0];
+    haves.extend(count(100_000));
+    haves.extend(std::iter::repeat_n(0u8, 200_000));
+    haves.push(0);
+    // type, no heads, no needs, no haves, 100,000 empty changes
+    let mut changes = vec![0x42, 0, 0, 0];
+    changes.extend(count(100_000));
+    changes.extend(std::iter::repeat_n(0u8, 100_000));
+    for (what, payload) in [("haves", haves), ("changes", changes)] {
+        let before = s.teacher.archive.store().all_heads().unwrap();
+        let mut session = peer(&mut s.teacher, &mut s.mother);
+        let store = s.teacher.archive.store();
+        session.handle(store, Event::Start).unwrap();
+        let frame = Message::Doc {
+            doc: doc.clone(),
+            payload,
+        }
+        .encode();
+        let err = session
+            .handle(store, Event::Frame(&frame))
+            .map(|_| ())
+            .expect_err(what);
+        let text = err.to_string();
+        assert!(text.contains("格式不对"), "{what}: {text}");
+        assert_eq!(store.all_heads().unwrap(), before, "{what}");
+    }
+}
+
+/// 7c. A `Changes` frame that lists one document many times (an honest side lists each once):
+///     every copy would be loaded, judged and merged again, so a few KB of repeats compressed
+///     to nothing cost the receiver minutes. The frame is refused before anything is merged.
+#[test]
+fn story_7c_a_changes_frame_listing_a_document_twice_is_refused() {
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let bytes = s.mother.archive.store().doc(&doc).unwrap().unwrap().save();
+    let before = s.teacher.archive.store().all_heads().unwrap();
+    let mut session = peer(&mut s.teacher, &mut s.mother);
+    let store = s.teacher.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let frame = Message::Changes(vec![(doc.clone(), bytes.clone()), (doc, bytes)]).encode();
+    let err = session
+        .handle(store, Event::Frame(&frame))
+        .map(|_| ())
+        .expect_err("a document listed twice");
+    assert!(err.to_string().contains("重复"), "{err}");
+    assert_eq!(store.all_heads().unwrap(), before);
+}
+
 /// The 爱心妈妈's modified app sends `hash` (in `doc`) to the 班主任's phone over a direct
 /// session; returns whether the 班主任's phone took it.
 fn taken_by_teacher(s: &mut School, doc: &DocId, hash: &automerge::ChangeHash) -> bool {

@@ -355,6 +355,63 @@ pub fn bloom_is_sound(bytes: &[u8]) -> bool {
     entries == 0 || (probes <= MAX_BLOOM_PROBES && bits > 0 && bits <= u64::from(u32::MAX) / 8)
 }
 
+/// The most `have` entries a peer's sync message may carry (automerge sends one).
+pub const MAX_HAVES: u64 = 16;
+
+/// The fewest bytes a change chunk takes (magic, checksum, type, length, and a body).
+const MIN_CHANGE_CHUNK: u64 = 10;
+
+/// Whether a peer's automerge sync message (laid out as `automerge::sync::Message::encode`
+/// writes it: a type byte, the heads, the needs, the haves, the changes, flags) keeps to what
+/// its size can honestly hold, checked before automerge decodes it.
+///
+/// automerge's decoder allocates an entry for each item a list's count claims as it reads
+/// them: 64 million empty changes (a zero byte each) took 1.6 GiB, and 32 million empty
+/// `have` entries (two zero bytes each) 2.2 GiB, from a 64 MiB body that a 2 KB compressed
+/// frame unpacks to. So hashes must fit in the bytes left (32 each), at most [`MAX_HAVES`]
+/// haves, each with a sound bloom filter ([`bloom_is_sound`]), and every change at least a
+/// chunk's least size; what automerge keeps is then about the size of the message.
+pub fn sync_message_is_sound(bytes: &[u8]) -> bool {
+    let mut r = Reader(bytes);
+    if !matches!(r.byte(), Some(0x42 | 0x43)) {
+        return false;
+    }
+    let hashes = |r: &mut Reader<'_>| {
+        r.uleb()
+            .and_then(|n| n.checked_mul(32))
+            .and_then(|n| r.take(n))
+            .is_some()
+    };
+    if !hashes(&mut r) || !hashes(&mut r) {
+        return false;
+    }
+    let Some(haves) = r.uleb().filter(|n| *n <= MAX_HAVES) else {
+        return false;
+    };
+    for _ in 0..haves {
+        if !hashes(&mut r) {
+            return false;
+        }
+        match r.uleb().and_then(|n| r.take(n)) {
+            Some(bloom) if bloom_is_sound(bloom) => {}
+            _ => return false,
+        }
+    }
+    let Some(changes) = r.uleb() else {
+        return false;
+    };
+    if changes.saturating_mul(MIN_CHANGE_CHUNK + 1) > r.0.len() as u64 {
+        return false;
+    }
+    for _ in 0..changes {
+        match r.uleb() {
+            Some(n) if n >= MIN_CHANGE_CHUNK && r.take(n).is_some() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -413,6 +470,56 @@ mod tests {
         chunk.extend_from_slice(&sum[..4]);
         chunk.extend_from_slice(&hashed);
         chunk
+    }
+
+    /// Real sync messages pass; lists longer than their bytes could hold, or empty changes by
+    /// the million, do not.
+    #[test]
+    fn a_sync_message_claims_no_more_than_its_bytes_hold() {
+        use automerge::sync::{State, SyncDoc};
+        let mut a = Automerge::new();
+        let mut tx = a.transaction();
+        tx.put(ROOT, "name", "郭庄小学").unwrap();
+        tx.commit();
+        let mut b = Automerge::new();
+        let (mut sa, mut sb) = (State::new(), State::new());
+        // Each message checked, then passed on, until both sides have nothing to say.
+        let pass =
+            |from: &mut Automerge, s_from: &mut State, to: &mut Automerge, s_to: &mut State| {
+                let Some(m) = from.generate_sync_message(s_from) else {
+                    return false;
+                };
+                let bytes = m.encode();
+                assert!(sync_message_is_sound(&bytes), "{bytes:?}");
+                let m = automerge::sync::Message::decode(&bytes).unwrap();
+                to.receive_sync_message(s_to, m).unwrap();
+                true
+            };
+        for _ in 0..8 {
+            let there = pass(&mut a, &mut sa, &mut b, &mut sb);
+            let back = pass(&mut b, &mut sb, &mut a, &mut sa);
+            if !there && !back {
+                break;
+            }
+        }
+        assert_eq!(b.get_heads(), a.get_heads());
+
+        // Empty changes by the million.
+        let mut bomb = vec![0x42, 0, 0, 0];
+        uleb(1_000_000, &mut bomb);
+        bomb.extend(std::iter::repeat_n(0u8, 1_000_000));
+        assert!(!sync_message_is_sound(&bomb));
+        // `have` entries by the million.
+        let mut bomb = vec![0x42, 0, 0];
+        uleb(1_000_000, &mut bomb);
+        bomb.extend(std::iter::repeat_n(0u8, 2_000_000));
+        bomb.push(0);
+        assert!(!sync_message_is_sound(&bomb));
+        // Heads claimed beyond the bytes.
+        let mut bomb = vec![0x42];
+        uleb(1 << 40, &mut bomb);
+        assert!(!sync_message_is_sound(&bomb));
+        assert!(!sync_message_is_sound(&[0x41, 0, 0, 0, 0]));
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub(crate) fn peer_guarded<T>(id: &DocId, f: impl FnOnce() -> Result<T>) -> Resu
 
 /// A peer's bytes for `id` that are not what they claim to be (automerge refused them, or a
 /// check before automerge did).
-fn malformed_by_peer(id: &DocId) -> Error {
+pub(crate) fn malformed_by_peer(id: &DocId) -> Error {
     Error::Corrupt(format!(
         "{}：对方发来的档案数据格式不对，无法读取",
         doc_label(id)

@@ -2,14 +2,14 @@
 //! knows goes as one `Changes` frame of just what the peer lacks; the peer's deltas are judged
 //! and merged in one store write, which also records what they show the two sides share.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::sync::State;
 use automerge::{Automerge, ReadDoc};
 
 use super::Session;
 use crate::doc::DocId;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Store, stored_heads};
 use crate::sync::wire::Message;
 
@@ -21,10 +21,25 @@ impl Session {
         docs: Vec<(DocId, Vec<u8>)>,
         out: &mut Vec<Message>,
     ) -> Result<()> {
+        // An honest side lists a document once per frame; a modified app repeating one would
+        // have it loaded, judged and merged again for every copy.
+        let mut listed = HashSet::with_capacity(docs.len());
+        if !docs.iter().all(|(d, _)| listed.insert(d)) {
+            return Err(Error::Corrupt(
+                "对方发来的修改重复列出同一份档案，同步已结束".into(),
+            ));
+        }
         // A document outside the scope (the two sides see the school differently, or a
         // modified app) is refused and left out; the others go on.
         let (mut docs, outside): (Vec<_>, Vec<_>) =
             docs.into_iter().partition(|(d, _)| self.allows(d));
+        // Each is answered `OutOfScope` below, hand-ins after they are merged: too many end
+        // the session before any is merged.
+        if self.out_of_scope + outside.len() > super::MAX_OUT_OF_SCOPE {
+            return Err(Error::NotPermitted(
+                "对方发来太多无权同步的档案，同步已结束".into(),
+            ));
+        }
         let hand_ins: Vec<&(DocId, Vec<u8>)> = outside
             .iter()
             .filter(|(d, _)| {
@@ -33,15 +48,13 @@ impl Session {
                     && !d.child().is_some_and(|c| self.erased.contains(c))
             })
             .collect();
+        let handed_in: HashSet<&DocId> = hand_ins.iter().map(|(d, _)| d).collect();
         // The school document first (then care files before private parts): what the
         // others are judged against may arrive in the same frame.
         docs.sort_by(|a, b| a.0.cmp(&b.0));
         // A hand-in is answered once it is merged (below): a device drops its copy on
         // `OutOfScope`, so that answer waits until nothing of it is left to take.
-        for (doc, _) in outside
-            .iter()
-            .filter(|(d, _)| !hand_ins.iter().any(|(h, _)| h == d))
-        {
+        for (doc, _) in outside.iter().filter(|(d, _)| !handed_in.contains(d)) {
             self.refuse_out_of_scope(doc, out)?;
         }
         self.caught_up = false;

@@ -85,6 +85,11 @@ impl Session {
             self.held.remove(&doc);
             self.docs.insert(doc.clone(), State::new());
         }
+        // Its lists must fit its bytes before automerge decodes it (`doc::bounds`): the
+        // decoder keeps an entry for every item a count claims.
+        if !crate::doc::bounds::sync_message_is_sound(&payload) {
+            return Err(crate::store::malformed_by_peer(&doc));
+        }
         let message = crate::store::from_peer(&doc, || {
             AmMessage::decode(&payload).map_err(|e| format!("同步消息无效：{e}"))
         })?;
