@@ -335,12 +335,13 @@ impl Archive {
     /// this device holds; merges nothing. For `bundle export --since` and for looking inside.
     pub fn open_bundle(&mut self, bytes: &[u8]) -> Result<Bundle> {
         let secret = self.device_secret()?;
-        let sealed = seal::open(bytes, Unlock::Device(&secret))?;
+        let view = self.school()?;
+        let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k| {
+            signer_in(&view, k).map(|_| ())
+        })?;
         if sealed.bundle.school != self.school_id {
             return Err(Error::WrongSchool);
         }
-        let view = self.school()?;
-        signer_in(&view, &sealed.signer)?;
         Ok(sealed.bundle)
     }
 
@@ -471,12 +472,15 @@ impl Archive {
     /// afterwards are purged.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport> {
         let secret = self.device_secret()?;
-        let sealed = seal::open(bytes, Unlock::Device(&secret))?;
+        let view = self.school()?;
+        // The signer is checked before the bundle is unpacked (`seal::open_signed_by`).
+        let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k| {
+            signer_in(&view, k).map(|_| ())
+        })?;
         let bundle = sealed.bundle;
         if bundle.school != self.school_id {
             return Err(Error::WrongSchool);
         }
-        let view = self.school()?;
         let (_, signer) = signer_in(&view, &sealed.signer)?;
         // A file carries no certificate to bound the signer's roles with. Bounding them by the
         // roles this device's school gives the signer *now* would make the verdict depend on

@@ -89,6 +89,11 @@ impl Bundle {
             payload.extend_from_slice(&e.data);
         }
         let compressed = zstd::bulk::compress(&payload, 9)?;
+        self.around(&compressed)
+    }
+
+    /// The file around a compressed payload: header, payload, checksum.
+    fn around(&self, compressed: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(compressed.len() + 80);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
@@ -104,7 +109,7 @@ impl Bundle {
         let plen =
             u32::try_from(compressed.len()).map_err(|_| Error::invalid("导出文件", "太大"))?;
         out.extend_from_slice(&plen.to_le_bytes());
-        out.extend_from_slice(&compressed);
+        out.extend_from_slice(compressed);
         let sum = Sha256::digest(&out);
         out.extend_from_slice(&sum);
         Ok(out)
@@ -142,8 +147,13 @@ impl Bundle {
         if !r.buf.is_empty() {
             return Err(bad("多余的数据"));
         }
-        let payload =
-            zstd::bulk::decompress(compressed, MAX_PAYLOAD).map_err(|_| bad("解压失败"))?;
+        // The size the payload declares (our encoder writes it) is allocated, not the bound.
+        let capacity = match zstd::zstd_safe::get_frame_content_size(compressed) {
+            Ok(Some(n)) if n <= MAX_PAYLOAD as u64 => n as usize,
+            Ok(Some(_)) => return Err(bad("解压失败")),
+            _ => MAX_PAYLOAD,
+        };
+        let payload = zstd::bulk::decompress(compressed, capacity).map_err(|_| bad("解压失败"))?;
         let mut r = Cursor { buf: &payload };
         let mut entries = Vec::new();
         while !r.buf.is_empty() {
@@ -194,6 +204,13 @@ impl<'a> Cursor<'a> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+}
+
+/// A bundle of `bundle`'s header around `compressed`, whatever it unpacks to (tests of what a
+/// modified app could send).
+#[cfg(test)]
+pub(crate) fn with_payload(bundle: &Bundle, compressed: &[u8]) -> Vec<u8> {
+    bundle.around(compressed).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -140,7 +140,16 @@ pub fn seal(
     new_device: Option<&DeviceSecret>,
     lock: Lock<'_>,
 ) -> Result<Vec<u8>> {
-    let plain = bundle.encode()?;
+    seal_bytes(&bundle.encode()?, signer, new_device, lock)
+}
+
+/// [`seal`] of an encoded bundle.
+fn seal_bytes(
+    plain: &[u8],
+    signer: &DeviceSecret,
+    new_device: Option<&DeviceSecret>,
+    lock: Lock<'_>,
+) -> Result<Vec<u8>> {
     let mut signed = Vec::with_capacity(plain.len() + 180);
     signed.extend_from_slice(MAGIC);
     signed.push(VERSION);
@@ -154,7 +163,7 @@ pub fn seal(
     }
     let len = u32::try_from(plain.len()).map_err(|_| Error::invalid("导出文件", "太大"))?;
     signed.extend_from_slice(&len.to_le_bytes());
-    signed.extend_from_slice(&plain);
+    signed.extend_from_slice(plain);
     let signature = signer.sign(&[DOMAIN, &signed].concat());
     signed.extend_from_slice(&signature);
 
@@ -189,6 +198,18 @@ pub fn seal(
 
 /// Decrypts and verifies a sealed file. Every defect refuses the whole file.
 pub fn open(bytes: &[u8], unlock: Unlock<'_>) -> Result<Sealed> {
+    open_signed_by(bytes, unlock, |_| Ok(()))
+}
+
+/// [`open`], with `signer` asked whether the key that signed the file may send it once the
+/// signature is verified, before the bundle inside is unpacked: a file anyone could seal to
+/// this device's public key (it is in the school document) unpacks to up to
+/// [`MAX_PAYLOAD`](super::MAX_PAYLOAD) bytes, which only a registered device's file may cost.
+pub fn open_signed_by(
+    bytes: &[u8],
+    unlock: Unlock<'_>,
+    signer: impl FnOnce(&DeviceKey) -> Result<()>,
+) -> Result<Sealed> {
     if !is_sealed(bytes) {
         if bytes.starts_with(b"SWBUNDLE") {
             return Err(Error::NotPermitted(
@@ -247,10 +268,10 @@ pub fn open(bytes: &[u8], unlock: Unlock<'_>) -> Result<Sealed> {
         .take(MAX_FILE as u64)
         .read_to_end(&mut signed)
         .map_err(|_| tampered())?;
-    parse_signed(&signed)
+    parse_signed(&signed, signer)
 }
 
-fn parse_signed(signed: &[u8]) -> Result<Sealed> {
+fn parse_signed(signed: &[u8], check: impl FnOnce(&DeviceKey) -> Result<()>) -> Result<Sealed> {
     let bad = |what: &str| Error::Corrupt(format!("不是有效的守望数据文件（{what}）"));
     if signed.len() < MAGIC.len() + 1 + 32 + 1 + 4 + 64 || &signed[..8] != MAGIC {
         return Err(bad("文件头不对"));
@@ -262,6 +283,7 @@ fn parse_signed(signed: &[u8]) -> Result<Sealed> {
     let signer = DeviceKey(body[9..41].try_into().map_err(|_| bad("签名者"))?);
     let signature: [u8; 64] = signature.try_into().map_err(|_| bad("签名"))?;
     device_key::verify(&signer, &[DOMAIN, body].concat(), &signature)?;
+    check(&signer)?;
     let mut rest = &body[41..];
     let n = usize::from(rest[0]);
     rest = &rest[1..];
@@ -382,6 +404,33 @@ mod tests {
         assert!(err.to_string().contains("未签名"), "{err}");
     }
 
+    /// A file from a key the receiver does not accept is refused before its bundle is
+    /// unpacked: here one that unpacks to 300 MiB (past the bound, and declaring no size), which
+    /// is otherwise decompressed up to the bound first.
+    #[test]
+    fn a_stranger_s_file_is_refused_before_it_is_unpacked() {
+        use std::io::Write as _;
+        let (phone, stranger) = (DeviceSecret::generate(), DeviceSecret::generate());
+        let mut bomb = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+        bomb.include_contentsize(false).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            bomb.write_all(&zeros).unwrap();
+        }
+        let bomb = bomb.finish().unwrap();
+        let plain = crate::bundle::with_payload(&sample(), &bomb);
+        let file = seal_bytes(&plain, &stranger, None, Lock::Devices(&[phone.public()])).unwrap();
+        // Unchecked, it is unpacked (and refused for its size).
+        let err = open(&file, Unlock::Device(&phone)).unwrap_err();
+        assert!(err.to_string().contains("解压失败"), "{err}");
+        let err = open_signed_by(&file, Unlock::Device(&phone), |k| {
+            assert_eq!(*k, stranger.public());
+            Err(Error::NotPermitted("设备不在本机所知的学校登记里".into()))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("不在本机所知"), "{err}");
+    }
+
     #[test]
     fn a_signature_by_another_key_is_refused() {
         // Re-sign the body with a second key but keep the first key as the claimed signer.
@@ -401,7 +450,7 @@ mod tests {
         signed.extend_from_slice(&plain);
         let forged = b.sign(&[DOMAIN, &signed].concat());
         signed.extend_from_slice(&forged);
-        let err = parse_signed(&signed).unwrap_err();
+        let err = parse_signed(&signed, |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("签名不对"), "{err}");
     }
 }
