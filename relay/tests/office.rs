@@ -301,6 +301,13 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     let invite = shouwang_core::membership::Invite::decode(&ticket).unwrap();
     assert_eq!(invite.role, Role::HeadTeacher);
     assert!(hub.archive().find_member("陈华").is_ok());
+    // Who issued it is in the access log, where it cannot be changed: whoever scans the code
+    // writes and reads as 陈华 from then on.
+    let log = web.get("/audit?member=晁月静").text();
+    assert!(
+        log.contains("发放设备邀请码") && log.contains("陈华") && log.contains("3 天内有效"),
+        "{log}"
+    );
 
     // Members, classes and pairings, through the core's paths; bad input changes nothing.
     let r = web.post(
@@ -998,7 +1005,20 @@ fn an_administrator_deactivates_a_member_after_a_confirmation_page() {
         r.text()
     );
     assert_eq!(devices(&hub), (false, vec![true]));
-    // His console session is over.
+    // His console sessions are deleted with him (none would come back on reactivation).
+    let mut a = hub.archive();
+    let id = a.find_member(HEAD_TEACHER).unwrap().id;
+    let left: i64 = a
+        .store()
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM office_sessions WHERE member_id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    drop(a);
     assert_eq!(teacher.get("/").status, 303);
     // Again: nothing left to do, and the page says so.
     let r = web.post(

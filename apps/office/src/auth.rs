@@ -197,6 +197,18 @@ impl Viewer {
     }
 }
 
+/// Ends every console session of `member`.
+pub(crate) fn end_sessions(
+    archive: &mut Archive,
+    member: &shouwang_core::ids::MemberId,
+) -> Result<(), OfficeError> {
+    archive.store().conn().execute(
+        "DELETE FROM office_sessions WHERE member_id = ?1",
+        [member.as_str()],
+    )?;
+    Ok(())
+}
+
 /// The member whose session the request carries; [`OfficeError::NotLoggedIn`] if none is valid.
 pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeError> {
     let token = ctx.cookie(SESSION_COOKIE).ok_or(OfficeError::NotLoggedIn)?;
@@ -211,13 +223,18 @@ pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeE
         .optional()?;
     let (member_id, csrf) = found.ok_or(OfficeError::NotLoggedIn)?;
     let school = archive.school()?;
-    let member = school
+    let Some(member) = school
         .members
         .iter()
         .find(|m| m.id.as_str() == member_id)
         .filter(|m| may_log_in(m))
         .cloned()
-        .ok_or(OfficeError::NotLoggedIn)?;
+    else {
+        // Deactivated, or no longer holding a role that logs in: every session of the
+        // member ends now, so that none comes back if the role does.
+        end_sessions(archive, &shouwang_core::ids::MemberId(member_id))?;
+        return Err(OfficeError::NotLoggedIn);
+    };
     let admin = member.roles.iter().any(|r| r.administers());
     Ok(Viewer {
         member,

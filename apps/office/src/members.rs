@@ -444,6 +444,8 @@ pub(crate) fn deactivate(
         );
     }
     let n = a.write_as_member(&v.member.id, |a| a.deactivate_member(m.id.as_str()))?;
+    // The member's console sessions end with the member (none comes back on reactivation).
+    crate::auth::end_sessions(a, &m.id)?;
     tracing::info!(by = %v.member.id, member = %m.id, "office: member deactivated");
     result_page(
         a,
@@ -513,6 +515,10 @@ pub(crate) fn invite(a: &mut Archive, hub: &dyn Hub, v: &Viewer, form: InviteFor
         _ => false,
     };
     let ticket = hub.invite(member, role, days)?;
+    // Recorded before the code is shown: whoever scans it acts as that member.
+    a.write_as_member(&v.member.id, |a| {
+        a.log_invite(&ticket.member_name, ticket.role.label(), days)
+    })?;
     let school = a.school()?;
     let qr = qr_svg(&ticket.ticket)?;
     let added = if added_here || ticket.member_added {

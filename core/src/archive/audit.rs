@@ -41,6 +41,9 @@ pub mod what {
     /// A report listing children's personal data was printed or exported in bulk (the
     /// command, and how many children it named).
     pub const REPORT: &str = "report";
+    /// An invite that enrolls a device for a member was issued (by the member whose device
+    /// wrote the entry, for the member named as its target).
+    pub const INVITE: &str = "invite";
 }
 
 /// One entry of a device's access log.
@@ -108,6 +111,7 @@ pub fn what_label(what: &str) -> &'static str {
         what::DEVICE_FILE => "导出新设备登记文件",
         what::ID_REVEAL => "查看完整身份证号",
         what::REPORT => "导出或打印名单",
+        what::INVITE => "发放设备邀请码",
         _ => "其他操作",
     }
 }
@@ -275,6 +279,18 @@ impl Archive {
             what::REPORT,
             &format!("{command}（{children} 名学生）"),
             None,
+        )
+    }
+
+    /// Records that this device's member issued an invite enrolling a device for `member`
+    /// (name or id), as `role`, valid `days` days: whoever scans it writes and reads as that
+    /// member from then on, so who handed it out is kept where it cannot be changed.
+    pub fn log_invite(&mut self, member: &str, role: &str, days: u32) -> Result<()> {
+        let id = self.find_member(member)?.id;
+        self.audit(
+            what::INVITE,
+            id.as_str(),
+            Some(&format!("{role}，{days} 天内有效")),
         )
     }
 
