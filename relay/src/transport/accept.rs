@@ -230,6 +230,7 @@ impl SyncProtocol {
             unread_out: 0,
             keep_open: !inner.opts.warm.is_zero(),
             redial_by: None,
+            tail_probe: None,
         };
         driver.run().await.map(|ended| Some(ended.stats))
     }

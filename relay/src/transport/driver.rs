@@ -19,6 +19,10 @@ use super::{
 /// the peer, during which nothing moves on the connection that this side could observe.
 const SLOWEST_LINK: f64 = 1_000.0;
 
+/// The shortest round trip on which a dialer sends tail probes (module docs, point 9): on a
+/// faster link QUIC's own probe timeout is short enough.
+const TAIL_PROBE_RTT: Duration = Duration::from_millis(200);
+
 /// The longest close reason sent (QUIC packets are small; reasons are one sentence).
 const MAX_REASON: usize = 400;
 
@@ -52,6 +56,9 @@ pub(crate) struct Driver<'a, C> {
     /// A dialer on a connection it just made: if QUIC has not seen the handshake confirmed by
     /// then, and no frame came, the driver returns [`Ended::redial`] (module docs, point 8).
     pub redial_by: Option<Instant>,
+    /// A dialer's tail probe after the frames it wrote last (module docs, point 9): when to
+    /// send it, and the stream data received by then, which an answer moves.
+    pub tail_probe: Option<(Instant, u64)>,
 }
 
 /// A conversation that ended well.
@@ -220,6 +227,15 @@ impl<'a, C: Conversation> Driver<'a, C> {
                     }
                     return Ok((self.stats, true));
                 }
+                _ = sleep_until(self.tail_probe.map_or(deadline, |(at, _)| at)), if self.tail_probe.is_some() => {
+                    if let Some((_, seen)) = self.tail_probe.take()
+                        && conn.stats().frame_rx.stream == seen
+                    {
+                        // Ack-eliciting; nobody reads it (a node buffers at most
+                        // `DATAGRAM_BUFFER` bytes of them).
+                        let _ = conn.send_datagram(bytes::Bytes::from_static(&[0]));
+                    }
+                }
                 _ = sleep_until(deadline) => {
                     // Quiet means no stream data moving either way, not "no whole frame":
                     // on 2G one frame can take longer to cross than the idle timeout.
@@ -324,6 +340,15 @@ impl<'a, C: Conversation> Driver<'a, C> {
         if self.local_done && !reply.frames.is_empty() {
             self.abort(close::PROTOCOL, "会话结束后仍要发送消息");
             return Err(TransportError::Protocol("会话结束后仍要发送消息".into()));
+        }
+        if self.side == Side::Dialer
+            && !reply.frames.is_empty()
+            && let Some(rtt) = super::node::selected_rtt(self.conn)
+                .or_else(|| self.conn.rtt(iroh::endpoint::PathId::ZERO))
+                .filter(|r| *r >= TAIL_PROBE_RTT)
+        {
+            let seen = self.conn.stats().frame_rx.stream;
+            self.tail_probe = Some((Instant::now() + rtt / 4, seen));
         }
         for f in &reply.frames {
             if let Err(e) = write_frame(&mut self.send, f, self.opts.max_frame).await {

@@ -61,7 +61,7 @@ const REDIAL_SLACK: Duration = Duration::from_millis(150);
 ///
 /// (iroh marks the path in use asynchronously; right after the handshake use
 /// [`redial_at`]'s, path 0's own sample.)
-fn selected_rtt(conn: &Connection) -> Option<Duration> {
+pub(crate) fn selected_rtt(conn: &Connection) -> Option<Duration> {
     conn.paths()
         .iter()
         .find(|p| p.is_selected())
@@ -736,6 +736,7 @@ async fn dial<C: Conversation>(
         unread_out: 0,
         keep_open: true,
         redial_by,
+        tail_probe: None,
     };
     driver.run().await.inspect_err(|_| {
         if conn.close_reason().is_none() {
