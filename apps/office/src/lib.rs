@@ -55,6 +55,8 @@ pub trait Hub: Send + Sync + 'static {
 pub struct Ticket {
     /// The text ticket (`shouwang1…`), also drawn as a QR code.
     pub ticket: String,
+    /// The member it enrolls a device for.
+    pub member: shouwang_core::ids::MemberId,
     pub member_name: String,
     pub role: Role,
     /// Whether the member was added to the school for it.

@@ -517,7 +517,7 @@ pub(crate) fn invite(a: &mut Archive, hub: &dyn Hub, v: &Viewer, form: InviteFor
     let ticket = hub.invite(member, role, days)?;
     // Recorded before the code is shown: whoever scans it acts as that member.
     a.write_as_member(&v.member.id, |a| {
-        a.log_invite(&ticket.member_name, ticket.role.label(), days)
+        a.log_invite(&ticket.member, ticket.role.label(), days)
     })?;
     let school = a.school()?;
     let qr = qr_svg(&ticket.ticket)?;

@@ -282,11 +282,16 @@ impl Archive {
         )
     }
 
-    /// Records that this device's member issued an invite enrolling a device for `member`
-    /// (name or id), as `role`, valid `days` days: whoever scans it writes and reads as that
-    /// member from then on, so who handed it out is kept where it cannot be changed.
-    pub fn log_invite(&mut self, member: &str, role: &str, days: u32) -> Result<()> {
-        let id = self.find_member(member)?.id;
+    /// Records that this device's member issued an invite enrolling a device for `member`, as
+    /// `role`, valid `days` days: whoever scans it writes and reads as that member from then
+    /// on, so who handed it out is kept where it cannot be changed.
+    pub fn log_invite(
+        &mut self,
+        member: &crate::ids::MemberId,
+        role: &str,
+        days: u32,
+    ) -> Result<()> {
+        let id = member;
         self.audit(
             what::INVITE,
             id.as_str(),

@@ -336,7 +336,11 @@ impl Archive {
     pub fn open_bundle(&mut self, bytes: &[u8]) -> Result<Bundle> {
         let secret = self.device_secret()?;
         let view = self.school()?;
-        let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k| {
+        let school = self.school_id.clone();
+        let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k, from| {
+            if from.is_some_and(|s| s != school.as_str()) {
+                return Err(Error::WrongSchool);
+            }
             signer_in(&view, k).map(|_| ())
         })?;
         if sealed.bundle.school != self.school_id {
@@ -474,7 +478,11 @@ impl Archive {
         let secret = self.device_secret()?;
         let view = self.school()?;
         // The signer is checked before the bundle is unpacked (`seal::open_signed_by`).
-        let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k| {
+        let school = self.school_id.clone();
+        let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k, from| {
+            if from.is_some_and(|s| s != school.as_str()) {
+                return Err(Error::WrongSchool);
+            }
             signer_in(&view, k).map(|_| ())
         })?;
         let bundle = sealed.bundle;

@@ -115,6 +115,15 @@ impl Bundle {
         Ok(out)
     }
 
+    /// The school an encoded bundle says it is from, read from its header without unpacking
+    /// it (and without checking it: [`Bundle::decode`] does).
+    pub fn school_of(bytes: &[u8]) -> Option<&str> {
+        let rest = bytes.strip_prefix(MAGIC)?;
+        let (_version, rest) = rest.split_first()?;
+        let (len, rest) = rest.split_first()?;
+        std::str::from_utf8(rest.get(..usize::from(*len))?).ok()
+    }
+
     /// Decodes and verifies a bundle. Any defect refuses the whole file.
     pub fn decode(bytes: &[u8]) -> Result<Bundle> {
         let bad = |what: &str| Error::Corrupt(format!("不是有效的守望数据文件（{what}）"));

@@ -198,17 +198,19 @@ fn seal_bytes(
 
 /// Decrypts and verifies a sealed file. Every defect refuses the whole file.
 pub fn open(bytes: &[u8], unlock: Unlock<'_>) -> Result<Sealed> {
-    open_signed_by(bytes, unlock, |_| Ok(()))
+    open_signed_by(bytes, unlock, |_, _| Ok(()))
 }
 
 /// [`open`], with `signer` asked whether the key that signed the file may send it once the
 /// signature is verified, before the bundle inside is unpacked: a file anyone could seal to
 /// this device's public key (it is in the school document) unpacks to up to
 /// [`MAX_PAYLOAD`](super::MAX_PAYLOAD) bytes, which only a registered device's file may cost.
+/// `signer` also gets the school the bundle's header names (unchecked), so that a file of
+/// another school is told apart from a stranger's.
 pub fn open_signed_by(
     bytes: &[u8],
     unlock: Unlock<'_>,
-    signer: impl FnOnce(&DeviceKey) -> Result<()>,
+    signer: impl FnOnce(&DeviceKey, Option<&str>) -> Result<()>,
 ) -> Result<Sealed> {
     if !is_sealed(bytes) {
         if bytes.starts_with(b"SWBUNDLE") {
@@ -271,7 +273,10 @@ pub fn open_signed_by(
     parse_signed(&signed, signer)
 }
 
-fn parse_signed(signed: &[u8], check: impl FnOnce(&DeviceKey) -> Result<()>) -> Result<Sealed> {
+fn parse_signed(
+    signed: &[u8],
+    check: impl FnOnce(&DeviceKey, Option<&str>) -> Result<()>,
+) -> Result<Sealed> {
     let bad = |what: &str| Error::Corrupt(format!("不是有效的守望数据文件（{what}）"));
     if signed.len() < MAGIC.len() + 1 + 32 + 1 + 4 + 64 || &signed[..8] != MAGIC {
         return Err(bad("文件头不对"));
@@ -283,7 +288,6 @@ fn parse_signed(signed: &[u8], check: impl FnOnce(&DeviceKey) -> Result<()>) -> 
     let signer = DeviceKey(body[9..41].try_into().map_err(|_| bad("签名者"))?);
     let signature: [u8; 64] = signature.try_into().map_err(|_| bad("签名"))?;
     device_key::verify(&signer, &[DOMAIN, body].concat(), &signature)?;
-    check(&signer)?;
     let mut rest = &body[41..];
     let n = usize::from(rest[0]);
     rest = &rest[1..];
@@ -304,6 +308,7 @@ fn parse_signed(signed: &[u8], check: impl FnOnce(&DeviceKey) -> Result<()>) -> 
     if rest.len() != len {
         return Err(bad("长度不对"));
     }
+    check(&signer, Bundle::school_of(rest))?;
     Ok(Sealed {
         bundle: Bundle::decode(rest)?,
         signer,
@@ -423,8 +428,13 @@ mod tests {
         // Unchecked, it is unpacked (and refused for its size).
         let err = open(&file, Unlock::Device(&phone)).unwrap_err();
         assert!(err.to_string().contains("解压失败"), "{err}");
-        let err = open_signed_by(&file, Unlock::Device(&phone), |k| {
+        let err = open_signed_by(&file, Unlock::Device(&phone), |k, school| {
             assert_eq!(*k, stranger.public());
+            assert_eq!(
+                school,
+                Some("s1"),
+                "the school named by the header, for WrongSchool"
+            );
             Err(Error::NotPermitted("设备不在本机所知的学校登记里".into()))
         })
         .unwrap_err();
@@ -450,7 +460,7 @@ mod tests {
         signed.extend_from_slice(&plain);
         let forged = b.sign(&[DOMAIN, &signed].concat());
         signed.extend_from_slice(&forged);
-        let err = parse_signed(&signed, |_| Ok(())).unwrap_err();
+        let err = parse_signed(&signed, |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("签名不对"), "{err}");
     }
 }

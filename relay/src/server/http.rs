@@ -61,6 +61,7 @@ impl shouwang_office::Hub for OfficeHub {
             super::issue_member_invite(&self.data, &self.contact, member, role, now, expires_at)?;
         Ok(shouwang_office::Ticket {
             ticket: issued.ticket,
+            member: issued.invite.member.clone(),
             member_name: issued.member_name,
             role: issued.invite.role,
             member_added: issued.member_added,

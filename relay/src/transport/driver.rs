@@ -19,9 +19,15 @@ use super::{
 /// the peer, during which nothing moves on the connection that this side could observe.
 const SLOWEST_LINK: f64 = 1_000.0;
 
+/// How often a dialer waiting to dial again looks whether its handshake is confirmed.
+const CONFIRM_POLL: Duration = Duration::from_millis(20);
+
 /// The shortest round trip on which a dialer sends tail probes (module docs, point 9): on a
 /// faster link QUIC's own probe timeout is short enough.
 const TAIL_PROBE_RTT: Duration = Duration::from_millis(200);
+
+/// The largest flight a tail probe follows (a few datagrams of payload).
+const TAIL_PROBE_FLIGHT: usize = 16 * 1024;
 
 /// The longest close reason sent (QUIC packets are small; reasons are one sentence).
 const MAX_REASON: usize = 400;
@@ -105,6 +111,12 @@ fn stream_frames(conn: &Connection) -> u64 {
 /// §4.1.2): until then a lost `Finished` of ours holds up everything we send.
 pub(crate) fn handshake_confirmed(conn: &Connection) -> bool {
     conn.stats().frame_rx.handshake_done > 0
+}
+
+/// Whether the peer has confirmed the handshake or sent stream data (a large first frame still
+/// arriving also shows the handshake complete on its side): no redial then.
+fn answered(conn: &Connection) -> bool {
+    handshake_confirmed(conn) || conn.stats().frame_rx.stream > 0
 }
 
 /// Resolves at the next wake; never, without a listener or once the [`Wake`] is gone.
@@ -213,19 +225,18 @@ impl<'a, C: Conversation> Driver<'a, C> {
                     }
                 }
                 // Not while a redial may come: only the opening may be replayed.
-                _ = woken(&mut wake), if wake.is_some() && redial_by.is_none() && !self.local_done && self.listening() => {
+                _ = woken(&mut wake), if wake.is_some() && (redial_by.is_none() || answered(conn)) && !self.local_done && self.listening() => {
                     let reply = self.call(|c| c.on_wake()).await;
                     self.after(reply).await?;
                     deadline = Instant::now() + self.quiet_limit();
                 }
-                _ = sleep_until(redial_by.unwrap_or(deadline)), if redial_by.is_some() => {
-                    // Any stream data from the peer (a large first frame still arriving) also
-                    // shows the handshake complete on its side.
-                    if handshake_confirmed(conn) || conn.stats().frame_rx.stream > 0 {
+                // Looked at every `CONFIRM_POLL` until then: wakes wait for the answer.
+                _ = sleep_until(redial_by.map_or(deadline, |by| by.min(Instant::now() + CONFIRM_POLL))), if redial_by.is_some() => {
+                    if answered(conn) {
                         redial_by = None;
-                        continue;
+                    } else if redial_by.is_some_and(|by| Instant::now() >= by) {
+                        return Ok((self.stats, true));
                     }
-                    return Ok((self.stats, true));
                 }
                 _ = sleep_until(self.tail_probe.map_or(deadline, |(at, _)| at)), if self.tail_probe.is_some() => {
                     if let Some((_, seen)) = self.tail_probe.take()
@@ -341,20 +352,24 @@ impl<'a, C: Conversation> Driver<'a, C> {
             self.abort(close::PROTOCOL, "会话结束后仍要发送消息");
             return Err(TransportError::Protocol("会话结束后仍要发送消息".into()));
         }
-        if self.side == Side::Dialer
-            && !reply.frames.is_empty()
-            && let Some(rtt) = super::node::selected_rtt(self.conn)
-                .or_else(|| self.conn.rtt(iroh::endpoint::PathId::ZERO))
-                .filter(|r| *r >= TAIL_PROBE_RTT)
-        {
-            let seen = self.conn.stats().frame_rx.stream;
-            self.tail_probe = Some((Instant::now() + rtt / 4, seen));
-        }
+        let seen = self.conn.stats().frame_rx.stream;
+        let mut written = 0;
         for f in &reply.frames {
             if let Err(e) = write_frame(&mut self.send, f, self.opts.max_frame).await {
                 return Err(self.write_failed(e));
             }
             self.count_out(f.len());
+            written += f.len();
+        }
+        // Armed once the flight is queued; not for a large one, which is still leaving when
+        // the probe is due and whose later packets show a loss anyway.
+        if self.side == Side::Dialer
+            && (1..=TAIL_PROBE_FLIGHT).contains(&written)
+            && let Some(rtt) = super::node::selected_rtt(self.conn)
+                .or_else(|| self.conn.rtt(iroh::endpoint::PathId::ZERO))
+                .filter(|r| *r >= TAIL_PROBE_RTT)
+        {
+            self.tail_probe = Some((Instant::now() + rtt / 4, seen));
         }
         if reply.done {
             self.local_done = true;

@@ -81,8 +81,12 @@
 //!    round trip after it writes frames, sends one one-byte QUIC datagram if no stream data
 //!    came in the meantime. Its acknowledgement comes about a round trip and a quarter after
 //!    the flight and shows any datagram of the flight missing then (RFC 8985's tail loss
-//!    probe, made from outside QUIC). It costs a packet of about 30 bytes each way per flight
-//!    on slow links only; nobody reads it.
+//!    probe, made from outside QUIC). Not after a flight over 16 KB (still leaving when the
+//!    probe is due; its later packets show a loss anyway), and not after the last frames
+//!    of a conversation (the dialer returns then). It costs a packet of about 30 bytes each
+//!    way per flight on slow links only. Nothing reads it, except that a hub echoes the first
+//!    four datagrams of a connection (point 7), so on a connection not primed the first probes
+//!    come back too.
 //!
 //! Conversation callbacks run on tokio's blocking pool: they may read and write the SQLite
 //! store without stalling the network.

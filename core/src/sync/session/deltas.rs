@@ -33,13 +33,6 @@ impl Session {
         // modified app) is refused and left out; the others go on.
         let (mut docs, outside): (Vec<_>, Vec<_>) =
             docs.into_iter().partition(|(d, _)| self.allows(d));
-        // Each is answered `OutOfScope` below, hand-ins after they are merged: too many end
-        // the session before any is merged.
-        if self.out_of_scope + outside.len() > super::MAX_OUT_OF_SCOPE {
-            return Err(Error::NotPermitted(
-                "对方发来太多无权同步的档案，同步已结束".into(),
-            ));
-        }
         let hand_ins: Vec<&(DocId, Vec<u8>)> = outside
             .iter()
             .filter(|(d, _)| {
@@ -48,6 +41,14 @@ impl Session {
                     && !d.child().is_some_and(|c| self.erased.contains(c))
             })
             .collect();
+        // The others are answered `OutOfScope` at once: too many end the session before
+        // anything is merged. (Hand-ins, a member's work on files no longer hers, are merged
+        // first and counted as they are answered.)
+        if self.out_of_scope + (outside.len() - hand_ins.len()) > super::MAX_OUT_OF_SCOPE {
+            return Err(Error::NotPermitted(
+                "对方发来太多无权同步的档案，同步已结束".into(),
+            ));
+        }
         let handed_in: HashSet<&DocId> = hand_ins.iter().map(|(d, _)| d).collect();
         // The school document first (then care files before private parts): what the
         // others are judged against may arrive in the same frame.
