@@ -274,6 +274,16 @@ impl SchoolView {
             .map_or_else(|| id.to_owned(), |m| m.name.clone())
     }
 
+    /// The name of the member a device is registered to, from the device's id or an actor
+    /// of it (the id plus a generation tag in a re-based document); `None` if no device here
+    /// has it.
+    pub fn device_owner_name(&self, actor: &str) -> Option<String> {
+        self.devices
+            .iter()
+            .find(|d| actor.starts_with(d.id.as_str()))
+            .map(|d| self.member_name(d.member.as_str()))
+    }
+
     /// A class by id.
     pub fn class(&self, id: &ClassId) -> Option<&ClassInfo> {
         self.classes.iter().find(|c| &c.id == id)

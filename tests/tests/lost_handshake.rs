@@ -14,8 +14,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shouwang_relay::device;
-use shouwang_relay::transport::ConversationOptions;
+use shouwang_core::Archive;
+use shouwang_core::sync::Progress;
+use shouwang_relay::device::{self, Identity};
+use shouwang_relay::transport::{ConversationOptions, Node};
 use shouwang_tests::link::{Direction, LinkConfig};
 use shouwang_tests::link_hub::{PhoneOverLink, phone_over_link_like, school_has, write_home_visit};
 
@@ -34,6 +36,7 @@ fn slow_link(listen: SocketAddr, target: SocketAddr) -> LinkConfig {
     }
 }
 
+/// Options for a sync that connects anew, or for a phone that keeps its connection warm.
 fn options(warm: bool) -> ConversationOptions {
     ConversationOptions {
         connect_timeout: Duration::from_secs(20),
@@ -45,6 +48,26 @@ fn options(warm: bool) -> ConversationOptions {
     }
 }
 
+/// A phone joined over [`slow_link`] that has just written a 家访 with `notes`, and the child.
+async fn phone_with_a_visit(opts: &ConversationOptions, notes: &str) -> (PhoneOverLink, String) {
+    let mut phone = phone_over_link_like(|hub| hub, slow_link, opts).await;
+    let child = write_home_visit(&mut phone.archive, notes);
+    (phone, child)
+}
+
+/// Syncs `archive` (the phone's) with the hub; fails the test if the sync fails.
+async fn sync(
+    phone: &Node,
+    identity: &Identity,
+    archive: Archive,
+    opts: &ConversationOptions,
+) -> Progress {
+    let (_, progress) = device::sync_hub(phone, identity, archive, opts, None)
+        .await
+        .unwrap_or_else(|e| panic!("the sync failed: {e}"));
+    progress
+}
+
 /// 1. The phone's `Finished` is lost on a sync that connects anew (the CLI; the app's first
 ///    sync after a while). The phone does not wait for QUIC to resend it: the hub has not
 ///    confirmed the handshake a round trip and a half later, so it dials again, and the
@@ -52,25 +75,14 @@ fn options(warm: bool) -> ConversationOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_1_a_lost_finished_is_dialed_again() {
     let opts = options(false);
-    let PhoneOverLink {
-        data,
-        server: _server,
-        link,
-        mut archive,
-        identity,
-        node,
-        dir: _dir,
-    } = phone_over_link_like(|hub| hub, slow_link, &opts).await;
     let notes = "妈妈在外打工，孩子跟外婆住，这周按时交了作业。";
-    let child = write_home_visit(&mut archive, notes);
+    let (phone, child) = phone_with_a_visit(&opts, notes).await;
 
-    let before = link.stats();
+    let before = phone.link.stats();
     // The phone's second datagram: its acknowledgement of the hub's Initial and its Finished.
-    link.lose_up(1);
-    let (_archive, progress) = device::sync_hub(&node, &identity, archive, &opts, None)
-        .await
-        .unwrap_or_else(|e| panic!("the sync failed: {e}"));
-    let moved = link.stats().since(&before);
+    phone.link.lose_up(1);
+    let progress = sync(&phone.node, &phone.identity, phone.archive, &opts).await;
+    let moved = phone.link.stats().since(&before);
     assert_eq!(
         moved.up.dropped_chosen, 1,
         "the Finished was lost: {moved:?}"
@@ -80,8 +92,8 @@ async fn story_1_a_lost_finished_is_dialed_again() {
         moved.up.quic_initials > 2,
         "the phone waited for QUIC to resend its Finished instead of dialing again: {moved:?}"
     );
-    assert_eq!(node.redials(), 1);
-    assert!(school_has(&data, &child, notes));
+    assert_eq!(phone.node.redials(), 1);
+    assert!(school_has(&phone.data, &child, notes));
 }
 
 /// 2. On the same link with nothing lost, the phone makes one handshake: dialing again is for
@@ -89,26 +101,15 @@ async fn story_1_a_lost_finished_is_dialed_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_2_a_slow_link_alone_is_not_dialed_again() {
     let opts = options(false);
-    let PhoneOverLink {
-        data,
-        server: _server,
-        link,
-        mut archive,
-        identity,
-        node,
-        dir: _dir,
-    } = phone_over_link_like(|hub| hub, slow_link, &opts).await;
     let notes = "孩子说想念爸爸，老师陪他打了电话。";
-    let child = write_home_visit(&mut archive, notes);
+    let (phone, child) = phone_with_a_visit(&opts, notes).await;
 
-    let before = link.stats();
-    let (_archive, progress) = device::sync_hub(&node, &identity, archive, &opts, None)
-        .await
-        .unwrap_or_else(|e| panic!("the sync failed: {e}"));
-    let moved = link.stats().since(&before);
+    let before = phone.link.stats();
+    let progress = sync(&phone.node, &phone.identity, phone.archive, &opts).await;
+    let moved = phone.link.stats().since(&before);
     assert!(progress.bytes_sent > 0);
-    assert_eq!(node.redials(), 0, "one handshake: {moved:?}");
-    assert!(school_has(&data, &child, notes));
+    assert_eq!(phone.node.redials(), 0, "one handshake: {moved:?}");
+    assert!(school_has(&phone.data, &child, notes));
 }
 
 /// 3. Connecting ahead (the app opening) loses its `Finished` the same way: the connection
@@ -117,24 +118,18 @@ async fn story_2_a_slow_link_alone_is_not_dialed_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_3_connecting_ahead_dials_again_too() {
     let opts = options(true);
-    let PhoneOverLink {
-        data,
-        server: _server,
-        link,
-        mut archive,
-        identity,
-        node,
-        dir: _dir,
-    } = phone_over_link_like(|hub| hub, slow_link, &opts).await;
-    let hub = identity.hub().unwrap();
     let notes = "外婆说孩子这周咳嗽好了，按时上学。";
-    let child = write_home_visit(&mut archive, notes);
+    let (phone, child) = phone_with_a_visit(&opts, notes).await;
+    let hub = phone.identity.hub().unwrap();
 
-    let before = link.stats();
-    link.lose_up(1);
-    node.warm_up(hub.clone(), &opts).await.unwrap();
-    assert!(node.is_warm(hub.id), "the connection made ahead is kept");
-    let warmed = link.stats().since(&before);
+    let before = phone.link.stats();
+    phone.link.lose_up(1);
+    phone.node.warm_up(hub.clone(), &opts).await.unwrap();
+    assert!(
+        phone.node.is_warm(hub.id),
+        "the connection made ahead is kept"
+    );
+    let warmed = phone.link.stats().since(&before);
     assert_eq!(
         warmed.up.dropped_chosen, 1,
         "the Finished was lost: {warmed:?}"
@@ -143,17 +138,15 @@ async fn story_3_connecting_ahead_dials_again_too() {
         warmed.up.quic_initials > 2,
         "connecting ahead waited for QUIC to resend its Finished: {warmed:?}"
     );
-    assert_eq!(node.redials(), 1);
+    assert_eq!(phone.node.redials(), 1);
 
-    let at_sync = link.stats();
-    let (_archive, _) = device::sync_hub(&node, &identity, archive, &opts, None)
-        .await
-        .unwrap_or_else(|e| panic!("the sync failed: {e}"));
+    let at_sync = phone.link.stats();
+    sync(&phone.node, &phone.identity, phone.archive, &opts).await;
     assert_eq!(
-        link.stats().since(&at_sync).up.quic_initials,
+        phone.link.stats().since(&at_sync).up.quic_initials,
         0,
         "the sync ran on the connection made ahead"
     );
-    assert_eq!(node.redials(), 1);
-    assert!(school_has(&data, &child, notes));
+    assert_eq!(phone.node.redials(), 1);
+    assert!(school_has(&phone.data, &child, notes));
 }

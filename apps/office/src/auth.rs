@@ -571,22 +571,10 @@ mod tests {
     /// locked by them.
     #[test]
     fn failures_count_by_member_and_across_addresses() {
-        use shouwang_core::archive::SchoolSetup;
         use shouwang_core::roles::Role;
 
         let dir = tempfile::tempdir().unwrap();
-        let mut a = Archive::create_school(
-            &dir.path().join("hub.db"),
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "学校服务器".into(),
-            },
-        )
-        .unwrap();
+        let mut a = crate::tests::hub_archive(&dir.path().join("hub.db"));
         let right = "郭庄小学2026办公室";
         let admin = set_password(&mut a, "张长友", right).unwrap();
         a.add_member("王瑞侠", &[Role::HeadTeacher], None, None)

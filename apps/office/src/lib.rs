@@ -338,6 +338,23 @@ mod tests {
 
     use super::*;
 
+    /// A new school's hub archive at `path`, 张长友 (领导组) its administrator: the console's
+    /// unit tests' school.
+    pub(crate) fn hub_archive(path: &std::path::Path) -> Archive {
+        Archive::create_school(
+            path,
+            &SchoolSetup {
+                name: "郭庄小学".into(),
+                town: "丁里镇".into(),
+                hotline: None,
+                admin_name: "张长友".into(),
+                admin_role: Role::Leadership,
+                device_label: "学校服务器".into(),
+            },
+        )
+        .unwrap()
+    }
+
     struct TestHub(PathBuf);
 
     impl Hub for TestHub {
@@ -358,18 +375,7 @@ mod tests {
     fn console_requests_queue_without_taking_the_blocking_pool() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
-        Archive::create_school(
-            &path,
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "学校服务器".into(),
-            },
-        )
-        .unwrap();
+        hub_archive(&path);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(4)

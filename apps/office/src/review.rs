@@ -20,12 +20,8 @@ fn device_label(school: &SchoolView, device: &str) -> String {
         return "数据文件".to_owned();
     }
     let short: String = device.chars().take(8).collect();
-    match school
-        .devices
-        .iter()
-        .find(|d| device.starts_with(d.id.as_str()))
-    {
-        Some(d) => format!("{}（设备 {short}）", school.member_name(d.member.as_str())),
+    match school.device_owner_name(device) {
+        Some(name) => format!("{name}（设备 {short}）"),
         None => format!("未登记的设备 {short}"),
     }
 }

@@ -334,19 +334,26 @@ impl Archive {
     /// Opens a file sealed to this device and checks its signer against the school document
     /// this device holds; merges nothing. For `bundle export --since` and for looking inside.
     pub fn open_bundle(&mut self, bytes: &[u8]) -> Result<Bundle> {
-        let secret = self.device_secret()?;
         let view = self.school()?;
-        let school = self.school_id.clone();
+        Ok(self.open_sealed(bytes, &view)?.bundle)
+    }
+
+    /// Opens a file sealed to this device: its school and its signer (a device registered in
+    /// `view` and in good standing) checked before the bundle inside is unpacked
+    /// (`seal::open_signed_by`), and its school again once it is.
+    fn open_sealed(&mut self, bytes: &[u8], view: &SchoolView) -> Result<seal::Sealed> {
+        let secret = self.device_secret()?;
+        let school = self.school_id.as_str();
         let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k, from| {
-            if from.is_some_and(|s| s != school.as_str()) {
+            if from.is_some_and(|s| s != school) {
                 return Err(Error::WrongSchool);
             }
-            signer_in(&view, k).map(|_| ())
+            signer_in(view, k).map(|_| ())
         })?;
         if sealed.bundle.school != self.school_id {
             return Err(Error::WrongSchool);
         }
-        Ok(sealed.bundle)
+        Ok(sealed)
     }
 
     /// Registers a new device for `member` in the school document (its id is its automerge
@@ -475,20 +482,9 @@ impl Archive {
     /// merged; the rest are dropped before merging. Documents the member may no longer see
     /// afterwards are purged.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport> {
-        let secret = self.device_secret()?;
         let view = self.school()?;
-        // The signer is checked before the bundle is unpacked (`seal::open_signed_by`).
-        let school = self.school_id.clone();
-        let sealed = seal::open_signed_by(bytes, Unlock::Device(&secret), |k, from| {
-            if from.is_some_and(|s| s != school.as_str()) {
-                return Err(Error::WrongSchool);
-            }
-            signer_in(&view, k).map(|_| ())
-        })?;
+        let sealed = self.open_sealed(bytes, &view)?;
         let bundle = sealed.bundle;
-        if bundle.school != self.school_id {
-            return Err(Error::WrongSchool);
-        }
         let (_, signer) = signer_in(&view, &sealed.signer)?;
         // A file carries no certificate to bound the signer's roles with. Bounding them by the
         // roles this device's school gives the signer *now* would make the verdict depend on

@@ -342,13 +342,8 @@ impl Archive {
             };
             // An actor is the device id, plus a generation tag in a re-based document.
             let member = school
-                .devices
-                .iter()
-                .find(|d| actor.starts_with(d.id.as_str()))
-                .map_or_else(
-                    || "未登记的设备".to_owned(),
-                    |d| school.member_name(d.member.as_str()),
-                );
+                .device_owner_name(&actor)
+                .unwrap_or_else(|| "未登记的设备".to_owned());
             out.push(QuarantinedChange {
                 doc: label,
                 member,
@@ -374,13 +369,8 @@ impl Archive {
         };
         let name_of = |device: &str| {
             school
-                .devices
-                .iter()
-                .find(|d| device.starts_with(d.id.as_str()))
-                .map_or_else(
-                    || "未登记的设备".to_owned(),
-                    |d| school.member_name(d.member.as_str()),
-                )
+                .device_owner_name(device)
+                .unwrap_or_else(|| "未登记的设备".to_owned())
         };
         let mut out = Vec::new();
         for (doc, actor, source, at) in rows {

@@ -20,7 +20,7 @@ use super::{
 const SLOWEST_LINK: f64 = 1_000.0;
 
 /// How often a dialer waiting to dial again looks whether its handshake is confirmed.
-const CONFIRM_POLL: Duration = Duration::from_millis(20);
+pub(crate) const CONFIRM_POLL: Duration = Duration::from_millis(20);
 
 /// The shortest round trip on which a dialer sends tail probes (module docs, point 9): on a
 /// faster link QUIC's own probe timeout is short enough.

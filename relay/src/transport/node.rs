@@ -90,7 +90,7 @@ fn redial_at(conn: &Connection) -> Option<Instant> {
 async fn confirmed_by(conn: &Connection, until: Instant) -> bool {
     let wait = async {
         while !super::driver::handshake_confirmed(conn) && conn.close_reason().is_none() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(super::driver::CONFIRM_POLL).await;
         }
     };
     let _ = tokio::time::timeout_at(until, wait).await;
