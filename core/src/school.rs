@@ -595,6 +595,29 @@ fn set_flag<T: Transactable + ReadDoc>(
     Ok(())
 }
 
+/// What a member's standing rests on: the operations that last set each of their roles and
+/// their `active` flag, as one string. It changes whenever any of them is written again, even
+/// back to the value it had (a role taken away and given back is a new operation), so a
+/// session opened under one grant can tell that the grant it was opened under is gone.
+/// `None` if the school has no such member.
+pub fn member_grant<D: ReadDoc>(doc: &D, member: &MemberId) -> Option<String> {
+    let all = map_at(doc, &ROOT, MEMBERS)?;
+    let obj = map_at(doc, &all, member.as_str())?;
+    let op = |obj: &ObjId, key: &str| -> String {
+        match doc.get(obj, key) {
+            Ok(Some((_, id))) => id.to_string(),
+            _ => String::new(),
+        }
+    };
+    let mut grant = format!("active={}", op(&obj, "active"));
+    if let Some(roles) = map_at(doc, &obj, "roles") {
+        for key in doc.keys(&roles) {
+            grant.push_str(&format!(";{key}={}", op(&roles, &key)));
+        }
+    }
+    Some(grant)
+}
+
 /// A member's roles map.
 fn roles_of<T: Transactable + ReadDoc>(tx: &T, member: &MemberId) -> Result<ObjId> {
     let obj = entry(tx, MEMBERS, member.as_str(), "成员")?;

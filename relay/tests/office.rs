@@ -16,7 +16,7 @@ use shouwang_core::Archive;
 use shouwang_core::roles::Role;
 use shouwang_tests::chromium::{Chromium, find_chromium, read_qr};
 use shouwang_tests::fixtures::{CHILDREN, CLASS, HEAD_TEACHER};
-use shouwang_tests::http::{form, hidden};
+use shouwang_tests::http::{Client, form, hidden, percent_encode};
 use shouwang_tests::phone::id_number;
 
 /// The access-log entries written since `before` (entries sort by second, so new ones are
@@ -169,10 +169,43 @@ fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
     assert!(!list.contains(OTHER_CHILD), "{list}");
     let overview = web.get("/").text();
     assert!(overview.contains(CLASS) && !overview.contains(OTHER_CLASS));
-    // Another class's child, the members and the reports: refused on the server.
-    let r = web.get(&format!("/students/{}", other.as_str()));
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!r.text().contains(&id_number("101")));
+    // Another class's child, the members and the reports: refused on the server. Another
+    // class's child is answered exactly as a child who does not exist, by id or by name, so
+    // the console does not tell a 班主任 who else is at the school.
+    let nobody = |web: &mut Client, path: &str, key: &str| {
+        let r = if path.ends_with("/reveal") {
+            let token = web.csrf();
+            web.post(path, &[("csrf", &token), ("why", "核对学籍")])
+        } else {
+            web.get(path)
+        };
+        (r.status, r.text().replace(key, "<key>"))
+    };
+    let absent = "c-0000000000000000";
+    for (path, key) in [
+        (format!("/students/{}", other.as_str()), other.as_str()),
+        (
+            format!("/students/{}", percent_encode(OTHER_CHILD)),
+            OTHER_CHILD,
+        ),
+        (format!("/print/{}", other.as_str()), other.as_str()),
+        (
+            format!("/students/{}/reveal", other.as_str()),
+            other.as_str(),
+        ),
+    ] {
+        let missing = path
+            .replace(&percent_encode(key), absent)
+            .replace(key, absent);
+        let (status, text) = nobody(&mut web, &path, key);
+        assert_eq!(status, 404, "{path}: {text}");
+        assert!(!text.contains(&id_number("101")) && !text.contains(OTHER_CHILD));
+        assert_eq!(
+            (status, text),
+            nobody(&mut web, &missing, absent),
+            "{path} answers as a child who does not exist"
+        );
+    }
     assert_eq!(web.get("/members").status, 403);
     assert_eq!(web.get("/reports/registry").status, 403);
     assert!(
@@ -1518,4 +1551,111 @@ fn a_conflict_in_a_private_part_is_shown_only_where_opening_it_is_logged() {
     let file = office.get(&format!("/students/{}", child.as_str())).text();
     assert!(file.contains("心理问题"), "{file}");
     assert_eq!(logged(&hub), before + 1, "opening her file is recorded");
+}
+
+#[test]
+fn every_console_response_tells_the_browser_not_to_guess_its_type() {
+    let hub = Hub::start();
+    let mut anonymous = hub.browser();
+    let (mut web, _) = logged_in(&hub, "晁月静");
+    let responses = [
+        ("the login page", anonymous.get("/login")),
+        ("a redirect to it", anonymous.get("/students")),
+        ("a page", web.get("/students")),
+        ("the style sheet", web.get("/assets/style.css")),
+        ("a workbook", web.get("/reports/registry")),
+        ("an error page", web.get("/students/c-0000000000000000")),
+    ];
+    for (what, r) in responses {
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what} ({}): {:?}",
+            r.status,
+            r.headers
+        );
+    }
+}
+
+#[test]
+fn a_session_ends_when_its_role_is_taken_away_even_if_it_is_given_back_before_the_next_request() {
+    let hub = Hub::start();
+    let (mut admin, token) = logged_in(&hub, "晁月静");
+    let (mut teacher, _) = logged_in(&hub, HEAD_TEACHER);
+    assert!(teacher.get("/students").text().contains(CHILDREN[0].1));
+    // Another member heads the class for a while, and 王瑞侠 heads it again: his session made
+    // no request in between, so it never saw him without the role.
+    for head in [OTHER_HEAD, HEAD_TEACHER] {
+        let r = admin.post(
+            "/members/head",
+            &[
+                ("csrf", token.as_str()),
+                ("class", CLASS),
+                ("head", head),
+                ("confirm", "1"),
+            ],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(
+        hub.archive()
+            .find_member(HEAD_TEACHER)
+            .unwrap()
+            .has(Role::HeadTeacher)
+    );
+    let r = teacher.get("/students");
+    assert_eq!(r.status, 303, "the old session is over: {}", r.text());
+    assert_eq!(r.header("location"), Some("/login"));
+    // He logs in again and works as before; the administrator's session was not touched.
+    assert_eq!(teacher.login(HEAD_TEACHER, PASSWORD).status, 303);
+    assert!(teacher.get("/students").text().contains(CHILDREN[0].1));
+    assert_eq!(admin.get("/members").status, 200);
+}
+
+#[test]
+fn a_flood_of_logins_does_not_hold_up_the_pages_of_members_logged_in() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    let hub = Hub::start();
+    let (mut web, _) = logged_in(&hub, "晁月静");
+    // Each login checks an argon2 hash, on purpose slow. Forty arrive at once, each for a
+    // different name (no lock-out yet), then a member opens a page.
+    const FLOOD: usize = 40;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(FLOOD + 1));
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let (mut guesser, answered, start) = (hub.browser(), answered.clone(), start.clone());
+            let token = hidden(&guesser.get("/login").text(), "csrf");
+            std::thread::spawn(move || {
+                start.wait();
+                let name = format!("猜测{i}");
+                let r = guesser.post(
+                    "/login",
+                    &[
+                        ("name", &name),
+                        ("password", "猜的密码123456"),
+                        ("csrf", &token),
+                    ],
+                );
+                answered.fetch_add(1, Ordering::SeqCst);
+                r.status
+            })
+        })
+        .collect();
+    start.wait();
+    // Let the guesses reach the hub first (this only orders the requests; nothing is timed).
+    std::thread::sleep(Duration::from_millis(50));
+    let page = web.get("/students");
+    let logins_answered_before_the_page = answered.load(Ordering::SeqCst);
+    assert_eq!(page.status, 200);
+    for t in flood {
+        assert_eq!(t.join().unwrap(), 401, "every guess is refused");
+    }
+    // The page waited for the store, not for the password checks: most guesses were still
+    // being checked when it came back.
+    assert!(
+        logins_answered_before_the_page <= FLOOD / 2,
+        "the page came back only after {logins_answered_before_the_page} of {FLOOD} logins"
+    );
 }

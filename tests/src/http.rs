@@ -69,12 +69,13 @@ pub fn trusting(pem: &[u8]) -> Arc<rustls::ClientConfig> {
 pub fn form(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
 }
 
-fn enc(s: &str) -> String {
+/// `s` percent-encoded for a URL path segment or a form field.
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -9,10 +9,18 @@
 //! - Logging in checks the lock-out first: 5 failures for one name from one address within 15
 //!   minutes lock that name from that address for 15 minutes after the last of them, whatever
 //!   the password (an unknown name counts too, and fails the same way and takes as long).
+//!   30 failures for one member from all addresses together lock the member everywhere. An
+//!   attempt is counted before its password is checked and taken back if it was right, so
+//!   attempts checked at the same time see each other. The check itself (argon2) runs outside
+//!   the archive's turn, at most [`PASSWORD_CHECKS`] at once, so a flood of logins does not
+//!   hold up the pages of members logged in.
 //! - A session is a random 32-byte token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
 //!   when the request came over TLS); the hub keeps only its SHA-256, with the member, its own
-//!   CSRF token and its expiry (12 hours). Every request re-reads the member from the school
-//!   document, so a deactivated member or one who lost the role is out at once.
+//!   CSRF token, its expiry (12 hours) and the member's standing it was opened under
+//!   (`Archive::member_grant`: the operations that last set their roles and `active`). Every
+//!   request re-reads the member from the school document, so a deactivated member, one who
+//!   lost the role, or one whose roles were written again since (a role taken away and given
+//!   back, even with no request in between) is out at once and logs in again.
 //! - Every form carries the session's CSRF token (the login form a token that is also in a
 //!   cookie of its own), compared on the server before anything is done.
 
@@ -46,6 +54,8 @@ pub const MEMBER_LOCK_FAILURES: i64 = 30;
 pub const LOCK_SECONDS: i64 = 15 * 60;
 /// How long a session lasts, in seconds.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// Password checks (argon2, about 19 MiB and tens of milliseconds each) run at once; more wait.
+pub const PASSWORD_CHECKS: usize = 2;
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
@@ -212,27 +222,28 @@ pub(crate) fn end_sessions(
 /// The member whose session the request carries; [`OfficeError::NotLoggedIn`] if none is valid.
 pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeError> {
     let token = ctx.cookie(SESSION_COOKIE).ok_or(OfficeError::NotLoggedIn)?;
-    let found: Option<(String, String)> = archive
+    let found: Option<(String, String, String)> = archive
         .store()
         .conn()
         .query_row(
-            "SELECT member_id, csrf FROM office_sessions WHERE token_hash = ?1 AND expires > ?2",
+            "SELECT member_id, csrf, standing FROM office_sessions WHERE token_hash = ?1 AND expires > ?2",
             params![digest(&token), now()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let (member_id, csrf) = found.ok_or(OfficeError::NotLoggedIn)?;
+    let (member_id, csrf, standing) = found.ok_or(OfficeError::NotLoggedIn)?;
+    let member_id = shouwang_core::ids::MemberId(member_id);
     let school = archive.school()?;
-    let Some(member) = school
-        .members
-        .iter()
-        .find(|m| m.id.as_str() == member_id)
-        .filter(|m| may_log_in(m))
-        .cloned()
-    else {
-        // Deactivated, or no longer holding a role that logs in: every session of the
-        // member ends now, so that none comes back if the role does.
-        end_sessions(archive, &shouwang_core::ids::MemberId(member_id))?;
+    let member = school.member(&member_id).filter(|m| may_log_in(m)).cloned();
+    // Deactivated, no longer holding a role that logs in, or holding it under another grant
+    // than the session was opened under (taken away and given back between two requests):
+    // every session of the member ends now.
+    let Some(member) = member.filter(|_| {
+        archive
+            .member_grant(&member_id)
+            .is_ok_and(|now| now.as_deref() == Some(standing.as_str()))
+    }) else {
+        end_sessions(archive, &member_id)?;
         return Err(OfficeError::NotLoggedIn);
     };
     let admin = member.roles.iter().any(|r| r.administers());
@@ -319,10 +330,7 @@ pub(crate) async fn login(
         );
     }
     let source = ctx.source.to_string();
-    let (n, password) = (name.clone(), form.password);
-    let outcome = office
-        .with_archive(move |a, _| attempt(a, &n, &password, &source))
-        .await;
+    let outcome = office.log_in(&name, form.password, source).await;
     match outcome {
         Ok(Outcome::In { token }) => {
             let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
@@ -352,50 +360,154 @@ pub(crate) async fn login(
     }
 }
 
-/// Checks the lock-out, then the password; records a failure or opens a session.
+impl Office {
+    /// A login: the lock-out and the member in one turn with the archive, the argon2 check
+    /// outside it (at most [`PASSWORD_CHECKS`] at once), the session in a second turn. The
+    /// archive is never held while a password is checked, so a flood of logins, each a
+    /// deliberately slow check, does not hold up the pages of members logged in.
+    async fn log_in(
+        &self,
+        name: &str,
+        password: String,
+        source: String,
+    ) -> Result<Outcome, OfficeError> {
+        let (n, src) = (name.to_owned(), source.clone());
+        let (key, failure, member, hash) = match self
+            .with_archive(move |a, _| begin_attempt(a, &n, &src))
+            .await?
+        {
+            Begun::Locked { minutes } => return Ok(Outcome::Locked { minutes }),
+            Begun::Check {
+                key,
+                failure,
+                member,
+                hash,
+            } => (key, failure, member, hash),
+        };
+        let checked = hash.clone();
+        let matched = self
+            .check_password(move || password_matches(checked.as_deref(), &password))
+            .await?;
+        self.with_archive(move |a, _| {
+            finish_attempt(a, &key, failure, member, hash, matched, &source)
+        })
+        .await
+    }
+}
+
+/// A login's first turn with the archive: the lock-out, the member and their stored hash.
+/// The attempt is counted as a failure now, before the password is checked, so that logins
+/// checked at the same time all see each other's count; [`finish_attempt`] takes it back when
+/// the password was right.
+enum Begun {
+    Locked {
+        minutes: i64,
+    },
+    Check {
+        key: String,
+        failure: i64,
+        member: Option<Member>,
+        hash: Option<String>,
+    },
+}
+
+fn begin_attempt(a: &mut Archive, name: &str, source: &str) -> Result<Begun, OfficeError> {
+    let key = failure_key(a, name);
+    if let Some(minutes) = locked(a, &key, source)? {
+        return Ok(Begun::Locked { minutes });
+    }
+    let member = a.find_member(name).ok().filter(may_log_in);
+    let hash = match &member {
+        Some(m) => stored_hash(a, m)?,
+        None => None,
+    };
+    let failure = record_failure(a, &key, source)?;
+    Ok(Begun::Check {
+        key,
+        failure,
+        member,
+        hash,
+    })
+}
+
+/// Whether the password checks against the hash [`begin_attempt`] found (the decoy when there
+/// was none, so that an unknown name takes as long).
+fn password_matches(hash: Option<&str>, password: &str) -> bool {
+    match hash {
+        Some(h) => verify_password(h, password),
+        None => {
+            let _ = verify_password(decoy_hash(), password);
+            false
+        }
+    }
+}
+
+/// A login's second turn: with a right password, and the member still allowed in under the
+/// same hash, the failure counted first is taken back with this address's others and a
+/// session opens; otherwise the failure stands.
+fn finish_attempt(
+    a: &mut Archive,
+    key: &str,
+    failure: i64,
+    member: Option<Member>,
+    hash: Option<String>,
+    matched: bool,
+    source: &str,
+) -> Result<Outcome, OfficeError> {
+    let t = now();
+    let still = match (&member, &hash) {
+        (Some(m), Some(h)) => {
+            a.find_member(m.id.as_str())
+                .ok()
+                .filter(may_log_in)
+                .is_some()
+                && stored_hash(a, m)?.as_deref() == Some(h.as_str())
+        }
+        _ => false,
+    };
+    match member {
+        Some(m) if matched && still => {
+            let conn = a.store().conn();
+            conn.execute(
+                "DELETE FROM office_failures WHERE rowid = ?1 OR (member_key = ?2 AND source = ?3)",
+                params![failure, key, source],
+            )?;
+            conn.execute("DELETE FROM office_sessions WHERE expires <= ?1", [t])?;
+            let token = random_hex();
+            let standing = a.member_grant(&m.id)?.unwrap_or_default();
+            a.store().conn().execute(
+                "INSERT INTO office_sessions (token_hash, member_id, csrf, created, expires, standing) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![digest(&token), m.id.as_str(), random_hex(), t, t + SESSION_SECONDS, standing],
+            )?;
+            tracing::info!(member = %m.id, "office login");
+            Ok(Outcome::In { token })
+        }
+        _ => {
+            tracing::info!(source, "office login failed");
+            Ok(Outcome::Wrong)
+        }
+    }
+}
+
+/// A whole login on one thread: [`begin_attempt`], the check, [`finish_attempt`] (the
+/// console runs the check between two turns with the archive, see [`login`]).
+#[cfg(test)]
 fn attempt(
     a: &mut Archive,
     name: &str,
     password: &str,
     source: &str,
 ) -> Result<Outcome, OfficeError> {
-    let t = now();
-    let key = failure_key(a, name);
-    if let Some(minutes) = locked(a, &key, source)? {
-        return Ok(Outcome::Locked { minutes });
-    }
-    let member = a.find_member(name).ok().filter(may_log_in);
-    let stored = match &member {
-        Some(m) => stored_hash(a, m)?,
-        None => None,
-    };
-    let ok = match &stored {
-        Some(h) => verify_password(h, password),
-        None => {
-            let _ = verify_password(decoy_hash(), password);
-            false
-        }
-    };
-    let conn = a.store().conn();
-    match (ok, member) {
-        (true, Some(m)) => {
-            conn.execute(
-                "DELETE FROM office_failures WHERE member_key = ?1 AND source = ?2",
-                params![key, source],
-            )?;
-            conn.execute("DELETE FROM office_sessions WHERE expires <= ?1", [t])?;
-            let token = random_hex();
-            conn.execute(
-                "INSERT INTO office_sessions (token_hash, member_id, csrf, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![digest(&token), m.id.as_str(), random_hex(), t, t + SESSION_SECONDS],
-            )?;
-            tracing::info!(member = %m.id, "office login");
-            Ok(Outcome::In { token })
-        }
-        _ => {
-            record_failure(a, &key, source)?;
-            tracing::info!(source, "office login failed");
-            Ok(Outcome::Wrong)
+    match begin_attempt(a, name, source)? {
+        Begun::Locked { minutes } => Ok(Outcome::Locked { minutes }),
+        Begun::Check {
+            key,
+            failure,
+            member,
+            hash,
+        } => {
+            let matched = password_matches(hash.as_deref(), password);
+            finish_attempt(a, &key, failure, member, hash, matched, source)
         }
     }
 }
@@ -443,13 +555,14 @@ fn stored_hash(a: &mut Archive, m: &Member) -> Result<Option<String>, OfficeErro
         .optional()?)
 }
 
-/// Counts a wrong password for `key` ([`failure_key`]) from `source`.
-fn record_failure(a: &mut Archive, key: &str, source: &str) -> Result<(), OfficeError> {
-    a.store().conn().execute(
+/// Counts a failed login for `key` ([`failure_key`]) from `source`; returns its row.
+fn record_failure(a: &mut Archive, key: &str, source: &str) -> Result<i64, OfficeError> {
+    let conn = a.store().conn();
+    conn.execute(
         "INSERT INTO office_failures (member_key, source, at) VALUES (?1, ?2, ?3)",
         params![key, source, now()],
     )?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 /// A form with no fields of its own (logout).

@@ -34,7 +34,7 @@ use axum::Form;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use shouwang_core::roles::Role;
 use shouwang_core::{Archive, Error};
@@ -80,6 +80,9 @@ struct Inner {
     /// flood of logins, each an argon2 check, held every blocking thread waiting for the
     /// archive and stalled every phone's sync).
     turn: Arc<tokio::sync::Semaphore>,
+    /// Taken by a password check ([`auth::PASSWORD_CHECKS`] at once), which runs outside the
+    /// archive's turn.
+    checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Office {
@@ -96,6 +99,7 @@ impl Office {
                 hub: Box::new(hub),
                 archive: Mutex::new(None),
                 turn: Arc::new(tokio::sync::Semaphore::new(1)),
+                checks: Arc::new(tokio::sync::Semaphore::new(auth::PASSWORD_CHECKS)),
             }),
         }
     }
@@ -136,6 +140,7 @@ impl Office {
             .route("/reports/{name}/reveal", post(reports::reveal))
             .route("/print/{id}", get(students::print))
             .route("/assets/style.css", get(style))
+            .layer(axum::middleware::map_response(no_sniffing))
             .with_state(self.clone())
     }
 
@@ -175,6 +180,29 @@ impl Office {
         })
         .await
         .map_err(|e| OfficeError::Internal(e.to_string()))?
+    }
+}
+
+impl Office {
+    /// Runs a password check on tokio's blocking pool, at most [`auth::PASSWORD_CHECKS`] at
+    /// once, without the archive.
+    pub(crate) async fn check_password(
+        &self,
+        check: impl FnOnce() -> bool + Send + 'static,
+    ) -> Result<bool, OfficeError> {
+        let permit = self
+            .inner
+            .checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| OfficeError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            check()
+        })
+        .await
+        .map_err(|e| OfficeError::Internal(e.to_string()))
     }
 }
 
@@ -233,12 +261,7 @@ impl Office {
 fn action<T, A>(who: Who, act: A) -> axum::routing::MethodRouter<Office>
 where
     T: serde::de::DeserializeOwned + Send + 'static,
-    A: Fn(
-            &mut Archive,
-            &dyn Hub,
-            &auth::Viewer,
-            T,
-        ) -> Result<axum::response::Response, OfficeError>
+    A: Fn(&mut Archive, &dyn Hub, &auth::Viewer, T) -> Result<Response, OfficeError>
         + Clone
         + Send
         + Sync
@@ -302,6 +325,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             tls,
         })
     }
+}
+
+/// Every response of the console, pages, workbooks, redirects and errors alike, tells the
+/// browser to take its declared type and not guess one (a workbook or a name shown back must
+/// never be run as a page).
+async fn no_sniffing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 const STYLE: &str = include_str!("../assets/style.css");

@@ -89,8 +89,8 @@ impl Archive {
             return Err(Error::Missing("查看完整身份证号的原因".into()));
         }
         crate::forms::check_line("原因", why, 200)?;
-        let id = self.find_child(child)?;
         let me = self.me()?;
+        let id = self.find_child_seen_by(&me, child)?;
         let private = DocId::Private(id.clone());
         if !self.may_see(&me, &private)? {
             return Err(Error::NotPermitted(format!(

@@ -51,23 +51,56 @@ impl Archive {
 
     /// A child by id, 学籍号 or name (a name must be unique in the school).
     pub fn find_child(&mut self, key: &str) -> Result<ChildId> {
+        self.find_child_where(key, &mut |_, _| Ok(true))
+    }
+
+    /// A child by id, 学籍号 or name among the children whose file `member` may see. A child
+    /// they may not see is answered exactly as one who does not exist (`NotFound`), so that a
+    /// member cannot learn who else is at the school by trying names or ids.
+    pub(crate) fn find_child_seen_by(&mut self, member: &Member, key: &str) -> Result<ChildId> {
+        self.find_child_where(key, &mut |a, child| {
+            a.may_see(member, &DocId::Child(child.clone()))
+        })
+    }
+
+    /// A child by id, 学籍号 or name among those `keep` keeps: an exact id wins, then a
+    /// 学籍号, then a name only one kept child has.
+    fn find_child_where(
+        &mut self,
+        key: &str,
+        keep: &mut dyn FnMut(&mut Archive, &ChildId) -> Result<bool>,
+    ) -> Result<ChildId> {
         let key = key.trim();
-        let conn = self.store.conn();
         // An exact id wins (below), and is one indexed lookup: reports name thousands.
-        let exact: Option<String> = conn
+        let exact: Option<String> = self
+            .store
+            .conn()
             .prepare_cached("SELECT child_id FROM p_children WHERE child_id = ?1")?
             .query_row([key], |r| r.get(0))
             .optional()?;
-        if let Some(id) = exact {
-            return Ok(ChildId(id));
+        if let Some(id) = exact.map(ChildId) {
+            return if keep(self, &id)? {
+                Ok(id)
+            } else {
+                Err(Error::not_found("学生", key))
+            };
         }
         // Two plain indexed lookups rather than one `OR … UNION` query: SQLite re-plans that
         // query whenever the bound name changes, which cost a fresh parse on every 家访 saved.
-        let ids_where = |sql: &str| -> Result<Vec<String>> {
-            Ok(conn
+        let mut ids_where = |sql: &str| -> Result<Vec<ChildId>> {
+            let ids: Vec<String> = self
+                .store
+                .conn()
                 .prepare_cached(sql)?
                 .query_map([key], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?)
+                .collect::<rusqlite::Result<_>>()?;
+            let mut kept = Vec::with_capacity(ids.len());
+            for id in ids.into_iter().map(ChildId) {
+                if keep(self, &id)? {
+                    kept.push(id);
+                }
+            }
+            Ok(kept)
         };
         let by_student_no = ids_where("SELECT child_id FROM p_children WHERE student_no = ?1")?;
         let mut ids = by_student_no.clone();
@@ -77,13 +110,12 @@ impl Archive {
             }
         }
         match ids.as_slice() {
-            [one] => Ok(ChildId(one.clone())),
+            [one] => Ok(one.clone()),
             [] => Err(Error::not_found("学生", key)),
             // A 学籍号 wins over a name shared by several children.
             _ => by_student_no
                 .into_iter()
                 .next()
-                .map(ChildId)
                 .ok_or_else(|| Error::Ambiguous {
                     what: "学生",
                     key: key.to_owned(),

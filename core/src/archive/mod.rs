@@ -247,6 +247,16 @@ impl Archive {
             .ok_or_else(|| Error::not_found("成员", me))
     }
 
+    /// What `member`'s standing in the school document rests on ([`crate::school::member_grant`]):
+    /// it changes whenever one of their roles or their `active` flag is written again. `None`
+    /// if the school has no such member.
+    pub fn member_grant(&mut self, member: &MemberId) -> Result<Option<String>> {
+        Ok(self
+            .store
+            .doc(&DocId::School)?
+            .and_then(|doc| school::member_grant(doc, member)))
+    }
+
     /// Folds documents with many loose changes into snapshots (safe at any time). Writes fold
     /// a document as they go ([`crate::store::COMPACT_AFTER`]); this is for documents stored
     /// before they did.

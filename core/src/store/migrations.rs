@@ -299,6 +299,17 @@ CREATE INDEX p_records_by_doc ON p_records (doc_id);
 "#,
         rebuild_projections: true,
     },
+    // A console session remembers the member's standing it was opened under
+    // (`Archive::member_grant`): a role taken away and given back, or a member deactivated and
+    // reactivated, between two requests ends it. Sessions opened before have none and end at
+    // their next request.
+    Migration {
+        version: 13,
+        sql: r#"
+ALTER TABLE office_sessions ADD COLUMN standing TEXT NOT NULL DEFAULT '';
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// The newest schema version this build knows.
