@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::office::{Hub, OTHER_CHILD, OTHER_CLASS, OTHER_HEAD, PASSWORD, logged_in};
+use common::office::{BIN, Hub, OTHER_CHILD, OTHER_CLASS, OTHER_HEAD, PASSWORD, logged_in};
 use shouwang_core::Archive;
 use shouwang_core::roles::Role;
 use shouwang_tests::chromium::{Chromium, find_chromium, read_qr};
@@ -341,6 +341,31 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
         log.contains("发放设备邀请码") && log.contains("陈华") && log.contains("3 天内有效"),
         "{log}"
     );
+    // So is one issued at the server's command line, by the hub itself.
+    let mut a = hub.archive();
+    let before = a.audit_log().unwrap().entries;
+    let (ok, out) = hub.ports.command(
+        BIN.as_ref(),
+        &[
+            "invite",
+            "--role",
+            "爱心妈妈",
+            "--member",
+            "刘桂兰",
+            "--days",
+            "5",
+        ],
+    );
+    assert!(ok, "{out}");
+    let issued = new_entries(&mut a, &before);
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert_eq!(issued[0].what, "invite");
+    assert_eq!(
+        issued[0].target,
+        a.find_member("刘桂兰").unwrap().id.as_str()
+    );
+    assert_eq!(issued[0].why.as_deref(), Some("爱心妈妈，5 天内有效"));
+    assert_eq!(issued[0].device, a.device().as_str(), "the hub issued it");
 
     // Members, classes and pairings, through the core's paths; bad input changes nothing.
     let r = web.post(

@@ -167,6 +167,21 @@ impl HubPorts {
 
     /// `bin --config <config> office-password --member <member>` with the password on stdin:
     /// whether it succeeded, and what it printed (stdout, then stderr).
+    /// `<bin> --config <this hub's configuration> <args>`: whether it succeeded, and what it
+    /// printed (stdout, then stderr).
+    pub fn command(&self, bin: &Path, args: &[&str]) -> (bool, String) {
+        let out = Command::new(bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
     pub fn office_password(&self, bin: &Path, member: &str, password: &str) -> (bool, String) {
         let mut child = Command::new(bin)
             .arg("--config")
