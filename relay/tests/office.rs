@@ -1684,3 +1684,60 @@ fn a_flood_of_logins_does_not_hold_up_the_pages_of_members_logged_in() {
         "the page came back only after {logins_answered_before_the_page} of {FLOOD} logins"
     );
 }
+
+#[test]
+fn a_conflict_in_a_record_offers_its_form_only_to_the_records_author() {
+    let (hub, path) = Hub::start_with_record_conflict();
+    let form_for = |path: &str| format!("name=\"path\" value=\"{path}\"");
+    let (mut admin, _) = logged_in(&hub, "晁月静");
+    let child = hub.archive().find_child(CHILDREN[1].1).unwrap();
+    for page in [
+        admin.get("/conflicts").text(),
+        admin.get(&format!("/students/{}", child.as_str())).text(),
+    ] {
+        // Both values are shown, with who may resolve them, and no form that would be refused.
+        assert!(page.contains("外婆在家"), "{page}");
+        assert!(!page.contains(&form_for(&path)), "{page}");
+        assert!(page.contains("只有填写这条记录的王瑞侠能解决"), "{page}");
+    }
+    assert!(
+        admin
+            .get("/conflicts")
+            .text()
+            .contains(&form_for("guardian.phone")),
+        "a field of the file she may resolve"
+    );
+    // Posted all the same, it is refused and nothing changes.
+    let token = admin.csrf();
+    let r = admin.post(
+        "/conflicts/resolve",
+        &[
+            ("csrf", &token),
+            ("child", child.as_str()),
+            ("path", &path),
+            ("pick", "1"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Its author has the form, and resolves it.
+    let (mut teacher, token) = logged_in(&hub, HEAD_TEACHER);
+    let page = teacher.get("/conflicts").text();
+    assert!(page.contains(&form_for(&path)), "{page}");
+    let r = teacher.post(
+        "/conflicts/resolve",
+        &[
+            ("csrf", &token),
+            ("child", child.as_str()),
+            ("path", &path),
+            ("pick", "1"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        hub.archive()
+            .child_file(CHILDREN[1].1)
+            .unwrap()
+            .conflicts
+            .is_empty()
+    );
+}

@@ -10,8 +10,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use shouwang_core::doc::DocId;
 use shouwang_core::doc::conflicts::{self, Conflict};
+use shouwang_core::doc::{self, DocId};
+use shouwang_core::ids::MemberId;
+use shouwang_core::school::SchoolView;
 
 use shouwang_core::Archive;
 
@@ -19,17 +21,56 @@ use crate::auth::{Viewer, viewer};
 use crate::html::{self, csrf_field, esc};
 use crate::{Ctx, Hub, Office, OfficeError};
 
-/// One conflict's values, with a form to pick one or enter a new value (`csrf`: none on
-/// paper).
-pub(crate) fn conflict_form(child: &str, name: &str, c: &Conflict, csrf: Option<&str>) -> String {
+/// What a conflict's box offers its reader.
+pub(crate) enum Offer<'a> {
+    /// The form to pick a value or enter a new one, with the session's CSRF token.
+    Form(&'a str),
+    /// The values only (on paper).
+    Values,
+    /// The values, and that only the record's author (named) may resolve them: every other
+    /// device would refuse anyone else's change to a record's fields.
+    AuthorOnly(String),
+}
+
+impl<'a> Offer<'a> {
+    /// What `viewer` is offered for `c`, given the author of the record it is in (if it is in
+    /// one): the form, unless it is a record's field and the viewer is not its author (a
+    /// void's fields are also an administrator's to settle), as the trust rules have it.
+    pub(crate) fn to(
+        viewer: &'a Viewer,
+        c: &Conflict,
+        author: Option<&MemberId>,
+        school: &SchoolView,
+    ) -> Offer<'a> {
+        let in_record = c.path.first().map(String::as_str) == Some(doc::RECORDS);
+        let void = c.path.get(2).map(String::as_str) == Some(doc::R_VOID);
+        match author {
+            Some(author) if in_record && *author != viewer.member.id && !(void && viewer.admin) => {
+                Offer::AuthorOnly(school.member_name(author.as_str()))
+            }
+            _ => Offer::Form(&viewer.csrf),
+        }
+    }
+}
+
+/// The id of the record a conflict is in, if it is in one.
+pub(crate) fn record_of(c: &Conflict) -> Option<&str> {
+    match c.path.as_slice() {
+        [records, id, ..] if records == doc::RECORDS => Some(id),
+        _ => None,
+    }
+}
+
+/// One conflict's values, with what `offer` offers.
+pub(crate) fn conflict_form(child: &str, name: &str, c: &Conflict, offer: &Offer<'_>) -> String {
     let mut s = format!(
         "<div class=\"conflict\"><p><b>{}</b> · {}（<code>{}</code>）</p>",
         esc(name),
         esc(&c.label),
         esc(&c.dotted())
     );
-    match csrf {
-        Some(token) => {
+    match offer {
+        Offer::Form(token) => {
             let _ = write!(
                 s,
                 "<form method=\"post\" action=\"/conflicts/resolve\">{}<input type=\"hidden\" name=\"child\" value=\"{}\"><input type=\"hidden\" name=\"path\" value=\"{}\">",
@@ -47,12 +88,19 @@ pub(crate) fn conflict_form(child: &str, name: &str, c: &Conflict, csrf: Option<
             }
             s.push_str("<label class=\"pick\">或填新值 <input name=\"value\" maxlength=\"200\"></label><button type=\"submit\">解决冲突</button></form>");
         }
-        None => {
+        Offer::Values | Offer::AuthorOnly(_) => {
             s.push_str("<ol>");
             for v in &c.values {
                 let _ = write!(s, "<li>{}</li>", esc(v));
             }
             s.push_str("</ol>");
+            if let Offer::AuthorOnly(author) = offer {
+                let _ = write!(
+                    s,
+                    "<p class=\"hint\">只有填写这条记录的{}能解决这处冲突（在其设备上或登录后在这里）。</p>",
+                    esc(author)
+                );
+            }
         }
     }
     s.push_str("</div>");
@@ -120,7 +168,12 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                 );
             }
             for (id, name, c) in &found {
-                body.push_str(&conflict_form(id, name, c, Some(&v.csrf)));
+                let author = match record_of(c) {
+                    Some(record) => a.record_author(record)?,
+                    None => None,
+                };
+                let offer = Offer::to(&v, c, author.as_ref(), &school);
+                body.push_str(&conflict_form(id, name, c, &offer));
             }
             Ok(html::page(&v, &school.name, "冲突", "/conflicts", &body))
         })

@@ -11,9 +11,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use shouwang_core::archive::{ChildFile, ChildFilter};
+use shouwang_core::ids::MemberId;
 use shouwang_core::school::SchoolView;
 
-use crate::auth::viewer;
+use crate::auth::{Viewer, viewer};
+use crate::conflicts::Offer;
 use crate::html::{self, Table, csrf_field, esc};
 use crate::{Ctx, Office, OfficeError, Posted, Who};
 
@@ -140,7 +142,7 @@ pub async fn file(
             let v = viewer(a, &ctx)?;
             let file = a.on_behalf(&v.member.id)?.child_file_for(&id, None)?;
             let school = a.school()?;
-            let mut body = render_file(&file, &school, Some(&v.csrf), false);
+            let mut body = render_file(&file, &school, Some(&v), false);
             if v.admin {
                 body.push_str(&format!(
                     "<p><a href=\"/reports/child?child={}\">下载六项基本档案（.xlsx）</a></p>",
@@ -212,12 +214,13 @@ pub async fn print(
         .await
 }
 
-/// The file as HTML, in the order `child show` prints it. `csrf`: draw the forms (show the ID
-/// in full, resolve a conflict) with this token; `printed`: a page for paper (no forms).
+/// The file as HTML, in the order `child show` prints it. `viewer`: draw the forms (show the
+/// ID in full, resolve a conflict they may resolve) for this session; `printed`: a page for
+/// paper (no forms).
 pub(crate) fn render_file(
     file: &ChildFile,
     school: &SchoolView,
-    csrf: Option<&str>,
+    viewer: Option<&Viewer>,
     printed: bool,
 ) -> String {
     let mut s = String::new();
@@ -261,7 +264,7 @@ pub(crate) fn render_file(
     }
     s.push_str("</div>");
     if file.private_shown {
-        if let Some(token) = csrf {
+        if let Some(token) = viewer.map(|v| v.csrf.as_str()) {
             let _ = write!(
                 s,
                 "<form method=\"post\" action=\"/students/{}/reveal\" class=\"reveal\">{}<label>查看完整身份证号的原因<input name=\"why\" required maxlength=\"200\" placeholder=\"如：办理学籍转入\"></label><button type=\"submit\">显示完整身份证号</button><span class=\"hint\">会记入查阅记录</span></form>",
@@ -343,11 +346,23 @@ pub(crate) fn render_file(
         s.push_str("<p>无</p>");
     }
     for (_, c) in &file.conflicts {
+        let offer = match viewer {
+            Some(v) if !printed => {
+                let author = crate::conflicts::record_of(c).and_then(|id| {
+                    file.records
+                        .iter()
+                        .find(|r| r.meta.id.as_str() == id)
+                        .map(|r| MemberId(r.meta.author.clone()))
+                });
+                Offer::to(v, c, author.as_ref(), school)
+            }
+            _ => Offer::Values,
+        };
         s.push_str(&crate::conflicts::conflict_form(
             file.id.as_str(),
             &file.name,
             c,
-            if printed { None } else { csrf },
+            &offer,
         ));
     }
     s.push_str("</section>");

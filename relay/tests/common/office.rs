@@ -41,6 +41,26 @@ impl Hub {
     /// The sample school with `extra` more children in six more classes (the browser test
     /// runs on a school of 340).
     pub fn start_with(extra: usize) -> Hub {
+        Hub::start_school(extra, false)
+    }
+
+    /// The sample school with a second conflict, in a record: the notes of 王瑞侠's 家访 with
+    /// 赵子涵 (`CHILDREN[1]`), written apart on his phone and his tablet. Returns the hub and
+    /// the conflict's path.
+    pub fn start_with_record_conflict() -> (Hub, String) {
+        let hub = Hub::start_school(0, true);
+        let mut a = hub.archive();
+        let file = a.child_file(CHILDREN[1].1).unwrap();
+        let path = file
+            .conflicts
+            .iter()
+            .map(|(_, c)| c.dotted())
+            .find(|p| p.starts_with("records."))
+            .expect("the record's conflict");
+        (hub, path)
+    }
+
+    fn start_school(extra: usize, record_conflict: bool) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let mut admin = school();
         let mut teacher = join(&mut admin, HEAD_TEACHER);
@@ -132,6 +152,27 @@ impl Hub {
             .unwrap();
         sync(&mut admin, &mut teacher);
         assert_eq!(admin.file(CHILDREN[0].1).conflicts.len(), 1);
+        if record_conflict {
+            let id = teacher.record(
+                "家访",
+                CHILDREN[1].1,
+                "2026-11-20",
+                &[("notes", "奶奶在家")],
+            );
+            sync(&mut teacher, &mut admin);
+            let mut tablet = join(&mut admin, HEAD_TEACHER);
+            for (d, text) in [
+                (&mut teacher, "奶奶在家，孩子在写作业"),
+                (&mut tablet, "外婆在家"),
+            ] {
+                d.archive
+                    .edit_record(&id, None, &kv(&[("notes", text)]))
+                    .unwrap();
+            }
+            sync(&mut teacher, &mut admin);
+            sync(&mut tablet, &mut admin);
+            assert_eq!(admin.file(CHILDREN[1].1).conflicts.len(), 1);
+        }
 
         let data = DataDir::new(dir.path().join("hub"));
         adopt_archive(&data, &mut admin.archive).unwrap();
