@@ -145,6 +145,21 @@ impl Consent {
         Cover::ALL.into_iter().filter(|c| self.covers(*c)).collect()
     }
 
+    /// The consent as the projection keeps it (`p_children.consent`): what it covers now, then
+    /// each cover withdrawn prefixed with `-` (`basic,-private`; an objection is
+    /// `-basic,-private`). A cover in neither has not been decided on.
+    pub fn projected(&self) -> String {
+        let mut keys: Vec<String> = self
+            .effective()
+            .iter()
+            .map(|c| c.key().to_owned())
+            .collect();
+        if let Some(w) = &self.withdrawn {
+            keys.extend(w.covers.iter().map(|c| format!("-{}", c.key())));
+        }
+        keys.join(",")
+    }
+
     /// Whether this is an objection: a withdrawal recorded with no grant before it.
     pub fn is_objection(&self) -> bool {
         self.covers.is_empty() && self.withdrawn.is_some()

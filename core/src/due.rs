@@ -317,8 +317,10 @@ fn item(duty: &Duty, period: Period, done: i64, status: Status) -> DueItem {
     }
 }
 
-/// The children of the classes `m` heads whose consent does not cover the private part: one
-/// standing item each, due now, while the school requires consent.
+/// The children of the classes `m` heads whose consent does not cover the private part and
+/// whose guardian has not said no to it (an objection or a withdrawal is the guardian's
+/// decision, not consent still to obtain): one standing item each, due now, while the school
+/// requires consent.
 fn missing_consent(
     conn: &Connection,
     school: &SchoolView,
@@ -330,7 +332,9 @@ fn missing_consent(
     }
     let mut stmt = conn.prepare_cached(
         "SELECT child_id, name FROM p_children
-         WHERE class_id = ?1 AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,private,%'
+         WHERE class_id = ?1
+           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,private,%'
+           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-private,%'
          ORDER BY name",
     )?;
     let mut out = Vec::new();

@@ -241,7 +241,8 @@ fn story_2_a_withdrawal_stops_new_records_and_points_to_erasure() {
     assert_eq!(f.records.len(), 3, "what was recorded before stays");
     let c = f.consent.unwrap();
     assert!(c.withdrawn.is_some());
-    assert!(consent_due(&mut teacher).contains(&CHILDREN[1].1.to_owned()));
+    // The guardian's no is not the 班主任's to undo: it is not listed as consent to obtain.
+    assert!(!consent_due(&mut teacher).contains(&CHILDREN[1].1.to_owned()));
     sync(&mut teacher, &mut admin);
     assert_eq!(quarantined(&mut admin.archive), 0);
 }
@@ -691,4 +692,43 @@ fn story_8_an_objection_without_a_grant_binds_like_a_withdrawal() {
         .record_consent(child, &consent("basic"))
         .unwrap();
     teacher.archive.add_record(&visit).unwrap();
+}
+
+/// 9. What the 班主任 is asked to obtain is consent nobody has decided on. A guardian who
+///    objected, or withdrew the private part, has decided: that child is not listed as
+///    缺监护人同意 (on her phone or in the office's view of her 待办), while a child whose
+///    guardian signed for the basic file only, and one with nothing recorded, still are.
+#[test]
+fn story_9_a_guardian_s_no_is_not_listed_as_consent_to_obtain() {
+    let mut admin = school();
+    admin.archive.require_consent().unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let [objected, basic_only, withdrawn, undecided] = [0, 1, 2, 3].map(|i| CHILDREN[i].1);
+    let no = |covers: &str| WithdrawalInput {
+        date: "2026-11-18".into(),
+        by: "王秀英".into(),
+        covers: covers.into(),
+    };
+    let a = &mut teacher.archive;
+    a.withdraw_consent(objected, &no("basic,private")).unwrap();
+    a.record_consent(basic_only, &consent("basic")).unwrap();
+    a.record_consent(withdrawn, &consent("basic,private"))
+        .unwrap();
+    a.withdraw_consent(withdrawn, &no("private")).unwrap();
+    let mut listed = consent_due(&mut teacher);
+    listed.sort();
+    let mut owed = vec![basic_only.to_owned(), undecided.to_owned()];
+    owed.sort();
+    assert_eq!(listed, owed);
+    sync(&mut teacher, &mut admin);
+    let mut hers: Vec<String> = admin
+        .archive
+        .due(Some(HEAD_TEACHER), today(), false)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.label == "缺监护人同意")
+        .filter_map(|i| i.child_name)
+        .collect();
+    hers.sort();
+    assert_eq!(hers, owed, "the office's projection agrees");
 }

@@ -310,6 +310,14 @@ ALTER TABLE office_sessions ADD COLUMN standing TEXT NOT NULL DEFAULT '';
 "#,
         rebuild_projections: false,
     },
+    // `p_children.consent` also keeps what the guardian withdrew or objected to
+    // (`Consent::projected`: `basic,-private`), so that a guardian's no is not listed as
+    // consent still to obtain; the rebuild writes it for every child.
+    Migration {
+        version: 14,
+        sql: "",
+        rebuild_projections: true,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -129,8 +129,7 @@ fn project_subject(tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<
                 b(&flags, "hardship"),
                 b(&flags, "talent"),
                 b(&flags, "special_needs"),
-                crate::consent::read(doc, None)
-                    .map(|c| crate::consent::Cover::join(&c.effective())),
+                crate::consent::read(doc, None).map(|c| c.projected()),
             ])?;
         }
         DocId::Private(child) => {
