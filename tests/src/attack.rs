@@ -377,3 +377,33 @@ pub fn pump(
     }
     panic!("the sessions never settled");
 }
+
+/// 10. `changes` changes on top of `doc`, as `actor`, each inserting `ops` nulls into one list:
+///     run-length encoded, each is about a hundred bytes that automerge must expand into
+///     `ops` operations. Returns each change's bytes, in order.
+pub fn dense_changes(doc: &Automerge, actor: ActorId, changes: usize, ops: usize) -> Vec<Vec<u8>> {
+    let base = doc.get_heads();
+    let mut d = doc.fork().with_actor(actor);
+    let mut list = None;
+    for _ in 0..changes {
+        let mut tx = d.transaction();
+        let obj = match &list {
+            Some(l) => automerge::ObjId::clone(l),
+            None => tx.put_object(ROOT, "x", ObjType::List).unwrap(),
+        };
+        let at = tx.length(&obj);
+        tx.splice(
+            &obj,
+            at,
+            0,
+            std::iter::repeat_n(automerge::ScalarValue::Null, ops),
+        )
+        .unwrap();
+        tx.commit();
+        list = Some(obj);
+    }
+    d.get_changes(&base)
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
+}

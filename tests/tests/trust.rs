@@ -145,6 +145,38 @@ fn attacks() -> Vec<(&'static str, Attack)> {
     ]
 }
 
+/// 1b. By bundle: a file whose documents hold dense changes (each a hundred bytes that
+///     automerge must expand into sixty thousand operations). Its documents share one
+///     allowance, so the file is refused whole before any is read, and nothing changes.
+#[test]
+fn story_1b_a_file_of_dense_documents_is_refused_before_it_is_read() {
+    use automerge::transaction::Transactable;
+
+    let mut s = school_with_a_visit();
+    let docs: Vec<DocId> = s.mother.archive.store().doc_ids().unwrap();
+    for doc in docs.iter().take(3) {
+        attack::forge(&mut s.mother.archive, doc, None, |tx| {
+            let list = tx.put_object(automerge::ROOT, "x", automerge::ObjType::List)?;
+            tx.splice(
+                &list,
+                0,
+                0,
+                std::iter::repeat_n(automerge::ScalarValue::Null, 60_000),
+            )
+        });
+    }
+    let file = s.mother.export_file("dense");
+    let before = s.admin.archive.store().all_heads().unwrap();
+    let err = s
+        .admin
+        .archive
+        .import_bundle(&std::fs::read(&file).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("远超其大小"), "{err}");
+    assert_eq!(s.admin.archive.store().all_heads().unwrap(), before);
+    assert_eq!(quarantined(&mut s.admin.archive), 0, "nothing was read");
+}
+
 /// 1. By bundle: the office imports the 爱心妈妈's file. Each forged change is refused and
 ///    quarantined, nothing of it is merged, the import says so, and the office and the 班主任
 ///    still converge.
@@ -1092,4 +1124,85 @@ fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_cl
     s.admin.import_file(&s.teacher.export_file("forged"));
     assert!(holds(&mut s.admin.archive, &DocId::Child(c), &forged));
     assert!(listed(&mut s.admin, "2099-01-01"));
+}
+
+/// 7d. A sync message of many small changes, each run-length encoded to about a hundred bytes
+///     that automerge must expand into ten thousand operations. Each alone is within what its
+///     size allows, but the message's changes share one allowance: twenty of them claim far
+///     more than the message's bytes could honestly hold, and the message is refused before
+///     automerge reads any of them, the store as it was.
+#[test]
+fn story_7d_a_sync_message_of_dense_changes_shares_one_allowance() {
+    use automerge::sync::{Message as SyncMessage, MessageVersion};
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let actor = attack::actor_of(&s.mother.archive);
+    let hers = s.mother.archive.store().doc(&doc).unwrap().unwrap().clone();
+    let changes = attack::dense_changes(&hers, actor, 20, 10_000);
+    for c in &changes {
+        assert!(c.len() < 200, "{} bytes", c.len());
+        assert!(
+            shouwang_core::doc::bounds::check(c).is_ok(),
+            "each alone passes"
+        );
+    }
+    let before = s.teacher.archive.store().all_heads().unwrap();
+    let mut session = peer(&mut s.teacher, &mut s.mother);
+    let store = s.teacher.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let payload = SyncMessage {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: changes.into(),
+        flags: None,
+        version: MessageVersion::V1,
+    }
+    .encode();
+    let frame = Message::Doc { doc, payload }.encode();
+    let err = session
+        .handle(store, Event::Frame(&frame))
+        .map(|_| ())
+        .expect_err("twenty dense changes in one message");
+    assert!(err.to_string().contains("远超其大小"), "{err}");
+    assert_eq!(store.all_heads().unwrap(), before);
+    assert_eq!(quarantined(&mut s.teacher.archive), 0, "nothing was read");
+}
+
+/// 7e. The same in a `Changes` frame: every document it lists shares the frame's allowance,
+///     so three documents of dense changes (sixty thousand operations each, each within its
+///     own size's allowance) are refused together, before any is merged.
+#[test]
+fn story_7e_a_changes_frame_of_dense_documents_shares_one_allowance() {
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let actor = attack::actor_of(&s.mother.archive);
+    // Three documents she holds.
+    let docs: Vec<DocId> = s.mother.archive.store().doc_ids().unwrap();
+    assert!(docs.len() >= 3, "{docs:?}");
+    let mut entries = Vec::new();
+    for doc in docs.into_iter().take(3) {
+        let hers = s.mother.archive.store().doc(&doc).unwrap().unwrap().clone();
+        let bytes = attack::dense_changes(&hers, actor.clone(), 1, 60_000).concat();
+        assert!(
+            shouwang_core::doc::bounds::check(&bytes).is_ok(),
+            "each alone passes"
+        );
+        entries.push((doc, bytes));
+    }
+    let before = s.teacher.archive.store().all_heads().unwrap();
+    let mut session = peer(&mut s.teacher, &mut s.mother);
+    let store = s.teacher.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let frame = Message::Changes(entries).encode();
+    let err = session
+        .handle(store, Event::Frame(&frame))
+        .map(|_| ())
+        .expect_err("three dense documents in one frame");
+    assert!(err.to_string().contains("远超其大小"), "{err}");
+    assert_eq!(store.all_heads().unwrap(), before);
+    assert_eq!(quarantined(&mut s.teacher.archive), 0, "nothing was read");
 }

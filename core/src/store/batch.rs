@@ -5,7 +5,10 @@
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{Automerge, ChangeHash};
 
-use super::{Admission, Batch, bounded, from_peer, heads_text, malformed_by_peer};
+use super::{
+    Admission, Batch, bounded, bounded_together, doc_label, from_peer, heads_text,
+    malformed_by_peer,
+};
 use crate::doc::{self, DocId};
 use crate::error::{Error, Result};
 use crate::ids::RecordId;
@@ -176,9 +179,10 @@ impl Batch<'_> {
         message: automerge::sync::Message,
     ) -> Result<Admission> {
         use automerge::sync::SyncDoc;
-        for chunk in message.changes.iter() {
-            bounded(id, chunk)?;
-        }
+        // The message's changes share one allowance: each having its own, twenty dense
+        // changes of a hundred bytes could claim twenty times what the message holds.
+        let chunks: Vec<&[u8]> = message.changes.iter().map(AsRef::as_ref).collect();
+        bounded_together(&doc_label(id), &chunks)?;
         if !message
             .have
             .iter()

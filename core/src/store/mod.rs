@@ -169,11 +169,17 @@ pub(crate) fn malformed_by_peer(id: &DocId) -> Error {
 /// a few bytes, a compressed part that inflates a thousandfold: [`doc::bounds`]) before
 /// automerge reads them, as its allocation would abort the process.
 pub(crate) fn bounded(id: &DocId, bytes: &[u8]) -> Result<()> {
-    doc::bounds::check(bytes).map_err(|e| {
-        tracing::debug!(doc = %id, bounds = ?e, "a peer's automerge bytes claim too much");
+    bounded_together(&doc_label(id), &[bytes])
+}
+
+/// [`bounded`] for inputs that arrived together (a sync message's changes, a frame's or a
+/// bundle's documents), which share one allowance ([`doc::bounds::check_together`]); `what`
+/// names them for the user.
+pub(crate) fn bounded_together(what: &str, inputs: &[&[u8]]) -> Result<()> {
+    doc::bounds::check_together(inputs).map_err(|e| {
+        tracing::debug!(what, bounds = ?e, "a peer's automerge bytes claim too much");
         Error::Corrupt(format!(
-            "{}：对方发来的档案数据声称的内容远超其大小，没有读取",
-            doc_label(id)
+            "{what}：对方发来的档案数据声称的内容远超其大小，没有读取"
         ))
     })
 }
