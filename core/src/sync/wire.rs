@@ -249,8 +249,7 @@ impl Message {
         if check(*kind, *flags, rest) != [*c0, *c1, *c2, *c3] {
             return Err(bad("校验失败"));
         }
-        let owned;
-        let body: &[u8] = if flags & 1 == 1 {
+        let owned: Option<Vec<u8>> = if flags & 1 == 1 {
             // The frame header says how large the body is (our encoder always writes it):
             // allocate that, not `MAX_BODY`. A 64 MiB buffer per frame cost the hub a 64 MiB
             // mapping and unmapping for every frame of every phone (`relay/benches/storm.rs`).
@@ -261,11 +260,26 @@ impl Message {
                 Ok(Some(_)) => return Err(bad("解压后过大")),
                 _ => MAX_BODY,
             };
-            owned = zstd::bulk::decompress(rest, capacity).map_err(|_| bad("解压失败"))?;
-            &owned
+            Some(zstd::bulk::decompress(rest, capacity).map_err(|_| bad("解压失败"))?)
         } else {
-            rest
+            None
         };
+        let body: &[u8] = owned.as_deref().unwrap_or(rest);
+        if *kind == 3 {
+            // A document's sync message is the rest of the body, handed on without a copy: a
+            // body may be `MAX_BODY` from a frame of a few KB, and a second copy doubled that.
+            let mut r = Reader { buf: body };
+            let doc = r.key()?;
+            let consumed = body.len() - r.buf.len();
+            let payload = match owned {
+                Some(mut body) => {
+                    body.drain(..consumed);
+                    body
+                }
+                None => rest[consumed..].to_vec(),
+            };
+            return Ok(Message::Doc { doc, payload });
+        }
         let mut r = Reader { buf: body };
         let msg = match kind {
             1 => {
@@ -277,13 +291,6 @@ impl Message {
             }
             6 => Message::Changes(r.changes()?),
             2 => Message::Inventory(r.docs()?),
-            3 => {
-                let doc = r.key()?;
-                Message::Doc {
-                    doc,
-                    payload: r.buf.to_vec(),
-                }
-            }
             4 => {
                 let digest: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("摘要"))?;
                 let seen = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| bad("计数"))?);
