@@ -220,6 +220,32 @@ pub fn news(office: &mut Device, to: &mut Device) {
 }
 
 /// Both directions, through files sealed to each other's member.
+/// A conflict in a record's notes: a 家访 of `member` (on `author`, their device) with
+/// `child`, synced to `office`, then edited apart on `author` and on a second device of the same
+/// member (a tablet), each synced with `office` afterwards. Returns the conflict's path
+/// (`records.<id>.fields.notes`).
+pub fn record_notes_conflict(
+    office: &mut Device,
+    author: &mut Device,
+    member: &'static str,
+    child: &str,
+) -> String {
+    let id = author.record("家访", child, "2026-11-20", &[("notes", "奶奶在家")]);
+    sync(author, office);
+    let mut tablet = join(office, member);
+    for (d, text) in [
+        (&mut *author, "奶奶在家，孩子在写作业"),
+        (&mut tablet, "外婆在家"),
+    ] {
+        d.archive
+            .edit_record(&id, None, &kv(&[("notes", text)]))
+            .unwrap();
+    }
+    sync(author, office);
+    sync(&mut tablet, office);
+    format!("records.{id}.fields.notes")
+}
+
 pub fn sync(a: &mut Device, b: &mut Device) {
     let (ma, mb) = (a.archive.me_id().clone(), b.archive.me_id().clone());
     let fa = a.export_for("to-peer", mb.as_str());

@@ -29,8 +29,14 @@ fn today() -> NaiveDate {
 }
 
 fn consent_due(d: &mut Device) -> Vec<String> {
+    consent_due_of(d, None)
+}
+
+/// The children `member`'s 待办 lists as 缺监护人同意, as device `d` sees it (the device's own
+/// member for `None`).
+fn consent_due_of(d: &mut Device, member: Option<&str>) -> Vec<String> {
     d.archive
-        .due(None, today(), false)
+        .due(member, today(), false)
         .unwrap()
         .into_iter()
         .filter(|i| i.label == "缺监护人同意")
@@ -139,14 +145,7 @@ fn story_1_the_private_part_waits_for_consent() {
     assert_eq!(quarantined(&mut mother.archive), 0);
     assert!(admin.file(CHILDREN[0].1).consent.is_some());
     // The office's projection follows the merged consent: its view of her 待办 agrees.
-    let hers: Vec<String> = admin
-        .archive
-        .due(Some(HEAD_TEACHER), today(), false)
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.label == "缺监护人同意")
-        .filter_map(|i| i.child_name)
-        .collect();
+    let hers = consent_due_of(&mut admin, Some(HEAD_TEACHER));
     assert_eq!(hers.len(), CHILDREN.len() - 1, "{hers:?}");
     assert!(!hers.contains(&CHILDREN[0].1.to_owned()));
     assert_eq!(
@@ -721,14 +720,7 @@ fn story_9_a_guardian_s_no_is_not_listed_as_consent_to_obtain() {
     owed.sort();
     assert_eq!(listed, owed);
     sync(&mut teacher, &mut admin);
-    let mut hers: Vec<String> = admin
-        .archive
-        .due(Some(HEAD_TEACHER), today(), false)
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.label == "缺监护人同意")
-        .filter_map(|i| i.child_name)
-        .collect();
+    let mut hers = consent_due_of(&mut admin, Some(HEAD_TEACHER));
     hers.sort();
     assert_eq!(hers, owed, "the office's projection agrees");
 }

@@ -324,20 +324,7 @@ fn story_4b_a_date_resolved_after_today_is_refused_like_a_date_entered() {
 fn story_4c_only_the_author_resolves_a_conflict_in_her_record() {
     let mut admin = school();
     let mut teacher = join(&mut admin, HEAD_TEACHER);
-    let id = teacher.record("家访", CHILD, "2026-11-20", &[("notes", "奶奶在家")]);
-    sync(&mut teacher, &mut admin);
-    let mut tablet = join(&mut admin, HEAD_TEACHER);
-    for (d, text) in [
-        (&mut teacher, "奶奶在家，孩子在写作业"),
-        (&mut tablet, "外婆在家"),
-    ] {
-        d.archive
-            .edit_record(&id, None, &kv(&[("notes", text)]))
-            .unwrap();
-    }
-    sync(&mut teacher, &mut admin);
-    sync(&mut tablet, &mut admin);
-    let path = format!("records.{id}.fields.notes");
+    let path = record_notes_conflict(&mut admin, &mut teacher, HEAD_TEACHER, CHILD);
     let before = admin.file(CHILD);
     assert!(
         before.conflicts.iter().any(|(_, c)| c.dotted() == path),

@@ -13,7 +13,9 @@ use shouwang_core::Archive;
 use shouwang_core::roles::Role;
 use shouwang_core::roster::parse_table;
 use shouwang_relay::server::{DataDir, adopt_archive};
-use shouwang_tests::fixtures::{CHILDREN, CLASS, HEAD_TEACHER, join, kv, school, sync};
+use shouwang_tests::fixtures::{
+    CHILDREN, CLASS, HEAD_TEACHER, join, kv, record_notes_conflict, school, sync,
+};
 use shouwang_tests::http::Client;
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
 use shouwang_tests::phone::id_number;
@@ -153,24 +155,7 @@ impl Hub {
         sync(&mut admin, &mut teacher);
         assert_eq!(admin.file(CHILDREN[0].1).conflicts.len(), 1);
         if record_conflict {
-            let id = teacher.record(
-                "家访",
-                CHILDREN[1].1,
-                "2026-11-20",
-                &[("notes", "奶奶在家")],
-            );
-            sync(&mut teacher, &mut admin);
-            let mut tablet = join(&mut admin, HEAD_TEACHER);
-            for (d, text) in [
-                (&mut teacher, "奶奶在家，孩子在写作业"),
-                (&mut tablet, "外婆在家"),
-            ] {
-                d.archive
-                    .edit_record(&id, None, &kv(&[("notes", text)]))
-                    .unwrap();
-            }
-            sync(&mut teacher, &mut admin);
-            sync(&mut tablet, &mut admin);
+            record_notes_conflict(&mut admin, &mut teacher, HEAD_TEACHER, CHILDREN[1].1);
             assert_eq!(admin.file(CHILDREN[1].1).conflicts.len(), 1);
         }
 
