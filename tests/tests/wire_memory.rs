@@ -1,47 +1,64 @@
 //! What decoding one frame holds in memory: this test process's peak RSS (`VmHWM`, reset just
 //! before), read from `/proc`.
 //!
-//! A frame's body may decompress to `wire::MAX_BODY` (64 MiB): zeros compress about
-//! thirty-thousandfold, so a frame of a few KB from any enrolled device can ask for that much.
-//! The decoder must hold it once, not copy it again into the message it returns.
+//! zstd packs zeros about thirty-thousandfold, so a frame of a few KB from any enrolled device
+//! can claim a body of `wire::MAX_BODY` (64 MiB). A small frame may unpack only to
+//! `wire::BODY_FLOOR` (8 MiB), refused beyond it before anything is allocated; and the decoder
+//! holds a body once, not copied again into the message it returns.
 #![allow(clippy::unwrap_used)]
 
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::ChildId;
 use shouwang_core::sync::Message;
-use shouwang_core::sync::wire::MAX_BODY;
+use shouwang_core::sync::wire::{BODY_FLOOR, MAX_BODY};
 use shouwang_tests::hub_process::{reset_peak, status_kb};
 
-#[test]
-fn a_small_frame_that_unpacks_to_the_largest_body_is_held_once() {
-    let doc = DocId::Child(ChildId("0123456789abcdef".into()));
-    // The largest body a frame may carry: a document key and zeros.
-    let key_len = 2 + doc.key().len();
-    let frame = Message::Doc {
+/// A `Doc` frame whose body is `body` bytes (its key and zeros).
+fn frame(doc: &DocId, body: usize) -> Vec<u8> {
+    Message::Doc {
         doc: doc.clone(),
-        payload: vec![0; MAX_BODY - key_len],
+        payload: vec![0; body - (2 + doc.key().len())],
     }
-    .encode();
-    assert!(frame.len() < 8 << 10, "{} bytes", frame.len());
-    let body_kb = (MAX_BODY >> 10) as u64;
+    .encode()
+}
+
+/// What decoding `frame` held at once beyond what the process held before, in kB, and the
+/// decoded message; `None` where the kernel does not let a process reset its peak.
+fn held(frame: &[u8]) -> Option<(u64, shouwang_core::Result<Message>)> {
     if !reset_peak("self") {
         eprintln!("this kernel does not let a process reset its peak RSS: not measured");
-        return;
+        return None;
     }
     let before = status_kb("self", "VmRSS");
-    let message = Message::decode(&frame).unwrap();
-    let peak = status_kb("self", "VmHWM").saturating_sub(before);
-    let Message::Doc { doc: got, payload } = message else {
-        panic!("not a Doc frame");
+    let message = Message::decode(frame);
+    Some((status_kb("self", "VmHWM").saturating_sub(before), message))
+}
+
+#[test]
+fn a_small_frame_unpacks_to_the_floor_at_most_and_the_body_is_held_once() {
+    let doc = DocId::Child(ChildId("0123456789abcdef".into()));
+    let largest = frame(&doc, MAX_BODY);
+    let floor = frame(&doc, BODY_FLOOR);
+    assert!(largest.len() < 8 << 10 && floor.len() < 8 << 10);
+
+    // The largest body from a few KB: refused before anything is allocated for it.
+    let Some((peak, refused)) = held(&largest) else {
+        return;
+    };
+    assert!(refused.is_err(), "a few KB claiming 64 MiB");
+    assert!(peak < 2 << 10, "refusing it held {peak} kB");
+
+    // The floor: held once (its pages written by zstd), and not a second copy.
+    let floor_kb = (BODY_FLOOR >> 10) as u64;
+    let (peak, decoded) = held(&floor).unwrap();
+    let Ok(Message::Doc { doc: got, payload }) = decoded else {
+        panic!("not a Doc frame: {decoded:?}");
     };
     assert_eq!(got, doc);
-    assert_eq!(payload.len(), MAX_BODY - key_len);
-    // The body once (its pages written by zstd), and not a second copy.
-    assert!(peak > body_kb / 2, "the measure saw the body: {peak} kB");
+    assert_eq!(payload.len(), BODY_FLOOR - (2 + doc.key().len()));
+    assert!(peak > floor_kb / 2, "the measure saw the body: {peak} kB");
     assert!(
-        peak < body_kb + body_kb / 4,
-        "decoding held {} MiB at once for a {} MiB body",
-        peak >> 10,
-        body_kb >> 10
+        peak < floor_kb + floor_kb / 4,
+        "decoding held {peak} kB at once for a {floor_kb} kB body"
     );
 }

@@ -31,7 +31,7 @@
 //! no setting.
 //!
 //! Decoding is bounded: a frame over [`MAX_FRAME`] bytes, a body that decompresses past
-//! [`MAX_BODY`], a list longer than [`MAX_DOCS`], an unknown document key or any truncation is
+//! [`body_limit`] (at most [`MAX_BODY`]), a list longer than [`MAX_DOCS`], an unknown document key or any truncation is
 //! an error, never a panic and never an unbounded allocation.
 
 use automerge::ChangeHash;
@@ -45,6 +45,21 @@ pub const VERSION: u8 = 1;
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Largest decompressed body accepted.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
+/// A compressed body may decompress to this many bytes whatever its size...
+pub const BODY_FLOOR: usize = 8 * 1024 * 1024;
+/// ...and beyond that to this many times its compressed size (up to [`MAX_BODY`]). zstd packs
+/// zeros about thirty-thousandfold, so without a ratio a frame of 2 KB from any device could
+/// make the receiver allocate and fill [`MAX_BODY`]. Honest frames (automerge's columns, keys
+/// and random hashes) pack a few times over; a body of repeated note text packs further, and
+/// stays under the floor unless it is megabytes of the same words.
+pub const BODY_RATIO: usize = 64;
+
+/// The most a body of `compressed` bytes may decompress to.
+pub fn body_limit(compressed: usize) -> usize {
+    BODY_FLOOR
+        .max(BODY_RATIO.saturating_mul(compressed))
+        .min(MAX_BODY)
+}
 /// Most documents named in one list.
 pub const MAX_DOCS: usize = 200_000;
 /// Bodies larger than this are compressed.
@@ -255,10 +270,11 @@ impl Message {
             // mapping and unmapping for every frame of every phone (`relay/benches/storm.rs`).
             // A body that lies about its size fails to decompress; one that does not say is
             // given the bound.
+            let limit = body_limit(rest.len());
             let capacity = match zstd::zstd_safe::get_frame_content_size(rest) {
-                Ok(Some(n)) if n <= MAX_BODY as u64 => n as usize,
+                Ok(Some(n)) if n <= limit as u64 => n as usize,
                 Ok(Some(_)) => return Err(bad("解压后过大")),
-                _ => MAX_BODY,
+                _ => limit,
             };
             Some(zstd::bulk::decompress(rest, capacity).map_err(|_| bad("解压失败"))?)
         } else {
@@ -541,5 +557,28 @@ mod tests {
         }
         assert!(Message::decode(&[2, 4, 0, 0, 0, 0, 0]).is_err());
         assert!(Message::decode(&[VERSION, 4, 0, 0, 0, 0, 0]).is_err());
+    }
+
+    /// A body may unpack to the floor whatever its frame's size, and beyond it only in
+    /// proportion to its compressed size.
+    #[test]
+    fn a_small_frame_may_not_unpack_to_the_largest_body() {
+        let doc = DocId::Child(ChildId("0123456789abcdef".into()));
+        let frame = |len: usize| {
+            Message::Doc {
+                doc: doc.clone(),
+                payload: vec![0; len],
+            }
+            .encode()
+        };
+        let key_len = 2 + doc.key().len();
+        let at_floor = frame(BODY_FLOOR - key_len);
+        assert!(at_floor.len() < 4096, "{}", at_floor.len());
+        assert!(Message::decode(&at_floor).is_ok());
+        let err = Message::decode(&frame(BODY_FLOOR - key_len + 1)).unwrap_err();
+        assert!(err.to_string().contains("解压后过大"), "{err}");
+        assert_eq!(body_limit(4096), BODY_FLOOR);
+        assert_eq!(body_limit(1 << 20), MAX_BODY);
+        assert_eq!(body_limit(512 << 10), 32 << 20);
     }
 }
