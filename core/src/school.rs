@@ -595,12 +595,13 @@ fn set_flag<T: Transactable + ReadDoc>(
     Ok(())
 }
 
-/// What a member's standing rests on: the operations that last set each of their roles and
-/// their `active` flag, as one string. It changes whenever any of them is written again, even
-/// back to the value it had (a role taken away and given back is a new operation), so a
-/// session opened under one grant can tell that the grant it was opened under is gone.
-/// `None` if the school has no such member.
-pub fn member_grant<D: ReadDoc>(doc: &D, member: &MemberId) -> Option<String> {
+/// What a member's standing in `roles` rests on: the operations that last set each of those
+/// roles and their `active` flag, as one string. It changes whenever any of them is written
+/// again, even back to the value it had (a role taken away and given back is a new
+/// operation), so a session opened under one grant can tell that the grant it was opened under
+/// is gone; a write to another role leaves it as it was. `None` if the school has no such
+/// member.
+pub fn member_grant<D: ReadDoc>(doc: &D, member: &MemberId, roles: &[Role]) -> Option<String> {
     let all = map_at(doc, &ROOT, MEMBERS)?;
     let obj = map_at(doc, &all, member.as_str())?;
     let op = |obj: &ObjId, key: &str| -> String {
@@ -610,9 +611,9 @@ pub fn member_grant<D: ReadDoc>(doc: &D, member: &MemberId) -> Option<String> {
         }
     };
     let mut grant = format!("active={}", op(&obj, "active"));
-    if let Some(roles) = map_at(doc, &obj, "roles") {
-        for key in doc.keys(&roles) {
-            grant.push_str(&format!(";{key}={}", op(&roles, &key)));
+    if let Some(map) = map_at(doc, &obj, "roles") {
+        for role in roles {
+            grant.push_str(&format!(";{}={}", role.key(), op(&map, role.key())));
         }
     }
     Some(grant)

@@ -176,6 +176,17 @@ fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
         let r = if path.ends_with("/reveal") {
             let token = web.csrf();
             web.post(path, &[("csrf", &token), ("why", "核对学籍")])
+        } else if let Some(child) = path.strip_prefix("/conflicts/resolve?child=") {
+            let token = web.csrf();
+            web.post(
+                "/conflicts/resolve",
+                &[
+                    ("csrf", &token),
+                    ("child", child),
+                    ("path", "guardian.phone"),
+                    ("value", "13700001234"),
+                ],
+            )
         } else {
             web.get(path)
         };
@@ -192,6 +203,10 @@ fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
         (
             format!("/students/{}/reveal", other.as_str()),
             other.as_str(),
+        ),
+        (
+            format!("/conflicts/resolve?child={OTHER_CHILD}"),
+            OTHER_CHILD,
         ),
     ] {
         let missing = path
@@ -341,8 +356,18 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
         log.contains("发放设备邀请码") && log.contains("陈华") && log.contains("3 天内有效"),
         "{log}"
     );
-    // So is one issued at the server's command line, by the hub itself.
     let mut a = hub.archive();
+    let chen = a.find_member("陈华").unwrap().id;
+    let invites = |a: &mut Archive, id: &str| {
+        a.audit_log()
+            .unwrap()
+            .entries
+            .into_iter()
+            .filter(|e| e.what == "invite" && e.target == id)
+            .count()
+    };
+    assert_eq!(invites(&mut a, chen.as_str()), 1, "logged once");
+    // So is one issued at the server's command line, by the hub itself.
     let before = a.audit_log().unwrap().entries;
     let (ok, out) = hub.ports.command(
         BIN.as_ref(),

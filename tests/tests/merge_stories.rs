@@ -8,6 +8,7 @@ mod common;
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc};
 use common::*;
+use shouwang_core::archive::MayResolve;
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::ChildId;
 
@@ -330,6 +331,41 @@ fn story_4c_only_the_author_resolves_a_conflict_in_her_record() {
         before.conflicts.iter().any(|(_, c)| c.dotted() == path),
         "{:?}",
         before.conflicts
+    );
+    // Asked beforehand, the rules say so, and name her.
+    let doc = DocId::Child(admin.archive.find_child(CHILD).unwrap());
+    let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
+    let her = teacher.archive.me_id().clone();
+    let his = admin.archive.me_id().clone();
+    assert_eq!(
+        admin.archive.may_resolve(&his, &doc, &parts).unwrap(),
+        MayResolve::OnlyAuthor(her.clone())
+    );
+    assert_eq!(
+        admin.archive.may_resolve(&her, &doc, &parts).unwrap(),
+        MayResolve::Yes
+    );
+    let rid = &parts[1];
+    for fixed in [
+        format!("records.{rid}.void.by"),
+        format!("records.{rid}.author"),
+        format!("records.{rid}.kind"),
+    ] {
+        let fixed: Vec<String> = fixed.split('.').map(str::to_owned).collect();
+        assert_eq!(
+            admin.archive.may_resolve(&her, &doc, &fixed).unwrap(),
+            MayResolve::No,
+            "{fixed:?}"
+        );
+    }
+    let class = ["profile".to_owned(), "class_id".to_owned()];
+    assert_eq!(
+        admin.archive.may_resolve(&her, &doc, &class).unwrap(),
+        MayResolve::No
+    );
+    assert_eq!(
+        admin.archive.may_resolve(&his, &doc, &class).unwrap(),
+        MayResolve::Yes
     );
     for (pick, value) in [(Some(1), None), (None, Some("外婆在家，孩子在写作业"))] {
         let err = admin

@@ -17,7 +17,8 @@
 //! - A session is a random 32-byte token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
 //!   when the request came over TLS); the hub keeps only its SHA-256, with the member, its own
 //!   CSRF token, its expiry (12 hours) and the member's standing it was opened under
-//!   (`Archive::member_grant`: the operations that last set their roles and `active`). Every
+//!   (`Archive::member_grant`: the operations that last set their `active` flag and the roles
+//!   that log in; another role written leaves it as it was). Every
 //!   request re-reads the member from the school document, so a deactivated member, one who
 //!   lost the role, or one whose roles were written again since (a role taken away and given
 //!   back, even with no request in between) is out at once and logs in again.
@@ -59,13 +60,12 @@ pub const PASSWORD_CHECKS: usize = 2;
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
-/// Whether `member` may log in to the console: the roles that hold the archive together.
+/// The roles that log in to the console: those that hold the archive together.
+pub const LOGIN_ROLES: [Role; 3] = [Role::Leadership, Role::Archivist, Role::HeadTeacher];
+
+/// Whether `member` may log in to the console ([`LOGIN_ROLES`]).
 pub fn may_log_in(member: &Member) -> bool {
-    member.active
-        && member
-            .roles
-            .iter()
-            .any(|r| matches!(r, Role::Leadership | Role::Archivist | Role::HeadTeacher))
+    member.active && member.roles.iter().any(|r| LOGIN_ROLES.contains(r))
 }
 
 /// Sets (or replaces) the console password of the member named `member` (name or id), and
@@ -238,11 +238,8 @@ pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeE
     // Deactivated, no longer holding a role that logs in, or holding it under another grant
     // than the session was opened under (taken away and given back between two requests):
     // every session of the member ends now.
-    let Some(member) = member.filter(|_| {
-        archive
-            .member_grant(&member_id)
-            .is_ok_and(|now| now.as_deref() == Some(standing.as_str()))
-    }) else {
+    let grant = archive.member_grant(&member_id, &LOGIN_ROLES)?;
+    let Some(member) = member.filter(|_| grant.as_deref() == Some(standing.as_str())) else {
         end_sessions(archive, &member_id)?;
         return Err(OfficeError::NotLoggedIn);
     };
@@ -372,26 +369,19 @@ impl Office {
         source: String,
     ) -> Result<Outcome, OfficeError> {
         let (n, src) = (name.to_owned(), source.clone());
-        let (key, failure, member, hash) = match self
+        let (key, member, hash) = match self
             .with_archive(move |a, _| begin_attempt(a, &n, &src))
             .await?
         {
             Begun::Locked { minutes } => return Ok(Outcome::Locked { minutes }),
-            Begun::Check {
-                key,
-                failure,
-                member,
-                hash,
-            } => (key, failure, member, hash),
+            Begun::Check { key, member, hash } => (key, member, hash),
         };
         let checked = hash.clone();
         let matched = self
             .check_password(move || password_matches(checked.as_deref(), &password))
             .await?;
-        self.with_archive(move |a, _| {
-            finish_attempt(a, &key, failure, member, hash, matched, &source)
-        })
-        .await
+        self.with_archive(move |a, _| finish_attempt(a, &key, member, hash, matched, &source))
+            .await
     }
 }
 
@@ -405,7 +395,6 @@ enum Begun {
     },
     Check {
         key: String,
-        failure: i64,
         member: Option<Member>,
         hash: Option<String>,
     },
@@ -421,13 +410,8 @@ fn begin_attempt(a: &mut Archive, name: &str, source: &str) -> Result<Begun, Off
         Some(m) => stored_hash(a, m)?,
         None => None,
     };
-    let failure = record_failure(a, &key, source)?;
-    Ok(Begun::Check {
-        key,
-        failure,
-        member,
-        hash,
-    })
+    record_failure(a, &key, source)?;
+    Ok(Begun::Check { key, member, hash })
 }
 
 /// Whether the password checks against the hash [`begin_attempt`] found (the decoy when there
@@ -448,33 +432,35 @@ fn password_matches(hash: Option<&str>, password: &str) -> bool {
 fn finish_attempt(
     a: &mut Archive,
     key: &str,
-    failure: i64,
     member: Option<Member>,
     hash: Option<String>,
     matched: bool,
     source: &str,
 ) -> Result<Outcome, OfficeError> {
     let t = now();
-    let still = match (&member, &hash) {
-        (Some(m), Some(h)) => {
-            a.find_member(m.id.as_str())
-                .ok()
-                .filter(may_log_in)
-                .is_some()
-                && stored_hash(a, m)?.as_deref() == Some(h.as_str())
-        }
-        _ => false,
-    };
+    // Looked up only after a right password, so that a wrong one takes the same path whether
+    // or not the name is a member's.
+    let still = matched
+        && match (&member, &hash) {
+            (Some(m), Some(h)) => {
+                a.find_member(m.id.as_str())
+                    .ok()
+                    .filter(may_log_in)
+                    .is_some()
+                    && stored_hash(a, m)?.as_deref() == Some(h.as_str())
+            }
+            _ => false,
+        };
     match member {
-        Some(m) if matched && still => {
+        Some(m) if still => {
             let conn = a.store().conn();
             conn.execute(
-                "DELETE FROM office_failures WHERE rowid = ?1 OR (member_key = ?2 AND source = ?3)",
-                params![failure, key, source],
+                "DELETE FROM office_failures WHERE member_key = ?1 AND source = ?2",
+                params![key, source],
             )?;
             conn.execute("DELETE FROM office_sessions WHERE expires <= ?1", [t])?;
             let token = random_hex();
-            let standing = a.member_grant(&m.id)?.unwrap_or_default();
+            let standing = a.member_grant(&m.id, &LOGIN_ROLES)?.unwrap_or_default();
             a.store().conn().execute(
                 "INSERT INTO office_sessions (token_hash, member_id, csrf, created, expires, standing) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![digest(&token), m.id.as_str(), random_hex(), t, t + SESSION_SECONDS, standing],
@@ -500,14 +486,9 @@ fn attempt(
 ) -> Result<Outcome, OfficeError> {
     match begin_attempt(a, name, source)? {
         Begun::Locked { minutes } => Ok(Outcome::Locked { minutes }),
-        Begun::Check {
-            key,
-            failure,
-            member,
-            hash,
-        } => {
+        Begun::Check { key, member, hash } => {
             let matched = password_matches(hash.as_deref(), password);
-            finish_attempt(a, &key, failure, member, hash, matched, source)
+            finish_attempt(a, &key, member, hash, matched, source)
         }
     }
 }
@@ -555,14 +536,13 @@ fn stored_hash(a: &mut Archive, m: &Member) -> Result<Option<String>, OfficeErro
         .optional()?)
 }
 
-/// Counts a failed login for `key` ([`failure_key`]) from `source`; returns its row.
-fn record_failure(a: &mut Archive, key: &str, source: &str) -> Result<i64, OfficeError> {
-    let conn = a.store().conn();
-    conn.execute(
+/// Counts a failed login for `key` ([`failure_key`]) from `source`.
+fn record_failure(a: &mut Archive, key: &str, source: &str) -> Result<(), OfficeError> {
+    a.store().conn().execute(
         "INSERT INTO office_failures (member_key, source, at) VALUES (?1, ?2, ?3)",
         params![key, source, now()],
     )?;
-    Ok(conn.last_insert_rowid())
+    Ok(())
 }
 
 /// A form with no fields of its own (logout).

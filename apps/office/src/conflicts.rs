@@ -10,9 +10,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use shouwang_core::archive::MayResolve;
+use shouwang_core::doc::DocId;
 use shouwang_core::doc::conflicts::{self, Conflict};
-use shouwang_core::doc::{self, DocId};
-use shouwang_core::ids::MemberId;
 use shouwang_core::school::SchoolView;
 
 use shouwang_core::Archive;
@@ -27,37 +27,31 @@ pub(crate) enum Offer<'a> {
     Form(&'a str),
     /// The values only (on paper).
     Values,
-    /// The values, and that only the record's author (named) may resolve them: every other
-    /// device would refuse anyone else's change to a record's fields.
+    /// The values, and that only the record's or entry's author (named) may resolve them:
+    /// every other device would refuse anyone else's change to them.
     AuthorOnly(String),
+    /// The values, and that this member may not change them (or nobody may: a value fixed
+    /// when it was written).
+    NotYours,
 }
 
 impl<'a> Offer<'a> {
-    /// What `viewer` is offered for `c`, given the author of the record it is in (if it is in
-    /// one): the form, unless it is a record's field and the viewer is not its author (a
-    /// void's fields are also an administrator's to settle), as the trust rules have it.
+    /// What `viewer` is offered for the conflict at `path` of `doc`, as the core's
+    /// `Archive::may_resolve` (the trust rules) has it.
     pub(crate) fn to(
+        a: &mut Archive,
         viewer: &'a Viewer,
-        c: &Conflict,
-        author: Option<&MemberId>,
+        doc: &DocId,
+        path: &[String],
         school: &SchoolView,
-    ) -> Offer<'a> {
-        let in_record = c.path.first().map(String::as_str) == Some(doc::RECORDS);
-        let void = c.path.get(2).map(String::as_str) == Some(doc::R_VOID);
-        match author {
-            Some(author) if in_record && *author != viewer.member.id && !(void && viewer.admin) => {
+    ) -> Result<Offer<'a>, OfficeError> {
+        Ok(match a.may_resolve(&viewer.member.id, doc, path)? {
+            MayResolve::Yes => Offer::Form(&viewer.csrf),
+            MayResolve::OnlyAuthor(author) => {
                 Offer::AuthorOnly(school.member_name(author.as_str()))
             }
-            _ => Offer::Form(&viewer.csrf),
-        }
-    }
-}
-
-/// The id of the record a conflict is in, if it is in one.
-pub(crate) fn record_of(c: &Conflict) -> Option<&str> {
-    match c.path.as_slice() {
-        [records, id, ..] if records == doc::RECORDS => Some(id),
-        _ => None,
+            MayResolve::No => Offer::NotYours,
+        })
     }
 }
 
@@ -88,18 +82,24 @@ pub(crate) fn conflict_form(child: &str, name: &str, c: &Conflict, offer: &Offer
             }
             s.push_str("<label class=\"pick\">或填新值 <input name=\"value\" maxlength=\"200\"></label><button type=\"submit\">解决冲突</button></form>");
         }
-        Offer::Values | Offer::AuthorOnly(_) => {
+        Offer::Values | Offer::AuthorOnly(_) | Offer::NotYours => {
             s.push_str("<ol>");
             for v in &c.values {
                 let _ = write!(s, "<li>{}</li>", esc(v));
             }
             s.push_str("</ol>");
-            if let Offer::AuthorOnly(author) = offer {
-                let _ = write!(
-                    s,
-                    "<p class=\"hint\">只有填写这条记录的{}能解决这处冲突（在其设备上或登录后在这里）。</p>",
-                    esc(author)
-                );
+            match offer {
+                Offer::AuthorOnly(author) => {
+                    let _ = write!(
+                        s,
+                        "<p class=\"hint\">只有填写这条记录的{}能解决这处冲突（在其设备上或登录后在这里）。</p>",
+                        esc(author)
+                    );
+                }
+                Offer::NotYours => s.push_str(
+                    "<p class=\"hint\">你不能修改这一项，请有权修改的人解决这处冲突。</p>",
+                ),
+                _ => {}
             }
         }
     }
@@ -151,7 +151,7 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                     }
                     for mut k in listed {
                         shouwang_core::archive::mask_conflict(&mut k);
-                        found.push((c.id.to_string(), c.name.clone(), k));
+                        found.push((c.id.to_string(), c.name.clone(), doc.clone(), k));
                     }
                 }
             }
@@ -167,12 +167,8 @@ pub async fn list(State(office): State<Office>, ctx: Ctx) -> Result<Response, Of
                     html::url(id)
                 );
             }
-            for (id, name, c) in &found {
-                let author = match record_of(c) {
-                    Some(record) => a.record_author(record)?,
-                    None => None,
-                };
-                let offer = Offer::to(&v, c, author.as_ref(), &school);
+            for (id, name, doc, c) in &found {
+                let offer = Offer::to(a, &v, doc, &c.path, &school)?;
                 body.push_str(&conflict_form(id, name, c, &offer));
             }
             Ok(html::page(&v, &school.name, "冲突", "/conflicts", &body))

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use shouwang_core::archive::{ChildFile, ChildFilter};
-use shouwang_core::ids::MemberId;
+use shouwang_core::doc::DocId;
 use shouwang_core::school::SchoolView;
 
 use crate::auth::{Viewer, viewer};
@@ -142,7 +142,16 @@ pub async fn file(
             let v = viewer(a, &ctx)?;
             let file = a.on_behalf(&v.member.id)?.child_file_for(&id, None)?;
             let school = a.school()?;
-            let mut body = render_file(&file, &school, Some(&v), false);
+            let offers = file
+                .conflicts
+                .iter()
+                .map(|(key, c)| {
+                    let doc = DocId::parse(key)
+                        .ok_or_else(|| OfficeError::Internal(format!("档案编号无效：{key}")))?;
+                    Offer::to(a, &v, &doc, &c.path, &school)
+                })
+                .collect::<Result<Vec<_>, OfficeError>>()?;
+            let mut body = render_file(&file, &school, Some((&v, &offers)), false);
             if v.admin {
                 body.push_str(&format!(
                     "<p><a href=\"/reports/child?child={}\">下载六项基本档案（.xlsx）</a></p>",
@@ -215,12 +224,12 @@ pub async fn print(
 }
 
 /// The file as HTML, in the order `child show` prints it. `viewer`: draw the forms (show the
-/// ID in full, resolve a conflict they may resolve) for this session; `printed`: a page for
-/// paper (no forms).
+/// ID in full; for each conflict, in order, what its offer says) for this session; `printed`:
+/// a page for paper (no forms).
 pub(crate) fn render_file(
     file: &ChildFile,
     school: &SchoolView,
-    viewer: Option<&Viewer>,
+    viewer: Option<(&Viewer, &[Offer<'_>])>,
     printed: bool,
 ) -> String {
     let mut s = String::new();
@@ -264,7 +273,7 @@ pub(crate) fn render_file(
     }
     s.push_str("</div>");
     if file.private_shown {
-        if let Some(token) = viewer.map(|v| v.csrf.as_str()) {
+        if let Some(token) = viewer.map(|(v, _)| v.csrf.as_str()) {
             let _ = write!(
                 s,
                 "<form method=\"post\" action=\"/students/{}/reveal\" class=\"reveal\">{}<label>查看完整身份证号的原因<input name=\"why\" required maxlength=\"200\" placeholder=\"如：办理学籍转入\"></label><button type=\"submit\">显示完整身份证号</button><span class=\"hint\">会记入查阅记录</span></form>",
@@ -345,24 +354,16 @@ pub(crate) fn render_file(
     if file.conflicts.is_empty() {
         s.push_str("<p>无</p>");
     }
-    for (_, c) in &file.conflicts {
+    for (i, (_, c)) in file.conflicts.iter().enumerate() {
         let offer = match viewer {
-            Some(v) if !printed => {
-                let author = crate::conflicts::record_of(c).and_then(|id| {
-                    file.records
-                        .iter()
-                        .find(|r| r.meta.id.as_str() == id)
-                        .map(|r| MemberId(r.meta.author.clone()))
-                });
-                Offer::to(v, c, author.as_ref(), school)
-            }
-            _ => Offer::Values,
+            Some((_, offers)) if !printed => offers.get(i).unwrap_or(&Offer::Values),
+            _ => &Offer::Values,
         };
         s.push_str(&crate::conflicts::conflict_form(
             file.id.as_str(),
             &file.name,
             c,
-            &offer,
+            offer,
         ));
     }
     s.push_str("</section>");

@@ -594,8 +594,9 @@ impl Archive {
         pick: Option<usize>,
         value: Option<&str>,
     ) -> Result<()> {
-        let child = self.find_child(child)?;
         let me = self.me()?;
+        // A child whose file this member may not see is answered as one who does not exist.
+        let child = self.find_child_seen_by(&me, child)?;
         let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
         let mut target = None;
         for id in [

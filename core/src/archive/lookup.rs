@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 use super::Archive;
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::ids::{ChildId, ClassId, MemberId, RecordId};
+use crate::ids::{ChildId, ClassId, RecordId};
 use crate::school::{ClassInfo, Member};
 
 impl Archive {
@@ -147,18 +147,6 @@ impl Archive {
                 key: key.to_owned(),
             }),
         }
-    }
-
-    /// The member who wrote the record `id`, per the projection (the trust rules let only
-    /// them change its fields), if this device holds it.
-    pub fn record_author(&mut self, id: &str) -> Result<Option<MemberId>> {
-        Ok(self
-            .store
-            .conn()
-            .prepare_cached("SELECT author FROM p_records WHERE record_id = ?1")?
-            .query_row([id], |r| r.get::<_, String>(0))
-            .optional()?
-            .map(MemberId))
     }
 
     /// The class of every child in a class, per the projection: for questions about many

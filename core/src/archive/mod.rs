@@ -25,6 +25,7 @@ mod lost;
 mod rebase;
 mod repair;
 mod reports;
+mod resolution;
 pub(crate) mod scope;
 mod syncing;
 
@@ -53,6 +54,7 @@ pub use filter::ChildFilter;
 pub use least::{ContactRow, SplitReport};
 pub use lost::{HeldChild, LostDeviceReport};
 pub use rebase::RebaseReport;
+pub use resolution::MayResolve;
 pub use scope::Reopen;
 pub use syncing::{QuarantinedChange, RelayedChange, SyncStatus};
 
@@ -247,14 +249,14 @@ impl Archive {
             .ok_or_else(|| Error::not_found("成员", me))
     }
 
-    /// What `member`'s standing in the school document rests on ([`crate::school::member_grant`]):
-    /// it changes whenever one of their roles or their `active` flag is written again. `None`
-    /// if the school has no such member.
-    pub fn member_grant(&mut self, member: &MemberId) -> Result<Option<String>> {
+    /// What `member`'s standing in `roles` rests on in the school document
+    /// ([`school::member_grant`]): it changes whenever one of those roles or their `active`
+    /// flag is written again. `None` if the school has no such member.
+    pub fn member_grant(&mut self, member: &MemberId, roles: &[Role]) -> Result<Option<String>> {
         Ok(self
             .store
             .doc(&DocId::School)?
-            .and_then(|doc| school::member_grant(doc, member)))
+            .and_then(|doc| school::member_grant(doc, member, roles)))
     }
 
     /// Folds documents with many loose changes into snapshots (safe at any time). Writes fold

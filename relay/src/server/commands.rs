@@ -279,6 +279,10 @@ pub fn invite_command(
         now,
         now + i64::from(days) * 86_400,
     )?;
+    // On the hub's access log, as the console logs its own, before the code is shown: whoever
+    // scans it writes and reads as this member from then on.
+    data.open_archive()?
+        .log_invite(&issued.invite.member, issued.invite.role.label(), days)?;
     let png = png.unwrap_or_else(|| {
         data.root().join("invites").join(format!(
             "邀请-{}-{}.png",

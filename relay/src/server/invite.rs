@@ -184,10 +184,6 @@ pub fn issue_member_invite(
         expires_at,
     };
     let ticket = invite.encode()?;
-    // Recorded on the hub's access log before it is issued, as the console records its own:
-    // whoever scans it writes and reads as this member from then on.
-    let days = u32::try_from(((expires_at - now).max(0) + 86_399) / 86_400).unwrap_or(u32::MAX);
-    archive.log_invite(&m.id, role.label(), days)?;
     data.record_invite(
         &invite.secret,
         &IssuedInvite {
