@@ -146,7 +146,7 @@ fn attacks() -> Vec<(&'static str, Attack)> {
 }
 
 /// 1b. By bundle: a file whose documents hold dense changes (each a hundred bytes that
-///     automerge must expand into sixty thousand operations). Its documents share one
+///     automerge must expand into ninety thousand operations). Its documents share one
 ///     allowance, so the file is refused whole before any is read, and nothing changes.
 #[test]
 fn story_1b_a_file_of_dense_documents_is_refused_before_it_is_read() {
@@ -161,9 +161,23 @@ fn story_1b_a_file_of_dense_documents_is_refused_before_it_is_read() {
                 &list,
                 0,
                 0,
-                std::iter::repeat_n(automerge::ScalarValue::Null, 60_000),
+                std::iter::repeat_n(automerge::ScalarValue::Null, 90_000),
             )
         });
+    }
+    for doc in docs.iter().take(3) {
+        let saved = s
+            .mother
+            .archive
+            .store()
+            .doc(doc)
+            .unwrap()
+            .unwrap()
+            .save_nocompress();
+        assert!(
+            shouwang_core::doc::bounds::check(&saved).is_ok(),
+            "each alone passes"
+        );
     }
     let file = s.mother.export_file("dense");
     let before = s.admin.archive.store().all_heads().unwrap();
@@ -1172,7 +1186,7 @@ fn story_7d_a_sync_message_of_dense_changes_shares_one_allowance() {
 }
 
 /// 7e. The same in a `Changes` frame: every document it lists shares the frame's allowance,
-///     so three documents of dense changes (sixty thousand operations each, each within its
+///     so three documents of dense changes (ninety thousand operations each, each within its
 ///     own size's allowance) are refused together, before any is merged.
 #[test]
 fn story_7e_a_changes_frame_of_dense_documents_shares_one_allowance() {
@@ -1186,7 +1200,7 @@ fn story_7e_a_changes_frame_of_dense_documents_shares_one_allowance() {
     let mut entries = Vec::new();
     for doc in docs.into_iter().take(3) {
         let hers = s.mother.archive.store().doc(&doc).unwrap().unwrap().clone();
-        let bytes = attack::dense_changes(&hers, actor.clone(), 1, 60_000).concat();
+        let bytes = attack::dense_changes(&hers, actor.clone(), 1, 90_000).concat();
         assert!(
             shouwang_core::doc::bounds::check(&bytes).is_ok(),
             "each alone passes"

@@ -193,7 +193,7 @@ pub(crate) fn entries_in_scope(
     // The file's documents share one allowance for what their bytes may claim
     // (`doc::bounds`), checked before any of them is read.
     let inputs: Vec<&[u8]> = entries.iter().map(|e| e.data.as_slice()).collect();
-    crate::store::bounded_together("导入的文件", &inputs)?;
+    crate::store::bounded_documents("导入的文件", &inputs)?;
     let school = school_after(b, &entries)?;
     let Some(me) = school.member(member).cloned() else {
         return Err(Error::not_found("成员", member));

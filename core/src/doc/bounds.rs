@@ -14,12 +14,17 @@
 //!   chunk, and never more than [`MAX_COLUMN_ROWS`]; all columns of one input together at
 //!   most that for the whole input, and never more than [`MAX_TOTAL_ROWS`] (a chunk may be the
 //!   output of a decompression, so its own size is not a bound);
-//! - the inputs that arrive together (the changes of one sync message, the documents of one
-//!   `Changes` frame or one bundle) share one such allowance ([`check_together`]): each input
-//!   having [`MAX_ROWS`] of its own, a message of twenty 100-byte changes could claim twenty
-//!   times what its bytes hold, and every row claimed is an operation automerge builds;
+//! - inputs that arrive together share what is given whatever the size: the change chunks of
+//!   one sync message share one [`MAX_ROWS`] ([`check_together`]), and the documents of one
+//!   `Changes` frame or bundle get [`DOC_FLOOR`] each and one [`MAX_ROWS`] between them
+//!   ([`check_documents`]). With [`MAX_ROWS`] each, a message of twenty 100-byte changes
+//!   claimed twenty times what its bytes hold, and every row claimed is an operation automerge
+//!   builds. A document's own floor is for a saved document, whose compressed columns claim
+//!   many rows per byte honestly;
 //! - a compressed column or change may inflate to at most [`MAX_INFLATED`] bytes plus
-//!   [`INFLATE_RATIO`] times its own size.
+//!   [`INFLATE_RATIO`] times its own size, and all the compressed parts of inputs checked
+//!   together to that for their bytes together (zeros claim no rows, so without it five hundred
+//!   parts of 16 KB each could make one message inflate 8 GiB).
 //!
 //! Real documents stay far below: an op costs at least a byte in some column, and the largest
 //! file the benchmarks build (500 records with 1,000-character notes, held as automerge Text by
@@ -36,6 +41,11 @@ use std::io::Read;
 /// files; what a dense input costs is bounded instead by sharing the floor among inputs that
 /// arrive together (about 110 ms and 31 MB of automerge's work for the whole floor).
 pub const MAX_ROWS: u64 = 1 << 20;
+/// Rows each document of a frame or a bundle may claim beyond what its bytes allow, on top of
+/// the [`MAX_ROWS`] they share ([`check_documents`]): a saved document of 200 notes of one
+/// repeated sentence, held as Text by an older build, claims 163,000 rows in 3.4 KB, 136,000
+/// beyond its bytes' share.
+pub const DOC_FLOOR: u64 = 1 << 18;
 /// Rows a column may claim per byte of the chunk that holds it, beyond [`MAX_ROWS`].
 pub const ROWS_PER_BYTE: u64 = 8;
 /// Rows no column may claim, however large its chunk: a chunk can itself be the output of a
@@ -62,25 +72,61 @@ pub enum TooLarge {
 
 /// Checks every chunk in `bytes` (see the module docs).
 pub fn check(bytes: &[u8]) -> Result<(), TooLarge> {
-    check_together(&[bytes])
+    check_group(&[bytes], 0)
 }
 
-/// Checks every chunk of `inputs` that arrived together (a sync message's changes, a frame's
-/// or a bundle's documents): each column against its own chunk's allowance, and all of them
-/// against one allowance for their bytes together (see the module docs).
-pub fn check_together(inputs: &[&[u8]]) -> Result<(), TooLarge> {
-    let bytes = inputs.iter().map(|i| i.len()).sum();
-    let mut walk = Walk {
-        total: 0,
-        allowed_total: allowed_rows(bytes).min(MAX_TOTAL_ROWS),
+/// Checks the parts of one input that arrived together (the change chunks of one sync
+/// message): each as [`check`] would, and all of them against one allowance for their bytes
+/// together (see the module docs).
+pub fn check_together(parts: &[&[u8]]) -> Result<(), TooLarge> {
+    check_group(parts, 0)
+}
+
+/// Checks the documents of one `Changes` frame or one bundle: each as [`check`] would, and all
+/// of them against one allowance of [`MAX_ROWS`] plus [`DOC_FLOOR`] each beyond what their
+/// bytes allow (see the module docs).
+pub fn check_documents(docs: &[&[u8]]) -> Result<(), TooLarge> {
+    check_group(docs, DOC_FLOOR)
+}
+
+fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<(), TooLarge> {
+    let bytes: usize = inputs.iter().map(|i| i.len()).sum();
+    let allowed = inputs
+        .iter()
+        .fold(allowed_rows(bytes), |sum, _| sum.saturating_add(floor_each));
+    let mut claimed: u64 = 0;
+    let mut inflated = Budget {
+        used: 0,
+        allowed: inflate_allowance(bytes),
     };
     for input in inputs {
+        // Each input is bounded alone as before (its own total, capped), then counted into the
+        // group's.
+        let mut walk = Walk {
+            total: 0,
+            allowed_total: allowed_rows(input.len()).min(MAX_TOTAL_ROWS),
+            inflated: &mut inflated,
+        };
         let mut rest = *input;
         while let Some(next) = walk.chunk(rest)? {
             rest = next;
         }
+        claimed = claimed.saturating_add(walk.total);
+        if claimed > allowed {
+            return Err(TooLarge::Rows { claimed, allowed });
+        }
     }
     Ok(())
+}
+
+/// Bytes the compressed parts of a group may inflate to, together.
+struct Budget {
+    used: u64,
+    allowed: u64,
+}
+
+fn inflate_allowance(len: usize) -> u64 {
+    MAX_INFLATED.saturating_add(INFLATE_RATIO.saturating_mul(len as u64))
 }
 
 fn allowed_rows(len: usize) -> u64 {
@@ -161,15 +207,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-struct Walk {
+struct Walk<'b> {
     total: u64,
     allowed_total: u64,
+    inflated: &'b mut Budget,
 }
 
 /// What a malformed part means for the walk: stop, automerge will refuse it.
 type Step<T> = Result<Option<T>, TooLarge>;
 
-impl Walk {
+impl Walk<'_> {
     /// Checks the chunk at the start of `bytes`; the bytes after it, or `None` to stop.
     fn chunk<'a>(&mut self, bytes: &'a [u8]) -> Step<&'a [u8]> {
         let mut r = Reader(bytes);
@@ -190,7 +237,7 @@ impl Walk {
             0 => self.document(body, allowed)?,
             1 => self.change(body, allowed)?,
             2 => {
-                let inflated = inflate(body)?;
+                let inflated = self.inflate(body)?;
                 self.change(&inflated, allowed)?
             }
             3 => self.bundle(body, allowed)?,
@@ -261,7 +308,7 @@ impl Walk {
                 return Ok(None);
             };
             let rows = if spec & DEFLATE != 0 {
-                rows_of(spec & 0b111, &inflate(data)?)
+                rows_of(spec & 0b111, &self.inflate(data)?)
             } else {
                 rows_of(spec & 0b111, data)
             };
@@ -337,10 +384,25 @@ fn rows_of(kind: u32, data: &[u8]) -> u64 {
     rows
 }
 
+impl Walk<'_> {
+    /// [`inflate`], within what the group has left to inflate.
+    fn inflate(&mut self, data: &[u8]) -> Result<Vec<u8>, TooLarge> {
+        let left = self.inflated.allowed.saturating_sub(self.inflated.used);
+        let out = inflate_within(data, inflate_allowance(data.len()).min(left))?;
+        self.inflated.used = self.inflated.used.saturating_add(out.len() as u64);
+        Ok(out)
+    }
+}
+
 /// Inflates a compressed part (raw DEFLATE, as automerge writes it), refusing it once it
 /// passes its bound.
+#[cfg(test)]
 fn inflate(data: &[u8]) -> Result<Vec<u8>, TooLarge> {
-    let allowed = MAX_INFLATED.saturating_add(INFLATE_RATIO.saturating_mul(data.len() as u64));
+    inflate_within(data, inflate_allowance(data.len()))
+}
+
+/// Inflates a compressed part, refusing it once it passes `allowed` bytes.
+fn inflate_within(data: &[u8], allowed: u64) -> Result<Vec<u8>, TooLarge> {
     let mut out = Vec::new();
     let mut reader = flate2::read::DeflateDecoder::new(data).take(allowed.saturating_add(1));
     // Bytes that do not inflate are automerge's to refuse: the walk sees what came out.
@@ -563,9 +625,37 @@ mod tests {
             check_together(&[&dense, &dense]),
             Err(TooLarge::Rows { .. })
         ));
+        // Documents get a floor each beyond the one they share: two pass, four do not.
+        assert_eq!(check_documents(&[&dense, &dense]), Ok(()));
+        assert!(matches!(
+            check_documents(&[&dense, &dense, &dense, &dense]),
+            Err(TooLarge::Rows { .. })
+        ));
         // Honest inputs together pass as they pass alone.
         let modest = claiming(1000);
         assert_eq!(check_together(&[&modest, &modest, &dense]), Ok(()));
+    }
+
+    /// Each compressed part may inflate to 16 MB, and all of a group's together to that for
+    /// their bytes together: zeros claim no rows, so only this bounds the work.
+    #[test]
+    fn compressed_parts_checked_together_share_what_they_may_inflate_to() {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut e, &vec![0u8; 12 << 20]).unwrap();
+        let zeros = e.finish().unwrap();
+        // A change chunk whose body is one compressed change: 12 MB of zeros.
+        let mut chunk = MAGIC.to_vec();
+        chunk.extend_from_slice(&[0; 4]);
+        chunk.push(2);
+        let mut len = Vec::new();
+        uleb(zeros.len() as u64, &mut len);
+        chunk.extend_from_slice(&len);
+        chunk.extend_from_slice(&zeros);
+        assert_eq!(check(&chunk), Ok(()));
+        assert!(matches!(
+            check_together(&[&chunk, &chunk]),
+            Err(TooLarge::Inflated { .. })
+        ));
     }
 
     #[test]

@@ -172,11 +172,19 @@ pub(crate) fn bounded(id: &DocId, bytes: &[u8]) -> Result<()> {
     bounded_together(&doc_label(id), &[bytes])
 }
 
-/// [`bounded`] for inputs that arrived together (a sync message's changes, a frame's or a
-/// bundle's documents), which share one allowance ([`doc::bounds::check_together`]); `what`
-/// names them for the user.
-pub(crate) fn bounded_together(what: &str, inputs: &[&[u8]]) -> Result<()> {
-    doc::bounds::check_together(inputs).map_err(|e| {
+/// [`bounded`] for the parts of one input (a sync message's changes), which share one
+/// allowance ([`doc::bounds::check_together`]); `what` names them for the user.
+pub(crate) fn bounded_together(what: &str, parts: &[&[u8]]) -> Result<()> {
+    too_large(what, doc::bounds::check_together(parts))
+}
+
+/// [`bounded`] for the documents of one frame or bundle ([`doc::bounds::check_documents`]).
+pub(crate) fn bounded_documents(what: &str, docs: &[&[u8]]) -> Result<()> {
+    too_large(what, doc::bounds::check_documents(docs))
+}
+
+fn too_large(what: &str, checked: std::result::Result<(), doc::bounds::TooLarge>) -> Result<()> {
+    checked.map_err(|e| {
         tracing::debug!(what, bounds = ?e, "a peer's automerge bytes claim too much");
         Error::Corrupt(format!(
             "{what}：对方发来的档案数据声称的内容远超其大小，没有读取"

@@ -32,7 +32,7 @@ impl Session {
         // Every document the frame lists shares one allowance for what its bytes may claim
         // (`doc::bounds`), checked before any is read.
         let inputs: Vec<&[u8]> = docs.iter().map(|(_, b)| b.as_slice()).collect();
-        crate::store::bounded_together("这批修改", &inputs)?;
+        crate::store::bounded_documents("这批修改", &inputs)?;
         // A document outside the scope (the two sides see the school differently, or a
         // modified app) is refused and left out; the others go on.
         let (mut docs, outside): (Vec<_>, Vec<_>) =

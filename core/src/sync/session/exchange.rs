@@ -93,6 +93,8 @@ impl Session {
         let message = crate::store::from_peer(&doc, || {
             AmMessage::decode(&payload).map_err(|e| format!("同步消息无效：{e}"))
         })?;
+        // The message holds its own copy: the frame's body (up to `wire::MAX_BODY`) goes now.
+        drop(payload);
         self.caught_up = false;
         self.peer_idle = None;
         self.settled.remove(&doc);
