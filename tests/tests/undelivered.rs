@@ -168,3 +168,102 @@ async fn a_device_in_good_standing_cannot_report_undelivered_changes() {
     node.shutdown().await;
     server.shutdown().await;
 }
+
+/// A phone joined and synced once: the hub's data, its server, the phone's store path, its
+/// identity and network node.
+struct Served {
+    _dir: tempfile::TempDir,
+    data: shouwang_relay::server::DataDir,
+    server: Server,
+    path: std::path::PathBuf,
+    identity: Identity,
+    node: shouwang_relay::transport::Node,
+    phone: Archive,
+}
+
+async fn served_mother() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_hub(dir.path());
+    let config = ServerConfig::loopback(dir.path().join("hub"));
+    let server = Server::start(config).await.unwrap();
+    let ticket = server
+        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let path = dir.path().join("phone.db");
+    let opts = device::default_options();
+    let mut phone = device::join(&path, None, &ticket, "手机", now(), &opts)
+        .await
+        .unwrap();
+    let identity = Identity::load(&mut phone).unwrap();
+    let node = identity.bind(false).await.unwrap();
+    talk(&mut phone, 2, "聊了学校的运动会");
+    let (mut phone, _) = device::sync_hub(&node, &identity, phone, &opts, None)
+        .await
+        .unwrap();
+    assert!(
+        !phone.children(None, false).unwrap().is_empty(),
+        "the phone holds the child's file"
+    );
+    Served {
+        _dir: dir,
+        data,
+        server,
+        path,
+        identity,
+        node,
+        phone,
+    }
+}
+
+/// A member who leaves the school is deactivated at the office: her phone, at its next
+/// sync, is told it may no longer hold the school's files and wipes itself, as a revoked
+/// phone does (it was told only "停用" before, and kept every file it held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_member_s_phone_wipes_itself_at_its_next_sync() {
+    let s = served_mother().await;
+    s.data
+        .open_archive()
+        .unwrap()
+        .deactivate_member(LOVE_MOTHER)
+        .unwrap();
+    let opts = device::default_options();
+    let err = device::sync_hub(&s.node, &s.identity, s.phone, &opts, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("已被学校停用"), "{err}");
+    assert!(!s.path.exists(), "the store was not wiped");
+    s.node.shutdown().await;
+    s.server.shutdown().await;
+}
+
+/// A lost phone is revoked and comes back on after its certificate has expired (it was
+/// refused for the certificate, before the hub looked at the revocation, and kept every
+/// file). The hub tells it it is revoked, and it wipes itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_phone_whose_certificate_expired_still_wipes_itself() {
+    let mut s = served_mother().await;
+    let id = DeviceId::from_key(s.identity.secret.public().as_bytes());
+    s.data
+        .open_archive()
+        .unwrap()
+        .revoke_device(id.as_str())
+        .unwrap();
+    // Its certificate as it will be a month after it lapsed (signed by the school, as every
+    // certificate is).
+    let school = s.data.school_key_with(&s.data.data_key().unwrap()).unwrap();
+    let mut body = s.identity.certificate.body().clone();
+    body.issued_at = now() - 90 * 86_400;
+    body.expires_at = now() - 30 * 86_400;
+    s.identity.certificate = school.issue(body).unwrap();
+    let opts = device::default_options();
+    let err = device::sync_hub(&s.node, &s.identity, s.phone, &opts, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("已被学校停用"), "{err}");
+    assert!(!s.path.exists(), "the store was not wiped");
+    s.node.shutdown().await;
+    s.server.shutdown().await;
+}

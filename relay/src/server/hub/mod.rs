@@ -231,13 +231,16 @@ impl HubState {
         Ok(cert)
     }
 
-    /// The member a verified certificate names, if still active in `archive`.
+    /// The member a verified certificate names, if still active in `archive`. A revoked
+    /// device, or any device of a member no longer active (deactivating a member revokes her
+    /// devices in the same change), is answered `Revoked`: that answer makes it wipe itself,
+    /// where any other refusal leaves the school's files on it.
     fn check_member(&self, archive: &mut Archive, cert: &Certificate) -> Result<Member, Error> {
+        if archive.is_revoked(&cert.body().device.0)? {
+            return Err(Error::Revoked);
+        }
         let m = archive.find_member(cert.body().member.as_str())?;
         if !m.active {
-            return Err(Error::NotPermitted("这位成员已停用".into()));
-        }
-        if archive.is_revoked(&cert.body().device.0)? {
             return Err(Error::Revoked);
         }
         Ok(m)
@@ -409,7 +412,17 @@ impl HubConversation {
                 Ok(Reply::finish(frames))
             }
             Message::Hello(bytes) => {
-                let cert = self.state.verify_certificate(self.device, &bytes, now)?;
+                // A revoked device is told so whatever else is wrong, an expired certificate
+                // included: that answer is what makes it wipe itself. (Only a device the gate
+                // let in gets here: registered, or any while an invite is open.)
+                let cert = match self.state.verify_certificate(self.device, &bytes, now) {
+                    Ok(cert) => cert,
+                    Err(e) => {
+                        let mut archive = self.state.archives.get()?;
+                        check_standing(&mut archive, &self.device)?;
+                        return Err(e);
+                    }
+                };
                 let mut archive = self.state.archives.get()?;
                 let member = self.state.check_member(&mut archive, &cert)?;
                 self.state.check_rebuild(&self.device, &cert)?;
