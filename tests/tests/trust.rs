@@ -446,6 +446,53 @@ fn story_5_a_refused_document_does_not_stop_the_others() {
     assert!(s.mother.archive.find_member("韩老师").is_ok());
 }
 
+/// 5b. A lost phone's work carried by an administrator's phone: the office revokes the
+///     爱心妈妈's phone, which meanwhile meets the archivist's phone (that has not heard of the
+///     revocation) and hands it a 谈心 written after. The archivist's phone relays everyone's
+///     changes, so the office takes the 谈心 from it, and lists it for review with who handed
+///     it on, as it does when any other member's phone carries it.
+#[test]
+fn story_5b_a_revoked_phone_s_work_carried_by_an_administrator_is_listed() {
+    let mut s = school_with_a_visit();
+    let mut archivist = join(&mut s.admin, "晁月静");
+    let mother_device = s.mother.archive.device().as_str().to_owned();
+    s.admin.archive.revoke_device(&mother_device).unwrap();
+    s.mother.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-11-23",
+        &[("notes", "丢了手机之后写的")],
+    );
+    let mother_side = peer(&mut s.mother, &mut archivist);
+    let archivist_side = peer(&mut archivist, &mut s.mother);
+    attack::pump(
+        &mut s.mother.archive,
+        mother_side,
+        &mut archivist.archive,
+        archivist_side,
+    );
+    assert!(
+        archivist
+            .file(CHILDREN[0].1)
+            .records
+            .iter()
+            .any(|r| r.fields.iter().any(|f| f.value == "丢了手机之后写的")),
+        "the archivist's phone took it"
+    );
+    assert!(s.admin.archive.relayed_from_revoked().unwrap().is_empty());
+    sync(&mut archivist, &mut s.admin);
+    let relayed = s.admin.archive.relayed_from_revoked().unwrap();
+    assert!(!relayed.is_empty(), "taken unlisted");
+    assert!(
+        relayed.iter().all(|r| r.member == LOVE_MOTHER),
+        "{relayed:?}"
+    );
+    assert!(
+        relayed.iter().any(|r| r.via_member == "晁月静"),
+        "{relayed:?}"
+    );
+}
+
 /// 6. A member whose standing shrank while she was offline: the office gives the class to a new
 ///    班主任 and ends the 爱心妈妈's pairing while both phones are away. Offline, the old
 ///    班主任 corrects a child's 身份证号 and records a 家访, and the 爱心妈妈 records a 谈心:

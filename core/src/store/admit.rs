@@ -468,7 +468,15 @@ impl Batch<'_> {
                     // ...unless that device is revoked: it will never send it itself, and the
                     // sender's own work may rest on it. Taken, and listed for review with who
                     // handed it on (the rules above judged it as the revoked device's).
-                    Verdict::Accept if foreign => {
+                    //
+                    // A relay (an administrator's device, the hub) hands on every device's
+                    // changes, a revoked one's among them when it had not heard of the
+                    // revocation: taken, and listed the same way.
+                    Verdict::Accept
+                        if foreign
+                            || (matches!(self.sender, Sender::Relay)
+                                && self.revoked_now(change)) =>
+                    {
                         relayed.push(Quarantined {
                             doc: id.clone(),
                             hash,
