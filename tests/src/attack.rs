@@ -352,17 +352,27 @@ pub fn quarantined(a: &mut Archive) -> usize {
 /// Runs two in-process sessions over real stores until neither has anything to send: the
 /// device-to-device path without the network (the same `Session`s `relay::peer` drives).
 /// Returns how many frames went each way. Fails the test if it does not settle.
-pub fn pump(
+pub fn pump(a: &mut Archive, sa: Session, b: &mut Archive, sb: Session) -> (Session, Session) {
+    let (sa, sb, _) = pump_delivering(a, sa, b, sb);
+    (sa, sb)
+}
+
+/// [`pump`], also returning the documents `a`'s session said it delivered (its outputs'
+/// `delivered`, what the hub checks and logs before they go).
+pub fn pump_delivering(
     a: &mut Archive,
     mut sa: Session,
     b: &mut Archive,
     mut sb: Session,
-) -> (Session, Session) {
-    let mut to_b: Vec<Vec<u8>> = sa.handle(a.store(), Event::Start).unwrap().frames;
+) -> (Session, Session, Vec<DocId>) {
+    let mut delivered = Vec::new();
+    let mut start = sa.handle(a.store(), Event::Start).unwrap();
+    delivered.append(&mut start.delivered);
+    let mut to_b: Vec<Vec<u8>> = start.frames;
     let mut to_a: Vec<Vec<u8>> = sb.handle(b.store(), Event::Start).unwrap().frames;
     for _ in 0..200 {
         if to_a.is_empty() && to_b.is_empty() {
-            return (sa, sb);
+            return (sa, sb, delivered);
         }
         let mut next_a = Vec::new();
         for f in to_b.drain(..) {
@@ -370,7 +380,9 @@ pub fn pump(
         }
         let mut next_b = Vec::new();
         for f in to_a.drain(..) {
-            next_b.extend(sa.handle(a.store(), Event::Frame(&f)).unwrap().frames);
+            let mut out = sa.handle(a.store(), Event::Frame(&f)).unwrap();
+            delivered.append(&mut out.delivered);
+            next_b.extend(out.frames);
         }
         to_a = next_a;
         to_b = next_b;

@@ -724,3 +724,43 @@ fn story_9_a_guardian_s_no_is_not_listed_as_consent_to_obtain() {
     hers.sort();
     assert_eq!(hers, owed, "the office's projection agrees");
 }
+
+/// 10. A guardian withdraws the private part, and later signs a new form for the basic file
+///     only. The new grant lifts nothing it does not cover: the private part stays closed
+///     (it was opened again before), and the file still says it was withdrawn. A later form
+///     that covers it opens it.
+#[test]
+fn story_10_a_new_grant_keeps_the_withdrawals_it_does_not_cover() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    let a = &mut teacher.archive;
+    a.record_consent(child, &consent("basic,private")).unwrap();
+    a.withdraw_consent(
+        child,
+        &WithdrawalInput {
+            date: "2026-11-18".into(),
+            by: "王秀英".into(),
+            covers: "private".into(),
+        },
+    )
+    .unwrap();
+    assert!(counselling(&mut teacher, child).is_err());
+    teacher
+        .archive
+        .record_consent(child, &consent("basic"))
+        .unwrap();
+    let err = counselling(&mut teacher, child).unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
+    let c = teacher.file(child).consent.unwrap();
+    assert!(
+        c.is_withdrawn(shouwang_core::consent::Cover::Private),
+        "{c:?}"
+    );
+    assert!(c.covers(shouwang_core::consent::Cover::Basic), "{c:?}");
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private"))
+        .unwrap();
+    counselling(&mut teacher, child).unwrap();
+}

@@ -145,7 +145,12 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
         .archive
         .peer_session(admin.archive.device().as_str(), &office)
         .unwrap();
-    attack::pump(&mut admin.archive, sa, &mut teacher.archive, st);
+    let (_, _, delivered) =
+        attack::pump_delivering(&mut admin.archive, sa, &mut teacher.archive, st);
+    // The whole new generation went to her: a delivery the hub checks and logs like any other.
+    for doc in [DocId::Child(child.clone()), DocId::Private(child.clone())] {
+        assert!(delivered.contains(&doc), "{doc:?} not in {delivered:?}");
+    }
     teacher.archive.purge_out_of_scope().unwrap();
     assert!(
         leaks(&mut teacher, &old).is_empty(),

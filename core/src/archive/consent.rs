@@ -114,7 +114,8 @@ impl Archive {
     }
 
     /// Records a guardian's consent from the paper form: the child's 班主任 or an
-    /// administrator. Replaces an earlier grant and clears a withdrawal.
+    /// administrator. Replaces an earlier grant, and lifts a withdrawal as far as the new grant
+    /// covers it: what was withdrawn and is not granted again stays withdrawn.
     pub fn record_consent(&mut self, child: &str, input: &ConsentInput) -> Result<()> {
         let child = self.find_child(child)?;
         self.require_consent_recorder(&child)?;
@@ -124,6 +125,11 @@ impl Archive {
         let list = covers("同意范围", &input.covers)?;
         let form = required("同意书编号", &input.form)?;
         let message = format!("登记监护人同意：{}", Cover::labels(&list));
+        let still_withdrawn: Vec<Cover> = self
+            .consent_of(&child)?
+            .and_then(|c| c.withdrawn)
+            .map(|w| w.covers.into_iter().filter(|c| !list.contains(c)).collect())
+            .unwrap_or_default();
         let doc = DocId::Child(child);
         self.store.write(|b| {
             b.touched_subject(&doc);
@@ -135,14 +141,23 @@ impl Archive {
                 put_str(tx, &p, consent::DATE, &date.format("%Y-%m-%d").to_string())?;
                 put_str(tx, &p, consent::COVERS, &Cover::join(&list))?;
                 put_str(tx, &p, consent::FORM, &form)?;
-                for k in [
-                    consent::WITHDRAWN_ON,
-                    consent::WITHDRAWN_BY,
-                    consent::WITHDRAWN_COVERS,
-                ] {
-                    if automerge::ReadDoc::get(tx, &p, k)?.is_some() {
-                        automerge::transaction::Transactable::delete(tx, &p, k)?;
+                if still_withdrawn.is_empty() {
+                    for k in [
+                        consent::WITHDRAWN_ON,
+                        consent::WITHDRAWN_BY,
+                        consent::WITHDRAWN_COVERS,
+                    ] {
+                        if automerge::ReadDoc::get(tx, &p, k)?.is_some() {
+                            automerge::transaction::Transactable::delete(tx, &p, k)?;
+                        }
                     }
+                } else {
+                    put_str(
+                        tx,
+                        &p,
+                        consent::WITHDRAWN_COVERS,
+                        &Cover::join(&still_withdrawn),
+                    )?;
                 }
                 Ok(())
             })

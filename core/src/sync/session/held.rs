@@ -69,6 +69,9 @@ impl Session {
             return Ok(());
         };
         out.push(Message::Changes(vec![(doc.clone(), whole)]));
+        // A whole file sent is a delivery like any other: the hub checks the member may still
+        // see it before it goes, and logs it.
+        self.delivering.insert(doc.clone());
         self.peer_has.remove(doc);
         self.docs.insert(doc.clone(), State::new());
         self.settled.insert(doc.clone());
