@@ -490,8 +490,12 @@ impl Store {
         let written: Vec<DocId> = touched.into_iter().map(|(id, _)| id).collect();
         docs.committed(before, conn.total_changes(), &written);
         if !replaced.is_empty() {
-            // No byte of the old generation may stay in free pages or the WAL.
-            self.scrub()?;
+            // No byte of the old generation may stay in free pages or the WAL. The write has
+            // committed: a reader in the way leaves the scrub to the next purge.
+            self.scrub_later()?;
+            if !self.scrub()? {
+                tracing::warn!("a reader kept the store from being scrubbed; scrubbed later");
+            }
         }
         outcome
     }

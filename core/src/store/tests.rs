@@ -544,3 +544,52 @@ fn forgetting_a_document_leaves_no_row_naming_it_in_any_table() {
         .collect();
     assert_eq!(left, vec!["deliveries"]);
 }
+
+/// A purge that a reader on another connection keeps from finishing its scrub (the rewritten
+/// pages cannot all reach the store file) fails, and the next purge, even of nothing, scrubs
+/// again; only then is the purge reported done and the removed file's bytes gone from the
+/// store file and its WAL.
+#[test]
+fn a_purge_a_reader_kept_from_scrubbing_fails_and_the_next_one_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = school(dir.path());
+    let id = DocId::parse("child/00c0ffee00c0ffee").unwrap();
+    const SECRET: &str = "只在这份档案里出现的一句话";
+    a.store()
+        .write(|b| {
+            b.change(&id, true, "test", |tx| {
+                tx.put(ROOT, "note", SECRET)?;
+                Ok(())
+            })
+        })
+        .unwrap();
+    let path = dir.path().join("shouwang.db");
+    let raw = |p: &Path| -> bool {
+        let mut bytes = std::fs::read(p).unwrap_or_default();
+        bytes.extend(std::fs::read(p.with_extension("db-wal")).unwrap_or_default());
+        bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes())
+    };
+    a.store().scrub().unwrap();
+    assert!(raw(&path), "the note is in the file");
+    // A reader holds the store as it is now.
+    let reader = Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
+        .unwrap();
+    a.store()
+        .conn
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .unwrap();
+    let err = a.store().purge(std::slice::from_ref(&id)).unwrap_err();
+    assert!(err.to_string().contains("另一个程序"), "{err}");
+    assert!(a.store().meta(upkeep::SCRUB_DUE).unwrap().is_some());
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    assert_eq!(a.store().purge(&[]).unwrap(), 0);
+    assert!(a.store().meta(upkeep::SCRUB_DUE).unwrap().is_none());
+    assert!(
+        !raw(&path),
+        "the note is still in the store file or its WAL"
+    );
+}

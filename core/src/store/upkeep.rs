@@ -10,6 +10,10 @@ use super::{Store, conflicted, doc_label, projection};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 
+/// Set (in `meta`) by a purge in the transaction that removes the rows, cleared once the store
+/// file and its WAL hold none of their bytes (see [`Store::purge`]).
+pub(super) const SCRUB_DUE: &str = "scrub_due";
+
 impl Store {
     /// Rebuilds every projection from the documents (after a migration that needs it).
     pub fn rebuild_projections(&mut self) -> Result<()> {
@@ -40,11 +44,13 @@ impl Store {
     /// folded back and truncated, so that (with `secure_delete`) none of their bytes remain in
     /// the store file or its WAL. Returns how many documents were removed.
     ///
-    /// If another connection is reading at that moment, the WAL cannot be truncated yet; its
-    /// old frames are then overwritten by later writes and truncated at the next purge or
-    /// [`Store::compact`].
+    /// If another connection keeps reading past the busy timeout, the rewritten pages cannot
+    /// all reach the store file and the WAL cannot be truncated: the old pages may still be in
+    /// the store file. The purge then fails (the rows are gone; `scrub_due` stays set, in the
+    /// same transaction that removed them), and the next purge, even of nothing, scrubs again.
     pub fn purge(&mut self, ids: &[DocId]) -> Result<usize> {
-        if ids.is_empty() {
+        let due = self.meta(SCRUB_DUE)?.is_some();
+        if ids.is_empty() && !due {
             return Ok(0);
         }
         let tx = self
@@ -54,23 +60,54 @@ impl Store {
         for id in ids {
             removed += persist::forget(&tx, id)?;
         }
+        if removed > 0 {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
+                [SCRUB_DUE],
+            )?;
+        }
         tx.commit()?;
         for id in ids {
             self.docs.remove(id);
         }
-        if removed > 0 {
-            self.scrub()?;
+        if (removed > 0 || due) && !self.scrub()? {
+            return Err(Error::Storage(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("另一个程序正在读取档案库，删除的内容还没有从文件中清除，稍后会再清除".into()),
+            )));
         }
         Ok(removed)
     }
 
     /// Rewrites the database without its free pages (the temporary copy stays in memory, never
-    /// in a temporary file), then copies the WAL into it and truncates the WAL to nothing.
-    pub(super) fn scrub(&mut self) -> Result<()> {
+    /// in a temporary file), then copies the WAL into it and truncates the WAL to nothing. A
+    /// reader that holds the WAL past the busy timeout keeps it from finishing: then `false`,
+    /// `scrub_due` left set for the next purge.
+    pub(super) fn scrub(&mut self) -> Result<bool> {
         self.conn
             .execute_batch("PRAGMA temp_store = MEMORY; VACUUM; PRAGMA temp_store = DEFAULT;")?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Ok(false);
+        }
+        if self.meta(SCRUB_DUE)?.is_some() {
+            self.conn
+                .execute("DELETE FROM meta WHERE key = ?1", [SCRUB_DUE])?;
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(true)
+    }
+
+    /// Marks the store to be scrubbed ([`Store::purge`] of nothing does it), for bytes left in
+    /// free pages or the WAL by a write that could not scrub at once.
+    pub(super) fn scrub_later(&mut self) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
+            [SCRUB_DUE],
+        )?;
         Ok(())
     }
 
