@@ -5,7 +5,7 @@
 //! (documents are the truth; projections can always be recomputed). The version applied is kept
 //! in `PRAGMA user_version`. A store newer than this build is refused, never "downgraded".
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 
@@ -320,13 +320,18 @@ ALTER TABLE office_sessions ADD COLUMN standing TEXT NOT NULL DEFAULT '';
     },
 ];
 
+/// Set in `meta` by a migration whose projections must be rebuilt, in its own transaction,
+/// and cleared by the rebuild ([`super::Store::rebuild_projections`]).
+pub const PROJECTIONS_STALE: &str = "projections_stale";
+
 /// The newest schema version this build knows.
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
 /// Applies every migration above the store's version up to `target`, each in its own
-/// transaction. Returns whether projections must be rebuilt.
+/// transaction. Returns whether projections must be rebuilt: a migration here asks for it, or
+/// one before did and its rebuild never finished ([`PROJECTIONS_STALE`]).
 pub fn apply(conn: &mut Connection, target: i64) -> Result<bool> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > latest() {
@@ -343,8 +348,24 @@ pub fn apply(conn: &mut Connection, target: i64) -> Result<bool> {
         let tx = conn.transaction()?;
         tx.execute_batch(m.sql)?;
         tx.pragma_update(None, "user_version", m.version)?;
+        let stale = m.rebuild_projections && current > 0;
+        if stale {
+            // Kept until the rebuild is done: a process killed before (a phone's battery)
+            // rebuilds at its next open, not never.
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
+                [PROJECTIONS_STALE],
+            )?;
+        }
         tx.commit()?;
-        rebuild |= m.rebuild_projections && current > 0;
+        rebuild |= stale;
     }
-    Ok(rebuild)
+    let pending: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [PROJECTIONS_STALE],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(rebuild || pending.is_some())
 }

@@ -593,3 +593,40 @@ fn a_purge_a_reader_kept_from_scrubbing_fails_and_the_next_one_finishes_it() {
         "the note is still in the store file or its WAL"
     );
 }
+
+/// A migration that asks for the projections to be rebuilt, whose process is killed before the
+/// rebuild finishes (a phone's battery), rebuilds them at the next open: the request is kept
+/// with the migration, not only in the process that ran it.
+#[test]
+fn a_rebuild_cut_short_by_a_killed_process_happens_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shouwang.db");
+    drop(school(dir.path()));
+    let projected = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM p_members", [], |r| r.get(0))
+            .unwrap()
+    };
+    {
+        // The last migration that rebuilds runs again on a store whose projection is empty,
+        // and the process dies before the rebuild.
+        let mut conn = Connection::open(&path).unwrap();
+        assert!(projected(&conn) > 0);
+        let last = migrations::MIGRATIONS
+            .iter()
+            .rfind(|m| m.rebuild_projections)
+            .unwrap()
+            .version;
+        conn.execute_batch("DELETE FROM p_members").unwrap();
+        conn.pragma_update(None, "user_version", last - 1).unwrap();
+        let sql: Vec<&str> = migrations::MIGRATIONS
+            .iter()
+            .filter(|m| m.version >= last)
+            .map(|m| m.sql)
+            .collect();
+        assert!(sql.iter().all(|s| !s.contains("p_members")), "{sql:?}");
+        assert!(migrations::apply(&mut conn, migrations::latest()).unwrap());
+    }
+    let store = Store::open(&path).unwrap();
+    assert!(projected(&store.conn) > 0, "rebuilt at the next open");
+    assert!(store.meta(migrations::PROJECTIONS_STALE).unwrap().is_none());
+}

@@ -29,6 +29,10 @@ impl Store {
                 conflicted::update(&tx, id, doc, &[], &[])?;
             }
         }
+        tx.execute(
+            "DELETE FROM meta WHERE key = ?1",
+            [super::migrations::PROJECTIONS_STALE],
+        )?;
         tx.commit()?;
         Ok(())
     }
