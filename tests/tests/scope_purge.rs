@@ -106,6 +106,14 @@ fn a_deactivated_member_keeps_only_the_school_document() {
     let mut admin = school();
     let mut phone = mother(&mut admin);
     assert!(phone.archive.store().doc_ids().unwrap().len() > 1);
+    // Work of hers the school does not hold yet: a member's files would stay for it until the
+    // hub takes it as a hand-in, which it never takes from a member no longer active.
+    phone.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-11-20",
+        &[("notes", "聊了学校的运动会")],
+    );
     let me = admin.archive.find_member(LOVE_MOTHER).unwrap();
     admin
         .archive

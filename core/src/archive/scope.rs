@@ -291,7 +291,16 @@ impl Archive {
     /// has received are lost with it: no peer would accept them from this member any more.
     pub fn purge_out_of_scope(&mut self) -> Result<usize> {
         let school = self.school()?;
-        let me = school.member(&self.me).cloned();
+        // A member no longer active, or this device revoked, holds nothing but the school
+        // document: no hub takes a hand-in from either, so unsent work keeps nothing here.
+        let revoked = school
+            .devices
+            .iter()
+            .any(|d| d.id == self.device && d.revoked);
+        let me = school
+            .member(&self.me)
+            .filter(|m| m.active && !revoked)
+            .cloned();
         let mut gone = Vec::new();
         for id in self.store.doc_ids()? {
             let keep = match &me {
