@@ -125,11 +125,6 @@ impl Archive {
         let list = covers("同意范围", &input.covers)?;
         let form = required("同意书编号", &input.form)?;
         let message = format!("登记监护人同意：{}", Cover::labels(&list));
-        let still_withdrawn: Vec<Cover> = self
-            .consent_of(&child)?
-            .and_then(|c| c.withdrawn)
-            .map(|w| w.covers.into_iter().filter(|c| !list.contains(c)).collect())
-            .unwrap_or_default();
         let doc = DocId::Child(child);
         self.store.write(|b| {
             b.touched_subject(&doc);
@@ -141,6 +136,12 @@ impl Archive {
                 put_str(tx, &p, consent::DATE, &date.format("%Y-%m-%d").to_string())?;
                 put_str(tx, &p, consent::COVERS, &Cover::join(&list))?;
                 put_str(tx, &p, consent::FORM, &form)?;
+                // What stays withdrawn is read inside the write, from the file as it is now
+                // (a withdrawal synced a moment ago included).
+                let still_withdrawn: Vec<Cover> = consent::read(tx, None)
+                    .and_then(|c| c.withdrawn)
+                    .map(|w| w.covers.into_iter().filter(|c| !list.contains(c)).collect())
+                    .unwrap_or_default();
                 if still_withdrawn.is_empty() {
                     for k in [
                         consent::WITHDRAWN_ON,

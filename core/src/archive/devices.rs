@@ -72,15 +72,17 @@ impl Archive {
         Ok(rows)
     }
 
-    /// Whether the device whose network key is `key` has been revoked (a certificate it
-    /// presents is then refused, whatever its validity).
+    /// Whether the device whose network key is `key` has been revoked, or belongs to a member
+    /// no longer active (a certificate it presents is then refused, whatever its validity).
     pub fn is_revoked(&mut self, key: &[u8; 32]) -> Result<bool> {
         let id = crate::ids::DeviceId::from_key(key);
-        Ok(self
-            .school()?
-            .devices
-            .iter()
-            .any(|d| d.id == id && d.revoked))
+        let school = self.school()?;
+        // A device of a member no longer active counts as revoked: deactivating a member
+        // revokes her devices in the same change, but one enrolled while that change was on
+        // its way to the hub is not among them.
+        Ok(school.devices.iter().any(|d| {
+            d.id == id && (d.revoked || school.member(&d.member).is_none_or(|m| !m.active))
+        }))
     }
 
     /// Revokes the device whose id is `key` or starts with it (at least 6 characters), or
@@ -129,7 +131,7 @@ impl Archive {
 
     /// Records what the revoked device `id` reported it had not delivered before wiping
     /// itself (the hub calls it when the device reports). Administrators only (the hub's
-    /// device is one); refused for a device that is not revoked. Only the first report is
+    /// device is one); refused for a device that is not revoked and whose member is active. Only the first report is
     /// kept: an honest device reports once (again only if its wipe failed, with the same
     /// counts), and a modified one cannot make the school document grow by reporting in a
     /// loop.
@@ -139,10 +141,14 @@ impl Archive {
         undelivered: school::Undelivered,
     ) -> Result<()> {
         self.require_admin()?;
-        let Some(device) = self.school()?.devices.iter().find(|d| d.id == *id).cloned() else {
+        let school = self.school()?;
+        let Some(device) = school.devices.iter().find(|d| d.id == *id).cloned() else {
             return Err(Error::not_found("设备", id.as_str()));
         };
-        if !device.revoked {
+        // A device of a member no longer active is told it is revoked too (one enrolled while
+        // the deactivation was on its way), and reports the same way.
+        let member_gone = school.member(&device.member).is_none_or(|m| !m.active);
+        if !device.revoked && !member_gone {
             return Err(Error::NotPermitted("这台设备没有被停用".into()));
         }
         let known = self

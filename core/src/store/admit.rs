@@ -234,10 +234,14 @@ fn class_at(child_doc: &Automerge, heads: &[ChangeHash]) -> Option<crate::ids::C
 /// Who hands this side the changes it merges, as far as the connection proves it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Sender {
-    /// A relay this side trusts to have judged what it passes on: the school hub, an
-    /// administrator's device, the office's bundle at join.
+    /// A relay this side trusts to have judged what it passes on: the school hub, the
+    /// office's bundle at join.
     #[default]
     Relay,
+    /// An administrator's device, authenticated by the connection (or a file's signature):
+    /// trusted as a relay, except that a revoked device's changes it hands on are listed for
+    /// review, since it may not have heard of the revocation (see `Batch::admit`).
+    Administrator { device: crate::ids::DeviceId },
     /// Another member's device, authenticated by the connection: only changes made on it
     /// (its own actor) are taken from it; changes of other devices it carries are deferred
     /// until they arrive from their own device or through the hub (unless that device is
@@ -251,6 +255,12 @@ pub enum Sender {
 }
 
 impl Sender {
+    /// Whether this sender passes on other devices' changes (the hub, an administrator's
+    /// device), rather than only its own.
+    pub fn relays(&self) -> bool {
+        !matches!(self, Sender::Device { .. })
+    }
+
     /// The sender behind a connection from the device whose network key is `key`, used by
     /// `member` with the roles its certificate carries: an administrator's device relays,
     /// anyone else's is held to its own changes.
@@ -260,7 +270,9 @@ impl Sender {
         cert_roles: &[crate::roles::Role],
     ) -> Sender {
         if member.roles.iter().any(|r| r.administers()) {
-            Sender::Relay
+            Sender::Administrator {
+                device: crate::ids::DeviceId::from_key(key),
+            }
         } else {
             Sender::Device {
                 device: crate::ids::DeviceId::from_key(key),
@@ -469,12 +481,13 @@ impl Batch<'_> {
                     // sender's own work may rest on it. Taken, and listed for review with who
                     // handed it on (the rules above judged it as the revoked device's).
                     //
-                    // A relay (an administrator's device, the hub) hands on every device's
-                    // changes, a revoked one's among them when it had not heard of the
-                    // revocation: taken, and listed the same way.
+                    // An administrator's device hands on every device's changes, a revoked
+                    // one's among them when it had not heard of the revocation: taken, and
+                    // listed the same way. (Not from the hub, which listed them when it took
+                    // them: a phone's first sync would list a departed member's history.)
                     Verdict::Accept
                         if foreign
-                            || (matches!(self.sender, Sender::Relay)
+                            || (matches!(self.sender, Sender::Administrator { .. })
                                 && self.revoked_now(change)) =>
                     {
                         relayed.push(Quarantined {

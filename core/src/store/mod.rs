@@ -229,6 +229,9 @@ pub fn stored_heads(text: &str) -> Vec<ChangeHash> {
     text.split(',').filter_map(|h| h.parse().ok()).collect()
 }
 
+/// How long a statement waits for another connection's lock before it gives up.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Store {
     /// Opens (creating if needed) the unencrypted store at `path` and brings its schema up to
     /// date.
@@ -305,7 +308,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Checkpoint the WAL rarely on the write path; `compact` checkpoints in the background.
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let rebuild = migrations::apply(&mut conn, migrations::latest())?;
         let actor = match meta_get(&conn, "device_id")? {
             Some(d) => crate::ids::DeviceId(d).actor(),

@@ -6,7 +6,7 @@ use rusqlite::TransactionBehavior;
 
 use super::cache::load_doc;
 use super::persist::{self, store_as_snapshot};
-use super::{Store, conflicted, doc_label, projection};
+use super::{BUSY_TIMEOUT, Store, conflicted, doc_label, projection};
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 
@@ -45,16 +45,18 @@ impl Store {
 
     /// Removes documents for good: their rows, changes, sync state with every peer and
     /// projection rows, in one transaction. Then the file is rebuilt (`VACUUM`) and the WAL
-    /// folded back and truncated, so that (with `secure_delete`) none of their bytes remain in
-    /// the store file or its WAL. Returns how many documents were removed.
+    /// folded back and truncated, so that (with `secure_delete`, which zeroes what a delete
+    /// frees) none of their bytes remain in the store file or its WAL. Returns how many
+    /// documents were removed.
     ///
-    /// If another connection keeps reading past the busy timeout, the rewritten pages cannot
-    /// all reach the store file and the WAL cannot be truncated: the old pages may still be in
-    /// the store file. The purge then fails (the rows are gone; `scrub_due` stays set, in the
-    /// same transaction that removed them), and the next purge, even of nothing, scrubs again.
+    /// If another connection keeps reading past the busy timeout, the WAL cannot all reach the
+    /// store file yet: the old pages may still be there. The purge is done all the same (its
+    /// rows are gone), and `scrub_due`, written in the transaction that removed them, stays
+    /// until a later [`Store::scrub_if_due`] (every purge, and the hub's watcher at each tick)
+    /// gets the WAL folded back.
     pub fn purge(&mut self, ids: &[DocId]) -> Result<usize> {
-        let due = self.meta(SCRUB_DUE)?.is_some();
-        if ids.is_empty() && !due {
+        if ids.is_empty() {
+            self.scrub_if_due()?;
             return Ok(0);
         }
         let tx = self
@@ -74,22 +76,43 @@ impl Store {
         for id in ids {
             self.docs.remove(id);
         }
-        if (removed > 0 || due) && !self.scrub()? {
-            return Err(Error::Storage(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                Some("另一个程序正在读取档案库，删除的内容还没有从文件中清除，稍后会再清除".into()),
-            )));
+        if removed > 0 {
+            if !self.scrub()? {
+                tracing::warn!("a reader kept the store from being scrubbed; scrubbed later");
+            }
+        } else {
+            self.scrub_if_due()?;
         }
         Ok(removed)
     }
 
     /// Rewrites the database without its free pages (the temporary copy stays in memory, never
-    /// in a temporary file), then copies the WAL into it and truncates the WAL to nothing. A
-    /// reader that holds the WAL past the busy timeout keeps it from finishing: then `false`,
-    /// `scrub_due` left set for the next purge.
+    /// in a temporary file), then folds the WAL into it and truncates it ([`Store::fold_wal`]).
+    /// `false` if a reader kept the WAL from being folded back (`scrub_due` then stays).
     pub(super) fn scrub(&mut self) -> Result<bool> {
-        self.conn
-            .execute_batch("PRAGMA temp_store = MEMORY; VACUUM; PRAGMA temp_store = DEFAULT;")?;
+        match self
+            .conn
+            .execute_batch("PRAGMA temp_store = MEMORY; VACUUM; PRAGMA temp_store = DEFAULT;")
+        {
+            // A reader in the way: what the delete freed is zeroed already (`secure_delete`);
+            // the WAL still has to reach the file.
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                self.conn.execute_batch("PRAGMA temp_store = DEFAULT;")?;
+            }
+            other => other?,
+        }
+        self.fold_wal()
+    }
+
+    /// Folds the WAL into the store file and truncates it, waiting for readers as long as the
+    /// busy timeout allows; clears `scrub_due` once done. `false` if a reader was still in the
+    /// way.
+    fn fold_wal(&mut self) -> Result<bool> {
         let busy: i64 = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
@@ -105,8 +128,22 @@ impl Store {
         Ok(true)
     }
 
-    /// Marks the store to be scrubbed ([`Store::purge`] of nothing does it), for bytes left in
-    /// free pages or the WAL by a write that could not scrub at once.
+    /// Folds the WAL back if a purge or a re-basing left that to do (`scrub_due`), waiting for
+    /// readers at most a tenth of a second: cheap to call often (one `meta` read when nothing
+    /// is due). Whether nothing is left due.
+    pub fn scrub_if_due(&mut self) -> Result<bool> {
+        if self.meta(SCRUB_DUE)?.is_none() {
+            return Ok(true);
+        }
+        self.conn
+            .busy_timeout(std::time::Duration::from_millis(100))?;
+        let folded = self.fold_wal();
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        folded
+    }
+
+    /// Marks the store to be scrubbed ([`Store::scrub_if_due`]), for bytes left in free pages
+    /// or the WAL by a write that could not scrub at once.
     pub(super) fn scrub_later(&mut self) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",

@@ -7,7 +7,7 @@ use automerge::sync::State;
 use super::Session;
 use crate::doc::DocId;
 use crate::error::Result;
-use crate::store::{Sender, Store};
+use crate::store::Store;
 use crate::sync::wire::{Message, Why};
 
 impl Session {
@@ -176,7 +176,7 @@ impl Session {
         match why {
             Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
             // Only a relay this side trusts (its hub) says what it may keep.
-            Why::OutOfScope if self.sender == Sender::Relay => {
+            Why::OutOfScope if self.sender.relays() => {
                 store.mark_out_of_scope(&doc)?;
             }
             _ => {}

@@ -275,8 +275,12 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
             if heads != s.enrolled.seen_heads() {
                 s.enrolled.refresh(&mut a);
             }
-            // Nothing of an erased child stays on the hub but the school's record of it.
+            // Nothing of an erased child stays on the hub but the school's record of it, nor
+            // in the WAL a reader kept from being folded back (`Store::scrub_if_due`).
             let purged = heads == done || a.purge_erased().is_ok();
+            if let Err(e) = a.store().scrub_if_due() {
+                tracing::debug!("scrub: {e}");
+            }
             Some((heads, purged))
         })
         .await
@@ -413,13 +417,22 @@ impl HubConversation {
             }
             Message::Hello(bytes) => {
                 // A revoked device is told so whatever else is wrong, an expired certificate
-                // included: that answer is what makes it wipe itself. (Only a device the gate
-                // let in gets here: registered, or any while an invite is open.)
+                // included: that answer is what makes it wipe itself. A device the school
+                // never registered (an open invite lets anyone through the gate) costs no
+                // archive; a registered one is looked up, since the gate's list may not have
+                // heard of a revocation written a moment ago.
                 let cert = match self.state.verify_certificate(self.device, &bytes, now) {
                     Ok(cert) => cert,
                     Err(e) => {
-                        let mut archive = self.state.archives.get()?;
-                        check_standing(&mut archive, &self.device)?;
+                        let id = DeviceId::from_key(&self.device.0);
+                        match self.state.enrolled.standing(&id) {
+                            None => {}
+                            Some(gate::Standing::Revoked) => return Err(Error::Revoked),
+                            Some(gate::Standing::Active) => {
+                                let mut archive = self.state.archives.get()?;
+                                check_standing(&mut archive, &self.device)?;
+                            }
+                        }
                         return Err(e);
                     }
                 };
