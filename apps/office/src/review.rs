@@ -16,13 +16,19 @@ use crate::{Ctx, Office, OfficeError};
 
 /// Who a device id (a change's actor, or where a change came from) belongs to, for people.
 fn device_label(school: &SchoolView, device: &str) -> String {
-    if device == "bundle" {
-        return "数据文件".to_owned();
-    }
+    let (device, file) = match shouwang_core::store::source_device(device) {
+        (Some(device), file) => (device, file),
+        (None, _) => return "数据文件".to_owned(),
+    };
     let short: String = device.chars().take(8).collect();
-    match school.device_owner_name(device) {
+    let who = match school.device_owner_name(device) {
         Some(name) => format!("{name}（设备 {short}）"),
         None => format!("未登记的设备 {short}"),
+    };
+    if file {
+        format!("{who}的数据文件")
+    } else {
+        who
     }
 }
 

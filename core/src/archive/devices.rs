@@ -164,6 +164,11 @@ impl Archive {
         );
         self.store.write(|b| {
             b.change(&DocId::School, false, &message, |tx| {
+                // A device of a member no longer active was told it is revoked: the school
+                // document says so too, as the device list shows it.
+                if !device.revoked {
+                    school::revoke_device(tx, id)?;
+                }
                 school::set_undelivered(tx, id, undelivered)
             })
         })?;

@@ -499,10 +499,10 @@ impl Archive {
         let total = bundle.entries.len();
         let me = self.me.clone();
         // The signing device is where the file's changes came from: what is listed for review
-        // names it (and its member), as a session names its peer.
-        let source = DeviceId::from_key(&sealed.signer.0);
+        // names it (and its member), as a session names its peer, and says it was a file.
+        let source = crate::store::bundle_source(&DeviceId::from_key(&sealed.signer.0));
         let mut report = self.store.write(|b| {
-            b.set_source(source.as_str());
+            b.set_source(&source);
             b.set_sender(sender);
             let (kept, dropped) = scope::entries_in_scope(b, &me, bundle.entries)?;
             let mut report = merge_entries(b, &kept)?;

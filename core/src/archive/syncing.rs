@@ -382,7 +382,10 @@ impl Archive {
                 doc: label,
                 member: name_of(&actor),
                 device: actor,
-                via_member: name_of(&source),
+                via_member: match crate::store::source_device(&source) {
+                    (Some(device), _) => name_of(device),
+                    (None, _) => "数据文件".to_owned(),
+                },
                 via_device: source,
                 at: at / 1000,
             });

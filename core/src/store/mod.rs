@@ -192,6 +192,22 @@ fn too_large(what: &str, checked: std::result::Result<(), doc::bounds::TooLarge>
     })
 }
 
+/// What a file's changes are recorded as coming from (the `source` of quarantined, listed and
+/// relayed rows): `bundle:` and the signing device.
+pub fn bundle_source(signer: &crate::ids::DeviceId) -> String {
+    format!("bundle:{}", signer.as_str())
+}
+
+/// The device a `source` names (a session's peer, or a file's signer), and whether the changes
+/// came in a file; `None` for a file from before files named their signer (`bundle`).
+pub fn source_device(source: &str) -> (Option<&str>, bool) {
+    match source.strip_prefix("bundle:") {
+        Some(device) => (Some(device), true),
+        None if source == "bundle" => (None, true),
+        None => (Some(source), false),
+    }
+}
+
 /// A document named in Chinese for the user, by what it holds (its key is for developers).
 pub fn doc_label(id: &DocId) -> String {
     match id {

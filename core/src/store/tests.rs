@@ -633,3 +633,22 @@ fn a_rebuild_cut_short_by_a_killed_process_happens_at_the_next_open() {
     assert!(projected(&store.conn) > 0, "rebuilt at the next open");
     assert!(store.meta(migrations::PROJECTIONS_STALE).unwrap().is_none());
 }
+
+/// A rebuild a writer on another connection kept from running stays due as a rebuild (not
+/// only a fold), and the next [`Store::scrub_if_due`] runs it.
+#[test]
+fn a_rebuild_a_writer_kept_from_running_is_run_by_the_next_scrub() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = school(dir.path());
+    let store = a.store();
+    store.scrub_later().unwrap();
+    let writer = Connection::open(dir.path().join("shouwang.db")).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(!store.scrub_if_due().unwrap(), "the writer is in the way");
+    let left = store.meta(upkeep::SCRUB_DUE).unwrap().unwrap();
+    assert!(left.starts_with(upkeep::VACUUM_DUE), "{left}");
+    writer.execute_batch("COMMIT").unwrap();
+    drop(writer);
+    assert!(store.scrub_if_due().unwrap());
+    assert!(store.meta(upkeep::SCRUB_DUE).unwrap().is_none());
+}

@@ -11,8 +11,40 @@ use crate::doc::DocId;
 use crate::error::{Error, Result};
 
 /// Set (in `meta`) by a purge in the transaction that removes the rows, cleared once the store
-/// file and its WAL hold none of their bytes (see [`Store::purge`]).
+/// file and its WAL hold none of their bytes (see [`Store::purge`]). Its value says what is
+/// left, the rebuild ([`VACUUM_DUE`]) or only the fold ([`FOLD_DUE`]), followed by a mark that
+/// tells one setting from another: a connection clears only the setting it finished.
 pub(super) const SCRUB_DUE: &str = "scrub_due";
+pub(super) const VACUUM_DUE: &str = "vacuum";
+pub(super) const FOLD_DUE: &str = "fold";
+
+fn set_scrub_due(conn: &rusqlite::Connection, what: &str) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        [SCRUB_DUE, &due_value(what)],
+    )?;
+    Ok(())
+}
+
+/// Replaces the `scrub_due` value `before` with a new one saying `what` is left; `None` if
+/// another connection had set it anew (then that setting stays for its own scrub).
+fn replace_scrub_due(
+    conn: &rusqlite::Connection,
+    before: &str,
+    what: &str,
+) -> Result<Option<String>> {
+    let value = due_value(what);
+    let changed = conn.execute(
+        "UPDATE meta SET value = ?3 WHERE key = ?1 AND value = ?2",
+        [SCRUB_DUE, before, value.as_str()],
+    )?;
+    Ok((changed == 1).then_some(value))
+}
+
+fn due_value(what: &str) -> String {
+    let mark = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!("{what} {mark} {}", std::process::id())
+}
 
 impl Store {
     /// Rebuilds every projection from the documents (after a migration that needs it).
@@ -49,14 +81,14 @@ impl Store {
     /// frees) none of their bytes remain in the store file or its WAL. Returns how many
     /// documents were removed.
     ///
-    /// If another connection keeps reading past the busy timeout, the WAL cannot all reach the
-    /// store file yet: the old pages may still be there. The purge is done all the same (its
-    /// rows are gone), and `scrub_due`, written in the transaction that removed them, stays
-    /// until a later [`Store::scrub_if_due`] (every purge, and the hub's watcher at each tick)
-    /// gets the WAL folded back.
+    /// Another connection in the way (a writer when the file is rebuilt, a reader past the
+    /// busy timeout when the WAL is folded back) leaves the scrub unfinished: the purge is
+    /// done all the same (its rows are gone), and `scrub_due`, written in the transaction that
+    /// removed them, stays until a later [`Store::scrub_if_due`] (every purge, and the hub's
+    /// watcher at each tick) finishes it: the rebuild again if it did not run, else the fold.
     pub fn purge(&mut self, ids: &[DocId]) -> Result<usize> {
         if ids.is_empty() {
-            self.scrub_if_due()?;
+            self.scrub_if_due_quietly();
             return Ok(0);
         }
         let tx = self
@@ -67,10 +99,7 @@ impl Store {
             removed += persist::forget(&tx, id)?;
         }
         if removed > 0 {
-            tx.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
-                [SCRUB_DUE],
-            )?;
+            set_scrub_due(&tx, VACUUM_DUE)?;
         }
         tx.commit()?;
         for id in ids {
@@ -78,78 +107,91 @@ impl Store {
         }
         if removed > 0 {
             if !self.scrub()? {
-                tracing::warn!("a reader kept the store from being scrubbed; scrubbed later");
+                tracing::warn!("another connection kept the store from being scrubbed; later");
             }
         } else {
-            self.scrub_if_due()?;
+            self.scrub_if_due_quietly();
         }
         Ok(removed)
     }
 
     /// Rewrites the database without its free pages (the temporary copy stays in memory, never
-    /// in a temporary file), then folds the WAL into it and truncates it ([`Store::fold_wal`]).
-    /// `false` if a reader kept the WAL from being folded back (`scrub_due` then stays).
+    /// in a temporary file), then folds the WAL into it and truncates it. `false` if another
+    /// connection kept either step from finishing (`scrub_due` then says which is left).
     pub(super) fn scrub(&mut self) -> Result<bool> {
-        match self
-            .conn
-            .execute_batch("PRAGMA temp_store = MEMORY; VACUUM; PRAGMA temp_store = DEFAULT;")
-        {
-            // A reader in the way: what the delete freed is zeroed already (`secure_delete`);
-            // the WAL still has to reach the file.
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                self.conn.execute_batch("PRAGMA temp_store = DEFAULT;")?;
-            }
-            other => other?,
-        }
-        self.fold_wal()
+        let due = self.meta(SCRUB_DUE)?;
+        self.scrub_pass(due, true)
     }
 
-    /// Folds the WAL into the store file and truncates it, waiting for readers as long as the
-    /// busy timeout allows; clears `scrub_due` once done. `false` if a reader was still in the
-    /// way.
-    fn fold_wal(&mut self) -> Result<bool> {
+    /// One scrub: the rebuild when `vacuum`, then the fold. `due` is the `scrub_due` value this
+    /// pass answers: after a rebuild it says only the fold is left, and it is cleared when the
+    /// fold is done, unless another connection set it anew meanwhile.
+    fn scrub_pass(&mut self, mut due: Option<String>, vacuum: bool) -> Result<bool> {
+        if vacuum {
+            match self
+                .conn
+                .execute_batch("PRAGMA temp_store = MEMORY; VACUUM; PRAGMA temp_store = DEFAULT;")
+            {
+                Ok(()) => {}
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(
+                        f.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+                {
+                    self.conn.execute_batch("PRAGMA temp_store = DEFAULT;")?;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(before) = due {
+                due = replace_scrub_due(&self.conn, &before, FOLD_DUE)?;
+            }
+        }
         let busy: i64 = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         if busy != 0 {
             return Ok(false);
         }
-        if self.meta(SCRUB_DUE)?.is_some() {
-            self.conn
-                .execute("DELETE FROM meta WHERE key = ?1", [SCRUB_DUE])?;
+        if let Some(value) = due {
+            self.conn.execute(
+                "DELETE FROM meta WHERE key = ?1 AND value = ?2",
+                [SCRUB_DUE, value.as_str()],
+            )?;
             self.conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(true)
     }
 
-    /// Folds the WAL back if a purge or a re-basing left that to do (`scrub_due`), waiting for
-    /// readers at most a tenth of a second: cheap to call often (one `meta` read when nothing
-    /// is due). Whether nothing is left due.
+    /// Finishes a scrub a purge or a re-basing left unfinished (`scrub_due`), waiting for
+    /// other connections at most a tenth of a second: cheap to call often (one `meta` read
+    /// when nothing is due). Whether nothing is left due.
     pub fn scrub_if_due(&mut self) -> Result<bool> {
-        if self.meta(SCRUB_DUE)?.is_none() {
+        let Some(due) = self.meta(SCRUB_DUE)? else {
             return Ok(true);
-        }
+        };
+        let vacuum = due.starts_with(VACUUM_DUE);
         self.conn
             .busy_timeout(std::time::Duration::from_millis(100))?;
-        let folded = self.fold_wal();
+        let done = self.scrub_pass(Some(due), vacuum);
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
-        folded
+        done
+    }
+
+    /// [`Store::scrub_if_due`] for a caller whose own work is done: a failure is logged, the
+    /// scrub left due.
+    fn scrub_if_due_quietly(&mut self) {
+        if let Err(e) = self.scrub_if_due() {
+            tracing::warn!("scrub left for later: {e}");
+        }
     }
 
     /// Marks the store to be scrubbed ([`Store::scrub_if_due`]), for bytes left in free pages
     /// or the WAL by a write that could not scrub at once.
     pub(super) fn scrub_later(&mut self) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
-            [SCRUB_DUE],
-        )?;
-        Ok(())
+        set_scrub_due(&self.conn, VACUUM_DUE)
     }
 
     /// Compacts every document with at least `threshold` loose changes. Returns how many were
