@@ -380,3 +380,48 @@ pub async fn child_on_hub(dir: &std::path::Path) -> (SchoolOnHub, String) {
     assert_eq!(school.mother.leaks(&[CHILD, TALK_NOTE]).len(), 2);
     (school, id_no)
 }
+
+/// A phone joined as the app joins (`device::join` with a fresh invite from `server` for
+/// `member`), its store at `dir/phone.db`, with its identity and its network node bound on
+/// loopback.
+pub struct JoinedPhone {
+    pub path: PathBuf,
+    pub archive: Archive,
+    pub identity: Identity,
+    pub node: Node,
+}
+
+impl std::fmt::Debug for JoinedPhone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinedPhone")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JoinedPhone {
+    pub async fn join(server: &Server, dir: &std::path::Path, member: &str, role: Role) -> Self {
+        let ticket = server
+            .invite(member, role, now(), now() + 86_400)
+            .unwrap()
+            .ticket;
+        let path = dir.join("phone.db");
+        let opts = device::default_options();
+        let mut archive = device::join(&path, None, &ticket, "手机", now(), &opts)
+            .await
+            .unwrap();
+        let identity = Identity::load(&mut archive).unwrap();
+        let node = identity.bind(false).await.unwrap();
+        JoinedPhone {
+            path,
+            archive,
+            identity,
+            node,
+        }
+    }
+
+    /// The phone's device id.
+    pub fn device(&self) -> shouwang_core::ids::DeviceId {
+        shouwang_core::ids::DeviceId::from_key(self.identity.secret.public().as_bytes())
+    }
+}

@@ -17,7 +17,9 @@ use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
 use shouwang_tests::attack::{self, holds};
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER, holds_text, raw_store};
-use shouwang_tests::phone::{EnrolledPhone as Phone, now, small_hub_served, small_hub_served_with};
+use shouwang_tests::phone::{
+    EnrolledPhone as Phone, JoinedPhone, now, small_hub_served, small_hub_served_with,
+};
 use shouwang_tests::wait::eventually;
 
 /// What the hub's own store holds.
@@ -343,18 +345,14 @@ async fn a_certificate_near_expiry_is_shown_with_what_to_do() {
 async fn a_live_connection_of_a_revoked_phone_is_closed_and_the_phone_wiped() {
     use shouwang_relay::device;
     let (dir, data, server) = small_hub_served().await;
-    let ticket = server
-        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
-        .unwrap()
-        .ticket;
-    let path = dir.path().join("phone.db");
-    let opts = device::default_options();
-    let mut archive = device::join(&path, None, &ticket, "手机", now(), &opts)
-        .await
-        .unwrap();
-    let id = device::Identity::load(&mut archive).unwrap();
-    let node = id.bind(false).await.unwrap();
-    let device_id = shouwang_core::ids::DeviceId::from_key(id.secret.public().as_bytes());
+    let joined = JoinedPhone::join(&server, dir.path(), LOVE_MOTHER, Role::LoveMother).await;
+    let device_id = joined.device();
+    let JoinedPhone {
+        path,
+        archive,
+        identity: id,
+        node,
+    } = joined;
     let live = tokio::spawn(async move {
         let r = device::sync_hub_live(&node, &id, archive, &device::default_options(), None).await;
         node.shutdown().await;

@@ -15,7 +15,7 @@ use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::server::{Server, ServerConfig, commands};
 use shouwang_tests::fixtures::{LOVE_MOTHER, small_hub};
-use shouwang_tests::phone::small_hub_served;
+use shouwang_tests::phone::{JoinedPhone, small_hub_served};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -40,18 +40,15 @@ async fn a_revoked_phone_reports_what_it_had_not_delivered_before_wiping() {
     let data = small_hub(dir.path());
     let config = ServerConfig::loopback(dir.path().join("hub"));
     let server = Server::start(config.clone()).await.unwrap();
-    let ticket = server
-        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
-        .unwrap()
-        .ticket;
-    let path = dir.path().join("phone.db");
+    let joined = JoinedPhone::join(&server, dir.path(), LOVE_MOTHER, Role::LoveMother).await;
+    let id = joined.device();
+    let JoinedPhone {
+        path,
+        archive: mut phone,
+        identity,
+        node,
+    } = joined;
     let opts = device::default_options();
-    let mut phone = device::join(&path, None, &ticket, "手机", now(), &opts)
-        .await
-        .unwrap();
-    let identity = Identity::load(&mut phone).unwrap();
-    let node = identity.bind(false).await.unwrap();
-    let id = DeviceId::from_key(identity.secret.public().as_bytes());
 
     // Delivered: two talks the hub confirms.
     let delivered = talk(&mut phone, 2, "聊了学校的运动会");
@@ -132,30 +129,16 @@ async fn a_revoked_phone_reports_what_it_had_not_delivered_before_wiping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_in_good_standing_cannot_report_undelivered_changes() {
     let (dir, data, server) = small_hub_served().await;
-    let ticket = server
-        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
-        .unwrap()
-        .ticket;
+    let phone = JoinedPhone::join(&server, dir.path(), LOVE_MOTHER, Role::LoveMother).await;
+    let (identity, node) = (&phone.identity, &phone.node);
     let opts = device::default_options();
-    let mut phone = device::join(
-        &dir.path().join("phone.db"),
-        None,
-        &ticket,
-        "手机",
-        now(),
-        &opts,
-    )
-    .await
-    .unwrap();
-    let identity = Identity::load(&mut phone).unwrap();
-    let node = identity.bind(false).await.unwrap();
     let err =
-        shouwang_relay::handshake::report_undelivered(&node, identity.hub().unwrap(), 99, 9, &opts)
+        shouwang_relay::handshake::report_undelivered(node, identity.hub().unwrap(), 99, 9, &opts)
             .await
             .unwrap_err()
             .to_string();
     assert!(err.contains("没有被停用"), "{err}");
-    let id = DeviceId::from_key(identity.secret.public().as_bytes());
+    let id = phone.device();
     let row = data
         .open_archive()
         .unwrap()
@@ -165,7 +148,7 @@ async fn a_device_in_good_standing_cannot_report_undelivered_changes() {
         .find(|d| d.id == id.as_str())
         .unwrap();
     assert_eq!(row.undelivered, None);
-    node.shutdown().await;
+    phone.node.shutdown().await;
     server.shutdown().await;
 }
 
@@ -181,22 +164,33 @@ struct Served {
     phone: Archive,
 }
 
+impl Served {
+    /// Syncs the phone with the hub: told it is revoked, it wipes its store.
+    async fn sync_and_expect_the_wipe(self) {
+        let opts = device::default_options();
+        let err = device::sync_hub(&self.node, &self.identity, self.phone, &opts, None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("已被学校停用"), "{err}");
+        assert!(!self.path.exists(), "the store was not wiped");
+        self.node.shutdown().await;
+        self.server.shutdown().await;
+    }
+}
+
 async fn served_mother() -> Served {
     let dir = tempfile::tempdir().unwrap();
     let data = small_hub(dir.path());
     let config = ServerConfig::loopback(dir.path().join("hub"));
     let server = Server::start(config).await.unwrap();
-    let ticket = server
-        .invite(LOVE_MOTHER, Role::LoveMother, now(), now() + 86_400)
-        .unwrap()
-        .ticket;
-    let path = dir.path().join("phone.db");
+    let JoinedPhone {
+        path,
+        archive: mut phone,
+        identity,
+        node,
+    } = JoinedPhone::join(&server, dir.path(), LOVE_MOTHER, Role::LoveMother).await;
     let opts = device::default_options();
-    let mut phone = device::join(&path, None, &ticket, "手机", now(), &opts)
-        .await
-        .unwrap();
-    let identity = Identity::load(&mut phone).unwrap();
-    let node = identity.bind(false).await.unwrap();
     talk(&mut phone, 2, "聊了学校的运动会");
     let (mut phone, _) = device::sync_hub(&node, &identity, phone, &opts, None)
         .await
@@ -227,15 +221,7 @@ async fn a_deactivated_member_s_phone_wipes_itself_at_its_next_sync() {
         .unwrap()
         .deactivate_member(LOVE_MOTHER)
         .unwrap();
-    let opts = device::default_options();
-    let err = device::sync_hub(&s.node, &s.identity, s.phone, &opts, None)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("已被学校停用"), "{err}");
-    assert!(!s.path.exists(), "the store was not wiped");
-    s.node.shutdown().await;
-    s.server.shutdown().await;
+    s.sync_and_expect_the_wipe().await;
 }
 
 /// A lost phone is revoked and comes back on after its certificate has expired (it was
@@ -257,13 +243,5 @@ async fn a_revoked_phone_whose_certificate_expired_still_wipes_itself() {
     body.issued_at = now() - 90 * 86_400;
     body.expires_at = now() - 30 * 86_400;
     s.identity.certificate = school.issue(body).unwrap();
-    let opts = device::default_options();
-    let err = device::sync_hub(&s.node, &s.identity, s.phone, &opts, None)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("已被学校停用"), "{err}");
-    assert!(!s.path.exists(), "the store was not wiped");
-    s.node.shutdown().await;
-    s.server.shutdown().await;
+    s.sync_and_expect_the_wipe().await;
 }
