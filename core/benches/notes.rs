@@ -169,18 +169,7 @@ fn measure_layout(bin: &Path, dir: &Path, n: usize, text: bool) -> Layout {
 // ---- 2. ours ----
 
 fn school(path: &Path, n: usize) {
-    let mut a = Archive::create_school(
-        path,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "bench".into(),
-        },
-    )
-    .unwrap();
+    let mut a = Archive::create_school(path, &SchoolSetup::sample("bench")).unwrap();
     a.add_member(TEACHER, &[Role::HeadTeacher], None, None)
         .unwrap();
     a.add_class(CLASS, Some(TEACHER)).unwrap();

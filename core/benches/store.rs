@@ -36,18 +36,7 @@ const TEACHER: &str = "王瑞侠";
 const NOTE: &str = "奶奶说孩子最近作业按时完成，晚上会主动给妈妈打电话。家里的麦子已经种上，爷爷腿脚不便，需要多关心。";
 
 fn setup_school(path: &Path, children: usize) -> Archive {
-    let mut a = Archive::create_school(
-        path,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "bench".into(),
-        },
-    )
-    .unwrap();
+    let mut a = Archive::create_school(path, &SchoolSetup::sample("bench")).unwrap();
     a.add_member(TEACHER, &[Role::HeadTeacher], None, None)
         .unwrap();
     a.add_class(CLASS, Some(TEACHER)).unwrap();

@@ -55,14 +55,7 @@ fn build(dir: &Path, children: usize, records: usize) -> DataDir {
     let started = Instant::now();
     let mut a = Archive::create_school(
         &dir.join("office.db"),
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "校长办公室电脑".into(),
-        },
+        &SchoolSetup::sample("校长办公室电脑"),
     )
     .unwrap();
     let classes = 40;

@@ -29,18 +29,8 @@ fn now() -> i64 {
 fn plain_hub(root: &Path) -> SecretKey {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new().mode(0o700).create(root).unwrap();
-    let mut office = Archive::create_school(
-        &root.join("hub.db"),
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
+    let mut office =
+        Archive::create_school(&root.join("hub.db"), &SchoolSetup::sample("学校服务器")).unwrap();
     office
         .add_member(HEAD_TEACHER, &[Role::HeadTeacher], None, None)
         .unwrap();

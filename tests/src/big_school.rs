@@ -285,12 +285,8 @@ pub fn set_up_school(data: &DataDir, plan: &SchoolPlan) -> Vec<String> {
     let mut office = server::init_school(
         data,
         &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
             hotline: Some("0564-4552466".into()),
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
+            ..SchoolSetup::sample("学校服务器")
         },
     )
     .unwrap();

@@ -148,12 +148,8 @@ pub fn school() -> Device {
     let mut a = Archive::create_school(
         &dir.path().join("shouwang.db"),
         &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
             hotline: Some("0564-4552466".into()),
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "校长办公室电脑".into(),
+            ..SchoolSetup::sample("校长办公室电脑")
         },
     )
     .unwrap();
@@ -346,18 +342,7 @@ pub fn make_old_school(data: &shouwang_relay::server::DataDir, phone: &str) {
 /// 刘桂兰 paired with 王小雨 only. For tests that start the real hub on it.
 pub fn small_hub(dir: &Path) -> shouwang_relay::server::DataDir {
     let data = shouwang_relay::server::DataDir::new(dir.join("hub"));
-    shouwang_relay::server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
+    shouwang_relay::server::init_school(&data, &SchoolSetup::sample("学校服务器")).unwrap();
     let mut office = data.open_archive().unwrap();
     office
         .add_member(HEAD_TEACHER, &[Role::HeadTeacher], None, None)

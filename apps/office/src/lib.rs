@@ -375,18 +375,7 @@ mod tests {
     /// A new school's hub archive at `path`, 张长友 (领导组) its administrator: the console's
     /// unit tests' school.
     pub(crate) fn hub_archive(path: &std::path::Path) -> Archive {
-        Archive::create_school(
-            path,
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "学校服务器".into(),
-            },
-        )
-        .unwrap()
+        Archive::create_school(path, &SchoolSetup::sample("学校服务器")).unwrap()
     }
 
     struct TestHub(PathBuf);

@@ -697,14 +697,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let mut a = Archive::create_school(
             &dir.path().join("shouwang.db"),
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "校长办公室电脑".into(),
-            },
+            &SchoolSetup::sample("校长办公室电脑"),
         )
         .unwrap();
         a.add_member("王瑞侠", &[Role::HeadTeacher], None, None)

@@ -147,14 +147,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Archive::create_school(
             &dir.path().join("hub.db"),
-            &SchoolSetup {
-                name: "郭庄小学".into(),
-                town: "丁里镇".into(),
-                hotline: None,
-                admin_name: "张长友".into(),
-                admin_role: Role::Leadership,
-                device_label: "学校服务器".into(),
-            },
+            &SchoolSetup::sample("学校服务器"),
         )
         .unwrap();
         a.add_member("晁月静", &[Role::Archivist], None, None)

@@ -69,6 +69,22 @@ pub struct SchoolSetup {
     pub device_label: String,
 }
 
+impl SchoolSetup {
+    /// 郭庄小学 of 丁里镇 (the school of the source documents), its administrator 张长友
+    /// (校长/领导组), on the device `device_label`: the sample school that tests, benchmarks and
+    /// the demo start from.
+    pub fn sample(device_label: &str) -> SchoolSetup {
+        SchoolSetup {
+            name: "郭庄小学".into(),
+            town: "丁里镇".into(),
+            hotline: None,
+            admin_name: "张长友".into(),
+            admin_role: Role::Leadership,
+            device_label: device_label.into(),
+        }
+    }
+}
+
 /// A device's archive.
 #[derive(Debug)]
 pub struct Archive {

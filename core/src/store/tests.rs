@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::roles::Role;
 use crate::{Archive, SchoolSetup};
 use automerge::ROOT;
 use automerge::transaction::Transactable as _;
@@ -13,14 +12,7 @@ use cache::last_change_seq;
 pub(crate) fn school(dir: &Path) -> Archive {
     Archive::create_school(
         &dir.join("shouwang.db"),
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "校长办公室电脑".into(),
-        },
+        &SchoolSetup::sample("校长办公室电脑"),
     )
     .unwrap()
 }

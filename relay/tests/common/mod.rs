@@ -21,18 +21,7 @@ pub fn now() -> i64 {
 /// A hub data directory under `dir/hub` holding 郭庄小学, administered by 张长友.
 pub fn init_school(dir: &std::path::Path) -> DataDir {
     let data = DataDir::new(dir.join("hub"));
-    server::init_school(
-        &data,
-        &SchoolSetup {
-            name: "郭庄小学".into(),
-            town: "丁里镇".into(),
-            hotline: None,
-            admin_name: "张长友".into(),
-            admin_role: Role::Leadership,
-            device_label: "学校服务器".into(),
-        },
-    )
-    .unwrap();
+    server::init_school(&data, &SchoolSetup::sample("学校服务器")).unwrap();
     data
 }
 
