@@ -26,7 +26,10 @@ fn frame(doc: &DocId, body: usize) -> Vec<u8> {
 /// decoded message. (Linux lets a process reset its peak since 4.0; a kernel that does not
 /// fails the test rather than pass it unmeasured.)
 fn held(frame: &[u8]) -> (u64, shouwang_core::Result<Message>) {
-    assert!(reset_peak("self"), "this kernel does not let a process reset its peak RSS");
+    assert!(
+        reset_peak("self"),
+        "this kernel does not let a process reset its peak RSS"
+    );
     let before = status_kb("self", "VmRSS");
     let message = Message::decode(frame);
     (status_kb("self", "VmHWM").saturating_sub(before), message)
