@@ -368,6 +368,53 @@ async fn dropping_or_shutting_down_the_server_frees_every_port() {
     }
 }
 
+/// The files under `dir` this process holds open.
+fn open_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(&dir))
+        .collect()
+}
+
+/// A graceful shutdown returns only once the archive is closed: a hub restarted in the same
+/// process, or its data directory copied or restored right after, finds no connection of the
+/// old one still open (SQLite's last connection, closing late, checkpoints and then deletes
+/// `hub.db-wal` by name, a restored one included). A CI run on 2026-12-05 saw a phone turned
+/// away as a stranger by a hub whose restored data directory had lost that WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_returns_with_the_archive_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let config = ServerConfig::loopback(dir.path().join("hub"));
+    for round in 0..5 {
+        let server = Server::start(config.clone()).await.unwrap();
+        let phone = device(&server).await;
+        enroll(&server, &phone, "王瑞侠", Role::HeadTeacher).await;
+        // The console's own archive, too (a login attempt is counted in it).
+        let http = server.http_addr().unwrap();
+        assert_eq!(get(http, "/health").await.0, 200);
+        let refused = tokio::task::spawn_blocking(move || {
+            shouwang_tests::http::Client::new(http.port()).login("王瑞侠", "不是这个密码")
+        })
+        .await
+        .unwrap();
+        assert!(refused.text().contains("密码"), "{}", refused.text());
+        assert!(
+            !open_files_under(dir.path()).is_empty(),
+            "the running hub holds its archive open"
+        );
+        phone.shutdown().await;
+        server.shutdown().await;
+        let open = open_files_under(dir.path());
+        assert!(
+            open.is_empty(),
+            "round {round}: still open after shutdown: {open:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_is_refused_gets_no_records() {
     // A refusal arrives as the only frame: nothing of the school is sent before it.

@@ -63,8 +63,13 @@ struct Edge {
 /// One story at a time. A story restarts its hub on the same UDP port (the link forwards
 /// there); while that port is free, the other story's sockets (its hub, its link) could take
 /// it, and the link would then deliver this phone's packets to a hub that does not know it.
-/// A run on 2026-12-03 saw exactly that symptom once: after the restart, every attempt for
-/// four minutes was turned away as a stranger, while the story passed alone.
+/// A run on 2026-12-03 saw that symptom once: after the restart, every attempt for four
+/// minutes was turned away as a stranger, while the story passed alone. It came back on
+/// 2026-12-05 with this lock in place; the cause then was the stopped hub's archive, closed
+/// after `shutdown` had returned and the saved data directory was restored: SQLite deleted
+/// the restored `hub.db-wal`, which held the phone's registration. `Server::shutdown` now
+/// returns with the archive closed (`relay/tests/hub.rs`,
+/// `a_graceful_shutdown_returns_with_the_archive_closed`).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 impl Edge {

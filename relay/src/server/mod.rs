@@ -84,6 +84,14 @@ impl OwnedTask {
         OwnedTask(Some(tokio::spawn(fut)))
     }
 
+    /// Stops the task and waits until it has ended (its future dropped, with all it held).
+    pub async fn stop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+
     /// Waits for the task to end by itself.
     pub async fn join(&mut self) {
         if let Some(h) = self.0.take() {
@@ -154,6 +162,10 @@ impl HubState {
     }
 }
 
+/// How long a shutdown waits for the archives still lent (a conversation's callback, the
+/// watcher's tick) to come back.
+const ARCHIVE_CLOSE: Duration = Duration::from_secs(10);
+
 /// The running server.
 #[derive(Debug)]
 pub struct Server {
@@ -164,7 +176,7 @@ pub struct Server {
     state: Arc<HubState>,
     config: ServerConfig,
     /// Wakes live conversations when the school document changes (a revocation).
-    _school_watch: OwnedTask,
+    school_watch: OwnedTask,
 }
 
 impl Server {
@@ -320,7 +332,7 @@ impl Server {
             http,
             state,
             config,
-            _school_watch: school_watch,
+            school_watch,
         })
     }
 
@@ -425,16 +437,26 @@ impl Server {
     }
 
     /// Stops everything gracefully: the HTTP server, then the hub (its router and endpoint),
-    /// then the relay.
-    pub async fn shutdown(self) {
-        if let Some(http) = self.http {
+    /// then the relay and the school watcher; returns once the archive is closed (at most
+    /// [`ARCHIVE_CLOSE`] after the rest), so that the data directory may be copied, restored
+    /// or served again by another server in this process.
+    pub async fn shutdown(mut self) {
+        if let Some(http) = self.http.take() {
             http.shutdown().await;
         }
         self.hub.shutdown().await;
-        if let Some(relay) = self.relay
+        if let Some(relay) = self.relay.take()
             && let Err(e) = relay.shutdown().await
         {
             tracing::warn!("relay shutdown: {e}");
+        }
+        self.school_watch.stop().await;
+        let state = self.state.clone();
+        let closed = tokio::task::spawn_blocking(move || state.archives.close(ARCHIVE_CLOSE))
+            .await
+            .unwrap_or(false);
+        if !closed {
+            tracing::warn!("an archive was still in use {ARCHIVE_CLOSE:?} after shutdown");
         }
     }
 }

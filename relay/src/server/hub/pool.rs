@@ -42,6 +42,8 @@ struct PoolState {
     idle: Vec<Archive>,
     /// Archives open, idle or borrowed.
     open: usize,
+    /// Set by [`ArchivePool::close`]: nothing more is lent, and what comes back is closed.
+    closed: bool,
 }
 
 impl ArchivePool {
@@ -77,6 +79,11 @@ impl ArchivePool {
     pub(crate) fn get_quietly(&self) -> Result<PooledArchive<'_>, Error> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
+            if state.closed {
+                return Err(Error::NotPermitted(
+                    "学校服务器正在关闭，请稍后再试".to_owned(),
+                ));
+            }
             if let Some(archive) = state.idle.pop() {
                 return Ok(PooledArchive {
                     pool: self,
@@ -109,6 +116,39 @@ impl ArchivePool {
     }
 }
 
+impl ArchivePool {
+    /// Closes the pool: lends nothing more, closes the idle archives, and waits, at most
+    /// `within`, for the borrowed ones to come back and be closed too. Returns whether every
+    /// archive is closed. Blocking.
+    ///
+    /// A server shutting down calls it last, so that it returns with `hub.db` closed: SQLite's
+    /// last connection, closing late, checkpoints and then deletes `hub.db-wal` by name, which
+    /// would take a restored or restarted hub's WAL with it.
+    pub(crate) fn close(&self, within: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.closed = true;
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len();
+        // Closed outside the lock (a close may checkpoint the WAL).
+        drop(state);
+        drop(idle);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while state.open > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .freed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
 /// An archive borrowed from an [`ArchivePool`]; it goes back when dropped. (A failed store
 /// write leaves it usable: the store drops what the write touched.)
 #[derive(Debug)]
@@ -134,13 +174,26 @@ impl DerefMut for PooledArchive<'_> {
 impl Drop for PooledArchive<'_> {
     fn drop(&mut self) {
         if let Some(archive) = self.archive.take() {
-            self.pool
+            let mut state = self
+                .pool
                 .state
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .idle
-                .push(archive);
-            self.pool.freed.notify_one();
+                .unwrap_or_else(PoisonError::into_inner);
+            if state.closed {
+                drop(state);
+                drop(archive);
+                self.pool
+                    .state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .open -= 1;
+                // The closing server waits for every archive.
+                self.pool.freed.notify_all();
+            } else {
+                state.idle.push(archive);
+                drop(state);
+                self.pool.freed.notify_one();
+            }
         }
     }
 }
