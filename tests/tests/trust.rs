@@ -1232,6 +1232,84 @@ fn story_7d_a_sync_message_of_dense_changes_shares_one_allowance() {
     assert_eq!(quarantined(&mut s.teacher.archive), 0, "nothing was read");
 }
 
+/// 7f. A modified app sends its dense changes one message at a time, each within the floor
+///     every input gets whatever its size: each alone is a fraction of a second of automerge's
+///     work, and a session of them could go on all day. What every input claims is counted
+///     against the member's daily quota before automerge reads it (a row as a byte, beside the
+///     bytes she is kept of), so once her day's allowance is spent, the next message is
+///     deferred unread (she is told why), and the store is as it was.
+#[test]
+fn story_7f_dense_messages_one_at_a_time_spend_the_daily_quota_before_they_are_read() {
+    use automerge::sync::{Message as SyncMessage, MessageVersion};
+    use shouwang_core::sync::{Event, Message, Why};
+
+    const QUOTA: u64 = 1024 * 1024;
+    const MESSAGES: usize = 12;
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let actor = attack::actor_of(&s.mother.archive);
+    let her = s.mother.archive.me_id().clone();
+    let hers = s.mother.archive.store().doc(&doc).unwrap().unwrap().clone();
+    let changes = attack::dense_changes(&hers, actor, MESSAGES, 20_000);
+    let mut refused = None;
+    for (n, change) in changes.into_iter().enumerate() {
+        // A session each, and the file moved on meanwhile (the 班主任 records a visit): a
+        // document refused in a session is left out of the rest of it, and of later sessions
+        // until it changes here.
+        let date = format!("2026-11-{:02}", n + 1);
+        s.teacher
+            .record("家访", CHILDREN[0].1, &date, &[("notes", "奶奶在家")]);
+        let mut session = peer(&mut s.teacher, &mut s.mother).with_daily_quota(her.clone(), QUOTA);
+        let store = s.teacher.archive.store();
+        session.handle(store, Event::Start).unwrap();
+        assert!(change.len() < 200, "{} bytes", change.len());
+        let payload = SyncMessage {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![change].into(),
+            flags: None,
+            version: MessageVersion::V1,
+        }
+        .encode();
+        let frame = Message::Doc {
+            doc: doc.clone(),
+            payload,
+        }
+        .encode();
+        let before = store.all_heads().unwrap();
+        let out = session.handle(store, Event::Frame(&frame)).unwrap();
+        let told = out.frames.iter().find_map(|f| match Message::decode(f) {
+            Ok(Message::Refused {
+                why: Why::Deferred,
+                reason,
+                ..
+            }) if reason.contains("每日上限") => Some(reason),
+            _ => None,
+        });
+        if told.is_some() {
+            assert_eq!(store.all_heads().unwrap(), before, "deferred unread");
+            refused = Some(n);
+            break;
+        }
+    }
+    let n = refused.expect("a day of dense messages is deferred once the quota is spent");
+    let store = s.teacher.archive.store();
+    // Twenty thousand nulls claim over a hundred thousand rows: the quota holds a few.
+    assert!((2..MESSAGES - 2).contains(&n), "deferred at message {n}");
+    let taken: i64 = store
+        .conn()
+        .query_row("SELECT total(bytes) FROM intake", [], |r| {
+            r.get::<_, f64>(0)
+        })
+        .map(|b| b as i64)
+        .unwrap();
+    assert!(
+        taken > 0 && taken as u64 <= QUOTA,
+        "{taken} of {QUOTA} counted"
+    );
+}
+
 /// 7e. The same in a `Changes` frame: every document it lists shares the frame's allowance,
 ///     so three documents of dense changes (ninety thousand operations each, each within its
 ///     own size's allowance) are refused together, before any is merged.

@@ -21,6 +21,9 @@
 //!   claimed twenty times what its bytes hold, and every row claimed is an operation automerge
 //!   builds. A document's own floor is for a saved document, whose compressed columns claim
 //!   many rows per byte honestly;
+//! - what passes is returned as the rows it claims: the hub counts them against the sender's
+//!   daily quota before automerge reads the input (`store::admit::CLAIMED_ROW_BYTES`), which
+//!   bounds the work of many inputs, each within its floor, sent one after another;
 //! - a compressed column or change may inflate to at most [`MAX_INFLATED`] bytes plus
 //!   [`INFLATE_RATIO`] times its own size, and all the compressed parts of inputs checked
 //!   together to that for their bytes together (zeros claim no rows, so without it five hundred
@@ -70,26 +73,27 @@ pub enum TooLarge {
     Inflated { allowed: u64 },
 }
 
-/// Checks every chunk in `bytes` (see the module docs).
-pub fn check(bytes: &[u8]) -> Result<(), TooLarge> {
+/// Checks every chunk in `bytes` (see the module docs); returns the rows they claim.
+pub fn check(bytes: &[u8]) -> Result<u64, TooLarge> {
     check_group(&[bytes], 0)
 }
 
 /// Checks the parts of one input that arrived together (the change chunks of one sync
 /// message): each as [`check`] would, and all of them against one allowance for their bytes
-/// together (see the module docs).
-pub fn check_together(parts: &[&[u8]]) -> Result<(), TooLarge> {
+/// together (see the module docs). Returns the rows they claim together: what automerge will
+/// build from them, which the hub counts against the sender's daily quota before it does.
+pub fn check_together(parts: &[&[u8]]) -> Result<u64, TooLarge> {
     check_group(parts, 0)
 }
 
 /// Checks the documents of one `Changes` frame or one bundle: each as [`check`] would, and all
 /// of them against one allowance of [`MAX_ROWS`] plus [`DOC_FLOOR`] each beyond what their
-/// bytes allow (see the module docs).
-pub fn check_documents(docs: &[&[u8]]) -> Result<(), TooLarge> {
+/// bytes allow (see the module docs). Returns the rows they claim together.
+pub fn check_documents(docs: &[&[u8]]) -> Result<u64, TooLarge> {
     check_group(docs, DOC_FLOOR)
 }
 
-fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<(), TooLarge> {
+fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<u64, TooLarge> {
     let bytes: usize = inputs.iter().map(|i| i.len()).sum();
     let allowed = inputs
         .iter()
@@ -116,7 +120,7 @@ fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<(), TooLarge> {
             return Err(TooLarge::Rows { claimed, allowed });
         }
     }
-    Ok(())
+    Ok(claimed)
 }
 
 /// Bytes the compressed parts of a group may inflate to, together.
@@ -613,27 +617,28 @@ mod tests {
         assert!(matches!(check(&bomb), Err(TooLarge::Rows { .. })));
         // The walk reads the chunk as automerge does: a modest claim passes it (automerge then
         // refuses the chunk for its missing columns).
-        assert_eq!(check(&claiming(1000)), Ok(()));
+        assert_eq!(check(&claiming(1000)), Ok(1000));
     }
 
     #[test]
     fn inputs_that_arrive_together_share_one_allowance() {
         let dense = claiming(700_000);
-        assert_eq!(check(&dense), Ok(()));
-        assert_eq!(check_together(&[&dense]), Ok(()));
+        // What passes is returned as the rows it claims.
+        assert_eq!(check(&dense), Ok(700_000));
+        assert_eq!(check_together(&[&dense]), Ok(700_000));
         assert!(matches!(
             check_together(&[&dense, &dense]),
             Err(TooLarge::Rows { .. })
         ));
         // Documents get a floor each beyond the one they share: two pass, four do not.
-        assert_eq!(check_documents(&[&dense, &dense]), Ok(()));
+        assert_eq!(check_documents(&[&dense, &dense]), Ok(1_400_000));
         assert!(matches!(
             check_documents(&[&dense, &dense, &dense, &dense]),
             Err(TooLarge::Rows { .. })
         ));
         // Honest inputs together pass as they pass alone.
         let modest = claiming(1000);
-        assert_eq!(check_together(&[&modest, &modest, &dense]), Ok(()));
+        assert_eq!(check_together(&[&modest, &modest, &dense]), Ok(702_000));
     }
 
     /// Each compressed part may inflate to 16 MB, and all of a group's together to that for
@@ -651,7 +656,7 @@ mod tests {
         uleb(zeros.len() as u64, &mut len);
         chunk.extend_from_slice(&len);
         chunk.extend_from_slice(&zeros);
-        assert_eq!(check(&chunk), Ok(()));
+        assert!(check(&chunk).is_ok());
         assert!(matches!(
             check_together(&[&chunk, &chunk]),
             Err(TooLarge::Inflated { .. })
@@ -671,11 +676,11 @@ mod tests {
             tx.put(&ROOT, "count", i).unwrap();
             tx.commit();
         }
-        assert_eq!(check(&doc.save()), Ok(()));
-        assert_eq!(check(&doc.save_nocompress()), Ok(()));
+        assert!(check(&doc.save()).is_ok());
+        assert!(check(&doc.save_nocompress()).is_ok());
         for c in doc.get_changes(&[]) {
-            assert_eq!(check(c.raw_bytes()), Ok(()));
-            assert_eq!(check(c.clone().bytes().as_ref()), Ok(()));
+            assert!(check(c.raw_bytes()).is_ok());
+            assert!(check(c.clone().bytes().as_ref()).is_ok());
         }
         use automerge::sync::SyncDoc;
         let mut state = automerge::sync::State::new();
@@ -686,7 +691,7 @@ mod tests {
             rounds += 1;
             if let Some(m) = doc.generate_sync_message(&mut state) {
                 for chunk in m.changes.iter() {
-                    assert_eq!(check(chunk), Ok(()));
+                    assert!(check(chunk).is_ok());
                 }
                 empty.receive_sync_message(&mut other, m).unwrap();
             }

@@ -182,7 +182,13 @@ impl Batch<'_> {
         // The message's changes share one allowance: each having its own, twenty dense
         // changes of a hundred bytes could claim twenty times what the message holds.
         let chunks: Vec<&[u8]> = message.changes.iter().map(AsRef::as_ref).collect();
-        bounded_together(&doc_label(id), &chunks)?;
+        let claimed = bounded_together(&doc_label(id), &chunks)?;
+        // What they claim counts against the sender's day before automerge reads them.
+        if !self.charge_claimed(claimed)? {
+            *state = automerge::sync::State::new();
+            self.save_sync_state(peer, id, state);
+            return Ok(self.over_quota(chunks.len()));
+        }
         if !message
             .have
             .iter()
@@ -243,7 +249,11 @@ impl Batch<'_> {
     /// keeping only the changes [`crate::trust`] accepts. Changes already present have no
     /// effect.
     pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<Admission> {
-        bounded(id, bytes)?;
+        let claimed = bounded(id, bytes)?;
+        // What they claim counts against the sender's day before automerge reads them.
+        if !self.charge_claimed(claimed)? {
+            return Ok(self.over_quota(1));
+        }
         let before = self.heads_before_merge(id)?;
         let target = self.merge_target(id)?;
         let outcome = from_peer(id, || target.load_incremental(bytes));

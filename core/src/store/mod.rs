@@ -109,7 +109,8 @@ pub struct Batch<'a> {
     sender: Sender,
     /// The sender's member and how many bytes of changes a day may be taken from them.
     quota: Option<(crate::ids::MemberId, u64)>,
-    /// Bytes of changes this batch took from the quota's member.
+    /// What this batch took from the quota's member: the bytes of the changes kept, and the
+    /// rows her inputs claimed ([`admit::CLAIMED_ROW_BYTES`] each).
     intake: u64,
     now_ms: i64,
     /// Documents replaced whole (a new generation): their stored changes, sync state and
@@ -168,22 +169,23 @@ pub(crate) fn malformed_by_peer(id: &DocId) -> Error {
 /// Refuses a peer's automerge bytes that claim far more than they hold (a run of billions in
 /// a few bytes, a compressed part that inflates a thousandfold: [`doc::bounds`]) before
 /// automerge reads them, as its allocation would abort the process.
-pub(crate) fn bounded(id: &DocId, bytes: &[u8]) -> Result<()> {
+pub(crate) fn bounded(id: &DocId, bytes: &[u8]) -> Result<u64> {
     bounded_together(&doc_label(id), &[bytes])
 }
 
 /// [`bounded`] for the parts of one input (a sync message's changes), which share one
-/// allowance ([`doc::bounds::check_together`]); `what` names them for the user.
-pub(crate) fn bounded_together(what: &str, parts: &[&[u8]]) -> Result<()> {
+/// allowance ([`doc::bounds::check_together`]); `what` names them for the user. Returns the
+/// rows they claim.
+pub(crate) fn bounded_together(what: &str, parts: &[&[u8]]) -> Result<u64> {
     too_large(what, doc::bounds::check_together(parts))
 }
 
 /// [`bounded`] for the documents of one frame or bundle ([`doc::bounds::check_documents`]).
-pub(crate) fn bounded_documents(what: &str, docs: &[&[u8]]) -> Result<()> {
+pub(crate) fn bounded_documents(what: &str, docs: &[&[u8]]) -> Result<u64> {
     too_large(what, doc::bounds::check_documents(docs))
 }
 
-fn too_large(what: &str, checked: std::result::Result<(), doc::bounds::TooLarge>) -> Result<()> {
+fn too_large(what: &str, checked: std::result::Result<u64, doc::bounds::TooLarge>) -> Result<u64> {
     checked.map_err(|e| {
         tracing::debug!(what, bounds = ?e, "a peer's automerge bytes claim too much");
         Error::Corrupt(format!(
