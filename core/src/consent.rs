@@ -5,11 +5,20 @@
 //! top-level map, which only the genesis change may create, and no nested map two devices
 //! could create apart): who gave it (`consent_guardian`, `consent_relation`), when
 //! (`consent_date`), what it covers (`consent_covers`: `basic`, `private`, `photos`, joined by
-//! commas), the paper form's number (`consent_form`), and a withdrawal (`consent_withdrawn_on`,
-//! `consent_withdrawn_by`, `consent_withdrawn_covers`). A withdrawal with no grant before it is
-//! a guardian's objection (拒绝): a guardian who never signed can still say no, and it binds as
-//! a withdrawal does. Recording consent again replaces the grant and clears the withdrawal. Concurrent values are a conflict like any field's, and every
-//! replica reads the same winner.
+//! commas), the paper form's number (`consent_form`), and a withdrawal of each cover, a key of
+//! its own (`consent_withdrawn:private` = `2026-11-18 王秀英`: the date, a space, who). A
+//! withdrawal with no grant before it is a guardian's objection (拒绝): a guardian who never
+//! signed can still say no, and it binds as a withdrawal does.
+//!
+//! Recording consent again replaces the grant and deletes the withdrawals of what it covers,
+//! nothing else; a withdrawal writes the keys of what it withdraws, nothing else. So a grant
+//! and a withdrawal made apart both stand when they meet: a delete takes away only the values
+//! its device had seen, and a withdrawal written meanwhile is kept. (Older builds kept one
+//! list, `consent_withdrawn_on`, `_by`, `_covers`: a withdrawal and a partial grant made apart
+//! were two values of one key, and one of the guardian's decisions was lost. Such a list is
+//! still read, as withdrawals of each cover it names, and the next consent write moves it to
+//! the keys.) The trust rules refuse a change that lifts a withdrawal without granting what
+//! it covers ([`lifted_without_grant`]).
 //!
 //! [`gate`] is the one rule, applied by the local API before writing and by the trust rules on
 //! arrival (against the child file at the change's dependencies, or, for the private part, at
@@ -31,9 +40,23 @@ pub const RELATION: &str = "consent_relation";
 pub const DATE: &str = "consent_date";
 pub const COVERS: &str = "consent_covers";
 pub const FORM: &str = "consent_form";
+/// The keys of a withdrawal as older builds kept it: one list for every cover (read, and
+/// moved to [`withdrawn_key`]s by the next consent write).
 pub const WITHDRAWN_ON: &str = "consent_withdrawn_on";
 pub const WITHDRAWN_BY: &str = "consent_withdrawn_by";
 pub const WITHDRAWN_COVERS: &str = "consent_withdrawn_covers";
+/// The prefix of every withdrawal key, in either layout.
+pub const WITHDRAWN_PREFIX: &str = "consent_withdrawn";
+
+/// The key of the withdrawal of `cover`.
+pub fn withdrawn_key(cover: Cover) -> String {
+    format!("{WITHDRAWN_PREFIX}:{}", cover.key())
+}
+
+/// The value of a withdrawal key: the date, a space, who.
+pub fn withdrawn_value(date: &str, by: &str) -> String {
+    format!("{date} {by}")
+}
 /// The prefix every consent key shares (the trust rules give these keys their own writers).
 pub const PREFIX: &str = "consent_";
 
@@ -237,14 +260,10 @@ pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<C
         })
     };
     let covers = list(COVERS).unwrap_or_default();
-    if s(COVERS).is_none() && s(WITHDRAWN_ON).is_none() {
+    let withdrawn = withdrawals(&s);
+    if s(COVERS).is_none() && withdrawn.is_none() {
         return None;
     }
-    let withdrawn = s(WITHDRAWN_ON).map(|date| Withdrawal {
-        date,
-        by: s(WITHDRAWN_BY).unwrap_or_default(),
-        covers: list(WITHDRAWN_COVERS).unwrap_or_default(),
-    });
     Some(Consent {
         guardian: s(GUARDIAN).unwrap_or_default(),
         relation: s(RELATION).unwrap_or_default(),
@@ -253,6 +272,61 @@ pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<C
         form: s(FORM).unwrap_or_default(),
         withdrawn,
     })
+}
+
+/// The withdrawals the profile's keys record, in either layout, as one: every cover withdrawn,
+/// with the latest date and who gave it.
+fn withdrawals(s: &impl Fn(&str) -> Option<String>) -> Option<Withdrawal> {
+    let mut entries: Vec<(Cover, String, String)> = Vec::new();
+    if let Some(date) = s(WITHDRAWN_ON) {
+        let by = s(WITHDRAWN_BY).unwrap_or_default();
+        for c in s(WITHDRAWN_COVERS)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(Cover::parse)
+        {
+            entries.push((c, date.clone(), by.clone()));
+        }
+        if entries.is_empty() {
+            // A list naming nothing this build knows still records a decision.
+            return Some(Withdrawal {
+                date,
+                by,
+                covers: Vec::new(),
+            });
+        }
+    }
+    for c in Cover::ALL {
+        if let Some(v) = s(&withdrawn_key(c)) {
+            let (date, by) = v.split_once(' ').unwrap_or((v.as_str(), ""));
+            entries.push((c, date.to_owned(), by.to_owned()));
+        }
+    }
+    let (_, date, by) = entries.iter().max_by(|a, b| a.1.cmp(&b.1))?.clone();
+    let mut covers: Vec<Cover> = entries.into_iter().map(|(c, _, _)| c).collect();
+    covers.sort();
+    covers.dedup();
+    Some(Withdrawal { date, by, covers })
+}
+
+/// The covers a change lifted a withdrawal of without granting them: withdrawn in `before`
+/// (the file at the change's dependencies), neither withdrawn nor covered by the grant in
+/// `after` (the file as the change left it), or covered by a grant the change did not write
+/// (`granted`: whether it wrote `consent_covers`). Empty for an honest write.
+pub fn lifted_without_grant(
+    before: Option<&Consent>,
+    after: Option<&Consent>,
+    granted: bool,
+) -> Vec<Cover> {
+    let Some(w) = before.and_then(|c| c.withdrawn.as_ref()) else {
+        return Vec::new();
+    };
+    w.covers
+        .iter()
+        .copied()
+        .filter(|c| !after.is_some_and(|a| a.is_withdrawn(*c)))
+        .filter(|c| !(granted && after.is_some_and(|a| a.covers.contains(c))))
+        .collect()
 }
 
 #[cfg(test)]
@@ -272,6 +346,85 @@ mod tests {
                 covers: withdrawn.to_vec(),
             }),
         }
+    }
+
+    /// A profile with `keys`, read back.
+    fn read_profile(keys: &[(&str, &str)]) -> Option<Consent> {
+        use automerge::transaction::Transactable;
+        let mut doc = automerge::AutoCommit::new();
+        let p = doc
+            .put_object(automerge::ROOT, "profile", automerge::ObjType::Map)
+            .unwrap();
+        for (k, v) in keys {
+            doc.put(&p, *k, *v).unwrap();
+        }
+        read(&doc, None)
+    }
+
+    #[test]
+    fn withdrawals_read_in_either_layout_as_one() {
+        use Cover::*;
+        let old = read_profile(&[
+            (COVERS, "basic,private"),
+            (WITHDRAWN_ON, "2026-11-01"),
+            (WITHDRAWN_BY, "王秀英"),
+            (WITHDRAWN_COVERS, "private,photos"),
+        ])
+        .unwrap();
+        assert_eq!(
+            old.withdrawn.as_ref().unwrap().covers,
+            vec![Private, Photos]
+        );
+        let private = withdrawn_key(Private);
+        let basic = withdrawn_key(Basic);
+        let new = read_profile(&[
+            (COVERS, "basic,private"),
+            (&private, "2026-11-01 王秀英"),
+            (&basic, "2026-11-18 李桂兰"),
+        ])
+        .unwrap();
+        assert_eq!(
+            new.withdrawn,
+            Some(Withdrawal {
+                date: "2026-11-18".into(),
+                by: "李桂兰".into(),
+                covers: vec![Basic, Private],
+            }),
+            "the latest date and who gave it"
+        );
+        assert!(!new.covers(Basic) && !new.covers(Private));
+        // Both at once (an older build's list not moved yet): every cover either names.
+        let both = read_profile(&[
+            (WITHDRAWN_ON, "2026-11-01"),
+            (WITHDRAWN_COVERS, "photos"),
+            (&basic, "2026-11-18 李桂兰"),
+        ])
+        .unwrap();
+        assert!(both.is_objection());
+        assert_eq!(both.withdrawn.unwrap().covers, vec![Basic, Photos]);
+        assert_eq!(read_profile(&[]), None);
+    }
+
+    #[test]
+    fn a_withdrawal_is_lifted_only_by_a_grant_of_it() {
+        use Cover::*;
+        let before = consent(&[Basic, Private], &[Private, Photos]);
+        // A grant of the private part, written by the change: lifts it.
+        let granted = consent(&[Private], &[Photos]);
+        assert!(lifted_without_grant(Some(&before), Some(&granted), true).is_empty());
+        // The same state, but the grant was not the change's own: refused.
+        assert_eq!(
+            lifted_without_grant(Some(&before), Some(&granted), false),
+            vec![Private]
+        );
+        // Every withdrawal cleared by a grant of the basic file: refused for the others.
+        let cleared = consent(&[Basic], &[]);
+        assert_eq!(
+            lifted_without_grant(Some(&before), Some(&cleared), true),
+            vec![Private, Photos]
+        );
+        // Nothing withdrawn before: nothing to lift.
+        assert!(lifted_without_grant(None, Some(&cleared), false).is_empty());
     }
 
     #[test]

@@ -764,3 +764,155 @@ fn story_10_a_new_grant_keeps_the_withdrawals_it_does_not_cover() {
         .unwrap();
     counselling(&mut teacher, child).unwrap();
 }
+
+fn withdrawal(covers: &str, date: &str) -> WithdrawalInput {
+    WithdrawalInput {
+        date: date.into(),
+        by: "王秀英".into(),
+        covers: covers.into(),
+    }
+}
+
+/// 11. The guardian has withdrawn the private part and photos. At the office the
+///     grandmother withdraws the basic file too, while the 班主任, offline in the village,
+///     records the mother's new form granting photos again. When the two meet, each decision
+///     stands as its own: the basic file and the private part withdrawn, photos granted,
+///     whichever write the merge takes first. (Kept as one list, the two writes were two
+///     values of one key: one of the guardian's decisions was lost, and which depended on
+///     the devices' ids.)
+#[test]
+fn story_11_a_withdrawal_and_a_grant_made_apart_both_stand() {
+    use shouwang_core::consent::Cover;
+
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private,photos"))
+        .unwrap();
+    teacher
+        .archive
+        .withdraw_consent(child, &withdrawal("private,photos", "2026-11-10"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    // Apart.
+    admin
+        .archive
+        .withdraw_consent(child, &withdrawal("basic", "2026-11-18"))
+        .unwrap();
+    teacher
+        .archive
+        .record_consent(child, &consent("photos"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
+    for (who, d) in [("office", &mut admin), ("phone", &mut teacher)] {
+        let c = d.file(child).consent.unwrap();
+        assert!(c.is_withdrawn(Cover::Basic), "{who}: {c:?}");
+        assert!(c.is_withdrawn(Cover::Private), "{who}: {c:?}");
+        assert!(c.covers(Cover::Photos), "{who}: {c:?}");
+    }
+    assert_eq!(quarantined(&mut admin.archive), 0);
+    let err = counselling(&mut teacher, child).unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
+}
+
+/// 12. A modified (or old) app records a grant of the basic file and clears every
+///     withdrawal with it, the private part's included: refused where it arrives. A grant
+///     lifts only what it covers.
+#[test]
+fn story_12_a_grant_that_lifts_a_withdrawal_it_does_not_cover_is_refused() {
+    use shouwang_core::consent::Cover;
+
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private"))
+        .unwrap();
+    teacher
+        .archive
+        .withdraw_consent(child, &withdrawal("private", "2026-11-10"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    let c = teacher.archive.find_child(child).unwrap();
+    let forged = attack::forge(&mut teacher.archive, &DocId::Child(c.clone()), None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        let withdrawals: Vec<String> = tx
+            .keys(&profile)
+            .filter(|k| k.starts_with("consent_withdrawn"))
+            .collect();
+        assert!(!withdrawals.is_empty());
+        for k in withdrawals {
+            tx.delete(&profile, k.as_str())?;
+        }
+        tx.put(&profile, "consent_covers", "basic")?;
+        tx.put(&profile, "consent_date", "2026-11-19")?;
+        Ok(())
+    });
+    sync(&mut teacher, &mut admin);
+    assert!(!holds(&mut admin.archive, &DocId::Child(c), &forged));
+    let reasons: Vec<String> = admin
+        .archive
+        .quarantined()
+        .unwrap()
+        .into_iter()
+        .map(|q| q.reason)
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("撤回"), "{reasons:?}");
+    let c = admin.file(child).consent.unwrap();
+    assert!(c.is_withdrawn(Cover::Private), "{c:?}");
+}
+
+/// 13. A withdrawal an older build kept as one list binds as before; the next grant, of the
+///     basic file, moves what it does not cover to a key of its own, and the office takes
+///     that move (it lifts nothing).
+#[test]
+fn story_13_a_withdrawal_kept_by_an_older_build_is_moved_and_still_binds() {
+    use automerge::ReadDoc;
+    use shouwang_core::consent::{self, Cover};
+
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private"))
+        .unwrap();
+    let c = teacher.archive.find_child(child).unwrap();
+    let doc = DocId::Child(c.clone());
+    // As an older build wrote a withdrawal.
+    attack::forge(&mut teacher.archive, &doc, None, |tx| {
+        use automerge::transaction::Transactable;
+        let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        tx.put(&profile, consent::WITHDRAWN_ON, "2026-11-10")?;
+        tx.put(&profile, consent::WITHDRAWN_BY, "王秀英")?;
+        tx.put(&profile, consent::WITHDRAWN_COVERS, "private")?;
+        Ok(())
+    });
+    assert!(counselling(&mut teacher, child).is_err(), "it binds");
+    teacher
+        .archive
+        .record_consent(child, &consent("basic"))
+        .unwrap();
+    let keys: Vec<String> = {
+        let d = teacher.archive.store().doc(&doc).unwrap().unwrap();
+        let profile = d.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        d.keys(&profile)
+            .filter(|k| k.starts_with(consent::WITHDRAWN_PREFIX))
+            .collect()
+    };
+    assert_eq!(keys, vec![consent::withdrawn_key(Cover::Private)]);
+    sync(&mut teacher, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
+    let c = admin.file(child).consent.unwrap();
+    assert!(c.is_withdrawn(Cover::Private), "{c:?}");
+    assert!(c.covers(Cover::Basic), "{c:?}");
+    assert_eq!(c.withdrawn.unwrap().date, "2026-11-10");
+    assert!(counselling(&mut teacher, child).is_err());
+}

@@ -1310,6 +1310,45 @@ fn story_7f_dense_messages_one_at_a_time_spend_the_daily_quota_before_they_are_r
     );
 }
 
+/// 7g. What a message claims stays spent when its write fails: a dense change, then a second
+///     change under the same actor and sequence number, which automerge refuses after building
+///     the first. The session ends and nothing is merged, but the rows count against the
+///     sender's day, or the next connection could do the same again for nothing.
+#[test]
+fn story_7g_a_failed_write_does_not_refund_what_its_input_claimed() {
+    use automerge::sync::{Message as SyncMessage, MessageVersion};
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let actor = attack::actor_of(&s.mother.archive);
+    let her = s.mother.archive.me_id().clone();
+    let hers = s.mother.archive.store().doc(&doc).unwrap().unwrap().clone();
+    let dense = attack::dense_changes(&hers, actor.clone(), 1, 20_000).remove(0);
+    let twin = attack::dense_changes(&hers, actor, 1, 19_999).remove(0);
+    let before = s.teacher.archive.store().all_heads().unwrap();
+    let mut session = peer(&mut s.teacher, &mut s.mother).with_daily_quota(her, 64 << 20);
+    let store = s.teacher.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let payload = SyncMessage {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: vec![dense, twin].into(),
+        flags: None,
+        version: MessageVersion::V1,
+    }
+    .encode();
+    let frame = Message::Doc { doc, payload }.encode();
+    assert!(session.handle(store, Event::Frame(&frame)).is_err());
+    assert_eq!(store.all_heads().unwrap(), before, "nothing merged");
+    let spent: f64 = store
+        .conn()
+        .query_row("SELECT total(bytes) FROM intake", [], |r| r.get(0))
+        .unwrap();
+    assert!(spent > 100_000.0, "{spent} counted");
+}
+
 /// 7e. The same in a `Changes` frame: every document it lists shares the frame's allowance,
 ///     so three documents of dense changes (ninety thousand operations each, each within its
 ///     own size's allowance) are refused together, before any is merged.

@@ -159,7 +159,7 @@ impl Office {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| OfficeError::Internal(e.to_string()))?;
+            .map_err(|_| OfficeError::Internal(CLOSED.into()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
@@ -183,7 +183,31 @@ impl Office {
     }
 }
 
+/// What a request that comes while the console closes is answered.
+const CLOSED: &str = "服务器正在关闭，请稍后再试";
+
 impl Office {
+    /// Closes the console's archive once the request using it is done; requests after it are
+    /// answered [`CLOSED`]. The server calls it when it shuts down, so that it returns with
+    /// `hub.db` closed (a request given up by its browser may still be running its work).
+    pub async fn close(&self) {
+        let turn = self.inner.turn.clone();
+        let Ok(permit) = turn.clone().acquire_owned().await else {
+            return; // closed already
+        };
+        turn.close();
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            inner
+                .archive
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        })
+        .await;
+    }
+
     /// Runs a password check on tokio's blocking pool, at most [`auth::PASSWORD_CHECKS`] at
     /// once, without the archive.
     pub(crate) async fn check_password(

@@ -8,7 +8,7 @@ use super::care::consent_error;
 use crate::consent::{self, Consent, Cover};
 use crate::dates::parse_date;
 use crate::doc::DocId;
-use crate::doc::access::{map_at, put_str};
+use crate::doc::access::{get_str, map_at, put_str};
 use crate::error::{Error, Result};
 use crate::ids::ChildId;
 use crate::school::{self, PrivacyOfficer};
@@ -136,29 +136,14 @@ impl Archive {
                 put_str(tx, &p, consent::DATE, &date.format("%Y-%m-%d").to_string())?;
                 put_str(tx, &p, consent::COVERS, &Cover::join(&list))?;
                 put_str(tx, &p, consent::FORM, &form)?;
-                // What stays withdrawn is read inside the write, from the file as it is now
-                // (a withdrawal synced a moment ago included).
-                let still_withdrawn: Vec<Cover> = consent::read(tx, None)
-                    .and_then(|c| c.withdrawn)
-                    .map(|w| w.covers.into_iter().filter(|c| !list.contains(c)).collect())
-                    .unwrap_or_default();
-                if still_withdrawn.is_empty() {
-                    for k in [
-                        consent::WITHDRAWN_ON,
-                        consent::WITHDRAWN_BY,
-                        consent::WITHDRAWN_COVERS,
-                    ] {
-                        if automerge::ReadDoc::get(tx, &p, k)?.is_some() {
-                            automerge::transaction::Transactable::delete(tx, &p, k)?;
-                        }
+                // The withdrawals of what it grants are lifted, each its own key (read inside
+                // the write: a withdrawal synced a moment ago included); the others stay.
+                move_withdrawal_list(tx, &p)?;
+                for c in &list {
+                    let k = consent::withdrawn_key(*c);
+                    if automerge::ReadDoc::get(tx, &p, k.as_str())?.is_some() {
+                        automerge::transaction::Transactable::delete(tx, &p, k.as_str())?;
                     }
-                } else {
-                    put_str(
-                        tx,
-                        &p,
-                        consent::WITHDRAWN_COVERS,
-                        &Cover::join(&still_withdrawn),
-                    )?;
                 }
                 Ok(())
             })
@@ -174,7 +159,8 @@ impl Archive {
         self.require_consent_recorder(&child)?;
         let date = parse_date("撤回日期", &input.date)?;
         let by = required("撤回人", &input.by)?;
-        let mut list = covers("撤回范围", &input.covers)?;
+        let named = covers("撤回范围", &input.covers)?;
+        let mut list = named.clone();
         let current = self.consent_of(&child)?;
         if let Some(w) = current.as_ref().and_then(|c| c.withdrawn.as_ref()) {
             list.extend(w.covers.iter().copied());
@@ -196,14 +182,14 @@ impl Archive {
             b.change(&doc, false, &message, |tx| {
                 let p = map_at(tx, &ROOT, "profile")
                     .ok_or_else(|| Error::Corrupt("档案结构".into()))?;
-                put_str(
-                    tx,
-                    &p,
-                    consent::WITHDRAWN_ON,
-                    &date.format("%Y-%m-%d").to_string(),
-                )?;
-                put_str(tx, &p, consent::WITHDRAWN_BY, &by)?;
-                put_str(tx, &p, consent::WITHDRAWN_COVERS, &Cover::join(&list))
+                move_withdrawal_list(tx, &p)?;
+                // Only what this withdrawal names: a key written again would take the place
+                // of a grant's delete made meanwhile on another device.
+                let value = consent::withdrawn_value(&date.format("%Y-%m-%d").to_string(), &by);
+                for c in &named {
+                    put_str(tx, &p, &consent::withdrawn_key(*c), &value)?;
+                }
+                Ok(())
             })
         })?;
         Ok(format!(
@@ -260,11 +246,7 @@ impl Archive {
             return Ok(false);
         };
         let identity = map_at(doc, &ROOT, crate::kinds::IDENTITY.key);
-        let held = |k: &str| {
-            identity
-                .as_ref()
-                .and_then(|o| crate::doc::access::get_str(doc, o, k))
-        };
+        let held = |k: &str| identity.as_ref().and_then(|o| get_str(doc, o, k));
         Ok(row
             .student_no
             .as_ref()
@@ -274,4 +256,36 @@ impl Archive {
                 .as_ref()
                 .is_none_or(|v| held("id_card").as_ref() == Some(v)))
     }
+}
+
+/// Moves a withdrawal kept as one list by older builds (`consent::WITHDRAWN_COVERS`) to a key
+/// per cover, where a later grant lifts only what it covers ([`crate::consent`]). A cover that
+/// already has its key keeps it.
+fn move_withdrawal_list(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    p: &automerge::ObjId,
+) -> Result<()> {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let Some(date) = get_str(tx, p, consent::WITHDRAWN_ON) else {
+        return Ok(());
+    };
+    let by = get_str(tx, p, consent::WITHDRAWN_BY).unwrap_or_default();
+    let covers = get_str(tx, p, consent::WITHDRAWN_COVERS).unwrap_or_default();
+    for c in covers.split(',').filter_map(Cover::parse) {
+        let k = consent::withdrawn_key(c);
+        if tx.get(p, k.as_str())?.is_none() {
+            put_str(tx, p, &k, &consent::withdrawn_value(&date, &by))?;
+        }
+    }
+    for k in [
+        consent::WITHDRAWN_ON,
+        consent::WITHDRAWN_BY,
+        consent::WITHDRAWN_COVERS,
+    ] {
+        if tx.get(p, k)?.is_some() {
+            tx.delete(p, k)?;
+        }
+    }
+    Ok(())
 }

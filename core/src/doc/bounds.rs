@@ -22,7 +22,7 @@
 //!   builds. A document's own floor is for a saved document, whose compressed columns claim
 //!   many rows per byte honestly;
 //! - what passes is returned as the rows it claims: the hub counts them against the sender's
-//!   daily quota before automerge reads the input (`store::admit::CLAIMED_ROW_BYTES`), which
+//!   daily quota before automerge reads the input (`store::admit::claimed_weight`), which
 //!   bounds the work of many inputs, each within its floor, sent one after another;
 //! - a compressed column or change may inflate to at most [`MAX_INFLATED`] bytes plus
 //!   [`INFLATE_RATIO`] times its own size, and all the compressed parts of inputs checked

@@ -84,13 +84,20 @@ pub(super) struct Quarantined {
     bytes: Vec<u8>,
 }
 
-/// What a row a peer's input claims ([`crate::doc::bounds`]) costs of the sender's daily
-/// quota, in bytes, charged before automerge reads the input. Every row is an operation or a
-/// value automerge builds; a run-length encoded change of a hundred bytes can claim a hundred
-/// thousand, so the bytes kept alone did not bound a member's work on the hub (issue found in
-/// stop 35). An honest record of a 1,000-character note claims about 12,000 rows: a teacher's
-/// busiest day costs a few MB of the 64 MB quota.
-pub(crate) const CLAIMED_ROW_BYTES: u64 = 1;
+/// Rows a peer's input may claim per byte of it at no cost to the sender's daily quota
+/// (honest changes claim fewer: a record of a 1,000-character note, about 3 KB, claims about
+/// 12,000 rows).
+pub(crate) const FREE_ROWS_PER_BYTE: u64 = 8;
+
+/// What a peer's input that claims `rows` ([`crate::doc::bounds`]) in `bytes` costs of the
+/// sender's daily quota, in bytes, charged before automerge reads it: a byte for each row
+/// beyond [`FREE_ROWS_PER_BYTE`] per byte. Every row is an operation or a value automerge
+/// builds, and a run-length encoded change of a hundred bytes can claim a hundred thousand, so
+/// the bytes kept alone did not bound what a member can make the hub build (trust story 7f);
+/// honest inputs, re-offers of changes the hub deferred among them, cost nothing here.
+pub(crate) fn claimed_weight(rows: u64, bytes: usize) -> u64 {
+    rows.saturating_sub(FREE_ROWS_PER_BYTE.saturating_mul(bytes as u64))
+}
 
 /// The Chinese reason given for changes over the daily quota.
 fn over_quota_reason(limit: u64) -> String {
@@ -328,16 +335,20 @@ impl Batch<'_> {
 
     /// Counts the `rows` a peer's input claims ([`crate::doc::bounds`]) against the quota's
     /// member's day, before automerge reads it: whether they fit. (Without a quota, always.)
-    pub(super) fn charge_claimed(&mut self, rows: u64) -> Result<bool> {
+    pub(super) fn charge_claimed(&mut self, rows: u64, bytes: usize) -> Result<bool> {
         let Some((_, limit)) = &self.quota else {
             return Ok(true);
         };
         let limit = *limit;
-        let weight = rows.saturating_mul(CLAIMED_ROW_BYTES);
+        let weight = claimed_weight(rows, bytes);
+        if weight == 0 {
+            return Ok(true);
+        }
         if self.taken_today()?.saturating_add(weight) > limit {
             return Ok(false);
         }
         self.intake += weight;
+        self.claimed += weight;
         Ok(true)
     }
 

@@ -184,7 +184,8 @@ impl Batch<'_> {
         let chunks: Vec<&[u8]> = message.changes.iter().map(AsRef::as_ref).collect();
         let claimed = bounded_together(&doc_label(id), &chunks)?;
         // What they claim counts against the sender's day before automerge reads them.
-        if !self.charge_claimed(claimed)? {
+        let bytes = chunks.iter().map(|c| c.len()).sum();
+        if !self.charge_claimed(claimed, bytes)? {
             *state = automerge::sync::State::new();
             self.save_sync_state(peer, id, state);
             return Ok(self.over_quota(chunks.len()));
@@ -251,7 +252,7 @@ impl Batch<'_> {
     pub fn merge_bytes(&mut self, id: &DocId, bytes: &[u8]) -> Result<Admission> {
         let claimed = bounded(id, bytes)?;
         // What they claim counts against the sender's day before automerge reads them.
-        if !self.charge_claimed(claimed)? {
+        if !self.charge_claimed(claimed, bytes.len())? {
             return Ok(self.over_quota(1));
         }
         let before = self.heads_before_merge(id)?;

@@ -109,9 +109,12 @@ pub struct Batch<'a> {
     sender: Sender,
     /// The sender's member and how many bytes of changes a day may be taken from them.
     quota: Option<(crate::ids::MemberId, u64)>,
-    /// What this batch took from the quota's member: the bytes of the changes kept, and the
-    /// rows her inputs claimed ([`admit::CLAIMED_ROW_BYTES`] each).
+    /// What this batch took from the quota's member: the bytes of the changes kept, and what
+    /// her inputs claimed beyond their bytes ([`admit::claimed_weight`]).
     intake: u64,
+    /// Of `intake`, what her inputs claimed: kept even when the batch fails, as automerge has
+    /// done the work by then (a failure must not refund it for the next attempt).
+    claimed: u64,
     now_ms: i64,
     /// Documents replaced whole (a new generation): their stored changes, sync state and
     /// quarantine go, and the file is scrubbed after the commit.
@@ -475,6 +478,7 @@ impl Store {
             sender: Sender::Relay,
             quota: None,
             intake: 0,
+            claimed: 0,
             now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
             replaced: Vec::new(),
         };
@@ -491,6 +495,7 @@ impl Store {
             now_ms,
             quota,
             intake,
+            claimed,
             replaced,
             ..
         } = batch;
@@ -505,6 +510,17 @@ impl Store {
         if outcome.is_err() {
             for (id, _) in &touched {
                 docs.remove(id);
+            }
+            if claimed > 0 {
+                // Rolled back (the transaction went with the chain above); what the inputs
+                // claimed stays spent.
+                let spent = conn.transaction().map_err(Error::from).and_then(|t| {
+                    admit::persist_intake(&t, quota.as_ref(), claimed, now_ms)?;
+                    t.commit().map_err(Error::from)
+                });
+                if let Err(e) = spent {
+                    tracing::warn!("a failed batch's claimed rows were not counted: {e}");
+                }
             }
             return outcome;
         }

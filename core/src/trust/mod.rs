@@ -57,6 +57,7 @@
 //! | `child/<id>/staff` | `flags` (三特) and the staff fields above, nothing else | administrators; the 班主任 of the child's class; unless the guardian withdrew consent to the basic file |
 //! | `contact/<member>` | `contact.phone` | administrators |
 //! | `child/<id>` | `profile.consent_*` (guardian consent, [`crate::consent`]) | administrators; the 班主任 of the child's class |
+//! | `child/<id>` | lifting a withdrawal (`profile.consent_withdrawn*`) | only by a change that writes `consent_covers` granting what it lifts ([`crate::consent::lifted_without_grant`]) |
 //! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers, unless the guardian withdrew consent to the basic file |
 //! | `child/<id>/private` | `identity`, `private_flags` | administrators; the 班主任 of the child's class; only with consent covering the private part (below) |
 //! | `class/<id>` | `profile` | administrators; the class's 班主任 |

@@ -270,6 +270,9 @@ fn judge(
     if let Err(reason) = ctx.check_new_records(&writes) {
         return refuse(reason);
     }
+    if let Err(reason) = ctx.check_consent_lifts(change.deps(), &writes) {
+        return refuse(reason);
+    }
     Verdict::Accept
 }
 
@@ -534,6 +537,37 @@ impl Ctx<'_> {
     fn created_here(&self, obj: &automerge::ObjId) -> bool {
         matches!(obj, automerge::ObjId::Id(counter, actor, _)
             if actor == self.actor && *counter >= self.start_op)
+    }
+
+    /// A change to a child's file that takes away a withdrawal of consent must grant, itself,
+    /// what it takes away ([`crate::consent`]): a grant lifts only what it covers. Judged on
+    /// the file at the change's dependencies and as the change left it.
+    fn check_consent_lifts(&self, deps: &[automerge::ChangeHash], writes: &[Write]) -> Check {
+        use crate::consent::{self, Cover};
+        if !matches!(self.doc_id, DocId::Child(_)) {
+            return Ok(());
+        }
+        let at_profile = |w: &Write, key: &dyn Fn(&str) -> bool| matches!(w.path.as_slice(), [top, k] if top == "profile" && key(k));
+        if !writes
+            .iter()
+            .any(|w| at_profile(w, &|k| k.starts_with(consent::WITHDRAWN_PREFIX)))
+        {
+            return Ok(());
+        }
+        let granted = writes.iter().any(|w| {
+            matches!(w.action, Action::Put(_)) && at_profile(w, &|k| k == consent::COVERS)
+        });
+        let before = consent::read(self.doc, Some(deps));
+        let after = consent::read(self.doc, Some(self.at));
+        let lifted = consent::lifted_without_grant(before.as_ref(), after.as_ref(), granted);
+        if lifted.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "监护人撤回的{}同意，只能由新登记的同意书解除",
+                Cover::labels(&lifted)
+            ))
+        }
     }
 
     /// Every record this change creates: its author, device, role, kind and child.

@@ -79,6 +79,8 @@ pub(crate) struct HttpServer {
     pub fingerprint: Option<(String, bool)>,
     stop: Option<oneshot::Sender<()>>,
     task: OwnedTask,
+    /// The console, whose archive the shutdown closes.
+    office: shouwang_office::Office,
 }
 
 impl HttpServer {
@@ -98,8 +100,9 @@ impl HttpServer {
         let app = axum::Router::new()
             .route("/health", get(health))
             .route("/metrics", get(metrics))
-            .with_state(state)
-            .merge(shouwang_office::Office::new(office).router());
+            .with_state(state);
+        let office = shouwang_office::Office::new(office);
+        let app = app.merge(office.router());
         let (stop, stopped) = oneshot::channel::<()>();
         let stopped = async move {
             let _ = stopped.await;
@@ -134,6 +137,7 @@ impl HttpServer {
             fingerprint: tls.map(|c| (c.fingerprint.clone(), c.own)),
             stop: Some(stop),
             task,
+            office,
         })
     }
 
@@ -143,6 +147,16 @@ impl HttpServer {
             let _ = stop.send(());
         }
         self.task.join().await;
+        // Then the console's archive (a request its browser gave up may still be at work).
+        if tokio::time::timeout(super::ARCHIVE_CLOSE, self.office.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the console's archive was still in use {:?} after shutdown",
+                super::ARCHIVE_CLOSE
+            );
+        }
     }
 }
 

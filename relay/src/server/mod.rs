@@ -84,7 +84,8 @@ impl OwnedTask {
         OwnedTask(Some(tokio::spawn(fut)))
     }
 
-    /// Stops the task and waits until it has ended (its future dropped, with all it held).
+    /// Stops the task and waits until its future is dropped (a blocking closure it spawned
+    /// runs on, holding what it holds: the archive pool waits for those, `ArchivePool::close`).
     pub async fn stop(&mut self) {
         if let Some(h) = self.0.take() {
             h.abort();
@@ -163,8 +164,9 @@ impl HubState {
 }
 
 /// How long a shutdown waits for the archives still lent (a conversation's callback, the
-/// watcher's tick) to come back.
-const ARCHIVE_CLOSE: Duration = Duration::from_secs(10);
+/// watcher's tick, which may be scrubbing the store after an erasure; the console's request)
+/// to come back. Within systemd's 90 s between SIGTERM and SIGKILL.
+pub(crate) const ARCHIVE_CLOSE: Duration = Duration::from_secs(60);
 
 /// The running server.
 #[derive(Debug)]

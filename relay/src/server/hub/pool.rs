@@ -103,7 +103,8 @@ impl ArchivePool {
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .open -= 1;
-                        self.freed.notify_one();
+                        // A borrower may open in its place, or the closing pool stop waiting.
+                        self.freed.notify_all();
                         Err(e)
                     }
                 };
@@ -130,8 +131,10 @@ impl ArchivePool {
         state.closed = true;
         let idle = std::mem::take(&mut state.idle);
         state.open -= idle.len();
-        // Closed outside the lock (a close may checkpoint the WAL).
+        // Closed outside the lock (a close may checkpoint the WAL); borrowers waiting for an
+        // archive learn that none is coming.
         drop(state);
+        self.freed.notify_all();
         drop(idle);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while state.open > 0 {
