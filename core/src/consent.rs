@@ -139,6 +139,29 @@ pub struct Withdrawal {
     pub covers: Vec<Cover>,
 }
 
+impl Withdrawal {
+    /// Withdrawals of single covers as one per date and person, in date order.
+    fn grouped(mut entries: Vec<(Cover, String, String)>) -> Vec<Withdrawal> {
+        entries.sort_by(|a, b| (&a.1, &a.2, a.0).cmp(&(&b.1, &b.2, b.0)));
+        let mut out: Vec<Withdrawal> = Vec::new();
+        for (c, date, by) in entries {
+            match out.last_mut() {
+                Some(w) if w.date == date && w.by == by => {
+                    if !w.covers.contains(&c) {
+                        w.covers.push(c);
+                    }
+                }
+                _ => out.push(Withdrawal {
+                    date,
+                    by,
+                    covers: vec![c],
+                }),
+            }
+        }
+        out
+    }
+}
+
 /// A child's consent as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Consent {
@@ -147,7 +170,10 @@ pub struct Consent {
     pub date: String,
     pub covers: Vec<Cover>,
     pub form: String,
+    /// Everything withdrawn, with the latest withdrawal's date and who gave it.
     pub withdrawn: Option<Withdrawal>,
+    /// The withdrawals one by one (per date and person, in date order).
+    pub withdrawals: Vec<Withdrawal>,
 }
 
 impl Consent {
@@ -202,12 +228,12 @@ impl Consent {
                 self.form
             )
         };
-        if let Some(w) = &self.withdrawn {
-            let verb = if self.is_objection() {
-                "拒绝"
-            } else {
-                "撤回"
-            };
+        let verb = if self.is_objection() {
+            "拒绝"
+        } else {
+            "撤回"
+        };
+        for w in &self.withdrawals {
             s.push_str(&format!(
                 "；{} 于 {} {verb}：{}",
                 w.by,
@@ -217,6 +243,18 @@ impl Consent {
         }
         s
     }
+
+    /// The withdrawal of `cover`, if it was withdrawn.
+    pub fn withdrawal_of(&self, cover: Cover) -> Option<&Withdrawal> {
+        self.withdrawals
+            .iter()
+            .rev()
+            .find(|w| w.covers.contains(&cover))
+            .or(self
+                .withdrawn
+                .as_ref()
+                .filter(|w| w.covers.contains(&cover)))
+    }
 }
 
 /// Why a write of `cover` for a child is not allowed, or `None` if it is. `required`: the
@@ -225,7 +263,10 @@ pub fn gate(required: bool, consent: Option<&Consent>, cover: Cover) -> Option<S
     if let Some(c) = consent
         && c.is_withdrawn(cover)
     {
-        let w = c.withdrawn.as_ref().map(|w| w.date.as_str()).unwrap_or("");
+        let w = c
+            .withdrawal_of(cover)
+            .map(|w| w.date.as_str())
+            .unwrap_or("");
         return Some(if c.is_objection() {
             format!(
                 "监护人已于{w}拒绝学校记录{}，不能再新增或修改",
@@ -260,7 +301,7 @@ pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<C
         })
     };
     let covers = list(COVERS).unwrap_or_default();
-    let withdrawn = withdrawals(&s);
+    let (withdrawn, withdrawals) = withdrawals(&s);
     if s(COVERS).is_none() && withdrawn.is_none() {
         return None;
     }
@@ -271,29 +312,24 @@ pub fn read<D: ReadDoc>(child_doc: &D, heads: Option<&[ChangeHash]>) -> Option<C
         covers,
         form: s(FORM).unwrap_or_default(),
         withdrawn,
+        withdrawals,
     })
 }
 
-/// The withdrawals the profile's keys record, in either layout, as one: every cover withdrawn,
-/// with the latest date and who gave it.
-fn withdrawals(s: &impl Fn(&str) -> Option<String>) -> Option<Withdrawal> {
+/// The withdrawals the profile's keys record, in either layout: all of them as one (every
+/// cover withdrawn, with the latest date and who gave it), and one by one. An older build's
+/// list adds its covers to the keys' (while both are there: written apart by two builds); it
+/// never hides them, even naming nothing this build knows.
+fn withdrawals(s: &impl Fn(&str) -> Option<String>) -> (Option<Withdrawal>, Vec<Withdrawal>) {
     let mut entries: Vec<(Cover, String, String)> = Vec::new();
-    if let Some(date) = s(WITHDRAWN_ON) {
-        let by = s(WITHDRAWN_BY).unwrap_or_default();
+    let legacy = s(WITHDRAWN_ON).map(|date| (date, s(WITHDRAWN_BY).unwrap_or_default()));
+    if let Some((date, by)) = &legacy {
         for c in s(WITHDRAWN_COVERS)
             .unwrap_or_default()
             .split(',')
             .filter_map(Cover::parse)
         {
             entries.push((c, date.clone(), by.clone()));
-        }
-        if entries.is_empty() {
-            // A list naming nothing this build knows still records a decision.
-            return Some(Withdrawal {
-                date,
-                by,
-                covers: Vec::new(),
-            });
         }
     }
     for c in Cover::ALL {
@@ -302,11 +338,21 @@ fn withdrawals(s: &impl Fn(&str) -> Option<String>) -> Option<Withdrawal> {
             entries.push((c, date.to_owned(), by.to_owned()));
         }
     }
-    let (_, date, by) = entries.iter().max_by(|a, b| a.1.cmp(&b.1))?.clone();
-    let mut covers: Vec<Cover> = entries.into_iter().map(|(c, _, _)| c).collect();
+    let latest = entries
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1))
+        .map(|(_, date, by)| (date.clone(), by.clone()))
+        .or(legacy);
+    let Some((date, by)) = latest else {
+        return (None, Vec::new());
+    };
+    let mut covers: Vec<Cover> = entries.iter().map(|(c, _, _)| *c).collect();
     covers.sort();
     covers.dedup();
-    Some(Withdrawal { date, by, covers })
+    (
+        Some(Withdrawal { date, by, covers }),
+        Withdrawal::grouped(entries),
+    )
 }
 
 /// The covers a change lifted a withdrawal of without granting them: withdrawn in `before`
@@ -345,6 +391,7 @@ mod tests {
                 by: "王秀英".into(),
                 covers: withdrawn.to_vec(),
             }),
+            withdrawals: Vec::new(),
         }
     }
 
@@ -393,6 +440,19 @@ mod tests {
             "the latest date and who gave it"
         );
         assert!(!new.covers(Basic) && !new.covers(Private));
+        // One by one, each with its own date and person.
+        assert!(
+            new.line().ends_with(
+                "；王秀英 于 2026-11-01 撤回：隐私部分；李桂兰 于 2026-11-18 撤回：基本档案"
+            ),
+            "{}",
+            new.line()
+        );
+        assert!(
+            gate(false, Some(&new), Private)
+                .unwrap()
+                .contains("2026-11-01")
+        );
         // Both at once (an older build's list not moved yet): every cover either names.
         let both = read_profile(&[
             (WITHDRAWN_ON, "2026-11-01"),
@@ -402,6 +462,16 @@ mod tests {
         .unwrap();
         assert!(both.is_objection());
         assert_eq!(both.withdrawn.unwrap().covers, vec![Basic, Photos]);
+        // An older build's list naming nothing known hides nothing.
+        let junk = read_profile(&[
+            (WITHDRAWN_ON, "2026-11-01"),
+            (WITHDRAWN_COVERS, "none"),
+            (&private, "2026-11-18 李桂兰"),
+        ])
+        .unwrap();
+        assert_eq!(junk.withdrawn.unwrap().covers, vec![Private]);
+        let nothing = read_profile(&[(WITHDRAWN_ON, "2026-11-01")]).unwrap();
+        assert_eq!(nothing.withdrawn.unwrap().covers, Vec::<Cover>::new());
         assert_eq!(read_profile(&[]), None);
     }
 

@@ -916,3 +916,152 @@ fn story_13_a_withdrawal_kept_by_an_older_build_is_moved_and_still_binds() {
     assert_eq!(c.withdrawn.unwrap().date, "2026-11-10");
     assert!(counselling(&mut teacher, child).is_err());
 }
+
+/// 14. The guardian signs again what she had withdrawn, a form of the same scope as before:
+///     the 班主任's grant writes the same `consent_covers` value, and lifts the withdrawal. The
+///     office takes it (the grant is the change's own, though the value did not change).
+#[test]
+fn story_14_signing_again_the_same_scope_lifts_the_withdrawal_everywhere() {
+    use shouwang_core::consent::Cover;
+
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private"))
+        .unwrap();
+    teacher
+        .archive
+        .withdraw_consent(child, &withdrawal("private", "2026-11-10"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    let again = ConsentInput {
+        date: "2026-11-19".into(),
+        form: "TY-2026-031".into(),
+        ..consent("basic,private")
+    };
+    teacher.archive.record_consent(child, &again).unwrap();
+    counselling(&mut teacher, child).unwrap();
+    sync(&mut teacher, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
+    let c = admin.file(child).consent.unwrap();
+    assert!(c.covers(Cover::Private), "{c:?}");
+    assert_eq!(c.withdrawn, None, "{c:?}");
+}
+
+/// 15. While the office records the guardian's withdrawal of the private part, a modified
+///     app of the 班主任, not having seen it, writes a withdrawal list of the older layout
+///     naming nothing. Merged, the withdrawal still binds: an older list adds to the keys, it
+///     never hides them.
+#[test]
+fn story_15_an_older_list_naming_nothing_does_not_hide_a_withdrawal() {
+    use shouwang_core::consent::{self, Cover};
+
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    admin
+        .archive
+        .withdraw_consent(child, &withdrawal("private", "2026-11-18"))
+        .unwrap();
+    let c = teacher.archive.find_child(child).unwrap();
+    attack::forge(&mut teacher.archive, &DocId::Child(c), None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        tx.put(&profile, consent::WITHDRAWN_ON, "2026-11-18")?;
+        tx.put(&profile, consent::WITHDRAWN_COVERS, "none")?;
+        Ok(())
+    });
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
+    for (who, d) in [("office", &mut admin), ("phone", &mut teacher)] {
+        let c = d.file(child).consent.unwrap();
+        assert!(c.is_withdrawn(Cover::Private), "{who}: {c:?}");
+    }
+    assert!(counselling(&mut teacher, child).is_err());
+}
+
+/// 16. A modified app deletes the withdrawal key from a state that never held it, naming the
+///     office's withdrawal as what the delete supersedes (automerge takes a delete of an
+///     operation its change does not depend on). Refused where it arrives: a change may take
+///     away only a withdrawal it has seen.
+#[test]
+fn story_16_a_delete_of_a_withdrawal_it_never_saw_is_refused() {
+    use automerge::ReadDoc;
+    use shouwang_core::consent::{self, Cover};
+    use shouwang_core::store::Sender;
+
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    admin
+        .archive
+        .withdraw_consent(child, &withdrawal("private", "2026-11-18"))
+        .unwrap();
+    let c = teacher.archive.find_child(child).unwrap();
+    let doc = DocId::Child(c.clone());
+    let key = consent::withdrawn_key(Cover::Private);
+    // The office's withdrawal op, as a delete would name it.
+    let withdrawal_op = {
+        let d = admin.archive.store().doc(&doc).unwrap().unwrap();
+        let profile = d.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        d.get(&profile, key.as_str()).unwrap().unwrap().1
+    };
+    // Her phone writes a harmless change (the consent's date again), then turns its one
+    // operation into a delete of the key, superseding the office's op.
+    let honest = attack::forge(&mut teacher.archive, &doc, None, |tx| {
+        use automerge::transaction::Transactable;
+        let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        tx.put(&profile, consent::DATE, "2026-09-02")?;
+        Ok(())
+    });
+    let bytes = {
+        let d = teacher.archive.store().doc(&doc).unwrap().unwrap();
+        let mut expanded = d.get_change_by_hash(&honest).unwrap().decode();
+        let (counter, actor) = withdrawal_op
+            .to_string()
+            .split_once('@')
+            .map(|(c, a)| {
+                (
+                    c.parse::<u64>().unwrap(),
+                    automerge::ActorId::from(hex::decode(a).unwrap()),
+                )
+            })
+            .unwrap();
+        let op = &mut expanded.operations[0];
+        op.key = automerge::legacy::Key::Map(key.as_str().into());
+        op.action = automerge::legacy::OpType::Delete;
+        op.pred =
+            automerge::legacy::SortedVec::from(vec![automerge::legacy::OpId::new(counter, &actor)]);
+        automerge::Change::from(expanded).raw_bytes().to_vec()
+    };
+    let teacher_device = teacher.archive.device().clone();
+    let before = admin.archive.store().all_heads().unwrap();
+    admin
+        .archive
+        .store()
+        .write(|b| {
+            b.set_sender(Sender::Device {
+                device: teacher_device,
+                roles: Some(vec![shouwang_core::roles::Role::HeadTeacher]),
+            });
+            b.merge_bytes(&doc, &bytes)
+        })
+        .unwrap();
+    let c = admin.file(child).consent.unwrap();
+    assert!(c.is_withdrawn(Cover::Private), "{c:?}");
+    assert_eq!(admin.archive.store().all_heads().unwrap(), before);
+    assert_eq!(quarantined(&mut admin.archive), 1);
+}

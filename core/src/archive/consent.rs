@@ -134,7 +134,14 @@ impl Archive {
                 put_str(tx, &p, consent::GUARDIAN, &guardian)?;
                 put_str(tx, &p, consent::RELATION, &relation)?;
                 put_str(tx, &p, consent::DATE, &date.format("%Y-%m-%d").to_string())?;
-                put_str(tx, &p, consent::COVERS, &Cover::join(&list))?;
+                // Written even when the value is the same: a change lifting a withdrawal must
+                // carry its grant (`trust::rules`, `check_consent_lifts`).
+                automerge::transaction::Transactable::put(
+                    tx,
+                    &p,
+                    consent::COVERS,
+                    Cover::join(&list),
+                )?;
                 put_str(tx, &p, consent::FORM, &form)?;
                 // The withdrawals of what it grants are lifted, each its own key (read inside
                 // the write: a withdrawal synced a moment ago included); the others stay.
@@ -272,6 +279,15 @@ fn move_withdrawal_list(
     };
     let by = get_str(tx, p, consent::WITHDRAWN_BY).unwrap_or_default();
     let covers = get_str(tx, p, consent::WITHDRAWN_COVERS).unwrap_or_default();
+    if covers
+        .split(',')
+        .filter(|c| !c.trim().is_empty())
+        .any(|c| Cover::parse(c).is_none())
+    {
+        // Not written by any build (an older one named only the covers it knew): left as it
+        // is, read beside the keys.
+        return Ok(());
+    }
     for c in covers.split(',').filter_map(Cover::parse) {
         let k = consent::withdrawn_key(c);
         if tx.get(p, k.as_str())?.is_none() {

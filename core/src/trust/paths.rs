@@ -21,6 +21,8 @@ pub struct Write {
     /// The operation supersedes values already there (automerge's `pred`): an overwrite, as
     /// opposed to writing a key for the first time.
     pub replaces: bool,
+    /// The operations it supersedes (`counter`, actor).
+    pub pred: Vec<(u64, ActorId)>,
 }
 
 /// What an operation does.
@@ -96,6 +98,11 @@ pub fn writes(doc: &Automerge, change: &automerge::Change) -> Option<Vec<Write>>
             action,
             objects,
             replaces: !op.pred.is_empty(),
+            pred: op
+                .pred
+                .iter()
+                .map(|p| (p.counter(), p.actor().clone()))
+                .collect(),
         });
     }
     Some(out)

@@ -270,6 +270,9 @@ fn judge(
     if let Err(reason) = ctx.check_new_records(&writes) {
         return refuse(reason);
     }
+    if let Err(reason) = ctx.check_superseded(change.deps(), &writes) {
+        return refuse(reason);
+    }
     if let Err(reason) = ctx.check_consent_lifts(change.deps(), &writes) {
         return refuse(reason);
     }
@@ -539,6 +542,52 @@ impl Ctx<'_> {
             if actor == self.actor && *counter >= self.start_op)
     }
 
+    /// What an operation on a map key supersedes (its `pred`) must be what the key held in
+    /// the change's own history (at its dependencies), or an earlier operation of the change.
+    /// automerge takes a delete or an overwrite naming any operation: a modified app could
+    /// take away a value written meanwhile on another device, which it never saw, without the
+    /// conflict an honest overwrite leaves (a guardian's withdrawal of consent, a carer's edit
+    /// of a phone number). Lists and text are not checked: what is written in them is the
+    /// writer's own record.
+    fn check_superseded(&self, deps: &[automerge::ChangeHash], writes: &[Write]) -> Check {
+        use automerge::ReadDoc;
+        let own = |(counter, actor): &(u64, automerge::ActorId)| {
+            actor == self.actor && *counter >= self.start_op
+        };
+        for w in writes.iter().filter(|w| w.replaces) {
+            if matches!(w.action, Action::Edit) || w.pred.iter().all(own) {
+                continue;
+            }
+            let Some(key) = w.path.last() else {
+                continue;
+            };
+            let obj = match w.path.len() {
+                0 | 1 => automerge::ROOT,
+                n => match w.objects.get(n - 2) {
+                    Some(o) => o.clone(),
+                    None => return Err("修改的结构无法识别".into()),
+                },
+            };
+            let held: Vec<(u64, automerge::ActorId)> = self
+                .doc
+                .get_all_at(&obj, key.as_str(), deps)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(_, id)| match id {
+                    automerge::ObjId::Id(counter, actor, _) => Some((counter, actor)),
+                    automerge::ObjId::Root => None,
+                })
+                .collect();
+            if !w.pred.iter().all(|p| own(p) || held.contains(p)) {
+                return Err(format!(
+                    "修改覆盖了它没有见过的内容（“{}”），没有接受",
+                    w.path.join(".")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A change to a child's file that takes away a withdrawal of consent must grant, itself,
     /// what it takes away ([`crate::consent`]): a grant lifts only what it covers. Judged on
     /// the file at the change's dependencies and as the change left it.
@@ -554,8 +603,18 @@ impl Ctx<'_> {
         {
             return Ok(());
         }
+        // A grant writes `consent_covers` (honest builds always do, the same value again
+        // included); older builds wrote only the keys whose value changed: a new form's date
+        // or number at least.
+        let grant_keys = [
+            consent::COVERS,
+            consent::DATE,
+            consent::FORM,
+            consent::GUARDIAN,
+            consent::RELATION,
+        ];
         let granted = writes.iter().any(|w| {
-            matches!(w.action, Action::Put(_)) && at_profile(w, &|k| k == consent::COVERS)
+            matches!(w.action, Action::Put(_)) && at_profile(w, &|k| grant_keys.contains(&k))
         });
         let before = consent::read(self.doc, Some(deps));
         let after = consent::read(self.doc, Some(self.at));
