@@ -371,6 +371,41 @@ fn benches(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+
+    // The same for an edit: the guardian's phone and name written over (each operation
+    // supersedes what the field held, which the rules check the change had seen).
+    for phone in ["13907351234", "13907355678"] {
+        teacher
+            .edit_child(
+                "学生010",
+                "guardian",
+                &[
+                    ("phone".to_owned(), phone.to_owned()),
+                    ("name".to_owned(), format!("王秀英{}", &phone[9..])),
+                ],
+            )
+            .unwrap();
+    }
+    let doc = teacher.store().doc(&child).unwrap().unwrap().clone();
+    let edit = doc.get_last_local_change().unwrap();
+    let before = doc.fork_at(edit.deps()).unwrap();
+    assert_eq!(
+        shouwang_core::trust::validate(&child, &doc, &edit, &auth),
+        shouwang_core::trust::Verdict::Accept
+    );
+    g.bench_function("trust_validate_edit", |b| {
+        b.iter(|| black_box(shouwang_core::trust::validate(&child, &doc, &edit, &auth)))
+    });
+    g.bench_function("automerge_apply_edit_reference", |b| {
+        b.iter_batched(
+            || before.clone(),
+            |mut d| {
+                d.load_incremental(edit.raw_bytes()).unwrap();
+                d
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
