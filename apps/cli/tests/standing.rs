@@ -48,6 +48,9 @@ fn story_work_done_offline_after_losing_a_class_or_a_pairing_reaches_the_school_
         "{review}"
     );
     assert!(review.contains("没有被拒绝的修改"), "{review}");
+    // Where each came from, for people: the phone that sent it, not its raw id.
+    assert!(review.contains("来源：王瑞侠（设备 "), "{review}");
+    assert!(review.contains("来源：刘桂兰（设备 "), "{review}");
 
     // 5. The phones no longer hold the files that are not theirs any more.
     ok(&teacher, &["sync"]);

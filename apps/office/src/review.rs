@@ -8,32 +8,13 @@
 use axum::extract::State;
 use axum::response::Response;
 use shouwang_core::archive::QuarantinedChange;
-use shouwang_core::school::SchoolView;
 
 use crate::auth::viewer;
 use crate::html::{self, Table};
 use crate::{Ctx, Office, OfficeError};
 
-/// Who a device id (a change's actor, or where a change came from) belongs to, for people.
-fn device_label(school: &SchoolView, device: &str) -> String {
-    let (device, file) = match shouwang_core::store::source_device(device) {
-        (Some(device), file) => (device, file),
-        (None, _) => return "数据文件".to_owned(),
-    };
-    let short: String = device.chars().take(8).collect();
-    let who = match school.device_owner_name(device) {
-        Some(name) => format!("{name}（设备 {short}）"),
-        None => format!("未登记的设备 {short}"),
-    };
-    if file {
-        format!("{who}的数据文件")
-    } else {
-        who
-    }
-}
-
 /// A table of refused or listed changes.
-fn listed(school: &SchoolView, rows: &[QuarantinedChange]) -> String {
+fn listed(rows: &[QuarantinedChange]) -> String {
     let mut t = Table::new(&["时间", "档案", "成员", "设备", "原因", "来源"]);
     for q in rows {
         t.row(&[
@@ -42,7 +23,7 @@ fn listed(school: &SchoolView, rows: &[QuarantinedChange]) -> String {
             &q.member,
             &q.device.chars().take(8).collect::<String>(),
             &q.reason,
-            &device_label(school, &q.source),
+            &q.from,
         ]);
     }
     t.finish()
@@ -67,12 +48,12 @@ pub(crate) async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Respo
             body.push_str(&format!(
                 "<section><h2>已接收、需要核实的修改（{} 项）</h2><p>成员在得知自己的职责调整之前所做的修改，或记录日期、修改时间不对的修改。原因见每项。</p>{}</section>",
                 outdated.len(),
-                listed(&school, &outdated)
+                listed(&outdated)
             ));
             body.push_str(&format!(
                 "<section><h2>被拒绝并隔离的修改（{} 项）</h2><p>超出成员权限或不合格式的修改，没有进入任何档案。</p>{}</section>",
                 refused.len(),
-                listed(&school, &refused)
+                listed(&refused)
             ));
             let mut t = Table::new(&["时间", "档案", "已停用的设备", "由谁转交"]);
             for r in &relayed {
@@ -84,11 +65,7 @@ pub(crate) async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Respo
                         r.member,
                         r.device.chars().take(8).collect::<String>()
                     ),
-                    &format!(
-                        "{}（设备 {}）",
-                        r.via_member,
-                        r.via_device.chars().take(8).collect::<String>()
-                    ),
+                    &r.via,
                 ]);
             }
             body.push_str(&format!(

@@ -37,10 +37,32 @@ pub struct QuarantinedChange {
     pub member: String,
     pub device: String,
     pub reason: String,
-    /// Where it came from: a peer's device id, or `bundle`.
+    /// Where it came from: a peer's device id, or `bundle:` and the device that signed the
+    /// file (`bundle` alone from older builds).
     pub source: String,
+    /// The same for people ([`source_label`]).
+    pub from: String,
     /// Device clock when it was refused, seconds since the epoch.
     pub at: i64,
+}
+
+/// Where a change came from (a `source`: a device id, or a data file that device signed), for
+/// people: `王瑞侠（设备 1a2b3c4d）`, `王瑞侠（设备 1a2b3c4d）的数据文件`, `未登记的设备 …`.
+pub fn source_label(school: &crate::school::SchoolView, source: &str) -> String {
+    let (device, file) = match crate::store::source_device(source) {
+        (Some(device), file) => (device, file),
+        (None, _) => return "数据文件".to_owned(),
+    };
+    let short: String = device.chars().take(8).collect();
+    let who = match school.device_owner_name(device) {
+        Some(name) => format!("{name}（设备 {short}）"),
+        None => format!("未登记的设备 {short}"),
+    };
+    if file {
+        format!("{who}的数据文件")
+    } else {
+        who
+    }
 }
 
 /// A change of a revoked device that another device handed on and this side accepted: the
@@ -52,9 +74,11 @@ pub struct RelayedChange {
     /// Who the revoked device is registered to, and the device.
     pub member: String,
     pub device: String,
-    /// The member and device that handed it on.
+    /// The member and device that handed it on (`via_device` a `source`, as
+    /// [`QuarantinedChange::source`]), and the same for people ([`source_label`]).
     pub via_member: String,
     pub via_device: String,
+    pub via: String,
     /// Device clock when it was accepted, seconds since the epoch.
     pub at: i64,
 }
@@ -349,6 +373,7 @@ impl Archive {
                 member,
                 device: actor,
                 reason,
+                from: source_label(&school, &source),
                 source,
                 at: at / 1000,
             });
@@ -386,6 +411,7 @@ impl Archive {
                     (Some(device), _) => name_of(device),
                     (None, _) => "数据文件".to_owned(),
                 },
+                via: source_label(&school, &source),
                 via_device: source,
                 at: at / 1000,
             });

@@ -149,7 +149,7 @@ fn listed(q: &shouwang_core::archive::QuarantinedChange) -> String {
         q.member,
         q.device,
         q.reason,
-        q.source
+        q.from
     )
 }
 
@@ -182,13 +182,12 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
     }
     for r in relayed {
         ctx.line(format!(
-            "{}  {}  {}（已停用设备 {}），由 {}（设备 {}）转交",
+            "{}  {}  {}（已停用设备 {}），由 {} 转交",
             crate::output::local_time(r.at),
             r.doc,
             r.member,
             r.device,
-            r.via_member,
-            r.via_device
+            r.via
         ))?;
     }
     if !outdated.is_empty() {
