@@ -773,6 +773,27 @@ fn withdrawal(covers: &str, date: &str) -> WithdrawalInput {
     }
 }
 
+/// The office and the 班主任's phone, after she recorded the guardian's consent to `covers`
+/// for the first child and then, unless empty, its withdrawal of `withdrawn` (2026-11-10),
+/// and synced.
+fn consented(covers: &str, withdrawn: &str) -> (Device, Device) {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent(covers))
+        .unwrap();
+    if !withdrawn.is_empty() {
+        teacher
+            .archive
+            .withdraw_consent(child, &withdrawal(withdrawn, "2026-11-10"))
+            .unwrap();
+    }
+    sync(&mut teacher, &mut admin);
+    (admin, teacher)
+}
+
 /// 11. The guardian has withdrawn the private part and photos. At the office the
 ///     grandmother withdraws the basic file too, while the 班主任, offline in the village,
 ///     records the mother's new form granting photos again. When the two meet, each decision
@@ -784,18 +805,8 @@ fn withdrawal(covers: &str, date: &str) -> WithdrawalInput {
 fn story_11_a_withdrawal_and_a_grant_made_apart_both_stand() {
     use shouwang_core::consent::Cover;
 
-    let mut admin = school();
-    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let (mut admin, mut teacher) = consented("basic,private,photos", "private,photos");
     let child = CHILDREN[0].1;
-    teacher
-        .archive
-        .record_consent(child, &consent("basic,private,photos"))
-        .unwrap();
-    teacher
-        .archive
-        .withdraw_consent(child, &withdrawal("private,photos", "2026-11-10"))
-        .unwrap();
-    sync(&mut teacher, &mut admin);
     // Apart.
     admin
         .archive
@@ -825,18 +836,8 @@ fn story_11_a_withdrawal_and_a_grant_made_apart_both_stand() {
 fn story_12_a_grant_that_lifts_a_withdrawal_it_does_not_cover_is_refused() {
     use shouwang_core::consent::Cover;
 
-    let mut admin = school();
-    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let (mut admin, mut teacher) = consented("basic,private", "private");
     let child = CHILDREN[0].1;
-    teacher
-        .archive
-        .record_consent(child, &consent("basic,private"))
-        .unwrap();
-    teacher
-        .archive
-        .withdraw_consent(child, &withdrawal("private", "2026-11-10"))
-        .unwrap();
-    sync(&mut teacher, &mut admin);
     let c = teacher.archive.find_child(child).unwrap();
     let forged = attack::forge(&mut teacher.archive, &DocId::Child(c.clone()), None, |tx| {
         use automerge::ReadDoc;
@@ -924,18 +925,8 @@ fn story_13_a_withdrawal_kept_by_an_older_build_is_moved_and_still_binds() {
 fn story_14_signing_again_the_same_scope_lifts_the_withdrawal_everywhere() {
     use shouwang_core::consent::Cover;
 
-    let mut admin = school();
-    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let (mut admin, mut teacher) = consented("basic,private", "private");
     let child = CHILDREN[0].1;
-    teacher
-        .archive
-        .record_consent(child, &consent("basic,private"))
-        .unwrap();
-    teacher
-        .archive
-        .withdraw_consent(child, &withdrawal("private", "2026-11-10"))
-        .unwrap();
-    sync(&mut teacher, &mut admin);
     let again = ConsentInput {
         date: "2026-11-19".into(),
         form: "TY-2026-031".into(),
@@ -958,14 +949,8 @@ fn story_14_signing_again_the_same_scope_lifts_the_withdrawal_everywhere() {
 fn story_15_an_older_list_naming_nothing_does_not_hide_a_withdrawal() {
     use shouwang_core::consent::{self, Cover};
 
-    let mut admin = school();
-    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let (mut admin, mut teacher) = consented("basic,private", "");
     let child = CHILDREN[0].1;
-    teacher
-        .archive
-        .record_consent(child, &consent("basic,private"))
-        .unwrap();
-    sync(&mut teacher, &mut admin);
     admin
         .archive
         .withdraw_consent(child, &withdrawal("private", "2026-11-18"))
@@ -998,14 +983,8 @@ fn story_16_a_delete_of_a_withdrawal_it_never_saw_is_refused() {
     use shouwang_core::consent::{self, Cover};
     use shouwang_core::store::Sender;
 
-    let mut admin = school();
-    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let (mut admin, mut teacher) = consented("basic,private", "");
     let child = CHILDREN[0].1;
-    teacher
-        .archive
-        .record_consent(child, &consent("basic,private"))
-        .unwrap();
-    sync(&mut teacher, &mut admin);
     admin
         .archive
         .withdraw_consent(child, &withdrawal("private", "2026-11-18"))

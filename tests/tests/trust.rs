@@ -1187,6 +1187,22 @@ fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_cl
     assert!(listed(&mut s.admin, "2099-01-01"));
 }
 
+/// A `Doc` frame for `doc` carrying one automerge sync message of `changes` (and nothing else),
+/// as a modified app would send it.
+fn doc_frame(doc: DocId, changes: Vec<Vec<u8>>) -> Vec<u8> {
+    use automerge::sync::{Message as SyncMessage, MessageVersion};
+    let payload = SyncMessage {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: changes.into(),
+        flags: None,
+        version: MessageVersion::V1,
+    }
+    .encode();
+    shouwang_core::sync::Message::Doc { doc, payload }.encode()
+}
+
 /// 7d. A sync message of many small changes, each run-length encoded to about a hundred bytes
 ///     that automerge must expand into ten thousand operations. Each alone is within what its
 ///     size allows, but the message's changes share one allowance: twenty of them claim far
@@ -1194,8 +1210,7 @@ fn story_15_a_record_dated_in_the_future_is_refused_or_listed_and_misleads_no_cl
 ///     automerge reads any of them, the store as it was.
 #[test]
 fn story_7d_a_sync_message_of_dense_changes_shares_one_allowance() {
-    use automerge::sync::{Message as SyncMessage, MessageVersion};
-    use shouwang_core::sync::{Event, Message};
+    use shouwang_core::sync::Event;
 
     let mut s = school_with_a_visit();
     let doc = DocId::Child(s.child.clone());
@@ -1213,16 +1228,7 @@ fn story_7d_a_sync_message_of_dense_changes_shares_one_allowance() {
     let mut session = peer(&mut s.teacher, &mut s.mother);
     let store = s.teacher.archive.store();
     session.handle(store, Event::Start).unwrap();
-    let payload = SyncMessage {
-        heads: Vec::new(),
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: changes.into(),
-        flags: None,
-        version: MessageVersion::V1,
-    }
-    .encode();
-    let frame = Message::Doc { doc, payload }.encode();
+    let frame = doc_frame(doc, changes);
     let err = session
         .handle(store, Event::Frame(&frame))
         .map(|_| ())
@@ -1240,7 +1246,6 @@ fn story_7d_a_sync_message_of_dense_changes_shares_one_allowance() {
 ///     deferred unread (she is told why), and the store is as it was.
 #[test]
 fn story_7f_dense_messages_one_at_a_time_spend_the_daily_quota_before_they_are_read() {
-    use automerge::sync::{Message as SyncMessage, MessageVersion};
     use shouwang_core::sync::{Event, Message, Why};
 
     const QUOTA: u64 = 1024 * 1024;
@@ -1263,20 +1268,7 @@ fn story_7f_dense_messages_one_at_a_time_spend_the_daily_quota_before_they_are_r
         let store = s.teacher.archive.store();
         session.handle(store, Event::Start).unwrap();
         assert!(change.len() < 200, "{} bytes", change.len());
-        let payload = SyncMessage {
-            heads: Vec::new(),
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: vec![change].into(),
-            flags: None,
-            version: MessageVersion::V1,
-        }
-        .encode();
-        let frame = Message::Doc {
-            doc: doc.clone(),
-            payload,
-        }
-        .encode();
+        let frame = doc_frame(doc.clone(), vec![change]);
         let before = store.all_heads().unwrap();
         let out = session.handle(store, Event::Frame(&frame)).unwrap();
         let told = out.frames.iter().find_map(|f| match Message::decode(f) {
@@ -1316,8 +1308,7 @@ fn story_7f_dense_messages_one_at_a_time_spend_the_daily_quota_before_they_are_r
 ///     sender's day, or the next connection could do the same again for nothing.
 #[test]
 fn story_7g_a_failed_write_does_not_refund_what_its_input_claimed() {
-    use automerge::sync::{Message as SyncMessage, MessageVersion};
-    use shouwang_core::sync::{Event, Message};
+    use shouwang_core::sync::Event;
 
     let mut s = school_with_a_visit();
     let doc = DocId::Child(s.child.clone());
@@ -1330,16 +1321,7 @@ fn story_7g_a_failed_write_does_not_refund_what_its_input_claimed() {
     let mut session = peer(&mut s.teacher, &mut s.mother).with_daily_quota(her, 64 << 20);
     let store = s.teacher.archive.store();
     session.handle(store, Event::Start).unwrap();
-    let payload = SyncMessage {
-        heads: Vec::new(),
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: vec![dense, twin].into(),
-        flags: None,
-        version: MessageVersion::V1,
-    }
-    .encode();
-    let frame = Message::Doc { doc, payload }.encode();
+    let frame = doc_frame(doc, vec![dense, twin]);
     assert!(session.handle(store, Event::Frame(&frame)).is_err());
     assert_eq!(store.all_heads().unwrap(), before, "nothing merged");
     let spent: f64 = store
