@@ -10,6 +10,8 @@
 //! withdrawal with no grant before it is a guardian's objection (拒绝): a guardian who never
 //! signed can still say no, and it binds as a withdrawal does.
 //!
+//! Every grant also writes `consent_recorded`, a new value each time (see [`RECORDED`]).
+//!
 //! Recording consent again replaces the grant and deletes the withdrawals of what it covers,
 //! nothing else; a withdrawal writes the keys of what it withdraws, nothing else. So a grant
 //! and a withdrawal made apart both stand when they meet: a delete takes away only the values
@@ -40,6 +42,10 @@ pub const RELATION: &str = "consent_relation";
 pub const DATE: &str = "consent_date";
 pub const COVERS: &str = "consent_covers";
 pub const FORM: &str = "consent_form";
+/// A new value at every grant (a time-ordered random id), so that a grant's change always
+/// writes it, even a form entered again unchanged: automerge writes nothing for a value put
+/// again the same, and a change lifting a withdrawal must carry its grant.
+pub const RECORDED: &str = "consent_recorded";
 /// The keys of a withdrawal as older builds kept it: one list for every cover (read, and
 /// moved to [`withdrawn_key`]s by the next consent write).
 pub const WITHDRAWN_ON: &str = "consent_withdrawn_on";

@@ -151,6 +151,10 @@ impl fmt::Debug for SchoolPublicKey {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceKey(pub [u8; 32]);
 
+/// The store `meta` key under which an enrolled device keeps the invite it joined with (which
+/// names its hub).
+pub const INVITE_META: &str = "net.invite";
+
 impl DeviceKey {
     /// Lower-case hex (the same text as the iroh endpoint id).
     pub fn to_hex(&self) -> String {

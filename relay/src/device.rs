@@ -27,7 +27,7 @@ use crate::transport::{
 
 use shouwang_core::archive::META_NETWORK_KEY as META_SECRET;
 pub(crate) const META_CERTIFICATE: &str = "net.certificate";
-const META_INVITE: &str = "net.invite";
+const META_INVITE: &str = shouwang_core::membership::INVITE_META;
 
 /// The error of a device that has not joined with an invite.
 pub fn not_enrolled() -> Error {

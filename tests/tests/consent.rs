@@ -1044,3 +1044,89 @@ fn story_16_a_delete_of_a_withdrawal_it_never_saw_is_refused() {
     assert_eq!(admin.archive.store().all_heads().unwrap(), before);
     assert_eq!(quarantined(&mut admin.archive), 1);
 }
+
+/// 14b. The 班主任 recorded a withdrawal for the wrong child, and undoes it by entering the
+///      same consent form again: the same date, number and scope, so no value of the grant
+///      changes. The office takes it all the same (the grant is in the change).
+#[test]
+fn story_14b_entering_the_same_form_again_lifts_a_mistaken_withdrawal_everywhere() {
+    use shouwang_core::consent::Cover;
+
+    let (mut admin, mut teacher) = consented("basic,private", "private");
+    let child = CHILDREN[0].1;
+    teacher
+        .archive
+        .record_consent(child, &consent("basic,private"))
+        .unwrap();
+    counselling(&mut teacher, child).unwrap();
+    sync(&mut teacher, &mut admin);
+    assert_eq!(quarantined(&mut admin.archive), 0);
+    let c = admin.file(child).consent.unwrap();
+    assert!(c.covers(Cover::Private), "{c:?}");
+}
+
+/// 16b. The same as 16 with an increment: automerge lets an increment naming a value that is
+///      not a counter take its place. Nothing in a school's files is a counter: refused.
+#[test]
+fn story_16b_an_increment_over_a_withdrawal_is_refused() {
+    use automerge::ReadDoc;
+    use shouwang_core::consent::{self, Cover};
+    use shouwang_core::store::Sender;
+
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let child = CHILDREN[0].1;
+    admin
+        .archive
+        .withdraw_consent(child, &withdrawal("private", "2026-11-18"))
+        .unwrap();
+    let c = teacher.archive.find_child(child).unwrap();
+    let doc = DocId::Child(c.clone());
+    let key = consent::withdrawn_key(Cover::Private);
+    let withdrawal_op = {
+        let d = admin.archive.store().doc(&doc).unwrap().unwrap();
+        let profile = d.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        d.get(&profile, key.as_str()).unwrap().unwrap().1
+    };
+    let honest = attack::forge(&mut teacher.archive, &doc, None, |tx| {
+        use automerge::transaction::Transactable;
+        let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
+        tx.put(&profile, consent::DATE, "2026-09-02")?;
+        Ok(())
+    });
+    let bytes = {
+        let d = teacher.archive.store().doc(&doc).unwrap().unwrap();
+        let mut expanded = d.get_change_by_hash(&honest).unwrap().decode();
+        let (counter, actor) = withdrawal_op
+            .to_string()
+            .split_once('@')
+            .map(|(c, a)| {
+                (
+                    c.parse::<u64>().unwrap(),
+                    automerge::ActorId::from(hex::decode(a).unwrap()),
+                )
+            })
+            .unwrap();
+        let op = &mut expanded.operations[0];
+        op.key = automerge::legacy::Key::Map(key.as_str().into());
+        op.action = automerge::legacy::OpType::Increment(1);
+        op.pred =
+            automerge::legacy::SortedVec::from(vec![automerge::legacy::OpId::new(counter, &actor)]);
+        automerge::Change::from(expanded)
+    };
+    let teacher_device = teacher.archive.device().clone();
+    let before = admin.archive.store().all_heads().unwrap();
+    // Refused, or (automerge choking on it once refused) the whole write fails: either way
+    // nothing of it is taken.
+    let taken = admin.archive.store().write(|b| {
+        b.set_sender(Sender::Device {
+            device: teacher_device,
+            roles: Some(vec![shouwang_core::roles::Role::HeadTeacher]),
+        });
+        b.merge_bytes(&doc, bytes.raw_bytes())
+    });
+    assert!(taken.as_ref().map_or(true, |a| a.refused == 1), "{taken:?}");
+    assert!(!holds(&mut admin.archive, &doc, &bytes.hash()));
+    assert_eq!(admin.archive.store().all_heads().unwrap(), before);
+    let c = admin.file(child).consent.unwrap();
+    assert!(c.is_withdrawn(Cover::Private), "{c:?}");
+}

@@ -125,6 +125,7 @@ impl Archive {
         let list = covers("同意范围", &input.covers)?;
         let form = required("同意书编号", &input.form)?;
         let message = format!("登记监护人同意：{}", Cover::labels(&list));
+        let recorded = crate::ids::RecordId::new(chrono::Utc::now().timestamp_millis());
         let doc = DocId::Child(child);
         self.store.write(|b| {
             b.touched_subject(&doc);
@@ -134,14 +135,10 @@ impl Archive {
                 put_str(tx, &p, consent::GUARDIAN, &guardian)?;
                 put_str(tx, &p, consent::RELATION, &relation)?;
                 put_str(tx, &p, consent::DATE, &date.format("%Y-%m-%d").to_string())?;
-                // Written even when the value is the same: a change lifting a withdrawal must
-                // carry its grant (`trust::rules`, `check_consent_lifts`).
-                automerge::transaction::Transactable::put(
-                    tx,
-                    &p,
-                    consent::COVERS,
-                    Cover::join(&list),
-                )?;
+                put_str(tx, &p, consent::COVERS, &Cover::join(&list))?;
+                // A new value every time: the change carries its grant even when the form is
+                // entered again unchanged (`trust::rules`, `check_consent_lifts`).
+                put_str(tx, &p, consent::RECORDED, recorded.as_str())?;
                 put_str(tx, &p, consent::FORM, &form)?;
                 // The withdrawals of what it grants are lifted, each its own key (read inside
                 // the write: a withdrawal synced a moment ago included); the others stay.

@@ -37,8 +37,8 @@ pub struct QuarantinedChange {
     pub member: String,
     pub device: String,
     pub reason: String,
-    /// Where it came from: a peer's device id, or `bundle:` and the device that signed the
-    /// file (`bundle` alone from older builds).
+    /// Where it came from: a peer's device id (or its hub's endpoint id), or `bundle:` and the
+    /// device that signed the file (`bundle` alone from older builds).
     pub source: String,
     /// The same for people ([`source_label`]).
     pub from: String,
@@ -47,12 +47,19 @@ pub struct QuarantinedChange {
 }
 
 /// Where a change came from (a `source`: a device id, or a data file that device signed), for
-/// people: `王瑞侠（设备 1a2b3c4d）`, `王瑞侠（设备 1a2b3c4d）的数据文件`, `未登记的设备 …`.
-pub fn source_label(school: &crate::school::SchoolView, source: &str) -> String {
+/// people: `王瑞侠（设备 1a2b3c4d）`, `王瑞侠（设备 1a2b3c4d）的数据文件`, `学校服务器` (`hub`,
+/// the endpoint id of this device's hub, if it has one), `未登记的设备 …`.
+pub fn source_label(school: &crate::school::SchoolView, hub: Option<&str>, source: &str) -> String {
+    if source.is_empty() {
+        return "未注明来源".to_owned();
+    }
     let (device, file) = match crate::store::source_device(source) {
         (Some(device), file) => (device, file),
         (None, _) => return "数据文件".to_owned(),
     };
+    if !file && hub == Some(device) {
+        return "学校服务器".to_owned();
+    }
     let short: String = device.chars().take(8).collect();
     let who = match school.device_owner_name(device) {
         Some(name) => format!("{name}（设备 {short}）"),
@@ -346,9 +353,22 @@ impl Archive {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
+    /// The endpoint id of the hub this device enrolled with (from its invite), if any.
+    fn hub_endpoint(&self) -> Option<String> {
+        let invite = self
+            .store
+            .meta(crate::membership::INVITE_META)
+            .ok()
+            .flatten()?;
+        crate::membership::Invite::decode(&invite)
+            .ok()
+            .map(|i| i.hub.to_hex())
+    }
+
     /// The rows of `quarantine` or `outdated`, labelled for people.
     fn listed_changes(&mut self, table: &str) -> Result<Vec<QuarantinedChange>> {
         let school = self.school()?;
+        let hub = self.hub_endpoint();
         let rows: Vec<(String, String, String, String, i64)> = {
             let mut stmt = self.store.conn().prepare(&format!(
                 "SELECT doc_id, actor, reason, source, at FROM {table} ORDER BY at DESC"
@@ -373,7 +393,7 @@ impl Archive {
                 member,
                 device: actor,
                 reason,
-                from: source_label(&school, &source),
+                from: source_label(&school, hub.as_deref(), &source),
                 source,
                 at: at / 1000,
             });
@@ -384,6 +404,7 @@ impl Archive {
     /// Changes of revoked devices accepted from other devices, newest first.
     pub fn relayed_from_revoked(&mut self) -> Result<Vec<RelayedChange>> {
         let school = self.school()?;
+        let hub = self.hub_endpoint();
         let rows: Vec<(String, String, String, i64)> = {
             let mut stmt = self
                 .store
@@ -411,11 +432,39 @@ impl Archive {
                     (Some(device), _) => name_of(device),
                     (None, _) => "数据文件".to_owned(),
                 },
-                via: source_label(&school, &source),
+                via: source_label(&school, hub.as_deref(), &source),
                 via_device: source,
                 at: at / 1000,
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_label;
+
+    #[test]
+    fn sources_are_labelled_for_people() {
+        let school = crate::school::read(&automerge::Automerge::new());
+        let hub = "ab".repeat(32);
+        let phone = "4b6bb6ce".repeat(8);
+        assert_eq!(source_label(&school, Some(&hub), &hub), "学校服务器");
+        assert_eq!(
+            source_label(&school, Some(&hub), &phone),
+            "未登记的设备 4b6bb6ce"
+        );
+        assert_eq!(
+            source_label(&school, None, &format!("bundle:{phone}")),
+            "未登记的设备 4b6bb6ce的数据文件"
+        );
+        // A file the hub signed is not the hub's sync.
+        assert_ne!(
+            source_label(&school, Some(&hub), &format!("bundle:{hub}")),
+            "学校服务器"
+        );
+        assert_eq!(source_label(&school, None, "bundle"), "数据文件");
+        assert_eq!(source_label(&school, None, ""), "未注明来源");
     }
 }

@@ -87,11 +87,15 @@ pub fn writes(doc: &Automerge, change: &automerge::Change) -> Option<Vec<Write>>
             return None;
         }
         let action = match &op.action {
+            // No layout holds a counter, and automerge lets an increment naming a value that
+            // is not one take its place (a delete no rule would see as one).
+            legacy::OpType::Increment(_) => return None,
             _ if seq => Action::Edit,
             legacy::OpType::Make(t) => Action::Make(*t),
             legacy::OpType::Put(v) => Action::Put(v.clone()),
             legacy::OpType::Delete => Action::Delete,
-            _ => Action::Edit,
+            // Marks belong to text.
+            legacy::OpType::MarkBegin(..) | legacy::OpType::MarkEnd(_) => return None,
         };
         out.push(Write {
             path,

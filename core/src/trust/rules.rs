@@ -603,10 +603,10 @@ impl Ctx<'_> {
         {
             return Ok(());
         }
-        // A grant writes `consent_covers` (honest builds always do, the same value again
-        // included); older builds wrote only the keys whose value changed: a new form's date
-        // or number at least.
+        // A grant writes `consent_recorded`, a new value every time; older builds wrote only
+        // the keys whose value changed: a new form's date or number at least.
         let grant_keys = [
+            consent::RECORDED,
             consent::COVERS,
             consent::DATE,
             consent::FORM,

@@ -147,10 +147,15 @@ fn listed(q: &shouwang_core::archive::QuarantinedChange) -> String {
         crate::output::local_time(q.at),
         q.doc,
         q.member,
-        q.device,
+        short(&q.device),
         q.reason,
         q.from
     )
+}
+
+/// A device id as people are shown it (the console too): its first 8 characters.
+fn short(device: &str) -> String {
+    device.chars().take(8).collect()
 }
 
 /// `shouwang quarantine`: changes other devices sent that the trust rules refused.
@@ -186,7 +191,7 @@ pub fn quarantine(ctx: &mut Ctx) -> Result<()> {
             crate::output::local_time(r.at),
             r.doc,
             r.member,
-            r.device,
+            short(&r.device),
             r.via
         ))?;
     }
