@@ -364,7 +364,8 @@ fn withdrawals(s: &impl Fn(&str) -> Option<String>) -> (Option<Withdrawal>, Vec<
 /// The covers a change lifted a withdrawal of without granting them: withdrawn in `before`
 /// (the file at the change's dependencies), neither withdrawn nor covered by the grant in
 /// `after` (the file as the change left it), or covered by a grant the change did not write
-/// (`granted`: whether it wrote `consent_covers`). Empty for an honest write.
+/// (`granted`: whether it wrote a grant, [`RECORDED`] or, from older builds, a changed
+/// `consent_covers`, date or form). Empty for an honest write.
 pub fn lifted_without_grant(
     before: Option<&Consent>,
     after: Option<&Consent>,

@@ -1124,9 +1124,43 @@ fn story_16b_an_increment_over_a_withdrawal_is_refused() {
         });
         b.merge_bytes(&doc, bytes.raw_bytes())
     });
-    assert!(taken.as_ref().map_or(true, |a| a.refused == 1), "{taken:?}");
+    match &taken {
+        Ok(a) => assert!(
+            a.refused == 1 && a.reason.as_deref() == Some("修改的结构无法识别"),
+            "{a:?}"
+        ),
+        Err(e) => assert!(e.to_string().contains("已损坏"), "{e}"),
+    }
     assert!(!holds(&mut admin.archive, &doc, &bytes.hash()));
     assert_eq!(admin.archive.store().all_heads().unwrap(), before);
     let c = admin.file(child).consent.unwrap();
     assert!(c.is_withdrawn(Cover::Private), "{c:?}");
+}
+
+/// 17. The office and the 班主任 both enter the guardian's new form while apart, the same
+///     form: the two grants agree, and no conflict is listed for anyone to resolve (each
+///     grant's `consent_recorded` differs, by design: it is not a value a person chose).
+#[test]
+fn story_17_the_same_form_entered_on_two_devices_apart_is_no_conflict() {
+    let (mut admin, mut teacher) = consented("basic", "");
+    let child = CHILDREN[0].1;
+    let form = ConsentInput {
+        date: "2026-11-19".into(),
+        form: "TY-2026-031".into(),
+        ..consent("basic,private")
+    };
+    admin.archive.record_consent(child, &form).unwrap();
+    teacher.archive.record_consent(child, &form).unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
+    for (who, d) in [("office", &mut admin), ("phone", &mut teacher)] {
+        let f = d.file(child);
+        assert!(f.conflicts.is_empty(), "{who}: {:?}", f.conflicts);
+        assert!(
+            f.consent
+                .unwrap()
+                .covers(shouwang_core::consent::Cover::Private)
+        );
+    }
+    assert_eq!(quarantined(&mut admin.archive), 0);
 }

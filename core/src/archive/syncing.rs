@@ -429,6 +429,9 @@ impl Archive {
                 member: name_of(&actor),
                 device: actor,
                 via_member: match crate::store::source_device(&source) {
+                    (Some(device), false) if hub.as_deref() == Some(device) => {
+                        "学校服务器".to_owned()
+                    }
                     (Some(device), _) => name_of(device),
                     (None, _) => "数据文件".to_owned(),
                 },

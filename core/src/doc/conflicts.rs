@@ -85,6 +85,12 @@ pub fn spec_for_path<D: ReadDoc>(doc: &D, path: &[String]) -> (Option<&'static F
 const PLAIN: FieldSpec = FieldSpec::opt("", "", FieldKind::Line);
 
 /// Every conflict in the document, in key order.
+/// Keys whose concurrent values are no conflict for people: a grant's
+/// [`crate::consent::RECORDED`], a new value at every grant.
+fn is_marker(path: &[String]) -> bool {
+    matches!(path, [top, key] if top == "profile" && key == crate::consent::RECORDED)
+}
+
 pub fn list<D: ReadDoc>(doc: &D) -> Vec<Conflict> {
     let mut out = Vec::new();
     walk(doc, &ROOT, &mut Vec::new(), &mut out);
@@ -106,7 +112,9 @@ fn walk<D: ReadDoc>(doc: &D, obj: &ObjId, path: &mut Vec<String>, out: &mut Vec<
         .collect();
     for (key, conflict, child) in items {
         path.push(key.clone());
-        if conflict {
+        if conflict && is_marker(path) {
+            // Two grants recorded apart always differ here, by design: nobody chose it.
+        } else if conflict {
             let all = doc.get_all(obj, key.as_str()).unwrap_or_default();
             if all.len() > 1 && all.iter().all(|(v, _)| v.is_scalar()) {
                 let (spec, label) = spec_for_path(doc, path);

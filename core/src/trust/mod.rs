@@ -57,7 +57,7 @@
 //! | `child/<id>/staff` | `flags` (三特) and the staff fields above, nothing else | administrators; the 班主任 of the child's class; unless the guardian withdrew consent to the basic file |
 //! | `contact/<member>` | `contact.phone` | administrators |
 //! | `child/<id>` | `profile.consent_*` (guardian consent, [`crate::consent`]) | administrators; the 班主任 of the child's class |
-//! | `child/<id>` | lifting a withdrawal (`profile.consent_withdrawn*`) | only by a change that records a grant (`consent_covers`, or, from older builds, a new date or form) covering what it lifts ([`crate::consent::lifted_without_grant`]) |
+//! | `child/<id>` | lifting a withdrawal (`profile.consent_withdrawn*`) | only by a change that records a grant (`consent_recorded`, a new value at every grant, or, from older builds, a changed `consent_covers`, date or form) covering what it lifts ([`crate::consent::lifted_without_grant`]) |
 //! | any | an increment (a counter), a mark outside text | nobody: no layout has them, and automerge lets an increment naming a value that is not a counter take its place |
 //! | any | overwriting or deleting a map key | only what the key held at the change's dependencies, or what the change itself wrote: automerge takes an operation superseding any operation it names, one written meanwhile on another device included, which would take it away without the conflict an honest overwrite leaves |
 //! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers, unless the guardian withdrew consent to the basic file |

@@ -34,7 +34,8 @@ pub enum Action {
     Put(ScalarValue),
     /// Deletes the key at the path.
     Delete,
-    /// Edits a sequence (text) at the path: inserts, deletions, counters, marks.
+    /// Edits a sequence (text) at the path: inserts, deletions, marks. (Increments are
+    /// refused, [`writes`].)
     Edit,
 }
 
