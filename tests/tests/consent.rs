@@ -973,15 +973,13 @@ fn story_15_an_older_list_naming_nothing_does_not_hide_a_withdrawal() {
     assert!(counselling(&mut teacher, child).is_err());
 }
 
-/// 16. A modified app deletes the withdrawal key from a state that never held it, naming the
-///     office's withdrawal as what the delete supersedes (automerge takes a delete of an
-///     operation its change does not depend on). Refused where it arrives: a change may take
-///     away only a withdrawal it has seen.
-#[test]
-fn story_16_a_delete_of_a_withdrawal_it_never_saw_is_refused() {
+/// The office withdraws consent to the private part, which the 班主任's phone has not heard
+/// of; her modified app writes a harmless change (the consent's date again) and turns its one
+/// operation into `action` on the withdrawal's key, superseding the office's operation.
+/// Returns the office, her device, the document and the crafted change.
+fn over_a_withdrawal_never_seen(action: automerge::legacy::OpType) -> (Device, Crafted) {
     use automerge::ReadDoc;
     use shouwang_core::consent::{self, Cover};
-    use shouwang_core::store::Sender;
 
     let (mut admin, mut teacher) = consented("basic,private", "");
     let child = CHILDREN[0].1;
@@ -989,57 +987,80 @@ fn story_16_a_delete_of_a_withdrawal_it_never_saw_is_refused() {
         .archive
         .withdraw_consent(child, &withdrawal("private", "2026-11-18"))
         .unwrap();
-    let c = teacher.archive.find_child(child).unwrap();
-    let doc = DocId::Child(c.clone());
+    let doc = DocId::Child(teacher.archive.find_child(child).unwrap());
     let key = consent::withdrawn_key(Cover::Private);
-    // The office's withdrawal op, as a delete would name it.
+    // The office's withdrawal op, as an operation superseding it names it.
     let withdrawal_op = {
         let d = admin.archive.store().doc(&doc).unwrap().unwrap();
         let profile = d.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
         d.get(&profile, key.as_str()).unwrap().unwrap().1
     };
-    // Her phone writes a harmless change (the consent's date again), then turns its one
-    // operation into a delete of the key, superseding the office's op.
     let honest = attack::forge(&mut teacher.archive, &doc, None, |tx| {
         use automerge::transaction::Transactable;
         let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
         tx.put(&profile, consent::DATE, "2026-09-02")?;
         Ok(())
     });
-    let bytes = {
-        let d = teacher.archive.store().doc(&doc).unwrap().unwrap();
-        let mut expanded = d.get_change_by_hash(&honest).unwrap().decode();
-        let (counter, actor) = withdrawal_op
-            .to_string()
-            .split_once('@')
-            .map(|(c, a)| {
-                (
-                    c.parse::<u64>().unwrap(),
-                    automerge::ActorId::from(hex::decode(a).unwrap()),
-                )
-            })
-            .unwrap();
-        let op = &mut expanded.operations[0];
-        op.key = automerge::legacy::Key::Map(key.as_str().into());
-        op.action = automerge::legacy::OpType::Delete;
-        op.pred =
-            automerge::legacy::SortedVec::from(vec![automerge::legacy::OpId::new(counter, &actor)]);
-        automerge::Change::from(expanded).raw_bytes().to_vec()
-    };
-    let teacher_device = teacher.archive.device().clone();
-    let before = admin.archive.store().all_heads().unwrap();
-    admin
-        .archive
-        .store()
-        .write(|b| {
-            b.set_sender(Sender::Device {
-                device: teacher_device,
-                roles: Some(vec![shouwang_core::roles::Role::HeadTeacher]),
-            });
-            b.merge_bytes(&doc, &bytes)
+    let d = teacher.archive.store().doc(&doc).unwrap().unwrap();
+    let mut expanded = d.get_change_by_hash(&honest).unwrap().decode();
+    let (counter, actor) = withdrawal_op
+        .to_string()
+        .split_once('@')
+        .map(|(c, a)| {
+            (
+                c.parse::<u64>().unwrap(),
+                automerge::ActorId::from(hex::decode(a).unwrap()),
+            )
         })
         .unwrap();
-    let c = admin.file(child).consent.unwrap();
+    let op = &mut expanded.operations[0];
+    op.key = automerge::legacy::Key::Map(key.as_str().into());
+    op.action = action;
+    op.pred =
+        automerge::legacy::SortedVec::from(vec![automerge::legacy::OpId::new(counter, &actor)]);
+    let crafted = Crafted {
+        device: teacher.archive.device().clone(),
+        doc,
+        change: automerge::Change::from(expanded),
+    };
+    (admin, crafted)
+}
+
+/// A change her modified app made, and where it goes.
+struct Crafted {
+    device: shouwang_core::ids::DeviceId,
+    doc: DocId,
+    change: automerge::Change,
+}
+
+impl Crafted {
+    /// Merges it into `office`'s store as her phone sending it.
+    fn sent_to(
+        &self,
+        office: &mut Device,
+    ) -> shouwang_core::Result<shouwang_core::store::Admission> {
+        office.archive.store().write(|b| {
+            b.set_sender(shouwang_core::store::Sender::Device {
+                device: self.device.clone(),
+                roles: Some(vec![shouwang_core::roles::Role::HeadTeacher]),
+            });
+            b.merge_bytes(&self.doc, self.change.raw_bytes())
+        })
+    }
+}
+
+/// 16. A modified app deletes the withdrawal key from a state that never held it, naming the
+///     office's withdrawal as what the delete supersedes (automerge takes a delete of an
+///     operation its change does not depend on). Refused where it arrives: a change may take
+///     away only a withdrawal it has seen.
+#[test]
+fn story_16_a_delete_of_a_withdrawal_it_never_saw_is_refused() {
+    use shouwang_core::consent::Cover;
+
+    let (mut admin, crafted) = over_a_withdrawal_never_seen(automerge::legacy::OpType::Delete);
+    let before = admin.archive.store().all_heads().unwrap();
+    crafted.sent_to(&mut admin).unwrap();
+    let c = admin.file(CHILDREN[0].1).consent.unwrap();
     assert!(c.is_withdrawn(Cover::Private), "{c:?}");
     assert_eq!(admin.archive.store().all_heads().unwrap(), before);
     assert_eq!(quarantined(&mut admin.archive), 1);
@@ -1069,61 +1090,14 @@ fn story_14b_entering_the_same_form_again_lifts_a_mistaken_withdrawal_everywhere
 ///      not a counter take its place. Nothing in a school's files is a counter: refused.
 #[test]
 fn story_16b_an_increment_over_a_withdrawal_is_refused() {
-    use automerge::ReadDoc;
-    use shouwang_core::consent::{self, Cover};
-    use shouwang_core::store::Sender;
+    use shouwang_core::consent::Cover;
 
-    let (mut admin, mut teacher) = consented("basic,private", "");
-    let child = CHILDREN[0].1;
-    admin
-        .archive
-        .withdraw_consent(child, &withdrawal("private", "2026-11-18"))
-        .unwrap();
-    let c = teacher.archive.find_child(child).unwrap();
-    let doc = DocId::Child(c.clone());
-    let key = consent::withdrawn_key(Cover::Private);
-    let withdrawal_op = {
-        let d = admin.archive.store().doc(&doc).unwrap().unwrap();
-        let profile = d.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
-        d.get(&profile, key.as_str()).unwrap().unwrap().1
-    };
-    let honest = attack::forge(&mut teacher.archive, &doc, None, |tx| {
-        use automerge::transaction::Transactable;
-        let profile = tx.get(&automerge::ROOT, "profile").unwrap().unwrap().1;
-        tx.put(&profile, consent::DATE, "2026-09-02")?;
-        Ok(())
-    });
-    let bytes = {
-        let d = teacher.archive.store().doc(&doc).unwrap().unwrap();
-        let mut expanded = d.get_change_by_hash(&honest).unwrap().decode();
-        let (counter, actor) = withdrawal_op
-            .to_string()
-            .split_once('@')
-            .map(|(c, a)| {
-                (
-                    c.parse::<u64>().unwrap(),
-                    automerge::ActorId::from(hex::decode(a).unwrap()),
-                )
-            })
-            .unwrap();
-        let op = &mut expanded.operations[0];
-        op.key = automerge::legacy::Key::Map(key.as_str().into());
-        op.action = automerge::legacy::OpType::Increment(1);
-        op.pred =
-            automerge::legacy::SortedVec::from(vec![automerge::legacy::OpId::new(counter, &actor)]);
-        automerge::Change::from(expanded)
-    };
-    let teacher_device = teacher.archive.device().clone();
+    let (mut admin, crafted) =
+        over_a_withdrawal_never_seen(automerge::legacy::OpType::Increment(1));
     let before = admin.archive.store().all_heads().unwrap();
     // Refused, or (automerge choking on it once refused) the whole write fails: either way
     // nothing of it is taken.
-    let taken = admin.archive.store().write(|b| {
-        b.set_sender(Sender::Device {
-            device: teacher_device,
-            roles: Some(vec![shouwang_core::roles::Role::HeadTeacher]),
-        });
-        b.merge_bytes(&doc, bytes.raw_bytes())
-    });
+    let taken = crafted.sent_to(&mut admin);
     match &taken {
         Ok(a) => assert!(
             a.refused == 1 && a.reason.as_deref() == Some("修改的结构无法识别"),
@@ -1131,9 +1105,13 @@ fn story_16b_an_increment_over_a_withdrawal_is_refused() {
         ),
         Err(e) => assert!(e.to_string().contains("已损坏"), "{e}"),
     }
-    assert!(!holds(&mut admin.archive, &doc, &bytes.hash()));
+    assert!(!holds(
+        &mut admin.archive,
+        &crafted.doc,
+        &crafted.change.hash()
+    ));
     assert_eq!(admin.archive.store().all_heads().unwrap(), before);
-    let c = admin.file(child).consent.unwrap();
+    let c = admin.file(CHILDREN[0].1).consent.unwrap();
     assert!(c.is_withdrawn(Cover::Private), "{c:?}");
 }
 
