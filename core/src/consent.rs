@@ -256,10 +256,6 @@ impl Consent {
             .iter()
             .rev()
             .find(|w| w.covers.contains(&cover))
-            .or(self
-                .withdrawn
-                .as_ref()
-                .filter(|w| w.covers.contains(&cover)))
     }
 }
 
@@ -387,18 +383,19 @@ mod tests {
     use super::*;
 
     fn consent(covers: &[Cover], withdrawn: &[Cover]) -> Consent {
+        let w = (!withdrawn.is_empty()).then(|| Withdrawal {
+            date: "2026-11-01".into(),
+            by: "王秀英".into(),
+            covers: withdrawn.to_vec(),
+        });
         Consent {
             guardian: "王秀英".into(),
             relation: "奶奶".into(),
             date: "2026-09-01".into(),
             covers: covers.to_vec(),
             form: "1".into(),
-            withdrawn: (!withdrawn.is_empty()).then(|| Withdrawal {
-                date: "2026-11-01".into(),
-                by: "王秀英".into(),
-                covers: withdrawn.to_vec(),
-            }),
-            withdrawals: Vec::new(),
+            withdrawals: w.iter().cloned().collect(),
+            withdrawn: w,
         }
     }
 
