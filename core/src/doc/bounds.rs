@@ -29,6 +29,10 @@
 //!   together to that for their bytes together (zeros claim no rows, so without it five hundred
 //!   parts of 16 KB each could make one message inflate 8 GiB).
 //!
+//! The same walk refuses any input whose op columns hold an increment ([`INCREMENT`]): no
+//! school file holds a counter, and automerge 0.12 both takes an increment of a value that is
+//! not one and may panic listing it back out.
+//!
 //! Real documents stay far below: an op costs at least a byte in some column, and the largest
 //! file the benchmarks build (500 records with 1,000-character notes, held as automerge Text by
 //! older builds: one op per character) has about 600,000 ops in 0.8 MB. Bytes this walk cannot
@@ -66,15 +70,28 @@ const DEFLATE: u32 = 0b1000;
 
 /// Why a peer's bytes were not given to automerge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TooLarge {
+pub enum Unsound {
     /// A column (or all of them together) claims more rows than the bytes could hold.
     Rows { claimed: u64, allowed: u64 },
     /// A compressed part inflates to more than its size allows.
     Inflated { allowed: u64 },
+    /// An operation increments a counter ([`INCREMENT`]).
+    Increment,
 }
 
+/// The action automerge's op columns give an increment of a counter. No school file holds a
+/// counter, and automerge 0.12 takes an increment naming a value that is not one: a modified
+/// app's increment over a withdrawal of consent took its place, and listing such a change back
+/// out of the document (`Automerge::get_changes`, which the store does for every merge) made
+/// automerge panic, depending on the actors' order (consent story 16b). So an input holding
+/// one is refused whole, before automerge reads it.
+pub const INCREMENT: u64 = 5;
+
+/// The op columns' action column: column 4, unsigned integers (`(4 << 4) | 2`).
+const ACTION_COLUMN: u32 = 0x42;
+
 /// Checks every chunk in `bytes` (see the module docs); returns the rows they claim.
-pub fn check(bytes: &[u8]) -> Result<u64, TooLarge> {
+pub fn check(bytes: &[u8]) -> Result<u64, Unsound> {
     check_group(&[bytes], 0)
 }
 
@@ -82,18 +99,18 @@ pub fn check(bytes: &[u8]) -> Result<u64, TooLarge> {
 /// message): each as [`check`] would, and all of them against one allowance for their bytes
 /// together (see the module docs). Returns the rows they claim together: what automerge will
 /// build from them, which the hub counts against the sender's daily quota before it does.
-pub fn check_together(parts: &[&[u8]]) -> Result<u64, TooLarge> {
+pub fn check_together(parts: &[&[u8]]) -> Result<u64, Unsound> {
     check_group(parts, 0)
 }
 
 /// Checks the documents of one `Changes` frame or one bundle: each as [`check`] would, and all
 /// of them against one allowance of [`MAX_ROWS`] plus [`DOC_FLOOR`] each beyond what their
 /// bytes allow (see the module docs). Returns the rows they claim together.
-pub fn check_documents(docs: &[&[u8]]) -> Result<u64, TooLarge> {
+pub fn check_documents(docs: &[&[u8]]) -> Result<u64, Unsound> {
     check_group(docs, DOC_FLOOR)
 }
 
-fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<u64, TooLarge> {
+fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<u64, Unsound> {
     let bytes: usize = inputs.iter().map(|i| i.len()).sum();
     let allowed = inputs
         .iter()
@@ -117,7 +134,7 @@ fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<u64, TooLarge> {
         }
         claimed = claimed.saturating_add(walk.total);
         if claimed > allowed {
-            return Err(TooLarge::Rows { claimed, allowed });
+            return Err(Unsound::Rows { claimed, allowed });
         }
     }
     Ok(claimed)
@@ -218,7 +235,7 @@ struct Walk<'b> {
 }
 
 /// What a malformed part means for the walk: stop, automerge will refuse it.
-type Step<T> = Result<Option<T>, TooLarge>;
+type Step<T> = Result<Option<T>, Unsound>;
 
 impl Walk<'_> {
     /// Checks the chunk at the start of `bytes`; the bytes after it, or `None` to stop.
@@ -261,10 +278,10 @@ impl Walk<'_> {
         else {
             return Ok(None);
         };
-        if self.data(&mut r, changes, allowed)?.is_none() {
+        if self.data(&mut r, changes, allowed, false)?.is_none() {
             return Ok(None);
         }
-        self.data(&mut r, ops, allowed)
+        self.data(&mut r, ops, allowed, true)
     }
 
     /// Dependencies, actor, sequence number, first op, time, message, other actors, then the op
@@ -283,7 +300,7 @@ impl Walk<'_> {
         else {
             return Ok(None);
         };
-        self.data(&mut r, ops, allowed)
+        self.data(&mut r, ops, allowed, true)
     }
 
     /// Dependencies, actors, then the change columns and the op columns, each with its data.
@@ -296,35 +313,48 @@ impl Walk<'_> {
         else {
             return Ok(None);
         };
-        if self.data(&mut r, changes, allowed)?.is_none() {
+        if self.data(&mut r, changes, allowed, false)?.is_none() {
             return Ok(None);
         }
         let Some(ops) = meta(&mut r) else {
             return Ok(None);
         };
-        self.data(&mut r, ops, allowed)
+        self.data(&mut r, ops, allowed, true)
     }
 
-    /// The data of the columns `specs` describes, each counted against `allowed`.
-    fn data(&mut self, r: &mut Reader<'_>, specs: Vec<(u32, u64)>, allowed: u64) -> Step<()> {
+    /// The data of the columns `specs` describes, each counted against `allowed`; in `ops`
+    /// columns, an increment is refused ([`INCREMENT`]).
+    fn data(
+        &mut self,
+        r: &mut Reader<'_>,
+        specs: Vec<(u32, u64)>,
+        allowed: u64,
+        ops: bool,
+    ) -> Step<()> {
         for (spec, len) in specs {
             let Some(data) = r.take(len) else {
                 return Ok(None);
             };
-            let rows = if spec & DEFLATE != 0 {
-                rows_of(spec & 0b111, &self.inflate(data)?)
+            let inflated;
+            let data = if spec & DEFLATE != 0 {
+                inflated = self.inflate(data)?;
+                &inflated[..]
             } else {
-                rows_of(spec & 0b111, data)
+                data
             };
+            if ops && spec & !DEFLATE == ACTION_COLUMN && holds(data, INCREMENT) {
+                return Err(Unsound::Increment);
+            }
+            let rows = rows_of(spec & 0b111, data);
             if rows > allowed {
-                return Err(TooLarge::Rows {
+                return Err(Unsound::Rows {
                     claimed: rows,
                     allowed,
                 });
             }
             self.total = self.total.saturating_add(rows);
             if self.total > self.allowed_total {
-                return Err(TooLarge::Rows {
+                return Err(Unsound::Rows {
                     claimed: self.total,
                     allowed: self.allowed_total,
                 });
@@ -343,6 +373,38 @@ fn meta(r: &mut Reader<'_>) -> Option<Vec<(u32, u64)>> {
         specs.push((spec, r.uleb()?));
     }
     Some(specs)
+}
+
+/// Whether an unsigned run-length encoded column holds `value` (as far as its bytes can be
+/// followed).
+fn holds(data: &[u8], value: u64) -> bool {
+    let mut r = Reader(data);
+    while let Some(n) = r.sleb() {
+        let found = match n {
+            0 => r.uleb().map(|_| false),
+            n if n > 0 => r.uleb().map(|v| v == value),
+            n => {
+                let mut found = Some(false);
+                for _ in 0..n.unsigned_abs() {
+                    match r.uleb() {
+                        Some(v) if v == value => return true,
+                        Some(_) => {}
+                        None => {
+                            found = None;
+                            break;
+                        }
+                    }
+                }
+                found
+            }
+        };
+        match found {
+            Some(true) => return true,
+            Some(false) => {}
+            None => return false,
+        }
+    }
+    false
 }
 
 /// The rows a column of this type claims (as far as its bytes can be followed).
@@ -390,7 +452,7 @@ fn rows_of(kind: u32, data: &[u8]) -> u64 {
 
 impl Walk<'_> {
     /// [`inflate`], within what the group has left to inflate.
-    fn inflate(&mut self, data: &[u8]) -> Result<Vec<u8>, TooLarge> {
+    fn inflate(&mut self, data: &[u8]) -> Result<Vec<u8>, Unsound> {
         let left = self.inflated.allowed.saturating_sub(self.inflated.used);
         let out = inflate_within(data, inflate_allowance(data.len()).min(left))?;
         self.inflated.used = self.inflated.used.saturating_add(out.len() as u64);
@@ -401,18 +463,18 @@ impl Walk<'_> {
 /// Inflates a compressed part (raw DEFLATE, as automerge writes it), refusing it once it
 /// passes its bound.
 #[cfg(test)]
-fn inflate(data: &[u8]) -> Result<Vec<u8>, TooLarge> {
+fn inflate(data: &[u8]) -> Result<Vec<u8>, Unsound> {
     inflate_within(data, inflate_allowance(data.len()))
 }
 
 /// Inflates a compressed part, refusing it once it passes `allowed` bytes.
-fn inflate_within(data: &[u8], allowed: u64) -> Result<Vec<u8>, TooLarge> {
+fn inflate_within(data: &[u8], allowed: u64) -> Result<Vec<u8>, Unsound> {
     let mut out = Vec::new();
     let mut reader = flate2::read::DeflateDecoder::new(data).take(allowed.saturating_add(1));
     // Bytes that do not inflate are automerge's to refuse: the walk sees what came out.
     let _ = reader.read_to_end(&mut out);
     if out.len() as u64 > allowed {
-        return Err(TooLarge::Inflated { allowed });
+        return Err(Unsound::Inflated { allowed });
     }
     Ok(out)
 }
@@ -614,7 +676,7 @@ mod tests {
     fn a_run_of_billions_in_a_few_bytes_is_refused() {
         let bomb = claiming(1 << 33);
         assert!(bomb.len() < 40);
-        assert!(matches!(check(&bomb), Err(TooLarge::Rows { .. })));
+        assert!(matches!(check(&bomb), Err(Unsound::Rows { .. })));
         // The walk reads the chunk as automerge does: a modest claim passes it (automerge then
         // refuses the chunk for its missing columns).
         assert_eq!(check(&claiming(1000)), Ok(1000));
@@ -628,13 +690,13 @@ mod tests {
         assert_eq!(check_together(&[&dense]), Ok(700_000));
         assert!(matches!(
             check_together(&[&dense, &dense]),
-            Err(TooLarge::Rows { .. })
+            Err(Unsound::Rows { .. })
         ));
         // Documents get a floor each beyond the one they share: two pass, four do not.
         assert_eq!(check_documents(&[&dense, &dense]), Ok(1_400_000));
         assert!(matches!(
             check_documents(&[&dense, &dense, &dense, &dense]),
-            Err(TooLarge::Rows { .. })
+            Err(Unsound::Rows { .. })
         ));
         // Honest inputs together pass as they pass alone.
         let modest = claiming(1000);
@@ -659,7 +721,7 @@ mod tests {
         assert!(check(&chunk).is_ok());
         assert!(matches!(
             check_together(&[&chunk, &chunk]),
-            Err(TooLarge::Inflated { .. })
+            Err(Unsound::Inflated { .. })
         ));
     }
 
@@ -702,6 +764,60 @@ mod tests {
         assert_eq!(empty.get_heads(), doc.get_heads());
     }
 
+    /// An increment is found wherever automerge puts it: in a change (plain or compressed),
+    /// in a saved document (its columns compressed or not), in a sync message's bundle, after
+    /// other actions in a run of literals or in a run of its own.
+    #[test]
+    fn an_increment_is_refused_in_every_kind_of_chunk() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(&ROOT, "visits", automerge::ScalarValue::counter(0))
+            .unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        let text = tx
+            .put_object(&ROOT, "note", automerge::ObjType::Text)
+            .unwrap();
+        // Long enough for automerge to compress the change and the document's columns.
+        tx.splice_text(&text, 0, 0, &"家访记录".repeat(200))
+            .unwrap();
+        tx.put(&ROOT, "school", "郭庄小学").unwrap();
+        tx.increment(&ROOT, "visits", 1).unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        for _ in 0..3 {
+            tx.increment(&ROOT, "visits", 1).unwrap();
+        }
+        tx.commit();
+        let refused = |bytes: &[u8]| check(bytes) == Err(Unsound::Increment);
+        let changes = doc.get_changes(&[]);
+        assert!(
+            !refused(changes[0].raw_bytes()),
+            "no increment in the first"
+        );
+        for c in &changes[1..] {
+            assert!(refused(c.raw_bytes()));
+            assert!(refused(c.clone().bytes().as_ref()));
+        }
+        assert!(changes[1].clone().bytes().len() < changes[1].raw_bytes().len());
+        assert!(refused(&doc.save()));
+        assert!(refused(&doc.save_nocompress()));
+        // A sync message to a peer holding nothing: the first says what it has, the peer
+        // answers, the second carries the changes.
+        use automerge::sync::{State, SyncDoc};
+        let (mut ours, mut theirs) = (State::new(), State::new());
+        let mut peer = Automerge::new();
+        let first = doc.generate_sync_message(&mut ours).unwrap();
+        peer.receive_sync_message(&mut theirs, first).unwrap();
+        let reply = peer.generate_sync_message(&mut theirs).unwrap();
+        doc.receive_sync_message(&mut ours, reply).unwrap();
+        let m = doc.generate_sync_message(&mut ours).unwrap();
+        assert!(!m.changes.is_empty());
+        assert!(m.changes.iter().any(refused));
+        let chunks: Vec<&[u8]> = m.changes.iter().collect();
+        assert_eq!(check_together(&chunks), Err(Unsound::Increment));
+    }
+
     #[test]
     fn a_compressed_part_that_inflates_too_far_is_refused() {
         let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
@@ -709,7 +825,7 @@ mod tests {
         std::io::Write::write_all(&mut e, &vec![0u8; 64 << 20]).unwrap();
         let packed = e.finish().unwrap();
         assert!(packed.len() < 128 << 10);
-        assert!(matches!(inflate(&packed), Err(TooLarge::Inflated { .. })));
+        assert!(matches!(inflate(&packed), Err(Unsound::Inflated { .. })));
         let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut e, &[7u8; 4096]).unwrap();
         assert_eq!(inflate(&e.finish().unwrap()).unwrap().len(), 4096);

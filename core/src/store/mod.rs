@@ -171,7 +171,9 @@ pub(crate) fn malformed_by_peer(id: &DocId) -> Error {
 
 /// Refuses a peer's automerge bytes that claim far more than they hold (a run of billions in
 /// a few bytes, a compressed part that inflates a thousandfold: [`doc::bounds`]) before
-/// automerge reads them, as its allocation would abort the process.
+/// automerge reads them, as its allocation would abort the process; and those holding an
+/// increment, which no school file has and automerge mishandles
+/// ([`doc::bounds::INCREMENT`]).
 pub(crate) fn bounded(id: &DocId, bytes: &[u8]) -> Result<u64> {
     bounded_together(&doc_label(id), &[bytes])
 }
@@ -188,12 +190,15 @@ pub(crate) fn bounded_documents(what: &str, docs: &[&[u8]]) -> Result<u64> {
     too_large(what, doc::bounds::check_documents(docs))
 }
 
-fn too_large(what: &str, checked: std::result::Result<u64, doc::bounds::TooLarge>) -> Result<u64> {
+fn too_large(what: &str, checked: std::result::Result<u64, doc::bounds::Unsound>) -> Result<u64> {
     checked.map_err(|e| {
-        tracing::debug!(what, bounds = ?e, "a peer's automerge bytes claim too much");
-        Error::Corrupt(format!(
-            "{what}：对方发来的档案数据声称的内容远超其大小，没有读取"
-        ))
+        tracing::debug!(what, bounds = ?e, "a peer's automerge bytes were not read");
+        Error::Corrupt(match e {
+            doc::bounds::Unsound::Increment => {
+                format!("{what}：对方发来的修改含有本系统不使用的计数操作，没有读取")
+            }
+            _ => format!("{what}：对方发来的档案数据声称的内容远超其大小，没有读取"),
+        })
     })
 }
 
