@@ -93,8 +93,9 @@ impl DeviceSync {
     }
 
     /// Keeps a certificate the hub renewed (after its `Welcome`, over the authenticated
-    /// connection): the same school, member and device key, valid for longer. The user sees
-    /// nothing of it.
+    /// connection): the same school, member and device key, issued no earlier (valid for
+    /// longer, or naming the roles the member holds now, which can come within the second the
+    /// last one was issued). The user sees nothing of it.
     fn renewed(&mut self, bytes: &[u8]) -> shouwang_core::Result<()> {
         let new = Certificate::from_bytes(bytes)?;
         let old = Certificate::from_bytes(&self.certificate)?;
@@ -102,7 +103,7 @@ impl DeviceSync {
         if n.school_id != o.school_id || n.member != o.member || n.device != o.device {
             return Err(Error::Corrupt("学校服务器发来的新证书与本机不符".into()));
         }
-        if n.expires_at <= o.expires_at {
+        if (n.issued_at, n.expires_at) < (o.issued_at, o.expires_at) || n == o {
             return Ok(());
         }
         let text = new.encode();

@@ -315,6 +315,62 @@ async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
     server.shutdown().await;
 }
 
+/// A 任课教师 is made the 班主任 of a new class mid-term. Her phone hears it at its next sync
+/// and she records a 家访 as 班主任; her certificate, issued when she joined, still names only
+/// 任课教师. The hub takes the 家访 all the same: the roles a certificate bounds a session
+/// with are re-read when the school has given the member more since (a role gained is no
+/// standing lost), and her phone is re-certified with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_given_after_the_certificate_is_used_at_once() {
+    const NEW_HEAD: &str = "陈建国";
+    const NEW_CLASS: &str = "三年级(2)班";
+    let (_dir, data, server) = small_hub_served().await;
+    data.open_archive()
+        .unwrap()
+        .add_member(NEW_HEAD, &[Role::SubjectTeacher], None, None)
+        .unwrap();
+    let mut teacher = Phone::enroll(&server, NEW_HEAD, Role::SubjectTeacher).await;
+    teacher.sync(&server).await;
+    assert!(teacher.a().find_child("赵子涵").is_err());
+    {
+        let mut office = data.open_archive().unwrap();
+        office.add_class(NEW_CLASS, None).unwrap();
+        office
+            .edit_child(
+                "赵子涵",
+                "profile",
+                &[("class_id".to_owned(), NEW_CLASS.to_owned())],
+            )
+            .unwrap();
+        office.set_class_head(NEW_CLASS, NEW_HEAD).unwrap();
+    }
+    teacher.sync(&server).await;
+    assert!(teacher.a().me().unwrap().roles.contains(&Role::HeadTeacher));
+    let record = teacher.record("家访", "赵子涵", "2026-11-20", "奶奶说孩子最近按时睡觉");
+    teacher.sync(&server).await;
+    let mut hub = data.open_archive().unwrap();
+    let file = hub.child_file("赵子涵").unwrap();
+    assert!(
+        file.records.iter().any(|r| r.meta.id.as_str() == record),
+        "{:?}",
+        hub.quarantined().unwrap()
+    );
+    assert_eq!(hub.quarantined().unwrap().len(), 0);
+    // Her phone holds a certificate naming the role now.
+    let text = teacher
+        .a()
+        .store()
+        .meta("net.certificate")
+        .unwrap()
+        .expect("re-certified");
+    let renewed = Certificate::decode(&text).unwrap();
+    assert!(
+        renewed.body().roles.contains(&Role::HeadTeacher),
+        "{renewed:?}"
+    );
+    server.shutdown().await;
+}
+
 /// A certificate near its end is shown (status, the FFI's sync state) with what to do; none
 /// is shown while it has time left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -285,8 +285,14 @@ impl Sender {
     }
 
     /// The sender behind a connection from the device whose network key is `key`, used by
-    /// `member` with the roles its certificate carries: an administrator's device relays,
-    /// anyone else's is held to its own changes.
+    /// `member` (as this side's school document gives the member now) with the roles its
+    /// certificate carries: an administrator's device relays, anyone else's is held to its
+    /// own changes, within the roles of its certificate and those `member` holds now.
+    ///
+    /// The certificate bounds what a member lost since it was issued (a phone declaring a
+    /// school state from before); a role the school gave her since is hers at once, before
+    /// her phone is re-certified: a 任课教师 made 班主任 mid-term records her first 家访 as
+    /// 班主任 before her next sync (`trust_hub`, `a_role_given_after_the_certificate…`).
     pub fn for_device(
         key: &[u8; 32],
         member: &school::Member,
@@ -297,9 +303,11 @@ impl Sender {
                 device: crate::ids::DeviceId::from_key(key),
             }
         } else {
+            let mut roles = cert_roles.to_vec();
+            roles.extend(member.roles.iter().filter(|r| !cert_roles.contains(r)));
             Sender::Device {
                 device: crate::ids::DeviceId::from_key(key),
-                roles: Some(cert_roles.to_vec()),
+                roles: Some(roles),
             }
         }
     }

@@ -34,7 +34,7 @@ use shouwang_core::membership::{
 use shouwang_core::school::{Member, Undelivered};
 use shouwang_core::store::Sender;
 use shouwang_core::sync::{Event, Session};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::data::DataDir;
 use crate::handshake::{CHUNK, MAGIC, Message};
@@ -168,15 +168,26 @@ impl HubState {
 
     /// A fresh certificate for a device whose certificate has less than half its validity
     /// left (renewed on every hub sync, so a phone that never comes back falls out of peer
-    /// trust by itself). It carries the member's roles as the school document gives them now.
+    /// trust by itself), or names other roles than the member holds now (a role given or
+    /// taken away since: peers bound her changes by the certificate's roles). It carries the
+    /// member's roles as the school document gives them now.
     fn renewal(
         &self,
         cert: &Certificate,
         member: &Member,
         now: i64,
     ) -> Result<Option<Certificate>, Error> {
+        // A member left with no role (her only class given to another head) is not certified
+        // anew: a certificate names at least one role. Hers runs out as it is, and until then
+        // her phone still hands in what she wrote before she heard.
+        if member.roles.is_empty() {
+            return Ok(None);
+        }
         let validity = i64::from(self.certificate_days) * 86_400;
-        if cert.body().expires_at - now >= validity / 2 {
+        let roles = &cert.body().roles;
+        let same_roles =
+            roles.len() == member.roles.len() && member.roles.iter().all(|r| roles.contains(r));
+        if cert.body().expires_at - now >= validity / 2 && same_roles {
             return Ok(None);
         }
         let renewed = self.school_key.issue(CertificateBody {
@@ -462,8 +473,13 @@ impl HubConversation {
                 self.admin = member.roles.iter().any(|r| r.administers());
                 self.deliveries.release(&mut archive, &out)?;
                 let mut frames = vec![Message::Welcome(self.state.school_id.clone()).encode()];
-                if let Some(renewed) = self.state.renewal(&cert, &member, now)? {
-                    frames.push(Message::Certificate(renewed.to_bytes()).encode());
+                // A renewal that cannot be made does not cost the device its sync.
+                match self.state.renewal(&cert, &member, now) {
+                    Ok(Some(renewed)) => {
+                        frames.push(Message::Certificate(renewed.to_bytes()).encode());
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(member = %member.id, "certificate not renewed: {e}"),
                 }
                 frames.extend(out.frames);
                 self.sync = Some(session);
