@@ -62,3 +62,31 @@ fn each_connection_sees_what_the_other_wrote() {
     let heads = |a: &mut Archive| a.store().doc(&id).unwrap().unwrap().get_heads();
     assert_eq!(heads(&mut other), heads(&mut office.archive));
 }
+
+/// The office erases a child through one connection; the other (the hub's other archive, the
+/// console's) held her file decoded in memory and never opens it again. It forgets those
+/// copies as soon as it next reads the school (every sync and every list of children does):
+/// nothing of an erased child stays in any connection's memory.
+#[test]
+fn an_erasure_through_one_connection_leaves_nothing_of_the_child_in_the_others_memory() {
+    let mut office = school();
+    let (_, child) = CHILDREN[0];
+    let mut other = Archive::open(&office.path()).unwrap();
+    let id = other.child_file(child).unwrap().id;
+    let hers = |a: &mut Archive| -> Vec<DocId> {
+        a.store()
+            .cached()
+            .into_iter()
+            .filter(|d| d.child() == Some(&id))
+            .collect()
+    };
+    assert!(!hers(&mut other).is_empty());
+    office
+        .archive
+        .erase_child(child, "监护人书面申请删除（申请表 2026-031 号）")
+        .unwrap();
+    // The list of children (which reads the school, as every sync does).
+    let listed = other.children(None, false).unwrap();
+    assert!(listed.iter().all(|c| c.name != child), "{listed:?}");
+    assert_eq!(hers(&mut other), Vec::<DocId>::new());
+}

@@ -101,12 +101,47 @@ impl DocCache {
         if self.checked.get(id) == Some(&now) {
             return Ok(());
         }
+        let school_before = (*id == DocId::School).then(|| d.get_heads());
         if catch_up(conn, id, d, &mut self.seen)? {
             self.checked.insert(id.clone(), now);
+            if school_before.is_some_and(|h| self.docs.get(id).map(Automerge::get_heads) != Some(h))
+            {
+                self.forget_erased();
+            }
         } else {
             self.remove(id);
         }
         Ok(())
+    }
+
+    /// Drops the copies of the documents of every child the school document records as
+    /// erased. Another connection's erasure purges the database, and a copy is dropped when
+    /// next used ([`catch_up`] finds it gone), but a copy this connection never uses again
+    /// would keep the child's file decoded in memory for as long as the connection lives (the
+    /// hub's archives, the console's): so it goes as soon as this connection sees the school
+    /// change.
+    fn forget_erased(&mut self) {
+        let Some(school) = self.docs.get(&DocId::School) else {
+            return;
+        };
+        let erased = crate::school::erased_children(school);
+        if erased.is_empty() {
+            return;
+        }
+        let gone: Vec<DocId> = self
+            .docs
+            .keys()
+            .filter(|d| d.child().is_some_and(|c| erased.contains(c)))
+            .cloned()
+            .collect();
+        for id in &gone {
+            self.remove(id);
+        }
+    }
+
+    /// The documents held decoded in memory.
+    pub(super) fn ids(&self) -> impl Iterator<Item = &DocId> {
+        self.docs.keys()
     }
 
     /// Loads `id` from the database if no copy is cached. `false` if the store does not have

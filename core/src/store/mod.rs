@@ -445,6 +445,14 @@ impl Store {
         Ok(out)
     }
 
+    /// The documents this connection holds decoded in memory (for diagnostics and tests: what
+    /// a long-lived connection keeps of a child's file).
+    pub fn cached(&self) -> Vec<DocId> {
+        let mut ids: Vec<DocId> = self.docs.ids().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     /// Forgets every cached document (they are reloaded from disk on next use).
     pub fn clear_cache(&mut self) {
         self.docs.clear();
