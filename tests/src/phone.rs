@@ -151,12 +151,17 @@ impl EnrolledPhone {
     }
 
     /// One sync with `server`'s hub; panics on failure.
+    /// A certificate the hub renewed is used from then on, as the app does
+    /// (`device::sync_hub` reads it from the store).
     pub async fn sync(&mut self, server: &Server) -> Progress {
         let archive = self.archive.take().unwrap();
-        let (archive, progress) =
+        let (mut archive, progress) =
             sync_once(&self.node, server.hub_addr(), archive, &self.cert, &opts())
                 .await
                 .unwrap();
+        if let Some(text) = archive.store().meta("net.certificate").unwrap() {
+            self.cert = Certificate::decode(&text).unwrap();
+        }
         self.archive = Some(archive);
         progress
     }

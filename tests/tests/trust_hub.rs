@@ -315,11 +315,16 @@ async fn a_certificate_past_half_its_life_is_renewed_at_the_next_sync() {
     server.shutdown().await;
 }
 
-/// A 任课教师 is made the 班主任 of a new class mid-term. Her phone hears it at its next sync
-/// and she records a 家访 as 班主任; her certificate, issued when she joined, still names only
+/// A 任课教师 is made the 班主任 of a new class mid-term. His phone hears it at its next sync
+/// and he records a 家访 as 班主任; his certificate, issued when he joined, still names only
 /// 任课教师. The hub takes the 家访 all the same: the roles a certificate bounds a session
 /// with are re-read when the school has given the member more since (a role gained is no
-/// standing lost), and her phone is re-certified with them.
+/// standing lost), and his phone is re-certified with them.
+///
+/// Weeks later the class goes back to its old head while his phone is away, and he records
+/// another 家访 before he hears. The hub takes it and lists it for review, and does not
+/// re-certify him without the role before his certificate's half-life: a certificate without
+/// it would have his own phone's unsent 家访 refused wherever it went next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_given_after_the_certificate_is_used_at_once() {
     const NEW_HEAD: &str = "陈建国";
@@ -330,6 +335,7 @@ async fn a_role_given_after_the_certificate_is_used_at_once() {
         .add_member(NEW_HEAD, &[Role::SubjectTeacher], None, None)
         .unwrap();
     let mut teacher = Phone::enroll(&server, NEW_HEAD, Role::SubjectTeacher).await;
+    let joined = teacher.cert.body().expires_at;
     teacher.sync(&server).await;
     assert!(teacher.a().find_child("赵子涵").is_err());
     {
@@ -368,6 +374,32 @@ async fn a_role_given_after_the_certificate_is_used_at_once() {
         renewed.body().roles.contains(&Role::HeadTeacher),
         "{renewed:?}"
     );
+    // Re-certified for the role, not for longer.
+    assert_eq!(renewed.body().expires_at, joined);
+
+    data.open_archive()
+        .unwrap()
+        .set_class_head(NEW_CLASS, HEAD_TEACHER)
+        .unwrap();
+    let later = teacher.record("家访", "赵子涵", "2026-11-27", "还不知道班级已交回原班主任");
+    teacher.sync(&server).await;
+    let mut hub = data.open_archive().unwrap();
+    assert!(hub.quarantined().unwrap().is_empty());
+    let file = hub.child_file("赵子涵").unwrap();
+    assert!(file.records.iter().any(|r| r.meta.id.as_str() == later));
+    let review = hub.outdated_standing().unwrap();
+    assert!(review.iter().any(|r| r.member == NEW_HEAD), "{review:#?}");
+    assert!(!teacher.a().me().unwrap().roles.contains(&Role::HeadTeacher));
+    let kept = Certificate::decode(
+        &teacher
+            .a()
+            .store()
+            .meta("net.certificate")
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept, renewed, "not re-certified without the role yet");
     server.shutdown().await;
 }
 

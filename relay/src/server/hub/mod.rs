@@ -168,9 +168,14 @@ impl HubState {
 
     /// A fresh certificate for a device whose certificate has less than half its validity
     /// left (renewed on every hub sync, so a phone that never comes back falls out of peer
-    /// trust by itself), or names other roles than the member holds now (a role given or
-    /// taken away since: peers bound her changes by the certificate's roles). It carries the
-    /// member's roles as the school document gives them now.
+    /// trust by itself), carrying the member's roles as the school document gives them now.
+    ///
+    /// Before that, only for a role the school gave the member since (peers bound her changes
+    /// by the certificate's roles): the same certificate with the new roles added, none taken
+    /// away, and no longer valid. A role taken away stays until the renewal at half-life,
+    /// which is the certificate's cut-off: until then, what she wrote before she heard (her
+    /// phone may not send it at this sync, or may meet a colleague first) is taken and listed
+    /// for review everywhere, not refused by whoever holds her new certificate.
     fn renewal(
         &self,
         cert: &Certificate,
@@ -183,20 +188,27 @@ impl HubState {
         if member.roles.is_empty() {
             return Ok(None);
         }
+        let body = cert.body();
         let validity = i64::from(self.certificate_days) * 86_400;
-        let roles = &cert.body().roles;
-        let same_roles =
-            roles.len() == member.roles.len() && member.roles.iter().all(|r| roles.contains(r));
-        if cert.body().expires_at - now >= validity / 2 && same_roles {
+        let body = if body.expires_at - now < validity / 2 {
+            CertificateBody {
+                roles: member.roles.clone(),
+                issued_at: now,
+                expires_at: now + validity,
+                ..body.clone()
+            }
+        } else if member.roles.iter().any(|r| !body.roles.contains(r)) {
+            let mut roles = body.roles.clone();
+            roles.extend(member.roles.iter().filter(|r| !body.roles.contains(r)));
+            CertificateBody {
+                roles,
+                issued_at: now,
+                ..body.clone()
+            }
+        } else {
             return Ok(None);
-        }
-        let renewed = self.school_key.issue(CertificateBody {
-            roles: member.roles.clone(),
-            issued_at: now,
-            expires_at: now + validity,
-            ..cert.body().clone()
-        })?;
-        Ok(Some(renewed))
+        };
+        Ok(Some(self.school_key.issue(body)?))
     }
 
     /// While the hub rebuilds from a backup, an unregistered device may sync only if its
