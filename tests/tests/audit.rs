@@ -164,3 +164,46 @@ fn story_4_a_reason_is_logged_without_what_names_a_child() {
         Some("办理营养餐补助")
     );
 }
+
+/// 5. Two connections of one device log at the same moment (the hub's archives serving two
+///    office staff on the console, the CLI beside the app): every entry is kept, each with its
+///    own number, the chain intact, and the office takes all of them. (Each connection read
+///    the last number before its write: both wrote the same next one, the second over the
+///    first, and every other device refused the overwrite and each entry after it.)
+#[test]
+fn story_5_two_connections_logging_at_once_keep_every_entry() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let path = teacher.path();
+    const EACH: usize = 40;
+    let writers: Vec<_> = (0..2)
+        .map(|n| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut a = shouwang_core::Archive::open(&path).unwrap();
+                for i in 0..EACH {
+                    a.log_report(&format!("shouwang children --json #{n}-{i}"), 40)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let own = teacher.archive.audit_log().unwrap();
+    let reports = |log: &shouwang_core::archive::AuditLog| {
+        log.entries
+            .iter()
+            .filter(|e| e.what == audit_kind::REPORT)
+            .count()
+    };
+    assert!(own.problems.is_empty(), "{:?}", own.problems);
+    assert_eq!(reports(&own), 2 * EACH);
+    let week = teacher.export_file("week");
+    admin.import_file(&week);
+    let log = admin.archive.audit_log().unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert_eq!(reports(&log), 2 * EACH);
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}

@@ -228,28 +228,33 @@ impl Archive {
         };
         let device = self.device.clone();
         let doc_id = DocId::Audit(device.clone());
-        let (last_seq, prev) = match self.store.doc(&doc_id)? {
-            Some(doc) => {
-                let (entries, _) = read_log(&device, doc);
-                entries
-                    .last()
-                    .map_or((0, String::new()), |e| (e.seq, e.hash.clone()))
-            }
-            None => (0, String::new()),
-        };
-        let mut entry = AuditEntry {
-            device: device.to_string(),
-            seq: last_seq + 1,
-            at: chrono::Utc::now().timestamp(),
-            member: self.me.to_string(),
-            what: what.to_owned(),
-            target: target.to_owned(),
-            why,
-            prev,
-            hash: String::new(),
-        };
-        entry.hash = entry.digest();
+        let member = self.me.to_string();
         self.store.write(|b| {
+            // The last entry is read inside the write, which holds the store's write lock:
+            // another connection of this device (the hub's other archive, the CLI beside the
+            // app) may have logged since this one last looked, and an entry written under the
+            // same number would replace its entry (story 5 of `tests/tests/audit.rs`).
+            let (last_seq, prev) = match b.doc(&doc_id)? {
+                Some(doc) => {
+                    let (entries, _) = read_log(&device, doc);
+                    entries
+                        .last()
+                        .map_or((0, String::new()), |e| (e.seq, e.hash.clone()))
+                }
+                None => (0, String::new()),
+            };
+            let mut entry = AuditEntry {
+                device: device.to_string(),
+                seq: last_seq + 1,
+                at: chrono::Utc::now().timestamp(),
+                member,
+                what: what.to_owned(),
+                target: target.to_owned(),
+                why,
+                prev,
+                hash: String::new(),
+            };
+            entry.hash = entry.digest();
             b.change(&doc_id, true, "查阅记录", |tx| {
                 let list = match map_at(tx, &ROOT, AUDIT_ENTRIES) {
                     Some(l) => l,
