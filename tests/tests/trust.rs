@@ -1101,6 +1101,52 @@ fn story_14_a_record_for_a_child_who_left_meanwhile_is_listed_for_review() {
     );
 }
 
+/// 14b. Not a modified app: a mistake in one of our own writers (here, one that deletes a
+///      record, which the rules never allow). The writes that go through
+///      `Batch::change_judged` are judged by the rules every other device applies before they
+///      commit: the mistake is an error on the device that made it, and nothing is written.
+///      Written unjudged, the same change is kept on the phone and quarantined by the office,
+///      with the phone's later work on the file waiting behind it.
+#[test]
+fn story_14b_a_writer_s_mistake_is_refused_where_it_is_made() {
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let delete_the_visit =
+        |tx: &mut automerge::transaction::Transaction<'_>| -> shouwang_core::Result<()> {
+            use automerge::ReadDoc;
+            use automerge::transaction::Transactable;
+            let records = tx.get(&automerge::ROOT, "records")?.unwrap().1;
+            tx.delete(&records, s.visit.as_str())?;
+            Ok(())
+        };
+    let before = s.teacher.archive.store().heads(&doc).unwrap();
+    let e = s
+        .teacher
+        .archive
+        .store()
+        .write(|b| b.change_judged(&doc, false, "修改家访", delete_the_visit))
+        .unwrap_err();
+    assert!(e.to_string().contains("不符合学校的规则"), "{e}");
+    assert_eq!(s.teacher.archive.store().heads(&doc).unwrap(), before);
+    assert_eq!(
+        s.teacher
+            .archive
+            .child_file(CHILDREN[0].1)
+            .unwrap()
+            .records
+            .len(),
+        1
+    );
+
+    s.teacher
+        .archive
+        .store()
+        .write(|b| b.change(&doc, false, "修改家访", delete_the_visit))
+        .unwrap();
+    sync(&mut s.teacher, &mut s.admin);
+    assert_eq!(quarantined(&mut s.admin.archive), 1);
+}
+
 /// 15. Dates a modified app makes up. A 谈心 on a date that is no date is refused. One "held"
 ///     on 2099-01-01 in a change made today is what no honest app of this version writes
 ///     (`dates::parse_past_date`), but an older release took any date, and refusing it would

@@ -204,7 +204,7 @@ impl Archive {
             for doc_id in &docs {
                 b.touched_subject(doc_id);
                 let staff = matches!(doc_id, DocId::Staff(_));
-                b.change(doc_id, staff, &message, |tx| {
+                b.change_judged(doc_id, staff, &message, |tx| {
                     let obj = map_at(tx, &ROOT, sec.key)
                         .ok_or_else(|| Error::Corrupt("档案结构".into()))?;
                     for (spec, v) in &values {
@@ -337,7 +337,7 @@ impl Archive {
         let message = format!("修改{}", kind.label());
         self.store.write(|b| {
             b.touched_record(&doc_id, &rid);
-            b.change(&doc_id, false, &message, |tx| {
+            b.change_judged(&doc_id, false, &message, |tx| {
                 records::edit(tx, &rid, date, &fields)
             })
         })
@@ -351,7 +351,7 @@ impl Archive {
         self.store.write(|b| {
             let now = b.now_ms();
             b.touched_record(&doc_id, &rid);
-            b.change(&doc_id, false, &message, |tx| {
+            b.change_judged(&doc_id, false, &message, |tx| {
                 records::void(tx, &rid, &me, now, reason)
             })
         })
@@ -403,7 +403,7 @@ impl Archive {
             let now = b.now_ms();
             let entry = RecordId::new(now);
             b.touched_record(&doc_id, &rid);
-            b.change(&doc_id, false, "新增进步档案", |tx| {
+            b.change_judged(&doc_id, false, "新增进步档案", |tx| {
                 records::add_progress(tx, &rid, &entry, date, &me, now, &fields)
             })?;
             Ok(entry)

@@ -129,7 +129,7 @@ impl Archive {
         let doc = DocId::Child(child);
         self.store.write(|b| {
             b.touched_subject(&doc);
-            b.change(&doc, false, &message, |tx| {
+            b.change_judged(&doc, false, &message, |tx| {
                 let p = map_at(tx, &ROOT, "profile")
                     .ok_or_else(|| Error::Corrupt("档案结构".into()))?;
                 put_str(tx, &p, consent::GUARDIAN, &guardian)?;
@@ -183,7 +183,7 @@ impl Archive {
         let doc = DocId::Child(child.clone());
         self.store.write(|b| {
             b.touched_subject(&doc);
-            b.change(&doc, false, &message, |tx| {
+            b.change_judged(&doc, false, &message, |tx| {
                 let p = map_at(tx, &ROOT, "profile")
                     .ok_or_else(|| Error::Corrupt("档案结构".into()))?;
                 move_withdrawal_list(tx, &p)?;

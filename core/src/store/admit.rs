@@ -324,6 +324,45 @@ impl super::Store {
 }
 
 impl Batch<'_> {
+    /// [`Batch::change`], then the new change judged as every other device will judge it when
+    /// it arrives (the rules of [`crate::trust`], as [`Batch::admit`] applies them): one the
+    /// rules would refuse is an error here and nothing is written, instead of a change this
+    /// device keeps while the hub and every peer quarantine it, with every later change of
+    /// the document waiting behind it. The writers check the same rules before they write
+    /// (to say in the user's terms what is not allowed); this gives the rules, not the
+    /// writers' copies of them, the last word.
+    ///
+    /// For the writes that are rare and touch what the rules guard hardest: consent, a file's
+    /// sections, a record's edit or void, a progress note. A new record
+    /// (`Archive::add_record`) is not judged again: it is the hot path whose cost BENCHMARKS
+    /// §1 holds against a bare insert, and its checks (the writer's role for the kind, care
+    /// of the child, consent) are the rules' own tables.
+    pub fn change_judged<R>(
+        &mut self,
+        id: &DocId,
+        create: bool,
+        message: &str,
+        f: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.ensure_context(id)?;
+        let before = self.doc(id)?.map(Automerge::get_heads);
+        let out = self.change(id, create, message, f)?;
+        let Some(change) = self
+            .docs
+            .get(id)
+            .filter(|d| Some(d.get_heads()) != before)
+            .and_then(Automerge::get_last_local_change)
+        else {
+            return Ok(out);
+        };
+        match self.judge(id, &change, &mut None).0 {
+            Verdict::Accept => Ok(out),
+            Verdict::Refuse(why) | Verdict::Defer(why) => Err(crate::error::Error::NotPermitted(
+                format!("这项修改不符合学校的规则，其他设备不会接受，没有保存：{why}"),
+            )),
+        }
+    }
+
     /// Names where the changes merged by this batch come from (a peer's device id,
     /// `bundle`), for the quarantine.
     pub fn set_source(&mut self, source: &str) {
@@ -720,7 +759,6 @@ impl Batch<'_> {
             .any(|h| stmt.exists(params![key, h.as_ref()]).unwrap_or(false))
     }
 
-    /// The verdict on one change, against the auth state the trust module docs define.
     /// Whether the device whose actor made `change` is revoked in this side's current school
     /// state. (Deciding *from whom* a change is taken may depend on what this side knows now;
     /// whether it is allowed at all never does: that is `judge`, against declared state.)

@@ -228,7 +228,7 @@ impl Batch<'_> {
 
     /// Loads what judging changes to `id` needs: the school document, and for a private part
     /// the child's shared file.
-    fn ensure_context(&mut self, id: &DocId) -> Result<()> {
+    pub(super) fn ensure_context(&mut self, id: &DocId) -> Result<()> {
         self.doc(&DocId::School)?;
         if let DocId::Private(c) | DocId::Staff(c) = id {
             self.doc(&DocId::Child(c.clone()))?;
