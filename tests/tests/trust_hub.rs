@@ -335,7 +335,7 @@ async fn a_role_given_after_the_certificate_is_used_at_once() {
         .add_member(NEW_HEAD, &[Role::SubjectTeacher], None, None)
         .unwrap();
     let mut teacher = Phone::enroll(&server, NEW_HEAD, Role::SubjectTeacher).await;
-    let joined = teacher.cert.body().expires_at;
+    let joined = teacher.cert.body().clone();
     teacher.sync(&server).await;
     assert!(teacher.a().find_child("赵子涵").is_err());
     {
@@ -374,8 +374,10 @@ async fn a_role_given_after_the_certificate_is_used_at_once() {
         renewed.body().roles.contains(&Role::HeadTeacher),
         "{renewed:?}"
     );
-    // Re-certified for the role, not for longer.
-    assert_eq!(renewed.body().expires_at, joined);
+    // Re-certified for the role, not for longer, and as issued then (a peer whose clock is
+    // behind the hub's would refuse a certificate issued "in the future").
+    assert_eq!(renewed.body().expires_at, joined.expires_at);
+    assert_eq!(renewed.body().issued_at, joined.issued_at);
 
     data.open_archive()
         .unwrap()

@@ -172,7 +172,8 @@ impl HubState {
     ///
     /// Before that, only for a role the school gave the member since (peers bound her changes
     /// by the certificate's roles): the same certificate with the new roles added, none taken
-    /// away, and no longer valid. A role taken away stays until the renewal at half-life,
+    /// away, issued at the same time and valid no longer (a new issue time would be refused
+    /// as "issued in the future" by a peer whose clock is minutes behind the hub's). A role taken away stays until the renewal at half-life,
     /// which is the certificate's cut-off: until then, what she wrote before she heard (her
     /// phone may not send it at this sync, or may meet a colleague first) is taken and listed
     /// for review everywhere, not refused by whoever holds her new certificate.
@@ -202,7 +203,6 @@ impl HubState {
             roles.extend(member.roles.iter().filter(|r| !body.roles.contains(r)));
             CertificateBody {
                 roles,
-                issued_at: now,
                 ..body.clone()
             }
         } else {
