@@ -212,3 +212,39 @@ async fn a_rebased_file_replaces_every_phones_copy_through_the_hub() {
     assert_eq!(file.records.len(), 2, "{:?}", file.records);
     server.shutdown().await;
 }
+
+/// The 爱心妈妈 writes a 谈心 offline while the office re-bases the file. At her next syncs
+/// with the hub her copy is replaced by the new generation (the hub refuses her change to the
+/// old one), her 谈心 carried over into it as her own new change, and it reaches the office.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_talk_written_offline_while_the_file_is_rebased_reaches_the_office() {
+    const NOTE: &str = "还不知道档案已重建：说这周考试进步了";
+    let dir = tempfile::tempdir().unwrap();
+    let (_data, server, office, _teacher, mother) = school_on_hub(dir.path()).await.parts();
+    for p in [&office, &mother] {
+        p.sync_hub().await;
+    }
+    office
+        .archive()
+        .rebase_child(CHILD, "更正身份证号")
+        .unwrap();
+    office.sync_hub().await;
+    mother.record("谈心", CHILD, "2026-11-25", NOTE);
+    tokio::time::timeout(Duration::from_secs(120), async {
+        mother.sync_hub().await;
+        mother.sync_hub().await;
+        office.sync_hub().await;
+    })
+    .await
+    .expect("the syncs after the re-basing never ended");
+    let holds = |a: &mut Archive| {
+        a.child_file(CHILD)
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| format!("{r:?}").contains(NOTE))
+    };
+    assert!(holds(&mut mother.archive()), "still on her phone");
+    assert!(holds(&mut office.archive()), "at the office");
+    server.shutdown().await;
+}

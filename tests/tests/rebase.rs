@@ -9,7 +9,7 @@
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::ChildId;
 use shouwang_core::store::Sender;
-use shouwang_tests::attack;
+use shouwang_tests::attack::{self, holds};
 use shouwang_tests::fixtures::*;
 
 const OLD_NAME: &str = CHILDREN[0].1; // 王小雨, registered with a typo
@@ -194,4 +194,217 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
         let ids = d.archive.store().doc_ids().unwrap();
         assert!(ids.contains(&DocId::Private(child.clone())), "{}", d.name);
     }
+}
+
+/// 2. The 爱心妈妈 writes a 谈心 offline while the office re-bases the file. The office takes
+///    nothing of the old generation from her (her change is refused as old). When her copy is
+///    replaced by the new generation, her 谈心 is carried over into it as her own new change,
+///    and reaches the office with her next file: nothing she typed is lost.
+#[test]
+fn story_2_a_record_written_offline_on_the_old_generation_is_carried_over() {
+    let (mut admin, _teacher, mut mother, _child, _wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    let r = admin.import_file(&mother.export_file("before"));
+    assert!(
+        r.refused_reason
+            .unwrap_or_default()
+            .contains("已由学校重建")
+    );
+    let has_talk = |d: &mut Device| {
+        d.archive
+            .child_file(NEW_NAME)
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.meta.id.as_str() == talk)
+    };
+    assert!(!has_talk(&mut admin));
+
+    let news = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    mother.archive.import_bundle(&news).unwrap();
+    assert!(has_talk(&mut mother), "her 谈心 is still on her phone");
+    let r = admin.import_file(&mother.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(has_talk(&mut admin), "and reaches the office");
+    let file = admin.archive.child_file(NEW_NAME).unwrap();
+    let carried = file
+        .records
+        .iter()
+        .find(|r| r.meta.id.as_str() == talk)
+        .unwrap();
+    assert_eq!(
+        carried.meta.author.as_str(),
+        mother.archive.me_id().as_str()
+    );
+    assert_eq!(carried.meta.happened_on, "2026-11-25");
+    assert!(format!("{carried:?}").contains("说想妈妈了"));
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}
+
+/// 2b. The same, the new generation reaching her phone over a direct session with the office's
+///     device: her 谈心 is carried over there too, and their next session brings it to the
+///     office.
+#[test]
+fn story_2b_carried_over_when_the_new_generation_comes_over_a_session() {
+    let (mut admin, _teacher, mut mother, _child, _wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    let session = |admin: &mut Device, mother: &mut Device| {
+        let her = admin
+            .archive
+            .find_member(mother.archive.me_id().as_str())
+            .unwrap();
+        let office = mother
+            .archive
+            .find_member(admin.archive.me_id().as_str())
+            .unwrap();
+        let sa = admin
+            .archive
+            .peer_session(mother.archive.device().as_str(), &her)
+            .unwrap()
+            .with_sender(Sender::Device {
+                device: mother.archive.device().clone(),
+                roles: Some(her.roles.clone()),
+            });
+        let sm = mother
+            .archive
+            .peer_session(admin.archive.device().as_str(), &office)
+            .unwrap();
+        attack::pump_delivering(&mut admin.archive, sa, &mut mother.archive, sm);
+    };
+    let has_talk = |d: &mut Device| {
+        d.archive
+            .child_file(NEW_NAME)
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.meta.id.as_str() == talk)
+    };
+    session(&mut admin, &mut mother);
+    assert!(has_talk(&mut mother), "her 谈心 is still on her phone");
+    // What her phone records as held by the office, the office holds (a carried record is
+    // hers, written after what the office sent: taken as the office's, it would never be
+    // offered to it).
+    let doc = DocId::Child(admin.archive.find_child(NEW_NAME).unwrap());
+    for (_, heads) in mother.archive.store().shared_heads_of(&doc).unwrap() {
+        for h in heads {
+            assert!(holds(&mut admin.archive, &doc, &h), "{h}");
+        }
+    }
+    // Their next session (if not this one) brings it to the office.
+    session(&mut admin, &mut mother);
+    assert!(has_talk(&mut admin), "reaches the office");
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+    // Both hold the same file.
+    let doc = DocId::Child(admin.archive.find_child(NEW_NAME).unwrap());
+    assert_eq!(
+        admin.archive.store().heads(&doc).unwrap(),
+        mother.archive.store().heads(&doc).unwrap()
+    );
+}
+
+/// 3. Her phone hears of the re-basing (the school document) before the new generation comes
+///    (a sync cut short, a colleague's phone that has only the school): her stale copy holds a
+///    谈心 nobody else has, so it is not purged yet. The new generation replaces it at her next
+///    sync, with the 谈心 carried over; only then does the old history leave her phone.
+#[test]
+fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
+    let (mut admin, _teacher, mut mother, child, wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    let school = admin
+        .archive
+        .store()
+        .doc(&DocId::School)
+        .unwrap()
+        .unwrap()
+        .save();
+    mother
+        .archive
+        .store()
+        .write(|b| b.merge_bytes(&DocId::School, &school))
+        .unwrap();
+    mother.archive.purge_out_of_scope().unwrap();
+    assert!(
+        mother
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&DocId::Child(child.clone())),
+        "kept while it holds her unsent 谈心"
+    );
+    let news = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    mother.archive.import_bundle(&news).unwrap();
+    mother.archive.purge_out_of_scope().unwrap();
+    let file = mother.archive.child_file(NEW_NAME).unwrap();
+    assert!(file.records.iter().any(|r| r.meta.id.as_str() == talk));
+    assert!(leaks(&mut mother, &[OLD_NAME, wrong.as_str()]).is_empty());
+    let r = admin.import_file(&mother.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    let file = admin.archive.child_file(NEW_NAME).unwrap();
+    assert!(file.records.iter().any(|r| r.meta.id.as_str() == talk));
+}
+
+/// 2c. The guardian withdraws consent to the file right after the re-basing, before the
+///     爱心妈妈's phone hears of either. Her 谈心, written meanwhile, cannot be carried into the
+///     new generation (a carried record declares the school as it is now, and nothing new may
+///     be written into the file): it is not kept on her phone to be refused everywhere, with
+///     all her later work on the file waiting behind it.
+#[test]
+fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
+    let (mut admin, _teacher, mut mother, _child, _wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    admin
+        .archive
+        .record_consent(
+            NEW_NAME,
+            &shouwang_core::archive::ConsentInput {
+                guardian: "王秀英".into(),
+                relation: "祖母".into(),
+                date: "2026-11-20".into(),
+                covers: "basic".into(),
+                form: "TY-2026-030".into(),
+            },
+        )
+        .unwrap();
+    admin
+        .archive
+        .withdraw_consent(
+            NEW_NAME,
+            &shouwang_core::archive::WithdrawalInput {
+                date: "2026-11-24".into(),
+                by: "王秀英".into(),
+                covers: "basic".into(),
+            },
+        )
+        .unwrap();
+    mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    let news = admin
+        .archive
+        .export_bundle(Some(LOVE_MOTHER), None)
+        .unwrap();
+    mother.archive.import_bundle(&news).unwrap();
+    let r = admin.import_file(&mother.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
 }

@@ -14,12 +14,21 @@
 //! from anyone without being kept. Records the base change carries keep their authors: the
 //! trust rules take a base-created record's author from its `author` field, which an
 //! administrator vouched for by recording the generation.
+//!
+//! What another device wrote on its copy of the older generation and never sent is not lost
+//! with it: when the new generation replaces that copy, the device's own records are carried
+//! over as its new change (`records::carry_over`, from `store::admit`): a record the new
+//! generation lacks whole, or what one it holds lacks (a void, a progress entry, a field first
+//! filled in). A stale copy holding such work is not purged before the new generation comes
+//! (`Archive::purge_out_of_scope`). Still lost: a new value of a field both generations hold,
+//! typed on the old one and not sent (the base keeps what the office had).
 
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, Value};
+use automerge::transaction::CommitOptions;
+use automerge::{Automerge, ObjType, ROOT, ReadDoc, Value};
 use serde::Serialize;
 
 use super::Archive;
+use crate::doc::access::copy_map;
 use crate::doc::{self, DocId, KIND, SCHEMA};
 use crate::error::{Error, Result};
 use crate::ids::ChildId;
@@ -33,37 +42,6 @@ pub struct RebaseReport {
     pub documents: usize,
     /// Changes of history dropped.
     pub dropped_changes: usize,
-}
-
-/// Copies the contents of the map `from` of `old` into the map `to` (current values only:
-/// a conflict keeps the value every reader shows).
-fn copy_map<T: Transactable + ReadDoc>(
-    old: &Automerge,
-    from: &ObjId,
-    tx: &mut T,
-    to: &ObjId,
-) -> Result<()> {
-    for key in old.keys(from).collect::<Vec<_>>() {
-        let Some((value, id)) = old.get(from, key.as_str())? else {
-            continue;
-        };
-        match value {
-            Value::Scalar(s) => tx.put(to, key.as_str(), s.into_owned())?,
-            Value::Object(ObjType::Map) => {
-                let obj = tx.put_object(to, key.as_str(), ObjType::Map)?;
-                copy_map(old, &id, tx, &obj)?;
-            }
-            Value::Object(ObjType::Text) => {
-                let obj = tx.put_object(to, key.as_str(), ObjType::Text)?;
-                tx.splice_text(&obj, 0, 0, &old.text(&id)?)?;
-            }
-            // Lists do not occur in this layout; a newer version's list is kept empty.
-            Value::Object(t) => {
-                tx.put_object(to, key.as_str(), t)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A new generation of `old`: its genesis change, then one change by `actor` holding the
@@ -112,7 +90,9 @@ impl Archive {
     /// Re-bases a child's care file, private part and staff part on their current state, so that values
     /// corrected since (a 身份证号, a name) leave every device's history. Administrators only;
     /// the reason is required and may not contain the child's name or ID numbers. Changes
-    /// other devices have not synced yet are lost: re-base right after a sync.
+    /// other devices have not synced yet are carried over when their copy is replaced, records
+    /// and what records lack; a field's new value typed meanwhile is not (module docs):
+    /// re-base right after a sync.
     pub fn rebase_child(&mut self, child: &str, reason: &str) -> Result<RebaseReport> {
         let me = self.require_admin()?;
         let reason = reason.trim();

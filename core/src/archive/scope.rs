@@ -330,7 +330,9 @@ impl Archive {
         }
         // Copies of an older generation of a re-based document (the base change has not come
         // here yet): they hold the history the re-basing removed, and the next sync brings the
-        // current generation.
+        // current generation. Not one holding this device's unsent work: the new generation
+        // replaces it and carries that work over (`store::admit`, rebase story 3); purged
+        // now, a 谈心 typed offline while the office re-based the file would be lost.
         for r in &school.rebases {
             let Some(id) = DocId::parse(&r.doc) else {
                 continue;
@@ -338,6 +340,7 @@ impl Archive {
             if !gone.contains(&id)
                 && let Some(doc) = self.store.doc(&id)?
                 && super::rebase::is_stale(&id, doc, r)
+                && !self.holds_unsent_work(&school, &id)?
             {
                 gone.push(id);
             }

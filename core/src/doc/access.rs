@@ -4,11 +4,107 @@
 //! (no needless operations, no needless bytes on the wire); text is updated with a diff.
 
 use automerge::transaction::Transactable;
-use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef};
+use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef};
 use chrono::NaiveDate;
 
 use crate::error::Result;
 use crate::forms::{FieldKind, FieldSpec, FieldValue};
+
+/// Copies the contents of the map `from` of `old` into the map `to` (current values only:
+/// a conflict keeps the value every reader shows).
+pub fn copy_map<T: Transactable + ReadDoc>(
+    old: &Automerge,
+    from: &ObjId,
+    tx: &mut T,
+    to: &ObjId,
+) -> Result<()> {
+    for key in old.keys(from).collect::<Vec<_>>() {
+        let Some((value, id)) = old.get(from, key.as_str())? else {
+            continue;
+        };
+        match value {
+            Value::Scalar(s) => tx.put(to, key.as_str(), s.into_owned())?,
+            Value::Object(ObjType::Map) => {
+                let obj = tx.put_object(to, key.as_str(), ObjType::Map)?;
+                copy_map(old, &id, tx, &obj)?;
+            }
+            Value::Object(ObjType::Text) => {
+                let obj = tx.put_object(to, key.as_str(), ObjType::Text)?;
+                tx.splice_text(&obj, 0, 0, &old.text(&id)?)?;
+            }
+            // Lists do not occur in this layout; a newer version's list is kept empty.
+            Value::Object(t) => {
+                tx.put_object(to, key.as_str(), t)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies into the map `to` what the map `from` of `old` holds and `to` does not: keys it
+/// lacks (whole), and within maps both hold, the same again. A value both hold is left as `to`
+/// has it.
+pub fn copy_missing<T: Transactable + ReadDoc>(
+    old: &Automerge,
+    from: &ObjId,
+    tx: &mut T,
+    to: &ObjId,
+) -> Result<()> {
+    for key in old.keys(from).collect::<Vec<_>>() {
+        copy_missing_key(old, from, &key, tx, to)?;
+    }
+    Ok(())
+}
+
+/// [`copy_missing`] for one key of `from`.
+pub fn copy_missing_key<T: Transactable + ReadDoc>(
+    old: &Automerge,
+    from: &ObjId,
+    key: &str,
+    tx: &mut T,
+    to: &ObjId,
+) -> Result<()> {
+    let Some((value, id)) = old.get(from, key)? else {
+        return Ok(());
+    };
+    match (value, tx.get(to, key)?) {
+        (Value::Object(ObjType::Map), Some((Value::Object(ObjType::Map), there))) => {
+            copy_missing(old, &id, tx, &there)?;
+        }
+        (_, Some(_)) => {}
+        (Value::Scalar(s), None) => tx.put(to, key, s.into_owned())?,
+        (Value::Object(ObjType::Map), None) => {
+            let obj = tx.put_object(to, key, ObjType::Map)?;
+            copy_map(old, &id, tx, &obj)?;
+        }
+        (Value::Object(ObjType::Text), None) => {
+            let obj = tx.put_object(to, key, ObjType::Text)?;
+            tx.splice_text(&obj, 0, 0, &old.text(&id)?)?;
+        }
+        (Value::Object(t), None) => {
+            tx.put_object(to, key, t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether [`copy_missing`] would copy anything from the map `from` of `old` into the map
+/// `to` of `new`.
+pub fn lacks<D: ReadDoc>(old: &Automerge, from: &ObjId, new: &D, to: &ObjId) -> bool {
+    old.keys(from).any(|key| {
+        let Ok(Some((value, id))) = old.get(from, key.as_str()) else {
+            return false;
+        };
+        match (value, new.get(to, key.as_str())) {
+            (Value::Object(ObjType::Map), Ok(Some((Value::Object(ObjType::Map), there)))) => {
+                lacks(old, &id, new, &there)
+            }
+            (_, Ok(Some(_))) => false,
+            (_, Ok(None)) => true,
+            (_, Err(_)) => false,
+        }
+    })
+}
 
 /// The map at `parent[key]`, if it is one.
 pub fn map_at<D: ReadDoc>(doc: &D, parent: &ObjId, key: &str) -> Option<ObjId> {

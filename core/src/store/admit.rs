@@ -35,6 +35,9 @@ pub struct Admission {
     pub stale: usize,
     /// Documents whose copy here was replaced whole by a newer generation.
     pub replaced: usize,
+    /// Changes this device wrote into a replacing generation, carrying over its own records
+    /// of the copy it replaced (`Batch::carry_over`): the sender does not hold them.
+    pub carried: usize,
     /// The reason for the first change not accepted, in Chinese.
     pub reason: Option<String>,
 }
@@ -59,6 +62,7 @@ impl Admission {
         self.deferred += other.deferred;
         self.stale += other.stale;
         self.replaced += other.replaced;
+        self.carried += other.carried;
         if self.reason.is_none() {
             self.reason.clone_from(&other.reason);
         }
@@ -363,6 +367,56 @@ impl Batch<'_> {
         }
     }
 
+    /// Carries what this device wrote on `old`, a copy of an older generation of `id` that the
+    /// batch just replaced, into the new one as this device's new changes, one per record
+    /// ([`crate::records::carry_over`]): every other device refuses the older generation's
+    /// changes, so a 谈心 written offline while the office re-based the file would otherwise
+    /// vanish from the phone it was typed on (rebase story 2). Each change is judged by the
+    /// rules first, as the others will judge it: it declares the school as it is now (a
+    /// consent withdrawn since, a role lost), and one the rules refuse is taken back out and
+    /// logged rather than kept to be refused everywhere. Returns how many were carried.
+    fn carry_over(&mut self, id: &DocId, old: &Automerge) -> usize {
+        let device = self.actor.to_hex_string();
+        let own = |d: &str| !d.is_empty() && device.starts_with(d);
+        let lacking = match self.docs.get(id) {
+            Some(new) => crate::records::lacking_own(old, new, &own),
+            None => return 0,
+        };
+        let mut carried = 0;
+        for record in lacking {
+            let Some(heads) = self.docs.get(id).map(Automerge::get_heads) else {
+                break;
+            };
+            let written = self.change(id, false, CARRIED_OVER, |tx| {
+                crate::records::carry_over(old, tx, &record)
+            });
+            let change = self
+                .docs
+                .get(id)
+                .filter(|d| d.get_heads() != heads)
+                .and_then(Automerge::get_last_local_change);
+            let why = match (written, change) {
+                (Err(e), _) => e.to_string(),
+                (Ok(()), None) => continue,
+                (Ok(()), Some(c)) => match self.judge(id, &c, &mut None).0 {
+                    Verdict::Accept => {
+                        carried += 1;
+                        continue;
+                    }
+                    Verdict::Refuse(why) | Verdict::Defer(why) => {
+                        // Taken back out: the document as it was before it.
+                        if let Some(back) = self.docs.get(id).and_then(|d| d.fork_at(&heads).ok()) {
+                            self.replace(id, back);
+                        }
+                        why
+                    }
+                },
+            };
+            tracing::warn!(doc = %id, record, "a record written on an older generation was not carried over: {why}");
+        }
+        carried
+    }
+
     /// Names where the changes merged by this batch come from (a peer's device id,
     /// `bundle`), for the quarantine.
     pub fn set_source(&mut self, source: &str) {
@@ -657,7 +711,25 @@ impl Batch<'_> {
                 .filter(|c| !accepted.iter().any(|a| a.hash() == c.hash()));
             let mut fresh = Automerge::new();
             fresh.apply_changes(first.into_iter().chain(accepted))?;
+            // The copy as it was: what this device wrote on it that the new generation lacks
+            // is carried over (below).
+            // Only a copy holding changes of this device can hold its records.
+            let mine = self.actor.to_hex_string();
+            let old = match self.docs.get(id) {
+                Some(d)
+                    if !before.is_empty()
+                        && d.get_changes(&[])
+                            .iter()
+                            .any(|c| c.actor_id().to_hex_string().starts_with(&mine)) =>
+                {
+                    d.fork_at(before).ok()
+                }
+                _ => None,
+            };
             self.replace(id, fresh);
+            if let Some(old) = old {
+                admission.carried = self.carry_over(id, &old);
+            }
             self.quarantine.extend(quarantined);
             self.relayed.extend(relayed);
             self.keep_outdated(outdated, &not_ok);
@@ -946,6 +1018,9 @@ impl Batch<'_> {
         }
     }
 }
+
+/// The message of the change carrying a device's records over into a re-based document.
+const CARRIED_OVER: &str = "保留重建前在本机写下的记录";
 
 /// Why another device's change to a document only administrators write is not taken from a
 /// member's device.

@@ -378,7 +378,7 @@ pub fn rebase(ctx: &mut Ctx, child: &str, reason: &str) -> Result<()> {
         .map_or_else(|_| child.to_owned(), |f| f.name);
     ctx.line(format!(
         "已重建{name}的档案：{} 份文件只保留现在的内容，去掉了 {} 项修改历史。\n\
-         其他设备下次同步或导入数据文件时换成新档案，旧版本的修改不再接收。",
+         其他设备下次同步或导入数据文件时换成新档案（它们尚未同步的新记录会保留到新档案里），旧版本的修改不再接收。",
         report.documents, report.dropped_changes
     ))
 }

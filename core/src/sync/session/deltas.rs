@@ -90,6 +90,9 @@ impl Session {
                     continue;
                 }
                 let replaced = admission.replaced > 0;
+                // Records carried over into a replacing generation are this side's, not the
+                // sender's: its heads are not the sender's.
+                let carried = admission.carried > 0;
                 if replaced {
                     refused.push((doc.clone(), admission));
                 }
@@ -112,7 +115,7 @@ impl Session {
                 // recorded as shared in the same write as the merge. Otherwise wait for
                 // the end of the exchange: recording heads the peer may never receive
                 // would poison the next session.
-                if now != pre && !now.iter().any(|h| pre.contains(h)) {
+                if !carried && now != pre && !now.iter().any(|h| pre.contains(h)) {
                     let state = State {
                         shared_heads: now.clone(),
                         ..State::new()
