@@ -17,9 +17,9 @@
 //!
 //! What another device wrote on its copy of the older generation and never sent is not lost
 //! with it: when the new generation replaces that copy, the device's own records are carried
-//! over as its new change (`records::carry_over`, from `store::admit`): a record the new
-//! generation lacks whole, or what one it holds lacks (a void, a progress entry, a field first
-//! filled in). A stale copy holding such work is not purged before the new generation comes
+//! over as its new changes, one per record, each judged by the rules first
+//! (`records::carry_over`, from `store::admit`): a record the new generation lacks whole, or
+//! what one it holds lacks (its author's void or progress entry, a field first filled in). A stale copy holding such work is not purged before the new generation comes
 //! (`Archive::purge_out_of_scope`). Still lost: a new value of a field both generations hold,
 //! typed on the old one and not sent (the base keeps what the office had).
 
