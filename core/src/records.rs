@@ -266,7 +266,8 @@ pub fn lacking_own(
 /// writes, as its author's device: whole if the new generation lacks it (written offline
 /// while the office re-based the file), else what it lacks (a void, a progress entry, a field
 /// first filled in; a value both hold stays as the new generation has it). Only the parts its
-/// author wrote: another member's void or progress entry is theirs to carry.
+/// author wrote: another member's void or progress entry on it would be refused as this
+/// device's change (and is lost with the old copy, unless the new generation has it).
 pub fn carry_over<T: Transactable + ReadDoc>(
     old: &automerge::Automerge,
     tx: &mut T,
@@ -276,15 +277,20 @@ pub fn carry_over<T: Transactable + ReadDoc>(
         return Ok(());
     };
     let records = map_at(tx, &ROOT, RECORDS).ok_or_else(|| Error::Corrupt("档案结构".into()))?;
-    let to = match map_at(tx, &records, id) {
-        Some(to) => to,
-        None => tx.put_object(&records, id, ObjType::Map)?,
+    let (to, whole) = match map_at(tx, &records, id) {
+        Some(to) => (to, false),
+        None => (tx.put_object(&records, id, ObjType::Map)?, true),
     };
     let author = get_str(old, &from, R_AUTHOR).unwrap_or_default();
     let by_author = |obj: &ObjId, key: &str| get_str(old, obj, key).is_none_or(|a| a == author);
     for key in old.keys(&from).collect::<Vec<_>>() {
         match (key.as_str(), map_at(old, &from, &key)) {
-            (R_VOID, Some(void)) if !by_author(&void, "by") => {}
+            // A record is created with an empty void map, which nobody may add later.
+            (R_VOID, Some(void)) if !by_author(&void, "by") => {
+                if whole {
+                    tx.put_object(&to, R_VOID, ObjType::Map)?;
+                }
+            }
             (R_PROGRESS, Some(progress)) => {
                 let there = match map_at(tx, &to, R_PROGRESS) {
                     Some(p) => p,

@@ -408,3 +408,61 @@ fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
     assert_eq!(r.refused, 0, "{r:?}");
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
 }
+
+/// 4. The 班主任 writes a 心理辅导记录 (the private part) offline while the office re-bases the
+///    file, and the private part's new generation reaches her before the care file's (each
+///    comes in its own frame). Carried then, her record would declare the care file's old
+///    heads, which no other device can ever hold, and wait everywhere for good. The private
+///    part waits for the care file instead; once both came, the record is carried over and
+///    reaches the office.
+#[test]
+fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
+    let (mut admin, mut teacher, _mother, child, _wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    let record = teacher
+        .archive
+        .add_record(&shouwang_core::RecordInput {
+            kind: "心理辅导记录".into(),
+            child: Some(NEW_NAME.into()),
+            class: None,
+            date: "2026-11-25".into(),
+            fields: kv(&[("notes", "情绪低落，约定下周再谈")]),
+        })
+        .unwrap()
+        .0;
+    let private = DocId::Private(child.clone());
+    let saved = |d: &mut Device, id: &DocId| d.archive.store().doc(id).unwrap().unwrap().save();
+    let (school, part) = (
+        saved(&mut admin, &DocId::School),
+        saved(&mut admin, &private),
+    );
+    teacher
+        .archive
+        .store()
+        .write(|b| {
+            b.merge_bytes(&DocId::School, &school)?;
+            b.merge_bytes(&private, &part)
+        })
+        .unwrap();
+    let has_record = |d: &mut Device| {
+        d.archive
+            .child_file_for(NEW_NAME, Some("核对"))
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.meta.id.as_str() == record)
+    };
+    assert!(has_record(&mut teacher), "still on her phone");
+    let news = admin
+        .archive
+        .export_bundle(Some(HEAD_TEACHER), None)
+        .unwrap();
+    teacher.archive.import_bundle(&news).unwrap();
+    assert!(has_record(&mut teacher), "carried over");
+    let r = admin.import_file(&teacher.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(has_record(&mut admin), "at the office");
+}

@@ -404,9 +404,11 @@ impl Batch<'_> {
                         continue;
                     }
                     Verdict::Refuse(why) | Verdict::Defer(why) => {
-                        // Taken back out: the document as it was before it.
-                        if let Some(back) = self.docs.get(id).and_then(|d| d.fork_at(&heads).ok()) {
-                            self.replace(id, back);
+                        // Taken back out: the document as it was before it (or, if that
+                        // cannot be built, counted: it is this side's, not the sender's).
+                        match self.docs.get(id).and_then(|d| d.fork_at(&heads).ok()) {
+                            Some(back) => self.replace(id, back),
+                            None => carried += 1,
                         }
                         why
                     }
@@ -415,6 +417,26 @@ impl Batch<'_> {
             tracing::warn!(doc = %id, record, "a record written on an older generation was not carried over: {why}");
         }
         carried
+    }
+
+    /// Whether `id` is a private or staff part whose child file here is a copy of an older
+    /// generation than the school records (its base change has not come here yet).
+    fn child_file_is_stale(&mut self, id: &DocId) -> bool {
+        let (DocId::Private(c) | DocId::Staff(c)) = id else {
+            return false;
+        };
+        let child = DocId::Child(c.clone());
+        let Some(g) = self
+            .docs
+            .get(&DocId::School)
+            .and_then(|s| school::generation(s, &child))
+        else {
+            return false;
+        };
+        let genesis = doc::genesis_hash(&child);
+        self.docs
+            .get(&child)
+            .is_some_and(|d| !d.get_changes(&[]).iter().any(|c| g.is_base(c, genesis)))
     }
 
     /// Names where the changes merged by this batch come from (a peer's device id,
@@ -726,6 +748,23 @@ impl Batch<'_> {
                 }
                 _ => None,
             };
+            // A private or staff part's carried records declare the child file's heads: while
+            // that file here is of an older generation (its new one comes in its own frame),
+            // they would declare heads no other device can ever hold. The new part waits for
+            // the child file (offered again at the next sync), the copy kept as it was.
+            if old.is_some() && self.child_file_is_stale(id) {
+                let mut back = match self.docs.get(id) {
+                    Some(d) => d.fork_at(before)?,
+                    None => Automerge::new(),
+                };
+                back.set_actor(self.actor.clone());
+                self.docs.insert(id.clone(), back);
+                return Ok(Admission {
+                    deferred: new.len(),
+                    reason: Some(WAITS_FOR_CHILD_FILE.into()),
+                    ..Admission::default()
+                });
+            }
             self.replace(id, fresh);
             if let Some(old) = old {
                 admission.carried = self.carry_over(id, &old);
@@ -1018,6 +1057,9 @@ impl Batch<'_> {
         }
     }
 }
+
+/// Why a re-based private or staff part waits (`Batch::child_file_is_stale`).
+const WAITS_FOR_CHILD_FILE: &str = "等这名学生档案的新版本到了再更新这一部分";
 
 /// The message of the change carrying a device's records over into a re-based document.
 const CARRIED_OVER: &str = "保留重建前在本机写下的记录";
