@@ -439,7 +439,7 @@ fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
         saved(&mut admin, &DocId::School),
         saved(&mut admin, &private),
     );
-    teacher
+    let waits = teacher
         .archive
         .store()
         .write(|b| {
@@ -447,6 +447,7 @@ fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
             b.merge_bytes(&private, &part)
         })
         .unwrap();
+    assert!(waits.deferred > 0 && waits.replaced == 0, "{waits:?}");
     let has_record = |d: &mut Device| {
         d.archive
             .child_file_for(NEW_NAME, Some("核对"))

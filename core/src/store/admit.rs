@@ -752,7 +752,12 @@ impl Batch<'_> {
             // that file here is of an older generation (its new one comes in its own frame),
             // they would declare heads no other device can ever hold. The new part waits for
             // the child file (offered again at the next sync), the copy kept as it was.
-            if old.is_some() && self.child_file_is_stale(id) {
+            let to_carry = old.as_ref().is_some_and(|o| {
+                let device = self.actor.to_hex_string();
+                let own = |d: &str| !d.is_empty() && device.starts_with(d);
+                !crate::records::lacking_own(o, &fresh, &own).is_empty()
+            });
+            if to_carry && self.child_file_is_stale(id) {
                 let mut back = match self.docs.get(id) {
                     Some(d) => d.fork_at(before)?,
                     None => Automerge::new(),
