@@ -71,6 +71,63 @@ fn corrected() -> (Device, Device, Device, ChildId, String, String, String) {
     (admin, teacher, mother, child, wrong, right, visit)
 }
 
+/// [`corrected`], re-based by the office, and a 谈心 the 爱心妈妈 writes on her old copy
+/// before she hears of it (its record id last).
+fn rebased_while_she_writes() -> (Device, Device, Device, ChildId, String, String) {
+    let (mut admin, teacher, mut mother, child, wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    (admin, teacher, mother, child, wrong, talk)
+}
+
+/// A direct session between the office's device and `phone` (taken from the phone as from a
+/// member's device); the documents the office delivered.
+fn session(office: &mut Device, phone: &mut Device) -> Vec<DocId> {
+    let them = office
+        .archive
+        .find_member(phone.archive.me_id().as_str())
+        .unwrap();
+    let admin = phone
+        .archive
+        .find_member(office.archive.me_id().as_str())
+        .unwrap();
+    let so = office
+        .archive
+        .peer_session(phone.archive.device().as_str(), &them)
+        .unwrap()
+        .with_sender(Sender::Device {
+            device: phone.archive.device().clone(),
+            roles: Some(them.roles.clone()),
+        });
+    let sp = phone
+        .archive
+        .peer_session(office.archive.device().as_str(), &admin)
+        .unwrap();
+    attack::pump_delivering(&mut office.archive, so, &mut phone.archive, sp).2
+}
+
+/// The office's file for `phone`'s member, imported there.
+fn office_news(office: &mut Device, phone: &mut Device) {
+    let news = office
+        .archive
+        .export_bundle(Some(phone.name), None)
+        .unwrap();
+    phone.archive.import_bundle(&news).unwrap();
+}
+
+/// Whether the device shows the record in the child's file (private part included).
+fn shows(d: &mut Device, record: &str) -> bool {
+    d.archive
+        .child_file_for(NEW_NAME, Some("核对"))
+        .unwrap()
+        .records
+        .iter()
+        .any(|r| r.meta.id.as_str() == record)
+}
+
 #[test]
 fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
     let (mut admin, mut teacher, mut mother, child, wrong, right, visit) = corrected();
@@ -112,11 +169,7 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
     );
 
     // The 爱心妈妈 by bundle.
-    let news = admin
-        .archive
-        .export_bundle(Some(LOVE_MOTHER), None)
-        .unwrap();
-    mother.archive.import_bundle(&news).unwrap();
+    office_news(&mut admin, &mut mother);
     assert!(
         leaks(&mut mother, &old).is_empty(),
         "{:?}",
@@ -125,28 +178,7 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
     assert_eq!(mother.file(NEW_NAME).name, NEW_NAME);
 
     // The 班主任 over a direct session with the office's device.
-    let them = admin
-        .archive
-        .find_member(teacher.archive.me_id().as_str())
-        .unwrap();
-    let office = teacher
-        .archive
-        .find_member(admin.archive.me_id().as_str())
-        .unwrap();
-    let sa = admin
-        .archive
-        .peer_session(teacher.archive.device().as_str(), &them)
-        .unwrap()
-        .with_sender(Sender::Device {
-            device: teacher.archive.device().clone(),
-            roles: Some(them.roles.clone()),
-        });
-    let st = teacher
-        .archive
-        .peer_session(admin.archive.device().as_str(), &office)
-        .unwrap();
-    let (_, _, delivered) =
-        attack::pump_delivering(&mut admin.archive, sa, &mut teacher.archive, st);
+    let delivered = session(&mut admin, &mut teacher);
     // The whole new generation went to her: a delivery the hub checks and logs like any other.
     for doc in [DocId::Child(child.clone()), DocId::Private(child.clone())] {
         assert!(delivered.contains(&doc), "{doc:?} not in {delivered:?}");
@@ -202,37 +234,20 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
 ///    and reaches the office with her next file: nothing she typed is lost.
 #[test]
 fn story_2_a_record_written_offline_on_the_old_generation_is_carried_over() {
-    let (mut admin, _teacher, mut mother, _child, _wrong, _right, _visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
-    let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    let (mut admin, _teacher, mut mother, _child, _wrong, talk) = rebased_while_she_writes();
     let r = admin.import_file(&mother.export_file("before"));
     assert!(
         r.refused_reason
             .unwrap_or_default()
             .contains("已由学校重建")
     );
-    let has_talk = |d: &mut Device| {
-        d.archive
-            .child_file(NEW_NAME)
-            .unwrap()
-            .records
-            .iter()
-            .any(|r| r.meta.id.as_str() == talk)
-    };
-    assert!(!has_talk(&mut admin));
+    assert!(!shows(&mut admin, &talk));
 
-    let news = admin
-        .archive
-        .export_bundle(Some(LOVE_MOTHER), None)
-        .unwrap();
-    mother.archive.import_bundle(&news).unwrap();
-    assert!(has_talk(&mut mother), "her 谈心 is still on her phone");
+    office_news(&mut admin, &mut mother);
+    assert!(shows(&mut mother, &talk), "her 谈心 is still on her phone");
     let r = admin.import_file(&mother.export_file("after"));
     assert_eq!(r.refused, 0, "{r:?}");
-    assert!(has_talk(&mut admin), "and reaches the office");
+    assert!(shows(&mut admin, &talk), "and reaches the office");
     let file = admin.archive.child_file(NEW_NAME).unwrap();
     let carried = file
         .records
@@ -253,45 +268,9 @@ fn story_2_a_record_written_offline_on_the_old_generation_is_carried_over() {
 ///     office.
 #[test]
 fn story_2b_carried_over_when_the_new_generation_comes_over_a_session() {
-    let (mut admin, _teacher, mut mother, _child, _wrong, _right, _visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
-    let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
-    let session = |admin: &mut Device, mother: &mut Device| {
-        let her = admin
-            .archive
-            .find_member(mother.archive.me_id().as_str())
-            .unwrap();
-        let office = mother
-            .archive
-            .find_member(admin.archive.me_id().as_str())
-            .unwrap();
-        let sa = admin
-            .archive
-            .peer_session(mother.archive.device().as_str(), &her)
-            .unwrap()
-            .with_sender(Sender::Device {
-                device: mother.archive.device().clone(),
-                roles: Some(her.roles.clone()),
-            });
-        let sm = mother
-            .archive
-            .peer_session(admin.archive.device().as_str(), &office)
-            .unwrap();
-        attack::pump_delivering(&mut admin.archive, sa, &mut mother.archive, sm);
-    };
-    let has_talk = |d: &mut Device| {
-        d.archive
-            .child_file(NEW_NAME)
-            .unwrap()
-            .records
-            .iter()
-            .any(|r| r.meta.id.as_str() == talk)
-    };
+    let (mut admin, _teacher, mut mother, _child, _wrong, talk) = rebased_while_she_writes();
     session(&mut admin, &mut mother);
-    assert!(has_talk(&mut mother), "her 谈心 is still on her phone");
+    assert!(shows(&mut mother, &talk), "her 谈心 is still on her phone");
     // What her phone records as held by the office, the office holds (a carried record is
     // hers, written after what the office sent: taken as the office's, it would never be
     // offered to it).
@@ -303,7 +282,7 @@ fn story_2b_carried_over_when_the_new_generation_comes_over_a_session() {
     }
     // Their next session (if not this one) brings it to the office.
     session(&mut admin, &mut mother);
-    assert!(has_talk(&mut admin), "reaches the office");
+    assert!(shows(&mut admin, &talk), "reaches the office");
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
     // Both hold the same file.
     let doc = DocId::Child(admin.archive.find_child(NEW_NAME).unwrap());
@@ -319,12 +298,7 @@ fn story_2b_carried_over_when_the_new_generation_comes_over_a_session() {
 ///    sync, with the 谈心 carried over; only then does the old history leave her phone.
 #[test]
 fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
-    let (mut admin, _teacher, mut mother, child, wrong, _right, _visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
-    let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    let (mut admin, _teacher, mut mother, child, wrong, talk) = rebased_while_she_writes();
     let school = admin
         .archive
         .store()
@@ -347,19 +321,13 @@ fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
             .contains(&DocId::Child(child.clone())),
         "kept while it holds her unsent 谈心"
     );
-    let news = admin
-        .archive
-        .export_bundle(Some(LOVE_MOTHER), None)
-        .unwrap();
-    mother.archive.import_bundle(&news).unwrap();
+    office_news(&mut admin, &mut mother);
     mother.archive.purge_out_of_scope().unwrap();
-    let file = mother.archive.child_file(NEW_NAME).unwrap();
-    assert!(file.records.iter().any(|r| r.meta.id.as_str() == talk));
+    assert!(shows(&mut mother, &talk));
     assert!(leaks(&mut mother, &[OLD_NAME, wrong.as_str()]).is_empty());
     let r = admin.import_file(&mother.export_file("after"));
     assert_eq!(r.refused, 0, "{r:?}");
-    let file = admin.archive.child_file(NEW_NAME).unwrap();
-    assert!(file.records.iter().any(|r| r.meta.id.as_str() == talk));
+    assert!(shows(&mut admin, &talk));
 }
 
 /// 2c. The guardian withdraws consent to the file right after the re-basing, before the
@@ -369,11 +337,7 @@ fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
 ///     all her later work on the file waiting behind it.
 #[test]
 fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
-    let (mut admin, _teacher, mut mother, _child, _wrong, _right, _visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    let (mut admin, _teacher, mut mother, _child, _wrong, _talk) = rebased_while_she_writes();
     admin
         .archive
         .record_consent(
@@ -398,12 +362,7 @@ fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
             },
         )
         .unwrap();
-    mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
-    let news = admin
-        .archive
-        .export_bundle(Some(LOVE_MOTHER), None)
-        .unwrap();
-    mother.archive.import_bundle(&news).unwrap();
+    office_news(&mut admin, &mut mother);
     let r = admin.import_file(&mother.export_file("after"));
     assert_eq!(r.refused, 0, "{r:?}");
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
@@ -448,22 +407,10 @@ fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
         })
         .unwrap();
     assert!(waits.deferred > 0 && waits.replaced == 0, "{waits:?}");
-    let has_record = |d: &mut Device| {
-        d.archive
-            .child_file_for(NEW_NAME, Some("核对"))
-            .unwrap()
-            .records
-            .iter()
-            .any(|r| r.meta.id.as_str() == record)
-    };
-    assert!(has_record(&mut teacher), "still on her phone");
-    let news = admin
-        .archive
-        .export_bundle(Some(HEAD_TEACHER), None)
-        .unwrap();
-    teacher.archive.import_bundle(&news).unwrap();
-    assert!(has_record(&mut teacher), "carried over");
+    assert!(shows(&mut teacher, &record), "still on her phone");
+    office_news(&mut admin, &mut teacher);
+    assert!(shows(&mut teacher, &record), "carried over");
     let r = admin.import_file(&teacher.export_file("after"));
     assert_eq!(r.refused, 0, "{r:?}");
-    assert!(has_record(&mut admin), "at the office");
+    assert!(shows(&mut admin, &record), "at the office");
 }

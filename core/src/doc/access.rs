@@ -19,23 +19,35 @@ pub fn copy_map<T: Transactable + ReadDoc>(
     to: &ObjId,
 ) -> Result<()> {
     for key in old.keys(from).collect::<Vec<_>>() {
-        let Some((value, id)) = old.get(from, key.as_str())? else {
-            continue;
-        };
-        match value {
-            Value::Scalar(s) => tx.put(to, key.as_str(), s.into_owned())?,
-            Value::Object(ObjType::Map) => {
-                let obj = tx.put_object(to, key.as_str(), ObjType::Map)?;
-                copy_map(old, &id, tx, &obj)?;
-            }
-            Value::Object(ObjType::Text) => {
-                let obj = tx.put_object(to, key.as_str(), ObjType::Text)?;
-                tx.splice_text(&obj, 0, 0, &old.text(&id)?)?;
-            }
-            // Lists do not occur in this layout; a newer version's list is kept empty.
-            Value::Object(t) => {
-                tx.put_object(to, key.as_str(), t)?;
-            }
+        if let Some((value, id)) = old.get(from, key.as_str())? {
+            copy_value(old, value, &id, tx, to, &key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `value` of `old` (its object `id`, if an object) as `to[key]`, objects whole.
+fn copy_value<T: Transactable + ReadDoc>(
+    old: &Automerge,
+    value: Value<'_>,
+    id: &ObjId,
+    tx: &mut T,
+    to: &ObjId,
+    key: &str,
+) -> Result<()> {
+    match value {
+        Value::Scalar(s) => tx.put(to, key, s.into_owned())?,
+        Value::Object(ObjType::Map) => {
+            let obj = tx.put_object(to, key, ObjType::Map)?;
+            copy_map(old, id, tx, &obj)?;
+        }
+        Value::Object(ObjType::Text) => {
+            let obj = tx.put_object(to, key, ObjType::Text)?;
+            tx.splice_text(&obj, 0, 0, &old.text(id)?)?;
+        }
+        // Lists do not occur in this layout; a newer version's list is kept empty.
+        Value::Object(t) => {
+            tx.put_object(to, key, t)?;
         }
     }
     Ok(())
@@ -69,23 +81,11 @@ pub fn copy_missing_key<T: Transactable + ReadDoc>(
     };
     match (value, tx.get(to, key)?) {
         (Value::Object(ObjType::Map), Some((Value::Object(ObjType::Map), there))) => {
-            copy_missing(old, &id, tx, &there)?;
+            copy_missing(old, &id, tx, &there)
         }
-        (_, Some(_)) => {}
-        (Value::Scalar(s), None) => tx.put(to, key, s.into_owned())?,
-        (Value::Object(ObjType::Map), None) => {
-            let obj = tx.put_object(to, key, ObjType::Map)?;
-            copy_map(old, &id, tx, &obj)?;
-        }
-        (Value::Object(ObjType::Text), None) => {
-            let obj = tx.put_object(to, key, ObjType::Text)?;
-            tx.splice_text(&obj, 0, 0, &old.text(&id)?)?;
-        }
-        (Value::Object(t), None) => {
-            tx.put_object(to, key, t)?;
-        }
+        (_, Some(_)) => Ok(()),
+        (value, None) => copy_value(old, value, &id, tx, to, key),
     }
-    Ok(())
 }
 
 /// Whether [`copy_missing`] would copy anything from the map `from` of `old` into the map
