@@ -414,3 +414,90 @@ fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
     assert_eq!(r.refused, 0, "{r:?}");
     assert!(shows(&mut admin, &record), "at the office");
 }
+
+/// 5. The 班主任 corrects her 家访 offline (the office already has it) while the office re-bases
+///    the file, and changes its date. Her copy is replaced by the new generation, which holds
+///    the 家访 as the office had it; her correction is carried over as her new change and
+///    reaches the office: a new value of a field both generations hold is not lost either.
+#[test]
+fn story_5_a_correction_typed_on_the_old_generation_is_carried_over() {
+    let (mut admin, mut teacher, _mother, _child, _wrong, _right, visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    const CORRECTED: &str = "奶奶在家，作业按时完成，已约好下次家访";
+    teacher
+        .archive
+        .edit_record(&visit, Some("2026-11-19"), &kv(&[("notes", CORRECTED)]))
+        .unwrap();
+    let the_visit = |d: &mut Device| {
+        d.archive
+            .child_file_for(NEW_NAME, Some("核对"))
+            .unwrap()
+            .records
+            .into_iter()
+            .find(|r| r.meta.id.as_str() == visit)
+            .unwrap()
+    };
+    office_news(&mut admin, &mut teacher);
+    let mine = the_visit(&mut teacher);
+    assert!(format!("{mine:?}").contains(CORRECTED), "{mine:?}");
+    assert_eq!(mine.meta.happened_on, "2026-11-19");
+    let r = admin.import_file(&teacher.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    let theirs = the_visit(&mut admin);
+    assert!(format!("{theirs:?}").contains(CORRECTED), "{theirs:?}");
+    assert_eq!(theirs.meta.happened_on, "2026-11-19");
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}
+
+/// 6. The pairing teacher adds a 进步档案 entry to the 班主任's 学习帮扶计划 offline while the
+///    office re-bases the file (the plan is the 班主任's record, the entry hers). Her copy is
+///    replaced; the entry she wrote is carried over as her change, and nothing else of the
+///    plan is (it is not hers to write): the office takes it and shows it.
+#[test]
+fn story_6_an_entry_written_on_someone_else_s_record_is_carried_over() {
+    let (mut admin, mut teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    let plan = teacher.record(
+        "学习帮扶计划",
+        NEW_NAME,
+        "2026-11-20",
+        &[
+            ("subject", "数学"),
+            ("schedule", "每周三"),
+            ("notes", "乘法口诀"),
+        ],
+    );
+    sync(&mut teacher, &mut admin);
+    let mut helper = join(&mut admin, PAIRING_TEACHER);
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    helper
+        .archive
+        .add_progress(&plan, "2026-11-25", &kv(&[("notes", "乘法口诀背熟了")]))
+        .unwrap();
+    let entries = |d: &mut Device| {
+        let file = d.archive.child_file_for(NEW_NAME, Some("核对")).unwrap();
+        let plan = file
+            .records
+            .into_iter()
+            .find(|r| r.meta.id.as_str() == plan)
+            .unwrap();
+        format!("{:?}", plan.progress)
+    };
+    office_news(&mut admin, &mut helper);
+    assert!(
+        entries(&mut helper).contains("乘法口诀背熟了"),
+        "on her phone"
+    );
+    let r = admin.import_file(&helper.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(
+        entries(&mut admin).contains("乘法口诀背熟了"),
+        "at the office"
+    );
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}

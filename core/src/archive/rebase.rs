@@ -16,12 +16,15 @@
 //! administrator vouched for by recording the generation.
 //!
 //! What another device wrote on its copy of the older generation and never sent is not lost
-//! with it: when the new generation replaces that copy, the device's own records are carried
-//! over as its new changes, one per record, each judged by the rules first
-//! (`records::carry_over`, from `store::admit`): a record the new generation lacks whole, or
-//! what one it holds lacks (its author's void or progress entry, a field first filled in). A stale copy holding such work is not purged before the new generation comes
-//! (`Archive::purge_out_of_scope`). Still lost: a new value of a field both generations hold,
-//! typed on the old one and not sent (the base keeps what the office had).
+//! with it: when the new generation replaces that copy, the device's work is carried over as
+//! its new changes, one per record, each judged by the rules first (`records::carry`, from
+//! `store::admit`): a record of its own the new generation lacks whole, or what one it holds
+//! lacks (a field first filled in, and a date or field corrected since the state the base
+//! change was built from, which the base change names: `doc::covered`), and on any record the
+//! parts it wrote (a void, a 进步档案 entry). A stale copy holding such work is not purged
+//! before the new generation comes (`Archive::purge_out_of_scope`). Still lost: what the rules
+//! refuse now (a consent withdrawn meanwhile), and a part written on another device's record
+//! that never reached the office (the new generation lacks the record).
 
 use automerge::transaction::CommitOptions;
 use automerge::{Automerge, ObjType, ROOT, ReadDoc, Value};
@@ -90,9 +93,9 @@ impl Archive {
     /// Re-bases a child's care file, private part and staff part on their current state, so that values
     /// corrected since (a 身份证号, a name) leave every device's history. Administrators only;
     /// the reason is required and may not contain the child's name or ID numbers. Changes
-    /// other devices have not synced yet are carried over when their copy is replaced, records
-    /// and what records lack; a field's new value typed meanwhile is not (module docs):
-    /// re-base right after a sync.
+    /// other devices have not synced yet are carried over when their copy is replaced (module
+    /// docs): the base change names what this copy holds, so that each device can tell its
+    /// corrections the office has not seen.
     pub fn rebase_child(&mut self, child: &str, reason: &str) -> Result<RebaseReport> {
         let me = self.require_admin()?;
         let reason = reason.trim();
@@ -155,10 +158,13 @@ impl Archive {
                     }
                     _ => None,
                 };
-                let message = crate::trust::declare(
-                    "重建档案（去掉修改历史）",
-                    &school_heads.unwrap_or_default(),
-                    child_heads.as_deref(),
+                let message = doc::covered::declare(
+                    &crate::trust::declare(
+                        "重建档案（去掉修改历史）",
+                        &school_heads.unwrap_or_default(),
+                        child_heads.as_deref(),
+                    ),
+                    &old,
                 );
                 let new = rebuild(&id, &old, actor.clone(), &message, time)?;
                 b.replace(&id, new);

@@ -4,7 +4,9 @@
 //! (no needless operations, no needless bytes on the wire); text is updated with a diff.
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef};
+use automerge::{
+    Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef,
+};
 use chrono::NaiveDate;
 
 use crate::error::Result;
@@ -106,6 +108,88 @@ pub fn lacks<D: ReadDoc>(old: &Automerge, from: &ObjId, new: &D, to: &ObjId) -> 
     })
 }
 
+/// A value of a map's key as readers see it, to compare two states of the key (maps and
+/// other objects by their type alone).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Held {
+    Scalar(ScalarValue),
+    Text(String),
+    Object(ObjType),
+}
+
+fn held_at<D: ReadDoc>(
+    doc: &D,
+    obj: &ObjId,
+    key: &str,
+    heads: Option<&[ChangeHash]>,
+) -> Result<Option<Held>> {
+    let got = match heads {
+        Some(h) => doc.get_at(obj, key, h)?,
+        None => doc.get(obj, key)?,
+    };
+    Ok(match got {
+        None => None,
+        Some((Value::Scalar(s), _)) => Some(Held::Scalar(s.into_owned())),
+        Some((Value::Object(ObjType::Text), id)) => Some(Held::Text(match heads {
+            Some(h) => doc.text_at(&id, h)?,
+            None => doc.text(&id)?,
+        })),
+        Some((Value::Object(t), _)) => Some(Held::Object(t)),
+    })
+}
+
+/// The keys of the map `from` of `old` whose scalar or text value differs from what it was
+/// in the state `heads` of `old`, each with its value now (`None`: removed since). Maps are
+/// compared by type, not entered. `from` must be a map `old` held at `heads`.
+pub fn changed_since(
+    old: &Automerge,
+    heads: &[ChangeHash],
+    from: &ObjId,
+) -> Vec<(String, Option<Held>)> {
+    let mut keys: Vec<String> = old.keys(from).chain(old.keys_at(from, heads)).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|key| {
+            let now = held_at(old, from, &key, None).ok()?;
+            let before = held_at(old, from, &key, Some(heads)).ok()?;
+            (now != before && !matches!(now, Some(Held::Object(_)))).then_some((key, now))
+        })
+        .collect()
+}
+
+/// Whether `to[key]` of `doc` is not `value`.
+pub fn differs<D: ReadDoc>(doc: &D, to: &ObjId, key: &str, value: &Option<Held>) -> bool {
+    held_at(doc, to, key, None).map_or(true, |h| &h != value)
+}
+
+/// Makes `to[key]` hold `value` (text updated in place where it is text; `None` removes it),
+/// writing nothing where it already does.
+pub fn put_held<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    to: &ObjId,
+    key: &str,
+    value: &Option<Held>,
+) -> Result<()> {
+    if !differs(tx, to, key, value) {
+        return Ok(());
+    }
+    match value {
+        None => tx.delete(to, key)?,
+        Some(Held::Scalar(s)) => tx.put(to, key, s.clone())?,
+        Some(Held::Text(text)) => match tx.get(to, key)? {
+            Some((Value::Object(ObjType::Text), obj)) => tx.update_text(&obj, text)?,
+            _ => {
+                let obj = tx.put_object(to, key, ObjType::Text)?;
+                tx.splice_text(&obj, 0, 0, text)?;
+            }
+        },
+        // Not written by [`changed_since`].
+        Some(Held::Object(_)) => {}
+    }
+    Ok(())
+}
+
 /// The map at `parent[key]`, if it is one.
 pub fn map_at<D: ReadDoc>(doc: &D, parent: &ObjId, key: &str) -> Option<ObjId> {
     match doc.get(parent, key) {
@@ -156,7 +240,7 @@ pub fn get_bool<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Option<bool> {
 #[derive(Debug)]
 pub struct Version<'a, D> {
     doc: &'a D,
-    heads: Option<&'a [automerge::ChangeHash]>,
+    heads: Option<&'a [ChangeHash]>,
 }
 
 impl<D> Clone for Version<'_, D> {
@@ -174,12 +258,12 @@ impl<'a, D: ReadDoc> Version<'a, D> {
     }
 
     /// The document as it was at `heads` (each of which it must hold).
-    pub fn at(doc: &'a D, heads: &'a [automerge::ChangeHash]) -> Self {
+    pub fn at(doc: &'a D, heads: &'a [ChangeHash]) -> Self {
         Version::of(doc, Some(heads))
     }
 
     /// The document at `heads`, or as it is if `None`.
-    pub fn of(doc: &'a D, heads: Option<&'a [automerge::ChangeHash]>) -> Self {
+    pub fn of(doc: &'a D, heads: Option<&'a [ChangeHash]>) -> Self {
         Version { doc, heads }
     }
 

@@ -28,6 +28,7 @@
 pub mod access;
 pub mod bounds;
 pub mod conflicts;
+pub mod covered;
 pub mod layout;
 
 use automerge::transaction::CommitOptions;

@@ -375,11 +375,11 @@ impl Batch<'_> {
     /// rules first, as the others will judge it: it declares the school as it is now (a
     /// consent withdrawn since, a role lost), and one the rules refuse is taken back out and
     /// logged rather than kept to be refused everywhere. Returns how many were carried.
-    fn carry_over(&mut self, id: &DocId, old: &Automerge) -> usize {
+    fn carry_over(&mut self, id: &DocId, old: &Automerge, covered: Option<&[ChangeHash]>) -> usize {
         let device = self.actor.to_hex_string();
-        let own = |d: &str| !d.is_empty() && device.starts_with(d);
+        let this = crate::records::carry::ThisDevice(&device);
         let lacking = match self.docs.get(id) {
-            Some(new) => crate::records::lacking_own(old, new, &own),
+            Some(new) => crate::records::lacking_here(old, covered, new, this),
             None => return 0,
         };
         let mut carried = 0;
@@ -388,7 +388,7 @@ impl Batch<'_> {
                 break;
             };
             let written = self.change(id, false, CARRIED_OVER, |tx| {
-                crate::records::carry_over(old, tx, &record)
+                crate::records::carry_over(old, covered, tx, &record, this)
             });
             let change = self
                 .docs
@@ -752,10 +752,15 @@ impl Batch<'_> {
             // that file here is of an older generation (its new one comes in its own frame),
             // they would declare heads no other device can ever hold. The new part waits for
             // the child file (offered again at the next sync), the copy kept as it was.
+            // The state of the copy the new generation was built from, as its base change names
+            // it (`doc::covered`): what this device changed since, the new generation lacks.
+            let covered = old
+                .as_ref()
+                .and_then(|o| covered_state(g, genesis, &fresh, o));
             let to_carry = old.as_ref().is_some_and(|o| {
                 let device = self.actor.to_hex_string();
-                let own = |d: &str| !d.is_empty() && device.starts_with(d);
-                !crate::records::lacking_own(o, &fresh, &own).is_empty()
+                let this = crate::records::carry::ThisDevice(&device);
+                !crate::records::lacking_here(o, covered.as_deref(), &fresh, this).is_empty()
             });
             if to_carry && self.child_file_is_stale(id) {
                 let mut back = match self.docs.get(id) {
@@ -772,7 +777,7 @@ impl Batch<'_> {
             }
             self.replace(id, fresh);
             if let Some(old) = old {
-                admission.carried = self.carry_over(id, &old);
+                admission.carried = self.carry_over(id, &old, covered.as_deref());
             }
             self.quarantine.extend(quarantined);
             self.relayed.extend(relayed);
@@ -1078,4 +1083,21 @@ const ADMIN_ONLY_FOREIGN: &str =
 /// a member's contact details.
 fn admin_only(id: &DocId) -> bool {
     matches!(id, DocId::School | DocId::Keys | DocId::Contact(_))
+}
+
+/// The heads, in `old` (a copy of an older generation), of the state the new generation `new`
+/// was built from, as its base change names it (`doc::covered`); `None` where the base change
+/// names none (a re-basing by an older version) or is not in `new`.
+fn covered_state(
+    g: &school::Generation,
+    genesis: Option<ChangeHash>,
+    new: &Automerge,
+    old: &Automerge,
+) -> Option<Vec<ChangeHash>> {
+    let base = new
+        .get_changes(&[])
+        .into_iter()
+        .find(|c| g.is_base(c, genesis))?;
+    let clock = doc::covered::read(base.message()?)?;
+    Some(doc::covered::heads_in(old, &clock))
 }

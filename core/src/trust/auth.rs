@@ -55,6 +55,20 @@ impl Declared {
     }
 }
 
+/// `message` with one more part, `<tag>=<value>`, after the declaration (a part
+/// [`Declared::parse`] does not read: older versions skip it).
+pub fn with_part(message: &str, tag: &str, value: &str) -> String {
+    format!("{message}{SEP}{tag}={value}")
+}
+
+/// The value of a message's part `<tag>=` ([`with_part`]), if it has one.
+pub fn part<'a>(message: &'a str, tag: &str) -> Option<&'a str> {
+    message
+        .split(SEP)
+        .skip(1)
+        .find_map(|p| p.strip_prefix(tag)?.strip_prefix('='))
+}
+
 /// The part of a change's message people read.
 pub fn display_message(message: &str) -> &str {
     message.split(SEP).next().unwrap_or(message)
@@ -75,6 +89,12 @@ mod tests {
         let m = declare("修改身份信息", &[h], Some(&[h]));
         assert_eq!(Declared::parse(Some(&m)).child, Some(vec![h]));
         assert_eq!(Declared::parse(Some("旧版本的修改")), Declared::default());
+        let m = with_part(&m, "k", "ab:3");
+        assert_eq!(part(&m, "k"), Some("ab:3"));
+        assert_eq!(part(&m, "s"), Some(h.to_string().as_str()));
+        assert_eq!(part(&m, "x"), None);
+        assert_eq!(Declared::parse(Some(&m)).child, Some(vec![h]), "still read");
+        assert_eq!(display_message(&m), "修改身份信息");
         assert_eq!(
             Declared::parse(Some("x\u{1e}s=zz")).school,
             None,

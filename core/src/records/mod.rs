@@ -21,6 +21,9 @@ use crate::ids::{ChildId, DeviceId, MemberId, RecordId};
 use crate::kinds::{PROGRESS_FIELDS, RecordKind};
 use crate::roles::Role;
 
+pub mod carry;
+pub use carry::{carry_over, lacking_here};
+
 /// A record about to be written.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
@@ -181,7 +184,7 @@ impl RecordMeta {
     }
 }
 
-fn meta_of<D: ReadDoc>(doc: &D, id: &str, obj: &ObjId) -> RecordMeta {
+pub(crate) fn meta_of<D: ReadDoc>(doc: &D, id: &str, obj: &ObjId) -> RecordMeta {
     // One pass over the record's keys (their winning values), rather than a seek per key: a
     // file of 500 records is read whole each time it is shown.
     let mut meta = RecordMeta {
@@ -228,7 +231,7 @@ fn meta_of<D: ReadDoc>(doc: &D, id: &str, obj: &ObjId) -> RecordMeta {
     meta
 }
 
-fn each_record<D: ReadDoc>(doc: &D) -> Vec<(String, ObjId)> {
+pub(crate) fn each_record<D: ReadDoc>(doc: &D) -> Vec<(String, ObjId)> {
     let Some(records) = map_at(doc, &ROOT, RECORDS) else {
         return Vec::new();
     };
@@ -238,74 +241,6 @@ fn each_record<D: ReadDoc>(doc: &D) -> Vec<(String, ObjId)> {
             _ => None,
         })
         .collect()
-}
-
-/// The records `own` says this device wrote (by their `device`) in `old`, a copy of an older
-/// generation of a document (`archive::rebase`), that the new generation `new` lacks whole or
-/// in part: what [`carry_over`] takes into it.
-pub fn lacking_own(
-    old: &automerge::Automerge,
-    new: &automerge::Automerge,
-    own: &dyn Fn(&str) -> bool,
-) -> Vec<String> {
-    let records = map_at(new, &ROOT, RECORDS);
-    each_record(old)
-        .into_iter()
-        .filter(|(id, obj)| own(&meta_of(old, id, obj).device))
-        .filter(
-            |(id, from)| match records.as_ref().and_then(|r| map_at(new, r, id)) {
-                Some(to) => crate::doc::access::lacks(old, from, new, &to),
-                None => true,
-            },
-        )
-        .map(|(id, _)| id)
-        .collect()
-}
-
-/// Carries the record `id` of `old` (one of [`lacking_own`]) into the new generation `tx`
-/// writes, as its author's device: whole if the new generation lacks it (written offline
-/// while the office re-based the file), else what it lacks (a void, a progress entry, a field
-/// first filled in; a value both hold stays as the new generation has it). Only the parts its
-/// author wrote: another member's void or progress entry on it would be refused as this
-/// device's change (and is lost with the old copy, unless the new generation has it).
-pub fn carry_over<T: Transactable + ReadDoc>(
-    old: &automerge::Automerge,
-    tx: &mut T,
-    id: &str,
-) -> Result<()> {
-    let Some(from) = map_at(old, &ROOT, RECORDS).and_then(|r| map_at(old, &r, id)) else {
-        return Ok(());
-    };
-    let records = map_at(tx, &ROOT, RECORDS).ok_or_else(|| Error::Corrupt("档案结构".into()))?;
-    let (to, whole) = match map_at(tx, &records, id) {
-        Some(to) => (to, false),
-        None => (tx.put_object(&records, id, ObjType::Map)?, true),
-    };
-    let author = get_str(old, &from, R_AUTHOR).unwrap_or_default();
-    let by_author = |obj: &ObjId, key: &str| get_str(old, obj, key).is_none_or(|a| a == author);
-    for key in old.keys(&from).collect::<Vec<_>>() {
-        match (key.as_str(), map_at(old, &from, &key)) {
-            // A record is created with an empty void map, which nobody may add later.
-            (R_VOID, Some(void)) if !by_author(&void, "by") => {
-                if whole {
-                    tx.put_object(&to, R_VOID, ObjType::Map)?;
-                }
-            }
-            (R_PROGRESS, Some(progress)) => {
-                let there = match map_at(tx, &to, R_PROGRESS) {
-                    Some(p) => p,
-                    None => tx.put_object(&to, R_PROGRESS, ObjType::Map)?,
-                };
-                for entry in old.keys(&progress).collect::<Vec<_>>() {
-                    if map_at(old, &progress, &entry).is_some_and(|e| by_author(&e, R_AUTHOR)) {
-                        crate::doc::access::copy_missing_key(old, &progress, &entry, tx, &there)?;
-                    }
-                }
-            }
-            _ => crate::doc::access::copy_missing_key(old, &from, &key, tx, &to)?,
-        }
-    }
-    Ok(())
 }
 
 /// The meta of one record, if the document has it.
