@@ -248,3 +248,40 @@ async fn a_talk_written_offline_while_the_file_is_rebased_reaches_the_office() {
     assert!(holds(&mut office.archive()), "at the office");
     server.shutdown().await;
 }
+
+/// The 班主任 writes a 心理辅导记录 (the private part) offline while the office re-bases the
+/// file. At her next sync both her copies are replaced by the new generation (the private
+/// part's carried record declares the care file's new heads, so the part waits for the care
+/// file if it comes first: `sync_stories` story 12b), her record carried over: it is at the
+/// hub when that one sync ends, and at the office after its next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_record_written_while_the_file_is_rebased_reaches_the_office() {
+    const NOTE: &str = "情绪低落，约定下周再谈";
+    let dir = tempfile::tempdir().unwrap();
+    let (_data, server, office, teacher, _mother) = school_on_hub(dir.path()).await.parts();
+    for p in [&office, &teacher] {
+        p.sync_hub().await;
+    }
+    office
+        .archive()
+        .rebase_child(CHILD, "更正身份证号")
+        .unwrap();
+    office.sync_hub().await;
+    teacher.record("心理辅导记录", CHILD, "2026-11-25", NOTE);
+    tokio::time::timeout(Duration::from_secs(120), async {
+        teacher.sync_hub().await;
+        office.sync_hub().await;
+    })
+    .await
+    .expect("the syncs after the re-basing never ended");
+    let holds = |a: &mut Archive| {
+        a.child_file_for(CHILD, Some("核对"))
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| format!("{r:?}").contains(NOTE))
+    };
+    assert!(holds(&mut teacher.archive()), "still on her phone");
+    assert!(holds(&mut office.archive()), "at the office");
+    server.shutdown().await;
+}

@@ -571,6 +571,50 @@ fn story_12_a_deferred_change_is_taken_up_when_its_school_state_arrives() {
     same(&mut n, 0, 1);
 }
 
+/// 12b. The same with the care file: the office corrects the child's file and then writes a
+///     心理辅导记录 in the private part (which declares the care file's new heads), and the app
+///     announces the private part first. The phone defers the record (the care file it rests
+///     on is not here yet); once the care file arrives in the same session, the record is
+///     taken up again at once.
+#[test]
+fn story_12b_a_private_record_is_taken_up_when_its_care_file_arrives() {
+    let mut n = net(&[HEAD_TEACHER], 12);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1));
+
+    n.peers[0]
+        .archive
+        .edit_child(CHILD, "profile", &kv(&[("address", "红旗村三组")]))
+        .unwrap();
+    let id = n.peers[0].record(
+        "心理辅导记录",
+        CHILD,
+        "2026-11-20",
+        &[("notes", "情绪低落，约定下周再谈")],
+    );
+    let child = n.peers[0].archive.find_child(CHILD).unwrap();
+    n.local_change(0, &DocId::Private(child.clone()));
+    n.run_until_quiescent(STEPS).unwrap();
+    n.local_change(0, &DocId::Child(child));
+    n.run_until_quiescent(STEPS).unwrap();
+
+    assert!(n.connected(0, 1));
+    assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
+    let shown = n.peers[1]
+        .archive
+        .child_file_for(CHILD, Some("核对"))
+        .unwrap()
+        .records
+        .iter()
+        .any(|r| r.meta.id.0 == id);
+    assert!(
+        shown,
+        "the deferred record reached the phone in the same session"
+    );
+    same(&mut n, 0, 1);
+}
+
 /// A record written to `peer`'s store through a connection of its own (another phone's
 /// changes being merged at the hub, the app writing while a sync runs): the sessions over the
 /// peer's store hear of it only by reading the store.

@@ -139,10 +139,30 @@ impl Session {
         self.hold(store, doc, admission.refused > 0)
     }
 
-    /// The school document gained changes in this event: documents this side deferred (their
-    /// changes declare a school state that was not here) are taken up again at once, from a
-    /// fresh automerge state, so the peer sends them again. Without this they waited for the
-    /// next session, and a session could end caught up with them still apart.
+    /// The documents the ones this side deferred rest on, with their heads here: the school
+    /// document, and a deferred private or staff part's care file (its changes declare the
+    /// care file's heads; a re-based part waits for the care file's new generation). Empty
+    /// when nothing is deferred.
+    pub(super) fn deferred_rest_on(&self, store: &mut Store) -> Result<Vec<(DocId, String)>> {
+        if self.deferred_here.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut on = std::collections::BTreeSet::from([DocId::School]);
+        for doc in &self.deferred_here {
+            if let DocId::Private(c) | DocId::Staff(c) = doc {
+                on.insert(DocId::Child(c.clone()));
+            }
+        }
+        on.into_iter()
+            .map(|d| Ok((d.clone(), store.heads(&d)?)))
+            .collect()
+    }
+
+    /// A document the deferred ones rest on ([`Session::deferred_rest_on`]) gained changes in
+    /// this event: documents this side deferred (their changes declare a school state or care
+    /// file that was not here) are taken up again at once, from a fresh automerge state, so
+    /// the peer sends them again. Without this they waited for the next session, and a session
+    /// could end caught up with them still apart.
     pub(super) fn retry_deferred(
         &mut self,
         store: &mut Store,

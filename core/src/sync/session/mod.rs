@@ -37,12 +37,13 @@
 //!    and at once re-sends just those changes.
 //!
 //! 6. A document whose changes cannot be judged yet (the school state they declare is not
-//!    here) is answered `Refused { Deferred }` and both sides leave it out of the exchange, so
-//!    the rest can catch up. As soon as the school document gains changes in the same
+//!    here, or for a private or staff part the care file's) is answered `Refused { Deferred }`
+//!    and both sides leave it out of the exchange, so the rest can catch up. As soon as what
+//!    it rests on (the school document; a part's care file) gains changes in the same
 //!    session, the side that deferred starts the document over, and the peer takes it up
 //!    again; before, it waited for the next session, and a session could end caught up with
-//!    that document still apart (found by the convergence property; `sync_stories` story 12
-//!    tells the case).
+//!    that document still apart (found by the convergence property; `sync_stories` stories 12
+//!    and 12b tell the cases).
 //!
 //! 7. *A peer that syncs once* ([`Session::one_shot_peer`]: a phone's sync, which closes once
 //!    caught up, unlike a live connection). A document that changes here after this side's
@@ -223,7 +224,7 @@ pub struct Session {
     held: BTreeSet<DocId>,
     /// Of the held documents, those this side answered `Deferred` (what their changes rest on
     /// was not here yet, typically the school state they declare): taken up again in this
-    /// session as soon as the school document gains changes ([`Session::retry_deferred`]).
+    /// session as soon as what they rest on gains changes ([`Session::retry_deferred`]).
     deferred_here: BTreeSet<DocId>,
     /// Of the held documents, those the peer answered `Deferred`: taken up again when the peer
     /// starts them over with a `Doc` frame.
@@ -409,11 +410,7 @@ impl Session {
         let mut out = Vec::new();
         let writes = self.writes;
         self.erased = store.erased_children()?;
-        let school_before = if self.deferred_here.is_empty() {
-            None
-        } else {
-            Some(store.heads(&DocId::School)?)
-        };
+        let rests_on = self.deferred_rest_on(store)?;
         match event {
             Event::Start => self.start(store, &mut out)?,
             Event::Frame(bytes) => {
@@ -456,9 +453,7 @@ impl Session {
                 }
             }
         }
-        if let Some(before) = school_before
-            && store.heads(&DocId::School)? != before
-        {
+        if !rests_on.is_empty() && self.deferred_rest_on(store)? != rests_on {
             self.retry_deferred(store, &mut out)?;
         }
         self.state_sent += out
