@@ -1,7 +1,7 @@
 //! The `school` document: profile, classes, members, devices, pairings and rule settings.
 
 use automerge::transaction::Transactable;
-use automerge::{ObjId, ObjType, ROOT, ReadDoc};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
 use serde::Serialize;
 
 use crate::doc::access::{Version, get_bool, get_i64, get_str, map_at, put_str};
@@ -698,6 +698,28 @@ pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The console devices (`archive::console`) that the device whose actor is `actor` (hex)
+/// registered and that are not revoked: the devices whose work a hub writes, besides its own.
+/// Read from who made each entry (its map's operation), not from anything the entry says.
+pub fn consoles_registered_by<D: ReadDoc>(doc: &D, actor: &str) -> Vec<DeviceId> {
+    let Some(devices) = map_at(doc, &ROOT, DEVICES) else {
+        return Vec::new();
+    };
+    doc.keys(&devices)
+        .filter(|id| match doc.get(&devices, id.as_str()) {
+            Ok(Some((Value::Object(ObjType::Map), o))) => {
+                let by_actor =
+                    matches!(&o, ObjId::Id(_, a, _) if a.to_hex_string().starts_with(actor));
+                by_actor
+                    && get_bool(doc, &o, "console") == Some(true)
+                    && get_bool(doc, &o, "revoked") != Some(true)
+            }
+            _ => false,
+        })
+        .map(DeviceId)
+        .collect()
 }
 
 /// Revokes a device (see [`Device::revoked`]).

@@ -501,3 +501,68 @@ fn story_6_an_entry_written_on_someone_else_s_record_is_carried_over() {
     );
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
 }
+
+/// 7. At the office console on the hub, the 班主任 writes a 家访 (under her console device, which
+///    the hub registered). Before the hub syncs it anywhere, the archivist re-bases the file
+///    from her own computer. When the new generation replaces the hub's copy, the console's
+///    家访 is carried over under the console device, as the 班主任's, and reaches the
+///    archivist.
+#[test]
+fn story_7_a_record_typed_at_the_office_console_is_carried_over() {
+    let (mut hub, teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    let mut archivist = join(&mut hub, "晁月静");
+    // They synced (the hub's own changes are known to be at the archivist's).
+    session(&mut archivist, &mut hub);
+    let her = teacher.archive.me_id().clone();
+    let visit = hub
+        .archive
+        .write_as_member(&her, |a| {
+            a.add_record(&shouwang_core::RecordInput {
+                kind: "家访".into(),
+                child: Some(NEW_NAME.into()),
+                class: None,
+                date: "2026-11-24".into(),
+                fields: kv(&[("notes", "在办公室补记的家访")]),
+            })
+        })
+        .unwrap()
+        .0;
+    archivist
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    // The hub hears of the re-basing first (the school document alone): its stale copy holds
+    // the console's unsent 家访, so it is not purged.
+    let school = archivist
+        .archive
+        .store()
+        .doc(&DocId::School)
+        .unwrap()
+        .unwrap()
+        .save();
+    hub.archive
+        .store()
+        .write(|b| b.merge_bytes(&DocId::School, &school))
+        .unwrap();
+    hub.archive.purge_out_of_scope().unwrap();
+    assert!(
+        shows(&mut hub, &visit),
+        "kept while it holds the console's 家访"
+    );
+    let news = archivist.archive.export_bundle(None, None).unwrap();
+    let r = hub.archive.import_bundle(&news).unwrap();
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(shows(&mut hub, &visit), "still at the hub");
+    let back = hub.archive.export_bundle(None, None).unwrap();
+    let r = archivist.archive.import_bundle(&back).unwrap();
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(shows(&mut archivist, &visit), "at the archivist's");
+    let file = archivist.archive.child_file(NEW_NAME).unwrap();
+    let carried = file
+        .records
+        .iter()
+        .find(|r| r.meta.id.as_str() == visit)
+        .unwrap();
+    assert_eq!(carried.meta.author, her.as_str());
+    assert_eq!(attack::quarantined(&mut archivist.archive), 0);
+}

@@ -21,7 +21,8 @@
 //! `store::admit`): a record of its own the new generation lacks whole, or what one it holds
 //! lacks (a field first filled in, and a date or field corrected since the state the base
 //! change was built from, which the base change names: `doc::covered`), and on any record the
-//! parts it wrote (a void, a 进步档案 entry). A stale copy holding such work is not purged
+//! parts it wrote (a void, a 进步档案 entry); on a hub, the same for the office console's
+//! devices it registered (rebase story 7). A stale copy holding such work is not purged
 //! before the new generation comes (`Archive::purge_out_of_scope`). Still lost: what the rules
 //! refuse now (a consent withdrawn meanwhile), and a part written on another device's record
 //! that never reached the office (the new generation lacks the record).

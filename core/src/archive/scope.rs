@@ -351,8 +351,17 @@ impl Archive {
     /// Whether `id` holds changes this device made that no administrator's device (the hub,
     /// the office's) is known to hold: the heads this store shares with each such peer are
     /// in its sync state, and a change of this device outside all of them is not there yet.
+    /// On a hub, changes of the console devices it registered count as its own (the office
+    /// console's work: `archive::console`).
     fn holds_unsent_work(&mut self, school: &SchoolView, id: &DocId) -> Result<bool> {
-        let mine = self.device.as_str().to_owned();
+        let mut mine = vec![self.device.as_str().to_owned()];
+        if let Some(s) = self.store.doc(&DocId::School)? {
+            mine.extend(
+                school::consoles_registered_by(s, self.device.as_str())
+                    .into_iter()
+                    .map(|d| d.0),
+            );
+        }
         let relays: Vec<String> = school
             .devices
             .iter()
@@ -373,7 +382,10 @@ impl Archive {
         let Some(doc) = self.store.doc(id)? else {
             return Ok(false);
         };
-        let own = |c: &automerge::Change| c.actor_id().to_hex_string().starts_with(&mine);
+        let own = |c: &automerge::Change| {
+            let actor = c.actor_id().to_hex_string();
+            mine.iter().any(|m| actor.starts_with(m.as_str()))
+        };
         if !doc.get_changes(&[]).iter().any(own) {
             return Ok(false);
         }

@@ -15,7 +15,9 @@
 //!   this device's): a void, a 进步档案 entry on a colleague's 学习帮扶计划.
 //!
 //! Nothing another device wrote is carried: written as this device's change it would be
-//! refused, and that device carries it itself when its copy is replaced.
+//! refused, and that device carries it itself when its copy is replaced. The one exception is
+//! a hub's console devices (`archive::console`): they never sync, the hub writes for them, and
+//! it carries their work under their own actors (`store::admit`, `Batch::writers_here`).
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};

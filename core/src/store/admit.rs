@@ -375,9 +375,29 @@ impl Batch<'_> {
     /// rules first, as the others will judge it: it declares the school as it is now (a
     /// consent withdrawn since, a role lost), and one the rules refuse is taken back out and
     /// logged rather than kept to be refused everywhere. Returns how many were carried.
+    ///
+    /// On a hub, the same for each console device it registered (`archive::console`): what a
+    /// member typed at the office console is carried under her console device, as hers.
     fn carry_over(&mut self, id: &DocId, old: &Automerge, covered: Option<&[ChangeHash]>) -> usize {
-        let device = self.actor.to_hex_string();
-        let this = crate::records::carry::ThisDevice(&device);
+        let mut carried = 0;
+        for writer in self.writers_here() {
+            let own = writer == *self.actor;
+            self.writing_as = (!own).then_some(writer.clone());
+            carried += self.carry_over_as(id, old, covered, &writer.to_hex_string());
+        }
+        self.writing_as = None;
+        carried
+    }
+
+    /// [`Batch::carry_over`] for one writer (`device`, its actor in hex).
+    fn carry_over_as(
+        &mut self,
+        id: &DocId,
+        old: &Automerge,
+        covered: Option<&[ChangeHash]>,
+        device: &str,
+    ) -> usize {
+        let this = crate::records::carry::ThisDevice(device);
         let lacking = match self.docs.get(id) {
             Some(new) => crate::records::lacking_here(old, covered, new, this),
             None => return 0,
@@ -417,6 +437,20 @@ impl Batch<'_> {
             tracing::warn!(doc = %id, record, "a record written on an older generation was not carried over: {why}");
         }
         carried
+    }
+
+    /// The actors this store writes under: its own, and on a hub the console devices it
+    /// registered ([`school::consoles_registered_by`]).
+    fn writers_here(&self) -> Vec<automerge::ActorId> {
+        let mut out = vec![self.actor.clone()];
+        if let Some(school) = self.docs.get(&DocId::School) {
+            out.extend(
+                school::consoles_registered_by(school, &self.actor.to_hex_string())
+                    .iter()
+                    .map(crate::ids::DeviceId::actor),
+            );
+        }
+        out
     }
 
     /// Whether `id` is a private or staff part whose child file here is a copy of an older
@@ -736,13 +770,18 @@ impl Batch<'_> {
             // The copy as it was: what this device wrote on it that the new generation lacks
             // is carried over (below).
             // Only a copy holding changes of this device can hold its records.
-            let mine = self.actor.to_hex_string();
+            let writers: Vec<String> = self
+                .writers_here()
+                .iter()
+                .map(|a| a.to_hex_string())
+                .collect();
             let old = match self.docs.get(id) {
                 Some(d)
                     if !before.is_empty()
-                        && d.get_changes(&[])
-                            .iter()
-                            .any(|c| c.actor_id().to_hex_string().starts_with(&mine)) =>
+                        && d.get_changes(&[]).iter().any(|c| {
+                            let a = c.actor_id().to_hex_string();
+                            writers.iter().any(|w| a.starts_with(w))
+                        }) =>
                 {
                     d.fork_at(before).ok()
                 }
@@ -758,9 +797,10 @@ impl Batch<'_> {
                 .as_ref()
                 .and_then(|o| covered_state(g, genesis, &fresh, o));
             let to_carry = old.as_ref().is_some_and(|o| {
-                let device = self.actor.to_hex_string();
-                let this = crate::records::carry::ThisDevice(&device);
-                !crate::records::lacking_here(o, covered.as_deref(), &fresh, this).is_empty()
+                writers.iter().any(|w| {
+                    let this = crate::records::carry::ThisDevice(w);
+                    !crate::records::lacking_here(o, covered.as_deref(), &fresh, this).is_empty()
+                })
             });
             if to_carry && self.child_file_is_stale(id) {
                 let mut back = match self.docs.get(id) {

@@ -125,10 +125,12 @@ impl Batch<'_> {
         }
         let secs = self.now_ms / 1000;
         // In a re-based document this device writes under its actor for that generation.
+        let own = self.writing_as.as_ref().unwrap_or(self.actor);
         let actor = match self.docs.get(&DocId::School) {
-            Some(s) if *id != DocId::School => crate::school::generation(s, id)
-                .map_or_else(|| self.actor.clone(), |g| g.actor_of(self.actor)),
-            _ => self.actor.clone(),
+            Some(s) if *id != DocId::School => {
+                crate::school::generation(s, id).map_or_else(|| own.clone(), |g| g.actor_of(own))
+            }
+            _ => own.clone(),
         };
         let doc = self
             .docs

@@ -119,6 +119,9 @@ pub struct Batch<'a> {
     /// Documents replaced whole (a new generation): their stored changes, sync state and
     /// quarantine go, and the file is scrubbed after the commit.
     replaced: Vec<DocId>,
+    /// While carrying over a console device's work (`Batch::carry_over`), the actor its changes
+    /// are written under instead of `actor`.
+    writing_as: Option<ActorId>,
 }
 
 /// Runs automerge on bytes another device sent (a bundle's entry, a `Changes` delta, a sync
@@ -494,6 +497,7 @@ impl Store {
             claimed: 0,
             now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
             replaced: Vec::new(),
+            writing_as: None,
         };
         let result = f(&mut batch);
         let Batch {
