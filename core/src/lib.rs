@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod carry;
 pub mod consent;
 pub mod dates;
 pub mod device_key;

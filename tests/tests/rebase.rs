@@ -566,3 +566,73 @@ fn story_7_a_record_typed_at_the_office_console_is_carried_over() {
     assert_eq!(carried.meta.author, her.as_str());
     assert_eq!(attack::quarantined(&mut archivist.archive), 0);
 }
+
+/// 8. The 班主任 corrects the child's address in 基本情况 offline while the office re-bases the
+///    file (a section, not a record). When the new generation replaces her copy, her
+///    correction is carried over as her change and reaches the office.
+#[test]
+fn story_8_a_section_corrected_on_the_old_generation_is_carried_over() {
+    let (mut admin, mut teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    const ADDRESS: &str = "郭庄村二组12号";
+    teacher
+        .archive
+        .edit_child(NEW_NAME, "profile", &kv(&[("address", ADDRESS)]))
+        .unwrap();
+    office_news(&mut admin, &mut teacher);
+    let shows_address = |d: &mut Device| format!("{:?}", d.file(NEW_NAME)).contains(ADDRESS);
+    assert!(shows_address(&mut teacher), "on her phone");
+    let r = admin.import_file(&teacher.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(shows_address(&mut admin), "at the office");
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}
+
+/// 9. The 班主任 has a phone and a tablet. The office re-bases the file; her tablet gets the
+///    new generation and she corrects her 家访 there, which reaches the office. Her phone,
+///    still on the old copy, had corrected the same 家访 differently. When the phone's copy is
+///    replaced, its correction is carried concurrent with the tablet's, not on top of it:
+///    both values stand, as a conflict the office resolves, instead of the phone's silently
+///    replacing the tablet's.
+#[test]
+fn story_9_a_correction_made_meanwhile_on_her_other_device_is_not_overwritten() {
+    let (mut admin, mut phone, _mother, _child, _wrong, _right, visit) = corrected();
+    let mut tablet = join(&mut admin, HEAD_TEACHER);
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    const ON_TABLET: &str = "奶奶在家，作业按时完成（平板上补充）";
+    const ON_PHONE: &str = "奶奶在家，作业按时完成（手机上补充）";
+    office_news(&mut admin, &mut tablet);
+    tablet
+        .archive
+        .edit_record(&visit, None, &kv(&[("notes", ON_TABLET)]))
+        .unwrap();
+    let r = admin.import_file(&tablet.export_file("tablet"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    phone
+        .archive
+        .edit_record(&visit, None, &kv(&[("notes", ON_PHONE)]))
+        .unwrap();
+    office_news(&mut admin, &mut phone);
+    let r = admin.import_file(&phone.export_file("phone"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    let file = admin.archive.child_file(NEW_NAME).unwrap();
+    let conflict = file
+        .conflicts
+        .iter()
+        .map(|(_, c)| c)
+        .find(|c| c.path.iter().any(|p| p == "notes"))
+        .unwrap_or_else(|| panic!("no conflict on the notes: {:?}", file.conflicts));
+    for v in [ON_TABLET, ON_PHONE] {
+        assert!(
+            conflict.values.iter().any(|x| x.contains(v)),
+            "{conflict:?}"
+        );
+    }
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}

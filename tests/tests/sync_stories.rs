@@ -594,6 +594,17 @@ fn story_12b_a_private_record_is_taken_up_when_its_care_file_arrives() {
         &[("notes", "情绪低落，约定下周再谈")],
     );
     let child = n.peers[0].archive.find_child(CHILD).unwrap();
+    let shown = |n: &mut Net| {
+        n.peers[1]
+            .archive
+            .child_file_for(CHILD, Some("核对"))
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.meta.id.0 == id)
+    };
+    // (Before a care file's move took its part up again, this session ended caught up
+    // without the record.)
     n.local_change(0, &DocId::Private(child.clone()));
     n.run_until_quiescent(STEPS).unwrap();
     n.local_change(0, &DocId::Child(child));
@@ -601,18 +612,59 @@ fn story_12b_a_private_record_is_taken_up_when_its_care_file_arrives() {
 
     assert!(n.connected(0, 1));
     assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
-    let shown = n.peers[1]
-        .archive
-        .child_file_for(CHILD, Some("核对"))
-        .unwrap()
-        .records
-        .iter()
-        .any(|r| r.meta.id.0 == id);
     assert!(
-        shown,
+        shown(&mut n),
         "the deferred record reached the phone in the same session"
     );
     same(&mut n, 0, 1);
+}
+
+/// 12c. The same for two children at once: each private part waits for its own child's care
+///     file, and both records reach the phone in the same session.
+#[test]
+fn story_12c_two_parts_waiting_for_their_own_care_files_both_arrive() {
+    let mut n = net(&[HEAD_TEACHER], 12);
+    n.connect(0, 1);
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1));
+
+    let children = [CHILD, "赵子涵"];
+    let mut ids = Vec::new();
+    for c in children {
+        n.peers[0]
+            .archive
+            .edit_child(c, "profile", &kv(&[("address", "红旗村三组")]))
+            .unwrap();
+        ids.push(n.peers[0].record(
+            "心理辅导记录",
+            c,
+            "2026-11-20",
+            &[("notes", "情绪低落，约定下周再谈")],
+        ));
+    }
+    let docs: Vec<_> = children
+        .iter()
+        .map(|c| n.peers[0].archive.find_child(c).unwrap())
+        .collect();
+    for c in &docs {
+        n.local_change(0, &DocId::Private(c.clone()));
+        n.run_until_quiescent(STEPS).unwrap();
+    }
+    for c in &docs {
+        n.local_change(0, &DocId::Child(c.clone()));
+    }
+    n.run_until_quiescent(STEPS).unwrap();
+    assert!(n.caught_up(0, 1), "{:?}", n.link_traffic(0, 1));
+    for (c, id) in children.iter().zip(&ids) {
+        let shown = n.peers[1]
+            .archive
+            .child_file_for(c, Some("核对"))
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| &r.meta.id.0 == id);
+        assert!(shown, "{c}'s record reached the phone");
+    }
 }
 
 /// A record written to `peer`'s store through a connection of its own (another phone's

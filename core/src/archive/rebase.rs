@@ -17,15 +17,13 @@
 //!
 //! What another device wrote on its copy of the older generation and never sent is not lost
 //! with it: when the new generation replaces that copy, the device's work is carried over as
-//! its new changes, one per record, each judged by the rules first (`records::carry`, from
-//! `store::admit`): a record of its own the new generation lacks whole, or what one it holds
-//! lacks (a field first filled in, and a date or field corrected since the state the base
-//! change was built from, which the base change names: `doc::covered`), and on any record the
-//! parts it wrote (a void, a 进步档案 entry); on a hub, the same for the office console's
-//! devices it registered (rebase story 7). A stale copy holding such work is not purged
-//! before the new generation comes (`Archive::purge_out_of_scope`). Still lost: what the rules
-//! refuse now (a consent withdrawn meanwhile), and a part written on another device's record
-//! that never reached the office (the new generation lacks the record).
+//! its new changes, concurrent with what others wrote in the new generation meanwhile, each
+//! judged by the rules first (`crate::carry`, from `store::admit`): its records, the parts it
+//! wrote on others' records, and its edits since the state the base change was built from
+//! (which the base change names: `doc::covered`); on a hub, the same for the office console's
+//! devices it registered. A stale copy holding such work is not purged before the new
+//! generation comes (`Archive::purge_out_of_scope`). What is still lost is listed in
+//! `crate::carry`.
 
 use automerge::transaction::CommitOptions;
 use automerge::{Automerge, ObjType, ROOT, ReadDoc, Value};

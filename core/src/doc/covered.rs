@@ -3,7 +3,7 @@
 //! When an administrator re-bases a document (`archive::rebase`), the new generation's base
 //! change holds the current state of *her* copy. Another device may hold changes her copy did
 //! not: its own work, typed offline on the older generation and not yet sent. To carry that
-//! work into the new generation (`store::admit`, `records::carry`) the device must know
+//! work into the new generation (`store::admit`, `crate::carry`) the device must know
 //! which of its changes the base already holds, including a new value of a field both
 //! generations hold, which no comparison of the two states can tell from the office's value.
 //!

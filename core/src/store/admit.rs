@@ -368,13 +368,15 @@ impl Batch<'_> {
     }
 
     /// Carries what this device wrote on `old`, a copy of an older generation of `id` that the
-    /// batch just replaced, into the new one as this device's new changes, one per record
-    /// ([`crate::records::carry_over`]): every other device refuses the older generation's
-    /// changes, so a 谈心 written offline while the office re-based the file would otherwise
-    /// vanish from the phone it was typed on (rebase story 2). Each change is judged by the
-    /// rules first, as the others will judge it: it declares the school as it is now (a
-    /// consent withdrawn since, a role lost), and one the rules refuse is taken back out and
-    /// logged rather than kept to be refused everywhere. Returns how many were carried.
+    /// batch just replaced, into the new one as this device's new changes (`crate::carry`):
+    /// every other device refuses the older generation's changes, so a 谈心 written offline
+    /// while the office re-based the file would otherwise vanish from the phone it was typed
+    /// on (rebase story 2). Each change is made on the new generation as its base change made
+    /// it, plus the ones carried before it (concurrent with what others wrote there since),
+    /// and judged by the rules first, as the others will judge it: it declares the school as
+    /// it is now (a consent withdrawn since, a role lost), and one the rules refuse is taken
+    /// back out and logged rather than kept to be refused everywhere. Returns how many were
+    /// carried.
     ///
     /// On a hub, the same for each console device it registered (`archive::console`): what a
     /// member typed at the office console is carried under her console device, as hers.
@@ -397,29 +399,46 @@ impl Batch<'_> {
         covered: Option<&[ChangeHash]>,
         device: &str,
     ) -> usize {
-        let this = crate::records::carry::ThisDevice(device);
-        let lacking = match self.docs.get(id) {
-            Some(new) => crate::records::lacking_here(old, covered, new, this),
-            None => return 0,
+        let this = crate::carry::ThisDevice(device);
+        let Some(new) = self.docs.get(id) else {
+            return 0;
         };
+        let lacking = crate::carry::lacking_here(old, covered, new, this);
+        // The new generation as the office made it: its base change (and the genesis change
+        // it rests on). Without it (not expected), on what the copy holds.
+        let genesis = doc::genesis_hash(id);
+        let mut line = match self
+            .docs
+            .get(&DocId::School)
+            .and_then(|s| school::generation(s, id))
+        {
+            Some(g) => new
+                .get_changes(&[])
+                .into_iter()
+                .find(|c| g.is_base(c, genesis))
+                .map_or_else(|| new.get_heads(), |c| vec![c.hash()]),
+            None => new.get_heads(),
+        };
+        let parts = lacking
+            .sections
+            .then_some(None)
+            .into_iter()
+            .chain(lacking.records.into_iter().map(Some));
         let mut carried = 0;
-        for record in lacking {
+        for record in parts {
             let Some(heads) = self.docs.get(id).map(Automerge::get_heads) else {
                 break;
             };
-            let written = self.change(id, false, CARRIED_OVER, |tx| {
-                crate::records::carry_over(old, covered, tx, &record, this)
+            let written = self.change_at(id, &line, CARRIED_OVER, |tx| match &record {
+                None => crate::carry::carry_sections(old, covered, tx, this),
+                Some(r) => crate::carry::carry_record(old, covered, tx, r, this),
             });
-            let change = self
-                .docs
-                .get(id)
-                .filter(|d| d.get_heads() != heads)
-                .and_then(Automerge::get_last_local_change);
-            let why = match (written, change) {
-                (Err(e), _) => e.to_string(),
-                (Ok(()), None) => continue,
-                (Ok(()), Some(c)) => match self.judge(id, &c, &mut None).0 {
+            let why = match written {
+                Err(e) => e.to_string(),
+                Ok(None) => continue,
+                Ok(Some(c)) => match self.judge(id, &c, &mut None).0 {
                     Verdict::Accept => {
+                        line = vec![c.hash()];
                         carried += 1;
                         continue;
                     }
@@ -428,13 +447,17 @@ impl Batch<'_> {
                         // cannot be built, counted: it is this side's, not the sender's).
                         match self.docs.get(id).and_then(|d| d.fork_at(&heads).ok()) {
                             Some(back) => self.replace(id, back),
-                            None => carried += 1,
+                            None => {
+                                line = vec![c.hash()];
+                                carried += 1;
+                            }
                         }
                         why
                     }
                 },
             };
-            tracing::warn!(doc = %id, record, "a record written on an older generation was not carried over: {why}");
+            let what = record.as_deref().unwrap_or("sections");
+            tracing::warn!(doc = %id, what, "work written on an older generation was not carried over: {why}");
         }
         carried
     }
@@ -798,8 +821,8 @@ impl Batch<'_> {
                 .and_then(|o| covered_state(g, genesis, &fresh, o));
             let to_carry = old.as_ref().is_some_and(|o| {
                 writers.iter().any(|w| {
-                    let this = crate::records::carry::ThisDevice(w);
-                    !crate::records::lacking_here(o, covered.as_deref(), &fresh, this).is_empty()
+                    let this = crate::carry::ThisDevice(w);
+                    !crate::carry::lacking_here(o, covered.as_deref(), &fresh, this).is_empty()
                 })
             });
             if to_carry && self.child_file_is_stale(id) {

@@ -125,13 +125,7 @@ impl Batch<'_> {
         }
         let secs = self.now_ms / 1000;
         // In a re-based document this device writes under its actor for that generation.
-        let own = self.writing_as.as_ref().unwrap_or(self.actor);
-        let actor = match self.docs.get(&DocId::School) {
-            Some(s) if *id != DocId::School => {
-                crate::school::generation(s, id).map_or_else(|| own.clone(), |g| g.actor_of(own))
-            }
-            _ => own.clone(),
-        };
+        let actor = self.writing_actor(id);
         let doc = self
             .docs
             .get_mut(id)
@@ -147,6 +141,62 @@ impl Batch<'_> {
         )
         .map(|s| s.result)
         .map_err(|f| f.error)
+    }
+
+    /// [`Batch::change`], made on the state `at` of the document rather than on all it holds,
+    /// and merged into it: a change concurrent with whatever the document gained after `at`
+    /// (the carry-over into a re-based generation: `crate::carry`). `at` must hold every
+    /// change the writing actor has in the document. The change, if `f` wrote anything.
+    pub(crate) fn change_at(
+        &mut self,
+        id: &DocId,
+        at: &[ChangeHash],
+        message: &str,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<()>,
+    ) -> Result<Option<automerge::Change>> {
+        let message = self.declared_message(id, message)?;
+        if !self.ensure(id, false)? {
+            return Err(Error::not_found("档案", id.key()));
+        }
+        let actor = self.writing_actor(id);
+        let doc = self
+            .docs
+            .get(id)
+            .ok_or_else(|| Error::not_found("档案", id.key()))?;
+        let mut fork = doc.fork_at(at)?;
+        fork.set_actor(actor);
+        let secs = self.now_ms / 1000;
+        fork.transact_with(
+            |_| {
+                CommitOptions::default()
+                    .with_time(secs)
+                    .with_message(message.as_str())
+            },
+            f,
+        )
+        .map_err(|f| f.error)?;
+        if fork.get_heads() == at {
+            return Ok(None);
+        }
+        let Some(change) = fork.get_last_local_change() else {
+            return Ok(None);
+        };
+        if let Some(doc) = self.docs.get_mut(id) {
+            doc.apply_changes([change.clone()])?;
+        }
+        Ok(Some(change))
+    }
+
+    /// The actor this device writes `id` under: its own (or the console device's it writes
+    /// for), in a re-based document its actor for that generation.
+    fn writing_actor(&self, id: &DocId) -> automerge::ActorId {
+        let own = self.writing_as.as_ref().unwrap_or(self.actor);
+        match self.docs.get(&DocId::School) {
+            Some(s) if *id != DocId::School => {
+                crate::school::generation(s, id).map_or_else(|| own.clone(), |g| g.actor_of(own))
+            }
+            _ => own.clone(),
+        }
     }
 
     /// A local change's message with the auth state it declares (see [`crate::trust`]): the

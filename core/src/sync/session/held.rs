@@ -210,3 +210,13 @@ impl Session {
         Ok(())
     }
 }
+
+/// Whether any of `rests_on` ([`Session::deferred_rest_on`]) has other heads now.
+pub(super) fn moved_since(store: &mut Store, rests_on: &[(DocId, String)]) -> Result<bool> {
+    for (doc, heads) in rests_on {
+        if store.heads(doc)? != *heads {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -453,7 +453,10 @@ impl Session {
                 }
             }
         }
-        if !rests_on.is_empty() && self.deferred_rest_on(store)? != rests_on {
+        // Only what they rested on before this event: a document deferred in it adds its care
+        // file to the list without anything having moved (retrying then would restart it at
+        // once, and with a deferral that lasts, a daily quota spent, again at every event).
+        if held::moved_since(store, &rests_on)? {
             self.retry_deferred(store, &mut out)?;
         }
         self.state_sent += out

@@ -21,9 +21,6 @@ use crate::ids::{ChildId, DeviceId, MemberId, RecordId};
 use crate::kinds::{PROGRESS_FIELDS, RecordKind};
 use crate::roles::Role;
 
-pub mod carry;
-pub use carry::{carry_over, lacking_here};
-
 /// A record about to be written.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
