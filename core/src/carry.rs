@@ -13,16 +13,22 @@
 //! - **edits**: what this device changed, since the state the new generation was built from
 //!   (`doc::covered`), in a record's date or fields, or in a section of the file (基本情况,
 //!   联系卡, a 身份证号 in the private part): a correction typed offline, which no comparison
-//!   of the two states could tell from the office's value. An edit is this device's when the
-//!   value's operation is (a field emptied is carried only on its own records).
+//!   of the two states could tell from the office's value. An edit is this device's when one
+//!   of its operations since made it: a key it put or removed (a consent granted again removes
+//!   the withdrawal), a text it typed in ([`Written`]).
 //!
-//! The sections in one change, then one change per record. Each is made on the new generation
-//! **as the office made it** (its base change) plus this device's carried changes before it,
-//! not on everything the copy holds by then: it is concurrent with what other devices wrote
-//! in the new generation meanwhile, as the offline work it is. A field another device of the
-//! same member changed there too is then a conflict both values stand in (listed for the
-//! office to resolve: `doc::conflicts`), and a text both edited merges character by
-//! character, where writing on top would have silently replaced the other's value.
+//! One change per record, then the sections in one change, then once more the records the
+//! rules refused before it (a consent granted again offline, then a 谈心 written under it).
+//! Each is made on the new generation **as the office made it** (its base change) plus this
+//! device's carried changes before it, not on everything the copy holds by then: it is
+//! concurrent with what other devices wrote in the new generation meanwhile, as the offline
+//! work it is. A field another device of the same member changed there too is then a conflict
+//! both values stand in (listed for the office to resolve: `doc::conflicts`), and a text both
+//! edited merges character by character, where writing on top would have silently replaced
+//! the other's value. (A part on a colleague's record that came into the new generation after
+//! its base, carried by her device, is written last, on top: the record is not there before.)
+//! Each is judged at what it rests on and, for the care file, at the file as it is now too: a
+//! consent withdrawn in the new generation meanwhile stops it.
 //!
 //! Nothing another device wrote is carried: written as this device's change it would be
 //! refused, or taken as this device's, and that device carries it itself when its copy is
@@ -33,6 +39,9 @@
 //! nested maps hold, an edit to an existing 进步档案 entry, and anything the rules refuse by
 //! then (a consent withdrawn meanwhile).
 
+use std::collections::HashSet;
+
+use automerge::legacy::{Key as LegacyKey, ObjectId as LegacyObj};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};
 
@@ -80,15 +89,15 @@ impl Lacking {
     }
 }
 
-/// What [`carry_sections`] and [`carry_record`] would take from `old` into `new`. `covered` is
-/// the state of `old` the new generation was built from, where its base change names it.
+/// What [`carry_sections`] and [`carry_record`] would take from `old` into `new`. `written`:
+/// this device's operations since the state the new generation was built from.
 pub fn lacking_here(
     old: &Automerge,
-    covered: Option<&[ChangeHash]>,
+    written: &Written,
     new: &Automerge,
     this: ThisDevice<'_>,
 ) -> Lacking {
-    let sections = section_edits(old, covered, this)
+    let sections = section_edits(old, written)
         .iter()
         .any(|(section, key, value)| {
             map_at(new, &ROOT, section).is_some_and(|to| differs(new, &to, key, value))
@@ -103,12 +112,12 @@ pub fn lacking_here(
             };
             (own && lacks_keys(old, from, new, &to))
                 || parts_lacking(old, from, new, &to, this)
-                || edited_since(old, covered, id, from, own, this).iter().any(
-                    |(part, key, value)| {
+                || edited_since(old, written, id, from)
+                    .iter()
+                    .any(|(part, key, value)| {
                         part.of(new, &to)
                             .is_some_and(|t| differs(new, &t, key, value))
-                    },
-                )
+                    })
         })
         .map(|(id, _)| id)
         .collect();
@@ -119,11 +128,10 @@ pub fn lacking_here(
 /// `tx` writes.
 pub fn carry_sections<T: Transactable + ReadDoc>(
     old: &Automerge,
-    covered: Option<&[ChangeHash]>,
+    written: &Written,
     tx: &mut T,
-    this: ThisDevice<'_>,
 ) -> Result<()> {
-    for (section, key, value) in section_edits(old, covered, this) {
+    for (section, key, value) in section_edits(old, written) {
         if let Some(to) = map_at(tx, &ROOT, &section) {
             put_held(tx, &to, &key, &value)?;
         }
@@ -135,7 +143,7 @@ pub fn carry_sections<T: Transactable + ReadDoc>(
 /// writes: what of it this device wrote and the new generation lacks (module docs).
 pub fn carry_record<T: Transactable + ReadDoc>(
     old: &Automerge,
-    covered: Option<&[ChangeHash]>,
+    written: &Written,
     tx: &mut T,
     id: &str,
     this: ThisDevice<'_>,
@@ -177,7 +185,7 @@ pub fn carry_record<T: Transactable + ReadDoc>(
         }
     }
     if !whole {
-        for (part, key, value) in edited_since(old, covered, id, &from, own, this) {
+        for (part, key, value) in edited_since(old, written, id, &from) {
             if let Some(there) = part.of(tx, &to) {
                 put_held(tx, &there, &key, &value)?;
             }
@@ -253,32 +261,25 @@ fn held_map_at(old: &Automerge, heads: &[ChangeHash], obj: &ObjId, key: &str) ->
     )
 }
 
-/// What this device changed in the record `id` (`from`) of `old` since the state `covered` of
-/// `old`, as an edit writes it (`records::edit`): its date and its fields, each with its value
-/// now. A value removed since counts only on a record of its own (`own`): no operation shows
-/// who removed it. Nothing if `covered` is unknown or the record was not in it (then the new
-/// generation lacks it whole).
+/// What this device changed in the record `id` (`from`) of `old` since the state `covered`
+/// names (`written`: its operations there), as an edit writes it (`records::edit`): its date
+/// and its fields, each with its value now. Nothing if the state is unknown or the record was
+/// not in it (then the new generation lacks it whole).
 fn edited_since(
     old: &Automerge,
-    covered: Option<&[ChangeHash]>,
+    written: &Written,
     id: &str,
     from: &ObjId,
-    own: bool,
-    this: ThisDevice<'_>,
 ) -> Vec<(Part, String, Option<Held>)> {
-    let Some(heads) = covered else {
+    let Some(heads) = written.covered.as_deref() else {
         return Vec::new();
     };
     if !map_at(old, &ROOT, RECORDS).is_some_and(|r| held_map_at(old, heads, &r, id)) {
         return Vec::new();
     }
-    let mine = |obj: &ObjId, key: &str, value: &Option<Held>| match value {
-        Some(_) => this.wrote(old, obj, key),
-        None => own,
-    };
     let mut out: Vec<_> = changed_since(old, heads, from)
         .into_iter()
-        .filter(|(key, value)| key == R_HAPPENED && mine(from, key, value))
+        .filter(|(key, _)| key == R_HAPPENED && written.wrote(old, from, key))
         .map(|(key, value)| (Part::Record, key, value))
         .collect();
     if let Some(fields) =
@@ -287,7 +288,7 @@ fn edited_since(
         out.extend(
             changed_since(old, heads, &fields)
                 .into_iter()
-                .filter(|(key, value)| mine(&fields, key, value))
+                .filter(|(key, _)| written.wrote(old, &fields, key))
                 .map(|(key, value)| (Part::Fields, key, value)),
         );
     }
@@ -295,14 +296,10 @@ fn edited_since(
 }
 
 /// What this device changed in the file's sections (the maps at its root other than
-/// `records`) since the state `covered` of `old`: (section, key, value now). Only values
-/// whose operation is this device's; nothing if `covered` is unknown.
-fn section_edits(
-    old: &Automerge,
-    covered: Option<&[ChangeHash]>,
-    this: ThisDevice<'_>,
-) -> Vec<(String, String, Option<Held>)> {
-    let Some(heads) = covered else {
+/// `records`) since the state `written` names: (section, key, value now; `None`: removed, as
+/// a consent granted again removes its withdrawal).
+fn section_edits(old: &Automerge, written: &Written) -> Vec<(String, String, Option<Held>)> {
+    let Some(heads) = written.covered.as_deref() else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -319,9 +316,63 @@ fn section_edits(
         out.extend(
             changed_since(old, heads, &from)
                 .into_iter()
-                .filter(|(key, value)| value.is_some() && this.wrote(old, &from, key))
+                .filter(|(key, _)| written.wrote(old, &from, key))
                 .map(|(key, value)| (section.clone(), key, value)),
         );
     }
     out
+}
+
+/// What this device's changes after the state `covered` of a copy wrote: the map keys it put
+/// or removed, and the texts it edited. An edit is this device's when one of its operations
+/// made it; the value's own operation would not say who removed a key or typed in a text.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The state of the copy the new generation was built from (`doc::covered`), if known.
+    covered: Option<Vec<ChangeHash>>,
+    keys: HashSet<(ObjId, String)>,
+    texts: HashSet<ObjId>,
+}
+
+impl Written {
+    /// What `this` wrote in `old` after `covered` (nothing when it is unknown).
+    pub fn since(old: &Automerge, covered: Option<&[ChangeHash]>, this: ThisDevice<'_>) -> Written {
+        let Some(heads) = covered else {
+            return Written::default();
+        };
+        let mut out = Written {
+            covered: Some(heads.to_vec()),
+            ..Written::default()
+        };
+        for change in old.get_changes(heads) {
+            if !change.actor_id().to_hex_string().starts_with(this.0) {
+                continue;
+            }
+            for op in change.decode().operations {
+                let obj = match op.obj {
+                    LegacyObj::Root => ObjId::Root,
+                    LegacyObj::Id(id) => ObjId::Id(id.0, id.1, 0),
+                };
+                match op.key {
+                    LegacyKey::Map(key) => {
+                        out.keys.insert((obj, key.to_string()));
+                    }
+                    LegacyKey::Seq(_) => {
+                        out.texts.insert(obj);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether this device's operations wrote the current value of `obj[key]` of `old` (or
+    /// removed it, or edited the text it holds).
+    fn wrote(&self, old: &Automerge, obj: &ObjId, key: &str) -> bool {
+        self.keys.contains(&(obj.clone(), key.to_owned()))
+            || matches!(
+                old.get(obj, key),
+                Ok(Some((Value::Object(ObjType::Text), text))) if self.texts.contains(&text)
+            )
+    }
 }

@@ -337,7 +337,7 @@ fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
 ///     all her later work on the file waiting behind it.
 #[test]
 fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
-    let (mut admin, _teacher, mut mother, _child, _wrong, _talk) = rebased_while_she_writes();
+    let (mut admin, _teacher, mut mother, _child, _wrong, talk) = rebased_while_she_writes();
     admin
         .archive
         .record_consent(
@@ -366,6 +366,11 @@ fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
     let r = admin.import_file(&mother.export_file("after"));
     assert_eq!(r.refused, 0, "{r:?}");
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
+    assert!(!shows(&mut admin, &talk), "not carried into the file");
+    assert!(
+        admin.archive.outdated_standing().unwrap().is_empty(),
+        "nor taken and listed for review"
+    );
 }
 
 /// 4. The 班主任 writes a 心理辅导记录 (the private part) offline while the office re-bases the
@@ -635,4 +640,126 @@ fn story_9_a_correction_made_meanwhile_on_her_other_device_is_not_overwritten() 
         );
     }
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}
+
+fn consent(on: &str) -> shouwang_core::archive::ConsentInput {
+    shouwang_core::archive::ConsentInput {
+        guardian: "王秀英".into(),
+        relation: "祖母".into(),
+        date: on.into(),
+        covers: "basic".into(),
+        form: "TY-2026-030".into(),
+    }
+}
+
+fn withdrawal(on: &str) -> shouwang_core::archive::WithdrawalInput {
+    shouwang_core::archive::WithdrawalInput {
+        date: on.into(),
+        by: "王秀英".into(),
+        covers: "basic".into(),
+    }
+}
+
+/// Whether the device's copy of the file says consent to the basic file is withdrawn.
+fn withdrawn(d: &mut Device) -> bool {
+    format!("{:?}", d.file(NEW_NAME).consent).contains("withdrawn: Some")
+}
+
+/// 10. Offline while the office re-bases the file, the 班主任 writes a 家访 and then records the
+///     grandmother's withdrawal of consent. Both are carried over, the 家访 first, as she
+///     typed them: the withdrawal does not make her own earlier 家访 refused.
+#[test]
+fn story_10_a_record_then_a_withdrawal_typed_offline_are_both_carried() {
+    let (mut admin, mut teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .record_consent(NEW_NAME, &consent("2026-11-20"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    let visit = teacher.record(
+        "家访",
+        NEW_NAME,
+        "2026-11-24",
+        &[("notes", "奶奶说要去外地")],
+    );
+    teacher
+        .archive
+        .withdraw_consent(NEW_NAME, &withdrawal("2026-11-25"))
+        .unwrap();
+    office_news(&mut admin, &mut teacher);
+    let r = admin.import_file(&teacher.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(shows(&mut admin, &visit), "the 家访 reached the office");
+    assert!(withdrawn(&mut admin), "{:?}", admin.file(NEW_NAME).consent);
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}
+
+/// 10b. The other way round: the grandmother had withdrawn consent (the office knew), then
+///      gives it again; offline while the office re-bases the file, the 班主任 records the new
+///      consent (which removes the withdrawal) and then writes a 家访 under it. Both are
+///      carried: the consent with the withdrawal removed, and the 家访, which the rules refuse
+///      until the consent is there.
+#[test]
+fn story_10b_a_consent_given_again_then_a_record_typed_offline_are_both_carried() {
+    let (mut admin, mut teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    admin
+        .archive
+        .record_consent(NEW_NAME, &consent("2026-11-18"))
+        .unwrap();
+    admin
+        .archive
+        .withdraw_consent(NEW_NAME, &withdrawal("2026-11-19"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    teacher
+        .archive
+        .record_consent(NEW_NAME, &consent("2026-11-24"))
+        .unwrap();
+    assert!(!withdrawn(&mut teacher));
+    let visit = teacher.record("家访", NEW_NAME, "2026-11-25", &[("notes", "奶奶同意了")]);
+    office_news(&mut admin, &mut teacher);
+    let r = admin.import_file(&teacher.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    assert!(!withdrawn(&mut admin), "{:?}", admin.file(NEW_NAME).consent);
+    assert!(shows(&mut admin, &visit), "the 家访 reached the office");
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}
+
+/// 11. The 班主任's phone stays away through two re-basings; the office corrects the address
+///     between them (she had written the old one, long since at the office). When the newest
+///     generation replaces her copy, nothing of hers counts as changed since what the office
+///     re-based: her old address is not written back over the office's correction.
+#[test]
+fn story_11_a_copy_two_generations_behind_writes_nothing_back() {
+    let (mut admin, mut teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    teacher
+        .archive
+        .edit_child(NEW_NAME, "profile", &kv(&[("address", "郭庄村一组")]))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    admin
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap();
+    admin
+        .archive
+        .edit_child(NEW_NAME, "profile", &kv(&[("address", "郭庄村二组12号")]))
+        .unwrap();
+    admin.archive.rebase_child(NEW_NAME, "更正住址").unwrap();
+    office_news(&mut admin, &mut teacher);
+    let r = admin.import_file(&teacher.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+    let file = format!("{:?}", admin.file(NEW_NAME));
+    assert!(
+        file.contains("郭庄村二组12号") && !file.contains("郭庄村一组"),
+        "{file}"
+    );
 }

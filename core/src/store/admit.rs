@@ -391,7 +391,8 @@ impl Batch<'_> {
         carried
     }
 
-    /// [`Batch::carry_over`] for one writer (`device`, its actor in hex).
+    /// [`Batch::carry_over`] for one writer (`device`, its actor in hex), in the order
+    /// `crate::carry` gives.
     fn carry_over_as(
         &mut self,
         id: &DocId,
@@ -400,66 +401,144 @@ impl Batch<'_> {
         device: &str,
     ) -> usize {
         let this = crate::carry::ThisDevice(device);
+        let written = crate::carry::Written::since(old, covered, this);
         let Some(new) = self.docs.get(id) else {
             return 0;
         };
-        let lacking = crate::carry::lacking_here(old, covered, new, this);
+        let lacking = crate::carry::lacking_here(old, &written, new, this);
         // The new generation as the office made it: its base change (and the genesis change
         // it rests on). Without it (not expected), on what the copy holds.
         let genesis = doc::genesis_hash(id);
-        let mut line = match self
+        let base = self
             .docs
             .get(&DocId::School)
             .and_then(|s| school::generation(s, id))
-        {
-            Some(g) => new
-                .get_changes(&[])
-                .into_iter()
-                .find(|c| g.is_base(c, genesis))
-                .map_or_else(|| new.get_heads(), |c| vec![c.hash()]),
-            None => new.get_heads(),
+            .and_then(|g| {
+                new.get_changes(&[])
+                    .into_iter()
+                    .find(|c| g.is_base(c, genesis))
+                    .map(|c| vec![c.hash()])
+            });
+        let mut line = base.clone().unwrap_or_else(|| new.get_heads());
+        // Records the base lacks though the copy holds them now (a colleague's, carried by
+        // her device): on top, last.
+        let records_obj = doc::access::map_at(new, &automerge::ROOT, doc::RECORDS);
+        let only_after_base = |r: &String| {
+            records_obj.as_ref().is_some_and(|o| {
+                matches!(new.get(o, r.as_str()), Ok(Some(_)))
+                    && matches!(new.get_at(o, r.as_str(), &line), Ok(None))
+            })
         };
-        let parts = lacking
-            .sections
-            .then_some(None)
+        let (later, at_base): (Vec<String>, Vec<String>) = lacking
+            .records
             .into_iter()
-            .chain(lacking.records.into_iter().map(Some));
+            .partition(|r| base.is_some() && only_after_base(r));
         let mut carried = 0;
-        for record in parts {
-            let Some(heads) = self.docs.get(id).map(Automerge::get_heads) else {
+        let mut refused = Vec::new();
+        for record in at_base {
+            match self.carry_one(id, &mut line, old, &written, Some(&record), this) {
+                Ok(true) => carried += 1,
+                Ok(false) => {}
+                Err(why) => refused.push((record, why)),
+            }
+        }
+        if lacking.sections {
+            match self.carry_one(id, &mut line, old, &written, None, this) {
+                Ok(true) => carried += 1,
+                Ok(false) => {}
+                Err(why) => {
+                    tracing::warn!(doc = %id, "sections written on an older generation were not carried over: {why}")
+                }
+            }
+        }
+        for (record, first) in refused {
+            match self.carry_one(id, &mut line, old, &written, Some(&record), this) {
+                Ok(true) => carried += 1,
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::warn!(doc = %id, record, "a record written on an older generation was not carried over: {first}")
+                }
+            }
+        }
+        for record in later {
+            let Some(mut top) = self.docs.get(id).map(Automerge::get_heads) else {
                 break;
             };
-            let written = self.change_at(id, &line, CARRIED_OVER, |tx| match &record {
-                None => crate::carry::carry_sections(old, covered, tx, this),
-                Some(r) => crate::carry::carry_record(old, covered, tx, r, this),
-            });
-            let why = match written {
-                Err(e) => e.to_string(),
-                Ok(None) => continue,
-                Ok(Some(c)) => match self.judge(id, &c, &mut None).0 {
-                    Verdict::Accept => {
-                        line = vec![c.hash()];
-                        carried += 1;
-                        continue;
-                    }
-                    Verdict::Refuse(why) | Verdict::Defer(why) => {
-                        // Taken back out: the document as it was before it (or, if that
-                        // cannot be built, counted: it is this side's, not the sender's).
-                        match self.docs.get(id).and_then(|d| d.fork_at(&heads).ok()) {
-                            Some(back) => self.replace(id, back),
-                            None => {
-                                line = vec![c.hash()];
-                                carried += 1;
-                            }
-                        }
-                        why
-                    }
-                },
-            };
-            let what = record.as_deref().unwrap_or("sections");
-            tracing::warn!(doc = %id, what, "work written on an older generation was not carried over: {why}");
+            match self.carry_one(id, &mut top, old, &written, Some(&record), this) {
+                Ok(true) => carried += 1,
+                Ok(false) => {}
+                Err(why) => {
+                    tracing::warn!(doc = %id, record, "a part written on an older generation was not carried over: {why}")
+                }
+            }
         }
         carried
+    }
+
+    /// One carried change (the sections when `record` is `None`), made on `line` and judged:
+    /// whether it wrote anything, or why it was taken back out. `line` moves to an accepted
+    /// change.
+    fn carry_one(
+        &mut self,
+        id: &DocId,
+        line: &mut Vec<ChangeHash>,
+        old: &Automerge,
+        written: &crate::carry::Written,
+        record: Option<&str>,
+        this: crate::carry::ThisDevice<'_>,
+    ) -> std::result::Result<bool, String> {
+        let Some(heads) = self.docs.get(id).map(Automerge::get_heads) else {
+            return Ok(false);
+        };
+        let change = match self.change_at(id, line, CARRIED_OVER, |tx| match record {
+            None => crate::carry::carry_sections(old, written, tx),
+            Some(r) => crate::carry::carry_record(old, written, tx, r, this),
+        }) {
+            Err(e) => return Err(e.to_string()),
+            Ok(None) => return Ok(false),
+            Ok(Some(c)) => c,
+        };
+        let why = match self.judge(id, &change, &mut None).0 {
+            Verdict::Accept => match self.refused_at(id, &change, &heads) {
+                None => {
+                    *line = vec![change.hash()];
+                    return Ok(true);
+                }
+                Some(why) => why,
+            },
+            Verdict::Refuse(why) | Verdict::Defer(why) => why,
+        };
+        // Taken back out: the document as it was before it (or, if that cannot be built,
+        // kept: it is this side's, not the sender's).
+        match self.docs.get(id).and_then(|d| d.fork_at(&heads).ok()) {
+            Some(back) => self.replace(id, back),
+            None => {
+                *line = vec![change.hash()];
+                return Ok(true);
+            }
+        }
+        Err(why)
+    }
+
+    /// Why the rules refuse `change`, a carried change to a child's care file, judged against
+    /// the file as it is at `heads` (before the change) rather than at what the change rests
+    /// on (the base change): a consent withdrawn in the new generation since must stop it.
+    fn refused_at(&mut self, id: &DocId, change: &Change, heads: &[ChangeHash]) -> Option<String> {
+        if !matches!(id, DocId::Child(_)) {
+            return None;
+        }
+        let doc = self.docs.get(id)?;
+        let school_doc = self.docs.get(&DocId::School)?;
+        let view = self.school_views.at(school_doc, &school_doc.get_heads())?;
+        let auth = AuthState {
+            school: &view,
+            child_class: class_at(doc, heads),
+            consent: crate::consent::read(doc, Some(heads)),
+        };
+        match trust::validate(id, doc, change, &auth) {
+            Verdict::Refuse(why) => Some(why),
+            _ => None,
+        }
     }
 
     /// The actors this store writes under: its own, and on a hub the console devices it
@@ -822,7 +901,8 @@ impl Batch<'_> {
             let to_carry = old.as_ref().is_some_and(|o| {
                 writers.iter().any(|w| {
                     let this = crate::carry::ThisDevice(w);
-                    !crate::carry::lacking_here(o, covered.as_deref(), &fresh, this).is_empty()
+                    let written = crate::carry::Written::since(o, covered.as_deref(), this);
+                    !crate::carry::lacking_here(o, &written, &fresh, this).is_empty()
                 })
             });
             if to_carry && self.child_file_is_stale(id) {
@@ -1162,5 +1242,12 @@ fn covered_state(
         .into_iter()
         .find(|c| g.is_base(c, genesis))?;
     let clock = doc::covered::read(base.message()?)?;
-    Some(doc::covered::heads_in(old, &clock))
+    let heads = doc::covered::heads_in(old, &clock);
+    // Nothing but the genesis change in common: the copy is of another generation than the one
+    // the base was built from (two re-basings behind), and every value of it would count as
+    // changed since.
+    if heads.iter().all(|h| Some(*h) == genesis) {
+        return None;
+    }
+    Some(heads)
 }
