@@ -1412,3 +1412,80 @@ fn story_7e_a_changes_frame_of_dense_documents_shares_one_allowance() {
     assert_eq!(store.all_heads().unwrap(), before);
     assert_eq!(quarantined(&mut s.teacher.archive), 0, "nothing was read");
 }
+
+/// 16. Changes are not signed: a 班主任's modified app writes, under the actor of the
+///     archivist's device, a change to a child's 基本情况, declaring a school state from before
+///     that device was revoked (where an administrator may write it). The office then revokes
+///     the device, and the 班主任 hands the change in. A revoked device's changes are taken from
+///     a colleague's phone only when they are that device's own records (its member's lost
+///     work, which the colleague's may rest on): this one waits, and is never taken from her.
+#[test]
+fn story_16_a_change_forged_under_a_revoked_device_is_not_taken_from_a_member() {
+    let mut s = school_with_a_visit();
+    let archivist = join(&mut s.admin, "晁月静");
+    sync(&mut s.teacher, &mut s.admin);
+    let device = archivist.archive.device().as_str().to_owned();
+    let c = s.child.clone();
+    let forged = attack::forge(
+        &mut s.teacher.archive,
+        &DocId::Child(c.clone()),
+        Some(attack::actor_of(&archivist.archive)),
+        |tx| {
+            use automerge::ReadDoc;
+            use automerge::transaction::Transactable;
+            let profile = tx.get(automerge::ROOT, "profile")?.unwrap().1;
+            tx.put(&profile, "address", "伪造的住址")?;
+            Ok(())
+        },
+    );
+    s.admin.archive.revoke_device(&device).unwrap();
+    sync(&mut s.teacher, &mut s.admin);
+    assert!(!holds(&mut s.admin.archive, &DocId::Child(c), &forged));
+    assert!(!format!("{:?}", s.admin.file(CHILDREN[0].1)).contains("伪造的住址"));
+}
+
+/// 17. A revoked administrator's device undoes its revocation: the archivist's phone is
+///     revoked; it meets the principal's phone, which has not heard, and hands it a school
+///     change (written on the state before the revocation) marking itself not revoked. The
+///     principal's phone relays every device's changes; the office, which knows the device is
+///     revoked, refuses the school change from any carrier, so the revocation stands.
+#[test]
+fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleague() {
+    let mut s = school_with_a_visit();
+    let mut archivist = join(&mut s.admin, "晁月静");
+    let mut principal = join(&mut s.admin, "张长友");
+    sync(&mut archivist, &mut s.admin);
+    sync(&mut principal, &mut s.admin);
+    let device = archivist.archive.device().as_str().to_owned();
+    s.admin.archive.revoke_device(&device).unwrap();
+    let undo = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let devices = tx.get(automerge::ROOT, "devices")?.unwrap().1;
+        let me = tx.get(&devices, device.as_str())?.unwrap().1;
+        tx.put(&me, "revoked", false)?;
+        Ok(())
+    });
+    let a_side = peer(&mut archivist, &mut principal);
+    let p_side = peer(&mut principal, &mut archivist);
+    attack::pump(
+        &mut archivist.archive,
+        a_side,
+        &mut principal.archive,
+        p_side,
+    );
+    assert!(
+        holds(&mut principal.archive, &DocId::School, &undo),
+        "the principal's phone took it"
+    );
+    sync(&mut principal, &mut s.admin);
+    assert!(!holds(&mut s.admin.archive, &DocId::School, &undo));
+    let school = s.admin.archive.school().unwrap();
+    assert!(
+        school
+            .devices
+            .iter()
+            .any(|d| d.id.as_str() == device && d.revoked),
+        "the revocation stands"
+    );
+}

@@ -783,11 +783,30 @@ impl Batch<'_> {
                     Verdict::Accept if foreign && admin_only(id) => {
                         Verdict::Defer(ADMIN_ONLY_FOREIGN.into())
                     }
+                    // A revoked device's changes to what only administrators write are not
+                    // taken from anyone but a relay that took them before the revocation: one
+                    // written on the state before it (where the device was an administrator's)
+                    // would otherwise undo the revocation itself, handed on by a colleague's
+                    // phone that had not heard (trust story 17).
+                    Verdict::Accept
+                        if admin_only(id)
+                            && !matches!(self.sender, Sender::Relay)
+                            && self.revoked_now(change) =>
+                    {
+                        Verdict::Refuse(REVOKED_ADMIN_ONLY.into())
+                    }
                     // The rules would take it, but not from this sender: it must come from its
                     // own device or through a relay (a stolen actor never gets in this way)...
                     Verdict::Accept if foreign && !self.revoked_now(change) => Verdict::Defer(
                         "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
                     ),
+                    // ...nor, from a member's device, a revoked device's change beyond that
+                    // device's own records: changes are not signed, and under a revoked
+                    // administrator's actor, declaring the state before the revocation, a
+                    // modified app could write anything (trust story 16).
+                    Verdict::Accept if foreign && !self.own_records_only(id, change) => {
+                        Verdict::Defer(REVOKED_BEYOND_OWN.into())
+                    }
                     // ...unless that device is revoked: it will never send it itself, and the
                     // sender's own work may rest on it. Taken, and listed for review with who
                     // handed it on (the rules above judged it as the revoked device's).
@@ -1023,6 +1042,52 @@ impl Batch<'_> {
             .any(|h| stmt.exists(params![key, h.as_ref()]).unwrap_or(false))
     }
 
+    /// Whether `change` (in `id`, merged into the batch's copy) writes nothing but records its
+    /// own device's member wrote: records authored by her, whole or in part, and 进步档案
+    /// entries she wrote on others' plans. What a member's phone may hand on of a revoked
+    /// device (see `Batch::admit`).
+    fn own_records_only(&mut self, id: &DocId, change: &Change) -> bool {
+        let (Some(doc), Some(school_doc)) = (self.docs.get(id), self.docs.get(&DocId::School))
+        else {
+            return false;
+        };
+        let Some(view) = self.school_views.at(school_doc, &school_doc.get_heads()) else {
+            return false;
+        };
+        let Some((member, _)) = trust::author_of(&view, change.actor_id()) else {
+            return false;
+        };
+        let Some(writes) = trust::paths::writes(doc, change) else {
+            return false;
+        };
+        let records = doc::access::map_at(doc, &automerge::ROOT, doc::RECORDS);
+        let by_her = |obj: &automerge::ObjId, key: &str| {
+            doc::access::get_str(doc, obj, key).is_some_and(|a| a == member.id.as_str())
+        };
+        writes.iter().all(|w| {
+            let (Some(records), [first, rid, rest @ ..]) = (&records, w.path.as_slice()) else {
+                return false;
+            };
+            if first != doc::RECORDS {
+                return false;
+            }
+            let Some(record) = doc::access::map_at(doc, records, rid) else {
+                return false;
+            };
+            if by_her(&record, doc::layout::R_AUTHOR) {
+                return true;
+            }
+            match rest {
+                [p, entry, ..] if p == doc::layout::R_PROGRESS => {
+                    doc::access::map_at(doc, &record, p)
+                        .and_then(|m| doc::access::map_at(doc, &m, entry))
+                        .is_some_and(|e| by_her(&e, doc::layout::R_AUTHOR))
+                }
+                _ => false,
+            }
+        })
+    }
+
     /// Whether the device whose actor made `change` is revoked in this side's current school
     /// state. (Deciding *from whom* a change is taken may depend on what this side knows now;
     /// whether it is allowed at all never does: that is `judge`, against declared state.)
@@ -1227,6 +1292,15 @@ const ADMIN_ONLY_FOREIGN: &str =
 fn admin_only(id: &DocId) -> bool {
     matches!(id, DocId::School | DocId::Keys | DocId::Contact(_))
 }
+
+/// Why a revoked device's change to a document only administrators write is refused from
+/// anyone but a relay.
+const REVOKED_ADMIN_ONLY: &str =
+    "这台设备已被停用：它对学校信息的修改只有在停用前已同步到学校服务器的才算数";
+
+/// Why a revoked device's change beyond its own records waits, from a member's device.
+const REVOKED_BEYOND_OWN: &str =
+    "对方转交了已停用设备的修改：只收那台设备自己写的记录，其余需由学校服务器同步过来";
 
 /// The heads, in `old` (a copy of an older generation), of the state the new generation `new`
 /// was built from, as its base change names it (`doc::covered`); `None` where the base change
