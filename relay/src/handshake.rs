@@ -185,6 +185,14 @@ pub fn refused(reason: &str) -> Error {
     Error::NotPermitted(format!("学校服务器拒绝了这台设备：{reason}"))
 }
 
+/// The error a device reports when a colleague's device refuses it: said as the colleague's
+/// word, not the school server's (a modified app could otherwise put any text in the school's
+/// mouth).
+pub fn refused_by_peer(reason: &str) -> Error {
+    let reason = reason.strip_prefix("不允许此操作：").unwrap_or(reason);
+    Error::NotPermitted(format!("对方设备拒绝了同步：{reason}"))
+}
+
 /// What a device receives when it enrolls.
 #[derive(Debug, Clone)]
 pub struct Enrolled {

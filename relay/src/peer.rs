@@ -39,7 +39,7 @@ use shouwang_core::store::{Sender, StoreKey};
 use shouwang_core::sync::{Event, Progress, Session};
 use tokio::sync::mpsc;
 
-use crate::handshake::{MAGIC, Message, refused};
+use crate::handshake::{MAGIC, Message, refused_by_peer};
 use crate::transport::{
     Conversation, ConversationFactory, ConversationOptions, EndpointAddr, EndpointId,
     HANDSHAKE_MAX_FRAME, Node, Reply, TransportError,
@@ -52,7 +52,15 @@ pub struct PeerTrust {
     pub school: SchoolId,
     pub school_key: SchoolPublicKey,
     pub certificate: Certificate,
+    /// The most bytes of changes a day this device keeps from one colleague's device (the
+    /// ones it takes, and the refused ones the quarantine keeps for review), as the hub does
+    /// with its quota: a modified app cannot fill the phone with changes it knows are refused.
+    pub daily_change_bytes: u64,
 }
+
+/// [`PeerTrust::daily_change_bytes`] by default: a member's own changes in a day are a small
+/// fraction of it (a record is about a kilobyte; a year of a class's files a few megabytes).
+pub const PEER_DAILY_CHANGE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl PeerTrust {
     /// Trust for a device holding `certificate`, of the school whose public key is
@@ -62,7 +70,14 @@ impl PeerTrust {
             school: certificate.body().school_id.clone(),
             school_key,
             certificate,
+            daily_change_bytes: PEER_DAILY_CHANGE_BYTES,
         }
+    }
+
+    /// The same, keeping at most `bytes` of changes a day from one colleague's device.
+    pub fn with_daily_change_bytes(mut self, bytes: u64) -> PeerTrust {
+        self.daily_change_bytes = bytes;
+        self
     }
 
     /// Checks the certificate a peer presented from `device` by itself: signed by this
@@ -203,7 +218,8 @@ impl PeerSync {
         // `shouwang_core::trust`): it authenticated as this key, nothing more.
         let mut session = archive
             .peer_session(&peer_key, &member)?
-            .with_sender(Sender::for_device(&self.remote.0, &member, &roles));
+            .with_sender(Sender::for_device(&self.remote.0, &member, &roles))
+            .with_daily_quota(member.id.clone(), self.trust.daily_change_bytes);
         let out = session.handle(archive.store(), Event::Start)?;
         self.session = Some(session);
         self.peer_member = Some(member);
@@ -285,7 +301,7 @@ impl Conversation for PeerSync {
                     if let Some(archive) = self.archive.as_mut() {
                         let _ = archive.record_sync_result(&peer_key, Some(&reason));
                     }
-                    Err(refused(&reason))
+                    Err(refused_by_peer(&reason))
                 }
                 _ => Err(Error::NotPermitted("请先出示成员证书".into())),
             };

@@ -8,6 +8,8 @@
 //! 3. A certificate presented from a device it was not issued to is refused.
 //! 4. Devices that show no certificate of the school cost the waiting phone no store opened
 //!    and leave nothing written in it.
+//! 5. A colleague's modified app sends change after change the rules refuse: the waiting phone
+//!    keeps (for review) no more than a day's allowance of them, and the sync still ends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -112,14 +114,18 @@ impl Phone {
 
     /// [`Phone::wait`], counting into `metrics`, with the limits a phone serves peers with.
     async fn wait_counted(&self, metrics: Arc<TransportMetrics>) -> (Node, EndpointAddr) {
+        self.wait_with(metrics, self.id.trust()).await
+    }
+
+    /// [`Phone::wait`] with `trust` (its certificate, school and allowances).
+    async fn wait_with(
+        &self,
+        metrics: Arc<TransportMetrics>,
+        trust: shouwang_relay::peer::PeerTrust,
+    ) -> (Node, EndpointAddr) {
         let node = Node::serve(
             NodeConfig::loopback(self.id.secret.clone()),
-            Arc::new(PeerFactory::new(
-                self.path.clone(),
-                None,
-                self.id.trust(),
-                None,
-            )),
+            Arc::new(PeerFactory::new(self.path.clone(), None, trust, None)),
             device::peer_options(),
             metrics,
         )
@@ -342,4 +348,59 @@ async fn story_4_devices_without_a_certificate_open_nothing_and_write_nothing() 
     assert_eq!(synced.member.name, "刘桂兰");
     waiting.shutdown().await;
     assert_eq!(peers_noted(&mother), noted + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_5_a_peer_flooding_refused_changes_is_held_to_a_day_s_allowance() {
+    use shouwang_tests::attack;
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    teacher.sync_hub().await;
+    mother.sync_hub().await;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .unwrap();
+
+    // Twenty records in the 爱心妈妈's name (not the 班主任's to write), of about 9 KB each.
+    let her = mother.archive().me_id().to_string();
+    let mut a = teacher.archive();
+    let child = DocId::Child(a.find_child("王小雨").unwrap());
+    let mut x: u32 = 11;
+    for n in 0..20 {
+        let notes: String = (0..3000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                char::from_u32(0x4e00 + (x >> 16) % 0x5000).unwrap()
+            })
+            .collect();
+        let her = her.clone();
+        attack::forge(&mut a, &child, None, move |tx| {
+            use automerge::ReadDoc;
+            use automerge::transaction::Transactable;
+            let records = tx.get(automerge::ROOT, "records")?.unwrap().1;
+            let r = tx.put_object(
+                &records,
+                format!("forged{n:02}").as_str(),
+                automerge::ObjType::Map,
+            )?;
+            tx.put(&r, "author", her.as_str())?;
+            tx.put(&r, "notes", notes.as_str())?;
+            Ok(())
+        });
+    }
+    drop(a);
+
+    let allowance = 64 * 1024;
+    let trust = mother.id.trust().with_daily_change_bytes(allowance);
+    let (waiting, addr) = mother.wait_with(Arc::default(), trust).await;
+    tokio::time::timeout(Duration::from_secs(60), teacher.dial(addr))
+        .await
+        .expect("the sync never ended")
+        .unwrap();
+    waiting.shutdown().await;
+    // Each kept change is over 8,000 bytes: no more than eight fit the allowance.
+    let kept = mother.archive().quarantined().unwrap().len();
+    assert!((1..=8).contains(&kept), "{kept} refused changes kept");
 }
