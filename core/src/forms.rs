@@ -168,6 +168,10 @@ pub fn parse_phone(label: &str, s: &str) -> Result<String> {
 /// (BENCHMARKS §13).
 pub const MAX_NOTE_CHARS: usize = 5_000;
 
+/// The longest name of a member (and of the administrator a school is set up with), in
+/// characters. The office console refuses a longer login name before it looks it up.
+pub const MAX_MEMBER_NAME_CHARS: usize = 50;
+
 /// A typed value of a field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

@@ -15,7 +15,7 @@ use shouwang_core::Archive;
 use shouwang_core::membership::{CertificateBody, DeviceKey, SchoolKey};
 use shouwang_core::roles::Role;
 use shouwang_relay::handshake::{self, Enrolled};
-use shouwang_relay::server::{DataDir, Server, ServerConfig};
+use shouwang_relay::server::{DataDir, STATUS_EVERY, Server, ServerConfig};
 use shouwang_relay::transport::{
     ALPN, ConnectionLimits, ConversationOptions, EndpointAddr, HANDSHAKE_MAX_FRAME, MAX_FRAME,
     Node, NodeConfig, SecretKey, TransportError, TransportMetrics, close,
@@ -227,6 +227,41 @@ fn metric(text: &str, name: &str) -> u64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// `/health` and `/metrics` answer anyone, so a flood of them must not open `hub.db` once per
+/// request on the blocking pool the phones' syncs share: the archive's figures are read at
+/// most once every [`STATUS_EVERY`] (one read at a time), and the requests meanwhile get the
+/// figures last read. Three hundred requests at once read the archive a handful of times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_health_and_metrics_requests_reads_the_archive_a_few_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let http = server.http_addr().unwrap();
+    let metrics = server.hub_state().metrics().clone();
+    let reads = || TransportMetrics::get(&metrics.status_reads);
+    let before = reads();
+    let began = std::time::Instant::now();
+    let flood: Vec<_> = (0..300)
+        .map(|i| tokio::spawn(get(http, ["/health", "/metrics"][i % 2])))
+        .collect();
+    for request in flood {
+        let (status, body) = request.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains("\"documents\":") || body.contains("shouwang_documents "),
+            "{body}"
+        );
+    }
+    let read = reads() - before;
+    // One read per interval the flood lasted, and the one it began in: a bound that follows
+    // from the mechanism however slow the machine, not a timing.
+    let bound = 2 + began.elapsed().as_secs() / STATUS_EVERY.as_secs();
+    assert!(
+        read <= bound,
+        "300 requests read the archive {read} times (at most {bound})"
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

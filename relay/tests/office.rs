@@ -1766,3 +1766,106 @@ fn a_conflict_in_a_record_offers_its_form_only_to_the_records_author() {
             .is_empty()
     );
 }
+
+/// Failed logins the hub has counted (decrypted: `hub.db` is encrypted).
+fn failures(hub: &Hub) -> i64 {
+    hub.archive()
+        .store()
+        .conn()
+        .query_row("SELECT count(*) FROM office_failures", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A name longer than any member's (50 characters: a password typed into the wrong box, or a
+/// script's megabytes of random names) is refused before the archive is touched, in Chinese
+/// and without being shown back, and no failed attempt is written to `hub.db`; a login form
+/// over the route's body limit is refused the same way. Fifty characters is still a name.
+#[test]
+fn an_over_long_login_name_is_refused_before_anything_is_written() {
+    let hub = Hub::start();
+    let mut web = hub.browser();
+    let long = "张".repeat(51);
+    let r = web.login(&long, PASSWORD);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("姓名太长"), "{}", r.text());
+    assert!(!r.text().contains(&long), "the name is not shown back");
+    assert_eq!(failures(&hub), 0, "nothing written");
+
+    let r = web.login(&"张".repeat(50), PASSWORD);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(failures(&hub), 1, "a name of 50 characters is counted");
+
+    let huge = "x".repeat(64 * 1024);
+    let r = web.login(&huge, PASSWORD);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("太长"), "{}", r.text());
+    assert_eq!(failures(&hub), 1, "nothing written");
+
+    // The console goes on.
+    assert!(hub.set_password("张长友", PASSWORD).0);
+    assert_eq!(web.login("张长友", PASSWORD).status, 303);
+}
+
+/// The session cookie lives as long as the browser (no `Max-Age`, no `Expires`: closing the
+/// browser on a shared office computer ends it), and the hub ends a session left idle for 30
+/// minutes; each request extends it, up to the session's 12 hours. The session is aged by
+/// moving its times back in `hub.db`, as if the time had passed.
+#[test]
+fn a_session_ends_with_the_browser_or_after_half_an_hour_idle() {
+    let hub = Hub::start();
+    assert!(hub.set_password("张长友", PASSWORD).0);
+    let mut web = hub.browser();
+    let r = web.login("张长友", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("sw_session="))
+        .unwrap()
+        .to_owned();
+    let lower = session.to_ascii_lowercase();
+    assert!(
+        !lower.contains("max-age") && !lower.contains("expires"),
+        "a cookie for the browser's session only: {session}"
+    );
+    let age = |column: &str, seconds: i64| {
+        hub.archive()
+            .store()
+            .conn()
+            .execute(
+                &format!("UPDATE office_sessions SET {column} = {column} - ?1"),
+                [seconds],
+            )
+            .unwrap();
+    };
+    let last_seen = || -> i64 {
+        hub.archive()
+            .store()
+            .conn()
+            .query_row("SELECT max(last_seen) FROM office_sessions", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+
+    // 29 minutes idle: still in, and the request counts as use.
+    age("last_seen", 29 * 60);
+    assert_eq!(web.get("/").status, 200);
+    assert!(last_seen() >= common::now() - 60, "the request extended it");
+    // Another 29 minutes: still in, since the last request.
+    age("last_seen", 29 * 60);
+    assert_eq!(web.get("/students").status, 200);
+
+    // 31 minutes idle: over.
+    age("last_seen", 31 * 60);
+    let r = web.get("/");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/login"));
+
+    // A session in use still ends 12 hours after it opened.
+    assert_eq!(web.login("张长友", PASSWORD).status, 303);
+    assert_eq!(web.get("/").status, 200);
+    age("created", 12 * 3600 + 1);
+    age("expires", 12 * 3600 + 1);
+    assert_eq!(web.get("/").status, 303);
+}

@@ -6,17 +6,23 @@
 //!   Setting it again ends the member's sessions. A member logged in changes their own at
 //!   `/password` (`change_password`): the current password first (a wrong one counts towards
 //!   the lock-out below), then the same rules; their other sessions end, this one goes on.
+//! - A login name longer than a member's name can be ([`MAX_MEMBER_NAME_CHARS`]) is refused
+//!   before the archive is touched, and the login form's body is limited
+//!   ([`LOGIN_BODY_LIMIT`]), so no one can fill `hub.db` through the login page.
 //! - Logging in checks the lock-out first: 5 failures for one name from one address within 15
 //!   minutes lock that name from that address for 15 minutes after the last of them, whatever
-//!   the password (an unknown name counts too, and fails the same way and takes as long).
-//!   30 failures for one member from all addresses together lock the member everywhere. An
-//!   attempt is counted before its password is checked and taken back if it was right, so
-//!   attempts checked at the same time see each other. The check itself (argon2) runs outside
-//!   the archive's turn, at most [`PASSWORD_CHECKS`] at once, so a flood of logins does not
-//!   hold up the pages of members logged in.
+//!   the password (an unknown name counts too, and fails the same way and takes as long; it is
+//!   counted under a keyed hash of it, [`failure_key`], never as typed: a password typed into
+//!   the name box is not stored). 30 failures for one member from all addresses together lock
+//!   the member everywhere. An attempt is counted before its password is checked and taken
+//!   back if it was right, so attempts checked at the same time see each other. The check
+//!   itself (argon2) runs outside the archive's turn, at most [`PASSWORD_CHECKS`] at once, so a
+//!   flood of logins does not hold up the pages of members logged in.
 //! - A session is a random 32-byte token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
-//!   when the request came over TLS); the hub keeps only its SHA-256, with the member, its own
-//!   CSRF token, its expiry (12 hours) and the member's standing it was opened under
+//!   when the request came over TLS; no `Max-Age`, so closing the browser on a shared office
+//!   computer ends it); the hub keeps only its SHA-256, with the member, its own CSRF token,
+//!   its expiry (12 hours after it opened, however much it is used), when it was last used (it
+//!   ends after [`IDLE_SECONDS`] without a request) and the member's standing it was opened under
 //!   (`Archive::member_grant`: the operations that last set their `active` flag and the roles
 //!   that log in; another role written leaves it as it was). Every
 //!   request re-reads the member from the school document, so a deactivated member, one who
@@ -25,16 +31,21 @@
 //! - Every form carries the session's CSRF token (the login form a token that is also in a
 //!   cookie of its own), compared on the server before anything is done.
 
+use std::sync::OnceLock;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Form;
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use shouwang_core::forms::MAX_MEMBER_NAME_CHARS;
 use shouwang_core::roles::Role;
 use shouwang_core::school::Member;
 use shouwang_core::{Archive, Error};
@@ -53,8 +64,18 @@ pub const LOCK_FAILURES: i64 = 5;
 pub const MEMBER_LOCK_FAILURES: i64 = 30;
 /// How long failures count, and how long a lock lasts, in seconds.
 pub const LOCK_SECONDS: i64 = 15 * 60;
-/// How long a session lasts, in seconds.
+/// How long a session lasts at most, in seconds, however much it is used.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// How long a session lasts without a request, in seconds: a browser left open on a shared
+/// office computer is logged out.
+pub const IDLE_SECONDS: i64 = 30 * 60;
+/// A session's last use is written at most this often, in seconds, so that pages opened one
+/// after another do not each cost a write to `hub.db`.
+const SEEN_EVERY: i64 = 60;
+/// The largest body the login, logout and password forms are read with, in bytes: a name of
+/// [`MAX_MEMBER_NAME_CHARS`] and a password of 200 characters, percent-encoded, fit several
+/// times. A larger one is refused before it is read whole.
+pub const LOGIN_BODY_LIMIT: usize = 16 * 1024;
 /// Password checks (argon2, about 19 MiB and tens of milliseconds each) run at once; more wait.
 pub const PASSWORD_CHECKS: usize = 2;
 /// The shortest password accepted.
@@ -145,7 +166,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 
 /// A hash no password matches, verified for unknown names so that they take as long.
 fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| hash_password(&random_hex()).unwrap_or_default())
 }
 
@@ -220,18 +241,29 @@ pub(crate) fn end_sessions(
 }
 
 /// The member whose session the request carries; [`OfficeError::NotLoggedIn`] if none is valid.
+/// A session past its expiry or idle for [`IDLE_SECONDS`] ends; one in use has its last use
+/// moved to now (at most every [`SEEN_EVERY`] seconds).
 pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeError> {
     let token = ctx.cookie(SESSION_COOKIE).ok_or(OfficeError::NotLoggedIn)?;
-    let found: Option<(String, String, String)> = archive
+    let token_hash = digest(&token);
+    let t = now();
+    let found: Option<(String, String, String, i64, i64)> = archive
         .store()
         .conn()
         .query_row(
-            "SELECT member_id, csrf, standing FROM office_sessions WHERE token_hash = ?1 AND expires > ?2",
-            params![digest(&token), now()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            "SELECT member_id, csrf, standing, expires, last_seen FROM office_sessions WHERE token_hash = ?1",
+            [&token_hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    let (member_id, csrf, standing) = found.ok_or(OfficeError::NotLoggedIn)?;
+    let (member_id, csrf, standing, expires, last_seen) = found.ok_or(OfficeError::NotLoggedIn)?;
+    if expires <= t || last_seen <= t - IDLE_SECONDS {
+        archive.store().conn().execute(
+            "DELETE FROM office_sessions WHERE token_hash = ?1",
+            [&token_hash],
+        )?;
+        return Err(OfficeError::NotLoggedIn);
+    }
     let member_id = shouwang_core::ids::MemberId(member_id);
     let school = archive.school()?;
     let member = school.member(&member_id).filter(|m| may_log_in(m)).cloned();
@@ -243,6 +275,12 @@ pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeE
         end_sessions(archive, &member_id)?;
         return Err(OfficeError::NotLoggedIn);
     };
+    if t - last_seen >= SEEN_EVERY {
+        archive.store().conn().execute(
+            "UPDATE office_sessions SET last_seen = ?2 WHERE token_hash = ?1",
+            params![token_hash, t],
+        )?;
+    }
     let admin = member.roles.iter().any(|r| r.administers());
     Ok(Viewer {
         member,
@@ -251,10 +289,14 @@ pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeE
     })
 }
 
-fn cookie(name: &str, value: &str, max_age: i64, tls: bool) -> HeaderValue {
+/// A cookie for the whole console; without `max_age`, one that lives as long as the browser.
+fn cookie(name: &str, value: &str, max_age: Option<i64>, tls: bool) -> HeaderValue {
     let secure = if tls { "; Secure" } else { "" };
+    let max_age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{max_age}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -276,7 +318,7 @@ fn login_response(ctx: &Ctx, status: StatusCode, name: &str, message: Option<&st
     *res.status_mut() = status;
     res.headers_mut().append(
         header::SET_COOKIE,
-        cookie(LOGIN_COOKIE, &token, 3600, ctx.tls),
+        cookie(LOGIN_COOKIE, &token, Some(3600), ctx.tls),
     );
     res
 }
@@ -302,20 +344,43 @@ enum Outcome {
     Locked { minutes: i64 },
 }
 
-/// `POST /login`.
+/// What a login name longer than any member's is answered (it is not shown back: it may be a
+/// password typed into the wrong box).
+fn name_too_long() -> String {
+    format!("姓名太长了（最多 {MAX_MEMBER_NAME_CHARS} 个字），请检查是不是填错了地方")
+}
+
+/// `POST /login`. A form over [`LOGIN_BODY_LIMIT`], or with a name longer than any member's,
+/// is refused before the archive is touched; nothing is written for it.
 pub(crate) async fn login(
     State(office): State<Office>,
     ctx: Ctx,
-    Form(form): Form<LoginForm>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejected) => {
+            let message = if rejected.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                name_too_long()
+            } else {
+                "登录表单读不出来，请重新填写".to_owned()
+            };
+            return login_response(&ctx, rejected.status(), "", Some(&message));
+        }
+    };
+    let too_long = form.name.trim().chars().count() > MAX_MEMBER_NAME_CHARS;
+    let shown = if too_long { "" } else { form.name.trim() };
     let expected = ctx.cookie(LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(&expected, form.csrf.trim()) {
         return login_response(
             &ctx,
             StatusCode::FORBIDDEN,
-            &form.name,
+            shown,
             Some(&OfficeError::Csrf.to_string()),
         );
+    }
+    if too_long {
+        return login_response(&ctx, StatusCode::BAD_REQUEST, "", Some(&name_too_long()));
     }
     let name = form.name.trim().to_owned();
     if name.is_empty() || form.password.is_empty() {
@@ -333,10 +398,12 @@ pub(crate) async fn login(
             let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
             res.headers_mut().append(
                 header::SET_COOKIE,
-                cookie(SESSION_COOKIE, &token, SESSION_SECONDS, ctx.tls),
+                cookie(SESSION_COOKIE, &token, None, ctx.tls),
             );
-            res.headers_mut()
-                .append(header::SET_COOKIE, cookie(LOGIN_COOKIE, "", 0, ctx.tls));
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                cookie(LOGIN_COOKIE, "", Some(0), ctx.tls),
+            );
             res
         }
         Ok(Outcome::Wrong) => login_response(
@@ -458,11 +525,14 @@ fn finish_attempt(
                 "DELETE FROM office_failures WHERE member_key = ?1 AND source = ?2",
                 params![key, source],
             )?;
-            conn.execute("DELETE FROM office_sessions WHERE expires <= ?1", [t])?;
+            conn.execute(
+                "DELETE FROM office_sessions WHERE expires <= ?1 OR last_seen <= ?2",
+                [t, t - IDLE_SECONDS],
+            )?;
             let token = random_hex();
             let standing = a.member_grant(&m.id, &LOGIN_ROLES)?.unwrap_or_default();
             a.store().conn().execute(
-                "INSERT INTO office_sessions (token_hash, member_id, csrf, created, expires, standing) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO office_sessions (token_hash, member_id, csrf, created, expires, standing, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?4)",
                 params![digest(&token), m.id.as_str(), random_hex(), t, t + SESSION_SECONDS, standing],
             )?;
             tracing::info!(member = %m.id, "office login");
@@ -494,10 +564,27 @@ fn attempt(
 }
 
 /// What failed logins are counted by: the member a typed name or id resolves to (so that a
-/// member's name and id share one count), or the name as typed, trimmed, if it is nobody's.
+/// member's name and id share one count), or, if it is nobody's, [`name_key`] of the name: what
+/// was typed (a password in the wrong box, say) is never stored.
 fn failure_key(a: &mut Archive, name: &str) -> String {
     a.find_member(name)
-        .map_or_else(|_| name.trim().to_owned(), |m| m.id.to_string())
+        .map_or_else(|_| name_key(name), |m| m.id.to_string())
+}
+
+/// `name:` and the HMAC-SHA256 of the trimmed `name` under a key drawn at random once per
+/// process: the same name counts together while the hub runs, and neither `hub.db` nor a
+/// backup of it tells what was typed, not even to someone trying a list of names. A restart
+/// forgets the failures of names that are nobody's, which would lapse in 15 minutes anyway.
+fn name_key(name: &str) -> String {
+    static KEY: OnceLock<[u8; 64]> = OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let mut k = [0u8; 64];
+        rand::rng().fill_bytes(&mut k);
+        k
+    });
+    let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(key.into());
+    mac.update(name.trim().as_bytes());
+    format!("name:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Minutes left of the lock on `key` ([`failure_key`]) from `source`, or from everywhere once
@@ -568,7 +655,7 @@ pub(crate) async fn logout(
         .await?;
     let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
     res.headers_mut()
-        .append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", 0, tls));
+        .append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", Some(0), tls));
     Ok(res)
 }
 
@@ -705,6 +792,39 @@ mod tests {
             attempt(&mut a, "王瑞侠", right, "10.0.9.9").unwrap(),
             Outcome::In { .. }
         ));
+    }
+
+    /// A name typed at the login that is nobody's (a password typed into the wrong box, say)
+    /// is counted for the lock-out without being stored: after the failed login, neither
+    /// `hub.db` nor its WAL holds its bytes, and five such failures still lock it.
+    #[test]
+    fn a_failed_login_under_an_unknown_name_leaves_no_trace_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        drop(crate::tests::hub_archive(&path));
+        let console = crate::tests::Console::start(&path);
+        let failures = || -> i64 {
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .query_row("SELECT count(*) FROM office_failures", [], |r| r.get(0))
+                .unwrap()
+        };
+        let typed = "我的密码Qz7-2026";
+        let r = console.login(typed, "随便什么");
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(r.body.contains("姓名或密码不对"), "{}", r.body);
+        assert_eq!(failures(), 1, "the attempt is counted");
+        for file in ["hub.db", "hub.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+            assert!(
+                !bytes.windows(typed.len()).any(|w| w == typed.as_bytes()),
+                "{file} holds the name as typed"
+            );
+        }
+        for _ in 1..LOCK_FAILURES {
+            assert_eq!(console.login(typed, "随便什么").status, 401);
+        }
+        assert_eq!(console.login(typed, "随便什么").status, 429);
     }
 
     #[test]

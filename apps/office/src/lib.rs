@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Form;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -108,8 +108,19 @@ impl Office {
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route("/", get(overview::page))
-            .route("/login", get(auth::login_page).post(auth::login))
-            .route("/logout", post(auth::logout))
+            // The login (which anyone may post to), logout and password forms are small: their
+            // bodies are read up to `LOGIN_BODY_LIMIT`. The other forms keep axum's 2 MB
+            // (resolving a conflict in a note posts up to 5,000 characters).
+            .route(
+                "/login",
+                get(auth::login_page)
+                    .post(auth::login)
+                    .layer(DefaultBodyLimit::max(auth::LOGIN_BODY_LIMIT)),
+            )
+            .route(
+                "/logout",
+                post(auth::logout).layer(DefaultBodyLimit::max(auth::LOGIN_BODY_LIMIT)),
+            )
             .route("/students", get(students::list))
             .route("/students/{id}", get(students::file))
             .route("/students/{id}/reveal", post(students::reveal))
@@ -131,7 +142,9 @@ impl Office {
             )
             .route(
                 "/password",
-                get(auth::password_page).post(auth::change_password),
+                get(auth::password_page)
+                    .post(auth::change_password)
+                    .layer(DefaultBodyLimit::max(auth::LOGIN_BODY_LIMIT)),
             )
             .route("/reports", get(reports::page))
             .route("/audit", get(audit::page))
@@ -402,7 +415,7 @@ mod tests {
         Archive::create_school(path, &SchoolSetup::sample("学校服务器")).unwrap()
     }
 
-    struct TestHub(PathBuf);
+    pub(crate) struct TestHub(pub PathBuf);
 
     impl Hub for TestHub {
         fn open_archive(&self) -> Result<Archive, Error> {
@@ -410,6 +423,107 @@ mod tests {
         }
         fn invite(&self, _: &str, _: Option<Role>, _: u32) -> Result<Ticket, Error> {
             Err(Error::NotPermitted("测试中不发邀请".into()))
+        }
+    }
+
+    /// The console's real router, served over HTTP on a loopback port by a runtime of its own,
+    /// over the plain hub archive at a path: what the unit tests that need a whole request
+    /// drive, one request per connection.
+    pub(crate) struct Console {
+        pub port: u16,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    /// A response: the status, the `Set-Cookie` values and the body.
+    #[derive(Debug)]
+    pub(crate) struct Reply {
+        pub status: u16,
+        pub cookies: Vec<String>,
+        pub body: String,
+    }
+
+    impl Console {
+        pub fn start(path: &std::path::Path) -> Console {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let app = Office::new(TestHub(path.to_owned())).router();
+            runtime.spawn(async move {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app).await.unwrap();
+            });
+            Console {
+                port,
+                _runtime: runtime,
+            }
+        }
+
+        /// Sends one request with `cookie` (`name=value; …`, or empty) and a form `body`
+        /// (`POST`) and reads the response to its end.
+        pub fn request(&self, method: &str, path: &str, cookie: &str, body: &str) -> Reply {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+            let cookie = if cookie.is_empty() {
+                String::new()
+            } else {
+                format!("Cookie: {cookie}\r\n")
+            };
+            let request = format!(
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(request.as_bytes()).unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+            let raw = String::from_utf8_lossy(&raw).to_string();
+            let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+            let status = head[9..12].parse().unwrap();
+            let cookies = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+                .map(|(_, v)| v.trim().to_owned())
+                .collect();
+            Reply {
+                status,
+                cookies,
+                body: body.to_owned(),
+            }
+        }
+
+        /// Opens the login page and posts its form with `name` and `password`.
+        pub fn login(&self, name: &str, password: &str) -> Reply {
+            let page = self.request("GET", "/login", "", "");
+            let cookie = page
+                .cookies
+                .iter()
+                .find_map(|c| c.strip_prefix("sw_login="))
+                .and_then(|c| c.split(';').next())
+                .unwrap()
+                .to_owned();
+            let encode = |s: &str| -> String {
+                s.bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect()
+            };
+            let body = format!(
+                "name={}&password={}&csrf={cookie}",
+                encode(name),
+                encode(password)
+            );
+            self.request("POST", "/login", &format!("sw_login={cookie}"), &body)
         }
     }
 

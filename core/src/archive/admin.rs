@@ -241,7 +241,7 @@ impl Archive {
         if name.is_empty() {
             return Err(Error::Missing("姓名".into()));
         }
-        crate::forms::check_line("姓名", name, 50)?;
+        crate::forms::check_line("姓名", name, crate::forms::MAX_MEMBER_NAME_CHARS)?;
         if roles.is_empty() {
             return Err(Error::Missing("角色".into()));
         }

@@ -132,7 +132,11 @@ impl Archive {
         }
         crate::forms::check_line("学校名称", name, 100)?;
         crate::forms::check_line("乡镇", setup.town.trim(), 100)?;
-        crate::forms::check_line("管理员姓名", setup.admin_name.trim(), 50)?;
+        crate::forms::check_line(
+            "管理员姓名",
+            setup.admin_name.trim(),
+            crate::forms::MAX_MEMBER_NAME_CHARS,
+        )?;
         crate::forms::check_line("设备名称", setup.device_label.trim(), 100)?;
         if let Some(h) = &setup.hotline {
             crate::forms::parse_phone("亲情电话", h)?;

@@ -318,6 +318,18 @@ ALTER TABLE office_sessions ADD COLUMN standing TEXT NOT NULL DEFAULT '';
         sql: "",
         rebuild_projections: true,
     },
+    // The office console: failed logins are forgotten by time at every login (`DELETE … WHERE
+    // at <= ?`), which scanned the whole table without an index on `at`; and a session
+    // remembers when it was last used, so that one left idle ends (sessions opened before have
+    // 0 there and end at their next request).
+    Migration {
+        version: 15,
+        sql: r#"
+CREATE INDEX office_failures_by_at ON office_failures (at);
+ALTER TABLE office_sessions ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// Set in `meta` by a migration whose projections must be rebuilt, in its own transaction,

@@ -603,7 +603,8 @@ fn a_rebuild_cut_short_by_a_killed_process_happens_at_the_next_open() {
     };
     {
         // The last migration that rebuilds runs again on a store whose projection is empty,
-        // and the process dies before the rebuild.
+        // and the process dies before the rebuild. Only that one: the steps after it are in
+        // the schema already, and need not be ones that can run twice (an added column).
         let mut conn = Connection::open(&path).unwrap();
         assert!(projected(&conn) > 0);
         let last = migrations::MIGRATIONS
@@ -615,11 +616,13 @@ fn a_rebuild_cut_short_by_a_killed_process_happens_at_the_next_open() {
         conn.pragma_update(None, "user_version", last - 1).unwrap();
         let sql: Vec<&str> = migrations::MIGRATIONS
             .iter()
-            .filter(|m| m.version >= last)
+            .filter(|m| m.version == last)
             .map(|m| m.sql)
             .collect();
         assert!(sql.iter().all(|s| !s.contains("p_members")), "{sql:?}");
-        assert!(migrations::apply(&mut conn, migrations::latest()).unwrap());
+        assert!(migrations::apply(&mut conn, last).unwrap());
+        conn.pragma_update(None, "user_version", migrations::latest())
+            .unwrap();
     }
     let store = Store::open(&path).unwrap();
     assert!(projected(&store.conn) > 0, "rebuilt at the next open");

@@ -1,10 +1,18 @@
 //! `/health`, Prometheus-format `/metrics`, and the office console (`shouwang-office`), whose
 //! archive is the hub's: [`OfficeHub`] lends it `hub.db` (with the data key) and invites
 //! naming this running hub's addresses. Served over TLS when `super::tls` says so.
+//!
+//! `/health` and `/metrics` answer anyone, so what they read from the archive (how many
+//! documents it holds) is read at most once every [`STATUS_EVERY`], one read at a time, on a
+//! read-only connection of its own; requests meanwhile answer with the figures last read. A
+//! flood of them once opened `hub.db` (writable, schema checked) once per request on the
+//! blocking pool the phones' syncs share.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -18,6 +26,10 @@ use super::tls::{ConsoleCert, ServedOverTls, TlsListener};
 use super::{OwnedTask, ServerError};
 use crate::transport::TransportMetrics;
 
+/// How long `/health` and `/metrics` answer with the archive's figures last read before they
+/// read them again.
+pub const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What the HTTP handlers read.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpState {
@@ -28,7 +40,13 @@ pub(crate) struct HttpState {
     pub key: Option<shouwang_core::store::StoreKey>,
     pub school_id: String,
     pub hub_id: String,
+    /// The documents the archive held when last read, and when: [`documents`].
+    pub status: Arc<tokio::sync::Mutex<Option<LastRead>>>,
 }
+
+/// When `/health` and `/metrics` last read the archive, and the documents it held (`None`: it
+/// could not be read).
+pub(crate) type LastRead = (Instant, Option<usize>);
 
 /// What the office console gets from the hub: its archive and its invites.
 #[derive(Debug, Clone)]
@@ -160,24 +178,51 @@ impl HttpServer {
     }
 }
 
-/// Counts the documents in the archive (a fresh read: another process may have written).
+/// Counts the documents in the archive on a read-only connection of its own (a fresh read:
+/// another process may have written), closed at once; `None` if it cannot be read.
 fn count_documents(
     path: &std::path::Path,
     key: Option<&shouwang_core::store::StoreKey>,
 ) -> Option<usize> {
+    use rusqlite::OpenFlags;
     if !path.exists() {
         return None;
     }
-    let store = shouwang_core::store::Store::open_with_key(path, key).ok()?;
-    store.doc_ids().ok().map(|ids| ids.len())
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = shouwang_core::store::cipher::open(path, flags, key).ok()?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM docs", [], |r| r.get(0))
+        .ok()?;
+    usize::try_from(n).ok()
+}
+
+/// The documents in the archive, as last read if that was less than [`STATUS_EVERY`] ago, else
+/// read now ([`count_documents`]). One read at a time: requests that come meanwhile wait for it
+/// as tasks, not on the blocking pool, and answer with what it read. The blocking read holds
+/// the lock itself, so a request given up meanwhile (its client gone) starts no second read
+/// beside it.
+async fn documents(s: &HttpState) -> Option<usize> {
+    let mut last = s.status.clone().lock_owned().await;
+    if let Some((at, docs)) = *last
+        && at.elapsed() < STATUS_EVERY
+    {
+        return docs;
+    }
+    let (path, key, hub) = (s.archive.clone(), s.key.clone(), s.hub.clone());
+    tokio::task::spawn_blocking(move || {
+        hub.status_reads.fetch_add(1, Ordering::Relaxed);
+        let docs = count_documents(&path, key.as_ref());
+        *last = Some((Instant::now(), docs));
+        docs
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 async fn health(State(s): State<HttpState>) -> impl IntoResponse {
-    let (path, key) = (s.archive.clone(), s.key.clone());
-    let docs = tokio::task::spawn_blocking(move || count_documents(&path, key.as_ref()))
-        .await
-        .ok()
-        .flatten();
+    let docs = documents(&s).await;
     let ok = docs.is_some();
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "archive unavailable" },
@@ -198,11 +243,7 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    let (path, key) = (s.archive.clone(), s.key.clone());
-    let docs = tokio::task::spawn_blocking(move || count_documents(&path, key.as_ref()))
-        .await
-        .ok()
-        .flatten();
+    let docs = documents(&s).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         render_metrics(&s.transport, &s.hub, docs),
@@ -303,6 +344,12 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         "counter",
         "Connection attempts recognised before their handshake as coming from a registered device (through the relay, or from an address it connected from), which do not wait behind strangers.",
         g(&t.handshakes_known),
+    );
+    put(
+        "shouwang_status_reads_total",
+        "counter",
+        "Reads of the archive for /health and /metrics (at most one every few seconds).",
+        g(&h.status_reads),
     );
     put(
         "shouwang_enrollments_total",

@@ -29,7 +29,7 @@ pub use config::{
     DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig, default_config_file, default_key_file,
 };
 pub use data::{DataDir, IssuedInvite, Spend};
-pub use http::render_metrics;
+pub use http::{STATUS_EVERY, render_metrics};
 pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
 pub use invite::{
     HubContact, NewInvite, adopt_archive, init_school, issue_invite, issue_member_invite, qr_png,
@@ -310,6 +310,7 @@ impl Server {
                         key: store_key,
                         school_id: school_id.to_string(),
                         hub_id: hub.id().to_string(),
+                        status: Arc::default(),
                     },
                     office,
                     console_cert.as_ref(),

@@ -55,6 +55,9 @@ pub struct HubMetrics {
     pub greetings: AtomicU64,
     /// Devices refused: bad or spent invites, bad certificates.
     pub refusals: AtomicU64,
+    /// Reads of the archive for `/health` and `/metrics`, each on a connection of its own (at
+    /// most one every `STATUS_EVERY`).
+    pub status_reads: AtomicU64,
 }
 
 /// What a device reads while the hub rebuilds from a backup and cannot take it yet.
