@@ -1869,3 +1869,31 @@ fn a_session_ends_with_the_browser_or_after_half_an_hour_idle() {
     age("expires", 12 * 3600 + 1);
     assert_eq!(web.get("/").status, 303);
 }
+
+/// An administrator cannot mint a device invite for another administrator: whoever scanned it
+/// would write as the 校长 on every device. Her own new phone, and any other member's, she can.
+#[test]
+fn an_administrator_cannot_invite_a_device_for_another_administrator() {
+    let hub = Hub::start();
+    let (mut web, token) = logged_in(&hub, "晁月静");
+    let invite = |web: &mut Client, member: &str| {
+        web.post(
+            "/members/invite",
+            &[
+                ("csrf", &token),
+                ("member", member),
+                ("role", ""),
+                ("days", "3"),
+            ],
+        )
+    };
+    let r = invite(&mut web, "张长友");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("另一位管理员"), "{}", r.text());
+    assert!(!r.text().contains("shouwang1"), "no invite shown");
+    for member in ["晁月静", HEAD_TEACHER] {
+        let r = invite(&mut web, member);
+        assert_eq!(r.status, 200, "{member}: {}", r.text());
+        assert!(r.text().contains("shouwang1"), "{member}");
+    }
+}

@@ -506,6 +506,18 @@ pub(crate) fn invite(a: &mut Archive, hub: &dyn Hub, v: &Viewer, form: InviteFor
             .filter(|d| (1..=90).contains(d))
             .ok_or_else(|| OfficeError::BadInput("有效天数请填 1 到 90 之间的整数".into()))?,
     };
+    // Whoever scans an invite writes as its member on every device: an administrator's
+    // device is hers to ask for (she can log in here herself), not a colleague's.
+    if let Ok(m) = a.find_member(member)
+        && m.id != v.member.id
+        && m.roles.iter().any(|r| r.administers())
+    {
+        return Err(OfficeError::Forbidden(format!(
+            "不能为另一位管理员（{}）生成设备邀请：请她本人登录办公室网页生成，\
+             或在学校服务器上运行 shouwang-relay invite",
+            m.name
+        )));
+    }
     // A new member is added here, as the member who asked; the hub then only issues.
     let added_here = match (a.find_member(member), role) {
         (Err(Error::NotFound { .. }), Some(role)) => {
