@@ -1414,15 +1414,16 @@ fn story_7e_a_changes_frame_of_dense_documents_shares_one_allowance() {
 }
 
 /// 16. Changes are not signed: a 班主任's modified app writes, under the actor of the
-///     archivist's device, a change to a child's 基本情况, declaring a school state from before
-///     that device was revoked (where an administrator may write it). The office then revokes
-///     the device, and the 班主任 hands the change in. A revoked device's changes are taken from
-///     a colleague's phone only when they are that device's own records (its member's lost
-///     work, which the colleague's may rest on): this one waits, and is never taken from her.
+///     archivist's device, a change moving a child into another class (only administrators
+///     may), declaring a school state from before that device was revoked. The office then
+///     revokes the device, and the 班主任 hands the change in. A revoked device's change is taken
+///     from a colleague's phone only when it is that device's member's own records, or what the
+///     colleague could have written herself: this one waits, and is never taken from her.
 #[test]
 fn story_16_a_change_forged_under_a_revoked_device_is_not_taken_from_a_member() {
     let mut s = school_with_a_visit();
     let archivist = join(&mut s.admin, "晁月静");
+    let other = s.admin.archive.add_class("三年级(2)班", None).unwrap();
     sync(&mut s.teacher, &mut s.admin);
     let device = archivist.archive.device().as_str().to_owned();
     let c = s.child.clone();
@@ -1434,21 +1435,68 @@ fn story_16_a_change_forged_under_a_revoked_device_is_not_taken_from_a_member() 
             use automerge::ReadDoc;
             use automerge::transaction::Transactable;
             let profile = tx.get(automerge::ROOT, "profile")?.unwrap().1;
-            tx.put(&profile, "address", "伪造的住址")?;
+            tx.put(&profile, "class_id", other.as_str())?;
             Ok(())
         },
     );
     s.admin.archive.revoke_device(&device).unwrap();
     sync(&mut s.teacher, &mut s.admin);
     assert!(!holds(&mut s.admin.archive, &DocId::Child(c), &forged));
-    assert!(!format!("{:?}", s.admin.file(CHILDREN[0].1)).contains("伪造的住址"));
+    assert_eq!(
+        s.admin.file(CHILDREN[0].1).class_name.as_deref(),
+        Some(CLASS)
+    );
+}
+
+/// 16b. Not a modified app: the 班主任's phone corrects the child's address and, meeting the
+///      爱心妈妈's phone, hands it the correction; the 爱心妈妈 writes a 谈心 on top. The 班主任's
+///      phone is then lost and revoked. The 爱心妈妈 may correct the address herself, so her
+///      phone hands the lost phone's correction in (listed for review), and her own 谈心,
+///      which rests on it, is not held back for ever.
+#[test]
+fn story_16b_a_lost_phone_s_correction_a_colleague_could_write_is_taken_from_her() {
+    let mut s = school_with_a_visit();
+    s.teacher
+        .archive
+        .edit_child(
+            CHILDREN[0].1,
+            "profile",
+            &kv(&[("address", "郭庄村二组12号")]),
+        )
+        .unwrap();
+    let m_side = peer(&mut s.mother, &mut s.teacher);
+    let t_side = peer(&mut s.teacher, &mut s.mother);
+    attack::pump(
+        &mut s.mother.archive,
+        m_side,
+        &mut s.teacher.archive,
+        t_side,
+    );
+    let talk = s.mother.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-11-23",
+        &[("notes", "住址改了以后第一次谈心")],
+    );
+    let device = s.teacher.archive.device().as_str().to_owned();
+    s.admin.archive.revoke_device(&device).unwrap();
+    sync(&mut s.mother, &mut s.admin);
+    let file = s.admin.file(CHILDREN[0].1);
+    assert!(format!("{file:?}").contains("郭庄村二组12号"), "{file:?}");
+    assert!(file.records.iter().any(|r| r.meta.id.as_str() == talk));
+    let relayed = s.admin.archive.relayed_from_revoked().unwrap();
+    assert!(
+        relayed.iter().any(|r| r.via_member == LOVE_MOTHER),
+        "{relayed:?}"
+    );
 }
 
 /// 17. A revoked administrator's device undoes its revocation: the archivist's phone is
 ///     revoked; it meets the principal's phone, which has not heard, and hands it a school
-///     change (written on the state before the revocation) marking itself not revoked. The
-///     principal's phone relays every device's changes; the office, which knows the device is
-///     revoked, refuses the school change from any carrier, so the revocation stands.
+///     change (written on the state before the revocation) marking itself not revoked. A
+///     revocation is final in the rules themselves, whatever state a change declares: the
+///     principal's phone refuses it as the office does, so the revocation stands, and the
+///     principal's own later work reaches the office as before.
 #[test]
 fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleague() {
     let mut s = school_with_a_visit();
@@ -1474,10 +1522,11 @@ fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleag
         &mut principal.archive,
         p_side,
     );
-    assert!(
-        holds(&mut principal.archive, &DocId::School, &undo),
-        "the principal's phone took it"
-    );
+    assert!(!holds(&mut principal.archive, &DocId::School, &undo));
+    principal
+        .archive
+        .add_member("周红梅", &[Role::LoveMother], None, None)
+        .unwrap();
     sync(&mut principal, &mut s.admin);
     assert!(!holds(&mut s.admin.archive, &DocId::School, &undo));
     let school = s.admin.archive.school().unwrap();
@@ -1487,5 +1536,9 @@ fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleag
             .iter()
             .any(|d| d.id.as_str() == device && d.revoked),
         "the revocation stands"
+    );
+    assert!(
+        s.admin.archive.find_member("周红梅").is_ok(),
+        "her own work arrives"
     );
 }

@@ -783,28 +783,22 @@ impl Batch<'_> {
                     Verdict::Accept if foreign && admin_only(id) => {
                         Verdict::Defer(ADMIN_ONLY_FOREIGN.into())
                     }
-                    // A revoked device's changes to what only administrators write are not
-                    // taken from anyone but a relay that took them before the revocation: one
-                    // written on the state before it (where the device was an administrator's)
-                    // would otherwise undo the revocation itself, handed on by a colleague's
-                    // phone that had not heard (trust story 17).
-                    Verdict::Accept
-                        if admin_only(id)
-                            && !matches!(self.sender, Sender::Relay)
-                            && self.revoked_now(change) =>
-                    {
-                        Verdict::Refuse(REVOKED_ADMIN_ONLY.into())
-                    }
                     // The rules would take it, but not from this sender: it must come from its
                     // own device or through a relay (a stolen actor never gets in this way)...
                     Verdict::Accept if foreign && !self.revoked_now(change) => Verdict::Defer(
                         "对方转交了其他设备的修改：需由那台设备本身或学校服务器同步过来".into(),
                     ),
-                    // ...nor, from a member's device, a revoked device's change beyond that
-                    // device's own records: changes are not signed, and under a revoked
-                    // administrator's actor, declaring the state before the revocation, a
-                    // modified app could write anything (trust story 16).
-                    Verdict::Accept if foreign && !self.own_records_only(id, change) => {
+                    // ...nor, from a member's device, a revoked device's change beyond what the
+                    // carrier could write herself, unless it is that device's member's own
+                    // records: changes are not signed, and under a revoked administrator's
+                    // actor, declaring the state before the revocation, a modified app could
+                    // write anything (trust story 16). Her own work resting on an honest one is
+                    // then not held back for ever (story 16b).
+                    Verdict::Accept
+                        if foreign
+                            && !self.own_records_only(id, change)
+                            && !self.carrier_may_write(id, change) =>
+                    {
                         Verdict::Defer(REVOKED_BEYOND_OWN.into())
                     }
                     // ...unless that device is revoked: it will never send it itself, and the
@@ -1043,15 +1037,15 @@ impl Batch<'_> {
     }
 
     /// Whether `change` (in `id`, merged into the batch's copy) writes nothing but records its
-    /// own device's member wrote: records authored by her, whole or in part, and 进步档案
-    /// entries she wrote on others' plans. What a member's phone may hand on of a revoked
-    /// device (see `Batch::admit`).
+    /// own device's member made: records created by one of her devices (new or edited, a void
+    /// of her own), and 进步档案 entries she created on others' plans. Who made an object is
+    /// its creating operation's device, never a field a change could write. What a member's
+    /// phone may hand on of a revoked device whatever it writes (see `Batch::admit`).
     fn own_records_only(&mut self, id: &DocId, change: &Change) -> bool {
-        let (Some(doc), Some(school_doc)) = (self.docs.get(id), self.docs.get(&DocId::School))
-        else {
+        let Some(view) = self.school_before_batch() else {
             return false;
         };
-        let Some(view) = self.school_views.at(school_doc, &school_doc.get_heads()) else {
+        let Some(doc) = self.docs.get(id) else {
             return false;
         };
         let Some((member, _)) = trust::author_of(&view, change.actor_id()) else {
@@ -1060,42 +1054,68 @@ impl Batch<'_> {
         let Some(writes) = trust::paths::writes(doc, change) else {
             return false;
         };
-        let records = doc::access::map_at(doc, &automerge::ROOT, doc::RECORDS);
-        let by_her = |obj: &automerge::ObjId, key: &str| {
-            doc::access::get_str(doc, obj, key).is_some_and(|a| a == member.id.as_str())
+        let hers = |obj: Option<&automerge::ObjId>| {
+            obj.and_then(trust::paths::creator)
+                .and_then(|a| trust::author_of(&view, a))
+                .is_some_and(|(m, _)| m.id == member.id)
         };
-        writes.iter().all(|w| {
-            let (Some(records), [first, rid, rest @ ..]) = (&records, w.path.as_slice()) else {
-                return false;
-            };
-            if first != doc::RECORDS {
-                return false;
+        // A record or entry this change makes is hers, as the change is (never one made over
+        // another's).
+        let made = |w: &trust::paths::Write| {
+            matches!(w.action, trust::paths::Action::Make(_)) && !w.replaces
+        };
+        writes.iter().all(|w| match w.path.as_slice() {
+            [first, _rid] if first == doc::RECORDS => made(w) || hers(w.objects.get(1)),
+            [first, _rid, rest @ ..] if first == doc::RECORDS => {
+                hers(w.objects.get(1))
+                    || match rest {
+                        [p, _entry] if p == doc::layout::R_PROGRESS => made(w),
+                        [p, _entry, ..] if p == doc::layout::R_PROGRESS => hers(w.objects.get(3)),
+                        _ => false,
+                    }
             }
-            let Some(record) = doc::access::map_at(doc, records, rid) else {
-                return false;
-            };
-            if by_her(&record, doc::layout::R_AUTHOR) {
-                return true;
-            }
-            match rest {
-                [p, entry, ..] if p == doc::layout::R_PROGRESS => {
-                    doc::access::map_at(doc, &record, p)
-                        .and_then(|m| doc::access::map_at(doc, &m, entry))
-                        .is_some_and(|e| by_her(&e, doc::layout::R_AUTHOR))
-                }
-                _ => false,
-            }
+            _ => false,
         })
     }
 
-    /// Whether the device whose actor made `change` is revoked in this side's current school
-    /// state. (Deciding *from whom* a change is taken may depend on what this side knows now;
-    /// whether it is allowed at all never does: that is `judge`, against declared state.)
-    fn revoked_now(&mut self, change: &Change) -> bool {
-        let Some(school_doc) = self.docs.get(&DocId::School) else {
+    /// Whether the rules would take `change`, a revoked device's handed on by a member's
+    /// device, had the carrier's member made it herself (at the school state it declares,
+    /// within her certificate): then handing it on lends her nothing she did not have.
+    fn carrier_may_write(&mut self, id: &DocId, change: &Change) -> bool {
+        let Sender::Device { device, .. } = self.sender.clone() else {
             return false;
         };
-        let Some(view) = self.school_views.at(school_doc, &school_doc.get_heads()) else {
+        let Some(carrier) = self.school_before_batch().and_then(|view| {
+            view.devices
+                .iter()
+                .find(|d| d.id == device)
+                .map(|d| d.member.clone())
+        }) else {
+            return false;
+        };
+        self.judging_as = Some(carrier);
+        let verdict = self.judge(id, change, &mut None).0;
+        self.judging_as = None;
+        verdict == Verdict::Accept
+    }
+
+    /// The school as this side knew it before this batch merged anything into it.
+    fn school_before_batch(&mut self) -> Option<Arc<SchoolView>> {
+        let school_doc = self.docs.get(&DocId::School)?;
+        let heads = self
+            .touched
+            .iter()
+            .find(|(t, h)| *t == DocId::School && !h.is_empty())
+            .map_or_else(|| school_doc.get_heads(), |(_, h)| h.clone());
+        self.school_views.at(school_doc, &heads)
+    }
+
+    /// Whether the device whose actor made `change` is revoked in this side's school state as
+    /// it was before this batch (not the merged copy, which holds the changes being judged).
+    /// (Deciding *from whom* a change is taken may depend on what this side knows now;
+    /// whether it is allowed at all never does: that is `judge`, against declared state.)
+    fn revoked_now(&mut self, change: &Change) -> bool {
+        let Some(view) = self.school_before_batch() else {
             return false;
         };
         trust::device_of_actor(&view, change.actor_id())
@@ -1167,6 +1187,20 @@ impl Batch<'_> {
             }
             return (Verdict::Defer("还没有修改所依据的学校信息".into()), None);
         };
+        // Judged as if the carrier's member had made it (`Batch::carrier_may_write`): the
+        // change's device taken as hers.
+        if let Some(carrier) = &self.judging_as
+            && let Some(d) = trust::device_of_actor(&view, change.actor_id())
+        {
+            for entry in Arc::make_mut(&mut view)
+                .devices
+                .iter_mut()
+                .filter(|x| x.id == d)
+            {
+                entry.member = carrier.clone();
+                entry.revoked = false;
+            }
+        }
         // The sender's certificate bounds its own changes: roles it does not carry there are
         // not its to use, whatever the school document it declares says.
         // (The shared view is copied only when the certificate does take a role away.)
@@ -1293,14 +1327,9 @@ fn admin_only(id: &DocId) -> bool {
     matches!(id, DocId::School | DocId::Keys | DocId::Contact(_))
 }
 
-/// Why a revoked device's change to a document only administrators write is refused from
-/// anyone but a relay.
-const REVOKED_ADMIN_ONLY: &str =
-    "这台设备已被停用：它对学校信息的修改只有在停用前已同步到学校服务器的才算数";
-
 /// Why a revoked device's change beyond its own records waits, from a member's device.
-const REVOKED_BEYOND_OWN: &str =
-    "对方转交了已停用设备的修改：只收那台设备自己写的记录，其余需由学校服务器同步过来";
+const REVOKED_BEYOND_OWN: &str = "对方转交了已停用设备的修改，超出了对方自己能写的范围：\
+     需由管理员的设备同步过来";
 
 /// The heads, in `old` (a copy of an older generation), of the state the new generation `new`
 /// was built from, as its base change names it (`doc::covered`); `None` where the base change

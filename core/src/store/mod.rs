@@ -122,6 +122,9 @@ pub struct Batch<'a> {
     /// While carrying over a console device's work (`Batch::carry_over`), the actor its changes
     /// are written under instead of `actor`.
     writing_as: Option<ActorId>,
+    /// While judging a revoked device's change as its carrier's (`Batch::carrier_may_write`),
+    /// the carrier's member.
+    judging_as: Option<crate::ids::MemberId>,
 }
 
 /// Runs automerge on bytes another device sent (a bundle's entry, a `Changes` delta, a sync
@@ -498,6 +501,7 @@ impl Store {
             now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
             replaced: Vec::new(),
             writing_as: None,
+            judging_as: None,
         };
         let result = f(&mut batch);
         let Batch {

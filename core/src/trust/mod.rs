@@ -51,7 +51,9 @@
 //! | a re-based document | its base change (as the school records it) | taken as recorded; the records it copies keep their `author` |
 //! | a re-based document | a change not descending from the base change | nobody (admission, against this replica's school document) |
 //! | `child/<id>`, `child/<id>/private`, `child/<id>/staff` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
-//! | any | a change of a device revoked in this replica's school document, handed on by another device | from a member's device: only the revoked device's member's records (her records, her 进步档案 entries); `school`, `school/keys`, contacts: from a relay only (admission, [`crate::store::Batch`]) |
+//! | any | a change of a device revoked in this replica's school document, handed on by another device | from a member's device: only the revoked device's member's own records (created by her devices), or what the carrier's member could write herself (admission, [`crate::store::Batch`]) |
+//! | `school` | `devices/<id>/revoked` | set to true only; never deleted, the device entry never made again (a revocation is final) |
+//! | `school` | `members/<id>/active` | not set back to true by the member herself |
 //! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
 //! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child; nobody once the declared school is split by role (`school.split_for_roles`) |
 //! | `child/<id>` | the staff fields of `father`, `mother` (`work_place`, `employer`, `employer_phone`), `guardian` (`occupation`, `age`, `health`) | the child's carers; once the declared school is split by role: nobody, except an administrator deleting one (the split moving it) |

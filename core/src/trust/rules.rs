@@ -345,6 +345,29 @@ impl Ctx<'_> {
                     return Err("学生档案的删除记录写入后不能修改".into());
                 }
             }
+            // A revocation is final, whoever writes and whatever state they declare: a
+            // revoked administrator's device cannot write itself back (trust story 17), nor
+            // a deactivated member herself.
+            if top == DEVICES {
+                match (rest, &w.action) {
+                    ([_id, "revoked"], Action::Put(ScalarValue::Boolean(true))) => {}
+                    ([_id, "revoked"], _) | ([_id], Action::Delete) => {
+                        return Err("设备一经停用不能恢复".into());
+                    }
+                    ([_id], Action::Make(_)) if w.replaces => {
+                        return Err("设备一经登记不能重新登记".into());
+                    }
+                    _ => {}
+                }
+            }
+            if top == MEMBERS
+                && let [id, "active"] = rest
+                && *id == self.member.id.as_str()
+                && w.replaces
+                && !matches!(w.action, Action::Put(ScalarValue::Boolean(false)))
+            {
+                return Err("不能恢复自己已停用的成员身份".into());
+            }
             return if administers(self.member) {
                 Ok(())
             } else {
