@@ -52,9 +52,10 @@ pub struct PeerTrust {
     pub school: SchoolId,
     pub school_key: SchoolPublicKey,
     pub certificate: Certificate,
-    /// The most bytes of changes a day this device keeps from one colleague's device (the
-    /// ones it takes, and the refused ones the quarantine keeps for review), as the hub does
-    /// with its quota: a modified app cannot fill the phone with changes it knows are refused.
+    /// The most bytes of changes a day (UTC) this device keeps from one colleague, all her
+    /// devices together (the ones it takes, and the refused ones the quarantine keeps for
+    /// review), as the hub does with its quota: a modified app cannot fill the phone with
+    /// changes it knows are refused. Not for an administrator's devices, which relay.
     pub daily_change_bytes: u64,
 }
 
@@ -218,8 +219,12 @@ impl PeerSync {
         // `shouwang_core::trust`): it authenticated as this key, nothing more.
         let mut session = archive
             .peer_session(&peer_key, &member)?
-            .with_sender(Sender::for_device(&self.remote.0, &member, &roles))
-            .with_daily_quota(member.id.clone(), self.trust.daily_change_bytes);
+            .with_sender(Sender::for_device(&self.remote.0, &member, &roles));
+        // As the hub does: an administrator's device relays the whole school's history (a new
+        // office phone may take it all at once); anyone else's, only her own work.
+        if !member.roles.iter().any(|r| r.administers()) {
+            session = session.with_daily_quota(member.id.clone(), self.trust.daily_change_bytes);
+        }
         let out = session.handle(archive.store(), Event::Start)?;
         self.session = Some(session);
         self.peer_member = Some(member);
