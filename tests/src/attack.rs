@@ -419,3 +419,36 @@ pub fn dense_changes(doc: &Automerge, actor: ActorId, changes: usize, ops: usize
         .map(|c| c.raw_bytes().to_vec())
         .collect()
 }
+
+/// A change as a modified app can craft it below automerge's transaction: `change` with its
+/// expanded form altered by `edit`, encoded again (its hash recomputed).
+pub fn recraft(
+    change: &automerge::Change,
+    edit: impl FnOnce(&mut automerge::ExpandedChange),
+) -> automerge::Change {
+    let mut expanded = change.decode();
+    edit(&mut expanded);
+    expanded.hash = None;
+    automerge::Change::from(expanded)
+}
+
+/// Numbers a change's operations `by` later than automerge did (its references to its own
+/// operations moved with them): a change that would win every conflict it makes.
+pub fn number_ahead(change: &mut automerge::ExpandedChange, by: u64) {
+    use automerge::legacy::{ElementId, Key, ObjectId, OpId};
+    let (start, actor) = (change.start_op.get(), change.actor_id.clone());
+    let moved = |id: &mut OpId| {
+        if id.1 == actor && id.0 >= start {
+            id.0 += by;
+        }
+    };
+    change.start_op = std::num::NonZeroU64::new(start + by).unwrap_or(change.start_op);
+    for op in &mut change.operations {
+        if let ObjectId::Id(id) = &mut op.obj {
+            moved(id);
+        }
+        if let Key::Seq(ElementId::Id(id)) = &mut op.key {
+            moved(id);
+        }
+    }
+}

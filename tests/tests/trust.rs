@@ -1542,3 +1542,64 @@ fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleag
         "her own work arrives"
     );
 }
+
+/// 17b. The same undoing, below automerge's transaction: the revoked archivist's app makes its
+///      device entry again, as if it had never been written (superseding nothing, so that the
+///      new entry, without `revoked`, and the one recording the revocation would stand as a
+///      conflict that the new one wins by its larger operation number); or numbers a change far
+///      ahead of what it rests on, to win any conflict by number alone. The rules refuse both,
+///      wherever they arrive.
+#[test]
+fn story_17b_a_device_entry_made_again_or_numbered_ahead_is_refused() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    const MADE_UP: &str = "ffffffffffffffffffffffffffffffff";
+    let mut s = school_with_a_visit();
+    let mut archivist = join(&mut s.admin, "晁月静");
+    sync(&mut archivist, &mut s.admin);
+    let device = archivist.archive.device().as_str().to_owned();
+    let member = archivist.archive.me_id().to_string();
+    let honest = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
+        let devices = tx.get(ROOT, "devices")?.unwrap().1;
+        let d = tx.put_object(&devices, MADE_UP, ObjType::Map)?;
+        tx.put(&d, "member", member.as_str())?;
+        tx.put(&d, "label", "办公室电脑")?;
+        Ok(())
+    });
+    let change = archivist
+        .archive
+        .store()
+        .doc(&DocId::School)
+        .unwrap()
+        .unwrap()
+        .get_change_by_hash(&honest)
+        .unwrap()
+        .clone();
+    s.admin.archive.revoke_device(&device).unwrap();
+    let again = attack::recraft(&change, |e| {
+        for op in &mut e.operations {
+            if let automerge::legacy::Key::Map(k) = &mut op.key
+                && k.as_str() == MADE_UP
+            {
+                *k = device.as_str().into();
+            }
+        }
+    });
+    let ahead = attack::recraft(&change, |e| attack::number_ahead(e, 1000));
+    for forged in [again, ahead] {
+        let _ = s
+            .admin
+            .archive
+            .store()
+            .write(|b| b.merge_bytes(&DocId::School, forged.raw_bytes()));
+        assert!(!holds(&mut s.admin.archive, &DocId::School, &forged.hash()));
+    }
+    let school = s.admin.archive.school().unwrap();
+    assert!(
+        school
+            .devices
+            .iter()
+            .any(|d| d.id.as_str() == device && d.revoked),
+        "the revocation stands"
+    );
+}

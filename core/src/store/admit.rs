@@ -1054,10 +1054,10 @@ impl Batch<'_> {
         let Some(writes) = trust::paths::writes(doc, change) else {
             return false;
         };
+        let at = [change.hash()];
         let hers = |obj: Option<&automerge::ObjId>| {
-            obj.and_then(trust::paths::creator)
-                .and_then(|a| trust::author_of(&view, a))
-                .is_some_and(|(m, _)| m.id == member.id)
+            obj.and_then(|o| trust::object_author(&view, doc, id, &at, o))
+                .is_some_and(|m| m == member.id)
         };
         // A record or entry this change makes is hers, as the change is (never one made over
         // another's).
@@ -1065,7 +1065,7 @@ impl Batch<'_> {
             matches!(w.action, trust::paths::Action::Make(_)) && !w.replaces
         };
         writes.iter().all(|w| match w.path.as_slice() {
-            [first, _rid] if first == doc::RECORDS => made(w) || hers(w.objects.get(1)),
+            [first, _rid] if first == doc::RECORDS => made(w),
             [first, _rid, rest @ ..] if first == doc::RECORDS => {
                 hers(w.objects.get(1))
                     || match rest {

@@ -52,8 +52,8 @@
 //! | a re-based document | a change not descending from the base change | nobody (admission, against this replica's school document) |
 //! | `child/<id>`, `child/<id>/private`, `child/<id>/staff` of an erased child | anything | nobody, whatever state the change declares (judged against this replica's school document, [`crate::store::Batch`] admission) |
 //! | any | a change of a device revoked in this replica's school document, handed on by another device | from a member's device: only the revoked device's member's own records (created by her devices), or what the carrier's member could write herself (admission, [`crate::store::Batch`]) |
-//! | `school` | `devices/<id>/revoked` | set to true only; never deleted, the device entry never made again (a revocation is final) |
-//! | `school` | `members/<id>/active` | not set back to true by the member herself |
+//! | `school` | `devices/<id>/revoked` | set to true only; never deleted, the device entry never made again over itself (with the two rows above: a revocation is final) |
+//! | `school` | `members/<id>` | never made again over itself; `active` not set back to true by the member herself |
 //! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
 //! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child; nobody once the declared school is split by role (`school.split_for_roles`) |
 //! | `child/<id>` | the staff fields of `father`, `mother` (`work_place`, `employer`, `employer_phone`), `guardian` (`occupation`, `age`, `health`) | the child's carers; once the declared school is split by role: nobody, except an administrator deleting one (the split moving it) |
@@ -62,7 +62,8 @@
 //! | `child/<id>` | `profile.consent_*` (guardian consent, [`crate::consent`]) | administrators; the 班主任 of the child's class |
 //! | `child/<id>` | lifting a withdrawal (`profile.consent_withdrawn*`) | only by a change that records a grant (`consent_recorded`, a new value at every grant, or, from older builds, a changed `consent_covers`, date or form) covering what it lifts ([`crate::consent::lifted_without_grant`]) |
 //! | any | an increment (a counter), a mark outside text | nobody: no layout has them, and automerge lets an increment naming a value that is not a counter take its place |
-//! | any | overwriting or deleting a map key | only what the key held at the change's dependencies, or what the change itself wrote: automerge takes an operation superseding any operation it names, one written meanwhile on another device included, which would take it away without the conflict an honest overwrite leaves |
+//! | any | writing or deleting a map key | superseding only what the key held at the change's dependencies, and some of it where it held anything (its first operation on the key; later ones, what the change itself wrote): automerge takes an operation superseding any operation it names, one written meanwhile on another device included, which would take it away without the conflict an honest overwrite leaves; and one superseding nothing where the key held a value would stand beside it as if concurrent (a device entry made again without its `revoked`) |
+//! | any | the change's first operation number | one after the largest of the changes it depends on, as automerge's transaction numbers it: a larger start would win every conflict the change makes by number alone |
 //! | `child/<id>` | `profile`, `father`, `mother`, `guardian` | the child's carers, unless the guardian withdrew consent to the basic file |
 //! | `child/<id>/private` | `identity`, `private_flags` | administrators; the 班主任 of the child's class; only with consent covering the private part (below) |
 //! | `class/<id>` | `profile` | administrators; the class's 班主任 |
@@ -100,7 +101,7 @@ pub mod standing;
 pub use auth::{Declared, declare, display_message};
 pub use rules::{
     AuthState, Verdict, author_of, consent_refusal, device_of_actor, may_edit_field,
-    may_record_consent, validate, validate_dated,
+    may_record_consent, object_author, validate, validate_dated,
 };
 
 /// The largest change accepted from another device.

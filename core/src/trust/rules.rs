@@ -51,6 +51,28 @@ pub fn device_of_actor(school: &SchoolView, actor: &automerge::ActorId) -> Optio
         .then(|| device.id.clone())
 }
 
+/// The member who made `obj` (a record, a 进步档案 entry) of `doc`, read at `at`: the member
+/// of the device whose operation created it, or for an object the base change of a re-based
+/// document copied, the `author` it copied (an administrator vouched for it by recording the
+/// generation).
+pub fn object_author(
+    school: &SchoolView,
+    doc: &Automerge,
+    doc_id: &DocId,
+    at: &[automerge::ChangeHash],
+    obj: &automerge::ObjId,
+) -> Option<MemberId> {
+    if let (automerge::ObjId::Id(counter, actor, _), Some(r)) = (obj, school.rebase_of(doc_id))
+        && actor.to_hex_string() == r.actor
+        && *counter <= r.max_op
+    {
+        let author = Version::at(doc, at).str(obj, R_AUTHOR)?;
+        return school.member(&MemberId(author)).map(|m| m.id.clone());
+    }
+    let actor = paths::creator(obj)?;
+    author_of(school, actor).map(|(m, _)| m.id.clone())
+}
+
 /// The member a change's actor is registered to, and its device.
 pub fn author_of<'a>(
     school: &'a SchoolView,
@@ -230,6 +252,22 @@ fn judge(
             MAX_CHANGE_BYTES / 1024 / 1024
         ));
     }
+    // An honest app's change numbers its operations right after the ones it depends on
+    // (automerge's transaction starts at its document's largest operation number plus one).
+    // A modified app choosing a larger start would win every conflict it makes by number
+    // alone: a device entry made again beside the one that records its revocation, a record
+    // made again over another member's.
+    let follows = change
+        .deps()
+        .iter()
+        .filter_map(|h| automerge::ReadDoc::get_change_by_hash(doc, h))
+        .map(|c| c.max_op())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    if change.start_op().get() != follows {
+        return refuse("修改的操作编号与它所依据的历史不符");
+    }
     let Some((member, device)) = author_of(auth.school, change.actor_id()) else {
         return refuse("修改来自未登记的设备");
     };
@@ -301,23 +339,7 @@ impl Ctx<'_> {
     }
 
     fn author_of_object(&self, obj: Option<&automerge::ObjId>) -> Option<MemberId> {
-        let obj = obj?;
-        if let (automerge::ObjId::Id(counter, actor, _), Some(r)) =
-            (obj, self.auth.school.rebase_of(self.doc_id))
-            && actor.to_hex_string() == r.actor
-            && *counter <= r.max_op
-        {
-            // Made by the base change of a re-based document, which copied the record with
-            // its author: an administrator vouched for it by recording the generation.
-            let author = Version::at(self.doc, self.at).str(obj, R_AUTHOR)?;
-            return self
-                .auth
-                .school
-                .member(&MemberId(author))
-                .map(|m| m.id.clone());
-        }
-        let actor = paths::creator(obj)?;
-        author_of(self.auth.school, actor).map(|(m, _)| m.id.clone())
+        object_author(self.auth.school, self.doc, self.doc_id, self.at, obj?)
     }
 
     fn check(&self, w: &Write) -> Check {
@@ -359,6 +381,10 @@ impl Ctx<'_> {
                     }
                     _ => {}
                 }
+            }
+            if top == MEMBERS && matches!((rest, &w.action), ([_id], Action::Make(_))) && w.replaces
+            {
+                return Err("成员一经登记不能重新登记".into());
             }
             if top == MEMBERS
                 && let [id, "active"] = rest
@@ -565,20 +591,26 @@ impl Ctx<'_> {
             if actor == self.actor && *counter >= self.start_op)
     }
 
-    /// What an operation on a map key supersedes (its `pred`) must be what the key held in
-    /// the change's own history (at its dependencies), or an earlier operation of the change.
-    /// automerge takes a delete or an overwrite naming any operation: a modified app could
-    /// take away a value written meanwhile on another device, which it never saw, without the
-    /// conflict an honest overwrite leaves (a guardian's withdrawal of consent, a carer's edit
-    /// of a phone number). Lists and text are not checked: what is written in them is the
-    /// writer's own record.
+    /// What an operation on a map key supersedes (its `pred`) must be among what the key held
+    /// in the change's own history (at its dependencies), besides earlier operations of the
+    /// change, and where the key held anything, some of it: an honest app's transaction
+    /// supersedes what its document shows (all of it, or for a conflict's resolution that
+    /// keeps the value shown, the others). automerge
+    /// takes any `pred`: a modified app could take away a value written meanwhile on another
+    /// device, which it never saw, without the conflict an honest overwrite leaves (a guardian's
+    /// withdrawal of consent, a carer's edit of a phone number); or, superseding nothing, write
+    /// a key that held a value as if concurrently, and win the conflict with a higher operation
+    /// number (a revoked device's entry made again without its `revoked`, a record made again
+    /// over another member's). Lists and text are not checked: what is written in them is the
+    /// sequence's own business. Keys of objects the change itself made held nothing before.
     fn check_superseded(&self, deps: &[automerge::ChangeHash], writes: &[Write]) -> Check {
         use automerge::ReadDoc;
         let own = |(counter, actor): &(u64, automerge::ActorId)| {
             actor == self.actor && *counter >= self.start_op
         };
-        for w in writes.iter().filter(|w| w.replaces) {
-            if matches!(w.action, Action::Edit) || w.pred.iter().all(own) {
+        let mut seen: std::collections::HashSet<(automerge::ObjId, &str)> = Default::default();
+        for w in writes {
+            if matches!(w.action, Action::Edit) {
                 continue;
             }
             let Some(key) = w.path.last() else {
@@ -591,6 +623,24 @@ impl Ctx<'_> {
                     None => return Err("修改的结构无法识别".into()),
                 },
             };
+            // Only a key's first operation in the change supersedes what it held; later ones
+            // supersede the change's own.
+            if self.created_here(&obj) || !seen.insert((obj.clone(), key.as_str())) {
+                if w.pred.iter().all(own) {
+                    continue;
+                }
+            }
+            // Superseding nothing, with no other value there now: nothing it could stand beside
+            // (the common case, a record added; saves reading the key at the dependencies).
+            let mine = |id: &automerge::ObjId| matches!(id, automerge::ObjId::Id(c, a, _) if a == self.actor && *c >= self.start_op);
+            if w.pred.is_empty()
+                && self
+                    .doc
+                    .get_all(&obj, key.as_str())
+                    .is_ok_and(|now| now.iter().all(|(_, id)| mine(id)))
+            {
+                continue;
+            }
             let held: Vec<(u64, automerge::ActorId)> = self
                 .doc
                 .get_all_at(&obj, key.as_str(), deps)
@@ -604,6 +654,14 @@ impl Ctx<'_> {
             if !w.pred.iter().all(|p| own(p) || held.contains(p)) {
                 return Err(format!(
                     "修改覆盖了它没有见过的内容（“{}”），没有接受",
+                    w.path.join(".")
+                ));
+            }
+            // Superseding nothing of what the key held (a conflict's resolution supersedes only
+            // the values it takes away, keeping the one shown).
+            if !held.is_empty() && !held.iter().any(|h| w.pred.contains(h)) {
+                return Err(format!(
+                    "修改没有覆盖它所依据的内容（“{}”），像是同时写下的，没有接受",
                     w.path.join(".")
                 ));
             }
