@@ -625,10 +625,10 @@ impl Ctx<'_> {
             };
             // Only a key's first operation in the change supersedes what it held; later ones
             // supersede the change's own.
-            if self.created_here(&obj) || !seen.insert((obj.clone(), key.as_str())) {
-                if w.pred.iter().all(own) {
-                    continue;
-                }
+            if (self.created_here(&obj) || !seen.insert((obj.clone(), key.as_str())))
+                && w.pred.iter().all(own)
+            {
+                continue;
             }
             // Superseding nothing, with no other value there now: nothing it could stand beside
             // (the common case, a record added; saves reading the key at the dependencies).
