@@ -450,5 +450,15 @@ pub fn number_ahead(change: &mut automerge::ExpandedChange, by: u64) {
         if let Key::Seq(ElementId::Id(id)) = &mut op.key {
             moved(id);
         }
+        let pred: Vec<OpId> = op
+            .pred
+            .iter()
+            .cloned()
+            .map(|mut id| {
+                moved(&mut id);
+                id
+            })
+            .collect();
+        op.pred = pred.into();
     }
 }

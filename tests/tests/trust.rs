@@ -1603,3 +1603,77 @@ fn story_17b_a_device_entry_made_again_or_numbered_ahead_is_refused() {
         "the revocation stands"
     );
 }
+
+/// 17c. The same entry made again, sent with a companion change that takes the real entry
+///      away (refused itself): judged while the companion still hid the real entry, the first
+///      would have seemed to stand alone, and once the companion was refused, it would win
+///      beside the real one. Each change is read as it left the key, not as the merge does.
+#[test]
+fn story_17c_a_forgery_sent_with_a_companion_that_hides_what_it_stands_beside_is_refused() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    const MADE_UP: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    let mut s = school_with_a_visit();
+    let mut archivist = join(&mut s.admin, "晁月静");
+    sync(&mut archivist, &mut s.admin);
+    let device = archivist.archive.device().as_str().to_owned();
+    let member = archivist.archive.me_id().to_string();
+    let made = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
+        let devices = tx.get(ROOT, "devices")?.unwrap().1;
+        let d = tx.put_object(&devices, MADE_UP, ObjType::Map)?;
+        tx.put(&d, "member", member.as_str())?;
+        Ok(())
+    });
+    let taken = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
+        let devices = tx.get(ROOT, "devices")?.unwrap().1;
+        tx.delete(&devices, MADE_UP)?;
+        Ok(())
+    });
+    let (made, taken, real) = {
+        let store = archivist.archive.store();
+        let doc = store.doc(&DocId::School).unwrap().unwrap();
+        let devices = doc.get(ROOT, "devices").unwrap().unwrap().1;
+        let real = match doc.get(&devices, device.as_str()).unwrap().unwrap().1 {
+            automerge::ObjId::Id(c, a, _) => automerge::legacy::OpId(c, a),
+            automerge::ObjId::Root => unreachable!(),
+        };
+        (
+            doc.get_change_by_hash(&made).unwrap().clone(),
+            doc.get_change_by_hash(&taken).unwrap().clone(),
+            real,
+        )
+    };
+    s.admin.archive.revoke_device(&device).unwrap();
+    let to_device = |e: &mut automerge::ExpandedChange| {
+        for op in &mut e.operations {
+            if let automerge::legacy::Key::Map(k) = &mut op.key
+                && k.as_str() == MADE_UP
+            {
+                *k = device.as_str().into();
+            }
+        }
+    };
+    let again = attack::recraft(&made, to_device);
+    let companion = attack::recraft(&taken, |e| {
+        to_device(e);
+        e.deps = vec![again.hash()];
+        for op in &mut e.operations {
+            op.pred = vec![real.clone()].into();
+        }
+    });
+    let both = [again.raw_bytes(), companion.raw_bytes()].concat();
+    let _ = s
+        .admin
+        .archive
+        .store()
+        .write(|b| b.merge_bytes(&DocId::School, &both));
+    assert!(!holds(&mut s.admin.archive, &DocId::School, &again.hash()));
+    let school = s.admin.archive.school().unwrap();
+    assert!(
+        school
+            .devices
+            .iter()
+            .any(|d| d.id.as_str() == device && d.revoked),
+        "the revocation stands"
+    );
+}

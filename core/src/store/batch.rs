@@ -144,6 +144,9 @@ impl Batch<'_> {
     }
 
     /// [`Batch::change`], made on the state `at` of the document rather than on all it holds,
+    /// by forking there (never with automerge's `isolate`/`transaction_at`, which number the
+    /// change's operations from the whole document: every other replica refuses a change not
+    /// numbered right after what it depends on, `trust::rules`),
     /// and merged into it: a change concurrent with whatever the document gained after `at`
     /// (the carry-over into a re-based generation: `crate::carry`). `at` must hold every
     /// change the writing actor has in the document. The change, if `f` wrote anything.

@@ -260,8 +260,8 @@ fn judge(
     let follows = change
         .deps()
         .iter()
-        .filter_map(|h| automerge::ReadDoc::get_change_by_hash(doc, h))
-        .map(|c| c.max_op())
+        .filter_map(|h| doc.get_change_meta_by_hash(h))
+        .map(|c| c.max_op)
         .max()
         .unwrap_or(0)
         + 1;
@@ -294,6 +294,7 @@ fn judge(
         at: &at,
         actor: change.actor_id(),
         start_op: change.start_op().get(),
+        max_op: change.max_op(),
         dated,
         doc_id,
         auth,
@@ -323,6 +324,8 @@ struct Ctx<'a> {
     at: &'a [automerge::ChangeHash],
     actor: &'a automerge::ActorId,
     start_op: u64,
+    /// The change's last operation number: its operations are `start_op..=max_op`.
+    max_op: u64,
     /// The latest record date the change writes, so far.
     dated: &'a Cell<Option<chrono::NaiveDate>>,
     doc_id: &'a DocId,
@@ -587,15 +590,20 @@ impl Ctx<'_> {
     /// Whether `obj` was created by the change being judged (its id carries the change's actor
     /// and a counter from the change's own range).
     fn created_here(&self, obj: &automerge::ObjId) -> bool {
-        matches!(obj, automerge::ObjId::Id(counter, actor, _)
-            if actor == self.actor && *counter >= self.start_op)
+        matches!(obj, automerge::ObjId::Id(counter, actor, _) if self.is_own(*counter, actor))
     }
 
-    /// What an operation on a map key supersedes (its `pred`) must be among what the key held
-    /// in the change's own history (at its dependencies), besides earlier operations of the
-    /// change, and where the key held anything, some of it: an honest app's transaction
-    /// supersedes what its document shows (all of it, or for a conflict's resolution that
-    /// keeps the value shown, the others). automerge
+    /// Whether the operation `(counter, actor)` is one of this change's.
+    fn is_own(&self, counter: u64, actor: &automerge::ActorId) -> bool {
+        actor == self.actor && (self.start_op..=self.max_op).contains(&counter)
+    }
+
+    /// What an operation on a map key supersedes (its `pred`) must be what the key held in the
+    /// change's own history (at its dependencies), besides earlier operations of the change:
+    /// a value written supersedes all the key still holds, a delete all of it or all but one
+    /// (a conflict's resolution keeping the value shown). That is what an honest app's
+    /// transaction writes. Each operation is read as the change left the key, not as the
+    /// merge does (a companion change in the same merge, refused later, could hide a value). automerge
     /// takes any `pred`: a modified app could take away a value written meanwhile on another
     /// device, which it never saw, without the conflict an honest overwrite leaves (a guardian's
     /// withdrawal of consent, a carer's edit of a phone number); or, superseding nothing, write
@@ -605,10 +613,13 @@ impl Ctx<'_> {
     /// sequence's own business. Keys of objects the change itself made held nothing before.
     fn check_superseded(&self, deps: &[automerge::ChangeHash], writes: &[Write]) -> Check {
         use automerge::ReadDoc;
-        let own = |(counter, actor): &(u64, automerge::ActorId)| {
-            actor == self.actor && *counter >= self.start_op
-        };
-        let mut seen: std::collections::HashSet<(automerge::ObjId, &str)> = Default::default();
+        use std::collections::hash_map::Entry;
+        type OpRef = (u64, automerge::ActorId);
+        let own = |(counter, actor): &OpRef| self.is_own(*counter, actor);
+        // What each key the change has written still holds of what it held before the change,
+        // after the change's operations on it so far.
+        let mut left: std::collections::HashMap<(automerge::ObjId, &str), Vec<OpRef>> =
+            Default::default();
         for w in writes {
             if matches!(w.action, Action::Edit) {
                 continue;
@@ -623,47 +634,74 @@ impl Ctx<'_> {
                     None => return Err("修改的结构无法识别".into()),
                 },
             };
-            // Only a key's first operation in the change supersedes what it held; later ones
-            // supersede the change's own.
-            if (self.created_here(&obj) || !seen.insert((obj.clone(), key.as_str())))
-                && w.pred.iter().all(own)
-            {
-                continue;
-            }
-            // Superseding nothing, with no other value there now: nothing it could stand beside
-            // (the common case, a record added; saves reading the key at the dependencies).
-            let mine = |id: &automerge::ObjId| matches!(id, automerge::ObjId::Id(c, a, _) if a == self.actor && *c >= self.start_op);
-            if w.pred.is_empty()
-                && self
-                    .doc
-                    .get_all(&obj, key.as_str())
-                    .is_ok_and(|now| now.iter().all(|(_, id)| mine(id)))
-            {
-                continue;
-            }
-            let held: Vec<(u64, automerge::ActorId)> = self
-                .doc
-                .get_all_at(&obj, key.as_str(), deps)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(_, id)| match id {
-                    automerge::ObjId::Id(counter, actor, _) => Some((counter, actor)),
-                    automerge::ObjId::Root => None,
-                })
-                .collect();
-            if !w.pred.iter().all(|p| own(p) || held.contains(p)) {
-                return Err(format!(
+            let unseen = || {
+                format!(
                     "修改覆盖了它没有见过的内容（“{}”），没有接受",
                     w.path.join(".")
-                ));
-            }
-            // Superseding nothing of what the key held (a conflict's resolution supersedes only
-            // the values it takes away, keeping the one shown).
-            if !held.is_empty() && !held.iter().any(|h| w.pred.contains(h)) {
-                return Err(format!(
+                )
+            };
+            let beside = || {
+                format!(
                     "修改没有覆盖它所依据的内容（“{}”），像是同时写下的，没有接受",
                     w.path.join(".")
-                ));
+                )
+            };
+            // A key of an object the change itself made held nothing before it.
+            if self.created_here(&obj) {
+                if w.pred.iter().all(own) {
+                    continue;
+                }
+                return Err(unseen());
+            }
+            let held = match left.entry((obj.clone(), key.as_str())) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    // Superseding nothing, and the key as this change left it holds only its
+                    // own values: it held nothing (the common case, a record added; saves
+                    // reading the key at the dependencies).
+                    let as_left = if self.doc.get_heads().as_slice() == self.at {
+                        self.doc.get_all(&obj, key.as_str())
+                    } else {
+                        self.doc.get_all_at(&obj, key.as_str(), self.at)
+                    };
+                    let fresh = w.pred.is_empty()
+                        && as_left.is_ok_and(|now| {
+                            now.iter().all(|(_, id)| {
+                                matches!(id, automerge::ObjId::Id(c, a, _) if self.is_own(*c, a))
+                            })
+                        });
+                    let held: Vec<OpRef> = if fresh {
+                        Vec::new()
+                    } else {
+                        self.doc
+                            .get_all_at(&obj, key.as_str(), deps)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|(_, id)| match id {
+                                automerge::ObjId::Id(counter, actor, _) => Some((counter, actor)),
+                                automerge::ObjId::Root => None,
+                            })
+                            .collect()
+                    };
+                    e.insert(held)
+                }
+            };
+            if !w.pred.iter().all(|p| own(p) || held.contains(p)) {
+                return Err(unseen());
+            }
+            if matches!(w.action, Action::Delete) {
+                // A delete takes away what it names: all of it, or for a conflict's resolution
+                // that keeps the value shown, all but that one.
+                held.retain(|h| !w.pred.contains(h));
+                if held.len() > 1 {
+                    return Err(beside());
+                }
+            } else {
+                // A value written supersedes all the key still holds.
+                if !held.iter().all(|h| w.pred.contains(h)) {
+                    return Err(beside());
+                }
+                held.clear();
             }
         }
         Ok(())
