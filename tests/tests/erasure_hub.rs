@@ -213,15 +213,18 @@ async fn a_rebased_file_replaces_every_phones_copy_through_the_hub() {
     server.shutdown().await;
 }
 
-/// The 爱心妈妈 writes a 谈心 offline while the office re-bases the file. At her next syncs
-/// with the hub her copy is replaced by the new generation (the hub refuses her change to the
-/// old one), her 谈心 carried over into it as her own new change, and it reaches the office.
+/// The 爱心妈妈 writes a 谈心, and the 班主任 a 心理辅导记录 (the private part), offline while the
+/// office re-bases the file. At their next syncs with the hub their copies are replaced by the
+/// new generation (the hub refuses their changes to the old one), their records carried over
+/// into it as their own new changes (the 班主任's private part waits for its care file if it
+/// comes first: `sync_stories` story 12b, so one sync brings both), and both reach the office.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_talk_written_offline_while_the_file_is_rebased_reaches_the_office() {
-    const NOTE: &str = "还不知道档案已重建：说这周考试进步了";
+async fn records_written_offline_while_the_file_is_rebased_reach_the_office() {
+    const TALK: &str = "还不知道档案已重建：说这周考试进步了";
+    const COUNSELLING: &str = "情绪低落，约定下周再谈";
     let dir = tempfile::tempdir().unwrap();
-    let (_data, server, office, _teacher, mother) = school_on_hub(dir.path()).await.parts();
-    for p in [&office, &mother] {
+    let (_data, server, office, teacher, mother) = school_on_hub(dir.path()).await.parts();
+    for p in [&office, &mother, &teacher] {
         p.sync_hub().await;
     }
     office
@@ -229,59 +232,30 @@ async fn a_talk_written_offline_while_the_file_is_rebased_reaches_the_office() {
         .rebase_child(CHILD, "更正身份证号")
         .unwrap();
     office.sync_hub().await;
-    mother.record("谈心", CHILD, "2026-11-25", NOTE);
+    mother.record("谈心", CHILD, "2026-11-25", TALK);
+    teacher.record("心理辅导记录", CHILD, "2026-11-25", COUNSELLING);
     tokio::time::timeout(Duration::from_secs(120), async {
         mother.sync_hub().await;
         mother.sync_hub().await;
-        office.sync_hub().await;
-    })
-    .await
-    .expect("the syncs after the re-basing never ended");
-    let holds = |a: &mut Archive| {
-        a.child_file(CHILD)
-            .unwrap()
-            .records
-            .iter()
-            .any(|r| format!("{r:?}").contains(NOTE))
-    };
-    assert!(holds(&mut mother.archive()), "still on her phone");
-    assert!(holds(&mut office.archive()), "at the office");
-    server.shutdown().await;
-}
-
-/// The 班主任 writes a 心理辅导记录 (the private part) offline while the office re-bases the
-/// file. At her next sync both her copies are replaced by the new generation (the private
-/// part's carried record declares the care file's new heads, so the part waits for the care
-/// file if it comes first: `sync_stories` story 12b), her record carried over: it is at the
-/// hub when that one sync ends, and at the office after its next.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_private_record_written_while_the_file_is_rebased_reaches_the_office() {
-    const NOTE: &str = "情绪低落，约定下周再谈";
-    let dir = tempfile::tempdir().unwrap();
-    let (_data, server, office, teacher, _mother) = school_on_hub(dir.path()).await.parts();
-    for p in [&office, &teacher] {
-        p.sync_hub().await;
-    }
-    office
-        .archive()
-        .rebase_child(CHILD, "更正身份证号")
-        .unwrap();
-    office.sync_hub().await;
-    teacher.record("心理辅导记录", CHILD, "2026-11-25", NOTE);
-    tokio::time::timeout(Duration::from_secs(120), async {
         teacher.sync_hub().await;
         office.sync_hub().await;
     })
     .await
     .expect("the syncs after the re-basing never ended");
-    let holds = |a: &mut Archive| {
+    let holds = |a: &mut Archive, note: &str| {
         a.child_file_for(CHILD, Some("核对"))
             .unwrap()
             .records
             .iter()
-            .any(|r| format!("{r:?}").contains(NOTE))
+            .any(|r| format!("{r:?}").contains(note))
     };
-    assert!(holds(&mut teacher.archive()), "still on her phone");
-    assert!(holds(&mut office.archive()), "at the office");
+    assert!(holds(&mut mother.archive(), TALK), "still on her phone");
+    assert!(
+        holds(&mut teacher.archive(), COUNSELLING),
+        "still on his phone"
+    );
+    for note in [TALK, COUNSELLING] {
+        assert!(holds(&mut office.archive(), note), "{note} at the office");
+    }
     server.shutdown().await;
 }

@@ -75,10 +75,7 @@ fn corrected() -> (Device, Device, Device, ChildId, String, String, String) {
 /// before she hears of it (its record id last).
 fn rebased_while_she_writes() -> (Device, Device, Device, ChildId, String, String) {
     let (mut admin, teacher, mut mother, child, wrong, _right, _visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     let talk = mother.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
     (admin, teacher, mother, child, wrong, talk)
 }
@@ -118,6 +115,20 @@ fn office_news(office: &mut Device, phone: &mut Device) {
     phone.archive.import_bundle(&news).unwrap();
 }
 
+/// The office re-bases the child's file after correcting her name and ID number.
+fn rebase(office: &mut Device) -> shouwang_core::archive::RebaseReport {
+    office
+        .archive
+        .rebase_child(NEW_NAME, "更正身份证号和姓名")
+        .unwrap()
+}
+
+/// `phone`'s file imported at the office, refusing nothing.
+fn hand_in(office: &mut Device, phone: &mut Device) {
+    let r = office.import_file(&phone.export_file("after"));
+    assert_eq!(r.refused, 0, "{r:?}");
+}
+
 /// Whether the device shows the record in the child's file (private part included).
 fn shows(d: &mut Device, record: &str) -> bool {
     d.archive
@@ -141,10 +152,7 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
     // The 班主任's app that kept the old history, for later.
     let stale = teacher.archive.export_bundle(None, None).unwrap();
 
-    let report = admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    let report = rebase(&mut admin);
     assert_eq!(report.documents, 2, "{report:?}");
     assert_eq!(
         admin.archive.purge_out_of_scope().unwrap(),
@@ -210,8 +218,7 @@ fn a_rebased_file_replaces_every_copy_and_the_old_values_leave_every_store() {
     assert!(format!("{:?}", file.records[0]).contains("字写得工整"));
     // And the 爱心妈妈's new 谈心 on the new generation is taken too.
     mother.record("谈心", NEW_NAME, "2026-12-01", &[("notes", "说想妈妈了")]);
-    let r = admin.import_file(&mother.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut mother);
 
     // The old history sent again is refused and leaves nothing behind.
     let r = admin.archive.import_bundle(&stale).unwrap();
@@ -245,8 +252,7 @@ fn story_2_a_record_written_offline_on_the_old_generation_is_carried_over() {
 
     office_news(&mut admin, &mut mother);
     assert!(shows(&mut mother, &talk), "her 谈心 is still on her phone");
-    let r = admin.import_file(&mother.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut mother);
     assert!(shows(&mut admin, &talk), "and reaches the office");
     let file = admin.archive.child_file(NEW_NAME).unwrap();
     let carried = file
@@ -325,8 +331,7 @@ fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
     mother.archive.purge_out_of_scope().unwrap();
     assert!(shows(&mut mother, &talk));
     assert!(leaks(&mut mother, &[OLD_NAME, wrong.as_str()]).is_empty());
-    let r = admin.import_file(&mother.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut mother);
     assert!(shows(&mut admin, &talk));
 }
 
@@ -363,8 +368,7 @@ fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
         )
         .unwrap();
     office_news(&mut admin, &mut mother);
-    let r = admin.import_file(&mother.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut mother);
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
     assert!(!shows(&mut admin, &talk), "not carried into the file");
     assert!(
@@ -382,10 +386,7 @@ fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
 #[test]
 fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
     let (mut admin, mut teacher, _mother, child, _wrong, _right, _visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     let record = teacher
         .archive
         .add_record(&shouwang_core::RecordInput {
@@ -415,8 +416,7 @@ fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
     assert!(shows(&mut teacher, &record), "still on her phone");
     office_news(&mut admin, &mut teacher);
     assert!(shows(&mut teacher, &record), "carried over");
-    let r = admin.import_file(&teacher.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut teacher);
     assert!(shows(&mut admin, &record), "at the office");
 }
 
@@ -427,10 +427,7 @@ fn story_4_the_private_part_waits_for_the_care_file_s_new_generation() {
 #[test]
 fn story_5_a_correction_typed_on_the_old_generation_is_carried_over() {
     let (mut admin, mut teacher, _mother, _child, _wrong, _right, visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     const CORRECTED: &str = "奶奶在家，作业按时完成，已约好下次家访";
     teacher
         .archive
@@ -449,8 +446,7 @@ fn story_5_a_correction_typed_on_the_old_generation_is_carried_over() {
     let mine = the_visit(&mut teacher);
     assert!(format!("{mine:?}").contains(CORRECTED), "{mine:?}");
     assert_eq!(mine.meta.happened_on, "2026-11-19");
-    let r = admin.import_file(&teacher.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut teacher);
     let theirs = the_visit(&mut admin);
     assert!(format!("{theirs:?}").contains(CORRECTED), "{theirs:?}");
     assert_eq!(theirs.meta.happened_on, "2026-11-19");
@@ -476,10 +472,7 @@ fn story_6_an_entry_written_on_someone_else_s_record_is_carried_over() {
     );
     sync(&mut teacher, &mut admin);
     let mut helper = join(&mut admin, PAIRING_TEACHER);
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     helper
         .archive
         .add_progress(&plan, "2026-11-25", &kv(&[("notes", "乘法口诀背熟了")]))
@@ -498,8 +491,7 @@ fn story_6_an_entry_written_on_someone_else_s_record_is_carried_over() {
         entries(&mut helper).contains("乘法口诀背熟了"),
         "on her phone"
     );
-    let r = admin.import_file(&helper.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut helper);
     assert!(
         entries(&mut admin).contains("乘法口诀背熟了"),
         "at the office"
@@ -578,10 +570,7 @@ fn story_7_a_record_typed_at_the_office_console_is_carried_over() {
 #[test]
 fn story_8_a_section_corrected_on_the_old_generation_is_carried_over() {
     let (mut admin, mut teacher, _mother, _child, _wrong, _right, _visit) = corrected();
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     const ADDRESS: &str = "郭庄村二组12号";
     teacher
         .archive
@@ -590,8 +579,7 @@ fn story_8_a_section_corrected_on_the_old_generation_is_carried_over() {
     office_news(&mut admin, &mut teacher);
     let shows_address = |d: &mut Device| format!("{:?}", d.file(NEW_NAME)).contains(ADDRESS);
     assert!(shows_address(&mut teacher), "on her phone");
-    let r = admin.import_file(&teacher.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut teacher);
     assert!(shows_address(&mut admin), "at the office");
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
 }
@@ -606,10 +594,7 @@ fn story_8_a_section_corrected_on_the_old_generation_is_carried_over() {
 fn story_9_a_correction_made_meanwhile_on_her_other_device_is_not_overwritten() {
     let (mut admin, mut phone, _mother, _child, _wrong, _right, visit) = corrected();
     let mut tablet = join(&mut admin, HEAD_TEACHER);
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     const ON_TABLET: &str = "奶奶在家，作业按时完成（平板上补充）";
     const ON_PHONE: &str = "奶奶在家，作业按时完成（手机上补充）";
     office_news(&mut admin, &mut tablet);
@@ -676,10 +661,7 @@ fn story_10_a_record_then_a_withdrawal_typed_offline_are_both_carried() {
         .record_consent(NEW_NAME, &consent("2026-11-20"))
         .unwrap();
     sync(&mut teacher, &mut admin);
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     let visit = teacher.record(
         "家访",
         NEW_NAME,
@@ -691,8 +673,7 @@ fn story_10_a_record_then_a_withdrawal_typed_offline_are_both_carried() {
         .withdraw_consent(NEW_NAME, &withdrawal("2026-11-25"))
         .unwrap();
     office_news(&mut admin, &mut teacher);
-    let r = admin.import_file(&teacher.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut teacher);
     assert!(shows(&mut admin, &visit), "the 家访 reached the office");
     assert!(withdrawn(&mut admin), "{:?}", admin.file(NEW_NAME).consent);
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
@@ -715,10 +696,7 @@ fn story_10b_a_consent_given_again_then_a_record_typed_offline_are_both_carried(
         .withdraw_consent(NEW_NAME, &withdrawal("2026-11-19"))
         .unwrap();
     sync(&mut teacher, &mut admin);
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     teacher
         .archive
         .record_consent(NEW_NAME, &consent("2026-11-24"))
@@ -726,8 +704,7 @@ fn story_10b_a_consent_given_again_then_a_record_typed_offline_are_both_carried(
     assert!(!withdrawn(&mut teacher));
     let visit = teacher.record("家访", NEW_NAME, "2026-11-25", &[("notes", "奶奶同意了")]);
     office_news(&mut admin, &mut teacher);
-    let r = admin.import_file(&teacher.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut teacher);
     assert!(!withdrawn(&mut admin), "{:?}", admin.file(NEW_NAME).consent);
     assert!(shows(&mut admin, &visit), "the 家访 reached the office");
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
@@ -745,18 +722,14 @@ fn story_11_a_copy_two_generations_behind_writes_nothing_back() {
         .edit_child(NEW_NAME, "profile", &kv(&[("address", "郭庄村一组")]))
         .unwrap();
     sync(&mut teacher, &mut admin);
-    admin
-        .archive
-        .rebase_child(NEW_NAME, "更正身份证号和姓名")
-        .unwrap();
+    rebase(&mut admin);
     admin
         .archive
         .edit_child(NEW_NAME, "profile", &kv(&[("address", "郭庄村二组12号")]))
         .unwrap();
     admin.archive.rebase_child(NEW_NAME, "更正住址").unwrap();
     office_news(&mut admin, &mut teacher);
-    let r = admin.import_file(&teacher.export_file("after"));
-    assert_eq!(r.refused, 0, "{r:?}");
+    hand_in(&mut admin, &mut teacher);
     let file = format!("{:?}", admin.file(NEW_NAME));
     assert!(
         file.contains("郭庄村二组12号") && !file.contains("郭庄村一组"),

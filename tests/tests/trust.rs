@@ -1543,56 +1543,81 @@ fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleag
     );
 }
 
-/// 17b. The same undoing, below automerge's transaction: the revoked archivist's app makes its
-///      device entry again, as if it had never been written (superseding nothing, so that the
-///      new entry, without `revoked`, and the one recording the revocation would stand as a
-///      conflict that the new one wins by its larger operation number); or numbers a change far
-///      ahead of what it rests on, to win any conflict by number alone. The rules refuse both,
-///      wherever they arrive.
-#[test]
-fn story_17b_a_device_entry_made_again_or_numbered_ahead_is_refused() {
+/// A device id nobody holds.
+const MADE_UP: &str = "ffffffffffffffffffffffffffffffff";
+
+/// The archivist's phone, in step with the office, registers a device under [`MADE_UP`] on
+/// its own copy and then takes it away again: honest changes a modified app recrafts below
+/// automerge's transaction (`attack::recraft`). The office then revokes the archivist's phone.
+/// Returns the school, that phone's device id, the two changes, and the operation that
+/// registered the phone (what its revocation was written into).
+fn revoked_archivist_s_changes() -> (
+    School,
+    String,
+    automerge::Change,
+    automerge::Change,
+    automerge::legacy::OpId,
+) {
     use automerge::transaction::Transactable;
     use automerge::{ObjType, ROOT, ReadDoc};
-    const MADE_UP: &str = "ffffffffffffffffffffffffffffffff";
     let mut s = school_with_a_visit();
     let mut archivist = join(&mut s.admin, "晁月静");
     sync(&mut archivist, &mut s.admin);
     let device = archivist.archive.device().as_str().to_owned();
     let member = archivist.archive.me_id().to_string();
-    let honest = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
+    let made = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
         let devices = tx.get(ROOT, "devices")?.unwrap().1;
         let d = tx.put_object(&devices, MADE_UP, ObjType::Map)?;
         tx.put(&d, "member", member.as_str())?;
         tx.put(&d, "label", "办公室电脑")?;
         Ok(())
     });
-    let change = archivist
+    let taken = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
+        let devices = tx.get(ROOT, "devices")?.unwrap().1;
+        tx.delete(&devices, MADE_UP)?;
+        Ok(())
+    });
+    let store = archivist.archive.store();
+    let doc = store.doc(&DocId::School).unwrap().unwrap();
+    let devices = doc.get(ROOT, "devices").unwrap().unwrap().1;
+    let registered = match doc.get(&devices, device.as_str()).unwrap().unwrap().1 {
+        automerge::ObjId::Id(c, a, _) => automerge::legacy::OpId(c, a),
+        automerge::ObjId::Root => unreachable!(),
+    };
+    let (made, taken) = (
+        doc.get_change_by_hash(&made).unwrap().clone(),
+        doc.get_change_by_hash(&taken).unwrap().clone(),
+    );
+    s.admin.archive.revoke_device(&device).unwrap();
+    (s, device, made, taken, registered)
+}
+
+/// Makes the recrafted change write the key `to` where it wrote [`MADE_UP`].
+fn onto(e: &mut automerge::ExpandedChange, to: &str) {
+    for op in &mut e.operations {
+        if let automerge::legacy::Key::Map(k) = &mut op.key
+            && k.as_str() == MADE_UP
+        {
+            *k = to.into();
+        }
+    }
+}
+
+/// Merges `bytes` into the office's school document (refused or not) and checks that none of
+/// `forged` is there and the device is still revoked.
+fn refused_and_still_revoked(
+    s: &mut School,
+    bytes: &[u8],
+    forged: &[automerge::ChangeHash],
+    device: &str,
+) {
+    let _ = s
+        .admin
         .archive
         .store()
-        .doc(&DocId::School)
-        .unwrap()
-        .unwrap()
-        .get_change_by_hash(&honest)
-        .unwrap()
-        .clone();
-    s.admin.archive.revoke_device(&device).unwrap();
-    let again = attack::recraft(&change, |e| {
-        for op in &mut e.operations {
-            if let automerge::legacy::Key::Map(k) = &mut op.key
-                && k.as_str() == MADE_UP
-            {
-                *k = device.as_str().into();
-            }
-        }
-    });
-    let ahead = attack::recraft(&change, |e| attack::number_ahead(e, 1000));
-    for forged in [again, ahead] {
-        let _ = s
-            .admin
-            .archive
-            .store()
-            .write(|b| b.merge_bytes(&DocId::School, forged.raw_bytes()));
-        assert!(!holds(&mut s.admin.archive, &DocId::School, &forged.hash()));
+        .write(|b| b.merge_bytes(&DocId::School, bytes));
+    for h in forged {
+        assert!(!holds(&mut s.admin.archive, &DocId::School, h));
     }
     let school = s.admin.archive.school().unwrap();
     assert!(
@@ -1604,76 +1629,37 @@ fn story_17b_a_device_entry_made_again_or_numbered_ahead_is_refused() {
     );
 }
 
+/// 17b. The same undoing, below automerge's transaction: the revoked archivist's app makes its
+///      device entry again, as if it had never been written (superseding nothing, so that the
+///      new entry, without `revoked`, and the one recording the revocation would stand as a
+///      conflict that the new one wins by its larger operation number); or numbers a change far
+///      ahead of what it rests on, to win any conflict by number alone. The rules refuse both,
+///      wherever they arrive.
+#[test]
+fn story_17b_a_device_entry_made_again_or_numbered_ahead_is_refused() {
+    let (mut s, device, made, _, _) = revoked_archivist_s_changes();
+    let again = attack::recraft(&made, |e| onto(e, &device));
+    let ahead = attack::recraft(&made, |e| attack::number_ahead(e, 1000));
+    for forged in [again, ahead] {
+        refused_and_still_revoked(&mut s, forged.raw_bytes(), &[forged.hash()], &device);
+    }
+}
+
 /// 17c. The same entry made again, sent with a companion change that takes the real entry
 ///      away (refused itself): judged while the companion still hid the real entry, the first
 ///      would have seemed to stand alone, and once the companion was refused, it would win
 ///      beside the real one. Each change is read as it left the key, not as the merge does.
 #[test]
 fn story_17c_a_forgery_sent_with_a_companion_that_hides_what_it_stands_beside_is_refused() {
-    use automerge::transaction::Transactable;
-    use automerge::{ObjType, ROOT, ReadDoc};
-    const MADE_UP: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
-    let mut s = school_with_a_visit();
-    let mut archivist = join(&mut s.admin, "晁月静");
-    sync(&mut archivist, &mut s.admin);
-    let device = archivist.archive.device().as_str().to_owned();
-    let member = archivist.archive.me_id().to_string();
-    let made = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
-        let devices = tx.get(ROOT, "devices")?.unwrap().1;
-        let d = tx.put_object(&devices, MADE_UP, ObjType::Map)?;
-        tx.put(&d, "member", member.as_str())?;
-        Ok(())
-    });
-    let taken = attack::forge(&mut archivist.archive, &DocId::School, None, |tx| {
-        let devices = tx.get(ROOT, "devices")?.unwrap().1;
-        tx.delete(&devices, MADE_UP)?;
-        Ok(())
-    });
-    let (made, taken, real) = {
-        let store = archivist.archive.store();
-        let doc = store.doc(&DocId::School).unwrap().unwrap();
-        let devices = doc.get(ROOT, "devices").unwrap().unwrap().1;
-        let real = match doc.get(&devices, device.as_str()).unwrap().unwrap().1 {
-            automerge::ObjId::Id(c, a, _) => automerge::legacy::OpId(c, a),
-            automerge::ObjId::Root => unreachable!(),
-        };
-        (
-            doc.get_change_by_hash(&made).unwrap().clone(),
-            doc.get_change_by_hash(&taken).unwrap().clone(),
-            real,
-        )
-    };
-    s.admin.archive.revoke_device(&device).unwrap();
-    let to_device = |e: &mut automerge::ExpandedChange| {
-        for op in &mut e.operations {
-            if let automerge::legacy::Key::Map(k) = &mut op.key
-                && k.as_str() == MADE_UP
-            {
-                *k = device.as_str().into();
-            }
-        }
-    };
-    let again = attack::recraft(&made, to_device);
+    let (mut s, device, made, taken, registered) = revoked_archivist_s_changes();
+    let again = attack::recraft(&made, |e| onto(e, &device));
     let companion = attack::recraft(&taken, |e| {
-        to_device(e);
+        onto(e, &device);
         e.deps = vec![again.hash()];
         for op in &mut e.operations {
-            op.pred = vec![real.clone()].into();
+            op.pred = vec![registered.clone()].into();
         }
     });
     let both = [again.raw_bytes(), companion.raw_bytes()].concat();
-    let _ = s
-        .admin
-        .archive
-        .store()
-        .write(|b| b.merge_bytes(&DocId::School, &both));
-    assert!(!holds(&mut s.admin.archive, &DocId::School, &again.hash()));
-    let school = s.admin.archive.school().unwrap();
-    assert!(
-        school
-            .devices
-            .iter()
-            .any(|d| d.id.as_str() == device && d.revoked),
-        "the revocation stands"
-    );
+    refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
 }

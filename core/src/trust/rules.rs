@@ -659,17 +659,15 @@ impl Ctx<'_> {
                     // Superseding nothing, and the key as this change left it holds only its
                     // own values: it held nothing (the common case, a record added; saves
                     // reading the key at the dependencies).
-                    let as_left = if self.doc.get_heads().as_slice() == self.at {
-                        self.doc.get_all(&obj, key.as_str())
-                    } else {
-                        self.doc.get_all_at(&obj, key.as_str(), self.at)
-                    };
                     let fresh = w.pred.is_empty()
-                        && as_left.is_ok_and(|now| {
-                            now.iter().all(|(_, id)| {
-                                matches!(id, automerge::ObjId::Id(c, a, _) if self.is_own(*c, a))
-                            })
-                        });
+                        && self
+                            .doc
+                            .get_all_at(&obj, key.as_str(), self.at)
+                            .is_ok_and(|now| {
+                                now.iter().all(|(_, id)| {
+                                    matches!(id, automerge::ObjId::Id(c, a, _) if self.is_own(*c, a))
+                                })
+                            });
                     let held: Vec<OpRef> = if fresh {
                         Vec::new()
                     } else {
