@@ -1562,6 +1562,11 @@ fn revoked_archivist_s_changes() -> (
     use automerge::{ObjType, ROOT, ReadDoc};
     let mut s = school_with_a_visit();
     let mut archivist = join(&mut s.admin, "晁月静");
+    // The school goes on after her device was registered (story 17d rests on that state).
+    s.admin
+        .archive
+        .add_member("周红梅", &[Role::LoveMother], None, None)
+        .unwrap();
     sync(&mut archivist, &mut s.admin);
     let device = archivist.archive.device().as_str().to_owned();
     let member = archivist.archive.me_id().to_string();
@@ -1662,4 +1667,246 @@ fn story_17c_a_forgery_sent_with_a_companion_that_hides_what_it_stands_beside_is
     });
     let both = [again.raw_bytes(), companion.raw_bytes()].concat();
     refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+}
+
+/// 17d. The same entry made again, with a companion change that is the archivist's previous
+///      one in sequence but does not come before it: it rests on the state when her device
+///      was registered, so its operations are numbered below the forgery's, and takes the
+///      real entry away (refused itself). automerge reads a document as it was by counting
+///      each device's operations up to the last one it had then, so the forgery, read as it
+///      left the key, counts the companion's delete as its own past and seems to stand alone:
+///      it is judged acceptable. What stops it is automerge again: once the companion is
+///      refused, the forgery is a device's second change without its first, which automerge
+///      will not apply, and the store takes the whole message as damaged. Guarded here as
+///      story 18 is.
+#[test]
+fn story_17d_a_forgery_sent_after_a_companion_it_does_not_rest_on_is_not_taken() {
+    let (mut s, device, made, taken, registered) = revoked_archivist_s_changes();
+    let (registration, after_it) = registration_of(&mut s, &registered);
+    let again = attack::recraft(&made, |e| {
+        onto(e, &device);
+        e.seq = 2;
+    });
+    let companion = attack::recraft(&taken, |e| {
+        onto(e, &device);
+        e.seq = 1;
+        e.deps = vec![registration];
+        e.start_op = std::num::NonZeroU64::new(after_it).unwrap();
+        for op in &mut e.operations {
+            op.pred = vec![registered.clone()].into();
+        }
+    });
+    assert!(companion.seq() < again.seq() && companion.max_op() < again.start_op().get());
+    let both = [companion.raw_bytes(), again.raw_bytes()].concat();
+    // The threat is real: in a bare automerge document holding both, the key as the forgery
+    // left it holds nothing but its own entry.
+    assert_eq!(
+        forgery_as_it_left_the_key(&mut s, &both, &again, &device),
+        1
+    );
+    refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+}
+
+/// 17e. The same entry made again, with a companion that rests on it as an honest next change
+///      would, but numbers its operations below the forgery's (back to the state when her
+///      device was registered) and takes the real entry away. In a bare automerge document,
+///      the forgery read as it left the key counts the companion's delete as its own past.
+///      automerge cannot rebuild such a companion's change from the document, so the store
+///      takes the message as damaged; guarded as 17d is.
+#[test]
+fn story_17e_a_companion_resting_on_the_forgery_but_numbered_below_it_is_not_taken() {
+    let (mut s, device, made, taken, registered) = revoked_archivist_s_changes();
+    let (_, after_it) = registration_of(&mut s, &registered);
+    let again = attack::recraft(&made, |e| onto(e, &device));
+    let companion = attack::recraft(&taken, |e| {
+        onto(e, &device);
+        e.deps = vec![again.hash()];
+        e.start_op = std::num::NonZeroU64::new(after_it).unwrap();
+        for op in &mut e.operations {
+            op.pred = vec![registered.clone()].into();
+        }
+    });
+    assert!(companion.max_op() < again.start_op().get());
+    let both = [again.raw_bytes(), companion.raw_bytes()].concat();
+    assert_eq!(
+        forgery_as_it_left_the_key(&mut s, &both, &again, &device),
+        1
+    );
+    refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+}
+
+/// The change that registered the archivist's device (its operation `registered`), and the
+/// operation number a change resting on it alone starts at.
+fn registration_of(
+    s: &mut School,
+    registered: &automerge::legacy::OpId,
+) -> (automerge::ChangeHash, u64) {
+    let store = s.admin.archive.store();
+    let doc = store.doc(&DocId::School).unwrap().unwrap();
+    let op = doc
+        .import_obj(&format!(
+            "{}@{}",
+            registered.0,
+            registered.1.to_hex_string()
+        ))
+        .unwrap();
+    let hash = doc.hash_for_opid(&op).unwrap();
+    (hash, doc.get_change_meta_by_hash(&hash).unwrap().max_op + 1)
+}
+
+/// How many values the school's `devices/<device>` holds as `forgery` left it, in a bare
+/// automerge copy of the office's school document that merged `bytes` (no rules, no store).
+fn forgery_as_it_left_the_key(
+    s: &mut School,
+    bytes: &[u8],
+    forgery: &automerge::Change,
+    device: &str,
+) -> usize {
+    use automerge::ReadDoc;
+    let mut bare = s
+        .admin
+        .archive
+        .store()
+        .doc(&DocId::School)
+        .unwrap()
+        .unwrap()
+        .fork();
+    bare.load_incremental(bytes).unwrap();
+    let devices = bare.get(automerge::ROOT, "devices").unwrap().unwrap().1;
+    bare.get_all_at(&devices, device, &[forgery.hash()])
+        .unwrap()
+        .len()
+}
+
+/// The operation that made the record `record` in the child's file, as `a` holds it.
+fn record_made_by(
+    a: &mut shouwang_core::Archive,
+    child: &ChildId,
+    record: &str,
+) -> automerge::legacy::OpId {
+    use automerge::{ROOT, ReadDoc};
+    let doc = a
+        .store()
+        .doc(&DocId::Child(child.clone()))
+        .unwrap()
+        .unwrap();
+    let records = doc.get(ROOT, "records").unwrap().unwrap().1;
+    match doc.get(&records, record).unwrap().unwrap().1 {
+        automerge::ObjId::Id(c, actor, _) => automerge::legacy::OpId(c, actor),
+        automerge::ObjId::Root => unreachable!(),
+    }
+}
+
+/// 18. A 谈心 whose notes' typing names, as what it supersedes, the operation that made the
+///     班主任's 家访 (a text, as older builds wrote notes). automerge applies a `pred` to the
+///     operation with that id in any object the same merge writes, and the 谈心 writes the
+///     child's records map: in a bare automerge document the 家访 vanishes. The rules do not
+///     read a text operation's `pred`; what stops it is automerge itself: such a change cannot
+///     be rebuilt from the document it was merged into (or, keyed on another object's
+///     operation, is not applied at all), so the store takes the whole message as damaged
+///     and keeps nothing of it. This story guards that: an automerge upgrade that changed it
+///     would fail here, and the rules would then need to bound a sequence operation's `pred`
+///     to its own element.
+#[test]
+fn story_18_typing_that_names_another_record_as_superseded_is_refused() {
+    use automerge::legacy::{ElementId, Key, OpType};
+    let mut s = school_with_a_visit();
+    let file = DocId::Child(s.child.clone());
+    let visit_made = record_made_by(&mut s.admin.archive, &s.child, &s.visit);
+    let before = s
+        .mother
+        .archive
+        .store()
+        .doc(&file)
+        .unwrap()
+        .unwrap()
+        .get_heads();
+    s.mother
+        .record("谈心", CHILDREN[0].1, "2026-11-21", &[("notes", "想妈妈")]);
+    let talk = {
+        let doc = s.mother.archive.store().doc(&file).unwrap().unwrap();
+        let new = doc.get_changes(&before);
+        assert_eq!(new.len(), 1, "one change makes the 谈心");
+        new[0].clone()
+    };
+    // Notes are plain strings now; a text is what an older build wrote, and still taken.
+    // Returns the letter typed.
+    let typed = |e: &mut automerge::ExpandedChange| {
+        let at = e
+            .operations
+            .iter()
+            .position(|op| op.key == Key::Map("notes".into()))
+            .expect("the 谈心 has notes");
+        e.operations[at].action = OpType::Make(automerge::ObjType::Text);
+        let text = automerge::legacy::OpId(e.start_op.get() + at as u64, e.actor_id.clone());
+        e.operations.push(automerge::legacy::Op {
+            action: OpType::Put("想".into()),
+            obj: automerge::legacy::ObjectId::Id(text),
+            key: Key::Seq(ElementId::Head),
+            pred: Vec::new().into(),
+            insert: true,
+        });
+        automerge::legacy::OpId(
+            e.start_op.get() + e.operations.len() as u64 - 1,
+            e.actor_id.clone(),
+        )
+    };
+    let insert_names_it = attack::recraft(&talk, |e| {
+        typed(e);
+        e.operations.last_mut().unwrap().pred = vec![visit_made.clone()].into();
+    });
+    let delete_names_it = attack::recraft(&talk, |e| {
+        let letter = typed(e);
+        let obj = e.operations.last().unwrap().obj.clone();
+        e.operations.push(automerge::legacy::Op {
+            action: OpType::Delete,
+            obj,
+            key: Key::Seq(ElementId::Id(letter.clone())),
+            pred: vec![letter, visit_made.clone()].into(),
+            insert: false,
+        });
+    });
+    let delete_keyed_on_it = attack::recraft(&talk, |e| {
+        typed(e);
+        let obj = e.operations.last().unwrap().obj.clone();
+        e.operations.push(automerge::legacy::Op {
+            action: OpType::Delete,
+            obj,
+            key: Key::Seq(ElementId::Id(visit_made.clone())),
+            pred: vec![visit_made.clone()].into(),
+            insert: false,
+        });
+    });
+    // The threat is real: merged into a bare automerge document, the first two hide the 家访.
+    for forged in [&insert_names_it, &delete_names_it] {
+        use automerge::ReadDoc;
+        let mut bare = s.admin.archive.store().doc(&file).unwrap().unwrap().fork();
+        bare.load_incremental(forged.raw_bytes()).unwrap();
+        let records = bare.get(automerge::ROOT, "records").unwrap().unwrap().1;
+        assert!(bare.get(&records, s.visit.as_str()).unwrap().is_none());
+    }
+    for forged in [insert_names_it, delete_names_it, delete_keyed_on_it] {
+        let merged = s
+            .admin
+            .archive
+            .store()
+            .write(|b| b.merge_bytes(&file, forged.raw_bytes()));
+        assert!(merged.is_err(), "the message is taken as damaged");
+        assert!(!holds(&mut s.admin.archive, &file, &forged.hash()));
+        assert!(
+            s.admin.archive.find_record(&s.visit).is_ok(),
+            "the 家访 is still there"
+        );
+    }
+    // Nothing of them stays behind, and the typing alone is not what was refused: the same
+    // 谈心 typed as a text, naming nothing, is taken.
+    let typed_alone = attack::recraft(&talk, |e| {
+        typed(e);
+    });
+    s.admin
+        .archive
+        .store()
+        .write(|b| b.merge_bytes(&file, typed_alone.raw_bytes()))
+        .unwrap();
+    assert!(holds(&mut s.admin.archive, &file, &typed_alone.hash()));
 }
