@@ -45,17 +45,24 @@ pub fn default_options() -> ConversationOptions {
 /// [`default_options`] for a phone waiting for other members' devices ([`serve_peers`]): a
 /// handful of connections at once, not a hub's hundreds. Each conversation opens the store
 /// only once its peer's certificate verified (`peer::PeerFactory`), so a crowd of devices
-/// that show none costs connections only, and these bound them.
+/// that show none costs connections only, and these bound them: devices this phone does not
+/// know as registered get [`PEER_STRANGER_PLACES`] of them at most (`peer::Colleagues`).
 pub fn peer_options() -> ConversationOptions {
     ConversationOptions {
         limits: crate::transport::ConnectionLimits {
             total: 16,
             per_endpoint: 2,
-            strangers: 16,
+            strangers: PEER_STRANGER_PLACES,
         },
         ..default_options()
     }
 }
+
+/// Of a waiting phone's connections, how many devices it does not know as registered may hold
+/// at once: a colleague's phone registered since this one last heard from the hub (its
+/// certificate still checks out), or outsiders on the same Wi-Fi, who must not keep
+/// colleagues out.
+pub const PEER_STRANGER_PLACES: usize = 4;
 
 /// How long an app keeps its connection to the hub open after a sync (or after connecting
 /// ahead with [`Node::warm_up`]) for the next one: less than the hub's wait (its idle
@@ -562,6 +569,20 @@ impl PeerServer {
     }
 }
 
+/// Serves `factory`'s store to colleagues' devices on a node made from `config`, with
+/// [`peer_options`] and the factory's admission list.
+pub async fn serve_peers_on(
+    config: NodeConfig,
+    factory: PeerFactory,
+    metrics: Arc<TransportMetrics>,
+) -> Result<Node, TransportError> {
+    let opts = ConversationOptions {
+        admission: Some(factory.colleagues()),
+        ..peer_options()
+    };
+    Node::serve(config, Arc::new(factory), opts, metrics).await
+}
+
 /// Lets other members' devices of the school sync with this one directly, announcing it on
 /// the local network (mDNS) when `lan` is set: each connection opens the store at `store`
 /// (with `key`, if encrypted) and exchanges only what both members may see (see
@@ -573,15 +594,9 @@ pub async fn serve_peers(
     lan: bool,
 ) -> Result<PeerServer, TransportError> {
     let (done, synced) = tokio::sync::mpsc::unbounded_channel();
-    let factory = Arc::new(PeerFactory::new(store, key, identity.trust(), Some(done)));
+    let factory = PeerFactory::new(store, key, identity.trust(), Some(done))?;
     let metrics = Arc::new(TransportMetrics::default());
-    let node = Node::serve(
-        identity.node_config(lan)?,
-        factory,
-        peer_options(),
-        metrics.clone(),
-    )
-    .await?;
+    let node = serve_peers_on(identity.node_config(lan)?, factory, metrics.clone()).await?;
     Ok(PeerServer {
         node,
         metrics,

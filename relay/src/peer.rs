@@ -27,12 +27,26 @@
 //!
 //! The dialer ends the exchange once both sessions are caught up, as a device does with the
 //! hub; the acceptor never finishes first.
+//!
+//! # Who gets a place
+//!
+//! A phone waiting for colleagues holds a handful of connections
+//! (`device::peer_options`). Before any certificate, right after the QUIC handshake, it sorts
+//! the connecting devices by what its copy of the school document says of them
+//! ([`Colleagues`], the transport's admission hook, answered from memory): a device the
+//! school revoked is turned away at once; a registered device gets any free place; any other
+//! device (an outsider on the same Wi-Fi, or a colleague's phone registered since this one
+//! last heard from the hub) only one of the few places for strangers. So outsiders holding
+//! connections open never keep a colleague out. The list is read when the phone starts
+//! waiting and again after every exchange, which may bring a newer school document.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use shouwang_core::Archive;
 use shouwang_core::Error;
-use shouwang_core::ids::SchoolId;
+use shouwang_core::ids::{DeviceId, SchoolId};
 use shouwang_core::membership::{Certificate, DeviceKey, SchoolPublicKey};
 use shouwang_core::school::Member;
 use shouwang_core::store::{Sender, StoreKey};
@@ -41,7 +55,7 @@ use tokio::sync::mpsc;
 
 use crate::handshake::{MAGIC, Message, refused_by_peer};
 use crate::transport::{
-    Conversation, ConversationFactory, ConversationOptions, EndpointAddr, EndpointId,
+    Admission, Conversation, ConversationFactory, ConversationOptions, EndpointAddr, EndpointId,
     HANDSHAKE_MAX_FRAME, Node, Reply, TransportError,
 };
 
@@ -110,6 +124,61 @@ impl PeerTrust {
     }
 }
 
+/// The devices this phone's copy of the school document registers, and whether each is
+/// revoked: the admission hook of a phone waiting for colleagues (module docs, "Who gets a
+/// place"). Answers from memory.
+#[derive(Debug, Default)]
+pub struct Colleagues {
+    /// Registered devices: `true` if revoked.
+    devices: RwLock<HashMap<DeviceId, bool>>,
+}
+
+/// What a device the school revoked reads when a colleague's phone turns it away.
+const REVOKED_AT_PEER: &str = "这台设备已被学校停用，同事的设备不再与它同步";
+
+impl Colleagues {
+    /// The devices `archive`'s school document registers now.
+    pub fn read(archive: &mut Archive) -> Result<Colleagues, Error> {
+        let colleagues = Colleagues::default();
+        colleagues.refresh(archive)?;
+        Ok(colleagues)
+    }
+
+    /// Reads the list again from `archive`.
+    fn refresh(&self, archive: &mut Archive) -> Result<(), Error> {
+        let devices = archive
+            .school()?
+            .devices
+            .iter()
+            .map(|d| (d.id.clone(), d.revoked))
+            .collect();
+        *self.devices.write().unwrap_or_else(PoisonError::into_inner) = devices;
+        Ok(())
+    }
+
+    fn revoked(&self, remote: &EndpointId) -> Option<bool> {
+        self.devices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&DeviceId::from_key(remote.as_bytes()))
+            .copied()
+    }
+}
+
+impl Admission for Colleagues {
+    fn admits(&self, remote: &EndpointId) -> bool {
+        self.revoked(remote) != Some(true)
+    }
+
+    fn knows(&self, remote: &EndpointId) -> bool {
+        self.revoked(remote) == Some(false)
+    }
+
+    fn refusal(&self) -> &str {
+        REVOKED_AT_PEER
+    }
+}
+
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -133,6 +202,8 @@ pub struct PeerSync {
     peer_member: Option<Member>,
     caught_up: bool,
     done: Option<mpsc::UnboundedSender<PeerOutcome>>,
+    /// The accepting side's admission list, read again after each exchange.
+    colleagues: Option<Arc<Colleagues>>,
 }
 
 impl std::fmt::Debug for PeerSync {
@@ -174,6 +245,7 @@ impl PeerSync {
             peer_member: None,
             caught_up: false,
             done: None,
+            colleagues: None,
         }
     }
 
@@ -250,6 +322,10 @@ impl PeerSync {
             // (an erasure, a pairing ended): the dialer purges after the exchange
             // (`device::sync_peer`), this side at once.
             archive.purge_out_of_scope()?;
+            // It may also have registered or revoked devices.
+            if let Some(colleagues) = &self.colleagues {
+                colleagues.refresh(archive)?;
+            }
         }
         if let (Some(done), Some(m)) = (&self.done, &self.peer_member) {
             let _ = done.send(PeerOutcome {
@@ -342,6 +418,7 @@ pub struct PeerFactory {
     key: Option<StoreKey>,
     trust: PeerTrust,
     done: Option<mpsc::UnboundedSender<PeerOutcome>>,
+    colleagues: Arc<Colleagues>,
 }
 
 impl std::fmt::Debug for PeerFactory {
@@ -354,20 +431,30 @@ impl std::fmt::Debug for PeerFactory {
 }
 
 impl PeerFactory {
-    /// A factory serving the store at `store`, opened with `key` if it is encrypted. Each
-    /// completed sync is reported on `done`.
+    /// A factory serving the store at `store`, opened with `key` if it is encrypted (once
+    /// now, for the devices it registers: [`PeerFactory::colleagues`]). Each completed sync
+    /// is reported on `done`.
     pub fn new(
         store: impl Into<PathBuf>,
         key: Option<StoreKey>,
         trust: PeerTrust,
         done: Option<mpsc::UnboundedSender<PeerOutcome>>,
-    ) -> PeerFactory {
-        PeerFactory {
-            store: store.into(),
+    ) -> Result<PeerFactory, Error> {
+        let store = store.into();
+        let colleagues = Colleagues::read(&mut Archive::open_with_key(&store, key.as_ref())?)?;
+        Ok(PeerFactory {
+            store,
             key,
             trust,
             done,
-        }
+            colleagues: Arc::new(colleagues),
+        })
+    }
+
+    /// Whom the node serving this factory admits, and how far (the transport's admission
+    /// hook; module docs, "Who gets a place").
+    pub fn colleagues(&self) -> Arc<Colleagues> {
+        self.colleagues.clone()
     }
 }
 
@@ -382,6 +469,7 @@ impl ConversationFactory for PeerFactory {
         );
         conv.closed = Some((self.store.clone(), self.key.clone()));
         conv.done = self.done.clone();
+        conv.colleagues = Some(self.colleagues.clone());
         Ok(Box::new(conv))
     }
 }

@@ -10,6 +10,10 @@
 //!    and leave nothing written in it.
 //! 5. A colleague's modified app sends change after change the rules refuse: the waiting phone
 //!    keeps (for review) no more than a day's allowance of them, and the sync still ends.
+//! 6. Outsiders on the same Wi-Fi open every connection the waiting phone would hold and say
+//!    nothing: they are given only a few of its places, and a colleague's device still syncs.
+//! 7. A lost phone the school revoked is turned away by a colleague's phone that has heard,
+//!    right after the QUIC handshake, in the colleague's words; nothing of it is written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +30,7 @@ use shouwang_core::{Archive, RecordInput};
 use shouwang_relay::device::{self, Identity};
 use shouwang_relay::handshake::Message;
 use shouwang_relay::peer::{PeerFactory, PeerSynced};
-use shouwang_relay::server::{Server, ServerConfig};
+use shouwang_relay::server::{DataDir, Server, ServerConfig};
 use shouwang_relay::transport::{
     ALPN, Conversation, ConversationOptions, EndpointAddr, Node, NodeConfig, Reply, SecretKey,
     TransportError, TransportMetrics,
@@ -123,10 +127,9 @@ impl Phone {
         metrics: Arc<TransportMetrics>,
         trust: shouwang_relay::peer::PeerTrust,
     ) -> (Node, EndpointAddr) {
-        let node = Node::serve(
+        let node = device::serve_peers_on(
             NodeConfig::loopback(self.id.secret.clone()),
-            Arc::new(PeerFactory::new(self.path.clone(), None, trust, None)),
-            device::peer_options(),
+            PeerFactory::new(self.path.clone(), None, trust, None).unwrap(),
             metrics,
         )
         .await
@@ -292,8 +295,9 @@ async fn story_4_devices_without_a_certificate_open_nothing_and_write_nothing() 
     let (waiting, addr) = mother.wait_counted(metrics.clone()).await;
 
     // Strangers holding connections open, each with a frame begun and never ended.
+    let strangers = device::PEER_STRANGER_PLACES;
     let mut held = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..strangers {
         let node = Node::bind(NodeConfig::loopback(SecretKey::generate()))
             .await
             .unwrap();
@@ -303,12 +307,15 @@ async fn story_4_devices_without_a_certificate_open_nothing_and_write_nothing() 
         held.push((node, conn, send));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while TransportMetrics::get(&metrics.connections_open) < 6
+    while TransportMetrics::get(&metrics.connections_open) < strangers as u64
         && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(TransportMetrics::get(&metrics.connections_open), 6);
+    assert_eq!(
+        TransportMetrics::get(&metrics.connections_open),
+        strangers as u64
+    );
     // What a conversation would open, it has opened by now.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -403,4 +410,75 @@ async fn story_5_a_peer_flooding_refused_changes_is_held_to_a_day_s_allowance() 
     // Each kept change is over 8,000 bytes: no more than eight fit the allowance.
     let kept = mother.archive().quarantined().unwrap().len();
     assert!((1..=8).contains(&kept), "{kept} refused changes kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_6_outsiders_holding_connections_do_not_keep_a_colleague_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    teacher.sync_hub().await;
+    server.shutdown().await;
+    let metrics = Arc::new(TransportMetrics::default());
+    let (waiting, addr) = mother.wait_counted(metrics.clone()).await;
+    let places = device::peer_options().limits.total;
+
+    // As many outsiders as the phone has places, each holding a connection with a frame
+    // begun and never ended (the ones turned away are let go).
+    let (mut held, mut nodes) = (Vec::new(), Vec::new());
+    for _ in 0..places {
+        let node = Node::bind(NodeConfig::loopback(SecretKey::generate()))
+            .await
+            .unwrap();
+        if let Ok(conn) = node.endpoint().connect(addr.clone(), ALPN).await
+            && let Ok((mut send, _recv)) = conn.open_bi().await
+            && send.write_all(&[1, 0]).await.is_ok()
+        {
+            held.push((conn, send));
+        }
+        nodes.push(node);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outsiders = TransportMetrics::get(&metrics.connections_open);
+    assert!(
+        outsiders < places as u64,
+        "outsiders hold all {outsiders} places"
+    );
+
+    teacher.record("家访", "王小雨", "班主任家访：奶奶腿脚不便");
+    let synced = teacher.dial(addr).await.unwrap();
+    assert_eq!(synced.member.name, "刘桂兰");
+    waiting.shutdown().await;
+    drop(held);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_7_a_revoked_phone_is_turned_away_at_once_by_a_colleague_who_has_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    teacher.sync_hub().await;
+    let lost = teacher.archive().device().as_str().to_owned();
+    DataDir::new(dir.path().join("hub"))
+        .open_archive()
+        .unwrap()
+        .revoke_device(&lost)
+        .unwrap();
+    mother.sync_hub().await;
+    server.shutdown().await;
+
+    let before = mother.heads();
+    teacher.record("家访", "王小雨", "捡到手机的人写的");
+    let metrics = Arc::new(TransportMetrics::default());
+    let (waiting, addr) = mother.wait_counted(metrics.clone()).await;
+    let err = teacher.dial(addr).await.unwrap_err().to_string();
+    assert!(err.contains("同事的设备不再与它同步"), "{err}");
+    assert_eq!(TransportMetrics::get(&metrics.strangers), 1);
+    waiting.shutdown().await;
+    assert_eq!(mother.heads(), before);
 }

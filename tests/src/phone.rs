@@ -233,15 +233,9 @@ impl Phone {
 
     /// Waits for a peer: a node serving this phone's store on 127.0.0.1.
     pub async fn wait(&self) -> (Node, EndpointAddr) {
-        let node = Node::serve(
+        let node = device::serve_peers_on(
             NodeConfig::loopback(self.id.secret.clone()),
-            std::sync::Arc::new(PeerFactory::new(
-                self.path.clone(),
-                None,
-                self.id.trust(),
-                None,
-            )),
-            opts(),
+            PeerFactory::new(self.path.clone(), None, self.id.trust(), None).unwrap(),
             std::sync::Arc::new(TransportMetrics::default()),
         )
         .await

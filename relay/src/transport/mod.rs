@@ -249,6 +249,12 @@ pub trait Admission: Send + Sync + fmt::Debug + 'static {
         let _ = remote;
         true
     }
+
+    /// What a remote it does not admit reads as the close reason (in Chinese, for the user of
+    /// that device). By default the school server's words.
+    fn refusal(&self) -> &str {
+        node::STRANGER_REASON
+    }
 }
 
 /// Makes the conversation for each accepted connection.

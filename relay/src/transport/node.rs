@@ -250,9 +250,9 @@ struct Gatekeeper {
     budget: Arc<HandshakeBudget>,
 }
 
-/// The close reason a stranger reads.
+/// The close reason a stranger reads at the hub ([`Admission::refusal`]).
 /// (With no invite open, this is also what a second phone scanning a spent invite reads.)
-const STRANGER_REASON: &str = "这台设备没有在本校登记，也没有可用的邀请码（可能已被另一台设备用过或已过期），服务器不接受它的连接";
+pub(crate) const STRANGER_REASON: &str = "这台设备没有在本校登记，也没有可用的邀请码（可能已被另一台设备用过或已过期），服务器不接受它的连接";
 
 impl EndpointHooks for Gatekeeper {
     async fn after_handshake<'a>(&'a self, conn: &'a Connection) -> AfterHandshakeOutcome {
@@ -263,7 +263,7 @@ impl EndpointHooks for Gatekeeper {
         self.budget.refused(conn.weak_handle());
         AfterHandshakeOutcome::Reject {
             error_code: VarInt::from_u32(close::STRANGER),
-            reason: STRANGER_REASON.as_bytes().to_vec(),
+            reason: self.admission.refusal().as_bytes().to_vec(),
         }
     }
 }
