@@ -264,6 +264,36 @@ async fn a_flood_of_health_and_metrics_requests_reads_the_archive_a_few_times() 
     server.shutdown().await;
 }
 
+/// `/health` says when the archive is of a schema this hub does not serve: another process (a
+/// newer `shouwang-relay` run by hand during an upgrade) moved it on under the running hub,
+/// whose syncs would then fail while a monitor saw "ok".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_an_archive_of_another_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let http = server.http_addr().unwrap();
+    assert_eq!(get(http, "/health").await.0, 200);
+    let mut archive = DataDir::new(dir.path().join("hub")).open_archive().unwrap();
+    let newer = shouwang_core::store::migrations::latest() + 1;
+    archive
+        .store()
+        .conn()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    drop(archive);
+    tokio::time::sleep(STATUS_EVERY).await;
+    let (status, body) = get(http, "/health").await;
+    assert_eq!(status, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        health["status"]
+            .as_str()
+            .is_some_and(|s| s.contains(&newer.to_string())),
+        "{body}"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics_answer_over_http() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,9 +44,12 @@ pub(crate) struct HttpState {
     pub status: Arc<tokio::sync::Mutex<Option<LastRead>>>,
 }
 
-/// When `/health` and `/metrics` last read the archive, and the documents it held (`None`: it
-/// could not be read).
-pub(crate) type LastRead = (Instant, Option<usize>);
+/// When `/health` and `/metrics` last read the archive, and the documents it held (or why it
+/// could not be served: [`count_documents`]).
+pub(crate) type LastRead = (Instant, Archived);
+
+/// The documents in the archive, or why it cannot be served (for `/health`'s `status`).
+pub(crate) type Archived = Result<usize, String>;
 
 /// What the office console gets from the hub: its archive and its invites.
 #[derive(Debug, Clone)]
@@ -178,23 +181,39 @@ impl HttpServer {
     }
 }
 
+/// `/health`'s `status` when the archive cannot be read.
+const UNAVAILABLE: &str = "archive unavailable";
+
 /// Counts the documents in the archive on a read-only connection of its own (a fresh read:
-/// another process may have written), closed at once; `None` if it cannot be read.
+/// another process may have written), closed at once; or says why it cannot be served: it
+/// cannot be read, or it is of a schema version this build does not serve (another process,
+/// a newer build run by hand, migrated it under this one).
 fn count_documents(
     path: &std::path::Path,
     key: Option<&shouwang_core::store::StoreKey>,
-) -> Option<usize> {
+) -> Archived {
     use rusqlite::OpenFlags;
+    let unavailable = |_| UNAVAILABLE.to_owned();
     if !path.exists() {
-        return None;
+        return Err(UNAVAILABLE.into());
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = shouwang_core::store::cipher::open(path, flags, key).ok()?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
+    let conn = shouwang_core::store::cipher::open(path, flags, key).map_err(|_| UNAVAILABLE)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(unavailable)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    let serves = shouwang_core::store::migrations::latest();
+    if version != serves {
+        return Err(format!(
+            "archive schema version {version}, this hub serves {serves}"
+        ));
+    }
     let n: i64 = conn
         .query_row("SELECT count(*) FROM docs", [], |r| r.get(0))
-        .ok()?;
-    usize::try_from(n).ok()
+        .map_err(unavailable)?;
+    usize::try_from(n).map_err(|_| UNAVAILABLE.to_owned())
 }
 
 /// The documents in the archive, as last read if that was less than [`STATUS_EVERY`] ago, else
@@ -202,33 +221,32 @@ fn count_documents(
 /// as tasks, not on the blocking pool, and answer with what it read. The blocking read holds
 /// the lock itself, so a request given up meanwhile (its client gone) starts no second read
 /// beside it.
-async fn documents(s: &HttpState) -> Option<usize> {
+async fn documents(s: &HttpState) -> Archived {
     let mut last = s.status.clone().lock_owned().await;
-    if let Some((at, docs)) = *last
+    if let Some((at, docs)) = &*last
         && at.elapsed() < STATUS_EVERY
     {
-        return docs;
+        return docs.clone();
     }
     let (path, key, hub) = (s.archive.clone(), s.key.clone(), s.hub.clone());
     tokio::task::spawn_blocking(move || {
         hub.status_reads.fetch_add(1, Ordering::Relaxed);
         let docs = count_documents(&path, key.as_ref());
-        *last = Some((Instant::now(), docs));
+        *last = Some((Instant::now(), docs.clone()));
         docs
     })
     .await
-    .ok()
-    .flatten()
+    .unwrap_or_else(|_| Err(UNAVAILABLE.into()))
 }
 
 async fn health(State(s): State<HttpState>) -> impl IntoResponse {
     let docs = documents(&s).await;
-    let ok = docs.is_some();
+    let ok = docs.is_ok();
     let body = serde_json::json!({
-        "status": if ok { "ok" } else { "archive unavailable" },
+        "status": docs.as_ref().map_or_else(String::clone, |_| "ok".to_owned()),
         "school": s.school_id,
         "hub": s.hub_id,
-        "documents": docs,
+        "documents": docs.ok(),
     });
     let status = if ok {
         StatusCode::OK
@@ -246,7 +264,7 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
     let docs = documents(&s).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render_metrics(&s.transport, &s.hub, docs),
+        render_metrics(&s.transport, &s.hub, docs.ok()),
     )
 }
 
