@@ -162,15 +162,21 @@ async fn school(dir: &std::path::Path) -> Server {
         .unwrap()
 }
 
+/// A school's hub in `dir` with the 班主任 and then the 爱心妈妈 of 王小雨 enrolled, the
+/// 班主任's device told by one more sync of the device registered after hers (a peer takes
+/// only a device's own changes from it, so registrations come from the hub).
+async fn teacher_and_mother(dir: &std::path::Path) -> (Server, Phone, Phone) {
+    let server = school(dir).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    teacher.sync_hub().await;
+    (server, teacher, mother)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_1_two_devices_sync_directly_while_the_hub_is_down() {
     let dir = tempfile::tempdir().unwrap();
-    let server = school(dir.path()).await;
-    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
-    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
-    // The 班主任's device learns, from the hub, of the device registered after hers: a peer
-    // takes only a device's own changes from it, so registrations come from the hub.
-    teacher.sync_hub().await;
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
         .unwrap();
@@ -230,9 +236,7 @@ async fn story_2_a_device_of_another_school_is_refused_and_nothing_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_3_a_certificate_from_another_device_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = school(dir.path()).await;
-    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
-    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
     server.shutdown().await;
     let before = teacher.heads();
 
@@ -278,10 +282,7 @@ fn open_files(path: &std::path::Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_4_devices_without_a_certificate_open_nothing_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = school(dir.path()).await;
-    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
-    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
-    teacher.sync_hub().await;
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
     server.shutdown().await;
     let peers_noted = |p: &Phone| -> i64 {
         p.archive()
@@ -361,10 +362,7 @@ async fn story_4_devices_without_a_certificate_open_nothing_and_write_nothing() 
 async fn story_5_a_peer_flooding_refused_changes_is_held_to_a_day_s_allowance() {
     use shouwang_tests::attack;
     let dir = tempfile::tempdir().unwrap();
-    let server = school(dir.path()).await;
-    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
-    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
-    teacher.sync_hub().await;
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
     mother.sync_hub().await;
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
@@ -415,10 +413,7 @@ async fn story_5_a_peer_flooding_refused_changes_is_held_to_a_day_s_allowance() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_6_outsiders_holding_connections_do_not_keep_a_colleague_out() {
     let dir = tempfile::tempdir().unwrap();
-    let server = school(dir.path()).await;
-    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
-    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
-    teacher.sync_hub().await;
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
     server.shutdown().await;
     let metrics = Arc::new(TransportMetrics::default());
     let (waiting, addr) = mother.wait_counted(metrics.clone()).await;
@@ -459,10 +454,7 @@ async fn story_6_outsiders_holding_connections_do_not_keep_a_colleague_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_7_a_revoked_phone_is_turned_away_at_once_by_a_colleague_who_has_heard() {
     let dir = tempfile::tempdir().unwrap();
-    let server = school(dir.path()).await;
-    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
-    let mother = enroll(&server, "刘桂兰", Role::LoveMother).await;
-    teacher.sync_hub().await;
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
     let lost = teacher.archive().device().as_str().to_owned();
     DataDir::new(dir.path().join("hub"))
         .open_archive()
