@@ -236,14 +236,17 @@ fn story_2_a_withdrawal_stops_new_records_and_points_to_erasure() {
         .add_progress(&plan, "2026-11-20", &kv(&[("notes", "进步了")]))
         .unwrap_err();
     assert!(err.to_string().contains("撤回"), "{err}");
+    // What was recorded before stays: the private part's 心理辅导记录 with the office alone
+    // once the withdrawal reaches it (story 18).
     let f = teacher.file(CHILDREN[1].1);
-    assert_eq!(f.records.len(), 3, "what was recorded before stays");
+    assert_eq!(f.records.len(), 2, "the 家访 and the plan");
     let c = f.consent.unwrap();
     assert!(c.withdrawn.is_some());
     // The guardian's no is not the 班主任's to undo: it is not listed as consent to obtain.
     assert!(!consent_due(&mut teacher).contains(&CHILDREN[1].1.to_owned()));
     sync(&mut teacher, &mut admin);
     assert_eq!(quarantined(&mut admin.archive), 0);
+    assert_eq!(admin.file(CHILDREN[1].1).records.len(), 3);
 }
 
 /// 3. A modified app writes the private part of a child without consent, and records consent
@@ -1115,4 +1118,43 @@ fn story_17_the_same_form_entered_on_two_devices_apart_is_no_conflict() {
         );
     }
     assert_eq!(quarantined(&mut admin.archive), 0);
+}
+
+/// 18. The guardian withdraws consent to the private part. From then on only the
+///     administrators hold it (the school answers the guardian and erases it from there): the
+///     班主任's phone drops it at its next exchange with the office, what the office sends her
+///     no longer carries it, and she can no longer reveal the 身份证号; the basic file she keeps.
+///     A new grant of the private part brings it back to her.
+#[test]
+fn story_18_after_a_withdrawal_of_the_private_part_only_administrators_hold_it() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let private = DocId::Private(child.clone());
+    let holds_private = |d: &mut Device| d.archive.store().doc_ids().unwrap().contains(&private);
+    assert!(holds_private(&mut teacher), "she held it before");
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    assert!(!holds_private(&mut teacher), "her phone still holds it");
+    assert!(holds_private(&mut admin));
+    let err = teacher
+        .archive
+        .reveal_id(CHILDREN[0].1, "核对学籍信息")
+        .unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
+    let basic = teacher.file(CHILDREN[0].1);
+    assert!(basic.consent.is_some_and(|c| c.withdrawn.is_some()));
+    // The office's next files for her leave it out, and nothing of it comes back.
+    sync(&mut teacher, &mut admin);
+    assert!(!holds_private(&mut teacher));
+    // The guardian signs again: the private part is hers to hold once more.
+    teacher
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
+    assert!(holds_private(&mut teacher), "a new grant brings it back");
 }

@@ -113,7 +113,7 @@ impl OnBehalf<'_> {
         let me = self.archive.me()?;
         let archive = &mut *self.archive;
         docs.iter()
-            .map(|d| super::scope::may_see(&school, &me, d, &mut |c| archive.class_of(c)))
+            .map(|d| super::scope::may_see(&school, &me, d, &mut |c| archive.child_facts(c)))
             .collect()
     }
 }

@@ -81,10 +81,14 @@ pub struct ChildRow {
     pub last_record: Option<String>,
 }
 
+/// What a member is told to do about what a guardian withdrew.
+pub(super) const ERASE_HINT: &str =
+    "已有内容如需删除，请管理员使用 shouwang child erase <学生> 删除这名学生的档案";
+
 /// The error a write refused by consent gives: the reason, and what to do about it.
 pub(super) fn consent_error(reason: &str, auth: &crate::trust::AuthState<'_>) -> Error {
     let next = if auth.consent.as_ref().is_some_and(|c| c.withdrawn.is_some()) {
-        "已有内容如需删除，请管理员使用 shouwang child erase <学生> 删除这名学生的档案"
+        ERASE_HINT
     } else {
         "请班主任或管理员先登记监护人同意书：shouwang consent record <学生> --guardian … --relation … --date … --covers basic,private --form <编号>"
     };
@@ -460,7 +464,7 @@ impl Archive {
         let shared = DocId::Child(child.clone());
         let private = DocId::Private(child.clone());
         let sees =
-            |doc: &DocId| super::scope::may_see(&school, &me, doc, &mut |c| self.class_of(c));
+            |doc: &DocId| super::scope::may_see(&school, &me, doc, &mut |c| self.child_facts(c));
         let (sees_private, sees_staff) = (sees(&private)?, sees(&DocId::Staff(child.clone()))?);
         let private_shown = sees_private && self.store.doc(&private)?.is_some();
         if private_shown && let Some(why) = opened {
@@ -604,12 +608,19 @@ impl Archive {
             DocId::Staff(child.clone()),
             DocId::Private(child.clone()),
         ] {
+            let here = self
+                .store
+                .doc(&id)?
+                .is_some_and(|doc| conflicts::list(doc).iter().any(|c| c.path == parts));
             if !self.may_see(&me, &id)? {
+                // Held still, but closed to this member since (a withdrawal of consent to
+                // the private part, not yet purged here): say why.
+                if here {
+                    self.require_care(&me, &id)?;
+                }
                 continue;
             }
-            if let Some(doc) = self.store.doc(&id)?
-                && conflicts::list(doc).iter().any(|c| c.path == parts)
-            {
+            if here {
                 target = Some(id);
                 break;
             }

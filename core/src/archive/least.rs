@@ -93,6 +93,12 @@ impl Archive {
         let id = self.find_child_seen_by(&me, child)?;
         let private = DocId::Private(id.clone());
         if !self.may_see(&me, &private)? {
+            if self.child_facts(&id)?.private_withdrawn {
+                return Err(Error::NotPermitted(
+                    "监护人已撤回对隐私部分的同意，只有学校管理员还保留这部分信息，不能再查看身份证号"
+                        .into(),
+                ));
+            }
             return Err(Error::NotPermitted(format!(
                 "{}（{}）不能查看这名学生的身份证号",
                 me.name,

@@ -149,18 +149,42 @@ impl Archive {
         }
     }
 
-    /// The class of every child in a class, per the projection: for questions about many
-    /// children at once (a sync's scope), one query where [`Archive::class_of`] would be one
-    /// per child.
-    pub(crate) fn classes_of_children(&self) -> Result<HashMap<ChildId, ClassId>> {
-        let mut stmt = self.store.conn().prepare_cached(
-            "SELECT child_id, class_id FROM p_children WHERE class_id IS NOT NULL",
-        )?;
+    /// What the scope rule needs to know of every child ([`super::scope::ChildFacts`]), per
+    /// the projection: for questions about many children at once (a sync's scope), one query
+    /// where [`Archive::child_facts`] would be one per child.
+    pub(crate) fn children_facts(&self) -> Result<HashMap<ChildId, super::scope::ChildFacts>> {
+        let mut stmt = self
+            .store
+            .conn()
+            .prepare_cached("SELECT child_id, class_id, consent FROM p_children")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            .map(|row| row.map(|(c, k)| (ChildId(c), ClassId(k))))
+            .query_map([], |r| {
+                Ok((
+                    ChildId(r.get::<_, String>(0)?),
+                    super::scope::ChildFacts::projected(
+                        r.get(1)?,
+                        r.get::<_, Option<String>>(2)?.as_deref(),
+                    ),
+                ))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+
+    /// What the scope rule needs to know of a child, per the projection.
+    pub(crate) fn child_facts(&self, child: &ChildId) -> Result<super::scope::ChildFacts> {
+        Ok(self
+            .store
+            .conn()
+            .prepare_cached("SELECT class_id, consent FROM p_children WHERE child_id = ?1")?
+            .query_row([child.as_str()], |r| {
+                Ok(super::scope::ChildFacts::projected(
+                    r.get(0)?,
+                    r.get::<_, Option<String>>(1)?.as_deref(),
+                ))
+            })
+            .optional()?
+            .unwrap_or_default())
     }
 
     /// The class a child is in, per the projection.
@@ -179,7 +203,7 @@ impl Archive {
     /// a 班主任 for the children of their class, anyone for the children they are paired with.
     pub fn cares_for(&mut self, member: &Member, child: &ChildId) -> Result<bool> {
         let school = self.school()?;
-        super::scope::cares_for(&school, member, child, &mut |c| self.class_of(c))
+        super::scope::cares_for(&school, member, child, &mut |c| self.child_facts(c))
     }
 
     /// Whether `member` may see and write the document `doc` (DOMAIN.md §5.3): the school
@@ -188,18 +212,35 @@ impl Archive {
     /// is no longer active sees the school document only.
     pub fn may_see(&mut self, member: &Member, doc: &DocId) -> Result<bool> {
         let school = self.school()?;
-        super::scope::may_see(&school, member, doc, &mut |c| self.class_of(c))
+        super::scope::may_see(&school, member, doc, &mut |c| self.child_facts(c))
     }
 
     pub(crate) fn require_care(&mut self, member: &Member, doc: &DocId) -> Result<()> {
         if self.may_see(member, doc)? {
-            Ok(())
-        } else {
-            Err(Error::NotPermitted(format!(
-                "{}（{}）不负责这名学生的这部分档案",
-                member.name,
-                member.role_labels()
-            )))
+            return Ok(());
         }
+        // A private part closed by the guardian's withdrawal: say so, as the consent gate
+        // does, rather than blame the member's standing.
+        if let DocId::Private(child) = doc
+            && self.child_facts(child)?.private_withdrawn
+        {
+            let consent = self
+                .store
+                .doc(&DocId::Child(child.clone()))?
+                .and_then(|d| crate::consent::read(d, None));
+            if let Some(reason) =
+                crate::consent::gate(false, consent.as_ref(), crate::consent::Cover::Private)
+            {
+                return Err(Error::NotPermitted(format!(
+                    "{reason}。{}",
+                    super::care::ERASE_HINT
+                )));
+            }
+        }
+        Err(Error::NotPermitted(format!(
+            "{}（{}）不负责这名学生的这部分档案",
+            member.name,
+            member.role_labels()
+        )))
     }
 }

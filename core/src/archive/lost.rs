@@ -138,7 +138,7 @@ impl Archive {
                 // child before (until its first sync after the leave).
                 let mut before = crate::school::SchoolView::clone(&school);
                 before.departures.retain(|d| d.child != id);
-                let mut class_of = |c: &ChildId| self.class_of(c);
+                let mut class_of = |c: &ChildId| self.child_facts(c);
                 if super::scope::may_see(
                     &before,
                     &member,

@@ -19,8 +19,41 @@ use crate::roles::Role;
 use crate::school::{self, Member, SchoolView};
 use crate::store::{Batch, StoreKey};
 
-/// The class of a child, as the caller knows it (the projection, or a bundle's document).
-pub(crate) type ClassOf<'a> = dyn FnMut(&ChildId) -> Result<Option<ClassId>> + 'a;
+/// What the rule needs to know of a child, as the caller knows it (the projection, or a
+/// bundle's document).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ChildFacts {
+    /// The child's class.
+    pub class: Option<ClassId>,
+    /// The guardian withdrew consent to the private part, or objected to it
+    /// (`crate::consent`): from then on only administrators hold it.
+    pub private_withdrawn: bool,
+}
+
+impl ChildFacts {
+    /// The facts a child's shared file gives.
+    pub(crate) fn of(child_doc: &Automerge) -> ChildFacts {
+        ChildFacts {
+            class: map_at(child_doc, &ROOT, "profile")
+                .and_then(|p| get_str(child_doc, &p, "class_id"))
+                .map(ClassId),
+            private_withdrawn: crate::consent::read(child_doc, None)
+                .is_some_and(|c| c.is_withdrawn(crate::consent::Cover::Private)),
+        }
+    }
+
+    /// The facts as the projection keeps them (`p_children.class_id`, `.consent`).
+    pub(crate) fn projected(class: Option<String>, consent: Option<&str>) -> ChildFacts {
+        let withdrawn = format!("-{}", crate::consent::Cover::Private.key());
+        ChildFacts {
+            class: class.map(ClassId),
+            private_withdrawn: consent.is_some_and(|c| c.split(',').any(|k| k == withdrawn)),
+        }
+    }
+}
+
+/// [`ChildFacts`] of a child, as the caller knows them.
+pub(crate) type ClassOf<'a> = dyn FnMut(&ChildId) -> Result<ChildFacts> + 'a;
 
 /// Whether `member` cares for `child` in `school`: leadership and the archivist care for every
 /// child, a 班主任 for the children of their class, anyone for the children they are paired
@@ -35,7 +68,7 @@ pub(crate) fn cares_for(
         return Ok(true);
     }
     if member.has(Role::HeadTeacher) {
-        let class = class_of(child)?;
+        let class = class_of(child)?.class;
         let heads = school
             .classes
             .iter()
@@ -53,7 +86,9 @@ pub(crate) fn cares_for(
 /// Whether `member` may see and write `doc` in `school` (DOMAIN.md §5.3). A member who is no
 /// longer active sees the school document only; `school/keys` is for administrators only; an
 /// erased child's documents nobody may hold; a child who left the school has no carers but
-/// the administrators (whatever class or pairing the school document still names).
+/// the administrators (whatever class or pairing the school document still names); a private
+/// part whose consent the guardian withdrew, only the administrators (the school answers the
+/// guardian and erases it from there; a new grant gives it back to its carers).
 pub(crate) fn may_see(
     school: &SchoolView,
     member: &Member,
@@ -75,7 +110,9 @@ pub(crate) fn may_see(
         DocId::School => true,
         DocId::Child(c) => cares_for(school, member, c, class_of)?,
         DocId::Private(c) => {
-            member.roles.iter().any(|r| r.sees_private()) && cares_for(school, member, c, class_of)?
+            member.roles.iter().any(|r| r.sees_private())
+                && cares_for(school, member, c, class_of)?
+                && (member.roles.iter().any(|r| r.administers()) || !class_of(c)?.private_withdrawn)
         }
         DocId::Staff(c) => {
             member.roles.iter().any(|r| r.sees_staff()) && cares_for(school, member, c, class_of)?
@@ -143,7 +180,7 @@ fn may_reach(
         if !toward_them && !toward_me {
             continue;
         }
-        let Some(class) = class_of(&p.child)? else {
+        let Some(class) = class_of(&p.child)?.class else {
             continue;
         };
         if (toward_them && theirs.contains(&class)) || (toward_me && mine.contains(&class)) {
@@ -203,24 +240,21 @@ pub(crate) fn entries_in_scope(
         .enumerate()
         .map(|(i, e)| (e.doc.clone(), i))
         .collect();
-    let mut classes: HashMap<ChildId, Option<ClassId>> = HashMap::new();
+    let mut facts: HashMap<ChildId, ChildFacts> = HashMap::new();
     let mut keep = Vec::with_capacity(entries.len());
     for e in &entries {
-        let mut class_of = |c: &ChildId| -> Result<Option<ClassId>> {
-            if let Some(k) = classes.get(c) {
-                return Ok(k.clone());
+        let mut class_of = |c: &ChildId| -> Result<ChildFacts> {
+            if let Some(f) = facts.get(c) {
+                return Ok(f.clone());
             }
             let id = DocId::Child(c.clone());
             let entry = by_doc.get(&id).map(|i| &entries[*i]);
-            let class = match merged(b, &id, entry)? {
-                Some(d) => crate::store::peer_guarded(&id, || {
-                    Ok(map_at(&d, &ROOT, "profile").and_then(|p| get_str(&d, &p, "class_id")))
-                })?,
-                None => None,
+            let known = match merged(b, &id, entry)? {
+                Some(d) => crate::store::peer_guarded(&id, || Ok(ChildFacts::of(&d)))?,
+                None => ChildFacts::default(),
             };
-            let class = class.map(ClassId);
-            classes.insert(c.clone(), class.clone());
-            Ok(class)
+            facts.insert(c.clone(), known.clone());
+            Ok(known)
         };
         keep.push(may_see(&school, &me, &e.doc, &mut class_of)?);
     }
@@ -304,7 +338,7 @@ impl Archive {
         let mut gone = Vec::new();
         for id in self.store.doc_ids()? {
             let keep = match &me {
-                Some(m) => may_see(&school, m, &id, &mut |c| self.class_of(c))?,
+                Some(m) => may_see(&school, m, &id, &mut |c| self.child_facts(c))?,
                 // No longer a member of this school: nothing but the school document.
                 None => id == DocId::School,
             };

@@ -97,8 +97,8 @@ impl Archive {
             return Ok(Scope::All);
         }
         let school = self.school()?;
-        let classes = self.classes_of_children()?;
-        let mut class_of = |c: &ChildId| Ok(classes.get(c).cloned());
+        let facts = self.children_facts()?;
+        let mut class_of = |c: &ChildId| Ok(facts.get(c).cloned().unwrap_or_default());
         let mut docs = BTreeSet::new();
         for id in self.store.doc_ids()? {
             if super::scope::may_see(&school, member, &id, &mut class_of)? {
@@ -144,7 +144,7 @@ impl Archive {
         let Some(m) = school.member(member) else {
             return Ok(docs.first().cloned());
         };
-        let mut class_of = |c: &ChildId| self.class_of(c);
+        let mut class_of = |c: &ChildId| self.child_facts(c);
         for doc in docs {
             if !super::scope::may_see(&school, m, doc, &mut class_of)? {
                 return Ok(Some(doc.clone()));
