@@ -38,7 +38,10 @@
 //! device (an outsider on the same Wi-Fi, or a colleague's phone registered since this one
 //! last heard from the hub) only one of the few places for strangers. So outsiders holding
 //! connections open never keep a colleague out. The list is read when the phone starts
-//! waiting and again after every exchange, which may bring a newer school document.
+//! waiting, when it opens its store for a certificate that verified (it may have heard from
+//! the hub meanwhile), and after every exchange, which may bring a newer school document; a
+//! device it lists too late is at worst held to a stranger's places, or turned away by the
+//! certificate check instead of at the door.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -129,7 +132,8 @@ impl PeerTrust {
 /// place"). Answers from memory.
 #[derive(Debug, Default)]
 pub struct Colleagues {
-    /// Registered devices: `true` if revoked.
+    /// Registered devices: `true` if revoked (or its member no longer active, as
+    /// `Archive::is_revoked` counts it).
     devices: RwLock<HashMap<DeviceId, bool>>,
 }
 
@@ -146,14 +150,25 @@ impl Colleagues {
 
     /// Reads the list again from `archive`.
     fn refresh(&self, archive: &mut Archive) -> Result<(), Error> {
-        let devices = archive
-            .school()?
+        let school = archive.school()?;
+        let devices = school
             .devices
             .iter()
-            .map(|d| (d.id.clone(), d.revoked))
+            .map(|d| {
+                let inactive = school.member(&d.member).is_none_or(|m| !m.active);
+                (d.id.clone(), d.revoked || inactive)
+            })
             .collect();
         *self.devices.write().unwrap_or_else(PoisonError::into_inner) = devices;
         Ok(())
+    }
+
+    /// [`Colleagues::refresh`] for a side that is reading `archive` anyway: a list it could not
+    /// read again stays as it was (the certificate check still guards every exchange).
+    fn refresh_quietly(&self, archive: &mut Archive) {
+        if let Err(e) = self.refresh(archive) {
+            tracing::warn!(error = %e, "the list of the school's devices was not read again");
+        }
     }
 
     fn revoked(&self, remote: &EndpointId) -> Option<bool> {
@@ -286,6 +301,10 @@ impl PeerSync {
         let cert = self.trust.verify(&self.remote, bytes, self.now)?;
         let peer_key = self.peer_key();
         let archive = opened(&mut self.archive, &self.closed)?;
+        // What the phone learned since it began waiting (a sync with the hub meanwhile).
+        if let Some(colleagues) = &self.colleagues {
+            colleagues.refresh_quietly(archive);
+        }
         let (member, roles) = self.trust.check(archive, &self.remote, &cert)?;
         // Only what the peer's own device made is taken from it (crate docs of
         // `shouwang_core::trust`): it authenticated as this key, nothing more.
@@ -324,7 +343,7 @@ impl PeerSync {
             archive.purge_out_of_scope()?;
             // It may also have registered or revoked devices.
             if let Some(colleagues) = &self.colleagues {
-                colleagues.refresh(archive)?;
+                colleagues.refresh_quietly(archive);
             }
         }
         if let (Some(done), Some(m)) = (&self.done, &self.peer_member) {

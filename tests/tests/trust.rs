@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+use shouwang_core::Error;
 use shouwang_core::doc::DocId;
 use shouwang_core::ids::ChildId;
 use shouwang_core::roles::Role;
@@ -618,7 +619,7 @@ mod property {
             Ok(_) => {}
             // Refused from the revoked phone, and not sealed for it any more (a sender that
             // knows of the revocation seals only to the member's devices in good standing).
-            Err(shouwang_core::Error::NotPermitted(m))
+            Err(Error::NotPermitted(m))
                 if revoked
                     && (from == 2 && m.contains("已停用")
                         || to == 2 && m.contains("不是发给本机")) =>
@@ -1609,14 +1610,14 @@ fn onto(e: &mut automerge::ExpandedChange, to: &str) {
 }
 
 /// Merges `bytes` into the office's school document (refused or not) and checks that none of
-/// `forged` is there and the device is still revoked.
+/// `forged` is there and the device is still revoked. Returns what the merge said.
 fn refused_and_still_revoked(
     s: &mut School,
     bytes: &[u8],
     forged: &[automerge::ChangeHash],
     device: &str,
-) {
-    let _ = s
+) -> shouwang_core::Result<shouwang_core::store::Admission> {
+    let merged = s
         .admin
         .archive
         .store()
@@ -1632,6 +1633,7 @@ fn refused_and_still_revoked(
             .any(|d| d.id.as_str() == device && d.revoked),
         "the revocation stands"
     );
+    merged
 }
 
 /// 17b. The same undoing, below automerge's transaction: the revoked archivist's app makes its
@@ -1646,7 +1648,9 @@ fn story_17b_a_device_entry_made_again_or_numbered_ahead_is_refused() {
     let again = attack::recraft(&made, |e| onto(e, &device));
     let ahead = attack::recraft(&made, |e| attack::number_ahead(e, 1000));
     for forged in [again, ahead] {
-        refused_and_still_revoked(&mut s, forged.raw_bytes(), &[forged.hash()], &device);
+        let merged =
+            refused_and_still_revoked(&mut s, forged.raw_bytes(), &[forged.hash()], &device);
+        assert!(merged.is_ok_and(|a| a.refused == 1), "refused by the rules");
     }
 }
 
@@ -1666,7 +1670,11 @@ fn story_17c_a_forgery_sent_with_a_companion_that_hides_what_it_stands_beside_is
         }
     });
     let both = [again.raw_bytes(), companion.raw_bytes()].concat();
-    refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+    let merged = refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+    assert!(
+        merged.is_ok_and(|a| a.refused == 2),
+        "both refused by the rules"
+    );
 }
 
 /// 17d. The same entry made again, with a companion change that is the archivist's previous
@@ -1704,7 +1712,8 @@ fn story_17d_a_forgery_sent_after_a_companion_it_does_not_rest_on_is_not_taken()
         forgery_as_it_left_the_key(&mut s, &both, &again, &device),
         1
     );
-    refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+    let merged = refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+    assert!(matches!(merged, Err(Error::Corrupt(_))), "{merged:?}");
 }
 
 /// 17e. The same entry made again, with a companion that rests on it as an honest next change
@@ -1732,7 +1741,8 @@ fn story_17e_a_companion_resting_on_the_forgery_but_numbered_below_it_is_not_tak
         forgery_as_it_left_the_key(&mut s, &both, &again, &device),
         1
     );
-    refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+    let merged = refused_and_still_revoked(&mut s, &both, &[again.hash()], &device);
+    assert!(matches!(merged, Err(Error::Corrupt(_))), "{merged:?}");
 }
 
 /// The change that registered the archivist's device (its operation `registered`), and the
@@ -1891,7 +1901,10 @@ fn story_18_typing_that_names_another_record_as_superseded_is_refused() {
             .archive
             .store()
             .write(|b| b.merge_bytes(&file, forged.raw_bytes()));
-        assert!(merged.is_err(), "the message is taken as damaged");
+        assert!(
+            matches!(merged, Err(Error::Corrupt(_))),
+            "the message is taken as damaged: {merged:?}"
+        );
         assert!(!holds(&mut s.admin.archive, &file, &forged.hash()));
         assert!(
             s.admin.archive.find_record(&s.visit).is_ok(),

@@ -259,8 +259,11 @@ impl Batch<'_> {
         let outcome = from_peer(id, || target.receive_sync_message(state, message));
         if let Some(message) = kept
             && self.school_misfit(&outcome)
-            && let Some(admission) = self.school_mismatch(&before, &|d| {
-                d.receive_sync_message(&mut automerge::sync::State::new(), message.clone())
+            // On the half-merged copy: automerge may panic there too.
+            && let Some(admission) = super::peer_guarded(id, || {
+                self.school_mismatch(&before, &|d| {
+                    d.receive_sync_message(&mut automerge::sync::State::new(), message.clone())
+                })
             })?
         {
             *state = automerge::sync::State::new();
@@ -315,8 +318,9 @@ impl Batch<'_> {
         let outcome = from_peer(id, || target.load_incremental(bytes));
         if *id == DocId::School
             && self.school_misfit(&outcome)
-            && let Some(admission) =
-                self.school_mismatch(&before, &|d| d.load_incremental(bytes).map(|_| ()))?
+            && let Some(admission) = super::peer_guarded(id, || {
+                self.school_mismatch(&before, &|d| d.load_incremental(bytes).map(|_| ()))
+            })?
         {
             return Ok(admission);
         }

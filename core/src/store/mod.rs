@@ -503,7 +503,22 @@ impl Store {
             writing_as: None,
             judging_as: None,
         };
-        let result = f(&mut batch);
+        // A panic that escapes the write (one `peer_guarded` did not catch: a bug) must not
+        // leave half-merged documents in this connection's cache for the next write or read to
+        // use (the hub lends an archive to one session after another): they are dropped as on
+        // an error, the transaction rolls back, and the panic goes on.
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut batch)))
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let touched = std::mem::take(&mut batch.touched);
+                drop(batch);
+                for (id, _) in &touched {
+                    docs.remove(id);
+                }
+                std::panic::resume_unwind(panic);
+            }
+        };
         let Batch {
             touched,
             hints,
