@@ -358,3 +358,50 @@ fn an_erasure_record_cannot_be_written_over_or_edited() {
         assert_eq!(e.map(|e| e.reason.as_str()), Some(REASON), "{what}");
     }
 }
+
+/// A modified app sends the office a change for the child's staff part that rests on nothing
+/// (no such document is stored there: the office keeps none empty), carrying the child's ID
+/// number. It is refused, and its bytes are kept in the quarantine for review, for a document
+/// the store does not hold. Erasing the child removes them too, and no byte of them stays in
+/// the store file or its WAL.
+#[test]
+fn refused_changes_of_a_document_never_stored_go_with_the_erasure() {
+    let (mut admin, _teacher, mother, child, id_no) = three_devices();
+    let staff = DocId::Staff(child.clone());
+    let mut forged = automerge::Automerge::new().with_actor(mother.archive.device().actor());
+    let mut tx = forged.transaction();
+    tx.put(ROOT, "planted", id_no.as_str()).unwrap();
+    tx.commit();
+    let bytes = forged.save();
+    let admission = admin
+        .archive
+        .store()
+        .write(|b| b.merge_bytes(&staff, &bytes))
+        .unwrap();
+    assert_eq!(admission.refused, 1, "{admission:?}");
+    assert!(!docs_of(&mut admin, &child).contains(&staff));
+    let kept = |d: &mut Device| -> i64 {
+        d.archive
+            .store()
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM quarantine WHERE doc_id = ?1",
+                [staff.key()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(kept(&mut admin), 1, "kept for review");
+
+    admin.archive.erase_child(CHILDREN[0].1, REASON).unwrap();
+    assert_eq!(
+        kept(&mut admin),
+        0,
+        "the refused change outlived the erasure"
+    );
+    assert!(
+        leaks(&admin, &[id_no.as_str()]).is_empty(),
+        "{:?}",
+        leaks(&admin, &[id_no.as_str()])
+    );
+}

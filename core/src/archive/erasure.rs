@@ -94,7 +94,7 @@ impl Archive {
         }
         let gone: Vec<DocId> = self
             .store
-            .doc_ids()?
+            .held_doc_ids()?
             .into_iter()
             .filter(|d| d.child().is_some_and(|c| erased.contains(c)))
             .collect();

@@ -336,7 +336,7 @@ impl Archive {
             .filter(|m| m.active && !revoked)
             .cloned();
         let mut gone = Vec::new();
-        for id in self.store.doc_ids()? {
+        for id in self.store.held_doc_ids()? {
             let keep = match &me {
                 Some(m) => may_see(&school, m, &id, &mut |c| self.child_facts(c))?,
                 // No longer a member of this school: nothing but the school document.

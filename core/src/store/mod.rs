@@ -410,6 +410,21 @@ impl Store {
         doc_id_rows(&self.conn, "SELECT doc_id FROM docs ORDER BY doc_id")
     }
 
+    /// Every document this store keeps any row of: the ones it holds ([`Store::doc_ids`]) and
+    /// the ones only other tables name (a refused change of a document it never stored, kept
+    /// for review). What a purge judges, so that nothing of a document outlives it.
+    pub fn held_doc_ids(&self) -> Result<Vec<DocId>> {
+        let sql = std::iter::once("SELECT doc_id FROM docs".to_owned())
+            .chain(
+                persist::PER_DOC_TABLES
+                    .iter()
+                    .map(|t| format!("SELECT doc_id FROM {t}")),
+            )
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        doc_id_rows(&self.conn, &format!("{sql} ORDER BY doc_id"))
+    }
+
     /// The heads of a document as stored, sorted, comma-separated (empty if absent).
     pub fn heads(&self, id: &DocId) -> Result<String> {
         Ok(self

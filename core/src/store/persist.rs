@@ -22,30 +22,43 @@ pub(super) fn forget_replaced(tx: &rusqlite::Transaction<'_>, replaced: &[DocId]
     Ok(())
 }
 
+/// The tables besides `docs` that keep rows of a document by its `doc_id`: its changes, sync
+/// state, what was held back or refused of it, its quarantine and review rows. A table that
+/// names a document is added here, or a purge leaves it behind. Some hold rows of a document
+/// the store never stored (a refused change of a document it does not hold is kept for
+/// review): [`super::Store::held_doc_ids`] lists those too.
+pub(super) const PER_DOC_TABLES: [&str; 8] = [
+    "changes",
+    "sync_state",
+    "held",
+    "refusals",
+    "quarantine",
+    "relayed",
+    "outdated",
+    "out_of_scope",
+];
+
+/// What [`forget`] deleted: `docs` rows (0 or 1), and rows in all.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Forgotten {
+    pub docs: usize,
+    pub rows: usize,
+}
+
 /// Deletes every row this store keeps of document `id`, in every table (the purge of a
-/// document no longer cared for, an erasure, a document replaced whole): its snapshot and
-/// changes, sync state, what was held back or refused of it, its quarantine and review rows,
-/// and its projections. Returns how many `docs` rows went (0 or 1). A table that names a
-/// document is added here, or a purge leaves it behind.
-pub(super) fn forget(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<usize> {
+/// document no longer cared for, an erasure, a document replaced whole): its snapshot, the
+/// rows of [`PER_DOC_TABLES`], and its projections.
+pub(super) fn forget(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<Forgotten> {
     let key = id.key();
-    let removed = tx
+    let docs = tx
         .prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
         .execute([&key])?;
-    for table in [
-        "changes",
-        "sync_state",
-        "held",
-        "refusals",
-        "quarantine",
-        "relayed",
-        "outdated",
-        "out_of_scope",
-    ] {
-        tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
+    let mut rows = docs;
+    for table in PER_DOC_TABLES {
+        rows += tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
     }
     projection::forget(tx, id)?;
-    Ok(removed)
+    Ok(Forgotten { docs, rows })
 }
 
 /// Writes a batch's new changes, projections, sync states and meta values inside `tx`.

@@ -520,7 +520,7 @@ fn forgetting_a_document_leaves_no_row_naming_it_in_any_table() {
         )
         .unwrap();
     }
-    assert_eq!(persist::forget(&tx, &id).unwrap(), 1);
+    assert_eq!(persist::forget(&tx, &id).unwrap().docs, 1);
     let left: Vec<&String> = tables
         .iter()
         .filter(|t| {
