@@ -89,6 +89,23 @@ pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| file_error(what, path, &e))
 }
 
+/// [`read_file`] for a data file (a bundle): one larger than any bundle opened
+/// (`seal::MAX_FILE`) is refused by its size, before a byte of it is read into memory.
+pub fn read_data_file(what: &str, path: &Path) -> Result<Vec<u8>> {
+    let max = shouwang_core::bundle::seal::MAX_FILE;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+        && meta.len() > max as u64
+    {
+        return Err(CliError::msg(format!(
+            "{what}太大（超过 {} MB），无法导入：{}",
+            max / 1024 / 1024,
+            path.display()
+        )));
+    }
+    read_file(what, path)
+}
+
 /// Writes a file whole or not at all: into a temporary file beside it, then renamed over it.
 pub fn write_file_atomic(what: &str, path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;

@@ -276,6 +276,34 @@ fn broken_bundles_and_bundles_from_another_school() {
     assert!(line.contains("不是发给本机的"), "{line}");
 }
 
+/// A file larger than any bundle (sparse: it takes no disk) is refused by its size before it
+/// is read. Run with its heap held to 256 MiB, as memory is on a cheap phone, the CLI still
+/// answers in Chinese and changes nothing, where reading half a gigabyte first killed it.
+#[test]
+fn an_oversized_bundle_is_refused_before_it_is_read() {
+    let s = School::new();
+    let huge = s.path("huge.swb");
+    let f = std::fs::File::create(&huge).unwrap();
+    std::io::Write::write_all(&mut &f, b"age-encryption.org/v1\n").unwrap();
+    f.set_len(shouwang_core::bundle::seal::MAX_FILE as u64 + 1)
+        .unwrap();
+    drop(f);
+    let before = s.bytes();
+    let args = ["--store", arg(&s.store), "bundle", "import", arg(&huge)];
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -d 262144 && exec "$0" "$@""#)
+        .arg(common::BIN)
+        .args(args)
+        .current_dir(s.dir.path())
+        .env_remove("SHOUWANG_STORE")
+        .output()
+        .unwrap();
+    let line = assert_one_chinese_error(&o, &args);
+    assert!(line.contains("太大"), "{line}");
+    assert!(s.bytes() == before, "the store changed");
+}
+
 #[test]
 fn a_failed_join_leaves_no_store() {
     let s = School::new();

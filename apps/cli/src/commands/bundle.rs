@@ -10,7 +10,7 @@ use shouwang_core::records::metas;
 use shouwang_core::{Archive, Error};
 
 use super::Ctx;
-use crate::error::{Result, read_file, write_file_atomic};
+use crate::error::{Result, read_data_file, write_file_atomic};
 use crate::output::role_label;
 
 /// What an export wrote.
@@ -24,7 +24,7 @@ pub struct Exported {
 
 /// Reads a file sealed to this device, and opens and verifies it.
 fn load_bundle(a: &mut Archive, what: &str, path: &Path) -> Result<(Vec<u8>, Bundle)> {
-    let bytes = read_file(what, path)?;
+    let bytes = read_data_file(what, path)?;
     let bundle = a.open_bundle(&bytes)?;
     Ok((bytes, bundle))
 }

@@ -12,7 +12,7 @@ use shouwang_core::{Archive, SchoolSetup, roster};
 
 use super::Ctx;
 use crate::cli::{InitSchoolArgs, JoinArgs, MemberAddArgs, PairArgs};
-use crate::error::{CliError, Result, read_file};
+use crate::error::{CliError, Result, read_data_file};
 use crate::output::{Table, roles_label};
 
 /// Refuses a store path whose directory does not exist or that is a directory.
@@ -110,7 +110,7 @@ pub fn join(ctx: &mut Ctx, a: &JoinArgs) -> Result<()> {
             "请提供邀请码，或者用 --bundle 提供管理员为这台设备导出的数据文件",
         ));
     };
-    let bytes = read_file("数据文件", bundle)?;
+    let bytes = read_data_file("数据文件", bundle)?;
     let member = a.member.as_deref().unwrap_or("");
     ctx.no_key("从数据文件加入")?;
     let passphrase = match &a.passphrase {

@@ -17,7 +17,7 @@ use shouwang_core::roles::Role;
 use shouwang_core::{Archive, SchoolSetup};
 
 use crate::commands::{Ctx, bundle, children, work};
-use crate::error::{CliError, Result, file_error, read_file};
+use crate::error::{CliError, Result, file_error, read_data_file};
 use people::{ARCHIVIST, CLASS_A, CLASSES, MOTHER_B, TEACHER_A};
 use story::{PHONE_FROM_FATHER, PHONE_FROM_GRANDMOTHER, kv};
 
@@ -75,7 +75,7 @@ fn new_device(
         if member == TEACHER_A { "a" } else { "b" }
     ));
     let added = bundle::export_new_device(from, &file, member, &format!("{member}的手机"))?;
-    let bytes = read_file("数据文件", &file)?;
+    let bytes = read_data_file("数据文件", &file)?;
     let passphrase = Passphrase::parse(&added.passphrase)?;
     let device = Archive::join(store, &bytes, &passphrase, member)?;
     Ok((device, added.exported.children))
