@@ -1146,7 +1146,26 @@ fn story_18_after_a_withdrawal_of_the_private_part_only_administrators_hold_it()
     assert!(err.to_string().contains("撤回"), "{err}");
     let basic = teacher.file(CHILDREN[0].1);
     assert!(basic.consent.is_some_and(|c| c.withdrawn.is_some()));
+    // The 爱心妈妈, who never held it, is refused as before: nothing of the guardian's
+    // decision is told to her.
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let err = mother
+        .archive
+        .reveal_id(CHILDREN[0].1, "核对学籍信息")
+        .unwrap_err();
+    assert!(!err.to_string().contains("撤回"), "{err}");
     // The office's next files for her leave it out, and nothing of it comes back.
+    let file = admin.export_for("after-withdrawal", teacher.archive.me_id().as_str());
+    let entries = teacher
+        .archive
+        .open_bundle(&std::fs::read(&file).unwrap())
+        .unwrap()
+        .entries;
+    assert!(entries.iter().any(|e| e.doc == DocId::Child(child.clone())));
+    assert!(
+        !entries.iter().any(|e| e.doc == private),
+        "the file carries it"
+    );
     sync(&mut teacher, &mut admin);
     assert!(!holds_private(&mut teacher));
     // The guardian signs again: the private part is hers to hold once more.

@@ -259,3 +259,27 @@ async fn records_written_offline_while_the_file_is_rebased_reach_the_office() {
     }
     server.shutdown().await;
 }
+
+/// The 爱心妈妈's phone, offline since before the erasure, writes one more 谈心 about her and
+/// then dials the office's phone, which has erased her: it learns of the erasure in the
+/// exchange (the office's phone refuses her file), and holds none of her documents
+/// afterwards, her unsent 谈心 included (the erasure is final).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_hears_of_an_erasure_from_a_colleague_it_dials_drops_her() {
+    let dir = tempfile::tempdir().unwrap();
+    let (school, _) = child_on_hub(dir.path()).await;
+    let (_data, server, office, _teacher, mother) = school.parts();
+    let child = office.archive().find_child(CHILD).unwrap();
+    office
+        .archive()
+        .erase_child(CHILD, "监护人书面申请删除")
+        .unwrap();
+    server.shutdown().await;
+    mother.record("谈心", CHILD, "2026-12-01", "又说想妈妈了");
+    assert!(!mother.docs_of(&child).is_empty());
+    let (node, addr) = office.wait().await;
+    mother.dial(addr).await;
+    node.shutdown().await;
+    assert_eq!(mother.archive().erasures().unwrap().len(), 1);
+    assert!(mother.docs_of(&child).is_empty(), "the phone kept her");
+}

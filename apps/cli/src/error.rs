@@ -92,18 +92,31 @@ pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>> {
 /// [`read_file`] for a data file (a bundle): one larger than any bundle opened
 /// (`seal::MAX_FILE`) is refused by its size, before a byte of it is read into memory.
 pub fn read_data_file(what: &str, path: &Path) -> Result<Vec<u8>> {
-    let max = shouwang_core::bundle::seal::MAX_FILE;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.is_file()
-        && meta.len() > max as u64
-    {
-        return Err(CliError::msg(format!(
+    use std::io::Read;
+    let max = shouwang_core::bundle::seal::MAX_FILE as u64;
+    let too_large = || {
+        CliError::msg(format!(
             "{what}太大（超过 {} MB），无法导入：{}",
             max / 1024 / 1024,
             path.display()
-        )));
+        ))
+    };
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > max) {
+        return Err(too_large());
     }
-    read_file(what, path)
+    if path.is_dir() {
+        return read_file(what, path);
+    }
+    // Not a regular file's size to trust (a pipe, a device): read at most one byte past it.
+    let file = std::fs::File::open(path).map_err(|e| file_error(what, path, &e))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_error(what, path, &e))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Writes a file whole or not at all: into a temporary file beside it, then renamed over it.

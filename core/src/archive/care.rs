@@ -614,8 +614,8 @@ impl Archive {
                 .is_some_and(|doc| conflicts::list(doc).iter().any(|c| c.path == parts));
             if !self.may_see(&me, &id)? {
                 // Held still, but closed to this member since (a withdrawal of consent to
-                // the private part, not yet purged here): say why.
-                if here {
+                // the private part, not yet purged here): say why, to her alone.
+                if here && self.closed_by_withdrawal(&me, &child)? {
                     self.require_care(&me, &id)?;
                 }
                 continue;

@@ -197,7 +197,7 @@ impl Archive {
             })
         })?;
         let private = if named.contains(&Cover::Private) {
-            "隐私部分此后只由学校管理员保留，其他老师的设备在下次同步时删除；"
+            "隐私部分此后只由学校管理员保留，其他老师的设备把已写的内容交给学校后删除；"
         } else {
             ""
         };

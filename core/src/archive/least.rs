@@ -93,7 +93,7 @@ impl Archive {
         let id = self.find_child_seen_by(&me, child)?;
         let private = DocId::Private(id.clone());
         if !self.may_see(&me, &private)? {
-            if self.child_facts(&id)?.private_withdrawn {
+            if self.closed_by_withdrawal(&me, &id)? {
                 return Err(Error::NotPermitted(
                     "监护人已撤回对隐私部分的同意，只有学校管理员还保留这部分信息，不能再查看身份证号"
                         .into(),

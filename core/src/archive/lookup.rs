@@ -215,14 +215,33 @@ impl Archive {
         super::scope::may_see(&school, member, doc, &mut |c| self.child_facts(c))
     }
 
+    /// Whether `member` would hold `child`'s private part but for the guardian's withdrawal
+    /// of consent to it.
+    pub(crate) fn closed_by_withdrawal(
+        &mut self,
+        member: &Member,
+        child: &ChildId,
+    ) -> Result<bool> {
+        let school = self.school()?;
+        let mut facts = self.child_facts(child)?;
+        if !facts.private_withdrawn {
+            return Ok(false);
+        }
+        facts.private_withdrawn = false;
+        super::scope::may_see(&school, member, &DocId::Private(child.clone()), &mut |_| {
+            Ok(facts.clone())
+        })
+    }
+
     pub(crate) fn require_care(&mut self, member: &Member, doc: &DocId) -> Result<()> {
         if self.may_see(member, doc)? {
             return Ok(());
         }
-        // A private part closed by the guardian's withdrawal: say so, as the consent gate
-        // does, rather than blame the member's standing.
+        // A private part closed to her by the guardian's withdrawal: say so, as the consent
+        // gate does, rather than blame her standing (to her alone: anyone else learns nothing
+        // of another child's consent).
         if let DocId::Private(child) = doc
-            && self.child_facts(child)?.private_withdrawn
+            && self.closed_by_withdrawal(member, child)?
         {
             let consent = self
                 .store

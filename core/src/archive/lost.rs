@@ -111,7 +111,8 @@ impl Archive {
             let held = HeldChild {
                 synced: got,
                 private: synced.contains(&private_doc.key())
-                    || self.may_see(&member, &private_doc)?,
+                    || self.may_see(&member, &private_doc)?
+                    || self.closed_by_withdrawal(&member, &id)?,
                 class_name: class.and_then(|c| {
                     school
                         .classes
@@ -138,7 +139,13 @@ impl Archive {
                 // child before (until its first sync after the leave).
                 let mut before = crate::school::SchoolView::clone(&school);
                 before.departures.retain(|d| d.child != id);
-                let mut class_of = |c: &ChildId| self.child_facts(c);
+                // What it may have held then: a withdrawal since does not take it back.
+                let mut class_of = |c: &ChildId| {
+                    self.child_facts(c).map(|f| super::scope::ChildFacts {
+                        private_withdrawn: false,
+                        ..f
+                    })
+                };
                 if super::scope::may_see(
                     &before,
                     &member,

@@ -410,14 +410,18 @@ impl Store {
         doc_id_rows(&self.conn, "SELECT doc_id FROM docs ORDER BY doc_id")
     }
 
-    /// Every document this store keeps any row of: the ones it holds ([`Store::doc_ids`]) and
-    /// the ones only other tables name (a refused change of a document it never stored, kept
-    /// for review). What a purge judges, so that nothing of a document outlives it.
+    /// Every document this store keeps anything of: the ones it holds ([`Store::doc_ids`]) and
+    /// the ones only the review tables name (a refused change of a document it never stored,
+    /// kept in the quarantine with its bytes). What a purge judges, so that nothing of a
+    /// document outlives it. (`changes` rows exist only beside a `docs` row, and `sync_state`,
+    /// one row per peer and document on the hub, holds no content: neither is scanned, so a
+    /// purge on the hub stays a read of its small tables.)
     pub fn held_doc_ids(&self) -> Result<Vec<DocId>> {
         let sql = std::iter::once("SELECT doc_id FROM docs".to_owned())
             .chain(
                 persist::PER_DOC_TABLES
                     .iter()
+                    .filter(|t| !matches!(**t, "changes" | "sync_state"))
                     .map(|t| format!("SELECT doc_id FROM {t}")),
             )
             .collect::<Vec<_>>()
@@ -550,14 +554,31 @@ impl Store {
             replaced,
             ..
         } = batch;
-        let outcome = result
-            .and_then(|r| forget_replaced(&tx, &replaced).map(|()| r))
-            .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
-            .and_then(|r| admit::persist_quarantine(&tx, &quarantine, &source, now_ms).map(|()| r))
-            .and_then(|r| admit::persist_relayed(&tx, &relayed, &source, now_ms).map(|()| r))
-            .and_then(|r| admit::persist_outdated(&tx, &outdated, &source, now_ms).map(|()| r))
-            .and_then(|r| admit::persist_intake(&tx, quota.as_ref(), intake, now_ms).map(|()| r))
-            .and_then(|r| tx.commit().map(|()| r).map_err(Error::from));
+        // Persisting reads the merged documents too (projections, the fold's save): the same
+        // for a panic there.
+        let persisted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            result
+                .and_then(|r| forget_replaced(&tx, &replaced).map(|()| r))
+                .and_then(|r| persist(&tx, docs, &touched, &hints, &meta, &sync_states).map(|()| r))
+                .and_then(|r| {
+                    admit::persist_quarantine(&tx, &quarantine, &source, now_ms).map(|()| r)
+                })
+                .and_then(|r| admit::persist_relayed(&tx, &relayed, &source, now_ms).map(|()| r))
+                .and_then(|r| admit::persist_outdated(&tx, &outdated, &source, now_ms).map(|()| r))
+                .and_then(|r| {
+                    admit::persist_intake(&tx, quota.as_ref(), intake, now_ms).map(|()| r)
+                })
+                .and_then(|r| tx.commit().map(|()| r).map_err(Error::from))
+        }));
+        let outcome = match persisted {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                for (id, _) in &touched {
+                    docs.remove(id);
+                }
+                std::panic::resume_unwind(panic);
+            }
+        };
         if outcome.is_err() {
             for (id, _) in &touched {
                 docs.remove(id);
