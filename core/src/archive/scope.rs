@@ -428,3 +428,46 @@ impl Archive {
             .any(|heads| !doc.get_changes(heads).iter().any(own)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ChildFacts;
+    use crate::consent::{Consent, Cover, Withdrawal};
+
+    /// The projection's reading of a withdrawal of the private part (`p_children.consent`)
+    /// agrees with the child file's (`Consent::is_withdrawn`), for a grant, a withdrawal of
+    /// the private part, of the basic file only, and an objection.
+    #[test]
+    fn the_projection_and_the_child_file_agree_on_a_withdrawal_of_the_private_part() {
+        let consent = |covers: Vec<Cover>, withdrawn: Vec<Cover>| Consent {
+            guardian: "王秀英".into(),
+            relation: "奶奶".into(),
+            date: "2026-09-01".into(),
+            covers,
+            form: "TY-2026-018".into(),
+            withdrawn: (!withdrawn.is_empty()).then(|| Withdrawal {
+                date: "2026-11-18".into(),
+                by: "王秀英".into(),
+                covers: withdrawn,
+            }),
+            withdrawals: Vec::new(),
+        };
+        let cases = [
+            consent(vec![Cover::Basic, Cover::Private], vec![]),
+            consent(vec![Cover::Basic, Cover::Private], vec![Cover::Private]),
+            consent(vec![Cover::Basic, Cover::Private], vec![Cover::Basic]),
+            consent(vec![], vec![Cover::Basic, Cover::Private]),
+            consent(vec![Cover::Basic], vec![Cover::Photos]),
+        ];
+        for c in cases {
+            let facts = ChildFacts::projected(None, Some(&c.projected()));
+            assert_eq!(
+                facts.private_withdrawn,
+                c.is_withdrawn(Cover::Private),
+                "{}",
+                c.projected()
+            );
+        }
+        assert!(!ChildFacts::projected(None, None).private_withdrawn);
+    }
+}
