@@ -1146,8 +1146,8 @@ fn story_18_after_a_withdrawal_of_the_private_part_only_administrators_hold_it()
     assert!(err.to_string().contains("撤回"), "{err}");
     let basic = teacher.file(CHILDREN[0].1);
     assert!(basic.consent.is_some_and(|c| c.withdrawn.is_some()));
-    // The 爱心妈妈, who never held it, is refused as before: nothing of the guardian's
-    // decision is told to her.
+    // The 爱心妈妈, who never held it, is refused as before: the refusal is not where she
+    // learns of the guardian's decision about a part she never sees.
     let mut mother = join(&mut admin, LOVE_MOTHER);
     let err = mother
         .archive

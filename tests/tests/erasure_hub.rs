@@ -282,4 +282,8 @@ async fn a_phone_that_hears_of_an_erasure_from_a_colleague_it_dials_drops_her() 
     node.shutdown().await;
     assert_eq!(mother.archive().erasures().unwrap().len(), 1);
     assert!(mother.docs_of(&child).is_empty(), "the phone kept her");
+    let mut a = mother.archive();
+    let held = a.store().held_doc_ids().unwrap();
+    assert!(!held.iter().any(|d| d.child() == Some(&child)), "{held:?}");
+    assert!(mother.leaks(&["又说想妈妈了"]).is_empty());
 }

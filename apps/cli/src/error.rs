@@ -101,15 +101,19 @@ pub fn read_data_file(what: &str, path: &Path) -> Result<Vec<u8>> {
             path.display()
         ))
     };
-    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > max) {
+    let size = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    if size.is_some_and(|n| n > max) {
         return Err(too_large());
     }
     if path.is_dir() {
         return read_file(what, path);
     }
-    // Not a regular file's size to trust (a pipe, a device): read at most one byte past it.
+    // Read at most one byte past the limit: a pipe or a device has no size to trust.
     let file = std::fs::File::open(path).map_err(|e| file_error(what, path, &e))?;
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(size.map_or(0, |n| n as usize + 1));
     file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| file_error(what, path, &e))?;

@@ -411,17 +411,17 @@ impl Store {
     }
 
     /// Every document this store keeps anything of: the ones it holds ([`Store::doc_ids`]) and
-    /// the ones only the review tables name (a refused change of a document it never stored,
-    /// kept in the quarantine with its bytes). What a purge judges, so that nothing of a
-    /// document outlives it. (`changes` rows exist only beside a `docs` row, and `sync_state`,
-    /// one row per peer and document on the hub, holds no content: neither is scanned, so a
-    /// purge on the hub stays a read of its small tables.)
+    /// the ones only other tables name (a refused change of a document it never stored, kept
+    /// in the quarantine with its bytes; a sync state saved for a document whose changes were
+    /// all refused, or written just after a purge). What a purge judges, so that nothing of a
+    /// document outlives it. (`changes` rows exist only beside a `docs` row, written and
+    /// deleted with it in one transaction: not scanned.)
     pub fn held_doc_ids(&self) -> Result<Vec<DocId>> {
         let sql = std::iter::once("SELECT doc_id FROM docs".to_owned())
             .chain(
                 persist::PER_DOC_TABLES
                     .iter()
-                    .filter(|t| !matches!(**t, "changes" | "sync_state"))
+                    .filter(|t| **t != "changes")
                     .map(|t| format!("SELECT doc_id FROM {t}")),
             )
             .collect::<Vec<_>>()
@@ -531,10 +531,13 @@ impl Store {
             Ok(result) => result,
             Err(panic) => {
                 let touched = std::mem::take(&mut batch.touched);
+                let (quota, claimed, now_ms) = (batch.quota.take(), batch.claimed, batch.now_ms);
                 drop(batch);
+                drop(tx);
                 for (id, _) in &touched {
                     docs.remove(id);
                 }
+                Self::keep_claimed(conn, quota.as_ref(), claimed, now_ms);
                 std::panic::resume_unwind(panic);
             }
         };
@@ -576,6 +579,7 @@ impl Store {
                 for (id, _) in &touched {
                     docs.remove(id);
                 }
+                Self::keep_claimed(conn, quota.as_ref(), claimed, now_ms);
                 std::panic::resume_unwind(panic);
             }
         };
@@ -583,17 +587,7 @@ impl Store {
             for (id, _) in &touched {
                 docs.remove(id);
             }
-            if claimed > 0 {
-                // Rolled back (the transaction went with the chain above); what the inputs
-                // claimed stays spent.
-                let spent = conn.transaction().map_err(Error::from).and_then(|t| {
-                    admit::persist_intake(&t, quota.as_ref(), claimed, now_ms)?;
-                    t.commit().map_err(Error::from)
-                });
-                if let Err(e) = spent {
-                    tracing::warn!("a failed batch's claimed rows were not counted: {e}");
-                }
-            }
+            Self::keep_claimed(conn, quota.as_ref(), claimed, now_ms);
             return outcome;
         }
         let written: Vec<DocId> = touched.into_iter().map(|(id, _)| id).collect();
@@ -607,6 +601,27 @@ impl Store {
             }
         }
         outcome
+    }
+
+    /// After a write that failed or panicked (its transaction rolled back): what its inputs claimed
+    /// of the sender's daily quota stays spent, so input that makes the write fail can be sent
+    /// again and again only within the day's allowance.
+    fn keep_claimed(
+        conn: &mut Connection,
+        quota: Option<&(crate::ids::MemberId, u64)>,
+        claimed: u64,
+        now_ms: i64,
+    ) {
+        if claimed == 0 {
+            return;
+        }
+        let spent = conn.transaction().map_err(Error::from).and_then(|t| {
+            admit::persist_intake(&t, quota, claimed, now_ms)?;
+            t.commit().map_err(Error::from)
+        });
+        if let Err(e) = spent {
+            tracing::warn!("a failed batch's claimed rows were not counted: {e}");
+        }
     }
 
     /// Every document's heads, as stored.

@@ -38,6 +38,14 @@ pub(super) const PER_DOC_TABLES: [&str; 8] = [
     "out_of_scope",
 ];
 
+#[cfg(test)]
+thread_local! {
+    /// Makes [`persist`] panic (the store's tests: a bug in what reads the merged documents
+    /// while a write is persisted).
+    pub(super) static PANIC_WHILE_PERSISTING: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
+}
+
 /// What [`forget`] deleted: `docs` rows (0 or 1), and rows in all.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Forgotten {
@@ -85,6 +93,10 @@ pub(super) fn persist(
              SET shared_heads = excluded.shared_heads, state = excluded.state",
         )?
         .execute(params![peer, id.key(), shared, state])?;
+    }
+    #[cfg(test)]
+    if PANIC_WHILE_PERSISTING.with(std::cell::Cell::get) {
+        panic!("a bug while persisting");
     }
     for (id, before) in touched {
         let Some(doc) = docs.get(id) else {

@@ -648,9 +648,10 @@ fn a_rebuild_a_writer_kept_from_running_is_run_by_the_next_scrub() {
     assert!(store.meta(upkeep::SCRUB_DUE).unwrap().is_none());
 }
 
-/// A panic that escapes a write (a bug: the guard around what peers send did not catch it)
-/// leaves nothing of the write in the connection's cache: the next read sees the document as
-/// committed, not half changed (the hub lends one archive to one session after another).
+/// A panic that escapes a write (a bug: the guard around what peers send did not catch it),
+/// in the write itself or while it is persisted, leaves nothing of the write in the
+/// connection's cache: the next read sees the document as committed, not half changed (the
+/// hub lends one archive to one session after another).
 #[test]
 fn a_write_that_panics_leaves_nothing_in_the_cache() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -660,19 +661,32 @@ fn a_write_that_panics_leaves_nothing_in_the_cache() {
         b.change(&class, true, "测试", |tx| Ok(tx.put(ROOT, "note", text)?))
     };
     a.store().write(|b| note(b, "一")).unwrap();
-    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        a.store()
-            .write(|b| -> Result<()> {
-                note(b, "二")?;
-                panic!("a bug after the change was made");
-            })
-            .unwrap();
-    }));
-    assert!(panicked.is_err());
-    let doc = a.store().doc(&class).unwrap().unwrap();
-    let note_now = automerge::ReadDoc::get(doc, ROOT, "note")
-        .unwrap()
-        .unwrap()
-        .0;
-    assert_eq!(note_now.into_string().unwrap(), "一");
+    let before = a.store().heads(&class).unwrap();
+    for in_persist in [false, true] {
+        persist::PANIC_WHILE_PERSISTING.with(|p| p.set(in_persist));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            a.store()
+                .write(|b| -> Result<()> {
+                    note(b, "二")?;
+                    if !in_persist {
+                        panic!("a bug after the change was made");
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }));
+        persist::PANIC_WHILE_PERSISTING.with(|p| p.set(false));
+        assert!(panicked.is_err());
+        let doc = a.store().doc(&class).unwrap().unwrap();
+        let note_now = automerge::ReadDoc::get(doc, ROOT, "note")
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(
+            note_now.into_string().unwrap(),
+            "一",
+            "in persist: {in_persist}"
+        );
+        assert_eq!(a.store().heads(&class).unwrap(), before);
+    }
 }
