@@ -65,6 +65,17 @@ fn peer(me: &mut Device, other: &mut Device) -> shouwang_core::sync::Session {
         })
 }
 
+/// `a` and `b` meet and sync directly until neither has anything to send; `a`'s session and
+/// `b`'s after it.
+fn meet(
+    a: &mut Device,
+    b: &mut Device,
+) -> (shouwang_core::sync::Session, shouwang_core::sync::Session) {
+    let a_side = peer(a, b);
+    let b_side = peer(b, a);
+    attack::pump(&mut a.archive, a_side, &mut b.archive, b_side)
+}
+
 /// The attacks a 爱心妈妈's modified app makes, each with the document it lands in.
 type Attack = fn(&mut School) -> (DocId, automerge::ChangeHash);
 
@@ -259,14 +270,7 @@ fn story_2_every_attack_between_devices_is_refused_and_the_sender_is_told() {
         let mut s = school_with_a_visit();
         let (doc, hash) = attack(&mut s);
         let teacher_id = s.teacher.archive.device().clone();
-        let teacher_side = peer(&mut s.teacher, &mut s.mother);
-        let mother_side = peer(&mut s.mother, &mut s.teacher);
-        let (ts, ms) = attack::pump(
-            &mut s.teacher.archive,
-            teacher_side,
-            &mut s.mother.archive,
-            mother_side,
-        );
+        let (ts, ms) = meet(&mut s.teacher, &mut s.mother);
         assert!(
             !holds(&mut s.teacher.archive, &doc, &hash),
             "{name}: merged"
@@ -296,14 +300,7 @@ fn story_2_every_attack_between_devices_is_refused_and_the_sender_is_told() {
         );
         // The next exchange does not offer a refused change again: both sides leave the
         // document out at once. (A deferred one is offered again: it may be judged later.)
-        let teacher_side = peer(&mut s.teacher, &mut s.mother);
-        let mother_side = peer(&mut s.mother, &mut s.teacher);
-        let (ts, ms) = attack::pump(
-            &mut s.teacher.archive,
-            teacher_side,
-            &mut s.mother.archive,
-            mother_side,
-        );
+        let (ts, ms) = meet(&mut s.teacher, &mut s.mother);
         assert!(ts.is_caught_up() && ms.is_caught_up(), "{name}");
         if judged {
             assert_eq!(ts.progress().frames_received, 1, "{name}: offered again");
@@ -328,14 +325,7 @@ fn story_3_a_stolen_actor_is_not_taken_from_another_device() {
         &his_id,
         "head_teacher",
     );
-    let teacher_side = peer(&mut s.teacher, &mut s.mother);
-    let mother_side = peer(&mut s.mother, &mut s.teacher);
-    attack::pump(
-        &mut s.teacher.archive,
-        teacher_side,
-        &mut s.mother.archive,
-        mother_side,
-    );
+    meet(&mut s.teacher, &mut s.mother);
     assert!(!holds(
         &mut s.teacher.archive,
         &DocId::Child(c.clone()),
@@ -434,14 +424,7 @@ fn story_5_a_refused_document_does_not_stop_the_others() {
         .archive
         .add_member("韩老师", &[Role::SubjectTeacher], None, None)
         .unwrap();
-    let office_side = peer(&mut s.admin, &mut s.mother);
-    let mother_side = peer(&mut s.mother, &mut s.admin);
-    let (office, phone) = attack::pump(
-        &mut s.admin.archive,
-        office_side,
-        &mut s.mother.archive,
-        mother_side,
-    );
+    let (office, phone) = meet(&mut s.admin, &mut s.mother);
     assert!(office.is_caught_up() && phone.is_caught_up());
     assert!(office.held().contains(&DocId::Child(c)));
     assert!(s.mother.archive.find_member("韩老师").is_ok());
@@ -464,14 +447,7 @@ fn story_5b_a_revoked_phone_s_work_carried_by_an_administrator_is_listed() {
         "2026-11-23",
         &[("notes", "丢了手机之后写的")],
     );
-    let mother_side = peer(&mut s.mother, &mut archivist);
-    let archivist_side = peer(&mut archivist, &mut s.mother);
-    attack::pump(
-        &mut s.mother.archive,
-        mother_side,
-        &mut archivist.archive,
-        archivist_side,
-    );
+    meet(&mut s.mother, &mut archivist);
     assert!(
         archivist
             .file(CHILDREN[0].1)
@@ -841,14 +817,7 @@ fn story_7c_a_changes_frame_listing_a_document_twice_is_refused() {
 /// The 爱心妈妈's modified app sends `hash` (in `doc`) to the 班主任's phone over a direct
 /// session; returns whether the 班主任's phone took it.
 fn taken_by_teacher(s: &mut School, doc: &DocId, hash: &automerge::ChangeHash) -> bool {
-    let teacher_side = peer(&mut s.teacher, &mut s.mother);
-    let mother_side = peer(&mut s.mother, &mut s.teacher);
-    attack::pump(
-        &mut s.teacher.archive,
-        teacher_side,
-        &mut s.mother.archive,
-        mother_side,
-    );
+    meet(&mut s.teacher, &mut s.mother);
     holds(&mut s.teacher.archive, doc, hash)
 }
 
@@ -1465,14 +1434,7 @@ fn story_16b_a_lost_phone_s_correction_a_colleague_could_write_is_taken_from_her
             &kv(&[("address", "郭庄村二组12号")]),
         )
         .unwrap();
-    let m_side = peer(&mut s.mother, &mut s.teacher);
-    let t_side = peer(&mut s.teacher, &mut s.mother);
-    attack::pump(
-        &mut s.mother.archive,
-        m_side,
-        &mut s.teacher.archive,
-        t_side,
-    );
+    meet(&mut s.mother, &mut s.teacher);
     let talk = s.mother.record(
         "谈心",
         CHILDREN[0].1,
@@ -1515,14 +1477,7 @@ fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleag
         tx.put(&me, "revoked", false)?;
         Ok(())
     });
-    let a_side = peer(&mut archivist, &mut principal);
-    let p_side = peer(&mut principal, &mut archivist);
-    attack::pump(
-        &mut archivist.archive,
-        a_side,
-        &mut principal.archive,
-        p_side,
-    );
+    meet(&mut archivist, &mut principal);
     assert!(!holds(&mut principal.archive, &DocId::School, &undo));
     principal
         .archive

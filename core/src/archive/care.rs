@@ -608,19 +608,23 @@ impl Archive {
             DocId::Staff(child.clone()),
             DocId::Private(child.clone()),
         ] {
-            let here = self
-                .store
-                .doc(&id)?
-                .is_some_and(|doc| conflicts::list(doc).iter().any(|c| c.path == parts));
+            let conflict_here = |a: &mut Self| -> Result<bool> {
+                Ok(a.store
+                    .doc(&id)?
+                    .is_some_and(|doc| conflicts::list(doc).iter().any(|c| c.path == parts)))
+            };
             if !self.may_see(&me, &id)? {
                 // Held still, but closed to this member since (a withdrawal of consent to
                 // the private part, not yet purged here): say why, to her alone.
-                if here && self.closed_by_withdrawal(&me, &child)? {
+                if matches!(id, DocId::Private(_))
+                    && self.closed_by_withdrawal(&me, &child)?
+                    && conflict_here(self)?
+                {
                     self.require_care(&me, &id)?;
                 }
                 continue;
             }
-            if here {
+            if conflict_here(self)? {
                 target = Some(id);
                 break;
             }

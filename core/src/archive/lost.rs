@@ -140,7 +140,7 @@ impl Archive {
                 let mut before = crate::school::SchoolView::clone(&school);
                 before.departures.retain(|d| d.child != id);
                 // What it may have held then: a withdrawal since does not take it back.
-                let mut class_of = |c: &ChildId| {
+                let mut facts_of = |c: &ChildId| {
                     self.child_facts(c).map(|f| super::scope::ChildFacts {
                         private_withdrawn: false,
                         ..f
@@ -150,10 +150,10 @@ impl Archive {
                     &before,
                     &member,
                     &DocId::Child(id.clone()),
-                    &mut class_of,
+                    &mut facts_of,
                 )? {
                     let private =
-                        super::scope::may_see(&before, &member, &private_doc, &mut class_of)?;
+                        super::scope::may_see(&before, &member, &private_doc, &mut facts_of)?;
                     ended_pairings.push(HeldChild { private, ..held });
                 }
             }

@@ -53,7 +53,7 @@ impl ChildFacts {
 }
 
 /// [`ChildFacts`] of a child, as the caller knows them.
-pub(crate) type ClassOf<'a> = dyn FnMut(&ChildId) -> Result<ChildFacts> + 'a;
+pub(crate) type FactsOf<'a> = dyn FnMut(&ChildId) -> Result<ChildFacts> + 'a;
 
 /// Whether `member` cares for `child` in `school`: leadership and the archivist care for every
 /// child, a 班主任 for the children of their class, anyone for the children they are paired
@@ -62,13 +62,13 @@ pub(crate) fn cares_for(
     school: &SchoolView,
     member: &Member,
     child: &ChildId,
-    class_of: &mut ClassOf<'_>,
+    facts_of: &mut FactsOf<'_>,
 ) -> Result<bool> {
     if member.roles.iter().any(|r| r.administers()) {
         return Ok(true);
     }
     if member.has(Role::HeadTeacher) {
-        let class = class_of(child)?.class;
+        let class = facts_of(child)?.class;
         let heads = school
             .classes
             .iter()
@@ -93,7 +93,7 @@ pub(crate) fn may_see(
     school: &SchoolView,
     member: &Member,
     doc: &DocId,
-    class_of: &mut ClassOf<'_>,
+    facts_of: &mut FactsOf<'_>,
 ) -> Result<bool> {
     if doc.child().is_some_and(|c| school.is_erased(c)) {
         return Ok(false);
@@ -108,16 +108,19 @@ pub(crate) fn may_see(
     }
     Ok(match doc {
         DocId::School => true,
-        DocId::Child(c) => cares_for(school, member, c, class_of)?,
+        DocId::Child(c) => cares_for(school, member, c, facts_of)?,
         DocId::Private(c) => {
-            member.roles.iter().any(|r| r.sees_private())
-                && cares_for(school, member, c, class_of)?
-                && (member.roles.iter().any(|r| r.administers()) || !class_of(c)?.private_withdrawn)
+            if !member.roles.iter().any(|r| r.sees_private()) {
+                return Ok(false);
+            }
+            let facts = facts_of(c)?;
+            cares_for(school, member, c, &mut |_| Ok(facts.clone()))?
+                && (member.roles.iter().any(|r| r.administers()) || !facts.private_withdrawn)
         }
         DocId::Staff(c) => {
-            member.roles.iter().any(|r| r.sees_staff()) && cares_for(school, member, c, class_of)?
+            member.roles.iter().any(|r| r.sees_staff()) && cares_for(school, member, c, facts_of)?
         }
-        DocId::Contact(m) => may_reach(school, member, m, class_of)?,
+        DocId::Contact(m) => may_reach(school, member, m, facts_of)?,
         DocId::Class(k) => {
             member.roles.iter().any(|r| r.administers())
                 || member.class_id.as_ref() == Some(k)
@@ -145,7 +148,7 @@ fn may_reach(
     school: &SchoolView,
     member: &Member,
     other: &MemberId,
-    class_of: &mut ClassOf<'_>,
+    facts_of: &mut FactsOf<'_>,
 ) -> Result<bool> {
     if member.roles.iter().any(|r| r.administers()) || member.id == *other {
         return Ok(true);
@@ -180,7 +183,7 @@ fn may_reach(
         if !toward_them && !toward_me {
             continue;
         }
-        let Some(class) = class_of(&p.child)?.class else {
+        let Some(class) = facts_of(&p.child)?.class else {
             continue;
         };
         if (toward_them && theirs.contains(&class)) || (toward_me && mine.contains(&class)) {
@@ -243,7 +246,7 @@ pub(crate) fn entries_in_scope(
     let mut facts: HashMap<ChildId, ChildFacts> = HashMap::new();
     let mut keep = Vec::with_capacity(entries.len());
     for e in &entries {
-        let mut class_of = |c: &ChildId| -> Result<ChildFacts> {
+        let mut facts_of = |c: &ChildId| -> Result<ChildFacts> {
             if let Some(f) = facts.get(c) {
                 return Ok(f.clone());
             }
@@ -256,7 +259,7 @@ pub(crate) fn entries_in_scope(
             facts.insert(c.clone(), known.clone());
             Ok(known)
         };
-        keep.push(may_see(&school, &me, &e.doc, &mut class_of)?);
+        keep.push(may_see(&school, &me, &e.doc, &mut facts_of)?);
     }
     let dropped = keep.iter().filter(|k| !**k).count();
     let kept = entries

@@ -98,10 +98,10 @@ impl Archive {
         }
         let school = self.school()?;
         let facts = self.children_facts()?;
-        let mut class_of = |c: &ChildId| Ok(facts.get(c).cloned().unwrap_or_default());
+        let mut facts_of = |c: &ChildId| Ok(facts.get(c).cloned().unwrap_or_default());
         let mut docs = BTreeSet::new();
         for id in self.store.doc_ids()? {
-            if super::scope::may_see(&school, member, &id, &mut class_of)? {
+            if super::scope::may_see(&school, member, &id, &mut facts_of)? {
                 docs.insert(id);
             }
         }
@@ -117,7 +117,7 @@ impl Archive {
             .collect();
         for c in children {
             for id in [DocId::Staff(c.clone()), DocId::Private(c)] {
-                if super::scope::may_see(&school, member, &id, &mut class_of)? {
+                if super::scope::may_see(&school, member, &id, &mut facts_of)? {
                     docs.insert(id);
                 }
             }
@@ -144,9 +144,9 @@ impl Archive {
         let Some(m) = school.member(member) else {
             return Ok(docs.first().cloned());
         };
-        let mut class_of = |c: &ChildId| self.child_facts(c);
+        let mut facts_of = |c: &ChildId| self.child_facts(c);
         for doc in docs {
-            if !super::scope::may_see(&school, m, doc, &mut class_of)? {
+            if !super::scope::may_see(&school, m, doc, &mut facts_of)? {
                 return Ok(Some(doc.clone()));
             }
         }

@@ -117,13 +117,13 @@ fn cares(auth: &AuthState<'_>, m: &Member, doc: &DocId) -> bool {
     let Some(child) = doc.child() else {
         return administers(m);
     };
-    let mut class_of = |_: &crate::ids::ChildId| {
+    let mut facts_of = |_: &crate::ids::ChildId| {
         Ok(crate::archive::scope::ChildFacts {
             class: auth.child_class.clone(),
             private_withdrawn: false,
         })
     };
-    crate::archive::scope::may_see(auth.school, m, &DocId::Child(child.clone()), &mut class_of)
+    crate::archive::scope::may_see(auth.school, m, &DocId::Child(child.clone()), &mut facts_of)
         .unwrap_or(false)
 }
 
