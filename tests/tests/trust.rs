@@ -1485,14 +1485,7 @@ fn story_17_a_revoked_administrator_cannot_undo_her_revocation_through_a_colleag
         .unwrap();
     sync(&mut principal, &mut s.admin);
     assert!(!holds(&mut s.admin.archive, &DocId::School, &undo));
-    let school = s.admin.archive.school().unwrap();
-    assert!(
-        school
-            .devices
-            .iter()
-            .any(|d| d.id.as_str() == device && d.revoked),
-        "the revocation stands"
-    );
+    still_revoked(&mut s, &device);
     assert!(
         s.admin.archive.find_member("周红梅").is_ok(),
         "her own work arrives"
@@ -1564,6 +1557,18 @@ fn onto(e: &mut automerge::ExpandedChange, to: &str) {
     }
 }
 
+/// Checks that the office's school document still holds `device` revoked.
+fn still_revoked(s: &mut School, device: &str) {
+    let school = s.admin.archive.school().unwrap();
+    assert!(
+        school
+            .devices
+            .iter()
+            .any(|d| d.id.as_str() == device && d.revoked),
+        "the revocation stands"
+    );
+}
+
 /// Merges `bytes` into the office's school document (refused or not) and checks that none of
 /// `forged` is there and the device is still revoked. Returns what the merge said.
 fn refused_and_still_revoked(
@@ -1580,14 +1585,7 @@ fn refused_and_still_revoked(
     for h in forged {
         assert!(!holds(&mut s.admin.archive, &DocId::School, h));
     }
-    let school = s.admin.archive.school().unwrap();
-    assert!(
-        school
-            .devices
-            .iter()
-            .any(|d| d.id.as_str() == device && d.revoked),
-        "the revocation stands"
-    );
+    still_revoked(s, device);
     merged
 }
 
