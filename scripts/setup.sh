@@ -11,10 +11,11 @@
 #                          (the font, so Chinese renders in its screenshots).
 #   systemd, curl:         the Debian package's test checks its unit (systemd-analyze) and
 #                          asks the installed server for /health.
+#   jq:                    scripts/test-lanes.sh reads cargo's list of test binaries (JSON).
 set -euo pipefail
 
 missing=()
-for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime g++ chromium fonts-noto-cjk systemd curl "$@"; do
+for pkg in libssl-dev pkg-config iproute2 util-linux strace faketime g++ chromium fonts-noto-cjk systemd curl jq "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

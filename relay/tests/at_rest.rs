@@ -12,7 +12,7 @@ use common::now;
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use shouwang_relay::keyfile;
 use shouwang_relay::server::{DataDir, KeySource, Server, ServerConfig, commands};
 use shouwang_relay::syncing::sync_once;
 use shouwang_relay::transport::{ConversationOptions, Node, NodeConfig, SecretKey};
+use shouwang_tests::hub_process::{free_tcp, free_udp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shouwang-relay");
 
@@ -255,22 +256,6 @@ async fn a_wrong_or_missing_key_refuses_in_one_chinese_line_and_touches_nothing(
 
     // Nothing in the data directory (or beside it) was created, changed or touched.
     assert_eq!(snapshot(dir.path()), before);
-}
-
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `shouwang-relay` with `args`, `$HOME` and `$XDG_CONFIG_HOME` under `home`.

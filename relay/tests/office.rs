@@ -1624,6 +1624,9 @@ fn every_console_response_tells_the_browser_not_to_guess_its_type() {
             r.status,
             r.headers
         );
+        // Plain HTTP (the console on 127.0.0.1) asks for no HTTPS it does not serve
+        // (`office_tls.rs` checks the header over TLS).
+        assert_eq!(r.header("strict-transport-security"), None, "{what}");
     }
 }
 
@@ -1779,7 +1782,8 @@ fn failures(hub: &Hub) -> i64 {
 /// A name longer than any member's (50 characters: a password typed into the wrong box, or a
 /// script's megabytes of random names) is refused before the archive is touched, in Chinese
 /// and without being shown back, and no failed attempt is written to `hub.db`; a login form
-/// over the route's body limit is refused the same way. Fifty characters is still a name.
+/// over the route's body limit is refused the same way, naming neither box (a password pasted
+/// whole from a file is as likely). Fifty characters is still a name.
 #[test]
 fn an_over_long_login_name_is_refused_before_anything_is_written() {
     let hub = Hub::start();
@@ -1799,6 +1803,13 @@ fn an_over_long_login_name_is_refused_before_anything_is_written() {
     let r = web.login(&huge, PASSWORD);
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("太长"), "{}", r.text());
+    assert_eq!(failures(&hub), 1, "nothing written");
+    // The body is refused before it is read, so which box was too long is not known: the
+    // answer does not blame the name when it was the password.
+    let r = web.login("张长友", &huge);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("填写的内容太长了"), "{}", r.text());
+    assert!(!r.text().contains("姓名太长"), "{}", r.text());
     assert_eq!(failures(&hub), 1, "nothing written");
 
     // The console goes on.

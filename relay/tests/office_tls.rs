@@ -42,7 +42,7 @@ fn printed_fingerprint(log: &std::path::Path, port: u16, n: usize) -> String {
 
 /// A school opens its console to the network: it is served over TLS with a certificate of its
 /// own, whose fingerprint `serve` prints for the administrator to compare and which stays the
-/// same across restarts; the session cookie is `Secure`; plain HTTP gets no page; a client
+/// same across restarts; the session cookie is `Secure` and pages ask for HTTPS from then on; plain HTTP gets no page; a client
 /// that connects and says nothing holds up no one; and a client that trusts another
 /// certificate does not get through.
 #[test]
@@ -93,7 +93,17 @@ fn the_console_on_the_school_network_is_served_over_tls() {
         session.contains("; Secure") && session.contains("HttpOnly"),
         "{session}"
     );
-    let page = web.get("/").text();
+    let page = web.get("/");
+    // The browser is told to come back over HTTPS only (a school that later types http://
+    // is not sent its password in the clear); a browser that had to accept a certificate it
+    // does not trust ignores this, as it should.
+    assert_eq!(
+        page.header("strict-transport-security"),
+        Some(shouwang_office::HSTS),
+        "{:?}",
+        page.headers
+    );
+    let page = page.text();
     assert!(page.contains("概览") && page.contains("张长友"), "{page}");
     let health = web.get("/health");
     assert_eq!(health.status, 200);

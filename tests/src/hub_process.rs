@@ -4,7 +4,7 @@
 //! deployed (its RSS is its own, not the test's). Needs Linux (`/proc`).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -13,22 +13,15 @@ use std::time::{Duration, Instant};
 
 use shouwang_relay::server::{DataDir, HubContact, KeySource};
 
-/// A free TCP port on 127.0.0.1 (free when asked: another process may take it meanwhile).
+/// A free TCP port on 127.0.0.1, kept for this test process ([`crate::ports::reserve`]): a hub
+/// stopped and started again finds it free.
 pub fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::ports::reserve()
 }
 
-/// A free UDP port on 127.0.0.1.
+/// A free UDP port on 127.0.0.1, kept for this test process ([`crate::ports::reserve`]).
 pub fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::ports::reserve()
 }
 
 /// A value in kB (or a count, for `Threads`) from `/proc/<pid>/status` (`pid` may be "self");

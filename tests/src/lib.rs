@@ -22,6 +22,7 @@ pub mod link;
 pub mod link_hub;
 pub mod netns;
 pub mod phone;
+pub mod ports;
 pub mod roster;
 pub mod seeded;
 pub mod sim;

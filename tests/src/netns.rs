@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::link::Direction;
 
-/// Serialises address choice within this process.
+/// Serialises address choice within this process; [`across_processes`] between the test
+/// binaries that `scripts/test-lanes.sh` runs at the same time.
 static CREATE: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -59,11 +60,28 @@ fn octets_in_use() -> Vec<u8> {
         .collect()
 }
 
+/// An exclusive lock on a file in the temporary directory, held while a namespace picks its
+/// subnet and configures it, so two processes never take the same free subnet. Released when
+/// the file is dropped (or the process dies).
+fn across_processes() -> Result<std::fs::File, String> {
+    let path = std::env::temp_dir().join("shouwang-netns.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.lock()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file)
+}
+
 impl Netns {
     /// Creates a namespace named after this process and `tag`, with its veth pair and
     /// addresses, loopback up. An error says why none could be made (not root, no `ip`).
     pub fn create(tag: &str) -> Result<Netns, String> {
         let _one_at_a_time = CREATE.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_process_at_a_time = across_processes()?;
         let pid = std::process::id();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let used = octets_in_use();

@@ -96,7 +96,7 @@ impl Edge {
         let server = rt
             .block_on(Server::start(Self::config(
                 dir.path(),
-                (Ipv4Addr::LOCALHOST, 0).into(),
+                (Ipv4Addr::LOCALHOST, shouwang_tests::ports::reserve()).into(),
             )))
             .unwrap();
         let hub_socket = server.hub().bound_sockets()[0];

@@ -73,13 +73,15 @@ pub const IDLE_SECONDS: i64 = 30 * 60;
 /// after another do not each cost a write to `hub.db`.
 const SEEN_EVERY: i64 = 60;
 /// The largest body the login, logout and password forms are read with, in bytes: a name of
-/// [`MAX_MEMBER_NAME_CHARS`] and a password of 200 characters, percent-encoded, fit several
+/// [`MAX_MEMBER_NAME_CHARS`] and a password of [`MAX_PASSWORD_CHARS`], percent-encoded, fit several
 /// times. A larger one is refused before it is read whole.
 pub const LOGIN_BODY_LIMIT: usize = 16 * 1024;
 /// Password checks (argon2, about 19 MiB and tens of milliseconds each) run at once; more wait.
 pub const PASSWORD_CHECKS: usize = 2;
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The longest password accepted.
+pub const MAX_PASSWORD_CHARS: usize = 200;
 
 /// The roles that log in to the console: those that hold the archive together.
 pub const LOGIN_ROLES: [Role; 3] = [Role::Leadership, Role::Archivist, Role::HeadTeacher];
@@ -112,10 +114,10 @@ fn check_new_password(password: &str) -> Result<(), Error> {
             format!("至少 {MIN_PASSWORD_CHARS} 个字符"),
         ));
     }
-    if password.chars().count() > 200 || password.chars().any(char::is_control) {
+    if password.chars().count() > MAX_PASSWORD_CHARS || password.chars().any(char::is_control) {
         return Err(Error::invalid(
             "密码",
-            "不能超过 200 个字符，也不能含控制字符",
+            format!("不能超过 {MAX_PASSWORD_CHARS} 个字符，也不能含控制字符"),
         ));
     }
     Ok(())
@@ -361,7 +363,10 @@ pub(crate) async fn login(
         Ok(Form(form)) => form,
         Err(rejected) => {
             let message = if rejected.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                name_too_long()
+                // Refused before it was read: which box was too long is not known.
+                format!(
+                    "填写的内容太长了（姓名最多 {MAX_MEMBER_NAME_CHARS} 个字，密码最多 {MAX_PASSWORD_CHARS} 个字符），请检查后重新填写"
+                )
             } else {
                 "登录表单读不出来，请重新填写".to_owned()
             };

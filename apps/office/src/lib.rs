@@ -153,7 +153,7 @@ impl Office {
             .route("/reports/{name}/reveal", post(reports::reveal))
             .route("/print/{id}", get(students::print))
             .route("/assets/style.css", get(style))
-            .layer(axum::middleware::map_response(no_sniffing))
+            .layer(axum::middleware::from_fn(security_headers))
             .with_state(self.clone())
     }
 
@@ -349,13 +349,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        let tls = parts.extensions.get::<ServedOverTls>().is_some()
-            || parts.uri.scheme_str() == Some("https")
-            || parts
-                .headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        let tls = over_tls(&parts.extensions, &parts.uri, &parts.headers);
         Ok(Ctx {
             headers: parts.headers.clone(),
             source,
@@ -364,15 +358,49 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+/// What a response served over TLS tells the browser in `Strict-Transport-Security`: reach
+/// this host over HTTPS only, for 180 days, so that a later `http://` address typed in the
+/// office is not a plain request carrying the session cookie. Not `includeSubDomains`: a
+/// county's name may have other hosts. A browser ignores it where it had to accept a
+/// certificate it does not trust (the console's own, self-signed) and for an IP address.
+pub const HSTS: &str = "max-age=15552000";
+
 /// Every response of the console, pages, workbooks, redirects and errors alike, tells the
 /// browser to take its declared type and not guess one (a workbook or a name shown back must
-/// never be run as a page).
-async fn no_sniffing(mut response: Response) -> Response {
-    response.headers_mut().insert(
+/// never be run as a page), and, over TLS, to come back over TLS only ([`HSTS`]).
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let tls = over_tls(request.extensions(), request.uri(), request.headers());
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         header::HeaderValue::from_static("nosniff"),
     );
+    if tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static(HSTS),
+        );
+    }
     response
+}
+
+/// Whether a request came over TLS: the hub's own ([`ServedOverTls`]), or a proxy's in front,
+/// which says so with `X-Forwarded-Proto: https`.
+fn over_tls(
+    extensions: &axum::http::Extensions,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> bool {
+    extensions.get::<ServedOverTls>().is_some()
+        || uri.scheme_str() == Some("https")
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 const STYLE: &str = include_str!("../assets/style.css");
