@@ -359,11 +359,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 }
 
 /// What a response served over TLS tells the browser in `Strict-Transport-Security`: reach
-/// this host over HTTPS only, for 180 days, so that a later `http://` address typed in the
-/// office is not a plain request carrying the session cookie. Not `includeSubDomains`: a
-/// county's name may have other hosts. A browser ignores it where it had to accept a
-/// certificate it does not trust (the console's own, self-signed) and for an IP address.
-pub const HSTS: &str = "max-age=15552000";
+/// this host over HTTPS only, so that a later `http://` address typed in the office is not a
+/// plain request a machine on the LAN could answer with a login form of its own. For one day,
+/// renewed at every visit: a browser that remembers it refuses, with no way past, a
+/// certificate it does not trust, and a county certificate left to expire must not shut the
+/// office out of its console for months. Not `includeSubDomains`: a county's name may have
+/// other hosts. A browser ignores it where it had to accept a certificate it does not trust
+/// (the console's own, self-signed) and for an IP address.
+pub const HSTS: &str = "max-age=86400";
 
 /// Every response of the console, pages, workbooks, redirects and errors alike, tells the
 /// browser to take its declared type and not guess one (a workbook or a name shown back must
