@@ -40,22 +40,13 @@ cargo test --workspace --no-run --message-format=json-render-diagnostics |
     | [(($dir | ltrimstr($root)) + ":" + .target.name), $dir,
        (.package_id | capture("#(?<n>[^@]+)@").n), .executable] | @tsv' >"$logs/binaries.tsv"
 
-weight() { # the last duration in seconds, or a rank from the list above
-  local key="$1" w
-  if [ -f "$logs/durations.tsv" ] && w="$(awk -F'\t' -v k="$key" '$1 == k {print $2}' "$logs/durations.tsv")" && [ -n "$w" ]; then
-    echo "$w"
-    return
-  fi
-  local rank=1000
-  for k in $SLOWEST_FIRST; do
-    [ "$k" = "$key" ] && { echo "$rank"; return; }
-    rank=$((rank - 1))
-  done
-  echo 0
-}
-while IFS=$'\t' read -r key dir pkg exe; do
-  printf '%s\t%s\t%s\t%s\t%s\n' "$(weight "$key")" "$key" "$dir" "$pkg" "$exe"
-done <"$logs/binaries.tsv" | LC_ALL=C sort -t$'\t' -k1,1 -rg | cut -f2- >"$logs/order.tsv"
+# Weight: the last duration in seconds, else a rank from the list above, else 0; heaviest first.
+touch "$logs/durations.tsv"
+SLOWEST_FIRST="$SLOWEST_FIRST" awk -F'\t' '
+  BEGIN { n = split(ENVIRON["SLOWEST_FIRST"], names, /[ \n]+/); for (i = 1; i <= n; i++) rank[names[i]] = 1000 - i }
+  FILENAME == ARGV[1] { last[$1] = $2; next }
+  { print (($1 in last) ? last[$1] : (($1 in rank) ? rank[$1] : 0)) "\t" $0 }
+' "$logs/durations.tsv" "$logs/binaries.tsv" | LC_ALL=C sort -t$'\t' -k1,1 -rg | cut -f2- >"$logs/order.tsv"
 
 run_one() { # key dir package executable
   local key="$1" dir="$2" pkg="$3" exe="$4" log start status

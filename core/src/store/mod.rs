@@ -534,10 +534,7 @@ impl Store {
                 let (quota, claimed, now_ms) = (batch.quota.take(), batch.claimed, batch.now_ms);
                 drop(batch);
                 drop(tx);
-                for (id, _) in &touched {
-                    docs.remove(id);
-                }
-                Self::keep_claimed(conn, quota.as_ref(), claimed, now_ms);
+                Self::abandon(conn, docs, &touched, quota.as_ref(), claimed, now_ms);
                 std::panic::resume_unwind(panic);
             }
         };
@@ -576,18 +573,12 @@ impl Store {
         let outcome = match persisted {
             Ok(outcome) => outcome,
             Err(panic) => {
-                for (id, _) in &touched {
-                    docs.remove(id);
-                }
-                Self::keep_claimed(conn, quota.as_ref(), claimed, now_ms);
+                Self::abandon(conn, docs, &touched, quota.as_ref(), claimed, now_ms);
                 std::panic::resume_unwind(panic);
             }
         };
         if outcome.is_err() {
-            for (id, _) in &touched {
-                docs.remove(id);
-            }
-            Self::keep_claimed(conn, quota.as_ref(), claimed, now_ms);
+            Self::abandon(conn, docs, &touched, quota.as_ref(), claimed, now_ms);
             return outcome;
         }
         let written: Vec<DocId> = touched.into_iter().map(|(id, _)| id).collect();
@@ -603,15 +594,21 @@ impl Store {
         outcome
     }
 
-    /// After a write that failed or panicked (its transaction rolled back): what its inputs claimed
-    /// of the sender's daily quota stays spent, so input that makes the write fail can be sent
-    /// again and again only within the day's allowance.
-    fn keep_claimed(
+    /// After a write that failed or panicked (its transaction rolled back): the documents it
+    /// touched leave the cache (the next read loads them as committed, not half merged), and
+    /// what its inputs claimed of the sender's daily quota stays spent, so input that makes the
+    /// write fail can be sent again and again only within the day's allowance.
+    fn abandon(
         conn: &mut Connection,
+        docs: &mut DocCache,
+        touched: &[(DocId, Vec<ChangeHash>)],
         quota: Option<&(crate::ids::MemberId, u64)>,
         claimed: u64,
         now_ms: i64,
     ) {
+        for (id, _) in touched {
+            docs.remove(id);
+        }
         if claimed == 0 {
             return;
         }
