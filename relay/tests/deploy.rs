@@ -196,8 +196,10 @@ fn a_phone_joins_over_the_school_pcs_lan_address() {
     // On a terminal (util-linux `script` gives it one), init-school lists the PC's addresses
     // and asks; Enter takes the first, no public name, and confirms.
     let asked = tempfile::tempdir().unwrap();
+    // The answers are written at once: the terminal's echo is turned off before the command
+    // starts, or it lands in the middle of a prompt on a busy machine (seen: "1) …" split).
     let cmd = format!(
-        "{BIN} --config {0}/relay.toml --data-dir {0}/hub init-school --name 郭庄小学 \
+        "stty -echo; {BIN} --config {0}/relay.toml --data-dir {0}/hub init-school --name 郭庄小学 \
          --town 丁里镇 --admin 张长友",
         asked.path().display()
     );

@@ -333,8 +333,15 @@ pub fn at_a_terminal(s: &School, args: &[&str], input: &str) -> Option<Output> {
     let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
     let mut line = vec![quote(BIN), "--store".into(), quote(arg(&s.store))];
     line.extend(args.iter().map(|a| quote(a)));
+    // The input is written at once; with the terminal's echo on, it would be echoed wherever
+    // it arrives, in the middle of a prompt on a busy machine. Off before the command starts,
+    // so the output holds what the command printed alone.
     let mut child = Command::new("script")
-        .args(["-qec", &line.join(" "), "/dev/null"])
+        .args([
+            "-qec",
+            &format!("stty -echo; {}", line.join(" ")),
+            "/dev/null",
+        ])
         .env_remove("SHOUWANG_STORE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
