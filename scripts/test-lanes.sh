@@ -11,8 +11,9 @@
 # on its own threads, as under cargo.
 #
 # A binary runs as cargo would run it: from its package's directory, with CARGO_MANIFEST_DIR
-# and CARGO_PKG_NAME set. Its output goes to target/test-logs/; a line per binary says how it
-# went, and the output of every binary that failed is printed whole at the end. The slowest
+# and CARGO_PKG_NAME set. Its output goes to target/test-logs/ and, once it has finished, is
+# printed whole as cargo would print it, with a line saying how it went; the output of every
+# binary that failed is printed again at the end. The slowest
 # binaries start first (longest job first packs the lanes best): the order is the durations of
 # the last run on this machine (target/test-logs/durations.tsv), else the list below.
 # Doc-tests run last, through cargo.
@@ -59,12 +60,20 @@ run_one() { # key dir package executable
   secs="$((tenths / 10)).$((tenths % 10))"
   printf '%s\t%s\n' "$key" "$secs" >>target/test-logs/durations.new
   summary="$(grep -E '^test result:' "$log" | tail -n 1 | sed 's/^test result: //; s/; finished in.*//')"
-  if [ "$status" -eq 0 ]; then
-    printf 'ok    %-32s %6s s  %s\n' "$key" "$secs" "$summary"
-  else
-    printf 'FAIL  %-32s %6s s  exit %s  %s\n' "$key" "$secs" "$status" "$summary"
-    echo "$key" >>target/test-logs/failed
-  fi
+  # The binary's own output whole, as cargo prints it (every test's line and libtest's
+  # "test result:"), then one line saying how it went; under a lock, so that the two lanes'
+  # blocks never interleave.
+  {
+    flock 9
+    printf '     Running %s (%s)\n' "$key" "${exe#"$PWD/"}"
+    cat "$log"
+    if [ "$status" -eq 0 ]; then
+      printf 'ok    %-32s %6s s  %s\n\n' "$key" "$secs" "$summary"
+    else
+      printf 'FAIL  %-32s %6s s  exit %s  %s\n\n' "$key" "$secs" "$status" "$summary"
+      echo "$key" >>target/test-logs/failed
+    fi
+  } 9>>target/test-logs/print.lock
 }
 export -f run_one
 
