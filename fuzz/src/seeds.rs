@@ -5,6 +5,7 @@
 use std::io;
 use std::path::Path;
 
+use shouwang_core::bundle::{Bundle, Held};
 use shouwang_core::membership::DeviceKey;
 use shouwang_core::sync::Event;
 use shouwang_relay::handshake::Message;
@@ -182,6 +183,13 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
     let inside = office.archive.open_bundle(&file).unwrap().encode().unwrap();
     s.put_mode("bundle", "entries", 1, &bundle_payload(&inside).unwrap())?;
     s.put_mode("bundle", "plain", 3, &inside)?;
+    // A version 3 file: the same, listing a document held and not sent.
+    let mut held = Bundle::decode(&inside).unwrap();
+    held.held = vec![Held {
+        doc: held.entries[0].doc.clone(),
+        changes: held.entries[0].heads.clone(),
+    }];
+    s.put_mode("bundle", "plain-held", 3, &held.encode().unwrap())?;
     let device = device_endpoint();
     let enrollment = office
         .archive

@@ -1177,3 +1177,106 @@ fn story_18_after_a_withdrawal_of_the_private_part_only_administrators_hold_it()
     sync(&mut teacher, &mut admin);
     assert!(holds_private(&mut teacher), "a new grant brings it back");
 }
+
+/// 18b. The same in a school that only exchanges files, when the 班主任 wrote in the private
+///      part before the guardian withdrew it (a 心理辅导记录). Her phone keeps it until the
+///      office holds what she wrote: the file the office made before it had her work leaves
+///      it on her phone; the next one says the office holds every change she made there
+///      (their hashes, no data), and her phone drops it. Nothing she wrote is lost: the
+///      office keeps the record.
+#[test]
+fn story_18b_files_only_her_private_part_goes_once_the_office_holds_her_work() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let private = DocId::Private(child.clone());
+    let holds_private = |d: &mut Device| d.archive.store().doc_ids().unwrap().contains(&private);
+    let holds_record = |d: &mut Device, id: &str| {
+        use automerge::ReadDoc;
+        let doc = d.archive.store().doc(&private).unwrap();
+        doc.is_some_and(|doc| {
+            let records = doc.get(automerge::ROOT, "records").unwrap();
+            records.is_some_and(|(_, obj)| doc.get(&obj, id).unwrap().is_some())
+        })
+    };
+    let record = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    // Both files are made before either is read: the office's does not hold her record yet.
+    sync(&mut teacher, &mut admin);
+    assert!(
+        holds_record(&mut admin, &record),
+        "the office has her record"
+    );
+    assert!(
+        holds_private(&mut teacher),
+        "dropped before the office held her record"
+    );
+    // The office's next file says it holds her work there.
+    sync(&mut teacher, &mut admin);
+    assert!(!holds_private(&mut teacher), "her phone still holds it");
+    assert!(holds_record(&mut admin, &record), "her record was lost");
+}
+
+/// 18c. A modified app on a colleague's phone claims, in a file for the 班主任, to hold her
+///      work in the withdrawn private part (the very hashes of her changes). Only an
+///      administrator's device vouches for the school: her phone keeps the part, and drops it
+///      when the same claim comes signed by the office. (Guarded twice: the import records a
+///      claim only from an administrator's device, and the purge counts only what is shared
+///      with one.)
+#[test]
+fn story_18c_only_an_administrator_s_file_can_say_the_school_holds_her_work() {
+    use shouwang_core::bundle::Held;
+    use shouwang_core::bundle::seal::{self, Lock};
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    sync(&mut teacher, &mut admin);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let private = DocId::Private(child.clone());
+    counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    let hers = teacher
+        .archive
+        .store()
+        .doc(&private)
+        .unwrap()
+        .unwrap()
+        .get_heads();
+    let teacher_key = teacher
+        .archive
+        .school()
+        .unwrap()
+        .devices
+        .iter()
+        .find(|d| &d.id == teacher.archive.device())
+        .and_then(|d| d.public_key())
+        .unwrap();
+    let me = teacher.archive.me_id().as_str().to_owned();
+    let claim_from = |d: &mut Device| {
+        let file = d.archive.export_bundle(Some(&me), None).unwrap();
+        let mut bundle = d.archive.open_bundle(&file).unwrap();
+        bundle.held = vec![Held {
+            doc: private.clone(),
+            changes: hers.clone(),
+        }];
+        let secret = d.archive.device_secret().unwrap();
+        seal::seal(&bundle, &secret, None, Lock::Devices(&[teacher_key])).unwrap()
+    };
+    let from_mother = claim_from(&mut mother);
+    let from_office = claim_from(&mut admin);
+    teacher.archive.import_bundle(&from_mother).unwrap();
+    let holds_private = |d: &mut Device| d.archive.store().doc_ids().unwrap().contains(&private);
+    assert!(
+        holds_private(&mut teacher),
+        "a colleague's word dropped her work"
+    );
+    teacher.archive.import_bundle(&from_office).unwrap();
+    assert!(
+        !holds_private(&mut teacher),
+        "the office's word was not taken"
+    );
+}

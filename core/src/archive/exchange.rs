@@ -14,6 +14,7 @@
 //! that device (see [`crate::store::Sender`]): an administrator's file relays others' changes,
 //! anyone else's carries only the changes made on the signing device.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use automerge::ReadDoc;
@@ -24,7 +25,7 @@ use super::{
     is_initialised, scope,
 };
 use crate::bundle::seal::{self, Lock, Passphrase, Unlock};
-use crate::bundle::{Bundle, Entry};
+use crate::bundle::{Bundle, Entry, Held};
 use crate::device_key::DeviceSecret;
 use crate::doc::DocId;
 use crate::error::{Error, Result};
@@ -75,11 +76,42 @@ pub struct JoinOptions<'a> {
     pub shared_with: Option<&'a str>,
 }
 
+/// A member's devices and the documents holding records she wrote, for the held documents of
+/// a file to her ([`crate::bundle::Held`]).
+struct WorkOf {
+    devices: Vec<String>,
+    docs: BTreeSet<DocId>,
+}
+
 /// A sync state recording that the peer has everything up to `heads`.
 pub(crate) fn shared_state(heads: Vec<automerge::ChangeHash>) -> automerge::sync::State {
     let mut state = automerge::sync::State::new();
     state.shared_heads = heads;
     state
+}
+
+/// Records what a file's signer (an administrator's device) holds of this device's work in
+/// documents it no longer sends: as the heads this store shares with that device (peer
+/// `<device>:file`), which is what [`Archive::purge_out_of_scope`] asks before it drops a
+/// document holding work of this device's. Only documents this device holds, and only
+/// changes it has (what it has not cannot be its own work).
+fn record_held(b: &mut Batch<'_>, signer: &DeviceId, held: &[Held]) -> Result<()> {
+    let peer = format!("{}:file", signer.as_str());
+    for h in held {
+        let Some(doc) = b.doc(&h.doc)? else {
+            continue;
+        };
+        let known: Vec<automerge::ChangeHash> = h
+            .changes
+            .iter()
+            .filter(|c| doc.get_change_by_hash(c).is_some())
+            .copied()
+            .collect();
+        if !known.is_empty() {
+            b.save_sync_state(&peer, &h.doc, &shared_state(known));
+        }
+    }
+    Ok(())
 }
 
 /// Merges every entry; refuses the lot if any document would be left missing changes it
@@ -265,10 +297,20 @@ impl Archive {
             return Err(Error::WrongSchool);
         }
         let mut entries = Vec::new();
+        let mut held = Vec::new();
+        let work = match member {
+            Some(m) => self.work_to_vouch_for(m)?,
+            None => None,
+        };
         for id in self.store.doc_ids()? {
             if let Some(m) = member
                 && !self.may_see(m, &id)?
             {
+                if let Some(work) = &work
+                    && let Some(h) = self.held_work(work, &id)?
+                {
+                    held.push(h);
+                }
                 continue;
             }
             let Some(doc) = self.store.doc(&id)? else {
@@ -295,7 +337,52 @@ impl Archive {
             school: self.school_id.clone(),
             device: None,
             entries,
+            held,
         })
+    }
+
+    /// For a file from an administrator's device to `member`: her devices, and the documents
+    /// holding records she wrote (`p_records`), the ones whose copies on her phone may hold
+    /// work of hers. `None` from anyone else: a receiver takes such a claim from an
+    /// administrator's device only (`holds_unsent_work`).
+    fn work_to_vouch_for(&mut self, member: &Member) -> Result<Option<WorkOf>> {
+        if !self.me()?.roles.iter().any(|r| r.administers()) {
+            return Ok(None);
+        }
+        let school = self.school()?;
+        let devices = school
+            .devices
+            .iter()
+            .filter(|d| d.member == member.id)
+            .map(|d| d.id.as_str().to_owned())
+            .collect();
+        let docs = self.store.docs_with_records_by(&member.id)?;
+        Ok(Some(WorkOf { devices, docs }))
+    }
+
+    /// What a file tells the member's phone of a document it no longer sends her: the last
+    /// change each of her devices made in it that this device holds (each covers that
+    /// device's earlier ones). `None` if it holds none of her work.
+    fn held_work(&mut self, work: &WorkOf, id: &DocId) -> Result<Option<Held>> {
+        if !work.docs.contains(id) {
+            return Ok(None);
+        }
+        let Some(doc) = self.store.doc(id)? else {
+            return Ok(None);
+        };
+        let mut last: BTreeMap<String, (u64, automerge::ChangeHash)> = BTreeMap::new();
+        for c in doc.get_changes(&[]) {
+            let actor = c.actor_id().to_hex_string();
+            if work.devices.iter().any(|d| actor.starts_with(d.as_str()))
+                && last.get(&actor).is_none_or(|(seq, _)| c.seq() > *seq)
+            {
+                last.insert(actor, (c.seq(), c.hash()));
+            }
+        }
+        Ok((!last.is_empty()).then(|| Held {
+            doc: id.clone(),
+            changes: last.into_values().map(|(_, h)| h).collect(),
+        }))
     }
 
     /// A sealed file of the documents `for_member` may see (everything this device has, if
@@ -452,8 +539,7 @@ impl Archive {
         let mut bundle = self.bundle_for(Some(&m), None)?;
         bundle.device = Some(DeviceId::from_key(&key.0));
         let bytes = bundle.encode()?;
-        let sent: std::collections::BTreeSet<DocId> =
-            bundle.entries.into_iter().map(|e| e.doc).collect();
+        let sent: BTreeSet<DocId> = bundle.entries.into_iter().map(|e| e.doc).collect();
         self.store.write(|b| {
             for (doc, heads) in &before {
                 if sent.contains(doc) {
@@ -496,11 +582,19 @@ impl Archive {
         if let Sender::Device { roles, .. } = &mut sender {
             *roles = None;
         }
+        // What an administrator's device says it holds of this member's work in documents it
+        // no longer sends (anyone else's word proves nothing: `holds_unsent_work`).
+        let held = if signer.roles.iter().any(|r| r.administers()) {
+            bundle.held
+        } else {
+            Vec::new()
+        };
         let total = bundle.entries.len();
         let me = self.me.clone();
         // The signing device is where the file's changes came from: what is listed for review
         // names it (and its member), as a session names its peer, and says it was a file.
-        let source = crate::store::bundle_source(&DeviceId::from_key(&sealed.signer.0));
+        let signing = DeviceId::from_key(&sealed.signer.0);
+        let source = crate::store::bundle_source(&signing);
         let mut report = self.store.write(|b| {
             b.set_source(&source);
             b.set_sender(sender);
@@ -508,6 +602,7 @@ impl Archive {
             let mut report = merge_entries(b, &kept)?;
             report.documents = total;
             report.dropped = dropped;
+            record_held(b, &signing, &held)?;
             Ok(report)
         })?;
         report.purged = self.purge_out_of_scope()?;

@@ -5,13 +5,16 @@
 //! seal, also sent as it is over a connection both ends have authenticated (the hub's
 //! enrollment).
 //!
-//! # Plain format (version 2)
+//! # Plain format (version 3)
 //!
 //! ```text
 //! "SWBUNDLE"           8 bytes magic
-//! version              u8 (2; version 1 files, without the next field, are still read)
+//! version              u8 (3 when the file lists held documents, else 2; version 1 files,
+//!                      without the next field, are still read)
 //! school id            u8 length, then UTF-8
 //! new device           u8 length (0: none), then UTF-8: the device this bundle enrolls
+//! held documents       version 3 only: u16 count (at least 1), then per document its key
+//!                      (u16 length, UTF-8) and the changes held (u16 count, 32-byte hashes)
 //! payload length       u32 little-endian
 //! payload              zstd-compressed entries
 //! checksum             SHA-256 of every byte before it
@@ -23,6 +26,12 @@
 //! whole document is saved without automerge's own deflate: zstd over the plain columns of all
 //! the documents together is about 0.6× the size of the deflated documents (a class's year:
 //! 21.9 KB against 36.2 KB). Either form is read.
+//!
+//! *Held documents* are documents the exporting device holds and does not send, because the
+//! receiver's member may no longer see them, with the hashes of the changes her devices made
+//! in them that it holds: the receiver may then drop its copy without losing work nobody else
+//! has (`Archive::purge_out_of_scope`). No data, only hashes of the receiver's own changes. A
+//! file without them is written as version 2, byte for byte what older builds read.
 //!
 //! Decoding checks everything before anything is applied: magic, version, lengths, checksum,
 //! the decompressed size (at most [`MAX_PAYLOAD`]), every document key. A truncated or altered
@@ -41,7 +50,9 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, SchoolId};
 
 const MAGIC: &[u8; 8] = b"SWBUNDLE";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// The version of a file that lists no held documents (older builds read it).
+const VERSION_WITHOUT_HELD: u8 = 2;
 /// Largest decompressed payload accepted.
 pub const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
 
@@ -53,6 +64,14 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
+/// A document the exporting device holds and does not send (the receiver may no longer see
+/// it), and which of the receiver's own changes in it the exporter holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub doc: DocId,
+    pub changes: Vec<ChangeHash>,
+}
+
 /// A decoded bundle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bundle {
@@ -61,6 +80,8 @@ pub struct Bundle {
     /// set up from the bundle takes this id (and its automerge actor).
     pub device: Option<DeviceId>,
     pub entries: Vec<Entry>,
+    /// Documents held and not sent (see the module docs); empty in most files.
+    pub held: Vec<Held>,
 }
 
 impl Bundle {
@@ -96,7 +117,11 @@ impl Bundle {
     fn around(&self, compressed: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(compressed.len() + 80);
         out.extend_from_slice(MAGIC);
-        out.push(VERSION);
+        out.push(if self.held.is_empty() {
+            VERSION_WITHOUT_HELD
+        } else {
+            VERSION
+        });
         let school = self.school.as_str().as_bytes();
         out.push(u8::try_from(school.len()).map_err(|_| Error::Corrupt("学校编号太长".into()))?);
         out.extend_from_slice(school);
@@ -106,6 +131,24 @@ impl Bundle {
             .map_or(&[][..], |d| d.as_str().as_bytes());
         out.push(u8::try_from(device.len()).map_err(|_| Error::Corrupt("设备编号太长".into()))?);
         out.extend_from_slice(device);
+        if !self.held.is_empty() {
+            let too_many = || Error::invalid("导出文件", "不再发送的档案太多");
+            out.extend_from_slice(
+                &u16::try_from(self.held.len())
+                    .map_err(|_| too_many())?
+                    .to_le_bytes(),
+            );
+            for h in &self.held {
+                let key = h.doc.key();
+                out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+                out.extend_from_slice(key.as_bytes());
+                let n = u16::try_from(h.changes.len()).map_err(|_| too_many())?;
+                out.extend_from_slice(&n.to_le_bytes());
+                for c in &h.changes {
+                    out.extend_from_slice(c.as_ref());
+                }
+            }
+        }
         let plen =
             u32::try_from(compressed.len()).map_err(|_| Error::invalid("导出文件", "太大"))?;
         out.extend_from_slice(&plen.to_le_bytes());
@@ -151,6 +194,25 @@ impl Bundle {
         } else {
             None
         };
+        let mut held = Vec::new();
+        if version >= 3 {
+            // A version 3 file lists at least one (one listing none is written as version 2).
+            let n = r.u16()?;
+            if n == 0 {
+                return Err(bad("不再发送的档案"));
+            }
+            for _ in 0..n {
+                let klen = r.u16()? as usize;
+                let key = std::str::from_utf8(r.take(klen)?).map_err(|_| bad("档案编号"))?;
+                let doc = DocId::parse(key).ok_or_else(|| bad("未知的档案"))?;
+                let count = r.u16()? as usize;
+                let mut changes = Vec::with_capacity(count.min(r.buf.len() / 32));
+                for _ in 0..count {
+                    changes.push(ChangeHash::try_from(r.take(32)?).map_err(|_| bad("版本号"))?);
+                }
+                held.push(Held { doc, changes });
+            }
+        }
         let plen = r.u32()? as usize;
         let compressed = r.take(plen)?;
         if !r.buf.is_empty() {
@@ -183,6 +245,7 @@ impl Bundle {
             school: SchoolId::from(school),
             device,
             entries,
+            held,
         })
     }
 }
@@ -243,25 +306,73 @@ mod tests {
                     data: vec![9; 1000],
                 },
             ],
+            held: vec![],
+        }
+    }
+
+    fn with_held() -> Bundle {
+        Bundle {
+            held: vec![
+                Held {
+                    doc: DocId::Private(ChildId::from("c2")),
+                    changes: vec![ChangeHash([3u8; 32]), ChangeHash([4u8; 32])],
+                },
+                Held {
+                    doc: DocId::Staff(ChildId::from("c3")),
+                    changes: vec![],
+                },
+            ],
+            ..sample()
         }
     }
 
     #[test]
     fn roundtrips() {
-        let b = sample();
-        assert_eq!(Bundle::decode(&b.encode().unwrap()).unwrap(), b);
+        for b in [sample(), with_held()] {
+            assert_eq!(Bundle::decode(&b.encode().unwrap()).unwrap(), b);
+        }
+    }
+
+    /// A file listing no held documents is the version 2 file older builds read; one listing
+    /// some is version 3, and a version 3 file listing none is refused (one encoding only).
+    #[test]
+    fn held_documents_make_a_version_3_file_and_only_they_do() {
+        let plain = sample().encode().unwrap();
+        assert_eq!(plain[8], 2);
+        let held = with_held().encode().unwrap();
+        assert_eq!(held[8], 3);
+        let mut empty = plain[..plain.len() - 32].to_vec();
+        empty[8] = 3;
+        let at = 8 + 1 + 1 + 2 + 1 + 4; // magic, version, school "s1", device "0a1b"
+        empty.splice(at..at, [0u8, 0]);
+        let sum = Sha256::digest(&empty);
+        empty.extend_from_slice(&sum);
+        let err = Bundle::decode(&empty).unwrap_err();
+        assert!(err.to_string().contains("不再发送的档案"), "{err}");
+        // The same bytes with one held document listed are read.
+        let mut one = empty[..empty.len() - 32].to_vec();
+        let key = b"school";
+        let mut item = vec![1u8, 0, key.len() as u8, 0];
+        item.extend_from_slice(key);
+        item.extend_from_slice(&[0, 0]);
+        one.splice(at..at + 2, item);
+        let sum = Sha256::digest(&one);
+        one.extend_from_slice(&sum);
+        assert_eq!(Bundle::decode(&one).unwrap().held.len(), 1);
     }
 
     #[test]
     fn every_truncation_and_every_flipped_byte_is_refused() {
-        let bytes = sample().encode().unwrap();
-        for cut in 0..bytes.len() {
-            assert!(Bundle::decode(&bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x40;
-            assert!(Bundle::decode(&b).is_err(), "flip at {i}");
+        for bundle in [sample(), with_held()] {
+            let bytes = bundle.encode().unwrap();
+            for cut in 0..bytes.len() {
+                assert!(Bundle::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            for i in 0..bytes.len() {
+                let mut b = bytes.clone();
+                b[i] ^= 0x40;
+                assert!(Bundle::decode(&b).is_err(), "flip at {i}");
+            }
         }
     }
 }

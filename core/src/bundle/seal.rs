@@ -332,6 +332,7 @@ mod tests {
                 heads: vec![],
                 data: b"secret child record".to_vec(),
             }],
+            held: vec![],
         }
     }
 

@@ -429,6 +429,22 @@ impl Store {
         doc_id_rows(&self.conn, &format!("{sql} ORDER BY doc_id"))
     }
 
+    /// The documents holding a record `author` wrote (the projection's `p_records`).
+    pub fn docs_with_records_by(
+        &self,
+        author: &crate::ids::MemberId,
+    ) -> Result<std::collections::BTreeSet<DocId>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT doc_id FROM p_records WHERE author = ?1")?;
+        let mut rows = stmt.query([author.as_str()])?;
+        let mut out = std::collections::BTreeSet::new();
+        while let Some(row) = rows.next()? {
+            out.extend(DocId::parse(&row.get::<_, String>(0)?));
+        }
+        Ok(out)
+    }
+
     /// The heads of a document as stored, sorted, comma-separated (empty if absent).
     pub fn heads(&self, id: &DocId) -> Result<String> {
         Ok(self
