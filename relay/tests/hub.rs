@@ -20,6 +20,7 @@ use shouwang_relay::transport::{
     ALPN, ConnectionLimits, ConversationOptions, EndpointAddr, HANDSHAKE_MAX_FRAME, MAX_FRAME,
     Node, NodeConfig, SecretKey, TransportError, TransportMetrics, close,
 };
+use shouwang_tests::hub_process::{free_tcp, free_udp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WEEK: i64 = 7 * 86_400;
@@ -410,7 +411,15 @@ async fn free_again(tcp: &[SocketAddr], udp: &[SocketAddr]) {
 async fn dropping_or_shutting_down_the_server_frees_every_port() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path());
-    let config = ServerConfig::loopback(dir.path().join("hub"));
+    // Ports reserved for this process: one the kernel picked could be given to another test
+    // binary's socket between the shutdown and the check, which would then fail for nothing.
+    let port = |p: u16| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, p));
+    let config = ServerConfig {
+        relay_bind: Some(port(free_tcp())),
+        hub_bind: vec![port(free_udp())],
+        http_bind: Some(port(free_tcp())),
+        ..ServerConfig::loopback(dir.path().join("hub"))
+    };
 
     for graceful in [false, true] {
         let server = Server::start(config.clone()).await.unwrap();
