@@ -231,6 +231,79 @@ fn restoring_an_older_backup_does_not_bring_an_erased_child_back() {
     assert!(!elsewhere.root().exists());
 }
 
+/// An erased child's file leaves the older backups too, not only a hub restored from them: the
+/// next backup sweeps every other backup in its folder that the data key opens. The old backup,
+/// restored even without the ledger, holds no trace of her and no free page; what is not a
+/// backup of this school (a note, another school's backup under its own key) is left byte for
+/// byte, and a backup with nothing to remove is not rewritten.
+#[test]
+fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder() {
+    use shouwang_relay::server::{backup, restore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let old = backups.join("2026-12-01.backup");
+    backup(&data, &old).unwrap();
+    let note = backups.join("说明.txt");
+    std::fs::write(&note, "每晚 2 点自动备份").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other_school = common::sample_school(elsewhere.path());
+    let theirs = backups.join("另一所学校.backup");
+    backup(&other_school, &theirs).unwrap();
+    let untouched = [&note, &theirs].map(|p| std::fs::read(p).unwrap());
+
+    data.open_archive()
+        .unwrap()
+        .erase_child("王小雨", "监护人书面申请删除")
+        .unwrap();
+    let report = backup(&data, &backups.join("2026-12-02.backup")).unwrap();
+    assert_eq!(report.swept, vec![old.clone()], "{report:?}");
+    assert!(report.sweep_problems.is_empty(), "{report:?}");
+    assert_eq!(
+        [&note, &theirs].map(|p| std::fs::read(p).unwrap()),
+        untouched
+    );
+    let stray: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    // Nothing left to remove: the next night's backup rewrites nothing.
+    let before = std::fs::read(&old).unwrap();
+    let again = backup(&data, &backups.join("2026-12-03.backup")).unwrap();
+    assert!(again.swept.is_empty(), "{again:?}");
+    assert_eq!(std::fs::read(&old).unwrap(), before);
+
+    // The old backup alone, without the ledger that would purge her at a restore.
+    let key = data.data_key().unwrap().store_key();
+    let conn = shouwang_core::store::cipher::open(
+        &old,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Some(&key),
+    )
+    .unwrap();
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(free, 0, "free pages may hold her bytes");
+    drop(conn);
+    std::fs::remove_file(backups.join("school.ledger")).unwrap();
+    let restored = DataDir::with_key(dir.path().join("restored"), data.key_source().clone());
+    restore(&restored, &old).unwrap();
+    let mut hub = restored.open_archive().unwrap();
+    assert!(
+        hub.find_child("王小雨").is_err(),
+        "her file is in the old backup"
+    );
+    assert!(hub.find_child("赵子涵").is_ok(), "the others stay");
+    drop(hub);
+    let leaks = shouwang_tests::fixtures::hub_leaks(&restored, &["王小雨"]);
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
+
 /// The ledger follows a school split: the backup before the split left the school's old
 /// history (members' phone numbers in it) in the ledger; after `school split` rewrote that
 /// history on the hub, the next backup still merges into the ledger (redacting its old copy,

@@ -417,16 +417,7 @@ impl Store {
     /// document outlives it. (`changes` rows exist only beside a `docs` row, written and
     /// deleted with it in one transaction: not scanned.)
     pub fn held_doc_ids(&self) -> Result<Vec<DocId>> {
-        let sql = std::iter::once("SELECT doc_id FROM docs".to_owned())
-            .chain(
-                persist::PER_DOC_TABLES
-                    .iter()
-                    .filter(|t| **t != "changes")
-                    .map(|t| format!("SELECT doc_id FROM {t}")),
-            )
-            .collect::<Vec<_>>()
-            .join(" UNION ");
-        doc_id_rows(&self.conn, &format!("{sql} ORDER BY doc_id"))
+        held_doc_ids_from(&self.conn, |_| true)
     }
 
     /// The documents holding a record `author` wrote (the projection's `p_records`).
@@ -678,6 +669,35 @@ impl Store {
 
 /// The document ids in the first column of `sql`'s rows (a key this build does not know is
 /// skipped; a read error is an error).
+/// Every document a store file holds anything of, as [`Store::held_doc_ids`] lists them, read
+/// over a plain connection to a file that is not opened as a store (an old backup: only the
+/// tables its schema has are read).
+pub fn held_doc_ids_in(conn: &Connection) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let tables = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !tables.iter().any(|t| t == "docs") {
+        return Err(Error::NotAStore);
+    }
+    held_doc_ids_from(conn, |t| tables.iter().any(|have| have == t))
+}
+
+/// The union of the document ids of `docs` and of every per-document table but `changes`
+/// (written and deleted with a `docs` row) that `has` says exists.
+fn held_doc_ids_from(conn: &Connection, has: impl Fn(&str) -> bool) -> Result<Vec<DocId>> {
+    let sql = std::iter::once("SELECT doc_id FROM docs".to_owned())
+        .chain(
+            persist::PER_DOC_TABLES
+                .iter()
+                .filter(|t| **t != "changes" && has(t))
+                .map(|t| format!("SELECT doc_id FROM {t}")),
+        )
+        .collect::<Vec<_>>()
+        .join(" UNION ");
+    doc_id_rows(conn, &format!("{sql} ORDER BY doc_id"))
+}
+
 fn doc_id_rows(conn: &Connection, sql: &str) -> Result<Vec<DocId>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([])?;

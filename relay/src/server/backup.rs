@@ -30,7 +30,16 @@
 //! hub's actor) and purges every erased child's documents before the hub serves anyone. What
 //! stays open: an erasure made after the newest backup comes back with the next administrator's
 //! device that syncs, as any later change does.
+//!
+//! The older backups themselves are swept too: each backup removes, from every other backup
+//! in its folder that the same data key opens, the documents of every child the hub knows as
+//! erased (the store's own purge on a copy, `secure_delete` and a rebuild, the copy renamed
+//! over the old file once checked). So an erased child's file is gone from the folder's backups
+//! by the first backup after the erasure, not only kept out of a restored hub; a backup carried
+//! elsewhere (a USB stick taken home) is out of reach, and still meets the ledger if restored
+//! beside it.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +47,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use shouwang_core::Error;
 use shouwang_core::doc::DocId;
+use shouwang_core::ids::ChildId;
 use shouwang_core::store::{StoreKey, cipher};
 
 use super::ServerError;
@@ -60,10 +70,15 @@ pub struct BackupReport {
     pub files: usize,
     /// Bytes of the backup file.
     pub bytes: u64,
-    /// A restore: erasures the restored hub holds (from the backup and its folder's ledger).
+    /// Erasures the hub holds: after a restore, from the backup and its folder's ledger.
     pub erasures: usize,
     /// A backup: why the ledger beside it could not be updated (the backup itself is good).
     pub ledger_problem: Option<String>,
+    /// A backup: the older backups in its folder from which it removed erased children's
+    /// documents (see the module docs).
+    pub swept: Vec<PathBuf>,
+    /// A backup: the older backups it could not sweep, and why (the new backup is good).
+    pub sweep_problems: Vec<String>,
 }
 
 /// Copies every page of `from` into `to` in one step (retrying while the source is busy).
@@ -187,13 +202,126 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
         .and_then(|doc| keep_in_ledger(&dir.join(LEDGER), &store_key, &doc))
         .err()
         .map(|e| e.to_string());
+    let erased = archive.store().erased_children()?;
+    drop(archive);
+    let (swept, sweep_problems) = sweep_erased(dir, out, &store_key, &erased);
     Ok(BackupReport {
         school,
         files,
         bytes: fs::metadata(out).map_err(Error::from)?.len(),
-        erasures: 0,
+        erasures: erased.len(),
         ledger_problem,
+        swept,
+        sweep_problems,
     })
+}
+
+/// Removes the documents of the children in `erased` from every other backup in `dir` (files
+/// this data key opens that carry the backup's file table; anything else there is left as it
+/// is): what [`restore`] would purge, removed for good from the file itself. Returns the
+/// backups swept and, for each that could not be, why.
+fn sweep_erased(
+    dir: &Path,
+    made: &Path,
+    key: &StoreKey,
+    erased: &BTreeSet<ChildId>,
+) -> (Vec<PathBuf>, Vec<String>) {
+    let (mut swept, mut problems) = (Vec::new(), Vec::new());
+    if erased.is_empty() {
+        return (swept, problems);
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return (swept, problems);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            !name.starts_with('.') && name != LEDGER && p.file_name() != made.file_name()
+        })
+        .collect();
+    paths.sort();
+    for path in paths {
+        match sweep_one(&path, key, erased) {
+            Ok(true) => swept.push(path),
+            Ok(false) => {}
+            Err(e) => problems.push(format!("{}：{e}", path.display())),
+        }
+    }
+    (swept, problems)
+}
+
+/// Sweeps one file: `false` if it is no backup under this key or holds nothing of an erased
+/// child. The new file is built beside it (`.<name>.sweeping`) and renamed over it only once
+/// complete and checked, so a sweep cut short leaves the backup as it was.
+fn sweep_one(path: &Path, key: &StoreKey, erased: &BTreeSet<ChildId>) -> Result<bool, Error> {
+    let held = {
+        let Ok(conn) = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, Some(key)) else {
+            return Ok(false);
+        };
+        if read_files(&conn).is_err() {
+            return Ok(false);
+        }
+        let Ok(ids) = shouwang_core::store::held_doc_ids_in(&conn) else {
+            return Ok(false);
+        };
+        ids
+    };
+    let gone: Vec<DocId> = held
+        .into_iter()
+        .filter(|d| d.child().is_some_and(|c| erased.contains(c)))
+        .collect();
+    if gone.is_empty() {
+        return Ok(false);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.sweeping"));
+    let remove_tmp = || {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = tmp.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = fs::remove_file(PathBuf::from(p));
+        }
+    };
+    remove_tmp();
+    let result = (|| -> Result<(), Error> {
+        write_private_new(&tmp, b"")?;
+        {
+            let source = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, Some(key))?;
+            let mut copy = cipher::open(&tmp, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(key))?;
+            copy_pages(&source, &mut copy)?;
+        }
+        // The store's own purge: every row of those documents, then the file rebuilt with
+        // `secure_delete` so none of their bytes stay in a free page.
+        let mut store = shouwang_core::store::Store::open_with_key(&tmp, Some(key))?;
+        store.purge(&gone)?;
+        drop(store);
+        let conn = cipher::open(&tmp, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(key))?;
+        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(Error::Corrupt(format!("清理后的备份校验失败：{check}")));
+        }
+        read_files(&conn)?;
+        drop(conn);
+        fs::File::open(&tmp)?.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        remove_tmp();
+    }
+    result.map(|()| true)
 }
 
 /// The archive's school document, saved.
@@ -402,6 +530,8 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         bytes: fs::metadata(from).map_err(Error::from)?.len(),
         erasures,
         ledger_problem: None,
+        swept: Vec::new(),
+        sweep_problems: Vec::new(),
     })
 }
 

@@ -132,6 +132,24 @@ pub fn backup_command(config: &ServerConfig, out: &Path) -> Result<String, Serve
             super::backup::LEDGER
         ),
     };
+    let mut swept = String::new();
+    if !r.swept.is_empty() {
+        swept += &format!(
+            "已从同一目录的 {} 份旧备份里删除已注销学生的档案（学校删除过 {} 名学生的档案）：{}\n",
+            r.swept.len(),
+            r.erasures,
+            r.swept
+                .iter()
+                .map(|p| p.file_name().unwrap_or_default().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("、")
+        );
+    }
+    for why in &r.sweep_problems {
+        swept += &format!(
+            "注意：没能从旧备份 {why} 里删除已注销学生的档案；新备份本身完好，下次备份会再试。\n"
+        );
+    }
     Ok(format!(
         "已把{}的学校服务器数据备份到 {}（{} 字节，另含 {} 个密钥和邀请文件）。\n\
          备份用数据密钥加密（{}）；恢复时需要同一把数据密钥，请把密钥另外妥善保存，不要和备份放在一起。\n",
@@ -140,7 +158,8 @@ pub fn backup_command(config: &ServerConfig, out: &Path) -> Result<String, Serve
         r.bytes,
         r.files,
         data.key_source()
-    ) + &ledger)
+    ) + &ledger
+        + &swept)
 }
 
 /// `restore --from FILE`: the data directory from a backup, into a fresh directory.
