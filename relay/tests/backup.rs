@@ -183,6 +183,22 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
     );
 }
 
+/// Runs `make` (a backup into the folder of `old`) with `old` out of that folder, and puts it
+/// back: a backup sweeps the older backups beside it (the next test), and the ledger tests are
+/// about a backup the sweep never reached (on a USB stick that night).
+fn backup_while_away<T>(old: &Path, make: impl FnOnce() -> T) -> T {
+    let away = old.with_extension("away");
+    let outside = away
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join(away.file_name().unwrap());
+    std::fs::rename(old, &outside).unwrap();
+    let made = make();
+    std::fs::rename(&outside, old).unwrap();
+    made
+}
+
 /// An erasure made after a backup is not undone by restoring that backup. Each backup leaves
 /// the school document beside it (`school.ledger`, sealed like the backups, never rotated:
 /// school documents only grow), and a restore from an older backup in the same folder merges
@@ -204,7 +220,7 @@ fn restoring_an_older_backup_does_not_bring_an_erased_child_back() {
         .unwrap();
     // The next night's backup, later rotated away (or the disk it was on lost).
     let newer = backups.join("2026-12-02.backup");
-    backup(&data, &newer).unwrap();
+    backup_while_away(&old, || backup(&data, &newer).unwrap());
     std::fs::remove_file(&newer).unwrap();
     let ledger = std::fs::read(backups.join("school.ledger")).unwrap();
     for clear in ["郭庄小学", "SQLite format 3"] {
@@ -258,9 +274,21 @@ fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder(
         .unwrap()
         .erase_child("王小雨", "监护人书面申请删除")
         .unwrap();
-    let report = backup(&data, &backups.join("2026-12-02.backup")).unwrap();
-    assert_eq!(report.swept, vec![old.clone()], "{report:?}");
-    assert!(report.sweep_problems.is_empty(), "{report:?}");
+    // Two backups at once (the nightly timer and someone at the keyboard): one sweeps, the
+    // other waits for the folder and finds nothing left to remove.
+    let reports = std::thread::scope(|s| {
+        let runs = ["2026-12-02.backup", "2026-12-02-手动.backup"].map(|name| {
+            let (data, out) = (&data, backups.join(name));
+            s.spawn(move || backup(data, &out).unwrap())
+        });
+        runs.map(|r| r.join().unwrap())
+    });
+    let swept: Vec<_> = reports.iter().flat_map(|r| r.swept.clone()).collect();
+    assert_eq!(swept, vec![old.clone()], "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.sweep_problems.is_empty()),
+        "{reports:?}"
+    );
     assert_eq!(
         [&note, &theirs].map(|p| std::fs::read(p).unwrap()),
         untouched
@@ -268,7 +296,7 @@ fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder(
     let stray: Vec<_> = std::fs::read_dir(&backups)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
+        .filter(|n| n.starts_with('.') && n != ".shouwang-backup.lock")
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
     // Nothing left to remove: the next night's backup rewrites nothing.
@@ -304,6 +332,45 @@ fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder(
     assert!(leaks.is_empty(), "{leaks:?}");
 }
 
+/// A backup made by another version of the store (here: one schema version behind) is not
+/// swept: the sweep would migrate it, and the build that made it could no longer restore it.
+/// It is named in the report, byte for byte as it was.
+#[test]
+fn a_backup_of_another_store_version_is_reported_not_rewritten() {
+    use shouwang_relay::server::backup;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let old = backups.join("2026-12-01.backup");
+    backup(&data, &old).unwrap();
+    let key = data.data_key().unwrap().store_key();
+    let conn = shouwang_core::store::cipher::open(
+        &old,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Some(&key),
+    )
+    .unwrap();
+    let behind = shouwang_core::store::migrations::latest() - 1;
+    conn.pragma_update(None, "user_version", behind).unwrap();
+    drop(conn);
+    let before = std::fs::read(&old).unwrap();
+    data.open_archive()
+        .unwrap()
+        .erase_child("王小雨", "监护人书面申请删除")
+        .unwrap();
+    let report = backup(&data, &backups.join("2026-12-02.backup")).unwrap();
+    assert!(report.swept.is_empty(), "{report:?}");
+    assert_eq!(report.sweep_problems.len(), 1, "{report:?}");
+    assert_eq!(report.sweep_problems[0].0, old);
+    assert!(
+        report.sweep_problems[0].1.contains("另一个版本"),
+        "{report:?}"
+    );
+    assert_eq!(std::fs::read(&old).unwrap(), before);
+}
+
 /// The ledger follows a school split: the backup before the split left the school's old
 /// history (members' phone numbers in it) in the ledger; after `school split` rewrote that
 /// history on the hub, the next backup still merges into the ledger (redacting its old copy,
@@ -329,7 +396,7 @@ fn the_ledger_follows_a_school_split_and_a_half_made_one_does_not_stop_a_restore
         hub.erase_child("王小雨", "监护人书面申请删除").unwrap();
     }
     let newer = backups.join("2026-12-02.backup");
-    let report = backup(&data, &newer).unwrap();
+    let report = backup_while_away(&old, || backup(&data, &newer).unwrap());
     assert_eq!(report.ledger_problem, None);
     std::fs::remove_file(&newer).unwrap();
 

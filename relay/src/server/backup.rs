@@ -37,7 +37,10 @@
 //! over the old file once checked). So an erased child's file is gone from the folder's backups
 //! by the first backup after the erasure, not only kept out of a restored hub; a backup carried
 //! elsewhere (a USB stick taken home) is out of reach, and still meets the ledger if restored
-//! beside it.
+//! beside it. A backup holds the folder's lock (`.shouwang-backup.lock`) from start to sweep,
+//! so two at once (a timer and a manual run) take turns. A backup made by another version of
+//! the store is left as it is and named in the report: sweeping it would migrate it, and the
+//! build that made it could no longer restore it.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -58,6 +61,8 @@ use crate::keyfile::{create_private_dir, write_private_new};
 const FILES_TABLE: &str = "backup_files";
 /// The school ledger's file name, beside the backups.
 pub const LEDGER: &str = "school.ledger";
+/// The lock file a backup holds in its folder.
+const FOLDER_LOCK: &str = ".shouwang-backup.lock";
 /// Where a restore into an existing (empty) data directory is built.
 const STAGING_INSIDE: &str = ".restoring";
 
@@ -78,7 +83,7 @@ pub struct BackupReport {
     /// documents (see the module docs).
     pub swept: Vec<PathBuf>,
     /// A backup: the older backups it could not sweep, and why (the new backup is good).
-    pub sweep_problems: Vec<String>,
+    pub sweep_problems: Vec<(PathBuf, String)>,
 }
 
 /// Copies every page of `from` into `to` in one step (retrying while the source is busy).
@@ -149,6 +154,9 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
             dir.display()
         )));
     }
+    // One backup at a time in a folder (a nightly timer and a manual run): the ledger and the
+    // sweep of the older backups below are theirs alone until this one is done.
+    let _folder = lock_folder(dir)?;
     let key = data.data_key()?;
     let store_key = key.store_key();
     let source = cipher::open(
@@ -216,6 +224,18 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
     })
 }
 
+/// The lock a backup holds on its folder (`.shouwang-backup.lock`, released when dropped): a
+/// second backup into the same folder waits for it.
+fn lock_folder(dir: &Path) -> Result<fs::File, Error> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(FOLDER_LOCK))?;
+    file.lock()?;
+    Ok(file)
+}
+
 /// Removes the documents of the children in `erased` from every other backup in `dir` (files
 /// this data key opens that carry the backup's file table; anything else there is left as it
 /// is): what [`restore`] would purge, removed for good from the file itself. Returns the
@@ -225,7 +245,7 @@ fn sweep_erased(
     made: &Path,
     key: &StoreKey,
     erased: &BTreeSet<ChildId>,
-) -> (Vec<PathBuf>, Vec<String>) {
+) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let (mut swept, mut problems) = (Vec::new(), Vec::new());
     if erased.is_empty() {
         return (swept, problems);
@@ -250,15 +270,17 @@ fn sweep_erased(
         match sweep_one(&path, key, erased) {
             Ok(true) => swept.push(path),
             Ok(false) => {}
-            Err(e) => problems.push(format!("{}：{e}", path.display())),
+            Err(e) => problems.push((path, e.to_string())),
         }
     }
     (swept, problems)
 }
 
 /// Sweeps one file: `false` if it is no backup under this key or holds nothing of an erased
-/// child. The new file is built beside it (`.<name>.sweeping`) and renamed over it only once
-/// complete and checked, so a sweep cut short leaves the backup as it was.
+/// child. The new file is built beside it (`.<name>.sweeping`, under the folder's lock) and
+/// renamed over it only once complete and checked, so a sweep cut short leaves the backup as
+/// it was. A backup made by another version of the store is left as it is (an error): the
+/// sweep would migrate it, and a build older than this one could then no longer restore it.
 fn sweep_one(path: &Path, key: &StoreKey, erased: &BTreeSet<ChildId>) -> Result<bool, Error> {
     let held = {
         let Ok(conn) = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, Some(key)) else {
@@ -270,6 +292,15 @@ fn sweep_one(path: &Path, key: &StoreKey, erased: &BTreeSet<ChildId>) -> Result<
         let Ok(ids) = shouwang_core::store::held_doc_ids_in(&conn) else {
             return Ok(false);
         };
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let holds_erased = ids
+            .iter()
+            .any(|d| d.child().is_some_and(|c| erased.contains(c)));
+        if holds_erased && version != shouwang_core::store::migrations::latest() {
+            return Err(Error::NotPermitted(format!(
+                "这份备份是另一个版本的守望做的（数据格式 {version}），没有改动它；确定不再需要时请手动删除"
+            )));
+        }
         ids
     };
     let gone: Vec<DocId> = held
@@ -304,12 +335,24 @@ fn sweep_one(path: &Path, key: &StoreKey, erased: &BTreeSet<ChildId>) -> Result<
         // `secure_delete` so none of their bytes stay in a free page.
         let mut store = shouwang_core::store::Store::open_with_key(&tmp, Some(key))?;
         store.purge(&gone)?;
+        // The rebuild must have run: a scrub left due means free pages may still hold them.
+        if !store.scrub_if_due()? {
+            return Err(Error::NotPermitted(
+                "清理后的备份没能重写完，旧备份没有改动".into(),
+            ));
+        }
         drop(store);
         let conn = cipher::open(&tmp, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(key))?;
         conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")?;
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
         if check != "ok" {
             return Err(Error::Corrupt(format!("清理后的备份校验失败：{check}")));
+        }
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        if free != 0 {
+            return Err(Error::NotPermitted(
+                "清理后的备份还留有空闲页，旧备份没有改动".into(),
+            ));
         }
         read_files(&conn)?;
         drop(conn);

@@ -145,9 +145,10 @@ pub fn backup_command(config: &ServerConfig, out: &Path) -> Result<String, Serve
                 .join("、")
         );
     }
-    for why in &r.sweep_problems {
+    for (path, why) in &r.sweep_problems {
         swept += &format!(
-            "注意：没能从旧备份 {why} 里删除已注销学生的档案；新备份本身完好，下次备份会再试。\n"
+            "注意：旧备份 {} 里还有已注销学生的档案，没能删除（{why}）；新备份本身完好。\n",
+            path.display()
         );
     }
     Ok(format!(
