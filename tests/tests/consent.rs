@@ -1178,6 +1178,16 @@ fn story_18_after_a_withdrawal_of_the_private_part_only_administrators_hold_it()
     assert!(holds_private(&mut teacher), "a new grant brings it back");
 }
 
+/// Whether `d` holds record `id` in document `doc`.
+fn holds_record(d: &mut Device, doc: &DocId, id: &str) -> bool {
+    use automerge::ReadDoc;
+    let doc = d.archive.store().doc(doc).unwrap();
+    doc.is_some_and(|doc| {
+        let records = doc.get(automerge::ROOT, "records").unwrap();
+        records.is_some_and(|(_, obj)| doc.get(&obj, id).unwrap().is_some())
+    })
+}
+
 /// 18b. The same in a school that only exchanges files, when the 班主任 wrote in the private
 ///      part before the guardian withdrew it (a 心理辅导记录). Her phone keeps it until the
 ///      office holds what she wrote: the file the office made before it had her work leaves
@@ -1190,14 +1200,6 @@ fn story_18b_files_only_her_private_part_goes_once_the_office_holds_her_work() {
     let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
     let private = DocId::Private(child.clone());
     let holds_private = |d: &mut Device| d.archive.store().doc_ids().unwrap().contains(&private);
-    let holds_record = |d: &mut Device, id: &str| {
-        use automerge::ReadDoc;
-        let doc = d.archive.store().doc(&private).unwrap();
-        doc.is_some_and(|doc| {
-            let records = doc.get(automerge::ROOT, "records").unwrap();
-            records.is_some_and(|(_, obj)| doc.get(&obj, id).unwrap().is_some())
-        })
-    };
     let record = counselling(&mut teacher, CHILDREN[0].1).unwrap();
     teacher
         .archive
@@ -1206,7 +1208,7 @@ fn story_18b_files_only_her_private_part_goes_once_the_office_holds_her_work() {
     // Both files are made before either is read: the office's does not hold her record yet.
     sync(&mut teacher, &mut admin);
     assert!(
-        holds_record(&mut admin, &record),
+        holds_record(&mut admin, &private, &record),
         "the office has her record"
     );
     assert!(
@@ -1216,36 +1218,48 @@ fn story_18b_files_only_her_private_part_goes_once_the_office_holds_her_work() {
     // The office's next file says it holds her work there.
     sync(&mut teacher, &mut admin);
     assert!(!holds_private(&mut teacher), "her phone still holds it");
-    assert!(holds_record(&mut admin, &record), "her record was lost");
+    assert!(
+        holds_record(&mut admin, &private, &record),
+        "her record was lost"
+    ); // A new phone's file lists nothing held (it holds no work of hers; older builds read it).
+    use shouwang_core::bundle::seal::{self, Unlock};
+    let second = admin
+        .archive
+        .export_new_device(HEAD_TEACHER, "第二部手机")
+        .unwrap();
+    let opened = seal::open(&second.bundle, Unlock::Passphrase(&second.passphrase)).unwrap();
+    assert!(opened.bundle.held.is_empty(), "{:?}", opened.bundle.held);
 }
 
 /// 18c. A modified app on a colleague's phone claims, in a file for the 班主任, to hold her
-///      work in the withdrawn private part (the very hashes of her changes). Only an
-///      administrator's device vouches for the school: her phone keeps the part, and drops it
-///      when the same claim comes signed by the office. (Guarded twice: the import records a
-///      claim only from an administrator's device, and the purge counts only what is shared
-///      with one.)
+///      work in the withdrawn private part (the very hashes of her changes): her phone keeps
+///      the part, and records nothing of the claim. So it does when an office file both sends
+///      the part and says it holds it unsent (no honest file does both). The office's own
+///      file, once the office holds her work, drops it. (A colleague's claim is guarded twice:
+///      the import records a claim only from an administrator's device, and the purge counts
+///      only what is shared with one.)
 #[test]
 fn story_18c_only_an_administrator_s_file_can_say_the_school_holds_her_work() {
-    use shouwang_core::bundle::Held;
     use shouwang_core::bundle::seal::{self, Lock};
+    use shouwang_core::bundle::{Entry, Held};
     let (mut admin, mut teacher) = consented("basic,private", "");
     let mut mother = join(&mut admin, LOVE_MOTHER);
     sync(&mut teacher, &mut admin);
     let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
     let private = DocId::Private(child.clone());
-    counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    let record = counselling(&mut teacher, CHILDREN[0].1).unwrap();
     teacher
         .archive
         .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
         .unwrap();
-    let hers = teacher
-        .archive
-        .store()
-        .doc(&private)
-        .unwrap()
-        .unwrap()
-        .get_heads();
+    // The office has her work (her file) before anyone claims anything.
+    let to_office = teacher.export_for("to-office", admin.archive.me_id().as_str());
+    admin.import_file(&to_office);
+    assert!(holds_record(&mut admin, &private, &record));
+    let (hers, data) = {
+        let doc = teacher.archive.store().doc(&private).unwrap().unwrap();
+        (doc.get_heads(), doc.save())
+    };
     let teacher_key = teacher
         .archive
         .school()
@@ -1256,27 +1270,50 @@ fn story_18c_only_an_administrator_s_file_can_say_the_school_holds_her_work() {
         .and_then(|d| d.public_key())
         .unwrap();
     let me = teacher.archive.me_id().as_str().to_owned();
-    let claim_from = |d: &mut Device| {
+    let claim_from = |d: &mut Device, also_send: bool| {
         let file = d.archive.export_bundle(Some(&me), None).unwrap();
         let mut bundle = d.archive.open_bundle(&file).unwrap();
         bundle.held = vec![Held {
             doc: private.clone(),
             changes: hers.clone(),
         }];
+        if also_send {
+            bundle.entries.push(Entry {
+                doc: private.clone(),
+                heads: hers.clone(),
+                data: data.clone(),
+            });
+        }
         let secret = d.archive.device_secret().unwrap();
         seal::seal(&bundle, &secret, None, Lock::Devices(&[teacher_key])).unwrap()
     };
-    let from_mother = claim_from(&mut mother);
-    let from_office = claim_from(&mut admin);
-    teacher.archive.import_bundle(&from_mother).unwrap();
     let holds_private = |d: &mut Device| d.archive.store().doc_ids().unwrap().contains(&private);
+    let claims = |d: &mut Device| {
+        let peers = d.archive.store().shared_heads_of(&private).unwrap();
+        peers
+            .into_iter()
+            .filter(|(p, _)| p.ends_with(":file"))
+            .count()
+    };
+    let from_mother = claim_from(&mut mother, false);
+    teacher.archive.import_bundle(&from_mother).unwrap();
     assert!(
         holds_private(&mut teacher),
         "a colleague's word dropped her work"
     );
-    teacher.archive.import_bundle(&from_office).unwrap();
+    assert_eq!(claims(&mut teacher), 0, "a colleague's claim was recorded");
+    let sent_and_held = claim_from(&mut admin, true);
+    teacher.archive.import_bundle(&sent_and_held).unwrap();
+    assert!(
+        holds_private(&mut teacher),
+        "a file sending it said it was held"
+    );
+    assert_eq!(claims(&mut teacher), 0);
+    let from_office = admin.export_for("from-office", &me);
+    teacher.import_file(&from_office);
     assert!(
         !holds_private(&mut teacher),
         "the office's word was not taken"
     );
+    assert!(holds_record(&mut admin, &private, &record));
 }

@@ -290,6 +290,19 @@ impl Archive {
     /// `None`). With `since`, a document the receiver already had at those heads carries only
     /// what came after.
     fn bundle_for(&mut self, member: Option<&Member>, since: Option<&Bundle>) -> Result<Bundle> {
+        self.bundle_vouching(member, since, false)
+    }
+
+    /// [`Archive::bundle_for`], listing the held documents of `member`'s work
+    /// ([`crate::bundle::Held`]) if `vouch`: only in a file for a device already set up (a
+    /// new device's file or enrollment has no work of hers to drop, and stays readable by the
+    /// builds before held documents).
+    fn bundle_vouching(
+        &mut self,
+        member: Option<&Member>,
+        since: Option<&Bundle>,
+        vouch: bool,
+    ) -> Result<Bundle> {
         let since_heads = since.map(Bundle::heads).unwrap_or_default();
         if let Some(s) = since
             && s.school != self.school_id
@@ -299,8 +312,8 @@ impl Archive {
         let mut entries = Vec::new();
         let mut held = Vec::new();
         let work = match member {
-            Some(m) => self.work_to_vouch_for(m)?,
-            None => None,
+            Some(m) if vouch => self.work_to_vouch_for(m)?,
+            _ => None,
         };
         for id in self.store.doc_ids()? {
             if let Some(m) = member
@@ -399,7 +412,7 @@ impl Archive {
         // Recorded first, so the file carries its own export in the device's log.
         let target = member.as_ref().map_or("school", |m| m.id.as_str());
         self.audit(super::audit_kind::BUNDLE_EXPORT, target, None)?;
-        let bundle = self.bundle_for(member.as_ref(), since)?;
+        let bundle = self.bundle_vouching(member.as_ref(), since, true)?;
         let keys = self.recipients(member.as_ref().map(|m| &m.id), &secret.public())?;
         seal::seal(&bundle, &secret, None, Lock::Devices(&keys))
     }
@@ -584,8 +597,16 @@ impl Archive {
         }
         // What an administrator's device says it holds of this member's work in documents it
         // no longer sends (anyone else's word proves nothing: `holds_unsent_work`).
-        let held = if signer.roles.iter().any(|r| r.administers()) {
-            bundle.held
+        // An honest file never both sends a document and says it holds it unsent: such a
+        // claim is no word on what the school holds.
+        let sent: BTreeSet<&DocId> = bundle.entries.iter().map(|e| &e.doc).collect();
+        let held: Vec<Held> = if signer.roles.iter().any(|r| r.administers()) {
+            bundle
+                .held
+                .iter()
+                .filter(|h| !sent.contains(&h.doc))
+                .cloned()
+                .collect()
         } else {
             Vec::new()
         };
