@@ -106,6 +106,25 @@ impl DeviceSync {
         if (n.issued_at, n.expires_at) < (o.issued_at, o.expires_at) || n == o {
             return Ok(());
         }
+        // Signed by the school key the invite pinned: a certificate that is not (a hub's bug,
+        // a damaged frame) would have every peer and the hub refuse this phone until it joins
+        // again. Judged at its own issue time: the hub's clock issued it, and this phone's may
+        // be hours off.
+        let invite = self
+            .archive
+            .store()
+            .meta(shouwang_core::membership::INVITE_META)?
+            .map(|t| shouwang_core::membership::Invite::decode(&t))
+            .transpose()?;
+        if let Some(invite) = invite {
+            new.verify(
+                &invite.school_id,
+                &invite.school_key,
+                &n.device,
+                n.issued_at,
+            )
+            .map_err(|_| Error::Corrupt("学校服务器发来的新证书无效，继续使用原来的证书".into()))?;
+        }
         let text = new.encode();
         self.archive.store().write(|b| {
             b.set_meta(crate::device::META_CERTIFICATE, &text);
@@ -162,7 +181,10 @@ impl Conversation for DeviceSync {
                 }
                 Message::Revoked => Err(Error::Revoked),
                 Message::Certificate(bytes) if self.session.is_some() => {
-                    self.renewed(&bytes)?;
+                    // A renewal this phone cannot keep costs it nothing: the one it has stays.
+                    if let Err(e) = self.renewed(&bytes) {
+                        tracing::warn!("renewed certificate not kept: {e}");
+                    }
                     Ok(Reply::nothing())
                 }
                 _ => Err(Error::Corrupt("握手顺序不对".into())),

@@ -92,6 +92,11 @@ async fn a_visit_written_before_hearing_of_a_new_head_reaches_the_school_before_
         !teacher.docs_of(&child).is_empty(),
         "her phone dropped her unsent 家访"
     );
+    let listed = teacher.archive().children(None, false).unwrap();
+    assert!(
+        !listed.iter().any(|c| c.name == CHILD),
+        "her phone still lists the child"
+    );
 
     // Her next sync hands it in; then the file goes.
     teacher.sync_hub().await;
@@ -135,4 +140,97 @@ async fn a_hand_in_the_hub_defers_stays_on_the_phone() {
     assert!(visits(&office).is_empty(), "the quota let it through");
     drop(data);
     server.shutdown().await;
+}
+
+/// The same 家访, on a file her phone never exchanged as a delta with the hub (nothing of it
+/// shared yet: it goes through automerge's sync, where the hub takes no hand-in). The hub
+/// refuses it as out of scope; her phone hands its copy in whole as `Changes`, which the
+/// hub takes, and only the answer to that lets it drop the file. Before, the first refusal
+/// dropped it, and the 家访 with it. (In-process sessions over real stores, the hub's
+/// session as the hub makes it.)
+#[test]
+fn a_file_the_hub_refuses_before_any_delta_is_handed_in_before_the_phone_drops_it() {
+    use shouwang_core::store::Sender;
+    use shouwang_tests::attack::pump;
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    let visit = teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
+    {
+        let a = &mut office.archive;
+        a.add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+            .unwrap();
+        a.set_class_head(CLASS, "陈桂芝").unwrap();
+    }
+    let member = office.archive.find_member(HEAD_TEACHER).unwrap();
+    let device = teacher.archive.device().clone();
+    let hub = office
+        .archive
+        .session(device.as_str(), Some(&member))
+        .unwrap()
+        .taking_hand_ins()
+        .with_sender(Sender::Device {
+            device,
+            roles: None,
+        });
+    let phone = teacher.archive.session("hub", None).unwrap();
+    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    teacher.archive.purge_out_of_scope().unwrap();
+    let id = office.archive.find_child(child).unwrap();
+    let file = shouwang_core::doc::DocId::Child(id);
+    assert!(
+        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        "her phone keeps a file no longer hers"
+    );
+    let at_school = office.archive.child_file(child).unwrap();
+    assert!(
+        at_school.records.iter().any(|r| r.meta.id.0 == visit),
+        "her 家访 is lost"
+    );
+}
+
+/// An administrator's phone met directly (a modified app, or one behind on a pairing) says
+/// a file of hers is out of scope: only her hub may, so her phone keeps the file and the
+/// 家访 in it.
+#[test]
+fn an_administrator_s_phone_cannot_make_her_drop_a_file() {
+    use shouwang_core::doc::DocId;
+    use shouwang_core::store::Sender;
+    use shouwang_core::sync::{Event, Message, Why};
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
+    let file = DocId::Child(teacher.archive.find_child(child).unwrap());
+    let principal = office.archive.me().unwrap();
+    let office_device = office.archive.device().clone();
+    let mut session = teacher
+        .archive
+        .peer_session(office_device.as_str(), &principal)
+        .unwrap()
+        .with_sender(Sender::Administrator {
+            device: office_device,
+        });
+    session
+        .handle(teacher.archive.store(), Event::Start)
+        .unwrap();
+    let refusal = Message::Refused {
+        doc: file.clone(),
+        why: Why::OutOfScope,
+        count: 0,
+        reason: "对方无权在这里同步这份档案".into(),
+    }
+    .encode();
+    session
+        .handle(teacher.archive.store(), Event::Frame(&refusal))
+        .unwrap();
+    teacher.archive.purge_out_of_scope().unwrap();
+    assert!(
+        teacher.archive.store().doc_ids().unwrap().contains(&file),
+        "a phone met directly made her drop her file"
+    );
 }

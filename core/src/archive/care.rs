@@ -790,8 +790,13 @@ impl Archive {
         } in rows
         {
             let child = ChildId(id);
-            // A child who left the school is listed only on request (`left_children`).
-            if school.has_left(&child) || (mine_only && !self.cares_for(&me, &child)?) {
+            // A child who left the school is listed only on request (`left_children`); one
+            // whose file this device keeps only until the school has the member's unsent work
+            // on it (`purge_out_of_scope`) is not hers to see.
+            if school.has_left(&child)
+                || !self.may_see(&me, &DocId::Child(child.clone()))?
+                || (mine_only && !self.cares_for(&me, &child)?)
+            {
                 continue;
             }
             let labels = ["特困生", "特长生", "特殊学生"];

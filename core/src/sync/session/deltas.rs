@@ -37,14 +37,19 @@ impl Session {
         // modified app) is refused and left out; the others go on.
         let (mut docs, outside): (Vec<_>, Vec<_>) =
             docs.into_iter().partition(|(d, _)| self.allows(d));
+        // A document refused from automerge's sync (no hand-in can be taken there) is taken
+        // once when the device hands it in as `Changes` ([`Session::hand_in`]).
         let hand_ins: Vec<&(DocId, Vec<u8>)> = outside
             .iter()
             .filter(|(d, _)| {
                 self.hand_ins
-                    && !self.held.contains(d)
+                    && (!self.held.contains(d) || self.refused_unseen.contains(d))
                     && !d.child().is_some_and(|c| self.erased.contains(c))
             })
             .collect();
+        for (d, _) in &hand_ins {
+            self.refused_unseen.remove(d);
+        }
         // The others are answered `OutOfScope` at once: too many end the session before
         // anything is merged. (Hand-ins, a member's work on files no longer hers, are merged
         // first and counted as they are answered.)

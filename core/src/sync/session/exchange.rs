@@ -35,6 +35,7 @@ impl Session {
             .collect();
         for doc in &outside {
             self.refuse_out_of_scope(doc, out)?;
+            self.refused_unseen.insert(doc.clone());
         }
         let theirs: HashMap<DocId, Vec<ChangeHash>> = theirs
             .into_iter()
@@ -71,6 +72,7 @@ impl Session {
         if !self.allows(&doc) {
             if !self.held.contains(&doc) {
                 self.refuse_out_of_scope(&doc, out)?;
+                self.refused_unseen.insert(doc.clone());
             }
             return Ok(());
         }

@@ -7,7 +7,7 @@ use automerge::sync::State;
 use super::Session;
 use crate::doc::DocId;
 use crate::error::Result;
-use crate::store::Store;
+use crate::store::{Sender, Store};
 use crate::sync::wire::{Message, Why};
 
 impl Session {
@@ -89,6 +89,36 @@ impl Session {
         self.peer_has.remove(doc);
         self.docs.insert(doc.clone(), State::new());
         self.restart_doc(store, doc, out)
+    }
+
+    /// The hub refused `doc` before it could take this side's work on it: the document went
+    /// through automerge's sync (nothing of it was shared with the hub yet, so no delta), and
+    /// a hub takes a member's work on a document no longer hers only from a `Changes` frame.
+    /// If the copy here holds changes this device made, it is handed in whole, once per
+    /// session, and the hub's answer to that is the one kept. `false`: nothing to hand in
+    /// (sent as a delta already, handed in already, or none of this device's work in it).
+    pub(super) fn hand_in(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<bool> {
+        if self.sent_deltas.contains(doc) || self.handed_in.contains(doc) {
+            return Ok(false);
+        }
+        let actor = store.actor().clone();
+        let Some(am) = store.doc(doc)? else {
+            return Ok(false);
+        };
+        if !am.get_changes_meta(&[]).iter().any(|c| *c.actor == actor) {
+            return Ok(false);
+        }
+        let whole = am.save();
+        self.handed_in.insert(doc.clone());
+        // Its automerge sync is over: the hub takes nothing of it that way.
+        self.docs.remove(doc);
+        out.push(Message::Changes(vec![(doc.clone(), whole)]));
+        Ok(true)
     }
 
     /// Tells the peer it may not send `doc` here at all, and leaves it out.
@@ -195,8 +225,15 @@ impl Session {
         }
         match why {
             Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
-            // Only a relay this side trusts (its hub) says what it may keep.
-            Why::OutOfScope if self.sender.relays() => {
+            // Only the relay this side trusts, its hub, says what it may keep: not an
+            // administrator's phone met directly (a modified app's answer, or one behind on a
+            // pairing, would make this side drop work that exists nowhere else).
+            Why::OutOfScope if matches!(self.sender, Sender::Relay) => {
+                if self.hand_in(store, &doc, out)? {
+                    self.caught_up = false;
+                    self.sent_idle = None;
+                    return Ok(());
+                }
                 store.mark_out_of_scope(&doc)?;
             }
             _ => {}

@@ -72,6 +72,11 @@
 //! (the hub, [`Session::taking_hand_ins`]) still takes the peer's own changes to such a
 //! document from a `Changes` frame, sending nothing of it back: the work a member did before
 //! hearing that the document is no longer theirs reaches the school before the device drops it.
+//! A device drops a document on `OutOfScope` only from its hub (`Sender::Relay`), never from a
+//! phone met directly; and when the hub refused one that went through automerge's sync (no
+//! delta: nothing of it shared yet, where no hand-in can be taken), a device whose copy holds
+//! its own changes hands it in whole as `Changes` first ([`Session::hand_in`]), which the hub
+//! takes once, and keeps the answer to that.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -229,6 +234,13 @@ pub struct Session {
     /// Of the held documents, those the peer answered `Deferred`: taken up again when the peer
     /// starts them over with a `Doc` frame.
     deferred_there: BTreeSet<DocId>,
+    /// Taking hand-ins: documents refused out of scope from automerge's sync or an
+    /// `Inventory`, where no hand-in can be taken; the device's `Changes` of one is taken
+    /// once (`Session::on_changes`).
+    refused_unseen: BTreeSet<DocId>,
+    /// A device: documents the hub refused out of scope before it could take this side's
+    /// work on them, handed in whole as `Changes` in this session ([`Session::hand_in`]).
+    handed_in: BTreeSet<DocId>,
     /// Changes this side refused from the peer in this session.
     refused_here: u64,
     /// Documents the peer tried to exchange outside the scope in this session (bounded by
@@ -307,6 +319,8 @@ impl Session {
             held: BTreeSet::new(),
             deferred_here: BTreeSet::new(),
             deferred_there: BTreeSet::new(),
+            refused_unseen: BTreeSet::new(),
+            handed_in: BTreeSet::new(),
             refused_here: 0,
             out_of_scope: 0,
             sender: Sender::Relay,
