@@ -8,7 +8,11 @@
 //!   scope checks and the trust rules as it would from a real file;
 //! - 2: the entries of the plain bundle a hub sends at enrollment (`Archive::join_enrolled`
 //!   into a new store);
-//! - 3: the bytes are a plain bundle as they come (`Bundle::decode`: header, checksum).
+//! - 3: the bytes are a plain bundle as they come (`Bundle::decode`: header, checksum);
+//! - 4: a file from the office to 刘桂兰's phone listing *held documents* taken from the input
+//!   (a count, then per document a pick of the world's documents and up to three change
+//!   hashes), the rest being entries as in 1: sealed by the office's device to hers and
+//!   imported there, so what the claims do (`record_held`, the purge after) is reached.
 //!
 //! A refused file changes nothing; a refused join leaves no store.
 #![no_main]
@@ -16,8 +20,8 @@
 use libfuzzer_sys::fuzz_target;
 use shouwang_core::Archive;
 use shouwang_core::archive::JoinOptions;
-use shouwang_core::bundle::Bundle;
 use shouwang_core::bundle::seal::{self, Lock};
+use shouwang_core::bundle::{Bundle, Held};
 use shouwang_fuzz::{
     World, bundle_around, enrolled_device_id, fingerprint, with_automerge_checksums,
 };
@@ -30,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let school = world.school.as_str();
     // Entries carry automerge chunks: their checksums made right, changes reach the merge.
     let entries = with_automerge_checksums(rest);
-    match mode % 4 {
+    match mode % 5 {
         0 => import(world, rest),
         1 => {
             let Ok(bundle) = Bundle::decode(&bundle_around(school, None, &entries)) else {
@@ -59,11 +63,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!path.exists(), "a refused join left a store behind");
             }
         }
-        _ => {
+        3 => {
             if let Ok(bundle) = Bundle::decode(rest) {
                 round_trip(&bundle);
             }
         }
+        _ => held_from_the_office(world, rest),
     }
 });
 
@@ -78,8 +83,48 @@ fn round_trip(bundle: &Bundle) {
     }
 }
 
+/// Mode 4: held documents read from the front of `rest`, entries from the rest.
+fn held_from_the_office(world: &World, rest: &[u8]) {
+    let docs = world.doc_ids();
+    let (count, mut rest) = rest.split_first().map_or((0, rest), |(n, r)| (*n, r));
+    let mut held = Vec::new();
+    for _ in 0..(count % 4) + 1 {
+        let [pick, hashes, tail @ ..] = rest else {
+            return;
+        };
+        let mut changes = Vec::new();
+        let mut tail = tail;
+        for _ in 0..hashes % 4 {
+            let Some((hash, more)) = tail.split_first_chunk::<32>() else {
+                return;
+            };
+            changes.push(automerge::ChangeHash(*hash));
+            tail = more;
+        }
+        held.push(Held {
+            doc: docs[usize::from(*pick) % docs.len()].clone(),
+            changes,
+        });
+        rest = tail;
+    }
+    let entries = with_automerge_checksums(rest);
+    let Ok(mut bundle) = Bundle::decode(&bundle_around(world.school.as_str(), None, &entries))
+    else {
+        return;
+    };
+    bundle.held = held;
+    round_trip(&bundle);
+    let keys = [world.mother_device];
+    if let Ok(file) = seal::seal(&bundle, &world.admin_secret(), None, Lock::Devices(&keys)) {
+        import_into(world.open_mother(), &file);
+    }
+}
+
 fn import(world: &World, file: &[u8]) {
-    let mut opened = world.open_admin();
+    import_into(world.open_admin(), file);
+}
+
+fn import_into(mut opened: shouwang_fuzz::Opened, file: &[u8]) {
     let before = fingerprint(&mut opened.archive);
     if opened.archive.import_bundle(file).is_err() {
         assert_eq!(

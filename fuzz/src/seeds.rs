@@ -190,6 +190,17 @@ pub fn write_all(root: &Path) -> io::Result<usize> {
         changes: held.entries[0].heads.clone(),
     }];
     s.put_mode("bundle", "plain-held", 3, &held.encode().unwrap())?;
+    // Mode 4: one held document (the child's private part, a pick of 2) naming one change,
+    // then the same entries, from the office to her phone.
+    let mut claim = vec![0u8, 2, 1];
+    claim.extend_from_slice(
+        held.entries[0]
+            .heads
+            .first()
+            .map_or(&[0u8; 32][..], |h| h.as_ref()),
+    );
+    claim.extend_from_slice(&bundle_payload(&inside).unwrap());
+    s.put_mode("bundle", "held-for-mother", 4, &claim)?;
     let device = device_endpoint();
     let enrollment = office
         .archive
