@@ -183,6 +183,31 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
     );
 }
 
+/// The sample school (`prepare`d), a folder for its backups, and its first backup there,
+/// `2026-12-01.backup`.
+struct Folder {
+    dir: tempfile::TempDir,
+    data: DataDir,
+    backups: std::path::PathBuf,
+    old: std::path::PathBuf,
+}
+
+fn folder_with_a_backup(prepare: impl FnOnce(&DataDir)) -> Folder {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    prepare(&data);
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let old = backups.join("2026-12-01.backup");
+    shouwang_relay::server::backup(&data, &old).unwrap();
+    Folder {
+        dir,
+        data,
+        backups,
+        old,
+    }
+}
+
 /// Runs `make` (a backup into the folder of `old`) with `old` out of that folder, and puts it
 /// back: a backup sweeps the older backups beside it (the next test), and the ledger tests are
 /// about a backup the sweep never reached (on a USB stick that night).
@@ -208,12 +233,12 @@ fn backup_while_away<T>(old: &Path, make: impl FnOnce() -> T) -> T {
 fn restoring_an_older_backup_does_not_bring_an_erased_child_back() {
     use shouwang_relay::server::{backup, restore};
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let backups = dir.path().join("backups");
-    std::fs::create_dir(&backups).unwrap();
-    let old = backups.join("2026-12-01.backup");
-    backup(&data, &old).unwrap();
+    let Folder {
+        dir,
+        data,
+        backups,
+        old,
+    } = folder_with_a_backup(|_| {});
     data.open_archive()
         .unwrap()
         .erase_child("王小雨", "监护人书面申请删除")
@@ -256,12 +281,12 @@ fn restoring_an_older_backup_does_not_bring_an_erased_child_back() {
 fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder() {
     use shouwang_relay::server::{backup, restore};
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let backups = dir.path().join("backups");
-    std::fs::create_dir(&backups).unwrap();
-    let old = backups.join("2026-12-01.backup");
-    backup(&data, &old).unwrap();
+    let Folder {
+        dir,
+        data,
+        backups,
+        old,
+    } = folder_with_a_backup(|_| {});
     let note = backups.join("说明.txt");
     std::fs::write(&note, "每晚 2 点自动备份").unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
@@ -339,12 +364,12 @@ fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder(
 fn a_backup_of_another_store_version_is_reported_not_rewritten() {
     use shouwang_relay::server::backup;
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let backups = dir.path().join("backups");
-    std::fs::create_dir(&backups).unwrap();
-    let old = backups.join("2026-12-01.backup");
-    backup(&data, &old).unwrap();
+    let Folder {
+        dir: _dir,
+        data,
+        backups,
+        old,
+    } = folder_with_a_backup(|_| {});
     let key = data.data_key().unwrap().store_key();
     let conn = shouwang_core::store::cipher::open(
         &old,
@@ -383,13 +408,12 @@ fn the_ledger_follows_a_school_split_and_a_half_made_one_does_not_stop_a_restore
     use shouwang_tests::fixtures::{hub_leaks, make_old_school};
     const PHONE: &str = "13805640077";
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    make_old_school(&data, PHONE);
-    let backups = dir.path().join("backups");
-    std::fs::create_dir(&backups).unwrap();
-    let old = backups.join("2026-12-01.backup");
-    backup(&data, &old).unwrap();
+    let Folder {
+        dir,
+        data,
+        backups,
+        old,
+    } = folder_with_a_backup(|data| make_old_school(data, PHONE));
     {
         let mut hub = data.open_archive().unwrap();
         hub.split_for_roles().unwrap();
