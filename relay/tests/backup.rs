@@ -208,6 +208,12 @@ fn folder_with_a_backup(prepare: impl FnOnce(&DataDir)) -> Folder {
     }
 }
 
+/// A connection to the backup at `path`, under the school's data key.
+fn open_backup(data: &DataDir, path: &Path, flags: rusqlite::OpenFlags) -> rusqlite::Connection {
+    let key = data.data_key().unwrap().store_key();
+    shouwang_core::store::cipher::open(path, flags, Some(&key)).unwrap()
+}
+
 /// Runs `make` (a backup into the folder of `old`) with `old` out of that folder, and puts it
 /// back: a backup sweeps the older backups beside it (the next test), and the ledger tests are
 /// about a backup the sweep never reached (on a USB stick that night).
@@ -331,13 +337,7 @@ fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder(
     assert_eq!(std::fs::read(&old).unwrap(), before);
 
     // The old backup alone, without the ledger that would purge her at a restore.
-    let key = data.data_key().unwrap().store_key();
-    let conn = shouwang_core::store::cipher::open(
-        &old,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        Some(&key),
-    )
-    .unwrap();
+    let conn = open_backup(&data, &old, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY);
     let free: i64 = conn
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .unwrap();
@@ -370,13 +370,7 @@ fn a_backup_of_another_store_version_is_reported_not_rewritten() {
         backups,
         old,
     } = folder_with_a_backup(|_| {});
-    let key = data.data_key().unwrap().store_key();
-    let conn = shouwang_core::store::cipher::open(
-        &old,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
-        Some(&key),
-    )
-    .unwrap();
+    let conn = open_backup(&data, &old, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE);
     let behind = shouwang_core::store::migrations::latest() - 1;
     conn.pragma_update(None, "user_version", behind).unwrap();
     drop(conn);
