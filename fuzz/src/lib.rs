@@ -150,15 +150,22 @@ impl World {
         office
             .session(self.mother_device.to_hex().as_str(), Some(&self.mother))
             .unwrap()
+            .taking_hand_ins()
             .with_sender(self.mother_sender())
     }
 
-    /// 刘桂兰's session with the office's device, met directly.
+    /// 刘桂兰's session with the office's device, met directly (an administrator's device, as
+    /// `relay::peer` makes it: not her hub).
     #[allow(clippy::unwrap_used)]
     pub fn mother_session(&self, phone: &mut Archive) -> Session {
         phone
             .peer_session(self.admin_device.to_hex().as_str(), &self.admin)
             .unwrap()
+            .with_sender(Sender::for_device(
+                &self.admin_device.0,
+                &self.admin,
+                &self.admin.roles,
+            ))
     }
 
     /// An invite of the school for a new 爱心妈妈 (fixed secret and keys).

@@ -110,21 +110,20 @@ impl DeviceSync {
         // a damaged frame) would have every peer and the hub refuse this phone until it joins
         // again. Judged at its own issue time: the hub's clock issued it, and this phone's may
         // be hours off.
+        let invalid = || Error::Corrupt("学校服务器发来的新证书无效，继续使用原来的证书".into());
         let invite = self
             .archive
             .store()
             .meta(shouwang_core::membership::INVITE_META)?
-            .map(|t| shouwang_core::membership::Invite::decode(&t))
-            .transpose()?;
-        if let Some(invite) = invite {
-            new.verify(
-                &invite.school_id,
-                &invite.school_key,
-                &n.device,
-                n.issued_at,
-            )
-            .map_err(|_| Error::Corrupt("学校服务器发来的新证书无效，继续使用原来的证书".into()))?;
-        }
+            .ok_or_else(invalid)?;
+        let invite = shouwang_core::membership::Invite::decode(&invite)?;
+        new.verify(
+            &invite.school_id,
+            &invite.school_key,
+            &n.device,
+            n.issued_at,
+        )
+        .map_err(|_| invalid())?;
         let text = new.encode();
         self.archive.store().write(|b| {
             b.set_meta(crate::device::META_CERTIFICATE, &text);

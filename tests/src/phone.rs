@@ -114,12 +114,17 @@ impl EnrolledPhone {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let network_key = DeviceSecret::from_bytes(&secret.to_bytes()).to_hex();
+        // The invite, as a phone keeps it: what a renewed certificate is checked against.
+        let ticket = invite.encode().unwrap();
         let archive = Archive::join_enrolled(
             &dir.path().join("phone.db"),
             &enrolled.bundle,
             member,
             &JoinOptions {
-                meta: &[(META_NETWORK_KEY, &network_key)],
+                meta: &[
+                    (META_NETWORK_KEY, &network_key),
+                    (shouwang_core::membership::INVITE_META, &ticket),
+                ],
                 ..Default::default()
             },
         )

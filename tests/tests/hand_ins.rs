@@ -234,3 +234,85 @@ fn an_administrator_s_phone_cannot_make_her_drop_a_file() {
         "a phone met directly made her drop her file"
     );
 }
+
+/// The same file handed in whole, but the hub cannot take it today (her member's daily quota
+/// is spent): it answers `Deferred`, and her phone keeps the file, also after the school
+/// document moves at the hub while the session is open. (The two rules that keep a deferred
+/// hand-in through the rest of its session are shown by `core::sync::session::held`'s
+/// tests.)
+#[test]
+fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
+    use shouwang_core::doc::DocId;
+    use shouwang_core::store::Sender;
+    use shouwang_core::sync::Event;
+    use shouwang_tests::attack::pump;
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
+    office
+        .archive
+        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
+    let member = office.archive.find_member(HEAD_TEACHER).unwrap();
+    let device = teacher.archive.device().clone();
+    let hub = office
+        .archive
+        .session(device.as_str(), Some(&member))
+        .unwrap()
+        .taking_hand_ins()
+        .with_daily_quota(member.id.clone(), 1)
+        .with_sender(Sender::Device {
+            device,
+            roles: None,
+        });
+    let phone = teacher.archive.session("hub", None).unwrap();
+    let (mut phone, mut hub) = pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    // The school moves at the hub while the session is open.
+    office
+        .archive
+        .set_rule("parent_contact_days", "14")
+        .unwrap();
+    let mut to_phone: Vec<Vec<u8>> = hub
+        .handle(office.archive.store(), Event::LocalChange(&DocId::School))
+        .unwrap()
+        .frames;
+    for _ in 0..50 {
+        if to_phone.is_empty() {
+            break;
+        }
+        let mut to_hub = Vec::new();
+        for f in to_phone.drain(..) {
+            to_hub.extend(
+                phone
+                    .handle(teacher.archive.store(), Event::Frame(&f))
+                    .unwrap()
+                    .frames,
+            );
+        }
+        for f in to_hub {
+            to_phone.extend(
+                hub.handle(office.archive.store(), Event::Frame(&f))
+                    .unwrap()
+                    .frames,
+            );
+        }
+    }
+    teacher.archive.purge_out_of_scope().unwrap();
+    let file = DocId::Child(office.archive.find_child(child).unwrap());
+    let at_school = office.archive.child_file(child).unwrap();
+    assert!(
+        !at_school
+            .records
+            .iter()
+            .any(|r| r.kind_label.starts_with("家访")),
+        "the hub took the hand-in despite the quota"
+    );
+    assert!(
+        teacher.archive.store().doc_ids().unwrap().contains(&file),
+        "her phone dropped a 家访 the school does not hold"
+    );
+}

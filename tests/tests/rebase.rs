@@ -335,6 +335,42 @@ fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
     assert!(shows(&mut admin, &talk));
 }
 
+/// 3b. The same 谈心 on the old generation, but the office also ended her pairing: the file is
+///     no longer hers when her phone meets the hub, which refuses it out of scope; her phone
+///     hands its copy in, and the hub cannot take work on an older generation (it carries work
+///     over only into a file it sends back). It answers `Deferred`, so her phone keeps the
+///     谈心 rather than drop what the school lacks. Before, the hub answered `OutOfScope` and
+///     her phone dropped it.
+#[test]
+fn story_3b_a_hand_in_on_an_older_generation_stays_on_her_phone() {
+    let (mut admin, _teacher, mut mother, child, _wrong, talk) = rebased_while_she_writes();
+    admin.archive.end_pairing(LOVE_MOTHER, NEW_NAME).unwrap();
+    let member = admin
+        .archive
+        .find_member(mother.archive.me_id().as_str())
+        .unwrap();
+    let device = mother.archive.device().clone();
+    let hub = admin
+        .archive
+        .session(device.as_str(), Some(&member))
+        .unwrap()
+        .taking_hand_ins()
+        .with_sender(Sender::Device {
+            device,
+            roles: None,
+        });
+    let phone = mother.archive.session("hub", None).unwrap();
+    attack::pump(&mut mother.archive, phone, &mut admin.archive, hub);
+    mother.archive.purge_out_of_scope().unwrap();
+    let file = DocId::Child(child);
+    let at_school = admin.archive.child_file(NEW_NAME).unwrap();
+    let taken = at_school.records.iter().any(|r| r.meta.id.as_str() == talk);
+    assert!(
+        taken || mother.archive.store().doc_ids().unwrap().contains(&file),
+        "her 谈心 is neither at the school nor on her phone"
+    );
+}
+
 /// 2c. The guardian withdraws consent to the file right after the re-basing, before the
 ///     爱心妈妈's phone hears of either. Her 谈心, written meanwhile, cannot be carried into the
 ///     new generation (a carried record declares the school as it is now, and nothing new may

@@ -11,7 +11,7 @@ use super::Session;
 use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::store::{Store, stored_heads};
-use crate::sync::wire::Message;
+use crate::sync::wire::{Message, Why};
 
 impl Session {
     /// A `Changes` frame: the peer's deltas, judged and merged in one write.
@@ -146,6 +146,17 @@ impl Session {
         for (doc, admission) in &taken {
             if admission.deferred > 0 {
                 self.refuse(store, doc, admission, out)?;
+            } else if admission.stale > 0 {
+                // Work on an older generation of a re-based file is not kept here (only a
+                // file in scope is answered with the current generation, which carries it
+                // over): the device keeps its copy rather than drop what the school lacks.
+                out.push(Message::Refused {
+                    doc: doc.clone(),
+                    why: Why::Deferred,
+                    count: u32::try_from(admission.stale).unwrap_or(u32::MAX),
+                    reason: "这份档案已被学校重整，请把它交给学校处理".into(),
+                });
+                self.hold(store, doc, false)?;
             } else {
                 self.refuse_out_of_scope(doc, out)?;
             }

@@ -199,6 +199,12 @@ impl Session {
         out: &mut Vec<Message>,
     ) -> Result<()> {
         for doc in std::mem::take(&mut self.deferred_here) {
+            // A hand-in (outside the peer's scope) is not started over from here: this side
+            // sends nothing of it, and the peer's answer to a restart would be refused out of
+            // scope. The device offers it again at its next sync.
+            if !self.allows(&doc) {
+                continue;
+            }
             if !self.held.remove(&doc) {
                 continue;
             }
@@ -234,7 +240,14 @@ impl Session {
                     self.sent_idle = None;
                     return Ok(());
                 }
-                store.mark_out_of_scope(&doc)?;
+                // Once the hub deferred this side's work on it in this session, a later
+                // refusal is no word that the hub holds that work: kept for the next sync.
+                if !self.hand_in_deferred.contains(&doc) {
+                    store.mark_out_of_scope(&doc)?;
+                }
+            }
+            Why::Deferred if self.handed_in.contains(&doc) || self.sent_deltas.contains(&doc) => {
+                self.hand_in_deferred.insert(doc.clone());
             }
             _ => {}
         }
@@ -256,4 +269,80 @@ pub(super) fn moved_since(store: &mut Store, rests_on: &[(DocId, String)]) -> Re
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::ids::ChildId;
+    use crate::sync::session::Scope;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("phone.db")).unwrap();
+        (dir, store)
+    }
+
+    fn file() -> DocId {
+        DocId::Child(ChildId::from("c1"))
+    }
+
+    /// A device whose hand-in the hub deferred in this session does not drop the document on
+    /// a later refusal out of scope in the same session: the hub does not hold that work.
+    #[test]
+    fn a_refusal_after_a_deferred_hand_in_leaves_the_document() {
+        let (_dir, mut store) = store();
+        let mut s = Session::new("hub", Scope::All);
+        s.handed_in.insert(file());
+        let mut out = Vec::new();
+        s.on_refused(
+            &mut store,
+            file(),
+            Why::Deferred,
+            1,
+            "额度".into(),
+            &mut out,
+        )
+        .unwrap();
+        s.on_refused(
+            &mut store,
+            file(),
+            Why::OutOfScope,
+            0,
+            String::new(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(!store.out_of_scope().unwrap().contains(&file()));
+        // Without a deferral, the hub's refusal after the hand-in is kept.
+        let mut s = Session::new("hub", Scope::All);
+        s.handed_in.insert(file());
+        s.on_refused(
+            &mut store,
+            file(),
+            Why::OutOfScope,
+            0,
+            String::new(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(store.out_of_scope().unwrap().contains(&file()));
+    }
+
+    /// A side taking hand-ins does not start a deferred one over when what it rests on moves:
+    /// it sends nothing of a document outside the peer's scope, and the peer's answer would be
+    /// refused out of scope.
+    #[test]
+    fn a_deferred_hand_in_is_not_started_over() {
+        let (_dir, mut store) = store();
+        let mut s = Session::new("phone", Scope::Only(BTreeSet::new())).taking_hand_ins();
+        s.held.insert(file());
+        s.deferred_here.insert(file());
+        let mut out = Vec::new();
+        s.retry_deferred(&mut store, &mut out).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        assert!(s.held.contains(&file()));
+    }
 }

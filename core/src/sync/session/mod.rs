@@ -241,6 +241,9 @@ pub struct Session {
     /// A device: documents the hub refused out of scope before it could take this side's
     /// work on them, handed in whole as `Changes` in this session ([`Session::hand_in`]).
     handed_in: BTreeSet<DocId>,
+    /// A device: documents whose work the hub deferred in this session; a later refusal out
+    /// of scope does not make this side drop them.
+    hand_in_deferred: BTreeSet<DocId>,
     /// Changes this side refused from the peer in this session.
     refused_here: u64,
     /// Documents the peer tried to exchange outside the scope in this session (bounded by
@@ -321,6 +324,7 @@ impl Session {
             deferred_there: BTreeSet::new(),
             refused_unseen: BTreeSet::new(),
             handed_in: BTreeSet::new(),
+            hand_in_deferred: BTreeSet::new(),
             refused_here: 0,
             out_of_scope: 0,
             sender: Sender::Relay,
