@@ -316,3 +316,64 @@ fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
         "her phone dropped a 家访 the school does not hold"
     );
 }
+
+/// Not a hand-in: a phone's access log (`audit/<device>`), made on the phone and never at the
+/// hub before its first sync, is the member's own to send. The hub takes it as any document in
+/// her scope, and her phone keeps it. Before, the hub's scope held only documents it already
+/// had: it refused the log out of scope, and her phone dropped it (later, writing a new log
+/// under the same device, it broke every sync with the hub).
+#[test]
+fn a_phone_s_access_log_reaches_the_hub_and_stays_on_the_phone() {
+    use shouwang_core::doc::DocId;
+    use shouwang_core::store::Sender;
+    use shouwang_tests::attack::pump;
+    use shouwang_tests::fixtures::school;
+
+    let mut office = school();
+    // A phone set up by the office and never back there since (as one enrolled by the hub).
+    let new = office
+        .archive
+        .export_new_device(HEAD_TEACHER, "手机")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone_archive = shouwang_core::Archive::join(
+        &dir.path().join("phone.db"),
+        &new.bundle,
+        &new.passphrase,
+        HEAD_TEACHER,
+    )
+    .unwrap();
+    // An export is written in the device's access log.
+    let admin = office.archive.me_id().as_str().to_owned();
+    phone_archive.export_bundle(Some(&admin), None).unwrap();
+    let log = DocId::Audit(phone_archive.device().clone());
+    assert!(phone_archive.store().doc_ids().unwrap().contains(&log));
+    assert!(!office.archive.store().doc_ids().unwrap().contains(&log));
+    let mut teacher = shouwang_tests::fixtures::Device {
+        name: HEAD_TEACHER,
+        archive: phone_archive,
+        dir,
+    };
+    let member = office.archive.find_member(HEAD_TEACHER).unwrap();
+    let device = teacher.archive.device().clone();
+    let hub = office
+        .archive
+        .session(device.as_str(), Some(&member))
+        .unwrap()
+        .taking_hand_ins()
+        .with_sender(Sender::Device {
+            device,
+            roles: None,
+        });
+    let phone = teacher.archive.session("hub", None).unwrap();
+    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    teacher.archive.purge_out_of_scope().unwrap();
+    assert!(
+        office.archive.store().doc_ids().unwrap().contains(&log),
+        "the hub does not have her access log"
+    );
+    assert!(
+        teacher.archive.store().doc_ids().unwrap().contains(&log),
+        "her phone dropped its access log"
+    );
+}

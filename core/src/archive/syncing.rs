@@ -122,7 +122,22 @@ impl Archive {
                 }
             }
         }
-        // A member's own new documents (a class log) are theirs to send.
+        // A member's own new documents are theirs to send before the hub holds them: her
+        // devices' access logs, her contact document, her classes' logs. (Without this, a
+        // phone's access log was refused out of scope at its first sync and dropped.)
+        let own = school
+            .devices
+            .iter()
+            .filter(|d| d.member == member.id)
+            .map(|d| DocId::Audit(d.id.clone()))
+            .chain(std::iter::once(DocId::Contact(member.id.clone())))
+            .chain(school.classes.iter().map(|k| DocId::Class(k.id.clone())))
+            .collect::<Vec<_>>();
+        for id in own {
+            if !docs.contains(&id) && super::scope::may_see(&school, member, &id, &mut facts_of)? {
+                docs.insert(id);
+            }
+        }
         Ok(Scope::Only(docs))
     }
 
