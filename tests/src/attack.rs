@@ -349,6 +349,25 @@ pub fn quarantined(a: &mut Archive) -> usize {
     a.quarantined().unwrap().len()
 }
 
+/// The two ends of a phone's sync with its hub, as each side makes them: the hub's (`hub`, an
+/// archive holding every document) scoped to the phone's member, taking hand-ins, the phone
+/// held to its own changes; and the phone's with its hub, a relay it trusts. Returns
+/// (hub's, phone's).
+pub fn hub_and_phone(hub: &mut Archive, phone: &Archive) -> (Session, Session) {
+    let member = hub.find_member(phone.me_id().as_str()).unwrap();
+    let device = phone.device().clone();
+    let at_hub = hub
+        .session(device.as_str(), Some(&member))
+        .unwrap()
+        .taking_hand_ins()
+        .with_sender(shouwang_core::store::Sender::Device {
+            device,
+            roles: None,
+        });
+    let at_phone = Session::new("hub", shouwang_core::sync::Scope::All);
+    (at_hub, at_phone)
+}
+
 /// Runs two in-process sessions over real stores until neither has anything to send: the
 /// device-to-device path without the network (the same `Session`s `relay::peer` drives).
 /// Returns how many frames went each way. Fails the test if it does not settle.

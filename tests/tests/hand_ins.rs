@@ -150,7 +150,6 @@ async fn a_hand_in_the_hub_defers_stays_on_the_phone() {
 /// session as the hub makes it.)
 #[test]
 fn a_file_the_hub_refuses_before_any_delta_is_handed_in_before_the_phone_drops_it() {
-    use shouwang_core::store::Sender;
     use shouwang_tests::attack::pump;
     use shouwang_tests::fixtures::{CHILDREN, join, school};
 
@@ -164,18 +163,7 @@ fn a_file_the_hub_refuses_before_any_delta_is_handed_in_before_the_phone_drops_i
             .unwrap();
         a.set_class_head(CLASS, "陈桂芝").unwrap();
     }
-    let member = office.archive.find_member(HEAD_TEACHER).unwrap();
-    let device = teacher.archive.device().clone();
-    let hub = office
-        .archive
-        .session(device.as_str(), Some(&member))
-        .unwrap()
-        .taking_hand_ins()
-        .with_sender(Sender::Device {
-            device,
-            roles: None,
-        });
-    let phone = teacher.archive.session("hub", None).unwrap();
+    let (hub, phone) = shouwang_tests::attack::hub_and_phone(&mut office.archive, &teacher.archive);
     pump(&mut teacher.archive, phone, &mut office.archive, hub);
     teacher.archive.purge_out_of_scope().unwrap();
     let id = office.archive.find_child(child).unwrap();
@@ -243,7 +231,6 @@ fn an_administrator_s_phone_cannot_make_her_drop_a_file() {
 #[test]
 fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
     use shouwang_core::doc::DocId;
-    use shouwang_core::store::Sender;
     use shouwang_core::sync::Event;
     use shouwang_tests::attack::pump;
     use shouwang_tests::fixtures::{CHILDREN, join, school};
@@ -257,19 +244,9 @@ fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
         .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
         .unwrap();
     office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
-    let member = office.archive.find_member(HEAD_TEACHER).unwrap();
-    let device = teacher.archive.device().clone();
-    let hub = office
-        .archive
-        .session(device.as_str(), Some(&member))
-        .unwrap()
-        .taking_hand_ins()
-        .with_daily_quota(member.id.clone(), 1)
-        .with_sender(Sender::Device {
-            device,
-            roles: None,
-        });
-    let phone = teacher.archive.session("hub", None).unwrap();
+    let (hub, phone) = shouwang_tests::attack::hub_and_phone(&mut office.archive, &teacher.archive);
+    let quota_of = teacher.archive.me_id().clone();
+    let hub = hub.with_daily_quota(quota_of, 1);
     let (mut phone, mut hub) = pump(&mut teacher.archive, phone, &mut office.archive, hub);
     // The school moves at the hub while the session is open.
     office
@@ -325,7 +302,6 @@ fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
 #[test]
 fn a_phone_s_access_log_reaches_the_hub_and_stays_on_the_phone() {
     use shouwang_core::doc::DocId;
-    use shouwang_core::store::Sender;
     use shouwang_tests::attack::pump;
     use shouwang_tests::fixtures::school;
 
@@ -354,18 +330,7 @@ fn a_phone_s_access_log_reaches_the_hub_and_stays_on_the_phone() {
         archive: phone_archive,
         dir,
     };
-    let member = office.archive.find_member(HEAD_TEACHER).unwrap();
-    let device = teacher.archive.device().clone();
-    let hub = office
-        .archive
-        .session(device.as_str(), Some(&member))
-        .unwrap()
-        .taking_hand_ins()
-        .with_sender(Sender::Device {
-            device,
-            roles: None,
-        });
-    let phone = teacher.archive.session("hub", None).unwrap();
+    let (hub, phone) = shouwang_tests::attack::hub_and_phone(&mut office.archive, &teacher.archive);
     pump(&mut teacher.archive, phone, &mut office.archive, hub);
     teacher.archive.purge_out_of_scope().unwrap();
     assert!(

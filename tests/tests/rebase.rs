@@ -345,21 +345,7 @@ fn story_3_a_stale_copy_holding_unsent_work_waits_for_the_new_generation() {
 fn story_3b_a_hand_in_on_an_older_generation_stays_on_her_phone() {
     let (mut admin, _teacher, mut mother, child, _wrong, talk) = rebased_while_she_writes();
     admin.archive.end_pairing(LOVE_MOTHER, NEW_NAME).unwrap();
-    let member = admin
-        .archive
-        .find_member(mother.archive.me_id().as_str())
-        .unwrap();
-    let device = mother.archive.device().clone();
-    let hub = admin
-        .archive
-        .session(device.as_str(), Some(&member))
-        .unwrap()
-        .taking_hand_ins()
-        .with_sender(Sender::Device {
-            device,
-            roles: None,
-        });
-    let phone = mother.archive.session("hub", None).unwrap();
+    let (hub, phone) = attack::hub_and_phone(&mut admin.archive, &mother.archive);
     attack::pump(&mut mother.archive, phone, &mut admin.archive, hub);
     mother.archive.purge_out_of_scope().unwrap();
     let file = DocId::Child(child);
