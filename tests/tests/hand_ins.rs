@@ -151,18 +151,10 @@ async fn a_hand_in_the_hub_defers_stays_on_the_phone() {
 #[test]
 fn a_file_the_hub_refuses_before_any_delta_is_handed_in_before_the_phone_drops_it() {
     use shouwang_tests::attack::pump;
-    use shouwang_tests::fixtures::{CHILDREN, join, school};
+    use shouwang_tests::fixtures::CHILDREN;
 
-    let mut office = school();
-    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let (mut office, mut teacher, visit) = visit_then_a_new_head_in_process();
     let child = CHILDREN[0].1;
-    let visit = teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
-    {
-        let a = &mut office.archive;
-        a.add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-            .unwrap();
-        a.set_class_head(CLASS, "陈桂芝").unwrap();
-    }
     let (hub, phone) = shouwang_tests::attack::hub_and_phone(&mut office.archive, &teacher.archive);
     pump(&mut teacher.archive, phone, &mut office.archive, hub);
     teacher.archive.purge_out_of_scope().unwrap();
@@ -224,60 +216,21 @@ fn an_administrator_s_phone_cannot_make_her_drop_a_file() {
 }
 
 /// The same file handed in whole, but the hub cannot take it today (her member's daily quota
-/// is spent): it answers `Deferred`, and her phone keeps the file, also after the school
-/// document moves at the hub while the session is open. (The two rules that keep a deferred
-/// hand-in through the rest of its session are shown by `core::sync::session::held`'s
-/// tests.)
+/// is spent): it answers `Deferred`, and her phone keeps the file. (The two rules that keep a
+/// deferred hand-in through the rest of its session are shown by
+/// `core::sync::session::held`'s tests.)
 #[test]
 fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
     use shouwang_core::doc::DocId;
-    use shouwang_core::sync::Event;
     use shouwang_tests::attack::pump;
-    use shouwang_tests::fixtures::{CHILDREN, join, school};
+    use shouwang_tests::fixtures::CHILDREN;
 
-    let mut office = school();
-    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let (mut office, mut teacher, _visit) = visit_then_a_new_head_in_process();
     let child = CHILDREN[0].1;
-    teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
-    office
-        .archive
-        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
     let (hub, phone) = shouwang_tests::attack::hub_and_phone(&mut office.archive, &teacher.archive);
     let quota_of = teacher.archive.me_id().clone();
     let hub = hub.with_daily_quota(quota_of, 1);
-    let (mut phone, mut hub) = pump(&mut teacher.archive, phone, &mut office.archive, hub);
-    // The school moves at the hub while the session is open.
-    office
-        .archive
-        .set_rule("parent_contact_days", "14")
-        .unwrap();
-    let mut to_phone: Vec<Vec<u8>> = hub
-        .handle(office.archive.store(), Event::LocalChange(&DocId::School))
-        .unwrap()
-        .frames;
-    for _ in 0..50 {
-        if to_phone.is_empty() {
-            break;
-        }
-        let mut to_hub = Vec::new();
-        for f in to_phone.drain(..) {
-            to_hub.extend(
-                phone
-                    .handle(teacher.archive.store(), Event::Frame(&f))
-                    .unwrap()
-                    .frames,
-            );
-        }
-        for f in to_hub {
-            to_phone.extend(
-                hub.handle(office.archive.store(), Event::Frame(&f))
-                    .unwrap()
-                    .frames,
-            );
-        }
-    }
+    pump(&mut teacher.archive, phone, &mut office.archive, hub);
     teacher.archive.purge_out_of_scope().unwrap();
     let file = DocId::Child(office.archive.find_child(child).unwrap());
     let at_school = office.archive.child_file(child).unwrap();
@@ -341,4 +294,24 @@ fn a_phone_s_access_log_reaches_the_hub_and_stays_on_the_phone() {
         teacher.archive.store().doc_ids().unwrap().contains(&log),
         "her phone dropped its access log"
     );
+}
+
+/// In process, over real stores: the office (as the hub's archive) and the 班主任's phone set
+/// up from its file; she records a 家访 offline, and the office gives her class to another
+/// head. Returns (office, phone, the 家访's id).
+fn visit_then_a_new_head_in_process() -> (
+    shouwang_tests::fixtures::Device,
+    shouwang_tests::fixtures::Device,
+    String,
+) {
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let visit = teacher.record("家访", CHILDREN[0].1, "2026-12-01", &[("notes", NOTE)]);
+    office
+        .archive
+        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
+    (office, teacher, visit)
 }
