@@ -384,11 +384,40 @@ pub fn pump_delivering(
     b: &mut Archive,
     mut sb: Session,
 ) -> (Session, Session, Vec<DocId>) {
-    let mut delivered = Vec::new();
     let mut start = sa.handle(a.store(), Event::Start).unwrap();
-    delivered.append(&mut start.delivered);
-    let mut to_b: Vec<Vec<u8>> = start.frames;
-    let mut to_a: Vec<Vec<u8>> = sb.handle(b.store(), Event::Start).unwrap().frames;
+    let mut delivered = std::mem::take(&mut start.delivered);
+    let to_a = sb.handle(b.store(), Event::Start).unwrap().frames;
+    let (sa, sb, mut more) = settle(a, sa, start.frames, b, sb, to_a);
+    delivered.append(&mut more);
+    (sa, sb, delivered)
+}
+
+/// Two sessions already under way: `a` tells its session `event` (a change made on `a`
+/// while connected, live mode), and both run until neither has anything to send.
+pub fn pump_after(
+    a: &mut Archive,
+    mut sa: Session,
+    event: Event<'_>,
+    b: &mut Archive,
+    sb: Session,
+) -> (Session, Session) {
+    let to_b = sa.handle(a.store(), event).unwrap().frames;
+    let (sa, sb, _) = settle(a, sa, to_b, b, sb, Vec::new());
+    (sa, sb)
+}
+
+/// Runs two sessions from the frames in flight each way until neither has anything to send.
+/// Returns the documents `a`'s session said it delivered. Fails the test if it does not
+/// settle.
+fn settle(
+    a: &mut Archive,
+    mut sa: Session,
+    mut to_b: Vec<Vec<u8>>,
+    b: &mut Archive,
+    mut sb: Session,
+    mut to_a: Vec<Vec<u8>>,
+) -> (Session, Session, Vec<DocId>) {
+    let mut delivered = Vec::new();
     for _ in 0..200 {
         if to_a.is_empty() && to_b.is_empty() {
             return (sa, sb, delivered);

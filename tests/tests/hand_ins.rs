@@ -171,6 +171,73 @@ fn a_file_the_hub_refuses_before_any_delta_is_handed_in_before_the_phone_drops_i
     );
 }
 
+/// A 家访 typed while her sync is still open, into a file the hub has just refused her: the
+/// office moved the child to another class, and her phone cannot know (the move is in the
+/// child's file, which the hub no longer sends her), so she still sees the child and writes.
+/// The hub takes a hand-in of a file once a session, and took her first 家访 already: her
+/// phone keeps the file at the end of the session, hands it in at the next sync, and only
+/// then drops it.
+/// Before, the first refusal marked the file and the end of the session dropped it with the
+/// new 家访 in it. (In-process sessions over real stores, as the hub and her phone make them.)
+#[test]
+fn a_visit_typed_after_the_hub_refused_the_file_waits_for_the_next_sync() {
+    use shouwang_core::doc::DocId;
+    use shouwang_core::sync::Event;
+    use shouwang_tests::attack::{hub_and_phone, pump, pump_after};
+    use shouwang_tests::fixtures::{CHILDREN, join, kv, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
+    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    office
+        .archive
+        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office
+        .archive
+        .add_class("三年级(2)班", Some("陈桂芝"))
+        .unwrap();
+    office
+        .archive
+        .edit_child(child, "profile", &kv(&[("class_id", "三年级(2)班")]))
+        .unwrap();
+    let file = DocId::Child(office.archive.find_child(child).unwrap());
+    // Offline meanwhile, a first 家访: the hub takes it as her hand-in at the next sync.
+    teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
+
+    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
+    let (phone, hub) = pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    let visit = teacher.record("家访", child, "2026-12-02", &[("notes", NOTE)]);
+    pump_after(
+        &mut teacher.archive,
+        phone,
+        Event::LocalChange(&file),
+        &mut office.archive,
+        hub,
+    );
+    teacher.archive.purge_out_of_scope().unwrap();
+    let holds = |d: &mut shouwang_tests::fixtures::Device| {
+        d.archive
+            .child_file(child)
+            .is_ok_and(|f| f.records.iter().any(|r| r.meta.id.0 == visit))
+    };
+    assert!(
+        holds(&mut office) || holds(&mut teacher),
+        "the end of the session dropped a 家访 the school does not hold"
+    );
+
+    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
+    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    teacher.archive.purge_out_of_scope().unwrap();
+    assert!(holds(&mut office), "her 家访 never reached the school");
+    assert!(
+        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        "her phone keeps a file no longer hers"
+    );
+}
+
 /// An administrator's phone met directly (a modified app, or one behind on a pairing) says
 /// a file of hers is out of scope: only her hub may, so her phone keeps the file and the
 /// 家访 in it.

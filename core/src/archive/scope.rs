@@ -354,14 +354,27 @@ impl Archive {
             let gone_for_good = id
                 .child()
                 .is_some_and(|c| school.is_erased(c) || school.has_left(c));
-            if !keep && (me.is_none() || gone_for_good || !self.holds_unsent_work(&school, &id)?) {
+            if !keep
+                && (me.is_none() || gone_for_good || !self.holds_unsent_work(&school, &id, &[])?)
+            {
                 gone.push(id);
             }
         }
         // What the hub said this device may no longer hold (a class it no longer heads: the
-        // move is in the child's file, which the hub no longer sends here).
-        for id in self.store.out_of_scope()? {
-            if id != DocId::School && !gone.contains(&id) {
+        // move is in the child's file, which the hub no longer sends here), unless this
+        // device wrote on it beyond what the hub is known to have taken (live mode: the
+        // member, who cannot know, went on writing): then it is offered again at the next
+        // sync, handed in, and dropped after.
+        for (id, covered) in self.store.out_of_scope()? {
+            if id == DocId::School || gone.contains(&id) {
+                continue;
+            }
+            let gone_for_good = id
+                .child()
+                .is_some_and(|c| school.is_erased(c) || school.has_left(c));
+            if me.is_some() && !gone_for_good && self.holds_unsent_work(&school, &id, &covered)? {
+                self.store.offer_again(&id)?;
+            } else {
                 gone.push(id);
             }
         }
@@ -377,7 +390,7 @@ impl Archive {
             if !gone.contains(&id)
                 && let Some(doc) = self.store.doc(&id)?
                 && super::rebase::is_stale(&id, doc, r)
-                && !self.holds_unsent_work(&school, &id)?
+                && !self.holds_unsent_work(&school, &id, &[])?
             {
                 gone.push(id);
             }
@@ -387,10 +400,16 @@ impl Archive {
 
     /// Whether `id` holds changes this device made that no administrator's device (the hub,
     /// the office's) is known to hold: the heads this store shares with each such peer are
-    /// in its sync state, and a change of this device outside all of them is not there yet.
-    /// On a hub, changes of the console devices it registered count as its own (the office
-    /// console's work: `archive::console`).
-    fn holds_unsent_work(&mut self, school: &SchoolView, id: &DocId) -> Result<bool> {
+    /// in its sync state (and `taken`, when not empty, is what the hub is known to have
+    /// taken of it besides), and a change of this device outside all of them is not there
+    /// yet. On a hub, changes of the console devices it registered count as its own (the
+    /// office console's work: `archive::console`).
+    fn holds_unsent_work(
+        &mut self,
+        school: &SchoolView,
+        id: &DocId,
+        taken: &[automerge::ChangeHash],
+    ) -> Result<bool> {
         let mut mine = vec![self.device.as_str().to_owned()];
         if let Some(s) = self.store.doc(&DocId::School)? {
             mine.extend(
@@ -409,13 +428,16 @@ impl Archive {
             })
             .map(|d| d.id.as_str().to_owned())
             .collect();
-        let shared: Vec<Vec<automerge::ChangeHash>> = self
+        let mut shared: Vec<Vec<automerge::ChangeHash>> = self
             .store
             .shared_heads_of(id)?
             .into_iter()
             .filter(|(peer, _)| relays.iter().any(|r| peer.starts_with(r.as_str())))
             .map(|(_, heads)| heads)
             .collect();
+        if !taken.is_empty() {
+            shared.push(taken.to_vec());
+        }
         let Some(doc) = self.store.doc(id)? else {
             return Ok(false);
         };

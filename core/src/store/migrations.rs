@@ -330,6 +330,16 @@ ALTER TABLE office_sessions ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
 "#,
         rebuild_projections: false,
     },
+    // What the hub said a device may no longer hold also keeps what the device knows the hub
+    // took of it (`Store::mark_out_of_scope`): work written after that is not dropped with
+    // the file (`Archive::purge_out_of_scope`). Marks made before have none: nothing known.
+    Migration {
+        version: 16,
+        sql: r#"
+ALTER TABLE out_of_scope ADD COLUMN covered TEXT;
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// Set in `meta` by a migration whose projections must be rebuilt, in its own transaction,

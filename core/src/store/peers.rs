@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use automerge::ChangeHash;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, doc_id_rows, doc_text_rows, stored_heads};
+use super::{Store, doc_text_rows, stored_heads};
 use crate::doc::DocId;
 use crate::error::Result;
 
@@ -96,18 +96,56 @@ impl Store {
         Ok(())
     }
 
-    /// Records that the hub says this device may no longer hold `doc`: the next
-    /// [`crate::archive::Archive::purge_out_of_scope`] drops it.
-    pub fn mark_out_of_scope(&mut self, doc: &DocId) -> Result<()> {
+    /// Records that the hub says this device may no longer hold `doc`, and `covered`: the
+    /// heads of what the hub is known to have taken of it (what this device sent it first in
+    /// the session). The next [`crate::archive::Archive::purge_out_of_scope`] drops the
+    /// document unless it holds work of this device beyond those heads.
+    pub fn mark_out_of_scope(&mut self, doc: &DocId, covered: &[ChangeHash]) -> Result<()> {
         self.conn
-            .prepare_cached("INSERT OR IGNORE INTO out_of_scope (doc_id) VALUES (?1)")?
-            .execute([doc.key()])?;
+            .prepare_cached(
+                "INSERT INTO out_of_scope (doc_id, covered) VALUES (?1, ?2)
+                 ON CONFLICT (doc_id) DO UPDATE SET covered = excluded.covered",
+            )?
+            .execute(params![doc.key(), super::heads_text(covered)])?;
         Ok(())
     }
 
-    /// Documents the hub said this device may no longer hold.
-    pub fn out_of_scope(&self) -> Result<Vec<DocId>> {
-        doc_id_rows(&self.conn, "SELECT doc_id FROM out_of_scope")
+    /// Documents the hub said this device may no longer hold, with the heads it is known to
+    /// have taken of each (none known for a mark an older build made).
+    pub fn out_of_scope(&self) -> Result<Vec<(DocId, Vec<ChangeHash>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc_id, covered FROM out_of_scope")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, covered) = row?;
+            if let Some(doc) = DocId::parse(&key) {
+                out.push((
+                    doc,
+                    covered
+                        .as_deref()
+                        .and_then(super::parse_heads)
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets that the hub said this device may no longer hold `doc`, and that any peer held
+    /// it back: the device offers it again at its next sync (work written on it after the
+    /// hub's word, handed in then).
+    pub fn offer_again(&mut self, doc: &DocId) -> Result<()> {
+        for sql in [
+            "DELETE FROM out_of_scope WHERE doc_id = ?1",
+            "DELETE FROM held WHERE doc_id = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute([doc.key()])?;
+        }
+        Ok(())
     }
 
     /// What `peer` refused from this device: (document, changes, reason).

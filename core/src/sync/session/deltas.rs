@@ -297,6 +297,9 @@ impl Session {
                         self.later.remove(doc);
                         self.sent_deltas.insert(doc.clone());
                         self.delivering.insert(doc.clone());
+                        self.first_sent
+                            .entry(doc.clone())
+                            .or_insert_with(|| heads.clone());
                         // Everything here is in the history of these heads, what the peer
                         // held before included.
                         self.peer_has.insert(doc.clone(), heads);

@@ -244,6 +244,12 @@ pub struct Session {
     /// A device: documents whose work the hub deferred in this session; a later refusal out
     /// of scope does not make this side drop them.
     hand_in_deferred: BTreeSet<DocId>,
+    /// A device: the heads of the first `Changes` this side sent of each document in this
+    /// session (a delta, or a whole hand-in). A hub takes that one whether the document is
+    /// in the member's scope or handed in from outside it (once a session), so if it answers
+    /// `OutOfScope`, that much of this side's work is known to be there; what was written
+    /// after may not be, and is kept for the next sync ([`Store::mark_out_of_scope`]).
+    first_sent: HashMap<DocId, Vec<ChangeHash>>,
     /// Changes this side refused from the peer in this session.
     refused_here: u64,
     /// Documents the peer tried to exchange outside the scope in this session (bounded by
@@ -325,6 +331,7 @@ impl Session {
             refused_unseen: BTreeSet::new(),
             handed_in: BTreeSet::new(),
             hand_in_deferred: BTreeSet::new(),
+            first_sent: HashMap::new(),
             refused_here: 0,
             out_of_scope: 0,
             sender: Sender::Relay,
