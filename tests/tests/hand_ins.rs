@@ -238,6 +238,61 @@ fn a_visit_typed_after_the_hub_refused_the_file_waits_for_the_next_sync() {
     );
 }
 
+/// Her phone holds heads shared with the hub that the hub no longer has (the school restored
+/// the hub from an older backup): her hand-in goes as a delta from those heads, which the
+/// hub cannot apply. Before, the hub answered `OutOfScope` all the same and her phone dropped
+/// the file with her 家访 in it, which then existed nowhere. Now the hub says it could not
+/// take it (`Deferred`, nothing read), her phone hands the whole file in, and the hub takes
+/// that. (The hub here: another administrator's device, a copy of the office from before her
+/// first 家访 reached it, answering as the hub her phone knows.)
+#[test]
+fn a_hand_in_the_hub_cannot_apply_is_handed_in_whole() {
+    use shouwang_core::doc::DocId;
+    use shouwang_tests::attack::{hub_and_phone, pump};
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let mut restored = join(&mut office, "张长友");
+    let child = CHILDREN[0].1;
+    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
+    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    let first = teacher.record("家访", child, "2026-11-28", &[("notes", NOTE)]);
+    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
+    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+
+    // The restored hub: her class went to another head since, and she writes offline.
+    restored
+        .archive
+        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    restored.archive.set_class_head(CLASS, "陈桂芝").unwrap();
+    let second = teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
+    let file = DocId::Child(restored.archive.find_child(child).unwrap());
+    let (hub, phone) = hub_and_phone(&mut restored.archive, &teacher.archive);
+    pump(&mut teacher.archive, phone, &mut restored.archive, hub);
+    teacher.archive.purge_out_of_scope().unwrap();
+    let holds = |d: &mut shouwang_tests::fixtures::Device, visit: &str| {
+        d.archive
+            .child_file(child)
+            .is_ok_and(|f| f.records.iter().any(|r| r.meta.id.0 == visit))
+    };
+    for visit in [&first, &second] {
+        assert!(
+            holds(&mut restored, visit) || holds(&mut teacher, visit),
+            "a 家访 the school does not hold was dropped"
+        );
+    }
+    assert!(
+        holds(&mut restored, &second),
+        "the hub did not take her work"
+    );
+    assert!(
+        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        "her phone keeps a file no longer hers"
+    );
+}
+
 /// An administrator's phone met directly (a modified app, or one behind on a pairing) says
 /// a file of hers is out of scope: only her hub may, so her phone keeps the file and the
 /// 家访 in it.

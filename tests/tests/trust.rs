@@ -1876,3 +1876,63 @@ fn story_18_typing_that_names_another_record_as_superseded_is_refused() {
         .unwrap();
     assert!(holds(&mut s.admin.archive, &file, &typed_alone.hash()));
 }
+
+/// 19. A change whose dependencies the receiver lacks is never judged on another sender's
+///     word. The 爱心妈妈's modified app holds a change of the office the 班主任's phone does
+///     not have yet (a guardian's phone number the office corrected), writes a change under
+///     the office's actor on top of it, and sends the 班主任's phone that change alone.
+///     automerge cannot apply it (what it rests on is missing) and keeps it aside in the
+///     phone's copy of the file; before, when the office's own change later arrived from the
+///     office, automerge applied the kept one with it, and it was judged as the office's work
+///     (from the office's device, the office's actor is its own): a member's forgery taken as
+///     an administrator's.
+#[test]
+fn story_19_a_change_set_aside_for_its_dependencies_is_not_judged_as_another_sender_s() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let file = DocId::Child(s.child.clone());
+    s.admin
+        .archive
+        .edit_child(CHILDREN[0].1, "guardian", &kv(&[("phone", "13905641234")]))
+        .unwrap();
+    sync(&mut s.mother, &mut s.admin);
+    let office = attack::actor_of(&s.admin.archive);
+    let forged = attack::forge(&mut s.mother.archive, &file, Some(office), |tx| {
+        let guardian = tx.get(automerge::ROOT, "guardian")?.unwrap().1;
+        tx.put(&guardian, "phone", "13800000000")
+    });
+    let bytes = s
+        .mother
+        .archive
+        .store()
+        .doc(&file)
+        .unwrap()
+        .unwrap()
+        .get_change_by_hash(&forged)
+        .unwrap()
+        .raw_bytes()
+        .to_vec();
+    let mut session = peer(&mut s.teacher, &mut s.mother);
+    let store = s.teacher.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let frame = Message::Changes(vec![(file.clone(), bytes)]).encode();
+    session.handle(store, Event::Frame(&frame)).unwrap();
+    drop(session);
+    assert!(!holds(&mut s.teacher.archive, &file, &forged));
+
+    // The office's own change reaches her from the office.
+    meet(&mut s.teacher, &mut s.admin);
+    assert!(
+        !holds(&mut s.teacher.archive, &file, &forged),
+        "the 爱心妈妈's forgery was taken as the office's change"
+    );
+    let phone = s.teacher.file(CHILDREN[0].1);
+    assert!(
+        format!("{phone:?}").contains("13905641234")
+            && !format!("{phone:?}").contains("13800000000"),
+        "the guardian's phone number is the office's"
+    );
+}

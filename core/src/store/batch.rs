@@ -272,6 +272,7 @@ impl Batch<'_> {
         }
         outcome?;
         let admission = self.admit(id, &before)?;
+        self.docs.note_set_aside(id, &self.origin());
         if !admission.is_clean() {
             *state = automerge::sync::State::new();
         }
@@ -325,7 +326,14 @@ impl Batch<'_> {
             return Ok(admission);
         }
         outcome?;
-        self.admit(id, &before)
+        let admission = self.admit(id, &before)?;
+        self.docs.note_set_aside(id, &self.origin());
+        Ok(admission)
+    }
+
+    /// Who sends what this batch merges.
+    fn origin(&self) -> super::cache::Origin {
+        (self.source.clone(), self.sender.clone())
     }
 
     /// Whether a peer's school changes did not fit this copy: automerge refused them, or they
@@ -341,6 +349,8 @@ impl Batch<'_> {
     /// The document to merge a peer's changes into: the stored one, or a new empty one (the
     /// peer's changes bring its whole history, genesis included).
     fn merge_target(&mut self, id: &DocId) -> Result<&mut Automerge> {
+        let from = self.origin();
+        self.docs.drop_set_aside_unless_from(id, &from)?;
         if !self.ensure(id, false)? {
             let mut doc = Automerge::new();
             doc.set_actor(self.actor.clone());

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use automerge::{ActorId, Automerge, ChangeHash};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{doc_label, heads_text};
@@ -36,7 +36,14 @@ pub(super) struct DocCache {
     seen: HashMap<DocId, i64>,
     /// Per copy, the database's [`Stamp`] when the copy was last found current.
     checked: HashMap<DocId, Stamp>,
+    /// Per copy holding changes automerge set aside (what they rest on is not in it), who
+    /// sent them ([`DocCache::drop_set_aside_unless_from`]).
+    set_aside: HashMap<DocId, Origin>,
 }
+
+/// Who sent the changes a merge applies: the peer (or file) they came from, and what the
+/// connection proved of it.
+pub(super) type Origin = (String, super::Sender);
 
 /// What has been committed to the database, as one connection can tell cheaply: commits of
 /// other connections (`PRAGMA data_version`) and rows this connection changed. Equal stamps:
@@ -82,7 +89,47 @@ impl DocCache {
     pub(super) fn remove(&mut self, id: &DocId) -> Option<Automerge> {
         self.seen.remove(id);
         self.checked.remove(id);
+        self.set_aside.remove(id);
         self.docs.remove(id)
+    }
+
+    /// Before `from`'s changes are merged into the copy of `id`: drops the changes an earlier
+    /// merge left set aside in it (automerge keeps a change whose dependencies are missing,
+    /// and applies it as soon as they arrive), unless `from` sent them. Applied with the
+    /// changes of another sender, they would be judged as that sender's: a member's change
+    /// under the office's actor, set aside on top of an office change this copy lacks, would
+    /// be taken as the office's once the office sends its own (trust story 19). The same
+    /// sender may complete what it began (automerge's sync sends what a bloom filter hid).
+    pub(super) fn drop_set_aside_unless_from(&mut self, id: &DocId, from: &Origin) -> Result<()> {
+        let Some(doc) = self.docs.get(id) else {
+            return Ok(());
+        };
+        if self.set_aside.get(id) == Some(from) || doc.get_missing_deps(&[]).is_empty() {
+            return Ok(());
+        }
+        // The applied history alone, rebuilt (a rare path: an honest peer never leaves a
+        // change without what it rests on beyond one exchange).
+        let mut clean = doc.fork_at(&doc.get_heads()).map_err(|e| {
+            tracing::warn!(doc = %id, error = %e, "could not rebuild a copy without set-aside changes");
+            damaged(id)
+        })?;
+        clean.set_actor(doc.get_actor().clone());
+        self.docs.insert(id.clone(), clean);
+        self.set_aside.remove(id);
+        Ok(())
+    }
+
+    /// After `from`'s changes were merged into the copy of `id`: remembers `from` if some of
+    /// them were set aside.
+    pub(super) fn note_set_aside(&mut self, id: &DocId, from: &Origin) {
+        match self.docs.get(id) {
+            Some(d) if !d.get_missing_deps(&[]).is_empty() => {
+                self.set_aside.insert(id.clone(), from.clone());
+            }
+            _ => {
+                self.set_aside.remove(id);
+            }
+        }
     }
 
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Automerge> {
@@ -219,6 +266,7 @@ impl DocCache {
         self.docs.clear();
         self.seen.clear();
         self.checked.clear();
+        self.set_aside.clear();
     }
 }
 

@@ -131,7 +131,9 @@ pub enum Message {
 pub enum Why {
     /// Refused by the trust rules: quarantined, never to be accepted.
     Refused,
-    /// Not judgeable yet (the auth state it declares is not there): offered again later.
+    /// Not judgeable yet (the auth state it declares is not there): offered again later. With
+    /// a count of 0, from the hub, for a device's hand-in: nothing of it could be read (it
+    /// rests on changes the hub lacks), and the device hands in the whole document.
     Deferred,
     /// The document is outside what the receiver exchanges with the sender at all (the sender's
     /// member may no longer see it). From the hub, the device drops its copy.

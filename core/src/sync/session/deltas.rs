@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::store::{Store, stored_heads};
 use crate::sync::wire::{Message, Why};
 
+/// The hub's answer to a hand-in resting on changes it lacks (`Refused { Deferred }` with a
+/// count of 0: nothing of it was read): the device hands in the whole file.
+pub(super) const WHOLE_HAND_IN: &str = "学校服务器缺少这份档案此前的修改，请整份交来";
+
 impl Session {
     /// A `Changes` frame: the peer's deltas, judged and merged in one write.
     pub(super) fn on_changes(
@@ -135,7 +139,13 @@ impl Session {
             // copy).
             let mut taken = Vec::new();
             for (doc, bytes) in &hand_ins {
-                taken.push((doc.clone(), b.merge_bytes(doc, bytes)?));
+                let admission = b.merge_bytes(doc, bytes)?;
+                // A delta resting on changes this side lacks (it was restored from an older
+                // backup, or the changes went with a re-basing) is set aside unread.
+                let unread = b
+                    .doc(doc)?
+                    .is_some_and(|d| !d.get_missing_deps(&[]).is_empty());
+                taken.push((doc.clone(), admission, unread));
             }
             Ok((incomplete, refused, taken, tips, shared))
         })?;
@@ -143,8 +153,18 @@ impl Session {
         // administrator sees it) lets the device drop its copy; one deferred (the daily
         // quota, a dependency not here yet) is answered `Deferred`, so the device keeps
         // its work and offers it again at its next sync.
-        for (doc, admission) in &taken {
-            if admission.deferred > 0 {
+        for (doc, admission, unread) in &taken {
+            if *unread {
+                // Not taken: the device hands the whole file in, which is taken once more.
+                out.push(Message::Refused {
+                    doc: doc.clone(),
+                    why: Why::Deferred,
+                    count: 0,
+                    reason: WHOLE_HAND_IN.into(),
+                });
+                self.hold(store, doc, false)?;
+                self.refused_unseen.insert(doc.clone());
+            } else if admission.deferred > 0 {
                 self.refuse(store, doc, admission, out)?;
             } else if admission.stale > 0 {
                 // Work on an older generation of a re-based file is not kept here (only a

@@ -103,7 +103,21 @@ impl Session {
         doc: &DocId,
         out: &mut Vec<Message>,
     ) -> Result<bool> {
-        if self.sent_deltas.contains(doc) || self.handed_in.contains(doc) {
+        if self.sent_deltas.contains(doc) {
+            return Ok(false);
+        }
+        self.hand_in_whole(store, doc, out)
+    }
+
+    /// [`Session::hand_in`], also after a delta of it: the hub could not read the delta (it
+    /// lacks what the delta rests on) and said so.
+    fn hand_in_whole(
+        &mut self,
+        store: &mut Store,
+        doc: &DocId,
+        out: &mut Vec<Message>,
+    ) -> Result<bool> {
+        if self.handed_in.contains(doc) {
             return Ok(false);
         }
         let actor = store.actor().clone();
@@ -252,15 +266,36 @@ impl Session {
                     store.mark_out_of_scope(&doc, &covered)?;
                 }
             }
+            // The hub read nothing of a delta handed in (it lacks what the delta rests on):
+            // the whole file goes instead, and the hub takes it.
+            Why::Deferred
+                if count == 0
+                    && matches!(self.sender, Sender::Relay)
+                    && self.sent_deltas.contains(&doc)
+                    && !self.handed_in.contains(&doc) =>
+            {
+                store.offer_again(&doc)?;
+                if self.hand_in_whole(store, &doc, out)? {
+                    self.caught_up = false;
+                    self.sent_idle = None;
+                    return Ok(());
+                }
+                self.hand_in_deferred.insert(doc.clone());
+            }
             Why::Deferred if self.handed_in.contains(&doc) || self.sent_deltas.contains(&doc) => {
                 self.hand_in_deferred.insert(doc.clone());
+                // A refusal out of scope that came first answered an earlier frame (the
+                // `Hello` listing it): the hub does not hold this work, so its mark goes.
+                store.offer_again(&doc)?;
             }
             _ => {}
         }
         if why == Why::Deferred {
             self.deferred_there.insert(doc.clone());
         }
-        self.hold(store, &doc, why != Why::Deferred)?;
+        // Work the hub deferred is offered again at the next sync, whatever it says after.
+        let persist = why != Why::Deferred && !self.hand_in_deferred.contains(&doc);
+        self.hold(store, &doc, persist)?;
         self.caught_up = false;
         self.maybe_idle(store, out)?;
         Ok(())
@@ -330,6 +365,9 @@ mod tests {
         )
         .unwrap();
         assert!(!marked(&store));
+        // Nor is it left out of the next session with the hub (it would never be offered
+        // again until she wrote on it once more).
+        assert!(!store.held("hub").unwrap().contains_key(&file()));
         // Without a deferral, the hub's refusal after the hand-in is kept.
         let mut s = Session::new("hub", Scope::All);
         s.handed_in.insert(file());
@@ -343,6 +381,38 @@ mod tests {
         )
         .unwrap();
         assert!(marked(&store));
+    }
+
+    /// The hub's `OutOfScope` may answer an earlier frame (the `Hello` listing the document)
+    /// while this side's delta of it is still on its way; the hub then defers that delta.
+    /// The mark the refusal left is undone: the hub does not hold that work.
+    #[test]
+    fn a_deferral_after_the_refusal_undoes_its_mark() {
+        let (_dir, mut store) = store();
+        let mut s = Session::new("hub", Scope::All);
+        s.sent_deltas.insert(file());
+        let mut out = Vec::new();
+        s.on_refused(
+            &mut store,
+            file(),
+            Why::OutOfScope,
+            0,
+            String::new(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(marked(&store));
+        s.on_refused(
+            &mut store,
+            file(),
+            Why::Deferred,
+            1,
+            "额度".into(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(!marked(&store));
+        assert!(!store.held("hub").unwrap().contains_key(&file()));
     }
 
     /// A side taking hand-ins does not start a deferred one over when what it rests on moves:
