@@ -364,7 +364,9 @@ pub fn hub_and_phone(hub: &mut Archive, phone: &Archive) -> (Session, Session) {
             device,
             roles: None,
         });
-    let at_phone = Session::new("hub", shouwang_core::sync::Scope::All);
+    // The phone names its hub by the hub's device (an administrator's: what it shares with
+    // that device is what the school holds of its work, `Archive::purge_out_of_scope`).
+    let at_phone = Session::new(hub.device().as_str(), shouwang_core::sync::Scope::All);
     (at_hub, at_phone)
 }
 

@@ -1317,3 +1317,61 @@ fn story_18c_only_an_administrator_s_file_can_say_the_school_holds_her_work() {
     );
     assert!(holds_record(&mut admin, &private, &record));
 }
+
+/// 18d. The 班主任 wrote a 心理辅导记录, then recorded the guardian's withdrawal of the private
+///      part, and her phone dropped the part at its next sync with the hub (the hub holds her
+///      record). Later the guardian signs again and, offline, she enters the new form and
+///      goes to write another 心理辅导记录: her phone no longer has the part, and starting it
+///      afresh would number her changes there from 1 again, which the hub, holding her
+///      earlier ones, could never take (before, every later sync of her phone failed). The
+///      write is refused with a Chinese reason and writes nothing; after her next sync the
+///      part is back and the record goes in, and reaches the school.
+#[test]
+fn story_18d_a_private_part_her_phone_dropped_is_not_started_afresh() {
+    use shouwang_tests::attack::{hub_and_phone, pump};
+
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let private = DocId::Private(child.clone());
+    let hub_sync = |admin: &mut Device, teacher: &mut Device| {
+        let (hub, phone) = hub_and_phone(&mut admin.archive, &teacher.archive);
+        pump(&mut teacher.archive, phone, &mut admin.archive, hub);
+        teacher.archive.purge_out_of_scope().unwrap();
+    };
+    let first = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    hub_sync(&mut admin, &mut teacher);
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    hub_sync(&mut admin, &mut teacher);
+    assert!(
+        !teacher
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&private)
+    );
+    assert!(holds_record(&mut admin, &private, &first));
+
+    teacher
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    let before = teacher.archive.store().all_heads().unwrap();
+    let err = counselling(&mut teacher, CHILDREN[0].1).unwrap_err();
+    assert!(err.to_string().contains("同步"), "{err}");
+    assert_eq!(teacher.archive.store().all_heads().unwrap(), before);
+
+    // The hub learns of the new form at the first sync and gives the part back at the next.
+    hub_sync(&mut admin, &mut teacher);
+    hub_sync(&mut admin, &mut teacher);
+    assert!(
+        holds_record(&mut teacher, &private, &first),
+        "the part is back"
+    );
+    let second = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    hub_sync(&mut admin, &mut teacher);
+    assert!(holds_record(&mut admin, &private, &second));
+}

@@ -2,7 +2,9 @@
 //! the school holds it (the trust issue's "nothing a person typed is ever silently lost"): a
 //! 班主任 whose class went to another head records a 家访 offline, then hears of the change
 //! from a file the office sends her, not from the hub. Her phone keeps the file until the hub
-//! has taken her work as a hand-in, and only then drops it.
+//! has taken her work as a hand-in, and only then drops it. The other stories here: work
+//! written while the hub's word was on its way, a hand-in the hub cannot read, and a class
+//! given back to her.
 //!
 //! The hub (`shouwang-relay`'s server in-process on 127.0.0.1), phones enrolled with invite
 //! tickets, real iroh endpoints and SQLite stores.
@@ -436,4 +438,140 @@ fn visit_then_a_new_head_in_process() -> (
         .unwrap();
     office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
     (office, teacher, visit)
+}
+
+/// A 班主任 loses her class and gets it back (the office gave it to a colleague for a term):
+/// her phone dropped the class's files when it lost them, and the hub sends them to her again
+/// once they are hers, with the 家访 she had written there. Her next 家访 and class activity
+/// reach the school, and every sync after goes on. (The hub keeps what it shared with her
+/// phone before the drop: it must not take that as what her phone holds now.)
+#[test]
+fn a_class_given_back_comes_back_whole_and_her_new_work_reaches_the_school() {
+    use shouwang_core::doc::DocId;
+    use shouwang_tests::attack::{hub_and_phone, pump};
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    let sync = |office: &mut shouwang_tests::fixtures::Device,
+                teacher: &mut shouwang_tests::fixtures::Device| {
+        let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
+        pump(&mut teacher.archive, phone, &mut office.archive, hub);
+        teacher.archive.purge_out_of_scope().unwrap();
+    };
+    let first = teacher.record("家访", child, "2026-09-10", &[("notes", NOTE)]);
+    teacher
+        .archive
+        .add_record(&shouwang_core::archive::RecordInput {
+            kind: "class_activity".into(),
+            child: None,
+            class: Some(CLASS.into()),
+            date: "2026-09-12".into(),
+            fields: shouwang_tests::fixtures::kv(&[("title", "中秋手工课"), ("notes", "做灯笼")]),
+        })
+        .unwrap();
+    sync(&mut office, &mut teacher);
+    let file = DocId::Child(office.archive.find_child(child).unwrap());
+
+    office
+        .archive
+        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
+    sync(&mut office, &mut teacher);
+    assert!(
+        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        "her phone keeps a file no longer hers"
+    );
+
+    office.archive.set_class_head(CLASS, HEAD_TEACHER).unwrap();
+    sync(&mut office, &mut teacher);
+    let visits = |d: &mut shouwang_tests::fixtures::Device| -> Vec<String> {
+        d.archive
+            .child_file(child)
+            .map(|f| f.records.iter().map(|r| r.meta.id.0.clone()).collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        visits(&mut teacher).contains(&first),
+        "the file did not come back to her"
+    );
+    let second = teacher.record("家访", child, "2026-12-02", &[("notes", NOTE)]);
+    teacher
+        .archive
+        .add_record(&shouwang_core::archive::RecordInput {
+            kind: "class_activity".into(),
+            child: None,
+            class: Some(CLASS.into()),
+            date: "2026-12-03".into(),
+            fields: shouwang_tests::fixtures::kv(&[
+                ("title", "冬至包饺子"),
+                ("notes", "和留守孩子一起包饺子"),
+            ]),
+        })
+        .unwrap();
+    sync(&mut office, &mut teacher);
+    assert!(
+        visits(&mut office).contains(&second),
+        "her 家访 did not reach the school"
+    );
+    let class = DocId::Class(office.archive.find_class(CLASS).unwrap().id);
+    assert_eq!(
+        office.archive.store().heads(&class).unwrap(),
+        teacher.archive.store().heads(&class).unwrap(),
+        "the class's log differs between her phone and the school"
+    );
+}
+
+/// Her phone remembers the files it dropped that she wrote in (a class given to a colleague),
+/// so as never to start one afresh; if the school later erases one of those children, the
+/// mark goes too, although her phone holds nothing else of the child by then.
+#[test]
+fn an_erased_child_leaves_no_mark_on_a_phone_that_had_dropped_her_file() {
+    use shouwang_core::doc::DocId;
+    use shouwang_tests::attack::{hub_and_phone, pump};
+    use shouwang_tests::fixtures::{CHILDREN, join, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let child = CHILDREN[0].1;
+    let sync = |office: &mut shouwang_tests::fixtures::Device,
+                teacher: &mut shouwang_tests::fixtures::Device| {
+        let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
+        pump(&mut teacher.archive, phone, &mut office.archive, hub);
+        teacher.archive.purge_out_of_scope().unwrap();
+    };
+    teacher.record("家访", child, "2026-11-28", &[("notes", NOTE)]);
+    sync(&mut office, &mut teacher);
+    let file = DocId::Child(office.archive.find_child(child).unwrap());
+    office
+        .archive
+        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
+    sync(&mut office, &mut teacher);
+    assert!(
+        teacher
+            .archive
+            .store()
+            .purged_marks()
+            .unwrap()
+            .contains(&file)
+    );
+
+    office
+        .archive
+        .erase_child(child, "监护人书面申请删除（申请表 2026-031 号）")
+        .unwrap();
+    sync(&mut office, &mut teacher);
+    let left: Vec<DocId> = teacher
+        .archive
+        .store()
+        .purged_marks()
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.child() == file.child())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

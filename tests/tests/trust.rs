@@ -1885,7 +1885,7 @@ fn story_18_typing_that_names_another_record_as_superseded_is_refused() {
 ///     phone's copy of the file; before, when the office's own change later arrived from the
 ///     office, automerge applied the kept one with it, and it was judged as the office's work
 ///     (from the office's device, the office's actor is its own): a member's forgery taken as
-///     an administrator's.
+///     an administrator's. Nor does what is set aside go out in her whole copy of the file.
 #[test]
 fn story_19_a_change_set_aside_for_its_dependencies_is_not_judged_as_another_sender_s() {
     use automerge::ReadDoc;
@@ -1918,10 +1918,30 @@ fn story_19_a_change_set_aside_for_its_dependencies_is_not_judged_as_another_sen
     let mut session = peer(&mut s.teacher, &mut s.mother);
     let store = s.teacher.archive.store();
     session.handle(store, Event::Start).unwrap();
+    let forged_bytes = bytes.clone();
     let frame = Message::Changes(vec![(file.clone(), bytes)]).encode();
     session.handle(store, Event::Frame(&frame)).unwrap();
     drop(session);
     assert!(!holds(&mut s.teacher.archive, &file, &forged));
+    // Nothing set aside goes out with her copy: a file she makes for the office carries the
+    // child's file whole, without it (from the hub, a whole file is a relay's word).
+    let out = s
+        .teacher
+        .export_for("to-office", s.admin.archive.me_id().as_str());
+    let entries = s
+        .admin
+        .archive
+        .open_bundle(&std::fs::read(&out).unwrap())
+        .unwrap()
+        .entries;
+    let carried = entries.iter().filter(|e| e.doc == file).any(|e| {
+        e.data
+            .windows(forged_bytes.len())
+            .any(|w| w == forged_bytes.as_slice())
+    });
+    assert!(!carried, "her file carries the change set aside");
+    s.admin.import_file(&out);
+    assert!(!holds(&mut s.admin.archive, &file, &forged));
 
     // The office's own change reaches her from the office.
     meet(&mut s.teacher, &mut s.admin);

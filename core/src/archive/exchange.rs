@@ -338,7 +338,7 @@ impl Archive {
                 // Uncompressed columns: the bundle's payload is compressed as a whole, and
                 // zstd over plain columns of every document is 0.6× the documents deflated
                 // one by one (BENCHMARKS §14).
-                _ => doc.save_nocompress(),
+                _ => crate::doc::saved(doc, false),
             };
             entries.push(Entry {
                 doc: id,

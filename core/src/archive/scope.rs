@@ -338,6 +338,10 @@ impl Archive {
             .member(&self.me)
             .filter(|m| m.active && !revoked)
             .cloned();
+        let gone_for_good = |id: &DocId| {
+            id.child()
+                .is_some_and(|c| school.is_erased(c) || school.has_left(c))
+        };
         let mut gone = Vec::new();
         for id in self.store.held_doc_ids()? {
             let keep = match &me {
@@ -351,9 +355,7 @@ impl Archive {
             // an erased child's file (the erasure is final) nor one who left the school (the
             // file leaves every carer's device; what was not sent is listed by the lost-phone
             // report's kind of count, not kept).
-            let gone_for_good = id
-                .child()
-                .is_some_and(|c| school.is_erased(c) || school.has_left(c));
+            let gone_for_good = gone_for_good(&id);
             if !keep
                 && (me.is_none() || gone_for_good || !self.holds_unsent_work(&school, &id, &[])?)
             {
@@ -369,10 +371,10 @@ impl Archive {
             if id == DocId::School || gone.contains(&id) {
                 continue;
             }
-            let gone_for_good = id
-                .child()
-                .is_some_and(|c| school.is_erased(c) || school.has_left(c));
-            if me.is_some() && !gone_for_good && self.holds_unsent_work(&school, &id, &covered)? {
+            if me.is_some()
+                && !gone_for_good(&id)
+                && self.holds_unsent_work(&school, &id, &covered)?
+            {
                 self.store.offer_again(&id)?;
             } else {
                 gone.push(id);
@@ -395,7 +397,33 @@ impl Archive {
                 gone.push(id);
             }
         }
-        self.store.purge(&gone)
+        // The marks of documents an erased child, or one who left, had here (`purged`).
+        for id in self.store.purged_marks()? {
+            if gone_for_good(&id) && !gone.contains(&id) {
+                gone.push(id);
+            }
+        }
+        // What this device wrote in and may see again (a class, a part given back later) it
+        // never starts afresh before the school sends it back (`Store::purge_remembering`).
+        let mut remembered = Vec::new();
+        if me.is_some() {
+            for id in gone.iter().filter(|d| !gone_for_good(d)) {
+                if self.holds_own_changes(id)? {
+                    remembered.push(id.clone());
+                }
+            }
+        }
+        self.store.purge_remembering(&gone, &remembered)
+    }
+
+    /// Whether this store's copy of `id` holds changes this device made.
+    fn holds_own_changes(&mut self, id: &DocId) -> Result<bool> {
+        let device = self.device.as_str().to_owned();
+        Ok(self.store.doc(id)?.is_some_and(|d| {
+            d.get_changes_meta(&[])
+                .iter()
+                .any(|c| c.actor.to_hex_string().starts_with(device.as_str()))
+        }))
     }
 
     /// Whether `id` holds changes this device made that no administrator's device (the hub,

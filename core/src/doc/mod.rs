@@ -248,6 +248,17 @@ pub fn map_at_path<D: automerge::ReadDoc>(doc: &D, path: &[&str]) -> Option<auto
     Some(obj)
 }
 
+/// The whole of `doc` as bytes to store or send: its applied history only. automerge's own
+/// `save` also writes the changes it set aside for missing dependencies (`retain_orphans`),
+/// which no rule has judged yet: a member's forgery set aside in the hub's copy would go out
+/// inside the hub's whole document, as the hub's (`store::cache`, trust story 19).
+pub fn saved(doc: &Automerge, deflate: bool) -> Vec<u8> {
+    doc.save_with_options(automerge::SaveOptions {
+        deflate,
+        retain_orphans: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

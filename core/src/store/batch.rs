@@ -46,6 +46,14 @@ impl Batch<'_> {
             if !create {
                 return Ok(false);
             }
+            // One this store dropped and may see again is never started afresh
+            // (`Store::purge_remembering`): a peer brings it back.
+            if super::was_purged(self.conn, id)? {
+                return Err(Error::NotPermitted(format!(
+                    "这台手机上没有{}的最新内容（此前已从本机移除）：请先与学校同步，再记录",
+                    doc_label(id)
+                )));
+            }
             self.docs
                 .insert(id.clone(), doc::genesis(id, self.actor.clone())?);
             self.touched.push((id.clone(), Vec::new()));

@@ -65,6 +65,11 @@ pub(super) fn forget(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<Forgo
     for table in PER_DOC_TABLES {
         rows += tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
     }
+    // The mark that this store once dropped it (`Store::purge_remembering` writes it again
+    // after this when it is to be kept).
+    rows += tx
+        .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
+        .execute([&key])?;
     projection::forget(tx, id)?;
     Ok(Forgotten { docs, rows })
 }
@@ -172,7 +177,7 @@ pub(super) fn store_as_snapshot(
     key: &str,
     doc: &Automerge,
 ) -> Result<bool> {
-    let snapshot = doc.save();
+    let snapshot = crate::doc::saved(doc, true);
     match Automerge::load(&snapshot) {
         Ok(check) if check.get_heads() == doc.get_heads() => {}
         _ => return Ok(false),

@@ -589,6 +589,53 @@ fn a_purge_a_reader_kept_from_scrubbing_is_finished_by_the_next_one() {
     );
 }
 
+/// A document purged as one this store may see again is never started afresh by a local
+/// write (refused in Chinese, nothing written) until a peer brings it back; a child's purge
+/// not remembered (an erasure) takes the marks of all her documents with it.
+#[test]
+fn a_remembered_purge_refuses_to_start_the_document_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = school(dir.path());
+    let child = DocId::parse("child/00c0ffee00c0ffee").unwrap();
+    let private = DocId::parse("child/00c0ffee00c0ffee/private").unwrap();
+    let note = |store: &mut Store, id: &DocId| {
+        store.write(|b| b.change(id, true, "test", |tx| Ok(tx.put(ROOT, "note", "一")?)))
+    };
+    for id in [&child, &private] {
+        note(a.store(), id).unwrap();
+    }
+    let bytes = a.store().doc(&private).unwrap().unwrap().save();
+    a.store()
+        .purge_remembering(
+            std::slice::from_ref(&private),
+            std::slice::from_ref(&private),
+        )
+        .unwrap();
+    let heads = a.store().all_heads().unwrap();
+    let err = note(a.store(), &private).unwrap_err();
+    assert!(err.to_string().contains("请先与学校同步"), "{err}");
+    assert_eq!(a.store().all_heads().unwrap(), heads, "nothing written");
+    // Brought back by a peer, it is written again as before.
+    a.store()
+        .write(|b| b.merge_bytes(&private, &bytes).map(|_| ()))
+        .unwrap();
+    note(a.store(), &private).unwrap();
+    // Purged again, then her file erased: no mark of either stays.
+    a.store()
+        .purge_remembering(
+            std::slice::from_ref(&private),
+            std::slice::from_ref(&private),
+        )
+        .unwrap();
+    a.store().purge(std::slice::from_ref(&child)).unwrap();
+    let marks: i64 = a
+        .store()
+        .conn
+        .query_row("SELECT count(*) FROM purged", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marks, 0);
+}
+
 /// A migration that asks for the projections to be rebuilt, whose process is killed before the
 /// rebuild finishes (a phone's battery), rebuilds them at the next open: the request is kept
 /// with the migration, not only in the process that ran it.

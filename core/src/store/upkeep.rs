@@ -87,6 +87,19 @@ impl Store {
     /// removed them, stays until a later [`Store::scrub_if_due`] (every purge, and the hub's
     /// watcher at each tick) finishes it: the rebuild again if it did not run, else the fold.
     pub fn purge(&mut self, ids: &[DocId]) -> Result<usize> {
+        self.purge_remembering(ids, &[])
+    }
+
+    /// [`Store::purge`], remembering that this store dropped `remembered` (of `ids`: the
+    /// documents it may see again, a class or a part given back later). A local write never
+    /// starts one of them afresh: its changes there would be numbered from 1 again under this
+    /// device's actor, which a peer holding the earlier ones refuses for good (automerge's
+    /// "duplicate seq"), so every later sync with it would fail. Such a write is refused
+    /// until a peer brings the document back (`Batch::change`). Only a document holding this
+    /// device's own changes needs it (a copy started afresh where it wrote nothing numbers
+    /// nothing twice). A child's document purged without being remembered (an erasure, a
+    /// child who left) takes the marks of all her documents with it.
+    pub fn purge_remembering(&mut self, ids: &[DocId], remembered: &[DocId]) -> Result<usize> {
         if ids.is_empty() {
             self.scrub_if_due_quietly();
             return Ok(0);
@@ -99,6 +112,21 @@ impl Store {
             let gone = persist::forget(&tx, id)?;
             removed += gone.docs;
             rows += gone.rows;
+            if let Some(c) = id.child().filter(|_| !remembered.contains(id)) {
+                for doc in [
+                    DocId::Child(c.clone()),
+                    DocId::Private(c.clone()),
+                    DocId::Staff(c.clone()),
+                ] {
+                    rows += tx
+                        .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
+                        .execute([doc.key()])?;
+                }
+            }
+        }
+        for id in remembered.iter().filter(|d| ids.contains(d)) {
+            tx.prepare_cached("INSERT OR IGNORE INTO purged (doc_id) VALUES (?1)")?
+                .execute([id.key()])?;
         }
         // Any row gone leaves its bytes in free pages: a refused change of a document never
         // stored (quarantine) as much as a document.
@@ -117,6 +145,11 @@ impl Store {
             self.scrub_if_due_quietly();
         }
         Ok(removed)
+    }
+
+    /// The documents this store dropped and remembers ([`Store::purge_remembering`]).
+    pub fn purged_marks(&self) -> Result<Vec<DocId>> {
+        super::doc_id_rows(&self.conn, "SELECT doc_id FROM purged")
     }
 
     /// Rewrites the database without its free pages (the temporary copy stays in memory, never

@@ -372,7 +372,7 @@ fn school_document(archive: &mut shouwang_core::Archive) -> Result<Vec<u8>, Erro
     archive
         .store()
         .doc(&DocId::School)?
-        .map(|d| d.save())
+        .map(|d| shouwang_core::doc::saved(d, true))
         .ok_or_else(|| Error::Corrupt("档案库里没有学校信息".into()))
 }
 

@@ -1,7 +1,6 @@
 //! Documents left out of an exchange (module docs, point 6): changes refused or deferred, a
 //! document outside the scope, one replaced by a new generation; and taking them up again.
 
-use automerge::Automerge;
 use automerge::sync::State;
 
 use super::Session;
@@ -65,7 +64,7 @@ impl Session {
         doc: &DocId,
         out: &mut Vec<Message>,
     ) -> Result<()> {
-        let Some(whole) = store.doc(doc)?.map(Automerge::save) else {
+        let Some(whole) = store.doc(doc)?.map(|d| crate::doc::saved(d, true)) else {
             return Ok(());
         };
         out.push(Message::Changes(vec![(doc.clone(), whole)]));
@@ -127,7 +126,7 @@ impl Session {
         if !am.get_changes_meta(&[]).iter().any(|c| *c.actor == actor) {
             return Ok(false);
         }
-        let whole = am.save();
+        let whole = crate::doc::saved(am, true);
         self.first_sent
             .entry(doc.clone())
             .or_insert_with(|| am.get_heads());
@@ -136,6 +135,20 @@ impl Session {
         self.docs.remove(doc);
         out.push(Message::Changes(vec![(doc.clone(), whole)]));
         Ok(true)
+    }
+
+    /// Once the hub has answered every frame this side sent (its `Idle` says it saw them
+    /// all): its refusals out of scope are recorded, each with what it is known to have
+    /// taken ([`Store::mark_out_of_scope`]). Before then a refusal may answer an earlier
+    /// frame while a delta is still on its way, to be deferred, or lost with the connection:
+    /// recorded at once, the purge after a failed sync would drop work the hub never took.
+    pub(super) fn settle_marks(&mut self, store: &mut Store) -> Result<()> {
+        for (doc, covered) in std::mem::take(&mut self.pending_marks) {
+            if !self.hand_in_deferred.contains(&doc) {
+                store.mark_out_of_scope(&doc, &covered)?;
+            }
+        }
+        Ok(())
     }
 
     /// Tells the peer it may not send `doc` here at all, and leaves it out.
@@ -260,10 +273,11 @@ impl Session {
                 // Once the hub deferred this side's work on it in this session, a later
                 // refusal is no word that the hub holds that work: kept for the next sync.
                 // Otherwise the hub holds what this side first sent of it (nothing, if it
-                // sent none: then no work of this device is in it, or it was handed in).
+                // sent none: then no work of this device is in it, or it was handed in),
+                // once the hub has answered every frame sent (`Session::settle_marks`).
                 if !self.hand_in_deferred.contains(&doc) {
                     let covered = self.first_sent.get(&doc).cloned().unwrap_or_default();
-                    store.mark_out_of_scope(&doc, &covered)?;
+                    self.pending_marks.insert(doc.clone(), covered);
                 }
             }
             // The hub read nothing of a delta handed in (it lacks what the delta rests on):
@@ -274,6 +288,7 @@ impl Session {
                     && self.sent_deltas.contains(&doc)
                     && !self.handed_in.contains(&doc) =>
             {
+                self.pending_marks.remove(&doc);
                 store.offer_again(&doc)?;
                 if self.hand_in_whole(store, &doc, out)? {
                     self.caught_up = false;
@@ -286,6 +301,7 @@ impl Session {
                 self.hand_in_deferred.insert(doc.clone());
                 // A refusal out of scope that came first answered an earlier frame (the
                 // `Hello` listing it): the hub does not hold this work, so its mark goes.
+                self.pending_marks.remove(&doc);
                 store.offer_again(&doc)?;
             }
             _ => {}
@@ -293,8 +309,12 @@ impl Session {
         if why == Why::Deferred {
             self.deferred_there.insert(doc.clone());
         }
-        // Work the hub deferred is offered again at the next sync, whatever it says after.
-        let persist = why != Why::Deferred && !self.hand_in_deferred.contains(&doc);
+        // Left out with this peer until its heads move: what it refused, and what a peer
+        // other than the hub says is outside its scope. Not what the hub deferred (offered
+        // again at the next sync whatever it says after), nor what the hub says this side
+        // may no longer hold (dropped after the sync, or offered again: the purge decides).
+        let persist = why == Why::Refused
+            || (why == Why::OutOfScope && !matches!(self.sender, Sender::Relay));
         self.hold(store, &doc, persist)?;
         self.caught_up = false;
         self.maybe_idle(store, out)?;
@@ -364,11 +384,13 @@ mod tests {
             &mut out,
         )
         .unwrap();
+        s.settle_marks(&mut store).unwrap();
         assert!(!marked(&store));
         // Nor is it left out of the next session with the hub (it would never be offered
         // again until she wrote on it once more).
         assert!(!store.held("hub").unwrap().contains_key(&file()));
-        // Without a deferral, the hub's refusal after the hand-in is kept.
+        // Without a deferral, the hub's refusal after the hand-in is kept, once the hub has
+        // answered every frame (not before: the connection may be lost first).
         let mut s = Session::new("hub", Scope::All);
         s.handed_in.insert(file());
         s.on_refused(
@@ -380,6 +402,11 @@ mod tests {
             &mut out,
         )
         .unwrap();
+        assert!(
+            !marked(&store),
+            "recorded before the hub answered everything"
+        );
+        s.settle_marks(&mut store).unwrap();
         assert!(marked(&store));
     }
 
@@ -401,7 +428,6 @@ mod tests {
             &mut out,
         )
         .unwrap();
-        assert!(marked(&store));
         s.on_refused(
             &mut store,
             file(),
@@ -411,6 +437,7 @@ mod tests {
             &mut out,
         )
         .unwrap();
+        s.settle_marks(&mut store).unwrap();
         assert!(!marked(&store));
         assert!(!store.held("hub").unwrap().contains_key(&file()));
     }

@@ -250,6 +250,9 @@ pub struct Session {
     /// `OutOfScope`, that much of this side's work is known to be there; what was written
     /// after may not be, and is kept for the next sync ([`Store::mark_out_of_scope`]).
     first_sent: HashMap<DocId, Vec<ChangeHash>>,
+    /// A device: the hub's refusals out of scope in this session, with what each is known to
+    /// have taken, recorded once the hub has answered every frame ([`Session::settle_marks`]).
+    pending_marks: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Changes this side refused from the peer in this session.
     refused_here: u64,
     /// Documents the peer tried to exchange outside the scope in this session (bounded by
@@ -332,6 +335,7 @@ impl Session {
             handed_in: BTreeSet::new(),
             hand_in_deferred: BTreeSet::new(),
             first_sent: HashMap::new(),
+            pending_marks: BTreeMap::new(),
             refused_here: 0,
             out_of_scope: 0,
             sender: Sender::Relay,
@@ -660,6 +664,7 @@ impl Session {
                     self.mark_agreed(store, agreed)?;
                     self.mark_left_out(store, &left_out, &heads)?;
                 }
+                self.settle_marks(store)?;
                 self.caught_up = true;
             } else if self.one_shot_peer && self.peer_later != self.later {
                 // The peer had not heard yet which documents this side leaves for later: its
