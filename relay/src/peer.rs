@@ -12,6 +12,12 @@
 //!   verifies it, sync frames…    ───────▶
 //! ```
 //!
+//! The dialer shows its certificate (its school, member and roles) first, before it has seen
+//! anything of the other end but its key: so it dials only a device its copy of the school
+//! document registers and holds active ([`sync_with_peer`]). A phone on the same Wi-Fi
+//! advertising an endpoint learns nothing of who dialed it; a colleague's phone registered
+//! since this one last heard from the hub is dialed after its next sync with the hub.
+//!
 //! A certificate is accepted when it is signed by this device's school key (from the invite
 //! it joined with), names this school, is bound to the endpoint id the QUIC handshake
 //! authenticated (so it cannot be replayed by another device), has not expired, and names a
@@ -501,14 +507,26 @@ pub struct PeerSynced {
     pub progress: Progress,
 }
 
-/// Syncs `archive` with the device at `peer` once, until both are caught up.
+/// What a member reads when her phone will not dial a device her school does not register.
+const NOT_A_COLLEAGUE: &str = "对方不是本校登记的设备（或这台手机还不知道它）：没有与它同步，也没有让它看到本机的身份。请先与学校同步后再试";
+
+/// What she reads when the device she dials is one the school revoked.
+const A_REVOKED_COLLEAGUE: &str = "对方设备已被学校停用，不与它同步";
+
+/// Syncs `archive` with the device at `peer` once, until both are caught up. Only a device
+/// `archive`'s school document registers and holds active is dialed (module docs, "Handshake").
 pub async fn sync_with_peer(
     node: &Node,
     peer: EndpointAddr,
-    archive: Archive,
+    mut archive: Archive,
     trust: PeerTrust,
     opts: &ConversationOptions,
 ) -> Result<(Archive, PeerSynced), TransportError> {
+    match Colleagues::read(&mut archive)?.revoked(&peer.id) {
+        Some(false) => {}
+        Some(true) => return Err(Error::NotPermitted(A_REVOKED_COLLEAGUE.into()).into()),
+        None => return Err(Error::NotPermitted(NOT_A_COLLEAGUE.into()).into()),
+    }
     let conv = PeerSync::dialer(archive, trust, peer.id, crate::unix_now());
     let (conv, _stats) = node.converse(peer, conv, opts).await?;
     let (Some(member), true) = (conv.peer_member().cloned(), conv.caught_up()) else {

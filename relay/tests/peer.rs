@@ -138,6 +138,19 @@ impl Phone {
         (node, addr)
     }
 
+    /// What a modified app does: presents this phone's certificate to whatever device it
+    /// dials, registered or not (the honest app dials only its school's devices).
+    async fn dial_anyway(&self, peer: EndpointAddr) -> Result<(), TransportError> {
+        let node = Node::bind(NodeConfig::loopback(self.id.secret.clone()))
+            .await
+            .unwrap();
+        let conv =
+            shouwang_relay::peer::PeerSync::dialer(self.archive(), self.id.trust(), peer.id, now());
+        let r = node.converse(peer, conv, &opts()).await.map(|_| ());
+        node.shutdown().await;
+        r
+    }
+
     async fn dial(&self, peer: EndpointAddr) -> Result<PeerSynced, TransportError> {
         let node = Node::bind(NodeConfig::loopback(self.id.secret.clone()))
             .await
@@ -226,8 +239,39 @@ async fn story_2_a_device_of_another_school_is_refused_and_nothing_changes() {
     let (teacher_before, stranger_before) = (teacher.heads(), stranger.heads());
 
     let (waiting, addr) = teacher.wait().await;
-    let err = stranger.dial(addr).await.unwrap_err().to_string();
+    let err = stranger.dial_anyway(addr).await.unwrap_err().to_string();
     assert!(err.contains("另一所学校"), "{err}");
+    waiting.shutdown().await;
+    assert_eq!(teacher.heads(), teacher_before);
+    assert_eq!(stranger.heads(), stranger_before);
+}
+
+/// 2b. The other way round: the 班主任's phone dials a device its school does not register
+///     (a phone of another school waiting on the same Wi-Fi). The dialer shows its
+///     certificate first (its school, her name and roles), so her phone does not dial it at
+///     all: the stranger hears nothing of her, and nothing changes on either side. Before,
+///     her phone presented her certificate and the stranger's refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_2b_a_phone_does_not_show_who_it_is_to_a_device_its_school_does_not_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = school(dir.path()).await;
+    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_server = school(other_dir.path()).await;
+    let stranger = enroll(&other_server, "王瑞侠", Role::HeadTeacher).await;
+    server.shutdown().await;
+    other_server.shutdown().await;
+    let (teacher_before, stranger_before) = (teacher.heads(), stranger.heads());
+
+    let metrics = Arc::new(TransportMetrics::default());
+    let (waiting, addr) = stranger.wait_counted(metrics.clone()).await;
+    let err = teacher.dial(addr).await.unwrap_err().to_string();
+    assert!(err.contains("不是本校登记的设备"), "{err}");
+    assert_eq!(
+        TransportMetrics::get(&metrics.connections_total),
+        0,
+        "her phone connected to the stranger"
+    );
     waiting.shutdown().await;
     assert_eq!(teacher.heads(), teacher_before);
     assert_eq!(stranger.heads(), stranger_before);
