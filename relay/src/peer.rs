@@ -508,10 +508,10 @@ pub struct PeerSynced {
 }
 
 /// What a member reads when her phone will not dial a device her school does not register.
-const NOT_A_COLLEAGUE: &str = "对方不是本校登记的设备（或这台手机还不知道它）：没有与它同步，也没有让它看到本机的身份。请先与学校同步后再试";
+const NOT_A_COLLEAGUE: &str = "对方不是本校登记的设备（或这台手机还不知道它，比如同事刚换的新手机）：没有与它同步，也没有让它看到本机的身份。请先与学校同步，或请对方的手机来连接这台手机";
 
-/// What she reads when the device she dials is one the school revoked.
-const A_REVOKED_COLLEAGUE: &str = "对方设备已被学校停用，不与它同步";
+/// What she reads when the device she dials is one the school revoked, or its member's.
+const A_REVOKED_COLLEAGUE: &str = "对方设备或其使用人已被学校停用，不与它同步";
 
 /// Syncs `archive` with the device at `peer` once, until both are caught up. Only a device
 /// `archive`'s school document registers and holds active is dialed (module docs, "Handshake").

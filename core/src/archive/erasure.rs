@@ -92,12 +92,18 @@ impl Archive {
         if erased.is_empty() {
             return Ok(0);
         }
-        let gone: Vec<DocId> = self
+        let mut gone: Vec<DocId> = self
             .store
             .held_doc_ids()?
             .into_iter()
             .filter(|d| d.child().is_some_and(|c| erased.contains(c)))
             .collect();
+        // And what this store remembers having dropped of them (`purged`).
+        for id in self.store.purged_marks()? {
+            if id.child().is_some_and(|c| erased.contains(c)) && !gone.contains(&id) {
+                gone.push(id);
+            }
+        }
         self.store.purge(&gone)
     }
 

@@ -398,17 +398,19 @@ impl Archive {
             }
         }
         // The marks of documents an erased child, or one who left, had here (`purged`).
-        for id in self.store.purged_marks()? {
-            if gone_for_good(&id) && !gone.contains(&id) {
-                gone.push(id);
+        let marks = self.store.purged_marks()?;
+        for id in &marks {
+            if gone_for_good(id) && !gone.contains(id) {
+                gone.push(id.clone());
             }
         }
         // What this device wrote in and may see again (a class, a part given back later) it
-        // never starts afresh before the school sends it back (`Store::purge_remembering`).
+        // never starts afresh before the school sends it back (`Store::purge_remembering`);
+        // nor one it remembers already (purged again from a row left of it).
         let mut remembered = Vec::new();
         if me.is_some() {
             for id in gone.iter().filter(|d| !gone_for_good(d)) {
-                if self.holds_own_changes(id)? {
+                if marks.contains(id) || self.holds_own_changes(id)? {
                     remembered.push(id.clone());
                 }
             }

@@ -333,12 +333,18 @@ ALTER TABLE office_sessions ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
     // What the hub said a device may no longer hold also keeps what the device knows the hub
     // took of it (`Store::mark_out_of_scope`): work written after that is not dropped with
     // the file (`Archive::purge_out_of_scope`). Marks made before have none: nothing known.
-    // And the documents a device dropped that it may see again (`purged`): a write never
-    // starts one afresh (`Store::purge_remembering`).
     Migration {
         version: 16,
         sql: r#"
 ALTER TABLE out_of_scope ADD COLUMN covered TEXT;
+"#,
+        rebuild_projections: false,
+    },
+    // The documents a device dropped, having written in them, that it may see again
+    // (`purged`): a write never starts one afresh (`Store::purge_remembering`).
+    Migration {
+        version: 17,
+        sql: r#"
 CREATE TABLE purged (doc_id TEXT PRIMARY KEY);
 "#,
         rebuild_projections: false,

@@ -97,8 +97,8 @@ impl Store {
     /// "duplicate seq"), so every later sync with it would fail. Such a write is refused
     /// until a peer brings the document back (`Batch::change`). Only a document holding this
     /// device's own changes needs it (a copy started afresh where it wrote nothing numbers
-    /// nothing twice). A child's document purged without being remembered (an erasure, a
-    /// child who left) takes the marks of all her documents with it.
+    /// nothing twice). A document purged and not remembered loses its mark (an erased
+    /// child's: `Archive::purge_out_of_scope` lists the marks of her documents too).
     pub fn purge_remembering(&mut self, ids: &[DocId], remembered: &[DocId]) -> Result<usize> {
         if ids.is_empty() {
             self.scrub_if_due_quietly();
@@ -112,17 +112,6 @@ impl Store {
             let gone = persist::forget(&tx, id)?;
             removed += gone.docs;
             rows += gone.rows;
-            if let Some(c) = id.child().filter(|_| !remembered.contains(id)) {
-                for doc in [
-                    DocId::Child(c.clone()),
-                    DocId::Private(c.clone()),
-                    DocId::Staff(c.clone()),
-                ] {
-                    rows += tx
-                        .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
-                        .execute([doc.key()])?;
-                }
-            }
         }
         for id in remembered.iter().filter(|d| ids.contains(d)) {
             tx.prepare_cached("INSERT OR IGNORE INTO purged (doc_id) VALUES (?1)")?
