@@ -370,6 +370,15 @@ pub fn hub_and_phone(hub: &mut Archive, phone: &Archive) -> (Session, Session) {
     (at_hub, at_phone)
 }
 
+/// A phone's whole sync with its hub, in process: both ends as [`hub_and_phone`] makes them,
+/// run until neither has anything to send, then the phone's purge (`device::sync_hub` runs
+/// it after every sync).
+pub fn hub_sync(hub: &mut Archive, phone: &mut Archive) {
+    let (at_hub, at_phone) = hub_and_phone(hub, phone);
+    pump(phone, at_phone, hub, at_hub);
+    phone.purge_out_of_scope().unwrap();
+}
+
 /// Runs two in-process sessions over real stores until neither has anything to send: the
 /// device-to-device path without the network (the same `Session`s `relay::peer` drives).
 /// Returns how many frames went each way. Fails the test if it does not settle.

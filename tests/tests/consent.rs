@@ -1328,23 +1328,16 @@ fn story_18c_only_an_administrator_s_file_can_say_the_school_holds_her_work() {
 ///      part is back and the record goes in, and reaches the school.
 #[test]
 fn story_18d_a_private_part_her_phone_dropped_is_not_started_afresh() {
-    use shouwang_tests::attack::{hub_and_phone, pump};
-
     let (mut admin, mut teacher) = consented("basic,private", "");
     let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
     let private = DocId::Private(child.clone());
-    let hub_sync = |admin: &mut Device, teacher: &mut Device| {
-        let (hub, phone) = hub_and_phone(&mut admin.archive, &teacher.archive);
-        pump(&mut teacher.archive, phone, &mut admin.archive, hub);
-        teacher.archive.purge_out_of_scope().unwrap();
-    };
     let first = counselling(&mut teacher, CHILDREN[0].1).unwrap();
-    hub_sync(&mut admin, &mut teacher);
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
     teacher
         .archive
         .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
         .unwrap();
-    hub_sync(&mut admin, &mut teacher);
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
     assert!(
         !teacher
             .archive
@@ -1365,13 +1358,13 @@ fn story_18d_a_private_part_her_phone_dropped_is_not_started_afresh() {
     assert_eq!(teacher.archive.store().all_heads().unwrap(), before);
 
     // The hub learns of the new form at the first sync and gives the part back at the next.
-    hub_sync(&mut admin, &mut teacher);
-    hub_sync(&mut admin, &mut teacher);
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
     assert!(
         holds_record(&mut teacher, &private, &first),
         "the part is back"
     );
     let second = counselling(&mut teacher, CHILDREN[0].1).unwrap();
-    hub_sync(&mut admin, &mut teacher);
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
     assert!(holds_record(&mut admin, &private, &second));
 }

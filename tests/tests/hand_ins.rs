@@ -13,6 +13,7 @@
 
 use shouwang_core::roles::Role;
 use shouwang_relay::server::{Server, ServerConfig};
+use shouwang_tests::attack::hub_sync;
 use shouwang_tests::fixtures::{CLASS, HEAD_TEACHER};
 use shouwang_tests::phone::{Phone, enroll, small_hub_served_with};
 
@@ -55,10 +56,7 @@ async fn visit_then_news_of_a_new_head(configure: impl FnOnce(&mut ServerConfig)
     let child = office.archive().find_child(CHILD).unwrap();
     teacher.record("家访", CHILD, "2026-12-01", NOTE);
     {
-        let mut a = office.archive();
-        a.add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-            .unwrap();
-        a.set_class_head(CLASS, "陈桂芝").unwrap();
+        give_the_class_to_another_head(&mut office.archive());
     }
     office.sync_hub().await;
     let news = office
@@ -152,18 +150,15 @@ async fn a_hand_in_the_hub_defers_stays_on_the_phone() {
 /// session as the hub makes it.)
 #[test]
 fn a_file_the_hub_refuses_before_any_delta_is_handed_in_before_the_phone_drops_it() {
-    use shouwang_tests::attack::pump;
     use shouwang_tests::fixtures::CHILDREN;
 
     let (mut office, mut teacher, visit) = visit_then_a_new_head_in_process();
     let child = CHILDREN[0].1;
-    let (hub, phone) = shouwang_tests::attack::hub_and_phone(&mut office.archive, &teacher.archive);
-    pump(&mut teacher.archive, phone, &mut office.archive, hub);
-    teacher.archive.purge_out_of_scope().unwrap();
+    hub_sync(&mut office.archive, &mut teacher.archive);
     let id = office.archive.find_child(child).unwrap();
     let file = shouwang_core::doc::DocId::Child(id);
     assert!(
-        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        !holds_doc(&mut teacher, &file),
         "her phone keeps a file no longer hers"
     );
     let at_school = office.archive.child_file(child).unwrap();
@@ -191,8 +186,7 @@ fn a_visit_typed_after_the_hub_refused_the_file_waits_for_the_next_sync() {
     let mut office = school();
     let mut teacher = join(&mut office, HEAD_TEACHER);
     let child = CHILDREN[0].1;
-    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
-    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     office
         .archive
         .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
@@ -220,22 +214,16 @@ fn a_visit_typed_after_the_hub_refused_the_file_waits_for_the_next_sync() {
         hub,
     );
     teacher.archive.purge_out_of_scope().unwrap();
-    let holds = |d: &mut shouwang_tests::fixtures::Device| {
-        d.archive
-            .child_file(child)
-            .is_ok_and(|f| f.records.iter().any(|r| r.meta.id.0 == visit))
-    };
+    let holds = |d: &mut shouwang_tests::fixtures::Device| holds_record(d, child, &visit);
     assert!(
         holds(&mut office) || holds(&mut teacher),
         "the end of the session dropped a 家访 the school does not hold"
     );
 
-    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
-    pump(&mut teacher.archive, phone, &mut office.archive, hub);
-    teacher.archive.purge_out_of_scope().unwrap();
+    hub_sync(&mut office.archive, &mut teacher.archive);
     assert!(holds(&mut office), "her 家访 never reached the school");
     assert!(
-        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        !holds_doc(&mut teacher, &file),
         "her phone keeps a file no longer hers"
     );
 }
@@ -250,35 +238,23 @@ fn a_visit_typed_after_the_hub_refused_the_file_waits_for_the_next_sync() {
 #[test]
 fn a_hand_in_the_hub_cannot_apply_is_handed_in_whole() {
     use shouwang_core::doc::DocId;
-    use shouwang_tests::attack::{hub_and_phone, pump};
     use shouwang_tests::fixtures::{CHILDREN, join, school};
 
     let mut office = school();
     let mut teacher = join(&mut office, HEAD_TEACHER);
     let mut restored = join(&mut office, "张长友");
     let child = CHILDREN[0].1;
-    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
-    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     let first = teacher.record("家访", child, "2026-11-28", &[("notes", NOTE)]);
-    let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
-    pump(&mut teacher.archive, phone, &mut office.archive, hub);
+    hub_sync(&mut office.archive, &mut teacher.archive);
 
     // The restored hub: her class went to another head since, and she writes offline.
-    restored
-        .archive
-        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    restored.archive.set_class_head(CLASS, "陈桂芝").unwrap();
+    give_the_class_to_another_head(&mut restored.archive);
     let second = teacher.record("家访", child, "2026-12-01", &[("notes", NOTE)]);
     let file = DocId::Child(restored.archive.find_child(child).unwrap());
-    let (hub, phone) = hub_and_phone(&mut restored.archive, &teacher.archive);
-    pump(&mut teacher.archive, phone, &mut restored.archive, hub);
-    teacher.archive.purge_out_of_scope().unwrap();
-    let holds = |d: &mut shouwang_tests::fixtures::Device, visit: &str| {
-        d.archive
-            .child_file(child)
-            .is_ok_and(|f| f.records.iter().any(|r| r.meta.id.0 == visit))
-    };
+    hub_sync(&mut restored.archive, &mut teacher.archive);
+    let holds =
+        |d: &mut shouwang_tests::fixtures::Device, visit: &str| holds_record(d, child, visit);
     for visit in [&first, &second] {
         assert!(
             holds(&mut restored, visit) || holds(&mut teacher, visit),
@@ -290,7 +266,7 @@ fn a_hand_in_the_hub_cannot_apply_is_handed_in_whole() {
         "the hub did not take her work"
     );
     assert!(
-        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        !holds_doc(&mut teacher, &file),
         "her phone keeps a file no longer hers"
     );
 }
@@ -334,7 +310,7 @@ fn an_administrator_s_phone_cannot_make_her_drop_a_file() {
         .unwrap();
     teacher.archive.purge_out_of_scope().unwrap();
     assert!(
-        teacher.archive.store().doc_ids().unwrap().contains(&file),
+        holds_doc(&mut teacher, &file),
         "a phone met directly made her drop her file"
     );
 }
@@ -366,7 +342,7 @@ fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
         "the hub took the hand-in despite the quota"
     );
     assert!(
-        teacher.archive.store().doc_ids().unwrap().contains(&file),
+        holds_doc(&mut teacher, &file),
         "her phone dropped a 家访 the school does not hold"
     );
 }
@@ -379,7 +355,6 @@ fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
 #[test]
 fn a_phone_s_access_log_reaches_the_hub_and_stays_on_the_phone() {
     use shouwang_core::doc::DocId;
-    use shouwang_tests::attack::pump;
     use shouwang_tests::fixtures::school;
 
     let mut office = school();
@@ -401,21 +376,19 @@ fn a_phone_s_access_log_reaches_the_hub_and_stays_on_the_phone() {
     phone_archive.export_bundle(Some(&admin), None).unwrap();
     let log = DocId::Audit(phone_archive.device().clone());
     assert!(phone_archive.store().doc_ids().unwrap().contains(&log));
-    assert!(!office.archive.store().doc_ids().unwrap().contains(&log));
+    assert!(!holds_doc(&mut office, &log));
     let mut teacher = shouwang_tests::fixtures::Device {
         name: HEAD_TEACHER,
         archive: phone_archive,
         dir,
     };
-    let (hub, phone) = shouwang_tests::attack::hub_and_phone(&mut office.archive, &teacher.archive);
-    pump(&mut teacher.archive, phone, &mut office.archive, hub);
-    teacher.archive.purge_out_of_scope().unwrap();
+    hub_sync(&mut office.archive, &mut teacher.archive);
     assert!(
-        office.archive.store().doc_ids().unwrap().contains(&log),
+        holds_doc(&mut office, &log),
         "the hub does not have her access log"
     );
     assert!(
-        teacher.archive.store().doc_ids().unwrap().contains(&log),
+        holds_doc(&mut teacher, &log),
         "her phone dropped its access log"
     );
 }
@@ -432,11 +405,7 @@ fn visit_then_a_new_head_in_process() -> (
     let mut office = school();
     let mut teacher = join(&mut office, HEAD_TEACHER);
     let visit = teacher.record("家访", CHILDREN[0].1, "2026-12-01", &[("notes", NOTE)]);
-    office
-        .archive
-        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
+    give_the_class_to_another_head(&mut office.archive);
     (office, teacher, visit)
 }
 
@@ -448,18 +417,11 @@ fn visit_then_a_new_head_in_process() -> (
 #[test]
 fn a_class_given_back_comes_back_whole_and_her_new_work_reaches_the_school() {
     use shouwang_core::doc::DocId;
-    use shouwang_tests::attack::{hub_and_phone, pump};
     use shouwang_tests::fixtures::{CHILDREN, join, school};
 
     let mut office = school();
     let mut teacher = join(&mut office, HEAD_TEACHER);
     let child = CHILDREN[0].1;
-    let sync = |office: &mut shouwang_tests::fixtures::Device,
-                teacher: &mut shouwang_tests::fixtures::Device| {
-        let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
-        pump(&mut teacher.archive, phone, &mut office.archive, hub);
-        teacher.archive.purge_out_of_scope().unwrap();
-    };
     let first = teacher.record("家访", child, "2026-09-10", &[("notes", NOTE)]);
     teacher
         .archive
@@ -471,22 +433,18 @@ fn a_class_given_back_comes_back_whole_and_her_new_work_reaches_the_school() {
             fields: shouwang_tests::fixtures::kv(&[("title", "中秋手工课"), ("notes", "做灯笼")]),
         })
         .unwrap();
-    sync(&mut office, &mut teacher);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     let file = DocId::Child(office.archive.find_child(child).unwrap());
 
-    office
-        .archive
-        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
-    sync(&mut office, &mut teacher);
+    give_the_class_to_another_head(&mut office.archive);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     assert!(
-        !teacher.archive.store().doc_ids().unwrap().contains(&file),
+        !holds_doc(&mut teacher, &file),
         "her phone keeps a file no longer hers"
     );
 
     office.archive.set_class_head(CLASS, HEAD_TEACHER).unwrap();
-    sync(&mut office, &mut teacher);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     let visits = |d: &mut shouwang_tests::fixtures::Device| -> Vec<String> {
         d.archive
             .child_file(child)
@@ -511,7 +469,7 @@ fn a_class_given_back_comes_back_whole_and_her_new_work_reaches_the_school() {
             ]),
         })
         .unwrap();
-    sync(&mut office, &mut teacher);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     assert!(
         visits(&mut office).contains(&second),
         "her 家访 did not reach the school"
@@ -530,27 +488,16 @@ fn a_class_given_back_comes_back_whole_and_her_new_work_reaches_the_school() {
 #[test]
 fn an_erased_child_leaves_no_mark_on_a_phone_that_had_dropped_her_file() {
     use shouwang_core::doc::DocId;
-    use shouwang_tests::attack::{hub_and_phone, pump};
     use shouwang_tests::fixtures::{CHILDREN, join, school};
 
     let mut office = school();
     let mut teacher = join(&mut office, HEAD_TEACHER);
     let child = CHILDREN[0].1;
-    let sync = |office: &mut shouwang_tests::fixtures::Device,
-                teacher: &mut shouwang_tests::fixtures::Device| {
-        let (hub, phone) = hub_and_phone(&mut office.archive, &teacher.archive);
-        pump(&mut teacher.archive, phone, &mut office.archive, hub);
-        teacher.archive.purge_out_of_scope().unwrap();
-    };
     teacher.record("家访", child, "2026-11-28", &[("notes", NOTE)]);
-    sync(&mut office, &mut teacher);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     let file = DocId::Child(office.archive.find_child(child).unwrap());
-    office
-        .archive
-        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
-        .unwrap();
-    office.archive.set_class_head(CLASS, "陈桂芝").unwrap();
-    sync(&mut office, &mut teacher);
+    give_the_class_to_another_head(&mut office.archive);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     assert!(
         teacher
             .archive
@@ -564,7 +511,7 @@ fn an_erased_child_leaves_no_mark_on_a_phone_that_had_dropped_her_file() {
         .archive
         .erase_child(child, "监护人书面申请删除（申请表 2026-031 号）")
         .unwrap();
-    sync(&mut office, &mut teacher);
+    hub_sync(&mut office.archive, &mut teacher.archive);
     let left: Vec<DocId> = teacher
         .archive
         .store()
@@ -574,4 +521,24 @@ fn an_erased_child_leaves_no_mark_on_a_phone_that_had_dropped_her_file() {
         .filter(|d| d.child() == file.child())
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The office gives the 班主任's class to a new head, 陈桂芝 (added as a member).
+fn give_the_class_to_another_head(office: &mut shouwang_core::Archive) {
+    office
+        .add_member("陈桂芝", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    office.set_class_head(CLASS, "陈桂芝").unwrap();
+}
+
+/// Whether `d` holds record `id` in `child`'s file.
+fn holds_record(d: &mut shouwang_tests::fixtures::Device, child: &str, id: &str) -> bool {
+    d.archive
+        .child_file(child)
+        .is_ok_and(|f| f.records.iter().any(|r| r.meta.id.0 == id))
+}
+
+/// Whether `d`'s store holds document `doc`.
+fn holds_doc(d: &mut shouwang_tests::fixtures::Device, doc: &shouwang_core::doc::DocId) -> bool {
+    d.archive.store().doc_ids().unwrap().contains(doc)
 }

@@ -350,6 +350,14 @@ mod tests {
         DocId::Child(ChildId::from("c1"))
     }
 
+    /// The hub's answer `why` about [`file`] (a deferral counts one change, as the daily
+    /// quota's does).
+    fn hub_says(s: &mut Session, store: &mut Store, why: Why) {
+        let count = u32::from(why == Why::Deferred);
+        s.on_refused(store, file(), why, count, String::new(), &mut Vec::new())
+            .unwrap();
+    }
+
     fn marked(store: &Store) -> bool {
         store
             .out_of_scope()
@@ -365,25 +373,8 @@ mod tests {
         let (_dir, mut store) = store();
         let mut s = Session::new("hub", Scope::All);
         s.handed_in.insert(file());
-        let mut out = Vec::new();
-        s.on_refused(
-            &mut store,
-            file(),
-            Why::Deferred,
-            1,
-            "额度".into(),
-            &mut out,
-        )
-        .unwrap();
-        s.on_refused(
-            &mut store,
-            file(),
-            Why::OutOfScope,
-            0,
-            String::new(),
-            &mut out,
-        )
-        .unwrap();
+        hub_says(&mut s, &mut store, Why::Deferred);
+        hub_says(&mut s, &mut store, Why::OutOfScope);
         s.settle_marks(&mut store).unwrap();
         assert!(!marked(&store));
         // Nor is it left out of the next session with the hub (it would never be offered
@@ -393,15 +384,7 @@ mod tests {
         // answered every frame (not before: the connection may be lost first).
         let mut s = Session::new("hub", Scope::All);
         s.handed_in.insert(file());
-        s.on_refused(
-            &mut store,
-            file(),
-            Why::OutOfScope,
-            0,
-            String::new(),
-            &mut out,
-        )
-        .unwrap();
+        hub_says(&mut s, &mut store, Why::OutOfScope);
         assert!(
             !marked(&store),
             "recorded before the hub answered everything"
@@ -418,25 +401,8 @@ mod tests {
         let (_dir, mut store) = store();
         let mut s = Session::new("hub", Scope::All);
         s.sent_deltas.insert(file());
-        let mut out = Vec::new();
-        s.on_refused(
-            &mut store,
-            file(),
-            Why::OutOfScope,
-            0,
-            String::new(),
-            &mut out,
-        )
-        .unwrap();
-        s.on_refused(
-            &mut store,
-            file(),
-            Why::Deferred,
-            1,
-            "额度".into(),
-            &mut out,
-        )
-        .unwrap();
+        hub_says(&mut s, &mut store, Why::OutOfScope);
+        hub_says(&mut s, &mut store, Why::Deferred);
         s.settle_marks(&mut store).unwrap();
         assert!(!marked(&store));
         assert!(!store.held("hub").unwrap().contains_key(&file()));
