@@ -405,3 +405,67 @@ fn refused_changes_of_a_document_never_stored_go_with_the_erasure() {
         leaks(&admin, &[id_no.as_str()])
     );
 }
+
+/// In a school made by an older build, the first erasure adds the layout upgrade, a change
+/// that is the same on every device. A 班主任's modified app writes a change under the office's
+/// actor resting on that upgrade and hands the office that change alone: automerge sets it
+/// aside (the upgrade is not there yet). When the office then erases a child, its own upgrade
+/// must not bring the forgery in with it, unjudged, as the office's own write.
+#[test]
+fn a_change_resting_on_the_layout_upgrade_does_not_come_in_with_the_office_s_own() {
+    use shouwang_core::store::Sender;
+    use shouwang_core::sync::{Event, Message};
+
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
+    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
+    let mut office = Device {
+        name: "office",
+        archive,
+        dir,
+    };
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let file = DocId::School;
+    // The modified app: the upgrade on its own copy, then a school name under the office's
+    // actor on top of it.
+    let upgrade = {
+        let doc = teacher.archive.store().doc(&file).unwrap().unwrap();
+        shouwang_core::doc::layout_upgrade(&file, doc)
+            .unwrap()
+            .unwrap()
+    };
+    let mut forged_doc = teacher.archive.store().doc(&file).unwrap().unwrap().fork();
+    forged_doc.apply_changes([upgrade]).unwrap();
+    forged_doc.set_actor(attack::actor_of(&office.archive));
+    let mut tx = forged_doc.transaction();
+    tx.put(ROOT, "name", "伪造的学校").unwrap();
+    tx.commit();
+    let forged = forged_doc.get_last_local_change().unwrap().clone();
+
+    let device = teacher.archive.device().clone();
+    let them = office
+        .archive
+        .find_member(teacher.archive.me_id().as_str())
+        .unwrap();
+    let mut session = office
+        .archive
+        .peer_session(device.as_str(), &them)
+        .unwrap()
+        .with_sender(Sender::Device {
+            device,
+            roles: Some(them.roles.clone()),
+        });
+    let store = office.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let frame = Message::Changes(vec![(file.clone(), forged.raw_bytes().to_vec())]).encode();
+    let _ = session.handle(store, Event::Frame(&frame));
+    drop(session);
+
+    office.archive.erase_child("王小雨", REASON).unwrap();
+    assert!(
+        !attack::holds(&mut office.archive, &file, &forged.hash()),
+        "the forgery came in with the office's upgrade"
+    );
+}

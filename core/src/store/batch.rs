@@ -103,6 +103,9 @@ impl Batch<'_> {
         if !self.ensure(id, false)? {
             return Ok(());
         }
+        // The upgrade is the same change on every device: a peer's change resting on it, set
+        // aside here, would come in with it unjudged.
+        self.docs.drop_set_aside(id)?;
         let Some(doc) = self.docs.get_mut(id) else {
             return Ok(());
         };
@@ -192,6 +195,7 @@ impl Batch<'_> {
         let Some(change) = fork.get_last_local_change() else {
             return Ok(None);
         };
+        self.docs.drop_set_aside(id)?;
         if let Some(doc) = self.docs.get_mut(id) {
             doc.apply_changes([change.clone()])?;
         }

@@ -101,10 +101,20 @@ impl DocCache {
     /// be taken as the office's once the office sends its own (trust story 19). The same
     /// sender may complete what it began (automerge's sync sends what a bloom filter hid).
     pub(super) fn drop_set_aside_unless_from(&mut self, id: &DocId, from: &Origin) -> Result<()> {
+        if self.set_aside.get(id) == Some(from) {
+            return Ok(());
+        }
+        self.drop_set_aside(id)
+    }
+
+    /// Drops the changes set aside in the copy of `id`, whoever sent them: before this device
+    /// applies a change of its own making to it (`Batch::upgrade_layout`, `Batch::change_at`),
+    /// which automerge would apply them with, unjudged, as this device's write.
+    pub(super) fn drop_set_aside(&mut self, id: &DocId) -> Result<()> {
         let Some(doc) = self.docs.get(id) else {
             return Ok(());
         };
-        if self.set_aside.get(id) == Some(from) || doc.get_missing_deps(&[]).is_empty() {
+        if doc.get_missing_deps(&[]).is_empty() {
             return Ok(());
         }
         // The applied history alone, rebuilt (a rare path: an honest peer never leaves a
