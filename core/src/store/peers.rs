@@ -135,6 +135,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Forgets that the hub said this device may no longer hold `doc`: a later answer of the
+    /// hub's overtook it (it deferred this device's work there).
+    pub fn unmark_out_of_scope(&mut self, doc: &DocId) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM out_of_scope WHERE doc_id = ?1")?
+            .execute([doc.key()])?;
+        Ok(())
+    }
+
     /// Forgets that the hub said this device may no longer hold `doc`, and that any peer held
     /// it back: the device offers it again at its next sync (work written on it after the
     /// hub's word, handed in then).

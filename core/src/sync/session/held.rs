@@ -137,6 +137,15 @@ impl Session {
         Ok(true)
     }
 
+    /// The hub deferred this side's work on `doc`: a refusal out of scope it gave before,
+    /// recorded or not, no longer stands, and the hub is offered it again at the next sync.
+    /// (What other peers held back of it stays as it was.)
+    fn overtake_mark(&mut self, store: &mut Store, doc: &DocId) -> Result<()> {
+        self.pending_marks.remove(doc);
+        store.unmark_out_of_scope(doc)?;
+        store.set_held(&self.peer, doc, false)
+    }
+
     /// Once the hub has answered every frame this side sent (its `Idle` says it saw them
     /// all): its refusals out of scope are recorded, each with what it is known to have
     /// taken ([`Store::mark_out_of_scope`]). Before then a refusal may answer an earlier
@@ -288,8 +297,7 @@ impl Session {
                     && self.sent_deltas.contains(&doc)
                     && !self.handed_in.contains(&doc) =>
             {
-                self.pending_marks.remove(&doc);
-                store.offer_again(&doc)?;
+                self.overtake_mark(store, &doc)?;
                 if self.hand_in_whole(store, &doc, out)? {
                     self.caught_up = false;
                     self.sent_idle = None;
@@ -301,8 +309,7 @@ impl Session {
                 self.hand_in_deferred.insert(doc.clone());
                 // A refusal out of scope that came first answered an earlier frame (the
                 // `Hello` listing it): the hub does not hold this work, so its mark goes.
-                self.pending_marks.remove(&doc);
-                store.offer_again(&doc)?;
+                self.overtake_mark(store, &doc)?;
             }
             _ => {}
         }
@@ -399,6 +406,8 @@ mod tests {
     #[test]
     fn a_deferral_after_the_refusal_undoes_its_mark() {
         let (_dir, mut store) = store();
+        // A colleague's phone held it back earlier: that is not the hub's to undo.
+        store.set_held("colleague", &file(), true).unwrap();
         let mut s = Session::new("hub", Scope::All);
         s.sent_deltas.insert(file());
         hub_says(&mut s, &mut store, Why::OutOfScope);
@@ -406,6 +415,7 @@ mod tests {
         s.settle_marks(&mut store).unwrap();
         assert!(!marked(&store));
         assert!(!store.held("hub").unwrap().contains_key(&file()));
+        assert!(store.held("colleague").unwrap().contains_key(&file()));
     }
 
     /// A side taking hand-ins does not start a deferred one over when what it rests on moves:
