@@ -224,8 +224,9 @@ async fn story_1_two_devices_sync_directly_while_the_hub_is_down() {
     waiting.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn story_2_a_device_of_another_school_is_refused_and_nothing_changes() {
+/// A 班主任's phone of this school and one of another school (its hubs stopped), with the
+/// directories that hold them.
+async fn a_teacher_and_a_stranger() -> ([tempfile::TempDir; 2], Phone, Phone) {
     let dir = tempfile::tempdir().unwrap();
     let server = school(dir.path()).await;
     let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
@@ -234,6 +235,12 @@ async fn story_2_a_device_of_another_school_is_refused_and_nothing_changes() {
     let stranger = enroll(&other_server, "王瑞侠", Role::HeadTeacher).await;
     server.shutdown().await;
     other_server.shutdown().await;
+    ([dir, other_dir], teacher, stranger)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_2_a_device_of_another_school_is_refused_and_nothing_changes() {
+    let (_dirs, teacher, stranger) = a_teacher_and_a_stranger().await;
     teacher.record("家访", "王小雨", "班主任家访：作业按时完成");
     stranger.record("家访", "王小雨", "另一所学校的记录");
     let (teacher_before, stranger_before) = (teacher.heads(), stranger.heads());
@@ -253,14 +260,7 @@ async fn story_2_a_device_of_another_school_is_refused_and_nothing_changes() {
 ///     her phone presented her certificate and the stranger's refused it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_2b_a_phone_does_not_show_who_it_is_to_a_device_its_school_does_not_register() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = school(dir.path()).await;
-    let teacher = enroll(&server, "王瑞侠", Role::HeadTeacher).await;
-    let other_dir = tempfile::tempdir().unwrap();
-    let other_server = school(other_dir.path()).await;
-    let stranger = enroll(&other_server, "王瑞侠", Role::HeadTeacher).await;
-    server.shutdown().await;
-    other_server.shutdown().await;
+    let (_dirs, teacher, stranger) = a_teacher_and_a_stranger().await;
     let (teacher_before, stranger_before) = (teacher.heads(), stranger.heads());
 
     let metrics = Arc::new(TransportMetrics::default());

@@ -290,16 +290,7 @@ fn only_administrators_record_an_erasure_and_nobody_takes_one_back() {
 /// accept; the erasure then works as in a new school.
 #[test]
 fn an_old_school_erases_after_its_layout_upgrade() {
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
-    let dir = tempfile::TempDir::new().unwrap();
-    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
-    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
-    let mut office = Device {
-        name: "office",
-        archive,
-        dir,
-    };
+    let mut office = old_school_office();
     let mut teacher = join(&mut office, HEAD_TEACHER);
     let name = "王小雨";
     let child = office.archive.find_child(name).unwrap();
@@ -416,16 +407,7 @@ fn a_change_resting_on_the_layout_upgrade_does_not_come_in_with_the_office_s_own
     use shouwang_core::store::Sender;
     use shouwang_core::sync::{Event, Message};
 
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
-    let dir = tempfile::TempDir::new().unwrap();
-    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
-    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
-    let mut office = Device {
-        name: "office",
-        archive,
-        dir,
-    };
+    let mut office = old_school_office();
     let mut teacher = join(&mut office, HEAD_TEACHER);
     let file = DocId::School;
     // The modified app: the upgrade on its own copy, then a school name under the office's
@@ -468,4 +450,18 @@ fn a_change_resting_on_the_layout_upgrade_does_not_come_in_with_the_office_s_own
         !attack::holds(&mut office.archive, &file, &forged.hash()),
         "the forgery came in with the office's upgrade"
     );
+}
+
+/// The office of a school made by an older build (`fixtures/old-school`), on a copy.
+fn old_school_office() -> Device {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
+    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
+    Device {
+        name: "office",
+        archive,
+        dir,
+    }
 }

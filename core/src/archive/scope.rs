@@ -355,9 +355,10 @@ impl Archive {
             // an erased child's file (the erasure is final) nor one who left the school (the
             // file leaves every carer's device; what was not sent is listed by the lost-phone
             // report's kind of count, not kept).
-            let gone_for_good = gone_for_good(&id);
             if !keep
-                && (me.is_none() || gone_for_good || !self.holds_unsent_work(&school, &id, &[])?)
+                && (me.is_none()
+                    || gone_for_good(&id)
+                    || !self.holds_unsent_work(&school, &id, &[])?)
             {
                 gone.push(id);
             }
@@ -410,22 +411,18 @@ impl Archive {
         let mut remembered = Vec::new();
         if me.is_some() {
             for id in gone.iter().filter(|d| !gone_for_good(d)) {
-                if marks.contains(id) || self.holds_own_changes(id)? {
+                let device = self.device.as_str();
+                if marks.contains(id)
+                    || self
+                        .store
+                        .doc(id)?
+                        .is_some_and(|d| crate::doc::written_by(d, device))
+                {
                     remembered.push(id.clone());
                 }
             }
         }
         self.store.purge_remembering(&gone, &remembered)
-    }
-
-    /// Whether this store's copy of `id` holds changes this device made.
-    fn holds_own_changes(&mut self, id: &DocId) -> Result<bool> {
-        let device = self.device.as_str().to_owned();
-        Ok(self.store.doc(id)?.is_some_and(|d| {
-            d.get_changes_meta(&[])
-                .iter()
-                .any(|c| c.actor.to_hex_string().starts_with(device.as_str()))
-        }))
     }
 
     /// Whether `id` holds changes this device made that no administrator's device (the hub,

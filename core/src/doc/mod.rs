@@ -248,6 +248,14 @@ pub fn map_at_path<D: automerge::ReadDoc>(doc: &D, path: &[&str]) -> Option<auto
     Some(obj)
 }
 
+/// Whether `doc` holds changes of the device whose actor is `device` (hex): under that actor,
+/// or under one of its re-based generations' (which extend it: `Generation::actor_of`).
+pub fn written_by(doc: &Automerge, device: &str) -> bool {
+    doc.get_changes_meta(&[])
+        .iter()
+        .any(|c| c.actor.to_hex_string().starts_with(device))
+}
+
 /// The whole of `doc` as bytes to store or send: its applied history only. automerge's own
 /// `save` also writes the changes it set aside for missing dependencies (`retain_orphans`),
 /// which no rule has judged yet: a member's forgery set aside in the hub's copy would go out

@@ -119,11 +119,11 @@ impl Session {
         if self.handed_in.contains(doc) {
             return Ok(false);
         }
-        let actor = store.actor().clone();
+        let device = store.actor().to_hex_string();
         let Some(am) = store.doc(doc)? else {
             return Ok(false);
         };
-        if !am.get_changes_meta(&[]).iter().any(|c| *c.actor == actor) {
+        if !crate::doc::written_by(am, &device) {
             return Ok(false);
         }
         let whole = crate::doc::saved(am, true);
