@@ -151,6 +151,41 @@ fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
     assert_eq!(web.get("/").status, 303);
 }
 
+/// Someone on the school's network fails logins in the 校长's name until she is locked out
+/// (here every browser shares 127.0.0.1, as computers behind one proxy or NAT do): the
+/// browser she logged in from before still logs her in, with a long-lived cookie that scripts
+/// cannot read; a browser without it stays locked out.
+#[test]
+fn the_browser_she_logged_in_from_is_not_locked_out_by_someone_else() {
+    let hub = Hub::start();
+    assert!(hub.set_password("张长友", PASSWORD).0);
+    let mut hers = hub.browser();
+    let r = hers.login("张长友", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let browser = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("sw_browser="))
+        .expect("her browser is remembered")
+        .to_owned();
+    assert!(
+        browser.contains("HttpOnly")
+            && browser.contains("SameSite=Strict")
+            && browser.contains("Max-Age="),
+        "{browser}"
+    );
+    let token = hers.csrf();
+    assert_eq!(hers.post("/logout", &[("csrf", &token)]).status, 303);
+
+    let mut attacker = hub.browser();
+    for _ in 0..5 {
+        assert_eq!(attacker.login("张长友", "guess").status, 401);
+    }
+    assert_eq!(hub.browser().login("张长友", PASSWORD).status, 429);
+    assert_eq!(hers.login("张长友", PASSWORD).status, 303);
+    assert_eq!(hers.get("/").status, 200);
+}
+
 #[test]
 fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
     let hub = Hub::start();
@@ -1311,7 +1346,9 @@ fn wrong_current_passwords_count_towards_the_lock_out() {
         assert_eq!(r.status, 403, "{}", r.text());
         assert!(r.text().contains("当前密码不对"), "{}", r.text());
     }
-    // Locked now, even with the right password; and a login for that name from here too.
+    // Locked now, even with the right password; and a login for that name from this browser
+    // too. (Her browser is one she logged in from: its failures are its own, and lock it
+    // whatever address it is at, not the other browsers at this address.)
     let r = web.post(
         "/password",
         &[
@@ -1323,8 +1360,8 @@ fn wrong_current_passwords_count_towards_the_lock_out() {
     );
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("分钟后再试"), "{}", r.text());
-    assert_eq!(hub.browser().login(HEAD_TEACHER, PASSWORD).status, 429);
-    assert_eq!(hub.browser().login(HEAD_TEACHER, new).status, 429);
+    assert_eq!(web.login(HEAD_TEACHER, PASSWORD).status, 429);
+    assert_eq!(web.login(HEAD_TEACHER, new).status, 429);
     // The password did not change: the lock ends with the old one still valid.
     assert_eq!(web.get("/").status, 200, "the session goes on");
 }

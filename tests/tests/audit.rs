@@ -131,6 +131,44 @@ fn story_3_a_report_command_is_logged_without_what_names_a_child() {
     assert!(entry.target.contains("1 名学生"), "{}", entry.target);
 }
 
+/// 3b. One child's 六项基本档案, built as a report (the CLI's `report child`, the office
+///     console's download), holds her private part and, with a reason, her ID number in full:
+///     it is logged against that child, as opening her file or showing her ID number is, so
+///     the office's 查阅记录 for her lists it. (Before, the only entries were the report's
+///     command with the child's name taken out and an ID reveal naming the report: nothing
+///     said whose file it was.)
+#[test]
+fn story_3b_one_child_s_report_is_logged_against_her() {
+    use shouwang_core::reports::ReportOptions;
+
+    let mut admin = school();
+    let name = CHILDREN[0].1;
+    let child = admin.archive.find_child(name).unwrap();
+    let against_her = |admin: &mut Device, what: &str| {
+        admin
+            .archive
+            .audit_log()
+            .unwrap()
+            .entries
+            .iter()
+            .filter(|e| e.what == what && e.target == child.as_str())
+            .count()
+    };
+    let opts = ReportOptions {
+        child: Some(name.into()),
+        ..ReportOptions::default()
+    };
+    admin.archive.report("child", &opts).unwrap();
+    assert_eq!(against_her(&mut admin, audit_kind::PRIVATE_VIEW), 1);
+    let revealed = ReportOptions {
+        reveal_ids: Some("上报教育局".into()),
+        ..opts
+    };
+    admin.archive.report("child", &revealed).unwrap();
+    assert_eq!(against_her(&mut admin, audit_kind::PRIVATE_VIEW), 2);
+    assert_eq!(against_her(&mut admin, audit_kind::ID_REVEAL), 1);
+}
+
 /// 4. A reason typed for opening a file or showing an ID number goes into the log, which
 ///    outlives an erasure: a child's name, 学籍号 or an ID number in it is taken out before it
 ///    is written (not refused: a refusal would tell a member which names are children of the

@@ -1368,3 +1368,103 @@ fn story_18d_a_private_part_her_phone_dropped_is_not_started_afresh() {
     attack::hub_sync(&mut admin.archive, &mut teacher.archive);
     assert!(holds_record(&mut admin, &private, &second));
 }
+
+/// 18f. The office console's list of children, for the 班主任 after the guardian withdrew the
+///      private part: the hub keeps her 心理辅导记录 there for the administrators, and the
+///      list's count of records and latest date are of what she may still see, as her file's
+///      page shows. (Before, the list counted the private part's records too, and the page's
+///      lower count gave them away.)
+#[test]
+fn story_18f_the_console_s_list_counts_only_what_she_may_see() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    teacher.record(
+        "家访",
+        CHILDREN[0].1,
+        "2026-11-10",
+        &[("notes", "奶奶说孩子最近按时睡觉")],
+    );
+    counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    let me = teacher.archive.me_id().clone();
+    let mut hers = admin.archive.on_behalf(&me).unwrap();
+    let row = hers
+        .children(None)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == CHILDREN[0].1)
+        .unwrap();
+    let file = hers.child_file_for(CHILDREN[0].1, None).unwrap();
+    assert!(!file.private_shown);
+    assert_eq!(row.records as usize, file.records.len(), "{row:?}");
+    assert_eq!(row.last_record.as_deref(), Some("2026-11-10"));
+}
+
+/// 18e. As 18d, but the part comes back in a file from the archivist's phone, not from the
+///      hub: her phone synced before the 班主任's record reached the office, so its copy holds
+///      the child's 身份证号 she entered and not the 班主任's record. The 班主任's phone holds
+///      the part again, but none of her own changes in it: a 心理辅导记录 written on it would
+///      be numbered from 1 again, as in 18d, and every later sync of her phone would fail at
+///      the hub. So the write is refused the same way until her phone holds her own earlier
+///      work there again; after her next syncs it does, and the record goes in and reaches
+///      the school.
+#[test]
+fn story_18e_a_dropped_part_an_older_copy_brings_back_is_not_written_over() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let mut archivist = join(&mut admin, "晁月静");
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let private = DocId::Private(child.clone());
+    archivist
+        .archive
+        .edit_child(CHILDREN[0].1, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap();
+    let first = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    assert!(
+        !teacher
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&private)
+    );
+    teacher
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    let file = archivist.export_for("older-copy", HEAD_TEACHER);
+    teacher.import_file(&file);
+    assert!(
+        teacher
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&private),
+        "the file brings the part back"
+    );
+    assert!(!holds_record(&mut teacher, &private, &first));
+
+    let before = teacher.archive.store().all_heads().unwrap();
+    let err = counselling(&mut teacher, CHILDREN[0].1).unwrap_err();
+    assert!(err.to_string().contains("同步"), "{err}");
+    assert_eq!(teacher.archive.store().all_heads().unwrap(), before);
+
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    assert!(
+        holds_record(&mut teacher, &private, &first),
+        "her work is back"
+    );
+    let second = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    assert!(holds_record(&mut admin, &private, &second));
+}

@@ -203,6 +203,40 @@ fn story_1b_a_file_of_dense_documents_is_refused_before_it_is_read() {
     assert_eq!(quarantined(&mut s.admin.archive), 0, "nothing was read");
 }
 
+/// 1c. By bundle: a file listing one document many times. An honest file lists each document
+///     once; every copy would be merged again, each with its own share of the allowance the
+///     file's documents get beyond their bytes, so a small file of repeated dense copies could
+///     make the importer build hundreds of millions of operations (the network's `Changes`
+///     frame refuses a repeat already, story 7c). The file is refused whole before any copy is
+///     read, in Chinese, and nothing changes.
+#[test]
+fn story_1c_a_file_listing_a_document_twice_is_refused() {
+    use shouwang_core::bundle::seal::{self, Lock};
+
+    let mut s = school_with_a_visit();
+    let file = s.mother.archive.export_bundle(None, None).unwrap();
+    let mut bundle = s.mother.archive.open_bundle(&file).unwrap();
+    let first = bundle.entries[0].clone();
+    bundle.entries.extend(std::iter::repeat_n(first, 50));
+    let office = s.admin.archive.device().clone();
+    let office_key = s
+        .admin
+        .archive
+        .school()
+        .unwrap()
+        .devices
+        .iter()
+        .find(|d| d.id == office)
+        .and_then(|d| d.public_key())
+        .unwrap();
+    let secret = s.mother.archive.device_secret().unwrap();
+    let repeated = seal::seal(&bundle, &secret, None, Lock::Devices(&[office_key])).unwrap();
+    let before = s.admin.archive.store().all_heads().unwrap();
+    let err = s.admin.archive.import_bundle(&repeated).unwrap_err();
+    assert!(err.to_string().contains("重复"), "{err}");
+    assert_eq!(s.admin.archive.store().all_heads().unwrap(), before);
+}
+
 /// 1. By bundle: the office imports the 爱心妈妈's file. Each forged change is refused and
 ///    quarantined, nothing of it is merged, the import says so, and the office and the 班主任
 ///    still converge.

@@ -15,7 +15,15 @@
 //!   counted under a keyed hash of it, [`failure_key`], never as typed: a password typed into
 //!   the name box is not stored). 30 failures for one member from all addresses together lock
 //!   the member everywhere. An attempt is counted before its password is checked and taken
-//!   back if it was right, so attempts checked at the same time see each other. The check
+//!   back if it was right, so attempts checked at the same time see each other.
+//!   A browser the member logged in from before is exempt from both (device cookies, as
+//!   OWASP's "slow down online guessing attacks with device cookies" describes): a login
+//!   sets [`BROWSER_COOKIE`], a random token whose SHA-256 the hub keeps with the member
+//!   (`office_browsers`, [`BROWSER_SECONDS`], at most [`BROWSERS_PER_MEMBER`]); an attempt
+//!   carrying one of the member's is counted and locked on its own ([`LOCK_FAILURES`] for
+//!   that browser), never by the failures of others. Without it, anyone on the school's
+//!   network could keep the 校长 out of the console for good by failing 30 logins in her name
+//!   every 15 minutes. Setting a password forgets the member's browsers. The check
 //!   itself (argon2) runs outside the archive's turn, at most [`PASSWORD_CHECKS`] at once, so a
 //!   flood of logins does not hold up the pages of members logged in.
 //! - A session is a random 32-byte token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
@@ -57,6 +65,12 @@ use crate::{Ctx, Office, OfficeError, Posted, Who, now};
 pub const SESSION_COOKIE: &str = "sw_session";
 /// The login form's CSRF cookie.
 pub const LOGIN_COOKIE: &str = "sw_login";
+/// A browser a member logged in from: exempt from the lock-outs others' failures cause.
+pub const BROWSER_COOKIE: &str = "sw_browser";
+/// How long a browser stays known after the login that made it known, in seconds.
+pub const BROWSER_SECONDS: i64 = 180 * 86_400;
+/// The browsers kept per member (the oldest go first).
+pub const BROWSERS_PER_MEMBER: i64 = 10;
 /// Failures that lock a member (or a name no member has) from an address.
 pub const LOCK_FAILURES: i64 = 5;
 /// Failures, from every address together, that lock a member everywhere: an attacker who
@@ -142,6 +156,11 @@ fn store_password(
     conn.execute(
         "DELETE FROM office_sessions WHERE member_id = ?1 AND token_hash IS NOT ?2",
         params![m.id.as_str(), keep],
+    )?;
+    // A password set anew: the browsers that knew the old one are not vouched for any more.
+    conn.execute(
+        "DELETE FROM office_browsers WHERE member_id = ?1",
+        [m.id.as_str()],
     )?;
     Ok(())
 }
@@ -341,9 +360,15 @@ pub struct LoginForm {
 
 /// What a login attempt came to.
 enum Outcome {
-    In { token: String },
+    /// A session, and a browser token to set when the browser was not known yet.
+    In {
+        token: String,
+        browser: Option<String>,
+    },
     Wrong,
-    Locked { minutes: i64 },
+    Locked {
+        minutes: i64,
+    },
 }
 
 /// What a login name longer than any member's is answered (it is not shown back: it may be a
@@ -397,14 +422,21 @@ pub(crate) async fn login(
         );
     }
     let source = ctx.source.to_string();
-    let outcome = office.log_in(&name, form.password, source).await;
+    let browser = ctx.cookie(BROWSER_COOKIE);
+    let outcome = office.log_in(&name, form.password, source, browser).await;
     match outcome {
-        Ok(Outcome::In { token }) => {
+        Ok(Outcome::In { token, browser }) => {
             let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
             res.headers_mut().append(
                 header::SET_COOKIE,
                 cookie(SESSION_COOKIE, &token, None, ctx.tls),
             );
+            if let Some(b) = browser {
+                res.headers_mut().append(
+                    header::SET_COOKIE,
+                    cookie(BROWSER_COOKIE, &b, Some(BROWSER_SECONDS), ctx.tls),
+                );
+            }
             res.headers_mut().append(
                 header::SET_COOKIE,
                 cookie(LOGIN_COOKIE, "", Some(0), ctx.tls),
@@ -439,14 +471,20 @@ impl Office {
         name: &str,
         password: String,
         source: String,
+        browser: Option<String>,
     ) -> Result<Outcome, OfficeError> {
-        let (n, src) = (name.to_owned(), source.clone());
-        let (key, member, hash) = match self
-            .with_archive(move |a, _| begin_attempt(a, &n, &src))
+        let n = name.to_owned();
+        let (key, member, hash, source) = match self
+            .with_archive(move |a, _| begin_attempt(a, &n, &source, browser.as_deref()))
             .await?
         {
             Begun::Locked { minutes } => return Ok(Outcome::Locked { minutes }),
-            Begun::Check { key, member, hash } => (key, member, hash),
+            Begun::Check {
+                key,
+                member,
+                hash,
+                source,
+            } => (key, member, hash, source),
         };
         let checked = hash.clone();
         let matched = self
@@ -469,12 +507,43 @@ enum Begun {
         key: String,
         member: Option<Member>,
         hash: Option<String>,
+        /// What the attempt counts under: the address, or the member's known browser.
+        source: Source,
     },
 }
 
-fn begin_attempt(a: &mut Archive, name: &str, source: &str) -> Result<Begun, OfficeError> {
+/// What a login attempt's failures count under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The address the request came from.
+    Address(String),
+    /// A browser the member logged in from before (its token's hash): counted and locked on
+    /// its own, never by the failures of others.
+    Browser(String),
+}
+
+impl Source {
+    /// As stored in `office_failures.source`.
+    fn key(&self) -> String {
+        match self {
+            Source::Address(a) => a.clone(),
+            Source::Browser(h) => format!("browser:{h}"),
+        }
+    }
+}
+
+fn begin_attempt(
+    a: &mut Archive,
+    name: &str,
+    source: &str,
+    browser: Option<&str>,
+) -> Result<Begun, OfficeError> {
     let key = failure_key(a, name);
-    if let Some(minutes) = locked(a, &key, source)? {
+    let source = match browser.map(digest) {
+        Some(h) if known_browser(a, &key, &h)? => Source::Browser(h),
+        _ => Source::Address(source.to_owned()),
+    };
+    if let Some(minutes) = locked(a, &key, &source)? {
         return Ok(Begun::Locked { minutes });
     }
     let member = a.find_member(name).ok().filter(may_log_in);
@@ -482,8 +551,27 @@ fn begin_attempt(a: &mut Archive, name: &str, source: &str) -> Result<Begun, Off
         Some(m) => stored_hash(a, m)?,
         None => None,
     };
-    record_failure(a, &key, source)?;
-    Ok(Begun::Check { key, member, hash })
+    record_failure(a, &key, &source)?;
+    Ok(Begun::Check {
+        key,
+        member,
+        hash,
+        source,
+    })
+}
+
+/// Whether the browser token hashing to `hash` is one the member `key` ([`failure_key`])
+/// logged in from, within [`BROWSER_SECONDS`].
+fn known_browser(a: &mut Archive, key: &str, hash: &str) -> Result<bool, OfficeError> {
+    Ok(a.store()
+        .conn()
+        .query_row(
+            "SELECT 1 FROM office_browsers WHERE token_hash = ?1 AND member_id = ?2 AND created > ?3",
+            params![hash, key, now() - BROWSER_SECONDS],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// Whether the password checks against the hash [`begin_attempt`] found (the decoy when there
@@ -507,7 +595,7 @@ fn finish_attempt(
     member: Option<Member>,
     hash: Option<String>,
     matched: bool,
-    source: &str,
+    source: &Source,
 ) -> Result<Outcome, OfficeError> {
     let t = now();
     // Looked up only after a right password, so that a wrong one takes the same path whether
@@ -528,8 +616,27 @@ fn finish_attempt(
             let conn = a.store().conn();
             conn.execute(
                 "DELETE FROM office_failures WHERE member_key = ?1 AND source = ?2",
-                params![key, source],
+                params![key, source.key()],
             )?;
+            // A browser not known yet becomes known: the lock-outs others cause do not keep
+            // the member out of it.
+            let browser = match source {
+                Source::Browser(_) => None,
+                Source::Address(_) => {
+                    let b = random_hex();
+                    conn.execute(
+                        "INSERT INTO office_browsers (token_hash, member_id, created) VALUES (?1, ?2, ?3)",
+                        params![digest(&b), m.id.as_str(), t],
+                    )?;
+                    conn.execute(
+                        "DELETE FROM office_browsers WHERE member_id = ?1 AND (created <= ?2
+                             OR token_hash NOT IN (SELECT token_hash FROM office_browsers
+                                 WHERE member_id = ?1 ORDER BY created DESC, rowid DESC LIMIT ?3))",
+                        params![m.id.as_str(), t - BROWSER_SECONDS, BROWSERS_PER_MEMBER],
+                    )?;
+                    Some(b)
+                }
+            };
             conn.execute(
                 "DELETE FROM office_sessions WHERE expires <= ?1 OR last_seen <= ?2",
                 [t, t - IDLE_SECONDS],
@@ -541,10 +648,10 @@ fn finish_attempt(
                 params![digest(&token), m.id.as_str(), random_hex(), t, t + SESSION_SECONDS, standing],
             )?;
             tracing::info!(member = %m.id, "office login");
-            Ok(Outcome::In { token })
+            Ok(Outcome::In { token, browser })
         }
         _ => {
-            tracing::info!(source, "office login failed");
+            tracing::info!(source = source.key(), "office login failed");
             Ok(Outcome::Wrong)
         }
     }
@@ -558,12 +665,18 @@ fn attempt(
     name: &str,
     password: &str,
     source: &str,
+    browser: Option<&str>,
 ) -> Result<Outcome, OfficeError> {
-    match begin_attempt(a, name, source)? {
+    match begin_attempt(a, name, source, browser)? {
         Begun::Locked { minutes } => Ok(Outcome::Locked { minutes }),
-        Begun::Check { key, member, hash } => {
+        Begun::Check {
+            key,
+            member,
+            hash,
+            source,
+        } => {
             let matched = password_matches(hash.as_deref(), password);
-            finish_attempt(a, &key, member, hash, matched, source)
+            finish_attempt(a, &key, member, hash, matched, &source)
         }
     }
 }
@@ -592,28 +705,35 @@ fn name_key(name: &str) -> String {
     format!("name:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Minutes left of the lock on `key` ([`failure_key`]) from `source`, or from everywhere once
-/// [`MEMBER_LOCK_FAILURES`] came from all addresses together, if it is locked (forgetting
-/// failures older than the window first).
-fn locked(a: &mut Archive, key: &str, source: &str) -> Result<Option<i64>, OfficeError> {
+/// Minutes left of the lock on `key` ([`failure_key`]) from `source`, or, for an address,
+/// from every address once [`MEMBER_LOCK_FAILURES`] came from all of them together, if it is
+/// locked (forgetting failures older than the window first). A browser the member logged in
+/// from is locked by its own failures only.
+fn locked(a: &mut Archive, key: &str, source: &Source) -> Result<Option<i64>, OfficeError> {
     let t = now();
     let conn = a.store().conn();
     conn.execute(
         "DELETE FROM office_failures WHERE at <= ?1",
         [t - LOCK_SECONDS],
     )?;
-    let (here, everywhere, last): (i64, i64, Option<i64>) = conn.query_row(
-        "SELECT count(CASE WHEN source = ?2 THEN 1 END), count(*), max(at)
-         FROM office_failures WHERE member_key = ?1 AND at > ?3",
-        params![key, source, t - LOCK_SECONDS],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    let (here, last_here, everywhere, last): (i64, Option<i64>, i64, Option<i64>) = conn
+        .query_row(
+        "SELECT count(CASE WHEN source = ?2 THEN 1 END), max(CASE WHEN source = ?2 THEN at END),
+                    count(CASE WHEN source NOT LIKE 'browser:%' THEN 1 END),
+                    max(CASE WHEN source NOT LIKE 'browser:%' THEN at END)
+             FROM office_failures WHERE member_key = ?1 AND at > ?3",
+        params![key, source.key(), t - LOCK_SECONDS],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    Ok(
-        (here >= LOCK_FAILURES || everywhere >= MEMBER_LOCK_FAILURES).then(|| {
-            let left = last.unwrap_or(t) + LOCK_SECONDS - t;
-            (left + 59).div_euclid(60).max(1)
-        }),
-    )
+    let minutes = |last: Option<i64>| {
+        let left = last.unwrap_or(t) + LOCK_SECONDS - t;
+        (left + 59).div_euclid(60).max(1)
+    };
+    Ok(match source {
+        _ if here >= LOCK_FAILURES => Some(minutes(last_here)),
+        Source::Address(_) if everywhere >= MEMBER_LOCK_FAILURES => Some(minutes(last)),
+        _ => None,
+    })
 }
 
 /// The stored password hash of `m`, if they have one.
@@ -629,10 +749,10 @@ fn stored_hash(a: &mut Archive, m: &Member) -> Result<Option<String>, OfficeErro
 }
 
 /// Counts a failed login for `key` ([`failure_key`]) from `source`.
-fn record_failure(a: &mut Archive, key: &str, source: &str) -> Result<(), OfficeError> {
+fn record_failure(a: &mut Archive, key: &str, source: &Source) -> Result<(), OfficeError> {
     a.store().conn().execute(
         "INSERT INTO office_failures (member_key, source, at) VALUES (?1, ?2, ?3)",
-        params![key, source, now()],
+        params![key, source.key(), now()],
     )?;
     Ok(())
 }
@@ -700,10 +820,16 @@ pub(crate) async fn change_password(
     Form(form): Form<Posted<PasswordForm>>,
 ) -> Result<Response, OfficeError> {
     let keep = ctx.cookie(SESSION_COOKIE).map(|t| digest(&t));
-    let source = ctx.source.to_string();
+    let browser = ctx.cookie(BROWSER_COOKIE).map(|t| digest(&t));
+    let address = ctx.source.to_string();
     office
         .post_form(ctx, Who::Member, form, move |a, _, v, f| {
             let key = v.member.id.to_string();
+            // Counted as a login is: her own browser on its own failures only.
+            let source = match browser {
+                Some(h) if known_browser(a, &key, &h)? => Source::Browser(h),
+                _ => Source::Address(address),
+            };
             if let Some(minutes) = locked(a, &key, &source)? {
                 return Err(OfficeError::Forbidden(format!(
                     "密码错误次数太多，请 {minutes} 分钟后再试，没有做任何改动"
@@ -769,12 +895,14 @@ mod tests {
         let is_locked = |o: Outcome| matches!(o, Outcome::Locked { .. });
 
         for name in ["张长友", id.as_str(), " 张长友 ", id.as_str(), "张长友"] {
-            let o = attempt(&mut a, name, "guess", "10.0.0.5").unwrap();
+            let o = attempt(&mut a, name, "guess", "10.0.0.5", None).unwrap();
             assert!(matches!(o, Outcome::Wrong));
         }
-        assert!(is_locked(attempt(&mut a, &id, right, "10.0.0.5").unwrap()));
+        assert!(is_locked(
+            attempt(&mut a, &id, right, "10.0.0.5", None).unwrap()
+        ));
         assert!(matches!(
-            attempt(&mut a, "张长友", right, "10.0.0.6").unwrap(),
+            attempt(&mut a, "张长友", right, "10.0.0.6", None).unwrap(),
             Outcome::In { .. }
         ));
 
@@ -784,18 +912,100 @@ mod tests {
         while guesses < MEMBER_LOCK_FAILURES {
             let source = format!("10.0.1.{address}");
             for _ in 0..LOCK_FAILURES {
-                let o = attempt(&mut a, "张长友", "guess", &source).unwrap();
+                let o = attempt(&mut a, "张长友", "guess", &source, None).unwrap();
                 assert!(matches!(o, Outcome::Wrong), "locked after {guesses}");
                 guesses += 1;
             }
             address += 1;
         }
         assert!(is_locked(
-            attempt(&mut a, "张长友", right, "10.0.9.9").unwrap()
+            attempt(&mut a, "张长友", right, "10.0.9.9", None).unwrap()
         ));
         assert!(matches!(
-            attempt(&mut a, "王瑞侠", right, "10.0.9.9").unwrap(),
+            attempt(&mut a, "王瑞侠", right, "10.0.9.9", None).unwrap(),
             Outcome::In { .. }
+        ));
+    }
+
+    /// A browser the member logged in from before is not locked out by others' failures: an
+    /// attacker on the school's network fails logins in the 校长's name from many addresses
+    /// until she is locked everywhere, yet the browser on her office computer still logs in
+    /// with her password. That browser is locked by its own wrong passwords only; a token
+    /// that is not hers (made up, or another member's) counts as no browser; setting her
+    /// password again forgets her browsers.
+    #[test]
+    fn a_browser_the_member_logged_in_from_is_not_locked_out_by_others() {
+        use shouwang_core::roles::Role;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = crate::tests::hub_archive(&dir.path().join("hub.db"));
+        let right = "郭庄小学2026办公室";
+        set_password(&mut a, "张长友", right).unwrap();
+        a.add_member("王瑞侠", &[Role::HeadTeacher], None, None)
+            .unwrap();
+        set_password(&mut a, "王瑞侠", right).unwrap();
+        let browser_of = |o: Outcome| match o {
+            Outcome::In {
+                browser: Some(b), ..
+            } => b,
+            _ => panic!("not logged in as a new browser"),
+        };
+        let hers = browser_of(attempt(&mut a, "张长友", right, "10.0.0.5", None).unwrap());
+        let his = browser_of(attempt(&mut a, "王瑞侠", right, "10.0.0.7", None).unwrap());
+        let is_locked = |o: Outcome| matches!(o, Outcome::Locked { .. });
+
+        // Five guesses from each of six addresses, one of them her office's.
+        for address in 0..MEMBER_LOCK_FAILURES / LOCK_FAILURES {
+            let source = if address == 0 {
+                "10.0.0.5".to_owned()
+            } else {
+                format!("10.0.1.{address}")
+            };
+            for _ in 0..LOCK_FAILURES {
+                attempt(&mut a, "张长友", "guess", &source, None).unwrap();
+            }
+        }
+        assert!(is_locked(
+            attempt(&mut a, "张长友", right, "10.0.9.9", None).unwrap()
+        ));
+        for cookie in ["0123456789abcdef", his.as_str()] {
+            assert!(is_locked(
+                attempt(&mut a, "张长友", right, "10.0.0.5", Some(cookie)).unwrap()
+            ));
+        }
+        let again = attempt(&mut a, "张长友", right, "10.0.0.5", Some(&hers)).unwrap();
+        assert!(
+            matches!(again, Outcome::In { browser: None, .. }),
+            "her own browser is locked out by others' guesses"
+        );
+
+        // Her browser's own wrong passwords lock it.
+        for _ in 0..LOCK_FAILURES {
+            let o = attempt(&mut a, "张长友", "guess", "10.0.0.5", Some(&hers)).unwrap();
+            assert!(matches!(o, Outcome::Wrong));
+        }
+        assert!(is_locked(
+            attempt(&mut a, "张长友", right, "10.0.0.5", Some(&hers)).unwrap()
+        ));
+
+        // A password set anew forgets her browsers.
+        let mut a2 = crate::tests::hub_archive(&dir.path().join("hub2.db"));
+        set_password(&mut a2, "张长友", right).unwrap();
+        let b = browser_of(attempt(&mut a2, "张长友", right, "10.0.0.5", None).unwrap());
+        set_password(&mut a2, "张长友", "郭庄小学2027办公室").unwrap();
+        assert!(matches!(
+            attempt(
+                &mut a2,
+                "张长友",
+                "郭庄小学2027办公室",
+                "10.0.0.5",
+                Some(&b)
+            )
+            .unwrap(),
+            Outcome::In {
+                browser: Some(_),
+                ..
+            }
         ));
     }
 

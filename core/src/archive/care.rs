@@ -1,5 +1,7 @@
 //! The care file: profile edits, records, the file view, conflicts and their resolution.
 
+use std::collections::HashMap;
+
 use automerge::ROOT;
 use serde::Serialize;
 
@@ -433,6 +435,12 @@ impl Archive {
         self.read_child_file(child, None, true, true)
     }
 
+    /// [`Archive::child_file_revealed`] for a person: opening the private part is recorded as
+    /// [`Archive::child_file_for`] records it (one child's report, `reports.rs`).
+    pub(super) fn child_file_revealed_for(&mut self, child: &str) -> Result<ChildFile> {
+        self.read_child_file(child, Some(None), true, true)
+    }
+
     /// The file's sections only (ID numbers masked; no records, conflicts or history), for a
     /// report that lists many children (`reports.rs` records the report itself).
     pub(super) fn child_sections(&mut self, child: &str) -> Result<ChildFile> {
@@ -492,7 +500,7 @@ impl Archive {
             consent_required: school.consent_required,
             privacy_officer: school.privacy_officer.clone(),
         };
-        let devices: std::collections::HashMap<String, String> = school
+        let devices: HashMap<String, String> = school
             .devices
             .iter()
             .map(|d| (d.id.0.clone(), school.member_name(d.member.as_str())))
@@ -753,26 +761,48 @@ impl Archive {
             flags: [Option<bool>; 3],
             records: i64,
             last: Option<String>,
+            /// The private part's records, and the latest of them (not in the two above).
+            private: i64,
+            private_last: Option<String>,
+        }
+        // The records' count and latest date per child, the private part's apart: a member
+        // who may not see the part (the guardian withdrew it; the hub keeps it for the
+        // administrators) is not told how many it holds. One pass over the records.
+        let mut counts: HashMap<String, [(i64, Option<String>); 2]> = HashMap::new();
+        {
+            let mut stmt = self.store.conn().prepare_cached(
+                "SELECT child_id, doc_id LIKE '%/private', count(*), max(happened_on)
+                 FROM p_records WHERE voided = 0 AND child_id IS NOT NULL
+                 GROUP BY child_id, doc_id LIKE '%/private'",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let private: bool = r.get(1)?;
+                counts.entry(r.get(0)?).or_default()[usize::from(private)] = (r.get(2)?, r.get(3)?);
+            }
         }
         let rows: Vec<Row> = {
             let mut stmt = self.store.conn().prepare_cached(
-                "SELECT c.child_id, c.name, c.class_id, c.sex, c.parents_away, c.hardship, c.talent, c.special,
-                        (SELECT count(*) FROM p_records r WHERE r.child_id = c.child_id AND r.voided = 0),
-                        (SELECT max(happened_on) FROM p_records r WHERE r.child_id = c.child_id AND r.voided = 0)
+                "SELECT c.child_id, c.name, c.class_id, c.sex, c.parents_away, c.hardship, c.talent, c.special
                  FROM p_children c
                  WHERE (?1 IS NULL OR c.class_id = ?1)
                  ORDER BY c.class_id, c.name",
             )?;
             stmt.query_map([class.as_ref().map(|c| c.id.as_str())], |r| {
+                let id: String = r.get(0)?;
+                let [(records, last), (private, private_last)] =
+                    counts.remove(&id).unwrap_or_default();
                 Ok(Row {
-                    id: r.get(0)?,
+                    id,
                     name: r.get(1)?,
                     class_id: r.get(2)?,
                     sex: r.get(3)?,
                     away: r.get(4)?,
                     flags: [r.get(5)?, r.get(6)?, r.get(7)?],
-                    records: r.get(8)?,
-                    last: r.get(9)?,
+                    records,
+                    last,
+                    private,
+                    private_last,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?
@@ -785,8 +815,10 @@ impl Archive {
             sex,
             away,
             flags,
-            records,
-            last,
+            mut records,
+            mut last,
+            private,
+            private_last,
         } in rows
         {
             let child = ChildId(id);
@@ -798,6 +830,10 @@ impl Archive {
                 || (mine_only && !self.cares_for(&me, &child)?)
             {
                 continue;
+            }
+            if private > 0 && self.may_see(&me, &DocId::Private(child.clone()))? {
+                records += private;
+                last = last.max(private_last);
             }
             let labels = ["特困生", "特长生", "特殊学生"];
             out.push(ChildRow {

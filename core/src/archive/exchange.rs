@@ -104,7 +104,7 @@ fn record_held(b: &mut Batch<'_>, signer: &DeviceId, held: &[Held]) -> Result<()
         let known: Vec<automerge::ChangeHash> = h
             .changes
             .iter()
-            .filter(|c| doc.get_change_by_hash(c).is_some())
+            .filter(|c| crate::doc::has_change(doc, c))
             .copied()
             .collect();
         if !known.is_empty() {
@@ -332,9 +332,7 @@ impl Archive {
             let heads = doc.get_heads();
             let data = match since_heads.get(&id) {
                 Some(h) if *h == heads => continue,
-                Some(h) if h.iter().all(|x| doc.get_change_by_hash(x).is_some()) => {
-                    doc.save_after(h)
-                }
+                Some(h) if h.iter().all(|x| crate::doc::has_change(doc, x)) => doc.save_after(h),
                 // Uncompressed columns: the bundle's payload is compressed as a whole, and
                 // zstd over plain columns of every document is 0.6× the documents deflated
                 // one by one (BENCHMARKS §14).

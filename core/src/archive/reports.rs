@@ -63,13 +63,15 @@ impl Archive {
         let kind = find(name)?;
         self.require_admin()?;
         // The child is found before a reveal is recorded: a mistyped name records nothing.
-        if kind.per_child {
+        let one_child = if kind.per_child {
             let child = opts
                 .child
                 .as_deref()
                 .ok_or_else(|| Error::Missing("学生（--child）".into()))?;
-            self.find_child(child)?;
-        }
+            Some(self.find_child(child)?)
+        } else {
+            None
+        };
         let reveal = match opts.reveal_ids.as_deref().map(str::trim) {
             None => false,
             Some("") => return Err(Error::Missing("显示完整身份证号的原因".into())),
@@ -81,11 +83,13 @@ impl Archive {
             }
             Some(why) => {
                 crate::forms::check_line("原因", why, 200)?;
-                self.audit(
-                    super::audit_kind::ID_REVEAL,
-                    &format!("报表：{}", kind.title),
-                    Some(why),
-                )?;
+                // One child's report is recorded against her, as showing her ID number on
+                // her file is: the office's 查阅记录 for her lists it.
+                let target = one_child.as_ref().map_or_else(
+                    || format!("报表：{}", kind.title),
+                    |c| c.as_str().to_owned(),
+                );
+                self.audit(super::audit_kind::ID_REVEAL, &target, Some(why))?;
                 true
             }
         };
@@ -210,10 +214,11 @@ impl Archive {
                     .child
                     .as_deref()
                     .ok_or_else(|| Error::Missing("学生（--child）".into()))?;
+                // Opened for a person: her private part's opening is recorded against her.
                 let file = if reveal {
-                    self.child_file_revealed(child)?
+                    self.child_file_revealed_for(child)?
                 } else {
-                    self.child_file(child)?
+                    self.child_file_for(child, None)?
                 };
                 book.title = format!("{}的档案", file.name);
                 book.sheets = self.child_archive(&school, &file)?;

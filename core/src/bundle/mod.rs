@@ -227,10 +227,17 @@ impl Bundle {
         let payload = zstd::bulk::decompress(compressed, capacity).map_err(|_| bad("解压失败"))?;
         let mut r = Cursor { buf: &payload };
         let mut entries = Vec::new();
+        // An honest file lists each document once. Every copy of a repeated one would be
+        // merged again, each with its own share of the allowance a file's documents get
+        // beyond their bytes (`doc::bounds::check_documents`), as a `Changes` frame's would.
+        let mut listed = std::collections::HashSet::new();
         while !r.buf.is_empty() {
             let klen = r.u16()? as usize;
             let key = std::str::from_utf8(r.take(klen)?).map_err(|_| bad("档案编号"))?;
             let doc = DocId::parse(key).ok_or_else(|| bad("未知的档案"))?;
+            if !listed.insert(doc.clone()) {
+                return Err(bad("同一份档案重复列出"));
+            }
             let n = r.u16()? as usize;
             let mut heads = Vec::with_capacity(n);
             for _ in 0..n {

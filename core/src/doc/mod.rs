@@ -248,12 +248,39 @@ pub fn map_at_path<D: automerge::ReadDoc>(doc: &D, path: &[&str]) -> Option<auto
     Some(obj)
 }
 
+/// Whether `doc` has applied the change `hash` (one set aside for missing dependencies does
+/// not count). automerge's `get_change_by_hash` answers the same by rebuilding the whole change
+/// from the document's columns; this reads only the change graph (BENCHMARKS §1: the existence
+/// checks of every write's school view were 5 % of a 家访's write).
+pub fn has_change(doc: &Automerge, hash: &automerge::ChangeHash) -> bool {
+    doc.get_change_meta_by_hash(hash).is_some()
+}
+
 /// Whether `doc` holds changes of the device whose actor is `device` (hex): under that actor,
 /// or under one of its re-based generations' (which extend it: `Generation::actor_of`).
 pub fn written_by(doc: &Automerge, device: &str) -> bool {
     doc.get_changes_meta(&[])
         .iter()
         .any(|c| c.actor.to_hex_string().starts_with(device))
+}
+
+/// The last change of each of the device's actors in `doc` (as [`written_by`] counts them:
+/// its own and its re-based generations'). A copy holding them holds all the device wrote
+/// there; one that lacks them would have the device's next change repeat their numbers.
+pub fn own_tips(doc: &Automerge, device: &str) -> Vec<automerge::ChangeHash> {
+    let mut last: std::collections::BTreeMap<String, (u64, automerge::ChangeHash)> =
+        std::collections::BTreeMap::new();
+    for c in doc.get_changes_meta(&[]) {
+        let actor = c.actor.to_hex_string();
+        if !actor.starts_with(device) {
+            continue;
+        }
+        let entry = last.entry(actor).or_insert((c.seq, c.hash));
+        if c.seq >= entry.0 {
+            *entry = (c.seq, c.hash);
+        }
+    }
+    last.into_values().map(|(_, h)| h).collect()
 }
 
 /// The whole of `doc` as bytes to store or send: its applied history only. automerge's own

@@ -222,7 +222,7 @@ impl SchoolViews {
     ) -> Option<Arc<SchoolView>> {
         // Checked before the cache too: a view read from a merged document whose changes were
         // then refused is keyed by heads the rebuilt document no longer holds.
-        if heads.iter().any(|h| school.get_change_by_hash(h).is_none()) {
+        if heads.iter().any(|h| !doc::has_change(school, h)) {
             return None;
         }
         let mut key = heads.to_vec();
@@ -1160,7 +1160,7 @@ impl Batch<'_> {
                 let Some(child_doc) = self.docs.get(&DocId::Child(c.clone())) else {
                     return (Verdict::Defer("还没有这名学生的档案".into()), None);
                 };
-                if ch.iter().any(|h| child_doc.get_change_by_hash(h).is_none()) {
+                if ch.iter().any(|h| !doc::has_change(child_doc, h)) {
                     return (Verdict::Defer("还没有这名学生档案的相应版本".into()), None);
                 }
                 consent = crate::consent::read(child_doc, Some(&ch));

@@ -49,10 +49,7 @@ impl Batch<'_> {
             // One this store dropped and may see again is never started afresh
             // (`Store::purge_remembering`): a peer brings it back.
             if super::was_purged(self.conn, id)? {
-                return Err(Error::NotPermitted(format!(
-                    "这台手机上没有{}的最新内容（此前已从本机移除）：请先与学校同步，再记录",
-                    doc_label(id)
-                )));
+                return Err(not_caught_up(id));
             }
             self.docs
                 .insert(id.clone(), doc::genesis(id, self.actor.clone())?);
@@ -134,6 +131,7 @@ impl Batch<'_> {
         if !self.ensure(id, create)? {
             return Err(Error::not_found("档案", id.key()));
         }
+        self.require_own_work(id)?;
         let secs = self.now_ms / 1000;
         // In a re-based document this device writes under its actor for that generation.
         let actor = self.writing_actor(id);
@@ -212,6 +210,30 @@ impl Batch<'_> {
             }
             _ => own.clone(),
         }
+    }
+
+    /// A document this store dropped, having written in it (`Store::purge_remembering`), and
+    /// holds again: a file or a peer may have brought back a copy without this device's own
+    /// earlier changes (a member's file carries only her device's own). Written on then, the
+    /// device's next change would repeat their numbers, which a peer holding them refuses for
+    /// good (automerge's "duplicate seq"), so every later sync would fail (consent story 18e).
+    /// Refused until the copy holds them; the mark goes once it does. One indexed look-up in
+    /// a table that is empty on most devices.
+    fn require_own_work(&mut self, id: &DocId) -> Result<()> {
+        let Some(tips) = super::purged_tips(self.conn, id)? else {
+            return Ok(());
+        };
+        let holds = self
+            .docs
+            .get(id)
+            .is_some_and(|d| tips.iter().all(|h| doc::has_change(d, h)));
+        if !holds {
+            return Err(not_caught_up(id));
+        }
+        self.conn
+            .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
+            .execute([id.key()])?;
+        Ok(())
     }
 
     /// A local change's message with the auth state it declares (see [`crate::trust`]): the
@@ -373,4 +395,13 @@ impl Batch<'_> {
             .get_mut(id)
             .ok_or_else(|| Error::not_found("档案", id.key()))
     }
+}
+
+/// Why a write waits for a sync: this device dropped the document and does not hold all of
+/// its own work there again ([`Batch::require_own_work`]).
+fn not_caught_up(id: &DocId) -> Error {
+    Error::NotPermitted(format!(
+        "这台手机上没有{}的最新内容（此前已从本机移除）：请先与学校同步，再记录",
+        doc_label(id)
+    ))
 }

@@ -395,7 +395,6 @@ fn catch_up(
     doc: &mut Automerge,
     seen: &mut HashMap<DocId, i64>,
 ) -> Result<bool> {
-    use automerge::ReadDoc as _;
     let key = id.key();
     // Read before the heads: every change up to it is in what they name.
     let before = last_change_seq(conn)?;
@@ -454,7 +453,7 @@ fn catch_up(
         while let Some(row) = rows.next()? {
             let hash: Vec<u8> = row.get(0)?;
             match ChangeHash::try_from(hash.as_slice()) {
-                Ok(h) if doc.get_change_by_hash(&h).is_some() => {}
+                Ok(h) if crate::doc::has_change(doc, &h) => {}
                 Ok(_) => missing.push(hash),
                 Err(_) => return Ok(false),
             }

@@ -349,6 +349,32 @@ CREATE TABLE purged (doc_id TEXT PRIMARY KEY);
 "#,
         rebuild_projections: false,
     },
+    // What a dropped document held of the device's own work (`purged.tips`: the last change
+    // of each of its actors there, 32 bytes each): a copy a file or a peer brings back
+    // without them is not written on until it holds them (`Batch::change`). Marks made
+    // before have none: nothing known.
+    Migration {
+        version: 18,
+        sql: r#"
+ALTER TABLE purged ADD COLUMN tips BLOB;
+"#,
+        rebuild_projections: false,
+    },
+    // The browsers a member logged in to the office console from (`office_browsers`: a
+    // token's SHA-256): exempt from the lock-outs others' failed logins cause
+    // (`apps/office/src/auth.rs`).
+    Migration {
+        version: 19,
+        sql: r#"
+CREATE TABLE office_browsers (
+    token_hash TEXT PRIMARY KEY,
+    member_id  TEXT NOT NULL,
+    created    INTEGER NOT NULL
+);
+CREATE INDEX office_browsers_by_member ON office_browsers (member_id, created);
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// Set in `meta` by a migration whose projections must be rebuilt, in its own transaction,

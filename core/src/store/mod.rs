@@ -707,6 +707,22 @@ fn was_purged(conn: &Connection, id: &DocId) -> Result<bool> {
         .is_some())
 }
 
+/// What this store remembers a dropped document held of its own work
+/// ([`Store::purge_remembering`]): `None` if it has no mark; empty for a mark made before
+/// the store recorded that (migration 18).
+fn purged_tips(conn: &Connection, id: &DocId) -> Result<Option<Vec<ChangeHash>>> {
+    let tips: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT tips FROM purged WHERE doc_id = ?1")?
+        .query_row([id.key()], |r| r.get(0))
+        .optional()?;
+    Ok(tips.map(|t| {
+        t.unwrap_or_default()
+            .chunks_exact(32)
+            .filter_map(|c| ChangeHash::try_from(c).ok())
+            .collect()
+    }))
+}
+
 fn doc_id_rows(conn: &Connection, sql: &str) -> Result<Vec<DocId>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([])?;

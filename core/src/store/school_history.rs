@@ -273,13 +273,13 @@ impl Batch<'_> {
         let Some(school) = self.docs.get(&DocId::School) else {
             return heads;
         };
-        if heads.iter().all(|h| school.get_change_by_hash(h).is_some()) {
+        if heads.iter().all(|h| crate::doc::has_change(school, h)) {
             return heads;
         }
         heads
             .into_iter()
             .map(|h| {
-                if school.get_change_by_hash(&h).is_some() {
+                if crate::doc::has_change(school, &h) {
                     return h;
                 }
                 let kept: Option<Vec<u8>> = self

@@ -590,44 +590,67 @@ fn a_purge_a_reader_kept_from_scrubbing_is_finished_by_the_next_one() {
 }
 
 /// A document purged as one this store may see again is never started afresh by a local
-/// write (refused in Chinese, nothing written) until a peer brings it back. Its mark stays
-/// until it is purged as one not to be remembered.
+/// write (refused in Chinese, nothing written) until a peer brings it back, holding this
+/// device's own work there: a copy without it (a colleague's older one) is not written on
+/// either. Its mark goes once the copy holds that work, and with a purge not remembered.
 #[test]
 fn a_remembered_purge_refuses_to_start_the_document_afresh() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = school(dir.path());
     let child = DocId::parse("child/00c0ffee00c0ffee").unwrap();
     let private = DocId::parse("child/00c0ffee00c0ffee/private").unwrap();
-    let note = |store: &mut Store, id: &DocId| {
-        store.write(|b| b.change(id, true, "test", |tx| Ok(tx.put(ROOT, "note", "一")?)))
+    // A value the rules take from this (an administrator's) device when a peer brings it
+    // back: a field of the private part's identity section.
+    let note = |store: &mut Store, id: &DocId, text: &str| {
+        store.write(|b| {
+            b.change(id, true, "test", |tx| {
+                let section = match automerge::ReadDoc::get(tx, ROOT, "identity")? {
+                    Some((_, section)) => section,
+                    None => ROOT,
+                };
+                Ok(tx.put(&section, "note", text)?)
+            })
+        })
     };
     for id in [&child, &private] {
-        note(a.store(), id).unwrap();
+        note(a.store(), id, "一").unwrap();
     }
     let bytes = a.store().doc(&private).unwrap().unwrap().save();
-    a.store()
-        .purge_remembering(
-            std::slice::from_ref(&private),
-            std::slice::from_ref(&private),
-        )
-        .unwrap();
+    let remember = |a: &mut Archive| {
+        a.store()
+            .purge_remembering(
+                std::slice::from_ref(&private),
+                std::slice::from_ref(&private),
+            )
+            .unwrap()
+    };
+    remember(&mut a);
     let heads = a.store().all_heads().unwrap();
-    let err = note(a.store(), &private).unwrap_err();
+    let err = note(a.store(), &private, "二").unwrap_err();
     assert!(err.to_string().contains("请先与学校同步"), "{err}");
     assert_eq!(a.store().all_heads().unwrap(), heads, "nothing written");
-    // Brought back by a peer, it is written again as before.
+    // A copy without this device's work there: held, not written on.
+    let older = doc::genesis(&private, ActorId::random()).unwrap().save();
+    a.store()
+        .write(|b| b.merge_bytes(&private, &older).map(|_| ()))
+        .unwrap();
+    assert!(a.store().doc(&private).unwrap().is_some());
+    let heads = a.store().all_heads().unwrap();
+    let err = note(a.store(), &private, "二").unwrap_err();
+    assert!(err.to_string().contains("请先与学校同步"), "{err}");
+    assert_eq!(a.store().all_heads().unwrap(), heads, "nothing written");
+    // Dropped again as it is: the mark still names the work it lacks.
+    remember(&mut a);
+    assert!(note(a.store(), &private, "二").is_err());
+    // Brought back with her work by a peer, it is written again as before, and the mark goes.
     a.store()
         .write(|b| b.merge_bytes(&private, &bytes).map(|_| ()))
         .unwrap();
-    note(a.store(), &private).unwrap();
+    note(a.store(), &private, "二").unwrap();
+    assert!(a.store().purged_marks().unwrap().is_empty());
     // Purged again; her file purged without being remembered (nothing of this device in
     // it) leaves the part's mark as it was.
-    a.store()
-        .purge_remembering(
-            std::slice::from_ref(&private),
-            std::slice::from_ref(&private),
-        )
-        .unwrap();
+    remember(&mut a);
     a.store().purge(std::slice::from_ref(&child)).unwrap();
     assert_eq!(a.store().purged_marks().unwrap(), vec![private.clone()]);
     // Purged as one not to be remembered (an erasure lists the marks of her documents): gone.

@@ -104,6 +104,22 @@ impl Store {
             self.scrub_if_due_quietly();
             return Ok(0);
         }
+        // What each remembered copy holds of this device's own work, with what an earlier
+        // mark recorded (a copy brought back without it and dropped again still lacks it).
+        let device = self.actor.to_hex_string();
+        let mut marks = Vec::new();
+        for id in remembered.iter().filter(|d| ids.contains(d)) {
+            let mut tips = super::purged_tips(&self.conn, id)?.unwrap_or_default();
+            if let Some(doc) = self.doc(id)? {
+                for h in crate::doc::own_tips(doc, &device) {
+                    if !tips.contains(&h) {
+                        tips.push(h);
+                    }
+                }
+            }
+            let bytes: Vec<u8> = tips.iter().flat_map(|h| h.0).collect();
+            marks.push((id.key(), bytes));
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -113,9 +129,9 @@ impl Store {
             removed += gone.docs;
             rows += gone.rows;
         }
-        for id in remembered.iter().filter(|d| ids.contains(d)) {
-            tx.prepare_cached("INSERT OR IGNORE INTO purged (doc_id) VALUES (?1)")?
-                .execute([id.key()])?;
+        for (key, tips) in &marks {
+            tx.prepare_cached("INSERT OR REPLACE INTO purged (doc_id, tips) VALUES (?1, ?2)")?
+                .execute(rusqlite::params![key, tips])?;
         }
         // Any row gone leaves its bytes in free pages: a refused change of a document never
         // stored (quarantine) as much as a document.

@@ -306,8 +306,7 @@ impl Session {
             };
             match base {
                 Some(base)
-                    if !base.is_empty()
-                        && base.iter().all(|h| am.get_change_by_hash(h).is_some()) =>
+                    if !base.is_empty() && base.iter().all(|h| crate::doc::has_change(am, h)) =>
                 {
                     // Not recorded as shared yet: the frame may never arrive. The peer records
                     // it on receipt, this side once the exchange ends in agreement.
