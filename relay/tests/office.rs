@@ -154,18 +154,20 @@ fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
 /// Someone on the school's network fails logins in the 校长's name until she is locked out
 /// (here every browser shares 127.0.0.1, as computers behind one proxy or NAT do): the
 /// browser she logged in from before still logs her in, with a long-lived cookie that scripts
-/// cannot read; a browser without it stays locked out.
+/// cannot read, even after the 班主任 logged in on the same computer; a browser without it
+/// stays locked out.
 #[test]
 fn the_browser_she_logged_in_from_is_not_locked_out_by_someone_else() {
     let hub = Hub::start();
     assert!(hub.set_password("张长友", PASSWORD).0);
+    assert!(hub.set_password(HEAD_TEACHER, PASSWORD).0);
     let mut hers = hub.browser();
     let r = hers.login("张长友", PASSWORD);
     assert_eq!(r.status, 303, "{}", r.text());
     let browser = r
         .set_cookies()
         .into_iter()
-        .find(|c| c.starts_with("sw_browser="))
+        .find(|c| c.starts_with("sw_browser_"))
         .expect("her browser is remembered")
         .to_owned();
     assert!(
@@ -174,6 +176,11 @@ fn the_browser_she_logged_in_from_is_not_locked_out_by_someone_else() {
             && browser.contains("Max-Age="),
         "{browser}"
     );
+    let token = hers.csrf();
+    assert_eq!(hers.post("/logout", &[("csrf", &token)]).status, 303);
+    // The 班主任 uses the same computer: the browser is remembered for him too, and still
+    // for her.
+    assert_eq!(hers.login(HEAD_TEACHER, PASSWORD).status, 303);
     let token = hers.csrf();
     assert_eq!(hers.post("/logout", &[("csrf", &token)]).status, 303);
 

@@ -1369,6 +1369,72 @@ fn story_18d_a_private_part_her_phone_dropped_is_not_started_afresh() {
     assert!(holds_record(&mut admin, &private, &second));
 }
 
+/// 18g. As 18e, in a file the office re-based first (`rebase_child`): her changes in the new
+///      generation are under her generation's actor, and the older copy the archivist's file
+///      brings back replaces nothing on her phone. The copy takes the place of the part as a
+///      new generation would; the mark must survive that, or her next record would again be
+///      numbered from 1 under that actor.
+#[test]
+fn story_18g_the_same_in_a_re_based_part() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let mut archivist = join(&mut admin, "晁月静");
+    admin
+        .archive
+        .rebase_child(CHILDREN[0].1, "更正身份证号")
+        .unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    attack::hub_sync(&mut admin.archive, &mut archivist.archive);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let private = DocId::Private(child.clone());
+    archivist
+        .archive
+        .edit_child(CHILDREN[0].1, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap();
+    let first = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    assert!(
+        !teacher
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&private)
+    );
+    teacher
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    let file = archivist.export_for("older-copy", HEAD_TEACHER);
+    teacher.import_file(&file);
+    assert!(
+        teacher
+            .archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&private),
+        "the file brings the part back"
+    );
+    assert!(!holds_record(&mut teacher, &private, &first));
+    let err = counselling(&mut teacher, CHILDREN[0].1).unwrap_err();
+    assert!(err.to_string().contains("同步"), "{err}");
+
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    assert!(
+        holds_record(&mut teacher, &private, &first),
+        "her work is back"
+    );
+    let second = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+    assert!(holds_record(&mut admin, &private, &second));
+}
+
 /// 18f. The office console's list of children, for the 班主任 after the guardian withdrew the
 ///      private part: the hub keeps her 心理辅导记录 there for the administrators, and the
 ///      list's count of records and latest date are of what she may still see, as her file's

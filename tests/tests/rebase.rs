@@ -123,6 +123,36 @@ fn rebase(office: &mut Device) -> shouwang_core::archive::RebaseReport {
         .unwrap()
 }
 
+/// The reason stays in the school document, which every member's device holds, for good; a
+/// re-basing follows a correction, and a reason naming what was corrected would publish the
+/// very value the re-basing removes: the old name, the old 身份证号 (whole or as a long run of
+/// its digits), a guardian's phone. Each is refused in Chinese, and nothing is written.
+#[test]
+fn a_reason_naming_what_was_corrected_is_refused() {
+    let (mut admin, _teacher, _mother, _child, wrong, _right, _visit) = corrected();
+    let before = admin.archive.store().all_heads().unwrap();
+    for reason in [
+        format!("姓名原写为{OLD_NAME}"),
+        format!("原身份证号{wrong}录错"),
+        format!("原号码{}有误", &wrong[..12]),
+        "监护人电话13905640001登记错".to_owned(),
+    ] {
+        let err = admin.archive.rebase_child(NEW_NAME, &reason).unwrap_err();
+        assert!(err.to_string().contains("原因里不能写"), "{reason}: {err}");
+        assert_eq!(
+            admin.archive.store().all_heads().unwrap(),
+            before,
+            "{reason}"
+        );
+    }
+    assert!(
+        admin
+            .archive
+            .rebase_child(NEW_NAME, "更正身份证号和姓名")
+            .is_ok()
+    );
+}
+
 /// `phone`'s file imported at the office, refusing nothing.
 fn hand_in(office: &mut Device, phone: &mut Device) {
     let r = office.import_file(&phone.export_file("after"));

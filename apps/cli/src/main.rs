@@ -170,7 +170,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return shouwang_relay::usage::report(&e, "shouwang"),
     };
-    let key = match cli.key_file.as_deref().map(read_key) {
+    // `init-school` with a key file that does not exist yet makes one (`school::init_school`).
+    let new_key_file = cli
+        .key_file
+        .clone()
+        .filter(|p| matches!(cli.command, Command::InitSchool(_)) && !p.exists());
+    let key = match cli
+        .key_file
+        .as_deref()
+        .filter(|_| new_key_file.is_none())
+        .map(read_key)
+    {
         None => None,
         Some(Ok(key)) => Some(key),
         Some(Err(msg)) => {
@@ -189,6 +199,7 @@ fn main() -> ExitCode {
         connect_timeout,
         store: cli.store_path(),
         key,
+        new_key_file,
         json: cli.json,
         out: Box::new(BufWriter::new(std::io::stdout())),
         command: commands::command_line(std::env::args().skip(1)),

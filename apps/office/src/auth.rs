@@ -18,12 +18,14 @@
 //!   back if it was right, so attempts checked at the same time see each other.
 //!   A browser the member logged in from before is exempt from both (device cookies, as
 //!   OWASP's "slow down online guessing attacks with device cookies" describes): a login
-//!   sets [`BROWSER_COOKIE`], a random token whose SHA-256 the hub keeps with the member
-//!   (`office_browsers`, [`BROWSER_SECONDS`], at most [`BROWSERS_PER_MEMBER`]); an attempt
-//!   carrying one of the member's is counted and locked on its own ([`LOCK_FAILURES`] for
-//!   that browser), never by the failures of others. Without it, anyone on the school's
-//!   network could keep the 校长 out of the console for good by failing 30 logins in her name
-//!   every 15 minutes. Setting a password forgets the member's browsers. The check
+//!   sets a cookie of the member's own ([`browser_cookie`]: members sharing the office's
+//!   computer each keep theirs), a random token whose SHA-256 the hub keeps with the member
+//!   (`office_browsers`; [`BROWSER_SECONDS`] from the last login with it, which sends it again;
+//!   at most [`BROWSERS_PER_MEMBER`]); an attempt carrying one of the member's is counted and
+//!   locked on its own ([`LOCK_FAILURES`] for that browser), never by the failures of others.
+//!   Without it, anyone on the school's network could keep the 校长 out of the console for
+//!   good by failing 30 logins in her name every 15 minutes. Setting a password forgets the
+//!   member's browsers (but the one she changes her own password in). The check
 //!   itself (argon2) runs outside the archive's turn, at most [`PASSWORD_CHECKS`] at once, so a
 //!   flood of logins does not hold up the pages of members logged in.
 //! - A session is a random 32-byte token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
@@ -65,8 +67,9 @@ use crate::{Ctx, Office, OfficeError, Posted, Who, now};
 pub const SESSION_COOKIE: &str = "sw_session";
 /// The login form's CSRF cookie.
 pub const LOGIN_COOKIE: &str = "sw_login";
-/// A browser a member logged in from: exempt from the lock-outs others' failures cause.
-pub const BROWSER_COOKIE: &str = "sw_browser";
+/// The prefix of the cookies naming a browser a member logged in from ([`browser_cookie`]):
+/// exempt from the lock-outs others' failures cause.
+pub const BROWSER_COOKIE: &str = "sw_browser_";
 /// How long a browser stays known after the login that made it known, in seconds.
 pub const BROWSER_SECONDS: i64 = 180 * 86_400;
 /// The browsers kept per member (the oldest go first).
@@ -105,6 +108,13 @@ pub fn may_log_in(member: &Member) -> bool {
     member.active && member.roles.iter().any(|r| LOGIN_ROLES.contains(r))
 }
 
+/// The cookie naming a browser `member` logged in from: one per member, so that members
+/// sharing a browser (the office's computer) each keep theirs. Named by a hash of the
+/// member's id, not the id.
+pub fn browser_cookie(member: &str) -> String {
+    format!("{BROWSER_COOKIE}{}", &digest(member)[..12])
+}
+
 /// Sets (or replaces) the console password of the member named `member` (name or id), and
 /// ends their sessions. Returns the member.
 pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Result<Member, Error> {
@@ -116,7 +126,7 @@ pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Resu
             m.role_labels()
         )));
     }
-    store_password(archive, &m, password, None)?;
+    store_password(archive, &m, password, None, None)?;
     Ok(m)
 }
 
@@ -144,6 +154,7 @@ fn store_password(
     m: &Member,
     password: &str,
     keep: Option<&str>,
+    keep_browser: Option<&str>,
 ) -> Result<(), Error> {
     check_new_password(password)?;
     let hash = hash_password(password)?;
@@ -157,10 +168,11 @@ fn store_password(
         "DELETE FROM office_sessions WHERE member_id = ?1 AND token_hash IS NOT ?2",
         params![m.id.as_str(), keep],
     )?;
-    // A password set anew: the browsers that knew the old one are not vouched for any more.
+    // A password set anew: the browsers that knew the old one are not vouched for any more,
+    // but the one she changes it in herself.
     conn.execute(
-        "DELETE FROM office_browsers WHERE member_id = ?1",
-        [m.id.as_str()],
+        "DELETE FROM office_browsers WHERE member_id = ?1 AND token_hash IS NOT ?2",
+        params![m.id.as_str(), keep_browser],
     )?;
     Ok(())
 }
@@ -363,7 +375,8 @@ enum Outcome {
     /// A session, and a browser token to set when the browser was not known yet.
     In {
         token: String,
-        browser: Option<String>,
+        /// The browser's cookie and token, to set (again) with a fresh lifetime.
+        browser: Option<(String, String)>,
     },
     Wrong,
     Locked {
@@ -422,8 +435,8 @@ pub(crate) async fn login(
         );
     }
     let source = ctx.source.to_string();
-    let browser = ctx.cookie(BROWSER_COOKIE);
-    let outcome = office.log_in(&name, form.password, source, browser).await;
+    let browsers = ctx.cookies_named_like(BROWSER_COOKIE);
+    let outcome = office.log_in(&name, form.password, source, browsers).await;
     match outcome {
         Ok(Outcome::In { token, browser }) => {
             let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
@@ -431,10 +444,10 @@ pub(crate) async fn login(
                 header::SET_COOKIE,
                 cookie(SESSION_COOKIE, &token, None, ctx.tls),
             );
-            if let Some(b) = browser {
+            if let Some((name, b)) = browser {
                 res.headers_mut().append(
                     header::SET_COOKIE,
-                    cookie(BROWSER_COOKIE, &b, Some(BROWSER_SECONDS), ctx.tls),
+                    cookie(&name, &b, Some(BROWSER_SECONDS), ctx.tls),
                 );
             }
             res.headers_mut().append(
@@ -471,11 +484,11 @@ impl Office {
         name: &str,
         password: String,
         source: String,
-        browser: Option<String>,
+        browsers: Vec<String>,
     ) -> Result<Outcome, OfficeError> {
         let n = name.to_owned();
         let (key, member, hash, source) = match self
-            .with_archive(move |a, _| begin_attempt(a, &n, &source, browser.as_deref()))
+            .with_archive(move |a, _| begin_attempt(a, &n, &source, &browsers))
             .await?
         {
             Begun::Locked { minutes } => return Ok(Outcome::Locked { minutes }),
@@ -484,7 +497,7 @@ impl Office {
                 member,
                 hash,
                 source,
-            } => (key, member, hash, source),
+            } => (key, member.map(|m| *m), hash, source),
         };
         let checked = hash.clone();
         let matched = self
@@ -505,7 +518,7 @@ enum Begun {
     },
     Check {
         key: String,
-        member: Option<Member>,
+        member: Option<Box<Member>>,
         hash: Option<String>,
         /// What the attempt counts under: the address, or the member's known browser.
         source: Source,
@@ -517,9 +530,9 @@ enum Begun {
 enum Source {
     /// The address the request came from.
     Address(String),
-    /// A browser the member logged in from before (its token's hash): counted and locked on
-    /// its own, never by the failures of others.
-    Browser(String),
+    /// A browser the member logged in from before (its token, and the token's hash): counted
+    /// and locked on its own, never by the failures of others.
+    Browser { token: String, hash: String },
 }
 
 impl Source {
@@ -527,8 +540,28 @@ impl Source {
     fn key(&self) -> String {
         match self {
             Source::Address(a) => a.clone(),
-            Source::Browser(h) => format!("browser:{h}"),
+            Source::Browser { hash, .. } => format!("browser:{hash}"),
         }
+    }
+
+    /// The attempt's source: the member's known browser among the `browsers` tokens the
+    /// request carries, else its address.
+    fn of(
+        a: &mut Archive,
+        key: &str,
+        address: &str,
+        browsers: &[String],
+    ) -> Result<Source, OfficeError> {
+        for token in browsers {
+            let hash = digest(token);
+            if known_browser(a, key, &hash)? {
+                return Ok(Source::Browser {
+                    token: token.clone(),
+                    hash,
+                });
+            }
+        }
+        Ok(Source::Address(address.to_owned()))
     }
 }
 
@@ -536,13 +569,10 @@ fn begin_attempt(
     a: &mut Archive,
     name: &str,
     source: &str,
-    browser: Option<&str>,
+    browsers: &[String],
 ) -> Result<Begun, OfficeError> {
     let key = failure_key(a, name);
-    let source = match browser.map(digest) {
-        Some(h) if known_browser(a, &key, &h)? => Source::Browser(h),
-        _ => Source::Address(source.to_owned()),
-    };
+    let source = Source::of(a, &key, source, browsers)?;
     if let Some(minutes) = locked(a, &key, &source)? {
         return Ok(Begun::Locked { minutes });
     }
@@ -554,7 +584,7 @@ fn begin_attempt(
     record_failure(a, &key, &source)?;
     Ok(Begun::Check {
         key,
-        member,
+        member: member.map(Box::new),
         hash,
         source,
     })
@@ -618,10 +648,21 @@ fn finish_attempt(
                 "DELETE FROM office_failures WHERE member_key = ?1 AND source = ?2",
                 params![key, source.key()],
             )?;
-            // A browser not known yet becomes known: the lock-outs others cause do not keep
-            // the member out of it.
-            let browser = match source {
-                Source::Browser(_) => None,
+            // A browser not known yet becomes known, and a known one stays known for
+            // another [`BROWSER_SECONDS`]: the lock-outs others cause do not keep the member
+            // out of it. (Its cookie is sent again either way, with a fresh lifetime.)
+            conn.execute(
+                "DELETE FROM office_browsers WHERE created <= ?1",
+                [t - BROWSER_SECONDS],
+            )?;
+            let token = match source {
+                Source::Browser { token, hash } => {
+                    conn.execute(
+                        "UPDATE office_browsers SET created = ?2 WHERE token_hash = ?1",
+                        params![hash, t],
+                    )?;
+                    token.clone()
+                }
                 Source::Address(_) => {
                     let b = random_hex();
                     conn.execute(
@@ -629,14 +670,15 @@ fn finish_attempt(
                         params![digest(&b), m.id.as_str(), t],
                     )?;
                     conn.execute(
-                        "DELETE FROM office_browsers WHERE member_id = ?1 AND (created <= ?2
-                             OR token_hash NOT IN (SELECT token_hash FROM office_browsers
-                                 WHERE member_id = ?1 ORDER BY created DESC, rowid DESC LIMIT ?3))",
-                        params![m.id.as_str(), t - BROWSER_SECONDS, BROWSERS_PER_MEMBER],
+                        "DELETE FROM office_browsers WHERE member_id = ?1 AND token_hash NOT IN
+                             (SELECT token_hash FROM office_browsers WHERE member_id = ?1
+                              ORDER BY created DESC, rowid DESC LIMIT ?2)",
+                        params![m.id.as_str(), BROWSERS_PER_MEMBER],
                     )?;
-                    Some(b)
+                    b
                 }
             };
+            let browser = Some((browser_cookie(m.id.as_str()), token));
             conn.execute(
                 "DELETE FROM office_sessions WHERE expires <= ?1 OR last_seen <= ?2",
                 [t, t - IDLE_SECONDS],
@@ -667,7 +709,8 @@ fn attempt(
     source: &str,
     browser: Option<&str>,
 ) -> Result<Outcome, OfficeError> {
-    match begin_attempt(a, name, source, browser)? {
+    let browsers: Vec<String> = browser.into_iter().map(str::to_owned).collect();
+    match begin_attempt(a, name, source, &browsers)? {
         Begun::Locked { minutes } => Ok(Outcome::Locked { minutes }),
         Begun::Check {
             key,
@@ -676,7 +719,7 @@ fn attempt(
             source,
         } => {
             let matched = password_matches(hash.as_deref(), password);
-            finish_attempt(a, &key, member, hash, matched, &source)
+            finish_attempt(a, &key, member.map(|m| *m), hash, matched, &source)
         }
     }
 }
@@ -820,16 +863,13 @@ pub(crate) async fn change_password(
     Form(form): Form<Posted<PasswordForm>>,
 ) -> Result<Response, OfficeError> {
     let keep = ctx.cookie(SESSION_COOKIE).map(|t| digest(&t));
-    let browser = ctx.cookie(BROWSER_COOKIE).map(|t| digest(&t));
+    let browsers = ctx.cookies_named_like(BROWSER_COOKIE);
     let address = ctx.source.to_string();
     office
         .post_form(ctx, Who::Member, form, move |a, _, v, f| {
             let key = v.member.id.to_string();
             // Counted as a login is: her own browser on its own failures only.
-            let source = match browser {
-                Some(h) if known_browser(a, &key, &h)? => Source::Browser(h),
-                _ => Source::Address(address),
-            };
+            let source = Source::of(a, &key, &address, &browsers)?;
             if let Some(minutes) = locked(a, &key, &source)? {
                 return Err(OfficeError::Forbidden(format!(
                     "密码错误次数太多，请 {minutes} 分钟后再试，没有做任何改动"
@@ -846,7 +886,11 @@ pub(crate) async fn change_password(
                     "两次输入的新密码不一致，没有做任何改动".into(),
                 ));
             }
-            store_password(a, &v.member, &f.new, keep.as_deref())?;
+            let keep_browser = match &source {
+                Source::Browser { hash, .. } => Some(hash.as_str()),
+                Source::Address(_) => None,
+            };
+            store_password(a, &v.member, &f.new, keep.as_deref(), keep_browser)?;
             tracing::info!(member = %v.member.id, "office: password changed");
             let school = a.school()?;
             Ok(html::page(
@@ -946,9 +990,10 @@ mod tests {
         set_password(&mut a, "王瑞侠", right).unwrap();
         let browser_of = |o: Outcome| match o {
             Outcome::In {
-                browser: Some(b), ..
+                browser: Some((_, b)),
+                ..
             } => b,
-            _ => panic!("not logged in as a new browser"),
+            _ => panic!("not logged in"),
         };
         let hers = browser_of(attempt(&mut a, "张长友", right, "10.0.0.5", None).unwrap());
         let his = browser_of(attempt(&mut a, "王瑞侠", right, "10.0.0.7", None).unwrap());
@@ -975,7 +1020,7 @@ mod tests {
         }
         let again = attempt(&mut a, "张长友", right, "10.0.0.5", Some(&hers)).unwrap();
         assert!(
-            matches!(again, Outcome::In { browser: None, .. }),
+            matches!(&again, Outcome::In { browser: Some((_, b)), .. } if *b == hers),
             "her own browser is locked out by others' guesses"
         );
 
@@ -993,20 +1038,20 @@ mod tests {
         set_password(&mut a2, "张长友", right).unwrap();
         let b = browser_of(attempt(&mut a2, "张长友", right, "10.0.0.5", None).unwrap());
         set_password(&mut a2, "张长友", "郭庄小学2027办公室").unwrap();
-        assert!(matches!(
+        let after = browser_of(
             attempt(
                 &mut a2,
                 "张长友",
                 "郭庄小学2027办公室",
                 "10.0.0.5",
-                Some(&b)
+                Some(&b),
             )
             .unwrap(),
-            Outcome::In {
-                browser: Some(_),
-                ..
-            }
-        ));
+        );
+        assert_ne!(
+            after, b,
+            "a browser known before the password was set again"
+        );
     }
 
     /// A name typed at the login that is nobody's (a password typed into the wrong box, say)

@@ -215,7 +215,8 @@ pub(crate) fn resolve(
     a.write_as_member(&v.member.id, |a| {
         a.resolve(&form.child, &form.path, pick, value)
     })?;
-    tracing::info!(member = %v.member.id, child = %form.child, path = %form.path, "office: conflict resolved");
+    // Not the child as typed in the form (a name or 学籍号 would go into the hub's log).
+    tracing::info!(member = %v.member.id, path = %form.path, "office: conflict resolved");
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, "/conflicts?done=1")],

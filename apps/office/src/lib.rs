@@ -329,6 +329,19 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// The value of the cookie `name`.
+    /// The values of every cookie whose name starts with `prefix`.
+    pub fn cookies_named_like(&self, prefix: &str) -> Vec<String> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.to_owned())
+            .collect()
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::COOKIE)

@@ -549,7 +549,7 @@ pub(crate) fn invite(a: &mut Archive, hub: &dyn Hub, v: &Viewer, form: InviteFor
         html::time(ticket.expires_at),
         esc(&ticket.ticket),
     );
-    tracing::info!(by = %v.member.id, member = %ticket.member_name, "office: invite issued");
+    tracing::info!(by = %v.member.id, member = %ticket.member, "office: invite issued");
     Ok(html::page(v, &school.name, "邀请码", "/members", &body))
 }
 

@@ -364,6 +364,11 @@ impl Archive {
 
 /// `text` with every word holding 10 or more digits (a 身份证号, a 学籍号, a phone number; a
 /// date has 8) replaced by `＊`.
+/// Whether `text` holds a run of ten digits or more (an ID or phone number, however typed).
+pub(crate) fn holds_long_number(text: &str) -> bool {
+    without_long_numbers(text) != text
+}
+
 fn without_long_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();

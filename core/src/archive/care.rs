@@ -772,10 +772,11 @@ impl Archive {
         {
             let mut stmt = self.store.conn().prepare_cached(
                 "SELECT child_id, doc_id LIKE '%/private', count(*), max(happened_on)
-                 FROM p_records WHERE voided = 0 AND child_id IS NOT NULL
+                 FROM p_records WHERE voided = 0 AND child_id IN
+                     (SELECT child_id FROM p_children WHERE ?1 IS NULL OR class_id = ?1)
                  GROUP BY child_id, doc_id LIKE '%/private'",
             )?;
-            let mut rows = stmt.query([])?;
+            let mut rows = stmt.query([class.as_ref().map(|c| c.id.as_str())])?;
             while let Some(r) = rows.next()? {
                 let private: bool = r.get(1)?;
                 counts.entry(r.get(0)?).or_default()[usize::from(private)] = (r.get(2)?, r.get(3)?);

@@ -9,7 +9,7 @@
 //! freed pages overwritten), sessions neither offer nor accept them, bundle imports drop them,
 //! and a change into them is refused from anyone, whatever school state it declares.
 
-use automerge::ROOT;
+use automerge::{ROOT, ReadDoc};
 use serde::Serialize;
 
 use super::Archive;
@@ -107,42 +107,76 @@ impl Archive {
         self.store.purge(&gone)
     }
 
-    /// Refuses a reason that names the child (it stays in the school document for good).
+    /// Refuses a reason that names the child or her family (it stays in the school document,
+    /// which every member's device holds, for good): her name, 身份证号 or 学籍号, her
+    /// parents' and guardian's names and phones, as the file holds them now or held them at
+    /// any time (a re-basing follows a correction: "原身份证号…录错" names the very value it
+    /// removes), and any run of ten digits or more (an ID or phone number however typed).
     pub(crate) fn check_reason(
         &mut self,
         child: &ChildId,
         field: &str,
         reason: &str,
     ) -> Result<()> {
-        for value in self.identifying_values(child)? {
-            if reason.contains(value.as_str()) {
-                return Err(Error::invalid(
-                    field,
-                    "原因里不能写学生的姓名、身份证号或学籍号：这条记录会一直留在学校信息里",
-                ));
-            }
+        let names_someone = self
+            .identifying_values(child)?
+            .iter()
+            .any(|v| reason.contains(v.as_str()));
+        if names_someone || super::audit::holds_long_number(reason) {
+            return Err(Error::invalid(
+                field,
+                "原因里不能写学生或家长的姓名、身份证号、学籍号或电话号码：这条记录会一直留在学校信息里",
+            ));
         }
         Ok(())
     }
 
-    /// The child's name, 身份证号 and 学籍号, as far as this device holds them.
+    /// Every value the child's name, 身份证号 and 学籍号, and her parents' and guardian's names
+    /// and phones, had in her file's history, as far as this device holds it.
     fn identifying_values(&mut self, child: &ChildId) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut read = |doc: &DocId, section: &str, keys: &[&str]| -> Result<()> {
-            if let Some(d) = self.store.doc(doc)?
-                && let Some(obj) = map_at(d, &ROOT, section)
-            {
-                out.extend(keys.iter().filter_map(|k| get_str(d, &obj, k)));
+        let mut out = std::collections::BTreeSet::new();
+        let mut read = |doc: &DocId, fields: &[(&str, &str)]| -> Result<()> {
+            let Some(d) = self.store.doc(doc)? else {
+                return Ok(());
+            };
+            let hashes: Vec<automerge::ChangeHash> =
+                d.get_changes_meta(&[]).iter().map(|c| c.hash).collect();
+            for (section, key) in fields {
+                let Some(obj) = map_at(d, &ROOT, section) else {
+                    continue;
+                };
+                out.extend(get_str(d, &obj, key));
+                for h in &hashes {
+                    for (value, _) in d.get_all_at(&obj, *key, &[*h]).unwrap_or_default() {
+                        if let Some(s) = value.as_str() {
+                            out.insert(s.to_owned());
+                        }
+                    }
+                }
             }
             Ok(())
         };
-        read(&DocId::Child(child.clone()), "profile", &["name"])?;
+        read(
+            &DocId::Child(child.clone()),
+            &[
+                ("profile", "name"),
+                ("father", "name"),
+                ("father", "phone"),
+                ("mother", "name"),
+                ("mother", "phone"),
+                ("guardian", "name"),
+                ("guardian", "phone"),
+            ],
+        )?;
         read(
             &DocId::Private(child.clone()),
-            "identity",
-            &["id_card", "student_no"],
+            &[("identity", "id_card"), ("identity", "student_no")],
         )?;
-        out.retain(|v| !v.trim().is_empty());
-        Ok(out)
+        // A value of one character would refuse nearly every reason.
+        Ok(out
+            .into_iter()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| v.chars().count() >= 2)
+            .collect())
     }
 }

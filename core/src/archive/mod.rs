@@ -123,6 +123,16 @@ impl Archive {
 
     /// Creates a school's archive on its first device, with its administrator as the member.
     pub fn create_school(path: &Path, setup: &SchoolSetup) -> Result<Archive> {
+        Archive::create_school_with_key(path, setup, None)
+    }
+
+    /// [`Archive::create_school`], the store encrypted at rest with `key` if given (SQLCipher,
+    /// as the hub's): the office's own archive holds the school secret and every 身份证号.
+    pub fn create_school_with_key(
+        path: &Path,
+        setup: &SchoolSetup,
+        key: Option<&StoreKey>,
+    ) -> Result<Archive> {
         let name = setup.name.trim();
         if name.is_empty() {
             return Err(Error::Missing("学校名称".into()));
@@ -151,7 +161,7 @@ impl Archive {
         let device_secret = crate::device_key::DeviceSecret::generate();
         let device = device_secret.device_id();
         let me = MemberId::random();
-        let mut store = Store::open(path)?;
+        let mut store = Store::open_with_key(path, key)?;
         store.set_actor(device.actor());
         let admin = Member {
             id: me.clone(),

@@ -265,22 +265,25 @@ pub fn written_by(doc: &Automerge, device: &str) -> bool {
 }
 
 /// The last change of each of the device's actors in `doc` (as [`written_by`] counts them:
-/// its own and its re-based generations'). A copy holding them holds all the device wrote
-/// there; one that lacks them would have the device's next change repeat their numbers.
-pub fn own_tips(doc: &Automerge, device: &str) -> Vec<automerge::ChangeHash> {
-    let mut last: std::collections::BTreeMap<String, (u64, automerge::ChangeHash)> =
+/// its own and its re-based generations'), with the actor. A copy holding an actor's last
+/// change holds all that actor wrote there; one that lacks it would have the actor's next
+/// change repeat its numbers.
+pub fn own_tips(doc: &Automerge, device: &str) -> Vec<(ActorId, automerge::ChangeHash)> {
+    let mut last: std::collections::BTreeMap<String, (u64, ActorId, automerge::ChangeHash)> =
         std::collections::BTreeMap::new();
     for c in doc.get_changes_meta(&[]) {
-        let actor = c.actor.to_hex_string();
-        if !actor.starts_with(device) {
+        let hex = c.actor.to_hex_string();
+        if !hex.starts_with(device) {
             continue;
         }
-        let entry = last.entry(actor).or_insert((c.seq, c.hash));
+        let entry = last
+            .entry(hex)
+            .or_insert_with(|| (c.seq, c.actor.clone().into_owned(), c.hash));
         if c.seq >= entry.0 {
-            *entry = (c.seq, c.hash);
+            *entry = (c.seq, c.actor.clone().into_owned(), c.hash);
         }
     }
-    last.into_values().map(|(_, h)| h).collect()
+    last.into_values().map(|(_, a, h)| (a, h)).collect()
 }
 
 /// The whole of `doc` as bytes to store or send: its applied history only. automerge's own

@@ -217,16 +217,20 @@ impl Batch<'_> {
     /// earlier changes (a member's file carries only her device's own). Written on then, the
     /// device's next change would repeat their numbers, which a peer holding them refuses for
     /// good (automerge's "duplicate seq"), so every later sync would fail (consent story 18e).
-    /// Refused until the copy holds them; the mark goes once it does. One indexed look-up in
-    /// a table that is empty on most devices.
+    /// Refused until the copy holds them; the mark goes once it does. Only the actor this
+    /// device writes under there now counts: one of an older generation of a re-based
+    /// document never writes again. One indexed look-up in a table that is empty on most
+    /// devices.
     fn require_own_work(&mut self, id: &DocId) -> Result<()> {
         let Some(tips) = super::purged_tips(self.conn, id)? else {
             return Ok(());
         };
-        let holds = self
-            .docs
-            .get(id)
-            .is_some_and(|d| tips.iter().all(|h| doc::has_change(d, h)));
+        let actor = self.writing_actor(id);
+        let holds = self.docs.get(id).is_some_and(|d| {
+            tips.iter()
+                .filter(|(a, _)| *a == actor)
+                .all(|(_, h)| doc::has_change(d, h))
+        });
         if !holds {
             return Err(not_caught_up(id));
         }

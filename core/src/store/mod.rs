@@ -708,19 +708,47 @@ fn was_purged(conn: &Connection, id: &DocId) -> Result<bool> {
 }
 
 /// What this store remembers a dropped document held of its own work
-/// ([`Store::purge_remembering`]): `None` if it has no mark; empty for a mark made before
-/// the store recorded that (migration 18).
-fn purged_tips(conn: &Connection, id: &DocId) -> Result<Option<Vec<ChangeHash>>> {
+/// ([`Store::purge_remembering`]), as `(actor, its last change)`: `None` if it has no mark;
+/// empty for a mark made before the store recorded that (migration 18).
+fn purged_tips(conn: &Connection, id: &DocId) -> Result<Option<Vec<(ActorId, ChangeHash)>>> {
     let tips: Option<Option<Vec<u8>>> = conn
         .prepare_cached("SELECT tips FROM purged WHERE doc_id = ?1")?
         .query_row([id.key()], |r| r.get(0))
         .optional()?;
-    Ok(tips.map(|t| {
-        t.unwrap_or_default()
-            .chunks_exact(32)
-            .filter_map(|c| ChangeHash::try_from(c).ok())
-            .collect()
-    }))
+    Ok(tips.map(|t| decode_tips(&t.unwrap_or_default())))
+}
+
+/// `purged.tips`: for each actor, its length (one byte), its bytes, and the 32-byte hash of
+/// its last change.
+fn encode_tips(tips: &[(ActorId, ChangeHash)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (actor, hash) in tips {
+        let bytes = actor.to_bytes();
+        let Ok(len) = u8::try_from(bytes.len()) else {
+            continue;
+        };
+        out.push(len);
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(&hash.0);
+    }
+    out
+}
+
+/// [`encode_tips`] read back; anything that does not parse is no tip (nothing known).
+fn decode_tips(mut bytes: &[u8]) -> Vec<(ActorId, ChangeHash)> {
+    let mut out = Vec::new();
+    while let Some((&len, rest)) = bytes.split_first() {
+        let len = usize::from(len);
+        let (Some(actor), Some(hash)) = (rest.get(..len), rest.get(len..len + 32)) else {
+            return Vec::new();
+        };
+        let Ok(hash) = ChangeHash::try_from(hash) else {
+            return Vec::new();
+        };
+        out.push((ActorId::from(actor), hash));
+        bytes = &rest[len + 32..];
+    }
+    out
 }
 
 fn doc_id_rows(conn: &Connection, sql: &str) -> Result<Vec<DocId>> {

@@ -17,7 +17,9 @@ use crate::error::Result;
 /// the new generation as a new document.
 pub(super) fn forget_replaced(tx: &rusqlite::Transaction<'_>, replaced: &[DocId]) -> Result<()> {
     for id in replaced {
-        forget(tx, id)?;
+        // Its `purged` mark stays: the copy that replaces it (a peer's, a file's) may still
+        // lack this device's own work there (`Batch::require_own_work`).
+        forget_rows(tx, id)?;
     }
     Ok(())
 }
@@ -57,6 +59,17 @@ pub(super) struct Forgotten {
 /// document no longer cared for, an erasure, a document replaced whole): its snapshot, the
 /// rows of [`PER_DOC_TABLES`], and its projections.
 pub(super) fn forget(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<Forgotten> {
+    let mut gone = forget_rows(tx, id)?;
+    // The mark that this store once dropped it (`Store::purge_remembering` writes it again
+    // after this when it is to be kept).
+    gone.rows += tx
+        .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
+        .execute([id.key()])?;
+    Ok(gone)
+}
+
+/// [`forget`], but the `purged` mark.
+fn forget_rows(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<Forgotten> {
     let key = id.key();
     let docs = tx
         .prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
@@ -65,11 +78,6 @@ pub(super) fn forget(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<Forgo
     for table in PER_DOC_TABLES {
         rows += tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&key])?;
     }
-    // The mark that this store once dropped it (`Store::purge_remembering` writes it again
-    // after this when it is to be kept).
-    rows += tx
-        .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
-        .execute([&key])?;
     projection::forget(tx, id)?;
     Ok(Forgotten { docs, rows })
 }

@@ -111,14 +111,13 @@ impl Store {
         for id in remembered.iter().filter(|d| ids.contains(d)) {
             let mut tips = super::purged_tips(&self.conn, id)?.unwrap_or_default();
             if let Some(doc) = self.doc(id)? {
-                for h in crate::doc::own_tips(doc, &device) {
-                    if !tips.contains(&h) {
-                        tips.push(h);
+                for tip in crate::doc::own_tips(doc, &device) {
+                    if !tips.contains(&tip) {
+                        tips.push(tip);
                     }
                 }
             }
-            let bytes: Vec<u8> = tips.iter().flat_map(|h| h.0).collect();
-            marks.push((id.key(), bytes));
+            marks.push((id.key(), super::encode_tips(&tips)));
         }
         let tx = self
             .conn

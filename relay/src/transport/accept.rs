@@ -312,7 +312,10 @@ impl ProtocolHandler for SyncProtocol {
         match served {
             Ok(_) => {}
             Err(TransportError::Conversation(e)) => {
-                info!(remote = %remote.fmt_short(), "refused: {e}")
+                // Escaped and cut short: the reason may hold the peer's own words, which must
+                // not write lines of their own into the hub's log.
+                let reason: String = e.to_string().chars().take(200).collect();
+                info!(remote = %remote.fmt_short(), reason = ?reason, "refused")
             }
             Err(TransportError::Idle) => debug!(remote = %remote.fmt_short(), "closed as idle"),
             Err(TransportError::Redialed) => {

@@ -20,6 +20,9 @@ use crate::error::{CliError, Result};
 /// What every command gets: where the store is, how to print, and where to print.
 pub struct Ctx {
     pub store: PathBuf,
+    /// A key file `init-school` is to make (`--key-file` naming a file that does not exist
+    /// yet): the new store is encrypted with a new key written there.
+    pub new_key_file: Option<PathBuf>,
     /// The store's key (`--key-file`), if it is encrypted.
     pub key: Option<StoreKey>,
     pub json: bool,

@@ -57,7 +57,6 @@ struct Created<'a> {
 }
 
 pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
-    ctx.no_key("init-school ")?;
     check_new_store(&ctx.store)?;
     let role = Role::parse(&a.admin_role)?;
     if !role.administers() {
@@ -77,7 +76,28 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| format!("{}的设备", a.admin.trim())),
     };
-    let mut archive = Archive::create_school(&ctx.store, &setup)?;
+    // A key file named that does not exist yet: a new key, written first (readable by its
+    // owner only; a file that appeared meanwhile is not overwritten), and taken back if the
+    // school cannot be made, so a failed `init-school` leaves nothing behind.
+    let new_key = match &ctx.new_key_file {
+        Some(path) => {
+            let key = shouwang_core::store::StoreKey::generate();
+            shouwang_relay::keyfile::create(path, key.as_bytes())
+                .map_err(|e| CliError::msg(format!("无法建立密钥文件 {}：{e}", path.display())))?;
+            Some(key)
+        }
+        None => None,
+    };
+    let key = new_key.as_ref().or(ctx.key.as_ref());
+    let mut archive = match Archive::create_school_with_key(&ctx.store, &setup, key) {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(path) = &ctx.new_key_file {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e.into());
+        }
+    };
     let school = archive.school()?;
     let me = archive.me()?;
     if ctx.json {
@@ -93,6 +113,13 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
         school.town,
         ctx.store.display()
     ))?;
+    if let Some(path) = &ctx.new_key_file {
+        ctx.line(format!(
+            "档案库已加密，密钥在 {}：以后每条命令都要加 --key-file {}；请另外保管一份，丢失后档案库无法打开。",
+            path.display(),
+            path.display()
+        ))?;
+    }
     ctx.line(format!(
         "本设备使用者：{}（{}）。下一步：class add 添加班级，member add 添加成员，roster import 导入名单。",
         me.name,
