@@ -204,8 +204,8 @@ fn erasing_needs_an_administrator_and_a_reason_that_does_not_name_the_child() {
     assert!(e.contains("校长或档案管理员"), "{e}");
     for (reason, expect) in [
         ("  ", "删除原因"),
-        (&format!("{name}转学") as &str, "不能写学生或家长的姓名"),
-        (&format!("身份证 {id_no} 已注销"), "不能写学生或家长的姓名"),
+        (&format!("{name}转学") as &str, "学生的姓名"),
+        (&format!("身份证 {id_no} 已注销"), "身份证号"),
         ("转学\u{1b}[31m", "删除原因"),
     ] {
         let e = admin

@@ -130,15 +130,26 @@ fn rebase(office: &mut Device) -> shouwang_core::archive::RebaseReport {
 #[test]
 fn a_reason_naming_what_was_corrected_is_refused() {
     let (mut admin, _teacher, _mother, _child, wrong, _right, _visit) = corrected();
+    // The roster put a kinship word where the guardian's name goes: it names nobody.
+    admin
+        .archive
+        .edit_child(NEW_NAME, "guardian", &kv(&[("name", "奶奶")]))
+        .unwrap();
     let before = admin.archive.store().all_heads().unwrap();
-    for reason in [
-        format!("姓名原写为{OLD_NAME}"),
-        format!("原身份证号{wrong}录错"),
-        format!("原号码{}有误", &wrong[..12]),
-        "监护人电话13905640001登记错".to_owned(),
+    for (reason, says) in [
+        (format!("姓名原写为{OLD_NAME}"), "学生的姓名"),
+        (format!("原身份证号{wrong}录错"), "身份证号"),
+        (format!("原号码{}有误", &wrong[..12]), "身份证号"),
+        ("监护人电话13905640001登记错".to_owned(), "电话"),
+        ("监护人电话139 0564 0001登记错".to_owned(), "电话"),
+        ("监护人电话１３９０５６４０００１登记错".to_owned(), "电话"),
     ] {
         let err = admin.archive.rebase_child(NEW_NAME, &reason).unwrap_err();
-        assert!(err.to_string().contains("原因里不能写"), "{reason}: {err}");
+        let err = err.to_string();
+        assert!(
+            err.contains("原因里") && err.contains(says),
+            "{reason}: {err}"
+        );
         assert_eq!(
             admin.archive.store().all_heads().unwrap(),
             before,
@@ -148,7 +159,7 @@ fn a_reason_naming_what_was_corrected_is_refused() {
     assert!(
         admin
             .archive
-            .rebase_child(NEW_NAME, "更正身份证号和姓名")
+            .rebase_child(NEW_NAME, "随奶奶迁居，更正身份证号和姓名，2026年12月7日")
             .is_ok()
     );
 }

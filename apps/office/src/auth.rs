@@ -656,14 +656,17 @@ fn finish_attempt(
                 [t - BROWSER_SECONDS],
             )?;
             let token = match source {
-                Source::Browser { token, hash } => {
-                    conn.execute(
+                Source::Browser { token, hash }
+                    if conn.execute(
                         "UPDATE office_browsers SET created = ?2 WHERE token_hash = ?1",
                         params![hash, t],
-                    )?;
+                    )? == 1 =>
+                {
                     token.clone()
                 }
-                Source::Address(_) => {
+                // A browser not known yet, or no longer (its row expired since the attempt
+                // began): a new token.
+                _ => {
                     let b = random_hex();
                     conn.execute(
                         "INSERT INTO office_browsers (token_hash, member_id, created) VALUES (?1, ?2, ?3)",

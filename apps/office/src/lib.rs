@@ -327,9 +327,13 @@ pub(crate) struct Ctx {
     pub tls: bool,
 }
 
+/// The most cookies of one prefix a request is read with ([`Ctx::cookies_named_like`]).
+pub const MAX_PREFIXED_COOKIES: usize = 16;
+
 impl Ctx {
-    /// The value of the cookie `name`.
-    /// The values of every cookie whose name starts with `prefix`.
+    /// The values of the cookies whose name starts with `prefix` and whose value is a token
+    /// as the console makes them (64 hex digits), at most [`MAX_PREFIXED_COOKIES`]: each is
+    /// looked up, and a request carrying thousands must not hold the archive for all of them.
     pub fn cookies_named_like(&self, prefix: &str) -> Vec<String> {
         self.headers
             .get_all(header::COOKIE)
@@ -337,11 +341,15 @@ impl Ctx {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|c| c.trim().split_once('='))
-            .filter(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, v)| {
+                k.starts_with(prefix) && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
+            })
             .map(|(_, v)| v.to_owned())
+            .take(MAX_PREFIXED_COOKIES)
             .collect()
     }
 
+    /// The value of the cookie `name`.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::COOKIE)

@@ -362,13 +362,40 @@ impl Archive {
     }
 }
 
-/// `text` with every word holding 10 or more digits (a 身份证号, a 学籍号, a phone number; a
-/// date has 8) replaced by `＊`.
-/// Whether `text` holds a run of ten digits or more (an ID or phone number, however typed).
+/// Whether `text` holds a number of ten digits or more (a 身份证号, a 学籍号, a phone number;
+/// a date has 8), however it is typed: full-width digits count as digits, and a single space
+/// or dash between digits does not end the number ("139 0564 0001", "139-0564-0001").
 pub(crate) fn holds_long_number(text: &str) -> bool {
-    without_long_numbers(text) != text
+    let mut digits = 0;
+    let mut gap = false;
+    for c in text.chars() {
+        let c = match c {
+            '０'..='９' => {
+                char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
+            }
+            'Ｘ' | 'ｘ' => 'X',
+            c => c,
+        };
+        if c.is_ascii_digit() {
+            digits += 1;
+            gap = false;
+            if digits >= 10 {
+                return true;
+            }
+        } else if matches!(c, ' ' | '-' | '－' | '　' | '—') && digits > 0 && !gap {
+            gap = true;
+        } else if c.is_ascii_alphabetic() && !gap {
+            // A letter inside a number (a 学籍号's G, an ID's final X) does not end it.
+        } else {
+            digits = 0;
+            gap = false;
+        }
+    }
+    false
 }
 
+/// `text` with every word holding 10 or more digits (a 身份证号, a 学籍号, a phone number; a
+/// date has 8) replaced by `＊`.
 fn without_long_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();

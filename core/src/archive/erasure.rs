@@ -19,6 +19,42 @@ use crate::error::{Error, Result};
 use crate::ids::ChildId;
 use crate::school::{self, Erasure, Pairing};
 
+/// Words a roster or a form puts in a name column that name nobody: kinship terms and fillers.
+const NOT_A_NAME: &[&str] = &[
+    "奶奶",
+    "爷爷",
+    "外婆",
+    "外公",
+    "姥姥",
+    "姥爷",
+    "父亲",
+    "母亲",
+    "爸爸",
+    "妈妈",
+    "叔叔",
+    "婶婶",
+    "伯伯",
+    "伯母",
+    "舅舅",
+    "舅妈",
+    "姑姑",
+    "姑父",
+    "姨妈",
+    "姨父",
+    "阿姨",
+    "哥哥",
+    "姐姐",
+    "祖父",
+    "祖母",
+    "外祖父",
+    "外祖母",
+    "不详",
+    "未知",
+    "暂无",
+    "没有",
+    "不知道",
+];
+
 /// What erasing a child's file did on this device.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErasureReport {
@@ -118,38 +154,47 @@ impl Archive {
         field: &str,
         reason: &str,
     ) -> Result<()> {
-        let names_someone = self
+        const STAYS: &str = "这条记录会一直留在学校信息里";
+        if let Some((what, _)) = self
             .identifying_values(child)?
-            .iter()
-            .any(|v| reason.contains(v.as_str()));
-        if names_someone || super::audit::holds_long_number(reason) {
+            .into_iter()
+            .find(|(_, v)| reason.contains(v.as_str()))
+        {
             return Err(Error::invalid(
                 field,
-                "原因里不能写学生或家长的姓名、身份证号、学籍号或电话号码：这条记录会一直留在学校信息里",
+                format!("原因里写到了{what}（现在或以前登记的），请删去：{STAYS}"),
+            ));
+        }
+        if super::audit::holds_long_number(reason) {
+            return Err(Error::invalid(
+                field,
+                format!("原因里不能写身份证号、学籍号或电话号码：{STAYS}"),
             ));
         }
         Ok(())
     }
 
     /// Every value the child's name, 身份证号 and 学籍号, and her parents' and guardian's names
-    /// and phones, had in her file's history, as far as this device holds it.
-    fn identifying_values(&mut self, child: &ChildId) -> Result<Vec<String>> {
+    /// and phones, had in her file's history, as far as this device holds it (since its last
+    /// re-basing), each with what it is. Not a kinship word or a filler a roster puts in a
+    /// name column ("奶奶", "不详"): a reason may say "随奶奶迁居".
+    fn identifying_values(&mut self, child: &ChildId) -> Result<Vec<(&'static str, String)>> {
         let mut out = std::collections::BTreeSet::new();
-        let mut read = |doc: &DocId, fields: &[(&str, &str)]| -> Result<()> {
+        let mut read = |doc: &DocId, fields: &[(&str, &str, &'static str)]| -> Result<()> {
             let Some(d) = self.store.doc(doc)? else {
                 return Ok(());
             };
             let hashes: Vec<automerge::ChangeHash> =
                 d.get_changes_meta(&[]).iter().map(|c| c.hash).collect();
-            for (section, key) in fields {
+            for (section, key, what) in fields {
                 let Some(obj) = map_at(d, &ROOT, section) else {
                     continue;
                 };
-                out.extend(get_str(d, &obj, key));
+                out.extend(get_str(d, &obj, key).map(|v| (*what, v)));
                 for h in &hashes {
                     for (value, _) in d.get_all_at(&obj, *key, &[*h]).unwrap_or_default() {
                         if let Some(s) = value.as_str() {
-                            out.insert(s.to_owned());
+                            out.insert((*what, s.to_owned()));
                         }
                     }
                 }
@@ -159,24 +204,27 @@ impl Archive {
         read(
             &DocId::Child(child.clone()),
             &[
-                ("profile", "name"),
-                ("father", "name"),
-                ("father", "phone"),
-                ("mother", "name"),
-                ("mother", "phone"),
-                ("guardian", "name"),
-                ("guardian", "phone"),
+                ("profile", "name", "学生的姓名"),
+                ("father", "name", "父亲的姓名"),
+                ("father", "phone", "父亲的电话"),
+                ("mother", "name", "母亲的姓名"),
+                ("mother", "phone", "母亲的电话"),
+                ("guardian", "name", "监护人的姓名"),
+                ("guardian", "phone", "监护人的电话"),
             ],
         )?;
         read(
             &DocId::Private(child.clone()),
-            &[("identity", "id_card"), ("identity", "student_no")],
+            &[
+                ("identity", "id_card", "身份证号"),
+                ("identity", "student_no", "学籍号"),
+            ],
         )?;
         // A value of one character would refuse nearly every reason.
         Ok(out
             .into_iter()
-            .map(|v| v.trim().to_owned())
-            .filter(|v| v.chars().count() >= 2)
+            .map(|(what, v)| (what, v.trim().to_owned()))
+            .filter(|(_, v)| v.chars().count() >= 2 && !NOT_A_NAME.contains(&v.as_str()))
             .collect())
     }
 }

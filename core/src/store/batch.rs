@@ -226,17 +226,28 @@ impl Batch<'_> {
             return Ok(());
         };
         let actor = self.writing_actor(id);
-        let holds = self.docs.get(id).is_some_and(|d| {
-            tips.iter()
-                .filter(|(a, _)| *a == actor)
-                .all(|(_, h)| doc::has_change(d, h))
-        });
+        let (mine, others): (Vec<_>, Vec<_>) = tips.into_iter().partition(|(a, _)| *a == actor);
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let holds = self
+            .docs
+            .get(id)
+            .is_some_and(|d| mine.iter().all(|(_, h)| doc::has_change(d, h)));
         if !holds {
             return Err(not_caught_up(id));
         }
-        self.conn
-            .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
-            .execute([id.key()])?;
+        // This actor's tips are held: they go from the mark (the others stay, for a write
+        // under another actor: the hub's console writes as the member's console device).
+        if others.is_empty() {
+            self.conn
+                .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
+                .execute([id.key()])?;
+        } else {
+            self.conn
+                .prepare_cached("UPDATE purged SET tips = ?2 WHERE doc_id = ?1")?
+                .execute(rusqlite::params![id.key(), super::encode_tips(&others)])?;
+        }
         Ok(())
     }
 

@@ -54,6 +54,8 @@ struct Created<'a> {
     school: &'a str,
     member: &'a str,
     device: &'a str,
+    /// Encrypted at rest (`--key-file`).
+    encrypted: bool,
 }
 
 pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
@@ -89,10 +91,20 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
         None => None,
     };
     let key = new_key.as_ref().or(ctx.key.as_ref());
+    let fresh = !ctx.store.exists();
     let mut archive = match Archive::create_school_with_key(&ctx.store, &setup, key) {
         Ok(a) => a,
         Err(e) => {
+            // The new key goes, and a store this command began (a disk full at its first
+            // write): kept, it would be an archive nobody can open, and refuse the retry.
             if let Some(path) = &ctx.new_key_file {
+                if fresh {
+                    for suffix in ["", "-wal", "-shm"] {
+                        let mut p = ctx.store.clone().into_os_string();
+                        p.push(suffix);
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
                 let _ = std::fs::remove_file(path);
             }
             return Err(e.into());
@@ -105,6 +117,7 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
             school: archive.school_id().as_str(),
             member: me.id.as_str(),
             device: archive.device().as_str(),
+            encrypted: key.is_some(),
         });
     }
     ctx.line(format!(
@@ -113,12 +126,14 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
         school.town,
         ctx.store.display()
     ))?;
-    if let Some(path) = &ctx.new_key_file {
+    if let Some(path) = ctx.new_key_file.clone() {
         ctx.line(format!(
-            "档案库已加密，密钥在 {}：以后每条命令都要加 --key-file {}；请另外保管一份，丢失后档案库无法打开。",
+            "档案库已加密，新密钥在 {}：以后每条命令都要加 --key-file {}；请另外保管一份，丢失后档案库无法打开。",
             path.display(),
             path.display()
         ))?;
+    } else if ctx.key.is_some() {
+        ctx.line("档案库已用 --key-file 所指的密钥加密：以后每条命令都要加同一个 --key-file。")?;
     }
     ctx.line(format!(
         "本设备使用者：{}（{}）。下一步：class add 添加班级，member add 添加成员，roster import 导入名单。",
@@ -169,6 +184,7 @@ pub(crate) fn report_joined(ctx: &mut Ctx, archive: &mut Archive) -> Result<()> 
             school: archive.school_id().as_str(),
             member: me.id.as_str(),
             device: archive.device().as_str(),
+            encrypted: ctx.key.is_some(),
         });
     }
     ctx.line(format!(
