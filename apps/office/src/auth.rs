@@ -484,7 +484,7 @@ impl Office {
         name: &str,
         password: String,
         source: String,
-        browsers: Vec<String>,
+        browsers: Vec<(String, String)>,
     ) -> Result<Outcome, OfficeError> {
         let n = name.to_owned();
         let (key, member, hash, source) = match self
@@ -544,15 +544,16 @@ impl Source {
         }
     }
 
-    /// The attempt's source: the member's known browser among the `browsers` tokens the
-    /// request carries, else its address.
+    /// The attempt's source: the member's known browser, if the request carries her cookie
+    /// ([`browser_cookie`]: one look-up, whatever else it carries), else its address.
     fn of(
         a: &mut Archive,
         key: &str,
         address: &str,
-        browsers: &[String],
+        browsers: &[(String, String)],
     ) -> Result<Source, OfficeError> {
-        for token in browsers {
+        let name = browser_cookie(key);
+        if let Some((_, token)) = browsers.iter().find(|(n, _)| *n == name) {
             let hash = digest(token);
             if known_browser(a, key, &hash)? {
                 return Ok(Source::Browser {
@@ -569,7 +570,7 @@ fn begin_attempt(
     a: &mut Archive,
     name: &str,
     source: &str,
-    browsers: &[String],
+    browsers: &[(String, String)],
 ) -> Result<Begun, OfficeError> {
     let key = failure_key(a, name);
     let source = Source::of(a, &key, source, browsers)?;
@@ -712,7 +713,11 @@ fn attempt(
     source: &str,
     browser: Option<&str>,
 ) -> Result<Outcome, OfficeError> {
-    let browsers: Vec<String> = browser.into_iter().map(str::to_owned).collect();
+    let key = failure_key(a, name);
+    let browsers: Vec<(String, String)> = browser
+        .into_iter()
+        .map(|t| (browser_cookie(&key), t.to_owned()))
+        .collect();
     match begin_attempt(a, name, source, &browsers)? {
         Begun::Locked { minutes } => Ok(Outcome::Locked { minutes }),
         Begun::Check {

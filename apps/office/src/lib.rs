@@ -327,14 +327,10 @@ pub(crate) struct Ctx {
     pub tls: bool,
 }
 
-/// The most cookies of one prefix a request is read with ([`Ctx::cookies_named_like`]).
-pub const MAX_PREFIXED_COOKIES: usize = 16;
-
 impl Ctx {
-    /// The values of the cookies whose name starts with `prefix` and whose value is a token
-    /// as the console makes them (64 hex digits), at most [`MAX_PREFIXED_COOKIES`]: each is
-    /// looked up, and a request carrying thousands must not hold the archive for all of them.
-    pub fn cookies_named_like(&self, prefix: &str) -> Vec<String> {
+    /// The cookies whose name starts with `prefix` and whose value is a token as the console
+    /// makes them (64 hex digits), as (name, value).
+    pub fn cookies_named_like(&self, prefix: &str) -> Vec<(String, String)> {
         self.headers
             .get_all(header::COOKIE)
             .iter()
@@ -344,8 +340,7 @@ impl Ctx {
             .filter(|(k, v)| {
                 k.starts_with(prefix) && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
             })
-            .map(|(_, v)| v.to_owned())
-            .take(MAX_PREFIXED_COOKIES)
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     }
 

@@ -363,32 +363,35 @@ impl Archive {
 }
 
 /// Whether `text` holds a number of ten digits or more (a 身份证号, a 学籍号, a phone number;
-/// a date has 8), however it is typed: full-width digits count as digits, and a single space
-/// or dash between digits does not end the number ("139 0564 0001", "139-0564-0001").
+/// a date has 8), however it is typed: full-width digits count as digits, and one space or
+/// dash joins groups of three digits or more ("139 0564 0001", "0564-4552466",
+/// "340521 20170305 002X"), not the short groups of a date or a time ("2026-11-01 10:30").
 pub(crate) fn holds_long_number(text: &str) -> bool {
-    let mut digits = 0;
+    let (mut total, mut group, mut last_group) = (0, 0, 0);
     let mut gap = false;
     for c in text.chars() {
         let c = match c {
             '０'..='９' => {
                 char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
             }
-            'Ｘ' | 'ｘ' => 'X',
             c => c,
         };
         if c.is_ascii_digit() {
-            digits += 1;
+            if gap && last_group < 3 {
+                total = 0;
+            }
             gap = false;
-            if digits >= 10 {
+            group += 1;
+            total += 1;
+            if total >= 10 {
                 return true;
             }
-        } else if matches!(c, ' ' | '-' | '－' | '　' | '—') && digits > 0 && !gap {
+        } else if matches!(c, ' ' | '-' | '－' | '　') && group > 0 && !gap {
             gap = true;
-        } else if c.is_ascii_alphabetic() && !gap {
-            // A letter inside a number (a 学籍号's G, an ID's final X) does not end it.
+            last_group = group;
+            group = 0;
         } else {
-            digits = 0;
-            gap = false;
+            (total, group, last_group, gap) = (0, 0, 0, false);
         }
     }
     false
@@ -417,4 +420,37 @@ fn without_long_numbers(text: &str) -> String {
     }
     flush(&mut run, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_long_number;
+
+    /// A number of ten digits or more is found however a person types it; a date, a time, a
+    /// date range or a count is not one.
+    #[test]
+    fn a_long_number_is_found_however_typed_and_a_date_is_not_one() {
+        for number in [
+            "电话13905640001",
+            "电话 139 0564 0001",
+            "电话139-0564-0001",
+            "电话：0564-4552466",
+            "电话１３９０５６４０００１",
+            "G34052120170305002X",
+            "身份证 340521 20170305 002X",
+        ] {
+            assert!(holds_long_number(number), "{number}");
+        }
+        for other in [
+            "2026年12月7日",
+            "2026-11-01 10:30",
+            "2026-11-01至2026-11-30",
+            "2026-11-01—2026-11-30",
+            "2026-11-01-2026-11-30",
+            "共 3 名学生，10 条记录",
+            "更正身份证号和姓名",
+        ] {
+            assert!(!holds_long_number(other), "{other}");
+        }
+    }
 }

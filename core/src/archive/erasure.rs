@@ -21,6 +21,18 @@ use crate::school::{self, Erasure, Pairing};
 
 /// Words a roster or a form puts in a name column that name nobody: kinship terms and fillers.
 const NOT_A_NAME: &[&str] = &[
+    "婆婆",
+    "公公",
+    "嘎婆",
+    "嘎公",
+    "家婆",
+    "家公",
+    "弟弟",
+    "妹妹",
+    "父母",
+    "家长",
+    "本人",
+    "同上",
     "奶奶",
     "爷爷",
     "外婆",
@@ -146,8 +158,9 @@ impl Archive {
     /// Refuses a reason that names the child or her family (it stays in the school document,
     /// which every member's device holds, for good): her name, 身份证号 or 学籍号, her
     /// parents' and guardian's names and phones, as the file holds them now or held them at
-    /// any time (a re-basing follows a correction: "原身份证号…录错" names the very value it
-    /// removes), and any run of ten digits or more (an ID or phone number however typed).
+    /// any time since its last re-basing (a re-basing follows a correction: "原身份证号…录错"
+    /// names the very value it removes), and any number of ten digits or more
+    /// ([`super::audit::holds_long_number`]).
     pub(crate) fn check_reason(
         &mut self,
         child: &ChildId,

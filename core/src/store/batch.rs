@@ -226,10 +226,12 @@ impl Batch<'_> {
             return Ok(());
         };
         let actor = self.writing_actor(id);
+        let device = self
+            .writing_as
+            .as_ref()
+            .unwrap_or(self.actor)
+            .to_hex_string();
         let (mine, others): (Vec<_>, Vec<_>) = tips.into_iter().partition(|(a, _)| *a == actor);
-        if mine.is_empty() {
-            return Ok(());
-        }
         let holds = self
             .docs
             .get(id)
@@ -237,13 +239,19 @@ impl Batch<'_> {
         if !holds {
             return Err(not_caught_up(id));
         }
-        // This actor's tips are held: they go from the mark (the others stay, for a write
-        // under another actor: the hub's console writes as the member's console device).
+        // This actor's tips are held: they go from the mark, and so do those of this device's
+        // other actors there (an older generation's, or the one from before a re-basing:
+        // they never write again). Another device's stay (the hub's console writes as the
+        // member's console device).
+        let others: Vec<_> = others
+            .into_iter()
+            .filter(|(a, _)| !a.to_hex_string().starts_with(&device))
+            .collect();
         if others.is_empty() {
             self.conn
                 .prepare_cached("DELETE FROM purged WHERE doc_id = ?1")?
                 .execute([id.key()])?;
-        } else {
+        } else if !mine.is_empty() {
             self.conn
                 .prepare_cached("UPDATE purged SET tips = ?2 WHERE doc_id = ?1")?
                 .execute(rusqlite::params![id.key(), super::encode_tips(&others)])?;

@@ -91,19 +91,24 @@ pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
         None => None,
     };
     let key = new_key.as_ref().or(ctx.key.as_ref());
-    let fresh = !ctx.store.exists();
+    // What was at the store's path before: nothing, or an empty file (put back as it was).
+    let was = std::fs::metadata(&ctx.store).ok().map(|m| m.len());
     let mut archive = match Archive::create_school_with_key(&ctx.store, &setup, key) {
         Ok(a) => a,
         Err(e) => {
             // The new key goes, and a store this command began (a disk full at its first
             // write): kept, it would be an archive nobody can open, and refuse the retry.
             if let Some(path) = &ctx.new_key_file {
-                if fresh {
-                    for suffix in ["", "-wal", "-shm"] {
+                if matches!(was, None | Some(0)) {
+                    for suffix in ["-wal", "-shm"] {
                         let mut p = ctx.store.clone().into_os_string();
                         p.push(suffix);
                         let _ = std::fs::remove_file(p);
                     }
+                    let _ = match was {
+                        None => std::fs::remove_file(&ctx.store),
+                        Some(_) => std::fs::File::create(&ctx.store).map(drop),
+                    };
                 }
                 let _ = std::fs::remove_file(path);
             }
