@@ -1376,63 +1376,7 @@ fn story_18d_a_private_part_her_phone_dropped_is_not_started_afresh() {
 ///      numbered from 1 under that actor.
 #[test]
 fn story_18g_the_same_in_a_re_based_part() {
-    let (mut admin, mut teacher) = consented("basic,private", "");
-    let mut archivist = join(&mut admin, "晁月静");
-    admin
-        .archive
-        .rebase_child(CHILDREN[0].1, "更正身份证号")
-        .unwrap();
-    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
-    attack::hub_sync(&mut admin.archive, &mut archivist.archive);
-    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
-    let private = DocId::Private(child.clone());
-    archivist
-        .archive
-        .edit_child(CHILDREN[0].1, "identity", &kv(&[("id_card", ID_CARD)]))
-        .unwrap();
-    let first = counselling(&mut teacher, CHILDREN[0].1).unwrap();
-    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
-    teacher
-        .archive
-        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
-        .unwrap();
-    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
-    assert!(
-        !teacher
-            .archive
-            .store()
-            .doc_ids()
-            .unwrap()
-            .contains(&private)
-    );
-    teacher
-        .archive
-        .record_consent(CHILDREN[0].1, &consent("basic,private"))
-        .unwrap();
-    let file = archivist.export_for("older-copy", HEAD_TEACHER);
-    teacher.import_file(&file);
-    assert!(
-        teacher
-            .archive
-            .store()
-            .doc_ids()
-            .unwrap()
-            .contains(&private),
-        "the file brings the part back"
-    );
-    assert!(!holds_record(&mut teacher, &private, &first));
-    let err = counselling(&mut teacher, CHILDREN[0].1).unwrap_err();
-    assert!(err.to_string().contains("同步"), "{err}");
-
-    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
-    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
-    assert!(
-        holds_record(&mut teacher, &private, &first),
-        "her work is back"
-    );
-    let second = counselling(&mut teacher, CHILDREN[0].1).unwrap();
-    attack::hub_sync(&mut admin.archive, &mut teacher.archive);
-    assert!(holds_record(&mut admin, &private, &second));
+    an_older_copy_waits_for_her_own_work(true);
 }
 
 /// 18f. The office console's list of children, for the 班主任 after the guardian withdrew the
@@ -1479,8 +1423,26 @@ fn story_18f_the_console_s_list_counts_only_what_she_may_see() {
 ///      the school.
 #[test]
 fn story_18e_a_dropped_part_an_older_copy_brings_back_is_not_written_over() {
+    an_older_copy_waits_for_her_own_work(false);
+}
+
+/// Stories 18e and 18g: the archivist's phone, behind, writes the child's 身份证号 into the
+/// private part; the 班主任 writes a 心理辅导记录 there, records the guardian's withdrawal,
+/// and her phone drops the part; she records the guardian's new form offline and imports the
+/// archivist's file, whose copy lacks her record. Her next record waits, writing nothing,
+/// until her syncs bring her work back; then it goes in and reaches the school. `rebased`:
+/// the office re-based the child's file first, and both phones hold the new generation.
+fn an_older_copy_waits_for_her_own_work(rebased: bool) {
     let (mut admin, mut teacher) = consented("basic,private", "");
     let mut archivist = join(&mut admin, "晁月静");
+    if rebased {
+        admin
+            .archive
+            .rebase_child(CHILDREN[0].1, "更正身份证号")
+            .unwrap();
+        attack::hub_sync(&mut admin.archive, &mut teacher.archive);
+        attack::hub_sync(&mut admin.archive, &mut archivist.archive);
+    }
     let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
     let private = DocId::Private(child.clone());
     archivist
@@ -1494,29 +1456,15 @@ fn story_18e_a_dropped_part_an_older_copy_brings_back_is_not_written_over() {
         .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
         .unwrap();
     attack::hub_sync(&mut admin.archive, &mut teacher.archive);
-    assert!(
-        !teacher
-            .archive
-            .store()
-            .doc_ids()
-            .unwrap()
-            .contains(&private)
-    );
+    let holds_part = |d: &mut Device| d.archive.store().doc_ids().unwrap().contains(&private);
+    assert!(!holds_part(&mut teacher));
     teacher
         .archive
         .record_consent(CHILDREN[0].1, &consent("basic,private"))
         .unwrap();
     let file = archivist.export_for("older-copy", HEAD_TEACHER);
     teacher.import_file(&file);
-    assert!(
-        teacher
-            .archive
-            .store()
-            .doc_ids()
-            .unwrap()
-            .contains(&private),
-        "the file brings the part back"
-    );
+    assert!(holds_part(&mut teacher), "the file brings the part back");
     assert!(!holds_record(&mut teacher, &private, &first));
 
     let before = teacher.archive.store().all_heads().unwrap();
