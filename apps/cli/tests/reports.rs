@@ -303,6 +303,10 @@ fn a_registry_with_full_id_numbers_needs_a_reason_and_is_recorded() {
         "--why",
         why,
     ]);
+    // Full ID numbers on a shared office computer: the file is its owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
     let all = read(&out)[0].1.concat().join(" ");
     for full in [id_card("20170305", 2), id_card("20161102", 11)] {
         assert!(all.contains(&full), "{full} not in full: {all}");

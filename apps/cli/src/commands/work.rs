@@ -1,5 +1,7 @@
 //! Due work, compliance and the reports.
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use shouwang_core::dates::parse_date;
 use shouwang_core::due::{DueItem, Status};
 
@@ -153,9 +155,12 @@ pub fn report(ctx: &mut Ctx, args: &ReportArgs) -> Result<()> {
         .into());
     }
     ctx.log_report(&mut a, book.children)?;
+    // Children's personal data, on what is often a shared office computer: readable by its
+    // owner only, whatever the umask.
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&args.out)
         .map_err(shouwang_core::Error::Io)?;
     file.write_all(&bytes).map_err(shouwang_core::Error::Io)?;

@@ -34,7 +34,7 @@ use shouwang_core::membership::{
 use shouwang_core::school::{Member, Undelivered};
 use shouwang_core::store::Sender;
 use shouwang_core::sync::{Event, Session};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::data::DataDir;
 use crate::handshake::{CHUNK, MAGIC, Message};
@@ -466,7 +466,9 @@ impl HubConversation {
                 let member = self.state.check_member(&mut archive, &cert)?;
                 self.state.check_rebuild(&self.device, &cert)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
-                info!(member = %cert.body().member, device = %self.device, "welcomed");
+                // Every sync of every phone: kept out of the default log (journald keeps it
+                // unbounded), where the delivery log in `hub.db` keeps it bounded and encrypted.
+                debug!(member = %cert.body().member, device = %self.device, "welcomed");
                 let mut session = archive
                     .session(&self.device.to_string(), Some(&member))?
                     .taking_hand_ins()
