@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::Archive;
 use crate::doc::DocId;
-use crate::doc::access::{get_str, map_at};
+use crate::doc::access::map_at;
 use crate::error::{Error, Result};
 use crate::ids::ChildId;
 use crate::school::{self, Erasure, Pairing};
@@ -203,7 +203,6 @@ impl Archive {
                 let Some(obj) = map_at(d, &ROOT, section) else {
                     continue;
                 };
-                out.extend(get_str(d, &obj, key).map(|v| (*what, v)));
                 for h in &hashes {
                     for (value, _) in d.get_all_at(&obj, *key, &[*h]).unwrap_or_default() {
                         if let Some(s) = value.as_str() {

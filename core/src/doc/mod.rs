@@ -276,11 +276,8 @@ pub fn own_tips(doc: &Automerge, device: &str) -> Vec<(ActorId, automerge::Chang
         if !hex.starts_with(device) {
             continue;
         }
-        let entry = last
-            .entry(hex)
-            .or_insert_with(|| (c.seq, c.actor.clone().into_owned(), c.hash));
-        if c.seq >= entry.0 {
-            *entry = (c.seq, c.actor.clone().into_owned(), c.hash);
+        if last.get(&hex).is_none_or(|(seq, _, _)| c.seq > *seq) {
+            last.insert(hex, (c.seq, c.actor.clone().into_owned(), c.hash));
         }
     }
     last.into_values().map(|(_, a, h)| (a, h)).collect()

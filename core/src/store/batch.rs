@@ -48,7 +48,7 @@ impl Batch<'_> {
             }
             // One this store dropped and may see again is never started afresh
             // (`Store::purge_remembering`): a peer brings it back.
-            if super::was_purged(self.conn, id)? {
+            if super::purged_tips(self.conn, id)?.is_some() {
                 return Err(not_caught_up(id));
             }
             self.docs

@@ -698,15 +698,6 @@ fn held_doc_ids_from(conn: &Connection, has: impl Fn(&str) -> bool) -> Result<Ve
     doc_id_rows(conn, &format!("{sql} ORDER BY doc_id"))
 }
 
-/// Whether this store dropped `id` and may see it again ([`Store::purge_remembering`]).
-fn was_purged(conn: &Connection, id: &DocId) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM purged WHERE doc_id = ?1")?
-        .query_row([id.key()], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
 /// What this store remembers a dropped document held of its own work
 /// ([`Store::purge_remembering`]), as `(actor, its last change)`: `None` if it has no mark;
 /// empty for a mark made before the store recorded that (migration 18).
