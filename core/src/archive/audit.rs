@@ -338,7 +338,7 @@ impl Archive {
                 out = out.replace(name.as_str(), "＊");
             }
         }
-        Ok(without_long_numbers(&out))
+        Ok(super::long_numbers::without_long_numbers(&out))
     }
 
     /// Every access log this device holds (its own; on an administrator's device and the hub,
@@ -359,98 +359,5 @@ impl Archive {
         log.entries
             .sort_by(|a, b| (a.at, &a.device, a.seq).cmp(&(b.at, &b.device, b.seq)));
         Ok(log)
-    }
-}
-
-/// Whether `text` holds a number of ten digits or more (a 身份证号, a 学籍号, a phone number;
-/// a date has 8), however it is typed: full-width digits count as digits, and one space or
-/// dash joins groups of three digits or more ("139 0564 0001", "0564-4552466",
-/// "340521 20170305 002X"), not the short groups of a date or a time ("2026-11-01 10:30").
-pub(crate) fn holds_long_number(text: &str) -> bool {
-    let (mut total, mut group, mut last_group) = (0, 0, 0);
-    let mut gap = false;
-    for c in text.chars() {
-        let c = match c {
-            '０'..='９' => {
-                char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
-            }
-            c => c,
-        };
-        if c.is_ascii_digit() {
-            if gap && last_group < 3 {
-                total = 0;
-            }
-            gap = false;
-            group += 1;
-            total += 1;
-            if total >= 10 {
-                return true;
-            }
-        } else if matches!(c, ' ' | '-' | '－' | '　') && group > 0 && !gap {
-            gap = true;
-            last_group = group;
-            group = 0;
-        } else {
-            (total, group, last_group, gap) = (0, 0, 0, false);
-        }
-    }
-    false
-}
-
-/// `text` with every word holding 10 or more digits (a 身份证号, a 学籍号, a phone number; a
-/// date has 8) replaced by `＊`.
-fn without_long_numbers(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.chars().filter(char::is_ascii_digit).count() >= 10 {
-            out.push('＊');
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::holds_long_number;
-
-    /// A number of ten digits or more is found however a person types it; a date, a time, a
-    /// date range or a count is not one.
-    #[test]
-    fn a_long_number_is_found_however_typed_and_a_date_is_not_one() {
-        for number in [
-            "电话13905640001",
-            "电话 139 0564 0001",
-            "电话139-0564-0001",
-            "电话：0564-4552466",
-            "电话１３９０５６４０００１",
-            "G34052120170305002X",
-            "身份证 340521 20170305 002X",
-        ] {
-            assert!(holds_long_number(number), "{number}");
-        }
-        for other in [
-            "2026年12月7日",
-            "2026-11-01 10:30",
-            "2026-11-01至2026-11-30",
-            "2026-11-01—2026-11-30",
-            "2026-11-01-2026-11-30",
-            "共 3 名学生，10 条记录",
-            "更正身份证号和姓名",
-        ] {
-            assert!(!holds_long_number(other), "{other}");
-        }
     }
 }

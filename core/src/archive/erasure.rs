@@ -160,7 +160,7 @@ impl Archive {
     /// parents' and guardian's names and phones, as the file holds them now or held them at
     /// any time since its last re-basing (a re-basing follows a correction: "原身份证号…录错"
     /// names the very value it removes), and any number of ten digits or more
-    /// ([`super::audit::holds_long_number`]).
+    /// ([`super::long_numbers::holds_long_number`]).
     pub(crate) fn check_reason(
         &mut self,
         child: &ChildId,
@@ -178,7 +178,7 @@ impl Archive {
                 format!("原因里写到了{what}（现在或以前登记的），请删去：{STAYS}"),
             ));
         }
-        if super::audit::holds_long_number(reason) {
+        if super::long_numbers::holds_long_number(reason) {
             return Err(Error::invalid(
                 field,
                 format!("原因里不能写身份证号、学籍号或电话号码：{STAYS}"),

@@ -20,6 +20,7 @@ mod exchange;
 mod filter;
 mod keys;
 mod least;
+mod long_numbers;
 mod lookup;
 mod lost;
 mod rebase;
