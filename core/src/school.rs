@@ -174,13 +174,20 @@ impl LeaveReason {
 
 /// A child who left the school (转学, 毕业, 辍学): out of every carer's scope, kept only by
 /// administrators until erased (see `archive/departure.rs`). Undone when the child returns.
+///
+/// The school document, which every member's device holds, records only that the child left,
+/// when, and who recorded it. Why, and the school she moved to, are kept in her own file
+/// (`profile.left`, [`DEPARTURE_DETAILS`]), which only administrators hold once she has left:
+/// in a [`SchoolView`] they are `None`, unless an older release wrote them into the school
+/// document; `Archive::departures` and `Archive::left_children` read them from her file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Departure {
     pub child: ChildId,
     /// `YYYY-MM-DD`, the day the child left (entered by the administrator).
     pub on: String,
-    pub reason: LeaveReason,
-    /// The school the child moved to, if known.
+    /// Why she left, where this device holds her file.
+    pub reason: Option<LeaveReason>,
+    /// The school the child moved to, if known and this device holds her file.
     pub to: Option<String>,
     /// The administrator who recorded it.
     pub by: MemberId,
@@ -196,13 +203,28 @@ fn departure_key(child: &ChildId) -> String {
 /// Prefix of the school profile's departure keys.
 pub const DEPARTURE_PREFIX: &str = "left:";
 
+/// The key, in the child's own file's `profile`, of why she left and where she went: one JSON
+/// string `{reason, to}` (one scalar, as in the school document), written by an
+/// administrator with the leave.
+pub const DEPARTURE_DETAILS: &str = "left";
+
 #[derive(serde::Deserialize, Serialize)]
 struct StoredDeparture {
     on: String,
-    reason: String,
+    /// Written by releases before the details moved into the child's file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<String>,
     by: String,
+}
+
+/// Why a child left and where she went, as her own file keeps them.
+#[derive(serde::Deserialize, Serialize)]
+struct StoredDetails {
+    reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
 }
 
 fn parse_departure(child: &str, json: &str) -> Option<Departure> {
@@ -210,10 +232,50 @@ fn parse_departure(child: &str, json: &str) -> Option<Departure> {
     Some(Departure {
         child: ChildId(child.to_owned()),
         on: d.on,
-        reason: LeaveReason::parse(&d.reason).unwrap_or(LeaveReason::Other),
+        reason: d
+            .reason
+            .map(|r| LeaveReason::parse(&r).unwrap_or(LeaveReason::Other)),
         to: d.to,
         by: MemberId(d.by),
     })
+}
+
+/// Why a child left and where she went, from her own file (`profile.left`), if it says.
+pub fn departure_details<D: ReadDoc>(child_doc: &D) -> Option<(LeaveReason, Option<String>)> {
+    let profile = map_at(child_doc, &ROOT, "profile")?;
+    let json = get_str(child_doc, &profile, DEPARTURE_DETAILS)?;
+    let d: StoredDetails = serde_json::from_str(&json).ok()?;
+    Some((
+        LeaveReason::parse(&d.reason).unwrap_or(LeaveReason::Other),
+        d.to,
+    ))
+}
+
+/// Writes why a child left and where she went into her own file (a transaction on
+/// `child/<id>`).
+pub fn put_departure_details<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    reason: LeaveReason,
+    to: Option<&str>,
+) -> Result<()> {
+    let profile = map_at(tx, &ROOT, "profile")
+        .ok_or_else(|| Error::Corrupt("学生档案缺少基本情况".into()))?;
+    let json = serde_json::to_string(&StoredDetails {
+        reason: reason.label().to_owned(),
+        to: to.map(str::to_owned),
+    })
+    .map_err(|e| Error::Corrupt(e.to_string()))?;
+    put_str(tx, &profile, DEPARTURE_DETAILS, &json)
+}
+
+/// Removes why a child left from her own file (she came back).
+pub fn remove_departure_details<T: Transactable + ReadDoc>(tx: &mut T) -> Result<()> {
+    if let Some(profile) = map_at(tx, &ROOT, "profile")
+        && tx.get(&profile, DEPARTURE_DETAILS)?.is_some()
+    {
+        tx.delete(&profile, DEPARTURE_DETAILS)?;
+    }
+    Ok(())
 }
 
 /// The school's 个人信息保护负责人 (《儿童个人信息网络保护规定》第8条).
@@ -784,13 +846,15 @@ pub fn put_erasure<T: Transactable + ReadDoc>(tx: &mut T, e: &Erasure) -> Result
     Ok(())
 }
 
-/// Records that a child left the school (replacing an earlier record for the child).
+/// Records that a child left the school (replacing an earlier record for the child): the
+/// date and who recorded it only; why and where she went go into her own file
+/// ([`put_departure_details`]), never into the document every member holds.
 pub fn put_departure<T: Transactable + ReadDoc>(tx: &mut T, d: &Departure) -> Result<()> {
     let p = top(tx, SCHOOL_PROFILE)?;
     let json = serde_json::to_string(&StoredDeparture {
         on: d.on.clone(),
-        reason: d.reason.label().to_owned(),
-        to: d.to.clone(),
+        reason: None,
+        to: None,
         by: d.by.to_string(),
     })
     .map_err(|e| Error::Corrupt(e.to_string()))?;

@@ -17,7 +17,8 @@ type Result<T, E = ShouwangError> = std::result::Result<T, E>;
 pub struct LeaveDraft {
     /// `YYYY-MM-DD`, not after today.
     pub date: String,
-    /// 转学, 毕业, 辍学 or 其他.
+    /// 转学, 毕业, 辍学 or 其他; empty where this phone does not hold the child's file (only
+    /// administrators keep why a child left).
     pub reason: String,
     /// The school the child moved to, if known.
     pub to: Option<String>,
@@ -49,7 +50,8 @@ pub struct Departure {
     pub child_id: String,
     /// `YYYY-MM-DD`.
     pub on: String,
-    /// 转学, 毕业, 辍学 or 其他.
+    /// 转学, 毕业, 辍学 or 其他; empty where this phone does not hold the child's file (only
+    /// administrators keep why a child left).
     pub reason: String,
     pub to: Option<String>,
     /// The member id of the administrator who recorded it.
@@ -61,7 +63,7 @@ impl From<CoreDeparture> for Departure {
         Departure {
             child_id: d.child.to_string(),
             on: d.on,
-            reason: d.reason.label().to_owned(),
+            reason: d.reason.map(|r| r.label().to_owned()).unwrap_or_default(),
             to: d.to,
             by: d.by.to_string(),
         }

@@ -16,19 +16,23 @@ use chrono::NaiveDate;
 use shouwang_core::Archive;
 use shouwang_core::archive::{DeliveryFilter, LeaveInput};
 use shouwang_core::doc::DocId;
+use shouwang_core::school::LeaveReason;
 use shouwang_relay::server::ServerConfig;
 use shouwang_tests::fixtures::{HEAD_TEACHER, LOVE_MOTHER};
-use shouwang_tests::phone::{CHILD, TALK_NOTE, child_on_hub, docs_of, opts};
+use shouwang_tests::phone::{CHILD, TALK_NOTE, child_on_hub, docs_of, history_leaks, opts};
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
+/// Where she went, which only administrators keep.
+const NEW_SCHOOL: &str = "丁里镇中心小学";
+
 fn leave(date: &str) -> LeaveInput {
     LeaveInput {
         date: date.into(),
-        reason: "转学".into(),
-        to: Some("丁里镇中心小学".into()),
+        reason: "辍学".into(),
+        to: Some(NEW_SCHOOL.into()),
     }
 }
 
@@ -204,6 +208,14 @@ async fn a_child_leaves_the_carers_phones_drop_her_file_the_office_keeps_it_unti
     let mut leaks = teacher.leaks(&secrets);
     leaks.extend(mother.leaks(&secrets));
     assert!(leaks.is_empty(), "{leaks:?}");
+    // The school document they keep says that she left and when, not why or where to: not
+    // in what it holds now, nor anywhere in its history.
+    let mut leaks = history_leaks(&teacher, &[NEW_SCHOOL, "辍学"]);
+    leaks.extend(history_leaks(&mother, &[NEW_SCHOOL, "辍学"]));
+    assert!(leaks.is_empty(), "{leaks:?}");
+    let theirs = teacher.archive().departures().unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!((theirs[0].reason, theirs[0].to.as_deref()), (None, None));
     assert!(
         teacher.archive().find_child("赵子涵").is_ok(),
         "the others stay"
@@ -223,7 +235,8 @@ async fn a_child_leaves_the_carers_phones_drop_her_file_the_office_keeps_it_unti
     let left = a.left_children(day("2026-12-01")).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].name, CHILD);
-    assert_eq!(left[0].departure.to.as_deref(), Some("丁里镇中心小学"));
+    assert_eq!(left[0].departure.to.as_deref(), Some(NEW_SCHOOL));
+    assert_eq!(left[0].departure.reason, Some(LeaveReason::Dropout));
     let teacher_id = a.find_member(HEAD_TEACHER).unwrap().id;
     let due = a
         .due(Some(teacher_id.as_str()), day("2026-12-01"), true)

@@ -2,8 +2,14 @@
 //! child's file (issue 11 points 3 and 4, issue 9 point 4).
 //!
 //! The leave is a school fact an administrator records: `school.left:<child id>` in the school
-//! profile, one JSON string `{on, reason, to, by}` (see [`crate::school::put_departure`]). Like
-//! every write to the school document, the trust rules accept it from administrators only.
+//! profile, one JSON string `{on, by}` (see [`crate::school::put_departure`]). Like every write
+//! to the school document, the trust rules accept it from administrators only. Every member's
+//! device holds the school document, so it says no more than that she left and when: why (辍学
+//! is nobody else's business) and the school she moved to go into her own file in the same
+//! write (`profile.left`, [`crate::school::put_departure_details`], administrators only), which
+//! from then on only administrators hold. (Releases before kept them in the school document;
+//! such entries are still read.) Her file's history keeps them when she comes back, as it keeps
+//! everything else her 班主任 then holds again; an erasure takes them with the file.
 //! Once a replica's school document holds it, [`super::scope::may_see`] gives the child's
 //! documents to administrators only: every carer's device (班主任, 爱心妈妈, other pairings)
 //! purges them at its next sync or import (the existing purge), sessions neither offer nor
@@ -20,6 +26,7 @@ use chrono::{Months, NaiveDate};
 use serde::Serialize;
 
 use super::Archive;
+use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::ids::ChildId;
 use crate::school::{self, Departure, LeaveReason, Pairing};
@@ -86,17 +93,21 @@ impl Archive {
         }
         let child = self.find_child(child)?;
         let school = self.school()?;
-        if let Some(d) = school.departure(&child) {
-            return Err(Error::NotPermitted(format!(
-                "这名学生已于 {} 离校（{}）；回校请用 child return",
-                d.on,
-                d.reason.label()
-            )));
+        if let Some(d) = school.departure(&child).cloned() {
+            let d = self.with_details(d)?;
+            return Err(Error::NotPermitted(match d.reason {
+                Some(r) => format!(
+                    "这名学生已于 {} 离校（{}）；回校请用 child return",
+                    d.on,
+                    r.label()
+                ),
+                None => format!("这名学生已于 {} 离校；回校请用 child return", d.on),
+            }));
         }
         let departure = Departure {
             child: child.clone(),
             on: date.format("%Y-%m-%d").to_string(),
-            reason,
+            reason: Some(reason),
             to,
             by: me.id.clone(),
         };
@@ -110,14 +121,15 @@ impl Archive {
             })
             .collect();
         self.store.write(|b| {
+            b.change(&DocId::School, false, "学生离校", |tx| {
+                school::put_departure(tx, &departure)?;
+                ending.iter().try_for_each(|p| school::put_pairing(tx, p))
+            })?;
             b.change(
-                &crate::doc::DocId::School,
+                &DocId::Child(child.clone()),
                 false,
                 &format!("学生离校（{}）", reason.label()),
-                |tx| {
-                    school::put_departure(tx, &departure)?;
-                    ending.iter().try_for_each(|p| school::put_pairing(tx, p))
-                },
+                |tx| school::put_departure_details(tx, reason, departure.to.as_deref()),
             )
         })?;
         let years = self.school()?.rules.retention_years;
@@ -138,19 +150,38 @@ impl Archive {
         let Some(departure) = self.school()?.departure(&child).cloned() else {
             return Err(Error::NotPermitted("这名学生没有离校记录".into()));
         };
+        let departure = self.with_details(departure)?;
         self.store.write(|b| {
-            b.change(&crate::doc::DocId::School, false, "学生回校", |tx| {
+            b.change(&DocId::School, false, "学生回校", |tx| {
                 school::remove_departure(tx, &child)
+            })?;
+            b.change(&DocId::Child(child.clone()), false, "学生回校", |tx| {
+                school::remove_departure_details(tx)
             })
         })?;
         Ok(departure)
     }
 
+    /// `d` with why the child left and where she went, read from her file where this device
+    /// holds it (an administrator's) and the school document does not say (it no longer does).
+    fn with_details(&mut self, mut d: Departure) -> Result<Departure> {
+        if d.reason.is_none()
+            && let Some(doc) = self.store.doc(&DocId::Child(d.child.clone()))?
+            && let Some((reason, to)) = school::departure_details(doc)
+        {
+            d.reason = Some(reason);
+            d.to = to;
+        }
+        Ok(d)
+    }
+
     /// Every child who left the school, as the school document records it (erased ones
     /// excluded). Any member's device holds the school document, so this is ids and dates
-    /// only; [`Archive::left_children`] adds the names on an administrator's device.
+    /// only, with why and where to on a device that holds the child's file (an
+    /// administrator's); [`Archive::left_children`] adds the names there.
     pub fn departures(&mut self) -> Result<Vec<Departure>> {
-        Ok(self.school()?.departures.clone())
+        let all = self.school()?.departures.clone();
+        all.into_iter().map(|d| self.with_details(d)).collect()
     }
 
     /// The left children whose files this device holds, with their retention on `today`:
@@ -171,7 +202,7 @@ impl Archive {
                 class_name: self
                     .class_of(&d.child)?
                     .and_then(|k| school.class(&k).map(|c| c.name.clone())),
-                departure: d.clone(),
+                departure: self.with_details(d.clone())?,
                 keep_until: until
                     .map(|u| u.format("%Y-%m-%d").to_string())
                     .unwrap_or_default(),

@@ -46,7 +46,7 @@
 //! | `school` | everything | 领导组, 档案管理员 |
 //! | `school` | `erasures/<child id>` (an erased child's file: date, reason, who) | 领导组, 档案管理员; deleting it: nobody |
 //! | `school` | `rebases/<doc key>` (a re-based document's generation) | 领导组, 档案管理员 |
-//! | `school` | `school.left:<child id>` (a child who left: date, reason, school moved to, who; deleting it: the child returned) | 领导组, 档案管理员 |
+//! | `school` | `school.left:<child id>` (a child who left: date, who; deleting it: the child returned) | 领导组, 档案管理员 |
 //! | `child/<id>`, `child/<id>/private` of a child who left (in the declared state) | anything | administrators only: the child has no other carers |
 //! | a re-based document | its base change (as the school records it) | taken as recorded; the records it copies keep their `author` |
 //! | a re-based document | a change not descending from the base change | nobody (admission, against this replica's school document) |
@@ -54,7 +54,7 @@
 //! | any | a change of a device revoked in this replica's school document, handed on by another device | from a member's device: only the revoked device's member's own records (created by her devices), or what the carrier's member could write herself (admission, [`crate::store::Batch`]) |
 //! | `school` | `devices/<id>/revoked` | set to true only; never deleted, the device entry never made again over itself (with the two rows above: a revocation is final) |
 //! | `school` | `members/<id>` | never made again over itself; `active` not set back to true by the member herself |
-//! | `child/<id>` | `profile.class_id` | 领导组, 档案管理员 |
+//! | `child/<id>` | `profile.class_id`; `profile.left` (why a child left, the school she moved to) | 领导组, 档案管理员 |
 //! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child; nobody once the declared school is split by role (`school.split_for_roles`) |
 //! | `child/<id>` | the staff fields of `father`, `mother` (`work_place`, `employer`, `employer_phone`), `guardian` (`occupation`, `age`, `health`) | the child's carers; once the declared school is split by role: nobody, except an administrator deleting one (the split moving it) |
 //! | `child/<id>/staff` | `flags` (三特) and the staff fields above, nothing else | administrators; the 班主任 of the child's class; unless the guardian withdrew consent to the basic file |

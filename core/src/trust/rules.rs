@@ -141,7 +141,7 @@ pub fn may_edit_field(
         // Written only by `Archive::audit`, never edited through fields.
         DocId::Audit(_) => false,
         DocId::Child(_) => match (section, field) {
-            ("profile", "class_id") => administers(member),
+            ("profile", "class_id" | crate::school::DEPARTURE_DETAILS) => administers(member),
             ("profile", f) if f.starts_with(crate::consent::PREFIX) => {
                 may_record_consent(auth, member)
             }

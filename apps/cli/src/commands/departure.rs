@@ -66,7 +66,10 @@ fn table(rows: &[LeftChild]) -> Table {
             c.name.clone(),
             c.class_name.clone().unwrap_or_default(),
             c.departure.on.clone(),
-            c.departure.reason.label().to_owned(),
+            c.departure
+                .reason
+                .map(|r| r.label().to_owned())
+                .unwrap_or_default(),
             c.departure.to.clone().unwrap_or_default(),
             format!(
                 "{}{}",
