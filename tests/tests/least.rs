@@ -385,3 +385,54 @@ fn id_numbers_are_masked_unless_revealed_and_a_reveal_is_recorded() {
     let e = mother.archive.reveal_id(child, "核对").unwrap_err();
     assert!(matches!(e, Error::NotPermitted(_)), "{e}");
 }
+
+/// A 班主任 holds the private and staff parts of her own class's children only (DOMAIN.md
+/// §5.3): paired with a child of another class, she holds what a pairing gives, as a 帮扶教师
+/// does. Her phone receives neither part, she cannot reveal the child's 身份证号, and her
+/// app's write into the private part is refused where it arrives.
+#[test]
+fn a_head_teacher_paired_with_a_child_of_another_class_holds_only_the_care_file() {
+    let mut admin = school();
+    fill_staff_fields(&mut admin);
+    let child = CHILDREN[0].1;
+    admin
+        .archive
+        .edit_child(child, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap();
+    let a = &mut admin.archive;
+    a.add_member("李娟", &[Role::HeadTeacher], None, None)
+        .unwrap();
+    a.add_class("四年级(2)班", Some("李娟")).unwrap();
+    a.pair("李娟", child, Some(Role::PairingTeacher)).unwrap();
+    let mut other = join(&mut admin, "李娟");
+
+    let c = other.archive.find_child(child).unwrap();
+    let docs = other.archive.store().doc_ids().unwrap();
+    assert!(docs.contains(&DocId::Child(c.clone())), "{docs:?}");
+    assert!(
+        !docs.contains(&DocId::Private(c.clone())) && !docs.contains(&DocId::Staff(c.clone())),
+        "{docs:?}"
+    );
+    assert_eq!(
+        leaks(&other, &[ID_CARD, EMPLOYER, HEALTH, OCCUPATION]),
+        Vec::<String>::new()
+    );
+    let e = other.archive.reveal_id(child, "核对").unwrap_err();
+    assert!(matches!(e, Error::NotPermitted(_)), "{e}");
+    // Her app writes the 身份证号 anyway: the office refuses it on arrival.
+    let forged = attack::write_private(&mut other.archive, &c, "340521201503050021");
+    let before = attack::quarantined(&mut admin.archive);
+    admin.import_file(&other.export_file("forged"));
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Private(c.clone()),
+        &forged
+    ));
+    assert!(attack::quarantined(&mut admin.archive) > before);
+
+    // The 班主任 of the child's own class still holds both parts.
+    let mut head = join(&mut admin, HEAD_TEACHER);
+    let docs = head.archive.store().doc_ids().unwrap();
+    assert!(docs.contains(&DocId::Private(c.clone())) && docs.contains(&DocId::Staff(c.clone())));
+    assert!(head.archive.reveal_id(child, "学籍系统核对").is_ok());
+}

@@ -67,20 +67,27 @@ pub(crate) fn cares_for(
     if member.roles.iter().any(|r| r.administers()) {
         return Ok(true);
     }
-    if member.has(Role::HeadTeacher) {
-        let class = facts_of(child)?.class;
-        let heads = school
-            .classes
-            .iter()
-            .any(|c| Some(&c.id) == class.as_ref() && c.head_teacher.as_ref() == Some(&member.id));
-        if heads || (class.is_some() && class == member.class_id) {
-            return Ok(true);
-        }
+    if member.has(Role::HeadTeacher) && heads_class(school, member, facts_of(child)?.class.as_ref())
+    {
+        return Ok(true);
     }
     Ok(school
         .pairings
         .iter()
         .any(|p| p.active && p.carer == member.id && p.child == *child))
+}
+
+/// Whether `member` is the 班主任 of `class`: heading it, or with it as her class. Only the
+/// 班主任 of a child's own class holds her private and staff parts; paired with a child of
+/// another class, a 班主任 is a carer like any other (DOMAIN.md §5.3).
+pub(crate) fn heads_class(school: &SchoolView, member: &Member, class: Option<&ClassId>) -> bool {
+    member.has(Role::HeadTeacher)
+        && class.is_some_and(|k| {
+            member.class_id.as_ref() == Some(k)
+                || school
+                    .class(k)
+                    .is_some_and(|c| c.head_teacher.as_ref() == Some(&member.id))
+        })
 }
 
 /// Whether `member` may see and write `doc` in `school` (DOMAIN.md §5.3). A member who is no
@@ -109,16 +116,19 @@ pub(crate) fn may_see(
     Ok(match doc {
         DocId::School => true,
         DocId::Child(c) => cares_for(school, member, c, facts_of)?,
+        // The private and staff parts: administrators, and the 班主任 of the child's own
+        // class (a pairing gives neither, whoever the carer is).
         DocId::Private(c) => {
-            if !member.roles.iter().any(|r| r.sees_private()) {
-                return Ok(false);
-            }
             let facts = facts_of(c)?;
-            cares_for(school, member, c, &mut |_| Ok(facts.clone()))?
-                && (member.roles.iter().any(|r| r.administers()) || !facts.private_withdrawn)
+            member.roles.iter().any(|r| r.administers())
+                || (member.roles.iter().any(|r| r.sees_private())
+                    && heads_class(school, member, facts.class.as_ref())
+                    && !facts.private_withdrawn)
         }
         DocId::Staff(c) => {
-            member.roles.iter().any(|r| r.sees_staff()) && cares_for(school, member, c, facts_of)?
+            member.roles.iter().any(|r| r.administers())
+                || (member.roles.iter().any(|r| r.sees_staff())
+                    && heads_class(school, member, facts_of(c)?.class.as_ref()))
         }
         DocId::Contact(m) => may_reach(school, member, m, facts_of)?,
         DocId::Class(k) => {

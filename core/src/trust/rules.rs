@@ -90,15 +90,13 @@ fn administers(m: &Member) -> bool {
 /// Whether `m` may record or withdraw a child's guardian consent: administrators and the
 /// 班主任 of the child's class (heading it, or with it as their class, as for reading).
 pub fn may_record_consent(auth: &AuthState<'_>, m: &Member) -> bool {
-    administers(m)
-        || (m.has(Role::HeadTeacher)
-            && auth.child_class.as_ref().is_some_and(|k| {
-                m.class_id.as_ref() == Some(k)
-                    || auth
-                        .school
-                        .class(k)
-                        .is_some_and(|c| c.head_teacher.as_ref() == Some(&m.id))
-            }))
+    administers(m) || heads_childs_class(auth, m)
+}
+
+/// Whether `m` is the 班主任 of the file's child's class (as the auth state says): with the
+/// administrators, the only one who holds and writes her private and staff parts.
+fn heads_childs_class(auth: &AuthState<'_>, m: &Member) -> bool {
+    crate::archive::scope::heads_class(auth.school, m, auth.child_class.as_ref())
 }
 
 /// Why the guardian consent does not allow new content in `doc` (see [`crate::consent::gate`]).
@@ -159,6 +157,7 @@ pub fn may_edit_field(
             is_staff_field(section, field)
                 && consent_refusal(auth, doc).is_none()
                 && member.roles.iter().any(|r| r.sees_staff())
+                && (administers(member) || heads_childs_class(auth, member))
                 && cares(auth, member, doc)
         }
         // Administrators only (the office keeps the members' phone numbers).
@@ -167,6 +166,7 @@ pub fn may_edit_field(
             matches!(section, "identity" | "private_flags")
                 && consent_refusal(auth, doc).is_none()
                 && member.roles.iter().any(|r| r.sees_private())
+                && (administers(member) || heads_childs_class(auth, member))
                 && cares(auth, member, doc)
         }
         DocId::Class(k) => {
@@ -206,7 +206,11 @@ fn may_write_kind(auth: &AuthState<'_>, m: &Member, doc: &DocId, kind: RecordKin
                 || m.class_id.as_ref() == Some(k)
                 || m.roles.iter().any(|r| r.is_teacher())
         }
-        DocId::Private(_) => m.roles.iter().any(|r| r.sees_private()) && cares(auth, m, doc),
+        DocId::Private(_) => {
+            m.roles.iter().any(|r| r.sees_private())
+                && (administers(m) || heads_childs_class(auth, m))
+                && cares(auth, m, doc)
+        }
         _ => cares(auth, m, doc),
     };
     role_ok && where_ok
