@@ -288,8 +288,16 @@ impl ShouwangClient {
         let (store, store_key) = (PathBuf::from(&path), key.clone());
         let archive = run(async move {
             let settings = JoinSettings {
-                progress: listener
-                    .map(|l| Box::new(move |bytes: u64| l.on_received(bytes)) as EnrollProgress),
+                // The app's listener failing (a Kotlin exception reaches Rust as a panic of
+                // the callback) must not fail the join: the hub has taken the invite by the
+                // first report, and a failed join throws the device key away.
+                progress: listener.map(|l| {
+                    Box::new(move |bytes: u64| {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            l.on_received(bytes)
+                        }));
+                    }) as EnrollProgress
+                }),
                 ..JoinSettings::default()
             };
             Ok(device::join_with(

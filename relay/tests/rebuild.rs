@@ -2,13 +2,14 @@
 //! (issue 12, point 5; the procedure is in the README, "学校电脑的硬盘坏了"). The real
 //! `shouwang-relay` and `shouwang` binaries, real iroh on loopback, real SQLCipher files.
 //!
-//! 1. The school is set up and backed up at once (as `init-school` tells the office to).
+//! 1. The school is set up, the 班主任's phone joins, and the school is backed up.
 //! 2. After the backup, the office's own device (张长友, 领导组) joins, adds a 爱心妈妈 and pairs
-//!    her with a child; the 班主任 and the new 爱心妈妈 join and record; everyone syncs, the
-//!    office last (its end-of-day sync). The 班主任 then records offline.
+//!    her with a child; the 班主任 and the new 爱心妈妈 record; everyone syncs, the office
+//!    last (its end-of-day sync). The 班主任 then records offline.
 //! 3. The disk dies: the data directory is gone.
 //! 4. The backup is restored into a new data directory (same data key), and `serve` starts.
-//!    A phone that syncs before the office's device is asked to wait, and keeps its records.
+//!    A phone that syncs before the office's device is asked to wait, even one the backup
+//!    knows, and keeps its records.
 //! 5. The office's device syncs first: it gives the hub back the school as it stands, with
 //!    the members, the pairing and the devices registered after the backup.
 //! 6. The phones enrolled after the backup are recognised, and sync; their records are back.
@@ -54,13 +55,18 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
     let ports = HubPorts::write(dir.path(), &data, "");
     let log = dir.path().join("hub.log");
 
-    // 1. Backed up as soon as it is set up.
+    // 1. Backed up on the first day, once the 班主任's phone has joined.
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let teacher = dir.path().join("teacher.db");
+    phone(
+        &teacher,
+        &["join", &invite(&ports.config, "班主任", "王瑞侠")],
+    );
     let backup = dir.path().join("郭庄小学-开学.backup");
     ok(relay(
         &ports.config,
         &["backup", "--out", backup.to_str().unwrap()],
     ));
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
 
     // 2. A term's work after the backup.
     let office = dir.path().join("office.db");
@@ -71,11 +77,6 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
     phone(&office, &["member", "add", "--role", "爱心妈妈", "李芳"]);
     phone(&office, &["pair", "--carer", "李芳", "--child", "赵子涵"]);
     phone(&office, &["sync"]);
-    let teacher = dir.path().join("teacher.db");
-    phone(
-        &teacher,
-        &["join", &invite(&ports.config, "班主任", "王瑞侠")],
-    );
     record(&teacher, "家访", "王小雨", "2026-11-18", VISIT);
     phone(&teacher, &["sync"]);
     let mother = dir.path().join("mother.db");
@@ -119,8 +120,10 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
     );
     let server = HubProcess::start(Path::new(BIN), &ports, &log);
 
-    // A phone enrolled since the backup that comes before the office's device is told to
-    // wait, in Chinese; it keeps everything.
+    // A phone that comes before the office's device is told to wait, in Chinese, even one
+    // the backup knows (the 班主任's): a device revoked since the backup is still registered
+    // there, and only an administrator's device brings the revocation back. It keeps
+    // everything.
     let early = run(
         &phone_bin(),
         &["--store", teacher.to_str().unwrap(), "sync"],

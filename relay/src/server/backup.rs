@@ -157,6 +157,7 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
     // One backup at a time in a folder (a nightly timer and a manual run): the ledger and the
     // sweep of the older backups below are theirs alone until this one is done.
     let _folder = lock_folder(dir)?;
+    remove_leftovers(dir);
     let key = data.data_key()?;
     let store_key = key.store_key();
     let source = cipher::open(
@@ -234,6 +235,25 @@ fn lock_folder(dir: &Path) -> Result<fs::File, Error> {
         .open(dir.join(FOLDER_LOCK))?;
     file.lock()?;
     Ok(file)
+}
+
+/// Removes what a backup or a sweep killed half-way left in `dir` (`.<name>.partial`,
+/// `.<name>.sweeping`): whole copies of the archive, erased children's files included, under
+/// names the sweep does not take for backups. Only under the folder's lock, which every
+/// backup holds while it writes them: any there now is a dead run's.
+fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let leftover = name.starts_with('.')
+            && (name.ends_with(".partial") || name.ends_with(".sweeping"))
+            && entry.file_type().is_ok_and(|t| t.is_file());
+        if leftover {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Removes the documents of the children in `erased` from every other backup in `dir` (files
@@ -541,6 +561,12 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         let school = archive.school()?.name.clone();
         let erasures = archive.erasures()?.len();
         drop(archive);
+        // The devices hold what happened since the backup: the hub lets an administrator's
+        // device in first and writes nothing of its own until it has synced
+        // (`hub::Enrolled::rebuilding`). The mark is made here, so it is in place before the
+        // school is (`school.key` moves last): a restore killed at any point after leaves a
+        // hub that rebuilds, never one that serves as if nothing had been lost.
+        write_private_new(&stage.rebuilding_marker(), b"")?;
         if in_place {
             let mut names: Vec<_> = fs::read_dir(&staging)?
                 .map(|e| e.map(|e| e.file_name()))
@@ -554,13 +580,15 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         } else {
             fs::rename(&staging, root)?;
         }
+        #[cfg(test)]
+        if KILLED_ONCE_IN_PLACE.with(std::cell::Cell::get) {
+            return Err(Error::Io(std::io::Error::other(
+                "the process was killed here",
+            )));
+        }
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::File::open(parent)?.sync_all()?;
         }
-        // The devices hold what happened since the backup: the hub lets an administrator's
-        // device in first, unregistered as it may be, and writes nothing of its own until it
-        // has synced (`hub::Enrolled::rebuilding`).
-        write_private_new(&data.rebuilding_marker(), b"")?;
         Ok((school, erasures))
     })();
     if result.is_err() {
@@ -620,8 +648,49 @@ fn with_suffix(root: &Path, suffix: &str) -> PathBuf {
 }
 
 #[cfg(test)]
+thread_local! {
+    /// Makes [`restore`] stop just after the restored directory is in place, as a process
+    /// killed there (or a disk full at the next write) would.
+    static KILLED_ONCE_IN_PLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A restored directory is a school as soon as `school.key` is in it, and `serve` treats
+    /// it as one: it must be rebuilding from that moment, or a restore killed just after
+    /// would leave a hub that serves and writes under its own actor at once, reusing the
+    /// sequence numbers its lost copy had used. Both ways of restoring: into a new directory
+    /// (renamed into place) and into an existing empty one (moved in file by file).
+    #[test]
+    fn a_restore_killed_once_in_place_leaves_a_hub_that_rebuilds() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().join("hub"));
+        super::super::invite::init_school(
+            &data,
+            &shouwang_core::archive::SchoolSetup::sample("学校服务器"),
+        )
+        .unwrap();
+        let out = dir.path().join("2026-12-01.backup");
+        backup(&data, &out).unwrap();
+        for (name, exists) in [("new", false), ("empty", true)] {
+            let root = dir.path().join(name);
+            if exists {
+                fs::create_dir(&root).unwrap();
+            }
+            let restored = DataDir::with_key(&root, data.key_source().clone());
+            KILLED_ONCE_IN_PLACE.with(|k| k.set(true));
+            let killed = restore(&restored, &out);
+            KILLED_ONCE_IN_PLACE.with(|k| k.set(false));
+            assert!(killed.is_err(), "{name}");
+            assert!(root.join("school.key").exists(), "{name}: not in place");
+            assert!(
+                restored.rebuilding_marker().exists(),
+                "{name}: a school in place that is not rebuilding"
+            );
+        }
+    }
 
     #[test]
     fn only_the_files_of_a_data_directory_are_restored() {

@@ -36,7 +36,8 @@ pub(crate) enum Standing {
 /// A hub restored from a backup is *rebuilding* until an administrator's device has synced:
 /// anyone gets past the gate meanwhile (as with an invite open), because the devices enrolled
 /// since the backup are not in the restored school document; at `Hello` only an
-/// administrator's certificate is taken from an unregistered device ([`HubState::check_rebuild`]).
+/// administrator's certificate is taken, from any device ([`HubState::check_rebuild`]): one the
+/// backup knows may have been revoked since.
 #[derive(Debug, Default)]
 pub(crate) struct Enrolled {
     data: Option<DataDir>,

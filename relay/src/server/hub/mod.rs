@@ -214,18 +214,13 @@ impl HubState {
         Ok(Some(self.school_key.issue(body)?))
     }
 
-    /// While the hub rebuilds from a backup, an unregistered device may sync only if its
-    /// certificate is an administrator's: its school document brings back the devices, members
-    /// and pairings of the time since the backup. Anyone else's changes would be refused as an
-    /// unregistered device's, so it waits.
-    fn check_rebuild(&self, device: &DeviceKey, cert: &Certificate) -> Result<(), Error> {
-        if !self.enrolled.rebuilding()
-            || self
-                .enrolled
-                .standing(&DeviceId::from_key(&device.0))
-                .is_some()
-            || cert.body().roles.iter().any(|r| r.administers())
-        {
+    /// While the hub rebuilds from a backup, only a device whose certificate is an
+    /// administrator's may sync: its school document brings back the devices, members and
+    /// pairings of the time since the backup. Everyone else waits, a device the backup knows
+    /// included: it may have been revoked or its member deactivated since, or its pairings
+    /// ended, and the restored copy cannot tell until an administrator's device has synced.
+    fn check_rebuild(&self, cert: &Certificate) -> Result<(), Error> {
+        if !self.enrolled.rebuilding() || cert.body().roles.iter().any(|r| r.administers()) {
             return Ok(());
         }
         Err(Error::NotPermitted(REBUILDING.into()))
@@ -464,7 +459,7 @@ impl HubConversation {
                 };
                 let mut archive = self.state.archives.get()?;
                 let member = self.state.check_member(&mut archive, &cert)?;
-                self.state.check_rebuild(&self.device, &cert)?;
+                self.state.check_rebuild(&cert)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 // Every sync of every phone: kept out of the default log (journald keeps it
                 // unbounded), where the delivery log in `hub.db` keeps it bounded and encrypted.
