@@ -112,6 +112,9 @@ pub fn edit<T: Transactable + ReadDoc>(
     Ok(())
 }
 
+/// The longest reason a record is voided for, in characters.
+pub const MAX_VOID_REASON_CHARS: usize = 200;
+
 /// Voids (作废) a record: who, when, why. The record and everything in it stays.
 pub fn void<T: Transactable + ReadDoc>(
     tx: &mut T,
@@ -124,6 +127,7 @@ pub fn void<T: Transactable + ReadDoc>(
     if reason.is_empty() {
         return Err(Error::Missing("作废原因".into()));
     }
+    crate::forms::check_line("作废原因", reason, MAX_VOID_REASON_CHARS)?;
     let obj = record_obj(tx, id)?;
     let vmap = map_at(tx, &obj, R_VOID).ok_or_else(|| Error::Corrupt("记录缺少作废表".into()))?;
     tx.put(&vmap, "by", by.as_str())?;

@@ -394,6 +394,14 @@ fn story_5_void_and_concurrent_edit_both_survive_and_the_record_stays_voided() {
     let mut teacher = join(&mut admin, HEAD_TEACHER);
     let id = teacher.record("家访", CHILD, "2026-11-20", &[("notes", "重复录入")]);
     sync(&mut teacher, &mut admin);
+    // A reason is a line like any other: a pasted page is refused and changes nothing.
+    let before = fingerprint(&mut admin);
+    let e = admin
+        .archive
+        .void_record(&id, &"重复".repeat(101))
+        .unwrap_err();
+    assert!(e.to_string().contains("作废原因"), "{e}");
+    assert_eq!(before, fingerprint(&mut admin));
     admin
         .archive
         .void_record(&id, "与11月20日的记录重复")
@@ -654,4 +662,60 @@ fn story_2b_a_conflict_in_an_id_number_is_shown_masked() {
             "{v} shown in full"
         );
     }
+}
+
+/// 2c. A conflict resolved with a new value takes the checks the field takes when typed: a
+///     身份证号 that is not one (a wrong check digit) is refused and changes nothing (it would
+///     be stored, and shown in full since it masks as no ID number does); a valid one is kept
+///     as the field keeps it. A class is typed by its name and kept as the class.
+#[test]
+fn story_2c_a_new_value_resolving_a_conflict_is_checked_as_when_typed() {
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    admin
+        .archive
+        .edit_child(CHILD, "identity", &kv(&[("id_card", "34052120170305002X")]))
+        .unwrap();
+    teacher
+        .archive
+        .edit_child(CHILD, "identity", &kv(&[("id_card", "340521201607120032")]))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    let before = fingerprint(&mut teacher);
+    let e = teacher
+        .archive
+        .resolve(CHILD, "identity.id_card", None, Some("340521201503050021"))
+        .unwrap_err();
+    assert!(e.to_string().contains("身份证"), "{e}");
+    assert_eq!(before, fingerprint(&mut teacher), "nothing changed");
+    teacher
+        .archive
+        .resolve(CHILD, "identity.id_card", None, Some("34052120170305002x"))
+        .unwrap();
+    let shown = teacher.archive.reveal_id(CHILD, "核对学籍").unwrap();
+    assert_eq!(
+        field(&shown, "identity", "id_card"),
+        Some("34052120170305002X")
+    );
+
+    // Two administrators move her to different classes while apart; the resolution puts her
+    // back in her class, named by its name as `child edit` takes it, and she is listed there.
+    admin.archive.add_class("四年级(2)班", None).unwrap();
+    admin.archive.add_class("五年级(1)班", None).unwrap();
+    let mut archivist = join(&mut admin, "晁月静");
+    admin
+        .archive
+        .edit_child(CHILD, "profile", &kv(&[("class_id", "四年级(2)班")]))
+        .unwrap();
+    archivist
+        .archive
+        .edit_child(CHILD, "profile", &kv(&[("class_id", "五年级(1)班")]))
+        .unwrap();
+    sync(&mut archivist, &mut admin);
+    admin
+        .archive
+        .resolve(CHILD, "profile.class_id", None, Some(CLASS))
+        .unwrap();
+    let listed = admin.archive.children(Some(CLASS), false).unwrap();
+    assert!(listed.iter().any(|c| c.name == CHILD), "{listed:?}");
 }

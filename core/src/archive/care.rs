@@ -194,15 +194,7 @@ impl Archive {
             }
         }
         for (spec, v) in &mut values {
-            match (spec.key, &*v) {
-                ("id_card", FieldValue::Str(s)) => {
-                    *v = FieldValue::Str(IdCardNumber::parse(s)?.as_str().to_owned());
-                }
-                ("class_id", FieldValue::Str(s)) => {
-                    *v = FieldValue::Str(self.find_class(s)?.id.0);
-                }
-                _ => {}
-            }
+            self.check_typed(spec.key, v)?;
         }
         let message = format!("修改{}", sec.label);
         let split = school.split_for_roles;
@@ -597,6 +589,22 @@ impl Archive {
         Ok(file)
     }
 
+    /// Checks and normalises a value typed into a child's field `key`, beyond what its kind
+    /// checks: a 身份证号 must be one (GB 11643, kept with a capital X), a class is named by
+    /// its name and kept as its id.
+    fn check_typed(&mut self, key: &str, v: &mut FieldValue) -> Result<()> {
+        match (key, &*v) {
+            ("id_card", FieldValue::Str(s)) => {
+                *v = FieldValue::Str(IdCardNumber::parse(s)?.as_str().to_owned());
+            }
+            ("class_id", FieldValue::Str(s)) => {
+                *v = FieldValue::Str(self.find_class(s)?.id.0);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Resolves a conflict at `path` (`guardian.phone`) in a child's file, either by picking one
     /// of the values shown (1-based) or with a new value.
     pub fn resolve(
@@ -694,6 +702,15 @@ impl Archive {
             parse_past_date("日期", &d.format("%Y-%m-%d").to_string(), latest)?;
         }
         let label = conflicts::spec_for_path(doc, &parts).1;
+        // A new value of a section's field takes the checks it takes when typed (a 身份证号
+        // that is one, a class named by its name).
+        let mut chosen = chosen;
+        if value.is_some()
+            && let [section, field] = parts.as_slice()
+            && section != doc::RECORDS
+        {
+            self.check_typed(field, &mut chosen)?;
+        }
         let (last, parents) = parts
             .split_last()
             .ok_or_else(|| Error::invalid("字段", path))?;

@@ -146,9 +146,20 @@ pub fn parse_for_path<D: ReadDoc>(
     path: &[String],
     raw: &str,
 ) -> crate::Result<FieldValue> {
-    match spec_for_path(doc, path).0 {
-        Some(spec) => spec.parse(raw),
-        None => Ok(FieldValue::Str(raw.trim().to_owned())),
+    match spec_for_path(doc, path) {
+        (Some(spec), _) => spec.parse(raw),
+        // A field this version does not know: free text, as long as a note at most.
+        (None, label) => {
+            let text = raw.trim();
+            crate::forms::check_text(&label, text)?;
+            if text.chars().count() > crate::forms::MAX_NOTE_CHARS {
+                return Err(crate::Error::invalid(
+                    &label,
+                    format!("太长了，最多{}个字", crate::forms::MAX_NOTE_CHARS),
+                ));
+            }
+            Ok(FieldValue::Str(text.to_owned()))
+        }
     }
 }
 
