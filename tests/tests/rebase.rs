@@ -138,6 +138,8 @@ fn a_reason_naming_what_was_corrected_is_refused() {
     let before = admin.archive.store().all_heads().unwrap();
     for (reason, says) in [
         (format!("姓名原写为{OLD_NAME}"), "学生的姓名"),
+        ("晓雨父母离异，随母亲迁居".to_owned(), "学生的名字"),
+        ("原名小雨".to_owned(), "学生的名字"),
         (format!("原身份证号{wrong}录错"), "身份证号"),
         (format!("原号码{}有误", &wrong[..12]), "身份证号"),
         ("监护人电话13905640001登记错".to_owned(), "电话"),

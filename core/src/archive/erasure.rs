@@ -232,11 +232,40 @@ impl Archive {
                 ("identity", "student_no", "学籍号"),
             ],
         )?;
-        // A value of one character would refuse nearly every reason.
-        Ok(out
+        // A name is also found by its given name, what people call her ("小雨父母离异"):
+        // the name without its surname (one character, or two for a compound surname).
+        let given: Vec<(&'static str, String)> = out
+            .iter()
+            .filter_map(|(what, v)| Some((given_name_of(what)?, v.trim())))
+            .flat_map(|(what, v)| {
+                let chars: Vec<char> = v.chars().collect();
+                (1..=2)
+                    .filter(move |&skip| chars.len() >= skip + 2)
+                    .map(move |skip| (what, v.chars().skip(skip).collect::<String>()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.extend(given);
+        // A value of one character would refuse nearly every reason. Longest first: a
+        // reason holding a whole name is told it names the person, not her given name.
+        let mut found: Vec<(&'static str, String)> = out
             .into_iter()
             .map(|(what, v)| (what, v.trim().to_owned()))
             .filter(|(_, v)| v.chars().count() >= 2 && !NOT_A_NAME.contains(&v.as_str()))
-            .collect())
+            .collect();
+        found.sort_by_key(|(_, v)| std::cmp::Reverse(v.chars().count()));
+        Ok(found)
     }
+}
+
+/// What a name's given name is called in a refusal, for each name [`Archive::check_reason`]
+/// looks for.
+fn given_name_of(what: &str) -> Option<&'static str> {
+    Some(match what {
+        "学生的姓名" => "学生的名字",
+        "父亲的姓名" => "父亲的名字",
+        "母亲的姓名" => "母亲的名字",
+        "监护人的姓名" => "监护人的名字",
+        _ => return None,
+    })
 }
