@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     /// The endpoint hub syncs go out from, bound at the first and kept while the client is
     /// open, with its warm connection to the hub ([`device::warm_options`]).
     hub_node: tokio::sync::Mutex<Option<Node>>,
+    /// The background sync running, if any: one per client.
+    background: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Drop for Inner {
@@ -89,6 +91,9 @@ impl Drop for Inner {
     }
 }
 
+/// The shortest interval [`ShouwangClient::start_background_sync`] takes, in seconds.
+pub const MIN_BACKGROUND_INTERVAL_SECS: u32 = 60;
+
 impl Inner {
     fn new(path: PathBuf, key: StoreKey, archive: Archive) -> Inner {
         Inner {
@@ -99,6 +104,7 @@ impl Inner {
             writes: watch::channel(0).0,
             sync_lock: tokio::sync::Mutex::new(()),
             hub_node: tokio::sync::Mutex::new(None),
+            background: Mutex::new(None),
         }
     }
 
@@ -581,20 +587,30 @@ impl ShouwangClient {
         run(async move { inner.prepare_sync().await }).await
     }
 
-    /// Syncs with the school server every `interval_secs` seconds, and soon after each local
-    /// write, reporting every attempt to `listener`, until the returned handle is closed or
-    /// the client is. A failed attempt is retried at the next interval; it stops for good if
-    /// the device is not enrolled or the key is wrong.
+    /// Syncs with the school server every `interval_secs` seconds (at least
+    /// [`MIN_BACKGROUND_INTERVAL_SECS`]: each attempt wakes the radio), and soon after each
+    /// local write, reporting every attempt to `listener`, until the returned handle is closed
+    /// or the client is. A failed attempt is retried at the next interval; it stops for good
+    /// if the device is not enrolled or the key is wrong. Starting it again replaces the
+    /// background sync that was running (its handle reports it finished).
     pub fn start_background_sync(
         &self,
         interval_secs: u32,
         listener: Box<dyn SyncListener>,
     ) -> Result<Arc<TaskHandle>> {
+        if interval_secs < MIN_BACKGROUND_INTERVAL_SECS {
+            return Err(ShouwangError::invalid(
+                "同步间隔",
+                format!(
+                    "后台同步的间隔至少{MIN_BACKGROUND_INTERVAL_SECS}秒（记录保存后会自动尽快同步）"
+                ),
+            ));
+        }
         let rt = runtime()?;
         let (updates, _delivery) = sync_pump(listener).ok_or_else(ShouwangError::internal)?;
         let client = Arc::downgrade(&self.inner);
         let mut writes = self.inner.writes.subscribe();
-        let interval = Duration::from_secs(u64::from(interval_secs.max(1)));
+        let interval = Duration::from_secs(u64::from(interval_secs));
         let task = rt.spawn(async move {
             loop {
                 let Some(inner) = Weak::upgrade(&client) else {
@@ -608,7 +624,7 @@ impl ShouwangClient {
                     let last = is_final(&e);
                     let _ = updates.send(SyncUpdate::Failed {
                         message: e.message().to_owned(),
-                        retry_in_secs: (!last).then_some(interval_secs.max(1)),
+                        retry_in_secs: (!last).then_some(interval_secs),
                     });
                     if last {
                         break;
@@ -625,6 +641,11 @@ impl ShouwangClient {
                 }
             }
         });
+        if let Ok(mut running) = self.inner.background.lock()
+            && let Some(earlier) = running.replace(task.abort_handle())
+        {
+            earlier.abort();
+        }
         Ok(TaskHandle::new(&task))
     }
 

@@ -41,3 +41,36 @@ fn a_progress_listener_that_fails_does_not_cost_her_the_invite() {
     assert_eq!(mother.me().unwrap().name, "刘桂兰");
     assert!(!mother.children(true).unwrap().is_empty());
 }
+
+/// A careless app cannot drain the battery with background sync: an interval under a minute
+/// (0 would sync every second) is refused, and starting it again replaces the sync that was
+/// running instead of stacking a second loop beside it.
+#[test]
+fn background_sync_is_one_loop_of_at_least_a_minute() {
+    struct Quiet;
+    impl shouwang_ffi::SyncListener for Quiet {
+        fn on_update(&self, _update: shouwang_ffi::types::SyncUpdate) {}
+    }
+    let hub = Hub::start();
+    let teacher = hub.join("teacher.db", "王瑞侠", Role::HeadTeacher, "王老师的手机");
+    for too_often in [0, 1, 59] {
+        let e = teacher
+            .start_background_sync(too_often, Box::new(Quiet))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, shouwang_ffi::ShouwangError::InvalidInput { .. }),
+            "{too_often}: {e}"
+        );
+    }
+    let first = teacher.start_background_sync(300, Box::new(Quiet)).unwrap();
+    assert!(!first.is_finished());
+    let second = teacher.start_background_sync(300, Box::new(Quiet)).unwrap();
+    let stopped = hub.block_on(shouwang_tests::wait::eventually(
+        std::time::Duration::from_secs(5),
+        || first.is_finished(),
+    ));
+    assert!(stopped, "two background syncs run side by side");
+    assert!(!second.is_finished());
+    second.cancel();
+}

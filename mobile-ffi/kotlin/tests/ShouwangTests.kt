@@ -312,7 +312,7 @@ fun cancelDuringATransferLeavesTheStoreConsistent(c: Ctx) {
 
 fun backgroundSyncReportsUntilItsHandleIsClosed(c: Ctx) {
     val listener = SyncHeard()
-    val handle = c.teacher.startBackgroundSync(1u, listener)
+    val handle = c.teacher.startBackgroundSync(60u, listener)
     listener.heard.await(20) { it is SyncUpdate.Succeeded }
     val before = listener.heard.all.count { it is SyncUpdate.Succeeded }
     c.teacher.addRecord(homeVisit(c.childId, "2026-11-23", "复访：孩子情绪好转，奶奶身体无恙。"))
