@@ -411,6 +411,31 @@ pub fn raw_store(store: &Path) -> Vec<u8> {
     bytes
 }
 
+/// Everything of `what` the store at `path` (open as `a`) holds: in the raw file and WAL, or
+/// in the decoded operations of any change it keeps (automerge deflates large changes).
+/// `name` says whose store it is in the answer.
+pub fn store_leaks(name: &str, path: &Path, a: &mut Archive, what: &[&str]) -> Vec<String> {
+    let bytes = raw_store(path);
+    let mut out: Vec<String> = what
+        .iter()
+        .filter(|w| holds_text(&bytes, w))
+        .map(|w| format!("{name}: {w}"))
+        .collect();
+    let store = a.store();
+    let mut history = String::new();
+    for id in store.doc_ids().unwrap() {
+        for c in store.doc(&id).unwrap().unwrap().get_changes(&[]) {
+            history.push_str(&format!("{:?}", c.decode()));
+        }
+    }
+    out.extend(
+        what.iter()
+            .filter(|w| history.contains(*w))
+            .map(|w| format!("{name} history: {w}")),
+    );
+    out
+}
+
 /// Whether `text` occurs in `bytes` (a name, an ID number in a raw store file).
 pub fn holds_text(bytes: &[u8], text: &str) -> bool {
     bytes.windows(text.len()).any(|w| w == text.as_bytes())

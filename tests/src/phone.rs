@@ -288,21 +288,7 @@ pub fn docs_of(a: &mut Archive, child: &ChildId) -> Vec<DocId> {
 /// Everything `p`'s store holds of `what`: in the raw file and WAL, or in the decoded
 /// operations of any change it keeps (automerge deflates large changes).
 pub fn history_leaks(p: &Phone, what: &[&str]) -> Vec<String> {
-    let mut out = p.leaks(what);
-    let mut a = p.archive();
-    let store = a.store();
-    let mut history = String::new();
-    for id in store.doc_ids().unwrap() {
-        for c in store.doc(&id).unwrap().unwrap().get_changes(&[]) {
-            history.push_str(&format!("{:?}", c.decode()));
-        }
-    }
-    out.extend(
-        what.iter()
-            .filter(|w| history.contains(*w))
-            .map(|w| format!("{} history: {w}", p.name)),
-    );
-    out
+    crate::fixtures::store_leaks(p.name, &p.path, &mut p.archive(), what)
 }
 
 /// The child the leaving and erasure stories follow, and the 谈心 her 爱心妈妈 wrote about her.

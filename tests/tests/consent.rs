@@ -236,12 +236,13 @@ fn story_2_a_withdrawal_stops_new_records_and_points_to_erasure() {
         .add_progress(&plan, "2026-11-20", &kv(&[("notes", "进步了")]))
         .unwrap_err();
     assert!(err.to_string().contains("撤回"), "{err}");
-    // What was recorded before stays: the private part's 心理辅导记录 with the office alone
-    // once the withdrawal reaches it (story 18).
-    let f = teacher.file(CHILDREN[1].1);
-    assert_eq!(f.records.len(), 2, "the 家访 and the plan");
-    let c = f.consent.unwrap();
-    assert!(c.withdrawn.is_some());
+    // What was recorded before stays, with the office alone (story 18h): her copy is closed
+    // to her at once, and she is told why.
+    let err = teacher
+        .archive
+        .child_file_for(CHILDREN[1].1, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("撤回"), "{err}");
     // The guardian's no is not the 班主任's to undo: it is not listed as consent to obtain.
     assert!(!consent_due(&mut teacher).contains(&CHILDREN[1].1.to_owned()));
     sync(&mut teacher, &mut admin);
@@ -661,17 +662,32 @@ fn story_8_an_objection_without_a_grant_binds_like_a_withdrawal() {
     let err = teacher.archive.add_record(&visit).unwrap_err();
     assert!(err.to_string().contains("拒绝"), "{err}");
     assert!(counselling(&mut teacher, child).is_err());
-    let f = teacher.file(child);
-    assert_eq!(f.records.len(), 1, "what was recorded before stays");
-    let c = f.consent.unwrap();
+    // The file is closed to her at once (only the office keeps it: story 18h), saying why.
+    let err = teacher.archive.child_file_for(child, None).unwrap_err();
+    assert!(err.to_string().contains("拒绝"), "{err}");
+    // Her app writes anyway, over the objection it holds: refused where it arrives.
+    let c_id = admin.archive.find_child(child).unwrap();
+    let forged = attack::home_visit_dated(&mut teacher.archive, &c_id, "2026-11-19");
+    sync(&mut teacher, &mut admin);
+    assert!(!holds(
+        &mut admin.archive,
+        &DocId::Child(c_id.clone()),
+        &forged
+    ));
+    assert_eq!(quarantined(&mut admin.archive), 1);
+    let c = admin.file(child).consent.unwrap();
     assert!(c.is_objection());
     assert!(
         c.line().contains("王秀英 于 2026-11-18 拒绝"),
         "{}",
         c.line()
     );
-
-    sync(&mut teacher, &mut admin);
+    assert_eq!(
+        admin.file(child).records.len(),
+        1,
+        "what was recorded before stays"
+    );
+    // The 爱心妈妈's phone drops the file at its next exchange, and writes nothing into it.
     sync(&mut mother, &mut admin);
     assert!(
         mother
@@ -682,17 +698,16 @@ fn story_8_an_objection_without_a_grant_binds_like_a_withdrawal() {
             })
             .is_err()
     );
-    let c_id = mother.archive.find_child(child).unwrap();
-    let forged = attack::talk_dated(&mut mother.archive, &c_id, "2026-11-19", None);
-    sync(&mut mother, &mut admin);
-    assert!(!holds(&mut admin.archive, &DocId::Child(c_id), &forged));
-    assert_eq!(quarantined(&mut admin.archive), 1);
+    assert!(mother.archive.find_child(child).is_err());
 
-    // She signs after all: the objection is cleared and the 班主任 writes again.
-    teacher
+    // She signs after all, at the office: the objection is cleared and the 班主任 writes
+    // again once her phone has the file back.
+    admin
         .archive
         .record_consent(child, &consent("basic"))
         .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
     teacher.archive.add_record(&visit).unwrap();
 }
 
@@ -821,15 +836,15 @@ fn story_11_a_withdrawal_and_a_grant_made_apart_both_stand() {
         .unwrap();
     sync(&mut teacher, &mut admin);
     sync(&mut teacher, &mut admin);
-    for (who, d) in [("office", &mut admin), ("phone", &mut teacher)] {
-        let c = d.file(child).consent.unwrap();
-        assert!(c.is_withdrawn(Cover::Basic), "{who}: {c:?}");
-        assert!(c.is_withdrawn(Cover::Private), "{who}: {c:?}");
-        assert!(c.covers(Cover::Photos), "{who}: {c:?}");
-    }
+    let c = admin.file(child).consent.unwrap();
+    assert!(c.is_withdrawn(Cover::Basic), "{c:?}");
+    assert!(c.is_withdrawn(Cover::Private), "{c:?}");
+    assert!(c.covers(Cover::Photos), "{c:?}");
     assert_eq!(quarantined(&mut admin.archive), 0);
-    let err = counselling(&mut teacher, child).unwrap_err();
-    assert!(err.to_string().contains("撤回"), "{err}");
+    // The basic file withdrawn, her phone drops it (story 18h) once the office holds her
+    // grant: the second exchange says so.
+    assert!(teacher.archive.find_child(child).is_err());
+    assert!(counselling(&mut teacher, child).is_err());
 }
 
 /// 12. A modified (or old) app records a grant of the basic file and clears every
@@ -1176,6 +1191,91 @@ fn story_18_after_a_withdrawal_of_the_private_part_only_administrators_hold_it()
     sync(&mut teacher, &mut admin);
     sync(&mut teacher, &mut admin);
     assert!(holds_private(&mut teacher), "a new grant brings it back");
+}
+
+/// 18h. The guardian withdraws consent to the basic file (or never gave it and objects):
+///      《儿童个人信息网络保护规定》第20条 has the school delete what it holds, so from then on
+///      only the administrators hold any of her file, until they erase it. The 班主任's and
+///      the 爱心妈妈's phones drop it at their next exchange with the office (the 谈心 and the
+///      consent form's number with it), files for them leave it out; a new grant, entered at the
+///      office, gives it back.
+#[test]
+fn story_18h_after_a_withdrawal_of_the_basic_file_only_administrators_hold_any_of_it() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let talk = mother.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-11-18",
+        &[("notes", "说想妈妈了，约好周末视频")],
+    );
+    sync(&mut mother, &mut admin);
+    let docs_of = |d: &mut Device| -> Vec<DocId> {
+        d.archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .into_iter()
+            .filter(|id| id.child() == Some(&child))
+            .collect()
+    };
+    let held = docs_of(&mut teacher);
+    assert!(held.contains(&DocId::Private(child.clone())), "{held:?}");
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("basic", "2026-11-20"))
+        .unwrap();
+    // Her phone keeps it until the office holds the withdrawal she typed (the office's file of
+    // the first exchange was made before it took hers); the second exchange says it does.
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
+    sync(&mut mother, &mut admin);
+    for d in [&mut teacher, &mut mother] {
+        assert_eq!(
+            docs_of(d),
+            Vec::<DocId>::new(),
+            "{} still holds her file",
+            d.name
+        );
+        let path = d.path();
+        let leaks = store_leaks(
+            d.name,
+            &path,
+            &mut d.archive,
+            &["说想妈妈了", "TY-2026-017"],
+        );
+        assert!(leaks.is_empty(), "{leaks:?}");
+    }
+    assert_eq!(
+        docs_of(&mut admin),
+        held,
+        "the office keeps it until it erases it"
+    );
+    assert!(holds_record(
+        &mut admin,
+        &DocId::Child(child.clone()),
+        &talk
+    ));
+    // The office's files for them leave it out.
+    let file = admin.export_for("after-withdrawal", mother.archive.me_id().as_str());
+    let entries = mother
+        .archive
+        .open_bundle(&std::fs::read(&file).unwrap())
+        .unwrap()
+        .entries;
+    assert!(
+        !entries.iter().any(|e| e.doc.child() == Some(&child)),
+        "the file carries it"
+    );
+    // The guardian signs again, at the office: the file is theirs to hold once more.
+    admin
+        .archive
+        .record_consent(CHILDREN[0].1, &consent("basic,private"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
+    assert_eq!(docs_of(&mut teacher), held, "a new grant brings it back");
 }
 
 /// Whether `d` holds record `id` in document `doc`.

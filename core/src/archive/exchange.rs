@@ -319,10 +319,24 @@ impl Archive {
             if let Some(m) = member
                 && !self.may_see(m, &id)?
             {
-                if let Some(work) = &work
-                    && let Some(h) = self.held_work(work, &id)?
-                {
-                    held.push(h);
+                // Her phone may hold work of hers in a document with records she wrote. A
+                // file withheld from her by the guardian's withdrawal is listed whatever it
+                // holds of hers: her phone learns of the withdrawal only here (the document
+                // that records it is the one withheld), and drops its copy once the school
+                // holds her work in it (`purge_out_of_scope`).
+                if let Some(work) = &work {
+                    let withheld = self.withheld_by_withdrawal(m, &id)?;
+                    if withheld || work.docs.contains(&id) {
+                        let mine = self.held_work(work, &id)?;
+                        if let Some(h) = mine.or_else(|| {
+                            withheld.then(|| Held {
+                                doc: id.clone(),
+                                changes: Vec::new(),
+                            })
+                        }) {
+                            held.push(h);
+                        }
+                    }
                 }
                 continue;
             }
@@ -375,9 +389,6 @@ impl Archive {
     /// change each of her devices made in it that this device holds (each covers that
     /// device's earlier ones). `None` if it holds none of her work.
     fn held_work(&mut self, work: &WorkOf, id: &DocId) -> Result<Option<Held>> {
-        if !work.docs.contains(id) {
-            return Ok(None);
-        }
         let Some(doc) = self.store.doc(id)? else {
             return Ok(None);
         };
@@ -624,6 +635,15 @@ impl Archive {
             record_held(b, &signing, &held)?;
             Ok(report)
         })?;
+        // What an administrator's file no longer sends her, she may no longer hold (its
+        // school document may not say why: a guardian's withdrawal is in the document
+        // withheld); dropped, as the hub's `OutOfScope` is, once it holds no work of hers
+        // beyond what the file says the school holds.
+        for h in &held {
+            if self.store.doc(&h.doc)?.is_some() {
+                self.store.mark_out_of_scope(&h.doc, &h.changes)?;
+            }
+        }
         report.purged = self.purge_out_of_scope()?;
         Ok(report)
     }

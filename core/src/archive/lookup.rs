@@ -58,9 +58,19 @@ impl Archive {
     /// they may not see is answered exactly as one who does not exist (`NotFound`), so that a
     /// member cannot learn who else is at the school by trying names or ids.
     pub(crate) fn find_child_seen_by(&mut self, member: &Member, key: &str) -> Result<ChildId> {
-        self.find_child_where(key, &mut |a, child| {
+        let found = self.find_child_where(key, &mut |a, child| {
             a.may_see(member, &DocId::Child(child.clone()))
-        })
+        });
+        if let Err(Error::NotFound { .. }) = &found
+            && let Ok(child) = self.find_child_where(key, &mut |a, child| {
+                a.withheld_by_withdrawal(member, &DocId::Child(child.clone()))
+            })
+        {
+            // A file her device still holds, closed to her by the guardian's withdrawal:
+            // she is told so (`require_care`), not that the child does not exist.
+            self.require_care(member, &DocId::Child(child))?;
+        }
+        found
     }
 
     /// A child by id, 学籍号 or name among those `keep` keeps: an exact id wins, then a
@@ -222,34 +232,47 @@ impl Archive {
         member: &Member,
         child: &ChildId,
     ) -> Result<bool> {
-        let school = self.school()?;
-        let mut facts = self.child_facts(child)?;
-        if !facts.private_withdrawn {
+        if !self.child_facts(child)?.private_withdrawn {
             return Ok(false);
         }
-        facts.private_withdrawn = false;
-        super::scope::may_see(&school, member, &DocId::Private(child.clone()), &mut |_| {
-            Ok(facts.clone())
-        })
+        self.withheld_by_withdrawal(member, &DocId::Private(child.clone()))
+    }
+
+    /// Whether `member` would hold `doc` of a child but for the guardian's withdrawals of
+    /// consent (to the basic file, or to the private part).
+    pub(crate) fn withheld_by_withdrawal(&mut self, member: &Member, doc: &DocId) -> Result<bool> {
+        let Some(child) = doc.child() else {
+            return Ok(false);
+        };
+        let facts = self.child_facts(child)?;
+        if !facts.private_withdrawn && !facts.basic_withdrawn {
+            return Ok(false);
+        }
+        let school = self.school()?;
+        let before = facts.before_withdrawals();
+        super::scope::may_see(&school, member, doc, &mut |_| Ok(before.clone()))
     }
 
     pub(crate) fn require_care(&mut self, member: &Member, doc: &DocId) -> Result<()> {
         if self.may_see(member, doc)? {
             return Ok(());
         }
-        // A private part closed to her by the guardian's withdrawal: say so, as the consent
-        // gate does, rather than blame her standing (to her alone: anyone else learns nothing
-        // of another child's consent).
-        if let DocId::Private(child) = doc
-            && self.closed_by_withdrawal(member, child)?
+        // A file (or its private part) closed to her by the guardian's withdrawal: say so, as
+        // the consent gate does, rather than blame her standing (to her alone: anyone else
+        // learns nothing of another child's consent).
+        if let Some(child) = doc.child()
+            && self.withheld_by_withdrawal(member, doc)?
         {
+            let cover = if self.child_facts(child)?.basic_withdrawn {
+                crate::consent::Cover::Basic
+            } else {
+                crate::consent::Cover::Private
+            };
             let consent = self
                 .store
                 .doc(&DocId::Child(child.clone()))?
                 .and_then(|d| crate::consent::read(d, None));
-            if let Some(reason) =
-                crate::consent::gate(false, consent.as_ref(), crate::consent::Cover::Private)
-            {
+            if let Some(reason) = crate::consent::gate(false, consent.as_ref(), cover) {
                 return Err(Error::NotPermitted(format!(
                     "{reason}。{}",
                     super::care::ERASE_HINT

@@ -141,10 +141,8 @@ impl Archive {
                 before.departures.retain(|d| d.child != id);
                 // What it may have held then: a withdrawal since does not take it back.
                 let mut facts_of = |c: &ChildId| {
-                    self.child_facts(c).map(|f| super::scope::ChildFacts {
-                        private_withdrawn: false,
-                        ..f
-                    })
+                    self.child_facts(c)
+                        .map(super::scope::ChildFacts::before_withdrawals)
                 };
                 if super::scope::may_see(
                     &before,

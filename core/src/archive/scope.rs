@@ -28,26 +28,45 @@ pub(crate) struct ChildFacts {
     /// The guardian withdrew consent to the private part, or objected to it
     /// (`crate::consent`): from then on only administrators hold it.
     pub private_withdrawn: bool,
+    /// The guardian withdrew consent to the basic file, or objected to it: from then on only
+    /// administrators hold any of the child's file (《儿童个人信息网络保护规定》第20条: the
+    /// school deletes it; its carers' devices do at once, the office when it erases it).
+    pub basic_withdrawn: bool,
 }
 
 impl ChildFacts {
     /// The facts a child's shared file gives.
     pub(crate) fn of(child_doc: &Automerge) -> ChildFacts {
+        let consent = crate::consent::read(child_doc, None);
+        let withdrawn = |cover| consent.as_ref().is_some_and(|c| c.is_withdrawn(cover));
         ChildFacts {
             class: map_at(child_doc, &ROOT, "profile")
                 .and_then(|p| get_str(child_doc, &p, "class_id"))
                 .map(ClassId),
-            private_withdrawn: crate::consent::read(child_doc, None)
-                .is_some_and(|c| c.is_withdrawn(crate::consent::Cover::Private)),
+            private_withdrawn: withdrawn(crate::consent::Cover::Private),
+            basic_withdrawn: withdrawn(crate::consent::Cover::Basic),
         }
     }
 
     /// The facts as the projection keeps them (`p_children.class_id`, `.consent`).
     pub(crate) fn projected(class: Option<String>, consent: Option<&str>) -> ChildFacts {
-        let withdrawn = format!("-{}", crate::consent::Cover::Private.key());
+        let withdrawn = |cover: crate::consent::Cover| {
+            let key = format!("-{}", cover.key());
+            consent.is_some_and(|c| c.split(',').any(|k| k == key))
+        };
         ChildFacts {
             class: class.map(ClassId),
-            private_withdrawn: consent.is_some_and(|c| c.split(',').any(|k| k == withdrawn)),
+            private_withdrawn: withdrawn(crate::consent::Cover::Private),
+            basic_withdrawn: withdrawn(crate::consent::Cover::Basic),
+        }
+    }
+
+    /// The facts as they were before any withdrawal (what a member could hold then).
+    pub(crate) fn before_withdrawals(self) -> ChildFacts {
+        ChildFacts {
+            private_withdrawn: false,
+            basic_withdrawn: false,
+            ..self
         }
     }
 }
@@ -110,6 +129,12 @@ pub(crate) fn may_see(
     }
     if doc.child().is_some_and(|c| school.has_left(c))
         && !member.roles.iter().any(|r| r.administers())
+    {
+        return Ok(false);
+    }
+    if let Some(c) = doc.child()
+        && !member.roles.iter().any(|r| r.administers())
+        && facts_of(c)?.basic_withdrawn
     {
         return Ok(false);
     }
