@@ -49,7 +49,9 @@ pub fn generate_store_key() -> Vec<u8> {
 }
 
 /// Whether a store has been set up at `path` (joined, or copied from a school file). An
-/// encrypted store counts even without its key.
+/// encrypted store counts even without its key. Nothing is written. (A join cut off while
+/// writing the store leaves one that counts, but that `open` answers with `NotEnrolled`:
+/// joining again with the same invite and key goes over it.)
 #[uniffi::export]
 pub fn store_exists(path: String) -> Result<bool, ShouwangError> {
     Ok(shouwang_core::Archive::exists(std::path::Path::new(&path))?)

@@ -74,3 +74,52 @@ fn background_sync_is_one_loop_of_at_least_a_minute() {
     assert!(!second.is_finished());
     second.cancel();
 }
+
+/// The phone dies while the join writes its store (5 % battery): the hub has taken the
+/// invite, and the store was begun but holds no school yet. The app, seeing a store that does
+/// not open as enrolled, asks her to join again with the same invite: that works, over what
+/// the first attempt left, instead of calling it someone's archive for good.
+#[test]
+fn a_join_cut_off_while_writing_the_store_can_be_done_again() {
+    let hub = Hub::start();
+    let db = hub.dir.path().join("mother.db");
+    let key = shouwang_ffi::generate_store_key();
+    let ticket = hub.ticket("刘桂兰", Role::LoveMother);
+    // The first attempt: enrolled (the invite is spent, the device key kept beside the
+    // store), the store created under the app's key, then nothing more.
+    hub.block_on(shouwang_relay::device::enroll(
+        &db,
+        &ticket,
+        common::now(),
+        &shouwang_relay::device::default_options(),
+    ))
+    .unwrap();
+    let store_key = shouwang_core::store::StoreKey::from_bytes(&key).unwrap();
+    drop(shouwang_core::store::Store::open_with_key(&db, Some(&store_key)).unwrap());
+    let path = db.to_string_lossy().into_owned();
+    assert!(
+        ShouwangClient::open(path.clone(), key.clone()).is_err(),
+        "a store with no school opened as one"
+    );
+    let mother = hub
+        .block_on(ShouwangClient::join(
+            path,
+            key,
+            ticket,
+            "刘妈妈的手机".into(),
+        ))
+        .unwrap();
+    assert_eq!(mother.me().unwrap().name, "刘桂兰");
+}
+
+/// Asking whether a store exists changes nothing: an empty file stays empty (it was made a
+/// plain database, which a join under the app's key could then not open).
+#[test]
+fn asking_whether_a_store_exists_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let path = empty.to_string_lossy().into_owned();
+    assert!(!shouwang_ffi::store_exists(path).unwrap());
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+}

@@ -222,7 +222,7 @@ pub async fn join_with(
     opts: &ConversationOptions,
     settings: JoinSettings,
 ) -> Result<Archive, TransportError> {
-    let (invite, secret, enrolled) = enroll_with(store, ticket, now, opts, settings).await?;
+    let (invite, secret, enrolled) = enroll_with(store, key, ticket, now, opts, settings).await?;
     let ticket = ticket.trim();
     let certificate = enrolled.certificate.encode();
     let secret = hex::encode(secret.to_bytes());
@@ -258,17 +258,20 @@ pub async fn enroll(
     now: i64,
     opts: &ConversationOptions,
 ) -> Result<(Invite, SecretKey, handshake::Enrolled), TransportError> {
-    enroll_with(store, ticket, now, opts, JoinSettings::default()).await
+    enroll_with(store, None, ticket, now, opts, JoinSettings::default()).await
 }
 
 async fn enroll_with(
     store: &Path,
+    key: Option<&StoreKey>,
     ticket: &str,
     now: i64,
     opts: &ConversationOptions,
     settings: JoinSettings,
 ) -> Result<(Invite, SecretKey, handshake::Enrolled), TransportError> {
-    if Archive::exists(store)? {
+    // A store this key opens that names no school is what a join cut off left (the phone
+    // died while writing it): joined again over it, with the device key kept beside it.
+    if Archive::exists_with_key(store, key)? {
         return Err(Error::NotPermitted(format!("{} 已经是一个档案库", store.display())).into());
     }
     let invite = Invite::decode(ticket.trim())?;

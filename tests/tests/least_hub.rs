@@ -1,7 +1,8 @@
 //! Least collection per role over the real hub (issue 11, point 6): the phone numbers an old
 //! school wrote into its school document leave the history of every copy, the hub's and each
 //! phone's, once the office splits the school; work written offline before the split still
-//! arrives, and a phone enrolled afterwards takes every older change of a file.
+//! arrives, and a phone enrolled afterwards takes every older change of a file. A guardian's
+//! withdrawal of the basic file takes the whole file off every carer's phone.
 //!
 //! The hub (`shouwang-relay`'s server in-process on 127.0.0.1), phones enrolled with invite
 //! tickets, real iroh endpoints and SQLite stores.
@@ -90,5 +91,56 @@ async fn an_old_schools_phone_numbers_leave_every_copy_of_the_school_history() {
         archivist.archive().child_file(CHILD).unwrap().records.len(),
         2
     );
+    server.shutdown().await;
+}
+
+/// The grandmother withdraws consent to the basic file at the office. The withdrawal is in the
+/// very file it closes, so the carers' phones cannot learn of it by receiving it: at their
+/// next sync the hub answers that they may no longer hold it, and they drop it, the
+/// 爱心妈妈's 谈心 written offline meanwhile reaching the hub first. Nothing of the child stays
+/// on either phone; the hub keeps the file for the office, until it is erased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_of_the_basic_file_takes_it_off_the_carers_phones() {
+    use shouwang_tests::phone::{TALK_NOTE, child_on_hub, docs_of};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (school, id_no) = child_on_hub(dir.path()).await;
+    let (data, server, office, teacher, mother) = school.parts();
+    let child = office.archive().find_child(CHILD).unwrap();
+    let offline = "周末视频后情绪好多了";
+    mother.record("谈心", CHILD, "2026-11-25", offline);
+    office
+        .archive()
+        .withdraw_consent(
+            CHILD,
+            &shouwang_core::archive::WithdrawalInput {
+                date: "2026-11-26".into(),
+                by: "王秀英".into(),
+                covers: "basic".into(),
+            },
+        )
+        .unwrap();
+    office.sync_hub().await;
+    for p in [&teacher, &mother, &mother] {
+        p.sync_hub().await;
+    }
+    for p in [&teacher, &mother] {
+        assert_eq!(
+            p.docs_of(&child),
+            Vec::<DocId>::new(),
+            "{} kept her file",
+            p.name
+        );
+        let leaks = history_leaks(p, &[CHILD, id_no.as_str(), TALK_NOTE, offline]);
+        assert!(leaks.is_empty(), "{leaks:?}");
+    }
+    let mut hub = data.open_archive().unwrap();
+    assert!(!docs_of(&mut hub, &child).is_empty(), "the hub keeps it");
+    let file = format!("{:?}", hub.child_file(CHILD).unwrap());
+    assert!(
+        file.contains(offline),
+        "her offline 谈心 did not reach the hub"
+    );
+    drop(hub);
     server.shutdown().await;
 }

@@ -744,11 +744,12 @@ fn story_10_a_record_then_a_withdrawal_typed_offline_are_both_carried() {
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
 }
 
-/// 10b. The other way round: the grandmother had withdrawn consent (the office knew), then
-///      gives it again; offline while the office re-bases the file, the 班主任 records the new
-///      consent (which removes the withdrawal) and then writes a 家访 under it. Both are
-///      carried: the consent with the withdrawal removed, and the 家访, which the rules refuse
-///      until the consent is there.
+/// 10b. The other way round: offline while the office re-bases the file, the 班主任 records the
+///      grandmother's withdrawal, then her change of mind (a new consent, which removes the
+///      withdrawal), and then writes a 家访 under it. All are carried: the consent with the
+///      withdrawal removed, and the 家访, which the rules refuse until the consent is there.
+///      (Had the office known of the withdrawal first, her phone would have dropped the file:
+///      a new consent to the basic file is then entered at the office, consent story 18h.)
 #[test]
 fn story_10b_a_consent_given_again_then_a_record_typed_offline_are_both_carried() {
     let (mut admin, mut teacher, _mother, _child, _wrong, _right, _visit) = corrected();
@@ -756,12 +757,13 @@ fn story_10b_a_consent_given_again_then_a_record_typed_offline_are_both_carried(
         .archive
         .record_consent(NEW_NAME, &consent("2026-11-18"))
         .unwrap();
-    admin
+    sync(&mut teacher, &mut admin);
+    rebase(&mut admin);
+    teacher
         .archive
         .withdraw_consent(NEW_NAME, &withdrawal("2026-11-19"))
         .unwrap();
-    sync(&mut teacher, &mut admin);
-    rebase(&mut admin);
+    assert!(teacher.archive.child_file_for(NEW_NAME, None).is_err());
     teacher
         .archive
         .record_consent(NEW_NAME, &consent("2026-11-24"))

@@ -670,7 +670,7 @@ impl Archive {
         member: &str,
         key: Option<&StoreKey>,
     ) -> Result<(Archive, ImportReport)> {
-        if is_initialised(path)? {
+        if is_initialised(path, key)? {
             return Err(Error::NotPermitted(format!(
                 "{} 已经是一个档案库",
                 path.display()
@@ -708,7 +708,7 @@ impl Archive {
         member: &str,
         options: &JoinOptions<'_>,
     ) -> Result<Archive> {
-        if is_initialised(path)? {
+        if is_initialised(path, options.key)? {
             return Err(Error::NotPermitted(format!(
                 "{} 已经是一个档案库",
                 path.display()

@@ -104,22 +104,51 @@ pub const META_DEVICE_KEY: &str = "device.key";
 /// network: it is also its device key.
 pub const META_NETWORK_KEY: &str = "net.secret";
 
-fn is_initialised(path: &Path) -> Result<bool> {
+/// Whether the store at `path`, opened with `key`, has been set up (it names its school).
+/// Read only: nothing is created or migrated. A store `key` does not open (encrypted under
+/// another key, or encrypted and no key given) is certainly somebody's archive. One that opens
+/// and names no school is what a set-up cut off (a phone that died while joining) left: not
+/// an archive, and the next set-up with the same key writes over it.
+fn is_initialised(path: &Path, key: Option<&StoreKey>) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
-    match Store::open(path) {
-        Ok(store) => Ok(store.meta(META_SCHOOL)?.is_some()),
-        // Encrypted: certainly somebody's archive.
-        Err(Error::Locked) => Ok(true),
-        Err(e) => Err(e),
+    let conn =
+        match crate::store::cipher::open(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY, key) {
+            Ok(conn) => conn,
+            Err(Error::Locked) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+    let has_meta: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_meta == 0 {
+        return Ok(false);
     }
+    use rusqlite::OptionalExtension;
+    let school: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [META_SCHOOL],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(school.is_some())
 }
 
 impl Archive {
-    /// Whether a store at `path` has been set up (by creating a school or joining one).
+    /// Whether a store at `path` has been set up (by creating a school or joining one). An
+    /// encrypted store counts even without its key; nothing is written.
     pub fn exists(path: &Path) -> Result<bool> {
-        is_initialised(path)
+        is_initialised(path, None)
+    }
+
+    /// [`Archive::exists`], for a store kept under `key`: one this key opens that names no
+    /// school (a set-up cut off) does not count.
+    pub fn exists_with_key(path: &Path, key: Option<&StoreKey>) -> Result<bool> {
+        is_initialised(path, key)
     }
 
     /// Creates a school's archive on its first device, with its administrator as the member.
@@ -152,7 +181,7 @@ impl Archive {
         if let Some(h) = &setup.hotline {
             crate::forms::parse_phone("亲情电话", h)?;
         }
-        if is_initialised(path)? {
+        if is_initialised(path, key)? {
             return Err(Error::NotPermitted(format!(
                 "{} 已经是一个档案库",
                 path.display()

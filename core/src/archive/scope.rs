@@ -61,6 +61,19 @@ impl ChildFacts {
         }
     }
 
+    /// The facts as a device judges what it takes in and hands in for its own member: not
+    /// the basic file's withdrawal. Recorded in the very file it closes, the withdrawal may
+    /// be this device's own unsent work, which must still reach the school (a new generation
+    /// of a re-based file has to come in for it to be carried over); the school's word (the
+    /// hub's `OutOfScope`, an administrator's file) and the purge, which keeps unsent work,
+    /// take the file off the device.
+    pub(crate) fn for_own_member(self) -> ChildFacts {
+        ChildFacts {
+            basic_withdrawn: false,
+            ..self
+        }
+    }
+
     /// The facts as they were before any withdrawal (what a member could hold then).
     pub(crate) fn before_withdrawals(self) -> ChildFacts {
         ChildFacts {
@@ -290,7 +303,8 @@ pub(crate) fn entries_in_scope(
             let known = match merged(b, &id, entry)? {
                 Some(d) => crate::store::peer_guarded(&id, || Ok(ChildFacts::of(&d)))?,
                 None => ChildFacts::default(),
-            };
+            }
+            .for_own_member();
             facts.insert(c.clone(), known.clone());
             Ok(known)
         };
@@ -407,8 +421,17 @@ impl Archive {
             if id == DocId::School || gone.contains(&id) {
                 continue;
             }
+            // A copy of an older generation of a re-based file holds work that only its
+            // replacement by the new generation carries over, and the school no longer sends
+            // her the file: nobody takes that work any more (rebase story 2c), and offered
+            // again it would be refused at every exchange.
+            let stale = match (school.rebase_of(&id), self.store.doc(&id)?) {
+                (Some(r), Some(doc)) => super::rebase::is_stale(&id, doc, r),
+                _ => false,
+            };
             if me.is_some()
                 && !gone_for_good(&id)
+                && !stale
                 && self.holds_unsent_work(&school, &id, &covered)?
             {
                 self.store.offer_again(&id)?;

@@ -98,7 +98,12 @@ impl Archive {
         }
         let school = self.school()?;
         let facts = self.children_facts()?;
-        let mut facts_of = |c: &ChildId| Ok(facts.get(c).cloned().unwrap_or_default());
+        // For this device's own member, what it takes in and hands in (`ChildFacts::for_own_member`).
+        let own_member = member.id == self.me;
+        let mut facts_of = |c: &ChildId| {
+            let f = facts.get(c).cloned().unwrap_or_default();
+            Ok(if own_member { f.for_own_member() } else { f })
+        };
         let mut docs = BTreeSet::new();
         for id in self.store.doc_ids()? {
             if super::scope::may_see(&school, member, &id, &mut facts_of)? {
