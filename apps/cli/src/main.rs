@@ -211,7 +211,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = ctx.out.flush();
             let msg = e.to_string().replace(['\r', '\n'], " ");
-            eprintln!("错误：{}", msg.trim());
+            eprintln!("错误：{}{}", msg.trim(), commands::command_for(&msg));
             ExitCode::FAILURE
         }
     }

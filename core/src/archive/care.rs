@@ -83,16 +83,19 @@ pub struct ChildRow {
     pub last_record: Option<String>,
 }
 
-/// What a member is told to do about what a guardian withdrew.
-pub(super) const ERASE_HINT: &str =
-    "已有内容如需删除，请管理员使用 shouwang child erase <学生> 删除这名学生的档案";
+/// What a member is told to do about what a guardian withdrew: who does it, in words any
+/// app shows as they are (the CLI adds its command, `apps/cli`).
+pub const ERASE_ADVICE: &str = "已有内容如需删除，请学校管理员删除这名学生的档案";
+
+/// What a member is told to do where consent is missing (the CLI adds its command).
+pub const CONSENT_ADVICE: &str = "请班主任或管理员先登记监护人同意书";
 
 /// The error a write refused by consent gives: the reason, and what to do about it.
 pub(super) fn consent_error(reason: &str, auth: &crate::trust::AuthState<'_>) -> Error {
     let next = if auth.consent.as_ref().is_some_and(|c| c.withdrawn.is_some()) {
-        ERASE_HINT
+        ERASE_ADVICE
     } else {
-        "请班主任或管理员先登记监护人同意书：shouwang consent record <学生> --guardian … --relation … --date … --covers basic,private --form <编号>"
+        CONSENT_ADVICE
     };
     Error::NotPermitted(format!("{reason}。{next}"))
 }

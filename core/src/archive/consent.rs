@@ -196,15 +196,17 @@ impl Archive {
                 Ok(())
             })
         })?;
-        let private = if named.contains(&Cover::Private) {
+        let kept = if named.contains(&Cover::Basic) {
+            "这名学生的档案此后只由学校管理员保留，其他老师和志愿者的设备把已写的内容交给学校后删除；"
+        } else if named.contains(&Cover::Private) {
             "隐私部分此后只由学校管理员保留，其他老师的设备把已写的内容交给学校后删除；"
         } else {
             ""
         };
         Ok(format!(
-            "已登记{verb}（{}）：此后不能再新增这些内容。{private}监护人如要求删除已有内容，请管理员使用 shouwang child erase {} 删除这名学生的档案。",
+            "已登记{verb}（{}）：此后不能再新增这些内容。{kept}{}。",
             Cover::labels(&list),
-            child
+            super::care::ERASE_ADVICE
         ))
     }
 

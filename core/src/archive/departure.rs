@@ -31,6 +31,10 @@ use crate::error::{Error, Result};
 use crate::ids::ChildId;
 use crate::school::{self, Departure, LeaveReason, Pairing};
 
+/// What an administrator is told to do for a child who left and is back (the CLI adds its
+/// command).
+pub const RETURN_ADVICE: &str = "如已回校，请登记学生回校";
+
 /// What an administrator enters when a child leaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaveInput {
@@ -97,11 +101,11 @@ impl Archive {
             let d = self.with_details(d)?;
             return Err(Error::NotPermitted(match d.reason {
                 Some(r) => format!(
-                    "这名学生已于 {} 离校（{}）；回校请用 child return",
+                    "这名学生已于 {} 离校（{}）；{RETURN_ADVICE}",
                     d.on,
                     r.label()
                 ),
-                None => format!("这名学生已于 {} 离校；回校请用 child return", d.on),
+                None => format!("这名学生已于 {} 离校；{RETURN_ADVICE}", d.on),
             }));
         }
         let departure = Departure {

@@ -275,7 +275,7 @@ impl Archive {
             if let Some(reason) = crate::consent::gate(false, consent.as_ref(), cover) {
                 return Err(Error::NotPermitted(format!(
                     "{reason}。{}",
-                    super::care::ERASE_HINT
+                    super::care::ERASE_ADVICE
                 )));
             }
         }

@@ -43,11 +43,14 @@ use crate::store::{Store, StoreKey};
 pub use admin::{ClassHeadChange, RosterDifference, RosterReport, Withheld};
 pub use audit::{AuditEntry, AuditLog, what as audit_kind};
 pub use behalf::OnBehalf;
-pub use care::{ChildFile, ChildRow, HistoryEntry, RecordInput, SectionView, mask_conflict};
+pub use care::{
+    CONSENT_ADVICE, ChildFile, ChildRow, ERASE_ADVICE, HistoryEntry, RecordInput, SectionView,
+    mask_conflict,
+};
 pub use consent::{ConsentInput, WithdrawalInput};
 pub use console::CONSOLE_DEVICE_LABEL;
 pub use deliveries::{Delivery, DeliveryFilter};
-pub use departure::{LeaveInput, LeaveReport, LeftChild};
+pub use departure::{LeaveInput, LeaveReport, LeftChild, RETURN_ADVICE};
 pub use devices::DeviceRow;
 pub use erasure::ErasureReport;
 pub use exchange::{ImportReport, JoinOptions, NewDevice, REVOKED_DEVICE};

@@ -158,3 +158,20 @@ pub fn date_or_today(field: &str, raw: Option<&str>) -> Result<chrono::NaiveDate
         None => Ok(today()),
     }
 }
+
+/// The command that does what a message from the core advises, for a message that advises
+/// one (the core says who does what, in words every app shows; on the command line that is a
+/// command to type): empty otherwise.
+pub fn command_for(message: &str) -> String {
+    use shouwang_core::archive::{CONSENT_ADVICE, ERASE_ADVICE, RETURN_ADVICE};
+    if message.contains(ERASE_ADVICE) {
+        "（命令：shouwang child erase <学生> --reason <原因>）".to_owned()
+    } else if message.contains(CONSENT_ADVICE) {
+        "（命令：shouwang consent record <学生> --guardian … --relation … --date … --covers basic,private --form <编号>）"
+            .to_owned()
+    } else if message.contains(RETURN_ADVICE) {
+        "（命令：shouwang child return <学生>）".to_owned()
+    } else {
+        String::new()
+    }
+}

@@ -58,7 +58,7 @@ pub fn consent_withdraw(ctx: &mut Ctx, child: &str, input: &WithdrawalInput) -> 
     if ctx.json {
         return ctx.json(&serde_json::json!({ "consent": a.consent(child)?, "hint": hint }));
     }
-    ctx.line(hint)
+    ctx.line(format!("{hint}{}", super::command_for(&hint)))
 }
 
 /// `shouwang consent require`.
