@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{Days, NaiveDate};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::dates::Period;
@@ -139,9 +139,15 @@ struct Duty {
     required: i64,
 }
 
+/// The children of `class` on this device whose care is anyone's duty: not those whose
+/// guardian withdrew consent to (or objected to) the basic file (`-basic` in
+/// `p_children.consent`): nothing new may be written in their files.
 fn children_of_class(conn: &Connection, class: &str) -> Result<Vec<(ChildId, String)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT child_id, name FROM p_children WHERE class_id = ?1 ORDER BY name",
+        "SELECT child_id, name FROM p_children
+         WHERE class_id = ?1
+           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-basic,%'
+         ORDER BY name",
     )?;
     let rows = stmt
         .query_map([class], |r| Ok((ChildId(r.get(0)?), r.get(1)?)))?
@@ -149,13 +155,16 @@ fn children_of_class(conn: &Connection, class: &str) -> Result<Vec<(ChildId, Str
     Ok(rows)
 }
 
-fn child_name(conn: &Connection, child: &ChildId) -> Result<String> {
-    let mut stmt = conn.prepare_cached("SELECT name FROM p_children WHERE child_id = ?1")?;
-    let mut rows = stmt.query([child.as_str()])?;
-    Ok(match rows.next()? {
-        Some(r) => r.get(0)?,
-        None => child.to_string(),
-    })
+/// A paired child's name, if her care is a duty on this device: `None` when this device
+/// holds no file of hers (a file closed to the carer, dropped) or the guardian withdrew
+/// consent to (or objected to) the basic file.
+fn cared_child_name(conn: &Connection, child: &ChildId) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM p_children
+         WHERE child_id = ?1
+           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-basic,%'",
+    )?;
+    Ok(stmt.query_row([child.as_str()], |r| r.get(0)).optional()?)
 }
 
 fn duties(conn: &Connection, school: &SchoolView, m: &Member) -> Result<Vec<Duty>> {
@@ -228,11 +237,14 @@ fn duties(conn: &Connection, school: &SchoolView, m: &Member) -> Result<Vec<Duty
             ),
             _ => continue,
         };
-        if required > 0 && !matches!(cadence, Cadence::Days(0)) {
+        if required > 0
+            && !matches!(cadence, Cadence::Days(0))
+            && let Some(name) = cared_child_name(conn, &p.child)?
+        {
             out.push(Duty {
                 rule,
                 member: m.id.clone(),
-                child: Some((p.child.clone(), child_name(conn, &p.child)?)),
+                child: Some((p.child.clone(), name)),
                 cadence,
                 required,
             });
@@ -335,6 +347,7 @@ fn missing_consent(
          WHERE class_id = ?1
            AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,private,%'
            AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-private,%'
+           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-basic,%'
          ORDER BY name",
     )?;
     let mut out = Vec::new();

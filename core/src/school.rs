@@ -211,8 +211,9 @@ pub const DEPARTURE_DETAILS: &str = "left";
 #[derive(serde::Deserialize, Serialize)]
 struct StoredDeparture {
     on: String,
-    /// Written by releases before the details moved into the child's file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why, as releases before the details moved into the child's file wrote it; written
+    /// empty now (those releases need the key, and read an empty one as 其他), read as unsaid.
+    #[serde(default)]
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<String>,
@@ -234,6 +235,7 @@ fn parse_departure(child: &str, json: &str) -> Option<Departure> {
         on: d.on,
         reason: d
             .reason
+            .filter(|r| !r.is_empty())
             .map(|r| LeaveReason::parse(&r).unwrap_or(LeaveReason::Other)),
         to: d.to,
         by: MemberId(d.by),
@@ -853,7 +855,7 @@ pub fn put_departure<T: Transactable + ReadDoc>(tx: &mut T, d: &Departure) -> Re
     let p = top(tx, SCHOOL_PROFILE)?;
     let json = serde_json::to_string(&StoredDeparture {
         on: d.on.clone(),
-        reason: None,
+        reason: Some(String::new()),
         to: None,
         by: d.by.to_string(),
     })
@@ -934,4 +936,47 @@ pub fn set_rule<T: Transactable + ReadDoc>(tx: &mut T, key: &str, value: i64) ->
         tx.put(&rules, key, value)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod departure_tests {
+    use super::*;
+
+    /// A departure as written now says nothing of why: read back, the reason is unsaid; the
+    /// releases before, which need the key, still read it (as 其他), and their entries, with
+    /// the reason and the school, are read as they were.
+    #[test]
+    fn a_departure_says_no_reason_and_older_releases_still_read_it() {
+        let mut doc = automerge::AutoCommit::new();
+        let profile = doc.put_object(ROOT, SCHOOL_PROFILE, ObjType::Map).unwrap();
+        let child = ChildId("c1".into());
+        put_departure(
+            &mut doc,
+            &Departure {
+                child: child.clone(),
+                on: "2026-11-20".into(),
+                reason: Some(LeaveReason::Dropout),
+                to: Some("丁里镇中心小学".into()),
+                by: MemberId("m1".into()),
+            },
+        )
+        .unwrap();
+        let json = get_str(&doc, &profile, &departure_key(&child)).unwrap();
+        assert!(!json.contains("辍学") && !json.contains("丁里镇"), "{json}");
+        let read = parse_departure("c1", &json).unwrap();
+        assert_eq!((read.reason, read.to), (None, None));
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Before {
+            on: String,
+            reason: String,
+            to: Option<String>,
+            by: String,
+        }
+        assert!(serde_json::from_str::<Before>(&json).is_ok(), "{json}");
+        let older = r#"{"on":"2026-11-20","reason":"转学","to":"丁里镇中心小学","by":"m1"}"#;
+        let read = parse_departure("c1", older).unwrap();
+        assert_eq!(read.reason, Some(LeaveReason::Transfer));
+        assert_eq!(read.to.as_deref(), Some("丁里镇中心小学"));
+    }
 }

@@ -1259,6 +1259,26 @@ fn story_18h_after_a_withdrawal_of_the_basic_file_only_administrators_hold_any_o
         held,
         "the office keeps it until it erases it"
     );
+    // Nobody owes her a 谈心 or a 家访 any more: not on the 爱心妈妈's phone (which no longer
+    // knows her name), not in the office's view of anyone's 待办.
+    let owed = |d: &mut Device, member: Option<&str>| -> Vec<String> {
+        d.archive
+            .due(member, today(), true)
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.child.as_ref() == Some(&child))
+            .map(|i| format!("{i:?}"))
+            .collect()
+    };
+    assert_eq!(owed(&mut mother, None), Vec::<String>::new());
+    for member in [HEAD_TEACHER, LOVE_MOTHER] {
+        let id = admin.archive.find_member(member).unwrap().id;
+        assert_eq!(
+            owed(&mut admin, Some(id.as_str())),
+            Vec::<String>::new(),
+            "{member}"
+        );
+    }
     assert!(holds_record(
         &mut admin,
         &DocId::Child(child.clone()),
@@ -1283,6 +1303,34 @@ fn story_18h_after_a_withdrawal_of_the_basic_file_only_administrators_hold_any_o
     sync(&mut teacher, &mut admin);
     sync(&mut teacher, &mut admin);
     assert_eq!(docs_of(&mut teacher), held, "a new grant brings it back");
+}
+
+/// 18i. A 班主任 in a school that hands work in by file records the grandmother's
+///      objection to the basic file, and her 家访 from before it. Her weekly file, made for
+///      herself as `shouwang bundle export` makes it, still carries the file to the office:
+///      her own work in it must reach the school before her phone lets the file go.
+#[test]
+fn story_18i_her_own_weekly_file_carries_the_withdrawal_she_typed() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let visit = teacher.record(
+        "家访",
+        CHILDREN[0].1,
+        "2026-11-19",
+        &[("notes", "奶奶在家")],
+    );
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("basic", "2026-11-20"))
+        .unwrap();
+    let me = teacher.archive.me_id().to_string();
+    admin.import_file(&teacher.export_for("weekly", &me));
+    let c = admin.file(CHILDREN[0].1).consent.unwrap();
+    assert!(
+        c.is_withdrawn(shouwang_core::consent::Cover::Basic),
+        "{c:?}"
+    );
+    let child = admin.archive.find_child(CHILDREN[0].1).unwrap();
+    assert!(holds_record(&mut admin, &DocId::Child(child), &visit));
 }
 
 /// Whether `d` holds record `id` in document `doc`.

@@ -2,14 +2,16 @@
 //! child's file (issue 11 points 3 and 4, issue 9 point 4).
 //!
 //! The leave is a school fact an administrator records: `school.left:<child id>` in the school
-//! profile, one JSON string `{on, by}` (see [`crate::school::put_departure`]). Like every write
+//! profile, one JSON string `{on, reason: "", by}` (see [`crate::school::put_departure`]). Like every write
 //! to the school document, the trust rules accept it from administrators only. Every member's
 //! device holds the school document, so it says no more than that she left and when: why (辍学
 //! is nobody else's business) and the school she moved to go into her own file in the same
 //! write (`profile.left`, [`crate::school::put_departure_details`], administrators only), which
 //! from then on only administrators hold. (Releases before kept them in the school document;
-//! such entries are still read.) Her file's history keeps them when she comes back, as it keeps
-//! everything else her 班主任 then holds again; an erasure takes them with the file.
+//! such entries are still read; the school entry keeps an empty `reason`, which they need.)
+//! Her file's history keeps them when she comes back: whoever holds the file then (her
+//! 班主任, a carer paired with her later) can read them there, as every older value of the
+//! file; an erasure takes them with the file.
 //! Once a replica's school document holds it, [`super::scope::may_see`] gives the child's
 //! documents to administrators only: every carer's device (班主任, 爱心妈妈, other pairings)
 //! purges them at its next sync or import (the existing purge), sessions neither offer nor

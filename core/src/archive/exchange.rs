@@ -317,7 +317,7 @@ impl Archive {
         };
         for id in self.store.doc_ids()? {
             if let Some(m) = member
-                && !self.may_see(m, &id)?
+                && !self.may_carry(m, &id)?
             {
                 // Her phone may hold work of hers in a document with records she wrote. A
                 // file withheld from her by the guardian's withdrawal is listed whatever it

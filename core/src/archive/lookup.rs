@@ -225,6 +225,21 @@ impl Archive {
         super::scope::may_see(&school, member, doc, &mut |c| self.child_facts(c))
     }
 
+    /// What a file this device makes for `member` may carry: what she may see, and for this
+    /// device's own member also a file closed by the basic file's withdrawal
+    /// ([`super::scope::ChildFacts::for_own_member`]): her own work in it, the withdrawal she
+    /// typed included, must still reach the school (her weekly file is made for herself).
+    pub(crate) fn may_carry(&mut self, member: &Member, doc: &DocId) -> Result<bool> {
+        if member.id != self.me {
+            return self.may_see(member, doc);
+        }
+        let school = self.school()?;
+        super::scope::may_see(&school, member, doc, &mut |c| {
+            self.child_facts(c)
+                .map(super::scope::ChildFacts::for_own_member)
+        })
+    }
+
     /// Whether `member` would hold `child`'s private part but for the guardian's withdrawal
     /// of consent to it.
     pub(crate) fn closed_by_withdrawal(

@@ -577,7 +577,14 @@ mod tests {
                 "{}",
                 c.projected()
             );
+            assert_eq!(
+                facts.basic_withdrawn,
+                c.is_withdrawn(Cover::Basic),
+                "{}",
+                c.projected()
+            );
         }
         assert!(!ChildFacts::projected(None, None).private_withdrawn);
+        assert!(!ChildFacts::projected(None, None).basic_withdrawn);
     }
 }
