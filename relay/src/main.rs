@@ -122,6 +122,8 @@ enum Command {
         #[arg(long, value_name = "成员")]
         member: String,
     },
+    /// 结束从备份恢复后的等待：没有管理员的设备能先同步时才用（手机随即可以同步）
+    EndRebuild,
     /// 停用丢失的设备或离开的成员：服务器从此拒绝它们，设备下次连上时清除本机档案
     #[command(group(clap::ArgGroup::new("which").required(true).args(["device", "member"])))]
     Revoke {
@@ -361,6 +363,10 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
                 "{}",
                 commands::office_password_command(&config, &member, &password)?
             );
+            Ok(())
+        }
+        Command::EndRebuild => {
+            print!("{}", commands::end_rebuild_command(&config)?);
             Ok(())
         }
         Command::Revoke { device, member } => {

@@ -208,6 +208,23 @@ pub fn revoke_command(
     })
 }
 
+/// `end-rebuild`: ends a restored hub's wait for an administrator's device, for a school
+/// that has none that can sync first (its only one was on the PC whose disk died). What that
+/// device would have brought back of the time since the backup (devices enrolled or revoked,
+/// members, pairings) stays missing until an administrator's device syncs.
+pub fn end_rebuild_command(config: &ServerConfig) -> Result<String, ServerError> {
+    let data = config.data();
+    data.check_initialised()?;
+    let mark = data.rebuilding_marker();
+    if !mark.exists() {
+        return Err(ServerError::Refused(
+            "学校服务器没有在等待恢复后的第一次同步，无需结束".into(),
+        ));
+    }
+    std::fs::remove_file(&mark).map_err(shouwang_core::Error::from)?;
+    Ok("已结束恢复后的等待：手机现在可以直接同步。备份之后登记或停用的设备、新增的成员和结对，要等管理员的设备同步后才会回到服务器。\n".into())
+}
+
 /// `encrypt-data`: converts a data directory from before encryption at rest, in place, with
 /// the data key where the configuration puts it (see [`super::encrypt_data`]).
 pub fn encrypt_data_command(config: &ServerConfig) -> Result<String, ServerError> {

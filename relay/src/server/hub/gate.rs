@@ -71,9 +71,22 @@ impl Enrolled {
         }
     }
 
-    /// Whether the hub is rebuilding from a restored backup.
+    /// Whether the hub is rebuilding from a restored backup. Ended by an administrator's
+    /// device's sync ([`Enrolled::rebuilt`]), or by hand while serving (`shouwang-relay
+    /// end-rebuild` removes the mark: one `stat` per connection, only while rebuilding).
     pub(crate) fn rebuilding(&self) -> bool {
-        self.rebuilding.load(std::sync::atomic::Ordering::Relaxed)
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.rebuilding.load(Relaxed) {
+            return false;
+        }
+        if let Some(data) = &self.data
+            && !data.rebuilding_marker().exists()
+        {
+            self.rebuilding.store(false, Relaxed);
+            info!("rebuild ended by hand (end-rebuild)");
+            return false;
+        }
+        true
     }
 
     /// An administrator's device has synced: the school document is whole again.
@@ -241,5 +254,33 @@ impl iroh_relay::server::AccessControl for EnrolledOnly {
                 reason: Some("not enrolled in this school".into()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restored hub whose school has no administrator's device that can sync (its only one
+    /// was on the PC whose disk died) is not locked for good: `end-rebuild` ends the wait,
+    /// and a hub already serving notices at its next connection. Run again, it says there is
+    /// nothing to end.
+    #[test]
+    fn a_rebuild_is_ended_by_hand_and_a_serving_hub_notices() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::server::ServerConfig::loopback(dir.path().join("hub"));
+        let data = config.data();
+        crate::server::invite::init_school(
+            &data,
+            &shouwang_core::archive::SchoolSetup::sample("学校服务器"),
+        )
+        .unwrap();
+        std::fs::write(data.rebuilding_marker(), b"").unwrap();
+        let serving = Enrolled::new(config.data());
+        assert!(serving.rebuilding());
+        let said = crate::server::commands::end_rebuild_command(&config).unwrap();
+        assert!(said.contains("同步"), "{said}");
+        assert!(!serving.rebuilding(), "the serving hub still waits");
+        assert!(crate::server::commands::end_rebuild_command(&config).is_err());
     }
 }
