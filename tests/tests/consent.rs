@@ -1333,6 +1333,45 @@ fn story_18i_her_own_weekly_file_carries_the_withdrawal_she_typed() {
     assert!(holds_record(&mut admin, &DocId::Child(child), &visit));
 }
 
+/// 18j. An office file says which files it no longer sends her, as the school stood when it
+///      was made. One made while her pairing had ended, imported after she was paired again
+///      (late, or a second time), judged a school that has changed since: her phone keeps
+///      the file she may see.
+#[test]
+fn story_18j_an_older_office_file_does_not_take_a_file_she_may_see_again() {
+    let mut admin = school();
+    let mut mother = join(&mut admin, LOVE_MOTHER);
+    let child = admin.archive.find_child(CHILDREN[0].1).unwrap();
+    mother.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-11-18",
+        &[("notes", "说想妈妈了")],
+    );
+    sync(&mut mother, &mut admin);
+    admin
+        .archive
+        .end_pairing(LOVE_MOTHER, CHILDREN[0].1)
+        .unwrap();
+    let me = mother.archive.me_id().to_string();
+    let older = admin.export_for("week-1", &me);
+    admin
+        .archive
+        .pair(LOVE_MOTHER, CHILDREN[0].1, None)
+        .unwrap();
+    sync(&mut mother, &mut admin);
+    let holds = |d: &mut Device| {
+        d.archive
+            .store()
+            .doc_ids()
+            .unwrap()
+            .contains(&DocId::Child(child.clone()))
+    };
+    assert!(holds(&mut mother), "paired again, she holds the file");
+    mother.import_file(&older);
+    assert!(holds(&mut mother), "the older file took it");
+}
+
 /// Whether `d` holds record `id` in document `doc`.
 fn holds_record(d: &mut Device, doc: &DocId, id: &str) -> bool {
     use automerge::ReadDoc;

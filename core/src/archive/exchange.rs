@@ -619,6 +619,19 @@ impl Archive {
         } else {
             Vec::new()
         };
+        // The school as this device knew it before the file, and as the file was made on: a
+        // file's word on what she may no longer hold is taken only from one that knew at
+        // least as much (below).
+        let ours_before = self
+            .store
+            .doc(&DocId::School)?
+            .map(automerge::Automerge::get_heads)
+            .unwrap_or_default();
+        let file_school = bundle
+            .entries
+            .iter()
+            .find(|e| e.doc == DocId::School)
+            .map(|e| e.heads.clone());
         let total = bundle.entries.len();
         let me = self.me.clone();
         // The signing device is where the file's changes came from: what is listed for review
@@ -639,7 +652,16 @@ impl Archive {
         // school document may not say why: a guardian's withdrawal is in the document
         // withheld); dropped, as the hub's `OutOfScope` is, once it holds no work of hers
         // beyond what the file says the school holds.
-        for h in &held {
+        // An older file (imported late, or again) judged her scope on a school that has
+        // changed since (a pairing made again): its word is not taken.
+        let current = match (&file_school, self.store.doc(&DocId::School)?) {
+            (Some(heads), Some(school)) => !school
+                .get_changes(heads)
+                .iter()
+                .any(|c| ours_before.contains(&c.hash())),
+            _ => true,
+        };
+        for h in held.iter().filter(|_| current) {
             if self.store.doc(&h.doc)?.is_some() {
                 self.store.mark_out_of_scope(&h.doc, &h.changes)?;
             }
