@@ -231,4 +231,18 @@ fn compliance_over_six_weeks_counts_complete_weeks_only() {
             .compliance(d("2026-11-20"), d("2026-11-01"))
             .is_err()
     );
+    // A range no report needs (an app passing its widest dates) is refused, not counted week
+    // by week for a century while the archive waits.
+    let e = admin
+        .archive
+        .compliance(d("1990-01-01"), d("2099-12-31"))
+        .unwrap_err();
+    assert!(e.to_string().contains("日期范围"), "{e}");
+    assert!(
+        admin
+            .archive
+            .compliance(d("2025-09-01"), d("2026-08-31"))
+            .is_ok(),
+        "a school year"
+    );
 }

@@ -98,6 +98,9 @@ pub struct Archive {
     me: MemberId,
 }
 
+/// The longest range [`Archive::compliance`] counts, in days: two school years.
+pub const MAX_COMPLIANCE_DAYS: i64 = 731;
+
 const META_SCHOOL: &str = "school_id";
 const META_DEVICE: &str = "device_id";
 const META_MEMBER: &str = "member_id";
@@ -367,6 +370,11 @@ impl Archive {
     ) -> Result<Vec<crate::due::ComplianceRow>> {
         if to < from {
             return Err(Error::invalid("日期范围", "结束日期早于开始日期"));
+        }
+        // Two school years at most: every duty is counted period by period, holding the
+        // archive meanwhile (a phone's widest dates would count a century of weeks).
+        if (to - from).num_days() > MAX_COMPLIANCE_DAYS {
+            return Err(Error::invalid("日期范围", "最长两年，请分段统计"));
         }
         let school = self.school()?;
         crate::due::compliance(self.store.conn(), &school, from, to)
