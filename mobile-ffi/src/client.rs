@@ -486,6 +486,22 @@ impl ShouwangClient {
             .write(|a| a.edit_child(&child_id, &section, &fields))
     }
 
+    /// Changes several sections of a child's file in one write: the 联系卡's father, mother
+    /// and guardian saved together. Every section is checked first; one refused
+    /// (`InvalidInput` naming the field) writes none of them.
+    pub fn edit_child_sections(
+        &self,
+        child_id: String,
+        sections: Vec<crate::types::SectionInput>,
+    ) -> Result<()> {
+        let sections: Vec<(String, Vec<(String, String)>)> = sections
+            .into_iter()
+            .map(|s| (s.section, pairs(s.fields)))
+            .collect();
+        self.inner
+            .write(|a| a.edit_child_sections(&child_id, &sections))
+    }
+
     /// Resolves the conflict at `path` (from [`crate::types::Conflict::path`]) in a child's
     /// file.
     pub fn resolve_conflict(

@@ -16,6 +16,14 @@ pub struct FieldInput {
     pub value: String,
 }
 
+/// The fields of one section of a child's file to change (`father`, `mother`, `guardian`, …,
+/// or their Chinese labels), for [`crate::ShouwangClient::edit_child_sections`].
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SectionInput {
+    pub section: String,
+    pub fields: Vec<FieldInput>,
+}
+
 pub(crate) fn pairs(fields: Vec<FieldInput>) -> Vec<(String, String)> {
     fields.into_iter().map(|f| (f.key, f.value)).collect()
 }

@@ -123,3 +123,53 @@ fn asking_whether_a_store_exists_writes_nothing() {
     assert!(!shouwang_ffi::store_exists(path).unwrap());
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
 }
+
+/// The 联系卡 is saved in one step: the father's, the mother's and the guardian's sections
+/// together. A phone number the mother's section refuses leaves the father's as it was, not
+/// half a card saved; all three valid, all three are saved.
+#[test]
+fn the_contact_card_is_saved_whole_or_not_at_all() {
+    use shouwang_ffi::types::{FieldInput, SectionInput};
+    let field = |key: &str, value: &str| FieldInput {
+        key: key.into(),
+        value: value.into(),
+    };
+    let card = |mother_phone: &str| {
+        vec![
+            SectionInput {
+                section: "father".into(),
+                fields: vec![field("name", "王大山"), field("phone", "13905640011")],
+            },
+            SectionInput {
+                section: "mother".into(),
+                fields: vec![field("name", "李秀兰"), field("phone", mother_phone)],
+            },
+            SectionInput {
+                section: "guardian".into(),
+                fields: vec![field("name", "王秀英"), field("relation", "奶奶")],
+            },
+        ]
+    };
+    let hub = Hub::start();
+    let teacher = hub.join("teacher.db", "王瑞侠", Role::HeadTeacher, "王老师的手机");
+    let child = teacher.children(true).unwrap()[0].id.clone();
+    let shown =
+        |what: &str| format!("{:?}", teacher.child_file(child.clone()).unwrap()).contains(what);
+    let e = teacher
+        .edit_child_sections(child.clone(), card("12ab"))
+        .unwrap_err();
+    assert!(
+        matches!(e, shouwang_ffi::ShouwangError::InvalidInput { .. }),
+        "{e}"
+    );
+    assert!(
+        !shown("王大山") && !shown("13905640011"),
+        "half the card was saved"
+    );
+    teacher
+        .edit_child_sections(child.clone(), card("13905640022"))
+        .unwrap();
+    for saved in ["王大山", "13905640011", "李秀兰", "13905640022", "王秀英"] {
+        assert!(shown(saved), "{saved}");
+    }
+}

@@ -147,6 +147,77 @@ impl Archive {
         section_key: &str,
         raw: &[(String, String)],
     ) -> Result<()> {
+        self.edit_child_sections(child, &[(section_key.to_owned(), raw.to_vec())])
+    }
+
+    /// Edits fields of several sections of a child's file in one write (the 联系卡's father,
+    /// mother and guardian, saved together): every section is checked first, and one refused
+    /// writes none of them.
+    pub fn edit_child_sections(
+        &mut self,
+        child: &str,
+        sections: &[(String, Vec<(String, String)>)],
+    ) -> Result<()> {
+        if sections.is_empty() {
+            return Err(Error::Missing("要修改的内容".into()));
+        }
+        let child = self.find_child(child)?;
+        let me = self.me()?;
+        let school = self.school()?;
+        let mut edits = Vec::with_capacity(sections.len());
+        for (section_key, raw) in sections {
+            edits.push(self.checked_section_edit(&child, &me, &school, section_key, raw)?);
+        }
+        let split = school.split_for_roles;
+        let mut docs: Vec<DocId> = Vec::new();
+        for (sec, values) in &edits {
+            for (spec, _) in values {
+                let id = doc_for(sec.part_of(spec.key, split), &child);
+                if !docs.contains(&id) {
+                    docs.push(id);
+                }
+            }
+        }
+        let labels: Vec<&str> = edits.iter().map(|(sec, _)| sec.label).collect();
+        let message = format!("修改{}", labels.join("、"));
+        self.store.write(|b| {
+            for doc_id in &docs {
+                b.touched_subject(doc_id);
+                let staff = matches!(doc_id, DocId::Staff(_));
+                b.change_judged(doc_id, staff, &message, |tx| {
+                    for (sec, values) in &edits {
+                        let mut here = values
+                            .iter()
+                            .filter(|(spec, _)| {
+                                doc_for(sec.part_of(spec.key, split), &child) == *doc_id
+                            })
+                            .peekable();
+                        if here.peek().is_none() {
+                            continue;
+                        }
+                        let obj = map_at(tx, &ROOT, sec.key)
+                            .ok_or_else(|| Error::Corrupt("档案结构".into()))?;
+                        for (spec, v) in here {
+                            write_field(tx, &obj, spec, v)?;
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One section's edit of `child`'s file by `me`, checked as every other device will check
+    /// the change (scope, consent, the field's writers) and as the field's value is typed.
+    fn checked_section_edit(
+        &mut self,
+        child: &ChildId,
+        me: &Member,
+        school: &crate::school::SchoolView,
+        section_key: &str,
+        raw: &[(String, String)],
+    ) -> Result<(Section, Vec<(&'static crate::forms::FieldSpec, FieldValue)>)> {
         let sec = section(section_key).ok_or_else(|| {
             let names: Vec<String> = SECTIONS
                 .iter()
@@ -157,9 +228,6 @@ impl Archive {
                 format!("没有“{section_key}”，可选：{}", names.join("、")),
             )
         })?;
-        let child = self.find_child(child)?;
-        let me = self.me()?;
-        let school = self.school()?;
         let mut values = parse_fields(sec.fields, raw, true)?;
         if values.is_empty() {
             return Err(Error::Missing("要修改的内容".into()));
@@ -167,26 +235,26 @@ impl Archive {
         // Each field goes to the part of the file its readers hold (least collection).
         let mut docs: Vec<DocId> = Vec::new();
         for (spec, _) in &values {
-            let id = doc_for(sec.part_of(spec.key, school.split_for_roles), &child);
+            let id = doc_for(sec.part_of(spec.key, school.split_for_roles), child);
             if !docs.contains(&id) {
                 docs.push(id);
             }
         }
         // The same rule every other device applies to this change when it arrives.
         let auth = crate::trust::AuthState {
-            school: &school,
-            child_class: self.class_of(&child)?,
-            consent: self.consent_of(&child)?,
+            school,
+            child_class: self.class_of(child)?,
+            consent: self.consent_of(child)?,
         };
         for doc_id in &docs {
-            self.require_care(&me, doc_id)?;
+            self.require_care(me, doc_id)?;
             if let Some(reason) = crate::trust::consent_refusal(&auth, doc_id) {
                 return Err(consent_error(&reason, &auth));
             }
         }
         for (spec, _) in &values {
-            let doc_id = doc_for(sec.part_of(spec.key, school.split_for_roles), &child);
-            if !crate::trust::may_edit_field(&auth, &me, &doc_id, sec.key, spec.key) {
+            let doc_id = doc_for(sec.part_of(spec.key, school.split_for_roles), child);
+            if !crate::trust::may_edit_field(&auth, me, &doc_id, sec.key, spec.key) {
                 return Err(Error::NotPermitted(format!(
                     "{}（{}）不能修改{}的“{}”",
                     me.name,
@@ -199,25 +267,7 @@ impl Archive {
         for (spec, v) in &mut values {
             self.check_typed(spec.key, v)?;
         }
-        let message = format!("修改{}", sec.label);
-        let split = school.split_for_roles;
-        self.store.write(|b| {
-            for doc_id in &docs {
-                b.touched_subject(doc_id);
-                let staff = matches!(doc_id, DocId::Staff(_));
-                b.change_judged(doc_id, staff, &message, |tx| {
-                    let obj = map_at(tx, &ROOT, sec.key)
-                        .ok_or_else(|| Error::Corrupt("档案结构".into()))?;
-                    for (spec, v) in &values {
-                        if doc_for(sec.part_of(spec.key, split), &child) == *doc_id {
-                            write_field(tx, &obj, spec, v)?;
-                        }
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok(())
-        })
+        Ok((sec, values))
     }
 
     fn writer_role(&self, me: &Member, kind: RecordKind) -> Result<crate::roles::Role> {
