@@ -122,8 +122,8 @@ enum Command {
         #[arg(long, value_name = "成员")]
         member: String,
     },
-    /// 结束从备份恢复后的等待：没有管理员的设备能先同步时才用（手机随即可以同步）
-    EndRebuild,
+    /// 从备份恢复后，没有管理员的设备能先同步时：让备份里已登记的手机先同步
+    AdmitPhones,
     /// 停用丢失的设备或离开的成员：服务器从此拒绝它们，设备下次连上时清除本机档案
     #[command(group(clap::ArgGroup::new("which").required(true).args(["device", "member"])))]
     Revoke {
@@ -365,8 +365,8 @@ async fn run(cli: Cli) -> Result<(), ServerError> {
             );
             Ok(())
         }
-        Command::EndRebuild => {
-            print!("{}", commands::end_rebuild_command(&config)?);
+        Command::AdmitPhones => {
+            print!("{}", commands::admit_phones_command(&config)?);
             Ok(())
         }
         Command::Revoke { device, member } => {

@@ -1370,6 +1370,23 @@ fn story_18j_an_older_office_file_does_not_take_a_file_she_may_see_again() {
     assert!(holds(&mut mother), "paired again, she holds the file");
     mother.import_file(&older);
     assert!(holds(&mut mother), "the older file took it");
+    // Nor one made `since` an earlier file, which leaves out the school document (unchanged
+    // since) and so cannot say which school it judged.
+    admin
+        .archive
+        .end_pairing(LOVE_MOTHER, CHILDREN[0].1)
+        .unwrap();
+    let base = admin.archive.export_bundle(Some(&me), None).unwrap();
+    let base = admin.archive.open_bundle(&base).unwrap();
+    let since = admin.archive.export_bundle(Some(&me), Some(&base)).unwrap();
+    admin
+        .archive
+        .pair(LOVE_MOTHER, CHILDREN[0].1, None)
+        .unwrap();
+    sync(&mut mother, &mut admin);
+    assert!(holds(&mut mother));
+    mother.archive.import_bundle(&since).unwrap();
+    assert!(holds(&mut mother), "a file made since another took it");
 }
 
 /// Whether `d` holds record `id` in document `doc`.

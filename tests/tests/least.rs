@@ -433,3 +433,39 @@ fn a_head_teacher_paired_with_a_child_of_another_class_holds_only_the_care_file(
     assert!(docs.contains(&DocId::Private(c.clone())) && docs.contains(&DocId::Staff(c.clone())));
     assert!(head.archive.reveal_id(child, "学籍系统核对").is_ok());
 }
+
+/// Several sections saved in one write (the 联系卡): each part of the file records only the
+/// sections it holds, so the shared file's history, which every carer holds, does not say
+/// that the guardian's health (kept in the staff part) was changed.
+#[test]
+fn a_card_saved_in_one_write_names_in_each_part_only_what_it_holds() {
+    let mut admin = school();
+    let child = CHILDREN[0].1;
+    admin
+        .archive
+        .edit_child_sections(
+            child,
+            &[
+                ("guardian".to_owned(), kv(&[("health", HEALTH)])),
+                ("father".to_owned(), kv(&[("name", "王大山")])),
+            ],
+        )
+        .unwrap();
+    let c = admin.archive.find_child(child).unwrap();
+    let last_message = |a: &mut shouwang_core::Archive, doc: &DocId| -> String {
+        let d = a.store().doc(doc).unwrap().unwrap();
+        let heads = d.get_heads();
+        let change = automerge::ReadDoc::get_change_by_hash(d, &heads[0]).unwrap();
+        change.message().unwrap_or_default().to_owned()
+    };
+    let shared = last_message(&mut admin.archive, &DocId::Child(c.clone()));
+    assert!(
+        shared.contains("父亲") && !shared.contains("监护人"),
+        "{shared}"
+    );
+    let staff = last_message(&mut admin.archive, &DocId::Staff(c.clone()));
+    assert!(
+        staff.contains("监护人") && !staff.contains("父亲"),
+        "{staff}"
+    );
+}

@@ -178,12 +178,25 @@ impl Archive {
                 }
             }
         }
-        let labels: Vec<&str> = edits.iter().map(|(sec, _)| sec.label).collect();
-        let message = format!("修改{}", labels.join("、"));
+        // Each document's change names the sections it holds: a carer reading the shared
+        // file's history learns nothing of what changed in the staff part.
+        let message_for = |doc_id: &DocId| {
+            let mut labels: Vec<&str> = Vec::new();
+            for (sec, values) in &edits {
+                let here = values
+                    .iter()
+                    .any(|(spec, _)| doc_for(sec.part_of(spec.key, split), &child) == *doc_id);
+                if here && !labels.contains(&sec.label) {
+                    labels.push(sec.label);
+                }
+            }
+            format!("修改{}", labels.join("、"))
+        };
         self.store.write(|b| {
             for doc_id in &docs {
                 b.touched_subject(doc_id);
                 let staff = matches!(doc_id, DocId::Staff(_));
+                let message = message_for(doc_id);
                 b.change_judged(doc_id, staff, &message, |tx| {
                     for (sec, values) in &edits {
                         let mut here = values

@@ -654,12 +654,15 @@ impl Archive {
         // beyond what the file says the school holds.
         // An older file (imported late, or again) judged her scope on a school that has
         // changed since (a pairing made again): its word is not taken.
+        // A file made `since` an earlier one that left out the school document (unchanged
+        // since) cannot say which school it judged: its word is not taken either.
         let current = match (&file_school, self.store.doc(&DocId::School)?) {
             (Some(heads), Some(school)) => !school
                 .get_changes(heads)
                 .iter()
                 .any(|c| ours_before.contains(&c.hash())),
-            _ => true,
+            (None, _) => false,
+            (Some(_), None) => true,
         };
         for h in held.iter().filter(|_| current) {
             if self.store.doc(&h.doc)?.is_some() {

@@ -57,7 +57,7 @@
 //! | `child/<id>` | `profile.class_id`; `profile.left` (why a child left, the school she moved to) | 领导组, 档案管理员 |
 //! | `child/<id>` | `flags` (三特) | teachers and administrators who care for the child; nobody once the declared school is split by role (`school.split_for_roles`) |
 //! | `child/<id>` | the staff fields of `father`, `mother` (`work_place`, `employer`, `employer_phone`), `guardian` (`occupation`, `age`, `health`) | the child's carers; once the declared school is split by role: nobody, except an administrator deleting one (the split moving it) |
-//! | `child/<id>/staff` | `flags` (三特) and the staff fields above, nothing else | administrators; the 班主任 of the child's class; unless the guardian withdrew consent to the basic file |
+//! | `child/<id>/staff` | `flags` (三特) and the staff fields above, nothing else | administrators; the 班主任 of the child's class (and, as releases before took it, any carer with a role that sees staff fields: one paired with a child of another class no longer receives the part); unless the guardian withdrew consent to the basic file |
 //! | `contact/<member>` | `contact.phone` | administrators |
 //! | `child/<id>` | `profile.consent_*` (guardian consent, [`crate::consent`]) | administrators; the 班主任 of the child's class |
 //! | `child/<id>` | lifting a withdrawal (`profile.consent_withdrawn*`) | only by a change that records a grant (`consent_recorded`, a new value at every grant, or, from older builds, a changed `consent_covers`, date or form) covering what it lifts ([`crate::consent::lifted_without_grant`]) |

@@ -208,21 +208,23 @@ pub fn revoke_command(
     })
 }
 
-/// `end-rebuild`: ends a restored hub's wait for an administrator's device, for a school
-/// that has none that can sync first (its only one was on the PC whose disk died). What that
-/// device would have brought back of the time since the backup (devices enrolled or revoked,
-/// members, pairings) stays missing until an administrator's device syncs.
-pub fn end_rebuild_command(config: &ServerConfig) -> Result<String, ServerError> {
+/// `admit-phones`: while a restored hub waits for an administrator's device, lets the devices
+/// the backup registers sync, for a school that has no administrator's device that can sync
+/// first (its only one was on the PC whose disk died). The hub still writes nothing of its
+/// own (no enrollment, invite or console edit: its lost changes would be numbered again) until
+/// an administrator's device has synced; a device revoked since the backup is not known as
+/// revoked until then.
+pub fn admit_phones_command(config: &ServerConfig) -> Result<String, ServerError> {
     let data = config.data();
     data.check_initialised()?;
     let mark = data.rebuilding_marker();
     if !mark.exists() {
         return Err(ServerError::Refused(
-            "学校服务器没有在等待恢复后的第一次同步，无需结束".into(),
+            "学校服务器没有在等待恢复后的第一次同步，无需这样做".into(),
         ));
     }
-    std::fs::remove_file(&mark).map_err(shouwang_core::Error::from)?;
-    Ok("已结束恢复后的等待：手机现在可以直接同步。备份之后登记或停用的设备、新增的成员和结对，要等管理员的设备同步后才会回到服务器。\n".into())
+    std::fs::write(&mark, super::data::ADMIT_PHONES).map_err(shouwang_core::Error::from)?;
+    Ok("备份里已登记的手机现在可以同步了。学校服务器仍不登记新设备、不发邀请、不开网页，直到管理员的设备同步一次；备份之后停用的设备，在那之前服务器也不知道。\n".into())
 }
 
 /// `encrypt-data`: converts a data directory from before encryption at rest, in place, with

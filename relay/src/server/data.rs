@@ -45,6 +45,8 @@ use super::secrets::{DataKey, KeySource};
 use crate::keyfile::{create_private_dir, write_private_new};
 use crate::transport::SecretKey;
 
+/// What the `rebuilding` mark holds once `admit-phones` let the registered devices sync.
+pub(crate) const ADMIT_PHONES: &[u8] = b"admit-phones";
 pub(crate) const SCHOOL_KEY_HEADER: &str = "shouwang school signing key v2 (sealed)";
 pub(crate) const HUB_KEY_HEADER: &str = "shouwang hub endpoint key v2 (sealed)";
 

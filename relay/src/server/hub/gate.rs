@@ -71,22 +71,23 @@ impl Enrolled {
         }
     }
 
-    /// Whether the hub is rebuilding from a restored backup. Ended by an administrator's
-    /// device's sync ([`Enrolled::rebuilt`]), or by hand while serving (`shouwang-relay
-    /// end-rebuild` removes the mark: one `stat` per connection, only while rebuilding).
+    /// Whether the hub is rebuilding from a restored backup (ended by an administrator's
+    /// device's sync, [`Enrolled::rebuilt`]).
     pub(crate) fn rebuilding(&self) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        if !self.rebuilding.load(Relaxed) {
-            return false;
-        }
-        if let Some(data) = &self.data
-            && !data.rebuilding_marker().exists()
-        {
-            self.rebuilding.store(false, Relaxed);
-            info!("rebuild ended by hand (end-rebuild)");
-            return false;
-        }
-        true
+        self.rebuilding.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// While rebuilding, whether the devices the restored school document registers may sync
+    /// before an administrator's has: said by hand (`shouwang-relay admit-phones` writes it
+    /// into the mark) for a school with no administrator's device that can sync first. Read
+    /// from the mark at each connection while rebuilding, so a serving hub takes it at once;
+    /// a mark that cannot be read admits nobody.
+    pub(crate) fn phones_admitted(&self) -> bool {
+        self.rebuilding()
+            && self.data.as_ref().is_some_and(|data| {
+                std::fs::read(data.rebuilding_marker())
+                    .is_ok_and(|said| said == super::super::data::ADMIT_PHONES)
+            })
     }
 
     /// An administrator's device has synced: the school document is whole again.
@@ -262,11 +263,12 @@ mod tests {
     use super::*;
 
     /// A restored hub whose school has no administrator's device that can sync (its only one
-    /// was on the PC whose disk died) is not locked for good: `end-rebuild` ends the wait,
-    /// and a hub already serving notices at its next connection. Run again, it says there is
-    /// nothing to end.
+    /// was on the PC whose disk died) is not locked for good: `admit-phones` lets the phones
+    /// the backup registers sync, and a hub already serving takes it at its next connection.
+    /// The hub itself still writes nothing (its lost changes would be numbered again): the
+    /// mark stays, invites and the console still wait for an administrator's device.
     #[test]
-    fn a_rebuild_is_ended_by_hand_and_a_serving_hub_notices() {
+    fn registered_phones_are_admitted_by_hand_and_the_hub_still_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::server::ServerConfig::loopback(dir.path().join("hub"));
         let data = config.data();
@@ -277,10 +279,19 @@ mod tests {
         .unwrap();
         std::fs::write(data.rebuilding_marker(), b"").unwrap();
         let serving = Enrolled::new(config.data());
-        assert!(serving.rebuilding());
-        let said = crate::server::commands::end_rebuild_command(&config).unwrap();
+        assert!(serving.rebuilding() && !serving.phones_admitted());
+        let said = crate::server::commands::admit_phones_command(&config).unwrap();
         assert!(said.contains("同步"), "{said}");
-        assert!(!serving.rebuilding(), "the serving hub still waits");
-        assert!(crate::server::commands::end_rebuild_command(&config).is_err());
+        assert!(
+            serving.phones_admitted(),
+            "the serving hub still turns them away"
+        );
+        assert!(serving.rebuilding(), "the hub may write again");
+        assert!(
+            data.check_not_rebuilding().is_err(),
+            "invites and the console are open"
+        );
+        std::fs::remove_file(data.rebuilding_marker()).unwrap();
+        assert!(crate::server::commands::admit_phones_command(&config).is_err());
     }
 }

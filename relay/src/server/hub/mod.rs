@@ -219,8 +219,17 @@ impl HubState {
     /// pairings of the time since the backup. Everyone else waits, a device the backup knows
     /// included: it may have been revoked or its member deactivated since, or its pairings
     /// ended, and the restored copy cannot tell until an administrator's device has synced.
-    fn check_rebuild(&self, cert: &Certificate) -> Result<(), Error> {
-        if !self.enrolled.rebuilding() || cert.body().roles.iter().any(|r| r.administers()) {
+    /// Unless told by hand that no such device can come (`admit-phones`): then the devices
+    /// the backup registers sync meanwhile.
+    fn check_rebuild(&self, device: &DeviceKey, cert: &Certificate) -> Result<(), Error> {
+        if !self.enrolled.rebuilding()
+            || cert.body().roles.iter().any(|r| r.administers())
+            || (self.enrolled.phones_admitted()
+                && self
+                    .enrolled
+                    .standing(&DeviceId::from_key(&device.0))
+                    .is_some())
+        {
             return Ok(());
         }
         Err(Error::NotPermitted(REBUILDING.into()))
@@ -459,7 +468,7 @@ impl HubConversation {
                 };
                 let mut archive = self.state.archives.get()?;
                 let member = self.state.check_member(&mut archive, &cert)?;
-                self.state.check_rebuild(&cert)?;
+                self.state.check_rebuild(&self.device, &cert)?;
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 // Every sync of every phone: kept out of the default log (journald keeps it
                 // unbounded), where the delivery log in `hub.db` keeps it bounded and encrypted.
