@@ -250,10 +250,25 @@ fun invalidInputIsATypedChineseException(c: Ctx) {
         check(e.msg.contains("校验位不正确")) { e.msg }
         check(!e.msg.contains(badId) && !e.message.orEmpty().contains(badId)) { "消息里有身份证号" }
     }
+    // The 联系卡 in one step: the mother's phone refused, the father's section is not saved
+    // either.
+    try {
+        c.teacher.editChildSections(
+            c.childId,
+            listOf(
+                SectionInput("father", listOf(field("name", "王大山"), field("phone", "13905640011"))),
+                SectionInput("mother", listOf(field("phone", "12ab"))),
+            ),
+        )
+        throw Failure("错误的电话号码被接受了")
+    } catch (e: ShouwangException.InvalidInput) {
+        check(e.field.isNotEmpty() && !e.msg.contains("12ab")) { e.msg }
+    }
     val file = c.teacher.childFile(c.childId)
     check(file.records.size == before) { "写入了 ${file.records.size - before} 条" }
     val identity = file.sections.first { it.key == "identity" }
     check(identity.fields.none { it.key == "id_card" }) { identity.toString() }
+    check(!file.sections.toString().contains("王大山")) { "联系卡只保存了一半" }
 }
 
 fun cancelStopsASyncThatHangsAndTheClientStillWorks(c: Ctx) {
