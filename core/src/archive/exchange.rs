@@ -651,11 +651,9 @@ impl Archive {
         // What an administrator's file no longer sends her, she may no longer hold (its
         // school document may not say why: a guardian's withdrawal is in the document
         // withheld); dropped, as the hub's `OutOfScope` is, once it holds no work of hers
-        // beyond what the file says the school holds.
-        // An older file (imported late, or again) judged her scope on a school that has
-        // changed since (a pairing made again): its word is not taken.
-        // A file made `since` an earlier one that left out the school document (unchanged
-        // since) cannot say which school it judged: its word is not taken either.
+        // beyond what the file says the school holds. Only from a file that judged the school
+        // as this device knew it or later: not an older one (imported late or again: a
+        // pairing made since), nor one made `since` another that left the school out.
         let current = match (&file_school, self.store.doc(&DocId::School)?) {
             (Some(heads), Some(school)) => !school
                 .get_changes(heads)
@@ -664,9 +662,11 @@ impl Archive {
             (None, _) => false,
             (Some(_), None) => true,
         };
-        for h in held.iter().filter(|_| current) {
-            if self.store.doc(&h.doc)?.is_some() {
-                self.store.mark_out_of_scope(&h.doc, &h.changes)?;
+        if current {
+            for h in &held {
+                if self.store.doc(&h.doc)?.is_some() {
+                    self.store.mark_out_of_scope(&h.doc, &h.changes)?;
+                }
             }
         }
         report.purged = self.purge_out_of_scope()?;

@@ -133,15 +133,7 @@ fn is_initialised(path: &Path, key: Option<&StoreKey>) -> Result<bool> {
     if has_meta == 0 {
         return Ok(false);
     }
-    use rusqlite::OptionalExtension;
-    let school: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            [META_SCHOOL],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(school.is_some())
+    Ok(crate::store::meta_get(&conn, META_SCHOOL)?.is_some())
 }
 
 impl Archive {

@@ -770,7 +770,7 @@ fn doc_text_rows<C: FromIterator<(DocId, String)>>(
     Ok(out.into_iter().collect())
 }
 
-fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+pub(crate) fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
         .query_row([key], |r| r.get(0))

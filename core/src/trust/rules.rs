@@ -90,12 +90,7 @@ fn administers(m: &Member) -> bool {
 /// Whether `m` may record or withdraw a child's guardian consent: administrators and the
 /// 班主任 of the child's class (heading it, or with it as their class, as for reading).
 pub fn may_record_consent(auth: &AuthState<'_>, m: &Member) -> bool {
-    administers(m) || heads_childs_class(auth, m)
-}
-
-/// Whether `m` is the 班主任 of the file's child's class (as the auth state says).
-fn heads_childs_class(auth: &AuthState<'_>, m: &Member) -> bool {
-    crate::archive::scope::heads_class(auth.school, m, auth.child_class.as_ref())
+    administers(m) || crate::archive::scope::heads_class(auth.school, m, auth.child_class.as_ref())
 }
 
 /// Why the guardian consent does not allow new content in `doc` (see [`crate::consent::gate`]).
