@@ -122,6 +122,80 @@ impl DeviceId {
     }
 }
 
+/// How many bytes a device id has (and so the device's part of every actor it writes under).
+pub const DEVICE_ID_BYTES: usize = 16;
+
+/// A restore epoch: the tag a device appends to its actor once its own copy was restored from
+/// a backup (the hub, `shouwang-relay restore`).
+///
+/// automerge numbers each actor's changes one after another, and a copy restored from a
+/// backup has lost the last numbers it used: changes it made after the backup live on in
+/// other devices' copies. Writing under the same actor again would give a new change a number
+/// those copies already hold for another, and they could never merge the document again. So
+/// a restored copy writes under its device id followed by a new epoch, and every later write
+/// of that device (in a re-based document, the generation's tag after the epoch) is a new
+/// actor's. The trust rules attribute the actor to the device ([`crate::trust::device_of_actor`]):
+/// an epoch is recognised by its form, `ee` and four random bytes, so it needs no record in
+/// the school document (which the restored copy could only write under an actor the others
+/// already know).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Epoch(pub String);
+
+impl Epoch {
+    /// The first byte of every epoch, in hex.
+    const MARK: &'static str = "ee";
+    /// Hex digits in an epoch: the mark and four random bytes.
+    pub const HEX_LEN: usize = 10;
+
+    /// A new random epoch.
+    pub fn random() -> Epoch {
+        Epoch(format!("{}{}", Self::MARK, random_hex(4)))
+    }
+
+    /// Whether `tag` (hex) has an epoch's form.
+    pub fn is_epoch(tag: &str) -> bool {
+        tag.len() == Self::HEX_LEN
+            && tag.starts_with(Self::MARK)
+            && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// `tag` (what follows a device id in an actor, hex) without the epoch it starts with, if
+    /// it is an epoch alone or one followed by a re-based document's generation tag (16 hex
+    /// digits); otherwise `tag` as it is. Generation tags are 16 digits and epochs 10, so the
+    /// two never read as each other.
+    pub fn strip(tag: &str) -> &str {
+        match tag.get(..Self::HEX_LEN) {
+            Some(e) if Self::is_epoch(e) && matches!(tag.len() - Self::HEX_LEN, 0 | 16) => {
+                &tag[Self::HEX_LEN..]
+            }
+            _ => tag,
+        }
+    }
+
+    /// `device`'s actor in this epoch.
+    pub fn actor_of(epoch: Option<&Epoch>, device: &DeviceId) -> automerge::ActorId {
+        let mut bytes = device.actor().to_bytes().to_vec();
+        if let Some(e) = epoch {
+            bytes.extend(hex::decode(&e.0).unwrap_or_default());
+        }
+        automerge::ActorId::from(bytes)
+    }
+
+    /// The epoch `actor` (a store's own actor: a device id, maybe followed by an epoch) is in.
+    pub fn of_actor(actor: &automerge::ActorId) -> Option<Epoch> {
+        let bytes = actor.to_bytes();
+        let tag = hex::encode(bytes.get(DEVICE_ID_BYTES..)?);
+        Self::is_epoch(&tag).then_some(Epoch(tag))
+    }
+}
+
+/// The device part of `actor`, in hex: the device id every actor of a device starts with
+/// (its own, an epoch's, a re-based document's generation's).
+pub fn device_hex(actor: &automerge::ActorId) -> String {
+    let bytes = actor.to_bytes();
+    hex::encode(&bytes[..bytes.len().min(DEVICE_ID_BYTES)])
+}
+
 /// The school secret that keys child ids: 32 random bytes, created with the school, held only
 /// by administrators' devices and the hub. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -269,5 +343,29 @@ mod tests {
     fn device_actor_is_its_bytes() {
         let d = DeviceId::random();
         assert_eq!(d.actor().to_hex_string(), d.0);
+    }
+
+    #[test]
+    fn an_epoch_is_told_apart_from_a_generation_tag() {
+        let e = Epoch::random();
+        assert!(Epoch::is_epoch(&e.0), "{e:?}");
+        let generation = "ee0011223344556677";
+        assert_eq!(generation.len(), 18);
+        let generation = &generation[..16];
+        // A generation tag that happens to start with the mark stays a generation tag.
+        assert_eq!(Epoch::strip(generation), generation);
+        assert_eq!(Epoch::strip(&e.0), "");
+        assert_eq!(Epoch::strip(&format!("{}{generation}", e.0)), generation);
+        // Anything else after an epoch is not taken off: the rules then find no generation.
+        assert_eq!(Epoch::strip(&format!("{}00", e.0)), format!("{}00", e.0));
+        assert_eq!(Epoch::strip("ee00"), "ee00");
+        assert!(!Epoch::is_epoch("EE00112233"));
+        let d = DeviceId::random();
+        let actor = Epoch::actor_of(Some(&e), &d);
+        assert_eq!(actor.to_hex_string(), format!("{}{}", d.0, e.0));
+        assert_eq!(Epoch::of_actor(&actor), Some(e));
+        assert_eq!(Epoch::of_actor(&d.actor()), None);
+        assert_eq!(device_hex(&actor), d.0);
+        assert_eq!(Epoch::actor_of(None, &d), d.actor());
     }
 }

@@ -181,3 +181,75 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
         assert!(devices.contains(label), "{label} not in {devices}");
     }
 }
+
+/// The restored hub writes under a new actor: what its lost copy wrote after the office's
+/// device last synced is on the phones that synced since, under the hub's numbers, and a hub
+/// numbering its new writes the same way would make every one of those phones fail each later
+/// sync of the school.
+///
+/// 1. The school is set up and backed up; the office's device joins and syncs.
+/// 2. The hub's last writes, after the office's last sync: a new 爱心妈妈 (周红梅) invited,
+///    which adds her to the school. The 班主任's phone syncs and holds them.
+/// 3. The disk dies, the backup is restored, the office's device syncs first: the hub holds
+///    the school as the office knew it, without 周红梅.
+/// 4. The hub writes again: another 爱心妈妈 (李芳) is invited.
+/// 5. The 班主任's phone syncs: it learns of 李芳 and still knows 周红梅.
+#[test]
+fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+
+    // 1.
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let teacher = dir.path().join("teacher.db");
+    phone(
+        &teacher,
+        &["join", &invite(&ports.config, "班主任", "王瑞侠")],
+    );
+    let backup = dir.path().join("郭庄小学.backup");
+    ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    let office = dir.path().join("office.db");
+    phone(
+        &office,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+    phone(&office, &["sync"]);
+
+    // 2.
+    invite(&ports.config, "爱心妈妈", "周红梅");
+    phone(&teacher, &["sync"]);
+    assert!(phone(&teacher, &["member", "list"]).contains("周红梅"));
+
+    // 3.
+    server.stop();
+    std::fs::remove_dir_all(data.root()).unwrap();
+    ok(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    phone(&office, &["sync"]);
+    assert!(!data.rebuilding_marker().exists());
+
+    // 4.
+    invite(&ports.config, "爱心妈妈", "李芳");
+
+    // 5.
+    let synced = run(
+        &phone_bin(),
+        &["--store", teacher.to_str().unwrap(), "sync"],
+    );
+    let err = String::from_utf8_lossy(&synced.stderr).into_owned();
+    assert!(synced.status.success(), "the 班主任's sync failed: {err}");
+    let members = phone(&teacher, &["member", "list"]);
+    assert!(
+        members.contains("李芳") && members.contains("周红梅"),
+        "{members}"
+    );
+    server.stop();
+}

@@ -52,7 +52,7 @@ struct WritingAs<'a> {
 impl<'a> WritingAs<'a> {
     fn lend(archive: &'a mut Archive, member: MemberId, device: DeviceId) -> WritingAs<'a> {
         let own_actor = archive.store.actor().clone();
-        archive.store.set_actor(device.actor());
+        archive.store.set_device(&device);
         let own_device = std::mem::replace(&mut archive.device, device);
         let own_member = std::mem::replace(&mut archive.me, member);
         WritingAs {
@@ -290,6 +290,78 @@ mod tests {
         assert_ne!(actor, device.actor());
         let history = a.child_file("王小雨").unwrap().history;
         assert!(history.iter().any(|h| h.member == "王瑞侠"), "{history:?}");
+    }
+
+    /// The actor of the last change to `doc`.
+    fn actor_of_last(a: &mut Archive, doc: &DocId) -> ActorId {
+        let d = a.store().doc(doc).unwrap().unwrap().clone();
+        d.get_change_by_hash(&d.get_heads()[0])
+            .unwrap()
+            .actor_id()
+            .clone()
+    }
+
+    #[test]
+    fn a_restored_hub_writes_for_itself_and_at_the_console_under_new_actors_of_the_same_devices() {
+        let mut s = school();
+        let path = s.archive.store().path().to_owned();
+        let a = &mut s.archive;
+        let archivist = member(a, "晁月静");
+        a.write_as_member(&archivist, |a| a.add_class("四年级(2)班", None))
+            .unwrap();
+        let (_, console) = author_of_last(a, &DocId::School);
+        let hub = a.device().clone();
+        a.rebase_child("王小雨", "更正身份证号").unwrap();
+        let child = DocId::Child(a.find_child("王小雨").unwrap());
+        let before = [
+            a.store().actor().clone(),
+            actor_of_last(a, &child),
+            console.actor(),
+        ];
+
+        let epoch = a.store().begin_epoch().unwrap();
+        a.add_class("五年级(1)班", None).unwrap();
+        let own = actor_of_last(a, &DocId::School);
+        assert_eq!(own, crate::ids::Epoch::actor_of(Some(&epoch), &hub));
+        assert_eq!(
+            author_of_last(a, &DocId::School),
+            ("张长友".into(), hub.clone())
+        );
+        a.write_as_member(&archivist, |a| a.add_class("五年级(2)班", None))
+            .unwrap();
+        let at_console = actor_of_last(a, &DocId::School);
+        assert_eq!(
+            at_console,
+            crate::ids::Epoch::actor_of(Some(&epoch), &console)
+        );
+        assert_eq!(
+            author_of_last(a, &DocId::School),
+            ("晁月静".into(), console)
+        );
+        // In the re-based file: the generation's tag after the epoch, still the hub's.
+        a.edit_child(
+            "王小雨",
+            "guardian",
+            &[("phone".to_owned(), "13800002222".to_owned())],
+        )
+        .unwrap();
+        let in_file = actor_of_last(a, &child);
+        assert!(
+            in_file.to_hex_string().starts_with(&own.to_hex_string()),
+            "{in_file}"
+        );
+        assert_eq!(author_of_last(a, &child), ("张长友".into(), hub.clone()));
+        for actor in [&own, &at_console, &in_file] {
+            assert!(!before.contains(actor), "{actor} was written under before");
+        }
+        assert_eq!(a.store().actor(), &own);
+
+        // Opened again, it stays in its epoch.
+        let School { archive, _dir: dir } = s;
+        drop(archive);
+        let mut again = Archive::open(&path).unwrap();
+        assert_eq!(again.store().actor(), &own);
+        drop(dir);
     }
 
     #[test]

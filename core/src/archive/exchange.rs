@@ -250,7 +250,7 @@ impl Archive {
             b.set_meta(META_DEVICE, device.as_str());
             Ok(())
         })?;
-        self.store.set_actor(device.actor());
+        self.store.set_device(&device);
         self.device = device;
         Ok(secret)
     }
@@ -782,7 +782,7 @@ impl Archive {
         let total = bundle.entries.len();
         let result = (|| {
             let mut store = Store::open_with_key(path, key)?;
-            store.set_actor(device.actor());
+            store.set_device(&device);
             let (me, report) = store.write(|b| {
                 b.set_source("bundle");
                 let view = scope::school_after(b, &bundle.entries)?;

@@ -190,7 +190,7 @@ impl Archive {
         let device = device_secret.device_id();
         let me = MemberId::random();
         let mut store = Store::open_with_key(path, key)?;
-        store.set_actor(device.actor());
+        store.set_device(&device);
         let admin = Member {
             id: me.clone(),
             name: setup.admin_name.trim().to_owned(),
@@ -262,7 +262,7 @@ impl Archive {
         let school_id = SchoolId(get(META_SCHOOL)?);
         let device = DeviceId(get(META_DEVICE)?);
         let me = MemberId(get(META_MEMBER)?);
-        store.set_actor(device.actor());
+        store.set_device(&device);
         Ok(Archive {
             store,
             school_id,

@@ -222,7 +222,9 @@ impl Archive {
     pub fn undelivered(&mut self, peer: &str) -> Result<crate::school::Undelivered> {
         use automerge::{ChangeHash, ObjType, ROOT, ReadDoc, Value};
         let shared = self.store.shared_with(peer)?;
-        let me = self.device.actor();
+        // Every actor of this device: its own, a re-based document's generation's, a restored
+        // copy's epoch's.
+        let me = self.device.as_str().to_owned();
         let mut out = crate::school::Undelivered {
             changes: 0,
             records: 0,
@@ -238,7 +240,7 @@ impl Archive {
             let mine = doc
                 .get_changes(&heads)
                 .iter()
-                .filter(|c| *c.actor_id() == me)
+                .filter(|c| c.actor_id().to_hex_string().starts_with(&me))
                 .count();
             if mine == 0 {
                 continue;
@@ -253,7 +255,8 @@ impl Archive {
                 let known = doc.get_at(&records, &key, &heads).ok().flatten().is_some();
                 let created_here = matches!(
                     doc.get(&records, &key),
-                    Ok(Some((_, automerge::ObjId::Id(_, actor, _)))) if actor == me
+                    Ok(Some((_, automerge::ObjId::Id(_, actor, _))))
+                        if actor.to_hex_string().starts_with(&me)
                 );
                 if created_here && !known {
                     out.records += 1;

@@ -256,8 +256,9 @@ pub fn has_change(doc: &Automerge, hash: &automerge::ChangeHash) -> bool {
     doc.get_change_meta_by_hash(hash).is_some()
 }
 
-/// Whether `doc` holds changes of the device whose actor is `device` (hex): under that actor,
-/// or under one of its re-based generations' (which extend it: `Generation::actor_of`).
+/// Whether `doc` holds changes of the device whose id is `device` (hex): under its actor, or
+/// under one that extends it (a restore epoch's, `ids::Epoch`; a re-based generation's,
+/// `Generation::actor_of`).
 pub fn written_by(doc: &Automerge, device: &str) -> bool {
     doc.get_changes_meta(&[])
         .iter()

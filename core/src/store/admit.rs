@@ -385,7 +385,7 @@ impl Batch<'_> {
         for writer in self.writers_here() {
             let own = writer == *self.actor;
             self.writing_as = (!own).then_some(writer.clone());
-            carried += self.carry_over_as(id, old, covered, &writer.to_hex_string());
+            carried += self.carry_over_as(id, old, covered, &crate::ids::device_hex(&writer));
         }
         self.writing_as = None;
         carried
@@ -546,10 +546,11 @@ impl Batch<'_> {
     fn writers_here(&self) -> Vec<automerge::ActorId> {
         let mut out = vec![self.actor.clone()];
         if let Some(school) = self.docs.get(&DocId::School) {
+            let epoch = crate::ids::Epoch::of_actor(self.actor);
             out.extend(
-                school::consoles_registered_by(school, &self.actor.to_hex_string())
+                school::consoles_registered_by(school, &crate::ids::device_hex(self.actor))
                     .iter()
-                    .map(crate::ids::DeviceId::actor),
+                    .map(|d| crate::ids::Epoch::actor_of(epoch.as_ref(), d)),
             );
         }
         out
@@ -888,7 +889,7 @@ impl Batch<'_> {
             let writers: Vec<String> = self
                 .writers_here()
                 .iter()
-                .map(|a| a.to_hex_string())
+                .map(crate::ids::device_hex)
                 .collect();
             let old = match self.docs.get(id) {
                 Some(d)

@@ -226,11 +226,7 @@ impl Batch<'_> {
             return Ok(());
         };
         let actor = self.writing_actor(id);
-        let device = self
-            .writing_as
-            .as_ref()
-            .unwrap_or(self.actor)
-            .to_hex_string();
+        let device = crate::ids::device_hex(self.writing_as.as_ref().unwrap_or(self.actor));
         let (mine, others): (Vec<_>, Vec<_>) = tips.into_iter().partition(|(a, _)| *a == actor);
         let holds = self
             .docs

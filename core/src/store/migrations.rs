@@ -375,6 +375,23 @@ CREATE INDEX office_browsers_by_member ON office_browsers (member_id, created);
 "#,
         rebuild_projections: false,
     },
+    // A build before restore epochs (`ids::Epoch`) refused what a restored hub wrote under its
+    // new actor ("修改来自未登记的设备"), and what rested on it with it; a refused change stays
+    // refused without being judged again. This build takes such changes: the rows go, so the
+    // next sync brings them again and they are judged by this build's rules. The actor of an
+    // epoch is a device id (32 hex digits) then `ee` and 8 digits, maybe a generation's 16.
+    Migration {
+        version: 20,
+        sql: r#"
+DELETE FROM quarantine
+ WHERE reason IN ('依赖一项被拒绝的修改', '这项修改此前已被拒绝')
+   AND doc_id IN (SELECT doc_id FROM quarantine
+                   WHERE length(actor) IN (42, 58) AND substr(actor, 33, 2) = 'ee');
+DELETE FROM quarantine
+ WHERE length(actor) IN (42, 58) AND substr(actor, 33, 2) = 'ee';
+"#,
+        rebuild_projections: false,
+    },
 ];
 
 /// Set in `meta` by a migration whose projections must be rebuilt, in its own transaction,

@@ -315,10 +315,7 @@ impl Store {
                 "档案库文件是只读的，又需要升级到新版本，无法打开；请把它放到可写的位置".into(),
             ));
         }
-        let actor = match meta_get(&conn, "device_id")? {
-            Some(d) => crate::ids::DeviceId(d).actor(),
-            None => ActorId::random(),
-        };
+        let actor = own_actor(&conn)?;
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -342,10 +339,7 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let rebuild = migrations::apply(&mut conn, migrations::latest())?;
-        let actor = match meta_get(&conn, "device_id")? {
-            Some(d) => crate::ids::DeviceId(d).actor(),
-            None => ActorId::random(),
-        };
+        let actor = own_actor(&conn)?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
@@ -379,6 +373,28 @@ impl Store {
     /// The automerge actor everything is written under (the device id).
     pub fn actor(&self) -> &ActorId {
         &self.actor
+    }
+
+    /// Writes from now on as `device`: under its actor, in this store's restore epoch if it
+    /// has one ([`crate::ids::Epoch`]).
+    pub fn set_device(&mut self, device: &crate::ids::DeviceId) {
+        let epoch = crate::ids::Epoch::of_actor(&self.actor);
+        self.set_actor(crate::ids::Epoch::actor_of(epoch.as_ref(), device));
+    }
+
+    /// Starts a new restore epoch: this store is a copy restored from a backup, and from now
+    /// on writes under new actors, so that it never numbers a change again as its lost copy
+    /// did ([`crate::ids::Epoch`]). A store restored again gets another epoch.
+    pub fn begin_epoch(&mut self) -> Result<crate::ids::Epoch> {
+        let epoch = crate::ids::Epoch::random();
+        self.write(|b| {
+            b.set_meta(META_EPOCH, &epoch.0);
+            Ok(())
+        })?;
+        self.actor = own_actor(&self.conn)?;
+        let actor = self.actor.clone();
+        self.set_actor(actor);
+        Ok(epoch)
     }
 
     /// Sets the automerge actor for everything written from now on (the device id).
@@ -768,6 +784,24 @@ fn doc_text_rows<C: FromIterator<(DocId, String)>>(
         }
     }
     Ok(out.into_iter().collect())
+}
+
+/// The meta key of the store's restore epoch ([`Store::begin_epoch`]).
+const META_EPOCH: &str = "actor_epoch";
+
+/// The actor a store writes under when opened: its device's (`device_id`), in its restore
+/// epoch if it has one; a random one before it has a device.
+fn own_actor(conn: &Connection) -> Result<ActorId> {
+    let Some(device) = meta_get(conn, "device_id")? else {
+        return Ok(ActorId::random());
+    };
+    let epoch = meta_get(conn, META_EPOCH)?
+        .filter(|e| crate::ids::Epoch::is_epoch(e))
+        .map(crate::ids::Epoch);
+    Ok(crate::ids::Epoch::actor_of(
+        epoch.as_ref(),
+        &crate::ids::DeviceId(device),
+    ))
 }
 
 pub(crate) fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {

@@ -698,6 +698,75 @@ fn a_rebuild_cut_short_by_a_killed_process_happens_at_the_next_open() {
     assert!(store.meta(migrations::PROJECTIONS_STALE).unwrap().is_none());
 }
 
+/// A store that refused a restored hub's changes before this build knew restore epochs
+/// judges them again once upgraded: the refusals of the epoch's actor, and of what rested on
+/// them in the same documents, leave the quarantine; others stay.
+#[test]
+fn an_upgraded_store_forgets_its_refusals_of_a_restored_hubs_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.db");
+    drop(Store::open(&path).unwrap());
+    let device = "0123456789abcdef0123456789abcdef";
+    let epoch = crate::ids::Epoch::random().0;
+    let rows = [
+        (
+            "school",
+            1u8,
+            format!("{device}{epoch}"),
+            "修改来自未登记的设备",
+        ),
+        (
+            "school",
+            2,
+            "fedcba9876543210fedcba9876543210".into(),
+            "依赖一项被拒绝的修改",
+        ),
+        (
+            "school",
+            3,
+            format!("{device}{epoch}0011223344556677"),
+            "修改来自未登记的设备",
+        ),
+        // Not an epoch: a forgery under an unknown device, and what rests on it elsewhere.
+        (
+            "school",
+            4,
+            format!("{device}ff00112233"),
+            "修改来自未登记的设备",
+        ),
+        ("child/1", 5, device.to_owned(), "依赖一项被拒绝的修改"),
+        (
+            "child/1",
+            6,
+            device.to_owned(),
+            "修改没有注明依据的学校信息",
+        ),
+    ];
+    {
+        let conn = Connection::open(&path).unwrap();
+        for (doc, n, actor, reason) in &rows {
+            conn.execute(
+                "INSERT INTO quarantine (doc_id, hash, actor, reason, source, at, bytes)
+                 VALUES (?1, ?2, ?3, ?4, 'hub', 0, x'00')",
+                rusqlite::params![doc, vec![*n; 32], actor, reason],
+            )
+            .unwrap();
+        }
+        conn.pragma_update(None, "user_version", 19).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let mut left: Vec<u8> = store
+        .conn
+        .prepare("SELECT hash FROM quarantine")
+        .unwrap()
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|h| h.unwrap()[0])
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, [4, 5, 6]);
+}
+
 /// A rebuild a writer on another connection kept from running stays due as a rebuild (not
 /// only a fold), and the next [`Store::scrub_if_due`] runs it.
 #[test]

@@ -106,7 +106,7 @@ impl Store {
         }
         // What each remembered copy holds of this device's own work, with what an earlier
         // mark recorded (a copy brought back without it and dropped again still lacks it).
-        let device = self.actor.to_hex_string();
+        let device = crate::ids::device_hex(&self.actor);
         let mut marks = Vec::new();
         for id in remembered.iter().filter(|d| ids.contains(d)) {
             let mut tips = super::purged_tips(&self.conn, id)?.unwrap_or_default();

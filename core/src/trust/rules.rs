@@ -38,15 +38,16 @@ fn refuse(reason: impl Into<String>) -> Verdict {
     Verdict::Refuse(reason.into())
 }
 
-/// The device an actor belongs to: the device id itself, or (in a re-based document's
-/// generation) the device id followed by a generation tag the school recorded.
+/// The device an actor belongs to: the device id itself, maybe followed by a restore epoch
+/// (a copy of the device's restored from a backup, [`crate::ids::Epoch`]) and then, in a
+/// re-based document's generation, by a generation tag the school recorded.
 pub fn device_of_actor(school: &SchoolView, actor: &automerge::ActorId) -> Option<DeviceId> {
     let hex = actor.to_hex_string();
     let device = school
         .devices
         .iter()
         .find(|d| hex.starts_with(d.id.as_str()))?;
-    let tag = &hex[device.id.as_str().len()..];
+    let tag = crate::ids::Epoch::strip(&hex[device.id.as_str().len()..]);
     (tag.is_empty() || school.rebases.iter().any(|r| r.generation == tag))
         .then(|| device.id.clone())
 }

@@ -11,8 +11,13 @@
 //! A restored hub is *rebuilding* (a `rebuilding` file in the data directory) until an
 //! administrator's device has synced with it: the devices hold everything written since the
 //! backup, the office's device the whole school document (members, pairings, devices enrolled
-//! and revoked since), so the hub takes that first and enrolls no one meanwhile (its own
-//! writes would reuse sequence numbers its lost copy had already used).
+//! and revoked since), so the hub takes that first and enrolls no one meanwhile (it would
+//! write on a school that lacks the members, devices and revocations made since).
+//!
+//! A restored hub writes under a new actor (its device id followed by a restore epoch,
+//! `shouwang_core::ids::Epoch`): the changes its lost copy made after the backup are on the
+//! phones that synced since, under the numbers the hub had reached, and a new change numbered
+//! the same way would make each of those phones fail every later sync of that document.
 //!
 //! `restore` refuses a data directory that holds anything, builds the new one beside it
 //! (`<dir>.restoring`) and renames it into place only once every file is written and the
@@ -535,6 +540,11 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
             write_private_new(&target, bytes)?;
         }
         let mut archive = open_archive_with(&db, Some(&store_key), data.key_source())?;
+        // The hub's changes after the backup live on in the devices' copies under the numbers
+        // the lost copy gave them: from here on the hub (and each member's console device it
+        // writes for) writes under a new actor, never numbering a change again
+        // (`shouwang_core::ids::Epoch`).
+        archive.store().begin_epoch()?;
         // The ledger beside the backup: every erasure made up to the newest backup, whose
         // children's documents go before the hub serves anyone.
         let ledger = from
@@ -660,8 +670,8 @@ mod tests {
 
     /// A restored directory is a school as soon as `school.key` is in it, and `serve` treats
     /// it as one: it must be rebuilding from that moment, or a restore killed just after
-    /// would leave a hub that serves and writes under its own actor at once, reusing the
-    /// sequence numbers its lost copy had used. Both ways of restoring: into a new directory
+    /// would leave a hub that serves and enrolls at once, on a school that lacks what was
+    /// made since the backup. Both ways of restoring: into a new directory
     /// (renamed into place) and into an existing empty one (moved in file by file).
     #[test]
     fn a_restore_killed_once_in_place_leaves_a_hub_that_rebuilds() {

@@ -174,9 +174,10 @@ impl DataDir {
         self.root.join("rebuilding")
     }
 
-    /// Refuses what would write to the hub's archive under its own actor while it rebuilds
-    /// from a backup (an invite that adds a member, the office console): the sequence numbers
-    /// its lost copy had used come back with the administrator's device.
+    /// Refuses what would write to the hub's archive while it rebuilds from a backup (an
+    /// invite that adds a member, the office console): the school it would write on lacks the
+    /// members, devices and revocations made since, which come back with the administrator's
+    /// device.
     pub fn check_not_rebuilding(&self) -> Result<(), Error> {
         if self.rebuilding_marker().exists() {
             return Err(Error::NotPermitted(super::hub::REBUILDING.into()));

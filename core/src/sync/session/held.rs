@@ -119,7 +119,7 @@ impl Session {
         if self.handed_in.contains(doc) {
             return Ok(false);
         }
-        let device = store.actor().to_hex_string();
+        let device = crate::ids::device_hex(store.actor());
         let Some(am) = store.doc(doc)? else {
             return Ok(false);
         };

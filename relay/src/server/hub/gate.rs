@@ -37,7 +37,8 @@ pub(crate) enum Standing {
 /// anyone gets past the gate meanwhile (as with an invite open), because the devices enrolled
 /// since the backup are not in the restored school document; at `Hello` only an
 /// administrator's certificate is taken, from any device ([`HubState::check_rebuild`]): one the
-/// backup knows may have been revoked since.
+/// backup knows may have been revoked since; unless `shouwang-relay admit-phones` let the
+/// devices the backup registers sync meanwhile ([`Enrolled::phones_admitted`]).
 #[derive(Debug, Default)]
 pub(crate) struct Enrolled {
     data: Option<DataDir>,
