@@ -70,6 +70,11 @@ pub enum Error {
     #[error("这台设备还没有建立档案库，请先创建学校或导入学校文件")]
     NotInitialised,
 
+    /// The store was set up without an invite (from a file, or as an office archive), so it
+    /// has no network identity and cannot sync with the school's server.
+    #[error("这台设备还没有通过邀请码加入学校服务器，请先用邀请码加入")]
+    NotEnrolled,
+
     /// SQLite failed.
     #[error("存储出错：{}", storage_text(.0))]
     Storage(#[from] rusqlite::Error),
@@ -392,6 +397,7 @@ mod tests {
                 doc: "school".into(),
             },
             Error::NotInitialised,
+            Error::NotEnrolled,
             Error::Document(automerge::AutomergeError::InvalidOp(
                 automerge::ObjType::Map,
             )),
@@ -458,6 +464,7 @@ mod tests {
                 | Error::Revoked
                 | Error::Damaged { .. }
                 | Error::NotInitialised
+                | Error::NotEnrolled
                 | Error::Storage(_)
                 | Error::Document(_)
                 | Error::Io(_) => {}

@@ -8,7 +8,6 @@
 //! English and may name addresses).
 
 use shouwang_core::Error as CoreError;
-use shouwang_relay::device;
 use shouwang_relay::transport::TransportError;
 
 /// Why a call failed. In Kotlin this is `ShouwangException` with one subclass per variant;
@@ -111,13 +110,12 @@ impl From<CoreError> for ShouwangError {
             CoreError::NotFound { what, .. } => ShouwangError::NotFound {
                 msg: format!("找不到这个{what}，可能已被删除或还没有同步到本机，请刷新后再试"),
             },
-            CoreError::NotPermitted(_) if msg == device::not_enrolled().to_string() => {
-                ShouwangError::NotEnrolled { msg }
-            }
             CoreError::NotPermitted(_) | CoreError::WrongSchool => {
                 ShouwangError::NotPermitted { msg }
             }
-            CoreError::NotInitialised => ShouwangError::NotEnrolled { msg },
+            CoreError::NotInitialised | CoreError::NotEnrolled => {
+                ShouwangError::NotEnrolled { msg }
+            }
             CoreError::Locked => ShouwangError::Locked { msg },
             CoreError::Revoked => ShouwangError::Revoked { msg },
             CoreError::Corrupt(_)
@@ -169,7 +167,7 @@ mod tests {
         );
         let e: ShouwangError = CoreError::Missing("情况记录".into()).into();
         assert!(matches!(e, ShouwangError::InvalidInput { ref field, .. } if field == "情况记录"));
-        let e: ShouwangError = device::not_enrolled().into();
+        let e: ShouwangError = CoreError::NotEnrolled.into();
         assert!(matches!(e, ShouwangError::NotEnrolled { .. }), "{e:?}");
         let e: ShouwangError = CoreError::NotPermitted("只能修改自己填写的记录".into()).into();
         assert!(matches!(e, ShouwangError::NotPermitted { .. }));
@@ -208,7 +206,7 @@ mod tests {
                 key: "王小雨".into(),
             },
             CoreError::NotPermitted("只能修改自己填写的记录".into()),
-            device::not_enrolled(),
+            CoreError::NotEnrolled,
             CoreError::Corrupt("数据文件不完整".into()),
             CoreError::WrongSchool,
             CoreError::StoreTooNew {

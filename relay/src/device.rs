@@ -29,11 +29,6 @@ use shouwang_core::archive::META_NETWORK_KEY as META_SECRET;
 pub(crate) const META_CERTIFICATE: &str = "net.certificate";
 const META_INVITE: &str = shouwang_core::membership::INVITE_META;
 
-/// The error of a device that has not joined with an invite.
-pub fn not_enrolled() -> Error {
-    Error::NotPermitted("这台设备还没有通过邀请码加入学校服务器，请先用邀请码加入".into())
-}
-
 /// How long a device waits to reach a peer or the hub: generous, for EDGE links.
 pub fn default_options() -> ConversationOptions {
     ConversationOptions {
@@ -87,7 +82,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The identity stored in `archive`; [`not_enrolled`] if it joined without a ticket.
+    /// The identity stored in `archive`; [`Error::NotEnrolled`] if it joined without a ticket.
     pub fn load(archive: &mut Archive) -> Result<Identity, Error> {
         let store = archive.store();
         let (Some(secret), Some(cert), Some(invite)) = (
@@ -95,7 +90,7 @@ impl Identity {
             store.meta(META_CERTIFICATE)?,
             store.meta(META_INVITE)?,
         ) else {
-            return Err(not_enrolled());
+            return Err(Error::NotEnrolled);
         };
         let secret = hex::decode(&secret)
             .ok()
