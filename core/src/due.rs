@@ -139,16 +139,27 @@ struct Duty {
     required: i64,
 }
 
+/// SQL true when `p_children.consent` (the projection's comma-separated consent tags:
+/// `private`, `-private`, `-basic`, …) does not hold `$tag`.
+macro_rules! consent_lacks {
+    ($tag:literal) => {
+        concat!(
+            "(',' || coalesce(consent, '') || ',') NOT LIKE '%,",
+            $tag,
+            ",%'"
+        )
+    };
+}
+
 /// The children of `class` on this device whose care is anyone's duty: not those whose
 /// guardian withdrew consent to (or objected to) the basic file (`-basic` in
 /// `p_children.consent`): nothing new may be written in their files.
 fn children_of_class(conn: &Connection, class: &str) -> Result<Vec<(ChildId, String)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT child_id, name FROM p_children
-         WHERE class_id = ?1
-           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-basic,%'
-         ORDER BY name",
-    )?;
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT child_id, name FROM p_children WHERE class_id = ?1 AND ",
+        consent_lacks!("-basic"),
+        " ORDER BY name"
+    ))?;
     let rows = stmt
         .query_map([class], |r| Ok((ChildId(r.get(0)?), r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
@@ -159,11 +170,10 @@ fn children_of_class(conn: &Connection, class: &str) -> Result<Vec<(ChildId, Str
 /// holds no file of hers (a file closed to the carer, dropped) or the guardian withdrew
 /// consent to (or objected to) the basic file.
 fn cared_child_name(conn: &Connection, child: &ChildId) -> Result<Option<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT name FROM p_children
-         WHERE child_id = ?1
-           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-basic,%'",
-    )?;
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT name FROM p_children WHERE child_id = ?1 AND ",
+        consent_lacks!("-basic")
+    ))?;
     Ok(stmt.query_row([child.as_str()], |r| r.get(0)).optional()?)
 }
 
@@ -342,14 +352,15 @@ fn missing_consent(
     if !school.consent_required || !m.active || !m.has(Role::HeadTeacher) {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT child_id, name FROM p_children
-         WHERE class_id = ?1
-           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,private,%'
-           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-private,%'
-           AND (',' || coalesce(consent, '') || ',') NOT LIKE '%,-basic,%'
-         ORDER BY name",
-    )?;
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT child_id, name FROM p_children WHERE class_id = ?1 AND ",
+        consent_lacks!("private"),
+        " AND ",
+        consent_lacks!("-private"),
+        " AND ",
+        consent_lacks!("-basic"),
+        " ORDER BY name"
+    ))?;
     let mut out = Vec::new();
     for class in school
         .classes
