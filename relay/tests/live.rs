@@ -302,11 +302,14 @@ async fn story_3_a_pairing_ended_while_syncing_live_purges_the_child_and_syncs_g
 /// 4. Both phones live; the office ends the 爱心妈妈's pairing with 王小雨, then the 班主任 writes
 ///    a 家访 for her. The 爱心妈妈's connection began when she could see 王小雨, and stays open:
 ///    the hub checks each document as it leaves, so the 家访 never reaches her phone. Her next
-///    sync works, with no 无权.
+///    sync works, with no 无权. The service's log says why the connection ended without the
+///    child's id (it would outlive the erasure of her file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_4_a_connection_that_outlives_a_pairing_carries_nothing_of_the_child() {
+    let log = common::service_log();
     let dir = tempfile::tempdir().unwrap();
     let data = common::sample_school(dir.path());
+    let child = data.open_archive().unwrap().find_child("王小雨").unwrap();
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();
@@ -361,4 +364,10 @@ async fn story_4_a_connection_that_outlives_a_pairing_carries_nothing_of_the_chi
         .unwrap();
     assert_eq!(status.last_error, None, "{status:?}");
     server.shutdown().await;
+    let logged = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    assert!(
+        logged.contains("left the member's scope mid-connection"),
+        "{logged}"
+    );
+    assert!(!logged.contains(child.as_str()), "{logged}");
 }

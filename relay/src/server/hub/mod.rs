@@ -407,7 +407,13 @@ impl DeliveryLog {
         if let Some(member) = &self.member
             && let Some(doc) = archive.first_not_visible(member, &out.delivered)?
         {
-            info!(device = %self.device, doc = %doc.key(), "left the member's scope mid-connection");
+            // Not a child's id: the service's log outlives her file's erasure.
+            let doc = if doc.child().is_some() {
+                "a child's file".to_owned()
+            } else {
+                doc.key()
+            };
+            info!(device = %self.device, %doc, "left the member's scope mid-connection");
             return Err(Error::NotPermitted(SCOPE_CHANGED.into()));
         }
         let new: Vec<_> = out
