@@ -51,7 +51,8 @@ use crate::doc::{KIND, SCHEMA};
 use crate::error::{Error, Result};
 use crate::records::{each_record, meta_of};
 
-/// This device, by its actor (hex): a record's `device` names it, and its operations carry it.
+/// This device, by its id (hex): a record's `device` names it, and its operations' actors
+/// start with it.
 #[derive(Debug, Clone, Copy)]
 pub struct ThisDevice<'a>(pub &'a str);
 

@@ -4,7 +4,7 @@
 //! Every device has one ed25519 key pair. Its public half is registered with the device in the
 //! school document (see [`crate::school::Device::key`]); the device id is the first 16 bytes of
 //! it ([`DeviceId::from_key`]), which is also the automerge actor of everything the device
-//! writes.
+//! writes (or starts it: [`crate::ids::Epoch`], a re-based document's generation).
 //!
 //! - A device that enrolls over the network uses its iroh endpoint key; the hub registers it.
 //! - A device set up from a bundle (`shouwang device add`) gets a key generated at the office,

@@ -764,8 +764,8 @@ pub fn add_device<T: Transactable + ReadDoc>(tx: &mut T, d: &Device) -> Result<(
     Ok(())
 }
 
-/// The console devices (`archive::console`) that the device whose actor is `actor` (hex)
-/// registered and that are not revoked: the devices whose work a hub writes, besides its own.
+/// The console devices (`archive::console`) that the device whose id is `actor` (hex; any of
+/// its actors starts with it) registered and that are not revoked: the devices whose work a hub writes, besides its own.
 /// Read from who made each entry (its map's operation), not from anything the entry says.
 pub fn consoles_registered_by<D: ReadDoc>(doc: &D, actor: &str) -> Vec<DeviceId> {
     let Some(devices) = map_at(doc, &ROOT, DEVICES) else {

@@ -133,6 +133,28 @@ pub fn as_actor(
     })
 }
 
+/// 6b. A 谈心 of the device's own member, as an honest app writes it but under the device's
+///     actor followed by a restore epoch (`ids::Epoch`): only a copy restored from a backup
+///     (the hub's, and the console devices it writes for) writes under one, and a member's
+///     phone that could would make a document's writers countless.
+pub fn under_an_epoch(a: &mut Archive, child: &ChildId) -> automerge::ChangeHash {
+    let device = a.device().clone();
+    let actor =
+        shouwang_core::ids::Epoch::actor_of(Some(&shouwang_core::ids::Epoch::random()), &device);
+    let record = Forged {
+        id: RecordId::new(1_700_000_000_000).as_str().to_owned(),
+        kind: "talk",
+        happened_on: "2026-11-20".into(),
+        author: a.me_id().to_string(),
+        role: "love_mother".into(),
+        device: device.to_string(),
+        child: child.to_string(),
+    };
+    forge(a, &DocId::Child(child.clone()), Some(actor), |tx| {
+        record.put(tx)
+    })
+}
+
 /// A record's metadata as a modified app writes it, whatever the rules say.
 struct Forged {
     id: String,

@@ -124,6 +124,13 @@ fn attacks() -> Vec<(&'static str, Attack)> {
                 attack::void_as(&mut s.mother.archive, &c, &v, &her),
             )
         }),
+        ("her own 谈心 under a restored copy's actor", |s| {
+            let c = s.child.clone();
+            (
+                DocId::Child(c.clone()),
+                attack::under_an_epoch(&mut s.mother.archive, &c),
+            )
+        }),
         ("an unregistered actor", |s| {
             let c = s.child.clone();
             let her = s.mother.archive.me_id().to_string();

@@ -14,7 +14,8 @@ use crate::school;
 /// A registered device, as an administrator sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceRow {
-    /// The device id (also its automerge actor); `device revoke` takes it or a prefix of it.
+    /// The device id (also its automerge actor, or the start of it); `device revoke` takes it or
+    /// a prefix of it.
     pub id: String,
     pub member: String,
     pub label: String,

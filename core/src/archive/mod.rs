@@ -1,7 +1,8 @@
 //! [`Archive`]: one device's care archive, the API the CLI and the phone apps use.
 //!
 //! An archive is a [`Store`] plus who is holding the device: the school, the device id (the
-//! automerge actor of everything written here) and the member using it. Every method validates
+//! automerge actor of everything written here, followed by a restore epoch on a copy restored
+//! from a backup: [`crate::ids::Epoch`]) and the member using it. Every method validates
 //! its input completely, checks that the member may do it, and then writes in one durable
 //! transaction, so a refused call leaves nothing behind.
 

@@ -407,7 +407,7 @@ impl Archive {
                 Some(d) => self.doc_label(&d)?,
                 None => doc,
             };
-            // An actor is the device id, plus a generation tag in a re-based document.
+            // An actor is the device id, maybe plus a restore epoch and a generation tag.
             let member = school
                 .device_owner_name(&actor)
                 .unwrap_or_else(|| "未登记的设备".to_owned());

@@ -266,7 +266,7 @@ pub fn written_by(doc: &Automerge, device: &str) -> bool {
 }
 
 /// The last change of each of the device's actors in `doc` (as [`written_by`] counts them:
-/// its own and its re-based generations'), with the actor. A copy holding an actor's last
+/// its own, a restore epoch's and its re-based generations'), with the actor. A copy holding an actor's last
 /// change holds all that actor wrote there; one that lacks it would have the actor's next
 /// change repeat its numbers.
 pub fn own_tips(doc: &Automerge, device: &str) -> Vec<(ActorId, automerge::ChangeHash)> {

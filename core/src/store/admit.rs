@@ -391,7 +391,7 @@ impl Batch<'_> {
         carried
     }
 
-    /// [`Batch::carry_over`] for one writer (`device`, its actor in hex), in the order
+    /// [`Batch::carry_over`] for one writer (`device`, its device id in hex), in the order
     /// `crate::carry` gives.
     fn carry_over_as(
         &mut self,

@@ -376,19 +376,28 @@ CREATE INDEX office_browsers_by_member ON office_browsers (member_id, created);
         rebuild_projections: false,
     },
     // A build before restore epochs (`ids::Epoch`) refused what a restored hub wrote under its
-    // new actor ("修改来自未登记的设备"), and what rested on it with it; a refused change stays
-    // refused without being judged again. This build takes such changes: the rows go, so the
-    // next sync brings them again and they are judged by this build's rules. The actor of an
-    // epoch is a device id (32 hex digits) then `ee` and 8 digits, maybe a generation's 16.
+    // new actor ("修改来自未登记的设备"), what rested on it in the same document, and in every
+    // other document what declared a school state holding it; and it held those documents
+    // back from the peer (`held`). A refused change stays refused without being judged again.
+    // This build takes such changes: once a store holds a refusal of an epoch's actor (a
+    // device id, 32 hex digits, then `ee` and 8 digits, maybe a generation's 16), those rows
+    // go with every refusal that only followed from another, and the held documents are
+    // offered again, so the next sync brings them and this build judges them. A refusal that
+    // stands is made again as it was (the rules are deterministic).
     Migration {
         version: 20,
         sql: r#"
+CREATE TEMP TABLE epoch_refused AS
+SELECT 1 FROM quarantine
+ WHERE length(actor) IN (42, 58) AND substr(actor, 33, 2) = 'ee'
+ LIMIT 1;
+DELETE FROM held WHERE EXISTS (SELECT 1 FROM epoch_refused);
 DELETE FROM quarantine
- WHERE reason IN ('依赖一项被拒绝的修改', '这项修改此前已被拒绝')
-   AND doc_id IN (SELECT doc_id FROM quarantine
-                   WHERE length(actor) IN (42, 58) AND substr(actor, 33, 2) = 'ee');
+ WHERE reason IN ('依赖一项被拒绝的修改', '修改所依据的学校信息含有被拒绝的修改')
+   AND EXISTS (SELECT 1 FROM epoch_refused);
 DELETE FROM quarantine
  WHERE length(actor) IN (42, 58) AND substr(actor, 33, 2) = 'ee';
+DROP TABLE epoch_refused;
 "#,
         rebuild_projections: false,
     },

@@ -370,7 +370,8 @@ impl Store {
         &self.conn
     }
 
-    /// The automerge actor everything is written under (the device id).
+    /// The automerge actor everything is written under (the device id, followed by the store's
+    /// restore epoch if it has one).
     pub fn actor(&self) -> &ActorId {
         &self.actor
     }
@@ -397,7 +398,8 @@ impl Store {
         Ok(epoch)
     }
 
-    /// Sets the automerge actor for everything written from now on (the device id).
+    /// Sets the automerge actor for everything written from now on, as it is (no epoch added:
+    /// [`Store::set_device`] adds it).
     pub fn set_actor(&mut self, actor: ActorId) {
         for doc in self.docs.values_mut() {
             doc.set_actor(actor.clone());

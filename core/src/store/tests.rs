@@ -699,8 +699,9 @@ fn a_rebuild_cut_short_by_a_killed_process_happens_at_the_next_open() {
 }
 
 /// A store that refused a restored hub's changes before this build knew restore epochs
-/// judges them again once upgraded: the refusals of the epoch's actor, and of what rested on
-/// them in the same documents, leave the quarantine; others stay.
+/// judges them again once upgraded: the refusals of the epoch's actor, and of what followed
+/// from a refusal (in the same document, or declaring a refused school state), leave the
+/// quarantine, and the documents held back from a peer are offered again; other refusals stay.
 #[test]
 fn an_upgraded_store_forgets_its_refusals_of_a_restored_hubs_actor() {
     let dir = tempfile::tempdir().unwrap();
@@ -741,6 +742,12 @@ fn an_upgraded_store_forgets_its_refusals_of_a_restored_hubs_actor() {
             device.to_owned(),
             "修改没有注明依据的学校信息",
         ),
+        (
+            "child/2",
+            7,
+            device.to_owned(),
+            "修改所依据的学校信息含有被拒绝的修改",
+        ),
     ];
     {
         let conn = Connection::open(&path).unwrap();
@@ -752,9 +759,34 @@ fn an_upgraded_store_forgets_its_refusals_of_a_restored_hubs_actor() {
             )
             .unwrap();
         }
+        conn.execute(
+            "INSERT INTO held (peer, doc_id, heads) VALUES ('hub', 'school', '')",
+            [],
+        )
+        .unwrap();
         conn.pragma_update(None, "user_version", 19).unwrap();
     }
+    // Without a refusal of an epoch's actor, nothing goes: checked on a copy first.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    {
+        let conn = Connection::open(&copy).unwrap();
+        conn.execute(
+            "DELETE FROM quarantine WHERE hash IN (?1, ?2)",
+            rusqlite::params![vec![1u8; 32], vec![3u8; 32]],
+        )
+        .unwrap();
+    }
+    let count = |s: &Store, table: &str| -> i64 {
+        s.conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let untouched = Store::open(&copy).unwrap();
+    assert_eq!(count(&untouched, "quarantine"), 5);
+    assert_eq!(count(&untouched, "held"), 1);
     let store = Store::open(&path).unwrap();
+    assert_eq!(count(&store, "held"), 0);
     let mut left: Vec<u8> = store
         .conn
         .prepare("SELECT hash FROM quarantine")
@@ -764,7 +796,7 @@ fn an_upgraded_store_forgets_its_refusals_of_a_restored_hubs_actor() {
         .map(|h| h.unwrap()[0])
         .collect();
     left.sort_unstable();
-    assert_eq!(left, [4, 5, 6]);
+    assert_eq!(left, [4, 6]);
 }
 
 /// A rebuild a writer on another connection kept from running stays due as a rebuild (not

@@ -39,7 +39,7 @@
 //! The actor of every change must be a device registered in the auth state
 //! (`school.devices/<device id>`, whose id is the actor, or starts it: followed by a restore
 //! epoch, `ee` and four bytes, when the device's copy was restored from a backup,
-//! [`crate::ids::Epoch`]; and then, in a re-based document, by the generation's tag the school
+//! [`crate::ids::Epoch`], for an administrator's device or a console device only; and then, in a re-based document, by the generation's tag the school
 //! recorded), and the change is attributed to that device's member. Then, per operation, by the path of the object it writes:
 //!
 //! | document | path | who may write |

@@ -41,13 +41,28 @@ fn refuse(reason: impl Into<String>) -> Verdict {
 /// The device an actor belongs to: the device id itself, maybe followed by a restore epoch
 /// (a copy of the device's restored from a backup, [`crate::ids::Epoch`]) and then, in a
 /// re-based document's generation, by a generation tag the school recorded.
+///
+/// An epoch only for a device whose copy is restored from a backup: an administrator's (the
+/// hub's member administers) or a console device (the hub writes for it). A member's phone is
+/// never restored, and one that could write under any epoch would make a document's writers
+/// countless (a re-basing names each, `doc::covered`).
 pub fn device_of_actor(school: &SchoolView, actor: &automerge::ActorId) -> Option<DeviceId> {
     let hex = actor.to_hex_string();
     let device = school
         .devices
         .iter()
         .find(|d| hex.starts_with(d.id.as_str()))?;
-    let tag = crate::ids::Epoch::strip(&hex[device.id.as_str().len()..]);
+    let after = &hex[device.id.as_str().len()..];
+    let tag = crate::ids::Epoch::strip(after);
+    let restorable = || {
+        device.console
+            || school
+                .member(&device.member)
+                .is_some_and(|m| m.roles.iter().any(|r| r.administers()))
+    };
+    if tag.len() != after.len() && !restorable() {
+        return None;
+    }
     (tag.is_empty() || school.rebases.iter().any(|r| r.generation == tag))
         .then(|| device.id.clone())
 }
