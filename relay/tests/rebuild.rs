@@ -194,6 +194,9 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
 ///    the school as the office knew it, without 周红梅.
 /// 4. The hub writes again: another 爱心妈妈 (李芳) is invited.
 /// 5. The 班主任's phone syncs: it learns of 李芳 and still knows 周红梅.
+/// 6. What cannot come back (README): a 家访 she writes now rests on a school holding 周红梅,
+///    which the hub can take only from an administrator's device. It stays on her phone, and
+///    `status` tells her the school has not received it.
 #[test]
 fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,5 +254,15 @@ fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
         members.contains("李芳") && members.contains("周红梅"),
         "{members}"
     );
+
+    // 6.
+    record(&teacher, "家访", "王小雨", "2026-11-25", LATER);
+    phone(&teacher, &["sync"]);
+    let status = phone(&teacher, &["status"]);
+    assert!(
+        status.contains("学校服务器还没有收到这些档案的修改") && status.contains("王小雨"),
+        "{status}"
+    );
+    assert!(phone(&teacher, &["child", "show", "王小雨"]).contains(LATER));
     server.stop();
 }
