@@ -587,6 +587,67 @@ async fn a_spent_invite_registers_no_device_and_a_revoked_phone_cannot_enroll_ag
     server.shutdown().await;
 }
 
+/// An invite kept after its member was made an administrator does not enroll a device as
+/// one: 武秀梅's invite as a 任课教师, issued by the office and kept, is refused once she is
+/// 领导组 (her device would hold the whole school and its secret; the console issues no invite
+/// for another administrator). No device is registered; a new invite for her role works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_kept_while_its_member_was_made_an_administrator_enrolls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    open_door(&server);
+    let invite = server
+        .invite("武秀梅", Role::SubjectTeacher, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    // Made 领导组 (no command changes a member's roles today; an administrator's device
+    // writing the school document can).
+    let mut office = DataDir::new(dir.path().join("hub")).open_archive().unwrap();
+    let her = office.find_member("武秀梅").unwrap().id.to_string();
+    shouwang_tests::attack::forge(
+        &mut office,
+        &shouwang_core::doc::DocId::School,
+        None,
+        |tx| {
+            use automerge::ReadDoc;
+            use automerge::transaction::Transactable;
+            let members = tx.get(automerge::ROOT, "members")?.unwrap().1;
+            let m = tx.get(&members, her.as_str())?.unwrap().1;
+            let roles = tx.get(&m, "roles")?.unwrap().1;
+            tx.put(&roles, "leadership", true)
+        },
+    );
+    assert!(
+        office
+            .find_member("武秀梅")
+            .unwrap()
+            .roles
+            .contains(&Role::Leadership)
+    );
+    drop(office);
+    let before = registered(dir.path());
+    let phone = device(&server).await;
+    let err = handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .expect_err("an old invite enrolled an administrator's device");
+    assert!(err.to_string().contains("重新生成"), "{err}");
+    assert_eq!(registered(dir.path()), before);
+    let invite = server
+        .invite("武秀梅", Role::Leadership, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let other = device(&server).await;
+    handshake::enroll(&other, &invite, now(), &opts())
+        .await
+        .unwrap();
+    phone.shutdown().await;
+    other.shutdown().await;
+    server.shutdown().await;
+}
+
 /// Reads one frame (`u32` LE length + payload) from a raw stream.
 async fn read_frame(recv: &mut iroh::endpoint::RecvStream) -> Vec<u8> {
     let mut len = [0u8; 4];

@@ -266,3 +266,61 @@ fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
     assert!(phone(&teacher, &["child", "show", "王小雨"]).contains(LATER));
     server.stop();
 }
+
+/// An invite comes back from a backup spent, whatever the backup says: one used after the
+/// backup (its ticket still in a chat, its QR code photographed) would otherwise enroll a
+/// second device for its member once the hub is rebuilt, with her whole bundle.
+#[test]
+fn an_invite_used_after_the_backup_enrolls_nobody_after_a_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let office = dir.path().join("office.db");
+    phone(
+        &office,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+    let ticket = invite(&ports.config, "爱心妈妈", "刘桂兰");
+    let backup = dir.path().join("郭庄小学.backup");
+    ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    phone(&dir.path().join("mother.db"), &["join", &ticket]);
+    phone(&office, &["sync"]);
+
+    server.stop();
+    std::fs::remove_dir_all(data.root()).unwrap();
+    ok(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    phone(&office, &["sync"]);
+    assert!(!data.rebuilding_marker().exists());
+
+    let stranger = dir.path().join("stranger.db");
+    let out = run(
+        &phone_bin(),
+        &["--store", stranger.to_str().unwrap(), "join", &ticket],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "the used invite enrolled a second phone"
+    );
+    assert!(err.contains("用过"), "{err}");
+    phone(&office, &["sync"]);
+    let listed = phone(&office, &["device", "list"]);
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| l.contains("刘桂兰的设备"))
+            .count(),
+        1,
+        "{listed}"
+    );
+    server.stop();
+}

@@ -539,6 +539,21 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
             }
             write_private_new(&target, bytes)?;
         }
+        // Every invite comes back spent: one unspent in the backup may have been used since
+        // (a ticket still in a chat, a photographed QR code would enroll a second device for
+        // its member), and the backup cannot tell. Invites are issued again.
+        let now = chrono::Utc::now().timestamp();
+        for (path, _) in &files {
+            if let Some(name) = path.strip_prefix("invites/")
+                && !files.iter().any(|(p, _)| *p == format!("spent/{name}"))
+            {
+                create_private_dir(&staging.join("spent"))?;
+                write_private_new(
+                    &staging.join("spent").join(name),
+                    &super::data::spent_at_restore(now),
+                )?;
+            }
+        }
         let mut archive = open_archive_with(&db, Some(&store_key), data.key_source())?;
         // The hub's changes after the backup live on in the devices' copies under the numbers
         // the lost copy gave them: from here on the hub (and each member's console device it

@@ -74,6 +74,15 @@ struct SpentInvite {
     at: i64,
 }
 
+/// The `spent/` record of an invite a restore takes as spent (no device may use it again).
+pub(crate) fn spent_at_restore(at: i64) -> Vec<u8> {
+    serde_json::to_vec(&SpentInvite {
+        device: String::new(),
+        at,
+    })
+    .unwrap_or_default()
+}
+
 /// Whether spending worked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spend {

@@ -31,6 +31,7 @@ use shouwang_core::ids::{DeviceId, MemberId, SchoolId};
 use shouwang_core::membership::{
     Certificate, CertificateBody, DeviceKey, InviteSecret, SchoolKey, SchoolPublicKey,
 };
+use shouwang_core::roles::Role;
 use shouwang_core::school::{Member, Undelivered};
 use shouwang_core::store::Sender;
 use shouwang_core::sync::{Event, Session};
@@ -137,6 +138,18 @@ impl HubState {
         let m = archive.find_member(member.as_str())?;
         if !m.active {
             return Err(Error::NotPermitted("这位成员已停用".into()));
+        }
+        // An invite is for the role it was issued for. A member who no longer holds it, or who
+        // was made an administrator since (the whole school, its secret; the console issues no
+        // invite for another administrator), needs a new one: an old ticket kept by whoever
+        // issued it must not enroll a device with more than it was issued for.
+        let administers = |r: &Role| r.administers();
+        if !m.roles.contains(&issued.role)
+            || (m.roles.iter().any(administers) && !issued.role.administers())
+        {
+            return Err(Error::NotPermitted(
+                "这位成员的角色在邀请码生成后变了，请让管理员重新生成邀请码".into(),
+            ));
         }
         if archive.is_revoked(&device.0)? {
             return Err(Error::NotPermitted(REVOKED_DEVICE.into()));
