@@ -1861,6 +1861,45 @@ fn an_over_long_login_name_is_refused_before_anything_is_written() {
     assert_eq!(web.login("张长友", PASSWORD).status, 303);
 }
 
+/// Every other form is read up to 64 KiB, before anyone is known (a posted body is read before
+/// the session is checked): anyone on the network posting megabytes to the console's forms
+/// gets a Chinese page saying it is too long, as does a form that does not parse, and nothing
+/// is written. A resolution with a note of 5,000 characters still fits.
+#[test]
+fn a_form_over_the_console_s_limit_is_refused_in_chinese_before_it_is_read() {
+    let hub = Hub::start();
+    let mut web = hub.browser();
+    let huge = "x".repeat(100 * 1024);
+    for path in [
+        "/members/add",
+        "/conflicts/resolve",
+        "/students/x/reveal",
+        "/reports/x/reveal",
+        "/password",
+    ] {
+        let r = web.post(path, &[("name", &huge)]);
+        assert_eq!(r.status, 413, "{path}: {}", r.text());
+        assert!(r.text().contains("太长"), "{path}: {}", r.text());
+    }
+    let r = web.post("/members/add", &[("csrf", "x"), ("csrf", "y")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("表单读不出来"), "{}", r.text());
+
+    let (mut web, token) = logged_in(&hub, "张长友");
+    let note = "奶".repeat(5_000);
+    let r = web.post(
+        "/conflicts/resolve",
+        &[
+            ("csrf", &token),
+            ("child", "nobody"),
+            ("doc", "child/nobody"),
+            ("field", "notes"),
+            ("value", &note),
+        ],
+    );
+    assert_ne!(r.status, 413, "{}", r.text());
+}
+
 /// The session cookie lives as long as the browser (no `Max-Age`, no `Expires`: closing the
 /// browser on a shared office computer ends it), and the hub ends a session left idle for 30
 /// minutes; each request extends it, up to the session's 12 hours. The session is aged by

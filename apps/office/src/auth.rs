@@ -61,7 +61,7 @@ use shouwang_core::school::Member;
 use shouwang_core::{Archive, Error};
 
 use crate::html::{self, esc};
-use crate::{Ctx, Office, OfficeError, Posted, Who, now};
+use crate::{Ctx, Office, OfficeError, PostedForm, Who, now};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "sw_session";
@@ -816,7 +816,7 @@ pub struct NoFields {}
 pub(crate) async fn logout(
     State(office): State<Office>,
     ctx: Ctx,
-    Form(form): Form<Posted<NoFields>>,
+    PostedForm(form): PostedForm<NoFields>,
 ) -> Result<Response, OfficeError> {
     let token = ctx.cookie(SESSION_COOKIE).unwrap_or_default();
     let tls = ctx.tls;
@@ -868,7 +868,7 @@ pub struct PasswordForm {
 pub(crate) async fn change_password(
     State(office): State<Office>,
     ctx: Ctx,
-    Form(form): Form<Posted<PasswordForm>>,
+    PostedForm(form): PostedForm<PasswordForm>,
 ) -> Result<Response, OfficeError> {
     let keep = ctx.cookie(SESSION_COOKIE).map(|t| digest(&t));
     let browsers = ctx.cookies_named_like(BROWSER_COOKIE);

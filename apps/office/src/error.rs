@@ -20,6 +20,8 @@ pub enum OfficeError {
     BadInput(String),
     /// The form's CSRF token was missing or wrong.
     Csrf,
+    /// The posted form was over the console's body limit (`FORM_BODY_LIMIT`).
+    TooLarge,
     Internal(String),
 }
 
@@ -33,6 +35,9 @@ impl std::fmt::Display for OfficeError {
                 f,
                 "表单已过期或不是从本系统的页面提交的，没有做任何改动；请刷新页面后重试"
             ),
+            OfficeError::TooLarge => {
+                write!(f, "填写的内容太长了，没有做任何改动；请删减后重新提交")
+            }
             OfficeError::Internal(s) => write!(f, "服务器内部错误：{s}"),
         }
     }
@@ -67,6 +72,7 @@ impl OfficeError {
             OfficeError::Forbidden(_) => StatusCode::FORBIDDEN,
             OfficeError::BadInput(_) => StatusCode::BAD_REQUEST,
             OfficeError::Csrf => StatusCode::FORBIDDEN,
+            OfficeError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             OfficeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

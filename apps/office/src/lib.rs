@@ -109,7 +109,7 @@ impl Office {
         axum::Router::new()
             .route("/", get(overview::page))
             // The login (which anyone may post to), logout and password forms are small: their
-            // bodies are read up to `LOGIN_BODY_LIMIT`. The other forms keep axum's 2 MB
+            // bodies are read up to `LOGIN_BODY_LIMIT`. The other forms up to `FORM_BODY_LIMIT`
             // (resolving a conflict in a note posts up to 5,000 characters).
             .route(
                 "/login",
@@ -153,6 +153,7 @@ impl Office {
             .route("/reports/{name}/reveal", post(reports::reveal))
             .route("/print/{id}", get(students::print))
             .route("/assets/style.css", get(style))
+            .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
             .layer(axum::middleware::from_fn(security_headers))
             .with_state(self.clone())
     }
@@ -261,6 +262,37 @@ pub(crate) struct Posted<T> {
     fields: T,
 }
 
+/// The most a form other than the login's may post: a 5,000-character note, percent-encoded
+/// (9 bytes a character), with room to spare. Read before the session is checked, so anyone
+/// on the network can send it: axum's default of 2 MB a request let many connections hold
+/// megabytes each.
+pub(crate) const FORM_BODY_LIMIT: usize = 64 * 1024;
+
+/// The extractor of a [`Posted`] form: a form over [`FORM_BODY_LIMIT`] or one that does not
+/// parse is refused with a Chinese page (axum's own rejection is an English line).
+#[derive(Debug)]
+pub(crate) struct PostedForm<T>(pub(crate) Posted<T>);
+
+impl<S, T> axum::extract::FromRequest<S> for PostedForm<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = OfficeError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, OfficeError> {
+        match Form::<Posted<T>>::from_request(req, state).await {
+            Ok(Form(posted)) => Ok(PostedForm(posted)),
+            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(OfficeError::TooLarge)
+            }
+            Err(_) => Err(OfficeError::BadInput(
+                "表单读不出来，没有做任何改动；请刷新页面后重新填写".into(),
+            )),
+        }
+    }
+}
+
 impl Office {
     /// Runs one posted form, the same way for every form: the session's member is found (or
     /// the browser is sent to log in), the CSRF token is checked, then the member's right to
@@ -305,7 +337,7 @@ where
         + 'static,
 {
     post(
-        move |State(office): State<Office>, ctx: Ctx, Form(form): Form<Posted<T>>| {
+        move |State(office): State<Office>, ctx: Ctx, PostedForm(form): PostedForm<T>| {
             let act = act.clone();
             async move { office.post_form(ctx, who, form, act).await }
         },

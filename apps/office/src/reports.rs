@@ -6,7 +6,7 @@
 //! request is recorded first, naming the member and the report, as
 //! `shouwang report --reveal-id --why` records it.
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use shouwang_core::reports::{REPORTS, ReportOptions, to_xlsx};
 
 use crate::auth::viewer;
 use crate::html::{self, Table, csrf_field, esc};
-use crate::{Ctx, Office, OfficeError, Posted, Who};
+use crate::{Ctx, Office, OfficeError, PostedForm, Who};
 
 /// `GET /reports`.
 pub(crate) async fn page(State(office): State<Office>, ctx: Ctx) -> Result<Response, OfficeError> {
@@ -95,7 +95,7 @@ pub(crate) async fn reveal(
     State(office): State<Office>,
     ctx: Ctx,
     Path(name): Path<String>,
-    Form(form): Form<Posted<RevealForm>>,
+    PostedForm(form): PostedForm<RevealForm>,
 ) -> Result<Response, OfficeError> {
     office
         .post_form(ctx, Who::Admin, form, move |a, _, v, form| {

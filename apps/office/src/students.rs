@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -17,7 +16,7 @@ use shouwang_core::school::SchoolView;
 use crate::auth::{Viewer, viewer};
 use crate::conflicts::Offer;
 use crate::html::{self, Table, csrf_field, esc};
-use crate::{Ctx, Office, OfficeError, Posted, Who};
+use crate::{Ctx, Office, OfficeError, PostedForm, Who};
 
 /// The list's filters.
 #[derive(Debug, Default, Deserialize)]
@@ -181,7 +180,7 @@ pub async fn reveal(
     State(office): State<Office>,
     ctx: Ctx,
     Path(id): Path<String>,
-    Form(form): Form<Posted<RevealForm>>,
+    PostedForm(form): PostedForm<RevealForm>,
 ) -> Result<Response, OfficeError> {
     office
         .post_form(ctx, Who::Member, form, move |a, _, v, form| {
