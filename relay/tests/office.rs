@@ -56,6 +56,11 @@ fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
     assert!(out.contains("不能登录办公室网页"), "{out}");
     let (ok, out) = hub.set_password("张长友", "short");
     assert!(!ok && out.contains("至少 8 个字符"), "{out}");
+    // Nor one a script's list tries first (`guessable`).
+    for guessable in ["12345678", "88888888", "woaini1314", "20150305"] {
+        let (ok, out) = hub.set_password("张长友", guessable);
+        assert!(!ok && out.contains("猜到"), "{guessable}: {out}");
+    }
     let (ok, out) = hub.set_password("张长友", PASSWORD);
     assert!(ok, "{out}");
     assert!(out.contains("已设置 张长友"), "{out}");

@@ -130,7 +130,8 @@ pub fn set_password(archive: &mut Archive, member: &str, password: &str) -> Resu
     Ok(m)
 }
 
-/// Refuses a password too short, too long or with control characters.
+/// Refuses a password too short, too long, with control characters, or guessable
+/// ([`crate::guessable`]).
 fn check_new_password(password: &str) -> Result<(), Error> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(Error::invalid(
@@ -143,6 +144,9 @@ fn check_new_password(password: &str) -> Result<(), Error> {
             "密码",
             format!("不能超过 {MAX_PASSWORD_CHARS} 个字符，也不能含控制字符"),
         ));
+    }
+    if let Some(why) = crate::guessable::why_guessable(password) {
+        return Err(Error::invalid("密码", why));
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod auth;
 mod chart;
 mod conflicts;
 mod error;
+mod guessable;
 mod html;
 mod members;
 mod overview;
