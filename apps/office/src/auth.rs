@@ -61,6 +61,7 @@ use shouwang_core::school::Member;
 use shouwang_core::{Archive, Error};
 
 use crate::html::{self, esc};
+use crate::login_gate::Entry;
 use crate::{Ctx, Office, OfficeError, PostedForm, Who, now};
 
 /// The session cookie.
@@ -438,11 +439,38 @@ pub(crate) async fn login(
             Some("请填写姓名和密码"),
         );
     }
-    let source = ctx.source.to_string();
     let browsers = ctx.cookies_named_like(BROWSER_COOKIE);
+    let presented: Vec<String> = browsers.iter().map(|(_, t)| digest(t)).collect();
+    let gate = office.login_gate();
+    let _turn = match gate.enter(ctx.source, &presented, std::time::Instant::now()) {
+        Entry::Pass(ticket) => ticket,
+        Entry::TooFast => {
+            return login_response(
+                &ctx,
+                StatusCode::TOO_MANY_REQUESTS,
+                &name,
+                Some(&format!(
+                    "这台电脑一分钟内登录尝试超过 {} 次，请一分钟后再试",
+                    crate::login_gate::PER_MINUTE
+                )),
+            );
+        }
+        Entry::Busy => {
+            return login_response(
+                &ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &name,
+                Some("服务器正忙，请稍后再试"),
+            );
+        }
+    };
+    let source = ctx.source.to_string();
     let outcome = office.log_in(&name, form.password, source, browsers).await;
     match outcome {
         Ok(Outcome::In { token, browser }) => {
+            if let Some((_, b)) = &browser {
+                gate.trust(digest(b));
+            }
             let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
             res.headers_mut().append(
                 header::SET_COOKIE,

@@ -22,6 +22,7 @@ mod conflicts;
 mod error;
 mod guessable;
 mod html;
+pub mod login_gate;
 mod members;
 mod overview;
 pub mod reports;
@@ -84,6 +85,8 @@ struct Inner {
     /// Taken by a password check ([`auth::PASSWORD_CHECKS`] at once), which runs outside the
     /// archive's turn.
     checks: Arc<tokio::sync::Semaphore>,
+    /// What a login may cost before the archive or a password check (`login_gate`).
+    logins: login_gate::LoginGate,
 }
 
 impl std::fmt::Debug for Office {
@@ -101,6 +104,7 @@ impl Office {
                 archive: Mutex::new(None),
                 turn: Arc::new(tokio::sync::Semaphore::new(1)),
                 checks: Arc::new(tokio::sync::Semaphore::new(auth::PASSWORD_CHECKS)),
+                logins: login_gate::LoginGate::default(),
             }),
         }
     }
@@ -157,6 +161,11 @@ impl Office {
             .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
             .layer(axum::middleware::from_fn(security_headers))
             .with_state(self.clone())
+    }
+
+    /// The login's gate in memory (`login_gate`).
+    pub(crate) fn login_gate(&self) -> &login_gate::LoginGate {
+        &self.inner.logins
     }
 
     /// Runs `f` with the archive on tokio's blocking pool (opening it on first use), one request
