@@ -587,6 +587,30 @@ async fn a_spent_invite_registers_no_device_and_a_revoked_phone_cannot_enroll_ag
     server.shutdown().await;
 }
 
+/// A phone whose clock is an hour slow (a cheap phone whose battery ran flat) joins: the
+/// certificate the school's server issued by its own clock is judged at its issue time. It
+/// was refused after the server had spent the invite and registered the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_whose_clock_is_an_hour_slow_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    open_door(&server);
+    let invite = server
+        .invite("刘桂兰", Role::LoveMother, now() - 7200, now() + WEEK)
+        .unwrap()
+        .invite;
+    let phone = device(&server).await;
+    let enrolled = handshake::enroll(&phone, &invite, now() - 3600, &opts())
+        .await
+        .unwrap();
+    assert!(!enrolled.bundle.is_empty());
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
 /// An invite kept after its member was made an administrator does not enroll a device as
 /// one: 武秀梅's invite as a 任课教师, issued by the office and kept, is refused once she is
 /// 领导组 (her device would hold the whole school and its secret; the console issues no invite
