@@ -324,3 +324,51 @@ fn an_invite_used_after_the_backup_enrolls_nobody_after_a_restore() {
     );
     server.stop();
 }
+
+/// A phone enrolled after the office's device last synced is in no copy a rebuilt hub can
+/// get: its certificate is still good, but the school no longer registers it (the office
+/// could not revoke it, and what it writes rests on a school the hub will never hold). While
+/// an invite is open it gets past the gate, and is told at `Hello` to join again, in Chinese,
+/// receiving nothing.
+#[test]
+fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let office = dir.path().join("office.db");
+    phone(
+        &office,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+    let backup = dir.path().join("郭庄小学.backup");
+    ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    phone(&office, &["sync"]);
+    let mother = dir.path().join("mother.db");
+    phone(
+        &mother,
+        &["join", &invite(&ports.config, "爱心妈妈", "刘桂兰")],
+    );
+
+    server.stop();
+    std::fs::remove_dir_all(data.root()).unwrap();
+    ok(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    phone(&office, &["sync"]);
+    assert!(!data.rebuilding_marker().exists());
+    // An invite open for someone else lets anyone through the gate.
+    invite(&ports.config, "爱心妈妈", "李芳");
+
+    let out = run(&phone_bin(), &["--store", mother.to_str().unwrap(), "sync"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "an unregistered phone synced");
+    assert!(err.contains("重新加入"), "{err}");
+    server.stop();
+}

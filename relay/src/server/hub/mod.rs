@@ -392,6 +392,11 @@ pub struct HubConversation {
     deliveries: DeliveryLog,
 }
 
+/// Why a device with a valid certificate that the school document does not register is
+/// refused.
+const UNREGISTERED: &str =
+    "学校服务器上没有这台设备的登记（服务器可能从备份恢复过），请向管理员要新的邀请码重新加入";
+
 /// Why a connection ended when a document it was about to send left its member's scope.
 const SCOPE_CHANGED: &str = "学校刚调整了你能查看的学生范围，这次同步已停止；请重新同步";
 
@@ -488,6 +493,22 @@ impl HubConversation {
                 let mut archive = self.state.archives.get()?;
                 let member = self.state.check_member(&mut archive, &cert)?;
                 self.state.check_rebuild(&self.device, &cert)?;
+                // A certificate says the school issued it, not that the school still knows
+                // the device: a registration a restored hub lost (a phone enrolled after the
+                // office's device last synced) is in no copy it has, the office could not
+                // revoke such a phone, and what it writes rests on a school the hub will never
+                // hold. It joins again. (While rebuilding, an administrator's device enrolled
+                // since the backup brings its registration with it.)
+                let id = DeviceId::from_key(&self.device.0);
+                if !self.state.enrolled.rebuilding()
+                    && !archive
+                        .school()?
+                        .devices
+                        .iter()
+                        .any(|d| d.id == id && d.member == member.id)
+                {
+                    return Err(Error::NotPermitted(UNREGISTERED.into()));
+                }
                 TransportMetrics::add(&self.state.metrics.greetings, 1);
                 // Every sync of every phone: kept out of the default log (journald keeps it
                 // unbounded), where the delivery log in `hub.db` keeps it bounded and encrypted.
