@@ -155,6 +155,15 @@ pub struct DeviceKey(pub [u8; 32]);
 /// names its hub).
 pub const INVITE_META: &str = "net.invite";
 
+/// The longest an invite may stay open, in days: while one is, the hub's gate and relay let
+/// strangers in, and whoever holds its ticket (a chat, a photographed QR code) may enroll.
+pub const MAX_INVITE_DAYS: u32 = 90;
+
+/// Why a number of days for an invite is refused.
+pub fn invite_days_refused() -> String {
+    format!("有效天数请填 1 到 {MAX_INVITE_DAYS} 之间的整数")
+}
+
 impl DeviceKey {
     /// Lower-case hex (the same text as the iroh endpoint id).
     pub fn to_hex(&self) -> String {

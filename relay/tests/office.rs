@@ -438,6 +438,24 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
     );
     assert_eq!(issued[0].why.as_deref(), Some("爱心妈妈，5 天内有效"));
     assert_eq!(issued[0].device, a.device().as_str(), "the hub issued it");
+    // Not for years: while an invite is open, strangers get past the gate, and its ticket
+    // enrolls whoever holds it. Refused as the console refuses it, and no member is added.
+    let before = a.audit_log().unwrap().entries;
+    let (ok, out) = hub.ports.command(
+        BIN.as_ref(),
+        &[
+            "invite",
+            "--role",
+            "爱心妈妈",
+            "--member",
+            "周红梅",
+            "--days",
+            "3650",
+        ],
+    );
+    assert!(!ok && out.contains("1 到 90"), "{out}");
+    assert!(new_entries(&mut a, &before).is_empty());
+    assert!(a.find_member("周红梅").is_err());
 
     // Members, classes and pairings, through the core's paths; bad input changes nothing.
     let r = web.post(

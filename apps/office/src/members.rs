@@ -21,6 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use qrcode::{Color, EcLevel, QrCode};
 use serde::Deserialize;
+use shouwang_core::membership::{MAX_INVITE_DAYS, invite_days_refused};
 use shouwang_core::roles::Role;
 
 use shouwang_core::{Archive, Error};
@@ -503,8 +504,8 @@ pub(crate) fn invite(a: &mut Archive, hub: &dyn Hub, v: &Viewer, form: InviteFor
         d => d
             .parse::<u32>()
             .ok()
-            .filter(|d| (1..=90).contains(d))
-            .ok_or_else(|| OfficeError::BadInput("有效天数请填 1 到 90 之间的整数".into()))?,
+            .filter(|d| (1..=MAX_INVITE_DAYS).contains(d))
+            .ok_or_else(|| OfficeError::BadInput(invite_days_refused()))?,
     };
     // Whoever scans an invite writes as its member on every device: an administrator's
     // device is hers to ask for (she can log in here herself), not a colleague's.

@@ -304,7 +304,12 @@ pub fn invite_command(
     config.check_reachable()?;
     let data = config.data();
     let role = role.map(Role::parse).transpose()?;
-    let days = days.unwrap_or(config.invite_days).max(1);
+    let days = days.unwrap_or(config.invite_days);
+    if !(1..=shouwang_core::membership::MAX_INVITE_DAYS).contains(&days) {
+        return Err(ServerError::Refused(
+            shouwang_core::membership::invite_days_refused(),
+        ));
+    }
     let contact = HubContact {
         relay_url: config.relay_url(),
         addrs: config.public_addrs(),
