@@ -587,6 +587,42 @@ async fn a_spent_invite_registers_no_device_and_a_revoked_phone_cannot_enroll_ag
     server.shutdown().await;
 }
 
+/// A member deactivated while her invite is open: the hub would refuse the invite, but while
+/// it is open the gate and the relay let strangers in. Her invites close as soon as the hub
+/// sees the deactivation (another member's stay open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_member_s_open_invite_no_longer_holds_the_gate_open() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let data = DataDir::new(dir.path().join("hub"));
+    server
+        .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
+        .unwrap();
+    assert!(data.has_open_invite(now()));
+    data.open_archive()
+        .unwrap()
+        .deactivate_member("刘桂兰")
+        .unwrap();
+    eventually(|| !data.has_open_invite(now())).await;
+
+    server
+        .invite("武秀梅", Role::SubjectTeacher, now(), now() + WEEK)
+        .unwrap();
+    data.open_archive()
+        .unwrap()
+        .add_class("四年级(1)班", None)
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        data.has_open_invite(now()),
+        "an active member's invite stays open"
+    );
+    server.shutdown().await;
+}
+
 /// A phone whose clock is an hour slow (a cheap phone whose battery ran flat) joins: the
 /// certificate the school's server issued by its own clock is judged at its issue time. It
 /// was refused after the server had spent the invite and registered the device.

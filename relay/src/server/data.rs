@@ -74,7 +74,8 @@ struct SpentInvite {
     at: i64,
 }
 
-/// The `spent/` record of an invite a restore takes as spent (no device may use it again).
+/// The `spent/` record of an invite a restore, or a member's deactivation, closes (no device
+/// may use it).
 pub(crate) fn spent_at_restore(at: i64) -> Vec<u8> {
     serde_json::to_vec(&SpentInvite {
         device: String::new(),
@@ -364,6 +365,44 @@ impl DataDir {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Closes the open invites of members `active` says are no longer active (deactivated, or
+    /// unknown), as a restore closes invites: a `spent/` record naming no device. The hub
+    /// refuses such an invite anyway, but while it is open the gate and the relay let
+    /// strangers in. Returns how many it closed.
+    pub fn close_invites_of_inactive(
+        &self,
+        now: i64,
+        active: impl Fn(&str) -> bool,
+    ) -> Result<usize, Error> {
+        let Ok(entries) = fs::read_dir(self.root.join("invites")) else {
+            return Ok(0);
+        };
+        let mut closed = 0;
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            if !name.to_string_lossy().ends_with(".json") {
+                continue;
+            }
+            let spent = self.root.join("spent").join(&name);
+            let Some(invite) = fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<StoredInvite>(&b).ok())
+            else {
+                continue;
+            };
+            if invite.expires_at <= now || spent.exists() || active(&invite.member) {
+                continue;
+            }
+            create_private_dir(&self.root.join("spent"))?;
+            match write_new(&spent, &spent_at_restore(now)) {
+                Ok(()) => closed += 1,
+                Err(Error::Io(e)) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(closed)
     }
 
     /// Spends an invite for `device` (see the module docs).
