@@ -587,6 +587,44 @@ async fn a_spent_invite_registers_no_device_and_a_revoked_phone_cannot_enroll_ag
     server.shutdown().await;
 }
 
+/// A device may present its invite again while its enrollment has not reached it (the link
+/// cut before the bundle arrived), not once it has synced: each enrollment exports the
+/// member's whole file, outside the daily quota, until the invite expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_has_synced_does_not_enroll_again() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    open_door(&server);
+    let invite = server
+        .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let phone = device(&server).await;
+    handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .unwrap();
+    // The bundle did not arrive: she tries again.
+    handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .unwrap();
+    // Her phone has synced since (as the hub records a completed sync).
+    let device = DeviceKey(*phone.id().as_bytes());
+    DataDir::new(dir.path().join("hub"))
+        .open_archive()
+        .unwrap()
+        .record_sync_result(&device.to_string(), None)
+        .unwrap();
+    let err = handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .expect_err("a device that has synced enrolled again");
+    assert!(err.to_string().contains("直接同步"), "{err}");
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
 /// A member deactivated while her invite is open: the hub would refuse the invite, but while
 /// it is open the gate and the relay let strangers in. Her invites close as soon as the hub
 /// sees the deactivation (another member's stay open).

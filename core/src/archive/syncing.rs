@@ -214,6 +214,21 @@ impl Archive {
         self.store.record_sync_result(peer, error)
     }
 
+    /// Whether an exchange with `peer` ever completed here.
+    pub fn has_synced_with(&mut self, peer: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .conn()
+            .query_row(
+                "SELECT last_success FROM sync_peers WHERE peer = ?1",
+                [peer],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten()
+            .is_some())
+    }
+
     /// What this device made that `peer` (the hub) has not confirmed: its own changes after
     /// the heads it shares with the peer, and the records among them the peer never had
     /// (created here, absent at the shared heads). A revoked device reports this before it

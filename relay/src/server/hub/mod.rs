@@ -157,7 +157,15 @@ impl HubState {
         // Spent before anything is written: a second device presenting the same invite is
         // refused here, before it is registered in the school document. The device that spent
         // it may present it again (`Spend::Again`) if what follows fails.
-        self.data.spend(secret, &device, now)?;
+        let spend = self.data.spend(secret, &device, now)?;
+        // Presented again by the device that spent it: an enrollment cut off before its
+        // bundle arrived. Not once the device has synced: each enrollment exports the
+        // member's whole file (the whole school for an administrator), outside any quota.
+        if spend == super::data::Spend::Again && archive.has_synced_with(&device.to_string())? {
+            return Err(Error::NotPermitted(
+                "这台设备已经加入学校，请直接同步，不用再用邀请码".into(),
+            ));
+        }
         let certificate = self.school_key.issue(CertificateBody {
             school_id: self.school_id.clone(),
             member: m.id.clone(),
