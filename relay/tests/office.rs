@@ -213,6 +213,12 @@ fn a_head_teacher_sees_only_his_class_and_opening_the_private_part_is_logged() {
     for (_, name) in CHILDREN {
         assert!(list.contains(name), "{name} missing: {list}");
     }
+    // A child's name typed into the search is not kept in the browser's form history (an
+    // office computer others use).
+    assert!(
+        list.contains("name=\"q\" value=\"\" autocomplete=\"off\""),
+        "{list}"
+    );
     assert!(!list.contains(OTHER_CHILD), "{list}");
     let overview = web.get("/").text();
     assert!(overview.contains(CLASS) && !overview.contains(OTHER_CLASS));
@@ -1420,6 +1426,7 @@ fn the_access_log_page_lists_filters_and_reports_tampering() {
 
     let (mut office, _) = logged_in(&hub, "张长友");
     let page = office.get("/audit").text();
+    assert!(page.contains("name=\"child\" value=\"\" maxlength=\"50\" autocomplete=\"off\""));
     for expected in [
         "核对无误",
         "查看保密档案",

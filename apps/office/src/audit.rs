@@ -37,7 +37,7 @@ pub(crate) async fn page(
             let school = a.school()?;
             let (lines, problems) = a.audit_lines(given(&q.member), given(&q.child))?;
             let mut body = format!(
-                "<form method=\"get\" action=\"/audit\" class=\"filters\"><label>成员<input name=\"member\" value=\"{}\" maxlength=\"50\"></label><label>学生<input name=\"child\" value=\"{}\" maxlength=\"50\"></label><button type=\"submit\">筛选</button></form>",
+                "<form method=\"get\" action=\"/audit\" class=\"filters\"><label>成员<input name=\"member\" value=\"{}\" maxlength=\"50\"></label><label>学生<input name=\"child\" value=\"{}\" maxlength=\"50\" autocomplete=\"off\"></label><button type=\"submit\">筛选</button></form>",
                 esc(q.member.trim()),
                 esc(q.child.trim())
             );

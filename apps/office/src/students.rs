@@ -124,7 +124,7 @@ fn filter_form(f: &Filter, classes: &[&str]) -> String {
         flag_opts.push_str(&option(l, l, &f.flag));
     }
     format!(
-        "<form method=\"get\" action=\"/students\" class=\"filters\"><label>姓名或编号<input name=\"q\" value=\"{}\"></label><label>班级<select name=\"class\">{class_opts}</select></label><label>外出务工<select name=\"away\">{away_opts}</select></label><label>三特<select name=\"flag\">{flag_opts}</select></label><button type=\"submit\">筛选</button></form>",
+        "<form method=\"get\" action=\"/students\" class=\"filters\"><label>姓名或编号<input name=\"q\" value=\"{}\" autocomplete=\"off\"></label><label>班级<select name=\"class\">{class_opts}</select></label><label>外出务工<select name=\"away\">{away_opts}</select></label><label>三特<select name=\"flag\">{flag_opts}</select></label><button type=\"submit\">筛选</button></form>",
         esc(&f.q)
     )
 }
