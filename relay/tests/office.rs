@@ -104,7 +104,9 @@ fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
     assert!(text.contains("概览") && text.contains(CLASS) && text.contains(OTHER_CLASS));
     assert!(text.contains("<svg"), "the compliance chart is inline SVG");
 
-    // Behind TLS (a proxy says so), the cookie is Secure.
+    // Behind TLS (a proxy says so), the cookie is Secure, and `__Host-` (a browser takes such
+    // a cookie only from a secure origin: someone answering plain HTTP to the hub's address
+    // cannot plant one).
     let mut tls = hub.browser();
     let page = tls.request("GET", "/login", None, "X-Forwarded-Proto: https\r\n");
     let token = hidden(&page.text(), "csrf");
@@ -121,10 +123,28 @@ fn login_refuses_wrong_passwords_locks_out_and_checks_csrf() {
     assert!(
         r.set_cookies()
             .iter()
-            .any(|c| c.starts_with("sw_session=") && c.contains("; Secure")),
+            .any(|c| c.starts_with("__Host-sw_session=") && c.contains("; Secure")),
         "{:?}",
         r.headers
     );
+    assert_eq!(
+        tls.request("GET", "/", None, "X-Forwarded-Proto: https\r\n")
+            .status,
+        200
+    );
+    // A plain-named session cookie (planted by someone answering plain HTTP, here the one of
+    // the plain login above) is not taken over TLS.
+    let planted = session.split(';').next().unwrap().to_owned();
+    let mut fresh = hub.browser();
+    let r = fresh.request(
+        "GET",
+        "/",
+        None,
+        &format!("X-Forwarded-Proto: https\r\nCookie: {planted}\r\n"),
+    );
+    assert_eq!(r.status, 303, "a planted plain cookie was taken over TLS");
+    let r = fresh.request("GET", "/", None, &format!("Cookie: {planted}\r\n"));
+    assert_eq!(r.status, 200, "the same cookie over plain HTTP");
 
     // A form without the session's CSRF token changes nothing.
     let r = web.post(

@@ -90,7 +90,9 @@ fn the_console_on_the_school_network_is_served_over_tls() {
         .expect("a session cookie")
         .to_owned();
     assert!(
-        session.contains("; Secure") && session.contains("HttpOnly"),
+        session.starts_with("__Host-")
+            && session.contains("; Secure")
+            && session.contains("HttpOnly"),
         "{session}"
     );
     let page = web.get("/");

@@ -328,13 +328,18 @@ pub(crate) fn viewer(archive: &mut Archive, ctx: &Ctx) -> Result<Viewer, OfficeE
 }
 
 /// A cookie for the whole console; without `max_age`, one that lives as long as the browser.
+/// Over TLS its name carries the `__Host-` prefix ([`crate::HOST_PREFIX`]).
 fn cookie(name: &str, value: &str, max_age: Option<i64>, tls: bool) -> HeaderValue {
-    let secure = if tls { "; Secure" } else { "" };
+    let (prefix, secure) = if tls {
+        (crate::HOST_PREFIX, "; Secure")
+    } else {
+        ("", "")
+    };
     let max_age = max_age
         .map(|s| format!("; Max-Age={s}"))
         .unwrap_or_default();
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{max_age}{secure}"
+        "{prefix}{name}={value}; Path=/; HttpOnly; SameSite=Strict{max_age}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }

@@ -369,16 +369,36 @@ pub(crate) struct Ctx {
     pub tls: bool,
 }
 
+/// The prefix of the console's cookie names over TLS. A browser takes a `__Host-` cookie only
+/// from a secure origin, for the whole host (`Path=/`, no `Domain`): someone on the school's
+/// network answering a plain HTTP request to the hub's address cannot plant one (a session of
+/// his own, whose work would then be the victim's; a login cookie beating the CSRF check).
+pub(crate) const HOST_PREFIX: &str = "__Host-";
+
 impl Ctx {
-    /// The cookies whose name starts with `prefix` and whose value is a token as the console
-    /// makes them (64 hex digits), as (name, value).
-    pub fn cookies_named_like(&self, prefix: &str) -> Vec<(String, String)> {
+    /// The cookies the request carries, by the console's names: over TLS only those with the
+    /// [`HOST_PREFIX`], which is taken off.
+    fn cookies(&self) -> impl Iterator<Item = (&str, &str)> {
+        let tls = self.tls;
         self.headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|c| c.trim().split_once('='))
+            .filter_map(move |(k, v)| {
+                if tls {
+                    k.strip_prefix(HOST_PREFIX).map(|k| (k, v))
+                } else {
+                    Some((k, v))
+                }
+            })
+    }
+
+    /// The cookies whose name starts with `prefix` and whose value is a token as the console
+    /// makes them (64 hex digits), as (name, value).
+    pub fn cookies_named_like(&self, prefix: &str) -> Vec<(String, String)> {
+        self.cookies()
             .filter(|(k, v)| {
                 k.starts_with(prefix) && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
             })
@@ -388,12 +408,7 @@ impl Ctx {
 
     /// The value of the cookie `name`.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
+        self.cookies()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_owned())
     }
