@@ -861,6 +861,26 @@ async fn a_certificate_is_checked_before_an_archive_is_borrowed() {
         .unwrap_err();
     assert_eq!(state.archive_borrows(), before);
 
+    // Nor does presenting an invite another device used (a photographed QR code), again and
+    // again.
+    let used = server
+        .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let hers = device(&server).await;
+    handshake::enroll(&hers, &used, now(), &opts())
+        .await
+        .unwrap();
+    let before = state.archive_borrows();
+    for _ in 0..3 {
+        let err = handshake::enroll(&stranger, &used, now(), &opts())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("用过"), "{err}");
+    }
+    assert_eq!(state.archive_borrows(), before);
+    hers.shutdown().await;
+
     // The real device is welcomed, and that borrows one.
     handshake::greet(&phone, server.hub_addr(), &enrolled.certificate, &opts())
         .await

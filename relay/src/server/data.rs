@@ -74,6 +74,9 @@ struct SpentInvite {
     at: i64,
 }
 
+/// Why an invite another device spent is refused.
+const USED: &str = "这个邀请码已经被另一台设备用过了，请让管理员重新生成";
+
 /// The `spent/` record of an invite a restore, or a member's deactivation, closes (no device
 /// may use it).
 pub(crate) fn spent_at_restore(at: i64) -> Vec<u8> {
@@ -405,6 +408,23 @@ impl DataDir {
         Ok(closed)
     }
 
+    /// Refuses an invite another device spent (read from its `spent/` record alone): checked
+    /// before anything costlier, as whoever photographed a used QR code may present it again
+    /// and again. [`DataDir::spend`] decides for good.
+    pub fn check_not_spent_by_another(
+        &self,
+        secret: &InviteSecret,
+        device: &DeviceKey,
+    ) -> Result<(), Error> {
+        let Ok(bytes) = fs::read(self.spent_path(secret)) else {
+            return Ok(());
+        };
+        match serde_json::from_slice::<SpentInvite>(&bytes) {
+            Ok(spent) if spent.device != device.to_hex() => Err(Error::NotPermitted(USED.into())),
+            _ => Ok(()),
+        }
+    }
+
     /// Spends an invite for `device` (see the module docs).
     pub fn spend(
         &self,
@@ -427,9 +447,7 @@ impl DataDir {
                 if spent.device == device.to_hex() {
                     Ok(Spend::Again)
                 } else {
-                    Err(Error::NotPermitted(
-                        "这个邀请码已经被另一台设备用过了，请让管理员重新生成".into(),
-                    ))
+                    Err(Error::NotPermitted(USED.into()))
                 }
             }
             Err(e) => Err(e),

@@ -134,6 +134,8 @@ impl HubState {
                 "邀请码已过期，请让管理员重新生成邀请码".into(),
             ));
         }
+        // A used ticket (a photographed QR code) costs no archive.
+        self.data.check_not_spent_by_another(secret, &device)?;
         let mut archive = self.archives.get()?;
         let m = archive.find_member(member.as_str())?;
         if !m.active {
