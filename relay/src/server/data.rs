@@ -478,10 +478,29 @@ pub(crate) fn open_archive_with(
 /// Creates `path` with `bytes` (mode 0600, its directory 0700), failing if it exists; durable
 /// on return.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir)?;
-    }
-    write_private_new(path, bytes)
+    write_new_with(path, |tmp| write_private_new(tmp, bytes))
+}
+
+/// [`write_new`], the file made whole beside `path` by `fill` first and then linked into place
+/// in one step (`link` fails if `path` exists, as `create_new` did): a spend cut off by a
+/// crash or a full disk leaves no empty record, which would refuse the invite for good
+/// ("邀请记录已损坏"), the rightful device's retry included.
+fn write_new_with(path: &Path, fill: impl FnOnce(&Path) -> Result<(), Error>) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let mut nonce = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
+    // Not `.json`: whatever reads the directory for records never takes it for one.
+    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(nonce)));
+    let linked = fill(&tmp).and_then(|()| fs::hard_link(&tmp, path).map_err(Error::from));
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -489,6 +508,27 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A record whose writing fails (a full disk, a crash) leaves nothing in its place: the
+    /// next spend of the invite writes it.
+    #[test]
+    fn a_record_cut_off_while_written_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spent").join("abc.json");
+        let err = write_new_with(&path, |tmp| {
+            fs::write(tmp, b"{\"dev").unwrap();
+            Err(Error::Io(std::io::Error::other("磁盘已满")))
+        });
+        assert!(err.is_err());
+        assert!(!path.exists());
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 0);
+        write_new(&path, b"{}").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{}");
+        assert!(matches!(
+            write_new(&path, b"{}"),
+            Err(Error::Io(e)) if e.kind() == ErrorKind::AlreadyExists
+        ));
+    }
 
     #[test]
     fn keys_are_created_once_private_and_read_back() {
