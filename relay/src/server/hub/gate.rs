@@ -60,6 +60,8 @@ struct InviteCache {
     stamp: Option<(Option<std::time::SystemTime>, Option<std::time::SystemTime>)>,
     /// Open until then (the latest expiry of an open invite), or closed.
     open_until: Option<i64>,
+    /// How many times the invites were read (each a read of every invite file).
+    scans: u64,
 }
 
 impl Enrolled {
@@ -183,11 +185,12 @@ impl Enrolled {
         };
         let stamp = (mtime("invites"), mtime("spent"));
         // A directory's time has the kernel's coarse clock: two changes a few milliseconds
-        // apart may leave it unchanged, so a stamp this recent is not trusted.
+        // apart may leave it unchanged, so a stamp this recent is not trusted. One in the
+        // future (the clock was set back since) is: a change now would move it.
         let settled = |t: Option<std::time::SystemTime>| {
             t.is_none_or(|t| {
                 t.elapsed()
-                    .is_ok_and(|e| e > std::time::Duration::from_secs(1))
+                    .map_or(true, |e| e > std::time::Duration::from_secs(1))
             })
         };
         let mut cache = self.invites.lock().unwrap_or_else(PoisonError::into_inner);
@@ -198,6 +201,7 @@ impl Enrolled {
         if !fresh {
             cache.open_until = data.open_invites_until(now);
             cache.stamp = Some(stamp);
+            cache.scans += 1;
         }
         cache.open_until.is_some_and(|until| until > now)
     }
@@ -266,8 +270,8 @@ mod tests {
     /// A restored hub whose school has no administrator's device that can sync (its only one
     /// was on the PC whose disk died) is not locked for good: `admit-phones` lets the phones
     /// the backup registers sync, and a hub already serving takes it at its next connection.
-    /// The hub itself still writes nothing (its lost changes would be numbered again): the
-    /// mark stays, invites and the console still wait for an administrator's device.
+    /// The hub itself still writes nothing (its school lacks what was made since the backup):
+    /// the mark stays, invites and the console still wait for an administrator's device.
     #[test]
     fn registered_phones_are_admitted_by_hand_and_the_hub_still_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -294,5 +298,29 @@ mod tests {
         );
         std::fs::remove_file(data.rebuilding_marker()).unwrap();
         assert!(crate::server::commands::admit_phones_command(&config).is_err());
+    }
+
+    /// The invites are read again only when their directories change. A directory whose time
+    /// is in the future (the clock set back since) was never taken as settled, so every
+    /// stranger's connection read every invite file again.
+    #[test]
+    fn invites_stamped_in_the_future_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().join("hub"));
+        for sub in ["invites", "spent"] {
+            let d = data.root().join(sub);
+            std::fs::create_dir_all(&d).unwrap();
+            let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+            std::fs::File::open(&d)
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+        }
+        let gate = Enrolled::new(data);
+        for _ in 0..3 {
+            assert!(!gate.invite_open());
+        }
+        let scans = gate.invites.lock().unwrap().scans;
+        assert_eq!(scans, 1);
     }
 }
