@@ -661,6 +661,41 @@ async fn a_deactivated_member_s_open_invite_no_longer_holds_the_gate_open() {
     server.shutdown().await;
 }
 
+/// The same when the deactivation comes from the office's device: its sync writes the school
+/// on the hub (the conversation reads the new school before the watcher does), and the
+/// invite closes all the same. The real binaries.
+#[test]
+fn a_member_deactivated_on_the_office_s_device_has_her_invite_closed() {
+    use common::cli::{BIN, invite, phone};
+    use shouwang_tests::hub_process::{HubPorts, HubProcess};
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let server = HubProcess::start(
+        std::path::Path::new(BIN),
+        &ports,
+        &dir.path().join("hub.log"),
+    );
+    let office = dir.path().join("office.db");
+    phone(
+        &office,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+    invite(&ports.config, "爱心妈妈", "刘桂兰");
+    assert!(data.has_open_invite(now()));
+    phone(&office, &["member", "deactivate", "刘桂兰"]);
+    phone(&office, &["sync"]);
+    let closed = std::time::Instant::now();
+    while data.has_open_invite(now()) {
+        assert!(
+            closed.elapsed() < Duration::from_secs(10),
+            "her invite still holds the gate open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.stop();
+}
+
 /// A phone whose clock is an hour slow (a cheap phone whose battery ran flat) joins: the
 /// certificate the school's server issued by its own clock is judged at its issue time. It
 /// was refused after the server had spent the invite and registered the device.

@@ -370,14 +370,13 @@ impl DataDir {
         }
     }
 
-    /// Closes the open invites of members `active` says are no longer active (deactivated, or
-    /// unknown), as a restore closes invites: a `spent/` record naming no device. The hub
-    /// refuses such an invite anyway, but while it is open the gate and the relay let
-    /// strangers in. Returns how many it closed.
-    pub fn close_invites_of_inactive(
+    /// Closes the open invites of the members `inactive` names (by id), as a restore closes
+    /// invites: a `spent/` record naming no device. The hub refuses such an invite anyway, but
+    /// while it is open the gate and the relay let strangers in. Returns how many it closed.
+    pub fn close_invites_of(
         &self,
         now: i64,
-        active: impl Fn(&str) -> bool,
+        inactive: impl Fn(&str) -> bool,
     ) -> Result<usize, Error> {
         let Ok(entries) = fs::read_dir(self.root.join("invites")) else {
             return Ok(0);
@@ -395,7 +394,7 @@ impl DataDir {
             else {
                 continue;
             };
-            if invite.expires_at <= now || spent.exists() || active(&invite.member) {
+            if invite.expires_at <= now || spent.exists() || !inactive(&invite.member) {
                 continue;
             }
             create_private_dir(&self.root.join("spent"))?;

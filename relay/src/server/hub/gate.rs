@@ -141,6 +141,22 @@ impl Enrolled {
             r.devices.entry(id).or_insert(Standing::Active);
         }
         r.heads = heads;
+        drop(r);
+        // A member deactivated since (here, at the office, on an administrator's phone that
+        // synced): her open invites close, so they no longer hold the gate and the relay open
+        // (the hub would refuse them anyway). Only a member the school knows as inactive: one
+        // added after this read has her invite written after it.
+        if let Some(data) = &self.data {
+            let inactive = |m: &str| {
+                school
+                    .members
+                    .iter()
+                    .any(|x| x.id.as_str() == m && !x.active)
+            };
+            if let Err(e) = data.close_invites_of(unix_now(), inactive) {
+                tracing::warn!("closing a deactivated member's invites: {e}");
+            }
+        }
     }
 
     /// The heads of the school document last read.

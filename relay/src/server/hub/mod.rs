@@ -327,19 +327,6 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
             let heads = a.store().heads(&DocId::School).ok()?;
             if heads != s.enrolled.seen_heads() {
                 s.enrolled.refresh(&mut a);
-                // A member deactivated since (here, at the office or on an administrator's
-                // phone): her open invites close, so they no longer hold the gate open.
-                if let Ok(school) = a.school() {
-                    let active = |m: &str| {
-                        school
-                            .members
-                            .iter()
-                            .any(|x| x.id.as_str() == m && x.active)
-                    };
-                    if let Err(e) = s.data.close_invites_of_inactive(unix_now(), active) {
-                        tracing::warn!("closing a deactivated member's invites: {e}");
-                    }
-                }
             }
             // Nothing of an erased child stays on the hub but the school's record of it, nor
             // in the WAL a reader kept from being folded back (`Store::scrub_if_due`).
