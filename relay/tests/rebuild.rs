@@ -329,7 +329,8 @@ fn an_invite_used_after_the_backup_enrolls_nobody_after_a_restore() {
 /// get: its certificate is still good, but the school no longer registers it (the office
 /// could not revoke it, and what it writes rests on a school the hub will never hold). While
 /// an invite is open it gets past the gate, and is told at `Hello` to join again, in Chinese,
-/// receiving nothing.
+/// receiving nothing. (An administrator's device enrolled in the same time is taken: the
+/// next story.)
 #[test]
 fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -370,5 +371,58 @@ fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "an unregistered phone synced");
     assert!(err.contains("重新加入"), "{err}");
+    server.stop();
+}
+
+/// The other side of story 4: an administrator's device enrolled after the office's last sync
+/// (the 校长's second phone) is taken by the rebuilt hub, unregistered as it is there: it
+/// relays the school, and hands back its own registration and everything else the hub wrote
+/// that it holds (a 爱心妈妈's phone enrolled before it), so that phone syncs again too.
+#[test]
+fn an_administrator_s_device_the_rebuilt_school_lost_brings_the_school_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let office = dir.path().join("office.db");
+    phone(
+        &office,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+    let backup = dir.path().join("郭庄小学.backup");
+    ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    phone(&office, &["sync"]);
+    let mother = dir.path().join("mother.db");
+    phone(
+        &mother,
+        &["join", &invite(&ports.config, "爱心妈妈", "刘桂兰")],
+    );
+    let second = dir.path().join("second.db");
+    phone(
+        &second,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+
+    server.stop();
+    std::fs::remove_dir_all(data.root()).unwrap();
+    ok(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    phone(&office, &["sync"]);
+    assert!(!data.rebuilding_marker().exists());
+    // An invite open for someone else lets anyone through the gate.
+    invite(&ports.config, "爱心妈妈", "李芳");
+
+    phone(&second, &["sync"]);
+    phone(&mother, &["sync"]);
+    phone(&office, &["sync"]);
+    let devices = phone(&office, &["device", "list"]);
+    assert!(devices.contains("刘桂兰的设备"), "{devices}");
     server.stop();
 }

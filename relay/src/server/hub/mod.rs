@@ -507,10 +507,15 @@ impl HubConversation {
                 // the device: a registration a restored hub lost (a phone enrolled after the
                 // office's device last synced) is in no copy it has, the office could not
                 // revoke such a phone, and what it writes rests on a school the hub will never
-                // hold. It joins again. (While rebuilding, an administrator's device enrolled
-                // since the backup brings its registration with it.)
+                // hold. It joins again. Not an administrator's device: it relays the school,
+                // so it brings back its own registration, and the hub's other lost changes
+                // with it (as while rebuilding).
                 let id = DeviceId::from_key(&self.device.0);
+                let administers = |roles: &[Role]| roles.iter().any(|r| r.administers());
+                let relays_the_school =
+                    administers(&cert.body().roles) && administers(&member.roles);
                 if !self.state.enrolled.rebuilding()
+                    && !relays_the_school
                     && !archive
                         .school()?
                         .devices
