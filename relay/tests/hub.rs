@@ -696,6 +696,28 @@ fn a_member_deactivated_on_the_office_s_device_has_her_invite_closed() {
     server.stop();
 }
 
+/// A configuration written before invites were capped at 90 days (`invite_days = 180`) still
+/// serves after the upgrade: its invites are open for 90 days.
+#[test]
+fn a_configuration_with_longer_invites_still_serves_and_invites_for_ninety_days() {
+    use common::cli::{BIN, ok, relay};
+    use shouwang_tests::hub_process::{HubPorts, HubProcess};
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "invite_days = 180\n");
+    let server = HubProcess::start(
+        std::path::Path::new(BIN),
+        &ports,
+        &dir.path().join("hub.log"),
+    );
+    let out = ok(relay(
+        &ports.config,
+        &["invite", "--role", "爱心妈妈", "--member", "刘桂兰"],
+    ));
+    assert!(out.contains("90 天内有效"), "{out}");
+    server.stop();
+}
+
 /// A phone whose clock is an hour slow (a cheap phone whose battery ran flat) joins: the
 /// certificate the school's server issued by its own clock is judged at its issue time. It
 /// was refused after the server had spent the invite and registered the device.

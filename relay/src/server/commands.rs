@@ -304,7 +304,12 @@ pub fn invite_command(
     config.check_reachable()?;
     let data = config.data();
     let role = role.map(Role::parse).transpose()?;
-    let days = days.unwrap_or(config.invite_days);
+    // A configuration of before the cap (`invite_days = 180`) still serves: taken as the cap.
+    let days = days.unwrap_or(
+        config
+            .invite_days
+            .min(shouwang_core::membership::MAX_INVITE_DAYS),
+    );
     if !(1..=shouwang_core::membership::MAX_INVITE_DAYS).contains(&days) {
         return Err(ServerError::Refused(
             shouwang_core::membership::invite_days_refused(),

@@ -19,7 +19,7 @@
 //! idle_timeout_secs = 60
 //! certificate_days = 30                 # renewed on every sync once half has passed
 //! daily_change_mib = 64                  # changes taken from one member a day
-//! invite_days = 7                        # 1 to 90 (`membership::MAX_INVITE_DAYS`)
+//! invite_days = 7                        # taken as 90 above (`membership::MAX_INVITE_DAYS`)
 //! max_connections = 512                   # open at once, from everyone
 //! max_connections_per_endpoint = 4        # open at once, from one device
 //! max_stranger_connections = 16           # open at once, from unregistered devices (an
@@ -271,12 +271,6 @@ impl ServerConfig {
         }
         if self.certificate_days == 0 || self.invite_days == 0 {
             return Err(ServerError::Config("有效天数必须大于 0".into()));
-        }
-        if self.invite_days > shouwang_core::membership::MAX_INVITE_DAYS {
-            return Err(ServerError::Config(format!(
-                "invite_days：{}",
-                shouwang_core::membership::invite_days_refused()
-            )));
         }
         if self.limits.total == 0 || self.limits.per_endpoint == 0 || self.limits.strangers == 0 {
             return Err(ServerError::Config("连接数上限必须大于 0".into()));
