@@ -77,6 +77,18 @@ struct SpentInvite {
 /// Why an invite another device spent is refused.
 const USED: &str = "这个邀请码已经被另一台设备用过了，请让管理员重新生成";
 
+/// Why an invite a restore or a member's deactivation closed is refused (no device used it:
+/// "another device used it" would read as theft).
+const CLOSED: &str =
+    "这个邀请码已失效（学校服务器从备份恢复过，或这位成员曾被停用），请让管理员重新生成";
+
+impl SpentInvite {
+    /// Why another device presenting this invite is refused.
+    fn refusal(&self) -> Error {
+        Error::NotPermitted(if self.device.is_empty() { CLOSED } else { USED }.into())
+    }
+}
+
 /// The `spent/` record of an invite a restore, or a member's deactivation, closes (no device
 /// may use it).
 pub(crate) fn spent_at_restore(at: i64) -> Vec<u8> {
@@ -419,7 +431,7 @@ impl DataDir {
             return Ok(());
         };
         match serde_json::from_slice::<SpentInvite>(&bytes) {
-            Ok(spent) if spent.device != device.to_hex() => Err(Error::NotPermitted(USED.into())),
+            Ok(spent) if spent.device != device.to_hex() => Err(spent.refusal()),
             _ => Ok(()),
         }
     }
@@ -446,7 +458,7 @@ impl DataDir {
                 if spent.device == device.to_hex() {
                     Ok(Spend::Again)
                 } else {
-                    Err(Error::NotPermitted(USED.into()))
+                    Err(spent.refusal())
                 }
             }
             Err(e) => Err(e),
