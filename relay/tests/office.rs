@@ -1905,6 +1905,16 @@ fn an_address_trying_names_is_slowed_before_the_archive_and_her_browser_is_not()
     assert!(r.text().contains("一分钟"), "{}", r.text());
     assert_eq!(failures(&hub), written, "nothing written past the limit");
     assert_eq!(hers.login("张长友", PASSWORD).status, 303);
+
+    // After a restart, with the script at the address's limit again before she comes: her
+    // browser is still known (read from the archive), and she logs in.
+    let hub = hub.restart();
+    for i in 0..20 {
+        script.login(&format!("没有这个人{i}"), "guess-guess");
+    }
+    assert_eq!(script.login("没有这个人", "guess-guess").status, 429);
+    assert_eq!(hers.login("张长友", PASSWORD).status, 303);
+    drop(hub);
 }
 
 /// A name longer than any member's (50 characters: a password typed into the wrong box, or a

@@ -447,6 +447,16 @@ pub(crate) async fn login(
     let browsers = ctx.cookies_named_like(BROWSER_COOKIE);
     let presented: Vec<String> = browsers.iter().map(|(_, t)| digest(t)).collect();
     let gate = office.login_gate();
+    if !gate.is_loaded() {
+        let since = now() - BROWSER_SECONDS;
+        match office
+            .with_archive(move |a, _| known_browsers(a, since))
+            .await
+        {
+            Ok(browsers) => gate.load(browsers),
+            Err(e) => return e.into_response(),
+        }
+    }
     let _turn = match gate.enter(ctx.source, &presented, std::time::Instant::now()) {
         Entry::Pass(ticket) => ticket,
         Entry::TooFast => {
@@ -455,7 +465,7 @@ pub(crate) async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 &name,
                 Some(&format!(
-                    "这台电脑一分钟内登录尝试超过 {} 次，请一分钟后再试",
+                    "从这个网络地址一分钟内的登录尝试超过了 {} 次，请一分钟后再试",
                     crate::login_gate::PER_MINUTE
                 )),
             );
@@ -626,6 +636,17 @@ fn begin_attempt(
         hash,
         source,
     })
+}
+
+/// The browsers members logged in with since `since` (their tokens' hashes, oldest first).
+fn known_browsers(a: &mut Archive, since: i64) -> Result<Vec<String>, OfficeError> {
+    let conn = a.store().conn();
+    let mut stmt =
+        conn.prepare("SELECT token_hash FROM office_browsers WHERE created > ?1 ORDER BY created")?;
+    let rows = stmt
+        .query_map([since], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 /// Whether the browser token hashing to `hash` is one the member `key` ([`failure_key`])

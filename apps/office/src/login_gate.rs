@@ -16,12 +16,15 @@
 //!   the end of an unbounded queue.
 //!
 //! Everything here is in memory and bounded ([`MAX_KEYS`] windows, [`MAX_TRUSTED`]
-//! browsers); a restart forgets it, which costs a member nothing but the exemption until her
-//! next login.
+//! browsers, the oldest trusted one going first). The trusted browsers are read from
+//! `office_browsers` before the first login after a start ([`LoginGate::load`]): a restart
+//! behind a proxy, with a script keeping the shared address at its limit, must not leave the
+//! 校长 unable to log in to become trusted again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -71,13 +74,17 @@ enum Key {
 pub(crate) struct LoginGate {
     windows: Mutex<Windows>,
     in_flight: AtomicUsize,
+    /// Whether the trusted browsers were read from the archive since the start.
+    loaded: AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct Windows {
     starts: HashMap<Key, VecDeque<Instant>>,
-    /// Hashes of browser tokens a member logged in with (`auth::digest`).
+    /// Hashes of browser tokens a member logged in with (`auth::digest`), and the order they
+    /// came in (the oldest goes first past [`MAX_TRUSTED`]).
     trusted: HashSet<String>,
+    trusted_order: VecDeque<String>,
 }
 
 impl LoginGate {
@@ -123,10 +130,31 @@ impl LoginGate {
     /// Remembers the browser token hashing to `browser` as one a member logged in with.
     pub(crate) fn trust(&self, browser: String) {
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if w.trusted.len() >= MAX_TRUSTED {
-            w.trusted.clear();
+        if w.trusted.contains(&browser) {
+            return;
         }
-        w.trusted.insert(browser);
+        while w.trusted.len() >= MAX_TRUSTED {
+            let Some(oldest) = w.trusted_order.pop_front() else {
+                break;
+            };
+            w.trusted.remove(&oldest);
+        }
+        w.trusted.insert(browser.clone());
+        w.trusted_order.push_back(browser);
+    }
+
+    /// Whether the trusted browsers were read since the start ([`LoginGate::load`]).
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Trusts the browsers members logged in with before the start (`office_browsers`, oldest
+    /// first).
+    pub(crate) fn load(&self, browsers: Vec<String>) {
+        for b in browsers {
+            self.trust(b);
+        }
+        self.loaded.store(true, Ordering::Release);
     }
 }
 

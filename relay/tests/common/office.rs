@@ -171,6 +171,22 @@ impl Hub {
         }
     }
 
+    /// Stops the hub and starts it again on the same data and ports (an upgrade, a power cut).
+    pub fn restart(self) -> Hub {
+        let Hub {
+            _process,
+            data,
+            ports,
+            _dir,
+        } = self;
+        Hub {
+            _process: _process.restart(),
+            data,
+            ports,
+            _dir,
+        }
+    }
+
     /// `shouwang-relay office-password --member <member>` with the password on stdin.
     pub fn set_password(&self, member: &str, password: &str) -> (bool, String) {
         self.ports.office_password(BIN.as_ref(), member, password)
