@@ -24,9 +24,11 @@
 //! and a plain `hub.db` is refused by every command, as from the release before encryption at
 //! rest.
 //!
-//! Spending an invite creates its `spent/` file with `create_new`, so two devices racing with
-//! one invite cannot both win, even across processes. The device that spent an invite may use
-//! it again (an enrollment cut off by a bad link can be retried); any other device is refused.
+//! Spending an invite creates its `spent/` file in one step (linked into place, failing if it
+//! exists), so two devices racing with one invite cannot both win, even across processes. The
+//! device that spent an invite may use it again for [`AGAIN_SECONDS`] (an enrollment cut off
+//! by a bad link can be retried), unless it has synced since (the hub checks); any other
+//! device is refused.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -73,6 +75,11 @@ struct SpentInvite {
     device: String,
     at: i64,
 }
+
+/// How long after spending an invite its device may present it again (an enrollment cut off
+/// before its bundle arrived): each enrollment exports the member's whole file, outside any
+/// quota, so not until the invite expires.
+pub const AGAIN_SECONDS: i64 = 3600;
 
 /// Why an invite another device spent is refused.
 const USED: &str = "这个邀请码已经被另一台设备用过了，请让管理员重新生成";
@@ -455,8 +462,13 @@ impl DataDir {
                 let bytes = fs::read(&path)?;
                 let spent: SpentInvite = serde_json::from_slice(&bytes)
                     .map_err(|_| Error::Corrupt("邀请记录已损坏".into()))?;
-                if spent.device == device.to_hex() {
+                if spent.device == device.to_hex() && now - spent.at <= AGAIN_SECONDS {
                     Ok(Spend::Again)
+                } else if spent.device == device.to_hex() {
+                    Err(Error::NotPermitted(
+                        "这台设备已经用这个邀请码加入过学校，请直接同步；如需重新加入，请让管理员重新生成邀请码"
+                            .into(),
+                    ))
                 } else {
                     Err(spent.refusal())
                 }
@@ -619,6 +631,11 @@ mod tests {
         let phone = DeviceKey([1; 32]);
         assert_eq!(data.spend(&secret, &phone, 5).unwrap(), Spend::Fresh);
         assert_eq!(data.spend(&secret, &phone, 6).unwrap(), Spend::Again);
+        // Not long after: the enrollment it retries is over one way or the other.
+        let late = data
+            .spend(&secret, &phone, 5 + AGAIN_SECONDS + 1)
+            .unwrap_err();
+        assert!(late.to_string().contains("直接同步"), "{late}");
         let other = data.spend(&secret, &DeviceKey([2; 32]), 7).unwrap_err();
         assert!(other.to_string().contains("用过"), "{other}");
         #[cfg(unix)]

@@ -112,8 +112,8 @@ impl HubState {
 
     /// Checks an invite presented by `device` and returns its certificate and the member's
     /// bundle. The invite is spent once its checks pass and before the device is registered;
-    /// the same device may present it again until it expires (a retried enrollment), and a
-    /// revoked device never.
+    /// the same device may present it again for a while (a retried enrollment, until it has
+    /// synced: [`super::data::AGAIN_SECONDS`]), and a revoked device never.
     pub fn enroll(
         &self,
         device: DeviceKey,
