@@ -428,3 +428,39 @@ fn an_administrator_s_device_the_rebuilt_school_lost_brings_the_school_back() {
     assert!(devices.contains("刘桂兰的设备"), "{devices}");
     server.stop();
 }
+
+/// A hub restored by a release before restore epochs and upgraded while it still rebuilds
+/// (it has written nothing since) takes a new actor when it starts serving.
+#[test]
+fn a_hub_restored_by_an_older_release_takes_its_epoch_when_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+    let backup = dir.path().join("郭庄小学.backup");
+    ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    std::fs::remove_dir_all(data.root()).unwrap();
+    ok(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    // As the release before left it: no epoch.
+    {
+        let mut a = data.open_archive().unwrap();
+        a.store()
+            .conn()
+            .execute("DELETE FROM meta WHERE key = 'actor_epoch'", [])
+            .unwrap();
+    }
+    assert!(data.open_archive().unwrap().store().epoch().is_none());
+    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    server.stop();
+    let mut a = data.open_archive().unwrap();
+    assert!(
+        a.store().epoch().is_some(),
+        "the hub serves under its old actor"
+    );
+}

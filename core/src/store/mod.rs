@@ -383,6 +383,11 @@ impl Store {
         self.set_actor(crate::ids::Epoch::actor_of(epoch.as_ref(), device));
     }
 
+    /// The restore epoch this store writes in, if it was restored from a backup.
+    pub fn epoch(&self) -> Option<crate::ids::Epoch> {
+        crate::ids::Epoch::of_actor(&self.actor)
+    }
+
     /// Starts a new restore epoch: this store is a copy restored from a backup, and from now
     /// on writes under new actors, so that it never numbers a change again as its lost copy
     /// did ([`crate::ids::Epoch`]). A store restored again gets another epoch.

@@ -197,9 +197,15 @@ impl Server {
         let school_id = {
             let (archive, store_key, source) =
                 (data.archive(), store_key.clone(), data.key_source().clone());
+            let rebuilding = data.rebuilding_marker().exists();
             tokio::task::spawn_blocking(move || {
-                data::open_archive_with(&archive, store_key.as_ref(), &source)
-                    .map(|a| a.school_id().clone())
+                let mut a = data::open_archive_with(&archive, store_key.as_ref(), &source)?;
+                // Restored by a release before restore epochs, and still rebuilding: it has
+                // written nothing since, so a new actor now is in time (`Store::begin_epoch`).
+                if rebuilding && a.store().epoch().is_none() {
+                    a.store().begin_epoch()?;
+                }
+                Ok::<_, shouwang_core::Error>(a.school_id().clone())
             })
             .await
             .map_err(|e| ServerError::Bind(e.to_string()))??
