@@ -718,6 +718,46 @@ fn a_configuration_with_longer_invites_still_serves_and_invites_for_ninety_days(
     server.stop();
 }
 
+/// A 校长 who is also a 班主任 is invited as an administrator: an invite for her other role
+/// is refused when it is issued (the hub would refuse it at enrollment, for no reason she
+/// could see), and one issued without a role is for her administrator's role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_is_invited_as_one() {
+    use shouwang_relay::server::{HubContact, issue_member_invite};
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    data.open_archive()
+        .unwrap()
+        .add_member("赵校长", &[Role::HeadTeacher, Role::Leadership], None, None)
+        .unwrap();
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    open_door(&server);
+    let err = server
+        .invite("赵校长", Role::HeadTeacher, now(), now() + WEEK)
+        .unwrap_err();
+    assert!(err.to_string().contains("按管理员角色"), "{err}");
+    let contact = HubContact {
+        relay_url: None,
+        addrs: server.hub_direct_addrs(),
+    };
+    let issued = issue_member_invite(&data, &contact, "赵校长", None, now(), now() + WEEK).unwrap();
+    let phone = device(&server).await;
+    let enrolled = handshake::enroll(&phone, &issued.invite, now(), &opts())
+        .await
+        .unwrap();
+    assert!(
+        enrolled
+            .certificate
+            .body()
+            .roles
+            .contains(&Role::Leadership)
+    );
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
 /// A phone whose clock is an hour slow (a cheap phone whose battery ran flat) joins: the
 /// certificate the school's server issued by its own clock is judged at its issue time. It
 /// was refused after the server had spent the invite and registered the device.

@@ -134,7 +134,17 @@ pub fn issue_member_invite(
     let mut archive = open_archive_with(&data.archive(), store_key.as_ref(), data.key_source())?;
     let (m, role, added) = match archive.find_member(member) {
         Ok(m) => {
+            // An administrator's device is enrolled as an administrator's (the hub refuses an
+            // invite for less once she administers: the certificate carries all her roles).
+            let administers = m.roles.iter().any(|r| r.administers());
             let role = match role {
+                Some(r) if administers && !r.administers() => {
+                    return Err(Error::NotPermitted(format!(
+                        "{} 是管理员（{}），请按管理员角色邀请这位成员的设备",
+                        m.name,
+                        m.role_labels()
+                    )));
+                }
                 Some(r) if m.has(r) => r,
                 Some(r) => {
                     let held = if m.roles.is_empty() {
@@ -149,9 +159,14 @@ pub fn issue_member_invite(
                         r.label()
                     )));
                 }
-                None => *m.roles.first().ok_or_else(|| {
-                    Error::NotPermitted(format!("{} 还没有任何角色，不能邀请", m.name))
-                })?,
+                None => *m
+                    .roles
+                    .iter()
+                    .find(|r| r.administers())
+                    .or_else(|| m.roles.first())
+                    .ok_or_else(|| {
+                        Error::NotPermitted(format!("{} 还没有任何角色，不能邀请", m.name))
+                    })?,
             };
             (m, role, false)
         }
