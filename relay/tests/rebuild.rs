@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use shouwang_relay::server::{DataDir, KeySource};
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
@@ -31,6 +31,53 @@ const VISIT: &str = "家访：奶奶说王小雨最近按时完成作业";
 const TALK: &str = "谈心：赵子涵想爸爸，约好周末视频";
 const UNSENT: &str = "家访：赵子涵的外婆说孩子晚上睡得好";
 const LATER: &str = "重建后的家访：爷爷的腿好些了";
+
+/// The sample school (`common::sample_school`) configured for the real `shouwang-relay`, and
+/// where its log goes.
+fn school() -> (tempfile::TempDir, DataDir, HubPorts, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::sample_school(dir.path());
+    let ports = HubPorts::write(dir.path(), &data, "");
+    let log = dir.path().join("hub.log");
+    (dir, data, ports, log)
+}
+
+/// `shouwang-relay serve`, until it answers.
+fn serve(ports: &HubPorts, log: &Path) -> HubProcess {
+    HubProcess::start(Path::new(BIN), ports, log)
+}
+
+/// `shouwang-relay backup` into `dir`; the backup's path.
+fn back_up(dir: &Path, ports: &HubPorts) -> PathBuf {
+    let backup = dir.join("郭庄小学.backup");
+    ok(relay(
+        &ports.config,
+        &["backup", "--out", backup.to_str().unwrap()],
+    ));
+    backup
+}
+
+/// The disk dies (the data directory is gone) and `backup` is restored into a new one.
+fn lose_the_disk(data: &DataDir, ports: &HubPorts, backup: &Path) {
+    std::fs::remove_dir_all(data.root()).unwrap();
+    ok(relay(
+        &ports.config,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+}
+
+/// [`lose_the_disk`] under a serving hub, which serves again from the restored directory.
+fn lose_the_disk_and_restore(
+    server: HubProcess,
+    data: &DataDir,
+    ports: &HubPorts,
+    backup: &Path,
+    log: &Path,
+) -> HubProcess {
+    server.stop();
+    lose_the_disk(data, ports, backup);
+    serve(ports, log)
+}
 
 fn record(store: &Path, kind: &str, child: &str, date: &str, notes: &str) {
     let args = shouwang_tests::fixtures::record_args(kind, child, date, notes);
@@ -50,13 +97,10 @@ fn at_hub(data: &DataDir) -> String {
 
 #[test]
 fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let ports = HubPorts::write(dir.path(), &data, "");
-    let log = dir.path().join("hub.log");
+    let (dir, data, ports, log) = school();
 
     // 1. Backed up on the first day, once the 班主任's phone has joined.
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = serve(&ports, &log);
     let teacher = dir.path().join("teacher.db");
     phone(
         &teacher,
@@ -118,7 +162,7 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
         data.rebuilding_marker().exists(),
         "restore did not mark the hub as rebuilding"
     );
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = serve(&ports, &log);
 
     // A phone that comes before the office's device is told to wait, in Chinese, even one
     // the backup knows (the 班主任's): a device revoked since the backup is still registered
@@ -199,23 +243,16 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
 ///    `status` tells her the school has not received it.
 #[test]
 fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let ports = HubPorts::write(dir.path(), &data, "");
-    let log = dir.path().join("hub.log");
+    let (dir, data, ports, log) = school();
 
     // 1.
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = serve(&ports, &log);
     let teacher = dir.path().join("teacher.db");
     phone(
         &teacher,
         &["join", &invite(&ports.config, "班主任", "王瑞侠")],
     );
-    let backup = dir.path().join("郭庄小学.backup");
-    ok(relay(
-        &ports.config,
-        &["backup", "--out", backup.to_str().unwrap()],
-    ));
+    let backup = back_up(dir.path(), &ports);
     let office = dir.path().join("office.db");
     phone(
         &office,
@@ -229,13 +266,7 @@ fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
     assert!(phone(&teacher, &["member", "list"]).contains("周红梅"));
 
     // 3.
-    server.stop();
-    std::fs::remove_dir_all(data.root()).unwrap();
-    ok(relay(
-        &ports.config,
-        &["restore", "--from", backup.to_str().unwrap()],
-    ));
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = lose_the_disk_and_restore(server, &data, &ports, &backup, &log);
     phone(&office, &["sync"]);
     assert!(!data.rebuilding_marker().exists());
 
@@ -272,32 +303,19 @@ fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
 /// second device for its member once the hub is rebuilt, with her whole bundle.
 #[test]
 fn an_invite_used_after_the_backup_enrolls_nobody_after_a_restore() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let ports = HubPorts::write(dir.path(), &data, "");
-    let log = dir.path().join("hub.log");
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let (dir, data, ports, log) = school();
+    let server = serve(&ports, &log);
     let office = dir.path().join("office.db");
     phone(
         &office,
         &["join", &invite(&ports.config, "领导组", "张长友")],
     );
     let ticket = invite(&ports.config, "爱心妈妈", "刘桂兰");
-    let backup = dir.path().join("郭庄小学.backup");
-    ok(relay(
-        &ports.config,
-        &["backup", "--out", backup.to_str().unwrap()],
-    ));
+    let backup = back_up(dir.path(), &ports);
     phone(&dir.path().join("mother.db"), &["join", &ticket]);
     phone(&office, &["sync"]);
 
-    server.stop();
-    std::fs::remove_dir_all(data.root()).unwrap();
-    ok(relay(
-        &ports.config,
-        &["restore", "--from", backup.to_str().unwrap()],
-    ));
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = lose_the_disk_and_restore(server, &data, &ports, &backup, &log);
     phone(&office, &["sync"]);
     assert!(!data.rebuilding_marker().exists());
 
@@ -335,21 +353,14 @@ fn an_invite_used_after_the_backup_enrolls_nobody_after_a_restore() {
 /// next story.)
 #[test]
 fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let ports = HubPorts::write(dir.path(), &data, "");
-    let log = dir.path().join("hub.log");
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let (dir, data, ports, log) = school();
+    let server = serve(&ports, &log);
     let office = dir.path().join("office.db");
     phone(
         &office,
         &["join", &invite(&ports.config, "领导组", "张长友")],
     );
-    let backup = dir.path().join("郭庄小学.backup");
-    ok(relay(
-        &ports.config,
-        &["backup", "--out", backup.to_str().unwrap()],
-    ));
+    let backup = back_up(dir.path(), &ports);
     phone(&office, &["sync"]);
     let mother = dir.path().join("mother.db");
     phone(
@@ -357,13 +368,7 @@ fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
         &["join", &invite(&ports.config, "爱心妈妈", "刘桂兰")],
     );
 
-    server.stop();
-    std::fs::remove_dir_all(data.root()).unwrap();
-    ok(relay(
-        &ports.config,
-        &["restore", "--from", backup.to_str().unwrap()],
-    ));
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = lose_the_disk_and_restore(server, &data, &ports, &backup, &log);
     phone(&office, &["sync"]);
     assert!(!data.rebuilding_marker().exists());
     // An invite open for someone else lets anyone through the gate.
@@ -382,21 +387,14 @@ fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
 /// that it holds (a 爱心妈妈's phone enrolled before it), so that phone syncs again too.
 #[test]
 fn an_administrator_s_device_the_rebuilt_school_lost_brings_the_school_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let ports = HubPorts::write(dir.path(), &data, "");
-    let log = dir.path().join("hub.log");
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let (dir, data, ports, log) = school();
+    let server = serve(&ports, &log);
     let office = dir.path().join("office.db");
     phone(
         &office,
         &["join", &invite(&ports.config, "领导组", "张长友")],
     );
-    let backup = dir.path().join("郭庄小学.backup");
-    ok(relay(
-        &ports.config,
-        &["backup", "--out", backup.to_str().unwrap()],
-    ));
+    let backup = back_up(dir.path(), &ports);
     phone(&office, &["sync"]);
     let mother = dir.path().join("mother.db");
     phone(
@@ -409,13 +407,7 @@ fn an_administrator_s_device_the_rebuilt_school_lost_brings_the_school_back() {
         &["join", &invite(&ports.config, "领导组", "张长友")],
     );
 
-    server.stop();
-    std::fs::remove_dir_all(data.root()).unwrap();
-    ok(relay(
-        &ports.config,
-        &["restore", "--from", backup.to_str().unwrap()],
-    ));
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = lose_the_disk_and_restore(server, &data, &ports, &backup, &log);
     phone(&office, &["sync"]);
     assert!(!data.rebuilding_marker().exists());
     // An invite open for someone else lets anyone through the gate.
@@ -433,20 +425,9 @@ fn an_administrator_s_device_the_rebuilt_school_lost_brings_the_school_back() {
 /// (it has written nothing since) takes a new actor when it starts serving.
 #[test]
 fn a_hub_restored_by_an_older_release_takes_its_epoch_when_it_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::sample_school(dir.path());
-    let ports = HubPorts::write(dir.path(), &data, "");
-    let log = dir.path().join("hub.log");
-    let backup = dir.path().join("郭庄小学.backup");
-    ok(relay(
-        &ports.config,
-        &["backup", "--out", backup.to_str().unwrap()],
-    ));
-    std::fs::remove_dir_all(data.root()).unwrap();
-    ok(relay(
-        &ports.config,
-        &["restore", "--from", backup.to_str().unwrap()],
-    ));
+    let (dir, data, ports, log) = school();
+    let backup = back_up(dir.path(), &ports);
+    lose_the_disk(&data, &ports, &backup);
     // As the release before left it: no epoch.
     {
         let mut a = data.open_archive().unwrap();
@@ -456,7 +437,7 @@ fn a_hub_restored_by_an_older_release_takes_its_epoch_when_it_serves() {
             .unwrap();
     }
     assert!(data.open_archive().unwrap().store().epoch().is_none());
-    let server = HubProcess::start(Path::new(BIN), &ports, &log);
+    let server = serve(&ports, &log);
     server.stop();
     let mut a = data.open_archive().unwrap();
     assert!(
