@@ -758,6 +758,37 @@ async fn an_administrator_is_invited_as_one() {
     server.shutdown().await;
 }
 
+/// An enrollment that fails after the invite was spent but before anything was registered
+/// gives the invite back: a phone already registered to the 班主任 presents the 爱心妈妈's
+/// invite (her ticket scanned on the wrong phone), is refused, and her own phone still joins
+/// with it. It was spent for the wrong phone for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrollment_refused_before_registering_gives_the_invite_back() {
+    let dir = tempfile::tempdir().unwrap();
+    common::sample_school(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    open_door(&server);
+    let teachers = device(&server).await;
+    enroll(&server, &teachers, "王瑞侠", Role::HeadTeacher).await;
+    let hers = server
+        .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let err = handshake::enroll(&teachers, &hers, now(), &opts())
+        .await
+        .expect_err("one phone registered to two members");
+    assert!(err.to_string().contains("另一位成员"), "{err}");
+    let phone = device(&server).await;
+    handshake::enroll(&phone, &hers, now(), &opts())
+        .await
+        .unwrap();
+    teachers.shutdown().await;
+    phone.shutdown().await;
+    server.shutdown().await;
+}
+
 /// A phone whose clock is an hour slow (a cheap phone whose battery ran flat) joins: the
 /// certificate the school's server issued by its own clock is judged at its issue time. It
 /// was refused after the server had spent the invite and registered the device.

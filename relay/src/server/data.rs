@@ -443,6 +443,25 @@ impl DataDir {
         }
     }
 
+    /// Gives back an invite `device` spent just now (its enrollment failed before anything was
+    /// registered): the record goes if it names `device`.
+    pub fn unspend(&self, secret: &InviteSecret, device: &DeviceKey) -> Result<(), Error> {
+        let path = self.spent_path(secret);
+        let Ok(bytes) = fs::read(&path) else {
+            return Ok(());
+        };
+        match serde_json::from_slice::<SpentInvite>(&bytes) {
+            Ok(spent) if spent.device == device.to_hex() => {
+                fs::remove_file(&path)?;
+                if let Some(dir) = path.parent() {
+                    fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Spends an invite for `device` (see the module docs).
     pub fn spend(
         &self,

@@ -168,23 +168,46 @@ impl HubState {
                 "这台设备已经加入学校，请直接同步，不用再用邀请码".into(),
             ));
         }
-        let certificate = self.school_key.issue(CertificateBody {
-            school_id: self.school_id.clone(),
-            member: m.id.clone(),
-            roles: m.roles.clone(),
-            device,
-            issued_at: now,
-            expires_at: now + i64::from(self.certificate_days) * 86_400,
-        })?;
-        // The hub registers the device (its id derives from the key the QUIC handshake
-        // authenticated) before the device writes anything: every change it makes is then
-        // attributed to this member on every device.
-        let bundle = archive.export_enrollment(
-            m.id.as_str(),
-            &device.to_string(),
-            &device,
-            &format!("{}的设备", m.name),
-        )?;
+        let issued = self
+            .school_key
+            .issue(CertificateBody {
+                school_id: self.school_id.clone(),
+                member: m.id.clone(),
+                roles: m.roles.clone(),
+                device,
+                issued_at: now,
+                expires_at: now + i64::from(self.certificate_days) * 86_400,
+            })
+            .and_then(|certificate| {
+                // The hub registers the device (its id derives from the key the QUIC
+                // handshake authenticated) before the device writes anything: every change it
+                // makes is then attributed to this member on every device.
+                let bundle = archive.export_enrollment(
+                    m.id.as_str(),
+                    &device.to_string(),
+                    &device,
+                    &format!("{}的设备", m.name),
+                )?;
+                Ok((certificate, bundle))
+            });
+        let (certificate, bundle) = match issued {
+            Ok(done) => done,
+            Err(e) => {
+                // Spent now and nothing registered (the key is another member's device, the
+                // store busy): the invite is given back, as the phone drops a key the school
+                // refused. A device registered before the failure keeps it spent: its retry
+                // with the same key goes on (`Spend::Again`).
+                let id = DeviceId::from_key(&device.0);
+                let registered = archive
+                    .school()
+                    .map(|s| s.devices.iter().any(|d| d.id == id && d.member == m.id))
+                    .unwrap_or(true);
+                if spend == super::data::Spend::Fresh && !registered {
+                    self.data.unspend(secret, &device)?;
+                }
+                return Err(e);
+            }
+        };
         // Its next connection (the first sync, at once) must get past the gate before the
         // school watcher has seen the registration.
         self.enrolled.register(DeviceId::from_key(&device.0));
