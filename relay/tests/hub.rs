@@ -49,6 +49,16 @@ fn open_door(server: &Server) {
         .unwrap();
 }
 
+/// The sample school's hub (`common::sample_school`) serving on loopback, an invite open.
+async fn sample_hub(dir: &std::path::Path) -> Server {
+    common::sample_school(dir);
+    let server = Server::start(ServerConfig::loopback(dir.join("hub")))
+        .await
+        .unwrap();
+    open_door(&server);
+    server
+}
+
 async fn device(server: &Server) -> Node {
     let config =
         NodeConfig::loopback(SecretKey::generate()).with_relay(server.relay_url().unwrap().clone());
@@ -535,11 +545,7 @@ fn id_of(node: &Node) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_invite_registers_no_device_and_a_revoked_phone_cannot_enroll_again() {
     let dir = tempfile::tempdir().unwrap();
-    common::sample_school(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    open_door(&server);
+    let server = sample_hub(dir.path()).await;
     // 刘桂兰's phone enrolls with her invite; the invite stays valid for a week.
     let invite = server
         .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
@@ -593,11 +599,7 @@ async fn a_spent_invite_registers_no_device_and_a_revoked_phone_cannot_enroll_ag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_has_synced_does_not_enroll_again() {
     let dir = tempfile::tempdir().unwrap();
-    common::sample_school(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    open_door(&server);
+    let server = sample_hub(dir.path()).await;
     let invite = server
         .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
         .unwrap()
@@ -765,11 +767,7 @@ async fn an_administrator_is_invited_as_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enrollment_refused_before_registering_gives_the_invite_back() {
     let dir = tempfile::tempdir().unwrap();
-    common::sample_school(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    open_door(&server);
+    let server = sample_hub(dir.path()).await;
     let teachers = device(&server).await;
     enroll(&server, &teachers, "王瑞侠", Role::HeadTeacher).await;
     let hers = server
@@ -795,11 +793,7 @@ async fn an_enrollment_refused_before_registering_gives_the_invite_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_whose_clock_is_an_hour_slow_joins() {
     let dir = tempfile::tempdir().unwrap();
-    common::sample_school(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    open_door(&server);
+    let server = sample_hub(dir.path()).await;
     let invite = server
         .invite("刘桂兰", Role::LoveMother, now() - 7200, now() + WEEK)
         .unwrap()
@@ -820,11 +814,7 @@ async fn a_phone_whose_clock_is_an_hour_slow_joins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_kept_while_its_member_was_made_an_administrator_enrolls_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    common::sample_school(dir.path());
-    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
-        .await
-        .unwrap();
-    open_door(&server);
+    let server = sample_hub(dir.path()).await;
     let invite = server
         .invite("武秀梅", Role::SubjectTeacher, now(), now() + WEEK)
         .unwrap()

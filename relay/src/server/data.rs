@@ -416,7 +416,6 @@ impl DataDir {
             if invite.expires_at <= now || spent.exists() || !inactive(&invite.member) {
                 continue;
             }
-            create_private_dir(&self.root.join("spent"))?;
             match write_new(&spent, &spent_at_restore(now)) {
                 Ok(()) => closed += 1,
                 Err(Error::Io(e)) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -434,32 +433,32 @@ impl DataDir {
         secret: &InviteSecret,
         device: &DeviceKey,
     ) -> Result<(), Error> {
-        let Ok(bytes) = fs::read(self.spent_path(secret)) else {
-            return Ok(());
-        };
-        match serde_json::from_slice::<SpentInvite>(&bytes) {
-            Ok(spent) if spent.device != device.to_hex() => Err(spent.refusal()),
+        match self.spent_record(secret) {
+            Some(spent) if spent.device != device.to_hex() => Err(spent.refusal()),
             _ => Ok(()),
         }
+    }
+
+    /// The `spent/` record of an invite, if there is a readable one.
+    fn spent_record(&self, secret: &InviteSecret) -> Option<SpentInvite> {
+        let bytes = fs::read(self.spent_path(secret)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Gives back an invite `device` spent just now (its enrollment failed before anything was
     /// registered): the record goes if it names `device`.
     pub fn unspend(&self, secret: &InviteSecret, device: &DeviceKey) -> Result<(), Error> {
-        let path = self.spent_path(secret);
-        let Ok(bytes) = fs::read(&path) else {
-            return Ok(());
-        };
-        match serde_json::from_slice::<SpentInvite>(&bytes) {
-            Ok(spent) if spent.device == device.to_hex() => {
-                fs::remove_file(&path)?;
-                if let Some(dir) = path.parent() {
-                    fs::File::open(dir)?.sync_all()?;
-                }
-                Ok(())
+        if self
+            .spent_record(secret)
+            .is_some_and(|s| s.device == device.to_hex())
+        {
+            let path = self.spent_path(secret);
+            fs::remove_file(&path)?;
+            if let Some(dir) = path.parent() {
+                fs::File::open(dir)?.sync_all()?;
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     /// Spends an invite for `device` (see the module docs).
@@ -481,15 +480,15 @@ impl DataDir {
                 let bytes = fs::read(&path)?;
                 let spent: SpentInvite = serde_json::from_slice(&bytes)
                     .map_err(|_| Error::Corrupt("邀请记录已损坏".into()))?;
-                if spent.device == device.to_hex() && now - spent.at <= AGAIN_SECONDS {
+                if spent.device != device.to_hex() {
+                    Err(spent.refusal())
+                } else if now - spent.at <= AGAIN_SECONDS {
                     Ok(Spend::Again)
-                } else if spent.device == device.to_hex() {
+                } else {
                     Err(Error::NotPermitted(
                         "这台设备已经用这个邀请码加入过学校，请直接同步；如需重新加入，请让管理员重新生成邀请码"
                             .into(),
                     ))
-                } else {
-                    Err(spent.refusal())
                 }
             }
             Err(e) => Err(e),
