@@ -82,9 +82,8 @@ pub struct PeerTrust {
     pub daily_change_bytes: u64,
 }
 
-/// [`PeerTrust::daily_change_bytes`] by default: a member's own changes in a day are a small
-/// fraction of it (a record is about a kilobyte; a year of a class's files a few megabytes).
-pub const PEER_DAILY_CHANGE_BYTES: u64 = 16 * 1024 * 1024;
+/// [`PeerTrust::daily_change_bytes`] by default (the same allowance a member's files get).
+pub use shouwang_core::trust::PEER_DAILY_CHANGE_BYTES;
 
 impl PeerTrust {
     /// Trust for a device holding `certificate`, of the school whose public key is

@@ -23,6 +23,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use shouwang_relay::server::{DataDir, KeySource};
+use shouwang_tests::fixtures::{holds_text, raw_store};
 use shouwang_tests::hub_process::{HubPorts, HubProcess};
 
 use common::cli::{BIN, invite, ok, phone, phone_bin, relay, run};
@@ -443,5 +444,88 @@ fn a_hub_restored_by_an_older_release_takes_its_epoch_when_it_serves() {
     assert!(
         a.store().epoch().is_some(),
         "the hub serves under its old actor"
+    );
+}
+
+/// A phone drops a file it may no longer see only once the school holds her work in it. What
+/// it shares with the hub from their last sync is no word on that: the hub's copy can go back
+/// in time (a restore), so only the hub's answer in a session counts (`OutOfScope`, with the
+/// heads it holds), or an administrator's own device's copy. (The hub is registered as the
+/// founding administrator's device "学校服务器", but a phone's sync state with it goes by
+/// its network endpoint, never by that device's id: `Archive::holds_unsent_work` counts the
+/// latter only. Counting the hub's, this story fails at step 4.)
+///
+/// 1. The office pairs a 爱心妈妈 (李芳) with 赵子涵; her phone joins; the school is backed up.
+/// 2. She writes a 谈心 and syncs; the office's device does not sync after her (it would give
+///    the 谈心 back to a rebuilt hub).
+/// 3. The disk dies, the backup is restored, the office's device syncs first.
+/// 4. The office ends the pairing; she hears of it first from the office's file, and keeps
+///    the file for her 谈心, which neither the office nor the rebuilt hub holds.
+/// 5. Her phone syncs: the 谈心 reaches the hub, and the file leaves her phone.
+#[test]
+fn a_carer_s_work_the_restored_hub_lost_is_handed_in_not_dropped() {
+    let (dir, data, ports, log) = school();
+    let server = serve(&ports, &log);
+    let office = dir.path().join("office.db");
+    phone(
+        &office,
+        &["join", &invite(&ports.config, "领导组", "张长友")],
+    );
+    phone(&office, &["member", "add", "--role", "爱心妈妈", "李芳"]);
+    phone(&office, &["pair", "--carer", "李芳", "--child", "赵子涵"]);
+    phone(&office, &["sync"]);
+    let mother = dir.path().join("mother.db");
+    phone(
+        &mother,
+        &["join", &invite(&ports.config, "爱心妈妈", "李芳")],
+    );
+    phone(&office, &["sync"]);
+    let backup = back_up(dir.path(), &ports);
+
+    record(&mother, "谈心", "赵子涵", "2026-11-19", TALK);
+    phone(&mother, &["sync"]);
+    assert!(at_hub(&data).contains(TALK));
+
+    let server = lose_the_disk_and_restore(server, &data, &ports, &backup, &log);
+    phone(&office, &["sync"]);
+    assert!(!data.rebuilding_marker().exists());
+    assert!(!at_hub(&data).contains(TALK), "the backup held the 谈心");
+    phone(
+        &office,
+        &["pair", "--end", "--carer", "李芳", "--child", "赵子涵"],
+    );
+    phone(&office, &["sync"]);
+    // She hears of it first from the office's file (a files-only week), which drops what she
+    // may no longer see once the school holds her work in it.
+    let file = dir.path().join("给李芳.swb");
+    phone(
+        &office,
+        &[
+            "bundle",
+            "export",
+            "--for",
+            "李芳",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    phone(&mother, &["bundle", "import", file.to_str().unwrap()]);
+    assert!(
+        holds_text(&raw_store(&mother), TALK),
+        "her 谈心 was dropped with the file"
+    );
+
+    for _ in 0..3 {
+        phone(&mother, &["sync"]);
+    }
+    server.stop();
+    assert!(
+        at_hub(&data).contains(TALK),
+        "her 谈心 is lost: not on the rebuilt hub"
+    );
+    // And once the school holds it, the file leaves her phone.
+    assert!(
+        !holds_text(&raw_store(&mother), TALK),
+        "the file stays on her phone"
     );
 }

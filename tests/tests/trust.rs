@@ -1388,6 +1388,45 @@ fn story_7g_a_failed_write_does_not_refund_what_its_input_claimed() {
     assert!(spent > 100_000.0, "{spent} counted");
 }
 
+/// 7h. The same quota for her files: the office imports one file after another from a
+///     爱心妈妈's modified app, each flooding the school document with junk only an
+///     administrator may write. Every change is refused, and the quarantine keeps each for
+///     review; past her day's allowance the rest is not kept at all (the import says why,
+///     in Chinese), so files cannot fill the office's disk either.
+#[test]
+fn story_7h_her_files_spend_the_same_daily_quota() {
+    const QUOTA: u64 = 1024 * 1024;
+    let mut s = school_with_a_visit();
+    let kept = |s: &mut School| -> f64 {
+        s.admin
+            .archive
+            .store()
+            .conn()
+            .query_row("SELECT total(length(bytes)) FROM quarantine", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    let mut told = None;
+    for n in 0..5 {
+        attack::flood_school(&mut s.mother.archive, 300 * 1024);
+        let file = s.mother.export_file(&format!("flood-{n}"));
+        let bytes = std::fs::read(&file).unwrap();
+        let report = s.admin.archive.import_bundle_within(&bytes, QUOTA).unwrap();
+        assert!(report.refused >= 1, "{report:?}");
+        if let Some(reason) = report.refused_reason.filter(|r| r.contains("每日上限")) {
+            told = Some(reason);
+        }
+    }
+    let kept = kept(&mut s);
+    assert!(
+        kept > 0.0 && kept <= QUOTA as f64,
+        "{kept} bytes quarantined from her files, over a day's {QUOTA}"
+    );
+    let told = told.expect("no import said the day's allowance was spent");
+    assert!(told.contains("导入"), "{told}");
+}
+
 /// 7e. The same in a `Changes` frame: every document it lists shares the frame's allowance,
 ///     so three documents of dense changes (ninety thousand operations each, each within its
 ///     own size's allowance) are refused together, before any is merged.

@@ -221,3 +221,23 @@ fn resolve_by_pick_and_refusals() {
     assert!(file.contains(&format!("关系：{second}")), "{file}");
     assert!(file.contains("【冲突】无"), "{file}");
 }
+
+/// A file carrying changes the school's rules refuse (a modified app's: the 爱心妈妈's device
+/// writing the school's motto) is imported for the rest, and the import says, in Chinese,
+/// how many changes it did not take, why, and where the refused ones wait for review.
+#[test]
+fn an_import_says_what_it_did_not_take() {
+    let (s, _a, b) = two_devices();
+    {
+        let mut hers = shouwang_core::archive::Archive::open(&b).unwrap();
+        shouwang_tests::attack::flood_school(&mut hers, 64);
+    }
+    let f = s.path("forged.swb");
+    s.ok_on(&b, &["bundle", "export", "--out", arg(&f)]);
+    let out = s.ok(&["bundle", "import", arg(&f)]);
+    assert!(
+        out.contains("处修改没有导入") && out.contains("shouwang quarantine"),
+        "{out}"
+    );
+    assert!(!out.contains("没有新内容"), "{out}");
+}

@@ -590,6 +590,13 @@ impl Archive {
     /// merged; the rest are dropped before merging. Documents the member may no longer see
     /// afterwards are purged.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport> {
+        self.import_bundle_within(bytes, crate::trust::PEER_DAILY_CHANGE_BYTES)
+    }
+
+    /// [`Archive::import_bundle`], keeping at most `daily_bytes` a day (UTC) of changes from a
+    /// member who does not administer (the file's signer, all her devices together, with
+    /// what sessions with her devices kept): the rest is not merged, and the report says why.
+    pub fn import_bundle_within(&mut self, bytes: &[u8], daily_bytes: u64) -> Result<ImportReport> {
         let view = self.school()?;
         let sealed = self.open_sealed(bytes, &view)?;
         let bundle = sealed.bundle;
@@ -638,9 +645,16 @@ impl Archive {
         // names it (and its member), as a session names its peer, and says it was a file.
         let signing = DeviceId::from_key(&sealed.signer.0);
         let source = crate::store::bundle_source(&signing);
+        // Her files share the daily allowance her devices' sessions have (`intake`): changes
+        // past it are not kept, not even in the quarantine. An administrator's file relays
+        // the whole school's work, as an administrator's device does in a session.
+        let quota = (!signer.roles.iter().any(|r| r.administers())).then(|| signer.id.clone());
         let mut report = self.store.write(|b| {
             b.set_source(&source);
             b.set_sender(sender);
+            if let Some(member) = quota {
+                b.set_daily_quota(member, daily_bytes);
+            }
             let (kept, dropped) = scope::entries_in_scope(b, &me, bundle.entries)?;
             let mut report = merge_entries(b, &kept)?;
             report.documents = total;

@@ -487,12 +487,18 @@ impl Archive {
         self.store.purge_remembering(&gone, &remembered)
     }
 
-    /// Whether `id` holds changes this device made that no administrator's device (the hub,
-    /// the office's) is known to hold: the heads this store shares with each such peer are
-    /// in its sync state (and `taken`, when not empty, is what the hub is known to have
-    /// taken of it besides), and a change of this device outside all of them is not there
-    /// yet. On a hub, changes of the console devices it registered count as its own (the
-    /// office console's work: `archive::console`).
+    /// Whether `id` holds changes this device made that no administrator's device (the
+    /// office's phone or computer) is known to hold: the heads this store shares with each
+    /// such peer are in its sync state (and `taken`, when not empty, is what the hub said in
+    /// a session it holds of it), and a change of this device outside all of them is not
+    /// there yet. On a hub, changes of the console devices it registered count as its own
+    /// (the office console's work: `archive::console`).
+    ///
+    /// What it shares with the hub does not count, though the hub's archive is an
+    /// administrator's device ("学校服务器"): the sync state goes by the hub's network
+    /// endpoint, not by that device's id. Rightly so: the hub's copy can go back in time (a
+    /// restore from a backup), so only its answer in a session is a word on what it holds
+    /// (rebuild story 7).
     fn holds_unsent_work(
         &mut self,
         school: &SchoolView,

@@ -106,7 +106,7 @@ pub(crate) fn claimed_weight(rows: u64, bytes: usize) -> u64 {
 /// The Chinese reason given for changes over the daily quota.
 fn over_quota_reason(limit: u64) -> String {
     format!(
-        "今天从这位成员收到的修改已超过每日上限（{} MB），明天再同步",
+        "今天从这位成员收到的修改已超过每日上限（{} MB），明天再同步或导入",
         limit / 1024 / 1024
     )
 }

@@ -108,3 +108,12 @@ pub use rules::{
 
 /// The largest change accepted from another device.
 pub const MAX_CHANGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The most bytes of changes a day (UTC) a device keeps from one colleague who does not
+/// administer, all her devices together, by a session with one of them or in her files (the
+/// changes it takes, and the refused ones the quarantine keeps for review), as the hub does
+/// with its quota: a modified app cannot fill a colleague's phone, or the office's computer,
+/// with changes it knows are refused. Not from an administrator's devices, which relay. A
+/// member's own changes in a day are a small fraction of it (a record is about a kilobyte; a
+/// year of a class's files a few megabytes).
+pub const PEER_DAILY_CHANGE_BYTES: u64 = 16 * 1024 * 1024;

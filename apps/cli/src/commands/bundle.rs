@@ -258,6 +258,11 @@ pub struct Imported {
     pub dropped: usize,
     /// Documents this device held that its member may no longer see: purged.
     pub purged: usize,
+    /// Changes of the file not merged: refused by the school's rules (kept for review in
+    /// `quarantine`), or past the sender's daily allowance (import the file again tomorrow).
+    pub not_taken: usize,
+    /// Why the first of them was not merged.
+    pub not_taken_reason: Option<String>,
     pub school_changed: bool,
     pub new_children: Vec<String>,
     pub new_records: Vec<NewRecord>,
@@ -296,6 +301,8 @@ fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Impor
         new_changes: report.new_changes,
         dropped: report.dropped,
         purged: report.purged,
+        not_taken: report.refused,
+        not_taken_reason: report.refused_reason,
         school_changed: a.store().heads(&DocId::School)? != school_heads,
         new_children: Vec::new(),
         new_records: Vec::new(),
@@ -379,11 +386,23 @@ pub fn render_import(r: &Imported) -> String {
             r.purged
         ));
     }
-    if r.new_changes == 0 {
+    if r.not_taken > 0 {
         s.push_str(&format!(
-            "没有新内容：文件中的 {} 份档案本机都已是最新，档案未改变。\n",
-            r.documents - r.dropped
+            "有 {} 处修改没有导入：{}。被拒绝的修改已隔离待查，见 shouwang quarantine。\n",
+            r.not_taken,
+            r.not_taken_reason
+                .as_deref()
+                .unwrap_or("不符合学校的规则")
+                .trim_end_matches('。')
         ));
+    }
+    if r.new_changes == 0 {
+        if r.not_taken == 0 {
+            s.push_str(&format!(
+                "没有新内容：文件中的 {} 份档案本机都已是最新，档案未改变。\n",
+                r.documents - r.dropped
+            ));
+        }
         return s;
     }
     s.push_str(&format!(
