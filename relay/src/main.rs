@@ -83,7 +83,7 @@ enum Command {
         /// 有效天数（默认 7 天）
         #[arg(long, value_name = "天数")]
         days: Option<u32>,
-        /// 二维码图片的保存位置（默认在数据目录的 invites/ 里）
+        /// 另存一张二维码图片（不能放在数据目录里；图片就是邀请码，交给本人后请删除）
         #[arg(long, value_name = "文件")]
         png: Option<PathBuf>,
     },

@@ -388,6 +388,35 @@ fn init_school_then_serve_on_the_default_key_location_as_run_sh_does() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The ticket enrolls a phone as 王瑞侠 until it is used or expires: nothing of it stays in
+    // the data directory in clear (a PC stolen without its data key must not give it away), so
+    // no QR code image unless asked for, and never one in the data directory.
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ticket = text.lines().find(|l| l.starts_with("shouwang1")).unwrap();
+    for f in walk(&env_hub) {
+        assert_ne!(
+            f.extension().and_then(|e| e.to_str()),
+            Some("png"),
+            "{}",
+            f.display()
+        );
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(!contains(&bytes, ticket), "{}", f.display());
+    }
+    let inside = env_hub.join("invites").join("王瑞侠.png");
+    let mut asked = invite.to_vec();
+    asked.extend(["--png", inside.to_str().unwrap()]);
+    let out = relay(home.path(), &env, &asked);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("数据目录"), "{err}");
+    assert!(!inside.exists());
+    let outside = home.path().join("王瑞侠.png");
+    let mut asked = invite.to_vec();
+    asked.extend(["--png", outside.to_str().unwrap()]);
+    let out = relay(home.path(), &env, &asked);
+    assert!(out.status.success());
+    assert_eq!(&std::fs::read(&outside).unwrap()[1..4], b"PNG");
     let other = "cd".repeat(32);
     let out = relay(
         home.path(),

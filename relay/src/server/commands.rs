@@ -303,6 +303,9 @@ pub fn invite_command(
 ) -> Result<String, ServerError> {
     config.check_reachable()?;
     let data = config.data();
+    if let Some(png) = &png {
+        refuse_inside(data.root(), png)?;
+    }
     let role = role.map(Role::parse).transpose()?;
     // A configuration of before the cap (`invite_days = 180`) still serves: taken as the cap.
     let days = days.unwrap_or(
@@ -332,13 +335,12 @@ pub fn invite_command(
     // scans it writes and reads as this member from then on.
     data.open_archive()?
         .log_invite(&issued.invite.member, issued.invite.role.label(), days)?;
-    let png = png.unwrap_or_else(|| {
-        data.root().join("invites").join(format!(
-            "邀请-{}-{}.png",
-            issued.member_name, issued.invite.member
-        ))
-    });
-    qr_png(&issued.ticket, &png, 8)?;
+    // The image is the ticket: written only where the administrator asks, never into the
+    // data directory, where it would be the one way in a stolen PC offers without its data
+    // key (the invites there are kept as digests of their secret).
+    if let Some(png) = &png {
+        qr_png(&issued.ticket, png, 8)?;
+    }
     let mut out = String::new();
     if issued.member_added {
         let _ = writeln!(
@@ -360,9 +362,39 @@ pub fn invite_command(
         issued.member_name, days, issued.ticket
     );
     let _ = writeln!(out, "{}", qr_terminal(&issued.ticket)?);
-    let _ = writeln!(out, "二维码图片：{}", png.display());
+    match &png {
+        Some(png) => {
+            let _ = writeln!(
+                out,
+                "二维码图片：{}（图片就是邀请码，交给本人后请删除）",
+                png.display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "要二维码图片可加 --png 文件（放在数据目录以外，交给本人后删除）"
+            );
+        }
+    }
     let _ = writeln!(out, "在设备上运行：shouwang join <邀请码>");
     Ok(out)
+}
+
+/// Refuses an invite's QR code image inside the data directory `root`.
+fn refuse_inside(root: &Path, png: &Path) -> Result<(), ServerError> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = match png.parent() {
+        Some(d) if !d.as_os_str().is_empty() => canonical(d),
+        _ => canonical(Path::new(".")),
+    };
+    if dir.starts_with(canonical(root)) {
+        return Err(ServerError::Refused(format!(
+            "二维码图片不能放在数据目录 {} 里：图片就是邀请码，不加密，请换一个位置",
+            root.display()
+        )));
+    }
+    Ok(())
 }
 
 /// `office-password`: sets the office console password of a member who may log in (their
