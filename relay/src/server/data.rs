@@ -389,6 +389,23 @@ impl DataDir {
         }
     }
 
+    /// Wipes the QR code images releases before kept among the invites (`invite`'s default
+    /// place for them then): each is its ticket in clear, the one way into the school a PC
+    /// stolen without its data key would have offered. Returns how many.
+    pub fn wipe_qr_images(&self) -> Result<usize, Error> {
+        let Ok(entries) = fs::read_dir(self.root.join("invites")) else {
+            return Ok(0);
+        };
+        let mut wiped = 0;
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_name().to_string_lossy().ends_with(".png") {
+                crate::keyfile::wipe_file(&e.path())?;
+                wiped += 1;
+            }
+        }
+        Ok(wiped)
+    }
+
     /// Closes the open invites of the members `inactive` names (by id), as a restore closes
     /// invites: a `spent/` record naming no device. The hub refuses such an invite anyway, but
     /// while it is open the gate and the relay let strangers in. Returns how many it closed.

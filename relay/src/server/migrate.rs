@@ -17,7 +17,6 @@
 //! if missing; an environment variable or a systemd credential must be set.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use shouwang_core::Error;
@@ -26,7 +25,7 @@ use shouwang_core::store::{Store, cipher};
 use super::data::{DataDir, HUB_KEY_HEADER, SCHOOL_KEY_HEADER};
 use super::invite::export_encrypted;
 use super::secrets::DataKey;
-use crate::keyfile::{create_private_dir, write_private_new};
+use crate::keyfile::{create_private_dir, wipe_file, write_private_new};
 
 /// Headers of the key files the hub wrote before they were sealed.
 const PLAIN_SCHOOL_KEY: &str = "shouwang school signing key v1";
@@ -221,18 +220,7 @@ fn wipe_dir(dir: &Path) -> Result<(), Error> {
         if entry.file_type()?.is_dir() {
             wipe_dir(&path)?;
         } else {
-            let len = entry.metadata()?.len();
-            let mut f = fs::OpenOptions::new().write(true).open(&path)?;
-            let zeros = vec![0u8; 64 * 1024];
-            let mut left = len;
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                f.write_all(&zeros[..n])?;
-                left -= n as u64;
-            }
-            f.sync_all()?;
-            drop(f);
-            fs::remove_file(&path)?;
+            wipe_file(&path)?;
         }
     }
     fs::remove_dir(dir)?;

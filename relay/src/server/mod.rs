@@ -210,6 +210,12 @@ impl Server {
             .await
             .map_err(|e| ServerError::Bind(e.to_string()))??
         };
+        // With the key checked (a wrong one touches nothing).
+        if data.wipe_qr_images()? > 0 {
+            tracing::info!(
+                "wiped the invites' QR code images an older release left in the data directory"
+            );
+        }
 
         let access = hub::EnrolledOnly {
             state: Arc::new(std::sync::OnceLock::new()),
