@@ -1442,6 +1442,41 @@ fn story_18b_files_only_her_private_part_goes_once_the_office_holds_her_work() {
     assert!(opened.bundle.held.is_empty(), "{:?}", opened.bundle.held);
 }
 
+/// 18k. An office file for the 班主任 says which parts the office no longer sends her (the
+///      private part, after the guardian withdrew it) and that it holds her work there. The
+///      file is sealed to every administrator's device too: the archivist's phone, or the
+///      office itself importing its own file again, must not take that as said of their own
+///      copies. An administrator may see every part; dropped there, the office's copy of her
+///      心理辅导记录 could be the only one, and the next file would drop hers.
+#[test]
+fn story_18k_an_office_file_for_her_drops_nothing_an_administrator_holds() {
+    let (mut admin, mut teacher) = consented("basic,private", "");
+    let mut archivist = join(&mut admin, "晁月静");
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let private = DocId::Private(child);
+    let record = counselling(&mut teacher, CHILDREN[0].1).unwrap();
+    teacher
+        .archive
+        .withdraw_consent(CHILDREN[0].1, &withdrawal("private", "2026-11-20"))
+        .unwrap();
+    sync(&mut teacher, &mut admin);
+    sync(&mut teacher, &mut admin);
+    news(&mut admin, &mut archivist);
+    for d in [&mut admin, &mut archivist] {
+        assert!(holds_record(d, &private, &record), "{}", d.name);
+    }
+    let for_her = admin.export_for("for-her", HEAD_TEACHER);
+    for d in [&mut archivist, &mut admin] {
+        let report = d.import_file(&for_her);
+        assert_eq!(report.purged, 0, "{}: {report:?}", d.name);
+        assert!(
+            holds_record(d, &private, &record),
+            "{} dropped her 心理辅导记录",
+            d.name
+        );
+    }
+}
+
 /// 18c. A modified app on a colleague's phone claims, in a file for the 班主任, to hold her
 ///      work in the withdrawn private part (the very hashes of her changes): her phone keeps
 ///      the part, and records nothing of the claim. So it does when an office file both sends
