@@ -471,6 +471,33 @@ fn story_5_a_refused_document_does_not_stop_the_others() {
     assert!(s.mother.archive.find_member("韩老师").is_ok());
 }
 
+/// 5c. A revoked phone's own file (the 爱心妈妈 lost it) is refused at the office whole, and
+///     the office is told that the school revoked that device: syncing would not help, as
+///     the message for a device the office has not heard of says.
+#[test]
+fn story_5c_a_revoked_phone_s_file_is_refused_as_revoked() {
+    let mut s = school_with_a_visit();
+    let device = s.mother.archive.device().as_str().to_owned();
+    s.mother.record(
+        "谈心",
+        CHILDREN[0].1,
+        "2026-11-23",
+        &[("notes", "丢了手机之后写的")],
+    );
+    let file = s.mother.export_file("lost");
+    s.admin.archive.revoke_device(&device).unwrap();
+    let before = s.admin.archive.store().all_heads().unwrap();
+    let err = s
+        .admin
+        .archive
+        .import_bundle(&std::fs::read(&file).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("已被学校停用"), "{err}");
+    assert!(!err.contains("同步"), "{err}");
+    assert_eq!(s.admin.archive.store().all_heads().unwrap(), before);
+}
+
 /// 5b. A lost phone's work carried by an administrator's phone: the office revokes the
 ///     爱心妈妈's phone, which meanwhile meets the archivist's phone (that has not heard of the
 ///     revocation) and hands it a 谈心 written after. The archivist's phone relays everyone's

@@ -236,7 +236,7 @@ fn an_import_says_what_it_did_not_take() {
     s.ok_on(&b, &["bundle", "export", "--out", arg(&f)]);
     let out = s.ok(&["bundle", "import", arg(&f)]);
     assert!(
-        out.contains("处修改没有导入") && out.contains("shouwang quarantine"),
+        out.contains("被拒绝") && out.contains("shouwang quarantine"),
         "{out}"
     );
     assert!(!out.contains("没有新内容"), "{out}");

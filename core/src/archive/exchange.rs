@@ -43,8 +43,13 @@ pub struct ImportReport {
     pub changed: usize,
     /// Changes that were new to this device.
     pub new_changes: usize,
-    /// Changes not merged: refused by the trust rules, or depending on one that was.
+    /// Changes not merged: refused by the trust rules, or depending on one that was, and the
+    /// deferred ones below.
     pub refused: usize,
+    /// Of those, changes not judged now, which a later import of the same file may take: past
+    /// the sender's daily allowance, or resting on something this device does not hold yet.
+    /// Not kept in the quarantine.
+    pub deferred: usize,
     /// Why the first of them was not merged.
     pub refused_reason: Option<String>,
     /// Documents of the bundle left out because this device's member may not see them.
@@ -132,6 +137,7 @@ fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
         let before = b.doc(&e.doc)?.map(|d| d.get_heads()).unwrap_or_default();
         let admission = b.merge_bytes(&e.doc, &e.data)?;
         report.refused += admission.refused + admission.deferred;
+        report.deferred += admission.deferred;
         if report.refused_reason.is_none() {
             report.refused_reason = admission.reason;
         }
@@ -167,8 +173,18 @@ fn signer_in<'v>(view: &'v SchoolView, key: &DeviceKey) -> Result<(&'v Device, &
         .find(|d| d.public_key().as_ref() == Some(key))
         .ok_or_else(unknown)?;
     let member = view.member(&device.member).ok_or_else(unknown)?;
-    if device.revoked || !member.active {
-        return Err(unknown());
+    // Syncing does not help here: the school says so.
+    if device.revoked {
+        return Err(Error::NotPermitted(format!(
+            "导出这个文件的设备（{}的“{}”）已被学校停用，它的文件不能导入",
+            member.name, device.label
+        )));
+    }
+    if !member.active {
+        return Err(Error::NotPermitted(format!(
+            "导出这个文件的成员（{}）已停用，其文件不能导入",
+            member.name
+        )));
     }
     Ok((device, member))
 }

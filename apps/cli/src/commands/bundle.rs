@@ -249,7 +249,7 @@ pub struct NewConflict {
 }
 
 /// What an import did, in detail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Imported {
     pub documents: usize,
     pub changed: usize,
@@ -261,6 +261,9 @@ pub struct Imported {
     /// Changes of the file not merged: refused by the school's rules (kept for review in
     /// `quarantine`), or past the sender's daily allowance (import the file again tomorrow).
     pub not_taken: usize,
+    /// Of those, changes not judged now (past the sender's daily allowance, or resting on
+    /// something this device lacks): not quarantined, taken by a later import of the file.
+    pub deferred: usize,
     /// Why the first of them was not merged.
     pub not_taken_reason: Option<String>,
     pub school_changed: bool,
@@ -302,6 +305,7 @@ fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Impor
         dropped: report.dropped,
         purged: report.purged,
         not_taken: report.refused,
+        deferred: report.deferred,
         not_taken_reason: report.refused_reason,
         school_changed: a.store().heads(&DocId::School)? != school_heads,
         new_children: Vec::new(),
@@ -387,17 +391,29 @@ pub fn render_import(r: &Imported) -> String {
         ));
     }
     if r.not_taken > 0 {
-        s.push_str(&format!(
-            "有 {} 处修改没有导入：{}。被拒绝的修改已隔离待查，见 shouwang quarantine。\n",
-            r.not_taken,
-            r.not_taken_reason
-                .as_deref()
-                .unwrap_or("不符合学校的规则")
-                .trim_end_matches('。')
-        ));
+        let why = r
+            .not_taken_reason
+            .as_deref()
+            .unwrap_or("不符合学校的规则")
+            .trim_end_matches('。');
+        let refused = r.not_taken - r.deferred.min(r.not_taken);
+        s.push_str(&if refused == 0 {
+            format!("有 {} 处修改暂未导入：{why}。\n", r.not_taken)
+        } else if refused == r.not_taken {
+            format!(
+                "有 {} 处修改被拒绝，没有导入：{why}。已隔离待查，见 shouwang quarantine。\n",
+                r.not_taken
+            )
+        } else {
+            format!(
+                "有 {} 处修改没有导入：{why}。其中 {} 处被拒绝，已隔离待查（见 shouwang \
+                 quarantine）；{} 处暂未导入（它所依据的内容本机还没有，或已超过每日上限）。\n",
+                r.not_taken, refused, r.deferred
+            )
+        });
     }
     if r.new_changes == 0 {
-        if r.not_taken == 0 {
+        if r.not_taken == 0 && r.purged == 0 {
             s.push_str(&format!(
                 "没有新内容：文件中的 {} 份档案本机都已是最新，档案未改变。\n",
                 r.documents - r.dropped
@@ -495,4 +511,49 @@ pub fn audit(ctx: &mut Ctx, args: &crate::cli::AuditArgs) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Imported, render_import};
+
+    /// What an import says is true of what it did: a file that only dropped a file she may
+    /// no longer see did change the device; changes it did not take are told apart by what
+    /// happens to them.
+    #[test]
+    fn an_import_report_says_what_happened() {
+        let purged = render_import(&Imported {
+            documents: 3,
+            purged: 1,
+            ..Imported::default()
+        });
+        assert!(purged.contains("删除 1 份"), "{purged}");
+        assert!(!purged.contains("未改变"), "{purged}");
+
+        let reason =
+            Some("今天从这位成员收到的修改已超过每日上限（16 MB），明天再同步或导入".into());
+        let deferred = render_import(&Imported {
+            documents: 2,
+            not_taken: 3,
+            deferred: 3,
+            not_taken_reason: reason.clone(),
+            ..Imported::default()
+        });
+        assert!(
+            deferred.contains("暂未导入") && deferred.contains("明天"),
+            "{deferred}"
+        );
+        assert!(!deferred.contains("quarantine"), "{deferred}");
+        let mixed = render_import(&Imported {
+            documents: 2,
+            not_taken: 3,
+            deferred: 1,
+            not_taken_reason: reason,
+            ..Imported::default()
+        });
+        assert!(
+            mixed.contains("其中 2 处被拒绝") && mixed.contains("1 处暂未导入"),
+            "{mixed}"
+        );
+    }
 }
