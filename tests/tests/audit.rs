@@ -203,6 +203,34 @@ fn story_4_a_reason_is_logged_without_what_names_a_child() {
     );
 }
 
+/// 4b. A reason about one child (her ID number shown, her file opened) also loses what else
+///     names her or her family: her given name, her guardian's name, her address, as her file
+///     holds them. The member may see that file, so nothing is told by taking them out.
+#[test]
+fn story_4b_a_reason_about_one_child_is_logged_without_her_family_or_address() {
+    let mut admin = school();
+    let name = CHILDREN[0].1;
+    admin
+        .archive
+        .edit_child(name, "profile", &kv(&[("address", "红星村三组")]))
+        .unwrap();
+    let given: String = name.chars().skip(1).collect();
+    let why = format!("{given}的奶奶王秀英来电，核对红星村三组的住址");
+    admin.archive.reveal_id(name, &why).unwrap();
+    admin.archive.child_file_for(name, Some(&why)).unwrap();
+    let log = admin.archive.audit_log().unwrap();
+    for entry in log.entries.iter().rev().take(2) {
+        let logged = entry.why.as_deref().unwrap_or_default();
+        for secret in [given.as_str(), "王秀英", "红星村三组"] {
+            assert!(!logged.contains(secret), "{secret} in {logged}");
+        }
+        assert!(
+            logged.contains("来电") && logged.contains("住址"),
+            "{logged}"
+        );
+    }
+}
+
 /// 5. Two connections of one device log at the same moment (the hub's archives serving two
 ///    office staff on the console, the CLI beside the app): every entry is kept, each with its
 ///    own number, the chain intact, and the office takes all of them. (Each connection read

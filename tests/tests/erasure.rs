@@ -195,6 +195,24 @@ fn a_modified_app_resending_the_erased_file_is_refused_and_nothing_of_it_is_kept
 fn erasing_needs_an_administrator_and_a_reason_that_does_not_name_the_child() {
     let (mut admin, mut teacher, _mother, _child, id_no) = three_devices();
     let name = CHILDREN[0].1;
+    // Her address, and a grandmother not on the contact card who signed the consent form.
+    admin
+        .archive
+        .edit_child(name, "profile", &kv(&[("address", "红星村三组")]))
+        .unwrap();
+    admin
+        .archive
+        .record_consent(
+            name,
+            &shouwang_core::archive::ConsentInput {
+                guardian: "李桂兰".into(),
+                relation: "外婆".into(),
+                date: "2026-09-01".into(),
+                covers: "basic,private".into(),
+                form: "TY-2026-017".into(),
+            },
+        )
+        .unwrap();
     let before = heads(&mut admin);
     let e = teacher
         .archive
@@ -207,6 +225,8 @@ fn erasing_needs_an_administrator_and_a_reason_that_does_not_name_the_child() {
         (&format!("{name}转学") as &str, "学生的姓名"),
         (&format!("身份证 {id_no} 已注销"), "身份证号"),
         ("转学\u{1b}[31m", "删除原因"),
+        ("家住红星村三组，已迁走", "住址"),
+        ("外婆李桂兰申请删除", "同意书"),
     ] {
         let e = admin
             .archive

@@ -26,7 +26,7 @@ use crate::doc::DocId;
 use crate::doc::access::{get_i64, get_str, map_at};
 use crate::doc::layout::AUDIT_ENTRIES;
 use crate::error::Result;
-use crate::ids::DeviceId;
+use crate::ids::{ChildId, DeviceId};
 
 /// What an entry records.
 pub mod what {
@@ -223,7 +223,25 @@ impl Archive {
     /// they may not see.)
     pub(crate) fn audit(&mut self, what: &str, target: &str, why: Option<&str>) -> Result<()> {
         let why = match why.map(str::trim).filter(|w| !w.is_empty()) {
-            Some(w) => Some(self.without_children(w)?),
+            Some(w) => {
+                // About one child (her ID number shown, her file opened; the member may see
+                // it): what else names her or her family goes too, as an erasure's reason may
+                // not hold it (`Archive::check_reason`): her given name, her parents' and
+                // guardians' names and phones, addresses, employers, as her file holds them.
+                let child = ChildId(target.to_owned());
+                let w = if self.store.doc(&DocId::Child(child.clone()))?.is_some() {
+                    let mut w = w.to_owned();
+                    for (_, value) in self.identifying_values(&child)? {
+                        if w.contains(value.as_str()) {
+                            w = w.replace(value.as_str(), "＊");
+                        }
+                    }
+                    w
+                } else {
+                    w.to_owned()
+                };
+                Some(self.without_children(&w)?)
+            }
             None => None,
         };
         let device = self.device.clone();

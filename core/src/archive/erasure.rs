@@ -191,7 +191,10 @@ impl Archive {
     /// and phones, had in her file's history, as far as this device holds it (since its last
     /// re-basing), each with what it is. Not a kinship word or a filler a roster puts in a
     /// name column ("奶奶", "不详"): a reason may say "随奶奶迁居".
-    fn identifying_values(&mut self, child: &ChildId) -> Result<Vec<(&'static str, String)>> {
+    pub(super) fn identifying_values(
+        &mut self,
+        child: &ChildId,
+    ) -> Result<Vec<(&'static str, String)>> {
         let mut out = std::collections::BTreeSet::new();
         let mut read = |doc: &DocId, fields: &[(&str, &str, &'static str)]| -> Result<()> {
             let Some(d) = self.store.doc(doc)? else {
@@ -217,12 +220,27 @@ impl Archive {
             &DocId::Child(child.clone()),
             &[
                 ("profile", "name", "学生的姓名"),
+                ("profile", "address", "家庭住址"),
+                ("profile", crate::consent::GUARDIAN, "签同意书的监护人"),
+                ("profile", crate::consent::WITHDRAWN_BY, "撤回同意的监护人"),
                 ("father", "name", "父亲的姓名"),
                 ("father", "phone", "父亲的电话"),
                 ("mother", "name", "母亲的姓名"),
                 ("mother", "phone", "母亲的电话"),
                 ("guardian", "name", "监护人的姓名"),
                 ("guardian", "phone", "监护人的电话"),
+                ("guardian", "address", "监护人的住址"),
+            ],
+        )?;
+        read(
+            &DocId::Staff(child.clone()),
+            &[
+                ("father", "work_place", "父亲的务工地址"),
+                ("father", "employer", "父亲的务工单位"),
+                ("father", "employer_phone", "父亲的单位电话"),
+                ("mother", "work_place", "母亲的务工地址"),
+                ("mother", "employer", "母亲的务工单位"),
+                ("mother", "employer_phone", "母亲的单位电话"),
             ],
         )?;
         read(
@@ -232,6 +250,29 @@ impl Archive {
                 ("identity", "student_no", "学籍号"),
             ],
         )?;
+        // Who withdrew consent, in each withdrawal's key (`consent_withdrawn:<cover>` =
+        // "2026-11-18 王秀英": the date, a space, who).
+        if let Some(d) = self.store.doc(&DocId::Child(child.clone()))?
+            && let Some(profile) = map_at(d, &ROOT, "profile")
+        {
+            let hashes: Vec<automerge::ChangeHash> =
+                d.get_changes_meta(&[]).iter().map(|c| c.hash).collect();
+            for h in &hashes {
+                for key in d.keys_at(&profile, &[*h]) {
+                    if !key.starts_with(crate::consent::WITHDRAWN_PREFIX) {
+                        continue;
+                    }
+                    for (value, _) in d
+                        .get_all_at(&profile, key.as_str(), &[*h])
+                        .unwrap_or_default()
+                    {
+                        if let Some((_, by)) = value.as_str().and_then(|v| v.split_once(' ')) {
+                            out.insert(("撤回同意的监护人", by.trim().to_owned()));
+                        }
+                    }
+                }
+            }
+        }
         // A name is also found by its given name, what people call her ("小雨父母离异"):
         // the name without its surname (one character, or two for a compound surname).
         let given: Vec<(&'static str, String)> = out
