@@ -99,6 +99,12 @@ pub struct Erasure {
     pub reason: String,
     /// The administrator who erased it.
     pub by: MemberId,
+    /// The ids a roster line would give her by any 学籍号 her file held (one corrected after
+    /// her id was made from the first, or one written into a file whose line had none):
+    /// keyed like every child id, so they tell a member no more than her id does. A roster
+    /// line making any of them, or her id, is refused. (`also`, ids joined by commas; absent
+    /// in erasures written before.)
+    pub also: Vec<ChildId>,
 }
 
 /// A document re-based on its current state, its history dropped (a corrected 身份证号 or
@@ -482,6 +488,13 @@ fn read_version<D: ReadDoc>(doc: Version<'_, D>) -> SchoolView {
                 on: f.str("on").unwrap_or_default(),
                 reason: f.str("reason").unwrap_or_default(),
                 by: MemberId(f.str("by").unwrap_or_default()),
+                also: f
+                    .str("also")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| ChildId(s.to_owned()))
+                    .collect(),
                 child: ChildId(id),
             }
         })
@@ -845,6 +858,10 @@ pub fn put_erasure<T: Transactable + ReadDoc>(tx: &mut T, e: &Erasure) -> Result
     tx.put(&o, "on", e.on.as_str())?;
     tx.put(&o, "reason", e.reason.as_str())?;
     tx.put(&o, "by", e.by.as_str())?;
+    if !e.also.is_empty() {
+        let also: Vec<&str> = e.also.iter().map(ChildId::as_str).collect();
+        tx.put(&o, "also", also.join(","))?;
+    }
     Ok(())
 }
 

@@ -263,6 +263,53 @@ fn erasing_needs_an_administrator_and_a_reason_that_does_not_name_the_child() {
     );
 }
 
+/// Her 学籍号 is what a roster line brings her back by, whichever number her id was made from:
+/// one corrected after her file was made (a typo in the first roster), or one written into a
+/// file made from a line that had none. Either, once she is erased, is refused in a later
+/// roster, as the number her id was made from is.
+#[test]
+fn an_erased_child_is_not_brought_back_by_a_number_her_file_got_later() {
+    let mut admin = school();
+    let (name, other) = (CHILDREN[0].1, CHILDREN[1].1);
+    admin
+        .archive
+        .edit_child(name, "identity", &kv(&[("student_no", "G340321201509")]))
+        .unwrap();
+    admin
+        .archive
+        .edit_child(other, "identity", &kv(&[("student_no", "G340321201577")]))
+        .unwrap();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    for child in [name, other] {
+        admin.archive.erase_child(child, REASON).unwrap();
+    }
+    // The record, with the ids of her other numbers, is taken everywhere.
+    sync(&mut teacher, &mut admin);
+    assert_eq!(teacher.archive.erasures().unwrap().len(), 2);
+    for (line, no, child) in [
+        (2, "G340321201509", name),
+        (2, CHILDREN[0].0, name),
+        (2, "G340321201577", other),
+    ] {
+        let table: Vec<Vec<String>> = [["学籍号", "姓名", "班级"], [no, child, CLASS]]
+            .iter()
+            .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+            .collect();
+        let rows = shouwang_core::roster::parse_table(&table).unwrap();
+        let before = heads(&mut admin);
+        let e = admin
+            .archive
+            .import_roster(&rows)
+            .expect_err(&format!("{child} came back with {no}"))
+            .to_string();
+        assert!(
+            e.contains(&format!("第{line}行")) && e.contains("已于"),
+            "{e}"
+        );
+        assert_eq!(heads(&mut admin), before);
+    }
+}
+
 /// The trust rows: a member who does not administer cannot record an erasure (her forged one
 /// is refused by the office), and an administrator's change deleting an erasure is refused.
 #[test]

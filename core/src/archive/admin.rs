@@ -423,11 +423,12 @@ impl Archive {
                 .student_no
                 .as_ref()
                 .map(|no| ChildId::before_keyed(&self.school_id, no));
-            if let Some(e) = school
-                .erasures
-                .iter()
-                .find(|e| e.child == id || Some(&e.child) == before_keyed.as_ref())
-            {
+            if let Some(e) = school.erasures.iter().find(|e| {
+                [Some(&id), before_keyed.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|i| e.child == *i || e.also.contains(i))
+            }) {
                 return Err(Error::invalid(
                     format!("第{}行", row.line),
                     format!(

@@ -1,7 +1,8 @@
 //! Erasing a child's file (issue 11): on a guardian's request, after 转学 once the file is
 //! handed over, or at the end of retention.
 //!
-//! The erasure is a school fact, `school.erasures/<child id> = {on, reason, by}`, written by an
+//! The erasure is a school fact, `school.erasures/<child id> = {on, reason, by, also}` (`also`:
+//! the ids her other 学籍号 would make, [`crate::school::Erasure::also`]), written by an
 //! administrator (the trust rules refuse it from anyone else, and refuse deleting it). It is the
 //! only trace of the child the school keeps: the child id, the date, the reason and who. Once a
 //! device's school document records it, the child's documents are outside every member's scope
@@ -92,11 +93,13 @@ impl Archive {
         crate::forms::check_line("删除原因", reason, 200)?;
         let child = self.find_child(child)?;
         self.check_reason(&child, "删除原因", reason)?;
+        let also = self.ids_by_her_numbers(&child)?;
         let erasure = Erasure {
             child: child.clone(),
             on: chrono::Local::now().date_naive().to_string(),
             reason: reason.to_owned(),
             by: me.id.clone(),
+            also,
         };
         let ending: Vec<Pairing> = self
             .school()?
@@ -123,6 +126,32 @@ impl Archive {
             pairings_ended: ending.len(),
             purged,
         })
+    }
+
+    /// The ids a roster line with any 学籍号 `child`'s file held would make (keyed with the
+    /// school secret, and unkeyed as a school before keyed ids made them), other than her id:
+    /// kept with her erasure, so that no such line brings her back.
+    fn ids_by_her_numbers(&mut self, child: &ChildId) -> Result<Vec<ChildId>> {
+        let secret = self.school_secret()?;
+        let school = self.school_id.clone();
+        let mut ids = Vec::new();
+        for (what, no) in self.identifying_values(child)? {
+            if what != "学籍号" {
+                continue;
+            }
+            let keyed = secret
+                .as_ref()
+                .map(|s| ChildId::for_student(s, &school, &no));
+            for id in keyed
+                .into_iter()
+                .chain([ChildId::before_keyed(&school, &no)])
+            {
+                if id != *child && !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// The erased children's records (id, date, reason, who), as the school document holds
