@@ -483,6 +483,69 @@ fn story_9b_documents_invented_outside_the_scope_are_bounded() {
     assert!(err.to_string().contains("太多"), "{err}");
 }
 
+/// 9c. The same, handed in: the hub takes a member's own work on a file she no longer sees
+///     (a hand-in), and a modified app lists ids nobody has, each with a document's genesis
+///     change (the same for every document of a kind: anyone can make it). A hand-in is work
+///     on a file she once had: one the hub never held is answered `OutOfScope` like any other,
+///     creating nothing (it made an empty document, a blank child in every administrator's
+///     list, for each id, up to the frame's 200,000).
+#[test]
+fn story_9c_hand_ins_of_documents_nobody_has_create_nothing() {
+    use shouwang_core::ids::ChildId;
+    use shouwang_core::store::Sender;
+    use shouwang_core::sync::{Event, Session};
+
+    let mut n = net(&[LOVE_MOTHER], 9);
+    let mother = n.peers[0].archive.find_member(LOVE_MOTHER).unwrap();
+    let device = n.peers[1].archive.device().clone();
+    let invented = |i: usize| DocId::Child(ChildId(format!("c-invented-{i:05}")));
+    let genesis = |d: &DocId| {
+        shouwang_core::doc::genesis(d, automerge::ActorId::random())
+            .unwrap()
+            .save()
+    };
+    let hub = &mut n.peers[0].archive;
+    let key = hub
+        .school()
+        .unwrap()
+        .devices
+        .iter()
+        .find(|d| d.id == device)
+        .and_then(|d| d.public_key())
+        .unwrap();
+    let before = hub.store().doc_ids().unwrap();
+    let children = hub.children(None, false).unwrap().len();
+    let mut s: Session = hub
+        .session(device.as_str(), Some(&mother))
+        .unwrap()
+        .taking_hand_ins()
+        .with_sender(Sender::for_device(&key.0, &mother, &mother.roles));
+    let store = hub.store();
+    s.handle(store, Event::Start).unwrap();
+    let frame = Message::Changes(
+        (0..200)
+            .map(|i| (invented(i), genesis(&invented(i))))
+            .collect(),
+    );
+    let out = s.handle(store, Event::Frame(&frame.encode())).unwrap();
+    let answered = out
+        .frames
+        .iter()
+        .filter(|f| {
+            matches!(
+                Message::decode(f),
+                Ok(Message::Refused {
+                    why: Why::OutOfScope,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(answered, 200);
+    assert_eq!(store.doc_ids().unwrap(), before, "documents were made");
+    assert_eq!(hub.children(None, false).unwrap().len(), children);
+}
+
 /// 10. A teacher, a 爱心妈妈 and a subject teacher are never online together; each meets only
 ///     the hub, at different times; all converge through it.
 #[test]

@@ -665,7 +665,7 @@ mod property {
             // knows of the revocation seals only to the member's devices in good standing).
             Err(Error::NotPermitted(m))
                 if revoked
-                    && (from == 2 && m.contains("已停用")
+                    && (from == 2 && m.contains("停用")
                         || to == 2 && m.contains("不是发给本机")) =>
             {
                 assert_eq!(

@@ -42,15 +42,28 @@ impl Session {
         let (mut docs, outside): (Vec<_>, Vec<_>) =
             docs.into_iter().partition(|(d, _)| self.allows(d));
         // A document refused from automerge's sync (no hand-in can be taken there) is taken
-        // once when the device hands it in as `Changes` ([`Session::hand_in`]).
-        let hand_ins: Vec<&(DocId, Vec<u8>)> = outside
-            .iter()
-            .filter(|(d, _)| {
-                self.hand_ins
-                    && (!self.held.contains(d) || self.refused_unseen.contains(d))
-                    && !d.child().is_some_and(|c| self.erased.contains(c))
-            })
-            .collect();
+        // once when the device hands it in as `Changes` ([`Session::hand_in`]). A hand-in is
+        // work on a file its member once had: this side holds it, or the child's file it is a
+        // part of. An id nobody has is refused as any other document outside the scope: taken,
+        // each would make a document here (the genesis change is the same for every document
+        // of a kind, anyone can make it), a blank child in every administrator's list
+        // (`sync_stories.rs`, 9c).
+        let mut hand_ins: Vec<&(DocId, Vec<u8>)> = Vec::new();
+        for entry in &outside {
+            let d = &entry.0;
+            if self.hand_ins
+                && (!self.held.contains(d) || self.refused_unseen.contains(d))
+                && !d.child().is_some_and(|c| self.erased.contains(c))
+                && (!store.heads(d)?.is_empty()
+                    || d.child().is_some_and(|c| {
+                        store
+                            .heads(&DocId::Child(c.clone()))
+                            .is_ok_and(|h| !h.is_empty())
+                    }))
+            {
+                hand_ins.push(entry);
+            }
+        }
         for (d, _) in &hand_ins {
             self.refused_unseen.remove(d);
         }
