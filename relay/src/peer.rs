@@ -302,7 +302,9 @@ impl PeerSync {
         self.remote.to_string()
     }
 
-    fn greet(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    /// Checks the peer's certificate and opens the session: its first frames, and whether
+    /// the two sides were already caught up.
+    fn greet(&mut self, bytes: &[u8]) -> Result<(Vec<Vec<u8>>, bool), Error> {
         let cert = self.trust.verify(&self.remote, bytes, self.now)?;
         let peer_key = self.peer_key();
         let archive = opened(&mut self.archive, &self.closed)?;
@@ -329,13 +331,14 @@ impl PeerSync {
             frames.push(Message::Hello(self.trust.certificate.to_bytes()).encode());
         }
         frames.extend(out.frames);
-        self.caught_up = out.caught_up;
-        Ok(frames)
+        Ok((frames, out.caught_up))
     }
 
     fn settle(&mut self, frames: Vec<Vec<u8>>, caught_up: bool) -> Result<Reply, Error> {
-        self.caught_up = caught_up;
-        if !caught_up {
+        let was = std::mem::replace(&mut self.caught_up, caught_up);
+        // Caught up already: a peer repeating its last frame (`Idle`) is answered, and costs
+        // no purge, no write and no report each time (relay story 6b).
+        if !caught_up || (was && self.end == End::Acceptor) {
             return Ok(Reply::send(frames));
         }
         let peer_key = self.peer_key();
@@ -395,8 +398,7 @@ impl Conversation for PeerSync {
         if frame.first() == Some(&MAGIC) {
             return match Message::decode(frame)? {
                 Message::Hello(cert) if self.session.is_none() => {
-                    let frames = self.greet(&cert)?;
-                    let caught_up = self.caught_up;
+                    let (frames, caught_up) = self.greet(&cert)?;
                     self.settle(frames, caught_up)
                 }
                 Message::Refused(reason) => {
@@ -411,10 +413,35 @@ impl Conversation for PeerSync {
                 _ => Err(Error::NotPermitted("请先出示成员证书".into())),
             };
         }
-        let (Some(session), Some(archive)) = (self.session.as_mut(), self.archive.as_mut()) else {
+        let (Some(session), Some(archive), Some(member)) = (
+            self.session.as_mut(),
+            self.archive.as_mut(),
+            self.peer_member.as_ref(),
+        ) else {
             return Err(Error::NotPermitted("尚未出示成员证书就收到同步数据".into()));
         };
+        // Every frame, as the hub does: the session was opened on the school as this phone
+        // knew it then, and a conversation can be kept open for long. A device revoked since,
+        // or a member deactivated (this phone heard at its own sync beside it), gets nothing
+        // more; nor does a document the peer's member may no longer see (relay story 7b).
+        let standing = archive.find_member(member.id.as_str()).ok();
+        if !standing.is_some_and(|m| m.active) {
+            return Err(Error::NotPermitted("对方成员已停用，同步已结束".into()));
+        }
+        if archive.is_revoked(&self.remote.0)? {
+            return Err(Error::NotPermitted(
+                "对方设备已被学校停用，同步已结束".into(),
+            ));
+        }
         let out = session.handle(archive.store(), Event::Frame(frame))?;
+        if archive
+            .first_not_visible(&member.id, &out.delivered)?
+            .is_some()
+        {
+            return Err(Error::NotPermitted(
+                "对方已无权查看其中的档案，同步已结束；请重新连接".into(),
+            ));
+        }
         self.settle(out.frames, out.caught_up)
     }
 

@@ -535,3 +535,118 @@ async fn story_7_a_revoked_phone_is_turned_away_at_once_by_a_colleague_who_has_h
     waiting.shutdown().await;
     assert_eq!(mother.heads(), before);
 }
+
+/// 7b. The 爱心妈妈's phone is lost while a conversation with the 班主任's waiting phone is
+///     open (whoever found it keeps it alive with a frame now and then). The hub revokes it;
+///     the 班主任's phone hears of it at its own sync, beside the waiting one, and records a
+///     家访. The lost phone's next frame (a request for the child's file afresh) ends the
+///     conversation: nothing written since reaches it. (Before, the session went on as it had
+///     been opened, and answered with every change.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_7b_a_conversation_open_when_a_phone_is_revoked_ends_at_its_next_frame() {
+    use shouwang_relay::transport::{Conversation, ConversationFactory};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
+    // Both ends in this process, frames handed over by the test: the lost phone's
+    // conversation never finishes.
+    let factory = PeerFactory::new(teacher.path.clone(), None, teacher.id.trust(), None).unwrap();
+    let mut waiting = factory.start(mother.id.secret.public()).unwrap();
+    let mut lost = shouwang_relay::peer::PeerSync::dialer(
+        mother.archive(),
+        mother.id.trust(),
+        teacher.id.secret.public(),
+        now(),
+    );
+    let mut to_waiting = lost.opening().unwrap().frames;
+    for _ in 0..20 {
+        let mut to_lost = Vec::new();
+        for f in to_waiting.drain(..) {
+            to_lost.extend(waiting.on_frame(&f).unwrap().frames);
+        }
+        for f in to_lost {
+            to_waiting.extend(lost.on_frame(&f).unwrap().frames);
+        }
+        if to_waiting.is_empty() {
+            break;
+        }
+    }
+
+    let device = mother.archive().device().as_str().to_owned();
+    DataDir::new(dir.path().join("hub"))
+        .open_archive()
+        .unwrap()
+        .revoke_device(&device)
+        .unwrap();
+    teacher.sync_hub().await;
+    server.shutdown().await;
+    teacher.record("家访", "王小雨", "挂失之后写的家访");
+
+    let child = DocId::Child(mother.archive().find_child("王小雨").unwrap());
+    let payload = {
+        use automerge::sync::SyncDoc;
+        let mut a = mother.archive();
+        let doc = a.store().doc(&child).unwrap().unwrap().clone();
+        doc.generate_sync_message(&mut automerge::sync::State::new())
+            .unwrap()
+            .encode()
+    };
+    let ask = shouwang_core::sync::Message::Doc {
+        doc: child,
+        payload,
+    }
+    .encode();
+    match waiting.on_frame(&ask) {
+        Err(e) => assert!(e.to_string().contains("停用"), "{e}"),
+        Ok(reply) => panic!(
+            "the conversation went on: {} frames sent to the revoked phone",
+            reply.frames.len()
+        ),
+    }
+}
+
+/// 6b. A peer that has caught up and sends its last frame (`Idle`) again and again costs the
+///     waiting phone nothing more: the sync is reported once (the app's "已与…同步"), and
+///     the store is not purged and written again for each frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_6b_a_caught_up_peer_repeating_itself_is_reported_once() {
+    use shouwang_relay::transport::{Conversation, ConversationFactory};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
+    server.shutdown().await;
+    let (done, mut synced) = tokio::sync::mpsc::unbounded_channel();
+    let factory =
+        PeerFactory::new(teacher.path.clone(), None, teacher.id.trust(), Some(done)).unwrap();
+    let mut waiting = factory.start(mother.id.secret.public()).unwrap();
+    let mut dialer = shouwang_relay::peer::PeerSync::dialer(
+        mother.archive(),
+        mother.id.trust(),
+        teacher.id.secret.public(),
+        now(),
+    );
+    let mut to_waiting = dialer.opening().unwrap().frames;
+    let mut last = Vec::new();
+    for _ in 0..20 {
+        let mut to_dialer = Vec::new();
+        for f in to_waiting.drain(..) {
+            to_dialer.extend(waiting.on_frame(&f).unwrap().frames);
+            last = f;
+        }
+        for f in to_dialer {
+            to_waiting.extend(dialer.on_frame(&f).unwrap().frames);
+        }
+        if to_waiting.is_empty() {
+            break;
+        }
+    }
+    assert!(synced.try_recv().is_ok(), "the exchange was not reported");
+    for _ in 0..50 {
+        let _ = waiting.on_frame(&last);
+    }
+    let mut again = 0;
+    while synced.try_recv().is_ok() {
+        again += 1;
+    }
+    assert_eq!(again, 0, "reported again for each repeated frame");
+}
