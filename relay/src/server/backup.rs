@@ -205,8 +205,7 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
         }
         drop(copy);
         fs::File::open(&tmp)?.sync_all()?;
-        // A hard link never replaces an existing file.
-        fs::hard_link(&tmp, out)?;
+        put_in_place(&tmp, out)?;
         fs::File::open(dir)?.sync_all()?;
         Ok(files.len())
     })();
@@ -677,6 +676,25 @@ thread_local! {
     /// Makes [`restore`] stop just after the restored directory is in place, as a process
     /// killed there (or a disk full at the next write) would.
     static KILLED_ONCE_IN_PLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Moves the finished backup `tmp` to `out`, never replacing a file there (another backup
+/// made meanwhile under the same name): renamed with `RENAME_NOREPLACE`, which the FAT and
+/// exFAT file systems of USB sticks support, as ext4 does; they have no hard links, which
+/// the copy was first put in place with, and every backup to a stick failed ("没有权限").
+/// A file system without it (a network share) gets the hard link.
+fn put_in_place(tmp: &Path, out: &Path) -> Result<(), Error> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, tmp, CWD, out, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            Err(e) => return Err(Error::Io(std::io::Error::from(e))),
+        }
+    }
+    fs::hard_link(tmp, out)?;
+    Ok(())
 }
 
 #[cfg(test)]
