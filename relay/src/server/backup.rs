@@ -469,7 +469,12 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
     // An existing directory (a package's /var/lib/shouwang, made for the service's user) must
     // be empty; a `.restoring` left by an interrupted restore does not count.
     let in_place = root.exists();
+    // Cut off while its files were being moved in (the school key moves last): what is in
+    // place came from that restore, and this one starts again.
+    let cut_off =
+        in_place && root.join(STAGING_INSIDE).is_dir() && !data.school_key_path().exists();
     let occupied = in_place
+        && !cut_off
         && fs::read_dir(root).map_or(true, |d| {
             d.filter_map(|e| e.ok())
                 .any(|e| e.file_name() != STAGING_INSIDE)
@@ -518,6 +523,19 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         fs::remove_dir_all(&staging).map_err(Error::from)?;
     }
     let result = (|| -> Result<(String, usize), Error> {
+        if cut_off {
+            for e in fs::read_dir(root)? {
+                let e = e?;
+                if e.file_name() == STAGING_INSIDE {
+                    continue;
+                }
+                if e.file_type()?.is_dir() {
+                    fs::remove_dir_all(e.path())?;
+                } else {
+                    fs::remove_file(e.path())?;
+                }
+            }
+        }
         if in_place {
             data.create_root()?;
         }
@@ -733,6 +751,41 @@ mod tests {
                 "{name}: a school in place that is not rebuilding"
             );
         }
+    }
+
+    /// Into an existing directory, the restored files are moved in one by one, the school key
+    /// last. Power cut halfway (`hub.db` and the rebuilding mark in place, the keys still in
+    /// `.restoring`), the directory is no school (`serve` says to run `init-school`,
+    /// `init-school` that there is a school already): the same restore run again finishes it,
+    /// where it said the directory was not empty and left the administrator stuck.
+    #[test]
+    fn a_restore_cut_off_while_moving_in_is_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().join("hub"));
+        super::super::invite::init_school(
+            &data,
+            &shouwang_core::archive::SchoolSetup::sample("学校服务器"),
+        )
+        .unwrap();
+        let out = dir.path().join("2026-12-01.backup");
+        backup(&data, &out).unwrap();
+        let root = dir.path().join("var-lib-shouwang");
+        fs::create_dir(&root).unwrap();
+        let restored = DataDir::with_key(&root, data.key_source().clone());
+        restore(&restored, &out).unwrap();
+        // As the power cut left it: some files moved in, the rest (the school key among them)
+        // still in the staging directory.
+        let staging = root.join(STAGING_INSIDE);
+        create_private_dir(&staging).unwrap();
+        for name in ["school.key", "hub.key"] {
+            fs::rename(root.join(name), staging.join(name)).unwrap();
+        }
+        assert!(!root.join("school.key").exists());
+        restore(&restored, &out).unwrap();
+        assert!(root.join("school.key").exists() && root.join("hub.key").exists());
+        assert!(restored.rebuilding_marker().exists());
+        assert!(!staging.exists());
+        restored.open_archive().unwrap();
     }
 
     #[test]

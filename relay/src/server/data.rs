@@ -217,7 +217,7 @@ impl DataDir {
         Ok(())
     }
 
-    fn school_key_path(&self) -> PathBuf {
+    pub(crate) fn school_key_path(&self) -> PathBuf {
         self.root.join("school.key")
     }
 
