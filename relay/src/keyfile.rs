@@ -39,8 +39,9 @@ pub fn read(path: &Path) -> Result<Option<[u8; 32]>, Error> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(Error::NotPermitted(format!(
-                "读不了密钥文件 {}：{e}",
-                path.display()
+                "读不了密钥文件 {}：{}（服务以 shouwang 用户运行时，文件应归它所有）",
+                path.display(),
+                shouwang_core::error::io_text(&e)
             )));
         }
     };

@@ -119,6 +119,18 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
     ));
     assert!(err.contains("备份"), "{err}");
     assert!(!fresh.exists());
+    // A USB stick not mounted (a path not there), or a folder, is said as it is.
+    for (from, says) in [
+        (dir.path().join("u盘").join("郭庄小学.backup"), "不存在"),
+        (dir.path().to_owned(), "文件夹"),
+    ] {
+        let err = refused(relay(
+            &config2,
+            &["restore", "--from", from.to_str().unwrap()],
+        ));
+        assert!(err.contains(says) && !err.contains("不是守望"), "{err}");
+    }
+    assert!(!fresh.exists());
 
     let out = ok(relay(
         &config2,

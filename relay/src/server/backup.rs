@@ -491,8 +491,24 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
             from.display()
         ))
     };
-    if !from.is_file() {
-        return Err(not_backup());
+    // What keeps it from being read, said as it is: a file not there (a USB stick not
+    // mounted, a typo), a folder, or one the service's user may not read are not "not a
+    // backup".
+    match fs::metadata(from) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(ServerError::Refused(format!(
+                "{} 是一个文件夹，不是备份文件",
+                from.display()
+            )));
+        }
+        Err(e) => {
+            return Err(ServerError::Refused(format!(
+                "读不了备份文件 {}：{}",
+                from.display(),
+                shouwang_core::error::io_text(&e)
+            )));
+        }
     }
     let key = data.data_key()?;
     let store_key = key.store_key();
