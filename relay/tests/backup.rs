@@ -137,6 +137,28 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_directory_a_phone_syncs_wi
         &["restore", "--from", backup.to_str().unwrap()],
     ));
     assert!(out.contains("郭庄小学"), "{out}");
+    assert!(!out.contains("school.ledger"), "{out}");
+    // A copy carried away alone, without the ledger of its folder: the restore says what
+    // that leaves out, and how to bring it.
+    let carried = dir.path().join("拷走的");
+    std::fs::create_dir(&carried).unwrap();
+    let lone = carried.join("郭庄小学.backup");
+    std::fs::copy(&backup, &lone).unwrap();
+    let third = dir.path().join("hub-carried");
+    let text = std::fs::read_to_string(&config2).unwrap().replace(
+        &format!("data_dir = \"{}\"", fresh.display()),
+        &format!("data_dir = \"{}\"", third.display()),
+    );
+    let carried_config = dir.path().join("hub-carried.toml");
+    std::fs::write(&carried_config, text).unwrap();
+    let out = ok(relay(
+        &carried_config,
+        &["restore", "--from", lone.to_str().unwrap()],
+    ));
+    assert!(
+        out.contains("school.ledger") && out.contains("再恢复一次"),
+        "{out}"
+    );
     let key = match data.key_source() {
         KeySource::File(k) => k.clone(),
         other => panic!("{other}"),

@@ -89,6 +89,9 @@ pub struct BackupReport {
     pub swept: Vec<PathBuf>,
     /// A backup: the older backups it could not sweep, and why (the new backup is good).
     pub sweep_problems: Vec<(PathBuf, String)>,
+    /// A restore: no ledger was beside the backup (a copy carried away alone), so erasures
+    /// made after this backup was taken are not known until an administrator's device syncs.
+    pub no_ledger: bool,
 }
 
 /// Copies every page of `from` into `to` in one step (retrying while the source is busy).
@@ -226,6 +229,7 @@ pub fn backup(data: &DataDir, out: &Path) -> Result<BackupReport, ServerError> {
         ledger_problem,
         swept,
         sweep_problems,
+        no_ledger: false,
     })
 }
 
@@ -538,7 +542,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(Error::from)?;
     }
-    let result = (|| -> Result<(String, usize), Error> {
+    let result = (|| -> Result<(String, usize, bool), Error> {
         if cut_off {
             for e in fs::read_dir(root)? {
                 let e = e?;
@@ -600,7 +604,8 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .join(LEDGER);
-        let held = if ledger.is_file() {
+        let no_ledger = !ledger.is_file();
+        let held = if !no_ledger {
             read_ledger(&ledger, &store_key).map_err(|e| {
                 Error::NotPermitted(format!(
                     "备份旁的 {} 打不开（{e}），恢复已停止、没有改动任何文件：它记着学校删除过哪些学生的档案。请用做备份时的数据密钥；确认不需要它时，把它移走后再恢复",
@@ -647,12 +652,12 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::File::open(parent)?.sync_all()?;
         }
-        Ok((school, erasures))
+        Ok((school, erasures, no_ledger))
     })();
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
     }
-    let (school, erasures) = result?;
+    let (school, erasures, no_ledger) = result?;
     Ok(BackupReport {
         school,
         files: files.len(),
@@ -661,6 +666,7 @@ pub fn restore(data: &DataDir, from: &Path) -> Result<BackupReport, ServerError>
         ledger_problem: None,
         swept: Vec::new(),
         sweep_problems: Vec::new(),
+        no_ledger,
     })
 }
 

@@ -175,6 +175,16 @@ pub fn restore_command(config: &ServerConfig, from: &Path) -> Result<String, Ser
     } else {
         String::new()
     };
+    let erased = if r.no_ledger {
+        format!(
+            "{erased}注意：备份文件旁边没有 {ledger}（学校删除学生档案的记录）。如果学校在这份备份之后删除过学生的档案，\
+             请删掉刚恢复的数据目录，把原备份文件夹里的 {ledger} 和备份文件放在一起，再恢复一次；\
+             否则那些档案会回到服务器上，直到管理员的设备同步。\n",
+            ledger = super::backup::LEDGER
+        )
+    } else {
+        erased
+    };
     Ok(format!(
         "已从 {} 恢复{}的学校服务器数据到 {}。\n{erased}\
          下一步：shouwang-relay serve；设备下次同步时会把备份之后的修改补交给服务器。\n",
