@@ -439,7 +439,7 @@ impl Conversation for PeerSync {
             .is_some()
         {
             return Err(Error::NotPermitted(
-                "对方已无权查看其中的档案，同步已结束；请重新连接".into(),
+                "其中有你的设备已无权查看的档案，同步已结束；请先与学校服务器同步".into(),
             ));
         }
         self.settle(out.frames, out.caught_up)

@@ -214,8 +214,13 @@ fn story_4b_a_reason_about_one_child_is_logged_without_her_family_or_address() {
         .archive
         .edit_child(name, "profile", &kv(&[("address", "红星村三组")]))
         .unwrap();
+    // A place of two characters names nobody: kept.
+    admin
+        .archive
+        .edit_child(name, "father", &kv(&[("work_place", "广东")]))
+        .unwrap();
     let given: String = name.chars().skip(1).collect();
-    let why = format!("{given}的奶奶王秀英来电，核对红星村三组的住址");
+    let why = format!("{given}的奶奶王秀英来电，核对红星村三组的住址（父亲在广东）");
     admin.archive.reveal_id(name, &why).unwrap();
     admin.archive.child_file_for(name, Some(&why)).unwrap();
     let log = admin.archive.audit_log().unwrap();
@@ -225,7 +230,7 @@ fn story_4b_a_reason_about_one_child_is_logged_without_her_family_or_address() {
             assert!(!logged.contains(secret), "{secret} in {logged}");
         }
         assert!(
-            logged.contains("来电") && logged.contains("住址"),
+            logged.contains("来电") && logged.contains("住址") && logged.contains("广东"),
             "{logged}"
         );
     }

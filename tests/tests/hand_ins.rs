@@ -347,6 +347,38 @@ fn a_whole_hand_in_the_hub_defers_stays_on_the_phone() {
     );
 }
 
+/// A child's file on her phone that the hub never held, outside what it gives her (here made
+/// below the API; the honest way there is a school copy the hub lost). It is not the school's
+/// to take as a hand-in: the hub makes nothing of it (taken, a hand-in of any id made a
+/// document there, `sync_stories.rs` 9c), and her phone keeps it with what she wrote, told
+/// why (answered `OutOfScope`, her phone would take that as the school holding her work, and
+/// drop it).
+#[test]
+fn a_file_the_hub_never_held_stays_on_her_phone() {
+    use shouwang_core::doc::DocId;
+    use shouwang_core::ids::ChildId;
+    use shouwang_tests::fixtures::{join, school};
+
+    let mut office = school();
+    let mut teacher = join(&mut office, HEAD_TEACHER);
+    let unknown = DocId::Child(ChildId("c0ffee0ffee0ffee".into()));
+    shouwang_tests::attack::forge(&mut teacher.archive, &unknown, None, |tx| {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let records = tx.get(automerge::ROOT, "records")?.unwrap().1;
+        tx.put_object(&records, "r-offline", automerge::ObjType::Map)?;
+        Ok(())
+    });
+    for _ in 0..2 {
+        hub_sync(&mut office.archive, &mut teacher.archive);
+    }
+    assert!(!holds_doc(&mut office, &unknown), "the hub made it");
+    assert!(
+        holds_doc(&mut teacher, &unknown),
+        "her phone dropped a file the school does not hold"
+    );
+}
+
 /// Not a hand-in: a phone's access log (`audit/<device>`), made on the phone and never at the
 /// hub before its first sync, is the member's own to send. The hub takes it as any document in
 /// her scope, and her phone keeps it. Before, the hub's scope held only documents it already

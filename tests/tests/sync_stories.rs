@@ -486,9 +486,10 @@ fn story_9b_documents_invented_outside_the_scope_are_bounded() {
 /// 9c. The same, handed in: the hub takes a member's own work on a file she no longer sees
 ///     (a hand-in), and a modified app lists ids nobody has, each with a document's genesis
 ///     change (the same for every document of a kind: anyone can make it). A hand-in is work
-///     on a file she once had: one the hub never held is answered `OutOfScope` like any other,
-///     creating nothing (it made an empty document, a blank child in every administrator's
-///     list, for each id, up to the frame's 200,000).
+///     on a file she once had: one the hub never held is not read and creates nothing (it
+///     made an empty document, a blank child in every administrator's list, for each id, up
+///     to the frame's 200,000). It is answered `Deferred`, not `OutOfScope`, which would tell
+///     an honest device that the school holds its work there and it may drop its copy.
 #[test]
 fn story_9c_hand_ins_of_documents_nobody_has_create_nothing() {
     use shouwang_core::ids::ChildId;
@@ -535,7 +536,7 @@ fn story_9c_hand_ins_of_documents_nobody_has_create_nothing() {
             matches!(
                 Message::decode(f),
                 Ok(Message::Refused {
-                    why: Why::OutOfScope,
+                    why: Why::Deferred,
                     ..
                 })
             )

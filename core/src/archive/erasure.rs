@@ -128,27 +128,30 @@ impl Archive {
         })
     }
 
-    /// The ids a roster line with any 学籍号 `child`'s file held would make (keyed with the
-    /// school secret, and unkeyed as a school before keyed ids made them), other than her id:
-    /// kept with her erasure, so that no such line brings her back.
+    /// The ids a roster line with any 学籍号 `child`'s file held would make, keyed with the
+    /// school secret, other than her id: kept with her erasure, so that no such line brings
+    /// her back. Keyed only (the secret is made now if the school has none yet): an unkeyed
+    /// id gives the 学籍号 back in about a million tries, and the erasure record is in every
+    /// member's school document for good.
     fn ids_by_her_numbers(&mut self, child: &ChildId) -> Result<Vec<ChildId>> {
-        let secret = self.school_secret()?;
+        let numbers: Vec<String> = self
+            .identifying_values(child)?
+            .into_iter()
+            .filter(|(what, _)| *what == "学籍号")
+            .map(|(_, no)| no)
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(secret) = self.secret_for_new_children()? else {
+            return Ok(Vec::new());
+        };
         let school = self.school_id.clone();
         let mut ids = Vec::new();
-        for (what, no) in self.identifying_values(child)? {
-            if what != "学籍号" {
-                continue;
-            }
-            let keyed = secret
-                .as_ref()
-                .map(|s| ChildId::for_student(s, &school, &no));
-            for id in keyed
-                .into_iter()
-                .chain([ChildId::before_keyed(&school, &no)])
-            {
-                if id != *child && !ids.contains(&id) {
-                    ids.push(id);
-                }
+        for no in numbers {
+            let id = ChildId::for_student(&secret, &school, &no);
+            if id != *child && !ids.contains(&id) {
+                ids.push(id);
             }
         }
         Ok(ids)
@@ -321,10 +324,22 @@ impl Archive {
         let mut found: Vec<(&'static str, String)> = out
             .into_iter()
             .map(|(what, v)| (what, v.trim().to_owned()))
-            .filter(|(_, v)| v.chars().count() >= 2 && !NOT_A_NAME.contains(&v.as_str()))
+            .filter(|(what, v)| {
+                v.chars().count() >= min_chars(what) && !NOT_A_NAME.contains(&v.as_str())
+            })
             .collect();
         found.sort_by_key(|(_, v)| std::cmp::Reverse(v.chars().count()));
         Ok(found)
+    }
+}
+
+/// The fewest characters a value of `what` must have to be looked for: a place or an employer
+/// of two or three ("广东", "本村", "务农") names nobody, and a reason may say "转学至广东".
+fn min_chars(what: &str) -> usize {
+    if what.contains("住址") || what.contains("务工") {
+        4
+    } else {
+        2
     }
 }
 

@@ -50,6 +50,9 @@ pub struct ImportReport {
     /// the sender's daily allowance, or resting on something this device does not hold yet.
     /// Not kept in the quarantine.
     pub deferred: usize,
+    /// Of those, changes on an older generation of a re-based file: not kept either; the
+    /// sender's work comes back, carried over, once it has the new generation.
+    pub stale: usize,
     /// Why the first of them was not merged.
     pub refused_reason: Option<String>,
     /// Documents of the bundle left out because this device's member may not see them.
@@ -138,6 +141,7 @@ fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
         let admission = b.merge_bytes(&e.doc, &e.data)?;
         report.refused += admission.refused + admission.deferred;
         report.deferred += admission.deferred;
+        report.stale += admission.stale;
         if report.refused_reason.is_none() {
             report.refused_reason = admission.reason;
         }
@@ -163,7 +167,7 @@ fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
 fn signer_in<'v>(view: &'v SchoolView, key: &DeviceKey) -> Result<(&'v Device, &'v Member)> {
     let unknown = || {
         Error::NotPermitted(
-            "导出这个文件的设备不在本机所知的学校登记里（或已停用）：请先与学校服务器同步，或导入管理员的最新文件后再试"
+            "导出这个文件的设备不在本机所知的学校登记里：请先与学校服务器同步，或导入管理员的最新文件后再试"
                 .into(),
         )
     };

@@ -722,7 +722,9 @@ thread_local! {
 /// made meanwhile under the same name): renamed with `RENAME_NOREPLACE`, which the FAT and
 /// exFAT file systems of USB sticks support, as ext4 does; they have no hard links, which
 /// the copy was first put in place with, and every backup to a stick failed ("没有权限").
-/// A file system without it (a network share) gets the hard link.
+/// A file system without it (exFAT through FUSE, a network share) gets a rename after a
+/// check that nothing is there: the folder's lock (`lock_folder`) keeps another backup from
+/// writing in between.
 fn put_in_place(tmp: &Path, out: &Path) -> Result<(), Error> {
     #[cfg(target_os = "linux")]
     {
@@ -733,7 +735,12 @@ fn put_in_place(tmp: &Path, out: &Path) -> Result<(), Error> {
             Err(e) => return Err(Error::Io(std::io::Error::from(e))),
         }
     }
-    fs::hard_link(tmp, out)?;
+    if out.exists() {
+        return Err(Error::Io(std::io::Error::from(
+            std::io::ErrorKind::AlreadyExists,
+        )));
+    }
+    fs::rename(tmp, out)?;
     Ok(())
 }
 

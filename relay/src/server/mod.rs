@@ -211,10 +211,14 @@ impl Server {
             .map_err(|e| ServerError::Bind(e.to_string()))??
         };
         // With the key checked (a wrong one touches nothing).
-        if data.wipe_qr_images()? > 0 {
-            tracing::info!(
+        match data.wipe_qr_images() {
+            Ok(0) => {}
+            Ok(_) => tracing::info!(
                 "wiped the invites' QR code images an older release left in the data directory"
-            );
+            ),
+            // One the service's user cannot wipe (left by an `invite` run as root) must not keep
+            // the school's hub from starting.
+            Err(e) => tracing::warn!("an old invite's QR code image in the data directory: {e}"),
         }
 
         let access = hub::EnrolledOnly {

@@ -264,6 +264,9 @@ pub struct Imported {
     /// Of those, changes not judged now (past the sender's daily allowance, or resting on
     /// something this device lacks): not quarantined, taken by a later import of the file.
     pub deferred: usize,
+    /// Of those, changes on an older generation of a re-based file (not quarantined; the
+    /// sender's work comes back once it has the new generation).
+    pub stale: usize,
     /// Why the first of them was not merged.
     pub not_taken_reason: Option<String>,
     pub school_changed: bool,
@@ -306,6 +309,7 @@ fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Impor
         purged: report.purged,
         not_taken: report.refused,
         deferred: report.deferred,
+        stale: report.stale,
         not_taken_reason: report.refused_reason,
         school_changed: a.store().heads(&DocId::School)? != school_heads,
         new_children: Vec::new(),
@@ -396,21 +400,28 @@ pub fn render_import(r: &Imported) -> String {
             .as_deref()
             .unwrap_or("不符合学校的规则")
             .trim_end_matches('。');
-        let refused = r.not_taken - r.deferred.min(r.not_taken);
-        s.push_str(&if refused == 0 {
-            format!("有 {} 处修改暂未导入：{why}。\n", r.not_taken)
-        } else if refused == r.not_taken {
-            format!(
-                "有 {} 处修改被拒绝，没有导入：{why}。已隔离待查，见 shouwang quarantine。\n",
-                r.not_taken
-            )
-        } else {
-            format!(
-                "有 {} 处修改没有导入：{why}。其中 {} 处被拒绝，已隔离待查（见 shouwang \
-                 quarantine）；{} 处暂未导入（它所依据的内容本机还没有，或已超过每日上限）。\n",
-                r.not_taken, refused, r.deferred
-            )
-        });
+        let later = r.deferred.min(r.not_taken);
+        let stale = r.stale.min(r.not_taken - later);
+        let refused = r.not_taken - later - stale;
+        s.push_str(&format!(
+            "有 {} 处修改没有导入（第一处的原因：{why}）。\n",
+            r.not_taken
+        ));
+        if refused > 0 {
+            s.push_str(&format!(
+                "  其中 {refused} 处被拒绝，已隔离待查，见 shouwang quarantine。\n"
+            ));
+        }
+        if later > 0 {
+            s.push_str(&format!(
+                "  其中 {later} 处暂未导入：它所依据的内容本机还没有、是对方转交的其他设备的修改，或已超过每日上限。\n"
+            ));
+        }
+        if stale > 0 {
+            s.push_str(&format!(
+                "  其中 {stale} 处写在学校重整之前的旧档案上：对方收到新档案后，这些记录会重新带上。\n"
+            ));
+        }
     }
     if r.new_changes == 0 {
         if r.not_taken == 0 && r.purged == 0 {
@@ -544,6 +555,17 @@ mod tests {
             "{deferred}"
         );
         assert!(!deferred.contains("quarantine"), "{deferred}");
+        let stale = render_import(&Imported {
+            documents: 2,
+            not_taken: 2,
+            stale: 2,
+            not_taken_reason: Some("旧档案".into()),
+            ..Imported::default()
+        });
+        assert!(
+            stale.contains("重整") && !stale.contains("quarantine"),
+            "{stale}"
+        );
         let mixed = render_import(&Imported {
             documents: 2,
             not_taken: 3,
@@ -552,7 +574,7 @@ mod tests {
             ..Imported::default()
         });
         assert!(
-            mixed.contains("其中 2 处被拒绝") && mixed.contains("1 处暂未导入"),
+            mixed.contains("其中 2 处被拒绝") && mixed.contains("其中 1 处暂未导入"),
             "{mixed}"
         );
     }

@@ -43,45 +43,60 @@ impl Session {
             docs.into_iter().partition(|(d, _)| self.allows(d));
         // A document refused from automerge's sync (no hand-in can be taken there) is taken
         // once when the device hands it in as `Changes` ([`Session::hand_in`]). A hand-in is
-        // work on a file its member once had: this side holds it, or the child's file it is a
-        // part of. An id nobody has is refused as any other document outside the scope: taken,
-        // each would make a document here (the genesis change is the same for every document
-        // of a kind, anyone can make it), a blank child in every administrator's list
-        // (`sync_stories.rs`, 9c).
+        // work on a file its member once had, of something the school knows ([`known_here`]).
+        // Any other is not taken (each would make a document here:
+        // the genesis change is the same for every document of a kind, anyone can make it; a
+        // modified app's frame of invented ids made a blank child in every administrator's
+        // list for each, `sync_stories.rs` 9c), and not answered `OutOfScope` either, which
+        // tells a device the school holds its work and it may drop its copy: an honest one
+        // (an archivist made a file offline and lost her role before she synced) keeps it,
+        // deferred, and says so.
+        if self.hand_ins && outside.len() > 2 * super::MAX_OUT_OF_SCOPE {
+            return Err(Error::NotPermitted(
+                "对方发来太多无权同步的档案，同步已结束".into(),
+            ));
+        }
         let mut hand_ins: Vec<&(DocId, Vec<u8>)> = Vec::new();
+        let mut never_held: Vec<&DocId> = Vec::new();
         for entry in &outside {
             let d = &entry.0;
-            if self.hand_ins
+            let may_hand_in = self.hand_ins
                 && (!self.held.contains(d) || self.refused_unseen.contains(d))
-                && !d.child().is_some_and(|c| self.erased.contains(c))
-                && (!store.heads(d)?.is_empty()
-                    || d.child().is_some_and(|c| {
-                        store
-                            .heads(&DocId::Child(c.clone()))
-                            .is_ok_and(|h| !h.is_empty())
-                    }))
-            {
+                && !d.child().is_some_and(|c| self.erased.contains(c));
+            if !may_hand_in {
+                continue;
+            }
+            if known_here(store, d)? {
                 hand_ins.push(entry);
+            } else {
+                never_held.push(d);
             }
         }
         for (d, _) in &hand_ins {
             self.refused_unseen.remove(d);
         }
-        // The others are answered `OutOfScope` at once: too many end the session before
-        // anything is merged. (Hand-ins, a member's work on files no longer hers, are merged
-        // first and counted as they are answered.)
+        // The others are answered at once: too many end the session before anything is
+        // merged. (Hand-ins, a member's work on files no longer hers, are merged first and
+        // counted as they are answered.)
         if self.out_of_scope + (outside.len() - hand_ins.len()) > super::MAX_OUT_OF_SCOPE {
             return Err(Error::NotPermitted(
                 "对方发来太多无权同步的档案，同步已结束".into(),
             ));
         }
         let handed_in: HashSet<&DocId> = hand_ins.iter().map(|(d, _)| d).collect();
+        for doc in &never_held {
+            self.refuse_never_held(doc, out)?;
+        }
+        let never_held: HashSet<&DocId> = never_held.into_iter().collect();
         // The school document first (then care files before private parts): what the
         // others are judged against may arrive in the same frame.
         docs.sort_by(|a, b| a.0.cmp(&b.0));
         // A hand-in is answered once it is merged (below): a device drops its copy on
         // `OutOfScope`, so that answer waits until nothing of it is left to take.
-        for (doc, _) in outside.iter().filter(|(d, _)| !handed_in.contains(d)) {
+        for (doc, _) in outside
+            .iter()
+            .filter(|(d, _)| !handed_in.contains(d) && !never_held.contains(d))
+        {
             self.refuse_out_of_scope(doc, out)?;
         }
         self.caught_up = false;
@@ -380,4 +395,27 @@ impl Session {
     pub(super) fn mid_exchange(&self, doc: &DocId) -> bool {
         self.docs.contains_key(doc) && !self.settled.contains(doc)
     }
+}
+
+/// Whether `doc` is something this side's school knows, so that a hand-in of it may be taken
+/// even where this side never held the document: one it holds; a part of a child's file it
+/// holds; the log of a class, the contact card of a member, the access log of a device, its
+/// school document registers (a 班主任's first class activity, written offline before she
+/// lost the class). Not an id nobody has (`sync_stories.rs`, 9c).
+fn known_here(store: &mut Store, doc: &DocId) -> Result<bool> {
+    if !store.heads(doc)?.is_empty() {
+        return Ok(true);
+    }
+    if let Some(c) = doc.child() {
+        return Ok(!store.heads(&DocId::Child(c.clone()))?.is_empty());
+    }
+    let Some(school) = store.school_view()? else {
+        return Ok(false);
+    };
+    Ok(match doc {
+        DocId::Class(k) => school.class(k).is_some(),
+        DocId::Contact(m) => school.member(m).is_some(),
+        DocId::Audit(d) => school.devices.iter().any(|x| x.id == *d),
+        _ => false,
+    })
 }

@@ -183,6 +183,28 @@ impl Session {
         Ok(())
     }
 
+    /// A hand-in of a document this side never held (see `Session::on_changes`): not read,
+    /// and answered `Deferred`, so the device keeps its copy and its work (an `OutOfScope`
+    /// would tell it the school holds that work). Counted with the documents outside the
+    /// scope: a modified app inventing ids ends its session as it does with those.
+    pub(super) fn refuse_never_held(&mut self, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
+        self.out_of_scope += 1;
+        if self.out_of_scope > super::MAX_OUT_OF_SCOPE {
+            return Err(crate::error::Error::NotPermitted(
+                "对方发来太多无权同步的档案，同步已结束".into(),
+            ));
+        }
+        out.push(Message::Refused {
+            doc: doc.clone(),
+            why: Why::Deferred,
+            count: 1,
+            reason: NEVER_HELD.into(),
+        });
+        self.held.insert(doc.clone());
+        self.docs.remove(doc);
+        Ok(())
+    }
+
     /// Tells the peer that changes of `doc` were not accepted, and leaves it out.
     pub(super) fn refuse(
         &mut self,
@@ -338,6 +360,10 @@ pub(super) fn moved_since(store: &mut Store, rests_on: &[(DocId, String)]) -> Re
     }
     Ok(false)
 }
+
+/// Why a hand-in of a file the hub never held is not taken (the device keeps it).
+const NEVER_HELD: &str =
+    "学校服务器上没有这份档案，不能作为交回的记录接收；本机的记录都还在，请联系学校管理员";
 
 #[cfg(test)]
 mod tests {
