@@ -439,7 +439,7 @@ impl Conversation for PeerSync {
             .is_some()
         {
             return Err(Error::NotPermitted(
-                "其中有你的设备已无权查看的档案，同步已结束；请先与学校服务器同步".into(),
+                "查看档案的权限有了变化（结对或班级有调整），同步已结束；重新连接即可".into(),
             ));
         }
         self.settle(out.frames, out.caught_up)

@@ -85,10 +85,22 @@ async fn after_a_phone_synced_no_name_is_in_clear_on_the_school_pc() {
             .create(left.parent().unwrap());
     }
     std::fs::write(&left, b"\x89PNG").unwrap();
+    // Beside ones the hub cannot wipe (here folders so named: as root, nothing else is out of
+    // reach), which do not keep it from wiping the others, nor from starting.
+    for i in 0..20 {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(left.with_file_name(format!("邀请-{i}.png")))
+            .unwrap();
+    }
     let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
         .await
         .unwrap();
     assert!(!left.exists(), "an old invite's QR code image is left");
+    for i in 0..20 {
+        std::fs::remove_dir(left.with_file_name(format!("邀请-{i}.png"))).unwrap();
+    }
 
     // The 班主任's phone enrolls and writes a 家访 naming the grandmother, then syncs.
     let node = Node::bind(

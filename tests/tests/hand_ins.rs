@@ -377,6 +377,16 @@ fn a_file_the_hub_never_held_stays_on_her_phone() {
         holds_doc(&mut teacher, &unknown),
         "her phone dropped a file the school does not hold"
     );
+    // Her status says why no sync settles it, and to whom to turn.
+    let hub = office.archive.device().as_str().to_owned();
+    let status = teacher.archive.sync_status(&hub).unwrap();
+    assert!(
+        status
+            .refused
+            .iter()
+            .any(|(_, _, why)| why.contains("学校服务器上没有这份档案")),
+        "{status:?}"
+    );
 }
 
 /// Not a hand-in: a phone's access log (`audit/<device>`), made on the phone and never at the

@@ -130,7 +130,7 @@ impl Archive {
 
     /// The ids a roster line with any 学籍号 `child`'s file held would make, keyed with the
     /// school secret, other than her id: kept with her erasure, so that no such line brings
-    /// her back. Keyed only (the secret is made now if the school has none yet): an unkeyed
+    /// her back. Keyed only (none in a school without a secret yet): an unkeyed
     /// id gives the 学籍号 back in about a million tries, and the erasure record is in every
     /// member's school document for good.
     fn ids_by_her_numbers(&mut self, child: &ChildId) -> Result<Vec<ChildId>> {
@@ -143,7 +143,10 @@ impl Archive {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(secret) = self.secret_for_new_children()? else {
+        // The secret this device holds, not one made now: an administrator's device that has
+        // not received the school's yet would make a second, and ids keyed with the one that
+        // loses match nothing.
+        let Some(secret) = self.school_secret()? else {
             return Ok(Vec::new());
         };
         let school = self.school_id.clone();
@@ -333,11 +336,14 @@ impl Archive {
     }
 }
 
-/// The fewest characters a value of `what` must have to be looked for: a place or an employer
-/// of two or three ("广东", "本村", "务农") names nobody, and a reason may say "转学至广东".
+/// The fewest characters a value of `what` must have to be looked for: a place of two ("广东",
+/// "本村") or an employer of up to three ("务农") names nobody, and a reason may say "转学至广东".
 fn min_chars(what: &str) -> usize {
-    if what.contains("住址") || what.contains("务工") {
+    if what.contains("务工") {
         4
+    } else if what.contains("住址") {
+        // A village of three ("红星村") does name a family's home.
+        3
     } else {
         2
     }

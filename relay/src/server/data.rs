@@ -392,18 +392,23 @@ impl DataDir {
     /// Wipes the QR code images releases before kept among the invites (`invite`'s default
     /// place for them then): each is its ticket in clear, the one way into the school a PC
     /// stolen without its data key would have offered. Returns how many.
-    pub fn wipe_qr_images(&self) -> Result<usize, Error> {
+    /// Those it could not wipe (left by an `invite` run as root) do not stop the others: they
+    /// are returned with why.
+    pub fn wipe_qr_images(&self) -> (usize, Vec<(PathBuf, Error)>) {
         let Ok(entries) = fs::read_dir(self.root.join("invites")) else {
-            return Ok(0);
+            return (0, Vec::new());
         };
         let mut wiped = 0;
+        let mut left = Vec::new();
         for e in entries.filter_map(|e| e.ok()) {
             if e.file_name().to_string_lossy().ends_with(".png") {
-                crate::keyfile::wipe_file(&e.path())?;
-                wiped += 1;
+                match crate::keyfile::wipe_file(&e.path()) {
+                    Ok(()) => wiped += 1,
+                    Err(err) => left.push((e.path(), err)),
+                }
             }
         }
-        Ok(wiped)
+        (wiped, left)
     }
 
     /// Closes the open invites of the members `inactive` names (by id), as a restore closes

@@ -211,14 +211,20 @@ impl Server {
             .map_err(|e| ServerError::Bind(e.to_string()))??
         };
         // With the key checked (a wrong one touches nothing).
-        match data.wipe_qr_images() {
-            Ok(0) => {}
-            Ok(_) => tracing::info!(
+        let (wiped, left) = data.wipe_qr_images();
+        if wiped > 0 {
+            tracing::info!(
+                wiped,
                 "wiped the invites' QR code images an older release left in the data directory"
-            ),
-            // One the service's user cannot wipe (left by an `invite` run as root) must not keep
-            // the school's hub from starting.
-            Err(e) => tracing::warn!("an old invite's QR code image in the data directory: {e}"),
+            );
+        }
+        // One the service's user cannot wipe (left by an `invite` run as root) must not keep
+        // the school's hub from starting: said, with what to do.
+        for (path, e) in left {
+            tracing::warn!(
+                "邀请码的二维码图片 {} 无法清除（{e}）：它就是邀请码，请用 sudo shred -u 删除",
+                path.display()
+            );
         }
 
         let access = hub::EnrolledOnly {

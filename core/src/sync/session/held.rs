@@ -292,6 +292,10 @@ impl Session {
         }
         match why {
             Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
+            // Kept here, but no sync will settle it: `status` says why, and to whom to turn.
+            Why::Deferred if reason == NEVER_HELD => {
+                store.record_refusal(&self.peer, &doc, count, &reason)?;
+            }
             // Only the relay this side trusts, its hub, says what it may keep: not an
             // administrator's phone met directly (a modified app's answer, or one behind on a
             // pairing, would make this side drop work that exists nowhere else).
