@@ -80,6 +80,23 @@ fn lose_the_disk_and_restore(
     serve(ports, log)
 }
 
+/// A device of `member` in `role`, joined with a new invite, its store at `dir/file`.
+fn joined(dir: &Path, ports: &HubPorts, file: &str, role: &str, member: &str) -> PathBuf {
+    let store = dir.join(file);
+    phone(&store, &["join", &invite(&ports.config, role, member)]);
+    store
+}
+
+/// The office's device (张长友, 领导组) joins, adds the 爱心妈妈 李芳, pairs her with 赵子涵
+/// and syncs it: the office's store.
+fn office_pairs_li_fang(dir: &Path, ports: &HubPorts) -> PathBuf {
+    let office = joined(dir, ports, "office.db", "领导组", "张长友");
+    phone(&office, &["member", "add", "--role", "爱心妈妈", "李芳"]);
+    phone(&office, &["pair", "--carer", "李芳", "--child", "赵子涵"]);
+    phone(&office, &["sync"]);
+    office
+}
+
 fn record(store: &Path, kind: &str, child: &str, date: &str, notes: &str) {
     let args = shouwang_tests::fixtures::record_args(kind, child, date, notes);
     phone(store, &args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -102,11 +119,7 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
 
     // 1. Backed up on the first day, once the 班主任's phone has joined.
     let server = serve(&ports, &log);
-    let teacher = dir.path().join("teacher.db");
-    phone(
-        &teacher,
-        &["join", &invite(&ports.config, "班主任", "王瑞侠")],
-    );
+    let teacher = joined(dir.path(), &ports, "teacher.db", "班主任", "王瑞侠");
     let backup = dir.path().join("郭庄小学-开学.backup");
     ok(relay(
         &ports.config,
@@ -114,21 +127,10 @@ fn a_hub_whose_disk_died_is_rebuilt_from_its_backup_and_the_devices() {
     ));
 
     // 2. A term's work after the backup.
-    let office = dir.path().join("office.db");
-    phone(
-        &office,
-        &["join", &invite(&ports.config, "领导组", "张长友")],
-    );
-    phone(&office, &["member", "add", "--role", "爱心妈妈", "李芳"]);
-    phone(&office, &["pair", "--carer", "李芳", "--child", "赵子涵"]);
-    phone(&office, &["sync"]);
+    let office = office_pairs_li_fang(dir.path(), &ports);
     record(&teacher, "家访", "王小雨", "2026-11-18", VISIT);
     phone(&teacher, &["sync"]);
-    let mother = dir.path().join("mother.db");
-    phone(
-        &mother,
-        &["join", &invite(&ports.config, "爱心妈妈", "李芳")],
-    );
+    let mother = joined(dir.path(), &ports, "mother.db", "爱心妈妈", "李芳");
     record(&mother, "谈心", "赵子涵", "2026-11-19", TALK);
     phone(&mother, &["sync"]);
     // The office's device syncs at the end of the day (or stays connected with
@@ -248,17 +250,9 @@ fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
 
     // 1.
     let server = serve(&ports, &log);
-    let teacher = dir.path().join("teacher.db");
-    phone(
-        &teacher,
-        &["join", &invite(&ports.config, "班主任", "王瑞侠")],
-    );
+    let teacher = joined(dir.path(), &ports, "teacher.db", "班主任", "王瑞侠");
     let backup = back_up(dir.path(), &ports);
-    let office = dir.path().join("office.db");
-    phone(
-        &office,
-        &["join", &invite(&ports.config, "领导组", "张长友")],
-    );
+    let office = joined(dir.path(), &ports, "office.db", "领导组", "张长友");
     phone(&office, &["sync"]);
 
     // 2.
@@ -306,11 +300,7 @@ fn a_rebuilt_hub_never_numbers_again_what_its_lost_copy_wrote() {
 fn an_invite_used_after_the_backup_enrolls_nobody_after_a_restore() {
     let (dir, data, ports, log) = school();
     let server = serve(&ports, &log);
-    let office = dir.path().join("office.db");
-    phone(
-        &office,
-        &["join", &invite(&ports.config, "领导组", "张长友")],
-    );
+    let office = joined(dir.path(), &ports, "office.db", "领导组", "张长友");
     let ticket = invite(&ports.config, "爱心妈妈", "刘桂兰");
     let backup = back_up(dir.path(), &ports);
     phone(&dir.path().join("mother.db"), &["join", &ticket]);
@@ -356,18 +346,10 @@ fn an_invite_used_after_the_backup_enrolls_nobody_after_a_restore() {
 fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
     let (dir, data, ports, log) = school();
     let server = serve(&ports, &log);
-    let office = dir.path().join("office.db");
-    phone(
-        &office,
-        &["join", &invite(&ports.config, "领导组", "张长友")],
-    );
+    let office = joined(dir.path(), &ports, "office.db", "领导组", "张长友");
     let backup = back_up(dir.path(), &ports);
     phone(&office, &["sync"]);
-    let mother = dir.path().join("mother.db");
-    phone(
-        &mother,
-        &["join", &invite(&ports.config, "爱心妈妈", "刘桂兰")],
-    );
+    let mother = joined(dir.path(), &ports, "mother.db", "爱心妈妈", "刘桂兰");
 
     let server = lose_the_disk_and_restore(server, &data, &ports, &backup, &log);
     phone(&office, &["sync"]);
@@ -390,23 +372,11 @@ fn a_phone_the_rebuilt_school_does_not_register_is_told_to_join_again() {
 fn an_administrator_s_device_the_rebuilt_school_lost_brings_the_school_back() {
     let (dir, data, ports, log) = school();
     let server = serve(&ports, &log);
-    let office = dir.path().join("office.db");
-    phone(
-        &office,
-        &["join", &invite(&ports.config, "领导组", "张长友")],
-    );
+    let office = joined(dir.path(), &ports, "office.db", "领导组", "张长友");
     let backup = back_up(dir.path(), &ports);
     phone(&office, &["sync"]);
-    let mother = dir.path().join("mother.db");
-    phone(
-        &mother,
-        &["join", &invite(&ports.config, "爱心妈妈", "刘桂兰")],
-    );
-    let second = dir.path().join("second.db");
-    phone(
-        &second,
-        &["join", &invite(&ports.config, "领导组", "张长友")],
-    );
+    let mother = joined(dir.path(), &ports, "mother.db", "爱心妈妈", "刘桂兰");
+    let second = joined(dir.path(), &ports, "second.db", "领导组", "张长友");
 
     let server = lose_the_disk_and_restore(server, &data, &ports, &backup, &log);
     phone(&office, &["sync"]);
@@ -466,19 +436,8 @@ fn a_hub_restored_by_an_older_release_takes_its_epoch_when_it_serves() {
 fn a_carer_s_work_the_restored_hub_lost_is_handed_in_not_dropped() {
     let (dir, data, ports, log) = school();
     let server = serve(&ports, &log);
-    let office = dir.path().join("office.db");
-    phone(
-        &office,
-        &["join", &invite(&ports.config, "领导组", "张长友")],
-    );
-    phone(&office, &["member", "add", "--role", "爱心妈妈", "李芳"]);
-    phone(&office, &["pair", "--carer", "李芳", "--child", "赵子涵"]);
-    phone(&office, &["sync"]);
-    let mother = dir.path().join("mother.db");
-    phone(
-        &mother,
-        &["join", &invite(&ports.config, "爱心妈妈", "李芳")],
-    );
+    let office = office_pairs_li_fang(dir.path(), &ports);
+    let mother = joined(dir.path(), &ports, "mother.db", "爱心妈妈", "李芳");
     phone(&office, &["sync"]);
     let backup = back_up(dir.path(), &ports);
 

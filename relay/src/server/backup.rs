@@ -748,13 +748,8 @@ fn put_in_place(tmp: &Path, out: &Path) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    /// A restored directory is a school as soon as `school.key` is in it, and `serve` treats
-    /// it as one: it must be rebuilding from that moment, or a restore killed just after
-    /// would leave a hub that serves and enrolls at once, on a school that lacks what was
-    /// made since the backup. Both ways of restoring: into a new directory
-    /// (renamed into place) and into an existing empty one (moved in file by file).
-    #[test]
-    fn a_restore_killed_once_in_place_leaves_a_hub_that_rebuilds() {
+    /// A school's data directory (`hub` in a new temporary directory) and a backup of it.
+    fn school_backed_up() -> (tempfile::TempDir, DataDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path().join("hub"));
         super::super::invite::init_school(
@@ -764,6 +759,17 @@ mod tests {
         .unwrap();
         let out = dir.path().join("2026-12-01.backup");
         backup(&data, &out).unwrap();
+        (dir, data, out)
+    }
+
+    /// A restored directory is a school as soon as `school.key` is in it, and `serve` treats
+    /// it as one: it must be rebuilding from that moment, or a restore killed just after
+    /// would leave a hub that serves and enrolls at once, on a school that lacks what was
+    /// made since the backup. Both ways of restoring: into a new directory
+    /// (renamed into place) and into an existing empty one (moved in file by file).
+    #[test]
+    fn a_restore_killed_once_in_place_leaves_a_hub_that_rebuilds() {
+        let (dir, data, out) = school_backed_up();
         for (name, exists) in [("new", false), ("empty", true)] {
             let root = dir.path().join(name);
             if exists {
@@ -789,15 +795,7 @@ mod tests {
     /// where it said the directory was not empty and left the administrator stuck.
     #[test]
     fn a_restore_cut_off_while_moving_in_is_run_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::new(dir.path().join("hub"));
-        super::super::invite::init_school(
-            &data,
-            &shouwang_core::archive::SchoolSetup::sample("学校服务器"),
-        )
-        .unwrap();
-        let out = dir.path().join("2026-12-01.backup");
-        backup(&data, &out).unwrap();
+        let (dir, data, out) = school_backed_up();
         let root = dir.path().join("var-lib-shouwang");
         fs::create_dir(&root).unwrap();
         let restored = DataDir::with_key(&root, data.key_source().clone());

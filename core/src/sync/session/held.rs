@@ -166,21 +166,7 @@ impl Session {
         doc: &DocId,
         out: &mut Vec<Message>,
     ) -> Result<()> {
-        self.out_of_scope += 1;
-        if self.out_of_scope > super::MAX_OUT_OF_SCOPE {
-            return Err(crate::error::Error::NotPermitted(
-                "对方发来太多无权同步的档案，同步已结束".into(),
-            ));
-        }
-        out.push(Message::Refused {
-            doc: doc.clone(),
-            why: Why::OutOfScope,
-            count: 0,
-            reason: "对方无权在这里同步这份档案".into(),
-        });
-        self.held.insert(doc.clone());
-        self.docs.remove(doc);
-        Ok(())
+        self.leave_out_unread(doc, Why::OutOfScope, 0, "对方无权在这里同步这份档案", out)
     }
 
     /// A hand-in of a document this side never held (see `Session::on_changes`): not read,
@@ -188,6 +174,19 @@ impl Session {
     /// would tell it the school holds that work). Counted with the documents outside the
     /// scope: a modified app inventing ids ends its session as it does with those.
     pub(super) fn refuse_never_held(&mut self, doc: &DocId, out: &mut Vec<Message>) -> Result<()> {
+        self.leave_out_unread(doc, Why::Deferred, 1, NEVER_HELD, out)
+    }
+
+    /// Answers `doc` unread (`why`, `count`, `reason`) and leaves it out of the session,
+    /// counted against [`super::MAX_OUT_OF_SCOPE`]: past it, the session ends.
+    fn leave_out_unread(
+        &mut self,
+        doc: &DocId,
+        why: Why,
+        count: u32,
+        reason: &str,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
         self.out_of_scope += 1;
         if self.out_of_scope > super::MAX_OUT_OF_SCOPE {
             return Err(crate::error::Error::NotPermitted(
@@ -196,9 +195,9 @@ impl Session {
         }
         out.push(Message::Refused {
             doc: doc.clone(),
-            why: Why::Deferred,
-            count: 1,
-            reason: NEVER_HELD.into(),
+            why,
+            count,
+            reason: reason.into(),
         });
         self.held.insert(doc.clone());
         self.docs.remove(doc);
