@@ -92,23 +92,8 @@ pub fn write_private_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Overwrites the file at `path` with zeros, makes that durable, and deletes it: what it held
-/// (a key, a ticket) is not left in the freed blocks for the next reader of the disk.
-pub fn wipe_file(path: &Path) -> Result<(), Error> {
-    let len = fs::metadata(path)?.len();
-    let mut f = fs::OpenOptions::new().write(true).open(path)?;
-    let zeros = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        f.write_all(&zeros[..n])?;
-        left -= n as u64;
-    }
-    f.sync_all()?;
-    drop(f);
-    fs::remove_file(path)?;
-    Ok(())
-}
+/// Overwrites a file with zeros, durably, and deletes it ([`shouwang_core::store::wipe_file`]).
+pub use shouwang_core::store::wipe_file;
 
 #[cfg(test)]
 mod tests {

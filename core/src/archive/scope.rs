@@ -340,25 +340,13 @@ impl Reopen {
     /// file and a pending join key are overwritten with zeros, synced, and deleted. No archive
     /// may be open on it. An encrypted store is also unreadable once the app deletes its key.
     pub fn wipe(&self) -> Result<()> {
-        use std::io::Write;
         for suffix in ["", "-wal", "-shm", ".joining"] {
             let mut p = self.path.as_os_str().to_owned();
             p.push(suffix);
             let p = std::path::PathBuf::from(p);
-            let Ok(meta) = std::fs::metadata(&p) else {
-                continue;
-            };
-            let mut f = std::fs::OpenOptions::new().write(true).open(&p)?;
-            let zeros = vec![0u8; 64 * 1024];
-            let mut left = meta.len();
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                f.write_all(&zeros[..n])?;
-                left -= n as u64;
+            if p.exists() {
+                crate::store::wipe_file(&p)?;
             }
-            f.sync_all()?;
-            drop(f);
-            std::fs::remove_file(&p)?;
         }
         Ok(())
     }

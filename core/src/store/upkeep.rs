@@ -274,3 +274,24 @@ impl Store {
         Ok(done)
     }
 }
+
+/// Overwrites the file at `path` with zeros, makes that durable, and deletes it: what it held
+/// (a store's pages, a key, a ticket) is not left in the blocks it frees for the next reader
+/// of the disk. (On flash storage the overwrite may land elsewhere: the file's own encryption
+/// is what protects it there.)
+pub fn wipe_file(path: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let len = std::fs::metadata(path)?.len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    drop(f);
+    std::fs::remove_file(path)?;
+    Ok(())
+}
