@@ -213,6 +213,18 @@ fn erasing_needs_an_administrator_and_a_reason_that_does_not_name_the_child() {
             },
         )
         .unwrap();
+    // And a withdrawal of part of it, by someone else again.
+    admin
+        .archive
+        .withdraw_consent(
+            name,
+            &shouwang_core::archive::WithdrawalInput {
+                date: "2026-10-08".into(),
+                by: "赵桂香".into(),
+                covers: "private".into(),
+            },
+        )
+        .unwrap();
     let before = heads(&mut admin);
     let e = teacher
         .archive
@@ -227,6 +239,7 @@ fn erasing_needs_an_administrator_and_a_reason_that_does_not_name_the_child() {
         ("转学\u{1b}[31m", "删除原因"),
         ("家住红星村三组，已迁走", "住址"),
         ("外婆李桂兰申请删除", "同意书"),
+        ("赵桂香来电要求删除", "撤回同意"),
     ] {
         let e = admin
             .archive

@@ -241,10 +241,26 @@ impl Archive {
                 let Some(obj) = map_at(d, &ROOT, section) else {
                     continue;
                 };
+                // A key ending in `*` names every key it begins, each value "date who" (a
+                // consent withdrawal, `consent::withdrawn_key`): who is taken.
+                let prefix = key.strip_suffix('*');
                 for h in &hashes {
-                    for (value, _) in d.get_all_at(&obj, *key, &[*h]).unwrap_or_default() {
-                        if let Some(s) = value.as_str() {
-                            out.insert((*what, s.to_owned()));
+                    let keys: Vec<String> = match prefix {
+                        Some(p) => d
+                            .keys_at(&obj, &[*h])
+                            .filter(|k| k.starts_with(p))
+                            .collect(),
+                        None => vec![(*key).to_owned()],
+                    };
+                    for k in &keys {
+                        for (value, _) in d.get_all_at(&obj, k.as_str(), &[*h]).unwrap_or_default()
+                        {
+                            let Some(s) = value.as_str() else { continue };
+                            let s = match prefix {
+                                Some(_) => s.split_once(' ').map_or("", |(_, who)| who),
+                                None => s,
+                            };
+                            out.insert((*what, s.trim().to_owned()));
                         }
                     }
                 }
@@ -258,6 +274,7 @@ impl Archive {
                 ("profile", "address", "家庭住址"),
                 ("profile", crate::consent::GUARDIAN, "签同意书的监护人"),
                 ("profile", crate::consent::WITHDRAWN_BY, "撤回同意的监护人"),
+                ("profile", "consent_withdrawn:*", "撤回同意的监护人"),
                 ("father", "name", "父亲的姓名"),
                 ("father", "phone", "父亲的电话"),
                 ("mother", "name", "母亲的姓名"),
@@ -285,29 +302,6 @@ impl Archive {
                 ("identity", "student_no", "学籍号"),
             ],
         )?;
-        // Who withdrew consent, in each withdrawal's key (`consent_withdrawn:<cover>` =
-        // "2026-11-18 王秀英": the date, a space, who).
-        if let Some(d) = self.store.doc(&DocId::Child(child.clone()))?
-            && let Some(profile) = map_at(d, &ROOT, "profile")
-        {
-            let hashes: Vec<automerge::ChangeHash> =
-                d.get_changes_meta(&[]).iter().map(|c| c.hash).collect();
-            for h in &hashes {
-                for key in d.keys_at(&profile, &[*h]) {
-                    if !key.starts_with(crate::consent::WITHDRAWN_PREFIX) {
-                        continue;
-                    }
-                    for (value, _) in d
-                        .get_all_at(&profile, key.as_str(), &[*h])
-                        .unwrap_or_default()
-                    {
-                        if let Some((_, by)) = value.as_str().and_then(|v| v.split_once(' ')) {
-                            out.insert(("撤回同意的监护人", by.trim().to_owned()));
-                        }
-                    }
-                }
-            }
-        }
         // A name is also found by its given name, what people call her ("小雨父母离异"):
         // the name without its surname (one character, or two for a compound surname).
         let given: Vec<(&'static str, String)> = out

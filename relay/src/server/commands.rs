@@ -175,7 +175,7 @@ pub fn restore_command(config: &ServerConfig, from: &Path) -> Result<String, Ser
     } else {
         String::new()
     };
-    let erased = if r.no_ledger {
+    let notes = if r.no_ledger {
         format!(
             "{erased}注意：备份文件旁边没有 {ledger}（学校删除学生档案的记录）。如果学校在这份备份之后删除过学生的档案，\
              请删掉刚恢复的数据目录，把原备份文件夹里的 {ledger} 和备份文件放在一起，再恢复一次；\
@@ -186,7 +186,7 @@ pub fn restore_command(config: &ServerConfig, from: &Path) -> Result<String, Ser
         erased
     };
     Ok(format!(
-        "已从 {} 恢复{}的学校服务器数据到 {}。\n{erased}\
+        "已从 {} 恢复{}的学校服务器数据到 {}。\n{notes}\
          下一步：shouwang-relay serve；设备下次同步时会把备份之后的修改补交给服务器。\n",
         from.display(),
         r.school,
@@ -314,7 +314,7 @@ pub fn invite_command(
     config.check_reachable()?;
     let data = config.data();
     if let Some(png) = &png {
-        refuse_inside(data.root(), png)?;
+        refuse_png_place(data.root(), png)?;
     }
     let role = role.map(Role::parse).transpose()?;
     // A configuration of before the cap (`invite_days = 180`) still serves: taken as the cap.
@@ -391,14 +391,22 @@ pub fn invite_command(
     Ok(out)
 }
 
-/// Refuses an invite's QR code image inside the data directory `root`.
-fn refuse_inside(root: &Path, png: &Path) -> Result<(), ServerError> {
+/// Refuses a place for an invite's QR code image inside the data directory `root`, or in a
+/// folder that is not there: checked before the invite is issued, so a refused `--png` issues
+/// nothing.
+fn refuse_png_place(root: &Path, png: &Path) -> Result<(), ServerError> {
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let dir = match png.parent() {
-        Some(d) if !d.as_os_str().is_empty() => canonical(d),
-        _ => canonical(Path::new(".")),
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
-    if dir.starts_with(canonical(root)) {
+    if !dir.is_dir() {
+        return Err(ServerError::Refused(format!(
+            "放二维码图片的文件夹 {} 不存在，没有生成邀请码",
+            dir.display()
+        )));
+    }
+    if canonical(dir).starts_with(canonical(root)) {
         return Err(ServerError::Refused(format!(
             "二维码图片不能放在数据目录 {} 里：图片就是邀请码，不加密，请换一个位置",
             root.display()
@@ -456,6 +464,12 @@ mod tests {
         assert!(!png.exists() && !config.data().root().join("invites").exists());
         config.relay_url = Some("http://10.0.0.5:3340/".into());
         config.hub_public_addrs = vec!["10.0.0.5:3341".parse().unwrap()];
+        // An image for a folder that is not there: refused before the invite is issued (it
+        // was issued and logged, then the image failed).
+        let nowhere = dir.path().join("没有的文件夹").join("qr.png");
+        let e = invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(nowhere));
+        assert!(e.unwrap_err().to_string().contains("不存在"));
+        assert!(!config.data().root().join("invites").exists());
 
         let out =
             invite_command(&config, "刘桂兰", Some("爱心妈妈"), None, Some(png.clone())).unwrap();

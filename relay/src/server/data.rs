@@ -391,9 +391,8 @@ impl DataDir {
 
     /// Wipes the QR code images releases before kept among the invites (`invite`'s default
     /// place for them then): each is its ticket in clear, the one way into the school a PC
-    /// stolen without its data key would have offered. Returns how many.
-    /// Those it could not wipe (left by an `invite` run as root) do not stop the others: they
-    /// are returned with why.
+    /// stolen without its data key would have offered. Returns how many it wiped, and those
+    /// it could not (left by an `invite` run as root), with why: they do not stop the others.
     pub fn wipe_qr_images(&self) -> (usize, Vec<(PathBuf, Error)>) {
         let Ok(entries) = fs::read_dir(self.root.join("invites")) else {
             return (0, Vec::new());

@@ -292,6 +292,8 @@ impl Session {
         match why {
             Why::Refused => store.record_refusal(&self.peer, &doc, count, &reason)?,
             // Kept here, but no sync will settle it: `status` says why, and to whom to turn.
+            // Told by its reason, which this build's hub sends: a `Why` of its own would make
+            // older phones refuse the frame and fail every sync.
             Why::Deferred if reason == NEVER_HELD => {
                 store.record_refusal(&self.peer, &doc, count, &reason)?;
             }

@@ -146,7 +146,9 @@ impl Enrolled {
         // synced): her open invites close, so they no longer hold the gate and the relay open
         // (the hub would refuse them anyway). Only a member the school knows as inactive: one
         // added after this read has her invite written after it.
-        if let Some(data) = &self.data {
+        if let Some(data) = &self.data
+            && school.members.iter().any(|m| !m.active)
+        {
             let inactive = |m: &str| {
                 school
                     .members
