@@ -628,3 +628,56 @@ async fn the_relay_serves_only_enrolled_devices() {
     newcomer.shutdown().await;
     server.shutdown().await;
 }
+
+/// A phone that has caught up and sends its last frame (an `Idle`) again and again, as a
+/// modified app can for as long as its connection lasts, is answered without the hub writing
+/// `hub.db` for each frame (its record of the sync was written once, when the exchange ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_phone_repeating_its_last_frame_costs_the_hub_no_writes() {
+    use shouwang_relay::server::{HubFactory, HubState};
+    use shouwang_relay::syncing::DeviceSync;
+    use shouwang_relay::transport::{Conversation, ConversationFactory};
+
+    let (dir, data, server) = small_hub_served().await;
+    let hub_peer = server.hub_addr().id.to_string();
+    let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    server.shutdown().await;
+    // The hub's conversation with her phone, driven frame by frame (no network: every frame
+    // is one the hub would have received).
+    let state = HubState::open(&ServerConfig::loopback(dir.path().join("hub"))).unwrap();
+    let mut hub = HubFactory::new(state).start(teacher.node.id()).unwrap();
+    let archive = teacher.archive.take().unwrap();
+    let mut phone = DeviceSync::new(archive, &teacher.cert, hub_peer, false);
+    let mut to_hub = phone.opening().unwrap().frames;
+    let mut last = Vec::new();
+    for _ in 0..20 {
+        let mut to_phone = Vec::new();
+        for f in to_hub.drain(..) {
+            to_phone.extend(hub.on_frame(&f).unwrap().frames);
+            last = f;
+        }
+        for f in to_phone {
+            to_hub.extend(phone.on_frame(&f).unwrap().frames);
+        }
+        if to_hub.is_empty() {
+            break;
+        }
+    }
+    assert!(phone.caught_up(), "the sync did not end");
+    let mut watcher = data.open_archive().unwrap();
+    let version = |a: &mut Archive| -> i64 {
+        a.store()
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = version(&mut watcher);
+    for _ in 0..50 {
+        hub.on_frame(&last).unwrap();
+    }
+    assert_eq!(
+        version(&mut watcher),
+        before,
+        "the hub wrote its store for frames that changed nothing"
+    );
+}

@@ -401,6 +401,7 @@ impl ConversationFactory for HubFactory {
             sync: None,
             live: false,
             admin: false,
+            recorded: false,
             deliveries: DeliveryLog {
                 device: DeviceId::from_key(remote.as_bytes()),
                 member: None,
@@ -422,6 +423,9 @@ pub struct HubConversation {
     live: bool,
     /// The welcomed member administers the school (its sync ends a rebuild).
     admin: bool,
+    /// The sync's end is recorded and nothing was exchanged since: a caught-up device
+    /// repeating its last frame (`Idle`) costs no write.
+    recorded: bool,
     deliveries: DeliveryLog,
 }
 
@@ -631,7 +635,8 @@ impl Conversation for HubConversation {
                 out.delivered.extend(polled.delivered);
             }
             self.deliveries.release(&mut archive, &out)?;
-            if out.caught_up {
+            let recorded = std::mem::replace(&mut self.recorded, out.caught_up);
+            if out.caught_up && !(recorded && !out.wrote) {
                 archive.record_sync_result(session.peer(), None)?;
                 if self.admin && self.state.enrolled.rebuilding() {
                     self.state.enrolled.refresh(&mut archive);
@@ -684,6 +689,8 @@ impl Conversation for HubConversation {
         check_standing(&mut archive, &self.device)?;
         let out = session.handle(archive.store(), Event::Poll)?;
         self.deliveries.release(&mut archive, &out)?;
+        // An exchange begins: its end is recorded again.
+        self.recorded &= out.frames.is_empty();
         Ok(Reply::send(out.frames))
     }
 
