@@ -10,8 +10,10 @@
 mod common;
 
 use common::*;
+use shouwang_core::Archive;
 use shouwang_core::doc::DocId;
 use shouwang_core::error::Error;
+use shouwang_core::ids::MemberId;
 use shouwang_core::roles::Role;
 use shouwang_tests::attack::{self, holds};
 use shouwang_tests::fixtures::{holds_text, raw_store};
@@ -58,7 +60,7 @@ fn old_school_office() -> Device {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-school/office.db");
     let dir = tempfile::TempDir::new().unwrap();
     std::fs::copy(&fixture, dir.path().join("shouwang.db")).unwrap();
-    let archive = shouwang_core::Archive::open(&dir.path().join("shouwang.db")).unwrap();
+    let archive = Archive::open(&dir.path().join("shouwang.db")).unwrap();
     Device {
         name: "office",
         archive,
@@ -427,6 +429,31 @@ fn a_head_teacher_paired_with_a_child_of_another_class_holds_only_the_care_file(
         .unwrap_err();
     assert!(matches!(e, Error::NotPermitted(_)), "{e}");
 
+    // On the school's copy, which holds every part (the office console reads it lent to her,
+    // `OnBehalf`), she is shown neither the 三特 flags, kept in the staff part, nor does the
+    // child's 学籍号, kept in the private part, find her file (each number tried would tell
+    // her whether it is the child's: usually "G" and the 身份证号). Her own 班主任 is shown
+    // both. Her name still finds the file.
+    let her = admin.archive.find_member("李娟").unwrap().id;
+    let own = admin.archive.find_member(HEAD_TEACHER).unwrap().id;
+    let flags = |a: &mut Archive, m: &MemberId| {
+        let rows = a.on_behalf(m).unwrap().children(None).unwrap();
+        rows.into_iter().find(|r| r.name == child).unwrap().flags
+    };
+    assert_eq!(flags(&mut admin.archive, &own), ["特困生"]);
+    assert_eq!(flags(&mut admin.archive, &her), Vec::<&str>::new());
+    let number = CHILDREN[0].0;
+    let file = |a: &mut Archive, m: &MemberId, key: &str| {
+        a.on_behalf(m)
+            .unwrap()
+            .child_file_for(key, None)
+            .map(|f| f.name)
+    };
+    assert_eq!(file(&mut admin.archive, &own, number).unwrap(), child);
+    let e = file(&mut admin.archive, &her, number).unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    assert_eq!(file(&mut admin.archive, &her, child).unwrap(), child);
+
     // The 班主任 of the child's own class still holds both parts.
     let mut head = join(&mut admin, HEAD_TEACHER);
     let docs = head.archive.store().doc_ids().unwrap();
@@ -452,7 +479,7 @@ fn a_card_saved_in_one_write_names_in_each_part_only_what_it_holds() {
         )
         .unwrap();
     let c = admin.archive.find_child(child).unwrap();
-    let last_message = |a: &mut shouwang_core::Archive, doc: &DocId| -> String {
+    let last_message = |a: &mut Archive, doc: &DocId| -> String {
         let d = a.store().doc(doc).unwrap().unwrap();
         let heads = d.get_heads();
         let change = automerge::ReadDoc::get_change_by_hash(d, &heads[0]).unwrap();

@@ -919,6 +919,15 @@ impl Archive {
                 records += private;
                 last = last.max(private_last);
             }
+            // The 三特 flags of a split school come from the staff part: shown to whoever
+            // holds it (a device that holds every part, the hub's lent to a member by the
+            // console, holds more than she may see).
+            let flags =
+                if !school.split_for_roles || self.may_see(&me, &DocId::Staff(child.clone()))? {
+                    flags
+                } else {
+                    [None; 3]
+                };
             let labels = ["特困生", "特长生", "特殊学生"];
             out.push(ChildRow {
                 class_name: class_id

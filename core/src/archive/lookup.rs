@@ -10,6 +10,14 @@ use crate::error::{Error, Result};
 use crate::ids::{ChildId, ClassId, RecordId};
 use crate::school::{ClassInfo, Member};
 
+/// How a key found a child: her id, her 学籍号 (read from the private part) or her name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matched {
+    Id,
+    Number,
+    Name,
+}
+
 impl Archive {
     /// The name of the child with id `id`, if this device holds the child's file.
     pub fn child_name(&mut self, id: &str) -> Option<String> {
@@ -51,19 +59,28 @@ impl Archive {
 
     /// A child by id, 学籍号 or name (a name must be unique in the school).
     pub fn find_child(&mut self, key: &str) -> Result<ChildId> {
-        self.find_child_where(key, &mut |_, _| Ok(true))
+        self.find_child_where(key, &mut |_, _, _| Ok(true))
     }
 
     /// A child by id, 学籍号 or name among the children whose file `member` may see. A child
     /// they may not see is answered exactly as one who does not exist (`NotFound`), so that a
     /// member cannot learn who else is at the school by trying names or ids.
     pub(crate) fn find_child_seen_by(&mut self, member: &Member, key: &str) -> Result<ChildId> {
-        let found = self.find_child_where(key, &mut |a, child| {
-            a.may_see(member, &DocId::Child(child.clone()))
+        // A 学籍号 is read from the private part: it finds the child only for a member who
+        // may see that part, or each number tried would tell her whether it is the child's
+        // (usually "G" and the 身份证号) on a device holding more than she may see.
+        let number_seen = |a: &mut Archive, child: &ChildId, how: Matched| -> Result<bool> {
+            Ok(how != Matched::Number || a.may_see(member, &DocId::Private(child.clone()))?)
+        };
+        let found = self.find_child_where(key, &mut |a, child, how| {
+            Ok(a.may_see(member, &DocId::Child(child.clone()))? && number_seen(a, child, how)?)
         });
         if let Err(Error::NotFound { .. }) = &found
-            && let Ok(child) = self.find_child_where(key, &mut |a, child| {
-                a.withheld_by_withdrawal(member, &DocId::Child(child.clone()))
+            && let Ok(child) = self.find_child_where(key, &mut |a, child, how| {
+                Ok(
+                    a.withheld_by_withdrawal(member, &DocId::Child(child.clone()))?
+                        && number_seen(a, child, how)?,
+                )
             })
         {
             // A file her device still holds, closed to her by the guardian's withdrawal:
@@ -78,7 +95,7 @@ impl Archive {
     fn find_child_where(
         &mut self,
         key: &str,
-        keep: &mut dyn FnMut(&mut Archive, &ChildId) -> Result<bool>,
+        keep: &mut dyn FnMut(&mut Archive, &ChildId, Matched) -> Result<bool>,
     ) -> Result<ChildId> {
         let key = key.trim();
         // An exact id wins (below), and is one indexed lookup: reports name thousands.
@@ -89,7 +106,7 @@ impl Archive {
             .query_row([key], |r| r.get(0))
             .optional()?;
         if let Some(id) = exact.map(ChildId) {
-            return if keep(self, &id)? {
+            return if keep(self, &id, Matched::Id)? {
                 Ok(id)
             } else {
                 Err(Error::not_found("学生", key))
@@ -97,7 +114,7 @@ impl Archive {
         }
         // Two plain indexed lookups rather than one `OR … UNION` query: SQLite re-plans that
         // query whenever the bound name changes, which cost a fresh parse on every 家访 saved.
-        let mut ids_where = |sql: &str| -> Result<Vec<ChildId>> {
+        let mut ids_where = |sql: &str, how: Matched| -> Result<Vec<ChildId>> {
             let ids: Vec<String> = self
                 .store
                 .conn()
@@ -106,15 +123,21 @@ impl Archive {
                 .collect::<rusqlite::Result<_>>()?;
             let mut kept = Vec::with_capacity(ids.len());
             for id in ids.into_iter().map(ChildId) {
-                if keep(self, &id)? {
+                if keep(self, &id, how)? {
                     kept.push(id);
                 }
             }
             Ok(kept)
         };
-        let by_student_no = ids_where("SELECT child_id FROM p_children WHERE student_no = ?1")?;
+        let by_student_no = ids_where(
+            "SELECT child_id FROM p_children WHERE student_no = ?1",
+            Matched::Number,
+        )?;
         let mut ids = by_student_no.clone();
-        for id in ids_where("SELECT child_id FROM p_children WHERE name = ?1")? {
+        for id in ids_where(
+            "SELECT child_id FROM p_children WHERE name = ?1",
+            Matched::Name,
+        )? {
             if !ids.contains(&id) {
                 ids.push(id);
             }
