@@ -241,3 +241,62 @@ fn an_import_says_what_it_did_not_take() {
     );
     assert!(!out.contains("没有新内容"), "{out}");
 }
+
+/// A conflict in the private part (the 班主任 and the office both set the 心理问题 flag while
+/// apart) is shown with its values by `conflicts` and `resolve`: opening the private part that
+/// way is recorded in the access log, as `child show` records it.
+#[test]
+fn a_private_conflict_shown_is_recorded_as_opening_the_private_part() {
+    let (s, a, _b) = two_devices();
+    s.ok_on(
+        &a,
+        &[
+            "child",
+            "edit",
+            "王小雨",
+            "private_flags",
+            "psychological=是",
+        ],
+    );
+    s.ok(&[
+        "child",
+        "edit",
+        "王小雨",
+        "private_flags",
+        "psychological=否",
+    ]);
+    let to_office = s.path("a-to-office.swb");
+    s.ok_on(&a, &["bundle", "export", "--out", arg(&to_office)]);
+    s.ok(&["bundle", "import", arg(&to_office)]);
+    let private_views = || -> usize {
+        let log: serde_json::Value = serde_json::from_str(&s.ok(&["--json", "audit"])).unwrap();
+        common::array(&log["entries"])
+            .iter()
+            .filter(|e| e["what"] == "private_view")
+            .count()
+    };
+    let before = private_views();
+    let list: serde_json::Value =
+        serde_json::from_str(&s.ok(&["--json", "conflicts", "王小雨"])).unwrap();
+    assert_eq!(list[0]["path"], "private_flags.psychological", "{list}");
+    assert_eq!(
+        private_views(),
+        before + 1,
+        "conflicts showed the part unrecorded"
+    );
+    s.ok(&["conflicts", "王小雨"]);
+    assert_eq!(private_views(), before + 2);
+    let out = s.ok(&[
+        "resolve",
+        "王小雨",
+        "private_flags.psychological",
+        "--pick",
+        "1",
+    ]);
+    assert!(out.contains("已解决冲突"), "{out}");
+    assert_eq!(
+        private_views(),
+        before + 3,
+        "resolve showed the part unrecorded"
+    );
+}

@@ -481,6 +481,18 @@ impl Archive {
         self.read_child_file(child, None, false, true)
     }
 
+    /// A child's file read by a person for its conflicts (listing them, resolving one): the
+    /// values of a conflict in the private part are shown, so that is recorded in the access
+    /// log as opening the part, first. A file with none there records nothing.
+    pub fn child_conflicts_for(&mut self, child: &str) -> Result<ChildFile> {
+        let file = self.child_file(child)?;
+        let private = DocId::Private(file.id.clone()).key();
+        if file.conflicts.iter().any(|(doc, _)| *doc == private) {
+            self.audit(super::audit_kind::PRIVATE_VIEW, file.id.as_str(), None)?;
+        }
+        Ok(file)
+    }
+
     /// A child's file opened by a person (`why`, if asked): opening a private part is recorded
     /// in this device's access log first (see `audit.rs`).
     pub fn child_file_for(&mut self, child: &str, why: Option<&str>) -> Result<ChildFile> {

@@ -261,7 +261,7 @@ pub fn render_conflicts(file: &ChildFile, child_arg: &str) -> String {
 
 pub fn conflicts(ctx: &mut Ctx, child: &str) -> Result<()> {
     let mut a = ctx.open()?;
-    let file = a.child_file(child)?;
+    let file = a.child_conflicts_for(child)?;
     if ctx.json {
         let list: Vec<Value> = file
             .conflicts
@@ -288,7 +288,7 @@ pub fn resolve(
     value: Option<&str>,
 ) -> Result<()> {
     let mut a = ctx.open()?;
-    let before = a.child_file(child)?;
+    let before = a.child_conflicts_for(child)?;
     let conflict = before
         .conflicts
         .iter()
