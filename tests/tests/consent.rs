@@ -1728,3 +1728,84 @@ fn an_older_copy_waits_for_her_own_work(rebased: bool) {
     attack::hub_sync(&mut admin.archive, &mut teacher.archive);
     assert!(holds_record(&mut admin, &private, &second));
 }
+
+/// 19. A register the office prints or sends upward leaves out what the guardian withdrew:
+///     the ID numbers of a child whose guardian withdrew the private part, even asked for in
+///     full with a reason, and every personal field but her name and class of a child whose
+///     guardian withdrew the basic file; each such cell says why it is empty, so nobody goes
+///     back to the family for a number the school may no longer process. The other children's
+///     rows are as before.
+#[test]
+fn story_19_a_register_leaves_out_what_the_guardian_withdrew() {
+    use shouwang_core::reports::ReportOptions;
+    let mut admin = school();
+    let [(_, first), (_, second), (third_no, third)] = [CHILDREN[0], CHILDREN[1], CHILDREN[2]];
+    admin
+        .archive
+        .edit_child(first, "identity", &kv(&[("id_card", ID_CARD)]))
+        .unwrap();
+    admin
+        .archive
+        .edit_child(second, "profile", &kv(&[("address", "郭庄村三组12号")]))
+        .unwrap();
+    for child in [second, third] {
+        admin
+            .archive
+            .edit_child(child, "flags", &kv(&[("hardship", "是")]))
+            .unwrap();
+    }
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    for (child, covers) in [(first, "private"), (second, "basic")] {
+        teacher
+            .archive
+            .record_consent(child, &consent("basic,private"))
+            .unwrap();
+        teacher
+            .archive
+            .withdraw_consent(child, &withdrawal(covers, "2026-11-10"))
+            .unwrap();
+    }
+    sync(&mut teacher, &mut admin);
+    let book = admin
+        .archive
+        .report(
+            "registry",
+            &ReportOptions {
+                reveal_ids: Some("上报县教育局".into()),
+                ..ReportOptions::default()
+            },
+        )
+        .unwrap();
+    let rows = &book.sheets[0].rows;
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    let row = |child: &str| rows.iter().find(|r| r[col("姓名")] == child).unwrap();
+    let text = format!("{rows:?}");
+    assert!(!text.contains(ID_CARD), "{text}");
+    assert!(!text.contains(CHILDREN[0].0), "{text}");
+    assert!(!text.contains("郭庄村三组12号"), "{text}");
+    const WITHDRAWN: &str = "监护人已撤回同意";
+    assert_eq!(row(first)[col("身份证号")], WITHDRAWN);
+    assert_eq!(row(first)[col("学籍号")], WITHDRAWN);
+    assert_eq!(row(second)[col("家庭住址")], WITHDRAWN);
+    assert_eq!(row(second)[col("班级")], row(third)[col("班级")]);
+    assert_eq!(row(third)[col("学籍号")], third_no);
+
+    // The 三特 register does not list her as flagged; it says one child is left out.
+    let book = admin
+        .archive
+        .report("sante", &ReportOptions::default())
+        .unwrap();
+    let rows = &book.sheets[0].rows;
+    assert!(
+        rows.iter().any(|r| r.contains(&third.to_owned())),
+        "{rows:?}"
+    );
+    assert!(
+        !rows.iter().any(|r| r.contains(&second.to_owned())),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows.last().unwrap()[0],
+        "另有1名学生的监护人已撤回同意，未列入"
+    );
+}

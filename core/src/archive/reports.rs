@@ -44,6 +44,10 @@ fn field(file: &ChildFile, section: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What a register shows where the guardian withdrew consent to what the cell would hold
+/// (`consent.rs`): the school no longer processes it, and nobody should ask the family for it.
+pub const WITHDRAWN: &str = "监护人已撤回同意";
+
 fn sheet(title: &str, rows: Vec<Vec<String>>) -> Sheet {
     Sheet {
         name: title.to_owned(),
@@ -125,19 +129,37 @@ impl Archive {
                     "与谁生活",
                 ])];
                 for (i, c) in children.iter().enumerate() {
-                    let f = if reveal {
+                    let facts = self.child_facts(&c.id)?;
+                    if facts.basic_withdrawn {
+                        // Her name and class only: the register counts her, and says why
+                        // the rest is empty.
+                        let mut row = vec![WITHDRAWN.to_owned(); rows[0].len()];
+                        row[0] = (i + 1).to_string();
+                        row[2].clone_from(&c.name);
+                        row[5] = c.class_name.clone().unwrap_or_default();
+                        rows.push(row);
+                        continue;
+                    }
+                    let f = if reveal && !facts.private_withdrawn {
                         self.child_sections_revealed(c.id.as_str())?
                     } else {
                         self.child_sections(c.id.as_str())?
                     };
+                    let private = |section: &str, key: &str| {
+                        if facts.private_withdrawn {
+                            WITHDRAWN.to_owned()
+                        } else {
+                            field(&f, section, key)
+                        }
+                    };
                     rows.push(vec![
                         (i + 1).to_string(),
-                        field(&f, "identity", "student_no"),
+                        private("identity", "student_no"),
                         c.name.clone(),
                         choice("sex", c.sex.as_deref()),
                         field(&f, "profile", "birth_date"),
                         c.class_name.clone().unwrap_or_default(),
-                        field(&f, "identity", "id_card"),
+                        private("identity", "id_card"),
                         field(&f, "profile", "address"),
                         choice("parents_away", c.parents_away.as_deref()),
                         field(&f, "father", "name"),
@@ -166,7 +188,13 @@ impl Archive {
                     "特殊学生",
                     "外出务工",
                 ])];
+                let mut withdrawn = 0;
                 for c in children.iter().filter(|c| !c.flags.is_empty()) {
+                    // Listed here, she would be known as flagged.
+                    if self.child_facts(&c.id)?.basic_withdrawn {
+                        withdrawn += 1;
+                        continue;
+                    }
                     let mark = |f: &str| if c.flags.contains(&f) { "是" } else { "" }.to_owned();
                     rows.push(vec![
                         rows.len().to_string(),
@@ -180,6 +208,11 @@ impl Archive {
                     ]);
                 }
                 book.children = rows.len() - 1;
+                if withdrawn > 0 {
+                    rows.push(vec![format!(
+                        "另有{withdrawn}名学生的监护人已撤回同意，未列入"
+                    )]);
+                }
                 book.sheets.push(sheet(kind.title, rows));
             }
             "pairings" => {
