@@ -367,3 +367,48 @@ fn a_carer_who_knows_of_the_leave_cannot_write_into_the_file() {
         .unwrap_or_else(|| panic!("{lost:?}"));
     assert!(held.private, "a 班主任 held the private part too");
 }
+
+/// A 家访 the 班主任 typed offline before she heard that the child left is not lost when the
+/// news arrives in the office's file: her phone keeps the file while it holds that unsent
+/// work, her next file hands it to the office (which keeps a left child's file, and takes a
+/// record written before the news), and only the office's file after that drops it from her
+/// phone.
+#[test]
+fn a_record_typed_before_the_news_of_a_leave_reaches_the_office() {
+    use shouwang_tests::fixtures::{CHILDREN, join, school, sync};
+    let mut admin = school();
+    let mut teacher = join(&mut admin, HEAD_TEACHER);
+    let child = teacher.archive.find_child(CHILDREN[0].1).unwrap();
+    let visit = teacher.record(
+        "家访",
+        CHILDREN[0].1,
+        "2026-11-19",
+        &[("notes", "奶奶说孩子下周随父母去外地上学")],
+    );
+    admin
+        .archive
+        .leave_child(CHILDREN[0].1, &leave("2026-11-20"))
+        .unwrap();
+    let office = admin.archive.me_id().clone();
+    let news = admin.export_for("news", teacher.archive.me_id().as_str());
+    teacher.import_file(&news);
+    let held = |d: &mut shouwang_tests::fixtures::Device| {
+        d.archive
+            .store()
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM p_records WHERE record_id = ?1",
+                [&visit],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(held(&mut teacher), 1, "her 家访 was dropped with the file");
+    let hers = teacher.export_for("hers", office.as_str());
+    admin.import_file(&hers);
+    assert_eq!(held(&mut admin), 1, "the office did not take her 家访");
+    sync(&mut admin, &mut teacher);
+    sync(&mut admin, &mut teacher);
+    assert_eq!(held(&mut teacher), 0, "the file stayed on her phone");
+    assert!(docs_of(&mut teacher.archive, &child).is_empty());
+}

@@ -379,6 +379,12 @@ impl Archive {
             .member(&self.me)
             .filter(|m| m.active && !revoked)
             .cloned();
+        // An erased child's file goes whatever it holds: the erasure is final, and nobody
+        // takes work on it any more.
+        let erased = |id: &DocId| id.child().is_some_and(|c| school.is_erased(c));
+        // One who left the school: her file leaves every carer's device, but not before the
+        // school holds what this device wrote in it before hearing of the leave (the school
+        // keeps her file, and takes such a record, listed for review: trust story 14).
         let gone_for_good = |id: &DocId| {
             id.child()
                 .is_some_and(|c| school.is_erased(c) || school.has_left(c))
@@ -393,13 +399,10 @@ impl Archive {
             // Work this device did on it before hearing it is no longer its member's (from a
             // peer, or a file from the office) stays until the school holds it: the hub takes
             // it as a hand-in at the next sync and then answers `OutOfScope` (below). Not for
-            // an erased child's file (the erasure is final) nor one who left the school (the
-            // file leaves every carer's device; what was not sent is listed by the lost-phone
-            // report's kind of count, not kept).
+            // an erased child's file (the erasure is final); a file of a child who left is
+            // kept so (departure story: a record typed before the news reaches the office).
             if !keep
-                && (me.is_none()
-                    || gone_for_good(&id)
-                    || !self.holds_unsent_work(&school, &id, &[])?)
+                && (me.is_none() || erased(&id) || !self.holds_unsent_work(&school, &id, &[])?)
             {
                 gone.push(id);
             }
@@ -422,7 +425,7 @@ impl Archive {
                 _ => false,
             };
             if me.is_some()
-                && !gone_for_good(&id)
+                && !erased(&id)
                 && !stale
                 && self.holds_unsent_work(&school, &id, &covered)?
             {
