@@ -103,3 +103,90 @@ async fn a_damaged_file_is_named_the_rest_reads_and_the_hub_sends_it_again() {
     drop(data);
     server.shutdown().await;
 }
+
+/// The school document itself damaged (the one every check reads: who she is, what she may
+/// see): the next sync with the hub still runs and fetches it again whole, and her files read
+/// again, with nothing of hers lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_school_document_is_fetched_again_at_the_next_sync() {
+    let (_dir, data, server) = small_hub_served().await;
+    let teacher = enroll(
+        &server,
+        HEAD_TEACHER,
+        shouwang_core::roles::Role::HeadTeacher,
+    )
+    .await;
+    teacher.sync_hub().await;
+    let visit = "孩子说想妈妈了，奶奶的腿还疼";
+    teacher.record("家访", CHILD, "2026-11-21", visit);
+    damage(&teacher.path, &DocId::School);
+    teacher.sync_hub().await;
+    let mut a = teacher.archive();
+    let file = a.child_file(CHILD).unwrap();
+    assert!(
+        format!("{:?}", file.records).contains(visit),
+        "{:?}",
+        file.records
+    );
+    let mut hub = data.open_archive().unwrap();
+    let on_hub = format!("{:?}", hub.child_file(CHILD).unwrap().records);
+    assert!(on_hub.contains(visit), "her 家访 never reached the school");
+    server.shutdown().await;
+}
+
+/// A damaged class log is dropped before a sync that then finds no signal: until the school
+/// sends it back, a new 班级关爱活动记录 is refused with what to do (started afresh, her
+/// changes there would be numbered from 1 again, and the hub, holding the first ones, would
+/// refuse every later sync for good). The next sync brings the log back, and she records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_class_log_is_not_started_afresh_before_the_school_sends_it_back() {
+    use shouwang_core::RecordInput;
+    use shouwang_tests::fixtures::{CLASS, kv};
+    let (_dir, data, server) = small_hub_served().await;
+    let teacher = enroll(
+        &server,
+        HEAD_TEACHER,
+        shouwang_core::roles::Role::HeadTeacher,
+    )
+    .await;
+    let activity = |title: &str| RecordInput {
+        kind: "class_activity".into(),
+        child: None,
+        class: Some(CLASS.into()),
+        date: "2026-11-12".into(),
+        fields: kv(&[("title", title), ("notes", "做灯笼")]),
+    };
+    teacher
+        .archive()
+        .add_record(&activity("中秋手工课"))
+        .unwrap();
+    teacher.sync_hub().await;
+    let class = teacher.archive().find_class(CLASS).unwrap().id;
+    damage(&teacher.path, &DocId::Class(class));
+    // The sync that finds no signal dropped it first.
+    let dropped = teacher.archive().drop_damaged().unwrap();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    let e = teacher
+        .archive()
+        .add_record(&activity("重阳节敬老"))
+        .unwrap_err();
+    assert!(e.to_string().contains("请先与学校同步"), "{e}");
+    teacher.sync_hub().await;
+    teacher
+        .archive()
+        .add_record(&activity("重阳节敬老"))
+        .unwrap();
+    teacher.sync_hub().await;
+    let mut hub = data.open_archive().unwrap();
+    let on_hub: i64 = hub
+        .store()
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM p_records WHERE kind = 'class_activity' AND voided = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(on_hub, 2);
+    server.shutdown().await;
+}

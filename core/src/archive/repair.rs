@@ -3,7 +3,8 @@
 //! [`Error::Damaged`] naming that document, while every other document stays readable: each
 //! is loaded on its own, and lists read projections. Before a sync with the hub the device
 //! drops the damaged documents, so the hub sends them again whole; what this device had
-//! written into one of them and not yet sent is lost with it (the bytes cannot be read).
+//! written into one of them and not yet sent is lost with it (the bytes cannot be read), and
+//! until the hub sends one back a write into it is refused (it is not started afresh).
 
 use super::Archive;
 use crate::error::{Error, Result};
@@ -23,7 +24,11 @@ impl Archive {
                 _ => id.key(),
             })
             .collect();
-        self.store.purge(&damaged)?;
+        // Remembered as dropped, each of them: whether this device wrote in one cannot be
+        // read from its bytes, and a local write starting it afresh would number its changes
+        // from 1 again, which the hub, holding the first ones, refuses for good. A write into
+        // one waits for the sync that brings it back (`Store::purge_remembering`).
+        self.store.purge_remembering(&damaged, &damaged)?;
         Ok(what)
     }
 }

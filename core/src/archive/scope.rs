@@ -368,7 +368,11 @@ impl Archive {
     /// how many documents were removed. Changes made here to a purged document that no peer
     /// has received are lost with it: no peer would accept them from this member any more.
     pub fn purge_out_of_scope(&mut self) -> Result<usize> {
-        let school = self.school()?;
+        // No school document (dropped as damaged, `drop_damaged`): nothing can be judged, and
+        // nothing is dropped before the next sync fetches it again.
+        let Some(school) = self.store.school_view()? else {
+            return Ok(0);
+        };
         // A member no longer active, or this device revoked, holds nothing but the school
         // document: no hub takes a hand-in from either, so unsent work keeps nothing here.
         let revoked = school

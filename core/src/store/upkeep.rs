@@ -110,7 +110,13 @@ impl Store {
         let mut marks = Vec::new();
         for id in remembered.iter().filter(|d| ids.contains(d)) {
             let mut tips = super::purged_tips(&self.conn, id)?.unwrap_or_default();
-            if let Some(doc) = self.doc(id)? {
+            // A copy whose bytes no longer load (`Archive::drop_damaged`) is remembered with
+            // what an earlier mark said: its own changes cannot be read.
+            let held = match self.doc(id) {
+                Err(crate::Error::Damaged { .. }) => None,
+                other => other?,
+            };
+            if let Some(doc) = held {
                 for tip in crate::doc::own_tips(doc, &device) {
                     if !tips.contains(&tip) {
                         tips.push(tip);
