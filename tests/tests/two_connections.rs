@@ -90,3 +90,94 @@ fn an_erasure_through_one_connection_leaves_nothing_of_the_child_in_the_others_m
     assert!(listed.iter().all(|c| c.name != child), "{listed:?}");
     assert_eq!(hers(&mut other), Vec::<DocId>::new());
 }
+
+/// Set when the sync connection's purge found the store locked (it has decided what to drop);
+/// it waits until [`GO`].
+static DECIDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static GO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn wait_for_go(_: i32) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    DECIDED.store(true, SeqCst);
+    while !GO.load(SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    true
+}
+
+/// The hub said a child's file is no longer the 班主任's (the child moved to another class:
+/// the move is in the file, which the hub no longer sends her, so her app still shows the
+/// child). Her phone's sync connection decides to drop the file, which holds nothing unsent;
+/// before it drops it, she saves a 家访 on the app's connection, which returns it as saved.
+/// The purge leaves a file written since it decided: her 家访 is not lost (the next sync
+/// hands it in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_saved_while_the_sync_drops_its_file_is_not_lost() {
+    use shouwang_core::roles::Role;
+    use shouwang_tests::fixtures::HEAD_TEACHER;
+    use shouwang_tests::phone::{EnrolledPhone, small_hub_served};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let (_dir, data, server) = small_hub_served().await;
+    let mut teacher = EnrolledPhone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
+    teacher.sync(&server).await;
+    {
+        let mut office = data.open_archive().unwrap();
+        office.add_class("三年级(2)班", None).unwrap();
+        office
+            .edit_child(
+                "赵子涵",
+                "profile",
+                &[("class_id".to_owned(), "三年级(2)班".to_owned())],
+            )
+            .unwrap();
+    }
+    teacher.sync(&server).await;
+    server.shutdown().await;
+
+    let path = teacher.path();
+    let mut app = Archive::open(&path).unwrap();
+    assert!(
+        app.find_child("赵子涵").is_ok(),
+        "her app no longer shows the child"
+    );
+    // Another writer holds the store while the sync connection decides; it then waits in its
+    // busy handler, and the app's write goes first.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let sync = teacher.a();
+    sync.store()
+        .conn_mut()
+        .busy_handler(Some(wait_for_go))
+        .unwrap();
+    std::thread::scope(|s| {
+        let purge = s.spawn(|| sync.purge_out_of_scope().unwrap());
+        while !DECIDED.load(SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        blocker.execute_batch("ROLLBACK").unwrap();
+        let saved = app
+            .add_record(&shouwang_core::RecordInput {
+                kind: "家访".into(),
+                child: Some("赵子涵".into()),
+                class: None,
+                date: "2026-11-20".into(),
+                fields: shouwang_tests::fixtures::kv(&[("notes", "爷爷说孩子想转回来")]),
+            })
+            .unwrap()
+            .0;
+        GO.store(true, SeqCst);
+        purge.join().unwrap();
+        let kept: i64 = Archive::open(&path)
+            .unwrap()
+            .store()
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM p_records WHERE record_id = ?1",
+                [&saved],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 1, "a 家访 the app said was saved was dropped");
+    });
+}

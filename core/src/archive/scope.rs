@@ -373,6 +373,10 @@ impl Archive {
         let Some(school) = self.store.school_view()? else {
             return Ok(0);
         };
+        // What each document was when the decision began: one the app's own connection
+        // writes meanwhile (a 家访 saved while the sync decides) is not dropped with it.
+        let held = self.store.held_doc_ids()?;
+        let seen = self.store.heads_of(&held)?;
         // A member no longer active, or this device revoked, holds nothing but the school
         // document: no hub takes a hand-in from either, so unsent work keeps nothing here.
         let revoked = school
@@ -394,7 +398,7 @@ impl Archive {
                 .is_some_and(|c| school.is_erased(c) || school.has_left(c))
         };
         let mut gone = Vec::new();
-        for id in self.store.held_doc_ids()? {
+        for id in held {
             let keep = match &me {
                 Some(m) => may_see(&school, m, &id, &mut |c| self.child_facts(c))?,
                 // No longer a member of this school: nothing but the school document.
@@ -479,7 +483,8 @@ impl Archive {
                 }
             }
         }
-        self.store.purge_remembering(&gone, &remembered)
+        self.store
+            .purge_unless_written(&gone, &remembered, Some(&seen))
     }
 
     /// Whether `id` holds changes this device made that no administrator's device (the
@@ -528,19 +533,63 @@ impl Archive {
         if !taken.is_empty() {
             shared.push(taken.to_vec());
         }
-        let Some(doc) = self.store.doc(id)? else {
-            return Ok(false);
-        };
         let own = |c: &automerge::Change| {
             let actor = c.actor_id().to_hex_string();
             mine.iter().any(|m| actor.starts_with(m.as_str()))
         };
-        if !doc.get_changes(&[]).iter().any(own) {
-            return Ok(false);
+        // Per peer's heads (or, with none, all of it): the school heads each own change after
+        // them declares.
+        let sets = if shared.is_empty() {
+            vec![Vec::new()]
+        } else {
+            shared
+        };
+        let mut after: Vec<Vec<Option<Vec<automerge::ChangeHash>>>> = Vec::new();
+        {
+            let Some(doc) = self.store.doc(id)? else {
+                return Ok(false);
+            };
+            for heads in &sets {
+                after.push(
+                    doc.get_changes(heads)
+                        .iter()
+                        .filter(|c| own(c))
+                        .map(|c| crate::trust::Declared::parse(c.message()).school)
+                        .collect(),
+                );
+            }
         }
-        Ok(!shared
-            .iter()
-            .any(|heads| !doc.get_changes(heads).iter().any(own)))
+        // A child who left: only what was written before this device held her leave counts
+        // (the school takes that, listed for review, and refuses the rest: trust story 14).
+        let left = id.child().filter(|c| school.has_left(c));
+        let mut counts = |declared: &Option<Vec<automerge::ChangeHash>>| -> Result<bool> {
+            let (Some(child), Some(heads)) = (left, declared) else {
+                return Ok(left.is_none());
+            };
+            let Some(s) = self.store.doc(&DocId::School)? else {
+                return Ok(true);
+            };
+            if heads
+                .iter()
+                .any(|h| automerge::ReadDoc::get_change_by_hash(s, h).is_none())
+            {
+                return Ok(true);
+            }
+            Ok(!school::read_at(s, heads).has_left(child))
+        };
+        for list in &after {
+            let mut unsent = false;
+            for declared in list {
+                if counts(declared)? {
+                    unsent = true;
+                    break;
+                }
+            }
+            if !unsent {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

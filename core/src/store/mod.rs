@@ -371,6 +371,12 @@ impl Store {
         &self.conn
     }
 
+    /// The SQLite connection, to set what takes `&mut` (tests hook its busy handler to hold
+    /// a write at a chosen point).
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// The automerge actor everything is written under (the device id, followed by the store's
     /// restore epoch if it has one).
     pub fn actor(&self) -> &ActorId {

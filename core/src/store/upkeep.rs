@@ -2,7 +2,7 @@
 //! trace of them, and folding documents into their snapshots (module docs, "Compaction" and
 //! "Purging").
 
-use rusqlite::TransactionBehavior;
+use rusqlite::{OptionalExtension, TransactionBehavior};
 
 use super::cache::load_doc;
 use super::persist::{self, store_as_snapshot};
@@ -100,6 +100,20 @@ impl Store {
     /// nothing twice). A document purged and not remembered loses its mark (an erased
     /// child's: `Archive::purge_out_of_scope` lists the marks of her documents too).
     pub fn purge_remembering(&mut self, ids: &[DocId], remembered: &[DocId]) -> Result<usize> {
+        self.purge_unless_written(ids, remembered, None)
+    }
+
+    /// [`Store::purge_remembering`] of what was decided on the heads in `seen` (each
+    /// document's stored heads when the decision began, as [`Store::heads_of`] gives them; a
+    /// document missing there had none): one written since by another connection (the app
+    /// saving a 家访 while its sync decides) is left as it is, for the next purge to judge.
+    /// Checked inside the purge's own transaction, so no write can fall between.
+    pub fn purge_unless_written(
+        &mut self,
+        ids: &[DocId],
+        remembered: &[DocId],
+        seen: Option<&[(DocId, String)]>,
+    ) -> Result<usize> {
         if ids.is_empty() {
             self.scrub_if_due_quietly();
             return Ok(0);
@@ -113,7 +127,7 @@ impl Store {
             // A copy whose bytes no longer load (`Archive::drop_damaged`) is remembered with
             // what an earlier mark said: its own changes cannot be read.
             let held = match self.doc(id) {
-                Err(crate::Error::Damaged { .. }) => None,
+                Err(Error::Damaged { .. }) => None,
                 other => other?,
             };
             if let Some(doc) = held {
@@ -129,12 +143,27 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut removed, mut rows) = (0, 0);
+        let mut left = Vec::new();
         for id in ids {
+            if let Some(seen) = seen {
+                let was = seen
+                    .iter()
+                    .find(|(d, _)| d == id)
+                    .map_or("", |(_, h)| h.as_str());
+                let now: Option<String> = tx
+                    .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
+                    .query_row([id.key()], |r| r.get(0))
+                    .optional()?;
+                if now.as_deref().unwrap_or("") != was {
+                    left.push(id.key());
+                    continue;
+                }
+            }
             let gone = persist::forget(&tx, id)?;
             removed += gone.docs;
             rows += gone.rows;
         }
-        for (key, tips) in &marks {
+        for (key, tips) in marks.iter().filter(|(k, _)| !left.contains(k)) {
             tx.prepare_cached("INSERT OR REPLACE INTO purged (doc_id, tips) VALUES (?1, ?2)")?
                 .execute(rusqlite::params![key, tips])?;
         }
