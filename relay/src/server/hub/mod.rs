@@ -636,7 +636,7 @@ impl Conversation for HubConversation {
             }
             self.deliveries.release(&mut archive, &out)?;
             let recorded = std::mem::replace(&mut self.recorded, out.caught_up);
-            if out.caught_up && !(recorded && !out.wrote) {
+            if out.caught_up && (out.wrote || !recorded) {
                 archive.record_sync_result(session.peer(), None)?;
                 if self.admin && self.state.enrolled.rebuilding() {
                     self.state.enrolled.refresh(&mut archive);
