@@ -23,7 +23,9 @@
 //!
 //! Deactivating a member revokes every device of theirs, the console device with them
 //! ([`Archive::deactivate_member`]). A deactivated member is refused here, and a revoked console
-//! device is never written with again (a member made active again would get a new one).
+//! device is never written with again (a member made active again would get a new one). A
+//! console device is not revoked on its own (`device revoke`, `device lost` refuse it): her
+//! next write would register another, so the refusal names what does stop her.
 //!
 //! Registering is a write of its own, before the closure runs: a member's first write that the
 //! core then refuses (bad input, no right to it) leaves the registration behind.
@@ -259,6 +261,35 @@ mod tests {
             .unwrap();
         assert_eq!(author_of_last(a, &DocId::School), (name, device));
         assert_eq!(console_devices(a, &archivist).len(), 1);
+    }
+
+    /// A console device cannot be revoked on its own (her next write at the console would
+    /// register another): the refusal says what stops her, and changes nothing.
+    #[test]
+    fn a_console_device_is_not_revoked_on_its_own() {
+        let mut s = school();
+        let a = &mut s.archive;
+        let head = member(a, "王瑞侠");
+        a.write_as_member(&head, |a| {
+            a.add_record(&crate::archive::RecordInput {
+                kind: "家访".into(),
+                child: Some("王小雨".into()),
+                class: None,
+                date: "2026-11-20".into(),
+                fields: vec![("notes".into(), "奶奶在家".into())],
+            })
+        })
+        .unwrap();
+        let device = console_devices(a, &head)[0].id.clone();
+        let e = a.revoke_device(device.as_str()).unwrap_err();
+        assert!(
+            matches!(&e, Error::NotPermitted(m) if m.contains("停用该成员")),
+            "{e}"
+        );
+        let e = a.report_lost_device(device.as_str()).unwrap_err();
+        assert!(matches!(e, Error::NotPermitted(_)), "{e}");
+        assert!(!console_devices(a, &head)[0].revoked);
+        assert_eq!(console_devices(a, &head).len(), 1);
     }
 
     #[test]

@@ -115,6 +115,21 @@ impl Archive {
         if row.id == self.device.as_str() {
             return Err(Error::NotPermitted("不能停用正在使用的这台设备".into()));
         }
+        // A member's console device is no phone that can be lost: nobody holds its key, and
+        // her next change at the console would register another (`console.rs`). What stops
+        // her is deactivating her, or her password.
+        if self
+            .school()?
+            .devices
+            .iter()
+            .any(|d| d.id.as_str() == row.id && d.console)
+        {
+            return Err(Error::NotPermitted(format!(
+                "“{}”是{}在办公室网页上记录时用的身份，不是一台设备，不能单独停用；\
+                 如需让其不能再使用办公室网页，请停用该成员或重置其密码",
+                row.label, row.member
+            )));
+        }
         if !row.revoked {
             let id = crate::ids::DeviceId(row.id.clone());
             let message = format!("停用设备：{}的{}", row.member, row.label);
