@@ -8,7 +8,7 @@
 # 2. Builds shouwang-ffi (with uniffi-bindgen), shouwang-relay and shouwang in one cargo call,
 #    and generates the bindings twice, checking both runs give the same files (bindings.sh).
 # 3. Sets up 郭庄小学 in a scratch hub directory with the real binaries, starts
-#    `shouwang-relay serve` on 127.0.0.1 (free ports), issues two invites.
+#    `shouwang-relay serve` on 127.0.0.1 (free ports), issues three invites.
 # 4. Compiles the generated Kotlin and mobile-ffi/kotlin/tests with kotlinc, runs them with
 #    `java`, and stops the hub whatever happens.
 set -euo pipefail
@@ -87,6 +87,8 @@ ticket() { "$R" --config "$CONFIG" invite --role "$1" --member "$2" --png "$SCRA
 "$R" --config "$CONFIG" init-school --name 郭庄小学 --town 丁里镇 --admin 张长友 >/dev/null
 TEACHER_TICKET="$(ticket 班主任 王瑞侠)"
 MOTHER_TICKET="$(ticket 爱心妈妈 刘桂兰)"
+# A second phone of 王瑞侠's, which the revocation test reports lost.
+LOST_TICKET="$(ticket 班主任 王瑞侠)"
 HUB_DB="$SCRATCH/hub/hub.db"
 # hub.db is encrypted with the data key init-school put beside the configuration file.
 HUB_KEY="$SCRATCH/hub-data.key"
@@ -123,6 +125,9 @@ status=0
 SHOUWANG_TEST_DIR="$SCRATCH/phones" \
     SHOUWANG_TICKET_TEACHER="$TEACHER_TICKET" \
     SHOUWANG_TICKET_MOTHER="$MOTHER_TICKET" \
+    SHOUWANG_TICKET_LOST="$LOST_TICKET" \
+    SHOUWANG_HUB_DB="$HUB_DB" \
+    SHOUWANG_HUB_KEY="$HUB_KEY" \
     SHOUWANG_HUB_PID="$HUB_PID" \
     java -Xms160m -Xmx160m -XX:+AlwaysPreTouch -XX:+UseSerialGC -Djna.library.path="$TARGET_DIR/debug" \
     -cp "$OUT/classes:$JARS:$STDLIB" org.shouwang.ffi.tests.ShouwangTestsKt || status=$?

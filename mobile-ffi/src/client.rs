@@ -7,6 +7,10 @@
 //! (every write takes SQLite's write lock and catches up on documents another connection
 //! changed).
 //! Syncs of one client run one at a time.
+//!
+//! When the hub says the school revoked this device, the client closes its own connection
+//! (every later call returns [`ShouwangError::Revoked`]), ends its background and live sync and
+//! its waiting for colleagues, and only then wipes the store ([`Inner::end_revoked`]).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -17,11 +21,12 @@ use shouwang_core::Archive;
 use shouwang_core::RecordInput;
 use shouwang_core::dates::parse_date;
 use shouwang_core::store::StoreKey;
-use shouwang_relay::device::{self, Identity, JoinSettings};
+use shouwang_relay::device::{self, Identity, JoinSettings, WhenRevoked};
 use shouwang_relay::handshake::EnrollProgress;
 use shouwang_relay::syncing::ProgressHook;
 use shouwang_relay::transport::{EndpointAddr, EndpointId, Node};
 use tokio::sync::{broadcast, watch};
+use tokio::task::AbortHandle;
 
 use crate::error::ShouwangError;
 use crate::runtime::{blocking, run, runtime};
@@ -66,18 +71,26 @@ pub struct ShouwangClient {
 pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) key: StoreKey,
-    archive: Mutex<Archive>,
+    /// The app's connection; `None` once the school revoked this device (the store is wiped).
+    archive: Mutex<Option<Archive>>,
     /// Change events for [`ChangeListener`]s.
     pub(crate) changes: broadcast::Sender<ChangeEvent>,
     /// Counts local writes: wakes background sync.
     pub(crate) writes: watch::Sender<u64>,
-    /// One sync at a time per client.
-    sync_lock: tokio::sync::Mutex<()>,
+    /// One sync at a time per client. Live sync holds it while connected (an `Arc`, so that
+    /// its task holds the lock without holding the client).
+    pub(crate) sync_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Counts syncs waiting for the lock: a live connection holding it gives way.
+    pub(crate) sync_wanted: watch::Sender<u64>,
     /// The endpoint hub syncs go out from, bound at the first and kept while the client is
     /// open, with its warm connection to the hub ([`device::warm_options`]).
     hub_node: tokio::sync::Mutex<Option<Node>>,
     /// The background sync running, if any: one per client.
-    background: Mutex<Option<tokio::task::AbortHandle>>,
+    background: Mutex<Option<AbortHandle>>,
+    /// The live sync running, if any: one per client.
+    pub(crate) live: Mutex<Option<AbortHandle>>,
+    /// The tasks waiting for colleagues' devices ([`ShouwangClient::accept_peers`]).
+    peers: Mutex<Vec<AbortHandle>>,
 }
 
 impl Drop for Inner {
@@ -99,13 +112,72 @@ impl Inner {
         Inner {
             path,
             key,
-            archive: Mutex::new(archive),
+            archive: Mutex::new(Some(archive)),
             changes: broadcast::channel(CHANGE_BACKLOG).0,
             writes: watch::channel(0).0,
-            sync_lock: tokio::sync::Mutex::new(()),
+            sync_lock: Arc::new(tokio::sync::Mutex::new(())),
+            sync_wanted: watch::channel(0).0,
             hub_node: tokio::sync::Mutex::new(None),
             background: Mutex::new(None),
+            live: Mutex::new(None),
+            peers: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Takes the sync lock, asking a live connection that holds it to give way.
+    pub(crate) async fn lock_sync(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.sync_wanted.send_modify(|n| *n = n.wrapping_add(1));
+        self.sync_lock.clone().lock_owned().await
+    }
+
+    /// `Revoked` once the school revoked this device.
+    pub(crate) fn ensure_open(&self) -> Result<()> {
+        self.with_archive(|_| Ok(()))
+    }
+
+    /// Whether live sync is running (background sync then leaves the syncing to it).
+    fn live_running(&self) -> bool {
+        self.live
+            .lock()
+            .is_ok_and(|l| l.as_ref().is_some_and(|h| !h.is_finished()))
+    }
+
+    /// The school revoked this device: a sync with the hub returned `Revoked` and left the
+    /// store in place ([`WhenRevoked::Report`]). Closes the app's connection (every later call
+    /// returns `Revoked`), ends this client's other tasks (background and live sync, waiting
+    /// for colleagues; not the task calling this, which ends by itself) and its connection to
+    /// the hub, then wipes the store. Called with the sync lock held, so no other sync of this
+    /// client has the store open. Returns the error to report.
+    pub(crate) async fn end_revoked(&self) -> ShouwangError {
+        let archive = match self.archive.lock() {
+            Ok(mut a) => a.take(),
+            Err(_) => None,
+        };
+        let current = tokio::task::try_id();
+        let end = |task: AbortHandle| {
+            if Some(task.id()) != current {
+                task.abort();
+            }
+        };
+        if let Some(task) = self.background.lock().ok().and_then(|mut b| b.take()) {
+            end(task);
+        }
+        if let Some(task) = self.live.lock().ok().and_then(|mut l| l.take()) {
+            end(task);
+        }
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.drain(..).for_each(end);
+        }
+        if let Some(node) = self.hub_node.lock().await.take() {
+            node.shutdown().await;
+        }
+        if let Some(archive) = archive {
+            let reopen = archive.reopen();
+            drop(archive);
+            // Failing, what remains is encrypted with the key the app now deletes.
+            let _ = blocking(move || Ok(reopen.wipe()?)).await;
+        }
+        ShouwangError::revoked()
     }
 
     /// The hub node, bound now if this is the first use.
@@ -135,7 +207,8 @@ impl Inner {
         f: impl FnOnce(&mut Archive) -> shouwang_core::Result<T>,
     ) -> Result<T> {
         let mut archive = self.archive.lock().map_err(|_| ShouwangError::internal())?;
-        Ok(f(&mut archive)?)
+        let archive = archive.as_mut().ok_or_else(ShouwangError::revoked)?;
+        Ok(f(archive)?)
     }
 
     /// Tells the change listeners (and background sync, for local writes).
@@ -163,6 +236,7 @@ impl Inner {
 
     /// A second connection to the store and the device's identity, for a sync.
     async fn open_for_sync(&self) -> Result<(Archive, Identity)> {
+        self.ensure_open()?;
         let (path, key) = (self.path.clone(), self.key.clone());
         blocking(move || {
             let mut archive = Archive::open_with_key(&path, Some(&key))?;
@@ -174,7 +248,10 @@ impl Inner {
 
     /// Best effort: keeps why the last attempt failed, for [`ShouwangClient::sync_state`].
     fn note_failure(&self, identity: Option<&Identity>, error: &ShouwangError) {
-        if matches!(error, ShouwangError::Cancelled { .. }) {
+        if matches!(
+            error,
+            ShouwangError::Cancelled { .. } | ShouwangError::Revoked { .. }
+        ) {
             return;
         }
         if let Some(hub) = identity.and_then(|i| i.hub().ok()) {
@@ -185,7 +262,8 @@ impl Inner {
 
     /// One sync with the hub, reporting to `updates`. Failures are returned, not reported.
     async fn sync_hub(&self, updates: Option<&SyncUpdates>) -> Result<SyncReport> {
-        let _one_at_a_time = self.sync_lock.lock().await;
+        self.ensure_open()?;
+        let _one_at_a_time = self.lock_sync().await;
         let send = |u: SyncUpdate| {
             if let Some(tx) = updates {
                 let _ = tx.send(u);
@@ -204,8 +282,15 @@ impl Inner {
         });
         let synced = async {
             let node = self.hub_node(&identity).await?;
-            let (mut archive, progress) =
-                device::sync_hub(&node, &identity, archive, &device::warm_options(), hook).await?;
+            let (mut archive, progress) = device::sync_hub_with(
+                &node,
+                &identity,
+                archive,
+                &device::warm_options(),
+                hook,
+                WhenRevoked::Report,
+            )
+            .await?;
             let hub = identity.hub()?.id.to_string();
             let status = blocking(move || Ok(archive.sync_status(&hub)?)).await?;
             Ok::<_, ShouwangError>(SyncReport {
@@ -225,6 +310,7 @@ impl Inner {
                 send(SyncUpdate::Succeeded { report });
                 Ok(report)
             }
+            Err(ShouwangError::Revoked { .. }) => Err(self.end_revoked().await),
             Err(e) => {
                 self.note_failure(Some(&identity), &e);
                 Err(e)
@@ -234,7 +320,7 @@ impl Inner {
 
     /// One sync with another member's device.
     async fn sync_peer(&self, peer: EndpointAddr) -> Result<PeerSyncReport> {
-        let _one_at_a_time = self.sync_lock.lock().await;
+        let _one_at_a_time = self.lock_sync().await;
         let (archive, identity) = self.open_for_sync().await?;
         let node = identity.bind(true).await?;
         let result =
@@ -252,14 +338,34 @@ impl Inner {
     }
 }
 
-/// Whether background sync should give up after `e` rather than try again later.
+/// Whether background and live sync should give up after `e` rather than try again later:
+/// what no later attempt can change (not enrolled, the wrong key, the device revoked, its
+/// certificate expired: the message says what to do). Other refusals may pass (a hub being
+/// rebuilt refuses phones for a while).
 pub(crate) fn is_final(e: &ShouwangError) -> bool {
-    matches!(
-        e,
+    match e {
         ShouwangError::NotEnrolled { .. }
-            | ShouwangError::Locked { .. }
-            | ShouwangError::Cancelled { .. }
-    )
+        | ShouwangError::Locked { .. }
+        | ShouwangError::Cancelled { .. }
+        | ShouwangError::Revoked { .. } => true,
+        // As `error.rs` reports it.
+        ShouwangError::NotPermitted { msg } => msg == device::CERTIFICATE_EXPIRED,
+        _ => false,
+    }
+}
+
+/// What a sync listener is told of a failed attempt: [`SyncUpdate::Revoked`] for a revoked
+/// device, [`SyncUpdate::Failed`] otherwise (with `retry_in_secs` if it is tried again).
+pub(crate) fn failure_update(e: &ShouwangError, retry_in_secs: Option<u32>) -> SyncUpdate {
+    match e {
+        ShouwangError::Revoked { msg } => SyncUpdate::Revoked {
+            message: msg.clone(),
+        },
+        e => SyncUpdate::Failed {
+            message: e.message().to_owned(),
+            retry_in_secs,
+        },
+    }
 }
 
 fn parse_peer(device_code: &str, addresses: &[String]) -> Result<EndpointAddr> {
@@ -575,10 +681,7 @@ impl ShouwangClient {
         let result = run(async move {
             let result = inner.sync_hub(updates.as_ref()).await;
             if let (Err(e), Some(tx)) = (&result, &updates) {
-                let _ = tx.send(SyncUpdate::Failed {
-                    message: e.message().to_owned(),
-                    retry_in_secs: None,
-                });
+                let _ = tx.send(failure_update(e, None));
             }
             result
         })
@@ -607,8 +710,12 @@ impl ShouwangClient {
     /// [`MIN_BACKGROUND_INTERVAL_SECS`]: each attempt wakes the radio), and soon after each
     /// local write, reporting every attempt to `listener`, until the returned handle is closed
     /// or the client is. A failed attempt is retried at the next interval; it stops for good
-    /// if the device is not enrolled or the key is wrong. Starting it again replaces the
-    /// background sync that was running (its handle reports it finished).
+    /// (`Failed` with no `retry_in_secs`) if the device is not enrolled, the key is wrong or
+    /// the membership certificate expired (the message says to ask for a new invite), and with [`SyncUpdate::Revoked`] if
+    /// the school revoked the device (the store is then wiped). Starting it again replaces the
+    /// background sync that was running (its handle reports it finished). While live sync
+    /// ([`ShouwangClient::start_live_sync`]) runs, background sync makes no attempts (live sync
+    /// already sends and receives everything): it resumes when live sync ends.
     pub fn start_background_sync(
         &self,
         interval_secs: u32,
@@ -622,6 +729,7 @@ impl ShouwangClient {
                 ),
             ));
         }
+        self.inner.ensure_open()?;
         let rt = runtime()?;
         let (updates, _delivery) = sync_pump(listener).ok_or_else(ShouwangError::internal)?;
         let client = Arc::downgrade(&self.inner);
@@ -634,14 +742,15 @@ impl ShouwangClient {
                 };
                 // Writes from now on are not necessarily in this sync: they wake the next.
                 writes.borrow_and_update();
-                let result = inner.sync_hub(Some(&updates)).await;
+                let result = if inner.live_running() {
+                    Ok(None)
+                } else {
+                    inner.sync_hub(Some(&updates)).await.map(Some)
+                };
                 drop(inner);
                 if let Err(e) = result {
                     let last = is_final(&e);
-                    let _ = updates.send(SyncUpdate::Failed {
-                        message: e.message().to_owned(),
-                        retry_in_secs: (!last).then_some(interval_secs),
-                    });
+                    let _ = updates.send(failure_update(&e, (!last).then_some(interval_secs)));
                     if last {
                         break;
                     }
@@ -756,6 +865,10 @@ impl ShouwangClient {
             }
             server.shutdown().await;
         });
+        if let Ok(mut peers) = self.inner.peers.lock() {
+            peers.retain(|t| !t.is_finished());
+            peers.push(task.abort_handle());
+        }
         Ok(TaskHandle::new(&task))
     }
 

@@ -8,7 +8,37 @@
 //! English and may name addresses).
 
 use shouwang_core::Error as CoreError;
+use shouwang_relay::device::{CERTIFICATE_EXPIRED, is_certificate_expired};
 use shouwang_relay::transport::TransportError;
+
+/// No store at the path, or one cut off while joining: what to do on a phone (the core's
+/// sentence speaks of creating a school, the office's task).
+const NOT_JOINED: &str = "这台手机还没有加入学校，请用学校发的邀请码（扫描二维码）加入";
+
+/// The file at the store's path is not a store (the core's sentence names the command line's
+/// `--store`).
+const NOT_A_STORE: &str =
+    "手机上的守望数据文件已损坏，无法打开；请联系学校管理员重新发邀请码，用它重新加入学校";
+
+/// How a colleague's device's refusal is reported (`shouwang_relay::handshake::refused_by_peer`).
+const PEER_REFUSED: &str = "对方设备拒绝了同步：";
+
+/// The longest refusal from the other side shown as it came, in characters: our own are one
+/// sentence.
+const MAX_SHOWN_REASON: usize = 120;
+
+/// Said instead of a reason from the other side that is not one of this app's Chinese
+/// sentences: a stranger on the same Wi-Fi may put any text there.
+const UNSHOWN_REFUSAL: &str = "对方拒绝了连接，没有给出可以显示的原因；请确认对方是本校成员的设备";
+
+/// Whether `reason`, sent by the other side, reads as one of this app's own refusals: a short
+/// Chinese sentence with no English, no line breaks (`shouwang_core::error::untranslated`).
+fn shown_reason(reason: &str) -> bool {
+    !reason.trim().is_empty()
+        && reason.chars().count() <= MAX_SHOWN_REASON
+        && !reason.chars().any(char::is_control)
+        && shouwang_core::error::untranslated(reason).is_empty()
+}
 
 /// Why a call failed. In Kotlin this is `ShouwangException` with one subclass per variant;
 /// `e.msg` (and `toString()`) is the Chinese sentence to show. (uniffi's generated `message`
@@ -34,8 +64,10 @@ pub enum ShouwangError {
     #[error("{msg}")]
     NotPermitted { msg: String },
     /// The school revoked this device (reported as lost, or its member left): the store has
-    /// been wiped. Close the client, delete the store's key from the keystore and show the
-    /// message; the device can only enroll again with a new invite.
+    /// been wiped, and every later call on this client fails with `Revoked`. Close the client,
+    /// delete the store's key from the keystore and show the message; the device can only
+    /// enroll again with a new invite. A background or live sync that learns it reports
+    /// `SyncUpdate.Revoked` and stops.
     #[error("{msg}")]
     Revoked { msg: String },
     /// The key does not open the store: the keystore's key was lost or is not this store's.
@@ -62,6 +94,13 @@ impl ShouwangError {
     pub(crate) fn cancelled() -> ShouwangError {
         ShouwangError::Cancelled {
             msg: "操作已取消".into(),
+        }
+    }
+
+    /// What every call answers once the school revoked this device.
+    pub(crate) fn revoked() -> ShouwangError {
+        ShouwangError::Revoked {
+            msg: CoreError::Revoked.to_string(),
         }
     }
 
@@ -113,13 +152,16 @@ impl From<CoreError> for ShouwangError {
             CoreError::NotPermitted(_) | CoreError::WrongSchool => {
                 ShouwangError::NotPermitted { msg }
             }
-            CoreError::NotInitialised | CoreError::NotEnrolled => {
-                ShouwangError::NotEnrolled { msg }
-            }
+            CoreError::NotInitialised => ShouwangError::NotEnrolled {
+                msg: NOT_JOINED.into(),
+            },
+            CoreError::NotEnrolled => ShouwangError::NotEnrolled { msg },
             CoreError::Locked => ShouwangError::Locked { msg },
             CoreError::Revoked => ShouwangError::Revoked { msg },
+            CoreError::NotAStore => ShouwangError::Storage {
+                msg: NOT_A_STORE.into(),
+            },
             CoreError::Corrupt(_)
-            | CoreError::NotAStore
             | CoreError::Damaged { .. }
             | CoreError::StoreTooNew { .. }
             | CoreError::Storage(_)
@@ -132,10 +174,32 @@ impl From<CoreError> for ShouwangError {
 impl From<TransportError> for ShouwangError {
     fn from(e: TransportError) -> Self {
         let network = |m: &str| ShouwangError::Network { msg: m.into() };
+        // Final: background and live sync stop (`client::is_final`).
+        if is_certificate_expired(&e) {
+            return ShouwangError::NotPermitted {
+                msg: CERTIFICATE_EXPIRED.into(),
+            };
+        }
         match e {
+            TransportError::Conversation(CoreError::NotPermitted(m))
+                if m.starts_with(PEER_REFUSED) =>
+            {
+                let reason = &m[PEER_REFUSED.len()..];
+                ShouwangError::NotPermitted {
+                    msg: if shown_reason(reason) {
+                        CoreError::NotPermitted(m.clone()).to_string()
+                    } else {
+                        UNSHOWN_REFUSAL.into()
+                    },
+                }
+            }
             TransportError::Conversation(core) => core.into(),
             TransportError::Refused(reason) => ShouwangError::NotPermitted {
-                msg: format!("对方拒绝了连接：{reason}"),
+                msg: if shown_reason(&reason) {
+                    format!("对方拒绝了连接：{reason}")
+                } else {
+                    UNSHOWN_REFUSAL.into()
+                },
             },
             TransportError::Connect(_) => network("连接不上学校服务器或对方设备，请检查网络后再试"),
             TransportError::Bind(_) => network("无法使用网络，请检查手机的网络设置后再试"),
@@ -144,6 +208,9 @@ impl From<TransportError> for ShouwangError {
             }
             TransportError::Idle => network("连接长时间没有活动，已断开，请稍后再试"),
             TransportError::ShuttingDown => network("对方正在关闭，请稍后再试"),
+            TransportError::Protocol(detail) if !shown_reason(&detail) => {
+                network("对方不符合通信协议，连接已断开")
+            }
             e @ (TransportError::Protocol(_) | TransportError::FrameTooLarge { .. }) => {
                 ShouwangError::Network { msg: e.to_string() }
             }
@@ -189,6 +256,65 @@ mod tests {
         assert!(!e.message().contains("10.0.0.1"), "{e}");
         let e: ShouwangError = TransportError::Refused("邀请码已经用过".into()).into();
         assert!(matches!(e, ShouwangError::NotPermitted { .. }));
+    }
+
+    /// What a phone shows names no command-line flag and no task of the office (创建学校).
+    #[test]
+    fn a_missing_or_damaged_store_says_what_to_do_on_a_phone() {
+        for (e, variant) in [
+            (CoreError::NotInitialised, "NotEnrolled"),
+            (CoreError::NotAStore, "Storage"),
+        ] {
+            let e = ShouwangError::from(e);
+            let m = e.message();
+            assert!(!m.contains("--") && !m.contains("创建学校"), "{m}");
+            match (&e, variant) {
+                (ShouwangError::NotEnrolled { .. }, "NotEnrolled") => {
+                    assert!(m.contains("邀请码"), "{m}")
+                }
+                (ShouwangError::Storage { .. }, "Storage") => {
+                    assert!(m.contains("损坏") && m.contains("邀请码"), "{m}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// A stranger's device on the same Wi-Fi chooses the reason it closes with: only a short
+    /// Chinese sentence of the kind this app sends is shown; anything else, a fixed one.
+    #[test]
+    fn a_strangers_reason_is_not_shown() {
+        let ours = ShouwangError::from(TransportError::Refused(
+            "不允许此操作：成员证书属于另一所学校".into(),
+        ));
+        assert!(ours.message().contains("另一所学校"), "{ours}");
+        let long = "请".repeat(MAX_SHOWN_REASON + 1);
+        for reason in [
+            "Visit http://evil.example to claim your prize".to_owned(),
+            "请立即访问 evil.example 领取补贴".to_owned(),
+            "中奖了\n请回拨".to_owned(),
+            long.clone(),
+            String::new(),
+        ] {
+            for e in [
+                TransportError::Refused(reason.clone()),
+                TransportError::Conversation(shouwang_relay::handshake::refused_by_peer(&reason)),
+                TransportError::Protocol(reason.clone()),
+            ] {
+                let shown = ShouwangError::from(e);
+                let m = shown.message();
+                assert!(
+                    !m.contains("evil") && !m.contains("中奖") && !m.contains(&long[..30]),
+                    "{m}"
+                );
+                assert!(shouwang_core::error::untranslated(m).is_empty(), "{m}");
+            }
+        }
+        // A colleague's own refusal is still said.
+        let said = ShouwangError::from(TransportError::Conversation(
+            shouwang_relay::handshake::refused_by_peer("不允许此操作：对方不是本校成员"),
+        ));
+        assert!(said.message().contains("对方不是本校成员"), "{said}");
     }
 
     /// Every variant the apps see, produced from the core's and the transport's errors as they

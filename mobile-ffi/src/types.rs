@@ -500,6 +500,11 @@ pub enum SyncUpdate {
         message: String,
         retry_in_secs: Option<u32>,
     },
+    /// The school revoked this device (reported lost, or its member left): the store has been
+    /// wiped and the sync stopped for good; every call on the client now fails with
+    /// `ShouwangError.Revoked`. Close the client, delete the store's key from the keystore and
+    /// show `message` (Chinese); the device can only join again with a new invite.
+    Revoked { message: String },
 }
 
 /// How this device stands with the school server.

@@ -360,9 +360,35 @@ fn shared_hook(hook: Option<ProgressHook>) -> impl Fn() -> Option<ProgressHook> 
 pub async fn sync_hub(
     node: &Node,
     identity: &Identity,
+    archive: Archive,
+    opts: &ConversationOptions,
+    hook: Option<ProgressHook>,
+) -> Result<(Archive, Progress), TransportError> {
+    sync_hub_with(node, identity, archive, opts, hook, WhenRevoked::Wipe).await
+}
+
+/// What a sync does when the hub says the school revoked this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenRevoked {
+    /// Reports what the hub had not received, then wipes the store: for a caller that holds
+    /// no other connection to it (the command line).
+    Wipe,
+    /// Reports what the hub had not received and returns [`Error::Revoked`] with the store
+    /// left in place: for a caller that holds other connections to it (the phone app keeps
+    /// one for the screens, and may sync live or with colleagues). It closes every one of
+    /// them first and then wipes the store itself ([`shouwang_core::archive::Reopen::wipe`]):
+    /// zeroing a file another connection writes to may leave what that connection commits.
+    Report,
+}
+
+/// [`sync_hub`], doing `when_revoked` if the hub says this device is revoked.
+pub async fn sync_hub_with(
+    node: &Node,
+    identity: &Identity,
     mut archive: Archive,
     opts: &ConversationOptions,
     hook: Option<ProgressHook>,
+    when_revoked: WhenRevoked,
 ) -> Result<(Archive, Progress), TransportError> {
     let hub = identity.hub()?;
     let hook = shared_hook(hook);
@@ -392,7 +418,7 @@ pub async fn sync_hub(
             Err(e) if is_revoked(&e) => {
                 // The school revoked this device: nothing of the children stays on it. What
                 // it had not sent is lost with it; the office sees how much.
-                return Err(wipe_revoked(node, &hub, &reopen, opts).await);
+                return Err(wipe_revoked(node, &hub, &reopen, opts, when_revoked).await);
             }
             Err(e) => {
                 // The failed conversation took the archive with it: open the store again.
@@ -416,14 +442,15 @@ const REPORT_WAIT: Duration = Duration::from_secs(15);
 /// A revoked device's end: it tells the hub how many of its changes (and new records) the hub
 /// had not confirmed ([`Archive::undelivered`], reported with [`handshake::Farewell`]; the
 /// office sees the counts in `device list`), then overwrites its store with zeros and deletes
-/// it. The report is best effort, at most [`REPORT_WAIT`]: the store is wiped whatever
-/// happens to it. Returns the error the sync reports: [`Error::Revoked`], or why the wipe
-/// failed.
+/// it (with [`WhenRevoked::Report`], leaves that to the caller). The report is best effort, at
+/// most [`REPORT_WAIT`]: the store is wiped whatever happens to it. Returns the error the sync
+/// reports: [`Error::Revoked`], or why the wipe failed.
 async fn wipe_revoked(
     node: &Node,
     hub: &EndpointAddr,
     reopen: &shouwang_core::archive::Reopen,
     opts: &ConversationOptions,
+    when_revoked: WhenRevoked,
 ) -> TransportError {
     let counted = reopen
         .open()
@@ -446,6 +473,9 @@ async fn wipe_revoked(
         }
         Err(e) => tracing::warn!("could not count what was undelivered: {e}"),
     }
+    if when_revoked == WhenRevoked::Report {
+        return TransportError::Conversation(Error::Revoked);
+    }
     match reopen.wipe() {
         Ok(()) => TransportError::Conversation(Error::Revoked),
         Err(e) => e.into(),
@@ -462,6 +492,26 @@ fn is_cut(e: &TransportError) -> bool {
             | TransportError::Idle
             | TransportError::ShuttingDown
     )
+}
+
+/// Why a hub refuses a certificate past its expiry (`Certificate::verify`, checked against it
+/// in this module's tests).
+pub const CERTIFICATE_EXPIRED: &str = "成员证书已过期，请让管理员重新邀请这台设备";
+
+/// Whether the hub refused this device because its membership certificate expired. Unlike
+/// most refusals (a hub being rebuilt refuses phones for a while) this one is final: the hub
+/// renews a certificate only at a sync it accepts, so only a new invite helps, and trying
+/// again wakes the radio for nothing.
+pub fn is_certificate_expired(e: &TransportError) -> bool {
+    let expired = Error::NotPermitted(CERTIFICATE_EXPIRED.into()).to_string();
+    match e {
+        // As `handshake` reports the hub's refusal frame.
+        TransportError::Conversation(Error::NotPermitted(m)) => {
+            matches!(handshake::refused(&expired), Error::NotPermitted(said) if *m == said)
+        }
+        TransportError::Refused(reason) => *reason == expired || reason == CERTIFICATE_EXPIRED,
+        _ => false,
+    }
 }
 
 /// Whether the hub said this device is revoked (as a frame, or as the reason it closed with).
@@ -501,9 +551,21 @@ pub async fn sync_peer(
 pub async fn sync_hub_live(
     node: &Node,
     identity: &Identity,
+    archive: Archive,
+    opts: &ConversationOptions,
+    hook: Option<ProgressHook>,
+) -> Result<(), TransportError> {
+    sync_hub_live_with(node, identity, archive, opts, hook, WhenRevoked::Wipe).await
+}
+
+/// [`sync_hub_live`], doing `when_revoked` if the hub says this device is revoked.
+pub async fn sync_hub_live_with(
+    node: &Node,
+    identity: &Identity,
     mut archive: Archive,
     opts: &ConversationOptions,
     hook: Option<ProgressHook>,
+    when_revoked: WhenRevoked,
 ) -> Result<(), TransportError> {
     let hub = identity.hub()?;
     let hook = shared_hook(hook);
@@ -521,7 +583,7 @@ pub async fn sync_hub_live(
         if let Err(e) = &ended
             && is_revoked(e)
         {
-            return Err(wipe_revoked(node, &hub, &reopen, opts).await);
+            return Err(wipe_revoked(node, &hub, &reopen, opts, when_revoked).await);
         }
         // The conversation took the archive with it: open the store again to purge.
         let purged = reopen
@@ -600,4 +662,52 @@ pub async fn serve_peers(
         metrics,
         synced,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shouwang_core::ids::{MemberId, SchoolId};
+    use shouwang_core::membership::{CertificateBody, DeviceKey, SchoolKey};
+    use shouwang_core::roles::Role;
+
+    /// The hub's words for an expired certificate are [`CERTIFICATE_EXPIRED`], however they
+    /// arrive; other refusals are not final.
+    #[test]
+    fn an_expired_certificate_is_known_by_the_hubs_words() {
+        let key = SchoolKey::generate();
+        let school = SchoolId("school".into());
+        let device = DeviceKey([7; 32]);
+        let cert = key
+            .issue(CertificateBody {
+                school_id: school.clone(),
+                member: MemberId("m1".into()),
+                roles: vec![Role::HeadTeacher],
+                device,
+                issued_at: 1_000,
+                expires_at: 2_000,
+            })
+            .unwrap();
+        let refusal = cert
+            .verify(&school, &key.public(), &device, 3_000)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            refusal,
+            Error::NotPermitted(CERTIFICATE_EXPIRED.into()).to_string()
+        );
+        assert!(is_certificate_expired(&TransportError::Conversation(
+            handshake::refused(&refusal)
+        )));
+        assert!(is_certificate_expired(&TransportError::Refused(refusal)));
+        for other in [
+            handshake::refused("学校服务器正在恢复数据，请稍后再同步"),
+            Error::NotPermitted(CERTIFICATE_EXPIRED.into()),
+            handshake::refused_by_peer(CERTIFICATE_EXPIRED),
+        ] {
+            assert!(!is_certificate_expired(&TransportError::Conversation(
+                other
+            )));
+        }
+    }
 }

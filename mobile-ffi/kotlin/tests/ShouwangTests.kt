@@ -4,6 +4,9 @@
 //   SHOUWANG_TEST_DIR        a scratch directory for the phones' stores
 //   SHOUWANG_TICKET_TEACHER  an invite for 王瑞侠 (班主任 of 三年级(1)班, 3 children)
 //   SHOUWANG_TICKET_MOTHER   an invite for 刘桂兰 (爱心妈妈, paired with 王小雨)
+//   SHOUWANG_TICKET_LOST     an invite for a second phone of 王瑞侠's (reported lost)
+//   SHOUWANG_HUB_DB          the hub's store, and SHOUWANG_HUB_KEY its key file (64 hex
+//                            digits): the revocation test opens it as the office would
 //   SHOUWANG_HUB_PID         the hub's process id (the cancellation test pauses it)
 // A small runner: each named test prints PASS or FAIL; the last line is "N passed, M failed";
 // the exit code is non-zero if any failed. Tests run in order and share the two phones.
@@ -154,6 +157,8 @@ fun badTicketIsRefusedAndWritesNothing(c: Ctx) {
         ShouwangClient.open(path, generateStoreKey())
         throw Failure("打开了不存在的档案库")
     } catch (e: ShouwangException.NotEnrolled) {
+        // What to do on a phone: no command-line flag, no office task.
+        check(e.msg.contains("邀请码") && !e.msg.contains("--") && !e.msg.contains("创建学校")) { e.msg }
     }
 }
 
@@ -422,6 +427,41 @@ fun liveSyncSendsAndReceivesAsRecordsAreWritten(c: Ctx) {
     }
 }
 
+/** The key in a key file: 64 hex digits on the last line (a comment line may come first). */
+fun keyFileBytes(text: String): ByteArray =
+    text.lines().map { it.trim() }.last { it.isNotEmpty() }
+        .chunked(2).map { it.toInt(16).toByte() }.toByteArray()
+
+fun aRevokedPhoneIsToldOnceAndWiped(c: Ctx) {
+    val path = File(c.dir, "lost.db").path
+    val phone = runBlocking {
+        ShouwangClient.join(path, generateStoreKey(), env("SHOUWANG_TICKET_LOST"), "王老师的旧手机")
+    }
+    phone.addRecord(talk(c.childId, "2026-11-25", "这条记录在手机丢失前写下。"))
+    ShouwangClient.open(env("SHOUWANG_HUB_DB"), keyFileBytes(File(env("SHOUWANG_HUB_KEY")).readText())).use {
+        it.reportLostDevice(phone.deviceCode())
+    }
+    val listener = SyncHeard()
+    val handle = phone.startBackgroundSync(60u, listener)
+    val revoked = listener.heard.await(30) { it is SyncUpdate.Revoked } as SyncUpdate.Revoked
+    check(revoked.message.contains("停用")) { revoked.message }
+    eventually(30, "后台同步结束") { handle.isFinished() }
+    val seen = listener.heard.all.toList()
+    // Told once, last, with no retry and no later Connecting.
+    check(seen.last() is SyncUpdate.Revoked && seen.count { it is SyncUpdate.Revoked } == 1) { seen.toString() }
+    check(seen.none { it is SyncUpdate.Failed }) { seen.toString() }
+    try {
+        phone.children(false)
+        throw Failure("停用后仍能读取")
+    } catch (e: ShouwangException.Revoked) {
+        check(e.msg.contains("停用")) { e.msg }
+    }
+    val left = listOf("", "-wal", "-shm", ".joining").map { File(path + it) }.filter { it.exists() }
+    check(left.isEmpty()) { "留下了 $left" }
+    handle.close()
+    phone.close()
+}
+
 fun callsFromManyThreadsAtOnce(c: Ctx) {
     val children = c.teacher.children(true)
     val before = children.associate { it.id to recordsOf(c.teacher, it.id).size }
@@ -510,6 +550,7 @@ fun main() {
         "background sync reports until its handle is closed" to ::backgroundSyncReportsUntilItsHandleIsClosed,
         "two phones sync directly without the hub" to ::twoPhonesSyncDirectlyWithoutTheHub,
         "live sync sends and receives as records are written" to ::liveSyncSendsAndReceivesAsRecordsAreWritten,
+        "a revoked phone is told once and wiped" to ::aRevokedPhoneIsToldOnceAndWiped,
         "calls from many threads at once" to ::callsFromManyThreadsAtOnce,
         "the wrong key is Locked" to ::theWrongKeyIsLocked,
         "open and close 1,000 times without memory growth" to ::opensAndClosesAThousandTimesWithoutGrowing,
