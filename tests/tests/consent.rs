@@ -1790,7 +1790,8 @@ fn story_19_a_register_leaves_out_what_the_guardian_withdrew() {
     assert_eq!(row(second)[col("班级")], row(third)[col("班级")]);
     assert_eq!(row(third)[col("学籍号")], third_no);
 
-    // The 三特 register does not list her as flagged; it says one child is left out.
+    // The 三特 register does not list her as flagged; it says one child is left out, as it
+    // would of an unflagged one, and the 汇总表 does not count her flag either.
     let book = admin
         .archive
         .report("sante", &ReportOptions::default())
@@ -1808,4 +1809,11 @@ fn story_19_a_register_leaves_out_what_the_guardian_withdrew() {
         rows.last().unwrap()[0],
         "另有1名学生的监护人已撤回同意，未列入"
     );
+    let summary = admin
+        .archive
+        .report("summary", &ReportOptions::default())
+        .unwrap();
+    let rows = &summary.sheets[0].rows;
+    let col = rows[0].iter().position(|h| h == "特困生").unwrap();
+    assert_eq!(rows.last().unwrap()[col], "1", "{rows:?}");
 }

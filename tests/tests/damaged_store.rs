@@ -120,6 +120,13 @@ async fn a_damaged_school_document_is_fetched_again_at_the_next_sync() {
     let visit = "孩子说想妈妈了，奶奶的腿还疼";
     teacher.record("家访", CHILD, "2026-11-21", visit);
     damage(&teacher.path, &DocId::School);
+    // The sync that finds no signal dropped it first: the app says what happened, not that
+    // the phone never joined.
+    let mut a = teacher.archive();
+    a.drop_damaged().unwrap();
+    let e = a.children(None, false).unwrap_err().to_string();
+    assert!(e.contains("学校信息已损坏") && e.contains("同步"), "{e}");
+    drop(a);
     teacher.sync_hub().await;
     let mut a = teacher.archive();
     let file = a.child_file(CHILD).unwrap();
@@ -189,4 +196,33 @@ async fn a_damaged_class_log_is_not_started_afresh_before_the_school_sends_it_ba
         .unwrap();
     assert_eq!(on_hub, 2);
     server.shutdown().await;
+}
+
+/// A document no peer ever received (her phone's access log, written offline before its first
+/// sync since she opened a private file) damaged and dropped: nothing would ever bring it back,
+/// so it is started afresh (numbering nothing twice), and she can still open a private file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_document_no_peer_holds_is_started_afresh() {
+    let (_dir, _data, server) = small_hub_served().await;
+    let teacher = enroll(
+        &server,
+        HEAD_TEACHER,
+        shouwang_core::roles::Role::HeadTeacher,
+    )
+    .await;
+    server.shutdown().await;
+    let mut a = teacher.archive();
+    a.child_file_for(CHILD, Some("家访前查看")).unwrap();
+    let log = DocId::Audit(a.device().clone());
+    assert!(
+        a.store().doc(&log).unwrap().is_some(),
+        "no access log written"
+    );
+    drop(a);
+    damage(&teacher.path, &log);
+    let mut a = teacher.archive();
+    assert_eq!(a.drop_damaged().unwrap().len(), 1);
+    let file = a.child_file_for(CHILD, Some("家访前查看"));
+    assert!(file.is_ok(), "{:?}", file.err());
+    assert!(!a.audit_log().unwrap().entries.is_empty());
 }

@@ -296,7 +296,12 @@ impl Archive {
     /// state, shared with the store's admission ([`Store::school_view`]): a device that has
     /// just judged a peer's changes against today's school reads it no second time.
     pub fn school(&mut self) -> Result<Arc<SchoolView>> {
-        self.store.school_view()?.ok_or(Error::NotInitialised)
+        // An open archive always had one: without it, it was dropped as damaged
+        // (`drop_damaged`) and the next sync fetches it again.
+        self.store.school_view()?.ok_or_else(|| Error::Damaged {
+            what: "学校信息".into(),
+            doc: DocId::School.key(),
+        })
     }
 
     /// The member using this device.

@@ -24,11 +24,21 @@ impl Archive {
                 _ => id.key(),
             })
             .collect();
-        // Remembered as dropped, each of them: whether this device wrote in one cannot be
-        // read from its bytes, and a local write starting it afresh would number its changes
-        // from 1 again, which the hub, holding the first ones, refuses for good. A write into
-        // one waits for the sync that brings it back (`Store::purge_remembering`).
-        self.store.purge_remembering(&damaged, &damaged)?;
+        // Remembered as dropped, each a peer holds (or that was remembered before): whether
+        // this device wrote in one cannot be read from its bytes, and a local write starting
+        // it afresh would number its changes from 1 again, which a peer holding the first
+        // ones refuses for good; a write into one waits for the sync that brings it back
+        // (`Store::purge_remembering`). One no peer ever received (this phone's access log
+        // before its first sync) would never come back: it starts afresh, numbering nothing
+        // twice.
+        let marks = self.store.purged_marks()?;
+        let mut remembered = Vec::new();
+        for id in &damaged {
+            if marks.contains(id) || !self.store.shared_heads_of(id)?.is_empty() {
+                remembered.push(id.clone());
+            }
+        }
+        self.store.purge_remembering(&damaged, &remembered)?;
         Ok(what)
     }
 }

@@ -98,7 +98,17 @@ impl Archive {
             }
         };
         let school = self.school()?;
-        let children = self.children(None, false)?;
+        let mut children = self.children(None, false)?;
+        // A child whose guardian withdrew the basic file: her 三特 flags are counted nowhere
+        // (the 汇总表's counts beside the 三特 register would name her), and the registers say
+        // how many such children they leave out, flagged or not.
+        let mut withdrawn = 0;
+        for c in &mut children {
+            if self.child_facts(&c.id)?.basic_withdrawn {
+                c.flags.clear();
+                withdrawn += 1;
+            }
+        }
         let mut book = Workbook {
             title: kind.title.to_owned(),
             sheets: Vec::new(),
@@ -188,13 +198,7 @@ impl Archive {
                     "特殊学生",
                     "外出务工",
                 ])];
-                let mut withdrawn = 0;
                 for c in children.iter().filter(|c| !c.flags.is_empty()) {
-                    // Listed here, she would be known as flagged.
-                    if self.child_facts(&c.id)?.basic_withdrawn {
-                        withdrawn += 1;
-                        continue;
-                    }
                     let mark = |f: &str| if c.flags.contains(&f) { "是" } else { "" }.to_owned();
                     rows.push(vec![
                         rows.len().to_string(),
