@@ -149,9 +149,11 @@ impl Inner {
     /// the hub, then wipes the store. Called with the sync lock held, so no other sync of this
     /// client has the store open. Returns the error to report.
     pub(crate) async fn end_revoked(&self) -> ShouwangError {
+        // Taken even from a poisoned lock: what is taken here is wiped below, whatever else
+        // failed before.
         let archive = match self.archive.lock() {
             Ok(mut a) => a.take(),
-            Err(_) => None,
+            Err(poisoned) => poisoned.into_inner().take(),
         };
         let current = tokio::task::try_id();
         let end = |task: AbortHandle| {
@@ -168,14 +170,26 @@ impl Inner {
         if let Ok(mut peers) = self.peers.lock() {
             peers.drain(..).for_each(end);
         }
-        if let Some(node) = self.hub_node.lock().await.take() {
-            node.shutdown().await;
-        }
-        if let Some(archive) = archive {
-            let reopen = archive.reopen();
-            drop(archive);
-            // Failing, what remains is encrypted with the key the app now deletes.
-            let _ = blocking(move || Ok(reopen.wipe()?)).await;
+        // The rest runs on a task of its own, which the caller's cancellation (the app
+        // leaving the sync screen, a live sync's handle dropped) cannot stop half-way: the
+        // app's connection is already gone, so a wipe not done now would never be.
+        let node = self.hub_node.try_lock().ok().and_then(|mut n| n.take());
+        let wipe = async move {
+            if let Some(node) = node {
+                node.shutdown().await;
+            }
+            if let Some(archive) = archive {
+                let reopen = archive.reopen();
+                drop(archive);
+                // Failing, what remains is encrypted with the key the app now deletes.
+                let _ = blocking(move || Ok(reopen.wipe()?)).await;
+            }
+        };
+        match runtime() {
+            Ok(rt) => {
+                let _ = rt.spawn(wipe).await;
+            }
+            Err(_) => wipe.await,
         }
         ShouwangError::revoked()
     }

@@ -34,7 +34,19 @@ const UNSHOWN_REFUSAL: &str = "对方拒绝了连接，没有给出可以显示�
 /// Whether `reason`, sent by the other side, reads as one of this app's own refusals: a short
 /// Chinese sentence with no English, no line breaks (`shouwang_core::error::untranslated`).
 fn shown_reason(reason: &str) -> bool {
+    // Nothing to call or visit: no run of three or more Latin letters or digits (a web
+    // address, a phone number), no `/` or `@`. Our own sentences name at most a digit.
+    let mut run = 0;
+    let addressless = reason.chars().all(|c| {
+        run = if c.is_ascii_alphanumeric() {
+            run + 1
+        } else {
+            0
+        };
+        run < 3 && c != '/' && c != '@'
+    });
     !reason.trim().is_empty()
+        && addressless
         && reason.chars().count() <= MAX_SHOWN_REASON
         && !reason.chars().any(char::is_control)
         && shouwang_core::error::untranslated(reason).is_empty()
@@ -292,6 +304,8 @@ mod tests {
         for reason in [
             "Visit http://evil.example to claim your prize".to_owned(),
             "请立即访问 evil.example 领取补贴".to_owned(),
+            "请访问http://evil.example领取补贴".to_owned(),
+            "请拨打13812345678领取补贴".to_owned(),
             "中奖了\n请回拨".to_owned(),
             long.clone(),
             String::new(),
@@ -304,7 +318,10 @@ mod tests {
                 let shown = ShouwangError::from(e);
                 let m = shown.message();
                 assert!(
-                    !m.contains("evil") && !m.contains("中奖") && !m.contains(&long[..30]),
+                    !m.contains("evil")
+                        && !m.contains("中奖")
+                        && !m.contains("1381234")
+                        && !m.contains(&long[..30]),
                     "{m}"
                 );
                 assert!(shouwang_core::error::untranslated(m).is_empty(), "{m}");

@@ -39,6 +39,10 @@ pub const RETRY: Duration = Duration::from_secs(5);
 /// The longest live sync waits between attempts while they keep failing.
 pub const MAX_RETRY: Duration = Duration::from_secs(300);
 
+/// How long a live connection must have stayed up for its end to start the waits after
+/// failures again from [`RETRY`].
+const STAYED_UP: Duration = Duration::from_secs(60);
+
 /// The waits between failed attempts: [`RETRY`], doubled after each failure in a row up to
 /// [`MAX_RETRY`], [`RETRY`] again after a success.
 #[derive(Debug)]
@@ -127,8 +131,11 @@ impl ShouwangClient {
                 let progress = updates.clone();
                 let arrivals = changes.clone();
                 let mut count = arrivals_counter();
-                // Whether this connection got as far as exchanging messages.
+                // Whether this connection got as far as exchanging messages, and when it began:
+                // one that stayed up a while was a success, whatever ended it; one refused or
+                // failing right after the welcome each time (the hub's disk full) is not.
                 let got_through = Arc::new(AtomicBool::new(false));
+                let began = std::time::Instant::now();
                 let through = got_through.clone();
                 let hook: ProgressHook = Box::new(move |p| {
                     through.store(true, Ordering::Relaxed);
@@ -182,7 +189,9 @@ impl ShouwangClient {
                     drop(held);
                     continue;
                 };
-                if ended.is_ok() || got_through.load(Ordering::Relaxed) {
+                if ended.is_ok()
+                    || (got_through.load(Ordering::Relaxed) && began.elapsed() >= STAYED_UP)
+                {
                     backoff.succeeded();
                 }
                 if let Err(e) = ended {
