@@ -7,42 +7,17 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use common::{Hub, now};
+use common::{Heard, Hub, now, wait_for};
 use shouwang_core::Archive;
 use shouwang_core::membership::CertificateBody;
 use shouwang_core::roles::Role;
 use shouwang_core::store::StoreKey;
 use shouwang_ffi::types::SyncUpdate;
-use shouwang_ffi::{ShouwangClient, SyncListener, TaskHandle};
+use shouwang_ffi::{ShouwangClient, TaskHandle};
 use shouwang_relay::device::Identity;
 use shouwang_relay::server::DataDir;
-
-#[derive(Clone, Default)]
-struct Heard(Arc<Mutex<Vec<SyncUpdate>>>);
-
-impl Heard {
-    fn all(&self) -> Vec<SyncUpdate> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl SyncListener for Heard {
-    fn on_update(&self, update: SyncUpdate) {
-        self.0.lock().unwrap().push(update);
-    }
-}
-
-/// Waits (a bounded while: a failure, not a timing) for `p`.
-fn wait_for(what: &str, p: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !p() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// 王瑞侠's phone, joined, whose certificate then expired yesterday.
 fn phone_with_an_expired_certificate(hub: &Hub) -> Arc<ShouwangClient> {

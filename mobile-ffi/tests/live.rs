@@ -6,50 +6,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Hub;
+use common::{Heard, Hub, visit, wait_for};
 use shouwang_core::roles::Role;
-use shouwang_ffi::SyncListener;
-use shouwang_ffi::types::{FieldInput, RecordDraft, SyncUpdate};
-
-#[derive(Clone, Default)]
-struct Heard(Arc<Mutex<Vec<SyncUpdate>>>);
-
-impl Heard {
-    fn all(&self) -> Vec<SyncUpdate> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl SyncListener for Heard {
-    fn on_update(&self, update: SyncUpdate) {
-        self.0.lock().unwrap().push(update);
-    }
-}
-
-/// Waits (a bounded while: a failure, not a timing) for `p`.
-fn wait_for(what: &str, p: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !p() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn visit(child: &str, notes: &str) -> RecordDraft {
-    RecordDraft {
-        kind: "家访".into(),
-        child_id: Some(child.into()),
-        class_id: None,
-        date: "2026-11-20".into(),
-        fields: vec![FieldInput {
-            key: "notes".into(),
-            value: notes.into(),
-        }],
-    }
-}
+use shouwang_ffi::types::SyncUpdate;
 
 #[test]
 fn one_live_sync_per_client_and_no_background_sync_beside_it() {

@@ -8,50 +8,13 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::Hub;
+use common::{Heard, Hub, visit, wait_for};
+
+const NOTE: &str = "奶奶说孩子最近作业按时完成。";
 use shouwang_core::roles::Role;
-use shouwang_ffi::types::{FieldInput, RecordDraft, SyncUpdate};
-use shouwang_ffi::{ShouwangClient, ShouwangError, SyncListener, TaskHandle};
-
-#[derive(Clone, Default)]
-struct Heard(Arc<Mutex<Vec<SyncUpdate>>>);
-
-impl Heard {
-    fn all(&self) -> Vec<SyncUpdate> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl SyncListener for Heard {
-    fn on_update(&self, update: SyncUpdate) {
-        self.0.lock().unwrap().push(update);
-    }
-}
-
-/// Waits (a bounded while: a failure, not a timing) for `p`.
-fn wait_for(what: &str, p: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !p() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn visit(child: &str) -> RecordDraft {
-    RecordDraft {
-        kind: "家访".into(),
-        child_id: Some(child.into()),
-        class_id: None,
-        date: "2026-11-20".into(),
-        fields: vec![FieldInput {
-            key: "notes".into(),
-            value: "奶奶说孩子最近作业按时完成。".into(),
-        }],
-    }
-}
+use shouwang_ffi::types::SyncUpdate;
+use shouwang_ffi::{ShouwangClient, ShouwangError, TaskHandle};
 
 fn store_files(db: &Path) -> Vec<String> {
     ["", "-wal", "-shm", ".joining"]
@@ -97,7 +60,7 @@ fn assert_revoked(
     for result in [
         client.children(false).map(|_| ()),
         client.me().map(|_| ()),
-        client.add_record(visit("x")).map(|_| ()),
+        client.add_record(visit("x", NOTE)).map(|_| ()),
         client.sync_state().map(|_| ()),
     ] {
         match result {
@@ -130,7 +93,7 @@ fn a_phone_revoked_during_background_sync_is_told_once_and_wiped() {
     let teacher = hub.join("teacher.db", "王瑞侠", Role::HeadTeacher, "王老师的手机");
     let db = hub.dir.path().join("teacher.db");
     let child = teacher.children(true).unwrap()[0].id.clone();
-    teacher.add_record(visit(&child)).unwrap();
+    teacher.add_record(visit(&child, NOTE)).unwrap();
     office
         .report_lost_device(teacher.device_code().unwrap())
         .unwrap();

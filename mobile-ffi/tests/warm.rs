@@ -8,23 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::Hub;
+use common::{Hub, visit};
 use shouwang_core::roles::Role;
-use shouwang_ffi::types::{FieldInput, RecordDraft};
 use shouwang_relay::transport::TransportMetrics;
-
-fn visit(child: &str, notes: &str) -> RecordDraft {
-    RecordDraft {
-        kind: "家访".into(),
-        child_id: Some(child.into()),
-        class_id: None,
-        date: "2026-11-20".into(),
-        fields: vec![FieldInput {
-            key: "notes".into(),
-            value: notes.into(),
-        }],
-    }
-}
 
 #[test]
 fn a_phone_connected_ahead_syncs_twice_on_one_connection() {

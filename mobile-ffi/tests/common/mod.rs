@@ -3,10 +3,12 @@
 //! console would), and phones joined with real invites.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use shouwang_core::roles::Role;
-use shouwang_ffi::ShouwangClient;
+use shouwang_ffi::types::{FieldInput, RecordDraft, SyncUpdate};
+use shouwang_ffi::{ShouwangClient, SyncListener};
 use shouwang_relay::server::{Server, ServerConfig};
 
 /// Unix seconds now.
@@ -80,5 +82,44 @@ impl Drop for Hub {
         if let Some(server) = self.server.take() {
             self.rt.block_on(server.shutdown());
         }
+    }
+}
+
+/// A sync listener keeping every update it hears, in order.
+#[derive(Clone, Default)]
+pub struct Heard(Arc<Mutex<Vec<SyncUpdate>>>);
+
+impl Heard {
+    pub fn all(&self) -> Vec<SyncUpdate> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl SyncListener for Heard {
+    fn on_update(&self, update: SyncUpdate) {
+        self.0.lock().unwrap().push(update);
+    }
+}
+
+/// Waits (a bounded while: a failure, not a timing) for `p`.
+pub fn wait_for(what: &str, p: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !p() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A 家访 about `child` (its id) with these notes, as the app's form sends it.
+pub fn visit(child: &str, notes: &str) -> RecordDraft {
+    RecordDraft {
+        kind: "家访".into(),
+        child_id: Some(child.into()),
+        class_id: None,
+        date: "2026-11-20".into(),
+        fields: vec![FieldInput {
+            key: "notes".into(),
+            value: notes.into(),
+        }],
     }
 }
