@@ -47,6 +47,23 @@ fn damage(path: &std::path::Path, doc: &DocId) {
     std::fs::write(path, file).unwrap();
 }
 
+/// The sample hub served on 127.0.0.1, and the 班主任's phone enrolled with it.
+async fn head_teacher_on_hub() -> (
+    tempfile::TempDir,
+    shouwang_relay::server::DataDir,
+    shouwang_relay::server::Server,
+    shouwang_tests::phone::Phone,
+) {
+    let (dir, data, server) = small_hub_served().await;
+    let teacher = enroll(
+        &server,
+        HEAD_TEACHER,
+        shouwang_core::roles::Role::HeadTeacher,
+    )
+    .await;
+    (dir, data, server, teacher)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_file_is_named_the_rest_reads_and_the_hub_sends_it_again() {
     let (_dir, data, server) = small_hub_served().await;
@@ -109,13 +126,7 @@ async fn a_damaged_file_is_named_the_rest_reads_and_the_hub_sends_it_again() {
 /// again, with nothing of hers lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_school_document_is_fetched_again_at_the_next_sync() {
-    let (_dir, data, server) = small_hub_served().await;
-    let teacher = enroll(
-        &server,
-        HEAD_TEACHER,
-        shouwang_core::roles::Role::HeadTeacher,
-    )
-    .await;
+    let (_dir, data, server, teacher) = head_teacher_on_hub().await;
     teacher.sync_hub().await;
     let visit = "孩子说想妈妈了，奶奶的腿还疼";
     teacher.record("家访", CHILD, "2026-11-21", visit);
@@ -149,13 +160,7 @@ async fn a_damaged_school_document_is_fetched_again_at_the_next_sync() {
 async fn a_damaged_class_log_is_not_started_afresh_before_the_school_sends_it_back() {
     use shouwang_core::RecordInput;
     use shouwang_tests::fixtures::{CLASS, kv};
-    let (_dir, data, server) = small_hub_served().await;
-    let teacher = enroll(
-        &server,
-        HEAD_TEACHER,
-        shouwang_core::roles::Role::HeadTeacher,
-    )
-    .await;
+    let (_dir, data, server, teacher) = head_teacher_on_hub().await;
     let activity = |title: &str| RecordInput {
         kind: "class_activity".into(),
         child: None,
@@ -203,13 +208,7 @@ async fn a_damaged_class_log_is_not_started_afresh_before_the_school_sends_it_ba
 /// so it is started afresh (numbering nothing twice), and she can still open a private file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_document_no_peer_holds_is_started_afresh() {
-    let (_dir, _data, server) = small_hub_served().await;
-    let teacher = enroll(
-        &server,
-        HEAD_TEACHER,
-        shouwang_core::roles::Role::HeadTeacher,
-    )
-    .await;
+    let (_dir, _data, server, teacher) = head_teacher_on_hub().await;
     server.shutdown().await;
     let mut a = teacher.archive();
     a.child_file_for(CHILD, Some("家访前查看")).unwrap();

@@ -193,17 +193,7 @@ async fn a_child_moved_out_of_the_class_leaves_the_old_head_teachers_phone() {
     let mut teacher = Phone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     teacher.sync(&server).await;
     assert!(teacher.a().find_child("赵子涵").is_ok());
-    {
-        let mut office = data.open_archive().unwrap();
-        office.add_class("三年级(2)班", None).unwrap();
-        office
-            .edit_child(
-                "赵子涵",
-                "profile",
-                &[("class_id".to_owned(), "三年级(2)班".to_owned())],
-            )
-            .unwrap();
-    }
+    shouwang_tests::phone::move_to_a_new_class(&data, "赵子涵");
     teacher.sync(&server).await;
     // (`device::sync_hub`, which the CLI and the apps use, purges after every sync.)
     assert_eq!(teacher.a().purge_out_of_scope().unwrap(), 2);

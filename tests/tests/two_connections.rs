@@ -121,17 +121,7 @@ async fn a_record_saved_while_the_sync_drops_its_file_is_not_lost() {
     let (_dir, data, server) = small_hub_served().await;
     let mut teacher = EnrolledPhone::enroll(&server, HEAD_TEACHER, Role::HeadTeacher).await;
     teacher.sync(&server).await;
-    {
-        let mut office = data.open_archive().unwrap();
-        office.add_class("三年级(2)班", None).unwrap();
-        office
-            .edit_child(
-                "赵子涵",
-                "profile",
-                &[("class_id".to_owned(), "三年级(2)班".to_owned())],
-            )
-            .unwrap();
-    }
+    shouwang_tests::phone::move_to_a_new_class(&data, "赵子涵");
     teacher.sync(&server).await;
     server.shutdown().await;
 
