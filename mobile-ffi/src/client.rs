@@ -306,8 +306,15 @@ impl Inner {
             )
             .await?;
             let hub = identity.hub()?.id.to_string();
-            let status = blocking(move || Ok(archive.sync_status(&hub)?)).await?;
+            let (status, refetched_damaged) = blocking(move || {
+                Ok((
+                    archive.sync_status(&hub)?,
+                    archive.take_refetched_damaged()?,
+                ))
+            })
+            .await?;
             Ok::<_, ShouwangError>(SyncReport {
+                refetched_damaged,
                 progress: SyncProgress::from(&progress),
                 last_success_ms: status
                     .last_success
@@ -321,7 +328,9 @@ impl Inner {
                 if report.progress.documents_changed > 0 {
                     self.changed(ChangeOrigin::Hub, report.progress.documents_changed);
                 }
-                send(SyncUpdate::Succeeded { report });
+                send(SyncUpdate::Succeeded {
+                    report: report.clone(),
+                });
                 Ok(report)
             }
             Err(ShouwangError::Revoked { .. }) => Err(self.end_revoked().await),

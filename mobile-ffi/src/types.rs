@@ -469,12 +469,16 @@ impl From<&Progress> for SyncProgress {
 }
 
 /// What a completed sync with the hub did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SyncReport {
     pub progress: SyncProgress,
     /// Device clock of this success, ms since the epoch.
     pub last_success_ms: i64,
     pub duration_ms: u64,
+    /// Files found damaged on this phone (a bad flash page) and fetched again from the school
+    /// by this sync, as a person reads them: tell the member that what she wrote in them since
+    /// her last sync before the damage could not be read back, and to check and type it again.
+    pub refetched_damaged: Vec<String>,
 }
 
 /// What a sync with another member's device did.

@@ -105,6 +105,12 @@ async fn a_damaged_file_is_named_the_rest_reads_and_the_hub_sends_it_again() {
 
     teacher.sync_hub().await;
     let mut a = teacher.archive();
+    // The app says which file came back, so she can check what she wrote in it: once.
+    assert_eq!(
+        a.take_refetched_damaged().unwrap(),
+        [format!("{CHILD}的档案")]
+    );
+    assert!(a.take_refetched_damaged().unwrap().is_empty());
     let file = a.child_file(CHILD).unwrap();
     assert!(
         format!("{:?}", file.records).contains(NOTE),

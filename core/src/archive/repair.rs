@@ -7,7 +7,13 @@
 //! until the hub sends one back a write into it is refused (it is not started afresh).
 
 use super::Archive;
+use crate::doc::DocId;
 use crate::error::{Error, Result};
+
+/// The documents dropped as damaged and not yet reported fetched again (their keys, one per
+/// line): what she wrote in one since her last sync cannot be read back, so she is told
+/// which to check ([`Archive::take_refetched_damaged`]).
+const DROPPED_DAMAGED: &str = "damaged.dropped";
 
 impl Archive {
     /// Drops every document of this store whose bytes no longer load (its rows, sync state
@@ -31,6 +37,18 @@ impl Archive {
         // (`Store::purge_remembering`). One no peer ever received (this phone's access log
         // before its first sync) would never come back: it starts afresh, numbering nothing
         // twice.
+        // Noted before they go (a drop cut off is done again, and noted once).
+        let mut noted = self.dropped_damaged()?;
+        for id in &damaged {
+            if !noted.contains(id) {
+                noted.push(id.clone());
+            }
+        }
+        let text: Vec<String> = noted.iter().map(DocId::key).collect();
+        self.store.write(|b| {
+            b.set_meta(DROPPED_DAMAGED, &text.join("\n"));
+            Ok(())
+        })?;
         let marks = self.store.purged_marks()?;
         let mut remembered = Vec::new();
         for id in &damaged {
@@ -40,5 +58,38 @@ impl Archive {
         }
         self.store.purge_remembering(&damaged, &remembered)?;
         Ok(what)
+    }
+
+    /// After a sync that succeeded: the documents dropped as damaged since the last such call
+    /// (now fetched again from the school), named as a person reads them, and forgets them.
+    /// What she wrote in one after her last sync before the damage is lost: the app says which
+    /// to check ("请核对后重新录入").
+    pub fn take_refetched_damaged(&mut self) -> Result<Vec<String>> {
+        let noted = self.dropped_damaged()?;
+        if noted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::new();
+        for id in &noted {
+            let name = self.doc_label(id)?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        self.store.write(|b| {
+            b.set_meta(DROPPED_DAMAGED, "");
+            Ok(())
+        })?;
+        Ok(names)
+    }
+
+    fn dropped_damaged(&self) -> Result<Vec<DocId>> {
+        Ok(self
+            .store
+            .meta(DROPPED_DAMAGED)?
+            .unwrap_or_default()
+            .lines()
+            .filter_map(DocId::parse)
+            .collect())
     }
 }

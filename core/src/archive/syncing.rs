@@ -324,7 +324,7 @@ impl Archive {
     }
 
     /// A document as people name it: 学校信息, 王小雨的档案（保密）, 班级记录 ….
-    fn doc_label(&self, doc: &DocId) -> Result<String> {
+    pub(super) fn doc_label(&self, doc: &DocId) -> Result<String> {
         Ok(match doc {
             DocId::School => "学校信息".to_owned(),
             DocId::Child(c) | DocId::Private(c) | DocId::Staff(c) => {

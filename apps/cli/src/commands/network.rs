@@ -108,6 +108,9 @@ struct SyncReport {
     bytes_sent: u64,
     bytes_received: u64,
     millis: u128,
+    /// Documents found damaged on this device and fetched again from the school: what was
+    /// written in them since the last sync before the damage is to be checked and typed again.
+    refetched_damaged: Vec<String>,
 }
 
 /// `shouwang sync`: one exchange with the hub until both sides have everything.
@@ -120,7 +123,7 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
         eprintln!("正在连接学校服务器……");
     }
     let hook = (!ctx.json && std::io::stderr().is_terminal()).then(|| progress_bar(start));
-    let (_archive, p) = rt.block_on(async {
+    let (mut archive, p) = rt.block_on(async {
         let node = id.bind(false).await.map_err(net_error)?;
         let r = device::sync_hub(&node, &id, archive, &ctx.conversation_options(), hook)
             .await
@@ -135,6 +138,7 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
         bytes_sent: p.bytes_sent,
         bytes_received: p.bytes_received,
         millis: start.elapsed().as_millis(),
+        refetched_damaged: archive.take_refetched_damaged()?,
     };
     if ctx.json {
         return ctx.json(&report);
@@ -148,7 +152,19 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
         report.bytes_sent,
         report.bytes_received,
         start.elapsed().as_secs_f64()
-    ))
+    ))?;
+    if !report.refetched_damaged.is_empty() {
+        ctx.line(refetched_line(&report.refetched_damaged))?;
+    }
+    Ok(())
+}
+
+/// What `sync` says of documents found damaged here and fetched again.
+fn refetched_line(names: &[String]) -> String {
+    format!(
+        "本机损坏的档案已从学校服务器重新取回：{}。损坏前在其中写下、还没有同步的内容无法恢复，请核对后重新录入。",
+        names.join("、")
+    )
 }
 
 /// How often `sync --live` looks for records other `shouwang` processes wrote to the store.
