@@ -30,13 +30,6 @@ impl Archive {
                 _ => id.key(),
             })
             .collect();
-        // Remembered as dropped, each a peer holds (or that was remembered before): whether
-        // this device wrote in one cannot be read from its bytes, and a local write starting
-        // it afresh would number its changes from 1 again, which a peer holding the first
-        // ones refuses for good; a write into one waits for the sync that brings it back
-        // (`Store::purge_remembering`). One no peer ever received (this phone's access log
-        // before its first sync) would never come back: it starts afresh, numbering nothing
-        // twice.
         // Noted before they go (a drop cut off is done again, and noted once).
         let mut noted = self.dropped_damaged()?;
         for id in &damaged {
@@ -49,6 +42,13 @@ impl Archive {
             b.set_meta(DROPPED_DAMAGED, &text.join("\n"));
             Ok(())
         })?;
+        // Remembered as dropped, each a peer holds (or that was remembered before): whether
+        // this device wrote in one cannot be read from its bytes, and a local write starting
+        // it afresh would number its changes from 1 again, which a peer holding the first
+        // ones refuses for good; a write into one waits for the sync that brings it back
+        // (`Store::purge_remembering`). One no peer ever received (this phone's access log
+        // before its first sync) would never come back: it starts afresh, numbering nothing
+        // twice.
         let marks = self.store.purged_marks()?;
         let mut remembered = Vec::new();
         for id in &damaged {

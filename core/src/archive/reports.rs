@@ -100,15 +100,18 @@ impl Archive {
         let school = self.school()?;
         let mut children = self.children(None, false)?;
         // A child whose guardian withdrew the basic file: her 三特 flags are counted nowhere
-        // (the 汇总表's counts beside the 三特 register would name her), and the registers say
-        // how many such children they leave out, flagged or not.
-        let mut withdrawn = 0;
+        // (the 汇总表's counts beside the 三特 register would name her), and the 三特 register
+        // says how many such children it leaves out, flagged or not.
+        // What the guardian withdrew, per child (basic file, private part), read once.
+        let mut withdrawals = Vec::with_capacity(children.len());
         for c in &mut children {
-            if self.child_facts(&c.id)?.basic_withdrawn {
+            let facts = self.child_facts(&c.id)?;
+            if facts.basic_withdrawn {
                 c.flags.clear();
-                withdrawn += 1;
             }
+            withdrawals.push((facts.basic_withdrawn, facts.private_withdrawn));
         }
+        let withdrawn = withdrawals.iter().filter(|(basic, _)| *basic).count();
         let mut book = Workbook {
             title: kind.title.to_owned(),
             sheets: Vec::new(),
@@ -138,9 +141,10 @@ impl Archive {
                     "监护人电话",
                     "与谁生活",
                 ])];
-                for (i, c) in children.iter().enumerate() {
-                    let facts = self.child_facts(&c.id)?;
-                    if facts.basic_withdrawn {
+                for (i, (c, &(basic_withdrawn, private_withdrawn))) in
+                    children.iter().zip(&withdrawals).enumerate()
+                {
+                    if basic_withdrawn {
                         // Her name and class only: the register counts her, and says why
                         // the rest is empty.
                         let mut row = vec![WITHDRAWN.to_owned(); rows[0].len()];
@@ -150,13 +154,13 @@ impl Archive {
                         rows.push(row);
                         continue;
                     }
-                    let f = if reveal && !facts.private_withdrawn {
+                    let f = if reveal && !private_withdrawn {
                         self.child_sections_revealed(c.id.as_str())?
                     } else {
                         self.child_sections(c.id.as_str())?
                     };
                     let private = |section: &str, key: &str| {
-                        if facts.private_withdrawn {
+                        if private_withdrawn {
                             WITHDRAWN.to_owned()
                         } else {
                             field(&f, section, key)
