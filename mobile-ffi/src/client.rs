@@ -274,6 +274,25 @@ impl Inner {
         }
     }
 
+    /// [`ShouwangClient::renew_membership`], holding the sync lock (no sync runs meanwhile).
+    async fn renew(&self, ticket: &str) -> Result<()> {
+        self.ensure_open()?;
+        let _one_at_a_time = self.lock_sync().await;
+        let (mut archive, _) = self.open_for_sync().await?;
+        let report = device::renew(
+            &mut archive,
+            ticket,
+            unix_now(),
+            &device::default_options(),
+            JoinSettings::default(),
+        )
+        .await?;
+        if report.changed > 0 {
+            self.changed(ChangeOrigin::Hub, report.changed as u64);
+        }
+        Ok(())
+    }
+
     /// One sync with the hub, reporting to `updates`. Failures are returned, not reported.
     async fn sync_hub(&self, updates: Option<&SyncUpdates>) -> Result<SyncReport> {
         self.ensure_open()?;
@@ -349,7 +368,8 @@ impl Inner {
         let result =
             device::sync_peer(&node, &identity, peer, archive, &device::default_options()).await;
         node.shutdown().await;
-        let (_archive, synced) = result?;
+        let own_expired = identity.certificate.body().expires_at <= unix_now();
+        let (_archive, synced) = result.map_err(|e| ShouwangError::from_peer(e, own_expired))?;
         let progress = SyncProgress::from(&synced.progress);
         if progress.documents_changed > 0 {
             self.changed(ChangeOrigin::Peer, progress.documents_changed);
@@ -713,6 +733,18 @@ impl ShouwangClient {
             let _ = delivery.await;
         }
         result
+    }
+
+    /// Renews this device's membership after its certificate expired (a sync failed with
+    /// [`ShouwangError::NotPermitted`] saying so, and background sync stopped): `ticket` is the
+    /// text of a new invite QR code an administrator made for this member. The store stays as
+    /// it is, with everything not yet synced; the next sync sends it (start background sync
+    /// again). Refused, changing nothing and keeping the invite unused, if the ticket is for
+    /// another school or member, or the certificate has not expired (a sync renews it). A
+    /// renewal cut off may be tried again with the same ticket.
+    pub async fn renew_membership(&self, ticket: String) -> Result<()> {
+        let inner = self.inner.clone();
+        run(async move { inner.renew(&ticket).await }).await
     }
 
     /// Connects to the school server ahead of a sync: call it when the app comes to the

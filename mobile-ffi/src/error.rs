@@ -183,6 +183,21 @@ impl From<CoreError> for ShouwangError {
     }
 }
 
+impl ShouwangError {
+    /// What a failed sync with another member's device (or a stranger's, on the same Wi-Fi)
+    /// shows: as any network error, except that a device saying this one's certificate
+    /// expired is believed only if it did (`own_expired`). A stranger could close with those
+    /// words to send the teacher to her administrator for nothing.
+    pub(crate) fn from_peer(e: TransportError, own_expired: bool) -> ShouwangError {
+        if is_certificate_expired(&e) && !own_expired {
+            return ShouwangError::NotPermitted {
+                msg: UNSHOWN_REFUSAL.into(),
+            };
+        }
+        e.into()
+    }
+}
+
 impl From<TransportError> for ShouwangError {
     fn from(e: TransportError) -> Self {
         let network = |m: &str| ShouwangError::Network { msg: m.into() };
@@ -290,6 +305,20 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// A device met directly that closes with "your certificate expired" is believed only if
+    /// this device's certificate did expire.
+    #[test]
+    fn a_peer_saying_the_certificate_expired_is_believed_only_if_it_did() {
+        let said = || TransportError::Refused(CERTIFICATE_EXPIRED.into());
+        let stranger = ShouwangError::from_peer(said(), false);
+        assert_eq!(stranger.message(), UNSHOWN_REFUSAL, "{stranger}");
+        let true_word = ShouwangError::from_peer(said(), true);
+        assert_eq!(true_word.message(), CERTIFICATE_EXPIRED, "{true_word}");
+        let other =
+            ShouwangError::from_peer(TransportError::Refused("邀请码已经用过".into()), false);
+        assert!(other.message().contains("邀请码已经用过"), "{other}");
     }
 
     /// A stranger's device on the same Wi-Fi chooses the reason it closes with: only a short

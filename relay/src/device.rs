@@ -122,13 +122,10 @@ impl Identity {
     /// The certificate's expiry, and a Chinese warning when it is near (under 7 days left) or
     /// past: renewal is automatic at a hub sync, so the user only needs to get online.
     pub fn certificate_warning(&self, now: i64) -> (i64, Option<String>) {
-        let expires = self.certificate.body().expires_at;
-        let day = chrono::DateTime::from_timestamp(expires, 0)
-            .map(|t| t.format("%Y-%m-%d").to_string())
-            .unwrap_or_default();
+        let (expires, day) = expiry_day(self.certificate.body().expires_at);
         let warning = if expires <= now {
             Some(format!(
-                "成员证书已于 {day} 过期：附近的设备不再与本机同步；联网与学校服务器同步一次即可自动续期"
+                "成员证书已于 {day} 过期：学校服务器和附近的设备都不再与本机同步。请让管理员为你重新生成邀请码，用它给本机续期（本机的档案和没有同步的记录都会保留）"
             ))
         } else if expires - now < 7 * 86_400 {
             Some(format!(
@@ -155,6 +152,14 @@ impl Identity {
     pub async fn bind(&self, lan: bool) -> Result<Node, TransportError> {
         Node::bind(self.node_config(lan)?).await
     }
+}
+
+/// A certificate's expiry, and its day as `YYYY-MM-DD` (UTC).
+fn expiry_day(expires: i64) -> (i64, String) {
+    let day = chrono::DateTime::from_timestamp(expires, 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    (expires, day)
 }
 
 /// Enrolls a new device at `store` (encrypted with `key` if given) with an invite `ticket`
@@ -272,20 +277,7 @@ async fn enroll_with(
     let invite = Invite::decode(ticket.trim())?;
     invite.check_valid(now)?;
     let secret = pending_key(store)?;
-    let node = {
-        let mut config = NodeConfig::new(secret.clone());
-        if let Some(relay) = handshake::invite_relay(&invite)? {
-            config = config.with_relay(relay);
-        }
-        if let Some(bind) = settings.bind {
-            config.bind = bind;
-        }
-        Node::bind(config).await?
-    };
-    let enrolled =
-        handshake::enroll_with_progress(&node, &invite, now, opts, settings.progress).await;
-    node.shutdown().await;
-    match enrolled {
+    match enroll_as(&secret, &invite, now, opts, settings).await {
         Ok(enrolled) => Ok((invite, secret, enrolled)),
         Err(e) => {
             // A refusal spent nothing for this key: nothing to keep it for.
@@ -298,6 +290,79 @@ async fn enroll_with(
             Err(e)
         }
     }
+}
+
+/// Enrolls with the hub `invite` names, as the device whose key is `secret`.
+async fn enroll_as(
+    secret: &SecretKey,
+    invite: &Invite,
+    now: i64,
+    opts: &ConversationOptions,
+    settings: JoinSettings,
+) -> Result<handshake::Enrolled, TransportError> {
+    let mut config = NodeConfig::new(secret.clone());
+    if let Some(relay) = handshake::invite_relay(invite)? {
+        config = config.with_relay(relay);
+    }
+    if let Some(bind) = settings.bind {
+        config.bind = bind;
+    }
+    let node = Node::bind(config).await?;
+    let enrolled =
+        handshake::enroll_with_progress(&node, invite, now, opts, settings.progress).await;
+    node.shutdown().await;
+    enrolled
+}
+
+/// Renews this device's expired membership with a new invite `ticket` for its member, on the
+/// store it holds (`shouwang_core::archive`'s renewal module): it enrolls again with its own
+/// key, takes the new certificate and the member's documents in one transaction, and keeps
+/// everything it holds, its unsent work included (the next sync sends it). Nothing is written
+/// if any step fails, and a ticket for another school or member, or a certificate still
+/// valid (a sync renews it), is refused before the hub spends the invite. A renewal cut off
+/// after the hub spent the invite may be tried again with the same ticket for a while
+/// (`server::data::AGAIN_SECONDS`).
+pub async fn renew(
+    archive: &mut Archive,
+    ticket: &str,
+    now: i64,
+    opts: &ConversationOptions,
+    settings: JoinSettings,
+) -> Result<shouwang_core::archive::ImportReport, TransportError> {
+    let identity = Identity::load(archive)?;
+    let ticket = ticket.trim();
+    let invite = Invite::decode(ticket)?;
+    if invite.school_id != *archive.school_id() || invite.school_key != identity.invite.school_key {
+        return Err(Error::NotPermitted(
+            "这个邀请码是另一所学校的，不能用来给本机续期；没有改动本机的档案".into(),
+        )
+        .into());
+    }
+    let body = identity.certificate.body();
+    if invite.member != body.member {
+        let name = archive.me().map(|m| m.name).unwrap_or_default();
+        return Err(Error::NotPermitted(format!(
+            "这个邀请码是给另一位成员的；本机属于{name}，请让管理员为{name}生成邀请码。没有改动本机的档案"
+        ))
+        .into());
+    }
+    if body.expires_at > now {
+        let (_, day) = expiry_day(body.expires_at);
+        return Err(Error::NotPermitted(format!(
+            "本机的成员证书仍然有效（到 {day}），联网与学校服务器同步一次即可续期，不用邀请码；这个邀请码没有用掉"
+        ))
+        .into());
+    }
+    invite.check_valid(now)?;
+    let enrolled = enroll_as(&identity.secret, &invite, now, opts, settings).await?;
+    let certificate = enrolled.certificate.encode();
+    Ok(archive.renew_enrolled(
+        &enrolled.bundle,
+        &[
+            (META_CERTIFICATE, certificate.as_str()),
+            (META_INVITE, ticket),
+        ],
+    )?)
 }
 
 /// Where a join in progress keeps its device key: `<store>.joining`, beside the store.

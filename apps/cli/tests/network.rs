@@ -185,3 +185,71 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
     );
     school.stop_hub();
 }
+
+/// A phone whose certificate expired over the summer holds a 家访 it never sent: the hub
+/// refuses it, and `join` with the administrator's new ticket renews it on the same store
+/// (the store is kept, the visit with it), after which `sync` sends the visit.
+#[test]
+fn join_on_a_joined_store_renews_an_expired_certificate() {
+    use shouwang_core::Archive;
+    use shouwang_core::membership::CertificateBody;
+    use shouwang_relay::device::Identity;
+
+    let mut phones = hub::TwoPhones::join();
+    let teacher = phones.teacher.clone();
+    hub::ok(&teacher, &["sync"]);
+    {
+        let mut archive = Archive::open(&teacher).unwrap();
+        let body = Identity::load(&mut archive)
+            .unwrap()
+            .certificate
+            .body()
+            .clone();
+        let expired = phones
+            .data
+            .school_key()
+            .unwrap()
+            .issue(CertificateBody {
+                issued_at: now() - 31 * 86_400,
+                expires_at: now() - 86_400,
+                ..body
+            })
+            .unwrap()
+            .encode();
+        archive
+            .store()
+            .write(|b| {
+                b.set_meta("net.certificate", &expired);
+                Ok(())
+            })
+            .unwrap();
+    }
+    hub::record(&teacher, "家访", "王小雨", "暑假家访：奶奶腿脚不便");
+    let (ok, _, err) = shouwang(&teacher, &["sync"]);
+    assert!(!ok && err.contains("证书已过期"), "{err}");
+    let (_, out, _) = shouwang(&teacher, &["status"]);
+    assert!(out.contains("过期") && out.contains("邀请码"), "{out}");
+
+    // 刘桂兰's ticket is not for this phone: refused, nothing changed.
+    let hers = phones
+        .server()
+        .invite("刘桂兰", Role::LoveMother, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let before = std::fs::read(&teacher).unwrap();
+    let (ok, _, err) = shouwang(&teacher, &["join", &hers]);
+    assert!(!ok && err.contains("另一位成员"), "{err}");
+    assert_eq!(std::fs::read(&teacher).unwrap(), before);
+
+    let ticket = phones
+        .server()
+        .invite("王瑞侠", Role::HeadTeacher, now(), now() + 86_400)
+        .unwrap()
+        .ticket;
+    let out = hub::ok(&teacher, &["join", &ticket]);
+    assert!(out.contains("已续期"), "{out}");
+    hub::ok(&teacher, &["sync"]);
+    let out = phones.office().ok(&["child", "show", "王小雨"]);
+    assert!(out.contains("暑假家访"), "{out}");
+    phones.stop_hub();
+}

@@ -124,7 +124,7 @@ fn record_held(b: &mut Batch<'_>, signer: &DeviceId, held: &[Held]) -> Result<()
 
 /// Merges every entry; refuses the lot if any document would be left missing changes it
 /// depends on (a bundle cut short, or one made "since" a state this device does not have).
-fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
+pub(super) fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<ImportReport> {
     let mut report = ImportReport {
         documents: entries.len(),
         changed: 0,

@@ -25,6 +25,7 @@ mod long_numbers;
 mod lookup;
 mod lost;
 mod rebase;
+mod renewal;
 mod repair;
 mod reports;
 mod resolution;

@@ -214,8 +214,9 @@ impl Archive {
         self.store.record_sync_result(peer, error)
     }
 
-    /// Whether an exchange with `peer` ever completed here.
-    pub fn has_synced_with(&mut self, peer: &str) -> Result<bool> {
+    /// Whether an exchange with `peer` completed here at or after `since_ms` (this store's
+    /// clock, ms since the epoch).
+    pub fn has_synced_with_since(&mut self, peer: &str, since_ms: i64) -> Result<bool> {
         Ok(self
             .store
             .conn()
@@ -226,7 +227,7 @@ impl Archive {
             )
             .optional()?
             .flatten()
-            .is_some())
+            .is_some_and(|t| t >= since_ms))
     }
 
     /// What this device made that `peer` (the hub) has not confirmed: its own changes after

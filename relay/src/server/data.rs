@@ -111,8 +111,9 @@ pub(crate) fn spent_at_restore(at: i64) -> Vec<u8> {
 pub enum Spend {
     /// Spent now, by this device.
     Fresh,
-    /// Spent earlier by this same device (a retried enrollment).
-    Again,
+    /// Spent earlier by this same device (a retried enrollment), at `at` (seconds since the
+    /// epoch, the hub's clock).
+    Again { at: i64 },
 }
 
 /// The paths of a hub's data directory, and where its data key comes from.
@@ -504,7 +505,7 @@ impl DataDir {
                 if spent.device != device.to_hex() {
                     Err(spent.refusal())
                 } else if now - spent.at <= AGAIN_SECONDS {
-                    Ok(Spend::Again)
+                    Ok(Spend::Again { at: spent.at })
                 } else {
                     Err(Error::NotPermitted(
                         "这台设备已经用这个邀请码加入过学校，请直接同步；如需重新加入，请让管理员重新生成邀请码"
@@ -669,7 +670,10 @@ mod tests {
         assert_eq!(data.find_invite(&secret).unwrap().unwrap(), issued);
         let phone = DeviceKey([1; 32]);
         assert_eq!(data.spend(&secret, &phone, 5).unwrap(), Spend::Fresh);
-        assert_eq!(data.spend(&secret, &phone, 6).unwrap(), Spend::Again);
+        assert_eq!(
+            data.spend(&secret, &phone, 6).unwrap(),
+            Spend::Again { at: 5 }
+        );
         // Not long after: the enrollment it retries is over one way or the other.
         let late = data
             .spend(&secret, &phone, 5 + AGAIN_SECONDS + 1)

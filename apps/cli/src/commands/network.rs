@@ -46,9 +46,13 @@ fn net_error(e: TransportError) -> CliError {
 }
 
 /// `shouwang join <ticket>`: enrolls this device with the hub and sets up the store from the
-/// member's documents. Nothing is written if any step fails.
+/// member's documents. On a store already joined, renews its member's expired certificate
+/// with the new ticket, keeping the store ([`renew`]). Nothing is written if any step fails.
 pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
     check_new_store(&ctx.store)?;
+    if Archive::exists_with_key(&ctx.store, ctx.key.as_ref())? {
+        return renew(ctx, ticket);
+    }
     let label = label.unwrap_or("手机");
     let rt = runtime()?;
     let shown = !ctx.json && std::io::stderr().is_terminal();
@@ -85,6 +89,35 @@ pub fn join(ctx: &mut Ctx, ticket: &str, label: Option<&str>) -> Result<()> {
     let mut archive = joined.map_err(net_error)?;
     report_joined(ctx, &mut archive)?;
     ctx.line("以后联网时运行 shouwang sync 与学校服务器同步。")
+}
+
+/// `shouwang join <ticket>` on a store already joined: the member's certificate expired (the
+/// hub refuses it), and the administrator made her a new invite. The store stays, with what
+/// she wrote and has not sent (`device::renew`).
+fn renew(ctx: &mut Ctx, ticket: &str) -> Result<()> {
+    let mut archive = ctx.open()?;
+    let rt = runtime()?;
+    if !ctx.json {
+        eprintln!("本机已经加入学校，正在用这个邀请码给成员证书续期……");
+    }
+    let report = rt
+        .block_on(device::renew(
+            &mut archive,
+            ticket,
+            unix_now(),
+            &ctx.conversation_options(),
+            JoinSettings::default(),
+        ))
+        .map_err(net_error)?;
+    if ctx.json {
+        return ctx.json(&serde_json::json!({
+            "renewed": true,
+            "documents_changed": report.changed,
+        }));
+    }
+    ctx.line(
+        "成员证书已续期，本机的档案和还没有同步的记录都保留着。现在运行 shouwang sync 把它们发给学校。",
+    )
 }
 
 fn identity(archive: &mut Archive) -> Result<Identity> {

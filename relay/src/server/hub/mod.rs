@@ -161,9 +161,14 @@ impl HubState {
         // it may present it again (`Spend::Again`) if what follows fails.
         let spend = self.data.spend(secret, &device, now)?;
         // Presented again by the device that spent it: an enrollment cut off before its
-        // bundle arrived. Not once the device has synced: each enrollment exports the
-        // member's whole file (the whole school for an administrator), outside any quota.
-        if spend == super::data::Spend::Again && archive.has_synced_with(&device.to_string())? {
+        // bundle arrived. Not once the device has synced since: each enrollment exports the
+        // member's whole file (the whole school for an administrator), outside any quota. (A
+        // device that synced before the invite was spent is one renewing its expired
+        // certificate on the store it holds, `device::renew`: its retry goes on. The spend
+        // is kept in whole seconds: a sync in its own second counts as after it.)
+        if let super::data::Spend::Again { at } = spend
+            && archive.has_synced_with_since(&device.to_string(), at.saturating_mul(1000))?
+        {
             return Err(Error::NotPermitted(
                 "这台设备已经加入学校，请直接同步，不用再用邀请码".into(),
             ));
@@ -202,7 +207,7 @@ impl HubState {
                     .school()
                     .map(|s| s.devices.iter().any(|d| d.id == id && d.member == m.id))
                     .unwrap_or(true);
-                if spend == super::data::Spend::Fresh && !registered {
+                if matches!(spend, super::data::Spend::Fresh) && !registered {
                     self.data.unspend(secret, &device)?;
                 }
                 return Err(e);

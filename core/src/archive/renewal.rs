@@ -1,0 +1,74 @@
+//! Renewing an expired membership on the store a device already holds.
+//!
+//! A certificate lasts 30 days and is renewed at every hub sync past its half-life, so a
+//! phone that did not reach the hub for a month (a summer holiday, a volunteer who only met
+//! colleagues' phones) holds an expired one, and the hub refuses it for good: a lost phone
+//! falls out of trust by time. The administrator's answer is a new invite, and the device
+//! enrolls again **with the key it holds** (`shouwang_relay::device::renew`), so its store,
+//! and whatever it wrote and has not sent, stays: a fresh join would need a new store and
+//! lose that work.
+//!
+//! The hub answers such an enrollment as any other (it registers a device only once, and
+//! never a revoked one): a certificate and the member's documents. Both are taken here in
+//! one transaction, the documents merged as the hub's are at a sync, and nothing is written
+//! if any check fails. The device's sync state with the hub is kept as it was (true, if
+//! older than what the hub now records): its next sync sends its unsent work.
+
+use super::Archive;
+use super::exchange::{ImportReport, merge_entries};
+use super::scope;
+use crate::bundle::Bundle;
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+
+/// Why the hub's documents for a renewal are refused: they are not for this device.
+const NOT_THIS_DEVICE: &str = "学校服务器发来的档案不是给这台设备的，没有改动本机的档案";
+
+impl Archive {
+    /// Takes the plain bundle the hub sent over an authenticated enrollment of this device's
+    /// own key (see the module docs) and writes `meta` (the new certificate and invite) in the
+    /// same transaction. The bundle must be this school's, name this device, and register it
+    /// to this member, not revoked; documents she may not see are dropped, as at a join.
+    pub fn renew_enrolled(
+        &mut self,
+        bundle_bytes: &[u8],
+        meta: &[(&str, &str)],
+    ) -> Result<ImportReport> {
+        let bundle = Bundle::decode(bundle_bytes)?;
+        if bundle.school != self.school_id {
+            return Err(Error::WrongSchool);
+        }
+        if bundle.device.as_ref() != Some(&self.device) {
+            return Err(Error::NotPermitted(NOT_THIS_DEVICE.into()));
+        }
+        if !bundle.entries.iter().any(|e| e.doc == DocId::School) {
+            return Err(Error::invalid(
+                "学校文件",
+                "学校服务器发来的档案里没有学校信息，请重试",
+            ));
+        }
+        let (me, device) = (self.me.clone(), self.device.clone());
+        let total = bundle.entries.len();
+        let mut report = self.store.write(|b| {
+            b.set_source("bundle");
+            let view = scope::school_after(b, &bundle.entries)?;
+            let registered = view
+                .devices
+                .iter()
+                .any(|d| d.id == device && d.member == me && !d.revoked);
+            if !registered {
+                return Err(Error::NotPermitted(NOT_THIS_DEVICE.into()));
+            }
+            let (kept, dropped) = scope::entries_in_scope(b, &me, bundle.entries)?;
+            let mut report = merge_entries(b, &kept)?;
+            report.documents = total;
+            report.dropped = dropped;
+            for (key, value) in meta {
+                b.set_meta(key, value);
+            }
+            Ok(report)
+        })?;
+        report.purged = self.purge_out_of_scope()?;
+        Ok(report)
+    }
+}
