@@ -377,3 +377,82 @@ impl Written {
             )
     }
 }
+
+/// The store's `meta` key under which work the rules refused to carry over is noted, one
+/// [`NotCarried`] a line, written in the batch that replaced the copy and taken when the
+/// member is told (`Archive::take_not_carried`).
+pub const NOT_CARRIED: &str = "carry.refused";
+
+/// At most this many notes are kept (the oldest go first), should nobody ever take them.
+pub const NOT_CARRIED_KEPT: usize = 100;
+
+/// Work this device wrote on an older generation that the rules refused to carry over into
+/// the new one (a consent withdrawn meanwhile, a role lost): it is not kept, and the member
+/// who typed it is told what it was and why. Never what she typed: which file, what kind of
+/// record, its date, the rules' reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCarried {
+    pub doc: crate::doc::DocId,
+    /// The child's name as the new generation has it (the file may have left this device by
+    /// the time she is told); empty if not known.
+    pub child: String,
+    pub what: NotKept,
+    /// The rules' reason, in Chinese.
+    pub why: String,
+}
+
+/// What of a device's work was not carried over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotKept {
+    /// A record the new generation lacks, whole: its kind (the key as stored) and date.
+    Record { kind: String, date: String },
+    /// What this device wrote on a record the new generation holds (an edit, a void, a
+    /// 进步档案 entry).
+    Part { kind: String, date: String },
+    /// Edits to the file's sections.
+    Sections,
+}
+
+impl NotCarried {
+    /// The note as one line of [`NOT_CARRIED`].
+    pub fn line(&self) -> String {
+        let (what, kind, date) = match &self.what {
+            NotKept::Record { kind, date } => ("record", kind.as_str(), date.as_str()),
+            NotKept::Part { kind, date } => ("part", kind.as_str(), date.as_str()),
+            NotKept::Sections => ("sections", "", ""),
+        };
+        [
+            self.doc.key().as_str(),
+            &self.child,
+            what,
+            kind,
+            date,
+            &self.why,
+        ]
+        .map(|f| f.replace(['\t', '\n', '\r'], " "))
+        .join("\t")
+    }
+
+    /// A line [`NotCarried::line`] wrote, or `None`.
+    pub fn parse(line: &str) -> Option<NotCarried> {
+        let mut f = line.splitn(6, '\t');
+        let doc = crate::doc::DocId::parse(f.next()?)?;
+        let child = f.next()?.to_owned();
+        let tag = f.next()?;
+        let kind = f.next()?.to_owned();
+        let date = f.next()?.to_owned();
+        let why = f.next()?.to_owned();
+        let what = match tag {
+            "record" => NotKept::Record { kind, date },
+            "part" => NotKept::Part { kind, date },
+            "sections" => NotKept::Sections,
+            _ => return None,
+        };
+        Some(NotCarried {
+            doc,
+            child,
+            what,
+            why,
+        })
+    }
+}

@@ -325,15 +325,17 @@ impl Inner {
             )
             .await?;
             let hub = identity.hub()?.id.to_string();
-            let (status, refetched_damaged) = blocking(move || {
+            let (status, refetched_damaged, not_kept) = blocking(move || {
                 Ok((
                     archive.sync_status(&hub)?,
                     archive.take_refetched_damaged()?,
+                    archive.take_not_carried()?,
                 ))
             })
             .await?;
             Ok::<_, ShouwangError>(SyncReport {
                 refetched_damaged,
+                not_kept,
                 progress: SyncProgress::from(&progress),
                 last_success_ms: status
                     .last_success

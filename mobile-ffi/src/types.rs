@@ -479,6 +479,14 @@ pub struct SyncReport {
     /// by this sync, as a person reads them: tell the member that what she wrote in them since
     /// her last sync before the damage could not be read back, and to check and type it again.
     pub refetched_damaged: Vec<String>,
+    /// What the member wrote offline in a child's file that the school re-based meanwhile and
+    /// that this sync could not carry over into the new file, because the school's rules refuse
+    /// it now (the guardian withdrew consent, her role changed): one sentence each, naming the
+    /// child, the kind of record and its date, and why ("王晓雨的谈心记录（2026-11-25）未能
+    /// 保留：……"). It is gone from the phone; show each line to her (a dialog she dismisses,
+    /// not a passing toast), so that nothing she typed disappears without her knowing. Said
+    /// once: the next report does not repeat it.
+    pub not_kept: Vec<String>,
 }
 
 /// What a sync with another member's device did.

@@ -15,6 +15,7 @@ use shouwang_tests::fixtures::*;
 const OLD_NAME: &str = CHILDREN[0].1; // 王小雨, registered with a typo
 const NEW_NAME: &str = "王晓雨";
 const NOTE: &str = "奶奶在家，作业按时完成";
+const ARCHIVIST: &str = "晁月静";
 
 fn id_number(seq: &str) -> String {
     let first = format!("340321201703051{seq}");
@@ -407,31 +408,7 @@ fn story_3b_a_hand_in_on_an_older_generation_stays_on_her_phone() {
 ///     all her later work on the file waiting behind it.
 #[test]
 fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
-    let (mut admin, _teacher, mut mother, _child, _wrong, talk) = rebased_while_she_writes();
-    admin
-        .archive
-        .record_consent(
-            NEW_NAME,
-            &shouwang_core::archive::ConsentInput {
-                guardian: "王秀英".into(),
-                relation: "祖母".into(),
-                date: "2026-11-20".into(),
-                covers: "basic".into(),
-                form: "TY-2026-030".into(),
-            },
-        )
-        .unwrap();
-    admin
-        .archive
-        .withdraw_consent(
-            NEW_NAME,
-            &shouwang_core::archive::WithdrawalInput {
-                date: "2026-11-24".into(),
-                by: "王秀英".into(),
-                covers: "basic".into(),
-            },
-        )
-        .unwrap();
+    let (mut admin, mut mother, talk) = withdrawn_while_she_writes();
     office_news(&mut admin, &mut mother);
     hand_in(&mut admin, &mut mother);
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
@@ -440,6 +417,84 @@ fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
         admin.archive.outdated_standing().unwrap().is_empty(),
         "nor taken and listed for review"
     );
+}
+
+/// 2d. The same, for the school's 档案管理员, who as an administrator still holds a file whose
+///     consent was withdrawn: she writes a 谈心 on her tablet offline while the office re-bases
+///     the file, and the guardian withdraws consent right after. Her tablet replaces its copy
+///     and cannot carry her 谈心 over (nothing new may be written into the file). It is not
+///     kept, and not lost silently either: after the import that did it, she is told which
+///     record was not kept (the child, the kind, its date) and why, in the rules' words; once.
+#[test]
+fn story_2d_she_is_told_which_record_was_not_kept_and_why() {
+    let (mut admin, mut tablet, talk) = withdrawn_while_the_archivist_writes();
+    assert!(tablet.archive.take_not_carried().unwrap().is_empty());
+    office_news(&mut admin, &mut tablet);
+    assert!(!shows(&mut tablet, &talk), "not kept on her tablet");
+    let told = tablet.archive.take_not_carried().unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    let line = &told[0];
+    for what in [NEW_NAME, "谈心记录", "2026-11-25", "未能保留", "撤回"] {
+        assert!(line.contains(what), "{what} missing: {line}");
+    }
+    assert!(
+        !line.contains("说想妈妈了"),
+        "what she typed is not kept: {line}"
+    );
+    assert!(
+        tablet.archive.take_not_carried().unwrap().is_empty(),
+        "told once"
+    );
+    hand_in(&mut admin, &mut tablet);
+    assert!(!shows(&mut admin, &talk));
+    assert_eq!(attack::quarantined(&mut admin.archive), 0);
+}
+
+/// 2e. The same over a sync with the hub: the sync that replaced her copy notes the 谈心 not
+///     kept, and it is told after it.
+#[test]
+fn story_2e_a_sync_that_did_not_keep_a_record_tells_her() {
+    let (mut admin, mut tablet, talk) = withdrawn_while_the_archivist_writes();
+    let (hub, phone) = attack::hub_and_phone(&mut admin.archive, &tablet.archive);
+    attack::pump(&mut tablet.archive, phone, &mut admin.archive, hub);
+    assert!(!shows(&mut tablet, &talk));
+    let told = tablet.archive.take_not_carried().unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("谈心记录（2026-11-25）未能保留"),
+        "{told:?}"
+    );
+}
+
+/// The guardian's consent to the basic file, recorded at the office and withdrawn.
+fn withdraw(office: &mut Device) {
+    office
+        .archive
+        .record_consent(NEW_NAME, &consent("2026-11-20"))
+        .unwrap();
+    office
+        .archive
+        .withdraw_consent(NEW_NAME, &withdrawal("2026-11-24"))
+        .unwrap();
+}
+
+/// [`rebased_while_she_writes`], the guardian withdrawing consent to the file at the office
+/// right after the re-basing, before the 爱心妈妈's phone hears of either (2c).
+fn withdrawn_while_she_writes() -> (Device, Device, String) {
+    let (mut admin, _teacher, mother, _child, _wrong, talk) = rebased_while_she_writes();
+    withdraw(&mut admin);
+    (admin, mother, talk)
+}
+
+/// [`corrected`], the 档案管理员's tablet holding the file, re-based by the office; she writes
+/// a 谈心 on her old copy, and the guardian withdraws consent at the office (2d).
+fn withdrawn_while_the_archivist_writes() -> (Device, Device, String) {
+    let (mut admin, _teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    let mut tablet = join(&mut admin, ARCHIVIST);
+    rebase(&mut admin);
+    let talk = tablet.record("谈心", NEW_NAME, "2026-11-25", &[("notes", "说想妈妈了")]);
+    withdraw(&mut admin);
+    (admin, tablet, talk)
 }
 
 /// 4. The 班主任 writes a 心理辅导记录 (the private part) offline while the office re-bases the

@@ -24,6 +24,7 @@ mod least;
 mod long_numbers;
 mod lookup;
 mod lost;
+mod not_carried;
 mod rebase;
 mod renewal;
 mod repair;

@@ -375,8 +375,9 @@ impl Batch<'_> {
     /// it, plus the ones carried before it (concurrent with what others wrote there since),
     /// and judged by the rules first, as the others will judge it: it declares the school as
     /// it is now (a consent withdrawn since, a role lost), and one the rules refuse is taken
-    /// back out and logged rather than kept to be refused everywhere. Returns how many were
-    /// carried.
+    /// back out rather than kept to be refused everywhere: logged, and noted in this batch
+    /// (`crate::carry::NOT_CARRIED`) so that the member who typed it is told what was not kept
+    /// and why (`Archive::take_not_carried`). Returns how many were carried.
     ///
     /// On a hub, the same for each console device it registered (`archive::console`): what a
     /// member typed at the office console is carried under her console device, as hers.
@@ -447,7 +448,8 @@ impl Batch<'_> {
                 Ok(true) => carried += 1,
                 Ok(false) => {}
                 Err(why) => {
-                    tracing::warn!(doc = %id, "sections written on an older generation were not carried over: {why}")
+                    tracing::warn!(doc = %id, "sections written on an older generation were not carried over: {why}");
+                    self.note_not_carried(id, old, None, &why);
                 }
             }
         }
@@ -456,7 +458,8 @@ impl Batch<'_> {
                 Ok(true) => carried += 1,
                 Ok(false) => {}
                 Err(_) => {
-                    tracing::warn!(doc = %id, record, "a record written on an older generation was not carried over: {first}")
+                    tracing::warn!(doc = %id, record, "a record written on an older generation was not carried over: {first}");
+                    self.note_not_carried(id, old, Some(&record), &first);
                 }
             }
         }
@@ -468,11 +471,76 @@ impl Batch<'_> {
                 Ok(true) => carried += 1,
                 Ok(false) => {}
                 Err(why) => {
-                    tracing::warn!(doc = %id, record, "a part written on an older generation was not carried over: {why}")
+                    tracing::warn!(doc = %id, record, "a part written on an older generation was not carried over: {why}");
+                    self.note_not_carried(id, old, Some(&record), &why);
                 }
             }
         }
         carried
+    }
+
+    /// Notes what [`Batch::carry_over_as`] did not carry over into `id` (`record` of `old`, or
+    /// the sections when `None`) for the member who typed it, appended to what is noted
+    /// already (`crate::carry::NOT_CARRIED`, written with this batch). Only this device's own
+    /// work: a hub's console devices have no one to tell it to after a sync (logged only).
+    fn note_not_carried(&mut self, id: &DocId, old: &Automerge, record: Option<&str>, why: &str) {
+        use crate::carry::{NOT_CARRIED, NOT_CARRIED_KEPT, NotCarried, NotKept};
+        if self.writing_as.is_some() {
+            return;
+        }
+        let what = match record {
+            None => NotKept::Sections,
+            Some(r) => {
+                let meta = doc::access::map_at(old, &automerge::ROOT, doc::RECORDS)
+                    .and_then(|rs| doc::access::map_at(old, &rs, r))
+                    .map(|obj| crate::records::meta_of(old, r, &obj));
+                let (kind, date) = meta
+                    .map(|m| (m.kind_key, m.happened_on))
+                    .unwrap_or_default();
+                let held = self.docs.get(id).is_some_and(|new| {
+                    doc::access::map_at(new, &automerge::ROOT, doc::RECORDS)
+                        .is_some_and(|rs| doc::access::map_at(new, &rs, r).is_some())
+                });
+                if held {
+                    NotKept::Part { kind, date }
+                } else {
+                    NotKept::Record { kind, date }
+                }
+            }
+        };
+        // The child's name as the new generation has it: by the time she is told, the file
+        // may have left this device (a consent withdrawn puts it out of her scope).
+        let child = match id.child() {
+            Some(c) => self
+                .doc(&DocId::Child(c.clone()))
+                .ok()
+                .flatten()
+                .and_then(|d| {
+                    doc::access::map_at(d, &automerge::ROOT, "profile")
+                        .and_then(|p| doc::access::get_str(d, &p, "name"))
+                })
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let note = NotCarried {
+            doc: id.clone(),
+            child,
+            what,
+            why: why.to_owned(),
+        };
+        let noted = match self.meta.iter().rev().find(|(k, _)| k == NOT_CARRIED) {
+            Some((_, v)) => v.clone(),
+            None => super::meta_get(self.conn, NOT_CARRIED)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        };
+        let mut lines: Vec<&str> = noted.lines().filter(|l| !l.is_empty()).collect();
+        let line = note.line();
+        lines.push(&line);
+        let from = lines.len().saturating_sub(NOT_CARRIED_KEPT);
+        let text = lines[from..].join("\n");
+        self.set_meta(NOT_CARRIED, &text);
     }
 
     /// One carried change (the sections when `record` is `None`), made on `line` and judged:

@@ -273,6 +273,9 @@ pub struct Imported {
     pub new_children: Vec<String>,
     pub new_records: Vec<NewRecord>,
     pub new_conflicts: Vec<NewConflict>,
+    /// What this device wrote offline in a file the school re-based and could not carry over
+    /// into the new file (`Archive::take_not_carried`): one line each, what and why.
+    pub not_kept: Vec<String>,
 }
 
 /// Record ids and conflict paths of a document, before an import.
@@ -315,6 +318,7 @@ fn import_bundle(a: &mut Archive, bytes: &[u8], bundle: &Bundle) -> Result<Impor
         new_children: Vec::new(),
         new_records: Vec::new(),
         new_conflicts: Vec::new(),
+        not_kept: a.take_not_carried()?,
     };
     if report.new_changes == 0 {
         return Ok(out);
@@ -383,6 +387,15 @@ pub fn dropped_line(n: usize) -> String {
 
 /// The import report as text.
 pub fn render_import(r: &Imported) -> String {
+    let mut s = render_import_body(r);
+    for line in super::network::not_kept_lines(&r.not_kept) {
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s
+}
+
+fn render_import_body(r: &Imported) -> String {
     let mut s = String::new();
     if r.dropped > 0 {
         s.push_str(&dropped_line(r.dropped));
@@ -527,6 +540,22 @@ pub fn audit(ctx: &mut Ctx, args: &crate::cli::AuditArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{Imported, render_import};
+
+    /// Work an import could not carry over into a re-based file is said, one line each, even
+    /// when the import brought nothing else.
+    #[test]
+    fn an_import_says_what_it_did_not_keep() {
+        let said = render_import(&Imported {
+            documents: 2,
+            not_kept: vec!["王晓雨的谈心记录（2026-11-25）未能保留：监护人已撤回同意。".into()],
+            ..Imported::default()
+        });
+        assert!(said.contains("没有保留"), "{said}");
+        assert!(
+            said.contains("  王晓雨的谈心记录（2026-11-25）未能保留"),
+            "{said}"
+        );
+    }
 
     /// What an import says is true of what it did: a file that only dropped a file she may
     /// no longer see did change the device; changes it did not take are told apart by what

@@ -144,6 +144,9 @@ struct SyncReport {
     /// Documents found damaged on this device and fetched again from the school: what was
     /// written in them since the last sync before the damage is to be checked and typed again.
     refetched_damaged: Vec<String>,
+    /// What this device wrote offline in a file the school re-based and could not carry over
+    /// into the new file (the rules refuse it now): one line each, what and why.
+    not_kept: Vec<String>,
 }
 
 /// `shouwang sync`: one exchange with the hub until both sides have everything.
@@ -172,6 +175,7 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
         bytes_received: p.bytes_received,
         millis: start.elapsed().as_millis(),
         refetched_damaged: archive.take_refetched_damaged()?,
+        not_kept: archive.take_not_carried()?,
     };
     if ctx.json {
         return ctx.json(&report);
@@ -189,7 +193,23 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
     if !report.refetched_damaged.is_empty() {
         ctx.line(refetched_line(&report.refetched_damaged))?;
     }
+    for line in not_kept_lines(&report.not_kept) {
+        ctx.line(line)?;
+    }
     Ok(())
+}
+
+/// What `sync` and `import` say of work written offline that a re-based file could not take.
+pub(crate) fn not_kept_lines(lines: &[String]) -> Vec<String> {
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![
+        "学校重建了档案，以下在本机写下、还没有同步的内容不符合学校现在的规则，没有保留："
+            .to_owned(),
+    ];
+    out.extend(lines.iter().map(|l| format!("  {l}")));
+    out
 }
 
 /// What `sync` says of documents found damaged here and fetched again.

@@ -1,0 +1,70 @@
+//! Work not carried over into a re-based file (`crate::carry`), told to the member who typed
+//! it. When the office re-bases a child's file, her device carries what she wrote offline on
+//! the older generation into the new one; what the rules refuse by then (a consent withdrawn
+//! meanwhile, a role lost) is not kept, and must not be. The batch that replaced her copy
+//! notes it (`crate::carry::NOT_CARRIED`); after the sync or import that did it, she is told
+//! which record was not kept and why, so that nothing she typed is lost without her knowing.
+
+use super::Archive;
+use crate::carry::{NOT_CARRIED, NotCarried, NotKept};
+use crate::doc::DocId;
+use crate::error::Result;
+use crate::kinds::RecordKind;
+
+impl Archive {
+    /// After a sync or an import: what this device wrote offline and could not carry over
+    /// into a child's re-based file since the last such call, one line each in Chinese (the
+    /// child, the kind of record and its date, the rules' reason), and forgets it. The app
+    /// shows the lines to the member: what she typed there is not kept.
+    pub fn take_not_carried(&mut self) -> Result<Vec<String>> {
+        let noted = self.store.meta(NOT_CARRIED)?.unwrap_or_default();
+        if noted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut lines = Vec::new();
+        for note in noted.lines().filter_map(NotCarried::parse) {
+            let line = self.not_carried_line(&note)?;
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        self.store.write(|b| {
+            b.set_meta(NOT_CARRIED, "");
+            Ok(())
+        })?;
+        Ok(lines)
+    }
+
+    /// One note, as a person reads it: "王晓雨的谈心记录（2026-11-25）未能保留：……。"
+    fn not_carried_line(&self, note: &NotCarried) -> Result<String> {
+        let file = if note.child.is_empty() {
+            self.doc_label(&note.doc)?
+        } else {
+            let part = match note.doc {
+                DocId::Private(_) => "（保密）",
+                DocId::Staff(_) => "（教师部分）",
+                _ => "",
+            };
+            format!("{}的档案{part}", note.child)
+        };
+        let who = file.strip_suffix("的档案").unwrap_or(&file);
+        let record = |kind: &str, date: &str| {
+            let kind = RecordKind::parse(kind).map_or("记录", RecordKind::label);
+            let date = if date.is_empty() {
+                String::new()
+            } else {
+                format!("（{date}）")
+            };
+            format!("{who}的{kind}{date}")
+        };
+        let what = match &note.what {
+            NotKept::Record { kind, date } => record(kind, date),
+            NotKept::Part { kind, date } => format!("{}上你做的修改", record(kind, date)),
+            NotKept::Sections => format!("{file}中你做的修改"),
+        };
+        Ok(format!(
+            "{what}未能保留：{}。",
+            note.why.trim().trim_end_matches('。')
+        ))
+    }
+}
