@@ -411,6 +411,12 @@ pub enum NotKept {
     Part { kind: String, date: String },
     /// Edits to the file's sections.
     Sections,
+    /// The whole copy, an older generation no longer sent to this device, left it with work
+    /// it had not sent (`Archive::purge_out_of_scope`, rebase story 2c).
+    StaleCopy,
+    /// The file of a child the school erased left this device with work it had not sent
+    /// (the erasure is final). The child is not named.
+    Erased,
 }
 
 impl NotCarried {
@@ -420,6 +426,8 @@ impl NotCarried {
             NotKept::Record { kind, date } => ("record", kind.as_str(), date.as_str()),
             NotKept::Part { kind, date } => ("part", kind.as_str(), date.as_str()),
             NotKept::Sections => ("sections", "", ""),
+            NotKept::StaleCopy => ("stale", "", ""),
+            NotKept::Erased => ("erased", "", ""),
         };
         [
             self.doc.key().as_str(),
@@ -446,6 +454,8 @@ impl NotCarried {
             "record" => NotKept::Record { kind, date },
             "part" => NotKept::Part { kind, date },
             "sections" => NotKept::Sections,
+            "stale" => NotKept::StaleCopy,
+            "erased" => NotKept::Erased,
             _ => return None,
         };
         Some(NotCarried {

@@ -263,7 +263,8 @@ async fn records_written_offline_while_the_file_is_rebased_reach_the_office() {
 /// The 爱心妈妈's phone, offline since before the erasure, writes one more 谈心 about her and
 /// then dials the office's phone, which has erased her: it learns of the erasure in the
 /// exchange (the office's phone refuses her file), and holds none of her documents
-/// afterwards, her unsent 谈心 included (the erasure is final).
+/// afterwards, her unsent 谈心 included (the erasure is final). She is told that work she had
+/// not sent went with an erased file, without the child's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_that_hears_of_an_erasure_from_a_colleague_it_dials_drops_her() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,4 +287,12 @@ async fn a_phone_that_hears_of_an_erasure_from_a_colleague_it_dials_drops_her() 
     let held = a.store().held_doc_ids().unwrap();
     assert!(!held.iter().any(|d| d.child() == Some(&child)), "{held:?}");
     assert!(mother.leaks(&["又说想妈妈了"]).is_empty());
+    let told = a.take_not_carried().unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("删除了一名学生的档案") && told[0].contains("还没有同步"),
+        "{told:?}"
+    );
+    assert!(!told[0].contains(CHILD), "{told:?}");
+    assert!(mother.leaks(&[CHILD]).is_empty(), "named nowhere once told");
 }

@@ -410,6 +410,14 @@ fn story_3b_a_hand_in_on_an_older_generation_stays_on_her_phone() {
 fn story_2c_a_record_the_rules_refuse_now_is_not_carried_over() {
     let (mut admin, mut mother, talk) = withdrawn_while_she_writes();
     office_news(&mut admin, &mut mother);
+    // Her copy went with the 谈心 in it: she is told, once.
+    let told = mother.archive.take_not_carried().unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("已由学校重建") && told[0].contains("还没有同步"),
+        "{told:?}"
+    );
+    assert!(mother.archive.take_not_carried().unwrap().is_empty());
     hand_in(&mut admin, &mut mother);
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
     assert!(!shows(&mut admin, &talk), "not carried into the file");

@@ -37,7 +37,10 @@ impl Archive {
 
     /// One note, as a person reads it: "王晓雨的谈心记录（2026-11-25）未能保留：……。"
     fn not_carried_line(&self, note: &NotCarried) -> Result<String> {
-        let file = if note.child.is_empty() {
+        let file = if note.what == NotKept::Erased {
+            // Not named: the erasure is final.
+            String::new()
+        } else if note.child.is_empty() {
             self.doc_label(&note.doc)?
         } else {
             let part = match note.doc {
@@ -61,6 +64,17 @@ impl Archive {
             NotKept::Record { kind, date } => record(kind, date),
             NotKept::Part { kind, date } => format!("{}上你做的修改", record(kind, date)),
             NotKept::Sections => format!("{file}中你做的修改"),
+            NotKept::StaleCopy => {
+                return Ok(format!(
+                    "{file}已由学校重建，并且不再发给本机：你在旧版本上写下、还没有同步的记录没有保留。"
+                ));
+            }
+            NotKept::Erased => {
+                return Ok(
+                    "学校删除了一名学生的档案，你在其中写下、还没有同步的记录随之删除，不再保留。"
+                        .into(),
+                );
+            }
         };
         Ok(format!(
             "{what}未能保留：{}。",

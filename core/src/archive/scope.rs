@@ -11,6 +11,7 @@ use automerge::{Automerge, ROOT};
 
 use super::Archive;
 use crate::bundle::Entry;
+use crate::carry::{NotCarried, NotKept};
 use crate::doc::DocId;
 use crate::doc::access::{get_str, map_at};
 use crate::error::{Error, Result};
@@ -398,6 +399,14 @@ impl Archive {
                 .is_some_and(|c| school.is_erased(c) || school.has_left(c))
         };
         let mut gone = Vec::new();
+        // Her unsent work that leaves with a file, to be told to her (`take_not_carried`).
+        let mut told: Vec<NotCarried> = Vec::new();
+        let note = |id: &DocId, child: String, what: NotKept| NotCarried {
+            doc: id.clone(),
+            child,
+            what,
+            why: String::new(),
+        };
         for id in held {
             let keep = match &me {
                 Some(m) => may_see(&school, m, &id, &mut |c| self.child_facts(c))?,
@@ -412,6 +421,9 @@ impl Archive {
             if !keep
                 && (me.is_none() || erased(&id) || !self.holds_unsent_work(&school, &id, &[])?)
             {
+                if me.is_some() && erased(&id) && self.holds_unsent_work(&school, &id, &[])? {
+                    told.push(note(&id, String::new(), NotKept::Erased));
+                }
                 gone.push(id);
             }
         }
@@ -439,6 +451,17 @@ impl Archive {
             {
                 self.store.offer_again(&id)?;
             } else {
+                if me.is_some()
+                    && stale
+                    && !erased(&id)
+                    && self.holds_unsent_work(&school, &id, &covered)?
+                {
+                    let name = match id.child() {
+                        Some(c) => self.projected_name(c)?.unwrap_or_default(),
+                        None => String::new(),
+                    };
+                    told.push(note(&id, name, NotKept::StaleCopy));
+                }
                 gone.push(id);
             }
         }
@@ -483,8 +506,25 @@ impl Archive {
                 }
             }
         }
-        self.store
-            .purge_unless_written(&gone, &remembered, Some(&seen))
+        let purged = self
+            .store
+            .purge_unless_written(&gone, &remembered, Some(&seen))?;
+        // Told only of what did go (a file written meanwhile stays).
+        let mut left = Vec::new();
+        for n in told {
+            if self.store.doc(&n.doc)?.is_none() {
+                left.push(n);
+            }
+        }
+        if !left.is_empty() {
+            self.store.write(|b| {
+                for n in &left {
+                    b.append_not_carried(n);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(purged)
     }
 
     /// Whether `id` holds changes this device made that no administrator's device (the

@@ -325,19 +325,24 @@ impl Archive {
     }
 
     /// A document as people name it: 学校信息, 王小雨的档案（保密）, 班级记录 ….
+    /// A child's name as this device's lists show it, if it holds her file.
+    pub(super) fn projected_name(&self, child: &ChildId) -> Result<Option<String>> {
+        Ok(self
+            .store
+            .conn()
+            .query_row(
+                "SELECT name FROM p_children WHERE child_id = ?1",
+                [child.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub(super) fn doc_label(&self, doc: &DocId) -> Result<String> {
         Ok(match doc {
             DocId::School => "学校信息".to_owned(),
             DocId::Child(c) | DocId::Private(c) | DocId::Staff(c) => {
-                let name: Option<String> = self
-                    .store
-                    .conn()
-                    .query_row(
-                        "SELECT name FROM p_children WHERE child_id = ?1",
-                        [c.as_str()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let name = self.projected_name(c)?;
                 let part = match doc {
                     DocId::Private(_) => "（保密）",
                     DocId::Staff(_) => "（教师部分）",

@@ -484,7 +484,7 @@ impl Batch<'_> {
     /// already (`crate::carry::NOT_CARRIED`, written with this batch). Only this device's own
     /// work: a hub's console devices have no one to tell it to after a sync (logged only).
     fn note_not_carried(&mut self, id: &DocId, old: &Automerge, record: Option<&str>, why: &str) {
-        use crate::carry::{NOT_CARRIED, NOT_CARRIED_KEPT, NotCarried, NotKept};
+        use crate::carry::{NotCarried, NotKept};
         if self.writing_as.is_some() {
             return;
         }
@@ -522,12 +522,18 @@ impl Batch<'_> {
                 .unwrap_or_default(),
             None => String::new(),
         };
-        let note = NotCarried {
+        self.append_not_carried(&NotCarried {
             doc: id.clone(),
             child,
             what,
             why: why.to_owned(),
-        };
+        });
+    }
+
+    /// Appends `note` to what is noted already for the member (`crate::carry::NOT_CARRIED`,
+    /// written with this batch), keeping the last [`crate::carry::NOT_CARRIED_KEPT`].
+    pub(crate) fn append_not_carried(&mut self, note: &crate::carry::NotCarried) {
+        use crate::carry::{NOT_CARRIED, NOT_CARRIED_KEPT};
         let noted = match self.meta.iter().rev().find(|(k, _)| k == NOT_CARRIED) {
             Some((_, v)) => v.clone(),
             None => super::meta_get(self.conn, NOT_CARRIED)
