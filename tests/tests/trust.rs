@@ -1386,6 +1386,62 @@ fn story_7f_dense_messages_one_at_a_time_spend_the_daily_quota_before_they_are_r
     );
 }
 
+/// 7i. Padding buys nothing: a dense change whose commit message is 256 KB of one letter (a
+///     few hundred bytes once the frame is compressed) claims 800,000 rows, within eight a
+///     byte of what the frame's body unpacks to. Those bytes made the rows free (a body of
+///     8 MB, from a frame of a few KB, made 64 million free: gigabytes of automerge's work).
+///     Only a small share of a write is free now, the rest is charged to her day before
+///     automerge reads anything: with 512 KB of her day left, the message is deferred unread
+///     and she is told why.
+#[test]
+fn story_7i_padding_does_not_make_a_dense_change_free() {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    use shouwang_core::sync::{Event, Message, Why};
+
+    const QUOTA: u64 = 512 * 1024;
+    let mut s = school_with_a_visit();
+    let doc = DocId::Child(s.child.clone());
+    let actor = attack::actor_of(&s.mother.archive);
+    let her = s.mother.archive.me_id().clone();
+    let hers = s.mother.archive.store().doc(&doc).unwrap().unwrap().clone();
+    let mut padded = hers.fork().with_actor(actor);
+    let mut tx = padded.transaction();
+    let list = tx
+        .put_object(automerge::ROOT, "x", automerge::ObjType::List)
+        .unwrap();
+    tx.splice(
+        &list,
+        0,
+        0,
+        std::iter::repeat_n(automerge::ScalarValue::Null, 150_000),
+    )
+    .unwrap();
+    tx.commit_with(CommitOptions::default().with_message("a".repeat(256 << 10)));
+    let change = padded.get_changes(&hers.get_heads())[0]
+        .raw_bytes()
+        .to_vec();
+    let rows = shouwang_core::doc::bounds::check(&change).unwrap();
+    assert!(
+        rows > QUOTA + 65_536 && rows <= 8 * change.len() as u64,
+        "{rows} rows in {} bytes",
+        change.len()
+    );
+    let before = s.teacher.archive.store().all_heads().unwrap();
+    let mut session = peer(&mut s.teacher, &mut s.mother).with_daily_quota(her, QUOTA);
+    let store = s.teacher.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let frame = doc_frame(doc, vec![change]);
+    assert!(frame.len() < 8192, "{} bytes on the wire", frame.len());
+    let out = session.handle(store, Event::Frame(&frame)).unwrap();
+    let told = out.frames.iter().any(|f| {
+        matches!(Message::decode(f), Ok(Message::Refused { why: Why::Deferred, reason, .. })
+            if reason.contains("每日上限"))
+    });
+    assert!(told, "not deferred for her day");
+    assert_eq!(store.all_heads().unwrap(), before, "deferred unread");
+    assert_eq!(quarantined(&mut s.teacher.archive), 0, "nothing was read");
+}
+
 /// 7g. What a message claims stays spent when its write fails: a dense change, then a second
 ///     change under the same actor and sequence number, which automerge refuses after building
 ///     the first. The session ends and nothing is merged, but the rows count against the

@@ -34,7 +34,8 @@
 //! file without them is written as version 2, byte for byte what older builds read.
 //!
 //! Decoding checks everything before anything is applied: magic, version, lengths, checksum,
-//! the decompressed size (at most [`MAX_PAYLOAD`]), every document key. A truncated or altered
+//! the decompressed size (at most [`MAX_PAYLOAD`], and no more than [`payload_limit`] allows
+//! for its compressed size), every document key, at most `sync::wire::MAX_DOCS` documents. A truncated or altered
 //! file is refused as a whole. Applying a bundle twice changes nothing: automerge ignores
 //! changes it already has, and the store writes nothing when no document's heads moved.
 
@@ -55,6 +56,18 @@ const VERSION: u8 = 3;
 const VERSION_WITHOUT_HELD: u8 = 2;
 /// Largest decompressed payload accepted.
 pub const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
+
+/// The most a payload of `compressed` bytes may unpack to: as a sync frame's body
+/// (`sync::wire::body_limit`: 8 MiB whatever its size, beyond that 64 times its size), up to
+/// [`MAX_PAYLOAD`]. zstd packs zeros about thirty-thousandfold, so without a ratio a file of a
+/// few KB from any device of the school made the receiver allocate and fill 256 MiB; an honest
+/// file (automerge's plain columns, keys, random hashes) packs a few times over.
+pub fn payload_limit(compressed: usize) -> usize {
+    use crate::sync::wire::{BODY_FLOOR, BODY_RATIO};
+    BODY_FLOOR
+        .max(BODY_RATIO.saturating_mul(compressed))
+        .min(MAX_PAYLOAD)
+}
 
 /// One document's part of a bundle.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,11 +231,13 @@ impl Bundle {
         if !r.buf.is_empty() {
             return Err(bad("多余的数据"));
         }
-        // The size the payload declares (our encoder writes it) is allocated, not the bound.
+        // The size the payload declares (our encoder writes it) is allocated, not the bound;
+        // neither may pass what its compressed size allows.
+        let limit = payload_limit(compressed.len());
         let capacity = match zstd::zstd_safe::get_frame_content_size(compressed) {
-            Ok(Some(n)) if n <= MAX_PAYLOAD as u64 => n as usize,
-            Ok(Some(_)) => return Err(bad("解压失败")),
-            _ => MAX_PAYLOAD,
+            Ok(Some(n)) if n <= limit as u64 => n as usize,
+            Ok(Some(_)) => return Err(bad("解压后过大")),
+            _ => limit,
         };
         let payload = zstd::bulk::decompress(compressed, capacity).map_err(|_| bad("解压失败"))?;
         let mut r = Cursor { buf: &payload };
@@ -232,6 +247,10 @@ impl Bundle {
         // beyond their bytes (`doc::bounds::check_documents`), as a `Changes` frame's would.
         let mut listed = std::collections::HashSet::new();
         while !r.buf.is_empty() {
+            // Each entry is kept until the file is merged: no more than a frame lists.
+            if entries.len() >= crate::sync::wire::MAX_DOCS {
+                return Err(bad("档案太多"));
+            }
             let klen = r.u16()? as usize;
             let key = std::str::from_utf8(r.take(klen)?).map_err(|_| bad("档案编号"))?;
             let doc = DocId::parse(key).ok_or_else(|| bad("未知的档案"))?;
@@ -239,7 +258,7 @@ impl Bundle {
                 return Err(bad("同一份档案重复列出"));
             }
             let n = r.u16()? as usize;
-            let mut heads = Vec::with_capacity(n);
+            let mut heads = Vec::with_capacity(n.min(r.buf.len() / 32));
             for _ in 0..n {
                 let h = ChangeHash::try_from(r.take(32)?).map_err(|_| bad("版本号"))?;
                 heads.push(h);
@@ -366,6 +385,40 @@ mod tests {
         let sum = Sha256::digest(&one);
         one.extend_from_slice(&sum);
         assert_eq!(Bundle::decode(&one).unwrap().held.len(), 1);
+    }
+
+    /// A payload is unpacked no further than its compressed size allows (as a sync frame's
+    /// body is: `sync::wire::body_limit`), whatever size it declares: 9 MB of zeros pack into
+    /// a few hundred bytes. And a file lists at most `wire::MAX_DOCS` documents, each of which
+    /// the decoder keeps: empty entries of 20 bytes each, 13 million in the 256 MB a payload
+    /// could unpack to, would take gigabytes.
+    #[test]
+    fn a_payload_unpacking_past_its_ratio_or_listing_too_many_documents_is_refused() {
+        let zeros = zstd::bulk::compress(&vec![0u8; 9 << 20], 19).unwrap();
+        assert!(zeros.len() < 4096, "{}", zeros.len());
+        let err = Bundle::decode(&with_payload(&sample(), &zeros)).unwrap_err();
+        assert!(err.to_string().contains("解压后过大"), "{err}");
+
+        let entries = |n: usize| {
+            let mut payload = Vec::new();
+            for i in 0..n {
+                let key = format!("child/c{i}");
+                payload.extend_from_slice(&(key.len() as u16).to_le_bytes());
+                payload.extend_from_slice(key.as_bytes());
+                payload.extend_from_slice(&[0; 6]);
+            }
+            zstd::bulk::compress(&payload, 3).unwrap()
+        };
+        let max = crate::sync::wire::MAX_DOCS;
+        let file = with_payload(&sample(), &entries(max));
+        assert_eq!(Bundle::decode(&file).unwrap().entries.len(), max);
+        let err = Bundle::decode(&with_payload(&sample(), &entries(max + 1)))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("档案太多")),
+            "{err:?}"
+        );
     }
 
     #[test]

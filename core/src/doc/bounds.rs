@@ -13,7 +13,8 @@
 //! - a column may claim at most [`MAX_ROWS`] rows plus [`ROWS_PER_BYTE`] per byte of its
 //!   chunk, and never more than [`MAX_COLUMN_ROWS`]; all columns of one input together at
 //!   most that for the whole input, and never more than [`MAX_TOTAL_ROWS`] (a chunk may be the
-//!   output of a decompression, so its own size is not a bound);
+//!   output of a decompression, so its own size is not a bound); nor may the change chunks of
+//!   one sync message together, which all go into one document;
 //! - inputs that arrive together share what is given whatever the size: the change chunks of
 //!   one sync message share one [`MAX_ROWS`] ([`check_together`]), and the documents of one
 //!   `Changes` frame or bundle get [`DOC_FLOOR`] each and one [`MAX_ROWS`] between them
@@ -92,29 +93,35 @@ const ACTION_COLUMN: u32 = 0x42;
 
 /// Checks every chunk in `bytes` (see the module docs); returns the rows they claim.
 pub fn check(bytes: &[u8]) -> Result<u64, Unsound> {
-    check_group(&[bytes], 0)
+    check_group(&[bytes], 0, MAX_TOTAL_ROWS)
 }
 
 /// Checks the parts of one input that arrived together (the change chunks of one sync
 /// message): each as [`check`] would, and all of them against one allowance for their bytes
-/// together (see the module docs). Returns the rows they claim together: what automerge will
-/// build from them, which the hub counts against the sender's daily quota before it does.
+/// together, never more than [`MAX_TOTAL_ROWS`]: they all go into one document, as one
+/// input's chunks do (see the module docs). Returns the rows they claim together: what
+/// automerge will build from them, which the hub counts against the sender's daily quota
+/// before it does.
 pub fn check_together(parts: &[&[u8]]) -> Result<u64, Unsound> {
-    check_group(parts, 0)
+    check_group(parts, 0, MAX_TOTAL_ROWS)
 }
 
 /// Checks the documents of one `Changes` frame or one bundle: each as [`check`] would, and all
 /// of them against one allowance of [`MAX_ROWS`] plus [`DOC_FLOOR`] each beyond what their
-/// bytes allow (see the module docs). Returns the rows they claim together.
+/// bytes allow (see the module docs). Returns the rows they claim together. Each document is
+/// its own input, capped at [`MAX_TOTAL_ROWS`]; the documents together are not (a whole
+/// school's file for an administrator's new device holds every child's file), and what a
+/// member's documents claim is charged to her day before any is read.
 pub fn check_documents(docs: &[&[u8]]) -> Result<u64, Unsound> {
-    check_group(docs, DOC_FLOOR)
+    check_group(docs, DOC_FLOOR, u64::MAX)
 }
 
-fn check_group(inputs: &[&[u8]], floor_each: u64) -> Result<u64, Unsound> {
+fn check_group(inputs: &[&[u8]], floor_each: u64, cap: u64) -> Result<u64, Unsound> {
     let bytes: usize = inputs.iter().map(|i| i.len()).sum();
     let allowed = inputs
         .iter()
-        .fold(allowed_rows(bytes), |sum, _| sum.saturating_add(floor_each));
+        .fold(allowed_rows(bytes), |sum, _| sum.saturating_add(floor_each))
+        .min(cap);
     let mut claimed: u64 = 0;
     let mut inflated = Budget {
         used: 0,
@@ -505,10 +512,17 @@ pub fn bloom_is_sound(bytes: &[u8]) -> bool {
 /// The most `have` entries a peer's sync message may carry (automerge sends one).
 pub const MAX_HAVES: u64 = 16;
 
+/// The most `need` entries a peer's sync message may carry. automerge lists there the peer's
+/// heads it lacks and what they rest on that it lacks too (`missing_deps_from`, each once):
+/// a document's heads are the changes its writers made concurrently, and a child's file is
+/// written by a few carers' devices and the office, the school document by its
+/// administrators. Far below a thousand.
+pub const MAX_NEEDS: u64 = 1024;
+
 /// The fewest bytes a change chunk in a peer's sync message may take: magic, checksum, type
 /// and length take 10, and a change's body its dependencies, actor (16 bytes), sequence,
 /// start op, time, message and columns (automerge's one-op changes take 41 to 57 bytes).
-const MIN_CHANGE_CHUNK: u64 = 32;
+pub(crate) const MIN_CHANGE_CHUNK: u64 = 32;
 
 /// Whether a peer's automerge sync message (laid out as `automerge::sync::Message::encode`
 /// writes it: a type byte, the heads, the needs, the haves, the changes, flags) keeps to what
@@ -517,8 +531,10 @@ const MIN_CHANGE_CHUNK: u64 = 32;
 /// automerge's decoder allocates an entry for each item a list's count claims as it reads
 /// them: 64 million empty changes (a zero byte each) took 1.6 GiB, and 32 million empty
 /// `have` entries (two zero bytes each) 2.2 GiB, from a 64 MiB body that a 2 KB compressed
-/// frame unpacks to. So hashes must fit in the bytes left (32 each), at most [`MAX_HAVES`]
-/// haves, each with a sound bloom filter ([`bloom_is_sound`]), and every change at least
+/// frame unpacks to. So hashes must fit in the bytes left (32 each), at most [`MAX_NEEDS`]
+/// `need` entries, none twice (automerge builds the change each one names, repeats included:
+/// one hash listed a hundred thousand times in a few KB of frame would have it build that
+/// change as often, outside the guard on a peer's bytes), at most [`MAX_HAVES`] haves, each with a sound bloom filter ([`bloom_is_sound`]), and every change at least
 /// [`MIN_CHANGE_CHUNK`] bytes: what automerge keeps is then at most about 2.5 times the
 /// message (a vector per change, 24 bytes beside its bytes).
 pub fn sync_message_is_sound(bytes: &[u8]) -> bool {
@@ -532,7 +548,21 @@ pub fn sync_message_is_sound(bytes: &[u8]) -> bool {
             .and_then(|n| r.take(n))
             .is_some()
     };
-    if !hashes(&mut r) || !hashes(&mut r) {
+    if !hashes(&mut r) {
+        return false;
+    }
+    // automerge answers each `need` entry with that change, repeats included.
+    let Some(needs) = r.uleb().filter(|n| *n <= MAX_NEEDS) else {
+        return false;
+    };
+    let Some(mut need) = r
+        .take(needs * 32)
+        .map(|b| b.chunks_exact(32).collect::<Vec<_>>())
+    else {
+        return false;
+    };
+    need.sort_unstable();
+    if need.windows(2).any(|w| w[0] == w[1]) {
         return false;
     }
     let Some(haves) = r.uleb().filter(|n| *n <= MAX_HAVES) else {
@@ -598,6 +628,12 @@ mod tests {
     /// A document chunk (with its checksum right) whose change columns claim `runs` actors in
     /// one run: what the fuzzer found.
     fn claiming(runs: i64) -> Vec<u8> {
+        padded(runs, 0)
+    }
+
+    /// [`claiming`] with `pad` bytes of zeros in a raw column beside it, which claims no rows:
+    /// a chunk as large as its claim needs, as a compressed frame's body can hold it cheaply.
+    fn padded(runs: i64, pad: usize) -> Vec<u8> {
         let mut body = Vec::new();
         uleb(1, &mut body); // one actor
         uleb(2, &mut body);
@@ -606,11 +642,16 @@ mod tests {
         let mut actor_col = Vec::new();
         sleb(runs, &mut actor_col);
         uleb(0, &mut actor_col);
-        uleb(1, &mut body); // one change column: the actor column (id 0, type 1)
-        uleb(1, &mut body);
+        uleb(if pad > 0 { 2 } else { 1 }, &mut body);
+        uleb(1, &mut body); // the actor column (id 0, type 1)
         uleb(actor_col.len() as u64, &mut body);
+        if pad > 0 {
+            uleb(0x17, &mut body); // a raw column (id 1, type 7)
+            uleb(pad as u64, &mut body);
+        }
         uleb(0, &mut body); // no op columns
         body.extend_from_slice(&actor_col);
+        body.resize(body.len() + pad, 0);
         let mut hashed = vec![0u8];
         uleb(body.len() as u64, &mut hashed);
         hashed.extend_from_slice(&body);
@@ -670,6 +711,55 @@ mod tests {
         uleb(1 << 40, &mut bomb);
         assert!(!sync_message_is_sound(&bomb));
         assert!(!sync_message_is_sound(&[0x41, 0, 0, 0, 0]));
+    }
+
+    /// The change chunks of one sync message all go into one document: together they claim
+    /// no more than one input may ([`MAX_TOTAL_ROWS`]), however many bytes they take. Five
+    /// chunks of a megabyte each claim eight million rows, within what each one's bytes allow,
+    /// 40 million together: a compressed frame's body holds them in a few kilobytes.
+    #[test]
+    fn the_changes_of_one_message_claim_no_more_than_one_input_may() {
+        let chunk = padded(1 << 23, 1 << 20);
+        assert_eq!(check(&chunk), Ok(1 << 23));
+        let five: Vec<&[u8]> = vec![&chunk; 5];
+        assert!(matches!(
+            check_together(&five),
+            Err(Unsound::Rows { allowed, .. }) if allowed <= MAX_TOTAL_ROWS
+        ));
+        assert_eq!(check_together(&five[..3]), Ok(3 << 23));
+    }
+
+    /// automerge answers a sync message's `need` list with a change for each entry, repeats
+    /// included: one hash listed a hundred thousand times in 3 MB (a few KB of compressed
+    /// frame) would have it build that change a hundred thousand times. Repeats are refused, and
+    /// lists longer than [`MAX_NEEDS`].
+    #[test]
+    fn a_sync_message_needing_a_change_twice_or_too_many_is_refused() {
+        // Laid out by hand: automerge's encoder insists on sorted lists.
+        let message = |need: Vec<automerge::ChangeHash>| {
+            let mut bytes = vec![0x42, 0];
+            uleb(need.len() as u64, &mut bytes);
+            for h in &need {
+                bytes.extend_from_slice(&h.0);
+            }
+            bytes.extend_from_slice(&[0, 0]); // no haves, no changes
+            bytes
+        };
+        let hash = |i: u64| {
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&i.to_le_bytes());
+            automerge::ChangeHash(h)
+        };
+        let distinct = |n: u64| (0..n).map(hash).collect::<Vec<_>>();
+        assert!(sync_message_is_sound(&message(distinct(3))));
+        assert!(sync_message_is_sound(&message(distinct(MAX_NEEDS))));
+        assert!(!sync_message_is_sound(&message(distinct(MAX_NEEDS + 1))));
+        assert!(!sync_message_is_sound(&message(vec![hash(7); 100_000])));
+        assert!(!sync_message_is_sound(&message(vec![
+            hash(1),
+            hash(2),
+            hash(1)
+        ])));
     }
 
     #[test]

@@ -90,17 +90,31 @@ pub(super) struct Quarantined {
 
 /// Rows a peer's input may claim per byte of it at no cost to the sender's daily quota
 /// (honest changes claim fewer: a record of a 1,000-character note, about 3 KB, claims about
-/// 12,000 rows).
+/// 12,000 rows), within [`FREE_ROWS`] a write.
 pub(crate) const FREE_ROWS_PER_BYTE: u64 = 8;
 
+/// Rows one write may take from the quota's member at no cost, all her inputs in it together
+/// (a frame, a file): five such records. Per byte alone, the free rows grew with the bytes an
+/// input unpacks to, not the bytes it took to send: a sync frame of a few KB may unpack to
+/// 8 MB (`sync::wire::body_limit`), padding that claims nothing, and its change then claim 64
+/// million rows for free (about 2 GB of automerge's work); every document of a `Changes`
+/// frame had its own share too.
+pub(crate) const FREE_ROWS: u64 = 1 << 16;
+
 /// What a peer's input that claims `rows` ([`crate::doc::bounds`]) in `bytes` costs of the
-/// sender's daily quota, in bytes, charged before automerge reads it: a byte for each row
-/// beyond [`FREE_ROWS_PER_BYTE`] per byte. Every row is an operation or a value automerge
-/// builds, and a run-length encoded change of a hundred bytes can claim a hundred thousand, so
-/// the bytes kept alone did not bound what a member can make the hub build (trust story 7f);
+/// sender's daily quota, in bytes, charged before automerge reads it, when `free` rows of the
+/// write's share are left: a byte for each row beyond [`FREE_ROWS_PER_BYTE`] per byte, and
+/// beyond what is left of the share. Every row is an operation or a value automerge builds,
+/// and a run-length encoded change of a hundred bytes can claim a hundred thousand, so the
+/// bytes kept alone did not bound what a member can make the hub build (trust story 7f);
 /// honest inputs, re-offers of changes the hub deferred among them, cost nothing here.
-pub(crate) fn claimed_weight(rows: u64, bytes: usize) -> u64 {
-    rows.saturating_sub(FREE_ROWS_PER_BYTE.saturating_mul(bytes as u64))
+/// Returns the cost and the free rows used.
+pub(crate) fn claimed_weight(rows: u64, bytes: usize, free: u64) -> (u64, u64) {
+    let free = FREE_ROWS_PER_BYTE
+        .saturating_mul(bytes as u64)
+        .min(free)
+        .min(rows);
+    (rows - free, free)
 }
 
 /// The Chinese reason given for changes over the daily quota.
@@ -668,19 +682,27 @@ impl Batch<'_> {
     }
 
     /// Counts the `rows` a peer's input claims ([`crate::doc::bounds`]) against the quota's
-    /// member's day, before automerge reads it: whether they fit. (Without a quota, always.)
+    /// member's day, before automerge reads it: whether they fit. An input that claims rows
+    /// does not fit once what is left of her day, after its cost, could not keep the smallest
+    /// change ([`crate::doc::bounds::MIN_CHANGE_CHUNK`]): nothing of it would be kept, so it
+    /// is not read, even within the write's free share. (Without a quota, always.)
     pub(super) fn charge_claimed(&mut self, rows: u64, bytes: usize) -> Result<bool> {
         let Some((_, limit)) = &self.quota else {
             return Ok(true);
         };
         let limit = *limit;
-        let weight = claimed_weight(rows, bytes);
-        if weight == 0 {
+        if rows == 0 {
             return Ok(true);
         }
-        if self.taken_today()?.saturating_add(weight) > limit {
+        let (weight, free) = claimed_weight(rows, bytes, self.free_rows);
+        let after = self
+            .taken_today()?
+            .saturating_add(weight)
+            .saturating_add(doc::bounds::MIN_CHANGE_CHUNK);
+        if after > limit {
             return Ok(false);
         }
+        self.free_rows -= free;
         self.intake += weight;
         self.claimed += weight;
         Ok(true)

@@ -116,6 +116,8 @@ pub struct Batch<'a> {
     /// Of `intake`, what her inputs claimed: kept even when the batch fails, as automerge has
     /// done the work by then (a failure must not refund it for the next attempt).
     claimed: u64,
+    /// Rows her inputs may still claim in this write at no cost ([`admit::FREE_ROWS`]).
+    free_rows: u64,
     now_ms: i64,
     /// Documents replaced whole (a new generation): their stored changes, sync state and
     /// quarantine go, and the file is scrubbed after the commit.
@@ -554,6 +556,7 @@ impl Store {
             quota: None,
             intake: 0,
             claimed: 0,
+            free_rows: admit::FREE_ROWS,
             now_ms: chrono::Utc::now().timestamp_millis() + *clock_skew_ms,
             replaced: Vec::new(),
             writing_as: None,

@@ -462,6 +462,80 @@ fn a_document_claiming_billions_of_rows_is_refused_before_automerge_reads_it() {
     a.add_class("三年级(1)班", None).unwrap();
 }
 
+/// What a member's inputs claim ([`doc::bounds`]) is free only up to a fixed share of each
+/// write ([`admit::FREE_ROWS`]), not eight rows for every byte of however much a compressed
+/// frame's body unpacks to: 4 MB of padding, a few KB on the wire, let one input claim 30
+/// million rows for nothing. And once her day's allowance is spent, an input that claims
+/// anything is deferred unread, even within that share (before, it was read for free).
+#[test]
+fn free_rows_are_a_fixed_share_of_a_write_and_none_once_the_day_is_spent() {
+    const QUOTA: u64 = 1 << 20;
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut a = school(dir.path());
+    let taken = |a: &mut Archive| -> u64 {
+        a.store()
+            .conn()
+            .query_row("SELECT total(bytes) FROM intake", [], |r| {
+                r.get::<_, f64>(0)
+            })
+            .unwrap() as u64
+    };
+    let her = crate::ids::MemberId::from("m1");
+    // A padded input: within eight rows a byte of its bytes, charged whole beyond the share.
+    let padded = a
+        .store()
+        .write(|b| {
+            b.set_daily_quota(her.clone(), QUOTA);
+            b.charge_claimed(30_000_000, 4 << 20)
+        })
+        .unwrap();
+    assert!(!padded, "30 million rows taken from a day of {QUOTA}");
+    // Small inputs share one allowance per write: the first is free, the rest are charged.
+    a.store()
+        .write(|b| {
+            b.set_daily_quota(her.clone(), QUOTA);
+            for _ in 0..4 {
+                assert!(b.charge_claimed(60_000, 8 << 10)?);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let spent = taken(&mut a);
+    assert!(spent > 100_000 && spent <= 4 * 60_000, "{spent} charged");
+    // Her day spent to the last few bytes (kept changes count to the byte): an input is
+    // deferred unread even if its claim is within the share, as nothing of it could be kept.
+    // With a little more left, it is read.
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let with_left = |a: &mut Archive, left: u64| {
+        a.store()
+            .conn()
+            .execute(
+                "UPDATE intake SET bytes = ?1 WHERE member = 'm1' AND day = ?2",
+                rusqlite::params![(QUOTA - left) as i64, day],
+            )
+            .unwrap();
+        a.store()
+            .write(|b| {
+                b.set_daily_quota(her.clone(), QUOTA);
+                b.charge_claimed(1000, 1000)
+            })
+            .unwrap()
+    };
+    assert!(with_left(&mut a, 10_000));
+    assert!(!with_left(&mut a, 10), "read for free with her day spent");
+    assert_eq!(taken(&mut a), QUOTA - 10);
+    // Another member's day is her own: a small input is free.
+    let other = a
+        .store()
+        .write(|b| {
+            b.set_daily_quota(crate::ids::MemberId::from("m2"), QUOTA);
+            b.charge_claimed(1000, 1000)
+        })
+        .unwrap();
+    assert!(other);
+    assert_eq!(taken(&mut a), QUOTA - 10);
+}
+
 /// Forgetting a document (a purge, an erasure, a document replaced whole) deletes it from every
 /// table that names a document by `doc_id`, whatever table a later migration adds: the test
 /// puts one row naming the document in each such table of the current schema, and checks that
