@@ -466,3 +466,34 @@ impl NotCarried {
         })
     }
 }
+
+/// The notes `was` (lines of [`NOT_CARRIED`]) after a purge that removed `purged`: each of
+/// `new` whose document went is added, and an earlier note on the file of a child now erased
+/// (`erased`) no longer names her (the erasure is final: she is told only that work went with
+/// an erased file). The last [`NOT_CARRIED_KEPT`] are kept.
+pub fn notes_after_purge(
+    was: &str,
+    new: &[NotCarried],
+    purged: &[crate::doc::DocId],
+    erased: &dyn Fn(&crate::ids::ChildId) -> bool,
+) -> String {
+    let mut lines: Vec<String> = was
+        .lines()
+        .filter_map(NotCarried::parse)
+        .map(|mut n| {
+            if n.doc.child().is_some_and(erased) {
+                n.child.clear();
+                n.what = NotKept::Erased;
+                n.why.clear();
+            }
+            n.line()
+        })
+        .collect();
+    lines.extend(
+        new.iter()
+            .filter(|n| purged.contains(&n.doc))
+            .map(NotCarried::line),
+    );
+    let from = lines.len().saturating_sub(NOT_CARRIED_KEPT);
+    lines[from..].join("\n")
+}

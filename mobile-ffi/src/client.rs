@@ -328,8 +328,8 @@ impl Inner {
             let (status, refetched_damaged, not_kept) = blocking(move || {
                 Ok((
                     archive.sync_status(&hub)?,
-                    archive.take_refetched_damaged()?,
-                    archive.take_not_carried()?,
+                    archive.refetched_damaged()?,
+                    archive.not_carried()?,
                 ))
             })
             .await?;
@@ -742,11 +742,21 @@ impl ShouwangClient {
     /// text of a new invite QR code an administrator made for this member. The store stays as
     /// it is, with everything not yet synced; the next sync sends it (start background sync
     /// again). Refused, changing nothing and keeping the invite unused, if the ticket is for
-    /// another school or member, or the certificate has not expired (a sync renews it). A
-    /// renewal cut off may be tried again with the same ticket.
+    /// another school or member. A renewal cut off may be tried again with the same ticket.
     pub async fn renew_membership(&self, ticket: String) -> Result<()> {
         let inner = self.inner.clone();
         run(async move { inner.renew(&ticket).await }).await
+    }
+
+    /// Forgets what the last sync reports said of work not kept (`SyncReport.notKept`) and of
+    /// files fetched again after damage (`refetchedDamaged`): call it once the member has seen
+    /// them (she closed the dialog). Until then every sync report says them again, so a report
+    /// delivered while the app was in the background loses nothing.
+    pub fn dismiss_sync_notices(&self) -> Result<()> {
+        self.inner.with_archive(|a| {
+            a.forget_not_carried()?;
+            a.forget_refetched_damaged()
+        })
     }
 
     /// Connects to the school server ahead of a sync: call it when the app comes to the

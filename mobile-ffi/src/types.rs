@@ -475,17 +475,19 @@ pub struct SyncReport {
     /// Device clock of this success, ms since the epoch.
     pub last_success_ms: i64,
     pub duration_ms: u64,
-    /// Files found damaged on this phone (a bad flash page) and fetched again from the school
-    /// by this sync, as a person reads them: tell the member that what she wrote in them since
-    /// her last sync before the damage could not be read back, and to check and type it again.
+    /// Files found damaged on this phone (a bad flash page) and fetched again from the school,
+    /// as a person reads them: tell the member that what she wrote in them since her last
+    /// sync before the damage could not be read back, and to check and type it again. Said
+    /// again by every report until [`crate::ShouwangClient::dismiss_sync_notices`].
     pub refetched_damaged: Vec<String>,
-    /// What the member wrote offline in a child's file that the school re-based meanwhile and
-    /// that this sync could not carry over into the new file, because the school's rules refuse
-    /// it now (the guardian withdrew consent, her role changed): one sentence each, naming the
-    /// child, the kind of record and its date, and why ("王晓雨的谈心记录（2026-11-25）未能
-    /// 保留：……"). It is gone from the phone; show each line to her (a dialog she dismisses,
-    /// not a passing toast), so that nothing she typed disappears without her knowing. Said
-    /// once: the next report does not repeat it.
+    /// What the member wrote and had not sent that this phone could not keep, one sentence
+    /// each: a record the school's rules refuse in a child's file the school re-based meanwhile
+    /// (the guardian withdrew consent, her role changed: "王晓雨的谈心记录（2026-11-25）未能
+    /// 保留：……"), a whole older copy the school no longer sends her, or an erased child's
+    /// file (not named). It is gone from the phone; show each line to her (a dialog she
+    /// dismisses, not a passing toast), so that nothing she typed disappears without her
+    /// knowing, then call [`crate::ShouwangClient::dismiss_sync_notices`]: until then every
+    /// report says it again.
     pub not_kept: Vec<String>,
 }
 

@@ -221,7 +221,15 @@ async fn a_device_with_only_the_relay_reaches_the_hub() {
 
 /// One HTTP/1.1 GET over a plain TCP connection: (status, body).
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    get_from([127, 0, 0, 1], addr, path).await
+}
+
+/// [`get`] from the loopback address `from` (127.0.0.x), as from another computer: the console
+/// counts connections per source address (`server/connections.rs`).
+async fn get_from(from: [u8; 4], addr: SocketAddr, path: &str) -> (u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = String::new();
@@ -243,7 +251,8 @@ fn metric(text: &str, name: &str) -> u64 {
 /// `/health` and `/metrics` answer anyone, so a flood of them must not open `hub.db` once per
 /// request on the blocking pool the phones' syncs share: the archive's figures are read at
 /// most once every [`STATUS_EVERY`] (one read at a time), and the requests meanwhile get the
-/// figures last read. Three hundred requests at once read the archive a handful of times.
+/// figures last read. Three hundred requests at once (from ten addresses) read the archive a
+/// handful of times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_health_and_metrics_requests_reads_the_archive_a_few_times() {
     let dir = tempfile::tempdir().unwrap();
@@ -253,8 +262,12 @@ async fn a_flood_of_health_and_metrics_requests_reads_the_archive_a_few_times() 
     let reads = || TransportMetrics::get(&metrics.status_reads);
     let before = reads();
     let began = std::time::Instant::now();
+    // From ten addresses (one holds at most 64 connections at once).
     let flood: Vec<_> = (0..300)
-        .map(|i| tokio::spawn(get(http, ["/health", "/metrics"][i % 2])))
+        .map(|i| {
+            let from = [127, 0, 0, 10 + (i % 10) as u8];
+            tokio::spawn(get_from(from, http, ["/health", "/metrics"][i % 2]))
+        })
         .collect();
     for request in flood {
         let (status, body) = request.await.unwrap();
@@ -624,6 +637,45 @@ async fn a_device_that_has_synced_does_not_enroll_again() {
         .expect_err("a device that has synced enrolled again");
     assert!(err.to_string().contains("直接同步"), "{err}");
     phone.shutdown().await;
+    server.shutdown().await;
+}
+
+/// A modified app on 刘桂兰's enrolled phone presents an invite made for 王瑞侠 (the phone's
+/// own check skipped, as `device::renew` makes it): the hub refuses a device registered to
+/// another member, and gives the invite back for 王瑞侠's own phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_of_another_member_does_not_enroll_with_her_invite() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = sample_hub(dir.path()).await;
+    let hers = server
+        .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let phone = device(&server).await;
+    handshake::enroll(&phone, &hers, now(), &opts())
+        .await
+        .unwrap();
+    let his = server
+        .invite("王瑞侠", Role::HeadTeacher, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let err = handshake::enroll(&phone, &his, now(), &opts())
+        .await
+        .expect_err("a device of another member enrolled");
+    assert!(err.to_string().contains("另一位成员"), "{err}");
+    let his_phone = device(&server).await;
+    let enrolled = handshake::enroll(&his_phone, &his, now(), &opts())
+        .await
+        .unwrap();
+    assert!(
+        enrolled
+            .certificate
+            .body()
+            .roles
+            .contains(&Role::HeadTeacher)
+    );
+    phone.shutdown().await;
+    his_phone.shutdown().await;
     server.shutdown().await;
 }
 

@@ -2085,3 +2085,29 @@ fn an_administrator_cannot_invite_a_device_for_another_administrator() {
         assert!(r.text().contains("shouwang1"), "{member}");
     }
 }
+
+/// A stranger on the school's Wi-Fi opens connections to the console and sends nothing: past
+/// its address's share (64) the console closes each at once, and the office's browser, from
+/// another address, still gets its pages. (Before, every such connection was held for ever.)
+#[test]
+fn a_stranger_holding_connections_does_not_keep_the_office_out() {
+    use shouwang_tests::http::{closed_within, connect_from};
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    let hub = Hub::start();
+    let console = SocketAddr::from((Ipv4Addr::LOCALHOST, hub.ports.http));
+    let stranger = Ipv4Addr::new(127, 0, 0, 9);
+    let mut held: Vec<_> = (0..64).map(|_| connect_from(stranger, console)).collect();
+    let mut over = connect_from(stranger, console);
+    assert!(
+        closed_within(&mut over, Duration::from_secs(20)),
+        "a connection past the stranger's share was kept"
+    );
+    assert!(
+        !closed_within(&mut held[0], Duration::from_millis(200)),
+        "those within it stay (until idle)"
+    );
+    let page = hub.browser().get("/login");
+    assert_eq!(page.status, 200);
+    drop(held);
+}

@@ -247,3 +247,34 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         b = &b[end + 2 + n + 2..];
     }
 }
+
+/// A plain TCP connection to `to` from the loopback address `from` (any 127.0.0.x: Linux
+/// answers on all of them), as another computer on the school's LAN would connect.
+pub fn connect_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from((from, 0)))?;
+        socket.connect(to).await
+    });
+    let stream = stream.expect("connect").into_std().expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}
+
+/// Whether the server closes `stream` (an end of file or a reset) within `within`, rather than
+/// keeping it open.
+pub fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    match stream.read(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}

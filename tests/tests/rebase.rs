@@ -458,6 +458,36 @@ fn story_2d_she_is_told_which_record_was_not_kept_and_why() {
     assert_eq!(attack::quarantined(&mut admin.archive), 0);
 }
 
+/// 2f. The same, but the office then erases the child before she is told: the note no longer
+///     names her (the erasure is final), and nothing of the store keeps her name.
+#[test]
+fn story_2f_a_note_on_a_child_erased_since_no_longer_names_her() {
+    let (mut admin, mut tablet, _talk) = withdrawn_while_the_archivist_writes();
+    office_news(&mut admin, &mut tablet);
+    admin
+        .archive
+        .erase_child(NEW_NAME, "监护人书面申请删除")
+        .unwrap();
+    office_news(&mut admin, &mut tablet);
+    let noted = tablet
+        .archive
+        .store()
+        .meta("carry.refused")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(!noted.contains(NEW_NAME), "{noted}");
+    assert!(
+        leaks(&mut tablet, &[NEW_NAME]).is_empty(),
+        "her name is kept"
+    );
+    let told = tablet.archive.take_not_carried().unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("删除了一名学生的档案") && !told[0].contains(NEW_NAME),
+        "{told:?}"
+    );
+}
+
 /// 2e. The same over a sync with the hub: the sync that replaced her copy notes the 谈心 not
 ///     kept, and it is told after it.
 #[test]
@@ -466,7 +496,13 @@ fn story_2e_a_sync_that_did_not_keep_a_record_tells_her() {
     let (hub, phone) = attack::hub_and_phone(&mut admin.archive, &tablet.archive);
     attack::pump(&mut tablet.archive, phone, &mut admin.archive, hub);
     assert!(!shows(&mut tablet, &talk));
+    // An app reads it with every report until she has seen it (a report delivered while the
+    // app was in the background loses nothing).
+    let shown = tablet.archive.not_carried().unwrap();
+    assert_eq!(tablet.archive.not_carried().unwrap(), shown);
     let told = tablet.archive.take_not_carried().unwrap();
+    assert_eq!(told, shown);
+    assert!(tablet.archive.not_carried().unwrap().is_empty());
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(
         told[0].contains("谈心记录（2026-11-25）未能保留"),

@@ -675,6 +675,7 @@ impl Archive {
             if let Some(member) = quota {
                 b.set_daily_quota(member, daily_bytes);
             }
+            b.grant_free_rows_for(bytes.len() as u64);
             let (kept, dropped) = scope::entries_in_scope(b, &me, bundle.entries)?;
             let mut report = merge_entries(b, &kept)?;
             report.documents = total;

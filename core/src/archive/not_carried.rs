@@ -17,22 +17,45 @@ impl Archive {
     /// child, the kind of record and its date, the rules' reason), and forgets it. The app
     /// shows the lines to the member: what she typed there is not kept.
     pub fn take_not_carried(&mut self) -> Result<Vec<String>> {
+        let lines = self.not_carried()?;
+        if !lines.is_empty() {
+            self.forget_not_carried()?;
+        }
+        Ok(lines)
+    }
+
+    /// [`Archive::take_not_carried`] without forgetting it: an app shows the lines until the
+    /// member has seen them ([`Archive::forget_not_carried`]), whatever sync noted them.
+    pub fn not_carried(&mut self) -> Result<Vec<String>> {
         let noted = self.store.meta(NOT_CARRIED)?.unwrap_or_default();
         if noted.is_empty() {
             return Ok(Vec::new());
         }
+        // A child erased since is not named (`crate::carry::notes_after_purge` forgets her
+        // name at the purge; this holds until then).
+        let school = self.store.school_view()?;
         let mut lines = Vec::new();
-        for note in noted.lines().filter_map(NotCarried::parse) {
+        for mut note in noted.lines().filter_map(NotCarried::parse) {
+            if let (Some(c), Some(school)) = (note.doc.child(), &school)
+                && school.is_erased(c)
+            {
+                note.child.clear();
+                note.what = NotKept::Erased;
+            }
             let line = self.not_carried_line(&note)?;
             if !lines.contains(&line) {
                 lines.push(line);
             }
         }
+        Ok(lines)
+    }
+
+    /// Forgets what [`Archive::not_carried`] says: she has been told.
+    pub fn forget_not_carried(&mut self) -> Result<()> {
         self.store.write(|b| {
             b.set_meta(NOT_CARRIED, "");
             Ok(())
-        })?;
-        Ok(lines)
+        })
     }
 
     /// One note, as a person reads it: "王晓雨的谈心记录（2026-11-25）未能保留：……。"

@@ -65,22 +65,33 @@ impl Archive {
     /// What she wrote in one after her last sync before the damage is lost: the app says which
     /// to check ("请核对后重新录入").
     pub fn take_refetched_damaged(&mut self) -> Result<Vec<String>> {
-        let noted = self.dropped_damaged()?;
-        if noted.is_empty() {
-            return Ok(Vec::new());
+        let names = self.refetched_damaged()?;
+        if !names.is_empty() {
+            self.forget_refetched_damaged()?;
         }
+        Ok(names)
+    }
+
+    /// [`Archive::take_refetched_damaged`] without forgetting them: an app shows them until
+    /// the member has seen them ([`Archive::forget_refetched_damaged`]). Only after a sync
+    /// that succeeded.
+    pub fn refetched_damaged(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for id in &noted {
+        for id in &self.dropped_damaged()? {
             let name = self.doc_label(id)?;
             if !names.contains(&name) {
                 names.push(name);
             }
         }
+        Ok(names)
+    }
+
+    /// Forgets the documents [`Archive::refetched_damaged`] names: she has been told.
+    pub fn forget_refetched_damaged(&mut self) -> Result<()> {
         self.store.write(|b| {
             b.set_meta(DROPPED_DAMAGED, "");
             Ok(())
-        })?;
-        Ok(names)
+        })
     }
 
     fn dropped_damaged(&self) -> Result<Vec<DocId>> {

@@ -506,25 +506,17 @@ impl Archive {
                 }
             }
         }
-        let purged = self
-            .store
-            .purge_unless_written(&gone, &remembered, Some(&seen))?;
-        // Told only of what did go (a file written meanwhile stays).
-        let mut left = Vec::new();
-        for n in told {
-            if self.store.doc(&n.doc)?.is_none() {
-                left.push(n);
-            }
-        }
-        if !left.is_empty() {
-            self.store.write(|b| {
-                for n in &left {
-                    b.append_not_carried(n);
-                }
-                Ok(())
-            })?;
-        }
-        Ok(purged)
+        // In the purge's own transaction: she is told only of what did go (a file written
+        // meanwhile stays), and no note names a child now erased.
+        let rewrite = |was: &str, purged: &[DocId]| {
+            crate::carry::notes_after_purge(was, &told, purged, &|c| school.is_erased(c))
+        };
+        let noted = (!told.is_empty() || !school.erasures.is_empty()).then_some((
+            crate::carry::NOT_CARRIED,
+            &rewrite as &dyn Fn(&str, &[DocId]) -> String,
+        ));
+        self.store
+            .purge_noting(&gone, &remembered, Some(&seen), noted)
     }
 
     /// Whether `id` holds changes this device made that no administrator's device (the

@@ -101,13 +101,26 @@ pub(crate) const FREE_ROWS_PER_BYTE: u64 = 8;
 /// frame had its own share too.
 pub(crate) const FREE_ROWS: u64 = 1 << 16;
 
+/// Rows each byte of what the sender sent over the wire adds to a write's free share
+/// ([`Batch::grant_free_rows_for`]): a sync frame's bytes, a file's. A byte sent is one the
+/// sender paid for, so a large honest transfer (a 班主任's first file of her class at the
+/// office, a colleague's phone sending files the other never held; zstd packs automerge's
+/// columns about four to one, and an honest change claims up to 4 rows a byte unpacked) is
+/// free, where padding that unpacks from a few KB is not.
+pub(crate) const FREE_ROWS_PER_WIRE_BYTE: u64 = 32;
+
+/// The most a write's free share may reach, whatever was sent: 4 million rows (about 120 MB of
+/// automerge's work); an old build's class file of 40 children with notes as Text, about 3
+/// million rows, fits.
+pub(crate) const FREE_ROWS_MAX: u64 = 1 << 22;
+
 /// What a peer's input that claims `rows` ([`crate::doc::bounds`]) in `bytes` costs of the
 /// sender's daily quota, in bytes, charged before automerge reads it, when `free` rows of the
 /// write's share are left: a byte for each row beyond [`FREE_ROWS_PER_BYTE`] per byte, and
 /// beyond what is left of the share. Every row is an operation or a value automerge builds,
 /// and a run-length encoded change of a hundred bytes can claim a hundred thousand, so the
 /// bytes kept alone did not bound what a member can make the hub build (trust story 7f);
-/// honest inputs, re-offers of changes the hub deferred among them, cost nothing here.
+/// honest inputs, within the write's share (what was sent for it), cost nothing here.
 /// Returns the cost and the free rows used.
 pub(crate) fn claimed_weight(rows: u64, bytes: usize, free: u64) -> (u64, u64) {
     let free = FREE_ROWS_PER_BYTE
@@ -679,6 +692,15 @@ impl Batch<'_> {
     /// is over is deferred until the next day (the hub's per-member quota).
     pub fn set_daily_quota(&mut self, member: crate::ids::MemberId, bytes: u64) {
         self.quota = Some((member, bytes));
+    }
+
+    /// Adds to this write's free share ([`FREE_ROWS`]) for `wire_bytes` the sender sent for it
+    /// (the frame or the file, as received), up to [`FREE_ROWS_MAX`].
+    pub fn grant_free_rows_for(&mut self, wire_bytes: u64) {
+        self.free_rows = self
+            .free_rows
+            .saturating_add(FREE_ROWS_PER_WIRE_BYTE.saturating_mul(wire_bytes))
+            .min(FREE_ROWS_MAX.max(FREE_ROWS));
     }
 
     /// Counts the `rows` a peer's input claims ([`crate::doc::bounds`]) against the quota's

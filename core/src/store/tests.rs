@@ -536,6 +536,50 @@ fn free_rows_are_a_fixed_share_of_a_write_and_none_once_the_day_is_spent() {
     assert_eq!(taken(&mut a), QUOTA - 10);
 }
 
+/// What a member sent adds to a write's free share: a large honest transfer (her class's
+/// first file at the office) costs her day nothing, padding unpacked from a small frame does,
+/// and no transfer makes more than `FREE_ROWS_MAX` free.
+#[test]
+fn the_bytes_sent_for_a_write_add_to_its_free_rows() {
+    use super::admit::{FREE_ROWS_MAX, FREE_ROWS_PER_WIRE_BYTE};
+    const QUOTA: u64 = 16 << 20;
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut a = school(dir.path());
+    let her = crate::ids::MemberId::from("m1");
+    let taken = |a: &mut Archive| -> u64 {
+        a.store()
+            .conn()
+            .query_row("SELECT total(bytes) FROM intake", [], |r| {
+                r.get::<_, f64>(0)
+            })
+            .unwrap() as u64
+    };
+    let charged = |a: &mut Archive, wire: u64, inputs: &[(u64, usize)]| -> u64 {
+        let before = taken(a);
+        a.store()
+            .write(|b| {
+                b.set_daily_quota(her.clone(), QUOTA);
+                b.grant_free_rows_for(wire);
+                for (rows, bytes) in inputs {
+                    assert!(b.charge_claimed(*rows, *bytes)?);
+                }
+                Ok(())
+            })
+            .unwrap();
+        taken(a) - before
+    };
+    // A file of 1 MB holding 40 documents of 80,000 rows each (3.2 million: an old build's
+    // notes as Text), 100 KB each unpacked: free.
+    let honest = vec![(80_000, 100_000); 40];
+    const { assert!(40 * 80_000 <= FREE_ROWS_PER_WIRE_BYTE * 1_000_000) };
+    assert_eq!(charged(&mut a, 1_000_000, &honest), 0);
+    // The same rows from a frame of 4 KB (padding unpacked to 4 MB): charged.
+    assert!(charged(&mut a, 4_000, &honest) > 2_000_000);
+    // Never more than the cap free, whatever was sent.
+    let huge = vec![(1_000_000, 1 << 20); 8];
+    assert!(charged(&mut a, 1 << 30, &huge) >= 8_000_000 - FREE_ROWS_MAX);
+}
+
 /// Forgetting a document (a purge, an erasure, a document replaced whole) deletes it from every
 /// table that names a document by `doc_id`, whatever table a later migration adds: the test
 /// puts one row naming the document in each such table of the current schema, and checks that

@@ -46,6 +46,10 @@ fn due_value(what: &str) -> String {
     format!("{what} {mark} {}", std::process::id())
 }
 
+/// A `meta` key and how a purge rewrites its value ([`Store::purge_noting`]): given the value
+/// and the documents the purge removed, the new value.
+pub type PurgeNote<'a> = (&'a str, &'a dyn Fn(&str, &[DocId]) -> String);
+
 impl Store {
     /// Rebuilds every projection from the documents (after a migration that needs it).
     pub fn rebuild_projections(&mut self) -> Result<()> {
@@ -114,7 +118,20 @@ impl Store {
         remembered: &[DocId],
         seen: Option<&[(DocId, String)]>,
     ) -> Result<usize> {
-        if ids.is_empty() {
+        self.purge_noting(ids, remembered, seen, None)
+    }
+
+    /// [`Store::purge_unless_written`], rewriting in the same transaction the `meta` value
+    /// under `note`'s key with its function, given the value and the documents this purge
+    /// removed (what she is told of work that went with them: `Archive::take_not_carried`).
+    pub fn purge_noting(
+        &mut self,
+        ids: &[DocId],
+        remembered: &[DocId],
+        seen: Option<&[(DocId, String)]>,
+        note: Option<PurgeNote<'_>>,
+    ) -> Result<usize> {
+        if ids.is_empty() && note.is_none() {
             self.scrub_if_due_quietly();
             return Ok(0);
         }
@@ -162,6 +179,21 @@ impl Store {
             let gone = persist::forget(&tx, id)?;
             removed += gone.docs;
             rows += gone.rows;
+        }
+        if let Some((key, rewrite)) = note {
+            let was = super::meta_get(&tx, key)?.unwrap_or_default();
+            let purged: Vec<DocId> = ids
+                .iter()
+                .filter(|d| !left.contains(&d.key()))
+                .cloned()
+                .collect();
+            let now = rewrite(&was, &purged);
+            if now != was {
+                tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                    .execute(rusqlite::params![key, now])?;
+                // The value it replaces may have named a child now erased: scrubbed below.
+                rows += 1;
+            }
         }
         for (key, tips) in marks.iter().filter(|(k, _)| !left.contains(k)) {
             tx.prepare_cached("INSERT OR REPLACE INTO purged (doc_id, tips) VALUES (?1, ?2)")?

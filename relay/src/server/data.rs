@@ -74,12 +74,20 @@ struct StoredInvite {
 struct SpentInvite {
     device: String,
     at: i64,
+    /// How many times the device presented it again.
+    #[serde(default)]
+    again: u32,
 }
 
 /// How long after spending an invite its device may present it again (an enrollment cut off
 /// before its bundle arrived): each enrollment exports the member's whole file, outside any
 /// quota, so not until the invite expires.
 pub const AGAIN_SECONDS: i64 = 3600;
+
+/// How many times, within [`AGAIN_SECONDS`], that device may present it again: enough for a
+/// bad link, not for a modified app asking for the member's whole file (an administrator's:
+/// the whole school) again and again.
+pub const AGAIN_TIMES: u32 = 5;
 
 /// Why an invite another device spent is refused.
 const USED: &str = "这个邀请码已经被另一台设备用过了，请让管理员重新生成";
@@ -102,6 +110,7 @@ pub(crate) fn spent_at_restore(at: i64) -> Vec<u8> {
     serde_json::to_vec(&SpentInvite {
         device: String::new(),
         at,
+        again: 0,
     })
     .unwrap_or_default()
 }
@@ -494,6 +503,7 @@ impl DataDir {
         let record = serde_json::to_vec(&SpentInvite {
             device: device.to_hex(),
             at: now,
+            again: 0,
         })
         .map_err(|_| Error::Corrupt("邀请记录无法写入".into()))?;
         match write_new(&path, &record) {
@@ -505,10 +515,22 @@ impl DataDir {
                 if spent.device != device.to_hex() {
                     Err(spent.refusal())
                 } else if now - spent.at <= AGAIN_SECONDS {
-                    Ok(Spend::Again { at: spent.at })
+                    if spent.again >= AGAIN_TIMES {
+                        return Err(Error::NotPermitted(
+                            "这个邀请码已经重试太多次，请让管理员重新生成邀请码".into(),
+                        ));
+                    }
+                    let at = spent.at;
+                    let again = serde_json::to_vec(&SpentInvite {
+                        again: spent.again + 1,
+                        ..spent
+                    })
+                    .map_err(|_| Error::Corrupt("邀请记录无法写入".into()))?;
+                    replace_private(&path, &again)?;
+                    Ok(Spend::Again { at })
                 } else {
                     Err(Error::NotPermitted(
-                        "这台设备已经用这个邀请码加入过学校，请直接同步；如需重新加入，请让管理员重新生成邀请码"
+                        "这台设备已经用过这个邀请码，请直接同步；同步时如果提示证书过期，请让管理员重新生成邀请码"
                             .into(),
                     ))
                 }
@@ -540,6 +562,17 @@ pub(crate) fn open_archive_with(
 
 /// Creates `path` with `bytes` (mode 0600, its directory 0700), failing if it exists; durable
 /// on return.
+/// Replaces `path` with `bytes` (owner-only, synced) in one step: a rename over it.
+fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("again");
+    let _ = fs::remove_file(&tmp);
+    write_private_new(&tmp, bytes)?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::Io(e)
+    })
+}
+
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_new_with(path, |tmp| write_private_new(tmp, bytes))
 }
@@ -674,6 +707,15 @@ mod tests {
             data.spend(&secret, &phone, 6).unwrap(),
             Spend::Again { at: 5 }
         );
+        // A few more times, not again and again.
+        for _ in 1..AGAIN_TIMES {
+            assert_eq!(
+                data.spend(&secret, &phone, 7).unwrap(),
+                Spend::Again { at: 5 }
+            );
+        }
+        let many = data.spend(&secret, &phone, 8).unwrap_err();
+        assert!(many.to_string().contains("重试太多次"), "{many}");
         // Not long after: the enrollment it retries is over one way or the other.
         let late = data
             .spend(&secret, &phone, 5 + AGAIN_SECONDS + 1)

@@ -21,6 +21,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 
+use super::connections::{Connections, Limited};
 use super::hub::HubMetrics;
 use super::tls::{ConsoleCert, ServedOverTls, TlsListener};
 use super::{OwnedTask, ServerError};
@@ -128,10 +129,14 @@ impl HttpServer {
         let stopped = async move {
             let _ = stopped.await;
         };
-        // The console's lock-out counts failures per source address.
+        // The console's lock-out counts failures per source address; its connections are
+        // counted per address too, and closed when idle (`super::connections`).
+        let connections = Connections::default();
         let task = match tls {
             None => OwnedTask::spawn(async move {
                 let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                // `tap_io` only to have axum's connect info, as below.
+                let listener = Limited::new(listener, connections).tap_io(|_| {});
                 let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
                 if let Err(e) = serve.await {
                     tracing::warn!("http server: {e}");
@@ -140,7 +145,7 @@ impl HttpServer {
             Some(cert) => {
                 // `tap_io` only to have axum's connect info (the peer address) for a listener
                 // of our own.
-                let listener = TlsListener::new(listener, cert)
+                let listener = TlsListener::new(listener, cert, connections)
                     .map_err(|e| ServerError::Bind(e.to_string()))?
                     .tap_io(|_| {});
                 let app = app.layer(axum::Extension(ServedOverTls));

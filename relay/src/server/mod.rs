@@ -8,6 +8,7 @@
 mod backup;
 pub mod commands;
 mod config;
+mod connections;
 mod data;
 mod http;
 mod hub;

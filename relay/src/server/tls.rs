@@ -37,6 +37,7 @@ use tokio_rustls::server::TlsStream;
 
 pub use shouwang_office::ServedOverTls;
 
+use super::connections::{Connections, Guarded};
 use super::{OwnedTask, ServerError};
 
 /// The console's own certificate and key, in the data directory.
@@ -223,15 +224,21 @@ fn create_own(file: &Path, names: &[String]) -> Result<(), ServerError> {
 
 /// Accepts TCP connections, runs their TLS handshakes in tasks of its own, and hands the
 /// finished ones to axum. Dropping it stops accepting and every handshake in progress.
+/// Each connection takes its place in `connections` (`super::connections`) before its
+/// handshake.
 #[derive(Debug)]
 pub(crate) struct TlsListener {
     addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(TlsStream<Guarded<TcpStream>>, SocketAddr)>,
     _accepting: OwnedTask,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, cert: &ConsoleCert) -> io::Result<TlsListener> {
+    pub fn new(
+        tcp: TcpListener,
+        cert: &ConsoleCert,
+        connections: Connections,
+    ) -> io::Result<TlsListener> {
         let addr = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(cert.config.clone());
         let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
@@ -250,9 +257,13 @@ impl TlsListener {
                                 continue;
                             }
                         };
+                        let Some(stream) = connections.guard(stream, peer.ip()) else {
+                            tracing::debug!(%peer, "console: no place for another connection");
+                            continue; // the stream is dropped: closed
+                        };
                         let Ok(slot) = slots.clone().try_acquire_owned() else {
                             tracing::debug!(%peer, "console: too many TLS handshakes at once");
-                            continue; // the stream is dropped: closed
+                            continue;
                         };
                         let (acceptor, tx) = (acceptor.clone(), tx.clone());
                         handshakes.spawn(async move {
@@ -279,7 +290,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<Guarded<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

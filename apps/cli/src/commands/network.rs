@@ -199,15 +199,13 @@ pub fn sync(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// What `sync` and `import` say of work written offline that a re-based file could not take.
+/// What `sync` and `import` say of work written here and not sent that could not be kept (a
+/// re-based file could not take it, or it went with a file: each line says which and why).
 pub(crate) fn not_kept_lines(lines: &[String]) -> Vec<String> {
     if lines.is_empty() {
         return Vec::new();
     }
-    let mut out = vec![
-        "学校重建了档案，以下在本机写下、还没有同步的内容不符合学校现在的规则，没有保留："
-            .to_owned(),
-    ];
+    let mut out = vec!["以下在本机写下、还没有同步的内容没有保留：".to_owned()];
     out.extend(lines.iter().map(|l| format!("  {l}")));
     out
 }

@@ -109,12 +109,14 @@ impl Session {
         let held = self.held.clone();
         let sender = self.sender.clone();
         let quota = self.quota.clone();
+        let wire_bytes = self.frame_wire_bytes;
         let (incomplete, refused, taken, tips, shared) = store.write(|b| {
             b.set_source(&peer);
             b.set_sender(sender);
             if let Some((m, q)) = quota {
                 b.set_daily_quota(m, q);
             }
+            b.grant_free_rows_for(wire_bytes);
             let mut incomplete = Vec::new();
             let mut refused = Vec::new();
             let mut tips = Vec::new();

@@ -105,12 +105,14 @@ impl Session {
         let peer = self.peer.clone();
         let sender = self.sender.clone();
         let quota = self.quota.clone();
+        let wire_bytes = self.frame_wire_bytes;
         let admission = store.write(|b| {
             b.set_source(&peer);
             b.set_sender(sender);
             if let Some((m, q)) = quota {
                 b.set_daily_quota(m, q);
             }
+            b.grant_free_rows_for(wire_bytes);
             b.sync_receive(&peer, &doc, &mut state, message)
         })?;
         if doc == DocId::School {

@@ -255,6 +255,8 @@ pub struct Session {
     pending_marks: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Changes this side refused from the peer in this session.
     refused_here: u64,
+    /// The bytes of the frame being handled, as received (0 outside one).
+    frame_wire_bytes: u64,
     /// Documents the peer tried to exchange outside the scope in this session (bounded by
     /// [`MAX_OUT_OF_SCOPE`]).
     out_of_scope: usize,
@@ -337,6 +339,7 @@ impl Session {
             first_sent: HashMap::new(),
             pending_marks: BTreeMap::new(),
             refused_here: 0,
+            frame_wire_bytes: 0,
             out_of_scope: 0,
             sender: Sender::Relay,
             quota: None,
@@ -449,7 +452,12 @@ impl Session {
                 if !matches!(msg, Message::Idle { .. }) {
                     self.state_received += 1;
                 }
-                self.on_message(store, msg, &mut out)?;
+                // What the peer sent for the writes this frame makes: their free share of
+                // rows grows with it (`Batch::grant_free_rows_for`), not with what it unpacks to.
+                self.frame_wire_bytes = bytes.len() as u64;
+                let handled = self.on_message(store, msg, &mut out);
+                self.frame_wire_bytes = 0;
+                handled?;
             }
             Event::LocalChange(doc) => {
                 if self.held.contains(doc) {
