@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use common::{Heard, Hub, now, visit, wait_for};
 use shouwang_core::Archive;
-use shouwang_core::membership::{CertificateBody, Invite};
+use shouwang_core::membership::Invite;
 use shouwang_core::roles::Role;
 use shouwang_core::store::StoreKey;
 use shouwang_ffi::types::SyncUpdate;
@@ -44,25 +44,10 @@ fn expired_phone_store(hub: &Hub) -> (std::path::PathBuf, Vec<u8>) {
     drop(joined);
     let store_key = StoreKey::from_bytes(&key).unwrap();
     let mut archive = Archive::open_with_key(&path, Some(&store_key)).unwrap();
-    let identity = Identity::load(&mut archive).unwrap();
     let school = DataDir::new(hub.dir.path().join("hub"))
         .school_key()
         .unwrap();
-    let expired = school
-        .issue(CertificateBody {
-            issued_at: now() - 31 * 86_400,
-            expires_at: now() - 86_400,
-            ..identity.certificate.body().clone()
-        })
-        .unwrap()
-        .encode();
-    archive
-        .store()
-        .write(|b| {
-            b.set_meta("net.certificate", &expired);
-            Ok(())
-        })
-        .unwrap();
+    shouwang_tests::phone::expire_certificate(&mut archive, &school);
     drop(archive);
     (path, key)
 }

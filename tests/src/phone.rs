@@ -429,3 +429,28 @@ pub fn move_to_a_new_class(data: &shouwang_relay::server::DataDir, child: &str) 
         )
         .unwrap();
 }
+
+/// Gives the enrolled device of `archive` a certificate that expired a day ago, issued with
+/// the school's own key `school` (a phone that did not reach the hub for a month).
+pub fn expire_certificate(archive: &mut Archive, school: &shouwang_core::membership::SchoolKey) {
+    let body = Identity::load(archive)
+        .expect("an enrolled device")
+        .certificate
+        .body()
+        .clone();
+    let expired = school
+        .issue(shouwang_core::membership::CertificateBody {
+            issued_at: now() - 31 * 86_400,
+            expires_at: now() - 86_400,
+            ..body
+        })
+        .expect("issued")
+        .encode();
+    archive
+        .store()
+        .write(|b| {
+            b.set_meta("net.certificate", &expired);
+            Ok(())
+        })
+        .expect("written");
+}

@@ -192,38 +192,14 @@ fn a_live_sync_sends_and_receives_while_it_runs() {
 #[test]
 fn join_on_a_joined_store_renews_an_expired_certificate() {
     use shouwang_core::Archive;
-    use shouwang_core::membership::CertificateBody;
-    use shouwang_relay::device::Identity;
 
     let mut phones = hub::TwoPhones::join();
     let teacher = phones.teacher.clone();
     hub::ok(&teacher, &["sync"]);
-    {
-        let mut archive = Archive::open(&teacher).unwrap();
-        let body = Identity::load(&mut archive)
-            .unwrap()
-            .certificate
-            .body()
-            .clone();
-        let expired = phones
-            .data
-            .school_key()
-            .unwrap()
-            .issue(CertificateBody {
-                issued_at: now() - 31 * 86_400,
-                expires_at: now() - 86_400,
-                ..body
-            })
-            .unwrap()
-            .encode();
-        archive
-            .store()
-            .write(|b| {
-                b.set_meta("net.certificate", &expired);
-                Ok(())
-            })
-            .unwrap();
-    }
+    shouwang_tests::phone::expire_certificate(
+        &mut Archive::open(&teacher).unwrap(),
+        &phones.data.school_key().unwrap(),
+    );
     hub::record(&teacher, "家访", "王小雨", "暑假家访：奶奶腿脚不便");
     let (ok, _, err) = shouwang(&teacher, &["sync"]);
     assert!(!ok && err.contains("证书已过期"), "{err}");

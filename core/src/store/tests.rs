@@ -462,6 +462,16 @@ fn a_document_claiming_billions_of_rows_is_refused_before_automerge_reads_it() {
     a.add_class("三年级(1)班", None).unwrap();
 }
 
+/// The bytes of every member's day taken so far (`intake`).
+fn taken(a: &mut Archive) -> u64 {
+    a.store()
+        .conn()
+        .query_row("SELECT total(bytes) FROM intake", [], |r| {
+            r.get::<_, f64>(0)
+        })
+        .unwrap() as u64
+}
+
 /// What a member's inputs claim ([`doc::bounds`]) is free only up to a fixed share of each
 /// write ([`admit::FREE_ROWS`]), not eight rows for every byte of however much a compressed
 /// frame's body unpacks to: 4 MB of padding, a few KB on the wire, let one input claim 30
@@ -472,14 +482,6 @@ fn free_rows_are_a_fixed_share_of_a_write_and_none_once_the_day_is_spent() {
     const QUOTA: u64 = 1 << 20;
     let dir = tempfile::TempDir::new().unwrap();
     let mut a = school(dir.path());
-    let taken = |a: &mut Archive| -> u64 {
-        a.store()
-            .conn()
-            .query_row("SELECT total(bytes) FROM intake", [], |r| {
-                r.get::<_, f64>(0)
-            })
-            .unwrap() as u64
-    };
     let her = crate::ids::MemberId::from("m1");
     // A padded input: within eight rows a byte of its bytes, charged whole beyond the share.
     let padded = a
@@ -546,14 +548,6 @@ fn the_bytes_sent_for_a_write_add_to_its_free_rows() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut a = school(dir.path());
     let her = crate::ids::MemberId::from("m1");
-    let taken = |a: &mut Archive| -> u64 {
-        a.store()
-            .conn()
-            .query_row("SELECT total(bytes) FROM intake", [], |r| {
-                r.get::<_, f64>(0)
-            })
-            .unwrap() as u64
-    };
     let charged = |a: &mut Archive, wire: u64, inputs: &[(u64, usize)]| -> u64 {
         let before = taken(a);
         a.store()
