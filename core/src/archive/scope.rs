@@ -511,7 +511,15 @@ impl Archive {
         let rewrite = |was: &str, purged: &[DocId]| {
             crate::carry::notes_after_purge(was, &told, purged, &|c| school.is_erased(c))
         };
-        let noted = (!told.is_empty() || !school.erasures.is_empty()).then_some((
+        // Only with something to note or to rewrite: the rewrite takes the write lock even
+        // when nothing else goes.
+        let noting = !told.is_empty()
+            || (!school.erasures.is_empty()
+                && self
+                    .store
+                    .meta(crate::carry::NOT_CARRIED)?
+                    .is_some_and(|n| !n.is_empty()));
+        let noted = noting.then_some((
             crate::carry::NOT_CARRIED,
             &rewrite as &dyn Fn(&str, &[DocId]) -> String,
         ));
