@@ -18,6 +18,7 @@
 pub mod device;
 pub mod handshake;
 pub mod keyfile;
+pub mod pace;
 pub mod peer;
 #[cfg(feature = "server")]
 pub mod server;

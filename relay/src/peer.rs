@@ -54,6 +54,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use shouwang_core::Archive;
+
+use crate::pace::FrameRate;
 use shouwang_core::Error;
 use shouwang_core::ids::{DeviceId, SchoolId};
 use shouwang_core::membership::{Certificate, DeviceKey, SchoolPublicKey};
@@ -224,6 +226,10 @@ pub struct PeerSync {
     done: Option<mpsc::UnboundedSender<PeerOutcome>>,
     /// The accepting side's admission list, read again after each exchange.
     colleagues: Option<Arc<Colleagues>>,
+    /// How fast the peer may send sync frames (shared by the accepting side's conversations).
+    pace: Arc<FrameRate>,
+    /// How long the peer's next frame waits: it sent faster than `pace` allows.
+    hold_off: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for PeerSync {
@@ -266,6 +272,8 @@ impl PeerSync {
             caught_up: false,
             done: None,
             colleagues: None,
+            pace: Arc::new(FrameRate::default()),
+            hold_off: None,
         }
     }
 
@@ -420,6 +428,10 @@ impl Conversation for PeerSync {
         ) else {
             return Err(Error::NotPermitted("尚未出示成员证书就收到同步数据".into()));
         };
+        self.hold_off = self.pace.take(
+            &DeviceId::from_key(&self.remote.0),
+            std::time::Instant::now(),
+        );
         // Every frame, as the hub does: the session was opened on the school as this phone
         // knew it then, and a conversation can be kept open for long. A device revoked since,
         // or a member deactivated (this phone heard at its own sync beside it), gets nothing
@@ -457,6 +469,10 @@ impl Conversation for PeerSync {
         // Until the peer's certificate checked out, as on the hub.
         self.session.is_none().then_some(HANDSHAKE_MAX_FRAME)
     }
+
+    fn hold_off(&mut self) -> Option<std::time::Duration> {
+        self.hold_off.take()
+    }
 }
 
 /// Accepts device-to-device syncs: each connection opens the store at `store` (with its key,
@@ -470,6 +486,7 @@ pub struct PeerFactory {
     trust: PeerTrust,
     done: Option<mpsc::UnboundedSender<PeerOutcome>>,
     colleagues: Arc<Colleagues>,
+    pace: Arc<FrameRate>,
 }
 
 impl std::fmt::Debug for PeerFactory {
@@ -499,6 +516,7 @@ impl PeerFactory {
             trust,
             done,
             colleagues: Arc::new(colleagues),
+            pace: Arc::new(FrameRate::default()),
         })
     }
 
@@ -521,6 +539,7 @@ impl ConversationFactory for PeerFactory {
         conv.closed = Some((self.store.clone(), self.key.clone()));
         conv.done = self.done.clone();
         conv.colleagues = Some(self.colleagues.clone());
+        conv.pace = self.pace.clone();
         Ok(Box::new(conv))
     }
 }

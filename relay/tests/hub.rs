@@ -1211,3 +1211,106 @@ async fn connections_beyond_the_limits_are_refused_at_once() {
     }
     server.shutdown().await;
 }
+
+/// A modified app, welcomed, sends the hub a `Refused` for the school document a thousand
+/// times as fast as it can: each one is a durable write on the hub, and no quota counts
+/// frames. The hub answers its burst at once and then reads its frames at the device's pace,
+/// without refusing it; another device syncs meanwhile at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_sending_frames_faster_than_the_pace_is_slowed_not_served() {
+    use shouwang_core::doc::DocId;
+    use shouwang_core::sync::{Message as SyncMessage, Why};
+    use shouwang_relay::pace::{BURST, PER_SECOND};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = sample_hub(dir.path()).await;
+    let metrics = server.hub_state().metrics().clone();
+    let flooder = device(&server).await;
+    let enrolled = enroll(&server, &flooder, "王瑞侠", Role::HeadTeacher).await;
+    let conn = flooder
+        .endpoint()
+        .connect(server.hub_addr(), ALPN)
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let hello = handshake::Message::Hello(enrolled.certificate.to_bytes()).encode();
+    send.write_all(&(hello.len() as u32).to_le_bytes())
+        .await
+        .unwrap();
+    send.write_all(&hello).await.unwrap();
+    let first = read_frame(&mut recv).await;
+    assert!(matches!(
+        handshake::Message::decode(&first).unwrap(),
+        handshake::Message::Welcome(_)
+    ));
+    // Whatever the hub answers is read and dropped, so its answers never wait on this side.
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(Some(_)) = recv.read(&mut buf).await {}
+    });
+
+    let refused = SyncMessage::Refused {
+        doc: DocId::School,
+        why: Why::Refused,
+        count: 1,
+        reason: "拒绝".into(),
+    }
+    .encode();
+    let mut frames = Vec::new();
+    for _ in 0..1000 {
+        frames.extend_from_slice(&(refused.len() as u32).to_le_bytes());
+        frames.extend_from_slice(&refused);
+    }
+    let began = std::time::Instant::now();
+    send.write_all(&frames).await.unwrap();
+
+    // Until the hub has taken 400 of them (or a minute has passed): never more than the burst
+    // and the pace allow in the time taken, however fast or slow this machine is.
+    let frames_now = || TransportMetrics::get(&metrics.frames);
+    while frames_now() < 400 && began.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let taken = frames_now();
+    let allowed = BURST + PER_SECOND * began.elapsed().as_secs_f64() + 1.0;
+    assert!(
+        (taken as f64) <= allowed,
+        "{taken} frames taken, {allowed:.0} allowed"
+    );
+    assert!(taken >= 400, "slowed, not stopped: {taken} frames taken");
+    assert!(TransportMetrics::get(&metrics.held_off) > 0);
+    assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
+    let (_, text) = get(server.http_addr().unwrap(), "/metrics").await;
+    assert!(metric(&text, "shouwang_frames_held_off_total") > 0);
+
+    // Another device has a pace of its own: its sync is not held behind the flood.
+    let colleague = device(&server).await;
+    let invite = server
+        .invite("刘桂兰", Role::LoveMother, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+    let other = handshake::enroll(&colleague, &invite, now(), &opts())
+        .await
+        .unwrap();
+    let archive = Archive::join_enrolled(
+        &dir.path().join("colleague.db"),
+        &other.bundle,
+        invite.member.as_str(),
+        &Default::default(),
+    )
+    .unwrap();
+    shouwang_relay::syncing::sync_once(
+        &colleague,
+        server.hub_addr(),
+        archive,
+        &other.certificate,
+        &opts(),
+    )
+    .await
+    .unwrap();
+
+    conn.close(0u32.into(), b"");
+    drain.abort();
+    colleague.shutdown().await;
+    flooder.shutdown().await;
+    server.shutdown().await;
+}

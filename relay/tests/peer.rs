@@ -650,3 +650,66 @@ async fn story_6b_a_caught_up_peer_repeating_itself_is_reported_once() {
     }
     assert_eq!(again, 0, "reported again for each repeated frame");
 }
+
+/// 6c. A peer sending frames as fast as it can (a modified app repeating its last frame) is
+///     answered, and the waiting phone reads its next frame only at the pace of
+///     `shouwang_relay::pace` once its burst is spent: the transport then waits before reading
+///     more. The pace is the device's, whichever of its connections the frames come on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_6c_a_peer_sending_faster_than_the_pace_is_slowed() {
+    use shouwang_relay::pace::BURST;
+    use shouwang_relay::transport::{Conversation, ConversationFactory};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (server, teacher, mother) = teacher_and_mother(dir.path()).await;
+    server.shutdown().await;
+    let factory = PeerFactory::new(teacher.path.clone(), None, teacher.id.trust(), None).unwrap();
+    // The mother's phone, connected twice at once, each exchange run to its end.
+    let conversation = |waiting: &mut Box<dyn Conversation>| {
+        let mut dialer = shouwang_relay::peer::PeerSync::dialer(
+            mother.archive(),
+            mother.id.trust(),
+            teacher.id.secret.public(),
+            now(),
+        );
+        let mut to_waiting = dialer.opening().unwrap().frames;
+        let mut last = Vec::new();
+        for _ in 0..20 {
+            let mut to_dialer = Vec::new();
+            for f in to_waiting.drain(..) {
+                to_dialer.extend(waiting.on_frame(&f).unwrap().frames);
+                let _ = waiting.hold_off();
+                last = f;
+            }
+            for f in to_dialer {
+                to_waiting.extend(dialer.on_frame(&f).unwrap().frames);
+            }
+            if to_waiting.is_empty() {
+                break;
+            }
+        }
+        last
+    };
+    let mut first = factory.start(mother.id.secret.public()).unwrap();
+    let last = conversation(&mut first);
+    let mut second = factory.start(mother.id.secret.public()).unwrap();
+    conversation(&mut second);
+
+    // Within its burst the phone is answered at once; past it, each frame waits.
+    let mut held = 0;
+    for i in 0..(BURST as usize) {
+        let conv = if i % 2 == 0 { &mut first } else { &mut second };
+        conv.on_frame(&last).unwrap();
+        if conv.hold_off().is_some() {
+            held += 1;
+        }
+    }
+    assert!(held > 0, "no frame of {} was held back", BURST as usize);
+    let wait = {
+        first.on_frame(&last).unwrap();
+        first.hold_off().expect("past the burst, a frame waits")
+    };
+    second.on_frame(&last).unwrap();
+    let longer = second.hold_off().expect("the same device, the same pace");
+    assert!(longer > wait, "{longer:?} after {wait:?}: one pace for both connections");
+}

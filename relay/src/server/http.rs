@@ -321,6 +321,18 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         g(&t.conversations_failed),
     );
     put(
+        "shouwang_sync_frames_total",
+        "counter",
+        "Sync frames welcomed devices sent.",
+        TransportMetrics::get(&h.frames),
+    );
+    put(
+        "shouwang_frames_held_off_total",
+        "counter",
+        "Frames after which a device was slowed: it sent faster than the hub's pace per device.",
+        TransportMetrics::get(&h.held_off),
+    );
+    put(
         "shouwang_refused_total",
         "counter",
         "Devices refused before any record.",

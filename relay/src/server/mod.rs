@@ -133,6 +133,7 @@ impl HubState {
             ),
             changed: Wake::new(),
             enrolled: Arc::new(hub::Enrolled::new(data.clone())),
+            frame_rate: crate::pace::FrameRate::default(),
         }
     }
 

@@ -177,6 +177,8 @@ impl<'a, C: Conversation> Driver<'a, C> {
         let mut widened = false;
         let conn = self.conn;
         let mut redial_by = self.redial_by;
+        // Until then the peer's next frame is not read ([`Conversation::hold_off`]).
+        let mut resume_at: Option<Instant> = None;
         loop {
             if self.local_done && self.finished && (self.side == Side::Dialer || self.keep_open) {
                 // Our half is finished (the acceptor's only after reading all of ours) and the
@@ -197,7 +199,12 @@ impl<'a, C: Conversation> Driver<'a, C> {
                     conn.close(VarInt::from_u32(close::SHUTDOWN), "服务器正在关闭".as_bytes());
                     return Err(TransportError::ShuttingDown);
                 }
-                read = reader.next(&mut self.recv), if !self.remote_done => {
+                _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
+                    resume_at = None;
+                    // Held back by this side: the wait is not the peer's silence.
+                    deadline = deadline.max(Instant::now() + self.quiet_limit());
+                }
+                read = reader.next(&mut self.recv), if !self.remote_done && resume_at.is_none() => {
                     match read {
                         Ok(Some(frame)) => {
                             self.count_in(frame.len());
@@ -211,6 +218,11 @@ impl<'a, C: Conversation> Driver<'a, C> {
                                 widened = true;
                             }
                             deadline = Instant::now() + self.quiet_limit();
+                            if let Some(wait) = self.conversation.as_mut().and_then(C::hold_off) {
+                                let until = Instant::now() + wait;
+                                resume_at = Some(until);
+                                deadline = deadline.max(until + self.quiet_limit());
+                            }
                         }
                         Ok(None) => {
                             self.remote_done = true;

@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 
 use super::data::DataDir;
 use crate::handshake::{CHUNK, MAGIC, Message};
+use crate::pace::FrameRate;
 use crate::transport::{
     Conversation, ConversationFactory, EndpointId, HANDSHAKE_MAX_FRAME, Reply, TransportMetrics,
     Wake,
@@ -59,6 +60,10 @@ pub struct HubMetrics {
     /// Reads of the archive for `/health` and `/metrics`, each on a connection of its own (at
     /// most one every `STATUS_EVERY`).
     pub status_reads: AtomicU64,
+    /// Sync frames welcomed devices sent.
+    pub frames: AtomicU64,
+    /// Times a device's next frame was held back: it sent faster than [`FrameRate`] allows.
+    pub held_off: AtomicU64,
 }
 
 /// What a device reads while the hub rebuilds from a backup and cannot take it yet.
@@ -80,6 +85,8 @@ pub struct HubState {
     pub(crate) changed: Wake,
     /// Who may connect at all: registered devices, and anyone while an invite is open.
     pub(crate) enrolled: Arc<Enrolled>,
+    /// How fast each welcomed device may send frames.
+    pub(crate) frame_rate: FrameRate,
 }
 
 impl HubState {
@@ -407,6 +414,7 @@ impl ConversationFactory for HubFactory {
             live: false,
             admin: false,
             recorded: false,
+            hold_off: None,
             deliveries: DeliveryLog {
                 device: DeviceId::from_key(remote.as_bytes()),
                 member: None,
@@ -431,6 +439,8 @@ pub struct HubConversation {
     /// The sync's end is recorded and nothing was exchanged since: a caught-up device
     /// repeating its last frame (`Idle`) costs no write.
     recorded: bool,
+    /// How long the device's next frame waits: it sent faster than [`FrameRate`] allows.
+    hold_off: Option<std::time::Duration>,
     deliveries: DeliveryLog,
 }
 
@@ -625,6 +635,14 @@ impl Conversation for HubConversation {
         if let Some(session) = self.sync.as_mut()
             && frame.first() != Some(&MAGIC)
         {
+            TransportMetrics::add(&self.state.metrics.frames, 1);
+            self.hold_off = self.state.frame_rate.take(
+                &DeviceId::from_key(&self.device.0),
+                std::time::Instant::now(),
+            );
+            if self.hold_off.is_some() {
+                TransportMetrics::add(&self.state.metrics.held_off, 1);
+            }
             let mut archive = self.state.archives.get()?;
             // Revoked since the welcome: refused at the next frame.
             check_standing(&mut archive, &self.device)?;
@@ -709,5 +727,9 @@ impl Conversation for HubConversation {
     fn max_frame(&self) -> Option<usize> {
         // Until the device is welcomed, nobody can make the hub reserve more than this.
         self.sync.is_none().then_some(HANDSHAKE_MAX_FRAME)
+    }
+
+    fn hold_off(&mut self) -> Option<std::time::Duration> {
+        self.hold_off.take()
     }
 }
