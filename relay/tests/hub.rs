@@ -1314,3 +1314,77 @@ async fn a_device_sending_frames_faster_than_the_pace_is_slowed_not_served() {
     flooder.shutdown().await;
     server.shutdown().await;
 }
+
+/// The school's built-in relay admits strangers only while an invite is open, at most
+/// `STRANGERS` of them, and not for ever: once the invite is spent their connections end,
+/// and a phone revoked since it connected is cut off too. (Before, each was admitted once,
+/// when it connected, and kept its connection for as long as it liked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_connections_end_when_the_invite_closes_or_the_phone_is_revoked() {
+    use shouwang_relay::server::hub_relay::{PER_DEVICE, STRANGERS};
+
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let server = Server::start(ServerConfig::loopback(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let state = server.hub_state().clone();
+    let invite = server
+        .invite("王瑞侠", Role::HeadTeacher, now(), now() + WEEK)
+        .unwrap()
+        .invite;
+
+    // While the invite is open, anyone's endpoint may use the relay: twenty strangers try,
+    // and at most `STRANGERS` connections are let in.
+    let mut strangers = Vec::new();
+    for _ in 0..20 {
+        strangers.push(device(&server).await);
+    }
+    eventually(|| state.relay_connections() >= STRANGERS).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state.relay_connections(), STRANGERS);
+
+    // The invite is spent by a phone that enrolls: the gate is shut, the strangers' relay
+    // connections end, and their endpoints, trying again, are turned away.
+    for s in strangers.drain(..4) {
+        s.shutdown().await;
+    }
+    let key = SecretKey::generate();
+    let relay_url = server.relay_url().unwrap().clone();
+    let bind = |key: &SecretKey| {
+        Node::bind(NodeConfig::loopback(key.clone()).with_relay(relay_url.clone()))
+    };
+    let phone = bind(&key).await.unwrap();
+    handshake::enroll(&phone, &invite, now(), &opts())
+        .await
+        .unwrap();
+    eventually(|| state.relay_connections() == 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state.relay_connections(), 1, "only the enrolled phone");
+
+    // The phone's key, from five more endpoints (a modified app holding relay connections):
+    // at most `PER_DEVICE` connections for one device.
+    let mut copies = Vec::new();
+    for _ in 0..5 {
+        copies.push(bind(&key).await.unwrap());
+    }
+    eventually(|| state.relay_connections() >= PER_DEVICE).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state.relay_connections(), PER_DEVICE);
+
+    // The phone is revoked: its relay connections end too.
+    DataDir::new(dir.path().join("hub"))
+        .open_archive()
+        .unwrap()
+        .revoke_device(&id_of(&phone))
+        .unwrap();
+    eventually(|| state.relay_connections() == 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state.relay_connections(), 0);
+
+    for s in strangers.into_iter().chain(copies) {
+        s.shutdown().await;
+    }
+    phone.shutdown().await;
+    server.shutdown().await;
+}

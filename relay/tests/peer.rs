@@ -711,5 +711,8 @@ async fn story_6c_a_peer_sending_faster_than_the_pace_is_slowed() {
     };
     second.on_frame(&last).unwrap();
     let longer = second.hold_off().expect("the same device, the same pace");
-    assert!(longer > wait, "{longer:?} after {wait:?}: one pace for both connections");
+    assert!(
+        longer > wait,
+        "{longer:?} after {wait:?}: one pace for both connections"
+    );
 }

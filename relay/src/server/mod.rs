@@ -31,6 +31,8 @@ pub use config::{
 };
 pub use data::{DataDir, IssuedInvite, Spend};
 pub use http::{STATUS_EVERY, render_metrics};
+/// Who may use the school's built-in relay.
+pub use hub::relay_access as hub_relay;
 pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
 pub use invite::{
     HubContact, NewInvite, adopt_archive, init_school, issue_invite, issue_member_invite, qr_png,
@@ -237,6 +239,12 @@ impl Server {
                 let mut relay_config = iroh_relay::server::ServerConfig::default();
                 let mut relay_settings = iroh_relay::server::RelayConfig::new(bind);
                 relay_settings.access = Arc::new(access.clone());
+                // Keys the relay remembers (iroh's default is a million, ~90 MB, which a
+                // device naming random destinations fills): the school's devices fit.
+                relay_settings.key_cache_capacity = Some(hub::relay_access::KEY_CACHE);
+                // What one connection may push through the relay: the hub's own connection
+                // carries every relay-only phone's sync, a phone's a few KB a second on 2G.
+                relay_settings.limits.client_rx = Some(hub::relay_access::client_rate());
                 relay_config.relay = Some(relay_settings);
                 let relay = iroh_relay::server::Server::spawn(relay_config)
                     .await
@@ -276,6 +284,9 @@ impl Server {
             })
             .await
             .map_err(|e| ServerError::Bind(e.to_string()))??;
+        }
+        if let Some(service) = relay.as_ref().and_then(|r| r.relay_service()) {
+            state.enrolled.relay.set_clients(service.clients().clone());
         }
         let _ = access.state.set((state.clone(), hub_key.public()));
         let node_config = NodeConfig {

@@ -1,7 +1,7 @@
-//! Who may connect to the hub at all ([`Enrolled`]), and who may use the school's built-in
-//! relay ([`EnrolledOnly`]): decided from memory, before any archive is borrowed.
+//! Who may connect to the hub at all ([`Enrolled`]): decided from memory, before any archive
+//! is borrowed. The built-in relay asks it too (`super::relay_access`).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use shouwang_core::Archive;
 use shouwang_core::doc::DocId;
@@ -9,7 +9,6 @@ use shouwang_core::ids::DeviceId;
 use tracing::info;
 
 use super::super::data::DataDir;
-use super::HubState;
 use crate::transport::EndpointId;
 use crate::unix_now;
 
@@ -36,7 +35,7 @@ pub(crate) enum Standing {
 /// A hub restored from a backup is *rebuilding* until an administrator's device has synced:
 /// anyone gets past the gate meanwhile (as with an invite open), because the devices enrolled
 /// since the backup are not in the restored school document; at `Hello` only an
-/// administrator's certificate is taken, from any device ([`HubState::check_rebuild`]): one the
+/// administrator's certificate is taken, from any device ([`super::HubState::check_rebuild`]): one the
 /// backup knows may have been revoked since; unless `shouwang-relay admit-phones` let the
 /// devices the backup registers sync meanwhile ([`Enrolled::phones_admitted`]).
 #[derive(Debug, Default)]
@@ -45,6 +44,8 @@ pub(crate) struct Enrolled {
     devices: std::sync::RwLock<Registered>,
     invites: Mutex<InviteCache>,
     rebuilding: std::sync::atomic::AtomicBool,
+    /// The relay connections admitted (`super::relay_access`).
+    pub(crate) relay: super::relay_access::RelayPlaces,
 }
 
 #[derive(Debug, Default)]
@@ -233,51 +234,6 @@ impl crate::transport::Admission for Enrolled {
     fn knows(&self, remote: &EndpointId) -> bool {
         self.standing(&DeviceId::from_key(remote.as_bytes()))
             .is_some()
-    }
-}
-
-/// Who may use the school's built-in relay: the hub itself, every registered device that is
-/// not revoked, and, while an invite is open, anyone (a device enrolling may need the relay to
-/// reach the hub). Everyone else is turned away before the relay carries a byte for them.
-#[derive(Debug, Clone)]
-pub(crate) struct EnrolledOnly {
-    /// Set once the hub's state exists (the relay starts first).
-    pub(crate) state: Arc<std::sync::OnceLock<(Arc<HubState>, EndpointId)>>,
-}
-
-impl EnrolledOnly {
-    fn decide(&self, endpoint: EndpointId) -> bool {
-        let Some((state, hub)) = self.state.get() else {
-            return false;
-        };
-        if endpoint == *hub {
-            return true;
-        }
-        // From memory ([`Enrolled`]): no archive is borrowed for a stranger.
-        let id = DeviceId::from_key(endpoint.as_bytes());
-        state.enrolled.standing(&id) == Some(Standing::Active)
-            || state.enrolled.invite_open()
-            || state.enrolled.rebuilding()
-    }
-}
-
-impl iroh_relay::server::AccessControl for EnrolledOnly {
-    async fn on_connect(
-        &self,
-        request: &iroh_relay::server::ClientRequest,
-    ) -> iroh_relay::server::Access {
-        let this = self.clone();
-        let endpoint = request.endpoint_id();
-        let allowed = tokio::task::spawn_blocking(move || this.decide(endpoint))
-            .await
-            .unwrap_or(false);
-        if allowed {
-            iroh_relay::server::Access::Allow
-        } else {
-            iroh_relay::server::Access::Deny {
-                reason: Some("not enrolled in this school".into()),
-            }
-        }
     }
 }
 

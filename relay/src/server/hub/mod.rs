@@ -19,6 +19,7 @@
 
 mod gate;
 mod pool;
+pub mod relay_access;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -45,8 +46,9 @@ use crate::transport::{
     Wake,
 };
 pub(crate) use crate::unix_now;
-pub(crate) use gate::{Enrolled, EnrolledOnly};
+pub(crate) use gate::Enrolled;
 pub(crate) use pool::{ArchivePool, HUB_ARCHIVES};
+pub(crate) use relay_access::EnrolledOnly;
 
 /// Counters of the hub's own events (the transport counts bytes and connections).
 #[derive(Debug, Default)]
@@ -109,6 +111,12 @@ impl HubState {
     /// The hub's own counters.
     pub fn metrics(&self) -> &Arc<HubMetrics> {
         &self.metrics
+    }
+
+    /// Connections the school's built-in relay has admitted and not yet seen end (the hub's
+    /// own not counted).
+    pub fn relay_connections(&self) -> usize {
+        self.enrolled.relay.admitted()
     }
 
     /// How many times a conversation has borrowed one of the hub's archives. A device whose
@@ -363,6 +371,10 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
             if heads != s.enrolled.seen_heads() {
                 s.enrolled.refresh(&mut a);
             }
+            // Relay connections of devices revoked since, and of strangers once no invite is
+            // open, end here.
+            let open = s.enrolled.invite_open() || s.enrolled.rebuilding();
+            s.enrolled.relay.evict(|id| s.enrolled.standing(id), open);
             // Nothing of an erased child stays on the hub but the school's record of it, nor
             // in the WAL a reader kept from being folded back (`Store::scrub_if_due`).
             let purged = heads == done || a.purge_erased().is_ok();

@@ -1,0 +1,206 @@
+//! Who may use the school's built-in relay, and for how long ([`EnrolledOnly`]).
+//!
+//! The relay carries QUIC datagrams between devices that cannot reach each other directly
+//! (a phone behind a carrier's NAT and the hub). It admits, after the client has proven its
+//! key:
+//!
+//! 1. the hub itself, always;
+//! 2. a device the school document registers and has not revoked, on at most
+//!    [`PER_DEVICE`] connections at once (a phone that changed networks may hold an old one
+//!    until the relay notices it is gone);
+//! 3. while an invite is open or the hub rebuilds from a backup, anyone (a device enrolling
+//!    has no registration yet), but at most [`STRANGERS`] such connections at once, as the
+//!    hub's own endpoint keeps a few places for strangers.
+//!
+//! Admission is not for ever. The school watcher ([`super::watch_school`]) calls
+//! [`RelayPlaces::evict`] at every tick: a device revoked since it connected is disconnected,
+//! and so is a stranger once no invite is open (unless it has enrolled meanwhile). The
+//! decision is made from memory ([`super::Enrolled`]), never from the archive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use iroh_relay::server::clients::Clients;
+use iroh_relay::server::{Access, AccessControl, ClientRateLimit, ClientRequest, ConnectionId};
+use shouwang_core::ids::DeviceId;
+use std::num::NonZeroU32;
+use tracing::info;
+
+use super::HubState;
+use super::gate::Standing;
+use crate::transport::EndpointId;
+
+/// Relay connections one registered device may hold at once.
+pub const PER_DEVICE: usize = 4;
+/// Relay connections of devices the school does not register (admitted while an invite is
+/// open), all together.
+pub const STRANGERS: usize = 16;
+/// Keys the relay remembers the parsing of.
+pub const KEY_CACHE: usize = 4096;
+
+/// What one relay connection may send a second (8 MiB, in bursts of 16 MiB): far above a
+/// phone's, and the hub's own connection carries every relay-only phone's sync at once. It
+/// bounds what one flooding connection costs, not who gets through: iroh's relay has no
+/// fairness between destinations.
+pub fn client_rate() -> ClientRateLimit {
+    let mut rate = ClientRateLimit::new(NonZeroU32::new(8 << 20).unwrap_or(NonZeroU32::MIN));
+    rate.max_burst_bytes = NonZeroU32::new(16 << 20);
+    rate
+}
+
+/// The relay's admission hook: see the module docs.
+#[derive(Debug, Clone)]
+pub(crate) struct EnrolledOnly {
+    /// Set once the hub's state exists (the relay starts first).
+    pub(crate) state: Arc<OnceLock<(Arc<HubState>, EndpointId)>>,
+}
+
+/// Whom a connecting key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Hub,
+    Registered,
+    /// Let in only because an invite is open or the hub rebuilds.
+    Stranger,
+    Refused,
+}
+
+impl EnrolledOnly {
+    fn who(&self, state: &HubState, hub: EndpointId, endpoint: EndpointId) -> Who {
+        if endpoint == hub {
+            return Who::Hub;
+        }
+        let id = DeviceId::from_key(endpoint.as_bytes());
+        match state.enrolled.standing(&id) {
+            Some(Standing::Active) => Who::Registered,
+            Some(Standing::Revoked) => Who::Refused,
+            None if state.enrolled.invite_open() || state.enrolled.rebuilding() => Who::Stranger,
+            None => Who::Refused,
+        }
+    }
+}
+
+impl AccessControl for EnrolledOnly {
+    async fn on_connect(&self, request: &ClientRequest) -> Access {
+        let Some((state, hub)) = self.state.get().cloned() else {
+            return deny("the hub is starting");
+        };
+        let endpoint = request.endpoint_id();
+        // From memory, and a `stat` of the invites now and then: no archive, no blocking pool.
+        match self.who(&state, hub, endpoint) {
+            Who::Hub => Access::Allow,
+            Who::Refused => deny("not enrolled in this school"),
+            who => {
+                let stranger = who == Who::Stranger;
+                if state
+                    .enrolled
+                    .relay
+                    .take(endpoint, request.connection_id(), stranger)
+                {
+                    Access::Allow
+                } else {
+                    deny("too many relay connections")
+                }
+            }
+        }
+    }
+
+    fn on_disconnect(&self, endpoint_id: EndpointId, connection_id: ConnectionId) {
+        if let Some((state, _)) = self.state.get() {
+            state.enrolled.relay.release(endpoint_id, connection_id);
+        }
+    }
+}
+
+fn deny(reason: &str) -> Access {
+    Access::Deny {
+        reason: Some(reason.into()),
+    }
+}
+
+/// The relay connections admitted, by key, and the relay's registry to disconnect them.
+#[derive(Debug, Default)]
+pub(crate) struct RelayPlaces {
+    admitted: Mutex<HashMap<EndpointId, Vec<ConnectionId>>>,
+    /// Keys admitted as strangers and not registered since.
+    strangers: Mutex<HashMap<EndpointId, usize>>,
+    clients: OnceLock<Clients>,
+}
+
+impl RelayPlaces {
+    /// The relay's registry of connected clients (set once the relay runs).
+    pub(crate) fn set_clients(&self, clients: Clients) {
+        let _ = self.clients.set(clients);
+    }
+
+    /// Connections admitted now.
+    pub(crate) fn admitted(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, Vec<ConnectionId>>> {
+        self.admitted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_strangers(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, usize>> {
+        self.strangers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a place for `connection` of `endpoint`, if one is free.
+    fn take(&self, endpoint: EndpointId, connection: ConnectionId, stranger: bool) -> bool {
+        let mut admitted = self.lock();
+        let mut strangers = self.lock_strangers();
+        let held = admitted.get(&endpoint).map_or(0, Vec::len);
+        if held >= PER_DEVICE || (stranger && strangers.values().sum::<usize>() >= STRANGERS) {
+            return false;
+        }
+        admitted.entry(endpoint).or_default().push(connection);
+        if stranger {
+            *strangers.entry(endpoint).or_default() += 1;
+        }
+        true
+    }
+
+    fn release(&self, endpoint: EndpointId, connection: ConnectionId) {
+        let mut admitted = self.lock();
+        if let Some(held) = admitted.get_mut(&endpoint) {
+            held.retain(|c| *c != connection);
+            if held.is_empty() {
+                admitted.remove(&endpoint);
+            }
+        }
+        let mut strangers = self.lock_strangers();
+        if let Some(n) = strangers.get_mut(&endpoint) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                strangers.remove(&endpoint);
+            }
+        }
+    }
+
+    /// Disconnects what may no longer use the relay: devices revoked since they connected,
+    /// and strangers once no invite is open. `standing` is the gate's word on a device;
+    /// `open`, whether strangers may be let in now.
+    pub(crate) fn evict(&self, standing: impl Fn(&DeviceId) -> Option<Standing>, open: bool) {
+        let Some(clients) = self.clients.get() else {
+            return;
+        };
+        let keys: Vec<EndpointId> = self.lock().keys().copied().collect();
+        for key in keys {
+            let stays = match standing(&DeviceId::from_key(key.as_bytes())) {
+                Some(Standing::Active) => {
+                    // Enrolled meanwhile: no longer one of the strangers' places.
+                    self.lock_strangers().remove(&key);
+                    true
+                }
+                Some(Standing::Revoked) => false,
+                None => open,
+            };
+            if !stays && clients.disconnect(key, None) {
+                info!(endpoint = %key.fmt_short(), "relay connection ended: no longer admitted");
+            }
+        }
+    }
+}
