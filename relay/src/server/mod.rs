@@ -15,6 +15,7 @@ mod hub;
 mod invite;
 mod migrate;
 pub mod reach;
+pub mod relay_listener;
 mod secrets;
 pub mod tls;
 
@@ -175,7 +176,7 @@ pub(crate) const ARCHIVE_CLOSE: Duration = Duration::from_secs(60);
 /// The running server.
 #[derive(Debug)]
 pub struct Server {
-    relay: Option<iroh_relay::server::Server>,
+    relay: Option<relay_listener::RelayListener>,
     relay_url: Option<RelayUrl>,
     hub: Node,
     http: Option<http::HttpServer>,
@@ -236,20 +237,13 @@ impl Server {
         };
         let (relay, relay_url) = match config.relay_bind {
             Some(bind) => {
-                let mut relay_config = iroh_relay::server::ServerConfig::default();
-                let mut relay_settings = iroh_relay::server::RelayConfig::new(bind);
-                relay_settings.access = Arc::new(access.clone());
-                // Keys the relay remembers (iroh's default is a million, ~90 MB, which a
-                // device naming random destinations fills): the school's devices fit.
-                relay_settings.key_cache_capacity = Some(hub::relay_access::KEY_CACHE);
-                // What one connection may push through the relay: the hub's own connection
-                // carries every relay-only phone's sync, a phone's a few KB a second on 2G.
-                relay_settings.limits.client_rx = Some(hub::relay_access::client_rate());
-                relay_config.relay = Some(relay_settings);
-                let relay = iroh_relay::server::Server::spawn(relay_config)
-                    .await
-                    .map_err(|e| ServerError::Relay(e.to_string()))?;
-                let port = relay.http_addr().map(|a| a.port()).unwrap_or(bind.port());
+                let relay = relay_listener::RelayListener::bind(
+                    bind,
+                    hub::relay_access::service(Arc::new(access.clone())),
+                )
+                .await
+                .map_err(|e| ServerError::Relay(e.to_string()))?;
+                let port = relay.addr().port();
                 let url = match &config.relay_url {
                     Some(u) => u.clone(),
                     None => config::default_relay_url(bind, port),
@@ -285,8 +279,11 @@ impl Server {
             .await
             .map_err(|e| ServerError::Bind(e.to_string()))??;
         }
-        if let Some(service) = relay.as_ref().and_then(|r| r.relay_service()) {
-            state.enrolled.relay.set_clients(service.clients().clone());
+        if let Some(relay) = &relay {
+            state
+                .enrolled
+                .relay
+                .set_clients(relay.service().clients().clone());
         }
         let _ = access.state.set((state.clone(), hub_key.public()));
         let node_config = NodeConfig {
@@ -381,7 +378,7 @@ impl Server {
 
     /// Where the embedded relay listens.
     pub fn relay_addr(&self) -> Option<SocketAddr> {
-        self.relay.as_ref().and_then(|r| r.http_addr())
+        self.relay.as_ref().map(|r| r.addr())
     }
 
     /// The hub's endpoint id.
@@ -483,10 +480,8 @@ impl Server {
             http.shutdown().await;
         }
         self.hub.shutdown().await;
-        if let Some(relay) = self.relay.take()
-            && let Err(e) = relay.shutdown().await
-        {
-            tracing::warn!("relay shutdown: {e}");
+        if let Some(relay) = self.relay.take() {
+            relay.shutdown().await;
         }
         self.school_watch.stop().await;
         let state = self.state.clone();

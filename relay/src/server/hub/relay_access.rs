@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use iroh_relay::server::clients::Clients;
+use iroh_relay::server::http_server::{BytesBody, Handlers, HyperError, RelayService};
 use iroh_relay::server::{Access, AccessControl, ClientRateLimit, ClientRequest, ConnectionId};
 use shouwang_core::ids::DeviceId;
 use std::num::NonZeroU32;
@@ -37,6 +38,31 @@ pub const PER_DEVICE: usize = 4;
 pub const STRANGERS: usize = 16;
 /// Keys the relay remembers the parsing of.
 pub const KEY_CACHE: usize = 4096;
+
+/// The relay's service: its client registry, this admission, and the `/ping` iroh's network
+/// report probes (the relay's latency; without it a phone picks no home relay).
+pub(crate) fn service(access: Arc<dyn iroh_relay::server::DynAccessControl>) -> RelayService {
+    let mut handlers = Handlers::default();
+    handlers.insert(
+        (hyper::Method::GET, iroh_relay::http::RELAY_PROBE_PATH),
+        Box::new(|_request, response: hyper::http::response::Builder| {
+            let body: BytesBody = Box::new(http_body_util::Empty::<bytes::Bytes>::new());
+            response
+                .status(hyper::StatusCode::OK)
+                .header("Access-Control-Allow-Origin", "*")
+                .body(body)
+                .map_err(|e| Box::new(e) as HyperError)
+        }),
+    );
+    RelayService::new(
+        handlers,
+        hyper::HeaderMap::new(),
+        Some(client_rate()),
+        iroh_relay::KeyCache::new(KEY_CACHE),
+        access,
+        Arc::new(iroh_relay::server::Metrics::default()),
+    )
+}
 
 /// What one relay connection may send a second (8 MiB, in bursts of 16 MiB): far above a
 /// phone's, and the hub's own connection carries every relay-only phone's sync at once. It
