@@ -39,6 +39,7 @@
 //! nested maps hold, an edit to an existing 进步档案 entry, and anything the rules refuse by
 //! then (a consent withdrawn meanwhile).
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 
 use automerge::legacy::{Key as LegacyKey, ObjectId as LegacyObj};
@@ -477,23 +478,45 @@ pub fn notes_after_purge(
     purged: &[crate::doc::DocId],
     erased: &dyn Fn(&crate::ids::ChildId) -> bool,
 ) -> String {
-    let mut lines: Vec<String> = was
-        .lines()
-        .filter_map(NotCarried::parse)
-        .map(|mut n| {
-            if n.doc.child().is_some_and(erased) {
-                n.child.clear();
-                n.what = NotKept::Erased;
-                n.why.clear();
-            }
-            n.line()
-        })
-        .collect();
-    lines.extend(
-        new.iter()
-            .filter(|n| purged.contains(&n.doc))
-            .map(NotCarried::line),
-    );
+    let lines = was.lines().filter_map(NotCarried::parse).map(|mut n| {
+        if n.doc.child().is_some_and(erased) {
+            n.child.clear();
+            n.what = NotKept::Erased;
+            n.why.clear();
+        }
+        n.line()
+    });
+    let added = new
+        .iter()
+        .filter(|n| purged.contains(&n.doc))
+        .map(NotCarried::line);
+    noted_with(lines, added)
+}
+
+/// The text of [`NOT_CARRIED`] once the notes `added` (lines) follow those `noted`: one a
+/// line, in that order, the last [`NOT_CARRIED_KEPT`] kept (the oldest go first).
+pub(crate) fn noted_with<S: Borrow<str>>(
+    noted: impl IntoIterator<Item = S>,
+    added: impl IntoIterator<Item = S>,
+) -> String {
+    let lines: Vec<S> = noted.into_iter().chain(added).collect();
     let from = lines.len().saturating_sub(NOT_CARRIED_KEPT);
     lines[from..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NOT_CARRIED_KEPT, noted_with};
+
+    #[test]
+    fn the_last_notes_are_kept_in_order() {
+        let noted: Vec<String> = (0..NOT_CARRIED_KEPT).map(|i| i.to_string()).collect();
+        let text = noted_with(noted, ["new".to_owned()]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), NOT_CARRIED_KEPT);
+        assert_eq!(lines.first(), Some(&"1"), "the oldest went first");
+        assert_eq!(lines.last(), Some(&"new"));
+        assert_eq!(noted_with(["a"], ["b", "c"]), "a\nb\nc");
+        assert_eq!(noted_with::<&str>([], []), "");
+    }
 }

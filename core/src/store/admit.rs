@@ -560,7 +560,7 @@ impl Batch<'_> {
     /// Appends `note` to what is noted already for the member (`crate::carry::NOT_CARRIED`,
     /// written with this batch), keeping the last [`crate::carry::NOT_CARRIED_KEPT`].
     pub(crate) fn append_not_carried(&mut self, note: &crate::carry::NotCarried) {
-        use crate::carry::{NOT_CARRIED, NOT_CARRIED_KEPT};
+        use crate::carry::NOT_CARRIED;
         let noted = match self.meta.iter().rev().find(|(k, _)| k == NOT_CARRIED) {
             Some((_, v)) => v.clone(),
             None => super::meta_get(self.conn, NOT_CARRIED)
@@ -568,11 +568,9 @@ impl Batch<'_> {
                 .flatten()
                 .unwrap_or_default(),
         };
-        let mut lines: Vec<&str> = noted.lines().filter(|l| !l.is_empty()).collect();
         let line = note.line();
-        lines.push(&line);
-        let from = lines.len().saturating_sub(NOT_CARRIED_KEPT);
-        let text = lines[from..].join("\n");
+        let noted = noted.lines().filter(|l| !l.is_empty());
+        let text = crate::carry::noted_with(noted, [line.as_str()]);
         self.set_meta(NOT_CARRIED, &text);
     }
 
