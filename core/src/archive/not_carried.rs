@@ -60,39 +60,20 @@ impl Archive {
 
     /// One note, as a person reads it: "王晓雨的谈心记录（2026-11-25）未能保留：……。"
     fn not_carried_line(&self, note: &NotCarried) -> Result<String> {
-        let file = if note.what == NotKept::Erased {
-            // Not named: the erasure is final.
-            String::new()
-        } else if note.child.is_empty() {
-            self.doc_label(&note.doc)?
-        } else {
-            let part = match note.doc {
-                DocId::Private(_) => "（保密）",
-                DocId::Staff(_) => "（教师部分）",
-                _ => "",
-            };
-            format!("{}的档案{part}", note.child)
-        };
-        let who = file.strip_suffix("的档案").unwrap_or(&file);
-        let record = |kind: &str, date: &str| {
-            let kind = RecordKind::parse(kind).map_or("记录", RecordKind::label);
-            let date = if date.is_empty() {
-                String::new()
-            } else {
-                format!("（{date}）")
-            };
-            format!("{who}的{kind}{date}")
-        };
         let what = match &note.what {
-            NotKept::Record { kind, date } => record(kind, date),
-            NotKept::Part { kind, date } => format!("{}上你做的修改", record(kind, date)),
-            NotKept::Sections => format!("{file}中你做的修改"),
+            NotKept::Record { kind, date } => self.noted_record(note, kind, date)?,
+            NotKept::Part { kind, date } => {
+                format!("{}上你做的修改", self.noted_record(note, kind, date)?)
+            }
+            NotKept::Sections => format!("{}中你做的修改", self.noted_file(note)?),
             NotKept::StaleCopy => {
                 return Ok(format!(
-                    "{file}已由学校重建，并且不再发给本机：你在旧版本上写下、还没有同步的记录没有保留。"
+                    "{}已由学校重建，并且不再发给本机：你在旧版本上写下、还没有同步的记录没有保留。",
+                    self.noted_file(note)?
                 ));
             }
             NotKept::Erased => {
+                // The file is not named: the erasure is final.
                 return Ok(
                     "学校删除了一名学生的档案，你在其中写下、还没有同步的记录随之删除，不再保留。"
                         .into(),
@@ -103,5 +84,32 @@ impl Archive {
             "{what}未能保留：{}。",
             note.why.trim().trim_end_matches('。')
         ))
+    }
+
+    /// The file a note is on, as a line names it: "王晓雨的档案".
+    fn noted_file(&self, note: &NotCarried) -> Result<String> {
+        if note.child.is_empty() {
+            return self.doc_label(&note.doc);
+        }
+        let part = match note.doc {
+            DocId::Private(_) => "（保密）",
+            DocId::Staff(_) => "（教师部分）",
+            _ => "",
+        };
+        Ok(format!("{}的档案{part}", note.child))
+    }
+
+    /// A record a note is on, by its kind (the key as stored) and date, as a line names it:
+    /// "王晓雨的谈心记录（2026-11-25）".
+    fn noted_record(&self, note: &NotCarried, kind: &str, date: &str) -> Result<String> {
+        let file = self.noted_file(note)?;
+        let who = file.strip_suffix("的档案").unwrap_or(&file);
+        let kind = RecordKind::parse(kind).map_or("记录", RecordKind::label);
+        let date = if date.is_empty() {
+            String::new()
+        } else {
+            format!("（{date}）")
+        };
+        Ok(format!("{who}的{kind}{date}"))
     }
 }
