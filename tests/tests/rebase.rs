@@ -510,6 +510,51 @@ fn story_2e_a_sync_that_did_not_keep_a_record_tells_her() {
     );
 }
 
+/// 2g. The same for a 心理辅导记录, kept in the child's private part: the line names the child,
+///     the kind and the part plainly, as it does a record of her shared file.
+#[test]
+fn story_2g_a_record_of_the_private_part_not_kept_is_named_plainly() {
+    let (mut admin, _teacher, _mother, _child, _wrong, _right, _visit) = corrected();
+    let mut tablet = join(&mut admin, ARCHIVIST);
+    rebase(&mut admin);
+    tablet.record(
+        "心理辅导记录",
+        NEW_NAME,
+        "2026-11-25",
+        &[("notes", "情绪低落")],
+    );
+    let both = "basic,private";
+    admin
+        .archive
+        .record_consent(
+            NEW_NAME,
+            &shouwang_core::archive::ConsentInput {
+                covers: both.into(),
+                ..consent("2026-11-20")
+            },
+        )
+        .unwrap();
+    admin
+        .archive
+        .withdraw_consent(
+            NEW_NAME,
+            &shouwang_core::archive::WithdrawalInput {
+                covers: both.into(),
+                ..withdrawal("2026-11-24")
+            },
+        )
+        .unwrap();
+    office_news(&mut admin, &mut tablet);
+    let told = tablet.archive.take_not_carried().unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].starts_with(&format!(
+            "{NEW_NAME}的心理辅导记录（隐私部分，2026-11-25）未能保留："
+        )),
+        "{told:?}"
+    );
+}
+
 /// The guardian's consent to the basic file, recorded at the office and withdrawn.
 fn withdraw(office: &mut Device) {
     office

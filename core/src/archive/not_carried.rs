@@ -9,6 +9,7 @@ use super::Archive;
 use crate::carry::{NOT_CARRIED, NotCarried, NotKept};
 use crate::doc::DocId;
 use crate::error::Result;
+use crate::ids::ChildId;
 use crate::kinds::RecordKind;
 
 impl Archive {
@@ -86,30 +87,56 @@ impl Archive {
         ))
     }
 
-    /// The file a note is on, as a line names it: "王晓雨的档案".
+    /// The file a note is on, as a line names it: "王晓雨的档案", "王晓雨档案的隐私部分".
     fn noted_file(&self, note: &NotCarried) -> Result<String> {
-        if note.child.is_empty() {
+        let Some(child) = note.doc.child() else {
             return self.doc_label(&note.doc);
-        }
-        let part = match note.doc {
-            DocId::Private(_) => "（保密）",
-            DocId::Staff(_) => "（教师部分）",
-            _ => "",
         };
-        Ok(format!("{}的档案{part}", note.child))
+        let name = self.noted_child(note, child)?;
+        Ok(match part_of_file(&note.doc) {
+            Some(part) => format!("{name}档案的{part}"),
+            None => format!("{name}的档案"),
+        })
     }
 
     /// A record a note is on, by its kind (the key as stored) and date, as a line names it:
-    /// "王晓雨的谈心记录（2026-11-25）".
+    /// "王晓雨的谈心记录（2026-11-25）", "王晓雨的心理辅导记录（隐私部分，2026-11-25）".
     fn noted_record(&self, note: &NotCarried, kind: &str, date: &str) -> Result<String> {
-        let file = self.noted_file(note)?;
-        let who = file.strip_suffix("的档案").unwrap_or(&file);
+        let (whose, part) = match note.doc.child() {
+            Some(child) => (self.noted_child(note, child)?, part_of_file(&note.doc)),
+            None => (self.doc_label(&note.doc)?, None),
+        };
         let kind = RecordKind::parse(kind).map_or("记录", RecordKind::label);
-        let date = if date.is_empty() {
+        let about: Vec<&str> = part
+            .into_iter()
+            .chain(Some(date).filter(|d| !d.is_empty()))
+            .collect();
+        let about = if about.is_empty() {
             String::new()
         } else {
-            format!("（{date}）")
+            format!("（{}）", about.join("，"))
         };
-        Ok(format!("{who}的{kind}{date}"))
+        Ok(format!("{whose}的{kind}{about}"))
+    }
+
+    /// The child whose file a note is on, by the name the note keeps, or else as this device
+    /// knows her.
+    fn noted_child(&self, note: &NotCarried, child: &ChildId) -> Result<String> {
+        if !note.child.is_empty() {
+            return Ok(note.child.clone());
+        }
+        Ok(self
+            .projected_name(child)?
+            .unwrap_or_else(|| child.to_string()))
+    }
+}
+
+/// The part of a child's file a document is, as people call it (`None`: the file shared with
+/// her carers).
+fn part_of_file(doc: &DocId) -> Option<&'static str> {
+    match doc {
+        DocId::Private(_) => Some("隐私部分"),
+        DocId::Staff(_) => Some("教师部分"),
+        _ => None,
     }
 }
