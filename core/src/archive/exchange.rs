@@ -163,6 +163,38 @@ pub(super) fn merge_entries(b: &mut Batch<'_>, entries: &[Entry]) -> Result<Impo
     Ok(report)
 }
 
+/// Takes the bundle that sets a device up or renews its membership (`entries`, sent for
+/// `device`) into `b`, with the checks both make before anything is written: the school as it
+/// will be once they are merged is read, and `admit`, the caller's own checks, is given it and
+/// the member it registers `device` to, if it does and the device is not revoked; it answers
+/// with the member the bundle is taken for, or why it is refused. The documents she may see
+/// are merged then (the others dropped, as counted in the report) and `meta` written. Returns
+/// her and the entries merged.
+pub(super) fn take_enrollment(
+    b: &mut Batch<'_>,
+    entries: Vec<Entry>,
+    device: &DeviceId,
+    admit: impl FnOnce(&SchoolView, Option<&Member>) -> Result<Member>,
+    meta: &[(&str, &str)],
+) -> Result<(Member, Vec<Entry>, ImportReport)> {
+    let view = scope::school_after(b, &entries)?;
+    let registered = view
+        .devices
+        .iter()
+        .find(|d| d.id == *device && !d.revoked)
+        .and_then(|d| view.member(&d.member));
+    let me = admit(&view, registered)?;
+    let total = entries.len();
+    let (kept, dropped) = scope::entries_in_scope(b, &me.id, entries)?;
+    let mut report = merge_entries(b, &kept)?;
+    report.documents = total;
+    report.dropped = dropped;
+    for (key, value) in meta {
+        b.set_meta(key, value);
+    }
+    Ok((me, kept, report))
+}
+
 /// The registered device whose key is `key`, and its member, if both are in good standing.
 fn signer_in<'v>(view: &'v SchoolView, key: &DeviceKey) -> Result<(&'v Device, &'v Member)> {
     let unknown = || {
@@ -821,47 +853,41 @@ impl Archive {
             ));
         }
         let existed = path.exists();
-        let total = bundle.entries.len();
         let result = (|| {
             let mut store = Store::open_with_key(path, key)?;
             store.set_device(&device);
             let (me, report) = store.write(|b| {
                 b.set_source("bundle");
-                let view = scope::school_after(b, &bundle.entries)?;
-                if let Some(signer) = &signer {
-                    // The school document this file carries is the new device's trust root:
-                    // only an administrator sets a device up from a file.
-                    let (_, by) = signer_in(&view, signer)?;
-                    if !by.roles.iter().any(|r| r.administers()) {
-                        return Err(Error::NotPermitted(
-                            "这个文件不是学校管理员导出的，不能用来登记新设备".into(),
-                        ));
+                let admit = |view: &SchoolView, registered: Option<&Member>| {
+                    if let Some(signer) = &signer {
+                        // The school document this file carries is the new device's trust
+                        // root: only an administrator sets a device up from a file.
+                        let (_, by) = signer_in(view, signer)?;
+                        if !by.roles.iter().any(|r| r.administers()) {
+                            return Err(Error::NotPermitted(
+                                "这个文件不是学校管理员导出的，不能用来登记新设备".into(),
+                            ));
+                        }
                     }
-                }
-                let registered = view
-                    .devices
-                    .iter()
-                    .find(|d| d.id == device && !d.revoked)
-                    .and_then(|d| view.member(&d.member))
-                    .cloned()
-                    .ok_or_else(|| {
+                    let registered = registered.cloned().ok_or_else(|| {
                         Error::NotPermitted(
                             "学校信息里没有登记这台设备，请让管理员重新为你导出".into(),
                         )
                     })?;
-                let named = member.trim();
-                if !named.is_empty() && registered.id.as_str() != named && registered.name != named
-                {
-                    return Err(Error::NotPermitted(format!(
-                        "这个文件是为{}准备的，不是“{named}”",
-                        registered.name
-                    )));
-                }
-                let me = registered;
-                let (kept, dropped) = scope::entries_in_scope(b, &me.id, bundle.entries)?;
-                let mut report = merge_entries(b, &kept)?;
-                report.documents = total;
-                report.dropped = dropped;
+                    let named = member.trim();
+                    if !named.is_empty()
+                        && registered.id.as_str() != named
+                        && registered.name != named
+                    {
+                        return Err(Error::NotPermitted(format!(
+                            "这个文件是为{}准备的，不是“{named}”",
+                            registered.name
+                        )));
+                    }
+                    Ok(registered)
+                };
+                let (me, kept, report) = take_enrollment(b, bundle.entries, &device, admit, meta)?;
+                // Only a join: the sync state with the sender, and who this device is.
                 if let Some(peer) = shared_with {
                     // The sender has everything it sent: the first sync starts from there
                     // instead of from nothing.
@@ -875,9 +901,6 @@ impl Archive {
                 b.set_meta(META_MEMBER, me.id.as_str());
                 if let Some(secret) = &secret {
                     b.set_meta(META_DEVICE_KEY, &secret.to_hex());
-                }
-                for (key, value) in meta {
-                    b.set_meta(key, value);
                 }
                 Ok((me, report))
             })?;

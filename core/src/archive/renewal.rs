@@ -15,11 +15,11 @@
 //! older than what the hub now records): its next sync sends its unsent work.
 
 use super::Archive;
-use super::exchange::{ImportReport, merge_entries};
-use super::scope;
+use super::exchange::{ImportReport, take_enrollment};
 use crate::bundle::Bundle;
 use crate::doc::DocId;
 use crate::error::{Error, Result};
+use crate::school::{Member, SchoolView};
 
 /// Why the hub's documents for a renewal are refused: they are not for this device.
 const NOT_THIS_DEVICE: &str = "学校服务器发来的档案不是给这台设备的，没有改动本机的档案";
@@ -48,24 +48,16 @@ impl Archive {
             ));
         }
         let (me, device) = (self.me.clone(), self.device.clone());
-        let total = bundle.entries.len();
         let mut report = self.store.write(|b| {
             b.set_source("bundle");
-            let view = scope::school_after(b, &bundle.entries)?;
-            let registered = view
-                .devices
-                .iter()
-                .any(|d| d.id == device && d.member == me && !d.revoked);
-            if !registered {
-                return Err(Error::NotPermitted(NOT_THIS_DEVICE.into()));
-            }
-            let (kept, dropped) = scope::entries_in_scope(b, &me, bundle.entries)?;
-            let mut report = merge_entries(b, &kept)?;
-            report.documents = total;
-            report.dropped = dropped;
-            for (key, value) in meta {
-                b.set_meta(key, value);
-            }
+            // Registered to this device's own member: a renewal never changes who it is.
+            let admit = |_: &SchoolView, registered: Option<&Member>| {
+                registered
+                    .filter(|m| m.id == me)
+                    .cloned()
+                    .ok_or_else(|| Error::NotPermitted(NOT_THIS_DEVICE.into()))
+            };
+            let (_, _, report) = take_enrollment(b, bundle.entries, &device, admit, meta)?;
             Ok(report)
         })?;
         // Renewed and merged: a purge that fails now (the store busy) is done again at the
