@@ -350,8 +350,11 @@ pub async fn renew(
     invite.check_valid(now)?;
     let enrolled = enroll_as(&identity.secret, &invite, now, opts, settings).await?;
     let certificate = enrolled.certificate.encode();
+    // The peer a sync with this hub is recorded as.
+    let hub = handshake::hub_addr(&invite)?.id.to_string();
     Ok(archive.renew_enrolled(
         &enrolled.bundle,
+        &hub,
         &[
             (META_CERTIFICATE, certificate.as_str()),
             (META_INVITE, ticket),

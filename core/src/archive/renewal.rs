@@ -29,9 +29,12 @@ impl Archive {
     /// own key (see the module docs) and writes `meta` (the new certificate and invite) in the
     /// same transaction. The bundle must be this school's, name this device, and register it
     /// to this member, not revoked; documents she may not see are dropped, as at a join.
+    /// `hub`: the hub's endpoint id, the sync peer the documents came from; what is merged is
+    /// recorded as from it (a change refused is listed as the hub's, as at a sync).
     pub fn renew_enrolled(
         &mut self,
         bundle_bytes: &[u8],
+        hub: &str,
         meta: &[(&str, &str)],
     ) -> Result<ImportReport> {
         let bundle = Bundle::decode(bundle_bytes)?;
@@ -49,7 +52,8 @@ impl Archive {
         }
         let (me, device) = (self.me.clone(), self.device.clone());
         let mut report = self.store.write(|b| {
-            b.set_source("bundle");
+            // Sent by the hub, not in a file: its sync's source.
+            b.set_source(hub);
             // Registered to this device's own member: a renewal never changes who it is.
             let admit = |_: &SchoolView, registered: Option<&Member>| {
                 registered
