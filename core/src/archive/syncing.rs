@@ -324,7 +324,6 @@ impl Archive {
         })
     }
 
-    /// A document as people name it: 学校信息, 王小雨的档案（保密）, 班级记录 ….
     /// A child's name as this device's lists show it, if it holds her file.
     pub(super) fn projected_name(&self, child: &ChildId) -> Result<Option<String>> {
         Ok(self
@@ -338,17 +337,18 @@ impl Archive {
             .optional()?)
     }
 
+    /// A document as people name it: 学校信息, 王小雨的档案, 王小雨档案的隐私部分 (as the
+    /// consent names the part), 班级记录 ….
     pub(super) fn doc_label(&self, doc: &DocId) -> Result<String> {
         Ok(match doc {
             DocId::School => "学校信息".to_owned(),
             DocId::Child(c) | DocId::Private(c) | DocId::Staff(c) => {
-                let name = self.projected_name(c)?;
-                let part = match doc {
-                    DocId::Private(_) => "（保密）",
-                    DocId::Staff(_) => "（教师部分）",
-                    _ => "",
-                };
-                format!("{}的档案{part}", name.unwrap_or_else(|| c.to_string()))
+                let name = self.projected_name(c)?.unwrap_or_else(|| c.to_string());
+                match doc {
+                    DocId::Private(_) => format!("{name}档案的隐私部分"),
+                    DocId::Staff(_) => format!("{name}档案的教师部分"),
+                    _ => format!("{name}的档案"),
+                }
             }
             DocId::Class(k) => format!("班级记录 {k}"),
             DocId::Keys => "学校密钥".to_owned(),
