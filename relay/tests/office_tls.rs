@@ -42,7 +42,7 @@ fn printed_fingerprint(log: &std::path::Path, port: u16, n: usize) -> String {
 
 /// A school opens its console to the network: it is served over TLS with a certificate of its
 /// own, whose fingerprint `serve` prints for the administrator to compare and which stays the
-/// same across restarts; the session cookie is `Secure` and pages ask for HTTPS from then on; plain HTTP gets no page; a client
+/// same across restarts (its key sealed with the data key); the session cookie is `Secure` and pages ask for HTTPS from then on; plain HTTP gets no page; a client
 /// that connects and says nothing holds up no one; and a client that trusts another
 /// certificate does not get through.
 #[test]
@@ -67,6 +67,18 @@ fn the_console_on_the_school_network_is_served_over_tls() {
     let hub = HubProcess::start(BIN.as_ref(), &ports, &log);
     let printed = printed_fingerprint(&log, ports.http, 0);
     let pem = std::fs::read(data.root().join(CERT_FILE_NAME)).unwrap();
+    // The certificate's key is not in the data directory in clear: sealed with the data key.
+    for entry in std::fs::read_dir(data.root()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(11).any(|w| w == b"PRIVATE KEY"),
+                "{} holds a private key in clear",
+                path.display()
+            );
+        }
+    }
     let der = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
         .next()
         .map(|c: Result<rustls::pki_types::CertificateDer<'static>, _>| c.unwrap())
@@ -148,6 +160,12 @@ fn the_console_on_the_school_network_is_served_over_tls() {
 fn rcgen_like_other_certificate(dir: &std::path::Path) -> Vec<u8> {
     let other = dir.join("other");
     std::fs::create_dir_all(&other).unwrap();
-    shouwang_relay::server::tls::ConsoleCert::load(None, &other, &[]).unwrap();
+    shouwang_relay::server::tls::ConsoleCert::load(
+        None,
+        &other,
+        &[],
+        &shouwang_relay::server::DataKey::from_bytes([3; 32]),
+    )
+    .unwrap();
     std::fs::read(other.join(CERT_FILE_NAME)).unwrap()
 }

@@ -6,6 +6,8 @@
 //! hub.key             the hub endpoint's secret key, sealed (its id is in invites)
 //! invites/<digest>.json   issued invites: member, role, expiry (digest = hash of the secret)
 //! spent/<digest>.json     spent invites: which device used it, when
+//! console-tls.pem     the office console's own certificate (when it serves TLS)
+//! console-tls.key     its private key, sealed with the data key (`super::tls`)
 //! ```
 //!
 //! The data key that locks `hub.db`, `school.key` and `hub.key` is never in this directory

@@ -327,6 +327,7 @@ impl Server {
                 config.http_cert.as_ref(),
                 &config.data_dir,
                 &config.console_names(),
+                &key,
             )?)
         } else {
             None

@@ -160,6 +160,19 @@ impl DataKey {
 
     /// `secret` sealed under this key, bound to `header`, as the text of a key file.
     pub(crate) fn seal(&self, header: &str, secret: &[u8; 32]) -> Result<String, Error> {
+        self.seal_bytes(header, secret)
+    }
+
+    /// Opens a key file [`DataKey::seal`] wrote. `Ok(None)`: the data key is wrong (or the
+    /// file was altered); `Err`: it is not such a file.
+    pub(crate) fn open(&self, header: &str, text: &str) -> Option<Option<[u8; 32]>> {
+        self.open_bytes(header, text)
+            .map(|opened| opened.and_then(|b| b.try_into().ok()))
+    }
+
+    /// `secret` of any length sealed under this key, bound to `header`: the header line, then
+    /// the random nonce and the sealed bytes in hex.
+    pub(crate) fn seal_bytes(&self, header: &str, secret: &[u8]) -> Result<String, Error> {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let sealed = self
             .cipher()
@@ -176,9 +189,9 @@ impl DataKey {
         Ok(format!("{header}\n{}\n", hex::encode(bytes)))
     }
 
-    /// Opens a key file [`DataKey::seal`] wrote. `Ok(None)`: the data key is wrong (or the
-    /// file was altered); `Err`: it is not such a file.
-    pub(crate) fn open(&self, header: &str, text: &str) -> Option<Option<[u8; 32]>> {
+    /// Opens what [`DataKey::seal_bytes`] wrote: `Some(None)` if the data key is wrong (or the
+    /// file was altered), `None` if it is not such a file.
+    pub(crate) fn open_bytes(&self, header: &str, text: &str) -> Option<Option<Vec<u8>>> {
         let mut lines = text.lines();
         if lines.next() != Some(header) {
             return None;
@@ -195,7 +208,7 @@ impl DataKey {
                 aad: header.as_bytes(),
             },
         );
-        Some(opened.ok().and_then(|b| b.try_into().ok()))
+        Some(opened.ok())
     }
 }
 

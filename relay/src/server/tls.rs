@@ -8,8 +8,13 @@
 //! 2. **Which certificate.** The one the configuration names (`[http] cert` and `key`, PEM
 //!    files, e.g. one the county issues), else the console's own: a self-signed certificate
 //!    made with rcgen on first start, for the names and addresses the configuration gives the
-//!    hub, kept in the data directory as [`CERT_FILE_NAME`] (certificate and key, mode 0600) and
-//!    reused afterwards, so its fingerprint stays what the administrator checked. A school PC
+//!    hub, kept in the data directory as [`CERT_FILE_NAME`] (the certificate) and
+//!    [`KEY_FILE_NAME`] (its private key, sealed with the hub's data key like `school.key`;
+//!    both mode 0600) and reused afterwards, so its fingerprint stays what the administrator
+//!    checked. Someone who copied the data directory cannot pose as the console on the
+//!    school's network. A certificate file an older release wrote with its key in clear is
+//!    split at the next start (the key sealed first, then the certificate rewritten alone),
+//!    keeping the fingerprint. A school PC
 //!    on a LAN without internet cannot get a certificate a browser trusts: the browser warns on
 //!    the first visit, and `serve` and `office-password` print the certificate's SHA-256
 //!    fingerprint ([`ConsoleCert::fingerprint`]) to compare before accepting it.
@@ -38,10 +43,17 @@ use tokio_rustls::server::TlsStream;
 pub use shouwang_office::ServedOverTls;
 
 use super::connections::{Connections, Guarded};
+use super::secrets::DataKey;
 use super::{OwnedTask, ServerError};
 
-/// The console's own certificate and key, in the data directory.
+/// The console's own certificate, in the data directory.
 pub const CERT_FILE_NAME: &str = "console-tls.pem";
+
+/// The console's own private key, sealed with the data key, in the data directory.
+pub const KEY_FILE_NAME: &str = "console-tls.key";
+
+/// The first line of [`KEY_FILE_NAME`] (bound into its seal).
+const KEY_HEADER: &str = "shouwang console tls key v1";
 
 /// TLS handshakes in progress at once; connections beyond are closed at once.
 pub const MAX_HANDSHAKES: usize = 64;
@@ -112,11 +124,12 @@ pub fn fingerprint(der: &[u8]) -> String {
 
 impl ConsoleCert {
     /// The configured certificate, or the console's own in `data_dir` (made now, for `names`,
-    /// if there is none yet).
+    /// if there is none yet), its key sealed with `data_key`.
     pub fn load(
         configured: Option<&CertFiles>,
         data_dir: &Path,
         names: &[String],
+        data_key: &DataKey,
     ) -> Result<ConsoleCert, ServerError> {
         let (certs, key, file) = match configured {
             Some(files) => {
@@ -125,12 +138,8 @@ impl ConsoleCert {
                 (certs, key, files.cert.clone())
             }
             None => {
-                let file = data_dir.join(CERT_FILE_NAME);
-                if !file.exists() {
-                    create_own(&file, names)?;
-                }
-                let pem = read_pem(&file, "证书")?;
-                (pem.clone(), pem, file)
+                let (certs, key) = own(data_dir, names, data_key)?;
+                (certs, key, data_dir.join(CERT_FILE_NAME))
             }
         };
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&certs)
@@ -185,10 +194,92 @@ fn unreadable(path: &Path, what: &str, e: &dyn std::fmt::Display) -> ServerError
     ))
 }
 
+/// The console's own certificate and its key (PEM), made now if there is none, and split
+/// from a file an older release wrote with the key in clear.
+fn own(
+    data_dir: &Path,
+    names: &[String],
+    data_key: &DataKey,
+) -> Result<(Vec<u8>, Vec<u8>), ServerError> {
+    let cert_file = data_dir.join(CERT_FILE_NAME);
+    let key_file = data_dir.join(KEY_FILE_NAME);
+    if !cert_file.exists() || (!key_file.exists() && !holds_a_key(&read_pem(&cert_file, "证书")?))
+    {
+        // None yet (or its key lost: a certificate cannot be served without it).
+        return create_own(data_dir, names, data_key);
+    }
+    let pem = read_pem(&cert_file, "证书")?;
+    if holds_a_key(&pem) {
+        // An older release's file: the key sealed first, then the certificate alone. A crash
+        // between leaves both, and this runs again.
+        let (certs, key) = split_pem(&pem)?;
+        write_private(&key_file, data_key.seal_bytes(KEY_HEADER, &key)?.as_bytes())
+            .map_err(|e| unwritable(&key_file, &e))?;
+        write_private(&cert_file, &certs).map_err(|e| unwritable(&cert_file, &e))?;
+        tracing::info!("the console's TLS key is now sealed with the data key");
+        return Ok((certs, key));
+    }
+    let sealed = std::fs::read_to_string(&key_file).map_err(|e| {
+        ServerError::Config(format!(
+            "读不到办公室网页的私钥文件 {}：{}",
+            key_file.display(),
+            shouwang_core::error::io_text(&e)
+        ))
+    })?;
+    match data_key.open_bytes(KEY_HEADER, &sealed) {
+        Some(Some(key)) => Ok((pem, key)),
+        _ => Err(ServerError::Config(format!(
+            "办公室网页的私钥文件 {} 打不开（数据密钥不对，或文件已损坏）；删除它和 {} 后重启，会生成新的证书",
+            key_file.display(),
+            cert_file.display()
+        ))),
+    }
+}
+
+/// Whether a PEM file holds a private key.
+fn holds_a_key(pem: &[u8]) -> bool {
+    pem.windows(b"PRIVATE KEY-----".len())
+        .any(|w| w == b"PRIVATE KEY-----")
+}
+
+/// A PEM file's certificates and its private key, each as PEM.
+fn split_pem(pem: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ServerError> {
+    let text = String::from_utf8_lossy(pem);
+    let Some(start) = text
+        .find("-----BEGIN PRIVATE KEY-----")
+        .or_else(|| text.find("-----BEGIN EC PRIVATE KEY-----"))
+    else {
+        return Err(ServerError::Config(
+            "办公室网页的证书文件里的私钥不是可用的 PEM 格式".into(),
+        ));
+    };
+    let end_marker = if text[start..].starts_with("-----BEGIN EC") {
+        "-----END EC PRIVATE KEY-----"
+    } else {
+        "-----END PRIVATE KEY-----"
+    };
+    let Some(end) = text[start..]
+        .find(end_marker)
+        .map(|e| start + e + end_marker.len())
+    else {
+        return Err(ServerError::Config(
+            "办公室网页的证书文件里的私钥不完整".into(),
+        ));
+    };
+    let key = format!("{}\n", &text[start..end]);
+    let certs = format!("{}{}", &text[..start], text[end..].trim_start());
+    Ok((certs.into_bytes(), key.into_bytes()))
+}
+
 /// Makes the console's own self-signed certificate for `names` (DNS names or IP addresses;
-/// `localhost` and 127.0.0.1 always) and writes it with its key to `file`, readable by the
-/// server's user only, in one rename.
-fn create_own(file: &Path, names: &[String]) -> Result<(), ServerError> {
+/// `localhost` and 127.0.0.1 always): its key sealed with `data_key` into [`KEY_FILE_NAME`]
+/// first, then the certificate into [`CERT_FILE_NAME`], each readable by the server's user
+/// only and written in one rename.
+fn create_own(
+    data_dir: &Path,
+    names: &[String],
+    data_key: &DataKey,
+) -> Result<(Vec<u8>, Vec<u8>), ServerError> {
     let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     for n in names {
         if !n.is_empty() && !sans.contains(n) {
@@ -199,27 +290,42 @@ fn create_own(file: &Path, names: &[String]) -> Result<(), ServerError> {
         tracing::debug!("console TLS: {e}");
         ServerError::Config("无法生成办公室网页的证书".into())
     })?;
-    let pem = format!("{}{}", made.cert.pem(), made.signing_key.serialize_pem());
-    let tmp = file.with_extension("pem.new");
+    let cert = made.cert.pem().into_bytes();
+    let key = made.signing_key.serialize_pem().into_bytes();
+    let key_file = data_dir.join(KEY_FILE_NAME);
+    let cert_file = data_dir.join(CERT_FILE_NAME);
+    write_private(&key_file, data_key.seal_bytes(KEY_HEADER, &key)?.as_bytes())
+        .map_err(|e| unwritable(&key_file, &e))?;
+    write_private(&cert_file, &cert).map_err(|e| unwritable(&cert_file, &e))?;
+    Ok((cert, key))
+}
+
+/// Writes `bytes` to `file` (mode 0600) through a temporary file renamed into place.
+fn write_private(file: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = file.with_extension("new");
     let written = (|| -> io::Result<()> {
-        use std::io::Write;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut f = options.open(&tmp)?;
-        f.write_all(pem.as_bytes())?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, file)
     })();
-    written.map_err(|e| {
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        ServerError::Config(format!(
-            "无法写入办公室网页的证书 {}：{}",
-            file.display(),
-            shouwang_core::error::io_text(&e)
-        ))
-    })
+    }
+    written
+}
+
+fn unwritable(file: &Path, e: &io::Error) -> ServerError {
+    ServerError::Config(format!(
+        "无法写入办公室网页的证书 {}：{}",
+        file.display(),
+        shouwang_core::error::io_text(e)
+    ))
 }
 
 /// Accepts TCP connections, runs their TLS handshakes in tasks of its own, and hands the
@@ -312,6 +418,59 @@ mod tests {
 
     use super::*;
 
+    fn data_key() -> DataKey {
+        DataKey::from_bytes([7; 32])
+    }
+
+    /// Every file of the data directory, read whole.
+    fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_console_s_key_is_sealed_and_an_older_file_is_split_keeping_its_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = ConsoleCert::load(None, dir.path(), &[], &data_key()).unwrap();
+        for (path, bytes) in files(dir.path()) {
+            assert!(
+                !holds_a_key(&bytes),
+                "{} holds a key in clear",
+                path.display()
+            );
+        }
+        assert!(dir.path().join(KEY_FILE_NAME).exists());
+        // Another data key cannot open it: a Chinese sentence, nothing made anew.
+        let e =
+            ConsoleCert::load(None, dir.path(), &[], &DataKey::from_bytes([8; 32])).unwrap_err();
+        assert!(e.to_string().contains("打不开"), "{e}");
+        let again = ConsoleCert::load(None, dir.path(), &[], &data_key()).unwrap();
+        assert_eq!(again.fingerprint, made.fingerprint);
+
+        // An older release's file: certificate and key in clear, no sealed key beside it.
+        let old = tempfile::tempdir().unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let pem = format!("{}{}", other.cert.pem(), other.signing_key.serialize_pem());
+        std::fs::write(old.path().join(CERT_FILE_NAME), &pem).unwrap();
+        let split = ConsoleCert::load(None, old.path(), &[], &data_key()).unwrap();
+        assert_eq!(split.fingerprint, fingerprint(other.cert.der()));
+        for (path, bytes) in files(old.path()) {
+            assert!(
+                !holds_a_key(&bytes),
+                "{} holds a key in clear",
+                path.display()
+            );
+        }
+        let kept = ConsoleCert::load(None, old.path(), &[], &data_key()).unwrap();
+        assert_eq!(
+            kept.fingerprint, split.fingerprint,
+            "the same certificate, served"
+        );
+    }
+
     #[test]
     fn auto_serves_tls_off_loopback_or_with_a_configured_certificate() {
         let lan: SocketAddr = "0.0.0.0:3342".parse().unwrap();
@@ -327,15 +486,15 @@ mod tests {
     fn the_own_certificate_is_made_once_private_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let names = ["192.168.1.20".to_owned(), "xuexiao.example.cn".to_owned()];
-        let first = ConsoleCert::load(None, dir.path(), &names).unwrap();
+        let first = ConsoleCert::load(None, dir.path(), &names, &data_key()).unwrap();
         let file = dir.path().join(CERT_FILE_NAME);
         #[cfg(unix)]
-        {
+        for f in [&file, &dir.path().join(KEY_FILE_NAME)] {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "the key is readable by others: {mode:o}");
+            let mode = std::fs::metadata(f).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
         }
-        let again = ConsoleCert::load(None, dir.path(), &[]).unwrap();
+        let again = ConsoleCert::load(None, dir.path(), &[], &data_key()).unwrap();
         assert_eq!(first.fingerprint, again.fingerprint, "made once, then kept");
         assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
         let pem = std::fs::read(&file).unwrap();
@@ -353,18 +512,18 @@ mod tests {
             cert: dir.path().join("county.pem"),
             key: dir.path().join("county.key"),
         };
-        let e = ConsoleCert::load(Some(&files), dir.path(), &[]).unwrap_err();
+        let e = ConsoleCert::load(Some(&files), dir.path(), &[], &data_key()).unwrap_err();
         assert!(e.to_string().contains("读不到办公室网页的证书文件"), "{e}");
         std::fs::write(&files.cert, "not a certificate").unwrap();
         std::fs::write(&files.key, "not a key").unwrap();
-        let e = ConsoleCert::load(Some(&files), dir.path(), &[]).unwrap_err();
+        let e = ConsoleCert::load(Some(&files), dir.path(), &[], &data_key()).unwrap_err();
         assert!(e.to_string().contains("没有证书"), "{e}");
         // A real certificate with somebody else's key.
-        let own = ConsoleCert::load(None, dir.path(), &[]).unwrap();
+        let own = ConsoleCert::load(None, dir.path(), &[], &data_key()).unwrap();
         std::fs::copy(&own.file, &files.cert).unwrap();
         let other = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
         std::fs::write(&files.key, other.signing_key.serialize_pem()).unwrap();
-        let e = ConsoleCert::load(Some(&files), dir.path(), &[]).unwrap_err();
+        let e = ConsoleCert::load(Some(&files), dir.path(), &[], &data_key()).unwrap_err();
         assert!(e.to_string().contains("不匹配"), "{e}");
         let english = shouwang_core::error::untranslated(&e.to_string());
         assert!(english.is_empty(), "{e}: {english:?}");
