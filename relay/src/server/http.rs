@@ -333,6 +333,24 @@ pub fn render_metrics(t: &TransportMetrics, h: &HubMetrics, documents: Option<us
         TransportMetrics::get(&h.held_off),
     );
     put(
+        "shouwang_relay_connections",
+        "gauge",
+        "Connections the built-in relay holds for devices now.",
+        TransportMetrics::get(&h.relay_connections),
+    );
+    put(
+        "shouwang_relay_refused_total",
+        "counter",
+        "Relay connections refused: not the school's devices, or over a limit.",
+        TransportMetrics::get(&h.relay_refused),
+    );
+    put(
+        "shouwang_relay_evicted_total",
+        "counter",
+        "Relay connections ended: the device was revoked, or the invite that let a stranger in closed.",
+        TransportMetrics::get(&h.relay_evicted),
+    );
+    put(
         "shouwang_refused_total",
         "counter",
         "Devices refused before any record.",

@@ -66,6 +66,13 @@ pub struct HubMetrics {
     pub frames: AtomicU64,
     /// Times a device's next frame was held back: it sent faster than [`FrameRate`] allows.
     pub held_off: AtomicU64,
+    /// Connections the built-in relay holds for devices now (the hub's own not counted).
+    pub relay_connections: AtomicU64,
+    /// Relay connections refused: not the school's, or over a limit (`relay_access`).
+    pub relay_refused: AtomicU64,
+    /// Relay connections ended because their device was revoked, or the invite that let a
+    /// stranger in closed.
+    pub relay_evicted: AtomicU64,
 }
 
 /// What a device reads while the hub rebuilds from a backup and cannot take it yet.
@@ -374,7 +381,8 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
             // Relay connections of devices revoked since, and of strangers once no invite is
             // open, end here.
             let open = s.enrolled.invite_open() || s.enrolled.rebuilding();
-            s.enrolled.relay.evict(|id| s.enrolled.standing(id), open);
+            let evicted = s.enrolled.relay.evict(|id| s.enrolled.standing(id), open);
+            TransportMetrics::add(&s.metrics.relay_evicted, evicted);
             // Nothing of an erased child stays on the hub but the school's record of it, nor
             // in the WAL a reader kept from being folded back (`Store::scrub_if_due`).
             let purged = heads == done || a.purge_erased().is_ok();

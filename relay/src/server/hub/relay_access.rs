@@ -18,6 +18,7 @@
 //! decision is made from memory ([`super::Enrolled`]), never from the archive.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use iroh_relay::server::clients::Clients;
@@ -113,9 +114,14 @@ impl AccessControl for EnrolledOnly {
         };
         let endpoint = request.endpoint_id();
         // From memory, and a `stat` of the invites now and then: no archive, no blocking pool.
+        let metrics = &state.metrics;
+        let refused = |reason| {
+            metrics.relay_refused.fetch_add(1, Ordering::Relaxed);
+            deny(reason)
+        };
         match self.who(&state, hub, endpoint) {
             Who::Hub => Access::Allow,
-            Who::Refused => deny("not enrolled in this school"),
+            Who::Refused => refused("not enrolled in this school"),
             who => {
                 let stranger = who == Who::Stranger;
                 if state
@@ -123,17 +129,23 @@ impl AccessControl for EnrolledOnly {
                     .relay
                     .take(endpoint, request.connection_id(), stranger)
                 {
+                    metrics.relay_connections.fetch_add(1, Ordering::Relaxed);
                     Access::Allow
                 } else {
-                    deny("too many relay connections")
+                    refused("too many relay connections")
                 }
             }
         }
     }
 
     fn on_disconnect(&self, endpoint_id: EndpointId, connection_id: ConnectionId) {
-        if let Some((state, _)) = self.state.get() {
-            state.enrolled.relay.release(endpoint_id, connection_id);
+        if let Some((state, _)) = self.state.get()
+            && state.enrolled.relay.release(endpoint_id, connection_id)
+        {
+            state
+                .metrics
+                .relay_connections
+                .fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -189,10 +201,14 @@ impl RelayPlaces {
         true
     }
 
-    fn release(&self, endpoint: EndpointId, connection: ConnectionId) {
+    /// Gives `connection`'s place back; whether it held one (the hub's own do not).
+    fn release(&self, endpoint: EndpointId, connection: ConnectionId) -> bool {
         let mut admitted = self.lock();
+        let mut held_one = false;
         if let Some(held) = admitted.get_mut(&endpoint) {
+            let before = held.len();
             held.retain(|c| *c != connection);
+            held_one = held.len() < before;
             if held.is_empty() {
                 admitted.remove(&endpoint);
             }
@@ -204,15 +220,22 @@ impl RelayPlaces {
                 strangers.remove(&endpoint);
             }
         }
+        held_one
     }
 
     /// Disconnects what may no longer use the relay: devices revoked since they connected,
     /// and strangers once no invite is open. `standing` is the gate's word on a device;
     /// `open`, whether strangers may be let in now.
-    pub(crate) fn evict(&self, standing: impl Fn(&DeviceId) -> Option<Standing>, open: bool) {
+    /// Returns how many keys it disconnected.
+    pub(crate) fn evict(
+        &self,
+        standing: impl Fn(&DeviceId) -> Option<Standing>,
+        open: bool,
+    ) -> u64 {
         let Some(clients) = self.clients.get() else {
-            return;
+            return 0;
         };
+        let mut evicted = 0;
         let keys: Vec<EndpointId> = self.lock().keys().copied().collect();
         for key in keys {
             let stays = match standing(&DeviceId::from_key(key.as_bytes())) {
@@ -226,7 +249,9 @@ impl RelayPlaces {
             };
             if !stays && clients.disconnect(key, None) {
                 info!(endpoint = %key.fmt_short(), "relay connection ended: no longer admitted");
+                evicted += 1;
             }
         }
+        evicted
     }
 }
