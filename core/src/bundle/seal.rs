@@ -150,7 +150,10 @@ fn seal_bytes(
     new_device: Option<&DeviceSecret>,
     lock: Lock<'_>,
 ) -> Result<Vec<u8>> {
-    let mut signed = Vec::with_capacity(plain.len() + 180);
+    // The domain first, so that the signed message is one slice (`signed` without it is what
+    // the file carries): no copy of the whole file to sign it.
+    let mut signed = Vec::with_capacity(DOMAIN.len() + plain.len() + 180);
+    signed.extend_from_slice(DOMAIN);
     signed.extend_from_slice(MAGIC);
     signed.push(VERSION);
     signed.extend_from_slice(&signer.public().0);
@@ -164,8 +167,9 @@ fn seal_bytes(
     let len = u32::try_from(plain.len()).map_err(|_| Error::invalid("导出文件", "太大"))?;
     signed.extend_from_slice(&len.to_le_bytes());
     signed.extend_from_slice(plain);
-    let signature = signer.sign(&[DOMAIN, &signed].concat());
+    let signature = signer.sign(&signed);
     signed.extend_from_slice(&signature);
+    let signed = &signed[DOMAIN.len()..];
 
     let failed = |_| Error::Corrupt("数据文件加密失败".into());
     let encryptor = match lock {
@@ -191,7 +195,7 @@ fn seal_bytes(
     };
     let mut out = Vec::with_capacity(signed.len() + 400);
     let mut writer = encryptor.wrap_output(&mut out)?;
-    writer.write_all(&signed)?;
+    writer.write_all(signed)?;
     writer.finish()?;
     Ok(out)
 }
@@ -265,29 +269,35 @@ pub fn open_signed_by(
                 })?
         }
     };
-    let mut signed = Vec::with_capacity(bytes.len());
+    // Read after the domain: the message the signature covers is then one slice of it, and
+    // a stranger's file is held once, not copied again to check its signature.
+    let mut framed = Vec::with_capacity(DOMAIN.len() + bytes.len());
+    framed.extend_from_slice(DOMAIN);
     reader
         .take(MAX_FILE as u64)
-        .read_to_end(&mut signed)
+        .read_to_end(&mut framed)
         .map_err(|_| tampered())?;
-    parse_signed(&signed, signer)
+    parse_signed(&framed, signer)
 }
 
+/// Checks and unpacks `framed`: [`DOMAIN`] and then the decrypted `signed` bytes.
 fn parse_signed(
-    signed: &[u8],
+    framed: &[u8],
     check: impl FnOnce(&DeviceKey, Option<&str>) -> Result<()>,
 ) -> Result<Sealed> {
     let bad = |what: &str| Error::Corrupt(format!("不是有效的守望数据文件（{what}）"));
+    let signed = &framed[DOMAIN.len()..];
     if signed.len() < MAGIC.len() + 1 + 32 + 1 + 4 + 64 || &signed[..8] != MAGIC {
         return Err(bad("文件头不对"));
     }
     if signed[8] != VERSION {
         return Err(bad("版本不支持，请升级守望"));
     }
-    let (body, signature) = signed.split_at(signed.len() - 64);
+    let (message, signature) = framed.split_at(framed.len() - 64);
+    let body = &message[DOMAIN.len()..];
     let signer = DeviceKey(body[9..41].try_into().map_err(|_| bad("签名者"))?);
     let signature: [u8; 64] = signature.try_into().map_err(|_| bad("签名"))?;
-    device_key::verify(&signer, &[DOMAIN, body].concat(), &signature)?;
+    device_key::verify(&signer, message, &signature)?;
     let mut rest = &body[41..];
     let n = usize::from(rest[0]);
     rest = &rest[1..];
@@ -461,7 +471,7 @@ mod tests {
         signed.extend_from_slice(&plain);
         let forged = b.sign(&[DOMAIN, &signed].concat());
         signed.extend_from_slice(&forged);
-        let err = parse_signed(&signed, |_, _| Ok(())).unwrap_err();
+        let err = parse_signed(&[DOMAIN, &signed].concat(), |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("签名不对"), "{err}");
     }
 }
