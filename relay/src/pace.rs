@@ -5,7 +5,8 @@
 //! no heads makes the receiver send the whole document again, and on the hub a change taken
 //! wakes every live connection. The hub's daily quota bounds the bytes of changes a member
 //! hands in, not how many frames carry them. So every device has a bucket of [`BURST`]
-//! frames, refilled at [`PER_SECOND`]; a frame taken from an empty bucket is still answered,
+//! frames, refilled at [`PER_SECOND`] ([`Pace`]); a frame taken from an empty bucket is still
+//! answered,
 //! and the device's next frame is read only once the bucket is back above empty
 //! ([`crate::transport::Conversation::hold_off`]). Nobody is refused for speed: a device
 //! faster than the pace is slowed to it, as QUIC's flow control holds what it sends meanwhile.
@@ -13,11 +14,15 @@
 //! The hub keeps one [`FrameRate`] for all its conversations (`HubState`), so a device holding
 //! several connections (at most `ConnectionLimits::per_endpoint`) shares one pace among
 //! them; a phone waiting for colleagues keeps one for the devices that connect to it
-//! (`PeerFactory`), and a phone dialing a colleague one per connection.
+//! (`PeerFactory`), and a phone dialing a colleague one per connection. An administrator's
+//! device has no pace on the hub, as it has no daily quota: after a restore its sync
+//! exchanges every document of the school, one frame each, and the rebuild waits on it.
 //!
 //! An honest sync is a few frames: the week of a teacher's phone is three each way
 //! (BENCHMARKS.md §5), a live connection one or two per record written anywhere in its
-//! scope. The burst covers an administrator's device catching up on a busy school at once.
+//! scope. The most a member's device sends at once is when its digests disagree with the
+//! hub's (a first sync, a restore): a sync message or two for each document of its scope, a
+//! 班主任's forty children about 120 documents, within the burst.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,9 +31,25 @@ use std::time::{Duration, Instant};
 use shouwang_core::ids::DeviceId;
 
 /// Frames a device may send at once before it is slowed.
-pub const BURST: f64 = 256.0;
+pub const BURST: f64 = 1024.0;
 /// Frames a second a device may send once its burst is spent.
-pub const PER_SECOND: f64 = 16.0;
+pub const PER_SECOND: f64 = 64.0;
+
+/// A pace: a burst of frames, then so many a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace {
+            burst: BURST,
+            per_second: PER_SECOND,
+        }
+    }
+}
 /// Devices remembered before full buckets are forgotten (a full bucket is what a device
 /// starts with anyway). Only welcomed devices have a bucket (their certificate verified), so
 /// the school's registered devices bound the rest.
@@ -51,16 +72,16 @@ struct Bucket {
 
 impl Default for FrameRate {
     fn default() -> Self {
-        FrameRate::new(BURST, PER_SECOND)
+        FrameRate::new(Pace::default())
     }
 }
 
 impl FrameRate {
-    /// A pace of `per_second` frames after a burst of `burst`.
-    pub fn new(burst: f64, per_second: f64) -> FrameRate {
+    /// Buckets of `pace`.
+    pub fn new(pace: Pace) -> FrameRate {
         FrameRate {
-            burst,
-            per_second,
+            burst: pace.burst,
+            per_second: pace.per_second,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -102,7 +123,10 @@ mod tests {
 
     #[test]
     fn a_burst_goes_at_once_and_then_each_frame_waits_its_share() {
-        let rate = FrameRate::new(4.0, 2.0);
+        let rate = FrameRate::new(Pace {
+            burst: 4.0,
+            per_second: 2.0,
+        });
         let t = Instant::now();
         let d = device(1);
         for _ in 0..4 {
@@ -123,7 +147,10 @@ mod tests {
 
     #[test]
     fn a_quiet_device_gets_its_burst_back_and_no_more() {
-        let rate = FrameRate::new(4.0, 2.0);
+        let rate = FrameRate::new(Pace {
+            burst: 4.0,
+            per_second: 2.0,
+        });
         let t = Instant::now();
         let d = device(1);
         for _ in 0..6 {
@@ -139,7 +166,10 @@ mod tests {
 
     #[test]
     fn many_devices_forget_full_buckets_only() {
-        let rate = FrameRate::new(2.0, 1.0);
+        let rate = FrameRate::new(Pace {
+            burst: 2.0,
+            per_second: 1.0,
+        });
         let t = Instant::now();
         // A device 18 seconds in debt.
         let busy = device(0);

@@ -520,6 +520,13 @@ impl PeerFactory {
         })
     }
 
+    /// With another pace for the devices that connect (`crate::pace::Pace::default()` unless
+    /// set).
+    pub fn with_pace(mut self, pace: crate::pace::Pace) -> PeerFactory {
+        self.pace = Arc::new(FrameRate::new(pace));
+        self
+    }
+
     /// Whom the node serving this factory admits, and how far (the transport's admission
     /// hook; module docs, "Who gets a place").
     pub fn colleagues(&self) -> Arc<Colleagues> {

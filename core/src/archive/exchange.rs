@@ -857,7 +857,11 @@ impl Archive {
             let mut store = Store::open_with_key(path, key)?;
             store.set_device(&device);
             let (me, report) = store.write(|b| {
-                b.set_source("bundle");
+                // From the hub at enrollment, its documents are the hub's, as at a sync.
+                b.set_source(match (&signer, shared_with) {
+                    (None, Some(hub)) => hub,
+                    _ => "bundle",
+                });
                 let admit = |view: &SchoolView, registered: Option<&Member>| {
                     if let Some(signer) = &signer {
                         // The school document this file carries is the new device's trust

@@ -108,6 +108,11 @@ pub struct ServerConfig {
     pub data_key: Option<KeySource>,
     /// Connections open at once, in total and per remote endpoint; more are refused at once.
     pub limits: ConnectionLimits,
+    /// How fast a device (not an administrator's) may send sync frames (`crate::pace`).
+    pub pace: crate::pace::Pace,
+    /// How long devices the school does not register keep their relay connection after the
+    /// last invite closed (`hub_relay::GRACE`).
+    pub relay_grace: Duration,
     /// `hub.db` is plain SQLite, for the storm bench only (`super::data`, "Bench only").
     #[cfg(feature = "bench-plain-store")]
     pub bench_plain_store: bool,
@@ -135,6 +140,8 @@ impl ServerConfig {
             http_cert: None,
             data_key: None,
             limits: ConnectionLimits::default(),
+            pace: crate::pace::Pace::default(),
+            relay_grace: super::hub_relay::GRACE,
             #[cfg(feature = "bench-plain-store")]
             bench_plain_store: false,
         }

@@ -136,7 +136,7 @@ impl HubState {
             ),
             changed: Wake::new(),
             enrolled: Arc::new(hub::Enrolled::new(data.clone())),
-            frame_rate: crate::pace::FrameRate::default(),
+            frame_rate: crate::pace::FrameRate::new(config.pace),
         }
     }
 
@@ -285,6 +285,7 @@ impl Server {
                 .relay
                 .set_clients(relay.service().clients().clone());
         }
+        state.enrolled.relay.set_grace(config.relay_grace);
         let _ = access.state.set((state.clone(), hub_key.public()));
         let node_config = NodeConfig {
             secret_key: hub_key,

@@ -17,6 +17,10 @@
 //! 3. An accept that fails (out of files) waits [`ACCEPT_BACKOFF`] before the next, instead
 //!    of spinning.
 //!
+//! A connection the relay's admission refuses after the upgrade keeps its place until
+//! [`ESTABLISH`]: this side holds a second handle on the socket to shut it down, and cannot
+//! tell when the relay's task has let its own go.
+//!
 //! What it serves is iroh's relay service (`/relay`) and the probe iroh's network report
 //! sends (`/ping`); everything else is `404`.
 

@@ -163,8 +163,8 @@ impl DataKey {
         self.seal_bytes(header, secret)
     }
 
-    /// Opens a key file [`DataKey::seal`] wrote. `Ok(None)`: the data key is wrong (or the
-    /// file was altered); `Err`: it is not such a file.
+    /// Opens a key file [`DataKey::seal`] wrote: `Some(None)` if the data key is wrong (or the
+    /// file was altered), `None` if it is not such a file.
     pub(crate) fn open(&self, header: &str, text: &str) -> Option<Option<[u8; 32]>> {
         self.open_bytes(header, text)
             .map(|opened| opened.and_then(|b| b.try_into().ok()))

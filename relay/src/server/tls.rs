@@ -152,7 +152,8 @@ impl ConsoleCert {
             )));
         };
         let fingerprint = fingerprint(first);
-        let key_file = configured.map_or(file.as_path(), |f| f.key.as_path());
+        let own_key = data_dir.join(KEY_FILE_NAME);
+        let key_file = configured.map_or(own_key.as_path(), |f| f.key.as_path());
         let key =
             PrivateKeyDer::from_pem_slice(&key).map_err(|e| unreadable(key_file, "私钥", &e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -210,12 +211,22 @@ fn own(
     }
     let pem = read_pem(&cert_file, "证书")?;
     if holds_a_key(&pem) {
-        // An older release's file: the key sealed first, then the certificate alone. A crash
-        // between leaves both, and this runs again.
+        // An older release's file: the key sealed first, then the old file overwritten with
+        // zeros and removed, then the certificate alone put in its place. A crash before the
+        // wipe leaves both files, and this runs again; after it, no certificate, and a new
+        // one is made (the browser then asks once more).
         let (certs, key) = split_pem(&pem)?;
         write_private(&key_file, data_key.seal_bytes(KEY_HEADER, &key)?.as_bytes())
             .map_err(|e| unwritable(&key_file, &e))?;
-        write_private(&cert_file, &certs).map_err(|e| unwritable(&cert_file, &e))?;
+        let tmp = cert_file.with_extension("split");
+        write_private(&tmp, &certs).map_err(|e| unwritable(&tmp, &e))?;
+        crate::keyfile::wipe_file(&cert_file).map_err(|e| {
+            ServerError::Config(format!(
+                "无法清除旧的办公室网页证书文件 {}：{e}",
+                cert_file.display()
+            ))
+        })?;
+        std::fs::rename(&tmp, &cert_file).map_err(|e| unwritable(&cert_file, &e))?;
         tracing::info!("the console's TLS key is now sealed with the data key");
         return Ok((certs, key));
     }
@@ -272,9 +283,11 @@ fn split_pem(pem: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ServerError> {
 }
 
 /// Makes the console's own self-signed certificate for `names` (DNS names or IP addresses;
-/// `localhost` and 127.0.0.1 always): its key sealed with `data_key` into [`KEY_FILE_NAME`]
-/// first, then the certificate into [`CERT_FILE_NAME`], each readable by the server's user
-/// only and written in one rename.
+/// `localhost` and 127.0.0.1 always): the certificate into [`CERT_FILE_NAME`] first, then its
+/// key sealed with `data_key` into [`KEY_FILE_NAME`], each readable by the server's user only
+/// and written in one rename. A crash between leaves a certificate without its key, which is
+/// made anew at the next start (the other order could leave a new key beside an older
+/// certificate, and a console that cannot start).
 fn create_own(
     data_dir: &Path,
     names: &[String],
@@ -294,9 +307,9 @@ fn create_own(
     let key = made.signing_key.serialize_pem().into_bytes();
     let key_file = data_dir.join(KEY_FILE_NAME);
     let cert_file = data_dir.join(CERT_FILE_NAME);
+    write_private(&cert_file, &cert).map_err(|e| unwritable(&cert_file, &e))?;
     write_private(&key_file, data_key.seal_bytes(KEY_HEADER, &key)?.as_bytes())
         .map_err(|e| unwritable(&key_file, &e))?;
-    write_private(&cert_file, &cert).map_err(|e| unwritable(&cert_file, &e))?;
     Ok((cert, key))
 }
 
@@ -469,6 +482,12 @@ mod tests {
             kept.fingerprint, split.fingerprint,
             "the same certificate, served"
         );
+
+        // A certificate whose key never got written (a crash while it was made): made anew.
+        std::fs::remove_file(old.path().join(KEY_FILE_NAME)).unwrap();
+        let anew = ConsoleCert::load(None, old.path(), &[], &data_key()).unwrap();
+        assert_ne!(anew.fingerprint, split.fingerprint);
+        assert!(old.path().join(KEY_FILE_NAME).exists());
     }
 
     #[test]

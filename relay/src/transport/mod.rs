@@ -207,7 +207,7 @@ pub trait Conversation: Send + 'static {
     /// How long to wait before reading the peer's next frame, asked after each frame is
     /// answered. The peer is not refused: QUIC's flow control holds what it sends meanwhile,
     /// so a peer sending faster than the conversation allows is slowed to its pace (the hub:
-    /// [`crate::server::FrameRate`]). Wakes, the shutdown and the idle timeout are served
+    /// [`crate::pace::FrameRate`]). Wakes, the shutdown and the idle timeout are served
     /// during the wait, which does not count as the peer being quiet.
     fn hold_off(&mut self) -> Option<Duration> {
         None

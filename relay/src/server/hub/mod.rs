@@ -373,16 +373,21 @@ pub(crate) async fn watch_school(state: Arc<HubState>, every: std::time::Duratio
         let s = state.clone();
         let done = purged_at.clone();
         let seen = tokio::task::spawn_blocking(move || {
-            let mut a = s.archives.get_quietly().ok()?;
-            let heads = a.store().heads(&DocId::School).ok()?;
-            if heads != s.enrolled.seen_heads() {
-                s.enrolled.refresh(&mut a);
+            let mut a = s.archives.get_quietly().ok();
+            let heads = a
+                .as_mut()
+                .and_then(|a| a.store().heads(&DocId::School).ok());
+            if let (Some(a), Some(h)) = (a.as_mut(), &heads)
+                && *h != s.enrolled.seen_heads()
+            {
+                s.enrolled.refresh(a);
             }
-            // Relay connections of devices revoked since, and of strangers once no invite is
-            // open, end here.
+            // Relay connections of strangers once no invite is open, and a revoked device's
+            // but one, end here (from memory: also while the archive is busy).
             let open = s.enrolled.invite_open() || s.enrolled.rebuilding();
             let evicted = s.enrolled.relay.evict(|id| s.enrolled.standing(id), open);
             TransportMetrics::add(&s.metrics.relay_evicted, evicted);
+            let (mut a, heads) = (a?, heads?);
             // Nothing of an erased child stays on the hub but the school's record of it, nor
             // in the WAL a reader kept from being folded back (`Store::scrub_if_due`).
             let purged = heads == done || a.purge_erased().is_ok();
@@ -656,12 +661,17 @@ impl Conversation for HubConversation {
             && frame.first() != Some(&MAGIC)
         {
             TransportMetrics::add(&self.state.metrics.frames, 1);
-            self.hold_off = self.state.frame_rate.take(
-                &DeviceId::from_key(&self.device.0),
-                std::time::Instant::now(),
-            );
-            if self.hold_off.is_some() {
-                TransportMetrics::add(&self.state.metrics.held_off, 1);
+            // Not an administrator's device, as the daily quota: its sync after a restore
+            // exchanges every document of the school (a frame each), and the rebuild waits on
+            // it.
+            if !self.admin {
+                self.hold_off = self.state.frame_rate.take(
+                    &DeviceId::from_key(&self.device.0),
+                    std::time::Instant::now(),
+                );
+                if self.hold_off.is_some() {
+                    TransportMetrics::add(&self.state.metrics.held_off, 1);
+                }
             }
             let mut archive = self.state.archives.get()?;
             // Revoked since the welcome: refused at the next frame.

@@ -8,14 +8,19 @@
 //! 2. a device the school document registers and has not revoked, on at most
 //!    [`PER_DEVICE`] connections at once (a phone that changed networks may hold an old one
 //!    until the relay notices it is gone);
-//! 3. while an invite is open or the hub rebuilds from a backup, anyone (a device enrolling
-//!    has no registration yet), but at most [`STRANGERS`] such connections at once, as the
-//!    hub's own endpoint keeps a few places for strangers.
+//! 3. a device the school has revoked, on one connection: a phone behind a carrier's NAT
+//!    reaches the hub only through the relay, and must hear that it was revoked to wipe
+//!    itself and report what it could not send;
+//! 4. while an invite is open or the hub rebuilds from a backup, anyone (a device enrolling
+//!    has no registration yet), on one connection per key and at most [`STRANGERS`] at
+//!    once, as the hub's own endpoint keeps a few places for strangers.
 //!
 //! Admission is not for ever. The school watcher ([`super::watch_school`]) calls
-//! [`RelayPlaces::evict`] at every tick: a device revoked since it connected is disconnected,
-//! and so is a stranger once no invite is open (unless it has enrolled meanwhile). The
-//! decision is made from memory ([`super::Enrolled`]), never from the archive.
+//! [`RelayPlaces::evict`] at every tick: a stranger is disconnected once no invite has been
+//! open for [`GRACE`] (unless it has enrolled meanwhile: a device is registered only at the
+//! end of its enrollment, after the invite is spent), and a revoked device is left one
+//! connection. The decision is made from memory ([`super::Enrolled`]), never from the
+//! archive.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -35,8 +40,11 @@ use crate::transport::EndpointId;
 /// Relay connections one registered device may hold at once.
 pub const PER_DEVICE: usize = 4;
 /// Relay connections of devices the school does not register (admitted while an invite is
-/// open), all together.
+/// open), all together; one per key.
 pub const STRANGERS: usize = 16;
+/// How long strangers keep their relay connection after the last invite closed: the device
+/// that spent it is registered only once its enrollment is done.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Keys the relay remembers the parsing of.
 pub const KEY_CACHE: usize = 4096;
 
@@ -87,9 +95,22 @@ pub(crate) struct EnrolledOnly {
 enum Who {
     Hub,
     Registered,
+    /// Let in on one connection, to hear that it was revoked.
+    Revoked,
     /// Let in only because an invite is open or the hub rebuilds.
     Stranger,
     Refused,
+}
+
+impl Who {
+    /// Connections one key of this kind may hold at once.
+    fn places(self) -> usize {
+        match self {
+            Who::Registered => PER_DEVICE,
+            Who::Revoked | Who::Stranger => 1,
+            Who::Hub | Who::Refused => 0,
+        }
+    }
 }
 
 impl EnrolledOnly {
@@ -100,7 +121,7 @@ impl EnrolledOnly {
         let id = DeviceId::from_key(endpoint.as_bytes());
         match state.enrolled.standing(&id) {
             Some(Standing::Active) => Who::Registered,
-            Some(Standing::Revoked) => Who::Refused,
+            Some(Standing::Revoked) => Who::Revoked,
             None if state.enrolled.invite_open() || state.enrolled.rebuilding() => Who::Stranger,
             None => Who::Refused,
         }
@@ -123,11 +144,10 @@ impl AccessControl for EnrolledOnly {
             Who::Hub => Access::Allow,
             Who::Refused => refused("not enrolled in this school"),
             who => {
-                let stranger = who == Who::Stranger;
                 if state
                     .enrolled
                     .relay
-                    .take(endpoint, request.connection_id(), stranger)
+                    .take(endpoint, request.connection_id(), who)
                 {
                     metrics.relay_connections.fetch_add(1, Ordering::Relaxed);
                     Access::Allow
@@ -162,10 +182,21 @@ pub(crate) struct RelayPlaces {
     admitted: Mutex<HashMap<EndpointId, Vec<ConnectionId>>>,
     /// Keys admitted as strangers and not registered since.
     strangers: Mutex<HashMap<EndpointId, usize>>,
+    /// Connections told to end and not ended yet (counted once).
+    ending: Mutex<std::collections::HashSet<ConnectionId>>,
+    /// When an invite was last seen open (or the hub rebuilding).
+    last_open: Mutex<Option<std::time::Instant>>,
+    /// How long strangers stay after that ([`GRACE`] unless configured).
+    grace: Mutex<Option<std::time::Duration>>,
     clients: OnceLock<Clients>,
 }
 
 impl RelayPlaces {
+    /// How long strangers keep their connection once no invite is open.
+    pub(crate) fn set_grace(&self, grace: std::time::Duration) {
+        *self.grace.lock().unwrap_or_else(PoisonError::into_inner) = Some(grace);
+    }
+
     /// The relay's registry of connected clients (set once the relay runs).
     pub(crate) fn set_clients(&self, clients: Clients) {
         let _ = self.clients.set(clients);
@@ -186,12 +217,13 @@ impl RelayPlaces {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a place for `connection` of `endpoint`, if one is free.
-    fn take(&self, endpoint: EndpointId, connection: ConnectionId, stranger: bool) -> bool {
+    /// Takes a place for `connection` of `endpoint`, if one is free for `who`.
+    fn take(&self, endpoint: EndpointId, connection: ConnectionId, who: Who) -> bool {
+        let stranger = who == Who::Stranger;
         let mut admitted = self.lock();
         let mut strangers = self.lock_strangers();
         let held = admitted.get(&endpoint).map_or(0, Vec::len);
-        if held >= PER_DEVICE || (stranger && strangers.values().sum::<usize>() >= STRANGERS) {
+        if held >= who.places() || (stranger && strangers.values().sum::<usize>() >= STRANGERS) {
             return false;
         }
         admitted.entry(endpoint).or_default().push(connection);
@@ -220,13 +252,17 @@ impl RelayPlaces {
                 strangers.remove(&endpoint);
             }
         }
+        self.ending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&connection);
         held_one
     }
 
-    /// Disconnects what may no longer use the relay: devices revoked since they connected,
-    /// and strangers once no invite is open. `standing` is the gate's word on a device;
-    /// `open`, whether strangers may be let in now.
-    /// Returns how many keys it disconnected.
+    /// Disconnects what may no longer use the relay: strangers once no invite has been open
+    /// for [`GRACE`], and a revoked device's connections but its newest. `standing` is the
+    /// gate's word on a device; `open`, whether strangers may be let in now. Returns how many
+    /// connections it told to end (each once).
     pub(crate) fn evict(
         &self,
         standing: impl Fn(&DeviceId) -> Option<Standing>,
@@ -235,19 +271,49 @@ impl RelayPlaces {
         let Some(clients) = self.clients.get() else {
             return 0;
         };
-        let mut evicted = 0;
-        let keys: Vec<EndpointId> = self.lock().keys().copied().collect();
-        for key in keys {
-            let stays = match standing(&DeviceId::from_key(key.as_bytes())) {
+        let strangers_stay = {
+            let mut last = self
+                .last_open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if open {
+                *last = Some(std::time::Instant::now());
+            }
+            let grace = self
+                .grace
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unwrap_or(GRACE);
+            last.is_some_and(|t| t.elapsed() < grace)
+        };
+        let held: Vec<(EndpointId, Vec<ConnectionId>)> =
+            self.lock().iter().map(|(k, c)| (*k, c.clone())).collect();
+        let mut to_end = Vec::new();
+        for (key, connections) in held {
+            let ended: &[ConnectionId] = match standing(&DeviceId::from_key(key.as_bytes())) {
                 Some(Standing::Active) => {
                     // Enrolled meanwhile: no longer one of the strangers' places.
                     self.lock_strangers().remove(&key);
-                    true
+                    &[]
                 }
-                Some(Standing::Revoked) => false,
-                None => open,
+                // One connection is enough to hear it; the newest is kept.
+                Some(Standing::Revoked) => &connections[..connections.len().saturating_sub(1)],
+                None if strangers_stay => &[],
+                None => &connections,
             };
-            if !stays && clients.disconnect(key, None) {
+            to_end.extend(ended.iter().map(|c| (key, *c)));
+        }
+        // Each told once (it ends, and gives its place back, a moment later); no lock of ours
+        // is held while the relay is told.
+        to_end.retain(|(_, c)| {
+            self.ending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(*c)
+        });
+        let mut evicted = 0;
+        for (key, connection) in to_end {
+            if clients.disconnect(key, Some(connection)) {
                 info!(endpoint = %key.fmt_short(), "relay connection ended: no longer admitted");
                 evicted += 1;
             }
