@@ -605,6 +605,30 @@ async fn story_7b_a_conversation_open_when_a_phone_is_revoked_ends_at_its_next_f
     }
 }
 
+/// Runs an exchange between `dialer` and the waiting phone's `waiting`, both in this process,
+/// frame by frame until neither has more to say. Returns the last frame the dialer sent.
+fn exchange(
+    waiting: &mut Box<dyn Conversation>,
+    dialer: &mut shouwang_relay::peer::PeerSync,
+) -> Vec<u8> {
+    let mut to_waiting = dialer.opening().unwrap().frames;
+    let mut last = Vec::new();
+    for _ in 0..20 {
+        let mut to_dialer = Vec::new();
+        for f in to_waiting.drain(..) {
+            to_dialer.extend(waiting.on_frame(&f).unwrap().frames);
+            last = f;
+        }
+        for f in to_dialer {
+            to_waiting.extend(dialer.on_frame(&f).unwrap().frames);
+        }
+        if to_waiting.is_empty() {
+            break;
+        }
+    }
+    last
+}
+
 /// 6b. A peer that has caught up and sends its last frame (`Idle`) again and again costs the
 ///     waiting phone nothing more: the sync is reported once (the app's "已与…同步"), and
 ///     the store is not purged and written again for each frame.
@@ -625,21 +649,7 @@ async fn story_6b_a_caught_up_peer_repeating_itself_is_reported_once() {
         teacher.id.secret.public(),
         now(),
     );
-    let mut to_waiting = dialer.opening().unwrap().frames;
-    let mut last = Vec::new();
-    for _ in 0..20 {
-        let mut to_dialer = Vec::new();
-        for f in to_waiting.drain(..) {
-            to_dialer.extend(waiting.on_frame(&f).unwrap().frames);
-            last = f;
-        }
-        for f in to_dialer {
-            to_waiting.extend(dialer.on_frame(&f).unwrap().frames);
-        }
-        if to_waiting.is_empty() {
-            break;
-        }
-    }
+    let last = exchange(&mut waiting, &mut dialer);
     assert!(synced.try_recv().is_ok(), "the exchange was not reported");
     for _ in 0..50 {
         let _ = waiting.on_frame(&last);
@@ -680,23 +690,7 @@ async fn story_6c_a_peer_sending_faster_than_the_pace_is_slowed() {
             teacher.id.secret.public(),
             now(),
         );
-        let mut to_waiting = dialer.opening().unwrap().frames;
-        let mut last = Vec::new();
-        for _ in 0..20 {
-            let mut to_dialer = Vec::new();
-            for f in to_waiting.drain(..) {
-                to_dialer.extend(waiting.on_frame(&f).unwrap().frames);
-                let _ = waiting.hold_off();
-                last = f;
-            }
-            for f in to_dialer {
-                to_waiting.extend(dialer.on_frame(&f).unwrap().frames);
-            }
-            if to_waiting.is_empty() {
-                break;
-            }
-        }
-        last
+        exchange(waiting, &mut dialer)
     };
     let mut first = factory.start(mother.id.secret.public()).unwrap();
     let last = conversation(&mut first);
