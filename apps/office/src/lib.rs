@@ -375,6 +375,9 @@ pub(crate) struct Ctx {
 /// his own, whose work would then be the victim's; a login cookie beating the CSRF check).
 pub(crate) const HOST_PREFIX: &str = "__Host-";
 
+/// The most cookies of one kind ([`Ctx::cookies_named_like`]) a request is read with.
+pub(crate) const MAX_COOKIES_NAMED_LIKE: usize = 16;
+
 impl Ctx {
     /// The cookies the request carries, by the console's names: over TLS only those with the
     /// [`HOST_PREFIX`], which is taken off.
@@ -396,12 +399,14 @@ impl Ctx {
     }
 
     /// The cookies whose name starts with `prefix` and whose value is a token as the console
-    /// makes them (64 hex digits), as (name, value).
+    /// makes them (64 hex digits), as (name, value): the first [`MAX_COOKIES_NAMED_LIKE`]
+    /// (each is hashed and looked up; a request may carry thousands).
     pub fn cookies_named_like(&self, prefix: &str) -> Vec<(String, String)> {
         self.cookies()
             .filter(|(k, v)| {
                 k.starts_with(prefix) && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
             })
+            .take(MAX_COOKIES_NAMED_LIKE)
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     }
@@ -517,6 +522,25 @@ mod tests {
     /// unit tests' school.
     pub(crate) fn hub_archive(path: &std::path::Path) -> Archive {
         Archive::create_school(path, &SchoolSetup::sample("学校服务器")).unwrap()
+    }
+
+    /// A request carrying thousands of browser cookies is read with 16 of them: each is
+    /// hashed and looked up under a lock.
+    #[test]
+    fn a_request_is_read_with_at_most_sixteen_cookies_of_a_kind() {
+        let mut headers = HeaderMap::new();
+        let jar: Vec<String> = (0..40)
+            .map(|i| format!("sw_browser_{i}={}", "ab".repeat(32)))
+            .collect();
+        headers.insert(header::COOKIE, jar.join("; ").parse().unwrap());
+        let ctx = Ctx {
+            headers,
+            source: IpAddr::from([127, 0, 0, 1]),
+            tls: false,
+        };
+        let read = ctx.cookies_named_like("sw_browser_");
+        assert_eq!(read.len(), MAX_COOKIES_NAMED_LIKE);
+        assert_eq!(read[0].0, "sw_browser_0");
     }
 
     pub(crate) struct TestHub(pub PathBuf);

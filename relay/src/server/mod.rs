@@ -30,9 +30,12 @@ pub use backup::{BackupReport, backup, restore};
 pub use config::{
     DATA_DIR, HTTP_PORT, HUB_PORT, RELAY_PORT, ServerConfig, default_config_file, default_key_file,
 };
+/// Who may use the school's built-in relay.
+pub use connections::{
+    IDLE as CONSOLE_IDLE, PER_ADDRESS as CONSOLE_PER_ADDRESS, TOTAL as CONSOLE_TOTAL,
+};
 pub use data::{DataDir, IssuedInvite, Spend};
 pub use http::{STATUS_EVERY, render_metrics};
-/// Who may use the school's built-in relay.
 pub use hub::relay_access as hub_relay;
 pub use hub::{HubConversation, HubFactory, HubMetrics, HubState};
 pub use invite::{

@@ -19,8 +19,9 @@
 //!    the first visit, and `serve` and `office-password` print the certificate's SHA-256
 //!    fingerprint ([`ConsoleCert::fingerprint`]) to compare before accepting it.
 //! 3. **Handshakes.** Each runs in its own task, so a client that connects and sends nothing
-//!    holds up no one: at most [`MAX_HANDSHAKES`] at once (more connections are closed at
-//!    once), each within [`HANDSHAKE_TIMEOUT`]. Finished connections reach axum through
+//!    holds up no one: at most [`HANDSHAKES_PER_ADDRESS`] at once from one address and
+//!    [`MAX_HANDSHAKES`] in all (more connections are closed at once), each within
+//!    [`HANDSHAKE_TIMEOUT`]. Finished connections reach axum through
 //!    [`TlsListener`]. The tasks belong to the listener and stop with it.
 //! 4. **What the console learns.** Requests that came over this TLS carry [`ServedOverTls`]
 //!    (`shouwang_office::ServedOverTls`), so its cookies are `Secure`.
@@ -35,7 +36,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -55,8 +56,13 @@ pub const KEY_FILE_NAME: &str = "console-tls.key";
 /// The first line of [`KEY_FILE_NAME`] (bound into its seal).
 const KEY_HEADER: &str = "shouwang console tls key v1";
 
-/// TLS handshakes in progress at once; connections beyond are closed at once.
-pub const MAX_HANDSHAKES: usize = 64;
+/// TLS handshakes in progress at once, every address together; connections beyond are
+/// closed at once.
+pub const MAX_HANDSHAKES: usize = 256;
+
+/// TLS handshakes in progress at once from one source address (a browser opens about six to a
+/// host): one address holding its every connection silent cannot take all the handshakes.
+pub const HANDSHAKES_PER_ADDRESS: usize = 8;
 
 /// A handshake not finished within this is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -362,7 +368,8 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(cert.config.clone());
         let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
         let accepting = OwnedTask::spawn(async move {
-            let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+            // Counted per address as the connections are; a place is held for the handshake.
+            let slots = Connections::new(HANDSHAKES_PER_ADDRESS, MAX_HANDSHAKES, HANDSHAKE_TIMEOUT);
             let mut handshakes = JoinSet::new();
             loop {
                 tokio::select! {
@@ -380,7 +387,7 @@ impl TlsListener {
                             tracing::debug!(%peer, "console: no place for another connection");
                             continue; // the stream is dropped: closed
                         };
-                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        let Some(slot) = slots.admit(peer.ip()) else {
                             tracing::debug!(%peer, "console: too many TLS handshakes at once");
                             continue;
                         };

@@ -22,9 +22,10 @@
 //! connection. The decision is made from memory ([`super::Enrolled`]), never from the
 //! archive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use iroh_relay::server::clients::Clients;
 use iroh_relay::server::http_server::{BytesBody, Handlers, HyperError, RelayService};
@@ -44,7 +45,7 @@ pub const PER_DEVICE: usize = 4;
 pub const STRANGERS: usize = 16;
 /// How long strangers keep their relay connection after the last invite closed: the device
 /// that spent it is registered only once its enrollment is done.
-pub const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+pub const GRACE: Duration = Duration::from_secs(60);
 /// Keys the relay remembers the parsing of.
 pub const KEY_CACHE: usize = 4096;
 
@@ -179,22 +180,29 @@ fn deny(reason: &str) -> Access {
 /// The relay connections admitted, by key, and the relay's registry to disconnect them.
 #[derive(Debug, Default)]
 pub(crate) struct RelayPlaces {
-    admitted: Mutex<HashMap<EndpointId, Vec<ConnectionId>>>,
-    /// Keys admitted as strangers and not registered since.
-    strangers: Mutex<HashMap<EndpointId, usize>>,
-    /// Connections told to end and not ended yet (counted once).
-    ending: Mutex<std::collections::HashSet<ConnectionId>>,
-    /// When an invite was last seen open (or the hub rebuilding).
-    last_open: Mutex<Option<std::time::Instant>>,
-    /// How long strangers stay after that ([`GRACE`] unless configured).
-    grace: Mutex<Option<std::time::Duration>>,
+    places: Mutex<Places>,
     clients: OnceLock<Clients>,
+}
+
+/// What [`RelayPlaces`] keeps, under one lock.
+#[derive(Debug, Default)]
+struct Places {
+    admitted: HashMap<EndpointId, Vec<ConnectionId>>,
+    /// Keys admitted as strangers and not registered since: one connection each, so their
+    /// number is the strangers' places taken.
+    strangers: HashSet<EndpointId>,
+    /// Connections told to end and not ended yet (counted once).
+    ending: HashSet<ConnectionId>,
+    /// When an invite was last seen open (or the hub rebuilding).
+    last_open: Option<Instant>,
+    /// How long strangers stay after that ([`GRACE`] unless configured).
+    grace: Option<Duration>,
 }
 
 impl RelayPlaces {
     /// How long strangers keep their connection once no invite is open.
-    pub(crate) fn set_grace(&self, grace: std::time::Duration) {
-        *self.grace.lock().unwrap_or_else(PoisonError::into_inner) = Some(grace);
+    pub(crate) fn set_grace(&self, grace: Duration) {
+        self.lock().grace = Some(grace);
     }
 
     /// The relay's registry of connected clients (set once the relay runs).
@@ -204,58 +212,49 @@ impl RelayPlaces {
 
     /// Connections admitted now.
     pub(crate) fn admitted(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().admitted.values().map(Vec::len).sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, Vec<ConnectionId>>> {
-        self.admitted.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_strangers(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, usize>> {
-        self.strangers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Places> {
+        self.places.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes a place for `connection` of `endpoint`, if one is free for `who`.
     fn take(&self, endpoint: EndpointId, connection: ConnectionId, who: Who) -> bool {
+        let mut places = self.lock();
+        let held = places.admitted.get(&endpoint).map_or(0, Vec::len);
         let stranger = who == Who::Stranger;
-        let mut admitted = self.lock();
-        let mut strangers = self.lock_strangers();
-        let held = admitted.get(&endpoint).map_or(0, Vec::len);
-        if held >= who.places() || (stranger && strangers.values().sum::<usize>() >= STRANGERS) {
+        if held >= who.places() || (stranger && places.strangers.len() >= STRANGERS) {
             return false;
         }
-        admitted.entry(endpoint).or_default().push(connection);
+        places
+            .admitted
+            .entry(endpoint)
+            .or_default()
+            .push(connection);
         if stranger {
-            *strangers.entry(endpoint).or_default() += 1;
+            places.strangers.insert(endpoint);
+        } else {
+            // Enrolled since it was let in as a stranger: its place is no longer one of theirs.
+            places.strangers.remove(&endpoint);
         }
         true
     }
 
     /// Gives `connection`'s place back; whether it held one (the hub's own do not).
     fn release(&self, endpoint: EndpointId, connection: ConnectionId) -> bool {
-        let mut admitted = self.lock();
-        let mut held_one = false;
-        if let Some(held) = admitted.get_mut(&endpoint) {
-            let before = held.len();
-            held.retain(|c| *c != connection);
-            held_one = held.len() < before;
-            if held.is_empty() {
-                admitted.remove(&endpoint);
-            }
+        let mut places = self.lock();
+        places.ending.remove(&connection);
+        let Some(held) = places.admitted.get_mut(&endpoint) else {
+            return false;
+        };
+        let before = held.len();
+        held.retain(|c| *c != connection);
+        let held_one = held.len() < before;
+        if held.is_empty() {
+            places.admitted.remove(&endpoint);
+            places.strangers.remove(&endpoint);
         }
-        let mut strangers = self.lock_strangers();
-        if let Some(n) = strangers.get_mut(&endpoint) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                strangers.remove(&endpoint);
-            }
-        }
-        self.ending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&connection);
         held_one
     }
 
@@ -271,46 +270,42 @@ impl RelayPlaces {
         let Some(clients) = self.clients.get() else {
             return 0;
         };
-        let strangers_stay = {
-            let mut last = self
-                .last_open
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if open {
-                *last = Some(std::time::Instant::now());
-            }
-            let grace = self
-                .grace
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .unwrap_or(GRACE);
-            last.is_some_and(|t| t.elapsed() < grace)
-        };
-        let held: Vec<(EndpointId, Vec<ConnectionId>)> =
-            self.lock().iter().map(|(k, c)| (*k, c.clone())).collect();
         let mut to_end = Vec::new();
-        for (key, connections) in held {
-            let ended: &[ConnectionId] = match standing(&DeviceId::from_key(key.as_bytes())) {
-                Some(Standing::Active) => {
-                    // Enrolled meanwhile: no longer one of the strangers' places.
-                    self.lock_strangers().remove(&key);
-                    &[]
-                }
-                // One connection is enough to hear it; the newest is kept.
-                Some(Standing::Revoked) => &connections[..connections.len().saturating_sub(1)],
-                None if strangers_stay => &[],
-                None => &connections,
-            };
-            to_end.extend(ended.iter().map(|c| (key, *c)));
+        {
+            let mut places = self.lock();
+            if open {
+                places.last_open = Some(Instant::now());
+            }
+            let grace = places.grace.unwrap_or(GRACE);
+            let strangers_stay = places.last_open.is_some_and(|t| t.elapsed() < grace);
+            let Places {
+                admitted,
+                strangers,
+                ending,
+                ..
+            } = &mut *places;
+            for (key, connections) in admitted.iter() {
+                let ended: &[ConnectionId] = match standing(&DeviceId::from_key(key.as_bytes())) {
+                    Some(Standing::Active) => {
+                        // Enrolled meanwhile: no longer one of the strangers' places.
+                        strangers.remove(key);
+                        &[]
+                    }
+                    // One connection is enough to hear it; the newest is kept.
+                    Some(Standing::Revoked) => &connections[..connections.len().saturating_sub(1)],
+                    None if strangers_stay => &[],
+                    None => connections,
+                };
+                // Each told once: it ends, and gives its place back, a moment later.
+                to_end.extend(
+                    ended
+                        .iter()
+                        .filter(|c| ending.insert(**c))
+                        .map(|c| (*key, *c)),
+                );
+            }
         }
-        // Each told once (it ends, and gives its place back, a moment later); no lock of ours
-        // is held while the relay is told.
-        to_end.retain(|(_, c)| {
-            self.ending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(*c)
-        });
+        // No lock of ours is held while the relay is told.
         let mut evicted = 0;
         for (key, connection) in to_end {
             if clients.disconnect(key, Some(connection)) {
