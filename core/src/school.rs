@@ -396,10 +396,96 @@ fn entries<D: ReadDoc>(doc: Version<'_, D>, key: &str) -> Vec<(String, ObjId)> {
         .collect()
 }
 
+/// The entries of the root map `key` as [`entries`], each with every map concurrent changes
+/// put under its key: automerge's winner first, then the others.
+fn entries_all<D: ReadDoc>(doc: Version<'_, D>, key: &str) -> Vec<(String, Vec<ObjId>)> {
+    let Some(m) = doc.map(&ROOT, key) else {
+        return Vec::new();
+    };
+    doc.map_range(&m, ..)
+        .filter(|i| matches!(i.value, automerge::ValueRef::Object(ObjType::Map)))
+        .map(|i| {
+            let (key, winner) = (i.key.to_string(), i.id());
+            let mut all = vec![winner.clone()];
+            if i.conflict {
+                all.extend(
+                    doc.get_all(&m, &key)
+                        .into_iter()
+                        .filter(|(v, o)| matches!(v, Value::Object(ObjType::Map)) && *o != winner)
+                        .map(|(_, o)| o),
+                );
+            }
+            (key, all)
+        })
+        .collect()
+}
+
+/// One entry (a member, a device, a pairing, a class) read from every map concurrent changes
+/// put under its key, the strictest reading of them (see [`read`]); `None` if they disagree
+/// on what it is.
+fn strictest<T>(
+    maps: Vec<ObjId>,
+    read: impl Fn(&ObjId) -> Option<T>,
+    stricter: impl Fn(T, T) -> Option<T>,
+) -> Option<T> {
+    let mut maps = maps.iter();
+    let first = read(maps.next()?)?;
+    maps.try_fold(first, |a, o| stricter(a, read(o)?))
+}
+
+fn read_member<D: ReadDoc>(doc: Version<'_, D>, id: &str, o: &ObjId) -> Member {
+    let f = doc.fields(o);
+    let roles = f
+        .map("roles")
+        .map(|r| {
+            let held = doc.fields(&r);
+            Role::ALL
+                .into_iter()
+                .filter(|role| held.bool(role.key()) == Some(true))
+                .collect()
+        })
+        .unwrap_or_default();
+    Member {
+        name: f.str("name").unwrap_or_else(|| id.to_owned()),
+        roles,
+        class_id: f.str("class_id").map(ClassId),
+        phone: f.str("phone"),
+        active: f.bool("active").unwrap_or(true),
+        id: MemberId(id.to_owned()),
+    }
+}
+
+fn read_device<D: ReadDoc>(doc: Version<'_, D>, id: &str, o: &ObjId) -> Device {
+    let f = doc.fields(o);
+    Device {
+        revoked: f.bool("revoked") == Some(true),
+        member: MemberId(f.str("member").unwrap_or_default()),
+        label: f.str("label").unwrap_or_default(),
+        key: f.str("key").filter(|k| {
+            crate::device_key::parse_public(k)
+                .is_some_and(|key| DeviceId::from_key(&key.0).as_str() == id)
+        }),
+        registered_at: f.i64("registered_at"),
+        console: f.bool("console") == Some(true),
+        id: DeviceId(id.to_owned()),
+    }
+}
+
 /// Reads the school document. Each member, pairing, device, … is one map, read in one pass
 /// ([`Fields`](crate::doc::access::Fields)): this runs on every device whenever the school
 /// changes, and on the hub for every school state a phone's changes declare (a past state is
 /// read in place with [`read_at`]).
+///
+/// A member, a device, a pairing and a class are each made once, under a key of their own; two
+/// maps under one key come only from changes made concurrently, which honest devices never do
+/// (ids are random, or a device's own key) and a modified app does to win the key with the
+/// larger operation number: a revoked administrator's device registering itself again on a
+/// state from before its registration, where the key held nothing for the rules to refuse.
+/// So every map under the key is read, never automerge's winner alone, and the entry is the
+/// strictest of them: a device is revoked if any says so, or if they disagree on its member
+/// or key; a member holds only the roles all of them give her and is active only if all say
+/// so; a pairing is active only if all say so, and none if they pair different people; a
+/// class has a head teacher only if all name the same. Every copy reads the same.
 pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     read_version(Version::now(doc))
 }
@@ -414,70 +500,71 @@ fn read_version<D: ReadDoc>(doc: Version<'_, D>) -> SchoolView {
     let profile = doc.map(&ROOT, SCHOOL_PROFILE);
     let profile_fields = profile.as_ref().map(|o| doc.fields(o));
     let p = |k: &str| profile_fields.as_ref().and_then(|f| f.str(k));
-    let classes = entries(doc, CLASSES)
+    let classes = entries_all(doc, CLASSES)
         .into_iter()
-        .map(|(id, o)| {
-            let f = doc.fields(&o);
-            ClassInfo {
-                name: f.str("name").unwrap_or_else(|| id.clone()),
-                head_teacher: f.str("head_teacher").map(MemberId),
-                id: ClassId(id),
-            }
-        })
-        .collect();
-    let members = entries(doc, MEMBERS)
-        .into_iter()
-        .map(|(id, o)| {
-            let f = doc.fields(&o);
-            let roles = f
-                .map("roles")
-                .map(|r| {
-                    let held = doc.fields(&r);
-                    Role::ALL
-                        .into_iter()
-                        .filter(|role| held.bool(role.key()) == Some(true))
-                        .collect()
+        .filter_map(|(id, maps)| {
+            let read = |o: &ObjId| {
+                let f = doc.fields(o);
+                Some(ClassInfo {
+                    name: f.str("name").unwrap_or_else(|| id.clone()),
+                    head_teacher: f.str("head_teacher").map(MemberId),
+                    id: ClassId(id.clone()),
                 })
-                .unwrap_or_default();
-            Member {
-                name: f.str("name").unwrap_or_else(|| id.clone()),
-                roles,
-                class_id: f.str("class_id").map(ClassId),
-                phone: f.str("phone"),
-                active: f.bool("active").unwrap_or(true),
-                id: MemberId(id),
-            }
-        })
-        .collect();
-    let pairings = entries(doc, PAIRINGS)
-        .into_iter()
-        .filter_map(|(id, o)| {
-            let f = doc.fields(&o);
-            Some(Pairing {
-                carer: MemberId(f.str("carer")?),
-                child: ChildId(f.str("child")?),
-                role: Role::parse(&f.str("role")?).ok()?,
-                active: f.bool("active").unwrap_or(true),
-                id: PairingId(id),
+            };
+            strictest(maps, read, |mut a, b| {
+                if a.head_teacher != b.head_teacher {
+                    a.head_teacher = None;
+                }
+                Some(a)
             })
         })
         .collect();
-    let devices = entries(doc, DEVICES)
+    let members = entries_all(doc, MEMBERS)
         .into_iter()
-        .map(|(id, o)| {
-            let f = doc.fields(&o);
-            Device {
-                revoked: f.bool("revoked") == Some(true),
-                member: MemberId(f.str("member").unwrap_or_default()),
-                label: f.str("label").unwrap_or_default(),
-                key: f.str("key").filter(|k| {
-                    crate::device_key::parse_public(k)
-                        .is_some_and(|key| DeviceId::from_key(&key.0).as_str() == id)
-                }),
-                registered_at: f.i64("registered_at"),
-                console: f.bool("console") == Some(true),
-                id: DeviceId(id),
-            }
+        .filter_map(|(id, maps)| {
+            let read = |o: &ObjId| Some(read_member(doc, &id, o));
+            strictest(maps, read, |mut a, b| {
+                a.roles.retain(|r| b.roles.contains(r));
+                a.active &= b.active;
+                if a.class_id != b.class_id {
+                    a.class_id = None;
+                }
+                Some(a)
+            })
+        })
+        .collect();
+    let pairings = entries_all(doc, PAIRINGS)
+        .into_iter()
+        .filter_map(|(id, maps)| {
+            let read = |o: &ObjId| {
+                let f = doc.fields(o);
+                Some(Pairing {
+                    carer: MemberId(f.str("carer")?),
+                    child: ChildId(f.str("child")?),
+                    role: Role::parse(&f.str("role")?).ok()?,
+                    active: f.bool("active").unwrap_or(true),
+                    id: PairingId(id.clone()),
+                })
+            };
+            strictest(maps, read, |mut a, b| {
+                if (&a.carer, &a.child, a.role) != (&b.carer, &b.child, b.role) {
+                    return None;
+                }
+                a.active &= b.active;
+                Some(a)
+            })
+        })
+        .collect();
+    let devices = entries_all(doc, DEVICES)
+        .into_iter()
+        .filter_map(|(id, maps)| {
+            let read = |o: &ObjId| Some(read_device(doc, &id, o));
+            strictest(maps, read, |mut a, b| {
+                // Revoked if any entry says so, or if they name different members or keys.
+                a.revoked |= b.revoked || a.member != b.member || a.key != b.key;
+                a.console &= b.console;
+                Some(a)
+            })
         })
         .collect();
     let erasures: Vec<Erasure> = entries(doc, ERASURES)
@@ -784,16 +871,19 @@ pub fn consoles_registered_by<D: ReadDoc>(doc: &D, actor: &str) -> Vec<DeviceId>
     let Some(devices) = map_at(doc, &ROOT, DEVICES) else {
         return Vec::new();
     };
+    // Every entry concurrent changes made under the key must say so (as [`read`] does).
     doc.keys(&devices)
-        .filter(|id| match doc.get(&devices, id.as_str()) {
-            Ok(Some((Value::Object(ObjType::Map), o))) => {
-                let by_actor =
-                    matches!(&o, ObjId::Id(_, a, _) if a.to_hex_string().starts_with(actor));
-                by_actor
-                    && get_bool(doc, &o, "console") == Some(true)
-                    && get_bool(doc, &o, "revoked") != Some(true)
-            }
-            _ => false,
+        .filter(|id| {
+            let all = doc.get_all(&devices, id.as_str()).unwrap_or_default();
+            !all.is_empty()
+                && all.iter().all(|(v, o)| {
+                    let by_actor =
+                        matches!(o, ObjId::Id(_, a, _) if a.to_hex_string().starts_with(actor));
+                    matches!(v, Value::Object(ObjType::Map))
+                        && by_actor
+                        && get_bool(doc, o, "console") == Some(true)
+                        && get_bool(doc, o, "revoked") != Some(true)
+                })
         })
         .map(DeviceId)
         .collect()

@@ -512,6 +512,9 @@ fn story_7_fields_from_a_newer_version_survive_read_modify_write() {
                     tx.put(&future, "author_role", "head_teacher")?;
                     tx.put(&future, "device", device.as_str())?;
                     tx.put(&future, "child", child.as_str())?;
+                    // Every record is written with these, whatever its kind.
+                    tx.put_object(&future, "fields", ObjType::Map)?;
+                    tx.put_object(&future, "void", ObjType::Map)?;
                     Ok(())
                 },
             )

@@ -942,6 +942,92 @@ fn story_9_a_record_is_judged_by_what_its_own_change_wrote() {
     );
 }
 
+/// A record `who`'s modified app makes in `child`'s shared file as `kind`, its own in every
+/// other respect (author, role, device), naming `named` as its child; `void` and `fields`
+/// say whether it makes those maps, as every record is written with them.
+fn record_shaped(
+    who: &mut Device,
+    child: &ChildId,
+    kind: &str,
+    role: &str,
+    named: &ChildId,
+    void: bool,
+) -> automerge::ChangeHash {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    let (me, device) = (
+        who.archive.me_id().to_string(),
+        who.archive.device().to_string(),
+    );
+    let (kind, role, named) = (kind.to_owned(), role.to_owned(), named.to_string());
+    attack::forge(&mut who.archive, &DocId::Child(child.clone()), None, |tx| {
+        let records = tx.get(ROOT, "records")?.unwrap().1;
+        let id = shouwang_core::ids::RecordId::new(1_764_000_000_000);
+        let r = tx.put_object(&records, id.as_str(), ObjType::Map)?;
+        for (k, v) in [
+            ("kind", kind.as_str()),
+            ("happened_on", "2026-11-21"),
+            ("author", me.as_str()),
+            ("author_role", role.as_str()),
+            ("device", device.as_str()),
+            ("child", named.as_str()),
+        ] {
+            tx.put(&r, k, v)?;
+        }
+        tx.put(&r, "written_at", 1_764_000_000_000_i64)?;
+        tx.put_object(&r, "fields", ObjType::Map)?;
+        if void {
+            tx.put_object(&r, "void", ObjType::Map)?;
+        }
+        Ok(())
+    })
+}
+
+/// 9b. A record of a kind this version does not know (a newer app's) is taken on what every
+///     record needs, and that includes naming the child whose file it is in: the 爱心妈妈's
+///     modified app files one in her child's file under another child's name. Refused; the
+///     same record naming her own child is taken.
+#[test]
+fn story_9b_a_record_of_an_unknown_kind_names_the_child_of_its_file() {
+    let mut s = school_with_a_visit();
+    let (c, other) = (
+        s.child.clone(),
+        s.teacher.archive.find_child(CHILDREN[1].1).unwrap(),
+    );
+    // The honest one first: a change resting on a refused one is not taken either.
+    let honest = record_shaped(&mut s.mother, &c, "bus_register", "love_mother", &c, true);
+    assert!(taken_by_teacher(&mut s, &DocId::Child(c.clone()), &honest));
+    let misfiled = record_shaped(
+        &mut s.mother,
+        &c,
+        "bus_register",
+        "love_mother",
+        &other,
+        true,
+    );
+    assert!(!taken_by_teacher(&mut s, &DocId::Child(c), &misfiled));
+}
+
+/// 9c. A record made without its `void` map could never be voided (nobody may add the map
+///     afterwards, and voiding writes into it): a 班主任's modified app files 家访 that way, to
+///     count in the registers for good. Refused where it arrives; the same record with its
+///     `void` is taken.
+#[test]
+fn story_9c_a_record_made_without_its_void_is_refused() {
+    let mut s = school_with_a_visit();
+    let c = s.child.clone();
+    let whole = record_shaped(&mut s.teacher, &c, "home_visit", "head_teacher", &c, true);
+    sync(&mut s.teacher, &mut s.admin);
+    assert!(holds(
+        &mut s.admin.archive,
+        &DocId::Child(c.clone()),
+        &whole
+    ));
+    let unvoidable = record_shaped(&mut s.teacher, &c, "home_visit", "head_teacher", &c, false);
+    sync(&mut s.teacher, &mut s.admin);
+    assert!(!holds(&mut s.admin.archive, &DocId::Child(c), &unvoidable));
+}
+
 /// 10. Maps nested 20 deep under the guardian section, which the 爱心妈妈 may write: no layout
 ///     is that deep (`trust::paths::MAX_DEPTH`), and a chain thousands deep would make every
 ///     side that locates or walks it quadratic or recursive without bound. Refused.
@@ -1790,6 +1876,85 @@ fn story_17c_a_forgery_sent_with_a_companion_that_hides_what_it_stands_beside_is
     assert!(
         merged.is_ok_and(|a| a.refused == 2),
         "both refused by the rules"
+    );
+}
+
+/// 17f. The same undoing, concurrent with the registration itself: the revoked archivist's app
+///      writes, under the office's device with a restore epoch of its own (an actor nobody
+///      uses), a school change resting on the state before her device was registered, that
+///      registers it again without `revoked`. At that state the key holds nothing, so the
+///      rules have nothing to refuse, and automerge keeps both entries as a conflict the
+///      forgery wins by its larger operation number (padding puts it after the real one).
+///      Reading decides instead: a device one of whose concurrent entries says revoked is
+///      revoked, on every copy.
+#[test]
+fn story_17f_a_device_entry_made_concurrently_with_its_registration_does_not_undo_a_revocation() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    let (mut s, device, _, _, registered) = revoked_archivist_s_changes();
+    let (registration, _) = registration_of(&mut s, &registered);
+    let office = s.admin.archive.device().clone();
+    let (member, key) = {
+        let school = s.admin.archive.school().unwrap();
+        let d = school
+            .devices
+            .iter()
+            .find(|d| d.id.as_str() == device)
+            .unwrap();
+        (d.member.to_string(), d.key.clone().unwrap())
+    };
+    let forged = {
+        let store = s.admin.archive.store();
+        let doc = store.doc(&DocId::School).unwrap().unwrap();
+        let before = doc
+            .get_change_by_hash(&registration)
+            .unwrap()
+            .deps()
+            .to_vec();
+        let mut fork = doc.fork_at(&before).unwrap();
+        fork.set_actor(shouwang_core::ids::Epoch::actor_of(
+            Some(&shouwang_core::ids::Epoch("ee01020304".into())),
+            &office,
+        ));
+        let mut tx = fork.transaction();
+        let profile = tx.get(ROOT, "school").unwrap().unwrap().1;
+        for i in 0..3 {
+            tx.put(&profile, format!("note{i}"), "x").unwrap();
+        }
+        let devices = tx.get(ROOT, "devices").unwrap().unwrap().1;
+        let d = tx
+            .put_object(&devices, device.as_str(), ObjType::Map)
+            .unwrap();
+        tx.put(&d, "member", member.as_str()).unwrap();
+        tx.put(&d, "key", key.as_str()).unwrap();
+        tx.put(&d, "label", "华为手机").unwrap();
+        tx.commit_with(
+            automerge::transaction::CommitOptions::default()
+                .with_message(shouwang_core::trust::declare("登记设备", &before, None)),
+        );
+        fork.get_last_local_change().unwrap().clone()
+    };
+    // The principal's phone has not heard of the revocation; the archivist's phone hands it the
+    // forgery, and the principal's phone then syncs with the office.
+    let mut principal = join(&mut s.admin, "张长友");
+    principal
+        .archive
+        .store()
+        .write(|b| {
+            b.set_sender(Sender::Administrator {
+                device: shouwang_core::ids::DeviceId(device.clone()),
+            });
+            b.merge_bytes(&DocId::School, forged.raw_bytes())
+        })
+        .unwrap();
+    sync(&mut principal, &mut s.admin);
+    still_revoked(&mut s, &device);
+    assert!(
+        s.admin
+            .archive
+            .is_revoked(&shouwang_core::device_key::parse_public(&key).unwrap().0)
+            .unwrap(),
+        "the gate refuses her phone"
     );
 }
 

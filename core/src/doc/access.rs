@@ -277,6 +277,15 @@ impl<'a, D: ReadDoc> Version<'a, D> {
         .flatten()
     }
 
+    /// Every value at `obj[key]`: automerge's winner and those concurrent with it.
+    pub fn get_all(&self, obj: &ObjId, key: &str) -> Vec<(Value<'a>, ObjId)> {
+        match self.heads {
+            None => self.doc.get_all(obj, key),
+            Some(heads) => self.doc.get_all_at(obj, key, heads),
+        }
+        .unwrap_or_default()
+    }
+
     /// The map at `parent[key]`, as [`map_at`].
     pub fn map(&self, parent: &ObjId, key: &str) -> Option<ObjId> {
         match self.get(parent, key) {

@@ -798,11 +798,44 @@ impl Ctx<'_> {
             if get(R_DEVICE).as_deref() != Some(self.device.as_str()) {
                 return Err("记录的设备必须是写入它的设备".into());
             }
+            if let Some(child) = self.doc_id.child()
+                && get(R_CHILD).as_deref() != Some(child.as_str())
+            {
+                return Err("记录所属的学生与档案不符".into());
+            }
+            // The maps every record is written with, made by the change that makes it: a
+            // record without its `void` could never be voided (nobody may add it later), and
+            // fields or progress entries need the maps to be written into.
+            let made_map = |key: &str| {
+                let records = version.map(&automerge::ROOT, RECORDS);
+                let record = records.and_then(|r| {
+                    self.doc
+                        .get_all_at(&r, rid.as_str(), self.at)
+                        .ok()?
+                        .into_iter()
+                        .map(|(_, id)| id)
+                        .find(|id| self.created_here(id))
+                });
+                record
+                    .and_then(|r| version.map(&r, key))
+                    .is_some_and(|m| self.created_here(&m))
+            };
+            if !made_map(R_VOID) || !made_map(R_FIELDS) {
+                return Err("记录结构无效".into());
+            }
             let role = get(R_ROLE).and_then(|r| Role::parse(&r).ok());
             let Some(kind) = get(R_KIND).and_then(|k| RecordKind::parse(&k)) else {
                 // A kind from a newer version: this version cannot know who may write it, so
-                // it asks what every record needs (a carer writing in a role of theirs).
+                // it asks what every record needs (a carer writing in a role of theirs), in a
+                // part any record may be in: the shared file, the private part only for a role
+                // that sees it, the class log (never the staff part, which holds no records).
+                let part_ok = match self.doc_id {
+                    DocId::Child(_) | DocId::Class(_) => true,
+                    DocId::Private(_) => self.member.roles.iter().any(|r| r.sees_private()),
+                    _ => false,
+                };
                 if get(R_KIND).is_none()
+                    || !part_ok
                     || !role.is_some_and(|r| self.member.has(r))
                     || !cares(self.auth, self.member, self.doc_id)
                 {
@@ -810,6 +843,9 @@ impl Ctx<'_> {
                 }
                 continue;
             };
+            if made_map(R_PROGRESS) != (kind == RecordKind::StudyPlan) {
+                return Err("记录结构无效".into());
+            }
             let role_ok = role.is_some_and(|r| {
                 self.member.has(r) && (kind.writers().contains(&r) || r.administers())
             });
@@ -819,11 +855,6 @@ impl Ctx<'_> {
                     self.who(),
                     kind.label()
                 ));
-            }
-            if let Some(child) = self.doc_id.child()
-                && get(R_CHILD).as_deref() != Some(child.as_str())
-            {
-                return Err("记录所属的学生与档案不符".into());
             }
         }
         Ok(())
