@@ -574,7 +574,7 @@ enum Begun {
 
 /// What a login attempt's failures count under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     /// The address the request came from.
     Address(String),
     /// A browser the member logged in from before (its token, and the token's hash): counted
@@ -920,6 +920,47 @@ pub struct PasswordForm {
     again: String,
 }
 
+/// Where a request that asks for the member's password again came from: her address and the
+/// browser cookies it carries (her own browser is locked on its own failures only).
+#[derive(Debug, Clone)]
+pub(crate) struct Asked {
+    address: String,
+    browsers: Vec<(String, String)>,
+}
+
+impl Asked {
+    pub(crate) fn of(ctx: &Ctx) -> Asked {
+        Asked {
+            address: ctx.source.to_string(),
+            browsers: ctx.cookies_named_like(BROWSER_COOKIE),
+        }
+    }
+
+    /// Checks `typed` against the logged-in member's password, as a login does: refused while
+    /// locked out, and a wrong one counts towards the lock-out. Returns where it came from.
+    pub(crate) fn confirm(
+        &self,
+        a: &mut Archive,
+        v: &Viewer,
+        typed: &str,
+    ) -> Result<Source, OfficeError> {
+        let key = v.member.id.to_string();
+        let source = Source::of(a, &key, &self.address, &self.browsers)?;
+        if let Some(minutes) = locked(a, &key, &source)? {
+            return Err(OfficeError::Forbidden(format!(
+                "密码错误次数太多，请 {minutes} 分钟后再试，没有做任何改动"
+            )));
+        }
+        if !stored_hash(a, &v.member)?.is_some_and(|h| verify_password(&h, typed)) {
+            record_failure(a, &key, &source)?;
+            return Err(OfficeError::Forbidden(
+                "当前密码不对，没有做任何改动".into(),
+            ));
+        }
+        Ok(source)
+    }
+}
+
 /// `POST /password`: the logged-in member's own password, the current one checked first (a
 /// wrong one counts towards the lock-out as a failed login does); the member's other
 /// sessions end, this one goes on.
@@ -929,24 +970,10 @@ pub(crate) async fn change_password(
     PostedForm(form): PostedForm<PasswordForm>,
 ) -> Result<Response, OfficeError> {
     let keep = ctx.cookie(SESSION_COOKIE).map(|t| digest(&t));
-    let browsers = ctx.cookies_named_like(BROWSER_COOKIE);
-    let address = ctx.source.to_string();
+    let asked = Asked::of(&ctx);
     office
         .post_form(ctx, Who::Member, form, move |a, _, v, f| {
-            let key = v.member.id.to_string();
-            // Counted as a login is: her own browser on its own failures only.
-            let source = Source::of(a, &key, &address, &browsers)?;
-            if let Some(minutes) = locked(a, &key, &source)? {
-                return Err(OfficeError::Forbidden(format!(
-                    "密码错误次数太多，请 {minutes} 分钟后再试，没有做任何改动"
-                )));
-            }
-            if !stored_hash(a, &v.member)?.is_some_and(|h| verify_password(&h, &f.current)) {
-                record_failure(a, &key, &source)?;
-                return Err(OfficeError::Forbidden(
-                    "当前密码不对，没有做任何改动".into(),
-                ));
-            }
+            let source = asked.confirm(a, v, &f.current)?;
             if f.new != f.again {
                 return Err(OfficeError::BadInput(
                     "两次输入的新密码不一致，没有做任何改动".into(),

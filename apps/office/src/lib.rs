@@ -135,7 +135,7 @@ impl Office {
                 action(Who::Member, conflicts::resolve),
             )
             .route("/members", get(members::page))
-            .route("/members/invite", action(Who::Admin, members::invite))
+            .route("/members/invite", post(members::post_invite))
             .route("/members/add", action(Who::Admin, members::add_member))
             .route("/members/class", action(Who::Admin, members::add_class))
             .route("/members/pair", action(Who::Admin, members::pair))
