@@ -180,6 +180,11 @@ pub struct InitSchoolArgs {
     pub admin_role: String,
     #[arg(long, value_name = "名称", help = "本设备名称（可选）")]
     pub device: Option<String>,
+    #[arg(
+        long,
+        help = "不加密（只用于试用或测试的档案）；正式的办公室档案请用 --key-file 加密"
+    )]
+    pub plain: bool,
 }
 
 #[derive(Debug, Args)]

@@ -261,6 +261,7 @@ fn broken_bundles_and_bundles_from_another_school() {
         &other,
         &[
             "init-school",
+            "--plain",
             "--name",
             "马庄小学",
             "--town",
@@ -358,6 +359,7 @@ fn a_missing_store_is_reported_and_not_created() {
     // A bad `init-school` writes nothing either.
     let args = [
         "init-school",
+        "--plain",
         "--name",
         "郭庄小学",
         "--town",

@@ -10,7 +10,8 @@ use common::{arg, assert_one_chinese_error, run_in, stdout};
 /// `init-school` with a `--key-file` that does not exist yet: the office's own archive (the
 /// school secret, every 身份证号) is encrypted at rest from its first byte, under a new key
 /// written to that file, readable by its owner only. Later commands open it with the same
-/// `--key-file` and refuse without it. An `init-school` that fails leaves neither file.
+/// `--key-file` and refuse without it. An `init-school` that fails leaves neither file, and one
+/// with neither `--key-file` nor `--plain` is refused.
 #[test]
 fn a_school_made_with_a_new_key_file_is_encrypted_from_the_start() {
     use std::os::unix::fs::PermissionsExt;
@@ -34,6 +35,22 @@ fn a_school_made_with_a_new_key_file_is_encrypted_from_the_start() {
         ]
         .map(str::to_owned)
     };
+    // Without a key file the office's archive is not made, unless asked for plain in so many
+    // words (`--plain`): it would hold every 身份证号 in the clear.
+    let unkeyed = [
+        "--store",
+        arg(&db),
+        "init-school",
+        "--name",
+        "郭庄小学",
+        "--town",
+        "丁里镇",
+        "--admin",
+        "张长友",
+    ];
+    let line = assert_one_chinese_error(&run_in(dir.path(), &unkeyed), &unkeyed);
+    assert!(line.contains("--key-file") && line.contains("加密"), "{line}");
+    assert!(!db.exists(), "nothing written");
     // A bad one first: nothing is left.
     let bad = init("   ");
     let bad: Vec<&str> = bad.iter().map(String::as_str).collect();

@@ -12,6 +12,7 @@ fn roster_import_from_xlsx() {
     let s = School::empty();
     s.ok(&[
         "init-school",
+        "--plain",
         "--name",
         "郭庄小学",
         "--town",

@@ -60,6 +60,18 @@ struct Created<'a> {
 
 pub fn init_school(ctx: &mut Ctx, a: &InitSchoolArgs) -> Result<()> {
     check_new_store(&ctx.store)?;
+    // The office's archive holds the school secret and every child's 身份证号: encrypted
+    // unless asked otherwise, in so many words.
+    let keyed = ctx.new_key_file.is_some() || ctx.key.is_some();
+    if !keyed && !a.plain {
+        return Err(CliError::msg(
+            "办公室档案存有全校学生的身份证号等信息，必须加密：请加 --key-file 密钥文件名\
+             （文件不存在时会新建密钥，请另外备份一份）；只用于试用的档案可以加 --plain",
+        ));
+    }
+    if keyed && a.plain {
+        return Err(CliError::msg("--plain 和 --key-file 不能同时使用"));
+    }
     let role = Role::parse(&a.admin_role)?;
     if !role.administers() {
         return Err(CliError::msg(format!(

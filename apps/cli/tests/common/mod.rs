@@ -181,6 +181,7 @@ impl School {
         let s = School::empty();
         s.ok(&[
             "init-school",
+            "--plain",
             "--name",
             "郭庄小学",
             "--town",
