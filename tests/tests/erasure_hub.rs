@@ -296,3 +296,47 @@ async fn a_phone_that_hears_of_an_erasure_from_a_colleague_it_dials_drops_her() 
     assert!(!told[0].contains(CHILD), "{told:?}");
     assert!(mother.leaks(&[CHILD]).is_empty(), "named nowhere once told");
 }
+
+/// A phone connected live (the app open on the sync screen) hears of an erasure while its
+/// connection stays open: her file leaves the phone then, not when the connection ends (the
+/// app may be closed, or the connection dropped without the purge that follows it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_connected_live_drops_an_erased_child_while_connected() {
+    use shouwang_relay::device;
+    let dir = tempfile::tempdir().unwrap();
+    let (school, _) = child_on_hub(dir.path()).await;
+    let (data, server, office, teacher, _mother) = school.parts();
+    let child = office.archive().find_child(CHILD).unwrap();
+    assert!(!teacher.docs_of(&child).is_empty());
+    let node = teacher.id.bind(false).await.unwrap();
+    let (id, archive) = (teacher.id.clone(), teacher.archive());
+    let live = tokio::spawn(async move {
+        let r = device::sync_hub_live(&node, &id, archive, &device::default_options(), None).await;
+        node.shutdown().await;
+        r
+    });
+
+    office
+        .archive()
+        .erase_child(CHILD, "监护人书面申请删除")
+        .unwrap();
+    office.sync_hub().await;
+    assert!(hub_drops(&data, &child).await);
+    let mut dropped = false;
+    for _ in 0..600 {
+        if teacher.docs_of(&child).is_empty() {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !live.is_finished(),
+        "the live connection ended: {:?}",
+        live.await
+    );
+    assert!(dropped, "her file stayed on the live phone");
+    live.abort();
+    let _ = live.await;
+    server.shutdown().await;
+}

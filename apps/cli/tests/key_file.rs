@@ -49,7 +49,10 @@ fn a_school_made_with_a_new_key_file_is_encrypted_from_the_start() {
         "张长友",
     ];
     let line = assert_one_chinese_error(&run_in(dir.path(), &unkeyed), &unkeyed);
-    assert!(line.contains("--key-file") && line.contains("加密"), "{line}");
+    assert!(
+        line.contains("--key-file") && line.contains("加密"),
+        "{line}"
+    );
     assert!(!db.exists(), "nothing written");
     // A bad one first: nothing is left.
     let bad = init("   ");
