@@ -148,6 +148,13 @@ impl Error {
         }
     }
 
+    /// A store path that already holds an archive, which a new one would overwrite. The
+    /// path is not named: on a phone it is the app's private directory, which the user has no
+    /// use for (whoever chose the path, on a computer, knows it).
+    pub fn archive_exists() -> Self {
+        Error::NotPermitted("这里已经有一个档案库，不会覆盖它".into())
+    }
+
     /// Shorthand for an [`Error::NotFound`].
     pub fn not_found(what: &'static str, key: impl fmt::Display) -> Self {
         Error::NotFound {

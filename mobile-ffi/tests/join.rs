@@ -110,6 +110,22 @@ fn a_join_cut_off_while_writing_the_store_can_be_done_again() {
         ))
         .unwrap();
     assert_eq!(mother.me().unwrap().name, "刘桂兰");
+    drop(mother);
+    // Joined, it is hers: another join over it is refused, in words that do not show the
+    // app's private path (`/data/user/0/…` on a phone).
+    let again = hub.block_on(ShouwangClient::join(
+        db.to_string_lossy().into_owned(),
+        shouwang_ffi::generate_store_key(),
+        hub.ticket("刘桂兰", Role::LoveMother),
+        "刘妈妈的手机".into(),
+    ));
+    match again {
+        Err(shouwang_ffi::ShouwangError::NotPermitted { msg }) => {
+            assert!(msg.contains("档案库"), "{msg}");
+            assert!(!msg.contains(&*hub.dir.path().to_string_lossy()), "{msg}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }
 
 /// Asking whether a store exists changes nothing: an empty file stays empty (it was made a

@@ -272,7 +272,7 @@ async fn enroll_with(
     // A store this key opens that names no school is what a join cut off left (the phone
     // died while writing it): joined again over it, with the device key kept beside it.
     if Archive::exists_with_key(store, key)? {
-        return Err(Error::NotPermitted(format!("{} 已经是一个档案库", store.display())).into());
+        return Err(Error::archive_exists().into());
     }
     let invite = Invite::decode(ticket.trim())?;
     invite.check_valid(now)?;

@@ -488,6 +488,29 @@ fn story_2f_a_note_on_a_child_erased_since_no_longer_names_her() {
     );
 }
 
+/// 2g. The same, but her own tablet erases the child (she administers too) before she is told:
+///     the erasure made there rewrites the note as the one that arrives does (2f).
+#[test]
+fn story_2g_an_erasure_made_on_her_own_tablet_rewrites_the_note_too() {
+    let (mut admin, mut tablet, _talk) = withdrawn_while_the_archivist_writes();
+    office_news(&mut admin, &mut tablet);
+    tablet
+        .archive
+        .erase_child(NEW_NAME, "监护人书面申请删除")
+        .unwrap();
+    let noted = tablet
+        .archive
+        .store()
+        .meta("carry.refused")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(!noted.is_empty() && !noted.contains(NEW_NAME), "{noted}");
+    assert!(
+        leaks(&mut tablet, &[NEW_NAME]).is_empty(),
+        "her name is kept"
+    );
+}
+
 /// 2e. The same over a sync with the hub: the sync that replaced her copy notes the 谈心 not
 ///     kept, and it is told after it.
 #[test]

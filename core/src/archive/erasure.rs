@@ -187,7 +187,20 @@ impl Archive {
                 gone.push(id);
             }
         }
-        self.store.purge(&gone)
+        // A note of work not carried into her file (`carry::NOT_CARRIED`) no longer names
+        // her, in the purge's own transaction, as when the erasure arrives from elsewhere.
+        let noting = self
+            .store
+            .meta(crate::carry::NOT_CARRIED)?
+            .is_some_and(|n| !n.is_empty());
+        let rewrite = |was: &str, purged: &[DocId]| {
+            crate::carry::notes_after_purge(was, &[], purged, &|c| erased.contains(c))
+        };
+        let noted = noting.then_some((
+            crate::carry::NOT_CARRIED,
+            &rewrite as &dyn Fn(&str, &[DocId]) -> String,
+        ));
+        self.store.purge_noting(&gone, &[], None, noted)
     }
 
     /// Refuses a reason that names the child or her family (it stays in the school document,

@@ -770,10 +770,7 @@ impl Archive {
         key: Option<&StoreKey>,
     ) -> Result<(Archive, ImportReport)> {
         if is_initialised(path, key)? {
-            return Err(Error::NotPermitted(format!(
-                "{} 已经是一个档案库",
-                path.display()
-            )));
+            return Err(Error::archive_exists());
         }
         let sealed = seal::open(file, Unlock::Passphrase(passphrase))?;
         let Some(secret) = sealed.new_device else {
@@ -808,10 +805,7 @@ impl Archive {
         options: &JoinOptions<'_>,
     ) -> Result<Archive> {
         if is_initialised(path, options.key)? {
-            return Err(Error::NotPermitted(format!(
-                "{} 已经是一个档案库",
-                path.display()
-            )));
+            return Err(Error::archive_exists());
         }
         let bundle = Bundle::decode(bundle_bytes)?;
         let Some(device) = bundle.device.clone() else {

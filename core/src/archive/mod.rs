@@ -183,10 +183,7 @@ impl Archive {
             crate::forms::parse_phone("亲情电话", h)?;
         }
         if is_initialised(path, key)? {
-            return Err(Error::NotPermitted(format!(
-                "{} 已经是一个档案库",
-                path.display()
-            )));
+            return Err(Error::archive_exists());
         }
         let school_id = SchoolId::random();
         let device_secret = crate::device_key::DeviceSecret::generate();

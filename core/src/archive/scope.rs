@@ -340,16 +340,21 @@ impl Reopen {
     /// Wipes the store (the school revoked this device): the file, its WAL and shared-memory
     /// file and a pending join key are overwritten with zeros, synced, and deleted. No archive
     /// may be open on it. An encrypted store is also unreadable once the app deletes its key.
+    /// Every file is wiped even if one fails (the WAL holds recent pages in the clear of any
+    /// store-level mistake); the first failure is returned.
     pub fn wipe(&self) -> Result<()> {
+        let mut first = None;
         for suffix in ["", "-wal", "-shm", ".joining"] {
             let mut p = self.path.as_os_str().to_owned();
             p.push(suffix);
             let p = std::path::PathBuf::from(p);
-            if p.exists() {
-                crate::store::wipe_file(&p)?;
+            if p.exists()
+                && let Err(e) = crate::store::wipe_file(&p)
+            {
+                first.get_or_insert(e);
             }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -636,6 +641,22 @@ impl Archive {
 #[cfg(test)]
 mod tests {
     use super::ChildFacts;
+
+    /// A wipe goes on past a file it cannot wipe: the WAL and the join key beside a main file
+    /// that will not open for writing are still wiped, and the failure is told.
+    #[test]
+    fn a_wipe_wipes_every_file_even_when_one_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("phone.db");
+        std::fs::create_dir(&path).unwrap(); // not a file: it cannot be overwritten
+        let wal = dir.path().join("phone.db-wal");
+        let joining = dir.path().join("phone.db.joining");
+        std::fs::write(&wal, "王小雨的谈心").unwrap();
+        std::fs::write(&joining, "0123").unwrap();
+        let reopen = super::Reopen { path, key: None };
+        assert!(reopen.wipe().is_err(), "the failure is told");
+        assert!(!wal.exists() && !joining.exists(), "the rest is wiped");
+    }
     use crate::consent::{Consent, Cover, Withdrawal};
 
     /// The projection's reading of a withdrawal of the private part (`p_children.consent`)
