@@ -353,6 +353,9 @@ fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder(
         std::fs::copy(&old, backups.join(stale)).unwrap();
     }
 
+    // Someone who could read the disk's free blocks afterwards: the old backup's bytes, read
+    // through a handle opened before the sweep, are what stays on the disk once its name goes.
+    let mut before_sweep = std::fs::File::open(&old).unwrap();
     data.open_archive()
         .unwrap()
         .erase_child("王小雨", "监护人书面申请删除")
@@ -368,6 +371,12 @@ fn the_next_backup_removes_an_erased_child_from_the_older_backups_in_its_folder(
     });
     let swept: Vec<_> = reports.iter().flat_map(|r| r.swept.clone()).collect();
     assert_eq!(swept, vec![old.clone()], "{reports:?}");
+    let mut left = Vec::new();
+    std::io::Read::read_to_end(&mut before_sweep, &mut left).unwrap();
+    assert!(
+        !left.is_empty() && left.iter().all(|b| *b == 0),
+        "the old backup's bytes stay on the disk"
+    );
     assert!(
         reports.iter().all(|r| r.sweep_problems.is_empty()),
         "{reports:?}"

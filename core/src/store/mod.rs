@@ -59,7 +59,7 @@ use cache::{DocCache, load_doc};
 pub use deliveries::MAX_DELIVERIES;
 use persist::{forget_replaced, persist};
 use projection::Touched;
-pub use upkeep::{PurgeNote, wipe_file};
+pub use upkeep::{PurgeNote, wipe_file, zero_file};
 
 /// A document is folded into its snapshot by the write that brings it to this many changes
 /// outside the snapshot (`fold`); `compact` folds documents stored before that with at least

@@ -347,9 +347,19 @@ impl Store {
 /// of the disk. (On flash storage the overwrite may land elsewhere: the file's own encryption
 /// is what protects it there.)
 pub fn wipe_file(path: &std::path::Path) -> Result<()> {
-    use std::io::Write;
-    let len = std::fs::metadata(path)?.len();
-    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    zero_file(f)?;
+    std::fs::remove_file(path)?;
+    Ok(())
+}
+
+/// Overwrites the whole of the open file `f` with zeros, from its start, and syncs it: what
+/// [`wipe_file`] does before deleting, for a file whose name already went (replaced by a
+/// rename, its bytes still on the disk).
+pub fn zero_file(mut f: std::fs::File) -> Result<()> {
+    use std::io::{Seek, Write};
+    let len = f.metadata()?.len();
+    f.seek(std::io::SeekFrom::Start(0))?;
     let zeros = vec![0u8; 64 * 1024];
     let mut left = len;
     while left > 0 {
@@ -358,7 +368,5 @@ pub fn wipe_file(path: &std::path::Path) -> Result<()> {
         left -= n as u64;
     }
     f.sync_all()?;
-    drop(f);
-    std::fs::remove_file(path)?;
     Ok(())
 }

@@ -385,8 +385,13 @@ fn sweep_one(path: &Path, key: &StoreKey, erased: &BTreeSet<ChildId>) -> Result<
         read_files(&conn)?;
         drop(conn);
         fs::File::open(&tmp)?.sync_all()?;
+        // The old backup's bytes (her file, under the data key that still opens it) are
+        // overwritten once the cleaned copy has its name: a rename alone leaves them in blocks
+        // the disk only marks free.
+        let old = fs::OpenOptions::new().write(true).open(path)?;
         fs::rename(&tmp, path)?;
         fs::File::open(dir)?.sync_all()?;
+        shouwang_core::store::zero_file(old)?;
         Ok(())
     })();
     if result.is_err() {
@@ -410,8 +415,10 @@ fn keep_in_ledger(path: &Path, key: &StoreKey, school: &[u8]) -> Result<(), Erro
         write_private_new(path, b"")?;
     }
     let mut conn = cipher::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, Some(key))?;
+    // `secure_delete`: the school document replaced is zeroed in the page it leaves (before a
+    // split it held members' phone numbers, which the ledger no longer keeps).
     conn.execute_batch(
-        "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;
+        "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;
          CREATE TABLE IF NOT EXISTS school (id INTEGER PRIMARY KEY CHECK (id = 1), doc BLOB NOT NULL);",
     )?;
     let tx = conn.transaction()?;
