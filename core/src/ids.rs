@@ -198,7 +198,7 @@ pub fn device_hex(actor: &automerge::ActorId) -> String {
 
 /// The school secret that keys child ids: 32 random bytes, created with the school, held only
 /// by administrators' devices and the hub. Its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct SchoolSecret([u8; 32]);
 
 impl SchoolSecret {

@@ -244,9 +244,9 @@ pub async fn join_with(
             shared_with: Some(&hub),
         },
     )?;
-    // The key is in the store now. (Left behind, the file would only be reused by the next
-    // join at this path.)
-    let _ = std::fs::remove_file(pending_key_path(store));
+    // The key is in the store now: the file holding it in the clear is overwritten, not only
+    // unlinked. (Left behind, it would only be reused by the next join at this path.)
+    let _ = shouwang_core::store::wipe_file(&pending_key_path(store));
     Ok(archive)
 }
 
@@ -285,7 +285,7 @@ async fn enroll_with(
                 e,
                 TransportError::Refused(_) | TransportError::Conversation(Error::NotPermitted(_))
             ) {
-                let _ = std::fs::remove_file(pending_key_path(store));
+                let _ = shouwang_core::store::wipe_file(&pending_key_path(store));
             }
             Err(e)
         }

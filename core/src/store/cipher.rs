@@ -58,7 +58,8 @@ pub fn ready() -> Result<()> {
 
 /// The key that encrypts a store at rest (SQLCipher, a raw 256-bit key). On a phone the
 /// platform keystore holds it; it never leaves the device and is never written to the store.
-#[derive(Clone, PartialEq, Eq)]
+/// Its bytes are overwritten with zeros when it is dropped (each clone its own).
+#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct StoreKey([u8; 32]);
 
 impl StoreKey {
@@ -100,7 +101,10 @@ pub fn open(path: &Path, flags: OpenFlags, key: Option<&StoreKey>) -> Result<Con
         cipher?;
         // A wrong key is reported as `Error::Locked`, not logged to stderr by SQLCipher.
         conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key.0)))?;
+        // The key's text is cleared once SQLCipher has it.
+        let hex = zeroize::Zeroizing::new(hex::encode(key.0));
+        let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex.as_str()));
+        conn.execute_batch(&pragma)?;
     }
     // The first read decrypts page 1: a wrong or missing key fails here.
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
@@ -127,4 +131,16 @@ fn looks_encrypted(conn: &Connection) -> bool {
         return false;
     };
     std::fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 1024 == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The secrets the core holds are overwritten with zeros when dropped (a copy in memory
+    /// outlives its use otherwise, and ends in a crash dump or a swapped page).
+    #[test]
+    fn keys_are_cleared_when_dropped() {
+        fn cleared_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        cleared_on_drop::<super::StoreKey>();
+        cleared_on_drop::<crate::ids::SchoolSecret>();
+    }
 }

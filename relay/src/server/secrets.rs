@@ -125,7 +125,8 @@ impl KeySource {
 }
 
 /// The hub's data key (see the module docs).
-#[derive(Clone, PartialEq, Eq)]
+/// Its bytes are overwritten with zeros when it is dropped (each clone its own).
+#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct DataKey([u8; 32]);
 
 impl fmt::Debug for DataKey {
