@@ -50,7 +50,7 @@ use crate::doc::access::{Held, changed_since, copy_missing_key, differs, lacks, 
 use crate::doc::layout::*;
 use crate::doc::{KIND, SCHEMA};
 use crate::error::{Error, Result};
-use crate::records::{each_record, meta_of};
+use crate::records::{each_record, meta_of, record_at};
 
 /// This device, by its id (hex): a record's `device` names it, and its operations' actors
 /// start with it.
@@ -104,12 +104,11 @@ pub fn lacking_here(
         .any(|(section, key, value)| {
             map_at(new, &ROOT, section).is_some_and(|to| differs(new, &to, key, value))
         });
-    let records = map_at(new, &ROOT, RECORDS);
     let records = each_record(old)
         .into_iter()
         .filter(|(id, from)| {
             let own = this.owns(old, id, from);
-            let Some(to) = records.as_ref().and_then(|r| map_at(new, r, id)) else {
+            let Some(to) = record_at(new, id).map(|s| s.obj) else {
                 return own;
             };
             (own && lacks_keys(old, from, new, &to))
@@ -150,12 +149,14 @@ pub fn carry_record<T: Transactable + ReadDoc>(
     id: &str,
     this: ThisDevice<'_>,
 ) -> Result<()> {
-    let Some(from) = map_at(old, &ROOT, RECORDS).and_then(|r| map_at(old, &r, id)) else {
+    let Some(from) = record_at(old, id).map(|s| s.obj) else {
         return Ok(());
     };
     let own = this.owns(old, id, &from);
     let records = map_at(tx, &ROOT, RECORDS).ok_or_else(|| Error::Corrupt("档案结构".into()))?;
-    let (to, whole) = match map_at(tx, &records, id) {
+    // A record shown under a composite id (one of several made apart under one id,
+    // `crate::records`) that the new generation lacks is carried under that id as its key.
+    let (to, whole) = match record_at(tx, id).map(|s| s.obj) {
         Some(to) => (to, false),
         None if own => (tx.put_object(&records, id, ObjType::Map)?, true),
         None => return Ok(()),
@@ -263,6 +264,16 @@ fn held_map_at(old: &Automerge, heads: &[ChangeHash], obj: &ObjId, key: &str) ->
     )
 }
 
+/// Whether the record `id` of `old` (its object `from`) was there in the state `heads`: that
+/// object, not another made apart under the same key (`crate::records`).
+fn record_held_at(old: &Automerge, heads: &[ChangeHash], id: &str, from: &ObjId) -> bool {
+    let (Some(records), Some(shown)) = (map_at(old, &ROOT, RECORDS), record_at(old, id)) else {
+        return false;
+    };
+    old.get_all_at(&records, shown.key.as_str(), heads)
+        .is_ok_and(|all| all.iter().any(|(_, obj)| obj == from))
+}
+
 /// What this device changed in the record `id` (`from`) of `old` since the state `covered`
 /// names (`written`: its operations there), as an edit writes it (`records::edit`): its date
 /// and its fields, each with its value now. Nothing if the state is unknown or the record was
@@ -276,7 +287,7 @@ fn edited_since(
     let Some(heads) = written.covered.as_deref() else {
         return Vec::new();
     };
-    if !map_at(old, &ROOT, RECORDS).is_some_and(|r| held_map_at(old, heads, &r, id)) {
+    if !record_held_at(old, heads, id, from) {
         return Vec::new();
     }
     let mut out: Vec<_> = changed_since(old, heads, from)

@@ -5,15 +5,33 @@
 //! a `fields` map following the kind's form, a `void` map, and for a 学习帮扶计划 a `progress`
 //! map of 进步档案 entries. Records are shown ordered by the date they happened, then by the
 //! device time, then by id: a phone with a wrong clock only misorders records within one day.
+//!
+//! **A record key holding several concurrent records shows each.** Honest devices never make
+//! two records under one id (ids are the device clock and random digits), but a modified app
+//! can make one under another's id on a copy that had not seen it: where that change rests,
+//! the key held nothing, so every part of it is its author's to write and the trust rules take
+//! it. automerge then holds both objects at the key and reads one, the one made by the later
+//! operation. Read that way, the other record would vanish from the file, due work and
+//! reports on every copy, and its author could no longer edit it. So every record object at a
+//! key is shown ([`each_record`]): the one automerge reads keeps the key as its id; each other
+//! is shown under the key followed by its object's operation (counter, 16 hex digits, then
+//! actor, in hex), which every copy reads the same (the index an `ObjId` carries is local) and
+//! which is hex like every id, so it is found by a prefix (`Archive::find_record`). An id a
+//! key already shows is never given twice: a key written to look like another's composite id
+//! pushes that one to the operation written twice, and so on. Edits, voids and 进步档案 entries
+//! find the exact object by its id ([`record_obj`]). The same holds for 进步档案 entries in a
+//! plan's `progress`.
 
 use automerge::transaction::Transactable;
 use std::collections::HashMap;
 
-use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate};
+use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::doc::access::{get_i64, get_str, map_at, put_str, read_field, scalar, write_field};
+use crate::doc::access::{
+    copy_map, get_i64, get_str, map_at, put_str, read_field, scalar, write_field,
+};
 use crate::doc::layout::*;
 use crate::error::{Error, Result};
 use crate::forms::{FieldSpec, FieldValue};
@@ -38,8 +56,132 @@ fn records_map<D: ReadDoc>(doc: &D) -> Result<ObjId> {
 }
 
 fn record_obj<D: ReadDoc>(doc: &D, id: &RecordId) -> Result<ObjId> {
-    let records = records_map(doc)?;
-    map_at(doc, &records, id.as_str()).ok_or_else(|| Error::not_found("记录", id))
+    records_map(doc)?; // no records map: a damaged file, not a missing record
+    record_at(doc, id.as_str())
+        .map(|s| s.obj)
+        .ok_or_else(|| Error::not_found("记录", id))
+}
+
+/// One map object held at a key of a map, with the id it is shown by (module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Shown {
+    /// The id it is shown by: the key for the object automerge reads there, a composite id
+    /// for every other.
+    pub id: String,
+    /// The key holding it.
+    pub key: String,
+    pub obj: ObjId,
+}
+
+/// What a composite id adds to a key for the object `obj`: the operation that made it,
+/// counter (16 hex digits) then actor, the same on every copy.
+fn op_suffix(obj: &ObjId) -> String {
+    match obj {
+        ObjId::Id(counter, actor, _) => format!("{counter:016x}{}", actor.to_hex_string()),
+        ObjId::Root => String::new(),
+    }
+}
+
+/// Every map object at a key of `map`, in key order, each under the id it is shown by: the
+/// object automerge reads at a key keeps the key, every other concurrent one there gets the
+/// key followed by its operation (module docs), unique among every id shown.
+pub(crate) fn shown_maps<D: ReadDoc>(doc: &D, map: &ObjId) -> Vec<Shown> {
+    let items: Vec<(String, bool, Option<ObjId>)> = doc
+        .map_range(map, ..)
+        .map(|item| {
+            let obj = match item.value {
+                automerge::ValueRef::Object(ObjType::Map) => Some(item.id()),
+                _ => None,
+            };
+            (item.key.to_string(), item.conflict, obj)
+        })
+        .collect();
+    // Every key is taken first: no composite id is one (nor can a copy write it as a key,
+    // `copy_records`). Only a map with a conflict needs them.
+    let mut taken: std::collections::HashSet<String> = if items.iter().any(|(_, c, _)| *c) {
+        items.iter().map(|(key, _, _)| key.clone()).collect()
+    } else {
+        std::collections::HashSet::new()
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (key, conflict, read) in items {
+        if let Some(obj) = &read {
+            out.push(Shown {
+                id: key.clone(),
+                key: key.clone(),
+                obj: obj.clone(),
+            });
+        }
+        if !conflict {
+            continue;
+        }
+        for (value, obj) in doc.get_all(map, key.as_str()).unwrap_or_default() {
+            if !matches!(value, Value::Object(ObjType::Map)) || read.as_ref() == Some(&obj) {
+                continue;
+            }
+            let suffix = op_suffix(&obj);
+            let mut id = format!("{key}{suffix}");
+            while !taken.insert(id.clone()) {
+                id.push_str(&suffix);
+            }
+            out.push(Shown {
+                id,
+                key: key.clone(),
+                obj,
+            });
+        }
+    }
+    out
+}
+
+/// Copies the `records` map `from` of `old` into `to` (a new generation, `archive::rebase`):
+/// every key's value as read, and every other record shown, under the id it is shown by as
+/// its key; in each, every 进步档案 entry shown likewise. So a re-based file still shows each
+/// record, under the same id.
+pub(crate) fn copy_records<T: Transactable + ReadDoc>(
+    old: &Automerge,
+    from: &ObjId,
+    tx: &mut T,
+    to: &ObjId,
+) -> Result<()> {
+    copy_map(old, from, tx, to)?;
+    for record in shown_maps(old, from) {
+        let there = if record.id == record.key {
+            map_at(tx, to, &record.key)
+        } else {
+            let there = tx.put_object(to, record.id.as_str(), ObjType::Map)?;
+            copy_map(old, &record.obj, tx, &there)?;
+            Some(there)
+        };
+        let (Some(progress), Some(into)) = (
+            map_at(old, &record.obj, R_PROGRESS),
+            there.and_then(|t| map_at(tx, &t, R_PROGRESS)),
+        ) else {
+            continue;
+        };
+        for entry in shown_maps(old, &progress) {
+            if entry.id != entry.key {
+                let e = tx.put_object(&into, entry.id.as_str(), ObjType::Map)?;
+                copy_map(old, &entry.obj, tx, &e)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The record shown as `id` in `doc` and the key of `records` holding it, if there is one.
+pub(crate) fn record_at<D: ReadDoc>(doc: &D, id: &str) -> Option<Shown> {
+    let records = map_at(doc, &ROOT, RECORDS)?;
+    // A key's own object is shown under the key itself; only an id no key holds a map at can
+    // be a composite one.
+    match map_at(doc, &records, id) {
+        Some(obj) => Some(Shown {
+            id: id.to_owned(),
+            key: id.to_owned(),
+            obj,
+        }),
+        None => shown_maps(doc, &records).into_iter().find(|s| s.id == id),
+    }
 }
 
 /// Writes a new record. Every nested map it will ever have is created here, by its one author.
@@ -232,23 +374,22 @@ pub(crate) fn meta_of<D: ReadDoc>(doc: &D, id: &str, obj: &ObjId) -> RecordMeta 
     meta
 }
 
+/// Every record of a document, each with the id it is shown by: every record object at a key,
+/// not only the one automerge reads there (module docs).
 pub(crate) fn each_record<D: ReadDoc>(doc: &D) -> Vec<(String, ObjId)> {
     let Some(records) = map_at(doc, &ROOT, RECORDS) else {
         return Vec::new();
     };
-    doc.map_range(&records, ..)
-        .filter_map(|item| match item.value {
-            automerge::ValueRef::Object(ObjType::Map) => Some((item.key.to_string(), item.id())),
-            _ => None,
-        })
+    shown_maps(doc, &records)
+        .into_iter()
+        .map(|s| (s.id, s.obj))
         .collect()
 }
 
-/// The meta of one record, if the document has it.
+/// The meta of one record (by the id it is shown by), if the document has it.
 pub fn meta<D: ReadDoc>(doc: &D, id: &str) -> Option<RecordMeta> {
-    let records = map_at(doc, &ROOT, RECORDS)?;
-    let obj = map_at(doc, &records, id)?;
-    Some(meta_of(doc, id, &obj))
+    let shown = record_at(doc, id)?;
+    Some(meta_of(doc, id, &shown.obj))
 }
 
 /// The meta of every record in a document.
@@ -368,16 +509,15 @@ pub fn views<D: ReadDoc>(doc: &D) -> Vec<RecordView> {
             });
             let progress = map_at(doc, &obj, R_PROGRESS)
                 .map(|p| {
-                    let mut entries: Vec<ProgressView> = doc
-                        .map_range(&p, ..)
-                        .filter_map(|item| {
-                            let eid = item.key.to_string();
-                            let e = item.id();
+                    // Every entry object at a key, as every record at a key (module docs).
+                    let mut entries: Vec<ProgressView> = shown_maps(doc, &p)
+                        .into_iter()
+                        .filter_map(|Shown { id, obj: e, .. }| {
                             Some(ProgressView {
                                 date: get_str(doc, &e, R_PROGRESS_DATE)?,
                                 author: get_str(doc, &e, R_AUTHOR).unwrap_or_default(),
                                 fields: shown(doc, &e, PROGRESS_FIELDS).0,
-                                id: eid,
+                                id,
                             })
                         })
                         .collect();
@@ -403,4 +543,149 @@ pub fn views<D: ReadDoc>(doc: &D) -> Vec<RecordView> {
         ))
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::{ActorId, Automerge, ROOT};
+
+    use super::*;
+    use crate::doc::DocId;
+
+    fn record(kind: RecordKind, author: &str) -> NewRecord {
+        NewRecord {
+            kind,
+            child: Some(ChildId("c1".into())),
+            happened_on: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default(),
+            author: MemberId(author.into()),
+            author_role: Role::HeadTeacher,
+            device: DeviceId(author.into()),
+            fields: Vec::new(),
+        }
+    }
+
+    fn write(doc: &mut Automerge, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) {
+        let mut tx = doc.transaction();
+        f(&mut tx);
+        tx.commit();
+    }
+
+    fn authors(doc: &Automerge) -> Vec<(String, String)> {
+        let mut out: Vec<_> = metas(doc).into_iter().map(|m| (m.id.0, m.author)).collect();
+        out.sort();
+        out
+    }
+
+    /// Two copies make a record under one id apart (the second after one of its own, so its
+    /// operation wins the key); then a key written to look like the other's composite id.
+    #[test]
+    fn every_record_at_a_key_is_shown_under_its_own_id() {
+        let base = crate::doc::genesis(&DocId::Child(ChildId("c1".into())), ActorId::random())
+            .expect("genesis");
+        let id = RecordId::new(1_700_000_000_000);
+        let mut his = base.fork().with_actor(ActorId::from([1; 16]));
+        write(&mut his, |tx| {
+            insert(tx, &id, &record(RecordKind::StudyPlan, "him"), 0).expect("his")
+        });
+        let mut hers = base.fork().with_actor(ActorId::from([2; 16]));
+        write(&mut hers, |tx| {
+            insert(tx, &RecordId::new(1), &record(RecordKind::Talk, "her"), 0).expect("padding");
+            insert(tx, &id, &record(RecordKind::Talk, "her"), 0).expect("hers");
+        });
+        let mut doc = his.fork();
+        doc.merge(&mut hers).expect("merge");
+        let records = map_at(&doc, &ROOT, RECORDS).expect("records");
+        let his_obj = doc
+            .get_all(&records, id.as_str())
+            .expect("key")
+            .into_iter()
+            .map(|(_, o)| o)
+            .find(|o| matches!(o, ObjId::Id(_, a, _) if *a == ActorId::from([1; 16])))
+            .expect("his object");
+        // automerge reads hers at the key; his is shown under the key and his operation.
+        let composite = format!("{id}{}", op_suffix(&his_obj));
+        assert_eq!(composite.len(), 20 + 16 + 32);
+        assert!(composite.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(
+            meta(&doc, id.as_str()).map(|m| m.author).as_deref(),
+            Some("her")
+        );
+        assert_eq!(
+            meta(&doc, &composite).map(|m| m.author).as_deref(),
+            Some("him")
+        );
+        assert_eq!(metas(&doc).len(), 3);
+        assert_eq!(
+            record_obj(&doc, &RecordId(composite.clone())).ok(),
+            Some(his_obj.clone())
+        );
+
+        // An edit by that id goes to his record, and his plan's entries made apart under one
+        // id are each shown.
+        let entry = RecordId::new(2);
+        let mut a = doc.fork().with_actor(ActorId::from([1; 16]));
+        let mut b = doc.fork().with_actor(ActorId::from([3; 16]));
+        let plan = RecordId(composite.clone());
+        let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap_or_default();
+        let him = MemberId("him".into());
+        write(&mut a, |tx| {
+            edit(tx, &plan, Some(date), &[]).expect("edit");
+            add_progress(tx, &plan, &entry, date, &him, 0, &[]).expect("entry");
+        });
+        write(&mut b, |tx| {
+            add_progress(tx, &plan, &entry, date, &MemberId("helper".into()), 0, &[])
+                .expect("entry");
+        });
+        a.merge(&mut b).expect("merge");
+        let doc = a;
+        let shown = views(&doc);
+        let plan_view = shown.iter().find(|v| v.meta.id == plan).expect("his plan");
+        assert_eq!(plan_view.meta.happened_on, "2026-11-21");
+        let mut entries: Vec<&str> = plan_view
+            .progress
+            .iter()
+            .map(|p| p.author.as_str())
+            .collect();
+        entries.sort_unstable();
+        assert_eq!(entries, ["helper", "him"]);
+        assert_ne!(plan_view.progress[0].id, plan_view.progress[1].id);
+
+        // A re-based copy shows the same records under the same ids, entries and all.
+        let mut new = crate::doc::genesis(&DocId::Child(ChildId("c1".into())), ActorId::random())
+            .expect("genesis");
+        let to = map_at(&new, &ROOT, RECORDS).expect("records");
+        let from = map_at(&doc, &ROOT, RECORDS).expect("records");
+        write(&mut new, |tx| {
+            copy_records(&doc, &from, tx, &to).expect("copy")
+        });
+        assert_eq!(authors(&new), authors(&doc));
+        let rebased = views(&new);
+        let plan_there = rebased
+            .iter()
+            .find(|v| v.meta.id == plan)
+            .expect("his plan");
+        assert_eq!(plan_there.progress.len(), 2);
+
+        // A key written to look like his composite id does not take it from him: his moves on
+        // to his operation written twice, and every id stays distinct.
+        let mut doc = doc;
+        write(&mut doc, |tx| {
+            insert(
+                tx,
+                &RecordId(composite.clone()),
+                &record(RecordKind::Talk, "her"),
+                0,
+            )
+            .expect("lookalike");
+        });
+        let twice = format!("{composite}{}", op_suffix(&his_obj));
+        assert_eq!(
+            meta(&doc, &composite).map(|m| m.author).as_deref(),
+            Some("her")
+        );
+        assert_eq!(meta(&doc, &twice).map(|m| m.author).as_deref(), Some("him"));
+        let ids: std::collections::HashSet<String> =
+            metas(&doc).into_iter().map(|m| m.id.0).collect();
+        assert_eq!(ids.len(), 4);
+    }
 }

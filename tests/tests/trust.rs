@@ -2284,3 +2284,170 @@ fn story_19_a_change_set_aside_for_its_dependencies_is_not_judged_as_another_sen
         "the guardian's phone number is the office's"
     );
 }
+
+/// 20. A record made at another's id on a copy that had not seen it. The 爱心妈妈's modified
+///     app writes on her copy of the child's file as it was before the 班主任's 家访 (on what
+///     the 家访 rests on): a 谈心 of her own, then another under the 家访's id. Every part of
+///     it is hers to write, and where it rests the id held nothing, so it is taken. Merged,
+///     automerge holds both records at that id and reads one (the one made by the later
+///     operation: hers, the first 谈心 pushing her numbers past his). A record key holding
+///     several concurrent records shows each: the 家访 stays in the office's file with its
+///     author, under an id every copy gives it, in the office's index, and the 班主任 still
+///     edits it.
+#[test]
+fn story_20_a_record_made_apart_under_another_s_id_hides_nothing() {
+    use automerge::ReadDoc;
+    use automerge::transaction::CommitOptions;
+    use shouwang_core::ids::RecordId;
+    use shouwang_core::kinds::RecordKind;
+    use shouwang_core::records::{self, NewRecord};
+    use shouwang_core::sync::{Event, Message};
+
+    let mut s = school_with_a_visit();
+    let file = DocId::Child(s.child.clone());
+    let his = s.teacher.archive.me_id().to_string();
+    let her = s.mother.archive.me_id().clone();
+    let talk = |notes: &str| NewRecord {
+        kind: RecordKind::Talk,
+        child: Some(s.child.clone()),
+        happened_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+        author: her.clone(),
+        author_role: Role::LoveMother,
+        device: s.mother.archive.device().clone(),
+        fields: vec![(
+            RecordKind::Talk
+                .fields()
+                .iter()
+                .find(|f| f.key == "notes")
+                .unwrap(),
+            shouwang_core::forms::FieldValue::Text(notes.to_owned()),
+        )],
+    };
+    let (padding, over) = (talk("想妈妈"), talk("作业写完了"));
+    let actor = attack::actor_of(&s.mother.archive);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let visit = RecordId(s.visit.clone());
+    let (forged, bytes) = {
+        let store = s.mother.archive.store();
+        let school = store.doc(&DocId::School).unwrap().unwrap().get_heads();
+        let doc = store.doc(&file).unwrap().unwrap();
+        let records = doc.get(automerge::ROOT, "records").unwrap().unwrap().1;
+        let made = doc.get(&records, visit.as_str()).unwrap().unwrap().1;
+        let made = doc.hash_for_opid(&made).unwrap();
+        let deps = doc.get_change_by_hash(&made).unwrap().deps().to_vec();
+        let mut apart = doc.fork_at(&deps).unwrap().with_actor(actor);
+        let message = shouwang_core::trust::declare("新增谈心记录", &school, None);
+        apart
+            .transact_with(
+                |_| {
+                    CommitOptions::default()
+                        .with_message(message.clone())
+                        .with_time(now_ms / 1000)
+                },
+                |tx| {
+                    records::insert(tx, &RecordId::new(now_ms), &padding, now_ms)?;
+                    records::insert(tx, &visit, &over, now_ms)
+                },
+            )
+            .unwrap();
+        let change = apart.get_last_local_change().unwrap();
+        (change.hash(), change.raw_bytes().to_vec())
+    };
+    // The threat is real: in a bare copy of the office's file that merged it, the 家访's id
+    // reads her 谈心.
+    {
+        let store = s.admin.archive.store();
+        let mut bare = store.doc(&file).unwrap().unwrap().fork();
+        bare.load_incremental(&bytes).unwrap();
+        let records = bare.get(automerge::ROOT, "records").unwrap().unwrap().1;
+        let at = bare.get(&records, visit.as_str()).unwrap().unwrap().1;
+        let author = bare
+            .get(&at, "author")
+            .unwrap()
+            .unwrap()
+            .0
+            .as_str()
+            .map(str::to_owned);
+        assert_eq!(author.as_deref(), Some(her.as_str()));
+    }
+    // Her device sends it to the office, which takes it.
+    let mut session = peer(&mut s.admin, &mut s.mother);
+    let store = s.admin.archive.store();
+    session.handle(store, Event::Start).unwrap();
+    let frame = Message::Changes(vec![(file.clone(), bytes)]).encode();
+    session.handle(store, Event::Frame(&frame)).unwrap();
+    drop(session);
+    assert!(
+        holds(&mut s.admin.archive, &file, &forged),
+        "every part of it is hers to write"
+    );
+
+    // The office's file shows the three records, the 家访 under his name.
+    let office = s.admin.file(CHILDREN[0].1);
+    let visits: Vec<_> = office
+        .records
+        .iter()
+        .filter(|r| r.meta.kind_key == "home_visit")
+        .collect();
+    assert_eq!(visits.len(), 1, "the 家访 is hidden: {:?}", office.records);
+    assert_eq!(visits[0].meta.author, his);
+    assert_eq!(visits[0].fields[0].value, "奶奶在家");
+    let shown_as = visits[0].meta.id.as_str().to_owned();
+    let talks = office
+        .records
+        .iter()
+        .filter(|r| r.meta.author == her.as_str())
+        .count();
+    assert_eq!(talks, 2, "both of her 谈心 are shown too");
+    // Each is in the office's index under the id it is shown by (due work counts from it).
+    for r in &office.records {
+        let (id, doc) = s.admin.archive.find_record(r.meta.id.as_str()).unwrap();
+        assert_eq!((id, doc), (r.meta.id.clone(), file.clone()));
+    }
+
+    // The 班主任's phone shows the same ids, and he edits his 家访 under its id.
+    sync(&mut s.teacher, &mut s.admin);
+    let ids = |f: &shouwang_core::archive::ChildFile| {
+        let mut ids: Vec<String> = f.records.iter().map(|r| r.meta.id.0.clone()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&s.teacher.file(CHILDREN[0].1)), ids(&office));
+    s.teacher
+        .archive
+        .edit_record(&shown_as, None, &kv(&[("notes", "奶奶在家，孩子在写作业")]))
+        .unwrap();
+    sync(&mut s.teacher, &mut s.admin);
+    let office = s.admin.file(CHILDREN[0].1);
+    let edited = office
+        .records
+        .iter()
+        .find(|r| r.meta.id.as_str() == shown_as)
+        .unwrap();
+    assert_eq!(edited.meta.author, his);
+    assert_eq!(edited.fields[0].value, "奶奶在家，孩子在写作业");
+    assert_eq!(office.records.len(), 3);
+
+    // He corrects it again on his phone while the office re-bases the file: the new generation
+    // shows each record under the same id, and his correction is carried into it.
+    s.teacher
+        .archive
+        .edit_record(&shown_as, None, &kv(&[("notes", "奶奶在家，作业已检查")]))
+        .unwrap();
+    s.admin
+        .archive
+        .rebase_child(CHILDREN[0].1, "整理档案")
+        .unwrap();
+    assert_eq!(ids(&s.admin.file(CHILDREN[0].1)), ids(&office));
+    sync(&mut s.teacher, &mut s.admin);
+    sync(&mut s.teacher, &mut s.admin);
+    let office = s.admin.file(CHILDREN[0].1);
+    let carried = office
+        .records
+        .iter()
+        .find(|r| r.meta.id.as_str() == shown_as)
+        .unwrap();
+    assert_eq!(carried.meta.author, his);
+    assert_eq!(carried.fields[0].value, "奶奶在家，作业已检查");
+    assert_eq!(office.records.len(), 3);
+}

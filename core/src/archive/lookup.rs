@@ -157,18 +157,31 @@ impl Archive {
     }
 
     /// The document holding a record, by the record's id or a unique prefix of it (≥ 6 chars).
+    /// A whole id is that record even where it begins another's: a record made apart under
+    /// the same id is shown under that id followed by more digits (`crate::records`).
     pub fn find_record(&mut self, key: &str) -> Result<(RecordId, DocId)> {
         let key = key.trim();
         if key.len() < 6 || !key.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::invalid("记录编号", "至少填写编号的前6位"));
         }
-        let mut stmt = self.store.conn().prepare_cached(
-            "SELECT record_id, doc_id FROM p_records WHERE record_id >= ?1 AND record_id < ?2 LIMIT 2",
-        )?;
-        let hi = format!("{key}g");
-        let rows: Vec<(String, String)> = stmt
-            .query_map(params![key, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let exact: Option<(String, String)> = self
+            .store
+            .conn()
+            .prepare_cached("SELECT record_id, doc_id FROM p_records WHERE record_id = ?1")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let rows: Vec<(String, String)> = match exact {
+            Some(row) => vec![row],
+            None => {
+                let mut stmt = self.store.conn().prepare_cached(
+                    "SELECT record_id, doc_id FROM p_records
+                     WHERE record_id >= ?1 AND record_id < ?2 LIMIT 2",
+                )?;
+                let hi = format!("{key}g");
+                stmt.query_map(params![key, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            }
+        };
         match rows.as_slice() {
             [(rid, doc)] => Ok((
                 RecordId(rid.clone()),

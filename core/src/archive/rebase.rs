@@ -66,7 +66,13 @@ pub(crate) fn rebuild(
         else {
             continue; // not a genesis map: nothing a reader of this version shows
         };
-        copy_map(old, &from, &mut tx, &to)?;
+        if key == doc::RECORDS {
+            // Every record shown, each under its id (`crate::records`: several made apart
+            // under one id are each shown).
+            crate::records::copy_records(old, &from, &mut tx, &to)?;
+        } else {
+            copy_map(old, &from, &mut tx, &to)?;
+        }
     }
     tx.commit_with(
         CommitOptions::default()

@@ -518,16 +518,13 @@ impl Batch<'_> {
         let what = match record {
             None => NotKept::Sections,
             Some(r) => {
-                let meta = doc::access::map_at(old, &automerge::ROOT, doc::RECORDS)
-                    .and_then(|rs| doc::access::map_at(old, &rs, r))
-                    .map(|obj| crate::records::meta_of(old, r, &obj));
-                let (kind, date) = meta
+                let (kind, date) = crate::records::meta(old, r)
                     .map(|m| (m.kind_key, m.happened_on))
                     .unwrap_or_default();
-                let held = self.docs.get(id).is_some_and(|new| {
-                    doc::access::map_at(new, &automerge::ROOT, doc::RECORDS)
-                        .is_some_and(|rs| doc::access::map_at(new, &rs, r).is_some())
-                });
+                let held = self
+                    .docs
+                    .get(id)
+                    .is_some_and(|new| crate::records::record_at(new, r).is_some());
                 if held {
                     NotKept::Part { kind, date }
                 } else {
