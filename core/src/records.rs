@@ -180,7 +180,12 @@ pub(crate) fn record_at<D: ReadDoc>(doc: &D, id: &str) -> Option<Shown> {
             key: id.to_owned(),
             obj,
         }),
-        None => shown_maps(doc, &records).into_iter().find(|s| s.id == id),
+        // Only a key with a conflict shows composite ids: without one (every honest file),
+        // a miss is a miss, and no id of every record is built.
+        None if doc.map_range(&records, ..).any(|item| item.conflict) => {
+            shown_maps(doc, &records).into_iter().find(|s| s.id == id)
+        }
+        None => None,
     }
 }
 

@@ -403,19 +403,23 @@ fn entries_all<D: ReadDoc>(doc: Version<'_, D>, key: &str) -> Vec<(String, Vec<O
         return Vec::new();
     };
     doc.map_range(&m, ..)
-        .filter(|i| matches!(i.value, automerge::ValueRef::Object(ObjType::Map)))
-        .map(|i| {
-            let (key, winner) = (i.key.to_string(), i.id());
-            let mut all = vec![winner.clone()];
-            if i.conflict {
-                all.extend(
-                    doc.get_all(&m, &key)
-                        .into_iter()
-                        .filter(|(v, o)| matches!(v, Value::Object(ObjType::Map)) && *o != winner)
-                        .map(|(_, o)| o),
-                );
+        .filter_map(|i| {
+            let map = matches!(i.value, automerge::ValueRef::Object(ObjType::Map));
+            let key = i.key.to_string();
+            if !i.conflict {
+                return map.then(|| (key, vec![i.id()]));
             }
-            (key, all)
+            // Every map among the values, automerge's winner first: a value that is no map
+            // (which the rules refuse) hides none of them.
+            let winner = i.id();
+            let mut all: Vec<ObjId> = map.then(|| winner.clone()).into_iter().collect();
+            all.extend(
+                doc.get_all(&m, &key)
+                    .into_iter()
+                    .filter(|(v, o)| matches!(v, Value::Object(ObjType::Map)) && *o != winner)
+                    .map(|(_, o)| o),
+            );
+            (!all.is_empty()).then_some((key, all))
         })
         .collect()
 }
@@ -477,15 +481,18 @@ fn read_device<D: ReadDoc>(doc: Version<'_, D>, id: &str, o: &ObjId) -> Device {
 /// read in place with [`read_at`]).
 ///
 /// A member, a device, a pairing and a class are each made once, under a key of their own; two
-/// maps under one key come only from changes made concurrently, which honest devices never do
-/// (ids are random, or a device's own key) and a modified app does to win the key with the
-/// larger operation number: a revoked administrator's device registering itself again on a
+/// maps under one key come from changes made concurrently, which a modified app makes to win
+/// the key with the larger operation number: a revoked administrator's device registering itself again on a
 /// state from before its registration, where the key held nothing for the rules to refuse.
 /// So every map under the key is read, never automerge's winner alone, and the entry is the
 /// strictest of them: a device is revoked if any says so, or if they disagree on its member
-/// or key; a member holds only the roles all of them give her and is active only if all say
-/// so; a pairing is active only if all say so, and none if they pair different people; a
-/// class has a head teacher only if all name the same. Every copy reads the same.
+/// or key; a member holds only the roles all of them give her (of those that hold roles) and
+/// is active only if all say so; a pairing is active only if all say so, and none if they
+/// pair different people; a class's head teacher is the one they name, none if two name
+/// different members. Every copy reads the same. Two maps also come honestly from ids derived
+/// from what they name: a class added, or a carer paired with a child, by two administrators
+/// offline; so the school's writers write into every map under the key (a head set again, a
+/// pairing made again, a role granted again show).
 pub fn read<D: ReadDoc>(doc: &D) -> SchoolView {
     read_version(Version::now(doc))
 }
@@ -512,9 +519,12 @@ fn read_version<D: ReadDoc>(doc: Version<'_, D>) -> SchoolView {
                 })
             };
             strictest(maps, read, |mut a, b| {
-                if a.head_teacher != b.head_teacher {
-                    a.head_teacher = None;
-                }
+                // A class's id is its name's, so two administrators adding it offline make two
+                // maps honestly: one naming a head and one naming none is that head's class.
+                a.head_teacher = match (a.head_teacher, b.head_teacher) {
+                    (Some(x), Some(y)) if x != y => None,
+                    (x, y) => x.or(y),
+                };
                 Some(a)
             })
         })
@@ -522,15 +532,23 @@ fn read_version<D: ReadDoc>(doc: Version<'_, D>) -> SchoolView {
     let members = entries_all(doc, MEMBERS)
         .into_iter()
         .filter_map(|(id, maps)| {
-            let read = |o: &ObjId| Some(read_member(doc, &id, o));
-            strictest(maps, read, |mut a, b| {
-                a.roles.retain(|r| b.roles.contains(r));
+            // With whether the map has a roles map: one without says nothing of her roles (a
+            // forgery that gave her none could otherwise never be undone: roles are granted
+            // into the roles maps there are).
+            let read = |o: &ObjId| Some((read_member(doc, &id, o), doc.map(o, "roles").is_some()));
+            strictest(maps, read, |(mut a, a_roles), (b, b_roles)| {
+                match (a_roles, b_roles) {
+                    (true, true) => a.roles.retain(|r| b.roles.contains(r)),
+                    (false, _) => a.roles = b.roles.clone(),
+                    (true, false) => {}
+                }
                 a.active &= b.active;
                 if a.class_id != b.class_id {
                     a.class_id = None;
                 }
-                Some(a)
+                Some((a, a_roles || b_roles))
             })
+            .map(|(m, _)| m)
         })
         .collect();
     let pairings = entries_all(doc, PAIRINGS)
@@ -702,13 +720,15 @@ pub fn require_consent<T: Transactable + ReadDoc>(tx: &mut T) -> Result<()> {
 /// the head on purpose).
 pub fn put_class<T: Transactable + ReadDoc>(tx: &mut T, class: &ClassInfo) -> Result<()> {
     let classes = top(tx, CLASSES)?;
-    let obj = match map_at(tx, &classes, class.id.as_str()) {
-        Some(o) => o,
-        None => tx.put_object(&classes, class.id.as_str(), ObjType::Map)?,
-    };
-    put_str(tx, &obj, "name", &class.name)?;
-    if let Some(h) = &class.head_teacher {
-        put_str(tx, &obj, "head_teacher", h.as_str())?;
+    let mut maps = maps_at(tx, &classes, class.id.as_str());
+    if maps.is_empty() {
+        maps.push(tx.put_object(&classes, class.id.as_str(), ObjType::Map)?);
+    }
+    for obj in &maps {
+        put_str(tx, obj, "name", &class.name)?;
+        if let Some(h) = &class.head_teacher {
+            put_str(tx, obj, "head_teacher", h.as_str())?;
+        }
     }
     Ok(())
 }
@@ -735,15 +755,31 @@ pub fn add_member<T: Transactable + ReadDoc>(tx: &mut T, m: &Member) -> Result<(
     Ok(())
 }
 
-/// The map of the entry `id` in the top-level map `table` (`members`, `devices`).
+/// Every map at `parent[key]`: automerge's winner and those concurrent with it (see [`read`]).
+fn maps_at<D: ReadDoc>(doc: &D, parent: &ObjId, key: &str) -> Vec<ObjId> {
+    doc.get_all(parent, key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(v, _)| matches!(v, Value::Object(ObjType::Map)))
+        .map(|(_, o)| o)
+        .collect()
+}
+
+/// The maps of the entry `id` in the top-level map `table` (`members`, `devices`): every one
+/// concurrent changes made, since the school document is read from all of them ([`read`]),
+/// so a change is written into each (or it would not show).
 fn entry<T: Transactable + ReadDoc>(
     tx: &T,
     table: &str,
     id: &str,
     what: &'static str,
-) -> Result<ObjId> {
+) -> Result<Vec<ObjId>> {
     let all = top(tx, table)?;
-    map_at(tx, &all, id).ok_or_else(|| Error::not_found(what, id))
+    let maps = maps_at(tx, &all, id);
+    if maps.is_empty() {
+        return Err(Error::not_found(what, id));
+    }
+    Ok(maps)
 }
 
 /// Sets a boolean unless it already has that value (no change, no conflict to resolve).
@@ -783,10 +819,16 @@ pub fn member_grant<D: ReadDoc>(doc: &D, member: &MemberId, roles: &[Role]) -> O
     Some(grant)
 }
 
-/// A member's roles map.
-fn roles_of<T: Transactable + ReadDoc>(tx: &T, member: &MemberId) -> Result<ObjId> {
-    let obj = entry(tx, MEMBERS, member.as_str(), "成员")?;
-    map_at(tx, &obj, "roles").ok_or_else(|| Error::Corrupt("成员缺少角色表".into()))
+/// A member's roles maps (one in each of her entry's maps that has one; see [`read`]).
+fn roles_of<T: Transactable + ReadDoc>(tx: &T, member: &MemberId) -> Result<Vec<ObjId>> {
+    let roles: Vec<ObjId> = entry(tx, MEMBERS, member.as_str(), "成员")?
+        .iter()
+        .filter_map(|o| map_at(tx, o, "roles"))
+        .collect();
+    if roles.is_empty() {
+        return Err(Error::Corrupt("成员缺少角色表".into()));
+    }
+    Ok(roles)
 }
 
 /// Gives a member a further role.
@@ -795,8 +837,10 @@ pub fn grant_role<T: Transactable + ReadDoc>(
     member: &MemberId,
     role: Role,
 ) -> Result<()> {
-    let roles = roles_of(tx, member)?;
-    set_flag(tx, &roles, role.key(), true)
+    for roles in roles_of(tx, member)? {
+        set_flag(tx, &roles, role.key(), true)?;
+    }
+    Ok(())
 }
 
 /// Takes a role from a member (its key is set to `false`; readers count only `true`).
@@ -805,15 +849,18 @@ pub fn revoke_role<T: Transactable + ReadDoc>(
     member: &MemberId,
     role: Role,
 ) -> Result<()> {
-    let roles = roles_of(tx, member)?;
-    set_flag(tx, &roles, role.key(), false)
+    for roles in roles_of(tx, member)? {
+        set_flag(tx, &roles, role.key(), false)?;
+    }
+    Ok(())
 }
 
 /// Removes a member's class (`class_id`).
 pub fn clear_member_class<T: Transactable + ReadDoc>(tx: &mut T, member: &MemberId) -> Result<()> {
-    let obj = entry(tx, MEMBERS, member.as_str(), "成员")?;
-    if tx.get(&obj, "class_id")?.is_some() {
-        tx.delete(&obj, "class_id")?;
+    for obj in entry(tx, MEMBERS, member.as_str(), "成员")? {
+        if tx.get(&obj, "class_id")?.is_some() {
+            tx.delete(&obj, "class_id")?;
+        }
     }
     Ok(())
 }
@@ -821,17 +868,20 @@ pub fn clear_member_class<T: Transactable + ReadDoc>(tx: &mut T, member: &Member
 /// Records a pairing (idempotent: the same carer, child and role is one pairing).
 pub fn put_pairing<T: Transactable + ReadDoc>(tx: &mut T, p: &Pairing) -> Result<()> {
     let pairings = top(tx, PAIRINGS)?;
-    let obj = match map_at(tx, &pairings, p.id.as_str()) {
-        Some(o) => o,
-        None => {
-            let o = tx.put_object(&pairings, p.id.as_str(), ObjType::Map)?;
-            tx.put(&o, "carer", p.carer.as_str())?;
-            tx.put(&o, "child", p.child.as_str())?;
-            tx.put(&o, "role", p.role.key())?;
-            o
-        }
-    };
-    set_flag(tx, &obj, "active", p.active)
+    let mut maps = maps_at(tx, &pairings, p.id.as_str());
+    if maps.is_empty() {
+        let o = tx.put_object(&pairings, p.id.as_str(), ObjType::Map)?;
+        tx.put(&o, "carer", p.carer.as_str())?;
+        tx.put(&o, "child", p.child.as_str())?;
+        tx.put(&o, "role", p.role.key())?;
+        maps.push(o);
+    }
+    // Into each map (two admins pairing offline make two): read strictly, one left ended
+    // would end the pairing for good.
+    for obj in &maps {
+        set_flag(tx, obj, "active", p.active)?;
+    }
+    Ok(())
 }
 
 /// Registers a device for a member.
@@ -891,8 +941,10 @@ pub fn consoles_registered_by<D: ReadDoc>(doc: &D, actor: &str) -> Vec<DeviceId>
 
 /// Revokes a device (see [`Device::revoked`]).
 pub fn revoke_device<T: Transactable + ReadDoc>(tx: &mut T, id: &DeviceId) -> Result<()> {
-    let obj = entry(tx, DEVICES, id.as_str(), "设备")?;
-    set_flag(tx, &obj, "revoked", true)
+    for obj in entry(tx, DEVICES, id.as_str(), "设备")? {
+        set_flag(tx, &obj, "revoked", true)?;
+    }
+    Ok(())
 }
 
 /// What a revoked device said, before wiping itself, it had not delivered to the hub:
@@ -911,10 +963,11 @@ pub fn set_undelivered<T: Transactable + ReadDoc>(
     id: &DeviceId,
     undelivered: Undelivered,
 ) -> Result<()> {
-    let obj = entry(tx, DEVICES, id.as_str(), "设备")?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    tx.put(&obj, "undelivered_changes", n(undelivered.changes))?;
-    tx.put(&obj, "undelivered_records", n(undelivered.records))?;
+    for obj in entry(tx, DEVICES, id.as_str(), "设备")? {
+        tx.put(&obj, "undelivered_changes", n(undelivered.changes))?;
+        tx.put(&obj, "undelivered_records", n(undelivered.records))?;
+    }
     Ok(())
 }
 
@@ -933,8 +986,10 @@ pub fn undelivered<D: ReadDoc>(doc: &D, id: &DeviceId) -> Option<Undelivered> {
 /// Deactivates a member: they see nothing but the school document, and their devices are
 /// refused.
 pub fn deactivate_member<T: Transactable + ReadDoc>(tx: &mut T, id: &MemberId) -> Result<()> {
-    let obj = entry(tx, MEMBERS, id.as_str(), "成员")?;
-    set_flag(tx, &obj, "active", false)
+    for obj in entry(tx, MEMBERS, id.as_str(), "成员")? {
+        set_flag(tx, &obj, "active", false)?;
+    }
+    Ok(())
 }
 
 /// Records a child's file as erased (never undone). A second erasure of the same child keeps

@@ -197,13 +197,18 @@ impl Conversation for DeviceSync {
             .session
             .as_mut()
             .ok_or_else(|| Error::Corrupt("尚未握手就收到同步数据".into()))?;
-        let school = self.archive.store().heads(&DocId::School)?;
+        let school = match self.live {
+            true => Some(self.archive.store().heads(&DocId::School)?),
+            false => None,
+        };
         let out = session.handle(self.archive.store(), Event::Frame(frame))?;
         // An erasure, a leave, an ended pairing or a withdrawn consent comes with the school
         // document: on a live connection, what this device may no longer hold goes now, not
         // when the connection ends (the app may be closed first, and the purge after the
         // conversation never run).
-        if self.live && self.archive.store().heads(&DocId::School)? != school {
+        if let Some(school) = school
+            && self.archive.store().heads(&DocId::School)? != school
+        {
             self.archive.purge_out_of_scope()?;
         }
         self.finish_if_done(out.frames, out.caught_up)

@@ -395,6 +395,7 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
             ("member", "陈华"),
             ("role", "班主任"),
             ("days", "abc"),
+            ("password", PASSWORD),
         ],
     );
     assert_eq!(r.status, 400);
@@ -406,6 +407,19 @@ fn an_administrator_resolves_a_conflict_invites_a_teacher_and_downloads_reports(
             ("member", "陈华"),
             ("role", "班主任"),
             ("days", "3"),
+        ],
+    );
+    // Every invite asks for her password again (the device outlives the session).
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(hub.archive().find_member("陈华").is_err(), "nothing done");
+    let r = web.post(
+        "/members/invite",
+        &[
+            ("csrf", &token),
+            ("member", "陈华"),
+            ("role", "班主任"),
+            ("days", "3"),
+            ("password", PASSWORD),
         ],
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -729,10 +743,13 @@ fn the_console_works_in_headless_chromium() {
     // ticket, and the ticket is the hub's.
     browser.open(&hub.url("/members"), "/members");
     let page = browser.submit(
-        "{ const f = document.querySelector('form[action=\"/members/invite\"]'); \
-         f.querySelector('input[name=member]').value = '陈华'; \
-         f.querySelector('select[name=role]').value = 'head_teacher'; \
-         f.submit(); }",
+        &format!(
+            "{{ const f = document.querySelector('form[action=\"/members/invite\"]'); \
+             f.querySelector('input[name=member]').value = '陈华'; \
+             f.querySelector('select[name=role]').value = 'head_teacher'; \
+             f.querySelector('input[name=password]').value = '{PASSWORD}'; \
+             f.submit(); }}"
+        ),
         "/members/invite",
     );
     assert!(page.contains("已把 陈华"), "{page}");
@@ -2073,6 +2090,7 @@ fn an_administrator_cannot_invite_a_device_for_another_administrator() {
                 ("member", member),
                 ("role", ""),
                 ("days", "3"),
+                ("password", PASSWORD),
             ],
         )
     };
@@ -2083,8 +2101,8 @@ fn an_administrator_cannot_invite_a_device_for_another_administrator() {
     let r = invite(&mut web, HEAD_TEACHER);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("shouwang1"));
-    // Her own new phone is an administrator's device, which outlives this session: whoever
-    // sits at a browser she left logged in must not enroll one, so her password is asked.
+    // Her own new phone, as any device, outlives this session: whoever sits at a browser she
+    // left logged in must not enroll one, so her password is asked.
     let own = |web: &mut Client, password: &str| {
         web.post(
             "/members/invite",
@@ -2103,7 +2121,7 @@ fn an_administrator_cannot_invite_a_device_for_another_administrator() {
         assert!(r.text().contains("密码"), "{}", r.text());
         assert!(!r.text().contains("shouwang1"), "no invite shown");
     }
-    // So is a new member's device whose role administers.
+    // So for a new member's device (added with it: nothing is added without it).
     let r = web.post(
         "/members/invite",
         &[

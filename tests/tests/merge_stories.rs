@@ -476,6 +476,52 @@ fn story_6_the_same_roster_imported_twice_apart_is_one_child_each() {
     assert_eq!(before, fingerprint(&mut admin));
 }
 
+/// 6b. Two administrators offline make what is named by what it is: the same class (its id is
+///     its name's), one naming its 班主任 and one not, and the same pairing, one ending it
+///     again meanwhile. The school document then holds two maps under each key, which it reads
+///     strictly (a modified app makes such maps to win a key: trust story 17f). Honest work
+///     still reads as meant: the class has its 班主任; the pairing reads ended, and pairing
+///     them again shows on both devices.
+#[test]
+fn story_6b_the_same_class_and_pairing_made_apart_read_as_meant() {
+    let mut admin = school();
+    let mut archivist = join(&mut admin, "晁月静");
+    admin
+        .archive
+        .add_class("五年级(1)班", Some(PAIRING_TEACHER))
+        .unwrap();
+    archivist.archive.add_class("五年级(1)班", None).unwrap();
+    let child = CHILDREN[3].1;
+    admin.archive.pair(LOVE_MOTHER, child, None).unwrap();
+    admin.archive.end_pairing(LOVE_MOTHER, child).unwrap();
+    archivist.archive.pair(LOVE_MOTHER, child, None).unwrap();
+    sync(&mut admin, &mut archivist);
+    let paired = |d: &mut Device| {
+        let school = d.archive.school().unwrap();
+        let mother = d.archive.find_member(LOVE_MOTHER).unwrap().id;
+        let kid = d.archive.find_child(child).unwrap();
+        school
+            .pairings
+            .iter()
+            .any(|p| p.carer == mother && p.child == kid && p.active)
+    };
+    for d in [&mut admin, &mut archivist] {
+        let school = d.archive.school().unwrap();
+        let class = school
+            .classes
+            .iter()
+            .find(|c| c.name == "五年级(1)班")
+            .unwrap();
+        let head = d.archive.find_member(PAIRING_TEACHER).unwrap().id;
+        assert_eq!(class.head_teacher.as_ref(), Some(&head), "{}", d.name);
+        assert!(!paired(d), "{}: one of them ended it", d.name);
+    }
+    archivist.archive.pair(LOVE_MOTHER, child, None).unwrap();
+    sync(&mut admin, &mut archivist);
+    assert!(paired(&mut admin) && paired(&mut archivist), "paired again");
+    assert_eq!(heads(&mut admin), heads(&mut archivist));
+}
+
 /// 7. A newer app version wrote a field and a record kind this version does not know. Editing
 ///    the record and the profile here keeps them, and they reach the other device intact.
 #[test]

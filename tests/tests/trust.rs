@@ -953,6 +953,20 @@ fn record_shaped(
     named: &ChildId,
     void: bool,
 ) -> automerge::ChangeHash {
+    let id = shouwang_core::ids::RecordId::new(1_764_000_000_000);
+    record_at_id(who, child, id.as_str(), kind, role, named, void)
+}
+
+/// [`record_shaped`] under the record id `id`.
+fn record_at_id(
+    who: &mut Device,
+    child: &ChildId,
+    id: &str,
+    kind: &str,
+    role: &str,
+    named: &ChildId,
+    void: bool,
+) -> automerge::ChangeHash {
     use automerge::transaction::Transactable;
     use automerge::{ObjType, ROOT, ReadDoc};
     let (me, device) = (
@@ -962,8 +976,7 @@ fn record_shaped(
     let (kind, role, named) = (kind.to_owned(), role.to_owned(), named.to_string());
     attack::forge(&mut who.archive, &DocId::Child(child.clone()), None, |tx| {
         let records = tx.get(ROOT, "records")?.unwrap().1;
-        let id = shouwang_core::ids::RecordId::new(1_764_000_000_000);
-        let r = tx.put_object(&records, id.as_str(), ObjType::Map)?;
+        let r = tx.put_object(&records, id, ObjType::Map)?;
         for (k, v) in [
             ("kind", kind.as_str()),
             ("happened_on", "2026-11-21"),
@@ -1889,11 +1902,9 @@ fn story_17c_a_forgery_sent_with_a_companion_that_hides_what_it_stands_beside_is
 ///      revoked, on every copy.
 #[test]
 fn story_17f_a_device_entry_made_concurrently_with_its_registration_does_not_undo_a_revocation() {
+    use automerge::ObjType;
     use automerge::transaction::Transactable;
-    use automerge::{ObjType, ROOT, ReadDoc};
     let (mut s, device, _, _, registered) = revoked_archivist_s_changes();
-    let (registration, _) = registration_of(&mut s, &registered);
-    let office = s.admin.archive.device().clone();
     let (member, key) = {
         let school = s.admin.archive.school().unwrap();
         let d = school
@@ -1903,37 +1914,14 @@ fn story_17f_a_device_entry_made_concurrently_with_its_registration_does_not_und
             .unwrap();
         (d.member.to_string(), d.key.clone().unwrap())
     };
-    let forged = {
-        let store = s.admin.archive.store();
-        let doc = store.doc(&DocId::School).unwrap().unwrap();
-        let before = doc
-            .get_change_by_hash(&registration)
-            .unwrap()
-            .deps()
-            .to_vec();
-        let mut fork = doc.fork_at(&before).unwrap();
-        fork.set_actor(shouwang_core::ids::Epoch::actor_of(
-            Some(&shouwang_core::ids::Epoch("ee01020304".into())),
-            &office,
-        ));
-        let mut tx = fork.transaction();
-        let profile = tx.get(ROOT, "school").unwrap().unwrap().1;
-        for i in 0..3 {
-            tx.put(&profile, format!("note{i}"), "x").unwrap();
-        }
-        let devices = tx.get(ROOT, "devices").unwrap().unwrap().1;
+    let forged = beside_the_registration(&mut s, &registered, |tx, devices| {
         let d = tx
-            .put_object(&devices, device.as_str(), ObjType::Map)
+            .put_object(devices, device.as_str(), ObjType::Map)
             .unwrap();
         tx.put(&d, "member", member.as_str()).unwrap();
         tx.put(&d, "key", key.as_str()).unwrap();
         tx.put(&d, "label", "华为手机").unwrap();
-        tx.commit_with(
-            automerge::transaction::CommitOptions::default()
-                .with_message(shouwang_core::trust::declare("登记设备", &before, None)),
-        );
-        fork.get_last_local_change().unwrap().clone()
-    };
+    });
     // The principal's phone has not heard of the revocation; the archivist's phone hands it the
     // forgery, and the principal's phone then syncs with the office.
     let mut principal = join(&mut s.admin, "张长友");
@@ -1956,6 +1944,57 @@ fn story_17f_a_device_entry_made_concurrently_with_its_registration_does_not_und
             .unwrap(),
         "the gate refuses her phone"
     );
+}
+
+/// 17g. The same, with a value put at the device's key instead of an entry: it would stand
+///      beside the real entry and hide it from a reading of maps. Refused by the rules.
+#[test]
+fn story_17g_a_value_put_beside_a_device_entry_is_refused() {
+    use automerge::transaction::Transactable;
+    let (mut s, device, _, _, registered) = revoked_archivist_s_changes();
+    let forged = beside_the_registration(&mut s, &registered, |tx, devices| {
+        tx.put(devices, device.as_str(), "已恢复").unwrap();
+    });
+    let merged = refused_and_still_revoked(&mut s, forged.raw_bytes(), &[forged.hash()], &device);
+    assert!(merged.is_ok_and(|a| a.refused == 1), "refused by the rules");
+}
+
+/// A school change the revoked archivist's app writes under the office's device with a restore
+/// epoch of its own (an actor nobody uses), resting on the state before her device was
+/// registered (the operation `registered`): three padding puts, then `write` into `devices`.
+fn beside_the_registration(
+    s: &mut School,
+    registered: &automerge::legacy::OpId,
+    write: impl FnOnce(&mut automerge::transaction::Transaction<'_>, &automerge::ObjId),
+) -> automerge::Change {
+    use automerge::transaction::Transactable;
+    use automerge::{ROOT, ReadDoc};
+    let (registration, _) = registration_of(s, registered);
+    let office = s.admin.archive.device().clone();
+    let store = s.admin.archive.store();
+    let doc = store.doc(&DocId::School).unwrap().unwrap();
+    let before = doc
+        .get_change_by_hash(&registration)
+        .unwrap()
+        .deps()
+        .to_vec();
+    let mut fork = doc.fork_at(&before).unwrap();
+    fork.set_actor(shouwang_core::ids::Epoch::actor_of(
+        Some(&shouwang_core::ids::Epoch("ee01020304".into())),
+        &office,
+    ));
+    let mut tx = fork.transaction();
+    let profile = tx.get(ROOT, "school").unwrap().unwrap().1;
+    for i in 0..3 {
+        tx.put(&profile, format!("note{i}"), "x").unwrap();
+    }
+    let devices = tx.get(ROOT, "devices").unwrap().unwrap().1;
+    write(&mut tx, &devices);
+    tx.commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(shouwang_core::trust::declare("登记设备", &before, None)),
+    );
+    fork.get_last_local_change().unwrap().clone()
 }
 
 /// 17d. The same entry made again, with a companion change that is the archivist's previous
@@ -2283,6 +2322,49 @@ fn story_19_a_change_set_aside_for_its_dependencies_is_not_judged_as_another_sen
             && !format!("{phone:?}").contains("13800000000"),
         "the guardian's phone number is the office's"
     );
+}
+
+/// 20b. The same id in another file: the 帮扶教师, a carer of two children, makes a 谈心 in the
+///      second child's file under the id of the 班主任's 家访 in the first's. It is hers to
+///      write there, and taken. The office's index keeps both (one row per file and id: keyed
+///      by the id alone, the second row replaced the first, and the 家访 left the lists and
+///      the due work); the id alone names neither.
+#[test]
+fn story_20b_a_record_made_in_another_file_under_another_s_id_hides_nothing() {
+    let mut s = school_with_a_visit();
+    let mut teacher2 = join(&mut s.admin, PAIRING_TEACHER);
+    let other = s.admin.archive.find_child(CHILDREN[1].1).unwrap();
+    let visit = s.visit.clone();
+    let hers = record_at_id(
+        &mut teacher2,
+        &other,
+        &visit,
+        "talk",
+        "pairing_teacher",
+        &other,
+        true,
+    );
+    sync(&mut teacher2, &mut s.admin);
+    assert!(
+        holds(&mut s.admin.archive, &DocId::Child(other), &hers),
+        "taken"
+    );
+    let rows: i64 = s
+        .admin
+        .archive
+        .store()
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM p_records WHERE record_id = ?1",
+            [visit.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 2, "one row per file");
+    assert!(matches!(
+        s.admin.archive.find_record(&visit),
+        Err(Error::Ambiguous { .. })
+    ));
 }
 
 /// 20. A record made at another's id on a copy that had not seen it. The 爱心妈妈's modified

@@ -475,7 +475,7 @@ fn role_options(mut first: String) -> String {
 fn invite_form(csrf: &str) -> String {
     let roles = role_options(String::from("<option value=\"\">按其现有角色</option>"));
     format!(
-        "<section><h2>邀请设备</h2><form method=\"post\" action=\"/members/invite\" class=\"filters\">{}<label>成员姓名<input name=\"member\" required maxlength=\"50\"></label><label>角色（新成员必填）<select name=\"role\">{roles}</select></label><label>有效天数<input name=\"days\" value=\"7\" size=\"3\" inputmode=\"numeric\"></label><label>你的密码（为管理员的设备生成邀请时必填）<input name=\"password\" type=\"password\" autocomplete=\"current-password\" maxlength=\"200\"></label><button type=\"submit\">生成邀请码</button></form><p class=\"hint\">新成员会以所选角色加入学校；已有成员的邀请不会改变其角色。邀请码只能用于一台设备。</p></section>",
+        "<section><h2>邀请设备</h2><form method=\"post\" action=\"/members/invite\" class=\"filters\">{}<label>成员姓名<input name=\"member\" required maxlength=\"50\"></label><label>角色（新成员必填）<select name=\"role\">{roles}</select></label><label>有效天数<input name=\"days\" value=\"7\" size=\"3\" inputmode=\"numeric\"></label><label>你的密码<input name=\"password\" type=\"password\" required autocomplete=\"current-password\" maxlength=\"200\"></label><button type=\"submit\">生成邀请码</button></form><p class=\"hint\">新成员会以所选角色加入学校；已有成员的邀请不会改变其角色。邀请码只能用于一台设备。</p></section>",
         csrf_field(csrf)
     )
 }
@@ -507,9 +507,9 @@ pub(crate) async fn post_invite(
 }
 
 /// `POST /members/invite`: the hub issues the invite; the page shows it with its QR code.
-/// An invite that enrolls an administrator's device (her own new phone, or a new member in an
-/// administering role) asks for her password again: the device outlives the session, and
-/// neither logging out nor a new password takes it away.
+/// Every invite asks for her password again: the device it enrolls outlives the session, and
+/// neither logging out nor a new password takes it away (whoever sat at a browser she left
+/// logged in could otherwise add a 班主任, invite a phone for her, and give her a class).
 pub(crate) fn invite(
     a: &mut Archive,
     hub: &dyn Hub,
@@ -545,18 +545,12 @@ pub(crate) fn invite(
             m.name
         )));
     }
-    let administers = match a.find_member(member) {
-        Ok(m) => m.roles.iter().any(|r| r.administers()),
-        Err(_) => role.is_some_and(|r| r.administers()),
-    };
-    if administers {
-        if form.password.is_empty() {
-            return Err(OfficeError::Forbidden(
-                "为管理员的设备生成邀请，请再输入一次你的密码，没有做任何改动".into(),
-            ));
-        }
-        asked.confirm(a, v, &form.password)?;
+    if form.password.is_empty() {
+        return Err(OfficeError::Forbidden(
+            "生成设备邀请前，请再输入一次你的密码，没有做任何改动".into(),
+        ));
     }
+    asked.confirm(a, v, &form.password)?;
     // A new member is added here, as the member who asked; the hub then only issues.
     let added_here = match (a.find_member(member), role) {
         (Err(Error::NotFound { .. }), Some(role)) => {

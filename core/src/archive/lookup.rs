@@ -164,15 +164,16 @@ impl Archive {
         if key.len() < 6 || !key.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::invalid("记录编号", "至少填写编号的前6位"));
         }
-        let exact: Option<(String, String)> = self
+        // The same id in two files (a modified app's) is ambiguous, not either of them.
+        let exact: Vec<(String, String)> = self
             .store
             .conn()
-            .prepare_cached("SELECT record_id, doc_id FROM p_records WHERE record_id = ?1")?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let rows: Vec<(String, String)> = match exact {
-            Some(row) => vec![row],
-            None => {
+            .prepare_cached("SELECT record_id, doc_id FROM p_records WHERE record_id = ?1 LIMIT 2")?
+            .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<(String, String)> = match exact.is_empty() {
+            false => exact,
+            true => {
                 let mut stmt = self.store.conn().prepare_cached(
                     "SELECT record_id, doc_id FROM p_records
                      WHERE record_id >= ?1 AND record_id < ?2 LIMIT 2",

@@ -401,6 +401,32 @@ DROP TABLE epoch_refused;
 "#,
         rebuild_projections: false,
     },
+    // A record's projection row is keyed by its document and its id: keyed by the id alone, a
+    // carer of two children could make a record in one file under the id of a record in the
+    // other, and the second row written replaced the first (the other record gone from every
+    // list and the due work, in an order each copy chose).
+    Migration {
+        version: 21,
+        sql: r#"
+DROP TABLE p_records;
+CREATE TABLE p_records (
+    doc_id      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    child_id    TEXT,
+    kind        TEXT NOT NULL,
+    happened_on TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    written_at  INTEGER NOT NULL,
+    voided      INTEGER NOT NULL,
+    author_role TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (doc_id, record_id)
+) WITHOUT ROWID;
+CREATE INDEX p_records_by_id ON p_records (record_id);
+CREATE INDEX p_records_by_child ON p_records (child_id, happened_on);
+CREATE INDEX p_records_by_author ON p_records (author, kind, happened_on);
+"#,
+        rebuild_projections: true,
+    },
 ];
 
 /// Set in `meta` by a migration whose projections must be rebuilt, in its own transaction,

@@ -74,8 +74,8 @@ pub fn project_touched(
     }
     let key = id.key();
     for rid in &touched.records {
-        tx.prepare_cached("DELETE FROM p_records WHERE record_id = ?1")?
-            .execute([rid])?;
+        tx.prepare_cached("DELETE FROM p_records WHERE doc_id = ?1 AND record_id = ?2")?
+            .execute([key.as_str(), rid.as_str()])?;
         if let Some(m) = records::meta(doc, rid) {
             insert_record(tx, &key, id, &m)?;
         }

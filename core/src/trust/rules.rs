@@ -400,12 +400,17 @@ impl Ctx<'_> {
                     ([_id], Action::Make(_)) if w.replaces => {
                         return Err("设备一经登记不能重新登记".into());
                     }
+                    // An entry is a map: a value put in its place would stand beside it.
+                    ([_id], Action::Put(_)) => return Err("设备登记信息无效".into()),
                     _ => {}
                 }
             }
             if top == MEMBERS && matches!((rest, &w.action), ([_id], Action::Make(_))) && w.replaces
             {
                 return Err("成员一经登记不能重新登记".into());
+            }
+            if top == MEMBERS && matches!((rest, &w.action), ([_id], Action::Put(_))) {
+                return Err("成员登记信息无效".into());
             }
             if top == MEMBERS
                 && let [id, "active"] = rest
