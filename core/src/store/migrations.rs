@@ -401,7 +401,8 @@ DROP TABLE epoch_refused;
 "#,
         rebuild_projections: false,
     },
-    // A record's projection row is keyed by its document and its id: keyed by the id alone, a
+    // A record's projection row is keyed by its id and its document (the id first: ids are
+    // looked up by prefix; as many pages a write as before). Keyed by the id alone, a
     // carer of two children could make a record in one file under the id of a record in the
     // other, and the second row written replaced the first (the other record gone from every
     // list and the due work, in an order each copy chose).
@@ -419,11 +420,11 @@ CREATE TABLE p_records (
     written_at  INTEGER NOT NULL,
     voided      INTEGER NOT NULL,
     author_role TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (doc_id, record_id)
+    PRIMARY KEY (record_id, doc_id)
 ) WITHOUT ROWID;
-CREATE INDEX p_records_by_id ON p_records (record_id);
 CREATE INDEX p_records_by_child ON p_records (child_id, happened_on);
 CREATE INDEX p_records_by_author ON p_records (author, kind, happened_on);
+CREATE INDEX p_records_by_doc ON p_records (doc_id);
 "#,
         rebuild_projections: true,
     },
