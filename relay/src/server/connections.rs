@@ -6,7 +6,8 @@
 //! descriptor and its buffers for ever, and nothing capped how many one address could open.
 //! So:
 //!
-//! 1. Each TCP connection takes a place counted against its source address (at most
+//! 1. Each TCP connection takes a place counted against its source address (an IPv6 one as
+//!    its /64, which one host holds whole and picks any address of; at most
 //!    [`PER_ADDRESS`] at once) and against all of them ([`TOTAL`]), before its TLS handshake
 //!    if any; one over either is closed at once, and the place is given back when the
 //!    connection closes. One stranger can no longer keep the office's browsers out: theirs
@@ -70,7 +71,10 @@ impl Connections {
     }
 
     /// A place for a connection from `from`, or `None` if its address or the console is full.
+    /// An IPv6 address counts as its /64 (one host holds a whole /64 and picks any address in
+    /// it), an IPv4-mapped one as its IPv4 address.
     pub(crate) fn admit(&self, from: IpAddr) -> Option<Place> {
+        let from = counted_as(from);
         let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         let mine = taken.by_address.get(&from).copied().unwrap_or(0);
         if mine >= self.per_address || taken.total >= self.total {
@@ -94,6 +98,19 @@ impl Connections {
             idle: self.idle,
             deadline: Box::pin(tokio::time::sleep(self.idle)),
         })
+    }
+}
+
+/// The address a connection from `ip` is counted under (see [`Connections::admit`]).
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
     }
 }
 
@@ -366,5 +383,27 @@ mod tests {
         assert!(connections.admit(b).is_none(), "the console is full");
         drop(a1);
         assert!(connections.admit(b).is_some());
+    }
+
+    /// An IPv6 host picks any address of its /64: all of them are one address here, and an
+    /// IPv4-mapped address is its IPv4 one.
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64() {
+        let connections = Connections::new(2, 10, IDLE);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let other_in_it: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _a = connections.admit(one).unwrap();
+        let _b = connections.admit(other_in_it).unwrap();
+        assert!(connections.admit(one).is_none(), "one /64, one share");
+        assert!(connections.admit(next_64).is_some());
+        let v4: IpAddr = [192, 168, 1, 20].into();
+        let mapped: IpAddr = "::ffff:192.168.1.20".parse().unwrap();
+        let _c = connections.admit(v4).unwrap();
+        let _d = connections.admit(mapped).unwrap();
+        assert!(
+            connections.admit(v4).is_none(),
+            "the mapped address is the same host"
+        );
     }
 }
