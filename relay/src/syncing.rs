@@ -197,9 +197,10 @@ impl Conversation for DeviceSync {
             .session
             .as_mut()
             .ok_or_else(|| Error::Corrupt("尚未握手就收到同步数据".into()))?;
-        let school = match self.live {
-            true => Some(self.archive.store().heads(&DocId::School)?),
-            false => None,
+        let school = if self.live {
+            Some(self.archive.store().heads(&DocId::School)?)
+        } else {
+            None
         };
         let out = session.handle(self.archive.store(), Event::Frame(frame))?;
         // An erasure, a leave, an ended pairing or a withdrawn consent comes with the school

@@ -487,12 +487,12 @@ pub struct InviteForm {
     member: String,
     role: String,
     days: String,
-    /// The administrator's own password, for an administrator's device.
+    /// The administrator's own password, asked again for every invite.
     password: String,
 }
 
 /// The route of [`invite`]: an administrator's form, which also keeps where the request came
-/// from (for the password it may ask again).
+/// from (for the password it asks again).
 pub(crate) async fn post_invite(
     State(office): State<Office>,
     ctx: Ctx,

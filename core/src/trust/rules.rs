@@ -811,18 +811,18 @@ impl Ctx<'_> {
             // The maps every record is written with, made by the change that makes it: a
             // record without its `void` could never be voided (nobody may add it later), and
             // fields or progress entries need the maps to be written into.
+            let made_here = version.map(&automerge::ROOT, RECORDS).and_then(|r| {
+                self.doc
+                    .get_all_at(&r, rid.as_str(), self.at)
+                    .ok()?
+                    .into_iter()
+                    .map(|(_, id)| id)
+                    .find(|id| self.created_here(id))
+            });
             let made_map = |key: &str| {
-                let records = version.map(&automerge::ROOT, RECORDS);
-                let record = records.and_then(|r| {
-                    self.doc
-                        .get_all_at(&r, rid.as_str(), self.at)
-                        .ok()?
-                        .into_iter()
-                        .map(|(_, id)| id)
-                        .find(|id| self.created_here(id))
-                });
-                record
-                    .and_then(|r| version.map(&r, key))
+                made_here
+                    .as_ref()
+                    .and_then(|r| version.map(r, key))
                     .is_some_and(|m| self.created_here(&m))
             };
             if !made_map(R_VOID) || !made_map(R_FIELDS) {
